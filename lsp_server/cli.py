@@ -1,0 +1,89 @@
+"""The `tact` command line: serve, complete, demo, train, export, bench, eval.
+
+Subcommands import what they need when they run, so `tact serve` never loads training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the language server (stdio by default)")
+    p.add_argument("--tcp", type=int, metavar="PORT", help="listen on TCP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind with --tcp (default 127.0.0.1)")
+    p.add_argument("--log-file", help="log to this file instead of stderr")
+    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--database", help="telemetry database (default: the user data directory)")
+    p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the default")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="build corpora and train models (needs the [train] extra)")
+    tsub = p.add_subparsers(dest="target", required=True)
+    c = tsub.add_parser("corpus", help="build the training corpus from local code")
+    c.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus")
+    c.add_argument("--dir", type=Path, action="append", default=[], help="extra directories of code")
+    c.add_argument("--max-mb", type=float, default=80.0)
+    c.add_argument("--seed", type=int, default=0)
+    lm = tsub.add_parser("lm", help="train the early-exit code model and export it for serving")
+    lm.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    lm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "default")
+    lm.add_argument("--size", default="small", help="tiny, small (CPU default), base or large (accelerator)")
+    lm.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget for the whole job")
+    lm.add_argument("--batch-size", type=int, default=8)
+    lm.add_argument("--lr", type=float, default=3e-3)
+    lm.add_argument("--seed", type=int, default=0)
+    lm.add_argument("--threads", type=int, default=None)
+    lm.add_argument("--device", default="cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tact", description="Tact: IDE assistant language server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_train(sub)
+    ex = sub.add_parser("export", help="export a model directory to ONNX graphs for serving")
+    ex.add_argument("model_dir", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        from lsp_server.server import serve
+
+        return serve(args)
+    if args.command == "train" and args.target == "corpus":
+        from models.corpus import build_corpus
+
+        manifest = build_corpus(args.out, args.dir, max_mb=args.max_mb, seed=args.seed)
+        for split, s in manifest["splits"].items():
+            print(f"{split}: {s['files']} files, {s['chars'] / 1e6:.1f}M chars, {len(s['packages'])} packages")
+        print(f"manifest: {args.out / 'manifest.json'}")
+        return 0
+    if args.command == "train" and args.target == "lm":
+        from models.train_lm import train_lm
+
+        def log(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+
+        train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
+                 seed=args.seed, threads=args.threads, device=args.device, log=log)
+        from models.export import export_model_dir
+
+        export_model_dir(args.out)
+        print(f"model: {args.out}")
+        return 0
+    if args.command == "export":
+        from models.export import export_model_dir
+
+        export_model_dir(args.model_dir)
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Settings: the one source of defaults for the server, the CLI and the VS Code extension.
+
+Settings arrive camelCase (``initializationOptions``, ``workspace/configuration`` section
+``tact``, ``workspace/didChangeConfiguration``) and are held as a typed dataclass with
+snake_case fields. Unknown keys are ignored; values of the wrong type keep the default
+and are reported, so a bad settings file never takes the server down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+SECTION = "tact"
+DECODING_POLICIES = ("full", "dynamic", "speculative")
+DecodingPolicy = Literal["full", "dynamic", "speculative"]
+
+
+def default_data_dir() -> Path:
+    """Where the telemetry database lives unless a setting says otherwise."""
+    override = os.environ.get("TACT_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tact", appauthor=False))
+
+
+@dataclass
+class Settings:
+    """Every user-facing setting, with its default. Field order is the documentation order."""
+
+    enable: bool = True
+    model_path: str = ""  # empty: the default model shipped with the package
+    decoding_policy: str = "speculative"
+    max_new_tokens: int = 48
+    multiline: bool = False
+    exit_threshold: float = 0.9  # dynamic policy: controller P(exit) needed to leave the network
+    stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
+    draft_layers: int = 2  # speculative policy: layers used to draft
+    draft_tokens: int = 4  # speculative policy: tokens drafted per verification
+    context_prefix_tokens: int = 384
+    context_suffix_tokens: int = 64
+    acceptance_gate: bool = True
+    acceptance_lambda: float = 0.5
+    acceptance_precision_floor: float = 0.9
+    next_edit_threshold: float = 0.5
+    telemetry: bool = True
+    telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3
+    edit_coalesce_ms: int = 1000
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_camel(cls, values: dict[str, Any] | None, base: "Settings | None" = None) -> tuple["Settings", list[str]]:
+        """Build settings from a camelCase dict over ``base``; returns (settings, problems)."""
+        settings = dataclasses.replace(base) if base is not None else cls()
+        problems: list[str] = []
+        if not values:
+            return settings, problems
+        if not isinstance(values, dict):
+            return settings, [f"settings must be an object, got {type(values).__name__}"]
+        by_camel = {to_camel(f.name): f for f in fields(cls)}
+        for key, value in values.items():
+            f = by_camel.get(key)
+            if f is None:
+                continue
+            default = getattr(cls(), f.name)
+            coerced = _coerce(value, type(default))
+            if coerced is None:
+                problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {value!r}")
+                continue
+            setattr(settings, f.name, coerced)
+        if settings.decoding_policy not in DECODING_POLICIES:
+            problems.append(f"{SECTION}.decodingPolicy: {settings.decoding_policy!r} is not one of {DECODING_POLICIES}")
+            settings.decoding_policy = cls.decoding_policy
+        return settings, problems
+
+    def to_camel(self) -> dict[str, Any]:
+        return {to_camel(f.name): getattr(self, f.name) for f in fields(self)}
+
+    def database_path(self) -> Path:
+        if self.telemetry_database:
+            return Path(self.telemetry_database).expanduser()
+        return default_data_dir() / "telemetry.sqlite3"
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    if kind is bool:
+        return value if isinstance(value, bool) else None
+    if kind is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if kind is float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if kind is str:
+        return value if isinstance(value, str) else None
+    return None
+
+
+DEFAULTS = Settings()

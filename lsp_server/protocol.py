@@ -1,0 +1,36 @@
+"""Custom LSP method and command names, and the shapes of their parameters.
+
+One name per concept; the VS Code extension uses the same strings.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+COMMAND_ACCEPT_SUGGESTION = "tact.acceptSuggestion"
+COMMAND_ACCEPT_NEXT_EDIT = "tact.acceptNextEdit"
+
+DID_SHOW_COMPLETION = "tact/didShowCompletion"  # {id}
+DID_PARTIALLY_ACCEPT_COMPLETION = "tact/didPartiallyAcceptCompletion"  # {id, acceptedLength}
+DID_REJECT_COMPLETION = "tact/didRejectCompletion"  # {id, reason}
+NEXT_EDIT = "tact/nextEdit"  # {textDocument {uri, version}, position} -> {edits: [{id, range, newText}]}
+DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"  # {id}
+DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"  # {id, reason}
+STATUS = "tact/status"  # -> {model, policy, degraded, reason, ...}
+
+
+class RejectReason(str, Enum):
+    """Why a shown suggestion ended without being accepted."""
+
+    DISMISSED = "dismissed"  # Escape
+    TYPED_OVER = "typedOver"  # the user kept typing something else
+    SUPERSEDED = "superseded"  # a newer suggestion replaced it
+    CURSOR_MOVED = "cursorMoved"
+    IGNORED = "ignored"  # end of lifetime without a decision
+
+    @classmethod
+    def parse(cls, value: str) -> "RejectReason | None":
+        try:
+            return cls(value)
+        except ValueError:
+            return None

@@ -1,0 +1,494 @@
+"""Open documents, incremental changes, and each document's coalesced edit history.
+
+Plain Python (no pygls, no lsprotocol): the LSP feature layer converts protocol types to
+:class:`~lsp_server.services.positions.Range` and calls :class:`DocumentStore`.
+
+Edit history: the editor sends one ``didChange`` per keystroke. :class:`EditHistory` merges
+keystrokes that continue one another within a time window into one human-sized
+:class:`EditRecord` (typing a word, backspacing over it, retyping), and says when a record is
+*finalized* so the server can log it once, as a whole.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .positions import LineIndex, Position, PositionError, Range, advance
+
+__all__ = [
+    "AppliedEdit",
+    "ChangeResult",
+    "Document",
+    "DocumentError",
+    "DocumentStore",
+    "EditHistory",
+    "EditRecord",
+    "InvalidRangeError",
+    "StaleVersionError",
+    "UnknownDocumentError",
+]
+
+
+class DocumentError(Exception):
+    """Base class of the errors a change can be refused with."""
+
+
+class UnknownDocumentError(DocumentError, KeyError):
+    """A change or close for a URI that was never opened (or is already closed)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown document"
+
+
+class StaleVersionError(DocumentError):
+    """A change whose version is not newer than the document's; nothing was applied."""
+
+
+class InvalidRangeError(DocumentError):
+    """A change range outside the document or with start after end; nothing was applied."""
+
+
+@dataclass(frozen=True)
+class AppliedEdit:
+    """One change as applied: offsets and positions are in the text *before* the change."""
+
+    start_offset: int
+    end_offset: int
+    start: Position
+    end: Position
+    removed_text: str
+    inserted_text: str
+    full_replacement: bool = False
+
+
+@dataclass(frozen=True)
+class EditRecord:
+    """One human-sized edit: ``removed_text`` between ``start`` and ``end`` of the document as
+    it was before the edit began was replaced by ``inserted_text``.
+
+    ``version`` is the document version after the edit's last keystroke; ``ts_start`` and
+    ``ts_end`` are the times (seconds) of its first and last keystrokes.
+    """
+
+    uri: str
+    version: int
+    start: Position
+    end: Position
+    removed_text: str
+    inserted_text: str
+    ts_start: float
+    ts_end: float
+    keystrokes: int
+    full_replacement: bool = False
+
+    @property
+    def inserted_end(self) -> Position:
+        """Where the inserted text ends, in the document after the edit."""
+        return advance(self.start, self.inserted_text)
+
+    @property
+    def size(self) -> int:
+        return len(self.removed_text) + len(self.inserted_text)
+
+    def summary(self) -> dict:
+        """Telemetry-safe description (no source text)."""
+        return {
+            "version": self.version,
+            "start_line": self.start.line,
+            "start_character": self.start.character,
+            "end_line": self.end.line,
+            "end_character": self.end.character,
+            "removed_chars": len(self.removed_text),
+            "inserted_chars": len(self.inserted_text),
+            "removed_lines": self.removed_text.count("\n"),
+            "inserted_lines": self.inserted_text.count("\n"),
+            "duration_s": round(self.ts_end - self.ts_start, 3),
+            "keystrokes": self.keystrokes,
+            "full_replacement": self.full_replacement,
+        }
+
+
+class _State:
+    """Immutable (version, index-with-text) pair: swapped in one assignment, read in one."""
+
+    __slots__ = ("version", "index")
+
+    def __init__(self, version: int, index: LineIndex) -> None:
+        self.version = version
+        self.index = index
+
+
+def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineIndex, AppliedEdit]:
+    """Pure: the index after the change, and what the change did. Raises InvalidRangeError."""
+    text = index.text
+    if rng is None:
+        new_index = LineIndex(new_text)
+        end_pos = index.position_at(len(text))
+        return new_index, AppliedEdit(0, len(text), Position(0, 0), end_pos, text, new_text, True)
+    try:
+        s = index.offset_at(rng.start, clamp=False)
+        e = index.offset_at(rng.end, clamp=False)
+    except PositionError as exc:
+        raise InvalidRangeError(f"range {rng} is outside the document: {exc}") from None
+    if e < s:
+        raise InvalidRangeError(f"range {rng} ends before it starts")
+    removed = text[s:e]
+    new_index = index.replaced(s, e, new_text, text[:s] + new_text + text[e:])
+    # Positions as sent may point inside a surrogate pair; report the normalised ones.
+    start_pos = rng.start if rng.start.character == 0 else index.position_at(s)
+    end_pos = index.position_at(e) if e != s else start_pos
+    return new_index, AppliedEdit(s, e, start_pos, end_pos, removed, new_text)
+
+
+_BINARY_SAMPLE = 8192
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+
+
+class Document:
+    """One open text document. Mutations go through :class:`DocumentStore` (which holds the
+    lock); reads from other threads should use :meth:`snapshot`."""
+
+    def __init__(self, uri: str, language_id: str, version: int, text: str) -> None:
+        self.uri = uri
+        self.language_id = language_id
+        self._state = _State(version, LineIndex(text))
+        self._binary: tuple[str, bool] | None = None
+        self.history = EditHistory(uri)
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self._state.version
+
+    @property
+    def text(self) -> str:
+        return self._state.index.text
+
+    @property
+    def index(self) -> LineIndex:
+        return self._state.index
+
+    @property
+    def line_count(self) -> int:
+        return self._state.index.line_count
+
+    def snapshot(self) -> tuple[int, str]:
+        """``(version, text)`` read consistently (one attribute read)."""
+        st = self._state
+        return st.version, st.index.text
+
+    def line(self, n: int) -> str:
+        return self._state.index.line_text(n)
+
+    def offset_at(self, position: Position, *, clamp: bool = True) -> int:
+        return self._state.index.offset_at(position, clamp=clamp)
+
+    def position_at(self, offset: int) -> Position:
+        return self._state.index.position_at(offset)
+
+    @property
+    def is_binary(self) -> bool:
+        """NUL bytes present, or the start of the text is mostly control/replacement chars.
+
+        Cached per text object; the NUL search is a C-speed scan.
+        """
+        text = self.text
+        cached = self._binary
+        if cached is not None and cached[0] is text:
+            return cached[1]
+        result = _looks_binary(text)
+        self._binary = (text, result)
+        return result
+
+    # -- writing --------------------------------------------------------------------------
+    def apply_change(self, range: Range | None, new_text: str) -> AppliedEdit:  # noqa: A002 - LSP name
+        """Apply one change (``None`` range: replace everything). The version is unchanged;
+        :meth:`DocumentStore.change` sets it. Raises :class:`InvalidRangeError` and leaves
+        the document untouched when the range is outside it."""
+        new_index, applied = _apply(self._state.index, range, new_text)
+        self._state = _State(self._state.version, new_index)
+        return applied
+
+    def _commit(self, version: int, index: LineIndex) -> None:
+        self._state = _State(version, index)
+
+    def __repr__(self) -> str:
+        return f"Document({self.uri!r}, {self.language_id!r}, version={self.version}, chars={len(self.text)})"
+
+
+def _looks_binary(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    sample = text[:_BINARY_SAMPLE]
+    if not sample:
+        return False
+    bad = sum(1 for ch in sample if (ch < " " and ch not in _TEXT_CONTROLS) or ch == "\ufffd" or "\x7f" <= ch < "\xa0")
+    return bad > 0.3 * len(sample)
+
+
+class _Pending:
+    """The edit being built; offsets are in the *current* document."""
+
+    __slots__ = ("version", "start", "start_offset", "removed", "inserted", "ts_start", "ts_end", "keystrokes", "full")
+
+    def __init__(self, version: int, applied: AppliedEdit, now: float) -> None:
+        self.version = version
+        self.start = applied.start
+        self.start_offset = applied.start_offset
+        self.removed = applied.removed_text
+        self.inserted = applied.inserted_text
+        self.ts_start = now
+        self.ts_end = now
+        self.keystrokes = 1
+        self.full = applied.full_replacement
+
+    @property
+    def tip(self) -> int:
+        """Offset, in the current document, where the inserted text ends."""
+        return self.start_offset + len(self.inserted)
+
+    def absorb(self, version: int, applied: AppliedEdit, now: float, start_pos: Position) -> bool:
+        """Merge ``applied`` when it continues this edit at its tip; False if it does not."""
+        s, e = applied.start_offset, applied.end_offset
+        a, b = self.start_offset, self.tip
+        if s == b:
+            # Typing at the tip (or forward-deleting past it): text after b is original.
+            self.inserted += applied.inserted_text
+            self.removed += applied.removed_text
+        elif e == b and s < b:
+            # Backspacing (or replacing backwards) from the tip.
+            if s >= a:
+                self.inserted = self.inserted[: s - a] + applied.inserted_text
+            else:  # past the start of this edit, into original text
+                self.removed = applied.removed_text[: a - s] + self.removed
+                self.inserted = applied.inserted_text
+                self.start_offset = s
+                self.start = start_pos
+        else:
+            return False
+        self.version = version
+        self.ts_end = max(self.ts_end, now)
+        self.keystrokes += 1
+        return True
+
+    def record(self, uri: str) -> EditRecord:
+        return EditRecord(
+            uri=uri,
+            version=self.version,
+            start=self.start,
+            end=advance(self.start, self.removed),
+            removed_text=self.removed,
+            inserted_text=self.inserted,
+            ts_start=self.ts_start,
+            ts_end=self.ts_end,
+            keystrokes=self.keystrokes,
+            full_replacement=self.full,
+        )
+
+    @property
+    def is_noop(self) -> bool:
+        return self.removed == self.inserted
+
+
+class EditHistory:
+    """Coalesced edit history of one document, bounded in count and in characters.
+
+    Keystrokes continue the pending edit when they arrive within ``coalesce_s`` of its last
+    keystroke and touch its tip: typing where the previous insertion ended (newlines
+    included), backspacing from there (also past its start, into older text), forward-delete
+    from there, and typing after backspacing. Anything else, a pause longer than
+    ``coalesce_s``, or a full-document replacement finalizes the pending edit.
+
+    Finalized edits that changed nothing (typed then backspaced away) are dropped.
+    """
+
+    def __init__(self, uri: str, *, coalesce_s: float = 1.0, max_edits: int = 256, max_chars: int = 200_000) -> None:
+        self.uri = uri
+        self.coalesce_s = coalesce_s
+        self.max_edits = max_edits
+        self.max_chars = max_chars
+        self._done: deque[EditRecord] = deque()
+        self._chars = 0
+        self._pending: _Pending | None = None
+        self.dropped = 0  # finished edits evicted to respect the bounds
+
+    # -- writing --------------------------------------------------------------------------
+    def push(self, version: int, applied: AppliedEdit, now: float | None = None) -> list[EditRecord]:
+        """Record one applied change; returns the edits this push finalized (oldest first)."""
+        now = time.monotonic() if now is None else now
+        finalized: list[EditRecord] = []
+        p = self._pending
+        if applied.full_replacement:
+            # Not a keystroke: ends the pending edit and is finalized on its own at once.
+            finalized.extend(self._finalize())
+            self._pending = _Pending(version, applied, now)
+            finalized.extend(self._finalize())
+            return finalized
+        if p is not None and now - p.ts_end <= self.coalesce_s and p.absorb(version, applied, now, applied.start):
+            return finalized
+        finalized.extend(self._finalize())
+        self._pending = _Pending(version, applied, now)
+        return finalized
+
+    def flush(self) -> list[EditRecord]:
+        """Finalize the pending edit now (on close, before next-edit prediction)."""
+        return self._finalize()
+
+    def expire(self, now: float | None = None) -> list[EditRecord]:
+        """Finalize the pending edit if it has been idle longer than ``coalesce_s`` (timer)."""
+        now = time.monotonic() if now is None else now
+        p = self._pending
+        if p is not None and now - p.ts_end > self.coalesce_s:
+            return self._finalize()
+        return []
+
+    def _finalize(self) -> list[EditRecord]:
+        p = self._pending
+        self._pending = None
+        if p is None or p.is_noop:
+            return []
+        rec = p.record(self.uri)
+        self._store(rec)
+        return [rec]
+
+    def _store(self, rec: EditRecord) -> None:
+        self._done.append(rec)
+        self._chars += rec.size
+        while self._done and (len(self._done) > self.max_edits or self._chars > self.max_chars):
+            old = self._done.popleft()
+            self._chars -= old.size
+            self.dropped += 1
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def pending(self) -> EditRecord | None:
+        p = self._pending
+        return None if p is None or p.is_noop else p.record(self.uri)
+
+    @property
+    def stored_chars(self) -> int:
+        return self._chars
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def recent(self, n: int | None = None) -> list[EditRecord]:
+        """The last ``n`` edits, oldest first, the pending one (if any) last."""
+        out = list(self._done)
+        pending = self.pending
+        if pending is not None:
+            out.append(pending)
+        if n is not None:
+            out = out[-n:] if n > 0 else []
+        return out
+
+
+@dataclass
+class ChangeResult:
+    """What one ``didChange`` did."""
+
+    document: Document
+    version: int
+    applied: list[AppliedEdit] = field(default_factory=list)
+    finalized: list[EditRecord] = field(default_factory=list)
+
+
+class DocumentStore:
+    """Open documents by URI (any scheme: ``file:``, ``untitled:``, ...).
+
+    All mutations hold one lock; a change batch is atomic: either every change in it
+    applies and the version moves, or nothing does.
+    """
+
+    def __init__(self, *, coalesce_s: float = 1.0, max_edits: int = 256, max_chars: int = 200_000) -> None:
+        self.coalesce_s = coalesce_s
+        self.max_edits = max_edits
+        self.max_chars = max_chars
+        self._docs: dict[str, Document] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings) -> "DocumentStore":
+        return cls(coalesce_s=max(0, int(getattr(settings, "edit_coalesce_ms", 1000))) / 1000.0)
+
+    def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
+        """Open (or re-open, replacing) a document. A re-open loses its pending edit; use
+        :meth:`close` first to finalize it."""
+        doc = Document(uri, language_id, version, text)
+        doc.history = EditHistory(uri, coalesce_s=self.coalesce_s, max_edits=self.max_edits, max_chars=self.max_chars)
+        with self._lock:
+            self._docs[uri] = doc
+        return doc
+
+    def get(self, uri: str) -> Document | None:
+        return self._docs.get(uri)
+
+    def __contains__(self, uri: str) -> bool:
+        return uri in self._docs
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def uris(self) -> list[str]:
+        with self._lock:
+            return list(self._docs)
+
+    def change(
+        self,
+        uri: str,
+        version: int,
+        changes: Iterable[tuple[Range | None, str]],
+        now: float | None = None,
+    ) -> ChangeResult:
+        """Apply ``changes`` in order and move to ``version``.
+
+        Raises :class:`UnknownDocumentError`, :class:`StaleVersionError` (version not newer)
+        or :class:`InvalidRangeError` (any range outside the document as it is when that
+        change applies); in every error case the document is left exactly as it was.
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            doc = self._docs.get(uri)
+            if doc is None:
+                raise UnknownDocumentError(f"document {uri!r} is not open")
+            if version <= doc.version:
+                raise StaleVersionError(
+                    f"change for {uri!r} has version {version}, not newer than the current {doc.version}"
+                )
+            index = doc.index
+            applied: list[AppliedEdit] = []
+            for i, (rng, new_text) in enumerate(changes):
+                try:
+                    index, a = _apply(index, rng, new_text)
+                except InvalidRangeError as exc:
+                    raise InvalidRangeError(f"change {i} of the batch for {uri!r}: {exc}") from None
+                applied.append(a)
+            doc._commit(version, index)
+            finalized: list[EditRecord] = []
+            for a in applied:
+                finalized.extend(doc.history.push(version, a, now))
+            return ChangeResult(doc, version, applied, finalized)
+
+    def flush(self, uri: str) -> list[EditRecord]:
+        """Finalize ``uri``'s pending edit (before a next-edit request)."""
+        with self._lock:
+            doc = self._docs.get(uri)
+            return doc.history.flush() if doc is not None else []
+
+    def expire(self, now: float | None = None) -> list[EditRecord]:
+        """Finalize every pending edit idle longer than the window (call from a timer)."""
+        with self._lock:
+            out: list[EditRecord] = []
+            for doc in self._docs.values():
+                out.extend(doc.history.expire(now))
+            return out
+
+    def close(self, uri: str) -> list[EditRecord]:
+        """Forget ``uri``; returns its finalized pending edit. Unknown URIs return []."""
+        with self._lock:
+            doc = self._docs.pop(uri, None)
+            return doc.history.flush() if doc is not None else []

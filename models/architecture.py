@@ -1,0 +1,234 @@
+"""The early-exit code model in torch: a Llama-style decoder whose tokens may leave after any layer.
+
+Weights use Hugging Face Llama names, so the directory loads as `LlamaForCausalLM` too
+(`config.json` + `model.safetensors` + `tokenizer.json`). What Llama lacks lives beside it in
+`exit_heads.safetensors`: one RMSNorm per early exit (the LM head is shared) and the per-layer
+Stop&Exit controller. Training only: the server runs the ONNX export (`models.runtime`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.exits import N_OUTCOMES, controller_feature_size
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 8192
+    hidden_size: int = 256
+    intermediate_size: int = 704
+    num_hidden_layers: int = 8
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 1024
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    bos_token_id: int = 0
+    eos_token_id: int = 0
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def to_hf(self) -> dict:
+        """config.json in the Hugging Face Llama format."""
+        d = asdict(self)
+        d.update(
+            architectures=["LlamaForCausalLM"],
+            model_type="llama",
+            hidden_act="silu",
+            head_dim=self.head_dim,
+            tie_word_embeddings=True,
+            attention_bias=False,
+            mlp_bias=False,
+            rope_scaling=None,
+            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
+            torch_dtype="float32",
+            use_cache=True,
+        )
+        return d
+
+    @classmethod
+    def from_hf(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known and v is not None}
+        if "rope_theta" not in values and isinstance(d.get("rope_parameters"), dict):
+            values["rope_theta"] = d["rope_parameters"].get("rope_theta", 10000.0)
+        if isinstance(values.get("eos_token_id"), list):
+            values["eos_token_id"] = values["eos_token_id"][0]
+        return cls(**values)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        variance = x.pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(variance + self.eps))
+
+
+def rope_tables(cfg: ModelConfig, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin: (T, head_dim) for the given positions (T,), Llama's rotate-half layout."""
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim))
+    freqs = positions.float()[:, None] * inv_freq[None, :]  # (T, hd/2)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (T, hd)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, H, T, hd)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_attention_heads * hd, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_key_value_heads * hd, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_key_value_heads * hd, bias=False)
+        self.o_proj = nn.Linear(cfg.num_attention_heads * hd, cfg.hidden_size, bias=False)
+
+    def forward(self, x, cos, sin, past=None):
+        """x: (B, T, D); past: (k, v) each (B, Hkv, P, hd). Returns y (B, T, D) and the new (k, v) with P+T entries."""
+        B, T, _ = x.shape
+        cfg = self.cfg
+        q = self.q_proj(x).view(B, T, cfg.num_attention_heads, cfg.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = self.k_proj(x).view(B, T, cfg.num_key_value_heads, cfg.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        v = self.v_proj(x).view(B, T, cfg.num_key_value_heads, cfg.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        P = k.shape[2] - T
+        rep = cfg.num_attention_heads // cfg.num_key_value_heads
+        kk = k.repeat_interleave(rep, dim=1) if rep > 1 else k
+        vv = v.repeat_interleave(rep, dim=1) if rep > 1 else v
+        # Query i (absolute P+i) sees keys 0..P+i.
+        mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
+        y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)  # (B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, -1)
+        return self.o_proj(y), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn = Attention(cfg)
+        self.mlp = MLP(cfg)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+    def forward(self, x, cos, sin, past=None):
+        a, kv = self.self_attn(self.input_layernorm(x), cos, sin, past)
+        x = x + a
+        x = x + self.mlp(self.post_attention_layernorm(x))
+        return x, kv
+
+
+class Backbone(nn.Module):
+    """Named `model` inside the LM so parameter names match Hugging Face Llama."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+
+class EarlyExitLM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.model = Backbone(cfg)
+        # One norm per early exit; the last layer exits through model.norm. The LM head is the
+        # (tied) embedding matrix, shared by every exit.
+        self.exit_norms = nn.ModuleList(RMSNorm(cfg.hidden_size, cfg.rms_norm_eps) for _ in range(cfg.num_hidden_layers - 1))
+        self.controller = nn.ModuleList(nn.Linear(controller_feature_size(cfg.hidden_size), N_OUTCOMES) for _ in range(cfg.num_hidden_layers))
+        self.apply(self._init)
+
+    def _init(self, m):
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def exit_norm(self, layer: int) -> RMSNorm:
+        return self.model.norm if layer == self.cfg.num_hidden_layers - 1 else self.exit_norms[layer]
+
+    def exit_logits(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """h: (..., D) hidden state after `layer` -> logits (..., V) through that exit's norm and the shared head."""
+        return self.exit_norm(layer)(h) @ self.model.embed_tokens.weight.T
+
+    def forward(self, input_ids: torch.Tensor, layer_dropout: float = 0.0, positions: torch.Tensor | None = None):
+        """input_ids: (B, T). Returns the hidden state after every layer: list of L tensors (B, T, D).
+
+        With layer_dropout > 0 (training), layer l is skipped with probability layer_dropout * l / (L-1):
+        rising with depth, as in LayerSkip, so early layers learn to carry the prediction alone.
+        """
+        B, T = input_ids.shape
+        if positions is None:
+            positions = torch.arange(T, device=input_ids.device)
+        cos, sin = rope_tables(self.cfg, positions)
+        x = self.model.embed_tokens(input_ids)
+        L = self.cfg.num_hidden_layers
+        hidden = []
+        for i, layer in enumerate(self.model.layers):
+            p = layer_dropout * i / max(L - 1, 1)
+            if self.training and p > 0 and torch.rand(()) < p:
+                hidden.append(x)
+                continue
+            x, _ = layer(x, cos, sin)
+            hidden.append(x)
+        return hidden
+
+    def hf_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights under Hugging Face Llama names (model.safetensors)."""
+        sd = {k: v for k, v in self.state_dict().items() if k.startswith("model.")}
+        sd["lm_head.weight"] = self.model.embed_tokens.weight
+        return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+
+    def exit_state_dict(self) -> dict[str, torch.Tensor]:
+        """Exit norms and controller (exit_heads.safetensors)."""
+        return {k: v.detach().contiguous().clone() for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller."))}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def controller_inputs(logits: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+    """Controller features for one exit: the normed hidden state plus confidence of its distribution.
+
+    logits: (..., V), normed: (..., D) -> (..., D + 3) = [normed, max prob, entropy, top1 - top2 margin].
+    Mirrors `models.exits.controller_features` (numpy, serving).
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    top2 = p.topk(2, dim=-1).values
+    entropy = -(p * logp).sum(-1, keepdim=True)
+    return torch.cat([normed, top2[..., :1], entropy / math.log(logits.shape[-1]), top2[..., :1] - top2[..., 1:2]], dim=-1)

@@ -1,0 +1,147 @@
+"""Training corpus from local code: the standard library, installed site-packages and user directories.
+
+Files are deduplicated by content, split by *package* (never files of one package on both sides)
+into train / calibration (controller training, never seen by the LM) / heldout (benchmarks), and
+written as JSON lines with a manifest of what went in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from models.progress import progress
+
+SPLITS = ("train", "calib", "heldout")
+MAX_FILE_BYTES = 200_000
+MAX_LINE_CHARS = 400  # files with longer lines are mostly generated data, not code
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    package: str
+    path: Path
+
+
+def split_of(package: str, heldout_percent: int = 5, calib_percent: int = 5) -> str:
+    """Deterministic split by package name, stable across machines and runs."""
+    bucket = int(hashlib.sha1(package.encode()).hexdigest(), 16) % 100
+    if bucket < heldout_percent:
+        return "heldout"
+    if bucket < heldout_percent + calib_percent:
+        return "calib"
+    return "train"
+
+
+def default_roots() -> list[tuple[str, Path]]:
+    """(label, directory) pairs: the standard library and the running interpreter's site-packages."""
+    paths = sysconfig.get_paths()
+    roots = [("stdlib", Path(paths["stdlib"]))]
+    for key in ("purelib", "platlib"):
+        p = Path(paths[key])
+        if all(p != r for _, r in roots):
+            roots.append(("site", p))
+    return roots
+
+
+def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
+    """Every .py file under root with its package: the first path component below root."""
+    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", ".venv", "venv"}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and not d.endswith(".dist-info"))
+        for name in sorted(filenames):
+            if not name.endswith(".py"):
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root)
+            top = rel.parts[0]
+            package = top[:-3] if top.endswith(".py") else top
+            yield SourceFile(f"{label}:{package}", path)
+
+
+def read_code(path: Path) -> str | None:
+    """The file's text if it looks like hand-written UTF-8 code, else None."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.strip() or "\x00" in text:
+        return None
+    if max((len(line) for line in text.splitlines()), default=0) > MAX_LINE_CHARS:
+        return None
+    return text.replace("\r\n", "\n")
+
+
+def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb: float = 80.0, seed: int = 0,
+                 heldout_percent: int = 5, calib_percent: int = 5) -> dict:
+    """Write ``{split}.jsonl`` and ``manifest.json`` under out_dir; returns the manifest."""
+    started = time.time()
+    roots = default_roots() + [(f"user:{Path(d).name}", Path(d)) for d in (extra_dirs or [])]
+    files = [f for label, root in roots if root.is_dir() for f in iter_sources(label, root)]
+    rng = random.Random(seed)
+    rng.shuffle(files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    budget = int(max_mb * 1_000_000)
+    counts = {s: {"files": 0, "chars": 0, "packages": set()} for s in SPLITS}
+    skipped = {"unreadable_or_generated": 0, "duplicate": 0, "over_budget": 0}
+    total = 0
+    handles = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}
+    try:
+        for src in progress(files, "corpus", total=len(files)):
+            text = read_code(src.path)
+            if text is None:
+                skipped["unreadable_or_generated"] += 1
+                continue
+            digest = hashlib.sha1(text.encode()).hexdigest()
+            if digest in seen:
+                skipped["duplicate"] += 1
+                continue
+            if total + len(text) > budget:
+                skipped["over_budget"] += 1
+                continue
+            seen.add(digest)
+            total += len(text)
+            split = split_of(src.package, heldout_percent, calib_percent)
+            handles[split].write(json.dumps({"package": src.package, "path": str(src.path), "text": text}) + "\n")
+            c = counts[split]
+            c["files"] += 1
+            c["chars"] += len(text)
+            c["packages"].add(src.package)
+    finally:
+        for h in handles.values():
+            h.close()
+    manifest = {
+        "seed": seed,
+        "max_mb": max_mb,
+        "roots": [{"label": label, "path": str(root)} for label, root in roots],
+        "split_rule": f"sha1(package) % 100: <{heldout_percent} heldout, <{heldout_percent + calib_percent} calib, else train",
+        "skipped": skipped,
+        "seconds": round(time.time() - started, 1),
+        "splits": {s: {"files": c["files"], "chars": c["chars"], "packages": sorted(c["packages"])} for s, c in counts.items()},
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def iter_split(corpus_dir: Path, split: str) -> Iterator[dict]:
+    with open(corpus_dir / f"{split}.jsonl", encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def iter_directory(source: Path) -> Iterator[dict]:
+    """Records like ``iter_split`` for any directory of code (benchmarks' ``--source DIR``)."""
+    for src in iter_sources("source", source):
+        text = read_code(src.path)
+        if text is not None:
+            yield {"package": src.package, "path": str(src.path), "text": text}

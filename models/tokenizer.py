@@ -1,0 +1,64 @@
+"""Byte-level BPE tokenizer with fill-in-the-middle special tokens.
+
+Training uses the `tokenizers` library; loading needs only `tokenizers` (no transformers), so the
+server can tokenize without heavy imports. Runs of spaces and newline+indent pieces become single
+tokens, which keeps indentation cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer
+
+EOS = "<|endoftext|>"
+FIM_PREFIX = "<|fim_prefix|>"
+FIM_MIDDLE = "<|fim_middle|>"
+FIM_SUFFIX = "<|fim_suffix|>"
+PAD = "<|pad|>"
+SPECIAL_TOKENS = [EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, PAD]
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192) -> Tokenizer:
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    # GPT-2 style splitting keeps whitespace runs (indentation) together as one pre-token.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    return Tokenizer.from_file(str(path))
+
+
+class TokenizerInfo:
+    """Special token ids of a loaded tokenizer; FIM is unavailable when the tokens are missing."""
+
+    def __init__(self, tok: Tokenizer):
+        self.tok = tok
+        self.eos_id = tok.token_to_id(EOS)
+        self.fim_prefix_id = tok.token_to_id(FIM_PREFIX)
+        self.fim_middle_id = tok.token_to_id(FIM_MIDDLE)
+        self.fim_suffix_id = tok.token_to_id(FIM_SUFFIX)
+        self.pad_id = tok.token_to_id(PAD)
+
+    @property
+    def has_fim(self) -> bool:
+        return None not in (self.fim_prefix_id, self.fim_middle_id, self.fim_suffix_id)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids, skip_special_tokens=True)

@@ -1,0 +1,276 @@
+"""`tact train lm`: train the early-exit code model, its controller, and export it for serving.
+
+LayerSkip-style recipe: layer dropout rising with depth, an early-exit loss on every layer through
+the shared LM head (a norm per exit), fill-in-the-middle examples in the SPM layout of `models.fim`.
+The Stop&Exit controller is then fitted on the calibration split, which the LM never saw.
+Training runs for a wall-clock budget with a time-based cosine schedule, so the same command fits
+any machine; `--size` picks the model size (bigger ones for an accelerator).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.architecture import EarlyExitLM, ModelConfig, controller_inputs
+from models.corpus import iter_split
+from models.exits import N_OUTCOMES, label_outcomes
+from models.fim import build_prompt
+from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
+
+SIZES = {
+    # name: (hidden, layers, heads, intermediate)
+    "tiny": (128, 4, 2, 352),
+    "small": (256, 8, 4, 704),
+    "base": (512, 12, 8, 1408),
+    "large": (768, 16, 12, 2048),
+}
+SEQ_LEN = 512
+SUFFIX_TOKENS = 64
+
+
+class ExampleSampler:
+    """Draws training sequences from corpus files: half plain continuation, half SPM fill-in-the-middle."""
+
+    def __init__(self, texts: list[str], info: TokenizerInfo, seq_len: int, seed: int, fim_rate: float = 0.5):
+        self.texts = texts
+        weights = np.array([len(t) for t in texts], dtype=np.float64)
+        self.cum = np.cumsum(weights / weights.sum())
+        self.info = info
+        self.seq_len = seq_len
+        self.rng = random.Random(seed)
+        self.fim_rate = fim_rate
+
+    def _window(self) -> str:
+        text = self.texts[int(np.searchsorted(self.cum, self.rng.random()))]
+        span = self.seq_len * 4
+        if len(text) <= span:
+            return text
+        start = self.rng.randrange(0, len(text) - span)
+        start = text.find("\n", start) + 1 or start
+        return text[start:start + span]
+
+    def _fim_pieces(self, window: str) -> tuple[str, str, str]:
+        """prefix, middle, suffix: the middle starts anywhere (often mid-word) and runs to the end of
+        its line or a few lines on, like a completion request."""
+        cut = self.rng.randrange(0, max(1, len(window) - 1))
+        eol = window.find("\n", cut)
+        eol = len(window) if eol < 0 else eol
+        end = eol
+        if self.rng.random() < 0.4:
+            for _ in range(self.rng.randint(1, 6)):
+                nxt = window.find("\n", end + 1)
+                end = len(window) if nxt < 0 else nxt
+        elif self.rng.random() < 0.3 and eol > cut:
+            end = self.rng.randrange(cut, eol + 1)
+        return window[:cut], window[cut:end], window[end:]
+
+    def batch(self, batch_size: int) -> torch.Tensor:
+        """(B, seq_len) token ids, padded with PAD."""
+        info, L = self.info, self.seq_len
+        rows = []
+        for _ in range(batch_size):
+            window = self._window()
+            if info.has_fim and self.rng.random() < self.fim_rate:
+                prefix, middle, suffix = self._fim_pieces(window)
+                p, m, s = (info.encode(x) for x in (prefix, middle, suffix))
+                m = m + [info.eos_id]
+                prompt = build_prompt(info, p, s[:SUFFIX_TOKENS], L, reserve=min(len(m), L // 2))
+                ids = (prompt + m)[:L]
+            else:
+                ids = info.encode(window)[:L]
+            rows.append(ids + [info.pad_id] * (L - len(ids)))
+        return torch.tensor(rows, dtype=torch.long)
+
+
+def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.Tensor, pad_id: int,
+                    exit_sample: float, exit_weight: float) -> tuple[torch.Tensor, list[float]]:
+    """Final-layer cross entropy on every token plus each early exit's on a random share of positions.
+
+    Sampling positions keeps the shared (V x D) head from dominating the step on a CPU.
+    Returns the loss and per-layer CE values (for logging).
+    """
+    L = model.cfg.num_hidden_layers
+    targets = ids[:, 1:]
+    valid = targets != pad_id
+    final = model.exit_logits(L - 1, hidden[-1][:, :-1])
+    loss = F.cross_entropy(final[valid], targets[valid])
+    per_layer = [0.0] * L
+    per_layer[-1] = loss.item()
+    pos = torch.nonzero(valid)
+    k = max(1, int(len(pos) * exit_sample))
+    pick = pos[torch.randperm(len(pos))[:k]]
+    for layer in range(L - 1):
+        h = hidden[layer][:, :-1][pick[:, 0], pick[:, 1]]
+        ce = F.cross_entropy(model.exit_logits(layer, h), targets[pick[:, 0], pick[:, 1]])
+        # Deeper exits weigh more: they must be good; the earliest only need to be right on easy tokens.
+        loss = loss + exit_weight * (layer + 1) / L * ce
+        per_layer[layer] = ce.item()
+    return loss, per_layer
+
+
+def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> list[str]:
+    texts, total = [], 0
+    for rec in iter_split(corpus_dir, split):
+        texts.append(rec["text"])
+        total += len(rec["text"])
+        if limit_chars and total >= limit_chars:
+            break
+    return texts
+
+
+@torch.no_grad()
+def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log) -> dict:
+    """Fit each layer's 3-way Stop&Exit classifier on held-apart data; returns per-layer statistics."""
+    model.eval()
+    L = model.cfg.num_hidden_layers
+    feats = [[] for _ in range(L)]
+    labels = [[] for _ in range(L)]
+    agree = np.zeros(L)
+    correct = np.zeros(L)
+    n = 0
+    for _ in range(batches):
+        ids = sampler.batch(batch_size)
+        hidden = model(ids)
+        targets = ids[:, 1:]
+        valid = targets != pad_id
+        tgt = targets[valid].numpy()
+        final_pred = model.exit_logits(L - 1, hidden[-1][:, :-1][valid]).argmax(-1).numpy()
+        for layer in range(L):
+            h = hidden[layer][:, :-1][valid]
+            normed = model.exit_norm(layer)(h)
+            logits = normed @ model.model.embed_tokens.weight.T
+            pred = logits.argmax(-1).numpy()
+            feats[layer].append(controller_inputs(logits, normed))
+            labels[layer].append(torch.from_numpy(label_outcomes(pred, final_pred, tgt)))
+            agree[layer] += (pred == final_pred).sum()
+            correct[layer] += (pred == tgt).sum()
+        n += len(tgt)
+    stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(), "agrees_with_final": (agree / n).round(4).tolist(), "class_share": []}
+    with torch.enable_grad():
+        for layer in range(L):
+            x = torch.cat(feats[layer])
+            y = torch.cat(labels[layer]).long()
+            stats["class_share"].append(torch.bincount(y, minlength=N_OUTCOMES).div(len(y)).round(decimals=4).tolist())
+            head = model.controller[layer]
+            head.reset_parameters()
+            opt = torch.optim.LBFGS(head.parameters(), lr=0.5, max_iter=200, history_size=20, line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                loss = F.cross_entropy(head(x), y) + 1e-4 * head.weight.pow(2).sum()
+                loss.backward()
+                return loss
+
+            final_loss = opt.step(closure).item()
+            log(f"controller layer {layer}: loss {float(final_loss):.4f} classes {stats['class_share'][-1]}")
+    return stats
+
+
+def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    sd = model.hf_state_dict()
+    sd.pop("lm_head.weight")  # tied to the embeddings (tie_word_embeddings in config.json)
+    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(model.exit_state_dict(), str(out / "exit_heads.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=1))
+    tok.save(str(out / "tokenizer.json"))
+    (out / "tact.json").write_text(json.dumps(record, indent=1))
+
+
+def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float = 60.0, batch_size: int = 8,
+             lr: float = 3e-3, layer_dropout: float = 0.1, exit_sample: float = 0.125, exit_weight: float = 0.5,
+             vocab_size: int = 8192, seed: int = 0, threads: int | None = None, device: str = "cpu",
+             controller_batches: int = 24, log=print) -> dict:
+    started = time.time()
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    manifest = json.loads((corpus_dir / "manifest.json").read_text())
+    texts = load_texts(corpus_dir, "train")
+    log(f"corpus: {len(texts)} training files, {sum(map(len, texts)) / 1e6:.1f}M chars")
+    tok_path = out / "tokenizer.json"
+    if tok_path.exists():
+        tok = load_tokenizer(tok_path)
+    else:
+        rng = random.Random(seed)
+        sample = rng.sample(texts, k=len(texts))
+        budget, chosen = 25_000_000, []
+        for t in sample:
+            chosen.append(t)
+            budget -= len(t)
+            if budget <= 0:
+                break
+        t0 = time.time()
+        tok = train_tokenizer(chosen, vocab_size=vocab_size)
+        log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.0f}s")
+    info = TokenizerInfo(tok)
+    hidden, layers, heads, inter = SIZES[size]
+    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=SEQ_LEN * 2,
+                      bos_token_id=info.eos_id, eos_token_id=info.eos_id)
+    model = EarlyExitLM(cfg).to(device)
+    log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {layers} layers")
+    sampler = ExampleSampler(texts, info, SEQ_LEN, seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    budget_s = minutes * 60 * 0.9  # the rest: controller, saving, export
+    warmup = 100
+    step, tokens, losses = 0, 0, []
+    train_start = time.time()
+    last_log = train_start
+    model.train()
+    while True:
+        frac = (time.time() - train_start) / budget_s
+        if frac >= 1:
+            break
+        lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        for g in opt.param_groups:
+            g["lr"] = lr_now
+        ids = sampler.batch(batch_size).to(device)
+        hidden_states = model(ids, layer_dropout=layer_dropout)
+        loss, per_layer = early_exit_loss(model, hidden_states, ids, info.pad_id, exit_sample, exit_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens += int((ids != info.pad_id).sum())
+        losses.append(per_layer)
+        if time.time() - last_log > 60:
+            last_log = time.time()
+            recent = np.mean(losses[-50:], axis=0)
+            log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} tokens {tokens / 1e6:.2f}M "
+                f"final CE {recent[-1]:.3f} exits {' '.join(f'{x:.2f}' for x in recent[:-1])}")
+    train_seconds = time.time() - train_start
+    final_losses = np.mean(losses[-100:], axis=0).round(4).tolist()
+    log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
+    model = model.cpu()
+    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed + 1)
+    controller_stats = fit_controller(model, calib, controller_batches, batch_size, info.pad_id, log)
+    record = {
+        "command": "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("tact") else " ".join(sys.argv),
+        "size": size,
+        "parameters": model.num_parameters(),
+        "data": {"corpus": str(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),
+                 "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"]["packages"])},
+        "hyperparameters": {"seq_len": SEQ_LEN, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
+                            "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed},
+        "training": {"steps": step, "tokens": tokens, "train_minutes": round(train_seconds / 60, 1),
+                     "total_minutes": round((time.time() - started) / 60, 1), "device": device,
+                     "threads": torch.get_num_threads(), "final_cross_entropy_per_exit": final_losses},
+        "controller": controller_stats,
+        "fim": "spm",
+    }
+    save_model_dir(model, tok, out, record)
+    return record

@@ -1,0 +1,95 @@
+"""The read side: helpers for replay tools and reports.
+
+Readers use a plain read-only ``sqlite3`` connection, so inspecting a database can
+never modify or migrate it, and they can run while a server is writing (WAL mode).
+JSON columns come back decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from .schema import SCHEMA_VERSION, TelemetrySchemaError, newer_schema_error, read_schema_version
+
+_JSON_COLUMNS = frozenset({"settings", "models", "context", "payload"})
+_DOCUMENT_EVENT_TYPES = {"open": "document_opened", "snapshot": "document_snapshot", "close": "document_closed"}
+
+
+def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open a telemetry database for reading, after checking it is one this code understands."""
+    file = Path(path)
+    if not file.is_file():
+        raise TelemetrySchemaError(f"no telemetry database at {file}")
+    conn = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        version = read_schema_version(conn, str(file))
+        if version is None:
+            raise TelemetrySchemaError(f"{file} is an empty SQLite database, not a Tact telemetry database")
+        if version > SCHEMA_VERSION:
+            raise newer_schema_error(str(file), version)
+        if version < SCHEMA_VERSION:
+            raise TelemetrySchemaError(
+                f"{file} has telemetry schema version {version}, older than {SCHEMA_VERSION}; open it once "
+                "with the telemetry store (e.g. start the server with it, or telemetry.open_store(path)) "
+                "to migrate it, then read it again"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _decode(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS and isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [{name: _decode(name, value) for name, value in zip(names, row)} for row in cursor]
+
+
+def list_sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every session row, oldest first."""
+    return _dicts(conn.execute("SELECT * FROM sessions ORDER BY started_at, id"))
+
+
+def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
+    """Settings changes, document events, edits and suggestion events of one session, in replay order.
+
+    Each item is a flat dict with ``type`` (the event type name), ``ts`` and ``seq``; order
+    is by ``ts`` with write order (``seq``) breaking ties. Suggestion event payloads are
+    merged into the item.
+    """
+    items: list[dict[str, Any]] = []
+    for row in _dicts(conn.execute("SELECT * FROM settings_changes WHERE session_id = ?", [session_id])):
+        items.append({"type": "settings_changed", **row})
+    for row in _dicts(conn.execute("SELECT * FROM documents WHERE session_id = ?", [session_id])):
+        items.append({"type": _DOCUMENT_EVENT_TYPES[row["kind"]], **row})
+    for row in _dicts(conn.execute("SELECT * FROM edits WHERE session_id = ?", [session_id])):
+        items.append({"type": "edit", **row})
+    for row in _dicts(conn.execute("SELECT * FROM suggestion_events WHERE session_id = ?", [session_id])):
+        payload = row.pop("payload")
+        items.append({"type": row.pop("type"), **row, **payload})
+    items.sort(key=lambda item: (item["ts"], item["seq"]))
+    for item in items:
+        del item["id"]  # per-table row ids mean nothing once merged
+    return items
+
+
+def suggestions(conn: sqlite3.Connection, session_id: str | None = None) -> list[dict[str, Any]]:
+    """Summary rows (one per suggestion), in request order."""
+    where, params = ("WHERE session_id = ?", [session_id]) if session_id is not None else ("", [])
+    return _dicts(conn.execute(f"SELECT * FROM suggestions {where} ORDER BY requested_at, id", params))
+
+
+def outcome_counts(conn: sqlite3.Connection, session_id: str | None = None) -> dict[str, int]:
+    """How many suggestions ended each way; ``'pending'`` counts those with no outcome yet."""
+    where, params = ("WHERE session_id = ?", [session_id]) if session_id is not None else ("", [])
+    rows = conn.execute(f"SELECT COALESCE(outcome, 'pending'), COUNT(*) FROM suggestions {where} GROUP BY 1", params)
+    return dict(rows.fetchall())

@@ -1,0 +1,409 @@
+"""The write side: a SQLite store fed through a bounded queue by one writer thread.
+
+``record()`` runs on LSP handlers, so it only does a non-blocking ``put_nowait`` and
+never raises; everything that can be slow or fail (serialization, SQLite, the disk)
+happens on the writer thread, which owns the connection. A bad event or a failed
+transaction is logged (rate-limited) and counted, and the writer carries on:
+telemetry must never take the server down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlite_utils import Database
+
+from .events import (
+    EVENT_TYPES,
+    DocumentClosed,
+    DocumentOpened,
+    DocumentSnapshot,
+    EditEvent,
+    Event,
+    SessionEnded,
+    SessionStarted,
+    SettingsChanged,
+    SuggestionAccepted,
+    SuggestionCancelled,
+    SuggestionEvent,
+    SuggestionFailed,
+    SuggestionGated,
+    SuggestionGenerated,
+    SuggestionRejected,
+    SuggestionRequested,
+    SuggestionShown,
+    event_type,
+)
+from .schema import migrate
+
+log = logging.getLogger("tact.telemetry")
+
+BATCH_SIZE = 256  # events per transaction: amortizes the commit without holding the write lock long
+WARNING_INTERVAL_S = 60.0
+_STOP = object()
+
+# A later outcome replaces the stored one only if it ranks at least as high, so a
+# stale reject or cancel cannot erase an acceptance, while an accept after a partial
+# accept upgrades it.
+_OUTCOME_RANK: dict[str | None, int] = {
+    None: 0,
+    "skipped": 1,
+    "hidden": 1,
+    "rejected": 2,
+    "cancelled": 2,
+    "failed": 2,
+    "partially_accepted": 3,
+    "accepted": 4,
+}
+_GATE_OUTCOMES = {(1, "skip"): "skipped", (2, "hide"): "hidden"}
+_PAYLOAD_EXCLUDED = frozenset({"session_id", "suggestion_id", "ts"})
+
+
+@dataclass(frozen=True)
+class TelemetryStats:
+    """Counters since the store was opened; ``failed`` events reached the writer but not the disk."""
+
+    written: int = 0
+    dropped: int = 0
+    failed: int = 0
+
+
+def _json(value: Any) -> str:
+    """Serialize a dict field; odd values (paths, enums) become strings rather than losing the event."""
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _payload(event: SuggestionEvent) -> str:
+    return _json({f.name: getattr(event, f.name) for f in fields(event) if f.name not in _PAYLOAD_EXCLUDED})
+
+
+class TelemetryStore:
+    """Append-only telemetry database at ``path``; see the module docstring for the threading model."""
+
+    def __init__(self, path: str | os.PathLike[str], *, queue_size: int = 10_000) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1 (the queue has to be bounded)")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Opened here so that schema errors reach the caller; from the moment the thread
+        # starts, only the writer thread touches the connection.
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            self._db = Database(conn, execute_plugins=False)
+            migrate(self._db)
+            self._db.enable_wal()
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)
+        self._closed = False
+        self._enqueued = 0
+        self._processed = 0
+        self._written = 0
+        self._dropped = 0
+        self._failed = 0
+        # Writer-thread state.
+        self._seq = 0
+        self._last_warning = -math.inf
+        self._suppressed_warnings = 0
+        self._writers: dict[type[Event], Callable[[Any], None]] = {
+            SessionStarted: self._write_session_started,
+            SessionEnded: self._write_session_ended,
+            SettingsChanged: self._write_settings_changed,
+            DocumentOpened: self._write_document_opened,
+            DocumentClosed: self._write_document_closed,
+            DocumentSnapshot: self._write_document_snapshot,
+            EditEvent: self._write_edit,
+            SuggestionRequested: self._write_requested,
+            SuggestionGated: self._write_gated,
+            SuggestionGenerated: self._write_generated,
+            SuggestionShown: self._write_shown,
+            SuggestionAccepted: self._write_accepted,
+            SuggestionRejected: self._write_rejected,
+            SuggestionCancelled: lambda e: self._set_outcome(e, "cancelled"),
+            SuggestionFailed: lambda e: self._set_outcome(e, "failed"),
+        }
+        self._thread = threading.Thread(target=self._run, name="tact-telemetry-writer", daemon=True)
+        self._thread.start()
+
+    # -- caller side -------------------------------------------------------------------
+
+    def record(self, event: object) -> bool:
+        """Queue ``event`` without blocking; False (and a counted drop) if it cannot be taken."""
+        with self._lock:
+            if self._closed or type(event) not in EVENT_TYPES:
+                self._dropped += 1
+                return False
+            try:
+                self._queue.put_nowait(event)
+            except queue.Full:
+                self._dropped += 1
+                return False
+            self._enqueued += 1
+            return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event recorded before this call is written (or failed); False on timeout."""
+        with self._progress:
+            target = self._enqueued
+            return self._progress.wait_for(lambda: self._processed >= target, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush, stop the writer and close the database; later calls do nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if not self.flush(timeout):
+            # The daemon writer is stuck (e.g. a lock held elsewhere); don't hang shutdown on it.
+            log.warning("telemetry writer did not finish within %.1fs; unwritten events are lost", timeout)
+            return
+        self._queue.put_nowait(_STOP)  # the queue is drained and closed to record(), so there is room
+        self._thread.join(timeout)
+        stats = self.stats
+        if stats.dropped or stats.failed:
+            log.warning("telemetry: %d events dropped and %d failed to write this run", stats.dropped, stats.failed)
+
+    @property
+    def stats(self) -> TelemetryStats:
+        with self._lock:
+            return TelemetryStats(written=self._written, dropped=self._dropped, failed=self._failed)
+
+    def __enter__(self) -> TelemetryStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = batch[-1] is _STOP  # close() queues it last, after record() is shut
+                if stopping:
+                    batch.pop()
+                written = self._write_batch(batch) if batch else 0
+                with self._progress:
+                    self._written += written
+                    self._failed += len(batch) - written
+                    self._processed += len(batch)
+                    self._progress.notify_all()
+                if stopping:
+                    return
+        finally:
+            self._db.close()
+
+    def _write_batch(self, batch: list[Event]) -> int:
+        """Write ``batch`` in one transaction; returns how many events landed."""
+        written = 0
+        try:
+            with self._db.atomic():
+                for event in batch:
+                    try:
+                        with self._db.atomic():  # a savepoint: one bad event doesn't sink the batch
+                            self._write_event(event)
+                        written += 1
+                    except Exception as exc:
+                        if not self._db.conn.in_transaction:
+                            raise  # SQLite rolled the whole transaction back (e.g. disk full)
+                        self._warn(f"dropped a {event_type(event)} event", exc)
+        except Exception as exc:
+            self._warn(f"lost a batch of {len(batch)} events", exc)
+            return 0
+        return written
+
+    def _warn(self, what: str, exc: BaseException) -> None:
+        """Log a write failure at most once per interval; never includes event contents."""
+        now = time.monotonic()
+        if now - self._last_warning < WARNING_INTERVAL_S:
+            self._suppressed_warnings += 1
+            return
+        suppressed = f" ({self._suppressed_warnings} similar warnings suppressed)" if self._suppressed_warnings else ""
+        log.warning("telemetry write failed, %s: %s: %s%s", what, type(exc).__name__, exc, suppressed)
+        self._last_warning = now
+        self._suppressed_warnings = 0
+
+    def _next_seq(self) -> int:
+        """Write order; breaks ``ts`` ties when a session's events are merged for replay."""
+        self._seq += 1
+        return self._seq
+
+    def _write_event(self, event: Event) -> None:
+        # Rows are created on first sight, so events whose start was dropped still land.
+        self._db.execute(
+            "INSERT OR IGNORE INTO sessions (id, started_at) VALUES (?, ?)", [event.session_id, event.ts]
+        )
+        if isinstance(event, SuggestionEvent):
+            self._db.execute(
+                "INSERT INTO suggestion_events (seq, session_id, suggestion_id, ts, type, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [self._next_seq(), event.session_id, event.suggestion_id, event.ts, event_type(event), _payload(event)],
+            )
+            self._db.execute(
+                "INSERT OR IGNORE INTO suggestions (id, session_id) VALUES (?, ?)",
+                [event.suggestion_id, event.session_id],
+            )
+        self._writers[type(event)](event)
+
+    def _write_session_started(self, e: SessionStarted) -> None:
+        self._db.execute(
+            "UPDATE sessions SET started_at = ?, client_name = ?, client_version = ?, server_version = ?,"
+            " workspace = ?, settings = ?, models = ? WHERE id = ?",
+            [e.ts, e.client_name, e.client_version, e.server_version, e.workspace,
+             _json(e.settings), _json(e.models), e.session_id],
+        )
+
+    def _write_session_ended(self, e: SessionEnded) -> None:
+        self._db.execute(
+            "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?", [e.ts, e.reason, e.session_id]
+        )
+
+    def _write_settings_changed(self, e: SettingsChanged) -> None:
+        self._db.execute(
+            "INSERT INTO settings_changes (seq, session_id, ts, settings) VALUES (?, ?, ?, ?)",
+            [self._next_seq(), e.session_id, e.ts, _json(e.settings)],
+        )
+
+    def _insert_document(
+        self, e: Event, kind: str, uri: str, version: int | None, language_id: str | None, text: str | None
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO documents (seq, session_id, uri, version, language_id, ts, kind, text)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [self._next_seq(), e.session_id, uri, version, language_id, e.ts, kind, text],
+        )
+
+    def _write_document_opened(self, e: DocumentOpened) -> None:
+        self._insert_document(e, "open", e.uri, e.version, e.language_id, e.text)
+
+    def _write_document_snapshot(self, e: DocumentSnapshot) -> None:
+        self._insert_document(e, "snapshot", e.uri, e.version, None, e.text)
+
+    def _write_document_closed(self, e: DocumentClosed) -> None:
+        self._insert_document(e, "close", e.uri, None, None, None)
+
+    def _write_edit(self, e: EditEvent) -> None:
+        self._db.execute(
+            "INSERT INTO edits (seq, session_id, uri, version, ts_start, ts, start_line, start_character,"
+            " end_line, end_character, removed_text, inserted_text, keystrokes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self._next_seq(), e.session_id, e.uri, e.version, e.ts_start, e.ts, e.start_line,
+             e.start_character, e.end_line, e.end_character, e.removed_text, e.inserted_text, e.keystrokes],
+        )
+
+    def _write_requested(self, e: SuggestionRequested) -> None:
+        self._db.execute(
+            "UPDATE suggestions SET kind = ?, uri = ?, version = ?, line = ?, character = ?, trigger = ?,"
+            " requested_at = ?, context = ? WHERE id = ?",
+            [e.kind, e.uri, e.version, e.line, e.character, e.trigger, e.ts, _json(e.context), e.suggestion_id],
+        )
+
+    def _write_gated(self, e: SuggestionGated) -> None:
+        self._db.execute(
+            "INSERT INTO decisions (session_id, suggestion_id, ts, stage, decision, score, threshold,"
+            " model_version, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [e.session_id, e.suggestion_id, e.ts, e.stage, e.decision, e.score, e.threshold,
+             e.model_version, _json(e.details)],
+        )
+        outcome = _GATE_OUTCOMES.get((e.stage, e.decision))
+        if outcome is not None:
+            self._set_outcome(e, outcome)
+
+    def _write_generated(self, e: SuggestionGenerated) -> None:
+        self._db.execute(
+            "UPDATE suggestions SET text = ?, model = ?, policy = ?, latency_ms = ?, tokens = ?,"
+            " layers_per_token = ?, stop_reason = ?, generated_at = ? WHERE id = ?",
+            [e.text, e.model, e.policy, e.latency_ms, e.tokens, e.layers_per_token, e.stop_reason, e.ts,
+             e.suggestion_id],
+        )
+
+    def _write_shown(self, e: SuggestionShown) -> None:
+        self._db.execute(
+            "UPDATE suggestions SET shown_at = COALESCE(shown_at, ?) WHERE id = ?", [e.ts, e.suggestion_id]
+        )
+
+    def _write_accepted(self, e: SuggestionAccepted) -> None:
+        self._set_outcome(e, "partially_accepted" if e.partial else "accepted")
+        if e.accepted_length is not None:
+            # Accepted text only grows, whatever order partial accepts are reported in.
+            self._db.execute(
+                "UPDATE suggestions SET accepted_length = MAX(COALESCE(accepted_length, 0), ?) WHERE id = ?",
+                [e.accepted_length, e.suggestion_id],
+            )
+
+    def _write_rejected(self, e: SuggestionRejected) -> None:
+        self._set_outcome(e, "rejected")
+        self._db.execute("UPDATE suggestions SET reject_reason = ? WHERE id = ?", [e.reason, e.suggestion_id])
+
+    def _set_outcome(self, e: SuggestionEvent, outcome: str) -> None:
+        (current,) = self._db.execute("SELECT outcome FROM suggestions WHERE id = ?", [e.suggestion_id]).fetchone()
+        if _OUTCOME_RANK.get(current, 0) <= _OUTCOME_RANK[outcome]:
+            self._db.execute(
+                "UPDATE suggestions SET outcome = ?, outcome_at = ? WHERE id = ?", [outcome, e.ts, e.suggestion_id]
+            )
+
+
+class NullStore:
+    """Stands in for an unusable database: same interface, records nothing."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        self._lock = threading.Lock()
+        self._dropped = 0
+
+    def record(self, event: object) -> bool:
+        with self._lock:
+            self._dropped += 1
+        return False
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        pass
+
+    @property
+    def stats(self) -> TelemetryStats:
+        with self._lock:
+            return TelemetryStats(dropped=self._dropped)
+
+    def __enter__(self) -> NullStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_store(path: str | os.PathLike[str], *, queue_size: int = 10_000) -> TelemetryStore | NullStore:
+    """Open the store, or fall back to a ``NullStore`` (with a WARNING saying why) if the file is unusable."""
+    try:
+        return TelemetryStore(path, queue_size=queue_size)
+    except Exception as exc:
+        log.warning("telemetry disabled: cannot use database %s: %s", path, exc)
+        return NullStore(reason=str(exc))

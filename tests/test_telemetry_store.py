@@ -1,0 +1,337 @@
+"""TelemetryStore: lifecycle bookkeeping, the edit stream, and the never-block/never-raise contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telemetry import (
+    DocumentClosed,
+    DocumentOpened,
+    DocumentSnapshot,
+    EditEvent,
+    Event,
+    NullStore,
+    SessionEnded,
+    SessionStarted,
+    SettingsChanged,
+    SuggestionAccepted,
+    SuggestionCancelled,
+    SuggestionFailed,
+    SuggestionGated,
+    SuggestionGenerated,
+    SuggestionRejected,
+    SuggestionRequested,
+    SuggestionShown,
+    TelemetryStore,
+    list_sessions,
+    open_readonly,
+    open_store,
+    outcome_counts,
+    session_timeline,
+    suggestions,
+)
+from telemetry.store import TelemetryStore as StoreClass
+
+SID = "session-1"
+URI = "file:///project/main.py"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "telemetry.sqlite3"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[TelemetryStore]:
+    with TelemetryStore(db_path) as s:
+        yield s
+
+
+def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def suggestion_row(path: Path, suggestion_id: str) -> dict[str, Any]:
+    conn = open_readonly(path)
+    try:
+        (row,) = [r for r in suggestions(conn) if r["id"] == suggestion_id]
+        return row
+    finally:
+        conn.close()
+
+
+def requested(suggestion_id: str, ts: float, kind: str = "completion") -> SuggestionRequested:
+    return SuggestionRequested(
+        SID, suggestion_id, kind, URI, 3, 10, 4, trigger="invoked", context={"prefix_chars": 120}, ts=ts
+    )
+
+
+@pytest.fixture
+def stalled_writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Makes the writer block inside its next batch write until ``release`` is set."""
+    entered, release = threading.Event(), threading.Event()
+    original = StoreClass._write_batch
+
+    def slow_write_batch(self: TelemetryStore, batch: list[Event]) -> int:
+        entered.set()
+        release.wait(10)
+        return original(self, batch)
+
+    monkeypatch.setattr(StoreClass, "_write_batch", slow_write_batch)
+    yield entered, release
+    release.set()
+
+
+def test_full_lifecycle_updates_summary_row_and_logs_events_in_order(store: TelemetryStore, db_path: Path) -> None:
+    t = 1_700_000_000.0
+    store.record(requested("s1", t))
+    store.record(SuggestionGated(SID, "s1", 1, "generate", score=0.8, threshold=0.5, model_version="g1", ts=t + 0.001))
+    store.record(
+        SuggestionGenerated(
+            SID, "s1", "return x + 1", "tiny-v1", "speculative", 42.5, 6,
+            layers_per_token=3.5, stop_reason="newline", ts=t + 0.05,
+        )
+    )
+    store.record(SuggestionGated(SID, "s1", 2, "show", score=0.7, threshold=0.6, ts=t + 0.051))
+    store.record(SuggestionShown(SID, "s1", ts=t + 0.06))
+    store.record(SuggestionAccepted(SID, "s1", accepted_length=6, partial=True, ts=t + 1.0))
+    assert store.flush()
+    assert suggestion_row(db_path, "s1")["outcome"] == "partially_accepted"
+
+    store.record(SuggestionAccepted(SID, "s1", accepted_length=12, partial=False, ts=t + 2.0))
+    assert store.flush()
+
+    row = suggestion_row(db_path, "s1")
+    assert row["kind"] == "completion" and row["uri"] == URI and (row["line"], row["character"]) == (10, 4)
+    assert row["trigger"] == "invoked" and row["context"] == {"prefix_chars": 120}
+    assert (row["text"], row["model"], row["policy"]) == ("return x + 1", "tiny-v1", "speculative")
+    assert (row["latency_ms"], row["tokens"], row["layers_per_token"], row["stop_reason"]) == (42.5, 6, 3.5, "newline")
+    assert (row["requested_at"], row["generated_at"], row["shown_at"]) == (t, t + 0.05, t + 0.06)
+    assert (row["outcome"], row["outcome_at"], row["accepted_length"]) == ("accepted", t + 2.0, 12)
+
+    types = [r[0] for r in query(db_path, "SELECT type FROM suggestion_events WHERE suggestion_id = 's1' ORDER BY id")]
+    assert types == [
+        "suggestion_requested", "suggestion_gated", "suggestion_generated", "suggestion_gated",
+        "suggestion_shown", "suggestion_accepted", "suggestion_accepted",
+    ]
+    ((raw_payload,),) = query(db_path, "SELECT payload FROM suggestion_events WHERE type = 'suggestion_generated'")
+    payload = json.loads(raw_payload)
+    assert payload["text"] == "return x + 1" and payload["latency_ms"] == 42.5
+    decisions = query(db_path, "SELECT stage, decision, score, threshold, model_version FROM decisions ORDER BY id")
+    assert decisions == [(1, "generate", 0.8, 0.5, "g1"), (2, "show", 0.7, 0.6, None)]
+
+
+def test_rejection_keeps_reason_but_never_erases_an_acceptance(store: TelemetryStore, db_path: Path) -> None:
+    store.record(requested("r1", 1.0))
+    store.record(SuggestionShown(SID, "r1", ts=1.1))
+    store.record(SuggestionRejected(SID, "r1", "typed_over", ts=1.5))
+    store.record(requested("r2", 2.0))
+    store.record(SuggestionAccepted(SID, "r2", accepted_length=4, partial=True, ts=2.5))
+    store.record(SuggestionRejected(SID, "r2", "escape", ts=3.0))
+    assert store.flush()
+
+    r1, r2 = suggestion_row(db_path, "r1"), suggestion_row(db_path, "r2")
+    assert (r1["outcome"], r1["reject_reason"], r1["outcome_at"]) == ("rejected", "typed_over", 1.5)
+    assert (r2["outcome"], r2["reject_reason"], r2["accepted_length"]) == ("partially_accepted", "escape", 4)
+
+
+def test_gate_skip_hide_cancel_and_failure_outcomes(store: TelemetryStore, db_path: Path) -> None:
+    store.record(requested("skip", 1.0))
+    store.record(SuggestionGated(SID, "skip", 1, "skip", score=0.1, threshold=0.5))
+    store.record(requested("hide", 2.0, kind="next_edit"))
+    store.record(SuggestionGated(SID, "hide", 1, "generate"))
+    store.record(SuggestionGated(SID, "hide", 2, "hide", score=0.2, threshold=0.6))
+    store.record(requested("gen", 3.0))
+    store.record(SuggestionGated(SID, "gen", 1, "generate"))
+    store.record(requested("cancel", 4.0))
+    store.record(SuggestionCancelled(SID, "cancel", "superseded"))
+    store.record(requested("boom", 5.0))
+    store.record(SuggestionFailed(SID, "boom", "RuntimeError: model"))
+    assert store.flush()
+
+    outcomes = {r[0]: r[1] for r in query(db_path, "SELECT id, outcome FROM suggestions")}
+    assert outcomes == {"skip": "skipped", "hide": "hidden", "gen": None, "cancel": "cancelled", "boom": "failed"}
+    conn = open_readonly(db_path)
+    assert outcome_counts(conn) == {"skipped": 1, "hidden": 1, "pending": 1, "cancelled": 1, "failed": 1}
+    assert outcome_counts(conn, session_id="someone-else") == {}
+    conn.close()
+
+
+def test_event_for_unknown_suggestion_and_session_still_lands(store: TelemetryStore, db_path: Path) -> None:
+    assert store.record(SuggestionShown("orphan-session", "never-requested", ts=9.0))
+    assert store.flush()
+    events = query(db_path, "SELECT suggestion_id, type FROM suggestion_events")
+    assert events == [("never-requested", "suggestion_shown")]
+    assert query(db_path, "SELECT id, session_id, shown_at FROM suggestions") == [
+        ("never-requested", "orphan-session", 9.0)
+    ]
+    assert query(db_path, "SELECT id, started_at FROM sessions") == [("orphan-session", 9.0)]
+
+
+def test_session_rows_and_timeline_merge_edit_stream_in_time_order(store: TelemetryStore, db_path: Path) -> None:
+    store.record(
+        SessionStarted(SID, "vscode", "1.90", "0.1.0", {"telemetry": True}, {"completion": "tiny"}, "/w", ts=1.0)
+    )
+    store.record(DocumentOpened(SID, URI, 1, "python", "def f():\n    pass\n", ts=2.0))
+    # Recorded out of ts order (an edit is only logged once coalescing ends): the timeline sorts it back.
+    store.record(requested("s1", 4.0))
+    store.record(EditEvent(SID, URI, 2, 1, 4, 1, 8, "pass", "return 1", ts_start=2.5, keystrokes=8, ts=3.0))
+    store.record(SettingsChanged(SID, {"multiline": True}, ts=4.0))  # same ts as the request: write order decides
+    store.record(DocumentSnapshot(SID, URI, 2, "def f():\n    return 1\n", ts=5.0))
+    store.record(DocumentClosed(SID, URI, ts=6.0))
+    store.record(SessionEnded(SID, "shutdown", ts=7.0))
+    store.record(DocumentOpened("other-session", URI, 1, "python", "x = 1\n", ts=2.2))
+    assert store.flush()
+
+    conn = open_readonly(db_path)
+    timeline = session_timeline(conn, SID)
+    assert [(e["type"], e["ts"]) for e in timeline] == [
+        ("document_opened", 2.0), ("edit", 3.0), ("suggestion_requested", 4.0), ("settings_changed", 4.0),
+        ("document_snapshot", 5.0), ("document_closed", 6.0),
+    ]
+    edit = timeline[1]
+    assert (edit["start_line"], edit["start_character"], edit["end_line"], edit["end_character"]) == (1, 4, 1, 8)
+    assert (edit["removed_text"], edit["inserted_text"]) == ("pass", "return 1")
+    assert (edit["ts_start"], edit["keystrokes"]) == (2.5, 8)
+    assert timeline[0]["text"] == "def f():\n    pass\n" and timeline[4]["text"] == "def f():\n    return 1\n"
+    assert timeline[2]["suggestion_id"] == "s1" and timeline[2]["context"] == {"prefix_chars": 120}
+    assert timeline[3]["settings"] == {"multiline": True}
+
+    sessions = {s["id"]: s for s in list_sessions(conn)}
+    assert set(sessions) == {SID, "other-session"}
+    mine = sessions[SID]
+    assert (mine["started_at"], mine["ended_at"], mine["end_reason"]) == (1.0, 7.0, "shutdown")
+    assert (mine["client_name"], mine["settings"], mine["models"], mine["workspace"]) == (
+        "vscode", {"telemetry": True}, {"completion": "tiny"}, "/w"
+    )
+    conn.close()
+
+
+def test_database_is_in_wal_mode(store: TelemetryStore, db_path: Path) -> None:
+    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_record_never_blocks_when_queue_is_full(
+    db_path: Path, stalled_writer: tuple[threading.Event, threading.Event]
+) -> None:
+    entered, release = stalled_writer
+    store = TelemetryStore(db_path, queue_size=2)
+    try:
+        assert store.record(SuggestionShown(SID, "first"))
+        assert entered.wait(5), "writer never picked up the first event"
+        started = time.perf_counter()
+        results = [store.record(SuggestionShown(SID, f"s{i}")) for i in range(200)]
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.5
+        assert results[:2] == [True, True] and not any(results[2:])
+        assert store.stats.dropped == 198
+        release.set()
+        assert store.flush()
+        assert store.stats.written == 3
+        assert query(db_path, "SELECT COUNT(*) FROM suggestions") == [(3,)]
+    finally:
+        release.set()
+        store.close()
+
+
+@pytest.mark.parametrize("garbage", [None, "suggestion_shown", 42, object(), Event(SID), {"type": "edit"}])
+def test_record_rejects_garbage_without_raising(store: TelemetryStore, garbage: object) -> None:
+    assert store.record(garbage) is False
+    assert store.stats.dropped == 1
+    assert store.flush()
+    assert store.stats.written == 0 and store.stats.failed == 0
+
+
+def test_bad_event_fails_alone_and_writer_keeps_going(
+    db_path: Path, stalled_writer: tuple[threading.Event, threading.Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    entered, release = stalled_writer
+    caplog.set_level(logging.DEBUG, logger="tact.telemetry")
+    secret = "SECRET_SOURCE_TEXT"
+    too_big = 2**70  # SQLite integers are 64-bit: this write raises OverflowError
+    with TelemetryStore(db_path) as store:
+        store.record(DocumentOpened(SID, URI, 1, "python", secret))
+        assert entered.wait(5)
+        # These three share the next batch: the bad ones must not roll back the good one.
+        store.record(EditEvent(SID, URI, too_big, 0, 0, 0, 0, secret, secret, ts_start=0.0))
+        store.record(EditEvent(SID, URI, 3, 0, 0, 0, 0, "", "ok", ts_start=0.0))
+        store.record(SuggestionRequested(SID, "x", "completion", URI, too_big, 0, 0))
+        release.set()
+        assert store.flush()
+        store.record(EditEvent(SID, URI, 4, 0, 0, 0, 0, "", "later", ts_start=0.0))
+        assert store.flush()
+        assert store.stats.written == 3 and store.stats.failed == 2
+
+    assert [r[0] for r in query(db_path, "SELECT inserted_text FROM edits ORDER BY id")] == ["ok", "later"]
+    assert query(db_path, "SELECT COUNT(*) FROM suggestion_events") == [(0,)]
+    failures = [r for r in caplog.records if "write failed" in r.getMessage()]
+    assert len(failures) == 1, "write failures are rate-limited"
+    assert failures[0].levelno == logging.WARNING and "OverflowError" in failures[0].getMessage()
+    assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_flush_and_close_are_idempotent(db_path: Path) -> None:
+    store = TelemetryStore(db_path)
+    assert store.record(SessionEnded(SID, "exit"))
+    store.close()
+    store.close()
+    assert store.flush() is True
+    assert store.record(SessionEnded(SID, "late")) is False
+    assert store.stats.written == 1 and store.stats.dropped == 1
+    assert query(db_path, "SELECT end_reason FROM sessions") == [("exit",)]
+
+
+def test_concurrent_record_from_many_threads_all_land(store: TelemetryStore, db_path: Path) -> None:
+    threads_n, per_thread = 8, 250
+
+    def worker(n: int) -> None:
+        for i in range(per_thread):
+            assert store.record(EditEvent(f"t{n}", URI, i, 0, i, 0, i, "", "a", ts_start=0.0))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.flush(timeout=20)
+    assert store.stats.written == threads_n * per_thread
+    assert query(db_path, "SELECT COUNT(*), COUNT(DISTINCT seq) FROM edits") == [(2000, 2000)]
+    # Each thread's own events keep their order.
+    versions = [r[0] for r in query(db_path, "SELECT version FROM edits WHERE session_id = 't3' ORDER BY seq")]
+    assert versions == list(range(per_thread))
+
+
+def test_open_store_falls_back_to_null_store_on_unwritable_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    caplog.set_level(logging.WARNING, logger="tact.telemetry")
+    store = open_store(blocker / "telemetry.sqlite3")
+    assert isinstance(store, NullStore)
+    assert store.record(SessionEnded(SID, "x")) is False and store.stats.dropped == 1
+    assert store.flush() is True
+    store.close()
+    assert any("telemetry disabled" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_open_store_returns_working_store(db_path: Path) -> None:
+    with open_store(db_path) as store:
+        assert isinstance(store, TelemetryStore)
+        assert store.record(SessionEnded(SID, "x"))
+    assert query(db_path, "SELECT end_reason FROM sessions") == [("x",)]
+
+
+def test_queue_must_be_bounded(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="bounded"):
+        TelemetryStore(db_path, queue_size=0)
