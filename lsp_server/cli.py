@@ -40,6 +40,10 @@ def _add_train(sub) -> None:
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
+    ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
+    ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
+    ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    ct.add_argument("--batches", type=int, default=24)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
         export_model_dir(args.out)
         print(f"model: {args.out}")
+        return 0
+    if args.command == "train" and args.target == "controller":
+        from models.train_lm import train_controller
+
+        stats = train_controller(args.model, args.corpus, batches=args.batches, log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
     if args.command == "export":
         from models.export import export_model_dir

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.exits import N_OUTCOMES, controller_feature_size
+from models.exits import CONTROLLER_HIDDEN, N_OUTCOMES
 
 
 @dataclass
@@ -167,7 +167,10 @@ class EarlyExitLM(nn.Module):
         # One norm per early exit; the last layer exits through model.norm. The LM head is the
         # (tied) embedding matrix, shared by every exit.
         self.exit_norms = nn.ModuleList(RMSNorm(cfg.hidden_size, cfg.rms_norm_eps) for _ in range(cfg.num_hidden_layers - 1))
-        self.controller = nn.ModuleList(nn.Linear(controller_feature_size(cfg.hidden_size), N_OUTCOMES) for _ in range(cfg.num_hidden_layers))
+        # Stop&Exit controller: per layer, a small MLP on that exit's normed hidden state -> 3 outcomes.
+        self.controller = nn.ModuleList(
+            nn.Sequential(nn.Linear(cfg.hidden_size, CONTROLLER_HIDDEN), nn.ReLU(), nn.Linear(CONTROLLER_HIDDEN, N_OUTCOMES))
+            for _ in range(cfg.num_hidden_layers))
         self.apply(self._init)
 
     def _init(self, m):
@@ -221,14 +224,25 @@ class EarlyExitLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def controller_inputs(logits: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
-    """Controller features for one exit: the normed hidden state plus confidence of its distribution.
+def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
+    """An EarlyExitLM from a model directory (safetensors only). A plain Llama directory without
+    exit heads gets identity exit norms and an untrained controller unless strict_exits."""
+    import json
+    from pathlib import Path
 
-    logits: (..., V), normed: (..., D) -> (..., D + 3) = [normed, max prob, entropy, top1 - top2 margin].
-    Mirrors `models.exits.controller_features` (numpy, serving).
-    """
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    p = logp.exp()
-    top2 = p.topk(2, dim=-1).values
-    entropy = -(p * logp).sum(-1, keepdim=True)
-    return torch.cat([normed, top2[..., :1], entropy / math.log(logits.shape[-1]), top2[..., :1] - top2[..., 1:2]], dim=-1)
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    cfg = ModelConfig.from_hf(json.loads((model_dir / "config.json").read_text()))
+    model = EarlyExitLM(cfg)
+    state = load_file(str(model_dir / "model.safetensors"))
+    state.pop("lm_head.weight", None)
+    exits = model_dir / "exit_heads.safetensors"
+    if exits.exists():
+        state.update({k: v for k, v in load_file(str(exits)).items() if k.startswith("exit_norms.") or
+                      k in model.state_dict() and model.state_dict()[k].shape == v.shape})
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("exit_norms.", "controller."))] if not strict_exits else missing
+    if missing or unexpected:
+        raise ValueError(f"{model_dir}: missing {missing}, unexpected {unexpected}")
+    return model.eval()

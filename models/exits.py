@@ -1,7 +1,7 @@
 """Stop&Exit controller: shared definitions for training (torch) and serving (numpy).
 
 Per token and per layer the controller picks one of three outcomes from the layer's hidden state
-and the confidence of that layer's exit distribution:
+alone (normed by that exit's norm), so deciding costs a tiny MLP, not the vocabulary-sized head:
   EXIT     this layer's prediction already equals the final layer's: leave the network here;
   CONTINUE go on to the next layer;
   STOP     the final layer's prediction is likely wrong: end the suggestion before this token.
@@ -16,23 +16,13 @@ N_OUTCOMES = 3
 OUTCOME_NAMES = ("continue", "exit", "stop")
 
 
-def controller_feature_size(hidden_size: int) -> int:
-    return hidden_size + 3
+CONTROLLER_HIDDEN = 64
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     m = logits.max(axis=-1, keepdims=True)
     z = logits - m
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def controller_features(logits: np.ndarray, normed: np.ndarray) -> np.ndarray:
-    """logits: (..., V), normed: (..., D) -> (..., D + 3); numpy twin of `architecture.controller_inputs`."""
-    logp = log_softmax(logits.astype(np.float32))
-    p = np.exp(logp)
-    top2 = -np.partition(-p, 1, axis=-1)[..., :2]
-    entropy = -(p * logp).sum(-1, keepdims=True) / np.log(logits.shape[-1])
-    return np.concatenate([normed, top2[..., :1], entropy, top2[..., :1] - top2[..., 1:2]], axis=-1).astype(np.float32)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -44,3 +34,37 @@ def label_outcomes(layer_pred, final_pred, target):
     else EXIT where this layer agrees with the final layer, else CONTINUE."""
     out = np.where(layer_pred == final_pred, EXIT, CONTINUE)
     return np.where(final_pred != target, STOP, out)
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    return weight * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
+
+
+class Controller:
+    """Serving-side Stop&Exit controller (numpy): per layer, exit norm -> Linear -> ReLU -> Linear -> softmax."""
+
+    def __init__(self, exit_norms: list[np.ndarray], weights: dict[str, np.ndarray] | None, eps: float):
+        self.exit_norms = exit_norms  # one (D,) per layer; the last is the final norm
+        self.eps = eps
+        self.layers = []
+        if weights:
+            for i in range(len(exit_norms)):
+                keys = [f"controller.{i}.0.weight", f"controller.{i}.0.bias", f"controller.{i}.2.weight", f"controller.{i}.2.bias"]
+                if not all(k in weights for k in keys):
+                    self.layers = []
+                    break
+                self.layers.append(tuple(weights[k] for k in keys))
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.layers)
+
+    def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
+        """hidden: (..., D) after `layer` -> (..., 3) probabilities of CONTINUE, EXIT, STOP."""
+        if not self.layers:
+            out = np.zeros(hidden.shape[:-1] + (N_OUTCOMES,), np.float32)
+            out[..., CONTINUE] = 1.0
+            return out
+        w1, b1, w2, b2 = self.layers[layer]
+        x = rms_norm(hidden, self.exit_norms[layer], self.eps)
+        return softmax(np.maximum(x @ w1.T + b1, 0.0) @ w2.T + b2)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.architecture import EarlyExitLM, ModelConfig, controller_inputs
+from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.exits import N_OUTCOMES, label_outcomes
 from models.fim import build_prompt
@@ -129,8 +129,13 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 
 
 @torch.no_grad()
-def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log) -> dict:
-    """Fit each layer's 3-way Stop&Exit classifier on held-apart data; returns per-layer statistics."""
+def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
+                   epochs: int = 30) -> dict:
+    """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on.
+
+    Labels (models.exits.label_outcomes): STOP where the final layer's prediction is wrong, else EXIT
+    where this layer already agrees with the final layer, else CONTINUE. Returns per-layer statistics.
+    """
     model.eval()
     L = model.cfg.num_hidden_layers
     feats = [[] for _ in range(L)]
@@ -147,32 +152,51 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
         final_pred = model.exit_logits(L - 1, hidden[-1][:, :-1][valid]).argmax(-1).numpy()
         for layer in range(L):
             h = hidden[layer][:, :-1][valid]
-            normed = model.exit_norm(layer)(h)
-            logits = normed @ model.model.embed_tokens.weight.T
-            pred = logits.argmax(-1).numpy()
-            feats[layer].append(controller_inputs(logits, normed))
+            pred = model.exit_logits(layer, h).argmax(-1).numpy()
+            feats[layer].append(h.clone())
             labels[layer].append(torch.from_numpy(label_outcomes(pred, final_pred, tgt)))
             agree[layer] += (pred == final_pred).sum()
             correct[layer] += (pred == tgt).sum()
         n += len(tgt)
-    stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(), "agrees_with_final": (agree / n).round(4).tolist(), "class_share": []}
+    stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(),
+             "agrees_with_final": (agree / n).round(4).tolist(), "class_share": [], "fit_accuracy": []}
     with torch.enable_grad():
         for layer in range(L):
             x = torch.cat(feats[layer])
             y = torch.cat(labels[layer]).long()
-            stats["class_share"].append(torch.bincount(y, minlength=N_OUTCOMES).div(len(y)).round(decimals=4).tolist())
+            stats["class_share"].append([round(v, 4) for v in torch.bincount(y, minlength=N_OUTCOMES).div(len(y)).tolist()])
             head = model.controller[layer]
-            head.reset_parameters()
-            opt = torch.optim.LBFGS(head.parameters(), lr=0.5, max_iter=200, history_size=20, line_search_fn="strong_wolfe")
+            norm = model.exit_norm(layer)
+            for m in head:
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+            opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+            xn = norm(x).detach()
+            for _ in range(epochs):
+                for idx in torch.randperm(len(y)).split(1024):
+                    loss = F.cross_entropy(head(xn[idx]), y[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            acc = (head(xn).argmax(-1) == y).float().mean().item()
+            stats["fit_accuracy"].append(round(acc, 4))
+            log(f"controller layer {layer}: loss {loss.item():.4f} accuracy {acc:.3f} classes {stats['class_share'][-1]}")
+    return stats
 
-            def closure():
-                opt.zero_grad()
-                loss = F.cross_entropy(head(x), y) + 1e-4 * head.weight.pow(2).sum()
-                loss.backward()
-                return loss
 
-            final_loss = opt.step(closure).item()
-            log(f"controller layer {layer}: loss {float(final_loss):.4f} classes {stats['class_share'][-1]}")
+def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1, log=print) -> dict:
+    """Refit the Stop&Exit controller of an existing model directory (`tact train controller`)."""
+    from safetensors.torch import save_file
+
+    model = load_torch_model(model_dir)
+    info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
+    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed)
+    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log)
+    save_file(model.exit_state_dict(), str(model_dir / "exit_heads.safetensors"), metadata={"format": "pt"})
+    record_path = model_dir / "tact.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record["controller"] = stats
+    record_path.write_text(json.dumps(record, indent=1))
     return stats
 
 

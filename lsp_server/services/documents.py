@@ -319,7 +319,7 @@ class EditHistory:
     # -- writing --------------------------------------------------------------------------
     def push(self, version: int, applied: AppliedEdit, now: float | None = None) -> list[EditRecord]:
         """Record one applied change; returns the edits this push finalized (oldest first)."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         finalized: list[EditRecord] = []
         p = self._pending
         if applied.full_replacement:
@@ -340,7 +340,7 @@ class EditHistory:
 
     def expire(self, now: float | None = None) -> list[EditRecord]:
         """Finalize the pending edit if it has been idle longer than ``coalesce_s`` (timer)."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         p = self._pending
         if p is not None and now - p.ts_end > self.coalesce_s:
             return self._finalize()
@@ -450,7 +450,7 @@ class DocumentStore:
         or :class:`InvalidRangeError` (any range outside the document as it is when that
         change applies); in every error case the document is left exactly as it was.
         """
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         with self._lock:
             doc = self._docs.get(uri)
             if doc is None:

@@ -1,0 +1,210 @@
+"""`tact export`: ONNX graphs that let decoding stop after any layer and resume later.
+
+One graph per decoder layer (KV cache in, new KV out), one per exit point that fills the KV cache
+of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
+graphs hold no weights of their own: their initializers point into `model.safetensors` as ONNX
+external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`.
+Works for any Llama-style directory (GQA and Qwen2 biases included). Needs the `onnx` package.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from models.model_dir import GRAPHS_INDEX, check_model_dir, load_tensors, read_safetensors_index
+
+OPSET = 17
+FLOAT = TensorProto.FLOAT
+
+
+class WeightRefs:
+    """Initializers as external-data references into one file of fp32 tensors."""
+
+    def __init__(self, model_dir: Path):
+        src = model_dir / "model.safetensors"
+        index = read_safetensors_index(src)
+        if all(e.dtype == "F32" for e in index.values()):
+            self.location = src.name
+            self.index = {n: (e.shape, e.offset, e.length) for n, e in index.items()}
+        else:  # widen once into a side file; the safetensors stays the source of truth
+            tensors = load_tensors(src)
+            self.location = "onnx_weights.bin"
+            self.index, offset = {}, 0
+            with open(model_dir / self.location, "wb") as f:
+                for name, arr in tensors.items():
+                    data = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
+                    f.write(data)
+                    self.index[name] = (arr.shape, offset, len(data))
+                    offset += len(data)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.index
+
+    def tensor(self, name: str) -> TensorProto:
+        shape, offset, length = self.index[name]
+        t = TensorProto(name=name, data_type=FLOAT, dims=list(shape))
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", self.location), ("offset", str(offset)), ("length", str(length))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        return t
+
+
+class GraphBuilder:
+    def __init__(self, weights: WeightRefs):
+        self.w = weights
+        self.nodes: list = []
+        self.inits: list = []
+        self.used: set[str] = set()
+        self.n = 0
+
+    def name(self, hint: str) -> str:
+        self.n += 1
+        return f"{hint}_{self.n}"
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, n_out: int = 1, **attrs) -> str | list[str]:
+        outs = [self.name(hint or op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def weight(self, name: str) -> str:
+        if name not in self.used:
+            self.inits.append(self.w.tensor(name))
+            self.used.add(name)
+        return name
+
+    def const(self, values, dtype=np.int64) -> str:
+        name = self.name("const")
+        self.inits.append(onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return name
+
+    def linear(self, x: str, prefix: str) -> str:
+        """x (T, in) @ W.T (+ b); W stored (out, in) as in torch. ORT folds the transpose once at load."""
+        y = self.op("MatMul", [x, self.op("Transpose", [self.weight(prefix + ".weight")], perm=[1, 0])])
+        if prefix + ".bias" in self.w:
+            y = self.op("Add", [y, self.weight(prefix + ".bias")])
+        return y
+
+    def rms_norm(self, x: str, weight: str, eps: float) -> str:
+        var = self.op("ReduceMean", [self.op("Pow", [x, self.const(2.0, np.float32)])], axes=[-1], keepdims=1)
+        denom = self.op("Sqrt", [self.op("Add", [var, self.const(eps, np.float32)])])
+        return self.op("Mul", [self.op("Div", [x, denom]), weight])
+
+    def rope(self, x: str, cos: str, sin: str, head_dim: int) -> str:
+        """x: (T, H, hd); cos, sin: (T, hd) -> rotate-half RoPE."""
+        half = head_dim // 2
+        x1, x2 = self.op("Split", [x, self.const([half, half])], axis=-1, n_out=2)
+        rotated = self.op("Concat", [self.op("Neg", [x2]), x1], axis=-1)
+        c = self.op("Unsqueeze", [cos, self.const([1])])  # (T, 1, hd)
+        s = self.op("Unsqueeze", [sin, self.const([1])])
+        return self.op("Add", [self.op("Mul", [x, c]), self.op("Mul", [rotated, s])])
+
+    def model(self, name: str, inputs, outputs) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.inits)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tact-export")
+        m.ir_version = 8
+        return m
+
+
+def _kv(b: GraphBuilder, xn: str, prefix: str, cos: str, sin: str, n_kv: int, hd: int) -> tuple[str, str]:
+    """New keys (with RoPE) and values (T, Hkv, hd) from the normed hidden state (T, D)."""
+    shape = b.const([0, n_kv, hd])
+    k = b.op("Reshape", [b.linear(xn, prefix + ".k_proj"), shape])
+    v = b.op("Reshape", [b.linear(xn, prefix + ".v_proj"), shape])
+    return b.rope(k, cos, sin, hd), v
+
+
+def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
+    """(hidden (T,D), past_k/past_v (P,Hkv,hd), cos/sin (T,hd), mask (T,P+T)) -> (hidden, k, v (T,Hkv,hd))."""
+    D, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    Hkv = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or D // H
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    rep = H // Hkv
+    p = f"model.layers.{i}"
+    b = GraphBuilder(w)
+    xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
+    q = b.rope(b.op("Reshape", [b.linear(xn, f"{p}.self_attn.q_proj"), b.const([0, H, hd])]), "cos", "sin", hd)  # (T, H, hd)
+    k_new, v_new = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)
+    b.nodes.append(helper.make_node("Identity", [k_new], ["k"]))
+    b.nodes.append(helper.make_node("Identity", [v_new], ["v"]))
+    k_all = b.op("Transpose", [b.op("Concat", ["past_k", "k"], axis=0)], perm=[1, 2, 0])  # (Hkv, hd, P+T)
+    v_all = b.op("Transpose", [b.op("Concat", ["past_v", "v"], axis=0)], perm=[1, 0, 2])  # (Hkv, P+T, hd)
+    # Grouped query attention: queries of the heads sharing one KV head are stacked: (Hkv, rep*T, hd).
+    qh = b.op("Transpose", [q], perm=[1, 0, 2])  # (H, T, hd)
+    qg = b.op("Reshape", [qh, b.const([Hkv, -1, hd])])
+    scores = b.op("Mul", [b.op("MatMul", [qg, k_all]), b.const(1.0 / np.sqrt(hd), np.float32)])  # (Hkv, rep*T, P+T)
+    mask = b.op("Tile", ["mask", b.const([rep, 1])]) if rep > 1 else "mask"  # row r*T+t is mask[t]
+    probs = b.op("Softmax", [b.op("Add", [scores, mask])], axis=-1)
+    ctx = b.op("Reshape", [b.op("MatMul", [probs, v_all]), b.const([H, -1, hd])])  # (H, T, hd)
+    ctx = b.op("Reshape", [b.op("Transpose", [ctx], perm=[1, 0, 2]), b.const([0, H * hd])])  # (T, H*hd)
+    x = b.op("Add", ["hidden", b.linear(ctx, f"{p}.self_attn.o_proj")])
+    xn2 = b.rms_norm(x, b.weight(f"{p}.post_attention_layernorm.weight"), eps)
+    gate = b.linear(xn2, f"{p}.mlp.gate_proj")
+    act = b.op("Mul", [gate, b.op("Sigmoid", [gate])])
+    out = b.op("Add", [x, b.linear(b.op("Mul", [act, b.linear(xn2, f"{p}.mlp.up_proj")]), f"{p}.mlp.down_proj")])
+    b.nodes.append(helper.make_node("Identity", [out], ["hidden_out"]))
+    vi = helper.make_tensor_value_info
+    return b.model(
+        f"decoder_layer_{i}",
+        [vi("hidden", FLOAT, ["T", D]), vi("past_k", FLOAT, ["P", Hkv, hd]), vi("past_v", FLOAT, ["P", Hkv, hd]),
+         vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd]), vi("mask", FLOAT, ["T", "PT"])],
+        [vi("hidden_out", FLOAT, ["T", D]), vi("k", FLOAT, ["T", Hkv, hd]), vi("v", FLOAT, ["T", Hkv, hd])],
+    )
+
+
+def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
+    """KV entries for every layer after `exit_layer`, computed from the exiting hidden state (CALM-style
+    state propagation), so later tokens can attend to a token that skipped those layers."""
+    D, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    Hkv = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or D // H
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    b = GraphBuilder(w)
+    outputs = []
+    vi = helper.make_tensor_value_info
+    for j in range(exit_layer + 1, cfg["num_hidden_layers"]):
+        p = f"model.layers.{j}"
+        xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
+        k, v = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)
+        b.nodes.append(helper.make_node("Identity", [k], [f"k_{j}"]))
+        b.nodes.append(helper.make_node("Identity", [v], [f"v_{j}"]))
+        outputs += [vi(f"k_{j}", FLOAT, ["T", Hkv, hd]), vi(f"v_{j}", FLOAT, ["T", Hkv, hd])]
+    return b.model(f"kv_fill_{exit_layer}", [vi("hidden", FLOAT, ["T", D]), vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])], outputs)
+
+
+def exit_head_graph(w: WeightRefs, cfg: dict) -> onnx.ModelProto:
+    """(hidden (T,D), norm_weight (D)) -> logits (T,V): any exit's norm, then the shared LM head."""
+    D, V = cfg["hidden_size"], cfg["vocab_size"]
+    b = GraphBuilder(w)
+    xn = b.rms_norm("hidden", "norm_weight", cfg.get("rms_norm_eps", 1e-6))
+    head = "lm_head.weight" if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False) else "model.embed_tokens.weight"
+    logits = b.op("MatMul", [xn, b.op("Transpose", [b.weight(head)], perm=[1, 0])])
+    b.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+    vi = helper.make_tensor_value_info
+    return b.model("exit_head", [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
+
+
+def export_model_dir(model_dir: Path) -> dict:
+    """Write the graphs beside the weights and `graphs.json` listing them; returns that index."""
+    model_dir = Path(model_dir)
+    cfg = check_model_dir(model_dir, need_onnx=False)
+    w = WeightRefs(model_dir)
+    L = cfg["num_hidden_layers"]
+    index = {"opset": OPSET, "weights": w.location, "decoder_layers": [], "kv_fill": {}, "exit_head": "exit_head.onnx"}
+    for i in range(L):
+        name = f"decoder_layer_{i}.onnx"
+        onnx.save(decoder_layer_graph(w, cfg, i), str(model_dir / name))
+        index["decoder_layers"].append(name)
+    for layer in range(L - 1):
+        name = f"kv_fill_{layer}.onnx"
+        onnx.save(kv_fill_graph(w, cfg, layer), str(model_dir / name))
+        index["kv_fill"][str(layer)] = name
+    onnx.save(exit_head_graph(w, cfg), str(model_dir / "exit_head.onnx"))
+    (model_dir / GRAPHS_INDEX).write_text(json.dumps(index, indent=1))
+    return index

@@ -1,0 +1,107 @@
+"""A model directory on disk: what it must hold, and clear errors when it does not.
+
+Hugging Face layout (`config.json`, `model.safetensors`, `tokenizer.json`) plus Tact's additions:
+`exit_heads.safetensors` (exit norms, Stop&Exit controller), `tact.json` (training record) and the
+ONNX graphs written by `tact export` (`graphs.json` lists them; they sit beside
+`model.safetensors` because their weights are read from it in place). Only safetensors are read: never pickle.
+Serving-safe: numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
+GRAPHS_INDEX = "graphs.json"
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
+_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64}
+
+
+class ModelDirError(Exception):
+    """The model directory is missing, incomplete or corrupt; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int  # absolute byte offset in the file
+    length: int
+
+
+def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
+    """Tensor locations from a safetensors header, validated against the file size."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) != 8:
+                raise ModelDirError(f"{path}: not a safetensors file (too short)")
+            (n,) = struct.unpack("<Q", raw)
+            size = path.stat().st_size
+            if n <= 0 or n > min(size - 8, 100_000_000):
+                raise ModelDirError(f"{path}: corrupt safetensors header")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ModelDirError(f"{path}: cannot read safetensors ({exc})") from exc
+    entries = {}
+    base = 8 + n
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = meta["data_offsets"]
+        if base + end > size:
+            raise ModelDirError(f"{path}: truncated (tensor {name} ends past the end of the file); re-export or re-download the model")
+        entries[name] = TensorEntry(name, meta["dtype"], tuple(meta["shape"]), base + begin, end - begin)
+    return entries
+
+
+def load_tensors(path: Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """float32 numpy arrays from a safetensors file (bf16 and f16 are widened)."""
+    index = read_safetensors_index(path)
+    out = {}
+    with open(path, "rb") as f:
+        for name in names or list(index):
+            e = index[name]
+            f.seek(e.offset)
+            buf = f.read(e.length)
+            if e.dtype == "BF16":
+                arr = (np.frombuffer(buf, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+            elif e.dtype in _DTYPES and _DTYPES[e.dtype] is not None:
+                arr = np.frombuffer(buf, dtype=_DTYPES[e.dtype])
+            else:
+                raise ModelDirError(f"{path}: tensor {name} has unsupported dtype {e.dtype}")
+            out[name] = arr.reshape(e.shape).astype(np.float32) if arr.dtype != np.int64 else arr.reshape(e.shape)
+    return out
+
+
+def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
+    """Validate a model directory; returns its config.json. Raises ModelDirError saying what to do."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelDirError(f"model directory {path} does not exist; set tact.modelPath to a model directory "
+                            "or train one with `tact train lm`")
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        raise ModelDirError(f"model directory {path} lacks {', '.join(missing)}; it needs config.json, "
+                            "model.safetensors and tokenizer.json (a Hugging Face model directory)")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"{path / 'config.json'} is not valid JSON ({exc})") from exc
+    if config.get("model_type") not in SUPPORTED_ARCHITECTURES:
+        raise ModelDirError(f"{path}: model_type {config.get('model_type')!r} is not supported "
+                            f"(one of {', '.join(SUPPORTED_ARCHITECTURES)})")
+    read_safetensors_index(path / "model.safetensors")
+    if need_onnx and not (path / GRAPHS_INDEX).is_file():
+        raise ModelDirError(f"{path} has no ONNX graphs; run `tact export {path}` (needs the [train] extra)")
+    return config
+
+
+def default_model_dir() -> Path:
+    return Path(__file__).resolve().parent / "default"

@@ -1,0 +1,386 @@
+"""Serving runtime: early-exit decoding on onnxruntime, without torch or transformers.
+
+Each decoder layer is its own ONNX graph with its KV cache passed in and the new entries passed
+out, so a token can leave the network after any layer and decoding resumes from there. Policies:
+
+  full         every token through every layer (the reference output);
+  dynamic      the Stop&Exit controller lets a token exit early; the KV entries of the layers it
+               skipped are filled from the exiting hidden state (one `kv_fill` graph call);
+  speculative  lossless: draft with prompt lookup (the tokens that followed the last match of the
+               trailing n-gram) or, failing that, with the first k layers; verify all drafted
+               tokens with the whole model in one pass; output identical to `full`.
+
+Stop applies under every policy: before emitting a token, a controller that predicts the final
+prediction to be wrong ends the suggestion. The KV cache is kept between calls and reused for
+the longest common token prefix, so a keystroke costs only the new tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnxruntime as ort
+
+from models.exits import EXIT, STOP, Controller, log_softmax
+from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, load_tensors
+from models.tokenizer import TokenizerInfo, load_tokenizer
+
+POLICIES = ("full", "dynamic", "speculative")
+NEG = np.float32(-1e9)
+
+
+@dataclass
+class DecodeOptions:
+    policy: str = "full"
+    max_new_tokens: int = 48
+    stop_threshold: float = 1.01  # > 1 disables Stop
+    exit_threshold: float = 0.9
+    min_exit_layer: int = 1  # dynamic: the earliest layer a token may leave after (0-based)
+    draft_layers: int = 2
+    draft_tokens: int = 4
+    lookup_ngram: int = 3
+    lookup_tokens: int = 8
+    single_line: bool = True  # end after the first token that contains a newline
+
+
+@dataclass
+class DecodeResult:
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    layers: list[int] = field(default_factory=list)  # layers each emitted token went through
+    logprobs: list[float] = field(default_factory=list)  # of each emitted token
+    stop_probs: list[float] = field(default_factory=list)  # controller P(stop) before each emitted token
+    stop_reason: str = "max_tokens"  # eos | newline | stop | max_tokens | cancelled | context
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    layer_passes: int = 0  # token-layer evaluations while generating (verification included)
+    drafted: int = 0
+    draft_accepted: int = 0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+
+    @property
+    def layers_per_token(self) -> float:
+        return self.layer_passes / max(1, len(self.token_ids))
+
+
+class KVCache:
+    """Keys and values of every layer, sequence-major (S, Hkv, hd) so a prefix slice is contiguous."""
+
+    def __init__(self, layers: int, max_len: int, n_kv: int, head_dim: int):
+        self.k = [np.zeros((max_len, n_kv, head_dim), np.float32) for _ in range(layers)]
+        self.v = [np.zeros((max_len, n_kv, head_dim), np.float32) for _ in range(layers)]
+        self.ids: list[int] = []  # token at each cached position
+        self.exact = 0  # leading positions whose KV came from the full network (reusable by any policy)
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+    def truncate(self, n: int) -> None:
+        del self.ids[n:]
+        self.exact = min(self.exact, n)
+
+
+class EarlyExitRuntime:
+    """Loads a model directory exported by `tact export` and decodes with any policy."""
+
+    def __init__(self, model_dir: Path, threads: int = 2):
+        self.model_dir = Path(model_dir)
+        self.config = check_model_dir(self.model_dir, need_onnx=True)
+        cfg = self.config
+        self.n_layers = cfg["num_hidden_layers"]
+        self.hidden_size = cfg["hidden_size"]
+        self.n_heads = cfg["num_attention_heads"]
+        self.n_kv = cfg.get("num_key_value_heads") or self.n_heads
+        self.head_dim = cfg.get("head_dim") or self.hidden_size // self.n_heads
+        self.eps = cfg.get("rms_norm_eps", 1e-6)
+        self.rope_theta = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0)
+        self.max_len = int(cfg.get("max_position_embeddings", 1024))
+        try:
+            self.tokenizer = TokenizerInfo(load_tokenizer(self.model_dir / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises its own exception types
+            raise ModelDirError(f"{self.model_dir / 'tokenizer.json'} cannot be loaded ({exc})") from exc
+        base = load_tensors(self.model_dir / "model.safetensors", ["model.embed_tokens.weight", "model.norm.weight"])
+        self.embed = base["model.embed_tokens.weight"]  # (V, D)
+        self.vocab_size = self.embed.shape[0]
+        exit_path = self.model_dir / "exit_heads.safetensors"
+        extra = load_tensors(exit_path) if exit_path.exists() else {}
+        self.has_exit_heads = all(f"exit_norms.{i}.weight" in extra for i in range(self.n_layers - 1))
+        # Without trained exit norms every exit uses the final norm (plain Llama directories).
+        self.exit_norms = [extra.get(f"exit_norms.{i}.weight", base["model.norm.weight"]) for i in range(self.n_layers - 1)]
+        self.exit_norms.append(base["model.norm.weight"])
+        self.controller = Controller(self.exit_norms, extra, self.eps)
+        self.record = json.loads((self.model_dir / "tact.json").read_text()) if (self.model_dir / "tact.json").exists() else {}
+        self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
+        self._load_sessions(threads)
+        self._newline = self._newline_table()
+        self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
+        self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load_sessions(self, threads: int) -> None:
+        index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+
+        def session(name: str) -> ort.InferenceSession:
+            try:
+                return ort.InferenceSession(str(self.model_dir / name), sess_options=opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelDirError(f"{self.model_dir / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
+
+        self.layer_sessions = [session(n) for n in index["decoder_layers"]]
+        self.kv_fill_sessions = {int(k): session(n) for k, n in index["kv_fill"].items()}
+        self.head_session = session(index["exit_head"])
+
+    def _newline_table(self) -> np.ndarray:
+        tok = self.tokenizer.tok
+        return np.array(["\n" in tok.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)])
+
+    @property
+    def name(self) -> str:
+        return self.record.get("name") or self.model_dir.name
+
+    # -- building blocks -----------------------------------------------------------------------
+    def _rope(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.arange(start, start + count, dtype=np.float64)
+        freqs = pos[:, None] * self._inv_freq[None, :]
+        emb = np.concatenate([freqs, freqs], axis=-1)
+        return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+
+    @staticmethod
+    def _mask(start: int, count: int) -> np.ndarray:
+        """(count, start+count): query t (absolute start+t) sees keys 0..start+t."""
+        q = np.arange(count)[:, None] + start
+        k = np.arange(start + count)[None, :]
+        return np.where(k <= q, np.float32(0), NEG).astype(np.float32)
+
+    def _layer(self, i: int, h: np.ndarray, start: int, rope, mask) -> np.ndarray:
+        """Run decoder layer i on h (T, D) at positions start..start+T-1; writes its KV cache."""
+        c = self.cache
+        T = h.shape[0]
+        out, k, v = self.layer_sessions[i].run(None, {
+            "hidden": h, "past_k": c.k[i][:start], "past_v": c.v[i][:start],
+            "cos": rope[0], "sin": rope[1], "mask": mask})
+        c.k[i][start:start + T] = k
+        c.v[i][start:start + T] = v
+        return out
+
+    def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, rope) -> None:
+        """KV of layers after exit_layer from the exiting hidden state h (T, D)."""
+        outs = self.kv_fill_sessions[exit_layer].run(None, {"hidden": h, "cos": rope[0], "sin": rope[1]})
+        T = h.shape[0]
+        for n, j in enumerate(range(exit_layer + 1, self.n_layers)):
+            self.cache.k[j][start:start + T] = outs[2 * n]
+            self.cache.v[j][start:start + T] = outs[2 * n + 1]
+
+    def head(self, layer: int, h: np.ndarray) -> np.ndarray:
+        """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
+        return self.head_session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
+
+    def forward(self, ids: list[int], start: int, first: int = 0, last: int | None = None,
+                hidden: np.ndarray | None = None) -> np.ndarray:
+        """Run layers first..last on the tokens at positions start.. (or on `hidden`); returns the hidden state."""
+        last = self.n_layers - 1 if last is None else last
+        h = self.embed[ids] if hidden is None else hidden
+        T = h.shape[0]
+        rope, mask = self._rope(start, T), self._mask(start, T)
+        for i in range(first, last + 1):
+            h = self._layer(i, h, start, rope, mask)
+        return h
+
+    def prefill(self, prompt_ids: list[int]) -> tuple[np.ndarray, int]:
+        """Bring the cache to prompt_ids[:-1] reusing the common prefix, run the rest; returns the final
+        hidden state of the last prompt token (1, D) and how many tokens came from the cache."""
+        c = self.cache
+        common = 0
+        limit = min(c.exact, len(prompt_ids) - 1)
+        while common < limit and c.ids[common] == prompt_ids[common]:
+            common += 1
+        c.truncate(common)
+        new = prompt_ids[common:]
+        h = self.forward(new, common)
+        c.ids.extend(new)
+        c.exact = c.length
+        return h[-1:], common
+
+    def reset(self) -> None:
+        self.cache.truncate(0)
+
+    # -- decoding --------------------------------------------------------------------------------
+    def generate(self, prompt_ids: list[int], options: DecodeOptions | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> DecodeResult:
+        opts = options or DecodeOptions()
+        if opts.policy not in POLICIES:
+            raise ValueError(f"unknown decoding policy {opts.policy!r}; one of {POLICIES}")
+        res = DecodeResult(prompt_tokens=len(prompt_ids))
+        if not prompt_ids:
+            prompt_ids = [self.tokenizer.eos_id]
+        room = self.max_len - 1
+        if len(prompt_ids) > room - 1:
+            prompt_ids = prompt_ids[-(room - 1):]
+        with self.lock:
+            t0 = time.perf_counter()
+            h, res.cached_tokens = self.prefill(prompt_ids)
+            res.prefill_ms = (time.perf_counter() - t0) * 1000
+            t1 = time.perf_counter()
+            decoder = {"full": self._decode_full, "dynamic": self._decode_dynamic, "speculative": self._decode_speculative}[opts.policy]
+            decoder(h, opts, res, should_cancel or (lambda: False))
+            res.decode_ms = (time.perf_counter() - t1) * 1000
+        res.text = self.tokenizer.decode(res.token_ids)
+        return res
+
+    def _emit(self, res: DecodeResult, opts: DecodeOptions, token: int, logp: float, layers: int, p_stop: float) -> bool:
+        """Record one generated token; returns True when decoding must end after it."""
+        if token == self.tokenizer.eos_id:
+            res.stop_reason = "eos"
+            return True
+        res.token_ids.append(int(token))
+        res.logprobs.append(float(logp))
+        res.layers.append(layers)
+        res.stop_probs.append(float(p_stop))
+        if opts.single_line and self._newline[token]:
+            res.stop_reason = "newline"
+            return True
+        if len(res.token_ids) >= opts.max_new_tokens:
+            res.stop_reason = "max_tokens"
+            return True
+        if self.cache.length >= self.max_len - 1:
+            res.stop_reason = "context"
+            return True
+        return False
+
+    def _choose(self, layer: int, h: np.ndarray, opts: DecodeOptions, res: DecodeResult) -> tuple[int, float, float] | None:
+        """Greedy token at exit `layer` for h (1, D), unless the controller says Stop (returns None)."""
+        p_stop = float(self.controller.probs(layer, h[0])[STOP])
+        if p_stop >= opts.stop_threshold:
+            res.stop_reason = "stop"
+            return None
+        logp = log_softmax(self.head(layer, h)[0])
+        token = int(logp.argmax())
+        return token, float(logp[token]), p_stop
+
+    def _decode_full(self, h, opts, res, should_cancel) -> None:
+        L = self.n_layers
+        while True:
+            choice = self._choose(L - 1, h, opts, res)
+            if choice is None or self._emit(res, opts, choice[0], choice[1], L, choice[2]):
+                return
+            if should_cancel():
+                res.stop_reason = "cancelled"
+                return
+            pos = self.cache.length
+            h = self.forward([choice[0]], pos)[-1:]
+            self.cache.ids.append(choice[0])
+            self.cache.exact = self.cache.length
+            res.layer_passes += L
+
+    def _decode_dynamic(self, h, opts, res, should_cancel) -> None:
+        L = self.n_layers
+        exit_layer = L - 1
+        while True:
+            choice = self._choose(exit_layer, h, opts, res)
+            if choice is None or self._emit(res, opts, choice[0], choice[1], exit_layer + 1, choice[2]):
+                return
+            if should_cancel():
+                res.stop_reason = "cancelled"
+                return
+            token = choice[0]
+            pos = self.cache.length
+            x = self.embed[[token]]
+            rope, mask = self._rope(pos, 1), self._mask(pos, 1)
+            exit_layer = L - 1
+            for i in range(L):
+                x = self._layer(i, x, pos, rope, mask)
+                res.layer_passes += 1
+                if opts.min_exit_layer <= i < L - 1 and self.controller.trained:
+                    probs = self.controller.probs(i, x[0])
+                    if probs[EXIT] >= opts.exit_threshold and probs[STOP] < opts.stop_threshold:
+                        self._fill_kv(i, x, pos, rope)
+                        exit_layer = i
+                        break
+            self.cache.ids.append(token)  # not exact: skipped layers hold approximate KV
+            h = x
+
+    def _lookup_draft(self, opts: DecodeOptions) -> list[int]:
+        """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram."""
+        ids = self.cache.ids
+        for n in range(opts.lookup_ngram, 0, -1):
+            if len(ids) <= n:
+                continue
+            tail = ids[-n:]
+            for start in range(len(ids) - n - 1, -1, -1):
+                if ids[start:start + n] == tail:
+                    draft = ids[start + n:start + n + opts.lookup_tokens]
+                    if draft:
+                        return draft
+        return []
+
+    def _decode_speculative(self, h, opts, res, should_cancel) -> None:
+        L = self.n_layers
+        k = max(1, min(opts.draft_layers, L - 1))
+        choice = self._choose(L - 1, h, opts, res)
+        if choice is None or self._emit(res, opts, choice[0], choice[1], L, choice[2]):
+            return
+        pending = choice[0]
+        while not should_cancel():
+            start = self.cache.length
+            self.cache.ids.append(pending)
+            lookup = self._lookup_draft(opts)
+            if lookup:
+                draft = lookup
+                h_all = self.forward([pending, *draft], start)
+                res.layer_passes += L * (len(draft) + 1)
+            else:
+                draft, hk = [], []
+                x = self.embed[[pending]]
+                for j in range(opts.draft_tokens + 1):
+                    x = self.forward([], start + j, 0, k - 1, hidden=x)
+                    hk.append(x)
+                    res.layer_passes += k
+                    if j == opts.draft_tokens:
+                        break
+                    d = int(self.head(k - 1, x)[0].argmax())
+                    if d == self.tokenizer.eos_id:
+                        break
+                    draft.append(d)
+                    x = self.embed[[d]]
+                h_all = self.forward([], start, k, L - 1, hidden=np.concatenate(hk))
+                res.layer_passes += (L - k) * len(hk)
+            res.drafted += len(draft)
+            # h_all[j] predicts the token after position start+j; accept drafts while they match.
+            logp_all = log_softmax(self.head(L - 1, h_all))
+            p_stop_all = self.controller.probs(L - 1, h_all)[:, STOP]
+            accepted = 0
+            for j in range(len(h_all)):
+                if p_stop_all[j] >= opts.stop_threshold:
+                    res.stop_reason = "stop"
+                    self.cache.truncate(start + j + 1)
+                    self.cache.exact = self.cache.length
+                    return
+                token = int(logp_all[j].argmax())
+                matches = j < len(draft) and draft[j] == token
+                done = self._emit(res, opts, token, float(logp_all[j, token]), L, float(p_stop_all[j]))
+                if matches and not done:
+                    accepted += 1
+                    self.cache.ids.append(token)
+                    continue
+                break
+            res.draft_accepted += accepted
+            self.cache.truncate(start + 1 + accepted)
+            self.cache.exact = self.cache.length
+            if done:
+                return
+            pending = token
+        res.stop_reason = "cancelled"
