@@ -46,11 +46,41 @@ def _add_train(sub) -> None:
     ct.add_argument("--batches", type=int, default=24)
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks (speed and quality, on held-out code)")
+    bsub = p.add_subparsers(dest="target", required=True)
+    ee = bsub.add_parser("early-exit", help="decoding policies (full, dynamic, speculative), exits and Stop")
+    ee.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
+    ee.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus", help="corpus (its heldout split)")
+    ee.add_argument("--source", type=Path, help="any directory of code instead of the held-out split")
+    ee.add_argument("--limit", type=int, default=200, help="number of samples (default 200)")
+    ee.add_argument("--seed", type=int, default=0)
+    ee.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    ee.add_argument("--json", action="store_true", help="print every figure as one JSON object")
+    ee.add_argument("--stop-threshold", type=float, help="controller P(stop) that ends a suggestion (default: settings)")
+    ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
+    ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
+    ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
+
+
+def _bench(args) -> int:
+    if args.target == "early-exit":
+        from lsp_server.config import DEFAULTS
+        from models.bench_early_exit import main_cli
+
+        for name in ("stop_threshold", "exit_threshold", "draft_layers", "draft_tokens"):
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(DEFAULTS, name))
+        return main_cli(args)
+    raise SystemExit(f"tact bench: unknown target {args.target}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tact", description="Tact: IDE assistant language server")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_train(sub)
+    _add_bench(sub)
     ex = sub.add_parser("export", help="export a model directory to ONNX graphs for serving")
     ex.add_argument("model_dir", type=Path)
     args = parser.parse_args(argv)
@@ -86,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = train_controller(args.model, args.corpus, batches=args.batches, log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "export":
         from models.export import export_model_dir
 

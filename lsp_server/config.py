@@ -42,8 +42,8 @@ class Settings:
     stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
     draft_layers: int = 2  # speculative policy: layers used to draft
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
-    context_prefix_tokens: int = 384
-    context_suffix_tokens: int = 64
+    context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this
+    context_suffix_chars: int = 256
     acceptance_gate: bool = True
     acceptance_lambda: float = 0.5
     acceptance_precision_floor: float = 0.9

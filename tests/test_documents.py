@@ -396,3 +396,48 @@ def test_service_modules_import_no_protocol_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_replaying_finalized_edits_reproduces_the_document():
+    """Property: every finalized record, applied in order to the text it started from
+    (removed_text checked at start..end), rebuilds the final text."""
+    rng = random.Random(7)
+    for trial in range(20):
+        initial = "def f(x):\n    return x\n" + EMOJI + " tail\r\nend"
+        t = Typist(DocumentStore(), text=initial)
+        for _ in range(150):
+            text = t.doc.text
+            idx = t.doc.index
+            tip = None
+            pending = t.doc.history.pending
+            if pending is not None and rng.random() < 0.7:
+                tip = idx.offset_at(pending.inserted_end)
+            where = tip if tip is not None else rng.randrange(len(text) + 1)
+            kind = rng.random()
+            dt = rng.choice([0.05, 0.2, 0.2, 0.9, 1.3])
+            if kind < 0.55:  # type
+                t.change(Range(idx.position_at(where), idx.position_at(where)), rng.choice(["a", "b", "\n", " ", EMOJI]), dt)
+            elif kind < 0.85 and where > 0:  # backspace
+                s = where - 1
+                t.change(Range(idx.position_at(s), idx.position_at(where)), "", dt)
+            elif where < len(text):  # forward delete
+                t.change(Range(idx.position_at(where), idx.position_at(where + 1)), "", dt)
+        records = t.finalized + t.store.flush(URI)
+        replay = initial
+        for rec in records:
+            s = offset_at(replay, rec.start, clamp=False)
+            e = offset_at(replay, rec.end, clamp=False)
+            assert replay[s:e] == rec.removed_text, (trial, rec)
+            replay = replay[:s] + rec.inserted_text + replay[e:]
+        assert replay == t.doc.text, trial
+        assert sum(r.keystrokes for r in records) <= 150
+        assert len(records) < 150  # some coalescing happened
+
+
+def test_empty_changes_do_not_break_the_pending_edit():
+    t = Typist(DocumentStore(), text="aaa\nbbb\n")
+    t.type(0, 3, "xy")
+    t.change(at(1, 1), "")  # an editor's no-op change elsewhere
+    t.type(0, 5, "z")
+    (rec,) = t.store.flush(URI)
+    assert rec.inserted_text == "xyz" and t.finalized == []

@@ -181,6 +181,11 @@ class Document:
         st = self._state
         return st.version, st.index.text
 
+    def indexed_snapshot(self) -> tuple[int, LineIndex]:
+        """``(version, index)`` read consistently; ``index.text`` is that version's text."""
+        st = self._state
+        return st.version, st.index
+
     def line(self, n: int) -> str:
         return self._state.index.line_text(n)
 
@@ -318,9 +323,15 @@ class EditHistory:
 
     # -- writing --------------------------------------------------------------------------
     def push(self, version: int, applied: AppliedEdit, now: float | None = None) -> list[EditRecord]:
-        """Record one applied change; returns the edits this push finalized (oldest first)."""
+        """Record one applied change; returns the edits this push finalized (oldest first).
+
+        ``now`` is the keystroke time in seconds (default ``time.time()``). A change that
+        changes nothing (an empty edit) is ignored and does not break the pending edit.
+        """
         now = time.time() if now is None else now
         finalized: list[EditRecord] = []
+        if applied.removed_text == applied.inserted_text:
+            return finalized
         p = self._pending
         if applied.full_replacement:
             # Not a keystroke: ends the pending edit and is finalized on its own at once.

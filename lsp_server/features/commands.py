@@ -1,0 +1,21 @@
+"""workspace/executeCommand tact.acceptSuggestion(id): the editor inserted a suggestion."""
+
+from __future__ import annotations
+
+import logging
+
+from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
+
+log = logging.getLogger("tact.feedback")
+
+
+def register(server) -> None:
+    @server.command(COMMAND_ACCEPT_SUGGESTION)
+    def accept_suggestion(ls, *args) -> bool:
+        suggestion_id = args[0] if args and isinstance(args[0], str) else None
+        if suggestion_id is None:
+            log.warning("%s needs a suggestion id, got %r", COMMAND_ACCEPT_SUGGESTION, args)
+            return False
+        item = ls.ledger.resolve(suggestion_id, "accepted")
+        ls.recorder.accepted(suggestion_id, len(item.text) if item else None, partial=False)
+        return True

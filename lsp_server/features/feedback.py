@@ -1,0 +1,73 @@
+"""tact/didShowCompletion, tact/didPartiallyAcceptCompletion, tact/didRejectCompletion, tact/status."""
+
+from __future__ import annotations
+
+import logging
+
+from lsp_server.protocol import (
+    DID_PARTIALLY_ACCEPT_COMPLETION,
+    DID_REJECT_COMPLETION,
+    DID_SHOW_COMPLETION,
+    STATUS,
+    RejectReason,
+)
+
+log = logging.getLogger("tact.feedback")
+
+
+def field(params, name: str):
+    """Custom params arrive as namedtuple-like objects (or dicts from some clients)."""
+    if isinstance(params, dict):
+        return params.get(name)
+    return getattr(params, name, None)
+
+
+def suggestion_id_of(params, method: str) -> str | None:
+    value = field(params, "id")
+    if not isinstance(value, str) or not value:
+        log.warning("%s without a suggestion id: %r", method, params)
+        return None
+    return value
+
+
+def register(server) -> None:
+    @server.feature(DID_SHOW_COMPLETION)
+    def did_show(ls, params) -> None:
+        if (sid := suggestion_id_of(params, DID_SHOW_COMPLETION)) is not None:
+            ls.ledger.mark_shown(sid)
+            ls.recorder.shown(sid)
+
+    @server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)
+    def did_partially_accept(ls, params) -> None:
+        if (sid := suggestion_id_of(params, DID_PARTIALLY_ACCEPT_COMPLETION)) is None:
+            return
+        length = field(params, "acceptedLength")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            log.warning("%s: acceptedLength must be a non-negative integer, got %r", DID_PARTIALLY_ACCEPT_COMPLETION, length)
+            return
+        ls.ledger.resolve(sid, "partially_accepted")
+        ls.recorder.accepted(sid, length, partial=True)
+
+    @server.feature(DID_REJECT_COMPLETION)
+    def did_reject(ls, params) -> None:
+        if (sid := suggestion_id_of(params, DID_REJECT_COMPLETION)) is None:
+            return
+        raw = field(params, "reason")
+        reason = RejectReason.parse(raw) if isinstance(raw, str) else None
+        if reason is None:
+            log.warning("%s: unknown reason %r, recorded as %r", DID_REJECT_COMPLETION, raw, RejectReason.DISMISSED.value)
+            reason = RejectReason.DISMISSED
+        ls.ledger.resolve(sid, "rejected")
+        ls.recorder.rejected(sid, reason.value)
+
+    @server.feature(STATUS)
+    def status(ls, params=None) -> dict:
+        s = ls.settings
+        return {
+            **ls.completions.status.as_dict(),
+            "policy": s.decoding_policy,
+            "enabled": s.enable,
+            "sessionId": ls.recorder.session_id,
+            "database": ls.recorder.database,
+            "version": ls.version,
+        }

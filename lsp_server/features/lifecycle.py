@@ -1,0 +1,92 @@
+"""initialize, initialized, shutdown and configuration: settings from every source, model load, session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsprotocol import types
+
+from lsp_server.config import SECTION
+
+log = logging.getLogger("tact")
+
+
+def register(server) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls, params: types.InitializeParams) -> None:
+        info = params.client_info
+        ls.client_name = info.name if info else ""
+        ls.client_version = (info.version or "") if info else ""
+        options = params.initialization_options
+        if isinstance(options, dict) and isinstance(options.get(SECTION), dict):
+            options = options[SECTION]  # accept both {tact: {...}} and {...}
+        ls.apply_settings(options if isinstance(options, dict) else None, "initializationOptions")
+        ls.documents.coalesce_s = ls.settings.edit_coalesce_ms / 1000.0
+        ls.open_telemetry()
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls, params: types.InitializedParams) -> None:
+        await pull_configuration(ls)
+        loop = asyncio.get_running_loop()
+        load = loop.run_in_executor(None, ls.completions.load, ls.settings.model_path)
+        workspace = ls.workspace.root_uri if ls.workspace else None
+        status = await load
+        ls.recorder.session_started(ls.client_name, ls.client_version, ls.version, ls.settings.to_camel(),
+                                    {"completion": status.as_dict()}, workspace)
+        if not status.ready:
+            report_degraded(ls)
+        ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
+        values = params.settings.get(SECTION) if isinstance(params.settings, dict) else None
+        if isinstance(values, dict):
+            ls.apply_settings(values, "didChangeConfiguration")
+        else:
+            await pull_configuration(ls)
+        ls.recorder.settings_changed(ls.settings.to_camel())
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls, params=None) -> None:
+        for uri in ls.documents.uris():
+            ls.recorder.edits(ls.documents.flush(uri))
+        ls.recorder.session_ended("shutdown")
+        ls.scheduler.shutdown()
+        ls.recorder.close()
+
+
+async def pull_configuration(ls) -> None:
+    """workspace/configuration, when the client offers it; failures keep the current settings."""
+    caps = ls.client_capabilities.workspace
+    if not (caps and caps.configuration):
+        return
+    try:
+        result = await asyncio.wait_for(ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])), timeout=5)
+    except Exception as exc:  # clients answer in many odd ways; settings stay as they are
+        log.warning("workspace/configuration failed: %s", exc)
+        return
+    if result and isinstance(result[0], dict):
+        ls.apply_settings(result[0], "workspace/configuration")
+
+
+def report_degraded(ls) -> None:
+    """Say once, in the log and to the user, why there are no suggestions."""
+    if ls.degraded_reported:
+        return
+    ls.degraded_reported = True
+    reason = ls.completions.status.reason
+    log.warning("Tact is running without a model: %s", reason)
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning,
+                                                   message=f"Tact: no completions ({reason})"))
+
+
+async def expire_edits(ls) -> None:
+    """Finalize edits idle past the coalescing window, so they reach telemetry promptly."""
+    while True:
+        await asyncio.sleep(0.5)
+        try:
+            ls.recorder.edits(ls.documents.expire())
+        except Exception:
+            log.warning("edit expiry failed", exc_info=True)

@@ -1,0 +1,37 @@
+"""The part inline and classic completion share: queue a request, await it, honour cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
+from lsp_server.services.completion import Suggestion
+from lsp_server.services.positions import Position
+from lsp_server.services.scheduler import Cancelled
+
+log = logging.getLogger("tact.completion")
+
+
+async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tuple[str, Suggestion] | None:
+    """(suggestion id, suggestion) to show, or None (nothing, superseded, stale or degraded)."""
+    if not ls.completions.status.ready and not ls.completions.status.loading and ls.completions.wait_loaded(0):
+        return None
+    pending = ls.pipeline.request(uri, Position(line, character), trigger, ls.settings)
+    if pending is None:
+        return None
+    try:
+        suggestion = await asyncio.wrap_future(pending.future)
+    except asyncio.CancelledError:  # $/cancelRequest: stop the token loop too, not just this await
+        pending.token.cancel("client")
+        raise
+    except Cancelled:
+        return None
+    if suggestion is None or not suggestion.text:
+        return None
+    ls.pipeline.issue(pending, suggestion, uri)
+    return pending.suggestion_id, suggestion
+
+
+def accept_command(types, suggestion_id: str):
+    return types.Command(title="Accept Tact suggestion", command=COMMAND_ACCEPT_SUGGESTION, arguments=[suggestion_id])

@@ -1,0 +1,41 @@
+"""didOpen / didChange / didClose into the DocumentStore and the edit stream; bad changes are logged and dropped."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+
+from lsp_server.services.documents import DocumentError
+from lsp_server.services.positions import Range
+
+log = logging.getLogger("tact.documents")
+
+
+def register(server) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        ls.recorder.document_opened(doc.uri, doc.version, doc.language_id, doc.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        changes = []
+        for change in params.content_changes:
+            rng = getattr(change, "range", None)
+            changes.append((Range.of(rng.start.line, rng.start.character, rng.end.line, rng.end.character) if rng else None,
+                            change.text))
+        try:
+            result = ls.documents.change(uri, params.text_document.version, changes)
+        except DocumentError as exc:
+            log.warning("didChange ignored: %s", exc)
+            return
+        ls.recorder.edits(result.finalized)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.recorder.edits(ls.documents.close(uri))
+        ls.recorder.document_closed(uri)

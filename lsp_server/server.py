@@ -1,0 +1,115 @@
+"""The server factory: a pygls LanguageServer holding Tact's services, with every feature registered.
+
+Our DocumentStore is the one copy of each document (pygls' own workspace copy is bypassed), so a
+malformed change or a change to a document never opened is rejected with a warning instead of
+raising inside pygls.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+import lsp_server
+from lsp_server.config import Settings
+from lsp_server.services.completion import CompletionService
+from lsp_server.services.documents import DocumentStore
+from lsp_server.services.ledger import SuggestionLedger
+from lsp_server.services.pipeline import CompletionPipeline
+from lsp_server.services.recorder import SessionRecorder
+from lsp_server.services.scheduler import InferenceScheduler
+
+log = logging.getLogger("tact")
+
+
+class TactProtocol(LanguageServerProtocol):
+    """Text sync goes straight to our handlers; pygls keeps no second copy of the text."""
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+
+class TactServer(LanguageServer):
+    def __init__(self, *, model_path: str | None = None, database: str | None = None) -> None:
+        super().__init__("tact", lsp_server.__version__, protocol_cls=TactProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.model_path_override = model_path  # CLI flags win over editor settings
+        self.database_override = database
+        self.documents = DocumentStore.from_settings(self.settings)
+        self.completions = CompletionService()
+        self.scheduler = InferenceScheduler()
+        self.ledger = SuggestionLedger()
+        self.recorder = SessionRecorder()
+        self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder)
+        self.client_name = ""
+        self.client_version = ""
+        self.degraded_reported = False
+
+    def report_server_error(self, error: Exception, source) -> None:
+        """Log instead of pygls' default pop-up: a malformed message is not the user's problem."""
+        log.warning("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    def apply_settings(self, values: dict | None, origin: str) -> list[str]:
+        settings, problems = Settings.from_camel(values, base=self.settings)
+        if self.model_path_override:
+            settings.model_path = self.model_path_override
+        if self.database_override:
+            settings.telemetry_database = self.database_override
+        self.settings = settings
+        logging.getLogger("tact").setLevel(settings.log_level.upper() if settings.log_level.upper() in logging._nameToLevel else "WARNING")
+        for p in problems:
+            log.warning("settings from %s: %s", origin, p)
+        return problems
+
+    def open_telemetry(self) -> None:
+        self.recorder.store = SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store
+        self.pipeline.recorder = self.recorder
+
+
+def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
+    from lsp_server.features import commands, completion, feedback, inline_completion, lifecycle, text_sync
+
+    server = TactServer(model_path=model_path, database=database)
+    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback):
+        feature.register(server)
+    return server
+
+
+def configure_logging(log_file: str | None) -> None:
+    """stderr or a file, never stdout (stdout carries the protocol). pygls logs message bodies at INFO."""
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    logging.getLogger("tact").setLevel(logging.WARNING)
+
+
+def serve(args) -> int:
+    configure_logging(args.log_file)
+    server = create_server(model_path=args.model, database=args.database)
+    if args.tcp:
+        server.start_tcp(args.host, args.tcp)
+    else:
+        server.start_io()
+    return 0

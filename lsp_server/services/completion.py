@@ -1,0 +1,126 @@
+"""The completion pipeline without pygls: context -> prompt -> early-exit decoding -> trimmed suggestion.
+
+Owns the model runtime. A missing or corrupt model leaves the service in a degraded state that
+answers with no suggestion and says why, instead of taking the server down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsp_server.config import Settings
+from lsp_server.services.context import CompletionContext, build_context
+from lsp_server.services.positions import LineIndex, Position
+from lsp_server.services.postprocess import trim_suggestion
+from lsp_server.services.scheduler import Cancelled, CancelToken
+from models.fim import build_prompt
+from models.model_dir import ModelDirError, default_model_dir
+from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
+
+log = logging.getLogger("tact.completion")
+
+MAX_DOCUMENT_CHARS = 20_000_000
+
+
+@dataclass
+class ModelStatus:
+    ready: bool = False
+    loading: bool = False
+    model_dir: str = ""
+    name: str = ""
+    reason: str = ""  # why degraded
+    load_ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"ready": self.ready, "loading": self.loading, "modelDir": self.model_dir, "model": self.name,
+                "degraded": not self.ready and not self.loading, "reason": self.reason, "loadMs": round(self.load_ms, 1)}
+
+
+@dataclass
+class Suggestion:
+    text: str  # what the editor inserts at the cursor ('' = nothing to show)
+    raw: str  # what the model produced before trimming
+    context: CompletionContext
+    result: DecodeResult | None
+    policy: str
+    latency_ms: float
+    skipped_reason: str = ""  # why no generation happened (binary file, degraded, ...)
+    details: dict = field(default_factory=dict)
+
+
+class CompletionService:
+    def __init__(self) -> None:
+        self.runtime: EarlyExitRuntime | None = None
+        self.status = ModelStatus()
+        self._loaded = threading.Event()
+
+    def load(self, model_path: str = "", threads: int = 2) -> ModelStatus:
+        """Load the model (blocking); never raises: failures become a degraded status."""
+        path = Path(model_path).expanduser() if model_path else default_model_dir()
+        self.status = ModelStatus(loading=True, model_dir=str(path))
+        t0 = time.perf_counter()
+        try:
+            self.runtime = EarlyExitRuntime(path, threads=threads)
+            self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
+                                      load_ms=(time.perf_counter() - t0) * 1000)
+        except ModelDirError as exc:
+            self.runtime = None
+            self.status = ModelStatus(model_dir=str(path), reason=str(exc))
+        except Exception as exc:  # a corrupt file can fail in any library; stay up regardless
+            self.runtime = None
+            self.status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}")
+            log.warning("model load failed", exc_info=True)
+        finally:
+            self._loaded.set()
+        return self.status
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    def decode_options(self, settings: Settings) -> DecodeOptions:
+        return DecodeOptions(
+            policy=settings.decoding_policy,
+            max_new_tokens=max(1, min(settings.max_new_tokens, 256)),
+            stop_threshold=settings.stop_threshold,
+            exit_threshold=settings.exit_threshold,
+            draft_layers=settings.draft_layers,
+            draft_tokens=settings.draft_tokens,
+            single_line=not settings.multiline,
+        )
+
+    def context(self, index: LineIndex, language_id: str, position: Position, settings: Settings) -> CompletionContext:
+        return build_context(index.text, position, prefix_chars=settings.context_prefix_chars,
+                             suffix_chars=settings.context_suffix_chars, language_id=language_id, index=index)
+
+    def complete(self, ctx: CompletionContext, settings: Settings, token: CancelToken) -> Suggestion:
+        """Generate for a context built by `context()`. Raises Cancelled when the token is cancelled."""
+        t0 = time.perf_counter()
+        runtime = self.runtime
+        policy = settings.decoding_policy
+        if runtime is None:
+            return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
+        info = runtime.tokenizer
+        prefix_ids = info.encode(ctx.prefix)
+        suffix_ids = info.encode(ctx.suffix)[:64]
+        opts = self.decode_options(settings)
+        prompt = build_prompt(info, prefix_ids, suffix_ids, runtime.max_len, reserve=opts.max_new_tokens)
+        token.check()
+        result = runtime.generate(prompt, opts, should_cancel=lambda: token.cancelled)
+        if result.stop_reason == "cancelled":
+            raise Cancelled(token.reason or "cancelled")
+        text = trim_suggestion(result.text, ctx, multiline=settings.multiline)
+        latency = (time.perf_counter() - t0) * 1000
+        details = {
+            "prompt_tokens": result.prompt_tokens, "cached_tokens": result.cached_tokens,
+            "prefill_ms": round(result.prefill_ms, 2), "decode_ms": round(result.decode_ms, 2),
+            "drafted": result.drafted, "draft_accepted": result.draft_accepted,
+            "mean_logprob": round(sum(result.logprobs) / len(result.logprobs), 4) if result.logprobs else None,
+            "min_logprob": round(min(result.logprobs), 4) if result.logprobs else None,
+            "max_stop_prob": round(max(result.stop_probs), 4) if result.stop_probs else None,
+            "raw_chars": len(result.text), "trimmed": text != result.text,
+        }
+        return Suggestion(text, result.text, ctx, result, policy, latency, details=details)

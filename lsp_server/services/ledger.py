@@ -1,0 +1,64 @@
+"""Suggestions the server has handed out, so feedback (shown, accepted, rejected) can find them.
+
+Bounded: old entries fall out; feedback for an unknown id is still logged, just not cross-checked.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass
+class IssuedSuggestion:
+    id: str
+    kind: str  # completion | next_edit
+    uri: str
+    version: int
+    text: str
+    shown: bool = False
+    outcome: str | None = None  # accepted | partially_accepted | rejected
+
+
+class SuggestionLedger:
+    def __init__(self, capacity: int = 2000) -> None:
+        self._items: OrderedDict[str, IssuedSuggestion] = OrderedDict()
+        self._open_by_uri: dict[tuple[str, str], str] = {}  # (kind, uri) -> newest unresolved id
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex[:16]
+
+    def issue(self, item: IssuedSuggestion) -> str | None:
+        """Register a suggestion returned to the editor; returns the id of the unresolved one it supersedes."""
+        with self._lock:
+            older = self._open_by_uri.get((item.kind, item.uri))
+            superseded = None
+            if older is not None and older in self._items and self._items[older].outcome is None:
+                self._items[older].outcome = "rejected"
+                superseded = older
+            self._items[item.id] = item
+            self._open_by_uri[(item.kind, item.uri)] = item.id
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+            return superseded
+
+    def get(self, suggestion_id: str) -> IssuedSuggestion | None:
+        return self._items.get(suggestion_id)
+
+    def resolve(self, suggestion_id: str, outcome: str) -> IssuedSuggestion | None:
+        with self._lock:
+            item = self._items.get(suggestion_id)
+            if item is not None and outcome != "partially_accepted":
+                item.outcome = outcome
+            return item
+
+    def mark_shown(self, suggestion_id: str) -> IssuedSuggestion | None:
+        item = self._items.get(suggestion_id)
+        if item is not None:
+            item.shown = True
+        return item

@@ -1,0 +1,109 @@
+"""This server session's telemetry: turns what the server sees into `telemetry` events.
+
+Every call is fire-and-forget: the store's queue never blocks, and a failure here is logged and
+swallowed so telemetry can never break completion.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from lsp_server.services.documents import EditRecord
+from telemetry import (
+    DocumentClosed,
+    DocumentOpened,
+    EditEvent,
+    NullStore,
+    SessionEnded,
+    SessionStarted,
+    SettingsChanged,
+    SuggestionAccepted,
+    SuggestionCancelled,
+    SuggestionFailed,
+    SuggestionGated,
+    SuggestionGenerated,
+    SuggestionRejected,
+    SuggestionRequested,
+    SuggestionShown,
+    open_store,
+)
+
+log = logging.getLogger("tact.telemetry")
+
+
+class SessionRecorder:
+    def __init__(self, store=None) -> None:
+        self.session_id = uuid.uuid4().hex
+        self.store = store if store is not None else NullStore("telemetry is off")
+
+    @classmethod
+    def open(cls, path, enabled: bool = True) -> "SessionRecorder":
+        return cls(open_store(path) if enabled else NullStore("telemetry is off"))
+
+    @property
+    def database(self) -> str | None:
+        path = getattr(self.store, "path", None)
+        return str(path) if path else None
+
+    def _record(self, event) -> None:
+        try:
+            self.store.record(event)
+        except Exception:  # the store promises not to raise; be sure anyway
+            log.warning("telemetry event dropped", exc_info=True)
+
+    def session_started(self, client_name: str, client_version: str, server_version: str, settings: dict,
+                        models: dict, workspace: str | None) -> None:
+        self._record(SessionStarted(self.session_id, client_name, client_version, server_version, settings, models, workspace))
+
+    def session_ended(self, reason: str) -> None:
+        self._record(SessionEnded(self.session_id, reason))
+
+    def settings_changed(self, settings: dict) -> None:
+        self._record(SettingsChanged(self.session_id, settings))
+
+    def document_opened(self, uri: str, version: int, language_id: str, text: str) -> None:
+        self._record(DocumentOpened(self.session_id, uri, version, language_id, text))
+
+    def document_closed(self, uri: str) -> None:
+        self._record(DocumentClosed(self.session_id, uri))
+
+    def edits(self, records: list[EditRecord]) -> None:
+        for r in records:
+            self._record(EditEvent(self.session_id, r.uri, r.version, r.start.line, r.start.character, r.end.line,
+                                   r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes, ts=r.ts_end))
+
+    def requested(self, suggestion_id: str, kind: str, uri: str, version: int, line: int, character: int,
+                  trigger: str, context: dict[str, Any]) -> None:
+        self._record(SuggestionRequested(self.session_id, suggestion_id, kind, uri, version, line, character, trigger, context))
+
+    def gated(self, suggestion_id: str, stage: int, decision: str, score: float | None, threshold: float | None,
+              model_version: str | None, details: dict | None = None) -> None:
+        self._record(SuggestionGated(self.session_id, suggestion_id, stage, decision, score, threshold, model_version, details or {}))
+
+    def generated(self, suggestion_id: str, text: str, model: str, policy: str, latency_ms: float, tokens: int,
+                  layers_per_token: float | None, stop_reason: str | None, details: dict) -> None:
+        self._record(SuggestionGenerated(self.session_id, suggestion_id, text, model, policy, latency_ms, tokens,
+                                         layers_per_token, stop_reason, details))
+
+    def shown(self, suggestion_id: str) -> None:
+        self._record(SuggestionShown(self.session_id, suggestion_id))
+
+    def accepted(self, suggestion_id: str, accepted_length: int | None, partial: bool) -> None:
+        self._record(SuggestionAccepted(self.session_id, suggestion_id, accepted_length, partial))
+
+    def rejected(self, suggestion_id: str, reason: str) -> None:
+        self._record(SuggestionRejected(self.session_id, suggestion_id, reason))
+
+    def cancelled(self, suggestion_id: str, reason: str) -> None:
+        self._record(SuggestionCancelled(self.session_id, suggestion_id, reason))
+
+    def failed(self, suggestion_id: str, error: str) -> None:
+        self._record(SuggestionFailed(self.session_id, suggestion_id, error))
+
+    def close(self) -> None:
+        try:
+            self.store.close()
+        except Exception:
+            log.warning("closing the telemetry store failed", exc_info=True)

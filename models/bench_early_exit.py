@@ -1,0 +1,453 @@
+"""`tact bench early-exit`: quality and speed of the decoding policies on held-out code.
+
+Samples: a random line of a held-out file (seeded), a cursor inside it (after the indentation,
+before the end); the prompt is the SPM fill-in-the-middle prompt of ~1500 characters before the
+cursor and ~300 after the line; the target is the rest of the line. Every sample is decoded by
+`full`, `dynamic` and `speculative` in rotating order (each from an empty KV cache, Stop
+disabled), so the timing ratios come from interleaved runs on the same machine state. Then
+`full` with Stop at the configured threshold, for simulated acceptance (a threshold sweep is
+replayed from the recorded P(stop) of the Stop-less run: under `full` Stop only truncates).
+Finally next-token top-1 accuracy of every exit, teacher-forced on held-out windows.
+
+Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from models.corpus import iter_directory, iter_split
+from models.fim import build_prompt
+from models.metrics import chars_saved, edit_similarity, exact_match, first_line, is_accepted, rouge_l
+from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
+
+MAX_NEW_TOKENS = 48
+PREFIX_CHARS = 1500
+SUFFIX_CHARS = 300
+SUFFIX_TOKENS = 64
+MIN_LINE_CHARS = 4  # non-space characters a sampled line needs
+ACCURACY_WINDOW = 256
+STOP_SWEEP = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+NO_STOP = 1.01
+
+# Targets (shared/design/metrics.md and the project brief).
+SPEC_SPEEDUP_TARGET = 1.5
+DYN_SKIP_TARGET = 0.40
+DYN_ROUGE_LOSS_TARGET = 0.01
+STOP_GAIN_TARGET = 0.10
+STOP_LOSS_TARGET = 0.10
+
+
+class BenchInputError(ValueError):
+    """The corpus or source directory cannot provide samples; the message says which and why."""
+
+
+@dataclass
+class Sample:
+    path: str
+    line: int  # 0-based line number
+    prefix: str
+    suffix: str
+    target: str
+
+
+# -- samples -----------------------------------------------------------------------------------
+def load_texts(corpus: Path | None = None, source: Path | None = None) -> list[tuple[str, str]]:
+    """(path, text) of the held-out split of `corpus`, or of every code file under `source`."""
+    if source is not None:
+        source = Path(source)
+        if not source.is_dir():
+            raise BenchInputError(f"source directory {source} does not exist")
+        records: Iterable[dict] = iter_directory(source)
+        where = str(source)
+    else:
+        corpus = Path(corpus) if corpus is not None else Path("data/corpus")
+        split = corpus / "heldout.jsonl"
+        if not split.is_file():
+            raise BenchInputError(f"{split} does not exist; build the corpus with `tact train corpus` "
+                                  "or pass --source DIR")
+        records = iter_split(corpus, "heldout")
+        where = str(split)
+    texts = [(r.get("path", "?"), r["text"]) for r in records if r.get("text")]
+    if not texts:
+        raise BenchInputError(f"{where} holds no code files")
+    return texts
+
+
+def _eligible_lines(text: str) -> list[tuple[int, int, int]]:
+    """(line number, start offset, end offset) of lines with enough non-space characters."""
+    out, start = [], 0
+    for n, line in enumerate(text.split("\n")):
+        if len(line.strip()) >= MIN_LINE_CHARS:
+            out.append((n, start, start + len(line)))
+        start += len(line) + 1
+    return out
+
+
+def make_samples(texts: list[tuple[str, str]], limit: int, seed: int) -> list[Sample]:
+    """`limit` seeded samples (fewer when the texts hold fewer eligible lines)."""
+    rng = random.Random(seed)
+    files = [(path, text, lines) for path, text in texts if (lines := _eligible_lines(text))]
+    if not files:
+        raise BenchInputError("no line with at least %d non-space characters in the given code" % MIN_LINE_CHARS)
+    total_lines = sum(len(f[2]) for f in files)
+    want = min(limit, total_lines)
+    seen: set[tuple[int, int]] = set()
+    samples: list[Sample] = []
+    attempts = 0
+    while len(samples) < want and attempts < want * 50:
+        attempts += 1
+        fi = rng.randrange(len(files))
+        path, text, lines = files[fi]
+        li = rng.randrange(len(lines))
+        if (fi, li) in seen:
+            continue
+        seen.add((fi, li))
+        n, start, end = lines[li]
+        line = text[start:end]
+        indent = len(line) - len(line.lstrip())
+        content_end = len(line.rstrip())
+        cursor = start + rng.randrange(indent, content_end)  # at least one character left to complete
+        samples.append(Sample(path=path, line=n, prefix=text[max(0, cursor - PREFIX_CHARS):cursor],
+                              suffix=text[end:end + SUFFIX_CHARS], target=text[cursor:end]))
+    return samples
+
+
+def sample_prompt(runtime: EarlyExitRuntime, s: Sample) -> list[int]:
+    info = runtime.tokenizer
+    return build_prompt(info, info.encode(s.prefix), info.encode(s.suffix)[:SUFFIX_TOKENS],
+                        max_tokens=runtime.max_len, reserve=MAX_NEW_TOKENS)
+
+
+# -- statistics helpers ----------------------------------------------------------------------
+def _mean(xs: list[float]) -> float | None:
+    return float(statistics.fmean(xs)) if xs else None
+
+
+def _median(xs: list[float]) -> float | None:
+    return float(statistics.median(xs)) if xs else None
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _r(x, nd: int = 4):
+    return None if x is None else round(float(x), nd)
+
+
+def suggestion(res: DecodeResult) -> str:
+    return first_line(res.text)
+
+
+# -- acceptance under Stop ---------------------------------------------------------------------
+def truncate_at_stop(res: DecodeResult, threshold: float) -> list[int]:
+    """The tokens `full` would emit with Stop at `threshold`: those before the first P(stop) >= threshold."""
+    for i, p in enumerate(res.stop_probs):
+        if p >= threshold:
+            return res.token_ids[:i]
+    return list(res.token_ids)
+
+
+def acceptance(suggestions: list[str], targets: list[str]) -> dict:
+    shown = [bool(s.strip()) for s in suggestions]
+    accepted = [sh and is_accepted(s, t) for s, t, sh in zip(suggestions, targets, shown)]
+    n_shown, n_acc = sum(shown), sum(accepted)
+    return {"shown": n_shown, "accepted": n_acc, "acceptance_rate": _r(_ratio(n_acc, n_shown)),
+            "chars_saved": sum(chars_saved(s, t) for s, t, a in zip(suggestions, targets, accepted) if a),
+            "_accepted": accepted}
+
+
+def stop_effect(without: dict, with_stop: dict) -> dict:
+    """Relative change of the acceptance rate of shown suggestions and share of would-be-accepted lost."""
+    before, after = without["acceptance_rate"], with_stop["acceptance_rate"]
+    would = [i for i, a in enumerate(without["_accepted"]) if a]
+    lost = sum(1 for i in would if not with_stop["_accepted"][i])
+    rel = None
+    if before:
+        rel = (after or 0.0) / before - 1.0
+    removed = _ratio(lost, len(would))
+    meets = rel is not None and removed is not None and rel >= STOP_GAIN_TARGET and removed <= STOP_LOSS_TARGET
+    return {"relative_change": _r(rel), "would_be_accepted": len(would), "would_be_accepted_lost": lost,
+            "removed_share": _r(removed), "meets_target": bool(meets)}
+
+
+def _public(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+# -- top-1 accuracy per exit -------------------------------------------------------------------
+def exit_accuracy(runtime: EarlyExitRuntime, texts: list[tuple[str, str]], windows: int, seed: int,
+                  window: int = ACCURACY_WINDOW) -> dict:
+    """Teacher-forced next-token top-1 accuracy of every exit (onnxruntime: forward + head per layer)
+    on `windows` held-out windows of `window` tokens; also how often each exit agrees with the last."""
+    rng = random.Random(seed + 7919)
+    L = runtime.n_layers
+    correct = np.zeros(L)
+    agree = np.zeros(L)
+    n_tokens, used = 0, 0
+    window = min(window, runtime.max_len - 1)
+    pool = [t for _, t in texts if len(t) > 40]
+    runtime.reset()
+    try:
+        for _ in range(windows * 3):
+            if used >= windows or not pool:
+                break
+            text = rng.choice(pool)
+            span = window * 6
+            start = 0 if len(text) <= span else rng.randrange(0, len(text) - span)
+            if start:
+                start = text.find("\n", start) + 1 or start
+            ids = runtime.tokenizer.encode(text[start:start + span])[:window + 1]
+            if len(ids) < 16:
+                continue
+            used += 1
+            inputs, targets = ids[:-1], np.array(ids[1:])
+            h = runtime.embed[inputs]
+            preds = []
+            for layer in range(L):
+                h = runtime.forward(inputs, 0, layer, layer, hidden=h)
+                preds.append(runtime.head(layer, h).argmax(-1))
+            for layer in range(L):
+                correct[layer] += int((preds[layer] == targets).sum())
+                agree[layer] += int((preds[layer] == preds[-1]).sum())
+            n_tokens += len(targets)
+    finally:
+        runtime.reset()  # forward() overwrote cached KV entries
+    return {"windows": used, "tokens": n_tokens,
+            "top1": [_r(c / n_tokens) for c in correct] if n_tokens else [],
+            "agrees_with_final": [_r(a / n_tokens) for a in agree] if n_tokens else []}
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+def hardware(threads: int) -> dict:
+    import onnxruntime as ort
+
+    return {"cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor() or None,
+            "system": platform.system(), "python": platform.python_version(), "onnxruntime": ort.__version__,
+            "threads": threads}
+
+
+def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult], targets: list[str], L: int) -> dict:
+    tokens = [len(r.token_ids) for r in runs]
+    total_tokens = sum(tokens)
+    layers = [x for r in runs for x in r.layers]
+    ms_tok = [r.decode_ms / len(r.token_ids) for r in runs if r.token_ids]
+    per_sample = [f.decode_ms / r.decode_ms for f, r in zip(full, runs) if f.decode_ms > 0 and r.decode_ms > 0]
+    full_ms_tok = _ratio(sum(f.decode_ms for f in full), sum(len(f.token_ids) for f in full))
+    own_ms_tok = _ratio(sum(r.decode_ms for r in runs), total_tokens)
+    texts = [suggestion(r) for r in runs]
+    reasons: dict[str, int] = {}
+    for r in runs:
+        reasons[r.stop_reason] = reasons.get(r.stop_reason, 0) + 1
+    lpt = _mean(layers)
+    out = {
+        "samples": len(runs),
+        "tokens": total_tokens,
+        "tokens_per_sample": _r(total_tokens / max(1, len(runs)), 2),
+        "layers_per_token": _r(lpt),
+        "layers_skipped_share": _r(1.0 - lpt / L) if lpt is not None else None,
+        "layer_passes_per_token": _r(_ratio(sum(r.layer_passes for r in runs), total_tokens)),
+        "ms_per_token_median": _r(_median(ms_tok)),
+        "ms_per_token_mean": _r(_mean(ms_tok)),
+        "prefill_ms_median": _r(_median([r.prefill_ms for r in runs])),
+        "prefill_ms_mean": _r(_mean([r.prefill_ms for r in runs])),
+        "decode_ms_total": _r(sum(r.decode_ms for r in runs), 2),
+        "speedup_total": _r(_ratio(sum(f.decode_ms for f in full), sum(r.decode_ms for r in runs))),
+        "speedup_median": _r(_median(per_sample)),
+        "speedup_per_token": _r(_ratio(full_ms_tok, own_ms_tok)) if full_ms_tok and own_ms_tok else None,
+        "exact_match": _r(_mean([float(exact_match(s, t)) for s, t in zip(texts, targets)])),
+        "edit_similarity": _r(_mean([edit_similarity(s, t) for s, t in zip(texts, targets)])),
+        "rouge_l": _r(_mean([rouge_l(s, t) for s, t in zip(texts, targets)])),
+        "identical_to_full": _r(_mean([float(r.token_ids == f.token_ids) for r, f in zip(runs, full)])),
+        "identical_count": sum(r.token_ids == f.token_ids for r, f in zip(runs, full)),
+        "stop_reasons": reasons,
+    }
+    if name == "speculative":
+        drafted = sum(r.drafted for r in runs)
+        acc = sum(r.draft_accepted for r in runs)
+        out.update(drafted=drafted, draft_accepted=acc, draft_acceptance=_r(_ratio(acc, drafted)))
+    return out
+
+
+def _targets(policies: dict, stop: dict) -> dict:
+    spec, dyn, full = policies["speculative"], policies["dynamic"], policies["full"]
+    spec_ok = (spec["speedup_total"] or 0) >= SPEC_SPEEDUP_TARGET and spec["identical_count"] == spec["samples"]
+    rf, rd = full["rouge_l"] or 0.0, dyn["rouge_l"] or 0.0
+    rouge_loss = (rf - rd) / rf if rf > 0 else (0.0 if rd >= rf else 1.0)
+    dyn_ok = (dyn["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and rouge_loss <= DYN_ROUGE_LOSS_TARGET
+    return {
+        "speculative": {"target": f">= {SPEC_SPEEDUP_TARGET}x faster than full with 100% identical output",
+                        "speedup": spec["speedup_total"], "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
+        "dynamic": {"target": f">= {DYN_SKIP_TARGET:.0%} of layers skipped at <= {DYN_ROUGE_LOSS_TARGET:.0%} relative ROUGE-L loss",
+                    "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(rouge_loss),
+                    "pass": bool(dyn_ok)},
+        "stop": {"target": f"acceptance of shown suggestions >= +{STOP_GAIN_TARGET:.0%} relative, "
+                           f"<= {STOP_LOSS_TARGET:.0%} of would-be-accepted removed",
+                 "threshold": stop["threshold"], "relative_change": stop["relative_change"],
+                 "removed_share": stop["removed_share"], "pass": bool(stop["meets_target"]),
+                 "thresholds_meeting_target": stop["thresholds_meeting_target"]},
+    }
+
+
+def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, limit: int = 200,
+              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, exit_threshold: float = 0.9,
+              draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
+              log: Callable[[str], None] | None = None) -> dict:
+    """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`)."""
+    started = time.perf_counter()
+    log = log or (lambda msg: None)
+    runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
+    texts = load_texts(corpus, source)
+    samples = make_samples(texts, max(1, limit), seed)
+    L = runtime.n_layers
+    base = dict(max_new_tokens=MAX_NEW_TOKENS, exit_threshold=exit_threshold, draft_layers=draft_layers,
+                draft_tokens=draft_tokens, single_line=True)
+    runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
+    stopped: list[DecodeResult] = []
+    for n, s in enumerate(samples):
+        prompt = sample_prompt(runtime, s)
+        k = n % len(POLICIES)
+        for policy in POLICIES[k:] + POLICIES[:k]:
+            runtime.reset()
+            runs[policy].append(runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
+        runtime.reset()
+        stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold, **base)))
+        if (n + 1) % 20 == 0:
+            log(f"{n + 1}/{len(samples)} samples")
+    runtime.reset()
+    targets = [s.target for s in samples]
+    full = runs["full"]
+    policies = {p: _policy_summary(p, runs[p], full, targets, L) for p in POLICIES}
+
+    # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
+    dec = runtime.tokenizer.decode
+    without = acceptance([suggestion(r) for r in full], targets)
+    with_stop = acceptance([suggestion(r) for r in stopped], targets)
+    replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold) != r.token_ids)
+    sweep = []
+    for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}):
+        if th > 1:
+            continue
+        acc = acceptance([first_line(dec(truncate_at_stop(f, th))) for f in full], targets)
+        sweep.append({"threshold": th, **_public(acc), **stop_effect(without, acc)})
+    meeting = [e["threshold"] for e in sweep if e["meets_target"]]
+    best = max((e for e in sweep if e["meets_target"]), key=lambda e: (e["chars_saved"], e["acceptance_rate"] or 0),
+               default=None)
+    stop = {"policy": "full", "threshold": stop_threshold, "without_stop": _public(without), "with_stop": _public(with_stop),
+            **stop_effect(without, with_stop), "replay_mismatches": replay_mismatch,
+            "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
+            "sweep": sweep, "thresholds_meeting_target": meeting,
+            "recommended_threshold": best["threshold"] if best else None,
+            "controller_trained": runtime.controller.trained}
+    windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
+    accuracy = exit_accuracy(runtime, texts, windows, seed)
+    return {
+        "model": {"dir": str(model_dir), "name": runtime.name, "layers": L, "hidden_size": runtime.hidden_size,
+                  "vocab_size": runtime.vocab_size, "max_len": runtime.max_len,
+                  "controller_trained": runtime.controller.trained, "has_exit_heads": runtime.has_exit_heads},
+        "hardware": hardware(threads),
+        "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),
+                     "split": None if source else "heldout", "limit": limit, "seed": seed,
+                     "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
+                     "exit_threshold": exit_threshold, "draft_layers": draft_layers, "draft_tokens": draft_tokens},
+        "samples": len(samples),
+        "policies": policies,
+        "exit_accuracy": accuracy,
+        "stop": stop,
+        "targets": _targets(policies, stop),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+# -- the readable report -----------------------------------------------------------------------
+def _f(x, fmt: str = "{:.3f}", none: str = "-") -> str:
+    return none if x is None else fmt.format(x)
+
+
+def format_report(r: dict) -> str:
+    m, hw, st = r["model"], r["hardware"], r["settings"]
+    where = st["source"] or f"{st['corpus']} ({st['split']})"
+    lines = [
+        f"tact bench early-exit: {m['dir']} ({m['layers']} layers, hidden {m['hidden_size']}, vocab {m['vocab_size']}, "
+        f"controller {'trained' if m['controller_trained'] else 'absent'})",
+        f"samples: {r['samples']} from {where}, seed {st['seed']}, <= {st['max_new_tokens']} new tokens, single line",
+        f"hardware: {hw['cpu_count']} cores ({hw['machine']}, {hw['system']}), onnxruntime {hw['onnxruntime']}, "
+        f"{hw['threads']} threads, python {hw['python']}",
+        f"settings: exit threshold {st['exit_threshold']}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "
+        f"Stop disabled for the policy table",
+        "",
+        f"{'policy':<12} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'prefill ms':>10} "
+        f"{'speedup tot/med':>15} {'EM':>6} {'ES':>6} {'ROUGE-L':>7} {'identical':>9}",
+    ]
+    for name, p in r["policies"].items():
+        lines.append(
+            f"{name:<12} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
+            f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
+            f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
+            f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
+            f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
+            f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
+    sp = r["policies"]["speculative"]
+    lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
+                 f"({_f(sp['draft_acceptance'], '{:.1%}')}); layer passes per token: "
+                 + ", ".join(f"{n} {_f(p['layer_passes_per_token'], '{:.2f}')}" for n, p in r["policies"].items()))
+    acc = r["exit_accuracy"]
+    lines += ["", f"next-token top-1 accuracy per exit ({acc['windows']} windows, {acc['tokens']} tokens, teacher forcing):",
+              "  " + "  ".join(f"L{i + 1} {_f(a, '{:.3f}')}" for i, a in enumerate(acc["top1"])),
+              "  agrees with last: " + "  ".join(f"L{i + 1} {_f(a, '{:.3f}')}" for i, a in enumerate(acc["agrees_with_final"]))]
+    s = r["stop"]
+    wo, wi = s["without_stop"], s["with_stop"]
+    lines += ["", f"Stop under full (threshold {s['threshold']}; controller {'trained' if s['controller_trained'] else 'absent'}):",
+              f"  without Stop: shown {wo['shown']}, accepted {wo['accepted']}, rate {_f(wo['acceptance_rate'], '{:.1%}')}, "
+              f"chars saved {wo['chars_saved']}",
+              f"  with Stop:    shown {wi['shown']}, accepted {wi['accepted']}, rate {_f(wi['acceptance_rate'], '{:.1%}')}, "
+              f"chars saved {wi['chars_saved']} ({s['stopped_before_first_token']} not shown: Stop before the first token)",
+              f"  acceptance rate change {_f(s['relative_change'], '{:+.1%}')} relative; would-be-accepted removed "
+              f"{s['would_be_accepted_lost']}/{s['would_be_accepted']} ({_f(s['removed_share'], '{:.1%}')})"
+              + (f"; replay mismatches {s['replay_mismatches']}" if s["replay_mismatches"] else ""),
+              "  sweep: " + "  ".join(f"{e['threshold']:.2f}: {_f(e['relative_change'], '{:+.0%}')}/"
+                                     f"-{_f(e['removed_share'], '{:.0%}')}" for e in s["sweep"]),
+              f"  thresholds meeting the target: {', '.join(map(str, s['thresholds_meeting_target'])) or 'none'}"
+              + (f" (recommended {s['recommended_threshold']})" if s["recommended_threshold"] is not None else "")]
+    t = r["targets"]
+    mark = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
+    ts, td, tp = t["speculative"], t["dynamic"], t["stop"]
+    lines += ["", "targets:",
+              f"  [{mark(ts['pass'])}] speculative {ts['target']}: {_f(ts['speedup'], '{:.2f}x')}, "
+              f"{_f(ts['identical'], '{:.1%}')} identical",
+              f"  [{mark(td['pass'])}] dynamic {td['target']}: {_f(td['layers_skipped_share'], '{:.1%}')} skipped, "
+              f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}",
+              f"  [{mark(tp['pass'])}] Stop {tp['target']}: {_f(tp['relative_change'], '{:+.1%}')}, "
+              f"{_f(tp['removed_share'], '{:.1%}')} removed at {tp['threshold']}",
+              f"({r['seconds']:.1f} s)"]
+    return "\n".join(lines)
+
+
+def main_cli(args) -> int:
+    """Entry point for `tact bench early-exit`: argparse values, every option filled in by the caller."""
+    import json
+
+    from models.model_dir import ModelDirError
+
+    try:
+        result = run_bench(args.model, corpus=args.corpus, source=args.source, limit=args.limit, seed=args.seed,
+                           threads=args.threads, stop_threshold=args.stop_threshold,
+                           exit_threshold=args.exit_threshold, draft_layers=args.draft_layers,
+                           draft_tokens=args.draft_tokens,
+                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except (ModelDirError, BenchInputError) as exc:
+        print(f"tact bench early-exit: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=1) if args.json else format_report(result))
+    return 0

@@ -1,0 +1,87 @@
+"""Shared pieces for end-to-end tests that drive the real server process over stdio."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from lsprotocol import types
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "default"
+
+
+def model_under_test() -> Path:
+    """The model the end-to-end tests serve: TACT_TEST_MODEL, else the shipped default model."""
+    return Path(os.environ.get("TACT_TEST_MODEL", DEFAULT_MODEL))
+
+
+def server_command(model: Path | str | None = None, database: Path | str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "lsp_server"]
+    if model is not None:
+        cmd += ["--model", str(model)]
+    if database is not None:
+        cmd += ["--database", str(database)]
+    return cmd
+
+
+def client_capabilities(configuration: bool = False) -> types.ClientCapabilities:
+    """An editor that supports inline completion (pytest-lsp's canned capabilities do not)."""
+    return types.ClientCapabilities(
+        text_document=types.TextDocumentClientCapabilities(
+            inline_completion=types.InlineCompletionClientCapabilities(dynamic_registration=False),
+            completion=types.CompletionClientCapabilities(),
+            synchronization=types.TextDocumentSyncClientCapabilities(),
+        ),
+        workspace=types.WorkspaceClientCapabilities(configuration=configuration),
+        window=types.WindowClientCapabilities(show_message=types.ShowMessageRequestClientCapabilities()),
+    )
+
+
+def initialize_params(options: dict | None = None, configuration: bool = False) -> types.InitializeParams:
+    return types.InitializeParams(
+        capabilities=client_capabilities(configuration),
+        client_info=types.ClientInfo(name="pytest-lsp", version="1"),
+        initialization_options=options or {},
+    )
+
+
+def wait_for_rows(db: Path, sql: str, args: tuple = (), want: int = 1, timeout: float = 10.0) -> list[tuple]:
+    """Poll the telemetry database (written by the server's writer thread) until a query returns rows."""
+    deadline = time.time() + timeout
+    rows: list[tuple] = []
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                    rows = conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:
+                rows = []
+            if len(rows) >= want:
+                return rows
+        time.sleep(0.1)
+    return rows
+
+
+SAMPLE = '''import os
+
+
+def read_lines(path):
+    """Return the lines of a file."""
+    with open(path) as f:
+        return f.readlines()
+
+
+def count_words(text):
+    words = text.split()
+    return len(words)
+
+
+def main():
+    lines = read_lines("data.txt")
+    for line in lines:
+        print(count_words(line))
+'''

@@ -1,0 +1,73 @@
+"""The real server process over stdio (pytest-lsp), serving a real model and writing real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from tests.lsp_support import SAMPLE, initialize_params, model_under_test, server_command, wait_for_rows
+
+URI = "file:///work/sample.py"
+DB_DIR = {}
+
+
+def _config() -> ClientServerConfig:
+    import tempfile
+
+    db = DB_DIR.setdefault("path", tempfile.mkdtemp(prefix="tact-e2e-") + "/telemetry.sqlite3")
+    return ClientServerConfig(server_command=server_command(model_under_test(), db))
+
+
+@pytest_lsp.fixture(config=_config())
+async def client(lsp_client: LanguageClient):
+    result = await lsp_client.initialize_session(initialize_params({"decodingPolicy": "speculative", "stopThreshold": 1.01}))
+    lsp_client.init_result = result
+    lsp_client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=URI, language_id="python", version=1, text=SAMPLE)))
+    yield
+    await lsp_client.shutdown_session()
+
+
+def _db():
+    from pathlib import Path
+
+    return Path(DB_DIR["path"])
+
+
+def _end_of_line(line: int) -> types.Position:
+    return types.Position(line=line, character=len(SAMPLE.splitlines()[line]))
+
+
+async def test_capabilities_advertised(client: LanguageClient):
+    caps = client.init_result.capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None
+    sync = caps.text_document_sync
+    assert sync.change == types.TextDocumentSyncKind.Incremental
+
+
+async def test_inline_completion_from_the_model(client: LanguageClient):
+    # "    words = text." -> the model continues the line
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(line=11, character=0), end=types.Position(line=11, character=0)),
+            text="    total = len(")]))
+    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(line=11, character=16),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    items = result.items if hasattr(result, "items") else result
+    assert items, "the real model produced no suggestion"
+    item = items[0]
+    assert item.insert_text.strip()
+    assert "\n" not in item.insert_text  # single-line by default
+    assert item.command.command == "tact.acceptSuggestion"
+    sid = item.command.arguments[0]
+    rows = wait_for_rows(_db(), "select policy, tokens, latency_ms, text from suggestions where id = ? and generated_at is not null", (sid,))
+    assert rows and rows[0][0] == "speculative" and rows[0][1] >= 1 and rows[0][2] > 0
+    assert rows[0][3] == item.insert_text
