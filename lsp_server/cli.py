@@ -49,6 +49,7 @@ def _add_train(sub) -> None:
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (speed and quality, on held-out code)")
     bsub = p.add_subparsers(dest="target", required=True)
+    _add_bench_serve(bsub)
     ee = bsub.add_parser("early-exit", help="decoding policies (full, dynamic, speculative), exits and Stop")
     ee.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
     ee.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus", help="corpus (its heldout split)")
@@ -75,12 +76,30 @@ def _bench(args) -> int:
     raise SystemExit(f"tact bench: unknown target {args.target}")
 
 
+def _add_bench_serve(bsub) -> None:
+    p = bsub.add_parser("serve", help="cold start, inline-completion latency and RSS over real LSP stdio")
+    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--policy", default=None, help="decoding policy (default: the server default)")
+    p.add_argument("--limit", type=int, default=300, help="number of inline completion requests")
+    p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
+    p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tact", description="Tact: IDE assistant language server")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_train(sub)
     _add_bench(sub)
+    demo = sub.add_parser("demo", help="type a sample file into a real server and print each suggestion")
+    demo.add_argument("--model", help="model directory (default: the shipped model)")
+    demo.add_argument("--database", help="telemetry database (default: the user data directory)")
+    demo.add_argument("--policy", default=None, help="full, dynamic or speculative (default: the server default)")
+    demo.add_argument("--file", type=Path, help="a Python file to type instead of the built-in sample")
+    demo.add_argument("--start-line", type=int, help="first line to type (0-based; default a third into the file)")
+    demo.add_argument("--lines", type=int, default=6, help="how many lines to type")
     ex = sub.add_parser("export", help="export a model directory to ONNX graphs for serving")
     ex.add_argument("model_dir", type=Path)
     args = parser.parse_args(argv)
@@ -89,6 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.server import serve
 
         return serve(args)
+    if args.command == "demo":
+        from lsp_server.config import DEFAULTS
+        from lsp_server.demo import run_demo
+
+        return run_demo(args.model, args.database, args.policy or DEFAULTS.decoding_policy, args.file, args.start_line, args.lines)
+    if args.command == "bench" and args.target == "serve":
+        import json
+
+        from lsp_server.bench_serve import print_table, run_bench
+        from lsp_server.config import DEFAULTS
+
+        fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed)
+        print(json.dumps(fig)) if args.json else print_table(fig)
+        return 0
     if args.command == "train" and args.target == "corpus":
         from models.corpus import build_corpus
 

@@ -416,10 +416,14 @@ def format_report(r: dict) -> str:
               f"  acceptance rate change {_f(s['relative_change'], '{:+.1%}')} relative; would-be-accepted removed "
               f"{s['would_be_accepted_lost']}/{s['would_be_accepted']} ({_f(s['removed_share'], '{:.1%}')})"
               + (f"; replay mismatches {s['replay_mismatches']}" if s["replay_mismatches"] else ""),
-              "  sweep: " + "  ".join(f"{e['threshold']:.2f}: {_f(e['relative_change'], '{:+.0%}')}/"
-                                     f"-{_f(e['removed_share'], '{:.0%}')}" for e in s["sweep"]),
-              f"  thresholds meeting the target: {', '.join(map(str, s['thresholds_meeting_target'])) or 'none'}"
-              + (f" (recommended {s['recommended_threshold']})" if s["recommended_threshold"] is not None else "")]
+              "  Stop threshold sweep (replayed from P(stop) of the Stop-less run):",
+              f"    {'threshold':>9} {'shown':>6} {'accepted':>8} {'rate':>7} {'change':>8} {'removed':>8} {'chars saved':>11}  meets"]
+    for e in s["sweep"]:
+        lines.append(f"    {e['threshold']:>9.2f} {e['shown']:>6} {e['accepted']:>8} {_f(e['acceptance_rate'], '{:.1%}'):>7} "
+                     f"{_f(e['relative_change'], '{:+.1%}'):>8} {_f(e['removed_share'], '{:.1%}'):>8} {e['chars_saved']:>11}  "
+                     f"{'yes' if e['meets_target'] else 'no'}")
+    lines.append(f"  thresholds meeting the target: {', '.join(map(str, s['thresholds_meeting_target'])) or 'none'}"
+                 + (f" (recommended {s['recommended_threshold']})" if s["recommended_threshold"] is not None else ""))
     t = r["targets"]
     mark = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
     ts, td, tp = t["speculative"], t["dynamic"], t["stop"]

@@ -336,8 +336,9 @@ class EarlyExitRuntime:
         pending = choice[0]
         while not should_cancel():
             start = self.cache.length
+            room = self.max_len - 1 - start  # drafts that still fit in the cache after `pending`
             self.cache.ids.append(pending)
-            lookup = self._lookup_draft(opts)
+            lookup = self._lookup_draft(opts)[:room]
             if lookup:
                 draft = lookup
                 h_all = self.forward([pending, *draft], start)
@@ -345,11 +346,12 @@ class EarlyExitRuntime:
             else:
                 draft, hk = [], []
                 x = self.embed[[pending]]
-                for j in range(opts.draft_tokens + 1):
+                n_draft = min(opts.draft_tokens, room)
+                for j in range(n_draft + 1):
                     x = self.forward([], start + j, 0, k - 1, hidden=x)
                     hk.append(x)
                     res.layer_passes += k
-                    if j == opts.draft_tokens:
+                    if j == n_draft:
                         break
                     d = int(self.head(k - 1, x)[0].argmax())
                     if d == self.tokenizer.eos_id:

@@ -7,6 +7,7 @@ answers with no suggestion and says why, instead of taking the server down.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Suggestion:
 class CompletionService:
     def __init__(self) -> None:
         self.runtime: EarlyExitRuntime | None = None
-        self.status = ModelStatus()
+        self.status = ModelStatus(loading=True)  # until load() has run
         self._loaded = threading.Event()
 
     def load(self, model_path: str = "", threads: int = 2) -> ModelStatus:
@@ -96,6 +97,19 @@ class CompletionService:
         return build_context(index.text, position, prefix_chars=settings.context_prefix_chars,
                              suffix_chars=settings.context_suffix_chars, language_id=language_id, index=index)
 
+    @staticmethod
+    def _cancel_check(token: CancelToken):
+        """Polled by the token loop after every token."""
+        delay = float(os.environ.get("TACT_DEBUG_TOKEN_DELAY_MS", "0") or 0) / 1000.0
+        if delay <= 0:
+            return lambda: token.cancelled
+
+        def slow() -> bool:  # debugging knob: a slow model, to watch cancellation
+            time.sleep(delay)
+            return token.cancelled
+
+        return slow
+
     def complete(self, ctx: CompletionContext, settings: Settings, token: CancelToken) -> Suggestion:
         """Generate for a context built by `context()`. Raises Cancelled when the token is cancelled."""
         t0 = time.perf_counter()
@@ -109,7 +123,7 @@ class CompletionService:
         opts = self.decode_options(settings)
         prompt = build_prompt(info, prefix_ids, suffix_ids, runtime.max_len, reserve=opts.max_new_tokens)
         token.check()
-        result = runtime.generate(prompt, opts, should_cancel=lambda: token.cancelled)
+        result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
         if result.stop_reason == "cancelled":
             raise Cancelled(token.reason or "cancelled")
         text = trim_suggestion(result.text, ctx, multiline=settings.multiline)

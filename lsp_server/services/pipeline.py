@@ -51,8 +51,9 @@ class CompletionPipeline:
 
         def job(token: CancelToken) -> Suggestion | None:
             current, index = doc.indexed_snapshot()
-            if current != version:
-                raise Cancelled("stale")
+            if token.cancelled or current != version:  # superseded or outdated while queued: no model call
+                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger, {})
+                raise Cancelled(token.reason if token.cancelled else "stale")
             ctx = self.service.context(index, doc.language_id, position, settings)
             recorder.requested(suggestion_id, "completion", uri, version, ctx.position.line, ctx.position.character,
                                trigger, ctx.summary())

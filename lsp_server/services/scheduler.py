@@ -59,8 +59,7 @@ class InferenceScheduler:
 
         def run() -> T:
             try:
-                token.check()  # superseded while queued: skip without touching the model
-                return job(token)
+                return job(token)  # the job checks the token first: it may want to log why it skips
             finally:
                 if key is not None:
                     with self._lock:

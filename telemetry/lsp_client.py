@@ -1,0 +1,173 @@
+"""A small synchronous LSP client over a server process's stdio.
+
+Used to drive a real `tact serve` as an editor would: by the demo, the serving benchmark, replay
+and simulated programmers, and by tests that must send bytes no well-behaved client would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import subprocess
+import threading
+import time
+from typing import Any
+
+
+class LspError(Exception):
+    def __init__(self, error: dict):
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.error = error
+
+
+class LspClient:
+    def __init__(self, command: list[str], env: dict | None = None, stderr=None):
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=stderr if stderr is not None else subprocess.DEVNULL, env=env)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, queue.Queue] = {}
+        self._lock = threading.Lock()
+        self.notifications: queue.Queue = queue.Queue()
+        self.server_requests: list[dict] = []
+        self.configuration: dict = {}
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
+
+    # -- wire ------------------------------------------------------------------------------------
+    def send_raw(self, body: bytes) -> None:
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def _send(self, message: dict) -> None:
+        self.send_raw(json.dumps(message).encode("utf-8"))
+
+    def _read_loop(self) -> None:
+        out = self.proc.stdout
+        while True:
+            length = None
+            while True:
+                line = out.readline()
+                if not line:
+                    self._fail_pending()
+                    return
+                line = line.strip()
+                if not line:
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length is None:
+                continue
+            message = json.loads(out.read(length))
+            if "id" in message and "method" not in message:
+                q = self._pending.pop(message["id"], None)
+                if q is not None:
+                    q.put(message)
+            elif "id" in message:
+                self._answer_server_request(message)
+            else:
+                self.notifications.put(message)
+
+    def _fail_pending(self) -> None:
+        for q in list(self._pending.values()):
+            q.put({"error": {"code": -32099, "message": "server exited"}})
+
+    def _answer_server_request(self, message: dict) -> None:
+        self.server_requests.append(message)
+        result: Any = None
+        if message["method"] == "workspace/configuration":
+            items = message.get("params", {}).get("items", [])
+            result = [self.configuration.get(i.get("section"), None) for i in items]
+        self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+    # -- API -------------------------------------------------------------------------------------
+    def request_async(self, method: str, params: Any = None) -> tuple[int, queue.Queue]:
+        msg_id = next(self._ids)
+        q: queue.Queue = queue.Queue(maxsize=1)
+        with self._lock:
+            self._pending[msg_id] = q
+        self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        return msg_id, q
+
+    def request(self, method: str, params: Any = None, timeout: float = 30.0) -> Any:
+        _, q = self.request_async(method, params)
+        return self.result(q, timeout)
+
+    @staticmethod
+    def result(q: queue.Queue, timeout: float = 30.0) -> Any:
+        message = q.get(timeout=timeout)
+        if "error" in message:
+            raise LspError(message["error"])
+        return message.get("result")
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def cancel(self, msg_id: int) -> None:
+        self.notify("$/cancelRequest", {"id": msg_id})
+
+    def wait_notification(self, method: str, timeout: float = 10.0) -> dict:
+        deadline = time.time() + timeout
+        skipped = []
+        try:
+            while True:
+                message = self.notifications.get(timeout=max(0.0, deadline - time.time()))
+                if message.get("method") == method:
+                    return message
+                skipped.append(message)
+        finally:
+            for m in skipped:
+                self.notifications.put(m)
+
+    def initialize(self, options: dict | None = None, client_name: str = "tact-client", inline: bool = True,
+                   configuration: bool = False, root_uri: str | None = None) -> dict:
+        caps: dict = {"textDocument": {"completion": {}, "synchronization": {}}, "window": {"showMessage": {}},
+                      "workspace": {"configuration": configuration}}
+        if inline:
+            caps["textDocument"]["inlineCompletion"] = {}
+        result = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": caps,
+                                             "clientInfo": {"name": client_name, "version": "1"},
+                                             "initializationOptions": options or {}})
+        self.notify("initialized", {})
+        return result
+
+    def did_open(self, uri: str, text: str, version: int = 1, language_id: str = "python") -> None:
+        self.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": language_id, "version": version, "text": text}})
+
+    def did_change(self, uri: str, version: int, changes: list[dict]) -> None:
+        self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes})
+
+    def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0) -> list[dict]:
+        result = self.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+            "context": {"triggerKind": 1 if invoked else 2}}, timeout)
+        if result is None:
+            return []
+        return result["items"] if isinstance(result, dict) else result
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        try:
+            self.request("shutdown", None, timeout)
+            self.notify("exit")
+        except Exception:
+            pass
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> "LspClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.shutdown()
+
+
+def change_at(line: int, character: int, text: str, end_line: int | None = None, end_character: int | None = None) -> dict:
+    """A ranged content change inserting (or replacing up to end) text."""
+    return {"range": {"start": {"line": line, "character": character},
+                      "end": {"line": line if end_line is None else end_line,
+                              "character": character if end_character is None else end_character}}, "text": text}

@@ -1,0 +1,71 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_LM_MAX_LEN = 128
+
+
+def _stdlib_texts() -> list[str]:
+    import argparse
+    import json as json_mod
+    import string
+    import textwrap
+
+    return [Path(m.__file__).read_text(encoding="utf-8") for m in (textwrap, string, json_mod.encoder, argparse)]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A tiny random early-exit model (4 layers, GQA 4 query / 2 KV heads, random controller), saved in the
+    Hugging Face layout and exported to ONNX. Built once per test session."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from models.architecture import EarlyExitLM, ModelConfig
+    from models.export import export_model_dir
+    from models.tokenizer import TokenizerInfo, train_tokenizer
+    from models.train_lm import save_model_dir
+
+    # Tiny matrices: one thread is far faster than two spinning threads on a busy 2-core machine.
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny_lm")
+    tok = train_tokenizer(_stdlib_texts(), vocab_size=512)
+    info = TokenizerInfo(tok)
+    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=TINY_LM_MAX_LEN,
+                      bos_token_id=info.eos_id, eos_token_id=info.eos_id)
+    torch.manual_seed(1234)
+    model = EarlyExitLM(cfg)
+    gen = torch.Generator().manual_seed(4321)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("controller."):  # deterministic, far from uniform: varied exit/stop decisions
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.6 if p.dim() > 1 else 0.5))
+            elif p.dim() == 1:  # norms: not all ones, so a wrong norm weight shows up as a parity failure
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            elif "embed_tokens" not in name:  # layers strong enough to change the prediction
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.15)
+    save_model_dir(model, tok, out, {"name": "tiny-test", "size": "test"})
+    export_model_dir(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_torch(tiny_lm_dir):
+    from models.architecture import load_torch_model
+
+    return load_torch_model(tiny_lm_dir, strict_exits=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_dir(tmp_path_factory) -> Path:
+    """A corpus directory whose heldout split holds a few standard-library files."""
+    out = tmp_path_factory.mktemp("tiny_corpus")
+    with open(out / "heldout.jsonl", "w", encoding="utf-8") as f:
+        for i, text in enumerate(_stdlib_texts()[:3]):
+            f.write(json.dumps({"package": f"stdlib:t{i}", "path": f"t{i}.py", "text": text}) + "\n")
+    return out

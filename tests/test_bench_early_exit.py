@@ -1,0 +1,100 @@
+"""`tact bench early-exit` on the tiny random model and a tiny corpus (smoke test plus sample invariants)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.bench_early_exit import (BenchInputError, format_report, load_texts, make_samples, run_bench,
+                                     truncate_at_stop)
+from models.runtime import POLICIES, DecodeResult
+
+POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
+               "ms_per_token_median", "ms_per_token_mean", "prefill_ms_median", "prefill_ms_mean", "decode_ms_total",
+               "speedup_total", "speedup_median", "speedup_per_token", "exact_match", "edit_similarity", "rouge_l",
+               "identical_to_full", "identical_count", "stop_reasons"}
+STOP_KEYS = {"threshold", "without_stop", "with_stop", "relative_change", "would_be_accepted", "would_be_accepted_lost",
+             "removed_share", "meets_target", "replay_mismatches", "sweep", "thresholds_meeting_target",
+             "recommended_threshold"}
+ACCEPT_KEYS = {"shown", "accepted", "acceptance_rate", "chars_saved"}
+
+
+def test_samples_are_seeded_and_well_formed(tiny_corpus_dir):
+    texts = load_texts(tiny_corpus_dir)
+    a = make_samples(texts, 20, seed=3)
+    assert [(s.path, s.line, s.target) for s in a] == [(s.path, s.line, s.target) for s in make_samples(texts, 20, seed=3)]
+    assert [(s.path, s.line) for s in a] != [(s.path, s.line) for s in make_samples(texts, 20, seed=4)]
+    by_path = dict(texts)
+    for s in a:
+        line = by_path[s.path].split("\n")[s.line]
+        assert s.target.strip() and "\n" not in s.target
+        assert line.endswith(s.target)  # the rest of the line after the cursor
+        assert (s.prefix.split("\n")[-1] + s.target) == line  # the prefix ends at the cursor
+        indent = len(line) - len(line.lstrip())
+        assert len(s.prefix.split("\n")[-1]) >= indent
+        assert len(s.prefix) <= 1500 and len(s.suffix) <= 300
+        assert s.suffix == "" or s.suffix.startswith("\n")
+
+
+def test_truncate_at_stop_replays_stop():
+    res = DecodeResult(token_ids=[5, 6, 7], stop_probs=[0.1, 0.7, 0.95])
+    assert truncate_at_stop(res, 0.5) == [5]
+    assert truncate_at_stop(res, 0.9) == [5, 6]
+    assert truncate_at_stop(res, 0.05) == []
+    assert truncate_at_stop(res, 1.01) == [5, 6, 7]
+
+
+def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, limit=3, seed=0, threads=1, stop_threshold=0.9,
+                  exit_threshold=0.5, draft_layers=2, draft_tokens=4, accuracy_windows=2)
+    json.dumps(r)  # JSON-ready
+    assert r["samples"] == 3
+    assert set(r["policies"]) == set(POLICIES)
+    for name, p in r["policies"].items():
+        assert POLICY_KEYS <= set(p), name
+        assert p["samples"] == 3
+    assert {"drafted", "draft_accepted", "draft_acceptance"} <= set(r["policies"]["speculative"])
+    full, spec = r["policies"]["full"], r["policies"]["speculative"]
+    assert full["layers_per_token"] == 4.0 and full["identical_to_full"] == 1.0
+    assert spec["identical_count"] == 3  # lossless
+    assert STOP_KEYS <= set(r["stop"])
+    assert ACCEPT_KEYS <= set(r["stop"]["without_stop"]) and ACCEPT_KEYS <= set(r["stop"]["with_stop"])
+    assert r["stop"]["replay_mismatches"] == 0  # under `full`, Stop only truncates
+    assert all({"threshold", "shown", "accepted", "removed_share", "meets_target"} <= set(e) for e in r["stop"]["sweep"])
+    acc = r["exit_accuracy"]
+    assert acc["windows"] == 2 and acc["tokens"] > 0 and len(acc["top1"]) == 4 and acc["agrees_with_final"][-1] == 1.0
+    assert set(r["targets"]) == {"speculative", "dynamic", "stop"}
+    assert all(isinstance(t["pass"], bool) for t in r["targets"].values())
+    assert {"cpu_count", "onnxruntime", "threads"} <= set(r["hardware"])
+    text = format_report(r)
+    assert "speculative" in text and ("PASS" in text or "MISS" in text)
+
+
+def test_bench_on_source_directory(tiny_lm_dir, tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("def add(a, b):\n    total = a + b\n    return total\n")
+    r = run_bench(tiny_lm_dir, source=tmp_path, limit=2, threads=1, accuracy_windows=1)
+    assert r["samples"] == 2 and r["settings"]["source"] == str(tmp_path)
+
+
+def test_bad_inputs(tiny_lm_dir, tmp_path):
+    with pytest.raises(BenchInputError, match="heldout.jsonl"):
+        load_texts(tmp_path)
+    with pytest.raises(BenchInputError, match="does not exist"):
+        load_texts(source=tmp_path / "nope")
+
+
+def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
+    from lsp_server.cli import main
+
+    assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "2",
+                 "--threads", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["policies"]) == set(POLICIES)
+    assert out["settings"]["stop_threshold"] == 0.9  # the settings default
+    assert main(["bench", "early-exit", "--model", str(tmp_path / "missing"), "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err
+    assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tmp_path), "--limit", "1"]) == 2
+    assert "heldout.jsonl" in capsys.readouterr().err

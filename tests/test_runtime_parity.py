@@ -1,0 +1,292 @@
+"""The onnxruntime early-exit runtime against the torch model it was exported from.
+
+A tiny random model (tests/conftest.py: 4 layers, GQA) is exported once per session; the runtime
+must reproduce torch's logits at every exit, its greedy decoding, and keep the lossless policies
+lossless. Bad model directories must raise ModelDirError naming the path.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models.fim import build_prompt  # noqa: E402
+from models.model_dir import ModelDirError  # noqa: E402
+from models.runtime import POLICIES, DecodeOptions, EarlyExitRuntime  # noqa: E402
+
+TOL = 1e-4
+CODE = '''def wrap(text, width=70, **kwargs):
+    """Wrap a single paragraph of text."""
+    w = TextWrapper(width=width, **kwargs)
+    return w.wrap(text)
+'''
+REPEAT = "value = items[index] + 1\nvalue = items[index] + 1\nvalue = items[index] + 1\nvalue = items["
+
+
+@pytest.fixture(scope="module")
+def rt(tiny_lm_dir):
+    return EarlyExitRuntime(tiny_lm_dir, threads=1)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_lm_torch):
+    return tiny_lm_torch
+
+
+def prompts(rt) -> list[list[int]]:
+    info = rt.tokenizer
+    fim = build_prompt(info, info.encode(CODE[:60]), info.encode(CODE[90:]), max_tokens=rt.max_len, reserve=24)
+    return [info.encode("def wrap(text, width"), info.encode("import os\nimport sys\n\nclass "), info.encode(CODE[:120]),
+            info.encode(REPEAT), fim]
+
+
+@torch.no_grad()
+def torch_exit_logits(model, ids: list[int]) -> list[np.ndarray]:
+    hidden = model(torch.tensor([ids]))
+    return [model.exit_logits(i, h)[0].numpy() for i, h in enumerate(hidden)]
+
+
+def ort_exit_logits(rt, ids: list[int], start: int = 0) -> list[np.ndarray]:
+    """Per-layer logits of ids at positions start.., running one layer at a time through the runtime."""
+    h = rt.embed[ids]
+    out = []
+    for layer in range(rt.n_layers):
+        h = rt.forward(ids, start, layer, layer, hidden=h)
+        out.append(rt.head(layer, h))
+    return out
+
+
+@torch.no_grad()
+def torch_greedy(model, rt, ids: list[int], max_new: int, single_line: bool) -> list[int]:
+    """Reference greedy decoding with the torch model: full recomputation every step."""
+    L = model.cfg.num_hidden_layers
+    eos = rt.tokenizer.eos_id
+    seq, out = list(ids), []
+    for _ in range(max_new):
+        h = model(torch.tensor([seq]))[-1][0, -1]
+        token = int(model.exit_logits(L - 1, h).argmax())
+        if token == eos:
+            break
+        out.append(token)
+        seq.append(token)
+        if single_line and "\n" in rt.tokenizer.tok.decode([token], skip_special_tokens=False):
+            break
+    return out
+
+
+def generate(rt, ids, **kw):
+    rt.reset()
+    return rt.generate(ids, DecodeOptions(**kw))
+
+
+# -- logits ------------------------------------------------------------------------------------
+def test_model_uses_grouped_query_attention(rt):
+    assert rt.n_kv == 2 and rt.n_heads == 4 and rt.n_layers == 4
+    assert rt.controller.trained and rt.has_exit_heads
+
+
+def test_logits_match_torch_at_every_exit(rt, model):
+    ids = rt.tokenizer.encode(CODE)[:60]
+    want = torch_exit_logits(model, ids)
+    rt.reset()
+    got = ort_exit_logits(rt, ids)
+    rt.reset()
+    for layer, (w, g) in enumerate(zip(want, got)):
+        assert g.shape == w.shape
+        assert np.abs(g - w).max() < TOL, f"exit {layer}: max diff {np.abs(g - w).max()}"
+    # the exits differ from each other (exit norms are really used)
+    assert np.abs(want[0] - want[-1]).max() > 1e-2
+
+
+def test_logits_match_torch_with_incremental_kv_cache(rt, model):
+    ids = rt.tokenizer.encode(CODE)[:40]
+    want = torch_exit_logits(model, ids)
+    rt.reset()
+    got = [[g] for g in ort_exit_logits(rt, ids[:25])]  # prefill 25 tokens, then one at a time
+    for pos in range(25, len(ids)):
+        for layer, g in enumerate(ort_exit_logits(rt, [ids[pos]], start=pos)):
+            got[layer].append(g)
+    rt.reset()
+    for layer in range(rt.n_layers):
+        g = np.concatenate(got[layer])
+        assert np.abs(g - want[layer]).max() < TOL, f"exit {layer}: max diff {np.abs(g - want[layer]).max()}"
+
+
+def test_directory_loads_in_transformers_with_same_logits(tiny_lm_dir, model, rt):
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_lm_dir), dtype=torch.float32).eval()
+    assert type(hf).__name__ == "LlamaForCausalLM"
+    ids = rt.tokenizer.encode(CODE)[:50]
+    with torch.no_grad():
+        out = hf(torch.tensor([ids]), output_hidden_states=True)
+        ours = model(torch.tensor([ids]))
+        want = model.exit_logits(model.cfg.num_hidden_layers - 1, ours[-1])[0].numpy()
+    assert np.abs(out.logits[0].numpy() - want).max() < TOL
+    for layer in range(model.cfg.num_hidden_layers - 1):  # HF's last hidden state is after the final norm
+        assert torch.allclose(out.hidden_states[layer + 1], ours[layer], atol=TOL)
+
+
+# -- greedy decoding and policies --------------------------------------------------------------
+@pytest.mark.parametrize("single_line", [False, True])
+def test_full_policy_equals_torch_greedy(rt, model, single_line):
+    for ids in prompts(rt):
+        want = torch_greedy(model, rt, ids, 16, single_line)
+        res = generate(rt, ids, policy="full", max_new_tokens=16, single_line=single_line)
+        assert res.token_ids == want
+        assert res.layers == [rt.n_layers] * len(want)
+
+
+def test_speculative_equals_full_with_prompt_lookup(rt):
+    drafted = 0
+    for ids in prompts(rt):
+        full = generate(rt, ids, policy="full", max_new_tokens=32, single_line=False)
+        spec = generate(rt, ids, policy="speculative", max_new_tokens=32, single_line=False)
+        assert spec.token_ids == full.token_ids
+        assert spec.stop_reason == full.stop_reason
+        drafted += spec.drafted
+    rep = generate(rt, rt.tokenizer.encode(REPEAT), policy="speculative", max_new_tokens=32, single_line=False)
+    assert rep.drafted > 0 and drafted > 0
+
+
+@pytest.mark.parametrize("draft_layers,draft_tokens", [(1, 4), (2, 3), (3, 1)])
+def test_speculative_equals_full_with_layer_drafting(rt, draft_layers, draft_tokens):
+    for ids in prompts(rt):
+        full = generate(rt, ids, policy="full", max_new_tokens=24, single_line=False)
+        # lookup_ngram=0 turns prompt lookup off: every draft comes from the first layers
+        spec = generate(rt, ids, policy="speculative", max_new_tokens=24, single_line=False, lookup_ngram=0,
+                        draft_layers=draft_layers, draft_tokens=draft_tokens)
+        assert spec.token_ids == full.token_ids
+        assert spec.drafted > 0 or len(full.token_ids) <= 1
+
+
+def test_speculative_equals_full_with_stop_and_single_line(rt):
+    for ids in prompts(rt):
+        for stop in (0.5, 0.9):
+            full = generate(rt, ids, policy="full", stop_threshold=stop, max_new_tokens=24)
+            spec = generate(rt, ids, policy="speculative", stop_threshold=stop, max_new_tokens=24)
+            assert (spec.token_ids, spec.stop_reason) == (full.token_ids, full.stop_reason)
+
+
+def test_dynamic_without_exits_equals_full(rt):
+    for ids in prompts(rt):
+        full = generate(rt, ids, policy="full", max_new_tokens=24, single_line=False)
+        dyn = generate(rt, ids, policy="dynamic", exit_threshold=1.01, max_new_tokens=24, single_line=False)
+        assert dyn.token_ids == full.token_ids
+        assert dyn.layers == full.layers
+
+
+def test_dynamic_low_threshold_uses_fewer_layers(rt):
+    L = rt.n_layers
+    for ids in prompts(rt):
+        dyn = generate(rt, ids, policy="dynamic", exit_threshold=0.0, max_new_tokens=16, single_line=False)
+        assert len(dyn.token_ids) > 1
+        assert dyn.layers[0] == L  # the first token comes from the prefill, through every layer
+        assert all(n == 2 for n in dyn.layers[1:])  # then every token leaves after layer index 1 (min_exit_layer)
+        assert np.mean(dyn.layers) < L
+    # a middle threshold mixes exits (the kv_fill graphs run) and still decodes
+    mixed = [n for ids in prompts(rt)
+             for n in generate(rt, ids, policy="dynamic", exit_threshold=0.5, max_new_tokens=16, single_line=False).layers]
+    assert min(mixed) < L
+
+
+# -- KV cache reuse ------------------------------------------------------------------------------
+@pytest.mark.parametrize("policy", POLICIES)
+def test_prefix_cache_reuse_gives_fresh_output(tiny_lm_dir, rt, policy):
+    a = rt.tokenizer.encode(CODE[:80])
+    b = rt.tokenizer.encode(CODE[:110])
+    assert b[:len(a) - 2] == a[:len(a) - 2]
+    rt.reset()
+    rt.generate(a, DecodeOptions(policy=policy, max_new_tokens=12))
+    again = rt.generate(b, DecodeOptions(policy=policy, max_new_tokens=12))
+    assert again.cached_tokens > 0
+    fresh = EarlyExitRuntime(tiny_lm_dir, threads=1).generate(b, DecodeOptions(policy=policy, max_new_tokens=12))
+    assert fresh.cached_tokens == 0
+    assert again.token_ids == fresh.token_ids
+    same = rt.generate(b, DecodeOptions(policy=policy, max_new_tokens=12))
+    assert same.cached_tokens == len(b) - 1 and same.token_ids == fresh.token_ids
+
+
+# -- Stop, cancellation, odd prompts -------------------------------------------------------------
+@pytest.mark.parametrize("policy", POLICIES)
+def test_stop_threshold_zero_emits_nothing(rt, policy):
+    res = generate(rt, rt.tokenizer.encode(CODE[:100]), policy=policy, stop_threshold=0.0)
+    assert res.token_ids == [] and res.text == ""
+    assert res.stop_reason == "stop"
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_cancellation(rt, policy):
+    res = generate(rt, rt.tokenizer.encode(CODE[:100]), policy=policy, single_line=False)
+    assert len(res.token_ids) > 2
+    rt.reset()
+    cancelled = rt.generate(rt.tokenizer.encode(CODE[:100]), DecodeOptions(policy=policy, single_line=False),
+                            should_cancel=lambda: True)
+    assert cancelled.stop_reason == "cancelled"
+    assert len(cancelled.token_ids) <= 1
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_odd_prompts_do_not_crash(rt, policy):
+    info = rt.tokenizer
+    long_text = (CODE + REPEAT) * 8
+    long_ids = info.encode(long_text)
+    assert len(long_ids) > rt.max_len
+    for ids in ([], info.encode("   \n\t  \n"), long_ids):
+        res = generate(rt, ids, policy=policy, max_new_tokens=16, single_line=False)
+        assert res.stop_reason in ("eos", "newline", "max_tokens", "context")
+        assert len(res.token_ids) <= 16
+        assert res.prompt_tokens == len(ids)
+    if policy != "dynamic":  # lossless at the context limit too (prompt lookup drafts a lot here)
+        full = generate(rt, long_ids, policy="full", max_new_tokens=16, single_line=False)
+        res = generate(rt, long_ids, policy=policy, max_new_tokens=16, single_line=False)
+        assert res.token_ids == full.token_ids and res.stop_reason == full.stop_reason
+
+
+# -- bad model directories -----------------------------------------------------------------------
+def _copy(tiny_lm_dir, tmp_path):
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    return d
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ModelDirError, match=str(tmp_path / "nope")):
+        EarlyExitRuntime(tmp_path / "nope")
+
+
+def test_missing_safetensors(tiny_lm_dir, tmp_path):
+    d = _copy(tiny_lm_dir, tmp_path)
+    (d / "model.safetensors").unlink()
+    with pytest.raises(ModelDirError, match="model.safetensors") as err:
+        EarlyExitRuntime(d)
+    assert str(d) in str(err.value)
+
+
+def test_truncated_safetensors(tiny_lm_dir, tmp_path):
+    d = _copy(tiny_lm_dir, tmp_path)
+    path = d / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelDirError, match="truncated") as err:
+        EarlyExitRuntime(d)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_onnx_graph(tiny_lm_dir, tmp_path):
+    d = _copy(tiny_lm_dir, tmp_path)
+    path = d / "decoder_layer_1.onnx"
+    path.write_bytes(b"\x08\x07garbage, not a protobuf graph" * 3)
+    with pytest.raises(ModelDirError) as err:
+        EarlyExitRuntime(d)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_tokenizer(tiny_lm_dir, tmp_path):
+    d = _copy(tiny_lm_dir, tmp_path)
+    (d / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelDirError, match="tokenizer.json"):
+        EarlyExitRuntime(d)
