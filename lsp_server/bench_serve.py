@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lsp_server.typing_session import server_command, type_file
+from telemetry.simulate import server_command, type_file
 from telemetry.lsp_client import LspClient
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
@@ -44,7 +44,7 @@ def source_files(source: Path | None, corpus: Path | None, seed: int) -> list[tu
         with open(corpus / "heldout.jsonl", encoding="utf-8") as f:
             files = [(Path(r["path"]).name, r["text"]) for r in map(json.loads, f)]
     if not files:
-        from lsp_server.typing_session import sample_file
+        from telemetry.simulate import sample_file
 
         files = [(sample_file().name, sample_file().read_text())]
     files = [(n, t) for n, t in files if 30 <= t.count("\n") <= 3000]

@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_serve(sub)
     _add_train(sub)
     _add_bench(sub)
+    one = sub.add_parser("complete", help="one suggestion at FILE:LINE:COL (1-based), with latency and decisions")
+    one.add_argument("location", metavar="FILE:LINE:COL")
+    one.add_argument("--model", help="model directory (default: the shipped model)")
+    one.add_argument("--policy", help="full, dynamic or speculative")
+    one.add_argument("--multiline", action="store_true")
     demo = sub.add_parser("demo", help="type a sample file into a real server and print each suggestion")
     demo.add_argument("--model", help="model directory (default: the shipped model)")
     demo.add_argument("--database", help="telemetry database (default: the user data directory)")
@@ -108,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.server import serve
 
         return serve(args)
+    if args.command == "complete":
+        from lsp_server.complete_once import complete_once
+
+        return complete_once(args.location, args.model, args.policy, args.multiline)
     if args.command == "demo":
         from lsp_server.config import DEFAULTS
         from lsp_server.demo import run_demo

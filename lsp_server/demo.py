@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from lsp_server.config import Settings
-from lsp_server.typing_session import sample_file, server_command, type_file
+from telemetry.simulate import sample_file, server_command, type_file
 from telemetry.lsp_client import LspClient
 
 

@@ -1,6 +1,6 @@
-"""Type a file into a real server the way a person would, asking for suggestions as they go.
+"""Simulated programmers: type a file into a real server the way a person would, asking for suggestions.
 
-Shared by `tact demo` (prints each suggestion) and `tact bench serve` (times them). The server is
+Shared by `tact demo` (prints each suggestion), `tact bench serve` (times them) and simulation. The server is
 driven over stdio by `telemetry.lsp_client.LspClient`, exactly as an editor drives it.
 """
 

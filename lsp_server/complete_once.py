@@ -1,0 +1,60 @@
+"""`tact complete FILE:LINE:COL`: one suggestion without an editor, with the decisions behind it."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+from lsp_server.config import DEFAULTS, Settings
+from lsp_server.services.completion import CompletionService
+from lsp_server.services.positions import LineIndex, Position
+from lsp_server.services.scheduler import CancelToken
+
+_LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$")
+
+
+def parse_location(spec: str) -> tuple[Path, int, int | None]:
+    """FILE:LINE[:COL], 1-based like compiler messages; without COL, the end of the line."""
+    m = _LOCATION.match(spec)
+    if not m:
+        raise ValueError(f"expected FILE:LINE:COL (1-based), got {spec!r}")
+    return Path(m["file"]), int(m["line"]), int(m["col"]) if m["col"] else None
+
+
+def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:
+    try:
+        path, line, col = parse_location(spec)
+        text = path.read_text(encoding="utf-8")
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        print(f"tact complete: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(decoding_policy=policy or DEFAULTS.decoding_policy, multiline=multiline)
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        print(f"tact complete: {path} has {len(lines)} lines, not {line}", file=sys.stderr)
+        return 2
+    character = len(lines[line - 1]) if col is None else max(0, col - 1)
+    service = CompletionService()
+    t0 = time.perf_counter()
+    status = service.load(model or settings.model_path)
+    if not status.ready:
+        print(f"tact complete: no model: {status.reason}", file=sys.stderr)
+        return 1
+    load_ms = (time.perf_counter() - t0) * 1000
+    index = LineIndex(text)
+    ctx = service.context(index, "python" if path.suffix == ".py" else path.suffix.lstrip("."), Position(line - 1, character), settings)
+    s = service.complete(ctx, settings, CancelToken())
+    r = s.result
+    print(f"suggestion: {s.text!r}", file=out)
+    print(f"latency:    {s.latency_ms:.1f} ms (prefill {r.prefill_ms:.1f} ms for {r.prompt_tokens - r.cached_tokens} tokens, "
+          f"decode {r.decode_ms:.1f} ms for {len(r.token_ids)} tokens; model load {load_ms:.0f} ms)", file=out)
+    print(f"decisions:  policy {s.policy}, {r.layers_per_token:.2f} layers/token of {service.runtime.n_layers}, "
+          f"stop reason {r.stop_reason}, drafted {r.drafted} accepted {r.draft_accepted}", file=out)
+    if r.stop_probs:
+        print(f"controller: max P(stop) {max(r.stop_probs):.3f} (threshold {settings.stop_threshold}), "
+              f"mean log-prob {sum(r.logprobs) / len(r.logprobs):.3f}", file=out)
+    if s.raw != s.text:
+        print(f"raw model output before trimming: {s.raw!r}", file=out)
+    return 0
