@@ -110,9 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
+        # Start loading the model before importing pygls and lsprotocol: the two overlap.
+        from lsp_server.services.completion import CompletionService
+
+        completions = CompletionService()
+        completions.start_loading(args.model or "")
         from lsp_server.server import serve
 
-        return serve(args)
+        return serve(args, completions)
     if args.command == "complete":
         from lsp_server.complete_once import complete_once
 

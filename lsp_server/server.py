@@ -105,9 +105,11 @@ def configure_logging(log_file: str | None) -> None:
     logging.getLogger("tact").setLevel(logging.WARNING)
 
 
-def serve(args) -> int:
+def serve(args, completions: CompletionService | None = None) -> int:
     configure_logging(args.log_file)
     server = create_server(model_path=args.model, database=args.database)
+    if completions is not None:
+        server.completions = server.pipeline.service = completions
     if args.tcp:
         server.start_tcp(args.host, args.tcp)
     else:

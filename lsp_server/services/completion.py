@@ -58,26 +58,44 @@ class CompletionService:
         self.runtime: EarlyExitRuntime | None = None
         self.status = ModelStatus(loading=True)  # until load() has run
         self._loaded = threading.Event()
+        self._load_lock = threading.Lock()
+        self._load_path: Path | None = None
+
+    @staticmethod
+    def resolve(model_path: str) -> Path:
+        return Path(model_path).expanduser() if model_path else default_model_dir()
+
+    def start_loading(self, model_path: str = "", threads: int = 2) -> None:
+        """Load in the background (at process start, overlapping the server's own imports)."""
+        threading.Thread(target=self.load, args=(model_path, threads), name="tact-model-load", daemon=True).start()
 
     def load(self, model_path: str = "", threads: int = 2) -> ModelStatus:
-        """Load the model (blocking); never raises: failures become a degraded status."""
-        path = Path(model_path).expanduser() if model_path else default_model_dir()
-        self.status = ModelStatus(loading=True, model_dir=str(path))
-        t0 = time.perf_counter()
-        try:
-            self.runtime = EarlyExitRuntime(path, threads=threads)
-            self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
-                                      load_ms=(time.perf_counter() - t0) * 1000)
-        except ModelDirError as exc:
-            self.runtime = None
-            self.status = ModelStatus(model_dir=str(path), reason=str(exc))
-        except Exception as exc:  # a corrupt file can fail in any library; stay up regardless
-            self.runtime = None
-            self.status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}")
-            log.warning("model load failed", exc_info=True)
-        finally:
-            self._loaded.set()
-        return self.status
+        """Load the model (blocking); never raises: failures become a degraded status.
+
+        A load of the same directory already done or under way is reused, not repeated.
+        """
+        path = self.resolve(model_path)
+        with self._load_lock:
+            if self._load_path == path:
+                return self.status
+            self._load_path = path
+            self._loaded.clear()
+            self.status = ModelStatus(loading=True, model_dir=str(path))
+            t0 = time.perf_counter()
+            try:
+                self.runtime = EarlyExitRuntime(path, threads=threads)
+                self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
+                                          load_ms=(time.perf_counter() - t0) * 1000)
+            except ModelDirError as exc:
+                self.runtime = None
+                self.status = ModelStatus(model_dir=str(path), reason=str(exc))
+            except Exception as exc:  # a corrupt file can fail in any library; stay up regardless
+                self.runtime = None
+                self.status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}")
+                log.warning("model load failed", exc_info=True)
+            finally:
+                self._loaded.set()
+            return self.status
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self._loaded.wait(timeout)

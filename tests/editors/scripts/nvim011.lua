@@ -1,0 +1,103 @@
+-- Neovim 0.11 (headless, `nvim --headless --clean -i NONE -u nvim011.lua FILE`): the user's path.
+-- vim.lsp.config/enable start the Tact server for the Python buffer; on LspAttach native LSP completion
+-- is enabled. Then keys are fed: `G A` + cfg.typed (didChange edits), <Cmd>lua vim.lsp.completion.get()<CR>,
+-- and <C-y> once the menu shows, which inserts the item's textEdit and sends its command as
+-- workspace/executeCommand. Then the server is stopped cleanly and the buffer is written as JSON.
+-- Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, root, init_options, timeout_ms, typed.
+local cfg = vim.fn.json_decode(table.concat(vim.fn.readfile(vim.env.TACT_EDITOR_CONFIG), "\n"))
+local done = false
+local events = {}
+local function note(msg) table.insert(events, string.format("%.3f %s", vim.uv.hrtime() / 1e9, msg)) end
+
+local function finish(result)
+  if done then return end
+  done = true
+  result.events = events
+  for _, client in ipairs(vim.lsp.get_clients({name = "tact"})) do
+    client:stop()  -- shutdown request, then exit: the server flushes its edits and telemetry
+    result.server_stopped = vim.wait(5000, function() return client:is_stopped() end, 20)
+  end
+  vim.fn.writefile({vim.json.encode(result)}, cfg.out)
+  vim.cmd("qall!")
+end
+
+vim.defer_fn(function() finish({error = "timeout after " .. cfg.timeout_ms .. " ms", events = events}) end, cfg.timeout_ms)
+
+-- menuone: show the menu for a single item; noinsert: <C-y> is what inserts it
+vim.o.completeopt = "menu,menuone,noinsert"
+
+vim.lsp.config("tact", {
+  cmd = cfg.cmd,
+  filetypes = {"python"},
+  root_dir = cfg.root,
+  init_options = cfg.init_options,
+})
+vim.lsp.enable("tact")
+
+local function wait_for(pred, ms, what, then_do)
+  local deadline = vim.uv.now() + ms
+  local function tick()
+    if done then return end
+    if pred() then return then_do() end
+    if vim.uv.now() > deadline then return finish({error = "timeout waiting for " .. what}) end
+    vim.defer_fn(tick, 20)
+  end
+  tick()
+end
+
+local function feed(keys) vim.api.nvim_feedkeys(vim.keycode(keys), "nt", false) end
+
+vim.api.nvim_create_autocmd("LspAttach", {
+  once = true,
+  callback = function(args)
+    local bufnr, client_id = args.buf, args.data.client_id
+    note("LspAttach client " .. client_id)
+    vim.lsp.completion.enable(true, client_id, bufnr)
+    local before = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true)
+    local executed = false
+    vim.api.nvim_create_autocmd("CompleteDone", {
+      buffer = bufnr,
+      callback = function() note("CompleteDone " .. vim.json.encode(vim.v.completed_item.word or "")) end,
+    })
+    -- the item's command went to the server and its answer came back
+    vim.api.nvim_create_autocmd("LspRequest", {
+      callback = function(a)
+        local req = a.data.request
+        if req and req.method == "workspace/executeCommand" then
+          note("workspace/executeCommand " .. req.type)
+          if req.type == "complete" then executed = true end
+        end
+      end,
+    })
+    vim.schedule(function()
+      -- G: the last line of the buffer, the unfinished one (the file's final "\n" is no extra line)
+      feed("GA" .. cfg.typed)
+      feed("<Cmd>lua vim.lsp.completion.get()<CR>")
+      wait_for(function() return vim.fn.pumvisible() == 1 end, cfg.timeout_ms, "the completion menu", function()
+        local info = vim.fn.complete_info({"items", "selected"})
+        local typed_line = vim.api.nvim_get_current_line()
+        local cursor = vim.api.nvim_win_get_cursor(0)
+        note("menu with " .. #info.items .. " items, selected " .. tostring(info.selected))
+        feed("<C-y>")
+        wait_for(function() return vim.fn.pumvisible() == 0 end, 5000, "the menu to close", function()
+          -- the CompleteDone handler applies the textEdit and sends the command
+          wait_for(function() return executed end, 5000, "workspace/executeCommand to complete", function()
+            feed("<Esc>")
+            vim.schedule(function()
+              finish({
+                uri = vim.uri_from_bufnr(bufnr),
+                before = before,
+                typed_line = typed_line,
+                cursor = cursor,
+                menu = info.items,
+                selected = info.selected,
+                after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true),
+                mode = vim.api.nvim_get_mode().mode,
+              })
+            end)
+          end)
+        end)
+      end)
+    end)
+  end,
+})
