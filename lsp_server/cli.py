@@ -40,6 +40,7 @@ def _add_train(sub) -> None:
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
+    lm.add_argument("--resume", type=Path, help="continue training the model in this directory")
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print(msg, file=sys.stderr, flush=True)
 
         train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
-                 seed=args.seed, threads=args.threads, device=args.device, log=log)
+                 seed=args.seed, threads=args.threads, device=args.device, resume=args.resume, log=log)
         from models.export import export_model_dir
 
         export_model_dir(args.out)

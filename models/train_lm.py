@@ -216,7 +216,7 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
 def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float = 60.0, batch_size: int = 8,
              lr: float = 3e-3, layer_dropout: float = 0.1, exit_sample: float = 0.125, exit_weight: float = 0.5,
              vocab_size: int = 8192, seed: int = 0, threads: int | None = None, device: str = "cpu",
-             controller_batches: int = 24, log=print) -> dict:
+             controller_batches: int = 24, resume: Path | None = None, log=print) -> dict:
     started = time.time()
     torch.manual_seed(seed)
     if threads:
@@ -224,7 +224,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     manifest = json.loads((corpus_dir / "manifest.json").read_text())
     texts = load_texts(corpus_dir, "train")
     log(f"corpus: {len(texts)} training files, {sum(map(len, texts)) / 1e6:.1f}M chars")
-    tok_path = out / "tokenizer.json"
+    tok_path = (resume or out) / "tokenizer.json"
     if tok_path.exists():
         tok = load_tokenizer(tok_path)
     else:
@@ -244,7 +244,14 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     cfg = ModelConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
                       num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=SEQ_LEN * 2,
                       bos_token_id=info.eos_id, eos_token_id=info.eos_id)
-    model = EarlyExitLM(cfg).to(device)
+    model = EarlyExitLM(cfg)
+    previous = {}
+    if resume is not None:  # continue from an earlier run: same tokenizer, same size
+        model = load_torch_model(resume)
+        cfg = model.cfg
+        previous = json.loads((resume / "tact.json").read_text()).get("training", {}) if (resume / "tact.json").exists() else {}
+        log(f"resuming from {resume} ({previous.get('steps', '?')} steps, {previous.get('tokens', 0) / 1e6:.2f}M tokens)")
+    model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {layers} layers")
     sampler = ExampleSampler(texts, info, SEQ_LEN, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -290,7 +297,9 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
                  "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"]["packages"])},
         "hyperparameters": {"seq_len": SEQ_LEN, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
                             "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed},
-        "training": {"steps": step, "tokens": tokens, "train_minutes": round(train_seconds / 60, 1),
+        "training": {"steps": step + previous.get("steps", 0), "tokens": tokens + previous.get("tokens", 0),
+                     "train_minutes_this_run": round(train_seconds / 60, 1),
+                     "earlier_runs": previous.get("earlier_runs", []) + ([{k: v for k, v in previous.items() if k != "earlier_runs"}] if previous else []), "train_minutes": round(train_seconds / 60, 1),
                      "total_minutes": round((time.time() - started) / 60, 1), "device": device,
                      "threads": torch.get_num_threads(), "final_cross_entropy_per_exit": final_losses},
         "controller": controller_stats,
