@@ -44,9 +44,12 @@ class Settings:
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this
     context_suffix_chars: int = 256
-    acceptance_gate: bool = True
-    acceptance_lambda: float = 0.5
-    acceptance_precision_floor: float = 0.9
+    acceptance_gate: bool = True  # CDHF: skip generation / hide suggestions predicted to be rejected
+    acceptance_lambda: float = 0.5  # weight of saved model calls vs hidden suggestions when choosing thresholds
+    acceptance_precision_floor: float = 0.9  # hidden suggestions that were really rejected, at least this share
+    acceptance_skip_uncertainty: float = -1.0  # skip generation when stage-1 P(accept) is below this; < 0: by the rule
+    acceptance_debounce_max_ms: int = 100  # wait before generating for a likely rejection (0: never wait)
+    acceptance_model_path: str = ""  # empty: the acceptance model shipped with the package
     next_edit_threshold: float = 0.5
     telemetry: bool = True
     telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3

@@ -31,6 +31,20 @@ log = logging.getLogger("tact")
 class TactProtocol(LanguageServerProtocol):
     """Text sync goes straight to our handlers; pygls keeps no second copy of the text."""
 
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        """Negotiate UTF-16 positions, whatever else the client offers.
+
+        Tact counts `character` in UTF-16 code units everywhere (DocumentStore, completion ranges,
+        telemetry). pygls would pick the client's first offered encoding and advertise it: Neovim
+        0.10+ offers utf-8 first and then sends byte offsets. UTF-16 is the encoding every client
+        must support, so offering only it makes pygls choose and advertise it.
+        """
+        general = params.capabilities.general
+        if general is not None and general.position_encodings:
+            general.position_encodings = [types.PositionEncodingKind.Utf16]
+        return (yield from super().lsp_initialize(params))
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params):
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:

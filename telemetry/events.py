@@ -107,6 +107,10 @@ class SuggestionRequested(SuggestionEvent):
     character: int
     trigger: str = "automatic"  # 'automatic' | 'invoked' | ...
     context: dict[str, Any] = field(default_factory=dict)  # summary: char counts etc., never source text
+    # The coalesced edit still being typed when the request arrived (its range in the document before that
+    # edit, its removed and inserted text, and ``ts_start``), or None. Edits are logged only once finished,
+    # so without this a request in the middle of a typed word could not be replayed on the exact text.
+    pending_edit: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

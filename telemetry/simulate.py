@@ -1,16 +1,32 @@
 """Simulated programmers: type a file into a real server the way a person would, asking for suggestions.
 
-Shared by `tact demo` (prints each suggestion), `tact bench serve` (times them) and simulation. The server is
-driven over stdio by `telemetry.lsp_client.LspClient`, exactly as an editor drives it.
+``type_file`` is the plain driver shared by `tact demo` (prints each suggestion) and `tact bench serve`
+(times them). ``Programmer`` (used by `tact simulate`) types like a person: character by character with
+realistic pauses, the editor's auto-indent, typos fixed with backspace, revisits of earlier lines, and
+suggestions accepted (whole or word by word) when they match what comes next. The server is driven over
+stdio by `telemetry.lsp_client.LspClient`, exactly as an editor drives it, and records the session.
 """
 
 from __future__ import annotations
 
+import math
+import queue
+import random
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
-from telemetry.lsp_client import LspClient, change_at
+from telemetry.lsp_client import LspClient, LspError, change_at
+from telemetry.text import line_starts, position_at, utf16_len
+
+# Custom names of the Tact protocol (lsp_server/protocol.py; `telemetry` does not import the server).
+ACCEPT_COMMAND = "tact.acceptSuggestion"
+DID_SHOW = "tact/didShowCompletion"
+DID_PARTIALLY_ACCEPT = "tact/didPartiallyAcceptCompletion"
+DID_REJECT = "tact/didRejectCompletion"
+STATUS = "tact/status"
 
 
 @dataclass
@@ -104,3 +120,285 @@ def server_command(python: str, model: str | None, database: str | None) -> list
 
 def sample_file() -> Path:
     return Path(__file__).resolve().parent / "data" / "demo_sample.py.txt"
+
+
+def wait_ready(client: LspClient, timeout: float = 120.0) -> dict:
+    """tact/status once the model has finished loading (or failed to)."""
+    deadline = time.time() + timeout
+    status = client.request(STATUS)
+    while status.get("loading") and time.time() < deadline:
+        time.sleep(0.05)
+        status = client.request(STATUS)
+    return status
+
+
+@dataclass
+class TypingStyle:
+    """How the simulated programmer types. Times are seconds of the simulated clock."""
+
+    chars_per_s: float = 5.0  # median typing speed inside a line
+    think_s: float = 1.5  # median pause before starting a new line
+    long_pause_p: float = 0.02  # chance, per line, of a long pause (reading, thinking)
+    long_pause_s: float = 10.0
+    typo_p: float = 0.015  # chance per letter of a wrong key, noticed and backspaced
+    revisit_p: float = 0.06  # chance, after each line, of going back to retype a word of an earlier line
+    accept_p: float = 0.9  # chance a suggestion that matches what comes next is noticed and accepted
+    partial_p: float = 0.5  # chance of accepting word by word the part of a suggestion that matches
+    reaction_s: float = 0.4  # time to read a suggestion before accepting it
+    debounce_s: float = 0.075  # the editor asks for a suggestion once typing pauses this long
+    auto_indent: bool = True  # the editor indents new lines (the programmer does not type the indentation)
+
+
+@dataclass
+class SimulationStats:
+    files: int = 0
+    keystrokes: int = 0
+    requests: int = 0
+    suggestions: int = 0  # requests answered with a suggestion in time
+    accepted: int = 0
+    partially_accepted: int = 0
+    rejected: int = 0
+    late: int = 0  # answered after the programmer had moved on (cancelled)
+    chars_typed: int = 0
+    chars_accepted: int = 0
+    typos: int = 0
+    revisits: int = 0
+    simulated_s: float = 0.0
+    wall_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_WORD_CHUNK = re.compile(r"\W*\w+|\W+")
+_NEIGHBOURS = "qwertyuiopasdfghjklzxcvbnm"
+
+
+class Programmer:
+    """Types files into a server session. ``speed`` scales the simulated clock: 1 is real time, 10 ten times
+    faster, 0 as fast as possible (no sleeping; every request is awaited, so a run is reproducible)."""
+
+    def __init__(self, client: LspClient, *, style: TypingStyle | None = None, seed: int = 0, speed: float = 0.0,
+                 limit: int | None = None, max_seconds: float | None = None,
+                 on_event: Callable[[dict], None] | None = None) -> None:
+        self.client = client
+        self.max_seconds = max_seconds
+        self.style = style or TypingStyle()
+        self.rng = random.Random(seed)
+        self.speed = speed
+        self.limit = limit
+        self.on_event = on_event
+        self.stats = SimulationStats()
+        self._uri = ""
+        self._doc = ""
+        self._version = 0
+        self._started = time.perf_counter()
+
+    # -- the document, as the editor holds it -----------------------------------------------------
+    def _position(self, offset: int) -> tuple[int, int]:
+        return position_at(self._doc, offset, line_starts(self._doc))
+
+    def _replace(self, start: int, end: int, text: str) -> None:
+        (sl, sc), (el, ec) = self._position(start), self._position(end)
+        self._doc = self._doc[:start] + text + self._doc[end:]
+        self._version += 1
+        self.client.did_change(self._uri, self._version, [change_at(sl, sc, text, el, ec)])
+
+    # -- time ------------------------------------------------------------------------------------
+    def _lognormal(self, median: float, sigma: float = 0.5) -> float:
+        return median * math.exp(self.rng.gauss(0.0, sigma))
+
+    def _key_pause(self, ch: str) -> float:
+        pause = self._lognormal(1.0 / self.style.chars_per_s, 0.45)
+        if ch in " ([{,.:=":
+            pause *= 1.4
+        return pause
+
+    def _line_pause(self) -> float:
+        pause = self._lognormal(self.style.think_s, 0.7)
+        if self.rng.random() < self.style.long_pause_p:
+            pause += self._lognormal(self.style.long_pause_s, 0.5)
+        return pause
+
+    def _wait(self, simulated_s: float, since: float) -> None:
+        """Let ``simulated_s`` pass on the simulated clock, counting the wall time already spent since ``since``."""
+        self.stats.simulated_s += simulated_s
+        if self.speed > 0:
+            left = simulated_s / self.speed - (time.perf_counter() - since)
+            if left > 0:
+                time.sleep(left)
+
+    @property
+    def _out_of_keys(self) -> bool:
+        """The keystroke limit or the simulated time budget is used up."""
+        return ((self.limit is not None and self.stats.keystrokes >= self.limit)
+                or (self.max_seconds is not None and self.stats.simulated_s >= self.max_seconds))
+
+    # -- one keystroke, and the suggestion that may follow it --------------------------------------
+    def _key(self, start: int, end: int, text: str, remaining: str, pause: float) -> int:
+        """Apply one keystroke at the cursor, then wait ``pause`` (asking for a suggestion if it is long enough).
+
+        ``remaining`` is what the programmer means to type after this keystroke. Returns how many characters
+        of it an accepted suggestion typed.
+        """
+        t0 = time.perf_counter()
+        self._replace(start, end, text)
+        self.stats.keystrokes += 1
+        cursor = start + len(text)
+        if pause < self.style.debounce_s:
+            self._wait(pause, t0)
+            return 0
+        line, character = self._position(cursor)
+        msg_id, q = self.client.request_async("textDocument/inlineCompletion", {
+            "textDocument": {"uri": self._uri}, "position": {"line": line, "character": character},
+            "context": {"triggerKind": 2}})
+        self.stats.requests += 1
+        timeout = 60.0 if self.speed <= 0 else max(0.0, pause / self.speed - (time.perf_counter() - t0))
+        try:
+            result = LspClient.result(q, timeout)
+        except queue.Empty:
+            self.client.cancel(msg_id)
+            self.stats.late += 1
+            self._wait(pause, t0)
+            return 0
+        except LspError:
+            self._wait(pause, t0)
+            return 0
+        items = (result.get("items") if isinstance(result, dict) else result) or []
+        item = items[0] if items else None
+        command = (item or {}).get("command") or {}
+        sid = (command.get("arguments") or [None])[0]
+        suggestion = (item or {}).get("insertText") or ""
+        if not (item and sid and isinstance(suggestion, str) and suggestion):
+            self._wait(pause, t0)
+            return 0
+        self.stats.suggestions += 1
+        self.client.notify(DID_SHOW, {"id": sid})
+        event: dict[str, Any] = {"line": line, "character": character, "suggestion": suggestion, "id": sid,
+                                 "expected": remaining.split("\n", 1)[0]}
+        typed = 0
+        if remaining.startswith(suggestion) and self.rng.random() < self.style.accept_p:
+            self._wait(self.style.reaction_s, t0)
+            self._replace(cursor, cursor, suggestion)  # the editor inserts it, then runs the item's command
+            try:
+                self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
+            except LspError:
+                pass
+            typed = len(suggestion)
+            self.stats.accepted += 1
+            event["outcome"] = "accepted"
+        else:
+            accepted = ""
+            for chunk in _WORD_CHUNK.findall(suggestion):
+                if not remaining.startswith(accepted + chunk) or accepted + chunk == suggestion:
+                    break
+                accepted += chunk
+            if accepted.strip() and self.rng.random() < self.style.partial_p:
+                self._wait(self.style.reaction_s, t0)
+                self._replace(cursor, cursor, accepted)  # accept word by word
+                self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": utf16_len(accepted)})
+                typed = len(accepted)
+                self.stats.partially_accepted += 1
+                event["outcome"] = "partially_accepted"
+            else:
+                self.stats.rejected += 1
+                event["outcome"] = "rejected"
+            self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
+        self.stats.chars_accepted += typed
+        if self.on_event:
+            self.on_event(event)
+        self._wait(pause if not typed else self.style.reaction_s, t0)
+        return typed
+
+    def _type(self, cursor: int, text: str, after_newline: bool = False) -> int:
+        """Type ``text`` at ``cursor`` (the document ends or continues after it). Returns the cursor after it."""
+        i = 0
+        while i < len(text) and not self._out_of_keys:
+            ch = text[i]
+            if ch == "\n":
+                indent = re.match(r"[ \t]*", text[i + 1:]).group(0) if self.style.auto_indent else ""
+                key = "\n" + indent
+                pause = self._line_pause()
+            else:
+                key = ch
+                pause = self._key_pause(ch)
+                if ch.isalpha() and self.rng.random() < self.style.typo_p:
+                    wrong = self.rng.choice(_NEIGHBOURS.replace(ch.lower(), ""))
+                    self._key(cursor, cursor, wrong, "", self._key_pause(wrong) * 2.5)  # notices the typo
+                    self._key(cursor, cursor + 1, "", "", self._key_pause(ch))  # backspace
+                    self.stats.typos += 1
+            self.stats.chars_typed += len(key)
+            typed = self._key(cursor, cursor, key, text[i + len(key):], pause)
+            i += len(key) + typed
+            cursor += len(key) + typed
+            if ch == "\n" and self.rng.random() < self.style.revisit_p:
+                self._revisit(cursor)
+        return cursor
+
+    def _revisit(self, back_to: int) -> None:
+        """Go back to an earlier line, delete its last word and type it again, then come back."""
+        head = self._doc[:back_to]
+        words = [m for m in re.finditer(r"\w{3,}", head)]
+        if len(words) < 2:
+            return
+        word = self.rng.choice(words[len(words) // 2:] if len(words) > 8 else words)
+        self.stats.revisits += 1
+        self._wait(self._lognormal(1.5, 0.5), time.perf_counter())  # finds the place
+        end = word.end()
+        for _ in range(len(word.group(0))):  # backspace over it
+            if self._out_of_keys:
+                return
+            self._key(end - 1, end, "", "", self._key_pause(" "))
+            end -= 1
+        self._type(word.start(), word.group(0))
+        self._wait(self._lognormal(1.0, 0.5), time.perf_counter())  # and goes back
+
+    # -- files -------------------------------------------------------------------------------------
+    def type_document(self, uri: str, text: str, *, start_line: int = 0, language_id: str = "python") -> str:
+        """Open ``uri`` holding ``text``'s lines before ``start_line``, type the rest, close it.
+
+        Returns the text the editor holds at the end (``text`` itself unless the keystroke limit cut it short).
+        """
+        t0 = time.perf_counter()
+        starts = line_starts(text)
+        start = starts[min(start_line, len(starts) - 1)] if start_line > 0 else 0
+        self._uri, self._doc, self._version = uri, text[:start], 1
+        self.client.did_open(uri, self._doc, 1, language_id)
+        self.stats.files += 1
+        self._type(start, text[start:])
+        self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        self.stats.wall_s += time.perf_counter() - t0
+        return self._doc
+
+
+def run_simulation(files: list[Path], database: Path, *, model: str | None = None, settings: dict | None = None,
+                   seed: int = 0, speed: float = 0.0, limit: int | None = None, max_seconds: float | None = None,
+                   start_line: int = 0,
+                   style: TypingStyle | None = None, python: str | None = None,
+                   on_event: Callable[[dict], None] | None = None) -> dict:
+    """Start `tact serve` on ``database``, type ``files`` into it one after another, shut it down.
+
+    Returns the figures of the run with the recorded session's id. ``limit`` caps keystrokes and
+    ``max_seconds`` the simulated time (all files together).
+    """
+    import sys
+
+    t0 = time.perf_counter()
+    with LspClient(server_command(python or sys.executable, model, str(database))) as client:
+        client.initialize(settings or {}, client_name="tact-simulate")
+        status = wait_ready(client)
+        if not status.get("ready"):
+            raise RuntimeError(f"the server has no model: {status.get('reason')}")
+        programmer = Programmer(client, style=style, seed=seed, speed=speed, limit=limit, max_seconds=max_seconds,
+                                on_event=on_event)
+        typed_ok = 0
+        for n, path in enumerate(files):
+            if programmer._out_of_keys:
+                break
+            text = Path(path).read_text(encoding="utf-8")
+            final = programmer.type_document(f"file:///simulated/{n}/{Path(path).name}", text, start_line=start_line)
+            typed_ok += final == text
+        client.shutdown()
+    return {"session_id": status.get("sessionId"), "database": str(database), "model": status.get("model"),
+            "seed": seed, "speed": speed, "files_complete": typed_ok, **programmer.stats.as_dict(),
+            "total_wall_s": round(time.perf_counter() - t0, 3)}

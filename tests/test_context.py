@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from lsp_server.services import syntax
+from models import syntax
 from lsp_server.services.context import PREFIX_GRID, build_context, prefix_window_start
 from lsp_server.services.positions import LineIndex, Position, position_at
-from lsp_server.services.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts, error_count, has_error, node_at, parse
+from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts, error_count, has_error, node_at, parse
 
 EMOJI = "\U0001f600"
 

@@ -390,7 +390,7 @@ def test_service_modules_import_no_protocol_or_torch():
     code = (
         "import sys\n"
         "import lsp_server.services.documents, lsp_server.services.positions, lsp_server.services.context\n"
-        "import lsp_server.services.postprocess, lsp_server.services.syntax\n"
+        "import lsp_server.services.postprocess, models.syntax\n"
         "bad = [m for m in ('pygls', 'lsprotocol', 'torch') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )

@@ -51,6 +51,8 @@ def register(server) -> None:
     def shutdown(ls, params=None) -> None:
         for uri in ls.documents.uris():
             ls.recorder.edits(ls.documents.flush(uri))
+            if (doc := ls.documents.get(uri)) is not None:  # the text replay must arrive at
+                ls.recorder.document_snapshot(uri, *doc.snapshot())
         ls.recorder.session_ended("shutdown")
         ls.scheduler.shutdown()
         ls.recorder.close()

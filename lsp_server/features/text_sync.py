@@ -37,5 +37,8 @@ def register(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        doc = ls.documents.get(uri)
         ls.recorder.edits(ls.documents.close(uri))
+        if doc is not None:  # the text replay must arrive at
+            ls.recorder.document_snapshot(uri, *doc.snapshot())
         ls.recorder.document_closed(uri)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .positions import LineIndex, Position, offset_at, position_at
-from .syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts
+from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts
 
 __all__ = ["CompletionContext", "build_context", "prefix_window_start", "PREFIX_GRID"]
 
@@ -35,6 +35,7 @@ class CompletionContext:
     facts: CursorFacts = NEUTRAL_FACTS
     language_id: str = "python"
     prefix_start: int = 0  # str index in the document where ``prefix`` begins
+    document_chars: int = -1  # length of the whole document (str chars); -1: unknown
 
     @property
     def previous_line(self) -> str | None:
@@ -143,4 +144,5 @@ def build_context(
         facts=facts,
         language_id=language_id,
         prefix_start=start,
+        document_chars=len(text),
     )

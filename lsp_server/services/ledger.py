@@ -1,14 +1,19 @@
 """Suggestions the server has handed out, so feedback (shown, accepted, rejected) can find them.
 
 Bounded: old entries fall out; feedback for an unknown id is still logged, just not cross-checked.
+Listeners (e.g. the acceptance gate) hear every outcome of a known suggestion: ``(id, outcome)``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
+
+log = logging.getLogger("tact.ledger")
 
 
 @dataclass
@@ -28,6 +33,14 @@ class SuggestionLedger:
         self._open_by_uri: dict[tuple[str, str], str] = {}  # (kind, uri) -> newest unresolved id
         self._capacity = capacity
         self._lock = threading.Lock()
+        self.listeners: list[Callable[[str, str], None]] = []  # called with (suggestion id, outcome)
+
+    def _tell(self, suggestion_id: str, outcome: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(suggestion_id, outcome)
+            except Exception:  # a listener must never break feedback handling
+                log.warning("outcome listener failed", exc_info=True)
 
     @staticmethod
     def new_id() -> str:
@@ -45,7 +58,9 @@ class SuggestionLedger:
             self._open_by_uri[(item.kind, item.uri)] = item.id
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
-            return superseded
+        if superseded:
+            self._tell(superseded, "rejected")
+        return superseded
 
     def get(self, suggestion_id: str) -> IssuedSuggestion | None:
         return self._items.get(suggestion_id)
@@ -55,7 +70,9 @@ class SuggestionLedger:
             item = self._items.get(suggestion_id)
             if item is not None and outcome != "partially_accepted":
                 item.outcome = outcome
-            return item
+        if item is not None:
+            self._tell(suggestion_id, outcome)
+        return item
 
     def mark_shown(self, suggestion_id: str) -> IssuedSuggestion | None:
         item = self._items.get(suggestion_id)

@@ -2,6 +2,10 @@
 
 request() runs on the event loop and only queues work; everything slow runs on the inference
 executor. Results computed for a document version that is no longer current are dropped.
+
+With the acceptance gate on, stage 1 decides before the model is called whether to call it (and
+how long to wait first, so a newer keystroke can supersede the request), and stage 2 decides
+whether the suggestion is shown; both decisions are logged.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
 from lsp_server.services.documents import DocumentStore
+from lsp_server.services.gate import AcceptanceGate
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.positions import Position
 from lsp_server.services.recorder import SessionRecorder
@@ -30,12 +35,13 @@ class PendingRequest:
 
 class CompletionPipeline:
     def __init__(self, documents: DocumentStore, service: CompletionService, scheduler: InferenceScheduler,
-                 ledger: SuggestionLedger, recorder: SessionRecorder) -> None:
+                 ledger: SuggestionLedger, recorder: SessionRecorder, gate: AcceptanceGate | None = None) -> None:
         self.documents = documents
         self.service = service
         self.scheduler = scheduler
         self.ledger = ledger
         self.recorder = recorder
+        self.gate = gate if gate is not None else AcceptanceGate()  # without a model: off
 
     def request(self, uri: str, position: Position, trigger: str, settings: Settings) -> PendingRequest | None:
         """Queue a completion for the document as it is now; None when there is nothing to complete."""
@@ -46,20 +52,33 @@ class CompletionPipeline:
         if not settings.enable:
             return None
         version = doc.version
+        pending_edit = doc.history.pending  # read with the version, on the loop that applies changes: consistent
         suggestion_id = self.ledger.new_id()
         recorder = self.recorder
 
         def job(token: CancelToken) -> Suggestion | None:
             current, index = doc.indexed_snapshot()
             if token.cancelled or current != version:  # superseded or outdated while queued: no model call
-                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger, {})
+                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger, {},
+                                   pending_edit)
                 raise Cancelled(token.reason if token.cancelled else "stale")
             ctx = self.service.context(index, doc.language_id, position, settings)
             recorder.requested(suggestion_id, "completion", uri, version, ctx.position.line, ctx.position.character,
-                               trigger, ctx.summary())
+                               trigger, ctx.summary(), pending_edit)
             if doc.is_binary:
                 recorder.cancelled(suggestion_id, "binary")
                 return None
+            gate = self.gate if settings.acceptance_gate and self.gate.active else None
+            first = None
+            if gate is not None:
+                first = gate.before(ctx, settings, trigger, uri)
+                recorder.gated(suggestion_id, 1, first.decision, first.score, first.threshold, gate.version, first.details())
+                if not first.generate:
+                    return None
+                if first.debounce_ms and token.wait(first.debounce_ms / 1000):
+                    raise Cancelled(token.reason)  # a newer keystroke came: no model call
+                if doc.version != version:
+                    raise Cancelled("stale")
             if not self.service.wait_loaded(timeout=30):
                 recorder.failed(suggestion_id, "model still loading")
                 return None
@@ -73,6 +92,15 @@ class CompletionPipeline:
                                suggestion.details)
             if doc.version != version:
                 raise Cancelled("stale")
+            if gate is not None and suggestion.text:
+                second = gate.after(ctx, suggestion.text, settings, logprobs=r.logprobs, stop_probs=r.stop_probs,
+                                    layers=r.layers if suggestion.policy == "dynamic" else None,
+                                    n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first,
+                                    trigger=trigger, uri=uri)
+                recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold, gate.version,
+                               second.details())
+                if not second.show:
+                    return None
             return suggestion
 
         def run(token: CancelToken) -> Suggestion | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from .context import CompletionContext
-from .syntax import available, error_count, is_python
+from models.syntax import available, error_count, is_python
 
 __all__ = ["trim_suggestion", "first_line"]
 

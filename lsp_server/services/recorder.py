@@ -14,6 +14,7 @@ from lsp_server.services.documents import EditRecord
 from telemetry import (
     DocumentClosed,
     DocumentOpened,
+    DocumentSnapshot,
     EditEvent,
     NullStore,
     SessionEnded,
@@ -75,8 +76,12 @@ class SessionRecorder:
                                    r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes, ts=r.ts_end))
 
     def requested(self, suggestion_id: str, kind: str, uri: str, version: int, line: int, character: int,
-                  trigger: str, context: dict[str, Any]) -> None:
-        self._record(SuggestionRequested(self.session_id, suggestion_id, kind, uri, version, line, character, trigger, context))
+                  trigger: str, context: dict[str, Any], pending_edit: EditRecord | None = None) -> None:
+        self._record(SuggestionRequested(self.session_id, suggestion_id, kind, uri, version, line, character, trigger, context,
+                                         pending_edit_dict(pending_edit)))
+
+    def document_snapshot(self, uri: str, version: int, text: str) -> None:
+        self._record(DocumentSnapshot(self.session_id, uri, version, text))
 
     def gated(self, suggestion_id: str, stage: int, decision: str, score: float | None, threshold: float | None,
               model_version: str | None, details: dict | None = None) -> None:
@@ -107,3 +112,13 @@ class SessionRecorder:
             self.store.close()
         except Exception:
             log.warning("closing the telemetry store failed", exc_info=True)
+
+
+def pending_edit_dict(record: EditRecord | None) -> dict | None:
+    """The in-progress edit a request saw, for exact replay (see ``SuggestionRequested.pending_edit``)."""
+    if record is None:
+        return None
+    return {"start_line": record.start.line, "start_character": record.start.character, "end_line": record.end.line,
+            "end_character": record.end.character, "removed_text": record.removed_text,
+            "inserted_text": record.inserted_text, "ts_start": record.ts_start, "ts": record.ts_end,
+            "keystrokes": record.keystrokes}

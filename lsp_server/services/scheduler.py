@@ -40,6 +40,10 @@ class CancelToken:
         if self._event.is_set():
             raise Cancelled(self.reason)
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking as soon as the token is cancelled; True when cancelled."""
+        return self._event.wait(seconds)
+
 
 class InferenceScheduler:
     def __init__(self) -> None:

@@ -15,6 +15,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ PROCESS_TIMEOUT_S = 60  # the editor process as a whole
 # The completion is requested at the end of that line (after the editor may have typed TYPED).
 EDITOR_SAMPLE = SAMPLE + "\n\ndef mean(values):\n    total = sum(\n"
 TYPED = "values"
+# The same with non-ASCII text before the cursor on the completion line: "é" is 1 UTF-16 unit and 2
+# UTF-8 bytes, "🍰" 2 UTF-16 units and 4 UTF-8 bytes, so any position-encoding mix-up shows.
+EDITOR_SAMPLE_NON_ASCII = SAMPLE + '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label, total = "café 🍰", sum(\n'
 
 INSTALL_HINT = "run scripts/install-editors"
 REQUIRE_ENV = "TACT_REQUIRE_EDITORS"  # set (scripts/test does): a missing editor fails instead of skipping
@@ -45,10 +49,13 @@ REQUIRE_ENV = "TACT_REQUIRE_EDITORS"  # set (scripts/test does): a missing edito
 # --- finding the editors ----------------------------------------------------------------------------
 
 def _version(binary: str, args: list[str], pattern: str) -> tuple[int, ...] | None:
-    try:
-        out = subprocess.run([binary, *args], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
+    # even `nvim --version` creates log files under XDG_STATE_HOME / XDG_CACHE_HOME: keep them out of $HOME
+    with tempfile.TemporaryDirectory(prefix="tact-editor-probe-") as scratch:
+        try:
+            out = subprocess.run([binary, *args], capture_output=True, text=True, timeout=20,
+                                 stdin=subprocess.DEVNULL, env=scratch_env(Path(scratch))).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
     m = re.search(pattern, out)
     return tuple(int(x) for x in m.groups()) if m else None
 
@@ -110,8 +117,8 @@ ELPA = Path("/usr/share/emacs/site-lisp/elpa")
 def emacs() -> Editor:
     """Emacs with eglot: Debian's emacs-nox + elpa-eglot, or any Emacs >= 29 (eglot built in)."""
     binary = os.environ.get("TACT_EMACS") or shutil.which("emacs")
-    if binary is None:
-        unavailable("emacs not found")
+    if binary is None or not os.access(binary, os.X_OK):
+        unavailable(f"emacs not found ({binary or 'not on PATH'})")
     v = _version(binary, ["--version"], r"GNU Emacs (\d+)\.(\d+)")
     if v is None:
         unavailable(f"{binary} --version did not say which Emacs it is")
@@ -205,6 +212,16 @@ def run_editor(run: EditorRun, argv: list[str], config: dict, record_property=No
     run.result = json.loads(run.out.read_text())
     assert "error" not in run.result, f"the editor script reported an error\n{run.describe()}"
     return run.result
+
+
+def assert_server_clean(run: EditorRun, result: dict) -> None:
+    """The editor stopped the server with shutdown/exit, it exited 0, and it wrote nothing to stderr."""
+    why = run.describe()
+    assert result.get("server_stopped") is True, f"the server did not exit after shutdown\n{why}"
+    if "server_exit" in result:
+        assert result["server_exit"]["code"] == 0, why
+    stderr = run.server_log.read_text(errors="replace") if run.server_log.exists() else ""
+    assert "Traceback" not in stderr and " ERROR " not in stderr, f"the server logged errors\n{why}"
 
 
 # --- reading telemetry ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ;; Opens cfg.file in python-mode, starts eglot with the server registered in `eglot-server-programs',
 ;; types cfg.typed at the end of the last line (didChange), sends a raw textDocument/completion with
 ;; `jsonrpc-request', then runs `completion-at-point' (the UI path: eglot's capf inserts the item),
-;; shuts the server down and writes everything as JSON to cfg.out.
+;; shuts the server down (`eglot-shutdown': shutdown request, exit notification, then eglot kills the
+;; process, "status 9") and writes everything as JSON to cfg.out.
 ;; Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, file, init_options, timeout_ms, typed.
 
 ;; With -Q, Debian's elpa packages (eglot and its dependencies) are not on the load path.
@@ -74,6 +75,6 @@
               (tact-write (list :uri uri :before before :typed_line typed-line :position position
                                 :raw raw :capf_returned (if capf-result t :json-false)
                                 :capf_line capf-line :after after
-                                :server_running (if (jsonrpc-running-p server) t :json-false))))))))
+                                :server_stopped (if (jsonrpc-running-p server) :json-false t))))))))
   (error (tact-write (list :error (format "%S" err)))))
 (kill-emacs 0)

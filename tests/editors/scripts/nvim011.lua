@@ -6,6 +6,7 @@
 -- Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, root, init_options, timeout_ms, typed.
 local cfg = vim.fn.json_decode(table.concat(vim.fn.readfile(vim.env.TACT_EDITOR_CONFIG), "\n"))
 local done = false
+local server_exit  -- {code, signal} once the server process has exited
 local events = {}
 local function note(msg) table.insert(events, string.format("%.3f %s", vim.uv.hrtime() / 1e9, msg)) end
 
@@ -15,8 +16,10 @@ local function finish(result)
   result.events = events
   for _, client in ipairs(vim.lsp.get_clients({name = "tact"})) do
     client:stop()  -- shutdown request, then exit: the server flushes its edits and telemetry
-    result.server_stopped = vim.wait(5000, function() return client:is_stopped() end, 20)
+    -- (client:is_stopped() is true as soon as stop() is called; wait for the process itself)
+    result.server_stopped = vim.wait(5000, function() return server_exit ~= nil end, 20)
   end
+  result.server_exit = server_exit
   vim.fn.writefile({vim.json.encode(result)}, cfg.out)
   vim.cmd("qall!")
 end
@@ -31,6 +34,7 @@ vim.lsp.config("tact", {
   filetypes = {"python"},
   root_dir = cfg.root,
   init_options = cfg.init_options,
+  on_exit = function(code, signal) server_exit = {code = code, signal = signal} end,
 })
 vim.lsp.enable("tact")
 
@@ -54,7 +58,7 @@ vim.api.nvim_create_autocmd("LspAttach", {
     note("LspAttach client " .. client_id)
     vim.lsp.completion.enable(true, client_id, bufnr)
     local before = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true)
-    local executed = false
+    local executed, menu_seen = false, false
     vim.api.nvim_create_autocmd("CompleteDone", {
       buffer = bufnr,
       callback = function() note("CompleteDone " .. vim.json.encode(vim.v.completed_item.word or "")) end,
@@ -66,6 +70,12 @@ vim.api.nvim_create_autocmd("LspAttach", {
         if req and req.method == "workspace/executeCommand" then
           note("workspace/executeCommand " .. req.type)
           if req.type == "complete" then executed = true end
+        elseif req and req.method == "textDocument/completion" and req.type == "complete" then
+          note("textDocument/completion answered")
+          -- an answer without items shows no menu: fail fast instead of at the timeout
+          vim.defer_fn(function()
+            if not menu_seen then finish({error = "the completion request was answered, but no menu showed (no items?)"}) end
+          end, 3000)
         end
       end,
     })
@@ -74,6 +84,7 @@ vim.api.nvim_create_autocmd("LspAttach", {
       feed("GA" .. cfg.typed)
       feed("<Cmd>lua vim.lsp.completion.get()<CR>")
       wait_for(function() return vim.fn.pumvisible() == 1 end, cfg.timeout_ms, "the completion menu", function()
+        menu_seen = true
         local info = vim.fn.complete_info({"items", "selected"})
         local typed_line = vim.api.nvim_get_current_line()
         local cursor = vim.api.nvim_win_get_cursor(0)
@@ -86,6 +97,7 @@ vim.api.nvim_create_autocmd("LspAttach", {
             vim.schedule(function()
               finish({
                 uri = vim.uri_from_bufnr(bufnr),
+                offset_encoding = vim.lsp.get_client_by_id(client_id).offset_encoding,
                 before = before,
                 typed_line = typed_line,
                 cursor = cursor,

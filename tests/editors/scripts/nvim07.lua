@@ -5,11 +5,14 @@
 local cfg = vim.fn.json_decode(table.concat(vim.fn.readfile(vim.env.TACT_EDITOR_CONFIG), "\n"))
 local done = false
 
+local server_exit  -- {code, signal} once the server process has exited
+
 local function stop_servers(result)
   for _, client in pairs(vim.lsp.get_active_clients()) do
-    client.stop()
-    result.server_stopped = vim.wait(5000, function() return client.is_stopped() end, 20)
+    client.stop()  -- shutdown request, then exit: the server flushes its telemetry
+    result.server_stopped = vim.wait(5000, function() return server_exit ~= nil end, 20)
   end
+  result.server_exit = server_exit
 end
 
 local function finish(result)
@@ -56,7 +59,12 @@ local function start()
       if not ok then finish({error = "request failed: " .. tostring(err)}) end
     end,
     on_exit = function(code, signal)
-      if not done then finish({error = "server exited early: code " .. tostring(code) .. " signal " .. tostring(signal)}) end
+      server_exit = {code = code, signal = signal}
+      if not done then
+        vim.schedule(function()
+          finish({error = "server exited early: code " .. tostring(code) .. " signal " .. tostring(signal)})
+        end)
+      end
     end,
   })
   if not client_id then return finish({error = "vim.lsp.start_client failed"}) end

@@ -1,0 +1,241 @@
+"""The CDHF acceptance gate at serving time, without pygls: generate or not, show or not.
+
+Stage 1 (:meth:`AcceptanceGate.before`) runs before the code model, on the context alone: when it
+is confident the suggestion would be rejected (its P(accept), which is also the chance that
+skipping is a mistake, is below the skip threshold) the model is not called; otherwise it also
+suggests a debounce delay (longer for a likely rejection). Stage 2 (:meth:`AcceptanceGate.after`)
+sees the suggestion and hides it when it is predicted to be rejected. Explicitly invoked requests
+are always generated and shown; their decisions are still logged.
+
+Thresholds follow the CDHF rule (``models.acceptance.policy``) on the model's own
+leave-programmer-out scores, for the λ and precision floor in the settings. Features come from the
+one feature function (``models.acceptance.features``), the same that training calls.
+
+Per user: the running acceptance rate (and the previous outcome and when) is seeded from the local
+telemetry database at start and updated from every accept and reject of this session.
+
+A missing or unreadable acceptance model turns the gate off (everything generated and shown) with
+one warning. numpy only: no torch, no scikit-learn.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lsp_server.config import Settings
+from lsp_server.services.context import CompletionContext
+from models.acceptance import features
+from models.acceptance.model import AcceptanceModel, AcceptanceModelError, load_model
+from models.acceptance.policy import NEVER, Thresholds, choose_thresholds, debounce_ms
+
+log = logging.getLogger("tact.gate")
+
+ACCEPTED_OUTCOMES = frozenset({"accepted", "partially_accepted"})
+_REMEMBERED_IDS = 4096
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    stage: int  # 1 before generation, 2 after
+    decision: str  # generate | skip (stage 1); show | hide (stage 2)
+    score: float | None = None  # predicted P(accept)
+    threshold: float | None = None  # the score is compared with this
+    uncertainty: float | None = None  # P(accept): the chance that skipping/hiding here loses an accepted suggestion
+    debounce_ms: int = 0  # stage 1: wait this long before calling the model
+    forced: str = ""  # why the score was not followed (e.g. 'invoked')
+    vector: np.ndarray | None = field(default=None, repr=False)  # the features the model saw
+    inputs: features.ContextInputs | None = field(default=None, repr=False)  # stage 1: for stage 2 to reuse
+    compute_ms: float = 0.0
+
+    @property
+    def generate(self) -> bool:
+        return self.decision != "skip"
+
+    @property
+    def show(self) -> bool:
+        return self.decision != "hide"
+
+    def details(self) -> dict:
+        """For the telemetry decision row: numbers only, never source text."""
+        out = {"uncertainty": _round(self.uncertainty), "compute_ms": round(self.compute_ms, 3),
+               "feature_version": features.FEATURE_VERSION}
+        if self.stage == 1:
+            out["debounce_ms"] = self.debounce_ms
+        if self.forced:
+            out["forced"] = self.forced
+        if self.vector is not None:
+            out["features"] = [_round(float(v), 5) for v in self.vector]
+        return out
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+@dataclass
+class UserHistory:
+    """What the gate knows about this user: decisions so far and the latest one."""
+
+    accepted: int = 0
+    rejected: int = 0
+    last_outcome: int | None = None  # 1 accepted, 0 rejected
+    last_outcome_ts: float | None = None
+    last_shown: dict[str, tuple[float, int]] = field(default_factory=dict)  # uri -> (ts, cursor offset)
+
+
+class AcceptanceGate:
+    def __init__(self, model: AcceptanceModel | None = None) -> None:
+        self.model = model
+        self.reason = "" if model is not None else "not loaded"
+        self.history = UserHistory()
+        self._counted: OrderedDict[str, None] = OrderedDict()  # suggestion ids whose outcome is counted
+        self._thresholds: dict[tuple, Thresholds] = {}
+        self._lock = threading.Lock()
+        self._warned = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def load(self, path: str | Path | None = None) -> bool:
+        """Load the acceptance model (default: the shipped one); on failure the gate is off, said once."""
+        try:
+            self.model = load_model(path or None)
+            self.reason = ""
+            self._thresholds.clear()
+            return True
+        except AcceptanceModelError as exc:
+            self.model = None
+            self.reason = str(exc)
+            if not self._warned:
+                self._warned = True
+                log.warning("acceptance gate off, every suggestion is shown: %s", exc)
+            return False
+
+    def seed_from_database(self, path: str | Path | None) -> None:
+        """Start the user's running acceptance rate from the local telemetry database."""
+        if not path or not Path(path).is_file():
+            return
+        try:
+            from telemetry.reader import decided_outcomes, open_readonly
+
+            conn = open_readonly(path)
+            try:
+                seen = decided_outcomes(conn)
+            finally:
+                conn.close()
+        except Exception as exc:  # an old or odd database only costs the prior
+            log.warning("acceptance gate: no history from %s: %s", path, exc)
+            return
+        with self._lock:
+            h = self.history
+            h.accepted += seen["accepted"]
+            h.rejected += seen["rejected"]
+            if h.last_outcome_ts is None and seen["last_outcome"] is not None:
+                h.last_outcome = 1 if seen["last_outcome"] in ACCEPTED_OUTCOMES else 0
+                h.last_outcome_ts = seen["last_outcome_at"]
+
+    @property
+    def active(self) -> bool:
+        return self.model is not None
+
+    @property
+    def version(self) -> str | None:
+        return self.model.version if self.model is not None else None
+
+    def status(self) -> dict:
+        h = self.history
+        return {"active": self.active, "version": self.version, "reason": self.reason,
+                "userAccepted": h.accepted, "userRejected": h.rejected}
+
+    # -- thresholds --------------------------------------------------------------------------
+    def thresholds(self, settings: Settings) -> Thresholds:
+        """The CDHF thresholds for these settings (cached); the skip-uncertainty setting, when set, wins for stage 1."""
+        key = (settings.acceptance_lambda, settings.acceptance_precision_floor, settings.acceptance_skip_uncertainty)
+        t = self._thresholds.get(key)
+        if t is None:
+            c = self.model.calibration
+            t = choose_thresholds(c.stage1, c.stage2, c.label, settings.acceptance_lambda, settings.acceptance_precision_floor)
+            if settings.acceptance_skip_uncertainty >= 0:
+                t = Thresholds(settings.acceptance_skip_uncertainty, t.hide, t.objective)
+            self._thresholds[key] = t
+        return t
+
+    # -- stage 1 -----------------------------------------------------------------------------
+    def context_inputs(self, ctx: CompletionContext, uri: str | None = None, now: float | None = None) -> features.ContextInputs:
+        now = time.time() if now is None else now
+        with self._lock:
+            h = self.history
+            shown = h.last_shown.get(uri) if uri is not None else None
+            return features.ContextInputs(
+                prefix=ctx.prefix, suffix=ctx.suffix, language_id=ctx.language_id,
+                document_chars=ctx.document_chars if ctx.document_chars >= 0 else None,
+                cursor_offset=ctx.offset, facts=ctx.facts,
+                previous_outcome=h.last_outcome,
+                seconds_since_outcome=None if h.last_outcome_ts is None else now - h.last_outcome_ts,
+                typing_cps=features.typing_speed(shown[0], shown[1], now, ctx.offset) if shown else None,
+                user_accepted=h.accepted, user_rejected=h.rejected)
+
+    def before(self, ctx: CompletionContext, settings: Settings, trigger: str = "automatic", uri: str | None = None,
+               now: float | None = None) -> GateDecision:
+        """Stage 1: generate or skip, and how long to wait before generating."""
+        if not self.active:
+            return GateDecision(1, "generate", forced="gate off")
+        t0 = time.perf_counter()
+        inputs = self.context_inputs(ctx, uri, now)
+        x = features.context_features(inputs)
+        p = float(self.model.stage1.predict(x))
+        t = self.thresholds(settings)
+        skip = p < t.skip
+        forced = "invoked" if trigger == "invoked" and skip else ""
+        decision = "skip" if skip and not forced else "generate"
+        delay = 0 if decision == "skip" or trigger == "invoked" else \
+            debounce_ms(p, t.skip, self.model.base_rate, settings.acceptance_debounce_max_ms)
+        return GateDecision(1, decision, p, None if t.skip == NEVER else t.skip, p, delay, forced, x, inputs,
+                            (time.perf_counter() - t0) * 1000)
+
+    # -- stage 2 -----------------------------------------------------------------------------
+    def after(self, ctx: CompletionContext, text: str, settings: Settings, *, logprobs=(), stop_probs=(),
+              layers=None, n_layers: int = 0, stage1: GateDecision | None = None, trigger: str = "automatic",
+              uri: str | None = None, now: float | None = None) -> GateDecision:
+        """Stage 2: show or hide the generated ``text`` (``layers`` None unless tokens exited early)."""
+        if not self.active:
+            return GateDecision(2, "show", forced="gate off")
+        t0 = time.perf_counter()
+        reuse = stage1 is not None and stage1.inputs is not None
+        inputs = stage1.inputs if reuse else self.context_inputs(ctx, uri, now)
+        sug = features.SuggestionInputs(text, logprobs, stop_probs, layers, n_layers)
+        x = features.suggestion_features(inputs, sug, stage1.vector if reuse else None)
+        p = float(self.model.stage2.predict(x))
+        t = self.thresholds(settings)
+        hide = p < t.hide
+        forced = "invoked" if trigger == "invoked" and hide else ""
+        decision = "hide" if hide and not forced else "show"
+        if decision == "show" and uri is not None:
+            with self._lock:
+                self.history.last_shown[uri] = (time.time() if now is None else now, ctx.offset)
+        return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
+                            (time.perf_counter() - t0) * 1000)
+
+    # -- learning from outcomes --------------------------------------------------------------
+    def record_outcome(self, suggestion_id: str, outcome: str, ts: float | None = None) -> None:
+        """An issued suggestion was accepted (fully or partly) or rejected; each id counts once."""
+        if outcome not in ACCEPTED_OUTCOMES and outcome != "rejected":
+            return
+        with self._lock:
+            if suggestion_id in self._counted:
+                return
+            self._counted[suggestion_id] = None
+            while len(self._counted) > _REMEMBERED_IDS:
+                self._counted.popitem(last=False)
+            h = self.history
+            accepted = outcome in ACCEPTED_OUTCOMES
+            h.accepted += accepted
+            h.rejected += not accepted
+            h.last_outcome = int(accepted)
+            h.last_outcome_ts = time.time() if ts is None else ts

@@ -1,0 +1,178 @@
+"""Read any file in the CUPS format (JSON lines of Copilot suggestion events) as labelled samples.
+
+Each ``Shown`` event is paired with the ``Accepted``/``Rejected`` event that resolves it; the
+running state of the programmer (previous outcome and when, typing speed, acceptance counts) is
+taken from *earlier* events only. ``labeled_state`` describes the moment after the decision and
+leaks the answer: it is never read. ``measurements`` (Copilot's own telemetry) are kept apart,
+for reporting a variant; the shipped model never sees them.
+
+Rows with missing or malformed fields are skipped and counted by reason, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from models.acceptance.features import ContextInputs, typing_speed
+
+OUTCOMES = {"Accepted": 1, "Rejected": 0}
+KNOWN_EVENTS = frozenset({"Shown", "Accepted", "Rejected", "Replay", "Browsing"})
+MEASUREMENT_KEYS = ("meanLogProb", "meanAlternativeLogProb", "confidence", "quantile", "numTokens", "compCharLen")
+
+# Copilot prepends a header to the prompt ("#!/usr/bin/env python3", "# Path: f.py", "// Language: cpp").
+_HEADER_LINE = re.compile(r"^(#!.*|(#|//) Path: .*|(#|//) Language: .*)$")
+_EXTENSIONS = {".py": "python", ".js": "javascript", ".ts": "typescript", ".cpp": "cpp", ".cc": "cpp", ".c": "c",
+               ".java": "java", ".go": "go", ".rs": "rust", ".rb": "ruby", ".cs": "csharp"}
+
+
+@dataclass
+class CupsSample:
+    group: str  # the programmer: never on both sides of a split
+    label: int  # 1 accepted, 0 rejected
+    time: float  # unix seconds of the Shown event
+    context: ContextInputs
+    suggestion: str
+    measurements: dict | None = None  # Copilot's own telemetry (for a reported variant only)
+
+
+@dataclass
+class CupsLoad:
+    samples: list[CupsSample] = field(default_factory=list)
+    rows: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> rows skipped
+
+    def summary(self) -> dict:
+        return {"rows": self.rows, "samples": len(self.samples),
+                "accepted": sum(s.label for s in self.samples), "skipped": dict(self.skipped)}
+
+
+def strip_header(prompt: str) -> tuple[str, str]:
+    """(prompt without Copilot's header lines, language id guessed from them; python by default)."""
+    language = "python"
+    lines = prompt.split("\n")
+    n = 0
+    while n < min(3, len(lines) - 1) and _HEADER_LINE.match(lines[n]):
+        line = lines[n]
+        if "Language:" in line:
+            language = line.split("Language:", 1)[1].strip().lower() or language
+        elif "Path:" in line:
+            ext = Path(line.split("Path:", 1)[1].strip().replace("\\", "/")).suffix.lower()
+            language = _EXTENSIONS.get(ext, language)
+        n += 1
+    return "\n".join(lines[n:]), language
+
+
+def _parse_time(value) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _row_problem(row) -> str | None:
+    """Why a row cannot be used, or None."""
+    if not isinstance(row, dict):
+        return "not an object"
+    user = row.get("user")
+    if isinstance(user, bool) or not isinstance(user, (int, str)) or user == "":
+        return "missing user"
+    event = row.get("event")
+    if not isinstance(event, str) or event not in KNOWN_EVENTS:
+        return "unknown event"
+    if _parse_time(row.get("time")) is None:
+        return "bad time"
+    if event in ("Shown", "Accepted", "Rejected"):
+        if not isinstance(row.get("prompt"), str):
+            return "missing prompt"
+        if not isinstance(row.get("suggestion"), str):
+            return "missing suggestion"
+    return None
+
+
+def _measurements(row: dict) -> dict | None:
+    m = row.get("measurements")
+    if not isinstance(m, dict):
+        return None
+    out = {}
+    for k in MEASUREMENT_KEYS:
+        v = m.get(k)
+        out[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else math.nan
+    return out
+
+
+@dataclass
+class _UserState:
+    pending: tuple[float, float | None, dict] | None = None  # (time, typing speed, row) of the unresolved Shown
+    accepted: int = 0
+    rejected: int = 0
+    last_outcome: int | None = None
+    last_outcome_time: float | None = None
+    last_shown: tuple[float, int] | None = None  # (time, cursor offset)
+
+
+def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
+    """Labelled samples from one CUPS-format file."""
+    path = Path(path)
+    out = CupsLoad()
+    prefix = group_prefix if group_prefix is not None else path.name
+    rows: list[tuple[float, int, dict]] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f):
+            if not line.strip():
+                continue
+            out.rows += 1
+            try:
+                row = json.loads(line)
+            except ValueError:
+                out.skipped["not JSON"] += 1
+                continue
+            problem = _row_problem(row)
+            if problem:
+                out.skipped[problem] += 1
+                continue
+            rows.append((_parse_time(row["time"]), n, row))
+    by_user: dict[str, list[tuple[float, int, dict]]] = {}
+    for item in rows:
+        by_user.setdefault(str(item[2]["user"]), []).append(item)
+    for user, items in by_user.items():
+        items.sort(key=lambda t: (t[0], t[1]))  # time order; file order breaks ties
+        st = _UserState()
+        for t, _, row in items:
+            event = row["event"]
+            if event == "Shown":
+                if st.pending is not None:
+                    out.skipped["shown without outcome"] += 1
+                offset = len(strip_header(row["prompt"])[0])
+                prev_t, prev_off = st.last_shown if st.last_shown else (None, None)
+                st.pending = (t, typing_speed(prev_t, prev_off, t, offset), row)
+                st.last_shown = (t, offset)
+            elif event in OUTCOMES:
+                if st.pending is None:
+                    out.skipped["outcome without a Shown"] += 1
+                    continue
+                shown_t, cps, shown = st.pending
+                # Features come from the Shown row: some of the outcome row's fields were updated after
+                # the decision (e.g. measurements.compCharLen, confidence) and would leak it.
+                text, language = strip_header(shown["prompt"])
+                ctx = ContextInputs(
+                    prefix=text, suffix="", language_id=language,
+                    previous_outcome=st.last_outcome,
+                    seconds_since_outcome=None if st.last_outcome_time is None else shown_t - st.last_outcome_time,
+                    typing_cps=cps, user_accepted=st.accepted, user_rejected=st.rejected)
+                label = OUTCOMES[event]
+                out.samples.append(CupsSample(f"{prefix}:{user}", label, shown_t, ctx, shown["suggestion"], _measurements(shown)))
+                st.pending = None
+                st.accepted += label
+                st.rejected += 1 - label
+                st.last_outcome, st.last_outcome_time = label, t
+        if st.pending is not None:
+            out.skipped["shown without outcome"] += 1
+    return out

@@ -1,0 +1,171 @@
+"""Feature matrices for training and evaluation, from any mix of sources.
+
+- CUPS-format files: features computed from the logged prompt and suggestion by
+  :mod:`models.acceptance.features`; the suggestion's log-probabilities, P(stop) and layers come
+  from scoring it with our code model (:class:`models.acceptance.scoring.SuggestionScorer`).
+- Tact telemetry databases (real or simulated sessions, e.g. from ``telemetry.simulate``): the
+  serving gate logs the stage-2 feature vector with every stage-2 decision; a shown suggestion
+  whose outcome is known becomes a sample. Hidden and skipped requests have no outcome and are
+  not samples. A database with an older schema is refused with the reader's message (opening it
+  once with the telemetry store migrates it).
+
+Programmers: a CUPS ``user`` per file; for telemetry, one database is one programmer (its
+sessions, when only one database is given).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.acceptance import features
+from models.acceptance.cups import MEASUREMENT_KEYS, load_cups
+
+OUTCOME_LABELS = {"accepted": 1, "partially_accepted": 1, "rejected": 0}
+
+
+@dataclass
+class AcceptanceData:
+    X1: np.ndarray  # (n, len(CONTEXT_FEATURES))
+    X2: np.ndarray  # (n, len(SUGGESTION_FEATURES))
+    y: np.ndarray  # 1 accepted
+    groups: np.ndarray  # programmer of each row (str)
+    measurements: np.ndarray  # (n, len(MEASUREMENT_KEYS)); NaN where the source has none
+    sources: list[dict] = field(default_factory=list)  # per source: path, kind, counts, skipped
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx) -> "AcceptanceData":
+        return AcceptanceData(self.X1[idx], self.X2[idx], self.y[idx], self.groups[idx], self.measurements[idx], self.sources)
+
+    @staticmethod
+    def empty() -> "AcceptanceData":
+        return AcceptanceData(np.zeros((0, len(features.CONTEXT_FEATURES))), np.zeros((0, len(features.SUGGESTION_FEATURES))),
+                              np.zeros(0, int), np.zeros(0, dtype=object), np.zeros((0, len(MEASUREMENT_KEYS))))
+
+    @staticmethod
+    def concat(parts: list["AcceptanceData"]) -> "AcceptanceData":
+        parts = [p for p in parts if len(p)] or [AcceptanceData.empty()]
+        return AcceptanceData(np.concatenate([p.X1 for p in parts]), np.concatenate([p.X2 for p in parts]),
+                              np.concatenate([p.y for p in parts]), np.concatenate([p.groups for p in parts]),
+                              np.concatenate([p.measurements for p in parts]), [s for p in parts for s in p.sources])
+
+
+def limit_indices(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
+    """A reproducible random subset of ``limit`` rows (all rows when no limit), in their original order."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max(0, limit), replace=False))
+
+
+def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int = 0, log=None) -> AcceptanceData:
+    """Samples of one CUPS-format file. Without a scorer the model-based suggestion features are NaN."""
+    load = load_cups(path)
+    keep = limit_indices(len(load.samples), limit, seed)
+    samples = [load.samples[i] for i in keep]
+    X1, X2 = [], []
+    for k, s in enumerate(samples):
+        ctx = s.context
+        x1 = features.context_features(ctx)
+        if scorer is not None:
+            sc = scorer.score(ctx.prefix, ctx.suffix, s.suggestion)
+            sug = features.SuggestionInputs(s.suggestion, sc["logprobs"], sc["stop_probs"], sc["layers"], sc["n_layers"])
+        else:
+            sug = features.SuggestionInputs(s.suggestion)
+        X1.append(x1)
+        X2.append(features.suggestion_features(ctx, sug, x1))
+        if log and (k + 1) % 100 == 0:
+            log(f"{path}: {k + 1}/{len(samples)} samples")
+    if scorer is not None:
+        scorer.save()
+    meas = np.array([[s.measurements.get(key, math.nan) if s.measurements else math.nan for key in MEASUREMENT_KEYS]
+                     for s in samples], dtype=float).reshape(len(samples), len(MEASUREMENT_KEYS))
+    summary = {"kind": "cups", "path": str(path), **load.summary()}
+    if limit is not None:
+        summary["used"] = len(samples)
+    return AcceptanceData(
+        np.array(X1).reshape(len(samples), len(features.CONTEXT_FEATURES)),
+        np.array(X2).reshape(len(samples), len(features.SUGGESTION_FEATURES)),
+        np.array([s.label for s in samples], dtype=int), np.array([s.group for s in samples], dtype=object), meas, [summary])
+
+
+_DECISIONS_SQL = """
+SELECT d.session_id, d.suggestion_id, d.details, s.outcome
+FROM decisions d LEFT JOIN suggestions s ON s.id = d.suggestion_id
+WHERE d.stage = 2 AND d.decision = 'show'
+ORDER BY d.ts, d.id
+"""
+
+
+def _vector(raw, n: int) -> np.ndarray | None:
+    if not isinstance(raw, list) or len(raw) != n:
+        return None
+    out = np.empty(n)
+    for i, v in enumerate(raw):
+        if v is None:
+            out[i] = math.nan
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = float(v)
+        else:
+            return None
+    return out
+
+
+def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int = 0) -> tuple[AcceptanceData, list[str]]:
+    """Samples of Tact telemetry databases; returns (data, refusals: one message per unusable database)."""
+    from telemetry.reader import open_readonly
+    from telemetry.schema import TelemetrySchemaError
+
+    d2 = len(features.SUGGESTION_FEATURES)
+    d1 = len(features.CONTEXT_FEATURES)
+    parts, refusals = [], []
+    for path in paths:
+        path = Path(path)
+        try:
+            conn = open_readonly(path)
+        except TelemetrySchemaError as exc:
+            refusals.append(str(exc))
+            continue
+        skipped: Counter = Counter()
+        rows, groups, labels = [], [], []
+        try:
+            for session_id, _sid, details, outcome in conn.execute(_DECISIONS_SQL):
+                try:
+                    d = json.loads(details) if isinstance(details, str) else None
+                except ValueError:
+                    d = None
+                if not isinstance(d, dict):
+                    skipped["malformed details"] += 1
+                    continue
+                if d.get("feature_version") != features.FEATURE_VERSION:
+                    skipped["other feature version"] += 1
+                    continue
+                x = _vector(d.get("features"), d2)
+                if x is None:
+                    skipped["malformed features"] += 1
+                    continue
+                if outcome not in OUTCOME_LABELS:
+                    skipped[f"outcome {outcome or 'unknown'}"] += 1
+                    continue
+                rows.append(x)
+                labels.append(OUTCOME_LABELS[outcome])
+                groups.append(f"{path.name}:{session_id}" if len(paths) == 1 else path.name)
+        finally:
+            conn.close()
+        n = len(rows)
+        X2 = np.array(rows).reshape(n, d2)
+        parts.append(AcceptanceData(X2[:, :d1].copy(), X2, np.array(labels, dtype=int), np.array(groups, dtype=object),
+                                    np.full((n, len(MEASUREMENT_KEYS)), math.nan),
+                                    [{"kind": "telemetry", "path": str(path), "samples": n,
+                                      "accepted": int(sum(labels)), "skipped": dict(skipped)}]))
+    data = AcceptanceData.concat(parts)
+    if limit is not None and limit < len(data):
+        data = data.subset(limit_indices(len(data), limit, seed))
+    return data, refusals

@@ -1,0 +1,191 @@
+"""`tact eval acceptance`: how well the CDHF cascade does on programmers it never saw.
+
+Leave-programmer-out throughout: every score comes from a model trained without that programmer,
+and the thresholds applied to a programmer are chosen (by the CDHF rule) on the *other*
+programmers' out-of-fold scores (inner group k-fold), so neither the model nor the thresholds
+have seen the people they are judged on. Figures are pooled over all programmers.
+
+With ``model`` given, the shipped model is evaluated as it is instead (thresholds from its
+calibration), for a file of programmers it was not trained on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models.acceptance.cups import MEASUREMENT_KEYS
+from models.acceptance.dataset import AcceptanceData
+from models.acceptance.features import CONTEXT_FEATURES, SUGGESTION_FEATURES
+from models.acceptance.policy import NEVER, Thresholds, choose_thresholds, decide, summarize
+from models.acceptance.train import KINDS, auc, fit_stage, lopo_splits, oof_scores
+
+TARGETS = {"stage2_auc": 0.75, "share_rejected_hidden": 0.25, "max_share_accepted_lost": 0.05,
+           "share_calls_skipped": 0.20, "max_share_accepted_lost_by_skip": 0.05}
+
+
+def _r(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
+
+
+def per_programmer_auc(y, s, groups) -> float | None:
+    """Mean AUC within each programmer (those with both outcomes)."""
+    vals = [auc(y[groups == g], s[groups == g]) for g in set(groups.tolist())]
+    vals = [v for v in vals if v is not None]
+    return _r(float(np.mean(vals))) if vals else None
+
+
+def _inner_scores(X, y, groups, kind, names, folds: int, seed: int) -> np.ndarray:
+    """Out-of-fold scores inside a training side (group k-fold over its programmers)."""
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(set(groups.tolist()))
+    out = np.full(len(y), np.nan)
+    for tr, te in GroupKFold(n_splits=min(folds, n_groups)).split(X, y, groups):
+        if len(np.unique(y[tr])) < 2:
+            out[te] = y[tr].mean()
+            continue
+        out[te] = fit_stage(X[tr], y[tr], kind, names, seed).predict(X[te])
+    return out
+
+
+def nested_decisions(data: AcceptanceData, s1: np.ndarray, s2: np.ndarray, kind1: str, kind2: str, lam: float,
+                     floor: float, inner_folds: int = 5, seed: int = 0) -> dict:
+    """Decisions for every row with thresholds chosen without its programmer, for the cascade and
+    for stage 2 alone (nothing skipped): {'cascade': (skip, hidden), 'stage2_only': (skip, hidden),
+    'thresholds': per programmer}."""
+    n = len(data)
+    out = {"cascade": (np.zeros(n, bool), np.zeros(n, bool)), "stage2_only": (np.zeros(n, bool), np.zeros(n, bool)),
+           "thresholds": []}
+    for train, test, g in lopo_splits(data.groups):
+        if len(set(data.groups[train].tolist())) < 2:
+            continue
+        y, grp = data.y[train], data.groups[train]
+        i1 = _inner_scores(data.X1[train], y, grp, kind1, CONTEXT_FEATURES, inner_folds, seed)
+        i2 = _inner_scores(data.X2[train], y, grp, kind2, SUGGESTION_FEATURES, inner_folds, seed)
+        both = choose_thresholds(i1, i2, y, lam, floor)
+        only2 = choose_thresholds(np.ones(len(y)), i2, y, lam, floor)
+        only2 = Thresholds(NEVER, only2.hide, only2.objective)
+        for name, t in (("cascade", both), ("stage2_only", only2)):
+            skip, hidden = decide(s1[test], s2[test], t)
+            out[name][0][test], out[name][1][test] = skip, hidden
+        out["thresholds"].append({"programmer": str(g), "cascade": both.as_dict(), "stage2_only": only2.as_dict()})
+    return out
+
+
+def _targets(report: dict) -> dict:
+    at = report["at_thresholds"]
+    auc2 = report["auc"]["stage2"].get(report["kinds"]["stage2"])
+    hide_ok = (at["share_rejected_hidden"] or 0) >= TARGETS["share_rejected_hidden"] and \
+        (at["share_accepted_lost"] or 0) <= TARGETS["max_share_accepted_lost"]
+    skip_ok = (at["share_calls_skipped"] or 0) >= TARGETS["share_calls_skipped"] and \
+        (at["share_accepted_lost_by_skip"] or 0) <= TARGETS["max_share_accepted_lost_by_skip"]
+    return {"stage2_auc>=0.75": bool(auc2 is not None and auc2 >= TARGETS["stage2_auc"]),
+            "hide>=25%_rejected_losing<=5%_accepted": bool(hide_ok),
+            "skip>=20%_calls_losing<=5%_accepted": bool(skip_ok)}
+
+
+def evaluate(data: AcceptanceData, lam: float, floor: float, kind1: str = "auto", kind2: str = "auto",
+             inner_folds: int = 5, seed: int = 0, ablations: bool = True, log=None) -> dict:
+    """The leave-programmer-out report (a dict of figures)."""
+    log = log or (lambda m: None)
+    y, groups = data.y, data.groups
+    if len(set(groups.tolist())) < 2:
+        raise ValueError("leave-programmer-out needs samples from at least two programmers")
+    report: dict = {"samples": int(len(y)), "accepted": int(y.sum()), "programmers": int(len(set(groups.tolist()))),
+                    "lambda": lam, "precision_floor": floor, "sources": data.sources}
+    scores: dict = {}
+    aucs: dict = {"stage1": {}, "stage2": {}}
+    for stage, X, names, kind in (("stage1", data.X1, CONTEXT_FEATURES, kind1), ("stage2", data.X2, SUGGESTION_FEATURES, kind2)):
+        for k in (KINDS if kind == "auto" else (kind,)):
+            s = oof_scores(X, y, groups, k, names, seed)
+            scores[(stage, k)] = s
+            aucs[stage][k] = _r(auc(y, s))
+            log(f"{stage} {k}: leave-programmer-out AUC {aucs[stage][k]}")
+    kinds = {st: max(aucs[st], key=lambda k: -1 if aucs[st][k] is None else aucs[st][k]) for st in aucs}
+    s1, s2 = scores[("stage1", kinds["stage1"])], scores[("stage2", kinds["stage2"])]
+    report["auc"] = aucs
+    report["kinds"] = kinds
+    report["auc_within_programmer"] = {"stage1": per_programmer_auc(y, s1, groups), "stage2": per_programmer_auc(y, s2, groups)}
+    log("choosing thresholds without each programmer")
+    nested = nested_decisions(data, s1, s2, kinds["stage1"], kinds["stage2"], lam, floor, inner_folds, seed)
+    report["at_thresholds"] = summarize(*nested["cascade"], y)
+    report["stage2_only"] = summarize(*nested["stage2_only"], y)
+    report["thresholds_per_programmer"] = nested["thresholds"]
+    full = choose_thresholds(s1, s2, y, lam, floor)
+    report["pooled_thresholds"] = {**full.as_dict(), "outcomes": summarize(*decide(s1, s2, full), y)}
+    if ablations:
+        report["ablations"] = _ablations(data, kinds["stage2"], seed)
+    report["targets"] = _targets(report)
+    return report
+
+
+def _ablations(data: AcceptanceData, kind: str, seed: int) -> dict:
+    """Single signals, and a variant that adds Copilot's own telemetry (never shipped)."""
+    y = data.y
+    out = {}
+    i = SUGGESTION_FEATURES.index("mean_logprob")
+    m = ~np.isnan(data.X2[:, i])
+    out["our_mean_logprob_alone_auc"] = _r(auc(y[m], data.X2[m, i])) if m.any() else None
+    M = data.measurements
+    j = MEASUREMENT_KEYS.index("meanLogProb")
+    m = ~np.isnan(M[:, j])
+    if m.sum() >= 20:
+        out["copilot_mean_logprob_alone_auc"] = _r(auc(y[m], M[m, j]))
+        names = list(SUGGESTION_FEATURES) + [f"copilot_{k}" for k in MEASUREMENT_KEYS]
+        s = oof_scores(np.hstack([data.X2, M]), y, data.groups, kind, names, seed)
+        out["with_copilot_measurements_auc"] = _r(auc(y, s))
+    return out
+
+
+def evaluate_model(model, data: AcceptanceData, lam: float, floor: float) -> dict:
+    """The shipped model as it is, on data it was not trained on; thresholds from its calibration."""
+    s1, s2 = model.stage1.predict(data.X1), model.stage2.predict(data.X2)
+    c = model.calibration
+    t = choose_thresholds(c.stage1, c.stage2, c.label, lam, floor)
+    y = data.y
+    report = {"model_version": model.version, "samples": int(len(y)), "accepted": int(y.sum()),
+              "programmers": int(len(set(data.groups.tolist()))), "lambda": lam, "precision_floor": floor,
+              "sources": data.sources, "kinds": {"stage1": model.stage1.kind, "stage2": model.stage2.kind},
+              "auc": {"stage1": {model.stage1.kind: _r(auc(y, s1))}, "stage2": {model.stage2.kind: _r(auc(y, s2))}},
+              "auc_within_programmer": {"stage1": per_programmer_auc(y, s1, data.groups),
+                                        "stage2": per_programmer_auc(y, s2, data.groups)},
+              "thresholds": t.as_dict(), "at_thresholds": summarize(*decide(s1, s2, t), y)}
+    report["targets"] = _targets(report)
+    return report
+
+
+def format_report(r: dict) -> str:
+    """The report as a few readable lines."""
+    lines = []
+    head = f"{r['samples']} suggestions ({r['accepted']} accepted) from {r['programmers']} programmers"
+    if "model_version" in r:
+        head += f"; model {r['model_version']} as shipped"
+    lines.append(head)
+    for s in r.get("sources", []):
+        lines.append(f"  source {s.get('kind')}: {s.get('path')}: {s.get('samples')} samples, skipped {s.get('skipped') or {}}")
+    if r.get("scoring_model"):
+        lines.append(f"  suggestions scored with code model {r['scoring_model']}")
+    for st in ("stage1", "stage2"):
+        aucs = ", ".join(f"{k} {v}" for k, v in r["auc"][st].items())
+        lines.append(f"{st} AUC (leave-programmer-out): {aucs}; using {r['kinds'][st]}; "
+                     f"within-programmer mean {r['auc_within_programmer'][st]}")
+    lines.append(f"at thresholds (lambda {r['lambda']}, hiding precision floor {r['precision_floor']}):")
+    for name, block in (("cascade", r["at_thresholds"]), ("stage 2 only", r.get("stage2_only"))):
+        if not block:
+            continue
+        lines.append(f"  {name}: rejected hidden {block['share_rejected_hidden']}, accepted lost {block['share_accepted_lost']}, "
+                     f"hiding precision {block['hiding_precision']}, model calls skipped {block['share_calls_skipped']} "
+                     f"(accepted lost by skipping {block['share_accepted_lost_by_skip']}), acceptance rate "
+                     f"{block['acceptance_rate_before']} -> {block['acceptance_rate_after']}")
+    if "pooled_thresholds" in r:
+        p = r["pooled_thresholds"]
+        o = p["outcomes"]
+        lines.append(f"  (thresholds chosen on all pooled scores: skip < {p['skip']}, hide < {p['hide']}: rejected hidden "
+                     f"{o['share_rejected_hidden']}, accepted lost {o['share_accepted_lost']}, precision {o['hiding_precision']}, "
+                     f"skipped {o['share_calls_skipped']})")
+    if r.get("ablations"):
+        lines.append("ablations: " + ", ".join(f"{k} {v}" for k, v in r["ablations"].items()))
+    lines.append("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in r["targets"].items()))
+    return "\n".join(lines)

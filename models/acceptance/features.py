@@ -1,0 +1,258 @@
+"""The acceptance features: computed here, and only here, for training and for serving.
+
+Stage 1 sees the context alone (:class:`ContextInputs`): the family of Copilot's contextual
+filter (previous outcome and time since it, whitespace after the cursor, last character and last
+non-space character, line and document lengths, relative cursor position, language), tree-sitter
+facts at the cursor, typing speed and this user's running acceptance rate.
+
+Stage 2 also sees the suggestion (:class:`SuggestionInputs`): its length in characters, lines and
+tokens, token log-probabilities under our model, layers used, the Stop&Exit controller's P(stop),
+whether it adds syntax errors when inserted, and whether it repeats neighbouring text. The stage-2
+vector is the stage-1 vector followed by the suggestion features.
+
+Every feature is a float; a value that cannot be known (e.g. layers under a policy that never
+exits early) is NaN, and the model fills it with the training median. Plain Python and numpy
+plus :mod:`models.syntax`: safe to import in the server.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from models import syntax
+from models.syntax import CursorFacts
+
+# Bump when a feature changes meaning or order: stored models and logged vectors carry it.
+FEATURE_VERSION = 1
+
+# The running acceptance rate of a user is smoothed towards this prior (pseudo-counts).
+PRIOR_RATE = 0.3
+PRIOR_STRENGTH = 5.0
+LONG_AGO_S = 3600.0  # "time since the previous outcome" saturates here (also: no outcome yet)
+MAX_TYPING_CPS = 30.0
+TYPING_WINDOW_S = 120.0  # longer gaps say nothing about typing speed
+PARSE_PREFIX_CHARS = 2000  # text around the cursor parsed to count the errors a suggestion adds
+PARSE_SUFFIX_CHARS = 500
+
+CHAR_CLASSES = ("none", "newline", "space", "letter", "digit", "open", "close", "dot", "comma", "colon",
+                "equals", "quote", "operator", "other")
+NODE_BUCKETS = ("none", "identifier", "string", "comment", "block", "keyword", "bracket", "operator", "error", "other")
+
+_CHAR_CLASS = {"\n": "newline", "\r": "newline", " ": "space", "\t": "space", "(": "open", "[": "open", "{": "open",
+               ")": "close", "]": "close", "}": "close", ".": "dot", ",": "comma", ":": "colon", "=": "equals",
+               "'": "quote", '"': "quote", "`": "quote"}
+_OPERATORS = set("+-*/%<>!&|^~@")
+_STRING_NODES = frozenset({"string", "string_start", "string_content", "string_end", "escape_sequence",
+                           "interpolation", "concatenated_string"})
+
+
+@dataclass(frozen=True)
+class ContextInputs:
+    """What stage 1 sees. ``prefix``/``suffix`` may be windows of the document around the cursor."""
+
+    prefix: str
+    suffix: str = ""
+    language_id: str = "python"
+    document_chars: int | None = None  # whole document length when known (else prefix + suffix)
+    cursor_offset: int | None = None  # cursor index in the document when known (else len(prefix))
+    facts: CursorFacts | None = None  # tree-sitter facts at the cursor; computed here when None
+    previous_outcome: int | None = None  # 1 accepted, 0 rejected, None: no decision yet
+    seconds_since_outcome: float | None = None
+    typing_cps: float | None = None  # see typing_speed()
+    user_accepted: int = 0  # this user's decisions so far
+    user_rejected: int = 0
+
+
+@dataclass(frozen=True)
+class SuggestionInputs:
+    """What stage 2 adds: the suggestion and how our model produced (or scored) its tokens."""
+
+    text: str
+    logprobs: Sequence[float] = ()  # per token, under our model
+    stop_probs: Sequence[float] = ()  # controller P(stop) before each token
+    layers: Sequence[int] | None = None  # layers each token went through; None: no early exit happened
+    n_layers: int = 0
+
+
+def _char_class(ch: str) -> str:
+    if not ch:
+        return "none"
+    if ch in _CHAR_CLASS:
+        return _CHAR_CLASS[ch]
+    if ch.isalpha() or ch == "_":
+        return "letter"
+    if ch.isdigit():
+        return "digit"
+    if ch in _OPERATORS:
+        return "operator"
+    return "other"
+
+
+def _node_bucket(node_type: str) -> str:
+    if not node_type:
+        return "none"
+    if node_type == "identifier":
+        return "identifier"
+    if node_type in _STRING_NODES:
+        return "string"
+    if node_type == "comment":
+        return "comment"
+    if node_type in ("module", "block"):
+        return "block"
+    if node_type == "ERROR":
+        return "error"
+    if node_type in ("(", ")", "[", "]", "{", "}"):
+        return "bracket"
+    if node_type.isalpha() and node_type.islower():
+        return "keyword"
+    if not any(c.isalnum() for c in node_type):
+        return "operator"
+    return "other"
+
+
+def _one_hot(prefix: str, values: tuple[str, ...]) -> list[str]:
+    return [f"{prefix}={v}" for v in values]
+
+
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "prev_accepted", "prev_rejected", "log_seconds_since_outcome",
+    "at_line_end", "next_char_space",
+    *_one_hot("last_char", CHAR_CLASSES), *_one_hot("last_nonspace_char", CHAR_CLASSES),
+    "log_line_chars", "log_line_prefix_chars", "log_document_chars", "relative_position", "language_python",
+    *_one_hot("node", NODE_BUCKETS), "in_string", "in_comment", "block_depth", "parent_error",
+    "log_typing_cps", "user_acceptance_rate", "log_user_decisions",
+)
+
+SUGGESTION_ONLY_FEATURES: tuple[str, ...] = (
+    "log_chars", "log_lines", "log_tokens", "mean_logprob", "min_logprob", "first_logprob",
+    "layers_fraction", "max_stop_prob", "mean_stop_prob", "new_syntax_errors", "parses",
+    "repeats_suffix", "repeats_previous_line", "in_prefix", "blank", "starts_with_newline", "is_comment",
+)
+
+SUGGESTION_FEATURES: tuple[str, ...] = CONTEXT_FEATURES + SUGGESTION_ONLY_FEATURES
+
+
+def user_acceptance_rate(accepted: int, rejected: int) -> float:
+    """The running acceptance rate, smoothed towards PRIOR_RATE."""
+    return (accepted + PRIOR_RATE * PRIOR_STRENGTH) / (accepted + rejected + PRIOR_STRENGTH)
+
+
+def typing_speed(prev_ts: float | None, prev_offset: int | None, ts: float, offset: int) -> float | None:
+    """Characters per second the cursor advanced since the previous suggestion was shown; None when
+    unknown (no previous one, or too long ago)."""
+    if prev_ts is None or prev_offset is None:
+        return None
+    dt = ts - prev_ts
+    if not (0 < dt <= TYPING_WINDOW_S):
+        return None
+    return min(MAX_TYPING_CPS, max(0, offset - prev_offset) / dt)
+
+
+def _line_parts(prefix: str, suffix: str) -> tuple[str, str, str | None]:
+    """(line before the cursor, line after the cursor, previous line or None)."""
+    cut = max(prefix.rfind("\n"), prefix.rfind("\r")) + 1
+    line_prefix = prefix[cut:]
+    end = len(suffix)
+    for br in ("\n", "\r"):
+        i = suffix.find(br)
+        if i >= 0:
+            end = min(end, i)
+    previous = None
+    if cut > 0:
+        head = prefix[: cut - 1]
+        if head.endswith("\r") and prefix[cut - 1] == "\n":
+            head = head[:-1]
+        previous = head[max(head.rfind("\n"), head.rfind("\r")) + 1 :]
+    return line_prefix, suffix[:end], previous
+
+
+def context_features(inp: ContextInputs) -> np.ndarray:
+    """The stage-1 vector, in the order of CONTEXT_FEATURES."""
+    prefix, suffix = inp.prefix, inp.suffix
+    line_prefix, line_suffix, _ = _line_parts(prefix, suffix)
+    doc_chars = inp.document_chars if inp.document_chars is not None else len(prefix) + len(suffix)
+    offset = inp.cursor_offset if inp.cursor_offset is not None else len(prefix)
+    facts = inp.facts
+    if facts is None:
+        facts = syntax.cursor_facts(prefix + suffix, len(prefix), inp.language_id)
+    last = prefix[-1:]
+    stripped = prefix.rstrip()
+    last_nonspace = stripped[-1:]
+    since = LONG_AGO_S if inp.seconds_since_outcome is None else min(max(inp.seconds_since_outcome, 0.0), LONG_AGO_S)
+    cps = 0.0 if inp.typing_cps is None else min(max(inp.typing_cps, 0.0), MAX_TYPING_CPS)
+    last_cls, nonspace_cls = _char_class(last), _char_class(last_nonspace)
+    bucket = _node_bucket(facts.node_type)
+    values = [
+        float(inp.previous_outcome == 1), float(inp.previous_outcome == 0), math.log1p(since),
+        float(not line_suffix.strip()), float(not suffix[:1] or suffix[:1].isspace()),
+        *(float(last_cls == c) for c in CHAR_CLASSES), *(float(nonspace_cls == c) for c in CHAR_CLASSES),
+        math.log1p(len(line_prefix) + len(line_suffix)), math.log1p(len(line_prefix)), math.log1p(doc_chars),
+        offset / doc_chars if doc_chars > 0 else 1.0, float(syntax.is_python(inp.language_id)),
+        *(float(bucket == b) for b in NODE_BUCKETS), float(facts.in_string), float(facts.in_comment),
+        float(min(facts.block_depth, 10)), float(facts.parent_type == "ERROR"),
+        math.log1p(cps), user_acceptance_rate(inp.user_accepted, inp.user_rejected),
+        math.log1p(inp.user_accepted + inp.user_rejected),
+    ]
+    return np.asarray(values, dtype=np.float64)
+
+
+def _parse_window(prefix: str, suffix: str) -> tuple[str, str]:
+    """The text around the cursor that is parsed: whole lines when it has to be cut."""
+    if len(prefix) > PARSE_PREFIX_CHARS:
+        head = prefix[-PARSE_PREFIX_CHARS:]
+        nl = head.find("\n")
+        prefix = head[nl + 1 :] if nl >= 0 else head
+    if len(suffix) > PARSE_SUFFIX_CHARS:
+        tail = suffix[:PARSE_SUFFIX_CHARS]
+        nl = tail.rfind("\n")
+        suffix = tail[: nl + 1] if nl >= 0 else tail
+    return prefix, suffix
+
+
+def new_syntax_errors(prefix: str, suffix: str, text: str, language_id: str) -> float:
+    """Tree-sitter ERROR/MISSING nodes that inserting ``text`` at the cursor adds; NaN when unknown."""
+    if not syntax.is_python(language_id) or not syntax.available():
+        return math.nan
+    before_p, after_s = _parse_window(prefix, suffix)
+    return float(max(0, syntax.error_count(before_p + text + after_s) - syntax.error_count(before_p + after_s)))
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(sum(xs) / len(xs)) if len(xs) else math.nan
+
+
+def suggestion_only_features(ctx: ContextInputs, sug: SuggestionInputs) -> np.ndarray:
+    """The suggestion part of the stage-2 vector, in the order of SUGGESTION_ONLY_FEATURES."""
+    text = sug.text
+    _, line_suffix, previous = _line_parts(ctx.prefix, ctx.suffix)
+    first = text.strip("\r\n").split("\n", 1)[0].strip()
+    lps = [float(x) for x in sug.logprobs]
+    stops = [float(x) for x in sug.stop_probs]
+    layers = math.nan
+    if sug.layers is not None and len(sug.layers) and sug.n_layers > 0:
+        layers = _mean([float(x) for x in sug.layers]) / sug.n_layers
+    errors = new_syntax_errors(ctx.prefix, ctx.suffix, text, ctx.language_id)
+    tail = ctx.suffix[:200].strip()
+    values = [
+        math.log1p(len(text)), math.log1p(text.count("\n")), math.log1p(len(lps)),
+        _mean(lps), min(lps) if lps else math.nan, lps[0] if lps else math.nan,
+        layers, max(stops) if stops else math.nan, _mean(stops),
+        errors, math.nan if math.isnan(errors) else float(errors == 0),
+        float(bool(first) and (line_suffix.strip().startswith(first) or (len(first) >= 4 and first in tail))),
+        float(bool(first) and previous is not None and previous.strip() == first),
+        float(len(first) >= 4 and first in ctx.prefix[-1000:]),
+        float(not text.strip()), float(text[:1] in ("\n", "\r")),
+        float(first.startswith("#") or first.startswith("//")),
+    ]
+    return np.asarray(values, dtype=np.float64)
+
+
+def suggestion_features(ctx: ContextInputs, sug: SuggestionInputs, context_vector: np.ndarray | None = None) -> np.ndarray:
+    """The stage-2 vector (SUGGESTION_FEATURES): the stage-1 vector, then the suggestion features.
+    Pass the stage-1 vector already computed for this context to skip recomputing it."""
+    head = context_features(ctx) if context_vector is None else context_vector
+    return np.concatenate([head, suggestion_only_features(ctx, sug)])

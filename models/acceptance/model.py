@@ -1,0 +1,170 @@
+"""The acceptance model at serving time: numpy only, one JSON file.
+
+Each stage is either a standardised logistic regression or gradient-boosted trees exported to
+flat arrays (sklearn's ``GradientBoostingClassifier``: ``x <= threshold`` goes left, inputs
+compared as float32 as sklearn does). NaN features are filled with the training medians first.
+
+The file also carries the out-of-fold scores of its training data (``calibration``), so the
+serving gate can choose thresholds by the CDHF rule for whatever λ and precision floor the
+settings say, without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.acceptance.features import CONTEXT_FEATURES, FEATURE_VERSION, SUGGESTION_FEATURES
+
+MODEL_FILE = "acceptance.json"
+FORMAT = 1
+DEFAULT_DIR = Path(__file__).resolve().parent / "default"
+
+
+class AcceptanceModelError(Exception):
+    """The acceptance model is missing, corrupt or was trained on other features; the message says which."""
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+@dataclass
+class StageModel:
+    kind: str  # "logistic" | "trees"
+    feature_names: list[str]
+    fill: np.ndarray  # per feature: the value that replaces NaN
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(accept) for rows of ``x`` ((n, d) or (d,) -> (n,) or scalar array)."""
+        x = np.asarray(x, dtype=np.float64)
+        single = x.ndim == 1
+        X = np.atleast_2d(x)
+        X = np.where(np.isnan(X), self.fill, X)
+        p = self._logistic(X) if self.kind == "logistic" else self._trees(X)
+        return p[0] if single else p
+
+    def _logistic(self, X: np.ndarray) -> np.ndarray:
+        P = self.params
+        z = ((X - P["mean"]) / P["scale"]) @ P["coef"] + P["intercept"]
+        return _sigmoid(z)
+
+    def _trees(self, X: np.ndarray) -> np.ndarray:
+        P = self.params
+        feature, threshold, left, right, value = P["feature"], P["threshold"], P["left"], P["right"], P["value"]
+        X32 = X.astype(np.float32).astype(np.float64)  # sklearn's trees see float32 inputs
+        rows = np.arange(X.shape[0])[:, None]
+        nodes = np.broadcast_to(P["roots"], (X.shape[0], len(P["roots"]))).copy()
+        for _ in range(P["max_depth"]):
+            leaf = left[nodes] < 0
+            if leaf.all():
+                break
+            f = np.where(leaf, 0, feature[nodes])
+            go_left = X32[rows, f] <= threshold[nodes]
+            nodes = np.where(leaf, nodes, np.where(go_left, left[nodes], right[nodes]))
+        raw = P["init"] + P["learning_rate"] * value[nodes].sum(axis=1)
+        return _sigmoid(raw)
+
+    # -- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        def enc(v):
+            return v.tolist() if isinstance(v, np.ndarray) else v
+        return {"kind": self.kind, "feature_names": list(self.feature_names), "fill": self.fill.tolist(),
+                "params": {k: enc(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageModel":
+        kind = d["kind"]
+        p = dict(d["params"])
+        if kind == "logistic":
+            for k in ("mean", "scale", "coef"):
+                p[k] = np.asarray(p[k], dtype=np.float64)
+            p["intercept"] = float(p["intercept"])
+        elif kind == "trees":
+            for k in ("feature", "left", "right", "roots"):
+                p[k] = np.asarray(p[k], dtype=np.int64)
+            for k in ("threshold", "value"):
+                p[k] = np.asarray(p[k], dtype=np.float64)
+            p["init"], p["learning_rate"], p["max_depth"] = float(p["init"]), float(p["learning_rate"]), int(p["max_depth"])
+        else:
+            raise AcceptanceModelError(f"unknown stage model kind {kind!r}")
+        return cls(kind, list(d["feature_names"]), np.asarray(d["fill"], dtype=np.float64), p)
+
+
+@dataclass
+class Calibration:
+    """Out-of-fold scores of the training samples: what threshold selection runs on."""
+
+    stage1: np.ndarray
+    stage2: np.ndarray
+    label: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"stage1": np.round(self.stage1, 6).tolist(), "stage2": np.round(self.stage2, 6).tolist(),
+                "label": self.label.astype(int).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        c = cls(np.asarray(d["stage1"], float), np.asarray(d["stage2"], float), np.asarray(d["label"], int))
+        if not (len(c.stage1) == len(c.stage2) == len(c.label)):
+            raise ValueError("calibration arrays differ in length")
+        return c
+
+
+@dataclass
+class AcceptanceModel:
+    version: str
+    stage1: StageModel
+    stage2: StageModel
+    calibration: Calibration
+    info: dict = field(default_factory=dict)  # what it was trained on, with which code model, CV figures
+
+    @property
+    def base_rate(self) -> float:
+        return float(self.calibration.label.mean()) if len(self.calibration.label) else 0.3
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": self.version, "feature_version": FEATURE_VERSION,
+                "stage1": self.stage1.to_dict(), "stage2": self.stage2.to_dict(),
+                "calibration": self.calibration.to_dict(), "info": self.info}
+
+    def save(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / MODEL_FILE
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")))
+        return path
+
+
+def load_model(model_dir: str | Path | None = None) -> AcceptanceModel:
+    """Load ``<model_dir>/acceptance.json`` (default: the shipped model); raises AcceptanceModelError."""
+    path = Path(model_dir) if model_dir else DEFAULT_DIR
+    if path.is_dir() or not path.suffix:
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise AcceptanceModelError(f"no acceptance model at {path}; train one with `tact train acceptance`")
+    try:
+        d = json.loads(path.read_text())
+        if d.get("format") != FORMAT:
+            raise AcceptanceModelError(f"{path}: format {d.get('format')!r}, expected {FORMAT}; retrain it")
+        if d.get("feature_version") != FEATURE_VERSION:
+            raise AcceptanceModelError(f"{path} was trained on feature version {d.get('feature_version')}, this "
+                                       f"Tact computes version {FEATURE_VERSION}; retrain it with `tact train acceptance`")
+        model = AcceptanceModel(str(d["version"]), StageModel.from_dict(d["stage1"]), StageModel.from_dict(d["stage2"]),
+                                Calibration.from_dict(d["calibration"]), d.get("info") or {})
+    except AcceptanceModelError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AcceptanceModelError(f"{path} is not a valid acceptance model ({type(exc).__name__}: {exc})") from exc
+    for stage, want in ((model.stage1, CONTEXT_FEATURES), (model.stage2, SUGGESTION_FEATURES)):
+        if tuple(stage.feature_names) != tuple(want) or len(stage.fill) != len(want):
+            raise AcceptanceModelError(f"{path}: its features differ from the ones this Tact computes; retrain it")
+    if not all(math.isfinite(v) for v in (*model.stage1.fill, *model.stage2.fill)):
+        raise AcceptanceModelError(f"{path}: non-finite fill values")
+    return model

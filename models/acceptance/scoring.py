@@ -1,0 +1,147 @@
+"""Score a logged suggestion with our code model, as if our model had produced it.
+
+Teacher forcing through :class:`models.runtime.EarlyExitRuntime`: the SPM prompt is built from the
+text around the cursor exactly as serving builds it (:func:`models.fim.build_prompt`), the
+suggestion's tokens follow it, and one pass through every layer gives, per suggestion token:
+
+- its log-probability at the final layer (serving logs the same for the tokens it emits);
+- the controller's P(stop) at the final layer, before the token (as the full and speculative
+  policies compute it);
+- the layers the dynamic policy would have used: the first token leaves the prefill at full
+  depth; each later one after the first layer (from ``min_exit_layer``) whose controller says
+  exit, as ``EarlyExitRuntime._decode_dynamic`` does.
+
+Scores are cached in one JSON file per model identity (a hash of the model's files), so reruns
+cost nothing and a retrained model never reuses another model's scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from models.exits import EXIT, STOP, log_softmax
+from models.fim import build_prompt
+
+SCORING_VERSION = 1
+MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
+SUFFIX_TOKENS = 64  # as serving: CompletionService.complete keeps the first 64 suffix tokens
+_MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
+
+
+def model_identity(model_dir: str | Path) -> str:
+    """'<name>-<sha256 of the model's files, 12 hex>': changes whenever the weights, the controller or
+    the tokenizer change."""
+    model_dir = Path(model_dir)
+    h = hashlib.sha256()
+    for name in _MODEL_FILES:
+        path = model_dir / name
+        if not path.exists():
+            continue
+        h.update(name.encode())
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    name = model_dir.name
+    record = model_dir / "tact.json"
+    if record.exists():
+        try:
+            name = json.loads(record.read_text()).get("name") or name
+        except ValueError:
+            pass
+    return f"{name}-{h.hexdigest()[:12]}"
+
+
+class SuggestionScorer:
+    """Teacher-forced scores of (prefix, suffix, suggestion) under one model, cached on disk."""
+
+    def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
+                 exit_threshold: float = 0.9, stop_threshold: float = 0.9, min_exit_layer: int = 1) -> None:
+        from models.runtime import EarlyExitRuntime
+
+        self.model_dir = Path(model_dir)
+        self.identity = model_identity(self.model_dir)
+        self.runtime = EarlyExitRuntime(self.model_dir, threads=threads)
+        self.exit_threshold = exit_threshold
+        self.stop_threshold = stop_threshold
+        self.min_exit_layer = min_exit_layer
+        self.cache_path = Path(cache_dir) / f"scores-{self.identity}.json" if cache_dir else None
+        self.cache: dict[str, dict] = {}
+        if self.cache_path and self.cache_path.exists():
+            try:
+                self.cache = json.loads(self.cache_path.read_text())
+            except ValueError:
+                self.cache = {}
+        self.hits = 0
+        self.misses = 0
+        self._dirty = False
+
+    def _key(self, prefix: str, suffix: str, text: str) -> str:
+        raw = "\0".join([str(SCORING_VERSION), f"{self.exit_threshold}/{self.stop_threshold}/{self.min_exit_layer}",
+                         prefix, suffix, text])
+        return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def score(self, prefix: str, suffix: str, text: str) -> dict:
+        """{'logprobs', 'stop_probs', 'layers', 'n_layers'} for the suggestion's tokens."""
+        key = self._key(prefix, suffix, text)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.hits += 1
+            return hit
+        self.misses += 1
+        out = self._score(prefix, suffix, text)
+        self.cache[key] = out
+        self._dirty = True
+        return out
+
+    def _score(self, prefix: str, suffix: str, text: str) -> dict:
+        rt = self.runtime
+        info = rt.tokenizer
+        L = rt.n_layers
+        target = info.encode(text)[:MAX_SUGGESTION_TOKENS]
+        if not target:
+            return {"logprobs": [], "stop_probs": [], "layers": [], "n_layers": L}
+        prompt = build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS], rt.max_len,
+                              reserve=len(target) + 1)
+        ids = prompt + target
+        first = len(prompt) - 1  # the state at position first + t predicts target[t]
+        n = len(target)
+        with rt.lock:
+            rt.reset()
+            try:
+                h = rt.embed[ids]
+                exit_layer = np.full(n, L - 1)
+                exit_layer[0] = L - 1  # the first token comes from the prefill, at full depth
+                decided = np.zeros(n, dtype=bool)
+                decided[0] = True
+                for i in range(L):
+                    h = rt.forward([], 0, i, i, hidden=h)
+                    if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
+                        probs = rt.controller.probs(i, h[first:first + n])
+                        ok = (probs[:, EXIT] >= self.exit_threshold) & (probs[:, STOP] < self.stop_threshold) & ~decided
+                        exit_layer[ok] = i
+                        decided |= ok
+                sel = h[first:first + n]
+                logp = log_softmax(rt.head(L - 1, sel))
+                stop = rt.controller.probs(L - 1, sel)[:, STOP]
+            finally:
+                rt.reset()
+        return {
+            "logprobs": [round(float(logp[t, tok]), 5) for t, tok in enumerate(target)],
+            "stop_probs": [round(float(p), 5) for p in stop],
+            "layers": [int(x) + 1 for x in exit_layer],
+            "n_layers": L,
+        }
+
+    def save(self) -> None:
+        if not (self.cache_path and self._dirty):
+            return
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.cache))
+        os.replace(tmp, self.cache_path)
+        self._dirty = False

@@ -1,0 +1,44 @@
+"""The replay oracle: would the programmer have accepted a suggestion they never saw?
+
+A suggestion is accepted when its first line matches what the programmer really typed next at the
+cursor (``match``: ``prefix``, the default: what they typed begins with it, trailing spaces aside;
+``exact``: the first lines are equal, surrounding whitespace aside), or when the two first lines are
+at least ``similarity`` edit-similar (``models.metrics.edit_similarity``; 0.8 by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.metrics import ACCEPT_SIMILARITY, chars_saved, edit_similarity, first_line
+
+MATCH_MODES = ("prefix", "exact")
+
+
+@dataclass(frozen=True)
+class Oracle:
+    similarity: float = ACCEPT_SIMILARITY
+    match: str = "prefix"
+
+    def __post_init__(self) -> None:
+        if self.match not in MATCH_MODES:
+            raise ValueError(f"oracle match must be one of {', '.join(MATCH_MODES)}, not {self.match!r}")
+        if not 0.0 <= self.similarity <= 1.0:
+            raise ValueError(f"oracle similarity must be between 0 and 1, not {self.similarity}")
+
+    def accepts(self, suggestion: str, reference: str) -> bool:
+        s, r = first_line(suggestion), first_line(reference)
+        if not s.strip():
+            return False
+        if self.match == "prefix" and r.startswith(s.rstrip()):
+            return True
+        if s.strip() == r.strip():
+            return True
+        return edit_similarity(s, r) >= self.similarity
+
+    @staticmethod
+    def chars_saved(suggestion: str, reference: str) -> int:
+        """Characters an accepted suggestion saved typing: ``models.metrics.chars_saved`` on the typed text's
+        first line, never more than the suggestion's own first line."""
+        s = first_line(suggestion)
+        return min(len(s.strip()), chars_saved(s, reference))

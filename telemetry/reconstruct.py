@@ -1,0 +1,334 @@
+"""Rebuild what the editor did in a logged session, as a script of LSP-level steps a replay can send.
+
+The database logs each document's text at open and *coalesced* edits (a typed word is one edit,
+finished only when the typing moves elsewhere or pauses), while suggestions are requested in the
+middle of them. The text a request saw is rebuilt from:
+
+- ``exact``: the request's ``pending_edit`` (the unfinished edit at that moment, logged since the
+  server records it) applied to the text after every finished edit, or a request at a version where
+  no edit was in progress;
+- ``inferred``: older recordings without ``pending_edit``: the part of the enclosing coalesced edit's
+  inserted text that ends at the request's cursor (right for forward typing; wrong only when a
+  keystroke inside the edit was later backspaced away);
+- ``approximate``: the cursor is not inside the edit; the nearest finished state is used.
+
+Replaying every edit in order reproduces each document's final text exactly (edits are applied at
+their end time); a snapshot logged at close or shutdown, when present, verifies it.
+
+For the oracle, each request also gets ``reference``: what the programmer really typed at the cursor
+next (following the later changes while they continue at the cursor) followed by the rest of the line.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from .reader import session_timeline, suggestions
+from .text import advance, diff, line_starts, line_suffix, offset_at, position_at
+
+EXACT, INFERRED, APPROXIMATE = "exact", "inferred", "approximate"
+MAX_REFERENCE_STEPS = 4000  # changes followed to find what was typed next
+
+
+@dataclass
+class Request:
+    suggestion_id: str
+    uri: str
+    version: int
+    line: int
+    character: int
+    trigger: str
+    ts: float
+    fidelity: str = EXACT
+    offset: int = 0  # cursor, str index in the rebuilt text
+    reference: str = ""  # what was typed next at the cursor, then the rest of the line
+    logged: dict[str, Any] | None = None  # the logged suggestion (summary row), if any
+
+
+@dataclass
+class Step:
+    ts: float
+    kind: str  # open | change | request | close | settings
+    uri: str | None = None
+    version: int | None = None
+    text: str | None = None  # open: the document text
+    language_id: str | None = None
+    start: tuple[int, int] | None = None  # change: LSP range in the text before it
+    end: tuple[int, int] | None = None
+    start_offset: int = 0
+    end_offset: int = 0
+    inserted: str = ""
+    request: Request | None = None
+    settings: dict[str, Any] | None = None
+
+
+@dataclass
+class Script:
+    session: dict[str, Any]
+    steps: list[Step] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    final_texts: dict[str, str] = field(default_factory=dict)  # uri -> text after the last edit
+    verified: dict[str, bool] = field(default_factory=dict)  # uri -> final text equals the logged snapshot
+    issues: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """The session ended normally (a crash leaves ``ended_at`` empty)."""
+        return self.session.get("ended_at") is not None
+
+    @property
+    def duration_s(self) -> float:
+        if not self.steps:
+            return 0.0
+        return max(0.0, self.steps[-1].ts - self.steps[0].ts)
+
+    def fidelity_counts(self) -> dict[str, int]:
+        counts = {EXACT: 0, INFERRED: 0, APPROXIMATE: 0}
+        for r in self.requests:
+            counts[r.fidelity] += 1
+        return counts
+
+
+class _Doc:
+    """One open period of one document: the text as replay rebuilds it, and the steps that got there."""
+
+    def __init__(self, uri: str, open_item: dict[str, Any]) -> None:
+        self.uri = uri
+        self.text: str = open_item.get("text") or ""
+        self.version: int = open_item.get("version") or 0
+        self.tip: int = 0  # where typing last happened, for placing ambiguous changes
+        self.steps: list[Step] = [Step(open_item["ts"], "open", uri, self.version, self.text,
+                                       open_item.get("language_id") or "python")]
+        self.edits: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.snapshots: list[dict[str, Any]] = []
+        self.close_item: dict[str, Any] | None = None
+
+    def change_to(self, new_text: str, ts: float, version: int, hints: tuple[int, ...]) -> None:
+        change = diff(self.text, new_text, hints)
+        if change is None:
+            return
+        start, end, inserted = change
+        starts = line_starts(self.text)
+        self.steps.append(Step(ts, "change", self.uri, version, start=position_at(self.text, start, starts),
+                               end=position_at(self.text, end, starts), start_offset=start, end_offset=end,
+                               inserted=inserted))
+        self.text = new_text
+        self.tip = start + len(inserted)
+
+
+def _apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, removed: str | None = None) -> str | None:
+    """``text`` with the LSP range replaced; None when the range does not hold ``removed`` (when given)."""
+    starts = line_starts(text)
+    a = offset_at(text, sl, sc, starts)
+    b = offset_at(text, el, ec, starts)
+    if b < a or (removed is not None and text[a:b] != removed):
+        return None
+    return text[:a] + inserted + text[b:]
+
+
+def _inferred(before: str, edit: dict[str, Any], line: int, character: int) -> tuple[str, int] | None:
+    """The text inside ``edit`` when the cursor was at (line, character): its inserted text up to there."""
+    starts = line_starts(before)
+    a = offset_at(before, edit["start_line"], edit["start_character"], starts)
+    b = offset_at(before, edit["end_line"], edit["end_character"], starts)
+    inserted = edit["inserted_text"]
+    pos = (edit["start_line"], edit["start_character"])
+    for k in range(len(inserted) + 1):
+        if k:
+            pos = advance(*pos, inserted[k - 1])
+        if pos == (line, character):
+            return before[:a] + inserted[:k] + before[b:], a + k
+        if pos > (line, character):
+            break
+    return None
+
+
+def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str, Any]], issues: list[str]) -> None:
+    reqs = sorted(doc.requests, key=lambda r: (r["version"] if r.get("version") is not None else -1, r["ts"], r["seq"]))
+    snaps = {s["version"]: s for s in doc.snapshots if s.get("version") is not None}
+    ri = 0
+
+    def emit_request(r: dict[str, Any], fidelity: str) -> None:
+        starts = line_starts(doc.text)
+        offset = offset_at(doc.text, r["line"], r["character"], starts)
+        req = Request(r["suggestion_id"], doc.uri, r["version"], r["line"], r["character"], r.get("trigger") or "automatic",
+                      r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]))
+        doc.tip = offset
+        doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))
+        requests_out.append(req)
+
+    def with_pending(r: dict[str, Any], base: str) -> str | None:
+        pe = r["pending_edit"]
+        if pe is None:
+            return base
+        return _apply_range(base, pe["start_line"], pe["start_character"], pe["end_line"], pe["end_character"],
+                            pe["inserted_text"], pe["removed_text"])
+
+    def checkpoint() -> None:
+        snap = snaps.get(doc.version)
+        if snap is not None and snap.get("text") is not None and snap["text"] != doc.text:
+            issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced")
+            doc.change_to(snap["text"], snap["ts"], doc.version, (doc.tip,))
+
+    checkpoint()
+    for e in doc.edits:
+        while ri < len(reqs) and (reqs[ri].get("version") or 0) <= doc.version:
+            emit_request(reqs[ri], EXACT)
+            ri += 1
+        before = doc.text
+        new = _apply_range(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
+                           e["inserted_text"])
+        if new is None:
+            issues.append(f"{doc.uri}: edit at version {e['version']} does not fit the rebuilt text; skipped")
+            continue
+        a = offset_at(before, e["start_line"], e["start_character"])
+        while ri < len(reqs) and (reqs[ri].get("version") or 0) < (e.get("version") or 0):
+            r = reqs[ri]
+            ri += 1
+            text, fidelity, ts = None, EXACT, r["ts"]
+            if "pending_edit" in r:
+                text = with_pending(r, before)
+                if r["pending_edit"] is not None:
+                    ts = min(ts, r["pending_edit"].get("ts") or ts)
+            if text is None:
+                found = _inferred(before, e, r["line"], r["character"])
+                if found is not None:
+                    text, fidelity = found[0], INFERRED
+                else:
+                    text, fidelity = (before if r["ts"] < (e.get("ts_start") or e["ts"]) else new), APPROXIMATE
+            doc.change_to(text, ts, r["version"], (doc.tip, a))
+            emit_request(r, fidelity)
+        doc.change_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a))
+        if e.get("version") is not None:
+            doc.version = e["version"]
+        checkpoint()
+    for r in reqs[ri:]:
+        fidelity = EXACT
+        if r.get("version") is not None and r["version"] > doc.version:  # the edit it was in was never logged
+            text = with_pending(r, doc.text) if "pending_edit" in r else None
+            if text is None:
+                fidelity = APPROXIMATE
+            else:
+                doc.change_to(text, r["ts"], r["version"], (doc.tip,))
+        emit_request(r, fidelity)
+    if doc.close_item is not None:
+        doc.steps.append(Step(doc.close_item["ts"], "close", doc.uri))
+
+
+def _references(doc_steps: list[Step], opened_text: str) -> None:
+    """Fill each request's ``reference``: the text typed at its cursor next, then the rest of its line."""
+    text = opened_text
+    for i, step in enumerate(doc_steps):
+        if step.kind == "change":
+            text = text[: step.start_offset] + step.inserted + text[step.end_offset :]
+            continue
+        if step.kind != "request":
+            continue
+        req = step.request
+        s = e = req.offset
+        typed = ""
+        for later in doc_steps[i + 1 : i + 1 + MAX_REFERENCE_STEPS]:
+            if later.kind == "close":
+                break
+            if later.kind != "change":
+                continue
+            a, b = later.start_offset, later.end_offset
+            if not (s <= a <= e and b <= e):
+                break  # the typing left the cursor (a revisit, or a deletion before it)
+            typed = typed[: a - s] + later.inserted + typed[b - s :]
+            e += len(later.inserted) - (b - a)
+            if "\n" in typed or "\r" in typed:
+                break
+        req.reference = typed + line_suffix(text, req.offset)
+
+
+def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
+    """The replay script of one session (see the module docstring)."""
+    rows = conn.execute("SELECT * FROM sessions WHERE id = ?", [session_id])
+    names = [d[0] for d in rows.description]
+    row = rows.fetchone()
+    if row is None:
+        raise KeyError(session_id)
+    session = dict(zip(names, row))
+    for key in ("settings", "models"):
+        if isinstance(session.get(key), str):
+            try:
+                session[key] = json.loads(session[key])
+            except ValueError:
+                session[key] = None
+    script = Script(session)
+    logged = {s["id"]: s for s in suggestions(conn, session_id)}
+    docs: list[_Doc] = []
+    current: dict[str, _Doc] = {}
+    orphans = 0
+    settings_steps: list[Step] = []
+    for item in session_timeline(conn, session_id):
+        kind = item["type"]
+        uri = item.get("uri")
+        if kind == "settings_changed":
+            settings_steps.append(Step(item["ts"], "settings", settings=item.get("settings") or {}))
+        elif kind == "document_opened":
+            if uri in current and current[uri].close_item is None:
+                script.issues.append(f"{uri} opened again without a close")
+            doc = _Doc(uri, item)
+            current[uri] = doc
+            docs.append(doc)
+        elif kind in ("document_snapshot", "document_closed", "edit", "suggestion_requested"):
+            doc = current.get(uri)
+            if doc is None or doc.close_item is not None:
+                orphans += 1
+                continue
+            if kind == "document_snapshot":
+                doc.snapshots.append(item)
+            elif kind == "document_closed":
+                doc.close_item = item
+            elif kind == "edit":
+                doc.edits.append(item)
+            else:
+                doc.requests.append(item)
+    if orphans:
+        script.issues.append(f"{orphans} edits or requests on documents with no logged open were left out")
+    for doc in docs:
+        opened_text = doc.text
+        _process(doc, script.requests, logged, script.issues)
+        _references(doc.steps, opened_text)
+        script.final_texts[doc.uri] = doc.text
+        last_snap = doc.snapshots[-1] if doc.snapshots else None
+        if last_snap is not None and last_snap.get("text") is not None:
+            script.verified[doc.uri] = last_snap["text"] == doc.text
+            if not script.verified[doc.uri]:
+                script.issues.append(f"{doc.uri}: replayed edits do not reproduce the text logged at close")
+    script.steps = _merge([*[d.steps for d in docs], settings_steps])
+    _fix_versions(script.steps)
+    return script
+
+
+def _merge(sequences: list[list[Step]]) -> list[Step]:
+    """One timeline; each sequence keeps its own order (its times are made non-decreasing)."""
+    heap: list[tuple[float, int, int, Step]] = []
+    for n, seq in enumerate(sequences):
+        t = float("-inf")
+        for i, step in enumerate(seq):
+            t = max(t, step.ts)
+            step.ts = t
+            heap.append((t, n, i, step))
+    heapq.heapify(heap)
+    return [heapq.heappop(heap)[3] for _ in range(len(heap))]
+
+
+def _fix_versions(steps: list[Step]) -> None:
+    """Versions sent to the server must grow; logged ones do, except where edits were lost."""
+    last: dict[str, int] = {}
+    for step in steps:
+        if step.kind == "open":
+            last[step.uri] = step.version or 0
+        elif step.kind == "change":
+            prev = last.get(step.uri, 0)
+            if step.version is None or step.version <= prev:
+                step.version = prev + 1
+            last[step.uri] = step.version

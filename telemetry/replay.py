@@ -1,0 +1,400 @@
+"""Offline replay: drive a real `tact serve` through a logged session, as the editor did, with other settings.
+
+The session is rebuilt as a script (``telemetry.reconstruct``) and sent over LSP stdio: documents opened,
+changed and closed, settings changed, and an inline completion requested wherever one was requested,
+on the text it was requested on. Each suggestion the new server makes gets an outcome: the logged one
+where it equals the suggestion the programmer saw and decided on, otherwise the oracle's
+(``telemetry.oracle``); the replay client then tells the server (shown, accepted, rejected) so the
+new database records it like a live session.
+
+Accelerated (``speed=0``, the default) waits for every answer and never sleeps, so two replays with the
+same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
+not answered before the next recorded step is cancelled, as an editor would), ``speed=10`` is ten times
+faster than recorded.
+
+Results go to a new database: the server's own session there, plus ``replay_runs`` (one row per replayed
+session: source, overrides, timing, fidelity) and ``replay_suggestions`` (one row per request: the logged
+suggestion it stands for, the new text, the outcome and its basis, characters saved).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .lsp_client import LspClient, LspError
+from .oracle import Oracle
+from .reader import list_sessions, open_readonly
+from .reconstruct import Request, Script, build_script
+from .schema import TelemetrySchemaError
+from .simulate import ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT, DID_SHOW, server_command, wait_ready
+from .text import utf16_len
+
+# Settings a replay never takes from the recording: the model comes from --model, the database is the output.
+_NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
+_DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
+_UNDECIDED_REJECTS = ("superseded", "ignored")  # rejected by the server or by time, not by the programmer
+
+REPLAY_TABLES = """
+CREATE TABLE IF NOT EXISTS replay_runs (
+    session_id TEXT PRIMARY KEY,
+    source_database TEXT,
+    source_session_id TEXT,
+    overrides TEXT,
+    model TEXT,
+    speed REAL,
+    oracle TEXT,
+    started_at REAL,
+    wall_s REAL,
+    recorded_s REAL,
+    requests INTEGER,
+    replayed INTEGER,
+    source_complete INTEGER,
+    complete INTEGER,
+    fidelity TEXT,
+    issues TEXT
+);
+CREATE TABLE IF NOT EXISTS replay_suggestions (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    source_suggestion_id TEXT,
+    source_ts REAL,
+    suggestion_id TEXT,
+    uri TEXT,
+    line INTEGER,
+    character INTEGER,
+    fidelity TEXT,
+    text TEXT,
+    basis TEXT,
+    outcome TEXT,
+    accepted_length INTEGER,
+    chars_saved INTEGER,
+    reference TEXT,
+    round_trip_ms REAL
+);
+CREATE INDEX IF NOT EXISTS idx_replay_suggestions_session ON replay_suggestions (session_id, seq);
+"""
+
+
+class ReplayError(Exception):
+    """A replay that cannot start (bad input, no such session, output exists); the message says why."""
+
+
+@dataclass
+class ReplayOptions:
+    model: str | None = None  # model directory; default: the recorded one if it still exists, else the shipped one
+    overrides: dict[str, Any] = field(default_factory=dict)  # camelCase settings that win over the recorded ones
+    speed: float = 0.0  # 0: accelerated; 1: real time; k: k times faster than recorded
+    limit: int | None = None  # replay at most this many requests (in all)
+    oracle: Oracle = field(default_factory=Oracle)
+    python: str = sys.executable
+    answer_timeout_s: float = 60.0
+    server_log: str | None = None  # where the server's stderr goes (default: nowhere)
+
+
+@dataclass
+class ReplayOutcome:
+    request: Request
+    suggestion_id: str | None
+    text: str
+    basis: str  # logged | oracle | none (no suggestion)
+    outcome: str | None
+    accepted_length: int | None
+    chars_saved: int
+    round_trip_ms: float | None
+
+
+@dataclass
+class ReplayResult:
+    source_session_id: str
+    session_id: str | None
+    requests: int
+    replayed: int
+    suggestions: int
+    accepted: int
+    rejected: int
+    by_basis: dict[str, int]
+    chars_saved: int
+    wall_s: float
+    recorded_s: float
+    source_complete: bool
+    complete: bool
+    fidelity: dict[str, int]
+    issues: list[str]
+    model: str | None
+    settings: dict[str, Any]
+    outcomes: list[ReplayOutcome] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("outcomes")
+        return out
+
+    def decisions(self) -> list[tuple]:
+        """What the replay decided, request by request: the part that must not change between identical runs."""
+        return [(o.request.suggestion_id, o.text, o.basis, o.outcome, o.accepted_length, o.chars_saved)
+                for o in self.outcomes]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs to a dict; values are read as JSON where they parse (numbers, true/false), else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ReplayError(f"--set expects KEY=VALUE (a camelCase setting name), got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def resolve_sessions(conn: sqlite3.Connection, wanted: str | None) -> list[str]:
+    """Every session, oldest first, or the one whose id is (or starts with) ``wanted``."""
+    ids = [s["id"] for s in list_sessions(conn)]
+    if wanted is None:
+        if not ids:
+            raise ReplayError("the database holds no sessions")
+        return ids
+    exact = [i for i in ids if i == wanted]
+    matches = exact or [i for i in ids if i.startswith(wanted)]
+    if not matches:
+        raise ReplayError(f"no session {wanted!r} in the database ({len(ids)} sessions; `tact report` lists them)")
+    if len(matches) > 1:
+        raise ReplayError(f"session {wanted!r} is ambiguous: it starts {len(matches)} session ids")
+    return matches
+
+
+def _model_for(script: Script, options: ReplayOptions) -> str | None:
+    if options.model:
+        return options.model
+    if isinstance(options.overrides.get("modelPath"), str) and options.overrides["modelPath"]:
+        return options.overrides["modelPath"]
+    recorded = ((script.session.get("models") or {}).get("completion") or {}).get("modelDir")
+    if recorded and Path(recorded).is_dir():
+        return recorded
+    return None
+
+
+def _settings(recorded: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    values = {k: v for k, v in (recorded or {}).items() if k not in _NOT_REPLAYED}
+    values.update({k: v for k, v in overrides.items() if k not in _NOT_REPLAYED})
+    return values
+
+
+def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | None, int]:
+    """(basis, outcome, accepted_length, chars_saved) for a suggestion the new server made."""
+    logged = req.logged or {}
+    if (logged.get("text") == text and logged.get("outcome") in _DECISIVE_OUTCOMES
+            and not (logged.get("outcome") == "rejected" and logged.get("reject_reason") in _UNDECIDED_REJECTS)):
+        outcome = logged["outcome"]
+        if outcome == "accepted":
+            length = logged.get("accepted_length") or utf16_len(text)
+            return "logged", outcome, length, len(text)
+        if outcome == "partially_accepted":
+            length = logged.get("accepted_length") or 0
+            return "logged", outcome, length, min(len(text), length)
+        return "logged", outcome, None, 0
+    if oracle.accepts(text, req.reference):
+        return "oracle", "accepted", utf16_len(text), oracle.chars_saved(text, req.reference)
+    return "oracle", "rejected", None, 0
+
+
+class _Driver:
+    def __init__(self, client: LspClient, script: Script, options: ReplayOptions, budget: int | None,
+                 progress: Callable[[str], None] | None) -> None:
+        self.client = client
+        self.script = script
+        self.options = options
+        self.budget = budget
+        self.progress = progress
+        self.outcomes: list[ReplayOutcome] = []
+        self.limited = False
+        self.versions: dict[str, int] = {}
+
+    def run(self) -> None:
+        steps = self.script.steps
+        speed = self.options.speed
+        t_first = steps[0].ts if steps else 0.0
+        wall0 = time.perf_counter()
+        settings0 = _settings(self.script.session.get("settings"), self.options.overrides)
+        for i, step in enumerate(steps):
+            if speed > 0:
+                delay = (step.ts - t_first) / speed - (time.perf_counter() - wall0)
+                if delay > 0:
+                    time.sleep(delay)
+            if step.kind == "open":
+                self.client.did_open(step.uri, step.text or "", step.version or 0, step.language_id or "python")
+            elif step.kind == "change":
+                self.client.did_change(step.uri, step.version, [{
+                    "range": {"start": {"line": step.start[0], "character": step.start[1]},
+                              "end": {"line": step.end[0], "character": step.end[1]}},
+                    "text": step.inserted}])
+            elif step.kind == "close":
+                self.client.notify("textDocument/didClose", {"textDocument": {"uri": step.uri}})
+            elif step.kind == "settings":
+                values = dict(settings0)
+                values.update(_settings(step.settings, self.options.overrides))
+                self.client.notify("workspace/didChangeConfiguration", {"settings": {"tact": values}})
+            elif step.kind == "request":
+                if self.budget is not None and len(self.outcomes) >= self.budget:
+                    self.limited = True
+                    break
+                deadline = None
+                if speed > 0:
+                    nxt = steps[i + 1].ts if i + 1 < len(steps) else step.ts + 5.0
+                    deadline = wall0 + (nxt - t_first) / speed
+                self._request(step.request, deadline)
+                if self.progress and len(self.outcomes) % 200 == 0:
+                    self.progress(f"{len(self.outcomes)} of {len(self.script.requests)} requests replayed")
+
+    def _request(self, req: Request, deadline: float | None) -> None:
+        t0 = time.perf_counter()
+        msg_id, q = self.client.request_async("textDocument/inlineCompletion", {
+            "textDocument": {"uri": req.uri}, "position": {"line": req.line, "character": req.character},
+            "context": {"triggerKind": 1 if req.trigger == "invoked" else 2}})
+        timeout = self.options.answer_timeout_s if deadline is None else max(0.0, deadline - t0)
+        result: Any = None
+        try:
+            result = LspClient.result(q, timeout)
+        except queue.Empty:
+            self.client.cancel(msg_id)
+        except LspError:
+            result = None
+        rtt = (time.perf_counter() - t0) * 1000
+        items = (result.get("items") if isinstance(result, dict) else result) or []
+        item = items[0] if items else None
+        sid = (((item or {}).get("command") or {}).get("arguments") or [None])[0]
+        text = (item or {}).get("insertText") or ""
+        if not (item and isinstance(sid, str) and isinstance(text, str) and text):
+            self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
+            return
+        basis, outcome, length, saved = _decide(req, text, self.options.oracle)
+        self.client.notify(DID_SHOW, {"id": sid})
+        if outcome == "accepted":
+            try:
+                self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
+            except (LspError, queue.Empty):
+                pass
+        elif outcome == "partially_accepted":
+            self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": length or 0})
+            self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
+        else:
+            reason = (req.logged or {}).get("reject_reason") if basis == "logged" else None
+            self.client.notify(DID_REJECT, {"id": sid, "reason": reason or "typedOver"})
+        self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt))
+
+
+def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, output: Path, options: ReplayOptions,
+                   budget: int | None = None, progress: Callable[[str], None] | None = None) -> ReplayResult:
+    """Replay one session into ``output`` (the server creates or appends to it); see the module docstring."""
+    try:
+        script = build_script(conn, session_id)
+    except sqlite3.DatabaseError as exc:
+        raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
+    model = _model_for(script, options)
+    settings = _settings(script.session.get("settings"), options.overrides)
+    started = time.time()
+    wall0 = time.perf_counter()
+    with open(options.server_log, "ab") if options.server_log else open(os.devnull, "wb") as err:
+        client = LspClient(server_command(options.python, model, str(output)), stderr=err)
+        driver = _Driver(client, script, options, budget, progress)
+        new_session = None
+        try:
+            workspace = script.session.get("workspace")
+            client.initialize(settings, client_name="tact-replay", root_uri=workspace)
+            status = wait_ready(client)
+            new_session = status.get("sessionId")
+            if status.get("degraded"):
+                raise ReplayError(f"the server has no model: {status.get('reason')}")
+            driver.run()
+        except (BrokenPipeError, ConnectionError, LspError, queue.Empty) as exc:
+            driver.script.issues.append(f"the server stopped answering ({type(exc).__name__}: {exc}); replay is partial")
+            driver.limited = True
+        finally:
+            client.shutdown()
+    wall = time.perf_counter() - wall0
+    outcomes = driver.outcomes
+    shown = [o for o in outcomes if o.basis != "none"]
+    by_basis: dict[str, int] = {}
+    for o in outcomes:
+        by_basis[o.basis] = by_basis.get(o.basis, 0) + 1
+    result = ReplayResult(
+        source_session_id=session_id, session_id=new_session, requests=len(script.requests), replayed=len(outcomes),
+        suggestions=len(shown), accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
+        rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
+        chars_saved=sum(o.chars_saved for o in outcomes), wall_s=round(wall, 3), recorded_s=round(script.duration_s, 3),
+        source_complete=script.complete, complete=not driver.limited and len(outcomes) == len(script.requests),
+        fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings, outcomes=outcomes)
+    if new_session:
+        _write_results(output, source, result, options, started)
+    return result
+
+
+def _write_results(output: Path, source: Path, result: ReplayResult, options: ReplayOptions, started: float) -> None:
+    conn = sqlite3.connect(output, timeout=30)
+    try:
+        with conn:
+            conn.executescript(REPLAY_TABLES)
+            conn.execute(
+                "INSERT OR REPLACE INTO replay_runs (session_id, source_database, source_session_id, overrides, model,"
+                " speed, oracle, started_at, wall_s, recorded_s, requests, replayed, source_complete, complete, fidelity,"
+                " issues) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [result.session_id, str(source), result.source_session_id, json.dumps(options.overrides), result.model,
+                 options.speed, json.dumps(asdict(options.oracle)), started, result.wall_s, result.recorded_s,
+                 result.requests, result.replayed, int(result.source_complete), int(result.complete),
+                 json.dumps(result.fidelity), json.dumps(result.issues)])
+            conn.executemany(
+                "INSERT INTO replay_suggestions (session_id, seq, source_suggestion_id, source_ts, suggestion_id, uri, line,"
+                " character, fidelity, text, basis, outcome, accepted_length, chars_saved, reference, round_trip_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(result.session_id, n, o.request.suggestion_id, o.request.ts, o.suggestion_id, o.request.uri, o.request.line,
+                  o.request.character, o.request.fidelity, o.text, o.basis, o.outcome, o.accepted_length, o.chars_saved,
+                  o.request.reference, round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None)
+                 for n, o in enumerate(result.outcomes)])
+    finally:
+        conn.close()
+
+
+def replay(source: Path, output: Path, session: str | None = None, options: ReplayOptions | None = None,
+           progress: Callable[[str], None] | None = None) -> list[ReplayResult]:
+    """Replay the sessions of ``source`` (all, or ``session``) into the new database ``output``."""
+    options = options or ReplayOptions()
+    source, output = Path(source), Path(output)
+    if output.exists():
+        raise ReplayError(f"{output} already exists; replay results go to a new database (choose another -o)")
+    if output.resolve() == source.resolve():
+        raise ReplayError("the output must be a new database, not the one replayed")
+    try:
+        conn = open_readonly(source)
+    except TelemetrySchemaError as exc:
+        raise ReplayError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise ReplayError(f"{source}: cannot open ({exc})") from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        try:
+            ids = resolve_sessions(conn, session)
+        except sqlite3.DatabaseError as exc:
+            raise ReplayError(f"{source}: cannot read its sessions ({exc})") from None
+        left = options.limit
+        for sid in ids:
+            if left is not None and left <= 0:
+                break
+            res = replay_session(source, conn, sid, output, options, left, progress)
+            results.append(res)
+            if left is not None:
+                left -= res.replayed
+    finally:
+        conn.close()
+    return results

@@ -1,0 +1,105 @@
+"""LSP positions on plain strings, for replay: zero-based lines split on ``\\n``, ``\\r\\n`` and ``\\r``,
+characters in UTF-16 code units. Small and self-contained (``telemetry`` does not import the server).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def utf16_len(s: str) -> int:
+    if s.isascii():
+        return len(s)
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in _BREAK.finditer(text))]
+
+
+def _line_end(text: str, start: int) -> int:
+    m = _BREAK.search(text, start)
+    return m.start() if m else len(text)
+
+
+def offset_at(text: str, line: int, character: int, starts: list[int] | None = None) -> int:
+    """The str index of an LSP position, clamped into the document (past the end of a line: its end)."""
+    starts = starts if starts is not None else line_starts(text)
+    if line < 0:
+        return 0
+    if line >= len(starts):
+        return len(text)
+    begin = starts[line]
+    end = _line_end(text, begin)
+    segment = text[begin:end]
+    if segment.isascii():
+        return begin + max(0, min(character, len(segment)))
+    units = 0
+    for i, ch in enumerate(segment):
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if units + width > character:
+            return begin + i
+        units += width
+    return end
+
+
+def position_at(text: str, offset: int, starts: list[int] | None = None) -> tuple[int, int]:
+    """The LSP position of a str index (clamped into the document)."""
+    starts = starts if starts is not None else line_starts(text)
+    offset = max(0, min(offset, len(text)))
+    line = bisect_right(starts, offset) - 1
+    # An offset between the \r and \n of a CRLF belongs to the line the \r ends.
+    if line > 0 and offset == starts[line] and text[offset - 1 : offset + 1] == "\r\n":
+        line -= 1
+    return line, utf16_len(text[starts[line] : offset])
+
+
+def advance(line: int, character: int, inserted: str) -> tuple[int, int]:
+    """The position reached after writing ``inserted`` at (line, character)."""
+    last = None
+    lines = 0
+    for m in _BREAK.finditer(inserted):
+        lines += 1
+        last = m
+    if last is None:
+        return line, character + utf16_len(inserted)
+    return line + lines, utf16_len(inserted[last.end() :])
+
+
+def line_suffix(text: str, offset: int) -> str:
+    """The rest of the line after ``offset`` (line break excluded)."""
+    return text[offset : _line_end(text, offset)]
+
+
+def diff(old: str, new: str, hints: tuple[int, ...] = ()) -> tuple[int, int, str] | None:
+    """One change turning ``old`` into ``new``: (start, end, inserted) with start/end str indices in ``old``.
+
+    The change is as small as possible; where it could sit in several places (typing ``a`` next to
+    an ``a``), the first hint (a cursor offset) that keeps it as small is used, so the change lands
+    where the typing happened. None when the texts are equal.
+    """
+    if old == new:
+        return None
+    n = min(len(old), len(new))
+    p = 0
+    while p < n and old[p] == new[p]:
+        p += 1
+
+    def at(start: int) -> tuple[int, int, str]:
+        limit = min(len(old), len(new)) - start
+        q = 0
+        while q < limit and old[len(old) - 1 - q] == new[len(new) - 1 - q]:
+            q += 1
+        return start, len(old) - q, new[start : len(new) - q]
+
+    best = at(p)
+    size = (best[1] - best[0]) + len(best[2])
+    for hint in hints:
+        if 0 <= hint < p:
+            cand = at(hint)
+            if (cand[1] - cand[0]) + len(cand[2]) == size:
+                return cand
+    return best
