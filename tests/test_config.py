@@ -1,0 +1,39 @@
+from lsp_server.config import DEFAULTS, Settings, to_camel
+
+
+def test_camel_case_round_trip():
+    camel = DEFAULTS.to_camel()
+    assert camel["decodingPolicy"] == DEFAULTS.decoding_policy
+    settings, problems = Settings.from_camel(camel)
+    assert problems == [] and settings == DEFAULTS
+
+
+def test_wrong_types_keep_defaults_and_are_reported():
+    settings, problems = Settings.from_camel({"maxNewTokens": "lots", "multiline": 1, "stopThreshold": 0.5, "unknownKey": 3})
+    assert settings.max_new_tokens == DEFAULTS.max_new_tokens
+    assert settings.multiline == DEFAULTS.multiline
+    assert settings.stop_threshold == 0.5
+    assert len(problems) == 2 and any("maxNewTokens" in p for p in problems)
+
+
+def test_unknown_policy_is_refused():
+    settings, problems = Settings.from_camel({"decodingPolicy": "turbo"})
+    assert settings.decoding_policy == DEFAULTS.decoding_policy and problems
+
+
+def test_non_object_settings():
+    settings, problems = Settings.from_camel(["not", "a", "dict"])
+    assert settings == DEFAULTS and problems
+
+
+def test_updates_apply_over_a_base():
+    base, _ = Settings.from_camel({"multiline": True})
+    updated, _ = Settings.from_camel({"maxNewTokens": 12}, base=base)
+    assert updated.multiline and updated.max_new_tokens == 12
+    assert to_camel("context_prefix_chars") == "contextPrefixChars"
+
+
+def test_database_path_default_and_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("TACT_DATA_DIR", str(tmp_path))
+    assert Settings().database_path() == tmp_path / "telemetry.sqlite3"
+    assert Settings(telemetry_database=str(tmp_path / "x.db")).database_path() == tmp_path / "x.db"
