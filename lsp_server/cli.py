@@ -45,6 +45,48 @@ def _add_train(sub) -> None:
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ct.add_argument("--batches", type=int, default=24)
+    ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
+    _acceptance_args(ac)
+    ac.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "acceptance" / "default")
+
+
+def _acceptance_args(p) -> None:
+    """Shared by `tact train acceptance` and `tact eval acceptance`."""
+    p.add_argument("--cups", action="append", help="a CUPS-format JSON-lines file (repeatable; default: the CUPS "
+                   "study data next to the repository, unless --telemetry is given)")
+    p.add_argument("--telemetry", action="append", help="a Tact telemetry database, real or simulated (repeatable)")
+    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default",
+                   help="code model that scores the CUPS suggestions (default models/default)")
+    p.add_argument("--no-score", action="store_true", help="do not score suggestions (model-based features left out)")
+    p.add_argument("--cache", type=Path, default=REPO_ROOT / "data" / "acceptance", help="where suggestion scores are cached")
+    p.add_argument("--kind", default="auto", choices=("auto", "logistic", "trees"), help="classifier of both stages")
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="weight of saved model calls (default: settings)")
+    p.add_argument("--precision-floor", type=float, default=None, help="hiding precision floor (default: settings)")
+    p.add_argument("--limit", type=int, help="a quick run on N samples per source")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for scoring (default 2)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluations (leave-programmer-out)")
+    esub = p.add_subparsers(dest="target", required=True)
+    ac = esub.add_parser("acceptance", help="the CDHF acceptance model: AUC, hidden, lost, precision, calls skipped")
+    _acceptance_args(ac)
+    ac.add_argument("--acceptance-model", type=Path, help="evaluate this trained model as it is (its thresholds from "
+                    "its own calibration) instead of leave-programmer-out retraining")
+    ac.add_argument("--inner-folds", type=int, default=5, help="group folds that choose each programmer's thresholds")
+
+
+def _acceptance(args) -> int:
+    from lsp_server.config import DEFAULTS
+    from models.acceptance.cli import main_cli
+
+    args.lam = DEFAULTS.acceptance_lambda if args.lam is None else args.lam
+    args.precision_floor = DEFAULTS.acceptance_precision_floor if args.precision_floor is None else args.precision_floor
+    args.exit_threshold, args.stop_threshold = DEFAULTS.exit_threshold, DEFAULTS.stop_threshold
+    args.default_cups = REPO_ROOT.parent / "shared" / "datasets" / "cups" / "cups.jsonl"
+    return main_cli(args)
 
 
 def _add_bench(sub) -> None:
@@ -94,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_serve(sub)
     _add_train(sub)
     _add_bench(sub)
+    _add_eval(sub)
     one = sub.add_parser("complete", help="one suggestion at FILE:LINE:COL (1-based), with latency and decisions")
     one.add_argument("location", metavar="FILE:LINE:COL")
     one.add_argument("--model", help="model directory (default: the shipped model)")
@@ -108,8 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--lines", type=int, default=6, help="how many lines to type")
     ex = sub.add_parser("export", help="export a model directory to ONNX graphs for serving")
     ex.add_argument("model_dir", type=Path)
+    from lsp_server import telemetry_cli  # replay, simulate, report (argparse only; the work is imported when run)
+
+    telemetry_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
+    if args.command in telemetry_cli.COMMANDS:
+        return telemetry_cli.run(args)
     if args.command == "serve":
         # Start loading the model before importing pygls and lsprotocol: the two overlap.
         from lsp_server.services.completion import CompletionService
@@ -164,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = train_controller(args.model, args.corpus, batches=args.batches, log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
+    if args.command in ("train", "eval") and args.target == "acceptance":
+        return _acceptance(args)
     if args.command == "bench":
         return _bench(args)
     if args.command == "export":

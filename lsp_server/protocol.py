@@ -17,6 +17,7 @@ NEXT_EDIT = "tact/nextEdit"  # {textDocument {uri, version}, position} -> {edits
 DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"  # {id}
 DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"  # {id, reason}
 STATUS = "tact/status"  # -> {model, policy, degraded, reason, ...}
+REPLAY_CLOCK = "tact/replayClock"  # {ts}: replay only: "now" for the acceptance gate's timing features is ts (unix s)
 
 
 class RejectReason(str, Enum):

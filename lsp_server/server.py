@@ -20,6 +20,7 @@ import lsp_server
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
+from lsp_server.services.gate import AcceptanceGate
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.pipeline import CompletionPipeline
 from lsp_server.services.recorder import SessionRecorder
@@ -73,7 +74,10 @@ class TactServer(LanguageServer):
         self.scheduler = InferenceScheduler()
         self.ledger = SuggestionLedger()
         self.recorder = SessionRecorder()
-        self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder)
+        self.gate = AcceptanceGate()  # loaded at `initialized`; learns from every accept and reject
+        self.ledger.listeners.append(self.gate.record_outcome)
+        self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder,
+                                           self.gate)
         self.client_name = ""
         self.client_version = ""
         self.degraded_reported = False
@@ -100,10 +104,10 @@ class TactServer(LanguageServer):
 
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
-    from lsp_server.features import commands, completion, feedback, inline_completion, lifecycle, text_sync
+    from lsp_server.features import commands, completion, feedback, inline_completion, lifecycle, replay_clock, text_sync
 
     server = TactServer(model_path=model_path, database=database)
-    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback):
+    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback, replay_clock):
         feature.register(server)
     return server
 

@@ -43,6 +43,46 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
+def open_upgraded(path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str | None]:
+    """Like ``open_readonly``, but a database of an older schema is copied to a temporary file and
+    upgraded there (the original is never modified). Returns the connection and a note saying so, or None."""
+    try:
+        return open_readonly(path), None
+    except TelemetrySchemaError:
+        file = Path(path)
+        try:
+            probe = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+            try:
+                version = read_schema_version(probe, str(file))
+            finally:
+                probe.close()
+        except (TelemetrySchemaError, sqlite3.Error, OSError):
+            version = None
+        if version is None or version >= SCHEMA_VERSION:
+            raise
+    import atexit
+    import shutil
+    import tempfile
+
+    from sqlite_utils import Database
+
+    from .schema import migrate
+
+    folder = tempfile.mkdtemp(prefix="tact-upgraded-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = Path(folder) / file.name
+    src = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+    dst = sqlite3.connect(copy)
+    try:
+        src.backup(dst)
+        migrate(Database(dst))
+    finally:
+        dst.close()
+        src.close()
+    note = f"{file} has telemetry schema version {version}; read from a copy upgraded to version {SCHEMA_VERSION}"
+    return open_readonly(copy), note
+
+
 def _decode(column: str, value: Any) -> Any:
     if column in _JSON_COLUMNS and isinstance(value, str):
         return json.loads(value)

@@ -71,7 +71,7 @@ class Script:
     session: dict[str, Any]
     steps: list[Step] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
-    final_texts: dict[str, str] = field(default_factory=dict)  # uri -> text after the last edit
+    final_texts: dict[str, str] = field(default_factory=dict)  # uri -> text once every logged edit is applied
     verified: dict[str, bool] = field(default_factory=dict)  # uri -> final text equals the logged snapshot
     issues: list[str] = field(default_factory=list)
 
@@ -107,6 +107,7 @@ class _Doc:
         self.requests: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
         self.close_item: dict[str, Any] | None = None
+        self.after_edits: str = self.text  # the text once every logged edit is applied
 
     def change_to(self, new_text: str, ts: float, version: int, hints: tuple[int, ...]) -> None:
         change = diff(self.text, new_text, hints)
@@ -207,15 +208,20 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         if e.get("version") is not None:
             doc.version = e["version"]
         checkpoint()
+    after_edits = doc.text
     for r in reqs[ri:]:
         fidelity = EXACT
-        if r.get("version") is not None and r["version"] > doc.version:  # the edit it was in was never logged
-            text = with_pending(r, doc.text) if "pending_edit" in r else None
+        if r.get("version") is not None and r["version"] > doc.version:  # its edit was never logged (undone, crash)
+            text = with_pending(r, after_edits) if "pending_edit" in r else None
             if text is None:
                 fidelity = APPROXIMATE
             else:
                 doc.change_to(text, r["ts"], r["version"], (doc.tip,))
         emit_request(r, fidelity)
+    doc.after_edits = after_edits
+    last_snap = doc.snapshots[-1] if doc.snapshots else None
+    if last_snap is not None and last_snap.get("text") is not None and doc.text != last_snap["text"]:
+        doc.change_to(last_snap["text"], last_snap["ts"], last_snap.get("version") or doc.version + 1, (doc.tip,))
     if doc.close_item is not None:
         doc.steps.append(Step(doc.close_item["ts"], "close", doc.uri))
 
@@ -297,10 +303,10 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
         opened_text = doc.text
         _process(doc, script.requests, logged, script.issues)
         _references(doc.steps, opened_text)
-        script.final_texts[doc.uri] = doc.text
+        script.final_texts[doc.uri] = doc.after_edits
         last_snap = doc.snapshots[-1] if doc.snapshots else None
         if last_snap is not None and last_snap.get("text") is not None:
-            script.verified[doc.uri] = last_snap["text"] == doc.text
+            script.verified[doc.uri] = last_snap["text"] == doc.after_edits
             if not script.verified[doc.uri]:
                 script.issues.append(f"{doc.uri}: replayed edits do not reproduce the text logged at close")
     script.steps = _merge([*[d.steps for d in docs], settings_steps])

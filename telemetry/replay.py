@@ -34,7 +34,8 @@ from .oracle import Oracle
 from .reader import list_sessions, open_readonly
 from .reconstruct import Request, Script, build_script
 from .schema import TelemetrySchemaError
-from .simulate import ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT, DID_SHOW, server_command, wait_ready
+from .simulate import (ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT, DID_SHOW, REPLAY_CLOCK, server_command,
+                       wait_ready)
 from .text import utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS replay_suggestions (
     accepted_length INTEGER,
     chars_saved INTEGER,
     reference TEXT,
+    would_accept INTEGER,
     round_trip_ms REAL
 );
 CREATE INDEX IF NOT EXISTS idx_replay_suggestions_session ON replay_suggestions (session_id, seq);
@@ -110,6 +112,7 @@ class ReplayOutcome:
     accepted_length: int | None
     chars_saved: int
     round_trip_ms: float | None
+    would_accept: bool | None = None  # the outcome's verdict, or the oracle's on a suggestion the server hid
 
 
 @dataclass
@@ -131,6 +134,7 @@ class ReplayResult:
     issues: list[str]
     model: str | None
     settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
     outcomes: list[ReplayOutcome] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,20 +146,6 @@ class ReplayResult:
         """What the replay decided, request by request: the part that must not change between identical runs."""
         return [(o.request.suggestion_id, o.text, o.basis, o.outcome, o.accepted_length, o.chars_saved)
                 for o in self.outcomes]
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs to a dict; values are read as JSON where they parse (numbers, true/false), else strings."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ReplayError(f"--set expects KEY=VALUE (a camelCase setting name), got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
 
 
 def resolve_sessions(conn: sqlite3.Connection, wanted: str | None) -> list[str]:
@@ -189,6 +179,26 @@ def _settings(recorded: dict[str, Any] | None, overrides: dict[str, Any]) -> dic
     values = {k: v for k, v in (recorded or {}).items() if k not in _NOT_REPLAYED}
     values.update({k: v for k, v in overrides.items() if k not in _NOT_REPLAYED})
     return values
+
+
+ACCELERATED_DEFAULTS = {
+    # The gate's debounce waits for a keystroke that would supersede the request; an accelerated replay sends
+    # the next keystroke only after the answer, so the wait changes nothing but the time the replay takes.
+    "acceptanceDebounceMaxMs": 0,
+}
+
+
+def effective_overrides(options: ReplayOptions) -> tuple[dict[str, Any], list[str]]:
+    """The settings a replay imposes: the user's overrides, plus (accelerated) the ones that only cost time."""
+    overrides = dict(options.overrides)
+    notes = []
+    if options.speed <= 0:
+        for key, value in ACCELERATED_DEFAULTS.items():
+            if key not in overrides:
+                overrides[key] = value
+                notes.append(f"accelerated: {key}={value} (a wait for keystrokes that come only after the answer; "
+                             f"--set {key}=N or --real-time to keep it)")
+    return overrides, notes
 
 
 def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | None, int]:
@@ -226,7 +236,8 @@ class _Driver:
         speed = self.options.speed
         t_first = steps[0].ts if steps else 0.0
         wall0 = time.perf_counter()
-        settings0 = _settings(self.script.session.get("settings"), self.options.overrides)
+        overrides = effective_overrides(self.options)[0]
+        settings0 = _settings(self.script.session.get("settings"), overrides)
         for i, step in enumerate(steps):
             if speed > 0:
                 delay = (step.ts - t_first) / speed - (time.perf_counter() - wall0)
@@ -243,21 +254,21 @@ class _Driver:
                 self.client.notify("textDocument/didClose", {"textDocument": {"uri": step.uri}})
             elif step.kind == "settings":
                 values = dict(settings0)
-                values.update(_settings(step.settings, self.options.overrides))
+                values.update(_settings(step.settings, overrides))
                 self.client.notify("workspace/didChangeConfiguration", {"settings": {"tact": values}})
             elif step.kind == "request":
                 if self.budget is not None and len(self.outcomes) >= self.budget:
                     self.limited = True
                     break
-                deadline = None
-                if speed > 0:
-                    nxt = steps[i + 1].ts if i + 1 < len(steps) else step.ts + 5.0
-                    deadline = wall0 + (nxt - t_first) / speed
-                self._request(step.request, deadline)
+                nxt = steps[i + 1].ts if i + 1 < len(steps) else step.ts + 5.0
+                deadline = wall0 + (nxt - t_first) / speed if speed > 0 else None
+                self._request(step.request, deadline, nxt)
                 if self.progress and len(self.outcomes) % 200 == 0:
                     self.progress(f"{len(self.outcomes)} of {len(self.script.requests)} requests replayed")
 
-    def _request(self, req: Request, deadline: float | None) -> None:
+    def _request(self, req: Request, deadline: float | None, next_ts: float) -> None:
+        # The gate's timing features (typing speed, time since the last outcome) see the recorded time.
+        self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
         t0 = time.perf_counter()
         msg_id, q = self.client.request_async("textDocument/inlineCompletion", {
             "textDocument": {"uri": req.uri}, "position": {"line": req.line, "character": req.character},
@@ -280,6 +291,8 @@ class _Driver:
             return
         basis, outcome, length, saved = _decide(req, text, self.options.oracle)
         self.client.notify(DID_SHOW, {"id": sid})
+        logged_at = (req.logged or {}).get("outcome_at") if basis == "logged" else None
+        self.client.notify(REPLAY_CLOCK, {"ts": max(req.ts, logged_at or next_ts)})  # when the programmer decided
         if outcome == "accepted":
             try:
                 self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
@@ -291,7 +304,8 @@ class _Driver:
         else:
             reason = (req.logged or {}).get("reject_reason") if basis == "logged" else None
             self.client.notify(DID_REJECT, {"id": sid, "reason": reason or "typedOver"})
-        self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt))
+        self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
+                                           outcome in ("accepted", "partially_accepted")))
 
 
 def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, output: Path, options: ReplayOptions,
@@ -302,7 +316,8 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
     model = _model_for(script, options)
-    settings = _settings(script.session.get("settings"), options.overrides)
+    overrides, notes = effective_overrides(options)
+    settings = _settings(script.session.get("settings"), overrides)
     started = time.time()
     wall0 = time.perf_counter()
     with open(options.server_log, "ab") if options.server_log else open(os.devnull, "wb") as err:
@@ -324,7 +339,12 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
             client.shutdown()
     wall = time.perf_counter() - wall0
     outcomes = driver.outcomes
-    shown = [o for o in outcomes if o.basis != "none"]
+    if new_session:
+        try:
+            _label_unanswered(output, new_session, outcomes, options.oracle)
+        except sqlite3.Error as exc:
+            driver.script.issues.append(f"could not read the new session back ({exc})")
+    shown = [o for o in outcomes if o.basis in ("logged", "oracle")]
     by_basis: dict[str, int] = {}
     for o in outcomes:
         by_basis[o.basis] = by_basis.get(o.basis, 0) + 1
@@ -334,10 +354,38 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
         chars_saved=sum(o.chars_saved for o in outcomes), wall_s=round(wall, 3), recorded_s=round(script.duration_s, 3),
         source_complete=script.complete, complete=not driver.limited and len(outcomes) == len(script.requests),
-        fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings, outcomes=outcomes)
+        fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings, notes=notes,
+        outcomes=outcomes)
     if new_session:
         _write_results(output, source, result, options, started)
     return result
+
+
+def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcome], oracle: Oracle) -> None:
+    """Find the server's row for every request it answered with nothing; where it generated a suggestion
+    and hid it (stage 2), record what the oracle says the programmer would have done with it."""
+    conn = sqlite3.connect(output.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    try:
+        rows = conn.execute("SELECT id, uri, line, character, text, outcome FROM suggestions WHERE session_id = ?"
+                            " ORDER BY requested_at, id", [session_id]).fetchall()
+    finally:
+        conn.close()
+    index = {row[0]: n for n, row in enumerate(rows)}
+    j = 0
+    for o in outcomes:
+        if o.suggestion_id is not None:
+            j = index.get(o.suggestion_id, j - 1) + 1
+            continue
+        key = (o.request.uri, o.request.line, o.request.character)
+        for k in range(j, min(len(rows), j + 64)):
+            if rows[k][1:4] == key:
+                j = k + 1
+                sid, _, _, _, text, outcome = rows[k]
+                o.suggestion_id = sid
+                if outcome == "hidden" and text:
+                    o.text, o.basis, o.outcome = text, "hidden", "hidden"
+                    o.would_accept = oracle.accepts(text, o.request.reference)
+                break
 
 
 def _write_results(output: Path, source: Path, result: ReplayResult, options: ReplayOptions, started: float) -> None:
@@ -352,14 +400,15 @@ def _write_results(output: Path, source: Path, result: ReplayResult, options: Re
                 [result.session_id, str(source), result.source_session_id, json.dumps(options.overrides), result.model,
                  options.speed, json.dumps(asdict(options.oracle)), started, result.wall_s, result.recorded_s,
                  result.requests, result.replayed, int(result.source_complete), int(result.complete),
-                 json.dumps(result.fidelity), json.dumps(result.issues)])
+                 json.dumps(result.fidelity), json.dumps(result.issues + result.notes)])
             conn.executemany(
                 "INSERT INTO replay_suggestions (session_id, seq, source_suggestion_id, source_ts, suggestion_id, uri, line,"
-                " character, fidelity, text, basis, outcome, accepted_length, chars_saved, reference, round_trip_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " character, fidelity, text, basis, outcome, accepted_length, chars_saved, reference, would_accept,"
+                " round_trip_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(result.session_id, n, o.request.suggestion_id, o.request.ts, o.suggestion_id, o.request.uri, o.request.line,
                   o.request.character, o.request.fidelity, o.text, o.basis, o.outcome, o.accepted_length, o.chars_saved,
-                  o.request.reference, round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None)
+                  o.request.reference, None if o.would_accept is None else int(o.would_accept),
+                  round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None)
                  for n, o in enumerate(result.outcomes)])
     finally:
         conn.close()

@@ -27,6 +27,7 @@ DID_SHOW = "tact/didShowCompletion"
 DID_PARTIALLY_ACCEPT = "tact/didPartiallyAcceptCompletion"
 DID_REJECT = "tact/didRejectCompletion"
 STATUS = "tact/status"
+REPLAY_CLOCK = "tact/replayClock"
 
 
 @dataclass

@@ -69,3 +69,34 @@ def tiny_corpus_dir(tmp_path_factory) -> Path:
         for i, text in enumerate(_stdlib_texts()[:3]):
             f.write(json.dumps({"package": f"stdlib:t{i}", "path": f"t{i}.py", "text": text}) + "\n")
     return out
+
+
+SIMULATED_SOURCE = '''import os
+
+
+def read_lines(path):
+    with open(path) as f:
+        return f.readlines()
+
+
+def count(text):
+    return len(text.split())
+'''
+
+
+@pytest.fixture(scope="session")
+def simulated_session(tiny_lm_dir, tmp_path_factory) -> dict:
+    """One simulated programmer session (accelerated, fixed seed) typing SIMULATED_SOURCE into a real server with
+    the tiny model, recorded in a fresh database. Built once per test session."""
+    from telemetry.simulate import TypingStyle, run_simulation
+
+    folder = tmp_path_factory.mktemp("simulated")
+    source = folder / "sample.py"
+    source.write_text(SIMULATED_SOURCE, encoding="utf-8")
+    db = folder / "simulated.sqlite3"
+    # Typos and revisits on a short file; requests only after longer pauses (about a third of the keys) to keep
+    # it quick. The tiny model needs stopThreshold > 1 to produce text at all.
+    style = TypingStyle(typo_p=0.08, revisit_p=0.5, debounce_s=0.25)
+    figures = run_simulation([source], db, model=str(tiny_lm_dir), settings={"stopThreshold": 1.01, "maxNewTokens": 8},
+                             seed=3, style=style, start_line=2)
+    return {"database": db, "source": source, "text": SIMULATED_SOURCE, "figures": figures}

@@ -17,7 +17,8 @@ from telemetry.lsp_client import LspClient, LspError, change_at
 from tests.lsp_support import SAMPLE, model_under_test, server_command, wait_for_rows
 
 URI = "file:///work/robust.py"
-LONG = {"stopThreshold": 1.01, "multiline": True, "maxNewTokens": 64, "decodingPolicy": "full"}
+# acceptanceGate off: these tests are about scheduling, not about what the acceptance model skips or hides.
+LONG = {"stopThreshold": 1.01, "multiline": True, "maxNewTokens": 64, "decodingPolicy": "full", "acceptanceGate": False}
 
 
 def start(tmp_path: Path, options: dict | None = None, model=None, delay_ms: int = 0, **kw) -> tuple[LspClient, Path]:

@@ -70,4 +70,5 @@ def register(server) -> None:
             "sessionId": ls.recorder.session_id,
             "database": ls.recorder.database,
             "version": ls.version,
+            "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},
         }

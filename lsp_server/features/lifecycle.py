@@ -30,10 +30,12 @@ def register(server) -> None:
         await pull_configuration(ls)
         loop = asyncio.get_running_loop()
         load = loop.run_in_executor(None, ls.completions.load, ls.settings.model_path)
+        gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
         workspace = ls.workspace.root_uri if ls.workspace else None
         status = await load
+        await gate
         ls.recorder.session_started(ls.client_name, ls.client_version, ls.version, ls.settings.to_camel(),
-                                    {"completion": status.as_dict()}, workspace)
+                                    {"completion": status.as_dict(), "acceptance": ls.gate.status()}, workspace)
         if not status.ready:
             report_degraded(ls)
         ls.edit_timer = asyncio.ensure_future(expire_edits(ls))

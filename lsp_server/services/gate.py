@@ -100,6 +100,7 @@ class AcceptanceGate:
         self._thresholds: dict[tuple, Thresholds] = {}
         self._lock = threading.Lock()
         self._warned = False
+        self.clock = time.time  # what "now" is for timing features; a replay pins it to its recorded timeline
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self, path: str | Path | None = None) -> bool:
@@ -116,6 +117,15 @@ class AcceptanceGate:
                 self._warned = True
                 log.warning("acceptance gate off, every suggestion is shown: %s", exc)
             return False
+
+    def start(self, settings: Settings, database: str | Path | None = None) -> bool:
+        """Load the model, choose its thresholds for these settings and seed the user's history from the
+        telemetry database; blocking (run it off the event loop)."""
+        loaded = self.load(settings.acceptance_model_path)
+        if loaded:
+            self.thresholds(settings)
+        self.seed_from_database(database)
+        return loaded
 
     def seed_from_database(self, path: str | Path | None) -> None:
         """Start the user's running acceptance rate from the local telemetry database."""
@@ -168,7 +178,7 @@ class AcceptanceGate:
 
     # -- stage 1 -----------------------------------------------------------------------------
     def context_inputs(self, ctx: CompletionContext, uri: str | None = None, now: float | None = None) -> features.ContextInputs:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             h = self.history
             shown = h.last_shown.get(uri) if uri is not None else None
@@ -218,7 +228,7 @@ class AcceptanceGate:
         decision = "hide" if hide and not forced else "show"
         if decision == "show" and uri is not None:
             with self._lock:
-                self.history.last_shown[uri] = (time.time() if now is None else now, ctx.offset)
+                self.history.last_shown[uri] = (self.clock() if now is None else now, ctx.offset)
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
                             (time.perf_counter() - t0) * 1000)
 
@@ -238,4 +248,4 @@ class AcceptanceGate:
             h.accepted += accepted
             h.rejected += not accepted
             h.last_outcome = int(accepted)
-            h.last_outcome_ts = time.time() if ts is None else ts
+            h.last_outcome_ts = self.clock() if ts is None else ts

@@ -28,8 +28,9 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"
 
 # Settings for every editor run. stopThreshold 1.01: the tiny development model's Stop&Exit
-# controller would otherwise stop almost every suggestion before its first token.
-INIT_OPTIONS = {"tact": {"stopThreshold": 1.01}}
+# controller would otherwise stop almost every suggestion before its first token. acceptanceGate
+# off: these tests are about the editors, not about which suggestions the acceptance model hides.
+INIT_OPTIONS = {"tact": {"stopThreshold": 1.01, "acceptanceGate": False}}
 
 EDITOR_TIMEOUT_S = 40  # inside the editor script: writes {"error": ...} and quits
 PROCESS_TIMEOUT_S = 60  # the editor process as a whole

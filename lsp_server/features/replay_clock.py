@@ -1,0 +1,28 @@
+"""tact/replayClock: a replay client pins the clock of the acceptance gate's timing features to its recording.
+
+The gate's features include typing speed and the time since the last outcome. A replay sends the session
+faster than it was recorded (or at another pace), so it says, before each request and outcome, what time it
+was in the recording; the features then see the recorded timeline, and two replays give the same decisions.
+Editors never send it; a live session keeps the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from lsp_server.features.feedback import field
+from lsp_server.protocol import REPLAY_CLOCK
+
+log = logging.getLogger("tact.feedback")
+
+
+def register(server) -> None:
+    @server.feature(REPLAY_CLOCK)
+    def replay_clock(ls, params) -> None:
+        ts = field(params, "ts")
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            log.warning("%s needs a finite ts (unix seconds), got %r", REPLAY_CLOCK, ts)
+            return
+        pinned = float(ts)
+        ls.gate.clock = lambda: pinned

@@ -1,0 +1,222 @@
+"""`tact replay`, `tact simulate` and `tact report`: argument parsing and printing around `telemetry`.
+
+The work is done in ``telemetry.replay``, ``telemetry.simulate`` and ``telemetry.report`` (imported only
+when a command runs). Bad input (a damaged or foreign database, one from a newer Tact, a wrong setting)
+ends with one clear line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+COMMANDS = ("replay", "simulate", "report")
+
+
+def add_parsers(sub) -> None:
+    r = sub.add_parser("replay", help="re-run logged sessions against a real server with other settings")
+    r.add_argument("database", type=Path, help="telemetry database to replay")
+    r.add_argument("--session", help="replay only this session (an id or its first characters; default: all)")
+    r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (camelCase name, e.g. decodingPolicy=dynamic); repeatable")
+    r.add_argument("-o", "--output", type=Path, help="new database for the results (default: next to DATABASE)")
+    r.add_argument("--model", help="model directory (default: the recorded one if it exists, else the shipped one)")
+    pace = r.add_mutually_exclusive_group()
+    pace.add_argument("--real-time", action="store_true", help="keep the recorded timing (default: accelerated)")
+    pace.add_argument("--speed", type=float, default=0.0, help="N times faster than recorded (0: accelerated)")
+    r.add_argument("--oracle-similarity", type=float, default=None,
+                   help="edit similarity of first lines at which the oracle accepts (default 0.8)")
+    r.add_argument("--oracle-match", choices=("prefix", "exact"), default="prefix",
+                   help="the oracle accepts a suggestion whose first line is a prefix of (or equals) what was typed")
+    r.add_argument("--limit", type=int, help="replay at most N suggestion requests")
+    r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+    s = sub.add_parser("simulate", help="type source files into a real server like a person, recording a session")
+    s.add_argument("files", nargs="+", type=Path, help="source files to type")
+    s.add_argument("--database", type=Path, help="where the session is recorded (default: simulated.sqlite3 in the "
+                   "user data directory, apart from real sessions)")
+    s.add_argument("--model", help="model directory (default: the shipped model)")
+    s.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting for the server (camelCase name); repeatable")
+    s.add_argument("--seed", type=int, default=0)
+    pace = s.add_mutually_exclusive_group()
+    pace.add_argument("--real-time", action="store_true", help="type at human speed in real time")
+    pace.add_argument("--speed", type=float, default=0.0,
+                      help="N times faster than a person (default 0: as fast as the server answers)")
+    s.add_argument("--start-line", type=int, default=0, help="open each file with its lines before this one present")
+    s.add_argument("--minutes", type=float, help="stop after this much simulated typing time")
+    s.add_argument("--limit", type=int, help="stop after N keystrokes")
+    s.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+    p = sub.add_parser("report", help="an HTML page with plots of a telemetry database (or two, side by side)")
+    p.add_argument("database", type=Path)
+    p.add_argument("--against", type=Path, help="a second database (e.g. a replay) to compare with")
+    p.add_argument("-o", "--output", type=Path, required=True, help="directory for index.html and the plots")
+    p.add_argument("--session", help="only this session of DATABASE (an id or its first characters)")
+    p.add_argument("--limit", type=int, help="only the last N sessions of each database")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs to camelCase settings, each value read as its setting's type and validated."""
+    from lsp_server.config import Settings
+
+    defaults = Settings().to_camel()
+    values: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        if key not in defaults:
+            raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(defaults)}")
+        kind = type(defaults[key])
+        try:
+            if kind is bool:
+                if raw.lower() not in ("true", "false"):
+                    raise ValueError
+                values[key] = raw.lower() == "true"
+            elif kind is int:
+                values[key] = int(raw)
+            elif kind is float:
+                values[key] = float(raw)
+            else:
+                values[key] = raw
+        except ValueError:
+            wanted = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
+            raise ValueError(f"setting {key} needs {wanted}, got {raw!r}") from None
+    _, problems = Settings.from_camel(values)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return values
+
+
+def _pace(args) -> float:
+    if args.real_time:
+        return 1.0
+    if args.speed < 0:
+        raise ValueError("--speed must be 0 (accelerated) or more")
+    return args.speed
+
+
+def _default_output(database: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        suffix = f"-{n}" if n else ""
+        out = database.with_name(f"{database.stem}.replay-{stamp}{suffix}.sqlite3")
+        if not out.exists():
+            return out
+    raise ValueError(f"cannot find a free name next to {database}; pass -o")
+
+
+def _replay(args) -> int:
+    from telemetry.oracle import Oracle
+    from telemetry.replay import ReplayOptions, replay
+
+    oracle = Oracle(match=args.oracle_match, **({} if args.oracle_similarity is None else
+                                                {"similarity": args.oracle_similarity}))
+    options = ReplayOptions(model=args.model, overrides=parse_settings(args.settings), speed=_pace(args),
+                            limit=args.limit, oracle=oracle)
+    output = args.output or _default_output(args.database)
+
+    def progress(msg: str) -> None:
+        if not args.json:
+            print(f"  {msg}", file=sys.stderr, flush=True)
+
+    results = replay(args.database, output, args.session, options, progress=progress)
+    figures = {"source": str(args.database), "output": str(output), "overrides": options.overrides,
+               "sessions": [r.as_dict() for r in results]}
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    for r in results:
+        mode = "accelerated" if options.speed == 0 else f"{options.speed:g}x"
+        state = "complete" if r.complete else "PARTIAL"
+        basis = ", ".join(f"{n} {k}" for k, n in sorted(r.by_basis.items()))
+        fid = ", ".join(f"{n} {k}" for k, n in r.fidelity.items() if n)
+        print(f"session {r.source_session_id[:12]} -> {r.session_id[:12] if r.session_id else '?'} ({state}, {mode})")
+        print(f"  replayed {r.replayed} of {r.requests} requests in {r.wall_s:.1f} s "
+              f"(recorded session: {r.recorded_s / 60:.1f} min); text rebuilt: {fid or 'no requests'}")
+        print(f"  {r.suggestions} suggestions, {r.accepted} accepted, {r.rejected} rejected "
+              f"(outcome from: {basis or 'none'}); {r.chars_saved} characters saved")
+        if not r.source_complete:
+            print("  the recorded session never ended (crash?): replayed what was logged")
+        for issue in r.issues:
+            print(f"  issue: {issue}")
+        for note in r.notes:
+            print(f"  note: {note}")
+    print(f"results: {output}  (compare: tact report {args.database} --against {output} -o DIR)")
+    return 0
+
+
+def _simulate(args) -> int:
+    from lsp_server.config import default_data_dir
+    from telemetry.simulate import run_simulation
+
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)}")
+    database = args.database or default_data_dir() / "simulated.sqlite3"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    figures = run_simulation(list(args.files), database, model=args.model, settings=parse_settings(args.settings),
+                             seed=args.seed, speed=_pace(args), limit=args.limit, start_line=args.start_line,
+                             max_seconds=args.minutes * 60 if args.minutes else None)
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    f = figures
+    print(f"simulated session {f['session_id']} in {database}")
+    print(f"  {f['files']} files ({f['files_complete']} typed to the end), {f['keystrokes']} keystrokes, "
+          f"{f['simulated_s'] / 60:.1f} simulated minutes in {f['total_wall_s']:.1f} s")
+    print(f"  {f['requests']} requests, {f['suggestions']} suggestions: {f['accepted']} accepted, "
+          f"{f['partially_accepted']} partly accepted, {f['rejected']} rejected, {f['late']} too late")
+    print(f"  {f['chars_accepted']} of {f['chars_typed'] + f['chars_accepted']} characters came from suggestions; "
+          f"{f['typos']} typos fixed, {f['revisits']} revisits")
+    return 0
+
+
+def _report(args) -> int:
+    from telemetry.report import report
+
+    result = report(args.database, args.output, args.against, args.session, args.limit)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for s in result["summaries"]:
+        rate = f"{100 * s['acceptance_rate']:.1f}%" if s["acceptance_rate"] is not None else "n/a"
+        print(f"{s['label']}: {s['sessions']} sessions, {s['requests']} requests, {s['shown']} shown, "
+              f"{rate} accepted, {s['chars_saved']} characters saved")
+    if result["partial"]:
+        print("PARTIAL report: " + "; ".join(r for s in result["summaries"] for r in s["partial_reasons"]))
+    print(f"report: {result['html']}")
+    return 0
+
+
+def run(args) -> int:
+    """Run one of ``COMMANDS``; bad input becomes a one-line error (set TACT_DEBUG=1 for the traceback)."""
+    import sqlite3
+
+    from telemetry.schema import TelemetrySchemaError
+
+    handler = {"replay": _replay, "simulate": _simulate, "report": _report}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print(f"tact {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("TACT_DEBUG"):
+            raise
+        known = (TelemetrySchemaError, sqlite3.Error, OSError, ValueError, RuntimeError)
+        from telemetry.replay import ReplayError
+        from telemetry.report import ReportError
+
+        if isinstance(exc, (ReplayError, ReportError, *known)):
+            print(f"tact {args.command}: error: {exc}", file=sys.stderr)
+        else:
+            print(f"tact {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+                  "(TACT_DEBUG=1 shows where)", file=sys.stderr)
+        return 2

@@ -1,0 +1,548 @@
+"""`tact report`: an HTML page with plots of one telemetry database, or two side by side.
+
+Plots (PNG, matplotlib, written next to ``index.html``): acceptance rate over time, generation latency,
+layers used per token, the acceptance model's trade-off (share of rejects hidden against share of
+accepts lost as its threshold moves, the threshold in force marked), model calls saved by stage 1,
+and characters saved.
+
+Whatever can be read is reported. A session that never ended (the server crashed or is still running),
+a replay that stopped early, or a table that could not be read make the report *partial*: the page
+says so at the top and lists why. A file that is not a Tact database, or is from a newer Tact, is an
+error with a message; one from an older schema is read from an upgraded temporary copy.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .reader import open_upgraded
+from .schema import TelemetrySchemaError
+
+ACCEPTED = ("accepted", "partially_accepted")
+DECIDED = ("accepted", "partially_accepted", "rejected")
+COLORS = ("#1f77b4", "#d62728")
+PLOTS = (
+    ("acceptance_over_time.png", "Acceptance rate over time",
+     "Share of shown suggestions accepted (whole or in part), per time bin; dots sized by how many were shown."),
+    ("latency.png", "Generation latency", "Server-side time to generate each suggestion (ms); p50 and p95 marked."),
+    ("layers_per_token.png", "Layers used per token",
+     "Mean transformer layers run per generated token (early exit); fewer is cheaper."),
+    ("acceptance_tradeoff.png", "Acceptance model trade-off",
+     "As the stage-2 threshold rises, more rejected suggestions are hidden, and more accepted ones are lost; "
+     "the threshold in force is marked. In a live session only shown suggestions have an outcome, so the curve "
+     "starts at the threshold in force; a replay also judges the suggestions the gate hid (with its oracle)."),
+    ("stage1_calls.png", "Model calls saved by stage 1",
+     "Requests by what happened to them: the model ran, the stage-1 gate skipped the call, or nothing ran."),
+    ("chars_saved.png", "Characters saved", "Cumulative characters the accepted suggestions typed for the programmer."),
+)
+
+
+class ReportError(Exception):
+    """The input cannot be reported on at all; the message says why."""
+
+
+@dataclass
+class Dataset:
+    """What one database contributes to the report."""
+
+    label: str
+    path: str
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per suggestion
+    stage1: dict[str, int] = field(default_factory=dict)
+    threshold: float | None = None  # stage-2 threshold in force (the latest logged)
+    score_source: str = ""  # where trade-off scores come from
+    is_replay: bool = False
+    partial: list[str] = field(default_factory=list)  # why the data is incomplete
+    notes: list[str] = field(default_factory=list)
+
+    # -- figures ---------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        shown = [r for r in self.rows if r["shown"]]
+        accepted = [r for r in shown if r["outcome"] in ACCEPTED]
+        lat = sorted(r["latency_ms"] for r in self.rows if r["latency_ms"] is not None)
+        layers = [r["layers"] for r in self.rows if r["layers"] is not None]
+        requests = len(self.rows)
+        return {
+            "label": self.label,
+            "database": self.path,
+            "sessions": len(self.sessions),
+            "replay": self.is_replay,
+            "requests": requests,
+            "generated": sum(r["generated"] for r in self.rows),
+            "shown": len(shown),
+            "accepted": len(accepted),
+            "hidden": sum(r["outcome"] == "hidden" for r in self.rows),
+            "acceptance_rate": round(len(accepted) / len(shown), 4) if shown else None,
+            "latency_p50_ms": round(_percentile(lat, 0.5), 1) if lat else None,
+            "latency_p95_ms": round(_percentile(lat, 0.95), 1) if lat else None,
+            "layers_per_token": round(sum(layers) / len(layers), 3) if layers else None,
+            "stage1_skipped": self.stage1.get("skip", 0),
+            "calls_saved_rate": round(self.stage1.get("skip", 0) / requests, 4) if requests else None,
+            "chars_saved": sum(r["chars_saved"] for r in self.rows),
+            "partial": bool(self.partial),
+            "partial_reasons": self.partial,
+            "notes": self.notes,
+        }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def load(path: Path, label: str, session: str | None = None, limit: int | None = None) -> Dataset:
+    """Read one database; raises ``ReportError`` only when nothing at all can be read."""
+    try:
+        conn, note = open_upgraded(path)
+    except TelemetrySchemaError as exc:
+        raise ReportError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise ReportError(f"{path}: cannot open ({exc})") from None
+    data = Dataset(label, str(path))
+    if note:
+        data.notes.append(note)
+    try:
+        _read(conn, data, session, limit)
+    finally:
+        conn.close()
+    return data
+
+
+def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None) -> None:
+    try:
+        cur = conn.execute("SELECT id, started_at, ended_at, end_reason, client_name, settings, models FROM sessions"
+                           " ORDER BY started_at, id")
+        sessions = [dict(zip([d[0] for d in cur.description], row)) for row in cur]
+    except sqlite3.DatabaseError as exc:
+        raise ReportError(f"{data.path}: its sessions cannot be read ({exc}); the file is damaged") from None
+    if session is not None:
+        sessions = [s for s in sessions if s["id"] == session or s["id"].startswith(session)]
+        if not sessions:
+            raise ReportError(f"{data.path}: no session {session!r}")
+    if limit is not None:
+        sessions = sessions[-limit:] if limit > 0 else []
+    data.sessions = sessions
+    if not sessions:
+        data.notes.append("the database holds no sessions")
+    tables = _tables(conn)
+    data.is_replay = "replay_runs" in tables
+    for s in sessions:
+        if s["ended_at"] is None:
+            data.partial.append(f"session {s['id'][:12]} has no end: the server crashed or is still running, "
+                                "so its last edits and outcomes may be missing")
+    replay_rows: dict[str, dict[str, Any]] = {}
+    if data.is_replay:
+        try:
+            for sid, complete, source_complete, replayed, requests in conn.execute(
+                    "SELECT session_id, complete, source_complete, replayed, requests FROM replay_runs"):
+                if sid not in {s["id"] for s in sessions}:
+                    continue
+                if not complete:
+                    data.partial.append(f"replay {sid[:12]} stopped after {replayed} of {requests} requests")
+                if not source_complete:
+                    data.partial.append(f"replay {sid[:12]} replays a session that never ended")
+            for row in conn.execute("SELECT suggestion_id, source_ts, chars_saved, would_accept FROM replay_suggestions"
+                                    " WHERE suggestion_id IS NOT NULL"):
+                replay_rows[row[0]] = {"source_ts": row[1], "chars_saved": row[2], "would_accept": row[3]}
+        except sqlite3.DatabaseError as exc:
+            data.partial.append(f"the replay tables cannot be read ({exc})")
+    _read_suggestions(conn, data, sessions, replay_rows)
+    _read_decisions(conn, data, sessions)
+
+
+def _json_field(value: Any, key: str) -> Any:
+    if not isinstance(value, str):
+        return None
+    try:
+        return (json.loads(value).get("details") or {}).get(key)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]],
+                      replay_rows: dict[str, dict[str, Any]]) -> None:
+    offset = 0.0  # sessions laid end to end, in minutes
+    for s in sessions:
+        try:
+            rows = conn.execute(
+                "SELECT id, requested_at, text, outcome, shown_at, latency_ms, layers_per_token, accepted_length,"
+                " generated_at, outcome_at FROM suggestions WHERE session_id = ? ORDER BY requested_at, id",
+                [s["id"]]).fetchall()
+            logprob = dict(conn.execute(
+                "SELECT suggestion_id, payload FROM suggestion_events WHERE session_id = ? AND type = 'suggestion_generated'",
+                [s["id"]]).fetchall())
+        except sqlite3.DatabaseError as exc:
+            data.partial.append(f"session {s['id'][:12]}: its suggestions cannot be read ({exc})")
+            continue
+        start = None
+        last = 0.0
+        for (sid, requested_at, text, outcome, shown_at, latency, layers, accepted_length, generated_at,
+             outcome_at) in rows:
+            replayed = replay_rows.get(sid)
+            ts = replayed["source_ts"] if replayed and replayed.get("source_ts") is not None else requested_at
+            if ts is None:
+                ts = generated_at or outcome_at
+            if ts is None:
+                continue
+            if start is None:
+                start = ts if not replayed else ts
+                if not replayed and s["started_at"] is not None:
+                    start = min(ts, s["started_at"])
+            minute = offset + (ts - start) / 60.0
+            last = max(last, minute)
+            shown = shown_at is not None or outcome in DECIDED
+            if replayed is not None:
+                saved = replayed["chars_saved"] or 0
+            elif outcome == "accepted":
+                saved = accepted_length if accepted_length is not None else len(text or "")
+            elif outcome == "partially_accepted":
+                saved = accepted_length or 0
+            else:
+                saved = 0
+            if shown and outcome in DECIDED:
+                label = outcome in ACCEPTED
+            elif replayed is not None and replayed.get("would_accept") is not None:
+                label = bool(replayed["would_accept"])  # hidden, judged by the replay's oracle
+            else:
+                label = None
+            data.rows.append({
+                "id": sid, "minute": minute, "outcome": outcome, "shown": shown, "label": label,
+                "generated": generated_at is not None,
+                "latency_ms": latency, "layers": layers, "chars_saved": saved,
+                "logprob": _json_field(logprob.get(sid), "mean_logprob"), "score": None,
+            })
+        offset = max(offset, last)
+
+
+def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
+    ids = [s["id"] for s in sessions]
+    if not ids:
+        return
+    marks = ",".join("?" * len(ids))
+    try:
+        stage1 = conn.execute(f"SELECT decision, COUNT(*) FROM decisions WHERE stage = 1 AND session_id IN ({marks})"
+                              " GROUP BY decision", ids).fetchall()
+        stage2 = conn.execute(f"SELECT suggestion_id, score, threshold FROM decisions WHERE stage = 2 AND session_id"
+                              f" IN ({marks}) ORDER BY ts", ids).fetchall()
+    except sqlite3.DatabaseError as exc:
+        data.partial.append(f"gate decisions cannot be read ({exc})")
+        return
+    data.stage1 = {d: n for d, n in stage1}
+    scores = {sid: score for sid, score, _ in stage2 if score is not None}
+    thresholds = [t for _, _, t in stage2 if t is not None]
+    data.threshold = thresholds[-1] if thresholds else None
+    for r in data.rows:
+        r["score"] = scores.get(r["id"])
+    if any(r["score"] is not None and r["label"] is not None for r in data.rows):
+        data.score_source = "acceptance model (stage-2 score)"
+    else:
+        for r in data.rows:
+            r["score"] = r["logprob"]
+        data.score_source = "proxy: mean token log-probability (no acceptance-model scores were logged)"
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+
+def tradeoff_curve(rows: list[dict[str, Any]]) -> tuple[list[float], list[float], list[float]]:
+    """(thresholds, share of rejects hidden, share of accepts lost) over the scores of suggestions with a known
+    verdict: the outcome of shown ones and, in a replay, the oracle's verdict on hidden ones."""
+    decided = [(r["score"], r["label"]) for r in rows
+               if r["score"] is not None and r["label"] is not None and math.isfinite(r["score"])]
+    acc = sum(1 for _, a in decided if a)
+    rej = len(decided) - acc
+    if not acc or not rej:
+        return [], [], []
+    thresholds = sorted({s for s, _ in decided})
+    thresholds.append(thresholds[-1] + 1e-9)
+    xs, ys = [], []
+    for t in thresholds:
+        xs.append(sum(1 for s, a in decided if not a and s < t) / rej)
+        ys.append(sum(1 for s, a in decided if a and s < t) / acc)
+    return thresholds, xs, ys
+
+
+def _no_data(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#666666",
+            wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _time_axis(sets: list[Dataset]) -> tuple[float, str]:
+    """(scale from minutes, axis label): seconds for sessions under two minutes."""
+    end = max((r["minute"] for d in sets for r in d.rows), default=0.0)
+    return (60.0, "session time (seconds)") if end < 2.0 else (1.0, "session time (minutes)")
+
+
+def _plot_acceptance(plt, sets: list[Dataset], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    drew = False
+    scale, xlabel = _time_axis(sets)
+    end = max((r["minute"] * scale for d in sets for r in d.rows), default=0.0)
+    width = max(end / 20.0, 1e-6)
+    for data, color in zip(sets, COLORS):
+        shown = [r for r in data.rows if r["shown"]]
+        if not shown:
+            continue
+        bins: dict[int, list[bool]] = {}
+        for r in shown:
+            bins.setdefault(min(19, int(r["minute"] * scale // width)), []).append(r["outcome"] in ACCEPTED)
+        xs = [(k + 0.5) * width for k in sorted(bins)]
+        ys = [100.0 * sum(bins[k]) / len(bins[k]) for k in sorted(bins)]
+        sizes = [10 + 60 * len(bins[k]) / max(len(v) for v in bins.values()) for k in sorted(bins)]
+        overall = 100.0 * sum(r["outcome"] in ACCEPTED for r in shown) / len(shown)
+        ax.plot(xs, ys, color=color, linewidth=1.5, label=f"{data.label}: {overall:.1f}% of {len(shown)} shown")
+        ax.scatter(xs, ys, s=sizes, color=color, zorder=3)
+        ax.axhline(overall, color=color, linestyle="--", linewidth=0.8)
+        drew = True
+    if drew:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accepted (% of shown)")
+        ax.set_xlim(0, max(end, width) * 1.02)
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    else:
+        _no_data(ax, "no suggestion was shown")
+    ax.set_title("Acceptance rate over time")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def _plot_hist(plt, sets: list[Dataset], key: str, out: Path, title: str, xlabel: str, unit: str,
+               empty: str, mark_percentiles: bool) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    series = [(d, [r[key] for r in d.rows if r[key] is not None and math.isfinite(r[key])]) for d in sets]
+    values = [v for _, vs in series for v in vs]
+    if not values:
+        _no_data(ax, empty)
+    else:
+        lo, hi = min(values), _percentile(values, 0.995)
+        if hi <= lo:
+            hi = lo + 1.0
+        bins = [lo + (hi - lo) * i / 40 for i in range(41)]
+        for (data, vs), color in zip(series, COLORS):
+            if not vs:
+                continue
+            clipped = [min(v, hi) for v in vs]
+            p50, p95 = _percentile(vs, 0.5), _percentile(vs, 0.95)
+            label = f"{data.label}: n={len(vs)}, p50 {p50:.1f}{unit}, p95 {p95:.1f}{unit}"
+            ax.hist(clipped, bins=bins, color=color, alpha=0.45 if len(sets) > 1 else 0.7, label=label)
+            if mark_percentiles:
+                ax.axvline(p50, color=color, linestyle="-", linewidth=1)
+                ax.axvline(p95, color=color, linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("suggestions")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def _plot_tradeoff(plt, sets: list[Dataset], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 6))
+    drew = False
+    notes = []
+    for data, color in zip(sets, COLORS):
+        thresholds, xs, ys = tradeoff_curve(data.rows)
+        if not xs:
+            notes.append(f"{data.label}: needs scored suggestions that were both accepted and rejected")
+            continue
+        label = f"{data.label}: {data.score_source.split(' (')[0].split(':')[0]}"
+        if data.threshold is not None and data.score_source.startswith("acceptance model"):
+            i = next((k for k, t in enumerate(thresholds) if t >= data.threshold), len(thresholds) - 1)
+            ax.scatter([100 * xs[i]], [100 * ys[i]], color=color, s=80, zorder=4, edgecolor="black")
+            label += (f"; threshold {data.threshold:.2f} (dot) hides {100 * xs[i]:.0f}% of these rejects, "
+                      f"loses {100 * ys[i]:.0f}% of these accepts")
+        ax.plot([100 * x for x in xs], [100 * y for y in ys], color=color, linewidth=1.5, label=label)
+        if data.threshold is None or not data.score_source.startswith("acceptance model"):
+            notes.append(f"{data.label}: no stage-2 threshold logged, so none is marked; curve from the "
+                         f"{data.score_source}")
+        drew = True
+    if drew:
+        ax.plot([0, 100], [0, 100], color="#999999", linestyle=":", linewidth=1, label="a random score")
+        ax.set_xlim(-2, 102)
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel("rejected suggestions hidden (%)")
+        ax.set_ylabel("accepted suggestions lost (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=7)
+        if notes:
+            ax.text(0.98, 0.02, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+                    color="#555555", wrap=True)
+    else:
+        _no_data(ax, "no trade-off to draw:\n" + "\n".join(notes))
+    ax.set_title("Acceptance model trade-off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def _plot_stage1(plt, sets: list[Dataset], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 2.2 + 0.8 * len(sets)))
+    labels = []
+    for n, data in enumerate(sets):
+        total = len(data.rows)
+        generated = sum(r["generated"] for r in data.rows)
+        skipped = data.stage1.get("skip", 0)
+        other = max(0, total - generated - skipped)
+        left = 0
+        for value, color, name in ((generated, "#4c72b0", "model ran"), (skipped, "#55a868", "skipped by stage 1"),
+                                   (other, "#c7c7c7", "no model call (cancelled, stale, failed)")):
+            ax.barh(n, value, left=left, color=color, label=name if n == 0 else None)
+            if value and total and value >= 0.06 * total:
+                ax.text(left + value / 2, n, f"{value} ({100 * value / total:.0f}%)", ha="center", va="center",
+                        fontsize=8, color="white" if color != "#c7c7c7" else "black")
+            left += value
+        saved = f"{100 * skipped / total:.1f}% of calls saved" if total else "no requests"
+        if not data.stage1:
+            saved = "no stage-1 decisions logged"
+        labels.append(f"{data.label}\n{saved}")
+    ax.set_yticks(range(len(sets)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("requests")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    ax.set_title("Model calls saved by stage 1", pad=24)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def _plot_chars(plt, sets: list[Dataset], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    drew = False
+    scale, xlabel = _time_axis(sets)
+    for data, color in zip(sets, COLORS):
+        rows = sorted((r for r in data.rows if r["chars_saved"]), key=lambda r: r["minute"])
+        total = 0
+        xs, ys = [0.0], [0]
+        for r in rows:
+            total += r["chars_saved"]
+            xs.append(r["minute"] * scale)
+            ys.append(total)
+        if data.rows:
+            xs.append(max(r["minute"] for r in data.rows) * scale)
+            ys.append(total)
+            ax.step(xs, ys, where="post", color=color, linewidth=1.5, label=f"{data.label}: {total} characters")
+            drew = True
+    if drew:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("characters saved (cumulative)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    else:
+        _no_data(ax, "no suggestions")
+    ax.set_title("Characters saved")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def write_plots(sets: list[Dataset], out: Path) -> list[str]:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportError("tact report draws with matplotlib, which the serving install leaves out: "
+                          "pip install matplotlib (or the [train] or [test] extra)") from None
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _plot_acceptance(plt, sets, out / PLOTS[0][0])
+    _plot_hist(plt, sets, "latency_ms", out / PLOTS[1][0], "Generation latency", "latency (ms)", " ms",
+               "no suggestion was generated", True)
+    _plot_hist(plt, sets, "layers", out / PLOTS[2][0], "Layers used per token", "layers per token (mean over a "
+               "suggestion)", "", "no layer counts logged (no suggestion generated)", True)
+    _plot_tradeoff(plt, sets, out / PLOTS[3][0])
+    _plot_stage1(plt, sets, out / PLOTS[4][0])
+    _plot_chars(plt, sets, out / PLOTS[5][0])
+    return [name for name, _, _ in PLOTS]
+
+
+# -- page ----------------------------------------------------------------------------------------------
+
+_ROWS = (
+    ("sessions", "sessions", "{}"), ("requests", "suggestion requests", "{}"), ("generated", "model calls", "{}"),
+    ("shown", "suggestions shown", "{}"), ("accepted", "accepted (whole or part)", "{}"),
+    ("acceptance_rate", "acceptance rate", "pct"), ("hidden", "hidden by stage 2", "{}"),
+    ("stage1_skipped", "calls skipped by stage 1", "{}"), ("calls_saved_rate", "share of calls saved", "pct"),
+    ("latency_p50_ms", "latency p50 (ms)", "{}"), ("latency_p95_ms", "latency p95 (ms)", "{}"),
+    ("layers_per_token", "layers per token", "{}"), ("chars_saved", "characters saved", "{}"),
+)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "&ndash;"
+    if fmt == "pct":
+        return f"{100 * value:.1f}%"
+    return html.escape(fmt.format(value))
+
+
+def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list[str], out: Path) -> Path:
+    partial = [f"{d.label}: {reason}" for d in sets for reason in d.partial]
+    notes = [f"{d.label}: {note}" for d in sets for note in d.notes]
+    title = "Tact telemetry report" + (" (comparison)" if len(sets) > 1 else "")
+    parts = [
+        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{padding:4px 12px;border-bottom:1px solid #ddd;text-align:right}"
+        "th:first-child,td:first-child{text-align:left}.partial{background:#fff3cd;border:1px solid #e0b100;"
+        "padding:0.8em 1em;margin:1em 0}.notes{color:#555;font-size:0.9em}figure{margin:2em 0}"
+        "figcaption{color:#555;font-size:0.9em}img{max-width:100%}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if partial:
+        parts.append("<div class='partial' id='partial'><strong>Partial report.</strong> Some data is missing:<ul>"
+                     + "".join(f"<li>{html.escape(p)}</li>" for p in partial) + "</ul></div>")
+    parts.append("<table><tr><th></th>" + "".join(
+        f"<th>{html.escape(d.label)}<br><small>{html.escape(Path(d.path).name)}</small></th>" for d in sets) + "</tr>")
+    for key, name, fmt in _ROWS:
+        parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(s[key], fmt)}</td>" for s in summaries)
+                     + "</tr>")
+    parts.append("</table>")
+    if notes:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    captions = {name: (heading, text) for name, heading, text in PLOTS}
+    for name in plots:
+        heading, text = captions[name]
+        parts.append(f"<figure><h2>{html.escape(heading)}</h2><img src='{name}' alt='{html.escape(heading)}'>"
+                     f"<figcaption>{html.escape(text)}</figcaption></figure>")
+    parts.append("</body></html>")
+    page = out / "index.html"
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page
+
+
+def report(database: Path, out: Path, against: Path | None = None, session: str | None = None,
+           limit: int | None = None) -> dict[str, Any]:
+    """Write ``out/index.html`` and its plots; returns the figures (``summaries``) and what was written."""
+    sets = [load(Path(database), "A" if against else "this database", session, limit)]
+    if against is not None:
+        sets.append(load(Path(against), "B", None, limit))
+    if against is not None and Path(database).stem != Path(against).stem:
+        sets[0].label, sets[1].label = Path(database).stem, Path(against).stem
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(sets, out)
+    summaries = [d.summary() for d in sets]
+    page = write_html(sets, summaries, plots, out)
+    return {"html": str(page), "plots": [str(out / p) for p in plots], "partial": any(d.partial for d in sets),
+            "summaries": summaries}

@@ -1,0 +1,70 @@
+"""Synthetic telemetry databases for report and replay-input tests: written through the real store, no server."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+from telemetry import (
+    DocumentOpened,
+    EditEvent,
+    SessionEnded,
+    SessionStarted,
+    SuggestionAccepted,
+    SuggestionCancelled,
+    SuggestionGated,
+    SuggestionGenerated,
+    SuggestionRejected,
+    SuggestionRequested,
+    SuggestionShown,
+    TelemetryStore,
+)
+
+
+def write_synthetic_db(path: Path, *, seed: int = 0, requests: int = 300, minutes: float = 10.0,
+                       policy: str = "speculative", threshold: float = 0.3, skip_rate: float = 0.15,
+                       crashed: bool = False, session_id: str | None = None) -> str:
+    """One session of ``requests`` suggestion lifecycles spread over ``minutes``, with stage-1 skips, stage-2
+    scores (acceptance more likely at high scores), latencies and layer counts. Returns the session id.
+    ``crashed`` leaves out the end of the session, as a server that died would."""
+    rng = random.Random(seed)
+    sid = session_id or f"synthetic{seed:04d}"
+    t0 = 1_700_000_000.0 + seed * 10_000
+    uri = "file:///synthetic/a.py"
+    with TelemetryStore(path) as store:
+        store.record(SessionStarted(sid, "synthetic", "1", "0.1.0", {"decodingPolicy": policy},
+                                    {"completion": {"model": "synthetic", "modelDir": "/nonexistent"}}, ts=t0))
+        store.record(DocumentOpened(sid, uri, 1, "python", "", ts=t0))
+        for i in range(requests):
+            ts = t0 + 60.0 * minutes * (i + rng.random()) / requests
+            s = f"{sid}-{i:05d}"
+            store.record(SuggestionRequested(sid, s, "completion", uri, i + 1, 0, i, ts=ts))
+            store.record(EditEvent(sid, uri, i + 2, 0, i, 0, i, "", "x", ts - 0.1, ts=ts - 0.05))
+            if rng.random() < skip_rate:
+                store.record(SuggestionGated(sid, s, 1, "skip", rng.random() * 0.1, 0.05, "gate-1", ts=ts))
+                continue
+            store.record(SuggestionGated(sid, s, 1, "generate", 0.5, 0.05, "gate-1", ts=ts))
+            if rng.random() < 0.05:
+                store.record(SuggestionCancelled(sid, s, "superseded", ts=ts + 0.01))
+                continue
+            latency = rng.lognormvariate(math.log(40 if policy == "full" else 25), 0.35)
+            layers = 4.0 if policy == "full" else rng.uniform(1.5, 4.0)
+            text = "x" * rng.randint(3, 30)
+            store.record(SuggestionGenerated(sid, s, text, "synthetic", policy, latency, len(text) // 3, layers,
+                                             "stop", {"mean_logprob": -rng.random() * 3}, ts=ts + latency / 1000))
+            quality = rng.random()
+            score = min(1.0, max(0.0, quality + rng.gauss(0, 0.2)))
+            show = score >= threshold
+            store.record(SuggestionGated(sid, s, 2, "show" if show else "hide", score, threshold, "gate-2",
+                                         ts=ts + latency / 1000))
+            if not show:
+                continue
+            store.record(SuggestionShown(sid, s, ts=ts + 0.05))
+            if rng.random() < quality * 0.8:
+                store.record(SuggestionAccepted(sid, s, len(text), False, ts=ts + 0.5))
+            else:
+                store.record(SuggestionRejected(sid, s, "typedOver", ts=ts + 0.3))
+        if not crashed:
+            store.record(SessionEnded(sid, "shutdown", ts=t0 + 60.0 * minutes + 1))
+    return sid

@@ -1,0 +1,124 @@
+"""`tact train acceptance` / `tact eval acceptance` end to end on small files, and telemetry databases as a source."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+import numpy as np
+import pytest
+
+from lsp_server.cli import main
+from models.acceptance import features
+from models.acceptance.dataset import from_telemetry
+from models.acceptance.model import load_model
+
+pytest.importorskip("sklearn")
+
+
+def _cups_file(path, users=5, pairs=24, seed=0):
+    rng = random.Random(seed)
+    lines = []
+    for user in range(1, users + 1):
+        t = 1000.0
+        prompt = "import os\n"
+        for i in range(pairs):
+            accepted = rng.random() < 0.4
+            suggestion = "x = 1" if accepted else "def very_long_function_name(a, b, c):\n    pass\n    pass"
+            for event in ("Shown", "Accepted" if accepted else "Rejected"):
+                stamp = f"2022-08-08T{10 + user:02d}:{int(t) // 60 % 60:02d}:{t % 60:06.3f}Z"
+                lines.append(json.dumps({"user": user, "time": stamp, "event": event, "prompt": prompt,
+                                         "suggestion": suggestion, "measurements": None}))
+                t += rng.uniform(0.5, 5)
+            prompt += ("x = 1\n" if accepted else "y = 2\n")
+    lines.insert(3, "{broken")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_eval_reports_every_figure_as_json(tmp_path, capsys):
+    cups = _cups_file(tmp_path / "c.jsonl")
+    assert main(["eval", "acceptance", "--cups", str(cups), "--no-score", "--kind", "logistic", "--json",
+                 "--inner-folds", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["programmers"] == 5 and report["samples"] == 120
+    assert report["sources"][0]["skipped"] == {"not JSON": 1}
+    assert report["auc"]["stage2"]["logistic"] > 0.9  # length separates the synthetic outcomes
+    for key in ("share_rejected_hidden", "share_accepted_lost", "hiding_precision", "share_calls_skipped"):
+        assert key in report["at_thresholds"]
+    assert set(report["targets"]) == {"stage2_auc>=0.75", "hide>=25%_rejected_losing<=5%_accepted",
+                                      "skip>=20%_calls_losing<=5%_accepted"}
+
+
+def test_eval_limit_is_a_quick_run(tmp_path, capsys):
+    cups = _cups_file(tmp_path / "c.jsonl")
+    assert main(["eval", "acceptance", "--cups", str(cups), "--no-score", "--kind", "logistic", "--json", "--limit", "60",
+                 "--inner-folds", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 60
+
+
+def test_train_writes_a_model_the_gate_loads_and_eval_can_judge(tmp_path, capsys):
+    cups = _cups_file(tmp_path / "c.jsonl")
+    out = tmp_path / "acc"
+    assert main(["train", "acceptance", "--cups", str(cups), "--no-score", "--kind", "logistic", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    model = load_model(out)
+    assert model.version == summary["version"] and len(model.calibration.label) == 120
+    other = _cups_file(tmp_path / "other.jsonl", users=3, seed=1)  # programmers the model never saw
+    assert main(["eval", "acceptance", "--cups", str(other), "--no-score", "--acceptance-model", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model_version"] == model.version and report["auc"]["stage2"]["logistic"] > 0.9
+
+
+def test_missing_sources_and_models_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "acceptance", "--cups", str(tmp_path / "none.jsonl"), "--no-score"])
+    assert e.value.code == 2
+    cups = _cups_file(tmp_path / "c.jsonl")
+    with pytest.raises(SystemExit):
+        main(["eval", "acceptance", "--cups", str(cups), "--model", str(tmp_path / "no-model")])
+    assert "no code model" in capsys.readouterr().err
+
+
+def _telemetry_db(path, n=40, seed=0):
+    from telemetry import SuggestionAccepted, SuggestionGated, SuggestionRejected, open_store
+
+    rng = np.random.default_rng(seed)
+    with open_store(path) as store:
+        for i in range(n):
+            accepted = bool(rng.random() < 0.4)
+            x = rng.standard_normal(len(features.SUGGESTION_FEATURES))
+            x[-1] = 1.0 if accepted else 0.0
+            vector = [None if j == 3 else float(v) for j, v in enumerate(x)]
+            session = f"s{i % 2}"
+            store.record(SuggestionGated(session, f"id{i}", 2, "show", 0.5, 0.1, "v", {"features": vector,
+                                                                                        "feature_version": features.FEATURE_VERSION}))
+            store.record(SuggestionAccepted(session, f"id{i}", 3, False) if accepted else
+                         SuggestionRejected(session, f"id{i}", "typedOver"))
+        store.record(SuggestionGated("s0", "hidden", 2, "hide", 0.01, 0.1, "v", {}))
+        store.record(SuggestionGated("s0", "old", 2, "show", 0.5, 0.1, "v", {"features": [1.0], "feature_version": 0}))
+        store.record(SuggestionGated("s0", "pending", 2, "show", 0.5, 0.1, "v", {"features": vector,
+                                                                                  "feature_version": features.FEATURE_VERSION}))
+    return path
+
+
+def test_telemetry_databases_are_a_source_and_old_schemas_are_refused(tmp_path):
+    db = _telemetry_db(tmp_path / "a.sqlite3")
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    data, refusals = from_telemetry([db, old])
+    assert len(data) == 40 and data.X2.shape == (40, len(features.SUGGESTION_FEATURES))
+    assert np.isnan(data.X2[:, 3]).all()  # logged as null: unknown
+    np.testing.assert_array_equal(data.X1, data.X2[:, :len(features.CONTEXT_FEATURES)])
+    assert data.sources[0]["skipped"] == {"other feature version": 1, "outcome unknown": 1}
+    assert len(refusals) == 1 and "older than" in refusals[0] and "migrate" in refusals[0]
+
+
+def test_eval_runs_on_a_telemetry_database(tmp_path, capsys):
+    db = _telemetry_db(tmp_path / "a.sqlite3", n=60)
+    assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["programmers"] == 2 and report["samples"] == 60  # one database: its sessions are the groups

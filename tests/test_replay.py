@@ -1,0 +1,264 @@
+"""Offline replay: a recorded session re-run against a real server, deterministic, with overrides; bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from lsp_server.cli import main
+from telemetry import (
+    DocumentOpened,
+    EditEvent,
+    SessionStarted,
+    SuggestionRequested,
+    TelemetryStore,
+)
+from telemetry.oracle import Oracle
+from telemetry.reader import list_sessions, open_readonly
+from telemetry.reconstruct import APPROXIMATE, EXACT, INFERRED, Request, build_script
+from telemetry.replay import ReplayOptions, _decide, replay
+
+
+# -- the oracle ---------------------------------------------------------------------------------------
+
+def test_oracle_accepts_a_first_line_that_matches_what_was_typed():
+    oracle = Oracle()
+    assert oracle.accepts("open(path) as f:", "open(path) as f:\n        return")
+    assert oracle.accepts("open(path)", "open(path) as f:")  # a correct start of the line
+    assert oracle.accepts("open(path) as f:\n    junk", "open(path) as f:")  # only the first line counts
+    assert oracle.accepts("open(pth) as f:", "open(path) as f:")  # edit similarity 0.94
+    assert not oracle.accepts("close(x)", "open(path) as f:")
+    assert not oracle.accepts("", "open(path)")
+    assert not oracle.accepts("   \n", "open(path)")
+    assert not oracle.accepts("open(path) as g", "open")  # longer than what was typed, not similar enough
+
+
+def test_oracle_is_settable():
+    assert not Oracle(similarity=0.99).accepts("open(pth) as f:", "open(path) as f:")
+    exact = Oracle(match="exact")
+    assert not exact.accepts("open(path)", "open(path) as f:")
+    assert exact.accepts(" open(path) as f: ", "open(path) as f:")
+    with pytest.raises(ValueError):
+        Oracle(match="fuzzy")
+    with pytest.raises(ValueError):
+        Oracle(similarity=1.5)
+    assert Oracle.chars_saved("open(path)", "open(path) as f:") == len("open(path)")
+
+
+def _request(logged: dict | None, reference: str = "open(path) as f:") -> Request:
+    return Request("s1", "file:///a.py", 3, 0, 4, "automatic", 0.0, EXACT, 4, reference, logged)
+
+
+def test_logged_outcome_is_reused_only_for_the_same_suggestion_decided_by_the_programmer():
+    oracle = Oracle()
+    rejected = {"text": "open(path) as f:", "outcome": "rejected", "reject_reason": "dismissed"}
+    assert _decide(_request(rejected), "open(path) as f:", oracle)[:2] == ("logged", "rejected")
+    assert _decide(_request(rejected), "open(path)", oracle)[:2] == ("oracle", "accepted")  # another text
+    superseded = {**rejected, "reject_reason": "superseded"}  # the server rejected it, not the programmer
+    assert _decide(_request(superseded), "open(path) as f:", oracle)[:2] == ("oracle", "accepted")
+    accepted = {"text": "xyz", "outcome": "accepted", "accepted_length": 3}
+    assert _decide(_request(accepted), "xyz", oracle) == ("logged", "accepted", 3, 3)
+    partial = {"text": "open(path) junk", "outcome": "partially_accepted", "accepted_length": 5}
+    assert _decide(_request(partial), "open(path) junk", oracle) == ("logged", "partially_accepted", 5, 5)
+    assert _decide(_request(None), "nothing like it", oracle)[:2] == ("oracle", "rejected")
+
+
+# -- rebuilding the text a request saw ------------------------------------------------------------------
+
+def test_script_rebuilds_text_inside_coalesced_edits(tmp_path):
+    """A word typed as one coalesced edit with requests after each key: exact with the logged pending edit,
+    inferred from the cursor for recordings made before it was logged."""
+    db = tmp_path / "t.sqlite3"
+    uri = "file:///a.py"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=100.0))
+        store.record(DocumentOpened("s", uri, 1, "python", "x = \n", ts=100.0))
+        for k in range(1, 4):  # typing "abc" at 0:4, a request after each key
+            pending = {"start_line": 0, "start_character": 4, "end_line": 0, "end_character": 4, "removed_text": "",
+                       "inserted_text": "abc"[:k], "ts_start": 101.0, "ts": 101.0 + k}
+            store.record(SuggestionRequested("s", f"r{k}", "completion", uri, 1 + k, 0, 4 + k,
+                                             pending_edit=pending if k != 2 else None, ts=101.2 + k))
+        store.record(EditEvent("s", uri, 4, 0, 4, 0, 4, "", "abc", 101.0, 3, ts=103.0))
+        store.record(SuggestionRequested("s", "r4", "completion", uri, 4, 0, 7, ts=104.0))
+    conn = sqlite3.connect(db)
+    with conn:  # r2 as an older server logged it: no pending_edit at all
+        conn.execute("UPDATE suggestion_events SET payload = json_remove(payload, '$.pending_edit')"
+                     " WHERE suggestion_id = 'r2'")
+    conn.close()
+    conn = open_readonly(db)
+    try:
+        script = build_script(conn, "s")
+    finally:
+        conn.close()
+    fidelity = {r.suggestion_id: r.fidelity for r in script.requests}
+    assert fidelity == {"r1": EXACT, "r2": INFERRED, "r3": EXACT, "r4": EXACT}
+    text = "x = \n"
+    seen = {}
+    for step in script.steps:
+        if step.kind == "change":
+            text = text[: step.start_offset] + step.inserted + text[step.end_offset:]
+        elif step.kind == "request":
+            seen[step.request.suggestion_id] = text
+    assert seen == {"r1": "x = a\n", "r2": "x = ab\n", "r3": "x = abc\n", "r4": "x = abc\n"}
+    assert script.final_texts == {uri: "x = abc\n"}
+    # What the programmer typed next, for the oracle: the rest of the word, then the rest of the line.
+    assert {r.suggestion_id: r.reference for r in script.requests} == {"r1": "bc", "r2": "c", "r3": "", "r4": ""}
+    assert APPROXIMATE not in fidelity.values()
+
+
+# -- replaying a simulated session against the real server ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def replays(simulated_session, tiny_lm_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("replays")
+    source = simulated_session["database"]
+    same = ReplayOptions(model=str(tiny_lm_dir))
+    first = replay(source, folder / "first.sqlite3", options=same)
+    second = replay(source, folder / "second.sqlite3", options=same)
+    override = replay(source, folder / "full.sqlite3",
+                      options=ReplayOptions(model=str(tiny_lm_dir), overrides={"decodingPolicy": "full"}))
+    return {"folder": folder, "first": first, "second": second, "override": override}
+
+
+def test_replay_twice_gives_the_same_suggestions_and_outcomes(replays, simulated_session):
+    (a,), (b,) = replays["first"], replays["second"]
+    assert a.complete and b.complete and a.source_complete
+    assert a.replayed == a.requests == simulated_session["figures"]["requests"]
+    assert a.fidelity == {"exact": a.requests, "inferred": 0, "approximate": 0}
+    assert a.suggestions > 0
+    assert a.decisions() == b.decisions()
+    rows, gates = [], []
+    for name in ("first", "second"):
+        conn = open_readonly(replays["folder"] / f"{name}.sqlite3")
+        try:
+            rows.append(conn.execute("SELECT line, character, text, outcome, accepted_length FROM suggestions"
+                                     " ORDER BY requested_at").fetchall())
+            # The acceptance gate (when a model is installed) decides alike too: its timing features see the
+            # recorded clock (tact/replayClock), not how fast the replay ran.
+            gates.append(conn.execute("SELECT s.line, s.character, d.stage, d.decision, d.score FROM decisions d"
+                                      " JOIN suggestions s ON s.id = d.suggestion_id ORDER BY s.requested_at, d.stage"
+                                      ).fetchall())
+        finally:
+            conn.close()
+    assert rows[0] == rows[1] and len(rows[0]) == a.requests
+    assert gates[0] == gates[1]
+    # The recording and the replay agree on what was suggested where the settings are the same.
+    logged = {s["id"]: s["text"] for s in _suggestions(simulated_session["database"])}
+    same_text = sum(1 for o in a.outcomes if o.text and logged.get(o.request.suggestion_id) == o.text)
+    assert same_text >= 0.9 * a.suggestions
+
+
+def _suggestions(db):
+    conn = open_readonly(db)
+    try:
+        from telemetry.reader import suggestions
+
+        return suggestions(conn)
+    finally:
+        conn.close()
+
+
+def test_replay_with_an_override_records_it(replays, simulated_session):
+    (res,) = replays["override"]
+    assert res.complete and res.settings["decodingPolicy"] == "full"
+    conn = open_readonly(replays["folder"] / "full.sqlite3")
+    try:
+        (session,) = list_sessions(conn)
+        assert session["settings"]["decodingPolicy"] == "full"
+        assert session["client_name"] == "tact-replay"
+        assert {p for (p,) in conn.execute("SELECT DISTINCT policy FROM suggestions WHERE policy IS NOT NULL")} == {"full"}
+        run = conn.execute("SELECT source_session_id, overrides, complete FROM replay_runs").fetchone()
+        assert json.loads(run[1]) == {"decodingPolicy": "full"} and run[2] == 1
+        bases = dict(conn.execute("SELECT basis, COUNT(*) FROM replay_suggestions GROUP BY basis").fetchall())
+        assert sum(bases.values()) == res.requests
+    finally:
+        conn.close()
+    conn = open_readonly(simulated_session["database"])
+    try:
+        assert run[0] == list_sessions(conn)[0]["id"]
+        recorded = list_sessions(conn)[0]["settings"]["decodingPolicy"]
+    finally:
+        conn.close()
+    assert recorded != "full"
+
+
+def test_replay_at_a_recorded_pace(simulated_session, tiny_lm_dir, tmp_path):
+    (res,) = replay(simulated_session["database"], tmp_path / "paced.sqlite3",
+                    options=ReplayOptions(model=str(tiny_lm_dir), speed=5.0, limit=12))
+    assert res.replayed == 12 and not res.complete and not res.notes  # the debounce is kept when paced
+    assert res.settings.get("acceptanceDebounceMaxMs", 100) != 0
+    assert res.wall_s >= (res.outcomes[-1].request.ts - res.outcomes[0].request.ts) / 5.0
+    conn = open_readonly(tmp_path / "paced.sqlite3")
+    try:
+        assert conn.execute("SELECT speed, complete FROM replay_runs").fetchone() == (5.0, 0)
+    finally:
+        conn.close()
+
+
+def test_replay_refuses_to_overwrite(replays, simulated_session, capsys):
+    rc = main(["replay", str(simulated_session["database"]), "-o", str(replays["folder"] / "first.sqlite3")])
+    assert rc == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+# -- bad input: one clear line, no traceback -----------------------------------------------------------
+
+@pytest.fixture
+def bad_databases(tmp_path):
+    corrupt = tmp_path / "corrupt.sqlite3"
+    corrupt.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
+    foreign = tmp_path / "foreign.sqlite3"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE people (name TEXT)")
+    newer = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(newer) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    return {"corrupt": (corrupt, "not a readable SQLite database"),
+            "foreign": (foreign, "not a Tact telemetry database"),
+            "newer": (newer, "newer than"),
+            "missing": (tmp_path / "missing.sqlite3", "no telemetry database")}
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "foreign", "newer", "missing"])
+@pytest.mark.parametrize("command", ["replay", "report"])
+def test_bad_databases_give_a_clear_error(bad_databases, kind, command, tmp_path, capsys):
+    path, message = bad_databases[kind]
+    rc = main([command, str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_database_from_the_real_command_line(bad_databases, tmp_path):
+    path, message = bad_databases["corrupt"]
+    proc = subprocess.run([sys.executable, "-m", "lsp_server.cli", "replay", str(path), "-o", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_settings_give_a_clear_error(bad_databases, capsys):
+    path, _ = bad_databases["foreign"]
+    assert main(["replay", str(path), "--set", "decodingPolicy=fastest"]) == 2
+    assert "decodingPolicy" in capsys.readouterr().err
+    assert main(["replay", str(path), "--set", "noSuchSetting=1"]) == 2
+    assert "unknown setting" in capsys.readouterr().err
+    assert main(["replay", str(path), "--set", "maxNewTokens=many"]) == 2
+    assert "needs a whole number" in capsys.readouterr().err
+
+
+def test_report_compares_a_recording_with_its_replay(replays, simulated_session, tmp_path):
+    from telemetry.report import PLOTS, report
+
+    result = report(simulated_session["database"], tmp_path / "cmp", against=replays["folder"] / "full.sqlite3")
+    recorded, replayed = result["summaries"]
+    assert not result["partial"]
+    assert replayed["replay"] and replayed["requests"] == recorded["requests"]
+    page = (tmp_path / "cmp" / "index.html").read_text(encoding="utf-8")
+    assert all(f"src='{name}'" in page and (tmp_path / "cmp" / name).is_file() for name, _, _ in PLOTS)

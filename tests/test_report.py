@@ -1,0 +1,99 @@
+"""`tact report`: an HTML page referencing every plot, comparisons, partial reports, old and bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from lsp_server.cli import main
+from telemetry.report import PLOTS, report, tradeoff_curve
+from telemetry_fakes import write_synthetic_db
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    a, b, crashed = folder / "a.sqlite3", folder / "b.sqlite3", folder / "crashed.sqlite3"
+    write_synthetic_db(a, seed=1, requests=200)
+    write_synthetic_db(b, seed=2, requests=200, policy="full", threshold=0.5, skip_rate=0.3)
+    write_synthetic_db(crashed, seed=3, requests=60, crashed=True)
+    return {"a": a, "b": b, "crashed": crashed}
+
+
+def _check_page(out, partial: bool) -> str:
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for name, _, _ in PLOTS:
+        png = out / name
+        assert png.is_file() and png.stat().st_size > 2000, name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"src='{name}'" in page
+    assert ("id='partial'" in page) is partial
+    return page
+
+
+def test_report_writes_every_plot_and_references_it(synthetic, tmp_path, capsys):
+    out = tmp_path / "single"
+    assert main(["report", str(synthetic["a"]), "-o", str(out)]) == 0
+    assert "report:" in capsys.readouterr().out
+    _check_page(out, partial=False)
+
+
+def test_report_against_puts_both_side_by_side(synthetic, tmp_path, capsys):
+    out = tmp_path / "both"
+    assert main(["report", str(synthetic["a"]), "--against", str(synthetic["b"]), "-o", str(out), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    a, b = figures["summaries"]
+    assert (a["label"], b["label"]) == ("a", "b")
+    assert a["requests"] == b["requests"] == 200
+    assert a["stage1_skipped"] > 0 and b["calls_saved_rate"] > a["calls_saved_rate"]
+    assert 0 < a["acceptance_rate"] < 1 and a["chars_saved"] > 0
+    assert b["layers_per_token"] == 4.0 and a["layers_per_token"] < 4.0
+    page = _check_page(out, partial=False)
+    assert "<th>a<br>" in page and "<th>b<br>" in page
+
+
+def test_crashed_session_gives_a_partial_report(synthetic, tmp_path, capsys):
+    out = tmp_path / "crashed"
+    assert main(["report", str(synthetic["crashed"]), "-o", str(out)]) == 0
+    assert "PARTIAL" in capsys.readouterr().out
+    page = _check_page(out, partial=True)
+    assert "has no end" in page
+    result = report(synthetic["crashed"], tmp_path / "again")
+    assert result["partial"] and result["summaries"][0]["partial_reasons"]
+
+
+def test_older_schema_is_read_from_an_upgraded_copy(tmp_path, capsys):
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as conn:  # a database stamped before any table existed: schema version 0
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    out = tmp_path / "old-report"
+    assert main(["report", str(old), "-o", str(out), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert summary["sessions"] == 0 and any("schema version 0" in n for n in summary["notes"])
+    _check_page(out, partial=False)
+    with sqlite3.connect(old) as conn:  # the original is left as it was
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("0",)
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["meta"]
+
+
+def test_damaged_tables_give_a_partial_report(synthetic, tmp_path):
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(synthetic["a"].read_bytes())
+    with sqlite3.connect(damaged) as conn:
+        conn.execute("DROP TABLE decisions")
+        conn.execute("CREATE TABLE decisions (junk TEXT)")
+    result = report(damaged, tmp_path / "damaged")
+    assert result["partial"]
+    assert any("gate decisions cannot be read" in r for r in result["summaries"][0]["partial_reasons"])
+
+
+def test_tradeoff_curve_counts_hidden_rejects_and_lost_accepts():
+    rows = [{"score": s, "label": lab} for s, lab in [(0.1, False), (0.2, False), (0.3, True), (0.4, False), (0.9, True)]]
+    thresholds, hidden, lost = tradeoff_curve(rows)
+    assert thresholds[:4] == [0.1, 0.2, 0.3, 0.4]
+    assert hidden == [0.0, 1 / 3, 2 / 3, 2 / 3, 1.0, 1.0]
+    assert lost == [0.0, 0.0, 0.0, 0.5, 0.5, 1.0]
+    assert tradeoff_curve([{"score": 0.5, "label": True}]) == ([], [], [])

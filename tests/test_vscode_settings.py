@@ -1,0 +1,53 @@
+"""The VS Code extension's settings (vscode-client/package.json) mirror the server's (lsp_server/config.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from lsp_server.config import DECODING_POLICIES, SECTION, Settings, to_camel
+
+PACKAGE_JSON = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
+# Settings only the extension reads (never sent to the server as its own); see vscode-client/src/settings.ts.
+EXTENSION_ONLY = {"pythonPath", "trace.server"}
+JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+@pytest.fixture(scope="module")
+def contributed() -> dict[str, dict]:
+    package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
+    props = package["contributes"]["configuration"]["properties"]
+    assert all(key.startswith(SECTION + ".") for key in props), sorted(props)
+    return {key[len(SECTION) + 1:]: schema for key, schema in props.items()}
+
+
+def server_settings() -> dict[str, object]:
+    defaults = Settings()
+    return {to_camel(f.name): getattr(defaults, f.name) for f in fields(Settings)}
+
+
+def test_every_server_setting_is_contributed_with_its_default(contributed):
+    for key, default in server_settings().items():
+        assert key in contributed, f"{SECTION}.{key} is a server setting but not in vscode-client/package.json"
+        schema = contributed[key]
+        allowed = (float, int) if isinstance(default, float) else (type(default),)  # JSON may write 1.0 as 1
+        assert schema.get("default") == default and type(schema.get("default")) in allowed, (
+            f"{SECTION}.{key}: package.json default {schema.get('default')!r}, server default {default!r}")
+        assert schema.get("type") == JSON_TYPES[type(default)], (
+            f"{SECTION}.{key}: package.json type {schema.get('type')!r}, server type {type(default).__name__}")
+        assert schema.get("description") or schema.get("markdownDescription"), f"{SECTION}.{key} has no description"
+
+
+def test_only_documented_extension_settings_are_added(contributed):
+    extra = set(contributed) - set(server_settings())
+    assert extra == EXTENSION_ONLY, f"settings the server does not know: {sorted(extra - EXTENSION_ONLY)}"
+
+
+def test_enums_match_the_server():
+    package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
+    props = package["contributes"]["configuration"]["properties"]
+    assert tuple(props[f"{SECTION}.decodingPolicy"]["enum"]) == DECODING_POLICIES
+    assert Settings().log_level in props[f"{SECTION}.logLevel"]["enum"]

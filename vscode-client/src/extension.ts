@@ -1,0 +1,309 @@
+// The Tact extension: starts `<python> -m lsp_server` (what `tact serve` runs) with the configured
+// interpreter, restarts it when a setting that needs a new process changes, logs to the "Tact" output
+// channel, and adds ghost-text suggestions, next edits and a status bar item on top of the language client.
+import * as path from "node:path";
+import * as vscode from "vscode";
+import {
+  LanguageClient,
+  State,
+  type LanguageClientOptions,
+  type Middleware,
+  type StaticFeature,
+} from "vscode-languageclient/node";
+import { InlineSuggestions } from "./inline";
+import { NextEdits } from "./nextEdit";
+import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
+import { buildReport, showReport } from "./report";
+import { checkPython, serverExecutable } from "./server";
+import { needsRestart, pythonPath, SECTION, serverSettings } from "./settings";
+import { StatusBar } from "./statusBar";
+
+const SELECTOR: vscode.DocumentSelector = [
+  { language: "python", scheme: "file" },
+  { language: "python", scheme: "untitled" },
+];
+/** Features the extension provides itself (inline completion with the suggestion lifecycle) or leaves out
+ * (classic completion would ask the model a second time per keystroke). */
+const OWN_FEATURES = new Set(["textDocument/inlineCompletion", "textDocument/completion"]);
+const STATUS_POLL_MS = 4000;
+
+class TactClient extends LanguageClient {
+  override registerFeature(feature: StaticFeature): void {
+    const method = (feature as { registrationType?: { method?: string } }).registrationType?.method;
+    if (method && OWN_FEATURES.has(method)) {
+      return;
+    }
+    super.registerFeature(feature);
+  }
+}
+
+/** Declares inline completion support, since the extension handles it (not the dropped built-in feature). */
+const inlineCompletionCapability: StaticFeature = {
+  getState: () => ({ kind: "static" }),
+  fillClientCapabilities(capabilities) {
+    const textDocument = (capabilities.textDocument ??= {});
+    textDocument.inlineCompletion = { dynamicRegistration: false };
+  },
+  initialize() {},
+  clear() {},
+};
+
+class TactExtension implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private readonly output = vscode.window.createOutputChannel("Tact", { log: true });
+  private readonly inline: InlineSuggestions;
+  private readonly nextEdits: NextEdits;
+  private readonly statusBar: StatusBar;
+  private readonly disposables: vscode.Disposable[] = [];
+  private starting: Promise<void> | undefined;
+  private statusTimer: ReturnType<typeof setInterval> | undefined;
+  private refreshQueued = false;
+  private lastStatus: ServerStatus | undefined;
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    const access = { current: () => this.client, enabled: () => this.enabled() };
+    this.inline = new InlineSuggestions(access, SELECTOR, {
+      onActivity: () => this.refreshSoon(),
+      onAccepted: (uri) => this.nextEdits.requestSoon(uri),
+    }, (m) => this.log(m));
+    this.nextEdits = new NextEdits(access, SELECTOR, (m) => this.log(m));
+    this.statusBar = new StatusBar(this.inline.counters, () => this.enabled());
+  }
+
+  activate(): void {
+    this.inline.register();
+    this.nextEdits.register();
+    this.disposables.push(
+      this.output,
+      this.inline,
+      this.nextEdits,
+      this.statusBar,
+      vscode.commands.registerCommand("tact.toggle", () => this.toggle()),
+      vscode.commands.registerCommand("tact.showMenu", () => this.showMenu()),
+      vscode.commands.registerCommand("tact.openReport", () => this.openReport()),
+      vscode.commands.registerCommand("tact.restartServer", () => this.restart("restart requested")),
+      vscode.commands.registerCommand("tact.showOutput", () => this.output.show(true)),
+      vscode.workspace.onDidChangeConfiguration((e) => this.onConfiguration(e)),
+    );
+    void this.start();
+  }
+
+  private enabled(): boolean {
+    return vscode.workspace.getConfiguration(SECTION).get<boolean>("enable", true);
+  }
+
+  private log(message: string): void {
+    this.output.info(message);
+  }
+
+  private start(): Promise<void> {
+    this.starting ??= this.doStart().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    this.statusBar.setState("starting");
+    const python = pythonPath();
+    const check = await checkPython(python);
+    if (!check.ok) {
+      const message = `Tact: ${check.problem}. Set "tact.pythonPath" to a Python that has Tact installed.`;
+      this.log(message);
+      this.statusBar.setState("failed", check.problem);
+      void vscode.window.showErrorMessage(message, "Open Settings", "Show Output").then((choice) => {
+        if (choice === "Open Settings") {
+          void vscode.commands.executeCommand("workbench.action.openSettings", "tact.pythonPath");
+        } else if (choice === "Show Output") {
+          this.output.show(true);
+        }
+      });
+      return;
+    }
+    const settings = serverSettings(this.context.extension.packageJSON);
+    const modelPath = typeof settings.modelPath === "string" ? settings.modelPath : "";
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const executable = serverExecutable(python, modelPath, folder?.scheme === "file" ? folder.fsPath : undefined);
+    this.log(`starting Tact ${check.version}: ${executable.command} ${(executable.args ?? []).join(" ")}`);
+    const middleware: Middleware = {
+      executeCommand: async (command, args, next) => {
+        if (command === COMMAND_ACCEPT_SUGGESTION) {
+          this.inline.accepted(args[0]);
+        }
+        return next(command, args);
+      },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: SELECTOR as LanguageClientOptions["documentSelector"],
+      initializationOptions: { [SECTION]: settings },
+      synchronize: { configurationSection: SECTION },
+      outputChannel: this.output,
+      middleware,
+    };
+    const client = new TactClient("tact", "Tact", { run: executable, debug: executable }, clientOptions);
+    client.registerFeature(inlineCompletionCapability);
+    client.onDidChangeState((e) => {
+      if (this.client !== client) {
+        return;
+      }
+      if (e.newState === State.Stopped) {
+        this.statusBar.setState("stopped", "the server stopped; see the Tact output");
+      } else if (e.newState === State.Running && e.oldState === State.Starting) {
+        this.statusBar.setState("running"); // also after the client restarted a crashed server
+      }
+    });
+    this.client = client;
+    try {
+      await client.start();
+    } catch (error) {
+      const problem = error instanceof Error ? error.message : String(error);
+      this.log(`the server did not start: ${problem}`);
+      this.statusBar.setState("failed", problem);
+      void vscode.window.showErrorMessage(`Tact: the server did not start (${problem}).`, "Show Output").then((c) => {
+        if (c) {
+          this.output.show(true);
+        }
+      });
+      return;
+    }
+    this.statusBar.setState("running");
+    this.nextEdits.reset();
+    this.log(`server running (${client.initializeResult?.serverInfo?.name ?? "tact"} ${client.initializeResult?.serverInfo?.version ?? ""})`);
+    void this.refreshStatus();
+    clearInterval(this.statusTimer);
+    this.statusTimer = setInterval(() => void this.refreshStatus(), STATUS_POLL_MS);
+  }
+
+  private async stop(): Promise<void> {
+    clearInterval(this.statusTimer);
+    const client = this.client;
+    this.client = undefined;
+    if (client) {
+      try {
+        await client.stop(5000);
+      } catch (error) {
+        this.log(`stopping the server: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  }
+
+  private async restart(why: string): Promise<void> {
+    this.log(`restarting the server: ${why}`);
+    await this.starting;
+    await this.stop();
+    await this.start();
+  }
+
+  private onConfiguration(e: vscode.ConfigurationChangeEvent): void {
+    if (!e.affectsConfiguration(SECTION)) {
+      return;
+    }
+    if (needsRestart(e)) {
+      void this.restart("settings changed");
+    } else {
+      // the language client sends workspace/didChangeConfiguration itself
+      this.statusBar.render();
+      this.refreshSoon();
+    }
+  }
+
+  private async toggle(): Promise<void> {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    const inspect = config.inspect<boolean>("enable");
+    const target = inspect?.workspaceFolderValue !== undefined
+      ? vscode.ConfigurationTarget.WorkspaceFolder
+      : inspect?.workspaceValue !== undefined
+        ? vscode.ConfigurationTarget.Workspace
+        : vscode.ConfigurationTarget.Global;
+    await config.update("enable", !this.enabled(), target);
+    this.statusBar.render();
+  }
+
+  private async showMenu(): Promise<void> {
+    const items: (vscode.QuickPickItem & { command: string })[] = [
+      { label: this.enabled() ? "$(circle-slash) Turn suggestions off" : "$(sparkle) Turn suggestions on", command: "tact.toggle" },
+      { label: "$(graph) Open latest report", command: "tact.openReport" },
+      { label: "$(output) Show output", command: "tact.showOutput" },
+      { label: "$(debug-restart) Restart server", command: "tact.restartServer" },
+      { label: "$(gear) Settings", command: "workbench.action.openSettings" },
+    ];
+    const choice = await vscode.window.showQuickPick(items, { title: "Tact" });
+    if (choice) {
+      await vscode.commands.executeCommand(choice.command, ...(choice.command === "workbench.action.openSettings" ? ["@ext:tact.tact"] : []));
+    }
+  }
+
+  private refreshSoon(): void {
+    this.statusBar.render();
+    if (this.refreshQueued) {
+      return;
+    }
+    this.refreshQueued = true;
+    setTimeout(() => {
+      this.refreshQueued = false;
+      void this.refreshStatus();
+    }, 500);
+  }
+
+  private async refreshStatus(): Promise<ServerStatus | undefined> {
+    const client = this.client;
+    if (!client?.isRunning()) {
+      return undefined;
+    }
+    try {
+      this.lastStatus = await client.sendRequest<ServerStatus>(STATUS, {});
+      this.statusBar.setStatus(this.lastStatus);
+      if (this.lastStatus?.loading) {
+        this.refreshSoon(); // the model is still loading: look again shortly
+      }
+    } catch (error) {
+      this.log(`${STATUS} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return this.lastStatus;
+  }
+
+  private async openReport(): Promise<void> {
+    const status = (await this.refreshStatus()) ?? this.lastStatus;
+    const database = status?.database;
+    if (!database) {
+      void vscode.window.showWarningMessage("Tact: no telemetry database yet (is the server running with tact.telemetry on?).");
+      return;
+    }
+    const out = path.join(this.context.globalStorageUri.fsPath, "report");
+    try {
+      const built = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: "Tact: building the report…" },
+        () => buildReport(pythonPath(), String(database), out),
+      );
+      await showReport(built.html);
+      if (built.partial) {
+        void vscode.window.showInformationMessage("Tact: the report is partial (some data is missing); it says why at the top.");
+      }
+    } catch (error) {
+      const problem = error instanceof Error ? error.message : String(error);
+      this.log(`report failed: ${problem}`);
+      void vscode.window.showErrorMessage(`Tact: the report could not be built (${problem}).`, "Show Output").then((c) => {
+        if (c) {
+          this.output.show(true);
+        }
+      });
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    for (const d of this.disposables.splice(0)) {
+      d.dispose();
+    }
+  }
+}
+
+let extension: TactExtension | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  extension = new TactExtension(context);
+  extension.activate();
+}
+
+export async function deactivate(): Promise<void> {
+  await extension?.dispose();
+  extension = undefined;
+}

@@ -1,0 +1,354 @@
+// Inline completion (ghost text) through the language server, and the suggestion lifecycle sent back to it.
+//
+// The extension registers its own provider instead of vscode-languageclient's, so that it can implement
+// the proposed API `inlineCompletionsAdditions` (show, partial accept, end of lifetime). VS Code refuses a
+// provider with those methods when the proposal is not enabled for the extension; then a plain provider is
+// registered and the lifecycle is inferred from the user's keys, edits and cursor (lifecycle.ts).
+import * as vscode from "vscode";
+import type { LanguageClient } from "vscode-languageclient/node";
+import { InlineCompletionRequest } from "vscode-languageclient/node";
+import { reasonForEndOfLife, SuggestionTracker, type EndOfLifeReason, type Verdict } from "./lifecycle";
+import {
+  COMMAND_ACCEPT_SUGGESTION,
+  DID_PARTIALLY_ACCEPT_COMPLETION,
+  DID_REJECT_COMPLETION,
+  DID_SHOW_COMPLETION,
+  type RejectReason,
+} from "./protocol";
+
+/** Set while the lifecycle is inferred (no proposed API): enables the Escape and next-word keybindings. */
+export const INFER_CONTEXT_KEY = "tact.inferLifecycle";
+/** Set to 1 in VS Code's environment to behave as without the proposal (code-server grants every proposal
+ * to every extension, so this is how the tests reach the inferred lifecycle of a Marketplace VS Code). */
+export const NO_PROPOSED_API_ENV = "TACT_NO_PROPOSED_API";
+
+export interface SessionCounters {
+  shown: number;
+  accepted: number;
+  rejected: number;
+  latenciesMs: number[]; // recent request round trips that produced a suggestion
+}
+
+interface Events {
+  onActivity(): void; // a suggestion was shown or resolved
+  onAccepted(uri: string): void;
+}
+
+/** How the extension talks to the current client (it changes on restart). */
+export interface ClientAccess {
+  current(): LanguageClient | undefined;
+  enabled(): boolean;
+}
+
+const MAX_LATENCIES = 20;
+const MAX_TRACKED = 100;
+
+export class InlineSuggestions implements vscode.Disposable {
+  readonly counters: SessionCounters = { shown: 0, accepted: 0, rejected: 0, latenciesMs: [] };
+  /** Whether VS Code delivers the proposed lifecycle events (set when the provider is registered). */
+  proposedApi = false;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly byItem = new WeakMap<vscode.InlineCompletionItem, Tracked>();
+  private readonly byId = new Map<string, Tracked>();
+  /** The suggestion on screen in the inferred mode (at most one). */
+  private active: Tracked | undefined;
+  /** Set by the next-word command until the document change it causes arrives. */
+  private partialAcceptPending = false;
+
+  constructor(
+    private readonly access: ClientAccess,
+    private readonly selector: vscode.DocumentSelector,
+    private readonly events: Events,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  register(): void {
+    this.proposedApi = this.registerProvider();
+    void vscode.commands.executeCommand("setContext", INFER_CONTEXT_KEY, !this.proposedApi);
+    this.log(
+      this.proposedApi
+        ? "inline suggestions: shown and end-of-lifetime events from the proposed API inlineCompletionsAdditions"
+        : "inline suggestions: proposed API inlineCompletionsAdditions not enabled; rejections are inferred",
+    );
+    this.disposables.push(
+      vscode.workspace.onDidChangeTextDocument((e) => this.onDocumentChange(e)),
+      vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
+      vscode.window.onDidChangeActiveTextEditor(() => this.endActive("cursorMoved")),
+      vscode.commands.registerCommand("tact.dismissSuggestion", () => this.dismiss()),
+      vscode.commands.registerCommand("tact.acceptNextWordOfSuggestion", () => this.acceptNextWord()),
+    );
+  }
+
+  private registerProvider(): boolean {
+    const self = this;
+    const base = {
+      provideInlineCompletionItems: (
+        document: vscode.TextDocument,
+        position: vscode.Position,
+        context: vscode.InlineCompletionContext,
+        token: vscode.CancellationToken,
+      ) => this.provide(document, position, context, token),
+    };
+    const proposed = {
+      ...base,
+      handleDidShowCompletionItem(item: vscode.InlineCompletionItem): void {
+        self.shown(self.byItem.get(item));
+      },
+      handleDidPartiallyAcceptCompletionItem(item: vscode.InlineCompletionItem, info: number | { acceptedLength: number }): void {
+        const tracked = self.byItem.get(item);
+        const length = typeof info === "number" ? info : info?.acceptedLength;
+        if (tracked && typeof length === "number" && length > tracked.tracker.acceptedLength) {
+          tracked.tracker.acceptedLength = length;
+          self.notify(DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: length });
+        }
+      },
+      handleEndOfLifetime(item: vscode.InlineCompletionItem, reason: EndOfLifeReason): void {
+        const tracked = self.byItem.get(item);
+        if (!tracked) {
+          return;
+        }
+        const why = reasonForEndOfLife(reason, tracked.tracker.inferred);
+        if (why === null) {
+          tracked.tracker.resolved = true; // accepted: the item's command (accepted()) reports it
+          if (self.active === tracked) {
+            self.active = undefined;
+          }
+          return;
+        }
+        self.forget(tracked);
+        self.reject(tracked, why);
+      },
+    };
+    if (process.env[NO_PROPOSED_API_ENV] === "1") {
+      this.log(`proposed inline completion API not used (${NO_PROPOSED_API_ENV}=1)`);
+      this.disposables.push(vscode.languages.registerInlineCompletionItemProvider(this.selector, base));
+      return false;
+    }
+    try {
+      // the third argument (metadata) and the handle* methods are the proposal; VS Code throws without it
+      const register = vscode.languages.registerInlineCompletionItemProvider as (
+        selector: vscode.DocumentSelector,
+        provider: vscode.InlineCompletionItemProvider,
+        metadata?: object,
+      ) => vscode.Disposable;
+      this.disposables.push(register(this.selector, proposed, { displayName: "Tact" }));
+      return true;
+    } catch (error) {
+      this.log(`proposed inline completion API unavailable: ${error instanceof Error ? error.message : String(error)}`);
+      this.disposables.push(vscode.languages.registerInlineCompletionItemProvider(this.selector, base));
+      return false;
+    }
+  }
+
+  private async provide(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const client = this.access.current();
+    if (!client || !client.isRunning() || !this.access.enabled()) {
+      return undefined;
+    }
+    const started = Date.now();
+    let result;
+    try {
+      const params = client.code2ProtocolConverter.asInlineCompletionParams(document, position, context);
+      result = await client.sendRequest(InlineCompletionRequest.type, params, token);
+    } catch (error) {
+      if (!token.isCancellationRequested) {
+        this.log(`inline completion failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return undefined;
+    }
+    if (token.isCancellationRequested || !result) {
+      return undefined;
+    }
+    const converted = await client.protocol2CodeConverter.asInlineCompletionResult(result, token);
+    const items = Array.isArray(converted) ? converted : (converted?.items ?? []);
+    const out: vscode.InlineCompletionItem[] = [];
+    for (const item of items) {
+      const id = suggestionId(item);
+      const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
+      if (!id || !text) {
+        out.push(item);
+        continue;
+      }
+      const anchor = document.offsetAt(item.range?.start ?? position);
+      const tracked: Tracked = { id, uri: document.uri.toString(), tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position)) };
+      this.byItem.set(item, tracked);
+      this.byId.set(id, tracked);
+      if (this.byId.size > MAX_TRACKED) {
+        this.byId.delete(this.byId.keys().next().value as string); // the oldest; long over
+      }
+      out.push(item);
+    }
+    if (out.length > 0) {
+      this.recordLatency(Date.now() - started);
+    }
+    // VS Code shows the first item right away; a suggestion still on screen is replaced by it. With the
+    // proposed API, VS Code reports both (shown, superseded) itself and the tracker only follows the cursor.
+    const first = out.length > 0 ? this.byItem.get(out[0]) : undefined;
+    if (first) {
+      this.endActive("superseded");
+      this.active = first;
+      if (!this.proposedApi) {
+        this.shown(first);
+      }
+    }
+    return out;
+  }
+
+  /** Called by the client middleware when the item's command runs (VS Code inserted the whole suggestion). */
+  accepted(id: unknown): void {
+    if (typeof id !== "string") {
+      return;
+    }
+    const tracked = this.byId.get(id);
+    this.counters.accepted += 1;
+    if (tracked) {
+      tracked.tracker.resolved = true;
+      this.forget(tracked);
+      this.events.onAccepted(tracked.uri);
+    }
+    this.events.onActivity();
+  }
+
+  private shown(tracked: Tracked | undefined): void {
+    if (!tracked || tracked.tracker.shown) {
+      return;
+    }
+    tracked.tracker.shown = true;
+    this.counters.shown += 1;
+    this.notify(DID_SHOW_COMPLETION, { id: tracked.id });
+    this.events.onActivity();
+  }
+
+  private reject(tracked: Tracked, reason: RejectReason): void {
+    if (!tracked.tracker.shown) {
+      return; // never on screen: nothing to reject
+    }
+    this.counters.rejected += 1;
+    this.notify(DID_REJECT_COMPLETION, { id: tracked.id, reason });
+    this.events.onActivity();
+  }
+
+  private forget(tracked: Tracked): void {
+    this.byId.delete(tracked.id);
+    if (this.active === tracked) {
+      this.active = undefined;
+    }
+  }
+
+  private endActive(reason: RejectReason): void {
+    const tracked = this.active;
+    if (tracked && !this.proposedApi) {
+      this.apply(tracked, tracked.tracker.reject(reason));
+    }
+  }
+
+  private apply(tracked: Tracked, verdict: Verdict): void {
+    switch (verdict.kind) {
+      case "rejected":
+        this.forget(tracked);
+        this.reject(tracked, verdict.reason);
+        break;
+      case "partiallyAccepted":
+        this.notify(DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: verdict.acceptedLength });
+        break;
+      case "completed":
+        this.active = undefined; // the accept command (if it was Tab) reports it; byId keeps it until then
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onDocumentChange(e: vscode.TextDocumentChangeEvent): void {
+    const tracked = this.active;
+    if (!tracked || e.document.uri.toString() !== tracked.uri || e.contentChanges.length === 0) {
+      return;
+    }
+    const partial = this.partialAcceptPending;
+    this.partialAcceptPending = false;
+    for (const change of e.contentChanges) {
+      const verdict = tracked.tracker.onChange({ offset: change.rangeOffset, length: change.rangeLength, text: change.text }, partial);
+      if (this.proposedApi) {
+        continue; // the proposed API reports; the tracker only follows
+      }
+      this.apply(tracked, verdict);
+    }
+  }
+
+  private onSelection(e: vscode.TextEditorSelectionChangeEvent): void {
+    const tracked = this.active;
+    if (!tracked || e.textEditor.document.uri.toString() !== tracked.uri || e.selections.length !== 1) {
+      return;
+    }
+    const selection = e.selections[0];
+    const offset = e.textEditor.document.offsetAt(selection.active);
+    const verdict = selection.isEmpty ? tracked.tracker.onCursor(offset) : tracked.tracker.reject("cursorMoved");
+    if (!this.proposedApi) {
+      this.apply(tracked, verdict);
+    }
+  }
+
+  private async dismiss(): Promise<void> {
+    await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+    this.endActive("dismissed");
+  }
+
+  private async acceptNextWord(): Promise<void> {
+    this.partialAcceptPending = true;
+    try {
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.acceptNextWord");
+    } finally {
+      this.partialAcceptPending = false;
+    }
+  }
+
+  private recordLatency(ms: number): void {
+    const list = this.counters.latenciesMs;
+    list.push(ms);
+    if (list.length > MAX_LATENCIES) {
+      list.splice(0, list.length - MAX_LATENCIES);
+    }
+  }
+
+  private notify(method: string, params: object): void {
+    const client = this.access.current();
+    if (client?.isRunning()) {
+      client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
+    }
+  }
+
+  dispose(): void {
+    this.endActive("ignored");
+    for (const d of this.disposables.splice(0)) {
+      d.dispose();
+    }
+  }
+}
+
+interface Tracked {
+  id: string;
+  uri: string;
+  tracker: SuggestionTracker;
+}
+
+function suggestionId(item: vscode.InlineCompletionItem): string | undefined {
+  const command = item.command;
+  if (command?.command === COMMAND_ACCEPT_SUGGESTION && typeof command.arguments?.[0] === "string") {
+    return command.arguments[0];
+  }
+  return undefined;
+}
+
+export function median(values: number[]): number | undefined {
+  if (values.length === 0) {
+    return undefined;
+  }
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}

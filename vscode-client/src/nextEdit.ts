@@ -1,0 +1,239 @@
+// Next edit: an edit the server predicts elsewhere in the file, shown as a decoration with a hint.
+// Tab jumps to it and applies it (workspace/executeCommand tact.acceptNextEdit [id]), Escape dismisses it
+// (tact/didRejectNextEdit {id, reason}); showing it sends tact/didShowNextEdit {id}.
+//
+// Only used when the server advertises `experimental.tact.nextEdit` in its capabilities; a server that
+// answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
+import * as vscode from "vscode";
+import type { LanguageClient } from "vscode-languageclient/node";
+import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
+import {
+  COMMAND_ACCEPT_NEXT_EDIT,
+  DID_REJECT_NEXT_EDIT,
+  DID_SHOW_NEXT_EDIT,
+  NEXT_EDIT,
+  type NextEdit,
+  type NextEditParams,
+  type NextEditResult,
+  type RejectReason,
+} from "./protocol";
+import type { ClientAccess } from "./inline";
+
+export const VISIBLE_CONTEXT_KEY = "tact.nextEditVisible";
+const IDLE_MS = 500; // ask after the user stops typing this long
+const HINT = "Tab to apply · Esc to dismiss";
+
+interface Shown {
+  edit: NextEdit;
+  uri: string;
+  version: number;
+  range: vscode.Range;
+}
+
+export function serverSupportsNextEdit(client: LanguageClient | undefined): boolean {
+  const experimental = client?.initializeResult?.capabilities?.experimental as { tact?: { nextEdit?: unknown } } | undefined;
+  return Boolean(experimental?.tact?.nextEdit);
+}
+
+export class NextEdits implements vscode.Disposable {
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly removed = vscode.window.createTextEditorDecorationType({
+    backgroundColor: new vscode.ThemeColor("diffEditor.removedTextBackground"),
+    textDecoration: "line-through",
+    overviewRulerColor: new vscode.ThemeColor("editorOverviewRuler.modifiedForeground"),
+    overviewRulerLane: vscode.OverviewRulerLane.Right,
+  });
+  private readonly inserted = vscode.window.createTextEditorDecorationType({
+    after: {
+      color: new vscode.ThemeColor("editorGhostText.foreground"),
+      backgroundColor: new vscode.ThemeColor("diffEditor.insertedTextBackground"),
+      margin: "0 0.5em 0 0.5em",
+    },
+  });
+  private shown: Shown | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private pending: vscode.CancellationTokenSource | undefined;
+  private unsupported = false;
+  private applying = false;
+
+  constructor(
+    private readonly access: ClientAccess,
+    private readonly selector: vscode.DocumentSelector,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  register(): void {
+    this.disposables.push(
+      this.removed,
+      this.inserted,
+      vscode.workspace.onDidChangeTextDocument((e) => this.onDocumentChange(e)),
+      vscode.window.onDidChangeActiveTextEditor(() => this.end("ignored")),
+      vscode.commands.registerCommand("tact.applyNextEdit", () => this.apply()),
+      vscode.commands.registerCommand("tact.dismissNextEdit", () => this.end("dismissed")),
+    );
+  }
+
+  /** A new server: ask again (it may support next edit even if the last one did not). */
+  reset(): void {
+    this.unsupported = false;
+    this.end("ignored");
+  }
+
+  /** After a completion was accepted: look for the edit that follows it right away. */
+  requestSoon(uri: string): void {
+    const editor = vscode.window.activeTextEditor;
+    if (editor && editor.document.uri.toString() === uri) {
+      this.schedule(editor, 50);
+    }
+  }
+
+  private enabled(): boolean {
+    return !this.unsupported && this.access.enabled() && serverSupportsNextEdit(this.access.current());
+  }
+
+  private onDocumentChange(e: vscode.TextDocumentChangeEvent): void {
+    if (e.contentChanges.length === 0 || this.applying) {
+      return;
+    }
+    if (this.shown && e.document.uri.toString() === this.shown.uri) {
+      this.end("typedOver");
+    }
+    const editor = vscode.window.activeTextEditor;
+    if (editor && editor.document === e.document && vscode.languages.match(this.selector, e.document) > 0) {
+      this.schedule(editor, IDLE_MS);
+    }
+  }
+
+  private schedule(editor: vscode.TextEditor, delayMs: number): void {
+    if (!this.enabled()) {
+      return;
+    }
+    clearTimeout(this.timer);
+    this.pending?.cancel();
+    this.timer = setTimeout(() => void this.request(editor), delayMs);
+  }
+
+  private async request(editor: vscode.TextEditor): Promise<void> {
+    const client = this.access.current();
+    if (!client?.isRunning() || vscode.window.activeTextEditor !== editor) {
+      return;
+    }
+    const document = editor.document;
+    const version = document.version;
+    const source = new vscode.CancellationTokenSource();
+    this.pending = source;
+    const params: NextEditParams = {
+      textDocument: { uri: client.code2ProtocolConverter.asUri(document.uri), version },
+      position: client.code2ProtocolConverter.asPosition(editor.selection.active),
+    };
+    let result: NextEditResult | null;
+    try {
+      result = await client.sendRequest<NextEditResult | null>(NEXT_EDIT, params, source.token);
+    } catch (error) {
+      if (error instanceof ResponseError && error.code === ErrorCodes.MethodNotFound) {
+        this.unsupported = true;
+        this.log(`${NEXT_EDIT}: the server does not implement it; next edits are off for this session`);
+      } else if (!source.token.isCancellationRequested) {
+        this.log(`${NEXT_EDIT} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return;
+    } finally {
+      if (this.pending === source) {
+        this.pending = undefined;
+      }
+      source.dispose();
+    }
+    const edit = result?.edits?.[0];
+    if (!edit || document.version !== version || vscode.window.activeTextEditor !== editor) {
+      return;
+    }
+    this.show(editor, edit, version, client);
+  }
+
+  private show(editor: vscode.TextEditor, edit: NextEdit, version: number, client: LanguageClient): void {
+    this.end("superseded");
+    const range = client.protocol2CodeConverter.asRange(edit.range);
+    this.shown = { edit, uri: editor.document.uri.toString(), version, range };
+    const preview = previewOf(edit.newText);
+    const removedText = editor.document.getText(range);
+    editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage: `Tact: replace with \`${edit.newText}\`` }] : []);
+    editor.setDecorations(this.inserted, [
+      {
+        range: new vscode.Range(range.end, range.end),
+        renderOptions: { after: { contentText: `${removedText ? "→ " : "+ "}${preview}   ${HINT}` } },
+      },
+    ]);
+    void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, true);
+    this.notify(DID_SHOW_NEXT_EDIT, { id: edit.id });
+  }
+
+  private async apply(): Promise<void> {
+    const shown = this.shown;
+    const editor = vscode.window.activeTextEditor;
+    if (!shown || !editor || editor.document.uri.toString() !== shown.uri || editor.document.version !== shown.version) {
+      this.end("ignored");
+      return;
+    }
+    this.clear();
+    this.applying = true;
+    try {
+      const applied = await editor.edit((b) => b.replace(shown.range, shown.edit.newText));
+      if (!applied) {
+        this.log("next edit: the editor refused the edit");
+        return;
+      }
+    } finally {
+      this.applying = false;
+    }
+    const end = editor.document.positionAt(editor.document.offsetAt(shown.range.start) + shown.edit.newText.length);
+    editor.selection = new vscode.Selection(end, end);
+    editor.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    const client = this.access.current();
+    if (client?.isRunning()) {
+      client
+        .sendRequest(ExecuteCommandRequest.type, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] })
+        .catch((error: unknown) => this.log(`${COMMAND_ACCEPT_NEXT_EDIT} failed: ${String(error)}`));
+    }
+    this.schedule(editor, 50); // the edit after this one
+  }
+
+  private end(reason: RejectReason): void {
+    const shown = this.shown;
+    if (!shown) {
+      return;
+    }
+    this.clear();
+    this.notify(DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason });
+  }
+
+  private clear(): void {
+    this.shown = undefined;
+    for (const editor of vscode.window.visibleTextEditors) {
+      editor.setDecorations(this.removed, []);
+      editor.setDecorations(this.inserted, []);
+    }
+    void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, false);
+  }
+
+  private notify(method: string, params: object): void {
+    const client = this.access.current();
+    if (client?.isRunning()) {
+      client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.pending?.cancel();
+    this.end("ignored");
+    for (const d of this.disposables.splice(0)) {
+      d.dispose();
+    }
+  }
+}
+
+function previewOf(text: string): string {
+  const lines = text.split("\n");
+  const first = lines[0].length > 60 ? lines[0].slice(0, 57) + "…" : lines[0];
+  return lines.length > 1 ? `${first} … (+${lines.length - 1} lines)` : first || "(delete)";
+}

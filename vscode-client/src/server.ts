@@ -1,0 +1,46 @@
+// Finding and starting the Tact server: `<python> -m lsp_server` (what `tact serve` runs) on stdio.
+import { execFile } from "node:child_process";
+import type { Executable } from "vscode-languageclient/node";
+
+export interface PythonCheck {
+  ok: boolean;
+  version?: string; // Tact's version when ok
+  problem?: string; // why not, for the user
+}
+
+const PROBE = "import sys, lsp_server; sys.stdout.write(lsp_server.__version__)";
+
+/** Whether `python` can run the server: it exists and imports lsp_server. */
+export function checkPython(python: string, timeoutMs = 30000): Promise<PythonCheck> {
+  return new Promise((resolve) => {
+    execFile(python, ["-c", PROBE], { timeout: timeoutMs, env: process.env }, (error, stdout, stderr) => {
+      if (!error) {
+        resolve({ ok: true, version: stdout.trim() });
+        return;
+      }
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "EACCES") {
+        resolve({ ok: false, problem: `the Python interpreter "${python}" was not found (${code})` });
+      } else if (/No module named '?lsp_server/.test(stderr)) {
+        resolve({
+          ok: false,
+          problem: `Tact is not installed in "${python}" (install it there: \`${python} -m pip install -e <your Tact checkout>\`, or use the .venv/bin/python that Tact's scripts/setup makes)`,
+        });
+      } else if (error.killed) {
+        resolve({ ok: false, problem: `"${python}" did not answer within ${Math.round(timeoutMs / 1000)} s` });
+      } else {
+        const last = stderr.trim().split("\n").pop() ?? String(error);
+        resolve({ ok: false, problem: `"${python}" cannot import Tact: ${last}` });
+      }
+    });
+  });
+}
+
+/** The server process: stdio, model directory on the command line so it loads while VS Code initializes. */
+export function serverExecutable(python: string, modelPath: string, cwd?: string): Executable {
+  const args = ["-m", "lsp_server"];
+  if (modelPath) {
+    args.push("--model", modelPath);
+  }
+  return { command: python, args, options: { cwd, env: { ...process.env, PYTHONUNBUFFERED: "1" } } };
+}

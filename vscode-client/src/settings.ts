@@ -1,0 +1,64 @@
+// Settings: the `tact` section of the VS Code configuration. The server's settings and their defaults are
+// declared in package.json (they mirror lsp_server/config.py, which a test checks); a few keys only
+// concern the extension and are never sent to the server.
+import * as vscode from "vscode";
+
+export const SECTION = "tact";
+
+/** Keys the extension uses itself; every other `tact.*` key is a server setting. */
+export const EXTENSION_ONLY_KEYS = new Set(["pythonPath", "trace.server"]);
+
+/** Server settings that only take effect in a new server process: changing them restarts it. Others go to
+ * the running server as workspace/didChangeConfiguration. */
+export const RESTART_KEYS = [
+  "pythonPath",
+  "modelPath",
+  "telemetry",
+  "telemetryDatabase",
+  "acceptanceModelPath",
+  "editCoalesceMs",
+];
+
+/** The server settings' names, from the extension's own package.json. */
+export function serverSettingKeys(packageJSON: any): string[] {
+  const props = packageJSON?.contributes?.configuration?.properties ?? {};
+  return Object.keys(props)
+    .filter((k) => k.startsWith(SECTION + "."))
+    .map((k) => k.slice(SECTION.length + 1))
+    .filter((k) => !EXTENSION_ONLY_KEYS.has(k));
+}
+
+/** The server settings as a plain camelCase object (what initializationOptions carry). */
+export function serverSettings(packageJSON: any, scope?: vscode.ConfigurationScope): Record<string, unknown> {
+  const config = vscode.workspace.getConfiguration(SECTION, scope);
+  const out: Record<string, unknown> = {};
+  for (const key of serverSettingKeys(packageJSON)) {
+    const value = config.get(key);
+    if (value !== undefined) {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** The Python interpreter that runs the server. */
+export function pythonPath(): string {
+  const own = vscode.workspace.getConfiguration(SECTION).get<string>("pythonPath", "").trim();
+  if (own) {
+    return expandHome(own);
+  }
+  const python = vscode.workspace.getConfiguration("python").get<string>("defaultInterpreterPath", "").trim();
+  if (python && python !== "python") {
+    return expandHome(python);
+  }
+  return process.platform === "win32" ? "python" : "python3";
+}
+
+function expandHome(path: string): string {
+  const home = process.env.HOME ?? process.env.USERPROFILE;
+  return home && (path === "~" || path.startsWith("~/")) ? home + path.slice(1) : path;
+}
+
+export function needsRestart(event: vscode.ConfigurationChangeEvent): boolean {
+  return RESTART_KEYS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`));
+}
