@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.exits import CONTROLLER_HIDDEN, N_OUTCOMES
+from models.exits import CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS
 
 
 @dataclass
@@ -167,9 +167,10 @@ class EarlyExitLM(nn.Module):
         # One norm per early exit; the last layer exits through model.norm. The LM head is the
         # (tied) embedding matrix, shared by every exit.
         self.exit_norms = nn.ModuleList(RMSNorm(cfg.hidden_size, cfg.rms_norm_eps) for _ in range(cfg.num_hidden_layers - 1))
-        # Stop&Exit controller: per layer, a small MLP on that exit's normed hidden state -> 3 outcomes.
+        # Stop&Exit controller: per layer, a small MLP on that exit's normed hidden state -> logits of
+        # P(exit) and P(stop) (models.exits).
         self.controller = nn.ModuleList(
-            nn.Sequential(nn.Linear(cfg.hidden_size, CONTROLLER_HIDDEN), nn.ReLU(), nn.Linear(CONTROLLER_HIDDEN, N_OUTCOMES))
+            nn.Sequential(nn.Linear(cfg.hidden_size, CONTROLLER_HIDDEN), nn.ReLU(), nn.Linear(CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS))
             for _ in range(cfg.num_hidden_layers))
         self.apply(self._init)
 

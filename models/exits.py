@@ -1,7 +1,9 @@
 """Stop&Exit controller: shared definitions for training (torch) and serving (numpy).
 
 Per token and per layer the controller picks one of three outcomes from the layer's hidden state
-alone (normed by that exit's norm), so deciding costs a tiny MLP, not the vocabulary-sized head:
+alone (normed by that exit's norm), so deciding costs a tiny MLP, not the vocabulary-sized head.
+Two independent estimates drive it, each with its own label: P(exit) that this layer's prediction
+equals the final layer's, and P(stop) that the final layer's prediction is wrong:
   EXIT     this layer's prediction already equals the final layer's: leave the network here;
   CONTINUE go on to the next layer;
   STOP     the final layer's prediction is likely wrong: end the suggestion before this token.
@@ -13,6 +15,7 @@ import numpy as np
 
 CONTINUE, EXIT, STOP = 0, 1, 2
 N_OUTCOMES = 3
+CONTROLLER_OUTPUTS = 2  # logits of P(exit) and P(stop)
 OUTCOME_NAMES = ("continue", "exit", "stop")
 
 
@@ -29,11 +32,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(x))
 
 
-def label_outcomes(layer_pred, final_pred, target):
-    """Training labels for one layer (arrays of token ids): STOP where the final prediction is wrong,
-    else EXIT where this layer agrees with the final layer, else CONTINUE."""
-    out = np.where(layer_pred == final_pred, EXIT, CONTINUE)
-    return np.where(final_pred != target, STOP, out)
+def controller_labels(layer_pred, final_pred, target) -> np.ndarray:
+    """Training targets for one layer from arrays of token ids: (N, 2) of
+    [this layer agrees with the final layer, the final layer is wrong]."""
+    return np.stack([layer_pred == final_pred, final_pred != target], axis=-1).astype(np.float32)
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -50,8 +52,8 @@ class Controller:
         if weights:
             for i in range(len(exit_norms)):
                 keys = [f"controller.{i}.0.weight", f"controller.{i}.0.bias", f"controller.{i}.2.weight", f"controller.{i}.2.bias"]
-                if not all(k in weights for k in keys):
-                    self.layers = []
+                if not all(k in weights for k in keys) or weights[keys[2]].shape[0] != CONTROLLER_OUTPUTS:
+                    self.layers = []  # absent, or from an older controller layout: untrained
                     break
                 self.layers.append(tuple(weights[k] for k in keys))
 
@@ -60,11 +62,14 @@ class Controller:
         return bool(self.layers)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
-        """hidden: (..., D) after `layer` -> (..., 3) probabilities of CONTINUE, EXIT, STOP."""
+        """hidden: (..., D) after `layer` -> (..., 3): [P(continue), P(exit), P(stop)], with P(exit) and
+        P(stop) independent sigmoids and P(continue) = (1 - P(exit)) (1 - P(stop)) for display."""
         if not self.layers:
             out = np.zeros(hidden.shape[:-1] + (N_OUTCOMES,), np.float32)
             out[..., CONTINUE] = 1.0
             return out
         w1, b1, w2, b2 = self.layers[layer]
         x = rms_norm(hidden, self.exit_norms[layer], self.eps)
-        return softmax(np.maximum(x @ w1.T + b1, 0.0) @ w2.T + b2)
+        z = np.maximum(x @ w1.T + b1, 0.0) @ w2.T + b2  # (..., 2)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.stack([(1 - p[..., 0]) * (1 - p[..., 1]), p[..., 0], p[..., 1]], axis=-1).astype(np.float32)

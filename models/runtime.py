@@ -67,7 +67,8 @@ class DecodeResult:
 
     @property
     def layers_per_token(self) -> float:
-        return self.layer_passes / max(1, len(self.token_ids))
+        """Mean depth each emitted token went through (compute, drafts included, is layer_passes)."""
+        return sum(self.layers) / len(self.layers) if self.layers else 0.0
 
 
 class KVCache:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
-from models.exits import N_OUTCOMES, label_outcomes
+from models.exits import controller_labels
 from models.fim import build_prompt
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -130,11 +130,11 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 
 @torch.no_grad()
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
-                   epochs: int = 30) -> dict:
+                   epochs: int = 8) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on.
 
-    Labels (models.exits.label_outcomes): STOP where the final layer's prediction is wrong, else EXIT
-    where this layer already agrees with the final layer, else CONTINUE. Returns per-layer statistics.
+    Targets (models.exits.controller_labels): exit where this layer already agrees with the final
+    layer; stop where the final layer's prediction is wrong. Returns per-layer statistics.
     """
     model.eval()
     L = model.cfg.num_hidden_layers
@@ -154,17 +154,16 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             h = hidden[layer][:, :-1][valid]
             pred = model.exit_logits(layer, h).argmax(-1).numpy()
             feats[layer].append(h.clone())
-            labels[layer].append(torch.from_numpy(label_outcomes(pred, final_pred, tgt)))
+            labels[layer].append(torch.from_numpy(controller_labels(pred, final_pred, tgt)))
             agree[layer] += (pred == final_pred).sum()
             correct[layer] += (pred == tgt).sum()
         n += len(tgt)
     stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(),
-             "agrees_with_final": (agree / n).round(4).tolist(), "class_share": [], "fit_accuracy": []}
+             "agrees_with_final": (agree / n).round(4).tolist(), "fit_accuracy": []}
     with torch.enable_grad():
         for layer in range(L):
             x = torch.cat(feats[layer])
-            y = torch.cat(labels[layer]).long()
-            stats["class_share"].append([round(v, 4) for v in torch.bincount(y, minlength=N_OUTCOMES).div(len(y)).tolist()])
+            y = torch.cat(labels[layer])  # (N, 2)
             head = model.controller[layer]
             norm = model.exit_norm(layer)
             for m in head:
@@ -174,13 +173,13 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             xn = norm(x).detach()
             for _ in range(epochs):
                 for idx in torch.randperm(len(y)).split(1024):
-                    loss = F.cross_entropy(head(xn[idx]), y[idx])
+                    loss = F.binary_cross_entropy_with_logits(head(xn[idx]), y[idx])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
-            acc = (head(xn).argmax(-1) == y).float().mean().item()
-            stats["fit_accuracy"].append(round(acc, 4))
-            log(f"controller layer {layer}: loss {loss.item():.4f} accuracy {acc:.3f} classes {stats['class_share'][-1]}")
+            acc = ((head(xn) > 0).float() == y).float().mean(0).tolist()  # [exit, stop]
+            stats["fit_accuracy"].append([round(a, 4) for a in acc])
+            log(f"controller layer {layer}: loss {loss.item():.4f} accuracy exit {acc[0]:.3f} stop {acc[1]:.3f}")
     return stats
 
 

@@ -34,8 +34,8 @@ from .oracle import Oracle
 from .reader import list_sessions, open_readonly
 from .reconstruct import Request, Script, build_script
 from .schema import TelemetrySchemaError
-from .simulate import (ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT, DID_SHOW, REPLAY_CLOCK, server_command,
-                       wait_ready)
+from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT, DID_SHOW, REPLAY_CLOCK,
+                       server_command, wait_ready)
 from .text import utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
@@ -179,13 +179,6 @@ def _settings(recorded: dict[str, Any] | None, overrides: dict[str, Any]) -> dic
     values = {k: v for k, v in (recorded or {}).items() if k not in _NOT_REPLAYED}
     values.update({k: v for k, v in overrides.items() if k not in _NOT_REPLAYED})
     return values
-
-
-ACCELERATED_DEFAULTS = {
-    # The gate's debounce waits for a keystroke that would supersede the request; an accelerated replay sends
-    # the next keystroke only after the answer, so the wait changes nothing but the time the replay takes.
-    "acceptanceDebounceMaxMs": 0,
-}
 
 
 def effective_overrides(options: ReplayOptions) -> tuple[dict[str, Any], list[str]]:

@@ -192,16 +192,19 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         for (sid, requested_at, text, outcome, shown_at, latency, layers, accepted_length, generated_at,
              outcome_at) in rows:
             replayed = replay_rows.get(sid)
-            ts = replayed["source_ts"] if replayed and replayed.get("source_ts") is not None else requested_at
-            if ts is None:
-                ts = generated_at or outcome_at
-            if ts is None:
+            if replayed is not None and replayed.get("source_ts") is not None:
+                ts = replayed["source_ts"]  # a replay is drawn on the recorded session's clock
+            elif data.is_replay:
+                ts = None  # its own clock ran at another pace: place it with the request before it
+            else:
+                ts = requested_at if requested_at is not None else (generated_at or outcome_at)
+            if ts is None and (not data.is_replay or start is None):
                 continue
             if start is None:
-                start = ts if not replayed else ts
-                if not replayed and s["started_at"] is not None:
+                start = ts
+                if not data.is_replay and s["started_at"] is not None:
                     start = min(ts, s["started_at"])
-            minute = offset + (ts - start) / 60.0
+            minute = offset + (ts - start) / 60.0 if ts is not None else last
             last = max(last, minute)
             shown = shown_at is not None or outcome in DECIDED
             if replayed is not None:

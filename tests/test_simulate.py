@@ -56,3 +56,70 @@ def test_requests_in_the_middle_of_an_edit_carry_it(simulated_session):
     finally:
         conn.close()
     assert sum(1 for (pending,) in rows if pending) > len(rows) // 2
+
+
+class _FakeServer:
+    """Stands in for the LspClient: holds the document the changes build, and suggests from the target text
+    (right, half right or wrong, in turn)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.doc = ""
+        self.version = 0
+        self.n = 0
+        self.commands: list = []
+        self.notes: list = []
+
+    def did_open(self, uri, text, version=1, language_id="python"):
+        self.doc, self.version = text, version
+
+    def did_change(self, uri, version, changes):
+        assert version > self.version
+        self.version = version
+        for c in changes:
+            starts = line_starts(self.doc)
+            a = offset_at(self.doc, c["range"]["start"]["line"], c["range"]["start"]["character"], starts)
+            b = offset_at(self.doc, c["range"]["end"]["line"], c["range"]["end"]["character"], starts)
+            self.doc = self.doc[:a] + c["text"] + self.doc[b:]
+
+    def request_async(self, method, params):
+        import queue
+        import re
+
+        pos = params["position"]
+        cursor = offset_at(self.doc, pos["line"], pos["character"])  # (a typo may sit before it)
+        self.n += 1
+        rest = self.target[cursor:].split("\n", 1)[0]
+        word = re.match(r"\W*\w*", rest).group(0)
+        text = [word, word + " wrong", "zzz"][self.n % 3] if word.strip() else ""
+        q: queue.Queue = queue.Queue()
+        items = [{"insertText": text, "command": {"arguments": [f"s{self.n}"]}}] if text else []
+        q.put({"result": {"items": items}})
+        return self.n, q
+
+    def notify(self, method, params):
+        self.notes.append((method, params))
+
+    def request(self, method, params=None, timeout=30.0):
+        self.commands.append(params)
+        return True
+
+    def cancel(self, msg_id):
+        pass
+
+
+def test_programmer_accepts_whole_and_in_part_and_types_the_rest():
+    from telemetry.simulate import DID_PARTIALLY_ACCEPT, Programmer, TypingStyle
+
+    target = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.readlines()\n"
+    fake = _FakeServer(target)
+    style = TypingStyle(accept_p=1.0, partial_p=1.0, typo_p=0.05, revisit_p=0.3)
+    programmer = Programmer(fake, style=style, seed=5)
+    final = programmer.type_document("file:///t.py", target, start_line=1)
+    s = programmer.stats
+    assert final == fake.doc == target
+    assert s.accepted > 0 and s.partially_accepted > 0 and s.rejected > 0
+    assert len(fake.commands) == s.accepted
+    assert sum(1 for m, _ in fake.notes if m == DID_PARTIALLY_ACCEPT) == s.partially_accepted
+    assert s.chars_accepted > 0 and s.chars_typed + s.chars_accepted >= len(target) - len("import os\n")
+    assert s.simulated_s > 0 and s.wall_s < 5
