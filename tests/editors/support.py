@@ -35,13 +35,55 @@ INIT_OPTIONS = {"tact": {"stopThreshold": 1.01, "acceptanceGate": False}}
 EDITOR_TIMEOUT_S = 40  # inside the editor script: writes {"error": ...} and quits
 PROCESS_TIMEOUT_S = 60  # the editor process as a whole
 
-# The file every editor opens: the shared sample plus a function whose last line is unfinished.
-# The completion is requested at the end of that line (after the editor may have typed TYPED).
-EDITOR_SAMPLE = SAMPLE + "\n\ndef mean(values):\n    total = sum(\n"
 TYPED = "values"
-# The same with non-ASCII text before the cursor on the completion line: "é" is 1 UTF-16 unit and 2
-# UTF-8 bytes, "🍰" 2 UTF-16 units and 4 UTF-8 bytes, so any position-encoding mix-up shows.
-EDITOR_SAMPLE_NON_ASCII = SAMPLE + '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label, total = "café 🍰", sum(\n'
+
+# Unfinished last lines for the file every editor opens, and their non-ASCII twins ("é" is 1 UTF-16
+# unit and 2 UTF-8 bytes, "🍰" 2 UTF-16 units and 4 UTF-8 bytes, so a position-encoding mix-up shows).
+# The completion is requested at the end of that line, with or without TYPED typed first. A real
+# model may legitimately have nothing to say at one spot, so the first ending after which the model
+# under test suggests something both ways is used: the tests stay about the editors, whatever model.
+_ENDINGS = [
+    ("\n\ndef mean(values):\n    total = sum(\n",
+     '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label, total = "café 🍰", sum(\n'),
+    ("\n\ndef mean(values):\n    return sum(\n",
+     '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label = "café 🍰"\n    return sum(\n'),
+    ("\n\ndef mean(values):\n    count = len(\n",
+     '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label, count = "café 🍰", len(\n'),
+    ("\n\ndef mean(values):\n    for value in \n",
+     '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label = "café 🍰"\n    for value in \n'),
+    ("\n\ndef mean(values):\n    print(\n",
+     '\n\ndef mean(values):\n    """Moyenne — the naïve mean."""\n    label = "café 🍰"\n    print(\n'),
+]
+
+
+def _suggests_both_ways(service, settings, text: str) -> bool:
+    """Whether the model suggests something at the end of text's last line, before and after TYPED."""
+    from lsp_server.services.positions import LineIndex, Position
+    from lsp_server.services.scheduler import CancelToken
+
+    lines = text.split("\n")
+    for typed in ("", TYPED):
+        body = "\n".join(lines[:-2] + [lines[-2] + typed, ""])
+        ctx = service.context(LineIndex(body), "python", Position(len(lines) - 2, len(lines[-2] + typed)), settings)
+        if not service.complete(ctx, settings, CancelToken()).text.strip():
+            return False
+    return True
+
+
+def _pick_samples() -> tuple[str, str]:
+    from lsp_server.config import Settings
+    from lsp_server.services.completion import CompletionService
+
+    service = CompletionService()
+    if not service.load(str(model_under_test())).ready:
+        return SAMPLE + _ENDINGS[0][0], SAMPLE + _ENDINGS[0][1]  # the tests then fail on the server's own report
+    settings, _ = Settings.from_camel(INIT_OPTIONS["tact"])
+    ascii_text = next((SAMPLE + a for a, _ in _ENDINGS if _suggests_both_ways(service, settings, SAMPLE + a)), SAMPLE + _ENDINGS[0][0])
+    other = next((SAMPLE + b for _, b in _ENDINGS if _suggests_both_ways(service, settings, SAMPLE + b)), SAMPLE + _ENDINGS[0][1])
+    return ascii_text, other
+
+
+EDITOR_SAMPLE, EDITOR_SAMPLE_NON_ASCII = _pick_samples()
 
 INSTALL_HINT = "run scripts/install-editors"
 REQUIRE_ENV = "TACT_REQUIRE_EDITORS"  # set (scripts/test does): a missing editor fails instead of skipping

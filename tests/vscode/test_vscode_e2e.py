@@ -35,7 +35,7 @@ ARTIFACTS = REPO / "artifacts" / "vscode"
 EXTENSION_ID = "tact.tact"  # publisher.name in vscode-client/package.json
 INSTALL_HINT = "run scripts/install-vscode-test"
 
-TYPED = "values"  # typed at the end of the sample's last line, `    total = sum(`
+TYPED = "values"  # typed at the end of the sample's last line
 SECOND = "return tot"  # typed on a new line after the accepted suggestion
 E2E_TIMEOUT_S = 150
 
@@ -168,8 +168,9 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
         assert accepted, f"no accepted suggestion in the telemetry database\n{why}"
         _, text, shown_at = accepted[-1]
         assert text and shown_at is not None, f"accepted suggestion {accepted[-1]} was never shown\n{why}"
-        line_after = next((ln for ln in result["linesAfterAccept"] if "total = sum(" in ln), "")
-        assert line_after.rstrip() == ("    total = sum(" + TYPED + text).rstrip(), (
+        last_line = EDITOR_SAMPLE.splitlines()[-1]
+        line_after = next((ln for ln in result["linesAfterAccept"] if ln.startswith(last_line)), "")
+        assert line_after.rstrip() == (last_line + TYPED + text).rstrip(), (
             f"the editor line after Tab is {line_after!r}, expected the typed text and the suggestion {text!r}\n{why}")
         assert result["ghost1"], f"no ghost text read from the editor\n{why}"
 
