@@ -25,7 +25,7 @@ def _config() -> ClientServerConfig:
 
 @pytest_lsp.fixture(config=_config())
 async def client(lsp_client: LanguageClient):
-    result = await lsp_client.initialize_session(initialize_params({"decodingPolicy": "speculative", "stopThreshold": 1.01}))
+    result = await lsp_client.initialize_session(initialize_params({"decodingPolicy": "speculative", "stopThreshold": 1.01, "acceptanceGate": False}))
     lsp_client.init_result = result
     lsp_client.text_document_did_open(types.DidOpenTextDocumentParams(
         text_document=types.TextDocumentItem(uri=URI, language_id="python", version=1, text=SAMPLE)))
@@ -71,3 +71,45 @@ async def test_inline_completion_from_the_model(client: LanguageClient):
     rows = wait_for_rows(_db(), "select policy, tokens, latency_ms, text from suggestions where id = ? and generated_at is not null", (sid,))
     assert rows and rows[0][0] == "speculative" and rows[0][1] >= 1 and rows[0][2] > 0
     assert rows[0][3] == item.insert_text
+
+
+async def _suggest(client: LanguageClient, version: int, line: int, text: str) -> tuple[str, str]:
+    """Type `text` on a new line and ask for a suggestion; returns (id, insert text)."""
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)),
+            text=text)]))
+    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(line=line, character=len(text)),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    assert result.items, f"no suggestion after {text!r}"
+    item = result.items[0]
+    return item.command.arguments[0], item.insert_text
+
+
+async def test_feedback_lands_as_rows_in_sqlite(client: LanguageClient):
+    accepted_id, accepted_text = await _suggest(client, 2, 11, "    total = len(")
+    client.protocol.notify("tact/didShowCompletion", {"id": accepted_id})
+    client.protocol.notify("tact/didPartiallyAcceptCompletion", {"id": accepted_id, "acceptedLength": 1})
+    ok = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="tact.acceptSuggestion", arguments=[accepted_id]))
+    assert ok is True
+    rejected_id, _ = await _suggest(client, 3, 12, "    count = len(")
+    client.protocol.notify("tact/didShowCompletion", {"id": rejected_id})
+    client.protocol.notify("tact/didRejectCompletion", {"id": rejected_id, "reason": "typedOver"})
+    status = await client.protocol.send_request_async("tact/status", {})
+    assert status.session.issued >= 2 and status.ready
+
+    rows = wait_for_rows(_db(), "select outcome, accepted_length, shown_at is not null from suggestions where id = ?",
+                         (accepted_id,))
+    assert rows == [("accepted", len(accepted_text), 1)]
+    events = wait_for_rows(_db(), "select type from suggestion_events where suggestion_id = ? and type != 'suggestion_gated' "
+                                  "order by seq", (accepted_id,), want=5)
+    assert [e[0] for e in events] == ["suggestion_requested", "suggestion_generated", "suggestion_shown",
+                                      "suggestion_accepted", "suggestion_accepted"]
+    partial = wait_for_rows(_db(), "select payload from suggestion_events where suggestion_id = ? and type = 'suggestion_accepted' "
+                                   "order by seq limit 1", (accepted_id,))
+    assert '"partial":true' in partial[0][0].replace(" ", "") and '"accepted_length":1' in partial[0][0].replace(" ", "")
+    rows = wait_for_rows(_db(), "select outcome, reject_reason from suggestions where id = ? and outcome is not null", (rejected_id,))
+    assert rows == [("rejected", "typedOver")]

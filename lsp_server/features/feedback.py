@@ -68,6 +68,7 @@ def register(server) -> None:
             "policy": s.decoding_policy,
             "enabled": s.enable,
             "sessionId": ls.recorder.session_id,
+            "session": {k: ls.pipeline.counts[k] for k in ("requested", "skipped", "generated", "hidden", "issued")},
             "database": ls.recorder.database,
             "version": ls.version,
             "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},

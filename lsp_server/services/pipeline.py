@@ -11,6 +11,7 @@ whether the suggestion is shown; both decisions are logged.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class CompletionPipeline:
         self.ledger = ledger
         self.recorder = recorder
         self.gate = gate if gate is not None else AcceptanceGate()  # without a model: off
+        self.counts: Counter[str] = Counter()  # this session: requested, skipped, generated, hidden, issued
 
     def request(self, uri: str, position: Position, trigger: str, settings: Settings) -> PendingRequest | None:
         """Queue a completion for the document as it is now; None when there is nothing to complete."""
@@ -57,6 +59,7 @@ class CompletionPipeline:
         recorder = self.recorder
 
         def job(token: CancelToken) -> Suggestion | None:
+            self.counts["requested"] += 1
             current, index = doc.indexed_snapshot()
             if token.cancelled or current != version:  # superseded or outdated while queued: no model call
                 recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger, {},
@@ -74,6 +77,7 @@ class CompletionPipeline:
                 first = gate.before(ctx, settings, trigger, uri)
                 recorder.gated(suggestion_id, 1, first.decision, first.score, first.threshold, gate.version, first.details())
                 if not first.generate:
+                    self.counts["skipped"] += 1
                     return None
                 if first.debounce_ms and token.wait(first.debounce_ms / 1000):
                     raise Cancelled(token.reason)  # a newer keystroke came: no model call
@@ -87,6 +91,7 @@ class CompletionPipeline:
                 recorder.cancelled(suggestion_id, suggestion.skipped_reason or "skipped")
                 return None
             r = suggestion.result
+            self.counts["generated"] += 1
             recorder.generated(suggestion_id, suggestion.text, self.service.status.name, suggestion.policy,
                                suggestion.latency_ms, len(r.token_ids), r.layers_per_token, r.stop_reason,
                                suggestion.details)
@@ -100,6 +105,7 @@ class CompletionPipeline:
                 recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold, gate.version,
                                second.details())
                 if not second.show:
+                    self.counts["hidden"] += 1
                     return None
             return suggestion
 
@@ -119,6 +125,7 @@ class CompletionPipeline:
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> None:
         """The suggestion goes to the editor: register it, and reject the unresolved one it replaces."""
+        self.counts["issued"] += 1
         superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "completion", uri,
                                                         self.documents.get(uri).version if uri in self.documents else -1,
                                                         suggestion.text))
