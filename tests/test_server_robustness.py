@@ -197,6 +197,19 @@ def test_missing_or_corrupt_model_gives_degraded_mode(tmp_path, breakage):
         client.shutdown()
 
 
+def test_running_server_has_not_loaded_torch(tmp_path):
+    """The real `tact serve` process, after answering a completion, has no torch library mapped."""
+    client, _ = start(tmp_path)
+    try:
+        client.did_open(URI, SAMPLE)
+        client.inline_completion(URI, 11, 4, invoked=True)
+        maps = Path(f"/proc/{client.proc.pid}/maps").read_text()
+        assert "onnxruntime" in maps  # the check can see what the server loaded
+        assert "libtorch" not in maps and "/torch/" not in maps and "/transformers/" not in maps
+    finally:
+        client.shutdown()
+
+
 def test_serving_imports_neither_torch_nor_transformers():
     code = ("import sys; from lsp_server.server import create_server; from lsp_server.services.completion import CompletionService;"
             f"s = CompletionService(); st = s.load({str(model_under_test())!r}); assert st.ready, st.reason;"
