@@ -335,8 +335,8 @@ def _plot_hist(plt, sets: list[Dataset], key: str, out: Path, title: str, xlabel
         _no_data(ax, empty)
     else:
         lo, hi = min(values), _percentile(values, 0.995)
-        if hi <= lo:
-            hi = lo + 1.0
+        if hi <= lo:  # all equal: centre them
+            lo, hi = lo - 0.5, hi + 0.5
         bins = [lo + (hi - lo) * i / 40 for i in range(41)]
         for (data, vs), color in zip(series, COLORS):
             if not vs:
