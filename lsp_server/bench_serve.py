@@ -58,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
-              lines_per_file: int = 4) -> dict:
+              lines_per_file: int = 4, gate: bool = True) -> dict:
     rng = random.Random(seed)
     files = source_files(source, corpus, seed)
     db = Path(tempfile.mkdtemp(prefix="tact-bench-")) / "telemetry.sqlite3"
@@ -67,7 +67,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     latencies: list[float] = []
     shown = accepted = 0
     try:
-        client.initialize({"decodingPolicy": policy, "multiline": False}, client_name="tact-bench")
+        client.initialize({"decodingPolicy": policy, "multiline": False, "acceptanceGate": gate}, client_name="tact-bench")
         # Cold start: the first inline completion answered, whatever it took the model to load.
         client.did_open("file:///bench/cold.py", "import os\n\n\ndef main():\n    path = os.")
         client.inline_completion("file:///bench/cold.py", 4, 14, invoked=True, timeout=120)
@@ -88,6 +88,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
         client.shutdown()
     figures = {
         "policy": policy,
+        "acceptance_gate": gate,
         "model": status.get("model"),
         "requests": len(latencies),
         "cold_start_s": round(cold_start, 3),
@@ -105,7 +106,8 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
 
 def print_table(fig: dict, out=sys.stdout) -> None:
     print(f"tact bench serve: {fig['requests']} inline completions typing real files, policy {fig['policy']}, "
-          f"model {fig['model']}, {fig['hardware']['cores']} cores", file=out)
+          f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, model {fig['model']}, "
+          f"{fig['hardware']['cores']} cores", file=out)
     rows = [("cold start", f"{fig['cold_start_s']:.2f} s", "cold_start_s"), ("p50 latency", f"{fig['p50_ms']:.1f} ms", "p50_ms"),
             ("p95 latency", f"{fig['p95_ms']:.1f} ms", "p95_ms"), ("peak RSS", f"{fig['peak_rss_mb']} MB", "peak_rss_mb")]
     print(f"{'metric':<13} {'value':>10} {'target':>9}  result", file=out)

@@ -127,6 +127,7 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.bench_serve import print_table, run_bench
         from lsp_server.config import DEFAULTS
 
-        fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed)
+        fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
+                        gate=not args.no_gate)
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":
