@@ -85,3 +85,45 @@ def main():
     for line in lines:
         print(count_words(line))
 '''
+
+
+_PROBE = {}
+
+
+def model_suggests(text: str, line: int, character: int, options: dict) -> str:
+    """What the model under test suggests at (line, character) of text with these settings, in-process.
+
+    A real model may legitimately have nothing to say at one spot; tests that need a suggestion pick
+    a spot where it has one, so they stay about the protocol whatever model is shipped.
+    """
+    from lsp_server.config import Settings
+    from lsp_server.services.completion import CompletionService
+    from lsp_server.services.positions import LineIndex, Position
+    from lsp_server.services.scheduler import CancelToken
+
+    service = _PROBE.get("service")
+    if service is None:
+        service = _PROBE["service"] = CompletionService()
+        service.load(str(model_under_test()))
+    if service.runtime is None:
+        return ""
+    settings, _ = Settings.from_camel(options)
+    ctx = service.context(LineIndex(text), "python", Position(line, character), settings)
+    return service.complete(ctx, settings, CancelToken()).text
+
+
+def insert_line(text: str, line: int, new_line: str) -> str:
+    lines = text.split("\n")
+    return "\n".join(lines[:line] + [new_line] + lines[line:])
+
+
+def pick_new_line(text: str, line: int, candidates: list[str], options: dict) -> str:
+    """The first candidate that, inserted as a new line before `line`, gets a suggestion at its end."""
+    for candidate in candidates:
+        if model_suggests(insert_line(text, line, candidate), line, len(candidate), options).strip():
+            return candidate
+    return candidates[0]
+
+
+NEW_LINE_CANDIDATES = ["    total = len(", "    count = len(", "    result = ", "    return ", "    print(",
+                       "    for word in ", "    if not ", "    words = "]

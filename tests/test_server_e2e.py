@@ -10,9 +10,19 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.lsp_support import SAMPLE, initialize_params, model_under_test, server_command, wait_for_rows
+from tests.lsp_support import (
+    NEW_LINE_CANDIDATES,
+    SAMPLE,
+    initialize_params,
+    insert_line,
+    model_under_test,
+    pick_new_line,
+    server_command,
+    wait_for_rows,
+)
 
 URI = "file:///work/sample.py"
+OPTIONS = {"decodingPolicy": "speculative", "stopThreshold": 1.01, "acceptanceGate": False}
 DB_DIR = {}
 
 
@@ -25,7 +35,7 @@ def _config() -> ClientServerConfig:
 
 @pytest_lsp.fixture(config=_config())
 async def client(lsp_client: LanguageClient):
-    result = await lsp_client.initialize_session(initialize_params({"decodingPolicy": "speculative", "stopThreshold": 1.01, "acceptanceGate": False}))
+    result = await lsp_client.initialize_session(initialize_params(OPTIONS))
     lsp_client.init_result = result
     lsp_client.text_document_did_open(types.DidOpenTextDocumentParams(
         text_document=types.TextDocumentItem(uri=URI, language_id="python", version=1, text=SAMPLE)))
@@ -52,14 +62,14 @@ async def test_capabilities_advertised(client: LanguageClient):
 
 
 async def test_inline_completion_from_the_model(client: LanguageClient):
-    # "    words = text." -> the model continues the line
+    typed = pick_new_line(SAMPLE, 11, NEW_LINE_CANDIDATES, OPTIONS)
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
         content_changes=[types.TextDocumentContentChangePartial(
             range=types.Range(start=types.Position(line=11, character=0), end=types.Position(line=11, character=0)),
-            text="    total = len(")]))
+            text=typed + "\n")]))
     result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(line=11, character=16),
+        text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(line=11, character=len(typed)),
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
     items = result.items if hasattr(result, "items") else result
     assert items, "the real model produced no suggestion"
@@ -73,29 +83,31 @@ async def test_inline_completion_from_the_model(client: LanguageClient):
     assert rows[0][3] == item.insert_text
 
 
-async def _suggest(client: LanguageClient, version: int, line: int, text: str) -> tuple[str, str]:
-    """Type `text` on a new line and ask for a suggestion; returns (id, insert text)."""
+async def _suggest(client: LanguageClient, version: int, line: int, document: str) -> tuple[str, str, str]:
+    """Type a new line before `line` where the model has something to say and ask for a suggestion;
+    returns (id, insert text, the document after typing)."""
+    text = pick_new_line(document, line, NEW_LINE_CANDIDATES, OPTIONS)
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
         content_changes=[types.TextDocumentContentChangePartial(
             range=types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)),
-            text=text)]))
+            text=text + "\n")]))
     result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(line=line, character=len(text)),
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
     assert result.items, f"no suggestion after {text!r}"
     item = result.items[0]
-    return item.command.arguments[0], item.insert_text
+    return item.command.arguments[0], item.insert_text, insert_line(document, line, text)
 
 
 async def test_feedback_lands_as_rows_in_sqlite(client: LanguageClient):
-    accepted_id, accepted_text = await _suggest(client, 2, 11, "    total = len(")
+    accepted_id, accepted_text, document = await _suggest(client, 2, 11, SAMPLE)
     client.protocol.notify("tact/didShowCompletion", {"id": accepted_id})
     client.protocol.notify("tact/didPartiallyAcceptCompletion", {"id": accepted_id, "acceptedLength": 1})
     ok = await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="tact.acceptSuggestion", arguments=[accepted_id]))
     assert ok is True
-    rejected_id, _ = await _suggest(client, 3, 12, "    count = len(")
+    rejected_id, _, _ = await _suggest(client, 3, 12, document)
     client.protocol.notify("tact/didShowCompletion", {"id": rejected_id})
     client.protocol.notify("tact/didRejectCompletion", {"id": rejected_id, "reason": "typedOver"})
     status = await client.protocol.send_request_async("tact/status", {})

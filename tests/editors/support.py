@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lsp_support import SAMPLE, model_under_test, server_command
+from tests.lsp_support import SAMPLE, model_suggests, model_under_test, server_command
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"
@@ -56,30 +56,19 @@ _ENDINGS = [
 ]
 
 
-def _suggests_both_ways(service, settings, text: str) -> bool:
+def _suggests_both_ways(text: str) -> bool:
     """Whether the model suggests something at the end of text's last line, before and after TYPED."""
-    from lsp_server.services.positions import LineIndex, Position
-    from lsp_server.services.scheduler import CancelToken
-
     lines = text.split("\n")
     for typed in ("", TYPED):
         body = "\n".join(lines[:-2] + [lines[-2] + typed, ""])
-        ctx = service.context(LineIndex(body), "python", Position(len(lines) - 2, len(lines[-2] + typed)), settings)
-        if not service.complete(ctx, settings, CancelToken()).text.strip():
+        if not model_suggests(body, len(lines) - 2, len(lines[-2] + typed), INIT_OPTIONS["tact"]).strip():
             return False
     return True
 
 
 def _pick_samples() -> tuple[str, str]:
-    from lsp_server.config import Settings
-    from lsp_server.services.completion import CompletionService
-
-    service = CompletionService()
-    if not service.load(str(model_under_test())).ready:
-        return SAMPLE + _ENDINGS[0][0], SAMPLE + _ENDINGS[0][1]  # the tests then fail on the server's own report
-    settings, _ = Settings.from_camel(INIT_OPTIONS["tact"])
-    ascii_text = next((SAMPLE + a for a, _ in _ENDINGS if _suggests_both_ways(service, settings, SAMPLE + a)), SAMPLE + _ENDINGS[0][0])
-    other = next((SAMPLE + b for _, b in _ENDINGS if _suggests_both_ways(service, settings, SAMPLE + b)), SAMPLE + _ENDINGS[0][1])
+    ascii_text = next((SAMPLE + a for a, _ in _ENDINGS if _suggests_both_ways(SAMPLE + a)), SAMPLE + _ENDINGS[0][0])
+    other = next((SAMPLE + b for _, b in _ENDINGS if _suggests_both_ways(SAMPLE + b)), SAMPLE + _ENDINGS[0][1])
     return ascii_text, other
 
 
