@@ -103,5 +103,27 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
     return config
 
 
+def fingerprint(path: Path) -> str:
+    """A short hash that tells two checkpoints apart: config, training record and the safetensors
+    headers (which hold every tensor's name, shape and offsets; the data itself is not read)."""
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    for name in ("config.json", "tact.json", "model.safetensors", "exit_heads.safetensors"):
+        f = path / name
+        if not f.is_file():
+            continue
+        with open(f, "rb") as fh:
+            if name.endswith(".safetensors"):
+                raw = fh.read(8)
+                n = struct.unpack("<Q", raw)[0] if len(raw) == 8 else 0
+                h.update(raw + fh.read(min(n, 100_000_000)))
+                h.update(str(f.stat().st_size).encode())
+            else:
+                h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
 def default_model_dir() -> Path:
     return Path(__file__).resolve().parent / "default"

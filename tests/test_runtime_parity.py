@@ -290,3 +290,15 @@ def test_corrupt_tokenizer(tiny_lm_dir, tmp_path):
     (d / "tokenizer.json").write_text("{not json")
     with pytest.raises(ModelDirError, match="tokenizer.json"):
         EarlyExitRuntime(d)
+
+
+def test_fingerprint_tells_checkpoints_apart(tiny_lm_dir, tmp_path):
+    import shutil
+
+    from models.model_dir import fingerprint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_lm_dir, copy)
+    assert fingerprint(copy) == fingerprint(tiny_lm_dir)
+    (copy / "tact.json").write_text('{"training": {"steps": 1}}')
+    assert fingerprint(copy) != fingerprint(tiny_lm_dir)

@@ -19,7 +19,7 @@ from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
 from lsp_server.services.scheduler import Cancelled, CancelToken
 from models.fim import build_prompt
-from models.model_dir import ModelDirError, default_model_dir
+from models.model_dir import ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
 log = logging.getLogger("tact.completion")
@@ -35,10 +35,12 @@ class ModelStatus:
     name: str = ""
     reason: str = ""  # why degraded
     load_ms: float = 0.0
+    fingerprint: str = ""  # models.model_dir.fingerprint: tells checkpoints apart in telemetry
 
     def as_dict(self) -> dict:
         return {"ready": self.ready, "loading": self.loading, "modelDir": self.model_dir, "model": self.name,
-                "degraded": not self.ready and not self.loading, "reason": self.reason, "loadMs": round(self.load_ms, 1)}
+                "degraded": not self.ready and not self.loading, "reason": self.reason, "loadMs": round(self.load_ms, 1),
+                "fingerprint": self.fingerprint}
 
 
 @dataclass
@@ -85,7 +87,7 @@ class CompletionService:
             try:
                 self.runtime = EarlyExitRuntime(path, threads=threads)
                 self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
-                                          load_ms=(time.perf_counter() - t0) * 1000)
+                                          load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path))
             except ModelDirError as exc:
                 self.runtime = None
                 self.status = ModelStatus(model_dir=str(path), reason=str(exc))

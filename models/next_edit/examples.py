@@ -1,0 +1,115 @@
+"""The next-edit example format and its JSON-lines files.
+
+Edits are line based: ``Edit(start_line, end_line, original, updated)`` replaces the lines
+``[start_line, end_line)`` (0-based, end exclusive) of the text it applies to, whose joined text
+(with newlines) is ``original``, by ``updated``. An insertion has ``start_line == end_line`` and an
+empty ``original``; a deletion has an empty ``updated``.
+
+Each history edit applies to the text left by the previous one (the first to ``original``);
+``current`` is the text after the whole history and ``target`` applies to ``current``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+@dataclass(frozen=True)
+class Edit:
+    start_line: int
+    end_line: int
+    original: str
+    updated: str
+
+    def to_json(self) -> list:
+        return [self.start_line, self.end_line, self.original, self.updated]
+
+    @classmethod
+    def from_json(cls, v) -> "Edit":
+        if isinstance(v, dict):
+            return cls(v["start_line"], v["end_line"], v["original"], v["updated"])
+        return cls(int(v[0]), int(v[1]), v[2], v[3])
+
+
+@dataclass
+class Example:
+    path: str
+    package: str
+    original: str
+    history: list[Edit]
+    current: str
+    target: Edit
+    source: str = "real"  # "real", "pair" or "synthetic:<kind>"
+    split: str = "train"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def cursor_line(self) -> int:
+        """Where the editor's cursor is: the last line the last history edit wrote."""
+        if not self.history:
+            return 0
+        last = self.history[-1]
+        return max(last.start_line, last.start_line + len(lines_of(last.updated)) - 1)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["history"] = [e.to_json() for e in self.history]
+        d["target"] = self.target.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Example":
+        return cls(path=d["path"], package=d["package"], original=d["original"],
+                   history=[Edit.from_json(e) for e in d["history"]], current=d["current"],
+                   target=Edit.from_json(d["target"]), source=d.get("source", "real"),
+                   split=d.get("split", "train"), meta=d.get("meta", {}))
+
+
+def lines_of(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def apply_edit(text: str, edit: Edit) -> str:
+    """``text`` with ``edit`` applied. Raises ValueError when the edit's original does not match."""
+    lines = lines_of(text)
+    if not (0 <= edit.start_line <= edit.end_line <= len(lines)):
+        raise ValueError(f"edit range {edit.start_line}:{edit.end_line} outside {len(lines)} lines")
+    if "".join(lines[edit.start_line:edit.end_line]) != edit.original:
+        raise ValueError("edit original does not match the text")
+    updated = edit.updated
+    if updated and not updated.endswith("\n") and edit.end_line < len(lines):
+        updated += "\n"
+    return "".join(lines[:edit.start_line]) + updated + "".join(lines[edit.end_line:])
+
+
+def make_edit(text: str, start_line: int, end_line: int, updated: str) -> Edit:
+    """An edit of ``text`` replacing lines [start_line, end_line) by ``updated``."""
+    return Edit(start_line, end_line, "".join(lines_of(text)[start_line:end_line]), updated)
+
+
+def apply_all(text: str, edits: Iterable[Edit]) -> str:
+    for e in edits:
+        text = apply_edit(text, e)
+    return text
+
+
+def write_jsonl(path: Path, examples: Iterable[Example]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.to_json()) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> Iterator[Example]:
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if limit is not None and i >= limit:
+                return
+            if line.strip():
+                yield Example.from_json(json.loads(line))

@@ -1,0 +1,195 @@
+"""Real changes: the diffs between consecutive releases of small pure-Python packages.
+
+``pip download --no-deps --no-binary :all: NAME==VERSION`` fetches each sdist into
+``data/next_edit/sdists/``; the two versions' ``.py`` files are paired by path, diffed with
+``difflib`` into hunks, and the hunks of a file are ordered top to bottom. Each example's history
+is the earlier hunks of the file applied in order and its target the next hunk. The same pairing
+works on any two directories laid side by side (``pairs_from_dirs``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+from models.next_edit.examples import Edit, Example, lines_of
+
+# (package, older version, newer version): small pure-Python packages with frequent releases.
+PACKAGE_PAIRS: list[tuple[str, str, str]] = [
+    ("attrs", "23.1.0", "23.2.0"),
+    ("six", "1.15.0", "1.16.0"),
+    ("idna", "3.6", "3.7"),
+    ("packaging", "23.2", "24.0"),
+    ("packaging", "24.0", "24.1"),
+    ("platformdirs", "4.2.0", "4.2.1"),
+    ("tomli", "2.0.1", "2.0.2"),
+    ("more-itertools", "10.2.0", "10.3.0"),
+    ("click", "8.1.6", "8.1.7"),
+    ("click", "8.1.7", "8.1.8"),
+]
+
+MAX_FILE_BYTES = 300_000
+MAX_HUNK_LINES = 40      # targets bigger than this are rewrites, not next edits
+MAX_HISTORY = 8          # earlier hunks kept in an example (older ones are folded into `original`)
+MAX_EXAMPLES_PER_FILE = 40
+
+
+def heldout_split(package: str, heldout_percent: int = 25) -> str:
+    """Deterministic train/heldout split by package name (same hashing as the corpus)."""
+    bucket = int(hashlib.sha1(package.encode()).hexdigest(), 16) % 100
+    return "heldout" if bucket < heldout_percent else "train"
+
+
+def download_sdist(name: str, version: str, dest: Path, timeout: float = 300) -> Path | None:
+    """The sdist archive of name==version under dest (downloaded with pip if missing), or None."""
+    d = dest / f"{name}-{version}"
+    found = _archives(d)
+    if found:
+        return found[0]
+    d.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+           f"{name}=={version}", "-d", str(d)]
+    try:
+        subprocess.run(cmd, check=True, timeout=timeout, capture_output=True)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    found = _archives(d)
+    return found[0] if found else None
+
+
+def _archives(d: Path) -> list[Path]:
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".zip", ".tar.bz2")))
+
+
+def extract(archive: Path, dest: Path) -> Path:
+    """Extract archive into dest (once) and return its single top directory (or dest)."""
+    if not dest.is_dir() or not any(dest.iterdir()):
+        dest.mkdir(parents=True, exist_ok=True)
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(dest)
+        else:
+            with tarfile.open(archive) as t:
+                members = [m for m in t.getmembers() if (m.isfile() or m.isdir())
+                           and not m.name.startswith("/") and ".." not in Path(m.name).parts]
+                t.extractall(dest, members=members)
+    entries = [p for p in dest.iterdir()]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+def _read(path: Path) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "\x00" in text:
+        return None
+    return text.replace("\r\n", "\n")
+
+
+def paired_files(before: Path, after: Path) -> Iterator[tuple[str, str, str]]:
+    """(relative path, old text, new text) for .py files present in both trees whose text differs."""
+    skip = {"__pycache__", ".git", ".venv", "venv", "node_modules", "build", "dist"}
+    for old in sorted(before.rglob("*.py")):
+        rel = old.relative_to(before)
+        if any(part in skip for part in rel.parts):
+            continue
+        new = after / rel
+        if not new.is_file():
+            continue
+        a, b = _read(old), _read(new)
+        if a is None or b is None or a == b:
+            continue
+        yield rel.as_posix(), a, b
+
+
+def hunks(old: str, new: str) -> list[Edit]:
+    """The changes from old to new as edits in file order, each in the coordinates of the text
+    left by applying the earlier ones (so they apply one after another)."""
+    a, b = lines_of(old), lines_of(new)
+    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    out: list[Edit] = []
+    shift = 0
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            continue
+        out.append(Edit(i1 + shift, i2 + shift, "".join(a[i1:i2]), "".join(b[j1:j2])))
+        shift += (j2 - j1) - (i2 - i1)
+    return out
+
+
+def examples_from_texts(path: str, package: str, old: str, new: str, *, source: str = "real",
+                        split: str = "train", meta: dict | None = None) -> Iterator[Example]:
+    """One example per hunk after the first: history = the earlier hunks, target = this one."""
+    from models.next_edit.examples import apply_edit
+
+    edits = hunks(old, new)
+    texts = [old]
+    for e in edits:
+        texts.append(apply_edit(texts[-1], e))
+    n = 0
+    for k in range(1, len(edits)):
+        target = edits[k]
+        if max(target.end_line - target.start_line, len(lines_of(target.updated))) > MAX_HUNK_LINES:
+            continue
+        lo = max(0, k - MAX_HISTORY)
+        yield Example(path=path, package=package, original=texts[lo], history=edits[lo:k], current=texts[k],
+                      target=target, source=source, split=split, meta=dict(meta or {}, hunk=k, hunks=len(edits)))
+        n += 1
+        if n >= MAX_EXAMPLES_PER_FILE:
+            return
+
+
+def pairs_from_dirs(before: Path, after: Path, *, package: str | None = None, source: str = "pair",
+                    split: str = "heldout", meta: dict | None = None) -> Iterator[Example]:
+    package = package or Path(after).name
+    for rel, a, b in paired_files(Path(before), Path(after)):
+        yield from examples_from_texts(rel, package, a, b, source=source, split=split, meta=meta)
+
+
+def build_real(out_dir: Path, pairs: list[tuple[str, str, str]] | None = None, *,
+               sdist_dir: Path | None = None, log=print) -> dict:
+    """Download, extract and diff every pair; write ``real_{split}.jsonl`` and ``real_manifest.json``."""
+    from models.next_edit.examples import write_jsonl
+
+    pairs = pairs or PACKAGE_PAIRS
+    out_dir = Path(out_dir)
+    sdist_dir = Path(sdist_dir or out_dir / "sdists")
+    by_split: dict[str, list[Example]] = {"train": [], "heldout": []}
+    manifest: dict = {"pairs": [], "failed": []}
+    for name, v1, v2 in pairs:
+        a1, a2 = download_sdist(name, v1, sdist_dir), download_sdist(name, v2, sdist_dir)
+        if a1 is None or a2 is None:
+            manifest["failed"].append({"package": name, "before": v1, "after": v2})
+            log(f"download failed: {name} {v1} -> {v2}")
+            continue
+        d1 = extract(a1, out_dir / "src" / f"{name}-{v1}")
+        d2 = extract(a2, out_dir / "src" / f"{name}-{v2}")
+        split = heldout_split(name)
+        exs = list(pairs_from_dirs(d1, d2, package=name, source="real", split=split,
+                                   meta={"before": v1, "after": v2}))
+        files = len({e.path for e in exs})
+        by_split[split].extend(exs)
+        manifest["pairs"].append({"package": name, "before": v1, "after": v2, "split": split,
+                                  "files": files, "examples": len(exs)})
+        log(f"{name} {v1} -> {v2} ({split}): {files} files, {len(exs)} examples")
+    for split, exs in by_split.items():
+        write_jsonl(out_dir / f"real_{split}.jsonl", exs)
+    manifest["counts"] = {s: len(v) for s, v in by_split.items()}
+    (out_dir / "real_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+if __name__ == "__main__":
+    build_real(Path("data/next_edit"))
