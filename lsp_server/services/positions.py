@@ -19,6 +19,10 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
+# The primitives are shared with telemetry (which replays edits and may not import the server).
+from telemetry.text import advance as text_advance
+from telemetry.text import line_starts, utf16_len
+
 __all__ = [
     "Position",
     "Range",
@@ -69,13 +73,6 @@ class Range:
         return f"{self.start}-{self.end}"
 
 
-def utf16_len(s: str) -> int:
-    """Length of ``s`` in UTF-16 code units (astral characters count 2)."""
-    if s.isascii():
-        return len(s)
-    return len(s.encode("utf-16-le", "surrogatepass")) // 2
-
-
 def _index_for_units(line: str, units: int) -> int:
     """Largest str index ``i`` into ``line`` with ``utf16_len(line[:i]) <= units``.
 
@@ -104,13 +101,6 @@ def _break_len(text: str, line_end_with_break: int, line_start: int) -> int:
     if line_end_with_break >= 2 and text[line_end_with_break - 2 : line_end_with_break] == "\r\n":
         return 2 if line_end_with_break - 2 >= line_start else 1
     return 1
-
-
-def line_starts(text: str) -> list[int]:
-    """Offsets at which each line begins (always starts with 0)."""
-    starts = [0]
-    starts.extend(m.end() for m in _BREAK.finditer(text))
-    return starts
 
 
 class LineIndex:
@@ -280,11 +270,5 @@ def is_valid(text: str, position: Position) -> bool:
 
 def advance(start: Position, text: str) -> Position:
     """Position reached after ``text`` is written starting at ``start``."""
-    last = None
-    lines = 0
-    for m in _BREAK.finditer(text):
-        lines += 1
-        last = m
-    if last is None:
-        return Position(start.line, start.character + utf16_len(text))
-    return Position(start.line + lines, utf16_len(text[last.end() :]))
+    return Position(*text_advance(start.line, start.character, text))
+

@@ -1,0 +1,97 @@
+"""The non-neural next-edit baseline: repeat the last replacement at its next occurrence.
+
+From the last edit of the history it takes the smallest change (``old`` -> ``new``, widened to whole
+identifiers), finds the next occurrence of ``old`` in the current text outside the lines just edited
+(after the cursor first, then wrapping to the top) and predicts the same replacement on that line.
+Multi-line changes are repeated as whole blocks. It never predicts an edit that undoes the last one,
+nor one that changes nothing, and returns None when nothing applies.
+"""
+
+from __future__ import annotations
+
+import re
+
+from models.next_edit.examples import Edit, Example, lines_of
+
+_WORD = re.compile(r"\w")
+
+
+def _is_word(ch: str) -> bool:
+    return bool(_WORD.match(ch))
+
+
+def replacement(last: Edit) -> tuple[str, str] | None:
+    """(old, new) for the last edit: the differing middle, widened to whole identifiers."""
+    a, b = last.original, last.updated
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+        s += 1
+    old, new = a[p:len(a) - s], b[p:len(b) - s]
+    if "\n" in old or "\n" in new:
+        return (a, b) if a else None  # a block change: repeat the whole block
+    # widen to identifier boundaries
+    while p > 0 and _is_word(a[p - 1]) and (not old or _is_word(old[0]) or not new or _is_word(new[0])):
+        p -= 1
+        old, new = a[p] + old, a[p] + new
+    while s > 0 and _is_word(a[len(a) - s]) and (not old or _is_word(old[-1]) or not new or _is_word(new[-1])):
+        old, new = old + a[len(a) - s], new + a[len(a) - s]
+        s -= 1
+    if not old.strip():
+        # a pure insertion: anchor it on the next non-blank character (e.g. ", x" before ")")
+        rest = a[len(a) - s:] if s else ""
+        anchor = rest.lstrip(" \t")[:1]
+        if not anchor or anchor == "\n" or _is_word(anchor):
+            return None
+        gap = rest[:len(rest) - len(rest.lstrip(" \t"))]
+        old, new = old + gap + anchor, new + gap + anchor
+    if old == new:
+        return None
+    return old, new
+
+
+class BaselinePredictor:
+    """``predict(example) -> Edit | None`` using only the history and the current text."""
+
+    name = "baseline"
+
+    def predict(self, example: Example) -> Edit | None:
+        if not example.history:
+            return None
+        last = example.history[-1]
+        rep = replacement(last)
+        if rep is None:
+            return None
+        old, new = rep
+        lines = lines_of(example.current)
+        edited_lo = last.start_line
+        edited_hi = last.start_line + max(1, len(lines_of(last.updated)))
+        order = list(range(edited_hi, len(lines))) + list(range(0, min(edited_lo, len(lines))))
+        if "\n" in old:
+            return self._block(lines, order, old, new, last)
+        pattern = re.compile(rf"(?<!\w){re.escape(old)}(?!\w)" if _is_word(old[0]) and _is_word(old[-1])
+                             else re.escape(old))
+        for row in order:
+            line = lines[row]
+            if not pattern.search(line):
+                continue
+            new_line = pattern.sub(lambda _m: new, line)
+            cand = Edit(row, row + 1, line, new_line)
+            if new_line != line and not _undoes(cand, last):
+                return cand
+        return None
+
+    def _block(self, lines: list[str], order: list[int], old: str, new: str, last: Edit) -> Edit | None:
+        n = len(lines_of(old))
+        for row in order:
+            if "".join(lines[row:row + n]) == old:
+                cand = Edit(row, row + n, old, new)
+                if not _undoes(cand, last):
+                    return cand
+        return None
+
+
+def _undoes(pred: Edit, last: Edit) -> bool:
+    return pred.original == last.updated and pred.updated == last.original

@@ -1,0 +1,141 @@
+"""`tact eval next-edit`: the baseline (and the model, once there is one) on next-edit examples.
+
+Metrics per predictor, over all examples (a missing prediction counts as a miss):
+
+- exact: the prediction leaves the same text as the target (location and text);
+- position: the predicted range overlaps the target's lines or starts on its start line;
+- partial: the first non-blank line of the target's new text appears in the predicted new text;
+- predicted: how often a prediction was made;
+- no_op and reversal: among predictions, the share that change nothing / undo the last history edit;
+- p50_ms: median prediction time.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Iterable
+
+from models.next_edit.examples import Edit, Example, apply_all, apply_edit, read_jsonl
+
+NO_MODEL = "no model yet"
+
+
+def _span(e: Edit) -> tuple[int, int]:
+    return (e.start_line, max(e.end_line, e.start_line + 1))
+
+
+def score(example: Example, pred: Edit | None) -> dict:
+    t = example.target
+    if pred is None:
+        return {"predicted": 0, "exact": 0, "position": 0, "partial": 0, "no_op": 0, "reversal": 0}
+    try:
+        after = apply_edit(example.current, pred)
+    except ValueError:
+        after = None
+    exact = after is not None and after == apply_edit(example.current, t)
+    (ps, pe), (ts, te) = _span(pred), _span(t)
+    position = exact or pred.start_line == t.start_line or (ps < te and ts < pe)
+    first = next((ln.strip() for ln in t.updated.splitlines() if ln.strip()), "")
+    partial = exact or (bool(first) and first in pred.updated) or (not first and not pred.updated.strip() and position)
+    no_op = pred.updated == pred.original or after == example.current
+    reversal = False
+    if example.history:
+        last = example.history[-1]
+        reversal = pred.original == last.updated and pred.updated == last.original
+        if not reversal and after is not None:
+            reversal = after == apply_all(example.original, example.history[:-1])
+    return {"predicted": 1, "exact": int(exact), "position": int(position), "partial": int(partial),
+            "no_op": int(no_op), "reversal": int(reversal)}
+
+
+def evaluate(examples: Iterable[Example], predictor) -> dict:
+    totals = {"predicted": 0, "exact": 0, "position": 0, "partial": 0, "no_op": 0, "reversal": 0}
+    times: list[float] = []
+    n = 0
+    for ex in examples:
+        t0 = time.perf_counter()
+        pred = predictor.predict(ex)
+        times.append((time.perf_counter() - t0) * 1000.0)
+        for k, v in score(ex, pred).items():
+            totals[k] += v
+        n += 1
+    made = totals["predicted"]
+    out = {"examples": n, "predicted": made / n if n else 0.0}
+    for k in ("exact", "position", "partial"):
+        out[k] = totals[k] / n if n else 0.0
+    for k in ("no_op", "reversal"):
+        out[k] = totals[k] / made if made else 0.0
+    out["p50_ms"] = statistics.median(times) if times else 0.0
+    return out
+
+
+def load_model_predictor():
+    """The trained next-edit model as a predictor, or None while there is none."""
+    try:
+        from models.next_edit import model  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    loader = getattr(model, "load_predictor", None)
+    return loader() if loader else None
+
+
+def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int | None) -> dict[str, list[Example]]:
+    """Held-out files of data_dir (``*_heldout.jsonl``, else every ``*.jsonl``) and/or a --pair."""
+    from models.next_edit.real_changes import pairs_from_dirs
+
+    sets: dict[str, list[Example]] = {}
+    if data_dir is not None:
+        files = sorted(Path(data_dir).glob("*_heldout.jsonl")) or sorted(Path(data_dir).glob("*.jsonl"))
+        for f in files:
+            sets[f.stem] = list(read_jsonl(f, limit))
+    if pair is not None:
+        exs = []
+        for ex in pairs_from_dirs(Path(pair[0]), Path(pair[1])):
+            if limit is not None and len(exs) >= limit:
+                break
+            exs.append(ex)
+        sets["pair"] = exs
+    return sets
+
+
+def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None) -> dict:
+    from models.next_edit.baseline import BaselinePredictor
+
+    model = load_model_predictor()
+    results: dict = {"model": None if model is not None else NO_MODEL, "sets": {}}
+    for name, exs in datasets(data_dir, pair, limit).items():
+        row = {"baseline": evaluate(exs, BaselinePredictor())}
+        row["model"] = evaluate(exs, model) if model is not None else None
+        results["sets"][name] = row
+    return results
+
+
+def format_table(results: dict) -> str:
+    cols = ("examples", "predicted", "exact", "position", "partial", "no_op", "reversal", "p50_ms")
+    lines = [f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols)]
+    for name, row in results["sets"].items():
+        for pred_name in ("baseline", "model"):
+            m = row.get(pred_name)
+            if m is None:
+                lines.append(f"{name:<20} {pred_name:<10} {NO_MODEL}")
+                continue
+            cells = [f"{m[c]:>9d}" if c == "examples" else (f"{m[c]:>9.2f}" if c == "p50_ms" else f"{m[c]:>9.3f}")
+                     for c in cols]
+            lines.append(f"{name:<20} {pred_name:<10} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def main_cli(args) -> int:
+    if args.data is None and args.pair is None:
+        print("tact eval next-edit: give --data DIR and/or --pair BEFORE AFTER")
+        return 2
+    pair = tuple(args.pair) if args.pair else None
+    results = run_eval(args.data, pair, args.limit)
+    if not results["sets"]:
+        print("tact eval next-edit: no examples found")
+        return 1
+    print(json.dumps(results) if args.json else format_table(results))
+    return 0
