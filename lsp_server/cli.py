@@ -48,6 +48,13 @@ def _add_train(sub) -> None:
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
     ac.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "acceptance" / "default")
+    ne = tsub.add_parser("next-edit-data", help="next-edit examples: real changes between releases, synthetic chains")
+    ne.add_argument("--real", action="store_true", help="only the real changes (pip downloads of sdists)")
+    ne.add_argument("--synthetic", action="store_true", help="only the synthetic chains from the corpus")
+    ne.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "next_edit")
+    ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    ne.add_argument("--limit", type=int, help="synthetic: at most N corpus files per split")
+    ne.add_argument("--seed", type=int, default=0)
 
 
 def _acceptance_args(p) -> None:
@@ -76,6 +83,12 @@ def _add_eval(sub) -> None:
     ac.add_argument("--acceptance-model", type=Path, help="evaluate this trained model as it is (its thresholds from "
                     "its own calibration) instead of leave-programmer-out retraining")
     ac.add_argument("--inner-folds", type=int, default=5, help="group folds that choose each programmer's thresholds")
+    ne = esub.add_parser("next-edit", help="next-edit prediction: exact, position, partial, no-op, reversal, p50")
+    ne.add_argument("--data", type=Path, help="a directory of next-edit examples (its *_heldout.jsonl files)")
+    ne.add_argument("--pair", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                    help="the changes between two versions of a project laid side by side")
+    ne.add_argument("--limit", type=int, help="a quick run on N examples per set")
+    ne.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
 def _acceptance(args) -> int:
@@ -214,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         stats = train_controller(args.model, args.corpus, batches=args.batches, log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
+    if args.command == "train" and args.target == "next-edit-data":
+        from models.next_edit.data import main_cli as next_edit_data
+
+        return next_edit_data(args)
+    if args.command == "eval" and args.target == "next-edit":
+        from models.next_edit.evaluate import main_cli as next_edit_eval
+
+        return next_edit_eval(args)
     if args.command in ("train", "eval") and args.target == "acceptance":
         return _acceptance(args)
     if args.command == "bench":

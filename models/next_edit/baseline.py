@@ -20,9 +20,23 @@ def _is_word(ch: str) -> bool:
     return bool(_WORD.match(ch))
 
 
+def _pattern(old: str) -> re.Pattern:
+    if _is_word(old[0]) and _is_word(old[-1]):
+        return re.compile(rf"(?<!\w){re.escape(old)}(?!\w)")
+    return re.compile(re.escape(old))
+
+
 def replacement(last: Edit) -> tuple[str, str] | None:
-    """(old, new) for the last edit: the differing middle, widened to whole identifiers."""
+    """(old, new) for the last edit: the differing middle, widened to whole identifiers. A block of
+    several lines that is one token substitution throughout gives that substitution."""
     a, b = last.original, last.updated
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    if len(la) > 1 and len(la) == len(lb):
+        changed = [(x, y) for x, y in zip(la, lb) if x != y]
+        if changed:
+            first = replacement(Edit(0, 1, *changed[0]))
+            if first is not None and "\n" not in first[0] and _pattern(first[0]).sub(lambda _m: first[1], a) == b:
+                return first
     p = 0
     while p < min(len(a), len(b)) and a[p] == b[p]:
         p += 1
@@ -32,21 +46,28 @@ def replacement(last: Edit) -> tuple[str, str] | None:
     old, new = a[p:len(a) - s], b[p:len(b) - s]
     if "\n" in old or "\n" in new:
         return (a, b) if a else None  # a block change: repeat the whole block
-    # widen to identifier boundaries
-    while p > 0 and _is_word(a[p - 1]) and (not old or _is_word(old[0]) or not new or _is_word(new[0])):
+    # widen to identifier boundaries (when the change touches an identifier)
+    while p > 0 and _is_word(a[p - 1]) and ((old and _is_word(old[0])) or (new and _is_word(new[0]))):
         p -= 1
         old, new = a[p] + old, a[p] + new
-    while s > 0 and _is_word(a[len(a) - s]) and (not old or _is_word(old[-1]) or not new or _is_word(new[-1])):
+    while s > 0 and _is_word(a[len(a) - s]) and ((old and _is_word(old[-1])) or (new and _is_word(new[-1]))):
         old, new = old + a[len(a) - s], new + a[len(a) - s]
         s -= 1
     if not old.strip():
-        # a pure insertion: anchor it on the next non-blank character (e.g. ", x" before ")")
+        # a pure insertion: anchor it on the next non-blank character when that is punctuation
+        # (e.g. ", x" before ")"), else on the identifier before it (e.g. "x" -> "x, y")
         rest = a[len(a) - s:] if s else ""
         anchor = rest.lstrip(" \t")[:1]
-        if not anchor or anchor == "\n" or _is_word(anchor):
+        q = p
+        while q > 0 and _is_word(a[q - 1]):
+            q -= 1
+        if anchor and anchor != "\n" and not _is_word(anchor):
+            gap = rest[:len(rest) - len(rest.lstrip(" \t"))]
+            old, new = old + gap + anchor, new + gap + anchor
+        elif q < p:
+            old, new = a[q:p] + old, a[q:p] + new
+        else:
             return None
-        gap = rest[:len(rest) - len(rest.lstrip(" \t"))]
-        old, new = old + gap + anchor, new + gap + anchor
     if old == new:
         return None
     return old, new
@@ -71,14 +92,18 @@ class BaselinePredictor:
         order = list(range(edited_hi, len(lines))) + list(range(0, min(edited_lo, len(lines))))
         if "\n" in old:
             return self._block(lines, order, old, new, last)
-        pattern = re.compile(rf"(?<!\w){re.escape(old)}(?!\w)" if _is_word(old[0]) and _is_word(old[-1])
-                             else re.escape(old))
+        pattern = _pattern(old)
+        multi = len(lines_of(last.original)) > 1  # the last edit spanned lines: so may the next
         for row in order:
             line = lines[row]
             if not pattern.search(line):
                 continue
-            new_line = pattern.sub(lambda _m: new, line)
-            cand = Edit(row, row + 1, line, new_line)
+            end = row + 1
+            while multi and end < len(lines) and pattern.search(lines[end]) and not edited_lo <= end < edited_hi:
+                end += 1
+            block = "".join(lines[row:end])
+            new_line = pattern.sub(lambda _m: new, block)
+            cand = Edit(row, end, block, new_line)
             if new_line != line and not _undoes(cand, last):
                 return cand
         return None

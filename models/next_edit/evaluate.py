@@ -4,7 +4,7 @@ Metrics per predictor, over all examples (a missing prediction counts as a miss)
 
 - exact: the prediction leaves the same text as the target (location and text);
 - position: the predicted range overlaps the target's lines or starts on its start line;
-- partial: the first non-blank line of the target's new text appears in the predicted new text;
+- partial: the first non-blank line of the target's new text is a line of the predicted new text;
 - predicted: how often a prediction was made;
 - no_op and reversal: among predictions, the share that change nothing / undo the last history edit;
 - p50_ms: median prediction time.
@@ -39,7 +39,8 @@ def score(example: Example, pred: Edit | None) -> dict:
     (ps, pe), (ts, te) = _span(pred), _span(t)
     position = exact or pred.start_line == t.start_line or (ps < te and ts < pe)
     first = next((ln.strip() for ln in t.updated.splitlines() if ln.strip()), "")
-    partial = exact or (bool(first) and first in pred.updated) or (not first and not pred.updated.strip() and position)
+    pred_lines = {ln.strip() for ln in pred.updated.splitlines()}
+    partial = exact or (bool(first) and first in pred_lines) or (not first and not pred.updated.strip() and position)
     no_op = pred.updated == pred.original or after == example.current
     reversal = False
     if example.history:

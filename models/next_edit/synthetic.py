@@ -172,10 +172,21 @@ def sibling_chains(text: str, tree: Any, rng: random.Random) -> list[list[LineCh
 
 
 def _sibling_change(text: str, run: list[Any], rng: random.Random) -> list[LineChange] | None:
-    per_line = [{_text(n) for n in _walk(s) if n.type == "identifier"} for s in run]
-    common = sorted(set.intersection(*per_line) - _SKIP_NAMES)
-    if not common:
+    per_line = [{_text(n) for n in _walk(s) if n.type == "identifier"} - _SKIP_NAMES for s in run]
+    best: tuple[int, int, set[str]] = (0, 0, set())
+    for i in range(len(run)):  # the longest stretch of the run sharing an identifier
+        shared = per_line[i]
+        j = i + 1
+        while j < len(run) and shared & per_line[j]:
+            shared = shared & per_line[j]
+            j += 1
+        if shared and j - i > best[1] - best[0]:
+            best = (i, j, shared)
+    i, j, shared = best
+    if j - i < 3:
         return None
+    run = run[i:j]
+    common = sorted(shared)
     name = rng.choice(common)
     new = _fresh(name, text, rng)
     spans = [(n.start_point[0], n.start_point[1], n.end_point[1], new)

@@ -1,0 +1,79 @@
+"""Next-edit metrics and `tact eval next-edit`."""
+
+from __future__ import annotations
+
+import json
+
+from lsp_server.cli import main
+from models.next_edit.evaluate import NO_MODEL, evaluate, score
+from models.next_edit.examples import Edit, Example, write_jsonl
+from models.next_edit.real_changes import examples_from_texts
+
+ORIGINAL = "a = old\nb = old\nc = old\nd = 1\n"
+CURRENT = "a = new\nb = old\nc = old\nd = 1\n"
+EX = Example(path="m.py", package="d", original=ORIGINAL, history=[Edit(0, 1, "a = old\n", "a = new\n")],
+             current=CURRENT, target=Edit(1, 2, "b = old\n", "b = new\n"))
+
+
+def test_exact_position_partial():
+    assert score(EX, Edit(1, 2, "b = old\n", "b = new\n")) == {
+        "predicted": 1, "exact": 1, "position": 1, "partial": 1, "no_op": 0, "reversal": 0}
+    s = score(EX, Edit(1, 2, "b = old\n", "b = newer\n"))  # right place, wrong text
+    assert (s["exact"], s["position"], s["partial"]) == (0, 1, 0)
+    s = score(EX, Edit(1, 2, "b = old\n", "b = new\nextra()\n"))  # contains the target's first line
+    assert (s["exact"], s["position"], s["partial"]) == (0, 1, 1)
+    s = score(EX, Edit(2, 3, "c = old\n", "c = new\n"))  # wrong place
+    assert (s["exact"], s["position"], s["partial"]) == (0, 0, 0)
+    assert score(EX, None) == {"predicted": 0, "exact": 0, "position": 0, "partial": 0, "no_op": 0, "reversal": 0}
+
+
+def test_no_op_and_reversal():
+    assert score(EX, Edit(2, 3, "c = old\n", "c = old\n"))["no_op"] == 1
+    assert score(EX, Edit(0, 1, "a = new\n", "a = old\n"))["reversal"] == 1
+    assert score(EX, Edit(0, 1, "a = new\n", "a = old\n"))["no_op"] == 0
+
+
+def test_evaluate_rates():
+    class Fixed:
+        def __init__(self, preds):
+            self.preds = iter(preds)
+
+        def predict(self, ex):
+            return next(self.preds)
+
+    exs = [EX, EX, EX, EX]
+    m = evaluate(exs, Fixed([EX.target, None, Edit(0, 1, "a = new\n", "a = old\n"), Edit(3, 4, "d = 1\n", "d = 1\n")]))
+    assert m["examples"] == 4 and m["predicted"] == 0.75 and m["exact"] == 0.25
+    assert abs(m["reversal"] - 1 / 3) < 1e-9 and abs(m["no_op"] - 1 / 3) < 1e-9 and m["p50_ms"] >= 0
+
+
+def _write(root, files):
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
+def test_cli_pair_json_and_limit(tmp_path, capsys):
+    before = "".join(f"def f{i}(size):\n    return size * {i}\n\n\n" for i in range(6))
+    after = before.replace("size", "n")
+    b = _write(tmp_path / "before", {"pkg/m.py": before, "pkg/same.py": "x = 1\n"})
+    a = _write(tmp_path / "after", {"pkg/m.py": after, "pkg/same.py": "x = 1\n"})
+    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == NO_MODEL
+    base = out["sets"]["pair"]["baseline"]
+    assert base["examples"] == 5 and base["exact"] > 0.5 and base["reversal"] == 0
+    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--limit", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sets"]["pair"]["baseline"]["examples"] == 2
+
+
+def test_cli_data_dir_table(tmp_path, capsys):
+    old = "a = x\nb = x\nc = x\n"
+    exs = list(examples_from_texts("m.py", "d", old, "a = y\nb = x\nc = y\n", split="heldout"))
+    write_jsonl(tmp_path / "real_heldout.jsonl", exs)
+    write_jsonl(tmp_path / "real_train.jsonl", exs)
+    assert main(["eval", "next-edit", "--data", str(tmp_path), "--limit", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "real_heldout" in text and "real_train" not in text and NO_MODEL in text
