@@ -66,19 +66,25 @@ def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
             yield SourceFile(f"{label}:{package}", path)
 
 
-def read_code(path: Path) -> str | None:
-    """The file's text if it looks like hand-written UTF-8 code, else None."""
+def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """A UTF-8 text file's content with LF line ends; None if too big, unreadable or binary."""
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.stat().st_size > max_bytes:
             return None
         text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    if not text.strip() or "\x00" in text:
+    return None if "\x00" in text else text.replace("\r\n", "\n")
+
+
+def read_code(path: Path) -> str | None:
+    """The file's text if it looks like hand-written UTF-8 code, else None."""
+    text = read_text(path)
+    if text is None or not text.strip():
         return None
     if max((len(line) for line in text.splitlines()), default=0) > MAX_LINE_CHARS:
         return None
-    return text.replace("\r\n", "\n")
+    return text
 
 
 def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb: float = 80.0, seed: int = 0,

@@ -17,6 +17,8 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+
+from models.corpus import read_text
 from typing import Iterator
 
 from models.next_edit.examples import Edit, Example, lines_of
@@ -87,15 +89,7 @@ def extract(archive: Path, dest: Path) -> Path:
 
 
 def _read(path: Path) -> str | None:
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if "\x00" in text:
-        return None
-    return text.replace("\r\n", "\n")
+    return read_text(path, MAX_FILE_BYTES)
 
 
 def paired_files(before: Path, after: Path) -> Iterator[tuple[str, str, str]]:
