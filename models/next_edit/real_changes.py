@@ -17,10 +17,9 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
-
-from models.corpus import read_text
 from typing import Iterator
 
+from models.corpus import read_text
 from models.next_edit.examples import Edit, Example, lines_of
 
 # (package, older version, newer version): small pure-Python packages with frequent releases.
