@@ -138,10 +138,14 @@ class LspClient:
     def did_change(self, uri: str, version: int, changes: list[dict]) -> None:
         self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes})
 
-    def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0) -> list[dict]:
-        result = self.request("textDocument/inlineCompletion", {
+    def inline_completion_async(self, uri: str, line: int, character: int, invoked: bool = False) -> tuple[int, queue.Queue]:
+        """Send textDocument/inlineCompletion without waiting: (message id, queue for `result`)."""
+        return self.request_async("textDocument/inlineCompletion", {
             "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-            "context": {"triggerKind": 1 if invoked else 2}}, timeout)
+            "context": {"triggerKind": 1 if invoked else 2}})
+
+    def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0) -> list[dict]:
+        result = self.result(self.inline_completion_async(uri, line, character, invoked)[1], timeout)
         if result is None:
             return []
         return result["items"] if isinstance(result, dict) else result

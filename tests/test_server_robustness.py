@@ -122,8 +122,7 @@ def test_cancel_request_stops_the_token_loop(tmp_path):
     client, db = start(tmp_path, LONG, delay_ms=50)
     try:
         client.did_open(URI, SAMPLE)
-        msg_id, q = client.request_async("textDocument/inlineCompletion", {
-            "textDocument": {"uri": URI}, "position": {"line": 11, "character": 4}, "context": {"triggerKind": 1}})
+        msg_id, q = client.inline_completion_async(URI, 11, 4, invoked=True)
         time.sleep(0.6)  # generation is under way (50 ms a token)
         client.cancel(msg_id)
         with pytest.raises(LspError) as err:
@@ -140,8 +139,7 @@ def test_result_for_an_outdated_version_is_dropped(tmp_path):
     client, db = start(tmp_path, LONG, delay_ms=20)
     try:
         client.did_open(URI, SAMPLE)
-        _, q = client.request_async("textDocument/inlineCompletion", {
-            "textDocument": {"uri": URI}, "position": {"line": 11, "character": 4}, "context": {"triggerKind": 1}})
+        _, q = client.inline_completion_async(URI, 11, 4, invoked=True)
         time.sleep(0.3)
         client.did_change(URI, 2, [change_at(0, 0, "#")])
         result = client.result(q, timeout=20)
@@ -161,8 +159,7 @@ def test_burst_of_keystrokes_answers_only_what_is_wanted(tmp_path):
         word = "result = count_words(line) + len(lines) * 2 + 1000"
         for i, ch in enumerate(word[:50]):
             client.did_change(URI, i + 2, [change_at(line, i, ch)])
-            pending.append(client.request_async("textDocument/inlineCompletion", {
-                "textDocument": {"uri": URI}, "position": {"line": line, "character": i + 1}, "context": {"triggerKind": 2}})[1])
+            pending.append(client.inline_completion_async(URI, line, i + 1)[1])
         t0 = time.perf_counter()
         assert alive(client)  # other requests are answered while inference is busy
         assert time.perf_counter() - t0 < 2.0

@@ -15,7 +15,7 @@ log = logging.getLogger("tact.completion")
 
 async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tuple[str, Suggestion] | None:
     """(suggestion id, suggestion) to show, or None (nothing, superseded, stale or degraded)."""
-    if not ls.completions.status.ready and not ls.completions.status.loading and ls.completions.wait_loaded(0):
+    if ls.completions.degraded:
         return None
     pending = ls.pipeline.request(uri, Position(line, character), trigger, ls.settings)
     if pending is None:

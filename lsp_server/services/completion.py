@@ -99,6 +99,11 @@ class CompletionService:
                 self._loaded.set()
             return self.status
 
+    @property
+    def degraded(self) -> bool:
+        """Loading is over and there is no model: answer nothing without queueing work."""
+        return self._loaded.is_set() and self.runtime is None
+
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self._loaded.wait(timeout)
 
