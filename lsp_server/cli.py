@@ -55,6 +55,16 @@ def _add_train(sub) -> None:
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=int, help="synthetic: at most N corpus files per split")
     ne.add_argument("--seed", type=int, default=0)
+    nm = tsub.add_parser("next-edit", help="fine-tune the code model into the next-edit model and export it")
+    nm.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
+    nm.add_argument("--init", type=Path, default=REPO_ROOT / "models" / "default", help="code model to start from")
+    nm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "default")
+    nm.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget for the whole job")
+    nm.add_argument("--lr", type=float, default=5e-4)
+    nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
+    nm.add_argument("--seed", type=int, default=0)
+    nm.add_argument("--threads", type=int, default=None)
+    nm.add_argument("--device", default="cpu")
 
 
 def _acceptance_args(p) -> None:
@@ -231,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         from models.next_edit.data import main_cli as next_edit_data
 
         return next_edit_data(args)
+    if args.command == "train" and args.target == "next-edit":
+        from models.next_edit.train import train_next_edit
+
+        train_next_edit(args.data, args.init, args.out, minutes=args.minutes, lr=args.lr, real_share=args.real_share,
+                        seed=args.seed, threads=args.threads, device=args.device,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"next-edit model: {args.out}")
+        return 0
     if args.command == "eval" and args.target == "next-edit":
         from models.next_edit.evaluate import main_cli as next_edit_eval
 

@@ -50,7 +50,9 @@ class Settings:
     acceptance_skip_uncertainty: float = -1.0  # skip generation when stage-1 P(accept) is below this; < 0: by the rule
     acceptance_debounce_max_ms: int = 100  # wait before generating for a likely rejection (0: never wait)
     acceptance_model_path: str = ""  # empty: the acceptance model shipped with the package
-    next_edit_threshold: float = 0.5
+    next_edit: bool = True  # predict the next edit from the edit history (tact/nextEdit)
+    next_edit_threshold: float = 0.5  # confidence (probability of the rewrite's least likely token) needed to show one
+    next_edit_model_path: str = ""  # empty: the next-edit model shipped with the package
     telemetry: bool = True
     telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3
     edit_coalesce_ms: int = 1000

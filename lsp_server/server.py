@@ -22,6 +22,7 @@ from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.gate import AcceptanceGate
 from lsp_server.services.ledger import SuggestionLedger
+from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import CompletionPipeline
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
@@ -44,7 +45,12 @@ class TactProtocol(LanguageServerProtocol):
         general = params.capabilities.general
         if general is not None and general.position_encodings:
             general.position_encodings = [types.PositionEncodingKind.Utf16]
-        return (yield from super().lsp_initialize(params))
+        result = yield from super().lsp_initialize(params)
+        server = self._server
+        if getattr(server, "settings", None) is not None and server.settings.next_edit:
+            # Custom capability: clients (the VS Code extension) offer next edits only when present.
+            result.capabilities.experimental = {"tact": {"nextEdit": True}}
+        return result
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params):
@@ -75,12 +81,19 @@ class TactServer(LanguageServer):
         self.ledger = SuggestionLedger()
         self.recorder = SessionRecorder()
         self.gate = AcceptanceGate()  # loaded at `initialized`; learns from every accept and reject
-        self.ledger.listeners.append(self.gate.record_outcome)
+        self.ledger.listeners.append(self._completion_outcome)
         self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder,
                                            self.gate)
+        self.next_edits = NextEditService(self.scheduler, self.ledger, self.recorder)
         self.client_name = ""
         self.client_version = ""
         self.degraded_reported = False
+
+    def _completion_outcome(self, suggestion_id: str, outcome: str) -> None:
+        """The acceptance gate learns from completions only (next edits are another kind of suggestion)."""
+        item = self.ledger.get(suggestion_id)
+        if item is None or item.kind == "completion":
+            self.gate.record_outcome(suggestion_id, outcome)
 
     def report_server_error(self, error: Exception, source) -> None:
         """Log instead of pygls' default pop-up: a malformed message is not the user's problem."""
@@ -101,13 +114,15 @@ class TactServer(LanguageServer):
     def open_telemetry(self) -> None:
         self.recorder.store = SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store
         self.pipeline.recorder = self.recorder
+        self.next_edits.recorder = self.recorder
 
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
-    from lsp_server.features import commands, completion, feedback, inline_completion, lifecycle, replay_clock, text_sync
+    from lsp_server.features import (commands, completion, feedback, inline_completion, lifecycle, next_edit, replay_clock,
+                                     text_sync)
 
     server = TactServer(model_path=model_path, database=database)
-    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback, replay_clock):
+    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback, next_edit, replay_clock):
         feature.register(server)
     return server
 

@@ -93,14 +93,16 @@ class ExampleSampler:
 
 
 def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.Tensor, pad_id: int,
-                    exit_sample: float, exit_weight: float) -> tuple[torch.Tensor, list[float]]:
+                    exit_sample: float, exit_weight: float,
+                    targets: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
     """Final-layer cross entropy on every token plus each early exit's on a random share of positions.
 
     Sampling positions keeps the shared (V x D) head from dominating the step on a CPU.
+    ``targets`` (B, S-1), PAD where nothing is learned, defaults to the next token everywhere.
     Returns the loss and per-layer CE values (for logging).
     """
     L = model.cfg.num_hidden_layers
-    targets = ids[:, 1:]
+    targets = ids[:, 1:] if targets is None else targets
     valid = targets != pad_id
     final = model.exit_logits(L - 1, hidden[-1][:, :-1])
     loss = F.cross_entropy(final[valid], targets[valid])
@@ -199,6 +201,14 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     return stats
 
 
+def portable_path(path: Path) -> str:
+    """A path fit for a shipped record: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
+
+
 def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     from safetensors.torch import save_file
 
@@ -292,7 +302,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         "command": "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("tact") else " ".join(sys.argv),
         "size": size,
         "parameters": model.num_parameters(),
-        "data": {"corpus": str(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),
+        "data": {"corpus": portable_path(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),
                  "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"]["packages"])},
         "hyperparameters": {"seq_len": SEQ_LEN, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
                             "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed},

@@ -72,4 +72,6 @@ def register(server) -> None:
             "database": ls.recorder.database,
             "version": ls.version,
             "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},
+            "nextEdit": {"enabled": s.next_edit, "model": ls.next_edits.version, "reason": ls.next_edits.reason,
+                         "session": {k: ls.next_edits.counts[k] for k in ("requested", "generated", "hidden", "issued")}},
         }

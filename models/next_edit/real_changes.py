@@ -34,6 +34,18 @@ PACKAGE_PAIRS: list[tuple[str, str, str]] = [
     ("more-itertools", "10.2.0", "10.3.0"),
     ("click", "8.1.6", "8.1.7"),
     ("click", "8.1.7", "8.1.8"),
+    ("requests", "2.31.0", "2.32.0"),
+    ("jinja2", "3.1.3", "3.1.4"),
+    ("pyparsing", "3.1.1", "3.1.2"),
+    ("urllib3", "2.2.0", "2.2.1"),
+    ("pluggy", "1.4.0", "1.5.0"),
+    ("wheel", "0.42.0", "0.43.0"),
+    ("python-dateutil", "2.8.2", "2.9.0"),
+    ("typing-extensions", "4.10.0", "4.11.0"),
+    ("sqlparse", "0.4.4", "0.5.0"),
+    ("itsdangerous", "2.1.2", "2.2.0"),
+    ("werkzeug", "3.0.1", "3.0.2"),
+    ("toolz", "0.12.0", "0.12.1"),
 ]
 
 MAX_FILE_BYTES = 300_000

@@ -1,0 +1,82 @@
+"""tact/nextEdit, tact/didShowNextEdit, tact/didRejectNextEdit and the tact.acceptNextEdit command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsp_server.features.feedback import field, suggestion_id_of
+from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT, NEXT_EDIT, RejectReason
+from lsp_server.services.positions import Position
+
+log = logging.getLogger("tact.next_edit")
+
+NO_EDITS: dict = {"edits": []}
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_params(params) -> tuple[str, int, Position] | None:
+    """(uri, version, position) from ``{textDocument {uri, version}, position {line, character}}``."""
+    doc, pos = field(params, "textDocument"), field(params, "position")
+    uri = field(doc, "uri") if doc is not None else None
+    version = _int(field(doc, "version")) if doc is not None else None
+    line = _int(field(pos, "line")) if pos is not None else None
+    character = _int(field(pos, "character")) if pos is not None else None
+    if not isinstance(uri, str) or None in (version, line, character) or line < 0 or character < 0:
+        return None
+    return uri, version, Position(line, character)
+
+
+def register(server) -> None:
+    @server.feature(NEXT_EDIT)
+    async def next_edit(ls, params) -> dict:
+        parsed = parse_params(params)
+        if parsed is None:
+            log.warning("%s: expected {textDocument {uri, version}, position {line, character}}, got %r", NEXT_EDIT, params)
+            return NO_EDITS
+        uri, version, position = parsed
+        doc = ls.documents.get(uri)
+        if doc is None:
+            log.warning("%s for a document that is not open: %s", NEXT_EDIT, uri)
+            return NO_EDITS
+        queued = ls.next_edits.request(doc, version, position, ls.settings)
+        if queued is None:
+            return NO_EDITS
+        suggestion_id, future = queued
+        result = await asyncio.wrap_future(future)
+        if result is None or doc.version != version:
+            return NO_EDITS
+        rng = {"start": {"line": result.start.line, "character": result.start.character},
+               "end": {"line": result.end.line, "character": result.end.character}}
+        return {"edits": [{"id": suggestion_id, "range": rng, "newText": result.new_text}]}
+
+    @server.feature(DID_SHOW_NEXT_EDIT)
+    def did_show(ls, params) -> None:
+        if (sid := suggestion_id_of(params, DID_SHOW_NEXT_EDIT)) is not None:
+            ls.ledger.mark_shown(sid)
+            ls.recorder.shown(sid)
+
+    @server.feature(DID_REJECT_NEXT_EDIT)
+    def did_reject(ls, params) -> None:
+        if (sid := suggestion_id_of(params, DID_REJECT_NEXT_EDIT)) is None:
+            return
+        raw = field(params, "reason")
+        reason = RejectReason.parse(raw) if isinstance(raw, str) else None
+        if reason is None:
+            log.warning("%s: unknown reason %r, recorded as %r", DID_REJECT_NEXT_EDIT, raw, RejectReason.DISMISSED.value)
+            reason = RejectReason.DISMISSED
+        ls.ledger.resolve(sid, "rejected")
+        ls.recorder.rejected(sid, reason.value)
+
+    @server.command(COMMAND_ACCEPT_NEXT_EDIT)
+    def accept_next_edit(ls, *args) -> bool:
+        suggestion_id = args[0] if args and isinstance(args[0], str) else None
+        if suggestion_id is None:
+            log.warning("%s needs a suggestion id, got %r", COMMAND_ACCEPT_NEXT_EDIT, args)
+            return False
+        item = ls.ledger.resolve(suggestion_id, "accepted")
+        ls.recorder.accepted(suggestion_id, len(item.text) if item else None, partial=False)
+        return True

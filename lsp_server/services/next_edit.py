@@ -1,0 +1,226 @@
+"""Next-edit prediction for a document, without pygls: history in, a ranged edit out.
+
+The document's coalesced edit history (`DocumentStore`) is turned into the line-based edits the
+model was trained on by undoing the records one by one from the current text (each record knows
+what it removed and inserted); history that no longer fits the text (a full replacement, evicted
+records) ends the walk. The model's line edit is trimmed to the characters that change, so the
+editor gets a small range. Nothing comes back for an outdated version, a binary document, or an
+edit that would undo the last one (the model checks that too).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import Future
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lsp_server.config import Settings
+from lsp_server.services.documents import Document, EditRecord
+from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+from lsp_server.services.recorder import SessionRecorder
+from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
+from lsp_server.services.positions import LineIndex, Position, PositionError
+from telemetry.text import advance, line_starts
+
+log = logging.getLogger("tact.next_edit")
+
+HISTORY_RECORDS = 8  # records walked back; the prompt keeps the last few within its own budget
+
+
+@dataclass
+class NextEditResult:
+    start: Position
+    end: Position
+    new_text: str
+    confidence: float
+    latency_ms: float
+    line_edit: object  # models.next_edit.examples.Edit, for telemetry
+
+
+def line_history(text: str, records: list[EditRecord]):
+    """(history as line-based `Edit`s oldest first, current text): the records undone from ``text``."""
+    from models.next_edit.examples import Edit
+
+    edits = []
+    after = text
+    for rec in reversed(records):
+        if rec.full_replacement:
+            break
+        try:
+            start = LineIndex(after).offset_at(rec.start, clamp=False)
+        except PositionError:
+            break
+        if after[start:start + len(rec.inserted_text)] != rec.inserted_text:
+            break  # the history no longer matches the text
+        before = after[:start] + rec.removed_text + after[start + len(rec.inserted_text):]
+        a_lines, b_lines = after.splitlines(keepends=True), before.splitlines(keepends=True)
+        first = rec.start.line
+        end_before = min(len(b_lines), first + rec.removed_text.count("\n") + 1)
+        end_after = min(len(a_lines), first + rec.inserted_text.count("\n") + 1)
+        edits.append(Edit(first, end_before, "".join(b_lines[first:end_before]), "".join(a_lines[first:end_after])))
+        after = before
+    edits.reverse()
+    return edits
+
+
+def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
+    """The LSP range and new text of a line edit, with the unchanged characters at both ends left out."""
+    original, updated = edit.original, edit.updated
+    lines = text.splitlines(keepends=True)
+    if edit.end_line == len(lines) and lines and not lines[-1].endswith("\n") and updated.endswith("\n") \
+            and not original.endswith("\n"):
+        updated = updated[:-1]
+    elif original.endswith("\n") and updated and not updated.endswith("\n"):
+        updated += "\n"
+    p = 0
+    while p < min(len(original), len(updated)) and original[p] == updated[p]:
+        p += 1
+    s = 0
+    while s < min(len(original), len(updated)) - p and original[-1 - s] == updated[-1 - s]:
+        s += 1
+    # Whole identifiers read better in the editor ("width" -> "w", not "idth" -> "").
+    while p > 0 and _is_word(original[p - 1]) and _word_at(original, updated, p, len(original) - s, len(updated) - s):
+        p -= 1
+    while s > 0 and _is_word(original[len(original) - s]) and _word_at(original, updated, p, len(original) - s,
+                                                                             len(updated) - s, end=True):
+        s -= 1
+    start = advance(edit.start_line, 0, original[:p])
+    end = advance(*start, original[p:len(original) - s])
+    return Position(*start), Position(*end), updated[p:len(updated) - s]
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _word_at(original: str, updated: str, p: int, oe: int, ue: int, end: bool = False) -> bool:
+    """Whether the changed span [p, oe) / [p, ue) touches an identifier character at its start (or end)."""
+    if end:
+        return (oe > p and _is_word(original[oe - 1])) or (ue > p and _is_word(updated[ue - 1]))
+    return (oe > p and _is_word(original[p])) or (ue > p and _is_word(updated[p]))
+
+
+class NextEditService:
+    """Loads the next-edit model on first use (on the inference thread) and predicts with it; each
+    request is logged as a suggestion of kind ``next_edit`` (requested, generated, hidden below the
+    confidence threshold, then shown / accepted / rejected through the ledger like completions)."""
+
+    def __init__(self, scheduler: InferenceScheduler, ledger: SuggestionLedger, recorder: SessionRecorder) -> None:
+        self.scheduler = scheduler
+        self.ledger = ledger
+        self.recorder = recorder
+        self.counts: Counter[str] = Counter()  # this session: requested, generated, hidden, issued
+        self.model = None
+        self.model_path: str | None = None
+        self.reason: str | None = None  # why there is no model, once loading was tried
+        self._lock = threading.Lock()
+
+    def ensure_model(self, model_path: str = ""):
+        with self._lock:
+            wanted = model_path or ""
+            if self.model is not None and self.model_path == wanted:
+                return self.model
+            if self.model is None and self.reason is not None and self.model_path == wanted:
+                return None
+            self.model_path = wanted
+            self.model, self.reason = None, None
+            try:
+                from models.model_dir import ModelDirError
+                from models.next_edit.model import DEFAULT_MODEL_DIR, NextEditModel
+
+                path = Path(wanted).expanduser() if wanted else DEFAULT_MODEL_DIR
+                if not (path / "graphs.json").exists():
+                    self.reason = f"no next-edit model at {path} (train it with `tact train next-edit`)"
+                else:
+                    self.model = NextEditModel(path)
+            except ModelDirError as exc:
+                self.reason = str(exc)
+            except Exception as exc:  # a corrupt model must not take the server down
+                self.reason = f"next-edit model failed to load: {exc}"
+                log.warning("next-edit model failed to load", exc_info=True)
+            if self.reason:
+                log.warning("next-edit prediction is off: %s", self.reason)
+            return self.model
+
+    @property
+    def version(self) -> str | None:
+        return self.model.version if self.model is not None else None
+
+    def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
+                model_path: str = "", should_cancel: Callable[[], bool] | None = None) -> NextEditResult | None:
+        """A prediction for ``text`` (one version of a document, its edit ``records`` read with it)."""
+        model = self.ensure_model(model_path)
+        if model is None:
+            return None
+        if len(text.splitlines(keepends=True)) != len(line_starts(text)) - (1 if text.endswith(("\n", "\r")) else 0):
+            return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
+        history = line_history(text, records)
+        if not history:
+            return None  # nothing was edited yet: there is no chain to continue
+        t0 = time.perf_counter()
+        pred = model.predict_edit(history, text, position.line, uri, should_cancel)
+        if pred is None:
+            return None
+        start, end, new_text = trimmed_range(text, pred.edit)
+        return NextEditResult(start, end, new_text, pred.confidence, (time.perf_counter() - t0) * 1000, pred.edit)
+
+    def request(self, doc: Document, version: int, position: Position, settings: Settings) -> tuple[str, Future] | None:
+        """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
+        the future gives a NextEditResult to show, or None. None at once when the version is outdated."""
+        current_version, text = doc.snapshot()
+        if current_version != version or not settings.next_edit or doc.is_binary:
+            return None
+        records = doc.history.recent(HISTORY_RECORDS)
+        suggestion_id = self.ledger.new_id()
+        recorder = self.recorder
+        uri = doc.uri
+
+        def job(token: CancelToken) -> NextEditResult | None:
+            self.counts["requested"] += 1
+            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, "nextEdit", {})
+            if token.cancelled or doc.version != version:
+                raise Cancelled(token.reason if token.cancelled else "stale")
+            result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled)
+            if token.cancelled:
+                raise Cancelled(token.reason)
+            if result is None:
+                recorder.cancelled(suggestion_id, "no_edit" if self.model is not None else "no_model")
+                return None
+            self.counts["generated"] += 1
+            e = result.line_edit
+            recorder.generated(suggestion_id, result.new_text, self.version or "", "speculative", result.latency_ms, 0, None,
+                               "eos", {"range": [result.start.line, result.start.character, result.end.line,
+                                                 result.end.character],
+                                       "line_edit": [e.start_line, e.end_line, e.original, e.updated],
+                                       "confidence": round(result.confidence, 4)})
+            if result.confidence < settings.next_edit_threshold:
+                self.counts["hidden"] += 1
+                recorder.gated(suggestion_id, 2, "hide", result.confidence, settings.next_edit_threshold, self.version,
+                               {"gate": "next_edit_confidence"})
+                return None
+            if doc.version != version:
+                raise Cancelled("stale")
+            self.counts["issued"] += 1
+            superseded = self.ledger.issue(IssuedSuggestion(suggestion_id, "next_edit", uri, version, result.new_text))
+            if superseded:
+                recorder.rejected(superseded, "superseded")
+            return result
+
+        def run(token: CancelToken) -> NextEditResult | None:
+            try:
+                return job(token)
+            except Cancelled as exc:
+                recorder.cancelled(suggestion_id, exc.reason)
+                return None
+            except Exception as exc:
+                log.warning("next-edit prediction failed", exc_info=True)
+                recorder.failed(suggestion_id, f"{type(exc).__name__}: {exc}")
+                return None
+
+        future, _token = self.scheduler.submit(f"next_edit:{uri}", run)
+        return suggestion_id, future

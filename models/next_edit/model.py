@@ -1,0 +1,113 @@
+"""The next-edit model at serve time: onnxruntime, no torch.
+
+The model rewrites a window of lines (`models.next_edit.prompt`); the edit is what the rewrite
+changed. Windows tried, best first: the one around the cursor, then the one around the place the
+heuristic baseline would edit next (the model sees that window and decides what, if anything, to
+change there). Decoding is the runtime's lossless speculative policy: most of a rewrite is a copy of
+the window, so prompt-lookup drafts are accepted many tokens at a time.
+
+Confidence is the probability of the least likely token of the rewrite (exp of the minimum
+log-probability): a rewrite is only as sure as its weakest token. An edit that would undo the last
+one is never returned.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from models.next_edit.baseline import BaselinePredictor
+from models.next_edit.examples import Edit, Example
+from models.next_edit.prompt import (MAX_LINE_CHARS, Window, build_prompt, edit_from_rewrite, undoes_last_edit,
+                                     window_around)
+from models.runtime import DecodeOptions, EarlyExitRuntime
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+MAX_PROMPT_TOKENS = 640
+MAX_REWRITE_TOKENS = 384
+
+
+@dataclass
+class NextEditPrediction:
+    edit: Edit
+    confidence: float
+    window: Window
+    tokens: int
+    latency_ms: float
+    drafted: int
+    draft_accepted: int
+
+
+class NextEditModel:
+    """``predict(history, current, cursor_line) -> NextEditPrediction | None``."""
+
+    name = "model"
+
+    def __init__(self, model_dir: Path = DEFAULT_MODEL_DIR, threads: int = 2, max_windows: int = 2):
+        self.runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
+        self.info = self.runtime.tokenizer
+        self.max_windows = max_windows
+        self.baseline = BaselinePredictor()
+        self.lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.runtime.name
+
+    def _rewrite(self, history: list[Edit], current: str, line: int, path: str,
+                 should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
+        prompt, window = build_prompt(history, current, line, path)
+        if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
+            return None  # minified or generated text: nothing sensible to rewrite
+        ids = self.info.encode(prompt)
+        window_tokens = len(self.info.encode(window.text))
+        if len(ids) > MAX_PROMPT_TOKENS or window_tokens + 32 > MAX_REWRITE_TOKENS:
+            return None
+        opts = DecodeOptions(policy="speculative", max_new_tokens=min(MAX_REWRITE_TOKENS, window_tokens + 64),
+                             single_line=False, stop_threshold=1.01, lookup_ngram=2, lookup_tokens=24)
+        res = self.runtime.generate(ids, opts, should_cancel)
+        if res.stop_reason != "eos" or not res.logprobs:
+            return None  # cut short (cancelled, out of room): not a whole rewrite
+        edit = edit_from_rewrite(window, res.text, current)
+        if edit is None:
+            return None
+        return NextEditPrediction(edit, math.exp(min(res.logprobs)), window, len(res.token_ids),
+                                  res.prefill_ms + res.decode_ms, res.drafted, res.draft_accepted)
+
+    def predict_edit(self, history: list[Edit], current: str, cursor_line: int, path: str = "",
+                     should_cancel: Callable[[], bool] | None = None) -> NextEditPrediction | None:
+        lines = [cursor_line]
+        guess = self.baseline.predict(Example(path, "", current, history, current, Edit(0, 0, "", "")))
+        if guess is not None and self.max_windows > 1:
+            lines.append(guess.start_line)
+        best: NextEditPrediction | None = None
+        seen: list[Window] = []
+        with self.lock:
+            for line in lines:
+                if any(w.start <= line < w.end for w in seen):
+                    continue
+                seen.append(window_around(current, line))
+                pred = self._rewrite(history, current, line, path, should_cancel)
+                if should_cancel is not None and should_cancel():
+                    return None
+                if pred is None or undoes_last_edit(history, current, pred.edit):
+                    continue
+                if best is None or pred.confidence > best.confidence:
+                    best = pred
+        return best
+
+    def predict(self, example: Example) -> Edit | None:
+        """The evaluation interface (`models.next_edit.evaluate`)."""
+        pred = self.predict_edit(example.history, example.current, example.cursor_line, example.path)
+        return pred.edit if pred is not None else None
+
+
+def load_predictor(model_dir: Path | None = None) -> NextEditModel | None:
+    """The shipped next-edit model, or None when it has not been trained and exported."""
+    path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    if not (path / "graphs.json").exists():
+        return None
+    return NextEditModel(path)

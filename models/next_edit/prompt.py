@@ -1,0 +1,168 @@
+"""The next-edit model's prompt, shared by training and serving (no torch, no `lsp_server`).
+
+The model sees the last few edits as original/updated blocks and a window of the current file
+around the cursor, with a cursor marker, and rewrites the window:
+
+    <|edit|> path.py
+    <|original|>
+    ...lines before the edit...
+    <|updated|>
+    ...the same lines after it...
+    (one block per edit, oldest first)
+    <|window|>
+    ...window lines, the cursor marker at the end of the cursor line...
+    <|rewrite|>
+    ...the window as it will be after the next edit...<|endoftext|>
+
+Markers are plain text (the byte-level tokenizer needs no new tokens, so a fine-tune of the
+completion model reads them). The predicted edit is the block of window lines the rewrite
+changed; an unchanged rewrite is "no edit". Most of a rewrite is copied from the window, which is
+why prompt-lookup drafting makes decoding fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.next_edit.examples import Edit, apply_edit, lines_of
+
+EDIT_MARK = "<|edit|>"
+ORIGINAL_MARK = "<|original|>\n"
+UPDATED_MARK = "<|updated|>\n"
+WINDOW_MARK = "<|window|>\n"
+REWRITE_MARK = "<|rewrite|>\n"
+CURSOR_MARK = "<|cursor|>"
+
+LINES_BEFORE = 4  # window: the cursor line, 4 lines above it and 10 below (next edits mostly follow)
+LINES_AFTER = 10
+MAX_LINE_CHARS = 240  # longer lines are cut in the prompt; a window holding one is not rewritten
+MAX_BLOCK_LINES = 8  # of each side of a history edit shown
+HISTORY_EDITS = 4
+HISTORY_CHARS = 1200  # the history budget, cut oldest first
+
+
+@dataclass(frozen=True)
+class Window:
+    """Lines [start, end) of the current text, rewritten by the model."""
+
+    start: int
+    end: int
+    lines: tuple[str, ...]  # with their line endings
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def window_around(text: str, cursor_line: int, before: int = LINES_BEFORE, after: int = LINES_AFTER) -> Window:
+    lines = lines_of(text)
+    cursor_line = max(0, min(cursor_line, max(0, len(lines) - 1)))
+    start = max(0, cursor_line - before)
+    end = min(len(lines), cursor_line + after + 1)
+    return Window(start, end, tuple(lines[start:end]))
+
+
+def _block(text: str) -> str:
+    lines = lines_of(text)
+    if len(lines) > MAX_BLOCK_LINES:
+        half = MAX_BLOCK_LINES // 2
+        lines = lines[:half] + ["...\n"] + lines[-half:]
+    out = "".join(ln[:MAX_LINE_CHARS] + ("\n" if ln.endswith("\n") and len(ln) > MAX_LINE_CHARS else "") for ln in lines)
+    return out if not out or out.endswith("\n") else out + "\n"
+
+
+def history_text(history: list[Edit], path: str = "", budget: int = HISTORY_CHARS) -> str:
+    """The last edits as original/updated blocks, oldest first, within ``budget`` characters
+    (older edits are dropped first)."""
+    name = path.rsplit("/", 1)[-1]
+    blocks: list[str] = []
+    used = 0
+    for e in reversed(history[-HISTORY_EDITS:]):
+        block = f"{EDIT_MARK} {name}\n{ORIGINAL_MARK}{_block(e.original)}{UPDATED_MARK}{_block(e.updated)}"
+        if used + len(block) > budget and blocks:
+            break
+        blocks.append(block[:budget] if not blocks else block)
+        used += len(block)
+    return "".join(reversed(blocks))
+
+
+def window_text(window: Window, cursor_line: int) -> str:
+    out = []
+    for i, ln in enumerate(window.lines):
+        body, nl = (ln[:-1], "\n") if ln.endswith("\n") else (ln, "")
+        if window.start + i == cursor_line:
+            body += CURSOR_MARK
+        out.append(body + (nl or "\n"))
+    return "".join(out)
+
+
+def build_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window]:
+    """(prompt text, the window it asks to rewrite)."""
+    window = window_around(current, cursor_line)
+    text = history_text(history, path) + WINDOW_MARK + window_text(window, cursor_line) + REWRITE_MARK
+    return text, window
+
+
+def target_text(window: Window, current: str, target: Edit) -> str | None:
+    """The rewrite that teaches ``target`` (the window with the edit applied), or the unchanged window
+    when the edit lies outside it; None when the edit straddles the window's edge."""
+    n = len(lines_of(current))
+    s, e = target.start_line, target.end_line
+    insertion = s == e
+    before = e < window.start or (e == window.start and not insertion)
+    after_ = s > window.end or (s == window.end and not (insertion and window.end == n))
+    if before or after_:
+        return _with_newline(window.text)
+    if s < window.start or e > window.end:
+        return None
+    after = lines_of(apply_edit(current, target))
+    delta = len(after) - n
+    return _with_newline("".join(after[window.start:window.end + delta]))
+
+
+def _with_newline(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None:
+    """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
+    kept). None when the rewrite changes nothing."""
+    old = [ln if ln.endswith("\n") else ln + "\n" for ln in window.lines]
+    new = lines_of(_with_newline(rewrite.replace(CURSOR_MARK, "")))
+    if old == new:
+        return None
+    p = 0
+    while p < len(old) and p < len(new) and old[p] == new[p]:
+        p += 1
+    s = 0
+    while s < len(old) - p and s < len(new) - p and old[-1 - s] == new[-1 - s]:
+        s += 1
+    start, end = window.start + p, window.start + len(old) - s
+    cur_lines = lines_of(current)
+    original = "".join(cur_lines[start:end])
+    updated = "".join(new[p:len(new) - s])
+    if end == len(cur_lines) and cur_lines and not cur_lines[-1].endswith("\n") and updated.endswith("\n"):
+        updated = updated[:-1]  # the file's last line has no newline: keep it that way
+    if updated == original:
+        return None
+    return Edit(start, end, original, updated)
+
+
+def text_before(current: str, last: Edit) -> str:
+    """``current`` with ``last`` (its most recent edit) undone."""
+    lines = lines_of(current)
+    n_updated = len(lines_of(last.updated))
+    return "".join(lines[:last.start_line]) + last.original + "".join(lines[last.start_line + n_updated:])
+
+
+def undoes_last_edit(history: list[Edit], current: str, edit: Edit) -> bool:
+    """Whether ``edit`` (applied to ``current``) takes the text back to before the last history edit."""
+    if not history:
+        return False
+    last = history[-1]
+    if edit.original == last.updated and edit.updated == last.original:
+        return True
+    try:
+        return apply_edit(current, edit) == text_before(current, last)
+    except ValueError:
+        return False

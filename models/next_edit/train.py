@@ -1,0 +1,149 @@
+"""`tact train next-edit`: fine-tune the code model into the next-edit model and export it.
+
+Starts from a code model directory (default `models/default`: same tokenizer, same architecture, so
+the runtime serves both) and trains it to rewrite the window of `models.next_edit.prompt` from the
+edit history. Loss on the rewrite only, at the final layer and (sampled) at every early exit, so the
+draft layers stay usable. Real release changes are mixed with the synthetic chains at a fixed share
+(they are few and they are what the model is judged on). Wall-clock budget with a cosine schedule,
+like `tact train lm`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.architecture import load_torch_model
+from models.next_edit.examples import Example, read_jsonl
+from models.next_edit.prompt import build_prompt, target_text
+from models.tokenizer import TokenizerInfo, load_tokenizer
+from models.train_lm import early_exit_loss, portable_path, save_model_dir
+
+MAX_TOKENS = 1024
+REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
+
+
+def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None) -> tuple[list[int], int] | None:
+    """(ids, where the rewrite starts) for one example with the window around ``line`` (default: the
+    cursor), or None when it cannot be taught in budget."""
+    prompt, window = build_prompt(ex.history, ex.current, ex.cursor_line if line is None else line, ex.path)
+    rewrite = target_text(window, ex.current, ex.target)
+    if rewrite is None:
+        return None
+    p = info.encode(prompt)
+    r = info.encode(rewrite) + [info.eos_id]
+    if len(r) > REWRITE_TOKENS or len(p) + len(r) > MAX_TOKENS:
+        return None
+    return p + r, len(p)
+
+
+def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int | None = None) -> list[tuple[list[int], int]]:
+    """Each example as served (window at the cursor) and with the window where the model is also asked
+    at serve time: at the next edit itself (a jump), and, now and then, at a line with nothing to do."""
+    out = []
+    if not path.exists():
+        return out
+    for ex in read_jsonl(path, limit):
+        lines = [None, ex.target.start_line]
+        if rng.random() < 0.3:
+            lines.append(rng.randrange(max(1, ex.current.count("\n") + 1)))
+        for line in lines:
+            enc = encode_example(ex, info, line)
+            if enc is not None:
+                out.append(enc)
+    return out
+
+
+def make_batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (B, S), targets (B, S-1)): targets are PAD outside the rewrite, so only it is learned."""
+    S = max(len(ids) for ids, _ in rows)
+    ids_t = torch.full((len(rows), S), pad_id, dtype=torch.long)
+    tgt = torch.full((len(rows), S - 1), pad_id, dtype=torch.long)
+    for b, (ids, start) in enumerate(rows):
+        ids_t[b, :len(ids)] = torch.tensor(ids)
+        # position t predicts token t+1: rewrite tokens are ids[start:]
+        tgt[b, start - 1:len(ids) - 1] = torch.tensor(ids[start:])
+    return ids_t, tgt
+
+
+def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 25.0, batch_tokens: int = 4096,
+                    lr: float = 5e-4, real_share: float = 0.35, exit_sample: float = 0.125, exit_weight: float = 0.3,
+                    seed: int = 0, threads: int | None = None, device: str = "cpu", log=print) -> dict:
+    started = time.time()
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    tok = load_tokenizer(init / "tokenizer.json")
+    info = TokenizerInfo(tok)
+    real = load_encoded(data_dir / "real_train.jsonl", info, rng)
+    synthetic = load_encoded(data_dir / "synthetic_train.jsonl", info, rng)
+    if not real and not synthetic:
+        raise SystemExit(f"no next-edit training examples in {data_dir} (run `tact train next-edit-data`)")
+    log(f"training rows: {len(real)} real, {len(synthetic)} synthetic (windows at the cursor, the target, elsewhere)")
+    model = load_torch_model(init).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    budget_s = minutes * 60 * 0.92  # the rest: saving and export
+    warmup = 30
+    step = tokens = 0
+    losses: list[list[float]] = []
+    train_start = last_log = time.time()
+    model.train()
+    while (frac := (time.time() - train_start) / budget_s) < 1:
+        lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr_now
+        rows, used = [], 0
+        while used < batch_tokens:
+            pool = real if real and (not synthetic or rng.random() < real_share) else synthetic
+            row = pool[rng.randrange(len(pool))]
+            rows.append(row)
+            used += len(row[0])
+        ids, targets = make_batch(rows, info.pad_id)
+        ids, targets = ids.to(device), targets.to(device)
+        hidden = model(ids, layer_dropout=0.0)
+        loss, per_layer = early_exit_loss(model, hidden, ids, info.pad_id, exit_sample, exit_weight, targets=targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens += int((targets != info.pad_id).sum())
+        losses.append(per_layer)
+        if time.time() - last_log > 60:
+            last_log = time.time()
+            recent = np.mean(losses[-20:], axis=0)
+            log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} rewrite tokens {tokens / 1e6:.2f}M final CE {recent[-1]:.3f}")
+    train_seconds = time.time() - train_start
+    final = np.mean(losses[-50:], axis=0).round(4).tolist() if losses else []
+    log(f"trained {step} steps in {train_seconds / 60:.1f} min; final CE per exit {final}")
+    model = model.cpu().eval()
+    base = json.loads((init / "tact.json").read_text()) if (init / "tact.json").exists() else {}
+    record = {
+        "command": "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("tact") else " ".join(sys.argv),
+        "task": "next_edit",
+        "size": base.get("size"),
+        "parameters": model.num_parameters(),
+        "init": {"model": portable_path(init), "training": base.get("training", {})},
+        "data": {"dir": portable_path(data_dir), "real_examples": len(real), "synthetic_examples": len(synthetic),
+                 "real_share": real_share},
+        "hyperparameters": {"batch_tokens": batch_tokens, "lr": lr, "exit_sample": exit_sample, "exit_weight": exit_weight,
+                            "max_tokens": MAX_TOKENS, "rewrite_tokens": REWRITE_TOKENS, "seed": seed},
+        "training": {"steps": step, "rewrite_tokens": tokens, "train_minutes": round(train_seconds / 60, 1),
+                     "total_minutes": round((time.time() - started) / 60, 1), "device": device,
+                     "threads": torch.get_num_threads(), "final_cross_entropy_per_exit": final},
+        "controller": base.get("controller"),
+    }
+    save_model_dir(model, tok, out, record)
+    from models.export import export_model_dir
+
+    export_model_dir(out)
+    return record

@@ -1,0 +1,93 @@
+"""The next-edit prompt: windows, the rewrite that teaches a target, and the edit read back from a rewrite."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.next_edit.examples import Edit, apply_edit, make_edit
+from models.next_edit.prompt import (
+    CURSOR_MARK,
+    HISTORY_CHARS,
+    LINES_AFTER,
+    LINES_BEFORE,
+    REWRITE_MARK,
+    WINDOW_MARK,
+    build_prompt,
+    edit_from_rewrite,
+    history_text,
+    target_text,
+    undoes_last_edit,
+    window_around,
+)
+
+TEXT = "".join(f"line_{i} = {i}\n" for i in range(40))
+
+
+def test_window_is_cursor_relative_and_clipped():
+    w = window_around(TEXT, 20)
+    assert (w.start, w.end) == (20 - LINES_BEFORE, 20 + LINES_AFTER + 1)
+    assert w.lines[LINES_BEFORE] == "line_20 = 20\n"
+    top = window_around(TEXT, 1)
+    assert top.start == 0 and top.lines[1] == "line_1 = 1\n"
+    bottom = window_around(TEXT, 39)
+    assert bottom.end == 40
+    assert window_around("", 5).lines == ()
+
+
+def test_prompt_marks_the_cursor_line_and_ends_with_the_rewrite_marker():
+    history = [make_edit(TEXT, 19, 20, "line_19 = 190\n")]
+    prompt, window = build_prompt(history, TEXT, 20, "pkg/mod.py")
+    assert prompt.endswith(REWRITE_MARK)
+    assert "line_19 = 19\n" in prompt and "line_19 = 190\n" not in prompt.split(WINDOW_MARK)[1]
+    assert f"line_20 = 20{CURSOR_MARK}\n" in prompt
+    assert "mod.py" in prompt and "pkg/" not in prompt
+    assert prompt.count(CURSOR_MARK) == 1
+
+
+@pytest.mark.parametrize("target", [
+    Edit(22, 23, "line_22 = 22\n", "line_22 = 220\n"),  # a replacement
+    Edit(25, 25, "", "inserted = True\n"),  # an insertion
+    Edit(23, 25, "line_23 = 23\nline_24 = 24\n", ""),  # a deletion
+    Edit(16, 17, "line_16 = 16\n", "a = 1\nb = 2\n"),  # at the window's first line, growing
+])
+def test_target_rewrite_round_trips_to_the_same_edit(target):
+    window = window_around(TEXT, 20)
+    rewrite = target_text(window, TEXT, target)
+    assert rewrite is not None and rewrite != window.text
+    edit = edit_from_rewrite(window, rewrite, TEXT)
+    assert edit is not None
+    assert apply_edit(TEXT, edit) == apply_edit(TEXT, target)
+
+
+def test_target_outside_the_window_teaches_no_change_and_straddling_is_refused():
+    window = window_around(TEXT, 20)
+    far = Edit(2, 3, "line_2 = 2\n", "line_2 = 3\n")
+    assert target_text(window, TEXT, far) == window.text
+    assert edit_from_rewrite(window, window.text, TEXT) is None
+    straddle = Edit(14, 18, "".join(f"line_{i} = {i}\n" for i in range(14, 18)), "x = 0\n")
+    assert target_text(window, TEXT, straddle) is None
+
+
+def test_rewrite_keeps_a_missing_final_newline():
+    text = "a = 1\nb = 2"
+    window = window_around(text, 1)
+    edit = edit_from_rewrite(window, "a = 1\nb = 3\n", text)
+    assert edit is not None and apply_edit(text, edit) == "a = 1\nb = 3"
+
+
+def test_history_is_cut_oldest_first():
+    history = [Edit(i, i + 1, f"old_{i} = 0\n" * 3, f"new_{i} = 0\n" * 3) for i in range(10)]
+    text = history_text(history, "m.py", budget=300)
+    assert len(text) <= 300
+    assert "new_9" in text and "new_0" not in text
+    assert "new_9" in history_text(history, "m.py") and len(history_text(history, "m.py")) <= HISTORY_CHARS
+
+
+def test_undo_of_the_last_edit_is_recognised():
+    last = make_edit(TEXT, 5, 6, "renamed = 5\n")
+    current = apply_edit(TEXT, last)
+    undo = Edit(5, 6, "renamed = 5\n", "line_5 = 5\n")
+    assert undoes_last_edit([last], current, undo)
+    other = Edit(6, 7, "line_6 = 6\n", "renamed_6 = 6\n")
+    assert not undoes_last_edit([last], current, other)
+    assert not undoes_last_edit([], current, undo)

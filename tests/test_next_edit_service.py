@@ -1,0 +1,152 @@
+"""The server's next-edit service without pygls: history from the document store, ranges, gating, logging."""
+
+from __future__ import annotations
+
+from lsp_server.config import Settings
+from lsp_server.services.documents import DocumentStore
+from lsp_server.services.ledger import SuggestionLedger
+from lsp_server.services.next_edit import NextEditService, line_history, trimmed_range
+from lsp_server.services.positions import Position, Range
+from lsp_server.services.recorder import SessionRecorder
+from lsp_server.services.scheduler import InferenceScheduler
+from models.next_edit.examples import Edit, apply_all
+from models.next_edit.model import NextEditPrediction
+from models.next_edit.prompt import window_around
+
+URI = "file:///project/shapes.py"
+TEXT = "def area(width, height):\n    check(width)\n    return width * height\n"
+
+
+class ListStore:
+    """A telemetry store that keeps events in memory."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def record(self, event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeModel:
+    """Predicts a fixed line edit with a fixed confidence; remembers what it was asked."""
+
+    version = "fake-next-edit"
+
+    def __init__(self, edit: Edit | None, confidence: float = 0.9) -> None:
+        self.edit, self.confidence = edit, confidence
+        self.calls: list[tuple] = []
+
+    def predict_edit(self, history, current, cursor_line, path="", should_cancel=None):
+        self.calls.append((history, current, cursor_line))
+        if self.edit is None:
+            return None
+        return NextEditPrediction(self.edit, self.confidence, window_around(current, cursor_line), 10, 1.0, 0, 0)
+
+
+def _rename_width(store: DocumentStore) -> None:
+    """Rename the parameter `width` to `w` at the def, keystroke by keystroke (select + type, then backspaces)."""
+    store.open(URI, "python", 1, TEXT)
+    store.change(URI, 2, [(Range(Position(0, 9), Position(0, 14)), "w")], now=10.0)
+
+
+def _service(model) -> tuple[NextEditService, ListStore, SuggestionLedger]:
+    store = ListStore()
+    ledger = SuggestionLedger()
+    service = NextEditService(InferenceScheduler(), ledger, SessionRecorder(store))
+    service.model, service.model_path = model, ""
+    return service, store, ledger
+
+
+def test_line_history_undoes_records_back_to_the_opened_text():
+    docs = DocumentStore()
+    _rename_width(docs)
+    docs.change(URI, 3, [(Range(Position(1, 10), Position(1, 15)), "w")], now=20.0)  # a separate edit
+    doc = docs.get(URI)
+    history = line_history(doc.text, doc.history.recent())
+    assert [e.start_line for e in history] == [0, 1]
+    assert history[0].original == "def area(width, height):\n" and history[0].updated == "def area(w, height):\n"
+    assert apply_all(TEXT, history) == doc.text
+
+
+def test_line_history_stops_where_the_records_no_longer_fit_the_text():
+    docs = DocumentStore()
+    _rename_width(docs)
+    doc = docs.get(URI)
+    records = doc.history.recent()
+    assert line_history("something else entirely\n", records) == []
+
+
+def test_trimmed_range_keeps_only_the_changed_characters():
+    text = "x = 1\n    check(width)\n"
+    start, end, new_text = trimmed_range(text, Edit(1, 2, "    check(width)\n", "    check(w)\n"))
+    assert (start, end, new_text) == (Position(1, 10), Position(1, 15), "w")
+    start, end, new_text = trimmed_range(text, Edit(2, 2, "", "done()\n"))
+    assert (start, end, new_text) == (Position(2, 0), Position(2, 0), "done()\n")
+
+
+def test_request_issues_a_confident_edit_and_logs_it():
+    docs = DocumentStore()
+    _rename_width(docs)
+    model = FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.8)
+    service, store, ledger = _service(model)
+    sid, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_threshold=0.5))
+    result = future.result(timeout=10)
+    assert result is not None and result.new_text == "w" and (result.start, result.end) == (Position(1, 10), Position(1, 15))
+    history, current, cursor_line = model.calls[0]
+    assert cursor_line == 0 and history[-1].updated == "def area(w, height):\n"
+    assert ledger.get(sid).kind == "next_edit"
+    kinds = [type(e).__name__ for e in store.events]
+    assert kinds == ["SuggestionRequested", "SuggestionGenerated"]
+    assert store.events[0].kind == "next_edit"
+
+
+def test_request_below_the_threshold_is_hidden_and_logged():
+    docs = DocumentStore()
+    _rename_width(docs)
+    service, store, ledger = _service(FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.2))
+    sid, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_threshold=0.5))
+    assert future.result(timeout=10) is None
+    gated = [e for e in store.events if type(e).__name__ == "SuggestionGated"]
+    assert len(gated) == 1 and gated[0].decision == "hide" and gated[0].score == 0.2
+    assert ledger.get(sid) is None
+    assert service.counts["hidden"] == 1
+
+
+def test_outdated_version_binary_text_or_no_history_give_nothing():
+    docs = DocumentStore()
+    _rename_width(docs)
+    model = FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"))
+    service, store, _ = _service(model)
+    assert service.request(docs.get(URI), 1, Position(0, 0), Settings()) is None  # version 2 is current
+    assert service.request(docs.get(URI), 2, Position(0, 0), Settings(next_edit=False)) is None
+    docs.open("file:///project/fresh.py", "python", 1, TEXT)
+    _, future = service.request(docs.get("file:///project/fresh.py"), 1, Position(0, 0), Settings())
+    assert future.result(timeout=10) is None and model.calls == []  # no history: the model is not asked
+    docs.open("file:///project/blob.bin", "python", 1, "\x00\x01\x02" * 100)
+    assert service.request(docs.get("file:///project/blob.bin"), 1, Position(0, 0), Settings()) is None
+
+
+def test_a_missing_model_is_reported_not_raised(tmp_path):
+    service = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
+    assert service.ensure_model(str(tmp_path / "nowhere")) is None
+    assert "no next-edit model" in service.reason
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "graphs.json").write_text("{not json")
+    assert service.ensure_model(str(tmp_path / "broken")) is None
+    assert service.reason
+    docs = DocumentStore()
+    _rename_width(docs)
+    assert service.predict(docs.get(URI).text, docs.get(URI).history.recent(), Position(0, 0), URI,
+                           str(tmp_path / "broken")) is None
+
+
+def test_line_breaks_python_and_lsp_disagree_on_give_nothing():
+    service, _, _ = _service(FakeModel(Edit(0, 1, "a\n", "b\n")))
+    docs = DocumentStore()
+    docs.open(URI, "python", 1, "a = 1\x0cb = 2\n")
+    docs.change(URI, 2, [(Range(Position(0, 0), Position(0, 1)), "c")], now=1.0)
+    doc = docs.get(URI)
+    assert service.predict(doc.text, doc.history.recent(), Position(0, 0), URI) is None
