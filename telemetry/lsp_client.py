@@ -150,6 +150,12 @@ class LspClient:
             return []
         return result["items"] if isinstance(result, dict) else result
 
+    def next_edit(self, uri: str, version: int, line: int, character: int, timeout: float = 30.0) -> list[dict]:
+        """tact/nextEdit: the predicted edits (``[{id, range, newText}]``, empty when none)."""
+        result = self.request("tact/nextEdit", {"textDocument": {"uri": uri, "version": version},
+                                                "position": {"line": line, "character": character}}, timeout)
+        return (result or {}).get("edits", [])
+
     def shutdown(self, timeout: float = 10.0) -> int:
         try:
             self.request("shutdown", None, timeout)

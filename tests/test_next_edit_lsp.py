@@ -1,0 +1,59 @@
+"""tact/nextEdit over stdio against the real server process: the protocol, bad input, and the real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from telemetry.lsp_client import LspClient, change_at
+from tests.lsp_support import model_under_test, server_command, wait_for_rows
+
+URI = "file:///project/shapes.py"
+TEXT = "def area(width, height):\n    check(width)\n    return width * height\n"
+
+
+def start(tmp_path: Path, options: dict) -> tuple[LspClient, Path, dict]:
+    db = tmp_path / "telemetry.sqlite3"
+    client = LspClient(server_command(model_under_test(), db))
+    init = client.initialize({"acceptanceGate": False, **options})
+    return client, db, init
+
+
+def test_without_a_next_edit_model_requests_answer_empty_and_status_says_why(tmp_path):
+    client, db, init = start(tmp_path, {"nextEditModelPath": str(tmp_path / "no-model")})
+    with client:
+        assert init["capabilities"]["experimental"]["tact"]["nextEdit"] is True
+        client.did_open(URI, TEXT)
+        client.did_change(URI, 2, [change_at(0, 9, "w", 0, 14)])
+        assert client.next_edit(URI, 2, 0, 10) == []
+        status = client.request("tact/status")
+        assert "no next-edit model" in status["nextEdit"]["reason"]
+        rows = wait_for_rows(db, "SELECT kind, outcome FROM suggestions WHERE kind = 'next_edit'")
+        assert rows == [("next_edit", "cancelled")]
+
+
+def test_bad_next_edit_requests_get_empty_answers_and_the_server_stays_up(tmp_path):
+    client, _, _ = start(tmp_path, {"nextEditModelPath": str(tmp_path / "no-model")})
+    with client:
+        client.did_open(URI, TEXT)
+        for params in [None, {}, {"textDocument": {"uri": URI}}, {"textDocument": {"uri": URI, "version": "2"},
+                       "position": {"line": 0, "character": 0}},
+                       {"textDocument": {"uri": URI, "version": 1}, "position": {"line": -1, "character": 0}}]:
+            assert client.request("tact/nextEdit", params) == {"edits": []}
+        assert client.next_edit("file:///project/never-opened.py", 1, 0, 0) == []
+        assert client.next_edit(URI, 7, 0, 0) == []  # a version the server never saw
+        assert client.next_edit(URI, 1, 10_000, 10_000) == []  # past the end, and nothing edited yet
+        client.notify("tact/didRejectNextEdit", {"id": 5, "reason": "nonsense"})
+        client.notify("tact/didShowNextEdit", {})
+        assert client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": []}) is False
+        assert isinstance(client.request("tact/status"), dict)
+
+
+def test_next_edit_can_be_turned_off(tmp_path):
+    client, _, init = start(tmp_path, {"nextEdit": False})
+    with client:
+        assert "tact" not in (init["capabilities"].get("experimental") or {})
+        client.did_open(URI, TEXT)
+        client.did_change(URI, 2, [change_at(0, 9, "w", 0, 14)])
+        assert client.next_edit(URI, 2, 0, 10) == []
