@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lsp_server.config import DEFAULTS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -99,6 +101,9 @@ def _add_eval(sub) -> None:
                     help="the changes between two versions of a project laid side by side")
     ne.add_argument("--limit", type=int, help="a quick run on N examples per set")
     ne.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ne.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")
+    ne.add_argument("--threshold", type=float, default=DEFAULTS.next_edit_threshold,
+                    help="confidence below which the model's prediction counts as none (default: the server's)")
 
 
 def _acceptance(args) -> int:

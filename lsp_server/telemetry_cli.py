@@ -31,6 +31,8 @@ def add_parsers(sub) -> None:
                    help="edit similarity of first lines at which the oracle accepts (default 0.8)")
     r.add_argument("--oracle-match", choices=("prefix", "exact"), default="prefix",
                    help="the oracle accepts a suggestion whose first line is a prefix of (or equals) what was typed")
+    r.add_argument("--oracle-min-chars", type=int, default=2,
+                   help="shortest first line (spaces aside) the oracle can accept (default 2)")
     r.add_argument("--limit", type=int, help="replay at most N suggestion requests")
     r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
@@ -116,7 +118,7 @@ def _replay(args) -> int:
     from telemetry.oracle import Oracle
     from telemetry.replay import ReplayOptions, replay
 
-    oracle = Oracle(match=args.oracle_match, **({} if args.oracle_similarity is None else
+    oracle = Oracle(match=args.oracle_match, min_chars=args.oracle_min_chars, **({} if args.oracle_similarity is None else
                                                 {"similarity": args.oracle_similarity}))
     options = ReplayOptions(model=args.model, overrides=parse_settings(args.settings), speed=_pace(args),
                             limit=args.limit, oracle=oracle)

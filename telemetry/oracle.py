@@ -3,7 +3,9 @@
 A suggestion is accepted when its first line matches what the programmer really typed next at the
 cursor (``match``: ``prefix``, the default: what they typed begins with it, trailing spaces aside;
 ``exact``: the first lines are equal, surrounding whitespace aside), or when the two first lines are
-at least ``similarity`` edit-similar (``models.metrics.edit_similarity``; 0.8 by default).
+at least ``similarity`` edit-similar (``models.metrics.edit_similarity``; 0.8 by default). A first
+line shorter than ``min_chars`` (spaces aside) never counts: a lone ``)`` matches what comes next too
+often to say anything about the model.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ MATCH_MODES = ("prefix", "exact")
 class Oracle:
     similarity: float = ACCEPT_SIMILARITY
     match: str = "prefix"
+    min_chars: int = 2
 
     def __post_init__(self) -> None:
         if self.match not in MATCH_MODES:
             raise ValueError(f"oracle match must be one of {', '.join(MATCH_MODES)}, not {self.match!r}")
         if not 0.0 <= self.similarity <= 1.0:
             raise ValueError(f"oracle similarity must be between 0 and 1, not {self.similarity}")
+        if self.min_chars < 1:
+            raise ValueError(f"oracle minimum length must be at least 1, not {self.min_chars}")
 
     def accepts(self, suggestion: str, reference: str) -> bool:
         s, r = first_line(suggestion), first_line(reference)
-        if not s.strip():
+        if len(s.strip()) < self.min_chars:
             return False
         if self.match == "prefix" and r.startswith(s.rstrip()):
             return True

@@ -46,6 +46,10 @@ def test_oracle_is_settable():
         Oracle(match="fuzzy")
     with pytest.raises(ValueError):
         Oracle(similarity=1.5)
+    with pytest.raises(ValueError):
+        Oracle(min_chars=0)
+    assert not Oracle().accepts(")", "):")  # too short to count, though a prefix
+    assert Oracle(min_chars=1).accepts(")", "):")
     assert Oracle.chars_saved("open(path)", "open(path) as f:") == len("open(path)")
 
 

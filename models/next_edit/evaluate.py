@@ -52,15 +52,30 @@ def score(example: Example, pred: Edit | None) -> dict:
             "no_op": int(no_op), "reversal": int(reversal)}
 
 
+SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 def evaluate(examples: Iterable[Example], predictor) -> dict:
+    """Metrics of ``predictor`` over ``examples``. A predictor with ``predict_scored(example) ->
+    (Edit | None, confidence)`` also gets a sweep of exact / predicted over confidence thresholds."""
     totals = {"predicted": 0, "exact": 0, "position": 0, "partial": 0, "no_op": 0, "reversal": 0}
     times: list[float] = []
+    scored: list[tuple[float, dict]] = []
     n = 0
     for ex in examples:
         t0 = time.perf_counter()
-        pred = predictor.predict(ex)
+        if hasattr(predictor, "predict_scored"):
+            pred, confidence = predictor.predict_scored(ex)
+        else:
+            pred, confidence = predictor.predict(ex), None
         times.append((time.perf_counter() - t0) * 1000.0)
-        for k, v in score(ex, pred).items():
+        s = score(ex, pred)
+        if confidence is not None:
+            scored.append((confidence, s))
+        threshold = getattr(predictor, "threshold", 0.0)
+        if confidence is not None and confidence < threshold:
+            s = score(ex, None)
+        for k, v in s.items():
             totals[k] += v
         n += 1
     made = totals["predicted"]
@@ -70,17 +85,21 @@ def evaluate(examples: Iterable[Example], predictor) -> dict:
     for k in ("no_op", "reversal"):
         out[k] = totals[k] / made if made else 0.0
     out["p50_ms"] = statistics.median(times) if times else 0.0
+    if scored and n:
+        out["sweep"] = {f"{t:.2f}": {"predicted": sum(s["predicted"] for c, s in scored if c >= t) / n,
+                                      "exact": sum(s["exact"] for c, s in scored if c >= t) / n} for t in SWEEP}
     return out
 
 
-def load_model_predictor():
-    """The trained next-edit model as a predictor, or None while there is none."""
-    try:
-        from models.next_edit import model  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    loader = getattr(model, "load_predictor", None)
-    return loader() if loader else None
+def load_model_predictor(model_dir: Path | None = None, threshold: float = 0.0):
+    """The trained next-edit model as a predictor (None while there is none), showing only
+    predictions with confidence >= threshold, as the server does."""
+    from models.next_edit.model import load_predictor
+
+    model = load_predictor(model_dir)
+    if model is not None:
+        model.threshold = threshold
+    return model
 
 
 def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int | None) -> dict[str, list[Example]]:
@@ -102,11 +121,12 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
     return sets
 
 
-def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None) -> dict:
+def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
+             model_dir: Path | None = None, threshold: float = 0.0) -> dict:
     from models.next_edit.baseline import BaselinePredictor
 
-    model = load_model_predictor()
-    results: dict = {"model": None if model is not None else NO_MODEL, "sets": {}}
+    model = load_model_predictor(model_dir, threshold)
+    results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold, "sets": {}}
     for name, exs in datasets(data_dir, pair, limit).items():
         row = {"baseline": evaluate(exs, BaselinePredictor())}
         row["model"] = evaluate(exs, model) if model is not None else None
@@ -126,6 +146,11 @@ def format_table(results: dict) -> str:
             cells = [f"{m[c]:>9d}" if c == "examples" else (f"{m[c]:>9.2f}" if c == "p50_ms" else f"{m[c]:>9.3f}")
                      for c in cols]
             lines.append(f"{name:<20} {pred_name:<10} " + " ".join(cells))
+    for name, row in results["sets"].items():
+        sweep = (row.get("model") or {}).get("sweep")
+        if sweep:
+            lines.append(f"{name}: model exact / predicted by confidence threshold: "
+                         + ", ".join(f"{t}: {v['exact']:.3f}/{v['predicted']:.3f}" for t, v in sweep.items()))
     return "\n".join(lines)
 
 
@@ -134,7 +159,7 @@ def main_cli(args) -> int:
         print("tact eval next-edit: give --data DIR and/or --pair BEFORE AFTER")
         return 2
     pair = tuple(args.pair) if args.pair else None
-    results = run_eval(args.data, pair, args.limit)
+    results = run_eval(args.data, pair, args.limit, args.model, args.threshold)
     if not results["sets"]:
         print("tact eval next-edit: no examples found")
         return 1

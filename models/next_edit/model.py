@@ -50,6 +50,7 @@ class NextEditModel:
         self.runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
         self.info = self.runtime.tokenizer
         self.max_windows = max_windows
+        self.threshold = 0.0  # evaluation: predictions below this count as none (the server applies its setting)
         self.baseline = BaselinePredictor()
         self.lock = threading.Lock()
 
@@ -99,10 +100,14 @@ class NextEditModel:
                     best = pred
         return best
 
-    def predict(self, example: Example) -> Edit | None:
-        """The evaluation interface (`models.next_edit.evaluate`)."""
+    def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
+        """The evaluation interface (`models.next_edit.evaluate`): the edit and its confidence."""
         pred = self.predict_edit(example.history, example.current, example.cursor_line, example.path)
-        return pred.edit if pred is not None else None
+        return (pred.edit, pred.confidence) if pred is not None else (None, 0.0)
+
+    def predict(self, example: Example) -> Edit | None:
+        edit, confidence = self.predict_scored(example)
+        return edit if confidence >= self.threshold else None
 
 
 def load_predictor(model_dir: Path | None = None) -> NextEditModel | None:

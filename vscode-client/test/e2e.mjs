@@ -2,10 +2,14 @@
 // open a Python file, type until ghost text appears, accept it with Tab; type again and dismiss the next
 // suggestion with Escape. Screenshots go to config.screenshots; a JSON result to config.out.
 //
+// Then, with config.nextEdit, rename a word and wait for the predicted next edit: its decoration appears
+// elsewhere in the file and Tab applies it.
+//
 // Usage: node e2e.mjs CONFIG.json, where CONFIG has: url, file (name to open with Ctrl+P), line (1-based
 // line to type at, cursor at its end), typed (text to type there), second (text to type on a new line
 // after it), toolsDir (folder whose node_modules holds playwright-core), chromium (binary), profile
-// (fresh browser profile directory), screenshots, out, timeoutMs.
+// (fresh browser profile directory), screenshots, out, timeoutMs, and optionally nextEdit {line (1-based;
+// the first word of that line is replaced), replacement (what is typed over it), timeoutMs}.
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -71,6 +75,25 @@ async function typeUntilGhost(page, text, label) {
     }
   }
   throw new Error(`${label}: no ghost text appeared`);
+}
+
+const NEXT_EDIT_HINT = "Tab to apply";
+
+/** The text of the next-edit hint: the extension renders it as an `after` decoration (a CSS ::after). */
+async function nextEditHint(page) {
+  return page.evaluate((hint) => {
+    for (const el of document.querySelectorAll(".monaco-editor .view-lines span")) {
+      const content = getComputedStyle(el, "::after").content;
+      if (content && content.includes(hint)) {
+        try {
+          return JSON.parse(content);
+        } catch {
+          return content;
+        }
+      }
+    }
+    return "";
+  }, NEXT_EDIT_HINT);
 }
 
 async function waitGhostGone(page) {
@@ -147,6 +170,42 @@ try {
   await page.waitForTimeout(1500);
   result.statusAfter = (await page.locator(".statusbar-item", { hasText: "Tact" }).first().innerText().catch(() => "")).trim();
   await shot(page, "04-dismissed.png");
+
+  if (config.nextEdit) {
+    // 3. rename a word; the predicted next edit is shown elsewhere; Tab applies it
+    await page.keyboard.press("Control+G");
+    await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+    await page.keyboard.type(String(config.nextEdit.line));
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Home");
+    await page.keyboard.press("Control+Shift+ArrowRight");
+    await page.keyboard.type(config.nextEdit.replacement, { delay: 60 });
+    result.linesAfterRename = await editorLines(page);
+    step("renamed");
+    const until = Date.now() + remaining(config.nextEdit.timeoutMs ?? 20000);
+    let hint = "";
+    while (!hint && Date.now() < until) {
+      await page.waitForTimeout(250);
+      hint = await nextEditHint(page);
+    }
+    result.nextEditHint = hint;
+    await shot(page, "05-next-edit.png");
+    if (!hint) {
+      throw new Error("no next edit was shown after the rename");
+    }
+    step("next edit shown", { hint });
+    if (await ghostText(page)) {
+      await page.keyboard.press("Escape"); // a ghost text would take the Tab: dismiss it first
+      await waitGhostGone(page);
+    }
+    await page.keyboard.press("Tab");
+    await page.waitForTimeout(800);
+    result.linesAfterNextEdit = await editorLines(page);
+    result.nextEditHintAfterTab = await nextEditHint(page);
+    await shot(page, "06-next-edit-applied.png");
+    step("next edit applied");
+    await page.waitForTimeout(1000);
+  }
 } catch (error) {
   result.error = error instanceof Error ? `${error.message}\n${error.stack}` : String(error);
   try {
