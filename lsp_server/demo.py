@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from lsp_server.config import Settings
 from telemetry.simulate import sample_file, server_command, type_file
-from telemetry.lsp_client import LspClient
+from telemetry.lsp_client import LspClient, change_at
 
 
 def run_demo(model: str | None, database: str | None, policy: str, file: Path | None, start_line: int | None,
@@ -37,6 +38,7 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
         result = type_file(client, "file:///demo/" + path.name.replace(".txt", ""), text, start_line=first, lines=lines,
                            request_every=1, on_event=show)
         session = status["sessionId"]
+        demo_next_edit(client, text, out)
     elapsed = time.perf_counter() - t0
     events = result.events
     shown = [e for e in events if e.text]
@@ -50,6 +52,67 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     print(f"\ntelemetry: {db} (session {session}); open it with any SQLite tool, e.g.\n"
           f"  sqlite3 {db} \"select outcome, count(*) from suggestions group by outcome\"", file=out)
     return 0
+
+
+_DEF = re.compile(r"^(\s*)def \w+\((\w+)[,)]")
+
+
+def rename_site(text: str) -> tuple[int, int, str] | None:
+    """(line, column, name) of a function's first parameter (not self/cls) used at least twice below it."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        m = _DEF.match(line)
+        if not m or m.group(2) in ("self", "cls"):
+            continue
+        indent, name = len(m.group(1)), m.group(2)
+        body = []
+        for nxt in lines[i + 1:]:
+            if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
+                break
+            body.append(nxt)
+        if sum(len(re.findall(rf"\b{name}\b", b)) for b in body) >= 2:
+            return i, m.start(2), name
+    return None
+
+
+def demo_next_edit(client: LspClient, text: str, out, steps: int = 4) -> None:
+    """Rename a parameter at its `def` and follow the predicted next edits, applying each."""
+    site = rename_site(text)
+    if site is None:
+        return
+    line, col, name = site
+    new_name = name[:1] + "_" + name[1:] if len(name) > 1 else name + "_"
+    uri = "file:///demo/next_edit.py"
+    client.did_open(uri, text, 1)
+    version = 2
+    client.did_change(uri, version, [change_at(line, col, new_name, line, col + len(name))])
+    print(f"\nnext edit: renamed {name!r} to {new_name!r} on line {line + 1}", file=out)
+    doc = text.split("\n")
+    doc[line] = doc[line][:col] + new_name + doc[line][col + len(name):]
+    pos = (line, col + len(new_name))
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        edits = client.next_edit(uri, version, *pos, timeout=30)
+        ms = (time.perf_counter() - t0) * 1000
+        if not edits:
+            print(f"  no confident next edit ({ms:.0f} ms)", file=out)
+            break
+        e = edits[0]
+        (sl, sc), (el, ec) = ((e["range"][k]["line"], e["range"][k]["character"]) for k in ("start", "end"))
+        old = "\n".join(doc[sl:el + 1])[sc:len("\n".join(doc[sl:el + 1])) - (len(doc[el]) - ec)]
+        print(f"  {ms:6.0f} ms  line {sl + 1}: {old!r} -> {e['newText']!r}   (applied)", file=out)
+        version += 1
+        client.did_change(uri, version, [change_at(sl, sc, e["newText"], el, ec)])
+        client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": [e["id"]]})
+        joined = "\n".join(doc)
+        starts = [0]
+        for ln in doc[:-1]:
+            starts.append(starts[-1] + len(ln) + 1)
+        joined = joined[:starts[sl] + sc] + e["newText"] + joined[starts[el] + ec:]
+        doc = joined.split("\n")
+        end_lines = e["newText"].split("\n")
+        pos = (sl + len(end_lines) - 1, (sc if len(end_lines) == 1 else 0) + len(end_lines[-1]))
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 
 def wait_ready(client: LspClient, timeout: float = 60.0) -> dict:

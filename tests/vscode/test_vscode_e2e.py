@@ -37,6 +37,8 @@ INSTALL_HINT = "run scripts/install-vscode-test"
 
 TYPED = "values"  # typed at the end of the sample's last line
 SECOND = "return tot"  # typed on a new line after the accepted suggestion
+# Next edit: the first word of this line of the sample is renamed; the model should then rename its use.
+RENAMED_LINE, RENAMED_TO, EXPECTED_NEXT = "    words = text.split()", "tokens", "    return len(tokens)"
 E2E_TIMEOUT_S = 150
 
 
@@ -96,6 +98,8 @@ def user_settings(db: Path) -> dict:
         # token; the acceptance gate would hide some: this test is about the editor, not those decisions
         "tact.stopThreshold": 1.01,
         "tact.acceptanceGate": False,
+        # any predicted edit is shown: this test is about the editor showing and applying it
+        "tact.nextEditThreshold": 0.0,
         "tact.logLevel": "INFO",
     }
 
@@ -151,6 +155,9 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
             "profile": str(tmp_path / "chromium-profile"), "screenshots": str(screenshots), "out": str(out),
             "timeoutMs": (E2E_TIMEOUT_S - 10) * 1000,
         }
+        if proposed_api:  # next edit does not depend on the proposed API: once is enough
+            config["nextEdit"] = {"line": EDITOR_SAMPLE.split("\n").index(RENAMED_LINE) + 1, "replacement": RENAMED_TO,
+                                  "timeoutMs": 20000}
         config_path = tmp_path / "e2e-config.json"
         config_path.write_text(json.dumps(config, indent=1))
         t_browser = time.monotonic()
@@ -186,6 +193,17 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
                 else "proposed API inlineCompletionsAdditions not enabled; rejections are inferred")
         assert mode in log_text, f"the extension did not say: {mode}\n{why}"
         assert "shown" in result.get("statusAfter", ""), why
+
+        if proposed_api:
+            # the rename, then the predicted next edit: shown as a decoration, applied with Tab, recorded
+            assert any(ln.startswith(f"    {RENAMED_TO} = text.split()") for ln in result["linesAfterRename"]), why
+            assert result.get("nextEditHint"), f"no next edit shown\n{why}"
+            assert any(ln.rstrip() == EXPECTED_NEXT for ln in result["linesAfterNextEdit"]), (
+                f"after Tab the file does not read {EXPECTED_NEXT!r}\n{why}")
+            applied = wait_for_rows(db, "SELECT text, shown_at FROM suggestions WHERE kind = 'next_edit' "
+                                        "AND outcome = 'accepted'")
+            assert applied and applied[-1][1] is not None, (
+                f"no shown and accepted next edit in telemetry: {query(db, 'SELECT kind, outcome, text FROM suggestions')}\n{why}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
