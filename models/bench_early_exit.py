@@ -37,6 +37,7 @@ SUFFIX_CHARS = 300
 SUFFIX_TOKENS = 64
 MIN_LINE_CHARS = 4  # non-space characters a sampled line needs
 ACCURACY_WINDOW = 256
+EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 STOP_SWEEP = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 NO_STOP = 1.01
 
@@ -280,17 +281,44 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
     return out
 
 
+def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
+    """Relative ROUGE-L loss of a policy against `full` (0 when it is as good or better)."""
+    rf, rd = full_rouge or 0.0, other_rouge or 0.0
+    return max(0.0, (rf - rd) / rf) if rf > 0 else (0.0 if rd >= rf else 1.0)
+
+
+def exit_sweep(runtime: EarlyExitRuntime, prompts: list[list[int]], full: list[DecodeResult], targets: list[str],
+               base: dict, thresholds: Iterable[float]) -> list[dict]:
+    """The dynamic policy at each exit threshold: layers skipped, relative ROUGE-L loss and speed against `full`."""
+    L = runtime.n_layers
+    full_rouge = _mean([rouge_l(suggestion(f), t) for f, t in zip(full, targets)])
+    out = []
+    for th in thresholds:
+        runs = []
+        for prompt in prompts:
+            runtime.reset()
+            runs.append(runtime.generate(prompt, DecodeOptions(policy="dynamic", stop_threshold=NO_STOP,
+                                                               **{**base, "exit_threshold": th})))
+        p = _policy_summary("dynamic", runs, full, targets, L)
+        loss = rouge_loss(full_rouge, p["rouge_l"])
+        out.append({"exit_threshold": th, "layers_skipped_share": p["layers_skipped_share"], "rouge_l": p["rouge_l"],
+                    "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
+                    "identical_to_full": p["identical_to_full"],
+                    "meets_target": bool((p["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET)})
+    runtime.reset()
+    return out
+
+
 def _targets(policies: dict, stop: dict) -> dict:
     spec, dyn, full = policies["speculative"], policies["dynamic"], policies["full"]
     spec_ok = (spec["speedup_total"] or 0) >= SPEC_SPEEDUP_TARGET and spec["identical_count"] == spec["samples"]
-    rf, rd = full["rouge_l"] or 0.0, dyn["rouge_l"] or 0.0
-    rouge_loss = (rf - rd) / rf if rf > 0 else (0.0 if rd >= rf else 1.0)
-    dyn_ok = (dyn["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and rouge_loss <= DYN_ROUGE_LOSS_TARGET
+    loss = rouge_loss(full["rouge_l"], dyn["rouge_l"])
+    dyn_ok = (dyn["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET
     return {
         "speculative": {"target": f">= {SPEC_SPEEDUP_TARGET}x faster than full with 100% identical output",
                         "speedup": spec["speedup_total"], "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
         "dynamic": {"target": f">= {DYN_SKIP_TARGET:.0%} of layers skipped at <= {DYN_ROUGE_LOSS_TARGET:.0%} relative ROUGE-L loss",
-                    "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(rouge_loss),
+                    "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(loss),
                     "pass": bool(dyn_ok)},
         "stop": {"target": f"acceptance of shown suggestions >= +{STOP_GAIN_TARGET:.0%} relative, "
                            f"<= {STOP_LOSS_TARGET:.0%} of would-be-accepted removed",
@@ -315,8 +343,10 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                 draft_tokens=draft_tokens, single_line=True)
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     stopped: list[DecodeResult] = []
+    prompts: list[list[int]] = []
     for n, s in enumerate(samples):
         prompt = sample_prompt(runtime, s)
+        prompts.append(prompt)
         k = n % len(POLICIES)
         for policy in POLICIES[k:] + POLICIES[:k]:
             runtime.reset()
@@ -350,6 +380,18 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "sweep": sweep, "thresholds_meeting_target": meeting,
             "recommended_threshold": best["threshold"] if best else None,
             "controller_trained": runtime.controller.trained}
+    sweep_exit = exit_sweep(runtime, prompts, full, targets, base, sorted(set(EXIT_SWEEP) - {exit_threshold}))
+    sweep_exit.append({"exit_threshold": exit_threshold, "layers_skipped_share": policies["dynamic"]["layers_skipped_share"],
+                       "rouge_l": policies["dynamic"]["rouge_l"],
+                       "rouge_l_relative_loss": _r(rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
+                       "speedup_total": policies["dynamic"]["speedup_total"],
+                       "identical_to_full": policies["dynamic"]["identical_to_full"], "meets_target": None})
+    sweep_exit.sort(key=lambda e: e["exit_threshold"])
+    for e in sweep_exit:
+        e["meets_target"] = bool((e["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET
+                                 and (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET)
+    within_loss = [e for e in sweep_exit if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
+    best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
     windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
     accuracy = exit_accuracy(runtime, texts, windows, seed)
     return {
@@ -365,6 +407,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "policies": policies,
         "exit_accuracy": accuracy,
         "stop": stop,
+        "exit_sweep": {"thresholds": sweep_exit,
+                       "most_skipped_within_loss": best_exit["exit_threshold"] if best_exit else None},
         "targets": _targets(policies, stop),
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -424,6 +468,18 @@ def format_report(r: dict) -> str:
                      f"{'yes' if e['meets_target'] else 'no'}")
     lines.append(f"  thresholds meeting the target: {', '.join(map(str, s['thresholds_meeting_target'])) or 'none'}"
                  + (f" (recommended {s['recommended_threshold']})" if s["recommended_threshold"] is not None else ""))
+    ex = r.get("exit_sweep")
+    if ex:
+        lines += ["", "dynamic exit threshold sweep (Stop disabled):",
+                  f"    {'threshold':>9} {'skipped':>8} {'ROUGE-L':>7} {'loss':>7} {'speedup':>8} {'identical':>9}  meets"]
+        for e in ex["thresholds"]:
+            lines.append(f"    {e['exit_threshold']:>9.2f} {_f(e['layers_skipped_share'], '{:.1%}'):>8} "
+                         f"{_f(e['rouge_l'], '{:.3f}'):>7} {_f(e['rouge_l_relative_loss'], '{:.1%}'):>7} "
+                         f"{_f(e['speedup_total'], '{:.2f}x'):>8} {_f(e['identical_to_full'], '{:.1%}'):>9}  "
+                         f"{'yes' if e['meets_target'] else 'no'}")
+        best = ex["most_skipped_within_loss"]
+        lines.append(f"  most layers skipped within {DYN_ROUGE_LOSS_TARGET:.0%} ROUGE-L loss: "
+                     + (f"exit threshold {best}" if best is not None else "none"))
     t = r["targets"]
     mark = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
     ts, td, tp = t["speculative"], t["dynamic"], t["stop"]
