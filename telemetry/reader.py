@@ -136,14 +136,13 @@ def outcome_counts(conn: sqlite3.Connection, session_id: str | None = None) -> d
 
 
 def decided_outcomes(conn: sqlite3.Connection) -> dict[str, Any]:
-    """How many suggestions the user accepted (fully or partly) and rejected over every session, and the
-    latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}``."""
-    counts = dict(conn.execute(
-        "SELECT outcome, COUNT(*) FROM suggestions WHERE outcome IN ('accepted', 'partially_accepted', 'rejected') "
-        "GROUP BY outcome").fetchall())
-    last = conn.execute(
-        "SELECT outcome, outcome_at FROM suggestions WHERE outcome IN ('accepted', 'partially_accepted', 'rejected') "
-        "ORDER BY outcome_at DESC LIMIT 1").fetchone()
+    """How many completions the user accepted (fully or partly) and rejected over every session, and the
+    latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}`` (next edits not counted)."""
+    decided = ("outcome IN ('accepted', 'partially_accepted', 'rejected') "
+               "AND COALESCE(kind, 'completion') = 'completion'")
+    counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome").fetchall())
+    last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
+                        "ORDER BY outcome_at DESC LIMIT 1").fetchone()
     return {"accepted": counts.get("accepted", 0) + counts.get("partially_accepted", 0),
             "rejected": counts.get("rejected", 0),
             "last_outcome": last[0] if last else None, "last_outcome_at": last[1] if last else None}

@@ -271,7 +271,7 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
     logged = {s["id"]: s for s in suggestions(conn, session_id)}
     docs: list[_Doc] = []
     current: dict[str, _Doc] = {}
-    orphans = 0
+    orphans = other_kinds = 0
     settings_steps: list[Step] = []
     for item in session_timeline(conn, session_id):
         kind = item["type"]
@@ -284,6 +284,9 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
             doc = _Doc(uri, item)
             current[uri] = doc
             docs.append(doc)
+        elif kind == "suggestion_requested" and item.get("kind", "completion") != "completion":
+            other_kinds += 1  # next edits are not replayed (yet): the edits around them are
+            continue
         elif kind in ("document_snapshot", "document_closed", "edit", "suggestion_requested"):
             doc = current.get(uri)
             if doc is None or doc.close_item is not None:
@@ -297,6 +300,8 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
                 doc.edits.append(item)
             else:
                 doc.requests.append(item)
+    if other_kinds:
+        script.issues.append(f"{other_kinds} next-edit requests were left out (replay drives completions only)")
     if orphans:
         script.issues.append(f"{orphans} edits or requests on documents with no logged open were left out")
     for doc in docs:

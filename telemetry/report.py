@@ -179,7 +179,8 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         try:
             rows = conn.execute(
                 "SELECT id, requested_at, text, outcome, shown_at, latency_ms, layers_per_token, accepted_length,"
-                " generated_at, outcome_at FROM suggestions WHERE session_id = ? ORDER BY requested_at, id",
+                " generated_at, outcome_at FROM suggestions"
+                " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()
             logprob = dict(conn.execute(
                 "SELECT suggestion_id, payload FROM suggestion_events WHERE session_id = ? AND type = 'suggestion_generated'",

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from telemetry.lsp_client import LspClient, change_at
+from telemetry.reader import open_readonly
+from telemetry.reconstruct import build_script
 from tests.lsp_support import model_under_test, server_command, wait_for_rows
 
 URI = "file:///project/shapes.py"
@@ -31,6 +33,12 @@ def test_without_a_next_edit_model_requests_answer_empty_and_status_says_why(tmp
         assert "no next-edit model" in status["nextEdit"]["reason"]
         rows = wait_for_rows(db, "SELECT kind, outcome FROM suggestions WHERE kind = 'next_edit'")
         assert rows == [("next_edit", "cancelled")]
+    # a replay of this session drives completions only: the next-edit request is left out, and said so
+    with open_readonly(db) as conn:
+        script = build_script(conn, status["sessionId"])
+    assert script.requests == []
+    assert any("next-edit" in issue for issue in script.issues)
+    assert [s.kind for s in script.steps].count("change") == 1
 
 
 def test_bad_next_edit_requests_get_empty_answers_and_the_server_stays_up(tmp_path):
