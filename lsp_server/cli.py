@@ -62,7 +62,7 @@ def _add_train(sub) -> None:
     nm.add_argument("--init", type=Path, default=REPO_ROOT / "models" / "default", help="code model to start from")
     nm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "default")
     nm.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget for the whole job")
-    nm.add_argument("--lr", type=float, default=5e-4)
+    nm.add_argument("--lr", type=float, default=1e-3)
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
     nm.add_argument("--seed", type=int, default=0)
     nm.add_argument("--threads", type=int, default=None)

@@ -46,9 +46,10 @@ def test_prompt_marks_the_cursor_line_and_ends_with_the_rewrite_marker():
 
 @pytest.mark.parametrize("target", [
     Edit(22, 23, "line_22 = 22\n", "line_22 = 220\n"),  # a replacement
-    Edit(25, 25, "", "inserted = True\n"),  # an insertion
+    Edit(24, 24, "", "inserted = True\n"),  # an insertion
     Edit(23, 25, "line_23 = 23\nline_24 = 24\n", ""),  # a deletion
-    Edit(16, 17, "line_16 = 16\n", "a = 1\nb = 2\n"),  # at the window's first line, growing
+    Edit(20 - LINES_BEFORE, 21 - LINES_BEFORE, f"line_{20 - LINES_BEFORE} = {20 - LINES_BEFORE}\n",
+         "a = 1\nb = 2\n"),  # at the window's first line, growing
 ])
 def test_target_rewrite_round_trips_to_the_same_edit(target):
     window = window_around(TEXT, 20)
@@ -64,7 +65,7 @@ def test_target_outside_the_window_teaches_no_change_and_straddling_is_refused()
     far = Edit(2, 3, "line_2 = 2\n", "line_2 = 3\n")
     assert target_text(window, TEXT, far) == window.text
     assert edit_from_rewrite(window, window.text, TEXT) is None
-    straddle = Edit(14, 18, "".join(f"line_{i} = {i}\n" for i in range(14, 18)), "x = 0\n")
+    straddle = Edit(15, 19, "".join(f"line_{i} = {i}\n" for i in range(15, 19)), "x = 0\n")
     assert target_text(window, TEXT, straddle) is None
 
 

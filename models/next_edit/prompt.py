@@ -33,12 +33,12 @@ WINDOW_MARK = "<|window|>\n"
 REWRITE_MARK = "<|rewrite|>\n"
 CURSOR_MARK = "<|cursor|>"
 
-LINES_BEFORE = 4  # window: the cursor line, 4 lines above it and 10 below (next edits mostly follow)
-LINES_AFTER = 10
+LINES_BEFORE = 3  # window: the cursor line, 3 lines above it and 7 below (next edits mostly follow);
+LINES_AFTER = 7  # small, because every line of it is written back token by token
 MAX_LINE_CHARS = 240  # longer lines are cut in the prompt; a window holding one is not rewritten
 MAX_BLOCK_LINES = 8  # of each side of a history edit shown
 HISTORY_EDITS = 4
-HISTORY_CHARS = 1200  # the history budget, cut oldest first
+HISTORY_CHARS = 800  # the history budget, cut oldest first
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def make_batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Te
 
 
 def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 25.0, batch_tokens: int = 4096,
-                    lr: float = 5e-4, real_share: float = 0.35, exit_sample: float = 0.125, exit_weight: float = 0.3,
+                    lr: float = 1e-3, real_share: float = 0.35, exit_sample: float = 0.125, exit_weight: float = 0.3,
                     seed: int = 0, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     started = time.time()
     torch.manual_seed(seed)
