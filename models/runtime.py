@@ -47,6 +47,9 @@ class DecodeOptions:
     lookup_ngram: int = 3
     lookup_tokens: int = 8
     single_line: bool = True  # end after the first token that contains a newline
+    # speculative: accept a prompt-lookup draft token whose log-probability is within this of the best
+    # token's (0: only the best token, lossless). For rewrites, where copying the window is the prior.
+    copy_margin: float = 0.0
 
 
 @dataclass
@@ -62,6 +65,8 @@ class DecodeResult:
     layer_passes: int = 0  # token-layer evaluations while generating (verification included)
     drafted: int = 0
     draft_accepted: int = 0
+    lookup_drafted: int = 0  # of `drafted`, the tokens drafted by prompt lookup
+    lookup_accepted: int = 0
     prefill_ms: float = 0.0
     decode_ms: float = 0.0
 
@@ -341,8 +346,10 @@ class EarlyExitRuntime:
             room = self.max_len - 1 - start  # drafts that still fit in the cache after `pending`
             self.cache.ids.append(pending)
             lookup = self._lookup_draft(opts)[:room]
+            lenient = False
             if lookup:
                 draft = lookup
+                lenient = opts.copy_margin > 0
                 h_all = self.forward([pending, *draft], start)
                 res.layer_passes += L * (len(draft) + 1)
             else:
@@ -374,6 +381,8 @@ class EarlyExitRuntime:
                     self.cache.exact = self.cache.length
                     return
                 token = int(logp_all[j].argmax())
+                if lenient and j < len(draft) and logp_all[j, draft[j]] >= logp_all[j, token] - opts.copy_margin:
+                    token = draft[j]  # close enough to the best: keep the copy
                 matches = j < len(draft) and draft[j] == token
                 done = self._emit(res, opts, token, float(logp_all[j, token]), L, float(p_stop_all[j]))
                 if matches and not done:
@@ -382,6 +391,9 @@ class EarlyExitRuntime:
                     continue
                 break
             res.draft_accepted += accepted
+            if lookup:
+                res.lookup_drafted += len(draft)
+                res.lookup_accepted += accepted
             self.cache.truncate(start + 1 + accepted)
             self.cache.exact = self.cache.length
             if done:

@@ -152,6 +152,19 @@ def test_speculative_equals_full_with_prompt_lookup(rt):
     assert rep.drafted > 0 and drafted > 0
 
 
+def test_copy_margin_keeps_lookup_drafts_and_zero_margin_is_lossless(rt):
+    ids = rt.tokenizer.encode("value = compute(alpha, beta)\n" * 3 + "value = compute(")
+    assert len(ids) + 24 < rt.max_len
+    full = generate(rt, ids, policy="full", max_new_tokens=24, single_line=False)
+    exact = generate(rt, ids, policy="speculative", max_new_tokens=24, single_line=False, copy_margin=0.0)
+    assert exact.token_ids == full.token_ids
+    copying = generate(rt, ids, policy="speculative", max_new_tokens=24, single_line=False, copy_margin=1e9)
+    # an unbounded margin keeps every token prompt lookup drafts (but those past the token budget)
+    assert copying.lookup_drafted > 0
+    assert copying.lookup_accepted >= copying.lookup_drafted - DecodeOptions().lookup_tokens
+    assert copying.lookup_accepted > exact.lookup_accepted or exact.lookup_accepted == exact.lookup_drafted
+
+
 @pytest.mark.parametrize("draft_layers,draft_tokens", [(1, 4), (2, 3), (3, 1)])
 def test_speculative_equals_full_with_layer_drafting(rt, draft_layers, draft_tokens):
     for ids in prompts(rt):

@@ -46,10 +46,15 @@ class NextEditModel:
 
     name = "model"
 
-    def __init__(self, model_dir: Path = DEFAULT_MODEL_DIR, threads: int = 2, max_windows: int = 2):
+    def __init__(self, model_dir: Path = DEFAULT_MODEL_DIR, threads: int = 2, max_windows: int = 2,
+                 copy_margin: float | None = None):
         self.runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
         self.info = self.runtime.tokenizer
         self.max_windows = max_windows
+        # Decoding keeps a copied window token within this log-probability of the best (runtime
+        # `copy_margin`); the training record may set it (chosen on held-out data), 0 is lossless greedy.
+        record_margin = self.runtime.record.get("serving", {}).get("copy_margin", 0.0)
+        self.copy_margin = record_margin if copy_margin is None else copy_margin
         self.threshold = 0.0  # evaluation: predictions below this count as none (the server applies its setting)
         self.baseline = BaselinePredictor()
         self.lock = threading.Lock()
@@ -68,7 +73,8 @@ class NextEditModel:
         if len(ids) > MAX_PROMPT_TOKENS or window_tokens + 32 > MAX_REWRITE_TOKENS:
             return None
         opts = DecodeOptions(policy="speculative", max_new_tokens=min(MAX_REWRITE_TOKENS, window_tokens + 64),
-                             single_line=False, stop_threshold=1.01, lookup_ngram=2, lookup_tokens=24)
+                             single_line=False, stop_threshold=1.01, lookup_ngram=2, lookup_tokens=24,
+                             copy_margin=self.copy_margin)
         res = self.runtime.generate(ids, opts, should_cancel)
         if res.stop_reason != "eos" or not res.logprobs:
             return None  # cut short (cancelled, out of room): not a whole rewrite
