@@ -122,8 +122,17 @@ def test_thresholds_hide_next_to_nothing_when_scores_are_noise():
     y = rng.integers(0, 2, 300)
     s1, s2 = rng.random(300), rng.random(300)
     t = choose_thresholds(s1, s2, y, lam=0.5, precision_floor=0.99)
-    assert outcomes(s1, s2, y, t)["share_hidden"] <= 0.01  # at most the lowest score or two, by luck
+    assert outcomes(s1, s2, y, t)["share_hidden"] == 0  # a lucky lowest score or two is too few to trust
     assert choose_thresholds(s1, s2, np.ones(300, int), lam=0.5, precision_floor=0.9) == Thresholds(NEVER, NEVER, 1.0)
+
+
+def test_a_precision_needs_enough_hidden_samples():
+    # the three lowest stage-2 scores are rejects, the rest a coin toss: 100% precision on 3 samples
+    y = np.array([0, 0, 0] + [0, 1] * 100)
+    s2 = np.concatenate([[0.01, 0.02, 0.03], np.random.default_rng(2).uniform(0.5, 1.0, 200)])
+    s1 = np.ones(len(y))
+    assert choose_thresholds(s1, s2, y, lam=0.0, precision_floor=0.9, min_hidden=10).hide == NEVER
+    assert choose_thresholds(s1, s2, y, lam=0.0, precision_floor=0.9, min_hidden=1).hide != NEVER
 
 
 def test_lambda_trades_skipping_for_hiding():

@@ -8,7 +8,8 @@ stage-2 score is below ``hide``. Thresholds minimise
     λ · (share of requests needing generation) + (1 − λ) · (1 − share hidden)
 
 (skipped requests count as hidden) subject to the precision of hiding (hidden suggestions that
-were really rejected) ≥ the floor. Nothing hidden is always feasible.
+were really rejected) ≥ the floor, measured on at least ``MIN_HIDDEN`` hidden samples (a precision
+over one or two is noise). Nothing hidden is always feasible.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 NEVER = float("-inf")  # a threshold no score is below
 N_CANDIDATES = 60  # per stage: quantiles of the scores
+MIN_HIDDEN = 10  # hidden samples a precision must be measured on before it can admit thresholds
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def _candidates(scores: np.ndarray, max_quantile: float) -> np.ndarray:
 
 
 def choose_thresholds(s1: np.ndarray, s2: np.ndarray, y: np.ndarray, lam: float, precision_floor: float,
-                      max_quantile: float = 0.9) -> Thresholds:
+                      max_quantile: float = 0.9, min_hidden: int = MIN_HIDDEN) -> Thresholds:
     """The (skip, hide) pair the CDHF rule picks on labelled scores (y = 1 accepted)."""
     s1, s2, y = np.asarray(s1, float), np.asarray(s2, float), np.asarray(y, int)
     n = len(y)
@@ -54,7 +56,8 @@ def choose_thresholds(s1: np.ndarray, s2: np.ndarray, y: np.ndarray, lam: float,
         skip = s1 < t1
         hidden = skip[None, :] | hide2
         n_hidden = hidden.sum(-1)
-        feasible = (n_hidden == 0) | ((hidden & rejected).sum(-1) >= precision_floor * n_hidden)
+        feasible = (n_hidden == 0) | ((n_hidden >= min_hidden)
+                                      & ((hidden & rejected).sum(-1) >= precision_floor * n_hidden))
         row = lam * (1.0 - skip.mean()) + (1.0 - lam) * (1.0 - n_hidden / n)
         objective[i] = np.where(feasible, row, np.inf)
     i, j = np.unravel_index(int(np.argmin(objective)), objective.shape)  # ties: the lowest thresholds
