@@ -104,6 +104,9 @@ def _add_eval(sub) -> None:
     ne.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")
     ne.add_argument("--threshold", type=float, default=DEFAULTS.next_edit_threshold,
                     help="confidence below which the model's prediction counts as none (default: the server's)")
+    ne.add_argument("--copy-margin", type=float, default=None,
+                    help="decoding: keep a copied window token within this log-probability of the best "
+                         "(default: the model's recorded choice; 0 is greedy)")
 
 
 def _acceptance(args) -> int:

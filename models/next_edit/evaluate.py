@@ -91,12 +91,12 @@ def evaluate(examples: Iterable[Example], predictor) -> dict:
     return out
 
 
-def load_model_predictor(model_dir: Path | None = None, threshold: float = 0.0):
+def load_model_predictor(model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None):
     """The trained next-edit model as a predictor (None while there is none), showing only
     predictions with confidence >= threshold, as the server does."""
     from models.next_edit.model import load_predictor
 
-    model = load_predictor(model_dir)
+    model = load_predictor(model_dir, copy_margin=copy_margin)
     if model is not None:
         model.threshold = threshold
     return model
@@ -122,11 +122,12 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
 
 
 def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
-             model_dir: Path | None = None, threshold: float = 0.0) -> dict:
+             model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None) -> dict:
     from models.next_edit.baseline import BaselinePredictor
 
-    model = load_model_predictor(model_dir, threshold)
-    results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold, "sets": {}}
+    model = load_model_predictor(model_dir, threshold, copy_margin)
+    results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold,
+                     "copy_margin": model.copy_margin if model is not None else None, "sets": {}}
     for name, exs in datasets(data_dir, pair, limit).items():
         row = {"baseline": evaluate(exs, BaselinePredictor())}
         row["model"] = evaluate(exs, model) if model is not None else None
@@ -136,7 +137,11 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
 
 def format_table(results: dict) -> str:
     cols = ("examples", "predicted", "exact", "position", "partial", "no_op", "reversal", "p50_ms")
-    lines = [f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols)]
+    lines = []
+    if results.get("copy_margin") is not None:
+        lines.append(f"model {results['model']}, confidence threshold {results['threshold']}, "
+                     f"copy margin {results['copy_margin']}")
+    lines.append(f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols))
     for name, row in results["sets"].items():
         for pred_name in ("baseline", "model"):
             m = row.get(pred_name)
@@ -159,7 +164,7 @@ def main_cli(args) -> int:
         print("tact eval next-edit: give --data DIR and/or --pair BEFORE AFTER")
         return 2
     pair = tuple(args.pair) if args.pair else None
-    results = run_eval(args.data, pair, args.limit, args.model, args.threshold)
+    results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin)
     if not results["sets"]:
         print("tact eval next-edit: no examples found")
         return 1

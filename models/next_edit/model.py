@@ -116,9 +116,9 @@ class NextEditModel:
         return edit if confidence >= self.threshold else None
 
 
-def load_predictor(model_dir: Path | None = None) -> NextEditModel | None:
+def load_predictor(model_dir: Path | None = None, copy_margin: float | None = None) -> NextEditModel | None:
     """The shipped next-edit model, or None when it has not been trained and exported."""
     path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     if not (path / "graphs.json").exists():
         return None
-    return NextEditModel(path)
+    return NextEditModel(path, copy_margin=copy_margin)
