@@ -1,0 +1,84 @@
+"""The next-edit model's training batches and its serving rules, on the tiny random model."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.next_edit.examples import Edit, Example, make_edit, apply_edit
+from models.next_edit.model import NextEditModel, NextEditPrediction
+from models.next_edit.prompt import window_around
+
+TEXT = "def area(width, height):\n    check(width)\n    return width * height\n"
+
+
+def _example() -> Example:
+    first = make_edit(TEXT, 0, 1, "def area(w, height):\n")
+    current = apply_edit(TEXT, first)
+    return Example("shapes.py", "demo", TEXT, [first], current, Edit(1, 2, "    check(width)\n", "    check(w)\n"))
+
+
+def test_batches_teach_only_the_rewrite():
+    torch = pytest.importorskip("torch")
+    from models.next_edit.train import make_batch
+
+    rows = [([5, 6, 7, 8, 9], 3), ([5, 6, 7], 1)]
+    ids, targets = make_batch(rows, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]]
+    # position t predicts token t+1: only the rewrite tokens (from index `start`) are targets
+    assert targets.tolist() == [[0, 0, 8, 9], [6, 7, 0, 0]]
+    assert targets.dtype == torch.long
+
+
+def test_encoded_example_ends_with_the_rewrite_and_eos(tiny_lm_dir):
+    from models.next_edit.train import encode_example
+    from models.tokenizer import TokenizerInfo, load_tokenizer
+
+    info = TokenizerInfo(load_tokenizer(tiny_lm_dir / "tokenizer.json"))
+    ids, start = encode_example(_example(), info)
+    assert ids[-1] == info.eos_id
+    rewrite = info.decode(ids[start:])
+    assert "    check(w)\n" in rewrite and "check(width)" not in rewrite
+    assert info.decode(ids[:start]).endswith("<|rewrite|>\n")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_lm_dir):
+    return NextEditModel(tiny_lm_dir, threads=1)
+
+
+def test_the_model_runs_end_to_end_and_never_returns_an_undo(model):
+    ex = _example()
+    pred = model.predict_edit(ex.history, ex.current, ex.cursor_line, ex.path)
+    assert pred is None or (0.0 <= pred.confidence <= 1.0 and pred.edit.updated != pred.edit.original)
+    undo = Edit(0, 1, "def area(w, height):\n", "def area(width, height):\n")
+
+    def rewrite_to_undo(history, current, line, path, should_cancel):
+        return NextEditPrediction(undo, 0.99, window_around(current, line), 5, 1.0, 0, 0)
+
+    model._rewrite = rewrite_to_undo
+    try:
+        assert model.predict_edit(ex.history, ex.current, ex.cursor_line, ex.path) is None
+    finally:
+        del model._rewrite
+
+
+def test_the_most_confident_window_wins_and_cancellation_returns_nothing(model):
+    ex = _example()
+    current = "def area(w, height):\n" + "".join(f"    x{i} = {i}\n" for i in range(40)) + "print(width)\n"
+    low = Edit(1, 2, "    x0 = 0\n", "    x0 = 1\n")
+    high = Edit(41, 42, "print(width)\n", "print(w)\n")
+    asked: list[int] = []
+
+    def rewrite(history, cur, line, path, should_cancel):
+        asked.append(line)
+        edit, confidence = (low, 0.3) if line < 20 else (high, 0.8)
+        return NextEditPrediction(edit, confidence, window_around(cur, line), 5, 1.0, 0, 0)
+
+    model._rewrite = rewrite
+    try:
+        pred = model.predict_edit(ex.history, current, ex.cursor_line, ex.path)
+        assert len(asked) == 2 and asked[0] == ex.cursor_line  # the cursor window first, then the baseline's spot
+        assert pred is not None and pred.edit == high
+        assert model.predict_edit(ex.history, current, ex.cursor_line, ex.path, should_cancel=lambda: True) is None
+    finally:
+        del model._rewrite
