@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer

@@ -8,7 +8,6 @@ Stop&Exit controller. Training only: the server runs the ONNX export (`models.ru
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 import torch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.reader import open_readonly

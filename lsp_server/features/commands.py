@@ -9,13 +9,18 @@ from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 log = logging.getLogger("tact.feedback")
 
 
+def record_accepted(ls, args: tuple, command: str) -> bool:
+    """The editor applied a suggestion (completion or next edit); ``args`` is ``[id]``."""
+    suggestion_id = args[0] if args and isinstance(args[0], str) else None
+    if suggestion_id is None:
+        log.warning("%s needs a suggestion id, got %r", command, args)
+        return False
+    item = ls.ledger.resolve(suggestion_id, "accepted")
+    ls.recorder.accepted(suggestion_id, len(item.text) if item else None, partial=False)
+    return True
+
+
 def register(server) -> None:
     @server.command(COMMAND_ACCEPT_SUGGESTION)
     def accept_suggestion(ls, *args) -> bool:
-        suggestion_id = args[0] if args and isinstance(args[0], str) else None
-        if suggestion_id is None:
-            log.warning("%s needs a suggestion id, got %r", COMMAND_ACCEPT_SUGGESTION, args)
-            return False
-        item = ls.ledger.resolve(suggestion_id, "accepted")
-        ls.recorder.accepted(suggestion_id, len(item.text) if item else None, partial=False)
-        return True
+        return record_accepted(ls, args, COMMAND_ACCEPT_SUGGESTION)

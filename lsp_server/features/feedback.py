@@ -30,12 +30,30 @@ def suggestion_id_of(params, method: str) -> str | None:
     return value
 
 
+def record_shown(ls, params, method: str) -> None:
+    """A suggestion (completion or next edit) was shown: ``{id}``."""
+    if (sid := suggestion_id_of(params, method)) is not None:
+        ls.ledger.mark_shown(sid)
+        ls.recorder.shown(sid)
+
+
+def record_rejected(ls, params, method: str) -> None:
+    """A suggestion (completion or next edit) ended without being accepted: ``{id, reason}``."""
+    if (sid := suggestion_id_of(params, method)) is None:
+        return
+    raw = field(params, "reason")
+    reason = RejectReason.parse(raw) if isinstance(raw, str) else None
+    if reason is None:
+        log.warning("%s: unknown reason %r, recorded as %r", method, raw, RejectReason.DISMISSED.value)
+        reason = RejectReason.DISMISSED
+    ls.ledger.resolve(sid, "rejected")
+    ls.recorder.rejected(sid, reason.value)
+
+
 def register(server) -> None:
     @server.feature(DID_SHOW_COMPLETION)
     def did_show(ls, params) -> None:
-        if (sid := suggestion_id_of(params, DID_SHOW_COMPLETION)) is not None:
-            ls.ledger.mark_shown(sid)
-            ls.recorder.shown(sid)
+        record_shown(ls, params, DID_SHOW_COMPLETION)
 
     @server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)
     def did_partially_accept(ls, params) -> None:
@@ -50,15 +68,7 @@ def register(server) -> None:
 
     @server.feature(DID_REJECT_COMPLETION)
     def did_reject(ls, params) -> None:
-        if (sid := suggestion_id_of(params, DID_REJECT_COMPLETION)) is None:
-            return
-        raw = field(params, "reason")
-        reason = RejectReason.parse(raw) if isinstance(raw, str) else None
-        if reason is None:
-            log.warning("%s: unknown reason %r, recorded as %r", DID_REJECT_COMPLETION, raw, RejectReason.DISMISSED.value)
-            reason = RejectReason.DISMISSED
-        ls.ledger.resolve(sid, "rejected")
-        ls.recorder.rejected(sid, reason.value)
+        record_rejected(ls, params, DID_REJECT_COMPLETION)
 
     @server.feature(STATUS)
     def status(ls, params=None) -> dict:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from lsp_server.features.feedback import field, suggestion_id_of
-from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT, NEXT_EDIT, RejectReason
+from lsp_server.features.commands import record_accepted
+from lsp_server.features.feedback import field, record_rejected, record_shown
+from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT, NEXT_EDIT
 from lsp_server.services.positions import Position
+from lsp_server.services.scheduler import Cancelled
 
 log = logging.getLogger("tact.next_edit")
 
@@ -46,7 +48,10 @@ def register(server) -> None:
         if queued is None:
             return NO_EDITS
         suggestion_id, future = queued
-        result = await asyncio.wrap_future(future)
+        try:
+            result = await asyncio.wrap_future(future)
+        except Cancelled:  # superseded by a newer request, or the document changed
+            return NO_EDITS
         if result is None or doc.version != version:
             return NO_EDITS
         rng = {"start": {"line": result.start.line, "character": result.start.character},
@@ -55,28 +60,12 @@ def register(server) -> None:
 
     @server.feature(DID_SHOW_NEXT_EDIT)
     def did_show(ls, params) -> None:
-        if (sid := suggestion_id_of(params, DID_SHOW_NEXT_EDIT)) is not None:
-            ls.ledger.mark_shown(sid)
-            ls.recorder.shown(sid)
+        record_shown(ls, params, DID_SHOW_NEXT_EDIT)
 
     @server.feature(DID_REJECT_NEXT_EDIT)
     def did_reject(ls, params) -> None:
-        if (sid := suggestion_id_of(params, DID_REJECT_NEXT_EDIT)) is None:
-            return
-        raw = field(params, "reason")
-        reason = RejectReason.parse(raw) if isinstance(raw, str) else None
-        if reason is None:
-            log.warning("%s: unknown reason %r, recorded as %r", DID_REJECT_NEXT_EDIT, raw, RejectReason.DISMISSED.value)
-            reason = RejectReason.DISMISSED
-        ls.ledger.resolve(sid, "rejected")
-        ls.recorder.rejected(sid, reason.value)
+        record_rejected(ls, params, DID_REJECT_NEXT_EDIT)
 
     @server.command(COMMAND_ACCEPT_NEXT_EDIT)
     def accept_next_edit(ls, *args) -> bool:
-        suggestion_id = args[0] if args and isinstance(args[0], str) else None
-        if suggestion_id is None:
-            log.warning("%s needs a suggestion id, got %r", COMMAND_ACCEPT_NEXT_EDIT, args)
-            return False
-        item = ls.ledger.resolve(suggestion_id, "accepted")
-        ls.recorder.accepted(suggestion_id, len(item.text) if item else None, partial=False)
-        return True
+        return record_accepted(ls, args, COMMAND_ACCEPT_NEXT_EDIT)

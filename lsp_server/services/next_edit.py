@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,8 +23,8 @@ from lsp_server.config import Settings
 from lsp_server.services.documents import Document, EditRecord
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.recorder import SessionRecorder
-from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
 from lsp_server.services.positions import LineIndex, Position, PositionError
+from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
 from telemetry.text import advance, line_starts
 
 log = logging.getLogger("tact.next_edit")
@@ -171,7 +171,8 @@ class NextEditService:
 
     def request(self, doc: Document, version: int, position: Position, settings: Settings) -> tuple[str, Future] | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
-        the future gives a NextEditResult to show, or None. None at once when the version is outdated."""
+        the future gives a NextEditResult to show or None, or raises Cancelled (superseded, outdated).
+        None at once when the version is outdated."""
         current_version, text = doc.snapshot()
         if current_version != version or not settings.next_edit or doc.is_binary:
             return None
@@ -211,16 +212,6 @@ class NextEditService:
                 recorder.rejected(superseded, "superseded")
             return result
 
-        def run(token: CancelToken) -> NextEditResult | None:
-            try:
-                return job(token)
-            except Cancelled as exc:
-                recorder.cancelled(suggestion_id, exc.reason)
-                return None
-            except Exception as exc:
-                log.warning("next-edit prediction failed", exc_info=True)
-                recorder.failed(suggestion_id, f"{type(exc).__name__}: {exc}")
-                return None
-
-        future, _token = self.scheduler.submit(f"next_edit:{uri}", run)
+        future, _token = self.scheduler.submit(f"next_edit:{uri}",
+                                               recorder.logged_job(suggestion_id, job, "next-edit prediction"))
         return suggestion_id, future

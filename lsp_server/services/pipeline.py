@@ -109,18 +109,7 @@ class CompletionPipeline:
                     return None
             return suggestion
 
-        def run(token: CancelToken) -> Suggestion | None:
-            try:
-                return job(token)
-            except Cancelled as exc:
-                recorder.cancelled(suggestion_id, exc.reason)
-                raise
-            except Exception as exc:
-                log.warning("completion failed", exc_info=True)
-                recorder.failed(suggestion_id, f"{type(exc).__name__}: {exc}")
-                return None
-
-        future, token = self.scheduler.submit(uri, run)
+        future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
         return PendingRequest(suggestion_id, future, token)
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from lsp_server.services.documents import EditRecord
+from lsp_server.services.scheduler import Cancelled, CancelToken
 from telemetry import (
     DocumentClosed,
     DocumentOpened,
@@ -32,6 +33,7 @@ from telemetry import (
 )
 
 log = logging.getLogger("tact.telemetry")
+T = TypeVar("T")
 
 
 class SessionRecorder:
@@ -106,6 +108,23 @@ class SessionRecorder:
 
     def failed(self, suggestion_id: str, error: str) -> None:
         self._record(SuggestionFailed(self.session_id, suggestion_id, error))
+
+    def logged_job(self, suggestion_id: str, job: Callable[[CancelToken], T], what: str) -> Callable[[CancelToken], T | None]:
+        """``job`` for the inference scheduler, its end logged: a cancellation (re-raised, so the caller
+        sees it) or a failure (logged as ``failed`` with the error, returning None)."""
+
+        def run(token: CancelToken) -> T | None:
+            try:
+                return job(token)
+            except Cancelled as exc:
+                self.cancelled(suggestion_id, exc.reason)
+                raise
+            except Exception as exc:
+                log.warning("%s failed", what, exc_info=True)
+                self.failed(suggestion_id, f"{type(exc).__name__}: {exc}")
+                return None
+
+        return run
 
     def close(self) -> None:
         try:
