@@ -17,6 +17,7 @@ from typing import Any, Literal
 SECTION = "tact"
 DECODING_POLICIES = ("full", "dynamic", "speculative")
 DecodingPolicy = Literal["full", "dynamic", "speculative"]
+NEXT_EDIT_PREDICTORS = ("auto", "model", "heuristic")
 
 
 def default_data_dir() -> Path:
@@ -51,6 +52,7 @@ class Settings:
     acceptance_debounce_max_ms: int = 100  # wait before generating for a likely rejection (0: never wait)
     acceptance_model_path: str = ""  # empty: the acceptance model shipped with the package
     next_edit: bool = True  # predict the next edit from the edit history (tact/nextEdit)
+    next_edit_predictor: str = "auto"  # model | heuristic | auto (the model when confident, else the heuristic)
     next_edit_threshold: float = 0.5  # confidence (probability of the rewrite's least likely token) needed to show one
     next_edit_model_path: str = ""  # empty: the next-edit model shipped with the package
     telemetry: bool = True
@@ -81,6 +83,9 @@ class Settings:
         if settings.decoding_policy not in DECODING_POLICIES:
             problems.append(f"{SECTION}.decodingPolicy: {settings.decoding_policy!r} is not one of {DECODING_POLICIES}")
             settings.decoding_policy = cls.decoding_policy
+        if settings.next_edit_predictor not in NEXT_EDIT_PREDICTORS:
+            problems.append(f"{SECTION}.nextEditPredictor: {settings.next_edit_predictor!r} is not one of {NEXT_EDIT_PREDICTORS}")
+            settings.next_edit_predictor = cls.next_edit_predictor
         return settings, problems
 
     def to_camel(self) -> dict[str, Any]:

@@ -50,6 +50,8 @@ class DecodeOptions:
     # speculative: accept a prompt-lookup draft token whose log-probability is within this of the best
     # token's (0: only the best token, lossless). For rewrites, where copying the window is the prior.
     copy_margin: float = 0.0
+    # prompt lookup copies only from cache.ids[lo:hi] (e.g. the window a rewrite follows); None: anywhere
+    lookup_range: tuple[int, int] | None = None
 
 
 @dataclass
@@ -323,13 +325,15 @@ class EarlyExitRuntime:
     def _lookup_draft(self, opts: DecodeOptions) -> list[int]:
         """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram."""
         ids = self.cache.ids
+        lo, hi = opts.lookup_range or (0, len(ids))
+        hi = min(hi, len(ids))
         for n in range(opts.lookup_ngram, 0, -1):
             if len(ids) <= n:
                 continue
             tail = ids[-n:]
-            for start in range(len(ids) - n - 1, -1, -1):
+            for start in range(min(len(ids) - n - 1, hi - n - 1), lo - 1, -1):
                 if ids[start:start + n] == tail:
-                    draft = ids[start + n:start + n + opts.lookup_tokens]
+                    draft = ids[start + n:min(start + n + opts.lookup_tokens, hi)]
                     if draft:
                         return draft
         return []

@@ -22,7 +22,7 @@ def start(tmp_path: Path, options: dict) -> tuple[LspClient, Path, dict]:
 
 
 def test_without_a_next_edit_model_requests_answer_empty_and_status_says_why(tmp_path):
-    client, db, init = start(tmp_path, {"nextEditModelPath": str(tmp_path / "no-model")})
+    client, db, init = start(tmp_path, {"nextEditModelPath": str(tmp_path / "no-model"), "nextEditPredictor": "model"})
     with client:
         assert init["capabilities"]["experimental"]["tact"]["nextEdit"] is True
         client.did_open(URI, TEXT)

@@ -107,7 +107,8 @@ def test_request_below_the_threshold_is_hidden_and_logged():
     docs = DocumentStore()
     _rename_width(docs)
     service, store, ledger = _service(FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.2))
-    sid, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_threshold=0.5))
+    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
+                                  Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
     assert future.result(timeout=10) is None
     gated = [e for e in store.events if type(e).__name__ == "SuggestionGated"]
     assert len(gated) == 1 and gated[0].decision == "hide" and gated[0].score == 0.2
@@ -140,7 +141,7 @@ def test_a_missing_model_is_reported_not_raised(tmp_path):
     docs = DocumentStore()
     _rename_width(docs)
     assert service.predict(docs.get(URI).text, docs.get(URI).history.recent(), Position(0, 0), URI,
-                           str(tmp_path / "broken")) is None
+                           str(tmp_path / "broken"), predictor="model") is None
 
 
 def test_line_breaks_python_and_lsp_disagree_on_give_nothing():
@@ -150,3 +151,20 @@ def test_line_breaks_python_and_lsp_disagree_on_give_nothing():
     docs.change(URI, 2, [(Range(Position(0, 0), Position(0, 1)), "c")], now=1.0)
     doc = docs.get(URI)
     assert service.predict(doc.text, doc.history.recent(), Position(0, 0), URI) is None
+
+
+def test_auto_falls_back_to_the_heuristic_when_the_model_is_unsure_or_missing(tmp_path):
+    docs = DocumentStore()
+    _rename_width(docs)
+    doc = docs.get(URI)
+    unsure, _, _ = _service(FakeModel(Edit(2, 3, "    return width * height\n", "    return 0\n"), confidence=0.1))
+    result = unsure.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="auto", threshold=0.5)
+    # the heuristic repeats the rename at the next use of `width`
+    assert result is not None and result.predictor == "heuristic" and result.new_text == "w"
+    assert result.start == Position(1, 10)
+    sure, _, _ = _service(FakeModel(Edit(2, 3, "    return width * height\n", "    return 0\n"), confidence=0.9))
+    assert sure.predict(doc.text, doc.history.recent(), Position(0, 10), URI, threshold=0.5).predictor == "model"
+    missing = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
+    result = missing.predict(doc.text, doc.history.recent(), Position(0, 10), URI, str(tmp_path / "none"),
+                             predictor="heuristic")
+    assert result is not None and result.predictor == "heuristic" and missing.model is None  # never loaded

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.config import DECODING_POLICIES, SECTION, Settings, to_camel
+from lsp_server.config import DECODING_POLICIES, NEXT_EDIT_PREDICTORS, SECTION, Settings, to_camel
 
 PACKAGE_JSON = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
 # Settings only the extension reads (never sent to the server as its own); see vscode-client/src/settings.ts.
@@ -50,4 +50,5 @@ def test_enums_match_the_server():
     package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
     props = package["contributes"]["configuration"]["properties"]
     assert tuple(props[f"{SECTION}.decodingPolicy"]["enum"]) == DECODING_POLICIES
+    assert tuple(props[f"{SECTION}.nextEditPredictor"]["enum"]) == NEXT_EDIT_PREDICTORS
     assert Settings().log_level in props[f"{SECTION}.logLevel"]["enum"]

@@ -40,6 +40,7 @@ class NextEditResult:
     confidence: float
     latency_ms: float
     line_edit: object  # models.next_edit.examples.Edit, for telemetry
+    predictor: str = "model"  # model | heuristic
 
 
 def line_history(text: str, records: list[EditRecord]):
@@ -152,22 +153,28 @@ class NextEditService:
         return self.model.version if self.model is not None else None
 
     def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
-                model_path: str = "", should_cancel: Callable[[], bool] | None = None) -> NextEditResult | None:
-        """A prediction for ``text`` (one version of a document, its edit ``records`` read with it)."""
-        model = self.ensure_model(model_path)
-        if model is None:
-            return None
+                model_path: str = "", should_cancel: Callable[[], bool] | None = None,
+                predictor: str = "auto", threshold: float = 0.0) -> NextEditResult | None:
+        """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
+
+        ``predictor``: ``model`` (the model's edit, if any), ``heuristic`` (the repeat-the-last-
+        replacement baseline) or ``auto`` (the model's edit when its confidence reaches ``threshold``,
+        else the heuristic's)."""
         if len(text.splitlines(keepends=True)) != len(line_starts(text)) - (1 if text.endswith(("\n", "\r")) else 0):
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         history = line_history(text, records)
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
         t0 = time.perf_counter()
-        pred = model.predict_edit(history, text, position.line, uri, should_cancel)
-        if pred is None:
+        from models.next_edit.model import predict_with
+
+        model = self.ensure_model(model_path) if predictor in ("model", "auto") else None
+        found = predict_with(predictor, model, history, text, position.line, uri, threshold, should_cancel)
+        if found is None:
             return None
-        start, end, new_text = trimmed_range(text, pred.edit)
-        return NextEditResult(start, end, new_text, pred.confidence, (time.perf_counter() - t0) * 1000, pred.edit)
+        edit, confidence, which = found
+        start, end, new_text = trimmed_range(text, edit)
+        return NextEditResult(start, end, new_text, confidence, (time.perf_counter() - t0) * 1000, edit, which)
 
     def request(self, doc: Document, version: int, position: Position, settings: Settings) -> tuple[str, Future] | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
@@ -186,20 +193,24 @@ class NextEditService:
             recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, "nextEdit", {})
             if token.cancelled or doc.version != version:
                 raise Cancelled(token.reason if token.cancelled else "stale")
-            result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled)
+            result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
+                                  settings.next_edit_predictor, settings.next_edit_threshold)
             if token.cancelled:
                 raise Cancelled(token.reason)
             if result is None:
-                recorder.cancelled(suggestion_id, "no_edit" if self.model is not None else "no_model")
+                no_model = self.model is None and settings.next_edit_predictor == "model"
+                recorder.cancelled(suggestion_id, "no_model" if no_model else "no_edit")
                 return None
             self.counts["generated"] += 1
             e = result.line_edit
-            recorder.generated(suggestion_id, result.new_text, self.version or "", "speculative", result.latency_ms, 0, None,
+            recorder.generated(suggestion_id, result.new_text,
+                               (self.version or "") if result.predictor == "model" else "heuristic",
+                               "speculative" if result.predictor == "model" else "heuristic", result.latency_ms, 0, None,
                                "eos", {"range": [result.start.line, result.start.character, result.end.line,
                                                  result.end.character],
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],
                                        "confidence": round(result.confidence, 4)})
-            if result.confidence < settings.next_edit_threshold:
+            if result.predictor == "model" and result.confidence < settings.next_edit_threshold:
                 self.counts["hidden"] += 1
                 recorder.gated(suggestion_id, 2, "hide", result.confidence, settings.next_edit_threshold, self.version,
                                {"gate": "next_edit_confidence"})

@@ -131,6 +131,10 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
     for name, exs in datasets(data_dir, pair, limit).items():
         row = {"baseline": evaluate(exs, BaselinePredictor())}
         row["model"] = evaluate(exs, model) if model is not None else None
+        if model is not None:
+            from models.next_edit.model import AutoPredictor
+
+            row["auto"] = evaluate(exs, AutoPredictor(model, threshold))
         results["sets"][name] = row
     return results
 
@@ -143,8 +147,10 @@ def format_table(results: dict) -> str:
                      f"copy margin {results['copy_margin']}")
     lines.append(f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols))
     for name, row in results["sets"].items():
-        for pred_name in ("baseline", "model"):
+        for pred_name in ("baseline", "model", "auto"):
             m = row.get(pred_name)
+            if m is None and pred_name == "auto":
+                continue
             if m is None:
                 lines.append(f"{name:<20} {pred_name:<10} {NO_MODEL}")
                 continue

@@ -21,8 +21,8 @@ from typing import Callable
 
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example
-from models.next_edit.prompt import (MAX_LINE_CHARS, Window, build_prompt, edit_from_rewrite, undoes_last_edit,
-                                     window_around)
+from models.next_edit.prompt import (MAX_LINE_CHARS, REWRITE_MARK, WINDOW_MARK, Window, build_prompt,
+                                     edit_from_rewrite, undoes_last_edit, window_around)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
@@ -68,13 +68,19 @@ class NextEditModel:
         prompt, window = build_prompt(history, current, line, path)
         if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
             return None  # minified or generated text: nothing sensible to rewrite
-        ids = self.info.encode(prompt)
-        window_tokens = len(self.info.encode(window.text))
+        enc = self.info.tok.encode(prompt, add_special_tokens=False)
+        ids = enc.ids
+        # the window's tokens: drafts are copied from there, never from the history or the rewrite so far
+        window_at = prompt.rindex(WINDOW_MARK) + len(WINDOW_MARK)
+        rewrite_at = len(prompt) - len(REWRITE_MARK)
+        span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < rewrite_at]
+        window_tokens = len(span)
         if len(ids) > MAX_PROMPT_TOKENS or window_tokens + 32 > MAX_REWRITE_TOKENS:
             return None
         opts = DecodeOptions(policy="speculative", max_new_tokens=min(MAX_REWRITE_TOKENS, window_tokens + 64),
                              single_line=False, stop_threshold=1.01, lookup_ngram=2, lookup_tokens=24,
-                             copy_margin=self.copy_margin)
+                             copy_margin=self.copy_margin,
+                             lookup_range=(span[0], span[-1] + 1) if span else None)
         res = self.runtime.generate(ids, opts, should_cancel)
         if res.stop_reason != "eos" or not res.logprobs:
             return None  # cut short (cancelled, out of room): not a whole rewrite
@@ -114,6 +120,39 @@ class NextEditModel:
     def predict(self, example: Example) -> Edit | None:
         edit, confidence = self.predict_scored(example)
         return edit if confidence >= self.threshold else None
+
+
+
+def predict_with(predictor: str, model: "NextEditModel | None", history: list[Edit], current: str, cursor_line: int,
+                 path: str = "", threshold: float = 0.0,
+                 should_cancel: Callable[[], bool] | None = None) -> tuple[Edit, float, str] | None:
+    """(edit, confidence, which) from ``model`` (the model's edit), ``heuristic`` (the baseline) or
+    ``auto`` (the model's edit when its confidence reaches ``threshold``, else the baseline's).
+    The baseline's confidence is reported as 1.0; no edit that undoes the last one is returned."""
+    if predictor in ("model", "auto") and model is not None:
+        pred = model.predict_edit(history, current, cursor_line, path, should_cancel)
+        if pred is not None and (predictor == "model" or pred.confidence >= threshold):
+            return pred.edit, pred.confidence, "model"
+    if predictor == "model" or (should_cancel is not None and should_cancel()):
+        return None
+    edit = BaselinePredictor().predict(Example(path, "", current, history, current, Edit(0, 0, "", "")))
+    if edit is None or undoes_last_edit(history, current, edit):
+        return None
+    return edit, 1.0, "heuristic"
+
+
+class AutoPredictor:
+    """`predict_with("auto", ...)` as an evaluation predictor (`models.next_edit.evaluate`)."""
+
+    name = "auto"
+
+    def __init__(self, model: "NextEditModel", threshold: float):
+        self.model, self.threshold_auto = model, threshold
+
+    def predict(self, example: Example) -> Edit | None:
+        found = predict_with("auto", self.model, example.history, example.current, example.cursor_line, example.path,
+                             self.threshold_auto)
+        return found[0] if found else None
 
 
 def load_predictor(model_dir: Path | None = None, copy_margin: float | None = None) -> NextEditModel | None:
