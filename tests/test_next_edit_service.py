@@ -92,7 +92,8 @@ def test_request_issues_a_confident_edit_and_logs_it():
     _rename_width(docs)
     model = FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.8)
     service, store, ledger = _service(model)
-    sid, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_threshold=0.5))
+    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
+                                  Settings(next_edit_threshold=0.5, next_edit_predictor="auto"))
     result = future.result(timeout=10)
     assert result is not None and result.new_text == "w" and (result.start, result.end) == (Position(1, 10), Position(1, 15))
     history, current, cursor_line = model.calls[0]

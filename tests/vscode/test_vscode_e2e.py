@@ -171,7 +171,8 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
         assert run.returncode == 0 and "error" not in result, f"the browser script failed\n{why}"
 
         # ghost text appeared, and Tab put the accepted suggestion into the editor
-        accepted = wait_for_rows(db, "SELECT id, text, shown_at FROM suggestions WHERE outcome = 'accepted'")
+        accepted = wait_for_rows(db, "SELECT id, text, shown_at FROM suggestions WHERE outcome = 'accepted' "
+                                     "AND kind = 'completion'")
         assert accepted, f"no accepted suggestion in the telemetry database\n{why}"
         _, text, shown_at = accepted[-1]
         assert text and shown_at is not None, f"accepted suggestion {accepted[-1]} was never shown\n{why}"
@@ -183,7 +184,7 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
 
         # Escape on the second suggestion: rejected as dismissed
         rejected = wait_for_rows(db, "SELECT id, reject_reason FROM suggestions WHERE outcome = 'rejected' "
-                                     "AND reject_reason = 'dismissed'")
+                                     "AND reject_reason = 'dismissed' AND kind = 'completion'")
         reasons = query(db, "SELECT outcome, reject_reason, count(*) FROM suggestions GROUP BY 1, 2")
         assert rejected, f"no suggestion rejected as dismissed (outcomes: {reasons})\n{why}"
         assert not result.get("ghostAfterEscape"), f"ghost text still shown after Escape\n{why}"
