@@ -11,6 +11,7 @@ from pathlib import Path
 from lsp_server.config import Settings
 from telemetry.simulate import sample_file, server_command, type_file
 from telemetry.lsp_client import LspClient, change_at
+from telemetry.text import advance, offset_at
 
 
 def run_demo(model: str | None, database: str | None, policy: str, file: Path | None, start_line: int | None,
@@ -84,34 +85,31 @@ def demo_next_edit(client: LspClient, text: str, out, steps: int = 4) -> None:
     new_name = name[:1] + "_" + name[1:] if len(name) > 1 else name + "_"
     uri = "file:///demo/next_edit.py"
     client.did_open(uri, text, 1)
-    version = 2
-    client.did_change(uri, version, [change_at(line, col, new_name, line, col + len(name))])
     print(f"\nnext edit: renamed {name!r} to {new_name!r} on line {line + 1}", file=out)
-    doc = text.split("\n")
-    doc[line] = doc[line][:col] + new_name + doc[line][col + len(name):]
-    pos = (line, col + len(new_name))
-    for _ in range(steps):
+    version, change = 1, change_at(line, col, new_name, line, col + len(name))
+    ms, edit_id = 0.0, ""  # of the predicted edit being applied (none for the rename)
+    for step in range(steps + 1):
+        # apply the change (the rename, then each predicted edit) to our copy and to the server's
+        rng = change["range"]
+        a = offset_at(text, rng["start"]["line"], rng["start"]["character"])
+        b = offset_at(text, rng["end"]["line"], rng["end"]["character"])
+        old, text = text[a:b], text[:a] + change["text"] + text[b:]
+        version += 1
+        client.did_change(uri, version, [change])
+        if step:
+            print(f"  {ms:6.0f} ms  line {rng['start']['line'] + 1}: {old!r} -> {change['text']!r}   (applied)", file=out)
+            client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": [edit_id]})
+        pos = advance(rng["start"]["line"], rng["start"]["character"], change["text"])
+        if step == steps:
+            break
         t0 = time.perf_counter()
         edits = client.next_edit(uri, version, *pos, timeout=30)
         ms = (time.perf_counter() - t0) * 1000
         if not edits:
             print(f"  no confident next edit ({ms:.0f} ms)", file=out)
             break
-        e = edits[0]
-        (sl, sc), (el, ec) = ((e["range"][k]["line"], e["range"][k]["character"]) for k in ("start", "end"))
-        old = "\n".join(doc[sl:el + 1])[sc:len("\n".join(doc[sl:el + 1])) - (len(doc[el]) - ec)]
-        print(f"  {ms:6.0f} ms  line {sl + 1}: {old!r} -> {e['newText']!r}   (applied)", file=out)
-        version += 1
-        client.did_change(uri, version, [change_at(sl, sc, e["newText"], el, ec)])
-        client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": [e["id"]]})
-        joined = "\n".join(doc)
-        starts = [0]
-        for ln in doc[:-1]:
-            starts.append(starts[-1] + len(ln) + 1)
-        joined = joined[:starts[sl] + sc] + e["newText"] + joined[starts[el] + ec:]
-        doc = joined.split("\n")
-        end_lines = e["newText"].split("\n")
-        pos = (sl + len(end_lines) - 1, (sc if len(end_lines) == 1 else 0) + len(end_lines[-1]))
+        edit_id = edits[0]["id"]
+        change = {"range": edits[0]["range"], "text": edits[0]["newText"]}
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 

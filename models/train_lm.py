@@ -201,6 +201,13 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     return stats
 
 
+def command_line() -> str:
+    """The command that is running, for a training record (``tact ...`` when run as the console script)."""
+    if sys.argv[0].endswith("tact"):
+        return "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(sys.argv)
+
+
 def portable_path(path: Path) -> str:
     """A path fit for a shipped record: relative to the working directory when inside it."""
     try:
@@ -299,7 +306,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed + 1)
     controller_stats = fit_controller(model, calib, controller_batches, batch_size, info.pad_id, log)
     record = {
-        "command": "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("tact") else " ".join(sys.argv),
+        "command": command_line(),
         "size": size,
         "parameters": model.num_parameters(),
         "data": {"corpus": portable_path(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),

@@ -70,7 +70,10 @@ def line_history(text: str, records: list[EditRecord]):
 
 
 def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
-    """The LSP range and new text of a line edit, with the unchanged characters at both ends left out."""
+    """The LSP range and new text of a line edit, with the unchanged characters at both ends left out
+    (identifiers kept whole, as the baseline widens its replacements)."""
+    from models.next_edit.baseline import common_ends, widen_to_identifiers
+
     original, updated = edit.original, edit.updated
     lines = text.splitlines(keepends=True)
     if edit.end_line == len(lines) and lines and not lines[-1].endswith("\n") and updated.endswith("\n") \
@@ -78,32 +81,10 @@ def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
         updated = updated[:-1]
     elif original.endswith("\n") and updated and not updated.endswith("\n"):
         updated += "\n"
-    p = 0
-    while p < min(len(original), len(updated)) and original[p] == updated[p]:
-        p += 1
-    s = 0
-    while s < min(len(original), len(updated)) - p and original[-1 - s] == updated[-1 - s]:
-        s += 1
-    # Whole identifiers read better in the editor ("width" -> "w", not "idth" -> "").
-    while p > 0 and _is_word(original[p - 1]) and _word_at(original, updated, p, len(original) - s, len(updated) - s):
-        p -= 1
-    while s > 0 and _is_word(original[len(original) - s]) and _word_at(original, updated, p, len(original) - s,
-                                                                             len(updated) - s, end=True):
-        s -= 1
+    p, s = widen_to_identifiers(original, updated, *common_ends(original, updated))
     start = advance(edit.start_line, 0, original[:p])
     end = advance(*start, original[p:len(original) - s])
     return Position(*start), Position(*end), updated[p:len(updated) - s]
-
-
-def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def _word_at(original: str, updated: str, p: int, oe: int, ue: int, end: bool = False) -> bool:
-    """Whether the changed span [p, oe) / [p, ue) touches an identifier character at its start (or end)."""
-    if end:
-        return (oe > p and _is_word(original[oe - 1])) or (ue > p and _is_word(updated[ue - 1]))
-    return (oe > p and _is_word(original[p])) or (ue > p and _is_word(updated[p]))
 
 
 class NextEditService:

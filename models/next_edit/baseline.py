@@ -26,6 +26,30 @@ def _pattern(old: str) -> re.Pattern:
     return re.compile(re.escape(old))
 
 
+def common_ends(a: str, b: str) -> tuple[int, int]:
+    """(p, s): the lengths of the common prefix and (not overlapping it) the common suffix of a and b."""
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+        s += 1
+    return p, s
+
+
+def widen_to_identifiers(a: str, b: str, p: int, s: int) -> tuple[int, int]:
+    """Shrink the common ends (p, s) of a and b so a change that touches an identifier takes all of it
+    ("width" -> "w", not "idth" -> "")."""
+    def touches(i: int, j: int) -> bool:  # the changed spans a[p:len(a)-s], b[p:len(b)-s] at index i / j
+        return (len(a) - s > p and _is_word(a[i])) or (len(b) - s > p and _is_word(b[j]))
+
+    while p > 0 and _is_word(a[p - 1]) and touches(p, p):
+        p -= 1
+    while s > 0 and _is_word(a[len(a) - s]) and touches(len(a) - s - 1, len(b) - s - 1):
+        s -= 1
+    return p, s
+
+
 def replacement(last: Edit) -> tuple[str, str] | None:
     """(old, new) for the last edit: the differing middle, widened to whole identifiers. A block of
     several lines that is one token substitution throughout gives that substitution."""
@@ -37,22 +61,11 @@ def replacement(last: Edit) -> tuple[str, str] | None:
             first = replacement(Edit(0, 1, *changed[0]))
             if first is not None and "\n" not in first[0] and _pattern(first[0]).sub(lambda _m: first[1], a) == b:
                 return first
-    p = 0
-    while p < min(len(a), len(b)) and a[p] == b[p]:
-        p += 1
-    s = 0
-    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
-        s += 1
-    old, new = a[p:len(a) - s], b[p:len(b) - s]
-    if "\n" in old or "\n" in new:
+    p, s = common_ends(a, b)
+    if "\n" in a[p:len(a) - s] or "\n" in b[p:len(b) - s]:
         return (a, b) if a else None  # a block change: repeat the whole block
-    # widen to identifier boundaries (when the change touches an identifier)
-    while p > 0 and _is_word(a[p - 1]) and ((old and _is_word(old[0])) or (new and _is_word(new[0]))):
-        p -= 1
-        old, new = a[p] + old, a[p] + new
-    while s > 0 and _is_word(a[len(a) - s]) and ((old and _is_word(old[-1])) or (new and _is_word(new[-1]))):
-        old, new = old + a[len(a) - s], new + a[len(a) - s]
-        s -= 1
+    p, s = widen_to_identifiers(a, b, p, s)
+    old, new = a[p:len(a) - s], b[p:len(b) - s]
     if not old.strip():
         # a pure insertion: anchor it on the next non-blank character when that is punctuation
         # (e.g. ", x" before ")"), else on the identifier before it (e.g. "x" -> "x, y")

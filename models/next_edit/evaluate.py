@@ -61,6 +61,7 @@ def evaluate(examples: Iterable[Example], predictor) -> dict:
     totals = {"predicted": 0, "exact": 0, "position": 0, "partial": 0, "no_op": 0, "reversal": 0}
     times: list[float] = []
     scored: list[tuple[float, dict]] = []
+    threshold = getattr(predictor, "threshold", 0.0)
     n = 0
     for ex in examples:
         t0 = time.perf_counter()
@@ -72,7 +73,6 @@ def evaluate(examples: Iterable[Example], predictor) -> dict:
         s = score(ex, pred)
         if confidence is not None:
             scored.append((confidence, s))
-        threshold = getattr(predictor, "threshold", 0.0)
         if confidence is not None and confidence < threshold:
             s = score(ex, None)
         for k, v in s.items():

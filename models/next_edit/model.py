@@ -147,11 +147,11 @@ class AutoPredictor:
     name = "auto"
 
     def __init__(self, model: "NextEditModel", threshold: float):
-        self.model, self.threshold_auto = model, threshold
+        self.model, self.threshold = model, threshold
 
     def predict(self, example: Example) -> Edit | None:
         found = predict_with("auto", self.model, example.history, example.current, example.cursor_line, example.path,
-                             self.threshold_auto)
+                             self.threshold)
         return found[0] if found else None
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from models.architecture import load_torch_model
 from models.next_edit.examples import Example, read_jsonl
 from models.next_edit.prompt import build_prompt, target_text
 from models.tokenizer import TokenizerInfo, load_tokenizer
-from models.train_lm import early_exit_loss, portable_path, save_model_dir
+from models.train_lm import command_line, early_exit_loss, portable_path, save_model_dir
 
 MAX_TOKENS = 1024
 REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
@@ -128,7 +126,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
     model = model.cpu().eval()
     base = json.loads((init / "tact.json").read_text()) if (init / "tact.json").exists() else {}
     record = {
-        "command": "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("tact") else " ".join(sys.argv),
+        "command": command_line(),
         "task": "next_edit",
         "size": base.get("size"),
         "parameters": model.num_parameters(),
