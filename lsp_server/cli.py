@@ -35,7 +35,7 @@ def _add_train(sub) -> None:
     lm = tsub.add_parser("lm", help="train the early-exit code model and export it for serving")
     lm.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     lm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "default")
-    lm.add_argument("--size", default="small", help="tiny, small (CPU default), base or large (accelerator)")
+    lm.add_argument("--size", default="small", help="tiny, small (CPU default), medium, base or large (accelerator)")
     lm.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget for the whole job")
     lm.add_argument("--batch-size", type=int, default=8)
     lm.add_argument("--lr", type=float, default=3e-3)
@@ -63,6 +63,7 @@ def _add_train(sub) -> None:
     nm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "default")
     nm.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget for the whole job")
     nm.add_argument("--lr", type=float, default=1e-3)
+    nm.add_argument("--batch-tokens", type=int, default=4096, help="tokens per step (more on an accelerator)")
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
     nm.add_argument("--seed", type=int, default=0)
     nm.add_argument("--threads", type=int, default=None)
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.next_edit.train import train_next_edit
 
         train_next_edit(args.data, args.init, args.out, minutes=args.minutes, lr=args.lr, real_share=args.real_share,
+                        batch_tokens=args.batch_tokens,
                         seed=args.seed, threads=args.threads, device=args.device,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"next-edit model: {args.out}")

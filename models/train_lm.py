@@ -9,11 +9,14 @@ any machine; `--size` picks the model size (bigger ones for an accelerator).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import queue
 import random
 import shlex
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +34,7 @@ SIZES = {
     # name: (hidden, layers, heads, intermediate)
     "tiny": (128, 4, 2, 352),
     "small": (256, 8, 4, 704),
+    "medium": (256, 12, 4, 704),  # small, deeper: more exits to skip; fp32 still under 50 MB
     "base": (512, 12, 8, 1408),
     "large": (768, 16, 12, 2048),
 }
@@ -92,6 +96,27 @@ class ExampleSampler:
         return torch.tensor(rows, dtype=torch.long)
 
 
+def autocast(device: str):
+    """bf16 autocast on an accelerator (the weights stay fp32); nothing on a CPU."""
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prefetched(make_batch, depth: int = 4):
+    """Batches built on a background thread, so an accelerator does not wait on tokenization."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+
+    def fill():
+        while True:
+            q.put(make_batch())
+
+    threading.Thread(target=fill, daemon=True).start()
+    while True:
+        yield q.get()
+
+
 def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.Tensor, pad_id: int,
                     exit_sample: float, exit_weight: float,
                     targets: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
@@ -110,7 +135,7 @@ def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.T
     per_layer[-1] = loss.item()
     pos = torch.nonzero(valid)
     k = max(1, int(len(pos) * exit_sample))
-    pick = pos[torch.randperm(len(pos))[:k]]
+    pick = pos[torch.randperm(len(pos), device=pos.device)[:k]]
     for layer in range(L - 1):
         h = hidden[layer][:, :-1][pick[:, 0], pick[:, 1]]
         ce = F.cross_entropy(model.exit_logits(layer, h), targets[pick[:, 0], pick[:, 1]])
@@ -139,6 +164,7 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
     layer; stop where the final layer's prediction is wrong. Returns per-layer statistics.
     """
     model.eval()
+    dev = next(model.parameters()).device
     L = model.cfg.num_hidden_layers
     feats = [[] for _ in range(L)]
     labels = [[] for _ in range(L)]
@@ -146,17 +172,17 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
     correct = np.zeros(L)
     n = 0
     for _ in range(batches):
-        ids = sampler.batch(batch_size)
+        ids = sampler.batch(batch_size).to(dev)
         hidden = model(ids)
         targets = ids[:, 1:]
         valid = targets != pad_id
-        tgt = targets[valid].numpy()
-        final_pred = model.exit_logits(L - 1, hidden[-1][:, :-1][valid]).argmax(-1).numpy()
+        tgt = targets[valid].cpu().numpy()
+        final_pred = model.exit_logits(L - 1, hidden[-1][:, :-1][valid]).argmax(-1).cpu().numpy()
         for layer in range(L):
             h = hidden[layer][:, :-1][valid]
-            pred = model.exit_logits(layer, h).argmax(-1).numpy()
+            pred = model.exit_logits(layer, h).argmax(-1).cpu().numpy()
             feats[layer].append(h.clone())
-            labels[layer].append(torch.from_numpy(controller_labels(pred, final_pred, tgt)))
+            labels[layer].append(torch.from_numpy(controller_labels(pred, final_pred, tgt)).to(dev))
             agree[layer] += (pred == final_pred).sum()
             correct[layer] += (pred == tgt).sum()
         n += len(tgt)
@@ -174,12 +200,12 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             opt = torch.optim.Adam(head.parameters(), lr=3e-3)
             xn = norm(x).detach()
             for _ in range(epochs):
-                for idx in torch.randperm(len(y)).split(1024):
+                for idx in torch.randperm(len(y), device=dev).split(1024):
                     loss = F.binary_cross_entropy_with_logits(head(xn[idx]), y[idx])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
-            acc = ((head(xn) > 0).float() == y).float().mean(0).tolist()  # [exit, stop]
+            acc = ((head(xn) > 0).float() == y).float().mean(0).cpu().tolist()  # [exit, stop]
             stats["fit_accuracy"].append([round(a, 4) for a in acc])
             log(f"controller layer {layer}: loss {loss.item():.4f} accuracy exit {acc[0]:.3f} stop {acc[1]:.3f}")
     return stats
@@ -270,6 +296,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {layers} layers")
     sampler = ExampleSampler(texts, info, SEQ_LEN, seed)
+    batches = prefetched(lambda: sampler.batch(batch_size)) if device != "cpu" else None
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     budget_s = minutes * 60 * 0.9  # the rest: controller, saving, export
     warmup = 100
@@ -284,9 +311,10 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr_now
-        ids = sampler.batch(batch_size).to(device)
-        hidden_states = model(ids, layer_dropout=layer_dropout)
-        loss, per_layer = early_exit_loss(model, hidden_states, ids, info.pad_id, exit_sample, exit_weight)
+        ids = (next(batches) if batches else sampler.batch(batch_size)).to(device, non_blocking=True)
+        with autocast(device):
+            hidden_states = model(ids, layer_dropout=layer_dropout)
+            loss, per_layer = early_exit_loss(model, hidden_states, ids, info.pad_id, exit_sample, exit_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -302,9 +330,9 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     train_seconds = time.time() - train_start
     final_losses = np.mean(losses[-100:], axis=0).round(4).tolist()
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
-    model = model.cpu()
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed + 1)
-    controller_stats = fit_controller(model, calib, controller_batches, batch_size, info.pad_id, log)
+    controller_stats = fit_controller(model, calib, controller_batches, 8, info.pad_id, log)
+    model = model.cpu()
     record = {
         "command": command_line(),
         "size": size,

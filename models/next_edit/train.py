@@ -23,7 +23,7 @@ from models.architecture import load_torch_model
 from models.next_edit.examples import Example, read_jsonl
 from models.next_edit.prompt import build_prompt, target_text
 from models.tokenizer import TokenizerInfo, load_tokenizer
-from models.train_lm import command_line, early_exit_loss, portable_path, save_model_dir
+from models.train_lm import autocast, command_line, early_exit_loss, portable_path, save_model_dir
 
 MAX_TOKENS = 1024
 REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
@@ -107,8 +107,9 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
             used += len(row[0])
         ids, targets = make_batch(rows, info.pad_id)
         ids, targets = ids.to(device), targets.to(device)
-        hidden = model(ids, layer_dropout=0.0)
-        loss, per_layer = early_exit_loss(model, hidden, ids, info.pad_id, exit_sample, exit_weight, targets=targets)
+        with autocast(device):
+            hidden = model(ids, layer_dropout=0.0)
+            loss, per_layer = early_exit_loss(model, hidden, ids, info.pad_id, exit_sample, exit_weight, targets=targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
