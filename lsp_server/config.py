@@ -52,7 +52,7 @@ class Settings:
     acceptance_debounce_max_ms: int = 100  # wait before generating for a likely rejection (0: never wait)
     acceptance_model_path: str = ""  # empty: the acceptance model shipped with the package
     next_edit: bool = True  # predict the next edit from the edit history (tact/nextEdit)
-    next_edit_predictor: str = "heuristic"  # heuristic | model | auto (the model when confident, else the heuristic)
+    next_edit_predictor: str = "heuristic"  # heuristic | model | auto (the heuristic, else the model when confident)
     next_edit_threshold: float = 0.5  # confidence (probability of the rewrite's least likely token) needed to show one
     next_edit_model_path: str = ""  # empty: the next-edit model shipped with the package
     telemetry: bool = True

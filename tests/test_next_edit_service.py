@@ -93,7 +93,7 @@ def test_request_issues_a_confident_edit_and_logs_it():
     model = FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.8)
     service, store, ledger = _service(model)
     sid, future = service.request(docs.get(URI), 2, Position(0, 10),
-                                  Settings(next_edit_threshold=0.5, next_edit_predictor="auto"))
+                                  Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
     result = future.result(timeout=10)
     assert result is not None and result.new_text == "w" and (result.start, result.end) == (Position(1, 10), Position(1, 15))
     history, current, cursor_line = model.calls[0]
@@ -154,17 +154,25 @@ def test_line_breaks_python_and_lsp_disagree_on_give_nothing():
     assert service.predict(doc.text, doc.history.recent(), Position(0, 0), URI) is None
 
 
-def test_auto_falls_back_to_the_heuristic_when_the_model_is_unsure_or_missing(tmp_path):
+def test_auto_asks_the_heuristic_first_and_the_model_only_where_it_has_nothing(tmp_path):
     docs = DocumentStore()
     _rename_width(docs)
     doc = docs.get(URI)
-    unsure, _, _ = _service(FakeModel(Edit(2, 3, "    return width * height\n", "    return 0\n"), confidence=0.1))
-    result = unsure.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="auto", threshold=0.5)
-    # the heuristic repeats the rename at the next use of `width`
+    sure = FakeModel(Edit(2, 3, "    return width * height\n", "    return 0\n"), confidence=0.9)
+    service, _, _ = _service(sure)
+    result = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="auto", threshold=0.5)
+    # the heuristic repeats the rename at the next use of `width`; the model is not asked
     assert result is not None and result.predictor == "heuristic" and result.new_text == "w"
-    assert result.start == Position(1, 10)
-    sure, _, _ = _service(FakeModel(Edit(2, 3, "    return width * height\n", "    return 0\n"), confidence=0.9))
-    assert sure.predict(doc.text, doc.history.recent(), Position(0, 10), URI, threshold=0.5).predictor == "model"
+    assert result.start == Position(1, 10) and sure.calls == []
+    # a new line is no replacement to repeat: the heuristic has nothing, so the model answers when sure enough
+    docs.open("file:///project/grow.py", "python", 1, TEXT)
+    docs.change("file:///project/grow.py", 2, [(Range(Position(2, 0), Position(2, 0)), "    log(height)\n")], now=10.0)
+    grown = docs.get("file:///project/grow.py")
+    sure_below, _, _ = _service(FakeModel(Edit(3, 4, "    return width * height\n", "    return 0\n"), confidence=0.9))
+    result = sure_below.predict(grown.text, grown.history.recent(), Position(2, 4), URI, predictor="auto", threshold=0.5)
+    assert result is not None and result.predictor == "model" and result.new_text == "0"
+    unsure, _, _ = _service(FakeModel(Edit(3, 4, "    return width * height\n", "    return 0\n"), confidence=0.1))
+    assert unsure.predict(grown.text, grown.history.recent(), Position(2, 4), URI, predictor="auto", threshold=0.5) is None
     missing = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
     result = missing.predict(doc.text, doc.history.recent(), Position(0, 10), URI, str(tmp_path / "none"),
                              predictor="heuristic")

@@ -139,8 +139,8 @@ class NextEditService:
         """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
 
         ``predictor``: ``model`` (the model's edit, if any), ``heuristic`` (the repeat-the-last-
-        replacement baseline) or ``auto`` (the model's edit when its confidence reaches ``threshold``,
-        else the heuristic's)."""
+        replacement baseline) or ``auto`` (the heuristic's edit when it has one, else the model's when
+        its confidence reaches ``threshold``)."""
         if len(text.splitlines(keepends=True)) != len(line_starts(text)) - (1 if text.endswith(("\n", "\r")) else 0):
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         history = line_history(text, records)

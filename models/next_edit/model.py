@@ -127,18 +127,22 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
                  path: str = "", threshold: float = 0.0,
                  should_cancel: Callable[[], bool] | None = None) -> tuple[Edit, float, str] | None:
     """(edit, confidence, which) from ``model`` (the model's edit), ``heuristic`` (the baseline) or
-    ``auto`` (the model's edit when its confidence reaches ``threshold``, else the baseline's).
-    The baseline's confidence is reported as 1.0; no edit that undoes the last one is returned."""
-    if predictor in ("model", "auto") and model is not None:
-        pred = model.predict_edit(history, current, cursor_line, path, should_cancel)
-        if pred is not None and (predictor == "model" or pred.confidence >= threshold):
-            return pred.edit, pred.confidence, "model"
-    if predictor == "model" or (should_cancel is not None and should_cancel()):
+    ``auto`` (the baseline's edit when it has one, else the model's when its confidence reaches
+    ``threshold``: on held-out changes the baseline's edits are right far more often than the model's,
+    and it answers in microseconds). The baseline's confidence is reported as 1.0; no edit that undoes
+    the last one is returned."""
+    if predictor in ("heuristic", "auto"):
+        edit = BaselinePredictor().predict(Example(path, "", current, history, current, Edit(0, 0, "", "")))
+        if edit is not None and not undoes_last_edit(history, current, edit):
+            return edit, 1.0, "heuristic"
+        if predictor == "heuristic":
+            return None
+    if model is None or (should_cancel is not None and should_cancel()):
         return None
-    edit = BaselinePredictor().predict(Example(path, "", current, history, current, Edit(0, 0, "", "")))
-    if edit is None or undoes_last_edit(history, current, edit):
+    pred = model.predict_edit(history, current, cursor_line, path, should_cancel)
+    if pred is None or (predictor == "auto" and pred.confidence < threshold):
         return None
-    return edit, 1.0, "heuristic"
+    return pred.edit, pred.confidence, "model"
 
 
 class AutoPredictor:
