@@ -39,6 +39,7 @@ SIZES = {
     "large": (768, 16, 12, 2048),
 }
 SEQ_LEN = 512
+CONTROLLER_BATCH = 8  # calibration sequences per forward when fitting the controller (its features stay in memory)
 SUFFIX_TOKENS = 64
 
 
@@ -331,7 +332,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     final_losses = np.mean(losses[-100:], axis=0).round(4).tolist()
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed + 1)
-    controller_stats = fit_controller(model, calib, controller_batches, 8, info.pad_id, log)
+    controller_stats = fit_controller(model, calib, controller_batches, CONTROLLER_BATCH, info.pad_id, log)
     model = model.cpu()
     record = {
         "command": command_line(),
