@@ -64,6 +64,8 @@ def _add_train(sub) -> None:
     nm.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget for the whole job")
     nm.add_argument("--lr", type=float, default=1e-3)
     nm.add_argument("--batch-tokens", type=int, default=4096, help="tokens per step (more on an accelerator)")
+    nm.add_argument("--edit-weight", type=float, default=1.0,
+                    help="loss weight of the rewrite tokens on the lines that change (the copied ones weigh 1)")
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
     nm.add_argument("--seed", type=int, default=0)
     nm.add_argument("--threads", type=int, default=None)
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.next_edit.train import train_next_edit
 
         train_next_edit(args.data, args.init, args.out, minutes=args.minutes, lr=args.lr, real_share=args.real_share,
-                        batch_tokens=args.batch_tokens,
+                        batch_tokens=args.batch_tokens, edit_weight=args.edit_weight,
                         seed=args.seed, threads=args.threads, device=args.device,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"next-edit model: {args.out}")

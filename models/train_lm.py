@@ -120,29 +120,35 @@ def prefetched(make_batch, depth: int = 4):
 
 def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.Tensor, pad_id: int,
                     exit_sample: float, exit_weight: float,
-                    targets: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
+                    targets: torch.Tensor | None = None,
+                    weights: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
     """Final-layer cross entropy on every token plus each early exit's on a random share of positions.
 
     Sampling positions keeps the shared (V x D) head from dominating the step on a CPU.
-    ``targets`` (B, S-1), PAD where nothing is learned, defaults to the next token everywhere.
-    Returns the loss and per-layer CE values (for logging).
+    ``targets`` (B, S-1), PAD where nothing is learned, defaults to the next token everywhere;
+    ``weights`` (B, S-1), when given, weigh each position's CE in the loss.
+    Returns the loss and per-layer plain mean CE values (for logging).
     """
     L = model.cfg.num_hidden_layers
     targets = ids[:, 1:] if targets is None else targets
     valid = targets != pad_id
     final = model.exit_logits(L - 1, hidden[-1][:, :-1])
-    loss = F.cross_entropy(final[valid], targets[valid])
+    ce_final = F.cross_entropy(final[valid], targets[valid], reduction="none")
+    w = weights[valid] if weights is not None else None
+    loss = ce_final.mean() if w is None else (ce_final * w).sum() / w.sum()
     per_layer = [0.0] * L
-    per_layer[-1] = loss.item()
+    per_layer[-1] = ce_final.mean().item()
     pos = torch.nonzero(valid)
     k = max(1, int(len(pos) * exit_sample))
     pick = pos[torch.randperm(len(pos), device=pos.device)[:k]]
     for layer in range(L - 1):
         h = hidden[layer][:, :-1][pick[:, 0], pick[:, 1]]
-        ce = F.cross_entropy(model.exit_logits(layer, h), targets[pick[:, 0], pick[:, 1]])
+        ce_pos = F.cross_entropy(model.exit_logits(layer, h), targets[pick[:, 0], pick[:, 1]], reduction="none")
+        wp = weights[pick[:, 0], pick[:, 1]] if weights is not None else None
+        ce = ce_pos.mean() if wp is None else (ce_pos * wp).sum() / wp.sum()
         # Deeper exits weigh more: they must be good; the earliest only need to be right on easy tokens.
         loss = loss + exit_weight * (layer + 1) / L * ce
-        per_layer[layer] = ce.item()
+        per_layer[layer] = ce_pos.mean().item()
     return loss, per_layer
 
 

@@ -21,12 +21,14 @@ def test_batches_teach_only_the_rewrite():
     torch = pytest.importorskip("torch")
     from models.next_edit.train import make_batch
 
-    rows = [([5, 6, 7, 8, 9], 3), ([5, 6, 7], 1)]
-    ids, targets = make_batch(rows, pad_id=0)
+    rows = [([5, 6, 7, 8, 9], 3, (4, 5)), ([5, 6, 7], 1, (0, 0))]
+    ids, targets, weights = make_batch(rows, pad_id=0, edit_weight=4.0)
     assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]]
     # position t predicts token t+1: only the rewrite tokens (from index `start`) are targets
     assert targets.tolist() == [[0, 0, 8, 9], [6, 7, 0, 0]]
     assert targets.dtype == torch.long
+    # the edit's token (index 4, predicted at position 3) weighs more; nothing outside the rewrite counts
+    assert weights.tolist() == [[0, 0, 1, 4], [1, 1, 0, 0]]
 
 
 def test_encoded_example_ends_with_the_rewrite_and_eos(tiny_lm_dir):
@@ -34,11 +36,15 @@ def test_encoded_example_ends_with_the_rewrite_and_eos(tiny_lm_dir):
     from models.tokenizer import TokenizerInfo, load_tokenizer
 
     info = TokenizerInfo(load_tokenizer(tiny_lm_dir / "tokenizer.json"))
-    ids, start = encode_example(_example(), info)
+    ids, start, (lo, hi) = encode_example(_example(), info)
     assert ids[-1] == info.eos_id
     rewrite = info.decode(ids[start:])
     assert "    check(w)\n" in rewrite and "check(width)" not in rewrite
     assert info.decode(ids[:start]).endswith("<|rewrite|>\n")
+    # the edit's tokens are those touching the changed line (newline + indent pieces span two lines)
+    assert start <= lo < hi < len(ids)
+    edit = info.decode(ids[lo:hi])
+    assert "check(w)" in edit and "return" not in edit and "def area" not in edit
 
 
 @pytest.fixture(scope="module")

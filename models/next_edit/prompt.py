@@ -124,19 +124,30 @@ def _with_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None:
-    """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
-    kept). None when the rewrite changes nothing."""
-    old = [ln if ln.endswith("\n") else ln + "\n" for ln in window.lines]
-    new = lines_of(_with_newline(rewrite.replace(CURSOR_MARK, "")))
-    if old == new:
-        return None
+def changed_block(old: list[str], new: list[str]) -> tuple[int, int]:
+    """(p, s): the numbers of common leading and trailing lines; new[p:len(new) - s] replaced
+    old[p:len(old) - s]."""
     p = 0
     while p < len(old) and p < len(new) and old[p] == new[p]:
         p += 1
     s = 0
     while s < len(old) - p and s < len(new) - p and old[-1 - s] == new[-1 - s]:
         s += 1
+    return p, s
+
+
+def window_lines(window: Window) -> list[str]:
+    return [ln if ln.endswith("\n") else ln + "\n" for ln in window.lines]
+
+
+def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None:
+    """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
+    kept). None when the rewrite changes nothing."""
+    old = window_lines(window)
+    new = lines_of(_with_newline(rewrite.replace(CURSOR_MARK, "")))
+    if old == new:
+        return None
+    p, s = changed_block(old, new)
     start, end = window.start + p, window.start + len(old) - s
     cur_lines = lines_of(current)
     original = "".join(cur_lines[start:end])

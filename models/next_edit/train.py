@@ -21,7 +21,8 @@ import torch
 
 from models.architecture import load_torch_model
 from models.next_edit.examples import Example, read_jsonl
-from models.next_edit.prompt import build_prompt, target_text
+from models.next_edit.examples import lines_of
+from models.next_edit.prompt import build_prompt, changed_block, target_text, window_lines
 from models.tokenizer import TokenizerInfo, load_tokenizer
 from models.train_lm import autocast, command_line, early_exit_loss, portable_path, save_model_dir
 
@@ -29,21 +30,31 @@ MAX_TOKENS = 1024
 REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
 
 
-def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None) -> tuple[list[int], int] | None:
-    """(ids, where the rewrite starts) for one example with the window around ``line`` (default: the
-    cursor), or None when it cannot be taught in budget."""
+Row = tuple[list[int], int, tuple[int, int]]  # ids, where the rewrite starts, the edit's tokens [lo, hi)
+
+
+def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None) -> Row | None:
+    """(ids, where the rewrite starts, the token span of the lines the rewrite changes) for one example
+    with the window around ``line`` (default: the cursor), or None when it cannot be taught in budget."""
     prompt, window = build_prompt(ex.history, ex.current, ex.cursor_line if line is None else line, ex.path)
     rewrite = target_text(window, ex.current, ex.target)
     if rewrite is None:
         return None
     p = info.encode(prompt)
-    r = info.encode(rewrite) + [info.eos_id]
+    enc = info.tok.encode(rewrite, add_special_tokens=False)
+    r = enc.ids + [info.eos_id]
     if len(r) > REWRITE_TOKENS or len(p) + len(r) > MAX_TOKENS:
         return None
-    return p + r, len(p)
+    new = lines_of(rewrite)
+    lead, trail = changed_block(window_lines(window), new)
+    lo_char = sum(map(len, new[:lead]))
+    hi_char = sum(map(len, new[:len(new) - trail]))
+    changed = [i for i, (a, b) in enumerate(enc.offsets) if a < hi_char and b > lo_char]  # tokens touching them
+    span = (len(p) + changed[0], len(p) + changed[-1] + 1) if changed else (0, 0)
+    return p + r, len(p), span
 
 
-def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int | None = None) -> list[tuple[list[int], int]]:
+def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int | None = None) -> list[Row]:
     """Each example as served (window at the cursor) and with the window where the model is also asked
     at serve time: at the next edit itself (a jump), and, now and then, at a line with nothing to do."""
     out = []
@@ -60,20 +71,27 @@ def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int
     return out
 
 
-def make_batch(rows: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids (B, S), targets (B, S-1)): targets are PAD outside the rewrite, so only it is learned."""
-    S = max(len(ids) for ids, _ in rows)
+def make_batch(rows: list[Row], pad_id: int, edit_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids (B, S), targets (B, S-1), weights (B, S-1)): targets are PAD outside the rewrite, so only it
+    is learned; the tokens of the lines the rewrite changes weigh ``edit_weight``, the copied ones 1
+    (most of a rewrite is a copy, and the edit is what the model is judged on)."""
+    S = max(len(row[0]) for row in rows)
     ids_t = torch.full((len(rows), S), pad_id, dtype=torch.long)
     tgt = torch.full((len(rows), S - 1), pad_id, dtype=torch.long)
-    for b, (ids, start) in enumerate(rows):
+    weights = torch.zeros((len(rows), S - 1))
+    for b, (ids, start, (lo, hi)) in enumerate(rows):
         ids_t[b, :len(ids)] = torch.tensor(ids)
         # position t predicts token t+1: rewrite tokens are ids[start:]
         tgt[b, start - 1:len(ids) - 1] = torch.tensor(ids[start:])
-    return ids_t, tgt
+        weights[b, start - 1:len(ids) - 1] = 1.0
+        if hi > lo:
+            weights[b, lo - 1:hi - 1] = edit_weight
+    return ids_t, tgt, weights
 
 
 def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 25.0, batch_tokens: int = 4096,
                     lr: float = 1e-3, real_share: float = 0.35, exit_sample: float = 0.125, exit_weight: float = 0.3,
+                    edit_weight: float = 1.0,
                     seed: int = 0, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     started = time.time()
     torch.manual_seed(seed)
@@ -105,11 +123,12 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
             row = pool[rng.randrange(len(pool))]
             rows.append(row)
             used += len(row[0])
-        ids, targets = make_batch(rows, info.pad_id)
-        ids, targets = ids.to(device), targets.to(device)
+        ids, targets, weights = make_batch(rows, info.pad_id, edit_weight)
+        ids, targets, weights = ids.to(device), targets.to(device), weights.to(device)
         with autocast(device):
             hidden = model(ids, layer_dropout=0.0)
-            loss, per_layer = early_exit_loss(model, hidden, ids, info.pad_id, exit_sample, exit_weight, targets=targets)
+            loss, per_layer = early_exit_loss(model, hidden, ids, info.pad_id, exit_sample, exit_weight, targets=targets,
+                                              weights=weights if edit_weight != 1.0 else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -134,7 +153,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         "init": {"model": portable_path(init), "training": base.get("training", {})},
         "data": {"dir": portable_path(data_dir), "real_examples": len(real), "synthetic_examples": len(synthetic),
                  "real_share": real_share},
-        "hyperparameters": {"batch_tokens": batch_tokens, "lr": lr, "exit_sample": exit_sample, "exit_weight": exit_weight,
+        "hyperparameters": {"batch_tokens": batch_tokens, "lr": lr, "edit_weight": edit_weight, "exit_sample": exit_sample, "exit_weight": exit_weight,
                             "max_tokens": MAX_TOKENS, "rewrite_tokens": REWRITE_TOKENS, "seed": seed},
         "training": {"steps": step, "rewrite_tokens": tokens, "train_minutes": round(train_seconds / 60, 1),
                      "total_minutes": round((time.time() - started) / 60, 1), "device": device,
