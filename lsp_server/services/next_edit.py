@@ -25,6 +25,7 @@ from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
+from models.next_edit.baseline import common_ends, widen_to_identifiers
 from telemetry.text import advance, line_starts
 
 log = logging.getLogger("tact.next_edit")
@@ -72,8 +73,6 @@ def line_history(text: str, records: list[EditRecord]):
 def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
     """The LSP range and new text of a line edit, with the unchanged characters at both ends left out
     (identifiers kept whole, as the baseline widens its replacements)."""
-    from models.next_edit.baseline import common_ends, widen_to_identifiers
-
     original, updated = edit.original, edit.updated
     lines = text.splitlines(keepends=True)
     if edit.end_line == len(lines) and lines and not lines[-1].endswith("\n") and updated.endswith("\n") \

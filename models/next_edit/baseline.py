@@ -92,14 +92,19 @@ class BaselinePredictor:
     name = "baseline"
 
     def predict(self, example: Example) -> Edit | None:
-        if not example.history:
+        return self.predict_next(example.history, example.current)
+
+    def predict_next(self, history: list[Edit], current: str) -> Edit | None:
+        """The last replacement repeated at its next occurrence in ``current`` (after the edited lines,
+        then wrapping to the top), or None."""
+        if not history:
             return None
-        last = example.history[-1]
+        last = history[-1]
         rep = replacement(last)
         if rep is None:
             return None
         old, new = rep
-        lines = lines_of(example.current)
+        lines = lines_of(current)
         edited_lo = last.start_line
         edited_hi = last.start_line + max(1, len(lines_of(last.updated)))
         order = list(range(edited_hi, len(lines))) + list(range(0, min(edited_lo, len(lines))))

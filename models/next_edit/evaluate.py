@@ -124,6 +124,7 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
 def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
              model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None) -> dict:
     from models.next_edit.baseline import BaselinePredictor
+    from models.next_edit.model import AutoPredictor
 
     model = load_model_predictor(model_dir, threshold, copy_margin)
     results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold,
@@ -132,8 +133,6 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
         row = {"baseline": evaluate(exs, BaselinePredictor())}
         row["model"] = evaluate(exs, model) if model is not None else None
         if model is not None:
-            from models.next_edit.model import AutoPredictor
-
             row["auto"] = evaluate(exs, AutoPredictor(model, threshold))
         results["sets"][name] = row
     return results

@@ -93,7 +93,7 @@ class NextEditModel:
     def predict_edit(self, history: list[Edit], current: str, cursor_line: int, path: str = "",
                      should_cancel: Callable[[], bool] | None = None) -> NextEditPrediction | None:
         lines = [cursor_line]
-        guess = self.baseline.predict(Example(path, "", current, history, current, Edit(0, 0, "", "")))
+        guess = self.baseline.predict_next(history, current)
         if guess is not None and self.max_windows > 1:
             lines.append(guess.start_line)
         best: NextEditPrediction | None = None
@@ -132,7 +132,7 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     and it answers in microseconds). The baseline's confidence is reported as 1.0; no edit that undoes
     the last one is returned."""
     if predictor in ("heuristic", "auto"):
-        edit = BaselinePredictor().predict(Example(path, "", current, history, current, Edit(0, 0, "", "")))
+        edit = BaselinePredictor().predict_next(history, current)
         if edit is not None and not undoes_last_edit(history, current, edit):
             return edit, 1.0, "heuristic"
         if predictor == "heuristic":

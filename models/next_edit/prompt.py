@@ -137,6 +137,7 @@ def changed_block(old: list[str], new: list[str]) -> tuple[int, int]:
 
 
 def window_lines(window: Window) -> list[str]:
+    """The window's lines, each ending in a newline (as a rewrite's lines do)."""
     return [ln if ln.endswith("\n") else ln + "\n" for ln in window.lines]
 
 

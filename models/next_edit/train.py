@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from models.architecture import load_torch_model
-from models.next_edit.examples import Example, read_jsonl
-from models.next_edit.examples import lines_of
+from models.next_edit.examples import Example, lines_of, read_jsonl
 from models.next_edit.prompt import build_prompt, changed_block, target_text, window_lines
 from models.tokenizer import TokenizerInfo, load_tokenizer
 from models.train_lm import autocast, command_line, early_exit_loss, portable_path, save_model_dir
@@ -128,7 +127,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         with autocast(device):
             hidden = model(ids, layer_dropout=0.0)
             loss, per_layer = early_exit_loss(model, hidden, ids, info.pad_id, exit_sample, exit_weight, targets=targets,
-                                              weights=weights if edit_weight != 1.0 else None)
+                                              weights=weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
