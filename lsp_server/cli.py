@@ -127,6 +127,7 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (speed and quality, on held-out code)")
     bsub = p.add_subparsers(dest="target", required=True)
     _add_bench_serve(bsub)
+    _add_bench_replay(bsub)
     ee = bsub.add_parser("early-exit", help="decoding policies (full, dynamic, speculative), exits and Stop")
     ee.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
     ee.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus", help="corpus (its heldout split)")
@@ -162,6 +163,21 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def _add_bench_replay(bsub) -> None:
+    p = bsub.add_parser("replay", help="accelerated replay time of a recorded session, and whether two replays agree")
+    p.add_argument("--database", type=Path, help="replay this recording (default: simulate one on held-out files)")
+    p.add_argument("--session", help="with --database: only this session")
+    p.add_argument("--minutes", type=float, default=10.0, help="simulated typing time to record (default 10)")
+    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting the replays override (camelCase name); repeatable")
+    p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
+    p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="record at most N keystrokes (a quick run)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -219,6 +235,21 @@ def main(argv: list[str] | None = None) -> int:
 
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
                         gate=not args.no_gate)
+        print(json.dumps(fig)) if args.json else print_table(fig)
+        return 0
+    if args.command == "bench" and args.target == "replay":
+        import json
+
+        from lsp_server.bench_replay import print_table, run_bench
+        from lsp_server.telemetry_cli import parse_settings
+
+        try:
+            overrides = parse_settings(args.settings)
+        except ValueError as exc:
+            print(f"tact bench replay: error: {exc}", file=sys.stderr)
+            return 2
+        fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
+                        corpus=args.corpus, seed=args.seed, limit=args.limit, model=args.model, overrides=overrides)
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":

@@ -1,0 +1,111 @@
+"""`tact bench replay`: how long an accelerated replay of a recorded session takes, and whether it repeats.
+
+Unless ``--database`` names a recording, one is made first: a simulated programmer (``tact simulate``) types
+held-out files, each opened with its first ``START_LINE`` lines present, for ``--minutes`` of simulated
+time. The session is then replayed twice, accelerated, each time against a fresh ``tact serve``; the two
+replays must decide every request the same way. Target: a 10-minute session replays in under 60 s.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lsp_server.bench_serve import source_files
+from telemetry.replay import ReplayOptions, replay
+from telemetry.simulate import run_simulation
+
+TARGET_S = 60.0  # for a session of TARGET_MINUTES
+TARGET_MINUTES = 10.0
+START_LINE = 25  # the file's head is there when typing starts (held-out files have at least 30 lines)
+FILES = 8  # held-out files handed to the programmer (more than 10 minutes of typing)
+
+
+def record_session(folder: Path, *, minutes: float, source: Path | None, corpus: Path | None, seed: int,
+                   limit: int | None, model: str | None) -> dict:
+    """Simulate a programmer typing held-out files into a real server; returns the simulation's figures."""
+    files = []
+    for n, (name, text) in enumerate(source_files(source, corpus, seed)[:FILES]):
+        path = folder / "files" / str(n) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+    return run_simulation(files, folder / "recorded.sqlite3", model=model, seed=seed, limit=limit,
+                          max_seconds=minutes * 60, start_line=START_LINE)
+
+
+def run_bench(*, database: Path | None = None, session: str | None = None, minutes: float = TARGET_MINUTES,
+              source: Path | None = None, corpus: Path | None = None, seed: int = 0, limit: int | None = None,
+              model: str | None = None, overrides: dict[str, Any] | None = None, runs: int = 2) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="tact-bench-replay-"))
+    recorded: dict[str, Any] = {"database": str(database) if database else None}
+    if database is None:
+        sim = record_session(folder, minutes=minutes, source=source, corpus=corpus, seed=seed, limit=limit, model=model)
+        database, session = Path(sim["database"]), sim["session_id"]
+        recorded.update({"session_id": session, "simulated_minutes": round(sim["simulated_s"] / 60, 2),
+                         "keystrokes": sim["keystrokes"], "requests": sim["requests"],
+                         "record_wall_s": sim["total_wall_s"]})
+    options = ReplayOptions(model=model, overrides=dict(overrides or {}))
+    results = []
+    for n in range(runs):
+        res = replay(database, folder / f"replay-{n}.sqlite3", session, options)
+        results.append(res)
+    per_run = []
+    for res_list in results:
+        wall = sum(r.wall_s for r in res_list)
+        requests = sum(r.replayed for r in res_list)
+        rtts = [o.round_trip_ms for r in res_list for o in r.outcomes if o.round_trip_ms is not None]
+        per_run.append({
+            "wall_s": round(wall, 2), "replayed": requests, "requests": sum(r.requests for r in res_list),
+            "complete": all(r.complete for r in res_list),
+            "suggestions": sum(r.suggestions for r in res_list), "accepted": sum(r.accepted for r in res_list),
+            "chars_saved": sum(r.chars_saved for r in res_list),
+            "mean_round_trip_ms": round(sum(rtts) / len(rtts), 2) if rtts else None,
+            "recorded_s": round(sum(r.recorded_s for r in res_list), 2),
+        })
+    decisions = [[d for r in res_list for d in r.decisions()] for res_list in results]
+    differing = sum(a != b for a, b in zip(decisions[0], decisions[-1])) + abs(len(decisions[0]) - len(decisions[-1]))
+    minutes_recorded = recorded.get("simulated_minutes")
+    slowest = max(r["wall_s"] for r in per_run)
+    figures = {
+        "recorded": recorded,
+        "runs": per_run,
+        "identical": differing == 0,
+        "differing_requests": differing,
+        "overrides": options.overrides,
+        "target": {"seconds": TARGET_S, "minutes": TARGET_MINUTES,
+                   # the target is stated for a 10-minute session; shorter or longer recordings are scaled to it
+                   "seconds_per_10_minutes": round(slowest * TARGET_MINUTES / minutes_recorded, 2)
+                   if minutes_recorded else None},
+        "hardware": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
+    }
+    scaled = figures["target"]["seconds_per_10_minutes"]
+    figures["target"]["pass"] = bool(scaled is not None and scaled < TARGET_S and figures["identical"]
+                                     and all(r["complete"] for r in per_run))
+    return figures
+
+
+def print_table(fig: dict, out=sys.stdout) -> None:
+    rec = fig["recorded"]
+    if rec.get("session_id"):
+        print(f"tact bench replay: a simulated programmer typed held-out files for {rec['simulated_minutes']} minutes "
+              f"({rec['keystrokes']} keystrokes, {rec['requests']} requests; recorded in {rec['record_wall_s']:.1f} s)",
+              file=out)
+    else:
+        print(f"tact bench replay: {rec['database']}", file=out)
+    print(f"{'run':<5} {'wall s':>8} {'requests':>9} {'shown':>6} {'accepted':>9} {'mean rtt ms':>12}", file=out)
+    for n, r in enumerate(fig["runs"], 1):
+        rtt = f"{r['mean_round_trip_ms']:.1f}" if r["mean_round_trip_ms"] is not None else "-"
+        state = "" if r["complete"] else "  PARTIAL"
+        print(f"{n:<5} {r['wall_s']:>8.1f} {r['replayed']:>9} {r['suggestions']:>6} {r['accepted']:>9} {rtt:>12}{state}",
+              file=out)
+    print(f"replays identical: {'yes' if fig['identical'] else 'NO'} ({fig['differing_requests']} requests differ)",
+          file=out)
+    t = fig["target"]
+    if t["seconds_per_10_minutes"] is not None:
+        print(f"slowest replay per {t['minutes']:g} recorded minutes: {t['seconds_per_10_minutes']:.1f} s "
+              f"(target < {t['seconds']:g} s, identical): {'PASS' if t['pass'] else 'MISS'}", file=out)

@@ -1,0 +1,32 @@
+"""`tact bench replay`: a recorded session replayed twice against real servers, timed and compared."""
+
+import io
+
+from lsp_server.bench_replay import print_table, run_bench
+
+
+def test_bench_records_a_session_and_replays_it_twice_identically(tiny_lm_dir, tiny_corpus_dir):
+    fig = run_bench(corpus=tiny_corpus_dir, model=str(tiny_lm_dir), limit=40, seed=1,
+                    overrides={"stopThreshold": 1.01, "maxNewTokens": 8})
+    rec = fig["recorded"]
+    assert rec["keystrokes"] == 40 and rec["requests"] > 0
+    assert len(fig["runs"]) == 2
+    for run in fig["runs"]:
+        assert run["complete"] and run["replayed"] == run["requests"] == rec["requests"]
+        assert run["suggestions"] > 0  # the tiny model answered with text: the comparison covers real suggestions
+        assert run["wall_s"] > 0
+    assert fig["identical"] and fig["differing_requests"] == 0
+    slowest = max(r["wall_s"] for r in fig["runs"])
+    assert abs(fig["target"]["seconds_per_10_minutes"] - slowest * 10 / rec["simulated_minutes"]) < 0.05 * slowest + 0.1
+    out = io.StringIO()
+    print_table(fig, out)
+    assert "replays identical: yes" in out.getvalue()
+
+
+def test_bench_replays_a_given_database(simulated_session, tiny_lm_dir):
+    fig = run_bench(database=simulated_session["database"], model=str(tiny_lm_dir),
+                    overrides={"stopThreshold": 1.01, "maxNewTokens": 8})
+    assert fig["recorded"]["database"] == str(simulated_session["database"])
+    assert fig["runs"][0]["replayed"] == simulated_session["figures"]["requests"]
+    assert fig["identical"]
+    assert fig["target"]["seconds_per_10_minutes"] is None and fig["target"]["pass"] is False
