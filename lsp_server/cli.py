@@ -47,6 +47,8 @@ def _add_train(sub) -> None:
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ct.add_argument("--batches", type=int, default=24)
+    ct.add_argument("--stop-only", action="store_true",
+                    help="keep the Stop&Exit classifiers; fit only the stop calibration (models/exits.py)")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
     ac.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "acceptance" / "default")
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and args.target == "controller":
         from models.train_lm import train_controller
 
-        stats = train_controller(args.model, args.corpus, batches=args.batches, log=lambda m: print(m, file=sys.stderr, flush=True))
+        stats = train_controller(args.model, args.corpus, batches=args.batches, stop_only=args.stop_only, log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
     if args.command == "train" and args.target == "next-edit-data":

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.exits import CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS
+from models.exits import CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS, STOP_CALIBRATION
 
 
 @dataclass
@@ -171,6 +171,9 @@ class EarlyExitLM(nn.Module):
         self.controller = nn.ModuleList(
             nn.Sequential(nn.Linear(cfg.hidden_size, CONTROLLER_HIDDEN), nn.ReLU(), nn.Linear(CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS))
             for _ in range(cfg.num_hidden_layers))
+        # Per layer [a, b, c] of P(stop) = sigmoid(a * stop_logit + b * top1_logprob + c) (models.exits);
+        # the identity until fit_controller calibrates it.
+        self.register_buffer(STOP_CALIBRATION, torch.tensor([[1.0, 0.0, 0.0]] * cfg.num_hidden_layers))
         self.apply(self._init)
 
     def _init(self, m):
@@ -218,7 +221,7 @@ class EarlyExitLM(nn.Module):
 
     def exit_state_dict(self) -> dict[str, torch.Tensor]:
         """Exit norms and controller (exit_heads.safetensors)."""
-        return {k: v.detach().contiguous().clone() for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller."))}
+        return {k: v.detach().contiguous().clone() for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION))}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -242,6 +245,8 @@ def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
         state.update({k: v for k, v in load_file(str(exits)).items() if k.startswith("exit_norms.") or
                       k in model.state_dict() and model.state_dict()[k].shape == v.shape})
     missing, unexpected = model.load_state_dict(state, strict=False)
+    # Older directories have no stop calibration: P(stop) is then the controller's own estimate.
+    missing = [k for k in missing if k != STOP_CALIBRATION]
     missing = [k for k in missing if not k.startswith(("exit_norms.", "controller."))] if not strict_exits else missing
     if missing or unexpected:
         raise ValueError(f"{model_dir}: missing {missing}, unexpected {unexpected}")

@@ -165,13 +165,17 @@ def test_copy_margin_keeps_lookup_drafts_and_zero_margin_is_lossless(rt):
     assert copying.lookup_accepted > exact.lookup_accepted or exact.lookup_accepted == exact.lookup_drafted
 
 
-@pytest.mark.parametrize("draft_layers,draft_tokens", [(1, 4), (2, 3), (3, 1)])
-def test_speculative_equals_full_with_layer_drafting(rt, draft_layers, draft_tokens):
+@pytest.mark.parametrize("draft_layers,draft_tokens,min_logprob", [(1, 4, None), (2, 3, None), (3, 1, None),
+                                                                    (2, 4, float("-inf")), (2, 4, -0.7), (1, 3, 0.0)])
+def test_speculative_equals_full_with_layer_drafting(rt, draft_layers, draft_tokens, min_logprob):
+    """Lossless whatever the drafting: also when an unsure draft token ends the draft early (min_logprob 0: every
+    draft is one token; -inf: never cut)."""
+    extra = {} if min_logprob is None else {"draft_min_logprob": min_logprob}
     for ids in prompts(rt):
         full = generate(rt, ids, policy="full", max_new_tokens=24, single_line=False)
         # lookup_ngram=0 turns prompt lookup off: every draft comes from the first layers
         spec = generate(rt, ids, policy="speculative", max_new_tokens=24, single_line=False, lookup_ngram=0,
-                        draft_layers=draft_layers, draft_tokens=draft_tokens)
+                        draft_layers=draft_layers, draft_tokens=draft_tokens, **extra)
         assert spec.token_ids == full.token_ids
         assert spec.drafted > 0 or len(full.token_ids) <= 1
 

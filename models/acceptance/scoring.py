@@ -27,7 +27,7 @@ import numpy as np
 from models.exits import EXIT, STOP, log_softmax
 from models.fim import build_prompt
 
-SCORING_VERSION = 1
+SCORING_VERSION = 2  # 2: stop_probs are the calibrated P(stop) (models.exits.Controller.stop_probs)
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
 SUFFIX_TOKENS = 64  # as serving: CompletionService.complete keeps the first 64 suffix tokens
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
@@ -127,7 +127,7 @@ class SuggestionScorer:
                         decided |= ok
                 sel = h[first:first + n]
                 logp = log_softmax(rt.head(L - 1, sel))
-                stop = rt.controller.probs(L - 1, sel)[:, STOP]
+                stop = rt.controller.stop_probs(L - 1, sel, logp.max(axis=-1))
             finally:
                 rt.reset()
         return {
