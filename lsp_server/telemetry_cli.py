@@ -144,6 +144,10 @@ def _replay(args) -> int:
               f"(recorded session: {r.recorded_s / 60:.1f} min); text rebuilt: {fid or 'no requests'}")
         print(f"  {r.suggestions} suggestions, {r.accepted} accepted, {r.rejected} rejected "
               f"(outcome from: {basis or 'none'}); {r.chars_saved} characters saved")
+        if r.next_edits:
+            ne = r.next_edits
+            print(f"  {ne['requests']} next-edit requests: {ne['predicted']} edits predicted, {ne['accepted']} matched "
+                  "the programmer's next edit")
         if not r.source_complete:
             print("  the recorded session never ended (crash?): replayed what was logged")
         for issue in r.issues:

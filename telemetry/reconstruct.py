@@ -17,6 +17,8 @@ their end time); a snapshot logged at close or shutdown, when present, verifies 
 
 For the oracle, each request also gets ``reference``: what the programmer really typed at the cursor
 next (following the later changes while they continue at the cursor) followed by the rest of the line.
+A next-edit request instead gets ``next_text``: the document once the programmer's next edit to it is
+applied (None when no edit followed).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Request:
     offset: int = 0  # cursor, str index in the rebuilt text
     reference: str = ""  # what was typed next at the cursor, then the rest of the line
     logged: dict[str, Any] | None = None  # the logged suggestion (summary row), if any
+    kind: str = "completion"  # completion | next_edit
+    next_text: str | None = None  # next_edit: the document after the programmer's next edit to it
 
 
 @dataclass
@@ -158,7 +162,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         starts = line_starts(doc.text)
         offset = offset_at(doc.text, r["line"], r["character"], starts)
         req = Request(r["suggestion_id"], doc.uri, r["version"], r["line"], r["character"], r.get("trigger") or "automatic",
-                      r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]))
+                      r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]), kind=r.get("kind") or "completion")
         doc.tip = offset
         doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))
         requests_out.append(req)
@@ -236,6 +240,11 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
         if step.kind != "request":
             continue
         req = step.request
+        if req.kind == "next_edit":
+            later = next((x for x in doc_steps[i + 1:] if x.kind in ("change", "close")), None)
+            if later is not None and later.kind == "change":
+                req.next_text = text[: later.start_offset] + later.inserted + text[later.end_offset :]
+            continue
         s = e = req.offset
         typed = ""
         for later in doc_steps[i + 1 : i + 1 + MAX_REFERENCE_STEPS]:
@@ -271,7 +280,7 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
     logged = {s["id"]: s for s in suggestions(conn, session_id)}
     docs: list[_Doc] = []
     current: dict[str, _Doc] = {}
-    orphans = other_kinds = 0
+    orphans = 0
     settings_steps: list[Step] = []
     for item in session_timeline(conn, session_id):
         kind = item["type"]
@@ -284,9 +293,6 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
             doc = _Doc(uri, item)
             current[uri] = doc
             docs.append(doc)
-        elif kind == "suggestion_requested" and item.get("kind", "completion") != "completion":
-            other_kinds += 1  # next edits are not replayed (yet): the edits around them are
-            continue
         elif kind in ("document_snapshot", "document_closed", "edit", "suggestion_requested"):
             doc = current.get(uri)
             if doc is None or doc.close_item is not None:
@@ -300,8 +306,6 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
                 doc.edits.append(item)
             else:
                 doc.requests.append(item)
-    if other_kinds:
-        script.issues.append(f"{other_kinds} next-edit requests were left out (replay drives completions only)")
     if orphans:
         script.issues.append(f"{orphans} edits or requests on documents with no logged open were left out")
     for doc in docs:

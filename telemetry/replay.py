@@ -5,7 +5,8 @@ changed and closed, settings changed, and an inline completion requested whereve
 on the text it was requested on. Each suggestion the new server makes gets an outcome: the logged one
 where it equals the suggestion the programmer saw and decided on, otherwise the oracle's
 (``telemetry.oracle``); the replay client then tells the server (shown, accepted, rejected) so the
-new database records it like a live session.
+new database records it like a live session. Next-edit requests are replayed too (``tact/nextEdit``): a
+predicted edit counts as accepted when applying it gives the document the programmer's next edit gave.
 
 Accelerated (``speed=0``, the default) waits for every answer and never sleeps, so two replays with the
 same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
@@ -34,9 +35,10 @@ from .oracle import Oracle
 from .reader import list_sessions, open_readonly
 from .reconstruct import Request, Script, build_script
 from .schema import TelemetrySchemaError
-from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT, DID_SHOW, REPLAY_CLOCK,
-                       server_command, wait_ready)
-from .text import utf16_len
+from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT,
+                       DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK, server_command,
+                       wait_ready)
+from .text import line_starts, offset_at, utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
@@ -80,7 +82,8 @@ CREATE TABLE IF NOT EXISTS replay_suggestions (
     chars_saved INTEGER,
     reference TEXT,
     would_accept INTEGER,
-    round_trip_ms REAL
+    round_trip_ms REAL,
+    kind TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_replay_suggestions_session ON replay_suggestions (session_id, seq);
 """
@@ -114,6 +117,10 @@ class ReplayOutcome:
     round_trip_ms: float | None
     would_accept: bool | None = None  # the outcome's verdict, or the oracle's on a suggestion the server hid
 
+    @property
+    def kind(self) -> str:
+        return self.request.kind
+
 
 @dataclass
 class ReplayResult:
@@ -134,6 +141,7 @@ class ReplayResult:
     issues: list[str]
     model: str | None
     settings: dict[str, Any]
+    next_edits: dict[str, int] = field(default_factory=dict)  # requests, predicted, accepted (completions are above)
     notes: list[str] = field(default_factory=list)
     outcomes: list[ReplayOutcome] = field(default_factory=list, repr=False)
 
@@ -212,6 +220,20 @@ def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | No
     return "oracle", "rejected", None, 0
 
 
+def apply_edit(text: str, edit: dict[str, Any]) -> str | None:
+    """``text`` with an LSP edit ``{range, newText}`` applied; None when the edit is malformed or out of range."""
+    try:
+        rng, new_text = edit["range"], edit["newText"]
+        starts = line_starts(text)
+        a = offset_at(text, rng["start"]["line"], rng["start"]["character"], starts)
+        b = offset_at(text, rng["end"]["line"], rng["end"]["character"], starts)
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not isinstance(new_text, str) or b < a:
+        return None
+    return text[:a] + new_text + text[b:]
+
+
 class _Driver:
     def __init__(self, client: LspClient, script: Script, options: ReplayOptions, budget: int | None,
                  progress: Callable[[str], None] | None) -> None:
@@ -222,7 +244,8 @@ class _Driver:
         self.progress = progress
         self.outcomes: list[ReplayOutcome] = []
         self.limited = False
-        self.versions: dict[str, int] = {}
+        self.versions: dict[str, int] = {}  # uri -> the version the server has
+        self.texts: dict[str, str] = {}  # uri -> the text the server has
 
     def run(self) -> None:
         steps = self.script.steps
@@ -238,7 +261,11 @@ class _Driver:
                     time.sleep(delay)
             if step.kind == "open":
                 self.client.did_open(step.uri, step.text or "", step.version or 0, step.language_id or "python")
+                self.texts[step.uri], self.versions[step.uri] = step.text or "", step.version or 0
             elif step.kind == "change":
+                text = self.texts.get(step.uri, "")
+                self.texts[step.uri] = text[:step.start_offset] + step.inserted + text[step.end_offset:]
+                self.versions[step.uri] = step.version or 0
                 self.client.did_change(step.uri, step.version, [{
                     "range": {"start": {"line": step.start[0], "character": step.start[1]},
                               "end": {"line": step.end[0], "character": step.end[1]}},
@@ -255,26 +282,19 @@ class _Driver:
                     break
                 nxt = steps[i + 1].ts if i + 1 < len(steps) else step.ts + 5.0
                 deadline = wall0 + (nxt - t_first) / speed if speed > 0 else None
-                self._request(step.request, deadline, nxt)
+                if step.request.kind == "next_edit":
+                    self._next_edit(step.request, deadline, nxt)
+                else:
+                    self._request(step.request, deadline, nxt)
                 if self.progress and len(self.outcomes) % 200 == 0:
                     self.progress(f"{len(self.outcomes)} of {len(self.script.requests)} requests replayed")
 
     def _request(self, req: Request, deadline: float | None, next_ts: float) -> None:
         # The gate's timing features (typing speed, time since the last outcome) see the recorded time.
         self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
-        t0 = time.perf_counter()
-        msg_id, q = self.client.request_async("textDocument/inlineCompletion", {
+        result, rtt = self._answer("textDocument/inlineCompletion", {
             "textDocument": {"uri": req.uri}, "position": {"line": req.line, "character": req.character},
-            "context": {"triggerKind": 1 if req.trigger == "invoked" else 2}})
-        timeout = self.options.answer_timeout_s if deadline is None else max(0.0, deadline - t0)
-        result: Any = None
-        try:
-            result = LspClient.result(q, timeout)
-        except queue.Empty:
-            self.client.cancel(msg_id)
-        except LspError:
-            result = None
-        rtt = (time.perf_counter() - t0) * 1000
+            "context": {"triggerKind": 1 if req.trigger == "invoked" else 2}}, deadline)
         items = (result.get("items") if isinstance(result, dict) else result) or []
         item = items[0] if items else None
         sid = (((item or {}).get("command") or {}).get("arguments") or [None])[0]
@@ -299,6 +319,48 @@ class _Driver:
             self.client.notify(DID_REJECT, {"id": sid, "reason": reason or "typedOver"})
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
                                            outcome in ("accepted", "partially_accepted")))
+
+
+    def _answer(self, method: str, params: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
+        """The result of one request (None when it failed or, past ``deadline``, was cancelled) and its round trip."""
+        t0 = time.perf_counter()
+        msg_id, q = self.client.request_async(method, params)
+        timeout = self.options.answer_timeout_s if deadline is None else max(0.0, deadline - t0)
+        result: Any = None
+        try:
+            result = LspClient.result(q, timeout)
+        except queue.Empty:
+            self.client.cancel(msg_id)
+        except LspError:
+            result = None
+        return result, (time.perf_counter() - t0) * 1000
+
+    def _next_edit(self, req: Request, deadline: float | None, next_ts: float) -> None:
+        """Ask for a next edit where one was asked for; it is accepted when it does what the programmer did next."""
+        self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
+        result, rtt = self._answer(NEXT_EDIT, {"textDocument": {"uri": req.uri, "version": self.versions.get(req.uri, 0)},
+                                               "position": {"line": req.line, "character": req.character}}, deadline)
+        edits = (result or {}).get("edits") if isinstance(result, dict) else None
+        edit = edits[0] if isinstance(edits, list) and edits and isinstance(edits[0], dict) else None
+        sid = (edit or {}).get("id")
+        after = apply_edit(self.texts.get(req.uri, ""), edit) if edit else None
+        if not (isinstance(sid, str) and after is not None):
+            self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
+            return
+        accepted = req.next_text is not None and after == req.next_text
+        self.client.notify(DID_SHOW_NEXT_EDIT, {"id": sid})
+        self.client.notify(REPLAY_CLOCK, {"ts": max(req.ts, next_ts)})
+        if accepted:
+            try:
+                self.client.request("workspace/executeCommand", {"command": ACCEPT_NEXT_EDIT_COMMAND, "arguments": [sid]})
+            except (LspError, queue.Empty):
+                pass
+        else:
+            self.client.notify(DID_REJECT_NEXT_EDIT, {"id": sid, "reason": "typedOver" if req.next_text else "ignored"})
+        new_text = edit.get("newText") or ""
+        self.outcomes.append(ReplayOutcome(req, sid, new_text, "oracle", "accepted" if accepted else "rejected",
+                                           utf16_len(new_text) if accepted else None,
+                                           len(new_text) if accepted else 0, rtt, accepted))
 
 
 def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, output: Path, options: ReplayOptions,
@@ -337,18 +399,22 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
             _label_unanswered(output, new_session, outcomes, options.oracle)
         except sqlite3.Error as exc:
             driver.script.issues.append(f"could not read the new session back ({exc})")
-    shown = [o for o in outcomes if o.basis in ("logged", "oracle")]
+    completions = [o for o in outcomes if o.kind == "completion"]
+    shown = [o for o in completions if o.basis in ("logged", "oracle")]
     by_basis: dict[str, int] = {}
-    for o in outcomes:
+    for o in completions:
         by_basis[o.basis] = by_basis.get(o.basis, 0) + 1
+    next_edits = [o for o in outcomes if o.kind == "next_edit"]
+    next_edit_counts = {"requests": len(next_edits), "predicted": sum(o.suggestion_id is not None for o in next_edits),
+                        "accepted": sum(o.outcome == "accepted" for o in next_edits)} if next_edits else {}
     result = ReplayResult(
         source_session_id=session_id, session_id=new_session, requests=len(script.requests), replayed=len(outcomes),
         suggestions=len(shown), accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
         rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
         chars_saved=sum(o.chars_saved for o in outcomes), wall_s=round(wall, 3), recorded_s=round(script.duration_s, 3),
         source_complete=script.complete, complete=not driver.limited and len(outcomes) == len(script.requests),
-        fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings, notes=notes,
-        outcomes=outcomes)
+        fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings,
+        next_edits=next_edit_counts, notes=notes, outcomes=outcomes)
     if new_session:
         _write_results(output, source, result, options, started)
     return result
@@ -360,12 +426,15 @@ def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcom
     conn = sqlite3.connect(output.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
     try:
         rows = conn.execute("SELECT id, uri, line, character, text, outcome FROM suggestions WHERE session_id = ?"
-                            " ORDER BY requested_at, id", [session_id]).fetchall()
+                            " AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
+                            [session_id]).fetchall()
     finally:
         conn.close()
     index = {row[0]: n for n, row in enumerate(rows)}
     j = 0
     for o in outcomes:
+        if o.kind != "completion":
+            continue
         if o.suggestion_id is not None:
             j = index.get(o.suggestion_id, j - 1) + 1
             continue
@@ -397,11 +466,11 @@ def _write_results(output: Path, source: Path, result: ReplayResult, options: Re
             conn.executemany(
                 "INSERT INTO replay_suggestions (session_id, seq, source_suggestion_id, source_ts, suggestion_id, uri, line,"
                 " character, fidelity, text, basis, outcome, accepted_length, chars_saved, reference, would_accept,"
-                " round_trip_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " round_trip_ms, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(result.session_id, n, o.request.suggestion_id, o.request.ts, o.suggestion_id, o.request.uri, o.request.line,
                   o.request.character, o.request.fidelity, o.text, o.basis, o.outcome, o.accepted_length, o.chars_saved,
                   o.request.reference, None if o.would_accept is None else int(o.would_accept),
-                  round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None)
+                  round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None, o.kind)
                  for n, o in enumerate(result.outcomes)])
     finally:
         conn.close()

@@ -28,6 +28,10 @@ DID_PARTIALLY_ACCEPT = "tact/didPartiallyAcceptCompletion"
 DID_REJECT = "tact/didRejectCompletion"
 STATUS = "tact/status"
 REPLAY_CLOCK = "tact/replayClock"
+NEXT_EDIT = "tact/nextEdit"
+DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"
+DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"
+ACCEPT_NEXT_EDIT_COMMAND = "tact.acceptNextEdit"
 
 ACCELERATED_DEFAULTS = {
     # The gate's debounce waits for a keystroke that would supersede the request. Driven as fast as the server

@@ -32,12 +32,45 @@ def test_without_a_next_edit_model_requests_answer_empty_and_status_says_why(tmp
         assert "no next-edit model" in status["nextEdit"]["reason"]
         rows = wait_for_rows(db, "SELECT kind, outcome FROM suggestions WHERE kind = 'next_edit' AND outcome IS NOT NULL")
         assert rows == [("next_edit", "cancelled")]
-    # a replay of this session drives completions only: the next-edit request is left out, and said so
+    # a replay of this session asks for the next edit on the text it was asked on; no edit followed it
     with open_readonly(db) as conn:
         script = build_script(conn, status["sessionId"])
-    assert script.requests == []
-    assert any("next-edit" in issue for issue in script.issues)
+    assert [(r.kind, r.fidelity, r.next_text) for r in script.requests] == [("next_edit", "exact", None)]
+    assert not script.issues
     assert [s.kind for s in script.steps].count("change") == 1
+
+
+def test_a_replay_asks_for_next_edits_and_judges_them_by_the_programmers_next_edit(tmp_path):
+    """Recorded: rename a parameter, ask for the next edit, then really make it (the heuristic's edit); later
+    ask again at a place where nothing follows. The replay asks both again: the first matches what the
+    programmer did next (accepted, and the new server records it so), the second has nothing to match."""
+    from telemetry.replay import ReplayOptions, replay
+
+    client, db, _ = start(tmp_path, {"nextEditPredictor": "heuristic"})
+    with client:
+        client.did_open(URI, TEXT)
+        client.did_change(URI, 2, [change_at(0, 9, "w", 0, 14)])  # def area(w, height)
+        predicted = client.next_edit(URI, 2, 0, 10)
+        assert predicted and predicted[0]["range"]["start"]["line"] == 1  # check(width) is next
+        client.did_change(URI, 3, [change_at(1, 10, "w", 1, 15)])  # the programmer makes it: check(w)
+        client.next_edit(URI, 3, 1, 11)
+        session = client.request("tact/status")["sessionId"]
+        wait_for_rows(db, "SELECT id FROM suggestions WHERE kind = 'next_edit' AND outcome IS NOT NULL", want=2)
+    out = tmp_path / "replay.sqlite3"
+    [result] = replay(db, out, session, ReplayOptions(model=str(model_under_test())))
+    assert result.complete and result.replayed == 2 and not result.issues
+    first, second = result.outcomes
+    assert (first.request.kind, first.outcome, first.basis) == ("next_edit", "accepted", "oracle")
+    assert first.request.next_text == TEXT.replace("width", "w", 2)
+    assert second.request.next_text is None and second.outcome != "accepted"
+    assert result.next_edits["requests"] == 2 and result.next_edits["accepted"] == 1
+    assert result.suggestions == 0  # completion counts stay completions only
+    with open_readonly(out) as conn:
+        rows = conn.execute("SELECT kind, outcome FROM replay_suggestions ORDER BY seq").fetchall()
+        logged = conn.execute("SELECT outcome FROM suggestions WHERE kind = 'next_edit' AND id = ?",
+                              [first.suggestion_id]).fetchall()
+    assert rows[0] == ("next_edit", "accepted") and rows[1][0] == "next_edit"
+    assert logged == [("accepted",)]
 
 
 def test_bad_next_edit_requests_get_empty_answers_and_the_server_stays_up(tmp_path):

@@ -164,13 +164,15 @@ class NextEditService:
         if current_version != version or not settings.next_edit or doc.is_binary:
             return None
         records = doc.history.recent(HISTORY_RECORDS)
+        pending_edit = doc.history.pending  # logged with the request, so a replay rebuilds this exact text
         suggestion_id = self.ledger.new_id()
         recorder = self.recorder
         uri = doc.uri
 
         def job(token: CancelToken) -> NextEditResult | None:
             self.counts["requested"] += 1
-            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, "nextEdit", {})
+            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, "nextEdit", {},
+                               pending_edit)
             if token.cancelled or doc.version != version:
                 raise Cancelled(token.reason if token.cancelled else "stale")
             result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
