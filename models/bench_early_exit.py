@@ -47,6 +47,7 @@ DYN_SKIP_TARGET = 0.40
 DYN_ROUGE_LOSS_TARGET = 0.01
 STOP_GAIN_TARGET = 0.10
 STOP_LOSS_TARGET = 0.10
+BOOTSTRAP_RESAMPLES = 1000  # for the 95% intervals of the ROUGE-L loss and of Stop's effect
 
 
 class BenchInputError(ValueError):
@@ -281,6 +282,44 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
     return out
 
 
+def bootstrap_interval(stat: Callable[[np.ndarray], float | None], n: int, seed: int = 0,
+                       resamples: int = BOOTSTRAP_RESAMPLES) -> list[float] | None:
+    """95% percentile interval of ``stat(indices)`` over resamples of the n samples with replacement. Paired: every
+    figure of one sample moves with it, so the interval is that of the difference, not of two noisy means."""
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [stat(rng.integers(0, n, n)) for _ in range(resamples)]
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [_r(float(lo)), _r(float(hi))]
+
+
+def rouge_loss_interval(full_rouge: np.ndarray, other_rouge: np.ndarray, seed: int = 0) -> list[float] | None:
+    """95% interval of the relative ROUGE-L loss (signed: negative is a gain) from per-sample scores."""
+    def stat(idx: np.ndarray) -> float | None:
+        f = full_rouge[idx].mean()
+        return (f - other_rouge[idx].mean()) / f if f > 0 else None
+    return bootstrap_interval(stat, len(full_rouge), seed)
+
+
+def stop_intervals(shown: np.ndarray, accepted: np.ndarray, shown_stop: np.ndarray, accepted_stop: np.ndarray,
+                   seed: int = 0) -> dict:
+    """95% intervals of Stop's relative change of the acceptance rate and of the share of accepted removed."""
+    def change(idx: np.ndarray) -> float | None:
+        before = accepted[idx].sum() / max(1, shown[idx].sum())
+        after = accepted_stop[idx].sum() / max(1, shown_stop[idx].sum())
+        return after / before - 1.0 if before > 0 else None
+
+    def removed(idx: np.ndarray) -> float | None:
+        would = accepted[idx].sum()
+        return (accepted[idx] & ~accepted_stop[idx]).sum() / would if would else None
+    n = len(shown)
+    return {"relative_change_ci": bootstrap_interval(change, n, seed), "removed_share_ci": bootstrap_interval(removed, n, seed)}
+
+
 def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
     """Relative ROUGE-L loss of a policy against `full` (0 when it is as good or better)."""
     rf, rd = full_rouge or 0.0, other_rouge or 0.0
@@ -319,11 +358,12 @@ def _targets(policies: dict, stop: dict) -> dict:
                         "speedup": spec["speedup_total"], "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
         "dynamic": {"target": f">= {DYN_SKIP_TARGET:.0%} of layers skipped at <= {DYN_ROUGE_LOSS_TARGET:.0%} relative ROUGE-L loss",
                     "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(loss),
-                    "pass": bool(dyn_ok)},
+                    "rouge_l_relative_loss_ci": dyn.get("rouge_l_relative_loss_ci"), "pass": bool(dyn_ok)},
         "stop": {"target": f"acceptance of shown suggestions >= +{STOP_GAIN_TARGET:.0%} relative, "
                            f"<= {STOP_LOSS_TARGET:.0%} of would-be-accepted removed",
                  "threshold": stop["threshold"], "relative_change": stop["relative_change"],
-                 "removed_share": stop["removed_share"], "pass": bool(stop["meets_target"]),
+                 "removed_share": stop["removed_share"], "relative_change_ci": stop.get("relative_change_ci"),
+                 "removed_share_ci": stop.get("removed_share_ci"), "pass": bool(stop["meets_target"]),
                  "thresholds_meeting_target": stop["thresholds_meeting_target"]},
     }
 
@@ -374,8 +414,11 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
     best = max((e for e in sweep if e["meets_target"]), key=lambda e: (e["chars_saved"], e["acceptance_rate"] or 0),
                default=None)
+    shown_flags = lambda runs_: np.array([bool(suggestion(r).strip()) for r in runs_])  # noqa: E731
+    intervals = stop_intervals(shown_flags(full), np.array(without["_accepted"]), shown_flags(stopped),
+                               np.array(with_stop["_accepted"]), seed)
     stop = {"policy": "full", "threshold": stop_threshold, "without_stop": _public(without), "with_stop": _public(with_stop),
-            **stop_effect(without, with_stop), "replay_mismatches": replay_mismatch,
+            **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
             "sweep": sweep, "thresholds_meeting_target": meeting,
             "recommended_threshold": best["threshold"] if best else None,
@@ -392,6 +435,9 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                                  and (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET)
     within_loss = [e for e in sweep_exit if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
     best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
+    per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets)]) for p in ("full", "dynamic")}
+    policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
+                                                                          per_sample_rouge["dynamic"], seed)
     windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
     accuracy = exit_accuracy(runtime, texts, windows, seed)
     return {
@@ -417,6 +463,10 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
 # -- the readable report -----------------------------------------------------------------------
 def _f(x, fmt: str = "{:.3f}", none: str = "-") -> str:
     return none if x is None else fmt.format(x)
+
+
+def _ci(interval: list[float] | None, fmt: str) -> str:
+    return f" [{fmt.format(interval[0])}, {fmt.format(interval[1])}]" if interval else ""
 
 
 def format_report(r: dict) -> str:
@@ -487,9 +537,11 @@ def format_report(r: dict) -> str:
               f"  [{mark(ts['pass'])}] speculative {ts['target']}: {_f(ts['speedup'], '{:.2f}x')}, "
               f"{_f(ts['identical'], '{:.1%}')} identical",
               f"  [{mark(td['pass'])}] dynamic {td['target']}: {_f(td['layers_skipped_share'], '{:.1%}')} skipped, "
-              f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}",
-              f"  [{mark(tp['pass'])}] Stop {tp['target']}: {_f(tp['relative_change'], '{:+.1%}')}, "
-              f"{_f(tp['removed_share'], '{:.1%}')} removed at {tp['threshold']}",
+              f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}{_ci(td.get('rouge_l_relative_loss_ci'), '{:+.1%}')}",
+              f"  [{mark(tp['pass'])}] Stop {tp['target']}: {_f(tp['relative_change'], '{:+.1%}')}"
+              f"{_ci(tp.get('relative_change_ci'), '{:+.1%}')}, "
+              f"{_f(tp['removed_share'], '{:.1%}')}{_ci(tp.get('removed_share_ci'), '{:.1%}')} removed at {tp['threshold']}",
+              "  (95% intervals: paired bootstrap over the samples)",
               f"({r['seconds']:.1f} s)"]
     return "\n".join(lines)
 

@@ -98,3 +98,27 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err
     assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tmp_path), "--limit", "1"]) == 2
     assert "heldout.jsonl" in capsys.readouterr().err
+
+
+def test_bootstrap_intervals_are_paired_and_contain_the_estimate():
+    import numpy as np
+
+    from models.bench_early_exit import rouge_loss_interval, stop_intervals
+
+    rng = np.random.default_rng(0)
+    full = rng.uniform(0.1, 0.9, 400)
+    # Every sample 10% worse: the pairing makes the interval exact, however noisy the scores themselves are.
+    assert rouge_loss_interval(full, full * 0.9) == [0.1, 0.1]
+    assert rouge_loss_interval(full, full) == [0.0, 0.0]
+    noisy = np.clip(full * 0.95 + rng.normal(0, 0.1, 400), 0, 1)
+    lo, hi = rouge_loss_interval(full, noisy)
+    estimate = (full.mean() - noisy.mean()) / full.mean()
+    assert lo < estimate < hi and hi - lo > 0.01
+    shown = rng.random(400) < 0.9
+    accepted = shown & (rng.random(400) < 0.1)
+    same = stop_intervals(shown, accepted, shown, accepted)
+    assert same == {"relative_change_ci": [0.0, 0.0], "removed_share_ci": [0.0, 0.0]}
+    # Stop hides half of the rejected suggestions and nothing accepted: the rate rises, nothing is removed.
+    hide = shown & ~accepted & (rng.random(400) < 0.5)
+    ci = stop_intervals(shown, accepted, shown & ~hide, accepted)
+    assert ci["relative_change_ci"][0] > 0.3 and ci["removed_share_ci"] == [0.0, 0.0]
