@@ -30,3 +30,22 @@ def test_bench_replays_a_given_database(simulated_session, tiny_lm_dir):
     assert fig["runs"][0]["replayed"] == simulated_session["figures"]["requests"]
     assert fig["identical"]
     assert fig["target"]["seconds_per_10_minutes"] is None and fig["target"]["pass"] is False
+
+
+def test_the_cli_refuses_an_unknown_setting_with_one_line(capsys):
+    from lsp_server.cli import main
+
+    assert main(["bench", "replay", "--set", "noSuchSetting=1", "--limit", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting 'noSuchSetting'" in err and "Traceback" not in err
+
+
+def test_the_cli_prints_json(tiny_lm_dir, tiny_corpus_dir, capsys):
+    import json
+
+    from lsp_server.cli import main
+
+    assert main(["bench", "replay", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "15",
+                 "--set", "stopThreshold=1.01", "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert fig["identical"] and fig["recorded"]["keystrokes"] == 15 and fig["overrides"] == {"stopThreshold": 1.01}
