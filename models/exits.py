@@ -10,9 +10,10 @@ equals the final layer's, and P(stop) that the final layer's prediction is wrong
 
 Stop is decided where the token is chosen, so it may also use that exit's confidence in its own top
 token: P(stop) = sigmoid(a * stop_logit + b * top1_logprob + c), with (a, b, c) per layer fitted on the
-calibration split against the same label ("stop calibration"). The hidden-state estimate alone missed
-the target: on held-out code it lowered the acceptance of shown suggestions, while the head's own
-confidence tells wrong tokens apart far better. Without a fitted calibration P(stop) is sigmoid(stop_logit).
+calibration split against the same label ("stop calibration"). The hidden-state estimate alone lowered
+the acceptance of shown suggestions on held-out code, while the head's own confidence tells wrong tokens
+apart far better, so `tact train controller` fits a = 0 (models.train_lm.fit_stop_calibration). Without a
+fitted calibration P(stop) is sigmoid(stop_logit).
 """
 
 from __future__ import annotations
