@@ -285,6 +285,11 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
     for item in session_timeline(conn, session_id):
         kind = item["type"]
         uri = item.get("uri")
+        if kind == "suggestion_generated":
+            rng = (item.get("details") or {}).get("range") if isinstance(item.get("details"), dict) else None
+            if rng is not None and item.get("suggestion_id") in logged:
+                logged[item["suggestion_id"]]["range"] = rng  # a next edit's range: the summary row lacks it
+            continue
         if kind == "settings_changed":
             settings_steps.append(Step(item["ts"], "settings", settings=item.get("settings") or {}))
         elif kind == "document_opened":

@@ -6,7 +6,8 @@ on the text it was requested on. Each suggestion the new server makes gets an ou
 where it equals the suggestion the programmer saw and decided on, otherwise the oracle's
 (``telemetry.oracle``); the replay client then tells the server (shown, accepted, rejected) so the
 new database records it like a live session. Next-edit requests are replayed too (``tact/nextEdit``): a
-predicted edit counts as accepted when applying it gives the document the programmer's next edit gave.
+predicted edit equal to the logged one gets its logged outcome; any other counts as accepted when applying it
+gives the document the programmer's next edit gave.
 
 Accelerated (``speed=0``, the default) waits for every answer and never sleeps, so two replays with the
 same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
@@ -336,7 +337,8 @@ class _Driver:
         return result, (time.perf_counter() - t0) * 1000
 
     def _next_edit(self, req: Request, deadline: float | None, next_ts: float) -> None:
-        """Ask for a next edit where one was asked for; it is accepted when it does what the programmer did next."""
+        """Ask for a next edit where one was asked for. Its outcome: the logged one when it is the edit the programmer
+        decided on (same range and text), else accepted when it does what the programmer did next."""
         self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
         result, rtt = self._answer(NEXT_EDIT, {"textDocument": {"uri": req.uri, "version": self.versions.get(req.uri, 0)},
                                                "position": {"line": req.line, "character": req.character}}, deadline)
@@ -347,18 +349,28 @@ class _Driver:
         if not (isinstance(sid, str) and after is not None):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
             return
-        accepted = req.next_text is not None and after == req.next_text
+        new_text = edit.get("newText") or ""
+        rng = edit.get("range") or {}
+        where = [rng.get("start", {}).get("line"), rng.get("start", {}).get("character"),
+                 rng.get("end", {}).get("line"), rng.get("end", {}).get("character")]
+        logged = req.logged or {}
+        if (logged.get("text") == new_text and logged.get("range") == where and logged.get("outcome") in _DECISIVE_OUTCOMES
+                and not (logged.get("outcome") == "rejected" and logged.get("reject_reason") in _UNDECIDED_REJECTS)):
+            basis, accepted = "logged", logged["outcome"] != "rejected"  # the edit the programmer decided on
+        else:
+            basis, accepted = "oracle", req.next_text is not None and after == req.next_text
         self.client.notify(DID_SHOW_NEXT_EDIT, {"id": sid})
-        self.client.notify(REPLAY_CLOCK, {"ts": max(req.ts, next_ts)})
+        logged_at = logged.get("outcome_at") if basis == "logged" else None
+        self.client.notify(REPLAY_CLOCK, {"ts": max(req.ts, logged_at or next_ts)})
         if accepted:
             try:
                 self.client.request("workspace/executeCommand", {"command": ACCEPT_NEXT_EDIT_COMMAND, "arguments": [sid]})
             except (LspError, queue.Empty):
                 pass
         else:
-            self.client.notify(DID_REJECT_NEXT_EDIT, {"id": sid, "reason": "typedOver" if req.next_text else "ignored"})
-        new_text = edit.get("newText") or ""
-        self.outcomes.append(ReplayOutcome(req, sid, new_text, "oracle", "accepted" if accepted else "rejected",
+            reason = logged.get("reject_reason") if basis == "logged" else None
+            self.client.notify(DID_REJECT_NEXT_EDIT, {"id": sid, "reason": reason or ("typedOver" if req.next_text else "ignored")})
+        self.outcomes.append(ReplayOutcome(req, sid, new_text, basis, "accepted" if accepted else "rejected",
                                            utf16_len(new_text) if accepted else None,
                                            len(new_text) if accepted else 0, rtt, accepted))
 

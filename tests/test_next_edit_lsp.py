@@ -73,6 +73,33 @@ def test_a_replay_asks_for_next_edits_and_judges_them_by_the_programmers_next_ed
     assert logged == [("accepted",)]
 
 
+def test_a_replayed_next_edit_equal_to_the_logged_one_keeps_the_programmers_decision(tmp_path):
+    """The programmer rejected a right edit and accepted one that did not match what they typed next: a replay
+    making the same predictions reports those decisions (basis logged), not the oracle's."""
+    from telemetry.replay import ReplayOptions, replay
+
+    client, db, _ = start(tmp_path, {"nextEditPredictor": "heuristic"})
+    with client:
+        client.did_open(URI, TEXT)
+        client.did_change(URI, 2, [change_at(0, 9, "w", 0, 14)])
+        [first] = client.next_edit(URI, 2, 0, 10)
+        client.notify("tact/didShowNextEdit", {"id": first["id"]})
+        client.notify("tact/didRejectNextEdit", {"id": first["id"], "reason": "dismissed"})
+        client.did_change(URI, 3, [change_at(1, 10, "w", 1, 15)])
+        [second] = client.next_edit(URI, 3, 1, 11)
+        client.notify("tact/didShowNextEdit", {"id": second["id"]})
+        client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": [second["id"]]})
+        session = client.request("tact/status")["sessionId"]
+        wait_for_rows(db, "SELECT id FROM suggestions WHERE kind = 'next_edit' AND outcome IN ('accepted', 'rejected')",
+                      want=2)
+    [result] = replay(db, tmp_path / "replay.sqlite3", session, ReplayOptions(model=str(model_under_test())))
+    a, b = result.outcomes
+    assert (a.basis, a.outcome) == ("logged", "rejected")  # the oracle alone would have accepted it
+    assert a.request.next_text is not None
+    assert (b.basis, b.outcome) == ("logged", "accepted")  # nothing followed it: the oracle would have rejected it
+    assert b.request.next_text is None
+
+
 def test_bad_next_edit_requests_get_empty_answers_and_the_server_stays_up(tmp_path):
     client, _, _ = start(tmp_path, {"nextEditModelPath": str(tmp_path / "no-model")})
     with client:
