@@ -146,8 +146,8 @@ def _replay(args) -> int:
               f"(outcome from: {basis or 'none'}); {r.chars_saved} characters saved")
         if r.next_edits:
             ne = r.next_edits
-            print(f"  {ne['requests']} next-edit requests: {ne['predicted']} edits predicted, {ne['accepted']} matched "
-                  "the programmer's next edit")
+            print(f"  {ne['requests']} next-edit requests: {ne['predicted']} edits predicted, {ne['accepted']} accepted "
+                  "(logged decision, or the programmer's next edit matched)")
         if not r.source_complete:
             print("  the recorded session never ended (crash?): replayed what was logged")
         for issue in r.issues:
