@@ -41,7 +41,15 @@ def record_session(folder: Path, *, minutes: float, source: Path | None, corpus:
 def run_bench(*, database: Path | None = None, session: str | None = None, minutes: float = TARGET_MINUTES,
               source: Path | None = None, corpus: Path | None = None, seed: int = 0, limit: int | None = None,
               model: str | None = None, overrides: dict[str, Any] | None = None, runs: int = 2) -> dict:
-    folder = Path(tempfile.mkdtemp(prefix="tact-bench-replay-"))
+    with tempfile.TemporaryDirectory(prefix="tact-bench-replay-") as tmp:
+        return _run(Path(tmp), database=database, session=session, minutes=minutes, source=source, corpus=corpus,
+                    seed=seed, limit=limit, model=model, overrides=overrides, runs=runs)
+
+
+def _run(folder: Path, *, database: Path | None, session: str | None, minutes: float, source: Path | None,
+         corpus: Path | None, seed: int, limit: int | None, model: str | None, overrides: dict[str, Any] | None,
+         runs: int) -> dict:
+    """The bench, with its recording and replays written under ``folder``."""
     recorded: dict[str, Any] = {"database": str(database) if database else None}
     if database is None:
         sim = record_session(folder, minutes=minutes, source=source, corpus=corpus, seed=seed, limit=limit, model=model)
