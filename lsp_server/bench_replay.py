@@ -58,10 +58,7 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
                          "keystrokes": sim["keystrokes"], "requests": sim["requests"],
                          "record_wall_s": sim["total_wall_s"]})
     options = ReplayOptions(model=model, overrides=dict(overrides or {}))
-    results = []
-    for n in range(runs):
-        res = replay(database, folder / f"replay-{n}.sqlite3", session, options)
-        results.append(res)
+    results = [replay(database, folder / f"replay-{n}.sqlite3", session, options) for n in range(runs)]
     per_run = []
     for res_list in results:
         wall = sum(r.wall_s for r in res_list)

@@ -167,7 +167,7 @@ def acceptance(suggestions: list[str], targets: list[str]) -> dict:
     n_shown, n_acc = sum(shown), sum(accepted)
     return {"shown": n_shown, "accepted": n_acc, "acceptance_rate": _r(_ratio(n_acc, n_shown)),
             "chars_saved": sum(chars_saved(s, t) for s, t, a in zip(suggestions, targets, accepted) if a),
-            "_accepted": accepted}
+            "_accepted": accepted, "_shown": shown}
 
 
 def stop_effect(without: dict, with_stop: dict) -> dict:
@@ -414,8 +414,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
     best = max((e for e in sweep if e["meets_target"]), key=lambda e: (e["chars_saved"], e["acceptance_rate"] or 0),
                default=None)
-    shown_flags = lambda runs_: np.array([bool(suggestion(r).strip()) for r in runs_])  # noqa: E731
-    intervals = stop_intervals(shown_flags(full), np.array(without["_accepted"]), shown_flags(stopped),
+    intervals = stop_intervals(np.array(without["_shown"]), np.array(without["_accepted"]), np.array(with_stop["_shown"]),
                                np.array(with_stop["_accepted"]), seed)
     stop = {"policy": "full", "threshold": stop_threshold, "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,

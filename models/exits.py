@@ -82,10 +82,13 @@ class Controller:
         log-probability of that exit's top token -> (...). Zero without a trained controller."""
         if not self.layers:
             return np.zeros(hidden.shape[:-1], np.float32)
-        z = self._logits(layer, hidden)[..., 1]
-        if self.stop_calibration is not None:
+        if self.stop_calibration is None:
+            z = self._logits(layer, hidden)[..., 1]
+        else:
             a, b, c = self.stop_calibration[layer]
-            z = a * z + b * np.asarray(top_logprob, np.float32) + c
+            z = b * np.asarray(top_logprob, np.float32) + c
+            if a != 0:  # the shipped fit has a = 0: no MLP on the per-token path
+                z = z + a * self._logits(layer, hidden)[..., 1]
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:

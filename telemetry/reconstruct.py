@@ -69,6 +69,10 @@ class Step:
     request: Request | None = None
     settings: dict[str, Any] | None = None
 
+    def apply(self, text: str) -> str:
+        """change: ``text`` (the document before it) with this change applied."""
+        return text[: self.start_offset] + self.inserted + text[self.end_offset :]
+
 
 @dataclass
 class Script:
@@ -126,7 +130,7 @@ class _Doc:
         self.tip = start + len(inserted)
 
 
-def _apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, removed: str | None = None) -> str | None:
+def apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, removed: str | None = None) -> str | None:
     """``text`` with the LSP range replaced; None when the range does not hold ``removed`` (when given)."""
     starts = line_starts(text)
     a = offset_at(text, sl, sc, starts)
@@ -171,7 +175,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         pe = r["pending_edit"]
         if pe is None:
             return base
-        return _apply_range(base, pe["start_line"], pe["start_character"], pe["end_line"], pe["end_character"],
+        return apply_range(base, pe["start_line"], pe["start_character"], pe["end_line"], pe["end_character"],
                             pe["inserted_text"], pe["removed_text"])
 
     def checkpoint() -> None:
@@ -186,7 +190,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
             emit_request(reqs[ri], EXACT)
             ri += 1
         before = doc.text
-        new = _apply_range(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
+        new = apply_range(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
                            e["inserted_text"])
         if new is None:
             issues.append(f"{doc.uri}: edit at version {e['version']} does not fit the rebuilt text; skipped")
@@ -235,7 +239,7 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
     text = opened_text
     for i, step in enumerate(doc_steps):
         if step.kind == "change":
-            text = text[: step.start_offset] + step.inserted + text[step.end_offset :]
+            text = step.apply(text)
             continue
         if step.kind != "request":
             continue
@@ -243,7 +247,7 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
         if req.kind == "next_edit":
             later = next((x for x in doc_steps[i + 1:] if x.kind in ("change", "close")), None)
             if later is not None and later.kind == "change":
-                req.next_text = text[: later.start_offset] + later.inserted + text[later.end_offset :]
+                req.next_text = later.apply(text)
             continue
         s = e = req.offset
         typed = ""

@@ -34,12 +34,12 @@ from typing import Any, Callable
 from .lsp_client import LspClient, LspError
 from .oracle import Oracle
 from .reader import list_sessions, open_readonly
-from .reconstruct import Request, Script, build_script
+from .reconstruct import Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT,
                        DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK, server_command,
                        wait_ready)
-from .text import line_starts, offset_at, utf16_len
+from .text import utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
@@ -206,8 +206,7 @@ def effective_overrides(options: ReplayOptions) -> tuple[dict[str, Any], list[st
 def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | None, int]:
     """(basis, outcome, accepted_length, chars_saved) for a suggestion the new server made."""
     logged = req.logged or {}
-    if (logged.get("text") == text and logged.get("outcome") in _DECISIVE_OUTCOMES
-            and not (logged.get("outcome") == "rejected" and logged.get("reject_reason") in _UNDECIDED_REJECTS)):
+    if logged.get("text") == text and programmer_decided(logged):
         outcome = logged["outcome"]
         if outcome == "accepted":
             length = logged.get("accepted_length") or utf16_len(text)
@@ -221,18 +220,20 @@ def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | No
     return "oracle", "rejected", None, 0
 
 
-def apply_edit(text: str, edit: dict[str, Any]) -> str | None:
-    """``text`` with an LSP edit ``{range, newText}`` applied; None when the edit is malformed or out of range."""
+def programmer_decided(logged: dict[str, Any]) -> bool:
+    """The logged suggestion's outcome is the programmer's decision (not a rejection by the server or by time)."""
+    return (logged.get("outcome") in _DECISIVE_OUTCOMES
+            and not (logged.get("outcome") == "rejected" and logged.get("reject_reason") in _UNDECIDED_REJECTS))
+
+
+def edit_range(edit: dict[str, Any]) -> list[int] | None:
+    """[start line, start character, end line, end character] of an LSP edit, as next edits are logged."""
     try:
-        rng, new_text = edit["range"], edit["newText"]
-        starts = line_starts(text)
-        a = offset_at(text, rng["start"]["line"], rng["start"]["character"], starts)
-        b = offset_at(text, rng["end"]["line"], rng["end"]["character"], starts)
-    except (KeyError, TypeError, IndexError):
+        rng = edit["range"]
+        where = [rng["start"]["line"], rng["start"]["character"], rng["end"]["line"], rng["end"]["character"]]
+    except (KeyError, TypeError):
         return None
-    if not isinstance(new_text, str) or b < a:
-        return None
-    return text[:a] + new_text + text[b:]
+    return where if all(isinstance(x, int) and not isinstance(x, bool) for x in where) else None
 
 
 class _Driver:
@@ -264,8 +265,7 @@ class _Driver:
                 self.client.did_open(step.uri, step.text or "", step.version or 0, step.language_id or "python")
                 self.texts[step.uri], self.versions[step.uri] = step.text or "", step.version or 0
             elif step.kind == "change":
-                text = self.texts.get(step.uri, "")
-                self.texts[step.uri] = text[:step.start_offset] + step.inserted + text[step.end_offset:]
+                self.texts[step.uri] = step.apply(self.texts.get(step.uri, ""))
                 self.versions[step.uri] = step.version or 0
                 self.client.did_change(step.uri, step.version, [{
                     "range": {"start": {"line": step.start[0], "character": step.start[1]},
@@ -344,18 +344,15 @@ class _Driver:
                                                "position": {"line": req.line, "character": req.character}}, deadline)
         edits = (result or {}).get("edits") if isinstance(result, dict) else None
         edit = edits[0] if isinstance(edits, list) and edits and isinstance(edits[0], dict) else None
-        sid = (edit or {}).get("id")
-        after = apply_edit(self.texts.get(req.uri, ""), edit) if edit else None
+        sid, new_text = (edit or {}).get("id"), (edit or {}).get("newText")
+        where = edit_range(edit) if edit else None
+        after = (apply_range(self.texts.get(req.uri, ""), *where, new_text)
+                 if where is not None and isinstance(new_text, str) else None)
         if not (isinstance(sid, str) and after is not None):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
             return
-        new_text = edit.get("newText") or ""
-        rng = edit.get("range") or {}
-        where = [rng.get("start", {}).get("line"), rng.get("start", {}).get("character"),
-                 rng.get("end", {}).get("line"), rng.get("end", {}).get("character")]
         logged = req.logged or {}
-        if (logged.get("text") == new_text and logged.get("range") == where and logged.get("outcome") in _DECISIVE_OUTCOMES
-                and not (logged.get("outcome") == "rejected" and logged.get("reject_reason") in _UNDECIDED_REJECTS)):
+        if logged.get("text") == new_text and logged.get("range") == where and programmer_decided(logged):
             basis, accepted = "logged", logged["outcome"] != "rejected"  # the edit the programmer decided on
         else:
             basis, accepted = "oracle", req.next_text is not None and after == req.next_text
