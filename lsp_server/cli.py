@@ -138,7 +138,10 @@ def _add_bench(sub) -> None:
     ee.add_argument("--seed", type=int, default=0)
     ee.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     ee.add_argument("--json", action="store_true", help="print every figure as one JSON object")
-    ee.add_argument("--stop-threshold", type=float, help="controller P(stop) that ends a suggestion (default: settings)")
+    ee.add_argument("--stop-threshold", type=float,
+                    help="controller P(stop) that ends a suggestion before its first token (default: settings)")
+    ee.add_argument("--stop-inside-threshold", type=float,
+                    help="controller P(stop) that cuts a suggestion already begun (default: settings)")
     ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
@@ -149,7 +152,7 @@ def _bench(args) -> int:
         from lsp_server.config import DEFAULTS
         from models.bench_early_exit import main_cli
 
-        for name in ("stop_threshold", "exit_threshold", "draft_layers", "draft_tokens"):
+        for name in ("stop_threshold", "stop_inside_threshold", "exit_threshold", "draft_layers", "draft_tokens"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
         return main_cli(args)

@@ -5,8 +5,9 @@ before the end); the prompt is the SPM fill-in-the-middle prompt of ~1500 charac
 cursor and ~300 after the line; the target is the rest of the line. Every sample is decoded by
 `full`, `dynamic` and `speculative` in rotating order (each from an empty KV cache, Stop
 disabled), so the timing ratios come from interleaved runs on the same machine state. Then
-`full` with Stop at the configured threshold, for simulated acceptance (a threshold sweep is
-replayed from the recorded P(stop) of the Stop-less run: under `full` Stop only truncates).
+`full` with Stop at the configured thresholds (before the first token, and inside a suggestion),
+for simulated acceptance (a sweep of the first-token threshold is replayed from the recorded P(stop)
+of the Stop-less run: under `full` Stop only truncates).
 Finally next-token top-1 accuracy of every exit, teacher-forced on held-out windows.
 
 Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard library.
@@ -153,10 +154,13 @@ def suggestion(res: DecodeResult) -> str:
 
 
 # -- acceptance under Stop ---------------------------------------------------------------------
-def truncate_at_stop(res: DecodeResult, threshold: float) -> list[int]:
-    """The tokens `full` would emit with Stop at `threshold`: those before the first P(stop) >= threshold."""
+def truncate_at_stop(res: DecodeResult, threshold: float, inside_threshold: float | None = None) -> list[int]:
+    """The tokens `full` would emit with Stop at `threshold` before the first token and `inside_threshold`
+    (default: the same) before the others (``DecodeOptions.stop_threshold_at``)."""
+    opts = DecodeOptions(stop_threshold=threshold,
+                         stop_inside_threshold=threshold if inside_threshold is None else inside_threshold)
     for i, p in enumerate(res.stop_probs):
-        if p >= threshold:
+        if p >= opts.stop_threshold_at(i):
             return res.token_ids[:i]
     return list(res.token_ids)
 
@@ -369,7 +373,8 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, limit: int = 200,
-              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, exit_threshold: float = 0.9,
+              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside_threshold: float = NO_STOP,
+              exit_threshold: float = 0.9,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`)."""
@@ -392,7 +397,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             runtime.reset()
             runs[policy].append(runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
         runtime.reset()
-        stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold, **base)))
+        stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold,
+                                                             stop_inside_threshold=stop_inside_threshold, **base)))
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
@@ -404,19 +410,20 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     dec = runtime.tokenizer.decode
     without = acceptance([suggestion(r) for r in full], targets)
     with_stop = acceptance([suggestion(r) for r in stopped], targets)
-    replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold) != r.token_ids)
+    replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold, stop_inside_threshold) != r.token_ids)
     sweep = []
     for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}):
         if th > 1:
             continue
-        acc = acceptance([first_line(dec(truncate_at_stop(f, th))) for f in full], targets)
+        acc = acceptance([first_line(dec(truncate_at_stop(f, th, stop_inside_threshold))) for f in full], targets)
         sweep.append({"threshold": th, **_public(acc), **stop_effect(without, acc)})
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
     best = max((e for e in sweep if e["meets_target"]), key=lambda e: (e["chars_saved"], e["acceptance_rate"] or 0),
                default=None)
     intervals = stop_intervals(np.array(without["_shown"]), np.array(without["_accepted"]), np.array(with_stop["_shown"]),
                                np.array(with_stop["_accepted"]), seed)
-    stop = {"policy": "full", "threshold": stop_threshold, "without_stop": _public(without), "with_stop": _public(with_stop),
+    stop = {"policy": "full", "threshold": stop_threshold, "inside_threshold": stop_inside_threshold,
+            "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
             "sweep": sweep, "thresholds_meeting_target": meeting,
@@ -447,6 +454,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),
                      "split": None if source else "heldout", "limit": limit, "seed": seed,
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
+                     "stop_inside_threshold": stop_inside_threshold,
                      "exit_threshold": exit_threshold, "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
         "policies": policies,
@@ -501,7 +509,7 @@ def format_report(r: dict) -> str:
               "  agrees with last: " + "  ".join(f"L{i + 1} {_f(a, '{:.3f}')}" for i, a in enumerate(acc["agrees_with_final"]))]
     s = r["stop"]
     wo, wi = s["without_stop"], s["with_stop"]
-    lines += ["", f"Stop under full (threshold {s['threshold']}; controller {'trained' if s['controller_trained'] else 'absent'}):",
+    lines += ["", f"Stop under full (threshold {s['threshold']} before the first token, {s['inside_threshold']} inside; controller {'trained' if s['controller_trained'] else 'absent'}):",
               f"  without Stop: shown {wo['shown']}, accepted {wo['accepted']}, rate {_f(wo['acceptance_rate'], '{:.1%}')}, "
               f"chars saved {wo['chars_saved']}",
               f"  with Stop:    shown {wi['shown']}, accepted {wi['accepted']}, rate {_f(wi['acceptance_rate'], '{:.1%}')}, "
@@ -509,7 +517,7 @@ def format_report(r: dict) -> str:
               f"  acceptance rate change {_f(s['relative_change'], '{:+.1%}')} relative; would-be-accepted removed "
               f"{s['would_be_accepted_lost']}/{s['would_be_accepted']} ({_f(s['removed_share'], '{:.1%}')})"
               + (f"; replay mismatches {s['replay_mismatches']}" if s["replay_mismatches"] else ""),
-              "  Stop threshold sweep (replayed from P(stop) of the Stop-less run):",
+              "  first-token Stop threshold sweep (replayed from P(stop) of the Stop-less run; inside as above):",
               f"    {'threshold':>9} {'shown':>6} {'accepted':>8} {'rate':>7} {'change':>8} {'removed':>8} {'chars saved':>11}  meets"]
     for e in s["sweep"]:
         lines.append(f"    {e['threshold']:>9.2f} {e['shown']:>6} {e['accepted']:>8} {_f(e['acceptance_rate'], '{:.1%}'):>7} "
@@ -554,6 +562,7 @@ def main_cli(args) -> int:
     try:
         result = run_bench(args.model, corpus=args.corpus, source=args.source, limit=args.limit, seed=args.seed,
                            threads=args.threads, stop_threshold=args.stop_threshold,
+                           stop_inside_threshold=args.stop_inside_threshold,
                            exit_threshold=args.exit_threshold, draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -40,7 +40,11 @@ NEG = np.float32(-1e9)
 class DecodeOptions:
     policy: str = "full"
     max_new_tokens: int = 48
-    stop_threshold: float = 1.01  # > 1 disables Stop
+    stop_threshold: float = 1.01  # P(stop) that ends a suggestion before its first token (shows nothing); > 1: never
+    # P(stop) that cuts a suggestion after its first token; > 1: never. A cut suggestion is still shown and was
+    # mostly one that would have been accepted (a wrong token late in a line still leaves it edit-similar), so
+    # servers keep this above 1 unless they want suggestions shortened.
+    stop_inside_threshold: float = 1.01
     exit_threshold: float = 0.9
     min_exit_layer: int = 1  # dynamic: the earliest layer a token may leave after (0-based)
     draft_layers: int = 2
@@ -56,6 +60,10 @@ class DecodeOptions:
     copy_margin: float = 0.0
     # prompt lookup copies only from cache.ids[lo:hi] (e.g. the window a rewrite follows); None: anywhere
     lookup_range: tuple[int, int] | None = None
+
+    def stop_threshold_at(self, emitted: int) -> float:
+        """The Stop threshold before the token at index ``emitted`` of the suggestion."""
+        return self.stop_threshold if emitted == 0 else self.stop_inside_threshold
 
 
 @dataclass
@@ -279,7 +287,7 @@ class EarlyExitRuntime:
         logp = log_softmax(self.head(layer, h)[0])
         token = int(logp.argmax())
         p_stop = float(self.controller.stop_probs(layer, h[0], logp[token]))
-        if p_stop >= opts.stop_threshold:
+        if p_stop >= opts.stop_threshold_at(len(res.token_ids)):
             res.stop_reason = "stop"
             return None
         return token, float(logp[token]), p_stop
@@ -386,7 +394,7 @@ class EarlyExitRuntime:
             p_stop_all = self.controller.stop_probs(L - 1, h_all, logp_all.max(axis=-1))
             accepted = 0
             for j in range(len(h_all)):
-                if p_stop_all[j] >= opts.stop_threshold:
+                if p_stop_all[j] >= opts.stop_threshold_at(len(res.token_ids)):
                     res.stop_reason = "stop"
                     self.cache.truncate(start + j + 1)
                     self.cache.exact = self.cache.length

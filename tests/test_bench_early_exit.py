@@ -43,6 +43,10 @@ def test_truncate_at_stop_replays_stop():
     assert truncate_at_stop(res, 0.9) == [5, 6]
     assert truncate_at_stop(res, 0.05) == []
     assert truncate_at_stop(res, 1.01) == [5, 6, 7]
+    # Separate thresholds before the first token and inside the suggestion.
+    assert truncate_at_stop(res, 0.5, 1.01) == [5, 6, 7]
+    assert truncate_at_stop(res, 0.05, 1.01) == []
+    assert truncate_at_stop(res, 1.01, 0.5) == [5]
 
 
 def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
