@@ -41,7 +41,7 @@ class Settings:
     multiline: bool = False
     exit_threshold: float = 0.9  # dynamic policy: controller P(exit) needed to leave the network
     stop_threshold: float = 0.9  # controller P(stop) that ends a suggestion before its first token (shows none)
-    stop_inside_threshold: float = 1.01  # controller P(stop) that cuts a suggestion already begun (> 1: never)
+    stop_inside_threshold: float = 0.9  # controller P(stop) that cuts a suggestion already begun (> 1: never)
     draft_layers: int = 2  # speculative policy: layers used to draft
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this

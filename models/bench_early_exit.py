@@ -157,8 +157,7 @@ def suggestion(res: DecodeResult) -> str:
 def truncate_at_stop(res: DecodeResult, threshold: float, inside_threshold: float | None = None) -> list[int]:
     """The tokens `full` would emit with Stop at `threshold` before the first token and `inside_threshold`
     (default: the same) before the others (``DecodeOptions.stop_threshold_at``)."""
-    opts = DecodeOptions(stop_threshold=threshold,
-                         stop_inside_threshold=threshold if inside_threshold is None else inside_threshold)
+    opts = DecodeOptions(stop_threshold=threshold, stop_inside_threshold=inside_threshold)
     for i, p in enumerate(res.stop_probs):
         if p >= opts.stop_threshold_at(i):
             return res.token_ids[:i]
@@ -373,7 +372,7 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, limit: int = 200,
-              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside_threshold: float = NO_STOP,
+              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside_threshold: float | None = None,
               exit_threshold: float = 0.9,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               log: Callable[[str], None] | None = None) -> dict:
@@ -509,7 +508,8 @@ def format_report(r: dict) -> str:
               "  agrees with last: " + "  ".join(f"L{i + 1} {_f(a, '{:.3f}')}" for i, a in enumerate(acc["agrees_with_final"]))]
     s = r["stop"]
     wo, wi = s["without_stop"], s["with_stop"]
-    lines += ["", f"Stop under full (threshold {s['threshold']} before the first token, {s['inside_threshold']} inside; controller {'trained' if s['controller_trained'] else 'absent'}):",
+    inside = s["threshold"] if s["inside_threshold"] is None else s["inside_threshold"]
+    lines += ["", f"Stop under full (threshold {s['threshold']} before the first token, {inside} inside; controller {'trained' if s['controller_trained'] else 'absent'}):",
               f"  without Stop: shown {wo['shown']}, accepted {wo['accepted']}, rate {_f(wo['acceptance_rate'], '{:.1%}')}, "
               f"chars saved {wo['chars_saved']}",
               f"  with Stop:    shown {wi['shown']}, accepted {wi['accepted']}, rate {_f(wi['acceptance_rate'], '{:.1%}')}, "

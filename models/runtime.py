@@ -41,10 +41,10 @@ class DecodeOptions:
     policy: str = "full"
     max_new_tokens: int = 48
     stop_threshold: float = 1.01  # P(stop) that ends a suggestion before its first token (shows nothing); > 1: never
-    # P(stop) that cuts a suggestion after its first token; > 1: never. A cut suggestion is still shown and was
-    # mostly one that would have been accepted (a wrong token late in a line still leaves it edit-similar), so
-    # servers keep this above 1 unless they want suggestions shortened.
-    stop_inside_threshold: float = 1.01
+    # P(stop) that cuts a suggestion after its first token (None: stop_threshold; > 1: never). A cut keeps the
+    # suggestion shown, shorter: judged by the first line's edit similarity it loses accepted suggestions, judged
+    # by "the user goes on to type it" it gains some (docs/roadmap.md).
+    stop_inside_threshold: float | None = None
     exit_threshold: float = 0.9
     min_exit_layer: int = 1  # dynamic: the earliest layer a token may leave after (0-based)
     draft_layers: int = 2
@@ -63,7 +63,9 @@ class DecodeOptions:
 
     def stop_threshold_at(self, emitted: int) -> float:
         """The Stop threshold before the token at index ``emitted`` of the suggestion."""
-        return self.stop_threshold if emitted == 0 else self.stop_inside_threshold
+        if emitted == 0 or self.stop_inside_threshold is None:
+            return self.stop_threshold
+        return self.stop_inside_threshold
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 from models.bench_early_exit import (BenchInputError, format_report, load_texts, make_samples, run_bench,
                                      truncate_at_stop)
-from models.runtime import POLICIES, DecodeResult
+from models.runtime import POLICIES, DecodeOptions, DecodeResult
 
 POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
                "ms_per_token_median", "ms_per_token_mean", "prefill_ms_median", "prefill_ms_mean", "decode_ms_total",
@@ -47,6 +47,13 @@ def test_truncate_at_stop_replays_stop():
     assert truncate_at_stop(res, 0.5, 1.01) == [5, 6, 7]
     assert truncate_at_stop(res, 0.05, 1.01) == []
     assert truncate_at_stop(res, 1.01, 0.5) == [5]
+
+
+def test_stop_inside_threshold_defaults_to_the_first_token_threshold():
+    assert DecodeOptions(stop_threshold=0.5).stop_threshold_at(0) == 0.5
+    assert DecodeOptions(stop_threshold=0.5).stop_threshold_at(3) == 0.5
+    assert DecodeOptions(stop_threshold=0.5, stop_inside_threshold=0.7).stop_threshold_at(3) == 0.7
+    assert DecodeOptions(stop_threshold=0.5, stop_inside_threshold=0.7).stop_threshold_at(0) == 0.5
 
 
 def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
@@ -96,7 +103,8 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
                  "--threads", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["policies"]) == set(POLICIES)
-    assert out["settings"]["stop_threshold"] == 0.9  # the settings default
+    assert out["settings"]["stop_threshold"] == 0.9  # the settings defaults
+    assert out["settings"]["stop_inside_threshold"] == 0.9
     assert main(["bench", "early-exit", "--model", str(tmp_path / "missing"), "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err
