@@ -29,7 +29,8 @@ import numpy as np
 
 from models.corpus import iter_directory, iter_split
 from models.fim import build_prompt
-from models.metrics import chars_saved, edit_similarity, exact_match, first_line, is_accepted, rouge_l
+from models.metrics import (chars_saved, edit_similarity, exact_match, first_line, goes_on_to_type, is_accepted,
+                            rouge_l)
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
 MAX_NEW_TOKENS = 48
@@ -164,9 +165,11 @@ def truncate_at_stop(res: DecodeResult, threshold: float, inside_threshold: floa
     return list(res.token_ids)
 
 
-def acceptance(suggestions: list[str], targets: list[str]) -> dict:
+def acceptance(suggestions: list[str], targets: list[str], judge=is_accepted) -> dict:
+    """Shown and accepted suggestions. ``judge``: the bench's rule (``is_accepted``: the first line equal or
+    edit-similar to the real line) or the replay oracle's (``goes_on_to_type``: a correct prefix counts too)."""
     shown = [bool(s.strip()) for s in suggestions]
-    accepted = [sh and is_accepted(s, t) for s, t, sh in zip(suggestions, targets, shown)]
+    accepted = [sh and judge(s, t) for s, t, sh in zip(suggestions, targets, shown)]
     n_shown, n_acc = sum(shown), sum(accepted)
     return {"shown": n_shown, "accepted": n_acc, "acceptance_rate": _r(_ratio(n_acc, n_shown)),
             "chars_saved": sum(chars_saved(s, t) for s, t, a in zip(suggestions, targets, accepted) if a),
@@ -421,7 +424,13 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                default=None)
     intervals = stop_intervals(np.array(without["_shown"]), np.array(without["_accepted"]), np.array(with_stop["_shown"]),
                                np.array(with_stop["_accepted"]), seed)
+    # The same Stop judged by the replay oracle's rule, under which a cut, correct prefix is accepted.
+    without_typed = acceptance([suggestion(r) for r in full], targets, goes_on_to_type)
+    with_typed = acceptance([suggestion(r) for r in stopped], targets, goes_on_to_type)
+    by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
+                 **{k: v for k, v in stop_effect(without_typed, with_typed).items() if k != "meets_target"}}
     stop = {"policy": "full", "threshold": stop_threshold, "inside_threshold": stop_inside_threshold,
+            "by_typing": by_typing,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
@@ -517,6 +526,11 @@ def format_report(r: dict) -> str:
               f"  acceptance rate change {_f(s['relative_change'], '{:+.1%}')} relative; would-be-accepted removed "
               f"{s['would_be_accepted_lost']}/{s['would_be_accepted']} ({_f(s['removed_share'], '{:.1%}')})"
               + (f"; replay mismatches {s['replay_mismatches']}" if s["replay_mismatches"] else ""),
+              f"  judged by what the user goes on to type (the replay oracle's rule): accepted "
+              f"{s['by_typing']['without_stop']['accepted']} -> {s['by_typing']['with_stop']['accepted']}, rate change "
+              f"{_f(s['by_typing']['relative_change'], '{:+.1%}')}, removed {s['by_typing']['would_be_accepted_lost']}/"
+              f"{s['by_typing']['would_be_accepted']} ({_f(s['by_typing']['removed_share'], '{:.1%}')}), chars saved "
+              f"{s['by_typing']['without_stop']['chars_saved']} -> {s['by_typing']['with_stop']['chars_saved']}",
               "  first-token Stop threshold sweep (replayed from P(stop) of the Stop-less run; inside as above):",
               f"    {'threshold':>9} {'shown':>6} {'accepted':>8} {'rate':>7} {'change':>8} {'removed':>8} {'chars saved':>11}  meets"]
     for e in s["sweep"]:

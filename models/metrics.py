@@ -2,7 +2,8 @@
 
 All comparisons are on whitespace-stripped strings: exact match, edit similarity
 (1 - Levenshtein / max length), token-level ROUGE-L (LCS F-measure over identifier and
-punctuation tokens) and simulated acceptance (exact, or edit similarity >= 0.8).
+punctuation tokens) and simulated acceptance (exact, or edit similarity >= 0.8; the replay oracle's rule also
+counts a correct prefix).
 Standard library only, so benchmarks and the server may both use it.
 """
 
@@ -85,6 +86,22 @@ def is_accepted(suggestion: str, target: str, similarity: float = ACCEPT_SIMILAR
     if not s:
         return False
     return s == t or edit_similarity(s, t) >= similarity
+
+
+def goes_on_to_type(suggestion: str, typed: str, similarity: float = ACCEPT_SIMILARITY, prefix: bool = True,
+                    min_chars: int = 2) -> bool:
+    """The replay oracle's acceptance (telemetry.oracle): the suggestion's first line is what the user goes on
+    to type: ``typed``'s first line begins with it (trailing spaces aside; with ``prefix``), equals it (spaces
+    around aside), or is at least ``similarity`` edit-similar to it. Unlike :func:`is_accepted`, a correct but
+    shorter suggestion counts; a first line shorter than ``min_chars`` (spaces aside) never does."""
+    s, r = first_line(suggestion), first_line(typed)
+    if len(s.strip()) < min_chars:
+        return False
+    if prefix and r.startswith(s.rstrip()):
+        return True
+    if s.strip() == r.strip():
+        return True
+    return edit_similarity(s, r) >= similarity
 
 
 def chars_saved(suggestion: str, target: str) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.metrics import ACCEPT_SIMILARITY, chars_saved, edit_similarity, first_line
+from models.metrics import ACCEPT_SIMILARITY, chars_saved, first_line, goes_on_to_type
 
 MATCH_MODES = ("prefix", "exact")
 
@@ -32,14 +32,7 @@ class Oracle:
             raise ValueError(f"oracle minimum length must be at least 1, not {self.min_chars}")
 
     def accepts(self, suggestion: str, reference: str) -> bool:
-        s, r = first_line(suggestion), first_line(reference)
-        if len(s.strip()) < self.min_chars:
-            return False
-        if self.match == "prefix" and r.startswith(s.rstrip()):
-            return True
-        if s.strip() == r.strip():
-            return True
-        return edit_similarity(s, r) >= self.similarity
+        return goes_on_to_type(suggestion, reference, self.similarity, self.match == "prefix", self.min_chars)
 
     @staticmethod
     def chars_saved(suggestion: str, reference: str) -> int:

@@ -16,7 +16,7 @@ POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", 
                "identical_to_full", "identical_count", "stop_reasons"}
 STOP_KEYS = {"threshold", "without_stop", "with_stop", "relative_change", "would_be_accepted", "would_be_accepted_lost",
              "removed_share", "meets_target", "replay_mismatches", "sweep", "thresholds_meeting_target",
-             "recommended_threshold"}
+             "recommended_threshold", "by_typing"}
 ACCEPT_KEYS = {"shown", "accepted", "acceptance_rate", "chars_saved"}
 
 
@@ -72,6 +72,9 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     assert STOP_KEYS <= set(r["stop"])
     assert ACCEPT_KEYS <= set(r["stop"]["without_stop"]) and ACCEPT_KEYS <= set(r["stop"]["with_stop"])
     assert r["stop"]["replay_mismatches"] == 0  # under `full`, Stop only truncates
+    typed = r["stop"]["by_typing"]
+    assert ACCEPT_KEYS <= set(typed["without_stop"]) and typed["without_stop"]["shown"] == r["stop"]["without_stop"]["shown"]
+    assert typed["with_stop"]["shown"] == r["stop"]["with_stop"]["shown"]  # same suggestions, another judge
     assert all({"threshold", "shown", "accepted", "removed_share", "meets_target"} <= set(e) for e in r["stop"]["sweep"])
     acc = r["exit_accuracy"]
     assert acc["windows"] == 2 and acc["tokens"] > 0 and len(acc["top1"]) == 4 and acc["agrees_with_final"][-1] == 1.0

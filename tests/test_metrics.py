@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.metrics import (chars_saved, code_tokens, edit_similarity, exact_match, first_line, is_accepted,
-                            lcs_length, levenshtein, rouge_l)
+from models.metrics import (chars_saved, code_tokens, edit_similarity, exact_match, first_line, goes_on_to_type,
+                            is_accepted, lcs_length, levenshtein, rouge_l)
 
 
 def test_levenshtein():
@@ -73,6 +73,17 @@ def test_simulated_acceptance():
     assert not is_accepted("return", "return value + 2")
     assert not is_accepted("", "")  # an empty suggestion is never shown, so never accepted
     assert not is_accepted("   ", "x")
+
+
+def test_goes_on_to_type_also_counts_a_correct_prefix():
+    # The bench's rule rejects a correct but short suggestion; the replay oracle's accepts it.
+    assert not is_accepted("return", "return value + 2")
+    assert goes_on_to_type("return", "return value + 2")
+    assert goes_on_to_type("return value + 1", "return value + 2")  # edit-similar, as in is_accepted
+    assert not goes_on_to_type("return", "return value + 2", prefix=False)
+    assert not goes_on_to_type(")", "):")  # too short to say anything
+    assert goes_on_to_type(")", "):", min_chars=1)
+    assert not goes_on_to_type("retrun x", "return value + 2")
 
 
 def test_chars_saved():
