@@ -139,9 +139,9 @@ def _add_bench(sub) -> None:
     ee.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     ee.add_argument("--json", action="store_true", help="print every figure as one JSON object")
     ee.add_argument("--stop-threshold", type=float,
-                    help="controller P(stop) that ends a suggestion before its first token (default: settings)")
-    ee.add_argument("--stop-inside-threshold", type=float,
-                    help="controller P(stop) that cuts a suggestion already begun (default: settings)")
+                    help="controller P(stop) that ends a suggestion before a token (default: settings)")
+    ee.add_argument("--stop-inside", action=argparse.BooleanOptionalAction, default=None,
+                    help="Stop may also cut a suggestion after its first token (default: settings)")
     ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
@@ -152,7 +152,7 @@ def _bench(args) -> int:
         from lsp_server.config import DEFAULTS
         from models.bench_early_exit import main_cli
 
-        for name in ("stop_threshold", "stop_inside_threshold", "exit_threshold", "draft_layers", "draft_tokens"):
+        for name in ("stop_threshold", "stop_inside", "exit_threshold", "draft_layers", "draft_tokens"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
         return main_cli(args)
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--lines", type=int, default=6, help="how many lines to type")
     ex = sub.add_parser("export", help="export a model directory to ONNX graphs for serving")
     ex.add_argument("model_dir", type=Path)
+    ex.add_argument("--half", action="store_true",
+                    help="first store the weights in fp16 (half the size; the fp32 copy the graphs read is rebuilt "
+                         "at load and not shipped)")
     from lsp_server import telemetry_cli  # replay, simulate, report (argparse only; the work is imported when run)
 
     telemetry_cli.add_parsers(sub)
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         from models.export import export_model_dir
 
-        export_model_dir(args.model_dir)
+        export_model_dir(args.model_dir, half=args.half)
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

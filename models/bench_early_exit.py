@@ -155,10 +155,10 @@ def suggestion(res: DecodeResult) -> str:
 
 
 # -- acceptance under Stop ---------------------------------------------------------------------
-def truncate_at_stop(res: DecodeResult, threshold: float, inside_threshold: float | None = None) -> list[int]:
-    """The tokens `full` would emit with Stop at `threshold` before the first token and `inside_threshold`
-    (default: the same) before the others (``DecodeOptions.stop_threshold_at``)."""
-    opts = DecodeOptions(stop_threshold=threshold, stop_inside_threshold=inside_threshold)
+def truncate_at_stop(res: DecodeResult, threshold: float, inside: bool = True) -> list[int]:
+    """The tokens `full` would emit with Stop at `threshold` (before the first token only unless `inside`;
+    ``DecodeOptions.stop_threshold_at``)."""
+    opts = DecodeOptions(stop_threshold=threshold, stop_inside=inside)
     for i, p in enumerate(res.stop_probs):
         if p >= opts.stop_threshold_at(i):
             return res.token_ids[:i]
@@ -375,7 +375,7 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, limit: int = 200,
-              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside_threshold: float | None = None,
+              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
               exit_threshold: float = 0.9,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               log: Callable[[str], None] | None = None) -> dict:
@@ -400,7 +400,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             runs[policy].append(runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
         runtime.reset()
         stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold,
-                                                             stop_inside_threshold=stop_inside_threshold, **base)))
+                                                             stop_inside=stop_inside, **base)))
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
@@ -412,12 +412,12 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     dec = runtime.tokenizer.decode
     without = acceptance([suggestion(r) for r in full], targets)
     with_stop = acceptance([suggestion(r) for r in stopped], targets)
-    replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold, stop_inside_threshold) != r.token_ids)
+    replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold, stop_inside) != r.token_ids)
     sweep = []
     for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}):
         if th > 1:
             continue
-        acc = acceptance([first_line(dec(truncate_at_stop(f, th, stop_inside_threshold))) for f in full], targets)
+        acc = acceptance([first_line(dec(truncate_at_stop(f, th, stop_inside))) for f in full], targets)
         sweep.append({"threshold": th, **_public(acc), **stop_effect(without, acc)})
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
     best = max((e for e in sweep if e["meets_target"]), key=lambda e: (e["chars_saved"], e["acceptance_rate"] or 0),
@@ -429,7 +429,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     with_typed = acceptance([suggestion(r) for r in stopped], targets, goes_on_to_type)
     by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
                  **{k: v for k, v in stop_effect(without_typed, with_typed).items() if k != "meets_target"}}
-    stop = {"policy": "full", "threshold": stop_threshold, "inside_threshold": stop_inside_threshold,
+    stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside,
             "by_typing": by_typing,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
@@ -462,7 +462,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),
                      "split": None if source else "heldout", "limit": limit, "seed": seed,
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
-                     "stop_inside_threshold": stop_inside_threshold,
+                     "stop_inside": stop_inside,
                      "exit_threshold": exit_threshold, "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
         "policies": policies,
@@ -517,8 +517,8 @@ def format_report(r: dict) -> str:
               "  agrees with last: " + "  ".join(f"L{i + 1} {_f(a, '{:.3f}')}" for i, a in enumerate(acc["agrees_with_final"]))]
     s = r["stop"]
     wo, wi = s["without_stop"], s["with_stop"]
-    inside = s["threshold"] if s["inside_threshold"] is None else s["inside_threshold"]
-    lines += ["", f"Stop under full (threshold {s['threshold']} before the first token, {inside} inside; controller {'trained' if s['controller_trained'] else 'absent'}):",
+    where = "any token" if s["inside"] else "the first token only"
+    lines += ["", f"Stop under full (threshold {s['threshold']}, before {where}; controller {'trained' if s['controller_trained'] else 'absent'}):",
               f"  without Stop: shown {wo['shown']}, accepted {wo['accepted']}, rate {_f(wo['acceptance_rate'], '{:.1%}')}, "
               f"chars saved {wo['chars_saved']}",
               f"  with Stop:    shown {wi['shown']}, accepted {wi['accepted']}, rate {_f(wi['acceptance_rate'], '{:.1%}')}, "
@@ -576,7 +576,7 @@ def main_cli(args) -> int:
     try:
         result = run_bench(args.model, corpus=args.corpus, source=args.source, limit=args.limit, seed=args.seed,
                            threads=args.threads, stop_threshold=args.stop_threshold,
-                           stop_inside_threshold=args.stop_inside_threshold,
+                           stop_inside=args.stop_inside,
                            exit_threshold=args.exit_threshold, draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -3,7 +3,9 @@
 One graph per decoder layer (KV cache in, new KV out), one per exit point that fills the KV cache
 of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
 graphs hold no weights of their own: their initializers point into `model.safetensors` as ONNX
-external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`.
+external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`, which
+is not shipped: the runtime writes it again when it is missing. `half=True` first stores the weights in fp16
+(half the size on disk; the shipped models are fp16-rounded at training's end, so nothing changes).
 Works for any Llama-style directory (GQA and Qwen2 biases included). Needs the `onnx` package.
 """
 
@@ -16,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.model_dir import GRAPHS_INDEX, check_model_dir, load_tensors, read_safetensors_index
+from models.model_dir import (GRAPHS_INDEX, WIDENED_WEIGHTS, check_model_dir, load_tensors, read_safetensors_index,
+                              write_widened_weights)
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -31,16 +34,9 @@ class WeightRefs:
         if all(e.dtype == "F32" for e in index.values()):
             self.location = src.name
             self.index = {n: (e.shape, e.offset, e.length) for n, e in index.items()}
-        else:  # widen once into a side file; the safetensors stays the source of truth
-            tensors = load_tensors(src)
-            self.location = "onnx_weights.bin"
-            self.index, offset = {}, 0
-            with open(model_dir / self.location, "wb") as f:
-                for name, arr in tensors.items():
-                    data = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
-                    f.write(data)
-                    self.index[name] = (arr.shape, offset, len(data))
-                    offset += len(data)
+        else:  # widen into a side file; the safetensors stays the source of truth (models.model_dir)
+            self.location = WIDENED_WEIGHTS
+            self.index = write_widened_weights(model_dir)
 
     def __contains__(self, name: str) -> bool:
         return name in self.index
@@ -190,10 +186,24 @@ def exit_head_graph(w: WeightRefs, cfg: dict) -> onnx.ModelProto:
     return b.model("exit_head", [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
 
 
-def export_model_dir(model_dir: Path) -> dict:
+def store_half(model_dir: Path) -> float:
+    """Rewrite model.safetensors with its float tensors in fp16; returns the largest change that made."""
+    from safetensors.numpy import save_file
+
+    src = Path(model_dir) / "model.safetensors"
+    tensors = load_tensors(src)
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
+    change = max((float(np.abs(half[k].astype(np.float32) - v).max()) for k, v in tensors.items() if v.size), default=0.0)
+    save_file(half, str(src), metadata={"format": "pt"})
+    return change
+
+
+def export_model_dir(model_dir: Path, half: bool = False) -> dict:
     """Write the graphs beside the weights and `graphs.json` listing them; returns that index."""
     model_dir = Path(model_dir)
     cfg = check_model_dir(model_dir, need_onnx=False)
+    if half:
+        store_half(model_dir)
     w = WeightRefs(model_dir)
     L = cfg["num_hidden_layers"]
     index = {"opset": OPSET, "weights": w.location, "decoder_layers": [], "kv_fill": {}, "exit_head": "exit_head.onnx"}

@@ -3,7 +3,8 @@
 Hugging Face layout (`config.json`, `model.safetensors`, `tokenizer.json`) plus Tact's additions:
 `exit_heads.safetensors` (exit norms, Stop&Exit controller), `tact.json` (training record) and the
 ONNX graphs written by `tact export` (`graphs.json` lists them; they sit beside
-`model.safetensors` because their weights are read from it in place). Only safetensors are read: never pickle.
+`model.safetensors` because their weights are read from it in place, or, for fp16 weights, from their
+fp32 copy `onnx_weights.bin`). Only safetensors are read: never pickle.
 Serving-safe: numpy and the standard library only.
 """
 
@@ -18,6 +19,9 @@ import numpy as np
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
 GRAPHS_INDEX = "graphs.json"
+# fp32 copy of a half-precision model.safetensors that the ONNX graphs read (onnxruntime needs fp32 weights
+# here). Derived, so it is not shipped: written by `tact export`, and again at load when missing or stale.
+WIDENED_WEIGHTS = "onnx_weights.bin"
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64}
 
@@ -78,6 +82,53 @@ def load_tensors(path: Path, names: list[str] | None = None) -> dict[str, np.nda
                 raise ModelDirError(f"{path}: tensor {name} has unsupported dtype {e.dtype}")
             out[name] = arr.reshape(e.shape).astype(np.float32) if arr.dtype != np.int64 else arr.reshape(e.shape)
     return out
+
+
+def widened_layout(path: Path) -> dict[str, tuple[tuple[int, ...], int, int]]:
+    """Per tensor of the safetensors file at ``path``: (shape, offset, length) in its fp32 copy, in header order."""
+    layout, offset = {}, 0
+    for name, e in read_safetensors_index(path).items():
+        length = int(np.prod(e.shape, dtype=np.int64)) * 4
+        layout[name] = (e.shape, offset, length)
+        offset += length
+    return layout
+
+
+def write_widened_weights(model_dir: Path) -> dict[str, tuple[tuple[int, ...], int, int]]:
+    """Write WIDENED_WEIGHTS beside model.safetensors (through a temporary file, so a reader never sees half of
+    it); returns its layout."""
+    model_dir = Path(model_dir)
+    src = model_dir / "model.safetensors"
+    layout = widened_layout(src)
+    tensors = load_tensors(src)
+    tmp = model_dir / (WIDENED_WEIGHTS + ".tmp")
+    with open(tmp, "wb") as f:
+        for name in layout:
+            f.write(np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes())
+    tmp.replace(model_dir / WIDENED_WEIGHTS)
+    return layout
+
+
+def ensure_widened_weights(model_dir: Path) -> bool:
+    """When the graphs read WIDENED_WEIGHTS, (re)write it if it is missing, of the wrong size or older than
+    model.safetensors. Returns True when it was written; raises ModelDirError when it cannot be."""
+    model_dir = Path(model_dir)
+    try:
+        index = json.loads((model_dir / GRAPHS_INDEX).read_text())
+    except (OSError, ValueError):
+        return False  # the runtime reports a missing or broken index itself
+    if index.get("weights") != WIDENED_WEIGHTS:
+        return False
+    src, out = model_dir / "model.safetensors", model_dir / WIDENED_WEIGHTS
+    want = sum(length for _, _, length in widened_layout(src).values())
+    if out.is_file() and out.stat().st_size == want and out.stat().st_mtime >= src.stat().st_mtime:
+        return False
+    try:
+        write_widened_weights(model_dir)
+    except OSError as exc:
+        raise ModelDirError(f"{out} is missing or stale and cannot be written ({exc}); run `tact export {model_dir}` "
+                            "where the directory is writable") from exc
+    return True
 
 
 def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.exits import EXIT, STOP, Controller, log_softmax
-from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, load_tensors
+from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, ensure_widened_weights, load_tensors
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
@@ -40,11 +40,11 @@ NEG = np.float32(-1e9)
 class DecodeOptions:
     policy: str = "full"
     max_new_tokens: int = 48
-    stop_threshold: float = 1.01  # P(stop) that ends a suggestion before its first token (shows nothing); > 1: never
-    # P(stop) that cuts a suggestion after its first token (None: stop_threshold; > 1: never). A cut keeps the
-    # suggestion shown, shorter: judged by the first line's edit similarity it loses accepted suggestions, judged
-    # by "the user goes on to type it" it gains some (docs/roadmap.md).
-    stop_inside_threshold: float | None = None
+    stop_threshold: float = 1.01  # P(stop) that ends a suggestion before a token; > 1 disables Stop
+    # Stop may also cut a suggestion after its first token (False: Stop only ends one before its first token,
+    # which hides it). A cut keeps the suggestion shown, shorter: judged by the first line's edit similarity it
+    # loses accepted suggestions, judged by "the user goes on to type it" it gains some (docs/roadmap.md).
+    stop_inside: bool = True
     exit_threshold: float = 0.9
     min_exit_layer: int = 1  # dynamic: the earliest layer a token may leave after (0-based)
     draft_layers: int = 2
@@ -62,10 +62,8 @@ class DecodeOptions:
     lookup_range: tuple[int, int] | None = None
 
     def stop_threshold_at(self, emitted: int) -> float:
-        """The Stop threshold before the token at index ``emitted`` of the suggestion."""
-        if emitted == 0 or self.stop_inside_threshold is None:
-            return self.stop_threshold
-        return self.stop_inside_threshold
+        """The Stop threshold before the token at index ``emitted`` of the suggestion (> 1: no Stop there)."""
+        return self.stop_threshold if emitted == 0 or self.stop_inside else math.inf
 
 
 @dataclass
@@ -149,6 +147,7 @@ class EarlyExitRuntime:
     # -- loading -------------------------------------------------------------------------------
     def _load_sessions(self, threads: int) -> None:
         index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
+        ensure_widened_weights(self.model_dir)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

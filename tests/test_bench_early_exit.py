@@ -43,17 +43,16 @@ def test_truncate_at_stop_replays_stop():
     assert truncate_at_stop(res, 0.9) == [5, 6]
     assert truncate_at_stop(res, 0.05) == []
     assert truncate_at_stop(res, 1.01) == [5, 6, 7]
-    # Separate thresholds before the first token and inside the suggestion.
-    assert truncate_at_stop(res, 0.5, 1.01) == [5, 6, 7]
-    assert truncate_at_stop(res, 0.05, 1.01) == []
-    assert truncate_at_stop(res, 1.01, 0.5) == [5]
+    # Stop before the first token only.
+    assert truncate_at_stop(res, 0.5, inside=False) == [5, 6, 7]
+    assert truncate_at_stop(res, 0.05, inside=False) == []
 
 
-def test_stop_inside_threshold_defaults_to_the_first_token_threshold():
+def test_stop_inside_off_stops_only_before_the_first_token():
     assert DecodeOptions(stop_threshold=0.5).stop_threshold_at(0) == 0.5
     assert DecodeOptions(stop_threshold=0.5).stop_threshold_at(3) == 0.5
-    assert DecodeOptions(stop_threshold=0.5, stop_inside_threshold=0.7).stop_threshold_at(3) == 0.7
-    assert DecodeOptions(stop_threshold=0.5, stop_inside_threshold=0.7).stop_threshold_at(0) == 0.5
+    assert DecodeOptions(stop_threshold=0.5, stop_inside=False).stop_threshold_at(0) == 0.5
+    assert DecodeOptions(stop_threshold=0.5, stop_inside=False).stop_threshold_at(3) > 1
 
 
 def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
@@ -107,7 +106,7 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out["policies"]) == set(POLICIES)
     assert out["settings"]["stop_threshold"] == 0.9  # the settings defaults
-    assert out["settings"]["stop_inside_threshold"] == 0.9
+    assert out["settings"]["stop_inside"] is True
     assert main(["bench", "early-exit", "--model", str(tmp_path / "missing"), "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err

@@ -182,8 +182,8 @@ def test_speculative_equals_full_with_layer_drafting(rt, draft_layers, draft_tok
 
 def test_speculative_equals_full_with_stop_and_single_line(rt):
     for ids in prompts(rt):
-        for stop, inside in ((0.5, 0.5), (0.9, 0.9), (0.5, 1.01), (1.01, 0.5)):
-            kw = dict(stop_threshold=stop, stop_inside_threshold=inside, max_new_tokens=24)
+        for stop, inside in ((0.5, True), (0.9, True), (0.5, False), (0.9, False)):
+            kw = dict(stop_threshold=stop, stop_inside=inside, max_new_tokens=24)
             full = generate(rt, ids, policy="full", **kw)
             spec = generate(rt, ids, policy="speculative", **kw)
             assert (spec.token_ids, spec.stop_reason) == (full.token_ids, full.stop_reason)

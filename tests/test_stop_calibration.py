@@ -73,15 +73,15 @@ def test_every_policy_stops_on_the_calibrated_probability(tiny_lm_dir, policy):
     th = float(np.median(probs))
     first = next(i for i, p in enumerate(probs) if p >= th)
     rt.reset()
-    stopped = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th, stop_inside_threshold=th,
+    stopped = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th,
                                              max_new_tokens=12, single_line=False))
     if policy != "dynamic":  # dynamic's exits may differ once the KV cache differs; the rule is the same
         assert stopped.token_ids == free.token_ids[:first]
         assert stopped.stop_reason == "stop"
     assert all(p < th for p in stopped.stop_probs)
-    # Inside the suggestion Stop follows its own threshold: off (> 1), only the first token can be stopped.
+    # With stop_inside off, only the first token can be stopped.
     rt.reset()
-    first_only = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th, stop_inside_threshold=1.01,
+    first_only = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th, stop_inside=False,
                                                 max_new_tokens=12, single_line=False))
     if probs[0] >= th:
         assert first_only.token_ids == [] and first_only.stop_reason == "stop"

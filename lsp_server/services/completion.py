@@ -112,7 +112,7 @@ class CompletionService:
             policy=settings.decoding_policy,
             max_new_tokens=max(1, min(settings.max_new_tokens, 256)),
             stop_threshold=settings.stop_threshold,
-            stop_inside_threshold=settings.stop_inside_threshold,
+            stop_inside=settings.stop_inside,
             exit_threshold=settings.exit_threshold,
             draft_layers=settings.draft_layers,
             draft_tokens=settings.draft_tokens,

@@ -1,0 +1,75 @@
+"""fp16 weights on disk: `tact export --half`, and the fp32 copy the graphs read, rebuilt when missing or stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from models.model_dir import WIDENED_WEIGHTS, ensure_widened_weights, load_tensors, read_safetensors_index
+from models.runtime import DecodeOptions, EarlyExitRuntime
+
+PROMPT = "def wrap(text, width=70):\n    lines = []\n    for word in text.split():\n"
+
+
+def _logits_and_tokens(model_dir):
+    rt = EarlyExitRuntime(model_dir, threads=1)
+    ids = rt.tokenizer.encode(PROMPT)
+    h = rt.forward(ids, 0)
+    logits = rt.head(rt.n_layers - 1, h[-1:])
+    rt.reset()
+    res = rt.generate(ids, DecodeOptions(policy="full", max_new_tokens=12, single_line=False))
+    return logits, res.token_ids
+
+
+@pytest.fixture()
+def half_dir(tiny_lm_dir, tmp_path):
+    """The tiny model with its weights first rounded to fp16 values (still fp32 on disk): the reference."""
+    from safetensors.numpy import save_file
+
+    from models.export import export_model_dir
+
+    ref = tmp_path / "ref"
+    shutil.copytree(tiny_lm_dir, ref)
+    rounded = {k: v.astype(np.float16).astype(np.float32) for k, v in load_tensors(ref / "model.safetensors").items()}
+    save_file(rounded, str(ref / "model.safetensors"), metadata={"format": "pt"})
+    export_model_dir(ref)
+    half = tmp_path / "half"
+    shutil.copytree(ref, half)
+    export_model_dir(half, half=True)
+    return ref, half
+
+
+def test_half_export_stores_fp16_and_serves_the_same_model(half_dir):
+    ref, half = half_dir
+    assert {e.dtype for e in read_safetensors_index(half / "model.safetensors").values()} == {"F16"}
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (ref / "model.safetensors").stat().st_size
+    assert json.loads((half / "graphs.json").read_text())["weights"] == WIDENED_WEIGHTS
+    ref_logits, ref_tokens = _logits_and_tokens(ref)
+    half_logits, half_tokens = _logits_and_tokens(half)
+    assert np.allclose(ref_logits, half_logits, atol=1e-5)
+    assert half_tokens == ref_tokens
+
+
+def test_the_fp32_copy_is_rebuilt_when_missing_or_stale(half_dir):
+    ref, half = half_dir
+    _, want = _logits_and_tokens(ref)
+    (half / WIDENED_WEIGHTS).unlink()  # a fresh clone: the copy is not shipped
+    _, got = _logits_and_tokens(half)
+    assert (half / WIDENED_WEIGHTS).is_file() and got == want
+    assert not ensure_widened_weights(half)  # up to date: left alone
+    (half / WIDENED_WEIGHTS).write_bytes(b"\0" * 16)  # truncated
+    assert ensure_widened_weights(half)
+    stat = (half / WIDENED_WEIGHTS).stat()
+    os.utime(half / "model.safetensors", (stat.st_mtime + 10, stat.st_mtime + 10))  # weights replaced after it
+    assert ensure_widened_weights(half)
+    assert _logits_and_tokens(half)[1] == want
+
+
+def test_fp32_checkpoints_need_no_copy(tiny_lm_dir):
+    assert json.loads((tiny_lm_dir / "graphs.json").read_text())["weights"] == "model.safetensors"
+    assert not ensure_widened_weights(tiny_lm_dir)
+    assert not (tiny_lm_dir / WIDENED_WEIGHTS).exists()
