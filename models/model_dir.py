@@ -11,6 +11,7 @@ Serving-safe: numpy and the standard library only.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +102,15 @@ def write_widened_weights(model_dir: Path) -> dict[str, tuple[tuple[int, ...], i
     src = model_dir / "model.safetensors"
     layout = widened_layout(src)
     tensors = load_tensors(src)
-    tmp = model_dir / (WIDENED_WEIGHTS + ".tmp")
-    with open(tmp, "wb") as f:
-        for name in layout:
-            f.write(np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes())
-    tmp.replace(model_dir / WIDENED_WEIGHTS)
+    tmp = model_dir / f"{WIDENED_WEIGHTS}.{os.getpid()}.tmp"  # one per process: two servers starting at once
+    # each write their own and rename it into place
+    try:
+        with open(tmp, "wb") as f:
+            for name in layout:
+                f.write(np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes())
+        tmp.replace(model_dir / WIDENED_WEIGHTS)
+    finally:
+        tmp.unlink(missing_ok=True)
     return layout
 
 
