@@ -95,45 +95,72 @@ def widened_layout(path: Path) -> dict[str, tuple[tuple[int, ...], int, int]]:
     return layout
 
 
-def write_widened_weights(model_dir: Path) -> dict[str, tuple[tuple[int, ...], int, int]]:
-    """Write WIDENED_WEIGHTS beside model.safetensors (through a temporary file, so a reader never sees half of
-    it); returns its layout."""
+def write_widened_weights(model_dir: Path, out_dir: Path | None = None) -> dict[str, tuple[tuple[int, ...], int, int]]:
+    """Write WIDENED_WEIGHTS for model_dir's model.safetensors into out_dir (default: beside it), through a
+    temporary file per process so that a reader never sees half of it; returns its layout."""
     model_dir = Path(model_dir)
+    out_dir = Path(out_dir) if out_dir is not None else model_dir
     src = model_dir / "model.safetensors"
     layout = widened_layout(src)
     tensors = load_tensors(src)
-    tmp = model_dir / f"{WIDENED_WEIGHTS}.{os.getpid()}.tmp"  # one per process: two servers starting at once
-    # each write their own and rename it into place
+    tmp = out_dir / f"{WIDENED_WEIGHTS}.{os.getpid()}.tmp"  # two servers starting at once each write their own
     try:
         with open(tmp, "wb") as f:
             for name in layout:
                 f.write(np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes())
-        tmp.replace(model_dir / WIDENED_WEIGHTS)
+        mtime = max(os.stat(tmp).st_mtime, src.stat().st_mtime)  # never older than its source, even one dated ahead
+        os.utime(tmp, (mtime, mtime))
+        tmp.replace(out_dir / WIDENED_WEIGHTS)
     finally:
         tmp.unlink(missing_ok=True)
     return layout
 
 
-def ensure_widened_weights(model_dir: Path) -> bool:
-    """When the graphs read WIDENED_WEIGHTS, (re)write it if it is missing, of the wrong size or older than
-    model.safetensors. Returns True when it was written; raises ModelDirError when it cannot be."""
+def _widened_is_fresh(src: Path, out: Path) -> bool:
+    want = sum(length for _, _, length in widened_layout(src).values())
+    return out.is_file() and out.stat().st_size == want and out.stat().st_mtime >= src.stat().st_mtime
+
+
+def cache_root() -> Path:
+    """Where Tact keeps derived files it cannot keep beside their source ($TACT_CACHE_DIR, else the user cache)."""
+    if os.environ.get("TACT_CACHE_DIR"):
+        return Path(os.environ["TACT_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tact"
+
+
+def graphs_dir(model_dir: Path) -> Path:
+    """The directory to load model_dir's ONNX graphs from. When they read WIDENED_WEIGHTS, that fp32 copy is
+    (re)written if it is missing, of the wrong size or older than model.safetensors: beside the weights, or,
+    where the model directory is read-only, in a cache directory that gets the graphs too. Raises
+    ModelDirError when neither can be written."""
     model_dir = Path(model_dir)
     try:
         index = json.loads((model_dir / GRAPHS_INDEX).read_text())
     except (OSError, ValueError):
-        return False  # the runtime reports a missing or broken index itself
+        return model_dir  # the runtime reports a missing or broken index itself
     if index.get("weights") != WIDENED_WEIGHTS:
-        return False
-    src, out = model_dir / "model.safetensors", model_dir / WIDENED_WEIGHTS
-    want = sum(length for _, _, length in widened_layout(src).values())
-    if out.is_file() and out.stat().st_size == want and out.stat().st_mtime >= src.stat().st_mtime:
-        return False
+        return model_dir
+    src = model_dir / "model.safetensors"
+    if _widened_is_fresh(src, model_dir / WIDENED_WEIGHTS):
+        return model_dir
     try:
         write_widened_weights(model_dir)
-    except OSError as exc:
-        raise ModelDirError(f"{out} is missing or stale and cannot be written ({exc}); run `tact export {model_dir}` "
-                            "where the directory is writable") from exc
-    return True
+        return model_dir
+    except OSError as beside:
+        cache = cache_root() / "graphs" / f"{model_dir.name}-{fingerprint(model_dir)}"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            for name in [GRAPHS_INDEX, *index.get("decoder_layers", []), *index.get("kv_fill", {}).values(),
+                         index.get("exit_head", "")]:
+                if name and not (cache / name).is_file():
+                    (cache / name).write_bytes((model_dir / name).read_bytes())
+            if not _widened_is_fresh(src, cache / WIDENED_WEIGHTS):
+                write_widened_weights(model_dir, cache)
+            return cache
+        except OSError as exc:
+            raise ModelDirError(f"{model_dir / WIDENED_WEIGHTS} is missing or stale and can be written neither there "
+                                f"({beside}) nor under {cache} ({exc}); run `tact export {model_dir}` where the "
+                                "directory is writable, or set TACT_CACHE_DIR") from exc
 
 
 def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.exits import EXIT, STOP, Controller, log_softmax
-from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, ensure_widened_weights, load_tensors
+from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, graphs_dir, load_tensors
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
@@ -147,7 +147,7 @@ class EarlyExitRuntime:
     # -- loading -------------------------------------------------------------------------------
     def _load_sessions(self, threads: int) -> None:
         index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
-        ensure_widened_weights(self.model_dir)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
+        where = graphs_dir(self.model_dir)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -158,9 +158,9 @@ class EarlyExitRuntime:
 
         def session(name: str) -> ort.InferenceSession:
             try:
-                return ort.InferenceSession(str(self.model_dir / name), sess_options=opts, providers=["CPUExecutionProvider"])
+                return ort.InferenceSession(str(where / name), sess_options=opts, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
-                raise ModelDirError(f"{self.model_dir / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
+                raise ModelDirError(f"{where / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
 
         self.layer_sessions = [session(n) for n in index["decoder_layers"]]
         self.kv_fill_sessions = {int(k): session(n) for k, n in index["kv_fill"].items()}

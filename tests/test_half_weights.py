@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from models.model_dir import WIDENED_WEIGHTS, ensure_widened_weights, load_tensors, read_safetensors_index
+import models.model_dir as model_dir_module
+from models.model_dir import WIDENED_WEIGHTS, ModelDirError, graphs_dir, load_tensors, read_safetensors_index
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 PROMPT = "def wrap(text, width=70):\n    lines = []\n    for word in text.split():\n"
@@ -57,19 +58,47 @@ def test_half_export_stores_fp16_and_serves_the_same_model(half_dir):
 def test_the_fp32_copy_is_rebuilt_when_missing_or_stale(half_dir):
     ref, half = half_dir
     _, want = _logits_and_tokens(ref)
-    (half / WIDENED_WEIGHTS).unlink()  # a fresh clone: the copy is not shipped
+    copy = half / WIDENED_WEIGHTS
+    copy.unlink()  # a fresh clone: the copy is not shipped
     _, got = _logits_and_tokens(half)
-    assert (half / WIDENED_WEIGHTS).is_file() and got == want
-    assert not ensure_widened_weights(half)  # up to date: left alone
-    (half / WIDENED_WEIGHTS).write_bytes(b"\0" * 16)  # truncated
-    assert ensure_widened_weights(half)
-    stat = (half / WIDENED_WEIGHTS).stat()
+    assert copy.is_file() and got == want
+    before = copy.stat().st_mtime_ns
+    assert graphs_dir(half) == half and copy.stat().st_mtime_ns == before  # up to date: left alone
+    copy.write_bytes(b"\0" * 16)  # truncated
+    assert graphs_dir(half) == half and copy.stat().st_size > 16
+    stat = copy.stat()
     os.utime(half / "model.safetensors", (stat.st_mtime + 10, stat.st_mtime + 10))  # weights replaced after it
-    assert ensure_widened_weights(half)
+    graphs_dir(half)
+    assert copy.stat().st_mtime >= (half / "model.safetensors").stat().st_mtime
     assert _logits_and_tokens(half)[1] == want
+
+
+def test_a_read_only_model_directory_gets_its_copy_in_the_cache(half_dir, tmp_path, monkeypatch):
+    ref, half = half_dir
+    _, want = _logits_and_tokens(ref)
+    (half / WIDENED_WEIGHTS).unlink()
+    real_write = model_dir_module.write_widened_weights
+
+    def no_write_beside(model_dir, out_dir=None):
+        if out_dir is None:
+            raise PermissionError(13, "Permission denied", str(model_dir))
+        return real_write(model_dir, out_dir)
+
+    monkeypatch.setattr(model_dir_module, "write_widened_weights", no_write_beside)
+    monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache"))
+    where = graphs_dir(half)
+    assert where != half and str(where).startswith(str(tmp_path / "cache"))
+    assert (where / WIDENED_WEIGHTS).is_file() and (where / "graphs.json").is_file()
+    assert not (half / WIDENED_WEIGHTS).exists()
+    assert _logits_and_tokens(half)[1] == want
+    # Neither place writable: a clear error naming the file and the fix.
+    monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache-file"))
+    (tmp_path / "cache-file").write_text("not a directory")
+    with pytest.raises(ModelDirError, match="TACT_CACHE_DIR"):
+        graphs_dir(half)
 
 
 def test_fp32_checkpoints_need_no_copy(tiny_lm_dir):
     assert json.loads((tiny_lm_dir / "graphs.json").read_text())["weights"] == "model.safetensors"
-    assert not ensure_widened_weights(tiny_lm_dir)
+    assert graphs_dir(tiny_lm_dir) == tiny_lm_dir
     assert not (tiny_lm_dir / WIDENED_WEIGHTS).exists()
