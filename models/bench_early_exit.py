@@ -429,8 +429,15 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     with_typed = acceptance([suggestion(r) for r in stopped], targets, goes_on_to_type)
     by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
                  **{k: v for k, v in stop_effect(without_typed, with_typed).items() if k != "meets_target"}}
+    # The other choice of tact.stopInside at the same threshold, replayed, so one run compares the two.
+    other = [first_line(dec(truncate_at_stop(f, stop_threshold, not stop_inside))) for f in full]
+    other_bench, other_typed = acceptance(other, targets), acceptance(other, targets, goes_on_to_type)
+    other_inside = {"inside": not stop_inside,
+                    "bench_rule": {**_public(other_bench), **stop_effect(without, other_bench)},
+                    "by_typing": {**_public(other_typed), **{k: v for k, v in stop_effect(without_typed, other_typed).items()
+                                                             if k != "meets_target"}}}
     stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside,
-            "by_typing": by_typing,
+            "by_typing": by_typing, "other_inside": other_inside,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
@@ -484,6 +491,15 @@ def _ci(interval: list[float] | None, fmt: str) -> str:
     return f" [{fmt.format(interval[0])}, {fmt.format(interval[1])}]" if interval else ""
 
 
+def _other_inside_line(o: dict) -> str:
+    b, t = o["bench_rule"], o["by_typing"]
+    return (f"  with cuts inside a suggestion {'on' if o['inside'] else 'off'} (replayed): bench's rule "
+            f"{_f(b['relative_change'], '{:+.1%}')}, removed {b['would_be_accepted_lost']}/{b['would_be_accepted']} "
+            f"({_f(b['removed_share'], '{:.1%}')}), chars saved {b['chars_saved']}; oracle's rule "
+            f"{_f(t['relative_change'], '{:+.1%}')}, removed {t['would_be_accepted_lost']}/{t['would_be_accepted']}, "
+            f"chars saved {t['chars_saved']}")
+
+
 def format_report(r: dict) -> str:
     m, hw, st = r["model"], r["hardware"], r["settings"]
     where = st["source"] or f"{st['corpus']} ({st['split']})"
@@ -531,6 +547,7 @@ def format_report(r: dict) -> str:
               f"{_f(s['by_typing']['relative_change'], '{:+.1%}')}, removed {s['by_typing']['would_be_accepted_lost']}/"
               f"{s['by_typing']['would_be_accepted']} ({_f(s['by_typing']['removed_share'], '{:.1%}')}), chars saved "
               f"{s['by_typing']['without_stop']['chars_saved']} -> {s['by_typing']['with_stop']['chars_saved']}",
+              _other_inside_line(s["other_inside"]),
               "  first-token Stop threshold sweep (replayed from P(stop) of the Stop-less run; inside as above):",
               f"    {'threshold':>9} {'shown':>6} {'accepted':>8} {'rate':>7} {'change':>8} {'removed':>8} {'chars saved':>11}  meets"]
     for e in s["sweep"]:

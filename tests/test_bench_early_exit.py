@@ -74,6 +74,10 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     typed = r["stop"]["by_typing"]
     assert ACCEPT_KEYS <= set(typed["without_stop"]) and typed["without_stop"]["shown"] == r["stop"]["without_stop"]["shown"]
     assert typed["with_stop"]["shown"] == r["stop"]["with_stop"]["shown"]  # same suggestions, another judge
+    other = r["stop"]["other_inside"]
+    assert other["inside"] is (not r["stop"]["inside"])
+    assert other["bench_rule"]["shown"] <= r["stop"]["without_stop"]["shown"]
+    assert {"relative_change", "removed_share"} <= set(other["by_typing"])
     assert all({"threshold", "shown", "accepted", "removed_share", "meets_target"} <= set(e) for e in r["stop"]["sweep"])
     acc = r["exit_accuracy"]
     assert acc["windows"] == 2 and acc["tokens"] > 0 and len(acc["top1"]) == 4 and acc["agrees_with_final"][-1] == 1.0
