@@ -309,9 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "export":
-        from models.export import export_model_dir
+        from models.export import export_model_dir, store_half
 
-        export_model_dir(args.model_dir, half=args.half)
+        if args.half:
+            change = store_half(args.model_dir)
+            print(f"{args.model_dir / 'model.safetensors'}: stored in fp16, largest change to a weight {change:g}")
+        export_model_dir(args.model_dir)
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

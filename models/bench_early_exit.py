@@ -190,6 +190,16 @@ def stop_effect(without: dict, with_stop: dict) -> dict:
             "removed_share": _r(removed), "meets_target": bool(meets)}
 
 
+def judged(without: dict, after: dict) -> dict:
+    """Acceptance of one Stop setting (``acceptance``) with its effect against no Stop (``stop_effect``)."""
+    return {**_public(after), **stop_effect(without, after)}
+
+
+def _untargeted(effect: dict) -> dict:
+    """An effect without its verdict: the target is stated for the bench's rule only."""
+    return {k: v for k, v in effect.items() if k != "meets_target"}
+
+
 def _public(d: dict) -> dict:
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
@@ -410,32 +420,29 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
 
     # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
     dec = runtime.tokenizer.decode
-    without = acceptance([suggestion(r) for r in full], targets)
-    with_stop = acceptance([suggestion(r) for r in stopped], targets)
+
+    def replayed(threshold: float, inside: bool) -> list[str]:
+        return [first_line(dec(truncate_at_stop(f, threshold, inside))) for f in full]
+
+    full_texts, stopped_texts = [suggestion(r) for r in full], [suggestion(r) for r in stopped]
+    without, with_stop = acceptance(full_texts, targets), acceptance(stopped_texts, targets)
     replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold, stop_inside) != r.token_ids)
-    sweep = []
-    for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}):
-        if th > 1:
-            continue
-        acc = acceptance([first_line(dec(truncate_at_stop(f, th, stop_inside))) for f in full], targets)
-        sweep.append({"threshold": th, **_public(acc), **stop_effect(without, acc)})
+    sweep = [{"threshold": th, **judged(without, acceptance(replayed(th, stop_inside), targets))}
+             for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}) if th <= 1]
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
     best = max((e for e in sweep if e["meets_target"]), key=lambda e: (e["chars_saved"], e["acceptance_rate"] or 0),
                default=None)
     intervals = stop_intervals(np.array(without["_shown"]), np.array(without["_accepted"]), np.array(with_stop["_shown"]),
                                np.array(with_stop["_accepted"]), seed)
     # The same Stop judged by the replay oracle's rule, under which a cut, correct prefix is accepted.
-    without_typed = acceptance([suggestion(r) for r in full], targets, goes_on_to_type)
-    with_typed = acceptance([suggestion(r) for r in stopped], targets, goes_on_to_type)
+    without_typed = acceptance(full_texts, targets, goes_on_to_type)
+    with_typed = acceptance(stopped_texts, targets, goes_on_to_type)
     by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
-                 **{k: v for k, v in stop_effect(without_typed, with_typed).items() if k != "meets_target"}}
+                 **_untargeted(stop_effect(without_typed, with_typed))}
     # The other choice of tact.stopInside at the same threshold, replayed, so one run compares the two.
-    other = [first_line(dec(truncate_at_stop(f, stop_threshold, not stop_inside))) for f in full]
-    other_bench, other_typed = acceptance(other, targets), acceptance(other, targets, goes_on_to_type)
-    other_inside = {"inside": not stop_inside,
-                    "bench_rule": {**_public(other_bench), **stop_effect(without, other_bench)},
-                    "by_typing": {**_public(other_typed), **{k: v for k, v in stop_effect(without_typed, other_typed).items()
-                                                             if k != "meets_target"}}}
+    other = replayed(stop_threshold, not stop_inside)
+    other_inside = {"inside": not stop_inside, "bench_rule": judged(without, acceptance(other, targets)),
+                    "by_typing": _untargeted(judged(without_typed, acceptance(other, targets, goes_on_to_type)))}
     stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside,
             "by_typing": by_typing, "other_inside": other_inside,
             "without_stop": _public(without), "with_stop": _public(with_stop),

@@ -4,8 +4,8 @@ One graph per decoder layer (KV cache in, new KV out), one per exit point that f
 of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
 graphs hold no weights of their own: their initializers point into `model.safetensors` as ONNX
 external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`, which
-is not shipped: the runtime writes it again when it is missing. `half=True` first stores the weights in fp16
-(half the size on disk; the shipped models are fp16-rounded at training's end, so nothing changes).
+is not shipped: the runtime writes it again when it is missing. ``store_half`` (`tact export --half`) first
+stores the weights in fp16: half the size on disk, and nothing changes for weights already fp16-rounded.
 Works for any Llama-style directory (GQA and Qwen2 biases included). Needs the `onnx` package.
 """
 
@@ -198,12 +198,10 @@ def store_half(model_dir: Path) -> float:
     return change
 
 
-def export_model_dir(model_dir: Path, half: bool = False) -> dict:
+def export_model_dir(model_dir: Path) -> dict:
     """Write the graphs beside the weights and `graphs.json` listing them; returns that index."""
     model_dir = Path(model_dir)
     cfg = check_model_dir(model_dir, need_onnx=False)
-    if half:
-        store_half(model_dir)
     w = WeightRefs(model_dir)
     L = cfg["num_hidden_layers"]
     index = {"opset": OPSET, "weights": w.location, "decoder_layers": [], "kv_fill": {}, "exit_head": "exit_head.onnx"}

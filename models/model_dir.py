@@ -122,26 +122,24 @@ def _widened_is_fresh(src: Path, out: Path) -> bool:
 
 
 def cache_root() -> Path:
-    """Where Tact keeps derived files it cannot keep beside their source ($TACT_CACHE_DIR, else the user cache)."""
-    if os.environ.get("TACT_CACHE_DIR"):
-        return Path(os.environ["TACT_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tact"
+    """Where Tact keeps derived files it cannot keep beside their source ($TACT_CACHE_DIR, else the user cache;
+    as ``lsp_server.config.default_data_dir`` does for data)."""
+    override = os.environ.get("TACT_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("tact", appauthor=False))
 
 
-def graphs_dir(model_dir: Path) -> Path:
-    """The directory to load model_dir's ONNX graphs from. When they read WIDENED_WEIGHTS, that fp32 copy is
-    (re)written if it is missing, of the wrong size or older than model.safetensors: beside the weights, or,
-    where the model directory is read-only, in a cache directory that gets the graphs too. Raises
-    ModelDirError when neither can be written."""
+def graphs_dir(model_dir: Path, index: dict) -> Path:
+    """The directory to load model_dir's ONNX graphs (``index``: its graphs.json) from. When they read
+    WIDENED_WEIGHTS, that fp32 copy is (re)written if it is missing, of the wrong size or older than
+    model.safetensors: beside the weights, or, where the model directory is read-only, in a cache directory
+    that gets the graphs too. Raises ModelDirError when neither can be written."""
     model_dir = Path(model_dir)
-    try:
-        index = json.loads((model_dir / GRAPHS_INDEX).read_text())
-    except (OSError, ValueError):
-        return model_dir  # the runtime reports a missing or broken index itself
-    if index.get("weights") != WIDENED_WEIGHTS:
-        return model_dir
     src = model_dir / "model.safetensors"
-    if _widened_is_fresh(src, model_dir / WIDENED_WEIGHTS):
+    if index.get("weights") != WIDENED_WEIGHTS or _widened_is_fresh(src, model_dir / WIDENED_WEIGHTS):
         return model_dir
     try:
         write_widened_weights(model_dir)
@@ -150,17 +148,16 @@ def graphs_dir(model_dir: Path) -> Path:
         cache = cache_root() / "graphs" / f"{model_dir.name}-{fingerprint(model_dir)}"
         try:
             cache.mkdir(parents=True, exist_ok=True)
-            for name in [GRAPHS_INDEX, *index.get("decoder_layers", []), *index.get("kv_fill", {}).values(),
-                         index.get("exit_head", "")]:
-                if name and not (cache / name).is_file():
-                    (cache / name).write_bytes((model_dir / name).read_bytes())
+            graphs = [GRAPHS_INDEX, *index["decoder_layers"], *index["kv_fill"].values(), index["exit_head"]]
+            for name in graphs:  # small files: copied each time, so a re-export is never shadowed
+                (cache / name).write_bytes((model_dir / name).read_bytes())
             if not _widened_is_fresh(src, cache / WIDENED_WEIGHTS):
                 write_widened_weights(model_dir, cache)
-            return cache
         except OSError as exc:
             raise ModelDirError(f"{model_dir / WIDENED_WEIGHTS} is missing or stale and can be written neither there "
                                 f"({beside}) nor under {cache} ({exc}); run `tact export {model_dir}` where the "
                                 "directory is writable, or set TACT_CACHE_DIR") from exc
+        return cache
 
 
 def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:

@@ -147,7 +147,7 @@ class EarlyExitRuntime:
     # -- loading -------------------------------------------------------------------------------
     def _load_sessions(self, threads: int) -> None:
         index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
-        where = graphs_dir(self.model_dir)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
+        where = graphs_dir(self.model_dir, index)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

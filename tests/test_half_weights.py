@@ -16,6 +16,10 @@ from models.runtime import DecodeOptions, EarlyExitRuntime
 PROMPT = "def wrap(text, width=70):\n    lines = []\n    for word in text.split():\n"
 
 
+def _index(model_dir):
+    return json.loads((model_dir / "graphs.json").read_text())
+
+
 def _logits_and_tokens(model_dir):
     rt = EarlyExitRuntime(model_dir, threads=1)
     ids = rt.tokenizer.encode(PROMPT)
@@ -31,7 +35,7 @@ def half_dir(tiny_lm_dir, tmp_path):
     """The tiny model with its weights first rounded to fp16 values (still fp32 on disk): the reference."""
     from safetensors.numpy import save_file
 
-    from models.export import export_model_dir
+    from models.export import export_model_dir, store_half
 
     ref = tmp_path / "ref"
     shutil.copytree(tiny_lm_dir, ref)
@@ -40,7 +44,8 @@ def half_dir(tiny_lm_dir, tmp_path):
     export_model_dir(ref)
     half = tmp_path / "half"
     shutil.copytree(ref, half)
-    export_model_dir(half, half=True)
+    assert store_half(half) == 0.0  # the weights were fp16 values already: nothing changes
+    export_model_dir(half)
     return ref, half
 
 
@@ -63,12 +68,12 @@ def test_the_fp32_copy_is_rebuilt_when_missing_or_stale(half_dir):
     _, got = _logits_and_tokens(half)
     assert copy.is_file() and got == want
     before = copy.stat().st_mtime_ns
-    assert graphs_dir(half) == half and copy.stat().st_mtime_ns == before  # up to date: left alone
+    assert graphs_dir(half, _index(half)) == half and copy.stat().st_mtime_ns == before  # up to date: left alone
     copy.write_bytes(b"\0" * 16)  # truncated
-    assert graphs_dir(half) == half and copy.stat().st_size > 16
+    assert graphs_dir(half, _index(half)) == half and copy.stat().st_size > 16
     stat = copy.stat()
     os.utime(half / "model.safetensors", (stat.st_mtime + 10, stat.st_mtime + 10))  # weights replaced after it
-    graphs_dir(half)
+    graphs_dir(half, _index(half))
     assert copy.stat().st_mtime >= (half / "model.safetensors").stat().st_mtime
     assert _logits_and_tokens(half)[1] == want
 
@@ -86,7 +91,7 @@ def test_a_read_only_model_directory_gets_its_copy_in_the_cache(half_dir, tmp_pa
 
     monkeypatch.setattr(model_dir_module, "write_widened_weights", no_write_beside)
     monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache"))
-    where = graphs_dir(half)
+    where = graphs_dir(half, _index(half))
     assert where != half and str(where).startswith(str(tmp_path / "cache"))
     assert (where / WIDENED_WEIGHTS).is_file() and (where / "graphs.json").is_file()
     assert not (half / WIDENED_WEIGHTS).exists()
@@ -95,10 +100,21 @@ def test_a_read_only_model_directory_gets_its_copy_in_the_cache(half_dir, tmp_pa
     monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache-file"))
     (tmp_path / "cache-file").write_text("not a directory")
     with pytest.raises(ModelDirError, match="TACT_CACHE_DIR"):
-        graphs_dir(half)
+        graphs_dir(half, _index(half))
 
 
 def test_fp32_checkpoints_need_no_copy(tiny_lm_dir):
     assert json.loads((tiny_lm_dir / "graphs.json").read_text())["weights"] == "model.safetensors"
-    assert graphs_dir(tiny_lm_dir) == tiny_lm_dir
+    assert graphs_dir(tiny_lm_dir, _index(tiny_lm_dir)) == tiny_lm_dir
     assert not (tiny_lm_dir / WIDENED_WEIGHTS).exists()
+
+
+def test_export_half_says_how_much_the_weights_moved(tiny_lm_dir, tmp_path, capsys):
+    from lsp_server.cli import main
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_lm_dir, d)  # random fp32 weights: rounding them to fp16 moves them a little
+    assert main(["export", str(d), "--half"]) == 0
+    change = float(capsys.readouterr().out.strip().rsplit(" ", 1)[-1])
+    assert 0 < change < 1e-2
+    assert {e.dtype for e in read_safetensors_index(d / "model.safetensors").values()} == {"F16"}
