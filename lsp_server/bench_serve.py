@@ -1,7 +1,9 @@
 """`tact bench serve`: the server as an editor sees it, over stdio, while typing through real files.
 
 Cold start is process start to the first inline completion answered; latency is the client-side
-round trip of each inline completion request (one per keystroke); RSS is the server's peak.
+round trip of each inline completion request (one per keystroke); RSS is the server's peak. Keystrokes
+come at a person's pace (``--typing-cps``, 5 a second): the acceptance gate reads typing speed, and typed
+as fast as the server answers, it took every request for a fast typist's and debounced it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from telemetry.simulate import server_command, type_file
+from telemetry.simulate import TypingStyle, server_command, type_file
 from telemetry.lsp_client import LspClient
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
@@ -58,7 +60,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
-              lines_per_file: int = 4, gate: bool = True) -> dict:
+              lines_per_file: int = 4, gate: bool = True, typing_cps: float = TypingStyle.chars_per_s) -> dict:
     rng = random.Random(seed)
     files = source_files(source, corpus, seed)
     db = Path(tempfile.mkdtemp(prefix="tact-bench-")) / "telemetry.sqlite3"
@@ -79,7 +81,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
             lines = text.split("\n")
             start = rng.randrange(5, max(6, len(lines) - lines_per_file))
             res = type_file(client, f"file:///bench/{i}/{name}", text, start_line=start, lines=lines_per_file,
-                            limit=limit - len(latencies))
+                            limit=limit - len(latencies), key_gap_s=1.0 / typing_cps if typing_cps > 0 else 0.0)
             latencies += [e.latency_ms for e in res.events]
             shown += sum(1 for e in res.events if e.text)
             accepted += sum(1 for e in res.events if e.outcome == "accepted")
@@ -89,6 +91,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     figures = {
         "policy": policy,
         "acceptance_gate": gate,
+        "typing_cps": typing_cps,
         "model": status.get("model"),
         "requests": len(latencies),
         "cold_start_s": round(cold_start, 3),
@@ -106,7 +109,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
 
 def print_table(fig: dict, out=sys.stdout) -> None:
     print(f"tact bench serve: {fig['requests']} inline completions typing real files, policy {fig['policy']}, "
-          f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, model {fig['model']}, "
+          f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, {fig['typing_cps']:g} keystrokes/s, model {fig['model']}, "
           f"{fig['hardware']['cores']} cores", file=out)
     rows = [("cold start", f"{fig['cold_start_s']:.2f} s", "cold_start_s"), ("p50 latency", f"{fig['p50_ms']:.1f} ms", "p50_ms"),
             ("p95 latency", f"{fig['p95_ms']:.1f} ms", "p95_ms"), ("peak RSS", f"{fig['peak_rss_mb']} MB", "peak_rss_mb")]

@@ -47,8 +47,11 @@ def _add_train(sub) -> None:
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ct.add_argument("--batches", type=int, default=24)
-    ct.add_argument("--stop-only", action="store_true",
-                    help="keep the Stop&Exit classifiers; fit only the stop calibration (models/exits.py)")
+    only = ct.add_mutually_exclusive_group()
+    only.add_argument("--stop-only", dest="only", action="store_const", const="stop",
+                      help="keep the Stop&Exit classifiers; fit only the stop calibration (models/exits.py)")
+    only.add_argument("--exit-only", dest="only", action="store_const", const="exit",
+                      help="keep the Stop&Exit classifiers; fit only the exit calibration (models/exits.py)")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
     ac.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "acceptance" / "default")
@@ -168,6 +171,9 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
+    p.add_argument("--typing-cps", type=float, default=None,
+                   help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
+                        "server answers (default: the simulated programmer's, 5)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -242,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.config import DEFAULTS
 
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate)
+                        gate=not args.no_gate,
+                        **({} if args.typing_cps is None else {"typing_cps": args.typing_cps}))
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "bench" and args.target == "replay":
@@ -284,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and args.target == "controller":
         from models.train_lm import train_controller
 
-        stats = train_controller(args.model, args.corpus, batches=args.batches, stop_only=args.stop_only, log=lambda m: print(m, file=sys.stderr, flush=True))
+        stats = train_controller(args.model, args.corpus, batches=args.batches, only=args.only, log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
     if args.command == "train" and args.target == "next-edit-data":

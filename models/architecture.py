@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.exits import CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS, STOP_CALIBRATION
+from models.exits import (CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS, EXIT_CALIBRATION, EXIT_CALIBRATION_IDENTITY,
+                          STOP_CALIBRATION)
 
 
 @dataclass
@@ -174,6 +175,9 @@ class EarlyExitLM(nn.Module):
         # Per layer [a, b, c] of P(stop) = sigmoid(a * stop_logit + b * top1_logprob + c) (models.exits);
         # the identity until fit_controller calibrates it.
         self.register_buffer(STOP_CALIBRATION, torch.tensor([[1.0, 0.0, 0.0]] * cfg.num_hidden_layers))
+        # Per layer [a, b, c, d] of P(exit) = sigmoid(a * exit_logit + b * top1_logprob + c * margin + d); the
+        # identity (the hidden-state estimate alone) until fit_controller calibrates it.
+        self.register_buffer(EXIT_CALIBRATION, torch.tensor([list(EXIT_CALIBRATION_IDENTITY)] * cfg.num_hidden_layers))
         self.apply(self._init)
 
     def _init(self, m):
@@ -221,7 +225,7 @@ class EarlyExitLM(nn.Module):
 
     def exit_state_dict(self) -> dict[str, torch.Tensor]:
         """Exit norms and controller (exit_heads.safetensors)."""
-        return {k: v.detach().contiguous().clone() for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION))}
+        return {k: v.detach().contiguous().clone() for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION, EXIT_CALIBRATION))}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -245,8 +249,8 @@ def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
         state.update({k: v for k, v in load_file(str(exits)).items() if k.startswith("exit_norms.") or
                       k in model.state_dict() and model.state_dict()[k].shape == v.shape})
     missing, unexpected = model.load_state_dict(state, strict=False)
-    # Older directories have no stop calibration: P(stop) is then the controller's own estimate.
-    missing = [k for k in missing if k != STOP_CALIBRATION]
+    # Older directories have no stop or exit calibration: P(stop) and P(exit) are then the controller's own estimates.
+    missing = [k for k in missing if k not in (STOP_CALIBRATION, EXIT_CALIBRATION)]
     missing = [k for k in missing if not k.startswith(("exit_norms.", "controller."))] if not strict_exits else missing
     if missing or unexpected:
         raise ValueError(f"{model_dir}: missing {missing}, unexpected {unexpected}")

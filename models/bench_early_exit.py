@@ -39,7 +39,7 @@ SUFFIX_CHARS = 300
 SUFFIX_TOKENS = 64
 MIN_LINE_CHARS = 4  # non-space characters a sampled line needs
 ACCURACY_WINDOW = 256
-EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98)
 STOP_SWEEP = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 NO_STOP = 1.01
 

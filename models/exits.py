@@ -14,9 +14,19 @@ calibration split against the same label ("stop calibration"). The hidden-state 
 the acceptance of shown suggestions on held-out code, while the head's own confidence tells wrong tokens
 apart far better, so `tact train controller` fits a = 0 (models.train_lm.fit_stop_calibration). Without a
 fitted calibration P(stop) is sigmoid(stop_logit).
+
+Exit is calibrated the same way ("exit calibration"), from that exit's own head: P(exit) = sigmoid(a *
+exit_logit + b * top1_logprob + c * margin + d), margin being the log-probability gap between its top two
+tokens, (a, b, c, d) per layer fitted on the calibration split against the exit label. On held-out code the
+hidden-state estimate alone exits at a wrong token about one time in six at the threshold that skips ~40%
+of layers; with the head's confidence and margin about one in twenty (docs/roadmap.md). It costs a head per
+layer the token passes (~65 us against ~250 us a layer). Without a fitted calibration P(exit) is
+sigmoid(exit_logit) and no head runs before the exit.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -28,6 +38,13 @@ OUTCOME_NAMES = ("continue", "exit", "stop")
 
 CONTROLLER_HIDDEN = 64
 STOP_CALIBRATION = "stop_calibration"  # (L, 3) per layer [a, b, c] of P(stop); identity: [1, 0, 0]
+EXIT_CALIBRATION = "exit_calibration"  # (L, 4) per layer [a, b, c, d] of P(exit); identity: [1, 0, 0, 0]
+EXIT_CALIBRATION_IDENTITY = (1.0, 0.0, 0.0, 0.0)
+# An exit that agrees with the final layer on less than half of the calibration tokens never lets a token
+# leave: its row is [0, 0, 0, -inf], and no head runs there (held-out code: fewer wrong exits, a third fewer
+# heads per token, about the same layers skipped).
+MIN_EXIT_AGREEMENT = 0.5
+NEVER_EXITS = (0.0, 0.0, 0.0, -math.inf)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -44,6 +61,13 @@ def controller_labels(layer_pred, final_pred, target) -> np.ndarray:
     """Training targets for one layer from arrays of token ids: (N, 2) of
     [this layer agrees with the final layer, the final layer is wrong]."""
     return np.stack([layer_pred == final_pred, final_pred != target], axis=-1).astype(np.float32)
+
+
+def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """logp (..., V) log-probabilities -> (top token (...), its log-probability (...), its gap to the
+    second best (...)): the exit-head features of the exit calibration."""
+    top2 = np.partition(logp, -2, axis=-1)[..., -2:]  # (..., 2): second best, best
+    return logp.argmax(-1), top2[..., 1], top2[..., 1] - top2[..., 0]
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -66,6 +90,9 @@ class Controller:
                 self.layers.append(tuple(weights[k] for k in keys))
         cal = (weights or {}).get(STOP_CALIBRATION)
         self.stop_calibration = cal.astype(np.float32) if cal is not None and cal.shape == (len(exit_norms), 3) else None
+        cal = (weights or {}).get(EXIT_CALIBRATION)
+        fitted = cal is not None and cal.shape == (len(exit_norms), 4) and not np.allclose(cal, EXIT_CALIBRATION_IDENTITY)
+        self.exit_calibration = cal.astype(np.float32) if fitted else None
 
     @property
     def trained(self) -> bool:
@@ -90,6 +117,45 @@ class Controller:
             if a != 0:  # the shipped fit has a = 0: no MLP on the per-token path
                 z = z + a * self._logits(layer, hidden)[..., 1]
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    @property
+    def exit_reads_head(self) -> bool:
+        """True when P(exit) needs the exit's log-probabilities (a fitted exit calibration)."""
+        return self.trained and self.exit_calibration is not None
+
+    def may_exit(self, layer: int) -> bool:
+        """False for an exit the calibration closed (NEVER_EXITS): P(exit) there is 0 whatever it sees."""
+        return self.exit_calibration is None or bool(np.isfinite(self.exit_calibration[layer, 3]))
+
+    def exit_probs(self, layer: int, hidden: np.ndarray, logp: np.ndarray | None = None) -> np.ndarray:
+        """P(exit) after `layer`: hidden (..., D); logp (..., V) that exit's log-probabilities, needed when
+        ``exit_reads_head`` -> (...). Zero without a trained controller."""
+        if not self.layers:
+            return np.zeros(hidden.shape[:-1], np.float32)
+        z = self._logits(layer, hidden)[..., 0]
+        if self.exit_calibration is not None:
+            if logp is None:
+                raise ValueError("the exit calibration needs the exit's log-probabilities")
+            a, b, c, d = self.exit_calibration[layer]
+            _, top, margin = top_and_margin(logp)
+            z = a * z + b * top + c * margin + d
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def leaves(self, layer: int, hidden: np.ndarray, logp: np.ndarray | None, exit_threshold: float,
+               stop_threshold: float) -> np.ndarray:
+        """The dynamic policy's exit rule after `layer`: hidden (..., D), logp (..., V) that exit's
+        log-probabilities (read only with ``exit_reads_head``) -> (...) bool. A token leaves when P(exit)
+        reaches the exit threshold and P(stop) there stays below the stop threshold (else the deeper
+        layers decide)."""
+        if not self.may_exit(layer):
+            return np.zeros(hidden.shape[:-1], bool)
+        if self.exit_reads_head:
+            p_exit = self.exit_probs(layer, hidden, logp)
+            p_stop = self.stop_probs(layer, hidden, logp.max(-1))
+        else:
+            p = self.probs(layer, hidden)
+            p_exit, p_stop = p[..., EXIT], p[..., STOP]
+        return (p_exit >= exit_threshold) & (p_stop < stop_threshold)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
         """hidden: (..., D) after `layer` -> (..., 3): [P(continue), P(exit), P(stop)], with P(exit) and

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import onnxruntime as ort
 
-from models.exits import EXIT, STOP, Controller, log_softmax
+from models.exits import Controller, log_softmax
 from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, graphs_dir, load_tensors
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
@@ -156,15 +156,33 @@ class EarlyExitRuntime:
         opts.log_severity_level = 3
         opts.enable_cpu_mem_arena = False  # 17 sessions each keeping an arena cost ~200 MB of RSS
 
-        def session(name: str) -> ort.InferenceSession:
-            try:
-                return ort.InferenceSession(str(where / name), sess_options=opts, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise ModelDirError(f"{where / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
+        self._graphs, self._session_options = where, opts
+        self.layer_sessions = [self._session(n) for n in index["decoder_layers"]]
+        # Only the dynamic policy fills KV from an exit: its graphs load on first use (~50 MB of RSS
+        # that the default policy never needs).
+        self._kv_fill_graphs = {int(k): n for k, n in index["kv_fill"].items()}
+        missing = [n for n in self._kv_fill_graphs.values() if not (where / n).is_file()]
+        if missing:
+            raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")
+        self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
+        self.head_session = self._session(index["exit_head"])
 
-        self.layer_sessions = [session(n) for n in index["decoder_layers"]]
-        self.kv_fill_sessions = {int(k): session(n) for k, n in index["kv_fill"].items()}
-        self.head_session = session(index["exit_head"])
+    def _session(self, name: str) -> ort.InferenceSession:
+        where = self._graphs
+        try:
+            return ort.InferenceSession(str(where / name), sess_options=self._session_options,
+                                        providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelDirError(f"{where / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
+
+    def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
+        session = self.kv_fill_sessions.get(exit_layer)
+        if session is None:
+            if exit_layer not in self._kv_fill_graphs:
+                raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no kv_fill graph for layer {exit_layer}; "
+                                    f"re-run `tact export {self.model_dir}`")
+            session = self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer])
+        return session
 
     def _newline_table(self) -> np.ndarray:
         tok = self.tokenizer.tok
@@ -201,7 +219,7 @@ class EarlyExitRuntime:
 
     def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, rope) -> None:
         """KV of layers after exit_layer from the exiting hidden state h (T, D)."""
-        outs = self.kv_fill_sessions[exit_layer].run(None, {"hidden": h, "cos": rope[0], "sin": rope[1]})
+        outs = self._kv_fill(exit_layer).run(None, {"hidden": h, "cos": rope[0], "sin": rope[1]})
         T = h.shape[0]
         for n, j in enumerate(range(exit_layer + 1, self.n_layers)):
             self.cache.k[j][start:start + T] = outs[2 * n]
@@ -283,9 +301,12 @@ class EarlyExitRuntime:
             return True
         return False
 
-    def _choose(self, layer: int, h: np.ndarray, opts: DecodeOptions, res: DecodeResult) -> tuple[int, float, float] | None:
-        """Greedy token at exit `layer` for h (1, D), unless the controller says Stop (returns None)."""
-        logp = log_softmax(self.head(layer, h)[0])
+    def _choose(self, layer: int, h: np.ndarray, opts: DecodeOptions, res: DecodeResult,
+                logp: np.ndarray | None = None) -> tuple[int, float, float] | None:
+        """Greedy token at exit `layer` for h (1, D), unless the controller says Stop (returns None).
+        ``logp`` (V,): that exit's log-probabilities when already computed."""
+        if logp is None:
+            logp = log_softmax(self.head(layer, h)[0])
         token = int(logp.argmax())
         p_stop = float(self.controller.stop_probs(layer, h[0], logp[token]))
         if p_stop >= opts.stop_threshold_at(len(res.token_ids)):
@@ -311,8 +332,9 @@ class EarlyExitRuntime:
     def _decode_dynamic(self, h, opts, res, should_cancel) -> None:
         L = self.n_layers
         exit_layer = L - 1
+        exit_logp = None  # (V,) the exit's log-probabilities when the exit decision computed them
         while True:
-            choice = self._choose(exit_layer, h, opts, res)
+            choice = self._choose(exit_layer, h, opts, res, exit_logp)
             if choice is None or self._emit(res, opts, choice[0], choice[1], exit_layer + 1, choice[2]):
                 return
             if should_cancel():
@@ -322,18 +344,26 @@ class EarlyExitRuntime:
             pos = self.cache.length
             x = self.embed[[token]]
             rope, mask = self._rope(pos, 1), self._mask(pos, 1)
-            exit_layer = L - 1
+            exit_layer, exit_logp = L - 1, None
             for i in range(L):
                 x = self._layer(i, x, pos, rope, mask)
                 res.layer_passes += 1
                 if opts.min_exit_layer <= i < L - 1 and self.controller.trained:
-                    probs = self.controller.probs(i, x[0])
-                    if probs[EXIT] >= opts.exit_threshold and probs[STOP] < opts.stop_threshold:
+                    leaves, logp = self._exits(i, x, opts)
+                    if leaves:
                         self._fill_kv(i, x, pos, rope)
-                        exit_layer = i
+                        exit_layer, exit_logp = i, logp
                         break
             self.cache.ids.append(token)  # not exact: skipped layers hold approximate KV
             h = x
+
+    def _exits(self, layer: int, x: np.ndarray, opts: DecodeOptions) -> tuple[bool, np.ndarray | None]:
+        """The dynamic policy's decision after `layer` for x (1, D) (``Controller.leaves``): (leave here,
+        that exit's log-probabilities (V,) when the decision computed them)."""
+        if not self.controller.may_exit(layer):
+            return False, None
+        logp = log_softmax(self.head(layer, x)[0]) if self.controller.exit_reads_head else None
+        return bool(self.controller.leaves(layer, x[0], logp, opts.exit_threshold, opts.stop_threshold)), logp
 
     def _lookup_draft(self, opts: DecodeOptions) -> list[int]:
         """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram."""

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
-from models.exits import controller_labels
+from models.exits import MIN_EXIT_AGREEMENT, NEVER_EXITS, controller_labels
 from models.fim import build_prompt
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -164,9 +164,10 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 
 @torch.no_grad()
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
-                   epochs: int = 8, stop_only: bool = False) -> dict:
-    """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop
-    calibration (``fit_stop_calibration``). ``stop_only`` keeps the classifiers and fits the calibration alone.
+                   epochs: int = 8, only: str | None = None) -> dict:
+    """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit
+    calibrations (``fit_stop_calibration``, ``fit_exit_calibration``). ``only`` ('stop' or 'exit') keeps the
+    classifiers and the other calibration, and fits that calibration alone.
 
     Targets (models.exits.controller_labels): exit where this layer already agrees with the final
     layer; stop where the final layer's prediction is wrong. Returns per-layer statistics.
@@ -176,7 +177,8 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
     L = model.cfg.num_hidden_layers
     feats = [[] for _ in range(L)]
     labels = [[] for _ in range(L)]
-    top_logprobs = [[] for _ in range(L)]  # log-probability of each exit's top token (stop calibration)
+    top_logprobs = [[] for _ in range(L)]  # log-probability of each exit's top token (both calibrations)
+    margins = [[] for _ in range(L)]  # its gap to the second best (exit calibration)
     agree = np.zeros(L)
     correct = np.zeros(L)
     n = 0
@@ -189,9 +191,10 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
         final_pred = model.exit_logits(L - 1, hidden[-1][:, :-1][valid]).argmax(-1).cpu().numpy()
         for layer in range(L):
             h = hidden[layer][:, :-1][valid]
-            top = torch.log_softmax(model.exit_logits(layer, h).float(), -1).max(-1)
-            pred = top.indices.cpu().numpy()
-            top_logprobs[layer].append(top.values.float().cpu().numpy())
+            top2 = torch.log_softmax(model.exit_logits(layer, h).float(), -1).topk(2, dim=-1)
+            pred = top2.indices[:, 0].cpu().numpy()
+            top_logprobs[layer].append(top2.values[:, 0].cpu().numpy())
+            margins[layer].append((top2.values[:, 0] - top2.values[:, 1]).cpu().numpy())
             feats[layer].append(h.clone())
             labels[layer].append(torch.from_numpy(controller_labels(pred, final_pred, tgt)).to(dev))
             agree[layer] += (pred == final_pred).sum()
@@ -205,13 +208,13 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             y = torch.cat(labels[layer])  # (N, 2)
             head = model.controller[layer]
             norm = model.exit_norm(layer)
-            if not stop_only:
+            if only is None:
                 for m in head:
                     if hasattr(m, "reset_parameters"):
                         m.reset_parameters()
             opt = torch.optim.Adam(head.parameters(), lr=3e-3)
             xn = norm(x).detach()
-            for _ in range(0 if stop_only else epochs):
+            for _ in range(0 if only else epochs):
                 for idx in torch.randperm(len(y), device=dev).split(1024):
                     loss = F.binary_cross_entropy_with_logits(head(xn[idx]), y[idx])
                     opt.zero_grad()
@@ -221,29 +224,31 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
                 logits = head(xn).float()
             acc = ((logits > 0).float() == y).float().mean(0).cpu().tolist()  # [exit, stop]
             stats["fit_accuracy"].append([round(a, 4) for a in acc])
-            stop_y = y[:, 1].float().cpu().numpy()
-            cal = fit_stop_calibration(logits[:, 1].cpu().numpy(), np.concatenate(top_logprobs[layer]), stop_y)
-            model.stop_calibration[layer] = torch.tensor(cal, device=model.stop_calibration.device)
-            stats.setdefault("stop_calibration", []).append([round(float(c), 4) for c in cal])
+            top_lp = np.concatenate(top_logprobs[layer])
+            if only != "exit":
+                cal = fit_stop_calibration(logits[:, 1].cpu().numpy(), top_lp, y[:, 1].float().cpu().numpy())
+                model.stop_calibration[layer] = torch.tensor(cal, device=model.stop_calibration.device)
+            if only != "stop" and layer < L - 1:  # the last layer never exits early
+                agrees = y[:, 0].float().cpu().numpy()
+                cal = (np.array(NEVER_EXITS, np.float32) if agrees.mean() < MIN_EXIT_AGREEMENT else
+                       fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), agrees))
+                model.exit_calibration[layer] = torch.tensor(cal, device=model.exit_calibration.device)
+            stop_cal, exit_cal = model.stop_calibration[layer].tolist(), model.exit_calibration[layer].tolist()
+            stats.setdefault("stop_calibration", []).append([round(float(c), 4) for c in stop_cal])
+            stats.setdefault("exit_calibration", []).append(  # "never": this exit lets no token leave
+                [round(float(c), 4) for c in exit_cal] if all(map(math.isfinite, exit_cal)) else "never")
             log(f"controller layer {layer}: accuracy exit {acc[0]:.3f} stop {acc[1]:.3f}; "
-                f"stop calibration {np.round(cal, 3).tolist()}")
+                f"stop calibration {np.round(stop_cal, 3).tolist()}; exit calibration {np.round(exit_cal, 3).tolist()}")
     return stats
 
 
-def fit_stop_calibration(stop_logit: np.ndarray, top_logprob: np.ndarray, wrong: np.ndarray, iters: int = 25,
-                         ridge: float = 1e-3, use_hidden: bool = False) -> np.ndarray:
-    """[a, b, c] of P(wrong) = sigmoid(a * stop_logit + b * top_logprob + c): logistic regression by Newton steps
-    (a few parameters, so exact and quick) with a small ridge for stability.
-
-    By default a = 0: P(stop) rests on the exit's confidence in its top token alone. The hidden-state
-    estimate as a second feature (``use_hidden``) fitted the calibration split better but made Stop worse on
-    held-out packages (at threshold 0.9, acceptance of shown suggestions +3% instead of +16%)."""
-    cols = [stop_logit] if use_hidden else []
-    X = np.stack([*cols, top_logprob, np.ones_like(top_logprob)], axis=1).astype(np.float64)  # (N, 2 or 3)
-    y = wrong.astype(np.float64)
-    w = np.zeros(X.shape[1])
-    if use_hidden:
-        w[0] = 1.0
+def fit_logistic(X: np.ndarray, y: np.ndarray, w0: np.ndarray | None = None, iters: int = 25,
+                 ridge: float = 1e-3) -> np.ndarray:
+    """Weights w of P(y) = sigmoid(X @ w): logistic regression by Newton steps (a few parameters, so exact and
+    quick) with a small ridge for stability. X (N, K) holds its own bias column."""
+    X = X.astype(np.float64)
+    y = y.astype(np.float64)
+    w = np.zeros(X.shape[1]) if w0 is None else np.asarray(w0, np.float64).copy()
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(X @ w, -30, 30)))
         grad = X.T @ (p - y) / len(y) + ridge * w
@@ -252,24 +257,49 @@ def fit_stop_calibration(stop_logit: np.ndarray, top_logprob: np.ndarray, wrong:
         w -= step
         if np.abs(step).max() < 1e-8:
             break
+    return w
+
+
+def fit_stop_calibration(stop_logit: np.ndarray, top_logprob: np.ndarray, wrong: np.ndarray, iters: int = 25,
+                         ridge: float = 1e-3, use_hidden: bool = False) -> np.ndarray:
+    """[a, b, c] of P(wrong) = sigmoid(a * stop_logit + b * top_logprob + c).
+
+    By default a = 0: P(stop) rests on the exit's confidence in its top token alone. The hidden-state
+    estimate as a second feature (``use_hidden``) fitted the calibration split better but made Stop worse on
+    held-out packages (at threshold 0.9, acceptance of shown suggestions +3% instead of +16%)."""
+    cols = [stop_logit] if use_hidden else []
+    X = np.stack([*cols, top_logprob, np.ones_like(top_logprob)], axis=1)  # (N, 2 or 3)
+    w = fit_logistic(X, wrong, np.array([1.0, 0.0, 0.0]) if use_hidden else None, iters, ridge)
     return (w if use_hidden else np.concatenate([[0.0], w])).astype(np.float32)
 
 
+def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin: np.ndarray, agrees: np.ndarray,
+                         iters: int = 25, ridge: float = 1e-3) -> np.ndarray:
+    """[a, b, c, d] of P(this exit agrees with the final one) = sigmoid(a * exit_logit + b * top_logprob +
+    c * margin + d) (models.exits: the exit calibration). On held-out code the margin between the top two
+    tokens is what separates right exits from wrong ones; the hidden-state logit and the top log-probability
+    alone separate them far worse."""
+    X = np.stack([exit_logit, top_logprob, margin, np.ones_like(margin)], axis=1)  # (N, 4)
+    return fit_logistic(X, agrees, np.array([1.0, 0.0, 0.0, 0.0]), iters, ridge).astype(np.float32)
+
+
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,
-                     stop_only: bool = False, log=print) -> dict:
-    """Refit the Stop&Exit controller of an existing model directory (`tact train controller [--stop-only]`)."""
+                     only: str | None = None, log=print) -> dict:
+    """Refit the Stop&Exit controller of an existing model directory (`tact train controller [--stop-only |
+    --exit-only]`)."""
     from safetensors.torch import save_file
 
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed)
-    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, stop_only=stop_only)
+    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only)
     save_file(model.exit_state_dict(), str(model_dir / "exit_heads.safetensors"), metadata={"format": "pt"})
     record_path = model_dir / "tact.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    if stop_only:  # the classifiers and their statistics stay as they were
-        record.setdefault("controller", {})["stop_calibration"] = stats["stop_calibration"]
-        record["controller"]["stop_calibration_command"] = command_line()
+    if only:  # the classifiers, their statistics and the other calibration stay as they were
+        key = f"{only}_calibration"
+        record.setdefault("controller", {})[key] = stats[key]
+        record["controller"][f"{key}_command"] = command_line()
     else:
         record["controller"] = stats
     record_path.write_text(json.dumps(record, indent=1))

@@ -60,11 +60,13 @@ class TypingResult:
 
 def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines: int | None = None,
               request_every: int = 1, accept: bool = True, on_event=None, limit: int | None = None,
-              pause_s: float = 0.0) -> TypingResult:
+              key_gap_s: float = 0.0) -> TypingResult:
     """Open the file with lines [start_line:] missing, then type them character by character.
 
     After every `request_every` keystrokes, ask for an inline completion. When the suggestion
     matches what comes next, accept it (command + skip ahead); otherwise report it typed over.
+    ``key_gap_s``: keystrokes come at least this far apart (the time a request takes counts towards
+    it), as a person types; 0 types as fast as the server answers.
     """
     all_lines = text.split("\n")
     head = "\n".join(all_lines[:start_line]) + "\n"
@@ -73,6 +75,7 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
     version = 1
     result = TypingResult()
     line_no = start_line
+    last_key = -math.inf
     for target_line in to_type:
         col = 0
         while col <= len(target_line):
@@ -82,14 +85,15 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
                 ch = target_line[col]
             else:
                 ch = "\n"
+            if key_gap_s > 0:
+                time.sleep(max(0.0, last_key + key_gap_s - time.perf_counter()))
+                last_key = time.perf_counter()
             version += 1
             client.did_change(uri, version, [change_at(line_no, col, ch)])
             result.keystrokes += 1
             if ch == "\n":
                 break
             col += 1
-            if pause_s:
-                time.sleep(pause_s)
             if result.keystrokes % request_every:
                 continue
             t0 = time.perf_counter()

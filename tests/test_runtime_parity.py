@@ -303,6 +303,25 @@ def test_corrupt_onnx_graph(tiny_lm_dir, tmp_path):
     assert str(path) in str(err.value)
 
 
+def test_kv_fill_graphs_load_when_dynamic_first_exits(tiny_lm_dir, tmp_path):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    ids = rt.tokenizer.encode(CODE[:100])
+    generate(rt, ids, policy="full", max_new_tokens=8)
+    generate(rt, ids, policy="speculative", max_new_tokens=8)
+    assert rt.kv_fill_sessions == {}  # the default policies never load them
+    dyn = generate(rt, ids, policy="dynamic", exit_threshold=0.0, max_new_tokens=8, single_line=False)
+    assert min(dyn.layers) < rt.n_layers and rt.kv_fill_sessions
+    # A missing graph is still found at load; a corrupt one when it is first needed, naming the file.
+    d = _copy(tiny_lm_dir, tmp_path)
+    (d / "kv_fill_1.onnx").unlink()
+    with pytest.raises(ModelDirError, match="kv_fill_1.onnx"):
+        EarlyExitRuntime(d)
+    (d / "kv_fill_1.onnx").write_bytes(b"\x08\x07garbage, not a protobuf graph" * 3)
+    rt = EarlyExitRuntime(d, threads=1)
+    with pytest.raises(ModelDirError, match="kv_fill_1.onnx"):
+        generate(rt, ids, policy="dynamic", exit_threshold=0.0, max_new_tokens=8, single_line=False)
+
+
 def test_corrupt_tokenizer(tiny_lm_dir, tmp_path):
     d = _copy(tiny_lm_dir, tmp_path)
     (d / "tokenizer.json").write_text("{not json")

@@ -123,3 +123,40 @@ def test_programmer_accepts_whole_and_in_part_and_types_the_rest():
     assert sum(1 for m, _ in fake.notes if m == DID_PARTIALLY_ACCEPT) == s.partially_accepted
     assert s.chars_accepted > 0 and s.chars_typed + s.chars_accepted >= len(target) - len("import os\n")
     assert s.simulated_s > 0 and s.wall_s < 5
+
+
+class _TimedClient:
+    """What ``type_file`` calls on an LSP client: records when each keystroke arrives, suggests nothing."""
+
+    def __init__(self):
+        self.key_times: list[float] = []
+
+    def did_open(self, uri, text):
+        pass
+
+    def did_change(self, uri, version, changes):
+        import time
+
+        self.key_times.append(time.perf_counter())
+
+    def inline_completion(self, uri, line, character):
+        import time
+
+        time.sleep(0.03)  # the server's answer takes part of the gap
+        return []
+
+
+def test_type_file_types_at_the_given_pace():
+    import numpy as np
+
+    from telemetry.simulate import type_file
+
+    text = "a = 1\nb = 2\nc = 3\n"
+    fast, paced = _TimedClient(), _TimedClient()
+    res = type_file(fast, "file:///t.py", text, start_line=1, lines=1)
+    type_file(paced, "file:///t.py", text, start_line=1, lines=1, key_gap_s=0.04)
+    assert res.keystrokes == len("b = 2\n") == len(paced.key_times)
+    gaps = np.diff(paced.key_times)
+    assert gaps.min() >= 0.039  # never faster than the pace, the answer's time included in it
+    assert np.median(gaps) < 0.06  # and not the pace on top of the answer's time (0.07)
+    assert np.diff(fast.key_times).min() < 0.039

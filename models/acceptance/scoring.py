@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.exits import EXIT, STOP, log_softmax
+from models.exits import log_softmax
 from models.fim import build_prompt
 
 SCORING_VERSION = 2  # 2: stop_probs are the calibrated P(stop) (models.exits.Controller.stop_probs)
@@ -121,8 +121,10 @@ class SuggestionScorer:
                 for i in range(L):
                     h = rt.forward([], 0, i, i, hidden=h)
                     if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
-                        probs = rt.controller.probs(i, h[first:first + n])
-                        ok = (probs[:, EXIT] >= self.exit_threshold) & (probs[:, STOP] < self.stop_threshold) & ~decided
+                        sel = h[first:first + n]
+                        reads = rt.controller.exit_reads_head and rt.controller.may_exit(i)
+                        logp = log_softmax(rt.head(i, sel)) if reads else None
+                        ok = rt.controller.leaves(i, sel, logp, self.exit_threshold, self.stop_threshold) & ~decided
                         exit_layer[ok] = i
                         decided |= ok
                 sel = h[first:first + n]

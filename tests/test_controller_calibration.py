@@ -1,0 +1,270 @@
+"""The controller's calibrations, fitted on the calibration split and saved with the exit heads.
+
+- P(stop): a per-layer logistic calibration on the exit's top-token log-probability, used by every policy.
+- P(exit), for the dynamic policy: the controller's hidden-state logit calibrated per layer with the exit's
+  own top-token log-probability and top-two margin."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from models.exits import STOP, Controller, log_softmax, top_and_margin
+
+torch = pytest.importorskip("torch")
+
+from models.train_lm import fit_exit_calibration, fit_stop_calibration  # noqa: E402
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _controller_weights(L: int, D: int, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for i in range(L):
+        weights.update({f"controller.{i}.0.weight": rng.normal(size=(4, D)).astype(np.float32),
+                        f"controller.{i}.0.bias": np.zeros(4, np.float32),
+                        f"controller.{i}.2.weight": rng.normal(size=(2, 4)).astype(np.float32),
+                        f"controller.{i}.2.bias": np.zeros(2, np.float32)})
+    return weights
+
+
+def test_stop_fit_recovers_a_known_logistic_relation():
+    rng = np.random.default_rng(0)
+    lp = -rng.exponential(1.5, 40000)  # top-token log-probabilities
+    hidden_logit = rng.normal(0, 1, len(lp))
+    wrong = rng.random(len(lp)) < _sigmoid(-1.7 * lp - 1.2)
+    a, b, c = fit_stop_calibration(hidden_logit, lp, wrong)
+    assert a == 0.0  # the hidden-state estimate is left out by default
+    assert abs(b + 1.7) < 0.1 and abs(c + 1.2) < 0.1
+    a, b, c = fit_stop_calibration(hidden_logit, lp, wrong, use_hidden=True)
+    assert abs(a) < 0.1 and abs(b + 1.7) < 0.1  # an uninformative feature gets no weight
+
+
+def test_controller_stop_probs_follow_the_calibration():
+    D, L = 8, 2
+    rng = np.random.default_rng(1)
+    norms = [np.ones(D, np.float32)] * L
+    weights = _controller_weights(L, D)
+    hidden = rng.normal(size=(5, D)).astype(np.float32)
+    lp = np.array([-0.1, -0.5, -1.0, -2.5, -4.0], np.float32)
+    plain = Controller(norms, weights, 1e-5)
+    assert plain.stop_calibration is None
+    # Without a calibration P(stop) is the hidden-state estimate, whatever the head's confidence.
+    assert np.allclose(plain.stop_probs(1, hidden, lp), plain.probs(1, hidden)[:, STOP], atol=1e-6)
+    cal = np.array([[0.0, -2.0, -1.5], [0.5, -1.0, 0.0]], np.float32)
+    calibrated = Controller(norms, {**weights, "stop_calibration": cal}, 1e-5)
+    assert np.allclose(calibrated.stop_probs(0, hidden, lp), _sigmoid(-2.0 * lp - 1.5), atol=1e-6)
+    z = np.log(plain.probs(1, hidden)[:, STOP] / (1 - plain.probs(1, hidden)[:, STOP]))
+    assert np.allclose(calibrated.stop_probs(1, hidden, lp), _sigmoid(0.5 * z - 1.0 * lp), atol=1e-5)
+    # Less confident top tokens are likelier stops.
+    assert np.all(np.diff(calibrated.stop_probs(0, hidden, lp)) > 0)
+    # A calibration of the wrong shape (another model) is ignored, not misapplied.
+    assert Controller(norms, {**weights, "stop_calibration": cal[:1]}, 1e-5).stop_calibration is None
+
+
+@pytest.mark.parametrize("policy", ["full", "speculative", "dynamic"])
+def test_every_policy_stops_on_the_calibrated_probability(tiny_lm_dir, policy):
+    from models.runtime import DecodeOptions, EarlyExitRuntime
+
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    L = rt.n_layers
+    rt.controller.stop_calibration = np.tile(np.array([0.0, -3.0, -2.0], np.float32), (L, 1))
+    ids = rt.tokenizer.encode("def wrap(text, width=70):\n    return text")
+    free = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=1.01, max_new_tokens=12, single_line=False))
+    assert len(free.token_ids) >= 3
+    # Each emitted token's reported P(stop) is the calibration applied to that token's own log-probability.
+    assert np.allclose(free.stop_probs, _sigmoid(-3.0 * np.array(free.logprobs) - 2.0), atol=1e-4)
+    # With a threshold between the reported values, decoding ends right before the first token at or above it.
+    probs = free.stop_probs
+    th = float(np.median(probs))
+    first = next(i for i, p in enumerate(probs) if p >= th)
+    rt.reset()
+    stopped = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th,
+                                             max_new_tokens=12, single_line=False))
+    if policy != "dynamic":  # dynamic's exits may differ once the KV cache differs; the rule is the same
+        assert stopped.token_ids == free.token_ids[:first]
+        assert stopped.stop_reason == "stop"
+    assert all(p < th for p in stopped.stop_probs)
+    # With stop_inside off, only the first token can be stopped.
+    rt.reset()
+    first_only = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th, stop_inside=False,
+                                                max_new_tokens=12, single_line=False))
+    if probs[0] >= th:
+        assert first_only.token_ids == [] and first_only.stop_reason == "stop"
+    else:  # never cut after the first token, whatever P(stop) says later
+        assert first_only.stop_reason != "stop" and len(first_only.token_ids) > first
+        if policy != "dynamic":
+            assert first_only.token_ids == free.token_ids
+
+
+@pytest.mark.parametrize("name", ["stop_calibration", "exit_calibration"])
+def test_the_calibration_is_saved_with_the_exit_heads(tiny_lm_dir, name):
+    from safetensors.numpy import load_file
+
+    from models.architecture import load_torch_model
+
+    model = load_torch_model(tiny_lm_dir, strict_exits=True)
+    assert name in model.exit_state_dict()
+    assert name in load_file(str(tiny_lm_dir / "exit_heads.safetensors"))
+
+
+@pytest.mark.parametrize("name", ["stop_calibration", "exit_calibration"])
+def test_a_model_directory_without_a_calibration_still_loads(tmp_path, tiny_lm_dir, name):
+    from safetensors.numpy import load_file, save_file
+
+    from models.architecture import load_torch_model
+    from models.exits import EXIT_CALIBRATION_IDENTITY
+    from models.runtime import EarlyExitRuntime
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_lm_dir, old)
+    heads = load_file(str(old / "exit_heads.safetensors"))
+    heads.pop(name)
+    save_file(heads, str(old / "exit_heads.safetensors"))
+    model = load_torch_model(old, strict_exits=True)
+    identity = [1.0, 0.0, 0.0] if name == "stop_calibration" else list(EXIT_CALIBRATION_IDENTITY)
+    assert all(row == identity for row in getattr(model, name).tolist())  # the controller's own estimate
+    rt = EarlyExitRuntime(old, threads=1)
+    assert rt.controller.trained and getattr(rt.controller, name) is None
+    assert not rt.controller.exit_reads_head
+
+
+# -- exit calibration ----------------------------------------------------------------------------
+def test_top_and_margin():
+    logp = log_softmax(np.array([[2.0, 0.5, 1.0], [0.0, 3.0, 3.0]]))
+    top, best, margin = top_and_margin(logp)
+    assert top.tolist() == [0, 1]
+    assert np.allclose(best, logp.max(-1))
+    assert np.allclose(margin, [1.0, 0.0])
+
+
+def test_exit_fit_recovers_a_known_logistic_relation():
+    rng = np.random.default_rng(0)
+    n = 60000
+    exit_logit = rng.normal(0, 1.5, n)
+    top = -rng.exponential(1.0, n)
+    margin = rng.exponential(2.0, n)
+    agrees = rng.random(n) < _sigmoid(0.4 * exit_logit + 0.8 * top + 1.1 * margin - 0.5)
+    a, b, c, d = fit_exit_calibration(exit_logit, top, margin, agrees)
+    assert abs(a - 0.4) < 0.08 and abs(b - 0.8) < 0.1 and abs(c - 1.1) < 0.08 and abs(d + 0.5) < 0.1
+    # An uninformative feature gets no weight.
+    noise = rng.normal(0, 1, n)
+    a, b, c, d = fit_exit_calibration(noise, top, margin, agrees)
+    assert abs(a) < 0.05
+
+
+def test_controller_exit_probs_follow_the_calibration():
+    D, L, V = 8, 3, 6
+    rng = np.random.default_rng(2)
+    norms = [np.ones(D, np.float32)] * L
+    weights = _controller_weights(L, D)
+    hidden = rng.normal(size=(5, D)).astype(np.float32)
+    logp = log_softmax(rng.normal(0, 2, size=(5, V))).astype(np.float32)
+    plain = Controller(norms, weights, 1e-5)
+    assert plain.exit_calibration is None and not plain.exit_reads_head
+    p_plain = plain.probs(1, hidden)[:, 1]
+    assert np.allclose(plain.exit_probs(1, hidden), p_plain, atol=1e-6)  # no head needed
+    # The identity calibration is the hidden-state estimate: it reads no head.
+    identity = np.tile(np.array([1.0, 0.0, 0.0, 0.0], np.float32), (L, 1))
+    assert not Controller(norms, {**weights, "exit_calibration": identity}, 1e-5).exit_reads_head
+    cal = np.array([[1.0, 0.0, 0.0, 0.0], [0.5, 0.7, 1.3, -0.4], [1.0, 0.0, 0.0, 0.0]], np.float32)
+    calibrated = Controller(norms, {**weights, "exit_calibration": cal}, 1e-5)
+    assert calibrated.exit_reads_head
+    _, top, margin = top_and_margin(logp)
+    z = np.log(p_plain / (1 - p_plain))
+    assert np.allclose(calibrated.exit_probs(1, hidden, logp), _sigmoid(0.5 * z + 0.7 * top + 1.3 * margin - 0.4), atol=1e-5)
+    with pytest.raises(ValueError, match="log-probabilities"):
+        calibrated.exit_probs(1, hidden)
+    # A calibration of the wrong shape (another model) is ignored, not misapplied.
+    assert Controller(norms, {**weights, "exit_calibration": cal[:2]}, 1e-5).exit_calibration is None
+    # The exit rule: P(exit) at the threshold and P(stop) below its own.
+    p_exit = calibrated.exit_probs(1, hidden, logp)
+    th = float(np.median(p_exit))
+    assert calibrated.leaves(1, hidden, logp, th, 1.01).tolist() == (p_exit >= th).tolist()
+    assert not calibrated.leaves(1, hidden, logp, th, 0.0).any()  # a certain Stop keeps every token in
+
+
+def _calibrated(rt, d: float) -> None:
+    """Give rt an exit calibration that reads the head and always (d > 0) or never (d < 0) exits."""
+    L = rt.n_layers
+    rt.controller.exit_calibration = np.tile(np.array([0.0, 0.0, 0.0, d], np.float32), (L, 1))
+
+
+def test_dynamic_with_an_exit_calibration(tiny_lm_dir):
+    from models.runtime import DecodeOptions, EarlyExitRuntime
+
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    L = rt.n_layers
+    ids = rt.tokenizer.encode("def wrap(text, width=70):\n    return text")
+    opts = dict(max_new_tokens=12, single_line=False)
+    full = rt.generate(ids, DecodeOptions(policy="full", **opts))
+    _calibrated(rt, -30.0)  # never exits: the full model's output, every token through every layer
+    rt.reset()
+    never = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, **opts))
+    assert never.token_ids == full.token_ids and never.layers == full.layers
+    _calibrated(rt, 30.0)  # always exits, after the first layer it may leave from
+    rt.reset()
+    always = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, min_exit_layer=1, **opts))
+    assert len(always.token_ids) > 1
+    assert always.layers[0] == L and all(n == 2 for n in always.layers[1:])
+    # An early-exited token is chosen by the exit it left from.
+    rt.reset()
+    h, _ = rt.prefill(ids)
+    first = int(log_softmax(rt.head(L - 1, h)[0]).argmax())
+    assert always.token_ids[0] == first
+
+
+def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_dir):
+    import json
+
+    from safetensors.numpy import load_file
+
+    from models.train_lm import train_controller
+    from tests.conftest import _stdlib_texts
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with open(corpus / "calib.jsonl", "w") as f:
+        for i, text in enumerate(_stdlib_texts()[:20]):
+            f.write(json.dumps({"path": f"m{i}.py", "package": f"p{i}", "text": text}) + "\n")
+    before = load_file(str(d / "exit_heads.safetensors"))
+    stats = train_controller(d, corpus, batches=2, batch_size=2, only="exit", log=lambda m: None)
+    after = load_file(str(d / "exit_heads.safetensors"))
+    assert len(stats["exit_calibration"]) == 4
+    for k, v in before.items():
+        if k != "exit_calibration":
+            assert np.array_equal(v, after[k]), k  # classifiers and the stop calibration as they were
+    assert not np.allclose(after["exit_calibration"][:-1], before["exit_calibration"][:-1])
+    assert np.allclose(after["exit_calibration"][-1], [1, 0, 0, 0])  # the last layer never exits early
+    record = json.loads((d / "tact.json").read_text())
+    assert record["controller"]["exit_calibration"] == stats["exit_calibration"]
+    assert "exit_calibration_command" in record["controller"]
+
+
+def test_a_closed_exit_lets_no_token_leave_and_runs_no_head(tiny_lm_dir):
+    from models.exits import NEVER_EXITS
+    from models.runtime import DecodeOptions, EarlyExitRuntime
+
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    L = rt.n_layers
+    cal = np.tile(np.array([0.0, 0.0, 0.0, 30.0], np.float32), (L, 1))  # every open exit leaves
+    cal[1] = NEVER_EXITS
+    rt.controller.exit_calibration = cal
+    assert not rt.controller.may_exit(1) and rt.controller.may_exit(2)
+    hidden = np.ones((3, rt.hidden_size), np.float32)
+    assert rt.controller.exit_probs(1, hidden, log_softmax(np.zeros((3, 5)))).tolist() == [0.0, 0.0, 0.0]
+    heads = []
+    head = rt.head
+    rt.head = lambda layer, h: heads.append(layer) or head(layer, h)
+    ids = rt.tokenizer.encode("def wrap(text, width=70):\n    return text")
+    res = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, min_exit_layer=1, max_new_tokens=8,
+                                         single_line=False))
+    assert len(res.token_ids) > 1 and all(n == 3 for n in res.layers[1:])  # past the closed exit, out at the next
+    assert 1 not in heads  # the closed exit's head never ran
