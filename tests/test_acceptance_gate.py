@@ -244,17 +244,22 @@ def test_real_server_logs_both_decisions_with_the_model_version(tmp_path):
     from models.acceptance.model import load_model
 
     db = tmp_path / "t.sqlite3"
-    client = LspClient(server_command(model_under_test(), db), env=dict(os.environ))
-    try:
-        # invoked: generated and shown whatever the scores, so both stages run and are logged
-        client.initialize({"stopThreshold": 1.01})
-        client.did_open("file:///w/s.py", SAMPLE)
-        items = client.inline_completion("file:///w/s.py", 11, 4, invoked=True)
-        status = client.request("tact/status")
-    finally:
-        client.shutdown()
+    server_log = tmp_path / "server.log"
+    with open(server_log, "wb") as err:
+        client = LspClient(server_command(model_under_test(), db), env=dict(os.environ), stderr=err)
+        try:
+            # invoked: generated and shown whatever the scores, so both stages run and are logged
+            client.initialize({"stopThreshold": 1.01})
+            client.did_open("file:///w/s.py", SAMPLE)
+            items = client.inline_completion("file:///w/s.py", 11, 4, invoked=True)
+            want = [(1, "generate")] + ([(2, "show")] if items else [])  # no stage 2 for an empty suggestion
+            # Written by the server's telemetry thread while it runs (shutdown's flush is tested elsewhere).
+            rows = wait_for_rows(db, "select stage, decision, model_version from decisions order by stage", want=len(want))
+            status = client.request("tact/status")
+        finally:
+            client.shutdown()
     assert status["acceptanceGate"]["active"] and status["acceptanceGate"]["version"] == load_model().version
-    want = [(1, "generate")] + ([(2, "show")] if items else [])  # no stage 2 for an empty suggestion
-    rows = wait_for_rows(db, "select stage, decision, model_version from decisions order by stage", want=len(want))
-    assert [r[:2] for r in rows] == want
+    why = f"telemetry {status['telemetry']}; server log:\n{server_log.read_text(errors='replace')[-3000:]}"
+    assert [r[:2] for r in rows] == want, why
     assert {r[2] for r in rows} == {load_model().version}
+    assert status["telemetry"]["dropped"] == 0 and status["telemetry"]["failed"] == 0, why

@@ -122,3 +122,5 @@ async def test_feedback_lands_as_rows_in_sqlite(client: LanguageClient):
     assert '"partial":true' in partial[0][0].replace(" ", "") and '"accepted_length":1' in partial[0][0].replace(" ", "")
     rows = wait_for_rows(_db(), "select outcome, reject_reason from suggestions where id = ? and outcome is not null", (rejected_id,))
     assert rows == [("rejected", "typedOver")]
+    status = await client.protocol.send_request_async("tact/status", {})
+    assert status.telemetry.written >= 10 and status.telemetry.dropped == 0 and status.telemetry.failed == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from lsp_server.protocol import (
@@ -80,6 +81,7 @@ def register(server) -> None:
             "sessionId": ls.recorder.session_id,
             "session": {k: ls.pipeline.counts[k] for k in ("requested", "skipped", "generated", "hidden", "issued")},
             "database": ls.recorder.database,
+            "telemetry": dataclasses.asdict(ls.recorder.store.stats),  # events written, dropped, failed so far
             "version": ls.version,
             "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},
             "nextEdit": {"enabled": s.next_edit, "model": ls.next_edits.version, "reason": ls.next_edits.reason,
