@@ -20,7 +20,7 @@ from lsp_server.services.documents import (
 )
 from lsp_server.services.positions import LineIndex, Position, Range, line_starts, offset_at, position_at
 
-URI = "file:///work/example.py"
+URI = "file:///project/example.py"
 EMOJI = "\U0001f600"
 
 

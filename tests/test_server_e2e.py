@@ -18,7 +18,7 @@ from tests.lsp_support import (
     wait_for_rows,
 )
 
-URI = "file:///work/sample.py"
+URI = "file:///project/sample.py"
 OPTIONS = {"decodingPolicy": "speculative", "stopThreshold": 1.01, "acceptanceGate": False}
 DB_DIR = {}
 

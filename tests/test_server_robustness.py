@@ -15,7 +15,7 @@ import pytest
 from telemetry.lsp_client import LspClient, LspError, change_at
 from tests.lsp_support import SAMPLE, model_under_test, server_command, wait_for_rows
 
-URI = "file:///work/robust.py"
+URI = "file:///project/robust.py"
 # acceptanceGate off: these tests are about scheduling, not about what the acceptance model skips or hides.
 LONG = {"stopThreshold": 1.01, "multiline": True, "maxNewTokens": 64, "decodingPolicy": "full", "acceptanceGate": False}
 
@@ -68,19 +68,19 @@ def test_utf16_offsets_around_emoji_and_cjk(tmp_path):
     client, db = start(tmp_path)
     try:
         text = 'greeting = "héllo 👋 世界"\nname = greeting.\n'
-        client.did_open("file:///work/emoji.py", text)
+        client.did_open("file:///project/emoji.py", text)
         # Replace the emoji (2 UTF-16 units) with CJK text using LSP (UTF-16) columns.
         col = len('greeting = "héllo ')
-        client.did_change("file:///work/emoji.py", 2, [change_at(0, col, "世", 0, col + 2)])
-        rows = wait_for_rows(db, "select text from documents where uri = 'file:///work/emoji.py'")
+        client.did_change("file:///project/emoji.py", 2, [change_at(0, col, "世", 0, col + 2)])
+        rows = wait_for_rows(db, "select text from documents where uri = 'file:///project/emoji.py'")
         assert rows
-        items = client.inline_completion("file:///work/emoji.py", 1, len("name = greeting."), invoked=True)
+        items = client.inline_completion("file:///project/emoji.py", 1, len("name = greeting."), invoked=True)
         assert isinstance(items, list)
         # The server's text must now be exactly the expected string: check via a ranged replace
         # that only lines up if the emoji was replaced as one character.
-        client.did_change("file:///work/emoji.py", 3, [change_at(0, col + 1, "!", 0, col + 2)])
+        client.did_change("file:///project/emoji.py", 3, [change_at(0, col + 1, "!", 0, col + 2)])
         client.shutdown()
-        edits = wait_for_rows(db, "select removed_text, inserted_text from edits where uri = 'file:///work/emoji.py' order by seq")
+        edits = wait_for_rows(db, "select removed_text, inserted_text from edits where uri = 'file:///project/emoji.py' order by seq")
         removed = "".join(r[0] for r in edits)
         assert "👋" in removed and edits[0][1].startswith("世")
     finally:
@@ -103,13 +103,13 @@ def test_huge_file_nul_bytes_and_untitled_uri(tmp_path):
     client, _ = start(tmp_path)
     try:
         big = ("x = 1\n" * 900_000)[:5_000_000]
-        client.did_open("file:///work/big.py", big)
+        client.did_open("file:///project/big.py", big)
         t0 = time.perf_counter()
-        items = client.inline_completion("file:///work/big.py", 1000, 3, invoked=True, timeout=60)
+        items = client.inline_completion("file:///project/big.py", 1000, 3, invoked=True, timeout=60)
         assert isinstance(items, list)
         assert time.perf_counter() - t0 < 20
-        client.did_open("file:///work/blob.bin", "abc\x00\x01\x02" * 1000, language_id="plaintext")
-        assert client.inline_completion("file:///work/blob.bin", 0, 3, invoked=True) == []
+        client.did_open("file:///project/blob.bin", "abc\x00\x01\x02" * 1000, language_id="plaintext")
+        assert client.inline_completion("file:///project/blob.bin", 0, 3, invoked=True) == []
         client.did_open("untitled:Untitled-1", "import os\nos.")
         assert isinstance(client.inline_completion("untitled:Untitled-1", 1, 3, invoked=True), list)
         assert alive(client)
