@@ -2,8 +2,9 @@
 
 Cold start is process start to the first inline completion answered; latency is the client-side
 round trip of each inline completion request (one per keystroke); RSS is the server's peak. Keystrokes
-come at a person's pace (``--typing-cps``, 5 a second): the acceptance gate reads typing speed, and typed
-as fast as the server answers, it took every request for a fast typist's and debounced it.
+come at a person's pace (``--typing-cps``, the simulated programmer's 5 a second): the acceptance gate
+reads typing speed, and when the bench typed as fast as the server answered, the gate saw an impossibly
+fast typist and debounced every request.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
-              lines_per_file: int = 4, gate: bool = True, typing_cps: float = TypingStyle.chars_per_s) -> dict:
+              lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None) -> dict:
+    """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers)."""
+    typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
     rng = random.Random(seed)
     files = source_files(source, corpus, seed)
     db = Path(tempfile.mkdtemp(prefix="tact-bench-")) / "telemetry.sqlite3"

@@ -248,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.config import DEFAULTS
 
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate,
-                        **({} if args.typing_cps is None else {"typing_cps": args.typing_cps}))
+                        gate=not args.no_gate, typing_cps=args.typing_cps)
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "bench" and args.target == "replay":

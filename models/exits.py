@@ -127,6 +127,10 @@ class Controller:
         """False for an exit the calibration closed (NEVER_EXITS): P(exit) there is 0 whatever it sees."""
         return self.exit_calibration is None or bool(np.isfinite(self.exit_calibration[layer, 3]))
 
+    def reads_head(self, layer: int) -> bool:
+        """Whether ``leaves`` at `layer` needs that exit's log-probabilities: an open exit, calibrated."""
+        return self.exit_reads_head and self.may_exit(layer)
+
     def exit_probs(self, layer: int, hidden: np.ndarray, logp: np.ndarray | None = None) -> np.ndarray:
         """P(exit) after `layer`: hidden (..., D); logp (..., V) that exit's log-probabilities, needed when
         ``exit_reads_head`` -> (...). Zero without a trained controller."""

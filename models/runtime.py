@@ -176,13 +176,9 @@ class EarlyExitRuntime:
             raise ModelDirError(f"{where / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
 
     def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
-        session = self.kv_fill_sessions.get(exit_layer)
-        if session is None:
-            if exit_layer not in self._kv_fill_graphs:
-                raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no kv_fill graph for layer {exit_layer}; "
-                                    f"re-run `tact export {self.model_dir}`")
-            session = self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer])
-        return session
+        if exit_layer not in self.kv_fill_sessions:
+            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer])
+        return self.kv_fill_sessions[exit_layer]
 
     def _newline_table(self) -> np.ndarray:
         tok = self.tokenizer.tok
@@ -360,9 +356,7 @@ class EarlyExitRuntime:
     def _exits(self, layer: int, x: np.ndarray, opts: DecodeOptions) -> tuple[bool, np.ndarray | None]:
         """The dynamic policy's decision after `layer` for x (1, D) (``Controller.leaves``): (leave here,
         that exit's log-probabilities (V,) when the decision computed them)."""
-        if not self.controller.may_exit(layer):
-            return False, None
-        logp = log_softmax(self.head(layer, x)[0]) if self.controller.exit_reads_head else None
+        logp = log_softmax(self.head(layer, x)[0]) if self.controller.reads_head(layer) else None
         return bool(self.controller.leaves(layer, x[0], logp, opts.exit_threshold, opts.stop_threshold)), logp
 
     def _lookup_draft(self, opts: DecodeOptions) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from lsp_server.protocol import (
@@ -81,7 +80,7 @@ def register(server) -> None:
             "sessionId": ls.recorder.session_id,
             "session": {k: ls.pipeline.counts[k] for k in ("requested", "skipped", "generated", "hidden", "issued")},
             "database": ls.recorder.database,
-            "telemetry": dataclasses.asdict(ls.recorder.store.stats),  # events written, dropped, failed so far
+            "telemetry": ls.recorder.stats,
             "version": ls.version,
             "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},
             "nextEdit": {"enabled": s.next_edit, "model": ls.next_edits.version, "reason": ls.next_edits.reason,

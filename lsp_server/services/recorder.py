@@ -6,6 +6,7 @@ swallowed so telemetry can never break completion.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any, Callable, TypeVar
@@ -49,6 +50,11 @@ class SessionRecorder:
     def database(self) -> str | None:
         path = getattr(self.store, "path", None)
         return str(path) if path else None
+
+    @property
+    def stats(self) -> dict:
+        """Telemetry events written, dropped and failed since the store opened."""
+        return dataclasses.asdict(self.store.stats)
 
     def _record(self, event) -> None:
         try:
