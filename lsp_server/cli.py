@@ -72,6 +72,8 @@ def _add_train(sub) -> None:
     nm.add_argument("--edit-weight", type=float, default=1.0,
                     help="loss weight of the rewrite tokens on the lines that change (the copied ones weigh 1)")
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
+    nm.add_argument("--prompt-format", choices=("rewrite", "next_block"), default="rewrite",
+                    help="rewrite the window around the cursor, or write only the next edit as one more history block")
     nm.add_argument("--seed", type=int, default=0)
     nm.add_argument("--threads", type=int, default=None)
     nm.add_argument("--device", default="cpu")
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 
         train_next_edit(args.data, args.init, args.out, minutes=args.minutes, lr=args.lr, real_share=args.real_share,
                         batch_tokens=args.batch_tokens, edit_weight=args.edit_weight,
-                        seed=args.seed, threads=args.threads, device=args.device,
+                        prompt_format=args.prompt_format, seed=args.seed, threads=args.threads, device=args.device,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"next-edit model: {args.out}")
         return 0

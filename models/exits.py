@@ -20,8 +20,9 @@ exit_logit + b * top1_logprob + c * margin + d), margin being the log-probabilit
 tokens, (a, b, c, d) per layer fitted on the calibration split against the exit label. On held-out code
 (teacher forcing, threshold 0.9) the hidden-state estimate alone exits at a token the final layer would not
 choose about one time in six; calibrated, one in thirteen, with more layers skipped (docs/roadmap.md). It
-costs a head per layer the token passes (about half a layer). Without a fitted calibration P(exit) is
-sigmoid(exit_logit) and no head runs before the exit.
+costs a head per layer the token passes (`EarlyExitRuntime.exit_features`; the head costs more than a layer
+on this CPU, and an int8 copy of it for the decision saved no time, docs/roadmap.md). Without a fitted
+calibration P(exit) is sigmoid(exit_logit) and no head runs before the exit.
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ def controller_labels(layer_pred, final_pred, target) -> np.ndarray:
     return np.stack([layer_pred == final_pred, final_pred != target], axis=-1).astype(np.float32)
 
 
-def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """logp (..., V) log-probabilities -> (top token (...), its log-probability (...), its gap to the
-    second best (...)): the exit-head features of the exit calibration."""
+def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """logp (..., V) log-probabilities -> (the top token's log-probability (...), its gap to the second
+    best (...)): the exit-head features of the exit calibration."""
     top2 = np.partition(logp, -2, axis=-1)[..., -2:]  # (..., 2): second best, best
-    return logp.argmax(-1), top2[..., 1], top2[..., 1] - top2[..., 0]
+    return top2[..., 1], top2[..., 1] - top2[..., 0]
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -131,35 +132,36 @@ class Controller:
         """Whether ``leaves`` at `layer` needs that exit's log-probabilities: an open exit, calibrated."""
         return self.exit_reads_head and self.may_exit(layer)
 
-    def exit_probs(self, layer: int, hidden: np.ndarray, logp: np.ndarray | None = None) -> np.ndarray:
-        """P(exit) after `layer`: hidden (..., D); logp (..., V) that exit's log-probabilities, needed when
-        ``exit_reads_head`` -> (...). Zero without a trained controller."""
+    def exit_probs(self, layer: int, hidden: np.ndarray, head_features: tuple | None = None) -> np.ndarray:
+        """P(exit) after `layer`: hidden (..., D); head_features (top log-probability (...), margin (...)) of
+        that exit's head (``top_and_margin``), needed when ``exit_reads_head`` -> (...). Zero without a
+        trained controller."""
         if not self.layers:
             return np.zeros(hidden.shape[:-1], np.float32)
         z = self._logits(layer, hidden)[..., 0]
         if self.exit_calibration is not None:
-            if logp is None:
-                raise ValueError("the exit calibration needs the exit's log-probabilities")
+            if head_features is None:
+                raise ValueError("the exit calibration needs the exit head's top log-probability and margin")
             a, b, c, d = self.exit_calibration[layer]
-            _, top, margin = top_and_margin(logp)
-            z = a * z + b * top + c * margin + d
+            top, margin = head_features
+            z = a * z + b * np.asarray(top, np.float32) + c * np.asarray(margin, np.float32) + d
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
-    def leaves(self, layer: int, hidden: np.ndarray, logp: np.ndarray | None, exit_threshold: float,
+    def leaves(self, layer: int, hidden: np.ndarray, head_features: tuple | None, exit_threshold: float,
                stop_threshold: float) -> np.ndarray:
-        """The dynamic policy's exit rule after `layer`: hidden (..., D), logp (..., V) that exit's
-        log-probabilities (read only with ``exit_reads_head``) -> (...) bool. A token leaves when P(exit)
-        reaches the exit threshold and P(stop) there stays below the stop threshold (else the deeper
+        """The dynamic policy's exit rule after `layer`: hidden (..., D), head_features (top log-probability,
+        margin) of that exit's head (read only with ``exit_reads_head``) -> (...) bool. A token leaves when
+        P(exit) reaches the exit threshold and P(stop) there stays below the stop threshold (else the deeper
         layers decide)."""
         if not self.may_exit(layer):
             return np.zeros(hidden.shape[:-1], bool)
         if self.exit_reads_head:
-            p_exit = self.exit_probs(layer, hidden, logp)
-            p_stop = self.stop_probs(layer, hidden, logp.max(-1))
-        else:
-            p = self.probs(layer, hidden)
-            p_exit, p_stop = p[..., EXIT], p[..., STOP]
-        return (p_exit >= exit_threshold) & (p_stop < stop_threshold)
+            leaving = self.exit_probs(layer, hidden, head_features) >= exit_threshold
+            if not leaving.any():
+                return leaving  # most checks: no P(stop) needed
+            return leaving & (self.stop_probs(layer, hidden, head_features[0]) < stop_threshold)
+        p = self.probs(layer, hidden)
+        return (p[..., EXIT] >= exit_threshold) & (p[..., STOP] < stop_threshold)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
         """hidden: (..., D) after `layer` -> (..., 3): [P(continue), P(exit), P(stop)], with P(exit) and

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import onnxruntime as ort
 
-from models.exits import Controller, log_softmax
+from models.exits import Controller, log_softmax, top_and_margin
 from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, graphs_dir, load_tensors
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
@@ -225,6 +225,12 @@ class EarlyExitRuntime:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
         return self.head_session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
 
+    def exit_features(self, layer: int, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(top log-probability (T,), gap to the second best (T,), log-probabilities (T, V)) of exit `layer`
+        for h (T, D): what the exit calibration reads, and what the token that leaves is chosen from."""
+        logp = log_softmax(self.head(layer, h))
+        return (*top_and_margin(logp), logp)
+
     def forward(self, ids: list[int], start: int, first: int = 0, last: int | None = None,
                 hidden: np.ndarray | None = None) -> np.ndarray:
         """Run layers first..last on the tokens at positions start.. (or on `hidden`); returns the hidden state."""
@@ -356,8 +362,12 @@ class EarlyExitRuntime:
     def _exits(self, layer: int, x: np.ndarray, opts: DecodeOptions) -> tuple[bool, np.ndarray | None]:
         """The dynamic policy's decision after `layer` for x (1, D) (``Controller.leaves``): (leave here,
         that exit's log-probabilities (V,) when the decision computed them)."""
-        logp = log_softmax(self.head(layer, x)[0]) if self.controller.reads_head(layer) else None
-        return bool(self.controller.leaves(layer, x[0], logp, opts.exit_threshold, opts.stop_threshold)), logp
+        features, logp = None, None
+        if self.controller.reads_head(layer):
+            top, margin, logp = self.exit_features(layer, x)
+            features = (top[0], margin[0])
+        leaves = bool(self.controller.leaves(layer, x[0], features, opts.exit_threshold, opts.stop_threshold))
+        return leaves, (logp[0] if logp is not None else None)
 
     def _lookup_draft(self, opts: DecodeOptions) -> list[int]:
         """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram."""

@@ -137,8 +137,7 @@ def test_a_model_directory_without_a_calibration_still_loads(tmp_path, tiny_lm_d
 # -- exit calibration ----------------------------------------------------------------------------
 def test_top_and_margin():
     logp = log_softmax(np.array([[2.0, 0.5, 1.0], [0.0, 3.0, 3.0]]))
-    top, best, margin = top_and_margin(logp)
-    assert top.tolist() == [0, 1]
+    best, margin = top_and_margin(logp)
     assert np.allclose(best, logp.max(-1))
     assert np.allclose(margin, [1.0, 0.0])
 
@@ -175,18 +174,19 @@ def test_controller_exit_probs_follow_the_calibration():
     cal = np.array([[1.0, 0.0, 0.0, 0.0], [0.5, 0.7, 1.3, -0.4], [1.0, 0.0, 0.0, 0.0]], np.float32)
     calibrated = Controller(norms, {**weights, "exit_calibration": cal}, 1e-5)
     assert calibrated.exit_reads_head
-    _, top, margin = top_and_margin(logp)
+    top, margin = top_and_margin(logp)
     z = np.log(p_plain / (1 - p_plain))
-    assert np.allclose(calibrated.exit_probs(1, hidden, logp), _sigmoid(0.5 * z + 0.7 * top + 1.3 * margin - 0.4), atol=1e-5)
-    with pytest.raises(ValueError, match="log-probabilities"):
+    assert np.allclose(calibrated.exit_probs(1, hidden, (top, margin)), _sigmoid(0.5 * z + 0.7 * top + 1.3 * margin - 0.4),
+                       atol=1e-5)
+    with pytest.raises(ValueError, match="top log-probability and margin"):
         calibrated.exit_probs(1, hidden)
     # A calibration of the wrong shape (another model) is ignored, not misapplied.
     assert Controller(norms, {**weights, "exit_calibration": cal[:2]}, 1e-5).exit_calibration is None
     # The exit rule: P(exit) at the threshold and P(stop) below its own.
-    p_exit = calibrated.exit_probs(1, hidden, logp)
+    p_exit = calibrated.exit_probs(1, hidden, (top, margin))
     th = float(np.median(p_exit))
-    assert calibrated.leaves(1, hidden, logp, th, 1.01).tolist() == (p_exit >= th).tolist()
-    assert not calibrated.leaves(1, hidden, logp, th, 0.0).any()  # a certain Stop keeps every token in
+    assert calibrated.leaves(1, hidden, (top, margin), th, 1.01).tolist() == (p_exit >= th).tolist()
+    assert not calibrated.leaves(1, hidden, (top, margin), th, 0.0).any()  # a certain Stop keeps every token in
 
 
 def _calibrated(rt, d: float) -> None:
@@ -259,12 +259,24 @@ def test_a_closed_exit_lets_no_token_leave_and_runs_no_head(tiny_lm_dir):
     rt.controller.exit_calibration = cal
     assert not rt.controller.may_exit(1) and rt.controller.may_exit(2)
     hidden = np.ones((3, rt.hidden_size), np.float32)
-    assert rt.controller.exit_probs(1, hidden, log_softmax(np.zeros((3, 5)))).tolist() == [0.0, 0.0, 0.0]
+    assert rt.controller.exit_probs(1, hidden, (np.zeros(3), np.zeros(3))).tolist() == [0.0, 0.0, 0.0]
     heads = []
-    head = rt.head
+    head, features = rt.head, rt.exit_features
     rt.head = lambda layer, h: heads.append(layer) or head(layer, h)
+    rt.exit_features = lambda layer, h: heads.append(layer) or features(layer, h)
     ids = rt.tokenizer.encode("def wrap(text, width=70):\n    return text")
     res = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, min_exit_layer=1, max_new_tokens=8,
                                          single_line=False))
     assert len(res.token_ids) > 1 and all(n == 3 for n in res.layers[1:])  # past the closed exit, out at the next
     assert 1 not in heads  # the closed exit's head never ran
+
+
+def test_exit_features_are_the_heads_top_log_probability_and_margin(tiny_lm_dir):
+    from models.runtime import EarlyExitRuntime
+
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    h = np.random.default_rng(3).normal(0, 1, size=(16, rt.hidden_size)).astype(np.float32)
+    top, margin, logp = rt.exit_features(2, h)
+    assert np.allclose(logp, log_softmax(rt.head(2, h)))
+    assert np.allclose(top, logp.max(-1)) and np.all(margin >= 0)
+    assert np.allclose(margin, top - np.sort(logp, -1)[:, -2])

@@ -47,6 +47,34 @@ def test_encoded_example_ends_with_the_rewrite_and_eos(tiny_lm_dir):
     assert "check(w)" in edit and "return" not in edit and "def area" not in edit
 
 
+def test_next_block_example_ends_with_the_next_edit_as_a_block(tiny_lm_dir):
+    from models.next_edit.train import encode_example
+    from models.tokenizer import TokenizerInfo, load_tokenizer
+
+    info = TokenizerInfo(load_tokenizer(tiny_lm_dir / "tokenizer.json"))
+    ids, start, (lo, hi) = encode_example(_example(), info, prompt_format="next_block")
+    assert ids[-1] == info.eos_id
+    output = info.decode(ids[start:])
+    assert output.startswith("<|original|>\n    check(width)\n<|updated|>\n    check(w)\n")
+    assert "return" not in output  # only the lines that change, not the window
+    assert info.decode(ids[:start]).endswith("<|edit|> shapes.py\n")
+    assert "check(w)" in info.decode(ids[lo:hi]) and "check(width)" not in info.decode(ids[lo:hi])  # the updated block
+
+
+def test_an_unknown_prompt_format_is_refused_with_the_path(tiny_lm_dir, tmp_path):
+    import json
+    import shutil
+
+    from models.model_dir import ModelDirError
+
+    copy = tmp_path / "ne"
+    shutil.copytree(tiny_lm_dir, copy)
+    record = json.loads((copy / "tact.json").read_text())
+    (copy / "tact.json").write_text(json.dumps({**record, "prompt_format": "unified_diff"}))
+    with pytest.raises(ModelDirError, match="prompt_format 'unified_diff'"):
+        NextEditModel(copy, threads=1)
+
+
 @pytest.fixture(scope="module")
 def model(tiny_lm_dir):
     return NextEditModel(tiny_lm_dir, threads=1)
@@ -58,14 +86,14 @@ def test_the_model_runs_end_to_end_and_never_returns_an_undo(model):
     assert pred is None or (0.0 <= pred.confidence <= 1.0 and pred.edit.updated != pred.edit.original)
     undo = Edit(0, 1, "def area(w, height):\n", "def area(width, height):\n")
 
-    def rewrite_to_undo(history, current, line, path, should_cancel):
+    def ask_to_undo(history, current, line, path, should_cancel):
         return NextEditPrediction(undo, 0.99, window_around(current, line), 5, 1.0, 0, 0)
 
-    model._rewrite = rewrite_to_undo
+    model._ask = ask_to_undo
     try:
         assert model.predict_edit(ex.history, ex.current, ex.cursor_line, ex.path) is None
     finally:
-        del model._rewrite
+        del model._ask
 
 
 def test_the_most_confident_window_wins_and_cancellation_returns_nothing(model):
@@ -80,11 +108,11 @@ def test_the_most_confident_window_wins_and_cancellation_returns_nothing(model):
         edit, confidence = (low, 0.3) if line < 20 else (high, 0.8)
         return NextEditPrediction(edit, confidence, window_around(cur, line), 5, 1.0, 0, 0)
 
-    model._rewrite = rewrite
+    model._ask = rewrite
     try:
         pred = model.predict_edit(ex.history, current, ex.cursor_line, ex.path)
         assert len(asked) == 2 and asked[0] == ex.cursor_line  # the cursor window first, then the baseline's spot
         assert pred is not None and pred.edit == high
         assert model.predict_edit(ex.history, current, ex.cursor_line, ex.path, should_cancel=lambda: True) is None
     finally:
-        del model._rewrite
+        del model._ask

@@ -1,4 +1,5 @@
-"""The next-edit prompt: windows, the rewrite that teaches a target, and the edit read back from a rewrite."""
+"""The next-edit prompt: windows, the output that teaches a target (a rewrite or the next block), and the edit read
+back from it."""
 
 from __future__ import annotations
 
@@ -7,17 +8,26 @@ import pytest
 from models.next_edit.examples import Edit, apply_edit, make_edit
 from models.next_edit.prompt import (
     CURSOR_MARK,
+    EDIT_MARK,
     HISTORY_CHARS,
     LINES_AFTER,
     LINES_BEFORE,
+    ORIGINAL_MARK,
+    PROMPT_FORMATS,
     REWRITE_MARK,
+    UPDATED_MARK,
     WINDOW_MARK,
+    build_next_block_prompt,
     build_prompt,
+    edit_from_next_block,
     edit_from_rewrite,
     history_text,
+    next_block_target,
     target_text,
     undoes_last_edit,
     window_around,
+    window_lines,
+    window_span,
 )
 
 TEXT = "".join(f"line_{i} = {i}\n" for i in range(40))
@@ -92,3 +102,44 @@ def test_undo_of_the_last_edit_is_recognised():
     other = Edit(6, 7, "line_6 = 6\n", "renamed_6 = 6\n")
     assert not undoes_last_edit([last], current, other)
     assert not undoes_last_edit([], current, undo)
+
+
+REPEATED = "".join(f"x = {i % 2}\n" for i in range(12))  # two lines, alternating: every line occurs six times
+
+
+@pytest.mark.parametrize("text,cursor,target", [
+    (TEXT, 20, Edit(22, 23, "line_22 = 22\n", "line_22 = 220\n")),  # a replacement
+    (TEXT, 20, Edit(24, 24, "", "inserted = True\n")),  # an insertion: anchored on the line above
+    (TEXT, 20, Edit(23, 25, "line_23 = 23\nline_24 = 24\n", "")),  # a deletion
+    (TEXT, 20, Edit(17, 17, "", "top = 0\n")),  # an insertion at the window's first line: anchored below
+    (REPEATED, 5, Edit(6, 7, "x = 0\n", "x = 9\n")),  # ambiguous lines: widened until unique
+])
+def test_next_block_round_trips_to_the_same_edit(text, cursor, target):
+    prompt, window = build_next_block_prompt([make_edit(text, 3, 4, "changed = 1\n")], text, cursor, "m.py")
+    assert prompt.startswith(WINDOW_MARK) and prompt.endswith(f"{EDIT_MARK} m.py\n")
+    output = next_block_target(window, text, target)
+    assert output and output.startswith(ORIGINAL_MARK)
+    original = output[len(ORIGINAL_MARK):].split(UPDATED_MARK)[0]
+    lines = window_lines(window)
+    n = len(original.splitlines())
+    assert sum(lines[i:i + n] == original.splitlines(keepends=True) for i in range(len(lines))) == 1
+    edit = edit_from_next_block(window, output, text, cursor)
+    assert edit is not None and apply_edit(text, edit) == apply_edit(text, target)
+
+
+def test_next_block_outside_the_window_is_empty_and_bad_outputs_name_no_edit():
+    window = window_around(TEXT, 20)
+    assert next_block_target(window, TEXT, Edit(2, 3, "line_2 = 2\n", "line_2 = 3\n")) == ""
+    assert edit_from_next_block(window, "", TEXT) is None
+    assert edit_from_next_block(window, f"{ORIGINAL_MARK}line_22 = 22\n", TEXT) is None  # no updated block
+    assert edit_from_next_block(window, f"{ORIGINAL_MARK}line_2 = 2\n{UPDATED_MARK}x\n", TEXT) is None  # not here
+    same = f"{ORIGINAL_MARK}line_22 = 22\n{UPDATED_MARK}line_22 = 22\n"
+    assert edit_from_next_block(window, same, TEXT) is None  # changes nothing
+
+
+def test_window_span_finds_the_window_in_both_formats():
+    history = [make_edit(TEXT, 19, 20, "line_19 = 190\n")]
+    for fmt in PROMPT_FORMATS.values():
+        prompt, window = fmt.prompt(history, TEXT, 20, "m.py")
+        a, b = window_span(prompt)
+        assert prompt[a:b].replace(CURSOR_MARK, "") == window.text

@@ -122,8 +122,8 @@ class SuggestionScorer:
                     h = rt.forward([], 0, i, i, hidden=h)
                     if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
                         sel = h[first:first + n]
-                        logp = log_softmax(rt.head(i, sel)) if rt.controller.reads_head(i) else None
-                        ok = rt.controller.leaves(i, sel, logp, self.exit_threshold, self.stop_threshold) & ~decided
+                        features = rt.exit_features(i, sel)[:2] if rt.controller.reads_head(i) else None
+                        ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold) & ~decided
                         exit_layer[ok] = i
                         decided |= ok
                 sel = h[first:first + n]

@@ -1,13 +1,14 @@
 """The next-edit model at serve time: onnxruntime, no torch.
 
-The model rewrites a window of lines (`models.next_edit.prompt`); the edit is what the rewrite
-changed. Windows tried, best first: the one around the cursor, then the one around the place the
+The model answers about a window of lines (`models.next_edit.prompt`), in the format its directory
+records: it rewrites the window (the edit is what the rewrite changed) or writes the next edit as an
+original/updated block of window lines. Windows tried, best first: the one around the cursor, then the one around the place the
 heuristic baseline would edit next (the model sees that window and decides what, if anything, to
-change there). Decoding is the runtime's lossless speculative policy: most of a rewrite is a copy of
-the window, so prompt-lookup drafts are accepted many tokens at a time.
+change there). Decoding is the runtime's lossless speculative policy: most of an answer is a copy of
+window lines, so prompt-lookup drafts are accepted many tokens at a time.
 
-Confidence is the probability of the least likely token of the rewrite (exp of the minimum
-log-probability): a rewrite is only as sure as its weakest token. An edit that would undo the last
+Confidence is the probability of the least likely token of the answer (exp of the minimum
+log-probability): an answer is only as sure as its weakest token. An edit that would undo the last
 one is never returned.
 """
 
@@ -21,8 +22,9 @@ from typing import Callable
 
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example
-from models.next_edit.prompt import (MAX_LINE_CHARS, REWRITE_MARK, WINDOW_MARK, Window, build_prompt,
-                                     edit_from_rewrite, undoes_last_edit, window_around)
+from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, undoes_last_edit, window_around,
+                                     window_span)
+from models.model_dir import ModelDirError
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
@@ -55,6 +57,11 @@ class NextEditModel:
         # `copy_margin`); the training record may set it (chosen on held-out data), 0 is lossless greedy.
         record_margin = self.runtime.record.get("serving", {}).get("copy_margin", 0.0)
         self.copy_margin = record_margin if copy_margin is None else copy_margin
+        fmt = self.runtime.record.get("prompt_format", "rewrite")
+        if fmt not in PROMPT_FORMATS:
+            raise ModelDirError(f"{model_dir}/tact.json: unknown prompt_format {fmt!r} (known: {', '.join(PROMPT_FORMATS)}); "
+                                "retrain with `tact train next-edit` or fix the record")
+        self.format = PROMPT_FORMATS[fmt]
         self.threshold = 0.0  # evaluation: predictions below this count as none (the server applies its setting)
         self.baseline = BaselinePredictor()
         self.lock = threading.Lock()
@@ -63,17 +70,16 @@ class NextEditModel:
     def version(self) -> str:
         return self.runtime.name
 
-    def _rewrite(self, history: list[Edit], current: str, line: int, path: str,
+    def _ask(self, history: list[Edit], current: str, line: int, path: str,
                  should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
-        prompt, window = build_prompt(history, current, line, path)
+        prompt, window = self.format.prompt(history, current, line, path)
         if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
             return None  # minified or generated text: nothing sensible to rewrite
         enc = self.info.tok.encode(prompt, add_special_tokens=False)
         ids = enc.ids
-        # the window's tokens: drafts are copied from there, never from the history or the rewrite so far
-        window_at = prompt.rindex(WINDOW_MARK) + len(WINDOW_MARK)
-        rewrite_at = len(prompt) - len(REWRITE_MARK)
-        span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < rewrite_at]
+        # the window's tokens: drafts are copied from there, never from the history or the output so far
+        window_at, window_end = window_span(prompt)
+        span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < window_end]
         window_tokens = len(span)
         if len(ids) > MAX_PROMPT_TOKENS or window_tokens + 32 > MAX_REWRITE_TOKENS:
             return None
@@ -83,8 +89,8 @@ class NextEditModel:
                              lookup_range=(span[0], span[-1] + 1) if span else None)
         res = self.runtime.generate(ids, opts, should_cancel)
         if res.stop_reason != "eos" or not res.logprobs:
-            return None  # cut short (cancelled, out of room): not a whole rewrite
-        edit = edit_from_rewrite(window, res.text, current)
+            return None  # cut short (cancelled, out of room): not a whole answer
+        edit = self.format.edit(window, res.text, current, line)
         if edit is None:
             return None
         return NextEditPrediction(edit, math.exp(min(res.logprobs)), window, len(res.token_ids),
@@ -103,7 +109,7 @@ class NextEditModel:
                 if any(w.start <= line < w.end for w in seen):
                     continue
                 seen.append(window_around(current, line))
-                pred = self._rewrite(history, current, line, path, should_cancel)
+                pred = self._ask(history, current, line, path, should_cancel)
                 if should_cancel is not None and should_cancel():
                     return None
                 if pred is None or undoes_last_edit(history, current, pred.edit):

@@ -18,6 +18,26 @@ Markers are plain text (the byte-level tokenizer needs no new tokens, so a fine-
 completion model reads them). The predicted edit is the block of window lines the rewrite
 changed; an unchanged rewrite is "no edit". Most of a rewrite is copied from the window, which is
 why prompt-lookup drafting makes decoding fast.
+
+A second format, ``next_block``, writes only the next edit, as one more original/updated block after
+the history (the window comes first):
+
+    <|window|>
+    ...window lines, the cursor marker at the end of the cursor line...
+    <|edit|> path.py
+    <|original|>
+    ...                 (the history, oldest first)
+    <|edit|> path.py
+    <|original|>
+    ...window lines the next edit changes...
+    <|updated|>
+    ...what they become...<|endoftext|>
+
+Nothing to do in this window is an ``<|endoftext|>`` straight after the last ``<|edit|>`` line. The
+original block is widened by neighbouring window lines until it occurs once in the window (and an
+insertion gets the line above it), so the block says where the edit goes. Every token written is part
+of the edit, and the next edit reads as the history's next entry. A model directory names its format
+in ``tact.json`` (``prompt_format``; absent means ``rewrite``).
 """
 
 from __future__ import annotations
@@ -178,3 +198,91 @@ def undoes_last_edit(history: list[Edit], current: str, edit: Edit) -> bool:
         return apply_edit(current, edit) == text_before(current, last)
     except ValueError:
         return False
+
+
+def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window]:
+    """(prompt text, its window) of the ``next_block`` format: the window, the history, then the header of
+    the next edit's block."""
+    window = window_around(current, cursor_line)
+    name = path.rsplit("/", 1)[-1]
+    text = WINDOW_MARK + window_text(window, cursor_line) + history_text(history, path) + f"{EDIT_MARK} {name}\n"
+    return text, window
+
+
+def _occurrences(lines: list[str], block: list[str]) -> list[int]:
+    n = len(block)
+    return [i for i in range(len(lines) - n + 1) if lines[i:i + n] == block] if n else []
+
+
+def next_block_target(window: Window, current: str, target: Edit) -> str | None:
+    """The ``next_block`` output that teaches ``target``: "" (nothing to do here) when it lies outside the
+    window, None when it straddles the window's edge or cannot be placed unambiguously."""
+    rewrite = target_text(window, current, target)
+    if rewrite is None:
+        return None
+    old, new = window_lines(window), lines_of(rewrite)
+    if old == new:
+        return ""
+    lead, trail = changed_block(old, new)
+    lo, hi = lead, len(old) - trail  # old[lo:hi] becomes new[lo:len(new) - trail]
+    while hi == lo or len(_occurrences(old, old[lo:hi])) > 1:
+        if lo > 0:
+            lo -= 1
+        elif hi < len(old):
+            hi += 1
+        else:
+            return None
+    updated = new[lo:len(new) - (len(old) - hi)]
+    return f"{ORIGINAL_MARK}{''.join(old[lo:hi])}{UPDATED_MARK}{''.join(updated)}"
+
+
+def edit_from_next_block(window: Window, output: str, current: str, cursor_line: int | None = None) -> Edit | None:
+    """The edit a ``next_block`` output names: its original block found among the window's lines (the
+    occurrence nearest the cursor), trimmed to the lines that change. None for an empty output, one that
+    is not an original/updated block, names lines the window does not hold, or changes nothing."""
+    output = output.replace(CURSOR_MARK, "")
+    if not output.startswith(ORIGINAL_MARK) or UPDATED_MARK not in output:
+        return None
+    original, updated = output[len(ORIGINAL_MARK):].split(UPDATED_MARK, 1)
+    old_block, new_block = lines_of(original), lines_of(_with_newline(updated))
+    at = _occurrences(window_lines(window), old_block)
+    if not at:
+        return None
+    near = (cursor_line if cursor_line is not None else window.start) - window.start
+    i = min(at, key=lambda k: abs(k - near))
+    p, s = changed_block(old_block, new_block)
+    start, end = window.start + i + p, window.start + i + len(old_block) - s
+    cur_lines = lines_of(current)
+    new_text = "".join(new_block[p:len(new_block) - s])
+    if end == len(cur_lines) and cur_lines and not cur_lines[-1].endswith("\n") and new_text.endswith("\n"):
+        new_text = new_text[:-1]  # the file's last line has no newline: keep it that way
+    old_text = "".join(cur_lines[start:end])
+    if new_text == old_text:
+        return None
+    return Edit(start, end, old_text, new_text)
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a next-edit model is asked and answered: ``prompt(history, current, line, path) -> (text,
+    window)``, ``target(window, current, edit) -> output text | None`` (training), ``edit(window, output,
+    current, cursor_line) -> Edit | None`` (serving)."""
+
+    name: str
+    prompt: object
+    target: object
+    edit: object
+
+
+PROMPT_FORMATS = {
+    "rewrite": PromptFormat("rewrite", build_prompt, target_text,
+                            lambda window, output, current, _cursor=None: edit_from_rewrite(window, output, current)),
+    "next_block": PromptFormat("next_block", build_next_block_prompt, next_block_target, edit_from_next_block),
+}
+
+
+def window_span(prompt: str) -> tuple[int, int]:
+    """[start, end) characters of the window's text in a prompt of either format (drafts copy from it)."""
+    start = prompt.index(WINDOW_MARK) + len(WINDOW_MARK)
+    end = prompt.find(f"{EDIT_MARK} ", start)
+    return start, (end if end >= 0 else prompt.rindex(REWRITE_MARK))

@@ -21,7 +21,7 @@ import torch
 
 from models.architecture import load_torch_model
 from models.next_edit.examples import Example, lines_of, read_jsonl
-from models.next_edit.prompt import build_prompt, changed_block, target_text, window_lines
+from models.next_edit.prompt import PROMPT_FORMATS, UPDATED_MARK, changed_block, window_lines
 from models.tokenizer import TokenizerInfo, load_tokenizer
 from models.train_lm import autocast, command_line, early_exit_loss, portable_path, save_model_dir
 
@@ -32,28 +32,35 @@ REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
 Row = tuple[list[int], int, tuple[int, int]]  # ids, where the rewrite starts, the edit's tokens [lo, hi)
 
 
-def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None) -> Row | None:
-    """(ids, where the rewrite starts, the token span of the lines the rewrite changes) for one example
-    with the window around ``line`` (default: the cursor), or None when it cannot be taught in budget."""
-    prompt, window = build_prompt(ex.history, ex.current, ex.cursor_line if line is None else line, ex.path)
-    rewrite = target_text(window, ex.current, ex.target)
-    if rewrite is None:
+def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None, prompt_format: str = "rewrite") -> Row | None:
+    """(ids, where the output starts, the token span of what the output changes) for one example with the
+    window around ``line`` (default: the cursor), or None when it cannot be taught in budget. The span is
+    the lines a rewrite changes, or the updated block of a ``next_block`` output."""
+    fmt = PROMPT_FORMATS[prompt_format]
+    prompt, window = fmt.prompt(ex.history, ex.current, ex.cursor_line if line is None else line, ex.path)
+    output = fmt.target(window, ex.current, ex.target)
+    if output is None:
         return None
     p = info.encode(prompt)
-    enc = info.tok.encode(rewrite, add_special_tokens=False)
+    enc = info.tok.encode(output, add_special_tokens=False)
     r = enc.ids + [info.eos_id]
     if len(r) > REWRITE_TOKENS or len(p) + len(r) > MAX_TOKENS:
         return None
-    new = lines_of(rewrite)
-    lead, trail = changed_block(window_lines(window), new)
-    lo_char = sum(map(len, new[:lead]))
-    hi_char = sum(map(len, new[:len(new) - trail]))
+    if fmt.name == "next_block":
+        lo_char = output.find(UPDATED_MARK) + len(UPDATED_MARK) if output else 0
+        hi_char = len(output)
+    else:
+        new = lines_of(output)
+        lead, trail = changed_block(window_lines(window), new)
+        lo_char = sum(map(len, new[:lead]))
+        hi_char = sum(map(len, new[:len(new) - trail]))
     changed = [i for i, (a, b) in enumerate(enc.offsets) if a < hi_char and b > lo_char]  # tokens touching them
     span = (len(p) + changed[0], len(p) + changed[-1] + 1) if changed else (0, 0)
     return p + r, len(p), span
 
 
-def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int | None = None) -> list[Row]:
+def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int | None = None,
+                 prompt_format: str = "rewrite") -> list[Row]:
     """Each example as served (window at the cursor) and with the window where the model is also asked
     at serve time: at the next edit itself (a jump), and, now and then, at a line with nothing to do."""
     out = []
@@ -64,7 +71,7 @@ def load_encoded(path: Path, info: TokenizerInfo, rng: random.Random, limit: int
         if rng.random() < 0.3:
             lines.append(rng.randrange(max(1, ex.current.count("\n") + 1)))
         for line in lines:
-            enc = encode_example(ex, info, line)
+            enc = encode_example(ex, info, line, prompt_format)
             if enc is not None:
                 out.append(enc)
     return out
@@ -90,7 +97,7 @@ def make_batch(rows: list[Row], pad_id: int, edit_weight: float = 1.0) -> tuple[
 
 def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 25.0, batch_tokens: int = 4096,
                     lr: float = 1e-3, real_share: float = 0.35, exit_sample: float = 0.125, exit_weight: float = 0.3,
-                    edit_weight: float = 1.0,
+                    edit_weight: float = 1.0, prompt_format: str = "rewrite",
                     seed: int = 0, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     started = time.time()
     torch.manual_seed(seed)
@@ -99,8 +106,8 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         torch.set_num_threads(threads)
     tok = load_tokenizer(init / "tokenizer.json")
     info = TokenizerInfo(tok)
-    real = load_encoded(data_dir / "real_train.jsonl", info, rng)
-    synthetic = load_encoded(data_dir / "synthetic_train.jsonl", info, rng)
+    real = load_encoded(data_dir / "real_train.jsonl", info, rng, prompt_format=prompt_format)
+    synthetic = load_encoded(data_dir / "synthetic_train.jsonl", info, rng, prompt_format=prompt_format)
     if not real and not synthetic:
         raise SystemExit(f"no next-edit training examples in {data_dir} (run `tact train next-edit-data`)")
     log(f"training rows: {len(real)} real, {len(synthetic)} synthetic (windows at the cursor, the target, elsewhere)")
@@ -147,6 +154,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
     record = {
         "command": command_line(),
         "task": "next_edit",
+        "prompt_format": prompt_format,
         "size": base.get("size"),
         "parameters": model.num_parameters(),
         "init": {"model": portable_path(init), "training": base.get("training", {})},
