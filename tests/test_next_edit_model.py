@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from models.next_edit.examples import Edit, Example, make_edit, apply_edit
@@ -73,6 +75,40 @@ def test_an_unknown_prompt_format_is_refused_with_the_path(tiny_lm_dir, tmp_path
     (copy / "tact.json").write_text(json.dumps({**record, "prompt_format": "unified_diff"}))
     with pytest.raises(ModelDirError, match="prompt_format 'unified_diff'"):
         NextEditModel(copy, threads=1)
+
+
+def test_a_next_block_model_is_asked_for_a_block_and_its_answer_placed_in_the_window(tiny_lm_dir, tmp_path):
+    import json
+    import shutil
+
+    from models.runtime import DecodeResult
+
+    copy = tmp_path / "ne"
+    shutil.copytree(tiny_lm_dir, copy)
+    record = json.loads((copy / "tact.json").read_text())
+    (copy / "tact.json").write_text(json.dumps({**record, "prompt_format": "next_block"}))
+    model = NextEditModel(copy, threads=1)
+    assert model.format.name == "next_block"
+    ex = _example()
+    asked = []
+
+    def generate(ids, opts, should_cancel=None):
+        asked.append((model.info.decode(ids), opts.lookup_range))
+        return DecodeResult(token_ids=[1, 2, 3], text=answer, logprobs=[-0.1, -0.7, -0.2], stop_reason="eos")
+
+    model.runtime.generate = generate
+    answer = "<|original|>\n    check(width)\n<|updated|>\n    check(w)\n"
+    pred = model._ask(ex.history, ex.current, ex.cursor_line, ex.path, None)
+    prompt, lookup = asked[-1]
+    assert prompt.startswith("<|window|>\n") and prompt.endswith("<|edit|> shapes.py\n")
+    assert lookup is not None and "check(width)" in model.info.decode(
+        model.info.tok.encode(prompt, add_special_tokens=False).ids[lookup[0]:lookup[1]])  # drafts copy the window
+    assert pred is not None and apply_edit(ex.current, pred.edit) == apply_edit(ex.current, ex.target)
+    assert abs(pred.confidence - math.exp(-0.7)) < 1e-9  # the least likely token
+    answer = ""  # nothing to do here
+    assert model._ask(ex.history, ex.current, ex.cursor_line, ex.path, None) is None
+    answer = "<|original|>\n    print(width)\n<|updated|>\n    print(w)\n"  # lines the window does not hold
+    assert model._ask(ex.history, ex.current, ex.cursor_line, ex.path, None) is None
 
 
 @pytest.fixture(scope="module")
