@@ -147,6 +147,8 @@ def _add_bench(sub) -> None:
                     help="controller P(stop) that ends a suggestion before a token (default: settings)")
     ee.add_argument("--stop-inside", action=argparse.BooleanOptionalAction, default=None,
                     help="Stop may also cut a suggestion after its first token (default: settings)")
+    ee.add_argument("--stop-inside-threshold", type=float,
+                    help="controller P(stop) that cuts a suggestion after its first token (default: settings)")
     ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
@@ -157,7 +159,8 @@ def _bench(args) -> int:
         from lsp_server.config import DEFAULTS
         from models.bench_early_exit import main_cli
 
-        for name in ("stop_threshold", "stop_inside", "exit_threshold", "draft_layers", "draft_tokens"):
+        for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "draft_layers",
+                     "draft_tokens"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
         return main_cli(args)

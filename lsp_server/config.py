@@ -42,6 +42,7 @@ class Settings:
     exit_threshold: float = 0.9  # dynamic policy: controller P(exit) needed to leave the network
     stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
     stop_inside: bool = True  # Stop may also cut a suggestion after its first token (off: it only hides one)
+    stop_inside_threshold: float = 0.98  # P(stop) that cuts a suggestion after its first token
     draft_layers: int = 2  # speculative policy: layers used to draft
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this

@@ -155,10 +155,11 @@ def suggestion(res: DecodeResult) -> str:
 
 
 # -- acceptance under Stop ---------------------------------------------------------------------
-def truncate_at_stop(res: DecodeResult, threshold: float, inside: bool = True) -> list[int]:
-    """The tokens `full` would emit with Stop at `threshold` (before the first token only unless `inside`;
-    ``DecodeOptions.stop_threshold_at``)."""
-    opts = DecodeOptions(stop_threshold=threshold, stop_inside=inside)
+def truncate_at_stop(res: DecodeResult, threshold: float, inside: bool = True,
+                     inside_threshold: float | None = None) -> list[int]:
+    """The tokens `full` would emit with Stop at `threshold` before the first token and, unless not `inside`,
+    at `inside_threshold` (default: `threshold`) before a later one (``DecodeOptions.stop_threshold_at``)."""
+    opts = DecodeOptions(stop_threshold=threshold, stop_inside=inside, stop_inside_threshold=inside_threshold)
     for i, p in enumerate(res.stop_probs):
         if p >= opts.stop_threshold_at(i):
             return res.token_ids[:i]
@@ -386,7 +387,7 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, limit: int = 200,
               seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
-              exit_threshold: float = 0.9,
+              stop_inside_threshold: float | None = None, exit_threshold: float = 0.9,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`)."""
@@ -410,7 +411,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             runs[policy].append(runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
         runtime.reset()
         stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold,
-                                                             stop_inside=stop_inside, **base)))
+                                                             stop_inside=stop_inside,
+                                                             stop_inside_threshold=stop_inside_threshold, **base)))
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
@@ -421,12 +423,13 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
     dec = runtime.tokenizer.decode
 
-    def replayed(threshold: float, inside: bool) -> list[str]:
-        return [first_line(dec(truncate_at_stop(f, threshold, inside))) for f in full]
+    def replayed(threshold: float, inside: bool, inside_threshold: float | None = stop_inside_threshold) -> list[str]:
+        return [first_line(dec(truncate_at_stop(f, threshold, inside, inside_threshold))) for f in full]
 
     full_texts, stopped_texts = [suggestion(r) for r in full], [suggestion(r) for r in stopped]
     without, with_stop = acceptance(full_texts, targets), acceptance(stopped_texts, targets)
-    replay_mismatch = sum(1 for f, r in zip(full, stopped) if truncate_at_stop(f, stop_threshold, stop_inside) != r.token_ids)
+    replay_mismatch = sum(1 for f, r in zip(full, stopped)
+                          if truncate_at_stop(f, stop_threshold, stop_inside, stop_inside_threshold) != r.token_ids)
     sweep = [{"threshold": th, **judged(without, acceptance(replayed(th, stop_inside), targets))}
              for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}) if th <= 1]
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
@@ -443,8 +446,16 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     other = replayed(stop_threshold, not stop_inside)
     other_inside = {"inside": not stop_inside, "bench_rule": judged(without, acceptance(other, targets)),
                     "by_typing": _untargeted(judged(without_typed, acceptance(other, targets, goes_on_to_type)))}
+    # Cuts at the first-token threshold (one threshold for both), replayed, when the cut threshold differs.
+    same = None
+    if stop_inside and stop_inside_threshold is not None and stop_inside_threshold != stop_threshold:
+        cut_same = replayed(stop_threshold, True, stop_threshold)
+        same = {"inside": True, "inside_threshold": stop_threshold,
+                "bench_rule": judged(without, acceptance(cut_same, targets)),
+                "by_typing": _untargeted(judged(without_typed, acceptance(cut_same, targets, goes_on_to_type)))}
     stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside,
-            "by_typing": by_typing, "other_inside": other_inside,
+            "inside_threshold": stop_inside_threshold if stop_inside_threshold is not None else stop_threshold,
+            "by_typing": by_typing, "other_inside": other_inside, "cuts_at_first_token_threshold": same,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
@@ -476,7 +487,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),
                      "split": None if source else "heldout", "limit": limit, "seed": seed,
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
-                     "stop_inside": stop_inside,
+                     "stop_inside": stop_inside, "stop_inside_threshold": stop_inside_threshold,
                      "exit_threshold": exit_threshold, "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
         "policies": policies,
@@ -500,7 +511,9 @@ def _ci(interval: list[float] | None, fmt: str) -> str:
 
 def _other_inside_line(o: dict) -> str:
     b, t = o["bench_rule"], o["by_typing"]
-    return (f"  with cuts inside a suggestion {'on' if o['inside'] else 'off'} (replayed): bench's rule "
+    cuts = f"at P(stop) >= {o['inside_threshold']}" if o.get("inside_threshold") is not None else (
+        "on" if o["inside"] else "off")
+    return (f"  with cuts inside a suggestion {cuts} (replayed): bench's rule "
             f"{_f(b['relative_change'], '{:+.1%}')}, removed {b['would_be_accepted_lost']}/{b['would_be_accepted']} "
             f"({_f(b['removed_share'], '{:.1%}')}), chars saved {b['chars_saved']}; oracle's rule "
             f"{_f(t['relative_change'], '{:+.1%}')}, removed {t['would_be_accepted_lost']}/{t['would_be_accepted']}, "
@@ -540,7 +553,7 @@ def format_report(r: dict) -> str:
               "  agrees with last: " + "  ".join(f"L{i + 1} {_f(a, '{:.3f}')}" for i, a in enumerate(acc["agrees_with_final"]))]
     s = r["stop"]
     wo, wi = s["without_stop"], s["with_stop"]
-    where = "any token" if s["inside"] else "the first token only"
+    where = f"the first token, cuts after it at {s['inside_threshold']}" if s["inside"] else "the first token only"
     lines += ["", f"Stop under full (threshold {s['threshold']}, before {where}; controller {'trained' if s['controller_trained'] else 'absent'}):",
               f"  without Stop: shown {wo['shown']}, accepted {wo['accepted']}, rate {_f(wo['acceptance_rate'], '{:.1%}')}, "
               f"chars saved {wo['chars_saved']}",
@@ -555,6 +568,7 @@ def format_report(r: dict) -> str:
               f"{s['by_typing']['would_be_accepted']} ({_f(s['by_typing']['removed_share'], '{:.1%}')}), chars saved "
               f"{s['by_typing']['without_stop']['chars_saved']} -> {s['by_typing']['with_stop']['chars_saved']}",
               _other_inside_line(s["other_inside"]),
+              *([_other_inside_line(s["cuts_at_first_token_threshold"])] if s.get("cuts_at_first_token_threshold") else []),
               "  first-token Stop threshold sweep (replayed from P(stop) of the Stop-less run; inside as above):",
               f"    {'threshold':>9} {'shown':>6} {'accepted':>8} {'rate':>7} {'change':>8} {'removed':>8} {'chars saved':>11}  meets"]
     for e in s["sweep"]:
@@ -600,7 +614,7 @@ def main_cli(args) -> int:
     try:
         result = run_bench(args.model, corpus=args.corpus, source=args.source, limit=args.limit, seed=args.seed,
                            threads=args.threads, stop_threshold=args.stop_threshold,
-                           stop_inside=args.stop_inside,
+                           stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
                            exit_threshold=args.exit_threshold, draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))

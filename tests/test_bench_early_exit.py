@@ -46,6 +46,10 @@ def test_truncate_at_stop_replays_stop():
     # Stop before the first token only.
     assert truncate_at_stop(res, 0.5, inside=False) == [5, 6, 7]
     assert truncate_at_stop(res, 0.05, inside=False) == []
+    # Cuts after the first token at their own threshold.
+    assert truncate_at_stop(res, 0.5, inside_threshold=0.9) == [5, 6]
+    assert truncate_at_stop(res, 0.5, inside_threshold=0.99) == [5, 6, 7]
+    assert truncate_at_stop(res, 0.05, inside_threshold=0.99) == []  # the first token still at 0.05
 
 
 def test_stop_inside_off_stops_only_before_the_first_token():
@@ -53,6 +57,9 @@ def test_stop_inside_off_stops_only_before_the_first_token():
     assert DecodeOptions(stop_threshold=0.5).stop_threshold_at(3) == 0.5
     assert DecodeOptions(stop_threshold=0.5, stop_inside=False).stop_threshold_at(0) == 0.5
     assert DecodeOptions(stop_threshold=0.5, stop_inside=False).stop_threshold_at(3) > 1
+    cut = DecodeOptions(stop_threshold=0.5, stop_inside_threshold=0.98)
+    assert cut.stop_threshold_at(0) == 0.5 and cut.stop_threshold_at(1) == 0.98
+    assert DecodeOptions(stop_threshold=0.5, stop_inside=False, stop_inside_threshold=0.98).stop_threshold_at(1) > 1
 
 
 def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):

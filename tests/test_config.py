@@ -37,3 +37,13 @@ def test_database_path_default_and_override(tmp_path, monkeypatch):
     monkeypatch.setenv("TACT_DATA_DIR", str(tmp_path))
     assert Settings().database_path() == tmp_path / "telemetry.sqlite3"
     assert Settings(telemetry_database=str(tmp_path / "x.db")).database_path() == tmp_path / "x.db"
+
+
+def test_the_cut_threshold_reaches_the_decoder():
+    from lsp_server.services.completion import CompletionService
+
+    s, problems = Settings.from_camel({"stopThreshold": 0.8, "stopInsideThreshold": 0.97})
+    assert not problems
+    opts = CompletionService().decode_options(s)
+    assert opts.stop_threshold_at(0) == 0.8 and opts.stop_threshold_at(2) == 0.97
+    assert CompletionService().decode_options(Settings()).stop_threshold_at(1) == Settings().stop_inside_threshold == 0.98

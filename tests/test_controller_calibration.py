@@ -90,6 +90,13 @@ def test_every_policy_stops_on_the_calibrated_probability(tiny_lm_dir, policy):
         assert stopped.token_ids == free.token_ids[:first]
         assert stopped.stop_reason == "stop"
     assert all(p < th for p in stopped.stop_probs)
+    # A cut threshold above every later P(stop) lets the suggestion run past `first` (it is not the first token).
+    if first > 0:
+        rt.reset()
+        later = max(probs[1:]) + 1e-3
+        uncut = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th, stop_inside_threshold=later,
+                                               max_new_tokens=12, single_line=False))
+        assert uncut.stop_reason != "stop" and len(uncut.token_ids) > first
     # With stop_inside off, only the first token can be stopped.
     rt.reset()
     first_only = rt.generate(ids, DecodeOptions(policy=policy, stop_threshold=th, stop_inside=False,

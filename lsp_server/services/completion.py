@@ -113,6 +113,7 @@ class CompletionService:
             max_new_tokens=max(1, min(settings.max_new_tokens, 256)),
             stop_threshold=settings.stop_threshold,
             stop_inside=settings.stop_inside,
+            stop_inside_threshold=settings.stop_inside_threshold,
             exit_threshold=settings.exit_threshold,
             draft_layers=settings.draft_layers,
             draft_tokens=settings.draft_tokens,
