@@ -393,6 +393,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`)."""
     started = time.perf_counter()
     log = log or (lambda msg: None)
+    cut_threshold = stop_threshold if stop_inside_threshold is None else stop_inside_threshold
     runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
     texts = load_texts(corpus, source)
     samples = make_samples(texts, max(1, limit), seed)
@@ -412,7 +413,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         runtime.reset()
         stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold,
                                                              stop_inside=stop_inside,
-                                                             stop_inside_threshold=stop_inside_threshold, **base)))
+                                                             stop_inside_threshold=cut_threshold, **base)))
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
@@ -423,13 +424,13 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
     dec = runtime.tokenizer.decode
 
-    def replayed(threshold: float, inside: bool, inside_threshold: float | None = stop_inside_threshold) -> list[str]:
+    def replayed(threshold: float, inside: bool, inside_threshold: float = cut_threshold) -> list[str]:
         return [first_line(dec(truncate_at_stop(f, threshold, inside, inside_threshold))) for f in full]
 
     full_texts, stopped_texts = [suggestion(r) for r in full], [suggestion(r) for r in stopped]
     without, with_stop = acceptance(full_texts, targets), acceptance(stopped_texts, targets)
     replay_mismatch = sum(1 for f, r in zip(full, stopped)
-                          if truncate_at_stop(f, stop_threshold, stop_inside, stop_inside_threshold) != r.token_ids)
+                          if truncate_at_stop(f, stop_threshold, stop_inside, cut_threshold) != r.token_ids)
     sweep = [{"threshold": th, **judged(without, acceptance(replayed(th, stop_inside), targets))}
              for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}) if th <= 1]
     meeting = [e["threshold"] for e in sweep if e["meets_target"]]
@@ -443,18 +444,15 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
                  **_untargeted(stop_effect(without_typed, with_typed))}
     # The other choice of tact.stopInside at the same threshold, replayed, so one run compares the two.
-    other = replayed(stop_threshold, not stop_inside)
-    other_inside = {"inside": not stop_inside, "bench_rule": judged(without, acceptance(other, targets)),
-                    "by_typing": _untargeted(judged(without_typed, acceptance(other, targets, goes_on_to_type)))}
+    def judged_both(texts: list[str], **label) -> dict:
+        return {**label, "bench_rule": judged(without, acceptance(texts, targets)),
+                "by_typing": _untargeted(judged(without_typed, acceptance(texts, targets, goes_on_to_type)))}
+
+    other_inside = judged_both(replayed(stop_threshold, not stop_inside), inside=not stop_inside)
     # Cuts at the first-token threshold (one threshold for both), replayed, when the cut threshold differs.
-    same = None
-    if stop_inside and stop_inside_threshold is not None and stop_inside_threshold != stop_threshold:
-        cut_same = replayed(stop_threshold, True, stop_threshold)
-        same = {"inside": True, "inside_threshold": stop_threshold,
-                "bench_rule": judged(without, acceptance(cut_same, targets)),
-                "by_typing": _untargeted(judged(without_typed, acceptance(cut_same, targets, goes_on_to_type)))}
-    stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside,
-            "inside_threshold": stop_inside_threshold if stop_inside_threshold is not None else stop_threshold,
+    same = (judged_both(replayed(stop_threshold, True, stop_threshold), inside=True, inside_threshold=stop_threshold)
+            if stop_inside and cut_threshold != stop_threshold else None)
+    stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside, "inside_threshold": cut_threshold,
             "by_typing": by_typing, "other_inside": other_inside, "cuts_at_first_token_threshold": same,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
@@ -487,7 +485,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),
                      "split": None if source else "heldout", "limit": limit, "seed": seed,
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
-                     "stop_inside": stop_inside, "stop_inside_threshold": stop_inside_threshold,
+                     "stop_inside": stop_inside, "stop_inside_threshold": cut_threshold,
                      "exit_threshold": exit_threshold, "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
         "policies": policies,

@@ -93,6 +93,16 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     assert {"cpu_count", "onnxruntime", "threads"} <= set(r["hardware"])
     text = format_report(r)
     assert "speculative" in text and ("PASS" in text or "MISS" in text)
+    assert r["stop"]["cuts_at_first_token_threshold"] is None  # one threshold: nothing to compare
+
+
+def test_bench_replays_cuts_at_the_first_token_threshold_beside_its_own(tiny_lm_dir, tiny_corpus_dir):
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, limit=3, seed=0, threads=1, stop_threshold=0.5,
+                  stop_inside_threshold=0.98, exit_threshold=0.5, accuracy_windows=2)
+    assert r["stop"]["inside_threshold"] == 0.98 and r["stop"]["replay_mismatches"] == 0
+    same = r["stop"]["cuts_at_first_token_threshold"]
+    assert same["inside_threshold"] == 0.5 and same["bench_rule"]["shown"] <= r["stop"]["without_stop"]["shown"]
+    assert "cuts inside a suggestion at P(stop) >= 0.5 (replayed)" in format_report(r)
 
 
 def test_bench_on_source_directory(tiny_lm_dir, tmp_path):

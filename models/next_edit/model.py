@@ -2,8 +2,8 @@
 
 The model answers about a window of lines (`models.next_edit.prompt`), in the format its directory
 records: it rewrites the window (the edit is what the rewrite changed) or writes the next edit as an
-original/updated block of window lines. Windows tried, best first: the one around the cursor, then the one around the place the
-heuristic baseline would edit next (the model sees that window and decides what, if anything, to
+original/updated block of window lines. Windows tried, best first: the one around the cursor, then the
+one around the place the heuristic baseline would edit next (the model sees that window and decides what, if anything, to
 change there). Decoding is the runtime's lossless speculative policy: most of an answer is a copy of
 window lines, so prompt-lookup drafts are accepted many tokens at a time.
 
@@ -22,9 +22,9 @@ from typing import Callable
 
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example
+from models.model_dir import ModelDirError
 from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, undoes_last_edit, window_around,
                                      window_span)
-from models.model_dir import ModelDirError
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
@@ -71,7 +71,7 @@ class NextEditModel:
         return self.runtime.name
 
     def _ask(self, history: list[Edit], current: str, line: int, path: str,
-                 should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
+             should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
         prompt, window = self.format.prompt(history, current, line, path)
         if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
             return None  # minified or generated text: nothing sensible to rewrite

@@ -43,6 +43,7 @@ in ``tact.json`` (``prompt_format``; absent means ``rewrite``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from models.next_edit.examples import Edit, apply_edit, lines_of
 
@@ -164,12 +165,15 @@ def window_lines(window: Window) -> list[str]:
 def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None:
     """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
     kept). None when the rewrite changes nothing."""
-    old = window_lines(window)
     new = lines_of(_with_newline(rewrite.replace(CURSOR_MARK, "")))
-    if old == new:
-        return None
+    return _block_edit(current, window.start, window_lines(window), new)
+
+
+def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit | None:
+    """The edit that turns lines ``old`` (those of ``current`` from ``row`` on, each ending in a newline) into
+    ``new``, trimmed to the lines that change; None when nothing does."""
     p, s = changed_block(old, new)
-    start, end = window.start + p, window.start + len(old) - s
+    start, end = row + p, row + len(old) - s
     cur_lines = lines_of(current)
     original = "".join(cur_lines[start:end])
     updated = "".join(new[p:len(new) - s])
@@ -178,6 +182,13 @@ def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None
     if updated == original:
         return None
     return Edit(start, end, original, updated)
+
+
+def rewrite_edit_chars(window: Window, rewrite: str) -> tuple[int, int]:
+    """[lo, hi) characters of a rewrite on the lines it changes (training weighs their tokens)."""
+    new = lines_of(rewrite)
+    lead, trail = changed_block(window_lines(window), new)
+    return sum(map(len, new[:lead])), sum(map(len, new[:len(new) - trail]))
 
 
 def text_before(current: str, last: Edit) -> str:
@@ -250,34 +261,33 @@ def edit_from_next_block(window: Window, output: str, current: str, cursor_line:
         return None
     near = (cursor_line if cursor_line is not None else window.start) - window.start
     i = min(at, key=lambda k: abs(k - near))
-    p, s = changed_block(old_block, new_block)
-    start, end = window.start + i + p, window.start + i + len(old_block) - s
-    cur_lines = lines_of(current)
-    new_text = "".join(new_block[p:len(new_block) - s])
-    if end == len(cur_lines) and cur_lines and not cur_lines[-1].endswith("\n") and new_text.endswith("\n"):
-        new_text = new_text[:-1]  # the file's last line has no newline: keep it that way
-    old_text = "".join(cur_lines[start:end])
-    if new_text == old_text:
-        return None
-    return Edit(start, end, old_text, new_text)
+    return _block_edit(current, window.start + i, old_block, new_block)
+
+
+def next_block_edit_chars(_window: Window, output: str) -> tuple[int, int]:
+    """[lo, hi) characters of a ``next_block`` output in its updated block (training weighs their tokens)."""
+    return (output.find(UPDATED_MARK) + len(UPDATED_MARK) if output else 0), len(output)
 
 
 @dataclass(frozen=True)
 class PromptFormat:
     """How a next-edit model is asked and answered: ``prompt(history, current, line, path) -> (text,
-    window)``, ``target(window, current, edit) -> output text | None`` (training), ``edit(window, output,
-    current, cursor_line) -> Edit | None`` (serving)."""
+    window)``, ``target(window, current, edit) -> output text | None`` and ``edit_chars(window, output) ->
+    (lo, hi)``, the characters of the output that make the edit (training), ``edit(window, output, current,
+    cursor_line) -> Edit | None`` (serving)."""
 
     name: str
-    prompt: object
-    target: object
-    edit: object
+    prompt: Callable[..., tuple[str, Window]]
+    target: Callable[[Window, str, Edit], str | None]
+    edit_chars: Callable[[Window, str], tuple[int, int]]
+    edit: Callable[..., Edit | None]
 
 
 PROMPT_FORMATS = {
-    "rewrite": PromptFormat("rewrite", build_prompt, target_text,
+    "rewrite": PromptFormat("rewrite", build_prompt, target_text, rewrite_edit_chars,
                             lambda window, output, current, _cursor=None: edit_from_rewrite(window, output, current)),
-    "next_block": PromptFormat("next_block", build_next_block_prompt, next_block_target, edit_from_next_block),
+    "next_block": PromptFormat("next_block", build_next_block_prompt, next_block_target, next_block_edit_chars,
+                               edit_from_next_block),
 }
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from models.architecture import load_torch_model
-from models.next_edit.examples import Example, lines_of, read_jsonl
-from models.next_edit.prompt import PROMPT_FORMATS, UPDATED_MARK, changed_block, window_lines
+from models.next_edit.examples import Example, read_jsonl
+from models.next_edit.prompt import PROMPT_FORMATS
 from models.tokenizer import TokenizerInfo, load_tokenizer
 from models.train_lm import autocast, command_line, early_exit_loss, portable_path, save_model_dir
 
@@ -46,14 +46,7 @@ def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None, pr
     r = enc.ids + [info.eos_id]
     if len(r) > REWRITE_TOKENS or len(p) + len(r) > MAX_TOKENS:
         return None
-    if fmt.name == "next_block":
-        lo_char = output.find(UPDATED_MARK) + len(UPDATED_MARK) if output else 0
-        hi_char = len(output)
-    else:
-        new = lines_of(output)
-        lead, trail = changed_block(window_lines(window), new)
-        lo_char = sum(map(len, new[:lead]))
-        hi_char = sum(map(len, new[:len(new) - trail]))
+    lo_char, hi_char = fmt.edit_chars(window, output)
     changed = [i for i, (a, b) in enumerate(enc.offsets) if a < hi_char and b > lo_char]  # tokens touching them
     span = (len(p) + changed[0], len(p) + changed[-1] + 1) if changed else (0, 0)
     return p + r, len(p), span
