@@ -25,6 +25,8 @@ def _add_serve(sub) -> None:
 
 
 def _add_train(sub) -> None:
+    from models.next_edit.prompt import PROMPT_FORMATS  # standard library only
+
     p = sub.add_parser("train", help="build corpora and train models (needs the [train] extra)")
     tsub = p.add_subparsers(dest="target", required=True)
     c = tsub.add_parser("corpus", help="build the training corpus from local code")
@@ -42,7 +44,9 @@ def _add_train(sub) -> None:
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
-    lm.add_argument("--resume", type=Path, help="continue training the model in this directory")
+    lm.add_argument("--resume", type=Path, help="continue training the model in this directory (its size and tokenizer)")
+    lm.add_argument("--no-export", dest="export", action="store_false",
+                    help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
@@ -72,11 +76,23 @@ def _add_train(sub) -> None:
     nm.add_argument("--edit-weight", type=float, default=1.0,
                     help="loss weight of the rewrite tokens on the lines that change (the copied ones weigh 1)")
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
-    nm.add_argument("--prompt-format", choices=("rewrite", "next_block"), default="rewrite",
+    nm.add_argument("--prompt-format", choices=tuple(PROMPT_FORMATS), default="rewrite",
                     help="rewrite the window around the cursor, or write only the next edit as one more history block")
     nm.add_argument("--seed", type=int, default=0)
     nm.add_argument("--threads", type=int, default=None)
     nm.add_argument("--device", default="cpu")
+    nm.add_argument("--no-export", dest="export", action="store_false",
+                    help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
+
+
+def _export_trained(args) -> None:
+    """The ONNX graphs for serving, after `tact train lm` or `tact train next-edit` (unless --no-export)."""
+    if args.export:
+        from models.export import export_model_dir
+
+        export_model_dir(args.out)
+    else:
+        print(f"not exported (--no-export): run `tact export {args.out}` where onnx is installed", file=sys.stderr)
 
 
 def _acceptance_args(p) -> None:
@@ -221,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--half", action="store_true",
                     help="first store the weights in fp16 (half the size; the fp32 copy the graphs read is rebuilt "
                          "at load and not shipped)")
+    ex.add_argument("--no-graphs", dest="graphs", action="store_false",
+                    help="write no ONNX graphs (with --half: only store the weights, where onnx is not installed)")
     from lsp_server import telemetry_cli  # replay, simulate, report (argparse only; the work is imported when run)
 
     telemetry_cli.add_parsers(sub)
@@ -287,9 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
         train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
                  seed=args.seed, threads=args.threads, device=args.device, resume=args.resume, log=log)
-        from models.export import export_model_dir
-
-        export_model_dir(args.out)
+        _export_trained(args)
         print(f"model: {args.out}")
         return 0
     if args.command == "train" and args.target == "controller":
@@ -309,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                         batch_tokens=args.batch_tokens, edit_weight=args.edit_weight,
                         prompt_format=args.prompt_format, seed=args.seed, threads=args.threads, device=args.device,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
+        _export_trained(args)
         print(f"next-edit model: {args.out}")
         return 0
     if args.command == "eval" and args.target == "next-edit":
@@ -320,12 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "export":
-        from models.export import export_model_dir, store_half
+        from models.model_dir import store_half
 
         if args.half:
             change = store_half(args.model_dir)
             print(f"{args.model_dir / 'model.safetensors'}: stored in fp16, largest change to a weight {change:g}")
-        export_model_dir(args.model_dir)
+        if args.graphs:
+            from models.export import export_model_dir
+
+            export_model_dir(args.model_dir)
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

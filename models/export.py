@@ -4,7 +4,7 @@ One graph per decoder layer (KV cache in, new KV out), one per exit point that f
 of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
 graphs hold no weights of their own: their initializers point into `model.safetensors` as ONNX
 external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`, which
-is not shipped: the runtime writes it again when it is missing. ``store_half`` (`tact export --half`) first
+is not shipped: the runtime writes it again when it is missing. ``models.model_dir.store_half`` (`tact export --half`) first
 stores the weights in fp16: half the size on disk, and nothing changes for weights already fp16-rounded.
 Works for any Llama-style directory (GQA and Qwen2 biases included). Needs the `onnx` package.
 """
@@ -184,18 +184,6 @@ def exit_head_graph(w: WeightRefs, cfg: dict) -> onnx.ModelProto:
     b.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     vi = helper.make_tensor_value_info
     return b.model("exit_head", [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
-
-
-def store_half(model_dir: Path) -> float:
-    """Rewrite model.safetensors with its float tensors in fp16; returns the largest change that made."""
-    from safetensors.numpy import save_file
-
-    src = Path(model_dir) / "model.safetensors"
-    tensors = load_tensors(src)
-    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
-    change = max((float(np.abs(half[k].astype(np.float32) - v).max()) for k, v in tensors.items() if v.size), default=0.0)
-    save_file(half, str(src), metadata={"format": "pt"})
-    return change
 
 
 def export_model_dir(model_dir: Path) -> dict:

@@ -207,3 +207,15 @@ def fingerprint(path: Path) -> str:
 
 def default_model_dir() -> Path:
     return Path(__file__).resolve().parent / "default"
+
+
+def store_half(model_dir: Path) -> float:
+    """Rewrite model.safetensors with its float tensors in fp16; returns the largest change that made."""
+    from safetensors.numpy import save_file
+
+    src = Path(model_dir) / "model.safetensors"
+    tensors = load_tensors(src)
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
+    change = max((float(np.abs(half[k].astype(np.float32) - v).max()) for k, v in tensors.items() if v.size), default=0.0)
+    save_file(half, str(src), metadata={"format": "pt"})
+    return change

@@ -361,19 +361,21 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         tok = train_tokenizer(chosen, vocab_size=vocab_size)
         log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.0f}s")
     info = TokenizerInfo(tok)
-    hidden, layers, heads, inter = SIZES[size]
-    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=SEQ_LEN * 2,
-                      bos_token_id=info.eos_id, eos_token_id=info.eos_id)
-    model = EarlyExitLM(cfg)
     previous = {}
     if resume is not None:  # continue from an earlier run: same tokenizer, same size
         model = load_torch_model(resume)
-        cfg = model.cfg
-        previous = json.loads((resume / "tact.json").read_text()).get("training", {}) if (resume / "tact.json").exists() else {}
+        resumed = json.loads((resume / "tact.json").read_text()) if (resume / "tact.json").exists() else {}
+        previous = resumed.get("training", {})
+        size = resumed.get("size", size)  # the model's own size, whatever --size says
         log(f"resuming from {resume} ({previous.get('steps', '?')} steps, {previous.get('tokens', 0) / 1e6:.2f}M tokens)")
+    else:
+        hidden, layers, heads, inter = SIZES[size]
+        model = EarlyExitLM(ModelConfig(
+            vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+            num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=SEQ_LEN * 2,
+            bos_token_id=info.eos_id, eos_token_id=info.eos_id))
     model = model.to(device)
-    log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {layers} layers")
+    log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
     sampler = ExampleSampler(texts, info, SEQ_LEN, seed)
     batches = prefetched(lambda: sampler.batch(batch_size)) if device != "cpu" else None
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)

@@ -35,7 +35,8 @@ def half_dir(tiny_lm_dir, tmp_path):
     """The tiny model with its weights first rounded to fp16 values (still fp32 on disk): the reference."""
     from safetensors.numpy import save_file
 
-    from models.export import export_model_dir, store_half
+    from models.export import export_model_dir
+    from models.model_dir import store_half
 
     ref = tmp_path / "ref"
     shutil.copytree(tiny_lm_dir, ref)

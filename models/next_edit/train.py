@@ -1,4 +1,4 @@
-"""`tact train next-edit`: fine-tune the code model into the next-edit model and export it.
+"""`tact train next-edit`: fine-tune the code model into the next-edit model (the CLI then exports it).
 
 Starts from a code model directory (default `models/default`: same tokenizer, same architecture, so
 the runtime serves both) and trains it to rewrite the window of `models.next_edit.prompt` from the
@@ -106,7 +106,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
     log(f"training rows: {len(real)} real, {len(synthetic)} synthetic (windows at the cursor, the target, elsewhere)")
     model = load_torch_model(init).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
-    budget_s = minutes * 60 * 0.92  # the rest: saving and export
+    budget_s = minutes * 60 * 0.92  # the rest: saving and the export
     warmup = 30
     step = tokens = 0
     losses: list[list[float]] = []
@@ -161,7 +161,4 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         "controller": base.get("controller"),
     }
     save_model_dir(model, tok, out, record)
-    from models.export import export_model_dir
-
-    export_model_dir(out)
     return record
