@@ -12,6 +12,7 @@ import sys
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.exceptions import JsonRpcException
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
@@ -31,6 +32,19 @@ log = logging.getLogger("tact")
 
 class TactProtocol(LanguageServerProtocol):
     """Text sync goes straight to our handlers; pygls keeps no second copy of the text."""
+
+    def structure_message(self, data):
+        """A request whose params do not fit the method's types gets an error response with its id.
+
+        pygls logs such a message and drops it, so the client would wait forever for an answer
+        (JSON-RPC: Invalid params, -32602; an unknown method with bad params: the same)."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id = data.get("id") if isinstance(data, dict) and "method" in data else None
+            if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
+                self._send_response(msg_id, error=exc.to_response_error())
+            raise
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):

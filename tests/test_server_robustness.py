@@ -48,6 +48,24 @@ def test_malformed_json_rpc_keeps_server_up(server):
     assert alive(client)
 
 
+@pytest.mark.parametrize("method,params", [
+    ("textDocument/inlineCompletion", {"bogus": 1}),
+    ("textDocument/inlineCompletion", [1, 2]),
+    ("textDocument/completion", {"textDocument": [1], "position": {"line": "1", "character": "2"}}),
+    ("workspace/executeCommand", True),
+    ("textDocument/hover", -1),  # a method the server does not offer, with params that do not fit it either
+])
+def test_a_request_whose_params_do_not_fit_gets_an_error_not_silence(server, method, params):
+    """Found by fuzzing the server: such requests were logged and dropped, and the client waited forever."""
+    client, _ = server
+    with pytest.raises(LspError) as err:
+        client.request(method, params, timeout=10)
+    assert err.value.error["code"] == -32602
+    items = client.inline_completion(URI, 3, 4, invoked=True)  # the next well-formed request is served as usual
+    assert isinstance(items, list)
+    assert alive(client)
+
+
 def test_unknown_method_gets_an_error_response(server):
     client, _ = server
     with pytest.raises(LspError) as err:
