@@ -51,6 +51,8 @@ def _add_train(sub) -> None:
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ct.add_argument("--batches", type=int, default=24)
+    ct.add_argument("--exit-stride", type=int, default=None,
+                    help="of the exits that agree with the final layer often enough, keep every N-th open (default 2)")
     only = ct.add_mutually_exclusive_group()
     only.add_argument("--stop-only", dest="only", action="store_const", const="stop",
                       help="keep the Stop&Exit classifiers; fit only the stop calibration (models/exits.py)")
@@ -311,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and args.target == "controller":
         from models.train_lm import train_controller
 
-        stats = train_controller(args.model, args.corpus, batches=args.batches, only=args.only, log=lambda m: print(m, file=sys.stderr, flush=True))
+        from models.exits import EXIT_STRIDE
+
+        stats = train_controller(args.model, args.corpus, batches=args.batches, only=args.only,
+                                 exit_stride=args.exit_stride or EXIT_STRIDE,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
     if args.command == "train" and args.target == "next-edit-data":

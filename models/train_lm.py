@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
-from models.exits import MIN_EXIT_AGREEMENT, NEVER_EXITS, controller_labels
+from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, open_exits
 from models.fim import build_prompt
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -164,10 +164,12 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 
 @torch.no_grad()
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
-                   epochs: int = 8, only: str | None = None) -> dict:
+                   epochs: int = 8, only: str | None = None, exit_stride: int = EXIT_STRIDE) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit
     calibrations (``fit_stop_calibration``, ``fit_exit_calibration``). ``only`` ('stop' or 'exit') keeps the
-    classifiers and the other calibration, and fits that calibration alone.
+    classifiers and the other calibration, and fits that calibration alone. Closed exits
+    (models.exits.open_exits, every ``exit_stride``-th of those that agree often enough stays open) get
+    NEVER_EXITS.
 
     Targets (models.exits.controller_labels): exit where this layer already agrees with the final
     layer; stop where the final layer's prediction is wrong. Returns per-layer statistics.
@@ -202,6 +204,9 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
         n += len(tgt)
     stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(),
              "agrees_with_final": (agree / n).round(4).tolist(), "fit_accuracy": []}
+    exits_open = open_exits((agree / n).tolist(), exit_stride)
+    if only != "stop":
+        stats["exit_stride"] = exit_stride
     with torch.enable_grad():
         for layer in range(L):
             x = torch.cat(feats[layer])
@@ -230,8 +235,8 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
                 model.stop_calibration[layer] = torch.tensor(cal, device=model.stop_calibration.device)
             if only != "stop" and layer < L - 1:  # the last layer never exits early
                 agrees = y[:, 0].float().cpu().numpy()
-                cal = (np.array(NEVER_EXITS, np.float32) if agrees.mean() < MIN_EXIT_AGREEMENT else
-                       fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), agrees))
+                cal = (fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), agrees)
+                       if exits_open[layer] else np.array(NEVER_EXITS, np.float32))
                 model.exit_calibration[layer] = torch.tensor(cal, device=model.exit_calibration.device)
             stop_cal, exit_cal = model.stop_calibration[layer].tolist(), model.exit_calibration[layer].tolist()
             stats.setdefault("stop_calibration", []).append([round(float(c), 4) for c in stop_cal])
@@ -284,7 +289,7 @@ def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin
 
 
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,
-                     only: str | None = None, log=print) -> dict:
+                     only: str | None = None, exit_stride: int = EXIT_STRIDE, log=print) -> dict:
     """Refit the Stop&Exit controller of an existing model directory (`tact train controller [--stop-only |
     --exit-only]`)."""
     from safetensors.torch import save_file
@@ -292,13 +297,15 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed)
-    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only)
+    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only, exit_stride=exit_stride)
     save_file(model.exit_state_dict(), str(model_dir / "exit_heads.safetensors"), metadata={"format": "pt"})
     record_path = model_dir / "tact.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     if only:  # the classifiers, their statistics and the other calibration stay as they were
         key = f"{only}_calibration"
         record.setdefault("controller", {})[key] = stats[key]
+        if only == "exit":
+            record["controller"]["exit_stride"] = exit_stride
         record["controller"][f"{key}_command"] = command_line()
     else:
         record["controller"] = stats

@@ -255,6 +255,17 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     assert "exit_calibration_command" in record["controller"]
 
 
+def test_open_exits_keep_every_stride_th_of_the_exits_that_agree_often_enough():
+    from models.exits import open_exits
+
+    agreement = [0.2, 0.45, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0]
+    assert [i for i, o in enumerate(open_exits(agreement, 1)) if o] == [2, 3, 4, 5, 6]
+    assert [i for i, o in enumerate(open_exits(agreement, 2)) if o] == [2, 4, 6]
+    assert [i for i, o in enumerate(open_exits(agreement, 3)) if o] == [2, 5]
+    assert [i for i, o in enumerate(open_exits([0.6, 0.4, 0.7, 1.0], 1)) if o] == [0, 2]  # a dip stays closed
+    assert not any(open_exits([0.1, 0.3, 1.0], 1))  # the last layer is not an early exit
+
+
 def test_a_closed_exit_lets_no_token_leave_and_runs_no_head(tiny_lm_dir):
     from models.exits import NEVER_EXITS
     from models.runtime import DecodeOptions, EarlyExitRuntime
