@@ -30,7 +30,7 @@ import numpy as np
 from models.corpus import iter_directory, iter_split
 from models.fim import build_prompt
 from models.metrics import (chars_saved, edit_similarity, exact_match, first_line, goes_on_to_type, is_accepted,
-                            rouge_l)
+                            matches_exactly, rouge_l)
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
 MAX_NEW_TOKENS = 48
@@ -443,6 +443,12 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     with_typed = acceptance(stopped_texts, targets, goes_on_to_type)
     by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
                  **_untargeted(stop_effect(without_typed, with_typed))}
+    # And by exact match of the first line: near misses, which the bench's rule accepts, are where Stop is right
+    # to stop and is still counted as removing an accepted suggestion.
+    without_exact = acceptance(full_texts, targets, matches_exactly)
+    with_exact = acceptance(stopped_texts, targets, matches_exactly)
+    by_exact_match = {"without_stop": _public(without_exact), "with_stop": _public(with_exact),
+                      **_untargeted(stop_effect(without_exact, with_exact))}
     # The other choice of tact.stopInside at the same threshold, replayed, so one run compares the two.
     def judged_both(texts: list[str], **label) -> dict:
         return {**label, "bench_rule": judged(without, acceptance(texts, targets)),
@@ -453,7 +459,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     same = (judged_both(replayed(stop_threshold, True, stop_threshold), inside=True, inside_threshold=stop_threshold)
             if stop_inside and cut_threshold != stop_threshold else None)
     stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside, "inside_threshold": cut_threshold,
-            "by_typing": by_typing, "other_inside": other_inside, "cuts_at_first_token_threshold": same,
+            "by_typing": by_typing, "by_exact_match": by_exact_match, "other_inside": other_inside, "cuts_at_first_token_threshold": same,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
@@ -505,6 +511,12 @@ def _f(x, fmt: str = "{:.3f}", none: str = "-") -> str:
 
 def _ci(interval: list[float] | None, fmt: str) -> str:
     return f" [{fmt.format(interval[0])}, {fmt.format(interval[1])}]" if interval else ""
+
+
+def _judged_line(label: str, j: dict) -> str:
+    return (f"  {label}: accepted {j['without_stop']['accepted']} -> {j['with_stop']['accepted']}, rate change "
+            f"{_f(j['relative_change'], '{:+.1%}')}, removed {j['would_be_accepted_lost']}/{j['would_be_accepted']} "
+            f"({_f(j['removed_share'], '{:.1%}')})")
 
 
 def _other_inside_line(o: dict) -> str:
@@ -565,6 +577,8 @@ def format_report(r: dict) -> str:
               f"{_f(s['by_typing']['relative_change'], '{:+.1%}')}, removed {s['by_typing']['would_be_accepted_lost']}/"
               f"{s['by_typing']['would_be_accepted']} ({_f(s['by_typing']['removed_share'], '{:.1%}')}), chars saved "
               f"{s['by_typing']['without_stop']['chars_saved']} -> {s['by_typing']['with_stop']['chars_saved']}",
+              *([_judged_line("judged by exact match of the first line", s["by_exact_match"])]
+                if s.get("by_exact_match") else []),
               _other_inside_line(s["other_inside"]),
               *([_other_inside_line(s["cuts_at_first_token_threshold"])] if s.get("cuts_at_first_token_threshold") else []),
               "  first-token Stop threshold sweep (replayed from P(stop) of the Stop-less run; inside as above):",

@@ -88,6 +88,13 @@ def is_accepted(suggestion: str, target: str, similarity: float = ACCEPT_SIMILAR
     return s == t or edit_similarity(s, t) >= similarity
 
 
+def matches_exactly(suggestion: str, target: str) -> bool:
+    """The strictest simulated acceptance: the suggestion's first line is the target's first line (spaces around
+    aside). :func:`is_accepted` also takes near misses ('Scdoc' for 'scdoc'), as a user who accepts and then
+    fixes one character would."""
+    return is_accepted(suggestion, target, similarity=1.0)
+
+
 def goes_on_to_type(suggestion: str, typed: str, similarity: float = ACCEPT_SIMILARITY, prefix: bool = True,
                     min_chars: int = 2) -> bool:
     """The replay oracle's acceptance (telemetry.oracle): the suggestion's first line is what the user goes on

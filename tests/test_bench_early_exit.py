@@ -16,7 +16,7 @@ POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", 
                "identical_to_full", "identical_count", "stop_reasons"}
 STOP_KEYS = {"threshold", "without_stop", "with_stop", "relative_change", "would_be_accepted", "would_be_accepted_lost",
              "removed_share", "meets_target", "replay_mismatches", "sweep", "thresholds_meeting_target",
-             "recommended_threshold", "by_typing"}
+             "recommended_threshold", "by_typing", "by_exact_match"}
 ACCEPT_KEYS = {"shown", "accepted", "acceptance_rate", "chars_saved"}
 
 
@@ -81,6 +81,9 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     typed = r["stop"]["by_typing"]
     assert ACCEPT_KEYS <= set(typed["without_stop"]) and typed["without_stop"]["shown"] == r["stop"]["without_stop"]["shown"]
     assert typed["with_stop"]["shown"] == r["stop"]["with_stop"]["shown"]  # same suggestions, another judge
+    exact = r["stop"]["by_exact_match"]
+    assert exact["without_stop"]["shown"] == r["stop"]["without_stop"]["shown"]
+    assert exact["without_stop"]["accepted"] <= r["stop"]["without_stop"]["accepted"]  # stricter than the bench's rule
     other = r["stop"]["other_inside"]
     assert other["inside"] is (not r["stop"]["inside"])
     assert other["bench_rule"]["shown"] <= r["stop"]["without_stop"]["shown"]

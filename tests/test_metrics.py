@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.metrics import (chars_saved, code_tokens, edit_similarity, exact_match, first_line, goes_on_to_type,
-                            is_accepted, lcs_length, levenshtein, rouge_l)
+                            is_accepted, lcs_length, levenshtein, matches_exactly, rouge_l)
 
 
 def test_levenshtein():
@@ -73,6 +73,14 @@ def test_simulated_acceptance():
     assert not is_accepted("return", "return value + 2")
     assert not is_accepted("", "")  # an empty suggestion is never shown, so never accepted
     assert not is_accepted("   ", "x")
+
+
+def test_exact_match_of_the_first_line_takes_no_near_miss():
+    assert matches_exactly("x = compute(a, b)\nmore", " x = compute(a, b) ")
+    assert not matches_exactly("return value + 1", "return value + 2")  # is_accepted takes it
+    assert not matches_exactly("Scdoc'", "scdoc'")
+    assert not matches_exactly("return", "return value + 2")
+    assert not matches_exactly("", "")
 
 
 def test_goes_on_to_type_also_counts_a_correct_prefix():
