@@ -51,7 +51,7 @@ def _add_train(sub) -> None:
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ct.add_argument("--batches", type=int, default=24)
-    ct.add_argument("--exit-stride", type=int, default=None,
+    ct.add_argument("--exit-stride", type=int, choices=range(1, 13), default=None, metavar="N",
                     help="of the exits that agree with the final layer often enough, keep every N-th open (default 2)")
     only = ct.add_mutually_exclusive_group()
     only.add_argument("--stop-only", dest="only", action="store_const", const="stop",
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.exits import EXIT_STRIDE
 
         stats = train_controller(args.model, args.corpus, batches=args.batches, only=args.only,
-                                 exit_stride=args.exit_stride or EXIT_STRIDE,
+                                 exit_stride=EXIT_STRIDE if args.exit_stride is None else args.exit_stride,
                                  log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
