@@ -24,9 +24,16 @@ def _add_serve(sub) -> None:
     p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the default")
 
 
-def _add_train(sub) -> None:
-    from models.next_edit.prompt import PROMPT_FORMATS  # standard library only
+def _prompt_format(name: str) -> str:
+    """--prompt-format: a name of models.next_edit.prompt.PROMPT_FORMATS (imported only when the flag is read)."""
+    from models.next_edit.prompt import PROMPT_FORMATS
 
+    if name not in PROMPT_FORMATS:
+        raise argparse.ArgumentTypeError(f"unknown prompt format {name!r} (known: {', '.join(PROMPT_FORMATS)})")
+    return name
+
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="build corpora and train models (needs the [train] extra)")
     tsub = p.add_subparsers(dest="target", required=True)
     c = tsub.add_parser("corpus", help="build the training corpus from local code")
@@ -78,7 +85,7 @@ def _add_train(sub) -> None:
     nm.add_argument("--edit-weight", type=float, default=1.0,
                     help="loss weight of the rewrite tokens on the lines that change (the copied ones weigh 1)")
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
-    nm.add_argument("--prompt-format", choices=tuple(PROMPT_FORMATS), default="rewrite",
+    nm.add_argument("--prompt-format", type=_prompt_format, default="rewrite",
                     help="rewrite the window around the cursor, or write only the next edit as one more history block")
     nm.add_argument("--seed", type=int, default=0)
     nm.add_argument("--threads", type=int, default=None)

@@ -438,17 +438,17 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                default=None)
     intervals = stop_intervals(np.array(without["_shown"]), np.array(without["_accepted"]), np.array(with_stop["_shown"]),
                                np.array(with_stop["_accepted"]), seed)
-    # The same Stop judged by the replay oracle's rule, under which a cut, correct prefix is accepted.
-    without_typed = acceptance(full_texts, targets, goes_on_to_type)
-    with_typed = acceptance(stopped_texts, targets, goes_on_to_type)
-    by_typing = {"without_stop": _public(without_typed), "with_stop": _public(with_typed),
-                 **_untargeted(stop_effect(without_typed, with_typed))}
-    # And by exact match of the first line: near misses, which the bench's rule accepts, are where Stop is right
-    # to stop and is still counted as removing an accepted suggestion.
-    without_exact = acceptance(full_texts, targets, matches_exactly)
-    with_exact = acceptance(stopped_texts, targets, matches_exactly)
-    by_exact_match = {"without_stop": _public(without_exact), "with_stop": _public(with_exact),
-                      **_untargeted(stop_effect(without_exact, with_exact))}
+    def judged_by(judge) -> tuple[dict, dict]:
+        """(acceptance without Stop, the Stop run's report) under another acceptance rule."""
+        before, after = acceptance(full_texts, targets, judge), acceptance(stopped_texts, targets, judge)
+        return before, {"without_stop": _public(before), "with_stop": _public(after),
+                        **_untargeted(stop_effect(before, after))}
+
+    # The same Stop judged by the replay oracle's rule, under which a cut, correct prefix is accepted; and by
+    # exact match of the first line, under which the near misses the bench's rule accepts are not (Stop is
+    # right to stop before them, yet the bench's rule counts them as removed accepted suggestions).
+    without_typed, by_typing = judged_by(goes_on_to_type)
+    _, by_exact_match = judged_by(matches_exactly)
     # The other choice of tact.stopInside at the same threshold, replayed, so one run compares the two.
     def judged_both(texts: list[str], **label) -> dict:
         return {**label, "bench_rule": judged(without, acceptance(texts, targets)),
@@ -459,7 +459,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     same = (judged_both(replayed(stop_threshold, True, stop_threshold), inside=True, inside_threshold=stop_threshold)
             if stop_inside and cut_threshold != stop_threshold else None)
     stop = {"policy": "full", "threshold": stop_threshold, "inside": stop_inside, "inside_threshold": cut_threshold,
-            "by_typing": by_typing, "by_exact_match": by_exact_match, "other_inside": other_inside, "cuts_at_first_token_threshold": same,
+            "by_typing": by_typing, "by_exact_match": by_exact_match, "other_inside": other_inside,
+            "cuts_at_first_token_threshold": same,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
             "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
@@ -514,9 +515,11 @@ def _ci(interval: list[float] | None, fmt: str) -> str:
 
 
 def _judged_line(label: str, j: dict) -> str:
+    """One line for Stop judged by another acceptance rule (``by_typing``, ``by_exact_match``)."""
     return (f"  {label}: accepted {j['without_stop']['accepted']} -> {j['with_stop']['accepted']}, rate change "
             f"{_f(j['relative_change'], '{:+.1%}')}, removed {j['would_be_accepted_lost']}/{j['would_be_accepted']} "
-            f"({_f(j['removed_share'], '{:.1%}')})")
+            f"({_f(j['removed_share'], '{:.1%}')}), chars saved {j['without_stop']['chars_saved']} -> "
+            f"{j['with_stop']['chars_saved']}")
 
 
 def _other_inside_line(o: dict) -> str:
@@ -572,11 +575,7 @@ def format_report(r: dict) -> str:
               f"  acceptance rate change {_f(s['relative_change'], '{:+.1%}')} relative; would-be-accepted removed "
               f"{s['would_be_accepted_lost']}/{s['would_be_accepted']} ({_f(s['removed_share'], '{:.1%}')})"
               + (f"; replay mismatches {s['replay_mismatches']}" if s["replay_mismatches"] else ""),
-              f"  judged by what the user goes on to type (the replay oracle's rule): accepted "
-              f"{s['by_typing']['without_stop']['accepted']} -> {s['by_typing']['with_stop']['accepted']}, rate change "
-              f"{_f(s['by_typing']['relative_change'], '{:+.1%}')}, removed {s['by_typing']['would_be_accepted_lost']}/"
-              f"{s['by_typing']['would_be_accepted']} ({_f(s['by_typing']['removed_share'], '{:.1%}')}), chars saved "
-              f"{s['by_typing']['without_stop']['chars_saved']} -> {s['by_typing']['with_stop']['chars_saved']}",
+              _judged_line("judged by what the user goes on to type (the replay oracle's rule)", s["by_typing"]),
               *([_judged_line("judged by exact match of the first line", s["by_exact_match"])]
                 if s.get("by_exact_match") else []),
               _other_inside_line(s["other_inside"]),

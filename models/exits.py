@@ -20,10 +20,10 @@ exit_logit + b * top1_logprob + c * margin + d), margin being the log-probabilit
 tokens, (a, b, c, d) per layer fitted on the calibration split against the exit label. On held-out code
 (teacher forcing, threshold 0.9) the hidden-state estimate alone exits at a token the final layer would not
 choose about one time in six; calibrated, one in thirteen, with more layers skipped (docs/roadmap.md). It
-costs a head per layer the token passes (`EarlyExitRuntime.exit_features`; the head costs more than a layer
-on this CPU, and an int8 copy of it for the decision saved no time, docs/roadmap.md). Without a fitted
-calibration P(exit) is sigmoid(exit_logit) and no head runs before the exit. Only some exits are open: those
-that agree with the final layer often enough, and of those every EXIT_STRIDE-th.
+costs a head per open exit the token passes (`EarlyExitRuntime.exit_features`; about a layer's time on this
+CPU, and an int8 copy of it for the decision saved no time, docs/roadmap.md), so only some exits are open
+(``open_exits``): those that agree with the final layer often enough, and of those every EXIT_STRIDE-th.
+Without a fitted calibration P(exit) is sigmoid(exit_logit) and no head runs before the exit.
 """
 
 from __future__ import annotations

@@ -303,9 +303,7 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     if only:  # the classifiers, their statistics and the other calibration stay as they were
         key = f"{only}_calibration"
-        record.setdefault("controller", {})[key] = stats[key]
-        if only == "exit":
-            record["controller"]["exit_stride"] = exit_stride
+        record.setdefault("controller", {}).update({k: stats[k] for k in (key, "exit_stride") if k in stats})
         record["controller"][f"{key}_command"] = command_line()
     else:
         record["controller"] = stats

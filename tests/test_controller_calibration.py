@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from models.exits import STOP, Controller, log_softmax, top_and_margin
+from models.exits import EXIT_STRIDE, STOP, Controller, log_softmax, top_and_margin
 
 torch = pytest.importorskip("torch")
 
@@ -252,6 +252,7 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     assert np.allclose(after["exit_calibration"][-1], [1, 0, 0, 0])  # the last layer never exits early
     record = json.loads((d / "tact.json").read_text())
     assert record["controller"]["exit_calibration"] == stats["exit_calibration"]
+    assert record["controller"]["exit_stride"] == stats["exit_stride"] == EXIT_STRIDE
     assert "exit_calibration_command" in record["controller"]
 
 

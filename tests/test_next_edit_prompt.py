@@ -27,7 +27,6 @@ from models.next_edit.prompt import (
     undoes_last_edit,
     window_around,
     window_lines,
-    window_span,
 )
 
 TEXT = "".join(f"line_{i} = {i}\n" for i in range(40))
@@ -46,7 +45,7 @@ def test_window_is_cursor_relative_and_clipped():
 
 def test_prompt_marks_the_cursor_line_and_ends_with_the_rewrite_marker():
     history = [make_edit(TEXT, 19, 20, "line_19 = 190\n")]
-    prompt, window = build_prompt(history, TEXT, 20, "pkg/mod.py")
+    prompt, window, _ = build_prompt(history, TEXT, 20, "pkg/mod.py")
     assert prompt.endswith(REWRITE_MARK)
     assert "line_19 = 19\n" in prompt and "line_19 = 190\n" not in prompt.split(WINDOW_MARK)[1]
     assert f"line_20 = 20{CURSOR_MARK}\n" in prompt
@@ -115,7 +114,7 @@ REPEATED = "".join(f"x = {i % 2}\n" for i in range(12))  # two lines, alternatin
     (REPEATED, 5, Edit(6, 7, "x = 0\n", "x = 9\n")),  # ambiguous lines: widened until unique
 ])
 def test_next_block_round_trips_to_the_same_edit(text, cursor, target):
-    prompt, window = build_next_block_prompt([make_edit(text, 3, 4, "changed = 1\n")], text, cursor, "m.py")
+    prompt, window, _ = build_next_block_prompt([make_edit(text, 3, 4, "changed = 1\n")], text, cursor, "m.py")
     assert prompt.startswith(WINDOW_MARK) and prompt.endswith(f"{EDIT_MARK} m.py\n")
     output = next_block_target(window, text, target)
     assert output and output.startswith(ORIGINAL_MARK)
@@ -137,9 +136,11 @@ def test_next_block_outside_the_window_is_empty_and_bad_outputs_name_no_edit():
     assert edit_from_next_block(window, same, TEXT) is None  # changes nothing
 
 
-def test_window_span_finds_the_window_in_both_formats():
-    history = [make_edit(TEXT, 19, 20, "line_19 = 190\n")]
-    for fmt in PROMPT_FORMATS.values():
-        prompt, window = fmt.prompt(history, TEXT, 20, "m.py")
-        a, b = window_span(prompt)
-        assert prompt[a:b].replace(CURSOR_MARK, "") == window.text
+@pytest.mark.parametrize("name", list(PROMPT_FORMATS))
+def test_the_prompt_says_where_its_window_lies_even_when_the_code_holds_the_markers(name):
+    # This module's own source holds the markers: the span must not be found by searching for them.
+    text = TEXT.replace("line_21 = 21\n", f'DOC = "{EDIT_MARK} path.py"\n').replace("line_22 = 22\n", f'M = "{WINDOW_MARK}"\n')
+    history = [make_edit(text, 19, 20, f'x = "{WINDOW_MARK}"\n')]
+    prompt, window, (a, b) = PROMPT_FORMATS[name].prompt(history, text, 20, "m.py")
+    assert prompt[a:b].replace(CURSOR_MARK, "") == window.text
+    assert EDIT_MARK in window.text and WINDOW_MARK in window.text

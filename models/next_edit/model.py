@@ -23,8 +23,7 @@ from typing import Callable
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example
 from models.model_dir import ModelDirError
-from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, undoes_last_edit, window_around,
-                                     window_span)
+from models.next_edit.prompt import MAX_LINE_CHARS, PROMPT_FORMATS, Window, undoes_last_edit, window_around
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
@@ -72,13 +71,12 @@ class NextEditModel:
 
     def _ask(self, history: list[Edit], current: str, line: int, path: str,
              should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
-        prompt, window = self.format.prompt(history, current, line, path)
+        prompt, window, (window_at, window_end) = self.format.prompt(history, current, line, path)
         if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
             return None  # minified or generated text: nothing sensible to rewrite
         enc = self.info.tok.encode(prompt, add_special_tokens=False)
         ids = enc.ids
         # the window's tokens: drafts are copied from there, never from the history or the output so far
-        window_at, window_end = window_span(prompt)
         span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < window_end]
         window_tokens = len(span)
         if len(ids) > MAX_PROMPT_TOKENS or window_tokens + 32 > MAX_REWRITE_TOKENS:

@@ -117,11 +117,14 @@ def window_text(window: Window, cursor_line: int) -> str:
     return "".join(out)
 
 
-def build_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window]:
-    """(prompt text, the window it asks to rewrite)."""
+Span = tuple[int, int]  # [start, end) characters of the window's text in a prompt (drafts copy from there)
+
+
+def build_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window, Span]:
+    """(prompt text, the window it asks to rewrite, where the window's text lies in the prompt)."""
     window = window_around(current, cursor_line)
-    text = history_text(history, path) + WINDOW_MARK + window_text(window, cursor_line) + REWRITE_MARK
-    return text, window
+    head, body = history_text(history, path) + WINDOW_MARK, window_text(window, cursor_line)
+    return head + body + REWRITE_MARK, window, (len(head), len(head) + len(body))
 
 
 def target_text(window: Window, current: str, target: Edit) -> str | None:
@@ -211,13 +214,14 @@ def undoes_last_edit(history: list[Edit], current: str, edit: Edit) -> bool:
         return False
 
 
-def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window]:
-    """(prompt text, its window) of the ``next_block`` format: the window, the history, then the header of
-    the next edit's block."""
+def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window, Span]:
+    """(prompt text, its window, where the window's text lies in it) of the ``next_block`` format: the window,
+    the history, then the header of the next edit's block."""
     window = window_around(current, cursor_line)
     name = path.rsplit("/", 1)[-1]
-    text = WINDOW_MARK + window_text(window, cursor_line) + history_text(history, path) + f"{EDIT_MARK} {name}\n"
-    return text, window
+    body = window_text(window, cursor_line)
+    text = WINDOW_MARK + body + history_text(history, path) + f"{EDIT_MARK} {name}\n"
+    return text, window, (len(WINDOW_MARK), len(WINDOW_MARK) + len(body))
 
 
 def _occurrences(lines: list[str], block: list[str]) -> list[int]:
@@ -272,12 +276,13 @@ def next_block_edit_chars(_window: Window, output: str) -> tuple[int, int]:
 @dataclass(frozen=True)
 class PromptFormat:
     """How a next-edit model is asked and answered: ``prompt(history, current, line, path) -> (text,
-    window)``, ``target(window, current, edit) -> output text | None`` and ``edit_chars(window, output) ->
+    window, the window's character span in text)``, ``target(window, current, edit) -> output text | None`` and
+    ``edit_chars(window, output) ->
     (lo, hi)``, the characters of the output that make the edit (training), ``edit(window, output, current,
     cursor_line) -> Edit | None`` (serving)."""
 
     name: str
-    prompt: Callable[..., tuple[str, Window]]
+    prompt: Callable[..., tuple[str, Window, Span]]
     target: Callable[[Window, str, Edit], str | None]
     edit_chars: Callable[[Window, str], tuple[int, int]]
     edit: Callable[..., Edit | None]
@@ -289,10 +294,3 @@ PROMPT_FORMATS = {
     "next_block": PromptFormat("next_block", build_next_block_prompt, next_block_target, next_block_edit_chars,
                                edit_from_next_block),
 }
-
-
-def window_span(prompt: str) -> tuple[int, int]:
-    """[start, end) characters of the window's text in a prompt of either format (drafts copy from it)."""
-    start = prompt.index(WINDOW_MARK) + len(WINDOW_MARK)
-    end = prompt.find(f"{EDIT_MARK} ", start)
-    return start, (end if end >= 0 else prompt.rindex(REWRITE_MARK))

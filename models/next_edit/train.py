@@ -37,7 +37,7 @@ def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None, pr
     window around ``line`` (default: the cursor), or None when it cannot be taught in budget. The span is
     the lines a rewrite changes, or the updated block of a ``next_block`` output."""
     fmt = PROMPT_FORMATS[prompt_format]
-    prompt, window = fmt.prompt(ex.history, ex.current, ex.cursor_line if line is None else line, ex.path)
+    prompt, window, _ = fmt.prompt(ex.history, ex.current, ex.cursor_line if line is None else line, ex.path)
     output = fmt.target(window, ex.current, ex.target)
     if output is None:
         return None
