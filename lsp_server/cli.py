@@ -75,6 +75,13 @@ def _add_train(sub) -> None:
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=int, help="synthetic: at most N corpus files per split")
     ne.add_argument("--seed", type=int, default=0)
+    nr = tsub.add_parser("next-edit-ranker", help="fit the edit ranker (picks the next edit among the history's "
+                         "generalisations) on real and synthetic next-edit examples")
+    nr.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
+    nr.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "ranker")
+    nr.add_argument("--synthetic-sample", type=int, default=3000, help="synthetic chains drawn at random (seeded)")
+    nr.add_argument("--limit", type=int, help="a quick run on N real (and at most N synthetic) examples")
+    nr.add_argument("--seed", type=int, default=0)
     nm = tsub.add_parser("next-edit", help="fine-tune the code model into the next-edit model and export it")
     nm.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
     nm.add_argument("--init", type=Path, default=REPO_ROOT / "models" / "default", help="code model to start from")
@@ -139,6 +146,7 @@ def _add_eval(sub) -> None:
     ne.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")
     ne.add_argument("--threshold", type=float, default=DEFAULTS.next_edit_threshold,
                     help="confidence below which the model's prediction counts as none (default: the server's)")
+    ne.add_argument("--ranker", type=Path, help="edit ranker directory (default: the shipped one)")
     ne.add_argument("--copy-margin", type=float, default=None,
                     help="decoding: keep a copied window token within this log-probability of the best "
                          "(default: the model's recorded choice; 0 is greedy)")
@@ -331,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         from models.next_edit.data import main_cli as next_edit_data
 
         return next_edit_data(args)
+    if args.command == "train" and args.target == "next-edit-ranker":
+        from models.next_edit.train_ranker import train_ranker
+
+        ranker = train_ranker(args.data, args.out, synthetic_sample=args.synthetic_sample, limit=args.limit,
+                              seed=args.seed)
+        print(f"edit ranker {ranker.version}: {args.out} (threshold {ranker.threshold})")
+        return 0
     if args.command == "train" and args.target == "next-edit":
         from models.next_edit.train import train_next_edit
 

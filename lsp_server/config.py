@@ -17,7 +17,7 @@ from typing import Any, Literal
 SECTION = "tact"
 DECODING_POLICIES = ("full", "dynamic", "speculative")
 DecodingPolicy = Literal["full", "dynamic", "speculative"]
-NEXT_EDIT_PREDICTORS = ("auto", "model", "heuristic")
+NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
 
 
 def default_data_dir() -> Path:
@@ -54,9 +54,10 @@ class Settings:
     acceptance_debounce_max_ms: int = 100  # wait before generating for a likely rejection (0: never wait)
     acceptance_model_path: str = ""  # empty: the acceptance model shipped with the package
     next_edit: bool = True  # predict the next edit from the edit history (tact/nextEdit)
-    next_edit_predictor: str = "heuristic"  # heuristic | model | auto (the heuristic, else the model when confident)
+    next_edit_predictor: str = "ranker"  # ranker | heuristic | model | auto (the ranker, else the model when confident)
     next_edit_threshold: float = 0.5  # confidence (probability of the rewrite's least likely token) needed to show one
     next_edit_model_path: str = ""  # empty: the next-edit model shipped with the package
+    next_edit_ranker_path: str = ""  # empty: the edit ranker shipped with the package
     telemetry: bool = True
     telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3
     edit_coalesce_ms: int = 1000

@@ -131,6 +131,27 @@ def test_outdated_version_binary_text_or_no_history_give_nothing():
     assert service.request(docs.get("file:///project/blob.bin"), 1, Position(0, 0), Settings()) is None
 
 
+def test_without_a_ranker_the_heuristic_answers_and_status_says_why(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "ranker.json").write_text("{not json")
+    docs = DocumentStore()
+    _rename_width(docs)
+    service, store, _ = _service(None)
+    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
+                                  Settings(next_edit_predictor="ranker", next_edit_ranker_path=str(tmp_path / "broken")))
+    result = future.result(timeout=10)
+    assert result is not None and result.predictor == "heuristic" and result.new_text == "w"
+    assert service.ranker is None and "not a valid edit ranker" in service.ranker_reason
+    generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
+    assert len(generated) == 1 and generated[0].model == "heuristic"
+    # the shipped ranker, once the setting is cleared: its version is what telemetry records
+    _, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_predictor="ranker"))
+    result = future.result(timeout=10)
+    assert result is not None and result.predictor == "ranker" and service.ranker_reason is None
+    generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
+    assert generated[-1].model == service.ranker.version and generated[-1].policy == "ranker"
+
+
 def test_a_missing_model_is_reported_not_raised(tmp_path):
     service = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
     assert service.ensure_model(str(tmp_path / "nowhere")) is None
@@ -154,16 +175,17 @@ def test_line_breaks_python_and_lsp_disagree_on_give_nothing():
     assert service.predict(doc.text, doc.history.recent(), Position(0, 0), URI) is None
 
 
-def test_auto_asks_the_heuristic_first_and_the_model_only_where_it_has_nothing(tmp_path):
+def test_auto_asks_the_ranker_first_and_the_model_only_where_it_has_nothing(tmp_path):
     docs = DocumentStore()
     _rename_width(docs)
     doc = docs.get(URI)
     sure = FakeModel(Edit(2, 3, "    return width * height\n", "    return 0\n"), confidence=0.9)
     service, _, _ = _service(sure)
     result = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="auto", threshold=0.5)
-    # the heuristic repeats the rename at the next use of `width`; the model is not asked
-    assert result is not None and result.predictor == "heuristic" and result.new_text == "w"
+    # the shipped ranker repeats the rename at the next use of `width`; the model is not asked
+    assert result is not None and result.predictor == "ranker" and result.new_text == "w"
     assert result.start == Position(1, 10) and sure.calls == []
+    assert service.answered_by("ranker") == service.ranker.version
     # a new line is no replacement to repeat: the heuristic has nothing, so the model answers when sure enough
     docs.open("file:///project/grow.py", "python", 1, TEXT)
     docs.change("file:///project/grow.py", 2, [(Range(Position(2, 0), Position(2, 0)), "    log(height)\n")], now=10.0)

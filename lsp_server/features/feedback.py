@@ -83,6 +83,9 @@ def register(server) -> None:
             "telemetry": ls.recorder.stats,
             "version": ls.version,
             "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},
-            "nextEdit": {"enabled": s.next_edit, "model": ls.next_edits.version, "reason": ls.next_edits.reason,
+            "nextEdit": {"enabled": s.next_edit, "predictor": s.next_edit_predictor,
+                         "model": ls.next_edits.version, "reason": ls.next_edits.reason,
+                         "ranker": ls.next_edits.ranker.version if ls.next_edits.ranker is not None else None,
+                         "rankerReason": ls.next_edits.ranker_reason,
                          "session": {k: ls.next_edits.counts[k] for k in ("requested", "generated", "hidden", "issued")}},
         }

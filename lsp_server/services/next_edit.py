@@ -41,7 +41,7 @@ class NextEditResult:
     confidence: float
     latency_ms: float
     line_edit: object  # models.next_edit.examples.Edit, for telemetry
-    predictor: str = "model"  # model | heuristic
+    predictor: str = "model"  # model | ranker | heuristic: which one answered
 
 
 def line_history(text: str, records: list[EditRecord]):
@@ -86,6 +86,16 @@ def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
     return Position(*start), Position(*end), updated[p:len(updated) - s]
 
 
+def _guarded_load(label: str, load: Callable[[], tuple]) -> tuple:
+    """``load()`` -> (object, None) or (None, why); an unexpected failure becomes the reason, logged:
+    a corrupt model must not take the server down."""
+    try:
+        return load()
+    except Exception as exc:
+        log.warning("%s failed to load", label, exc_info=True)
+        return None, f"{label} failed to load: {exc}"
+
+
 class NextEditService:
     """Loads the next-edit model on first use (on the inference thread) and predicts with it; each
     request is logged as a suggestion of kind ``next_edit`` (requested, generated, hidden below the
@@ -99,7 +109,32 @@ class NextEditService:
         self.model = None
         self.model_path: str | None = None
         self.reason: str | None = None  # why there is no model, once loading was tried
+        self.ranker = None
+        self.ranker_path: str | None = None
+        self.ranker_reason: str | None = None  # why there is no edit ranker (the baseline answers instead)
         self._lock = threading.Lock()
+
+    def ensure_ranker(self, ranker_path: str = ""):
+        """The edit ranker (loaded once per path); None, with ``ranker_reason`` saying why, when it is
+        missing or corrupt: the repeat-the-last-replacement baseline answers in its place."""
+        with self._lock:
+            wanted = ranker_path or ""
+            if self.ranker_path == wanted:
+                return self.ranker
+
+            def load():
+                from models.next_edit.ranker import RankerError, load_ranker
+
+                try:
+                    return load_ranker(Path(wanted).expanduser() if wanted else None), None
+                except RankerError as exc:
+                    return None, str(exc)
+
+            self.ranker_path = wanted
+            self.ranker, self.ranker_reason = _guarded_load("edit ranker", load)
+            if self.ranker_reason:
+                log.warning("the edit ranker is off, the baseline answers: %s", self.ranker_reason)
+            return self.ranker
 
     def ensure_model(self, model_path: str = ""):
         with self._lock:
@@ -108,22 +143,21 @@ class NextEditService:
                 return self.model
             if self.model is None and self.reason is not None and self.model_path == wanted:
                 return None
-            self.model_path = wanted
-            self.model, self.reason = None, None
-            try:
+
+            def load():
                 from models.model_dir import ModelDirError
                 from models.next_edit.model import DEFAULT_MODEL_DIR, NextEditModel
 
                 path = Path(wanted).expanduser() if wanted else DEFAULT_MODEL_DIR
                 if not (path / "graphs.json").exists():
-                    self.reason = f"no next-edit model at {path} (train it with `tact train next-edit`)"
-                else:
-                    self.model = NextEditModel(path)
-            except ModelDirError as exc:
-                self.reason = str(exc)
-            except Exception as exc:  # a corrupt model must not take the server down
-                self.reason = f"next-edit model failed to load: {exc}"
-                log.warning("next-edit model failed to load", exc_info=True)
+                    return None, f"no next-edit model at {path} (train it with `tact train next-edit`)"
+                try:
+                    return NextEditModel(path), None
+                except ModelDirError as exc:
+                    return None, str(exc)
+
+            self.model_path = wanted
+            self.model, self.reason = _guarded_load("next-edit model", load)
             if self.reason:
                 log.warning("next-edit prediction is off: %s", self.reason)
             return self.model
@@ -132,14 +166,23 @@ class NextEditService:
     def version(self) -> str | None:
         return self.model.version if self.model is not None else None
 
+    def answered_by(self, predictor: str) -> str:
+        """The version telemetry records for a prediction: the model's or the ranker's, or ``heuristic``."""
+        if predictor == "model":
+            return self.version or ""
+        if predictor == "ranker" and self.ranker is not None:
+            return self.ranker.version
+        return "heuristic"
+
     def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
                 model_path: str = "", should_cancel: Callable[[], bool] | None = None,
-                predictor: str = "auto", threshold: float = 0.0) -> NextEditResult | None:
+                predictor: str = "auto", threshold: float = 0.0, ranker_path: str = "") -> NextEditResult | None:
         """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
 
-        ``predictor``: ``model`` (the model's edit, if any), ``heuristic`` (the repeat-the-last-
-        replacement baseline) or ``auto`` (the heuristic's edit when it has one, else the model's when
-        its confidence reaches ``threshold``)."""
+        ``predictor``: ``ranker`` (the edit ranker's best candidate, when sure enough), ``heuristic``
+        (the repeat-the-last-replacement baseline), ``model`` (the model's edit, if any) or ``auto``
+        (the ranker's edit when it has one, else the model's when its confidence reaches ``threshold``);
+        see `models.next_edit.model.predict_with`."""
         if len(text.splitlines(keepends=True)) != len(line_starts(text)) - (1 if text.endswith(("\n", "\r")) else 0):
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         history = line_history(text, records)
@@ -149,7 +192,8 @@ class NextEditService:
         from models.next_edit.model import predict_with
 
         model = self.ensure_model(model_path) if predictor in ("model", "auto") else None
-        found = predict_with(predictor, model, history, text, position.line, uri, threshold, should_cancel)
+        ranker = self.ensure_ranker(ranker_path) if predictor in ("ranker", "auto") else None
+        found = predict_with(predictor, model, history, text, position.line, uri, threshold, should_cancel, ranker)
         if found is None:
             return None
         edit, confidence, which = found
@@ -176,7 +220,8 @@ class NextEditService:
             if token.cancelled or doc.version != version:
                 raise Cancelled(token.reason if token.cancelled else "stale")
             result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
-                                  settings.next_edit_predictor, settings.next_edit_threshold)
+                                  settings.next_edit_predictor, settings.next_edit_threshold,
+                                  settings.next_edit_ranker_path)
             if token.cancelled:
                 raise Cancelled(token.reason)
             if result is None:
@@ -185,9 +230,8 @@ class NextEditService:
                 return None
             self.counts["generated"] += 1
             e = result.line_edit
-            recorder.generated(suggestion_id, result.new_text,
-                               (self.version or "") if result.predictor == "model" else "heuristic",
-                               "speculative" if result.predictor == "model" else "heuristic", result.latency_ms, 0, None,
+            recorder.generated(suggestion_id, result.new_text, self.answered_by(result.predictor),
+                               "speculative" if result.predictor == "model" else result.predictor, result.latency_ms, 0, None,
                                "eos", {"range": [result.start.line, result.start.character, result.end.line,
                                                  result.end.character],
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],

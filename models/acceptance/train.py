@@ -34,8 +34,9 @@ def _fill_values(X: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(med), med, 0.0)
 
 
-def fit_sklearn(X: np.ndarray, y: np.ndarray, kind: str, seed: int = 0):
-    """(fill values, fitted estimator on filled (and for logistic, standardised) inputs, mean, scale)."""
+def fit_sklearn(X: np.ndarray, y: np.ndarray, kind: str, seed: int = 0, trees: dict | None = None):
+    """(fill values, fitted estimator on filled (and for logistic, standardised) inputs, mean, scale);
+    ``trees``: the boosting parameters, when not ``TREES``."""
     fill = _fill_values(X)
     Xf = np.where(np.isnan(X), fill, X)
     if kind == "logistic":
@@ -50,7 +51,7 @@ def fit_sklearn(X: np.ndarray, y: np.ndarray, kind: str, seed: int = 0):
     if kind == "trees":
         from sklearn.ensemble import GradientBoostingClassifier
 
-        est = GradientBoostingClassifier(random_state=seed, **TREES)
+        est = GradientBoostingClassifier(random_state=seed, **(trees or TREES))
         est.fit(Xf, y)
         return fill, est, None, None
     raise ValueError(f"unknown model kind {kind!r}; one of {KINDS}")

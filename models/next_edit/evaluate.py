@@ -121,19 +121,34 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
     return sets
 
 
+def load_ranker_predictor(ranker_dir: Path | None = None):
+    """The trained edit ranker (None while there is none; a corrupt one raises RankerError)."""
+    from models.next_edit.ranker import DEFAULT_RANKER_DIR, RANKER_FILE, load_ranker
+
+    path = Path(ranker_dir) if ranker_dir is not None else DEFAULT_RANKER_DIR
+    if not (path / RANKER_FILE).exists() and not path.is_file():
+        return None
+    return load_ranker(path)
+
+
 def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
-             model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None) -> dict:
+             model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None,
+             ranker_dir: Path | None = None) -> dict:
     from models.next_edit.baseline import BaselinePredictor
     from models.next_edit.model import AutoPredictor
 
     model = load_model_predictor(model_dir, threshold, copy_margin)
+    ranker = load_ranker_predictor(ranker_dir)
     results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold,
-                     "copy_margin": model.copy_margin if model is not None else None, "sets": {}}
+                     "copy_margin": model.copy_margin if model is not None else None,
+                     "ranker": ranker.version if ranker is not None else NO_MODEL,
+                     "ranker_threshold": ranker.threshold if ranker is not None else None, "sets": {}}
     for name, exs in datasets(data_dir, pair, limit).items():
         row = {"baseline": evaluate(exs, BaselinePredictor())}
+        row["ranker"] = evaluate(exs, ranker) if ranker is not None else None
         row["model"] = evaluate(exs, model) if model is not None else None
         if model is not None:
-            row["auto"] = evaluate(exs, AutoPredictor(model, threshold))
+            row["auto"] = evaluate(exs, AutoPredictor(model, threshold, ranker))
         results["sets"][name] = row
     return results
 
@@ -144,11 +159,13 @@ def format_table(results: dict) -> str:
     if results.get("copy_margin") is not None:
         lines.append(f"model {results['model']}, confidence threshold {results['threshold']}, "
                      f"copy margin {results['copy_margin']}")
+    if results.get("ranker_threshold") is not None:
+        lines.append(f"ranker {results['ranker']}, score threshold {results['ranker_threshold']}")
     lines.append(f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols))
     for name, row in results["sets"].items():
-        for pred_name in ("baseline", "model", "auto"):
+        for pred_name in ("baseline", "ranker", "model", "auto"):
             m = row.get(pred_name)
-            if m is None and pred_name == "auto":
+            if m is None and pred_name in ("auto", "ranker") and pred_name not in row:
                 continue
             if m is None:
                 lines.append(f"{name:<20} {pred_name:<10} {NO_MODEL}")
@@ -157,10 +174,11 @@ def format_table(results: dict) -> str:
                      for c in cols]
             lines.append(f"{name:<20} {pred_name:<10} " + " ".join(cells))
     for name, row in results["sets"].items():
-        sweep = (row.get("model") or {}).get("sweep")
-        if sweep:
-            lines.append(f"{name}: model exact / predicted by confidence threshold: "
-                         + ", ".join(f"{t}: {v['exact']:.3f}/{v['predicted']:.3f}" for t, v in sweep.items()))
+        for pred_name in ("ranker", "model"):
+            sweep = (row.get(pred_name) or {}).get("sweep")
+            if sweep:
+                lines.append(f"{name}: {pred_name} exact / predicted by confidence threshold: "
+                             + ", ".join(f"{t}: {v['exact']:.3f}/{v['predicted']:.3f}" for t, v in sweep.items()))
     return "\n".join(lines)
 
 
@@ -169,7 +187,8 @@ def main_cli(args) -> int:
         print("tact eval next-edit: give --data DIR and/or --pair BEFORE AFTER")
         return 2
     pair = tuple(args.pair) if args.pair else None
-    results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin)
+    results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin,
+                       getattr(args, "ranker", None))
     if not results["sets"]:
         print("tact eval next-edit: no examples found")
         return 1

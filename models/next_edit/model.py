@@ -18,13 +18,16 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example
 from models.model_dir import ModelDirError
 from models.next_edit.prompt import MAX_LINE_CHARS, PROMPT_FORMATS, Window, undoes_last_edit, window_around
 from models.runtime import DecodeOptions, EarlyExitRuntime
+
+if TYPE_CHECKING:
+    from models.next_edit.ranker import EditRanker
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 MAX_PROMPT_TOKENS = 640
@@ -129,17 +132,25 @@ class NextEditModel:
 
 def predict_with(predictor: str, model: "NextEditModel | None", history: list[Edit], current: str, cursor_line: int,
                  path: str = "", threshold: float = 0.0,
-                 should_cancel: Callable[[], bool] | None = None) -> tuple[Edit, float, str] | None:
-    """(edit, confidence, which) from ``model`` (the model's edit), ``heuristic`` (the baseline) or
-    ``auto`` (the baseline's edit when it has one, else the model's when its confidence reaches
-    ``threshold``: on held-out changes the baseline's edits are right far more often than the model's,
-    and it answers in microseconds). The baseline's confidence is reported as 1.0; no edit that undoes
-    the last one is returned."""
-    if predictor in ("heuristic", "auto"):
-        edit = BaselinePredictor().predict_next(history, current)
-        if edit is not None and not undoes_last_edit(history, current, edit):
-            return edit, 1.0, "heuristic"
-        if predictor == "heuristic":
+                 should_cancel: Callable[[], bool] | None = None,
+                 ranker: "EditRanker | None" = None) -> tuple[Edit, float, str] | None:
+    """(edit, confidence, which) from ``heuristic`` (the baseline), ``ranker`` (the edit ranker's best
+    candidate when its score reaches the ranker's threshold; the baseline's edit when no ranker is
+    loaded), ``model`` (the model's edit) or ``auto`` (the ranker's answer when it has one, else the
+    model's when its confidence reaches ``threshold``: on held-out changes the ranker's edits are right
+    far more often than the model's, and it answers in milliseconds). ``which`` names the predictor
+    that answered; the baseline's confidence is reported as 1.0. No edit that undoes the last one is
+    returned."""
+    if predictor in ("heuristic", "ranker", "auto"):
+        if ranker is not None and predictor != "heuristic":
+            found = ranker.predict_next(history, current, cursor_line)
+            if found is not None and not undoes_last_edit(history, current, found.edit):
+                return found.edit, found.score, "ranker"
+        else:
+            edit = BaselinePredictor().predict_next(history, current)
+            if edit is not None and not undoes_last_edit(history, current, edit):
+                return edit, 1.0, "heuristic"
+        if predictor != "auto":
             return None
     if model is None or (should_cancel is not None and should_cancel()):
         return None
@@ -154,12 +165,12 @@ class AutoPredictor:
 
     name = "auto"
 
-    def __init__(self, model: "NextEditModel", threshold: float):
-        self.model, self.threshold = model, threshold
+    def __init__(self, model: "NextEditModel", threshold: float, ranker: "EditRanker | None" = None):
+        self.model, self.threshold, self.ranker = model, threshold, ranker
 
     def predict(self, example: Example) -> Edit | None:
         found = predict_with("auto", self.model, example.history, example.current, example.cursor_line, example.path,
-                             self.threshold)
+                             self.threshold, ranker=self.ranker)
         return found[0] if found else None
 
 

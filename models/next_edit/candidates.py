@@ -1,0 +1,248 @@
+"""Candidate next edits generalised from the edit history, and the features the edit ranker scores.
+
+Most next edits that can be guessed at all repeat something the programmer just did somewhere else:
+the same substitution at another use, the same text added before the same punctuation on a sibling
+line, the same block inserted after a matching line, the same lines deleted again. Each history edit
+(the last ``MAX_HISTORY``) is generalised in several ways and every place in the current text where a
+generalisation applies gives a candidate; `models.next_edit.ranker` picks one (or none) of them.
+
+Generators (``GENERATORS``):
+
+- ``substitute_all`` / ``substitute_one``: the edit's smallest change (`baseline.replacement`, whole
+  identifiers) on every line holding its old text, all occurrences on the line / one of several;
+- ``block``: a multi-line change repeated where its original block occurs again;
+- ``context``: a one-line change (text inserted, deleted or replaced between the same characters) made
+  where the same characters surround the same old text: the whole rest of the line on one side, or
+  the 3 / 1 nearest characters on both sides;
+- ``repeat`` / ``delete``: the whole edit again where its original lines occur again;
+- ``insert``: inserted lines inserted again next to a line equal to one beside the first insertion.
+
+Candidates that change nothing or undo the last edit are dropped; two candidates leaving the same text
+are one (the first generator in ``GENERATORS`` order, the most recent edit, keeps it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from models.next_edit.baseline import _pattern, _undoes, common_ends, replacement
+from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
+
+MAX_HISTORY = 8  # history edits generalised, most recent last
+MAX_CANDIDATES = 400  # kept per request, nearest the cursor first (in the baseline's search order)
+MAX_LINE_CHARS = 400  # longer lines are skipped (minified or generated text)
+
+GENERATORS = ("substitute_all", "substitute_one", "block", "context", "repeat", "delete", "insert")
+CONTEXT_CHARS = (3, 1)  # nearest characters that must surround a one-line change's old text
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_FIRST_TOKEN = re.compile(r"\s*(\w+|\S)")
+
+
+@dataclass
+class Candidate:
+    edit: Edit
+    key: tuple  # the edit without the unchanged lines at its ends: equal keys leave equal texts
+    generator: str
+    age: int  # which history edit it generalises: 0 = the last one
+    source: str  # the line (or block) that edit changed, to compare the candidate's line with
+    occurrences: int = 1  # of the old text on the candidate's line
+    context: tuple[int, int] = (0, 0)  # characters matched left / right of the old text (context generator)
+    ways: int = 1  # how many generalisations gave the same text
+    features: list[float] = field(default_factory=list)
+
+
+FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
+    "age", "context_left", "context_right", "log_distance", "after_cursor", "on_cursor_line", "order_rank",
+    "log_group_size", "is_baseline", "similarity", "same_indent", "same_first_token", "log_size", "ways",
+    "occurrences", "log_lines", "history_length", "near_last_edit",
+]
+
+
+def _indent(s: str) -> int:
+    return len(s) - len(s.lstrip(" \t"))
+
+
+def _first_token(s: str) -> str:
+    m = _FIRST_TOKEN.match(s)
+    return m.group(1) if m else ""
+
+
+def _similarity(a: str, b: str) -> float:
+    """Jaccard similarity of the two lines' token sets (identifiers and punctuation)."""
+    ta, tb = set(_TOKEN.findall(a)), set(_TOKEN.findall(b))
+    return len(ta & tb) / len(ta | tb) if ta or tb else 1.0
+
+
+def _changed_line_pairs(edit: Edit) -> list[tuple[str, str]]:
+    """(old line, new line) for the lines an edit changed, when it kept its number of lines."""
+    a, b = lines_of(edit.original), lines_of(edit.updated)
+    return [(x, y) for x, y in zip(a, b) if x != y] if len(a) == len(b) else []
+
+
+def edit_key(edit: Edit) -> tuple:
+    """(start line, end line, new lines) once the lines the edit leaves as they were are dropped from
+    both ends: two edits of one text with equal keys leave equal texts (without building them)."""
+    a, b = lines_of(edit.original), lines_of(edit.updated)
+    if b and not b[-1].endswith("\n") and a and a[-1].endswith("\n"):
+        b[-1] += "\n"  # apply_edit ends a shorter last line with the newline it replaces
+    head, tail = common_ends(a, b)  # in whole lines
+    return (edit.start_line + head, edit.end_line - tail, "".join(b[head:len(b) - tail]))
+
+
+class _Collector:
+    def __init__(self, lines: list[str], last: Edit | None) -> None:
+        self.lines, self.last = lines, last
+        self.found: dict[tuple, Candidate] = {}
+
+    def add(self, edit: Edit, generator: str, age: int, source: str, **extra) -> None:
+        key = edit_key(edit)
+        if key[0] == key[1] and not key[2]:
+            return  # changes nothing
+        if self.last is not None and _undoes(edit, self.last):
+            return
+        seen = self.found.get(key)
+        if seen is not None:
+            seen.ways += 1
+            return
+        self.found[key] = Candidate(edit, key, generator, age, source, **extra)
+
+
+def generate(history: list[Edit], current: str, original: str | None = None) -> list[Candidate]:
+    """Every candidate for the text ``current`` left by ``history`` (each edit applying to the text the
+    one before it left; ``original``, the text before the first, lets insertions find their neighbours
+    exactly, else they are found by undoing the later edits)."""
+    lines = lines_of(current)
+    n = len(lines)
+    recent = history[-MAX_HISTORY:]
+    out = _Collector(lines, history[-1] if history else None)
+    texts_before = _texts_before(history, current, original, len(recent))
+    for i, h in enumerate(recent):
+        age = len(recent) - 1 - i
+        h_lines = lines_of(h.original)
+        source = h_lines[0] if h_lines else (lines_of(h.updated) or [""])[0]
+        rep = replacement(h)
+        if rep is not None and "\n" not in rep[0]:
+            pattern = _pattern(rep[0])
+            for row, line in enumerate(lines):
+                if len(line) > MAX_LINE_CHARS or rep[0] not in line:
+                    continue
+                found = list(pattern.finditer(line))
+                if not found:
+                    continue
+                out.add(Edit(row, row + 1, line, pattern.sub(lambda _m: rep[1], line)), "substitute_all", age, source,
+                        occurrences=len(found))
+                if len(found) > 1:
+                    for m in found:
+                        out.add(Edit(row, row + 1, line, line[:m.start()] + rep[1] + line[m.end():]), "substitute_one",
+                                age, source, occurrences=len(found))
+        elif rep is not None:
+            k = len(lines_of(rep[0]))
+            for row in range(n - k + 1):
+                if lines[row] == lines_of(rep[0])[0] and "".join(lines[row:row + k]) == rep[0]:
+                    out.add(Edit(row, row + k, rep[0], rep[1]), "block", age, source)
+        for old_line, new_line in _changed_line_pairs(h):
+            _context_candidates(out, lines, old_line, new_line, age)
+        if h.original:
+            k = len(h_lines)
+            for row in range(n - k + 1):
+                if lines[row] == h_lines[0] and "".join(lines[row:row + k]) == h.original:
+                    out.add(Edit(row, row + k, h.original, h.updated), "repeat" if h.updated else "delete", age, source)
+        elif h.updated and texts_before[i] is not None:
+            before = lines_of(texts_before[i])
+            above = before[h.start_line - 1].strip() if 0 < h.start_line <= len(before) else ""
+            below = before[h.start_line].strip() if h.start_line < len(before) else ""
+            for row in range(n + 1):
+                if (above and row > 0 and lines[row - 1].strip() == above) or (below and row < n and lines[row].strip() == below):
+                    out.add(Edit(row, row, "", h.updated), "insert", age, source)
+    return list(out.found.values())
+
+
+def _texts_before(history: list[Edit], current: str, original: str | None, recent: int) -> list[str | None]:
+    """The text each of the last ``recent`` history edits applied to (None where it cannot be rebuilt)."""
+    start = len(history) - recent
+    if original is not None:
+        out, text = [], apply_all(original, history[:start])
+        for h in history[start:]:
+            out.append(text)
+            text = apply_edit(text, h)
+        return out
+    out: list[str | None] = []
+    text: str | None = current
+    for h in reversed(history[start:]):  # undo from the current text
+        if text is not None:
+            undo = Edit(h.start_line, h.start_line + len(lines_of(h.updated)), h.updated, h.original)
+            try:
+                text = apply_edit(text, undo)
+            except ValueError:
+                text = None
+        out.append(text)
+    return out[::-1]
+
+
+def _context_candidates(out: _Collector, lines: list[str], old_line: str, new_line: str, age: int) -> None:
+    p, s = common_ends(old_line, new_line)
+    old, new = old_line[p:len(old_line) - s], new_line[p:len(new_line) - s]
+    left, right = old_line[:p], old_line[len(old_line) - s:]
+    whole_left = left if left.strip() else None  # a context of blanks alone says nothing
+    whole_right = right if right.strip() else None
+    for row, line in enumerate(lines):
+        if len(line) > MAX_LINE_CHARS:
+            continue
+        if whole_right is not None and line.endswith(old + whole_right):
+            k = len(line) - len(whole_right) - len(old)
+            out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age, old_line,
+                    context=(0, len(whole_right)))
+        if whole_left is not None and line.startswith(whole_left + old):
+            k = len(whole_left)
+            out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age, old_line,
+                    context=(len(whole_left), 0))
+        for chars in CONTEXT_CHARS:
+            lc, rc = left[-chars:], right[:chars]
+            needle = lc + old
+            if not needle.strip():
+                continue
+            at = line.find(needle)
+            while at >= 0:
+                k = at + len(lc)
+                if line.startswith(rc, k + len(old)):
+                    out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age, old_line,
+                            context=(len(lc), len(rc)))
+                at = line.find(needle, at + 1)
+
+
+def featurize(candidates: list[Candidate], history: list[Edit], current: str, cursor_line: int,
+              baseline: Edit | None) -> list[Candidate]:
+    """Fill each candidate's ``features`` (``FEATURE_NAMES``) and keep the ``MAX_CANDIDATES`` nearest
+    the cursor in the baseline's search order (after the cursor, then from the top)."""
+    n_lines = len(lines_of(current))
+    baseline_key = edit_key(baseline) if baseline is not None else None
+    last = history[-1] if history else None
+
+    def order(c: Candidate) -> tuple[int, int]:
+        row = c.edit.start_line
+        return (0, row - cursor_line) if row > cursor_line else (1, row)
+
+    ranked = sorted(candidates, key=order)[:MAX_CANDIDATES]
+    groups: dict[tuple[str, int], int] = {}
+    for c in ranked:
+        key = (c.generator, c.age)
+        c.features = [float(groups.get(key, 0))]  # order rank within its group, completed below
+        groups[key] = groups.get(key, 0) + 1
+    current_lines = lines_of(current)
+    for c in ranked:
+        e = c.edit
+        line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
+        distance = e.start_line - cursor_line
+        near_last = last is not None and last.start_line - 1 <= e.start_line <= last.start_line + len(lines_of(last.updated))
+        rank = c.features[0]
+        c.features = [float(c.generator == g) for g in GENERATORS] + [
+            float(c.age), float(c.context[0]), float(c.context[1]), math.log1p(abs(distance)), float(distance > 0),
+            float(distance == 0), rank, math.log1p(groups[(c.generator, c.age)]), float(c.key == baseline_key),
+            _similarity(line.strip(), c.source.strip()), float(_indent(line) == _indent(c.source)),
+            float(_first_token(line) == _first_token(c.source)), math.log1p(len(e.original) + len(e.updated)),
+            float(c.ways), float(c.occurrences), math.log1p(n_lines), float(len(history)), float(near_last),
+        ]
+    return ranked

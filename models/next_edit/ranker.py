@@ -1,0 +1,116 @@
+"""The edit ranker: a small learned model that picks the next edit among the history's generalisations.
+
+`models.next_edit.candidates` proposes every place where something the programmer just did could be
+done again; gradient-boosted trees, trained here on real release changes and synthetic chains
+(`tact train next-edit-ranker`), score each candidate with P(it is exactly the next edit) and the best
+one is returned when its score reaches the threshold recorded with the model (chosen on the training
+data, out of fold by package). Serving is numpy only: the trees are flat arrays in one JSON file
+(`models.acceptance.model.StageModel`, the acceptance model's format).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.acceptance.model import StageModel
+from models.next_edit.baseline import BaselinePredictor
+from models.next_edit.candidates import FEATURE_NAMES, Candidate, featurize, generate
+from models.next_edit.examples import Edit, Example
+
+RANKER_FILE = "ranker.json"
+FORMAT = 1
+DEFAULT_RANKER_DIR = Path(__file__).resolve().parent / "ranker"
+
+
+class RankerError(Exception):
+    """The edit ranker is missing, corrupt or was trained on other features; the message says which."""
+
+
+@dataclass
+class RankedEdit:
+    edit: Edit
+    score: float  # P(exactly the next edit), as the trees estimate it
+    candidate: Candidate
+
+
+@dataclass
+class EditRanker:
+    version: str
+    trees: StageModel
+    threshold: float  # scores below it are not shown
+    info: dict = field(default_factory=dict)
+
+    name = "ranker"
+
+    def rank(self, history: list[Edit], current: str, cursor_line: int, original: str | None = None) -> RankedEdit | None:
+        """The best candidate and its score (whatever the score), or None when there is no candidate."""
+        if not history:
+            return None
+        baseline = BaselinePredictor().predict_next(history, current)
+        candidates = featurize(generate(history, current, original), history, current, cursor_line, baseline)
+        if not candidates:
+            return None
+        scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))
+        best = int(np.argmax(scores))
+        return RankedEdit(candidates[best].edit, float(scores[best]), candidates[best])
+
+    def predict_next(self, history: list[Edit], current: str, cursor_line: int) -> RankedEdit | None:
+        """The best candidate when its score reaches the threshold."""
+        found = self.rank(history, current, cursor_line)
+        return found if found is not None and found.score >= self.threshold else None
+
+    # the evaluation interface (`models.next_edit.evaluate`)
+    def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
+        found = self.rank(example.history, example.current, example.cursor_line, example.original)
+        return (found.edit, found.score) if found is not None else (None, 0.0)
+
+    def predict(self, example: Example) -> Edit | None:
+        edit, score = self.predict_scored(example)
+        return edit if score >= self.threshold else None
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": self.version, "feature_names": list(FEATURE_NAMES),
+                "threshold": self.threshold, "trees": self.trees.to_dict(), "info": self.info}
+
+    def save(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / RANKER_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+
+def ranker_version(trees: dict) -> str:
+    return "ranker-" + hashlib.sha256(json.dumps(trees, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_ranker(path: str | Path | None = None) -> EditRanker:
+    """Load ``<dir>/ranker.json`` (default: the shipped one); raises RankerError saying what is wrong."""
+    path = Path(path) if path else DEFAULT_RANKER_DIR
+    if path.is_dir() or not path.suffix:
+        path = path / RANKER_FILE
+    if not path.is_file():
+        raise RankerError(f"no edit ranker at {path}; train one with `tact train next-edit-ranker`")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if d.get("format") != FORMAT:
+            raise RankerError(f"{path}: format {d.get('format')!r}, expected {FORMAT}; retrain it")
+        if list(d["feature_names"]) != list(FEATURE_NAMES):
+            raise RankerError(f"{path}: its features differ from the ones this Tact computes; "
+                              "retrain it with `tact train next-edit-ranker`")
+        trees = StageModel.from_dict(d["trees"])
+        threshold = float(d["threshold"])
+    except RankerError:
+        raise
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise RankerError(f"{path} is not a valid edit ranker ({type(exc).__name__}: {exc})") from exc
+    if trees.feature_names != list(FEATURE_NAMES) or not math.isfinite(threshold) \
+            or not all(math.isfinite(v) for v in trees.fill):
+        raise RankerError(f"{path}: inconsistent model (features or threshold); retrain it")
+    return EditRanker(str(d["version"]), trees, threshold, d.get("info") or {})

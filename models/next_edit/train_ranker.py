@@ -1,0 +1,176 @@
+"""`tact train next-edit-ranker`: fit the edit ranker on next-edit examples (training only: scikit-learn).
+
+Every training example gives its candidates (`models.next_edit.candidates`), labelled 1 when applying
+the candidate leaves exactly the text the target leaves. Most candidates are wrong, so a share of the
+negatives is kept (seeded) and the trees' prior is corrected for it afterwards, so scores stay
+probabilities. The threshold is chosen out of fold (folds by package, as the splits are) on the real
+changes: the lowest one at which the ranker shows no more wrong edits than the baseline shows on the
+same examples (a wrong next edit costs the programmer a look and a dismissal), so it gets as many
+right as it can without costing more attention than the heuristic it replaces.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.next_edit.baseline import BaselinePredictor
+from models.next_edit.candidates import FEATURE_NAMES, featurize, generate
+from models.next_edit.examples import Example, apply_edit
+from models.next_edit.ranker import EditRanker, ranker_version
+
+NEGATIVE_SHARE = 0.1  # of the wrong candidates kept for fitting
+FOLDS = 4
+TREES = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.8, "min_samples_leaf": 20}
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.0, 0.96, 0.05))
+
+
+def sample_jsonl(path: Path, n: int | None, seed: int = 0) -> list[Example]:
+    """``n`` examples drawn at random (seeded) from a JSON-lines file, all of them when n is None;
+    only the chosen lines are parsed (the synthetic file is large)."""
+    with open(path, encoding="utf-8") as f:
+        total = sum(1 for _ in f)
+    chosen = set(range(total)) if n is None or n >= total else set(random.Random(seed).sample(range(total), n))
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i in chosen and line.strip():
+                out.append(Example.from_json(json.loads(line)))
+    return out
+
+
+def candidate_rows(examples: list[Example]):
+    """(features (n, d), labels (n,), example index (n,)): every candidate of every example."""
+    X, y, index = [], [], []
+    baseline = BaselinePredictor()
+    for k, ex in enumerate(examples):
+        if not ex.history:
+            continue
+        target = apply_edit(ex.current, ex.target)
+        found = featurize(generate(ex.history, ex.current, ex.original), ex.history, ex.current, ex.cursor_line,
+                          baseline.predict_next(ex.history, ex.current))
+        for c in found:
+            X.append(c.features)
+            y.append(int(apply_edit(ex.current, c.edit) == target))
+            index.append(k)
+    return (np.array(X, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)), np.array(y, dtype=np.int64),
+            np.array(index, dtype=np.int64))
+
+
+def _fit(X: np.ndarray, y: np.ndarray, seed: int):
+    """Trees fitted on all positives and a seeded share of the negatives, their prior corrected back."""
+    from models.acceptance.train import export_stage, fit_sklearn
+
+    rng = np.random.default_rng(seed)
+    keep = (y == 1) | (rng.random(len(y)) < NEGATIVE_SHARE)
+    fill, est, _, _ = fit_sklearn(X[keep], y[keep], "trees", seed, TREES)
+    stage = export_stage("trees", FEATURE_NAMES, fill, est)
+    stage.params["init"] += math.log(NEGATIVE_SHARE)  # odds were inflated by 1 / NEGATIVE_SHARE
+    return stage
+
+
+def best_per_example(scores: np.ndarray, y: np.ndarray, index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(best score, whether that candidate is right) per example; -1 / False where it had none."""
+    best = np.full(n, -1.0)
+    right = np.zeros(n, dtype=bool)
+    for s, label, k in zip(scores, y, index):
+        if s > best[k]:
+            best[k], right[k] = s, bool(label)
+    return best, right
+
+
+def curve(best: np.ndarray, right: np.ndarray) -> dict[str, dict]:
+    n = max(1, len(best))
+    out = {}
+    for t in THRESHOLDS:
+        shown = best >= t
+        exact = float((shown & right).sum()) / n
+        out[f"{t:.2f}"] = {"predicted": float(shown.sum()) / n, "exact": exact,
+                          "wrong": float((shown & ~right).sum()) / n}
+    return out
+
+
+def baseline_figures(examples: list[Example]) -> dict:
+    """The baseline's exact and wrong shares on ``examples`` (what the ranker's threshold is held to)."""
+    baseline, exact, wrong = BaselinePredictor(), 0, 0
+    for ex in examples:
+        pred = baseline.predict(ex)
+        if pred is None:
+            continue
+        try:
+            right = apply_edit(ex.current, pred) == apply_edit(ex.current, ex.target)
+        except ValueError:
+            right = False
+        exact, wrong = exact + right, wrong + (not right)
+    n = max(1, len(examples))
+    return {"exact": exact / n, "wrong": wrong / n}
+
+
+def choose_threshold(ranker_curve: dict[str, dict], baseline_wrong: float) -> float:
+    """The lowest threshold whose wrong share is at most the baseline's (the highest one if none is)."""
+    fits = [float(t) for t, v in ranker_curve.items() if v["wrong"] <= baseline_wrong]
+    return min(fits) if fits else max(float(t) for t in ranker_curve)
+
+
+def _fold(package: str) -> int:
+    return int(hashlib.sha1(package.encode()).hexdigest(), 16) % FOLDS
+
+
+def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3000, limit: int | None = None,
+                 seed: int = 0, log=None) -> EditRanker:
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    t0 = time.time()
+    real = sample_jsonl(Path(data_dir) / "real_train.jsonl", limit, seed)
+    synthetic_path = Path(data_dir) / "synthetic_train.jsonl"
+    synthetic = sample_jsonl(synthetic_path, synthetic_sample if limit is None else min(limit, synthetic_sample or limit), seed) \
+        if synthetic_path.exists() else []
+    examples = real + synthetic
+    if not real:
+        raise ValueError(f"no real training examples in {data_dir}; run `tact train next-edit-data` first")
+    X, y, index = candidate_rows(examples)
+    log(f"{len(real)} real and {len(synthetic)} synthetic examples: {len(y)} candidates, {int(y.sum())} right "
+        f"({time.time() - t0:.0f} s)")
+    if y.sum() == 0 or y.sum() == len(y):
+        raise ValueError("the candidates need both right and wrong ones to learn from")
+    folds = np.array([_fold(ex.package) for ex in examples])[index]
+    oof = np.full(len(y), np.nan)
+    for f in range(FOLDS):
+        test = folds == f
+        train = ~test
+        if not test.any():
+            continue
+        if y[train].sum() == 0:
+            oof[test] = 0.0
+            continue
+        oof[test] = _fit(X[train], y[train], seed).predict(X[test])
+        log(f"fold {f + 1}/{FOLDS} ({time.time() - t0:.0f} s)")
+    best, right = best_per_example(oof, y, index, len(examples))
+    is_real = np.arange(len(examples)) < len(real)
+    real_curve = curve(best[is_real], right[is_real])
+    baseline = baseline_figures(real)
+    threshold = choose_threshold(real_curve, baseline["wrong"])
+    trees = _fit(X, y, seed)
+    info = {
+        "command": "tact train next-edit-ranker",
+        "trained_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {"real_examples": len(real), "synthetic_examples": len(synthetic), "candidates": int(len(y)),
+                 "right_candidates": int(y.sum()), "seed": seed},
+        "trees": TREES, "negative_share": NEGATIVE_SHARE,
+        "out_of_fold": {"real": real_curve[f"{threshold:.2f}"], "baseline_real": baseline,
+                        "synthetic": curve(best[~is_real], right[~is_real])[f"{threshold:.2f}"] if synthetic else None,
+                        "real_curve": real_curve},
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    ranker = EditRanker(ranker_version(trees.to_dict()), trees, threshold, info)
+    path = ranker.save(out_dir)
+    log(f"threshold {threshold}: out of fold on real changes {real_curve[f'{threshold:.2f}']}, the baseline "
+        f"{baseline}; wrote {path}")
+    return ranker

@@ -1,0 +1,122 @@
+"""The edit ranker: candidates generalised from the history, its training, the shipped ranker, bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.next_edit.candidates import FEATURE_NAMES, edit_key, featurize, generate
+from models.next_edit.examples import Edit, Example, apply_all, apply_edit, write_jsonl
+from models.next_edit.ranker import RANKER_FILE, RankerError, load_ranker
+
+SHAPES = "def area(width, height):\n    check(width)\n    return width * height\n"
+
+
+def _afters(history, current, original=None):
+    return {apply_edit(current, c.edit): c for c in generate(history, current, original)}
+
+
+def test_a_rename_gives_the_next_use_and_never_the_undo():
+    history = [Edit(0, 1, "def area(width, height):\n", "def area(w, height):\n")]
+    current = apply_all(SHAPES, history)
+    afters = _afters(history, current)
+    want = current.replace("    check(width)", "    check(w)")
+    assert want in afters and afters[want].generator == "substitute_all" and afters[want].age == 0
+    assert SHAPES not in afters  # undoing the rename is never a candidate
+    assert current not in afters  # nor changing nothing
+
+
+def test_text_added_before_the_same_characters_is_offered_on_a_sibling_line():
+    original = "def f():\n    import os\n    import sys\n    return os, sys\n"
+    history = [Edit(1, 2, "    import os\n", "    import os  # noqa: PLC0415\n")]
+    current = apply_all(original, history)
+    afters = _afters(history, current, original)
+    want = current.replace("    import sys\n", "    import sys  # noqa: PLC0415\n")
+    assert want in afters and afters[want].generator == "context"
+
+
+def test_inserted_lines_are_offered_next_to_an_equal_neighbour_with_or_without_the_original_text():
+    original = "def a():\n    run()\n\n\ndef b():\n    run()\n"
+    history = [Edit(1, 1, "", "    log()\n")]
+    current = apply_all(original, history)
+    want = current.replace("def b():\n    run()\n", "def b():\n    log()\n    run()\n")
+    assert want in _afters(history, current, original)
+    assert want in _afters(history, current)  # the server has no original text: the history is undone instead
+    assert set(_afters(history, current)) == set(_afters(history, current, original))
+
+
+def test_a_repeated_deletion_and_edit_keys():
+    original = "x = 1\nprint(x)  # debug\ny = 2\nprint(y)  # debug\n"
+    history = [Edit(1, 2, "print(x)  # debug\n", "")]
+    current = apply_all(original, history)
+    afters = _afters(history, current, original)
+    assert "x = 1\ny = 2\n" not in afters  # the other line differs: no whole-line repeat
+    same = "a\nb\na\n"
+    assert edit_key(Edit(0, 2, "a\nb\n", "a\nc\n")) == edit_key(Edit(1, 2, "b\n", "c\n"))
+    assert apply_edit(same, Edit(0, 2, "a\nb\n", "a\nc\n")) == apply_edit(same, Edit(1, 2, "b\n", "c\n"))
+
+
+def test_features_have_their_names_and_the_baseline_choice_is_marked():
+    history = [Edit(0, 1, "def area(width, height):\n", "def area(w, height):\n")]
+    current = apply_all(SHAPES, history)
+    baseline = Edit(1, 2, "    check(width)\n", "    check(w)\n")
+    found = featurize(generate(history, current), history, current, 0, baseline)
+    assert found and all(len(c.features) == len(FEATURE_NAMES) for c in found)
+    marked = [c for c in found if c.features[FEATURE_NAMES.index("is_baseline")] == 1.0]
+    assert [c.edit.start_line for c in marked] == [1]
+
+
+def _rename_chain(name: str, package: str, split: str, uses: int = 3) -> Example:
+    """A function with a parameter renamed at the def and at its first use; the target: the next use."""
+    body = "".join(f"    total += {name} * {i}\n" for i in range(uses))
+    original = f"def f({name}, other):\n    total = 0\n{body}    return total\n"
+    new = name[0]
+    history = [Edit(0, 1, f"def f({name}, other):\n", f"def f({new}, other):\n"),
+               Edit(2, 3, f"    total += {name} * 0\n", f"    total += {new} * 0\n")]
+    current = apply_all(original, history)
+    target = Edit(3, 4, f"    total += {name} * 1\n", f"    total += {new} * 1\n")
+    return Example(f"{package}/m.py", package, original, history, current, target, "synthetic:rename", split)
+
+
+def test_a_ranker_trained_on_rename_chains_predicts_the_next_use(tmp_path):
+    from models.next_edit.train_ranker import train_ranker
+
+    names = ["width", "height", "count", "value", "index", "offset", "length", "weight", "margin", "radius",
+             "amount", "factor", "buffer", "cursor", "handle", "source", "target", "window"]
+    train = [_rename_chain(n, f"pkg{i % 6}", "train", uses=3 + i % 4) for i, n in enumerate(names)]
+    write_jsonl(tmp_path / "real_train.jsonl", train)
+    ranker = train_ranker(tmp_path, tmp_path / "ranker", synthetic_sample=None, log=lambda m: None)
+    loaded = load_ranker(tmp_path / "ranker")
+    assert loaded.version == ranker.version and loaded.threshold == ranker.threshold
+    held_out = _rename_chain("scale", "other", "heldout", uses=5)
+    edit, score = loaded.predict_scored(held_out)
+    assert edit is not None and apply_edit(held_out.current, edit) == apply_edit(held_out.current, held_out.target)
+    assert 0.0 < score <= 1.0
+    assert loaded.info["data"]["real_examples"] == len(train)
+
+
+def test_the_shipped_ranker_loads_and_continues_a_rename():
+    ranker = load_ranker()
+    history = [Edit(0, 1, "def area(width, height):\n", "def area(w, height):\n")]
+    current = apply_all(SHAPES, history)
+    found = ranker.predict_next(history, current, 0)
+    assert found is not None and found.score >= ranker.threshold
+    assert apply_edit(current, found.edit) == current.replace("    check(width)", "    check(w)")
+    assert ranker.predict_next([], current, 0) is None
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "no edit ranker"),
+    ("{not json", "not a valid edit ranker"),
+    (json.dumps({"format": 99}), "format 99"),
+    (json.dumps({"format": 1, "feature_names": ["x"], "threshold": 0.1, "trees": {}}), "features differ"),
+    (b"\xff\xfe\x00binary", "not a valid edit ranker"),
+])
+def test_a_missing_or_corrupt_ranker_is_refused_naming_the_path(tmp_path, content, says):
+    if content is not None:
+        path = tmp_path / RANKER_FILE
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(RankerError) as err:
+        load_ranker(tmp_path)
+    assert says in str(err.value) and str(tmp_path) in str(err.value)
