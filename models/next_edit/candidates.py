@@ -57,7 +57,8 @@ class Candidate:
 FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
     "age", "context_left", "context_right", "log_distance", "after_cursor", "on_cursor_line", "order_rank",
     "log_group_size", "is_baseline", "similarity", "same_indent", "same_first_token", "log_size", "ways",
-    "occurrences", "log_lines", "history_length", "near_last_edit",
+    "occurrences", "log_lines", "history_length", "near_last_edit", "line_rank", "age_rank",
+    "similarity_to_last_edit", "indent_change",
 ]
 
 
@@ -231,6 +232,11 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
         key = (c.generator, c.age)
         c.features = [float(groups.get(key, 0))]  # order rank within its group, completed below
         groups[key] = groups.get(key, 0) + 1
+    line_rank: dict[int, int] = {}  # each candidate line's place among the candidate lines, in search order
+    for c in ranked:
+        line_rank.setdefault(c.edit.start_line, len(line_rank))
+    age_rank = {age: k for k, age in enumerate(sorted({c.age for c in ranked}))}  # 0: the latest edit with any
+    last_line = (lines_of(last.updated) or lines_of(last.original) or [""])[0] if last is not None else ""
     current_lines = lines_of(current)
     for c in ranked:
         e = c.edit
@@ -244,5 +250,7 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
             _similarity(line.strip(), c.source.strip()), float(_indent(line) == _indent(c.source)),
             float(_first_token(line) == _first_token(c.source)), math.log1p(len(e.original) + len(e.updated)),
             float(c.ways), float(c.occurrences), math.log1p(n_lines), float(len(history)), float(near_last),
+            float(line_rank[e.start_line]), float(age_rank[c.age]), _similarity(line.strip(), last_line.strip()),
+            float(abs(_indent(line) - _indent(c.source))),
         ]
     return ranked
