@@ -120,3 +120,17 @@ def test_a_missing_or_corrupt_ranker_is_refused_naming_the_path(tmp_path, conten
     with pytest.raises(RankerError) as err:
         load_ranker(tmp_path)
     assert says in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_a_long_file_is_searched_only_near_the_cursor():
+    from models.next_edit.candidates import SEARCH_LINES
+
+    filler = "pass\n" * (SEARCH_LINES + 10)
+    original = "def f(width):\n    return width\n" + filler + "check(width)\n"
+    history = [Edit(0, 1, "def f(width):\n", "def f(w):\n")]
+    current = apply_all(original, history)
+    near = {c.edit.start_line for c in generate(history, current, original, cursor_line=0)}
+    everywhere = {c.edit.start_line for c in generate(history, current, original)}
+    far = len(current.splitlines()) - 1
+    assert 1 in near and far not in near  # the use past the search window is left alone
+    assert {1, far} <= everywhere

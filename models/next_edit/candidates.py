@@ -33,6 +33,7 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 MAX_HISTORY = 8  # history edits generalised, most recent last
 MAX_CANDIDATES = 400  # kept per request, nearest the cursor first (in the baseline's search order)
 MAX_LINE_CHARS = 400  # longer lines are skipped (minified or generated text)
+SEARCH_LINES = 1500  # lines searched on each side of the cursor (a long file costs no more than a 3,000-line one)
 
 GENERATORS = ("substitute_all", "substitute_one", "block", "context", "repeat", "delete", "insert")
 CONTEXT_CHARS = (3, 1)  # nearest characters that must surround a one-line change's old text
@@ -111,12 +112,16 @@ class _Collector:
         self.found[key] = Candidate(edit, key, generator, age, source, **extra)
 
 
-def generate(history: list[Edit], current: str, original: str | None = None) -> list[Candidate]:
+def generate(history: list[Edit], current: str, original: str | None = None,
+             cursor_line: int | None = None) -> list[Candidate]:
     """Every candidate for the text ``current`` left by ``history`` (each edit applying to the text the
     one before it left; ``original``, the text before the first, lets insertions find their neighbours
-    exactly, else they are found by undoing the later edits)."""
+    exactly, else they are found by undoing the later edits), within ``SEARCH_LINES`` of ``cursor_line``
+    when it is given."""
     lines = lines_of(current)
     n = len(lines)
+    lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - SEARCH_LINES), min(n, cursor_line + SEARCH_LINES))
+    rows = range(lo, hi)
     recent = history[-MAX_HISTORY:]
     out = _Collector(lines, history[-1] if history else None)
     texts_before = _texts_before(history, current, original, len(recent))
@@ -127,7 +132,8 @@ def generate(history: list[Edit], current: str, original: str | None = None) -> 
         rep = replacement(h)
         if rep is not None and "\n" not in rep[0]:
             pattern = _pattern(rep[0])
-            for row, line in enumerate(lines):
+            for row in rows:
+                line = lines[row]
                 if len(line) > MAX_LINE_CHARS or rep[0] not in line:
                     continue
                 found = list(pattern.finditer(line))
@@ -141,21 +147,21 @@ def generate(history: list[Edit], current: str, original: str | None = None) -> 
                                 age, source, occurrences=len(found))
         elif rep is not None:
             k = len(lines_of(rep[0]))
-            for row in range(n - k + 1):
+            for row in range(lo, min(hi, n - k + 1)):
                 if lines[row] == lines_of(rep[0])[0] and "".join(lines[row:row + k]) == rep[0]:
                     out.add(Edit(row, row + k, rep[0], rep[1]), "block", age, source)
         for old_line, new_line in _changed_line_pairs(h):
-            _context_candidates(out, lines, old_line, new_line, age)
+            _context_candidates(out, lines, rows, old_line, new_line, age)
         if h.original:
             k = len(h_lines)
-            for row in range(n - k + 1):
+            for row in range(lo, min(hi, n - k + 1)):
                 if lines[row] == h_lines[0] and "".join(lines[row:row + k]) == h.original:
                     out.add(Edit(row, row + k, h.original, h.updated), "repeat" if h.updated else "delete", age, source)
         elif h.updated and texts_before[i] is not None:
             before = lines_of(texts_before[i])
             above = before[h.start_line - 1].strip() if 0 < h.start_line <= len(before) else ""
             below = before[h.start_line].strip() if h.start_line < len(before) else ""
-            for row in range(n + 1):
+            for row in range(lo, hi + 1):
                 if (above and row > 0 and lines[row - 1].strip() == above) or (below and row < n and lines[row].strip() == below):
                     out.add(Edit(row, row, "", h.updated), "insert", age, source)
     return list(out.found.values())
@@ -183,13 +189,14 @@ def _texts_before(history: list[Edit], current: str, original: str | None, recen
     return out[::-1]
 
 
-def _context_candidates(out: _Collector, lines: list[str], old_line: str, new_line: str, age: int) -> None:
+def _context_candidates(out: _Collector, lines: list[str], rows: range, old_line: str, new_line: str, age: int) -> None:
     p, s = common_ends(old_line, new_line)
     old, new = old_line[p:len(old_line) - s], new_line[p:len(new_line) - s]
     left, right = old_line[:p], old_line[len(old_line) - s:]
     whole_left = left if left.strip() else None  # a context of blanks alone says nothing
     whole_right = right if right.strip() else None
-    for row, line in enumerate(lines):
+    for row in rows:
+        line = lines[row]
         if len(line) > MAX_LINE_CHARS:
             continue
         if whole_right is not None and line.endswith(old + whole_right):

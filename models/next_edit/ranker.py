@@ -53,7 +53,8 @@ class EditRanker:
         if not history:
             return None
         baseline = BaselinePredictor().predict_next(history, current)
-        candidates = featurize(generate(history, current, original), history, current, cursor_line, baseline)
+        candidates = featurize(generate(history, current, original, cursor_line), history, current, cursor_line,
+                                baseline)
         if not candidates:
             return None
         scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))

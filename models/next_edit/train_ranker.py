@@ -55,7 +55,7 @@ def candidate_rows(examples: list[Example]):
         if not ex.history:
             continue
         target = apply_edit(ex.current, ex.target)
-        found = featurize(generate(ex.history, ex.current, ex.original), ex.history, ex.current, ex.cursor_line,
+        found = featurize(generate(ex.history, ex.current, ex.original, ex.cursor_line), ex.history, ex.current, ex.cursor_line,
                           baseline.predict_next(ex.history, ex.current))
         for c in found:
             X.append(c.features)
