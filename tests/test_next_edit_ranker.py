@@ -134,3 +134,11 @@ def test_a_long_file_is_searched_only_near_the_cursor():
     far = len(current.splitlines()) - 1
     assert 1 in near and far not in near  # the use past the search window is left alone
     assert {1, far} <= everywhere
+
+
+def test_inserted_lines_are_not_offered_again_right_beside_themselves():
+    original = "def area(width, height):\n    check(width)\n    return width * height\n"
+    history = [Edit(2, 2, "", "    log(height)\n")]
+    current = apply_all(original, history)
+    stutter = current.replace("    log(height)\n", "    log(height)\n    log(height)\n")
+    assert stutter not in _afters(history, current, original)

@@ -186,15 +186,19 @@ def test_auto_asks_the_ranker_first_and_the_model_only_where_it_has_nothing(tmp_
     assert result is not None and result.predictor == "ranker" and result.new_text == "w"
     assert result.start == Position(1, 10) and sure.calls == []
     assert service.answered_by("ranker") == service.ranker.version
-    # a new line is no replacement to repeat: the heuristic has nothing, so the model answers when sure enough
-    docs.open("file:///project/grow.py", "python", 1, TEXT)
-    docs.change("file:///project/grow.py", 2, [(Range(Position(2, 0), Position(2, 0)), "    log(height)\n")], now=10.0)
-    grown = docs.get("file:///project/grow.py")
-    sure_below, _, _ = _service(FakeModel(Edit(3, 4, "    return width * height\n", "    return 0\n"), confidence=0.9))
-    result = sure_below.predict(grown.text, grown.history.recent(), Position(2, 4), URI, predictor="auto", threshold=0.5)
+    # a line deleted that occurs nowhere else: nothing to do again, the ranker has no candidate, so the model
+    # answers when sure enough
+    docs.open("file:///project/shrink.py", "python", 1, TEXT)
+    docs.change("file:///project/shrink.py", 2, [(Range(Position(1, 0), Position(2, 0)), "")], now=10.0)
+    shrunk = docs.get("file:///project/shrink.py")
+    sure_below, _, _ = _service(FakeModel(Edit(1, 2, "    return width * height\n", "    return 0\n"), confidence=0.9))
+    result = sure_below.predict(shrunk.text, shrunk.history.recent(), Position(1, 0), URI, predictor="auto",
+                                threshold=0.5)
+    assert sure_below.ranker is not None
     assert result is not None and result.predictor == "model" and result.new_text == "0"
-    unsure, _, _ = _service(FakeModel(Edit(3, 4, "    return width * height\n", "    return 0\n"), confidence=0.1))
-    assert unsure.predict(grown.text, grown.history.recent(), Position(2, 4), URI, predictor="auto", threshold=0.5) is None
+    unsure, _, _ = _service(FakeModel(Edit(1, 2, "    return width * height\n", "    return 0\n"), confidence=0.1))
+    assert unsure.predict(shrunk.text, shrunk.history.recent(), Position(1, 0), URI, predictor="auto",
+                          threshold=0.5) is None
     missing = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
     result = missing.predict(doc.text, doc.history.recent(), Position(0, 10), URI, str(tmp_path / "none"),
                              predictor="heuristic")

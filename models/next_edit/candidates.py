@@ -15,7 +15,8 @@ Generators (``GENERATORS``):
   where the same characters surround the same old text: the whole rest of the line on one side, or
   the 3 / 1 nearest characters on both sides;
 - ``repeat`` / ``delete``: the whole edit again where its original lines occur again;
-- ``insert``: inserted lines inserted again next to a line equal to one beside the first insertion.
+- ``insert``: inserted lines inserted again next to a line equal to one beside the first insertion (not
+  right beside an identical block: that would stutter).
 
 Candidates that change nothing or undo the last edit are dropped; two candidates leaving the same text
 are one (the first generator in ``GENERATORS`` order, the most recent edit, keeps it).
@@ -161,9 +162,15 @@ def generate(history: list[Edit], current: str, original: str | None = None,
             before = lines_of(texts_before[i])
             above = before[h.start_line - 1].strip() if 0 < h.start_line <= len(before) else ""
             below = before[h.start_line].strip() if h.start_line < len(before) else ""
+            block = lines_of(h.updated)
+            k = len(block)
             for row in range(lo, hi + 1):
-                if (above and row > 0 and lines[row - 1].strip() == above) or (below and row < n and lines[row].strip() == below):
-                    out.add(Edit(row, row, "", h.updated), "insert", age, source)
+                if not ((above and row > 0 and lines[row - 1].strip() == above)
+                        or (below and row < n and lines[row].strip() == below)):
+                    continue
+                if lines[max(0, row - k):row] == block or lines[row:row + k] == block:
+                    continue  # the same lines again right beside themselves: a stutter, not an edit
+                out.add(Edit(row, row, "", h.updated), "insert", age, source)
     return list(out.found.values())
 
 
