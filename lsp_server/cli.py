@@ -342,8 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and args.target == "next-edit-ranker":
         from models.next_edit.train_ranker import train_ranker
 
-        ranker = train_ranker(args.data, args.out, synthetic_sample=args.synthetic_sample, limit=args.limit,
-                              seed=args.seed)
+        try:
+            ranker = train_ranker(args.data, args.out, synthetic_sample=args.synthetic_sample, limit=args.limit,
+                                  seed=args.seed)
+        except ValueError as exc:
+            print(f"tact train next-edit-ranker: {exc}")
+            return 1
         print(f"edit ranker {ranker.version}: {args.out} (threshold {ranker.threshold})")
         return 0
     if args.command == "train" and args.target == "next-edit":

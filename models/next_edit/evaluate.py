@@ -122,13 +122,13 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
 
 
 def load_ranker_predictor(ranker_dir: Path | None = None):
-    """The trained edit ranker (None while there is none; a corrupt one raises RankerError)."""
+    """The edit ranker at ``ranker_dir`` (RankerError when it is missing or corrupt), else the shipped one
+    (None while there is none)."""
     from models.next_edit.ranker import DEFAULT_RANKER_DIR, RANKER_FILE, load_ranker
 
-    path = Path(ranker_dir) if ranker_dir is not None else DEFAULT_RANKER_DIR
-    if not (path / RANKER_FILE).exists() and not path.is_file():
+    if ranker_dir is None and not (DEFAULT_RANKER_DIR / RANKER_FILE).exists():
         return None
-    return load_ranker(path)
+    return load_ranker(ranker_dir)
 
 
 def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
@@ -186,9 +186,15 @@ def main_cli(args) -> int:
     if args.data is None and args.pair is None:
         print("tact eval next-edit: give --data DIR and/or --pair BEFORE AFTER")
         return 2
+    from models.next_edit.ranker import RankerError
+
     pair = tuple(args.pair) if args.pair else None
-    results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin,
-                       getattr(args, "ranker", None))
+    try:
+        results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin,
+                           getattr(args, "ranker", None))
+    except RankerError as exc:
+        print(f"tact eval next-edit: {exc}")
+        return 1
     if not results["sets"]:
         print("tact eval next-edit: no examples found")
         return 1

@@ -128,7 +128,10 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
                  seed: int = 0, log=None) -> EditRanker:
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.time()
-    real = sample_jsonl(Path(data_dir) / "real_train.jsonl", limit, seed)
+    real_path = Path(data_dir) / "real_train.jsonl"
+    if not real_path.is_file():
+        raise ValueError(f"no {real_path}; build the examples with `tact train next-edit-data` first")
+    real = sample_jsonl(real_path, limit, seed)
     synthetic_path = Path(data_dir) / "synthetic_train.jsonl"
     synthetic = sample_jsonl(synthetic_path, synthetic_sample if limit is None else min(limit, synthetic_sample or limit), seed) \
         if synthetic_path.exists() else []
