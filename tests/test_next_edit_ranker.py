@@ -160,3 +160,15 @@ def test_the_commands_say_what_is_wrong_instead_of_failing(tmp_path, capsys):
                  "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["ranker"].startswith("ranker-") and figures["sets"]["x_heldout"]["ranker"]["examples"] == 1
+
+
+def test_enclosing_scopes_follow_indentation_and_a_header_holds_itself():
+    from models.next_edit.candidates import enclosing_scopes
+
+    src = ("import os\n\nclass A:\n    def f(self, x):\n        y = x\n\n        # note\n        return y\n\n"
+           "    def g(self):\n        pass\n\ndef h():\n    return 1\n")
+    inner, top = enclosing_scopes(src.splitlines(keepends=True))
+    assert inner[3:8] == [3, 3, 3, 3, 3]  # f's header, body, blank line and comment: all in f
+    assert inner[9:11] == [9, 9] and inner[2] == 2 and inner[0] == -1
+    assert inner[12:14] == [12, 12]
+    assert top[:2] == [0, 0] and set(top[2:12]) == {2} and top[12:14] == [12, 12]

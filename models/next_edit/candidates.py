@@ -60,8 +60,35 @@ FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
     "age", "context_left", "context_right", "log_distance", "after_cursor", "on_cursor_line", "order_rank",
     "log_group_size", "is_baseline", "similarity", "same_indent", "same_first_token", "log_size", "ways",
     "occurrences", "log_lines", "history_length", "near_last_edit", "line_rank", "age_rank",
-    "similarity_to_last_edit", "indent_change",
+    "similarity_to_last_edit", "indent_change", "same_scope_as_last_edit", "same_top_level_as_last_edit",
 ]
+
+_SCOPE = re.compile(r"\s*(?:async\s+)?(?:def|class)\b")
+
+
+def enclosing_scopes(lines: list[str]) -> tuple[list[int], list[int]]:
+    """Per line: the line of the innermost ``def``/``class`` holding it (a header holds itself: a renamed
+    parameter's uses share its scope) and of the top-level statement it belongs to (-1 for none), by
+    indentation: blank lines and comments belong to what is open."""
+    inner, top = [], []
+    stack: list[tuple[int, int]] = []  # (indent, line) of the open def/class headers
+    top_line = -1
+    for row, line in enumerate(lines):
+        body = line.strip()
+        if body and not body.startswith("#"):
+            ind = _indent(line)
+            while stack and stack[-1][0] >= ind:
+                stack.pop()
+            if ind == 0:
+                top_line = row
+            if _SCOPE.match(line):
+                inner.append(row)
+                stack.append((ind, row))
+                top.append(top_line)
+                continue
+        inner.append(stack[-1][1] if stack else -1)
+        top.append(top_line)
+    return inner, top
 
 
 def _indent(s: str) -> int:
@@ -252,6 +279,12 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
     age_rank = {age: k for k, age in enumerate(sorted({c.age for c in ranked}))}  # 0: the latest edit with any
     last_line = (lines_of(last.updated) or lines_of(last.original) or [""])[0] if last is not None else ""
     current_lines = lines_of(current)
+    inner, top = enclosing_scopes(current_lines)
+
+    def scope_of(scopes: list[int], row: int) -> int:
+        return scopes[min(row, len(scopes) - 1)] if scopes else -1
+
+    last_row = last.start_line if last is not None else -1
     for c in ranked:
         e = c.edit
         line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
@@ -266,5 +299,7 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
             float(c.ways), float(c.occurrences), math.log1p(n_lines), float(len(history)), float(near_last),
             float(line_rank[e.start_line]), float(age_rank[c.age]), _similarity(line.strip(), last_line.strip()),
             float(abs(_indent(line) - _indent(c.source))),
+            float(last is not None and scope_of(inner, e.start_line) == scope_of(inner, last_row)),
+            float(last is not None and scope_of(top, e.start_line) == scope_of(top, last_row)),
         ]
     return ranked
