@@ -58,6 +58,7 @@ class Settings:
     next_edit_threshold: float = 0.5  # confidence (probability of the rewrite's least likely token) needed to show one
     next_edit_model_path: str = ""  # empty: the next-edit model shipped with the package
     next_edit_ranker_path: str = ""  # empty: the edit ranker shipped with the package
+    next_edit_ranker_threshold: float = -1.0  # edit ranker score needed to show its edit; < 0: the one it was trained with
     telemetry: bool = True
     telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3
     edit_coalesce_ms: int = 1000

@@ -203,3 +203,18 @@ def test_auto_asks_the_ranker_first_and_the_model_only_where_it_has_nothing(tmp_
     result = missing.predict(doc.text, doc.history.recent(), Position(0, 10), URI, str(tmp_path / "none"),
                              predictor="heuristic")
     assert result is not None and result.predictor == "heuristic" and missing.model is None  # never loaded
+
+
+def test_the_ranker_threshold_setting_overrides_the_trained_one():
+    docs = DocumentStore()
+    _rename_width(docs)
+    doc = docs.get(URI)
+    service, _, _ = _service(None)
+    trained = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker")
+    assert trained is not None and trained.predictor == "ranker" and trained.confidence >= service.ranker.threshold
+    above = min(1.0, trained.confidence + 0.01)
+    assert service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
+                           ranker_threshold=above) is None
+    again = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
+                            ranker_threshold=trained.confidence)
+    assert again is not None and again.new_text == trained.new_text

@@ -176,7 +176,8 @@ class NextEditService:
 
     def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
                 model_path: str = "", should_cancel: Callable[[], bool] | None = None,
-                predictor: str = "auto", threshold: float = 0.0, ranker_path: str = "") -> NextEditResult | None:
+                predictor: str = "auto", threshold: float = 0.0, ranker_path: str = "",
+                ranker_threshold: float = -1.0) -> NextEditResult | None:
         """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
 
         ``predictor``: ``ranker`` (the edit ranker's best candidate, when sure enough), ``heuristic``
@@ -193,7 +194,8 @@ class NextEditService:
 
         model = self.ensure_model(model_path) if predictor in ("model", "auto") else None
         ranker = self.ensure_ranker(ranker_path) if predictor in ("ranker", "auto") else None
-        found = predict_with(predictor, model, history, text, position.line, uri, threshold, should_cancel, ranker)
+        found = predict_with(predictor, model, history, text, position.line, uri, threshold, should_cancel, ranker,
+                             ranker_threshold)
         if found is None:
             return None
         edit, confidence, which = found
@@ -221,7 +223,7 @@ class NextEditService:
                 raise Cancelled(token.reason if token.cancelled else "stale")
             result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
                                   settings.next_edit_predictor, settings.next_edit_threshold,
-                                  settings.next_edit_ranker_path)
+                                  settings.next_edit_ranker_path, settings.next_edit_ranker_threshold)
             if token.cancelled:
                 raise Cancelled(token.reason)
             if result is None:

@@ -133,9 +133,9 @@ class NextEditModel:
 def predict_with(predictor: str, model: "NextEditModel | None", history: list[Edit], current: str, cursor_line: int,
                  path: str = "", threshold: float = 0.0,
                  should_cancel: Callable[[], bool] | None = None,
-                 ranker: "EditRanker | None" = None) -> tuple[Edit, float, str] | None:
+                 ranker: "EditRanker | None" = None, ranker_threshold: float | None = None) -> tuple[Edit, float, str] | None:
     """(edit, confidence, which) from ``heuristic`` (the baseline), ``ranker`` (the edit ranker's best
-    candidate when its score reaches the ranker's threshold; the baseline's edit when no ranker is
+    candidate when its score reaches ``ranker_threshold``, by default the ranker's own; the baseline's edit when no ranker is
     loaded), ``model`` (the model's edit) or ``auto`` (the ranker's answer when it has one, else the
     model's when its confidence reaches ``threshold``: on held-out changes the ranker's edits are right
     far more often than the model's, and it answers in milliseconds). ``which`` names the predictor
@@ -143,7 +143,7 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     returned."""
     if predictor in ("heuristic", "ranker", "auto"):
         if ranker is not None and predictor != "heuristic":
-            found = ranker.predict_next(history, current, cursor_line)
+            found = ranker.predict_next(history, current, cursor_line, ranker_threshold)
             if found is not None and not undoes_last_edit(history, current, found.edit):
                 return found.edit, found.score, "ranker"
         else:

@@ -61,10 +61,12 @@ class EditRanker:
         best = int(np.argmax(scores))
         return RankedEdit(candidates[best].edit, float(scores[best]), candidates[best])
 
-    def predict_next(self, history: list[Edit], current: str, cursor_line: int) -> RankedEdit | None:
-        """The best candidate when its score reaches the threshold."""
+    def predict_next(self, history: list[Edit], current: str, cursor_line: int,
+                     threshold: float | None = None) -> RankedEdit | None:
+        """The best candidate when its score reaches ``threshold`` (None or negative: the ranker's own)."""
         found = self.rank(history, current, cursor_line)
-        return found if found is not None and found.score >= self.threshold else None
+        wanted = self.threshold if threshold is None or threshold < 0 else threshold
+        return found if found is not None and found.score >= wanted else None
 
     # the evaluation interface (`models.next_edit.evaluate`)
     def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
