@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -172,3 +173,55 @@ def test_enclosing_scopes_follow_indentation_and_a_header_holds_itself():
     assert inner[9:11] == [9, 9] and inner[2] == 2 and inner[0] == -1
     assert inner[12:14] == [12, 12]
     assert top[:2] == [0, 0] and set(top[2:12]) == {2} and top[12:14] == [12, 12]
+
+
+def _random_history(rng, text: str, steps: int) -> tuple[list[Edit], str]:
+    """Random line edits (replace, insert, delete, change a word) applied one after another."""
+    from models.next_edit.examples import lines_of
+
+    history = []
+    for _ in range(steps):
+        lines = lines_of(text)
+        start = rng.randrange(0, len(lines) + 1)
+        end = min(len(lines), start + rng.choice((0, 1, 1, 2)))
+        original = "".join(lines[start:end])
+        kind = rng.random()
+        words = re.findall(r"\w+|[^\w\s]", original)
+        if kind < 0.6 and words:
+            updated = original.replace(rng.choice(words), rng.choice(["w2", "self.x", "", "(", "é", "x: int"]),
+                                       rng.choice((1, -1)))
+        elif kind < 0.5:
+            updated = ""
+        else:
+            updated = "".join(rng.choice(["    pass\n", "x = 1\n", "\n", "\tif a:\n", "y(w)  # noqa\n", "z = 'é'"])
+                              for _ in range(rng.randrange(1, 3)))
+        edit = Edit(start, end, original, updated)
+        try:
+            text = apply_edit(text, edit)
+        except ValueError:
+            continue
+        history.append(edit)
+    return history, text
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_histories_give_candidates_that_apply_and_never_undo(seed):
+    import random
+
+    from models.next_edit.ranker import load_ranker
+
+    rng = random.Random(seed)
+    ranker = load_ranker()
+    base = SHAPES + "def use(w):\n    return area(w, w)  # noqa\n\n\nx = 1\nprint(x)\n"
+    for _ in range(60):
+        original = base if rng.random() < 0.8 else base.rstrip("\n")  # with and without a final newline
+        history, current = _random_history(rng, original, rng.randrange(1, 6))
+        if not history:
+            continue
+        for with_original in (original, None):
+            for c in generate(history, current, with_original, rng.randrange(0, 20)):
+                after = apply_edit(current, c.edit)  # raises if the candidate does not fit the text
+                assert after != current
+                assert not (c.edit.original == history[-1].updated and c.edit.updated == history[-1].original)
+        found = ranker.rank(history, current, rng.randrange(0, 20))
+        assert found is None or 0.0 <= found.score <= 1.0
