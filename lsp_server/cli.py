@@ -74,6 +74,9 @@ def _add_train(sub) -> None:
     ne.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "next_edit")
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=int, help="synthetic: at most N corpus files per split")
+    ne.add_argument("--telemetry", action="append", metavar="DB",
+                    help="only: the edits of a Tact telemetry database as examples, in the order they were made "
+                         "(telemetry_train.jsonl; repeatable)")
     ne.add_argument("--seed", type=int, default=0)
     nr = tsub.add_parser("next-edit-ranker", help="fit the edit ranker (picks the next edit among the history's "
                          "generalisations) on real and synthetic next-edit examples")

@@ -225,3 +225,46 @@ def test_random_histories_give_candidates_that_apply_and_never_undo(seed):
                 assert not (c.edit.original == history[-1].updated and c.edit.updated == history[-1].original)
         found = ranker.rank(history, current, rng.randrange(0, 20))
         assert found is None or 0.0 <= found.score <= 1.0
+
+
+def test_a_telemetry_database_becomes_examples_in_the_order_the_edits_were_made(tmp_path, capsys):
+    """A rename made by hand in a logged session: each edit after the first that does not just continue the
+    one before is a target, with the earlier edits as its history; the database goes on to train a ranker."""
+    from lsp_server.cli import main
+    from models.next_edit.examples import read_jsonl
+    from models.next_edit.telemetry_examples import from_telemetry
+    from telemetry import DocumentClosed, DocumentOpened, EditEvent, SessionStarted, TelemetryStore
+
+    db = tmp_path / "t.sqlite3"
+    uri = "file:///shapes.py"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s1", "c", "1", "0.1.0", {}, {}, ts=100.0))
+        store.record(DocumentOpened("s1", uri, 1, "python", SHAPES, ts=100.0))
+        # width -> w at the def, then at its two uses below (from the bottom up), then a line typed on
+        store.record(EditEvent("s1", uri, 2, 0, 9, 0, 14, "width", "w", 101.0, 1, ts=101.5))
+        store.record(EditEvent("s1", uri, 3, 2, 11, 2, 16, "width", "w", 102.0, 1, ts=102.5))
+        store.record(EditEvent("s1", uri, 4, 1, 10, 1, 15, "width", "w", 103.0, 1, ts=103.5))
+        store.record(EditEvent("s1", uri, 5, 1, 12, 1, 12, "", "  # checked", 104.0, 3, ts=104.5))
+        store.record(DocumentClosed("s1", uri, ts=105.0))
+    found = from_telemetry([db, tmp_path / "missing.sqlite3"])
+    assert len(found.refusals) == 1 and "missing.sqlite3" in found.refusals[0]
+    # targets: the second and third renames (the typing on line 1 continues the third edit's line)
+    assert [len(ex.history) for ex in found.examples] == [1, 2]
+    first = found.examples[0]
+    assert first.package == "s1" and first.source == "telemetry" and first.cursor_line == 0
+    assert first.target == Edit(2, 3, "    return width * height\n", "    return w * height\n")
+    assert apply_edit(first.current, first.target) == apply_all(first.original, [*first.history, first.target])
+    assert found.examples[1].target == Edit(1, 2, "    check(width)\n", "    check(w)\n")
+    # the command writes them next to the release and synthetic examples
+    assert main(["train", "next-edit-data", "--telemetry", str(db), "--out", str(tmp_path / "data")]) == 0
+    assert "2 examples" in capsys.readouterr().out
+    rows = list(read_jsonl(tmp_path / "data" / "telemetry_train.jsonl"))
+    assert [r.target for r in rows] == [ex.target for ex in found.examples]
+    # ... and the ranker trains on them as real changes
+    from models.next_edit.train_ranker import train_ranker
+
+    names = ["height", "count", "value", "index", "offset", "length", "weight", "margin", "radius", "amount"]
+    write_jsonl(tmp_path / "data" / "real_train.jsonl",
+                [_rename_chain(n, f"pkg{i % 5}", "train", uses=3 + i % 3) for i, n in enumerate(names)])
+    ranker = train_ranker(tmp_path / "data", tmp_path / "ranker", synthetic_sample=None, log=lambda m: None)
+    assert ranker.info["data"]["telemetry_examples"] == 2 and ranker.info["data"]["real_examples"] == 12

@@ -10,7 +10,8 @@ def main_cli(args) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    both = not args.real and not args.synthetic
+    telemetry = getattr(args, "telemetry", None) or []
+    both = not args.real and not args.synthetic and not telemetry
     out = Path(args.out)
     if args.real or both:
         from models.next_edit.real_changes import build_real
@@ -23,4 +24,17 @@ def main_cli(args) -> int:
 
         counts = build_synthetic(Path(args.corpus), out, limit_files=args.limit, seed=args.seed, log=log)
         print(f"synthetic: {counts}")
+    if telemetry:
+        from models.next_edit.examples import write_jsonl
+        from models.next_edit.telemetry_examples import from_telemetry
+
+        found = from_telemetry(telemetry)
+        for refusal in found.refusals:
+            log(f"refused: {refusal}")
+        n = write_jsonl(out / "telemetry_train.jsonl", found.examples)
+        skipped = ", ".join(f"{why}: {k}" for why, k in found.skipped.items()) or "none"
+        print(f"telemetry: {n} examples from {len(telemetry) - len(found.refusals)} databases "
+              f"({out / 'telemetry_train.jsonl'}; skipped: {skipped})")
+        if found.refusals:
+            return 1
     return 0

@@ -132,6 +132,9 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
     if not real_path.is_file():
         raise ValueError(f"no {real_path}; build the examples with `tact train next-edit-data` first")
     real = sample_jsonl(real_path, limit, seed)
+    telemetry_path = Path(data_dir) / "telemetry_train.jsonl"
+    if telemetry_path.is_file():  # the programmers' own edits, in their order: real changes too
+        real += sample_jsonl(telemetry_path, limit, seed)
     synthetic_path = Path(data_dir) / "synthetic_train.jsonl"
     synthetic = sample_jsonl(synthetic_path, synthetic_sample if limit is None else min(limit, synthetic_sample or limit), seed) \
         if synthetic_path.exists() else []
@@ -139,7 +142,7 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
     if not real:
         raise ValueError(f"no real training examples in {data_dir}; run `tact train next-edit-data` first")
     X, y, index = candidate_rows(examples)
-    log(f"{len(real)} real and {len(synthetic)} synthetic examples: {len(y)} candidates, {int(y.sum())} right "
+    log(f"{len(real)} real (release and telemetry) and {len(synthetic)} synthetic examples: {len(y)} candidates, {int(y.sum())} right "
         f"({time.time() - t0:.0f} s)")
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the candidates need both right and wrong ones to learn from")
@@ -164,7 +167,8 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
     info = {
         "command": "tact train next-edit-ranker",
         "trained_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {"real_examples": len(real), "synthetic_examples": len(synthetic), "candidates": int(len(y)),
+        "data": {"real_examples": len(real), "telemetry_examples": sum(ex.source == "telemetry" for ex in real),
+                 "synthetic_examples": len(synthetic), "candidates": int(len(y)),
                  "right_candidates": int(y.sum()), "seed": seed},
         "trees": TREES, "negative_share": NEGATIVE_SHARE,
         "out_of_fold": {"real": real_curve[f"{threshold:.2f}"], "baseline_real": baseline,
