@@ -84,11 +84,20 @@ def test_train_next_edit_from_a_trained_model(trained_lm, corpus, tmp_path):
     assert main(["train", "next-edit-data", "--synthetic", "--corpus", str(corpus), "--out", str(data),
                  "--limit", "40"]) == 0
     assert list(read_jsonl(data / "synthetic_train.jsonl", 1))
+    # a programmer's own edits from telemetry (`--telemetry`) are the only real changes here
+    from models.next_edit.examples import Edit, write_jsonl
+    from models.next_edit.telemetry_examples import examples_from_stream
+
+    opened = "def area(width, height):\n    check(width)\n    return width * height\n"
+    renames = [Edit(0, 1, "def area(width, height):\n", "def area(w, height):\n"),
+               Edit(2, 3, "    return width * height\n", "    return w * height\n")]
+    assert write_jsonl(data / "telemetry_train.jsonl", examples_from_stream("a.py", "s1", opened, renames)) == 1
     out = tmp_path / "next_edit_model"
     assert main(["train", "next-edit", "--init", str(trained_lm), "--data", str(data), "--out", str(out),
                  "--minutes", "0.05", "--threads", "2", "--prompt-format", "next_block", "--no-export"]) == 0
     rec = _record(out)
     assert rec["task"] == "next_edit" and rec["prompt_format"] == "next_block"
     assert rec["training"]["steps"] > 0 and rec["data"]["synthetic_examples"] > 0
+    assert rec["data"]["real_examples"] > 0  # rows of the telemetry example
     assert rec["init"]["training"]["steps"] == _record(trained_lm)["training"]["steps"]
     assert not (out / GRAPHS_INDEX).exists()

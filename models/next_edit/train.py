@@ -100,6 +100,8 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
     tok = load_tokenizer(init / "tokenizer.json")
     info = TokenizerInfo(tok)
     real = load_encoded(data_dir / "real_train.jsonl", info, rng, prompt_format=prompt_format)
+    # the programmers' own edits (`tact train next-edit-data --telemetry`), in their order: real changes too
+    real += load_encoded(data_dir / "telemetry_train.jsonl", info, rng, prompt_format=prompt_format)
     synthetic = load_encoded(data_dir / "synthetic_train.jsonl", info, rng, prompt_format=prompt_format)
     if not real and not synthetic:
         raise SystemExit(f"no next-edit training examples in {data_dir} (run `tact train next-edit-data`)")
