@@ -197,8 +197,8 @@ def test_auto_asks_the_ranker_first_and_the_model_only_where_it_has_nothing(tmp_
     assert sure_below.ranker is not None
     assert result is not None and result.predictor == "model" and result.new_text == "0"
     unsure, _, _ = _service(FakeModel(Edit(1, 2, "    return width * height\n", "    return 0\n"), confidence=0.1))
-    assert unsure.predict(shrunk.text, shrunk.history.recent(), Position(1, 0), URI, predictor="auto",
-                          threshold=0.5) is None
+    hidden = unsure.predict(shrunk.text, shrunk.history.recent(), Position(1, 0), URI, predictor="auto", threshold=0.5)
+    assert hidden is not None and hidden.predictor == "model" and not hidden.shown  # to log as hidden, not to show
     missing = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
     result = missing.predict(doc.text, doc.history.recent(), Position(0, 10), URI, str(tmp_path / "none"),
                              predictor="heuristic")
@@ -212,9 +212,27 @@ def test_the_ranker_threshold_setting_overrides_the_trained_one():
     service, _, _ = _service(None)
     trained = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker")
     assert trained is not None and trained.predictor == "ranker" and trained.confidence >= service.ranker.threshold
+    assert trained.shown and trained.threshold == service.ranker.threshold
     above = min(1.0, trained.confidence + 0.01)
-    assert service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
-                           ranker_threshold=above) is None
+    hidden = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
+                             ranker_threshold=above)
+    assert hidden is not None and not hidden.shown and hidden.threshold == above
     again = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
                             ranker_threshold=trained.confidence)
-    assert again is not None and again.new_text == trained.new_text
+    assert again is not None and again.shown and again.new_text == trained.new_text
+
+
+def test_a_ranker_edit_below_its_threshold_is_logged_as_hidden_with_its_score():
+    docs = DocumentStore()
+    _rename_width(docs)
+    service, store, ledger = _service(None)
+    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
+                                  Settings(next_edit_predictor="ranker", next_edit_ranker_threshold=0.999))
+    assert future.result(timeout=10) is None
+    generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
+    gated = [e for e in store.events if type(e).__name__ == "SuggestionGated"]
+    assert len(generated) == 1 and generated[0].text == "w" and generated[0].model == service.ranker.version
+    assert len(gated) == 1 and gated[0].decision == "hide" and gated[0].threshold == 0.999
+    assert abs(gated[0].score - generated[0].details["confidence"]) < 1e-4 and gated[0].model_version == service.ranker.version
+    assert gated[0].details == {"gate": "next_edit_ranker"} and ledger.get(sid) is None
+    assert service.counts["hidden"] == 1 and service.counts["issued"] == 0

@@ -42,6 +42,11 @@ class NextEditResult:
     latency_ms: float
     line_edit: object  # models.next_edit.examples.Edit, for telemetry
     predictor: str = "model"  # model | ranker | heuristic: which one answered
+    threshold: float = 0.0  # the confidence it needed: below it, it is logged as hidden and not shown
+
+    @property
+    def shown(self) -> bool:
+        return self.confidence >= self.threshold
 
 
 def line_history(text: str, records: list[EditRecord]):
@@ -180,10 +185,10 @@ class NextEditService:
                 ranker_threshold: float = -1.0) -> NextEditResult | None:
         """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
 
-        ``predictor``: ``ranker`` (the edit ranker's best candidate, when sure enough), ``heuristic``
-        (the repeat-the-last-replacement baseline), ``model`` (the model's edit, if any) or ``auto``
-        (the ranker's edit when it has one, else the model's when its confidence reaches ``threshold``);
-        see `models.next_edit.model.predict_with`."""
+        ``predictor``: ``ranker`` (the edit ranker's best candidate), ``heuristic`` (the repeat-the-last-
+        replacement baseline), ``model`` (the model's edit, if any) or ``auto`` (the ranker's edit when it is
+        shown, else the model's); see `models.next_edit.model.predict_with`. The result may be one to hide
+        (``shown`` false: below ``threshold`` for the model, ``ranker_threshold`` or the ranker's own for it)."""
         if len(text.splitlines(keepends=True)) != len(line_starts(text)) - (1 if text.endswith(("\n", "\r")) else 0):
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         history = line_history(text, records)
@@ -198,9 +203,9 @@ class NextEditService:
                              ranker_threshold)
         if found is None:
             return None
-        edit, confidence, which = found
-        start, end, new_text = trimmed_range(text, edit)
-        return NextEditResult(start, end, new_text, confidence, (time.perf_counter() - t0) * 1000, edit, which)
+        start, end, new_text = trimmed_range(text, found.edit)
+        return NextEditResult(start, end, new_text, found.confidence, (time.perf_counter() - t0) * 1000, found.edit,
+                              found.predictor, found.threshold)
 
     def request(self, doc: Document, version: int, position: Position, settings: Settings) -> tuple[str, Future] | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
@@ -238,10 +243,11 @@ class NextEditService:
                                                  result.end.character],
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],
                                        "confidence": round(result.confidence, 4)})
-            if result.predictor == "model" and result.confidence < settings.next_edit_threshold:
+            if not result.shown:
                 self.counts["hidden"] += 1
-                recorder.gated(suggestion_id, 2, "hide", result.confidence, settings.next_edit_threshold, self.version,
-                               {"gate": "next_edit_confidence"})
+                gate = "next_edit_ranker" if result.predictor == "ranker" else "next_edit_confidence"
+                recorder.gated(suggestion_id, 2, "hide", result.confidence, result.threshold,
+                               self.answered_by(result.predictor), {"gate": gate})
                 return None
             if doc.version != version:
                 raise Cancelled("stale")

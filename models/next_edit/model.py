@@ -130,34 +130,50 @@ class NextEditModel:
 
 
 
+@dataclass
+class NextEditAnswer:
+    """A predictor's edit, with the confidence it had and the confidence it needed to be shown."""
+
+    edit: Edit
+    confidence: float
+    predictor: str  # heuristic | ranker | model: which one answered
+    threshold: float = 0.0  # below it the answer is hidden (logged, not shown)
+
+    @property
+    def shown(self) -> bool:
+        return self.confidence >= self.threshold
+
+
 def predict_with(predictor: str, model: "NextEditModel | None", history: list[Edit], current: str, cursor_line: int,
                  path: str = "", threshold: float = 0.0,
                  should_cancel: Callable[[], bool] | None = None,
-                 ranker: "EditRanker | None" = None, ranker_threshold: float | None = None) -> tuple[Edit, float, str] | None:
-    """(edit, confidence, which) from ``heuristic`` (the baseline), ``ranker`` (the edit ranker's best
-    candidate when its score reaches ``ranker_threshold``, by default the ranker's own; the baseline's edit when no ranker is
-    loaded), ``model`` (the model's edit) or ``auto`` (the ranker's answer when it has one, else the
-    model's when its confidence reaches ``threshold``: on held-out changes the ranker's edits are right
-    far more often than the model's, and it answers in milliseconds). ``which`` names the predictor
-    that answered; the baseline's confidence is reported as 1.0. No edit that undoes the last one is
-    returned."""
+                 ranker: "EditRanker | None" = None, ranker_threshold: float | None = None) -> NextEditAnswer | None:
+    """The answer of ``heuristic`` (the baseline; always shown), ``ranker`` (the edit ranker's best candidate,
+    shown when its score reaches ``ranker_threshold``, by default the ranker's own; the baseline answers when no
+    ranker is loaded), ``model`` (the model's edit, shown when its confidence reaches ``threshold``) or ``auto``
+    (the ranker's answer when it is shown, else the model's: on held-out changes the ranker's edits are right
+    far more often than the model's, and it answers in milliseconds). An answer that is not shown is still
+    returned (``shown`` false) so it can be logged as hidden; ``auto`` returns a hidden one only when neither is
+    shown, the ranker's first. No edit that undoes the last one is returned."""
+    ranked: NextEditAnswer | None = None
     if predictor in ("heuristic", "ranker", "auto"):
         if ranker is not None and predictor != "heuristic":
-            found = ranker.predict_next(history, current, cursor_line, ranker_threshold)
+            found = ranker.rank(history, current, cursor_line)
             if found is not None and not undoes_last_edit(history, current, found.edit):
-                return found.edit, found.score, "ranker"
+                ranked = NextEditAnswer(found.edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))
         else:
             edit = BaselinePredictor().predict_next(history, current)
             if edit is not None and not undoes_last_edit(history, current, edit):
-                return edit, 1.0, "heuristic"
-        if predictor != "auto":
-            return None
+                ranked = NextEditAnswer(edit, 1.0, "heuristic")
+        if predictor != "auto" or (ranked is not None and ranked.shown):
+            return ranked
     if model is None or (should_cancel is not None and should_cancel()):
-        return None
+        return ranked
     pred = model.predict_edit(history, current, cursor_line, path, should_cancel)
-    if pred is None or (predictor == "auto" and pred.confidence < threshold):
-        return None
-    return pred.edit, pred.confidence, "model"
+    modelled = NextEditAnswer(pred.edit, pred.confidence, "model", threshold) if pred is not None else None
+    if modelled is not None and (modelled.shown or ranked is None):
+        return modelled
+    return ranked
 
 
 class AutoPredictor:
@@ -171,7 +187,7 @@ class AutoPredictor:
     def predict(self, example: Example) -> Edit | None:
         found = predict_with("auto", self.model, example.history, example.current, example.cursor_line, example.path,
                              self.threshold, ranker=self.ranker)
-        return found[0] if found else None
+        return found.edit if found is not None and found.shown else None
 
 
 def load_predictor(model_dir: Path | None = None, copy_margin: float | None = None) -> NextEditModel | None:

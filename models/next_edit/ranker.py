@@ -61,12 +61,16 @@ class EditRanker:
         best = int(np.argmax(scores))
         return RankedEdit(candidates[best].edit, float(scores[best]), candidates[best])
 
+    def threshold_for(self, override: float | None = None) -> float:
+        """The score an edit needs to be shown: ``override`` (a setting) unless None or negative, else the
+        threshold the ranker was trained with."""
+        return self.threshold if override is None or override < 0 else override
+
     def predict_next(self, history: list[Edit], current: str, cursor_line: int,
                      threshold: float | None = None) -> RankedEdit | None:
-        """The best candidate when its score reaches ``threshold`` (None or negative: the ranker's own)."""
+        """The best candidate when its score reaches ``threshold_for(threshold)``."""
         found = self.rank(history, current, cursor_line)
-        wanted = self.threshold if threshold is None or threshold < 0 else threshold
-        return found if found is not None and found.score >= wanted else None
+        return found if found is not None and found.score >= self.threshold_for(threshold) else None
 
     # the evaluation interface (`models.next_edit.evaluate`)
     def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
