@@ -123,8 +123,10 @@ def edit_key(edit: Edit) -> tuple:
 
 
 class _Collector:
-    def __init__(self, lines: list[str], last: Edit | None) -> None:
-        self.lines, self.last = lines, last
+    """Candidates by key: the first way to a text keeps it, later ones count in its ``ways``."""
+
+    def __init__(self, last: Edit | None) -> None:
+        self.last = last
         self.found: dict[tuple, Candidate] = {}
 
     def add(self, edit: Edit, generator: str, age: int, source: str, **extra) -> None:
@@ -151,7 +153,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
     lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - SEARCH_LINES), min(n, cursor_line + SEARCH_LINES))
     rows = range(lo, hi)
     recent = history[-MAX_HISTORY:]
-    out = _Collector(lines, history[-1] if history else None)
+    out = _Collector(history[-1] if history else None)
     texts_before = _texts_before(history, current, original, len(recent))
     for i, h in enumerate(recent):
         age = len(recent) - 1 - i

@@ -55,8 +55,8 @@ def candidate_rows(examples: list[Example]):
         if not ex.history:
             continue
         target = apply_edit(ex.current, ex.target)
-        found = featurize(generate(ex.history, ex.current, ex.original, ex.cursor_line), ex.history, ex.current, ex.cursor_line,
-                          baseline.predict_next(ex.history, ex.current))
+        found = featurize(generate(ex.history, ex.current, ex.original, ex.cursor_line), ex.history, ex.current,
+                          ex.cursor_line, baseline.predict_next(ex.history, ex.current))
         for c in found:
             X.append(c.features)
             y.append(int(apply_edit(ex.current, c.edit) == target))
@@ -136,14 +136,14 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
     if telemetry_path.is_file():  # the programmers' own edits, in their order: real changes too
         real += sample_jsonl(telemetry_path, limit, seed)
     synthetic_path = Path(data_dir) / "synthetic_train.jsonl"
-    synthetic = sample_jsonl(synthetic_path, synthetic_sample if limit is None else min(limit, synthetic_sample or limit), seed) \
-        if synthetic_path.exists() else []
+    wanted = synthetic_sample if limit is None else min(limit, synthetic_sample or limit)
+    synthetic = sample_jsonl(synthetic_path, wanted, seed) if synthetic_path.exists() else []
     examples = real + synthetic
     if not real:
         raise ValueError(f"no real training examples in {data_dir}; run `tact train next-edit-data` first")
     X, y, index = candidate_rows(examples)
-    log(f"{len(real)} real (release and telemetry) and {len(synthetic)} synthetic examples: {len(y)} candidates, {int(y.sum())} right "
-        f"({time.time() - t0:.0f} s)")
+    log(f"{len(real)} real (release and telemetry) and {len(synthetic)} synthetic examples: {len(y)} candidates, "
+        f"{int(y.sum())} right ({time.time() - t0:.0f} s)")
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the candidates need both right and wrong ones to learn from")
     folds = np.array([_fold(ex.package) for ex in examples])[index]
