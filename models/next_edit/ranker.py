@@ -89,7 +89,7 @@ class EditRanker:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / RANKER_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=1))
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")))
         return path
 
 

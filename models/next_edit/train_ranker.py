@@ -29,7 +29,7 @@ from models.next_edit.ranker import EditRanker, ranker_version
 
 NEGATIVE_SHARE = 0.1  # of the wrong candidates kept for fitting
 FOLDS = 4
-TREES = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.8, "min_samples_leaf": 20}
+TREES = {"n_estimators": 400, "max_depth": 5, "learning_rate": 0.05, "subsample": 0.8, "min_samples_leaf": 20}
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.0, 0.96, 0.01))
 
 
