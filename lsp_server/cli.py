@@ -331,11 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and args.target == "controller":
         from models.train_lm import train_controller
 
-        from models.exits import EXIT_STRIDE
-
         stats = train_controller(args.model, args.corpus, batches=args.batches, only=args.only,
-                                 exit_stride=EXIT_STRIDE if args.exit_stride is None else args.exit_stride,
-                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+                                 exit_stride=args.exit_stride, log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
         return 0
     if args.command == "train" and args.target == "next-edit-data":

@@ -30,9 +30,15 @@ class SourceFile:
     path: Path
 
 
+def package_bucket(package: str, buckets: int = 100) -> int:
+    """A package's bucket, from its name alone: stable across machines and runs, so a package never
+    changes sides between splits (or folds) built anywhere."""
+    return int(hashlib.sha1(package.encode()).hexdigest(), 16) % buckets
+
+
 def split_of(package: str, heldout_percent: int = 5, calib_percent: int = 5) -> str:
     """Deterministic split by package name, stable across machines and runs."""
-    bucket = int(hashlib.sha1(package.encode()).hexdigest(), 16) % 100
+    bucket = package_bucket(package)
     if bucket < heldout_percent:
         return "heldout"
     if bucket < heldout_percent + calib_percent:

@@ -289,15 +289,16 @@ def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin
 
 
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,
-                     only: str | None = None, exit_stride: int = EXIT_STRIDE, log=print) -> dict:
+                     only: str | None = None, exit_stride: int | None = None, log=print) -> dict:
     """Refit the Stop&Exit controller of an existing model directory (`tact train controller [--stop-only |
-    --exit-only]`)."""
+    --exit-only] [--exit-stride N]`; no stride: EXIT_STRIDE)."""
     from safetensors.torch import save_file
 
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed)
-    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only, exit_stride=exit_stride)
+    stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only,
+                           exit_stride=EXIT_STRIDE if exit_stride is None else exit_stride)
     save_file(model.exit_state_dict(), str(model_dir / "exit_heads.safetensors"), metadata={"format": "pt"})
     record_path = model_dir / "tact.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}

@@ -53,6 +53,10 @@ def test_a_repeated_deletion_and_edit_keys():
     current = apply_all(original, history)
     afters = _afters(history, current, original)
     assert "x = 1\ny = 2\n" not in afters  # the other line differs: no whole-line repeat
+    twice = "x = 1\nprint(x)  # debug\ny = 2\nprint(x)  # debug\n"
+    current = apply_all(twice, history)
+    again = _afters(history, current, twice)
+    assert "x = 1\ny = 2\n" in again and again["x = 1\ny = 2\n"].ways == 2  # the block repeat and the deletion
     same = "a\nb\na\n"
     assert edit_key(Edit(0, 2, "a\nb\n", "a\nc\n")) == edit_key(Edit(1, 2, "b\n", "c\n"))
     assert apply_edit(same, Edit(0, 2, "a\nb\n", "a\nc\n")) == apply_edit(same, Edit(1, 2, "b\n", "c\n"))
@@ -101,10 +105,12 @@ def test_the_shipped_ranker_loads_and_continues_a_rename():
     ranker = load_ranker()
     history = [Edit(0, 1, "def area(width, height):\n", "def area(w, height):\n")]
     current = apply_all(SHAPES, history)
-    found = ranker.predict_next(history, current, 0)
-    assert found is not None and found.score >= ranker.threshold
+    from models.next_edit.model import predict_with
+
+    found = predict_with("ranker", None, history, current, 0, ranker=ranker)  # as the server asks
+    assert found is not None and found.predictor == "ranker" and found.shown and found.threshold == ranker.threshold
     assert apply_edit(current, found.edit) == current.replace("    check(width)", "    check(w)")
-    assert ranker.predict_next([], current, 0) is None
+    assert ranker.rank([], current, 0) is None
 
 
 @pytest.mark.parametrize("content, says", [

@@ -144,10 +144,8 @@ class NextEditService:
     def ensure_model(self, model_path: str = ""):
         with self._lock:
             wanted = model_path or ""
-            if self.model is not None and self.model_path == wanted:
+            if self.model_path == wanted:  # loaded, or failed with a reason, for this path
                 return self.model
-            if self.model is None and self.reason is not None and self.model_path == wanted:
-                return None
 
             def load():
                 from models.model_dir import ModelDirError

@@ -176,9 +176,10 @@ def generate(history: list[Edit], current: str, original: str | None = None,
                         out.add(Edit(row, row + 1, line, line[:m.start()] + rep[1] + line[m.end():]), "substitute_one",
                                 age, source, occurrences=len(found))
         elif rep is not None:
-            k = len(lines_of(rep[0]))
+            block = lines_of(rep[0])
+            k = len(block)
             for row in range(lo, min(hi, n - k + 1)):
-                if lines[row] == lines_of(rep[0])[0] and "".join(lines[row:row + k]) == rep[0]:
+                if lines[row] == block[0] and "".join(lines[row:row + k]) == rep[0]:
                     out.add(Edit(row, row + k, rep[0], rep[1]), "block", age, source)
         for old_line, new_line in _changed_line_pairs(h):
             _context_candidates(out, lines, rows, old_line, new_line, age)
@@ -261,7 +262,8 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
               baseline: Edit | None) -> list[Candidate]:
     """Fill each candidate's ``features`` (``FEATURE_NAMES``) and keep the ``MAX_CANDIDATES`` nearest
     the cursor in the baseline's search order (after the cursor, then from the top)."""
-    n_lines = len(lines_of(current))
+    current_lines = lines_of(current)
+    n_lines = len(current_lines)
     baseline_key = edit_key(baseline) if baseline is not None else None
     last = history[-1] if history else None
 
@@ -270,32 +272,31 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
         return (0, row - cursor_line) if row > cursor_line else (1, row)
 
     ranked = sorted(candidates, key=order)[:MAX_CANDIDATES]
-    groups: dict[tuple[str, int], int] = {}
+    groups: dict[tuple[str, int], int] = {}  # (generator, age) -> candidates so far, then in all
+    group_rank = []  # each candidate's place in its group, in search order
     for c in ranked:
         key = (c.generator, c.age)
-        c.features = [float(groups.get(key, 0))]  # order rank within its group, completed below
-        groups[key] = groups.get(key, 0) + 1
+        group_rank.append(groups.get(key, 0))
+        groups[key] = group_rank[-1] + 1
     line_rank: dict[int, int] = {}  # each candidate line's place among the candidate lines, in search order
     for c in ranked:
         line_rank.setdefault(c.edit.start_line, len(line_rank))
     age_rank = {age: k for k, age in enumerate(sorted({c.age for c in ranked}))}  # 0: the latest edit with any
     last_line = (lines_of(last.updated) or lines_of(last.original) or [""])[0] if last is not None else ""
-    current_lines = lines_of(current)
     inner, top = enclosing_scopes(current_lines)
 
     def scope_of(scopes: list[int], row: int) -> int:
         return scopes[min(row, len(scopes) - 1)] if scopes else -1
 
     last_row = last.start_line if last is not None else -1
-    for c in ranked:
+    for c, rank in zip(ranked, group_rank):
         e = c.edit
         line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
         distance = e.start_line - cursor_line
         near_last = last is not None and last.start_line - 1 <= e.start_line <= last.start_line + len(lines_of(last.updated))
-        rank = c.features[0]
         c.features = [float(c.generator == g) for g in GENERATORS] + [
             float(c.age), float(c.context[0]), float(c.context[1]), math.log1p(abs(distance)), float(distance > 0),
-            float(distance == 0), rank, math.log1p(groups[(c.generator, c.age)]), float(c.key == baseline_key),
+            float(distance == 0), float(rank), math.log1p(groups[(c.generator, c.age)]), float(c.key == baseline_key),
             _similarity(line.strip(), c.source.strip()), float(_indent(line) == _indent(c.source)),
             float(_first_token(line) == _first_token(c.source)), math.log1p(len(e.original) + len(e.updated)),
             float(c.ways), float(c.occurrences), math.log1p(n_lines), float(len(history)), float(near_last),

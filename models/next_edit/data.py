@@ -10,7 +10,7 @@ def main_cli(args) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    telemetry = getattr(args, "telemetry", None) or []
+    telemetry = args.telemetry or []
     both = not args.real and not args.synthetic and not telemetry
     out = Path(args.out)
     if args.real or both:

@@ -164,9 +164,9 @@ def format_table(results: dict) -> str:
     lines.append(f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols))
     for name, row in results["sets"].items():
         for pred_name in ("baseline", "ranker", "model", "auto"):
-            m = row.get(pred_name)
-            if m is None and pred_name in ("auto", "ranker") and pred_name not in row:
+            if pred_name not in row:  # auto: only with a model
                 continue
+            m = row[pred_name]
             if m is None:
                 lines.append(f"{name:<20} {pred_name:<10} {NO_MODEL}")
                 continue
@@ -190,8 +190,7 @@ def main_cli(args) -> int:
 
     pair = tuple(args.pair) if args.pair else None
     try:
-        results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin,
-                           getattr(args, "ranker", None))
+        results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin, args.ranker)
     except RankerError as exc:
         print(f"tact eval next-edit: {exc}")
         return 1

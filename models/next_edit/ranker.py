@@ -20,7 +20,7 @@ import numpy as np
 
 from models.acceptance.model import StageModel
 from models.next_edit.baseline import BaselinePredictor
-from models.next_edit.candidates import FEATURE_NAMES, Candidate, featurize, generate
+from models.next_edit.candidates import FEATURE_NAMES, featurize, generate
 from models.next_edit.examples import Edit, Example
 
 RANKER_FILE = "ranker.json"
@@ -36,7 +36,6 @@ class RankerError(Exception):
 class RankedEdit:
     edit: Edit
     score: float  # P(exactly the next edit), as the trees estimate it
-    candidate: Candidate
 
 
 @dataclass
@@ -59,27 +58,17 @@ class EditRanker:
             return None
         scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))
         best = int(np.argmax(scores))
-        return RankedEdit(candidates[best].edit, float(scores[best]), candidates[best])
+        return RankedEdit(candidates[best].edit, float(scores[best]))
 
     def threshold_for(self, override: float | None = None) -> float:
         """The score an edit needs to be shown: ``override`` (a setting) unless None or negative, else the
         threshold the ranker was trained with."""
         return self.threshold if override is None or override < 0 else override
 
-    def predict_next(self, history: list[Edit], current: str, cursor_line: int,
-                     threshold: float | None = None) -> RankedEdit | None:
-        """The best candidate when its score reaches ``threshold_for(threshold)``."""
-        found = self.rank(history, current, cursor_line)
-        return found if found is not None and found.score >= self.threshold_for(threshold) else None
-
-    # the evaluation interface (`models.next_edit.evaluate`)
     def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
+        """The evaluation interface (`models.next_edit.evaluate`, which applies ``threshold``)."""
         found = self.rank(example.history, example.current, example.cursor_line, example.original)
         return (found.edit, found.score) if found is not None else (None, 0.0)
-
-    def predict(self, example: Example) -> Edit | None:
-        edit, score = self.predict_scored(example)
-        return edit if score >= self.threshold else None
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": self.version, "feature_names": list(FEATURE_NAMES),

@@ -10,7 +10,6 @@ works on any two directories laid side by side (``pairs_from_dirs``).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from models.corpus import read_text
+from models.corpus import package_bucket, read_text
 from models.next_edit.examples import Edit, Example, lines_of
 
 # (package, older version, newer version): small pure-Python packages with frequent releases.
@@ -89,8 +88,7 @@ MAX_EXAMPLES_PER_FILE = 40
 
 def heldout_split(package: str, heldout_percent: int = 25) -> str:
     """Deterministic train/heldout split by package name (same hashing as the corpus)."""
-    bucket = int(hashlib.sha1(package.encode()).hexdigest(), 16) % 100
-    return "heldout" if bucket < heldout_percent else "train"
+    return "heldout" if package_bucket(package) < heldout_percent else "train"
 
 
 def download_sdist(name: str, version: str, dest: Path, timeout: float = 300) -> Path | None:

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.next_edit.baseline import common_ends
-from models.next_edit.examples import Edit, Example, lines_of
-
-MAX_HISTORY = 8  # as many edits as a real-change example keeps (older ones are folded into `original`)
+from models.next_edit.examples import Edit, Example, apply_edit, lines_of
+from models.next_edit.real_changes import MAX_HISTORY  # as many edits as a release-change example keeps
 
 
 @dataclass
@@ -48,8 +47,7 @@ def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit]
     """Examples from one document's line edits (each applying to the text the one before it left)."""
     texts = [opened]
     for e in edits:
-        lines = lines_of(texts[-1])
-        texts.append("".join(lines[:e.start_line]) + e.updated + "".join(lines[e.end_line:]))
+        texts.append(apply_edit(texts[-1], e))
     out = []
     for k in range(1, len(edits)):
         target = edits[k]
@@ -62,10 +60,42 @@ def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit]
     return out
 
 
+def _document_streams(conn, session_id: str, skipped: Counter):
+    """(uri, text at open, line edits) for each open period of each document of a session, its logged edits
+    applied in order; a document with an edit that does not fit the rebuilt text is left out."""
+    from telemetry.reader import session_timeline
+    from telemetry.reconstruct import apply_range
+
+    open_docs: dict[str, tuple[str, str, list[Edit]]] = {}  # uri -> (text at open, text now, line edits)
+    for item in session_timeline(conn, session_id):
+        kind, uri = item["type"], item.get("uri")
+        if kind in ("document_opened", "document_closed") and uri in open_docs:
+            opened, _now, edits = open_docs.pop(uri)
+            yield uri, opened, edits
+        if kind == "document_opened":
+            text = item.get("text") or ""
+            open_docs[uri] = (text, text, [])
+        elif kind == "edit" and uri not in open_docs:
+            skipped["edit on a document with no logged open"] += 1
+        elif kind == "edit":
+            opened, text, edits = open_docs[uri]
+            after = apply_range(text, item["start_line"], item["start_character"], item["end_line"],
+                                item["end_character"], item["inserted_text"], item["removed_text"])
+            if after is None:
+                skipped["edit that does not fit the rebuilt text: document left out"] += 1
+                del open_docs[uri]
+                continue
+            edit = line_edit(text, after)
+            if edit is not None:
+                edits.append(edit)
+            open_docs[uri] = (opened, after, edits)
+    for uri, (opened, _text, edits) in open_docs.items():
+        yield uri, opened, edits
+
+
 def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
     """Examples from every session of every database (an unreadable database is refused, not fatal)."""
-    from telemetry.reader import list_sessions, open_readonly, session_timeline
-    from telemetry.reconstruct import apply_range
+    from telemetry.reader import list_sessions, open_readonly
     from telemetry.schema import TelemetrySchemaError
 
     result = TelemetryExamples()
@@ -77,39 +107,9 @@ def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
             continue
         try:
             for session in list_sessions(conn):
-                session_id = session["id"]
-                open_docs: dict[str, tuple[str, str, list[Edit]]] = {}  # uri -> (opened text, text now, line edits)
-
-                def flush(uri: str) -> None:
-                    opened, _text, edits = open_docs.pop(uri)
-                    result.examples += examples_from_stream(uri, session_id, opened, edits,
+                for uri, opened, edits in _document_streams(conn, session["id"], result.skipped):
+                    result.examples += examples_from_stream(uri, session["id"], opened, edits,
                                                             meta={"database": Path(path).name})
-
-                for item in session_timeline(conn, session_id):
-                    kind, uri = item["type"], item.get("uri")
-                    if kind == "document_opened":
-                        if uri in open_docs:
-                            flush(uri)
-                        text = item.get("text") or ""
-                        open_docs[uri] = (text, text, [])
-                    elif kind == "edit" and uri in open_docs:
-                        opened, text, edits = open_docs[uri]
-                        after = apply_range(text, item["start_line"], item["start_character"], item["end_line"],
-                                            item["end_character"], item["inserted_text"], item["removed_text"])
-                        if after is None:
-                            result.skipped["edit that does not fit the rebuilt text: rest of document"] += 1
-                            open_docs.pop(uri)
-                            continue
-                        edit = line_edit(text, after)
-                        if edit is not None:
-                            edits.append(edit)
-                        open_docs[uri] = (opened, after, edits)
-                    elif kind == "edit":
-                        result.skipped["edit on a document with no logged open"] += 1
-                    elif kind == "document_closed" and uri in open_docs:
-                        flush(uri)
-                for uri in list(open_docs):
-                    flush(uri)
         finally:
             conn.close()
     return result

@@ -12,7 +12,6 @@ right as it can without costing more attention than the heuristic it replaces.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import random
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.corpus import package_bucket
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.candidates import FEATURE_NAMES, featurize, generate
 from models.next_edit.examples import Example, apply_edit
@@ -100,28 +100,19 @@ def curve(best: np.ndarray, right: np.ndarray) -> dict[str, dict]:
 
 def baseline_figures(examples: list[Example]) -> dict:
     """The baseline's exact and wrong shares on ``examples`` (what the ranker's threshold is held to)."""
-    baseline, exact, wrong = BaselinePredictor(), 0, 0
-    for ex in examples:
-        pred = baseline.predict(ex)
-        if pred is None:
-            continue
-        try:
-            right = apply_edit(ex.current, pred) == apply_edit(ex.current, ex.target)
-        except ValueError:
-            right = False
-        exact, wrong = exact + right, wrong + (not right)
+    from models.next_edit.evaluate import score
+
+    baseline = BaselinePredictor()
+    scores = [score(ex, baseline.predict(ex)) for ex in examples]
     n = max(1, len(examples))
-    return {"exact": exact / n, "wrong": wrong / n}
+    exact = sum(s["exact"] for s in scores)
+    return {"exact": exact / n, "wrong": (sum(s["predicted"] for s in scores) - exact) / n}
 
 
 def choose_threshold(ranker_curve: dict[str, dict], baseline_wrong: float) -> float:
     """The lowest threshold whose wrong share is at most the baseline's (the highest one if none is)."""
     fits = [float(t) for t, v in ranker_curve.items() if v["wrong"] <= baseline_wrong]
     return min(fits) if fits else max(float(t) for t in ranker_curve)
-
-
-def _fold(package: str) -> int:
-    return int(hashlib.sha1(package.encode()).hexdigest(), 16) % FOLDS
 
 
 def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3000, limit: int | None = None,
@@ -135,18 +126,18 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
     telemetry_path = Path(data_dir) / "telemetry_train.jsonl"
     if telemetry_path.is_file():  # the programmers' own edits, in their order: real changes too
         real += sample_jsonl(telemetry_path, limit, seed)
+    if not real:
+        raise ValueError(f"no real training examples in {data_dir}; run `tact train next-edit-data` first")
     synthetic_path = Path(data_dir) / "synthetic_train.jsonl"
     wanted = synthetic_sample if limit is None else min(limit, synthetic_sample or limit)
     synthetic = sample_jsonl(synthetic_path, wanted, seed) if synthetic_path.exists() else []
     examples = real + synthetic
-    if not real:
-        raise ValueError(f"no real training examples in {data_dir}; run `tact train next-edit-data` first")
     X, y, index = candidate_rows(examples)
     log(f"{len(real)} real (release and telemetry) and {len(synthetic)} synthetic examples: {len(y)} candidates, "
         f"{int(y.sum())} right ({time.time() - t0:.0f} s)")
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the candidates need both right and wrong ones to learn from")
-    folds = np.array([_fold(ex.package) for ex in examples])[index]
+    folds = np.array([package_bucket(ex.package, FOLDS) for ex in examples])[index]
     oof = np.full(len(y), np.nan)
     for f in range(FOLDS):
         test = folds == f
