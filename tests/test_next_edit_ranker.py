@@ -274,3 +274,23 @@ def test_a_telemetry_database_becomes_examples_in_the_order_the_edits_were_made(
                 [_rename_chain(n, f"pkg{i % 5}", "train", uses=3 + i % 3) for i, n in enumerate(names)])
     ranker = train_ranker(tmp_path / "data", tmp_path / "ranker", synthetic_sample=None, log=lambda m: None)
     assert ranker.info["data"]["telemetry_examples"] == 2 and ranker.info["data"]["real_examples"] == 12
+
+
+def test_enclosing_scopes_of_a_window_equal_those_of_the_whole_file():
+    """A request reads only its window's scopes; they must be the ones the whole file gives."""
+    import random
+    from pathlib import Path
+
+    from models.next_edit.candidates import enclosing_scopes
+
+    lines = Path(__file__).with_name("test_next_edit_ranker.py").read_text().splitlines(keepends=True)
+    lines += ["class Tail:\n", "    def m(self):\n", "        # only indented lines below\n", "        return 1\n"]
+    inner, top = enclosing_scopes(lines)
+    rng = random.Random(7)
+    for _ in range(200):
+        first = rng.randrange(len(lines))
+        end = rng.randrange(first, len(lines) + 3)
+        w_inner, w_top = enclosing_scopes(lines, first, end)
+        assert w_inner == inner[first:end] and w_top == top[first:end], (first, end)
+    assert enclosing_scopes(lines, len(lines), len(lines) + 1) == ([], [])
+    assert enclosing_scopes([], 0, 1) == ([], [])

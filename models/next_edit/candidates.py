@@ -66,14 +66,20 @@ FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
 _SCOPE = re.compile(r"\s*(?:async\s+)?(?:def|class)\b")
 
 
-def enclosing_scopes(lines: list[str]) -> tuple[list[int], list[int]]:
-    """Per line: the line of the innermost ``def``/``class`` holding it (a header holds itself: a renamed
-    parameter's uses share its scope) and of the top-level statement it belongs to (-1 for none), by
-    indentation: blank lines and comments belong to what is open."""
+def enclosing_scopes(lines: list[str], first: int = 0, end: int | None = None) -> tuple[list[int], list[int]]:
+    """Per line of ``lines[first:end]``: the line of the innermost ``def``/``class`` holding it (a header holds
+    itself: a renamed parameter's uses share its scope) and of the top-level statement it belongs to (-1 for
+    none), by indentation: blank lines and comments belong to what is open. The scan starts at the last
+    top-level line at or above ``first``, so a request in a huge file reads its window, not the whole file."""
+    end = len(lines) if end is None else min(end, len(lines))
+    begin = min(first, max(end - 1, 0))
+    while begin > 0 and not _top_level(lines[begin]):
+        begin -= 1
     inner, top = [], []
     stack: list[tuple[int, int]] = []  # (indent, line) of the open def/class headers
     top_line = -1
-    for row, line in enumerate(lines):
+    for row in range(begin, end):
+        line = lines[row]
         body = line.strip()
         if body and not body.startswith("#"):
             ind = _indent(line)
@@ -82,13 +88,16 @@ def enclosing_scopes(lines: list[str]) -> tuple[list[int], list[int]]:
             if ind == 0:
                 top_line = row
             if _SCOPE.match(line):
-                inner.append(row)
                 stack.append((ind, row))
-                top.append(top_line)
-                continue
-        inner.append(stack[-1][1] if stack else -1)
-        top.append(top_line)
+        if row >= first:
+            inner.append(stack[-1][1] if stack else -1)
+            top.append(top_line)
     return inner, top
+
+
+def _top_level(line: str) -> bool:
+    """A statement at indentation 0: nothing above it is still open."""
+    return bool(line.strip()) and not line[:1].isspace() and not line.lstrip().startswith("#")
 
 
 def _indent(s: str) -> int:
@@ -283,12 +292,18 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
         line_rank.setdefault(c.edit.start_line, len(line_rank))
     age_rank = {age: k for k, age in enumerate(sorted({c.age for c in ranked}))}  # 0: the latest edit with any
     last_line = (lines_of(last.updated) or lines_of(last.original) or [""])[0] if last is not None else ""
-    inner, top = enclosing_scopes(current_lines)
+    last_row = last.start_line if last is not None else -1
+
+    def clamp(row: int) -> int:  # an insertion at the end reads the last line's scope
+        return min(max(row, 0), max(n_lines - 1, 0))
+
+    rows = [clamp(c.edit.start_line) for c in ranked] + ([clamp(last_row)] if last is not None else [])
+    first = min(rows, default=0)  # scopes are read for these rows only
+    inner, top = enclosing_scopes(current_lines, first, max(rows, default=-1) + 1)
 
     def scope_of(scopes: list[int], row: int) -> int:
-        return scopes[min(row, len(scopes) - 1)] if scopes else -1
+        return scopes[clamp(row) - first] if scopes else -1
 
-    last_row = last.start_line if last is not None else -1
     for c, rank in zip(ranked, group_rank):
         e = c.edit
         line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
