@@ -140,14 +140,14 @@ def test_without_a_ranker_the_heuristic_answers_and_status_says_why(tmp_path):
     sid, future = service.request(docs.get(URI), 2, Position(0, 10),
                                   Settings(next_edit_predictor="ranker", next_edit_ranker_path=str(tmp_path / "broken")))
     result = future.result(timeout=10)
-    assert result is not None and result.predictor == "heuristic" and result.new_text == "w"
+    assert result is not None and result.answer.predictor == "heuristic" and result.new_text == "w"
     assert service.ranker is None and "not a valid edit ranker" in service.ranker_reason
     generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
     assert len(generated) == 1 and generated[0].model == "heuristic"
     # the shipped ranker, once the setting is cleared: its version is what telemetry records
     _, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_predictor="ranker"))
     result = future.result(timeout=10)
-    assert result is not None and result.predictor == "ranker" and service.ranker_reason is None
+    assert result is not None and result.answer.predictor == "ranker" and service.ranker_reason is None
     generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
     assert generated[-1].model == service.ranker.version and generated[-1].policy == "ranker"
 
@@ -183,7 +183,7 @@ def test_auto_asks_the_ranker_first_and_the_model_only_where_it_has_nothing(tmp_
     service, _, _ = _service(sure)
     result = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="auto", threshold=0.5)
     # the shipped ranker repeats the rename at the next use of `width`; the model is not asked
-    assert result is not None and result.predictor == "ranker" and result.new_text == "w"
+    assert result is not None and result.answer.predictor == "ranker" and result.new_text == "w"
     assert result.start == Position(1, 10) and sure.calls == []
     assert service.answered_by("ranker") == service.ranker.version
     # a line deleted that occurs nowhere else: nothing to do again, the ranker has no candidate, so the model
@@ -195,14 +195,14 @@ def test_auto_asks_the_ranker_first_and_the_model_only_where_it_has_nothing(tmp_
     result = sure_below.predict(shrunk.text, shrunk.history.recent(), Position(1, 0), URI, predictor="auto",
                                 threshold=0.5)
     assert sure_below.ranker is not None
-    assert result is not None and result.predictor == "model" and result.new_text == "0"
+    assert result is not None and result.answer.predictor == "model" and result.new_text == "0"
     unsure, _, _ = _service(FakeModel(Edit(1, 2, "    return width * height\n", "    return 0\n"), confidence=0.1))
     hidden = unsure.predict(shrunk.text, shrunk.history.recent(), Position(1, 0), URI, predictor="auto", threshold=0.5)
-    assert hidden is not None and hidden.predictor == "model" and not hidden.shown  # to log as hidden, not to show
+    assert hidden is not None and hidden.answer.predictor == "model" and not hidden.answer.shown  # to log as hidden, not to show
     missing = NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder(ListStore()))
     result = missing.predict(doc.text, doc.history.recent(), Position(0, 10), URI, str(tmp_path / "none"),
                              predictor="heuristic")
-    assert result is not None and result.predictor == "heuristic" and missing.model is None  # never loaded
+    assert result is not None and result.answer.predictor == "heuristic" and missing.model is None  # never loaded
 
 
 def test_the_ranker_threshold_setting_overrides_the_trained_one():
@@ -211,15 +211,15 @@ def test_the_ranker_threshold_setting_overrides_the_trained_one():
     doc = docs.get(URI)
     service, _, _ = _service(None)
     trained = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker")
-    assert trained is not None and trained.predictor == "ranker" and trained.confidence >= service.ranker.threshold
-    assert trained.shown and trained.threshold == service.ranker.threshold
-    above = min(1.0, trained.confidence + 0.01)
+    assert trained is not None and trained.answer.predictor == "ranker" and trained.answer.confidence >= service.ranker.threshold
+    assert trained.answer.shown and trained.answer.threshold == service.ranker.threshold
+    above = min(1.0, trained.answer.confidence + 0.01)
     hidden = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
                              ranker_threshold=above)
-    assert hidden is not None and not hidden.shown and hidden.threshold == above
+    assert hidden is not None and not hidden.answer.shown and hidden.answer.threshold == above
     again = service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="ranker",
-                            ranker_threshold=trained.confidence)
-    assert again is not None and again.shown and again.new_text == trained.new_text
+                            ranker_threshold=trained.answer.confidence)
+    assert again is not None and again.answer.shown and again.new_text == trained.new_text
 
 
 def test_a_ranker_edit_below_its_threshold_is_logged_as_hidden_with_its_score():

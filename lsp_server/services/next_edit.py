@@ -17,7 +17,7 @@ from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lsp_server.config import Settings
 from lsp_server.services.documents import Document, EditRecord
@@ -28,6 +28,9 @@ from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceSched
 from models.next_edit.baseline import common_ends, widen_to_identifiers
 from telemetry.text import advance, line_starts
 
+if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
+    from models.next_edit.model import NextEditAnswer
+
 log = logging.getLogger("tact.next_edit")
 
 HISTORY_RECORDS = 8  # records walked back; the prompt keeps the last few within its own budget
@@ -35,18 +38,14 @@ HISTORY_RECORDS = 8  # records walked back; the prompt keeps the last few within
 
 @dataclass
 class NextEditResult:
+    """A predictor's answer (`models.next_edit.model.NextEditAnswer`: its line edit, confidence, threshold and
+    who answered) placed in the document as one LSP range and its new text."""
+
     start: Position
     end: Position
     new_text: str
-    confidence: float
     latency_ms: float
-    line_edit: object  # models.next_edit.examples.Edit, for telemetry
-    predictor: str = "model"  # model | ranker | heuristic: which one answered
-    threshold: float = 0.0  # the confidence it needed: below it, it is logged as hidden and not shown
-
-    @property
-    def shown(self) -> bool:
-        return self.confidence >= self.threshold
+    answer: NextEditAnswer
 
 
 def line_history(text: str, records: list[EditRecord]):
@@ -202,8 +201,7 @@ class NextEditService:
         if found is None:
             return None
         start, end, new_text = trimmed_range(text, found.edit)
-        return NextEditResult(start, end, new_text, found.confidence, (time.perf_counter() - t0) * 1000, found.edit,
-                              found.predictor, found.threshold)
+        return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
     def request(self, doc: Document, version: int, position: Position, settings: Settings) -> tuple[str, Future] | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
@@ -234,18 +232,18 @@ class NextEditService:
                 recorder.cancelled(suggestion_id, "no_model" if no_model else "no_edit")
                 return None
             self.counts["generated"] += 1
-            e = result.line_edit
-            recorder.generated(suggestion_id, result.new_text, self.answered_by(result.predictor),
-                               "speculative" if result.predictor == "model" else result.predictor, result.latency_ms, 0, None,
+            answer, e = result.answer, result.answer.edit
+            recorder.generated(suggestion_id, result.new_text, self.answered_by(answer.predictor),
+                               "speculative" if answer.predictor == "model" else answer.predictor, result.latency_ms, 0, None,
                                "eos", {"range": [result.start.line, result.start.character, result.end.line,
                                                  result.end.character],
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],
-                                       "confidence": round(result.confidence, 4)})
-            if not result.shown:
+                                       "confidence": round(answer.confidence, 4)})
+            if not answer.shown:
                 self.counts["hidden"] += 1
-                gate = "next_edit_ranker" if result.predictor == "ranker" else "next_edit_confidence"
-                recorder.gated(suggestion_id, 2, "hide", result.confidence, result.threshold,
-                               self.answered_by(result.predictor), {"gate": gate})
+                gate = "next_edit_ranker" if answer.predictor == "ranker" else "next_edit_confidence"
+                recorder.gated(suggestion_id, 2, "hide", answer.confidence, answer.threshold,
+                               self.answered_by(answer.predictor), {"gate": gate})
                 return None
             if doc.version != version:
                 raise Cancelled("stale")
