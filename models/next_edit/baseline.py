@@ -10,6 +10,7 @@ nor one that changes nothing, and returns None when nothing applies.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from models.next_edit.examples import Edit, Example, lines_of
 
@@ -26,8 +27,9 @@ def _pattern(old: str) -> re.Pattern:
     return re.compile(re.escape(old))
 
 
-def common_ends(a: str, b: str) -> tuple[int, int]:
-    """(p, s): the lengths of the common prefix and (not overlapping it) the common suffix of a and b."""
+def common_ends(a: Sequence, b: Sequence) -> tuple[int, int]:
+    """(p, s): the lengths of the common prefix and (not overlapping it) the common suffix of a and b:
+    characters of two strings, or lines of two lists of lines (b[p:len(b) - s] replaced a[p:len(a) - s])."""
     p = 0
     while p < min(len(a), len(b)) and a[p] == b[p]:
         p += 1

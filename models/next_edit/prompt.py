@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from models.next_edit.baseline import common_ends
 from models.next_edit.examples import Edit, apply_edit, lines_of
 
 EDIT_MARK = "<|edit|>"
@@ -148,18 +149,6 @@ def _with_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def changed_block(old: list[str], new: list[str]) -> tuple[int, int]:
-    """(p, s): the numbers of common leading and trailing lines; new[p:len(new) - s] replaced
-    old[p:len(old) - s]."""
-    p = 0
-    while p < len(old) and p < len(new) and old[p] == new[p]:
-        p += 1
-    s = 0
-    while s < len(old) - p and s < len(new) - p and old[-1 - s] == new[-1 - s]:
-        s += 1
-    return p, s
-
-
 def window_lines(window: Window) -> list[str]:
     """The window's lines, each ending in a newline (as a rewrite's lines do)."""
     return [ln if ln.endswith("\n") else ln + "\n" for ln in window.lines]
@@ -175,7 +164,7 @@ def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None
 def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit | None:
     """The edit that turns lines ``old`` (those of ``current`` from ``row`` on, each ending in a newline) into
     ``new``, trimmed to the lines that change; None when nothing does."""
-    p, s = changed_block(old, new)
+    p, s = common_ends(old, new)
     start, end = row + p, row + len(old) - s
     cur_lines = lines_of(current)
     original = "".join(cur_lines[start:end])
@@ -190,7 +179,7 @@ def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit 
 def rewrite_edit_chars(window: Window, rewrite: str) -> tuple[int, int]:
     """[lo, hi) characters of a rewrite on the lines it changes (training weighs their tokens)."""
     new = lines_of(rewrite)
-    lead, trail = changed_block(window_lines(window), new)
+    lead, trail = common_ends(window_lines(window), new)
     return sum(map(len, new[:lead])), sum(map(len, new[:len(new) - trail]))
 
 
@@ -238,7 +227,7 @@ def next_block_target(window: Window, current: str, target: Edit) -> str | None:
     old, new = window_lines(window), lines_of(rewrite)
     if old == new:
         return ""
-    lead, trail = changed_block(old, new)
+    lead, trail = common_ends(old, new)
     lo, hi = lead, len(old) - trail  # old[lo:hi] becomes new[lo:len(new) - trail]
     while hi == lo or len(_occurrences(old, old[lo:hi])) > 1:
         if lo > 0:
