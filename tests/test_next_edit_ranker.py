@@ -276,6 +276,30 @@ def test_a_telemetry_database_becomes_examples_in_the_order_the_edits_were_made(
     assert ranker.info["data"]["telemetry_examples"] == 2 and ranker.info["data"]["real_examples"] == 12
 
 
+def test_an_edit_that_does_not_fit_ends_its_documents_stream_but_keeps_the_examples_before_it(tmp_path):
+    from models.next_edit.telemetry_examples import from_telemetry
+    from telemetry import DocumentClosed, DocumentOpened, EditEvent, SessionStarted, TelemetryStore
+
+    db = tmp_path / "t.sqlite3"
+    uri = "file:///shapes.py"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s1", "c", "1", "0.1.0", {}, {}, ts=100.0))
+        store.record(DocumentOpened("s1", uri, 1, "python", SHAPES, ts=100.0))
+        store.record(EditEvent("s1", uri, 2, 0, 9, 0, 14, "width", "w", 101.0, 1, ts=101.5))
+        store.record(EditEvent("s1", uri, 3, 2, 11, 2, 16, "width", "w", 102.0, 1, ts=102.5))
+        store.record(EditEvent("s1", uri, 4, 40, 0, 40, 5, "width", "w", 103.0, 1, ts=103.5))  # no line 40
+        store.record(EditEvent("s1", uri, 5, 1, 10, 1, 15, "width", "w", 104.0, 1, ts=104.5))
+        store.record(DocumentClosed("s1", uri, ts=105.0))
+        # opened again: its text is known again and its edits count
+        store.record(DocumentOpened("s1", uri, 6, "python", SHAPES, ts=106.0))
+        store.record(EditEvent("s1", uri, 7, 0, 9, 0, 14, "width", "w", 107.0, 1, ts=107.5))
+        store.record(EditEvent("s1", uri, 8, 2, 11, 2, 16, "width", "w", 108.0, 1, ts=108.5))
+    found = from_telemetry([db])
+    assert [ex.target for ex in found.examples] == [Edit(2, 3, "    return width * height\n", "    return w * height\n")] * 2
+    assert sum(found.skipped.values()) == 2  # the edit that did not fit, and the one after it
+    assert any("did not fit" in why for why in found.skipped)
+
+
 def test_enclosing_scopes_of_a_window_equal_those_of_the_whole_file():
     """A request reads only its window's scopes; they must be the ones the whole file gives."""
     import random

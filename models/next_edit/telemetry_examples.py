@@ -62,19 +62,25 @@ def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit]
 
 def _document_streams(conn, session_id: str, skipped: Counter):
     """(uri, text at open, line edits) for each open period of each document of a session, its logged edits
-    applied in order; a document with an edit that does not fit the rebuilt text is left out."""
+    applied in order. An edit that does not fit the rebuilt text ends its document's stream there: the edits
+    before it still give examples, the rest of that open period none."""
     from telemetry.reader import session_timeline
     from telemetry.reconstruct import apply_range
 
     open_docs: dict[str, tuple[str, str, list[Edit]]] = {}  # uri -> (text at open, text now, line edits)
+    lost: set[str] = set()  # documents whose text is unknown until they are opened again
     for item in session_timeline(conn, session_id):
         kind, uri = item["type"], item.get("uri")
         if kind in ("document_opened", "document_closed") and uri in open_docs:
             opened, _now, edits = open_docs.pop(uri)
             yield uri, opened, edits
+        if kind in ("document_opened", "document_closed"):
+            lost.discard(uri)
         if kind == "document_opened":
             text = item.get("text") or ""
             open_docs[uri] = (text, text, [])
+        elif kind == "edit" and uri in lost:
+            skipped["edit after one that did not fit the rebuilt text"] += 1
         elif kind == "edit" and uri not in open_docs:
             skipped["edit on a document with no logged open"] += 1
         elif kind == "edit":
@@ -82,8 +88,10 @@ def _document_streams(conn, session_id: str, skipped: Counter):
             after = apply_range(text, item["start_line"], item["start_character"], item["end_line"],
                                 item["end_character"], item["inserted_text"], item["removed_text"])
             if after is None:
-                skipped["edit that does not fit the rebuilt text: document left out"] += 1
+                skipped["edit that does not fit the rebuilt text: its document's stream ends there"] += 1
                 del open_docs[uri]
+                lost.add(uri)
+                yield uri, opened, edits
                 continue
             edit = line_edit(text, after)
             if edit is not None:
