@@ -14,7 +14,6 @@ from lsp_server.services.documents import (
     DocumentStore,
     EditHistory,
     EditRecord,
-    InvalidRangeError,
     StaleVersionError,
     UnknownDocumentError,
 )
@@ -108,21 +107,30 @@ def test_stale_version_leaves_document_untouched():
     assert d.history.recent() == []
 
 
-def test_out_of_range_batch_is_rejected_atomically():
+def test_ranges_outside_the_document_are_clamped_into_it_as_vscode_languageserver_does():
+    """The client applied these changes to its own text: dropping them would leave every later change applying
+    to text it no longer has, so they land where vscode-languageserver's text documents put them."""
     store = DocumentStore()
     d = store.open(URI, "python", 1, "ab\ncd")
-    changes = [(at(0, 0), "X"), (at(9, 0), "Y")]
-    with pytest.raises(InvalidRangeError, match="change 1 of the batch"):
-        store.change(URI, 2, changes)
-    assert d.text == "ab\ncd" and d.version == 1 and d.line_count == 2
-    with pytest.raises(InvalidRangeError):
-        store.change(URI, 2, [(at(0, 3), "Z")])  # char past the end of line 0
-    with pytest.raises(InvalidRangeError, match="ends before it starts"):
-        store.change(URI, 2, [(R(1, 2, 0, 0), "")])
-    assert d.text == "ab\ncd" and d.history.recent() == []
-    # A valid batch afterwards still works, with later changes seeing earlier ones.
-    store.change(URI, 2, [(at(0, 0), "X"), (at(0, 3), "Y")])
-    assert d.text == "XabY\ncd"
+    result = store.change(URI, 2, [(at(0, 0), "X"), (at(9, 0), "Y")])  # line 9: the end of the document
+    assert d.text == "Xab\ncdY" and d.version == 2
+    assert result.adjusted == ["range 9:0-9:0 is outside the document: clamped to 1:2-1:2"]
+    assert result.applied[1].start == Position(1, 2)  # the edit stream records where it really went
+    store.change(URI, 3, [(at(0, 7), "Z")])  # past the end of line 0: its end
+    assert d.text == "XabZ\ncdY"
+    result = store.change(URI, 4, [(R(1, 2, 0, 4), "")])  # reversed: turned round
+    assert d.text == "XabZY" and "turned round" in result.adjusted[0]
+    result = store.change(URI, 5, [(R(-3, -1, 0, 1), "")])  # negative: the start
+    assert d.text == "abZY" and result.adjusted
+    assert store.change(URI, 6, [(at(0, 0), "#")]).adjusted == []
+    from telemetry.reconstruct import apply_range
+
+    rebuilt = "ab\ncd"  # the recorded edits rebuild the text from the one opened
+
+    for rec in d.history.recent():
+        rebuilt = apply_range(rebuilt, rec.start.line, rec.start.character, rec.end.line, rec.end.character,
+                              rec.inserted_text, rec.removed_text)
+    assert rebuilt == d.text
 
 
 def test_batch_positions_refer_to_the_text_after_previous_changes():
@@ -163,9 +171,7 @@ def test_document_snapshot_and_helpers():
     assert d.line(1) == "second"
     applied = d.apply_change(R(0, 1, 0, 3), "")
     assert applied.removed_text == EMOJI and d.text == "ab\nsecond" and d.version == 3
-    with pytest.raises(InvalidRangeError):
-        d.apply_change(at(5, 0), "x")
-    assert d.text == "ab\nsecond"
+    assert d.apply_change(at(5, 0), "x").adjusted and d.text == "ab\nsecondx"
 
 
 def test_nul_bytes_and_binary_detection():

@@ -105,16 +105,16 @@ def test_utf16_offsets_around_emoji_and_cjk(tmp_path):
         client.shutdown()
 
 
-def test_out_of_bounds_change_and_unknown_document_are_ignored(server):
+def test_out_of_bounds_change_is_clamped_and_unknown_document_or_old_version_ignored(server):
     client, db = server
-    client.did_change(URI, 2, [change_at(400, 0, "boom", 401, 0)])
+    client.did_change(URI, 2, [change_at(400, 0, "boom", 401, 0)])  # past the end: lands at the end
     client.did_change("file:///never/opened.py", 2, [change_at(0, 0, "x")])
-    client.did_change(URI, 1, [change_at(0, 0, "stale")])  # version not newer than 1
+    client.did_change(URI, 1, [change_at(0, 0, "stale")])  # version not newer than 2
     client.did_change(URI, 3, [change_at(0, 0, "# ok\n")])
     assert alive(client)
     client.shutdown()
-    rows = wait_for_rows(db, "select inserted_text, version from edits where uri = ?", (URI,))
-    assert rows == [("# ok\n", 3)]
+    rows = wait_for_rows(db, "select inserted_text, version from edits where uri = ? order by seq", (URI,), want=2)
+    assert rows == [("boom", 2), ("# ok\n", 3)]
 
 
 def test_huge_file_nul_bytes_and_untitled_uri(tmp_path):

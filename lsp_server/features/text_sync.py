@@ -1,4 +1,5 @@
-"""didOpen / didChange / didClose into the DocumentStore and the edit stream; bad changes are logged and dropped."""
+"""didOpen / didChange / didClose into the DocumentStore and the edit stream. A change for an unknown document
+or an old version is logged and dropped; one whose range does not fit is clamped into the document and logged."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def register(server) -> None:
         except DocumentError as exc:
             log.warning("didChange ignored: %s", exc)
             return
+        for adjusted in result.adjusted:
+            log.warning("didChange for %s version %s: %s", uri, params.text_document.version, adjusted)
         ls.recorder.edits(result.finalized)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)

@@ -27,7 +27,6 @@ __all__ = [
     "DocumentStore",
     "EditHistory",
     "EditRecord",
-    "InvalidRangeError",
     "StaleVersionError",
     "UnknownDocumentError",
 ]
@@ -48,10 +47,6 @@ class StaleVersionError(DocumentError):
     """A change whose version is not newer than the document's; nothing was applied."""
 
 
-class InvalidRangeError(DocumentError):
-    """A change range outside the document or with start after end; nothing was applied."""
-
-
 @dataclass(frozen=True)
 class AppliedEdit:
     """One change as applied: offsets and positions are in the text *before* the change."""
@@ -63,6 +58,7 @@ class AppliedEdit:
     removed_text: str
     inserted_text: str
     full_replacement: bool = False
+    adjusted: str | None = None  # how a range outside the document was brought into it (None: it fitted)
 
 
 @dataclass(frozen=True)
@@ -123,25 +119,32 @@ class _State:
 
 
 def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineIndex, AppliedEdit]:
-    """Pure: the index after the change, and what the change did. Raises InvalidRangeError."""
+    """Pure: the index after the change, and what the change did.
+
+    A range outside the document is clamped into it and a reversed one is turned round, as the text
+    documents of vscode-languageserver (which most language servers use) do: the client applied the change
+    to its own text, and a change dropped here would leave every later change applying to text the client no
+    longer has. ``adjusted`` says what was done, for a warning."""
     text = index.text
     if rng is None:
         new_index = LineIndex(new_text)
         end_pos = index.position_at(len(text))
         return new_index, AppliedEdit(0, len(text), Position(0, 0), end_pos, text, new_text, True)
-    try:
-        s = index.offset_at(rng.start, clamp=False)
-        e = index.offset_at(rng.end, clamp=False)
-    except PositionError as exc:
-        raise InvalidRangeError(f"range {rng} is outside the document: {exc}") from None
+    adjusted = None
+    if index.is_valid(rng.start) and index.is_valid(rng.end):
+        s, e = index.offset_at(rng.start), index.offset_at(rng.end)
+    else:
+        s, e = index.offset_at(rng.start), index.offset_at(rng.end)  # clamped
+        adjusted = f"range {rng} is outside the document: clamped to {index.position_at(s)}-{index.position_at(e)}"
     if e < s:
-        raise InvalidRangeError(f"range {rng} ends before it starts")
+        s, e = e, s
+        adjusted = f"range {rng} ends before it starts: turned round" if adjusted is None else adjusted + ", turned round"
     removed = text[s:e]
     new_index = index.replaced(s, e, new_text, text[:s] + new_text + text[e:])
-    # Positions as sent may point inside a surrogate pair; report the normalised ones.
-    start_pos = rng.start if rng.start.character == 0 else index.position_at(s)
+    # Positions as sent may point inside a surrogate pair or outside the text; report the normalised ones.
+    start_pos = rng.start if rng.start.character == 0 and adjusted is None else index.position_at(s)
     end_pos = index.position_at(e) if e != s else start_pos
-    return new_index, AppliedEdit(s, e, start_pos, end_pos, removed, new_text)
+    return new_index, AppliedEdit(s, e, start_pos, end_pos, removed, new_text, adjusted=adjusted)
 
 
 _BINARY_SAMPLE = 8192
@@ -212,8 +215,8 @@ class Document:
     # -- writing --------------------------------------------------------------------------
     def apply_change(self, range: Range | None, new_text: str) -> AppliedEdit:  # noqa: A002 - LSP name
         """Apply one change (``None`` range: replace everything). The version is unchanged;
-        :meth:`DocumentStore.change` sets it. Raises :class:`InvalidRangeError` and leaves
-        the document untouched when the range is outside it."""
+        :meth:`DocumentStore.change` sets it. A range outside the document is clamped into it
+        (``AppliedEdit.adjusted`` says how)."""
         new_index, applied = _apply(self._state.index, range, new_text)
         self._state = _State(self._state.version, new_index)
         return applied
@@ -407,6 +410,11 @@ class ChangeResult:
     applied: list[AppliedEdit] = field(default_factory=list)
     finalized: list[EditRecord] = field(default_factory=list)
 
+    @property
+    def adjusted(self) -> list[str]:
+        """What was done to changes whose range did not fit the document (for a warning)."""
+        return [a.adjusted for a in self.applied if a.adjusted]
+
 
 class DocumentStore:
     """Open documents by URI (any scheme: ``file:``, ``untitled:``, ...).
@@ -457,9 +465,9 @@ class DocumentStore:
     ) -> ChangeResult:
         """Apply ``changes`` in order and move to ``version``.
 
-        Raises :class:`UnknownDocumentError`, :class:`StaleVersionError` (version not newer)
-        or :class:`InvalidRangeError` (any range outside the document as it is when that
-        change applies); in every error case the document is left exactly as it was.
+        Raises :class:`UnknownDocumentError` or :class:`StaleVersionError` (version not newer), and
+        then leaves the document exactly as it was. A range outside the document as it is when that
+        change applies is clamped into it (``AppliedEdit.adjusted``; ``ChangeResult.adjusted``).
         """
         now = time.time() if now is None else now
         with self._lock:
@@ -472,11 +480,8 @@ class DocumentStore:
                 )
             index = doc.index
             applied: list[AppliedEdit] = []
-            for i, (rng, new_text) in enumerate(changes):
-                try:
-                    index, a = _apply(index, rng, new_text)
-                except InvalidRangeError as exc:
-                    raise InvalidRangeError(f"change {i} of the batch for {uri!r}: {exc}") from None
+            for rng, new_text in changes:
+                index, a = _apply(index, rng, new_text)
                 applied.append(a)
             doc._commit(version, index)
             finalized: list[EditRecord] = []
