@@ -239,19 +239,11 @@ def test_a_telemetry_database_becomes_examples_in_the_order_the_edits_were_made(
     from lsp_server.cli import main
     from models.next_edit.examples import read_jsonl
     from models.next_edit.telemetry_examples import from_telemetry
-    from telemetry import DocumentClosed, DocumentOpened, EditEvent, SessionStarted, TelemetryStore
 
     db = tmp_path / "t.sqlite3"
-    uri = "file:///shapes.py"
-    with TelemetryStore(db) as store:
-        store.record(SessionStarted("s1", "c", "1", "0.1.0", {}, {}, ts=100.0))
-        store.record(DocumentOpened("s1", uri, 1, "python", SHAPES, ts=100.0))
-        # width -> w at the def, then at its two uses below (from the bottom up), then a line typed on
-        store.record(EditEvent("s1", uri, 2, 0, 9, 0, 14, "width", "w", 101.0, 1, ts=101.5))
-        store.record(EditEvent("s1", uri, 3, 2, 11, 2, 16, "width", "w", 102.0, 1, ts=102.5))
-        store.record(EditEvent("s1", uri, 4, 1, 10, 1, 15, "width", "w", 103.0, 1, ts=103.5))
-        store.record(EditEvent("s1", uri, 5, 1, 12, 1, 12, "", "  # checked", 104.0, 3, ts=104.5))
-        store.record(DocumentClosed("s1", uri, ts=105.0))
+    # width -> w at the def, then at its two uses below (from the bottom up), then a line typed on
+    _log_shapes_session(db, [(0, 9, 0, 14, "width", "w"), (2, 11, 2, 16, "width", "w"), (1, 10, 1, 15, "width", "w"),
+                             (1, 12, 1, 12, "", "  # checked")])
     found = from_telemetry([db, tmp_path / "missing.sqlite3"])
     assert len(found.refusals) == 1 and "missing.sqlite3" in found.refusals[0]
     # targets: the second and third renames (the typing on line 1 continues the third edit's line)
@@ -278,22 +270,11 @@ def test_a_telemetry_database_becomes_examples_in_the_order_the_edits_were_made(
 
 def test_an_edit_that_does_not_fit_ends_its_documents_stream_but_keeps_the_examples_before_it(tmp_path):
     from models.next_edit.telemetry_examples import from_telemetry
-    from telemetry import DocumentClosed, DocumentOpened, EditEvent, SessionStarted, TelemetryStore
 
     db = tmp_path / "t.sqlite3"
-    uri = "file:///shapes.py"
-    with TelemetryStore(db) as store:
-        store.record(SessionStarted("s1", "c", "1", "0.1.0", {}, {}, ts=100.0))
-        store.record(DocumentOpened("s1", uri, 1, "python", SHAPES, ts=100.0))
-        store.record(EditEvent("s1", uri, 2, 0, 9, 0, 14, "width", "w", 101.0, 1, ts=101.5))
-        store.record(EditEvent("s1", uri, 3, 2, 11, 2, 16, "width", "w", 102.0, 1, ts=102.5))
-        store.record(EditEvent("s1", uri, 4, 40, 0, 40, 5, "width", "w", 103.0, 1, ts=103.5))  # no line 40
-        store.record(EditEvent("s1", uri, 5, 1, 10, 1, 15, "width", "w", 104.0, 1, ts=104.5))
-        store.record(DocumentClosed("s1", uri, ts=105.0))
-        # opened again: its text is known again and its edits count
-        store.record(DocumentOpened("s1", uri, 6, "python", SHAPES, ts=106.0))
-        store.record(EditEvent("s1", uri, 7, 0, 9, 0, 14, "width", "w", 107.0, 1, ts=107.5))
-        store.record(EditEvent("s1", uri, 8, 2, 11, 2, 16, "width", "w", 108.0, 1, ts=108.5))
+    renames = [(0, 9, 0, 14, "width", "w"), (2, 11, 2, 16, "width", "w")]
+    _log_shapes_session(db, [*renames, (40, 0, 40, 5, "width", "w"), (1, 10, 1, 15, "width", "w")])  # no line 40
+    _log_shapes_session(db, renames, start=106.0, new_session=False)  # opened again: its text is known again and its edits count
     found = from_telemetry([db])
     assert [ex.target for ex in found.examples] == [Edit(2, 3, "    return width * height\n", "    return w * height\n")] * 2
     assert sum(found.skipped.values()) == 2  # the edit that did not fit, and the one after it
@@ -318,3 +299,18 @@ def test_enclosing_scopes_of_a_window_equal_those_of_the_whole_file():
         assert w_inner == inner[first:end] and w_top == top[first:end], (first, end)
     assert enclosing_scopes(lines, len(lines), len(lines) + 1) == ([], [])
     assert enclosing_scopes([], 0, 1) == ([], [])
+
+
+def _log_shapes_session(db, edits: list[tuple], start: float = 100.0, new_session: bool = True) -> None:
+    """Session s1 (started here unless ``new_session`` is false) opens SHAPES, makes ``edits`` ((start line,
+    char, end line, char, removed, inserted)) one second apart, and closes it."""
+    from telemetry import DocumentClosed, DocumentOpened, EditEvent, SessionStarted, TelemetryStore
+
+    uri = "file:///shapes.py"
+    with TelemetryStore(db) as store:
+        if new_session:
+            store.record(SessionStarted("s1", "c", "1", "0.1.0", {}, {}, ts=start))
+        store.record(DocumentOpened("s1", uri, 1, "python", SHAPES, ts=start))
+        for k, (sl, sc, el, ec, removed, inserted) in enumerate(edits, 1):
+            store.record(EditEvent("s1", uri, k + 1, sl, sc, el, ec, removed, inserted, start + k, 1, ts=start + k + 0.5))
+        store.record(DocumentClosed("s1", uri, ts=start + len(edits) + 1))
