@@ -365,22 +365,46 @@ def exit_sweep(runtime: EarlyExitRuntime, prompts: list[list[int]], full: list[D
     return out
 
 
+def settled(*checks: tuple[list[float] | None, str, float]) -> bool:
+    """Whether the 95% intervals decide a target: each check (interval, "<=" or ">=", bound) is a condition
+    the target needs. The verdict is settled when every interval lies on the side the condition wants, or
+    when one lies wholly on the other side (the target is missed whatever the rest say)."""
+    every_good = True
+    for ci, op, bound in checks:
+        if ci is None:
+            return False
+        lo, hi = ci
+        good, bad = (hi <= bound, lo > bound) if op == "<=" else (lo >= bound, hi < bound)
+        if bad:
+            return True
+        every_good &= good
+    return every_good
+
+
 def _targets(policies: dict, stop: dict) -> dict:
+    """Each target's verdict on the point estimates (``pass``) and whether the 95% intervals settle it
+    (``settled``: false where an interval straddles the target, so more samples would decide)."""
     spec, dyn, full = policies["speculative"], policies["dynamic"], policies["full"]
     spec_ok = (spec["speedup_total"] or 0) >= SPEC_SPEEDUP_TARGET and spec["identical_count"] == spec["samples"]
     loss = rouge_loss(full["rouge_l"], dyn["rouge_l"])
     dyn_ok = (dyn["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET
+    dyn_settled = ((dyn["layers_skipped_share"] or 0) < DYN_SKIP_TARGET
+                   or settled((dyn.get("rouge_l_relative_loss_ci"), "<=", DYN_ROUGE_LOSS_TARGET)))
+    stop_settled = settled((stop.get("relative_change_ci"), ">=", STOP_GAIN_TARGET),
+                           (stop.get("removed_share_ci"), "<=", STOP_LOSS_TARGET))
     return {
         "speculative": {"target": f">= {SPEC_SPEEDUP_TARGET}x faster than full with 100% identical output",
                         "speedup": spec["speedup_total"], "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
         "dynamic": {"target": f">= {DYN_SKIP_TARGET:.0%} of layers skipped at <= {DYN_ROUGE_LOSS_TARGET:.0%} relative ROUGE-L loss",
                     "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(loss),
-                    "rouge_l_relative_loss_ci": dyn.get("rouge_l_relative_loss_ci"), "pass": bool(dyn_ok)},
+                    "rouge_l_relative_loss_ci": dyn.get("rouge_l_relative_loss_ci"), "pass": bool(dyn_ok),
+                    "settled": bool(dyn_settled)},
         "stop": {"target": f"acceptance of shown suggestions >= +{STOP_GAIN_TARGET:.0%} relative, "
                            f"<= {STOP_LOSS_TARGET:.0%} of would-be-accepted removed",
                  "threshold": stop["threshold"], "relative_change": stop["relative_change"],
                  "removed_share": stop["removed_share"], "relative_change_ci": stop.get("relative_change_ci"),
                  "removed_share_ci": stop.get("removed_share_ci"), "pass": bool(stop["meets_target"]),
+                 "settled": bool(stop_settled),
                  "thresholds_meeting_target": stop["thresholds_meeting_target"]},
     }
 
@@ -603,14 +627,18 @@ def format_report(r: dict) -> str:
     t = r["targets"]
     mark = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
     ts, td, tp = t["speculative"], t["dynamic"], t["stop"]
+    unsettled = "; not settled: a 95% interval straddles the target (a larger --limit decides)"
+    note = lambda target: "" if target.get("settled", True) else unsettled  # noqa: E731
     lines += ["", "targets:",
               f"  [{mark(ts['pass'])}] speculative {ts['target']}: {_f(ts['speedup'], '{:.2f}x')}, "
               f"{_f(ts['identical'], '{:.1%}')} identical",
               f"  [{mark(td['pass'])}] dynamic {td['target']}: {_f(td['layers_skipped_share'], '{:.1%}')} skipped, "
-              f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}{_ci(td.get('rouge_l_relative_loss_ci'), '{:+.1%}')}",
+              f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}{_ci(td.get('rouge_l_relative_loss_ci'), '{:+.1%}')}"
+              f"{note(td)}",
               f"  [{mark(tp['pass'])}] Stop {tp['target']}: {_f(tp['relative_change'], '{:+.1%}')}"
               f"{_ci(tp.get('relative_change_ci'), '{:+.1%}')}, "
-              f"{_f(tp['removed_share'], '{:.1%}')}{_ci(tp.get('removed_share_ci'), '{:.1%}')} removed at {tp['threshold']}",
+              f"{_f(tp['removed_share'], '{:.1%}')}{_ci(tp.get('removed_share_ci'), '{:.1%}')} removed at {tp['threshold']}"
+              f"{note(tp)}",
               "  (95% intervals: paired bootstrap over the samples)",
               f"({r['seconds']:.1f} s)"]
     return "\n".join(lines)

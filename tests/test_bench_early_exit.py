@@ -93,6 +93,7 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     assert acc["windows"] == 2 and acc["tokens"] > 0 and len(acc["top1"]) == 4 and acc["agrees_with_final"][-1] == 1.0
     assert set(r["targets"]) == {"speculative", "dynamic", "stop"}
     assert all(isinstance(t["pass"], bool) for t in r["targets"].values())
+    assert isinstance(r["targets"]["dynamic"]["settled"], bool) and isinstance(r["targets"]["stop"]["settled"], bool)
     assert {"cpu_count", "onnxruntime", "threads"} <= set(r["hardware"])
     text = format_report(r)
     assert "speculative" in text and ("PASS" in text or "MISS" in text)
@@ -160,3 +161,16 @@ def test_bootstrap_intervals_are_paired_and_contain_the_estimate():
     hide = shown & ~accepted & (rng.random(400) < 0.5)
     ci = stop_intervals(shown, accepted, shown & ~hide, accepted)
     assert ci["relative_change_ci"][0] > 0.3 and ci["removed_share_ci"] == [0.0, 0.0]
+
+
+def test_a_verdict_is_settled_only_when_the_intervals_decide_it():
+    from models.bench_early_exit import settled
+
+    assert settled(([0.0, 0.008], "<=", 0.01))  # the whole interval within the loss target
+    assert settled(([0.022, 0.049], "<=", 0.01))  # wholly past it: missed
+    assert not settled(([-0.001, 0.048], "<=", 0.01))  # straddles it
+    assert not settled((None, "<=", 0.01))  # no interval: nothing is settled
+    # Stop: a gain of at least 10% and at most 10% of accepted suggestions removed
+    assert settled(([0.31, 0.47], ">=", 0.1), ([0.011, 0.097], "<=", 0.1))
+    assert not settled(([0.31, 0.47], ">=", 0.1), ([0.0, 0.25], "<=", 0.1))
+    assert settled(([0.0, 0.08], ">=", 0.1), ([0.0, 0.25], "<=", 0.1))  # the gain is wholly short: missed
