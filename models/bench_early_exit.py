@@ -15,6 +15,7 @@ Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import random
@@ -324,17 +325,26 @@ def rouge_loss_interval(full_rouge: np.ndarray, other_rouge: np.ndarray, seed: i
 
 def stop_intervals(shown: np.ndarray, accepted: np.ndarray, shown_stop: np.ndarray, accepted_stop: np.ndarray,
                    seed: int = 0) -> dict:
-    """95% intervals of Stop's relative change of the acceptance rate and of the share of accepted removed."""
+    """95% intervals of Stop's relative change of the acceptance rate (paired bootstrap) and of the share of
+    would-be-accepted suggestions it removed (Wilson)."""
     def change(idx: np.ndarray) -> float | None:
         before = accepted[idx].sum() / max(1, shown[idx].sum())
         after = accepted_stop[idx].sum() / max(1, shown_stop[idx].sum())
         return after / before - 1.0 if before > 0 else None
 
-    def removed(idx: np.ndarray) -> float | None:
-        would = accepted[idx].sum()
-        return (accepted[idx] & ~accepted_stop[idx]).sum() / would if would else None
     n = len(shown)
-    return {"relative_change_ci": bootstrap_interval(change, n, seed), "removed_share_ci": bootstrap_interval(removed, n, seed)}
+    would = int(accepted.sum())
+    removed = wilson_interval(int((accepted & ~accepted_stop).sum()), would) if would else None
+    return {"relative_change_ci": bootstrap_interval(change, n, seed), "removed_share_ci": removed}
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
+    """95% Wilson score interval of a proportion k/n. The share Stop removes is one, and a bootstrap of it
+    collapses to [0, 0] when none of a few would-be-accepted suggestions was removed."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
@@ -639,7 +649,7 @@ def format_report(r: dict) -> str:
               f"{_ci(tp.get('relative_change_ci'), '{:+.1%}')}, "
               f"{_f(tp['removed_share'], '{:.1%}')}{_ci(tp.get('removed_share_ci'), '{:.1%}')} removed at {tp['threshold']}"
               f"{note(tp)}",
-              "  (95% intervals: paired bootstrap over the samples)",
+              "  (95% intervals: paired bootstrap over the samples; Wilson for the share removed)",
               f"({r['seconds']:.1f} s)"]
     return "\n".join(lines)
 

@@ -156,11 +156,23 @@ def test_bootstrap_intervals_are_paired_and_contain_the_estimate():
     shown = rng.random(400) < 0.9
     accepted = shown & (rng.random(400) < 0.1)
     same = stop_intervals(shown, accepted, shown, accepted)
-    assert same == {"relative_change_ci": [0.0, 0.0], "removed_share_ci": [0.0, 0.0]}
+    would = int(accepted.sum())
+    assert same["relative_change_ci"] == [0.0, 0.0]
+    # none of the accepted removed: the share's interval still admits some, the fewer accepted the more
+    assert same["removed_share_ci"][0] == 0.0 and 0.0 < same["removed_share_ci"][1] < 4 / would
     # Stop hides half of the rejected suggestions and nothing accepted: the rate rises, nothing is removed.
     hide = shown & ~accepted & (rng.random(400) < 0.5)
     ci = stop_intervals(shown, accepted, shown & ~hide, accepted)
-    assert ci["relative_change_ci"][0] > 0.3 and ci["removed_share_ci"] == [0.0, 0.0]
+    assert ci["relative_change_ci"][0] > 0.3 and ci["removed_share_ci"] == same["removed_share_ci"]
+
+
+def test_wilson_interval_of_a_proportion():
+    from models.bench_early_exit import wilson_interval
+
+    assert wilson_interval(0, 8)[0] == 0.0 and wilson_interval(0, 8)[1] > 0.3  # nothing seen in 8: up to a third
+    lo, hi = wilson_interval(5, 101)
+    assert lo < 5 / 101 < hi and abs(lo - 0.0213) < 0.002 and abs(hi - 0.1107) < 0.002
+    assert wilson_interval(3, 3)[1] == 1.0 and wilson_interval(50, 100) == [0.4038, 0.5962]
 
 
 def test_a_verdict_is_settled_only_when_the_intervals_decide_it():
