@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .positions import LineIndex, Position, Range, advance
+from .positions import LineIndex, Position, PositionError, Range, advance
 
 __all__ = [
     "AppliedEdit",
@@ -130,9 +130,12 @@ def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineInde
         new_index = LineIndex(new_text)
         end_pos = index.position_at(len(text))
         return new_index, AppliedEdit(0, len(text), Position(0, 0), end_pos, text, new_text, True)
-    s, e = index.offset_at(rng.start), index.offset_at(rng.end)  # clamped into the text
-    adjusted = (None if index.is_valid(rng.start) and index.is_valid(rng.end) else
-                f"range {rng} is outside the document: clamped to {index.position_at(s)}-{index.position_at(e)}")
+    try:  # each position is found once on a keystroke's path; only one outside the text is found again
+        s, e = index.offset_at(rng.start, clamp=False), index.offset_at(rng.end, clamp=False)
+        adjusted = None
+    except PositionError:
+        s, e = index.offset_at(rng.start), index.offset_at(rng.end)  # clamped into the text
+        adjusted = f"range {rng} is outside the document: clamped to {index.position_at(s)}-{index.position_at(e)}"
     if e < s:
         s, e = e, s
         adjusted = f"range {rng} ends before it starts: turned round" if adjusted is None else adjusted + ", turned round"

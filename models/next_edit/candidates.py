@@ -28,7 +28,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from models.next_edit.baseline import _pattern, _undoes, common_ends, replacement
+from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
@@ -304,6 +304,8 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
     def scope_of(scopes: list[int], row: int) -> int:
         return scopes[clamp(row) - first] if scopes else -1
 
+    last_inner = scope_of(inner, last_row) if last is not None else None
+    last_top = scope_of(top, last_row) if last is not None else None
     for c, rank in zip(ranked, group_rank):
         e = c.edit
         line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
@@ -317,7 +319,12 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
             float(c.ways), float(c.occurrences), math.log1p(n_lines), float(len(history)), float(near_last),
             float(line_rank[e.start_line]), float(age_rank[c.age]), _similarity(line.strip(), last_line.strip()),
             float(abs(_indent(line) - _indent(c.source))),
-            float(last is not None and scope_of(inner, e.start_line) == scope_of(inner, last_row)),
-            float(last is not None and scope_of(top, e.start_line) == scope_of(top, last_row)),
+            float(scope_of(inner, e.start_line) == last_inner), float(scope_of(top, e.start_line) == last_top),
         ]
     return ranked
+
+
+def featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None) -> list[Candidate]:
+    """The candidates the ranker scores, with their features: one path for training and serving."""
+    baseline = BaselinePredictor().predict_next(history, current)
+    return featurize(generate(history, current, original, cursor_line), history, current, cursor_line, baseline)

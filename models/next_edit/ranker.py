@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.acceptance.model import StageModel
-from models.next_edit.baseline import BaselinePredictor
-from models.next_edit.candidates import FEATURE_NAMES, featurize, generate
+from models.next_edit.candidates import FEATURE_NAMES, featurized
 from models.next_edit.examples import Edit, Example
 
 RANKER_FILE = "ranker.json"
@@ -51,9 +50,7 @@ class EditRanker:
         """The best candidate and its score (whatever the score), or None when there is no candidate."""
         if not history:
             return None
-        baseline = BaselinePredictor().predict_next(history, current)
-        candidates = featurize(generate(history, current, original, cursor_line), history, current, cursor_line,
-                                baseline)
+        candidates = featurized(history, current, cursor_line, original)
         if not candidates:
             return None
         scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))

@@ -23,7 +23,7 @@ import numpy as np
 
 from models.corpus import package_bucket
 from models.next_edit.baseline import BaselinePredictor
-from models.next_edit.candidates import FEATURE_NAMES, featurize, generate
+from models.next_edit.candidates import FEATURE_NAMES, featurized
 from models.next_edit.examples import Example, apply_edit
 from models.next_edit.ranker import EditRanker, ranker_version
 
@@ -50,14 +50,11 @@ def sample_jsonl(path: Path, n: int | None, seed: int = 0) -> list[Example]:
 def candidate_rows(examples: list[Example]):
     """(features (n, d), labels (n,), example index (n,)): every candidate of every example."""
     X, y, index = [], [], []
-    baseline = BaselinePredictor()
     for k, ex in enumerate(examples):
         if not ex.history:
             continue
         target = apply_edit(ex.current, ex.target)
-        found = featurize(generate(ex.history, ex.current, ex.original, ex.cursor_line), ex.history, ex.current,
-                          ex.cursor_line, baseline.predict_next(ex.history, ex.current))
-        for c in found:
+        for c in featurized(ex.history, ex.current, ex.cursor_line, ex.original):
             X.append(c.features)
             y.append(int(apply_edit(ex.current, c.edit) == target))
             index.append(k)
