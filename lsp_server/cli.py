@@ -175,6 +175,8 @@ def _add_bench(sub) -> None:
     ee.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
     ee.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus", help="corpus (its heldout split)")
     ee.add_argument("--source", type=Path, help="any directory of code instead of the held-out split")
+    ee.add_argument("--split", choices=("heldout", "calib"), default="heldout",
+                    help="corpus split to sample (default heldout; calib: where thresholds are chosen)")
     ee.add_argument("--limit", type=int, default=200, help="number of samples (default 200)")
     ee.add_argument("--seed", type=int, default=0)
     ee.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
@@ -186,6 +188,11 @@ def _add_bench(sub) -> None:
     ee.add_argument("--stop-inside-threshold", type=float,
                     help="controller P(stop) that cuts a suggestion after its first token (default: settings)")
     ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
+    ee.add_argument("--exit-lookup-threshold", type=float,
+                    help="dynamic: P(exit) enough where the exit's token is prompt lookup's guess; negative: lookup "
+                         "not consulted (default: settings)")
+    ee.add_argument("--exit-lookup-veto", action=argparse.BooleanOptionalAction, default=None,
+                    help="dynamic: an exit whose token differs from the guess never leaves early (default: settings)")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
 
@@ -195,10 +202,12 @@ def _bench(args) -> int:
         from lsp_server.config import DEFAULTS
         from models.bench_early_exit import main_cli
 
-        for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "draft_layers",
-                     "draft_tokens"):
+        for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold",
+                     "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
+        if args.exit_lookup_threshold < 0:
+            args.exit_lookup_threshold = None
         return main_cli(args)
     raise SystemExit(f"tact bench: unknown target {args.target}")
 

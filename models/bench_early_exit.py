@@ -8,7 +8,10 @@ disabled), so the timing ratios come from interleaved runs on the same machine s
 `full` with Stop at the configured thresholds (before the first token, and inside a suggestion),
 for simulated acceptance (a sweep of the first-token threshold is replayed from the recorded P(stop)
 of the Stop-less run: under `full` Stop only truncates).
-Finally next-token top-1 accuracy of every exit, teacher-forced on held-out windows.
+Then `dynamic` again over a sweep of exit settings: plain exit thresholds, and exits that may leave at
+a lower P(exit) where their token is prompt lookup's guess. Finally next-token top-1 accuracy of every
+exit, teacher-forced on held-out windows. `--split calib` runs it all on the calibration split (the
+packages the exit calibration was fitted on, which the LM never trained on): thresholds are chosen there.
 
 Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard library.
 """
@@ -41,6 +44,8 @@ SUFFIX_TOKENS = 64
 MIN_LINE_CHARS = 4  # non-space characters a sampled line needs
 ACCURACY_WINDOW = 256
 EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98)
+EXIT_LOOKUP_SWEEP = (0.5, 0.6, 0.7, 0.8)  # P(exit) on agreement with prompt lookup, at the configured threshold
+SPLITS = ("heldout", "calib")
 STOP_SWEEP = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 NO_STOP = 1.01
 
@@ -67,8 +72,8 @@ class Sample:
 
 
 # -- samples -----------------------------------------------------------------------------------
-def load_texts(corpus: Path | None = None, source: Path | None = None) -> list[tuple[str, str]]:
-    """(path, text) of the held-out split of `corpus`, or of every code file under `source`."""
+def load_texts(corpus: Path | None = None, source: Path | None = None, split: str = "heldout") -> list[tuple[str, str]]:
+    """(path, text) of a split of `corpus` (held-out by default), or of every code file under `source`."""
     if source is not None:
         source = Path(source)
         if not source.is_dir():
@@ -76,13 +81,15 @@ def load_texts(corpus: Path | None = None, source: Path | None = None) -> list[t
         records: Iterable[dict] = iter_directory(source)
         where = str(source)
     else:
+        if split not in SPLITS:
+            raise BenchInputError(f"unknown split {split!r}; one of {SPLITS}")
         corpus = Path(corpus) if corpus is not None else Path("data/corpus")
-        split = corpus / "heldout.jsonl"
-        if not split.is_file():
-            raise BenchInputError(f"{split} does not exist; build the corpus with `tact train corpus` "
+        path = corpus / f"{split}.jsonl"
+        if not path.is_file():
+            raise BenchInputError(f"{path} does not exist; build the corpus with `tact train corpus` "
                                   "or pass --source DIR")
-        records = iter_split(corpus, "heldout")
-        where = str(split)
+        records = iter_split(corpus, split)
+        where = str(path)
     texts = [(r.get("path", "?"), r["text"]) for r in records if r.get("text")]
     if not texts:
         raise BenchInputError(f"{where} holds no code files")
@@ -353,24 +360,57 @@ def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
     return max(0.0, (rf - rd) / rf) if rf > 0 else (0.0 if rd >= rf else 1.0)
 
 
+@dataclass(frozen=True)
+class ExitSetting:
+    """One setting of the dynamic policy's exit rule (DecodeOptions' exit fields)."""
+    exit_threshold: float
+    exit_lookup_threshold: float | None = None
+    exit_lookup_veto: bool = False
+
+    def options(self) -> dict:
+        return {"exit_threshold": self.exit_threshold, "exit_lookup_threshold": self.exit_lookup_threshold,
+                "exit_lookup_veto": self.exit_lookup_veto if self.exit_lookup_threshold is not None else False}
+
+    def label(self) -> str:
+        if self.exit_lookup_threshold is None:
+            return f"{self.exit_threshold:g}"
+        other = "veto" if self.exit_lookup_veto else f"{self.exit_threshold:g}"
+        return f"{self.exit_threshold:g}, {self.exit_lookup_threshold:g} on lookup, {other} off it"
+
+
+def exit_settings(configured: ExitSetting) -> list[ExitSetting]:
+    """The sweep: plain thresholds (lookup off), and the configured threshold and veto with each P(exit) on
+    agreement with lookup; the configured setting itself is the dynamic policy's own run, not repeated."""
+    plain = [ExitSetting(th) for th in EXIT_SWEEP]
+    lookup = [ExitSetting(configured.exit_threshold, a, configured.exit_lookup_veto) for a in EXIT_LOOKUP_SWEEP]
+    out: list[ExitSetting] = []
+    for e in plain + lookup:
+        if e.options() != configured.options() and e.options() not in [o.options() for o in out]:
+            out.append(e)
+    return out
+
+
+def _sweep_row(setting: ExitSetting, p: dict, loss: float) -> dict:
+    return {**setting.options(), "label": setting.label(), "layers_skipped_share": p["layers_skipped_share"],
+            "rouge_l": p["rouge_l"], "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
+            "identical_to_full": p["identical_to_full"],
+            "meets_target": bool((p["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET)}
+
+
 def exit_sweep(runtime: EarlyExitRuntime, prompts: list[list[int]], full: list[DecodeResult], targets: list[str],
-               base: dict, thresholds: Iterable[float]) -> list[dict]:
-    """The dynamic policy at each exit threshold: layers skipped, relative ROUGE-L loss and speed against `full`."""
+               base: dict, settings: Iterable[ExitSetting]) -> list[dict]:
+    """The dynamic policy at each exit setting: layers skipped, relative ROUGE-L loss and speed against `full`."""
     L = runtime.n_layers
     full_rouge = _mean([rouge_l(suggestion(f), t) for f, t in zip(full, targets)])
     out = []
-    for th in thresholds:
+    for setting in settings:
         runs = []
         for prompt in prompts:
             runtime.reset()
             runs.append(runtime.generate(prompt, DecodeOptions(policy="dynamic", stop_threshold=NO_STOP,
-                                                               **{**base, "exit_threshold": th})))
+                                                               **{**base, **setting.options()})))
         p = _policy_summary("dynamic", runs, full, targets, L)
-        loss = rouge_loss(full_rouge, p["rouge_l"])
-        out.append({"exit_threshold": th, "layers_skipped_share": p["layers_skipped_share"], "rouge_l": p["rouge_l"],
-                    "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
-                    "identical_to_full": p["identical_to_full"],
-                    "meets_target": bool((p["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET)})
+        out.append(_sweep_row(setting, p, rouge_loss(full_rouge, p["rouge_l"])))
     runtime.reset()
     return out
 
@@ -419,9 +459,10 @@ def _targets(policies: dict, stop: dict) -> dict:
     }
 
 
-def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, limit: int = 200,
-              seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
+def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, split: str = "heldout",
+              limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
               stop_inside_threshold: float | None = None, exit_threshold: float = 0.9,
+              exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`)."""
@@ -429,11 +470,12 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     log = log or (lambda msg: None)
     cut_threshold = stop_threshold if stop_inside_threshold is None else stop_inside_threshold
     runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
-    texts = load_texts(corpus, source)
+    texts = load_texts(corpus, source, split)
     samples = make_samples(texts, max(1, limit), seed)
     L = runtime.n_layers
-    base = dict(max_new_tokens=MAX_NEW_TOKENS, exit_threshold=exit_threshold, draft_layers=draft_layers,
-                draft_tokens=draft_tokens, single_line=True)
+    configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto)
+    base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens,
+                single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     stopped: list[DecodeResult] = []
     prompts: list[list[int]] = []
@@ -501,16 +543,12 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "sweep": sweep, "thresholds_meeting_target": meeting,
             "recommended_threshold": best["threshold"] if best else None,
             "controller_trained": runtime.controller.trained}
-    sweep_exit = exit_sweep(runtime, prompts, full, targets, base, sorted(set(EXIT_SWEEP) - {exit_threshold}))
-    sweep_exit.append({"exit_threshold": exit_threshold, "layers_skipped_share": policies["dynamic"]["layers_skipped_share"],
-                       "rouge_l": policies["dynamic"]["rouge_l"],
-                       "rouge_l_relative_loss": _r(rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
-                       "speedup_total": policies["dynamic"]["speedup_total"],
-                       "identical_to_full": policies["dynamic"]["identical_to_full"], "meets_target": None})
-    sweep_exit.sort(key=lambda e: e["exit_threshold"])
-    for e in sweep_exit:
-        e["meets_target"] = bool((e["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET
-                                 and (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET)
+    sweep_exit = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured))
+    sweep_exit.append({**_sweep_row(configured, policies["dynamic"],
+                                    rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
+                       "configured": True})
+    sweep_exit.sort(key=lambda e: (e["exit_lookup_threshold"] is not None, e["exit_threshold"],
+                                   e["exit_lookup_threshold"] or 0))
     within_loss = [e for e in sweep_exit if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
     best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
     per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets)]) for p in ("full", "dynamic")}
@@ -524,16 +562,16 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                   "controller_trained": runtime.controller.trained, "has_exit_heads": runtime.has_exit_heads},
         "hardware": hardware(threads),
         "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),
-                     "split": None if source else "heldout", "limit": limit, "seed": seed,
+                     "split": None if source else split, "limit": limit, "seed": seed,
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
                      "stop_inside": stop_inside, "stop_inside_threshold": cut_threshold,
-                     "exit_threshold": exit_threshold, "draft_layers": draft_layers, "draft_tokens": draft_tokens},
+                     **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
         "policies": policies,
         "exit_accuracy": accuracy,
         "stop": stop,
         "exit_sweep": {"thresholds": sweep_exit,
-                       "most_skipped_within_loss": best_exit["exit_threshold"] if best_exit else None},
+                       "most_skipped_within_loss": best_exit["label"] if best_exit else None},
         "targets": _targets(policies, stop),
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -567,6 +605,11 @@ def _other_inside_line(o: dict) -> str:
             f"chars saved {t['chars_saved']}")
 
 
+def _exit_label(settings: dict) -> str:
+    return ExitSetting(settings["exit_threshold"], settings.get("exit_lookup_threshold"),
+                       bool(settings.get("exit_lookup_veto"))).label()
+
+
 def format_report(r: dict) -> str:
     m, hw, st = r["model"], r["hardware"], r["settings"]
     where = st["source"] or f"{st['corpus']} ({st['split']})"
@@ -576,7 +619,7 @@ def format_report(r: dict) -> str:
         f"samples: {r['samples']} from {where}, seed {st['seed']}, <= {st['max_new_tokens']} new tokens, single line",
         f"hardware: {hw['cpu_count']} cores ({hw['machine']}, {hw['system']}), onnxruntime {hw['onnxruntime']}, "
         f"{hw['threads']} threads, python {hw['python']}",
-        f"settings: exit threshold {st['exit_threshold']}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "
+        f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "
         f"Stop disabled for the policy table",
         "",
         f"{'policy':<12} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'prefill ms':>10} "
@@ -624,10 +667,15 @@ def format_report(r: dict) -> str:
                  + (f" (recommended {s['recommended_threshold']})" if s["recommended_threshold"] is not None else ""))
     ex = r.get("exit_sweep")
     if ex:
-        lines += ["", "dynamic exit threshold sweep (Stop disabled):",
-                  f"    {'threshold':>9} {'skipped':>8} {'ROUGE-L':>7} {'loss':>7} {'speedup':>8} {'identical':>9}  meets"]
+        lines += ["", "dynamic exit sweep (Stop disabled; P(exit) needed: plain, on agreement with prompt lookup's "
+                      "guess, off it; * the configured setting):",
+                  f"    {'plain':>5} {'lookup':>6} {'off it':>6} {'skipped':>8} {'ROUGE-L':>7} {'loss':>7} {'speedup':>8} "
+                  f"{'identical':>9}  meets"]
         for e in ex["thresholds"]:
-            lines.append(f"    {e['exit_threshold']:>9.2f} {_f(e['layers_skipped_share'], '{:.1%}'):>8} "
+            on = e["exit_lookup_threshold"]
+            off = "-" if on is None else ("veto" if e["exit_lookup_veto"] else f"{e['exit_threshold']:.2f}")
+            lines.append(f"  {'*' if e.get('configured') else ' '} {e['exit_threshold']:>5.2f} {_f(on, '{:.2f}'):>6} {off:>6} "
+                         f"{_f(e['layers_skipped_share'], '{:.1%}'):>8} "
                          f"{_f(e['rouge_l'], '{:.3f}'):>7} {_f(e['rouge_l_relative_loss'], '{:.1%}'):>7} "
                          f"{_f(e['speedup_total'], '{:.2f}x'):>8} {_f(e['identical_to_full'], '{:.1%}'):>9}  "
                          f"{'yes' if e['meets_target'] else 'no'}")
@@ -661,10 +709,12 @@ def main_cli(args) -> int:
     from models.model_dir import ModelDirError
 
     try:
-        result = run_bench(args.model, corpus=args.corpus, source=args.source, limit=args.limit, seed=args.seed,
+        result = run_bench(args.model, corpus=args.corpus, source=args.source, split=args.split, limit=args.limit,
+                           seed=args.seed,
                            threads=args.threads, stop_threshold=args.stop_threshold,
                            stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
-                           exit_threshold=args.exit_threshold, draft_layers=args.draft_layers,
+                           exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
+                           exit_lookup_veto=args.exit_lookup_veto, draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:

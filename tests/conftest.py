@@ -63,11 +63,13 @@ def tiny_lm_torch(tiny_lm_dir):
 
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory) -> Path:
-    """A corpus directory whose heldout split holds a few standard-library files."""
+    """A corpus directory whose heldout and calib splits each hold a few standard-library files."""
     out = tmp_path_factory.mktemp("tiny_corpus")
-    with open(out / "heldout.jsonl", "w", encoding="utf-8") as f:
-        for i, text in enumerate(_stdlib_texts()[:3]):
-            f.write(json.dumps({"package": f"stdlib:t{i}", "path": f"t{i}.py", "text": text}) + "\n")
+    texts = _stdlib_texts()
+    for split, chosen in (("heldout", texts[:3]), ("calib", texts[3:5])):
+        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for i, text in enumerate(chosen):
+                f.write(json.dumps({"package": f"stdlib:{split}{i}", "path": f"{split}{i}.py", "text": text}) + "\n")
     return out
 
 

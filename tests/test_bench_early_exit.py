@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from models.bench_early_exit import (BenchInputError, format_report, load_texts, make_samples, run_bench,
-                                     truncate_at_stop)
+from models.bench_early_exit import (EXIT_LOOKUP_SWEEP, EXIT_SWEEP, BenchInputError, format_report, load_texts,
+                                     make_samples, run_bench, truncate_at_stop)
 from models.runtime import POLICIES, DecodeOptions, DecodeResult
 
 POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
@@ -98,6 +98,27 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     text = format_report(r)
     assert "speculative" in text and ("PASS" in text or "MISS" in text)
     assert r["stop"]["cuts_at_first_token_threshold"] is None  # one threshold: nothing to compare
+    rows = r["exit_sweep"]["thresholds"]
+    assert [e["exit_threshold"] for e in rows if e["exit_lookup_threshold"] is None] == sorted(EXIT_SWEEP)
+    assert sorted(e["exit_lookup_threshold"] for e in rows if e["exit_lookup_threshold"] is not None) == sorted(EXIT_LOOKUP_SWEEP)
+    assert [e["exit_threshold"] for e in rows if e.get("configured")] == [0.5]  # the dynamic policy's own run
+    assert "on agreement with prompt lookup" in text
+
+
+def test_bench_with_prompt_lookup_exits_on_the_calibration_split(tiny_lm_dir, tiny_corpus_dir):
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, split="calib", limit=2, seed=0, threads=1,
+                  exit_threshold=0.9, exit_lookup_threshold=0.6, exit_lookup_veto=True, accuracy_windows=1)
+    assert r["settings"]["split"] == "calib" and r["settings"]["exit_lookup_threshold"] == 0.6
+    rows = r["exit_sweep"]["thresholds"]
+    configured = [e for e in rows if e.get("configured")]
+    assert len(configured) == 1 and configured[0]["exit_lookup_veto"] is True
+    assert configured[0]["layers_skipped_share"] == r["policies"]["dynamic"]["layers_skipped_share"]
+    lookup = [e for e in rows if e["exit_lookup_threshold"] is not None]
+    assert all(e["exit_threshold"] == 0.9 and e["exit_lookup_veto"] for e in lookup)
+    assert len(lookup) == len(EXIT_LOOKUP_SWEEP)  # 0.6 is the configured run, not repeated
+    assert "0.9, 0.6 on lookup, veto off it" in format_report(r)
+    with pytest.raises(BenchInputError, match="unknown split"):
+        run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, split="train", limit=1)
 
 
 def test_bench_replays_cuts_at_the_first_token_threshold_beside_its_own(tiny_lm_dir, tiny_corpus_dir):
@@ -132,6 +153,13 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     assert set(out["policies"]) == set(POLICIES)
     assert out["settings"]["stop_threshold"] == 0.9  # the settings defaults
     assert out["settings"]["stop_inside"] is True
+    assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "1",
+                 "--threads", "1", "--json", "--split", "calib", "--exit-lookup-threshold", "0.7", "--exit-lookup-veto"]) == 0
+    st = json.loads(capsys.readouterr().out)["settings"]
+    assert (st["split"], st["exit_lookup_threshold"], st["exit_lookup_veto"]) == ("calib", 0.7, True)
+    assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "1",
+                 "--threads", "1", "--json", "--exit-lookup-threshold", "-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["exit_lookup_threshold"] is None  # negative: off
     assert main(["bench", "early-exit", "--model", str(tmp_path / "missing"), "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err

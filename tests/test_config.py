@@ -47,3 +47,18 @@ def test_the_cut_threshold_reaches_the_decoder():
     opts = CompletionService().decode_options(s)
     assert opts.stop_threshold_at(0) == 0.8 and opts.stop_threshold_at(2) == 0.97
     assert CompletionService().decode_options(Settings()).stop_threshold_at(1) == Settings().stop_inside_threshold == 0.98
+
+
+def test_prompt_lookup_exit_settings_reach_the_decoder():
+    from lsp_server.services.completion import CompletionService
+
+    off = CompletionService().decode_options(Settings(exit_lookup_threshold=-1.0, exit_threshold=0.9))
+    assert off.exit_lookup_threshold is None and off.exit_threshold_for(5, guess=5) == 0.9
+    s, problems = Settings.from_camel({"exitThreshold": 0.98, "exitLookupThreshold": 0.6, "exitLookupVeto": True})
+    assert not problems
+    opts = CompletionService().decode_options(s)
+    assert opts.exit_threshold_for(5, guess=5) == 0.6  # the exit agrees with the guess
+    assert opts.exit_threshold_for(5, guess=7) > 1  # vetoed: never leaves
+    assert opts.exit_threshold_for(5, guess=None) == 0.98  # no guess: the plain threshold
+    s.exit_lookup_veto = False
+    assert CompletionService().decode_options(s).exit_threshold_for(5, guess=7) == 0.98

@@ -115,6 +115,8 @@ class CompletionService:
             stop_inside=settings.stop_inside,
             stop_inside_threshold=settings.stop_inside_threshold,
             exit_threshold=settings.exit_threshold,
+            exit_lookup_threshold=settings.exit_lookup_threshold if settings.exit_lookup_threshold >= 0 else None,
+            exit_lookup_veto=settings.exit_lookup_veto,
             draft_layers=settings.draft_layers,
             draft_tokens=settings.draft_tokens,
             single_line=not settings.multiline,
