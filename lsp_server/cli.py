@@ -193,6 +193,9 @@ def _add_bench(sub) -> None:
                          "not consulted (default: settings)")
     ee.add_argument("--exit-lookup-veto", action=argparse.BooleanOptionalAction, default=None,
                     help="dynamic: an exit whose token differs from the guess never leaves early (default: settings)")
+    ee.add_argument("--exit-sweep", action=argparse.BooleanOptionalAction, default=True,
+                    help="the dynamic policy over a sweep of exit settings (default on; it is about two thirds of the "
+                         "run, so off suits a large --limit that judges Stop)")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
 

@@ -464,8 +464,10 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               stop_inside_threshold: float | None = None, exit_threshold: float = 0.9,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
-              log: Callable[[str], None] | None = None) -> dict:
-    """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`)."""
+              with_exit_sweep: bool = True, log: Callable[[str], None] | None = None) -> dict:
+    """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
+    sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
+    (to judge Stop) costs a third."""
     started = time.perf_counter()
     log = log or (lambda msg: None)
     cut_threshold = stop_threshold if stop_inside_threshold is None else stop_inside_threshold
@@ -543,7 +545,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "sweep": sweep, "thresholds_meeting_target": meeting,
             "recommended_threshold": best["threshold"] if best else None,
             "controller_trained": runtime.controller.trained}
-    sweep_exit = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured))
+    sweep_exit = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured) if with_exit_sweep else [])
     sweep_exit.append({**_sweep_row(configured, policies["dynamic"],
                                     rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
                        "configured": True})
@@ -571,7 +573,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "exit_accuracy": accuracy,
         "stop": stop,
         "exit_sweep": {"thresholds": sweep_exit,
-                       "most_skipped_within_loss": best_exit["label"] if best_exit else None},
+                       "most_skipped_within_loss": best_exit["label"] if best_exit else None} if with_exit_sweep else None,
         "targets": _targets(policies, stop),
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -714,7 +716,8 @@ def main_cli(args) -> int:
                            threads=args.threads, stop_threshold=args.stop_threshold,
                            stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
                            exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
-                           exit_lookup_veto=args.exit_lookup_veto, draft_layers=args.draft_layers,
+                           exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
+                           draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:

@@ -158,8 +158,10 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     st = json.loads(capsys.readouterr().out)["settings"]
     assert (st["split"], st["exit_lookup_threshold"], st["exit_lookup_veto"]) == ("calib", 0.7, True)
     assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "1",
-                 "--threads", "1", "--json", "--exit-lookup-threshold", "-1"]) == 0
-    assert json.loads(capsys.readouterr().out)["settings"]["exit_lookup_threshold"] is None  # negative: off
+                 "--threads", "1", "--json", "--exit-lookup-threshold", "-1", "--no-exit-sweep"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["exit_lookup_threshold"] is None  # negative: off
+    assert out["exit_sweep"] is None and "dynamic" in out["targets"]
     assert main(["bench", "early-exit", "--model", str(tmp_path / "missing"), "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err
