@@ -18,6 +18,7 @@ Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -362,14 +363,18 @@ def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
 
 @dataclass(frozen=True)
 class ExitSetting:
-    """One setting of the dynamic policy's exit rule (DecodeOptions' exit fields)."""
+    """One setting of the dynamic policy's exit rule (DecodeOptions' exit fields). Without lookup the veto
+    means nothing and is kept False, so equal rules compare equal."""
     exit_threshold: float
     exit_lookup_threshold: float | None = None
     exit_lookup_veto: bool = False
 
+    def __post_init__(self) -> None:
+        if self.exit_lookup_threshold is None:
+            object.__setattr__(self, "exit_lookup_veto", False)
+
     def options(self) -> dict:
-        return {"exit_threshold": self.exit_threshold, "exit_lookup_threshold": self.exit_lookup_threshold,
-                "exit_lookup_veto": self.exit_lookup_veto if self.exit_lookup_threshold is not None else False}
+        return dataclasses.asdict(self)
 
     def label(self) -> str:
         if self.exit_lookup_threshold is None:
@@ -383,18 +388,18 @@ def exit_settings(configured: ExitSetting) -> list[ExitSetting]:
     agreement with lookup; the configured setting itself is the dynamic policy's own run, not repeated."""
     plain = [ExitSetting(th) for th in EXIT_SWEEP]
     lookup = [ExitSetting(configured.exit_threshold, a, configured.exit_lookup_veto) for a in EXIT_LOOKUP_SWEEP]
-    out: list[ExitSetting] = []
-    for e in plain + lookup:
-        if e.options() != configured.options() and e.options() not in [o.options() for o in out]:
-            out.append(e)
-    return out
+    return [e for e in dict.fromkeys(plain + lookup) if e != configured]
+
+
+def meets_dynamic_target(skipped: float | None, loss: float | None) -> bool:
+    """The issue's dynamic target: >= 40% of layers skipped at <= 1% relative ROUGE-L loss."""
+    return (skipped or 0) >= DYN_SKIP_TARGET and (loss or 0) <= DYN_ROUGE_LOSS_TARGET
 
 
 def _sweep_row(setting: ExitSetting, p: dict, loss: float) -> dict:
     return {**setting.options(), "label": setting.label(), "layers_skipped_share": p["layers_skipped_share"],
             "rouge_l": p["rouge_l"], "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
-            "identical_to_full": p["identical_to_full"],
-            "meets_target": bool((p["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET)}
+            "identical_to_full": p["identical_to_full"], "meets_target": meets_dynamic_target(p["layers_skipped_share"], loss)}
 
 
 def exit_sweep(runtime: EarlyExitRuntime, prompts: list[list[int]], full: list[DecodeResult], targets: list[str],
@@ -437,7 +442,7 @@ def _targets(policies: dict, stop: dict) -> dict:
     spec, dyn, full = policies["speculative"], policies["dynamic"], policies["full"]
     spec_ok = (spec["speedup_total"] or 0) >= SPEC_SPEEDUP_TARGET and spec["identical_count"] == spec["samples"]
     loss = rouge_loss(full["rouge_l"], dyn["rouge_l"])
-    dyn_ok = (dyn["layers_skipped_share"] or 0) >= DYN_SKIP_TARGET and loss <= DYN_ROUGE_LOSS_TARGET
+    dyn_ok = meets_dynamic_target(dyn["layers_skipped_share"], loss)
     dyn_settled = ((dyn["layers_skipped_share"] or 0) < DYN_SKIP_TARGET
                    or settled((dyn.get("rouge_l_relative_loss_ci"), "<=", DYN_ROUGE_LOSS_TARGET)))
     stop_settled = settled((stop.get("relative_change_ci"), ">=", STOP_GAIN_TARGET),
@@ -545,14 +550,16 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "sweep": sweep, "thresholds_meeting_target": meeting,
             "recommended_threshold": best["threshold"] if best else None,
             "controller_trained": runtime.controller.trained}
-    sweep_exit = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured) if with_exit_sweep else [])
-    sweep_exit.append({**_sweep_row(configured, policies["dynamic"],
-                                    rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
-                       "configured": True})
-    sweep_exit.sort(key=lambda e: (e["exit_lookup_threshold"] is not None, e["exit_threshold"],
-                                   e["exit_lookup_threshold"] or 0))
-    within_loss = [e for e in sweep_exit if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
-    best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
+    swept = None
+    if with_exit_sweep:
+        rows = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured))
+        rows.append({**_sweep_row(configured, policies["dynamic"],
+                                  rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
+                     "configured": True})
+        rows.sort(key=lambda e: (e["exit_lookup_threshold"] is not None, e["exit_threshold"], e["exit_lookup_threshold"] or 0))
+        within_loss = [e for e in rows if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
+        best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
+        swept = {"thresholds": rows, "most_skipped_within_loss": best_exit["label"] if best_exit else None}
     per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets)]) for p in ("full", "dynamic")}
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)
@@ -572,8 +579,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "policies": policies,
         "exit_accuracy": accuracy,
         "stop": stop,
-        "exit_sweep": {"thresholds": sweep_exit,
-                       "most_skipped_within_loss": best_exit["label"] if best_exit else None} if with_exit_sweep else None,
+        "exit_sweep": swept,
         "targets": _targets(policies, stop),
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -211,7 +211,6 @@ def test_dynamic_low_threshold_uses_fewer_layers(rt):
     assert min(mixed) < L
 
 
-
 # -- KV cache reuse ------------------------------------------------------------------------------
 @pytest.mark.parametrize("policy", POLICIES)
 def test_prefix_cache_reuse_gives_fresh_output(tiny_lm_dir, rt, policy):
