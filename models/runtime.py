@@ -133,6 +133,30 @@ class KVCache:
         self.exact = min(self.exact, n)
 
 
+_shared_pool_threads: int | None = None  # the size of the process's onnxruntime thread pool, once made
+_shared_pool_lock = threading.Lock()
+
+
+def shared_thread_pool(threads: int) -> bool:
+    """Run every session of the process on one onnxruntime thread pool (made on the first call, with that call's
+    ``threads``; later runtimes share it). A decode is hundreds of small runs, one per layer: with a pool per
+    session (17 a model) its workers had to sleep between runs (spinning pools fought over the 2 cores: `tact
+    bench serve` p50 282 ms), and waking one cost more than a layer's arithmetic for one token. One pool whose
+    worker spins between runs: a layer 179 against 256 us (empty cache), `tact bench serve` p50 40-44 against
+    46-50 ms and p95 133-136 against 165 ms. False where this onnxruntime cannot make one (a pool per session)."""
+    global _shared_pool_threads
+    with _shared_pool_lock:
+        if _shared_pool_threads is None:
+            try:
+                from onnxruntime.capi import _pybind_state
+                _pybind_state.set_global_thread_pool_sizes(threads, 1)
+            except (ImportError, AttributeError, RuntimeError):
+                _shared_pool_threads = 0
+            else:
+                _shared_pool_threads = threads
+        return _shared_pool_threads > 0
+
+
 class EarlyExitRuntime:
     """Loads a model directory exported by `tact export` and decodes with any policy."""
 
@@ -174,10 +198,13 @@ class EarlyExitRuntime:
         index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
         where = graphs_dir(self.model_dir, index)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+        if shared_thread_pool(threads):
+            opts.use_per_session_threads = False
+        else:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         opts.enable_cpu_mem_arena = False  # 17 sessions each keeping an arena cost ~200 MB of RSS
 

@@ -339,3 +339,18 @@ def test_fingerprint_tells_checkpoints_apart(tiny_lm_dir, tmp_path):
     assert fingerprint(copy) == fingerprint(tiny_lm_dir)
     (copy / "tact.json").write_text('{"training": {"steps": 1}}')
     assert fingerprint(copy) != fingerprint(tiny_lm_dir)
+
+
+def test_runtimes_share_one_thread_pool(rt, tiny_lm_dir):
+    """Every session of the process runs on one onnxruntime pool, sized by the first runtime: per-session pools
+    either sleep between a decode's many small runs or, spinning, fight over the cores."""
+    from models.runtime import shared_thread_pool
+
+    other = EarlyExitRuntime(tiny_lm_dir, threads=2)
+    assert shared_thread_pool(2)  # made once; a later size does not remake it
+    for runtime in (rt, other):
+        assert runtime._session_options.use_per_session_threads is False
+    ids = prompts(rt)[0]
+    a = rt.generate(ids, DecodeOptions(policy="full", max_new_tokens=8)).token_ids
+    assert a
+    assert other.generate(ids, DecodeOptions(policy="full", max_new_tokens=8)).token_ids == a
