@@ -150,7 +150,7 @@ def shared_thread_pool(threads: int) -> bool:
             try:
                 from onnxruntime.capi import _pybind_state
                 _pybind_state.set_global_thread_pool_sizes(threads, 1)
-            except (ImportError, AttributeError, RuntimeError):
+            except Exception:  # not in this build, or onnxruntime's own exception types: a pool per session
                 _shared_pool_threads = 0
             else:
                 _shared_pool_threads = threads
