@@ -133,34 +133,32 @@ class KVCache:
         self.exact = min(self.exact, n)
 
 
-_shared_pool_threads: int | None = None  # the size of the process's onnxruntime thread pool, once made
+_shared_pool: bool | None = None  # whether the process's one onnxruntime thread pool exists; None: not tried yet
 _shared_pool_lock = threading.Lock()
 
 
 def shared_thread_pool(threads: int) -> bool:
-    """Run every session of the process on one onnxruntime thread pool (made on the first call, with that call's
-    ``threads``; later runtimes share it). A decode is hundreds of small runs, one per layer: with a pool per
-    session (17 a model) its workers had to sleep between runs (spinning pools fought over the 2 cores: `tact
-    bench serve` p50 282 ms), and waking one cost more than a layer's arithmetic for one token. One pool whose
-    worker spins between runs: a layer 179 against 256 us (empty cache), `tact bench serve` p50 40-44 against
-    46-50 ms and p95 133-136 against 165 ms. False where this onnxruntime cannot make one (a pool per session)."""
-    global _shared_pool_threads
+    """Run every session of the process on one onnxruntime thread pool, made by the first call with its
+    ``threads`` (later runtimes share it, whatever they ask for). A decode is hundreds of small runs, one per
+    layer: a pool per session (17 a model) must either sleep between runs, and pay a wake-up that costs more than
+    a layer's arithmetic for one token, or spin, and fight the other pools for the cores. One pool's worker can
+    spin (measured in docs/roadmap.md). False where this onnxruntime cannot make one: a pool per session."""
+    global _shared_pool
     with _shared_pool_lock:
-        if _shared_pool_threads is None:
+        if _shared_pool is None:
             try:
                 from onnxruntime.capi import _pybind_state
                 _pybind_state.set_global_thread_pool_sizes(threads, 1)
+                _shared_pool = True
             except Exception:  # not in this build, or onnxruntime's own exception types: a pool per session
-                _shared_pool_threads = 0
-            else:
-                _shared_pool_threads = threads
-        return _shared_pool_threads > 0
+                _shared_pool = False
+        return _shared_pool
 
 
 class EarlyExitRuntime:
     """Loads a model directory exported by `tact export` and decodes with any policy."""
 
-    def __init__(self, model_dir: Path, threads: int = 2):
+    def __init__(self, model_dir: Path, threads: int = 2):  # threads: see shared_thread_pool
         self.model_dir = Path(model_dir)
         self.config = check_model_dir(self.model_dir, need_onnx=True)
         cfg = self.config
