@@ -133,6 +133,19 @@ def test_stage2_shows_a_likely_acceptance():
     assert _gated(store)[-1] == (2, "show", "test-1")
 
 
+def test_a_suggestion_shown_again_at_the_same_prompt_is_seen_as_a_repeat():
+    pipe, store = _pipeline(AcceptanceGate(_model(0.9, 0.95)), FakeService())
+    assert _run(pipe).text == "x + 1"
+    assert _run(pipe).text == "x + 1"  # nothing typed since: the same prompt, the same suggestion
+    vectors = [e.details["features"] for e in store.events if type(e).__name__ == "SuggestionGated"]
+    first1, first2, again1, again2 = vectors
+    s1, s2 = features.CONTEXT_FEATURES, features.SUGGESTION_FEATURES
+    assert first1[s1.index("same_prefix_as_shown")] == 0.0 and again1[s1.index("same_prefix_as_shown")] == 1.0
+    assert again1[s1.index("log_seconds_since_shown")] < first1[s1.index("log_seconds_since_shown")]
+    assert first2[s2.index("log_times_shown_before")] == 0.0
+    assert again2[s2.index("log_times_shown_before")] == pytest.approx(math.log(2), abs=1e-5)
+
+
 def test_gate_setting_off_means_no_gate():
     service = FakeService()
     pipe, store = _pipeline(AcceptanceGate(_model(0.01, 0.01)), service)

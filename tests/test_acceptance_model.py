@@ -58,6 +58,41 @@ def test_cups_loader_pairs_shown_with_outcome_and_counts_bad_rows(tmp_path):
     assert all("LEAK" not in repr(s.context) for s in load.samples)
 
 
+def test_cups_loader_remembers_what_the_programmer_was_shown(tmp_path):
+    rows = [
+        _row(1, "2022-08-08T22:11:49.000Z", "Shown", prompt="import os\n", suggestion="x = 1"),
+        _row(1, "2022-08-08T22:11:50.000Z", "Rejected", prompt="import os\n", suggestion="x = 1"),
+        _row(1, "2022-08-08T22:11:52.000Z", "Shown", prompt="import os\n", suggestion=" x = 1\n"),  # same prompt and text
+        _row(1, "2022-08-08T22:11:53.000Z", "Rejected", prompt="import os\n", suggestion=" x = 1\n"),
+        _row(1, "2022-08-08T22:11:58.000Z", "Shown", prompt="import os\nimport re\n", suggestion="y = 2"),
+        _row(1, "2022-08-08T22:11:59.000Z", "Accepted", prompt="import os\nimport re\n", suggestion="y = 2"),
+    ]
+    first, again, other = load_cups(_write(tmp_path / "c.jsonl", rows)).samples
+    assert first.times_shown_before == 0 and first.context.seconds_since_shown is None
+    assert not first.context.same_prefix_as_shown
+    assert again.times_shown_before == 1  # whitespace aside, the same suggestion
+    assert again.context.same_prefix_as_shown and again.context.seconds_since_shown == pytest.approx(3.0)
+    assert other.times_shown_before == 0 and not other.context.same_prefix_as_shown
+    assert other.context.seconds_since_shown == pytest.approx(6.0)
+    names = features.SUGGESTION_FEATURES
+    vec = features.suggestion_features(again.context, features.SuggestionInputs(again.suggestion,
+                                                                                times_shown_before=again.times_shown_before))
+    assert vec[names.index("log_times_shown_before")] == pytest.approx(math.log(2))
+    assert vec[names.index("same_prefix_as_shown")] == 1.0
+
+
+def test_shown_history_is_per_document_and_bounded():
+    h = features.ShownHistory(memory=3)
+    h.record("a", 10.0, 5, "hello", "x")
+    assert h.recall("a", 12.0, 9, "hello") == features.ShownRecall(2.0, 2.0, True)
+    assert h.recall("a", 12.0, 9, "hello!").same_prefix_as_shown is False
+    assert h.recall("b", 12.0, 9, "hello") == features.ShownRecall()  # another document: nothing shown there
+    for i, doc in enumerate("bcd"):
+        h.record(doc, 13.0 + i, 0, "", "y")
+    assert h.times_shown(" y ") == 3 and h.times_shown("x") == 0  # "x" fell out of the last 3
+    assert h.recall("a", 20.0, 0, "hello") == features.ShownRecall()  # so did document "a"
+
+
 def test_strip_header_guesses_the_language():
     assert strip_header("// Language: cpp\n// Path: copilot.cpp\nint x;") == ("int x;", "cpp")
     assert strip_header("# Path: study\\a.js\nlet x") == ("let x", "javascript")

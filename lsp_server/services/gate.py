@@ -12,7 +12,9 @@ leave-programmer-out scores, for the λ and precision floor in the settings. Fea
 one feature function (``models.acceptance.features``), the same that training calls.
 
 Per user: the running acceptance rate (and the previous outcome and when) is seeded from the local
-telemetry database at start and updated from every accept and reject of this session.
+telemetry database at start and updated from every accept and reject of this session; what this
+session showed (``features.ShownHistory``) gives typing speed, time since the previous suggestion,
+an unchanged prompt, and repeats of the same suggestion.
 
 A missing or unreadable acceptance model turns the gate off (everything generated and shown) with
 one warning. numpy only: no torch, no scikit-learn.
@@ -88,7 +90,7 @@ class UserHistory:
     rejected: int = 0
     last_outcome: int | None = None  # 1 accepted, 0 rejected
     last_outcome_ts: float | None = None
-    last_shown: dict[str, tuple[float, int]] = field(default_factory=dict)  # uri -> (ts, cursor offset)
+    shown: features.ShownHistory = field(default_factory=features.ShownHistory)  # documents keyed by uri
 
 
 class AcceptanceGate:
@@ -181,15 +183,15 @@ class AcceptanceGate:
         now = self.clock() if now is None else now
         with self._lock:
             h = self.history
-            shown = h.last_shown.get(uri) if uri is not None else None
+            recall = h.shown.recall(uri, now, ctx.offset, ctx.prefix) if uri is not None else features.ShownRecall()
             return features.ContextInputs(
                 prefix=ctx.prefix, suffix=ctx.suffix, language_id=ctx.language_id,
                 document_chars=ctx.document_chars if ctx.document_chars >= 0 else None,
                 cursor_offset=ctx.offset, facts=ctx.facts,
                 previous_outcome=h.last_outcome,
                 seconds_since_outcome=None if h.last_outcome_ts is None else now - h.last_outcome_ts,
-                typing_cps=features.typing_speed(shown[0], shown[1], now, ctx.offset) if shown else None,
-                user_accepted=h.accepted, user_rejected=h.rejected)
+                typing_cps=recall.typing_cps, user_accepted=h.accepted, user_rejected=h.rejected,
+                seconds_since_shown=recall.seconds_since_shown, same_prefix_as_shown=recall.same_prefix_as_shown)
 
     def before(self, ctx: CompletionContext, settings: Settings, trigger: str = "automatic", uri: str | None = None,
                now: float | None = None) -> GateDecision:
@@ -219,7 +221,9 @@ class AcceptanceGate:
         t0 = time.perf_counter()
         reuse = stage1 is not None and stage1.inputs is not None
         inputs = stage1.inputs if reuse else self.context_inputs(ctx, uri, now)
-        sug = features.SuggestionInputs(text, logprobs, stop_probs, layers, n_layers)
+        with self._lock:
+            times_shown = self.history.shown.times_shown(text)
+        sug = features.SuggestionInputs(text, logprobs, stop_probs, layers, n_layers, times_shown)
         x = features.suggestion_features(inputs, sug, stage1.vector if reuse else None)
         p = float(self.model.stage2.predict(x))
         t = self.thresholds(settings)
@@ -228,7 +232,7 @@ class AcceptanceGate:
         decision = "hide" if hide and not forced else "show"
         if decision == "show" and uri is not None:
             with self._lock:
-                self.history.last_shown[uri] = (self.clock() if now is None else now, ctx.offset)
+                self.history.shown.record(uri, self.clock() if now is None else now, ctx.offset, ctx.prefix, text)
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
                             (time.perf_counter() - t0) * 1000)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from models.acceptance.features import ContextInputs, typing_speed
+from models.acceptance.features import ContextInputs, ShownHistory, ShownRecall
 
 OUTCOMES = {"Accepted": 1, "Rejected": 0}
 KNOWN_EVENTS = frozenset({"Shown", "Accepted", "Rejected", "Replay", "Browsing"})
@@ -39,6 +39,7 @@ class CupsSample:
     context: ContextInputs
     suggestion: str
     measurements: dict | None = None  # Copilot's own telemetry (for a reported variant only)
+    times_shown_before: int = 0  # this programmer was shown the same suggestion this often before
 
 
 @dataclass
@@ -110,12 +111,12 @@ def _measurements(row: dict) -> dict | None:
 
 @dataclass
 class _UserState:
-    pending: tuple[float, float | None, dict] | None = None  # (time, typing speed, row) of the unresolved Shown
+    pending: tuple[float, ShownRecall, int, dict] | None = None  # (time, recall, times shown before, row) of the unresolved Shown
     accepted: int = 0
     rejected: int = 0
     last_outcome: int | None = None
     last_outcome_time: float | None = None
-    last_shown: tuple[float, int] | None = None  # (time, cursor offset)
+    shown: ShownHistory = field(default_factory=ShownHistory)  # one document: the prompt is all CUPS logs
 
 
 def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
@@ -150,15 +151,14 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
             if event == "Shown":
                 if st.pending is not None:
                     out.skipped["shown without outcome"] += 1
-                offset = len(strip_header(row["prompt"])[0])
-                prev_t, prev_off = st.last_shown if st.last_shown else (None, None)
-                st.pending = (t, typing_speed(prev_t, prev_off, t, offset), row)
-                st.last_shown = (t, offset)
+                text = strip_header(row["prompt"])[0]
+                st.pending = (t, st.shown.recall("", t, len(text), text), st.shown.times_shown(row["suggestion"]), row)
+                st.shown.record("", t, len(text), text, row["suggestion"])
             elif event in OUTCOMES:
                 if st.pending is None:
                     out.skipped["outcome without a Shown"] += 1
                     continue
-                shown_t, cps, shown = st.pending
+                shown_t, recall, times_shown, shown = st.pending
                 # Features come from the Shown row: some of the outcome row's fields were updated after
                 # the decision (e.g. measurements.compCharLen, confidence) and would leak it.
                 text, language = strip_header(shown["prompt"])
@@ -166,9 +166,11 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
                     prefix=text, suffix="", language_id=language,
                     previous_outcome=st.last_outcome,
                     seconds_since_outcome=None if st.last_outcome_time is None else shown_t - st.last_outcome_time,
-                    typing_cps=cps, user_accepted=st.accepted, user_rejected=st.rejected)
+                    typing_cps=recall.typing_cps, user_accepted=st.accepted, user_rejected=st.rejected,
+                    seconds_since_shown=recall.seconds_since_shown, same_prefix_as_shown=recall.same_prefix_as_shown)
                 label = OUTCOMES[event]
-                out.samples.append(CupsSample(f"{prefix}:{user}", label, shown_t, ctx, shown["suggestion"], _measurements(shown)))
+                out.samples.append(CupsSample(f"{prefix}:{user}", label, shown_t, ctx, shown["suggestion"], _measurements(shown),
+                                              times_shown))
                 st.pending = None
                 st.accepted += label
                 st.rejected += 1 - label

@@ -76,9 +76,10 @@ def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int
         x1 = features.context_features(ctx)
         if scorer is not None:
             sc = scorer.score(ctx.prefix, ctx.suffix, s.suggestion)
-            sug = features.SuggestionInputs(s.suggestion, sc["logprobs"], sc["stop_probs"], sc["layers"], sc["n_layers"])
+            sug = features.SuggestionInputs(s.suggestion, sc["logprobs"], sc["stop_probs"], sc["layers"], sc["n_layers"],
+                                            s.times_shown_before)
         else:
-            sug = features.SuggestionInputs(s.suggestion)
+            sug = features.SuggestionInputs(s.suggestion, times_shown_before=s.times_shown_before)
         X1.append(x1)
         X2.append(features.suggestion_features(ctx, sug, x1))
         if log and (k + 1) % 100 == 0:

@@ -7,8 +7,13 @@ facts at the cursor, typing speed and this user's running acceptance rate.
 
 Stage 2 also sees the suggestion (:class:`SuggestionInputs`): its length in characters, lines and
 tokens, token log-probabilities under our model, layers used, the Stop&Exit controller's P(stop),
-whether it adds syntax errors when inserted, and whether it repeats neighbouring text. The stage-2
-vector is the stage-1 vector followed by the suggestion features.
+whether it adds syntax errors when inserted, whether it repeats neighbouring text, and how often
+this user was shown the same suggestion before. The stage-2 vector is the stage-1 vector followed by
+the suggestion features.
+
+What the user was shown lately (:class:`ShownHistory`) is kept in one place too, for the CUPS loader
+and the serving gate alike: in CUPS a suggestion shown before is accepted less often,
+and so is one asked for again with nothing typed since.
 
 Every feature is a float; a value that cannot be known (e.g. layers under a policy that never
 exits early) is NaN, and the model fills it with the training median. Plain Python and numpy
@@ -18,6 +23,7 @@ plus :mod:`models.syntax`: safe to import in the server.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,7 +33,7 @@ from models import syntax
 from models.syntax import CursorFacts
 
 # Bump when a feature changes meaning or order: stored models and logged vectors carry it.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 # The running acceptance rate of a user is smoothed towards this prior (pseudo-counts).
 PRIOR_RATE = 0.3
@@ -35,6 +41,7 @@ PRIOR_STRENGTH = 5.0
 LONG_AGO_S = 3600.0  # "time since the previous outcome" saturates here (also: no outcome yet)
 MAX_TYPING_CPS = 30.0
 TYPING_WINDOW_S = 120.0  # longer gaps say nothing about typing speed
+SHOWN_MEMORY = 256  # shown suggestions (and documents) a ShownHistory remembers
 PARSE_PREFIX_CHARS = 2000  # text around the cursor parsed to count the errors a suggestion adds
 PARSE_SUFFIX_CHARS = 500
 
@@ -65,6 +72,8 @@ class ContextInputs:
     typing_cps: float | None = None  # see typing_speed()
     user_accepted: int = 0  # this user's decisions so far
     user_rejected: int = 0
+    seconds_since_shown: float | None = None  # since the previous suggestion shown in this document
+    same_prefix_as_shown: bool = False  # nothing before the cursor changed since that suggestion
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class SuggestionInputs:
     stop_probs: Sequence[float] = ()  # controller P(stop) before each token
     layers: Sequence[int] | None = None  # layers each token went through; None: no early exit happened
     n_layers: int = 0
+    times_shown_before: int = 0  # this user was shown the same text (whitespace aside) this often before
 
 
 def _char_class(ch: str) -> str:
@@ -125,12 +135,14 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "log_line_chars", "log_line_prefix_chars", "log_document_chars", "relative_position", "language_python",
     *_one_hot("node", NODE_BUCKETS), "in_string", "in_comment", "block_depth", "parent_error",
     "log_typing_cps", "user_acceptance_rate", "log_user_decisions",
+    "log_seconds_since_shown", "same_prefix_as_shown",
 )
 
 SUGGESTION_ONLY_FEATURES: tuple[str, ...] = (
     "log_chars", "log_lines", "log_tokens", "mean_logprob", "min_logprob", "first_logprob",
     "layers_fraction", "max_stop_prob", "mean_stop_prob", "new_syntax_errors", "parses",
     "repeats_suffix", "repeats_previous_line", "in_prefix", "blank", "starts_with_newline", "is_comment",
+    "log_times_shown_before",
 )
 
 SUGGESTION_FEATURES: tuple[str, ...] = CONTEXT_FEATURES + SUGGESTION_ONLY_FEATURES
@@ -150,6 +162,45 @@ def typing_speed(prev_ts: float | None, prev_offset: int | None, ts: float, offs
     if not (0 < dt <= TYPING_WINDOW_S):
         return None
     return min(MAX_TYPING_CPS, max(0, offset - prev_offset) / dt)
+
+
+@dataclass(frozen=True)
+class ShownRecall:
+    """What a ShownHistory says about a new request in a document."""
+
+    seconds_since_shown: float | None = None
+    typing_cps: float | None = None
+    same_prefix_as_shown: bool = False
+
+
+class ShownHistory:
+    """The suggestions one user was shown lately: the previous one per document (when, where the cursor
+    was, what was before it) and the texts of the last SHOWN_MEMORY. Not thread-safe: the owner locks."""
+
+    def __init__(self, memory: int = SHOWN_MEMORY) -> None:
+        self._memory = memory
+        self._last: OrderedDict[str, tuple[float, int, int]] = OrderedDict()  # document -> (ts, offset, prefix hash)
+        self._texts: deque[str] = deque(maxlen=memory)
+
+    def recall(self, document: str, ts: float, offset: int, prefix: str) -> ShownRecall:
+        """The history's view of a request at ``offset`` in ``document`` (``prefix``: the text before it)."""
+        last = self._last.get(document)
+        if last is None:
+            return ShownRecall()
+        shown_ts, shown_offset, prefix_hash = last
+        return ShownRecall(ts - shown_ts, typing_speed(shown_ts, shown_offset, ts, offset), hash(prefix) == prefix_hash)
+
+    def times_shown(self, text: str) -> int:
+        key = text.strip()
+        return sum(1 for t in self._texts if t == key)
+
+    def record(self, document: str, ts: float, offset: int, prefix: str, text: str) -> None:
+        """A suggestion was shown."""
+        self._last[document] = (ts, offset, hash(prefix))
+        self._last.move_to_end(document)
+        while len(self._last) > self._memory:
+            self._last.popitem(last=False)
+        self._texts.append(text.strip())
 
 
 def _line_parts(prefix: str, suffix: str) -> tuple[str, str, str | None]:
@@ -184,6 +235,7 @@ def context_features(inp: ContextInputs) -> np.ndarray:
     last_nonspace = stripped[-1:]
     since = LONG_AGO_S if inp.seconds_since_outcome is None else min(max(inp.seconds_since_outcome, 0.0), LONG_AGO_S)
     cps = 0.0 if inp.typing_cps is None else min(max(inp.typing_cps, 0.0), MAX_TYPING_CPS)
+    since_shown = LONG_AGO_S if inp.seconds_since_shown is None else min(max(inp.seconds_since_shown, 0.0), LONG_AGO_S)
     last_cls, nonspace_cls = _char_class(last), _char_class(last_nonspace)
     bucket = _node_bucket(facts.node_type)
     values = [
@@ -196,6 +248,7 @@ def context_features(inp: ContextInputs) -> np.ndarray:
         float(min(facts.block_depth, 10)), float(facts.parent_type == "ERROR"),
         math.log1p(cps), user_acceptance_rate(inp.user_accepted, inp.user_rejected),
         math.log1p(inp.user_accepted + inp.user_rejected),
+        math.log1p(since_shown), float(inp.same_prefix_as_shown),
     ]
     return np.asarray(values, dtype=np.float64)
 
@@ -247,6 +300,7 @@ def suggestion_only_features(ctx: ContextInputs, sug: SuggestionInputs) -> np.nd
         float(len(first) >= 4 and first in ctx.prefix[-1000:]),
         float(not text.strip()), float(text[:1] in ("\n", "\r")),
         float(first.startswith("#") or first.startswith("//")),
+        math.log1p(max(sug.times_shown_before, 0)),
     ]
     return np.asarray(values, dtype=np.float64)
 
