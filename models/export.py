@@ -1,6 +1,6 @@
 """`tact export`: ONNX graphs that let decoding stop after any layer and resume later.
 
-One graph per decoder layer (KV cache in, new KV out), one per exit point that fills the KV cache
+One graph per decoder layer (its KV cache buffer read and extended in place), one per exit point that fills the KV cache
 of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
 graphs hold no weights of their own: their initializers point into `model.safetensors` as ONNX
 external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`, which
@@ -18,11 +18,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.model_dir import (GRAPHS_INDEX, WIDENED_WEIGHTS, check_model_dir, load_tensors, read_safetensors_index,
+from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, load_tensors, read_safetensors_index,
                               write_widened_weights)
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT
+CONTRIB_DOMAIN = "com.microsoft"  # onnxruntime's own operators (GroupQueryAttention)
 
 
 class WeightRefs:
@@ -116,29 +117,28 @@ def _kv(b: GraphBuilder, xn: str, prefix: str, cos: str, sin: str, n_kv: int, hd
 
 
 def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
-    """(hidden (T,D), past_k/past_v (P,Hkv,hd), cos/sin (T,hd), mask (T,P+T)) -> (hidden, k, v (T,Hkv,hd))."""
+    """(hidden (T,D), past_k/past_v (1,Hkv,S,hd), seqlens_k (1,) = P+T-1, total_len () = P+T, cos/sin (T,hd))
+    -> (hidden_out (T,D), present_k/present_v (1,Hkv,S,hd)).
+
+    The cache is one buffer of S positions per layer in the layout attention reads (head-major); bound as
+    both past and present (``EarlyExitRuntime``), onnxruntime's GroupQueryAttention writes the T new
+    entries at P.. in place and attends causally to the first P+T. Nothing of the cache is copied, which
+    a Concat of past and new keys did per layer and token, growing with the context."""
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads") or H
     hd = cfg.get("head_dim") or D // H
     eps = cfg.get("rms_norm_eps", 1e-6)
-    rep = H // Hkv
     p = f"model.layers.{i}"
     b = GraphBuilder(w)
     xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
     q = b.rope(b.op("Reshape", [b.linear(xn, f"{p}.self_attn.q_proj"), b.const([0, H, hd])]), "cos", "sin", hd)  # (T, H, hd)
-    k_new, v_new = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)
-    b.nodes.append(helper.make_node("Identity", [k_new], ["k"]))
-    b.nodes.append(helper.make_node("Identity", [v_new], ["v"]))
-    k_all = b.op("Transpose", [b.op("Concat", ["past_k", "k"], axis=0)], perm=[1, 2, 0])  # (Hkv, hd, P+T)
-    v_all = b.op("Transpose", [b.op("Concat", ["past_v", "v"], axis=0)], perm=[1, 0, 2])  # (Hkv, P+T, hd)
-    # Grouped query attention: queries of the heads sharing one KV head are stacked: (Hkv, rep*T, hd).
-    qh = b.op("Transpose", [q], perm=[1, 0, 2])  # (H, T, hd)
-    qg = b.op("Reshape", [qh, b.const([Hkv, -1, hd])])
-    scores = b.op("Mul", [b.op("MatMul", [qg, k_all]), b.const(1.0 / np.sqrt(hd), np.float32)])  # (Hkv, rep*T, P+T)
-    mask = b.op("Tile", ["mask", b.const([rep, 1])]) if rep > 1 else "mask"  # row r*T+t is mask[t]
-    probs = b.op("Softmax", [b.op("Add", [scores, mask])], axis=-1)
-    ctx = b.op("Reshape", [b.op("MatMul", [probs, v_all]), b.const([H, -1, hd])])  # (H, T, hd)
-    ctx = b.op("Reshape", [b.op("Transpose", [ctx], perm=[1, 0, 2]), b.const([0, H * hd])])  # (T, H*hd)
+    k_new, v_new = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)  # (T, Hkv, hd)
+    q3, k3, v3 = (b.op("Reshape", [x, b.const([1, -1, n * hd])]) for x, n in ((q, H), (k_new, Hkv), (v_new, Hkv)))  # (1, T, n*hd)
+    ctx = b.name("attention")
+    b.nodes.append(helper.make_node(
+        "GroupQueryAttention", [q3, k3, v3, "past_k", "past_v", "seqlens_k", "total_len"], [ctx, "present_k", "present_v"],
+        domain=CONTRIB_DOMAIN, num_heads=H, kv_num_heads=Hkv, scale=float(1.0 / np.sqrt(hd))))  # ctx (1, T, H*hd)
+    ctx = b.op("Reshape", [ctx, b.const([-1, H * hd])])  # (T, H*hd)
     x = b.op("Add", ["hidden", b.linear(ctx, f"{p}.self_attn.o_proj")])
     xn2 = b.rms_norm(x, b.weight(f"{p}.post_attention_layernorm.weight"), eps)
     gate = b.linear(xn2, f"{p}.mlp.gate_proj")
@@ -146,12 +146,16 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
     out = b.op("Add", [x, b.linear(b.op("Mul", [act, b.linear(xn2, f"{p}.mlp.up_proj")]), f"{p}.mlp.down_proj")])
     b.nodes.append(helper.make_node("Identity", [out], ["hidden_out"]))
     vi = helper.make_tensor_value_info
-    return b.model(
+    cache = [1, Hkv, "S", hd]
+    model = b.model(
         f"decoder_layer_{i}",
-        [vi("hidden", FLOAT, ["T", D]), vi("past_k", FLOAT, ["P", Hkv, hd]), vi("past_v", FLOAT, ["P", Hkv, hd]),
-         vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd]), vi("mask", FLOAT, ["T", "PT"])],
-        [vi("hidden_out", FLOAT, ["T", D]), vi("k", FLOAT, ["T", Hkv, hd]), vi("v", FLOAT, ["T", Hkv, hd])],
+        [vi("hidden", FLOAT, ["T", D]), vi("past_k", FLOAT, cache), vi("past_v", FLOAT, cache),
+         vi("seqlens_k", TensorProto.INT32, [1]), vi("total_len", TensorProto.INT32, []),
+         vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])],
+        [vi("hidden_out", FLOAT, ["T", D]), vi("present_k", FLOAT, cache), vi("present_v", FLOAT, cache)],
     )
+    model.opset_import.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
+    return model
 
 
 def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
@@ -192,7 +196,7 @@ def export_model_dir(model_dir: Path) -> dict:
     cfg = check_model_dir(model_dir, need_onnx=False)
     w = WeightRefs(model_dir)
     L = cfg["num_hidden_layers"]
-    index = {"opset": OPSET, "weights": w.location, "decoder_layers": [], "kv_fill": {}, "exit_head": "exit_head.onnx"}
+    index = {"opset": OPSET, "kv_cache": KV_CACHE_LAYOUT, "weights": w.location, "decoder_layers": [], "kv_fill": {}, "exit_head": "exit_head.onnx"}
     for i in range(L):
         name = f"decoder_layer_{i}.onnx"
         onnx.save(decoder_layer_graph(w, cfg, i), str(model_dir / name))

@@ -20,6 +20,9 @@ import numpy as np
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
 GRAPHS_INDEX = "graphs.json"
+# What the decoder graphs expect of the runtime's KV cache (``models.runtime.KVCache``); graphs.json records it,
+# and a runtime refuses graphs written for another layout (re-export them).
+KV_CACHE_LAYOUT = "shared-buffer-bnsh"
 # fp32 copy of a half-precision model.safetensors that the ONNX graphs read (onnxruntime needs fp32 weights
 # here). Derived, so it is not shipped: written by `tact export`, and again at load when missing or stale.
 WIDENED_WEIGHTS = "onnx_weights.bin"

@@ -29,11 +29,10 @@ import numpy as np
 import onnxruntime as ort
 
 from models.exits import Controller, log_softmax, top_and_margin
-from models.model_dir import GRAPHS_INDEX, ModelDirError, check_model_dir, graphs_dir, load_tensors
+from models.model_dir import GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir, load_tensors
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
-NEG = np.float32(-1e9)
 
 
 @dataclass
@@ -116,11 +115,16 @@ class DecodeResult:
 
 
 class KVCache:
-    """Keys and values of every layer, sequence-major (S, Hkv, hd) so a prefix slice is contiguous."""
+    """Keys and values of every layer, one buffer each in the layout attention reads, (1, Hkv, S, hd).
+    The decoder graphs take a layer's buffers as both past and present (``ort_k``/``ort_v`` wrap the same
+    memory): they attend to the first positions and write the new ones in place, so nothing is copied
+    per token. Positions past ``length`` hold stale entries that no query reads."""
 
     def __init__(self, layers: int, max_len: int, n_kv: int, head_dim: int):
-        self.k = [np.zeros((max_len, n_kv, head_dim), np.float32) for _ in range(layers)]
-        self.v = [np.zeros((max_len, n_kv, head_dim), np.float32) for _ in range(layers)]
+        self.k = [np.zeros((1, n_kv, max_len, head_dim), np.float32) for _ in range(layers)]
+        self.v = [np.zeros((1, n_kv, max_len, head_dim), np.float32) for _ in range(layers)]
+        self.ort_k = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.k]
+        self.ort_v = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.v]
         self.ids: list[int] = []  # token at each cached position
         self.exact = 0  # leading positions whose KV came from the full network (reusable by any policy)
 
@@ -131,6 +135,12 @@ class KVCache:
     def truncate(self, n: int) -> None:
         del self.ids[n:]
         self.exact = min(self.exact, n)
+
+    def write(self, layer: int, start: int, k: np.ndarray, v: np.ndarray) -> None:
+        """Store k, v (T, Hkv, hd) of ``layer`` at positions start..start+T-1."""
+        T = k.shape[0]
+        self.k[layer][0, :, start:start + T] = k.transpose(1, 0, 2)
+        self.v[layer][0, :, start:start + T] = v.transpose(1, 0, 2)
 
 
 _shared_pool: bool | None = None  # whether the process's one onnxruntime thread pool exists; None: not tried yet
@@ -189,11 +199,16 @@ class EarlyExitRuntime:
         self._load_sessions(threads)
         self._newline = self._newline_table()
         self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
+        self._bindings = [self._bind_cache(i) for i in range(self.n_layers)]
         self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
 
     # -- loading -------------------------------------------------------------------------------
     def _load_sessions(self, threads: int) -> None:
         index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
+        if index.get("kv_cache") != KV_CACHE_LAYOUT:
+            raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX}: the graphs were exported for another KV cache layout "
+                                f"({index.get('kv_cache', 'copied per layer')!r}, this Tact reads {KV_CACHE_LAYOUT!r}); "
+                                f"re-run `tact export {self.model_dir}`")
         where = graphs_dir(self.model_dir, index)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
         opts = ort.SessionOptions()
         if shared_thread_pool(threads):
@@ -245,31 +260,37 @@ class EarlyExitRuntime:
         emb = np.concatenate([freqs, freqs], axis=-1)
         return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
 
-    @staticmethod
-    def _mask(start: int, count: int) -> np.ndarray:
-        """(count, start+count): query t (absolute start+t) sees keys 0..start+t."""
-        q = np.arange(count)[:, None] + start
-        k = np.arange(start + count)[None, :]
-        return np.where(k <= q, np.float32(0), NEG).astype(np.float32)
+    def _bind_cache(self, i: int) -> ort.IOBinding:
+        """Layer i's binding: its cache buffers as past and present, so the graph extends them in place."""
+        io = self.layer_sessions[i].io_binding()
+        io.bind_output("hidden_out")  # first, so it is get_outputs()[0]
+        io.bind_ortvalue_input("past_k", self.cache.ort_k[i])
+        io.bind_ortvalue_input("past_v", self.cache.ort_v[i])
+        io.bind_ortvalue_output("present_k", self.cache.ort_k[i])
+        io.bind_ortvalue_output("present_v", self.cache.ort_v[i])
+        return io
 
-    def _layer(self, i: int, h: np.ndarray, start: int, rope, mask) -> np.ndarray:
-        """Run decoder layer i on h (T, D) at positions start..start+T-1; writes its KV cache."""
-        c = self.cache
+    def _layer(self, i: int, h: np.ndarray, start: int, rope) -> np.ndarray:
+        """Run decoder layer i on h (T, D) at positions start..start+T-1; writes its KV cache there."""
         T = h.shape[0]
-        out, k, v = self.layer_sessions[i].run(None, {
-            "hidden": h, "past_k": c.k[i][:start], "past_v": c.v[i][:start],
-            "cos": rope[0], "sin": rope[1], "mask": mask})
-        c.k[i][start:start + T] = k
-        c.v[i][start:start + T] = v
-        return out
+        # Bound arrays are read in place: these locals keep them alive until the run is over.
+        hidden = np.ascontiguousarray(h, dtype=np.float32)
+        seqlens_k, total_len = np.array([start + T - 1], np.int32), np.array(start + T, np.int32)
+        io = self._bindings[i]
+        io.bind_cpu_input("hidden", hidden)
+        io.bind_cpu_input("cos", rope[0])
+        io.bind_cpu_input("sin", rope[1])
+        io.bind_cpu_input("seqlens_k", seqlens_k)
+        io.bind_cpu_input("total_len", total_len)
+        io.bind_output("hidden_out")  # its shape changes with T
+        self.layer_sessions[i].run_with_iobinding(io)
+        return io.get_outputs()[0].numpy()
 
     def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, rope) -> None:
         """KV of layers after exit_layer from the exiting hidden state h (T, D)."""
         outs = self._kv_fill(exit_layer).run(None, {"hidden": h, "cos": rope[0], "sin": rope[1]})
-        T = h.shape[0]
         for n, j in enumerate(range(exit_layer + 1, self.n_layers)):
-            self.cache.k[j][start:start + T] = outs[2 * n]
-            self.cache.v[j][start:start + T] = outs[2 * n + 1]
+            self.cache.write(j, start, outs[2 * n], outs[2 * n + 1])
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
@@ -287,9 +308,9 @@ class EarlyExitRuntime:
         last = self.n_layers - 1 if last is None else last
         h = self.embed[ids] if hidden is None else hidden
         T = h.shape[0]
-        rope, mask = self._rope(start, T), self._mask(start, T)
+        rope = self._rope(start, T)
         for i in range(first, last + 1):
-            h = self._layer(i, h, start, rope, mask)
+            h = self._layer(i, h, start, rope)
         return h
 
     def prefill(self, prompt_ids: list[int]) -> tuple[np.ndarray, int]:
@@ -397,10 +418,10 @@ class EarlyExitRuntime:
             self.cache.ids.append(token)  # not exact: skipped layers will hold approximate KV
             guess = self._lookup_guess(opts)
             x = self.embed[[token]]
-            rope, mask = self._rope(pos, 1), self._mask(pos, 1)
+            rope = self._rope(pos, 1)
             exit_layer, exit_logp = L - 1, None
             for i in range(L):
-                x = self._layer(i, x, pos, rope, mask)
+                x = self._layer(i, x, pos, rope)
                 res.layer_passes += 1
                 if opts.min_exit_layer <= i < L - 1 and self.controller.trained:
                     leaves, logp = self._exits(i, x, opts, guess)

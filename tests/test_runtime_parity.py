@@ -7,6 +7,7 @@ lossless. Bad model directories must raise ModelDirError naming the path.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -320,6 +321,28 @@ def test_kv_fill_graphs_load_when_dynamic_first_exits(tiny_lm_dir, tmp_path):
     rt = EarlyExitRuntime(d, threads=1)
     with pytest.raises(ModelDirError, match="kv_fill_1.onnx"):
         generate(rt, ids, policy="dynamic", exit_threshold=0.0, max_new_tokens=8, single_line=False)
+
+
+def test_graphs_for_another_kv_cache_layout_are_refused(tiny_lm_dir, tmp_path):
+    d = _copy(tiny_lm_dir, tmp_path)
+    index = json.loads((d / "graphs.json").read_text())
+    del index["kv_cache"]  # graphs written before the cache was one shared buffer per layer
+    (d / "graphs.json").write_text(json.dumps(index))
+    with pytest.raises(ModelDirError, match="re-run `tact export") as err:
+        EarlyExitRuntime(d)
+    assert str(d / "graphs.json") in str(err.value)
+
+
+def test_layers_extend_the_cache_buffers_in_place(tiny_lm_dir):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    ids = rt.tokenizer.encode(CODE[:80])
+    before = [k.ctypes.data for k in rt.cache.k]
+    rt.prefill(ids)
+    n = rt.cache.length
+    for layer in range(rt.n_layers):
+        k = rt.cache.k[layer][0]  # (Hkv, S, hd)
+        assert rt.cache.k[layer].ctypes.data == before[layer]  # the same buffer, written by the graph
+        assert np.abs(k[:, :n]).max(axis=-1).min() > 0 and not k[:, n:].any()  # every cached position, nothing after
 
 
 def test_corrupt_tokenizer(tiny_lm_dir, tmp_path):
