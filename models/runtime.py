@@ -282,9 +282,10 @@ class EarlyExitRuntime:
         io.bind_cpu_input("sin", rope[1])
         io.bind_cpu_input("seqlens_k", seqlens_k)
         io.bind_cpu_input("total_len", total_len)
-        io.bind_output("hidden_out")  # its shape changes with T
         self.layer_sessions[i].run_with_iobinding(io)
-        return io.get_outputs()[0].numpy()
+        out = io.get_outputs()[0].numpy()  # (T, D), holding its own reference to the output
+        io.bind_output("hidden_out")  # unbound: the binding keeps no (T, D) between runs, and T may change
+        return out
 
     def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, rope) -> None:
         """KV of layers after exit_layer from the exiting hidden state h (T, D)."""
