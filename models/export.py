@@ -1,7 +1,7 @@
 """`tact export`: ONNX graphs that let decoding stop after any layer and resume later.
 
-One graph per decoder layer (its KV cache buffer read and extended in place), one per exit point that fills the KV cache
-of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
+One graph per decoder layer (its KV cache buffer read and extended in place), one per exit point that
+fills the KV cache of the layers a token skipped, and one exit head (norm weight as an input, shared LM head). The
 graphs hold no weights of their own: their initializers point into `model.safetensors` as ONNX
 external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`, which
 is not shipped: the runtime writes it again when it is missing. ``models.model_dir.store_half`` (`tact export --half`) first
@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, load_tensors, read_safetensors_index,
-                              write_widened_weights)
+from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, load_tensors,
+                              read_safetensors_index, write_widened_weights)
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -133,7 +133,8 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
     xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
     q = b.rope(b.op("Reshape", [b.linear(xn, f"{p}.self_attn.q_proj"), b.const([0, H, hd])]), "cos", "sin", hd)  # (T, H, hd)
     k_new, v_new = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)  # (T, Hkv, hd)
-    q3, k3, v3 = (b.op("Reshape", [x, b.const([1, -1, n * hd])]) for x, n in ((q, H), (k_new, Hkv), (v_new, Hkv)))  # (1, T, n*hd)
+    # (1, T, heads*hd), the packed layout GroupQueryAttention takes
+    q3, k3, v3 = (b.op("Reshape", [x, b.const([1, -1, n * hd])]) for x, n in ((q, H), (k_new, Hkv), (v_new, Hkv)))
     ctx = b.name("attention")
     b.nodes.append(helper.make_node(
         "GroupQueryAttention", [q3, k3, v3, "past_k", "past_v", "seqlens_k", "total_len"], [ctx, "present_k", "present_v"],
@@ -196,7 +197,8 @@ def export_model_dir(model_dir: Path) -> dict:
     cfg = check_model_dir(model_dir, need_onnx=False)
     w = WeightRefs(model_dir)
     L = cfg["num_hidden_layers"]
-    index = {"opset": OPSET, "kv_cache": KV_CACHE_LAYOUT, "weights": w.location, "decoder_layers": [], "kv_fill": {}, "exit_head": "exit_head.onnx"}
+    index = {"opset": OPSET, "kv_cache": KV_CACHE_LAYOUT, "weights": w.location, "decoder_layers": [], "kv_fill": {},
+             "exit_head": "exit_head.onnx"}
     for i in range(L):
         name = f"decoder_layer_{i}.onnx"
         onnx.save(decoder_layer_graph(w, cfg, i), str(model_dir / name))

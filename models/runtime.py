@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -112,6 +112,16 @@ class DecodeResult:
     def layers_per_token(self) -> float:
         """Mean depth each emitted token went through (compute, drafts included, is layer_passes)."""
         return sum(self.layers) / len(self.layers) if self.layers else 0.0
+
+
+class Positions(NamedTuple):
+    """A decoder layer's position inputs for tokens at start..start+T-1: RoPE and the GroupQueryAttention
+    lengths. Made once per forward pass, read by every layer in it."""
+
+    cos: np.ndarray  # (T, hd) float32
+    sin: np.ndarray  # (T, hd) float32
+    seqlens_k: np.ndarray  # (1,) int32: start + T - 1
+    total_len: np.ndarray  # () int32: start + T
 
 
 class KVCache:
@@ -254,11 +264,13 @@ class EarlyExitRuntime:
         return self.record.get("name") or self.model_dir.name
 
     # -- building blocks -----------------------------------------------------------------------
-    def _rope(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    def _positions(self, start: int, count: int) -> Positions:
+        """The position inputs of tokens at start..start+count-1, shared by every layer they pass."""
         pos = np.arange(start, start + count, dtype=np.float64)
         freqs = pos[:, None] * self._inv_freq[None, :]
         emb = np.concatenate([freqs, freqs], axis=-1)
-        return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+        return Positions(np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32),
+                         np.array([start + count - 1], np.int32), np.array(start + count, np.int32))
 
     def _bind_cache(self, i: int) -> ort.IOBinding:
         """Layer i's binding: its cache buffers as past and present, so the graph extends them in place."""
@@ -270,26 +282,24 @@ class EarlyExitRuntime:
         io.bind_ortvalue_output("present_v", self.cache.ort_v[i])
         return io
 
-    def _layer(self, i: int, h: np.ndarray, start: int, rope) -> np.ndarray:
-        """Run decoder layer i on h (T, D) at positions start..start+T-1; writes its KV cache there."""
-        T = h.shape[0]
-        # Bound arrays are read in place: these locals keep them alive until the run is over.
+    def _layer(self, i: int, h: np.ndarray, at: Positions) -> np.ndarray:
+        """Run decoder layer i on h (T, D) at the positions ``at``; writes its KV cache there."""
+        # Bound arrays are read in place: this local (and the caller's ``at``) keep them alive through the run.
         hidden = np.ascontiguousarray(h, dtype=np.float32)
-        seqlens_k, total_len = np.array([start + T - 1], np.int32), np.array(start + T, np.int32)
         io = self._bindings[i]
         io.bind_cpu_input("hidden", hidden)
-        io.bind_cpu_input("cos", rope[0])
-        io.bind_cpu_input("sin", rope[1])
-        io.bind_cpu_input("seqlens_k", seqlens_k)
-        io.bind_cpu_input("total_len", total_len)
+        io.bind_cpu_input("cos", at.cos)
+        io.bind_cpu_input("sin", at.sin)
+        io.bind_cpu_input("seqlens_k", at.seqlens_k)
+        io.bind_cpu_input("total_len", at.total_len)
         self.layer_sessions[i].run_with_iobinding(io)
         out = io.get_outputs()[0].numpy()  # (T, D), holding its own reference to the output
         io.bind_output("hidden_out")  # unbound: the binding keeps no (T, D) between runs, and T may change
         return out
 
-    def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, rope) -> None:
-        """KV of layers after exit_layer from the exiting hidden state h (T, D)."""
-        outs = self._kv_fill(exit_layer).run(None, {"hidden": h, "cos": rope[0], "sin": rope[1]})
+    def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, at: Positions) -> None:
+        """KV of layers after exit_layer from the exiting hidden state h (T, D) at positions start.. (``at``)."""
+        outs = self._kv_fill(exit_layer).run(None, {"hidden": h, "cos": at.cos, "sin": at.sin})
         for n, j in enumerate(range(exit_layer + 1, self.n_layers)):
             self.cache.write(j, start, outs[2 * n], outs[2 * n + 1])
 
@@ -309,9 +319,9 @@ class EarlyExitRuntime:
         last = self.n_layers - 1 if last is None else last
         h = self.embed[ids] if hidden is None else hidden
         T = h.shape[0]
-        rope = self._rope(start, T)
+        at = self._positions(start, T)
         for i in range(first, last + 1):
-            h = self._layer(i, h, start, rope)
+            h = self._layer(i, h, at)
         return h
 
     def prefill(self, prompt_ids: list[int]) -> tuple[np.ndarray, int]:
@@ -419,15 +429,15 @@ class EarlyExitRuntime:
             self.cache.ids.append(token)  # not exact: skipped layers will hold approximate KV
             guess = self._lookup_guess(opts)
             x = self.embed[[token]]
-            rope = self._rope(pos, 1)
+            at = self._positions(pos, 1)
             exit_layer, exit_logp = L - 1, None
             for i in range(L):
-                x = self._layer(i, x, pos, rope)
+                x = self._layer(i, x, at)
                 res.layer_passes += 1
                 if opts.min_exit_layer <= i < L - 1 and self.controller.trained:
                     leaves, logp = self._exits(i, x, opts, guess)
                     if leaves:
-                        self._fill_kv(i, x, pos, rope)
+                        self._fill_kv(i, x, pos, at)
                         exit_layer, exit_logp = i, logp
                         break
             h = x

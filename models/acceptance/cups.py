@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from models.acceptance.features import ContextInputs, ShownHistory, ShownRecall
 
@@ -109,9 +110,20 @@ def _measurements(row: dict) -> dict | None:
     return out
 
 
+class _Pending(NamedTuple):
+    """A Shown event waiting for its outcome, with what the programmer's history said when it was shown."""
+
+    time: float
+    text: str  # the prompt without Copilot's header lines
+    language: str
+    recall: ShownRecall
+    times_shown_before: int
+    row: dict
+
+
 @dataclass
 class _UserState:
-    pending: tuple[float, ShownRecall, int, dict] | None = None  # (time, recall, times shown before, row) of the unresolved Shown
+    pending: _Pending | None = None
     accepted: int = 0
     rejected: int = 0
     last_outcome: int | None = None
@@ -151,26 +163,26 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
             if event == "Shown":
                 if st.pending is not None:
                     out.skipped["shown without outcome"] += 1
-                text = strip_header(row["prompt"])[0]
-                st.pending = (t, st.shown.recall("", t, len(text), text), st.shown.times_shown(row["suggestion"]), row)
+                text, language = strip_header(row["prompt"])
+                st.pending = _Pending(t, text, language, st.shown.recall("", t, len(text), text),
+                                      st.shown.times_shown(row["suggestion"]), row)
                 st.shown.record("", t, len(text), text, row["suggestion"])
             elif event in OUTCOMES:
                 if st.pending is None:
                     out.skipped["outcome without a Shown"] += 1
                     continue
-                shown_t, recall, times_shown, shown = st.pending
                 # Features come from the Shown row: some of the outcome row's fields were updated after
                 # the decision (e.g. measurements.compCharLen, confidence) and would leak it.
-                text, language = strip_header(shown["prompt"])
+                p = st.pending
                 ctx = ContextInputs(
-                    prefix=text, suffix="", language_id=language,
+                    prefix=p.text, suffix="", language_id=p.language,
                     previous_outcome=st.last_outcome,
-                    seconds_since_outcome=None if st.last_outcome_time is None else shown_t - st.last_outcome_time,
-                    typing_cps=recall.typing_cps, user_accepted=st.accepted, user_rejected=st.rejected,
-                    seconds_since_shown=recall.seconds_since_shown, same_prefix_as_shown=recall.same_prefix_as_shown)
+                    seconds_since_outcome=None if st.last_outcome_time is None else p.time - st.last_outcome_time,
+                    typing_cps=p.recall.typing_cps, user_accepted=st.accepted, user_rejected=st.rejected,
+                    seconds_since_shown=p.recall.seconds_since_shown, same_prefix_as_shown=p.recall.same_prefix_as_shown)
                 label = OUTCOMES[event]
-                out.samples.append(CupsSample(f"{prefix}:{user}", label, shown_t, ctx, shown["suggestion"], _measurements(shown),
-                                              times_shown))
+                out.samples.append(CupsSample(f"{prefix}:{user}", label, p.time, ctx, p.row["suggestion"],
+                                              _measurements(p.row), p.times_shown_before))
                 st.pending = None
                 st.accepted += label
                 st.rejected += 1 - label
