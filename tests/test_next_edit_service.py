@@ -56,7 +56,7 @@ def _service(model) -> tuple[NextEditService, ListStore, SuggestionLedger]:
     store = ListStore()
     ledger = SuggestionLedger()
     service = NextEditService(InferenceScheduler(), ledger, SessionRecorder(store))
-    service.model, service.model_path = model, ""
+    service.use_model(model)
     return service, store, ledger
 
 

@@ -90,14 +90,54 @@ def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
     return Position(*start), Position(*end), updated[p:len(updated) - s]
 
 
-def _guarded_load(label: str, load: Callable[[], tuple]) -> tuple:
-    """``load()`` -> (object, None) or (None, why); an unexpected failure becomes the reason, logged:
-    a corrupt model must not take the server down."""
+class _LoadedOnce:
+    """One artefact (the next-edit model, the edit ranker) loaded once per configured path: the object, or
+    the reason there is none. An unexpected failure becomes the reason, logged: a corrupt file must not take
+    the server down."""
+
+    def __init__(self, label: str, off_message: str) -> None:
+        self.label = label
+        self.off_message = off_message  # logged with the reason when loading gives nothing
+        self.path: str | None = None  # the path last asked for ("" = the shipped one); None: never asked
+        self.value = None
+        self.reason: str | None = None
+
+    def get(self, wanted: str, load: Callable[[str], tuple]):
+        """The object for path ``wanted``; ``load(wanted)`` -> (object, None) or (None, why) runs only when the
+        path changed (a failure is remembered too, and not retried for the same path)."""
+        if self.path == wanted:
+            return self.value
+        self.path = wanted
+        try:
+            self.value, self.reason = load(wanted)
+        except Exception as exc:
+            log.warning("%s failed to load", self.label, exc_info=True)
+            self.value, self.reason = None, f"{self.label} failed to load: {exc}"
+        if self.reason:
+            log.warning(self.off_message, self.reason)
+        return self.value
+
+
+def _load_ranker(wanted: str) -> tuple:
+    from models.next_edit.ranker import RankerError, load_ranker
+
     try:
-        return load()
-    except Exception as exc:
-        log.warning("%s failed to load", label, exc_info=True)
-        return None, f"{label} failed to load: {exc}"
+        return load_ranker(Path(wanted).expanduser() if wanted else None), None
+    except RankerError as exc:
+        return None, str(exc)
+
+
+def _load_model(wanted: str) -> tuple:
+    from models.model_dir import ModelDirError
+    from models.next_edit.model import DEFAULT_MODEL_DIR, NextEditModel
+
+    path = Path(wanted).expanduser() if wanted else DEFAULT_MODEL_DIR
+    if not (path / "graphs.json").exists():
+        return None, f"no next-edit model at {path} (train it with `tact train next-edit`)"
+    try:
+        return NextEditModel(path), None
+    except ModelDirError as exc:
+        return None, str(exc)
 
 
 class NextEditService:
@@ -110,59 +150,43 @@ class NextEditService:
         self.ledger = ledger
         self.recorder = recorder
         self.counts: Counter[str] = Counter()  # this session: requested, generated, hidden, issued
-        self.model = None
-        self.model_path: str | None = None
-        self.reason: str | None = None  # why there is no model, once loading was tried
-        self.ranker = None
-        self.ranker_path: str | None = None
-        self.ranker_reason: str | None = None  # why there is no edit ranker (the baseline answers instead)
+        self._model = _LoadedOnce("next-edit model", "next-edit prediction is off: %s")
+        self._ranker = _LoadedOnce("edit ranker", "the edit ranker is off, the baseline answers: %s")
         self._lock = threading.Lock()
 
     def ensure_ranker(self, ranker_path: str = ""):
         """The edit ranker (loaded once per path); None, with ``ranker_reason`` saying why, when it is
         missing or corrupt: the repeat-the-last-replacement baseline answers in its place."""
         with self._lock:
-            wanted = ranker_path or ""
-            if self.ranker_path == wanted:
-                return self.ranker
-
-            def load():
-                from models.next_edit.ranker import RankerError, load_ranker
-
-                try:
-                    return load_ranker(Path(wanted).expanduser() if wanted else None), None
-                except RankerError as exc:
-                    return None, str(exc)
-
-            self.ranker_path = wanted
-            self.ranker, self.ranker_reason = _guarded_load("edit ranker", load)
-            if self.ranker_reason:
-                log.warning("the edit ranker is off, the baseline answers: %s", self.ranker_reason)
-            return self.ranker
+            return self._ranker.get(ranker_path or "", _load_ranker)
 
     def ensure_model(self, model_path: str = ""):
+        """The next-edit model (loaded once per path); None, with ``reason`` saying why."""
         with self._lock:
-            wanted = model_path or ""
-            if self.model_path == wanted:  # loaded, or failed with a reason, for this path
-                return self.model
+            return self._model.get(model_path or "", _load_model)
 
-            def load():
-                from models.model_dir import ModelDirError
-                from models.next_edit.model import DEFAULT_MODEL_DIR, NextEditModel
+    def use_model(self, model, model_path: str = "") -> None:
+        """Serve ``model``, already loaded, for ``model_path`` (a tool holding one, or a test's fake)."""
+        with self._lock:
+            self._model.path, self._model.value, self._model.reason = model_path, model, None
 
-                path = Path(wanted).expanduser() if wanted else DEFAULT_MODEL_DIR
-                if not (path / "graphs.json").exists():
-                    return None, f"no next-edit model at {path} (train it with `tact train next-edit`)"
-                try:
-                    return NextEditModel(path), None
-                except ModelDirError as exc:
-                    return None, str(exc)
+    @property
+    def model(self):
+        return self._model.value
 
-            self.model_path = wanted
-            self.model, self.reason = _guarded_load("next-edit model", load)
-            if self.reason:
-                log.warning("next-edit prediction is off: %s", self.reason)
-            return self.model
+    @property
+    def reason(self) -> str | None:
+        """Why there is no next-edit model, once loading was tried."""
+        return self._model.reason
+
+    @property
+    def ranker(self):
+        return self._ranker.value
+
+    @property
+    def ranker_reason(self) -> str | None:
+        """Why there is no edit ranker (the baseline answers instead)."""
+        return self._ranker.reason
 
     @property
     def version(self) -> str | None:
