@@ -139,7 +139,7 @@ def make_samples(texts: list[tuple[str, str]], limit: int, seed: int) -> list[Sa
 def sample_prompt(runtime: EarlyExitRuntime, s: Sample) -> list[int]:
     info = runtime.tokenizer
     return build_prompt(info, info.encode(s.prefix), info.encode(s.suffix)[:SUFFIX_TOKENS],
-                        max_tokens=runtime.max_len, reserve=MAX_NEW_TOKENS)
+                        max_tokens=runtime.context_tokens, reserve=MAX_NEW_TOKENS)
 
 
 # -- statistics helpers ----------------------------------------------------------------------
@@ -224,7 +224,7 @@ def exit_accuracy(runtime: EarlyExitRuntime, texts: list[tuple[str, str]], windo
     correct = np.zeros(L)
     agree = np.zeros(L)
     n_tokens, used = 0, 0
-    window = min(window, runtime.max_len - 1)
+    window = min(window, runtime.context_tokens - 1)
     pool = [t for _, t in texts if len(t) > 40]
     runtime.reset()
     try:
@@ -567,7 +567,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     accuracy = exit_accuracy(runtime, texts, windows, seed)
     return {
         "model": {"dir": str(model_dir), "name": runtime.name, "layers": L, "hidden_size": runtime.hidden_size,
-                  "vocab_size": runtime.vocab_size, "max_len": runtime.max_len,
+                  "vocab_size": runtime.vocab_size, "max_len": runtime.max_len, "context_tokens": runtime.context_tokens,
                   "controller_trained": runtime.controller.trained, "has_exit_heads": runtime.has_exit_heads},
         "hardware": hardware(threads),
         "settings": {"source": str(source) if source else None, "corpus": None if source else str(corpus),

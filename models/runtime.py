@@ -29,7 +29,8 @@ import numpy as np
 import onnxruntime as ort
 
 from models.exits import Controller, log_softmax, top_and_margin
-from models.model_dir import GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir, load_tensors
+from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir, load_tensors,
+                              trained_context)
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
@@ -205,6 +206,8 @@ class EarlyExitRuntime:
         self.exit_norms.append(base["model.norm.weight"])
         self.controller = Controller(self.exit_norms, extra, self.eps)
         self.record = json.loads((self.model_dir / "tact.json").read_text()) if (self.model_dir / "tact.json").exists() else {}
+        # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
+        self.context_tokens = trained_context(cfg, self.record)
         self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
         self._load_sessions(threads)
         self._newline = self._newline_table()

@@ -48,3 +48,38 @@ def test_keep_prefix_edges():
     assert keep_prefix(list(range(10)), 4, grid=3) == [6, 7, 8, 9]
     assert keep_prefix(list(range(10)), 8, grid=4) == [4, 5, 6, 7, 8, 9]
     assert keep_prefix(list(range(10)), 0) == []
+
+
+def test_the_trained_context_comes_from_the_training_record():
+    from models.model_dir import trained_context
+
+    config = {"max_position_embeddings": 1024}
+    assert trained_context(config, {"hyperparameters": {"seq_len": 512}}) == 512
+    assert trained_context(config, {}) == 1024  # a plain model directory: its config says what it takes
+    for bogus in ("512", 0, 4096, True, None):  # unusable or past the positions the config allows
+        assert trained_context(config, {"hyperparameters": {"seq_len": bogus}}) == 1024
+
+
+def test_a_long_document_gets_a_prompt_within_the_trained_context():
+    """The default model was trained on 512-token windows; its config allows 1024 positions. A completion at the
+    end of a long file must fit prompt and suggestion into the 512 (past them the model's quality falls)."""
+    from lsp_server.config import Settings
+    from lsp_server.services.completion import CompletionService
+    from lsp_server.services.positions import LineIndex, Position
+    from lsp_server.services.scheduler import CancelToken
+
+    service = CompletionService()
+    service.load("")
+    runtime = service.runtime
+    assert runtime is not None, service.status.reason
+    assert runtime.context_tokens == runtime.record["hyperparameters"]["seq_len"] < runtime.max_len
+    body = "".join(f"def handler_{i}(request, value={i}):\n    return request.reply(value + {i})\n\n" for i in range(200))
+    text = body + "def handler_last(request, value):\n    return request."
+    settings = Settings(context_prefix_chars=8192, decoding_policy="full")
+    lines = text.split("\n")
+    ctx = service.context(LineIndex(text), "python", Position(len(lines) - 1, len(lines[-1])), settings)
+    assert len(runtime.tokenizer.encode(ctx.prefix)) > runtime.context_tokens  # the window alone would not fit
+    suggestion = service.complete(ctx, settings, CancelToken())
+    prompt_tokens = suggestion.details["prompt_tokens"]
+    assert 0 < prompt_tokens <= runtime.context_tokens - settings.max_new_tokens
+    assert prompt_tokens + len(suggestion.result.token_ids) <= runtime.context_tokens

@@ -109,6 +109,7 @@ async def test_feedback_lands_as_rows_in_sqlite(client: LanguageClient):
     client.protocol.notify("tact/didRejectCompletion", {"id": rejected_id, "reason": "typedOver"})
     status = await client.protocol.send_request_async("tact/status", {})
     assert status.session.issued >= 2 and status.ready
+    assert status.contextTokens == 512  # the default model's training windows, not its 1024 positions
 
     rows = wait_for_rows(_db(), "select outcome, accepted_length, shown_at is not null from suggestions where id = ?",
                          (accepted_id,))

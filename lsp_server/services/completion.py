@@ -36,11 +36,12 @@ class ModelStatus:
     reason: str = ""  # why degraded
     load_ms: float = 0.0
     fingerprint: str = ""  # models.model_dir.fingerprint: tells checkpoints apart in telemetry
+    context_tokens: int = 0  # prompt and suggestion fit this (the model's trained context)
 
     def as_dict(self) -> dict:
         return {"ready": self.ready, "loading": self.loading, "modelDir": self.model_dir, "model": self.name,
                 "degraded": not self.ready and not self.loading, "reason": self.reason, "loadMs": round(self.load_ms, 1),
-                "fingerprint": self.fingerprint}
+                "fingerprint": self.fingerprint, "contextTokens": self.context_tokens}
 
 
 @dataclass
@@ -87,7 +88,8 @@ class CompletionService:
             try:
                 self.runtime = EarlyExitRuntime(path, threads=threads)
                 self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
-                                          load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path))
+                                          load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path),
+                                          context_tokens=self.runtime.context_tokens)
             except ModelDirError as exc:
                 self.runtime = None
                 self.status = ModelStatus(model_dir=str(path), reason=str(exc))
@@ -150,7 +152,7 @@ class CompletionService:
         prefix_ids = info.encode(ctx.prefix)
         suffix_ids = info.encode(ctx.suffix)[:64]
         opts = self.decode_options(settings)
-        prompt = build_prompt(info, prefix_ids, suffix_ids, runtime.max_len, reserve=opts.max_new_tokens)
+        prompt = build_prompt(info, prefix_ids, suffix_ids, runtime.context_tokens, reserve=opts.max_new_tokens)
         token.check()
         result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
         if result.stop_reason == "cancelled":

@@ -27,7 +27,7 @@ import numpy as np
 from models.exits import log_softmax
 from models.fim import build_prompt
 
-SCORING_VERSION = 2  # 2: stop_probs are the calibrated P(stop) (models.exits.Controller.stop_probs)
+SCORING_VERSION = 3  # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens)
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
 SUFFIX_TOKENS = 64  # as serving: CompletionService.complete keeps the first 64 suffix tokens
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
@@ -105,7 +105,7 @@ class SuggestionScorer:
         target = info.encode(text)[:MAX_SUGGESTION_TOKENS]
         if not target:
             return {"logprobs": [], "stop_probs": [], "layers": [], "n_layers": L}
-        prompt = build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS], rt.max_len,
+        prompt = build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS], rt.context_tokens,
                               reserve=len(target) + 1)
         ids = prompt + target
         first = len(prompt) - 1  # the state at position first + t predicts target[t]

@@ -48,6 +48,8 @@ export interface ServerStatus {
   model?: string;
   modelDir?: string;
   loadMs?: number;
+  /** Prompt and suggestion fit this many tokens: the model's trained context. */
+  contextTokens?: number;
   policy?: string;
   enabled?: boolean;
   sessionId?: string;
