@@ -33,7 +33,6 @@ from typing import Callable, Iterable
 import numpy as np
 
 from models.corpus import iter_directory, iter_split
-from models.fim import build_prompt
 from models.metrics import (chars_saved, edit_similarity, exact_match, first_line, goes_on_to_type, is_accepted,
                             matches_exactly, rouge_l)
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
@@ -41,7 +40,6 @@ from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRunti
 MAX_NEW_TOKENS = 48
 PREFIX_CHARS = 1500
 SUFFIX_CHARS = 300
-SUFFIX_TOKENS = 64
 MIN_LINE_CHARS = 4  # non-space characters a sampled line needs
 ACCURACY_WINDOW = 256
 EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98)
@@ -137,9 +135,7 @@ def make_samples(texts: list[tuple[str, str]], limit: int, seed: int) -> list[Sa
 
 
 def sample_prompt(runtime: EarlyExitRuntime, s: Sample) -> list[int]:
-    info = runtime.tokenizer
-    return build_prompt(info, info.encode(s.prefix), info.encode(s.suffix)[:SUFFIX_TOKENS],
-                        max_tokens=runtime.context_tokens, reserve=MAX_NEW_TOKENS)
+    return runtime.fim_prompt(s.prefix, s.suffix, reserve=MAX_NEW_TOKENS)
 
 
 # -- statistics helpers ----------------------------------------------------------------------

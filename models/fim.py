@@ -15,6 +15,7 @@ from models.tokenizer import TokenizerInfo
 # Cutting a too-long prefix by exactly its excess moved the prompt's start with every keystroke, so every
 # request once the window was full prefilled the whole prompt again (~200 ms on 2 cores instead of ~4 ms).
 PREFIX_TOKEN_GRID = 128
+SUFFIX_TOKENS = 64  # the text after the cursor a prompt keeps, in training and serving alike
 
 
 def keep_prefix(prefix_ids: list[int], room: int, grid: int = PREFIX_TOKEN_GRID) -> list[int]:

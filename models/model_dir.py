@@ -188,9 +188,9 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
 
 def trained_context(config: dict, record: dict) -> int:
     """The longest sequence (prompt and suggestion) the model has seen in training: the training record's
-    ``hyperparameters.seq_len``, else the config's ``max_position_embeddings``. Positions past it are untrained:
-    the default model (trained on 512-token windows, room for 1024 positions) completed held-out lines with a
-    quarter less ROUGE-L from 630-token prompts than from the same prefixes cut to fit 512."""
+    ``hyperparameters.seq_len``, else the config's ``max_position_embeddings``. Positions past it are untrained, and
+    the default model (trained on 512-token windows, room for 1024 positions) completes worse there
+    (docs/roadmap.md, issue 3)."""
     positions = int(config.get("max_position_embeddings", 1024))
     seq_len = (record.get("hyperparameters") or {}).get("seq_len") if isinstance(record, dict) else None
     if isinstance(seq_len, int) and not isinstance(seq_len, bool) and 0 < seq_len < positions:

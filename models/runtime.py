@@ -29,6 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.exits import Controller, log_softmax, top_and_margin
+from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir, load_tensors,
                               trained_context)
 from models.tokenizer import TokenizerInfo, load_tokenizer
@@ -344,6 +345,13 @@ class EarlyExitRuntime:
 
     def reset(self) -> None:
         self.cache.truncate(0)
+
+    def fim_prompt(self, prefix: str, suffix: str, reserve: int) -> list[int]:
+        """Token ids of the fill-in-the-middle prompt for text ``prefix`` before the cursor and ``suffix`` after it,
+        leaving ``reserve`` tokens for the suggestion within the trained context (``context_tokens``)."""
+        info = self.tokenizer
+        return build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS], self.context_tokens,
+                            reserve=reserve)
 
     # -- decoding --------------------------------------------------------------------------------
     def generate(self, prompt_ids: list[int], options: DecodeOptions | None = None,

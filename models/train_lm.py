@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, open_exits
-from models.fim import build_prompt
+from models.fim import SUFFIX_TOKENS, build_prompt
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
 SIZES = {
@@ -40,7 +40,6 @@ SIZES = {
 }
 SEQ_LEN = 512
 CONTROLLER_BATCH = 8  # calibration sequences per forward when fitting the controller (its features stay in memory)
-SUFFIX_TOKENS = 64
 
 
 class ExampleSampler:

@@ -18,7 +18,6 @@ from lsp_server.services.context import CompletionContext, build_context
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
 from lsp_server.services.scheduler import Cancelled, CancelToken
-from models.fim import build_prompt
 from models.model_dir import ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
@@ -148,11 +147,8 @@ class CompletionService:
         policy = settings.decoding_policy
         if runtime is None:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
-        info = runtime.tokenizer
-        prefix_ids = info.encode(ctx.prefix)
-        suffix_ids = info.encode(ctx.suffix)[:64]
         opts = self.decode_options(settings)
-        prompt = build_prompt(info, prefix_ids, suffix_ids, runtime.context_tokens, reserve=opts.max_new_tokens)
+        prompt = runtime.fim_prompt(ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
         token.check()
         result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
         if result.stop_reason == "cancelled":

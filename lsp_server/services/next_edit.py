@@ -117,6 +117,10 @@ class _LoadedOnce:
             log.warning(self.off_message, self.reason)
         return self.value
 
+    def put(self, path: str, value) -> None:
+        """Serve ``value``, already loaded, for ``path``."""
+        self.path, self.value, self.reason = path, value, None
+
 
 def _load_ranker(wanted: str) -> tuple:
     from models.next_edit.ranker import RankerError, load_ranker
@@ -168,7 +172,7 @@ class NextEditService:
     def use_model(self, model, model_path: str = "") -> None:
         """Serve ``model``, already loaded, for ``model_path`` (a tool holding one, or a test's fake)."""
         with self._lock:
-            self._model.path, self._model.value, self._model.reason = model_path, model, None
+            self._model.put(model_path, model)
 
     @property
     def model(self):

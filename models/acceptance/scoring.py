@@ -1,7 +1,7 @@
 """Score a logged suggestion with our code model, as if our model had produced it.
 
 Teacher forcing through :class:`models.runtime.EarlyExitRuntime`: the SPM prompt is built from the
-text around the cursor exactly as serving builds it (:func:`models.fim.build_prompt`), the
+text around the cursor exactly as serving builds it (`EarlyExitRuntime.fim_prompt`), the
 suggestion's tokens follow it, and one pass through every layer gives, per suggestion token:
 
 - its log-probability at the final layer (serving logs the same for the tokens it emits);
@@ -25,11 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from models.exits import log_softmax
-from models.fim import build_prompt
 
 SCORING_VERSION = 3  # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens)
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
-SUFFIX_TOKENS = 64  # as serving: CompletionService.complete keeps the first 64 suffix tokens
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
 
 
@@ -105,8 +103,7 @@ class SuggestionScorer:
         target = info.encode(text)[:MAX_SUGGESTION_TOKENS]
         if not target:
             return {"logprobs": [], "stop_probs": [], "layers": [], "n_layers": L}
-        prompt = build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS], rt.context_tokens,
-                              reserve=len(target) + 1)
+        prompt = rt.fim_prompt(prefix, suffix, reserve=len(target) + 1)  # as serving builds it
         ids = prompt + target
         first = len(prompt) - 1  # the state at position first + t predicts target[t]
         n = len(target)
