@@ -196,8 +196,22 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-sweep", action=argparse.BooleanOptionalAction, default=True,
                     help="the dynamic policy over a sweep of exit settings (default on; it is about two thirds of the "
                          "run, so off suits a large --limit that judges Stop)")
+    ee.add_argument("--exit-sweep-thresholds", type=_thresholds, metavar="T,T,...",
+                    help="sweep only these plain exit thresholds (e.g. 0.9,0.95), so that a large --limit can "
+                         "compare a few (default: the whole sweep)")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
+
+
+def _thresholds(text: str) -> list[float]:
+    """A comma-separated list of probabilities, for argparse."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"thresholds must lie in [0, 1]: {text!r}")
+    return values
 
 
 def _bench(args) -> int:

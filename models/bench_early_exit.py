@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -379,11 +379,14 @@ class ExitSetting:
         return f"{self.exit_threshold:g}, {self.exit_lookup_threshold:g} on lookup, {other} off it"
 
 
-def exit_settings(configured: ExitSetting) -> list[ExitSetting]:
+def exit_settings(configured: ExitSetting, thresholds: Sequence[float] | None = None) -> list[ExitSetting]:
     """The sweep: plain thresholds (lookup off), and the configured threshold and veto with each P(exit) on
-    agreement with lookup; the configured setting itself is the dynamic policy's own run, not repeated."""
-    plain = [ExitSetting(th) for th in EXIT_SWEEP]
-    lookup = [ExitSetting(configured.exit_threshold, a, configured.exit_lookup_veto) for a in EXIT_LOOKUP_SWEEP]
+    agreement with lookup; the configured setting itself is the dynamic policy's own run, not repeated.
+    Given ``thresholds``, only those plain ones: each setting decodes every sample again, so a large --limit
+    can afford a few."""
+    plain = [ExitSetting(th) for th in (EXIT_SWEEP if thresholds is None else thresholds)]
+    lookup = ([ExitSetting(configured.exit_threshold, a, configured.exit_lookup_veto) for a in EXIT_LOOKUP_SWEEP]
+              if thresholds is None else [])
     return [e for e in dict.fromkeys(plain + lookup) if e != configured]
 
 
@@ -462,10 +465,11 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, split: str = "heldout",
               limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
-              stop_inside_threshold: float | None = None, exit_threshold: float = 0.9,
+              stop_inside_threshold: float | None = None, exit_threshold: float = 0.98,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
-              with_exit_sweep: bool = True, log: Callable[[str], None] | None = None) -> dict:
+              with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
+              log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
     sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
     (to judge Stop) costs a third."""
@@ -548,7 +552,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "controller_trained": runtime.controller.trained}
     swept = None
     if with_exit_sweep:
-        rows = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured))
+        rows = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured, exit_sweep_thresholds))
         rows.append({**_sweep_row(configured, policies["dynamic"],
                                   rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
                      "configured": True})
@@ -719,6 +723,7 @@ def main_cli(args) -> int:
                            stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
                            exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
+                           exit_sweep_thresholds=args.exit_sweep_thresholds,
                            draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))

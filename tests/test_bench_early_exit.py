@@ -162,6 +162,14 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["settings"]["exit_lookup_threshold"] is None  # negative: off
     assert out["exit_sweep"] is None and "dynamic" in out["targets"]
+    assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "1",
+                 "--threads", "1", "--json", "--exit-threshold", "0.5", "--exit-sweep-thresholds", "0.9,0.5,0.7"]) == 0
+    rows = json.loads(capsys.readouterr().out)["exit_sweep"]["thresholds"]
+    assert [(e["exit_threshold"], e["exit_lookup_threshold"], bool(e.get("configured"))) for e in rows] == [
+        (0.5, None, True), (0.7, None, False), (0.9, None, False)]  # only those, the configured one not repeated
+    with pytest.raises(SystemExit):
+        main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--exit-sweep-thresholds", "0.9,high"])
+    assert "not a comma-separated list" in capsys.readouterr().err
     assert main(["bench", "early-exit", "--model", str(tmp_path / "missing"), "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err
