@@ -52,6 +52,9 @@ def _add_train(sub) -> None:
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
     lm.add_argument("--resume", type=Path, help="continue training the model in this directory (its size and tokenizer)")
+    lm.add_argument("--seq-len", type=int, default=None,
+                    help="training window in tokens, which is also the prompt budget when serving (default: the "
+                         "resumed model's, else 512; a new model gets room for twice this many positions)")
     lm.add_argument("--no-export", dest="export", action="store_false",
                     help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
@@ -344,13 +347,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manifest: {args.out / 'manifest.json'}")
         return 0
     if args.command == "train" and args.target == "lm":
-        from models.train_lm import train_lm
+        from models.train_lm import TrainingInputError, train_lm
 
         def log(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
 
-        train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
-                 seed=args.seed, threads=args.threads, device=args.device, resume=args.resume, log=log)
+        try:
+            train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
+                     lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
+                     seq_len=args.seq_len, log=log)
+        except TrainingInputError as exc:
+            print(f"tact train lm: error: {exc}", file=sys.stderr)
+            return 2
         _export_trained(args)
         print(f"model: {args.out}")
         return 0

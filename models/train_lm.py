@@ -28,6 +28,7 @@ from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
+from models.model_dir import trained_context
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
 SIZES = {
@@ -38,8 +39,12 @@ SIZES = {
     "base": (512, 12, 8, 1408),
     "large": (768, 16, 12, 2048),
 }
-SEQ_LEN = 512
+SEQ_LEN = 512  # training window (tokens); `tact train lm --seq-len` for longer prompts at serve time
 CONTROLLER_BATCH = 8  # calibration sequences per forward when fitting the controller (its features stay in memory)
+
+
+class TrainingInputError(ValueError):
+    """A training option the data or the resumed model cannot honour; the CLI prints it and exits 2."""
 
 
 class ExampleSampler:
@@ -295,12 +300,13 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
 
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
-    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed)
+    record_path = model_dir / "tact.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    window = trained_context(model.cfg.to_hf(), record)  # the controller sees what serving will
+    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, window, seed)
     stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only,
                            exit_stride=EXIT_STRIDE if exit_stride is None else exit_stride)
     save_file(model.exit_state_dict(), str(model_dir / "exit_heads.safetensors"), metadata={"format": "pt"})
-    record_path = model_dir / "tact.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
     if only:  # the classifiers, their statistics and the other calibration stay as they were
         key = f"{only}_calibration"
         record.setdefault("controller", {}).update({k: stats[k] for k in (key, "exit_stride") if k in stats})
@@ -342,8 +348,13 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
 def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float = 60.0, batch_size: int = 8,
              lr: float = 3e-3, layer_dropout: float = 0.1, exit_sample: float = 0.125, exit_weight: float = 0.5,
              vocab_size: int = 8192, seed: int = 0, threads: int | None = None, device: str = "cpu",
-             controller_batches: int = 24, resume: Path | None = None, log=print) -> dict:
+             controller_batches: int = 24, resume: Path | None = None, seq_len: int | None = None, log=print) -> dict:
+    """Train (or, with ``resume``, continue) the early-exit LM on ``seq_len``-token windows (default: the resumed
+    model's, else SEQ_LEN), fit its controller and save a model directory. The record's ``seq_len`` is the prompt
+    budget serving uses (trained_context)."""
     started = time.time()
+    if seq_len is not None and seq_len < 16:
+        raise TrainingInputError(f"--seq-len {seq_len} is too short to train on (16 tokens at least)")
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
@@ -372,16 +383,21 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         resumed = json.loads((resume / "tact.json").read_text()) if (resume / "tact.json").exists() else {}
         previous = resumed.get("training", {})
         size = resumed.get("size", size)  # the model's own size, whatever --size says
+        seq_len = seq_len or trained_context(model.cfg.to_hf(), resumed)
         log(f"resuming from {resume} ({previous.get('steps', '?')} steps, {previous.get('tokens', 0) / 1e6:.2f}M tokens)")
     else:
+        seq_len = seq_len or SEQ_LEN
         hidden, layers, heads, inter = SIZES[size]
         model = EarlyExitLM(ModelConfig(
             vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-            num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=SEQ_LEN * 2,
+            num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=seq_len * 2,
             bos_token_id=info.eos_id, eos_token_id=info.eos_id))
+    if seq_len > model.cfg.max_position_embeddings:
+        raise TrainingInputError(f"--seq-len {seq_len} is longer than the {model.cfg.max_position_embeddings} positions "
+                         f"{resume} was built for: choose at most that many")
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
-    sampler = ExampleSampler(texts, info, SEQ_LEN, seed)
+    sampler = ExampleSampler(texts, info, seq_len, seed)
     batches = prefetched(lambda: sampler.batch(batch_size)) if device != "cpu" else None
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     budget_s = minutes * 60 * 0.9  # the rest: controller, saving, export
@@ -416,7 +432,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     train_seconds = time.time() - train_start
     final_losses = np.mean(losses[-100:], axis=0).round(4).tolist()
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
-    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, SEQ_LEN, seed + 1)
+    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, seq_len, seed + 1)
     controller_stats = fit_controller(model, calib, controller_batches, CONTROLLER_BATCH, info.pad_id, log)
     model = model.cpu()
     record = {
@@ -425,7 +441,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         "parameters": model.num_parameters(),
         "data": {"corpus": portable_path(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),
                  "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"]["packages"])},
-        "hyperparameters": {"seq_len": SEQ_LEN, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
+        "hyperparameters": {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
                             "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed},
         "training": {"steps": step + previous.get("steps", 0), "tokens": tokens + previous.get("tokens", 0),
                      "train_minutes_this_run": round(train_seconds / 60, 1),

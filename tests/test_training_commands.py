@@ -59,6 +59,7 @@ def test_resume_keeps_the_model_size_and_adds_up_the_record_without_export(train
                  "--corpus", str(corpus), "--out", str(out), "--no-export"]) == 0
     rec = _record(out)
     assert rec["size"] == "tiny"
+    assert rec["hyperparameters"]["seq_len"] == first["hyperparameters"]["seq_len"] == 512  # the resumed model's
     assert rec["training"]["steps"] > first["training"]["steps"]
     assert rec["training"]["earlier_runs"][0]["steps"] == first["training"]["steps"]
     assert not (out / GRAPHS_INDEX).exists()
@@ -101,3 +102,22 @@ def test_train_next_edit_from_a_trained_model(trained_lm, corpus, tmp_path):
     assert rec["data"]["real_examples"] > 0  # rows of the telemetry example
     assert rec["init"]["training"]["steps"] == _record(trained_lm)["training"]["steps"]
     assert not (out / GRAPHS_INDEX).exists()
+
+
+def test_train_lm_seq_len_sets_the_serving_budget_and_is_refused_past_the_positions(trained_lm, corpus, tmp_path,
+                                                                                     capsys):
+    from models.runtime import EarlyExitRuntime
+
+    positions = json.loads((trained_lm / "config.json").read_text())["max_position_embeddings"]
+    assert main(["train", "lm", "--resume", str(trained_lm), "--seq-len", str(positions + 1), "--minutes", "0.05",
+                 "--corpus", str(corpus), "--out", str(tmp_path / "too_long"), "--no-export"]) == 2
+    err = capsys.readouterr().err
+    assert f"--seq-len {positions + 1}" in err and str(positions) in err and "Traceback" not in err
+    assert not (tmp_path / "too_long").exists()
+
+    out = tmp_path / "short"
+    assert main(["train", "lm", "--size", "tiny", "--seq-len", "128", "--minutes", "0.05", "--threads", "2",
+                 "--corpus", str(corpus), "--out", str(out)]) == 0
+    assert _record(out)["hyperparameters"]["seq_len"] == 128
+    assert json.loads((out / "config.json").read_text())["max_position_embeddings"] == 256
+    assert EarlyExitRuntime(out, threads=1).context_tokens == 128  # serving keeps prompts within the window

@@ -104,6 +104,10 @@ class AcceptanceGate:
         self._warned = False
         self.clock = time.time  # what "now" is for timing features; a replay pins it to its recorded timeline
 
+    def _now(self, at: float | None) -> float:
+        """``at`` when the caller knows the time (a replay's event), else the gate's clock."""
+        return self.clock() if at is None else at
+
     # -- lifecycle -------------------------------------------------------------------------
     def load(self, path: str | Path | None = None) -> bool:
         """Load the acceptance model (default: the shipped one); on failure the gate is off, said once."""
@@ -180,7 +184,7 @@ class AcceptanceGate:
 
     # -- stage 1 -----------------------------------------------------------------------------
     def context_inputs(self, ctx: CompletionContext, uri: str | None = None, now: float | None = None) -> features.ContextInputs:
-        now = self.clock() if now is None else now
+        now = self._now(now)
         with self._lock:
             h = self.history
             recall = h.shown.recall(uri, now, ctx.offset, ctx.prefix) if uri is not None else features.ShownRecall()
@@ -232,7 +236,7 @@ class AcceptanceGate:
         decision = "hide" if hide and not forced else "show"
         if decision == "show" and uri is not None:
             with self._lock:
-                self.history.shown.record(uri, self.clock() if now is None else now, ctx.offset, ctx.prefix, text)
+                self.history.shown.record(uri, self._now(now), ctx.offset, ctx.prefix, text)
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
                             (time.perf_counter() - t0) * 1000)
 
@@ -252,4 +256,4 @@ class AcceptanceGate:
             h.accepted += accepted
             h.rejected += not accepted
             h.last_outcome = int(accepted)
-            h.last_outcome_ts = self.clock() if ts is None else ts
+            h.last_outcome_ts = self._now(ts)
