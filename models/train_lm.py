@@ -393,8 +393,8 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
             num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=seq_len * 2,
             bos_token_id=info.eos_id, eos_token_id=info.eos_id))
     if seq_len > model.cfg.max_position_embeddings:
-        raise TrainingInputError(f"--seq-len {seq_len} is longer than the {model.cfg.max_position_embeddings} positions "
-                         f"{resume} was built for: choose at most that many")
+        raise TrainingInputError(f"--seq-len {seq_len} is longer than the {model.cfg.max_position_embeddings} "
+                                 f"positions {resume} was built for: choose at most that many")
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
     sampler = ExampleSampler(texts, info, seq_len, seed)
