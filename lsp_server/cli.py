@@ -125,6 +125,9 @@ def _acceptance_args(p) -> None:
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default",
                    help="code model that scores the CUPS suggestions (default models/default)")
     p.add_argument("--no-score", action="store_true", help="do not score suggestions (model-based features left out)")
+    p.add_argument("--policy", choices=("full", "dynamic", "speculative"), default=None,
+                   help="decoding policy the served suggestions will come from: only `dynamic` gives the layers-used "
+                        "feature, so only then is it scored (default: settings)")
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "data" / "acceptance", help="where suggestion scores are cached")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "trees"), help="classifier of both stages")
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="weight of saved model calls (default: settings)")
@@ -165,6 +168,7 @@ def _acceptance(args) -> int:
     args.lam = DEFAULTS.acceptance_lambda if args.lam is None else args.lam
     args.precision_floor = DEFAULTS.acceptance_precision_floor if args.precision_floor is None else args.precision_floor
     args.exit_threshold, args.stop_threshold = DEFAULTS.exit_threshold, DEFAULTS.stop_threshold
+    args.policy = args.policy or DEFAULTS.decoding_policy
     args.default_cups = REPO_ROOT.parent / "shared" / "datasets" / "cups" / "cups.jsonl"
     return main_cli(args)
 

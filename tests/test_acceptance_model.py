@@ -271,3 +271,26 @@ def test_models_and_telemetry_never_import_the_server():
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                     [node.module or ""] if isinstance(node, ast.ImportFrom) else []
                 assert not any(n == "lsp_server" or n.startswith("lsp_server.") for n in names), path
+
+
+def test_scorer_hands_on_layers_only_for_the_dynamic_policy(tiny_lm_dir, tmp_path):
+    """Serving gives the gate layers only under `dynamic`; training must not see them under the others."""
+    from models.acceptance.scoring import SuggestionScorer
+
+    prefix, suffix, text = "def add(a, b):\n    return ", "\n", "a + b"
+    dynamic = SuggestionScorer(tiny_lm_dir, tmp_path, threads=1, policy="dynamic")
+    d = dynamic.score(prefix, suffix, text)
+    dynamic.save()
+    assert d["layers"] is not None and len(d["layers"]) == len(d["logprobs"]) > 0
+    assert all(1 <= x <= d["n_layers"] for x in d["layers"])
+    speculative = SuggestionScorer(tiny_lm_dir, tmp_path, threads=1, policy="speculative")
+    s = speculative.score(prefix, suffix, text)
+    assert speculative.hits == 1 and speculative.misses == 0  # the same cached scores...
+    assert s["layers"] is None and s["logprobs"] == d["logprobs"]  # ...without the layers
+    assert dynamic.score(prefix, suffix, text)["layers"] == d["layers"]  # the cache itself keeps them
+    ctx = features.ContextInputs(prefix=prefix, suffix=suffix)
+    names = list(features.SUGGESTION_FEATURES)
+    x1 = features.context_features(ctx)
+    served = features.suggestion_features(ctx, features.SuggestionInputs(text, s["logprobs"], s["stop_probs"],
+                                                                          s["layers"], s["n_layers"]), x1)
+    assert math.isnan(served[names.index("layers_fraction")])

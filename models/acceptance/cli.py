@@ -27,11 +27,11 @@ def load_data(args):
             raise SystemExit(2)
         try:
             scorer = SuggestionScorer(args.model, args.cache, threads=args.threads, exit_threshold=args.exit_threshold,
-                                      stop_threshold=args.stop_threshold)
+                                      stop_threshold=args.stop_threshold, policy=args.policy)
         except ModelDirError as exc:
             _log(f"cannot score suggestions: {exc}")
             raise SystemExit(2) from exc
-        _log(f"scoring suggestions with {scorer.identity}")
+        _log(f"scoring suggestions with {scorer.identity} as the {scorer.policy} policy serves them")
     parts = []
     for path in args.cups or []:
         if not Path(path).is_file():
@@ -51,7 +51,7 @@ def load_data(args):
     if len(data) == 0 or len(set(data.groups.tolist())) < 2 or len(set(data.y.tolist())) < 2:
         _log("not enough data: need accepted and rejected suggestions from at least two programmers")
         raise SystemExit(2)
-    return data, scorer.identity if scorer is not None else None
+    return data, f"{scorer.identity} ({scorer.policy})" if scorer is not None else None
 
 
 def main_cli(args) -> int:

@@ -9,7 +9,10 @@ suggestion's tokens follow it, and one pass through every layer gives, per sugge
   policies compute it);
 - the layers the dynamic policy would have used: the first token leaves the prefill at full
   depth; each later one after the first layer (from ``min_exit_layer``) whose controller says
-  exit, as ``EarlyExitRuntime._decode_dynamic`` does.
+  exit, as ``EarlyExitRuntime._decode_dynamic`` does. They are handed on only when the scorer's
+  ``policy`` is `dynamic`: serving passes layers for that policy alone, so under the others the
+  feature must be unknown in training too. (Trained with it and served without it, under the
+  default `speculative`, stage-2 AUC fell from 0.711 to 0.702; docs/acceptance.md.)
 
 Scores are cached in one JSON file per model identity (a hash of the model's files), so reruns
 cost nothing and a retrained model never reuses another model's scores.
@@ -58,7 +61,8 @@ class SuggestionScorer:
     """Teacher-forced scores of (prefix, suffix, suggestion) under one model, cached on disk."""
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
-                 exit_threshold: float = 0.98, stop_threshold: float = 0.9, min_exit_layer: int = 1) -> None:
+                 exit_threshold: float = 0.98, stop_threshold: float = 0.9, min_exit_layer: int = 1,
+                 policy: str = "speculative") -> None:
         from models.runtime import EarlyExitRuntime
 
         self.model_dir = Path(model_dir)
@@ -67,6 +71,7 @@ class SuggestionScorer:
         self.exit_threshold = exit_threshold
         self.stop_threshold = stop_threshold
         self.min_exit_layer = min_exit_layer
+        self.policy = policy
         self.cache_path = Path(cache_dir) / f"scores-{self.identity}.json" if cache_dir else None
         self.cache: dict[str, dict] = {}
         if self.cache_path and self.cache_path.exists():
@@ -84,17 +89,17 @@ class SuggestionScorer:
         return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
     def score(self, prefix: str, suffix: str, text: str) -> dict:
-        """{'logprobs', 'stop_probs', 'layers', 'n_layers'} for the suggestion's tokens."""
+        """{'logprobs', 'stop_probs', 'layers', 'n_layers'} for the suggestion's tokens; 'layers' is None unless
+        the policy is `dynamic` (the others never exit early, and serving gives the gate no layers for them)."""
         key = self._key(prefix, suffix, text)
-        hit = self.cache.get(key)
-        if hit is not None:
+        out = self.cache.get(key)
+        if out is not None:
             self.hits += 1
-            return hit
-        self.misses += 1
-        out = self._score(prefix, suffix, text)
-        self.cache[key] = out
-        self._dirty = True
-        return out
+        else:
+            self.misses += 1
+            out = self.cache[key] = self._score(prefix, suffix, text)
+            self._dirty = True
+        return out if self.policy == "dynamic" else {**out, "layers": None}
 
     def _score(self, prefix: str, suffix: str, text: str) -> dict:
         rt = self.runtime
