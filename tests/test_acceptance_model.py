@@ -58,6 +58,27 @@ def test_cups_loader_pairs_shown_with_outcome_and_counts_bad_rows(tmp_path):
     assert all("LEAK" not in repr(s.context) for s in load.samples)
 
 
+def test_cups_loader_takes_the_document_length_and_cursor_from_the_shown_row(tmp_path):
+    def shown(time, **measurements):
+        return _row(1, time, "Shown", prompt="import os\n", measurements={"meanLogProb": -0.5, **measurements})
+
+    rows = [shown("2022-08-08T22:11:49.000Z", documentLength=400, promptEndPos=100),
+            _row(1, "2022-08-08T22:11:50.000Z", "Accepted", measurements={"documentLength": 900, "promptEndPos": 900}),
+            shown("2022-08-08T22:11:52.000Z", documentLength=50, promptEndPos=80),  # cursor past the end: not used
+            _row(1, "2022-08-08T22:11:53.000Z", "Rejected"),
+            shown("2022-08-08T22:11:55.000Z"),  # not logged: the prompt stands in, as before
+            _row(1, "2022-08-08T22:11:56.000Z", "Rejected")]
+    first, bad, missing = load_cups(_write(tmp_path / "c.jsonl", rows)).samples
+    assert (first.context.document_chars, first.context.cursor_offset) == (400, 100)  # the Shown row's, not the outcome's
+    names = list(features.CONTEXT_FEATURES)
+    x = features.context_features(first.context)
+    assert x[names.index("relative_position")] == pytest.approx(0.25)
+    assert x[names.index("log_document_chars")] == pytest.approx(math.log1p(400))
+    for s in (bad, missing):
+        assert s.context.document_chars is None and s.context.cursor_offset is None
+        assert features.context_features(s.context)[names.index("relative_position")] == 1.0
+
+
 def test_cups_loader_remembers_what_the_programmer_was_shown(tmp_path):
     rows = [
         _row(1, "2022-08-08T22:11:49.000Z", "Shown", prompt="import os\n", suggestion="x = 1"),

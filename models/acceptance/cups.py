@@ -110,6 +110,21 @@ def _measurements(row: dict) -> dict | None:
     return out
 
 
+def _document_position(row: dict) -> tuple[int | None, int | None]:
+    """(document length, cursor offset) from a Shown row's measurements (`documentLength`, `promptEndPos`), as
+    serving knows them; (None, None) when missing or inconsistent, and the prompt's own length stands in. The
+    prompt is only the text before the cursor, so without these the document length would be that text's and
+    the cursor always at the end, which no served request looks like."""
+    m = row.get("measurements")
+    if not isinstance(m, dict):
+        return None, None
+    doc, end = m.get("documentLength"), m.get("promptEndPos")
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (doc, end))
+    if not ok or not 0 <= end <= doc:
+        return None, None
+    return int(doc), int(end)
+
+
 class _Pending(NamedTuple):
     """A Shown event waiting for its outcome, with what the programmer's history said when it was shown."""
 
@@ -174,8 +189,10 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
                 # Features come from the Shown row: some of the outcome row's fields were updated after
                 # the decision (e.g. measurements.compCharLen, confidence) and would leak it.
                 p = st.pending
+                document_chars, cursor_offset = _document_position(p.row)
                 ctx = ContextInputs(
-                    prefix=p.text, suffix="", language_id=p.language,
+                    prefix=p.text, suffix="", language_id=p.language, document_chars=document_chars,
+                    cursor_offset=cursor_offset,
                     previous_outcome=st.last_outcome,
                     seconds_since_outcome=None if st.last_outcome_time is None else p.time - st.last_outcome_time,
                     typing_cps=p.recall.typing_cps, user_accepted=st.accepted, user_rejected=st.rejected,
