@@ -61,7 +61,7 @@ class SuggestionScorer:
     """Teacher-forced scores of (prefix, suffix, suggestion) under one model, cached on disk."""
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
-                 exit_threshold: float = 0.98, stop_threshold: float = 0.9, min_exit_layer: int = 1,
+                 exit_threshold: float = 0.97, stop_threshold: float = 0.9, min_exit_layer: int = 1,
                  policy: str = "speculative") -> None:
         from models.runtime import EarlyExitRuntime
 
