@@ -465,7 +465,7 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, split: str = "heldout",
               limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
-              stop_inside_threshold: float | None = None, exit_threshold: float = 0.97,
+              stop_inside_threshold: float | None = None, exit_threshold: float = DecodeOptions.exit_threshold,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,

@@ -99,15 +99,16 @@ def _row_problem(row) -> str | None:
     return None
 
 
+def _number(v) -> float:
+    """A logged measurement as a float; NaN when it is missing or not a finite number."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else math.nan
+
+
 def _measurements(row: dict) -> dict | None:
     m = row.get("measurements")
     if not isinstance(m, dict):
         return None
-    out = {}
-    for k in MEASUREMENT_KEYS:
-        v = m.get(k)
-        out[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else math.nan
-    return out
+    return {k: _number(m.get(k)) for k in MEASUREMENT_KEYS}
 
 
 def _document_position(row: dict) -> tuple[int | None, int | None]:
@@ -118,9 +119,8 @@ def _document_position(row: dict) -> tuple[int | None, int | None]:
     m = row.get("measurements")
     if not isinstance(m, dict):
         return None, None
-    doc, end = m.get("documentLength"), m.get("promptEndPos")
-    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (doc, end))
-    if not ok or not 0 <= end <= doc:
+    doc, end = _number(m.get("documentLength")), _number(m.get("promptEndPos"))
+    if not 0 <= end <= doc:  # False for NaN too
         return None, None
     return int(doc), int(end)
 

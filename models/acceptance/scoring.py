@@ -61,14 +61,14 @@ class SuggestionScorer:
     """Teacher-forced scores of (prefix, suffix, suggestion) under one model, cached on disk."""
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
-                 exit_threshold: float = 0.97, stop_threshold: float = 0.9, min_exit_layer: int = 1,
+                 exit_threshold: float | None = None, stop_threshold: float = 0.9, min_exit_layer: int = 1,
                  policy: str = "speculative") -> None:
-        from models.runtime import EarlyExitRuntime
+        from models.runtime import DecodeOptions, EarlyExitRuntime
 
         self.model_dir = Path(model_dir)
         self.identity = model_identity(self.model_dir)
         self.runtime = EarlyExitRuntime(self.model_dir, threads=threads)
-        self.exit_threshold = exit_threshold
+        self.exit_threshold = DecodeOptions.exit_threshold if exit_threshold is None else exit_threshold
         self.stop_threshold = stop_threshold
         self.min_exit_layer = min_exit_layer
         self.policy = policy
