@@ -62,3 +62,11 @@ def test_prompt_lookup_exit_settings_reach_the_decoder():
     assert opts.exit_threshold_for(5, guess=None) == 0.98  # no guess: the plain threshold
     s.exit_lookup_veto = False
     assert CompletionService().decode_options(s).exit_threshold_for(5, guess=7) == 0.98
+
+
+def test_the_exit_threshold_setting_and_the_runtime_default_are_one_value():
+    """Settings (serving) and DecodeOptions (models/, which may not import the server) each state it; the bench
+    and the acceptance scorer read DecodeOptions'. A change to one must reach the other."""
+    from models.runtime import DecodeOptions
+
+    assert DEFAULTS.exit_threshold == DecodeOptions.exit_threshold
