@@ -19,9 +19,9 @@ Exit is calibrated the same way ("exit calibration"), from that exit's own head:
 exit_logit + b * top1_logprob + c * margin + d), margin being the log-probability gap between its top two
 tokens, (a, b, c, d) per layer fitted on the calibration split against the exit label. On held-out code
 (teacher forcing, threshold 0.9) the hidden-state estimate alone exits at a token the final layer would not
-choose about one time in six; calibrated, one in thirteen, with more layers skipped (docs/roadmap.md). It
+choose about one time in six; calibrated, one in thirteen, with more layers skipped (docs/code-model.md). It
 costs a head per open exit the token passes (`EarlyExitRuntime.exit_features`; about a layer's time on this
-CPU, and an int8 copy of it for the decision saved no time, docs/roadmap.md), so only some exits are open
+CPU, and an int8 copy of it for the decision saved no time, docs/code-model.md), so only some exits are open
 (``open_exits``): those that agree with the final layer often enough, and of those every EXIT_STRIDE-th.
 Without a fitted calibration P(exit) is sigmoid(exit_logit) and no head runs before the exit.
 """
@@ -49,7 +49,7 @@ MIN_EXIT_AGREEMENT = 0.5
 NEVER_EXITS = (0.0, 0.0, 0.0, -math.inf)
 # Of the exits that pass, every EXIT_STRIDE-th from the first stays open (the others: NEVER_EXITS). Each open exit
 # a token passes costs a head, about a layer's time on this CPU; on held-out code every other exit gave about the
-# same layers skipped for the same share of outputs identical to `full`, with half the checks (docs/roadmap.md).
+# same layers skipped for the same share of outputs identical to `full`, with half the checks (docs/code-model.md).
 EXIT_STRIDE = 2
 
 

@@ -190,7 +190,7 @@ def trained_context(config: dict, record: dict) -> int:
     """The longest sequence (prompt and suggestion) the model has seen in training: the training record's
     ``hyperparameters.seq_len``, else the config's ``max_position_embeddings``. Positions past it are untrained, and
     the default model (trained on 512-token windows, room for 1024 positions) completes worse there
-    (docs/roadmap.md, issue 3)."""
+    (docs/code-model.md, issue 3)."""
     positions = int(config.get("max_position_embeddings", 1024))
     seq_len = (record.get("hyperparameters") or {}).get("seq_len") if isinstance(record, dict) else None
     if isinstance(seq_len, int) and not isinstance(seq_len, bool) and 0 < seq_len < positions:

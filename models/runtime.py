@@ -44,20 +44,20 @@ class DecodeOptions:
     stop_threshold: float = 1.01  # P(stop) that ends a suggestion before a token; > 1 disables Stop
     # Stop may also cut a suggestion after its first token (False: Stop only ends one before its first token,
     # which hides it). A cut keeps the suggestion shown, shorter: judged by the first line's edit similarity it
-    # loses accepted suggestions, judged by "the user goes on to type it" it gains some (docs/roadmap.md).
+    # loses accepted suggestions, judged by "the user goes on to type it" it gains some (docs/code-model.md).
     stop_inside: bool = True
     # P(stop) that cuts a suggestion after its first token; None: stop_threshold. A cut needs more certainty
     # than hiding: on held-out code cuts at 0.9 removed twice the would-be-accepted suggestions cuts at 0.98
-    # did (docs/roadmap.md).
+    # did (docs/code-model.md).
     stop_inside_threshold: float | None = None
     # dynamic: P(exit) needed to leave early. Chosen on the calibration split by the rule fixed beforehand
-    # (the threshold that skips the most layers within 1% ROUGE-L loss; docs/roadmap.md); 0.9 lost 2%.
+    # (the threshold that skips the most layers within 1% ROUGE-L loss; docs/code-model.md); 0.9 lost 2%.
     exit_threshold: float = 0.97
     # dynamic: prompt lookup as a second opinion on an exit. Before a token's layers run, prompt lookup
     # guesses it (the token that followed the last earlier match of the trailing n-gram); an exit whose top
     # token is that guess may leave at this P(exit). None: lookup is not consulted. Held out it saves about a
     # point of ROUGE-L loss at the same share of layers skipped; on the calibration split, where thresholds are
-    # chosen, nothing, so the server leaves it off (docs/roadmap.md).
+    # chosen, nothing, so the server leaves it off (docs/code-model.md).
     exit_lookup_threshold: float | None = None
     # dynamic, with exit_lookup_threshold: an exit whose top token differs from the guess never leaves early
     exit_lookup_veto: bool = False
@@ -166,7 +166,7 @@ def shared_thread_pool(threads: int) -> bool:
     ``threads`` (later runtimes share it, whatever they ask for). A decode is hundreds of small runs, one per
     layer: a pool per session (17 a model) must either sleep between runs, and pay a wake-up that costs more than
     a layer's arithmetic for one token, or spin, and fight the other pools for the cores. One pool's worker can
-    spin (measured in docs/roadmap.md). False where this onnxruntime cannot make one: a pool per session."""
+    spin (measured in docs/serving.md). False where this onnxruntime cannot make one: a pool per session."""
     global _shared_pool
     with _shared_pool_lock:
         if _shared_pool is None:
