@@ -160,23 +160,45 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
 
 
 def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
-    """KV entries for every layer after `exit_layer`, computed from the exiting hidden state (CALM-style
-    state propagation), so later tokens can attend to a token that skipped those layers."""
+    """(hidden (T,D), cos/sin (T,hd)) -> keys, values (T, n, Hkv, hd) of the n layers after `exit_layer`, computed
+    from the exiting hidden state (CALM-style state propagation), so later tokens can attend to a token that
+    skipped those layers.
+
+    One matrix product for all n layers: the RMS normalisation is shared (one eps), and each layer's norm weight
+    is folded into its K and V projections, which are stacked into one (D, n * 2 * Hkv * hd) weight; onnxruntime
+    folds that constant once at load. The per-layer form ran ~15 nodes a layer, so an exit at layer 4 of 12 cost
+    more than a decoder layer in node overheads alone (docs/code-model.md).
+    """
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads") or H
     hd = cfg.get("head_dim") or D // H
     eps = cfg.get("rms_norm_eps", 1e-6)
+    later = range(exit_layer + 1, cfg["num_hidden_layers"])
+    n = len(later)
     b = GraphBuilder(w)
-    outputs = []
+    var = b.op("ReduceMean", [b.op("Pow", ["hidden", b.const(2.0, np.float32)])], axes=[-1], keepdims=1)
+    unit = b.op("Div", ["hidden", b.op("Sqrt", [b.op("Add", [var, b.const(eps, np.float32)])])])  # (T, D)
+    weights, biases = [], []
+    for j in later:
+        p = f"model.layers.{j}.self_attn"
+        gain = b.op("Unsqueeze", [b.weight(f"model.layers.{j}.input_layernorm.weight"), b.const([1])])  # (D, 1)
+        for proj in ("k_proj", "v_proj"):
+            weights.append(b.op("Mul", [b.op("Transpose", [b.weight(f"{p}.{proj}.weight")], perm=[1, 0]), gain]))
+            biases.append(b.weight(f"{p}.{proj}.bias") if f"{p}.{proj}.bias" in w else None)
+    kv = b.op("MatMul", [unit, b.op("Concat", weights, axis=1)])  # (T, n * 2 * Hkv * hd)
+    if any(x is not None for x in biases):  # Qwen2-style K/V biases; a projection without one adds zeros
+        zeros = b.const(np.zeros(Hkv * hd), np.float32) if None in biases else None
+        kv = b.op("Add", [kv, b.op("Concat", [zeros if x is None else x for x in biases], axis=0)])
+    kv = b.op("Reshape", [kv, b.const([0, n, 2, Hkv, hd])])
+    k, v = b.op("Split", [kv, b.const([1, 1])], axis=2, n_out=2)  # each (T, n, 1, Hkv, hd)
+    k = b.op("Reshape", [k, b.const([0, n * Hkv, hd])])
+    k = b.op("Reshape", [b.rope(k, "cos", "sin", hd), b.const([0, n, Hkv, hd])])
+    v = b.op("Reshape", [v, b.const([0, n, Hkv, hd])])
+    b.nodes.append(helper.make_node("Identity", [k], ["keys"]))
+    b.nodes.append(helper.make_node("Identity", [v], ["values"]))
     vi = helper.make_tensor_value_info
-    for j in range(exit_layer + 1, cfg["num_hidden_layers"]):
-        p = f"model.layers.{j}"
-        xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
-        k, v = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)
-        b.nodes.append(helper.make_node("Identity", [k], [f"k_{j}"]))
-        b.nodes.append(helper.make_node("Identity", [v], [f"v_{j}"]))
-        outputs += [vi(f"k_{j}", FLOAT, ["T", Hkv, hd]), vi(f"v_{j}", FLOAT, ["T", Hkv, hd])]
-    return b.model(f"kv_fill_{exit_layer}", [vi("hidden", FLOAT, ["T", D]), vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])], outputs)
+    return b.model(f"kv_fill_{exit_layer}", [vi("hidden", FLOAT, ["T", D]), vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])],
+                   [vi("keys", FLOAT, ["T", n, Hkv, hd]), vi("values", FLOAT, ["T", n, Hkv, hd])])
 
 
 def exit_head_graph(w: WeightRefs, cfg: dict) -> onnx.ModelProto:

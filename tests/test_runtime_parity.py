@@ -323,6 +323,71 @@ def test_kv_fill_graphs_load_when_dynamic_first_exits(tiny_lm_dir, tmp_path):
         generate(rt, ids, policy="dynamic", exit_threshold=0.0, max_new_tokens=8, single_line=False)
 
 
+def _filled_and_layer_kv(rt, exit_layer: int, ids: list[int]):
+    """KV that exit `exit_layer`'s kv_fill graph writes for the hidden state of two tokens leaving there, and what each
+    later layer itself writes when run on that same hidden state: lists of (k, v) at those positions, (Hkv, 2, hd)."""
+    rt.reset()
+    rt.prefill(ids[:-2])
+    pos = rt.cache.length
+    at = rt._positions(pos, 2)
+    h = rt.forward(ids[-2:], pos, 0, exit_layer)  # (2, D) leaving after exit_layer
+    rt._fill_kv(exit_layer, h, pos, at)
+    later = range(exit_layer + 1, rt.n_layers)
+    filled = [(rt.cache.k[j][0, :, pos:pos + 2].copy(), rt.cache.v[j][0, :, pos:pos + 2].copy()) for j in later]
+    for j in later:
+        rt._layer(j, h, at)  # the layer's own K/V projections of its input, written in place
+    own = [(rt.cache.k[j][0, :, pos:pos + 2].copy(), rt.cache.v[j][0, :, pos:pos + 2].copy()) for j in later]
+    rt.reset()
+    return filled, own
+
+
+def test_kv_fill_writes_what_each_skipped_layer_would_from_the_exit_state(tiny_lm_dir):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    ids = rt.tokenizer.encode(CODE[:100])
+    for exit_layer in range(rt.n_layers - 1):
+        filled, own = _filled_and_layer_kv(rt, exit_layer, ids)
+        assert exit_layer in rt._kv_fill_stacked  # tact export writes one stacked product per exit
+        for (fk, fv), (ok, ov) in zip(filled, own):
+            assert np.abs(fk).max() > 0 and np.abs(fv).max() > 0
+            np.testing.assert_allclose(fk, ok, atol=1e-5)
+            np.testing.assert_allclose(fv, ov, atol=1e-5)
+
+
+def test_kv_fill_graphs_exported_per_layer_still_serve(tiny_lm_dir, tmp_path):
+    """Directories exported before the stacked kv_fill graphs (k_j, v_j per later layer) decode the same."""
+    import onnx
+    from onnx import helper
+
+    from models.export import FLOAT, GraphBuilder, WeightRefs, _kv
+
+    d = _copy(tiny_lm_dir, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    D, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    Hkv, hd = cfg.get("num_key_value_heads") or H, cfg.get("head_dim") or D // H
+    vi = helper.make_tensor_value_info
+    for exit_layer in range(cfg["num_hidden_layers"] - 1):
+        b, outputs = GraphBuilder(WeightRefs(d)), []
+        for j in range(exit_layer + 1, cfg["num_hidden_layers"]):
+            xn = b.rms_norm("hidden", b.weight(f"model.layers.{j}.input_layernorm.weight"), cfg.get("rms_norm_eps", 1e-6))
+            k, v = _kv(b, xn, f"model.layers.{j}.self_attn", "cos", "sin", Hkv, hd)
+            b.nodes += [helper.make_node("Identity", [k], [f"k_{j}"]), helper.make_node("Identity", [v], [f"v_{j}"])]
+            outputs += [vi(f"k_{j}", FLOAT, ["T", Hkv, hd]), vi(f"v_{j}", FLOAT, ["T", Hkv, hd])]
+        graph = b.model(f"kv_fill_{exit_layer}", [vi("hidden", FLOAT, ["T", D]), vi("cos", FLOAT, ["T", hd]),
+                                                  vi("sin", FLOAT, ["T", hd])], outputs)
+        onnx.save(graph, str(d / f"kv_fill_{exit_layer}.onnx"))
+    old, new = EarlyExitRuntime(d, threads=1), EarlyExitRuntime(tiny_lm_dir, threads=1)
+    ids = old.tokenizer.encode(CODE[:100])
+    filled, own = _filled_and_layer_kv(old, 0, ids)
+    assert 0 in old.kv_fill_sessions and 0 not in old._kv_fill_stacked
+    for (fk, fv), (ok, ov) in zip(filled, own):
+        np.testing.assert_allclose(fk, ok, atol=1e-5)
+        np.testing.assert_allclose(fv, ov, atol=1e-5)
+    for ids in prompts(new):
+        a = generate(old, ids, policy="dynamic", exit_threshold=0.5, max_new_tokens=16, single_line=False)
+        b = generate(new, ids, policy="dynamic", exit_threshold=0.5, max_new_tokens=16, single_line=False)
+        assert (a.token_ids, a.layers) == (b.token_ids, b.layers)
+
+
 def test_graphs_for_another_kv_cache_layout_are_refused(tiny_lm_dir, tmp_path):
     d = _copy(tiny_lm_dir, tmp_path)
     index = json.loads((d / "graphs.json").read_text())
