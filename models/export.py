@@ -87,10 +87,11 @@ class GraphBuilder:
             y = self.op("Add", [y, self.weight(prefix + ".bias")])
         return y
 
-    def rms_norm(self, x: str, weight: str, eps: float) -> str:
+    def rms_norm(self, x: str, weight: str | None, eps: float) -> str:
+        """x / sqrt(mean(x^2) + eps) over the last axis, times ``weight`` (None: the unit-RMS state alone)."""
         var = self.op("ReduceMean", [self.op("Pow", [x, self.const(2.0, np.float32)])], axes=[-1], keepdims=1)
-        denom = self.op("Sqrt", [self.op("Add", [var, self.const(eps, np.float32)])])
-        return self.op("Mul", [self.op("Div", [x, denom]), weight])
+        unit = self.op("Div", [x, self.op("Sqrt", [self.op("Add", [var, self.const(eps, np.float32)])])])
+        return unit if weight is None else self.op("Mul", [unit, weight])
 
     def rope(self, x: str, cos: str, sin: str, head_dim: int) -> str:
         """x: (T, H, hd); cos, sin: (T, hd) -> rotate-half RoPE."""
@@ -176,19 +177,19 @@ def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
     later = range(exit_layer + 1, cfg["num_hidden_layers"])
     n = len(later)
     b = GraphBuilder(w)
-    var = b.op("ReduceMean", [b.op("Pow", ["hidden", b.const(2.0, np.float32)])], axes=[-1], keepdims=1)
-    unit = b.op("Div", ["hidden", b.op("Sqrt", [b.op("Add", [var, b.const(eps, np.float32)])])])  # (T, D)
-    weights, biases = [], []
+    unit = b.rms_norm("hidden", None, eps)  # (T, D), shared by every later layer
+    projections, weights = [], []  # per later layer: its K, then its V projection (D, Hkv * hd), norm weight folded in
     for j in later:
-        p = f"model.layers.{j}.self_attn"
         gain = b.op("Unsqueeze", [b.weight(f"model.layers.{j}.input_layernorm.weight"), b.const([1])])  # (D, 1)
         for proj in ("k_proj", "v_proj"):
-            weights.append(b.op("Mul", [b.op("Transpose", [b.weight(f"{p}.{proj}.weight")], perm=[1, 0]), gain]))
-            biases.append(b.weight(f"{p}.{proj}.bias") if f"{p}.{proj}.bias" in w else None)
+            projections.append(f"model.layers.{j}.self_attn.{proj}")
+            weights.append(b.op("Mul", [b.op("Transpose", [b.weight(f"{projections[-1]}.weight")], perm=[1, 0]), gain]))
     kv = b.op("MatMul", [unit, b.op("Concat", weights, axis=1)])  # (T, n * 2 * Hkv * hd)
-    if any(x is not None for x in biases):  # Qwen2-style K/V biases; a projection without one adds zeros
-        zeros = b.const(np.zeros(Hkv * hd), np.float32) if None in biases else None
-        kv = b.op("Add", [kv, b.op("Concat", [zeros if x is None else x for x in biases], axis=0)])
+    biased = [f"{p}.bias" in w for p in projections]
+    if any(biased):  # Qwen2-style K/V biases, on every projection
+        if not all(biased):
+            raise ValueError(f"kv_fill_{exit_layer}: K/V biases on some projections only")
+        kv = b.op("Add", [kv, b.op("Concat", [b.weight(f"{p}.bias") for p in projections], axis=0)])
     kv = b.op("Reshape", [kv, b.const([0, n, 2, Hkv, hd])])
     k, v = b.op("Split", [kv, b.const([1, 1])], axis=2, n_out=2)  # each (T, n, 1, Hkv, hd)
     k = b.op("Reshape", [k, b.const([0, n * Hkv, hd])])

@@ -246,7 +246,6 @@ class EarlyExitRuntime:
         if missing:
             raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
-        self._kv_fill_stacked: set[int] = set()  # exits whose graph gives every later layer in one output
         self.head_session = self._session(index["exit_head"])
 
     def _session(self, name: str) -> ort.InferenceSession:
@@ -259,9 +258,7 @@ class EarlyExitRuntime:
 
     def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
         if exit_layer not in self.kv_fill_sessions:
-            session = self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer])
-            if [o.name for o in session.get_outputs()] == ["keys", "values"]:
-                self._kv_fill_stacked.add(exit_layer)
+            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer])
         return self.kv_fill_sessions[exit_layer]
 
     def _newline_table(self) -> np.ndarray:
@@ -308,14 +305,13 @@ class EarlyExitRuntime:
 
     def _fill_kv(self, exit_layer: int, h: np.ndarray, start: int, at: Positions) -> None:
         """KV of layers after exit_layer from the exiting hidden state h (T, D) at positions start.. (``at``)."""
-        session = self._kv_fill(exit_layer)
-        outs = session.run(None, {"hidden": h, "cos": at.cos, "sin": at.sin})
-        stacked = exit_layer in self._kv_fill_stacked
-        for n, j in enumerate(range(exit_layer + 1, self.n_layers)):
-            if stacked:  # keys, values (T, n, Hkv, hd): one product for every later layer (tact export)
-                self.cache.write(j, start, outs[0][:, n], outs[1][:, n])
-            else:  # graphs exported before: k_j, v_j (T, Hkv, hd) per layer
-                self.cache.write(j, start, outs[2 * n], outs[2 * n + 1])
+        outs = self._kv_fill(exit_layer).run(None, {"hidden": h, "cos": at.cos, "sin": at.sin})
+        if outs[0].ndim == 4:  # keys, values (T, n, Hkv, hd) of the n later layers (models.export.kv_fill_graph)
+            keys, values = outs[0].swapaxes(0, 1), outs[1].swapaxes(0, 1)
+        else:  # graphs exported before: k_j, v_j (T, Hkv, hd) for each later layer j
+            keys, values = outs[0::2], outs[1::2]
+        for j, k, v in zip(range(exit_layer + 1, self.n_layers), keys, values):
+            self.cache.write(j, start, k, v)
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
