@@ -68,6 +68,8 @@ def _add_train(sub) -> None:
                       help="keep the Stop&Exit classifiers; fit only the stop calibration (models/exits.py)")
     only.add_argument("--exit-only", dest="only", action="store_const", const="exit",
                       help="keep the Stop&Exit classifiers; fit only the exit calibration (models/exits.py)")
+    only.add_argument("--kv-fill-only", dest="only", action="store_const", const="kv_fill",
+                      help="keep the controller and both calibrations; fit only the learned KV fill of the open exits")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
     ac.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "acceptance" / "default")

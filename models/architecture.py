@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.exits import (CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS, EXIT_CALIBRATION, EXIT_CALIBRATION_IDENTITY,
-                          STOP_CALIBRATION)
+                          KV_FILL_MAPS, STOP_CALIBRATION)
 
 
 @dataclass
@@ -178,6 +178,10 @@ class EarlyExitLM(nn.Module):
         # Per layer [a, b, c, d] of P(exit) = sigmoid(a * exit_logit + b * top1_logprob + c * margin + d); the
         # identity (the hidden-state estimate alone) until fit_controller calibrates it.
         self.register_buffer(EXIT_CALIBRATION, torch.tensor([list(EXIT_CALIBRATION_IDENTITY)] * cfg.num_hidden_layers))
+        # Learned KV fill maps of the open exits (models.exits.KV_FILL_MAPS), by tensor name: fitted after training
+        # (models.train_lm.fit_kv_fill_maps) and only for the trunk they were fitted on, so not parameters; saved
+        # with the exit heads. Empty: every exit fills the skipped layers' KV from its hidden state itself.
+        self.kv_fill_maps: dict[str, torch.Tensor] = {}
         self.apply(self._init)
 
     def _init(self, m):
@@ -224,8 +228,10 @@ class EarlyExitLM(nn.Module):
         return {k: v.detach().contiguous().clone() for k, v in sd.items()}
 
     def exit_state_dict(self) -> dict[str, torch.Tensor]:
-        """Exit norms and controller (exit_heads.safetensors)."""
-        return {k: v.detach().contiguous().clone() for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION, EXIT_CALIBRATION))}
+        """Exit norms, controller and learned KV fill maps (exit_heads.safetensors)."""
+        sd = {k: v for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION, EXIT_CALIBRATION))}
+        sd.update(self.kv_fill_maps)
+        return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -239,14 +245,18 @@ def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
 
     from safetensors.torch import load_file
 
+    from models.model_dir import EXIT_HEADS
+
     model_dir = Path(model_dir)
     cfg = ModelConfig.from_hf(json.loads((model_dir / "config.json").read_text()))
     model = EarlyExitLM(cfg)
     state = load_file(str(model_dir / "model.safetensors"))
     state.pop("lm_head.weight", None)
-    exits = model_dir / "exit_heads.safetensors"
+    exits = model_dir / EXIT_HEADS
     if exits.exists():
-        state.update({k: v for k, v in load_file(str(exits)).items() if k.startswith("exit_norms.") or
+        extra = load_file(str(exits))
+        model.kv_fill_maps = {k: v.float() for k, v in extra.items() if k.startswith(KV_FILL_MAPS + ".")}
+        state.update({k: v for k, v in extra.items() if k.startswith("exit_norms.") or
                       k in model.state_dict() and model.state_dict()[k].shape == v.shape})
     missing, unexpected = model.load_state_dict(state, strict=False)
     # Older directories have no stop or exit calibration: P(stop) and P(exit) are then the controller's own estimates.

@@ -53,6 +53,20 @@ NEVER_EXITS = (0.0, 0.0, 0.0, -math.inf)
 EXIT_STRIDE = 2
 
 
+# Learned KV fill (models.train_lm.fit_kv_fill_maps): for an open exit l, per later layer j >= l + 2 a linear map
+# from the exiting hidden state h (the output of layer l) to a prediction of layer j's input, which the exit's kv_fill
+# graph (models.export.kv_fill_graph) projects to that layer's keys and values instead of h itself. Layer l + 1's
+# input is h exactly. Stored in exit_heads.safetensors as KV_FILL_MAPS.{l}.weight (m, D, D), x_j = h @ weight[j-l-2]
+# + bias[j-l-2], and KV_FILL_MAPS.{l}.bias (m, D), m = L - l - 2. Half of dynamic's ROUGE-L loss on calibration code
+# came from the skipped layers' KV written from h itself (docs/code-model.md).
+KV_FILL_MAPS = "kv_fill_maps"
+
+
+def kv_fill_map_names(exit_layer: int) -> tuple[str, str]:
+    """Tensor names (weight, bias) of exit ``exit_layer``'s learned KV fill maps."""
+    return f"{KV_FILL_MAPS}.{exit_layer}.weight", f"{KV_FILL_MAPS}.{exit_layer}.bias"
+
+
 def open_exits(agreement: list[float], stride: int = EXIT_STRIDE) -> list[bool]:
     """Which exits may let a token leave, from each layer's agreement with the final layer on the calibration
     split: those agreeing on at least MIN_EXIT_AGREEMENT of the tokens, every ``stride``-th from the first of

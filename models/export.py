@@ -18,8 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, load_tensors,
-                              read_safetensors_index, write_widened_weights)
+from models.exits import KV_FILL_MAPS, kv_fill_map_names
+from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, header_digest,
+                              load_tensors, read_safetensors_index, write_widened_weights)
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -27,26 +28,44 @@ CONTRIB_DOMAIN = "com.microsoft"  # onnxruntime's own operators (GroupQueryAtten
 
 
 class WeightRefs:
-    """Initializers as external-data references into one file of fp32 tensors."""
+    """Initializers as external-data references into files of fp32 tensors: the model's weights (model.safetensors,
+    or its fp32 copy) and the learned KV fill maps in exit_heads.safetensors (models.exits.KV_FILL_MAPS; stored
+    inline in the graph should they not be fp32)."""
 
     def __init__(self, model_dir: Path):
         src = model_dir / "model.safetensors"
         index = read_safetensors_index(src)
         if all(e.dtype == "F32" for e in index.values()):
             self.location = src.name
-            self.index = {n: (e.shape, e.offset, e.length) for n, e in index.items()}
+            layout = {n: (e.shape, e.offset, e.length) for n, e in index.items()}
         else:  # widen into a side file; the safetensors stays the source of truth (models.model_dir)
             self.location = WIDENED_WEIGHTS
-            self.index = write_widened_weights(model_dir)
+            layout = write_widened_weights(model_dir)
+        self.index = {n: (self.location, *where) for n, where in layout.items()}  # name -> (file, shape, offset, length)
+        self.inline: dict[str, np.ndarray] = {}
+        exits = model_dir / EXIT_HEADS
+        maps = {n: e for n, e in read_safetensors_index(exits).items() if n.startswith(KV_FILL_MAPS + ".")} if exits.is_file() else {}
+        for n, e in maps.items():
+            if e.dtype == "F32":
+                self.index[n] = (EXIT_HEADS, e.shape, e.offset, e.length)
+            else:
+                self.inline[n] = load_tensors(exits, [n])[n]
+        # what the graphs reading the maps in place need to find there again (GRAPHS_INDEX, models.runtime)
+        self.maps_digest = header_digest(exits) if maps else None
 
     def __contains__(self, name: str) -> bool:
-        return name in self.index
+        return name in self.index or name in self.inline
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.inline[name].shape) if name in self.inline else tuple(self.index[name][1])
 
     def tensor(self, name: str) -> TensorProto:
-        shape, offset, length = self.index[name]
+        if name in self.inline:
+            return onnx.numpy_helper.from_array(self.inline[name].astype(np.float32), name)
+        location, shape, offset, length = self.index[name]
         t = TensorProto(name=name, data_type=FLOAT, dims=list(shape))
         t.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", self.location), ("offset", str(offset)), ("length", str(length))):
+        for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
             entry = t.external_data.add()
             entry.key, entry.value = key, value
         return t
@@ -165,10 +184,12 @@ def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
     from the exiting hidden state (CALM-style state propagation), so later tokens can attend to a token that
     skipped those layers.
 
-    One matrix product for all n layers: the RMS normalisation is shared (one eps), and each layer's norm weight
-    is folded into its K and V projections, which are stacked into one (D, n * 2 * Hkv * hd) weight; onnxruntime
-    folds that constant once at load. The per-layer form ran ~15 nodes a layer, so an exit at layer 4 of 12 cost
-    more than a decoder layer in node overheads alone (docs/code-model.md).
+    Each later layer's input is the exiting state h itself, or, where the exit has learned KV fill maps
+    (models.exits.KV_FILL_MAPS), h for layer exit_layer + 1 and a linear map of h for the layers after it (one
+    product for all of them). Each layer's norm weight is folded into its K and V projections, stacked into one
+    weight that onnxruntime folds once at load: one product for all n layers (a batched one with the maps, one
+    input per layer). The per-layer form ran ~15 nodes a layer, so an exit at layer 4 of 12 cost more than a
+    decoder layer in node overheads alone (docs/code-model.md).
     """
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads") or H
@@ -177,14 +198,30 @@ def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
     later = range(exit_layer + 1, cfg["num_hidden_layers"])
     n = len(later)
     b = GraphBuilder(w)
-    unit = b.rms_norm("hidden", None, eps)  # (T, D), shared by every later layer
-    projections, weights = [], []  # per later layer: its K, then its V projection (D, Hkv * hd), norm weight folded in
+    projections, weights = [], []  # per later layer: its K and V projections (D, 2 * Hkv * hd), norm weight folded in
     for j in later:
         gain = b.op("Unsqueeze", [b.weight(f"model.layers.{j}.input_layernorm.weight"), b.const([1])])  # (D, 1)
+        pair = []
         for proj in ("k_proj", "v_proj"):
             projections.append(f"model.layers.{j}.self_attn.{proj}")
-            weights.append(b.op("Mul", [b.op("Transpose", [b.weight(f"{projections[-1]}.weight")], perm=[1, 0]), gain]))
-    kv = b.op("MatMul", [unit, b.op("Concat", weights, axis=1)])  # (T, n * 2 * Hkv * hd)
+            pair.append(b.op("Mul", [b.op("Transpose", [b.weight(f"{projections[-1]}.weight")], perm=[1, 0]), gain]))
+        weights.append(b.op("Concat", pair, axis=1))
+    map_weight, map_bias = kv_fill_map_names(exit_layer)
+    if map_weight in w and n > 1:
+        m = n - 1
+        if w.shape(map_weight) != (m, D, D) or w.shape(map_bias) != (m, D):
+            raise ValueError(f"kv_fill_{exit_layer}: learned maps of shape {w.shape(map_weight)} and {w.shape(map_bias)}, "
+                             f"expected {(m, D, D)} and {(m, D)}; refit them with `tact train controller --kv-fill-only`")
+        maps = b.op("Reshape", [b.op("Transpose", [b.weight(map_weight)], perm=[1, 0, 2]), b.const([D, m * D])])  # (D, m * D)
+        predicted = b.op("Add", [b.op("MatMul", ["hidden", maps]), b.op("Reshape", [b.weight(map_bias), b.const([m * D])])])
+        inputs = b.op("Concat", [b.op("Unsqueeze", ["hidden", b.const([1])]),
+                                 b.op("Reshape", [predicted, b.const([0, m, D])])], axis=1)  # (T, n, D)
+        unit = b.op("Transpose", [b.rms_norm(inputs, None, eps)], perm=[1, 0, 2])  # (n, T, D)
+        stacked = b.op("Concat", [b.op("Unsqueeze", [x, b.const([0])]) for x in weights], axis=0)  # (n, D, 2 * Hkv * hd)
+        kv = b.op("Transpose", [b.op("MatMul", [unit, stacked])], perm=[1, 0, 2])  # (T, n, 2 * Hkv * hd)
+        kv = b.op("Reshape", [kv, b.const([0, n * 2 * Hkv * hd])])
+    else:  # every later layer reads h: one RMS normalisation shared by all
+        kv = b.op("MatMul", [b.rms_norm("hidden", None, eps), b.op("Concat", weights, axis=1)])  # (T, n * 2 * Hkv * hd)
     biased = [f"{p}.bias" in w for p in projections]
     if any(biased):  # Qwen2-style K/V biases, on every projection
         if not all(biased):
@@ -230,6 +267,8 @@ def export_model_dir(model_dir: Path) -> dict:
         name = f"kv_fill_{layer}.onnx"
         onnx.save(kv_fill_graph(w, cfg, layer), str(model_dir / name))
         index["kv_fill"][str(layer)] = name
+    if w.maps_digest and any(kv_fill_map_names(layer)[0] in w.index for layer in range(L - 2)):
+        index["kv_fill_maps"] = w.maps_digest  # the runtime refuses graphs whose maps moved (models.runtime)
     onnx.save(exit_head_graph(w, cfg), str(model_dir / "exit_head.onnx"))
     (model_dir / GRAPHS_INDEX).write_text(json.dumps(index, indent=1))
     return index

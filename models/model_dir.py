@@ -26,6 +26,7 @@ KV_CACHE_LAYOUT = "shared-buffer-bnsh"
 # fp32 copy of a half-precision model.safetensors that the ONNX graphs read (onnxruntime needs fp32 weights
 # here). Derived, so it is not shipped: written by `tact export`, and again at load when missing or stale.
 WIDENED_WEIGHTS = "onnx_weights.bin"
+EXIT_HEADS = "exit_heads.safetensors"  # exit norms, Stop&Exit controller, learned KV fill maps (models.exits)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64}
 
@@ -152,6 +153,8 @@ def graphs_dir(model_dir: Path, index: dict) -> Path:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             graphs = [GRAPHS_INDEX, *index["decoder_layers"], *index["kv_fill"].values(), index["exit_head"]]
+            if index.get("kv_fill_maps"):  # the kv_fill graphs read the learned maps where they sit
+                graphs.append(EXIT_HEADS)
             for name in graphs:  # small files: copied each time, so a re-export is never shadowed
                 (cache / name).write_bytes((model_dir / name).read_bytes())
             if not _widened_is_fresh(src, cache / WIDENED_WEIGHTS):
@@ -198,6 +201,23 @@ def trained_context(config: dict, record: dict) -> int:
     return positions
 
 
+def safetensors_header(path: Path) -> bytes:
+    """The raw header of a safetensors file (its length prefix included): every tensor's name, dtype, shape and
+    offsets, without the data."""
+    with open(path, "rb") as fh:
+        raw = fh.read(8)
+        n = struct.unpack("<Q", raw)[0] if len(raw) == 8 else 0
+        return raw + fh.read(min(n, 100_000_000))
+
+
+def header_digest(path: Path) -> str:
+    """A short hash of a safetensors file's header and size: two files with the same digest hold the same tensors
+    at the same offsets, which is what ONNX graphs that read them in place depend on."""
+    import hashlib
+
+    return hashlib.sha256(safetensors_header(path) + str(path.stat().st_size).encode()).hexdigest()[:16]
+
+
 def fingerprint(path: Path) -> str:
     """A short hash that tells two checkpoints apart: config, training record and the safetensors
     headers (which hold every tensor's name, shape and offsets; the data itself is not read)."""
@@ -205,18 +225,14 @@ def fingerprint(path: Path) -> str:
 
     path = Path(path)
     h = hashlib.sha256()
-    for name in ("config.json", "tact.json", "model.safetensors", "exit_heads.safetensors"):
+    for name in ("config.json", "tact.json", "model.safetensors", EXIT_HEADS):
         f = path / name
         if not f.is_file():
             continue
-        with open(f, "rb") as fh:
-            if name.endswith(".safetensors"):
-                raw = fh.read(8)
-                n = struct.unpack("<Q", raw)[0] if len(raw) == 8 else 0
-                h.update(raw + fh.read(min(n, 100_000_000)))
-                h.update(str(f.stat().st_size).encode())
-            else:
-                h.update(fh.read())
+        if name.endswith(".safetensors"):
+            h.update(safetensors_header(f) + str(f.stat().st_size).encode())
+        else:
+            h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 

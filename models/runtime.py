@@ -30,8 +30,8 @@ import onnxruntime as ort
 
 from models.exits import Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import (GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir, load_tensors,
-                              trained_context)
+from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
+                              header_digest, load_tensors, trained_context)
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
@@ -201,7 +201,7 @@ class EarlyExitRuntime:
         base = load_tensors(self.model_dir / "model.safetensors", ["model.embed_tokens.weight", "model.norm.weight"])
         self.embed = base["model.embed_tokens.weight"]  # (V, D)
         self.vocab_size = self.embed.shape[0]
-        exit_path = self.model_dir / "exit_heads.safetensors"
+        exit_path = self.model_dir / EXIT_HEADS
         extra = load_tensors(exit_path) if exit_path.exists() else {}
         self.has_exit_heads = all(f"exit_norms.{i}.weight" in extra for i in range(self.n_layers - 1))
         # Without trained exit norms every exit uses the final norm (plain Llama directories).
@@ -242,6 +242,10 @@ class EarlyExitRuntime:
         # Only the dynamic policy fills KV from an exit: its graphs load on first use (~50 MB of RSS
         # that the default policy never needs).
         self._kv_fill_graphs = {int(k): n for k, n in index["kv_fill"].items()}
+        maps = where / EXIT_HEADS  # learned KV fill maps, read by the kv_fill graphs in place (models.export)
+        if index.get("kv_fill_maps") and not (maps.is_file() and header_digest(maps) == index["kv_fill_maps"]):
+            raise ModelDirError(f"{self.model_dir / EXIT_HEADS} is not the one the kv_fill graphs were exported with "
+                                f"(they read its KV fill maps in place); re-run `tact export {self.model_dir}`")
         missing = [n for n in self._kv_fill_graphs.values() if not (where / n).is_file()]
         if missing:
             raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
-from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, open_exits
+from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import trained_context
+from models.model_dir import EXIT_HEADS, GRAPHS_INDEX, trained_context
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
 SIZES = {
@@ -170,10 +170,11 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
                    epochs: int = 8, only: str | None = None, exit_stride: int = EXIT_STRIDE) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit
-    calibrations (``fit_stop_calibration``, ``fit_exit_calibration``). ``only`` ('stop' or 'exit') keeps the
-    classifiers and the other calibration, and fits that calibration alone. Closed exits
-    (models.exits.open_exits, every ``exit_stride``-th of those that agree often enough stays open) get
-    NEVER_EXITS.
+    calibrations (``fit_stop_calibration``, ``fit_exit_calibration``) and the open exits' learned KV fill
+    (``fit_kv_fill_maps``). ``only`` ('stop' or 'exit') keeps the classifiers and the other calibration, and
+    fits that calibration alone (with 'exit', the KV fill of the exits it opens too); 'kv_fill' fits only the KV
+    fill of the exits the stored exit calibration opens. Closed exits (models.exits.open_exits, every
+    ``exit_stride``-th of those that agree often enough stays open) get NEVER_EXITS.
 
     Targets (models.exits.controller_labels): exit where this layer already agrees with the final
     layer; stop where the final layer's prediction is wrong. Returns per-layer statistics.
@@ -206,14 +207,15 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             agree[layer] += (pred == final_pred).sum()
             correct[layer] += (pred == tgt).sum()
         n += len(tgt)
+    feats = [torch.cat(f) for f in feats]  # per layer (N, D): the output of that layer on every calibration token
     stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(),
              "agrees_with_final": (agree / n).round(4).tolist(), "fit_accuracy": []}
     exits_open = open_exits((agree / n).tolist(), exit_stride)
-    if only != "stop":
+    if only in (None, "exit"):
         stats["exit_stride"] = exit_stride
     with torch.enable_grad():
-        for layer in range(L):
-            x = torch.cat(feats[layer])
+        for layer in range(L if only != "kv_fill" else 0):
+            x = feats[layer]
             y = torch.cat(labels[layer])  # (N, 2)
             head = model.controller[layer]
             norm = model.exit_norm(layer)
@@ -248,7 +250,52 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
                 [round(float(c), 4) for c in exit_cal] if all(map(math.isfinite, exit_cal)) else "never")
             log(f"controller layer {layer}: accuracy exit {acc[0]:.3f} stop {acc[1]:.3f}; "
                 f"stop calibration {np.round(stop_cal, 3).tolist()}; exit calibration {np.round(exit_cal, 3).tolist()}")
+    if only != "stop":  # the exits that may let a token leave, as the exit calibration now stands
+        exits = [i for i in range(L - 1) if math.isfinite(float(model.exit_calibration[i, 3]))]
+        model.kv_fill_maps, stats["kv_fill"] = fit_kv_fill_maps(feats, exits)
+        log(f"KV fill maps for exits {exits}: share of the change from the exit state to each later layer's input "
+            f"explained on unseen tokens {stats['kv_fill']['explained']}")
     return stats
+
+
+KV_FILL_RIDGE = 1.0  # on ~80k tokens of 256 features: a guard against collinear directions, no real shrinkage
+KV_FILL_TEST_SHARE = 0.2  # the last tokens, which the maps are judged on and not fitted to
+
+
+@torch.no_grad()
+def fit_kv_fill_maps(hidden: list[torch.Tensor], exits: list[int], ridge: float = KV_FILL_RIDGE) -> tuple[dict, dict]:
+    """The learned KV fill (models.exits.KV_FILL_MAPS) of each exit in ``exits``: per later layer j >= l + 2,
+    ridge least squares of layer j's input (``hidden[j - 1]``) from the exiting state h = ``hidden[l]`` and a bias.
+    Fitted as the change from h, so the ridge shrinks toward the unlearned fill (h itself), on the first
+    1 - KV_FILL_TEST_SHARE of the tokens. hidden: per layer (N, D), the same N tokens.
+
+    Returns the tensors by name and a record: per exit, for each later layer j >= l + 2, the share of the squared
+    change from h to layer j's input that the map explains on the remaining tokens."""
+    L, (N, D) = len(hidden), hidden[0].shape
+    fit = slice(0, int(N * (1 - KV_FILL_TEST_SHARE)))
+    test = slice(fit.stop, N)
+    maps, explained = {}, {}
+    for exit_layer in exits:
+        if exit_layer + 2 >= L:
+            continue  # only layer l + 1 is skipped, and its input is h itself
+        h = hidden[exit_layer].double().cpu()
+        X = torch.cat([h, torch.ones(N, 1, dtype=torch.float64)], 1)  # (N, D + 1)
+        penalty = ridge * torch.eye(D + 1, dtype=torch.float64)
+        penalty[D, D] = 0.0  # the bias is not shrunk
+        gram = X[fit].T @ X[fit] + penalty  # (D + 1, D + 1)
+        weights, biases, shares = [], [], []
+        for j in range(exit_layer + 2, L):
+            change = hidden[j - 1].double().cpu() - h  # (N, D): layer j's input minus the exit state
+            coef = torch.linalg.solve(gram, X[fit].T @ change[fit])  # (D + 1, D)
+            residual = change[test] - X[test] @ coef
+            shares.append(round(float(1 - residual.pow(2).sum() / change[test].pow(2).sum()), 4))
+            weights.append(coef[:D] + torch.eye(D, dtype=torch.float64))  # (D, D): x_j = h @ weight + bias
+            biases.append(coef[D])
+        weight_name, bias_name = kv_fill_map_names(exit_layer)
+        maps[weight_name] = torch.stack(weights).float()  # (m, D, D)
+        maps[bias_name] = torch.stack(biases).float()  # (m, D)
+        explained[str(exit_layer)] = shares
+    return maps, {"ridge": ridge, "fit_tokens": fit.stop, "test_tokens": N - fit.stop, "explained": explained}
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, w0: np.ndarray | None = None, iters: int = 25,
@@ -295,7 +342,8 @@ def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,
                      only: str | None = None, exit_stride: int | None = None, log=print) -> dict:
     """Refit the Stop&Exit controller of an existing model directory (`tact train controller [--stop-only |
-    --exit-only] [--exit-stride N]`; no stride: EXIT_STRIDE)."""
+    --exit-only | --kv-fill-only] [--exit-stride N]`; no stride: EXIT_STRIDE). A directory with ONNX graphs gets
+    them again: the kv_fill graphs read the learned KV fill maps where they sit in exit_heads.safetensors."""
     from safetensors.torch import save_file
 
     model = load_torch_model(model_dir)
@@ -306,14 +354,21 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, window, seed)
     stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only,
                            exit_stride=EXIT_STRIDE if exit_stride is None else exit_stride)
-    save_file(model.exit_state_dict(), str(model_dir / "exit_heads.safetensors"), metadata={"format": "pt"})
-    if only:  # the classifiers, their statistics and the other calibration stay as they were
-        key = f"{only}_calibration"
-        record.setdefault("controller", {}).update({k: stats[k] for k in (key, "exit_stride") if k in stats})
+    save_file(model.exit_state_dict(), str(model_dir / EXIT_HEADS), metadata={"format": "pt"})
+    if only:  # the classifiers, their statistics and what else was not refitted stay as they were
+        key = {"stop": "stop_calibration", "exit": "exit_calibration", "kv_fill": "kv_fill"}[only]
+        record.setdefault("controller", {}).update({k: stats[k] for k in (key, "exit_stride", "kv_fill") if k in stats})
         record["controller"][f"{key}_command"] = command_line()
     else:
         record["controller"] = stats
     record_path.write_text(json.dumps(record, indent=1))
+    if (model_dir / GRAPHS_INDEX).is_file():
+        try:
+            from models.export import export_model_dir
+        except ImportError:  # a training machine without onnx
+            log(f"the ONNX graphs of {model_dir} no longer match its exit heads: run `tact export {model_dir}`")
+        else:
+            export_model_dir(model_dir)
     return stats
 
 
@@ -339,7 +394,7 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     sd = model.hf_state_dict()
     sd.pop("lm_head.weight")  # tied to the embeddings (tie_word_embeddings in config.json)
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
-    save_file(model.exit_state_dict(), str(out / "exit_heads.safetensors"), metadata={"format": "pt"})
+    save_file(model.exit_state_dict(), str(out / EXIT_HEADS), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=1))
     tok.save(str(out / "tokenizer.json"))
     (out / "tact.json").write_text(json.dumps(record, indent=1))

@@ -19,6 +19,15 @@ def _stdlib_texts() -> list[str]:
     return [Path(m.__file__).read_text(encoding="utf-8") for m in (textwrap, string, json_mod.encoder, argparse)]
 
 
+def write_calib_corpus(corpus: Path) -> Path:
+    """A corpus directory whose calibration split is a few standard-library modules (`tact train controller`)."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    with open(corpus / "calib.jsonl", "w") as f:
+        for i, text in enumerate(_stdlib_texts()[:20]):
+            f.write(json.dumps({"path": f"m{i}.py", "package": f"p{i}", "text": text}) + "\n")
+    return corpus
+
+
 @pytest.fixture(scope="session")
 def tiny_lm_dir(tmp_path_factory) -> Path:
     """A tiny random early-exit model (4 layers, GQA 4 query / 2 KV heads, random controller), saved in the

@@ -232,15 +232,11 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     from safetensors.numpy import load_file
 
     from models.train_lm import train_controller
-    from tests.conftest import _stdlib_texts
+    from tests.conftest import write_calib_corpus
 
     d = tmp_path / "model"
     shutil.copytree(tiny_lm_dir, d)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    with open(corpus / "calib.jsonl", "w") as f:
-        for i, text in enumerate(_stdlib_texts()[:20]):
-            f.write(json.dumps({"path": f"m{i}.py", "package": f"p{i}", "text": text}) + "\n")
+    corpus = write_calib_corpus(tmp_path / "corpus")
     before = load_file(str(d / "exit_heads.safetensors"))
     stats = train_controller(d, corpus, batches=2, batch_size=2, only="exit", log=lambda m: None)
     after = load_file(str(d / "exit_heads.safetensors"))
@@ -254,6 +250,11 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     assert record["controller"]["exit_calibration"] == stats["exit_calibration"]
     assert record["controller"]["exit_stride"] == stats["exit_stride"] == EXIT_STRIDE
     assert "exit_calibration_command" in record["controller"]
+    # the learned KV fill, fitted for the exits the new calibration opens (exit 2 of 4 skips only layer 3: none)
+    opened = [i for i in range(2) if np.isfinite(after["exit_calibration"][i, 3])]
+    assert sorted(k for k in after if k.startswith("kv_fill_maps.")) == sorted(
+        f"kv_fill_maps.{i}.{p}" for i in opened for p in ("bias", "weight"))
+    assert sorted(record["controller"]["kv_fill"]["explained"]) == [str(i) for i in opened]
 
 
 def test_open_exits_keep_every_stride_th_of_the_exits_that_agree_often_enough():

@@ -323,9 +323,10 @@ def test_kv_fill_graphs_load_when_dynamic_first_exits(tiny_lm_dir, tmp_path):
         generate(rt, ids, policy="dynamic", exit_threshold=0.0, max_new_tokens=8, single_line=False)
 
 
-def _filled_and_layer_kv(rt, exit_layer: int, ids: list[int]):
-    """KV that exit `exit_layer`'s kv_fill graph writes for the hidden state of two tokens leaving there, and what each
-    later layer itself writes when run on that same hidden state: lists of (k, v) at those positions, (Hkv, 2, hd)."""
+def _filled_and_layer_kv(rt, exit_layer: int, ids: list[int], layer_input=None):
+    """KV that exit `exit_layer`'s kv_fill graph writes for the hidden state h of two tokens leaving there, and what
+    each later layer j itself writes when run on h (or on ``layer_input(j, h)``): lists of (k, v) at those
+    positions, (Hkv, 2, hd)."""
     rt.reset()
     rt.prefill(ids[:-2])
     pos = rt.cache.length
@@ -335,7 +336,7 @@ def _filled_and_layer_kv(rt, exit_layer: int, ids: list[int]):
     later = range(exit_layer + 1, rt.n_layers)
     filled = [(rt.cache.k[j][0, :, pos:pos + 2].copy(), rt.cache.v[j][0, :, pos:pos + 2].copy()) for j in later]
     for j in later:
-        rt._layer(j, h, at)  # the layer's own K/V projections of its input, written in place
+        rt._layer(j, h if layer_input is None else layer_input(j, h), at)  # the layer's own K/V of its input, in place
     own = [(rt.cache.k[j][0, :, pos:pos + 2].copy(), rt.cache.v[j][0, :, pos:pos + 2].copy()) for j in later]
     rt.reset()
     return filled, own
@@ -391,6 +392,120 @@ def test_kv_fill_graphs_exported_per_layer_still_serve(tiny_lm_dir, tmp_path):
         a = generate(old, ids, policy="dynamic", exit_threshold=0.5, max_new_tokens=16, single_line=False)
         b = generate(new, ids, policy="dynamic", exit_threshold=0.5, max_new_tokens=16, single_line=False)
         assert (a.token_ids, a.layers) == (b.token_ids, b.layers)
+
+
+# -- learned KV fill ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def learned_fill_dir(tiny_lm_dir, tmp_path_factory):
+    """The tiny model with learned KV fill maps (`tact train controller --kv-fill-only`, which re-exports)."""
+    from models.train_lm import train_controller
+    from tests.conftest import write_calib_corpus
+
+    root = tmp_path_factory.mktemp("learned_fill")
+    d = root / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    train_controller(d, write_calib_corpus(root / "corpus"), batches=8, batch_size=2, only="kv_fill", log=lambda m: None)
+    return d
+
+
+def _maps(d) -> dict:
+    from models.model_dir import EXIT_HEADS, load_tensors
+
+    return {k: v for k, v in load_tensors(d / EXIT_HEADS).items() if k.startswith("kv_fill_maps.")}
+
+
+def test_fit_kv_fill_maps_recovers_a_linear_relation_between_layers():
+    from models.train_lm import fit_kv_fill_maps
+
+    gen = torch.Generator().manual_seed(0)
+    N, D = 2000, 16
+    h0 = torch.randn(N, D, generator=gen)
+    a1, a2 = torch.randn(D, D, generator=gen) / 4, torch.randn(D, D, generator=gen) / 4
+    b1, b2 = torch.randn(D, generator=gen), torch.randn(D, generator=gen)
+    hidden = [h0, h0 @ a1 + b1, h0 @ a2 + b2, torch.randn(N, D, generator=gen)]  # outputs of layers 0..3
+    maps, record = fit_kv_fill_maps(hidden, [0, 1, 2], ridge=1e-6)
+    assert set(maps) == {f"kv_fill_maps.{e}.{p}" for e in (0, 1) for p in ("weight", "bias")}  # exit 2: layer 3 reads h
+    assert maps["kv_fill_maps.0.weight"].shape == (2, D, D) and maps["kv_fill_maps.1.bias"].shape == (1, D)
+    torch.testing.assert_close(maps["kv_fill_maps.0.weight"], torch.stack([a1, a2]), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(maps["kv_fill_maps.0.bias"], torch.stack([b1, b2]), atol=1e-4, rtol=1e-4)
+    pred = hidden[1] @ maps["kv_fill_maps.1.weight"][0] + maps["kv_fill_maps.1.bias"][0]  # layer 3's input from layer 1's output
+    torch.testing.assert_close(pred, hidden[2], atol=1e-3, rtol=1e-3)
+    assert all(share > 0.999 for shares in record["explained"].values() for share in shares)
+    assert record["test_tokens"] == 400 and record["fit_tokens"] == 1600
+
+
+def test_learned_kv_fill_writes_what_each_skipped_layer_would_from_its_predicted_input(learned_fill_dir):
+    maps = _maps(learned_fill_dir)
+    assert set(maps) == {f"kv_fill_maps.{e}.{p}" for e in (0, 1) for p in ("weight", "bias")}  # open exits, L = 4
+    assert json.loads((learned_fill_dir / "graphs.json").read_text())["kv_fill_maps"]
+    learned = EarlyExitRuntime(learned_fill_dir, threads=1)
+    ids = learned.tokenizer.encode(CODE[:100])
+    for exit_layer in range(learned.n_layers - 1):
+        def predicted(j, h, e=exit_layer):  # layer j's input as the maps predict it; layer e + 1 reads h itself
+            if j == e + 1:
+                return h
+            return h @ maps[f"kv_fill_maps.{e}.weight"][j - e - 2] + maps[f"kv_fill_maps.{e}.bias"][j - e - 2]
+
+        filled, own = _filled_and_layer_kv(learned, exit_layer, ids, predicted)
+        assert _stacked_fill(learned, exit_layer)
+        for (fk, fv), (ok, ov) in zip(filled, own):
+            np.testing.assert_allclose(fk, ok, atol=1e-4)
+            np.testing.assert_allclose(fv, ov, atol=1e-4)
+        if exit_layer == 0:  # the maps change what layers 2 and 3 get: not the plain fill
+            _, from_h = _filled_and_layer_kv(learned, exit_layer, ids)
+            assert np.abs(filled[-1][0] - from_h[-1][0]).max() > 1e-2
+
+
+def test_learned_kv_fill_is_closer_to_the_kv_the_skipped_layers_really_hold(learned_fill_dir, tiny_lm_dir):
+    """On text the maps were not fitted on, the learned fill's KV is nearer the full network's than the plain fill's."""
+    learned, plain = EarlyExitRuntime(learned_fill_dir, threads=1), EarlyExitRuntime(tiny_lm_dir, threads=1)
+    ids = learned.tokenizer.encode(CODE + REPEAT)[:60]  # not in the calibration corpus
+    T = len(ids)
+    learned.reset()
+    learned.prefill(ids + [0])  # the full network's KV for every position of ids
+    true = [(learned.cache.k[j][0, :, :T].copy(), learned.cache.v[j][0, :, :T].copy()) for j in range(learned.n_layers)]
+    for exit_layer in (0, 1):
+        errors = {}
+        for name, rt in (("learned", learned), ("plain", plain)):
+            rt.reset()
+            h = rt.forward(ids, 0, 0, exit_layer)  # (T, D) as if every token left after exit_layer
+            rt._fill_kv(exit_layer, h, 0, rt._positions(0, T))
+            errors[name] = sum(float(np.square(rt.cache.k[j][0, :, :T] - true[j][0]).sum() +
+                                     np.square(rt.cache.v[j][0, :, :T] - true[j][1]).sum())
+                               for j in range(exit_layer + 2, rt.n_layers))
+        assert errors["learned"] < errors["plain"], (exit_layer, errors)
+
+
+def test_kv_fill_graphs_whose_maps_moved_are_refused_until_exported_again(learned_fill_dir, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from models.export import export_model_dir
+
+    d = _copy(learned_fill_dir, tmp_path)
+    tensors = load_file(str(d / "exit_heads.safetensors"))
+    del tensors["kv_fill_maps.1.weight"], tensors["kv_fill_maps.1.bias"]  # a refit that closed exit 1: offsets move
+    save_file(tensors, str(d / "exit_heads.safetensors"))
+    with pytest.raises(ModelDirError, match=r"exit_heads.safetensors.*tact export"):
+        EarlyExitRuntime(d, threads=1)
+    export_model_dir(d)
+    rt = EarlyExitRuntime(d, threads=1)
+    filled, own = _filled_and_layer_kv(rt, 1, rt.tokenizer.encode(CODE[:100]))  # exit 1 fills from h again
+    for (fk, fv), (ok, ov) in zip(filled, own):
+        np.testing.assert_allclose(fk, ok, atol=1e-5)
+        np.testing.assert_allclose(fv, ov, atol=1e-5)
+    for ids in prompts(rt):
+        assert generate(rt, ids, policy="dynamic", exit_threshold=0.5, max_new_tokens=8, single_line=False).token_ids
+
+
+def test_learned_kv_fill_maps_load_into_torch_and_save_again(learned_fill_dir):
+    from models.architecture import load_torch_model
+
+    model = load_torch_model(learned_fill_dir)
+    maps = _maps(learned_fill_dir)
+    assert set(model.kv_fill_maps) == set(maps)
+    saved = model.exit_state_dict()
+    for name, value in maps.items():
+        np.testing.assert_array_equal(saved[name].numpy(), value)
 
 
 def test_graphs_for_another_kv_cache_layout_are_refused(tiny_lm_dir, tmp_path):

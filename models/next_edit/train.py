@@ -107,6 +107,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         raise SystemExit(f"no next-edit training examples in {data_dir} (run `tact train next-edit-data`)")
     log(f"training rows: {len(real)} real, {len(synthetic)} synthetic (windows at the cursor, the target, elsewhere)")
     model = load_torch_model(init).to(device)
+    model.kv_fill_maps = {}  # fitted to the base trunk's hidden states, which fine-tuning moves: the plain fill
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     budget_s = minutes * 60 * 0.92  # the rest: saving and the export
     warmup = 30
@@ -160,7 +161,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         "training": {"steps": step, "rewrite_tokens": tokens, "train_minutes": round(train_seconds / 60, 1),
                      "total_minutes": round((time.time() - started) / 60, 1), "device": device,
                      "threads": torch.get_num_threads(), "final_cross_entropy_per_exit": final},
-        "controller": base.get("controller"),
+        "controller": {k: v for k, v in (base.get("controller") or {}).items() if k != "kv_fill"} or None,
     }
     save_model_dir(model, tok, out, record)
     return record
