@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, header_digest,
-                              load_tensors, read_safetensors_index, write_widened_weights)
+                              read_safetensors_index, write_widened_weights)
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -29,8 +29,8 @@ CONTRIB_DOMAIN = "com.microsoft"  # onnxruntime's own operators (GroupQueryAtten
 
 class WeightRefs:
     """Initializers as external-data references into files of fp32 tensors: the model's weights (model.safetensors,
-    or its fp32 copy) and the learned KV fill maps in exit_heads.safetensors (models.exits.KV_FILL_MAPS; stored
-    inline in the graph should they not be fp32)."""
+    or its fp32 copy) and the learned KV fill maps in exit_heads.safetensors (models.exits.KV_FILL_MAPS, saved in
+    fp32 by models.architecture.EarlyExitLM.exit_state_dict). ``read_from``: the files the graphs built so far read."""
 
     def __init__(self, model_dir: Path):
         src = model_dir / "model.safetensors"
@@ -42,27 +42,24 @@ class WeightRefs:
             self.location = WIDENED_WEIGHTS
             layout = write_widened_weights(model_dir)
         self.index = {n: (self.location, *where) for n, where in layout.items()}  # name -> (file, shape, offset, length)
-        self.inline: dict[str, np.ndarray] = {}
         exits = model_dir / EXIT_HEADS
         maps = {n: e for n, e in read_safetensors_index(exits).items() if n.startswith(KV_FILL_MAPS + ".")} if exits.is_file() else {}
         for n, e in maps.items():
-            if e.dtype == "F32":
-                self.index[n] = (EXIT_HEADS, e.shape, e.offset, e.length)
-            else:
-                self.inline[n] = load_tensors(exits, [n])[n]
-        # what the graphs reading the maps in place need to find there again (GRAPHS_INDEX, models.runtime)
-        self.maps_digest = header_digest(exits) if maps else None
+            if e.dtype != "F32":
+                raise ValueError(f"{exits}: {n} is {e.dtype}, the kv_fill graphs read fp32; refit the maps with "
+                                 "`tact train controller --kv-fill-only`")
+            self.index[n] = (EXIT_HEADS, e.shape, e.offset, e.length)
+        self.read_from: set[str] = set()
 
     def __contains__(self, name: str) -> bool:
-        return name in self.index or name in self.inline
+        return name in self.index
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.inline[name].shape) if name in self.inline else tuple(self.index[name][1])
+        return tuple(self.index[name][1])
 
     def tensor(self, name: str) -> TensorProto:
-        if name in self.inline:
-            return onnx.numpy_helper.from_array(self.inline[name].astype(np.float32), name)
         location, shape, offset, length = self.index[name]
+        self.read_from.add(location)
         t = TensorProto(name=name, data_type=FLOAT, dims=list(shape))
         t.data_location = TensorProto.EXTERNAL
         for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
@@ -267,8 +264,8 @@ def export_model_dir(model_dir: Path) -> dict:
         name = f"kv_fill_{layer}.onnx"
         onnx.save(kv_fill_graph(w, cfg, layer), str(model_dir / name))
         index["kv_fill"][str(layer)] = name
-    if w.maps_digest and any(kv_fill_map_names(layer)[0] in w.index for layer in range(L - 2)):
-        index["kv_fill_maps"] = w.maps_digest  # the runtime refuses graphs whose maps moved (models.runtime)
+    if EXIT_HEADS in w.read_from:  # the runtime refuses graphs whose maps moved since (models.runtime)
+        index["kv_fill_maps"] = header_digest(model_dir / EXIT_HEADS)
     onnx.save(exit_head_graph(w, cfg), str(model_dir / "exit_head.onnx"))
     (model_dir / GRAPHS_INDEX).write_text(json.dumps(index, indent=1))
     return index

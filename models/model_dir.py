@@ -70,12 +70,15 @@ def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
     return entries
 
 
-def load_tensors(path: Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """float32 numpy arrays from a safetensors file (bf16 and f16 are widened)."""
+def load_tensors(path: Path, names: list[str] | None = None, prefix_excluded: str | None = None) -> dict[str, np.ndarray]:
+    """float32 numpy arrays from a safetensors file (bf16 and f16 are widened): ``names``, else every tensor whose
+    name does not start with ``prefix_excluded``."""
     index = read_safetensors_index(path)
     out = {}
+    if names is None:
+        names = [n for n in index if prefix_excluded is None or not n.startswith(prefix_excluded)]
     with open(path, "rb") as f:
-        for name in names or list(index):
+        for name in names:
             e = index[name]
             f.seek(e.offset)
             buf = f.read(e.length)

@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import onnxruntime as ort
 
-from models.exits import Controller, log_softmax, top_and_margin
+from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
                               header_digest, load_tensors, trained_context)
@@ -202,7 +202,8 @@ class EarlyExitRuntime:
         self.embed = base["model.embed_tokens.weight"]  # (V, D)
         self.vocab_size = self.embed.shape[0]
         exit_path = self.model_dir / EXIT_HEADS
-        extra = load_tensors(exit_path) if exit_path.exists() else {}
+        # the learned KV fill maps stay on disk: the kv_fill graphs read them there (models.export)
+        extra = load_tensors(exit_path, prefix_excluded=KV_FILL_MAPS + ".") if exit_path.exists() else {}
         self.has_exit_heads = all(f"exit_norms.{i}.weight" in extra for i in range(self.n_layers - 1))
         # Without trained exit norms every exit uses the final norm (plain Llama directories).
         self.exit_norms = [extra.get(f"exit_norms.{i}.weight", base["model.norm.weight"]) for i in range(self.n_layers - 1)]
