@@ -373,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
 
         stats = train_controller(args.model, args.corpus, batches=args.batches, only=args.only,
                                  exit_stride=args.exit_stride, log=lambda m: print(m, file=sys.stderr, flush=True))
-        print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
+        if "top1_accuracy" in stats:
+            print(f"top-1 accuracy per exit: {stats['top1_accuracy']}")
+        if "kv_fill" in stats:
+            print(f"KV fill, share explained on unseen tokens: {stats['kv_fill']['explained']}")
         return 0
     if args.command == "train" and args.target == "next-edit-data":
         from models.next_edit.data import main_cli as next_edit_data

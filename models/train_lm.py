@@ -195,6 +195,11 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
         targets = ids[:, 1:]
         valid = targets != pad_id
         tgt = targets[valid].cpu().numpy()
+        n += len(tgt)
+        if only == "kv_fill":  # the maps read the layers' outputs alone: no exit head needs to run
+            for layer in range(L):
+                feats[layer].append(hidden[layer][:, :-1][valid].clone())
+            continue
         final_pred = model.exit_logits(L - 1, hidden[-1][:, :-1][valid]).argmax(-1).cpu().numpy()
         for layer in range(L):
             h = hidden[layer][:, :-1][valid]
@@ -206,10 +211,10 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             labels[layer].append(torch.from_numpy(controller_labels(pred, final_pred, tgt)).to(dev))
             agree[layer] += (pred == final_pred).sum()
             correct[layer] += (pred == tgt).sum()
-        n += len(tgt)
     feats = [torch.cat(f) for f in feats]  # per layer (N, D): the output of that layer on every calibration token
-    stats = {"tokens": n, "top1_accuracy": (correct / n).round(4).tolist(),
-             "agrees_with_final": (agree / n).round(4).tolist(), "fit_accuracy": []}
+    stats = {"tokens": n, "fit_accuracy": []}
+    if only != "kv_fill":  # no head ran otherwise
+        stats.update(top1_accuracy=(correct / n).round(4).tolist(), agrees_with_final=(agree / n).round(4).tolist())
     exits_open = open_exits((agree / n).tolist(), exit_stride)
     if only in (None, "exit"):
         stats["exit_stride"] = exit_stride

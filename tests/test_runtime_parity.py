@@ -567,3 +567,23 @@ def test_runtimes_share_one_thread_pool(rt, tiny_lm_dir):
     a = rt.generate(ids, DecodeOptions(policy="full", max_new_tokens=8)).token_ids
     assert a
     assert other.generate(ids, DecodeOptions(policy="full", max_new_tokens=8)).token_ids == a
+
+
+def test_tact_train_controller_kv_fill_only_refits_the_maps_and_nothing_else(tiny_lm_dir, tmp_path, capsys):
+    from lsp_server.cli import main
+    from models.model_dir import EXIT_HEADS, load_tensors
+    from tests.conftest import write_calib_corpus
+
+    d = _copy(tiny_lm_dir, tmp_path)
+    before = load_tensors(d / EXIT_HEADS)
+    assert main(["train", "controller", "--model", str(d), "--corpus", str(write_calib_corpus(tmp_path / "corpus")),
+                 "--batches", "2", "--kv-fill-only"]) == 0
+    out = capsys.readouterr().out
+    assert "KV fill" in out and "top-1 accuracy" not in out  # no exit head ran, so no accuracy is claimed
+    after = load_tensors(d / EXIT_HEADS)
+    assert {k for k in after if k.startswith("kv_fill_maps.")} == set(_maps(d))
+    assert set(_maps(d)) == {f"kv_fill_maps.{e}.{p}" for e in (0, 1) for p in ("weight", "bias")}
+    for name, tensor in before.items():  # the classifiers and both calibrations as they were
+        np.testing.assert_array_equal(after[name], tensor, err_msg=name)
+    record = json.loads((d / "tact.json").read_text())["controller"]
+    assert sorted(record["kv_fill"]["explained"]) == ["0", "1"] and "top1_accuracy" not in record
