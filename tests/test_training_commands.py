@@ -121,4 +121,3 @@ def test_train_lm_seq_len_sets_the_serving_budget_and_is_refused_past_the_positi
     assert _record(out)["hyperparameters"]["seq_len"] == 128
     assert json.loads((out / "config.json").read_text())["max_position_embeddings"] == 256
     assert EarlyExitRuntime(out, threads=1).context_tokens == 128  # serving keeps prompts within the window
-
