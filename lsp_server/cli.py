@@ -208,6 +208,8 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-sweep-thresholds", type=_thresholds, metavar="T,T,...",
                     help="sweep only these plain exit thresholds (e.g. 0.9,0.95), so that a large --limit can "
                          "compare a few (default: the whole sweep)")
+    ee.add_argument("--int8", action="store_true",
+                    help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
 

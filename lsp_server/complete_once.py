@@ -38,7 +38,7 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     character = len(lines[line - 1]) if col is None else max(0, col - 1)
     service = CompletionService()
     t0 = time.perf_counter()
-    status = service.load(model or settings.model_path)
+    status = service.load(model or settings.model_path, weights=settings.decode_weights)
     if not status.ready:
         print(f"tact complete: no model: {status.reason}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ SECTION = "tact"
 DECODING_POLICIES = ("full", "dynamic", "speculative")
 DecodingPolicy = Literal["full", "dynamic", "speculative"]
 NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
+DECODE_WEIGHTS = ("fp32", "int8")  # models.runtime.WEIGHTS
 
 
 def default_data_dir() -> Path:
@@ -37,6 +38,7 @@ class Settings:
     enable: bool = True
     model_path: str = ""  # empty: the default model shipped with the package
     decoding_policy: str = "speculative"
+    decode_weights: str = "fp32"  # fp32 | int8: the weights decoding steps read (int8: 8-bit, faster); read at start
     max_new_tokens: int = 48
     multiline: bool = False
     exit_threshold: float = 0.96  # dynamic policy: controller P(exit) needed to leave the network
@@ -89,6 +91,9 @@ class Settings:
         if settings.decoding_policy not in DECODING_POLICIES:
             problems.append(f"{SECTION}.decodingPolicy: {settings.decoding_policy!r} is not one of {DECODING_POLICIES}")
             settings.decoding_policy = cls.decoding_policy
+        if settings.decode_weights not in DECODE_WEIGHTS:
+            problems.append(f"{SECTION}.decodeWeights: {settings.decode_weights!r} is not one of {DECODE_WEIGHTS}")
+            settings.decode_weights = cls.decode_weights
         if settings.next_edit_predictor not in NEXT_EDIT_PREDICTORS:
             problems.append(f"{SECTION}.nextEditPredictor: {settings.next_edit_predictor!r} is not one of {NEXT_EDIT_PREDICTORS}")
             settings.next_edit_predictor = cls.next_edit_predictor

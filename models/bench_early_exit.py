@@ -469,14 +469,17 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
-              log: Callable[[str], None] | None = None) -> dict:
+              int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
     sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
-    (to judge Stop) costs a third."""
+    (to judge Stop) costs a third. ``int8``: every policy is also decoded with 8-bit weights (models.quantize),
+    interleaved, and judged against fp32 `full` (``int8_policies``; identical_to_int8_full tells whether
+    speculative stays lossless against its own `full`)."""
     started = time.perf_counter()
     log = log or (lambda msg: None)
     cut_threshold = stop_threshold if stop_inside_threshold is None else stop_inside_threshold
     runtime = EarlyExitRuntime(Path(model_dir), threads=threads)
+    runtime8 = EarlyExitRuntime(Path(model_dir), threads=threads, weights="int8") if int8 else None
     texts = load_texts(corpus, source, split)
     samples = make_samples(texts, max(1, limit), seed)
     L = runtime.n_layers
@@ -484,15 +487,19 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens,
                 single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
+    runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
+    decoders = [(runtime, p, runs[p]) for p in POLICIES]
+    if runtime8 is not None:
+        decoders += [(runtime8, p, runs8[p]) for p in POLICIES]
     stopped: list[DecodeResult] = []
     prompts: list[list[int]] = []
     for n, s in enumerate(samples):
         prompt = sample_prompt(runtime, s)
         prompts.append(prompt)
-        k = n % len(POLICIES)
-        for policy in POLICIES[k:] + POLICIES[:k]:
-            runtime.reset()
-            runs[policy].append(runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
+        k = n % len(decoders)  # rotated, so that no decoder always runs first
+        for rt, policy, out in decoders[k:] + decoders[:k]:
+            rt.reset()
+            out.append(rt.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
         runtime.reset()
         stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold,
                                                              stop_inside=stop_inside,
@@ -503,6 +510,15 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     targets = [s.target for s in samples]
     full = runs["full"]
     policies = {p: _policy_summary(p, runs[p], full, targets, L) for p in POLICIES}
+    int8_policies = None
+    if runtime8 is not None:  # against fp32 full: speed, and how often the output stays what fp32 gives
+        int8_policies = {}
+        for p in POLICIES:
+            summary = _policy_summary(p, runs8[p], full, targets, L)
+            summary["identical_to_int8_full"] = _r(_mean([float(r.token_ids == f.token_ids)
+                                                          for r, f in zip(runs8[p], runs8["full"])]))
+            summary["rouge_l_relative_loss"] = _r(rouge_loss(policies["full"]["rouge_l"], summary["rouge_l"]))
+            int8_policies[p] = summary
 
     # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
     dec = runtime.tokenizer.decode
@@ -577,6 +593,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
         "policies": policies,
+        "int8_policies": int8_policies,
         "exit_accuracy": accuracy,
         "stop": stop,
         "exit_sweep": swept,
@@ -630,17 +647,25 @@ def format_report(r: dict) -> str:
         f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "
         f"Stop disabled for the policy table",
         "",
-        f"{'policy':<12} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'prefill ms':>10} "
+        f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'prefill ms':>10} "
         f"{'speedup tot/med':>15} {'EM':>6} {'ES':>6} {'ROUGE-L':>7} {'identical':>9}",
     ]
     for name, p in r["policies"].items():
         lines.append(
-            f"{name:<12} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
+            f"{name:<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
             f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
             f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
             f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
             f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
             f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
+    for name, p in (r.get("int8_policies") or {}).items():
+        lines.append(
+            f"{name + ' int8':<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
+            f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
+            f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
+            f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
+            f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
+            f"{_f(p['identical_to_full'], '{:.1%}'):>9} (int8 full: {_f(p['identical_to_int8_full'], '{:.1%}')})")
     sp = r["policies"]["speculative"]
     lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
                  f"({_f(sp['draft_acceptance'], '{:.1%}')}); layer passes per token: "
@@ -723,7 +748,7 @@ def main_cli(args) -> int:
                            stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
                            exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
-                           exit_sweep_thresholds=args.exit_sweep_thresholds,
+                           exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
                            draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -7,6 +7,10 @@ external data, so the model ships once. Half-precision checkpoints get an fp32 `
 is not shipped: the runtime writes it again when it is missing. ``models.model_dir.store_half`` (`tact export --half`) first
 stores the weights in fp16: half the size on disk, and nothing changes for weights already fp16-rounded.
 Works for any Llama-style directory (GQA and Qwen2 biases included). Needs the `onnx` package.
+
+Each decoder layer and the exit head also get an 8-bit twin (`*.int8.onnx`, listed under ``int8`` in graphs.json):
+the same graph with its weight products as onnxruntime's MatMulNBits on the 8-bit blocks of ``models.quantize``,
+which decoding steps read when the runtime is asked for ``weights="int8"``. Their weight file is derived too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from onnx import TensorProto, helper
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, header_digest,
                               read_safetensors_index, write_widened_weights)
+from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -49,6 +54,7 @@ class WeightRefs:
                 raise ValueError(f"{exits}: {n} is {e.dtype}, the kv_fill graphs read fp32; refit the maps with "
                                  "`tact train controller --kv-fill-only`")
             self.index[n] = (EXIT_HEADS, e.shape, e.offset, e.length)
+        self.int8 = int8_layout(src)  # name -> ((N, K), blocks offset, scales offset) in INT8_WEIGHTS
         self.read_from: set[str] = set()
 
     def __contains__(self, name: str) -> bool:
@@ -59,8 +65,18 @@ class WeightRefs:
 
     def tensor(self, name: str) -> TensorProto:
         location, shape, offset, length = self.index[name]
+        return self._external(name, FLOAT, shape, location, offset, length)
+
+    def quantized(self, name: str) -> tuple[TensorProto, TensorProto]:
+        """The 8-bit blocks (N, K / BLOCK, BLOCK) and scales (N * K / BLOCK,) of ``name`` in INT8_WEIGHTS."""
+        (N, K), blocks, scales = self.int8[name]
+        nb = K // BLOCK
+        return (self._external(name + ".int8", TensorProto.UINT8, (N, nb, BLOCK), INT8_WEIGHTS, blocks, N * K),
+                self._external(name + ".scales", FLOAT, (N * nb,), INT8_WEIGHTS, scales, N * nb * 4))
+
+    def _external(self, name: str, dtype: int, shape, location: str, offset: int, length: int) -> TensorProto:
         self.read_from.add(location)
-        t = TensorProto(name=name, data_type=FLOAT, dims=list(shape))
+        t = TensorProto(name=name, data_type=dtype, dims=list(shape))
         t.data_location = TensorProto.EXTERNAL
         for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
             entry = t.external_data.add()
@@ -69,8 +85,9 @@ class WeightRefs:
 
 
 class GraphBuilder:
-    def __init__(self, weights: WeightRefs):
+    def __init__(self, weights: WeightRefs, int8: bool = False):
         self.w = weights
+        self.int8 = int8  # weight products in 8 bits (models.quantize) where the weight is quantized
         self.nodes: list = []
         self.inits: list = []
         self.used: set[str] = set()
@@ -96,9 +113,22 @@ class GraphBuilder:
         self.inits.append(onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
         return name
 
+    def matmul_t(self, x: str, name: str) -> str:
+        """x (T, in) @ W.T for the weight ``name`` stored (out, in) as in torch: in fp32 (ORT folds the transpose
+        once at load) or, in an 8-bit graph, MatMulNBits on its blocks (already (out, in))."""
+        if not (self.int8 and name in self.w.int8):
+            return self.op("MatMul", [x, self.op("Transpose", [self.weight(name)], perm=[1, 0])])
+        blocks, scales = self.w.quantized(name)
+        self.inits += [blocks, scales]
+        (N, K), _, _ = self.w.int8[name]
+        out = self.name("matmulnbits")
+        self.nodes.append(helper.make_node("MatMulNBits", [x, blocks.name, scales.name], [out], domain=CONTRIB_DOMAIN,
+                                           K=K, N=N, bits=BITS, block_size=BLOCK, accuracy_level=4))
+        return out
+
     def linear(self, x: str, prefix: str) -> str:
-        """x (T, in) @ W.T (+ b); W stored (out, in) as in torch. ORT folds the transpose once at load."""
-        y = self.op("MatMul", [x, self.op("Transpose", [self.weight(prefix + ".weight")], perm=[1, 0])])
+        """x (T, in) @ W.T (+ b); W stored (out, in) as in torch."""
+        y = self.matmul_t(x, prefix + ".weight")
         if prefix + ".bias" in self.w:
             y = self.op("Add", [y, self.weight(prefix + ".bias")])
         return y
@@ -120,7 +150,10 @@ class GraphBuilder:
 
     def model(self, name: str, inputs, outputs) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tact-export")
+        opsets = [helper.make_opsetid("", OPSET)]
+        if any(n.domain == CONTRIB_DOMAIN for n in self.nodes):
+            opsets.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
+        m = helper.make_model(graph, opset_imports=opsets, producer_name="tact-export")
         m.ir_version = 8
         return m
 
@@ -133,7 +166,7 @@ def _kv(b: GraphBuilder, xn: str, prefix: str, cos: str, sin: str, n_kv: int, hd
     return b.rope(k, cos, sin, hd), v
 
 
-def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
+def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int, int8: bool = False) -> onnx.ModelProto:
     """(hidden (T,D), past_k/past_v (1,Hkv,S,hd), seqlens_k (1,) = P+T-1, total_len () = P+T, cos/sin (T,hd))
     -> (hidden_out (T,D), present_k/present_v (1,Hkv,S,hd)).
 
@@ -146,7 +179,7 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
     hd = cfg.get("head_dim") or D // H
     eps = cfg.get("rms_norm_eps", 1e-6)
     p = f"model.layers.{i}"
-    b = GraphBuilder(w)
+    b = GraphBuilder(w, int8)
     xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
     q = b.rope(b.op("Reshape", [b.linear(xn, f"{p}.self_attn.q_proj"), b.const([0, H, hd])]), "cos", "sin", hd)  # (T, H, hd)
     k_new, v_new = _kv(b, xn, f"{p}.self_attn", "cos", "sin", Hkv, hd)  # (T, Hkv, hd)
@@ -166,13 +199,12 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int) -> onnx.ModelProto:
     vi = helper.make_tensor_value_info
     cache = [1, Hkv, "S", hd]
     model = b.model(
-        f"decoder_layer_{i}",
+        f"decoder_layer_{i}" + (".int8" if int8 else ""),
         [vi("hidden", FLOAT, ["T", D]), vi("past_k", FLOAT, cache), vi("past_v", FLOAT, cache),
          vi("seqlens_k", TensorProto.INT32, [1]), vi("total_len", TensorProto.INT32, []),
          vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])],
         [vi("hidden_out", FLOAT, ["T", D]), vi("present_k", FLOAT, cache), vi("present_v", FLOAT, cache)],
     )
-    model.opset_import.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
     return model
 
 
@@ -236,13 +268,13 @@ def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
                    [vi("keys", FLOAT, ["T", n, Hkv, hd]), vi("values", FLOAT, ["T", n, Hkv, hd])])
 
 
-def exit_head_graph(w: WeightRefs, cfg: dict) -> onnx.ModelProto:
+def exit_head_graph(w: WeightRefs, cfg: dict, int8: bool = False) -> onnx.ModelProto:
     """(hidden (T,D), norm_weight (D)) -> logits (T,V): any exit's norm, then the shared LM head."""
     D, V = cfg["hidden_size"], cfg["vocab_size"]
-    b = GraphBuilder(w)
+    b = GraphBuilder(w, int8)
     xn = b.rms_norm("hidden", "norm_weight", cfg.get("rms_norm_eps", 1e-6))
     head = "lm_head.weight" if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False) else "model.embed_tokens.weight"
-    logits = b.op("MatMul", [xn, b.op("Transpose", [b.weight(head)], perm=[1, 0])])
+    logits = b.matmul_t(xn, head)
     b.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     vi = helper.make_tensor_value_info
     return b.model("exit_head", [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
@@ -267,5 +299,14 @@ def export_model_dir(model_dir: Path) -> dict:
     if EXIT_HEADS in w.read_from:  # the runtime refuses graphs whose maps moved since (models.runtime)
         index["kv_fill_maps"] = header_digest(model_dir / EXIT_HEADS)
     onnx.save(exit_head_graph(w, cfg), str(model_dir / "exit_head.onnx"))
+    # the same layers and head with 8-bit weights, for decoding steps (models.quantize); their weight file is derived
+    int8 = {"weights": INT8_WEIGHTS, "bits": BITS, "block_size": BLOCK, "decoder_layers": [], "exit_head": "exit_head.int8.onnx"}
+    for i in range(L):
+        name = f"decoder_layer_{i}.int8.onnx"
+        onnx.save(decoder_layer_graph(w, cfg, i, int8=True), str(model_dir / name))
+        int8["decoder_layers"].append(name)
+    onnx.save(exit_head_graph(w, cfg, int8=True), str(model_dir / int8["exit_head"]))
+    write_int8_weights(model_dir)
+    index["int8"] = int8
     (model_dir / GRAPHS_INDEX).write_text(json.dumps(index, indent=1))
     return index

@@ -15,6 +15,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -110,17 +111,25 @@ def write_widened_weights(model_dir: Path, out_dir: Path | None = None) -> dict[
     src = model_dir / "model.safetensors"
     layout = widened_layout(src)
     tensors = load_tensors(src)
-    tmp = out_dir / f"{WIDENED_WEIGHTS}.{os.getpid()}.tmp"  # two servers starting at once each write their own
+    write_derived(src, out_dir / WIDENED_WEIGHTS,
+                  (np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes() for name in layout))
+    return layout
+
+
+def write_derived(src: Path, out: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``out``, a file derived from ``src``, from ``chunks`` through a temporary file per process (two servers
+    starting at once each write their own), so that a reader never sees half of it; dated no older than ``src``,
+    even one dated ahead, so that freshness checks by date hold."""
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            for name in layout:
-                f.write(np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes())
-        mtime = max(os.stat(tmp).st_mtime, src.stat().st_mtime)  # never older than its source, even one dated ahead
+            for chunk in chunks:
+                f.write(chunk)
+        mtime = max(os.stat(tmp).st_mtime, src.stat().st_mtime)
         os.utime(tmp, (mtime, mtime))
-        tmp.replace(out_dir / WIDENED_WEIGHTS)
+        tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    return layout
 
 
 def _widened_is_fresh(src: Path, out: Path) -> bool:
@@ -139,17 +148,27 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("tact", appauthor=False))
 
 
-def graphs_dir(model_dir: Path, index: dict) -> Path:
-    """The directory to load model_dir's ONNX graphs (``index``: its graphs.json) from. When they read
-    WIDENED_WEIGHTS, that fp32 copy is (re)written if it is missing, of the wrong size or older than
-    model.safetensors: beside the weights, or, where the model directory is read-only, in a cache directory
-    that gets the graphs too. Raises ModelDirError when neither can be written."""
+def graphs_dir(model_dir: Path, index: dict, int8: bool = False) -> Path:
+    """The directory to load model_dir's ONNX graphs (``index``: its graphs.json) from. The weight files the graphs
+    read that are derived from model.safetensors (WIDENED_WEIGHTS when the graphs read an fp32 copy; with ``int8``,
+    the 8-bit weights of models.quantize) are (re)written if missing, of the wrong size or older than
+    model.safetensors: beside the weights, or, where the model directory is read-only, in a cache directory that
+    gets the graphs too. Raises ModelDirError when neither can be written."""
+    from models.quantize import INT8_WEIGHTS, int8_is_fresh, write_int8_weights
+
     model_dir = Path(model_dir)
     src = model_dir / "model.safetensors"
-    if index.get("weights") != WIDENED_WEIGHTS or _widened_is_fresh(src, model_dir / WIDENED_WEIGHTS):
+    derived = []  # (file, is fresh, writer)
+    if index.get("weights") == WIDENED_WEIGHTS:
+        derived.append((WIDENED_WEIGHTS, _widened_is_fresh, write_widened_weights))
+    if int8 and index.get("int8"):
+        derived.append((INT8_WEIGHTS, int8_is_fresh, write_int8_weights))
+    stale = [(name, write) for name, fresh, write in derived if not fresh(src, model_dir / name)]
+    if not stale:
         return model_dir
     try:
-        write_widened_weights(model_dir)
+        for _, write in stale:
+            write(model_dir)
         return model_dir
     except OSError as beside:
         cache = cache_root() / "graphs" / f"{model_dir.name}-{fingerprint(model_dir)}"
@@ -158,12 +177,16 @@ def graphs_dir(model_dir: Path, index: dict) -> Path:
             graphs = [GRAPHS_INDEX, *index["decoder_layers"], *index["kv_fill"].values(), index["exit_head"]]
             if index.get("kv_fill_maps"):  # the kv_fill graphs read the learned maps where they sit
                 graphs.append(EXIT_HEADS)
+            if int8 and index.get("int8"):
+                graphs += [*index["int8"]["decoder_layers"], index["int8"]["exit_head"]]
             for name in graphs:  # small files: copied each time, so a re-export is never shadowed
                 (cache / name).write_bytes((model_dir / name).read_bytes())
-            if not _widened_is_fresh(src, cache / WIDENED_WEIGHTS):
-                write_widened_weights(model_dir, cache)
+            for name, fresh, write in derived:
+                if not fresh(src, cache / name):
+                    write(model_dir, cache)
         except OSError as exc:
-            raise ModelDirError(f"{model_dir / WIDENED_WEIGHTS} is missing or stale and can be written neither there "
+            names = " and ".join(str(model_dir / name) for name, _ in stale)
+            raise ModelDirError(f"{names} is missing or stale and can be written neither there "
                                 f"({beside}) nor under {cache} ({exc}); run `tact export {model_dir}` where the "
                                 "directory is writable, or set TACT_CACHE_DIR") from exc
         return cache

@@ -32,9 +32,11 @@ from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
                               header_digest, load_tensors, trained_context)
+from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
+WEIGHTS = ("fp32", "int8")  # what decoding steps read: fp32, or the 8-bit graphs of models.quantize
 
 
 @dataclass
@@ -182,8 +184,11 @@ def shared_thread_pool(threads: int) -> bool:
 class EarlyExitRuntime:
     """Loads a model directory exported by `tact export` and decodes with any policy."""
 
-    def __init__(self, model_dir: Path, threads: int = 2):  # threads: see shared_thread_pool
+    def __init__(self, model_dir: Path, threads: int = 2, weights: str = "fp32"):  # threads: see shared_thread_pool
+        if weights not in WEIGHTS:
+            raise ValueError(f"unknown weights {weights!r}; one of {WEIGHTS}")
         self.model_dir = Path(model_dir)
+        self.weights = weights
         self.config = check_model_dir(self.model_dir, need_onnx=True)
         cfg = self.config
         self.n_layers = cfg["num_hidden_layers"]
@@ -216,7 +221,8 @@ class EarlyExitRuntime:
         self._load_sessions(threads)
         self._newline = self._newline_table()
         self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
-        self._bindings = [self._bind_cache(i) for i in range(self.n_layers)]
+        self._bindings = [self._bind_cache(i, s) for i, s in enumerate(self.layer_sessions)]
+        self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(self.int8_layer_sessions)]
         self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
 
     # -- loading -------------------------------------------------------------------------------
@@ -226,7 +232,12 @@ class EarlyExitRuntime:
             raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX}: the graphs were exported for another KV cache layout "
                                 f"({index.get('kv_cache', 'copied per layer')!r}, this Tact reads {KV_CACHE_LAYOUT!r}); "
                                 f"re-run `tact export {self.model_dir}`")
-        where = graphs_dir(self.model_dir, index)  # fp16 checkpoints: the graphs read an fp32 copy, rebuilt if absent
+        int8 = self.weights == "int8"
+        if int8 and not index.get("int8"):
+            raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no 8-bit graphs (exported before they existed); "
+                                f"re-run `tact export {self.model_dir}`, or use fp32 weights")
+        # derived weight files (an fp32 copy of fp16 weights, the 8-bit weights) are rebuilt if absent
+        where = graphs_dir(self.model_dir, index, int8=int8)
         opts = ort.SessionOptions()
         if shared_thread_pool(threads):
             opts.use_per_session_threads = False
@@ -252,6 +263,9 @@ class EarlyExitRuntime:
             raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
         self.head_session = self._session(index["exit_head"])
+        # decoding steps (up to MAX_INT8_ROWS tokens) read the 8-bit graphs; prefill stays fp32 (compute-bound)
+        self.int8_layer_sessions = [self._session(n) for n in index["int8"]["decoder_layers"]] if int8 else []
+        self.int8_head_session = self._session(index["int8"]["exit_head"]) if int8 else None
 
     def _session(self, name: str) -> ort.InferenceSession:
         where = self._graphs
@@ -283,9 +297,10 @@ class EarlyExitRuntime:
         return Positions(np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32),
                          np.array([start + count - 1], np.int32), np.array(start + count, np.int32))
 
-    def _bind_cache(self, i: int) -> ort.IOBinding:
-        """Layer i's binding: its cache buffers as past and present, so the graph extends them in place."""
-        io = self.layer_sessions[i].io_binding()
+    def _bind_cache(self, i: int, session: ort.InferenceSession) -> ort.IOBinding:
+        """Layer i's binding (``session``: its fp32 or 8-bit graph): its cache buffers as past and present, so the
+        graph extends them in place."""
+        io = session.io_binding()
         io.bind_output("hidden_out")  # first, so it is get_outputs()[0]
         io.bind_ortvalue_input("past_k", self.cache.ort_k[i])
         io.bind_ortvalue_input("past_v", self.cache.ort_v[i])
@@ -297,13 +312,15 @@ class EarlyExitRuntime:
         """Run decoder layer i on h (T, D) at the positions ``at``; writes its KV cache there."""
         # Bound arrays are read in place: this local (and the caller's ``at``) keep them alive through the run.
         hidden = np.ascontiguousarray(h, dtype=np.float32)
-        io = self._bindings[i]
+        int8 = bool(self.int8_layer_sessions) and hidden.shape[0] <= MAX_INT8_ROWS
+        io = (self._int8_bindings if int8 else self._bindings)[i]
+        session = (self.int8_layer_sessions if int8 else self.layer_sessions)[i]
         io.bind_cpu_input("hidden", hidden)
         io.bind_cpu_input("cos", at.cos)
         io.bind_cpu_input("sin", at.sin)
         io.bind_cpu_input("seqlens_k", at.seqlens_k)
         io.bind_cpu_input("total_len", at.total_len)
-        self.layer_sessions[i].run_with_iobinding(io)
+        session.run_with_iobinding(io)
         out = io.get_outputs()[0].numpy()  # (T, D), holding its own reference to the output
         io.bind_output("hidden_out")  # unbound: the binding keeps no (T, D) between runs, and T may change
         return out
@@ -320,7 +337,9 @@ class EarlyExitRuntime:
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
-        return self.head_session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
+        session = self.int8_head_session if self.int8_head_session is not None and h.shape[0] <= MAX_INT8_ROWS \
+            else self.head_session
+        return session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
 
     def exit_features(self, layer: int, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(top log-probability (T,), gap to the second best (T,), log-probabilities (T, V)) of exit `layer`

@@ -103,6 +103,20 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     assert sorted(e["exit_lookup_threshold"] for e in rows if e["exit_lookup_threshold"] is not None) == sorted(EXIT_LOOKUP_SWEEP)
     assert [e["exit_threshold"] for e in rows if e.get("configured")] == [0.5]  # the dynamic policy's own run
     assert "on agreement with prompt lookup" in text
+    assert r["int8_policies"] is None  # asked for only with --int8
+
+
+def test_bench_int8_compares_8bit_decoding_with_fp32_full(tiny_lm_dir, tiny_corpus_dir):
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, limit=2, seed=0, threads=1, exit_threshold=0.5,
+                  accuracy_windows=2, with_exit_sweep=False, int8=True)
+    json.dumps(r)
+    assert set(r["int8_policies"]) == set(POLICIES)
+    for name, p in r["int8_policies"].items():
+        assert POLICY_KEYS <= set(p) and p["samples"] == 2, name
+        assert 0.0 <= p["identical_to_full"] <= 1.0 and p["rouge_l_relative_loss"] >= 0.0
+    assert r["int8_policies"]["speculative"]["identical_to_int8_full"] == 1.0  # lossless against its own full
+    assert r["policies"]["speculative"]["identical_count"] == 2  # the fp32 rows are as before
+    assert "full int8" in format_report(r)
 
 
 def test_bench_with_prompt_lookup_exits_on_the_calibration_split(tiny_lm_dir, tiny_corpus_dir):

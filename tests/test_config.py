@@ -21,6 +21,12 @@ def test_unknown_policy_is_refused():
     assert settings.decoding_policy == DEFAULTS.decoding_policy and problems
 
 
+def test_unknown_decode_weights_are_refused():
+    settings, problems = Settings.from_camel({"decodeWeights": "int4"})
+    assert settings.decode_weights == DEFAULTS.decode_weights == "fp32" and any("decodeWeights" in p for p in problems)
+    assert Settings.from_camel({"decodeWeights": "int8"})[0].decode_weights == "int8"
+
+
 def test_non_object_settings():
     settings, problems = Settings.from_camel(["not", "a", "dict"])
     assert settings == DEFAULTS and problems

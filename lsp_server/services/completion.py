@@ -36,11 +36,12 @@ class ModelStatus:
     load_ms: float = 0.0
     fingerprint: str = ""  # models.model_dir.fingerprint: tells checkpoints apart in telemetry
     context_tokens: int = 0  # prompt and suggestion fit this (the model's trained context)
+    weights: str = "fp32"  # what decoding steps read (models.runtime.WEIGHTS)
 
     def as_dict(self) -> dict:
         return {"ready": self.ready, "loading": self.loading, "modelDir": self.model_dir, "model": self.name,
                 "degraded": not self.ready and not self.loading, "reason": self.reason, "loadMs": round(self.load_ms, 1),
-                "fingerprint": self.fingerprint, "contextTokens": self.context_tokens}
+                "fingerprint": self.fingerprint, "contextTokens": self.context_tokens, "weights": self.weights}
 
 
 @dataclass
@@ -61,40 +62,41 @@ class CompletionService:
         self.status = ModelStatus(loading=True)  # until load() has run
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
-        self._load_path: Path | None = None
+        self._load_key: tuple[Path, str] | None = None
 
     @staticmethod
     def resolve(model_path: str) -> Path:
         return Path(model_path).expanduser() if model_path else default_model_dir()
 
-    def start_loading(self, model_path: str = "", threads: int = 2) -> None:
+    def start_loading(self, model_path: str = "", threads: int = 2, weights: str = "fp32") -> None:
         """Load in the background (at process start, overlapping the server's own imports)."""
-        threading.Thread(target=self.load, args=(model_path, threads), name="tact-model-load", daemon=True).start()
+        threading.Thread(target=self.load, args=(model_path, threads, weights), name="tact-model-load",
+                         daemon=True).start()
 
-    def load(self, model_path: str = "", threads: int = 2) -> ModelStatus:
+    def load(self, model_path: str = "", threads: int = 2, weights: str = "fp32") -> ModelStatus:
         """Load the model (blocking); never raises: failures become a degraded status.
 
-        A load of the same directory already done or under way is reused, not repeated.
+        A load of the same directory and weights already done or under way is reused, not repeated.
         """
         path = self.resolve(model_path)
         with self._load_lock:
-            if self._load_path == path:
+            if self._load_key == (path, weights):
                 return self.status
-            self._load_path = path
+            self._load_key = (path, weights)
             self._loaded.clear()
-            self.status = ModelStatus(loading=True, model_dir=str(path))
+            self.status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
             t0 = time.perf_counter()
             try:
-                self.runtime = EarlyExitRuntime(path, threads=threads)
+                self.runtime = EarlyExitRuntime(path, threads=threads, weights=weights)
                 self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
                                           load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path),
-                                          context_tokens=self.runtime.context_tokens)
+                                          context_tokens=self.runtime.context_tokens, weights=weights)
             except ModelDirError as exc:
                 self.runtime = None
-                self.status = ModelStatus(model_dir=str(path), reason=str(exc))
+                self.status = ModelStatus(model_dir=str(path), reason=str(exc), weights=weights)
             except Exception as exc:  # a corrupt file can fail in any library; stay up regardless
                 self.runtime = None
-                self.status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}")
+                self.status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}", weights=weights)
                 log.warning("model load failed", exc_info=True)
             finally:
                 self._loaded.set()

@@ -1,0 +1,118 @@
+"""8-bit weights for decoding steps (models.quantize): the quantizer, the graphs `tact export` writes, and the
+runtime that reads them for decoding steps while prompts stay fp32."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from models.model_dir import ModelDirError, read_safetensors_index
+from models.quantize import BLOCK, INT8_WEIGHTS, MAX_INT8_ROWS, dequantize, int8_layout, quantize, quantized_names
+from models.runtime import POLICIES, DecodeOptions, EarlyExitRuntime
+
+CODE = '''def wrap(text, width=70, **kwargs):
+    """Wrap a single paragraph of text."""
+    w = TextWrapper(width=width, **kwargs)
+    return w.wrap(text)
+'''
+
+
+def test_quantize_round_trips_each_block_within_half_a_step():
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((48, 4 * BLOCK)) * rng.uniform(0.01, 3, (48, 1))).astype(np.float32)
+    w[0, :BLOCK] = 0.0  # an all-zero block must not divide by zero
+    q, scales = quantize(w)
+    assert q.dtype == np.uint8 and q.shape == (48, 4, BLOCK) and scales.shape == (48 * 4,)
+    back = dequantize(q, scales)
+    step = np.repeat(scales.reshape(48, 4), BLOCK, axis=1)
+    assert np.all(np.abs(back - w) <= step / 2 + 1e-7)
+    assert np.all(back[0, :BLOCK] == 0.0)
+    assert np.abs(back - w).max() > 0  # it is a quantization: something is lost
+
+
+def test_only_projections_and_the_head_are_quantized(tiny_lm_dir):
+    index = read_safetensors_index(tiny_lm_dir / "model.safetensors")
+    names = quantized_names(index)
+    assert "model.embed_tokens.weight" in names
+    assert any(n.endswith("mlp.down_proj.weight") for n in names)
+    assert not any("norm" in n for n in names)
+    layout = int8_layout(tiny_lm_dir / "model.safetensors")
+    ends = [scales + N * K // BLOCK * 4 for (N, K), _, scales in layout.values()]
+    assert (tiny_lm_dir / INT8_WEIGHTS).stat().st_size == max(ends)  # written by export, as the layout counts
+
+
+@pytest.fixture(scope="module")
+def rt8(tiny_lm_dir):
+    return EarlyExitRuntime(tiny_lm_dir, threads=1, weights="int8")
+
+
+@pytest.fixture(scope="module")
+def rt32(tiny_lm_dir):
+    return EarlyExitRuntime(tiny_lm_dir, threads=1)
+
+
+def test_decoding_steps_read_8bit_weights_close_to_fp32(rt8, rt32):
+    ids = rt32.tokenizer.encode(CODE)[:4]  # 4 rows: a decoding step's size
+    for rt in (rt32, rt8):
+        rt.reset()
+    l32, l8 = rt32.head(3, rt32.forward(ids, 0)), rt8.head(3, rt8.forward(ids, 0))
+    assert l8.shape == l32.shape
+    assert not np.array_equal(l8, l32)  # another set of weights really ran
+    scale = np.abs(l32).max()
+    assert np.abs(l8 - l32).max() < 0.1 * scale
+    assert (l8.argmax(-1) == l32.argmax(-1)).mean() >= 0.75
+
+
+def test_prompts_longer_than_a_step_stay_fp32(rt8, rt32):
+    ids = rt32.tokenizer.encode(CODE)[:MAX_INT8_ROWS + 8]
+    for rt in (rt32, rt8):
+        rt.reset()
+    np.testing.assert_array_equal(rt8.forward(ids, 0), rt32.forward(ids, 0))
+
+
+def test_every_policy_decodes_with_8bit_weights_and_speculative_stays_lossless(rt8):
+    prompt = rt8.tokenizer.encode(CODE + "def fill(text, width=70):\n    ")
+    results = {}
+    for policy in POLICIES:
+        rt8.reset()
+        results[policy] = rt8.generate(prompt, DecodeOptions(policy=policy, max_new_tokens=12, single_line=False,
+                                                             stop_threshold=1.01, exit_threshold=0.5))
+        assert results[policy].token_ids or results[policy].stop_reason == "eos"
+    assert results["speculative"].token_ids == results["full"].token_ids
+
+
+def test_graphs_exported_before_8bit_are_refused_with_the_fix(tiny_lm_dir, tmp_path):
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    index = json.loads((d / "graphs.json").read_text())
+    del index["int8"]
+    (d / "graphs.json").write_text(json.dumps(index))
+    EarlyExitRuntime(d, threads=1)  # fp32 serves as before
+    with pytest.raises(ModelDirError, match="re-run `tact export"):
+        EarlyExitRuntime(d, threads=1, weights="int8")
+    with pytest.raises(ValueError, match="int8"):
+        EarlyExitRuntime(d, threads=1, weights="int4")
+
+
+def test_the_8bit_weight_file_is_derived_again_when_missing(tiny_lm_dir, tmp_path):
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    before = (d / INT8_WEIGHTS).read_bytes()
+    (d / INT8_WEIGHTS).unlink()
+    rt = EarlyExitRuntime(d, threads=1, weights="int8")
+    assert (d / INT8_WEIGHTS).read_bytes() == before  # the runtime's quantizer is export's
+    rt.reset()
+    assert rt.generate(rt.tokenizer.encode(CODE), DecodeOptions(policy="full", max_new_tokens=4)).stop_reason
+
+
+def test_the_completion_service_loads_the_weights_the_setting_names(tiny_lm_dir):
+    from lsp_server.services.completion import CompletionService
+
+    service = CompletionService()
+    status = service.load(str(tiny_lm_dir), threads=1, weights="int8")
+    assert status.ready and status.as_dict()["weights"] == "int8" and service.runtime.int8_layer_sessions
+    assert service.load(str(tiny_lm_dir), threads=1, weights="fp32").as_dict()["weights"] == "fp32"
+    assert service.runtime.int8_layer_sessions == []  # another setting: loaded again, not reused
