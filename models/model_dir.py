@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,8 @@ def graphs_dir(model_dir: Path, index: dict, int8: bool = False) -> Path:
                 graphs += [*index["int8"]["decoder_layers"], index["int8"]["exit_head"]]
             for name in graphs:  # small files: copied each time, so a re-export is never shadowed
                 (cache / name).write_bytes((model_dir / name).read_bytes())
+            if index.get("weights") == src.name:  # fp32 weights read in place: the graphs here need them here too
+                _place_beside(src, cache / src.name)
             for name, fresh, write in derived:
                 if not fresh(src, cache / name):
                     write(model_dir, cache)
@@ -190,6 +193,18 @@ def graphs_dir(model_dir: Path, index: dict, int8: bool = False) -> Path:
                                 f"({beside}) nor under {cache} ({exc}); run `tact export {model_dir}` where the "
                                 "directory is writable, or set TACT_CACHE_DIR") from exc
         return cache
+
+
+def _place_beside(src: Path, out: Path) -> None:
+    """``src`` at ``out`` (onnxruntime reads external data only below the graph's directory, symbolic links
+    resolved): a hard link where the file system allows one, else a copy; left alone when already current."""
+    if out.is_file() and out.stat().st_size == src.stat().st_size and out.stat().st_mtime >= src.stat().st_mtime:
+        return
+    out.unlink(missing_ok=True)
+    try:
+        os.link(src, out)
+    except OSError:
+        shutil.copy2(src, out)
 
 
 def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:

@@ -118,3 +118,26 @@ def test_the_completion_service_loads_the_weights_the_setting_names(tiny_lm_dir)
     assert status.ready and status.as_dict()["weights"] == "int8" and service.runtime.int8_layer_sessions
     assert service.load(str(tiny_lm_dir), threads=1, weights="fp32").as_dict()["weights"] == "fp32"
     assert service.runtime.int8_layer_sessions == []  # another setting: loaded again, not reused
+
+
+def test_a_read_only_model_directory_gets_its_8bit_weights_and_graphs_in_the_cache(tiny_lm_dir, tmp_path, monkeypatch):
+    import models.quantize as quantize_module
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    (d / INT8_WEIGHTS).unlink()
+    real_write = quantize_module.write_int8_weights
+
+    def no_write_beside(model_dir, out_dir=None):
+        if out_dir is None:
+            raise PermissionError(13, "Permission denied", str(model_dir))
+        return real_write(model_dir, out_dir)
+
+    monkeypatch.setattr(quantize_module, "write_int8_weights", no_write_beside)
+    monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache"))
+    rt = EarlyExitRuntime(d, threads=1, weights="int8")
+    where = rt._graphs
+    assert str(where).startswith(str(tmp_path / "cache")) and not (d / INT8_WEIGHTS).exists()
+    assert (where / INT8_WEIGHTS).is_file() and (where / "exit_head.int8.onnx").is_file()
+    rt.reset()
+    assert rt.generate(rt.tokenizer.encode(CODE), DecodeOptions(policy="full", max_new_tokens=4)).stop_reason
