@@ -111,3 +111,13 @@ def simulated_session(tiny_lm_dir, tmp_path_factory) -> dict:
     figures = run_simulation([source], db, model=str(tiny_lm_dir), settings={"stopThreshold": 1.01, "maxNewTokens": 8},
                              seed=3, style=style, start_line=2)
     return {"database": db, "source": source, "text": SIMULATED_SOURCE, "figures": figures}
+
+
+def refusing_to_write_beside(write):
+    """``write(model_dir, out_dir=None)`` (a derived weight file's writer) failing as in a read-only model directory,
+    unless it is told to write elsewhere."""
+    def wrapped(model_dir, out_dir=None):
+        if out_dir is None:
+            raise PermissionError(13, "Permission denied", str(model_dir))
+        return write(model_dir, out_dir)
+    return wrapped

@@ -83,14 +83,10 @@ def test_a_read_only_model_directory_gets_its_copy_in_the_cache(half_dir, tmp_pa
     ref, half = half_dir
     _, want = _logits_and_tokens(ref)
     (half / WIDENED_WEIGHTS).unlink()
-    real_write = model_dir_module.write_widened_weights
+    from tests.conftest import refusing_to_write_beside
 
-    def no_write_beside(model_dir, out_dir=None):
-        if out_dir is None:
-            raise PermissionError(13, "Permission denied", str(model_dir))
-        return real_write(model_dir, out_dir)
-
-    monkeypatch.setattr(model_dir_module, "write_widened_weights", no_write_beside)
+    monkeypatch.setattr(model_dir_module, "write_widened_weights",
+                        refusing_to_write_beside(model_dir_module.write_widened_weights))
     monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache"))
     where = graphs_dir(half, _index(half))
     assert where != half and str(where).startswith(str(tmp_path / "cache"))

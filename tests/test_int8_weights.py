@@ -126,14 +126,9 @@ def test_a_read_only_model_directory_gets_its_8bit_weights_and_graphs_in_the_cac
     d = tmp_path / "model"
     shutil.copytree(tiny_lm_dir, d)
     (d / INT8_WEIGHTS).unlink()
-    real_write = quantize_module.write_int8_weights
+    from tests.conftest import refusing_to_write_beside
 
-    def no_write_beside(model_dir, out_dir=None):
-        if out_dir is None:
-            raise PermissionError(13, "Permission denied", str(model_dir))
-        return real_write(model_dir, out_dir)
-
-    monkeypatch.setattr(quantize_module, "write_int8_weights", no_write_beside)
+    monkeypatch.setattr(quantize_module, "write_int8_weights", refusing_to_write_beside(quantize_module.write_int8_weights))
     monkeypatch.setenv("TACT_CACHE_DIR", str(tmp_path / "cache"))
     rt = EarlyExitRuntime(d, threads=1, weights="int8")
     where = rt._graphs
