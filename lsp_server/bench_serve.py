@@ -61,8 +61,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
-              lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None) -> dict:
-    """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers)."""
+              lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None, weights: str = "fp32") -> dict:
+    """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
+    ``weights``: the `tact.decodeWeights` the server runs with."""
     typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
     rng = random.Random(seed)
     files = source_files(source, corpus, seed)
@@ -72,7 +73,8 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     latencies: list[float] = []
     shown = accepted = 0
     try:
-        client.initialize({"decodingPolicy": policy, "multiline": False, "acceptanceGate": gate}, client_name="tact-bench")
+        client.initialize({"decodingPolicy": policy, "multiline": False, "acceptanceGate": gate, "decodeWeights": weights},
+                          client_name="tact-bench")
         # Cold start: the first inline completion answered, whatever it took the model to load.
         client.did_open("file:///bench/cold.py", "import os\n\n\ndef main():\n    path = os.")
         client.inline_completion("file:///bench/cold.py", 4, 14, invoked=True, timeout=120)
@@ -93,6 +95,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
         client.shutdown()
     figures = {
         "policy": policy,
+        "weights": status.get("weights"),
         "acceptance_gate": gate,
         "typing_cps": typing_cps,
         "model": status.get("model"),
@@ -112,6 +115,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
 
 def print_table(fig: dict, out=sys.stdout) -> None:
     print(f"tact bench serve: {fig['requests']} inline completions typing real files, policy {fig['policy']}, "
+          f"{fig['weights']} weights, "
           f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, {fig['typing_cps']:g} keystrokes/s, model {fig['model']}, "
           f"{fig['hardware']['cores']} cores", file=out)
     rows = [("cold start", f"{fig['cold_start_s']:.2f} s", "cold_start_s"), ("p50 latency", f"{fig['p50_ms']:.1f} ms", "p50_ms"),

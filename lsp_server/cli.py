@@ -249,6 +249,7 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
+    p.add_argument("--weights", choices=("fp32", "int8"), default="fp32", help="tact.decodeWeights for the server")
     p.add_argument("--typing-cps", type=float, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.config import DEFAULTS
 
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate, typing_cps=args.typing_cps)
+                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=args.weights)
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "bench" and args.target == "replay":
