@@ -262,10 +262,12 @@ class EarlyExitRuntime:
         if missing:
             raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
-        self.head_session = self._session(index["exit_head"])
         # decoding steps (up to MAX_INT8_ROWS tokens) read the 8-bit graphs; prefill stays fp32 (compute-bound)
         self.int8_layer_sessions = [self._session(n) for n in index["int8"]["decoder_layers"]] if int8 else []
         self.int8_head_session = self._session(index["int8"]["exit_head"]) if int8 else None
+        # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
+        self._head_graph = index["exit_head"]
+        self.head_session = None if int8 else self._session(self._head_graph)
 
     def _session(self, name: str) -> ort.InferenceSession:
         where = self._graphs
@@ -337,8 +339,12 @@ class EarlyExitRuntime:
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
-        session = self.int8_head_session if self.int8_head_session is not None and h.shape[0] <= MAX_INT8_ROWS \
-            else self.head_session
+        if self.int8_head_session is not None and h.shape[0] <= MAX_INT8_ROWS:
+            session = self.int8_head_session
+        else:
+            if self.head_session is None:
+                self.head_session = self._session(self._head_graph)
+            session = self.head_session
         return session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
 
     def exit_features(self, layer: int, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -136,3 +136,13 @@ def test_a_read_only_model_directory_gets_its_8bit_weights_and_graphs_in_the_cac
     assert (where / INT8_WEIGHTS).is_file() and (where / "exit_head.int8.onnx").is_file()
     rt.reset()
     assert rt.generate(rt.tokenizer.encode(CODE), DecodeOptions(policy="full", max_new_tokens=4)).stop_reason
+
+
+def test_with_8bit_steps_the_fp32_head_loads_only_for_many_rows(tiny_lm_dir, rt32):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1, weights="int8")
+    rt.reset()
+    rt.generate(rt.tokenizer.encode(CODE), DecodeOptions(policy="speculative", max_new_tokens=6))
+    assert rt.head_session is None  # serving never needed it: its memory is not spent
+    h = rt32.embed[rt32.tokenizer.encode(CODE)[:MAX_INT8_ROWS + 4]]
+    np.testing.assert_array_equal(rt.head(1, h), rt32.head(1, h))  # many rows: the fp32 head, loaded now
+    assert rt.head_session is not None
