@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lsp_server.config import DEFAULTS
+from lsp_server.config import DECODE_WEIGHTS, DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -249,7 +249,8 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
-    p.add_argument("--weights", choices=("fp32", "int8"), default="fp32", help="tact.decodeWeights for the server")
+    p.add_argument("--weights", choices=DECODE_WEIGHTS, default=DEFAULTS.decode_weights,
+                   help="tact.decodeWeights for the server")
     p.add_argument("--typing-cps", type=float, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")

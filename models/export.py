@@ -120,7 +120,8 @@ class GraphBuilder:
             return self.op("MatMul", [x, self.op("Transpose", [self.weight(name)], perm=[1, 0])])
         blocks, scales = self.w.quantized(name)
         self.inits += [blocks, scales]
-        (N, K), _, _ = self.w.int8[name]
+        N, nb, _ = blocks.dims
+        K = nb * BLOCK
         out = self.name("matmulnbits")
         self.nodes.append(helper.make_node("MatMulNBits", [x, blocks.name, scales.name], [out], domain=CONTRIB_DOMAIN,
                                            K=K, N=N, bits=BITS, block_size=BLOCK, accuracy_level=4))

@@ -299,6 +299,10 @@ class EarlyExitRuntime:
         return Positions(np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32),
                          np.array([start + count - 1], np.int32), np.array(start + count, np.int32))
 
+    def _reads_int8(self, rows: int) -> bool:
+        """Whether a step of ``rows`` tokens reads the 8-bit graphs (a decoding step, with weights="int8")."""
+        return self.weights == "int8" and rows <= MAX_INT8_ROWS
+
     def _bind_cache(self, i: int, session: ort.InferenceSession) -> ort.IOBinding:
         """Layer i's binding (``session``: its fp32 or 8-bit graph): its cache buffers as past and present, so the
         graph extends them in place."""
@@ -314,7 +318,7 @@ class EarlyExitRuntime:
         """Run decoder layer i on h (T, D) at the positions ``at``; writes its KV cache there."""
         # Bound arrays are read in place: this local (and the caller's ``at``) keep them alive through the run.
         hidden = np.ascontiguousarray(h, dtype=np.float32)
-        int8 = bool(self.int8_layer_sessions) and hidden.shape[0] <= MAX_INT8_ROWS
+        int8 = self._reads_int8(hidden.shape[0])
         io = (self._int8_bindings if int8 else self._bindings)[i]
         session = (self.int8_layer_sessions if int8 else self.layer_sessions)[i]
         io.bind_cpu_input("hidden", hidden)
@@ -339,7 +343,7 @@ class EarlyExitRuntime:
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
-        if self.int8_head_session is not None and h.shape[0] <= MAX_INT8_ROWS:
+        if self._reads_int8(h.shape[0]):
             session = self.int8_head_session
         else:
             if self.head_session is None:
