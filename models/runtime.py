@@ -222,8 +222,12 @@ class EarlyExitRuntime:
         self._newline = self._newline_table()
         self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
         self._bindings = [self._bind_cache(i, s) for i, s in enumerate(self.layer_sessions)]
-        self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(self.int8_layer_sessions)]
         self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
+        self.int8_layer_sessions: list[ort.InferenceSession] = []
+        self._int8_bindings: list[ort.IOBinding] = []
+        self.int8_head_session: ort.InferenceSession | None = None
+        self.weights = "fp32"
+        self.use_weights(weights)
 
     # -- loading -------------------------------------------------------------------------------
     def _load_sessions(self, threads: int) -> None:
@@ -232,10 +236,10 @@ class EarlyExitRuntime:
             raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX}: the graphs were exported for another KV cache layout "
                                 f"({index.get('kv_cache', 'copied per layer')!r}, this Tact reads {KV_CACHE_LAYOUT!r}); "
                                 f"re-run `tact export {self.model_dir}`")
+        self._index = index
         int8 = self.weights == "int8"
-        if int8 and not index.get("int8"):
-            raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no 8-bit graphs (exported before they existed); "
-                                f"re-run `tact export {self.model_dir}`, or use fp32 weights")
+        if int8:
+            self._check_int8_graphs()
         # derived weight files (an fp32 copy of fp16 weights, the 8-bit weights) are rebuilt if absent
         where = graphs_dir(self.model_dir, index, int8=int8)
         opts = ort.SessionOptions()
@@ -262,15 +266,38 @@ class EarlyExitRuntime:
         if missing:
             raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
-        # decoding steps (up to MAX_INT8_ROWS tokens) read the 8-bit graphs; prefill stays fp32 (compute-bound)
-        self.int8_layer_sessions = [self._session(n) for n in index["int8"]["decoder_layers"]] if int8 else []
-        self.int8_head_session = self._session(index["int8"]["exit_head"]) if int8 else None
         # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
         self._head_graph = index["exit_head"]
         self.head_session = None if int8 else self._session(self._head_graph)
 
-    def _session(self, name: str) -> ort.InferenceSession:
-        where = self._graphs
+    def _check_int8_graphs(self) -> None:
+        if not self._index.get("int8"):
+            raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no 8-bit graphs (exported before they existed); "
+                                f"re-run `tact export {self.model_dir}`, or use fp32 weights")
+
+    def use_weights(self, weights: str) -> None:
+        """Choose what decoding steps read (``WEIGHTS``), keeping the fp32 graphs that prompts read: the server loads
+        the model at process start, before the editor's settings say which weights, and switches here instead of
+        loading it all again. Decoding steps (up to MAX_INT8_ROWS tokens) read the 8-bit graphs; prompts stay fp32
+        (compute-bound)."""
+        if weights not in WEIGHTS:
+            raise ValueError(f"unknown weights {weights!r}; one of {WEIGHTS}")
+        with self.lock:  # not in the middle of a decode
+            if weights == "int8" and not self.int8_layer_sessions:
+                self._check_int8_graphs()
+                int8 = self._index["int8"]
+                where = graphs_dir(self.model_dir, self._index, int8=True)  # derives the 8-bit weights if absent
+                self.int8_layer_sessions = [self._session(n, where) for n in int8["decoder_layers"]]
+                self.int8_head_session = self._session(int8["exit_head"], where)
+                self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(self.int8_layer_sessions)]
+            elif weights == "fp32":
+                self.int8_layer_sessions, self._int8_bindings, self.int8_head_session = [], [], None
+                if self.head_session is None:
+                    self.head_session = self._session(self._head_graph)
+            self.weights = weights
+
+    def _session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
+        where = where or self._graphs
         try:
             return ort.InferenceSession(str(where / name), sess_options=self._session_options,
                                         providers=["CPUExecutionProvider"])

@@ -116,8 +116,32 @@ def test_the_completion_service_loads_the_weights_the_setting_names(tiny_lm_dir)
     service = CompletionService()
     status = service.load(str(tiny_lm_dir), threads=1, weights="int8")
     assert status.ready and status.as_dict()["weights"] == "int8" and service.runtime.int8_layer_sessions
+    first = service.runtime
     assert service.load(str(tiny_lm_dir), threads=1, weights="fp32").as_dict()["weights"] == "fp32"
-    assert service.runtime.int8_layer_sessions == []  # another setting: loaded again, not reused
+    # the same directory with other weights: switched in place, not loaded again
+    assert service.runtime is first and first.int8_layer_sessions == [] and first.head_session is not None
+    assert service.load(str(tiny_lm_dir), threads=1, weights="int8").ready and service.runtime is first
+    assert first.weights == "int8" and first.int8_layer_sessions
+
+
+def test_weights_switched_in_place_decode_as_a_runtime_loaded_with_them(tiny_lm_dir, rt32):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    loaded8 = EarlyExitRuntime(tiny_lm_dir, threads=1, weights="int8")
+    ids = rt.tokenizer.encode(CODE)
+    opts = DecodeOptions(policy="full", max_new_tokens=8, stop_threshold=1.01)
+
+    def decoded(runtime):
+        runtime.reset()
+        res = runtime.generate(ids, opts)
+        return res.token_ids, res.logprobs
+
+    rt.use_weights("int8")
+    assert rt.weights == "int8" and decoded(rt) == decoded(loaded8)
+    rt.use_weights("fp32")
+    assert rt.int8_layer_sessions == [] and decoded(rt) == decoded(rt32)
+    assert decoded(rt32)[1] != decoded(loaded8)[1]  # the switch is seen: the two weights decode differently
+    with pytest.raises(ValueError, match="unknown weights"):
+        rt.use_weights("int4")
 
 
 def test_a_read_only_model_directory_gets_its_8bit_weights_and_graphs_in_the_cache(tiny_lm_dir, tmp_path, monkeypatch):
@@ -146,3 +170,27 @@ def test_with_8bit_steps_the_fp32_head_loads_only_for_many_rows(tiny_lm_dir, rt3
     h = rt32.embed[rt32.tokenizer.encode(CODE)[:MAX_INT8_ROWS + 4]]
     np.testing.assert_array_equal(rt.head(1, h), rt32.head(1, h))  # many rows: the fp32 head, loaded now
     assert rt.head_session is not None
+
+
+def test_a_server_switched_to_int8_by_its_settings_holds_no_more_memory_than_fp32(tmp_path):
+    """The server loads the model at process start, before initialize names the weights. It used to load it all
+    again, on another thread, for int8: the first copy's freed memory stayed out of the second's reach (~55 MB
+    more). Now it switches the weights in place."""
+    from lsp_server.bench_serve import peak_rss_mb
+    from telemetry.lsp_client import LspClient
+    from tests.lsp_support import model_under_test, server_command
+
+    model = model_under_test()
+    EarlyExitRuntime(model, threads=1, weights="int8")  # derive the weight files first: not part of serving
+    peaks = {}
+    for weights in ("fp32", "int8"):
+        client = LspClient(server_command(model, tmp_path / f"{weights}.sqlite3"))
+        try:
+            client.initialize({"decodeWeights": weights, "acceptanceGate": False})
+            client.did_open("file:///w/s.py", CODE)
+            client.inline_completion("file:///w/s.py", 3, 4, invoked=True, timeout=120)
+            assert client.request("tact/status")["weights"] == weights
+            peaks[weights] = peak_rss_mb(client.proc.pid)
+        finally:
+            client.shutdown()
+    assert peaks["int8"] < peaks["fp32"] + 25, peaks

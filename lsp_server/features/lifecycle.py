@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 
 from lsprotocol import types
@@ -30,8 +29,8 @@ def register(server) -> None:
     async def initialized(ls, params: types.InitializedParams) -> None:
         await pull_configuration(ls)
         loop = asyncio.get_running_loop()
-        load = loop.run_in_executor(None, functools.partial(ls.completions.load, ls.settings.model_path,
-                                                            weights=ls.settings.decode_weights))
+        load = asyncio.wrap_future(ls.completions.start_loading(ls.settings.model_path,
+                                                              weights=ls.settings.decode_weights))
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
         workspace = ls.workspace.root_uri if ls.workspace else None
         status = await load
