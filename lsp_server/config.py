@@ -38,7 +38,7 @@ class Settings:
     enable: bool = True
     model_path: str = ""  # empty: the default model shipped with the package
     decoding_policy: str = "speculative"
-    decode_weights: str = "fp32"  # fp32 | int8: the weights decoding steps read (int8: 8-bit, faster); read at start
+    decode_weights: str = "fp32"  # fp32 | int8: the weights decoding steps read (int8: 8-bit, faster)
     max_new_tokens: int = 48
     multiline: bool = False
     exit_threshold: float = 0.96  # dynamic policy: controller P(exit) needed to leave the network

@@ -194,3 +194,32 @@ def test_a_server_switched_to_int8_by_its_settings_holds_no_more_memory_than_fp3
         finally:
             client.shutdown()
     assert peaks["int8"] < peaks["fp32"] + 25, peaks
+
+
+def test_a_changed_decode_weights_setting_switches_the_running_server(tmp_path):
+    import time
+
+    from telemetry.lsp_client import LspClient
+    from tests.lsp_support import model_under_test, server_command
+
+    uri = "file:///w/s.py"
+    client = LspClient(server_command(model_under_test(), tmp_path / "t.sqlite3"))
+    try:
+        client.initialize({"acceptanceGate": False})
+        client.did_open(uri, CODE)
+        client.inline_completion(uri, 3, 4, invoked=True, timeout=120)
+        assert client.request("tact/status")["weights"] == "fp32"
+        for weights in ("int8", "fp32"):
+            client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {"decodeWeights": weights}}})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                status = client.request("tact/status")
+                if status["ready"] and status["weights"] == weights:
+                    break
+                time.sleep(0.05)
+            assert status["ready"] and status["weights"] == weights, status
+            items = client.inline_completion(uri, 3, 4, invoked=True, timeout=60)
+            assert isinstance(items, list)  # still serving, from the same process
+        assert client.proc.poll() is None
+    finally:
+        client.shutdown()

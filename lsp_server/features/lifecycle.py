@@ -29,8 +29,7 @@ def register(server) -> None:
     async def initialized(ls, params: types.InitializedParams) -> None:
         await pull_configuration(ls)
         loop = asyncio.get_running_loop()
-        load = asyncio.wrap_future(ls.completions.start_loading(ls.settings.model_path,
-                                                              weights=ls.settings.decode_weights))
+        load = load_model(ls)
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
         workspace = ls.workspace.root_uri if ls.workspace else None
         status = await load
@@ -49,6 +48,8 @@ def register(server) -> None:
         else:
             await pull_configuration(ls)
         ls.recorder.settings_changed(ls.settings.to_camel())
+        if not (await load_model(ls)).ready:
+            report_degraded(ls)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls, params=None) -> None:
@@ -59,6 +60,12 @@ def register(server) -> None:
         ls.recorder.session_ended("shutdown")
         ls.scheduler.shutdown()
         ls.recorder.close()
+
+
+def load_model(ls) -> asyncio.Future:
+    """The model and weights the settings name, on the completion service's loader thread: nothing to do when they
+    are the ones loaded, and other weights of the loaded model switch in place. Resolves to its ModelStatus."""
+    return asyncio.wrap_future(ls.completions.start_loading(ls.settings.model_path, weights=ls.settings.decode_weights))
 
 
 async def pull_configuration(ls) -> None:
