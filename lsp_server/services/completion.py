@@ -91,11 +91,12 @@ class CompletionService:
             self._load_key = (path, weights)
             self._loaded.clear()
             self.status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
-            self.runtime = None  # let go of the model loaded before first, so that its memory can be reused
+            if loaded is None:  # another model: let go of the one before first, so that its memory can be reused
+                self.runtime = None
             t0 = time.perf_counter()
             try:
-                if loaded is not None:  # the same directory, other weights: keep the graphs prompts read
-                    loaded.use_weights(weights)
+                if loaded is not None:  # the same directory, other weights: keep the graphs prompts read (a decode
+                    loaded.use_weights(weights)  # under way finishes first: the runtime's lock)
                 self.runtime = loaded or EarlyExitRuntime(path, threads=threads, weights=weights)
                 self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
                                           load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path),
