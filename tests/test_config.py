@@ -27,6 +27,14 @@ def test_unknown_decode_weights_are_refused():
     assert Settings.from_camel({"decodeWeights": "int8"})[0].decode_weights == "int8"
 
 
+def test_the_settings_choices_are_the_runtimes():
+    """config.py keeps its own copies (it must not import onnxruntime): they must not drift."""
+    from lsp_server.config import DECODE_WEIGHTS, DECODING_POLICIES
+    from models.runtime import POLICIES, WEIGHTS
+
+    assert DECODE_WEIGHTS == WEIGHTS and DECODING_POLICIES == POLICIES
+
+
 def test_non_object_settings():
     settings, problems = Settings.from_camel(["not", "a", "dict"])
     assert settings == DEFAULTS and problems
