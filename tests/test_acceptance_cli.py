@@ -23,7 +23,7 @@ def _cups_file(path, users=5, pairs=24, seed=0):
     for user in range(1, users + 1):
         t = 1000.0
         prompt = "import os\n"
-        for i in range(pairs):
+        for _ in range(pairs):
             accepted = rng.random() < 0.4
             suggestion = "x = 1" if accepted else "def very_long_function_name(a, b, c):\n    pass\n    pass"
             for event in ("Shown", "Accepted" if accepted else "Rejected"):

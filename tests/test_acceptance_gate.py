@@ -223,8 +223,8 @@ def test_prior_is_seeded_from_the_telemetry_database(tmp_path):
 
     db = tmp_path / "t.sqlite3"
     with open_store(db) as store:
-        for i, ev in enumerate([SuggestionAccepted("s", "a", 3, False), SuggestionRejected("s", "b", "typedOver"),
-                                SuggestionRejected("s", "c", "dismissed")]):
+        for ev in (SuggestionAccepted("s", "a", 3, False), SuggestionRejected("s", "b", "typedOver"),
+                   SuggestionRejected("s", "c", "dismissed")):
             store.record(ev)
     gate = AcceptanceGate(_model(0.5, 0.5))
     gate.seed_from_database(db)

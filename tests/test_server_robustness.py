@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -205,7 +206,7 @@ def test_missing_or_corrupt_model_gives_degraded_mode(tmp_path, breakage):
         assert client.inline_completion(URI, 11, 4, invoked=True) == []
         status = client.request("tact/status")
         assert status["degraded"] and str(model) in status["reason"]
-        with pytest.raises(Exception):
+        with pytest.raises(queue.Empty):
             client.wait_notification("window/showMessage", timeout=1)  # said once
     finally:
         client.shutdown()

@@ -178,7 +178,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
                 found = list(pattern.finditer(line))
                 if not found:
                     continue
-                out.add(Edit(row, row + 1, line, pattern.sub(lambda _m: rep[1], line)), "substitute_all", age, source,
+                out.add(Edit(row, row + 1, line, pattern.sub(lambda _m, new=rep[1]: new, line)), "substitute_all", age, source,
                         occurrences=len(found))
                 if len(found) > 1:
                     for m in found:
