@@ -19,6 +19,7 @@ Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import platform
@@ -35,6 +36,7 @@ import numpy as np
 from models.corpus import iter_directory, iter_split
 from models.metrics import (chars_saved, edit_similarity, exact_match, first_line, goes_on_to_type, is_accepted,
                             matches_exactly, rouge_l)
+from models.model_dir import fingerprint
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
 MAX_NEW_TOKENS = 48
@@ -93,6 +95,16 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
     if not texts:
         raise BenchInputError(f"{where} holds no code files")
     return texts
+
+
+def texts_identity(texts: list[tuple[str, str]]) -> dict:
+    """How many files and characters the samples are drawn from, and a digest of them: two runs with the same
+    digest, seed and limit decode the same samples (the held-out split is whichever held-out packages were
+    installed where the corpus was built)."""
+    h = hashlib.sha256()
+    for path, text in texts:
+        h.update(path.encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass") + b"\0")
+    return {"files": len(texts), "chars": sum(len(t) for _, t in texts), "digest": h.hexdigest()[:16]}
 
 
 def _eligible_lines(text: str) -> list[tuple[int, int, int]]:
@@ -582,7 +594,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
     accuracy = exit_accuracy(runtime, texts, windows, seed)
     return {
-        "model": {"dir": str(model_dir), "name": runtime.name, "layers": L, "hidden_size": runtime.hidden_size,
+        "model": {"dir": str(model_dir), "name": runtime.name, "fingerprint": fingerprint(Path(model_dir)), "layers": L, "hidden_size": runtime.hidden_size,
                   "vocab_size": runtime.vocab_size, "max_len": runtime.max_len, "context_tokens": runtime.context_tokens,
                   "controller_trained": runtime.controller.trained, "has_exit_heads": runtime.has_exit_heads},
         "hardware": hardware(threads),
@@ -592,6 +604,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "stop_inside": stop_inside, "stop_inside_threshold": cut_threshold,
                      **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens},
         "samples": len(samples),
+        "data": texts_identity(texts),
         "policies": policies,
         "int8_policies": int8_policies,
         "exit_accuracy": accuracy,
@@ -642,6 +655,8 @@ def format_report(r: dict) -> str:
         f"tact bench early-exit: {m['dir']} ({m['layers']} layers, hidden {m['hidden_size']}, vocab {m['vocab_size']}, "
         f"controller {'trained' if m['controller_trained'] else 'absent'})",
         f"samples: {r['samples']} from {where}, seed {st['seed']}, <= {st['max_new_tokens']} new tokens, single line",
+        f"data: {r['data']['files']} files, {r['data']['chars']:,} characters, digest {r['data']['digest']}; "
+        f"model fingerprint {m['fingerprint']} (compare runs only where both match)",
         f"hardware: {hw['cpu_count']} cores ({hw['machine']}, {hw['system']}), onnxruntime {hw['onnxruntime']}, "
         f"{hw['threads']} threads, python {hw['python']}",
         f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from models.bench_early_exit import (EXIT_LOOKUP_SWEEP, EXIT_SWEEP, BenchInputError, format_report, load_texts,
-                                     make_samples, run_bench, truncate_at_stop)
+                                     make_samples, run_bench, texts_identity, truncate_at_stop)
+from models.model_dir import fingerprint
 from models.runtime import POLICIES, DecodeOptions, DecodeResult
 
 POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
@@ -149,6 +150,16 @@ def test_bench_on_source_directory(tiny_lm_dir, tmp_path):
     (tmp_path / "pkg" / "mod.py").write_text("def add(a, b):\n    total = a + b\n    return total\n")
     r = run_bench(tiny_lm_dir, source=tmp_path, limit=2, threads=1, accuracy_windows=1)
     assert r["samples"] == 2 and r["settings"]["source"] == str(tmp_path)
+    # what the samples were drawn from and which model decoded them, so that two runs can be compared
+    assert r["data"]["files"] == 1 and r["data"]["chars"] == len((tmp_path / "pkg" / "mod.py").read_text())
+    assert r["model"]["fingerprint"] == fingerprint(tiny_lm_dir) and r["data"]["digest"] in format_report(r)
+
+
+def test_the_data_digest_tells_sample_pools_apart():
+    pool = [("a.py", "x = 1\n"), ("b.py", "y = 2\n")]
+    assert texts_identity(pool) == texts_identity(list(pool))
+    assert texts_identity(pool)["digest"] != texts_identity([("a.py", "x = 1\n"), ("b.py", "y = 3\n")])["digest"]
+    assert texts_identity(pool)["digest"] != texts_identity(pool[:1])["digest"]
 
 
 def test_bad_inputs(tiny_lm_dir, tmp_path):
