@@ -16,7 +16,9 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from telemetry.simulate import TypingStyle, server_command, type_file
 from telemetry.lsp_client import LspClient
@@ -60,53 +62,133 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
 
 
-def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
-              lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None, weights: str = "fp32") -> dict:
-    """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
-    ``weights``: the `tact.decodeWeights` the server runs with."""
-    typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
-    rng = random.Random(seed)
-    files = source_files(source, corpus, seed)
+@dataclass
+class ServedRun:
+    """One server under the bench: its client and what it answered."""
+    weights: str
+    client: LspClient
+    cold_start_s: float = 0.0
+    status: dict = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    shown: int = 0
+    accepted: int = 0
+    peak_rss_mb: float | None = None
+
+
+def _start(model: str | None, policy: str, gate: bool, weights: str) -> ServedRun:
+    """A server started and answering: cold start is process start to its first inline completion."""
     db = Path(tempfile.mkdtemp(prefix="tact-bench-")) / "telemetry.sqlite3"
     t0 = time.perf_counter()
-    client = LspClient(server_command(sys.executable, model, str(db)))
-    latencies: list[float] = []
-    shown = accepted = 0
+    run = ServedRun(weights, LspClient(server_command(sys.executable, model, str(db))))
+    client = run.client
     try:
-        client.initialize({"decodingPolicy": policy, "multiline": False, "acceptanceGate": gate, "decodeWeights": weights},
-                          client_name="tact-bench")
-        # Cold start: the first inline completion answered, whatever it took the model to load.
+        client.initialize({"decodingPolicy": policy, "multiline": False, "acceptanceGate": gate,
+                           "decodeWeights": weights}, client_name="tact-bench")
         client.did_open("file:///bench/cold.py", "import os\n\n\ndef main():\n    path = os.")
         client.inline_completion("file:///bench/cold.py", 4, 14, invoked=True, timeout=120)
-        cold_start = time.perf_counter() - t0
-        status = client.request("tact/status")
-        for i, (name, text) in enumerate(files):
-            if len(latencies) >= limit:
-                break
-            lines = text.split("\n")
-            start = rng.randrange(5, max(6, len(lines) - lines_per_file))
-            res = type_file(client, f"file:///bench/{i}/{name}", text, start_line=start, lines=lines_per_file,
-                            limit=limit - len(latencies), key_gap_s=1.0 / typing_cps if typing_cps > 0 else 0.0)
-            latencies += [e.latency_ms for e in res.events]
-            shown += sum(1 for e in res.events if e.text)
-            accepted += sum(1 for e in res.events if e.outcome == "accepted")
-        rss = peak_rss_mb(client.proc.pid)
-    finally:
+        run.cold_start_s = time.perf_counter() - t0
+        run.status = client.request("tact/status")
+    except BaseException:
         client.shutdown()
+        raise
+    return run
+
+
+def _type(run: ServedRun, plan: list[tuple[int, str, str, int]], limit: int, lines_per_file: int,
+          key_gap_s: float) -> int:
+    """Type the planned places, file after file, until ``limit`` requests; returns how many files it began."""
+    begun = 0
+    for i, name, text, start in plan:
+        left = limit - len(run.latencies)
+        if left <= 0:
+            break
+        begun += 1
+        res = type_file(run.client, f"file:///bench/{i}/{name}", text, start_line=start, lines=lines_per_file,
+                        limit=left, key_gap_s=key_gap_s)
+        run.latencies += [e.latency_ms for e in res.events]
+        run.shown += sum(1 for e in res.events if e.text)
+        run.accepted += sum(1 for e in res.events if e.outcome == "accepted")
+    run.peak_rss_mb = peak_rss_mb(run.client.proc.pid)
+    return begun
+
+
+def _served(model: str | None, policy: str, gate: bool, weights: str, plan: list, limit: int, lines_per_file: int,
+            key_gap_s: float) -> tuple[ServedRun, int]:
+    """One server, started, typing ``limit`` requests of the plan, shut down."""
+    run = None
+    try:
+        run = _start(model, policy, gate, weights)
+        begun = _type(run, plan, limit, lines_per_file, key_gap_s)
+    finally:
+        if run is not None:
+            run.client.shutdown()
+    return run, begun
+
+
+def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
+              lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None,
+              weights: str | Sequence[str] = "fp32") -> dict:
+    """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
+    ``weights``: the `tact.decodeWeights` the server runs with. Several: each types the same keystrokes, one
+    server at a time (two servers alive at once slowed each other here, and unevenly: a run of three fp32
+    servers taking turns gave p50 43, 49 and 38 ms against 30 alone), in the order A B ... then ... B A, half the
+    requests each time, so that drift during the run weighs on all alike; the report gives each one's figures and
+    their ratios to the first's."""
+    choices = [weights] if isinstance(weights, str) else list(weights)
+    typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
+    key_gap_s = 1.0 / typing_cps if typing_cps > 0 else 0.0
+    rng = random.Random(seed)
+    plan = []
+    for i, (name, text) in enumerate(source_files(source, corpus, seed)):
+        lines = text.split("\n")
+        plan.append((i, name, text, rng.randrange(5, max(6, len(lines) - lines_per_file))))
+    if len(choices) == 1:
+        run, _ = _served(model, policy, gate, choices[0], plan, limit, lines_per_file, key_gap_s)
+        return _figures(run, policy, gate, typing_cps)
+    first_half = limit // 2
+    halves: list[list[ServedRun]] = [[] for _ in choices]  # by position: the same weights may be named twice (A/A)
+    begun = 0
+    for n, w in enumerate(choices):
+        run, begun = _served(model, policy, gate, w, plan, first_half, lines_per_file, key_gap_s)
+        halves[n].append(run)
+    for n in reversed(range(len(choices))):
+        run, _ = _served(model, policy, gate, choices[n], plan[begun:], limit - first_half, lines_per_file, key_gap_s)
+        halves[n].append(run)
+    figures = [_figures(_merged(parts), policy, gate, typing_cps) for parts in halves]
+    first = figures[0]
+    keys = ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")
+    ratios = [{"weights": f["weights"], **{k: _ratio(f[k], first[k]) for k in keys}} for f in figures[1:]]
+    return {"runs": figures, "ratios_to": first["weights"], "ratios": ratios, "order": "A B ... B A, half each"}
+
+
+def _merged(parts: list[ServedRun]) -> ServedRun:
+    """One weights' halves as one run: latencies together, the mean cold start, the higher peak RSS."""
+    a, b = parts
+    rss = [r.peak_rss_mb for r in parts if r.peak_rss_mb]
+    return ServedRun(a.weights, a.client, (a.cold_start_s + b.cold_start_s) / 2, a.status, a.latencies + b.latencies,
+                     a.shown + b.shown, a.accepted + b.accepted, max(rss) if rss else None)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict:
+    lat = run.latencies
     figures = {
         "policy": policy,
-        "weights": status.get("weights"),
+        "weights": run.status.get("weights"),
         "acceptance_gate": gate,
         "typing_cps": typing_cps,
-        "model": status.get("model"),
-        "requests": len(latencies),
-        "cold_start_s": round(cold_start, 3),
-        "p50_ms": round(percentile(latencies, 0.5), 2),
-        "p95_ms": round(percentile(latencies, 0.95), 2),
-        "mean_ms": round(sum(latencies) / max(1, len(latencies)), 2),
-        "peak_rss_mb": round(rss, 1) if rss else None,
-        "suggestions_shown": shown,
-        "suggestions_accepted": accepted,
+        "model": run.status.get("model"),
+        "requests": len(lat),
+        "cold_start_s": round(run.cold_start_s, 3),
+        "p50_ms": round(percentile(lat, 0.5), 2),
+        "p95_ms": round(percentile(lat, 0.95), 2),
+        "mean_ms": round(sum(lat) / max(1, len(lat)), 2),
+        "peak_rss_mb": round(run.peak_rss_mb, 1) if run.peak_rss_mb else None,
+        "suggestions_shown": run.shown,
+        "suggestions_accepted": run.accepted,
         "hardware": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
     }
     figures["targets"] = {k: {"target": v, "pass": figures[k] is not None and figures[k] <= v} for k, v in TARGETS.items()}
@@ -125,3 +207,19 @@ def print_table(fig: dict, out=sys.stdout) -> None:
         t = fig["targets"][key]
         print(f"{label:<13} {value:>10} {t['target']:>9}  {'PASS' if t['pass'] else 'MISS'}", file=out)
     print(f"mean latency {fig['mean_ms']:.1f} ms; {fig['suggestions_shown']} suggestions shown, {fig['suggestions_accepted']} accepted", file=out)
+
+
+def print_report(result: dict, out=sys.stdout) -> None:
+    """One server's table, or each server's and then their ratios to the first."""
+    if "runs" not in result:
+        print_table(result, out)
+        return
+    for fig in result["runs"]:
+        print_table(fig, out)
+        print(file=out)
+    base = result["ratios_to"]
+    labels = {"p50_ms": "p50", "p95_ms": "p95", "mean_ms": "mean", "cold_start_s": "cold start", "peak_rss_mb": "peak RSS"}
+    for r in result["ratios"]:
+        parts = [f"{labels[k]} {'-' if r[k] is None else f'{r[k]:.3f}x'}" for k in labels]
+        print(f"{r['weights']} against {base} (the same keystrokes, one server at a time, A B ... B A): "
+              f"{', '.join(parts)}", file=out)

@@ -240,6 +240,15 @@ def _bench(args) -> int:
     raise SystemExit(f"tact bench: unknown target {args.target}")
 
 
+def _weights_list(text: str) -> list[str]:
+    """--weights: one of DECODE_WEIGHTS, or several separated by commas."""
+    choices = [w.strip() for w in text.split(",") if w.strip()]
+    bad = [w for w in choices if w not in DECODE_WEIGHTS]
+    if not choices or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(DECODE_WEIGHTS)} (comma-separated)")
+    return choices
+
+
 def _add_bench_serve(bsub) -> None:
     p = bsub.add_parser("serve", help="cold start, inline-completion latency and RSS over real LSP stdio")
     p.add_argument("--model", help="model directory (default: the shipped model)")
@@ -249,8 +258,9 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
-    p.add_argument("--weights", choices=DECODE_WEIGHTS, default=DEFAULTS.decode_weights,
-                   help="tact.decodeWeights for the server")
+    p.add_argument("--weights", type=_weights_list, default=[DEFAULTS.decode_weights], metavar="|".join(DECODE_WEIGHTS),
+                   help="tact.decodeWeights for the server; a comma-separated list (e.g. fp32,int8) runs one server "
+                        "each on the same keystrokes, taking turns, and reports their ratios to the first")
     p.add_argument("--typing-cps", type=float, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")
@@ -326,12 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench" and args.target == "serve":
         import json
 
-        from lsp_server.bench_serve import print_table, run_bench
+        from lsp_server.bench_serve import print_report, run_bench
         from lsp_server.config import DEFAULTS
 
+        weights = args.weights[0] if len(args.weights) == 1 else args.weights
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=args.weights)
-        print(json.dumps(fig)) if args.json else print_table(fig)
+                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=weights)
+        print(json.dumps(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":
         import json

@@ -1,0 +1,35 @@
+"""`tact bench serve`: real servers over stdio, typing real files; several weights in one run type the same keystrokes."""
+
+from __future__ import annotations
+
+import io
+
+from lsp_server.bench_serve import print_report, run_bench
+
+SOURCE = "\n".join(f"def f{i}(a, b):\n    total = a + b * {i}\n    return total\n" for i in range(20))
+
+
+def test_one_run_compares_weights_on_the_same_keystrokes(tiny_lm_dir, tmp_path):
+    (tmp_path / "mod.py").write_text(SOURCE)
+    (tmp_path / "other.py").write_text(SOURCE.replace("total", "acc"))  # the second half types the next file
+    result = run_bench(str(tiny_lm_dir), "speculative", 6, tmp_path, None, gate=False, typing_cps=0,
+                       weights=["fp32", "int8"])
+    fp32, int8 = result["runs"]
+    assert (fp32["weights"], int8["weights"]) == ("fp32", "int8")  # what each server says it runs
+    assert fp32["requests"] == int8["requests"] == 6
+    assert result["ratios_to"] == "fp32" and result["order"].startswith("A B")
+    assert result["ratios"] == [{"weights": "int8", **{k: round(int8[k] / fp32[k], 3) for k in
+                                                     ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")}}]
+    assert all(f["peak_rss_mb"] and f["cold_start_s"] > 0 for f in (fp32, int8))
+    out = io.StringIO()
+    print_report(result, out)
+    assert "int8 against fp32" in out.getvalue() and out.getvalue().count("tact bench serve:") == 2
+
+
+def test_one_weights_gives_one_table(tiny_lm_dir, tmp_path):
+    (tmp_path / "mod.py").write_text(SOURCE)
+    fig = run_bench(str(tiny_lm_dir), "full", 3, tmp_path, None, gate=False, typing_cps=0, weights="int8")
+    assert fig["weights"] == "int8" and fig["requests"] == 3 and set(fig["targets"]) >= {"p50_ms", "peak_rss_mb"}
+    out = io.StringIO()
+    print_report(fig, out)
+    assert "int8 weights" in out.getvalue() and "against" not in out.getvalue()
