@@ -287,9 +287,10 @@ class EarlyExitRuntime:
                 self._check_int8_graphs()
                 int8 = self._index["int8"]
                 where = graphs_dir(self.model_dir, self._index, int8=True)  # derives the 8-bit weights if absent
-                self.int8_layer_sessions = [self._session(n, where) for n in int8["decoder_layers"]]
-                self.int8_head_session = self._session(int8["exit_head"], where)
-                self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(self.int8_layer_sessions)]
+                layers = [self._session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
+                head = self._session(int8["exit_head"], where)  # leaves the runtime as it was
+                self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
+                self.int8_layer_sessions, self.int8_head_session = layers, head
             elif weights == "fp32":
                 self.int8_layer_sessions, self._int8_bindings, self.int8_head_session = [], [], None
                 if self.head_session is None:

@@ -223,3 +223,17 @@ def test_a_changed_decode_weights_setting_switches_the_running_server(tmp_path):
         assert client.proc.poll() is None
     finally:
         client.shutdown()
+
+
+def test_a_failed_switch_to_int8_leaves_the_runtime_serving_fp32(tiny_lm_dir, tmp_path, rt32):
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    rt = EarlyExitRuntime(d, threads=1)
+    (d / "exit_head.int8.onnx").write_bytes(b"not a graph")  # the last 8-bit graph to load
+    with pytest.raises(ModelDirError, match="exit_head.int8.onnx"):
+        rt.use_weights("int8")
+    assert rt.weights == "fp32" and rt.int8_layer_sessions == [] and rt.int8_head_session is None
+    opts = DecodeOptions(policy="full", max_new_tokens=6, stop_threshold=1.01)
+    rt.reset(), rt32.reset()
+    ids = rt.tokenizer.encode(CODE)
+    assert rt.generate(ids, opts).logprobs == rt32.generate(ids, opts).logprobs
