@@ -115,14 +115,11 @@ def _type(run: ServedRun, plan: list[tuple[int, str, str, int]], limit: int, lin
 def _served(model: str | None, policy: str, gate: bool, weights: str, plan: list, limit: int, lines_per_file: int,
             key_gap_s: float) -> tuple[ServedRun, int]:
     """One server, started, typing ``limit`` requests of the plan, shut down."""
-    run = None
+    run = _start(model, policy, gate, weights)  # shuts its server down itself if it fails
     try:
-        run = _start(model, policy, gate, weights)
-        begun = _type(run, plan, limit, lines_per_file, key_gap_s)
+        return run, _type(run, plan, limit, lines_per_file, key_gap_s)
     finally:
-        if run is not None:
-            run.client.shutdown()
-    return run, begun
+        run.client.shutdown()
 
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
@@ -131,7 +128,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
     ``weights``: the `tact.decodeWeights` the server runs with. Several: each types the same keystrokes, one
     server at a time (two servers alive at once slowed each other here, and unevenly: a run of three fp32
-    servers taking turns gave p50 43, 49 and 38 ms against 30 alone), in the order A B ... then ... B A, half the
+    servers taking turns gave p50 43, 49 and 38 ms against 30-32 alone; docs/serving.md), in the order A B ... then ... B A, half the
     requests each time, so that drift during the run weighs on all alike; the report gives each one's figures and
     their ratios to the first's."""
     choices = [weights] if isinstance(weights, str) else list(weights)

@@ -260,7 +260,8 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
     p.add_argument("--weights", type=_weights_list, default=[DEFAULTS.decode_weights], metavar="|".join(DECODE_WEIGHTS),
                    help="tact.decodeWeights for the server; a comma-separated list (e.g. fp32,int8) runs one server "
-                        "each on the same keystrokes, taking turns, and reports their ratios to the first")
+                        "each on the same keystrokes, one at a time (A B then B A, half each), and reports their "
+                        "ratios to the first")
     p.add_argument("--typing-cps", type=float, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")
@@ -339,9 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.bench_serve import print_report, run_bench
         from lsp_server.config import DEFAULTS
 
-        weights = args.weights[0] if len(args.weights) == 1 else args.weights
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=weights)
+                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=args.weights)
         print(json.dumps(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":

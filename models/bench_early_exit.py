@@ -648,6 +648,16 @@ def _exit_label(settings: dict) -> str:
                        bool(settings.get("exit_lookup_veto"))).label()
 
 
+def _policy_row(label: str, p: dict) -> str:
+    """One policy's line of the report's table."""
+    return (f"{label:<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
+            f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
+            f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
+            f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
+            f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
+            f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
+
+
 def format_report(r: dict) -> str:
     m, hw, st = r["model"], r["hardware"], r["settings"]
     where = st["source"] or f"{st['corpus']} ({st['split']})"
@@ -666,21 +676,9 @@ def format_report(r: dict) -> str:
         f"{'speedup tot/med':>15} {'EM':>6} {'ES':>6} {'ROUGE-L':>7} {'identical':>9}",
     ]
     for name, p in r["policies"].items():
-        lines.append(
-            f"{name:<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
-            f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
-            f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
-            f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
-            f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
-            f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
+        lines.append(_policy_row(name, p))
     for name, p in (r.get("int8_policies") or {}).items():
-        lines.append(
-            f"{name + ' int8':<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
-            f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
-            f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
-            f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
-            f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
-            f"{_f(p['identical_to_full'], '{:.1%}'):>9} (int8 full: {_f(p['identical_to_int8_full'], '{:.1%}')})")
+        lines.append(_policy_row(name + " int8", p) + f" (int8 full: {_f(p['identical_to_int8_full'], '{:.1%}')})")
     sp = r["policies"]["speculative"]
     lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
                  f"({_f(sp['draft_acceptance'], '{:.1%}')}); layer passes per token: "

@@ -64,12 +64,17 @@ def int8_layout(src: Path) -> dict[str, tuple[tuple[int, ...], int, int]]:
     for name in quantized_names(index):
         N, K = index[name].shape
         layout[name] = ((N, K), offset, offset + N * K)
-        offset += N * K + N * K // BLOCK * 4
+        offset += _int8_bytes(N, K)
     return layout
 
 
+def _int8_bytes(N: int, K: int) -> int:
+    """Bytes of one (N, K) tensor in INT8_WEIGHTS: its blocks (one byte a weight), then its fp32 scales."""
+    return N * K + N * K // BLOCK * 4
+
+
 def int8_size(src: Path) -> int:
-    return sum(N * K + N * K // BLOCK * 4 for (N, K), _, _ in int8_layout(src).values())
+    return sum(_int8_bytes(N, K) for (N, K), _, _ in int8_layout(src).values())
 
 
 def write_int8_weights(model_dir: Path, out_dir: Path | None = None) -> dict:

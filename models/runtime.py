@@ -188,7 +188,6 @@ class EarlyExitRuntime:
         if weights not in WEIGHTS:
             raise ValueError(f"unknown weights {weights!r}; one of {WEIGHTS}")
         self.model_dir = Path(model_dir)
-        self.weights = weights
         self.config = check_model_dir(self.model_dir, need_onnx=True)
         cfg = self.config
         self.n_layers = cfg["num_hidden_layers"]
@@ -218,30 +217,30 @@ class EarlyExitRuntime:
         # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
         self.context_tokens = trained_context(cfg, self.record)
         self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
-        self._load_sessions(threads)
+        self._load_sessions(threads, int8=weights == "int8")
         self._newline = self._newline_table()
         self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
         self._bindings = [self._bind_cache(i, s) for i, s in enumerate(self.layer_sessions)]
         self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
+        self.weights = "fp32"  # what decoding steps read (WEIGHTS): fp32 until use_weights loads the 8-bit graphs
         self.int8_layer_sessions: list[ort.InferenceSession] = []
         self._int8_bindings: list[ort.IOBinding] = []
         self.int8_head_session: ort.InferenceSession | None = None
-        self.weights = "fp32"
         self.use_weights(weights)
 
     # -- loading -------------------------------------------------------------------------------
-    def _load_sessions(self, threads: int) -> None:
+    def _load_sessions(self, threads: int, int8: bool) -> None:
+        """The fp32 graphs (``int8``: the 8-bit weights made ready beside them too, so that ``use_weights`` finds
+        them where the graphs are)."""
         index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
         if index.get("kv_cache") != KV_CACHE_LAYOUT:
             raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX}: the graphs were exported for another KV cache layout "
                                 f"({index.get('kv_cache', 'copied per layer')!r}, this Tact reads {KV_CACHE_LAYOUT!r}); "
                                 f"re-run `tact export {self.model_dir}`")
         self._index = index
-        int8 = self.weights == "int8"
-        if int8:
-            self._check_int8_graphs()
         # derived weight files (an fp32 copy of fp16 weights, the 8-bit weights) are rebuilt if absent
         where = graphs_dir(self.model_dir, index, int8=int8)
+        self._int8_graphs = where if int8 and index.get("int8") else None  # ready for use_weights("int8")
         opts = ort.SessionOptions()
         if shared_thread_pool(threads):
             opts.use_per_session_threads = False
@@ -270,10 +269,10 @@ class EarlyExitRuntime:
         self._head_graph = index["exit_head"]
         self.head_session = None if int8 else self._session(self._head_graph)
 
-    def _check_int8_graphs(self) -> None:
-        if not self._index.get("int8"):
-            raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no 8-bit graphs (exported before they existed); "
-                                f"re-run `tact export {self.model_dir}`, or use fp32 weights")
+    def _fp32_head(self) -> ort.InferenceSession:
+        if self.head_session is None:
+            self.head_session = self._session(self._head_graph)
+        return self.head_session
 
     def use_weights(self, weights: str) -> None:
         """Choose what decoding steps read (``WEIGHTS``), keeping the fp32 graphs that prompts read: the server loads
@@ -284,17 +283,20 @@ class EarlyExitRuntime:
             raise ValueError(f"unknown weights {weights!r}; one of {WEIGHTS}")
         with self.lock:  # not in the middle of a decode
             if weights == "int8" and not self.int8_layer_sessions:
-                self._check_int8_graphs()
-                int8 = self._index["int8"]
-                where = graphs_dir(self.model_dir, self._index, int8=True)  # derives the 8-bit weights if absent
+                int8 = self._index.get("int8")
+                if not int8:
+                    raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX} lists no 8-bit graphs (exported before they "
+                                        f"existed); re-run `tact export {self.model_dir}`, or use fp32 weights")
+                # made ready at load when asked for then; else derives the 8-bit weights now if absent
+                where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
                 layers = [self._session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
                 head = self._session(int8["exit_head"], where)  # leaves the runtime as it was
                 self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
                 self.int8_layer_sessions, self.int8_head_session = layers, head
             elif weights == "fp32":
                 self.int8_layer_sessions, self._int8_bindings, self.int8_head_session = [], [], None
-                if self.head_session is None:
-                    self.head_session = self._session(self._head_graph)
+                self._int8_graphs = None  # a later switch checks the 8-bit weights again
+                self._fp32_head()
             self.weights = weights
 
     def _session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
@@ -371,12 +373,7 @@ class EarlyExitRuntime:
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:
         """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
-        if self._reads_int8(h.shape[0]):
-            session = self.int8_head_session
-        else:
-            if self.head_session is None:
-                self.head_session = self._session(self._head_graph)
-            session = self.head_session
+        session = self.int8_head_session if self._reads_int8(h.shape[0]) else self._fp32_head()
         return session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
 
     def exit_features(self, layer: int, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

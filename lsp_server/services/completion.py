@@ -64,9 +64,10 @@ class CompletionService:
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
         self._load_key: tuple[Path, str] | None = None
-        # Every load runs on this one thread. Loaded on two threads (at process start, then again when the
-        # editor's settings name another model), the first model's freed memory stayed in its thread's malloc
-        # arena, out of the second's reach: ~55 MB more at the peak.
+        # Every load runs on this one thread. When the model was loaded again on another thread (at process start,
+        # then for the editor's settings), the first copy's freed memory stayed in its thread's malloc arena, out of
+        # the second's reach: ~60 MB more at the peak, measured when the settings named int8 weights (which now
+        # switch in place); another model directory still loads afresh.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tact-model-load")
 
     @staticmethod
