@@ -47,6 +47,7 @@ class Settings:
     stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
     stop_inside: bool = True  # Stop may also cut a suggestion after its first token (off: it only hides one)
     stop_inside_threshold: float = 0.98  # P(stop) that cuts a suggestion after its first token
+    stop_repeats: int = 3  # a suggestion repeating a unit this many times in a row ends after one copy; 0: never
     draft_layers: int = 2  # speculative policy: layers used to draft
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this
@@ -94,6 +95,9 @@ class Settings:
         if settings.decode_weights not in DECODE_WEIGHTS:
             problems.append(f"{SECTION}.decodeWeights: {settings.decode_weights!r} is not one of {DECODE_WEIGHTS}")
             settings.decode_weights = cls.decode_weights
+        if settings.stop_repeats != 0 and settings.stop_repeats < 2:
+            problems.append(f"{SECTION}.stopRepeats: {settings.stop_repeats} is neither 0 (never) nor at least 2")
+            settings.stop_repeats = cls.stop_repeats
         if settings.next_edit_predictor not in NEXT_EDIT_PREDICTORS:
             problems.append(f"{SECTION}.nextEditPredictor: {settings.next_edit_predictor!r} is not one of {NEXT_EDIT_PREDICTORS}")
             settings.next_edit_predictor = cls.next_edit_predictor

@@ -479,7 +479,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
               stop_inside_threshold: float | None = None, exit_threshold: float = DecodeOptions.exit_threshold,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
-              draft_layers: int = 2, draft_tokens: int = 4, accuracy_windows: int | None = None,
+              draft_layers: int = 2, draft_tokens: int = 4, stop_repeats: int = DecodeOptions.stop_repeats,
+              accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
@@ -496,7 +497,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     samples = make_samples(texts, max(1, limit), seed)
     L = runtime.n_layers
     configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto)
-    base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens,
+    base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens, stop_repeats=stop_repeats,
                 single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
@@ -602,7 +603,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "split": None if source else split, "limit": limit, "seed": seed,
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
                      "stop_inside": stop_inside, "stop_inside_threshold": cut_threshold,
-                     **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens},
+                     **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens,
+                     "stop_repeats": stop_repeats},
         "samples": len(samples),
         "data": texts_identity(texts),
         "policies": policies,
@@ -670,7 +672,8 @@ def format_report(r: dict) -> str:
         f"hardware: {hw['cpu_count']} cores ({hw['machine']}, {hw['system']}), onnxruntime {hw['onnxruntime']}, "
         f"{hw['threads']} threads, python {hw['python']}",
         f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "
-        f"Stop disabled for the policy table",
+        + (f"loops cut after {st['stop_repeats']} copies" if st.get("stop_repeats") else "loops not cut")
+        + ", Stop disabled for the policy table",
         "",
         f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'prefill ms':>10} "
         f"{'speedup tot/med':>15} {'EM':>6} {'ES':>6} {'ROUGE-L':>7} {'identical':>9}",
@@ -763,7 +766,7 @@ def main_cli(args) -> int:
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
                            exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
                            draft_layers=args.draft_layers,
-                           draft_tokens=args.draft_tokens,
+                           draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:
         print(f"tact bench early-exit: error: {exc}", file=sys.stderr)

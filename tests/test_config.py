@@ -84,3 +84,16 @@ def test_the_exit_threshold_setting_and_the_runtime_default_are_one_value():
     from models.runtime import DecodeOptions
 
     assert DEFAULTS.exit_threshold == DecodeOptions.exit_threshold
+    assert DEFAULTS.stop_repeats == DecodeOptions.stop_repeats
+
+
+def test_the_loop_stop_setting_reaches_the_decoder_and_one_copy_is_refused():
+    from lsp_server.services.completion import CompletionService
+
+    s, problems = Settings.from_camel({"stopRepeats": 0})
+    assert not problems and CompletionService().decode_options(s).stop_repeats == 0
+    s, problems = Settings.from_camel({"stopRepeats": 5})
+    assert not problems and CompletionService().decode_options(s).stop_repeats == 5
+    for bad in (1, -2):  # one copy is not a repetition
+        s, problems = Settings.from_camel({"stopRepeats": bad})
+        assert s.stop_repeats == DEFAULTS.stop_repeats and "stopRepeats" in problems[0]

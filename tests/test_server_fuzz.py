@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 URIS = ["file:///p/a.py", "file:///p/b.py", "untitled:Untitled-1", "file:///p/%E2%9C%93.py", "file:///nope.py", "",
         "http://x", "file:///p/c.txt"]
-SETTINGS = ["decodingPolicy", "maxNewTokens", "stopThreshold", "stopInsideThreshold", "exitThreshold", "enable",
+SETTINGS = ["decodingPolicy", "maxNewTokens", "stopThreshold", "stopInsideThreshold", "stopRepeats", "exitThreshold", "enable",
             "acceptanceGate", "nextEditThreshold", "multiline", "debounceMs", "acceptanceLambda", "nextEditPredictor"]
 
 

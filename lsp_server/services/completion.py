@@ -128,6 +128,7 @@ class CompletionService:
             stop_threshold=settings.stop_threshold,
             stop_inside=settings.stop_inside,
             stop_inside_threshold=settings.stop_inside_threshold,
+            stop_repeats=settings.stop_repeats,
             exit_threshold=settings.exit_threshold,
             exit_lookup_threshold=settings.exit_lookup_threshold if settings.exit_lookup_threshold >= 0 else None,
             exit_lookup_veto=settings.exit_lookup_veto,

@@ -86,7 +86,7 @@ class NextEditModel:
             return None
         opts = DecodeOptions(policy="speculative", max_new_tokens=min(MAX_REWRITE_TOKENS, window_tokens + 64),
                              single_line=False, stop_threshold=1.01, lookup_ngram=2, lookup_tokens=24,
-                             copy_margin=self.copy_margin,
+                             copy_margin=self.copy_margin, stop_repeats=0,  # a window may hold equal lines
                              lookup_range=(span[0], span[-1] + 1) if span else None)
         res = self.runtime.generate(ids, opts, should_cancel)
         if res.stop_reason != "eos" or not res.logprobs:
