@@ -65,7 +65,7 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class ServedRun:
     """One server under the bench: its client and what it answered."""
-    weights: str
+    variant: str  # what sets it apart from the others in the run (its weights, or the compared setting's value)
     client: LspClient
     cold_start_s: float = 0.0
     status: dict = field(default_factory=dict)
@@ -75,19 +75,24 @@ class ServedRun:
     peak_rss_mb: float | None = None
 
 
-def _start(model: str | None, policy: str, gate: bool, weights: str) -> ServedRun:
-    """A server started and answering: cold start is process start to its first inline completion."""
+def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict]) -> ServedRun:
+    """A server started and answering: cold start is process start to its first inline completion.
+    ``variant``: (label, the camelCase settings it runs with besides the bench's own)."""
     db = Path(tempfile.mkdtemp(prefix="tact-bench-")) / "telemetry.sqlite3"
     t0 = time.perf_counter()
-    run = ServedRun(weights, LspClient(server_command(sys.executable, model, str(db))))
+    run = ServedRun(variant[0], LspClient(server_command(sys.executable, model, str(db))))
     client = run.client
     try:
-        client.initialize({"decodingPolicy": policy, "multiline": False, "acceptanceGate": gate,
-                           "decodeWeights": weights}, client_name="tact-bench")
+        client.initialize({**variant[1], "decodingPolicy": policy, "multiline": False, "acceptanceGate": gate},
+                          client_name="tact-bench")
         client.did_open("file:///bench/cold.py", "import os\n\n\ndef main():\n    path = os.")
         client.inline_completion("file:///bench/cold.py", 4, 14, invoked=True, timeout=120)
         run.cold_start_s = time.perf_counter() - t0
         run.status = client.request("tact/status")
+        running = run.status.get("settings") or {}
+        wrong = {k: running.get(k) for k, v in variant[1].items() if running.get(k) != v}
+        if wrong:  # refused or unknown there: the comparison would not be one
+            raise RuntimeError(f"the server runs with {wrong}, not the bench's {variant[1]}")
     except BaseException:
         client.shutdown()
         raise
@@ -112,10 +117,10 @@ def _type(run: ServedRun, plan: list[tuple[int, str, str, int]], limit: int, lin
     return begun
 
 
-def _served(model: str | None, policy: str, gate: bool, weights: str, plan: list, limit: int, lines_per_file: int,
-            key_gap_s: float) -> tuple[ServedRun, int]:
+def _served(model: str | None, policy: str, gate: bool, variant: tuple[str, dict], plan: list, limit: int,
+            lines_per_file: int, key_gap_s: float) -> tuple[ServedRun, int]:
     """One server, started, typing ``limit`` requests of the plan, shut down."""
-    run = _start(model, policy, gate, weights)  # shuts its server down itself if it fails
+    run = _start(model, policy, gate, variant)  # shuts its server down itself if it fails
     try:
         return run, _type(run, plan, limit, lines_per_file, key_gap_s)
     finally:
@@ -124,14 +129,24 @@ def _served(model: str | None, policy: str, gate: bool, weights: str, plan: list
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
               lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None,
-              weights: str | Sequence[str] = "fp32") -> dict:
+              weights: str | Sequence[str] = "fp32", settings: dict | None = None,
+              compare: tuple[str, Sequence] | None = None) -> dict:
     """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
-    ``weights``: the `tact.decodeWeights` the server runs with. Several: each types the same keystrokes, one
+    ``settings``: camelCase settings every server runs with. ``weights``: the `tact.decodeWeights` the server
+    runs with; ``compare``: (a setting, its values) instead, one server each. Several: each types the same keystrokes, one
     server at a time (two servers alive at once slowed each other here, and unevenly: a run of three fp32
     servers taking turns gave p50 43, 49 and 38 ms against 30-32 alone; docs/serving.md), in the order A B ... then ... B A, half the
     requests each time, so that drift during the run weighs on all alike; the report gives each one's figures and
     their ratios to the first's."""
     choices = [weights] if isinstance(weights, str) else list(weights)
+    if compare is not None and len(choices) > 1:
+        raise ValueError("compare several weights or one setting's values, not both")
+    base = {**(settings or {}), "decodeWeights": choices[0]}
+    if compare is not None:
+        key, values = compare
+        variants = [(f"{key}={json.dumps(v)}", {**base, key: v}) for v in values]
+    else:
+        variants = [(w, {**base, "decodeWeights": w}) for w in choices]
     typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
     key_gap_s = 1.0 / typing_cps if typing_cps > 0 else 0.0
     rng = random.Random(seed)
@@ -139,30 +154,30 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     for i, (name, text) in enumerate(source_files(source, corpus, seed)):
         lines = text.split("\n")
         plan.append((i, name, text, rng.randrange(5, max(6, len(lines) - lines_per_file))))
-    if len(choices) == 1:
-        run, _ = _served(model, policy, gate, choices[0], plan, limit, lines_per_file, key_gap_s)
+    if len(variants) == 1:
+        run, _ = _served(model, policy, gate, variants[0], plan, limit, lines_per_file, key_gap_s)
         return _figures(run, policy, gate, typing_cps)
     first_half = limit // 2
-    halves: list[list[ServedRun]] = [[] for _ in choices]  # by position: the same weights may be named twice (A/A)
+    halves: list[list[ServedRun]] = [[] for _ in variants]  # by position: the same variant may be named twice (A/A)
     begun = 0
-    for n, w in enumerate(choices):
-        run, begun = _served(model, policy, gate, w, plan, first_half, lines_per_file, key_gap_s)
+    for n, v in enumerate(variants):
+        run, begun = _served(model, policy, gate, v, plan, first_half, lines_per_file, key_gap_s)
         halves[n].append(run)
-    for n in reversed(range(len(choices))):
-        run, _ = _served(model, policy, gate, choices[n], plan[begun:], limit - first_half, lines_per_file, key_gap_s)
+    for n in reversed(range(len(variants))):
+        run, _ = _served(model, policy, gate, variants[n], plan[begun:], limit - first_half, lines_per_file, key_gap_s)
         halves[n].append(run)
     figures = [_figures(_merged(parts), policy, gate, typing_cps) for parts in halves]
     first = figures[0]
     keys = ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")
-    ratios = [{"weights": f["weights"], **{k: _ratio(f[k], first[k]) for k in keys}} for f in figures[1:]]
-    return {"runs": figures, "ratios_to": first["weights"], "ratios": ratios, "order": "A B ... B A, half each"}
+    ratios = [{"variant": f["variant"], **{k: _ratio(f[k], first[k]) for k in keys}} for f in figures[1:]]
+    return {"runs": figures, "ratios_to": first["variant"], "ratios": ratios, "order": "A B ... B A, half each"}
 
 
 def _merged(parts: list[ServedRun]) -> ServedRun:
-    """One weights' halves as one run: latencies together, the mean cold start, the higher peak RSS."""
+    """One variant's halves as one run: latencies together, the mean cold start, the higher peak RSS."""
     a, b = parts
     rss = [r.peak_rss_mb for r in parts if r.peak_rss_mb]
-    return ServedRun(a.weights, a.client, (a.cold_start_s + b.cold_start_s) / 2, a.status, a.latencies + b.latencies,
+    return ServedRun(a.variant, a.client, (a.cold_start_s + b.cold_start_s) / 2, a.status, a.latencies + b.latencies,
                      a.shown + b.shown, a.accepted + b.accepted, max(rss) if rss else None)
 
 
@@ -175,6 +190,7 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
     figures = {
         "policy": policy,
         "weights": run.status.get("weights"),
+        "variant": run.variant,
         "acceptance_gate": gate,
         "typing_cps": typing_cps,
         "model": run.status.get("model"),
@@ -194,7 +210,7 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
 
 def print_table(fig: dict, out=sys.stdout) -> None:
     print(f"tact bench serve: {fig['requests']} inline completions typing real files, policy {fig['policy']}, "
-          f"{fig['weights']} weights, "
+          f"{fig['weights']} weights, " + (f"{fig['variant']}, " if fig.get("variant") not in (None, fig["weights"]) else "") +
           f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, {fig['typing_cps']:g} keystrokes/s, model {fig['model']}, "
           f"{fig['hardware']['cores']} cores", file=out)
     rows = [("cold start", f"{fig['cold_start_s']:.2f} s", "cold_start_s"), ("p50 latency", f"{fig['p50_ms']:.1f} ms", "p50_ms"),
@@ -218,5 +234,5 @@ def print_report(result: dict, out=sys.stdout) -> None:
     labels = {"p50_ms": "p50", "p95_ms": "p95", "mean_ms": "mean", "cold_start_s": "cold start", "peak_rss_mb": "peak RSS"}
     for r in result["ratios"]:
         parts = [f"{labels[k]} {'-' if r[k] is None else f'{r[k]:.3f}x'}" for k in labels]
-        print(f"{r['weights']} against {base} (the same keystrokes, one server at a time, A B ... B A): "
+        print(f"{r['variant']} against {base} (the same keystrokes, one server at a time, A B ... B A): "
               f"{', '.join(parts)}", file=out)

@@ -265,6 +265,11 @@ def _add_bench_serve(bsub) -> None:
                    help="tact.decodeWeights for the server; a comma-separated list (e.g. fp32,int8) runs one server "
                         "each on the same keystrokes, one at a time (A B then B A, half each), and reports their "
                         "ratios to the first")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting every server runs with (camelCase name); repeatable")
+    p.add_argument("--compare", metavar="KEY=V1,V2,...",
+                   help="one setting's values instead of several weights: one server each on the same keystrokes, "
+                        "taking turns as with --weights, and ratios to the first (e.g. stopRepeats=3,0)")
     p.add_argument("--typing-cps", type=float, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")
@@ -342,9 +347,23 @@ def main(argv: list[str] | None = None) -> int:
 
         from lsp_server.bench_serve import print_report, run_bench
         from lsp_server.config import DEFAULTS
+        from lsp_server.telemetry_cli import parse_settings
 
+        try:
+            settings = parse_settings(args.settings)
+            compare = None
+            if args.compare:
+                key, _, raw = args.compare.partition("=")
+                key = key.strip()
+                compare = (key, [parse_settings([f"{key}={v}"])[key] for v in raw.split(",")])
+                if len(compare[1]) < 2 or len(args.weights) > 1:
+                    raise ValueError("--compare takes a setting and two values or more (KEY=V1,V2), and no --weights list")
+        except ValueError as exc:
+            print(f"tact bench serve: error: {exc}", file=sys.stderr)
+            return 2
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=args.weights)
+                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=args.weights, settings=settings,
+                        compare=compare)
         print(json.dumps(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from lsp_server.bench_serve import print_report, run_bench
 
 SOURCE = "\n".join(f"def f{i}(a, b):\n    total = a + b * {i}\n    return total\n" for i in range(20))
@@ -18,7 +20,7 @@ def test_one_run_compares_weights_on_the_same_keystrokes(tiny_lm_dir, tmp_path):
     assert (fp32["weights"], int8["weights"]) == ("fp32", "int8")  # what each server says it runs
     assert fp32["requests"] == int8["requests"] == 6
     assert result["ratios_to"] == "fp32" and result["order"].startswith("A B")
-    assert result["ratios"] == [{"weights": "int8", **{k: round(int8[k] / fp32[k], 3) for k in
+    assert result["ratios"] == [{"variant": "int8", **{k: round(int8[k] / fp32[k], 3) for k in
                                                      ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")}}]
     assert all(f["peak_rss_mb"] and f["cold_start_s"] > 0 for f in (fp32, int8))
     out = io.StringIO()
@@ -33,3 +35,36 @@ def test_one_weights_gives_one_table(tiny_lm_dir, tmp_path):
     out = io.StringIO()
     print_report(fig, out)
     assert "int8 weights" in out.getvalue() and "against" not in out.getvalue()
+
+
+def test_one_run_compares_a_settings_values(tiny_lm_dir, tmp_path):
+    """--compare: each server runs with its value (tact/status reports the settings it runs with)."""
+    (tmp_path / "mod.py").write_text(SOURCE)
+    (tmp_path / "other.py").write_text(SOURCE.replace("total", "acc"))
+    result = run_bench(str(tiny_lm_dir), "full", 4, tmp_path, None, gate=False, typing_cps=0,
+                       settings={"maxNewTokens": 8}, compare=("stopRepeats", [3, 0]))
+    on, off = result["runs"]
+    assert (on["variant"], off["variant"]) == ("stopRepeats=3", "stopRepeats=0")
+    assert result["ratios_to"] == "stopRepeats=3" and result["ratios"][0]["variant"] == "stopRepeats=0"
+    assert on["requests"] == off["requests"] == 4
+    out = io.StringIO()
+    print_report(result, out)
+    assert "stopRepeats=0 against stopRepeats=3" in out.getvalue()
+    assert "fp32 weights, stopRepeats=0, acceptance gate off" in out.getvalue()  # each table names its variant
+
+
+def test_the_command_refuses_a_comparison_it_cannot_run(capsys):
+    from lsp_server.cli import main
+
+    assert main(["bench", "serve", "--compare", "stopRepeats=3"]) == 2  # one value compares nothing
+    assert "two values" in capsys.readouterr().err
+    assert main(["bench", "serve", "--compare", "noSuchSetting=1,2"]) == 2
+    assert "unknown setting" in capsys.readouterr().err
+
+
+def test_a_value_the_server_refuses_fails_the_comparison(tiny_lm_dir, tmp_path):
+    """The server keeps its default for a value it refuses (one copy is not a loop): the bench says so rather
+    than compare two servers that run alike."""
+    (tmp_path / "mod.py").write_text(SOURCE)
+    with pytest.raises(RuntimeError, match="stopRepeats"):
+        run_bench(str(tiny_lm_dir), "full", 2, tmp_path, None, gate=False, typing_cps=0, compare=("stopRepeats", [1, 0]))

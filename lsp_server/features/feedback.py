@@ -77,6 +77,7 @@ def register(server) -> None:
             **ls.completions.status.as_dict(),
             "policy": s.decoding_policy,
             "enabled": s.enable,
+            "settings": s.to_camel(),  # what the server runs with, after the client's settings and their checks
             "sessionId": ls.recorder.session_id,
             "session": {k: ls.pipeline.counts[k] for k in ("requested", "skipped", "generated", "hidden", "issued")},
             "database": ls.recorder.database,
