@@ -127,6 +127,21 @@ def _served(model: str | None, policy: str, gate: bool, variant: tuple[str, dict
         run.client.shutdown()
 
 
+def serve_variants(weights: str | Sequence[str], settings: dict | None = None,
+                   compare: tuple[str, Sequence] | None = None) -> list[tuple[str, dict]]:
+    """The servers a run starts, as (label, camelCase settings): one per weights, or one per value of the compared
+    setting; ``settings`` go to all (a `decodeWeights` among them names the weights of a run of one weights).
+    ValueError when the request compares nothing or two things at once."""
+    choices = [weights] if isinstance(weights, str) else list(weights)
+    base = {"decodeWeights": choices[0], **(settings or {})}
+    if compare is None:
+        return [(w, {**base, "decodeWeights": w}) for w in choices] if len(choices) > 1 else [(base["decodeWeights"], base)]
+    key, values = compare
+    if len(values) < 2 or len(choices) > 1:
+        raise ValueError("compare takes a setting and two values or more (KEY=V1,V2), and one weights")
+    return [(f"{key}={json.dumps(v)}", {**base, key: v}) for v in values]
+
+
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
               lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None,
               weights: str | Sequence[str] = "fp32", settings: dict | None = None,
@@ -138,15 +153,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     servers taking turns gave p50 43, 49 and 38 ms against 30-32 alone; docs/serving.md), in the order A B ... then ... B A, half the
     requests each time, so that drift during the run weighs on all alike; the report gives each one's figures and
     their ratios to the first's."""
-    choices = [weights] if isinstance(weights, str) else list(weights)
-    if compare is not None and len(choices) > 1:
-        raise ValueError("compare several weights or one setting's values, not both")
-    base = {**(settings or {}), "decodeWeights": choices[0]}
-    if compare is not None:
-        key, values = compare
-        variants = [(f"{key}={json.dumps(v)}", {**base, key: v}) for v in values]
-    else:
-        variants = [(w, {**base, "decodeWeights": w}) for w in choices]
+    variants = serve_variants(weights, settings, compare)
     typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
     key_gap_s = 1.0 / typing_cps if typing_cps > 0 else 0.0
     rng = random.Random(seed)

@@ -212,9 +212,19 @@ def _add_bench(sub) -> None:
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
-    ee.add_argument("--stop-repeats", type=int,
+    ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
+
+
+def _stop_repeats(text: str) -> int:
+    """--stop-repeats for argparse: what DecodeOptions takes (0, or 2 copies and more)."""
+    from models.runtime import DecodeOptions
+
+    try:
+        return DecodeOptions(stop_repeats=int(text)).stop_repeats
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _thresholds(text: str) -> list[float]:
@@ -345,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench" and args.target == "serve":
         import json
 
-        from lsp_server.bench_serve import print_report, run_bench
+        from lsp_server.bench_serve import print_report, run_bench, serve_variants
         from lsp_server.config import DEFAULTS
         from lsp_server.telemetry_cli import parse_settings
 
@@ -356,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                 key, _, raw = args.compare.partition("=")
                 key = key.strip()
                 compare = (key, [parse_settings([f"{key}={v}"])[key] for v in raw.split(",")])
-                if len(compare[1]) < 2 or len(args.weights) > 1:
-                    raise ValueError("--compare takes a setting and two values or more (KEY=V1,V2), and no --weights list")
+            serve_variants(args.weights, settings, compare)  # refused before any server starts
         except ValueError as exc:
             print(f"tact bench serve: error: {exc}", file=sys.stderr)
             return 2

@@ -107,6 +107,10 @@ class DecodeOptions:
     # prompt lookup copies only from cache.ids[lo:hi] (e.g. the window a rewrite follows); None: anywhere
     lookup_range: tuple[int, int] | None = None
 
+    def __post_init__(self) -> None:
+        if self.stop_repeats == 1 or self.stop_repeats < 0:  # one copy is not a repetition: every token would end it
+            raise ValueError(f"stop_repeats must be 0 (never) or at least 2, not {self.stop_repeats}")
+
     def exit_threshold_for(self, top: int, guess: int | None) -> float:
         """The P(exit) an exit whose top token is ``top`` needs, given prompt lookup's guess for the token
         (None: lookup found none or is not consulted)."""
@@ -479,7 +483,7 @@ class EarlyExitRuntime:
         res.logprobs.append(float(logp))
         res.layers.append(layers)
         res.stop_probs.append(float(p_stop))
-        if opts.stop_repeats > 0 and (loop := repeat_start(res.token_ids, opts.stop_repeats)) is not None:
+        if opts.stop_repeats and (loop := repeat_start(res.token_ids, opts.stop_repeats)) is not None:
             keep = loop[0] + loop[1]  # the text before the loop and one copy of its unit
             del res.token_ids[keep:], res.logprobs[keep:], res.layers[keep:], res.stop_probs[keep:]
             res.stop_reason = "repeat"

@@ -77,3 +77,16 @@ def test_speculative_stays_identical_to_full_when_loops_are_cut(rt):
         rt.reset()
         spec = rt.generate(ids, DecodeOptions(policy="speculative", max_new_tokens=40, single_line=False))
         assert (spec.token_ids, spec.stop_reason) == (full.token_ids, full.stop_reason)
+
+
+def test_one_copy_is_refused_by_the_decoder_and_the_bench_command():
+    """With one copy every token would end a suggestion (any token equal to one 8 back): refused at the source."""
+    from lsp_server.cli import main
+
+    for bad in (1, -1):
+        with pytest.raises(ValueError, match="stop_repeats"):
+            DecodeOptions(stop_repeats=bad)
+    assert DecodeOptions(stop_repeats=0).stop_repeats == 0 and DecodeOptions(stop_repeats=2).stop_repeats == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "early-exit", "--stop-repeats", "1"])
+    assert exit_.value.code == 2
