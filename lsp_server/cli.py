@@ -57,6 +57,10 @@ def _add_train(sub) -> None:
                          "resumed model's, else 512; a new model gets room for twice this many positions)")
     lm.add_argument("--no-export", dest="export", action="store_false",
                     help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
+    ng = tsub.add_parser("ngram-drafts", help="build the n-gram table that drafts for speculative decoding "
+                                             "(also the last step of `tact train lm`)")
+    ng.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
+    ng.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
@@ -212,6 +216,9 @@ def _add_bench(sub) -> None:
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
+    ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction, default=True,
+                    help="speculative drafts from the model's n-gram table where prompt lookup has little (default on "
+                         "when the model directory has one)")
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
@@ -413,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         _export_trained(args)
         print(f"model: {args.out}")
+        return 0
+    if args.command == "train" and args.target == "ngram-drafts":
+        from models.ngram_drafts import write_ngram_drafts
+
+        try:
+            write_ngram_drafts(args.model, args.corpus, log=lambda m: print(m, file=sys.stderr, flush=True))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"tact train ngram-drafts: error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "train" and args.target == "controller":
         from models.train_lm import train_controller

@@ -313,6 +313,10 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
         drafted = sum(r.drafted for r in runs)
         acc = sum(r.draft_accepted for r in runs)
         out.update(drafted=drafted, draft_accepted=acc, draft_acceptance=_r(_ratio(acc, drafted)))
+        for source in ("lookup", "ngram"):  # the drafts that ran no layer, by where they came from
+            d = sum(getattr(r, f"{source}_drafted") for r in runs)
+            a = sum(getattr(r, f"{source}_accepted") for r in runs)
+            out.update({f"{source}_drafted": d, f"{source}_accepted": a, f"{source}_acceptance": _r(_ratio(a, d))})
     return out
 
 
@@ -480,6 +484,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               stop_inside_threshold: float | None = None, exit_threshold: float = DecodeOptions.exit_threshold,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, stop_repeats: int = DecodeOptions.stop_repeats,
+              ngram_drafts: bool = DecodeOptions.ngram_drafts,
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
@@ -498,6 +503,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     L = runtime.n_layers
     configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto)
     base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens, stop_repeats=stop_repeats,
+                ngram_drafts=ngram_drafts,
                 single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
@@ -604,7 +610,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
                      "stop_inside": stop_inside, "stop_inside_threshold": cut_threshold,
                      **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens,
-                     "stop_repeats": stop_repeats},
+                     "stop_repeats": stop_repeats,
+                     "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None},
         "samples": len(samples),
         "data": texts_identity(texts),
         "policies": policies,
@@ -671,7 +678,8 @@ def format_report(r: dict) -> str:
         f"model fingerprint {m['fingerprint']} (compare runs only where both match)",
         f"hardware: {hw['cpu_count']} cores ({hw['machine']}, {hw['system']}), onnxruntime {hw['onnxruntime']}, "
         f"{hw['threads']} threads, python {hw['python']}",
-        f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens, "
+        f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens"
+        + (", n-gram table drafts, " if st.get("ngram_drafts") else ", no n-gram table drafts, ")
         + (f"loops cut after {st['stop_repeats']} copies" if st.get("stop_repeats") else "loops not cut")
         + ", Stop disabled for the policy table",
         "",
@@ -684,7 +692,9 @@ def format_report(r: dict) -> str:
         lines.append(_policy_row(name + " int8", p) + f" (int8 full: {_f(p['identical_to_int8_full'], '{:.1%}')})")
     sp = r["policies"]["speculative"]
     lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
-                 f"({_f(sp['draft_acceptance'], '{:.1%}')}); layer passes per token: "
+                 f"({_f(sp['draft_acceptance'], '{:.1%}')}; prompt lookup {sp.get('lookup_accepted', '-')}/"
+                 f"{sp.get('lookup_drafted', '-')}, n-gram table {sp.get('ngram_accepted', '-')}/{sp.get('ngram_drafted', '-')}); "
+                 "layer passes per token: "
                  + ", ".join(f"{n} {_f(p['layer_passes_per_token'], '{:.2f}')}" for n, p in r["policies"].items()))
     acc = r["exit_accuracy"]
     lines += ["", f"next-token top-1 accuracy per exit ({acc['windows']} windows, {acc['tokens']} tokens, teacher forcing):",
@@ -766,7 +776,7 @@ def main_cli(args) -> int:
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
                            exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
                            draft_layers=args.draft_layers,
-                           draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats,
+                           draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:
         print(f"tact bench early-exit: error: {exc}", file=sys.stderr)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -30,7 +32,7 @@ KV_CACHE_LAYOUT = "shared-buffer-bnsh"
 WIDENED_WEIGHTS = "onnx_weights.bin"
 EXIT_HEADS = "exit_heads.safetensors"  # exit norms, Stop&Exit controller, learned KV fill maps (models.exits)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
-_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64}
+_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64, "U16": np.uint16}
 
 
 class ModelDirError(Exception):
@@ -73,8 +75,8 @@ def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
 
 
 def load_tensors(path: Path, names: list[str] | None = None, prefix_excluded: str | None = None) -> dict[str, np.ndarray]:
-    """float32 numpy arrays from a safetensors file (bf16 and f16 are widened): ``names``, else every tensor whose
-    name does not start with ``prefix_excluded``."""
+    """Numpy arrays from a safetensors file, floats as float32 (bf16 and f16 are widened), integers as stored:
+    ``names``, else every tensor whose name does not start with ``prefix_excluded``."""
     index = read_safetensors_index(path)
     out = {}
     if names is None:
@@ -90,7 +92,8 @@ def load_tensors(path: Path, names: list[str] | None = None, prefix_excluded: st
                 arr = np.frombuffer(buf, dtype=_DTYPES[e.dtype])
             else:
                 raise ModelDirError(f"{path}: tensor {name} has unsupported dtype {e.dtype}")
-            out[name] = arr.reshape(e.shape).astype(np.float32) if arr.dtype != np.int64 else arr.reshape(e.shape)
+            integer = np.issubdtype(arr.dtype, np.integer)
+            out[name] = arr.reshape(e.shape) if integer else arr.reshape(e.shape).astype(np.float32)
     return out
 
 
@@ -275,6 +278,21 @@ def fingerprint(path: Path) -> str:
         else:
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def command_line() -> str:
+    """The command that is running, for a training record (``tact ...`` when run as the console script)."""
+    if sys.argv[0].endswith("tact"):
+        return "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(sys.argv)
+
+
+def portable_path(path: Path) -> str:
+    """A path fit for a shipped record: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
 
 
 def default_model_dir() -> Path:

@@ -33,6 +33,7 @@ from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
                               header_digest, load_tensors, trained_context)
+from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
@@ -95,6 +96,10 @@ class DecodeOptions:
     # after an unsure token are mostly rejected (held-out: 1.37x -> 1.49x against `full` with 4 draft tokens).
     draft_min_logprob: float = math.log(0.3)
     lookup_ngram: int = 3
+    # speculative: draft from the corpus's n-gram table (models.ngram_drafts) where prompt lookup matches only the
+    # last token or nothing, when the model directory has one; up to ngram_tokens tokens
+    ngram_drafts: bool = True
+    ngram_tokens: int = 4
     lookup_tokens: int = 4  # completions: longer copies were mostly rejected and cost their verification (8: 1.46x, 4: 1.52x)
     single_line: bool = True  # end after the first token that contains a newline
     # End a suggestion that starts repeating itself (see REPEAT_MIN_TOKENS) after the first copy of the repeated unit;
@@ -144,6 +149,8 @@ class DecodeResult:
     draft_accepted: int = 0
     lookup_drafted: int = 0  # of `drafted`, the tokens drafted by prompt lookup
     lookup_accepted: int = 0
+    ngram_drafted: int = 0  # of `drafted`, the tokens drafted by the corpus's n-gram table (models.ngram_drafts)
+    ngram_accepted: int = 0
     prefill_ms: float = 0.0
     decode_ms: float = 0.0
 
@@ -246,6 +253,8 @@ class EarlyExitRuntime:
         self.exit_norms = [extra.get(f"exit_norms.{i}.weight", base["model.norm.weight"]) for i in range(self.n_layers - 1)]
         self.exit_norms.append(base["model.norm.weight"])
         self.controller = Controller(self.exit_norms, extra, self.eps)
+        drafts = self.model_dir / NGRAM_DRAFTS  # optional: without it speculative drafts as before
+        self.ngram_drafts = NgramDrafts.load(drafts, self.model_dir / "tokenizer.json") if drafts.is_file() else None
         self.record = json.loads((self.model_dir / "tact.json").read_text()) if (self.model_dir / "tact.json").exists() else {}
         # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
         self.context_tokens = trained_context(cfg, self.record)
@@ -576,14 +585,29 @@ class EarlyExitRuntime:
         draft = self._lookup_draft(opts)
         return draft[0] if draft else None
 
-    def _lookup_draft(self, opts: DecodeOptions) -> list[int]:
+    def _cheap_draft(self, opts: DecodeOptions) -> tuple[list[int], str]:
+        """Speculative's draft that runs no layer, and where it came from ("lookup" or "ngram"; empty: draft with
+        the first layers). Prompt lookup when at least the last two tokens matched earlier, else the corpus's
+        n-gram table (``opts.ngram_drafts``), else prompt lookup on the last token alone: on calibration code
+        lookup on one token was accepted less often than the table, on two or more more often (docs/code-model.md)."""
+        if self.ngram_drafts is None or not opts.ngram_drafts or opts.lookup_range is not None:
+            return self._lookup_draft(opts), "lookup"
+        lookup = self._lookup_draft(opts, shortest=2)
+        if lookup:
+            return lookup, "lookup"
+        table = self.ngram_drafts.draft(self.cache.ids, opts.ngram_tokens)
+        if table:
+            return table, "ngram"
+        return self._lookup_draft(opts), "lookup"
+
+    def _lookup_draft(self, opts: DecodeOptions, shortest: int = 1) -> list[int]:
         """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram
-        (the longest n <= lookup_ngram that matches), within ``lookup_range``."""
+        (the longest n <= lookup_ngram that matches, n >= shortest), within ``lookup_range``."""
         ids = self.cache.ids
         lo, hi = opts.lookup_range or (0, len(ids))
         hi = min(hi, len(ids))
         arr = np.asarray(ids)
-        for n in range(opts.lookup_ngram, 0, -1):
+        for n in range(opts.lookup_ngram, shortest - 1, -1):
             latest = min(len(ids) - n - 1, hi - n - 1)  # a match must be followed by a token before hi
             if len(ids) <= n or latest < lo:
                 continue
@@ -607,11 +631,12 @@ class EarlyExitRuntime:
             start = self.cache.length
             room = self.max_len - 1 - start  # drafts that still fit in the cache after `pending`
             self.cache.ids.append(pending)
-            lookup = self._lookup_draft(opts)[:room]
+            cheap, source = self._cheap_draft(opts)
+            cheap = cheap[:room]
             lenient = False
-            if lookup:
-                draft = lookup
-                lenient = opts.copy_margin > 0
+            if cheap:
+                draft = cheap
+                lenient = source == "lookup" and opts.copy_margin > 0
                 h_all = self.forward([pending, *draft], start)
                 res.layer_passes += L * (len(draft) + 1)
             else:
@@ -656,9 +681,12 @@ class EarlyExitRuntime:
                     continue
                 break
             res.draft_accepted += accepted
-            if lookup:
+            if cheap and source == "lookup":
                 res.lookup_drafted += len(draft)
                 res.lookup_accepted += accepted
+            elif cheap:
+                res.ngram_drafted += len(draft)
+                res.ngram_accepted += accepted
             self.cache.truncate(start + 1 + accepted)
             self.cache.exact = self.cache.length
             if done:

@@ -14,8 +14,6 @@ import json
 import math
 import queue
 import random
-import shlex
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +26,8 @@ from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import EXIT_HEADS, GRAPHS_INDEX, trained_context
+from models.model_dir import EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, trained_context
+from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
 SIZES = {
@@ -377,21 +376,6 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     return stats
 
 
-def command_line() -> str:
-    """The command that is running, for a training record (``tact ...`` when run as the console script)."""
-    if sys.argv[0].endswith("tact"):
-        return "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return " ".join(sys.argv)
-
-
-def portable_path(path: Path) -> str:
-    """A path fit for a shipped record: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path.name
-
-
 def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     from safetensors.torch import save_file
 
@@ -512,4 +496,5 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         "fim": "spm",
     }
     save_model_dir(model, tok, out, record)
+    record["ngram_drafts"] = write_ngram_drafts(out, corpus_dir, log=log)  # the tokenizer's own: rebuilt with it
     return record

@@ -42,7 +42,10 @@ def test_train_lm_writes_a_served_model_with_its_record(trained_lm):
     assert len(rec["training"]["final_cross_entropy_per_exit"]) == 4
     assert len(rec["controller"]["agrees_with_final"]) == 4 and rec["controller"]["agrees_with_final"][-1] == 1.0
     assert (trained_lm / GRAPHS_INDEX).exists()
+    # the n-gram table that drafts for speculative decoding, from the corpus's training split
+    assert rec["ngram_drafts"]["tokens"] > 0 and rec["ngram_drafts"]["split"] == "train"
     rt = EarlyExitRuntime(trained_lm, threads=1)
+    assert rt.ngram_drafts is not None and rt.ngram_drafts.entries == sum(rec["ngram_drafts"]["entries"].values())
     res = rt.generate(rt.tokenizer.encode("def main():\n    "),
                       DecodeOptions(policy="full", max_new_tokens=4, single_line=False))
     assert len(res.token_ids) == 4 or res.stop_reason == "eos"

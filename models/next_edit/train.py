@@ -23,7 +23,8 @@ from models.architecture import load_torch_model
 from models.next_edit.examples import Example, read_jsonl
 from models.next_edit.prompt import PROMPT_FORMATS
 from models.tokenizer import TokenizerInfo, load_tokenizer
-from models.train_lm import autocast, command_line, early_exit_loss, portable_path, save_model_dir
+from models.model_dir import command_line, portable_path
+from models.train_lm import autocast, early_exit_loss, save_model_dir
 
 MAX_TOKENS = 1024
 REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
