@@ -216,9 +216,9 @@ def _add_bench(sub) -> None:
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
     ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
-    ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction, default=True,
-                    help="speculative drafts from the model's n-gram table where prompt lookup has little (default on "
-                         "when the model directory has one)")
+    ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction,
+                    help="speculative drafts from the model's n-gram table where prompt lookup has little, when the "
+                         "model directory has one (default: settings)")
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
@@ -251,7 +251,7 @@ def _bench(args) -> int:
         from models.bench_early_exit import main_cli
 
         for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold",
-                     "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats"):
+                     "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
         if args.exit_lookup_threshold < 0:

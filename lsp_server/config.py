@@ -50,6 +50,7 @@ class Settings:
     stop_repeats: int = 3  # a suggestion repeating a unit this many times in a row ends after one copy; 0: never
     draft_layers: int = 2  # speculative policy: layers used to draft
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
+    ngram_drafts: bool = True  # speculative: draft from the model's n-gram table where prompt lookup has little
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this
     context_suffix_chars: int = 256
     acceptance_gate: bool = True  # CDHF: skip generation / hide suggestions predicted to be rejected

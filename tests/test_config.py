@@ -85,6 +85,15 @@ def test_the_exit_threshold_setting_and_the_runtime_default_are_one_value():
 
     assert DEFAULTS.exit_threshold == DecodeOptions.exit_threshold
     assert DEFAULTS.stop_repeats == DecodeOptions.stop_repeats
+    assert DEFAULTS.ngram_drafts == DecodeOptions.ngram_drafts
+
+
+def test_the_ngram_drafts_setting_reaches_the_decoder():
+    from lsp_server.services.completion import CompletionService
+
+    for value in (False, True):
+        s, problems = Settings.from_camel({"ngramDrafts": value})
+        assert not problems and CompletionService().decode_options(s).ngram_drafts is value
 
 
 def test_the_loop_stop_setting_reaches_the_decoder_and_one_copy_is_refused():

@@ -134,6 +134,7 @@ class CompletionService:
             exit_lookup_veto=settings.exit_lookup_veto,
             draft_layers=settings.draft_layers,
             draft_tokens=settings.draft_tokens,
+            ngram_drafts=settings.ngram_drafts,
             single_line=not settings.multiline,
         )
 
