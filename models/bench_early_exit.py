@@ -692,8 +692,8 @@ def format_report(r: dict) -> str:
         lines.append(_policy_row(name + " int8", p) + f" (int8 full: {_f(p['identical_to_int8_full'], '{:.1%}')})")
     sp = r["policies"]["speculative"]
     lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
-                 f"({_f(sp['draft_acceptance'], '{:.1%}')}; prompt lookup {sp.get('lookup_accepted', '-')}/"
-                 f"{sp.get('lookup_drafted', '-')}, n-gram table {sp.get('ngram_accepted', '-')}/{sp.get('ngram_drafted', '-')}); "
+                 f"({_f(sp['draft_acceptance'], '{:.1%}')}; prompt lookup {sp['lookup_accepted']}/{sp['lookup_drafted']}, "
+                 f"n-gram table {sp['ngram_accepted']}/{sp['ngram_drafted']}); "
                  "layer passes per token: "
                  + ", ".join(f"{n} {_f(p['layer_passes_per_token'], '{:.2f}')}" for n, p in r["policies"].items()))
     acc = r["exit_accuracy"]

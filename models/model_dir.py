@@ -280,6 +280,12 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def read_record(model_dir: Path) -> dict:
+    """A model directory's training record (`tact.json`); {} when it has none."""
+    path = Path(model_dir) / "tact.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def command_line() -> str:
     """The command that is running, for a training record (``tact ...`` when run as the console script)."""
     if sys.argv[0].endswith("tact"):

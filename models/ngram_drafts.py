@@ -21,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from models.model_dir import (ModelDirError, command_line, load_tensors, portable_path, read_safetensors_index,
+from models.model_dir import (ModelDirError, command_line, load_tensors, portable_path, read_record,
                               safetensors_header)
 
 NGRAM_DRAFTS = "ngram_drafts.safetensors"
@@ -119,7 +119,9 @@ class NgramDrafts:
 
     def draft(self, ids: list[int], k: int) -> list[int]:
         """Up to k tokens after ``ids``, each the table's continuation of the ones before it."""
-        context = list(ids[-self.max_context:]) if self.max_context else []
+        if not self.tables:
+            return []
+        context = list(ids[-self.max_context:])
         out: list[int] = []
         while len(out) < k:
             token = self.next_token(context)
@@ -144,16 +146,15 @@ class NgramDrafts:
         corrupt or was built for another tokenizer."""
         fix = f"rebuild it with `tact train ngram-drafts --model {path.parent}` or delete it"
         try:
-            index = read_safetensors_index(path)
             meta = json.loads(safetensors_header(path)[8:]).get("__metadata__") or {}
             if meta.get("tokenizer") != tokenizer_digest(tokenizer_path):
                 raise ModelDirError(f"{path} was built for another tokenizer than {tokenizer_path}; {fix}")
-            arrays = load_tensors(path, list(index))
+            arrays = load_tensors(path)
             tables = {}
-            for name in index:
+            for name, keys in arrays.items():
                 kind, _, n = name.partition(".")
                 if kind == "keys":
-                    tables[int(n)] = (arrays[name].view(np.uint64), arrays[f"next.{n}"].astype(np.uint16))
+                    tables[int(n)] = (keys.view(np.uint64), arrays[f"next.{n}"])
         except ModelDirError as exc:
             if fix in str(exc):
                 raise
@@ -193,9 +194,8 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, log=print) -> dict:
              "tokens": tokens, "max_context": MAX_CONTEXT, "min_count": MIN_COUNT, "min_share": MIN_SHARE,
              "entries": {str(n): len(k) for n, (k, _) in drafts.tables.items()}, "bytes": path.stat().st_size,
              "minutes": round((time.time() - started) / 60, 2)}
-    record_path = model_dir / "tact.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = read_record(model_dir)
     record["ngram_drafts"] = stats
-    record_path.write_text(json.dumps(record, indent=1))
+    (model_dir / "tact.json").write_text(json.dumps(record, indent=1))
     log(f"n-gram drafts: {drafts.entries} entries, {stats['bytes'] / 1e6:.1f} MB in {path}")
     return stats

@@ -32,7 +32,7 @@ import onnxruntime as ort
 from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
-                              header_digest, load_tensors, trained_context)
+                              header_digest, load_tensors, read_record, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
@@ -255,7 +255,7 @@ class EarlyExitRuntime:
         self.controller = Controller(self.exit_norms, extra, self.eps)
         drafts = self.model_dir / NGRAM_DRAFTS  # optional: without it speculative drafts as before
         self.ngram_drafts = NgramDrafts.load(drafts, self.model_dir / "tokenizer.json") if drafts.is_file() else None
-        self.record = json.loads((self.model_dir / "tact.json").read_text()) if (self.model_dir / "tact.json").exists() else {}
+        self.record = read_record(self.model_dir)
         # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
         self.context_tokens = trained_context(cfg, self.record)
         self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
@@ -589,7 +589,8 @@ class EarlyExitRuntime:
         """Speculative's draft that runs no layer, and where it came from ("lookup" or "ngram"; empty: draft with
         the first layers). Prompt lookup when at least the last two tokens matched earlier, else the corpus's
         n-gram table (``opts.ngram_drafts``), else prompt lookup on the last token alone: on calibration code
-        lookup on one token was accepted less often than the table, on two or more more often (docs/code-model.md)."""
+        lookup on one token was accepted about 7% of the time, on two or more about as often as the table (38%;
+        docs/code-model.md)."""
         if opts.lookup_range is not None:  # a rewrite: copying its window is the prior, even on one token
             return self._lookup_draft(opts), "lookup"
         lookup = self._lookup_draft(opts, shortest=2)
@@ -600,17 +601,19 @@ class EarlyExitRuntime:
             if table:
                 return table, "ngram"
         # one matching token: accepted rarely, yet cheaper than the first layers' drafts (calibration 600: 1.273x
-        # against 1.246x with layer drafts instead; docs/code-model.md)
-        return self._lookup_draft(opts), "lookup"
+        # against 1.246x with layer drafts instead; docs/code-model.md). Longer matches failed above.
+        return self._lookup_draft(opts, longest=1), "lookup"
 
-    def _lookup_draft(self, opts: DecodeOptions, shortest: int = 1) -> list[int]:
+    def _lookup_draft(self, opts: DecodeOptions, shortest: int = 1, longest: int | None = None) -> list[int]:
         """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram
-        (the longest n <= lookup_ngram that matches, n >= shortest), within ``lookup_range``."""
+        (the longest n from ``longest`` (default lookup_ngram) down to ``shortest`` that matches), within
+        ``lookup_range``."""
         ids = self.cache.ids
         lo, hi = opts.lookup_range or (0, len(ids))
         hi = min(hi, len(ids))
         arr = np.asarray(ids)
-        for n in range(opts.lookup_ngram, shortest - 1, -1):
+        top = opts.lookup_ngram if longest is None else min(longest, opts.lookup_ngram)  # lookup_ngram 0: no lookup
+        for n in range(top, shortest - 1, -1):
             latest = min(len(ids) - n - 1, hi - n - 1)  # a match must be followed by a token before hi
             if len(ids) <= n or latest < lo:
                 continue

@@ -26,7 +26,7 @@ from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, trained_context
+from models.model_dir import EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -353,7 +353,7 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
     record_path = model_dir / "tact.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = read_record(model_dir)
     window = trained_context(model.cfg.to_hf(), record)  # the controller sees what serving will
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, window, seed)
     stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only,
@@ -424,7 +424,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     previous = {}
     if resume is not None:  # continue from an earlier run: same tokenizer, same size
         model = load_torch_model(resume)
-        resumed = json.loads((resume / "tact.json").read_text()) if (resume / "tact.json").exists() else {}
+        resumed = read_record(resume)
         previous = resumed.get("training", {})
         size = resumed.get("size", size)  # the model's own size, whatever --size says
         seq_len = seq_len or trained_context(model.cfg.to_hf(), resumed)

@@ -10,7 +10,6 @@ like `tact train lm`.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -23,7 +22,7 @@ from models.architecture import load_torch_model
 from models.next_edit.examples import Example, read_jsonl
 from models.next_edit.prompt import PROMPT_FORMATS
 from models.tokenizer import TokenizerInfo, load_tokenizer
-from models.model_dir import command_line, portable_path
+from models.model_dir import command_line, portable_path, read_record
 from models.train_lm import autocast, early_exit_loss, save_model_dir
 
 MAX_TOKENS = 1024
@@ -147,7 +146,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
     final = np.mean(losses[-50:], axis=0).round(4).tolist() if losses else []
     log(f"trained {step} steps in {train_seconds / 60:.1f} min; final CE per exit {final}")
     model = model.cpu().eval()
-    base = json.loads((init / "tact.json").read_text()) if (init / "tact.json").exists() else {}
+    base = read_record(init)
     record = {
         "command": command_line(),
         "task": "next_edit",
