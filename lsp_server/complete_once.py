@@ -27,7 +27,10 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     try:
         path, line, col = parse_location(spec)
         text = path.read_text(encoding="utf-8")
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        print(f"tact complete: {path} is not UTF-8 text (a binary file?)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
         print(f"tact complete: {exc}", file=sys.stderr)
         return 2
     settings = Settings(decoding_policy=policy or DEFAULTS.decoding_policy, multiline=multiline)

@@ -3,14 +3,15 @@
 Samples: a random line of a held-out file (seeded), a cursor inside it (after the indentation,
 before the end); the prompt is the SPM fill-in-the-middle prompt of ~1500 characters before the
 cursor and ~300 after the line; the target is the rest of the line. Every sample is decoded by
-`full`, `dynamic` and `speculative` in rotating order (each from an empty KV cache, Stop
-disabled), so the timing ratios come from interleaved runs on the same machine state. Then
-`full` with Stop at the configured thresholds (before the first token, and inside a suggestion),
-for simulated acceptance (a sweep of the first-token threshold is replayed from the recorded P(stop)
-of the Stop-less run: under `full` Stop only truncates).
-Then `dynamic` again over a sweep of exit settings: plain exit thresholds, and exits that may leave at
-a lower P(exit) where their token is prompt lookup's guess. Finally next-token top-1 accuracy of every
-exit, teacher-forced on held-out windows. `--split calib` runs it all on the calibration split (the
+`full`, `dynamic` and `speculative` (Stop disabled), by `full` with Stop at the configured thresholds
+(before the first token, and inside a suggestion) for simulated acceptance (a sweep of the first-token
+threshold is replayed from the recorded P(stop) of the Stop-less run: under `full` Stop only
+truncates), and by `dynamic` over a sweep of exit settings (plain exit thresholds, and exits that may
+leave at a lower P(exit) where their token is prompt lookup's guess), all in rotating order, so the
+timing ratios come from interleaved runs on the same machine state. The prompt but its last token runs
+through the network once per sample (``prompt_pass``); every decoder starts from that state and runs the
+last token itself, so all start alike, and no policy changes that pass. Finally next-token top-1
+accuracy of every exit, teacher-forced on held-out windows. `--split calib` runs it all on the calibration split (the
 packages the exit calibration was fitted on, which the LM never trained on): thresholds are chosen there.
 
 Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard library.
@@ -187,10 +188,10 @@ def acceptance(suggestions: list[str], targets: list[str], judge=is_accepted) ->
     """Shown and accepted suggestions. ``judge``: the bench's rule (``is_accepted``: the first line equal or
     edit-similar to the real line) or the replay oracle's (``goes_on_to_type``: a correct prefix counts too)."""
     shown = [bool(s.strip()) for s in suggestions]
-    accepted = [sh and judge(s, t) for s, t, sh in zip(suggestions, targets, shown)]
+    accepted = [sh and judge(s, t) for s, t, sh in zip(suggestions, targets, shown, strict=True)]
     n_shown, n_acc = sum(shown), sum(accepted)
     return {"shown": n_shown, "accepted": n_acc, "acceptance_rate": _r(_ratio(n_acc, n_shown)),
-            "chars_saved": sum(chars_saved(s, t) for s, t, a in zip(suggestions, targets, accepted) if a),
+            "chars_saved": sum(chars_saved(s, t) for s, t, a in zip(suggestions, targets, accepted, strict=True) if a),
             "_accepted": accepted, "_shown": shown}
 
 
@@ -279,7 +280,7 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
     total_tokens = sum(tokens)
     layers = [x for r in runs for x in r.layers]
     ms_tok = [r.decode_ms / len(r.token_ids) for r in runs if r.token_ids]
-    per_sample = [f.decode_ms / r.decode_ms for f, r in zip(full, runs) if f.decode_ms > 0 and r.decode_ms > 0]
+    per_sample = [f.decode_ms / r.decode_ms for f, r in zip(full, runs, strict=True) if f.decode_ms > 0 and r.decode_ms > 0]
     full_ms_tok = _ratio(sum(f.decode_ms for f in full), sum(len(f.token_ids) for f in full))
     own_ms_tok = _ratio(sum(r.decode_ms for r in runs), total_tokens)
     texts = [suggestion(r) for r in runs]
@@ -296,17 +297,15 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
         "layer_passes_per_token": _r(_ratio(sum(r.layer_passes for r in runs), total_tokens)),
         "ms_per_token_median": _r(_median(ms_tok)),
         "ms_per_token_mean": _r(_mean(ms_tok)),
-        "prefill_ms_median": _r(_median([r.prefill_ms for r in runs])),
-        "prefill_ms_mean": _r(_mean([r.prefill_ms for r in runs])),
         "decode_ms_total": _r(sum(r.decode_ms for r in runs), 2),
         "speedup_total": _r(_ratio(sum(f.decode_ms for f in full), sum(r.decode_ms for r in runs))),
         "speedup_median": _r(_median(per_sample)),
         "speedup_per_token": _r(_ratio(full_ms_tok, own_ms_tok)) if full_ms_tok and own_ms_tok else None,
-        "exact_match": _r(_mean([float(exact_match(s, t)) for s, t in zip(texts, targets)])),
-        "edit_similarity": _r(_mean([edit_similarity(s, t) for s, t in zip(texts, targets)])),
-        "rouge_l": _r(_mean([rouge_l(s, t) for s, t in zip(texts, targets)])),
-        "identical_to_full": _r(_mean([float(r.token_ids == f.token_ids) for r, f in zip(runs, full)])),
-        "identical_count": sum(r.token_ids == f.token_ids for r, f in zip(runs, full)),
+        "exact_match": _r(_mean([float(exact_match(s, t)) for s, t in zip(texts, targets, strict=True)])),
+        "edit_similarity": _r(_mean([edit_similarity(s, t) for s, t in zip(texts, targets, strict=True)])),
+        "rouge_l": _r(_mean([rouge_l(s, t) for s, t in zip(texts, targets, strict=True)])),
+        "identical_to_full": _r(_mean([float(r.token_ids == f.token_ids) for r, f in zip(runs, full, strict=True)])),
+        "identical_count": sum(r.token_ids == f.token_ids for r, f in zip(runs, full, strict=True)),
         "stop_reasons": reasons,
     }
     if name == "speculative":
@@ -417,22 +416,29 @@ def _sweep_row(setting: ExitSetting, p: dict, loss: float) -> dict:
             "identical_to_full": p["identical_to_full"], "meets_target": meets_dynamic_target(p["layers_skipped_share"], loss)}
 
 
-def exit_sweep(runtime: EarlyExitRuntime, prompts: list[list[int]], full: list[DecodeResult], targets: list[str],
-               base: dict, settings: Iterable[ExitSetting]) -> list[dict]:
-    """The dynamic policy at each exit setting: layers skipped, relative ROUGE-L loss and speed against `full`."""
-    L = runtime.n_layers
-    full_rouge = _mean([rouge_l(suggestion(f), t) for f, t in zip(full, targets)])
-    out = []
+def exit_sweep(settings: Sequence[ExitSetting], runs: dict[ExitSetting, list[DecodeResult]], full: list[DecodeResult],
+               targets: list[str], L: int) -> list[dict]:
+    """The dynamic policy at each exit setting (its runs decoded with the others): layers skipped, relative
+    ROUGE-L loss and speed against `full`."""
+    full_rouge = _mean([rouge_l(suggestion(f), t) for f, t in zip(full, targets, strict=True)])
+    rows = []
     for setting in settings:
-        runs = []
-        for prompt in prompts:
-            runtime.reset()
-            runs.append(runtime.generate(prompt, DecodeOptions(policy="dynamic", stop_threshold=NO_STOP,
-                                                               **{**base, **setting.options()})))
-        p = _policy_summary("dynamic", runs, full, targets, L)
-        out.append(_sweep_row(setting, p, rouge_loss(full_rouge, p["rouge_l"])))
+        p = _policy_summary("dynamic", runs[setting], full, targets, L)
+        rows.append(_sweep_row(setting, p, rouge_loss(full_rouge, p["rouge_l"])))
+    return rows
+
+
+def prompt_pass(runtime: EarlyExitRuntime, prompt: list[int]) -> float:
+    """Run the prompt but its last token through the whole network, from an empty cache (ms): the state every
+    decoder of the sample starts from (``EarlyExitRuntime.prefill`` reuses it and runs the last token). The
+    pass is the same under every policy: run once a sample instead of once a decoder (16 with the default sweep),
+    the bench takes 40% of the time it did (docs/code-model.md)."""
     runtime.reset()
-    return out
+    if len(prompt) < 2:
+        return 0.0
+    t0 = time.perf_counter()
+    runtime.prefill(prompt[:-1])
+    return (time.perf_counter() - t0) * 1000
 
 
 def settled(*checks: tuple[list[float] | None, str, float]) -> bool:
@@ -507,25 +513,33 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                 single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
-    decoders = [(runtime, p, runs[p]) for p in POLICIES]
-    if runtime8 is not None:
-        decoders += [(runtime8, p, runs8[p]) for p in POLICIES]
     stopped: list[DecodeResult] = []
-    prompts: list[list[int]] = []
+    sweep_settings = exit_settings(configured, exit_sweep_thresholds) if with_exit_sweep else []
+    sweep_runs: dict[ExitSetting, list[DecodeResult]] = {e: [] for e in sweep_settings}
+    no_stop = dict(stop_threshold=NO_STOP, **base)
+    decoders = [(runtime, DecodeOptions(policy=p, **no_stop), runs[p]) for p in POLICIES]
+    if runtime8 is not None:
+        decoders += [(runtime8, DecodeOptions(policy=p, **no_stop), runs8[p]) for p in POLICIES]
+    decoders.append((runtime, DecodeOptions(policy="full", stop_threshold=stop_threshold, stop_inside=stop_inside,
+                                            stop_inside_threshold=cut_threshold, **base), stopped))
+    decoders += [(runtime, DecodeOptions(policy="dynamic", **{**no_stop, **e.options()}), sweep_runs[e])
+                 for e in sweep_settings]
+    prompt_ms: list[float] = []
+    prompt_tokens: list[int] = []
     for n, s in enumerate(samples):
         prompt = sample_prompt(runtime, s)
-        prompts.append(prompt)
+        prompt_tokens.append(len(prompt))
+        prompt_ms.append(prompt_pass(runtime, prompt))
+        if runtime8 is not None:
+            prompt_pass(runtime8, prompt)
         k = n % len(decoders)  # rotated, so that no decoder always runs first
-        for rt, policy, out in decoders[k:] + decoders[:k]:
-            rt.reset()
-            out.append(rt.generate(prompt, DecodeOptions(policy=policy, stop_threshold=NO_STOP, **base)))
-        runtime.reset()
-        stopped.append(runtime.generate(prompt, DecodeOptions(policy="full", stop_threshold=stop_threshold,
-                                                             stop_inside=stop_inside,
-                                                             stop_inside_threshold=cut_threshold, **base)))
+        for rt, options, out in decoders[k:] + decoders[:k]:  # each reuses the prompt pass (prefill keeps the
+            out.append(rt.generate(prompt, options))           # cached exact prefix; decoding writes past it)
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
+    if runtime8 is not None:
+        runtime8.reset()
     targets = [s.target for s in samples]
     full = runs["full"]
     policies = {p: _policy_summary(p, runs[p], full, targets, L) for p in POLICIES}
@@ -535,7 +549,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         for p in POLICIES:
             summary = _policy_summary(p, runs8[p], full, targets, L)
             summary["identical_to_int8_full"] = _r(_mean([float(r.token_ids == f.token_ids)
-                                                          for r, f in zip(runs8[p], runs8["full"])]))
+                                                          for r, f in zip(runs8[p], runs8["full"], strict=True)]))
             summary["rouge_l_relative_loss"] = _r(rouge_loss(policies["full"]["rouge_l"], summary["rouge_l"]))
             int8_policies[p] = summary
 
@@ -547,7 +561,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
 
     full_texts, stopped_texts = [suggestion(r) for r in full], [suggestion(r) for r in stopped]
     without, with_stop = acceptance(full_texts, targets), acceptance(stopped_texts, targets)
-    replay_mismatch = sum(1 for f, r in zip(full, stopped)
+    replay_mismatch = sum(1 for f, r in zip(full, stopped, strict=True)
                           if truncate_at_stop(f, stop_threshold, stop_inside, cut_threshold) != r.token_ids)
     sweep = [{"threshold": th, **judged(without, acceptance(replayed(th, stop_inside), targets))}
              for th in sorted(set(STOP_SWEEP) | {round(stop_threshold, 4)}) if th <= 1]
@@ -587,7 +601,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "controller_trained": runtime.controller.trained}
     swept = None
     if with_exit_sweep:
-        rows = exit_sweep(runtime, prompts, full, targets, base, exit_settings(configured, exit_sweep_thresholds))
+        rows = exit_sweep(sweep_settings, sweep_runs, full, targets, L)
         rows.append({**_sweep_row(configured, policies["dynamic"],
                                   rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
                      "configured": True})
@@ -595,7 +609,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         within_loss = [e for e in rows if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
         best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
         swept = {"thresholds": rows, "most_skipped_within_loss": best_exit["label"] if best_exit else None}
-    per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets)]) for p in ("full", "dynamic")}
+    per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets, strict=True)]) for p in ("full", "dynamic")}
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)
     windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
@@ -614,6 +628,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None},
         "samples": len(samples),
         "data": texts_identity(texts),
+        "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
+                   "ms_mean": _r(_mean(prompt_ms), 2)},
         "policies": policies,
         "int8_policies": int8_policies,
         "exit_accuracy": accuracy,
@@ -661,7 +677,6 @@ def _policy_row(label: str, p: dict) -> str:
     """One policy's line of the report's table."""
     return (f"{label:<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
             f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
-            f"{_f(p['prefill_ms_median'], '{:.1f}'):>10} "
             f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
             f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
             f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
@@ -683,13 +698,17 @@ def format_report(r: dict) -> str:
         + (f"loops cut after {st['stop_repeats']} copies" if st.get("stop_repeats") else "loops not cut")
         + ", Stop disabled for the policy table",
         "",
-        f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'prefill ms':>10} "
+        f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} "
         f"{'speedup tot/med':>15} {'EM':>6} {'ES':>6} {'ROUGE-L':>7} {'identical':>9}",
     ]
     for name, p in r["policies"].items():
         lines.append(_policy_row(name, p))
     for name, p in (r.get("int8_policies") or {}).items():
         lines.append(_policy_row(name + " int8", p) + f" (int8 full: {_f(p['identical_to_int8_full'], '{:.1%}')})")
+    pp = r.get("prompt")
+    if pp:
+        lines.append(f"prompt pass (once a sample, shared by every decoder; not in ms/tok): median {_f(pp['ms_median'], '{:.1f}')} "
+                     f"ms for {_f(pp['tokens_median'], '{:.0f}')} tokens")
     sp = r["policies"]["speculative"]
     lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
                  f"({_f(sp['draft_acceptance'], '{:.1%}')}; prompt lookup {sp['lookup_accepted']}/{sp['lookup_drafted']}, "

@@ -410,7 +410,7 @@ class EarlyExitRuntime:
             keys, values = outs[0].swapaxes(0, 1), outs[1].swapaxes(0, 1)
         else:  # graphs exported before: k_j, v_j (T, Hkv, hd) for each later layer j
             keys, values = outs[0::2], outs[1::2]
-        for j, k, v in zip(range(exit_layer + 1, self.n_layers), keys, values):
+        for j, k, v in zip(range(exit_layer + 1, self.n_layers), keys, values, strict=True):
             self.cache.write(j, start, k, v)
 
     def head(self, layer: int, h: np.ndarray) -> np.ndarray:

@@ -7,12 +7,13 @@ import json
 import pytest
 
 from models.bench_early_exit import (EXIT_LOOKUP_SWEEP, EXIT_SWEEP, BenchInputError, format_report, load_texts,
+                                     prompt_pass, sample_prompt,
                                      make_samples, run_bench, texts_identity, truncate_at_stop)
 from models.model_dir import fingerprint
-from models.runtime import POLICIES, DecodeOptions, DecodeResult
+from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
 POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
-               "ms_per_token_median", "ms_per_token_mean", "prefill_ms_median", "prefill_ms_mean", "decode_ms_total",
+               "ms_per_token_median", "ms_per_token_mean", "decode_ms_total",
                "speedup_total", "speedup_median", "speedup_per_token", "exact_match", "edit_similarity", "rouge_l",
                "identical_to_full", "identical_count", "stop_reasons"}
 STOP_KEYS = {"threshold", "without_stop", "with_stop", "relative_change", "would_be_accepted", "would_be_accepted_lost",
@@ -96,6 +97,8 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
     assert all(isinstance(t["pass"], bool) for t in r["targets"].values())
     assert isinstance(r["targets"]["dynamic"]["settled"], bool) and isinstance(r["targets"]["stop"]["settled"], bool)
     assert {"cpu_count", "onnxruntime", "threads"} <= set(r["hardware"])
+    assert r["prompt"]["tokens_median"] > 1 and r["prompt"]["ms_median"] > 0  # the shared prompt pass
+    assert "prompt pass" in format_report(r)
     text = format_report(r)
     assert "speculative" in text and ("PASS" in text or "MISS" in text)
     assert r["stop"]["cuts_at_first_token_threshold"] is None  # one threshold: nothing to compare
@@ -249,3 +252,22 @@ def test_a_verdict_is_settled_only_when_the_intervals_decide_it():
     assert settled(([0.31, 0.47], ">=", 0.1), ([0.011, 0.097], "<=", 0.1))
     assert not settled(([0.31, 0.47], ">=", 0.1), ([0.0, 0.25], "<=", 0.1))
     assert settled(([0.0, 0.08], ">=", 0.1), ([0.0, 0.25], "<=", 0.1))  # the gain is wholly short: missed
+
+
+def test_every_decoder_of_a_sample_starts_from_the_same_prompt_pass(tiny_lm_dir, tiny_corpus_dir):
+    """Decoders after the shared prompt pass see the cache as it was, whatever the decoder before them wrote
+    past the prompt (dynamic's approximate KV, speculative's rejected drafts)."""
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    texts = load_texts(tiny_corpus_dir)
+    for s in make_samples(texts, 3, seed=1):
+        prompt = sample_prompt(rt, s)
+        assert prompt_pass(rt, prompt) > 0 and rt.cache.length == len(prompt) - 1
+        first = rt.generate(prompt, DecodeOptions(policy="full", max_new_tokens=12, single_line=False))
+        assert first.cached_tokens == len(prompt) - 1  # only the last prompt token ran
+        for policy in ("dynamic", "speculative", "full"):
+            again = rt.generate(prompt, DecodeOptions(policy=policy, max_new_tokens=12, single_line=False,
+                                                      exit_threshold=0.3))
+            assert again.cached_tokens == len(prompt) - 1
+            if policy != "dynamic":
+                assert again.token_ids == first.token_ids, policy
+        assert rt.cache.ids[:len(prompt)] == prompt
