@@ -297,6 +297,8 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
         "layer_passes_per_token": _r(_ratio(sum(r.layer_passes for r in runs), total_tokens)),
         "ms_per_token_median": _r(_median(ms_tok)),
         "ms_per_token_mean": _r(_mean(ms_tok)),
+        # the prompt's last token, run by each decoder after the shared prompt pass (its first token's cost)
+        "last_prompt_token_ms_median": _r(_median([r.prefill_ms for r in runs])),
         "decode_ms_total": _r(sum(r.decode_ms for r in runs), 2),
         "speedup_total": _r(_ratio(sum(f.decode_ms for f in full), sum(r.decode_ms for r in runs))),
         "speedup_median": _r(_median(per_sample)),
@@ -491,6 +493,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = 2, draft_tokens: int = 4, stop_repeats: int = DecodeOptions.stop_repeats,
               ngram_drafts: bool = DecodeOptions.ngram_drafts,
+              exit_last_prompt_token: bool = DecodeOptions.exit_last_prompt_token,
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
@@ -509,7 +512,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     L = runtime.n_layers
     configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto)
     base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens, stop_repeats=stop_repeats,
-                ngram_drafts=ngram_drafts,
+                ngram_drafts=ngram_drafts, exit_last_prompt_token=exit_last_prompt_token,
                 single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
@@ -624,7 +627,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "max_new_tokens": MAX_NEW_TOKENS, "stop_threshold": stop_threshold,
                      "stop_inside": stop_inside, "stop_inside_threshold": cut_threshold,
                      **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens,
-                     "stop_repeats": stop_repeats,
+                     "stop_repeats": stop_repeats, "exit_last_prompt_token": exit_last_prompt_token,
                      "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None},
         "samples": len(samples),
         "data": texts_identity(texts),
@@ -677,6 +680,7 @@ def _policy_row(label: str, p: dict) -> str:
     """One policy's line of the report's table."""
     return (f"{label:<16} {_f(p['layers_per_token'], '{:.2f}'):>10} {_f(p['layers_skipped_share'], '{:.1%}'):>8} "
             f"{_f(p['ms_per_token_median'], '{:.2f}'):>10} {_f(p['ms_per_token_mean'], '{:.2f}'):>11} "
+            f"{_f(p.get('last_prompt_token_ms_median'), '{:.2f}'):>11} "
             f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
             f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
             f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
@@ -696,9 +700,10 @@ def format_report(r: dict) -> str:
         f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens"
         + (", n-gram table drafts, " if st.get("ngram_drafts") else ", no n-gram table drafts, ")
         + (f"loops cut after {st['stop_repeats']} copies" if st.get("stop_repeats") else "loops not cut")
+        + (", dynamic exits for the prompt's last token" if st.get("exit_last_prompt_token") else "")
         + ", Stop disabled for the policy table",
         "",
-        f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} "
+        f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'1st tok ms':>11} "
         f"{'speedup tot/med':>15} {'EM':>6} {'ES':>6} {'ROUGE-L':>7} {'identical':>9}",
     ]
     for name, p in r["policies"].items():
@@ -796,6 +801,7 @@ def main_cli(args) -> int:
                            exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
                            draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
+                           exit_last_prompt_token=args.exit_last_prompt_token,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:
         print(f"tact bench early-exit: error: {exc}", file=sys.stderr)

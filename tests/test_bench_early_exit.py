@@ -13,7 +13,7 @@ from models.model_dir import fingerprint
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
 POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
-               "ms_per_token_median", "ms_per_token_mean", "decode_ms_total",
+               "ms_per_token_median", "ms_per_token_mean", "last_prompt_token_ms_median", "decode_ms_total",
                "speedup_total", "speedup_median", "speedup_per_token", "exact_match", "edit_similarity", "rouge_l",
                "identical_to_full", "identical_count", "stop_reasons"}
 STOP_KEYS = {"threshold", "without_stop", "with_stop", "relative_change", "would_be_accepted", "would_be_accepted_lost",
@@ -271,3 +271,34 @@ def test_every_decoder_of_a_sample_starts_from_the_same_prompt_pass(tiny_lm_dir,
             if policy != "dynamic":
                 assert again.token_ids == first.token_ids, policy
         assert rt.cache.ids[:len(prompt)] == prompt
+
+
+def test_dynamic_may_exit_the_prompts_last_token_only_where_it_runs_alone(tiny_lm_dir, tiny_corpus_dir):
+    """With exit_last_prompt_token, a suggestion's first token may leave early when the prompt's last token is the
+    only one not cached; from a cold cache, or without the option, it comes from the prompt's pass at full depth."""
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    L = rt.n_layers
+    base = dict(policy="dynamic", max_new_tokens=8, single_line=False, stop_threshold=1.01)
+    firsts = []
+    for s in make_samples(load_texts(tiny_corpus_dir), 4, seed=2):
+        prompt = sample_prompt(rt, s)
+        prompt_pass(rt, prompt)
+        shipped = rt.generate(prompt, DecodeOptions(**base, exit_threshold=0.0))
+        assert shipped.layers[0] == L
+        early = rt.generate(prompt, DecodeOptions(**base, exit_threshold=0.0, exit_last_prompt_token=True))
+        assert early.cached_tokens == len(prompt) - 1
+        firsts.append(early.layers[0])
+        # never leaving early, the option changes nothing: the same tokens as full
+        never = rt.generate(prompt, DecodeOptions(**base, exit_threshold=1.01, exit_last_prompt_token=True))
+        assert never.layers[0] == L
+        assert never.token_ids == rt.generate(prompt, DecodeOptions(policy="full", max_new_tokens=8, single_line=False,
+                                                                      stop_threshold=1.01)).token_ids
+        rt.reset()  # cold: the whole prompt runs in one pass
+        cold = rt.generate(prompt, DecodeOptions(**base, exit_threshold=0.0, exit_last_prompt_token=True))
+        assert cold.layers[0] == L and cold.cached_tokens == 0
+    assert min(firsts) < L  # P(exit) >= 0 everywhere: the first token left at the first open exit
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, limit=2, seed=0, threads=1, exit_threshold=0.0,
+                  accuracy_windows=1, with_exit_sweep=False, exit_last_prompt_token=True)
+    assert r["settings"]["exit_last_prompt_token"] is True
+    assert r["policies"]["dynamic"]["layers_per_token"] < L
+    assert "prompt's last token" in format_report(r)
