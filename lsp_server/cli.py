@@ -208,7 +208,7 @@ def _add_bench(sub) -> None:
                     help="dynamic: an exit whose token differs from the guess never leaves early (default: settings)")
     ee.add_argument("--exit-last-prompt-token", action="store_true",
                     help="dynamic: the prompt's last token, run alone after the shared prompt pass, may leave early "
-                         "too (not a setting yet: measured, its threshold not chosen)")
+                         "too (off in serving: docs/code-model.md)")
     ee.add_argument("--exit-sweep", action=argparse.BooleanOptionalAction, default=True,
                     help="the dynamic policy over a sweep of exit settings (default on; it is about two thirds of the "
                          "run, so off suits a large --limit that judges Stop)")

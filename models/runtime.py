@@ -92,8 +92,9 @@ class DecodeOptions:
     min_exit_layer: int = 1  # dynamic: the earliest layer a token may leave after (0-based)
     # dynamic: where the prompt's last token is the only one not cached (typing; the bench's shared prompt pass), it
     # runs alone like a decoded token and may leave early too, so the suggestion's first token may skip layers. Off:
-    # the first token always comes from the prompt's pass at full depth. Held out (2,000 samples, throwaway script):
-    # 31.8% -> 36.5% of layers skipped at 0.9 (docs/code-model.md); not yet chosen by the rule on calibration code.
+    # the first token always comes from the prompt's pass at full depth. Off: with it the rule still picks 0.9, held
+    # out 31.8% -> 36.5% of layers skipped (loss 1.23% -> 1.05%), but that token's pass is slower (the exit heads it
+    # passes cost more than the layers it skips; docs/code-model.md).
     exit_last_prompt_token: bool = False
     draft_layers: int = 2
     draft_tokens: int = 4
@@ -485,13 +486,14 @@ class EarlyExitRuntime:
             prompt_ids = prompt_ids[-(room - 1):]
         with self.lock:
             t0 = time.perf_counter()
-            first_exit: tuple[int, np.ndarray | None] | None = None  # dynamic: where the prompt's last token left
+            # where the prompt's last token left the network (dynamic reads it), and that exit's log-probabilities
+            exit_layer, exit_logp = self.n_layers - 1, None
             last = len(prompt_ids) - 1
             if opts.policy == "dynamic" and opts.exit_last_prompt_token and self.cached_prefix(prompt_ids) == last:
                 self.cache.truncate(last)
                 res.cached_tokens = last
-                h, *first_exit = self._dynamic_pass(prompt_ids[-1], opts)
-                if first_exit[0] == self.n_layers - 1:  # through every layer: its KV is exact
+                h, exit_layer, exit_logp = self._dynamic_pass(prompt_ids[-1], opts)
+                if exit_layer == self.n_layers - 1:  # through every layer: its KV is exact
                     self.cache.exact = self.cache.length
             else:
                 h, res.cached_tokens = self.prefill(prompt_ids)
@@ -499,7 +501,7 @@ class EarlyExitRuntime:
             t1 = time.perf_counter()
             cancel = should_cancel or (lambda: False)
             if opts.policy == "dynamic":
-                self._decode_dynamic(h, opts, res, cancel, *(first_exit or ()))
+                self._decode_dynamic(h, opts, res, cancel, exit_layer, exit_logp)
             else:
                 {"full": self._decode_full, "speculative": self._decode_speculative}[opts.policy](h, opts, res, cancel)
             res.decode_ms = (time.perf_counter() - t1) * 1000
@@ -559,11 +561,9 @@ class EarlyExitRuntime:
             self.cache.exact = self.cache.length
             res.layer_passes += L
 
-    def _decode_dynamic(self, h, opts, res, should_cancel, exit_layer: int | None = None,
-                        exit_logp: np.ndarray | None = None) -> None:
-        """h (1, D) left exit ``exit_layer`` (default: the last layer, from the prompt's pass); ``exit_logp`` (V,):
-        that exit's log-probabilities when the exit decision computed them."""
-        exit_layer = self.n_layers - 1 if exit_layer is None else exit_layer
+    def _decode_dynamic(self, h, opts, res, should_cancel, exit_layer: int, exit_logp: np.ndarray | None) -> None:
+        """h (1, D) left exit ``exit_layer``; ``exit_logp`` (V,): that exit's log-probabilities when the exit
+        decision computed them."""
         while True:
             choice = self._choose(exit_layer, h, opts, res, exit_logp)
             if choice is None or self._emit(res, opts, choice[0], choice[1], exit_layer + 1, choice[2]):
