@@ -209,6 +209,10 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-last-prompt-token", action="store_true",
                     help="dynamic: the prompt's last token, run alone after the shared prompt pass, may leave early "
                          "too (off in serving: docs/code-model.md)")
+    ee.add_argument("--draft-in-prompt-pass", action=argparse.BooleanOptionalAction, default=True,
+                    help="speculative: verify a draft that follows the prompt (prompt lookup, the n-gram table) in the "
+                         "prompt's own pass (default on; --no-draft-in-prompt-pass: drafting starts after the first "
+                         "token)")
     ee.add_argument("--exit-sweep", action=argparse.BooleanOptionalAction, default=True,
                     help="the dynamic policy over a sweep of exit settings (default on; it is about two thirds of the "
                          "run, so off suits a large --limit that judges Stop)")

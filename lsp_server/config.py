@@ -48,7 +48,7 @@ class Settings:
     stop_inside: bool = True  # Stop may also cut a suggestion after its first token (off: it only hides one)
     stop_inside_threshold: float = 0.98  # P(stop) that cuts a suggestion after its first token
     stop_repeats: int = 3  # a suggestion repeating a unit this many times in a row ends after one copy; 0: never
-    draft_layers: int = 2  # speculative policy: layers used to draft
+    draft_layers: int = 0  # speculative: layers that draft where lookup and the n-gram table have none; 0: none
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     ngram_drafts: bool = True  # speculative: draft from the model's n-gram table where prompt lookup has little
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this

@@ -96,7 +96,15 @@ class DecodeOptions:
     # out 31.8% -> 36.5% of layers skipped (loss 1.23% -> 1.05%), but that token's pass is slower (the exit heads it
     # passes cost more than the layers it skips; docs/code-model.md).
     exit_last_prompt_token: bool = False
-    draft_layers: int = 2
+    # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
+    # uncached tokens and is verified in their pass, so the suggestion's first tokens need no step of their own.
+    # False: the first token comes from the prompt's pass alone and drafting starts after it
+    draft_in_prompt_pass: bool = True
+    # speculative: layers that draft where neither prompt lookup (a match of 2+ tokens) nor the n-gram table has a
+    # draft; 0: a plain one-token step there. Off: with this trunk the first layers' drafts (their exit head runs
+    # for every draft) cost more than they save, gated by the drafting exit's confidence or the controller too
+    # (calibration 800: 1.217x -> 1.29x against `full`, held out 1,000: 1.265x -> 1.306x; docs/code-model.md)
+    draft_layers: int = 0
     draft_tokens: int = 4
     # speculative: stop layer-drafting after a token the drafting exit gives less than 30% (-inf: never). Drafts
     # after an unsure token are mostly rejected (held-out: 1.37x -> 1.49x against `full` with 4 draft tokens).
@@ -489,21 +497,27 @@ class EarlyExitRuntime:
             # where the prompt's last token left the network (dynamic reads it), and that exit's log-probabilities
             exit_layer, exit_logp = self.n_layers - 1, None
             last = len(prompt_ids) - 1
+            pending = None  # speculative: the token to go on from when the prompt's pass already emitted tokens
+            cancel = should_cancel or (lambda: False)
             if opts.policy == "dynamic" and opts.exit_last_prompt_token and self.cached_prefix(prompt_ids) == last:
                 self.cache.truncate(last)
                 res.cached_tokens = last
                 h, exit_layer, exit_logp = self._dynamic_pass(prompt_ids[-1], opts)
                 if exit_layer == self.n_layers - 1:  # through every layer: its KV is exact
                     self.cache.exact = self.cache.length
+            elif opts.policy == "speculative" and opts.draft_in_prompt_pass:
+                h, pending = self._start_speculative(prompt_ids, opts, res)
             else:
                 h, res.cached_tokens = self.prefill(prompt_ids)
             res.prefill_ms = (time.perf_counter() - t0) * 1000
             t1 = time.perf_counter()
-            cancel = should_cancel or (lambda: False)
             if opts.policy == "dynamic":
                 self._decode_dynamic(h, opts, res, cancel, exit_layer, exit_logp)
+            elif opts.policy == "speculative":
+                if h is not None or pending is not None:  # else the prompt's pass ended the suggestion
+                    self._decode_speculative(h, opts, res, cancel, pending)
             else:
-                {"full": self._decode_full, "speculative": self._decode_speculative}[opts.policy](h, opts, res, cancel)
+                self._decode_full(h, opts, res, cancel)
             res.decode_ms = (time.perf_counter() - t1) * 1000
         res.text = self.tokenizer.decode(res.token_ids)
         return res
@@ -616,11 +630,10 @@ class EarlyExitRuntime:
         return draft[0] if draft else None
 
     def _cheap_draft(self, opts: DecodeOptions) -> tuple[list[int], str]:
-        """Speculative's draft that runs no layer, and where it came from ("lookup" or "ngram"; empty: draft with
-        the first layers). Prompt lookup when at least the last two tokens matched earlier, else the corpus's
-        n-gram table (``opts.ngram_drafts``), else prompt lookup on the last token alone: on calibration code
-        lookup on one token was accepted about 7% of the time, on two or more about as often as the table (38%;
-        docs/code-model.md)."""
+        """Speculative's draft that runs no layer, and where it came from ("lookup" or "ngram"; empty: none).
+        Prompt lookup when at least the last two tokens matched earlier, else the corpus's n-gram table
+        (``opts.ngram_drafts``). Lookup on the last token alone is not tried: accepted about 7% of the time on
+        calibration code, its drafts cost their verification rows (a step of 5 rows takes ~1.8x one of 1 here)."""
         if opts.lookup_range is not None:  # a rewrite: copying its window is the prior, even on one token
             return self._lookup_draft(opts), "lookup"
         lookup = self._lookup_draft(opts, shortest=2)
@@ -630,19 +643,17 @@ class EarlyExitRuntime:
             table = self.ngram_drafts.draft(self.cache.ids, opts.ngram_tokens)
             if table:
                 return table, "ngram"
-        # one matching token: accepted rarely, yet cheaper than the first layers' drafts (calibration 600: 1.273x
-        # against 1.246x with layer drafts instead; docs/code-model.md). Longer matches failed above.
-        return self._lookup_draft(opts, longest=1), "lookup"
+        return [], "none"
 
-    def _lookup_draft(self, opts: DecodeOptions, shortest: int = 1, longest: int | None = None) -> list[int]:
+    def _lookup_draft(self, opts: DecodeOptions, shortest: int = 1) -> list[int]:
         """Prompt lookup: the tokens that followed the most recent earlier match of the trailing n-gram
-        (the longest n from ``longest`` (default lookup_ngram) down to ``shortest`` that matches), within
+        (the longest n from lookup_ngram down to ``shortest`` that matches), within
         ``lookup_range``."""
         ids = self.cache.ids
         lo, hi = opts.lookup_range or (0, len(ids))
         hi = min(hi, len(ids))
         arr = np.asarray(ids)
-        top = opts.lookup_ngram if longest is None else min(longest, opts.lookup_ngram)  # lookup_ngram 0: no lookup
+        top = opts.lookup_ngram  # 0: no lookup
         for n in range(top, shortest - 1, -1):
             latest = min(len(ids) - n - 1, hi - n - 1)  # a match must be followed by a token before hi
             if len(ids) <= n or latest < lo:
@@ -656,13 +667,40 @@ class EarlyExitRuntime:
                 return ids[start + n:min(start + n + opts.lookup_tokens, hi)]
         return []
 
-    def _decode_speculative(self, h, opts, res, should_cancel) -> None:
+    def _start_speculative(self, prompt_ids: list[int], opts: DecodeOptions,
+                           res: DecodeResult) -> tuple[np.ndarray | None, int | None]:
+        """Speculative's prompt pass: when a cheap draft (prompt lookup, the n-gram table) follows the prompt, it
+        runs in the same pass as the prompt's uncached tokens and is verified there, so the suggestion's first
+        tokens need no step of their own. Returns (the last prompt token's hidden state (1, D), None) after a plain
+        prefill (no cheap draft); else (None, the token to go on from), or (None, None) when decoding already ended.
+        Drafting the first token with the first layers instead did not pay (1,000 samples, docs/code-model.md)."""
+        c = self.cache
+        common = self.cached_prefix(prompt_ids)
+        c.truncate(common)
+        new = prompt_ids[common:]
+        c.ids.extend(new)
+        draft, source = self._cheap_draft(opts)
+        draft = draft[:self.max_len - 1 - c.length]  # what still fits in the cache after the prompt
+        if not draft:
+            del c.ids[common:]
+            h, res.cached_tokens = self.prefill(prompt_ids)
+            return h, None
+        res.cached_tokens = common
+        h = self.forward([*new, *draft], common)[len(new) - 1:]  # (1 + len(draft), D) from the last prompt token on
+        res.layer_passes += self.n_layers * len(draft)
+        lenient = source == "lookup" and opts.copy_margin > 0
+        return None, self._verify(c.length - 1, h, draft, source, lenient, opts, res)
+
+    def _decode_speculative(self, h, opts, res, should_cancel, pending: int | None = None) -> None:
+        """``pending``: the last emitted token, not yet in the cache (when the prompt's pass emitted tokens); None:
+        choose the first token from h (1, D), the final hidden state of the last token in the cache."""
         L = self.n_layers
-        k = max(1, min(opts.draft_layers, L - 1))
-        choice = self._choose(L - 1, h, opts, res)
-        if choice is None or self._emit(res, opts, choice[0], choice[1], L, choice[2]):
-            return
-        pending = choice[0]
+        k = min(opts.draft_layers, L - 1)  # 0: no layer drafts
+        if pending is None:
+            choice = self._choose(L - 1, h, opts, res)
+            if choice is None or self._emit(res, opts, choice[0], choice[1], L, choice[2]):
+                return
+            pending = choice[0]
         while not should_cancel():
             start = self.cache.length
             room = self.max_len - 1 - start  # drafts that still fit in the cache after `pending`
@@ -675,8 +713,12 @@ class EarlyExitRuntime:
                 lenient = source == "lookup" and opts.copy_margin > 0
                 h_all = self.forward([pending, *draft], start)
                 res.layer_passes += L * (len(draft) + 1)
+            elif k <= 0:  # nothing to draft from: a plain step
+                draft = []
+                h_all = self.forward([pending], start)
+                res.layer_passes += L
             else:
-                draft, hk = [], []
+                draft, hk, source = [], [], "layers"
                 x = self.embed[[pending]]
                 n_draft = min(opts.draft_tokens, room)
                 for j in range(n_draft + 1):
@@ -695,37 +737,46 @@ class EarlyExitRuntime:
                     x = self.embed[[d]]
                 h_all = self.forward([], start, k, L - 1, hidden=np.concatenate(hk))
                 res.layer_passes += (L - k) * len(hk)
-            res.drafted += len(draft)
-            # h_all[j] predicts the token after position start+j; accept drafts while they match.
-            logp_all = log_softmax(self.head(L - 1, h_all))
-            p_stop_all = self.controller.stop_probs(L - 1, h_all, logp_all.max(axis=-1))
-            accepted = 0
-            for j in range(len(h_all)):
-                if p_stop_all[j] >= opts.stop_threshold_at(len(res.token_ids)):
-                    res.stop_reason = "stop"
-                    self.cache.truncate(start + j + 1)
-                    self.cache.exact = self.cache.length
-                    return
-                token = int(logp_all[j].argmax())
-                if lenient and j < len(draft) and logp_all[j, draft[j]] >= logp_all[j, token] - opts.copy_margin:
-                    token = draft[j]  # close enough to the best: keep the copy
-                matches = j < len(draft) and draft[j] == token
-                done = self._emit(res, opts, token, float(logp_all[j, token]), L, float(p_stop_all[j]))
-                if matches and not done:
-                    accepted += 1
-                    self.cache.ids.append(token)
-                    continue
-                break
-            res.draft_accepted += accepted
-            if cheap and source == "lookup":
-                res.lookup_drafted += len(draft)
-                res.lookup_accepted += accepted
-            elif cheap:
-                res.ngram_drafted += len(draft)
-                res.ngram_accepted += accepted
-            self.cache.truncate(start + 1 + accepted)
-            self.cache.exact = self.cache.length
-            if done:
+            pending = self._verify(start, h_all, draft, source, lenient, opts, res)
+            if pending is None:
                 return
-            pending = token
         res.stop_reason = "cancelled"
+
+    def _verify(self, base: int, h_all: np.ndarray, draft: list[int], source: str, lenient: bool,
+                opts: DecodeOptions, res: DecodeResult) -> int | None:
+        """Emit the whole model's tokens while the drafts match them. The cache holds ids up to position ``base``;
+        h_all (1 + len(draft), D): final states at base.., h_all[j] predicts the token after base + j. ``source``:
+        where the draft came from ("lookup", "ngram" or "layers"); ``lenient``: keep a lookup draft token close to
+        the best (``copy_margin``). Leaves the cache exact through the accepted drafts; returns the last emitted
+        token (not yet in the cache), or None when decoding ended."""
+        L = self.n_layers
+        res.drafted += len(draft)
+        logp_all = log_softmax(self.head(L - 1, h_all))
+        p_stop_all = self.controller.stop_probs(L - 1, h_all, logp_all.max(axis=-1))
+        accepted = 0
+        for j in range(len(h_all)):
+            if p_stop_all[j] >= opts.stop_threshold_at(len(res.token_ids)):
+                res.stop_reason = "stop"
+                self.cache.truncate(base + j + 1)
+                self.cache.exact = self.cache.length
+                return None
+            token = int(logp_all[j].argmax())
+            if lenient and j < len(draft) and logp_all[j, draft[j]] >= logp_all[j, token] - opts.copy_margin:
+                token = draft[j]  # close enough to the best: keep the copy
+            matches = j < len(draft) and draft[j] == token
+            done = self._emit(res, opts, token, float(logp_all[j, token]), L, float(p_stop_all[j]))
+            if matches and not done:
+                accepted += 1
+                self.cache.ids.append(token)
+                continue
+            break
+        res.draft_accepted += accepted
+        if source == "lookup":
+            res.lookup_drafted += len(draft)
+            res.lookup_accepted += accepted
+        elif source == "ngram":
+            res.ngram_drafted += len(draft)
+            res.ngram_accepted += accepted
+        self.cache.truncate(base + 1 + accepted)
+        self.cache.exact = self.cache.length
+        return None if done else token

@@ -13,7 +13,7 @@ from models.model_dir import fingerprint
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
 POLICY_KEYS = {"samples", "tokens", "layers_per_token", "layers_skipped_share", "layer_passes_per_token",
-               "ms_per_token_median", "ms_per_token_mean", "last_prompt_token_ms_median", "decode_ms_total",
+               "ms_per_token_median", "ms_per_token_mean", "last_prompt_token_ms_median", "suggestion_ms_total",
                "speedup_total", "speedup_median", "speedup_per_token", "exact_match", "edit_similarity", "rouge_l",
                "identical_to_full", "identical_count", "stop_reasons"}
 STOP_KEYS = {"threshold", "without_stop", "with_stop", "relative_change", "would_be_accepted", "would_be_accepted_lost",

@@ -86,6 +86,7 @@ def test_the_exit_threshold_setting_and_the_runtime_default_are_one_value():
     assert DEFAULTS.exit_threshold == DecodeOptions.exit_threshold
     assert DEFAULTS.stop_repeats == DecodeOptions.stop_repeats
     assert DEFAULTS.ngram_drafts == DecodeOptions.ngram_drafts
+    assert DEFAULTS.draft_layers == DecodeOptions.draft_layers
 
 
 def test_the_ngram_drafts_setting_reaches_the_decoder():

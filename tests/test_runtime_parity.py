@@ -154,6 +154,62 @@ def test_speculative_equals_full_with_prompt_lookup(rt):
     assert rep.drafted > 0 and drafted > 0
 
 
+def _rows_per_pass(rt, monkeypatch) -> list[int]:
+    """Record how many rows each full-depth pass (layer 0 to the last) of the runtime runs."""
+    rows, forward = [], rt.forward
+
+    def counting(ids, start, first=0, last=None, hidden=None):
+        if first == 0 and (last is None or last == rt.n_layers - 1):
+            rows.append(len(ids) if hidden is None else hidden.shape[0])
+        return forward(ids, start, first, last, hidden)
+
+    monkeypatch.setattr(rt, "forward", counting)
+    return rows
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_speculative_drafts_in_the_prompt_pass_and_stays_lossless(rt, monkeypatch, warm):
+    """The prompt's own pass verifies a draft: a fresh prompt takes prompt lookup's draft along in its one pass;
+    with all but the last prompt token cached, that token runs with its draft. Output stays `full`'s."""
+    ids = rt.tokenizer.encode(REPEAT)
+    full = generate(rt, ids, policy="full", max_new_tokens=16, single_line=False)
+    rows = _rows_per_pass(rt, monkeypatch)
+    results = {}
+    for folded in (True, False):
+        rt.reset()
+        if warm:
+            rt.prefill(ids[:-1])
+        del rows[:]
+        res = rt.generate(ids, DecodeOptions(policy="speculative", max_new_tokens=16, single_line=False,
+                                             draft_in_prompt_pass=folded))
+        assert res.token_ids == full.token_ids and res.stop_reason == full.stop_reason
+        results[folded] = (list(rows), res)
+    (rows_in, res_in), (rows_out, res_out) = results[True], results[False]
+    new = 1 if warm else len(ids)
+    assert rows_out[0] == new  # without: the prompt's pass runs the prompt alone
+    assert rows_in[0] > new and res_in.lookup_drafted > res_out.lookup_drafted  # with: its draft rides along
+    assert res_in.cached_tokens == res_out.cached_tokens == (len(ids) - 1 if warm else 0)
+
+
+def test_without_layer_drafts_an_undraftable_step_runs_one_row(rt, monkeypatch):
+    """draft_layers 0 (the default): where neither prompt lookup (2+ tokens) nor a table drafts, a step runs the
+    one pending token through every layer, no exit head drafts, and the output stays `full`'s."""
+    ids = rt.tokenizer.encode("import os\nimport sys\n\nclass ")
+    full = generate(rt, ids, policy="full", max_new_tokens=12, single_line=False, lookup_ngram=0)
+    heads = []
+    head = rt.head
+    monkeypatch.setattr(rt, "head", lambda layer, h: heads.append(layer) or head(layer, h))
+    rows = _rows_per_pass(rt, monkeypatch)
+    spec = generate(rt, ids, policy="speculative", max_new_tokens=12, single_line=False, lookup_ngram=0)
+    assert DecodeOptions().draft_layers == 0
+    assert spec.token_ids == full.token_ids and len(spec.token_ids) > 2
+    assert spec.drafted == 0 and rows[0] == len(ids) and set(rows[1:]) == {1}
+    assert set(heads) == {rt.n_layers - 1}  # only the last layer's head: no draft head ran
+    layered = generate(rt, ids, policy="speculative", max_new_tokens=12, single_line=False, lookup_ngram=0,
+                       draft_layers=2)
+    assert layered.token_ids == full.token_ids and layered.drafted > 0
+
+
 def test_copy_margin_keeps_lookup_drafts_and_zero_margin_is_lossless(rt):
     ids = rt.tokenizer.encode("value = compute(alpha, beta)\n" * 3 + "value = compute(")
     assert len(ids) + 24 < rt.max_len
