@@ -633,7 +633,7 @@ class EarlyExitRuntime:
         """Speculative's draft that runs no layer, and where it came from ("lookup" or "ngram"; empty: none).
         Prompt lookup when at least the last two tokens matched earlier, else the corpus's n-gram table
         (``opts.ngram_drafts``). Lookup on the last token alone is not tried: accepted about 7% of the time on
-        calibration code, its drafts cost their verification rows (a step of 5 rows takes ~1.8x one of 1 here)."""
+        calibration code, its drafts cost their verification rows (a second row adds 15-20% to a step here)."""
         if opts.lookup_range is not None:  # a rewrite: copying its window is the prior, even on one token
             return self._lookup_draft(opts), "lookup"
         lookup = self._lookup_draft(opts, shortest=2)
