@@ -101,9 +101,9 @@ class DecodeOptions:
     # False: the first token comes from the prompt's pass alone and drafting starts after it
     draft_in_prompt_pass: bool = True
     # speculative: layers that draft where neither prompt lookup (a match of 2+ tokens) nor the n-gram table has a
-    # draft; 0: a plain one-token step there. Off: with this trunk the first layers' drafts (their exit head runs
-    # for every draft) cost more than they save, gated by the drafting exit's confidence or the controller too
-    # (calibration 800: 1.217x -> 1.29x against `full`, held out 1,000: 1.265x -> 1.306x; docs/code-model.md)
+    # draft; 0 (default): a plain one-token step there. With this trunk the first layers' drafts (an exit head for
+    # every drafted token) cost more than they save, also when gated by the drafting exit's confidence or by the
+    # controller (calibration 800: 1.217x -> 1.29x against `full`, held out 1,000: 1.265x -> 1.306x; docs/code-model.md)
     draft_layers: int = 0
     draft_tokens: int = 4
     # speculative: stop layer-drafting after a token the drafting exit gives less than 30% (-inf: never). Drafts
@@ -165,8 +165,8 @@ class DecodeResult:
     lookup_accepted: int = 0
     ngram_drafted: int = 0  # of `drafted`, the tokens drafted by the corpus's n-gram table (models.ngram_drafts)
     ngram_accepted: int = 0
-    prefill_ms: float = 0.0
-    decode_ms: float = 0.0
+    prefill_ms: float = 0.0  # the prompt's pass (speculative: with the draft verified in it, and its tokens emitted)
+    decode_ms: float = 0.0  # the steps after it
 
     @property
     def layers_per_token(self) -> float:
