@@ -269,7 +269,7 @@ def fingerprint(path: Path) -> str:
 
     path = Path(path)
     h = hashlib.sha256()
-    for name in ("config.json", "tact.json", "model.safetensors", EXIT_HEADS):
+    for name in ("config.json", RECORD, "model.safetensors", EXIT_HEADS):
         f = path / name
         if not f.is_file():
             continue
@@ -280,10 +280,18 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+RECORD = "tact.json"  # a model directory's training record: how it was made, and what serving reads of it
+
+
 def read_record(model_dir: Path) -> dict:
     """A model directory's training record (`tact.json`); {} when it has none."""
-    path = Path(model_dir) / "tact.json"
+    path = Path(model_dir) / RECORD
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_record(model_dir: Path, record: dict) -> None:
+    """Write a model directory's training record whole (read it with ``read_record``, change, write back)."""
+    (Path(model_dir) / RECORD).write_text(json.dumps(record, indent=1))
 
 
 def command_line() -> str:

@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from models.model_dir import (ModelDirError, command_line, load_tensors, portable_path, read_record,
-                              safetensors_header)
+                              safetensors_header, write_record)
 
 NGRAM_DRAFTS = "ngram_drafts.safetensors"
 # Chosen by simulation on calibration code (docs/code-model.md): contexts of up to 6 or 8 tokens drafted no better
@@ -196,6 +196,6 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, log=print) -> dict:
              "minutes": round((time.time() - started) / 60, 2)}
     record = read_record(model_dir)
     record["ngram_drafts"] = stats
-    (model_dir / "tact.json").write_text(json.dumps(record, indent=1))
+    write_record(model_dir, record)
     log(f"n-gram drafts: {drafts.entries} entries, {stats['bytes'] / 1e6:.1f} MB in {path}")
     return stats

@@ -26,7 +26,8 @@ from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context
+from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context,
+                              write_record)
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -352,7 +353,6 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
 
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
-    record_path = model_dir / "tact.json"
     record = read_record(model_dir)
     window = trained_context(model.cfg.to_hf(), record)  # the controller sees what serving will
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, window, seed)
@@ -365,7 +365,7 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
         record["controller"][f"{key}_command"] = command_line()
     else:
         record["controller"] = stats
-    record_path.write_text(json.dumps(record, indent=1))
+    write_record(model_dir, record)
     if (model_dir / GRAPHS_INDEX).is_file():
         try:
             from models.export import export_model_dir
@@ -386,7 +386,7 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     save_file(model.exit_state_dict(), str(out / EXIT_HEADS), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=1))
     tok.save(str(out / "tokenizer.json"))
-    (out / "tact.json").write_text(json.dumps(record, indent=1))
+    write_record(out, record)
 
 
 def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float = 60.0, batch_size: int = 8,
