@@ -286,11 +286,10 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
     tokens = [len(r.token_ids) for r in runs]
     total_tokens = sum(tokens)
     layers = [x for r in runs for x in r.layers]
-    ms_tok = [suggestion_ms(r) / len(r.token_ids) for r in runs if r.token_ids]
-    per_sample = [suggestion_ms(f) / suggestion_ms(r) for f, r in zip(full, runs, strict=True)
-                  if suggestion_ms(f) > 0 and suggestion_ms(r) > 0]
-    full_ms = sum(suggestion_ms(f) for f in full)
-    own_ms = sum(suggestion_ms(r) for r in runs)
+    full_times, own_times = [suggestion_ms(f) for f in full], [suggestion_ms(r) for r in runs]
+    ms_tok = [t / n for t, n in zip(own_times, tokens, strict=True) if n]
+    per_sample = [f / r for f, r in zip(full_times, own_times, strict=True) if f > 0 and r > 0]
+    full_ms, own_ms = sum(full_times), sum(own_times)
     full_ms_tok = _ratio(full_ms, sum(len(f.token_ids) for f in full))
     own_ms_tok = _ratio(own_ms, total_tokens)
     texts = [suggestion(r) for r in runs]
@@ -502,7 +501,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
               stop_inside_threshold: float | None = None, exit_threshold: float = DecodeOptions.exit_threshold,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
-              draft_layers: int = DecodeOptions.draft_layers, draft_tokens: int = DecodeOptions.draft_tokens, stop_repeats: int = DecodeOptions.stop_repeats,
+              draft_layers: int = DecodeOptions.draft_layers, draft_tokens: int = DecodeOptions.draft_tokens,
+              stop_repeats: int = DecodeOptions.stop_repeats,
               ngram_drafts: bool = DecodeOptions.ngram_drafts,
               exit_last_prompt_token: bool = DecodeOptions.exit_last_prompt_token,
               draft_in_prompt_pass: bool = DecodeOptions.draft_in_prompt_pass,

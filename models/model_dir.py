@@ -262,6 +262,9 @@ def header_digest(path: Path) -> str:
     return hashlib.sha256(safetensors_header(path) + str(path.stat().st_size).encode()).hexdigest()[:16]
 
 
+RECORD = "tact.json"  # a model directory's training record: how it was made, and what serving reads of it
+
+
 def fingerprint(path: Path) -> str:
     """A short hash that tells two checkpoints apart: config, training record and the safetensors
     headers (which hold every tensor's name, shape and offsets; the data itself is not read)."""
@@ -278,9 +281,6 @@ def fingerprint(path: Path) -> str:
         else:
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
-
-
-RECORD = "tact.json"  # a model directory's training record: how it was made, and what serving reads of it
 
 
 def read_record(model_dir: Path) -> dict:

@@ -91,9 +91,9 @@ class DecodeOptions:
     exit_lookup_veto: bool = False
     min_exit_layer: int = 1  # dynamic: the earliest layer a token may leave after (0-based)
     # dynamic: where the prompt's last token is the only one not cached (typing; the bench's shared prompt pass), it
-    # runs alone like a decoded token and may leave early too, so the suggestion's first token may skip layers. Off:
-    # the first token always comes from the prompt's pass at full depth. Off: with it the rule still picks 0.9, held
-    # out 31.8% -> 36.5% of layers skipped (loss 1.23% -> 1.05%), but that token's pass is slower (the exit heads it
+    # runs alone like a decoded token and may leave early too, so the suggestion's first token may skip layers. Off
+    # (the first token comes from the prompt's pass at full depth): with it the rule still picks 0.9, held out
+    # 31.8% -> 36.5% of layers skipped (loss 1.23% -> 1.05%), but that token's pass is slower (the exit heads it
     # passes cost more than the layers it skips; docs/code-model.md).
     exit_last_prompt_token: bool = False
     # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
@@ -103,7 +103,7 @@ class DecodeOptions:
     # speculative: layers that draft where neither prompt lookup (a match of 2+ tokens) nor the n-gram table has a
     # draft; 0 (default): a plain one-token step there. With this trunk the first layers' drafts (an exit head for
     # every drafted token) cost more than they save, also when gated by the drafting exit's confidence or by the
-    # controller (calibration 800: 1.217x -> 1.29x against `full`, held out 1,000: 1.265x -> 1.306x; docs/code-model.md)
+    # controller (calibration 800: 1.217x -> 1.276x against `full`, held out 1,000: 1.265x -> 1.306x; docs/code-model.md)
     draft_layers: int = 0
     draft_tokens: int = 4
     # speculative: stop layer-drafting after a token the drafting exit gives less than 30% (-inf: never). Drafts
@@ -458,11 +458,12 @@ class EarlyExitRuntime:
             common += 1
         return common
 
-    def prefill(self, prompt_ids: list[int]) -> tuple[np.ndarray, int]:
-        """Bring the cache to prompt_ids[:-1] reusing the common prefix, run the rest; returns the final
-        hidden state of the last prompt token (1, D) and how many tokens came from the cache."""
+    def prefill(self, prompt_ids: list[int], common: int | None = None) -> tuple[np.ndarray, int]:
+        """Bring the cache to prompt_ids[:-1] reusing the common prefix (``common``: ``cached_prefix``, when the
+        caller has it), run the rest; returns the final hidden state of the last prompt token (1, D) and how many
+        tokens came from the cache."""
         c = self.cache
-        common = self.cached_prefix(prompt_ids)
+        common = self.cached_prefix(prompt_ids) if common is None else common
         c.truncate(common)
         new = prompt_ids[common:]
         h = self.forward(new, common)
@@ -494,18 +495,10 @@ class EarlyExitRuntime:
             prompt_ids = prompt_ids[-(room - 1):]
         with self.lock:
             t0 = time.perf_counter()
-            # where the prompt's last token left the network (dynamic reads it), and that exit's log-probabilities
-            exit_layer, exit_logp = self.n_layers - 1, None
-            last = len(prompt_ids) - 1
-            pending = None  # speculative: the token to go on from when the prompt's pass already emitted tokens
             cancel = should_cancel or (lambda: False)
-            if opts.policy == "dynamic" and opts.exit_last_prompt_token and self.cached_prefix(prompt_ids) == last:
-                self.cache.truncate(last)
-                res.cached_tokens = last
-                h, exit_layer, exit_logp = self._dynamic_pass(prompt_ids[-1], opts)
-                if exit_layer == self.n_layers - 1:  # through every layer: its KV is exact
-                    self.cache.exact = self.cache.length
-            elif opts.policy == "speculative" and opts.draft_in_prompt_pass:
+            if opts.policy == "dynamic":
+                h, exit_layer, exit_logp = self._start_dynamic(prompt_ids, opts, res)
+            elif opts.policy == "speculative":
                 h, pending = self._start_speculative(prompt_ids, opts, res)
             else:
                 h, res.cached_tokens = self.prefill(prompt_ids)
@@ -574,6 +567,21 @@ class EarlyExitRuntime:
             self.cache.ids.append(choice[0])
             self.cache.exact = self.cache.length
             res.layer_passes += L
+
+    def _start_dynamic(self, prompt_ids: list[int], opts: DecodeOptions,
+                       res: DecodeResult) -> tuple[np.ndarray, int, np.ndarray | None]:
+        """Dynamic's prompt pass: (the last prompt token's hidden state (1, D), the layer it left after, that exit's
+        log-probabilities (V,) when its decision computed them). With ``exit_last_prompt_token``, where that token is
+        the only one not cached, it runs like a decoded token and may leave early; otherwise a plain prefill."""
+        common = self.cached_prefix(prompt_ids)
+        res.cached_tokens = common
+        if not (opts.exit_last_prompt_token and common == len(prompt_ids) - 1):
+            return self.prefill(prompt_ids, common)[0], self.n_layers - 1, None
+        self.cache.truncate(common)
+        h, exit_layer, exit_logp = self._dynamic_pass(prompt_ids[-1], opts)
+        if exit_layer == self.n_layers - 1:  # through every layer: its KV is exact
+            self.cache.exact = self.cache.length
+        return h, exit_layer, exit_logp
 
     def _decode_dynamic(self, h, opts, res, should_cancel, exit_layer: int, exit_logp: np.ndarray | None) -> None:
         """h (1, D) left exit ``exit_layer``; ``exit_logp`` (V,): that exit's log-probabilities when the exit
@@ -673,23 +681,23 @@ class EarlyExitRuntime:
         runs in the same pass as the prompt's uncached tokens and is verified there, so the suggestion's first
         tokens need no step of their own. Returns (the last prompt token's hidden state (1, D), None) after a plain
         prefill (no cheap draft); else (None, the token to go on from), or (None, None) when decoding already ended.
-        Drafting the first token with the first layers instead did not pay (1,000 samples, docs/code-model.md)."""
+        Drafting the first token with the first layers instead did not pay (1,000 samples, docs/code-model.md).
+        Without ``draft_in_prompt_pass``: always the plain prefill."""
         c = self.cache
         common = self.cached_prefix(prompt_ids)
-        c.truncate(common)
-        new = prompt_ids[common:]
-        c.ids.extend(new)
-        draft, source = self._cheap_draft(opts)
-        draft = draft[:self.max_len - 1 - c.length]  # what still fits in the cache after the prompt
-        if not draft:
-            del c.ids[common:]
-            h, res.cached_tokens = self.prefill(prompt_ids)
-            return h, None
         res.cached_tokens = common
+        draft, source = [], "none"
+        if opts.draft_in_prompt_pass:
+            c.truncate(common)
+            c.ids.extend(prompt_ids[common:])  # drafts are looked up after the whole prompt
+            draft, source = self._cheap_draft(opts)
+            draft = draft[:self.max_len - 1 - c.length]  # what still fits in the cache after the prompt
+        if not draft:
+            return self.prefill(prompt_ids, common)[0], None  # it truncates the ids back to the cached prefix
+        new = prompt_ids[common:]
         h = self.forward([*new, *draft], common)[len(new) - 1:]  # (1 + len(draft), D) from the last prompt token on
         res.layer_passes += self.n_layers * len(draft)
-        lenient = source == "lookup" and opts.copy_margin > 0
-        return None, self._verify(c.length - 1, h, draft, source, lenient, opts, res)
+        return None, self._verify(c.length - 1, h, draft, source, opts, res)
 
     def _decode_speculative(self, h, opts, res, should_cancel, pending: int | None = None) -> None:
         """``pending``: the last emitted token, not yet in the cache (when the prompt's pass emitted tokens); None:
@@ -705,20 +713,16 @@ class EarlyExitRuntime:
             start = self.cache.length
             room = self.max_len - 1 - start  # drafts that still fit in the cache after `pending`
             self.cache.ids.append(pending)
-            cheap, source = self._cheap_draft(opts)
-            cheap = cheap[:room]
-            lenient = False
-            if cheap:
-                draft = cheap
-                lenient = source == "lookup" and opts.copy_margin > 0
+            draft, source = self._cheap_draft(opts)
+            draft = draft[:room]
+            if draft:
                 h_all = self.forward([pending, *draft], start)
                 res.layer_passes += L * (len(draft) + 1)
             elif k <= 0:  # nothing to draft from: a plain step
-                draft = []
                 h_all = self.forward([pending], start)
                 res.layer_passes += L
             else:
-                draft, hk, source = [], [], "layers"
+                hk, source = [], "layers"
                 x = self.embed[[pending]]
                 n_draft = min(opts.draft_tokens, room)
                 for j in range(n_draft + 1):
@@ -737,19 +741,20 @@ class EarlyExitRuntime:
                     x = self.embed[[d]]
                 h_all = self.forward([], start, k, L - 1, hidden=np.concatenate(hk))
                 res.layer_passes += (L - k) * len(hk)
-            pending = self._verify(start, h_all, draft, source, lenient, opts, res)
+            pending = self._verify(start, h_all, draft, source, opts, res)
             if pending is None:
                 return
         res.stop_reason = "cancelled"
 
-    def _verify(self, base: int, h_all: np.ndarray, draft: list[int], source: str, lenient: bool,
-                opts: DecodeOptions, res: DecodeResult) -> int | None:
+    def _verify(self, base: int, h_all: np.ndarray, draft: list[int], source: str, opts: DecodeOptions,
+                res: DecodeResult) -> int | None:
         """Emit the whole model's tokens while the drafts match them. The cache holds ids up to position ``base``;
         h_all (1 + len(draft), D): final states at base.., h_all[j] predicts the token after base + j. ``source``:
-        where the draft came from ("lookup", "ngram" or "layers"); ``lenient``: keep a lookup draft token close to
-        the best (``copy_margin``). Leaves the cache exact through the accepted drafts; returns the last emitted
-        token (not yet in the cache), or None when decoding ended."""
+        where the draft came from ("lookup", "ngram", "layers" or "none"); a lookup draft token within
+        ``copy_margin`` of the best is kept. Leaves the cache exact through the accepted drafts; returns the last
+        emitted token (not yet in the cache), or None when decoding ended."""
         L = self.n_layers
+        lenient = source == "lookup" and opts.copy_margin > 0
         res.drafted += len(draft)
         logp_all = log_softmax(self.head(L - 1, h_all))
         p_stop_all = self.controller.stop_probs(L - 1, h_all, logp_all.max(axis=-1))

@@ -306,3 +306,16 @@ def test_dynamic_may_exit_the_prompts_last_token_only_where_it_runs_alone(tiny_l
     assert r["settings"]["exit_last_prompt_token"] is True
     assert r["policies"]["dynamic"]["layers_per_token"] < L
     assert "prompt's last token" in format_report(r)
+
+
+def test_speed_figures_count_the_prompts_last_token_pass():
+    """Speculative may emit tokens in the prompt's pass (prefill_ms): speed-ups and ms per token are taken over that
+    pass and the decoding after it, never decoding alone."""
+    from models.bench_early_exit import _policy_summary
+
+    full = [DecodeResult(token_ids=[5, 6, 7], layers=[4] * 3, prefill_ms=4.0, decode_ms=6.0)]
+    spec = [DecodeResult(token_ids=[5, 6, 7], layers=[4] * 3, prefill_ms=5.0, decode_ms=0.0)]
+    p = _policy_summary("speculative", spec, full, ["x"], L=4)
+    assert p["speedup_total"] == 2.0 and p["speedup_median"] == 2.0
+    assert p["suggestion_ms_total"] == 5.0 and p["ms_per_token_mean"] == round(5.0 / 3, 4)
+    assert p["last_prompt_token_ms_median"] == 5.0
