@@ -174,6 +174,17 @@ class DecodeResult:
         return sum(self.layers) / len(self.layers) if self.layers else 0.0
 
 
+class SpeculativeStart(NamedTuple):
+    """Where speculative decoding goes on after the prompt's pass (``EarlyExitRuntime._start_speculative``)."""
+    hidden: np.ndarray | None  # (1, D) the last prompt token's final state, when the pass drafted nothing
+    pending: int | None  # else the last token the pass emitted (not yet in the cache)
+
+    @property
+    def ended(self) -> bool:
+        """The prompt's pass already ended the suggestion (Stop, end of line, the token limit)."""
+        return self.hidden is None and self.pending is None
+
+
 class Positions(NamedTuple):
     """A decoder layer's position inputs for tokens at start..start+T-1: RoPE and the GroupQueryAttention
     lengths. Made once per forward pass, read by every layer in it."""
@@ -499,7 +510,7 @@ class EarlyExitRuntime:
             if opts.policy == "dynamic":
                 h, exit_layer, exit_logp = self._start_dynamic(prompt_ids, opts, res)
             elif opts.policy == "speculative":
-                h, pending = self._start_speculative(prompt_ids, opts, res)
+                start = self._start_speculative(prompt_ids, opts, res)
             else:
                 h, res.cached_tokens = self.prefill(prompt_ids)
             res.prefill_ms = (time.perf_counter() - t0) * 1000
@@ -507,8 +518,8 @@ class EarlyExitRuntime:
             if opts.policy == "dynamic":
                 self._decode_dynamic(h, opts, res, cancel, exit_layer, exit_logp)
             elif opts.policy == "speculative":
-                if h is not None or pending is not None:  # else the prompt's pass ended the suggestion
-                    self._decode_speculative(h, opts, res, cancel, pending)
+                if not start.ended:
+                    self._decode_speculative(start.hidden, opts, res, cancel, start.pending)
             else:
                 self._decode_full(h, opts, res, cancel)
             res.decode_ms = (time.perf_counter() - t1) * 1000
@@ -676,11 +687,11 @@ class EarlyExitRuntime:
         return []
 
     def _start_speculative(self, prompt_ids: list[int], opts: DecodeOptions,
-                           res: DecodeResult) -> tuple[np.ndarray | None, int | None]:
+                           res: DecodeResult) -> SpeculativeStart:
         """Speculative's prompt pass: when a cheap draft (prompt lookup, the n-gram table) follows the prompt, it
         runs in the same pass as the prompt's uncached tokens and is verified there, so the suggestion's first
-        tokens need no step of their own. Returns (the last prompt token's hidden state (1, D), None) after a plain
-        prefill (no cheap draft); else (None, the token to go on from), or (None, None) when decoding already ended.
+        tokens need no step of their own. Returns the last prompt token's hidden state after a plain prefill (no
+        cheap draft), else the token to go on from, or neither when the pass already ended the suggestion.
         Drafting the first token with the first layers instead did not pay (1,000 samples, docs/code-model.md).
         Without ``draft_in_prompt_pass``: always the plain prefill."""
         c = self.cache
@@ -693,11 +704,11 @@ class EarlyExitRuntime:
             draft, source = self._cheap_draft(opts)
             draft = draft[:self.max_len - 1 - c.length]  # what still fits in the cache after the prompt
         if not draft:
-            return self.prefill(prompt_ids, common)[0], None  # it truncates the ids back to the cached prefix
+            return SpeculativeStart(self.prefill(prompt_ids, common)[0], None)  # it truncates the ids to the prefix
         new = prompt_ids[common:]
         h = self.forward([*new, *draft], common)[len(new) - 1:]  # (1 + len(draft), D) from the last prompt token on
         res.layer_passes += self.n_layers * len(draft)
-        return None, self._verify(c.length - 1, h, draft, source, opts, res)
+        return SpeculativeStart(None, self._verify(c.length - 1, h, draft, source, opts, res))
 
     def _decode_speculative(self, h, opts, res, should_cancel, pending: int | None = None) -> None:
         """``pending``: the last emitted token, not yet in the cache (when the prompt's pass emitted tokens); None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.exits import log_softmax
+from models.model_dir import read_record
 
 SCORING_VERSION = 3  # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens)
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
@@ -47,13 +48,10 @@ def model_identity(model_dir: str | Path) -> str:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-    name = model_dir.name
-    record = model_dir / "tact.json"
-    if record.exists():
-        try:
-            name = json.loads(record.read_text()).get("name") or name
-        except ValueError:
-            pass
+    try:
+        name = read_record(model_dir).get("name") or model_dir.name
+    except ValueError:  # a corrupt record names nothing; the hash above still tells the models apart
+        name = model_dir.name
     return f"{name}-{h.hexdigest()[:12]}"
 
 
