@@ -61,6 +61,15 @@ def _add_train(sub) -> None:
                                              "(also the last step of `tact train lm`)")
     ng.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ng.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    dh = tsub.add_parser("draft-head", help="train the draft head that drafts for speculative decoding where prompt "
+                                           "lookup and the n-gram table do not (models/draft_head.py)")
+    dh.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
+    dh.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    dh.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget, the model's passes included")
+    dh.add_argument("--batch-size", type=int, default=8)
+    dh.add_argument("--device", default="cpu")
+    dh.add_argument("--threads", type=int, default=None)
+    dh.add_argument("--seed", type=int, default=0)
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
@@ -226,6 +235,10 @@ def _add_bench(sub) -> None:
     ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction,
                     help="speculative drafts from the model's n-gram table where prompt lookup has little, when the "
                          "model directory has one (default: settings)")
+    ee.add_argument("--draft-head", action=argparse.BooleanOptionalAction, default=True,
+                    help="speculative drafts from the model directory's trained draft head where prompt lookup and the "
+                         "n-gram table have none, when it has one (default on)")
+    ee.add_argument("--head-tokens", type=int, default=2, help="tokens the draft head drafts, chained (default 2)")
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
@@ -436,6 +449,19 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"tact train ngram-drafts: error: {exc}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "train" and args.target == "draft-head":
+        from models.draft_head import train_draft_head
+
+        try:
+            stats = train_draft_head(args.model, args.corpus, minutes=args.minutes, batch_size=args.batch_size,
+                                     device=args.device, seed=args.seed, threads=args.threads,
+                                     log=lambda m: print(m, file=sys.stderr, flush=True))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"tact train draft-head: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"draft head: first drafts agree {stats['first_draft_agreement_recent']:.1%} over the last training "
+              f"steps; {args.model}")
         return 0
     if args.command == "train" and args.target == "controller":
         from models.train_lm import train_controller

@@ -324,7 +324,7 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
         drafted = sum(r.drafted for r in runs)
         acc = sum(r.draft_accepted for r in runs)
         out.update(drafted=drafted, draft_accepted=acc, draft_acceptance=_r(_ratio(acc, drafted)))
-        for source in ("lookup", "ngram"):  # the drafts that ran no layer, by where they came from
+        for source in ("lookup", "ngram", "head"):  # the drafts that ran no layer, by where they came from
             d = sum(getattr(r, f"{source}_drafted") for r in runs)
             a = sum(getattr(r, f"{source}_accepted") for r in runs)
             out.update({f"{source}_drafted": d, f"{source}_accepted": a, f"{source}_acceptance": _r(_ratio(a, d))})
@@ -506,6 +506,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               ngram_drafts: bool = DecodeOptions.ngram_drafts,
               exit_last_prompt_token: bool = DecodeOptions.exit_last_prompt_token,
               draft_in_prompt_pass: bool = DecodeOptions.draft_in_prompt_pass,
+              draft_head: bool = DecodeOptions.draft_head, head_tokens: int = DecodeOptions.head_tokens,
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
@@ -525,7 +526,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto)
     base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens, stop_repeats=stop_repeats,
                 ngram_drafts=ngram_drafts, exit_last_prompt_token=exit_last_prompt_token,
-                draft_in_prompt_pass=draft_in_prompt_pass, single_line=True, **configured.options())
+                draft_in_prompt_pass=draft_in_prompt_pass, draft_head=draft_head, head_tokens=head_tokens,
+                single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     stopped: list[DecodeResult] = []
@@ -641,7 +643,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      **configured.options(), "draft_layers": draft_layers, "draft_tokens": draft_tokens,
                      "stop_repeats": stop_repeats, "exit_last_prompt_token": exit_last_prompt_token,
                      "draft_in_prompt_pass": draft_in_prompt_pass,
-                     "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None},
+                     "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None,
+                     "draft_head": draft_head and runtime.draft_head is not None, "head_tokens": head_tokens},
         "samples": len(samples),
         "data": texts_identity(texts),
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
@@ -715,6 +718,7 @@ def format_report(r: dict) -> str:
         + (f"loops cut after {st['stop_repeats']} copies" if st.get("stop_repeats") else "loops not cut")
         + (", dynamic exits for the prompt's last token" if st.get("exit_last_prompt_token") else "")
         + ("" if st.get("draft_in_prompt_pass", True) else ", no drafts in the prompt's pass")
+        + (f", draft head x {st['head_tokens']} tokens" if st.get("draft_head") else "")
         + ", Stop disabled for the policy table",
         "",
         f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'1st tok ms':>11} "
@@ -732,7 +736,8 @@ def format_report(r: dict) -> str:
     sp = r["policies"]["speculative"]
     lines.append(f"speculative drafts: {sp['drafted']} drafted, {sp['draft_accepted']} accepted "
                  f"({_f(sp['draft_acceptance'], '{:.1%}')}; prompt lookup {sp['lookup_accepted']}/{sp['lookup_drafted']}, "
-                 f"n-gram table {sp['ngram_accepted']}/{sp['ngram_drafted']}); "
+                 f"n-gram table {sp['ngram_accepted']}/{sp['ngram_drafted']}"
+                 + (f", draft head {sp['head_accepted']}/{sp['head_drafted']}" if sp.get("head_drafted") else "") + "); "
                  "layer passes per token: "
                  + ", ".join(f"{n} {_f(p['layer_passes_per_token'], '{:.2f}')}" for n, p in r["policies"].items()))
     acc = r["exit_accuracy"]
@@ -818,6 +823,7 @@ def main_cli(args) -> int:
                            draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
                            exit_last_prompt_token=args.exit_last_prompt_token,
                            draft_in_prompt_pass=args.draft_in_prompt_pass,
+                           draft_head=args.draft_head, head_tokens=args.head_tokens,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:
         print(f"tact bench early-exit: error: {exc}", file=sys.stderr)

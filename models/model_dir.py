@@ -294,6 +294,13 @@ def write_record(model_dir: Path, record: dict) -> None:
     (Path(model_dir) / RECORD).write_text(json.dumps(record, indent=1))
 
 
+def record_entry(model_dir: Path, key: str, value) -> None:
+    """Set one entry of a model directory's training record (what a later step built, and how), keeping the rest."""
+    record = read_record(model_dir)
+    record[key] = value
+    write_record(model_dir, record)
+
+
 def command_line() -> str:
     """The command that is running, for a training record (``tact ...`` when run as the console script)."""
     if sys.argv[0].endswith("tact"):

@@ -21,8 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from models.model_dir import (ModelDirError, command_line, load_tensors, portable_path, read_record,
-                              safetensors_header, write_record)
+from models.model_dir import ModelDirError, command_line, load_tensors, portable_path, record_entry, safetensors_header
 
 NGRAM_DRAFTS = "ngram_drafts.safetensors"
 # Chosen by simulation on calibration code (docs/code-model.md): contexts of up to 6 or 8 tokens drafted no better
@@ -194,8 +193,6 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, log=print) -> dict:
              "tokens": tokens, "max_context": MAX_CONTEXT, "min_count": MIN_COUNT, "min_share": MIN_SHARE,
              "entries": {str(n): len(k) for n, (k, _) in drafts.tables.items()}, "bytes": path.stat().st_size,
              "minutes": round((time.time() - started) / 60, 2)}
-    record = read_record(model_dir)
-    record["ngram_drafts"] = stats
-    write_record(model_dir, record)
+    record_entry(model_dir, "ngram_drafts", stats)
     log(f"n-gram drafts: {drafts.entries} entries, {stats['bytes'] / 1e6:.1f} MB in {path}")
     return stats

@@ -33,6 +33,7 @@ from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
                               header_digest, load_tensors, read_record, trained_context)
+from models.draft_head import DRAFT_HEAD, DraftHead
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
@@ -114,6 +115,11 @@ class DecodeOptions:
     # last token or nothing, when the model directory has one; up to ngram_tokens tokens
     ngram_drafts: bool = True
     ngram_tokens: int = 4
+    # speculative: draft with the model directory's trained draft head (models.draft_head), when it has one, where
+    # neither prompt lookup nor the n-gram table drafts; up to head_tokens tokens, chained. The default model ships
+    # without one: trained on a CPU it drafted too poorly to pay (docs/code-model.md)
+    draft_head: bool = True
+    head_tokens: int = 2
     lookup_tokens: int = 4  # completions: longer copies were mostly rejected and cost their verification (8: 1.46x, 4: 1.52x)
     single_line: bool = True  # end after the first token that contains a newline
     # End a suggestion that starts repeating itself (see REPEAT_MIN_TOKENS) after the first copy of the repeated unit;
@@ -165,6 +171,8 @@ class DecodeResult:
     lookup_accepted: int = 0
     ngram_drafted: int = 0  # of `drafted`, the tokens drafted by the corpus's n-gram table (models.ngram_drafts)
     ngram_accepted: int = 0
+    head_drafted: int = 0  # of `drafted`, the tokens drafted by the trained draft head (models.draft_head)
+    head_accepted: int = 0
     prefill_ms: float = 0.0  # the prompt's pass (speculative: with the draft verified in it, and its tokens emitted)
     decode_ms: float = 0.0  # the steps after it
 
@@ -174,10 +182,17 @@ class DecodeResult:
         return sum(self.layers) / len(self.layers) if self.layers else 0.0
 
 
+class Pending(NamedTuple):
+    """Speculative's last emitted token, not yet in the cache, and the final state (D,) that chose it (what the
+    draft head drafts from)."""
+    token: int
+    state: np.ndarray
+
+
 class SpeculativeStart(NamedTuple):
     """Where speculative decoding goes on after the prompt's pass (``EarlyExitRuntime._start_speculative``)."""
     hidden: np.ndarray | None  # (1, D) the last prompt token's final state, when the pass drafted nothing
-    pending: int | None  # else the last token the pass emitted (not yet in the cache)
+    pending: Pending | None  # else the last token the pass emitted
 
     @property
     def ended(self) -> bool:
@@ -280,6 +295,8 @@ class EarlyExitRuntime:
         self.controller = Controller(self.exit_norms, extra, self.eps)
         drafts = self.model_dir / NGRAM_DRAFTS  # optional: without it speculative drafts as before
         self.ngram_drafts = NgramDrafts.load(drafts, self.model_dir / "tokenizer.json") if drafts.is_file() else None
+        head = self.model_dir / DRAFT_HEAD  # optional, like the table
+        self.draft_head = DraftHead.load(head, self.embed, self.eps) if head.is_file() else None
         self.record = read_record(self.model_dir)
         # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
         self.context_tokens = trained_context(cfg, self.record)
@@ -648,11 +665,13 @@ class EarlyExitRuntime:
         draft = self._lookup_draft(opts)
         return draft[0] if draft else None
 
-    def _cheap_draft(self, opts: DecodeOptions) -> tuple[list[int], str]:
-        """Speculative's draft that runs no layer, and where it came from ("lookup" or "ngram"; empty: none).
-        Prompt lookup when at least the last two tokens matched earlier, else the corpus's n-gram table
-        (``opts.ngram_drafts``). Lookup on the last token alone is not tried: accepted about 7% of the time on
-        calibration code, its drafts cost their verification rows (a second row adds 15-20% to a step here)."""
+    def _cheap_draft(self, opts: DecodeOptions, state: np.ndarray | None = None) -> tuple[list[int], str]:
+        """Speculative's draft that runs no layer, and where it came from ("lookup", "ngram" or "head"; empty:
+        none). Prompt lookup when at least the last two tokens matched earlier, else the corpus's n-gram table
+        (``opts.ngram_drafts``), else the trained draft head from ``state`` (D,), the final state that chose the
+        last token in the cache (``opts.draft_head``; None: no head draft). Lookup on the last token alone is not
+        tried: accepted about 7% of the time on calibration code, its drafts cost their verification rows (a
+        second row adds 15-20% to a step here)."""
         if opts.lookup_range is not None:  # a rewrite: copying its window is the prior, even on one token
             return self._lookup_draft(opts), "lookup"
         lookup = self._lookup_draft(opts, shortest=2)
@@ -662,6 +681,8 @@ class EarlyExitRuntime:
             table = self.ngram_drafts.draft(self.cache.ids, opts.ngram_tokens)
             if table:
                 return table, "ngram"
+        if state is not None and self.draft_head is not None and opts.draft_head and opts.head_tokens > 0:
+            return self.draft_head.draft(state, self.cache.ids[-1], opts.head_tokens), "head"
         return [], "none"
 
     def _lookup_draft(self, opts: DecodeOptions, shortest: int = 1) -> list[int]:
@@ -710,7 +731,7 @@ class EarlyExitRuntime:
         res.layer_passes += self.n_layers * len(draft)
         return SpeculativeStart(None, self._verify(c.length - 1, h, draft, source, opts, res))
 
-    def _decode_speculative(self, h, opts, res, should_cancel, pending: int | None = None) -> None:
+    def _decode_speculative(self, h, opts, res, should_cancel, pending: Pending | None = None) -> None:
         """``pending``: the last emitted token, not yet in the cache (when the prompt's pass emitted tokens); None:
         choose the first token from h (1, D), the final hidden state of the last token in the cache."""
         L = self.n_layers
@@ -719,22 +740,22 @@ class EarlyExitRuntime:
             choice = self._choose(L - 1, h, opts, res)
             if choice is None or self._emit(res, opts, choice[0], choice[1], L, choice[2]):
                 return
-            pending = choice[0]
+            pending = Pending(choice[0], h[0])
         while not should_cancel():
             start = self.cache.length
             room = self.max_len - 1 - start  # drafts that still fit in the cache after `pending`
-            self.cache.ids.append(pending)
-            draft, source = self._cheap_draft(opts)
+            self.cache.ids.append(pending.token)
+            draft, source = self._cheap_draft(opts, pending.state)
             draft = draft[:room]
             if draft:
-                h_all = self.forward([pending, *draft], start)
+                h_all = self.forward([pending.token, *draft], start)
                 res.layer_passes += L * (len(draft) + 1)
             elif k <= 0:  # nothing to draft from: a plain step
-                h_all = self.forward([pending], start)
+                h_all = self.forward([pending.token], start)
                 res.layer_passes += L
             else:
                 hk, source = [], "layers"
-                x = self.embed[[pending]]
+                x = self.embed[[pending.token]]
                 n_draft = min(opts.draft_tokens, room)
                 for j in range(n_draft + 1):
                     x = self.forward([], start + j, 0, k - 1, hidden=x)
@@ -758,12 +779,12 @@ class EarlyExitRuntime:
         res.stop_reason = "cancelled"
 
     def _verify(self, base: int, h_all: np.ndarray, draft: list[int], source: str, opts: DecodeOptions,
-                res: DecodeResult) -> int | None:
+                res: DecodeResult) -> Pending | None:
         """Emit the whole model's tokens while the drafts match them. The cache holds ids up to position ``base``;
         h_all (1 + len(draft), D): final states at base.., h_all[j] predicts the token after base + j. ``source``:
-        where the draft came from ("lookup", "ngram", "layers" or "none"); a lookup draft token within
+        where the draft came from ("lookup", "ngram", "head", "layers" or "none"); a lookup draft token within
         ``copy_margin`` of the best is kept. Leaves the cache exact through the accepted drafts; returns the last
-        emitted token (not yet in the cache), or None when decoding ended."""
+        emitted token (not yet in the cache) with the state that chose it, or None when decoding ended."""
         L = self.n_layers
         lenient = source == "lookup" and opts.copy_margin > 0
         res.drafted += len(draft)
@@ -793,6 +814,9 @@ class EarlyExitRuntime:
         elif source == "ngram":
             res.ngram_drafted += len(draft)
             res.ngram_accepted += accepted
+        elif source == "head":
+            res.head_drafted += len(draft)
+            res.head_accepted += accepted
         self.cache.truncate(base + 1 + accepted)
         self.cache.exact = self.cache.length
-        return None if done else token
+        return None if done else Pending(token, h_all[j])

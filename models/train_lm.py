@@ -28,6 +28,7 @@ from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_ma
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context,
                               write_record)
+from models.draft_head import DRAFT_HEAD
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -386,6 +387,10 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     save_file(model.exit_state_dict(), str(out / EXIT_HEADS), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=1))
     tok.save(str(out / "tokenizer.json"))
+    stale = out / DRAFT_HEAD  # learned on the trunk these weights replace: it would draft for another model
+    if stale.exists():
+        stale.unlink()
+        record.pop("draft_head", None)
     write_record(out, record)
 
 
