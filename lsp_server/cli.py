@@ -218,7 +218,7 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-last-prompt-token", action="store_true",
                     help="dynamic: the prompt's last token, run alone after the shared prompt pass, may leave early "
                          "too (off in serving: docs/code-model.md)")
-    ee.add_argument("--draft-in-prompt-pass", action=argparse.BooleanOptionalAction, default=True,
+    ee.add_argument("--draft-in-prompt-pass", action=argparse.BooleanOptionalAction,
                     help="speculative: verify a draft that follows the prompt (prompt lookup, the n-gram table) in the "
                          "prompt's own pass (default on; --no-draft-in-prompt-pass: drafting starts after the first "
                          "token)")
@@ -235,10 +235,10 @@ def _add_bench(sub) -> None:
     ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction,
                     help="speculative drafts from the model's n-gram table where prompt lookup has little, when the "
                          "model directory has one (default: settings)")
-    ee.add_argument("--draft-head", action=argparse.BooleanOptionalAction, default=True,
+    ee.add_argument("--draft-head", action=argparse.BooleanOptionalAction,
                     help="speculative drafts from the model directory's trained draft head where prompt lookup and the "
                          "n-gram table have none, when it has one (default on)")
-    ee.add_argument("--head-tokens", type=int, default=2, help="tokens the draft head drafts, chained (default 2)")
+    ee.add_argument("--head-tokens", type=int, help="tokens the draft head drafts, chained (default 2)")
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
@@ -269,11 +269,15 @@ def _bench(args) -> int:
     if args.target == "early-exit":
         from lsp_server.config import DEFAULTS
         from models.bench_early_exit import main_cli
+        from models.runtime import DecodeOptions
 
         for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold",
                      "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
+        for name in ("draft_in_prompt_pass", "draft_head", "head_tokens"):  # decoder options, not settings
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(DecodeOptions, name))
         if args.exit_lookup_threshold < 0:
             args.exit_lookup_threshold = None
         return main_cli(args)

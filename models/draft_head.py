@@ -7,9 +7,10 @@ Chained, the predicted state feeds the next draft. It runs no layer of the model
 verifies every draft, so speculative output does not change; only its speed may.
 
 Why it is not shipped with the default model (docs/code-model.md): a draft costs its verification row (a second
-row adds 15-20% to a step on a 2-core CPU), so drafts must be accepted often. Trained for minutes on a CPU, the head
-agreed with the whole model 38.7% of the time (teacher forcing) and 25% in decoding, and lost; the simulated
-drafting says a head near 60% agreement would take speculative past 1.5x. `tact train draft-head --device cuda`
+row adds 15-20% to a step on a 2-core CPU), so drafts must be accepted often. Trained 8 minutes on a CPU, the head's
+first drafts agreed with the whole model 42.2% of the time in training, but only 18.7% of them were accepted in
+decoding (where lookup and the table have nothing, the next token is hard), and it lost; the simulated drafting says
+a head near 60% agreement would take speculative past 1.5x. `tact train draft-head --device cuda`
 trains one where an accelerator gives it the budget.
 
 Serving: numpy and the standard library (``DraftHead``); training needs torch (``train_draft_head``).
@@ -141,24 +142,8 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
     row_of[chosen] = torch.arange(k, device=device)
     log(f"draft head: {k} output tokens hold {coverage:.1%} of the model's greedy tokens")
 
-    final_norm = model.model.norm.weight.detach().float()
-    head = torch.nn.ParameterDict({
-        "norm_in": torch.nn.Parameter(final_norm.clone()), "norm_out": torch.nn.Parameter(final_norm.clone()),
-        "out": torch.nn.Parameter(emb[chosen].detach().float().clone()),  # (K, D) from the tied head's rows
-    })
-    fc1, fc2 = torch.nn.Linear(2 * D, width).to(device), torch.nn.Linear(width, D).to(device)
-    torch.nn.init.zeros_(fc2.weight)
-    torch.nn.init.zeros_(fc2.bias)  # starts as "the next state is this one"
-    params = [*head.values(), *fc1.parameters(), *fc2.parameters()]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-
-    def norm(x, w):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
-    def step(state, token):  # (N, D), (N,) -> logits (N, K), next state (N, D); as DraftHead.step
-        x = torch.cat([norm(state, head["norm_in"]), emb[token].float()], -1)
-        nxt = state + fc2(F.silu(fc1(x)))
-        return norm(nxt, head["norm_out"]) @ head["out"].T, nxt
+    head = torch_draft_head(emb, model.model.norm.weight, chosen, width, eps).to(device)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
 
     from collections import deque
 
@@ -175,23 +160,24 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
         loss = torch.zeros((), device=device)
         chain = torch.ones(state.shape[0], dtype=torch.bool, device=device)
         for j in range(1, UNROLL + 1):
-            token = ids[:, j:T - UNROLL + j].reshape(-1)  # the token at t + j
-            target = row_of[greedy[:, j:T - UNROLL + j].reshape(-1)]  # the model's token after it
-            # Decoding drafts after the model's own tokens: learn only where the text's token is the model's greedy
-            # choice (teacher forcing elsewhere taught the head to follow tokens decoding never feeds it).
-            own = ids[:, j:T - UNROLL + j] == greedy[:, j - 1:T - UNROLL + j - 1]
-            chain = chain & own.reshape(-1)  # every token of the chain so far followed the model
-            mask = valid[:, j:T - UNROLL + j].reshape(-1) & (target >= 0) & chain  # ... and the output layer holds
-            logits, state = step(state, token)
+            at = slice(j, T - UNROLL + j)  # positions t + j
+            token = ids[:, at].reshape(-1)
+            target = row_of[greedy[:, at].reshape(-1)]  # the model's token after it, as an output row
+            # Decoding drafts after the model's own tokens: learn where the text's token is the model's greedy choice,
+            # as EAGLE keeps its drafter's inputs in distribution (on this CPU no better than every position: 18.7%
+            # against 20.8% of one-token drafts accepted, docs/code-model.md).
+            chain = chain & (ids[:, at] == greedy[:, j - 1:T - UNROLL + j - 1]).reshape(-1)
+            mask = valid[:, at].reshape(-1) & (target >= 0) & chain  # ... and the output layer holds the target
+            logits, state = head(state, token)
             if not mask.any():
                 continue
             loss = loss + F.cross_entropy(logits[mask], target[mask])
-            true = h[:, j:T - UNROLL + j].reshape(-1, D)[mask]
+            true = h[:, at].reshape(-1, D)[mask]
             unit = true.pow(2).mean(-1, keepdim=True).add(eps).rsqrt()  # the state loss in units of its RMS
             loss = loss + STATE_WEIGHT * F.smooth_l1_loss(state[mask] * unit, true * unit)
             if j == 1:
                 with torch.no_grad():
-                    right = chosen[logits[mask].argmax(-1)] == greedy[:, 1:T - UNROLL + 1].reshape(-1)[mask]
+                    right = logits[mask].argmax(-1) == target[mask]
                     recent.append((int(right.sum()), int(mask.sum())))
         batches += 1
         if not loss.requires_grad:  # no position in the batch where the text followed the model's own choice
@@ -206,12 +192,8 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
     if not steps:
         raise ValueError(f"no training step fitted in {minutes} minutes ({batches} batches, none where the text "
                          "followed the model's own choice): give it more minutes")
-    tensors = {"norm_in": head["norm_in"], "norm_out": head["norm_out"], "out": head["out"], "fc1.weight": fc1.weight,
-               "fc1.bias": fc1.bias, "fc2.weight": fc2.weight, "fc2.bias": fc2.bias}
-    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in tensors.items()}
-    tensors["vocab"] = chosen.to("cpu", torch.int64).contiguous()
     path = model_dir / DRAFT_HEAD
-    save_file(tensors, str(path), metadata={"format": "pt"})
+    save_file(head.tensors(), str(path), metadata={"format": "pt"})
     stats = {"command": command_line(), "steps": steps, "batches": batches, "batch_size": batch_size, "device": device, "vocab": k,
              "vocab_coverage": round(coverage, 4), "width": width, "unroll": UNROLL,
              "first_draft_agreement_recent": round(_share(recent), 4), "bytes": path.stat().st_size,
@@ -225,3 +207,45 @@ def _share(recent) -> float:
     """Agreement of the first drafts over the (agreeing, drafted) counts of recent training steps."""
     seen = sum(n for _, n in recent)
     return sum(a for a, _ in recent) / seen if seen else 0.0
+
+
+def torch_draft_head(embed, final_norm, vocab, width: int, eps: float):
+    """The head as a torch module, for training: ``forward(state (N, D), token (N,))`` -> (logits over the output
+    rows (N, K), the predicted next state (N, D)), the computation ``DraftHead.step`` serves. ``embed`` (V, D) and
+    ``final_norm`` (D,): the model's (frozen embeddings; the norms start as the final norm); ``vocab`` (K,): the
+    output tokens, whose rows start as their embeddings (the tied head's)."""
+    import torch
+    import torch.nn.functional as F
+
+    from models.architecture import RMSNorm
+
+    class TorchDraftHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            D = embed.shape[1]
+            self.embed = embed.detach()  # the model's, frozen: not a parameter of the head
+            self.register_buffer("vocab", vocab.detach().clone())
+            self.norm_in, self.norm_out = RMSNorm(D, eps), RMSNorm(D, eps)
+            with torch.no_grad():
+                self.norm_in.weight.copy_(final_norm)
+                self.norm_out.weight.copy_(final_norm)
+            self.fc1, self.fc2 = torch.nn.Linear(2 * D, width), torch.nn.Linear(width, D)
+            torch.nn.init.zeros_(self.fc2.weight)
+            torch.nn.init.zeros_(self.fc2.bias)  # starts as "the next state is this one"
+            self.out = torch.nn.Parameter(embed[vocab].detach().float().clone())  # (K, D)
+
+        def forward(self, state, token):
+            x = torch.cat([self.norm_in(state), self.embed[token].float()], -1)  # (N, 2D)
+            nxt = state + self.fc2(F.silu(self.fc1(x)))  # (N, D)
+            return self.norm_out(nxt) @ self.out.T, nxt
+
+        def tensors(self) -> dict:
+            """What DRAFT_HEAD holds: the weights in fp16, the output tokens' ids."""
+            t = {"norm_in": self.norm_in.weight, "norm_out": self.norm_out.weight, "out": self.out,
+                 "fc1.weight": self.fc1.weight, "fc1.bias": self.fc1.bias, "fc2.weight": self.fc2.weight,
+                 "fc2.bias": self.fc2.bias}
+            t = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in t.items()}
+            t["vocab"] = self.vocab.to("cpu", torch.int64).contiguous()
+            return t
+
+    return TorchDraftHead()

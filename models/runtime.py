@@ -29,11 +29,11 @@ from typing import Callable, NamedTuple
 import numpy as np
 import onnxruntime as ort
 
+from models.draft_head import DRAFT_HEAD, DraftHead
 from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
                               header_digest, load_tensors, read_record, trained_context)
-from models.draft_head import DRAFT_HEAD, DraftHead
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer

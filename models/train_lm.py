@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
+from models.draft_head import DRAFT_HEAD
 from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context,
                               write_record)
-from models.draft_head import DRAFT_HEAD
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 

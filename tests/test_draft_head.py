@@ -41,6 +41,29 @@ def test_the_head_drafts_the_token_its_predicted_state_points_to_and_chains():
     assert head.draft(state, 3, 0) == []
 
 
+def test_the_served_head_computes_what_training_trained():
+    """DraftHead (numpy, serving) against the torch module train_draft_head trains, on the tensors it saves."""
+    torch = pytest.importorskip("torch")
+    from models.draft_head import torch_draft_head
+
+    torch.manual_seed(0)
+    V, D, eps = 40, 16, 1e-5
+    embed = torch.randn(V, D)
+    head = torch_draft_head(embed, 1.0 + 0.1 * torch.randn(D), torch.tensor([3, 7, 11, 19, 23, 31]), 8, eps)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(0.3 * torch.randn(p.shape))  # away from the zero init, so every weight counts
+    state, token = 2.0 * torch.randn(5, D), torch.tensor([1, 4, 9, 16, 25])
+    with torch.no_grad():
+        logits, nxt = head(state, token)
+    served = DraftHead({k: v.float().numpy() if k != "vocab" else v.numpy() for k, v in head.tensors().items()},
+                       embed.numpy(), eps)
+    for i in range(5):
+        drafted, predicted = served.step(state[i].numpy(), int(token[i]))
+        assert drafted == int(head.vocab[logits[i].argmax()])
+        np.testing.assert_allclose(predicted, nxt[i].numpy(), rtol=0, atol=1e-2)  # fp16 weights in the file
+
+
 def _run(rt, ids, **kw):
     rt.reset()
     return rt.generate(ids, DecodeOptions(**{"max_new_tokens": 24, "single_line": False, "stop_repeats": 0, **kw}))
