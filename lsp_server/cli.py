@@ -55,12 +55,22 @@ def _add_train(sub) -> None:
     lm.add_argument("--seq-len", type=int, default=None,
                     help="training window in tokens, which is also the prompt budget when serving (default: the "
                          "resumed model's, else 512; a new model gets room for twice this many positions)")
+    lm.add_argument("--ngram-model-tokens", type=int, default=1_000_000,
+                    help="tokens the trained model reads for the n-gram draft table's own continuations (`tact train "
+                         "ngram-drafts --model-tokens`; about 5 minutes here at the default, seconds on an accelerator)")
     lm.add_argument("--no-export", dest="export", action="store_false",
                     help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
     ng = tsub.add_parser("ngram-drafts", help="build the n-gram table that drafts for speculative decoding "
                                              "(also the last step of `tact train lm`)")
     ng.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ng.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    ng.add_argument("--model-tokens", type=int, default=8_000_000,
+                    help="tokens of the training split the model reads to draft its own continuations (about 40 "
+                         "minutes on a 2-core CPU, seconds on an accelerator; 0: the text's continuations alone)")
+    ng.add_argument("--device", default="cpu")
+    ng.add_argument("--batch-size", type=int, default=8, help="windows the model reads at once")
+    ng.add_argument("--threads", type=int, default=None)
+    ng.add_argument("--seed", type=int, default=0)
     dh = tsub.add_parser("draft-head", help="train the draft head that drafts for speculative decoding where prompt "
                                            "lookup and the n-gram table do not (models/draft_head.py)")
     dh.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
@@ -438,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
-                     seq_len=args.seq_len, log=log)
+                     seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens, log=log)
         except TrainingInputError as exc:
             print(f"tact train lm: error: {exc}", file=sys.stderr)
             return 2
@@ -449,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         from models.ngram_drafts import write_ngram_drafts
 
         try:
-            write_ngram_drafts(args.model, args.corpus, log=lambda m: print(m, file=sys.stderr, flush=True))
+            write_ngram_drafts(args.model, args.corpus, model_tokens=args.model_tokens, device=args.device,
+                               threads=args.threads, batch_size=args.batch_size, seed=args.seed,
+                               log=lambda m: print(m, file=sys.stderr, flush=True))
         except (FileNotFoundError, ValueError) as exc:
             print(f"tact train ngram-drafts: error: {exc}", file=sys.stderr)
             return 2

@@ -1,14 +1,17 @@
-"""Speculative drafts from the code corpus's frequent n-grams.
+"""Speculative drafts from n-gram tables: the model's own continuations, then the code corpus's.
 
 Prompt lookup drafts only what the prompt already holds, and the first layers' drafts are accepted about a quarter
 of the time. Much of code continues the way it does in every other project (``for i in range(``, ``self.assertEqual(``),
-so a table of the corpus's confident continuations drafts what neither knows (retrieval drafts, as in REST).
+so a table of confident continuations drafts what neither knows (retrieval drafts, as in REST).
 The whole model still verifies every draft, so speculative output does not change; only its speed does.
 
 The table maps the hash of the last n tokens (n = MAX_CONTEXT..1, longest first) to the token that followed them
-most often in the training corpus, kept only where that token followed at least MIN_COUNT times and at least
-MIN_SHARE of the time. Keys are 64-bit hashes: a context that collides with another only drafts a token the model
-then rejects. Serving-safe: numpy and the standard library only (writing needs safetensors).
+most often, kept only where that token followed at least MIN_COUNT times and at least MIN_SHARE of the time. Two
+sources fill it: the model's own greedy choice after each position of a sample of the training split (a draft is
+right when the model would write it, so what the model writes after a context is the better guess than what the text
+has there, docs/code-model.md), and, for contexts that sample leaves out, the text of the whole training split.
+Keys are 64-bit hashes: a context that collides with another only drafts a token the model then rejects.
+Serving-safe: numpy and the standard library only (writing needs safetensors, the model's continuations torch).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
-from models.model_dir import ModelDirError, command_line, load_tensors, portable_path, record_entry, safetensors_header
+from models.model_dir import (ModelDirError, command_line, load_tensors, portable_path, read_record, record_entry,
+                              safetensors_header)
 
 NGRAM_DRAFTS = "ngram_drafts.safetensors"
 # Chosen by simulation on calibration code (docs/code-model.md): contexts of up to 6 or 8 tokens drafted no better
@@ -29,6 +33,10 @@ NGRAM_DRAFTS = "ngram_drafts.safetensors"
 MAX_CONTEXT = 4  # longest context looked up
 MIN_COUNT = 10  # times the continuation followed its context in the corpus
 MIN_SHARE = 0.5  # of the context's occurrences
+# The model's continuations are steadier than the text's: from 5 occurrences they drafted better than from 10 (right
+# first drafts where prompt lookup has none, on calibration code: 19.2% of positions against 17.8%; docs/code-model.md).
+MODEL_MIN_COUNT = 5
+MODEL_WARMUP = 64  # tokens of context a window repeats from the one before, so no continuation is read cold
 _HASH_MULT = 1000003
 _MASK = (1 << 64) - 1
 
@@ -56,22 +64,33 @@ def tokenizer_digest(tokenizer_path: Path) -> str:
 
 
 def build_tables(documents: Iterable[list[int] | np.ndarray], max_context: int = MAX_CONTEXT,
-                 min_count: int = MIN_COUNT, min_share: float = MIN_SHARE) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+                 min_count: int = MIN_COUNT, min_share: float = MIN_SHARE,
+                 continuations: Iterable[np.ndarray] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per context length n: (sorted context hashes (K,) uint64, the continuation of each (K,) uint16). Contexts
-    never span two documents."""
-    docs = [np.asarray(d, dtype=np.uint64) for d in documents if len(d) > 1]
+    never span two documents. ``continuations``: per document, the token that follows each of its positions (-1:
+    unknown), e.g. the model's own greedy choice; default: the document's next token."""
+    docs = [np.asarray(d, dtype=np.uint64) for d in documents]
+    if continuations is None:
+        conts = [np.append(d[1:].astype(np.int64), -1) for d in docs]
+    else:
+        conts = [np.asarray(c, dtype=np.int64) for c in continuations]
+        if [len(c) for c in conts] != [len(d) for d in docs]:
+            raise ValueError("continuations must give one token per position of each document")
+    keep_doc = [i for i, d in enumerate(docs) if len(d) > 1 or (continuations is not None and len(d))]
+    docs, conts = [docs[i] for i in keep_doc], [conts[i] for i in keep_doc]
     if not docs:
-        raise ValueError("no document of two or more tokens to count n-grams in")
+        raise ValueError("no document to count n-grams in")
     ids = np.concatenate(docs)  # (N,)
-    if ids.max() > np.iinfo(np.uint16).max:
+    cont = np.concatenate(conts)  # (N,) the token after each position; -1 unknown
+    if max(int(ids.max()), int(cont.max())) > np.iinfo(np.uint16).max:
         raise ValueError("token ids past 65535: the table stores continuations as uint16")
     doc_of = np.repeat(np.arange(len(docs)), [len(d) for d in docs])  # (N,)
     tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for n in range(1, max_context + 1):
-        keys = _window_hashes(ids, n)[:-1]  # (N - n,) the context ending just before position p = i + n
-        nxt = ids[n:].astype(np.int64)  # (N - n,) the token at p
-        inside = doc_of[:-n] == doc_of[n:]  # the context and its continuation lie in one document
-        keys, nxt = keys[inside], nxt[inside]
+        keys = _window_hashes(ids, n)  # (N - n + 1,) the context ids[i:i + n]
+        nxt = cont[n - 1:]  # (N - n + 1,) what follows it
+        known = (nxt >= 0) & (doc_of[:len(doc_of) - n + 1] == doc_of[n - 1:])  # ... inside one document
+        keys, nxt = keys[known], nxt[known]
         order = np.lexsort((nxt, keys))
         keys, nxt = keys[order], nxt[order]
         new_pair = np.ones(len(keys), bool)
@@ -84,11 +103,83 @@ def build_tables(documents: Iterable[list[int] | np.ndarray], max_context: int =
         first = np.ones(len(pair_key), bool)
         first[1:] = pair_key[1:] != pair_key[:-1]
         heads = np.flatnonzero(first)
-        total = np.add.reduceat(counts, heads)  # occurrences of each context
+        total = np.add.reduceat(counts, heads) if len(heads) else counts  # occurrences of each context
         keep = (counts[heads] >= min_count) & (counts[heads] >= min_share * total)
         k, t = pair_key[heads][keep], pair_next[heads][keep].astype(np.uint16)
         tables[n] = (k, t)  # sorted by key (lexsort's primary key)
     return tables
+
+
+def merge_tables(first: dict[int, tuple[np.ndarray, np.ndarray]],
+                 fallback: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """One table: ``first``'s entries, and ``fallback``'s for the contexts ``first`` lacks."""
+    empty = (np.zeros(0, np.uint64), np.zeros(0, np.uint16))
+    merged = {}
+    for n in sorted(set(first) | set(fallback)):
+        ka, ta = first.get(n, empty)
+        kb, tb = fallback.get(n, empty)
+        extra = ~np.isin(kb, ka)
+        keys = np.concatenate([ka, kb[extra]]).astype(np.uint64)
+        order = np.argsort(keys, kind="stable")
+        merged[n] = (keys[order], np.concatenate([ta, tb[extra]]).astype(np.uint16)[order])
+    return merged
+
+
+def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: int, *, device: str = "cpu",
+                        threads: int | None = None, batch_size: int = 8,
+                        log=print) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The model's greedy next token after every position of ``documents`` (in their order, whole documents, until
+    ``tokens`` positions are read): (the documents read, their continuations (len,) int64 each). Long documents are
+    read in windows of the model's trained context that repeat MODEL_WARMUP tokens of the one before."""
+    import torch
+
+    from models.architecture import load_torch_model
+    from models.model_dir import trained_context
+    from models.progress import progress
+    from models.tokenizer import TokenizerInfo, load_tokenizer
+    from models.train_lm import autocast
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_torch_model(model_dir).to(device).eval()
+    pad = TokenizerInfo(load_tokenizer(Path(model_dir) / "tokenizer.json")).pad_id
+    window = trained_context(model.cfg.to_hf(), read_record(model_dir))
+    last = model.cfg.num_hidden_layers - 1
+    read, conts, pending, budget = [], [], [], 0
+    for doc in documents:
+        if budget >= tokens:
+            break
+        if len(doc) < 2:
+            continue
+        read.append(doc)
+        conts.append(np.full(len(doc), -1, np.int64))
+        budget += len(doc)
+        start = 0
+        while True:  # windows (document, start) of at most `window` tokens
+            pending.append((len(read) - 1, start))
+            if start + window >= len(doc):
+                break
+            start = min(start + window - MODEL_WARMUP, len(doc) - window)
+
+    @torch.no_grad()
+    def run(batch):
+        rows = np.full((len(batch), window), pad, np.int64)  # (B, window), right-padded (causal: no effect before)
+        for r, (d, s) in enumerate(batch):
+            piece = read[d][s:s + window]
+            rows[r, :len(piece)] = piece
+        with autocast(device):
+            h = model(torch.from_numpy(rows).to(device))[-1]  # (B, window, D)
+            greedy = model.exit_logits(last, h).argmax(-1).cpu().numpy()  # (B, window)
+        for r, (d, s) in enumerate(batch):
+            lo = 0 if s == 0 else MODEL_WARMUP
+            n = min(window, len(read[d]) - s)
+            conts[d][s + lo:s + n] = greedy[r, lo:n]
+
+    for i in progress(range(0, len(pending), batch_size), "model continuations",
+                      total=(len(pending) + batch_size - 1) // batch_size):
+        run(pending[i:i + batch_size])
+    log(f"n-gram drafts: the model's continuations of {len(read)} files, {budget / 1e6:.1f}M tokens")
+    return read, conts
 
 
 class NgramDrafts:
@@ -166,9 +257,14 @@ class NgramDrafts:
         return cls(tables)
 
 
-def write_ngram_drafts(model_dir: Path, corpus_dir: Path, log=print) -> dict:
+def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int = 0, device: str = "cpu",
+                       threads: int | None = None, batch_size: int = 8, seed: int = 0, log=print) -> dict:
     """Build the table of a model directory from its corpus's training split (`tact train ngram-drafts`, also
-    the last step of `tact train lm`); records what went in under ``ngram_drafts`` in tact.json."""
+    the last step of `tact train lm`): the model's own continuations over ``model_tokens`` tokens of it (files in a
+    seeded random order; 0: none), then the text's continuations for the contexts those leave out. Records what went
+    in under ``ngram_drafts`` in tact.json."""
+    import random
+
     from models.corpus import iter_split
     from models.progress import progress
     from models.tokenizer import load_tokenizer
@@ -186,13 +282,26 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, log=print) -> dict:
         documents += [np.asarray(e.ids, np.uint32) for e in tok.encode_batch(texts[i:i + batch], add_special_tokens=False)]
     tokens = sum(map(len, documents))
     log(f"n-gram drafts: {len(documents)} files, {tokens / 1e6:.1f}M tokens")
-    drafts = NgramDrafts(build_tables(documents))
-    path = model_dir / NGRAM_DRAFTS
-    drafts.save(path, tokenizer_path)
+    tables = build_tables(documents)
+    corpus_entries = sum(len(k) for k, _ in tables.values())
     stats = {"command": command_line(), "corpus": portable_path(corpus_dir), "split": "train", "files": len(documents),
              "tokens": tokens, "max_context": MAX_CONTEXT, "min_count": MIN_COUNT, "min_share": MIN_SHARE,
-             "entries": {str(n): len(k) for n, (k, _) in drafts.tables.items()}, "bytes": path.stat().st_size,
-             "minutes": round((time.time() - started) / 60, 2)}
+             "text_entries": corpus_entries}
+    if model_tokens > 0:
+        order = list(range(len(documents)))
+        random.Random(seed).shuffle(order)
+        read, conts = model_continuations(model_dir, [documents[i] for i in order], model_tokens, device=device,
+                                          threads=threads, batch_size=batch_size, log=log)
+        own = build_tables(read, min_count=MODEL_MIN_COUNT, continuations=conts)
+        stats["model_continuations"] = {
+            "files": len(read), "tokens": int(sum(map(len, read))), "seed": seed, "min_count": MODEL_MIN_COUNT,
+            "min_share": MIN_SHARE, "entries": sum(len(k) for k, _ in own.values()), "device": device}
+        tables = merge_tables(own, tables)
+    drafts = NgramDrafts(tables)
+    path = model_dir / NGRAM_DRAFTS
+    drafts.save(path, tokenizer_path)
+    stats.update({"entries": {str(n): len(k) for n, (k, _) in drafts.tables.items()}, "bytes": path.stat().st_size,
+                  "minutes": round((time.time() - started) / 60, 2)})
     record_entry(model_dir, "ngram_drafts", stats)
     log(f"n-gram drafts: {drafts.entries} entries, {stats['bytes'] / 1e6:.1f} MB in {path}")
     return stats

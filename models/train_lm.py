@@ -397,7 +397,8 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
 def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float = 60.0, batch_size: int = 8,
              lr: float = 3e-3, layer_dropout: float = 0.1, exit_sample: float = 0.125, exit_weight: float = 0.5,
              vocab_size: int = 8192, seed: int = 0, threads: int | None = None, device: str = "cpu",
-             controller_batches: int = 24, resume: Path | None = None, seq_len: int | None = None, log=print) -> dict:
+             controller_batches: int = 24, resume: Path | None = None, seq_len: int | None = None,
+             ngram_model_tokens: int = 1_000_000, log=print) -> dict:
     """Train (or, with ``resume``, continue) the early-exit LM on ``seq_len``-token windows (default: the resumed
     model's, else SEQ_LEN), fit its controller and save a model directory. The record's ``seq_len`` is the prompt
     budget serving uses (trained_context)."""
@@ -501,5 +502,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         "fim": "spm",
     }
     save_model_dir(model, tok, out, record)
-    record["ngram_drafts"] = write_ngram_drafts(out, corpus_dir, log=log)  # the tokenizer's own: rebuilt with it
+    # the tokenizer's and the weights' own: rebuilt with them
+    record["ngram_drafts"] = write_ngram_drafts(out, corpus_dir, model_tokens=ngram_model_tokens, device=device,
+                                                threads=threads, batch_size=batch_size, seed=seed, log=log)
     return record

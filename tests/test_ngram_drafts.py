@@ -1,16 +1,18 @@
-"""The corpus n-gram table that drafts for speculative decoding (models.ngram_drafts): what it keeps, how it
-drafts, how a bad table is refused, and that speculative output stays identical to `full` with it."""
+"""The n-gram table that drafts for speculative decoding (models.ngram_drafts): what it keeps, how it drafts, the
+model's own continuations it is built from, how a bad table is refused, and that speculative output stays identical
+to `full` with it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 
-from models.model_dir import ModelDirError
-from models.ngram_drafts import (MIN_COUNT, NGRAM_DRAFTS, NgramDrafts, _window_hashes, build_tables, context_hash,
-                                 tokenizer_digest)
+from models.model_dir import ModelDirError, read_record
+from models.ngram_drafts import (MIN_COUNT, MODEL_WARMUP, NGRAM_DRAFTS, NgramDrafts, _window_hashes, build_tables,
+                                 context_hash, merge_tables, model_continuations, tokenizer_digest, write_ngram_drafts)
 from models.runtime import POLICIES, DecodeOptions, EarlyExitRuntime
 
 
@@ -43,6 +45,88 @@ def test_the_longest_context_wins_and_contexts_never_span_two_documents():
     lone = NgramDrafts(build_tables([[3, 4], [3, 5], [3, 4]], max_context=1, min_count=2, min_share=0.5))
     assert lone.next_token([3]) == 4
     assert lone.next_token([4]) is None and lone.next_token([5]) is None  # nothing follows them in their document
+
+
+def test_given_continuations_replace_the_text_and_unknown_ones_are_skipped():
+    doc = [5, 6, 5, 7, 5, 6, 5, 7]
+    text = NgramDrafts(build_tables([doc], max_context=1, min_count=2, min_share=0.5))
+    assert text.next_token([5]) == 6  # 6 and 7 twice each after 5: the smaller id first among equals
+    # the model would write 7 after every 5, and nothing is known after the 6s and 7s
+    model = [7, -1, 7, -1, 7, -1, 7, -1]
+    own = NgramDrafts(build_tables([doc], max_context=1, min_count=2, min_share=0.5, continuations=[model]))
+    assert own.next_token([5]) == 7 and own.next_token([6]) is None and own.next_token([7]) is None
+    # a one-token document still has a continuation when it is given
+    lone = build_tables([[4]] * 2, max_context=1, min_count=2, continuations=[[9]] * 2)
+    assert NgramDrafts(lone).next_token([4]) == 9
+    with pytest.raises(ValueError, match="one token per position"):
+        build_tables([doc], continuations=[model[:-1]])
+
+
+def test_merged_tables_prefer_the_first_and_keep_the_fallbacks_other_contexts():
+    first = build_tables([[1, 2] * 3], max_context=2, min_count=2, min_share=0.5)
+    fallback = build_tables([[1, 3] * 3 + [8, 9] * 3], max_context=2, min_count=2, min_share=0.5)
+    merged = NgramDrafts(merge_tables(first, fallback))
+    assert merged.next_token([1]) == 2  # both have a continuation of 1: the first's
+    assert merged.next_token([8]) == 9 and merged.next_token([9]) == 8  # only the fallback knows these
+    for keys, _ in merged.tables.values():
+        assert bool(np.all(keys[1:] > keys[:-1]))  # sorted and unique, as lookups need
+    assert NgramDrafts(merge_tables(first, {})).entries == NgramDrafts(first).entries
+
+
+def test_the_models_continuations_are_its_greedy_choice_at_every_position(tiny_lm_dir, tiny_lm_torch):
+    """Each position's continuation is the token the whole model chooses after the text up to it: exactly so in the
+    first window, and every position of a document longer than a window gets one."""
+    import torch
+
+    from tests.conftest import TINY_LM_MAX_LEN
+
+    from models.runtime import EarlyExitRuntime as Runtime
+
+    tok = Runtime(tiny_lm_dir, threads=1).tokenizer
+    long = np.asarray(tok.encode("import os\n" + "def f(a, b):\n    return a + b\n" * 60), np.int64)
+    short = np.asarray(tok.encode("x = 1\n"), np.int64)
+    assert len(long) > 2 * TINY_LM_MAX_LEN
+    read, conts = model_continuations(tiny_lm_dir, [short, long, short], tokens=len(short) + 1, log=lambda m: None)
+    assert len(read) == 2 and np.array_equal(read[1], long)  # whole documents, until the budget is read
+    assert all((c >= 0).all() for c in conts)
+    last = tiny_lm_torch.cfg.num_hidden_layers - 1
+    with torch.no_grad():
+        h = tiny_lm_torch(torch.from_numpy(long[None, :TINY_LM_MAX_LEN]))[-1]
+        greedy = tiny_lm_torch.exit_logits(last, h).argmax(-1)[0].numpy()
+    assert np.array_equal(conts[1][:TINY_LM_MAX_LEN], greedy)
+    # a later window repeats MODEL_WARMUP tokens of context before the positions it answers for
+    start = TINY_LM_MAX_LEN - MODEL_WARMUP
+    with torch.no_grad():
+        h = tiny_lm_torch(torch.from_numpy(long[None, start:start + TINY_LM_MAX_LEN]))[-1]
+        later = tiny_lm_torch.exit_logits(last, h).argmax(-1)[0].numpy()
+    assert np.array_equal(conts[1][TINY_LM_MAX_LEN:start + TINY_LM_MAX_LEN], later[MODEL_WARMUP:])
+
+
+def test_the_table_is_built_from_the_models_continuations_and_the_text(tiny_lm_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, model)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = "for i in range(10):\n    total += i\n" * 40
+    with open(corpus / "train.jsonl", "w", encoding="utf-8") as f:
+        for i in range(3):
+            f.write(json.dumps({"package": f"p{i}", "path": f"m{i}.py", "text": text}) + "\n")
+    plain = write_ngram_drafts(model, corpus, log=lambda m: None)
+    assert "model_continuations" not in plain and read_record(model)["ngram_drafts"]["text_entries"] > 0
+    text_only = NgramDrafts.load(model / NGRAM_DRAFTS, model / "tokenizer.json")
+    stats = write_ngram_drafts(model, corpus, model_tokens=10**9, log=lambda m: None)
+    own = stats["model_continuations"]
+    assert own["files"] == 3 and own["entries"] > 0 and read_record(model)["ngram_drafts"] == stats
+    merged = NgramDrafts.load(model / NGRAM_DRAFTS, model / "tokenizer.json")
+    before, after = _entries(text_only), _entries(merged)
+    assert set(before) <= set(after)  # every context of the text keeps a continuation
+    # the random tiny model rarely writes what the text has: its own continuations replace some of the text's
+    assert any(after[key] != token for key, token in before.items())
+
+
+def _entries(drafts: NgramDrafts) -> dict[tuple[int, int], int]:
+    """{(context length, context hash): continuation} of a table."""
+    return {(n, int(k)): int(t) for n, (keys, nxt) in drafts.tables.items() for k, t in zip(keys, nxt)}
 
 
 def test_a_draft_follows_the_table_token_by_token():

@@ -24,7 +24,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_lm(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("lm")
-    assert main(["train", "lm", "--size", "tiny", "--minutes", "0.1", "--threads", "2",
+    assert main(["train", "lm", "--size", "tiny", "--minutes", "0.1", "--threads", "2", "--ngram-model-tokens", "20000",
                  "--corpus", str(corpus), "--out", str(out)]) == 0
     return out
 
@@ -42,8 +42,10 @@ def test_train_lm_writes_a_served_model_with_its_record(trained_lm):
     assert len(rec["training"]["final_cross_entropy_per_exit"]) == 4
     assert len(rec["controller"]["agrees_with_final"]) == 4 and rec["controller"]["agrees_with_final"][-1] == 1.0
     assert (trained_lm / GRAPHS_INDEX).exists()
-    # the n-gram table that drafts for speculative decoding, from the corpus's training split
+    # the n-gram table that drafts for speculative decoding, from the corpus's training split: the trained model's
+    # own continuations of it, and the text's
     assert rec["ngram_drafts"]["tokens"] > 0 and rec["ngram_drafts"]["split"] == "train"
+    assert 0 < rec["ngram_drafts"]["model_continuations"]["tokens"] <= rec["ngram_drafts"]["tokens"]
     rt = EarlyExitRuntime(trained_lm, threads=1)
     assert rt.ngram_drafts is not None and rt.ngram_drafts.entries == sum(rec["ngram_drafts"]["entries"].values())
     res = rt.generate(rt.tokenizer.encode("def main():\n    "),
@@ -59,7 +61,7 @@ def test_resume_keeps_the_model_size_and_adds_up_the_record_without_export(train
     out = tmp_path / "resumed"
     # --size is ignored on resume: the resumed model's own size goes into the record
     assert main(["train", "lm", "--resume", str(trained_lm), "--size", "medium", "--minutes", "0.05", "--threads", "2",
-                 "--corpus", str(corpus), "--out", str(out), "--no-export"]) == 0
+                 "--ngram-model-tokens", "0", "--corpus", str(corpus), "--out", str(out), "--no-export"]) == 0
     rec = _record(out)
     assert rec["size"] == "tiny"
     assert rec["hyperparameters"]["seq_len"] == first["hyperparameters"]["seq_len"] == 512  # the resumed model's
@@ -113,6 +115,7 @@ def test_train_lm_seq_len_sets_the_serving_budget_and_is_refused_past_the_positi
 
     positions = json.loads((trained_lm / "config.json").read_text())["max_position_embeddings"]
     assert main(["train", "lm", "--resume", str(trained_lm), "--seq-len", str(positions + 1), "--minutes", "0.05",
+                 "--ngram-model-tokens", "0",
                  "--corpus", str(corpus), "--out", str(tmp_path / "too_long"), "--no-export"]) == 2
     err = capsys.readouterr().err
     assert f"--seq-len {positions + 1}" in err and str(positions) in err and "Traceback" not in err
@@ -120,6 +123,7 @@ def test_train_lm_seq_len_sets_the_serving_budget_and_is_refused_past_the_positi
 
     out = tmp_path / "short"
     assert main(["train", "lm", "--size", "tiny", "--seq-len", "128", "--minutes", "0.05", "--threads", "2",
+                 "--ngram-model-tokens", "0",
                  "--corpus", str(corpus), "--out", str(out)]) == 0
     assert _record(out)["hyperparameters"]["seq_len"] == 128
     assert json.loads((out / "config.json").read_text())["max_position_embeddings"] == 256
