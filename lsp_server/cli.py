@@ -57,7 +57,7 @@ def _add_train(sub) -> None:
                          "resumed model's, else 512; a new model gets room for twice this many positions)")
     lm.add_argument("--ngram-model-tokens", type=int, default=1_000_000,
                     help="tokens the trained model reads for the n-gram draft table's own continuations (`tact train "
-                         "ngram-drafts --model-tokens`; about 5 minutes here at the default, seconds on an accelerator)")
+                         "ngram-drafts --model-tokens`, whose 8M took 45 minutes on a 2-core CPU; 0: the text's alone)")
     lm.add_argument("--no-export", dest="export", action="store_false",
                     help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
     ng = tsub.add_parser("ngram-drafts", help="build the n-gram table that drafts for speculative decoding "
@@ -65,8 +65,8 @@ def _add_train(sub) -> None:
     ng.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ng.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ng.add_argument("--model-tokens", type=int, default=8_000_000,
-                    help="tokens of the training split the model reads to draft its own continuations (about 40 "
-                         "minutes on a 2-core CPU, seconds on an accelerator; 0: the text's continuations alone)")
+                    help="tokens of the training split the model reads to draft its own continuations (the default "
+                         "took 45 minutes on a 2-core CPU; 0: the text's continuations alone)")
     ng.add_argument("--device", default="cpu")
     ng.add_argument("--batch-size", type=int, default=8, help="windows the model reads at once")
     ng.add_argument("--threads", type=int, default=None)

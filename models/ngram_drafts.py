@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from pathlib import Path
 from typing import Iterable
@@ -71,17 +72,15 @@ def build_tables(documents: Iterable[list[int] | np.ndarray], max_context: int =
     unknown), e.g. the model's own greedy choice; default: the document's next token."""
     docs = [np.asarray(d, dtype=np.uint64) for d in documents]
     if continuations is None:
-        conts = [np.append(d[1:].astype(np.int64), -1) for d in docs]
+        conts = [np.append(d[1:].astype(np.int64), -1)[:len(d)] for d in docs]
     else:
         conts = [np.asarray(c, dtype=np.int64) for c in continuations]
         if [len(c) for c in conts] != [len(d) for d in docs]:
             raise ValueError("continuations must give one token per position of each document")
-    keep_doc = [i for i, d in enumerate(docs) if len(d) > 1 or (continuations is not None and len(d))]
-    docs, conts = [docs[i] for i in keep_doc], [conts[i] for i in keep_doc]
-    if not docs:
-        raise ValueError("no document to count n-grams in")
+    cont = np.concatenate(conts) if conts else np.zeros(0, np.int64)  # (N,) the token after each position; -1 unknown
+    if not (cont >= 0).any():
+        raise ValueError("no continuation to count n-grams with (documents of one token and none given)")
     ids = np.concatenate(docs)  # (N,)
-    cont = np.concatenate(conts)  # (N,) the token after each position; -1 unknown
     if max(int(ids.max()), int(cont.max())) > np.iinfo(np.uint16).max:
         raise ValueError("token ids past 65535: the table stores continuations as uint16")
     doc_of = np.repeat(np.arange(len(docs)), [len(d) for d in docs])  # (N,)
@@ -119,41 +118,40 @@ def merge_tables(first: dict[int, tuple[np.ndarray, np.ndarray]],
         ka, ta = first.get(n, empty)
         kb, tb = fallback.get(n, empty)
         extra = ~np.isin(kb, ka)
-        keys = np.concatenate([ka, kb[extra]]).astype(np.uint64)
+        keys = np.concatenate([ka, kb[extra]])
         order = np.argsort(keys, kind="stable")
         merged[n] = (keys[order], np.concatenate([ta, tb[extra]]).astype(np.uint16)[order])
     return merged
 
 
-def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: int, *, device: str = "cpu",
-                        threads: int | None = None, batch_size: int = 8,
+def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: int, pad_id: int, *,
+                        device: str = "cpu", threads: int | None = None, batch_size: int = 8,
                         log=print) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The model's greedy next token after every position of ``documents`` (in their order, whole documents, until
     ``tokens`` positions are read): (the documents read, their continuations (len,) int64 each). Long documents are
-    read in windows of the model's trained context that repeat MODEL_WARMUP tokens of the one before."""
+    read in windows of the model's trained context that repeat MODEL_WARMUP tokens of the one before; short ones are
+    padded with ``pad_id`` after their end."""
     import torch
 
     from models.architecture import load_torch_model
     from models.model_dir import trained_context
     from models.progress import progress
-    from models.tokenizer import TokenizerInfo, load_tokenizer
     from models.train_lm import autocast
 
     if threads:
         torch.set_num_threads(threads)
     model = load_torch_model(model_dir).to(device).eval()
-    pad = TokenizerInfo(load_tokenizer(Path(model_dir) / "tokenizer.json")).pad_id
     window = trained_context(model.cfg.to_hf(), read_record(model_dir))
     last = model.cfg.num_hidden_layers - 1
-    read, conts, pending, budget = [], [], [], 0
+    read, conts, pending, read_tokens = [], [], [], 0
     for doc in documents:
-        if budget >= tokens:
+        if read_tokens >= tokens:
             break
         if len(doc) < 2:
             continue
         read.append(doc)
         conts.append(np.full(len(doc), -1, np.int64))
-        budget += len(doc)
+        read_tokens += len(doc)
         start = 0
         while True:  # windows (document, start) of at most `window` tokens
             pending.append((len(read) - 1, start))
@@ -163,7 +161,7 @@ def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: in
 
     @torch.no_grad()
     def run(batch):
-        rows = np.full((len(batch), window), pad, np.int64)  # (B, window), right-padded (causal: no effect before)
+        rows = np.full((len(batch), window), pad_id, np.int64)  # (B, window), right-padded (causal: no effect before)
         for r, (d, s) in enumerate(batch):
             piece = read[d][s:s + window]
             rows[r, :len(piece)] = piece
@@ -178,7 +176,7 @@ def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: in
     for i in progress(range(0, len(pending), batch_size), "model continuations",
                       total=(len(pending) + batch_size - 1) // batch_size):
         run(pending[i:i + batch_size])
-    log(f"n-gram drafts: the model's continuations of {len(read)} files, {budget / 1e6:.1f}M tokens")
+    log(f"n-gram drafts: the model's continuations of {len(read)} files, {read_tokens / 1e6:.1f}M tokens")
     return read, conts
 
 
@@ -263,11 +261,9 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     the last step of `tact train lm`): the model's own continuations over ``model_tokens`` tokens of it (files in a
     seeded random order; 0: none), then the text's continuations for the contexts those leave out. Records what went
     in under ``ngram_drafts`` in tact.json."""
-    import random
-
     from models.corpus import iter_split
     from models.progress import progress
-    from models.tokenizer import load_tokenizer
+    from models.tokenizer import TokenizerInfo, load_tokenizer
 
     started = time.time()
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
@@ -283,15 +279,15 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     tokens = sum(map(len, documents))
     log(f"n-gram drafts: {len(documents)} files, {tokens / 1e6:.1f}M tokens")
     tables = build_tables(documents)
-    corpus_entries = sum(len(k) for k, _ in tables.values())
     stats = {"command": command_line(), "corpus": portable_path(corpus_dir), "split": "train", "files": len(documents),
              "tokens": tokens, "max_context": MAX_CONTEXT, "min_count": MIN_COUNT, "min_share": MIN_SHARE,
-             "text_entries": corpus_entries}
+             "text_entries": sum(len(k) for k, _ in tables.values())}
     if model_tokens > 0:
         order = list(range(len(documents)))
         random.Random(seed).shuffle(order)
-        read, conts = model_continuations(model_dir, [documents[i] for i in order], model_tokens, device=device,
-                                          threads=threads, batch_size=batch_size, log=log)
+        read, conts = model_continuations(model_dir, [documents[i] for i in order], model_tokens,
+                                          TokenizerInfo(tok).pad_id, device=device, threads=threads,
+                                          batch_size=batch_size, log=log)
         own = build_tables(read, min_count=MODEL_MIN_COUNT, continuations=conts)
         stats["model_continuations"] = {
             "files": len(read), "tokens": int(sum(map(len, read))), "seed": seed, "min_count": MODEL_MIN_COUNT,

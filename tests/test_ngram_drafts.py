@@ -80,13 +80,14 @@ def test_the_models_continuations_are_its_greedy_choice_at_every_position(tiny_l
 
     from tests.conftest import TINY_LM_MAX_LEN
 
-    from models.runtime import EarlyExitRuntime as Runtime
+    from models.tokenizer import TokenizerInfo, load_tokenizer
 
-    tok = Runtime(tiny_lm_dir, threads=1).tokenizer
-    long = np.asarray(tok.encode("import os\n" + "def f(a, b):\n    return a + b\n" * 60), np.int64)
-    short = np.asarray(tok.encode("x = 1\n"), np.int64)
+    tok = load_tokenizer(tiny_lm_dir / "tokenizer.json")
+    long = np.asarray(tok.encode("import os\n" + "def f(a, b):\n    return a + b\n" * 60).ids, np.int64)
+    short = np.asarray(tok.encode("x = 1\n").ids, np.int64)
     assert len(long) > 2 * TINY_LM_MAX_LEN
-    read, conts = model_continuations(tiny_lm_dir, [short, long, short], tokens=len(short) + 1, log=lambda m: None)
+    read, conts = model_continuations(tiny_lm_dir, [short, long, short], len(short) + 1, TokenizerInfo(tok).pad_id,
+                                      log=lambda m: None)
     assert len(read) == 2 and np.array_equal(read[1], long)  # whole documents, until the budget is read
     assert all((c >= 0).all() for c in conts)
     last = tiny_lm_torch.cfg.num_hidden_layers - 1
