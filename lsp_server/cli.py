@@ -51,6 +51,8 @@ def _add_train(sub) -> None:
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
+    lm.add_argument("--loader-workers", type=int, default=None, metavar="N",
+                    help="processes that build training batches beside the loop (default: none on a CPU, else up to 8; their order is not deterministic)")
     lm.add_argument("--resume", type=Path, help="continue training the model in this directory (its size and tokenizer)")
     lm.add_argument("--seq-len", type=int, default=None,
                     help="training window in tokens, which is also the prompt budget when serving (default: the "
@@ -78,6 +80,8 @@ def _add_train(sub) -> None:
     dh.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget, the model's passes included")
     dh.add_argument("--batch-size", type=int, default=8)
     dh.add_argument("--device", default="cpu")
+    dh.add_argument("--loader-workers", type=int, default=None, metavar="N",
+                    help="processes that build training batches beside the loop (default: none on a CPU, else up to 8; their order is not deterministic)")
     dh.add_argument("--threads", type=int, default=None)
     dh.add_argument("--seed", type=int, default=0)
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
@@ -448,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
-                     seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens, log=log)
+                     seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens,
+                     loader_workers=args.loader_workers, log=log)
         except TrainingInputError as exc:
             print(f"tact train lm: error: {exc}", file=sys.stderr)
             return 2
@@ -472,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             stats = train_draft_head(args.model, args.corpus, minutes=args.minutes, batch_size=args.batch_size,
                                      device=args.device, seed=args.seed, threads=args.threads,
-                                     log=lambda m: print(m, file=sys.stderr, flush=True))
+                                     loader_workers=args.loader_workers, log=lambda m: print(m, file=sys.stderr, flush=True))
         except (FileNotFoundError, ValueError) as exc:
             print(f"tact train draft-head: error: {exc}", file=sys.stderr)
             return 2

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import queue
+import multiprocessing
+import os
 import random
-import threading
 import time
 from pathlib import Path
 
@@ -57,6 +57,7 @@ class ExampleSampler:
         self.cum = np.cumsum(weights / weights.sum())
         self.info = info
         self.seq_len = seq_len
+        self.seed = seed
         self.rng = random.Random(seed)
         self.fim_rate = fim_rate
 
@@ -86,6 +87,10 @@ class ExampleSampler:
 
     def batch(self, batch_size: int) -> torch.Tensor:
         """(B, seq_len) token ids, padded with PAD."""
+        return torch.from_numpy(self.batch_array(batch_size))
+
+    def batch_array(self, batch_size: int) -> np.ndarray:
+        """(B, seq_len) int64 token ids, padded with PAD; numpy, so that a forked worker never touches torch."""
         info, L = self.info, self.seq_len
         rows = []
         for _ in range(batch_size):
@@ -99,7 +104,7 @@ class ExampleSampler:
             else:
                 ids = info.encode(window)[:L]
             rows.append(ids + [info.pad_id] * (L - len(ids)))
-        return torch.tensor(rows, dtype=torch.long)
+        return np.array(rows, dtype=np.int64)
 
 
 def autocast(device: str):
@@ -110,29 +115,50 @@ def autocast(device: str):
     return contextlib.nullcontext()
 
 
-def prefetched(make_batch, depth: int = 4):
-    """Batches built on a background thread, so an accelerator does not wait on tokenization."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-
-    def fill():
-        while True:
-            q.put(make_batch())
-
-    threading.Thread(target=fill, daemon=True).start()
+def _fill_batches(sampler: ExampleSampler, worker: int, batch_size: int, out) -> None:
+    """A batch worker's loop: its own seeded stream (the sampler's seed and the worker's number)."""
+    sampler.rng = random.Random(f"{sampler.seed}/{worker}")
     while True:
-        yield q.get()
+        out.put(sampler.batch_array(batch_size))
+
+
+def batch_stream(sampler: ExampleSampler, batch_size: int, workers: int = 0, depth: int = 16):
+    """(B, seq_len) batches without end. With ``workers``, forked processes build them beside the training loop, so an
+    accelerator does not wait on tokenization (one Python thread made about 70 ms a batch of 64 and held the GIL
+    the loop needs); each worker draws its own seeded stream, and the order they arrive in is not deterministic.
+    With 0, this process builds them in turn (deterministic)."""
+    if workers <= 0:
+        while True:
+            yield sampler.batch(batch_size)
+    ctx = multiprocessing.get_context("fork")  # the texts are shared copy-on-write, not pickled per worker
+    q = ctx.Queue(maxsize=depth)
+    procs = [ctx.Process(target=_fill_batches, args=(sampler, k, batch_size, q), daemon=True) for k in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        while True:
+            yield torch.from_numpy(q.get())
+    finally:
+        for proc in procs:
+            proc.terminate()
+
+
+def default_loader_workers(device: str) -> int:
+    """Batch workers for ``device``: none on a CPU (they would take the cores the model trains on), else up to 8."""
+    return 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
 
 
 def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.Tensor, pad_id: int,
                     exit_sample: float, exit_weight: float,
                     targets: torch.Tensor | None = None,
-                    weights: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
+                    weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Final-layer cross entropy on every token plus each early exit's on a random share of positions.
 
     Sampling positions keeps the shared (V x D) head from dominating the step on a CPU.
     ``targets`` (B, S-1), PAD where nothing is learned, defaults to the next token everywhere;
     ``weights`` (B, S-1), when given, weigh each position's CE in the loss.
-    Returns the loss and per-layer plain mean CE values (for logging).
+    Returns the loss and the per-layer plain mean CE (L,), detached on the model's device (for logging: reading it
+    each step would make the host wait for the accelerator).
     """
     L = model.cfg.num_hidden_layers
     targets = ids[:, 1:] if targets is None else targets
@@ -141,8 +167,7 @@ def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.T
     ce_final = F.cross_entropy(final[valid], targets[valid], reduction="none")
     w = weights[valid] if weights is not None else None
     loss = ce_final.mean() if w is None else (ce_final * w).sum() / w.sum()
-    per_layer = [0.0] * L
-    per_layer[-1] = ce_final.mean().item()
+    per_layer = [ce_final.detach().mean()] * L  # placeholders until each exit's CE below
     pos = torch.nonzero(valid)
     k = max(1, int(len(pos) * exit_sample))
     pick = pos[torch.randperm(len(pos), device=pos.device)[:k]]
@@ -153,8 +178,8 @@ def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.T
         ce = ce_pos.mean() if wp is None else (ce_pos * wp).sum() / wp.sum()
         # Deeper exits weigh more: they must be good; the earliest only need to be right on easy tokens.
         loss = loss + exit_weight * (layer + 1) / L * ce
-        per_layer[layer] = ce_pos.mean().item()
-    return loss, per_layer
+        per_layer[layer] = ce_pos.detach().mean()
+    return loss, torch.stack(per_layer).float()
 
 
 def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> list[str]:
@@ -398,7 +423,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
              lr: float = 3e-3, layer_dropout: float = 0.1, exit_sample: float = 0.125, exit_weight: float = 0.5,
              vocab_size: int = 8192, seed: int = 0, threads: int | None = None, device: str = "cpu",
              controller_batches: int = 24, resume: Path | None = None, seq_len: int | None = None,
-             ngram_model_tokens: int = 1_000_000, log=print) -> dict:
+             ngram_model_tokens: int = 1_000_000, loader_workers: int | None = None, log=print) -> dict:
     """Train (or, with ``resume``, continue) the early-exit LM on ``seq_len``-token windows (default: the resumed
     model's, else SEQ_LEN), fit its controller and save a model directory. The record's ``seq_len`` is the prompt
     budget serving uses (trained_context)."""
@@ -448,7 +473,8 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
     sampler = ExampleSampler(texts, info, seq_len, seed)
-    batches = prefetched(lambda: sampler.batch(batch_size)) if device != "cpu" else None
+    workers = default_loader_workers(device) if loader_workers is None else loader_workers
+    stream = batch_stream(sampler, batch_size, workers)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     budget_s = minutes * 60 * 0.9  # the rest: controller, saving, export
     warmup = 100
@@ -463,7 +489,9 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr_now
-        ids = (next(batches) if batches else sampler.batch(batch_size)).to(device, non_blocking=True)
+        cpu_ids = next(stream)
+        tokens += int((cpu_ids != info.pad_id).sum())
+        ids = cpu_ids.to(device, non_blocking=True)
         with autocast(device):
             hidden_states = model(ids, layer_dropout=layer_dropout)
             loss, per_layer = early_exit_loss(model, hidden_states, ids, info.pad_id, exit_sample, exit_weight)
@@ -472,15 +500,15 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        tokens += int((ids != info.pad_id).sum())
         losses.append(per_layer)
         if time.time() - last_log > 60:
             last_log = time.time()
-            recent = np.mean(losses[-50:], axis=0)
+            recent = torch.stack(losses[-50:]).mean(0).tolist()
             log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} tokens {tokens / 1e6:.2f}M "
                 f"final CE {recent[-1]:.3f} exits {' '.join(f'{x:.2f}' for x in recent[:-1])}")
+    stream.close()  # stops the batch workers
     train_seconds = time.time() - train_start
-    final_losses = np.mean(losses[-100:], axis=0).round(4).tolist()
+    final_losses = [round(x, 4) for x in torch.stack(losses[-100:]).mean(0).tolist()]
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, seq_len, seed + 1)
     controller_stats = fit_controller(model, calib, controller_batches, CONTROLLER_BATCH, info.pad_id, log)
@@ -497,7 +525,8 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
                      "train_minutes_this_run": round(train_seconds / 60, 1),
                      "earlier_runs": previous.get("earlier_runs", []) + ([{k: v for k, v in previous.items() if k != "earlier_runs"}] if previous else []), "train_minutes": round(train_seconds / 60, 1),
                      "total_minutes": round((time.time() - started) / 60, 1), "device": device,
-                     "threads": torch.get_num_threads(), "final_cross_entropy_per_exit": final_losses},
+                     "threads": torch.get_num_threads(), "loader_workers": workers,
+                     "final_cross_entropy_per_exit": final_losses},
         "controller": controller_stats,
         "fim": "spm",
     }

@@ -1,19 +1,48 @@
-"""Training helpers that run on a CPU and an accelerator alike: batch prefetching, autocast, model sizes."""
+"""Training helpers that run on a CPU and an accelerator alike: batch workers, autocast, model sizes."""
 
 from __future__ import annotations
 
-import itertools
+import random
+from pathlib import Path
 
 import torch
 
 from models.architecture import EarlyExitLM, ModelConfig
-from models.train_lm import SIZES, autocast, prefetched
+from models.tokenizer import TokenizerInfo, load_tokenizer
+from models.train_lm import SIZES, ExampleSampler, autocast, batch_stream
+
+TOKENIZER = Path(__file__).resolve().parents[1] / "models" / "default" / "tokenizer.json"
+TEXTS = [f"def f{i}(x):\n    return x * {i} + {i * i}\n\n" * 20 for i in range(30)]
 
 
-def test_prefetched_batches_come_in_the_order_they_are_made():
-    counter = itertools.count()
-    batches = prefetched(lambda: next(counter), depth=2)
-    assert [next(batches) for _ in range(10)] == list(range(10))
+def _sampler(seed: int = 5) -> ExampleSampler:
+    return ExampleSampler(TEXTS, TokenizerInfo(load_tokenizer(TOKENIZER)), 64, seed)
+
+
+def test_batch_workers_each_draw_their_own_seeded_stream():
+    """Every batch from the workers is one that worker's own seeded stream draws next, and the workers differ."""
+    batches = batch_stream(_sampler(), 4, workers=2)
+    got = [next(batches) for _ in range(6)]
+    batches.close()
+    expected = {}
+    for worker in range(2):
+        sampler = _sampler()
+        sampler.rng = random.Random(f"{sampler.seed}/{worker}")
+        expected[worker] = [torch.from_numpy(sampler.batch_array(4)) for _ in range(6)]
+    assert not torch.equal(expected[0][0], expected[1][0])
+    taken = {0: 0, 1: 0}
+    for batch in got:
+        assert batch.shape == (4, 64) and batch.dtype == torch.long
+        worker = next(w for w in (0, 1) if torch.equal(batch, expected[w][taken[w]]))
+        taken[worker] += 1
+    assert sum(taken.values()) == 6
+
+
+def test_batches_without_workers_are_the_samplers_own_in_order():
+    batches = batch_stream(_sampler(), 3, workers=0)
+    reference = _sampler()
+    for _ in range(3):
+        assert torch.equal(next(batches), reference.batch(3))
 
 
 def test_autocast_leaves_cpu_arithmetic_in_fp32():

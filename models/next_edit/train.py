@@ -15,7 +15,6 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from models.architecture import load_torch_model
@@ -140,10 +139,10 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         losses.append(per_layer)
         if time.time() - last_log > 60:
             last_log = time.time()
-            recent = np.mean(losses[-20:], axis=0)
+            recent = torch.stack(losses[-20:]).mean(0).tolist()
             log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} rewrite tokens {tokens / 1e6:.2f}M final CE {recent[-1]:.3f}")
     train_seconds = time.time() - train_start
-    final = np.mean(losses[-50:], axis=0).round(4).tolist() if losses else []
+    final = [round(x, 4) for x in torch.stack(losses[-50:]).mean(0).tolist()] if losses else []
     log(f"trained {step} steps in {train_seconds / 60:.1f} min; final CE per exit {final}")
     model = model.cpu().eval()
     base = read_record(init)
