@@ -302,10 +302,18 @@ def record_entry(model_dir: Path, key: str, value) -> None:
 
 
 def command_line() -> str:
-    """The command that is running, for a training record (``tact ...`` when run as the console script)."""
-    if sys.argv[0].endswith("tact"):
-        return "tact " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return " ".join(sys.argv)
+    """The command that is running, for a training record: ``tact ...`` when run as the console script or as
+    ``python -m lsp_server.cli``, and absolute paths made portable, so that no machine's directories ship."""
+    prog = sys.argv[0]
+    name = "tact" if prog.endswith("tact") or prog.endswith(os.path.join("lsp_server", "cli.py")) else Path(prog).name
+
+    def portable(arg: str) -> str:
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if os.path.isabs(value):
+            value = portable_path(Path(value))
+        return flag + eq + value
+
+    return " ".join([name] + [shlex.quote(portable(a)) for a in sys.argv[1:]])
 
 
 def portable_path(path: Path) -> str:

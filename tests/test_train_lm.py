@@ -60,3 +60,14 @@ def test_the_medium_size_ships_in_fp32_under_50_mb():
     model = EarlyExitLM(cfg)
     assert layers > SIZES["small"][1]  # deeper than small: more exits
     assert model.num_parameters() * 4 < 50e6
+
+
+def test_training_records_name_the_command_without_machine_paths(monkeypatch, tmp_path):
+    from models.model_dir import command_line
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    cli = str(Path(__file__).resolve().parents[1] / "lsp_server" / "cli.py")
+    monkeypatch.setattr("sys.argv", [cli, "train", "lm", "--out", "/elsewhere/run/lm", f"--corpus={tmp_path / 'data'}",
+                                     "--minutes", "4.6"])
+    assert command_line() == "tact train lm --out lm --corpus=data --minutes 4.6"
