@@ -33,6 +33,10 @@ def _prompt_format(name: str) -> str:
     return name
 
 
+LOADER_WORKERS_HELP = ("processes that build training batches beside the loop (default: none on a CPU, else up to 8; "
+                       "their order is not deterministic)")
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="build corpora and train models (needs the [train] extra)")
     tsub = p.add_subparsers(dest="target", required=True)
@@ -52,7 +56,7 @@ def _add_train(sub) -> None:
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
     lm.add_argument("--loader-workers", type=int, default=None, metavar="N",
-                    help="processes that build training batches beside the loop (default: none on a CPU, else up to 8; their order is not deterministic)")
+                    help=LOADER_WORKERS_HELP)
     lm.add_argument("--resume", type=Path, help="continue training the model in this directory (its size and tokenizer)")
     lm.add_argument("--seq-len", type=int, default=None,
                     help="training window in tokens, which is also the prompt budget when serving (default: the "
@@ -81,7 +85,7 @@ def _add_train(sub) -> None:
     dh.add_argument("--batch-size", type=int, default=8)
     dh.add_argument("--device", default="cpu")
     dh.add_argument("--loader-workers", type=int, default=None, metavar="N",
-                    help="processes that build training batches beside the loop (default: none on a CPU, else up to 8; their order is not deterministic)")
+                    help=LOADER_WORKERS_HELP)
     dh.add_argument("--threads", type=int, default=None)
     dh.add_argument("--seed", type=int, default=0)
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")

@@ -189,7 +189,7 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
         opt.step()
         steps += 1
         if time.time() - last_log > 30:
-            log(f"draft head: step {steps}, loss {float(loss):.3f}, first drafts agree {_share(recent):.1%}")
+            log(f"draft head: step {steps}, loss {float(loss.detach()):.3f}, first drafts agree {_share(recent):.1%}")
             last_log = time.time()
     stream.close()  # stops the batch workers
     if not steps:
