@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
                      seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens,
-                     loader_workers=args.loader_workers, log=log)
+                     workers=args.loader_workers, log=log)
         except TrainingInputError as exc:
             print(f"tact train lm: error: {exc}", file=sys.stderr)
             return 2
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             stats = train_draft_head(args.model, args.corpus, minutes=args.minutes, batch_size=args.batch_size,
                                      device=args.device, seed=args.seed, threads=args.threads,
-                                     loader_workers=args.loader_workers, log=lambda m: print(m, file=sys.stderr, flush=True))
+                                     workers=args.loader_workers, log=lambda m: print(m, file=sys.stderr, flush=True))
         except (FileNotFoundError, ValueError) as exc:
             print(f"tact train draft-head: error: {exc}", file=sys.stderr)
             return 2

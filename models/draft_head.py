@@ -92,7 +92,7 @@ class DraftHead:
 
 def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0, batch_size: int = 8,
                      device: str = "cpu", seed: int = 0, vocab: int = VOCAB, width: int = WIDTH,
-                     threads: int | None = None, loader_workers: int | None = None, log=print) -> dict:
+                     threads: int | None = None, workers: int | None = None, log=print) -> dict:
     """Train the draft head of a model directory on the model's own last-layer states over the corpus's training
     split (the trunk frozen), for ``minutes`` of wall-clock time; writes DRAFT_HEAD and records the run under
     ``draft_head`` in tact.json (`tact train draft-head`)."""
@@ -103,7 +103,7 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
     from models.architecture import load_torch_model
     from models.model_dir import trained_context
     from models.tokenizer import TokenizerInfo, load_tokenizer
-    from models.train_lm import ExampleSampler, autocast, batch_stream, default_loader_workers, load_texts
+    from models.train_lm import ExampleSampler, autocast, batch_stream, load_texts, loader_workers
 
     started = time.time()
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
@@ -119,8 +119,7 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
     record = read_record(model_dir)
     window = trained_context(model.cfg.to_hf(), record)
     sampler = ExampleSampler(load_texts(corpus_dir, "train"), info, window, seed)
-    workers = default_loader_workers(device) if loader_workers is None else loader_workers
-    stream = batch_stream(sampler, batch_size, workers)
+    stream = batch_stream(sampler, batch_size, loader_workers(device, workers))
     L, D = model.cfg.num_hidden_layers, model.cfg.hidden_size
     emb = model.model.embed_tokens.weight  # (V, D), frozen
     eps = model.cfg.rms_norm_eps

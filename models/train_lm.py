@@ -124,9 +124,9 @@ def _fill_batches(sampler: ExampleSampler, worker: int, batch_size: int, out) ->
 
 def batch_stream(sampler: ExampleSampler, batch_size: int, workers: int = 0, depth: int = 16):
     """(B, seq_len) batches without end. With ``workers``, forked processes build them beside the training loop, so an
-    accelerator does not wait on tokenization (one Python thread made about 70 ms a batch of 64 and held the GIL
-    the loop needs); each worker draws its own seeded stream, and the order they arrive in is not deterministic.
-    With 0, this process builds them in turn (deterministic)."""
+    accelerator does not wait on tokenization (one Python thread made about 70 ms a batch of 64 on a 2-core CPU,
+    throwaway timing, and held the GIL the loop needs); each worker draws its own seeded stream, and the order they
+    arrive in is not deterministic. With 0, this process builds them in turn (deterministic)."""
     if workers <= 0:
         while True:
             yield sampler.batch(batch_size)
@@ -143,9 +143,17 @@ def batch_stream(sampler: ExampleSampler, batch_size: int, workers: int = 0, dep
             proc.terminate()
 
 
-def default_loader_workers(device: str) -> int:
-    """Batch workers for ``device``: none on a CPU (they would take the cores the model trains on), else up to 8."""
+def loader_workers(device: str, requested: int | None = None) -> int:
+    """Batch workers for ``device``: ``requested`` when given, else none on a CPU (they would take the cores the model
+    trains on) and up to 8 on an accelerator."""
+    if requested is not None:
+        return requested
     return 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
+
+
+def mean_losses(losses: list[torch.Tensor], last: int) -> list[float]:
+    """The mean of the last ``last`` per-layer losses (each (L,), from early_exit_loss), read back once."""
+    return torch.stack(losses[-last:]).mean(0).tolist()
 
 
 def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.Tensor, pad_id: int,
@@ -167,7 +175,7 @@ def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.T
     ce_final = F.cross_entropy(final[valid], targets[valid], reduction="none")
     w = weights[valid] if weights is not None else None
     loss = ce_final.mean() if w is None else (ce_final * w).sum() / w.sum()
-    per_layer = [ce_final.detach().mean()] * L  # placeholders until each exit's CE below
+    exit_ce = []  # each early exit's plain mean CE, for logging
     pos = torch.nonzero(valid)
     k = max(1, int(len(pos) * exit_sample))
     pick = pos[torch.randperm(len(pos), device=pos.device)[:k]]
@@ -178,8 +186,8 @@ def early_exit_loss(model: EarlyExitLM, hidden: list[torch.Tensor], ids: torch.T
         ce = ce_pos.mean() if wp is None else (ce_pos * wp).sum() / wp.sum()
         # Deeper exits weigh more: they must be good; the earliest only need to be right on easy tokens.
         loss = loss + exit_weight * (layer + 1) / L * ce
-        per_layer[layer] = ce_pos.detach().mean()
-    return loss, torch.stack(per_layer).float()
+        exit_ce.append(ce_pos.detach().mean())
+    return loss, torch.stack(exit_ce + [ce_final.detach().mean()]).float()
 
 
 def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> list[str]:
@@ -423,7 +431,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
              lr: float = 3e-3, layer_dropout: float = 0.1, exit_sample: float = 0.125, exit_weight: float = 0.5,
              vocab_size: int = 8192, seed: int = 0, threads: int | None = None, device: str = "cpu",
              controller_batches: int = 24, resume: Path | None = None, seq_len: int | None = None,
-             ngram_model_tokens: int = 1_000_000, loader_workers: int | None = None, log=print) -> dict:
+             ngram_model_tokens: int = 1_000_000, workers: int | None = None, log=print) -> dict:
     """Train (or, with ``resume``, continue) the early-exit LM on ``seq_len``-token windows (default: the resumed
     model's, else SEQ_LEN), fit its controller and save a model directory. The record's ``seq_len`` is the prompt
     budget serving uses (trained_context)."""
@@ -473,7 +481,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
     sampler = ExampleSampler(texts, info, seq_len, seed)
-    workers = default_loader_workers(device) if loader_workers is None else loader_workers
+    workers = loader_workers(device, workers)
     stream = batch_stream(sampler, batch_size, workers)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     budget_s = minutes * 60 * 0.9  # the rest: controller, saving, export
@@ -503,12 +511,12 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         losses.append(per_layer)
         if time.time() - last_log > 60:
             last_log = time.time()
-            recent = torch.stack(losses[-50:]).mean(0).tolist()
+            recent = mean_losses(losses, 50)
             log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} tokens {tokens / 1e6:.2f}M "
                 f"final CE {recent[-1]:.3f} exits {' '.join(f'{x:.2f}' for x in recent[:-1])}")
     stream.close()  # stops the batch workers
     train_seconds = time.time() - train_start
-    final_losses = [round(x, 4) for x in torch.stack(losses[-100:]).mean(0).tolist()]
+    final_losses = [round(x, 4) for x in mean_losses(losses, 100)]
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, seq_len, seed + 1)
     controller_stats = fit_controller(model, calib, controller_batches, CONTROLLER_BATCH, info.pad_id, log)

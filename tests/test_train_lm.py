@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.architecture import EarlyExitLM, ModelConfig
@@ -71,3 +72,22 @@ def test_training_records_name_the_command_without_machine_paths(monkeypatch, tm
     monkeypatch.setattr("sys.argv", [cli, "train", "lm", "--out", "/elsewhere/run/lm", f"--corpus={tmp_path / 'data'}",
                                      "--minutes", "4.6"])
     assert command_line() == "tact train lm --out lm --corpus=data --minutes 4.6"
+
+
+def test_the_logged_losses_end_with_the_last_layers_and_stay_on_the_device():
+    import torch.nn.functional as F
+
+    from models.train_lm import early_exit_loss, mean_losses
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                      num_attention_heads=2, num_key_value_heads=2)
+    model = EarlyExitLM(cfg)
+    ids = torch.randint(1, 64, (2, 10))
+    hidden = model(ids)
+    loss, per_layer = early_exit_loss(model, hidden, ids, pad_id=0, exit_sample=1.0, exit_weight=0.5)
+    final = F.cross_entropy(model.exit_logits(2, hidden[-1][:, :-1]).reshape(-1, 64), ids[:, 1:].reshape(-1))
+    first = F.cross_entropy(model.exit_logits(0, hidden[0][:, :-1]).reshape(-1, 64), ids[:, 1:].reshape(-1))
+    assert per_layer.shape == (3,) and not per_layer.requires_grad
+    assert torch.allclose(per_layer[-1], final, atol=1e-5) and torch.allclose(per_layer[0], first, atol=1e-5)
+    assert mean_losses([per_layer, per_layer * 3], 2) == pytest.approx((per_layer * 2).tolist())

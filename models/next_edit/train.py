@@ -22,7 +22,7 @@ from models.next_edit.examples import Example, read_jsonl
 from models.next_edit.prompt import PROMPT_FORMATS
 from models.tokenizer import TokenizerInfo, load_tokenizer
 from models.model_dir import command_line, portable_path, read_record
-from models.train_lm import autocast, early_exit_loss, save_model_dir
+from models.train_lm import autocast, early_exit_loss, mean_losses, save_model_dir
 
 MAX_TOKENS = 1024
 REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
@@ -139,10 +139,10 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
         losses.append(per_layer)
         if time.time() - last_log > 60:
             last_log = time.time()
-            recent = torch.stack(losses[-20:]).mean(0).tolist()
+            recent = mean_losses(losses, 20)
             log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} rewrite tokens {tokens / 1e6:.2f}M final CE {recent[-1]:.3f}")
     train_seconds = time.time() - train_start
-    final = [round(x, 4) for x in torch.stack(losses[-50:]).mean(0).tolist()] if losses else []
+    final = [round(x, 4) for x in mean_losses(losses, 50)] if losses else []
     log(f"trained {step} steps in {train_seconds / 60:.1f} min; final CE per exit {final}")
     model = model.cpu().eval()
     base = read_record(init)
