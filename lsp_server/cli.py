@@ -257,6 +257,9 @@ def _add_bench(sub) -> None:
                     help="speculative drafts from the model directory's trained draft head where prompt lookup and the "
                          "n-gram table have none, when it has one (default on)")
     ee.add_argument("--head-tokens", type=int, help="tokens the draft head drafts, chained (default 2)")
+    ee.add_argument("--exit-head-weights", choices=("fp32", "int8"),
+                    help="the weights an early exit's head reads in a decoding step (dynamic's exit decisions, layer "
+                         "drafts; the last layer's head stays fp32; default int8)")
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
@@ -293,7 +296,7 @@ def _bench(args) -> int:
                      "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
-        for name in ("draft_in_prompt_pass", "draft_head", "head_tokens"):  # decoder options, not settings
+        for name in ("draft_in_prompt_pass", "draft_head", "head_tokens", "exit_head_weights"):  # decoder options, not settings
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DecodeOptions, name))
         if args.exit_lookup_threshold < 0:

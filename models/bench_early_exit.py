@@ -507,6 +507,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               exit_last_prompt_token: bool = DecodeOptions.exit_last_prompt_token,
               draft_in_prompt_pass: bool = DecodeOptions.draft_in_prompt_pass,
               draft_head: bool = DecodeOptions.draft_head, head_tokens: int = DecodeOptions.head_tokens,
+              exit_head_weights: str = DecodeOptions.exit_head_weights,
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
@@ -527,7 +528,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens, stop_repeats=stop_repeats,
                 ngram_drafts=ngram_drafts, exit_last_prompt_token=exit_last_prompt_token,
                 draft_in_prompt_pass=draft_in_prompt_pass, draft_head=draft_head, head_tokens=head_tokens,
-                single_line=True, **configured.options())
+                exit_head_weights=exit_head_weights, single_line=True, **configured.options())
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     stopped: list[DecodeResult] = []
@@ -644,7 +645,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "stop_repeats": stop_repeats, "exit_last_prompt_token": exit_last_prompt_token,
                      "draft_in_prompt_pass": draft_in_prompt_pass,
                      "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None,
-                     "draft_head": draft_head and runtime.draft_head is not None, "head_tokens": head_tokens},
+                     "draft_head": draft_head and runtime.draft_head is not None, "head_tokens": head_tokens,
+                     "exit_head_weights": exit_head_weights},
         "samples": len(samples),
         "data": texts_identity(texts),
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
@@ -719,6 +721,7 @@ def format_report(r: dict) -> str:
         + (", dynamic exits for the prompt's last token" if st.get("exit_last_prompt_token") else "")
         + ("" if st.get("draft_in_prompt_pass", True) else ", no drafts in the prompt's pass")
         + (f", draft head x {st['head_tokens']} tokens" if st.get("draft_head") else "")
+        + f", early exits' head {st.get('exit_head_weights', 'fp32')}"
         + ", Stop disabled for the policy table",
         "",
         f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'1st tok ms':>11} "
@@ -824,6 +827,7 @@ def main_cli(args) -> int:
                            exit_last_prompt_token=args.exit_last_prompt_token,
                            draft_in_prompt_pass=args.draft_in_prompt_pass,
                            draft_head=args.draft_head, head_tokens=args.head_tokens,
+                           exit_head_weights=args.exit_head_weights,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except (ModelDirError, BenchInputError) as exc:
         print(f"tact bench early-exit: error: {exc}", file=sys.stderr)

@@ -97,6 +97,13 @@ class DecodeOptions:
     # 31.8% -> 36.5% of layers skipped (loss 1.23% -> 1.05%), but that token's pass is slower (the exit heads it
     # passes cost more than the layers it skips; docs/code-model.md).
     exit_last_prompt_token: bool = False
+    # The weights an early exit's head reads for one decoding step (dynamic's exit decisions, the first layers'
+    # drafts), one of WEIGHTS: "int8" reads the 8-bit head (2 MB against 8 MB), where the model directory has one.
+    # The last layer's head stays as the decoding weights say, so a token that runs every layer is the one `full`
+    # writes. Inside decoding the fp32 head cost about as much as a layer, so a token passing three exits paid for
+    # the layers it skipped (held out, 2,000: dynamic 0.99x -> 1.08x against `full`, the same layers skipped and
+    # ROUGE-L; docs/code-model.md)
+    exit_head_weights: str = "int8"
     # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
     # uncached tokens and is verified in their pass, so the suggestion's first tokens need no step of their own.
     # False: the first token comes from the prompt's pass alone and drafting starts after it
@@ -135,6 +142,8 @@ class DecodeOptions:
     def __post_init__(self) -> None:
         if self.stop_repeats == 1 or self.stop_repeats < 0:  # one copy is not a repetition: every token would end it
             raise ValueError(f"stop_repeats must be 0 (never) or at least 2, not {self.stop_repeats}")
+        if self.exit_head_weights not in WEIGHTS:
+            raise ValueError(f"unknown exit head weights {self.exit_head_weights!r}; one of {WEIGHTS}")
 
     def exit_threshold_for(self, top: int, guess: int | None) -> float:
         """The P(exit) an exit whose top token is ``top`` needs, given prompt lookup's guess for the token
@@ -310,6 +319,7 @@ class EarlyExitRuntime:
         self.int8_layer_sessions: list[ort.InferenceSession] = []
         self._int8_bindings: list[ort.IOBinding] = []
         self.int8_head_session: ort.InferenceSession | None = None
+        self._int8_exit_head: ort.InferenceSession | None | bool = None  # None: not loaded yet; False: none to load
         self.use_weights(weights)
 
     # -- loading -------------------------------------------------------------------------------
@@ -455,15 +465,36 @@ class EarlyExitRuntime:
         for j, k, v in zip(range(exit_layer + 1, self.n_layers), keys, values, strict=True):
             self.cache.write(j, start, k, v)
 
-    def head(self, layer: int, h: np.ndarray) -> np.ndarray:
-        """Logits (T, V) of exit `layer` for hidden states h (T, D)."""
-        session = self.int8_head_session if self._reads_int8(h.shape[0]) else self._fp32_head()
-        return session.run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
+    def head(self, layer: int, h: np.ndarray, exit_weights: str = "fp32") -> np.ndarray:
+        """Logits (T, V) of exit `layer` for hidden states h (T, D). ``exit_weights`` "int8": an early exit (not the
+        last layer) in a decoding step reads the 8-bit head (``DecodeOptions.exit_head_weights``)."""
+        rows = h.shape[0]
+        session = None
+        if self._reads_int8(rows):
+            session = self.int8_head_session
+        elif exit_weights == "int8" and layer < self.n_layers - 1 and rows <= MAX_INT8_ROWS:
+            session = self._early_exit_head()
+        return (session or self._fp32_head()).run(None, {"hidden": h, "norm_weight": self.exit_norms[layer]})[0]
 
-    def exit_features(self, layer: int, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _early_exit_head(self) -> ort.InferenceSession | None:
+        """The 8-bit head for early exits, loaded on first use (its weight file derived if absent); None where the
+        directory's graphs have no 8-bit head (exported before they existed): the fp32 head serves instead."""
+        if self._int8_exit_head is None:
+            int8 = self._index.get("int8")
+            if self.int8_head_session is not None:
+                self._int8_exit_head = self.int8_head_session
+            elif not int8:
+                self._int8_exit_head = False
+            else:
+                where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
+                self._int8_exit_head = self._session(int8["exit_head"], where)
+        return self._int8_exit_head or None
+
+    def exit_features(self, layer: int, h: np.ndarray, exit_weights: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(top log-probability (T,), gap to the second best (T,), log-probabilities (T, V)) of exit `layer`
-        for h (T, D): what the exit calibration reads, and what the token that leaves is chosen from."""
-        logp = log_softmax(self.head(layer, h))
+        for h (T, D): what the exit calibration reads, and what the token that leaves is chosen from.
+        ``exit_weights``: as in ``head``."""
+        logp = log_softmax(self.head(layer, h, exit_weights))
         return (*top_and_margin(logp), logp)
 
     def forward(self, ids: list[int], start: int, first: int = 0, last: int | None = None,
@@ -573,7 +604,7 @@ class EarlyExitRuntime:
         """Greedy token at exit `layer` for h (1, D), unless the controller says Stop (returns None).
         ``logp`` (V,): that exit's log-probabilities when already computed."""
         if logp is None:
-            logp = log_softmax(self.head(layer, h)[0])
+            logp = log_softmax(self.head(layer, h, opts.exit_head_weights)[0])
         token = int(logp.argmax())
         p_stop = float(self.controller.stop_probs(layer, h[0], logp[token]))
         if p_stop >= opts.stop_threshold_at(len(res.token_ids)):
@@ -652,7 +683,7 @@ class EarlyExitRuntime:
         computed them)."""
         features, logp, threshold = None, None, opts.exit_threshold
         if self.controller.reads_head(layer) or (guess is not None and self.controller.may_exit(layer)):
-            top, margin, logp = self.exit_features(layer, x)
+            top, margin, logp = self.exit_features(layer, x, opts.exit_head_weights)
             features = (top[0], margin[0])
             threshold = opts.exit_threshold_for(int(logp[0].argmax()), guess)
         leaves = bool(self.controller.leaves(layer, x[0], features, threshold, opts.stop_threshold))
@@ -763,7 +794,7 @@ class EarlyExitRuntime:
                     res.layer_passes += k
                     if j == n_draft:
                         break
-                    logp = log_softmax(self.head(k - 1, x)[0])
+                    logp = log_softmax(self.head(k - 1, x, opts.exit_head_weights)[0])
                     d = int(logp.argmax())
                     if d == self.tokenizer.eos_id:
                         break

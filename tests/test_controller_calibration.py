@@ -282,8 +282,8 @@ def test_a_closed_exit_lets_no_token_leave_and_runs_no_head(tiny_lm_dir):
     assert rt.controller.exit_probs(1, hidden, (np.zeros(3), np.zeros(3))).tolist() == [0.0, 0.0, 0.0]
     heads = []
     head, features = rt.head, rt.exit_features
-    rt.head = lambda layer, h: heads.append(layer) or head(layer, h)
-    rt.exit_features = lambda layer, h: heads.append(layer) or features(layer, h)
+    rt.head = lambda layer, h, *weights: heads.append(layer) or head(layer, h, *weights)
+    rt.exit_features = lambda layer, h, *weights: heads.append(layer) or features(layer, h, *weights)
     ids = rt.tokenizer.encode("def wrap(text, width=70):\n    return text")
     res = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, min_exit_layer=1, max_new_tokens=8,
                                          single_line=False))

@@ -237,3 +237,39 @@ def test_a_failed_switch_to_int8_leaves_the_runtime_serving_fp32(tiny_lm_dir, tm
     rt.reset(), rt32.reset()
     ids = rt.tokenizer.encode(CODE)
     assert rt.generate(ids, opts).logprobs == rt32.generate(ids, opts).logprobs
+
+
+def test_early_exits_read_the_8bit_head_in_decoding_steps_and_the_last_layer_stays_fp32(tiny_lm_dir, rt8, rt32):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)  # fp32 decoding weights
+    h = rt32.embed[rt32.tokenizer.encode(CODE)[:1]]  # (1, D): one decoding step
+    L = rt.n_layers
+    early = rt.head(1, h, "int8")
+    np.testing.assert_array_equal(early, rt8.head(1, h))  # the 8-bit head, as 8-bit decoding reads it
+    assert not np.array_equal(early, rt32.head(1, h))
+    np.testing.assert_array_equal(rt.head(1, h, "fp32"), rt32.head(1, h))
+    np.testing.assert_array_equal(rt.head(L - 1, h, "int8"), rt32.head(L - 1, h))  # the last layer: fp32
+    many = rt32.embed[rt32.tokenizer.encode(CODE)[:MAX_INT8_ROWS + 4]]
+    np.testing.assert_array_equal(rt.head(1, many, "int8"), rt32.head(1, many))  # not a decoding step: fp32
+    top, margin, logp = rt.exit_features(1, h, "int8")
+    assert np.isclose(top[0], logp[0].max()) and margin[0] >= 0
+
+
+def test_dynamic_decodes_with_either_exit_head_and_without_exits_equals_full(tiny_lm_dir):
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    prompt = rt.tokenizer.encode(CODE + "def fill(text, width=70):\n    ")
+    rt.reset()
+    full = rt.generate(prompt, DecodeOptions(policy="full", max_new_tokens=12, single_line=False))
+    for weights in ("fp32", "int8"):
+        rt.reset()
+        none = rt.generate(prompt, DecodeOptions(policy="dynamic", exit_threshold=1.01, exit_head_weights=weights,
+                                                 max_new_tokens=12, single_line=False))
+        assert none.token_ids == full.token_ids  # no exit: every token through the fp32 last layer
+        rt.reset()
+        low = rt.generate(prompt, DecodeOptions(policy="dynamic", exit_threshold=0.0, exit_head_weights=weights,
+                                                max_new_tokens=12, single_line=False))
+        assert low.token_ids and low.layers_per_token < rt.n_layers
+
+
+def test_unknown_exit_head_weights_are_refused():
+    with pytest.raises(ValueError, match="exit head weights"):
+        DecodeOptions(exit_head_weights="int4")

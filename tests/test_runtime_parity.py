@@ -198,7 +198,7 @@ def test_without_layer_drafts_an_undraftable_step_runs_one_row(rt, monkeypatch):
     full = generate(rt, ids, policy="full", max_new_tokens=12, single_line=False, lookup_ngram=0)
     heads = []
     head = rt.head
-    monkeypatch.setattr(rt, "head", lambda layer, h: heads.append(layer) or head(layer, h))
+    monkeypatch.setattr(rt, "head", lambda layer, h, *weights: heads.append(layer) or head(layer, h, *weights))
     rows = _rows_per_pass(rt, monkeypatch)
     spec = generate(rt, ids, policy="speculative", max_new_tokens=12, single_line=False, lookup_ngram=0)
     assert DecodeOptions().draft_layers == 0
