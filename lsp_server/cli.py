@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lsp_server.config import DECODE_WEIGHTS, DEFAULTS
+from lsp_server.config import DECODE_WEIGHTS, DEFAULTS, EXIT_RULES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,6 +201,7 @@ def _acceptance(args) -> int:
     args.lam = DEFAULTS.acceptance_lambda if args.lam is None else args.lam
     args.precision_floor = DEFAULTS.acceptance_precision_floor if args.precision_floor is None else args.precision_floor
     args.exit_threshold, args.stop_threshold = DEFAULTS.exit_threshold, DEFAULTS.stop_threshold
+    args.exit_rule = DEFAULTS.exit_rule
     args.policy = args.policy or DEFAULTS.decoding_policy
     args.default_cups = REPO_ROOT.parent / "shared" / "datasets" / "cups" / "cups.jsonl"
     return main_cli(args)
@@ -246,6 +247,13 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-sweep-thresholds", type=_thresholds, metavar="T,T,...",
                     help="sweep only these plain exit thresholds (e.g. 0.9,0.95), so that a large --limit can "
                          "compare a few (default: the whole sweep)")
+    ee.add_argument("--exit-rule", choices=EXIT_RULES,
+                    help="dynamic: how P(exit) and P(stop) decide an exit: agreement (P(exit) reaches the threshold) or "
+                         "harm (1 - (1 - P(exit)) (1 - P(stop)) does: a token the last layer likely gets wrong leaves "
+                         "too) (default: settings)")
+    ee.add_argument("--exit-sweep-rules", type=_choice_list(EXIT_RULES), metavar="R,R",
+                    help="sweep the plain thresholds under each of these exit rules (e.g. agreement,harm), so one run "
+                         "compares them (default: the configured rule)")
     ee.add_argument("--int8", action="store_true",
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
@@ -292,7 +300,7 @@ def _bench(args) -> int:
         from models.bench_early_exit import main_cli
         from models.runtime import DecodeOptions
 
-        for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold",
+        for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "exit_rule",
                      "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
@@ -305,13 +313,14 @@ def _bench(args) -> int:
     raise SystemExit(f"tact bench: unknown target {args.target}")
 
 
-def _weights_list(text: str) -> list[str]:
-    """--weights: one of DECODE_WEIGHTS, or several separated by commas."""
-    choices = [w.strip() for w in text.split(",") if w.strip()]
-    bad = [w for w in choices if w not in DECODE_WEIGHTS]
-    if not choices or bad:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(DECODE_WEIGHTS)} (comma-separated)")
-    return choices
+def _choice_list(choices: tuple[str, ...]):
+    """An argparse type: one of ``choices``, or several separated by commas (--weights, --exit-sweep-rules)."""
+    def parse(text: str) -> list[str]:
+        picked = [c.strip() for c in text.split(",") if c.strip()]
+        if not picked or any(c not in choices for c in picked):
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices)} (comma-separated)")
+        return picked
+    return parse
 
 
 def _add_bench_serve(bsub) -> None:
@@ -323,7 +332,7 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
-    p.add_argument("--weights", type=_weights_list, default=[DEFAULTS.decode_weights], metavar="|".join(DECODE_WEIGHTS),
+    p.add_argument("--weights", type=_choice_list(DECODE_WEIGHTS), default=[DEFAULTS.decode_weights], metavar="|".join(DECODE_WEIGHTS),
                    help="tact.decodeWeights for the server; a comma-separated list (e.g. fp32,int8) runs one server "
                         "each on the same keystrokes, one at a time (A B then B A, half each), and reports their "
                         "ratios to the first")

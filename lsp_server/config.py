@@ -19,6 +19,7 @@ DECODING_POLICIES = ("full", "dynamic", "speculative")
 DecodingPolicy = Literal["full", "dynamic", "speculative"]
 NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
 DECODE_WEIGHTS = ("fp32", "int8")  # models.runtime.WEIGHTS
+EXIT_RULES = ("agreement", "harm")  # models.exits.EXIT_RULES
 
 
 def default_data_dir() -> Path:
@@ -42,6 +43,7 @@ class Settings:
     max_new_tokens: int = 48
     multiline: bool = False
     exit_threshold: float = 0.9  # dynamic policy: controller P(exit) needed to leave the network
+    exit_rule: str = "agreement"  # dynamic: agreement | harm, what the exit threshold is compared with
     exit_lookup_threshold: float = -1.0  # dynamic: P(exit) enough when the exit's token is prompt lookup's guess; < 0: off
     exit_lookup_veto: bool = False  # dynamic, with the above: an exit whose token is not the guess never leaves
     stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
@@ -96,6 +98,9 @@ class Settings:
         if settings.decode_weights not in DECODE_WEIGHTS:
             problems.append(f"{SECTION}.decodeWeights: {settings.decode_weights!r} is not one of {DECODE_WEIGHTS}")
             settings.decode_weights = cls.decode_weights
+        if settings.exit_rule not in EXIT_RULES:
+            problems.append(f"{SECTION}.exitRule: {settings.exit_rule!r} is not one of {EXIT_RULES}")
+            settings.exit_rule = cls.exit_rule
         if settings.stop_repeats != 0 and settings.stop_repeats < 2:
             problems.append(f"{SECTION}.stopRepeats: {settings.stop_repeats} is neither 0 (never) nor at least 2")
             settings.stop_repeats = cls.stop_repeats

@@ -391,6 +391,7 @@ class ExitSetting:
     exit_threshold: float
     exit_lookup_threshold: float | None = None
     exit_lookup_veto: bool = False
+    exit_rule: str = DecodeOptions.exit_rule
 
     def __post_init__(self) -> None:
         if self.exit_lookup_threshold is None:
@@ -400,20 +401,23 @@ class ExitSetting:
         return dataclasses.asdict(self)
 
     def label(self) -> str:
+        rule = "" if self.exit_rule == "agreement" else f" ({self.exit_rule})"
         if self.exit_lookup_threshold is None:
-            return f"{self.exit_threshold:g}"
+            return f"{self.exit_threshold:g}{rule}"
         other = "veto" if self.exit_lookup_veto else f"{self.exit_threshold:g}"
-        return f"{self.exit_threshold:g}, {self.exit_lookup_threshold:g} on lookup, {other} off it"
+        return f"{self.exit_threshold:g}, {self.exit_lookup_threshold:g} on lookup, {other} off it{rule}"
 
 
-def exit_settings(configured: ExitSetting, thresholds: Sequence[float] | None = None) -> list[ExitSetting]:
-    """The sweep: plain thresholds (lookup off), and the configured threshold and veto with each P(exit) on
-    agreement with lookup; the configured setting itself is the dynamic policy's own run, not repeated.
-    Given ``thresholds``, only those plain ones: each setting decodes every sample again, so a large --limit
-    can afford a few."""
-    plain = [ExitSetting(th) for th in (EXIT_SWEEP if thresholds is None else thresholds)]
-    lookup = ([ExitSetting(configured.exit_threshold, a, configured.exit_lookup_veto) for a in EXIT_LOOKUP_SWEEP]
-              if thresholds is None else [])
+def exit_settings(configured: ExitSetting, thresholds: Sequence[float] | None = None,
+                  rules: Sequence[str] | None = None) -> list[ExitSetting]:
+    """The sweep: plain thresholds (lookup off) under each of ``rules`` (default: the configured exit rule), and
+    the configured threshold, veto and rule with each P(exit) on agreement with lookup; the configured setting
+    itself is the dynamic policy's own run, not repeated. Given ``thresholds``, only those plain ones: each setting
+    decodes every sample again, so a large --limit can afford a few."""
+    plain = [ExitSetting(th, exit_rule=rule) for rule in (rules or [configured.exit_rule])
+             for th in (EXIT_SWEEP if thresholds is None else thresholds)]
+    lookup = ([ExitSetting(configured.exit_threshold, a, configured.exit_lookup_veto, configured.exit_rule)
+               for a in EXIT_LOOKUP_SWEEP] if thresholds is None else [])
     return [e for e in dict.fromkeys(plain + lookup) if e != configured]
 
 
@@ -510,6 +514,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               exit_head_weights: str = DecodeOptions.exit_head_weights,
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
+              exit_rule: str = DecodeOptions.exit_rule, exit_sweep_rules: Sequence[str] | None = None,
               int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
     sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
@@ -524,7 +529,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     texts = load_texts(corpus, source, split)
     samples = make_samples(texts, max(1, limit), seed)
     L = runtime.n_layers
-    configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto)
+    configured = ExitSetting(exit_threshold, exit_lookup_threshold, exit_lookup_veto, exit_rule)
     base = dict(max_new_tokens=MAX_NEW_TOKENS, draft_layers=draft_layers, draft_tokens=draft_tokens, stop_repeats=stop_repeats,
                 ngram_drafts=ngram_drafts, exit_last_prompt_token=exit_last_prompt_token,
                 draft_in_prompt_pass=draft_in_prompt_pass, draft_head=draft_head, head_tokens=head_tokens,
@@ -532,7 +537,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     stopped: list[DecodeResult] = []
-    sweep_settings = exit_settings(configured, exit_sweep_thresholds) if with_exit_sweep else []
+    sweep_settings = exit_settings(configured, exit_sweep_thresholds, exit_sweep_rules) if with_exit_sweep else []
     sweep_runs: dict[ExitSetting, list[DecodeResult]] = {e: [] for e in sweep_settings}
     no_stop = dict(stop_threshold=NO_STOP, **base)
     decoders = [(runtime, DecodeOptions(policy=p, **no_stop), runs[p]) for p in POLICIES]
@@ -623,7 +628,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         rows.append({**_sweep_row(configured, policies["dynamic"],
                                   rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
                      "configured": True})
-        rows.sort(key=lambda e: (e["exit_lookup_threshold"] is not None, e["exit_threshold"], e["exit_lookup_threshold"] or 0))
+        rows.sort(key=lambda e: (e["exit_rule"], e["exit_lookup_threshold"] is not None, e["exit_threshold"],
+                                 e["exit_lookup_threshold"] or 0))
         within_loss = [e for e in rows if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
         best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
         swept = {"thresholds": rows, "most_skipped_within_loss": best_exit["label"] if best_exit else None}
@@ -691,7 +697,7 @@ def _other_inside_line(o: dict) -> str:
 
 def _exit_label(settings: dict) -> str:
     return ExitSetting(settings["exit_threshold"], settings.get("exit_lookup_threshold"),
-                       bool(settings.get("exit_lookup_veto"))).label()
+                       bool(settings.get("exit_lookup_veto")), settings.get("exit_rule", "agreement")).label()
 
 
 def _policy_row(label: str, p: dict) -> str:
@@ -776,7 +782,7 @@ def format_report(r: dict) -> str:
         lines += ["", "dynamic exit sweep (Stop disabled; P(exit) needed: plain, on agreement with prompt lookup's "
                       "guess, off it; * the configured setting):",
                   f"    {'plain':>5} {'lookup':>6} {'off it':>6} {'skipped':>8} {'ROUGE-L':>7} {'loss':>7} {'speedup':>8} "
-                  f"{'identical':>9}  meets"]
+                  f"{'identical':>9}  meets  rule"]
         for e in ex["thresholds"]:
             on = e["exit_lookup_threshold"]
             off = "-" if on is None else ("veto" if e["exit_lookup_veto"] else f"{e['exit_threshold']:.2f}")
@@ -784,7 +790,7 @@ def format_report(r: dict) -> str:
                          f"{_f(e['layers_skipped_share'], '{:.1%}'):>8} "
                          f"{_f(e['rouge_l'], '{:.3f}'):>7} {_f(e['rouge_l_relative_loss'], '{:.1%}'):>7} "
                          f"{_f(e['speedup_total'], '{:.2f}x'):>8} {_f(e['identical_to_full'], '{:.1%}'):>9}  "
-                         f"{'yes' if e['meets_target'] else 'no'}")
+                         f"{'yes' if e['meets_target'] else 'no':<5}  {e.get('exit_rule', 'agreement')}")
         best = ex["most_skipped_within_loss"]
         lines.append(f"  most layers skipped within {DYN_ROUGE_LOSS_TARGET:.0%} ROUGE-L loss: "
                      + (f"exit threshold {best}" if best is not None else "none"))
@@ -822,6 +828,7 @@ def main_cli(args) -> int:
                            exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
                            exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
+                           exit_rule=args.exit_rule, exit_sweep_rules=args.exit_sweep_rules,
                            draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
                            exit_last_prompt_token=args.exit_last_prompt_token,

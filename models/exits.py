@@ -20,8 +20,8 @@ exit_logit + b * top1_logprob + c * margin + d), margin being the log-probabilit
 tokens, (a, b, c, d) per layer fitted on the calibration split against the exit label. On held-out code
 (teacher forcing, threshold 0.9) the hidden-state estimate alone exits at a token the final layer would not
 choose about one time in six; calibrated, one in thirteen, with more layers skipped (docs/code-model.md). It
-costs a head per open exit the token passes (`EarlyExitRuntime.exit_features`; about a layer's time on this
-CPU, and an int8 copy of it for the decision saved no time, docs/code-model.md), so only some exits are open
+costs a head per open exit the token passes (`EarlyExitRuntime.exit_features`; in fp32 about a layer's time inside
+decoding, so early exits read the 8-bit head, `DecodeOptions.exit_head_weights`; docs/code-model.md), so only some exits are open
 (``open_exits``): those that agree with the final layer often enough, and of those every EXIT_STRIDE-th.
 Without a fitted calibration P(exit) is sigmoid(exit_logit) and no head runs before the exit.
 """
@@ -34,6 +34,10 @@ import numpy as np
 
 CONTINUE, EXIT, STOP = 0, 1, 2
 N_OUTCOMES = 3
+# How the dynamic policy turns P(exit) and P(stop) into a decision (``Controller.leaves``): "agreement" compares
+# P(exit) with the exit threshold; "harm" compares 1 - (1 - P(exit)) (1 - P(stop)), so that a token also leaves where
+# the last layer is likely wrong anyway (``exit_score``)
+EXIT_RULES = ("agreement", "harm")
 CONTROLLER_OUTPUTS = 2  # logits of P(exit) and P(stop)
 OUTCOME_NAMES = ("continue", "exit", "stop")
 
@@ -97,6 +101,19 @@ def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     best (...)): the exit-head features of the exit calibration."""
     top2 = np.partition(logp, -2, axis=-1)[..., -2:]  # (..., 2): second best, best
     return top2[..., 1], top2[..., 1] - top2[..., 0]
+
+
+def exit_score(p_exit: np.ndarray, p_stop: np.ndarray, rule: str) -> np.ndarray:
+    """What the exit threshold is compared with under ``rule`` (EXIT_RULES). Leaving early harms a suggestion only
+    where the exit's token differs from the last layer's and the last layer's is right. "agreement" bounds the first
+    chance alone: P(exit). "harm" bounds their product, (1 - P(exit)) (1 - P(stop)), taking the two as independent,
+    and returns 1 minus it: a token the last layer would likely get wrong leaves too, where the layers it skips
+    would not have made it right."""
+    if rule == "agreement":
+        return p_exit
+    if rule == "harm":
+        return 1.0 - (1.0 - p_exit) * (1.0 - p_stop)
+    raise ValueError(f"unknown exit rule {rule!r}; one of {EXIT_RULES}")
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -176,20 +193,21 @@ class Controller:
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def leaves(self, layer: int, hidden: np.ndarray, head_features: tuple | None, exit_threshold: float,
-               stop_threshold: float) -> np.ndarray:
+               stop_threshold: float, rule: str = "agreement") -> np.ndarray:
         """The dynamic policy's exit rule after `layer`: hidden (..., D), head_features (top log-probability,
-        margin) of that exit's head (read only with ``exit_reads_head``) -> (...) bool. A token leaves when
-        P(exit) reaches the exit threshold and P(stop) there stays below the stop threshold (else the deeper
-        layers decide)."""
+        margin) of that exit's head (read only with ``exit_reads_head``) -> (...) bool. A token leaves when its
+        ``exit_score`` under ``rule`` (EXIT_RULES) reaches the exit threshold and P(stop) there stays below the stop
+        threshold (else the deeper layers decide)."""
         if not self.may_exit(layer):
             return np.zeros(hidden.shape[:-1], bool)
-        if self.exit_reads_head:
-            leaving = self.exit_probs(layer, hidden, head_features) >= exit_threshold
-            if not leaving.any():
-                return leaving  # most checks: no P(stop) needed
-            return leaving & (self.stop_probs(layer, hidden, head_features[0]) < stop_threshold)
-        p = self.probs(layer, hidden)
-        return (p[..., EXIT] >= exit_threshold) & (p[..., STOP] < stop_threshold)
+        if not self.exit_reads_head:
+            p = self.probs(layer, hidden)
+            return (exit_score(p[..., EXIT], p[..., STOP], rule) >= exit_threshold) & (p[..., STOP] < stop_threshold)
+        p_exit = self.exit_probs(layer, hidden, head_features)
+        if rule == "agreement" and not (p_exit >= exit_threshold).any():
+            return np.zeros(hidden.shape[:-1], bool)  # most checks: no P(stop) needed
+        p_stop = self.stop_probs(layer, hidden, head_features[0])
+        return (exit_score(p_exit, p_stop, rule) >= exit_threshold) & (p_stop < stop_threshold)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
         """hidden: (..., D) after `layer` -> (..., 3): [P(continue), P(exit), P(stop)], with P(exit) and

@@ -30,7 +30,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.draft_head import DRAFT_HEAD, DraftHead
-from models.exits import KV_FILL_MAPS, Controller, log_softmax, top_and_margin
+from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
                               header_digest, load_tensors, read_record, trained_context)
@@ -104,6 +104,8 @@ class DecodeOptions:
     # the layers it skipped (held out, 2,000: dynamic 0.99x -> 1.08x against `full`, the same layers skipped and
     # ROUGE-L; docs/code-model.md)
     exit_head_weights: str = "int8"
+    # dynamic: how P(exit) and P(stop) decide an exit (models.exits.EXIT_RULES, ``exit_score``)
+    exit_rule: str = "agreement"
     # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
     # uncached tokens and is verified in their pass, so the suggestion's first tokens need no step of their own.
     # False: the first token comes from the prompt's pass alone and drafting starts after it
@@ -144,6 +146,8 @@ class DecodeOptions:
             raise ValueError(f"stop_repeats must be 0 (never) or at least 2, not {self.stop_repeats}")
         if self.exit_head_weights not in WEIGHTS:
             raise ValueError(f"unknown exit head weights {self.exit_head_weights!r}; one of {WEIGHTS}")
+        if self.exit_rule not in EXIT_RULES:
+            raise ValueError(f"unknown exit rule {self.exit_rule!r}; one of {EXIT_RULES}")
 
     def exit_threshold_for(self, top: int, guess: int | None) -> float:
         """The P(exit) an exit whose top token is ``top`` needs, given prompt lookup's guess for the token
@@ -686,7 +690,7 @@ class EarlyExitRuntime:
             top, margin, logp = self.exit_features(layer, x, opts.exit_head_weights)
             features = (top[0], margin[0])
             threshold = opts.exit_threshold_for(int(logp[0].argmax()), guess)
-        leaves = bool(self.controller.leaves(layer, x[0], features, threshold, opts.stop_threshold))
+        leaves = bool(self.controller.leaves(layer, x[0], features, threshold, opts.stop_threshold, opts.exit_rule))
         return leaves, (logp[0] if logp is not None else None)
 
     def _lookup_guess(self, opts: DecodeOptions) -> int | None:

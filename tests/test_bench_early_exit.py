@@ -139,6 +139,20 @@ def test_bench_with_prompt_lookup_exits_on_the_calibration_split(tiny_lm_dir, ti
         run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, split="train", limit=1)
 
 
+def test_bench_sweeps_each_exit_rule_in_one_run(tiny_lm_dir, tiny_corpus_dir):
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, split="calib", limit=2, seed=0, threads=1, exit_threshold=0.5,
+                  exit_rule="harm", exit_sweep_thresholds=[0.5, 0.9], exit_sweep_rules=["agreement", "harm"],
+                  accuracy_windows=1)
+    assert r["settings"]["exit_rule"] == "harm"
+    rows = r["exit_sweep"]["thresholds"]
+    assert sorted((e["exit_rule"], e["exit_threshold"]) for e in rows) == [
+        ("agreement", 0.5), ("agreement", 0.9), ("harm", 0.5), ("harm", 0.9)]  # harm at 0.5 is the configured run
+    configured = [e for e in rows if e.get("configured")]
+    assert len(configured) == 1 and configured[0]["exit_rule"] == "harm" and configured[0]["label"] == "0.5 (harm)"
+    report = format_report(r)
+    assert "exit threshold 0.5 (harm)" in report and "harm" in report.split("dynamic exit sweep")[1]
+
+
 def test_bench_replays_cuts_at_the_first_token_threshold_beside_its_own(tiny_lm_dir, tiny_corpus_dir):
     r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, limit=3, seed=0, threads=1, stop_threshold=0.5,
                   stop_inside_threshold=0.98, exit_threshold=0.5, accuracy_windows=2)

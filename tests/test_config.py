@@ -29,10 +29,17 @@ def test_unknown_decode_weights_are_refused():
 
 def test_the_settings_choices_are_the_runtimes():
     """config.py keeps its own copies (it must not import onnxruntime): they must not drift."""
-    from lsp_server.config import DECODE_WEIGHTS, DECODING_POLICIES
+    from lsp_server.config import DECODE_WEIGHTS, DECODING_POLICIES, EXIT_RULES
+    from models.exits import EXIT_RULES as RULES
     from models.runtime import POLICIES, WEIGHTS
 
-    assert DECODE_WEIGHTS == WEIGHTS and DECODING_POLICIES == POLICIES
+    assert DECODE_WEIGHTS == WEIGHTS and DECODING_POLICIES == POLICIES and EXIT_RULES == RULES
+
+
+def test_unknown_exit_rules_are_refused():
+    settings, problems = Settings.from_camel({"exitRule": "bold"})
+    assert settings.exit_rule == DEFAULTS.exit_rule == "agreement" and any("exitRule" in p for p in problems)
+    assert Settings.from_camel({"exitRule": "harm"})[0].exit_rule == "harm"
 
 
 def test_non_object_settings():
@@ -78,12 +85,20 @@ def test_prompt_lookup_exit_settings_reach_the_decoder():
     assert CompletionService().decode_options(s).exit_threshold_for(5, guess=7) == 0.98
 
 
+def test_the_exit_rule_setting_reaches_the_decoder():
+    from lsp_server.services.completion import CompletionService
+
+    s, problems = Settings.from_camel({"exitRule": "harm"})
+    assert not problems and CompletionService().decode_options(s).exit_rule == "harm"
+
+
 def test_the_exit_threshold_setting_and_the_runtime_default_are_one_value():
     """Settings (serving) and DecodeOptions (models/, which may not import the server) each state it; the bench
     and the acceptance scorer read DecodeOptions'. A change to one must reach the other."""
     from models.runtime import DecodeOptions
 
     assert DEFAULTS.exit_threshold == DecodeOptions.exit_threshold
+    assert DEFAULTS.exit_rule == DecodeOptions.exit_rule
     assert DEFAULTS.stop_repeats == DecodeOptions.stop_repeats
     assert DEFAULTS.ngram_drafts == DecodeOptions.ngram_drafts
     assert DEFAULTS.draft_layers == DecodeOptions.draft_layers

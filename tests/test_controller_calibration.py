@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from models.exits import EXIT_STRIDE, STOP, Controller, log_softmax, top_and_margin
+from models.exits import EXIT_STRIDE, STOP, Controller, exit_score, log_softmax, top_and_margin
 
 torch = pytest.importorskip("torch")
 
@@ -194,6 +194,27 @@ def test_controller_exit_probs_follow_the_calibration():
     th = float(np.median(p_exit))
     assert calibrated.leaves(1, hidden, (top, margin), th, 1.01).tolist() == (p_exit >= th).tolist()
     assert not calibrated.leaves(1, hidden, (top, margin), th, 0.0).any()  # a certain Stop keeps every token in
+    # The harm rule: 1 - (1 - P(exit)) (1 - P(stop)) against the threshold, so a likely Stop lets a token leave too.
+    p_stop = calibrated.stop_probs(1, hidden, top)
+    score = 1 - (1 - p_exit) * (1 - p_stop)
+    assert np.allclose(exit_score(p_exit, p_stop, "harm"), score) and (score >= p_exit).all()
+    th = float(np.median(score))
+    harm = calibrated.leaves(1, hidden, (top, margin), th, 1.01, "harm")
+    assert harm.tolist() == (score >= th).tolist() and harm.sum() >= (p_exit >= th).sum()
+    assert not calibrated.leaves(1, hidden, (top, margin), th, 0.0, "harm").any()
+    assert plain.leaves(1, hidden, None, th, 1.01, "harm").tolist() == (
+        exit_score(plain.probs(1, hidden)[:, 1], plain.probs(1, hidden)[:, 2], "harm") >= th).tolist()
+    with pytest.raises(ValueError, match="exit rule"):
+        exit_score(p_exit, p_stop, "bold")
+
+
+def test_the_harm_rule_leaves_early_where_the_last_layer_is_likely_wrong():
+    """A token whose exit disagrees with the last layer (low P(exit)) while the last layer is likely wrong (high
+    P(stop)) leaves under harm, not under agreement; where the last layer is likely right, both keep it in."""
+    p_exit = np.array([0.3, 0.3, 0.95])
+    p_stop = np.array([0.9, 0.05, 0.05])
+    assert (exit_score(p_exit, p_stop, "agreement") >= 0.9).tolist() == [False, False, True]
+    assert (exit_score(p_exit, p_stop, "harm") >= 0.9).tolist() == [True, False, True]
 
 
 def _calibrated(rt, d: float) -> None:

@@ -130,6 +130,7 @@ class CompletionService:
             stop_inside_threshold=settings.stop_inside_threshold,
             stop_repeats=settings.stop_repeats,
             exit_threshold=settings.exit_threshold,
+            exit_rule=settings.exit_rule,
             exit_lookup_threshold=settings.exit_lookup_threshold if settings.exit_lookup_threshold >= 0 else None,
             exit_lookup_veto=settings.exit_lookup_veto,
             draft_layers=settings.draft_layers,

@@ -27,7 +27,8 @@ def load_data(args):
             raise SystemExit(2)
         try:
             scorer = SuggestionScorer(args.model, args.cache, threads=args.threads, exit_threshold=args.exit_threshold,
-                                      stop_threshold=args.stop_threshold, policy=args.policy)
+                                      stop_threshold=args.stop_threshold, policy=args.policy,
+                                      exit_rule=args.exit_rule)
         except ModelDirError as exc:
             _log(f"cannot score suggestions: {exc}")
             raise SystemExit(2) from exc

@@ -60,7 +60,7 @@ class SuggestionScorer:
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
                  exit_threshold: float | None = None, stop_threshold: float = 0.9, min_exit_layer: int = 1,
-                 policy: str = "speculative") -> None:
+                 policy: str = "speculative", exit_rule: str | None = None) -> None:
         from models.runtime import DecodeOptions, EarlyExitRuntime
 
         self.model_dir = Path(model_dir)
@@ -68,6 +68,7 @@ class SuggestionScorer:
         self.runtime = EarlyExitRuntime(self.model_dir, threads=threads)
         self.exit_threshold = DecodeOptions.exit_threshold if exit_threshold is None else exit_threshold
         self.stop_threshold = stop_threshold
+        self.exit_rule = DecodeOptions.exit_rule if exit_rule is None else exit_rule
         self.min_exit_layer = min_exit_layer
         self.policy = policy
         self.cache_path = Path(cache_dir) / f"scores-{self.identity}.json" if cache_dir else None
@@ -82,7 +83,8 @@ class SuggestionScorer:
         self._dirty = False
 
     def _key(self, prefix: str, suffix: str, text: str) -> str:
-        raw = "\0".join([str(SCORING_VERSION), f"{self.exit_threshold}/{self.stop_threshold}/{self.min_exit_layer}",
+        rule = "" if self.exit_rule == "agreement" else f"/{self.exit_rule}"  # the keys of earlier caches stay valid
+        raw = "\0".join([str(SCORING_VERSION), f"{self.exit_threshold}/{self.stop_threshold}/{self.min_exit_layer}{rule}",
                          prefix, suffix, text])
         return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -123,7 +125,8 @@ class SuggestionScorer:
                     if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
                         sel = h[first:first + n]
                         features = rt.exit_features(i, sel)[:2] if rt.controller.reads_head(i) else None
-                        ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold) & ~decided
+                        ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold,
+                                                  self.exit_rule) & ~decided
                         exit_layer[ok] = i
                         decided |= ok
                 sel = h[first:first + n]
