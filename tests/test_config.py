@@ -38,8 +38,8 @@ def test_the_settings_choices_are_the_runtimes():
 
 def test_unknown_exit_rules_are_refused():
     settings, problems = Settings.from_camel({"exitRule": "bold"})
-    assert settings.exit_rule == DEFAULTS.exit_rule == "agreement" and any("exitRule" in p for p in problems)
-    assert Settings.from_camel({"exitRule": "harm"})[0].exit_rule == "harm"
+    assert settings.exit_rule == DEFAULTS.exit_rule == "harm" and any("exitRule" in p for p in problems)
+    assert Settings.from_camel({"exitRule": "agreement"})[0].exit_rule == "agreement"
 
 
 def test_non_object_settings():

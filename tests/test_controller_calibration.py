@@ -233,8 +233,18 @@ def test_dynamic_with_an_exit_calibration(tiny_lm_dir):
     full = rt.generate(ids, DecodeOptions(policy="full", **opts))
     _calibrated(rt, -30.0)  # never exits: the full model's output, every token through every layer
     rt.reset()
-    never = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, **opts))
+    never = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, exit_rule="agreement", **opts))
     assert never.token_ids == full.token_ids and never.layers == full.layers
+    # Under harm the same P(exit) lets a token leave where the last layer is surely wrong (P(stop) 1, Stop off).
+    saved = rt.controller.stop_calibration
+    rt.controller.stop_calibration = np.tile(np.array([0.0, 0.0, 30.0], np.float32), (L, 1))
+    rt.reset()
+    harm = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, exit_rule="harm", **opts))
+    rt.reset()
+    agreement = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, exit_rule="agreement", **opts))
+    rt.controller.stop_calibration = saved
+    assert all(n == 2 for n in harm.layers[1:]) and len(harm.layers) > 1
+    assert agreement.layers == [L] * len(agreement.layers)
     _calibrated(rt, 30.0)  # always exits, after the first layer it may leave from
     rt.reset()
     always = rt.generate(ids, DecodeOptions(policy="dynamic", exit_threshold=0.5, min_exit_layer=1, **opts))
