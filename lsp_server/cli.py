@@ -265,7 +265,7 @@ def _add_bench(sub) -> None:
                     help="speculative drafts from the model directory's trained draft head where prompt lookup and the "
                          "n-gram table have none, when it has one (default on)")
     ee.add_argument("--head-tokens", type=int, help="tokens the draft head drafts, chained (default 2)")
-    ee.add_argument("--exit-head-weights", choices=("fp32", "int8"),
+    ee.add_argument("--exit-head-weights", choices=DECODE_WEIGHTS,
                     help="the weights an early exit's head reads in a decoding step (dynamic's exit decisions, layer "
                          "drafts; the last layer's head stays fp32; default int8)")
     ee.add_argument("--stop-repeats", type=_stop_repeats,
