@@ -230,7 +230,7 @@ def _add_bench(sub) -> None:
                     help="controller P(stop) that cuts a suggestion after its first token (default: settings)")
     ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
     ee.add_argument("--exit-lookup-threshold", type=float,
-                    help="dynamic: P(exit) enough where the exit's token is prompt lookup's guess; negative: lookup "
+                    help="dynamic: the exit score (--exit-rule) enough where the exit's token is prompt lookup's guess; negative: lookup "
                          "not consulted (default: settings)")
     ee.add_argument("--exit-lookup-veto", action=argparse.BooleanOptionalAction, default=None,
                     help="dynamic: an exit whose token differs from the guess never leaves early (default: settings)")

@@ -44,7 +44,7 @@ class Settings:
     multiline: bool = False
     exit_threshold: float = 0.95  # dynamic policy: the exit score (exit_rule) needed to leave the network
     exit_rule: str = "harm"  # dynamic: agreement | harm, what the exit threshold is compared with
-    exit_lookup_threshold: float = -1.0  # dynamic: P(exit) enough when the exit's token is prompt lookup's guess; < 0: off
+    exit_lookup_threshold: float = -1.0  # dynamic: the exit score enough when the exit's token is lookup's guess; < 0: off
     exit_lookup_veto: bool = False  # dynamic, with the above: an exit whose token is not the guess never leaves
     stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
     stop_inside: bool = True  # Stop may also cut a suggestion after its first token (off: it only hides one)

@@ -779,7 +779,7 @@ def format_report(r: dict) -> str:
                  + (f" (recommended {s['recommended_threshold']})" if s["recommended_threshold"] is not None else ""))
     ex = r.get("exit_sweep")
     if ex:
-        lines += ["", "dynamic exit sweep (Stop disabled; P(exit) needed: plain, on agreement with prompt lookup's "
+        lines += ["", "dynamic exit sweep (Stop disabled; exit score needed: plain, on agreement with prompt lookup's "
                       "guess, off it; * the configured setting):",
                   f"    {'plain':>5} {'lookup':>6} {'off it':>6} {'skipped':>8} {'ROUGE-L':>7} {'loss':>7} {'speedup':>8} "
                   f"{'identical':>9}  meets  rule"]

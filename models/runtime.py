@@ -85,7 +85,7 @@ class DecodeOptions:
     exit_threshold: float = 0.95
     # dynamic: prompt lookup as a second opinion on an exit. Before a token's layers run, prompt lookup
     # guesses it (the token that followed the last earlier match of the trailing n-gram); an exit whose top
-    # token is that guess may leave at this P(exit). None: lookup is not consulted. Held out it saves about a
+    # token is that guess may leave at this exit score (``exit_rule``). None: lookup is not consulted. Held out it saves about a
     # point of ROUGE-L loss at the same share of layers skipped; on the calibration split, where thresholds are
     # chosen, nothing, so the server leaves it off (docs/code-model.md).
     exit_lookup_threshold: float | None = None
@@ -154,7 +154,7 @@ class DecodeOptions:
             raise ValueError(f"unknown exit rule {self.exit_rule!r}; one of {EXIT_RULES}")
 
     def exit_threshold_for(self, top: int, guess: int | None) -> float:
-        """The P(exit) an exit whose top token is ``top`` needs, given prompt lookup's guess for the token
+        """The exit score (``exit_rule``) an exit whose top token is ``top`` needs, given prompt lookup's guess for the token
         (None: lookup found none or is not consulted)."""
         if self.exit_lookup_threshold is None or guess is None:
             return self.exit_threshold
