@@ -99,6 +99,9 @@ def _add_train(sub) -> None:
                       help="keep the Stop&Exit classifiers; fit only the stop calibration (models/exits.py)")
     only.add_argument("--exit-only", dest="only", action="store_const", const="exit",
                       help="keep the Stop&Exit classifiers; fit only the exit calibration (models/exits.py)")
+    only.add_argument("--harm-only", dest="only", action="store_const", const="harm",
+                      help="keep the controller, both calibrations and the KV fill; fit only the harm calibration of "
+                           "the open exits (P(harm), read by the harm exit rule; models/exits.py)")
     only.add_argument("--kv-fill-only", dest="only", action="store_const", const="kv_fill",
                       help="keep the controller and both calibrations; fit only the learned KV fill of the open exits")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")

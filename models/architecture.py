@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.exits import (CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS, EXIT_CALIBRATION, EXIT_CALIBRATION_IDENTITY,
-                          KV_FILL_MAPS, STOP_CALIBRATION)
+                          HARM_CALIBRATION, KV_FILL_MAPS, STOP_CALIBRATION)
 
 
 @dataclass
@@ -178,6 +178,8 @@ class EarlyExitLM(nn.Module):
         # Per layer [a, b, c, d] of P(exit) = sigmoid(a * exit_logit + b * top1_logprob + c * margin + d); the
         # identity (the hidden-state estimate alone) until fit_controller calibrates it.
         self.register_buffer(EXIT_CALIBRATION, torch.tensor([list(EXIT_CALIBRATION_IDENTITY)] * cfg.num_hidden_layers))
+        # Per layer [a, b, c, d] of P(harm) (models.exits.HARM_CALIBRATION); zeros: not fitted
+        self.register_buffer(HARM_CALIBRATION, torch.zeros(cfg.num_hidden_layers, 4))
         # Learned KV fill maps of the open exits (models.exits.KV_FILL_MAPS), by tensor name: fitted after training
         # (models.train_lm.fit_kv_fill_maps) and only for the trunk they were fitted on, so not parameters; saved
         # with the exit heads. Empty: every exit fills the skipped layers' KV from its hidden state itself.
@@ -229,7 +231,8 @@ class EarlyExitLM(nn.Module):
 
     def exit_state_dict(self) -> dict[str, torch.Tensor]:
         """Exit norms, controller and learned KV fill maps (exit_heads.safetensors)."""
-        sd = {k: v for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION, EXIT_CALIBRATION))}
+        sd = {k: v for k, v in self.state_dict().items() if k.startswith(("exit_norms.", "controller.", STOP_CALIBRATION, EXIT_CALIBRATION,
+                                                                                 HARM_CALIBRATION))}
         sd.update(self.kv_fill_maps)
         return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
 
@@ -259,8 +262,9 @@ def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
         state.update({k: v for k, v in extra.items() if k.startswith("exit_norms.") or
                       k in model.state_dict() and model.state_dict()[k].shape == v.shape})
     missing, unexpected = model.load_state_dict(state, strict=False)
-    # Older directories have no stop or exit calibration: P(stop) and P(exit) are then the controller's own estimates.
-    missing = [k for k in missing if k not in (STOP_CALIBRATION, EXIT_CALIBRATION)]
+    # Older directories have no stop, exit or harm calibration: P(stop) and P(exit) are then the controller's own
+    # estimates, and the harm rule takes their product.
+    missing = [k for k in missing if k not in (STOP_CALIBRATION, EXIT_CALIBRATION, HARM_CALIBRATION)]
     missing = [k for k in missing if not k.startswith(("exit_norms.", "controller."))] if not strict_exits else missing
     if missing or unexpected:
         raise ValueError(f"{model_dir}: missing {missing}, unexpected {unexpected}")

@@ -46,6 +46,9 @@ CONTROLLER_HIDDEN = 64
 STOP_CALIBRATION = "stop_calibration"  # (L, 3) per layer [a, b, c] of P(stop); identity: [1, 0, 0]
 EXIT_CALIBRATION = "exit_calibration"  # (L, 4) per layer [a, b, c, d] of P(exit); identity: [1, 0, 0, 0]
 EXIT_CALIBRATION_IDENTITY = (1.0, 0.0, 0.0, 0.0)
+# (L, 4) per layer [a, b, c, d] of P(harm) = sigmoid(a * exit_logit + b * top1_logprob + c * margin + d), fitted on the
+# label "this exit disagrees with the last layer and the last layer is right"; all zeros: not fitted (``exit_score``)
+HARM_CALIBRATION = "harm_calibration"
 # An exit that agrees with the final layer on less than half of the calibration tokens never lets a token
 # leave: its row is [0, 0, 0, -inf], and no head runs there (held-out code: fewer wrong exits, a third fewer
 # heads per token, about the same layers skipped).
@@ -103,16 +106,17 @@ def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return top2[..., 1], top2[..., 1] - top2[..., 0]
 
 
-def exit_score(p_exit: np.ndarray, p_stop: np.ndarray, rule: str) -> np.ndarray:
+def exit_score(p_exit: np.ndarray, p_stop: np.ndarray, rule: str, p_harm: np.ndarray | None = None) -> np.ndarray:
     """What the exit threshold is compared with under ``rule`` (EXIT_RULES). Leaving early harms a suggestion only
     where the exit's token differs from the last layer's and the last layer's is right. "agreement" bounds the first
-    chance alone: P(exit). "harm" bounds their product, (1 - P(exit)) (1 - P(stop)), taking the two as independent,
-    and returns 1 minus it: a token the last layer would likely get wrong leaves too, where the layers it skips
-    would not have made it right."""
+    chance alone: P(exit). "harm" bounds the chance of both and returns 1 minus it: ``p_harm``, the fitted estimate
+    (HARM_CALIBRATION), where the model has one, else (1 - P(exit)) (1 - P(stop)), taking the two as independent.
+    A token the last layer would likely get wrong leaves too, where the layers it skips would not have made it
+    right."""
     if rule == "agreement":
         return p_exit
     if rule == "harm":
-        return 1.0 - (1.0 - p_exit) * (1.0 - p_stop)
+        return 1.0 - (p_harm if p_harm is not None else (1.0 - p_exit) * (1.0 - p_stop))
     raise ValueError(f"unknown exit rule {rule!r}; one of {EXIT_RULES}")
 
 
@@ -139,6 +143,9 @@ class Controller:
         cal = (weights or {}).get(EXIT_CALIBRATION)
         fitted = cal is not None and cal.shape == (len(exit_norms), 4) and not np.allclose(cal, EXIT_CALIBRATION_IDENTITY)
         self.exit_calibration = cal.astype(np.float32) if fitted else None
+        cal = (weights or {}).get(HARM_CALIBRATION)
+        fitted = cal is not None and cal.shape == (len(exit_norms), 4) and bool(np.any(cal != 0))
+        self.harm_calibration = cal.astype(np.float32) if fitted else None
 
     @property
     def trained(self) -> bool:
@@ -207,7 +214,19 @@ class Controller:
         if rule == "agreement" and not (p_exit >= exit_threshold).any():
             return np.zeros(hidden.shape[:-1], bool)  # most checks: no P(stop) needed
         p_stop = self.stop_probs(layer, hidden, head_features[0])
-        return (exit_score(p_exit, p_stop, rule) >= exit_threshold) & (p_stop < stop_threshold)
+        p_harm = self.harm_probs(layer, hidden, head_features) if rule == "harm" else None
+        return (exit_score(p_exit, p_stop, rule, p_harm) >= exit_threshold) & (p_stop < stop_threshold)
+
+    def harm_probs(self, layer: int, hidden: np.ndarray, head_features: tuple) -> np.ndarray | None:
+        """P(harm) after `layer` (HARM_CALIBRATION): hidden (..., D), head_features (top log-probability, margin) of
+        that exit's head -> (...); None where the model has no fitted harm calibration."""
+        if self.harm_calibration is None or not self.layers:
+            return None
+        a, b, c, d = self.harm_calibration[layer]
+        top, margin = head_features
+        z = (a * self._logits(layer, hidden)[..., 0] + b * np.asarray(top, np.float32)
+             + c * np.asarray(margin, np.float32) + d)
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))).astype(np.float32)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
         """hidden: (..., D) after `layer` -> (..., 3): [P(continue), P(exit), P(stop)], with P(exit) and

@@ -205,8 +205,10 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
                    epochs: int = 8, only: str | None = None, exit_stride: int = EXIT_STRIDE) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit
     calibrations (``fit_stop_calibration``, ``fit_exit_calibration``) and the open exits' learned KV fill
-    (``fit_kv_fill_maps``). ``only`` ('stop' or 'exit') keeps the classifiers and the other calibration, and
-    fits that calibration alone (with 'exit', the KV fill of the exits it opens too); 'kv_fill' fits only the KV
+    (``fit_kv_fill_maps``), and the open exits' harm calibration (P(harm): this exit disagrees with the final layer
+    and the final layer is right; models.exits.exit_score). ``only`` ('stop' or 'exit') keeps the classifiers and
+    the other calibration, and fits that calibration alone (with 'exit', the KV fill and the harm calibration of the
+    exits it opens too); 'harm' fits only the harm calibration of the open exits; 'kv_fill' fits only the KV
     fill of the exits the stored exit calibration opens. Closed exits (models.exits.open_exits, every
     ``exit_stride``-th of those that agree often enough stays open) get NEVER_EXITS.
 
@@ -275,21 +277,27 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             acc = ((logits > 0).float() == y).float().mean(0).cpu().tolist()  # [exit, stop]
             stats["fit_accuracy"].append([round(a, 4) for a in acc])
             top_lp = np.concatenate(top_logprobs[layer])
-            if only != "exit":
+            if only not in ("exit", "harm"):
                 cal = fit_stop_calibration(logits[:, 1].cpu().numpy(), top_lp, y[:, 1].float().cpu().numpy())
                 model.stop_calibration[layer] = torch.tensor(cal, device=model.stop_calibration.device)
-            if only != "stop" and layer < L - 1:  # the last layer never exits early
+            if only in (None, "exit") and layer < L - 1:  # the last layer never exits early
                 agrees = y[:, 0].float().cpu().numpy()
                 cal = (fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), agrees)
                        if exits_open[layer] else np.array(NEVER_EXITS, np.float32))
                 model.exit_calibration[layer] = torch.tensor(cal, device=model.exit_calibration.device)
+            opened = layer < L - 1 and math.isfinite(float(model.exit_calibration[layer, 3]))
+            if only in (None, "exit", "harm") and opened:  # the harm rule's P(harm), same features as P(exit)
+                harm = ((1 - y[:, 0]) * (1 - y[:, 1])).float().cpu().numpy()  # disagrees, and the last layer is right
+                cal = fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), harm)
+                model.harm_calibration[layer] = torch.tensor(cal, device=model.harm_calibration.device)
+                stats.setdefault("harm_calibration", {})[str(layer)] = [round(float(c), 4) for c in cal]
             stop_cal, exit_cal = model.stop_calibration[layer].tolist(), model.exit_calibration[layer].tolist()
             stats.setdefault("stop_calibration", []).append([round(float(c), 4) for c in stop_cal])
             stats.setdefault("exit_calibration", []).append(  # "never": this exit lets no token leave
                 [round(float(c), 4) for c in exit_cal] if all(map(math.isfinite, exit_cal)) else "never")
             log(f"controller layer {layer}: accuracy exit {acc[0]:.3f} stop {acc[1]:.3f}; "
                 f"stop calibration {np.round(stop_cal, 3).tolist()}; exit calibration {np.round(exit_cal, 3).tolist()}")
-    if only != "stop":  # the exits that may let a token leave, as the exit calibration now stands
+    if only in (None, "exit", "kv_fill"):  # the exits that may let a token leave, as the exit calibration now stands
         exits = [i for i in range(L - 1) if math.isfinite(float(model.exit_calibration[i, 3]))]
         model.kv_fill_maps, stats["kv_fill"] = fit_kv_fill_maps(feats, exits)
         log(f"KV fill maps for exits {exits}: share of the change from the exit state to each later layer's input "
@@ -371,7 +379,8 @@ def fit_stop_calibration(stop_logit: np.ndarray, top_logprob: np.ndarray, wrong:
 def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin: np.ndarray, agrees: np.ndarray,
                          iters: int = 25, ridge: float = 1e-3) -> np.ndarray:
     """[a, b, c, d] of P(this exit agrees with the final one) = sigmoid(a * exit_logit + b * top_logprob +
-    c * margin + d) (models.exits: the exit calibration). On held-out code the margin between the top two
+    c * margin + d) (models.exits: the exit calibration; given the harm label instead of ``agrees``, the harm
+    calibration). On held-out code the margin between the top two
     tokens is what separates right exits from wrong ones; the hidden-state logit and the top log-probability
     alone separate them far worse."""
     X = np.stack([exit_logit, top_logprob, margin, np.ones_like(margin)], axis=1)  # (N, 4)
@@ -381,7 +390,7 @@ def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,
                      only: str | None = None, exit_stride: int | None = None, log=print) -> dict:
     """Refit the Stop&Exit controller of an existing model directory (`tact train controller [--stop-only |
-    --exit-only | --kv-fill-only] [--exit-stride N]`; no stride: EXIT_STRIDE). A directory with ONNX graphs gets
+    --exit-only | --harm-only | --kv-fill-only] [--exit-stride N]`; no stride: EXIT_STRIDE). A directory with ONNX graphs gets
     them again: the kv_fill graphs read the learned KV fill maps where they sit in exit_heads.safetensors."""
     from safetensors.torch import save_file
 
@@ -394,7 +403,7 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
                            exit_stride=EXIT_STRIDE if exit_stride is None else exit_stride)
     save_file(model.exit_state_dict(), str(model_dir / EXIT_HEADS), metadata={"format": "pt"})
     if only:  # the classifiers, their statistics and what else was not refitted stay as they were
-        key = {"stop": "stop_calibration", "exit": "exit_calibration", "kv_fill": "kv_fill"}[only]
+        key = {"stop": "stop_calibration", "exit": "exit_calibration", "kv_fill": "kv_fill", "harm": "harm_calibration"}[only]
         record.setdefault("controller", {}).update({k: stats[k] for k in (key, "exit_stride", "kv_fill") if k in stats})
         record["controller"][f"{key}_command"] = command_line()
     else:

@@ -257,6 +257,38 @@ def test_dynamic_with_an_exit_calibration(tiny_lm_dir):
     assert always.token_ids[0] == first
 
 
+def test_refitting_the_harm_calibration_alone_keeps_the_rest_and_the_runtime_reads_it(tmp_path, tiny_lm_dir):
+    from safetensors.numpy import load_file
+
+    from models.runtime import EarlyExitRuntime
+    from models.train_lm import train_controller
+    from tests.conftest import write_calib_corpus
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    before = load_file(str(d / "exit_heads.safetensors"))
+    before.pop("harm_calibration", None)
+    stats = train_controller(d, write_calib_corpus(tmp_path / "corpus"), batches=2, batch_size=2, only="harm",
+                             log=lambda m: None)
+    after = load_file(str(d / "exit_heads.safetensors"))
+    for k, v in before.items():
+        assert np.array_equal(v, after[k]), k  # classifiers, calibrations and KV fill as they were
+    opened = [i for i in range(3) if np.isfinite(after["exit_calibration"][i, 3])]
+    assert opened and sorted(stats["harm_calibration"]) == [str(i) for i in opened]
+    assert all(after["harm_calibration"][i].any() for i in opened) and not after["harm_calibration"][3].any()
+    rt = EarlyExitRuntime(d, threads=1)  # the graphs were exported again: they still load
+    assert rt.controller.harm_calibration is not None
+    hidden = rt.embed[rt.tokenizer.encode("def wrap(text):")]
+    top, margin, _ = rt.exit_features(opened[0], hidden)
+    p_harm = rt.controller.harm_probs(opened[0], hidden, (top, margin))
+    a, b_, c, e = after["harm_calibration"][opened[0]]
+    z = rt.controller._logits(opened[0], hidden)[..., 0]
+    assert np.allclose(p_harm, _sigmoid(a * z + b_ * top + c * margin + e), atol=1e-5)
+    th = float(np.median(1 - p_harm))
+    leaves = rt.controller.leaves(opened[0], hidden, (top, margin), th, 1.01, "harm")
+    assert leaves.tolist() == ((1 - p_harm) >= th).tolist()  # the fitted P(harm), not the product
+
+
 def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_dir):
     import json
 
@@ -273,7 +305,7 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     after = load_file(str(d / "exit_heads.safetensors"))
     assert len(stats["exit_calibration"]) == 4
     for k, v in before.items():
-        if k != "exit_calibration":
+        if k not in ("exit_calibration", "harm_calibration"):  # the harm calibration follows the exits it opens
             assert np.array_equal(v, after[k]), k  # classifiers and the stop calibration as they were
     assert not np.allclose(after["exit_calibration"][:-1], before["exit_calibration"][:-1])
     assert np.allclose(after["exit_calibration"][-1], [1, 0, 0, 0])  # the last layer never exits early
