@@ -219,7 +219,8 @@ class Controller:
 
     def harm_probs(self, layer: int, hidden: np.ndarray, head_features: tuple) -> np.ndarray | None:
         """P(harm) after `layer` (HARM_CALIBRATION): hidden (..., D), head_features (top log-probability, margin) of
-        that exit's head -> (...); None where the model has no fitted harm calibration."""
+        that exit's head -> (...); None where the model has no fitted harm calibration. Without an exit calibration
+        no head runs before an exit, so the harm rule takes the product there."""
         if self.harm_calibration is None or not self.layers:
             return None
         a, b, c, d = self.harm_calibration[layer]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
 from models.corpus import iter_split
 from models.draft_head import DRAFT_HEAD
-from models.exits import EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
+from models.exits import EXIT_CALIBRATION_IDENTITY, EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context,
                               write_record)
@@ -288,7 +288,10 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             opened = layer < L - 1 and math.isfinite(float(model.exit_calibration[layer, 3]))
             if only in (None, "exit", "harm") and opened:  # the harm rule's P(harm), same features as P(exit)
                 harm = ((1 - y[:, 0]) * (1 - y[:, 1])).float().cpu().numpy()  # disagrees, and the last layer is right
-                cal = fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), harm)
+                # from zero: Newton steps from the exit calibration's start (the hidden-state logit at weight 1)
+                # diverged on this rare label
+                cal = fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), harm,
+                                           start=(0.0, 0.0, 0.0, 0.0))
                 model.harm_calibration[layer] = torch.tensor(cal, device=model.harm_calibration.device)
                 stats.setdefault("harm_calibration", {})[str(layer)] = [round(float(c), 4) for c in cal]
             stop_cal, exit_cal = model.stop_calibration[layer].tolist(), model.exit_calibration[layer].tolist()
@@ -377,14 +380,14 @@ def fit_stop_calibration(stop_logit: np.ndarray, top_logprob: np.ndarray, wrong:
 
 
 def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin: np.ndarray, agrees: np.ndarray,
-                         iters: int = 25, ridge: float = 1e-3) -> np.ndarray:
+                         iters: int = 25, ridge: float = 1e-3, start: tuple = EXIT_CALIBRATION_IDENTITY) -> np.ndarray:
     """[a, b, c, d] of P(this exit agrees with the final one) = sigmoid(a * exit_logit + b * top_logprob +
     c * margin + d) (models.exits: the exit calibration; given the harm label instead of ``agrees``, the harm
     calibration). On held-out code the margin between the top two
     tokens is what separates right exits from wrong ones; the hidden-state logit and the top log-probability
     alone separate them far worse."""
     X = np.stack([exit_logit, top_logprob, margin, np.ones_like(margin)], axis=1)  # (N, 4)
-    return fit_logistic(X, agrees, np.array([1.0, 0.0, 0.0, 0.0]), iters, ridge).astype(np.float32)
+    return fit_logistic(X, agrees, np.array(start, np.float64), iters, ridge).astype(np.float32)
 
 
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,

@@ -278,6 +278,7 @@ def test_refitting_the_harm_calibration_alone_keeps_the_rest_and_the_runtime_rea
     assert all(after["harm_calibration"][i].any() for i in opened) and not after["harm_calibration"][3].any()
     rt = EarlyExitRuntime(d, threads=1)  # the graphs were exported again: they still load
     assert rt.controller.harm_calibration is not None
+    _calibrated(rt, 0.0)  # an exit calibration, so that the exits read their head (P(harm) needs its features)
     hidden = rt.embed[rt.tokenizer.encode("def wrap(text):")]
     top, margin, _ = rt.exit_features(opened[0], hidden)
     p_harm = rt.controller.harm_probs(opened[0], hidden, (top, margin))
