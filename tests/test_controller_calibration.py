@@ -364,3 +364,19 @@ def test_exit_features_are_the_heads_top_log_probability_and_margin(tiny_lm_dir)
     assert np.allclose(logp, log_softmax(rt.head(2, h)))
     assert np.allclose(top, logp.max(-1)) and np.all(margin >= 0)
     assert np.allclose(margin, top - np.sort(logp, -1)[:, -2])
+
+
+def test_a_harm_calibration_of_a_rare_label_fits_from_zero():
+    """The harm label is rare (a few percent) and the hidden-state logit spans a wide range: from the exit
+    calibration's start (logit weight 1) Newton steps ran off to weights in the hundreds; from zero they do not."""
+    from models.train_lm import fit_exit_calibration
+
+    rng = np.random.default_rng(5)
+    n = 60000
+    z = rng.normal(0, 8, n)
+    top = -np.abs(rng.normal(0, 1, n))
+    margin = np.abs(rng.normal(0, 2, n))
+    harm = (rng.random(n) < _sigmoid(-2.0 + 0.5 * top - 1.2 * margin)).astype(float)
+    assert 0.005 < harm.mean() < 0.1
+    a, b, c, d = fit_exit_calibration(z, top, margin, harm, start=(0.0, 0.0, 0.0, 0.0))
+    assert abs(a) < 0.1 and abs(b - 0.5) < 0.3 and abs(c + 1.2) < 0.3 and abs(d + 2.0) < 0.4
