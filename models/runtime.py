@@ -80,9 +80,9 @@ class DecodeOptions:
     stop_inside_threshold: float | None = None
     # dynamic: the exit score (``exit_rule``) needed to leave early. Chosen on the calibration split by the rule
     # fixed beforehand (the threshold that skips the most layers within 1% ROUGE-L loss; docs/code-model.md): under
-    # the harm rule 0.95 on 3,000 samples (42.1% skipped at 0.97%; 0.96 39.4% at 0.53%); under agreement it was 0.9
-    # (36.2% at 0.81% on 2,000).
-    exit_threshold: float = 0.95
+    # the harm rule with the fitted P(harm) 0.93 on 2,000 samples (47.2% skipped at 0.98%; 0.94 45.0% at 0.60%); with
+    # the product instead of P(harm) it was 0.95 on 3,000 (42.1% at 0.97%); under agreement 0.9 (36.2% at 0.81%).
+    exit_threshold: float = 0.93
     # dynamic: prompt lookup as a second opinion on an exit. Before a token's layers run, prompt lookup
     # guesses it (the token that followed the last earlier match of the trailing n-gram); an exit whose top
     # token is that guess may leave at this exit score (``exit_rule``). None: lookup is not consulted. Held out it saves about a
@@ -106,9 +106,9 @@ class DecodeOptions:
     # ROUGE-L; docs/code-model.md)
     exit_head_weights: str = "int8"
     # dynamic: how P(exit) and P(stop) decide an exit (models.exits.EXIT_RULES, ``exit_score``). "harm" also lets a
-    # token leave where the last layer is likely wrong anyway: on 2,000 calibration samples 0.95 skipped 42.2% at 0.58%
-    # loss where agreement at 0.85 skipped 39.7% at 1.58%; held out (5,000, seed 3) 42.9% at 1.43% and 1.30x faster
-    # than `full`, against agreement at 0.9 34.2% at 0.56% and 1.13x (docs/code-model.md)
+    # token leave where the last layer is likely wrong anyway. Held out (5,000, seed 3): with the fitted P(harm) at
+    # 0.93 47.7% skipped at 1.14% loss, 1.37x faster than `full`; with the product at 0.95 42.9% at 1.43%, 1.30x;
+    # agreement at 0.9 34.2% at 0.56%, 1.13x (docs/code-model.md)
     exit_rule: str = "harm"
     # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
     # uncached tokens and is verified in their pass, so the suggestion's first tokens need no step of their own.
