@@ -120,6 +120,16 @@ def exit_score(p_exit: np.ndarray, p_stop: np.ndarray, rule: str, p_harm: np.nda
     raise ValueError(f"unknown exit rule {rule!r}; one of {EXIT_RULES}")
 
 
+def head_calibrated(row: np.ndarray, exit_logit: np.ndarray, head_features: tuple) -> np.ndarray:
+    """sigmoid(a * exit_logit + b * top + c * margin + d) for one layer's row [a, b, c, d] of a calibration that reads
+    the exit's head (EXIT_CALIBRATION, HARM_CALIBRATION); head_features: (top log-probability, margin) (...)."""
+    a, b, c, d = row
+    top, margin = head_features
+    z = a * exit_logit + b * np.asarray(top, np.float32) + c * np.asarray(margin, np.float32) + d
+    with np.errstate(over="ignore"):  # a far negative z gives 0, as it should
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return weight * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
 
@@ -191,13 +201,11 @@ class Controller:
         if not self.layers:
             return np.zeros(hidden.shape[:-1], np.float32)
         z = self._logits(layer, hidden)[..., 0]
-        if self.exit_calibration is not None:
-            if head_features is None:
-                raise ValueError("the exit calibration needs the exit head's top log-probability and margin")
-            a, b, c, d = self.exit_calibration[layer]
-            top, margin = head_features
-            z = a * z + b * np.asarray(top, np.float32) + c * np.asarray(margin, np.float32) + d
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        if self.exit_calibration is None:
+            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        if head_features is None:
+            raise ValueError("the exit calibration needs the exit head's top log-probability and margin")
+        return head_calibrated(self.exit_calibration[layer], z, head_features)
 
     def leaves(self, layer: int, hidden: np.ndarray, head_features: tuple | None, exit_threshold: float,
                stop_threshold: float, rule: str = "agreement") -> np.ndarray:
@@ -223,11 +231,7 @@ class Controller:
         no head runs before an exit, so the harm rule takes the product there."""
         if self.harm_calibration is None or not self.layers:
             return None
-        a, b, c, d = self.harm_calibration[layer]
-        top, margin = head_features
-        z = (a * self._logits(layer, hidden)[..., 0] + b * np.asarray(top, np.float32)
-             + c * np.asarray(margin, np.float32) + d)
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))).astype(np.float32)
+        return head_calibrated(self.harm_calibration[layer], self._logits(layer, hidden)[..., 0], head_features)
 
     def probs(self, layer: int, hidden: np.ndarray) -> np.ndarray:
         """hidden: (..., D) after `layer` -> (..., 3): [P(continue), P(exit), P(stop)], with P(exit) and
