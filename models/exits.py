@@ -106,7 +106,7 @@ def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return top2[..., 1], top2[..., 1] - top2[..., 0]
 
 
-def exit_score(p_exit: np.ndarray, p_stop: np.ndarray, rule: str, p_harm: np.ndarray | None = None) -> np.ndarray:
+def exit_score(p_exit: np.ndarray | None, p_stop: np.ndarray, rule: str, p_harm: np.ndarray | None = None) -> np.ndarray:
     """What the exit threshold is compared with under ``rule`` (EXIT_RULES). Leaving early harms a suggestion only
     where the exit's token differs from the last layer's and the last layer's is right. "agreement" bounds the first
     chance alone: P(exit). "harm" bounds the chance of both and returns 1 minus it: ``p_harm``, the fitted estimate
@@ -218,11 +218,11 @@ class Controller:
         if not self.exit_reads_head:
             p = self.probs(layer, hidden)
             return (exit_score(p[..., EXIT], p[..., STOP], rule) >= exit_threshold) & (p[..., STOP] < stop_threshold)
-        p_exit = self.exit_probs(layer, hidden, head_features)
+        p_harm = self.harm_probs(layer, hidden, head_features) if rule == "harm" else None
+        p_exit = None if p_harm is not None else self.exit_probs(layer, hidden, head_features)  # P(harm) replaces it
         if rule == "agreement" and not (p_exit >= exit_threshold).any():
             return np.zeros(hidden.shape[:-1], bool)  # most checks: no P(stop) needed
         p_stop = self.stop_probs(layer, hidden, head_features[0])
-        p_harm = self.harm_probs(layer, hidden, head_features) if rule == "harm" else None
         return (exit_score(p_exit, p_stop, rule, p_harm) >= exit_threshold) & (p_stop < stop_threshold)
 
     def harm_probs(self, layer: int, hidden: np.ndarray, head_features: tuple) -> np.ndarray | None:
