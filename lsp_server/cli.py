@@ -257,6 +257,9 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-sweep-rules", type=_choice_list(EXIT_RULES), metavar="R,R",
                     help="sweep the plain thresholds under each of these exit rules (e.g. agreement,harm), so one run "
                          "compares them (default: the configured rule)")
+    ee.add_argument("--exit-pick-margin", type=float, metavar="M",
+                    help="the exit sweep's pick: the most layers skipped within the 1%% ROUGE-L loss target less M "
+                         "(default 0.005: held-out code has lost more than calibration code at earlier picks)")
     ee.add_argument("--int8", action="store_true",
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
     ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")

@@ -55,6 +55,10 @@ NO_STOP = 1.01
 SPEC_SPEEDUP_TARGET = 1.5
 DYN_SKIP_TARGET = 0.40
 DYN_ROUGE_LOSS_TARGET = 0.01
+# The exit sweep's pick on the calibration split: the most layers skipped within the target's loss less this margin.
+# At each of five earlier picks held-out code lost more than calibration code, 0.16 to 0.46 points at four of them and
+# 2.1 at one (docs/code-model.md): a pick right at 1% there lands over it held out.
+EXIT_PICK_MARGIN = 0.005
 STOP_GAIN_TARGET = 0.10
 STOP_LOSS_TARGET = 0.10
 BOOTSTRAP_RESAMPLES = 1000  # for the 95% intervals of the ROUGE-L loss and of Stop's effect
@@ -426,6 +430,13 @@ def meets_dynamic_target(skipped: float | None, loss: float | None) -> bool:
     return (skipped or 0) >= DYN_SKIP_TARGET and (loss or 0) <= DYN_ROUGE_LOSS_TARGET
 
 
+def pick_exit_setting(rows: Sequence[dict], margin: float = EXIT_PICK_MARGIN) -> dict | None:
+    """The sweep row that skips the most layers within DYN_ROUGE_LOSS_TARGET - ``margin`` of relative ROUGE-L loss
+    (None where none does): how the dynamic policy's threshold is chosen on the calibration split."""
+    within = [e for e in rows if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET - margin]
+    return max(within, key=lambda e: e["layers_skipped_share"] or 0, default=None)
+
+
 def _sweep_row(setting: ExitSetting, p: dict, loss: float) -> dict:
     return {**setting.options(), "label": setting.label(), "layers_skipped_share": p["layers_skipped_share"],
             "rouge_l": p["rouge_l"], "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
@@ -515,7 +526,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               exit_rule: str = DecodeOptions.exit_rule, exit_sweep_rules: Sequence[str] | None = None,
-              int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
+              exit_pick_margin: float = EXIT_PICK_MARGIN, int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
     sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
     (to judge Stop) costs a third. ``int8``: every policy is also decoded with 8-bit weights (models.quantize),
@@ -630,9 +641,9 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "configured": True})
         rows.sort(key=lambda e: (e["exit_rule"], e["exit_lookup_threshold"] is not None, e["exit_threshold"],
                                  e["exit_lookup_threshold"] or 0))
-        within_loss = [e for e in rows if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET]
-        best_exit = max(within_loss, key=lambda e: e["layers_skipped_share"] or 0, default=None)
-        swept = {"thresholds": rows, "most_skipped_within_loss": best_exit["label"] if best_exit else None}
+        best_exit = pick_exit_setting(rows, exit_pick_margin)
+        swept = {"thresholds": rows, "pick_margin": exit_pick_margin,
+                 "most_skipped_within_loss": best_exit["label"] if best_exit else None}
     per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets, strict=True)]) for p in ("full", "dynamic")}
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)
@@ -792,7 +803,8 @@ def format_report(r: dict) -> str:
                          f"{_f(e['speedup_total'], '{:.2f}x'):>8} {_f(e['identical_to_full'], '{:.1%}'):>9}  "
                          f"{'yes' if e['meets_target'] else 'no':<5}  {e.get('exit_rule', 'agreement')}")
         best = ex["most_skipped_within_loss"]
-        lines.append(f"  most layers skipped within {DYN_ROUGE_LOSS_TARGET:.0%} ROUGE-L loss: "
+        limit = DYN_ROUGE_LOSS_TARGET - ex.get("pick_margin", 0.0)
+        lines.append(f"  most layers skipped within {limit:.1%} ROUGE-L loss (the target less the pick's margin): "
                      + (f"exit threshold {best}" if best is not None else "none"))
     t = r["targets"]
     mark = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
@@ -829,6 +841,7 @@ def main_cli(args) -> int:
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
                            exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
                            exit_rule=args.exit_rule, exit_sweep_rules=args.exit_sweep_rules,
+                           exit_pick_margin=EXIT_PICK_MARGIN if args.exit_pick_margin is None else args.exit_pick_margin,
                            draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
                            exit_last_prompt_token=args.exit_last_prompt_token,

@@ -78,11 +78,12 @@ class DecodeOptions:
     # than hiding: on held-out code cuts at 0.9 removed twice the would-be-accepted suggestions cuts at 0.98
     # did (docs/code-model.md).
     stop_inside_threshold: float | None = None
-    # dynamic: the exit score (``exit_rule``) needed to leave early. Chosen on the calibration split by the rule
-    # fixed beforehand (the threshold that skips the most layers within 1% ROUGE-L loss; docs/code-model.md): under
-    # the harm rule with the fitted P(harm) 0.93 on 2,000 samples (47.2% skipped at 0.98%; 0.94 45.0% at 0.60%); with
-    # the product instead of P(harm) it was 0.95 on 3,000 (42.1% at 0.97%); under agreement 0.9 (36.2% at 0.81%).
-    exit_threshold: float = 0.93
+    # dynamic: the exit score (``exit_rule``) needed to leave early. Chosen on the calibration split by the bench's
+    # rule (models.bench_early_exit.pick_exit_setting: the most layers skipped within 1% ROUGE-L loss less a margin of
+    # half a point, since held-out code has lost more than calibration code at every earlier pick;
+    # docs/code-model.md): under the harm rule with the fitted P(harm), on 3,000 samples, 0.95 (42.8% skipped at
+    # 0.32%; 0.94 45.1% at 0.55%, 0.93 47.2% at 1.36%).
+    exit_threshold: float = 0.95
     # dynamic: prompt lookup as a second opinion on an exit. Before a token's layers run, prompt lookup
     # guesses it (the token that followed the last earlier match of the trailing n-gram); an exit whose top
     # token is that guess may leave at this exit score (``exit_rule``). None: lookup is not consulted. Held out it saves about a

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from models.bench_early_exit import (EXIT_LOOKUP_SWEEP, EXIT_SWEEP, BenchInputError, format_report, load_texts,
-                                     prompt_pass, sample_prompt,
+from models.bench_early_exit import (EXIT_LOOKUP_SWEEP, EXIT_PICK_MARGIN, EXIT_SWEEP, BenchInputError, format_report,
+                                     load_texts, pick_exit_setting, prompt_pass, sample_prompt,
                                      make_samples, run_bench, texts_identity, truncate_at_stop)
 from models.model_dir import fingerprint
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
@@ -205,8 +205,11 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     assert out["settings"]["exit_lookup_threshold"] is None  # negative: off
     assert out["exit_sweep"] is None and "dynamic" in out["targets"]
     assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "1",
-                 "--threads", "1", "--json", "--exit-threshold", "0.5", "--exit-sweep-thresholds", "0.9,0.5,0.7"]) == 0
-    rows = json.loads(capsys.readouterr().out)["exit_sweep"]["thresholds"]
+                 "--threads", "1", "--json", "--exit-threshold", "0.5", "--exit-sweep-thresholds", "0.9,0.5,0.7",
+                 "--exit-pick-margin", "0.002"]) == 0
+    swept = json.loads(capsys.readouterr().out)["exit_sweep"]
+    rows = swept["thresholds"]
+    assert swept["pick_margin"] == 0.002
     assert [(e["exit_threshold"], e["exit_lookup_threshold"], bool(e.get("configured"))) for e in rows] == [
         (0.5, None, True), (0.7, None, False), (0.9, None, False)]  # only those, the configured one not repeated
     with pytest.raises(SystemExit):
@@ -217,6 +220,16 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     assert "does not exist" in err and str(tmp_path / "missing") in err and "Traceback" not in err
     assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tmp_path), "--limit", "1"]) == 2
     assert "heldout.jsonl" in capsys.readouterr().err
+
+
+def test_the_sweep_picks_the_most_layers_skipped_within_the_target_less_the_margin():
+    rows = [{"label": label, "layers_skipped_share": skipped, "rouge_l_relative_loss": loss}
+            for label, skipped, loss in [("0.93", 0.47, 0.0136), ("0.94", 0.45, 0.0055), ("0.95", 0.43, 0.0032),
+                                         ("0.96", 0.40, 0.0021)]]
+    assert pick_exit_setting(rows, 0.0)["label"] == "0.94"  # within 1%
+    assert pick_exit_setting(rows, EXIT_PICK_MARGIN)["label"] == "0.95"  # within 0.5%: 0.94's 0.55% is over it
+    assert pick_exit_setting(rows, 0.009) is None  # nothing within 0.1%
+    assert pick_exit_setting([], 0.0) is None
 
 
 def test_bootstrap_intervals_are_paired_and_contain_the_estimate():
