@@ -80,7 +80,7 @@ class DecodeOptions:
     stop_inside_threshold: float | None = None
     # dynamic: the exit score (``exit_rule``) needed to leave early. Chosen on the calibration split by the bench's
     # rule (models.bench_early_exit.pick_exit_setting: the most layers skipped within 1% ROUGE-L loss less a margin of
-    # half a point, since held-out code has lost more than calibration code at every earlier pick;
+    # half a point, since held-out code has lost more than calibration code at five of six earlier picks;
     # docs/code-model.md): under the harm rule with the fitted P(harm), on 3,000 samples, 0.95 (42.8% skipped at
     # 0.32%; 0.94 45.1% at 0.55%, 0.93 47.2% at 1.36%).
     exit_threshold: float = 0.95
