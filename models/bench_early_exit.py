@@ -642,8 +642,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         rows.sort(key=lambda e: (e["exit_rule"], e["exit_lookup_threshold"] is not None, e["exit_threshold"],
                                  e["exit_lookup_threshold"] or 0))
         best_exit = pick_exit_setting(rows, exit_pick_margin)
-        swept = {"thresholds": rows, "pick_margin": exit_pick_margin,
-                 "most_skipped_within_loss": best_exit["label"] if best_exit else None}
+        swept = {"thresholds": rows, "pick_margin": exit_pick_margin, "pick": best_exit["label"] if best_exit else None}
     per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets, strict=True)]) for p in ("full", "dynamic")}
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)
@@ -802,7 +801,7 @@ def format_report(r: dict) -> str:
                          f"{_f(e['rouge_l'], '{:.3f}'):>7} {_f(e['rouge_l_relative_loss'], '{:.1%}'):>7} "
                          f"{_f(e['speedup_total'], '{:.2f}x'):>8} {_f(e['identical_to_full'], '{:.1%}'):>9}  "
                          f"{'yes' if e['meets_target'] else 'no':<5}  {e.get('exit_rule', 'agreement')}")
-        best = ex["most_skipped_within_loss"]
+        best = ex["pick"]
         limit = DYN_ROUGE_LOSS_TARGET - ex.get("pick_margin", 0.0)
         lines.append(f"  most layers skipped within {limit:.1%} ROUGE-L loss (the target less the pick's margin): "
                      + (f"exit threshold {best}" if best is not None else "none"))

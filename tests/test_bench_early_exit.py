@@ -210,6 +210,8 @@ def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     swept = json.loads(capsys.readouterr().out)["exit_sweep"]
     rows = swept["thresholds"]
     assert swept["pick_margin"] == 0.002
+    picked = pick_exit_setting(rows, 0.002)
+    assert swept["pick"] == (picked["label"] if picked else None)
     assert [(e["exit_threshold"], e["exit_lookup_threshold"], bool(e.get("configured"))) for e in rows] == [
         (0.5, None, True), (0.7, None, False), (0.9, None, False)]  # only those, the configured one not repeated
     with pytest.raises(SystemExit):
@@ -230,6 +232,14 @@ def test_the_sweep_picks_the_most_layers_skipped_within_the_target_less_the_marg
     assert pick_exit_setting(rows, EXIT_PICK_MARGIN)["label"] == "0.95"  # within 0.5%: 0.94's 0.55% is over it
     assert pick_exit_setting(rows, 0.009) is None  # nothing within 0.1%
     assert pick_exit_setting([], 0.0) is None
+
+
+def test_the_pick_margin_the_cli_names_is_the_bench_default(capsys):
+    from lsp_server.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "early-exit", "--help"])
+    assert f"default {EXIT_PICK_MARGIN:g}:" in " ".join(capsys.readouterr().out.split())
 
 
 def test_bootstrap_intervals_are_paired_and_contain_the_estimate():
