@@ -526,7 +526,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               exit_rule: str = DecodeOptions.exit_rule, exit_sweep_rules: Sequence[str] | None = None,
-              exit_pick_margin: float = EXIT_PICK_MARGIN, int8: bool = False, log: Callable[[str], None] | None = None) -> dict:
+              exit_pick_margin: float = EXIT_PICK_MARGIN, int8: bool = False,
+              log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
     sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
     (to judge Stop) costs a third. ``int8``: every policy is also decoded with 8-bit weights (models.quantize),

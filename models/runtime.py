@@ -109,8 +109,8 @@ class DecodeOptions:
     # dynamic: how P(exit) and P(stop) decide an exit (models.exits.EXIT_RULES, ``exit_score``). "harm" also lets a
     # token leave where the last layer is likely wrong anyway. Held out, three draws of 5,000 (seeds 0-2): with the
     # fitted P(harm) at 0.95 43.0-43.6% skipped at 0.05-0.98% loss, 1.31-1.32x faster than `full`; on 15,000 (seed
-    # 4) 43.6% at 0.68%, 1.30x. On one draw (seed 3): the fitted P(harm) at 0.93 47.7% at 1.14%; the product at 0.95 42.9% at 1.43%; agreement at 0.9
-    # 34.2% at 0.56%, 1.13x (docs/code-model.md)
+    # 4) 43.6% at 0.68%, 1.30x. On one draw (seed 3): the fitted P(harm) at 0.93 47.7% at 1.14%; the product at
+    # 0.95 42.9% at 1.43%; agreement at 0.9 34.2% at 0.56%, 1.13x (docs/code-model.md)
     exit_rule: str = "harm"
     # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
     # uncached tokens and is verified in their pass, so the suggestion's first tokens need no step of their own.
