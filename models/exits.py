@@ -106,13 +106,14 @@ def top_and_margin(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return top2[..., 1], top2[..., 1] - top2[..., 0]
 
 
-def exit_score(p_exit: np.ndarray | None, p_stop: np.ndarray, rule: str, p_harm: np.ndarray | None = None) -> np.ndarray:
+def exit_score(p_exit: np.ndarray | None, p_stop: np.ndarray | None, rule: str,
+               p_harm: np.ndarray | None = None) -> np.ndarray:
     """What the exit threshold is compared with under ``rule`` (EXIT_RULES). Leaving early harms a suggestion only
     where the exit's token differs from the last layer's and the last layer's is right. "agreement" bounds the first
     chance alone: P(exit). "harm" bounds the chance of both and returns 1 minus it: ``p_harm``, the fitted estimate
     (HARM_CALIBRATION), where the model has one, else (1 - P(exit)) (1 - P(stop)), taking the two as independent.
     A token the last layer would likely get wrong leaves too, where the layers it skips would not have made it
-    right."""
+    right. ``p_stop`` is read only by the product (None elsewhere)."""
     if rule == "agreement":
         return p_exit
     if rule == "harm":
@@ -148,14 +149,16 @@ class Controller:
                     self.layers = []  # absent, or from an older controller layout: untrained
                     break
                 self.layers.append(tuple(weights[k] for k in keys))
-        cal = (weights or {}).get(STOP_CALIBRATION)
-        self.stop_calibration = cal.astype(np.float32) if cal is not None and cal.shape == (len(exit_norms), 3) else None
-        cal = (weights or {}).get(EXIT_CALIBRATION)
-        fitted = cal is not None and cal.shape == (len(exit_norms), 4) and not np.allclose(cal, EXIT_CALIBRATION_IDENTITY)
-        self.exit_calibration = cal.astype(np.float32) if fitted else None
-        cal = (weights or {}).get(HARM_CALIBRATION)
-        fitted = cal is not None and cal.shape == (len(exit_norms), 4) and bool(np.any(cal != 0))
-        self.harm_calibration = cal.astype(np.float32) if fitted else None
+        def calibration(name: str, width: int, unfitted: tuple | None) -> np.ndarray | None:
+            """The (L, width) calibration ``name``; None where absent, of another shape, or every row ``unfitted``."""
+            cal = (weights or {}).get(name)
+            if cal is None or cal.shape != (len(exit_norms), width):
+                return None
+            return None if unfitted is not None and np.allclose(cal, unfitted) else cal.astype(np.float32)
+
+        self.stop_calibration = calibration(STOP_CALIBRATION, 3, None)
+        self.exit_calibration = calibration(EXIT_CALIBRATION, 4, EXIT_CALIBRATION_IDENTITY)
+        self.harm_calibration = calibration(HARM_CALIBRATION, 4, (0.0, 0.0, 0.0, 0.0))
 
     @property
     def trained(self) -> bool:
@@ -220,10 +223,12 @@ class Controller:
             return (exit_score(p[..., EXIT], p[..., STOP], rule) >= exit_threshold) & (p[..., STOP] < stop_threshold)
         p_harm = self.harm_probs(layer, hidden, head_features) if rule == "harm" else None
         p_exit = None if p_harm is not None else self.exit_probs(layer, hidden, head_features)  # P(harm) replaces it
-        if rule == "agreement" and not (p_exit >= exit_threshold).any():
-            return np.zeros(hidden.shape[:-1], bool)  # most checks: no P(stop) needed
+        score = None if rule == "harm" and p_harm is None else exit_score(p_exit, None, rule, p_harm)
+        if score is not None and not (score >= exit_threshold).any():
+            return np.zeros(hidden.shape[:-1], bool)  # most checks: the score needs no P(stop), and none leaves
         p_stop = self.stop_probs(layer, hidden, head_features[0])
-        return (exit_score(p_exit, p_stop, rule, p_harm) >= exit_threshold) & (p_stop < stop_threshold)
+        score = exit_score(p_exit, p_stop, rule, p_harm) if score is None else score
+        return (score >= exit_threshold) & (p_stop < stop_threshold)
 
     def harm_probs(self, layer: int, hidden: np.ndarray, head_features: tuple) -> np.ndarray | None:
         """P(harm) after `layer` (HARM_CALIBRATION): hidden (..., D), head_features (top log-probability, margin) of
