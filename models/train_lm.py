@@ -204,7 +204,7 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
                    epochs: int = 8, only: str | None = None, exit_stride: int = EXIT_STRIDE) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit
-    calibrations (``fit_stop_calibration``, ``fit_exit_calibration``) and the open exits' learned KV fill
+    calibrations (``fit_stop_calibration``, ``fit_head_calibration``) and the open exits' learned KV fill
     (``fit_kv_fill_maps``), and the open exits' harm calibration (P(harm): this exit disagrees with the final layer
     and the final layer is right; models.exits.exit_score). ``only`` ('stop' or 'exit') keeps the classifiers and
     the other calibration, and fits that calibration alone (with 'exit', the KV fill and the harm calibration of the
@@ -277,21 +277,22 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             acc = ((logits > 0).float() == y).float().mean(0).cpu().tolist()  # [exit, stop]
             stats["fit_accuracy"].append([round(a, 4) for a in acc])
             top_lp = np.concatenate(top_logprobs[layer])
+            # what a head calibration reads (exit and harm alike): exit logit, top log-probability, margin
+            head_features = (logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]))
             if only not in ("exit", "harm"):
                 cal = fit_stop_calibration(logits[:, 1].cpu().numpy(), top_lp, y[:, 1].float().cpu().numpy())
                 model.stop_calibration[layer] = torch.tensor(cal, device=model.stop_calibration.device)
             if only in (None, "exit") and layer < L - 1:  # the last layer never exits early
                 agrees = y[:, 0].float().cpu().numpy()
-                cal = (fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), agrees)
-                       if exits_open[layer] else np.array(NEVER_EXITS, np.float32))
+                cal = (fit_head_calibration(*head_features, agrees) if exits_open[layer]
+                       else np.array(NEVER_EXITS, np.float32))
                 model.exit_calibration[layer] = torch.tensor(cal, device=model.exit_calibration.device)
             opened = layer < L - 1 and math.isfinite(float(model.exit_calibration[layer, 3]))
             if only in (None, "exit", "harm") and opened:  # the harm rule's P(harm), same features as P(exit)
                 harm = ((1 - y[:, 0]) * (1 - y[:, 1])).float().cpu().numpy()  # disagrees, and the last layer is right
                 # from zero: Newton steps from the exit calibration's start (the hidden-state logit at weight 1)
                 # diverged on this rare label
-                cal = fit_exit_calibration(logits[:, 0].cpu().numpy(), top_lp, np.concatenate(margins[layer]), harm,
-                                           start=(0.0, 0.0, 0.0, 0.0))
+                cal = fit_head_calibration(*head_features, harm, start=(0.0, 0.0, 0.0, 0.0))
                 model.harm_calibration[layer] = torch.tensor(cal, device=model.harm_calibration.device)
                 stats.setdefault("harm_calibration", {})[str(layer)] = [round(float(c), 4) for c in cal]
             stop_cal, exit_cal = model.stop_calibration[layer].tolist(), model.exit_calibration[layer].tolist()
@@ -379,15 +380,15 @@ def fit_stop_calibration(stop_logit: np.ndarray, top_logprob: np.ndarray, wrong:
     return (w if use_hidden else np.concatenate([[0.0], w])).astype(np.float32)
 
 
-def fit_exit_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin: np.ndarray, agrees: np.ndarray,
+def fit_head_calibration(exit_logit: np.ndarray, top_logprob: np.ndarray, margin: np.ndarray, label: np.ndarray,
                          iters: int = 25, ridge: float = 1e-3, start: tuple = EXIT_CALIBRATION_IDENTITY) -> np.ndarray:
-    """[a, b, c, d] of P(this exit agrees with the final one) = sigmoid(a * exit_logit + b * top_logprob +
-    c * margin + d) (models.exits: the exit calibration; given the harm label instead of ``agrees``, the harm
-    calibration). On held-out code the margin between the top two
+    """[a, b, c, d] of P(label) = sigmoid(a * exit_logit + b * top_logprob + c * margin + d), read at serving by
+    models.exits.head_calibrated: the exit calibration (label: this exit agrees with the final one) and the harm
+    calibration (label: it disagrees and the final one is right). On held-out code the margin between the top two
     tokens is what separates right exits from wrong ones; the hidden-state logit and the top log-probability
     alone separate them far worse."""
     X = np.stack([exit_logit, top_logprob, margin, np.ones_like(margin)], axis=1)  # (N, 4)
-    return fit_logistic(X, agrees, np.array(start, np.float64), iters, ridge).astype(np.float32)
+    return fit_logistic(X, label, np.array(start, np.float64), iters, ridge).astype(np.float32)
 
 
 def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, batch_size: int = 8, seed: int = 1,

@@ -15,7 +15,7 @@ from models.exits import EXIT_STRIDE, STOP, Controller, exit_score, log_softmax,
 
 torch = pytest.importorskip("torch")
 
-from models.train_lm import fit_exit_calibration, fit_stop_calibration  # noqa: E402
+from models.train_lm import fit_head_calibration, fit_stop_calibration  # noqa: E402
 
 
 def _sigmoid(z):
@@ -156,11 +156,11 @@ def test_exit_fit_recovers_a_known_logistic_relation():
     top = -rng.exponential(1.0, n)
     margin = rng.exponential(2.0, n)
     agrees = rng.random(n) < _sigmoid(0.4 * exit_logit + 0.8 * top + 1.1 * margin - 0.5)
-    a, b, c, d = fit_exit_calibration(exit_logit, top, margin, agrees)
+    a, b, c, d = fit_head_calibration(exit_logit, top, margin, agrees)
     assert abs(a - 0.4) < 0.08 and abs(b - 0.8) < 0.1 and abs(c - 1.1) < 0.08 and abs(d + 0.5) < 0.1
     # An uninformative feature gets no weight.
     noise = rng.normal(0, 1, n)
-    a, b, c, d = fit_exit_calibration(noise, top, margin, agrees)
+    a, b, c, d = fit_head_calibration(noise, top, margin, agrees)
     assert abs(a) < 0.05
 
 
@@ -369,7 +369,7 @@ def test_exit_features_are_the_heads_top_log_probability_and_margin(tiny_lm_dir)
 def test_a_harm_calibration_of_a_rare_label_fits_from_zero():
     """The harm label is rare (a few percent) and the hidden-state logit spans a wide range: from the exit
     calibration's start (logit weight 1) Newton steps ran off to weights in the hundreds; from zero they do not."""
-    from models.train_lm import fit_exit_calibration
+    from models.train_lm import fit_head_calibration
 
     rng = np.random.default_rng(5)
     n = 60000
@@ -378,5 +378,5 @@ def test_a_harm_calibration_of_a_rare_label_fits_from_zero():
     margin = np.abs(rng.normal(0, 2, n))
     harm = (rng.random(n) < _sigmoid(-2.0 + 0.5 * top - 1.2 * margin)).astype(float)
     assert 0.005 < harm.mean() < 0.1
-    a, b, c, d = fit_exit_calibration(z, top, margin, harm, start=(0.0, 0.0, 0.0, 0.0))
+    a, b, c, d = fit_head_calibration(z, top, margin, harm, start=(0.0, 0.0, 0.0, 0.0))
     assert abs(a) < 0.1 and abs(b - 0.5) < 0.3 and abs(c + 1.2) < 0.3 and abs(d + 2.0) < 0.4
