@@ -88,8 +88,9 @@ def test_prompt_lookup_exit_settings_reach_the_decoder():
 def test_the_exit_rule_setting_reaches_the_decoder():
     from lsp_server.services.completion import CompletionService
 
-    s, problems = Settings.from_camel({"exitRule": "harm"})
-    assert not problems and CompletionService().decode_options(s).exit_rule == "harm"
+    assert DEFAULTS.exit_rule != "agreement"  # a value other than the default, so that dropping it would show
+    s, problems = Settings.from_camel({"exitRule": "agreement"})
+    assert not problems and CompletionService().decode_options(s).exit_rule == "agreement"
 
 
 def test_the_exit_threshold_setting_and_the_runtime_default_are_one_value():
