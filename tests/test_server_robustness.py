@@ -118,6 +118,23 @@ def test_out_of_bounds_change_is_clamped_and_unknown_document_or_old_version_ign
     assert rows == [("boom", 2), ("# ok\n", 3)]
 
 
+def test_a_language_id_that_is_not_a_string_opens_the_document_without_a_language(server):
+    """Found by fuzzing the server: a numeric languageId reached the document as a number, and every completion in
+    it failed inside the syntax facts."""
+    client, db = server
+    text = "def area(width, height):\n    return wid"
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///project/n.py", "languageId": 3, "version": 1, "text": text}})
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///project/e.py", "languageId": "", "version": 1, "text": text}})
+    numeric = client.inline_completion("file:///project/n.py", 1, 14, invoked=True)
+    assert numeric, "the document with a numeric languageId got no suggestion"
+    without_language = client.inline_completion("file:///project/e.py", 1, 14, invoked=True)
+    assert [i["insertText"] for i in numeric] == [i["insertText"] for i in without_language]
+    client.shutdown()
+    assert wait_for_rows(db, "select language_id from documents where uri = 'file:///project/n.py' and kind = 'open'") == [("",)]
+    rows = wait_for_rows(db, "select outcome from suggestions where uri = 'file:///project/n.py'")
+    assert rows and all(outcome != "failed" for (outcome,) in rows)
+
+
 def test_huge_file_nul_bytes_and_untitled_uri(tmp_path):
     client, _ = start(tmp_path)
     try:

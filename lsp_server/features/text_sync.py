@@ -17,8 +17,13 @@ def register(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
-        ls.recorder.document_opened(doc.uri, doc.version, doc.language_id, doc.text)
+        language_id = doc.language_id
+        if not isinstance(language_id, str):  # the protocol's deserializer lets a number or null through here
+            if language_id is not None:
+                log.warning("didOpen for %s: languageId %r is not a string, opened without a language", doc.uri, language_id)
+            language_id = ""
+        ls.documents.open(doc.uri, language_id, doc.version, doc.text)
+        ls.recorder.document_opened(doc.uri, doc.version, language_id, doc.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
