@@ -30,13 +30,8 @@ class Editor:
     def __init__(self, rng: random.Random, text: str) -> None:
         self.rng, self.text, self.version = rng, text, 1
 
-    def lines(self) -> list[str]:
-        starts = line_starts(self.text)
-        ends = [*(s for s in starts[1:]), len(self.text)]
-        return [self.text[a:b].rstrip("\r\n") for a, b in zip(starts, ends)]
-
     def position(self) -> tuple[int, int]:
-        lines = self.lines()
+        lines = lines_of(self.text)
         line = self.rng.randrange(len(lines))
         return line, utf16_len(lines[line][:self.rng.randint(0, len(lines[line]))])
 
@@ -51,12 +46,20 @@ class Editor:
         return change_at(*start, inserted, *end)
 
 
+def lines_of(text: str) -> list[str]:
+    """The text's lines without their breaks, split as LSP splits them."""
+    starts = line_starts(text)
+    return [text[a:b].rstrip("\r\n") for a, b in zip(starts, [*starts[1:], len(text)])]
+
+
 def inside(text: str, rng: dict) -> bool:
-    lines = line_starts(text)
-    start, end = rng["start"], rng["end"]
-    if not 0 <= start["line"] <= end["line"] <= len(lines):
-        return False
-    return offset_at(text, start["line"], start["character"]) <= offset_at(text, end["line"], end["character"])
+    """Both ends are real positions of ``text`` (no clamping needed), the start not after the end."""
+    lines = lines_of(text)
+    ends = [rng["start"], rng["end"]]
+    for p in ends:
+        if not (0 <= p["line"] < len(lines) and 0 <= p["character"] <= utf16_len(lines[p["line"]])):
+            return False
+    return (ends[0]["line"], ends[0]["character"]) <= (ends[1]["line"], ends[1]["character"])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
