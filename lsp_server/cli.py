@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import lsp_server
 from lsp_server.config import DECODE_WEIGHTS, DEFAULTS, EXIT_RULES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -370,6 +371,7 @@ def _add_bench_replay(bsub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tact", description="Tact: IDE assistant language server")
+    parser.add_argument("--version", action="version", version=f"tact-lsp {lsp_server.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_train(sub)

@@ -7,6 +7,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from tests.lsp_support import model_under_test
 
 
@@ -57,3 +59,24 @@ def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_pa
     broken.mkdir()
     none = tact("complete", f"{src}:5:12", "--model", str(broken))
     assert none.returncode == 1 and "no model" in none.stderr and str(broken) in none.stderr
+
+
+def test_version_is_the_one_the_package_and_the_server_report(capsys, tmp_path):
+    import importlib.metadata
+
+    import lsp_server
+    from lsp_server.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tact-lsp {lsp_server.__version__}"
+    assert importlib.metadata.version("tact-lsp") == lsp_server.__version__
+    from telemetry.lsp_client import LspClient
+    from tests.lsp_support import server_command
+
+    client = LspClient(server_command(model_under_test(), tmp_path / "telemetry.sqlite3"))
+    try:
+        assert client.initialize({})["serverInfo"] == {"name": "tact", "version": lsp_server.__version__}
+    finally:
+        client.shutdown()
