@@ -304,7 +304,7 @@ def _thresholds(text: str) -> list[float]:
 def _bench(args) -> int:
     if args.target == "early-exit":
         from lsp_server.config import DEFAULTS
-        from models.bench_early_exit import main_cli
+        from models.bench_early_exit import EXIT_PICK_MARGIN, main_cli
         from models.runtime import DecodeOptions
 
         for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "exit_rule",
@@ -314,6 +314,8 @@ def _bench(args) -> int:
         for name in ("draft_in_prompt_pass", "draft_head", "head_tokens", "exit_head_weights"):  # decoder options, not settings
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DecodeOptions, name))
+        if args.exit_pick_margin is None:
+            args.exit_pick_margin = EXIT_PICK_MARGIN
         if args.exit_lookup_threshold < 0:
             args.exit_lookup_threshold = None
         return main_cli(args)

@@ -803,7 +803,7 @@ def format_report(r: dict) -> str:
                          f"{_f(e['speedup_total'], '{:.2f}x'):>8} {_f(e['identical_to_full'], '{:.1%}'):>9}  "
                          f"{'yes' if e['meets_target'] else 'no':<5}  {e.get('exit_rule', 'agreement')}")
         best = ex["pick"]
-        limit = DYN_ROUGE_LOSS_TARGET - ex.get("pick_margin", 0.0)
+        limit = DYN_ROUGE_LOSS_TARGET - ex["pick_margin"]
         lines.append(f"  most layers skipped within {limit:.1%} ROUGE-L loss (the target less the pick's margin): "
                      + (f"exit threshold {best}" if best is not None else "none"))
     t = r["targets"]
@@ -841,7 +841,7 @@ def main_cli(args) -> int:
                            exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
                            exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
                            exit_rule=args.exit_rule, exit_sweep_rules=args.exit_sweep_rules,
-                           exit_pick_margin=EXIT_PICK_MARGIN if args.exit_pick_margin is None else args.exit_pick_margin,
+                           exit_pick_margin=args.exit_pick_margin,
                            draft_layers=args.draft_layers,
                            draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
                            exit_last_prompt_token=args.exit_last_prompt_token,

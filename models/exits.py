@@ -223,11 +223,14 @@ class Controller:
             return (exit_score(p[..., EXIT], p[..., STOP], rule) >= exit_threshold) & (p[..., STOP] < stop_threshold)
         p_harm = self.harm_probs(layer, hidden, head_features) if rule == "harm" else None
         p_exit = None if p_harm is not None else self.exit_probs(layer, hidden, head_features)  # P(harm) replaces it
-        score = None if rule == "harm" and p_harm is None else exit_score(p_exit, None, rule, p_harm)
-        if score is not None and not (score >= exit_threshold).any():
-            return np.zeros(hidden.shape[:-1], bool)  # most checks: the score needs no P(stop), and none leaves
-        p_stop = self.stop_probs(layer, hidden, head_features[0])
-        score = exit_score(p_exit, p_stop, rule, p_harm) if score is None else score
+        if rule == "harm" and p_harm is None:  # the product reads P(stop)
+            p_stop = self.stop_probs(layer, hidden, head_features[0])
+            score = exit_score(p_exit, p_stop, rule)
+        else:
+            score = exit_score(p_exit, None, rule, p_harm)
+            if not (score >= exit_threshold).any():
+                return np.zeros(hidden.shape[:-1], bool)  # most checks: none leaves, and no P(stop) is needed
+            p_stop = self.stop_probs(layer, hidden, head_features[0])
         return (score >= exit_threshold) & (p_stop < stop_threshold)
 
     def harm_probs(self, layer: int, hidden: np.ndarray, head_features: tuple) -> np.ndarray | None:

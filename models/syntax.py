@@ -104,7 +104,7 @@ def _parser() -> Any:
 
 
 def is_python(language_id: str | None) -> bool:
-    return isinstance(language_id, str) and language_id.lower() in PYTHON_LANGUAGE_IDS
+    return (language_id or "").lower() in PYTHON_LANGUAGE_IDS
 
 
 def parse(text: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import sqlite3
 import subprocess
@@ -9,7 +10,10 @@ import sys
 
 import pytest
 
-from tests.lsp_support import model_under_test
+import lsp_server
+from lsp_server.cli import main
+from telemetry.lsp_client import LspClient
+from tests.lsp_support import model_under_test, server_command
 
 
 def tact(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -62,19 +66,11 @@ def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_pa
 
 
 def test_version_is_the_one_the_package_and_the_server_report(capsys, tmp_path):
-    import importlib.metadata
-
-    import lsp_server
-    from lsp_server.cli import main
-
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"tact-lsp {lsp_server.__version__}"
     assert importlib.metadata.version("tact-lsp") == lsp_server.__version__
-    from telemetry.lsp_client import LspClient
-    from tests.lsp_support import server_command
-
     client = LspClient(server_command(model_under_test(), tmp_path / "telemetry.sqlite3"))
     try:
         assert client.initialize({})["serverInfo"] == {"name": "tact", "version": lsp_server.__version__}

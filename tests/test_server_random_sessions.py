@@ -9,6 +9,7 @@ import random
 import sqlite3
 
 import pytest
+from lsprotocol import types
 
 from telemetry.lsp_client import LspClient, LspError, change_at
 from telemetry.reconstruct import apply_range
@@ -21,7 +22,6 @@ SETTINGS = [{"decodingPolicy": "full"}, {"decodingPolicy": "dynamic"}, {"decodin
             {"multiline": True}, {"multiline": False}, {"maxNewTokens": 1}, {"maxNewTokens": 24},
             {"nextEditPredictor": "heuristic"}, {"nextEditPredictor": "ranker"}, {"acceptanceGate": True},
             {"acceptanceGate": False}]
-CANCELLED = -32800
 
 
 class Editor:
@@ -47,7 +47,8 @@ class Editor:
 
 
 def lines_of(text: str) -> list[str]:
-    """The text's lines without their breaks, split as LSP splits them."""
+    """The text's lines without their breaks, split as LSP splits them by telemetry.text, not by the server's
+    positions: the test checks those."""
     starts = line_starts(text)
     return [text[a:b].rstrip("\r\n") for a, b in zip(starts, [*starts[1:], len(text)])]
 
@@ -107,7 +108,7 @@ def test_a_random_session_is_answered_in_full_and_its_edit_stream_rebuilds_the_t
                     try:
                         result = client.result(q, timeout=60)
                     except LspError as err:
-                        assert err.error["code"] == CANCELLED, (kind, err.error)
+                        assert err.error["code"] == types.LSPErrorCodes.RequestCancelled, (kind, err.error)
                         answered += 1
                         continue
                     answered += 1
