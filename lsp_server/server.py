@@ -13,7 +13,7 @@ import sys
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.protocol.language_server import lsp_method
 
 import lsp_server
@@ -28,6 +28,24 @@ from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
 
 log = logging.getLogger("tact")
+
+
+def strict_converter():
+    """pygls' converter, except that a string field takes only a string.
+
+    lsprotocol structures a string field with ``str(value)``, so a didOpen whose text is null or a number
+    opened a document whose text was "None" or "5", and a uri of 5 named a document "5". Such a message
+    now fails to structure like any other that does not fit its types: a request gets Invalid params, a
+    notification is logged and dropped, and the documents stay as they were."""
+    converter = default_converter()
+
+    def structure_str(value, _type) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    converter.register_structure_hook(str, structure_str)
+    return converter
 
 
 class TactProtocol(LanguageServerProtocol):
@@ -83,7 +101,7 @@ class TactProtocol(LanguageServerProtocol):
 
 class TactServer(LanguageServer):
     def __init__(self, *, model_path: str | None = None, database: str | None = None) -> None:
-        super().__init__("tact", lsp_server.__version__, protocol_cls=TactProtocol,
+        super().__init__("tact", lsp_server.__version__, protocol_cls=TactProtocol, converter_factory=strict_converter,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.model_path_override = model_path  # CLI flags win over editor settings

@@ -135,6 +135,27 @@ def test_a_language_id_that_is_not_a_string_opens_the_document_without_a_languag
     assert rows and all(outcome != "failed" for (outcome,) in rows)
 
 
+def test_a_string_field_given_null_or_a_number_is_refused_and_changes_nothing(server):
+    """The protocol's deserializer turned a null text into the text "None" and a numeric uri into the document "5"."""
+    client, db = server
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///project/null.py", "languageId": "python",
+                                                            "version": 1, "text": None}})
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": 5, "languageId": "python", "version": 1, "text": "x"}})
+    client.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": 2},
+                                             "contentChanges": [{"range": change_at(0, 0, "")["range"], "text": 7}]})
+    with pytest.raises(LspError) as err:
+        client.request("textDocument/inlineCompletion", {"textDocument": {"uri": 5}, "position": {"line": 0, "character": 0},
+                                                         "context": {"triggerKind": 1}}, timeout=10)
+    assert err.value.error["code"] == -32602
+    client.did_change(URI, 2, [change_at(0, 0, "# kept\n")])  # the refused change took no version
+    client.did_open("file:///project/null.py", "import os\n")  # the refused open left no document behind
+    assert alive(client)
+    client.shutdown()
+    assert wait_for_rows(db, "select uri, text from documents where kind = 'open' order by rowid") == [
+        (URI, SAMPLE), ("file:///project/null.py", "import os\n")]
+    assert wait_for_rows(db, "select inserted_text, version from edits where uri = ? order by seq", (URI,)) == [("# kept\n", 2)]
+
+
 def test_huge_file_nul_bytes_and_untitled_uri(tmp_path):
     client, _ = start(tmp_path)
     try:
