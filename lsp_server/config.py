@@ -21,6 +21,27 @@ NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
 DECODE_WEIGHTS = ("fp32", "int8")  # models.runtime.WEIGHTS
 EXIT_RULES = ("agreement", "harm")  # models.exits.EXIT_RULES
 
+# The range of each number setting (None: open at that end); the VS Code extension declares the same minimum and
+# maximum (tests/test_vscode_settings.py). A value outside keeps the value it would replace and is reported.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "max_new_tokens": (1, 256),
+    "exit_threshold": (0, 1),
+    "exit_lookup_threshold": (None, 1),
+    "stop_threshold": (0, None),
+    "stop_inside_threshold": (0, None),
+    "stop_repeats": (0, None),
+    "draft_layers": (0, None),
+    "draft_tokens": (1, None),
+    "context_prefix_chars": (0, None),
+    "context_suffix_chars": (0, None),
+    "acceptance_lambda": (0, 1),
+    "acceptance_precision_floor": (0, 1),
+    "acceptance_debounce_max_ms": (0, None),
+    "next_edit_threshold": (0, 1),
+    "next_edit_ranker_threshold": (None, 1),
+    "edit_coalesce_ms": (0, None),
+}
+
 
 def default_data_dir() -> Path:
     """Where the telemetry database lives unless a setting says otherwise."""
@@ -92,6 +113,13 @@ class Settings:
                 problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {value!r}")
                 continue
             setattr(settings, f.name, coerced)
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(settings, name)
+            if (low is not None and value < low) or (high is not None and value > high):
+                wanted = f"at least {low}" if high is None else f"at most {high}" if low is None else \
+                    f"between {low} and {high}"
+                problems.append(f"{SECTION}.{to_camel(name)}: {value!r}, but it must be {wanted}")
+                setattr(settings, name, getattr(base if base is not None else cls(), name))
         if settings.decoding_policy not in DECODING_POLICIES:
             problems.append(f"{SECTION}.decodingPolicy: {settings.decoding_policy!r} is not one of {DECODING_POLICIES}")
             settings.decoding_policy = cls.decoding_policy

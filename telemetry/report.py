@@ -23,6 +23,7 @@ from typing import Any
 
 from .reader import open_upgraded
 from .schema import TelemetrySchemaError
+from .text import utf16_len
 
 ACCEPTED = ("accepted", "partially_accepted")
 DECIDED = ("accepted", "partially_accepted", "rejected")
@@ -211,7 +212,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             if replayed is not None:
                 saved = replayed["chars_saved"] or 0
             elif outcome == "accepted":
-                saved = accepted_length if accepted_length is not None else len(text or "")
+                saved = accepted_length if accepted_length is not None else utf16_len(text or "")
             elif outcome == "partially_accepted":
                 saved = accepted_length or 0
             else:

@@ -69,6 +69,11 @@ def advance(line: int, character: int, inserted: str) -> tuple[int, int]:
     return line + lines, utf16_len(inserted[last.end() :])
 
 
+def line_breaks(text: str) -> int:
+    """How many line breaks ``text`` holds, counted as LSP counts them (CRLF, CR and LF: one each)."""
+    return sum(1 for _ in _BREAK.finditer(text))
+
+
 def line_suffix(text: str, offset: int) -> str:
     """The rest of the line after ``offset`` (line break excluded)."""
     return text[offset : _line_end(text, offset)]

@@ -22,6 +22,21 @@ from telemetry import (
 )
 
 
+
+class ListStore:
+    """A telemetry store that keeps the events in memory, for service tests without a database."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def record(self, event) -> bool:
+        self.events.append(event)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 def write_synthetic_db(path: Path, *, seed: int = 0, requests: int = 300, minutes: float = 10.0,
                        policy: str = "speculative", threshold: float = 0.3, skip_rate: float = 0.15,
                        crashed: bool = False, session_id: str | None = None) -> str:

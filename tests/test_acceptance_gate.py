@@ -24,6 +24,7 @@ from lsp_server.services.scheduler import Cancelled, InferenceScheduler
 from models.acceptance import features
 from models.acceptance.model import AcceptanceModel, Calibration, StageModel
 from models.runtime import DecodeResult
+from tests.telemetry_fakes import ListStore
 
 URI = "file:///w/a.py"
 TEXT = "import os\n\ndef f(x):\n    return x\n"
@@ -63,18 +64,6 @@ class FakeService:
         r = DecodeResult(token_ids=[1, 2, 3], text=self.text, layers=[4, 4, 4], logprobs=[-0.1, -0.2, -0.3],
                          stop_probs=[0.1, 0.1, 0.2])
         return Suggestion(self.text, self.text, ctx, r, settings.decoding_policy, 1.0)
-
-
-class ListStore:
-    def __init__(self) -> None:
-        self.events = []
-
-    def record(self, event) -> bool:
-        self.events.append(event)
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 def _pipeline(gate: AcceptanceGate, service: FakeService):
@@ -185,6 +174,20 @@ def test_missing_model_shows_everything_and_warns_once(tmp_path, caplog):
     assert _gated(store) == []
     ctx = build_context(TEXT, Position(3, 12))
     assert gate.before(ctx, Settings()).generate and gate.after(ctx, "y", Settings()).show
+
+
+def test_a_model_that_fails_to_load_in_an_unforeseen_way_turns_the_gate_off_instead_of_raising(tmp_path, monkeypatch):
+    """The gate starts inside `initialized`: an exception escaping it used to abort the session's start (no
+    session_started event, no edit timer)."""
+    import lsp_server.services.gate as gate_module
+
+    def broken(_path):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(gate_module, "load_model", broken)
+    gate = AcceptanceGate()
+    assert gate.start(Settings()) is False
+    assert not gate.active and "RuntimeError: disk on fire" in gate.reason
 
 
 def test_the_gate_calls_the_one_feature_function(monkeypatch):

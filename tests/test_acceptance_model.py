@@ -264,6 +264,10 @@ def test_load_model_errors_are_clear(tmp_path):
     (tmp_path / "acceptance.json").write_text(json.dumps({"format": 1, "feature_version": -1}))
     with pytest.raises(AcceptanceModelError, match="feature version"):
         load_model(tmp_path)
+    for not_an_object in ("[]", '"x"', "3"):  # valid JSON of another shape used to escape as AttributeError
+        (tmp_path / "acceptance.json").write_text(not_an_object)
+        with pytest.raises(AcceptanceModelError, match="not a valid acceptance model"):
+            load_model(tmp_path)
 
 
 def test_shipped_model_loads_and_scores_fast():

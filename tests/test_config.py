@@ -16,6 +16,21 @@ def test_wrong_types_keep_defaults_and_are_reported():
     assert len(problems) == 2 and any("maxNewTokens" in p for p in problems)
 
 
+def test_numbers_out_of_range_keep_the_value_they_would_replace_and_are_reported():
+    """A negative prefix window failed every completion; a negative draft length failed every speculative one."""
+    base, _ = Settings.from_camel({"contextPrefixChars": 600})
+    settings, problems = Settings.from_camel({"contextPrefixChars": -5, "draftTokens": 0, "editCoalesceMs": -1,
+                                              "maxNewTokens": 1000, "acceptanceLambda": 2, "exitThreshold": 0.5}, base)
+    assert (settings.context_prefix_chars, settings.draft_tokens, settings.edit_coalesce_ms, settings.max_new_tokens,
+            settings.acceptance_lambda) == (600, DEFAULTS.draft_tokens, DEFAULTS.edit_coalesce_ms,
+                                            DEFAULTS.max_new_tokens, DEFAULTS.acceptance_lambda)
+    assert settings.exit_threshold == 0.5
+    assert sorted(p.split(":")[0] for p in problems) == ["tact.acceptanceLambda", "tact.contextPrefixChars",
+                                                         "tact.draftTokens", "tact.editCoalesceMs", "tact.maxNewTokens"]
+    assert "tact.contextPrefixChars: -5, but it must be at least 0" in problems
+    assert "tact.maxNewTokens: 1000, but it must be between 1 and 256" in problems
+
+
 def test_unknown_policy_is_refused():
     settings, problems = Settings.from_camel({"decodingPolicy": "turbo"})
     assert settings.decoding_policy == DEFAULTS.decoding_policy and problems

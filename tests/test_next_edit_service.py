@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lsp_server.config import Settings
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import SuggestionLedger
@@ -12,22 +14,10 @@ from lsp_server.services.scheduler import InferenceScheduler
 from models.next_edit.examples import Edit, apply_all
 from models.next_edit.model import NextEditPrediction
 from models.next_edit.prompt import window_around
+from tests.telemetry_fakes import ListStore
 
 URI = "file:///project/shapes.py"
 TEXT = "def area(width, height):\n    check(width)\n    return width * height\n"
-
-
-class ListStore:
-    """A telemetry store that keeps events in memory."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-
-    def record(self, event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
 
 
 class FakeModel:
@@ -71,6 +61,19 @@ def test_line_history_undoes_records_back_to_the_opened_text():
     assert apply_all(TEXT, history) == doc.text
 
 
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_line_history_replays_to_the_text_whatever_the_line_break(eol):
+    """Lines were counted by "\\n" alone: in a document broken by lone CRs, Enter pressed mid-line lost the new line."""
+    text = f"def f(a, b):{eol}    return a + b{eol}"
+    docs = DocumentStore()
+    docs.open(URI, "python", 1, text)
+    docs.change(URI, 2, [(Range(Position(1, 12), Position(1, 12)), eol + "    ")], now=1.0)  # Enter, then indent
+    docs.change(URI, 3, [(Range(Position(2, 4), Position(2, 4)), "c")], now=1.1)
+    doc = docs.get(URI)
+    history = line_history(doc.text, doc.history.recent())
+    assert history and apply_all(text, history) == doc.text
+
+
 def test_line_history_stops_where_the_records_no_longer_fit_the_text():
     docs = DocumentStore()
     _rename_width(docs)
@@ -92,28 +95,55 @@ def test_request_issues_a_confident_edit_and_logs_it():
     _rename_width(docs)
     model = FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.8)
     service, store, ledger = _service(model)
-    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
-                                  Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
-    result = future.result(timeout=10)
+    pending = service.request(docs.get(URI), 2, Position(0, 10),
+                              Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
+    result = pending.future.result(timeout=10)
     assert result is not None and result.new_text == "w" and (result.start, result.end) == (Position(1, 10), Position(1, 15))
     history, current, cursor_line = model.calls[0]
     assert cursor_line == 0 and history[-1].updated == "def area(w, height):\n"
-    assert ledger.get(sid).kind == "next_edit"
+    assert ledger.get(pending.suggestion_id) is None  # not the editor's until it is sent
+    assert service.issue(pending, docs.get(URI), 2, result)
+    assert ledger.get(pending.suggestion_id).kind == "next_edit" and service.counts["issued"] == 1
     kinds = [type(e).__name__ for e in store.events]
     assert kinds == ["SuggestionRequested", "SuggestionGenerated"]
     assert store.events[0].kind == "next_edit"
+
+
+def test_an_edit_the_editor_never_gets_is_logged_cancelled_and_never_issued():
+    """A prediction used to be issued inside its job: one the handler then dropped (the editor cancelled the
+    request, or the document changed before the answer went out) stayed in the ledger, and the next edit issued
+    logged it as rejected ("superseded") although the user never saw it."""
+    docs = DocumentStore()
+    _rename_width(docs)
+    settings = Settings(next_edit_threshold=0.5, next_edit_predictor="model")
+    service, store, ledger = _service(FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.8))
+    cancelled = service.request(docs.get(URI), 2, Position(0, 10), settings)
+    assert cancelled.future.result(timeout=10) is not None
+    cancelled.abandon(service.recorder, "client")  # $/cancelRequest after the job finished
+    stale = service.request(docs.get(URI), 2, Position(0, 10), settings)
+    result = stale.future.result(timeout=10)
+    docs.change(URI, 3, [(Range(Position(2, 0), Position(2, 0)), "#")], now=11.0)  # before the answer goes out
+    assert not service.issue(stale, docs.get(URI), 2, result)
+    shown = service.request(docs.get(URI), 3, Position(0, 10), settings)
+    assert service.issue(shown, docs.get(URI), 3, shown.future.result(timeout=10))
+    ends = [(type(e).__name__, e.suggestion_id, getattr(e, "reason", None)) for e in store.events
+            if type(e).__name__ in ("SuggestionCancelled", "SuggestionRejected")]
+    assert ends == [("SuggestionCancelled", cancelled.suggestion_id, "client"),
+                    ("SuggestionCancelled", stale.suggestion_id, "stale")]
+    assert ledger.get(cancelled.suggestion_id) is None and ledger.get(stale.suggestion_id) is None
+    assert service.counts["issued"] == 1
 
 
 def test_request_below_the_threshold_is_hidden_and_logged():
     docs = DocumentStore()
     _rename_width(docs)
     service, store, ledger = _service(FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.2))
-    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
-                                  Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
-    assert future.result(timeout=10) is None
+    pending = service.request(docs.get(URI), 2, Position(0, 10),
+                              Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
+    assert pending.future.result(timeout=10) is None
     gated = [e for e in store.events if type(e).__name__ == "SuggestionGated"]
     assert len(gated) == 1 and gated[0].decision == "hide" and gated[0].score == 0.2
-    assert ledger.get(sid) is None
+    assert ledger.get(pending.suggestion_id) is None
     assert service.counts["hidden"] == 1
 
 
@@ -125,8 +155,8 @@ def test_outdated_version_binary_text_or_no_history_give_nothing():
     assert service.request(docs.get(URI), 1, Position(0, 0), Settings()) is None  # version 2 is current
     assert service.request(docs.get(URI), 2, Position(0, 0), Settings(next_edit=False)) is None
     docs.open("file:///project/fresh.py", "python", 1, TEXT)
-    _, future = service.request(docs.get("file:///project/fresh.py"), 1, Position(0, 0), Settings())
-    assert future.result(timeout=10) is None and model.calls == []  # no history: the model is not asked
+    pending = service.request(docs.get("file:///project/fresh.py"), 1, Position(0, 0), Settings())
+    assert pending.future.result(timeout=10) is None and model.calls == []  # no history: the model is not asked
     docs.open("file:///project/blob.bin", "python", 1, "\x00\x01\x02" * 100)
     assert service.request(docs.get("file:///project/blob.bin"), 1, Position(0, 0), Settings()) is None
 
@@ -137,16 +167,16 @@ def test_without_a_ranker_the_heuristic_answers_and_status_says_why(tmp_path):
     docs = DocumentStore()
     _rename_width(docs)
     service, store, _ = _service(None)
-    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
-                                  Settings(next_edit_predictor="ranker", next_edit_ranker_path=str(tmp_path / "broken")))
-    result = future.result(timeout=10)
+    pending = service.request(docs.get(URI), 2, Position(0, 10),
+                              Settings(next_edit_predictor="ranker", next_edit_ranker_path=str(tmp_path / "broken")))
+    result = pending.future.result(timeout=10)
     assert result is not None and result.answer.predictor == "heuristic" and result.new_text == "w"
     assert service.ranker is None and "not a valid edit ranker" in service.ranker_reason
     generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
     assert len(generated) == 1 and generated[0].model == "heuristic"
     # the shipped ranker, once the setting is cleared: its version is what telemetry records
-    _, future = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_predictor="ranker"))
-    result = future.result(timeout=10)
+    pending = service.request(docs.get(URI), 2, Position(0, 10), Settings(next_edit_predictor="ranker"))
+    result = pending.future.result(timeout=10)
     assert result is not None and result.answer.predictor == "ranker" and service.ranker_reason is None
     generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
     assert generated[-1].model == service.ranker.version and generated[-1].policy == "ranker"
@@ -226,13 +256,13 @@ def test_a_ranker_edit_below_its_threshold_is_logged_as_hidden_with_its_score():
     docs = DocumentStore()
     _rename_width(docs)
     service, store, ledger = _service(None)
-    sid, future = service.request(docs.get(URI), 2, Position(0, 10),
-                                  Settings(next_edit_predictor="ranker", next_edit_ranker_threshold=0.999))
-    assert future.result(timeout=10) is None
+    pending = service.request(docs.get(URI), 2, Position(0, 10),
+                              Settings(next_edit_predictor="ranker", next_edit_ranker_threshold=0.999))
+    assert pending.future.result(timeout=10) is None
     generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
     gated = [e for e in store.events if type(e).__name__ == "SuggestionGated"]
     assert len(generated) == 1 and generated[0].text == "w" and generated[0].model == service.ranker.version
     assert len(gated) == 1 and gated[0].decision == "hide" and gated[0].threshold == 0.999
     assert abs(gated[0].score - generated[0].details["confidence"]) < 1e-4 and gated[0].model_version == service.ranker.version
-    assert gated[0].details == {"gate": "next_edit_ranker"} and ledger.get(sid) is None
+    assert gated[0].details == {"gate": "next_edit_ranker"} and ledger.get(pending.suggestion_id) is None
     assert service.counts["hidden"] == 1 and service.counts["issued"] == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.config import DECODING_POLICIES, NEXT_EDIT_PREDICTORS, SECTION, Settings, to_camel
+from lsp_server.config import BOUNDS, DECODING_POLICIES, NEXT_EDIT_PREDICTORS, SECTION, Settings, to_camel
 
 PACKAGE_JSON = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
 # Settings only the extension reads (never sent to the server as its own); see vscode-client/src/settings.ts.
@@ -52,3 +52,14 @@ def test_enums_match_the_server():
     assert tuple(props[f"{SECTION}.decodingPolicy"]["enum"]) == DECODING_POLICIES
     assert tuple(props[f"{SECTION}.nextEditPredictor"]["enum"]) == NEXT_EDIT_PREDICTORS
     assert Settings().log_level in props[f"{SECTION}.logLevel"]["enum"]
+
+
+def test_number_ranges_match_the_server(contributed):
+    """VS Code only warns about a value outside a declared range; the server refuses it, with the same bounds."""
+    for f in fields(Settings):
+        if f.type not in ("int", "float"):
+            continue
+        schema = contributed[to_camel(f.name)]
+        assert (schema.get("minimum"), schema.get("maximum")) == BOUNDS.get(f.name, (None, None)), (
+            f"{SECTION}.{to_camel(f.name)}: package.json range [{schema.get('minimum')}, {schema.get('maximum')}], "
+            f"server {BOUNDS.get(f.name)}")

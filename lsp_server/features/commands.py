@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
+from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
 
@@ -16,7 +17,8 @@ def record_accepted(ls, args: tuple, command: str) -> bool:
         log.warning("%s needs a suggestion id, got %r", command, args)
         return False
     item = ls.ledger.resolve(suggestion_id, "accepted")
-    ls.recorder.accepted(suggestion_id, len(item.text) if item else None, partial=False)
+    # UTF-16 units, as the editor counts a partial acceptance's length
+    ls.recorder.accepted(suggestion_id, utf16_len(item.text) if item else None, partial=False)
     return True
 
 

@@ -44,19 +44,21 @@ def register(server) -> None:
         if doc is None:
             log.warning("%s for a document that is not open: %s", NEXT_EDIT, uri)
             return NO_EDITS
-        queued = ls.next_edits.request(doc, version, position, ls.settings)
-        if queued is None:
+        pending = ls.next_edits.request(doc, version, position, ls.settings)
+        if pending is None:
             return NO_EDITS
-        suggestion_id, future = queued
         try:
-            result = await asyncio.wrap_future(future)
+            result = await asyncio.wrap_future(pending.future)
+        except asyncio.CancelledError:  # $/cancelRequest (the editor moved on): stop the prediction too
+            pending.abandon(ls.recorder, "client")
+            raise
         except Cancelled:  # superseded by a newer request, or the document changed
             return NO_EDITS
-        if result is None or doc.version != version:
+        if result is None or not ls.next_edits.issue(pending, doc, version, result):
             return NO_EDITS
         rng = {"start": {"line": result.start.line, "character": result.start.character},
                "end": {"line": result.end.line, "character": result.end.character}}
-        return {"edits": [{"id": suggestion_id, "range": rng, "newText": result.new_text}]}
+        return {"edits": [{"id": pending.suggestion_id, "range": rng, "newText": result.new_text}]}
 
     @server.feature(DID_SHOW_NEXT_EDIT)
     def did_show(ls, params) -> None:

@@ -23,7 +23,7 @@ async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tupl
     try:
         suggestion = await asyncio.wrap_future(pending.future)
     except asyncio.CancelledError:  # $/cancelRequest: stop the token loop too, not just this await
-        pending.token.cancel("client")
+        pending.abandon(ls.recorder, "client")
         raise
     except Cancelled:
         return None

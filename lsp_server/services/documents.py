@@ -17,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from telemetry.text import line_breaks
+
 from .positions import LineIndex, Position, PositionError, Range, advance
 
 __all__ = [
@@ -100,8 +102,8 @@ class EditRecord:
             "end_character": self.end.character,
             "removed_chars": len(self.removed_text),
             "inserted_chars": len(self.inserted_text),
-            "removed_lines": self.removed_text.count("\n"),
-            "inserted_lines": self.inserted_text.count("\n"),
+            "removed_lines": line_breaks(self.removed_text),
+            "inserted_lines": line_breaks(self.inserted_text),
             "duration_s": round(self.ts_end - self.ts_start, 3),
             "keystrokes": self.keystrokes,
             "full_replacement": self.full_replacement,

@@ -116,12 +116,14 @@ class AcceptanceGate:
             self.reason = ""
             self._thresholds.clear()
             return True
-        except AcceptanceModelError as exc:
+        except Exception as exc:  # AcceptanceModelError, or a defect the loader did not foresee: never fatal
             self.model = None
-            self.reason = str(exc)
+            self.reason = str(exc) if isinstance(exc, AcceptanceModelError) else \
+                f"the acceptance model failed to load ({type(exc).__name__}: {exc})"
             if not self._warned:
                 self._warned = True
-                log.warning("acceptance gate off, every suggestion is shown: %s", exc)
+                log.warning("acceptance gate off, every suggestion is shown: %s", self.reason,
+                            exc_info=not isinstance(exc, AcceptanceModelError))
             return False
 
     def start(self, settings: Settings, database: str | Path | None = None) -> bool:

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -22,11 +21,12 @@ from typing import TYPE_CHECKING, Callable
 from lsp_server.config import Settings
 from lsp_server.services.documents import Document, EditRecord
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+from lsp_server.services.pipeline import PendingRequest
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
 from models.next_edit.baseline import common_ends, widen_to_identifiers
-from telemetry.text import advance, line_starts
+from telemetry.text import advance, line_breaks, line_starts
 
 if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
     from models.next_edit.model import NextEditAnswer
@@ -66,8 +66,8 @@ def line_history(text: str, records: list[EditRecord]):
         before = after[:start] + rec.removed_text + after[start + len(rec.inserted_text):]
         a_lines, b_lines = after.splitlines(keepends=True), before.splitlines(keepends=True)
         first = rec.start.line
-        end_before = min(len(b_lines), first + rec.removed_text.count("\n") + 1)
-        end_after = min(len(a_lines), first + rec.inserted_text.count("\n") + 1)
+        end_before = min(len(b_lines), first + line_breaks(rec.removed_text) + 1)  # CRLF, CR or LF, as LSP counts
+        end_after = min(len(a_lines), first + line_breaks(rec.inserted_text) + 1)
         edits.append(Edit(first, end_before, "".join(b_lines[first:end_before]), "".join(a_lines[first:end_after])))
         after = before
     edits.reverse()
@@ -231,10 +231,10 @@ class NextEditService:
         start, end, new_text = trimmed_range(text, found.edit)
         return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
-    def request(self, doc: Document, version: int, position: Position, settings: Settings) -> tuple[str, Future] | None:
+    def request(self, doc: Document, version: int, position: Position, settings: Settings) -> PendingRequest | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
         the future gives a NextEditResult to show or None, or raises Cancelled (superseded, outdated).
-        None at once when the version is outdated."""
+        None at once when the version is outdated. A result goes to the editor only through `issue`."""
         current_version, text = doc.snapshot()
         if current_version != version or not settings.next_edit or doc.is_binary:
             return None
@@ -275,12 +275,21 @@ class NextEditService:
                 return None
             if doc.version != version:
                 raise Cancelled("stale")
-            self.counts["issued"] += 1
-            superseded = self.ledger.issue(IssuedSuggestion(suggestion_id, "next_edit", uri, version, result.new_text))
-            if superseded:
-                recorder.rejected(superseded, "superseded")
             return result
 
-        future, _token = self.scheduler.submit(f"next_edit:{uri}",
-                                               recorder.logged_job(suggestion_id, job, "next-edit prediction"))
-        return suggestion_id, future
+        future, token = self.scheduler.submit(f"next_edit:{uri}",
+                                              recorder.logged_job(suggestion_id, job, "next-edit prediction"))
+        return PendingRequest(suggestion_id, future, token)
+
+    def issue(self, pending: PendingRequest, doc: Document, version: int, result: NextEditResult) -> bool:
+        """On the event loop, as the answer goes out: register the edit (rejecting the unresolved one it
+        replaces), or, when the document changed since the job's last look, log it cancelled and return False."""
+        if doc.version != version:
+            self.recorder.cancelled(pending.suggestion_id, "stale")
+            return False
+        self.counts["issued"] += 1
+        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", doc.uri, version,
+                                                        result.new_text))
+        if superseded:
+            self.recorder.rejected(superseded, "superseded")
+        return True

@@ -29,9 +29,22 @@ log = logging.getLogger("tact.pipeline")
 
 @dataclass
 class PendingRequest:
+    """A queued suggestion (a completion or a next edit): its id, the job's future and its cancel token."""
+
     suggestion_id: str
-    future: Future  # -> Suggestion | None
+    future: Future  # -> the suggestion to show, or None
     token: CancelToken
+
+    def abandon(self, recorder: SessionRecorder, reason: str) -> None:
+        """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
+        still produces a suggestion, log it as cancelled, so it is not left generated and never resolved."""
+        self.token.cancel(reason)
+
+        def dropped(future: Future) -> None:
+            if not future.cancelled() and future.exception() is None and future.result() is not None:
+                recorder.cancelled(self.suggestion_id, reason)
+
+        self.future.add_done_callback(dropped)
 
 
 class CompletionPipeline:

@@ -151,6 +151,9 @@ def load_model(model_dir: str | Path | None = None) -> AcceptanceModel:
         raise AcceptanceModelError(f"no acceptance model at {path}; train one with `tact train acceptance`")
     try:
         d = json.loads(path.read_text())
+        if not isinstance(d, dict):
+            raise AcceptanceModelError(f"{path} is not a valid acceptance model (a JSON {type(d).__name__}, not an "
+                                       "object); retrain it with `tact train acceptance`")
         if d.get("format") != FORMAT:
             raise AcceptanceModelError(f"{path}: format {d.get('format')!r}, expected {FORMAT}; retrain it")
         if d.get("feature_version") != FEATURE_VERSION:
@@ -160,7 +163,9 @@ def load_model(model_dir: str | Path | None = None) -> AcceptanceModel:
                                 Calibration.from_dict(d["calibration"]), d.get("info") or {})
     except AcceptanceModelError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:
+        raise AcceptanceModelError(f"cannot read the acceptance model {path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise AcceptanceModelError(f"{path} is not a valid acceptance model ({type(exc).__name__}: {exc})") from exc
     for stage, want in ((model.stage1, CONTEXT_FEATURES), (model.stage2, SUGGESTION_FEATURES)):
         if tuple(stage.feature_names) != tuple(want) or len(stage.fill) != len(want):
