@@ -81,8 +81,23 @@ class TelemetryStats:
 
 
 def _json(value: Any) -> str:
-    """Serialize a dict field; odd values (paths, enums) become strings rather than losing the event."""
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    """Serialize a dict field; odd values (paths, enums) become strings rather than losing the event, and a
+    non-finite number becomes null: JSON has no NaN, and SQLite's json_extract refuses a payload holding one."""
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity inside dicts, lists and tuples replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _payload(event: SuggestionEvent) -> str:

@@ -167,6 +167,19 @@ def test_gate_skip_hide_cancel_and_failure_outcomes(store: TelemetryStore, db_pa
     conn.close()
 
 
+def test_non_finite_numbers_are_stored_as_null_so_sqlite_json_can_read_the_payload(store: TelemetryStore,
+                                                                                 db_path: Path) -> None:
+    """json.dumps writes NaN and Infinity, which are not JSON: SQLite's json_extract refused such a payload."""
+    store.record(requested("nan", 1.0))
+    store.record(SuggestionGenerated(SID, "nan", "x", "m", "full", float("nan"), 1,
+                                     details={"logprobs": [-0.5, float("-inf")], "score": float("inf"), "path": Path("a")}))
+    assert store.flush()
+    rows = query(db_path, "SELECT json_extract(payload, '$.details.logprobs'), json_extract(payload, '$.latency_ms'),"
+                          " json_extract(payload, '$.details.path') FROM suggestion_events WHERE suggestion_id = 'nan'"
+                          " AND type = 'suggestion_generated'")
+    assert rows == [("[-0.5,null]", None, "a")]
+
+
 def test_event_for_unknown_suggestion_and_session_still_lands(store: TelemetryStore, db_path: Path) -> None:
     assert store.record(SuggestionShown("orphan-session", "never-requested", ts=9.0))
     assert store.flush()
