@@ -99,6 +99,11 @@ def list_sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return _dicts(conn.execute("SELECT * FROM sessions ORDER BY started_at, id"))
 
 
+def sessions_named(ids: list[str], wanted: str) -> list[str]:
+    """The session id equal to ``wanted``, else every id that starts with it (more than one: ambiguous)."""
+    return [i for i in ids if i == wanted] or [i for i in ids if i.startswith(wanted)]
+
+
 def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
     """Settings changes, document events, edits and suggestion events of one session, in replay order.
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from .lsp_client import LspClient, LspError
 from .oracle import Oracle
-from .reader import list_sessions, open_readonly
+from .reader import list_sessions, open_readonly, sessions_named
 from .reconstruct import Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT,
@@ -164,8 +164,7 @@ def resolve_sessions(conn: sqlite3.Connection, wanted: str | None) -> list[str]:
         if not ids:
             raise ReplayError("the database holds no sessions")
         return ids
-    exact = [i for i in ids if i == wanted]
-    matches = exact or [i for i in ids if i.startswith(wanted)]
+    matches = sessions_named(ids, wanted)
     if not matches:
         raise ReplayError(f"no session {wanted!r} in the database ({len(ids)} sessions; `tact report` lists them)")
     if len(matches) > 1:

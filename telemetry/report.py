@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .reader import open_upgraded
+from .reader import open_upgraded, sessions_named
 from .schema import TelemetrySchemaError
 from .text import utf16_len
 
@@ -130,9 +130,12 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{data.path}: its sessions cannot be read ({exc}); the file is damaged") from None
     if session is not None:
-        sessions = [s for s in sessions if s["id"] == session or s["id"].startswith(session)]
-        if not sessions:
+        named = set(sessions_named([s["id"] for s in sessions], session))
+        if not named:
             raise ReportError(f"{data.path}: no session {session!r}")
+        if len(named) > 1:
+            raise ReportError(f"{data.path}: session {session!r} is ambiguous: it starts {len(named)} session ids")
+        sessions = [s for s in sessions if s["id"] in named]
     if limit is not None:
         sessions = sessions[-limit:] if limit > 0 else []
     data.sessions = sessions

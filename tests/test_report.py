@@ -97,3 +97,15 @@ def test_tradeoff_curve_counts_hidden_rejects_and_lost_accepts():
     assert hidden == [0.0, 1 / 3, 2 / 3, 2 / 3, 1.0, 1.0]
     assert lost == [0.0, 0.0, 0.0, 0.5, 0.5, 1.0]
     assert tradeoff_curve([{"score": 0.5, "label": True}]) == ([], [], [])
+
+
+def test_a_session_prefix_that_names_several_sessions_is_refused_as_replay_refuses_it(tmp_path, capsys):
+    """The report used to merge every session the prefix started; `tact replay` refused it as ambiguous."""
+    two = tmp_path / "two.sqlite3"
+    write_synthetic_db(two, seed=1, requests=20, session_id="desk-1")
+    write_synthetic_db(two, seed=2, requests=30, session_id="desk-2")
+    assert main(["report", str(two), "--session", "desk", "-o", str(tmp_path / "r"), "--json"]) != 0
+    assert "ambiguous" in capsys.readouterr().err
+    assert main(["report", str(two), "--session", "desk-2", "-o", str(tmp_path / "r2"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert summary["sessions"] == 1 and summary["requests"] == 30
