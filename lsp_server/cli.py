@@ -457,8 +457,17 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"tact bench replay: error: {exc}", file=sys.stderr)
             return 2
-        fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
-                        corpus=args.corpus, seed=args.seed, limit=args.limit, model=args.model, overrides=overrides)
+        import sqlite3
+
+        from telemetry.replay import ReplayError
+        from telemetry.schema import TelemetrySchemaError
+
+        try:  # a missing, empty, foreign or outdated database, or no such session: one line, as `tact replay` does
+            fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
+                            corpus=args.corpus, seed=args.seed, limit=args.limit, model=args.model, overrides=overrides)
+        except (ReplayError, TelemetrySchemaError, sqlite3.Error) as exc:
+            print(f"tact bench replay: error: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":

@@ -115,7 +115,8 @@ class _Doc:
         self.requests: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
         self.close_item: dict[str, Any] | None = None
-        self.after_edits: str = self.text  # the text once every logged edit is applied
+        self.after_edits: str = self.text  # the text once every logged edit (so far) is applied
+        self.resynced = False  # the edits alone missed a snapshot: replay copied it in
 
     def change_to(self, new_text: str, ts: float, version: int, hints: tuple[int, ...]) -> None:
         change = diff(self.text, new_text, hints)
@@ -147,19 +148,39 @@ def _inferred(before: str, edit: dict[str, Any], line: int, character: int) -> t
     b = offset_at(before, edit["end_line"], edit["end_character"], starts)
     inserted = edit["inserted_text"]
     pos = (edit["start_line"], edit["start_character"])
-    for k in range(len(inserted) + 1):
-        if k:
-            pos = advance(*pos, inserted[k - 1])
-        if pos == (line, character):
-            return before[:a] + inserted[:k] + before[b:], a + k
-        if pos > (line, character):
-            break
+    k = 0
+    while pos < (line, character) and k < len(inserted):
+        step = 2 if inserted.startswith("\r\n", k) else 1  # a CRLF is one line break: no cursor between its halves
+        pos = advance(*pos, inserted[k : k + step])
+        k += step
+    if pos == (line, character):
+        return before[:a] + inserted[:k] + before[b:], a + k
     return None
+
+
+def _identity(edit: dict[str, Any]) -> tuple:
+    """What tells one coalesced edit from another, its version aside: a request's pending edit that no keystroke
+    joined after the request is logged later as a finished edit with these same fields."""
+    return (edit.get("ts_start"), edit.get("ts"), edit["start_line"], edit["start_character"], edit["end_line"],
+            edit["end_character"], edit.get("removed_text"), edit["inserted_text"])
+
+
+def _by_version(edits: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive edits of one version, together: a didChange with several changes (multi-cursor typing) logs
+    several edits with the version it reached; the text at that version has all of them."""
+    groups: list[list[dict[str, Any]]] = []
+    for e in edits:
+        if groups and e.get("version") is not None and groups[-1][-1].get("version") == e["version"]:
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    return groups
 
 
 def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str, Any]], issues: list[str]) -> None:
     reqs = sorted(doc.requests, key=lambda r: (r["version"] if r.get("version") is not None else -1, r["ts"], r["seq"]))
     snaps = {s["version"]: s for s in doc.snapshots if s.get("version") is not None}
+    applied: dict[tuple, int | None] = {}  # _identity of each logged edit applied so far -> its version
     ri = 0
 
     def emit_request(r: dict[str, Any], fidelity: str) -> None:
@@ -171,62 +192,92 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))
         requests_out.append(req)
 
+    def unapplied_pending(r: dict[str, Any]) -> dict[str, Any] | None:
+        """The request's pending edit, or None when the rebuilt text has it already: no keystroke joined it after
+        the request (a change that changed nothing still raises the version), so it was logged as it is, and applied.
+        A pending edit logged without its version (older recordings) is matched on its other fields."""
+        pe = r.get("pending_edit")
+        if pe is None:
+            return None
+        key = _identity(pe)
+        if key in applied and pe.get("version", applied[key]) == applied[key]:
+            return None
+        return pe
+
     def with_pending(r: dict[str, Any], base: str) -> str | None:
-        pe = r["pending_edit"]
+        pe = unapplied_pending(r)
         if pe is None:
             return base
         return apply_range(base, pe["start_line"], pe["start_character"], pe["end_line"], pe["end_character"],
                             pe["inserted_text"], pe["removed_text"])
 
+    def emit_at_applied_version(r: dict[str, Any]) -> None:
+        """A request at a version whose logged edits are all applied. Its pending edit is among them, except where a
+        multi-cursor change finished one edit and left another pending that later keystrokes joined; recordings
+        that log the pending edit's version tell that apart."""
+        text = doc.after_edits
+        pe = r.get("pending_edit")
+        if pe is not None and "version" in pe:
+            text = with_pending(r, text)
+            if text is None:
+                emit_request(r, APPROXIMATE)
+                return
+        doc.change_to(text, min(r["ts"], (pe or {}).get("ts") or r["ts"]), r.get("version"), (doc.tip,))
+        emit_request(r, EXACT)
+
     def checkpoint() -> None:
         snap = snaps.get(doc.version)
-        if snap is not None and snap.get("text") is not None and snap["text"] != doc.text:
+        if snap is not None and snap.get("text") is not None and snap["text"] != doc.after_edits:
             issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced")
             doc.change_to(snap["text"], snap["ts"], doc.version, (doc.tip,))
+            doc.after_edits = snap["text"]
+            doc.resynced = True
 
     checkpoint()
-    for e in doc.edits:
+    for group in _by_version(doc.edits):
         while ri < len(reqs) and (reqs[ri].get("version") or 0) <= doc.version:
-            emit_request(reqs[ri], EXACT)
+            emit_at_applied_version(reqs[ri])
             ri += 1
-        before = doc.text
-        new = apply_range(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
-                           e["inserted_text"])
-        if new is None:
-            issues.append(f"{doc.uri}: edit at version {e['version']} does not fit the rebuilt text; skipped")
-            continue
-        a = offset_at(before, e["start_line"], e["start_character"])
-        while ri < len(reqs) and (reqs[ri].get("version") or 0) < (e.get("version") or 0):
-            r = reqs[ri]
-            ri += 1
-            text, fidelity, ts = None, EXACT, r["ts"]
-            if "pending_edit" in r:
-                text = with_pending(r, before)
-                if r["pending_edit"] is not None:
-                    ts = min(ts, r["pending_edit"].get("ts") or ts)
-            if text is None:
-                found = _inferred(before, e, r["line"], r["character"])
-                if found is not None:
-                    text, fidelity = found[0], INFERRED
-                else:
-                    text, fidelity = (before if r["ts"] < (e.get("ts_start") or e["ts"]) else new), APPROXIMATE
-            doc.change_to(text, ts, r["version"], (doc.tip, a))
-            emit_request(r, fidelity)
-        doc.change_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a))
-        if e.get("version") is not None:
-            doc.version = e["version"]
-        checkpoint()
-    after_edits = doc.text
+        for e in group:
+            before = doc.after_edits
+            new = apply_range(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
+                               e["inserted_text"])
+            if new is None:
+                issues.append(f"{doc.uri}: edit at version {e['version']} does not fit the rebuilt text; skipped")
+                continue
+            a = offset_at(before, e["start_line"], e["start_character"])
+            while ri < len(reqs) and (reqs[ri].get("version") or 0) < (e.get("version") or 0):
+                r = reqs[ri]
+                ri += 1
+                text, fidelity, ts = None, EXACT, r["ts"]
+                if "pending_edit" in r:
+                    text = with_pending(r, before)
+                    if r["pending_edit"] is not None:
+                        ts = min(ts, r["pending_edit"].get("ts") or ts)
+                if text is None:
+                    found = _inferred(before, e, r["line"], r["character"])
+                    if found is not None:
+                        text, fidelity = found[0], INFERRED
+                    else:
+                        text, fidelity = (before if r["ts"] < (e.get("ts_start") or e["ts"]) else new), APPROXIMATE
+                doc.change_to(text, ts, r["version"], (doc.tip, a))
+                emit_request(r, fidelity)
+            doc.change_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a))
+            doc.after_edits = new
+            applied[_identity(e)] = e.get("version")
+            if e.get("version") is not None:
+                doc.version = e["version"]
+        checkpoint()  # after the whole group: the text at a version has every change of it
     for r in reqs[ri:]:
-        fidelity = EXACT
         if r.get("version") is not None and r["version"] > doc.version:  # its edit was never logged (undone, crash)
-            text = with_pending(r, after_edits) if "pending_edit" in r else None
+            text = with_pending(r, doc.after_edits) if "pending_edit" in r else None
             if text is None:
-                fidelity = APPROXIMATE
-            else:
-                doc.change_to(text, r["ts"], r["version"], (doc.tip,))
-        emit_request(r, fidelity)
-    doc.after_edits = after_edits
+                emit_request(r, APPROXIMATE)
+                continue
+            doc.change_to(text, r["ts"], r["version"], (doc.tip,))
+            emit_request(r, EXACT)
+        else:
+            emit_at_applied_version(r)
     last_snap = doc.snapshots[-1] if doc.snapshots else None
     if last_snap is not None and last_snap.get("text") is not None and doc.text != last_snap["text"]:
         doc.change_to(last_snap["text"], last_snap["ts"], last_snap.get("version") or doc.version + 1, (doc.tip,))
@@ -324,7 +375,7 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
         script.final_texts[doc.uri] = doc.after_edits
         last_snap = doc.snapshots[-1] if doc.snapshots else None
         if last_snap is not None and last_snap.get("text") is not None:
-            script.verified[doc.uri] = last_snap["text"] == doc.after_edits
+            script.verified[doc.uri] = not doc.resynced and last_snap["text"] == doc.after_edits
             if not script.verified[doc.uri]:
                 script.issues.append(f"{doc.uri}: replayed edits do not reproduce the text logged at close")
     script.steps = _merge([*[d.steps for d in docs], settings_steps])

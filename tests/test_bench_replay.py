@@ -1,8 +1,12 @@
 """`tact bench replay`: a recorded session replayed twice against real servers, timed and compared."""
 
 import io
+import sqlite3
+
+import pytest
 
 from lsp_server.bench_replay import print_table, run_bench
+from telemetry import SessionStarted, TelemetryStore
 
 
 def test_bench_records_a_session_and_replays_it_twice_identically(tiny_lm_dir, tiny_corpus_dir):
@@ -49,3 +53,33 @@ def test_the_cli_prints_json(tiny_lm_dir, tiny_corpus_dir, capsys):
                  "--set", "stopThreshold=1.01", "--json"]) == 0
     fig = json.loads(capsys.readouterr().out)
     assert fig["identical"] and fig["recorded"]["keystrokes"] == 15 and fig["overrides"] == {"stopThreshold": 1.01}
+
+
+@pytest.fixture
+def unreplayable(tmp_path):
+    """Databases `tact bench replay --database` cannot replay, each with the words its error line must hold."""
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    conn.close()
+    recorded = tmp_path / "recorded.sqlite3"
+    with TelemetryStore(recorded) as store:
+        store.record(SessionStarted("s1", "c", "1", "0.1.0", {}, {}, ts=100.0))
+    return {"missing": (["--database", str(tmp_path / "missing.sqlite3")], "no telemetry database"),
+            "empty": (["--database", str(empty)], "empty SQLite database"),
+            "old schema": (["--database", str(old)], "older than"),
+            "bad session": (["--database", str(recorded), "--session", "nosuch"], "no session 'nosuch'")}
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "old schema", "bad session"])
+def test_the_cli_refuses_a_database_it_cannot_replay_with_one_line(unreplayable, kind, capsys):
+    from lsp_server.cli import main
+
+    args, message = unreplayable[kind]
+    assert main(["bench", "replay", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tact bench replay: error: ") and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -10,8 +10,13 @@ import sys
 import pytest
 
 from lsp_server.cli import main
+from lsp_server.services.documents import DocumentStore
+from lsp_server.services.positions import Range
+from lsp_server.services.recorder import pending_edit_dict
 from telemetry import (
+    DocumentClosed,
     DocumentOpened,
+    DocumentSnapshot,
     EditEvent,
     SessionStarted,
     SuggestionRequested,
@@ -21,6 +26,7 @@ from telemetry.oracle import Oracle
 from telemetry.reader import list_sessions, open_readonly
 from telemetry.reconstruct import APPROXIMATE, EXACT, INFERRED, Request, build_script
 from telemetry.replay import ReplayOptions, _decide, replay
+from telemetry.text import position_at
 
 
 # -- the oracle ---------------------------------------------------------------------------------------
@@ -112,6 +118,157 @@ def test_script_rebuilds_text_inside_coalesced_edits(tmp_path):
     # What the programmer typed next, for the oracle: the rest of the word, then the rest of the line.
     assert {r.suggestion_id: r.reference for r in script.requests} == {"r1": "bc", "r2": "c", "r3": "", "r4": ""}
     assert APPROXIMATE not in fidelity.values()
+
+
+class _Editor:
+    """Types into the server's own document store and logs what the server logs (finished edits, each request with
+    its pending edit, the snapshot at close), keeping the text each request really saw."""
+
+    def __init__(self, db, text: str, uri: str = "file:///a.py") -> None:
+        self.db, self.uri, self.t = db, uri, 100.0
+        self.store = TelemetryStore(db)
+        self.docs = DocumentStore(coalesce_s=1.0)
+        self.seen: dict[str, str] = {}  # request id -> the editor's text when it was made
+        self.legacy: list[str] = []  # requests logged as before pending edits were: no pending_edit key
+        self.store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=self.t))
+        self.docs.open(uri, "python", 1, text)
+        self.store.record(DocumentOpened("s", uri, 1, "python", text, ts=self.t))
+
+    def change(self, *changes: tuple[int, int, str], pause: float = 0.1) -> None:
+        """One didChange: each (start, end, text) in str offsets of the text as that change sees it."""
+        doc = self.docs.get(self.uri)
+        self.t += pause
+        text, ranges = doc.text, []
+        for a, b, new in changes:
+            ranges.append((Range.of(*position_at(text, a), *position_at(text, b)), new))
+            text = text[:a] + new + text[b:]
+        self._log(self.docs.change(self.uri, doc.version + 1, ranges, self.t).finalized)
+
+    def request(self, sid: str, offset: int, pending: str = "logged") -> None:
+        """``pending``: ``logged`` (as now), ``no version`` (before its version was logged) or ``absent``."""
+        doc = self.docs.get(self.uri)
+        self.t += 0.01
+        pe = pending_edit_dict(doc.history.pending)
+        if pe is not None and pending == "no version":
+            del pe["version"]
+        if pending == "absent":
+            self.legacy.append(sid)
+        self.seen[sid] = doc.text
+        line, character = position_at(doc.text, offset)
+        self.store.record(SuggestionRequested("s", sid, "completion", self.uri, doc.version, line, character,
+                                              pending_edit=pe, ts=self.t))
+
+    def close(self) -> None:
+        doc = self.docs.get(self.uri)
+        self.t += 0.1
+        self._log(self.docs.close(self.uri))
+        self.store.record(DocumentSnapshot("s", self.uri, *doc.snapshot(), ts=self.t))
+        self.store.record(DocumentClosed("s", self.uri, ts=self.t))
+        self.store.close()
+        conn = sqlite3.connect(self.db)
+        with conn:
+            for sid in self.legacy:
+                conn.execute("UPDATE suggestion_events SET payload = json_remove(payload, '$.pending_edit')"
+                             " WHERE suggestion_id = ?", [sid])
+        conn.close()
+
+    def _log(self, records) -> None:
+        for r in records:
+            self.store.record(EditEvent("s", r.uri, r.version, r.start.line, r.start.character, r.end.line,
+                                        r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes,
+                                        ts=r.ts_end))
+
+    def rebuild(self):
+        """The replay script, and the text each request sees when its steps are sent."""
+        conn = open_readonly(self.db)
+        try:
+            script = build_script(conn, "s")
+        finally:
+            conn.close()
+        texts, seen = {}, {}
+        for step in script.steps:
+            if step.kind == "open":
+                texts[step.uri] = step.text
+            elif step.kind == "change":
+                texts[step.uri] = step.apply(texts[step.uri])
+            elif step.kind == "request":
+                seen[step.request.suggestion_id] = texts[step.uri]
+        return script, seen
+
+
+@pytest.mark.parametrize("pending", ["logged", "no version"])
+def test_a_change_that_changes_nothing_does_not_apply_the_pending_edit_twice(tmp_path, pending):
+    """The version rises but the pending edit stays as it was (and older recordings lack its version): once it is
+    finished and applied, the request's copy of it must not be applied again."""
+    editor = _Editor(tmp_path / "t.sqlite3", "ab\n")
+    editor.change((2, 2, "X"))
+    editor.change((0, 2, "ab"))  # e.g. a formatter rewriting a line as it was
+    editor.request("r1", 3, pending)
+    editor.change((0, 0, "Y"), pause=3.0)  # elsewhere, later: finishes the "X" edit
+    editor.close()
+    script, seen = editor.rebuild()
+    assert seen == editor.seen
+    assert script.fidelity_counts()[EXACT] == 1
+    assert script.issues == [] and all(script.verified.values())
+
+
+@pytest.mark.parametrize("pending", ["logged", "no version"])
+def test_multi_cursor_typing_is_replayed_as_one_version(tmp_path, pending):
+    """Each didChange types at two cursors: two edits with one version, the text at that version has both."""
+    editor = _Editor(tmp_path / "t.sqlite3", "a = 1\nb = 2\n")
+    editor.change((5, 5, "x"), (12, 12, "x"))
+    editor.request("r1", 13, pending)
+    editor.change((6, 6, "y"), (14, 14, "y"))
+    editor.request("r2", 15, pending)
+    editor.close()  # its snapshot is at the version of the last two edits
+    script, seen = editor.rebuild()
+    assert seen == editor.seen
+    assert script.fidelity_counts()[EXACT] == 2
+    assert script.issues == [] and all(script.verified.values())
+
+
+def test_typing_goes_on_at_one_of_several_cursors(tmp_path):
+    """A multi-cursor change finishes one edit and leaves the other pending; typing then goes on there alone."""
+    editor = _Editor(tmp_path / "t.sqlite3", "a = 1\nb = 2\n")
+    editor.change((5, 5, "x"), (12, 12, "x"))
+    editor.request("r1", 13)
+    editor.change((13, 13, "y"))  # at the second cursor only: its edit goes on after r1
+    editor.request("r2", 14)
+    editor.close()
+    script, seen = editor.rebuild()
+    assert seen == editor.seen
+    assert script.fidelity_counts()[EXACT] == 2
+    assert script.issues == [] and all(script.verified.values())
+
+
+def test_a_lost_edit_is_not_verified(tmp_path):
+    """Replay copies the close snapshot in where the edits miss it; the edits alone did not reproduce it."""
+    editor = _Editor(tmp_path / "t.sqlite3", "abc\n")
+    editor.change((3, 3, "X"))
+    editor.change((0, 0, "Y"), pause=3.0)
+    editor.close()
+    conn = sqlite3.connect(editor.db)
+    with conn:
+        assert conn.execute("DELETE FROM edits WHERE inserted_text = 'X'").rowcount == 1
+    conn.close()
+    script, _ = editor.rebuild()
+    assert script.verified == {editor.uri: False}
+    assert any("do not reproduce" in issue for issue in script.issues)
+
+
+def test_inferred_text_counts_a_crlf_as_one_line_break(tmp_path):
+    """Recordings without pending edits: the text at the cursor inside an edit that typed a CRLF."""
+    editor = _Editor(tmp_path / "t.sqlite3", "A\r\n")
+    editor.change((1, 1, "x"))
+    editor.change((2, 2, "\r\n"))
+    editor.request("r1", 4, "absent")  # at the start of the new line
+    editor.change((4, 4, "y"))
+    editor.request("r2", 5, "absent")
+    editor.change((5, 5, "z"))  # the edit goes on: r1 and r2 fall inside it
+    editor.close()
+    script, seen = editor.rebuild()
+    assert seen == editor.seen
+    assert {r.suggestion_id: r.fidelity for r in script.requests} == {"r1": INFERRED, "r2": INFERRED}
 
 
 # -- replaying a simulated session against the real server ----------------------------------------------

@@ -140,10 +140,11 @@ class SessionRecorder:
 
 
 def pending_edit_dict(record: EditRecord | None) -> dict | None:
-    """The in-progress edit a request saw, for exact replay (see ``SuggestionRequested.pending_edit``)."""
+    """The in-progress edit a request saw, for exact replay (see ``SuggestionRequested.pending_edit``). Its
+    version tells replay whether the finished edit logged later is this one as it was (no keystroke joined it)."""
     if record is None:
         return None
     return {"start_line": record.start.line, "start_character": record.start.character, "end_line": record.end.line,
             "end_character": record.end.character, "removed_text": record.removed_text,
             "inserted_text": record.inserted_text, "ts_start": record.ts_start, "ts": record.ts_end,
-            "keystrokes": record.keystrokes}
+            "keystrokes": record.keystrokes, "version": record.version}
