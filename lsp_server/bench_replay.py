@@ -73,8 +73,10 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
             "recorded_s": round(sum(r.recorded_s for r in res_list), 2),
         })
     decisions = [[d for r in res_list for d in r.decisions()] for res_list in results]
-    differing = sum(a != b for a, b in zip(decisions[0], decisions[-1])) + abs(len(decisions[0]) - len(decisions[-1]))
-    minutes_recorded = recorded.get("simulated_minutes")
+    differing = max((sum(a != b for a, b in zip(decisions[0], other)) + abs(len(decisions[0]) - len(other))
+                     for other in decisions[1:]), default=0)  # every run against the first
+    # a simulated session's length, else the logged sessions' span (replay reads it from their timestamps)
+    minutes_recorded = recorded.get("simulated_minutes") or (per_run[0]["recorded_s"] / 60 if per_run else None)
     slowest = max(r["wall_s"] for r in per_run)
     figures = {
         "recorded": recorded,
