@@ -23,6 +23,7 @@ from typing import Iterable
 import numpy as np
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
+CONFIG_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads")  # config.json entries serving reads
 GRAPHS_INDEX = "graphs.json"
 # What the decoder graphs expect of the runtime's KV cache (``models.runtime.KVCache``); graphs.json records it,
 # and a runtime refuses graphs written for another layout (re-export them).
@@ -33,6 +34,11 @@ WIDENED_WEIGHTS = "onnx_weights.bin"
 EXIT_HEADS = "exit_heads.safetensors"  # exit norms, Stop&Exit controller, learned KV fill maps (models.exits)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64, "U16": np.uint16}
+_ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "U16": 2}
+
+
+# The fix a message names for a file of the model that is damaged or missing and that no command here rebuilds.
+RESTORE = "restore it from where the model came from (re-download or re-train it)"
 
 
 class ModelDirError(Exception):
@@ -58,20 +64,45 @@ def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
             (n,) = struct.unpack("<Q", raw)
             size = path.stat().st_size
             if n <= 0 or n > min(size - 8, 100_000_000):
-                raise ModelDirError(f"{path}: corrupt safetensors header")
+                raise ModelDirError(f"{path}: corrupt safetensors header; re-export or re-download the model")
             header = json.loads(f.read(n))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise ModelDirError(f"{path}: cannot read safetensors ({exc})") from exc
+    if not isinstance(header, dict):
+        raise ModelDirError(f"{path}: corrupt safetensors header (not a JSON object); "
+                            "re-export or re-download the model")
     entries = {}
     base = 8 + n
     for name, meta in header.items():
         if name == "__metadata__":
             continue
-        begin, end = meta["data_offsets"]
-        if base + end > size:
+        entry = _tensor_entry(name, meta, base)
+        if entry is None:
+            raise ModelDirError(f"{path}: corrupt safetensors header (tensor {name}: {meta!r:.200}); "
+                                "re-export or re-download the model")
+        if entry.offset + entry.length > size:
             raise ModelDirError(f"{path}: truncated (tensor {name} ends past the end of the file); re-export or re-download the model")
-        entries[name] = TensorEntry(name, meta["dtype"], tuple(meta["shape"]), base + begin, end - begin)
+        entries[name] = entry
     return entries
+
+
+def _tensor_entry(name: str, meta, base: int) -> TensorEntry | None:
+    """A header entry as a TensorEntry (``base``: where the data starts); None when it is malformed: not a dtype,
+    shape and data_offsets, offsets reversed, or a byte length that the shape and dtype do not give."""
+    def is_int(x) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    if not isinstance(meta, dict) or not isinstance(meta.get("dtype"), str):
+        return None
+    shape, offsets = meta.get("shape"), meta.get("data_offsets")
+    if not (isinstance(shape, list) and all(map(is_int, shape)) and isinstance(offsets, list) and len(offsets) == 2
+            and all(map(is_int, offsets)) and offsets[0] <= offsets[1]):
+        return None
+    begin, end = offsets
+    itemsize = _ITEMSIZE.get(meta["dtype"])
+    if itemsize is not None and int(np.prod(shape, dtype=np.int64)) * itemsize != end - begin:
+        return None
+    return TensorEntry(name, meta["dtype"], tuple(shape), base + begin, end - begin)
 
 
 def load_tensors(path: Path, names: list[str] | None = None, prefix_excluded: str | None = None) -> dict[str, np.ndarray]:
@@ -81,6 +112,11 @@ def load_tensors(path: Path, names: list[str] | None = None, prefix_excluded: st
     out = {}
     if names is None:
         names = [n for n in index if prefix_excluded is None or not n.startswith(prefix_excluded)]
+    absent = [name for name in names if name not in index]
+    if absent:
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise ModelDirError(f"{path} lacks tensor {absent[0]}{more}; it is not this model's file: re-export or "
+                            "re-download the model")
     with open(path, "rb") as f:
         for name in names:
             e = index[name]
@@ -223,7 +259,13 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError) as exc:
-        raise ModelDirError(f"{path / 'config.json'} is not valid JSON ({exc})") from exc
+        raise ModelDirError(f"{path / 'config.json'} is not valid JSON ({exc}); {RESTORE}") from exc
+    if not isinstance(config, dict):
+        raise ModelDirError(f"{path / 'config.json'} is not a JSON object; {RESTORE}")
+    bad = [key for key in CONFIG_SIZES if not (isinstance(config.get(key), int) and not isinstance(config[key], bool)
+                                               and config[key] > 0)]
+    if bad:
+        raise ModelDirError(f"{path / 'config.json'} has no positive integer {bad[0]}; {RESTORE}")
     if config.get("model_type") not in SUPPORTED_ARCHITECTURES:
         raise ModelDirError(f"{path}: model_type {config.get('model_type')!r} is not supported "
                             f"(one of {', '.join(SUPPORTED_ARCHITECTURES)})")
@@ -286,7 +328,15 @@ def fingerprint(path: Path) -> str:
 def read_record(model_dir: Path) -> dict:
     """A model directory's training record (`tact.json`); {} when it has none."""
     path = Path(model_dir) / RECORD
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"{path} is not valid JSON ({exc}); {RESTORE}") from exc
+    if not isinstance(record, dict):
+        raise ModelDirError(f"{path} is not a JSON object; {RESTORE}")
+    return record
 
 
 def write_record(model_dir: Path, record: dict) -> None:

@@ -271,6 +271,7 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
         raise FileNotFoundError(f"{corpus_dir / 'train.jsonl'} does not exist; build the corpus with `tact train corpus`")
     tokenizer_path = model_dir / "tokenizer.json"
     tok = load_tokenizer(tokenizer_path)
+    info = TokenizerInfo(tok)  # encodes text as training and serving do (special-token spellings stay text)
     texts = [r["text"] for r in iter_split(corpus_dir, "train") if r.get("text")]
     documents: list[np.ndarray] = []
     batch = 1000
@@ -286,7 +287,7 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
         order = list(range(len(documents)))
         random.Random(seed).shuffle(order)
         read, conts = model_continuations(model_dir, [documents[i] for i in order], model_tokens,
-                                          TokenizerInfo(tok).pad_id, device=device, threads=threads,
+                                          info.pad_id, device=device, threads=threads,
                                           batch_size=batch_size, log=log)
         own = build_tables(read, min_count=MODEL_MIN_COUNT, continuations=conts)
         stats["model_continuations"] = {

@@ -32,8 +32,8 @@ import onnxruntime as ort
 from models.draft_head import DRAFT_HEAD, DraftHead
 from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, ModelDirError, check_model_dir, graphs_dir,
-                              header_digest, load_tensors, read_record, trained_context)
+from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
+                              graphs_dir, header_digest, load_tensors, read_record, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
@@ -181,7 +181,7 @@ class DecodeResult:
     logprobs: list[float] = field(default_factory=list)  # of each emitted token
     stop_probs: list[float] = field(default_factory=list)  # controller P(stop) before each emitted token
     stop_reason: str = "max_tokens"  # eos | newline | stop | repeat | max_tokens | cancelled | context
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # the prompt's tokens the model read (``generate`` cuts one too long: ``fit_prompt``)
     cached_tokens: int = 0
     layer_passes: int = 0  # token-layer evaluations while generating (verification included)
     drafted: int = 0
@@ -300,7 +300,7 @@ class EarlyExitRuntime:
         try:
             self.tokenizer = TokenizerInfo(load_tokenizer(self.model_dir / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises its own exception types
-            raise ModelDirError(f"{self.model_dir / 'tokenizer.json'} cannot be loaded ({exc})") from exc
+            raise ModelDirError(f"{self.model_dir / 'tokenizer.json'} cannot be loaded ({exc}); {RESTORE}") from exc
         base = load_tensors(self.model_dir / "model.safetensors", ["model.embed_tokens.weight", "model.norm.weight"])
         self.embed = base["model.embed_tokens.weight"]  # (V, D)
         self.vocab_size = self.embed.shape[0]
@@ -336,11 +336,7 @@ class EarlyExitRuntime:
     def _load_sessions(self, threads: int, int8: bool) -> None:
         """The fp32 graphs (``int8``: the 8-bit weights made ready beside them too, so that ``use_weights`` finds
         them where the graphs are)."""
-        index = json.loads((self.model_dir / GRAPHS_INDEX).read_text())
-        if index.get("kv_cache") != KV_CACHE_LAYOUT:
-            raise ModelDirError(f"{self.model_dir / GRAPHS_INDEX}: the graphs were exported for another KV cache layout "
-                                f"({index.get('kv_cache', 'copied per layer')!r}, this Tact reads {KV_CACHE_LAYOUT!r}); "
-                                f"re-run `tact export {self.model_dir}`")
+        index = self._read_index()
         self._index = index
         # derived weight files (an fp32 copy of fp16 weights, the 8-bit weights) are rebuilt if absent
         where = graphs_dir(self.model_dir, index, int8=int8)
@@ -357,12 +353,16 @@ class EarlyExitRuntime:
         opts.enable_cpu_mem_arena = False  # 17 sessions each keeping an arena cost ~200 MB of RSS
 
         self._graphs, self._session_options = where, opts
-        self.layer_sessions = [self._session(n) for n in index["decoder_layers"]]
+        self.layer_sessions = [self._layer_session(n) for n in index["decoder_layers"]]
         # Only the dynamic policy fills KV from an exit: its graphs load on first use (~50 MB of RSS
         # that the default policy never needs).
         self._kv_fill_graphs = {int(k): n for k, n in index["kv_fill"].items()}
         maps = where / EXIT_HEADS  # learned KV fill maps, read by the kv_fill graphs in place (models.export)
-        if index.get("kv_fill_maps") and not (maps.is_file() and header_digest(maps) == index["kv_fill_maps"]):
+        if index.get("kv_fill_maps") and not maps.is_file():
+            raise ModelDirError(f"{self.model_dir / EXIT_HEADS} is missing (the kv_fill graphs read its KV fill maps "
+                                f"in place); {RESTORE}, or "
+                                f"refit them with `tact train controller --model {self.model_dir}`")
+        if index.get("kv_fill_maps") and header_digest(maps) != index["kv_fill_maps"]:
             raise ModelDirError(f"{self.model_dir / EXIT_HEADS} is not the one the kv_fill graphs were exported with "
                                 f"(they read its KV fill maps in place); re-run `tact export {self.model_dir}`")
         missing = [n for n in self._kv_fill_graphs.values() if not (where / n).is_file()]
@@ -372,6 +372,59 @@ class EarlyExitRuntime:
         # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
         self._head_graph = index["exit_head"]
         self.head_session = None if int8 else self._session(self._head_graph)
+
+    def _read_index(self) -> dict:
+        """graphs.json, checked for what loading reads: graphs for this KV cache layout, a decoder graph per layer of
+        config.json, a kv_fill graph per earlier exit at most, the exit head."""
+        path = self.model_dir / GRAPHS_INDEX
+        fix = f"re-run `tact export {self.model_dir}`"
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelDirError(f"{path} cannot be read ({exc}); {fix}") from exc
+        if not isinstance(index, dict):
+            raise ModelDirError(f"{path} is not a JSON object; {fix}")
+        if index.get("kv_cache") != KV_CACHE_LAYOUT:
+            layout = index.get("kv_cache", "copied per layer")
+            raise ModelDirError(f"{path}: the graphs were exported for another KV cache layout ({layout!r}, this Tact "
+                                f"reads {KV_CACHE_LAYOUT!r}); {fix}")
+        layers, fill, head = index.get("decoder_layers"), index.get("kv_fill"), index.get("exit_head")
+        if not (isinstance(layers, list) and isinstance(fill, dict) and isinstance(head, str)
+                and all(isinstance(n, str) for n in [*layers, *fill.values()])):
+            raise ModelDirError(f"{path} lacks the decoder_layers, kv_fill and exit_head it lists the graphs in; {fix}")
+        if len(layers) != self.n_layers:
+            raise ModelDirError(f"{path} lists {len(layers)} decoder layer graphs, {self.model_dir / 'config.json'} "
+                                f"has num_hidden_layers {self.n_layers}; {fix} (with the config.json the model was "
+                                "trained with)")
+        if not all(k.isdigit() and int(k) < self.n_layers - 1 for k in fill):
+            raise ModelDirError(f"{path}: kv_fill lists exits {sorted(fill)}, past the {self.n_layers - 1} exits of "
+                                f"{self.n_layers} layers; {fix}")
+        int8 = index.get("int8")
+        if int8 and not (isinstance(int8, dict) and isinstance(int8.get("exit_head"), str)
+                         and isinstance(int8.get("decoder_layers"), list)
+                         and len(int8["decoder_layers"]) == self.n_layers):
+            raise ModelDirError(f"{path}: its 8-bit graphs are not one per layer and a head; {fix}")
+        return index
+
+    def _layer_session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
+        """A decoder layer's graph, checked against config.json: a graph exported for other KV heads or head size
+        (config.json edited, or another model's graphs) loaded fine and failed every decode."""
+        session = self._session(name, where)
+        inputs = {i.name: i.shape for i in session.get_inputs()}
+        want = {"hidden": ["T", self.embed.shape[1]], "past_k": [1, self.n_kv, "S", self.head_dim]}
+        path = (where or self._graphs) / name
+        for key, shape in want.items():
+            got = inputs.get(key)
+            if got is None:
+                raise ModelDirError(f"{path} is not a decoder layer graph (no {key} input); "
+                                    f"re-run `tact export {self.model_dir}`")
+            if len(got) != len(shape) or any(isinstance(g, int) and isinstance(w, int) and g != w
+                                             for g, w in zip(got, shape)):
+                raise ModelDirError(f"{path} takes {key} of shape {got}, this model's "
+                                    f"config.json and weights give {shape} (num_key_value_heads {self.n_kv}, head_dim "
+                                    f"{self.head_dim}, hidden size {self.embed.shape[1]}); re-run "
+                                    f"`tact export {self.model_dir}`")
+        return session
 
     def _fp32_head(self) -> ort.InferenceSession:
         if self.head_session is None:
@@ -393,7 +446,7 @@ class EarlyExitRuntime:
                                         f"existed); re-run `tact export {self.model_dir}`, or use fp32 weights")
                 # made ready at load when asked for then; else derives the 8-bit weights now if absent
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
-                layers = [self._session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
+                layers = [self._layer_session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
                 head = self._session(int8["exit_head"], where)  # leaves the runtime as it was
                 self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
                 self.int8_layer_sessions, self.int8_head_session = layers, head
@@ -545,10 +598,25 @@ class EarlyExitRuntime:
 
     def fim_prompt(self, prefix: str, suffix: str, reserve: int) -> list[int]:
         """Token ids of the fill-in-the-middle prompt for text ``prefix`` before the cursor and ``suffix`` after it,
-        leaving ``reserve`` tokens for the suggestion within the trained context (``context_tokens``)."""
+        leaving ``reserve`` tokens for the suggestion within the trained context (``context_tokens``) and within what
+        ``generate`` keeps of a prompt (``fit_prompt``)."""
         info = self.tokenizer
-        return build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS], self.context_tokens,
-                            reserve=reserve)
+        return build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS],
+                            min(self.context_tokens, self.max_len - 2), reserve=reserve)  # generate keeps max_len - 2
+
+    def fit_prompt(self, prompt_ids: list[int]) -> list[int]:
+        """``prompt_ids`` cut to the max_len - 2 tokens ``generate`` keeps (the cache holds max_len; the suggestion
+        needs room). A fill-in-the-middle prompt keeps its markers and suffix and loses the start of its prefix, as
+        ``build_prompt`` cuts it: cut from the front it lost its markers. Any other loses its oldest tokens."""
+        room = self.max_len - 2
+        if len(prompt_ids) <= room:
+            return prompt_ids
+        info = self.tokenizer
+        fim = info.has_fim and prompt_ids[0] in (info.fim_suffix_id, info.fim_middle_id)
+        if fim and info.fim_middle_id in prompt_ids:
+            middle = prompt_ids.index(info.fim_middle_id)  # <|fim_suffix|> suffix <|fim_middle|> prefix
+            return build_prompt(info, prompt_ids[middle + 1:], prompt_ids[1:middle], room, reserve=0)
+        return prompt_ids[-room:]
 
     # -- decoding --------------------------------------------------------------------------------
     def generate(self, prompt_ids: list[int], options: DecodeOptions | None = None,
@@ -556,12 +624,10 @@ class EarlyExitRuntime:
         opts = options or DecodeOptions()
         if opts.policy not in POLICIES:
             raise ValueError(f"unknown decoding policy {opts.policy!r}; one of {POLICIES}")
-        res = DecodeResult(prompt_tokens=len(prompt_ids))
-        if not prompt_ids:
-            prompt_ids = [self.tokenizer.eos_id]
-        room = self.max_len - 1
-        if len(prompt_ids) > room - 1:
-            prompt_ids = prompt_ids[-(room - 1):]
+        if opts.max_new_tokens <= 0:  # nothing to write: neither the cache nor the result changes
+            return DecodeResult(prompt_tokens=len(prompt_ids))
+        prompt_ids = self.fit_prompt(prompt_ids or [self.tokenizer.eos_id])
+        res = DecodeResult(prompt_tokens=len(prompt_ids))  # what the model read
         with self.lock:
             t0 = time.perf_counter()
             cancel = should_cancel or (lambda: False)
@@ -582,6 +648,11 @@ class EarlyExitRuntime:
                 self._decode_full(h, opts, res, cancel)
             res.decode_ms = (time.perf_counter() - t1) * 1000
         res.text = self.tokenizer.decode(res.token_ids)
+        # A suggestion cut mid-character (the token limit, Stop, the context, a cancel) ends in bytes that decode to
+        # U+FFFD: its last tokens go until the text ends whole. After decoding, so every policy cuts alike.
+        while res.text.endswith("\ufffd") and res.token_ids:
+            del res.token_ids[-1], res.logprobs[-1], res.layers[-1], res.stop_probs[-1]
+            res.text = self.tokenizer.decode(res.token_ids)
         return res
 
     def _emit(self, res: DecodeResult, opts: DecodeOptions, token: int, logp: float, layers: int, p_stop: float) -> bool:

@@ -7,10 +7,11 @@ tokens, which keeps indentation cheap.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 EOS = "<|endoftext|>"
 FIM_PREFIX = "<|fim_prefix|>"
@@ -18,6 +19,7 @@ FIM_MIDDLE = "<|fim_middle|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS = [EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, PAD]
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192) -> Tokenizer:
@@ -43,10 +45,14 @@ def load_tokenizer(path: Path) -> Tokenizer:
 
 
 class TokenizerInfo:
-    """Special token ids of a loaded tokenizer; FIM is unavailable when the tokens are missing."""
+    """Special token ids of a loaded tokenizer; FIM is unavailable when the tokens are missing. Text is encoded
+    here, in training and serving alike, so that both see the same ids."""
 
     def __init__(self, tok: Tokenizer):
         self.tok = tok
+        # Text that spells a special token (a file holding "<|fim_middle|>") stays text: read as the control token it
+        # ended or rearranged the prompt. Prompts put the real special ids in themselves (models.fim.build_prompt).
+        tok.encode_special_tokens = True
         self.eos_id = tok.token_to_id(EOS)
         self.fim_prefix_id = tok.token_to_id(FIM_PREFIX)
         self.fim_middle_id = tok.token_to_id(FIM_MIDDLE)
@@ -58,7 +64,15 @@ class TokenizerInfo:
         return None not in (self.fim_prefix_id, self.fim_middle_id, self.fim_suffix_id)
 
     def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text, add_special_tokens=False).ids
+        return self.encoding(text).ids
+
+    def encoding(self, text: str) -> Encoding:
+        """The tokenizer's encoding of ``text`` (ids, and character offsets into ``text``). A lone surrogate (JSON-RPC
+        delivers "\\ud800" as one) becomes U+FFFD, one character for one, so offsets still index ``text``:
+        `tokenizers` refuses strings that are not valid Unicode."""
+        if not text.isascii() and _SURROGATE.search(text):
+            text = _SURROGATE.sub("\ufffd", text)
+        return self.tok.encode(text, add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)

@@ -43,6 +43,30 @@ def test_typing_at_the_end_of_a_long_prefix_keeps_the_prompt_start(info):
     assert all(len(p) <= 1024 - 48 for p in prompts)
 
 
+def test_text_that_spells_a_special_token_is_encoded_as_text(info):
+    """A file holding "<|fim_middle|>" must not put the control token into its prompt (it rearranged the FIM layout,
+    and "<|endoftext|>" read as the end of the document)."""
+    text = 'EOS = "<|endoftext|>"\nFIM_MIDDLE = "<|fim_middle|>"\nPAD = "<|pad|>"\n'
+    ids = info.encode(text)
+    assert not {info.eos_id, info.fim_prefix_id, info.fim_middle_id, info.fim_suffix_id, info.pad_id} & set(ids)
+    assert info.decode(ids) == text
+    prompt = build_prompt(info, ids, info.encode('"<|fim_suffix|>"'), max_tokens=1024, reserve=48)
+    assert prompt.count(info.fim_suffix_id) == prompt.count(info.fim_middle_id) == 1  # the prompt's own markers
+
+
+def test_a_lone_surrogate_is_encoded_as_one_replacement_character(info):
+    """JSON-RPC delivers "\\ud800" as a lone surrogate, which `tokenizers` refused (TypeError); offsets still index
+    the text (the next-edit model finds its window's tokens by them)."""
+    text = "s = '\ud800'\nname = 'caf\udce9'\nok = 'é'\n"
+    ids = info.encode(text)
+    assert info.decode(ids) == text.replace("\ud800", "\ufffd").replace("\udce9", "\ufffd")
+    enc = info.encoding(text)
+    assert enc.ids == ids and max(b for _, b in enc.offsets) == len(text)
+    before = [a for a, _ in enc.offsets].index(text.index("ok"))  # the first token of the last line
+    assert info.decode(ids[:before]) == "s = '\ufffd'\nname = 'caf\ufffd'\n"
+    assert info.encode("plain ascii, é") == info.tok.encode("plain ascii, é", add_special_tokens=False).ids
+
+
 def test_keep_prefix_edges():
     assert keep_prefix([1, 2, 3], 5) == [1, 2, 3]
     assert keep_prefix(list(range(10)), 4, grid=3) == [6, 7, 8, 9]

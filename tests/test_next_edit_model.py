@@ -63,6 +63,20 @@ def test_next_block_example_ends_with_the_next_edit_as_a_block(tiny_lm_dir):
     assert "check(w)" in info.decode(ids[lo:hi]) and "check(width)" not in info.decode(ids[lo:hi])  # the updated block
 
 
+def test_an_answer_that_spells_a_special_token_is_taught_as_text(tiny_lm_dir):
+    """Training encodes text as serving does: "<|endoftext|>" written in code is not the end of the answer."""
+    from models.next_edit.train import encode_example
+    from models.tokenizer import TokenizerInfo, load_tokenizer
+
+    info = TokenizerInfo(load_tokenizer(tiny_lm_dir / "tokenizer.json"))
+    ex = _example()
+    ex = Example(ex.path, ex.package, ex.original, ex.history, ex.current,
+                 Edit(1, 2, "    check(width)\n", "    check(w, '<|endoftext|>')\n"))
+    ids, start, _ = encode_example(ex, info)
+    assert ids.count(info.eos_id) == 1 and ids[-1] == info.eos_id
+    assert "check(w, '<|endoftext|>')" in info.decode(ids[start:])
+
+
 def test_an_unknown_prompt_format_is_refused_with_the_path(tiny_lm_dir, tmp_path):
     import json
     import shutil
@@ -152,3 +166,23 @@ def test_the_most_confident_window_wins_and_cancellation_returns_nothing(model):
         assert model.predict_edit(ex.history, current, ex.cursor_line, ex.path, should_cancel=lambda: True) is None
     finally:
         del model._ask
+
+
+def test_a_lone_surrogate_in_the_document_is_read_as_a_replacement_character(model):
+    """JSON-RPC can deliver a lone surrogate ("\\ud800"); `tokenizers` refused the prompt (TypeError). The window's
+    tokens are still found by their offsets."""
+    ex = _example()
+    current = ex.current.replace("check(width)", "check('\ud800')")
+    asked, real = [], model.runtime.generate
+
+    def generate(ids, opts, should_cancel=None):
+        asked.append((ids, opts.lookup_range))
+        return real(ids, opts, should_cancel)
+
+    model.runtime.generate = generate
+    try:
+        model.predict_edit(ex.history, current, 1, ex.path)  # an edit or none, not an exception
+    finally:
+        del model.runtime.generate
+    ids, (lo, hi) = asked[0]
+    assert "check('\ufffd')" in model.info.decode(ids[lo:hi])

@@ -34,6 +34,13 @@ def rt(tiny_lm_dir):
 
 
 @pytest.fixture(scope="module")
+def shipped():
+    from tests.lsp_support import model_under_test
+
+    return EarlyExitRuntime(model_under_test(), threads=1)
+
+
+@pytest.fixture(scope="module")
 def model(tiny_lm_torch):
     return tiny_lm_torch
 
@@ -76,6 +83,8 @@ def torch_greedy(model, rt, ids: list[int], max_new: int, single_line: bool) -> 
         seq.append(token)
         if single_line and "\n" in rt.tokenizer.tok.decode([token], skip_special_tokens=False):
             break
+    while out and rt.tokenizer.decode(out).endswith("\ufffd"):  # a suggestion never ends inside a character
+        out.pop()
     return out
 
 
@@ -315,11 +324,64 @@ def test_odd_prompts_do_not_crash(rt, policy):
         res = generate(rt, ids, policy=policy, max_new_tokens=16, single_line=False)
         assert res.stop_reason in ("eos", "newline", "repeat", "max_tokens", "context")
         assert len(res.token_ids) <= 16
-        assert res.prompt_tokens == len(ids)
+        assert res.prompt_tokens == min(max(len(ids), 1), rt.max_len - 2)  # what it read: [] reads <|endoftext|>
     if policy != "dynamic":  # lossless at the context limit too (prompt lookup drafts a lot here)
         full = generate(rt, long_ids, policy="full", max_new_tokens=16, single_line=False)
         res = generate(rt, long_ids, policy=policy, max_new_tokens=16, single_line=False)
         assert res.token_ids == full.token_ids and res.stop_reason == full.stop_reason
+
+
+def test_a_suggestion_cut_mid_character_ends_before_it_and_speculative_stays_full(shipped):
+    """Byte-level tokens split a character; a cut (here the token limit) between them showed U+FFFD. The
+    shipped model writes these characters (a tiny random model's bytes are anyone's guess)."""
+    rt = shipped
+    prefix = '# 日本語のコメント 🙂🙂🙂\nmsg = "こんにちは世界 🙂🙂🙂 日本語のコメント'
+    cut = 0
+    for limit in range(1, 9):
+        ids = rt.fim_prompt(prefix, '"\n', limit)
+        out = {}
+        for policy in ("full", "speculative"):
+            res = out[policy] = generate(rt, ids, policy=policy, max_new_tokens=limit)
+            assert "\ufffd" not in res.text and res.text == rt.tokenizer.decode(res.token_ids)
+            assert len(res.token_ids) == len(res.logprobs) == len(res.layers) == len(res.stop_probs) <= limit
+        assert (out["full"].token_ids, out["full"].stop_reason) == (out["speculative"].token_ids,
+                                                                    out["speculative"].stop_reason)
+        cut += len(out["full"].token_ids) < limit
+    assert cut  # some limits fell inside a character
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_zero_new_tokens_emits_nothing_and_leaves_the_cache(rt, policy):
+    ids = rt.tokenizer.encode(CODE[:100])
+    rt.reset()
+    res = rt.generate(ids, DecodeOptions(policy=policy, max_new_tokens=0))
+    assert (res.token_ids, res.text, res.logprobs, res.layers, res.stop_probs) == ([], "", [], [], [])
+    assert res.stop_reason == "max_tokens" and rt.cache.length == 0
+
+
+def test_a_fim_prompt_too_long_for_the_cache_loses_the_start_of_its_prefix_not_its_markers(rt):
+    """generate keeps max_len - 2 prompt tokens: cut from the front, a FIM prompt lost <|fim_suffix|>, the suffix
+    and <|fim_middle|>, and prompt_tokens still gave the length before the cut."""
+    info = rt.tokenizer
+    long_prefix, suffix = info.encode((CODE + REPEAT) * 4), info.encode("\n    return width\n")
+    ids = build_prompt(info, long_prefix, suffix, max_tokens=4 * rt.max_len, reserve=0)
+    assert len(ids) > rt.max_len
+    for policy in POLICIES:
+        res = generate(rt, ids, policy=policy, max_new_tokens=4)
+        read = rt.cache.ids[:res.prompt_tokens]
+        assert res.prompt_tokens <= rt.max_len - 2
+        assert read[:len(suffix) + 2] == [info.fim_suffix_id, *suffix, info.fim_middle_id]
+        assert long_prefix[-(len(read) - len(suffix) - 2):] == read[len(suffix) + 2:]  # the prefix's end
+    # fim_prompt leaves what generate keeps, even where the trained context is the whole cache
+    assert rt.context_tokens == rt.max_len
+    text = (CODE + REPEAT) * 4
+    sizes = []
+    for end in range(200, len(text), 5):  # prefixes that fill the budget to the token, and that fall short of it
+        built = rt.fim_prompt(text[:end], "\n    return width\n", reserve=0)
+        assert built[0] == info.fim_suffix_id
+        sizes.append(len(built))
+    assert max(sizes) == rt.max_len - 2
+    assert generate(rt, built, max_new_tokens=2).prompt_tokens == len(built)
 
 
 # -- bad model directories -----------------------------------------------------------------------
@@ -584,6 +646,94 @@ def test_layers_extend_the_cache_buffers_in_place(tiny_lm_dir):
         k, v = rt.cache.k[layer][0], rt.cache.v[layer][0]  # (Hkv, S, hd)
         for buf in (k, v):  # every cached position written, nothing after it
             assert np.abs(buf[:, :n]).max(axis=-1).min() > 0 and not buf[:, n:].any()
+
+
+def _edit_json(path, change):
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.mark.parametrize("name, corrupt, says", [
+    ("graphs.json", lambda p: p.write_text('{"decoder_layers": ['), "tact export"),
+    ("graphs.json", lambda p: p.write_text("[]"), "tact export"),
+    ("graphs.json", lambda p: _edit_json(p, lambda g: g.pop("kv_fill")), "tact export"),
+    ("graphs.json", lambda p: _edit_json(p, lambda g: g["decoder_layers"].pop()), "tact export"),
+    ("config.json", lambda p: p.write_text("[1, 2]"), "re-download or re-train"),
+    ("config.json", lambda p: _edit_json(p, lambda c: c.pop("num_hidden_layers")), "integer num_hidden_layers"),
+    ("config.json", lambda p: _edit_json(p, lambda c: c.update(num_hidden_layers=5)), "tact export"),
+    ("config.json", lambda p: _edit_json(p, lambda c: c.update(num_hidden_layers=3)), "tact export"),
+    ("tact.json", lambda p: p.write_text('{"name": "tiny'), "re-download or re-train"),
+])
+def test_a_corrupt_index_config_or_record_is_refused_naming_the_file_and_the_fix(tiny_lm_dir, tmp_path, name,
+                                                                                 corrupt, says):
+    d = _copy(tiny_lm_dir, tmp_path)
+    corrupt(d / name)
+    with pytest.raises(ModelDirError, match=says) as err:
+        EarlyExitRuntime(d, threads=1)
+    assert str(d) in str(err.value) and ("graphs.json" in str(err.value) or name in str(err.value))
+
+
+@pytest.mark.parametrize("change", [{"num_key_value_heads": 1}, {"head_dim": 8}, {"num_key_value_heads": 4}])
+def test_a_config_that_disagrees_with_the_exported_graphs_is_refused_at_load(tiny_lm_dir, tmp_path, change):
+    """The KV cache is shaped from config.json: graphs exported for other KV heads or head size loaded fine and then
+    failed every decode inside onnxruntime."""
+    d = _copy(tiny_lm_dir, tmp_path)
+    _edit_json(d / "config.json", lambda c: c.update(change))
+    with pytest.raises(ModelDirError, match=r"past_k.*re-run `tact export") as err:
+        EarlyExitRuntime(d, threads=1)
+    assert str(d / "decoder_layer_0.onnx") in str(err.value)
+
+
+def test_a_graph_that_is_no_decoder_layer_is_refused_at_load(tiny_lm_dir, tmp_path):
+    d = _copy(tiny_lm_dir, tmp_path)
+    shutil.copy(d / "exit_head.onnx", d / "decoder_layer_2.onnx")
+    with pytest.raises(ModelDirError, match=r"not a decoder layer graph.*tact export") as err:
+        EarlyExitRuntime(d, threads=1)
+    assert str(d / "decoder_layer_2.onnx") in str(err.value)
+
+
+def test_missing_exit_heads_are_called_missing(learned_fill_dir, tmp_path):
+    d = _copy(learned_fill_dir, tmp_path)
+    (d / "exit_heads.safetensors").unlink()
+    with pytest.raises(ModelDirError, match="is missing") as err:
+        EarlyExitRuntime(d, threads=1)
+    assert str(d / "exit_heads.safetensors") in str(err.value) and "not the one" not in str(err.value)
+
+
+def _safetensors(header, data: bytes = b"") -> bytes:
+    import struct
+
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+@pytest.mark.parametrize("header", [
+    [],
+    {"a": {"dtype": "F32", "shape": [2]}},
+    {"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}},
+    {"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}},
+    {"a": {"dtype": "F32", "shape": "x", "data_offsets": [0, 8]}},
+    {"a": "F32"},
+])
+def test_a_corrupt_safetensors_header_is_refused_naming_the_file(tmp_path, header):
+    from models.model_dir import load_tensors
+
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(_safetensors(header, b"\0" * 8))
+    with pytest.raises(ModelDirError, match="corrupt safetensors header.*re-download") as err:
+        load_tensors(path)
+    assert str(path) in str(err.value)
+
+
+def test_weights_without_a_tensor_the_runtime_reads_are_refused_naming_it(tiny_lm_dir, tmp_path):
+    from safetensors.numpy import save_file
+
+    d = _copy(tiny_lm_dir, tmp_path)
+    save_file({"model.norm.weight": np.ones(64, np.float32)}, str(d / "model.safetensors"))
+    with pytest.raises(ModelDirError, match="lacks tensor model.embed_tokens.weight") as err:
+        EarlyExitRuntime(d, threads=1)
+    assert str(d / "model.safetensors") in str(err.value)
 
 
 def test_corrupt_tokenizer(tiny_lm_dir, tmp_path):

@@ -77,7 +77,7 @@ class NextEditModel:
         prompt, window, (window_at, window_end) = self.format.prompt(history, current, line, path)
         if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
             return None  # minified or generated text: nothing sensible to rewrite
-        enc = self.info.tok.encode(prompt, add_special_tokens=False)
+        enc = self.info.encoding(prompt)
         ids = enc.ids
         # the window's tokens: drafts are copied from there, never from the history or the output so far
         span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < window_end]

@@ -41,7 +41,7 @@ def encode_example(ex: Example, info: TokenizerInfo, line: int | None = None, pr
     if output is None:
         return None
     p = info.encode(prompt)
-    enc = info.tok.encode(output, add_special_tokens=False)
+    enc = info.encoding(output)
     r = enc.ids + [info.eos_id]
     if len(r) > REWRITE_TOKENS or len(p) + len(r) > MAX_TOKENS:
         return None
