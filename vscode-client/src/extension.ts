@@ -15,7 +15,7 @@ import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { buildReport, showReport } from "./report";
 import { checkPython, serverExecutable } from "./server";
-import { needsRestart, pythonPath, SECTION, serverSettings } from "./settings";
+import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
 const SELECTOR: vscode.DocumentSelector = [
@@ -59,6 +59,8 @@ class TactExtension implements vscode.Disposable {
   private statusTimer: ReturnType<typeof setInterval> | undefined;
   private refreshQueued = false;
   private lastStatus: ServerStatus | undefined;
+  /** Set on deactivation: no server may start after it. */
+  private disposed = false;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     const access = { current: () => this.client, enabled: () => this.enabled() };
@@ -102,9 +104,16 @@ class TactExtension implements vscode.Disposable {
   }
 
   private async doStart(): Promise<void> {
+    if (this.disposed) {
+      return;
+    }
     this.statusBar.setState("starting");
     const python = pythonPath();
-    const check = await checkPython(python);
+    const cwd = workspaceDir();
+    const check = await checkPython(python, cwd);
+    if (this.disposed) {
+      return;
+    }
     if (!check.ok) {
       const message = `Tact: ${check.problem}. Set "tact.pythonPath" to a Python that has Tact installed.`;
       this.log(message);
@@ -120,13 +129,12 @@ class TactExtension implements vscode.Disposable {
     }
     const settings = serverSettings(this.context.extension.packageJSON);
     const modelPath = typeof settings.modelPath === "string" ? settings.modelPath : "";
-    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-    const executable = serverExecutable(python, modelPath, folder?.scheme === "file" ? folder.fsPath : undefined);
+    const executable = serverExecutable(python, modelPath, cwd);
     this.log(`starting Tact ${check.version}: ${executable.command} ${(executable.args ?? []).join(" ")}`);
     const middleware: Middleware = {
       executeCommand: async (command, args, next) => {
-        if (command === COMMAND_ACCEPT_SUGGESTION) {
-          this.inline.accepted(args[0]);
+        if (command === COMMAND_ACCEPT_SUGGESTION && !this.inline.accepted(args[0])) {
+          return undefined; // a suggestion of the server before a restart: this one never issued it
         }
         return next(command, args);
       },
@@ -153,7 +161,16 @@ class TactExtension implements vscode.Disposable {
     this.client = client;
     try {
       await client.start();
+      if (this.disposed) {
+        // deactivated while it started (stop() cannot stop a client that is starting)
+        this.client = undefined;
+        await client.stop(5000);
+        return;
+      }
     } catch (error) {
+      if (this.disposed) {
+        return;
+      }
       const problem = error instanceof Error ? error.message : String(error);
       this.log(`the server did not start: ${problem}`);
       this.statusBar.setState("failed", problem);
@@ -185,20 +202,26 @@ class TactExtension implements vscode.Disposable {
     }
   }
 
+  /** The suggestion and next edit on screen end (ignored) while the server that issued them still runs:
+   * their outcomes must reach it, not the next one. */
+  private async endOutcomes(): Promise<void> {
+    this.inline.endAll("ignored");
+    this.nextEdits.endAll("ignored");
+    await Promise.all([this.inline.flush(), this.nextEdits.flush()]);
+  }
+
   private async restart(why: string): Promise<void> {
     this.log(`restarting the server: ${why}`);
     await this.starting;
+    await this.endOutcomes();
     await this.stop();
     await this.start();
   }
 
   private onConfiguration(e: vscode.ConfigurationChangeEvent): void {
-    if (!e.affectsConfiguration(SECTION)) {
-      return;
-    }
     if (needsRestart(e)) {
       void this.restart("settings changed");
-    } else {
+    } else if (e.affectsConfiguration(SECTION)) {
       // the language client sends workspace/didChangeConfiguration itself
       this.statusBar.render();
       this.refreshSoon();
@@ -289,10 +312,16 @@ class TactExtension implements vscode.Disposable {
   }
 
   async dispose(): Promise<void> {
-    await this.stop();
+    this.disposed = true;
+    await this.endOutcomes();
+    const starting = this.starting;
+    if (!starting) {
+      await this.stop();
+    }
     for (const d of this.disposables.splice(0)) {
       d.dispose();
     }
+    await starting?.catch(() => undefined); // doStart stops what it started
   }
 }
 

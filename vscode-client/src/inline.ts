@@ -42,6 +42,8 @@ export interface ClientAccess {
 
 const MAX_LATENCIES = 20;
 const MAX_TRACKED = 100;
+/** How long a suggestion typed to its end waits for Tab's accept command before it counts as typed by hand. */
+const ACCEPT_WAIT_MS = 1000;
 
 export class InlineSuggestions implements vscode.Disposable {
   readonly counters: SessionCounters = { shown: 0, accepted: 0, rejected: 0, latenciesMs: [] };
@@ -54,6 +56,12 @@ export class InlineSuggestions implements vscode.Disposable {
   private active: Tracked | undefined;
   /** Set by the next-word command until the document change it causes arrives. */
   private partialAcceptPending = false;
+  /** The active suggestion's last partial accept and the document version it made. */
+  private partialAccept: { tracked: Tracked; version: number } | undefined;
+  /** Suggestions typed to their end, waiting for the accept command (Tab) that may follow. */
+  private readonly completing = new Map<Tracked, ReturnType<typeof setTimeout>>();
+  /** Notifications handed to the client and not yet written. */
+  private readonly sending = new Set<Promise<unknown>>();
 
   constructor(
     private readonly access: ClientAccess,
@@ -99,7 +107,7 @@ export class InlineSuggestions implements vscode.Disposable {
         const length = typeof info === "number" ? info : info?.acceptedLength;
         if (tracked && typeof length === "number" && length > tracked.tracker.acceptedLength) {
           tracked.tracker.acceptedLength = length;
-          self.notify(DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: length });
+          self.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: length });
         }
       },
       handleEndOfLifetime(item: vscode.InlineCompletionItem, reason: EndOfLifeReason): void {
@@ -109,7 +117,7 @@ export class InlineSuggestions implements vscode.Disposable {
         }
         const why = reasonForEndOfLife(reason, tracked.tracker.inferred);
         if (why === null) {
-          tracked.tracker.resolved = true; // accepted: the item's command (accepted()) reports it
+          tracked.tracker.accept(); // the item's command (accepted()) reports it
           if (self.active === tracked) {
             self.active = undefined;
           }
@@ -146,8 +154,10 @@ export class InlineSuggestions implements vscode.Disposable {
     context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const version = document.version;
     const client = this.access.current();
     if (!client || !client.isRunning() || !this.access.enabled()) {
+      this.answered(document, version, context, token, []);
       return undefined;
     }
     const started = Date.now();
@@ -159,9 +169,11 @@ export class InlineSuggestions implements vscode.Disposable {
       if (!token.isCancellationRequested) {
         this.log(`inline completion failed: ${error instanceof Error ? error.message : String(error)}`);
       }
+      this.answered(document, version, context, token, []);
       return undefined;
     }
     if (token.isCancellationRequested || !result) {
+      this.answered(document, version, context, token, []);
       return undefined;
     }
     const converted = await client.protocol2CodeConverter.asInlineCompletionResult(result, token);
@@ -175,7 +187,13 @@ export class InlineSuggestions implements vscode.Disposable {
         continue;
       }
       const anchor = document.offsetAt(item.range?.start ?? position);
-      const tracked: Tracked = { id, uri: document.uri.toString(), tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position)) };
+      const tracked: Tracked = {
+        id,
+        uri: document.uri.toString(),
+        client,
+        tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position)),
+        reported: false,
+      };
       this.byItem.set(item, tracked);
       this.byId.set(id, tracked);
       if (this.byId.size > MAX_TRACKED) {
@@ -186,32 +204,86 @@ export class InlineSuggestions implements vscode.Disposable {
     if (out.length > 0) {
       this.recordLatency(Date.now() - started);
     }
-    // VS Code shows the first item right away; a suggestion still on screen is replaced by it. With the
-    // proposed API, VS Code reports both (shown, superseded) itself and the tracker only follows the cursor.
-    const first = out.length > 0 ? this.byItem.get(out[0]) : undefined;
-    if (first) {
-      this.endActive("superseded");
-      this.active = first;
-      if (!this.proposedApi) {
-        this.shown(first);
-      }
-    }
+    this.answered(document, version, context, token, out);
     return out;
   }
 
-  /** Called by the client middleware when the item's command runs (VS Code inserted the whole suggestion). */
-  accepted(id: unknown): void {
-    if (typeof id !== "string") {
+  /** Follows what VS Code does with an answer: it drops a cancelled or outdated one; otherwise the answer's
+   * first item replaces the ghost text on screen, and an empty answer removes it. With the proposed API,
+   * VS Code reports both (shown, superseded) itself and the tracker only follows the cursor. */
+  private answered(
+    document: vscode.TextDocument,
+    version: number,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+    out: vscode.InlineCompletionItem[],
+  ): void {
+    if (token.isCancellationRequested || document.version !== version) {
       return;
     }
+    const first = out.length > 0 ? this.byItem.get(out[0]) : undefined;
+    // The fetch a partial accept causes: VS Code keeps showing the item the words came from (unless the
+    // answer is that same edit), so the answer is not on screen.
+    const kept = this.partialAccept?.tracked.uri === document.uri.toString() ? this.partialAccept : undefined;
+    if (kept) {
+      this.partialAccept = undefined; // once: a later fetch at this version (an explicit request) replaces it as usual
+    }
+    if (
+      kept && kept.tracked === this.active && kept.version === version &&
+      context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic &&
+      !(first && first.tracker.anchor === kept.tracked.tracker.anchor && first.tracker.insertText === kept.tracked.tracker.insertText)
+    ) {
+      return;
+    }
+    this.endActive("superseded");
+    // With an entry of the suggest widget selected, VS Code only shows items that extend it, which the
+    // server does not aim for: not known to be on screen, so neither shown nor followed.
+    this.active = context.selectedCompletionInfo ? undefined : first;
+    if (this.active && !this.proposedApi) {
+      this.shown(this.active);
+    }
+  }
+
+  /** Called by the client middleware when the item's command runs (VS Code inserted the whole suggestion).
+   * False when the suggestion came from an earlier server (before a restart): not for this one. */
+  accepted(id: unknown): boolean {
+    if (typeof id !== "string") {
+      return true;
+    }
     const tracked = this.byId.get(id);
+    if (tracked && tracked.client !== this.access.current()) {
+      return false;
+    }
     this.counters.accepted += 1;
     if (tracked) {
-      tracked.tracker.resolved = true;
+      tracked.tracker.accept();
+      tracked.reported = true;
+      clearTimeout(this.completing.get(tracked));
+      this.completing.delete(tracked);
       this.forget(tracked);
       this.events.onAccepted(tracked.uri);
     }
     this.events.onActivity();
+    return true;
+  }
+
+  /** Before the server stops (restart, deactivation): every suggestion on screen or typed to its end gets
+   * its outcome from the server that issued it. */
+  endAll(reason: RejectReason): void {
+    for (const [tracked, timer] of this.completing) {
+      clearTimeout(timer);
+      this.apply(tracked, tracked.tracker.settle());
+    }
+    this.completing.clear();
+    for (const tracked of [...this.byId.values()]) {
+      if (tracked.tracker.shown && !tracked.reported && !tracked.tracker.accepted) {
+        const why = tracked.tracker.inferred ?? reason;
+        tracked.tracker.reject(why);
+        this.forget(tracked);
+        this.reject(tracked, why);
+      }
+    }
+    this.active = undefined;
   }
 
   private shown(tracked: Tracked | undefined): void {
@@ -220,16 +292,17 @@ export class InlineSuggestions implements vscode.Disposable {
     }
     tracked.tracker.shown = true;
     this.counters.shown += 1;
-    this.notify(DID_SHOW_COMPLETION, { id: tracked.id });
+    this.notify(tracked, DID_SHOW_COMPLETION, { id: tracked.id });
     this.events.onActivity();
   }
 
   private reject(tracked: Tracked, reason: RejectReason): void {
-    if (!tracked.tracker.shown) {
-      return; // never on screen: nothing to reject
+    if (!tracked.tracker.shown || tracked.reported) {
+      return; // never on screen, or its outcome is known: nothing to reject
     }
+    tracked.reported = true;
     this.counters.rejected += 1;
-    this.notify(DID_REJECT_COMPLETION, { id: tracked.id, reason });
+    this.notify(tracked, DID_REJECT_COMPLETION, { id: tracked.id, reason });
     this.events.onActivity();
   }
 
@@ -254,10 +327,15 @@ export class InlineSuggestions implements vscode.Disposable {
         this.reject(tracked, verdict.reason);
         break;
       case "partiallyAccepted":
-        this.notify(DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: verdict.acceptedLength });
+        this.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: verdict.acceptedLength });
         break;
       case "completed":
-        this.active = undefined; // the accept command (if it was Tab) reports it; byId keeps it until then
+        // Tab's accept command reports it (byId keeps it until then); typed to the end by hand, none comes
+        this.active = undefined;
+        this.completing.set(tracked, setTimeout(() => {
+          this.completing.delete(tracked);
+          this.apply(tracked, tracked.tracker.settle());
+        }, ACCEPT_WAIT_MS));
         break;
       default:
         break;
@@ -273,6 +351,9 @@ export class InlineSuggestions implements vscode.Disposable {
     this.partialAcceptPending = false;
     for (const change of e.contentChanges) {
       const verdict = tracked.tracker.onChange({ offset: change.rangeOffset, length: change.rangeLength, text: change.text }, partial);
+      if (verdict.kind === "partiallyAccepted") {
+        this.partialAccept = { tracked, version: e.document.version };
+      }
       if (this.proposedApi) {
         continue; // the proposed API reports; the tracker only follows
       }
@@ -315,15 +396,24 @@ export class InlineSuggestions implements vscode.Disposable {
     }
   }
 
-  private notify(method: string, params: object): void {
+  /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
+  private notify(tracked: Tracked, method: string, params: object): void {
     const client = this.access.current();
-    if (client?.isRunning()) {
-      client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
+    if (client === tracked.client && client.isRunning()) {
+      const sent = client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
+      this.sending.add(sent);
+      void sent.finally(() => this.sending.delete(sent));
     }
   }
 
+  /** Resolves once the notifications already handed to the client are written (a server drops what
+   * arrives after its shutdown request). */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.sending]);
+  }
+
   dispose(): void {
-    this.endActive("ignored");
+    this.endAll("ignored");
     for (const d of this.disposables.splice(0)) {
       d.dispose();
     }
@@ -333,7 +423,11 @@ export class InlineSuggestions implements vscode.Disposable {
 interface Tracked {
   id: string;
   uri: string;
+  /** The server that issued it: its events go to that one only. */
+  client: LanguageClient;
   tracker: SuggestionTracker;
+  /** Its outcome (accepted or rejected) was sent. */
+  reported: boolean;
 }
 
 function suggestionId(item: vscode.InlineCompletionItem): string | undefined {

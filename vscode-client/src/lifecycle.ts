@@ -4,7 +4,7 @@
 // partially accepted and when its lifetime ends, and why. Without it the extension infers the end from what
 // the user does: Escape (dismissed), a keystroke that disagrees with the suggestion (typedOver), the cursor
 // leaving it (cursorMoved), or a newer suggestion (superseded). Accepting runs the item's command
-// (tact.acceptSuggestion) in both cases.
+// (tact.acceptSuggestion) in both cases; a suggestion typed to its end by hand ends ignored (settle()).
 import type { RejectReason } from "./protocol";
 
 /** VS Code's InlineCompletionEndOfLifeReasonKind (proposal inlineCompletionsAdditions). */
@@ -63,6 +63,9 @@ export class SuggestionTracker {
   inferred: RejectReason | undefined;
   shown = false;
   resolved = false;
+  /** The whole text is in the document; accept() or settle() decides what it was. */
+  completed = false;
+  accepted = false;
 
   constructor(
     readonly id: string,
@@ -94,22 +97,62 @@ export class SuggestionTracker {
     if (change.offset > this.expectedCursor) {
       return { kind: "unchanged" }; // after it: the cursor check decides
     }
-    if (change.length === 0 && change.offset === this.expectedCursor) {
-      const rest = this.insertText.slice(this.consumed);
-      if (change.text.length > 0 && rest.startsWith(change.text)) {
-        this.consumed += change.text.length;
-        if (this.consumed >= this.insertText.length) {
-          this.resolved = true;
-          return { kind: "completed" };
-        }
-        if (partialAccept && this.consumed > this.acceptedLength) {
-          this.acceptedLength = this.consumed;
-          return { kind: "partiallyAccepted", acceptedLength: this.consumed };
-        }
-        return { kind: "typedThrough" };
-      }
+    const consumed = this.followedTo(change);
+    if (consumed === undefined) {
+      return this.reject("typedOver");
     }
-    return this.reject("typedOver");
+    if (consumed === this.consumed) {
+      return { kind: "unchanged" };
+    }
+    this.consumed = consumed;
+    if (consumed >= this.insertText.length) {
+      // what it was waits for accept() (Tab's command) or settle() (typed by hand)
+      this.completed = true;
+      this.resolved = true;
+      return { kind: "completed" };
+    }
+    if (partialAccept && consumed > this.acceptedLength) {
+      this.acceptedLength = consumed;
+      return { kind: "partiallyAccepted", acceptedLength: consumed };
+    }
+    return { kind: "typedThrough" };
+  }
+
+  /** How much of insertText is in the document after a change that follows the suggestion, or undefined
+   * when the change disagrees with it. Following: typing at the cursor, or replacing text already consumed
+   * (up to the cursor) with that text and more of the suggestion. VS Code grows the item's range over the
+   * characters typed through, and Tab (or the last word of a word-by-word accept) replaces that whole range
+   * with the whole text. */
+  private followedTo(change: Change): number | undefined {
+    const start = change.offset - this.anchor;
+    if (start < 0 || change.offset + change.length !== this.expectedCursor) {
+      return undefined;
+    }
+    const replaced = this.insertText.slice(start, this.consumed);
+    if (!change.text.startsWith(replaced) || !this.insertText.startsWith(change.text, start)) {
+      return undefined;
+    }
+    return start + change.text.length;
+  }
+
+  /** The whole suggestion got into the document (completed) and no accept command came after it: the user
+   * typed it all by hand. Reported as ignored, not accepted: tact.acceptSuggestion means the editor inserted
+   * the text (the server counts it all as accepted_length), while here the suggestion saved no typing and the
+   * user never acted on it, which is what VS Code's own end of lifetime says for it with the proposed API
+   * (Ignored, the typing agreed). A partial accept before it still ranks higher in the server's telemetry. */
+  settle(): Verdict {
+    if (!this.completed || this.accepted) {
+      return { kind: "unchanged" };
+    }
+    this.completed = false;
+    this.inferred = "ignored";
+    return { kind: "rejected", reason: "ignored" };
+  }
+
+  /** The item's command ran: the editor inserted the whole suggestion. */
+  accept(): void {
+    this.resolved = true;
+    this.accepted = true;
   }
 
   /** The cursor moved (after any change was applied). */

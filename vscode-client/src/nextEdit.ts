@@ -25,6 +25,8 @@ const HINT = "Tab to apply · Esc to dismiss";
 
 interface Shown {
   edit: NextEdit;
+  /** The server that predicted it: its outcome goes to that one only. */
+  client: LanguageClient;
   uri: string;
   version: number;
   range: vscode.Range;
@@ -55,6 +57,8 @@ export class NextEdits implements vscode.Disposable {
   private pending: vscode.CancellationTokenSource | undefined;
   private unsupported = false;
   private applying = false;
+  /** Notifications handed to the client and not yet written. */
+  private readonly sending = new Set<Promise<unknown>>();
 
   constructor(
     private readonly access: ClientAccess,
@@ -77,6 +81,14 @@ export class NextEdits implements vscode.Disposable {
   reset(): void {
     this.unsupported = false;
     this.end("ignored");
+  }
+
+  /** Before the server stops (restart, deactivation): the edit on screen gets its outcome from the server
+   * that predicted it. */
+  endAll(reason: RejectReason): void {
+    clearTimeout(this.timer);
+    this.pending?.cancel();
+    this.end(reason);
   }
 
   /** After a completion was accepted: look for the edit that follows it right away. */
@@ -153,7 +165,7 @@ export class NextEdits implements vscode.Disposable {
   private show(editor: vscode.TextEditor, edit: NextEdit, version: number, client: LanguageClient): void {
     this.end("superseded");
     const range = client.protocol2CodeConverter.asRange(edit.range);
-    this.shown = { edit, uri: editor.document.uri.toString(), version, range };
+    this.shown = { edit, client, uri: editor.document.uri.toString(), version, range };
     const preview = previewOf(edit.newText);
     const removedText = editor.document.getText(range);
     editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage: `Tact: replace with \`${edit.newText}\`` }] : []);
@@ -164,7 +176,7 @@ export class NextEdits implements vscode.Disposable {
       },
     ]);
     void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, true);
-    this.notify(DID_SHOW_NEXT_EDIT, { id: edit.id });
+    this.notify(this.shown, DID_SHOW_NEXT_EDIT, { id: edit.id });
   }
 
   private async apply(): Promise<void> {
@@ -175,21 +187,30 @@ export class NextEdits implements vscode.Disposable {
       return;
     }
     this.clear();
+    const document = editor.document;
+    const start = document.offsetAt(shown.range.start);
     this.applying = true;
+    let applied = false;
+    let why = "";
     try {
-      const applied = await editor.edit((b) => b.replace(shown.range, shown.edit.newText));
-      if (!applied) {
-        this.log("next edit: the editor refused the edit");
-        return;
-      }
+      applied = await editor.edit((b) => b.replace(shown.range, shown.edit.newText));
+    } catch (error) {
+      why = ` (${error instanceof Error ? error.message : String(error)})`;
     } finally {
       this.applying = false;
     }
-    const end = editor.document.positionAt(editor.document.offsetAt(shown.range.start) + shown.edit.newText.length);
+    if (!applied) {
+      this.log(`next edit: the editor refused the edit${why}`);
+      this.notify(shown, DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason: "ignored" }); // an outcome all the same
+      return;
+    }
+    // the document holds newText with its line breaks turned into the document's (\r\n in a CRLF file)
+    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+    const end = document.positionAt(start + shown.edit.newText.replace(/\r\n|\r|\n/g, eol).length);
     editor.selection = new vscode.Selection(end, end);
     editor.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
     const client = this.access.current();
-    if (client?.isRunning()) {
+    if (client === shown.client && client.isRunning()) {
       client
         .sendRequest(ExecuteCommandRequest.type, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] })
         .catch((error: unknown) => this.log(`${COMMAND_ACCEPT_NEXT_EDIT} failed: ${String(error)}`));
@@ -203,7 +224,7 @@ export class NextEdits implements vscode.Disposable {
       return;
     }
     this.clear();
-    this.notify(DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason });
+    this.notify(shown, DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason });
   }
 
   private clear(): void {
@@ -215,17 +236,23 @@ export class NextEdits implements vscode.Disposable {
     void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, false);
   }
 
-  private notify(method: string, params: object): void {
+  private notify(shown: Shown, method: string, params: object): void {
     const client = this.access.current();
-    if (client?.isRunning()) {
-      client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
+    if (client === shown.client && client.isRunning()) {
+      const sent = client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
+      this.sending.add(sent);
+      void sent.finally(() => this.sending.delete(sent));
     }
   }
 
+  /** Resolves once the notifications already handed to the client are written (a server drops what
+   * arrives after its shutdown request). */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.sending]);
+  }
+
   dispose(): void {
-    clearTimeout(this.timer);
-    this.pending?.cancel();
-    this.end("ignored");
+    this.endAll("ignored");
     for (const d of this.disposables.splice(0)) {
       d.dispose();
     }

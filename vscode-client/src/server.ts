@@ -1,5 +1,6 @@
 // Finding and starting the Tact server: `<python> -m lsp_server` (what `tact serve` runs) on stdio.
 import { execFile } from "node:child_process";
+import * as path from "node:path";
 import type { Executable } from "vscode-languageclient/node";
 
 export interface PythonCheck {
@@ -10,10 +11,27 @@ export interface PythonCheck {
 
 const PROBE = "import sys, lsp_server; sys.stdout.write(lsp_server.__version__)";
 
-/** Whether `python` can run the server: it exists and imports lsp_server. */
-export function checkPython(python: string, timeoutMs = 30000): Promise<PythonCheck> {
+/** An interpreter setting as the command to run: `~` and `${workspaceFolder}` expanded, and a relative path
+ * (one with a directory part) resolved against the workspace folder, as the Python extension reads
+ * python.defaultInterpreterPath; the server runs there too. A bare name (python3) is looked up on PATH. */
+export function resolveInterpreter(setting: string, folder: string | undefined, home: string | undefined): string {
+  let python = setting.trim();
+  if (folder) {
+    python = python.replace(/\$\{workspaceFolder\}/g, folder);
+  }
+  if (home && (python === "~" || python.startsWith("~/") || python.startsWith("~\\"))) {
+    python = home + python.slice(1);
+  }
+  if (folder && /[\\/]/.test(python) && !path.isAbsolute(python)) {
+    python = path.resolve(folder, python);
+  }
+  return python;
+}
+
+/** Whether `python` can run the server: it exists and imports lsp_server (from cwd, as the server will). */
+export function checkPython(python: string, cwd?: string, timeoutMs = 30000): Promise<PythonCheck> {
   return new Promise((resolve) => {
-    execFile(python, ["-c", PROBE], { timeout: timeoutMs, env: process.env }, (error, stdout, stderr) => {
+    execFile(python, ["-c", PROBE], { cwd, timeout: timeoutMs, env: process.env }, (error, stdout, stderr) => {
       if (!error) {
         resolve({ ok: true, version: stdout.trim() });
         return;

@@ -2,6 +2,7 @@
 // declared in package.json (they mirror lsp_server/config.py, which a test checks); a few keys only
 // concern the extension and are never sent to the server.
 import * as vscode from "vscode";
+import { resolveInterpreter } from "./server";
 
 export const SECTION = "tact";
 
@@ -17,6 +18,7 @@ export const RESTART_KEYS = [
   "telemetryDatabase",
   "acceptanceModelPath",
   "editCoalesceMs",
+  "nextEdit", // the server advertises next edit (experimental.tact.nextEdit) only when it initializes
 ];
 
 /** The server settings' names, from the extension's own package.json. */
@@ -41,24 +43,34 @@ export function serverSettings(packageJSON: any, scope?: vscode.ConfigurationSco
   return out;
 }
 
+/** The folder the server runs in: the first workspace folder, when it is on disk. */
+export function workspaceDir(): string | undefined {
+  const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+  return folder?.scheme === "file" ? folder.fsPath : undefined;
+}
+
 /** The Python interpreter that runs the server. */
 export function pythonPath(): string {
-  const own = vscode.workspace.getConfiguration(SECTION).get<string>("pythonPath", "").trim();
+  const home = process.env.HOME ?? process.env.USERPROFILE;
+  const own = ownPythonPath();
   if (own) {
-    return expandHome(own);
+    return resolveInterpreter(own, workspaceDir(), home);
   }
   const python = vscode.workspace.getConfiguration("python").get<string>("defaultInterpreterPath", "").trim();
   if (python && python !== "python") {
-    return expandHome(python);
+    return resolveInterpreter(python, workspaceDir(), home);
   }
   return process.platform === "win32" ? "python" : "python3";
 }
 
-function expandHome(path: string): string {
-  const home = process.env.HOME ?? process.env.USERPROFILE;
-  return home && (path === "~" || path.startsWith("~/")) ? home + path.slice(1) : path;
+function ownPythonPath(): string {
+  return vscode.workspace.getConfiguration(SECTION).get<string>("pythonPath", "").trim();
 }
 
 export function needsRestart(event: vscode.ConfigurationChangeEvent): boolean {
-  return RESTART_KEYS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`));
+  return (
+    RESTART_KEYS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`)) ||
+    // the interpreter in use when tact.pythonPath is empty
+    (event.affectsConfiguration("python.defaultInterpreterPath") && !ownPythonPath())
+  );
 }

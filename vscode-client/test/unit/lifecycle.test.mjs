@@ -57,3 +57,52 @@ test("end-of-lifetime reasons from the proposed API", () => {
   assert.equal(reasonForEndOfLife({ kind: END_IGNORED, userTypingDisagreed: false }, "cursorMoved"), "cursorMoved");
   assert.equal(reasonForEndOfLife({ kind: END_IGNORED, userTypingDisagreed: false }, undefined), "ignored");
 });
+
+test("Tab after typing through replaces the grown range with the whole text: completed, not typedOver", () => {
+  const t = new SuggestionTracker("s1", "foo(bar)", 10, 10);
+  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "f" }), { kind: "typedThrough" });
+  // VS Code grew the item's range over "f"; accepting replaces [10, 11) with the whole text
+  assert.deepEqual(t.onChange({ offset: 10, length: 1, text: "foo(bar)" }), { kind: "completed" });
+  assert.equal(t.inferred, undefined);
+});
+
+test("the last word of a word-by-word accept replaces the accepted words with the whole text: completed", () => {
+  const t = new SuggestionTracker("s1", "total = sum(values)", 4, 4);
+  assert.deepEqual(t.onChange({ offset: 4, length: 0, text: "total" }, true), { kind: "partiallyAccepted", acceptedLength: 5 });
+  assert.deepEqual(t.onChange({ offset: 4, length: 5, text: "total = sum(values)" }, true), { kind: "completed" });
+});
+
+test("Tab on a range that started before the cursor completes it", () => {
+  const t = new SuggestionTracker("s1", "values)", 10, 13); // "val" typed before the request
+  assert.deepEqual(t.onChange({ offset: 10, length: 3, text: "values)" }), { kind: "completed" });
+});
+
+test("replacing the typed-through text with something that does not continue the suggestion is typedOver", () => {
+  const t = new SuggestionTracker("s1", "foo(bar)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "fo" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 2, text: "fox" }), { kind: "rejected", reason: "typedOver" });
+  const u = new SuggestionTracker("s2", "foo(bar)", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "fo" });
+  assert.deepEqual(u.onChange({ offset: 10, length: 1, text: "foo(bar)" }), { kind: "rejected", reason: "typedOver" }); // not up to the cursor
+  const v = new SuggestionTracker("s3", "foo(bar)", 10, 10);
+  v.onChange({ offset: 10, length: 0, text: "fo" });
+  assert.deepEqual(v.onChange({ offset: 10, length: 2, text: "Foo(bar)" }), { kind: "rejected", reason: "typedOver" });
+});
+
+test("typed to the end by hand with no accept after it settles as ignored, once", () => {
+  const t = new SuggestionTracker("s1", "foo", 10, 10);
+  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "foo" }), { kind: "completed" });
+  assert.deepEqual(t.settle(), { kind: "rejected", reason: "ignored" });
+  assert.equal(t.inferred, "ignored");
+  assert.deepEqual(t.settle(), { kind: "unchanged" });
+});
+
+test("typed to the end then accepted (Tab's command): settling reports nothing", () => {
+  const t = new SuggestionTracker("s1", "foo", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 1, text: "foo" }), { kind: "completed" });
+  t.accept();
+  assert.deepEqual(t.settle(), { kind: "unchanged" });
+  const open = new SuggestionTracker("s2", "foo", 10, 10); // never completed: nothing to settle
+  assert.deepEqual(open.settle(), { kind: "unchanged" });
+});
