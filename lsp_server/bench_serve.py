@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from telemetry.simulate import TypingStyle, server_command, type_file
+from telemetry.simulate import NoModelError, TypingStyle, server_command, type_file
 from telemetry.lsp_client import LspClient
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
@@ -37,14 +37,20 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def source_files(source: Path | None, corpus: Path | None, seed: int) -> list[tuple[str, str]]:
-    """(name, text) of real Python files: --source DIR, else the held-out corpus split, else the demo sample."""
+    """(name, text) of real Python files: --source DIR (BenchInputError when it has none to type), else the held-out
+    corpus split, else the demo sample."""
     files: list[tuple[str, str]] = []
     if source is not None:
+        if not source.is_dir():
+            raise _bench_input_error(f"source directory {source} does not exist")
         for p in sorted(source.rglob("*.py")):
             try:
                 files.append((p.name, p.read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError):
                 continue
+        files = [(n, t) for n, t in files if 30 <= t.count("\n") <= 3000]
+        if not files:
+            raise _bench_input_error(f"{source} holds no Python files of 30 to 3000 lines")
     elif corpus is not None and (corpus / "heldout.jsonl").exists():
         with open(corpus / "heldout.jsonl", encoding="utf-8") as f:
             files = [(Path(r["path"]).name, r["text"]) for r in map(json.loads, f)]
@@ -55,6 +61,14 @@ def source_files(source: Path | None, corpus: Path | None, seed: int) -> list[tu
     files = [(n, t) for n, t in files if 30 <= t.count("\n") <= 3000]
     random.Random(seed).shuffle(files)
     return files
+
+
+def _bench_input_error(message: str) -> Exception:
+    """`tact bench early-exit`'s error for a --source that gives no samples (imported only on this path: it loads
+    onnxruntime), so that every bench refuses such a directory alike instead of typing the built-in sample."""
+    from models.bench_early_exit import BenchInputError
+
+    return BenchInputError(message)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,6 +103,8 @@ def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict]
         client.inline_completion("file:///bench/cold.py", 4, 14, invoked=True, timeout=120)
         run.cold_start_s = time.perf_counter() - t0
         run.status = client.request("tact/status")
+        if not run.status.get("ready"):  # a bench of a server without a model would time its empty answers
+            raise NoModelError(f"the server has no model: {run.status.get('reason')}")
         running = run.status.get("settings") or {}
         wrong = {k: running.get(k) for k, v in variant[1].items() if running.get(k) != v}
         if wrong:  # refused or unknown there: the comparison would not be one

@@ -10,14 +10,89 @@ import sys
 from pathlib import Path
 
 import lsp_server
-from lsp_server.config import DECODE_WEIGHTS, DEFAULTS, EXIT_RULES
+from lsp_server.config import DECODE_WEIGHTS, DECODING_POLICIES, DEFAULTS, EXIT_RULES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The project's own errors for bad input, as (module, class): main() prints their message as one line. Named, not
+# imported: their modules load torch or onnxruntime, and a module that was never imported raised none of them.
+INPUT_ERRORS = (("models.model_dir", "ModelDirError"), ("models.train_lm", "TrainingInputError"),
+                ("models.bench_early_exit", "BenchInputError"), ("models.next_edit.ranker", "RankerError"),
+                ("telemetry.replay", "ReplayError"), ("telemetry.schema", "TelemetrySchemaError"),
+                ("telemetry.simulate", "NoModelError"), ("sqlite3", "Error"))
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of INPUT_ERRORS."""
+    return any(isinstance(exc, getattr(sys.modules.get(module), name, ())) for module, name in INPUT_ERRORS)
+
+
+def int_range(low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` (up to ``high``), refused with the bounds named at parse time
+    rather than failing, or silently doing nothing, deep in the run."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if high is None and value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_range(1)  # counts such as --limit: 0 or less would run nothing, or everything, silently
+non_negative_int = int_range(0)  # 0-based line numbers
+seed = int_range(0, 2**32 - 1)  # --seed: numpy and scikit-learn take seeds in [0, 2**32) only
+_port = int_range(1, 65535)  # --tcp
+
+
+def positive_float(text: str) -> float:
+    """An argparse type for budgets such as --minutes and --max-mb, which must leave something to do."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def text_file(text: str) -> Path:
+    """An argparse type for a source file to type: refused before a server starts, not halfway through."""
+    path = Path(text)
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{path} is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+    return path
+
+
+def database_path(text: str) -> Path:
+    """An argparse type for a telemetry database to record into: a new file or an SQLite one. The server opens any
+    other path without telemetry, so a run would record nothing and still succeed."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a directory: name a database file in it, e.g. "
+                                         f"{path / 'telemetry.sqlite3'}")
+    if path.is_file() and path.stat().st_size:
+        try:
+            with open(path, "rb") as f:
+                header = f.read(16)
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+        if header != b"SQLite format 3\x00":
+            raise argparse.ArgumentTypeError(f"{path} is not an SQLite database: name a new file or a Tact database")
+    return path
 
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", type=int, metavar="PORT", help="listen on TCP instead of stdio")
+    p.add_argument("--tcp", type=_port, metavar="PORT", help="listen on TCP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="address to bind with --tcp (default 127.0.0.1)")
     p.add_argument("--log-file", help="log to this file instead of stderr")
     p.add_argument("--model", help="model directory (default: the shipped model)")
@@ -34,6 +109,15 @@ def _prompt_format(name: str) -> str:
     return name
 
 
+def _model_size(name: str) -> str:
+    """--size: a name of models.train_lm.SIZES (imported, with torch, only when the flag is read)."""
+    from models.train_lm import SIZES
+
+    if name not in SIZES:
+        raise argparse.ArgumentTypeError(f"unknown size {name!r} (known: {', '.join(SIZES)})")
+    return name
+
+
 LOADER_WORKERS_HELP = ("processes that build training batches beside the loop (default: none on a CPU, else up to 8; "
                        "their order is not deterministic)")
 
@@ -44,16 +128,17 @@ def _add_train(sub) -> None:
     c = tsub.add_parser("corpus", help="build the training corpus from local code")
     c.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus")
     c.add_argument("--dir", type=Path, action="append", default=[], help="extra directories of code")
-    c.add_argument("--max-mb", type=float, default=80.0)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--max-mb", type=positive_float, default=80.0)
+    c.add_argument("--seed", type=seed, default=0)
     lm = tsub.add_parser("lm", help="train the early-exit code model and export it for serving")
     lm.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     lm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "default")
-    lm.add_argument("--size", default="small", help="tiny, small (CPU default), medium, base or large (accelerator)")
-    lm.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget for the whole job")
+    lm.add_argument("--size", type=_model_size, default="small",
+                    help="tiny, small (CPU default), medium, base or large (accelerator)")
+    lm.add_argument("--minutes", type=positive_float, default=60.0, help="wall-clock budget for the whole job")
     lm.add_argument("--batch-size", type=int, default=8)
     lm.add_argument("--lr", type=float, default=3e-3)
-    lm.add_argument("--seed", type=int, default=0)
+    lm.add_argument("--seed", type=seed, default=0)
     lm.add_argument("--threads", type=int, default=None)
     lm.add_argument("--device", default="cpu")
     lm.add_argument("--loader-workers", type=int, default=None, metavar="N",
@@ -77,18 +162,19 @@ def _add_train(sub) -> None:
     ng.add_argument("--device", default="cpu")
     ng.add_argument("--batch-size", type=int, default=8, help="windows the model reads at once")
     ng.add_argument("--threads", type=int, default=None)
-    ng.add_argument("--seed", type=int, default=0)
+    ng.add_argument("--seed", type=seed, default=0)
     dh = tsub.add_parser("draft-head", help="train the draft head that drafts for speculative decoding where prompt "
                                            "lookup and the n-gram table do not (models/draft_head.py)")
     dh.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     dh.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    dh.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget, the model's passes included")
+    dh.add_argument("--minutes", type=positive_float, default=10.0,
+                    help="wall-clock budget, the model's passes included")
     dh.add_argument("--batch-size", type=int, default=8)
     dh.add_argument("--device", default="cpu")
     dh.add_argument("--loader-workers", type=int, default=None, metavar="N",
                     help=LOADER_WORKERS_HELP)
     dh.add_argument("--threads", type=int, default=None)
-    dh.add_argument("--seed", type=int, default=0)
+    dh.add_argument("--seed", type=seed, default=0)
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
@@ -113,23 +199,23 @@ def _add_train(sub) -> None:
     ne.add_argument("--synthetic", action="store_true", help="only the synthetic chains from the corpus")
     ne.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "next_edit")
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    ne.add_argument("--limit", type=int, help="synthetic: at most N corpus files per split")
+    ne.add_argument("--limit", type=positive_int, help="synthetic: at most N corpus files per split")
     ne.add_argument("--telemetry", action="append", metavar="DB",
                     help="only: the edits of a Tact telemetry database as examples, in the order they were made "
                          "(telemetry_train.jsonl; repeatable)")
-    ne.add_argument("--seed", type=int, default=0)
+    ne.add_argument("--seed", type=seed, default=0)
     nr = tsub.add_parser("next-edit-ranker", help="fit the edit ranker (picks the next edit among the history's "
                          "generalisations) on real and synthetic next-edit examples")
     nr.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
     nr.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "ranker")
     nr.add_argument("--synthetic-sample", type=int, default=3000, help="synthetic chains drawn at random (seeded)")
-    nr.add_argument("--limit", type=int, help="a quick run on N real (and at most N synthetic) examples")
-    nr.add_argument("--seed", type=int, default=0)
+    nr.add_argument("--limit", type=positive_int, help="a quick run on N real (and at most N synthetic) examples")
+    nr.add_argument("--seed", type=seed, default=0)
     nm = tsub.add_parser("next-edit", help="fine-tune the code model into the next-edit model and export it")
     nm.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
     nm.add_argument("--init", type=Path, default=REPO_ROOT / "models" / "default", help="code model to start from")
     nm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "default")
-    nm.add_argument("--minutes", type=float, default=25.0, help="wall-clock budget for the whole job")
+    nm.add_argument("--minutes", type=positive_float, default=25.0, help="wall-clock budget for the whole job")
     nm.add_argument("--lr", type=float, default=1e-3)
     nm.add_argument("--batch-tokens", type=int, default=4096, help="tokens per step (more on an accelerator)")
     nm.add_argument("--edit-weight", type=float, default=1.0,
@@ -137,7 +223,7 @@ def _add_train(sub) -> None:
     nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
     nm.add_argument("--prompt-format", type=_prompt_format, default="rewrite",
                     help="rewrite the window around the cursor, or write only the next edit as one more history block")
-    nm.add_argument("--seed", type=int, default=0)
+    nm.add_argument("--seed", type=seed, default=0)
     nm.add_argument("--threads", type=int, default=None)
     nm.add_argument("--device", default="cpu")
     nm.add_argument("--no-export", dest="export", action="store_false",
@@ -162,15 +248,15 @@ def _acceptance_args(p) -> None:
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default",
                    help="code model that scores the CUPS suggestions (default models/default)")
     p.add_argument("--no-score", action="store_true", help="do not score suggestions (model-based features left out)")
-    p.add_argument("--policy", choices=("full", "dynamic", "speculative"), default=None,
+    p.add_argument("--policy", choices=DECODING_POLICIES, default=None,
                    help="decoding policy the served suggestions will come from: only `dynamic` gives the layers-used "
                         "feature, so only then is it scored (default: settings)")
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "data" / "acceptance", help="where suggestion scores are cached")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "trees"), help="classifier of both stages")
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="weight of saved model calls (default: settings)")
     p.add_argument("--precision-floor", type=float, default=None, help="hiding precision floor (default: settings)")
-    p.add_argument("--limit", type=int, help="a quick run on N samples per source")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive_int, help="a quick run on N samples per source")
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for scoring (default 2)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
@@ -182,14 +268,17 @@ def _add_eval(sub) -> None:
     _acceptance_args(ac)
     ac.add_argument("--acceptance-model", type=Path, help="evaluate this trained model as it is (its thresholds from "
                     "its own calibration) instead of leave-programmer-out retraining")
-    ac.add_argument("--inner-folds", type=int, default=5, help="group folds that choose each programmer's thresholds")
+    ac.add_argument("--inner-folds", type=int_range(2), default=5,
+                    help="group folds that choose each programmer's thresholds (2 or more)")
     ne = esub.add_parser("next-edit", help="next-edit prediction: exact, position, partial, no-op, reversal, p50")
     ne.add_argument("--data", type=Path, help="a directory of next-edit examples (its *_heldout.jsonl files)")
     ne.add_argument("--pair", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
                     help="the changes between two versions of a project laid side by side")
-    ne.add_argument("--limit", type=int, help="a quick run on N examples per set")
+    ne.add_argument("--limit", type=positive_int, help="a quick run on N examples per set")
     ne.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    ne.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")
+    model = ne.add_mutually_exclusive_group()
+    model.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")
+    model.add_argument("--no-model", action="store_true", help="the baseline and the edit ranker alone (a quick run)")
     ne.add_argument("--threshold", type=float, default=DEFAULTS.next_edit_threshold,
                     help="confidence below which the model's prediction counts as none (default: the server's)")
     ne.add_argument("--ranker", type=Path, help="edit ranker directory (default: the shipped one)")
@@ -222,8 +311,8 @@ def _add_bench(sub) -> None:
     ee.add_argument("--source", type=Path, help="any directory of code instead of the held-out split")
     ee.add_argument("--split", choices=("heldout", "calib"), default="heldout",
                     help="corpus split to sample (default heldout; calib: where thresholds are chosen)")
-    ee.add_argument("--limit", type=int, default=200, help="number of samples (default 200)")
-    ee.add_argument("--seed", type=int, default=0)
+    ee.add_argument("--limit", type=positive_int, default=200, help="number of samples (default 200)")
+    ee.add_argument("--seed", type=seed, default=0)
     ee.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     ee.add_argument("--json", action="store_true", help="print every figure as one JSON object")
     ee.add_argument("--stop-threshold", type=float,
@@ -335,11 +424,12 @@ def _choice_list(choices: tuple[str, ...]):
 def _add_bench_serve(bsub) -> None:
     p = bsub.add_parser("serve", help="cold start, inline-completion latency and RSS over real LSP stdio")
     p.add_argument("--model", help="model directory (default: the shipped model)")
-    p.add_argument("--policy", default=None, help="decoding policy (default: the server default)")
-    p.add_argument("--limit", type=int, default=300, help="number of inline completion requests")
+    p.add_argument("--policy", choices=DECODING_POLICIES, default=None,
+                   help="decoding policy (default: the server default)")
+    p.add_argument("--limit", type=positive_int, default=300, help="number of inline completion requests")
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
     p.add_argument("--weights", type=_choice_list(DECODE_WEIGHTS), default=[DEFAULTS.decode_weights], metavar="|".join(DECODE_WEIGHTS),
                    help="tact.decodeWeights for the server; a comma-separated list (e.g. fp32,int8) runs one server "
@@ -360,14 +450,15 @@ def _add_bench_replay(bsub) -> None:
     p = bsub.add_parser("replay", help="accelerated replay time of a recorded session, and whether two replays agree")
     p.add_argument("--database", type=Path, help="replay this recording (default: simulate one on held-out files)")
     p.add_argument("--session", help="with --database: only this session")
-    p.add_argument("--minutes", type=float, default=10.0, help="simulated typing time to record (default 10)")
+    p.add_argument("--minutes", type=positive_float, default=10.0,
+                   help="simulated typing time to record (default 10)")
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting the replays override (camelCase name); repeatable")
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="record at most N keystrokes (a quick run)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--limit", type=positive_int, help="record at most N keystrokes (a quick run)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -379,18 +470,21 @@ def main(argv: list[str] | None = None) -> int:
     _add_train(sub)
     _add_bench(sub)
     _add_eval(sub)
-    one = sub.add_parser("complete", help="one suggestion at FILE:LINE:COL (1-based), with latency and decisions")
-    one.add_argument("location", metavar="FILE:LINE:COL")
+    one = sub.add_parser("complete", help="one suggestion at FILE:LINE[:COL] (1-based), with latency and decisions")
+    one.add_argument("location", metavar="FILE:LINE[:COL]",
+                     help="1-based line and column; without the column, the end of the line")
     one.add_argument("--model", help="model directory (default: the shipped model)")
-    one.add_argument("--policy", help="full, dynamic or speculative")
+    one.add_argument("--policy", choices=DECODING_POLICIES, help="decoding policy (default: the server default)")
     one.add_argument("--multiline", action="store_true")
     demo = sub.add_parser("demo", help="type a sample file into a real server and print each suggestion")
     demo.add_argument("--model", help="model directory (default: the shipped model)")
-    demo.add_argument("--database", help="telemetry database (default: the user data directory)")
-    demo.add_argument("--policy", default=None, help="full, dynamic or speculative (default: the server default)")
-    demo.add_argument("--file", type=Path, help="a Python file to type instead of the built-in sample")
-    demo.add_argument("--start-line", type=int, help="first line to type (0-based; default a third into the file)")
-    demo.add_argument("--lines", type=int, default=6, help="how many lines to type")
+    demo.add_argument("--database", type=database_path, help="telemetry database (default: the user data directory)")
+    demo.add_argument("--policy", choices=DECODING_POLICIES, default=None,
+                      help="decoding policy (default: the server default)")
+    demo.add_argument("--file", type=text_file, help="a Python file to type instead of the built-in sample")
+    demo.add_argument("--start-line", type=non_negative_int,
+                      help="first line to type (0-based; default a third into the file)")
+    demo.add_argument("--lines", type=positive_int, default=6, help="how many lines to type")
     ex = sub.add_parser("export", help="export a model directory to ONNX graphs for serving")
     ex.add_argument("model_dir", type=Path)
     ex.add_argument("--half", action="store_true",
@@ -402,6 +496,19 @@ def main(argv: list[str] | None = None) -> int:
 
     telemetry_cli.add_parsers(sub)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as exc:
+        if not is_input_error(exc):
+            raise
+        command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
+        print(f"tact {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    """Run the parsed command; bad input raises one of INPUT_ERRORS, which main() prints."""
+    from lsp_server import telemetry_cli
 
     if args.command in telemetry_cli.COMMANDS:
         return telemetry_cli.run(args)
@@ -422,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         from lsp_server.config import DEFAULTS
         from lsp_server.demo import run_demo
 
-        return run_demo(args.model, args.database, args.policy or DEFAULTS.decoding_policy, args.file, args.start_line, args.lines)
+        return run_demo(args.model, args.database, args.policy or DEFAULTS.decoding_policy, args.file, args.start_line,
+                        args.lines)
     if args.command == "bench" and args.target == "serve":
         import json
 
@@ -457,17 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"tact bench replay: error: {exc}", file=sys.stderr)
             return 2
-        import sqlite3
-
-        from telemetry.replay import ReplayError
-        from telemetry.schema import TelemetrySchemaError
-
-        try:  # a missing, empty, foreign or outdated database, or no such session: one line, as `tact replay` does
-            fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
-                            corpus=args.corpus, seed=args.seed, limit=args.limit, model=args.model, overrides=overrides)
-        except (ReplayError, TelemetrySchemaError, sqlite3.Error) as exc:
-            print(f"tact bench replay: error: {exc}", file=sys.stderr)
-            return 2
+        # a missing, empty, foreign or outdated database, no such session, no model: one line (main)
+        fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
+                        corpus=args.corpus, seed=args.seed, limit=args.limit, model=args.model, overrides=overrides)
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":
@@ -479,19 +579,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manifest: {args.out / 'manifest.json'}")
         return 0
     if args.command == "train" and args.target == "lm":
-        from models.train_lm import TrainingInputError, train_lm
+        from models.train_lm import train_lm
 
-        def log(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
-
-        try:
-            train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
-                     lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
-                     seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens,
-                     workers=args.loader_workers, log=log)
-        except TrainingInputError as exc:
-            print(f"tact train lm: error: {exc}", file=sys.stderr)
-            return 2
+        train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
+                 lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
+                 seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens,
+                 workers=args.loader_workers, log=lambda m: print(m, file=sys.stderr, flush=True))
         _export_trained(args)
         print(f"model: {args.out}")
         return 0
@@ -540,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
             ranker = train_ranker(args.data, args.out, synthetic_sample=args.synthetic_sample, limit=args.limit,
                                   seed=args.seed)
         except ValueError as exc:
-            print(f"tact train next-edit-ranker: {exc}")
+            print(f"tact train next-edit-ranker: error: {exc}", file=sys.stderr)
             return 1
         print(f"edit ranker {ranker.version}: {args.out} (threshold {ranker.threshold})")
         return 0
@@ -573,8 +666,7 @@ def main(argv: list[str] | None = None) -> int:
 
             export_model_dir(args.model_dir)
         return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+    raise SystemExit(f"tact: unknown command {args.command}")
 
 
 if __name__ == "__main__":

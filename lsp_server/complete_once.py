@@ -19,7 +19,7 @@ def parse_location(spec: str) -> tuple[Path, int, int | None]:
     """FILE:LINE[:COL], 1-based like compiler messages; without COL, the end of the line."""
     m = _LOCATION.match(spec)
     if not m:
-        raise ValueError(f"expected FILE:LINE:COL (1-based), got {spec!r}")
+        raise ValueError(f"expected FILE:LINE:COL or FILE:LINE (1-based), got {spec!r}")
     return Path(m["file"]), int(m["line"]), int(m["col"]) if m["col"] else None
 
 
@@ -38,7 +38,11 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     if not 1 <= line <= len(lines):
         print(f"tact complete: {path} has {len(lines)} lines, not {line}", file=sys.stderr)
         return 2
-    character = len(lines[line - 1]) if col is None else max(0, col - 1)
+    if col is not None and not 1 <= col <= len(lines[line - 1]) + 1:
+        print(f"tact complete: line {line} of {path} has {len(lines[line - 1])} characters, so COL lies in 1 to "
+              f"{len(lines[line - 1]) + 1}, not {col} (FILE:LINE alone means the end of the line)", file=sys.stderr)
+        return 2
+    character = len(lines[line - 1]) if col is None else col - 1
     service = CompletionService()
     t0 = time.perf_counter()
     status = service.load(model or settings.model_path, weights=settings.decode_weights)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from lsp_server.config import Settings
-from telemetry.simulate import sample_file, server_command, type_file
+from telemetry.simulate import NoModelError, sample_file, server_command, type_file
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.text import advance, offset_at
 
@@ -21,14 +21,17 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     text = path.read_text(encoding="utf-8")
     total_lines = text.count("\n")
     first = start_line if start_line is not None else max(1, total_lines // 3)
+    if first >= len(text.splitlines()):  # nothing left to type
+        print(f"tact demo: error: {path} has {len(text.splitlines())} lines: --start-line (0-based) must be less",
+              file=sys.stderr)
+        return 2
     print(f"Tact demo: typing {lines} lines of {path.name} from line {first + 1}, policy {policy}", file=out)
     t0 = time.perf_counter()
     with LspClient(server_command(sys.executable, model, str(db))) as client:
         client.initialize({"decodingPolicy": policy}, client_name="tact-demo")
         status = wait_ready(client)
         if not status.get("ready"):
-            print(f"The server has no model: {status.get('reason')}", file=out)
-            return 1
+            raise NoModelError(f"the server has no model: {status.get('reason')}")
         print(f"server up, model {status['model']} ({status['modelDir']}), loaded in {status['loadMs']:.0f} ms", file=out)
         print(f"{'where':>8}  {'ms':>6}  outcome   suggestion", file=out)
 

@@ -170,12 +170,21 @@ def configure_logging(log_file: str | None) -> None:
 
 
 def serve(args, completions: CompletionService | None = None) -> int:
-    configure_logging(args.log_file)
+    """Serve until the client leaves; a log file or an address that cannot be used is one line on stderr, exit 2."""
+    try:
+        configure_logging(args.log_file)
+    except OSError as exc:
+        print(f"tact serve: error: cannot write the log file {args.log_file}: {exc.strerror}", file=sys.stderr)
+        return 2
     server = create_server(model_path=args.model, database=args.database)
     if completions is not None:
         server.completions = server.pipeline.service = completions
     if args.tcp:
-        server.start_tcp(args.host, args.tcp)
+        try:
+            server.start_tcp(args.host, args.tcp)
+        except OSError as exc:  # an unknown host, an address not ours, a port in use or reserved
+            print(f"tact serve: error: cannot listen on {args.host}:{args.tcp}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     else:
         server.start_io()
     return 0

@@ -17,6 +17,8 @@ COMMANDS = ("replay", "simulate", "report")
 
 
 def add_parsers(sub) -> None:
+    from lsp_server.cli import database_path, positive_float, positive_int, seed
+
     r = sub.add_parser("replay", help="re-run logged sessions against a real server with other settings")
     r.add_argument("database", type=Path, help="telemetry database to replay")
     r.add_argument("--session", help="replay only this session (an id or its first characters; default: all)")
@@ -33,24 +35,24 @@ def add_parsers(sub) -> None:
                    help="the oracle accepts a suggestion whose first line is a prefix of (or equals) what was typed")
     r.add_argument("--oracle-min-chars", type=int, default=2,
                    help="shortest first line (spaces aside) the oracle can accept (default 2)")
-    r.add_argument("--limit", type=int, help="replay at most N suggestion requests")
+    r.add_argument("--limit", type=positive_int, help="replay at most N suggestion requests")
     r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     s = sub.add_parser("simulate", help="type source files into a real server like a person, recording a session")
     s.add_argument("files", nargs="+", type=Path, help="source files to type")
-    s.add_argument("--database", type=Path, help="where the session is recorded (default: simulated.sqlite3 in the "
-                   "user data directory, apart from real sessions)")
+    s.add_argument("--database", type=database_path, help="where the session is recorded (default: "
+                   "simulated.sqlite3 in the user data directory, apart from real sessions)")
     s.add_argument("--model", help="model directory (default: the shipped model)")
     s.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting for the server (camelCase name); repeatable")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--real-time", action="store_true", help="type at human speed in real time")
     pace.add_argument("--speed", type=float, default=0.0,
                       help="N times faster than a person (default 0: as fast as the server answers)")
     s.add_argument("--start-line", type=int, default=0, help="open each file with its lines before this one present")
-    s.add_argument("--minutes", type=float, help="stop after this much simulated typing time")
-    s.add_argument("--limit", type=int, help="stop after N keystrokes")
+    s.add_argument("--minutes", type=positive_float, help="stop after this much simulated typing time")
+    s.add_argument("--limit", type=positive_int, help="stop after N keystrokes")
     s.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     p = sub.add_parser("report", help="an HTML page with plots of a telemetry database (or two, side by side)")
@@ -58,7 +60,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--against", type=Path, help="a second database (e.g. a replay) to compare with")
     p.add_argument("-o", "--output", type=Path, required=True, help="directory for index.html and the plots")
     p.add_argument("--session", help="only this session of DATABASE (an id or its first characters)")
-    p.add_argument("--limit", type=int, help="only the last N sessions of each database")
+    p.add_argument("--limit", type=positive_int, help="only the last N sessions of each database")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 

@@ -27,8 +27,8 @@ from models.corpus import iter_split
 from models.draft_head import DRAFT_HEAD
 from models.exits import EXIT_CALIBRATION_IDENTITY, EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
-from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, command_line, portable_path, read_record, trained_context,
-                              write_record)
+from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, check_model_dir, command_line, portable_path, read_record,
+                              trained_context, write_record)
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -46,6 +46,15 @@ CONTROLLER_BATCH = 8  # calibration sequences per forward when fitting the contr
 
 class TrainingInputError(ValueError):
     """A training option the data or the resumed model cannot honour; the CLI prints it and exits 2."""
+
+
+def check_corpus(corpus_dir: Path, *names: str) -> None:
+    """TrainingInputError naming the fix, before any work, when ``corpus_dir`` lacks files `tact train corpus`
+    writes (``names``: manifest.json, the splits' train.jsonl, calib.jsonl, ...)."""
+    missing = [name for name in names if not (Path(corpus_dir) / name).is_file()]
+    if missing:
+        raise TrainingInputError(f"{corpus_dir} is not a training corpus (no {', '.join(missing)}): build one with "
+                                 f"`tact train corpus --out {corpus_dir}` or pass --corpus DIR")
 
 
 class ExampleSampler:
@@ -398,6 +407,8 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     them again: the kv_fill graphs read the learned KV fill maps where they sit in exit_heads.safetensors."""
     from safetensors.torch import save_file
 
+    check_model_dir(model_dir, need_onnx=False)
+    check_corpus(corpus_dir, "calib.jsonl")
     model = load_torch_model(model_dir)
     info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
     record = read_record(model_dir)
@@ -451,6 +462,9 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     started = time.time()
     if seq_len is not None and seq_len < 16:
         raise TrainingInputError(f"--seq-len {seq_len} is too short to train on (16 tokens at least)")
+    check_corpus(corpus_dir, "manifest.json", "train.jsonl", "calib.jsonl")
+    if resume is not None:
+        check_model_dir(resume, need_onnx=False)
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)

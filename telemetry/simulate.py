@@ -33,6 +33,10 @@ DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"
 DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"
 ACCEPT_NEXT_EDIT_COMMAND = "tact.acceptNextEdit"
 
+class NoModelError(RuntimeError):
+    """The server under a simulation or a bench came up without a model; the message gives the server's reason."""
+
+
 ACCELERATED_DEFAULTS = {
     # The gate's debounce waits for a keystroke that would supersede the request. Driven as fast as the server
     # answers (simulation or replay at speed 0), the next keystroke comes only after the answer, so the wait
@@ -408,7 +412,7 @@ def run_simulation(files: list[Path], database: Path, *, model: str | None = Non
         client.initialize(settings, client_name="tact-simulate")
         status = wait_ready(client)
         if not status.get("ready"):
-            raise RuntimeError(f"the server has no model: {status.get('reason')}")
+            raise NoModelError(f"the server has no model: {status.get('reason')}")
         programmer = Programmer(client, style=style, seed=seed, speed=speed, limit=limit, max_seconds=max_seconds,
                                 on_event=on_event)
         typed_ok = 0

@@ -60,7 +60,7 @@ def test_cli_pair_json_and_limit(tmp_path, capsys):
     after = before.replace("size", "n")
     b = _write(tmp_path / "before", {"pkg/m.py": before, "pkg/same.py": "x = 1\n"})
     a = _write(tmp_path / "after", {"pkg/m.py": after, "pkg/same.py": "x = 1\n"})
-    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--json", "--model", str(tmp_path / "no-model")]) == 0
+    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--json", "--no-model"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == NO_MODEL and out["sets"]["pair"]["model"] is None
     base = out["sets"]["pair"]["baseline"]
@@ -77,6 +77,6 @@ def test_cli_data_dir_table(tmp_path, capsys):
     exs = list(examples_from_texts("m.py", "d", old, "a = y\nb = x\nc = y\n", split="heldout"))
     write_jsonl(tmp_path / "real_heldout.jsonl", exs)
     write_jsonl(tmp_path / "real_train.jsonl", exs)
-    assert main(["eval", "next-edit", "--data", str(tmp_path), "--limit", "5", "--model", str(tmp_path / "none")]) == 0
+    assert main(["eval", "next-edit", "--data", str(tmp_path), "--limit", "5", "--no-model"]) == 0
     text = capsys.readouterr().out
     assert "real_heldout" in text and "real_train" not in text and NO_MODEL in text

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Iterable
@@ -92,10 +93,14 @@ def evaluate(examples: Iterable[Example], predictor) -> dict:
 
 
 def load_model_predictor(model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None):
-    """The trained next-edit model as a predictor (None while there is none), showing only
-    predictions with confidence >= threshold, as the server does."""
+    """The trained next-edit model at ``model_dir`` (ModelDirError when it is none), else the shipped one (None while
+    there is none), showing only predictions with confidence >= threshold, as the server does."""
+    from models.model_dir import GRAPHS_INDEX, ModelDirError
     from models.next_edit.model import load_predictor
 
+    if model_dir is not None and not (Path(model_dir) / GRAPHS_INDEX).is_file():
+        raise ModelDirError(f"{model_dir} is not a next-edit model directory (no {GRAPHS_INDEX}): train one with "
+                            "`tact train next-edit`, or leave --model out for the shipped one")
     model = load_predictor(model_dir, copy_margin=copy_margin)
     if model is not None:
         model.threshold = threshold
@@ -133,11 +138,12 @@ def load_ranker_predictor(ranker_dir: Path | None = None):
 
 def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
              model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None,
-             ranker_dir: Path | None = None) -> dict:
+             ranker_dir: Path | None = None, with_model: bool = True) -> dict:
+    """``with_model`` False: the baseline and the ranker alone."""
     from models.next_edit.baseline import BaselinePredictor
     from models.next_edit.model import AutoPredictor
 
-    model = load_model_predictor(model_dir, threshold, copy_margin)
+    model = load_model_predictor(model_dir, threshold, copy_margin) if with_model else None
     ranker = load_ranker_predictor(ranker_dir)
     results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold,
                      "copy_margin": model.copy_margin if model is not None else None,
@@ -183,19 +189,26 @@ def format_table(results: dict) -> str:
 
 
 def main_cli(args) -> int:
+    """`tact eval next-edit`. Errors go to stderr (--json keeps stdout one JSON object); a --model that is no
+    next-edit model raises ModelDirError, which the CLI prints."""
     if args.data is None and args.pair is None:
-        print("tact eval next-edit: give --data DIR and/or --pair BEFORE AFTER")
+        print("tact eval next-edit: error: give --data DIR and/or --pair BEFORE AFTER", file=sys.stderr)
+        return 2
+    missing = [str(d) for d in ([args.data] if args.data else []) + list(args.pair or []) if not Path(d).is_dir()]
+    if missing:
+        print(f"tact eval next-edit: error: no such directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     from models.next_edit.ranker import RankerError
 
     pair = tuple(args.pair) if args.pair else None
     try:
-        results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin, args.ranker)
+        results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin, args.ranker,
+                           with_model=not args.no_model)
     except RankerError as exc:
-        print(f"tact eval next-edit: {exc}")
+        print(f"tact eval next-edit: error: {exc}", file=sys.stderr)
         return 1
     if not results["sets"]:
-        print("tact eval next-edit: no examples found")
+        print("tact eval next-edit: error: no examples found", file=sys.stderr)
         return 1
     print(json.dumps(results) if args.json else format_table(results))
     return 0

@@ -21,8 +21,8 @@ from models.architecture import load_torch_model
 from models.next_edit.examples import Example, read_jsonl
 from models.next_edit.prompt import PROMPT_FORMATS
 from models.tokenizer import TokenizerInfo, load_tokenizer
-from models.model_dir import command_line, portable_path, read_record
-from models.train_lm import autocast, early_exit_loss, mean_losses, save_model_dir
+from models.model_dir import check_model_dir, command_line, portable_path, read_record
+from models.train_lm import TrainingInputError, autocast, early_exit_loss, mean_losses, save_model_dir
 
 MAX_TOKENS = 1024
 REWRITE_TOKENS = 384  # a rewrite longer than this is not taught (nor served)
@@ -92,6 +92,10 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
                     edit_weight: float = 1.0, prompt_format: str = "rewrite",
                     seed: int = 0, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     started = time.time()
+    if not Path(data_dir).is_dir():
+        raise TrainingInputError(f"next-edit data {data_dir} does not exist: build it with "
+                                 f"`tact train next-edit-data --out {data_dir}` or pass --data DIR")
+    check_model_dir(init, need_onnx=False)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     if threads:
@@ -103,7 +107,7 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
     real += load_encoded(data_dir / "telemetry_train.jsonl", info, rng, prompt_format=prompt_format)
     synthetic = load_encoded(data_dir / "synthetic_train.jsonl", info, rng, prompt_format=prompt_format)
     if not real and not synthetic:
-        raise SystemExit(f"no next-edit training examples in {data_dir} (run `tact train next-edit-data`)")
+        raise TrainingInputError(f"no next-edit training examples in {data_dir} (run `tact train next-edit-data`)")
     log(f"training rows: {len(real)} real, {len(synthetic)} synthetic (windows at the cursor, the target, elsewhere)")
     model = load_torch_model(init).to(device)
     model.kv_fill_maps = {}  # fitted to the base trunk's hidden states, which fine-tuning moves: the plain fill
