@@ -83,6 +83,18 @@ def _run(pipe, trigger="automatic", settings=None):
     return pending.future.result(timeout=10)
 
 
+def test_an_acceptance_after_a_counted_rejection_replaces_it():
+    """The telemetry store ranks accepted above rejected for one suggestion; the gate kept the first outcome."""
+    gate = AcceptanceGate()
+    gate.record_outcome("s1", "rejected", ts=1.0)  # superseded while unresolved
+    gate.record_outcome("s1", "accepted", ts=2.0)  # then accepted
+    gate.record_outcome("s1", "rejected", ts=3.0)  # a late rejection changes nothing
+    gate.record_outcome("s2", "accepted", ts=4.0)
+    gate.record_outcome("s2", "rejected", ts=5.0)
+    h = gate.history
+    assert (h.accepted, h.rejected, h.last_outcome, h.last_outcome_ts) == (2, 0, 1, 4.0)
+
+
 def test_stage1_skip_means_the_code_model_is_not_called():
     service = FakeService()
     pipe, store = _pipeline(AcceptanceGate(_model(0.01, 0.9)), service)

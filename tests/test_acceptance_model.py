@@ -30,7 +30,7 @@ def test_cups_loader_pairs_shown_with_outcome_and_counts_bad_rows(tmp_path):
         _row(1, "2022-08-08T22:11:50.000Z", "Replay"),
         _row(1, "2022-08-08T22:11:51.000Z", "Accepted"),
         _row(1, "2022-08-08T22:11:55.000Z", "Shown", prompt="import os\nimport sys\n", suggestion="def f():"),
-        _row(1, "2022-08-08T22:11:57.000Z", "Rejected"),
+        _row(1, "2022-08-08T22:11:57.000Z", "Rejected", suggestion="def f():"),
         "{not json",
         json.dumps([1, 2]),
         json.dumps(_row(None, "2022-08-08T22:11:58.000Z", "Shown")),  # missing user
@@ -58,6 +58,19 @@ def test_cups_loader_pairs_shown_with_outcome_and_counts_bad_rows(tmp_path):
     assert all("LEAK" not in repr(s.context) for s in load.samples)
 
 
+def test_an_outcome_for_another_alternative_is_no_label_but_the_programmer_state_learns_it(tmp_path):
+    """Browsing alternatives: the outcome resolved another suggestion than the one pending, and labelled it."""
+    rows = [_row(4, "2022-08-08T22:11:49.000Z", "Shown", suggestion="a"),
+            _row(4, "2022-08-08T22:11:50.000Z", "Accepted", suggestion="b"),
+            _row(4, "2022-08-08T22:11:52.000Z", "Shown", prompt="import os\nx = b\n", suggestion="c"),
+            _row(4, "2022-08-08T22:11:53.000Z", "Rejected", prompt="import os\nx = b\n", suggestion="c")]
+    load = load_cups(_write(tmp_path / "c.jsonl", rows))
+    assert load.skipped == {"outcome for another suggestion": 1}
+    (only,) = load.samples
+    assert (only.suggestion, only.label) == ("c", 0)
+    assert only.context.previous_outcome == 1 and only.context.user_accepted == 1
+
+
 def test_cups_loader_takes_the_document_length_and_cursor_from_the_shown_row(tmp_path):
     def shown(time, **measurements):
         return _row(1, time, "Shown", prompt="import os\n", measurements={"meanLogProb": -0.5, **measurements})
@@ -77,6 +90,18 @@ def test_cups_loader_takes_the_document_length_and_cursor_from_the_shown_row(tmp
     for s in (bad, missing):
         assert s.context.document_chars is None and s.context.cursor_offset is None
         assert features.context_features(s.context)[names.index("relative_position")] == 1.0
+
+
+def test_cups_typing_speed_and_same_place_follow_the_cursor_not_the_prompt_length(tmp_path):
+    """The prompt often stays while the cursor moves; serving measures both from the cursor's offset."""
+    def shown(time, end):
+        return _row(1, time, "Shown", prompt="import os\n", measurements={"documentLength": 400, "promptEndPos": end})
+
+    rows = [shown("2022-08-08T22:11:49.000Z", 100), _row(1, "2022-08-08T22:11:50.000Z", "Rejected"),
+            shown("2022-08-08T22:11:52.000Z", 130), _row(1, "2022-08-08T22:11:53.000Z", "Rejected")]
+    _, moved = load_cups(_write(tmp_path / "c.jsonl", rows)).samples
+    assert moved.context.typing_cps == pytest.approx(10.0)  # 30 characters in 3 s
+    assert not moved.context.same_prefix_as_shown
 
 
 def test_cups_loader_remembers_what_the_programmer_was_shown(tmp_path):
@@ -105,8 +130,9 @@ def test_cups_loader_remembers_what_the_programmer_was_shown(tmp_path):
 def test_shown_history_is_per_document_and_bounded():
     h = features.ShownHistory(memory=3)
     h.record("a", 10.0, 5, "hello", "x")
-    assert h.recall("a", 12.0, 9, "hello") == features.ShownRecall(2.0, 2.0, True)
-    assert h.recall("a", 12.0, 9, "hello!").same_prefix_as_shown is False
+    assert h.recall("a", 12.0, 5, "hello") == features.ShownRecall(2.0, 0.0, True)
+    assert h.recall("a", 12.0, 9, "hello") == features.ShownRecall(2.0, 2.0, False)  # the same text, another place
+    assert h.recall("a", 12.0, 5, "hello!").same_prefix_as_shown is False
     assert h.recall("b", 12.0, 9, "hello") == features.ShownRecall()  # another document: nothing shown there
     for i, doc in enumerate("bcd"):
         h.record(doc, 13.0 + i, 0, "", "y")
@@ -180,6 +206,17 @@ def test_thresholds_hide_next_to_nothing_when_scores_are_noise():
     t = choose_thresholds(s1, s2, y, lam=0.5, precision_floor=0.99)
     assert outcomes(s1, s2, y, t)["share_hidden"] == 0  # a lucky lowest score or two is too few to trust
     assert choose_thresholds(s1, s2, np.ones(300, int), lam=0.5, precision_floor=0.9) == Thresholds(NEVER, NEVER, 1.0)
+
+
+@pytest.mark.parametrize("floor", [0.9, 0.65, 0.6])
+def test_stage_two_alone_hides_at_any_floor(floor):
+    """Constant stage-1 scores still offered "skip everything", which at a floor under the rejection rate won and
+    left stage 2 alone hiding nothing."""
+    _, s2, y = _synthetic()
+    t = choose_thresholds(None, s2, y, lam=0.5, precision_floor=floor)
+    o = outcomes(np.zeros(len(y)), s2, y, t)
+    assert t.skip == NEVER and o["share_calls_skipped"] == 0
+    assert o["share_hidden"] > 0 and o["hiding_precision"] >= floor
 
 
 def test_a_precision_needs_enough_hidden_samples():

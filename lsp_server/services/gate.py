@@ -98,7 +98,7 @@ class AcceptanceGate:
         self.model = model
         self.reason = "" if model is not None else "not loaded"
         self.history = UserHistory()
-        self._counted: OrderedDict[str, None] = OrderedDict()  # suggestion ids whose outcome is counted
+        self._counted: OrderedDict[str, bool] = OrderedDict()  # suggestion id -> counted as accepted
         self._thresholds: dict[tuple, Thresholds] = {}
         self._lock = threading.Lock()
         self._warned = False
@@ -236,25 +236,34 @@ class AcceptanceGate:
         hide = p < t.hide
         forced = "invoked" if trigger == "invoked" and hide else ""
         decision = "hide" if hide and not forced else "show"
-        if decision == "show" and uri is not None:
-            with self._lock:
-                self.history.shown.record(uri, self._now(now), ctx.offset, ctx.prefix, text)
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
                             (time.perf_counter() - t0) * 1000)
 
     # -- learning from outcomes --------------------------------------------------------------
+    def shown(self, uri: str, ctx: CompletionContext, text: str, now: float | None = None) -> None:
+        """A suggestion is on its way to the editor: what the user was shown lately learns it (the gate on or off).
+        One whose request the editor cancels after this point is still remembered: a narrow window, and the
+        alternative, remembering it when the answer is sent, would make the history depend on thread timing."""
+        with self._lock:
+            self.history.shown.record(uri, self._now(now), ctx.offset, ctx.prefix, text)
+
     def record_outcome(self, suggestion_id: str, outcome: str, ts: float | None = None) -> None:
-        """An issued suggestion was accepted (fully or partly) or rejected; each id counts once."""
+        """An issued suggestion was accepted (fully or partly) or rejected. Each id counts once, except that an
+        acceptance replaces a rejection counted before (a superseded suggestion the user then accepted), as the
+        telemetry store ranks them, so that the running rate and the database agree."""
         if outcome not in ACCEPTED_OUTCOMES and outcome != "rejected":
             return
+        accepted = outcome in ACCEPTED_OUTCOMES
         with self._lock:
-            if suggestion_id in self._counted:
-                return
-            self._counted[suggestion_id] = None
-            while len(self._counted) > _REMEMBERED_IDS:
-                self._counted.popitem(last=False)
             h = self.history
-            accepted = outcome in ACCEPTED_OUTCOMES
+            if suggestion_id in self._counted:
+                if not accepted or self._counted[suggestion_id]:
+                    return
+                h.rejected -= 1  # the rejection counted before is undone
+            else:
+                while len(self._counted) >= _REMEMBERED_IDS:
+                    self._counted.popitem(last=False)
+            self._counted[suggestion_id] = accepted
             h.accepted += accepted
             h.rejected += not accepted
             h.last_outcome = int(accepted)

@@ -120,6 +120,12 @@ class CompletionPipeline:
                 if not second.show:
                     self.counts["hidden"] += 1
                     return None
+            if token.cancelled:
+                raise Cancelled(token.reason)
+            # Remembered here, on the inference thread, not as the answer is sent: the next request's stage 1
+            # reads it on this thread, so a replay sees the same history whatever the event loop's timing.
+            if suggestion.text:
+                self.gate.shown(uri, ctx, suggestion.text)
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))

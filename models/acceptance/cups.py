@@ -145,6 +145,13 @@ class _UserState:
     last_outcome_time: float | None = None
     shown: ShownHistory = field(default_factory=ShownHistory)  # one document: the prompt is all CUPS logs
 
+    def learn(self, label: int, t: float) -> None:
+        """An outcome at time ``t`` (1 accepted): the running counts and the last outcome, as serving keeps them."""
+        self.pending = None
+        self.accepted += label
+        self.rejected += 1 - label
+        self.last_outcome, self.last_outcome_time = label, t
+
 
 def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
     """Labelled samples from one CUPS-format file."""
@@ -179,9 +186,13 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
                 if st.pending is not None:
                     out.skipped["shown without outcome"] += 1
                 text, language = strip_header(row["prompt"])
-                st.pending = _Pending(t, text, language, st.shown.recall("", t, len(text), text),
+                # where the cursor is in the document, as serving gives the history (ctx.offset); the prompt's
+                # length only when the row does not say (the prompt often stays while the cursor moves)
+                offset = _document_position(row)[1]
+                offset = len(text) if offset is None else offset
+                st.pending = _Pending(t, text, language, st.shown.recall("", t, offset, text),
                                       st.shown.times_shown(row["suggestion"]), row)
-                st.shown.record("", t, len(text), text, row["suggestion"])
+                st.shown.record("", t, offset, text, row["suggestion"])
             elif event in OUTCOMES:
                 if st.pending is None:
                     out.skipped["outcome without a Shown"] += 1
@@ -189,6 +200,13 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
                 # Features come from the Shown row: some of the outcome row's fields were updated after
                 # the decision (e.g. measurements.compCharLen, confidence) and would leak it.
                 p = st.pending
+                label = OUTCOMES[event]
+                if isinstance(row.get("suggestion"), str) and row["suggestion"] != p.row["suggestion"]:
+                    # the programmer browsed to another alternative and this outcome is that one's: the running
+                    # state learns it, but it is no label for the suggestion shown
+                    out.skipped["outcome for another suggestion"] += 1
+                    st.learn(label, t)
+                    continue
                 document_chars, cursor_offset = _document_position(p.row)
                 ctx = ContextInputs(
                     prefix=p.text, suffix="", language_id=p.language, document_chars=document_chars,
@@ -197,13 +215,9 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
                     seconds_since_outcome=None if st.last_outcome_time is None else p.time - st.last_outcome_time,
                     typing_cps=p.recall.typing_cps, user_accepted=st.accepted, user_rejected=st.rejected,
                     seconds_since_shown=p.recall.seconds_since_shown, same_prefix_as_shown=p.recall.same_prefix_as_shown)
-                label = OUTCOMES[event]
                 out.samples.append(CupsSample(f"{prefix}:{user}", label, p.time, ctx, p.row["suggestion"],
                                               _measurements(p.row), p.times_shown_before))
-                st.pending = None
-                st.accepted += label
-                st.rejected += 1 - label
-                st.last_outcome, st.last_outcome_time = label, t
+                st.learn(label, t)
         if st.pending is not None:
             out.skipped["shown without outcome"] += 1
     return out

@@ -127,7 +127,7 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
     d2 = len(features.SUGGESTION_FEATURES)
     d1 = len(features.CONTEXT_FEATURES)
     parts, refusals = [], []
-    for path in paths:
+    for number, path in enumerate(paths):
         path = Path(path)
         try:
             conn = open_readonly(path)
@@ -157,16 +157,18 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                     continue
                 rows.append(x)
                 labels.append(OUTCOME_LABELS[outcome])
-                groups.append(f"{path.name}:{session_id}" if len(paths) == 1 else path.name)
+                # one database alone: its sessions are the groups; several: each database is one programmer (every
+                # user's default file has the same name, so the position in the list tells them apart)
+                groups.append(f"{path.name}:{session_id}" if len(paths) == 1 else f"{number}:{path.name}")
         finally:
             conn.close()
         n = len(rows)
         X2 = np.array(rows).reshape(n, d2)
-        parts.append(AcceptanceData(X2[:, :d1].copy(), X2, np.array(labels, dtype=int), np.array(groups, dtype=object),
-                                    np.full((n, len(MEASUREMENT_KEYS)), math.nan),
-                                    [{"kind": "telemetry", "path": str(path), "samples": n,
-                                      "accepted": int(sum(labels)), "skipped": dict(skipped)}]))
-    data = AcceptanceData.concat(parts)
-    if limit is not None and limit < len(data):
-        data = data.subset(limit_indices(len(data), limit, seed))
-    return data, refusals
+        part = AcceptanceData(X2[:, :d1].copy(), X2, np.array(labels, dtype=int), np.array(groups, dtype=object),
+                              np.full((n, len(MEASUREMENT_KEYS)), math.nan),
+                              [{"kind": "telemetry", "path": str(path), "samples": n,
+                                "accepted": int(sum(labels)), "skipped": dict(skipped)}])
+        if limit is not None and limit < n:  # N samples per source, as for CUPS files
+            part = part.subset(limit_indices(n, limit, seed))
+        parts.append(part)
+    return AcceptanceData.concat(parts), refusals

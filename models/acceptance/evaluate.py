@@ -18,7 +18,7 @@ import numpy as np
 from models.acceptance.cups import MEASUREMENT_KEYS
 from models.acceptance.dataset import AcceptanceData
 from models.acceptance.features import CONTEXT_FEATURES, SUGGESTION_FEATURES
-from models.acceptance.policy import NEVER, Thresholds, choose_thresholds, decide, summarize
+from models.acceptance.policy import choose_thresholds, decide, summarize
 from models.acceptance.train import KINDS, auc, fit_stage, lopo_splits, oof_scores
 
 TARGETS = {"stage2_auc": 0.75, "share_rejected_hidden": 0.25, "max_share_accepted_lost": 0.05,
@@ -65,8 +65,7 @@ def nested_decisions(data: AcceptanceData, s1: np.ndarray, s2: np.ndarray, kind1
         i1 = _inner_scores(data.X1[train], y, grp, kind1, CONTEXT_FEATURES, inner_folds, seed)
         i2 = _inner_scores(data.X2[train], y, grp, kind2, SUGGESTION_FEATURES, inner_folds, seed)
         both = choose_thresholds(i1, i2, y, lam, floor)
-        only2 = choose_thresholds(np.ones(len(y)), i2, y, lam, floor)
-        only2 = Thresholds(NEVER, only2.hide, only2.objective)
+        only2 = choose_thresholds(None, i2, y, lam, floor)
         for name, t in (("cascade", both), ("stage2_only", only2)):
             skip, hidden = decide(s1[test], s2[test], t)
             out[name][0][test], out[name][1][test] = skip, hidden

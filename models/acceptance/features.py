@@ -33,7 +33,7 @@ from models import syntax
 from models.syntax import CursorFacts
 
 # Bump when a feature changes meaning or order: stored models and logged vectors carry it.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3  # 3: "the same text before the cursor as the last shown" needs the same cursor offset too
 
 # The running acceptance rate of a user is smoothed towards this prior (pseudo-counts).
 PRIOR_RATE = 0.3
@@ -188,7 +188,8 @@ class ShownHistory:
         if last is None:
             return ShownRecall()
         shown_ts, shown_offset, prefix_hash = last
-        return ShownRecall(ts - shown_ts, typing_speed(shown_ts, shown_offset, ts, offset), hash(prefix) == prefix_hash)
+        return ShownRecall(ts - shown_ts, typing_speed(shown_ts, shown_offset, ts, offset),
+                           hash((offset, prefix)) == prefix_hash)
 
     def times_shown(self, text: str) -> int:
         key = text.strip()
@@ -196,7 +197,7 @@ class ShownHistory:
 
     def record(self, document: str, ts: float, offset: int, prefix: str, text: str) -> None:
         """A suggestion was shown."""
-        self._last[document] = (ts, offset, hash(prefix))
+        self._last[document] = (ts, offset, hash((offset, prefix)))  # the same text before the same cursor
         self._last.move_to_end(document)
         while len(self._last) > self._memory:
             self._last.popitem(last=False)

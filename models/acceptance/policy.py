@@ -41,14 +41,20 @@ def _candidates(scores: np.ndarray, max_quantile: float) -> np.ndarray:
     return np.concatenate([[NEVER], np.unique(np.nextafter(qs, np.inf))])
 
 
-def choose_thresholds(s1: np.ndarray, s2: np.ndarray, y: np.ndarray, lam: float, precision_floor: float,
+def choose_thresholds(s1: np.ndarray | None, s2: np.ndarray, y: np.ndarray, lam: float, precision_floor: float,
                       max_quantile: float = 0.9, min_hidden: int = MIN_HIDDEN) -> Thresholds:
-    """The (skip, hide) pair the CDHF rule picks on labelled scores (y = 1 accepted)."""
-    s1, s2, y = np.asarray(s1, float), np.asarray(s2, float), np.asarray(y, int)
+    """The (skip, hide) pair the CDHF rule picks on labelled scores (y = 1 accepted); ``s1`` None: stage 2 alone
+    (stage 1 never skips; constant scores would still offer "skip everything", which wins at a low floor)."""
+    s2, y = np.asarray(s2, float), np.asarray(y, int)
     n = len(y)
     if n == 0:
         return Thresholds(NEVER, NEVER, 1.0)
-    c1, c2 = _candidates(s1, max_quantile), _candidates(s2, max_quantile)
+    if s1 is None:
+        s1, c1 = np.zeros(n), np.array([NEVER])
+    else:
+        s1 = np.asarray(s1, float)
+        c1 = _candidates(s1, max_quantile)
+    c2 = _candidates(s2, max_quantile)
     hide2 = s2[None, :] < c2[:, None]  # (K2, n)
     rejected = y == 0
     objective = np.full((len(c1), len(c2)), np.inf)
