@@ -97,3 +97,22 @@ def test_reversal_is_never_predicted_on_synthetic_chains():
     for ex in exs:
         s = score(ex, BaselinePredictor().predict(ex))
         assert s["reversal"] == 0 and s["no_op"] == 0
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_apply_edit_ends_a_block_with_the_documents_own_line_break(eol):
+    """A bare LF was added in CRLF documents, and after a CR (already a line break) in CR documents."""
+    text = f"a = 1{eol}b = 2{eol}c = 3{eol}"
+    assert apply_edit(text, Edit(1, 2, f"b = 2{eol}", "b = 3")) == f"a = 1{eol}b = 3{eol}c = 3{eol}"
+    assert apply_edit(text, Edit(1, 2, f"b = 2{eol}", f"b = 3{eol}")) == f"a = 1{eol}b = 3{eol}c = 3{eol}"
+    assert apply_edit(text, Edit(1, 1, "", "z = 0")) == f"a = 1{eol}z = 0{eol}b = 2{eol}c = 3{eol}"
+    assert apply_edit(text, Edit(3, 3, "", "d = 4")) == f"a = 1{eol}b = 2{eol}c = 3{eol}d = 4"  # no line follows
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_an_insertion_after_an_unterminated_last_line_is_not_glued_to_it(eol):
+    text = f"def f():{eol}    a = 1{eol}    b = 2"
+    assert apply_edit(text, Edit(3, 3, "", "    c = 3")) == f"def f():{eol}    a = 1{eol}    b = 2{eol}    c = 3"
+    want = f"def f():{eol}    a = 1{eol}    b = 2{eol}    c = 3{eol}"
+    assert apply_edit(text, Edit(3, 3, "", f"    c = 3{eol}")) == want
+    assert apply_edit("x", Edit(1, 1, "", "y")) == "x\ny"  # one line, no break to copy: LF

@@ -186,3 +186,30 @@ def test_a_lone_surrogate_in_the_document_is_read_as_a_replacement_character(mod
         del model.runtime.generate
     ids, (lo, hi) = asked[0]
     assert "check('\ufffd')" in model.info.decode(ids[lo:hi])
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\r"])
+def test_in_a_crlf_document_the_model_reads_lf_and_its_answer_keeps_the_documents_line_break(model, eol):
+    """The model got raw CRs, which no training example holds, and rewrote the whole window with LF endings."""
+    from models.next_edit.prompt import target_text
+    from models.runtime import DecodeResult
+
+    ex = _example()
+    current = ex.current.replace("\n", eol)
+    history = [Edit(e.start_line, e.end_line, e.original.replace("\n", eol), e.updated.replace("\n", eol))
+               for e in ex.history]
+    asked = []
+
+    def generate(ids, opts, should_cancel=None):
+        asked.append(model.info.decode(ids))
+        rewrite = target_text(window_around(ex.current, ex.cursor_line), ex.current, ex.target)  # LF, as trained
+        return DecodeResult(token_ids=[1, 2], text=rewrite, logprobs=[-0.1, -0.2], stop_reason="eos")
+
+    model.runtime.generate = generate
+    try:
+        pred = model._ask(history, current, ex.cursor_line, ex.path, None)
+    finally:
+        del model.runtime.generate
+    assert "\r" not in asked[0]
+    assert pred is not None and pred.edit.updated == "    check(w)" + eol
+    assert apply_edit(current, pred.edit) == apply_edit(ex.current, ex.target).replace("\n", eol)

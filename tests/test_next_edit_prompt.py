@@ -103,6 +103,43 @@ def test_undo_of_the_last_edit_is_recognised():
     assert not undoes_last_edit([], current, undo)
 
 
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_undo_of_a_deleted_line_is_recognised_whatever_the_line_break(eol):
+    """In CR documents apply_edit wrote an LF after the re-inserted line's CR, so the undo went unnoticed."""
+    before = f"def f(a):{eol}    bar = 1{eol}    foo = 0{eol}    baz = 2{eol}"
+    last = Edit(2, 4, f"    foo = 0{eol}    baz = 2{eol}", f"    baz = 2{eol}")  # the line deleted
+    current = apply_edit(before, last)
+    reinsert = Edit(1, 2, f"    bar = 1{eol}", f"    bar = 1{eol}    foo = 0{eol}")
+    assert apply_edit(current, reinsert) == before
+    assert undoes_last_edit([last], current, reinsert)
+
+
+CRLF_TEXT = "".join(f"line_{i} = {i}\n" for i in range(12)) + "last = 0"  # no final line break
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\r"])
+@pytest.mark.parametrize("name", list(PROMPT_FORMATS))
+def test_the_model_reads_lf_and_its_edit_keeps_the_documents_line_break(eol, name):
+    """No training example holds a CR: the prompt is the LF document's, and the answer's edit is written back with
+    the document's line break (applied, it gives the LF answer in the document's line breaks)."""
+    fmt = PROMPT_FORMATS[name]
+    text = CRLF_TEXT.replace("\n", eol)
+    last = make_edit(CRLF_TEXT, 4, 5, "renamed_4 = 4\n")
+    history = [Edit(4, 5, last.original.replace("\n", eol), last.updated.replace("\n", eol))]
+    prompt, window, span = fmt.prompt(history, text, 10)
+    lf_prompt, _lf_window, lf_span = fmt.prompt([last], CRLF_TEXT, 10)
+    assert "\r" not in prompt and (prompt, span) == (lf_prompt, lf_span)
+    for target in (make_edit(CRLF_TEXT, 8, 10, "eight = 8\nnine = 9\nten = 10\n"),  # one more line
+                   make_edit(CRLF_TEXT, 12, 13, "last = 1"),  # the unterminated last line
+                   Edit(13, 13, "", "after = 0")):  # a line after it
+        output = fmt.target(window_around(CRLF_TEXT, 10), CRLF_TEXT, target)
+        assert output and "\r" not in output
+        edit = fmt.edit(window, output, text, 10)
+        assert edit is not None and apply_edit(text, edit) == apply_edit(CRLF_TEXT, target).replace("\n", eol)
+    assert fmt.edit(window, fmt.target(window_around(CRLF_TEXT, 10), CRLF_TEXT, make_edit(CRLF_TEXT, 0, 1, "x\n")),
+                    text, 10) is None  # outside the window: the LF window unchanged is no edit
+
+
 REPEATED = "".join(f"x = {i % 2}\n" for i in range(12))  # two lines, alternating: every line occurs six times
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from lsp_server.config import Settings
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.next_edit import NextEditService, line_history, trimmed_range
-from lsp_server.services.positions import Position, Range
+from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
-from models.next_edit.examples import Edit, apply_all
+from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import NextEditPrediction
 from models.next_edit.prompt import window_around
 from tests.telemetry_fakes import ListStore
@@ -88,6 +90,83 @@ def test_trimmed_range_keeps_only_the_changed_characters():
     assert (start, end, new_text) == (Position(1, 10), Position(1, 15), "w")
     start, end, new_text = trimmed_range(text, Edit(2, 2, "", "done()\n"))
     assert (start, end, new_text) == (Position(2, 0), Position(2, 0), "done()\n")
+
+
+def _editor_applies(text: str, start: Position, end: Position, new_text: str) -> str:
+    """What the editor does with a served range (a position outside the document raises)."""
+    index = LineIndex(text)
+    return text[:index.offset_at(start, clamp=False)] + new_text + text[index.offset_at(end, clamp=False):]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("text,edit,want", [
+    # the ranker's insert candidate repeating a line typed, without a line break, on the empty last line
+    ("def a():|    pass|def b():|", Edit(2, 2, "", "    log()"), "def a():|    pass|    log()|def b():|"),
+    # the model's line after an unterminated last line
+    ("def f():|    a = 1|    b = 2", Edit(3, 3, "", "    c = 3"), "def f():|    a = 1|    b = 2|    c = 3"),
+    ("x = 1||b = 2|", Edit(1, 2, "|", "y = 1"), "x = 1|y = 1|b = 2|"),  # the trim must not split a CRLF
+    ("x = 1|y = 2|", Edit(0, 1, "x = 1|", "x = 1|z = 0"), "x = 1|z = 0|y = 2|"),
+])
+def test_the_served_range_gives_the_text_apply_edit_gives_whatever_the_line_break(eol, text, edit, want):
+    """An updated block without a final line break was glued to the next line (mid-file, or after an unterminated
+    last line, at a position past the end), and CRLF documents got a bare LF or a range inside a CRLF."""
+    text, want = text.replace("|", eol), want.replace("|", eol)
+    edit = Edit(edit.start_line, edit.end_line, edit.original.replace("|", eol), edit.updated.replace("|", eol))
+    assert apply_edit(text, edit) == want
+    assert _editor_applies(text, *trimmed_range(text, edit)) == want
+
+
+@pytest.mark.parametrize("text,edit", [
+    ("x = 1\r\ny = 2\r\n", Edit(0, 1, "x = 1\r\n", "x = 1\n")),  # a line given another break (mixed documents)
+    ("x = 1\r\ny = 2\r\n", Edit(0, 1, "x = 1\r\n", "x = 1\ry = 9\r\n")),
+])
+def test_the_trimmed_range_never_ends_inside_a_crlf(text, edit):
+    """No LSP position lies between a CR and its LF: a range cut there named the wrong character."""
+    assert _editor_applies(text, *trimmed_range(text, edit)) == apply_edit(text, edit)
+
+
+def test_the_served_range_agrees_with_apply_edit_on_random_edits():
+    """A fixed-seed fuzz over line breaks, unterminated last lines and updated blocks with or without a final break."""
+    words = ["width", "w", "x", "(", ")", " ", "\t", "é", "😀", "foo_bar", ",", "="]
+    rng = random.Random(1234)
+    checked = 0
+    for _ in range(400):
+        eol = rng.choice(["\n", "\r\n", "\r"])
+        lines = ["".join(rng.choice(words) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(0, 5))]
+        text = eol.join(lines) + (eol if rng.random() < 0.6 else "")
+        have = lines_of(text)
+        s = rng.randint(0, len(have))
+        e = rng.randint(s, min(len(have), s + 2))
+        new_lines = [(have[s + i].rstrip("\r\n") if s + i < e and rng.random() < 0.5 else rng.choice(words))
+                     for i in range(rng.randint(0, 3))]
+        updated = "".join(ln + eol for ln in new_lines)
+        if updated and rng.random() < 0.3:
+            updated = updated[:-len(eol)]  # a predictor's block without its final line break
+        edit = Edit(s, e, "".join(have[s:e]), updated)
+        assert _editor_applies(text, *trimmed_range(text, edit)) == apply_edit(text, edit), (text, edit)
+        checked += 1
+    assert checked == 400
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_a_re_insert_that_undoes_the_last_edit_is_never_served(eol):
+    """In CR documents the re-insert of a line just deleted was not recognised as an undo (apply_edit wrote an LF
+    after the CR) and the ranker served it."""
+    text = eol.join(["def f(a):", "    bar = 1", "    baz = 2", "    return a", ""])
+    docs = DocumentStore()
+    docs.open(URI, "python", 1, text)
+    docs.change(URI, 2, [(Range(Position(1, 11), Position(1, 11)), eol + "    foo = 0")], now=1.0)  # a new line
+    docs.change(URI, 3, [(Range(Position(2, 0), Position(3, 0)), "")], now=10.0)  # then deleted again
+    docs.flush(URI)
+    doc = docs.get(URI)
+    service, _store, _ledger = _service(None)
+    before_delete = eol.join(["def f(a):", "    bar = 1", "    foo = 0", "    baz = 2", "    return a", ""])
+    reinsert = Edit(1, 2, f"    bar = 1{eol}", f"    bar = 1{eol}    foo = 0{eol}")
+    for predictor in ("ranker", "heuristic"):
+        found = service.predict(doc.text, doc.history.recent(), Position(1, 0), URI, predictor=predictor,
+                                ranker_threshold=0.0)
+        assert found is None or (found.answer.edit != reinsert
+                                 and _editor_applies(doc.text, found.start, found.end, found.new_text) != before_delete)
 
 
 def test_request_issues_a_confident_edit_and_logs_it():
@@ -194,6 +273,15 @@ def test_a_missing_model_is_reported_not_raised(tmp_path):
     _rename_width(docs)
     assert service.predict(docs.get(URI).text, docs.get(URI).history.recent(), Position(0, 0), URI,
                            str(tmp_path / "broken"), predictor="model") is None
+
+
+def test_an_edit_that_changes_nothing_is_never_returned():
+    """A predictor's no-op (found by fuzzing: the ranker in CR-only documents) became an empty insertion."""
+    docs = DocumentStore()
+    _rename_width(docs)
+    doc = docs.get(URI)
+    service, _, _ = _service(FakeModel(Edit(1, 2, "    check(width)\n", "    check(width)\n"), confidence=0.9))
+    assert service.predict(doc.text, doc.history.recent(), Position(0, 10), URI, predictor="model", threshold=0.5) is None
 
 
 def test_line_breaks_python_and_lsp_disagree_on_give_nothing():

@@ -26,7 +26,7 @@ from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
 from models.next_edit.baseline import common_ends, widen_to_identifiers
-from telemetry.text import advance, line_breaks, line_starts
+from telemetry.text import line_breaks, line_starts
 
 if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
     from models.next_edit.model import NextEditAnswer
@@ -76,18 +76,19 @@ def line_history(text: str, records: list[EditRecord]):
 
 def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
     """The LSP range and new text of a line edit, with the unchanged characters at both ends left out
-    (identifiers kept whole, as the baseline widens its replacements)."""
-    original, updated = edit.original, edit.updated
-    lines = text.splitlines(keepends=True)
-    if edit.end_line == len(lines) and lines and not lines[-1].endswith("\n") and updated.endswith("\n") \
-            and not original.endswith("\n"):
-        updated = updated[:-1]
-    elif original.endswith("\n") and updated and not updated.endswith("\n"):
-        updated += "\n"
-    p, s = widen_to_identifiers(original, updated, *common_ends(original, updated))
-    start = advance(edit.start_line, 0, original[:p])
-    end = advance(*start, original[p:len(original) - s])
-    return Position(*start), Position(*end), updated[p:len(updated) - s]
+    (identifiers kept whole, as the baseline widens its replacements). Cut from `splice`, so the editor's text
+    is exactly `apply_edit`'s (line breaks included); an end never falls inside a CRLF, which no position names."""
+    from models.next_edit.examples import splice
+
+    a, b, new = splice(text, edit)
+    old = text[a:b]
+    p, s = widen_to_identifiers(old, new, *common_ends(old, new))
+    if p and text[a + p - 1:a + p + 1] == "\r\n":
+        p -= 1
+    if s and text[b - s - 1:b - s + 1] == "\r\n":
+        s -= 1
+    index = LineIndex(text)
+    return index.position_at(a + p), index.position_at(b - s), new[p:len(new) - s]
 
 
 class _LoadedOnce:
@@ -229,6 +230,9 @@ class NextEditService:
         if found is None:
             return None
         start, end, new_text = trimmed_range(text, found.edit)
+        index = LineIndex(text)
+        if text[index.offset_at(start):index.offset_at(end)] == new_text:
+            return None  # an edit that changes nothing is never shown, whoever proposed it
         return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
     def request(self, doc: Document, version: int, position: Position, settings: Settings) -> PendingRequest | None:

@@ -72,17 +72,50 @@ def lines_of(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
-def apply_edit(text: str, edit: Edit) -> str:
-    """``text`` with ``edit`` applied. Raises ValueError when the edit's original does not match."""
+LINE_ENDINGS = ("\r\n", "\n", "\r")  # CRLF first: a line ending in CRLF also ends in LF
+
+
+def line_ending(line: str) -> str:
+    """The line break ``line`` ends with (CRLF, LF or CR), "" for none."""
+    return next((e for e in LINE_ENDINGS if line.endswith(e)), "")
+
+
+def text_ending(lines: list[str], near: int = 0) -> str:
+    """The line break to write at line ``near``: that line's own, else the first line's (the document's), else LF."""
+    own = line_ending(lines[near]) if 0 <= near < len(lines) else ""
+    return own or (line_ending(lines[0]) if lines else "") or "\n"
+
+
+def to_lf(text: str) -> str:
+    """``text`` with CRLF and CR line breaks written as LF (the model's prompts and answers only ever hold LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def splice(text: str, edit: Edit) -> tuple[int, int, str]:
+    """(start, end, new): ``apply_edit`` replaces ``text[start:end]`` by ``new``. The one place that decides the
+    line breaks an edit writes (the server's trimmed range is cut from it, so the editor gets the same text):
+    an updated block that does not end in a line break gets the replaced line's (the line above an insertion's,
+    else the document's) when a line follows it, and an insertion after an unterminated last line starts with
+    one, so neither is glued to its neighbour. Raises ValueError when the edit's original does not match."""
     lines = lines_of(text)
     if not (0 <= edit.start_line <= edit.end_line <= len(lines)):
         raise ValueError(f"edit range {edit.start_line}:{edit.end_line} outside {len(lines)} lines")
     if "".join(lines[edit.start_line:edit.end_line]) != edit.original:
         raise ValueError("edit original does not match the text")
+    start = sum(map(len, lines[:edit.start_line]))
     updated = edit.updated
-    if updated and not updated.endswith("\n") and edit.end_line < len(lines):
-        updated += "\n"
-    return "".join(lines[:edit.start_line]) + updated + "".join(lines[edit.end_line:])
+    if updated and not updated.endswith(LINE_ENDINGS) and edit.end_line < len(lines):
+        updated += text_ending(lines, edit.end_line - 1 if edit.end_line > edit.start_line else edit.start_line - 1)
+    if updated and edit.start_line == len(lines) and lines and not line_ending(lines[-1]):
+        updated = text_ending(lines, len(lines) - 2) + updated
+    return start, start + len(edit.original), updated
+
+
+def apply_edit(text: str, edit: Edit) -> str:
+    """``text`` with ``edit`` applied (line breaks added as `splice` says). Raises ValueError when the edit's
+    original does not match."""
+    start, end, new = splice(text, edit)
+    return text[:start] + new + text[end:]
 
 
 def make_edit(text: str, start_line: int, end_line: int, updated: str) -> Edit:

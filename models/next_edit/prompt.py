@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from models.next_edit.baseline import common_ends
-from models.next_edit.examples import Edit, apply_edit, lines_of
+from models.next_edit.examples import Edit, apply_edit, line_ending, lines_of, text_ending, to_lf
 
 EDIT_MARK = "<|edit|>"
 ORIGINAL_MARK = "<|original|>\n"
@@ -85,7 +85,7 @@ def window_around(text: str, cursor_line: int, before: int = LINES_BEFORE, after
 
 
 def _block(text: str) -> str:
-    lines = lines_of(text)
+    lines = lines_of(to_lf(text))
     if len(lines) > MAX_BLOCK_LINES:
         half = MAX_BLOCK_LINES // 2
         lines = lines[:half] + ["...\n"] + lines[-half:]
@@ -109,12 +109,14 @@ def history_text(history: list[Edit], path: str = "", budget: int = HISTORY_CHAR
 
 
 def window_text(window: Window, cursor_line: int) -> str:
+    """The window's lines as the model reads them: each ending in LF whatever the document's line breaks (no
+    training example holds a CR, so the model would rewrite every line to LF)."""
     out = []
     for i, ln in enumerate(window.lines):
-        body, nl = (ln[:-1], "\n") if ln.endswith("\n") else (ln, "")
+        body = ln[:len(ln) - len(line_ending(ln))]
         if window.start + i == cursor_line:
             body += CURSOR_MARK
-        out.append(body + (nl or "\n"))
+        out.append(body + "\n")
     return "".join(out)
 
 
@@ -137,12 +139,12 @@ def target_text(window: Window, current: str, target: Edit) -> str | None:
     before = e < window.start or (e == window.start and not insertion)
     after_ = s > window.end or (s == window.end and not (insertion and window.end == n))
     if before or after_:
-        return _with_newline(window.text)
+        return _with_newline(to_lf(window.text))
     if s < window.start or e > window.end:
         return None
     after = lines_of(apply_edit(current, target))
     delta = len(after) - n
-    return _with_newline("".join(after[window.start:window.end + delta]))
+    return _with_newline(to_lf("".join(after[window.start:window.end + delta])))
 
 
 def _with_newline(text: str) -> str:
@@ -150,27 +152,29 @@ def _with_newline(text: str) -> str:
 
 
 def window_lines(window: Window) -> list[str]:
-    """The window's lines, each ending in a newline (as a rewrite's lines do)."""
-    return [ln if ln.endswith("\n") else ln + "\n" for ln in window.lines]
+    """The window's lines, each ending in LF (as a rewrite's lines do, whatever the document's line breaks)."""
+    return [ln[:len(ln) - len(line_ending(ln))] + "\n" for ln in window.lines]
 
 
 def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None:
     """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
     kept). None when the rewrite changes nothing."""
-    new = lines_of(_with_newline(rewrite.replace(CURSOR_MARK, "")))
+    new = lines_of(_with_newline(to_lf(rewrite.replace(CURSOR_MARK, ""))))
     return _block_edit(current, window.start, window_lines(window), new)
 
 
 def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit | None:
-    """The edit that turns lines ``old`` (those of ``current`` from ``row`` on, each ending in a newline) into
-    ``new``, trimmed to the lines that change; None when nothing does."""
+    """The edit that turns lines ``old`` (those of ``current`` from ``row`` on, each ending in LF) into
+    ``new`` (LF too), trimmed to the lines that change, written with the document's line break (the replaced
+    line's); None when nothing does."""
     p, s = common_ends(old, new)
     start, end = row + p, row + len(old) - s
     cur_lines = lines_of(current)
     original = "".join(cur_lines[start:end])
-    updated = "".join(new[p:len(new) - s])
-    if end == len(cur_lines) and cur_lines and not cur_lines[-1].endswith("\n") and updated.endswith("\n"):
-        updated = updated[:-1]  # the file's last line has no newline: keep it that way
+    eol = text_ending(cur_lines, end - 1 if end > start else start - 1)
+    updated = "".join(new[p:len(new) - s]).replace("\n", eol)
+    if end == len(cur_lines) and cur_lines and not line_ending(cur_lines[-1]) and updated.endswith(eol):
+        updated = updated[:-len(eol)]  # the file's last line has no line break: keep it that way
     if updated == original:
         return None
     return Edit(start, end, original, updated)
@@ -244,7 +248,7 @@ def edit_from_next_block(window: Window, output: str, current: str, cursor_line:
     """The edit a ``next_block`` output names: its original block found among the window's lines (the
     occurrence nearest the cursor), trimmed to the lines that change. None for an empty output, one that
     is not an original/updated block, names lines the window does not hold, or changes nothing."""
-    output = output.replace(CURSOR_MARK, "")
+    output = to_lf(output.replace(CURSOR_MARK, ""))
     if not output.startswith(ORIGINAL_MARK) or UPDATED_MARK not in output:
         return None
     original, updated = output[len(ORIGINAL_MARK):].split(UPDATED_MARK, 1)
