@@ -201,8 +201,8 @@ def acceptance(suggestions: list[str], targets: list[str], judge=is_accepted) ->
 
 def stop_effect(without: dict, with_stop: dict) -> dict:
     """Relative change of the acceptance rate of shown suggestions and share of would-be-accepted lost."""
-    before, after = without["acceptance_rate"], with_stop["acceptance_rate"]
-    would = [i for i, a in enumerate(without["_accepted"]) if a]
+    before, after = _ratio(without["accepted"], without["shown"]), _ratio(with_stop["accepted"], with_stop["shown"])
+    would = [i for i, a in enumerate(without["_accepted"]) if a]  # (from counts: the reported rates are rounded)
     lost = sum(1 for i in would if not with_stop["_accepted"][i])
     rel = None
     if before:
@@ -559,6 +559,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                                             stop_inside_threshold=cut_threshold, **base), stopped))
     decoders += [(runtime, DecodeOptions(policy="dynamic", **{**no_stop, **e.options()}), sweep_runs[e])
                  for e in sweep_settings]
+    for rt in {id(rt): rt for rt, _, _ in decoders}.values():
+        rt.load_dynamic_graphs()  # loaded on first use otherwise: inside the timed decode of whichever came first
     prompt_ms: list[float] = []
     prompt_tokens: list[int] = []
     for n, s in enumerate(samples):

@@ -356,3 +356,17 @@ def test_speed_figures_count_the_prompts_last_token_pass():
     assert p["speedup_total"] == 2.0 and p["speedup_median"] == 2.0
     assert p["suggestion_ms_total"] == 5.0 and p["ms_per_token_mean"] == round(5.0 / 3, 4)
     assert p["last_prompt_token_ms_median"] == 5.0
+
+
+def test_after_loading_the_dynamic_graphs_a_dynamic_decode_loads_nothing(tiny_lm_dir):
+    """The bench loads them before its timed loop: loaded on first use, they were timed as dynamic's decoding."""
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    rt.load_dynamic_graphs()
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a graph was loaded while decoding")
+
+    rt._session = no_loading
+    prompt = rt.tokenizer.encode("def area(width, height):\n    return width")
+    r = rt.generate(prompt, DecodeOptions(policy="dynamic", exit_threshold=0.0, max_new_tokens=6))  # 8-bit exit heads
+    assert r.token_ids and min(r.layers) < rt.n_layers  # tokens did leave early, through the kv_fill graphs
