@@ -56,10 +56,22 @@ class LspClient:
                 if not line:
                     break
                 if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
+                    try:
+                        length = int(line.split(b":", 1)[1])
+                    except ValueError:
+                        length = None  # a header that names no length: the body cannot be framed
             if length is None:
                 continue
-            message = json.loads(out.read(length))
+            body = out.read(length)
+            if len(body) < length:  # the server died in the middle of a message
+                self._fail_pending()
+                return
+            try:
+                message = json.loads(body)
+            except ValueError:
+                continue  # not JSON: skipped; the next message may be whole
+            if not isinstance(message, dict):
+                continue
             if "id" in message and "method" not in message:
                 q = self._pending.pop(message["id"], None)
                 if q is not None:

@@ -194,6 +194,9 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             continue
         start = None
         last = 0.0
+        # A client that reports what it shows (VS Code) makes shown_at the record; one that does not leaves only the
+        # outcome, and a suggestion the server superseded counts as shown and rejected.
+        reports_shows = any(row[4] is not None for row in rows)
         for (sid, requested_at, text, outcome, shown_at, latency, layers, accepted_length, generated_at,
              outcome_at) in rows:
             replayed = replay_rows.get(sid)
@@ -211,7 +214,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                     start = min(ts, s["started_at"])
             minute = offset + (ts - start) / 60.0 if ts is not None else last
             last = max(last, minute)
-            shown = shown_at is not None or outcome in DECIDED
+            shown = shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED)
             if replayed is not None:
                 saved = replayed["chars_saved"] or 0
             elif outcome == "accepted":
@@ -250,7 +253,8 @@ def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
         return
     data.stage1 = {d: n for d, n in stage1}
     scores = {sid: score for sid, score, _ in stage2 if score is not None}
-    thresholds = [t for _, _, t in stage2 if t is not None]
+    completions = {r["id"] for r in data.rows}  # next edits log stage-2 rows too, with their own threshold
+    thresholds = [t for sid, _, t in stage2 if t is not None and sid in completions]
     data.threshold = thresholds[-1] if thresholds else None
     for r in data.rows:
         r["score"] = scores.get(r["id"])

@@ -73,7 +73,10 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
     it), as a person types; 0 types as fast as the server answers.
     """
     all_lines = text.split("\n")
-    head = "\n".join(all_lines[:start_line]) + "\n"
+    ends_with_break = all_lines[-1] == ""
+    if ends_with_break:
+        all_lines.pop()  # the file's last line break is typed after its last line, not as a line of its own
+    head = "".join(line + "\n" for line in all_lines[:start_line])
     to_type = all_lines[start_line:start_line + lines] if lines else all_lines[start_line:]
     client.did_open(uri, head)
     version = 1
@@ -81,27 +84,31 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
     line_no = start_line
     last_key = -math.inf
     for target_line in to_type:
-        col = 0
+        col = 0  # in characters, to index target_line
+        position = 0  # the same place in UTF-16 code units, as LSP counts `character`
         while col <= len(target_line):
             if limit is not None and len(result.events) >= limit:
                 return result
             if col < len(target_line):
                 ch = target_line[col]
+            elif line_no == len(all_lines) - 1 and not ends_with_break:
+                break  # the file's last line has no line break
             else:
                 ch = "\n"
             if key_gap_s > 0:
                 time.sleep(max(0.0, last_key + key_gap_s - time.perf_counter()))
                 last_key = time.perf_counter()
             version += 1
-            client.did_change(uri, version, [change_at(line_no, col, ch)])
+            client.did_change(uri, version, [change_at(line_no, position, ch)])
             result.keystrokes += 1
             if ch == "\n":
                 break
             col += 1
+            position += utf16_len(ch)
             if result.keystrokes % request_every:
                 continue
             t0 = time.perf_counter()
-            items = client.inline_completion(uri, line_no, col)
+            items = client.inline_completion(uri, line_no, position)
             latency = (time.perf_counter() - t0) * 1000
             expected = target_line[col:]
             item = items[0] if items else None
@@ -112,9 +119,10 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
                 if accept and suggestion_text and expected.startswith(suggestion_text):
                     # The editor inserts the suggestion, then runs the item's command.
                     version += 1
-                    client.did_change(uri, version, [change_at(line_no, col, suggestion_text)])
+                    client.did_change(uri, version, [change_at(line_no, position, suggestion_text)])
                     client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [sid]})
                     col += len(suggestion_text)
+                    position += utf16_len(suggestion_text)
                     event.outcome = "accepted"
                 else:
                     client.notify("tact/didShowCompletion", {"id": sid})
@@ -327,7 +335,8 @@ class Programmer:
         self.stats.chars_accepted += typed
         if self.on_event:
             self.on_event(event)
-        self._wait(pause if not typed else self.style.reaction_s, t0)
+        if not typed:  # an accept already waited its reaction time, from the same start
+            self._wait(pause, t0)
         return typed
 
     def _type(self, cursor: int, text: str, after_newline: bool = False) -> int:

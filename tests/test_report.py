@@ -109,3 +109,46 @@ def test_a_session_prefix_that_names_several_sessions_is_refused_as_replay_refus
     assert main(["report", str(two), "--session", "desk-2", "-o", str(tmp_path / "r2"), "--json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)["summaries"]
     assert summary["sessions"] == 1 and summary["requests"] == 30
+
+
+def _direct_db(path, suggestions, decisions):
+    """A database written row by row: (id, kind, shown_at, outcome) suggestions and (id, score, threshold) stage-2
+    decisions, for figures that depend on exactly which rows exist."""
+    from sqlite_utils import Database
+
+    from telemetry.schema import migrate
+
+    migrate(Database(path))
+    with sqlite3.connect(path) as c:
+        c.execute("INSERT INTO sessions (id, started_at, ended_at) VALUES ('s', 0, 100)")
+        for n, (sid, kind, shown_at, outcome) in enumerate(suggestions):
+            c.execute("INSERT INTO suggestions (id, session_id, kind, requested_at, text, shown_at, outcome, latency_ms)"
+                      " VALUES (?, 's', ?, ?, 'xx', ?, ?, 10)", (sid, kind, n, shown_at, outcome))
+        for n, (sid, score, threshold) in enumerate(decisions):
+            c.execute("INSERT INTO decisions (session_id, suggestion_id, ts, stage, decision, score, threshold)"
+                      " VALUES ('s', ?, ?, 2, 'show', ?, ?)", (sid, n, score, threshold))
+    return path
+
+
+def test_a_suggestion_superseded_before_it_was_shown_is_not_counted_shown_when_the_client_reports_shows(tmp_path):
+    """VS Code reports what it shows; the server supersedes answers it never displayed. Those counted as shown and
+    rejected, lowering the acceptance rate. A client that reports no shows keeps the outcome rule."""
+    from telemetry.report import load
+
+    shows = _direct_db(tmp_path / "shows.sqlite3", [("a", "completion", 0.5, "accepted"),
+                                                    ("b", "completion", None, "rejected"),
+                                                    ("c", "completion", 2.5, "rejected")], [])
+    rows = {r["id"]: r["shown"] for r in load(shows, "x").rows}
+    assert rows == {"a": True, "b": False, "c": True}
+    silent = _direct_db(tmp_path / "silent.sqlite3", [("a", "completion", None, "accepted"),
+                                                      ("b", "completion", None, "rejected")], [])
+    assert all(r["shown"] for r in load(silent, "y").rows)
+
+
+def test_the_gate_threshold_drawn_is_the_completion_gate_not_a_next_edit_confidence(tmp_path):
+    from telemetry.report import load
+
+    db = _direct_db(tmp_path / "t.sqlite3", [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "rejected"),
+                                             ("ne", "next_edit", None, "hidden")],
+                    [("a", 0.9, 0.3), ("b", 0.35, 0.3), ("ne", 0.2, 0.55)])
+    assert load(db, "x").threshold == 0.3

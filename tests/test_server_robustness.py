@@ -288,3 +288,31 @@ def test_stdout_carries_only_the_protocol(tmp_path):
         n = int(header.split(b"\r\n")[0].split(b":")[1])
         json.loads(rest[:n])
         data = rest[n:]
+
+
+_DIES_MID_MESSAGE = r"""
+import sys
+inp = sys.stdin.buffer
+length = None
+while True:
+    line = inp.readline().strip()
+    if not line:
+        break
+    if line.lower().startswith(b"content-length:"):
+        length = int(line.split(b":")[1])
+inp.read(length)
+sys.stdout.buffer.write(b'Content-Length: 200\r\n\r\n{"jsonrpc": "2.0", "id": 1, "res')
+sys.stdout.buffer.flush()
+sys.exit(3)
+"""
+
+
+def test_the_client_fails_pending_requests_when_the_server_dies_mid_message():
+    """The client's reader died on the cut-off body without failing what was pending: callers waited out their
+    timeout and saw no reason."""
+    client = LspClient([sys.executable, "-c", _DIES_MID_MESSAGE])
+    t0 = time.perf_counter()
+    with pytest.raises(LspError, match="server exited"):
+        client.request("tact/status", timeout=20)
+    assert time.perf_counter() - t0 < 10
+    client.proc.wait(timeout=10)

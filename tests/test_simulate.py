@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from telemetry.reader import list_sessions, open_readonly, session_timeline
 from telemetry.reconstruct import EXACT, build_script
 from telemetry.text import line_starts, offset_at
@@ -160,3 +162,54 @@ def test_type_file_types_at_the_given_pace():
     assert gaps.min() >= 0.039  # never faster than the pace, the answer's time included in it
     assert np.median(gaps) < 0.06  # and not the pace on top of the answer's time (0.07)
     assert np.diff(fast.key_times).min() < 0.039
+
+
+class _TypeFileServer(_FakeServer):
+    """_FakeServer for ``type_file``: answers `inline_completion` and `request` as the LspClient does."""
+
+    def inline_completion(self, uri, line, character, invoked=False, timeout=30.0):
+        _, q = self.request_async("textDocument/inlineCompletion", {"position": {"line": line, "character": character}})
+        return q.get()["result"]["items"]
+
+    def request(self, method, params=None, timeout=30.0):
+        self.commands.append(params)
+
+
+@pytest.mark.parametrize("text", ['x = 1\ns = "😀 ok 😀"\nprint(s)\n', "a = 1\nb = 'é 😀'", 'only = "😀"\n'])
+def test_type_file_sends_utf16_positions_and_types_exactly_the_file(text):
+    """Columns were counted in characters: after an emoji on a line every later keystroke landed one unit short, and
+    the server's document drifted from the file (the demo's and `bench serve`'s documents)."""
+    from telemetry.simulate import type_file
+
+    for start_line in (0, 1):
+        server = _TypeFileServer(text)
+        type_file(server, "file:///t.py", text, start_line=start_line)
+        assert server.doc == text
+        if start_line == 0:
+            assert server.commands  # suggestions were accepted on the way: their text moved the cursor too
+
+
+def test_an_accepted_suggestion_costs_its_reaction_time_once():
+    """The simulated clock counted an accept's reaction time twice (the wall clock slept it once)."""
+    import queue
+
+    from telemetry.simulate import Programmer, TypingStyle
+
+    class Suggests:
+        def did_open(self, *a, **k): pass
+        def did_change(self, *a, **k): pass
+        def notify(self, *a, **k): pass
+        def request(self, *a, **k): return None
+        def cancel(self, *a): pass
+
+        def request_async(self, method, params):
+            q = queue.Queue()
+            q.put({"result": {"items": [{"insertText": "bc", "command": {"arguments": ["s1"]}}]}})
+            return 1, q
+
+    style = TypingStyle(typo_p=0, revisit_p=0, accept_p=1.0)
+    p = Programmer(Suggests(), style=style, seed=1, limit=1)
+    p._key_pause = lambda ch: 0.2  # above the debounce: the one keystroke asks for a suggestion
+    p.type_document("file:///t.py", "abc")
+    assert (p.stats.keystrokes, p.stats.accepted) == (1, 1)
+    assert p.stats.simulated_s == pytest.approx(style.reaction_s)
