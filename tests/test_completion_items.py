@@ -17,6 +17,73 @@ def test_a_full_acceptance_logs_its_length_in_utf16_units_as_a_partial_one_does(
 
     store, ledger = ListStore(), SuggestionLedger()
     ledger.issue(IssuedSuggestion("s1", "completion", "file:///a.py", 1, "print('🎉 done')"))
-    assert record_accepted(SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store)), ("s1",), "tact.acceptSuggestion")
+    server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store))
+    assert record_accepted(server, ("s1",), "tact.acceptSuggestion")
     accepted = [e for e in store.events if type(e).__name__ == "SuggestionAccepted"]
     assert [(e.accepted_length, e.partial) for e in accepted] == [(16, False)]  # 15 code points, the emoji is 2 units
+
+
+def _classic_item(monkeypatch, text, suggestion, *, snippet=True, modes=None):
+    """The classic completion item for ``suggestion`` at ``|`` in ``text``, for a client with these capabilities."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from lsprotocol import types
+
+    import lsp_server.features.completion as completion
+    from lsp_server.services.completion import Suggestion
+    from lsp_server.services.context import build_context
+    from lsp_server.services.positions import position_at
+
+    i = text.index("|")
+    text = text.replace("|", "", 1)
+    ctx = build_context(text, position_at(text, i))
+
+    async def fake_suggest(ls, uri, line, character, trigger):
+        return "s1", Suggestion(suggestion, suggestion, ctx, None, "test", 0.0)
+
+    monkeypatch.setattr(completion, "suggest", fake_suggest)
+    handlers = {}
+    completion.register(SimpleNamespace(feature=lambda name, options=None: lambda fn: handlers.setdefault(name, fn)))
+    mode_support = types.ClientCompletionItemInsertTextModeOptions(value_set=modes) if modes else None
+    item_caps = types.ClientCompletionItemOptions(snippet_support=snippet, insert_text_mode_support=mode_support)
+    caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
+        completion=types.CompletionClientCapabilities(completion_item=item_caps)))
+    params = types.CompletionParams(text_document=types.TextDocumentIdentifier(uri="file:///a.py"),
+                                    position=types.Position(ctx.position.line, ctx.position.character))
+    result = asyncio.run(handlers[types.TEXT_DOCUMENT_COMPLETION](SimpleNamespace(client_capabilities=caps), params))
+    return result.items[0]
+
+
+_HEADER = "class A:\n    def f(self, x):\n        if x:|\n"
+_BODY = "\n            return 1\n        return 2"
+
+
+def test_a_multi_line_snippet_is_relative_to_the_cursor_line_for_clients_that_re_indent(monkeypatch):
+    """Neovim's snippet expansion adds the cursor line's indentation to every later line and ignores asIs."""
+    from lsprotocol import types
+
+    item = _classic_item(monkeypatch, _HEADER, _BODY)
+    assert item.insert_text_format == types.InsertTextFormat.Snippet
+    assert item.insert_text_mode == types.InsertTextMode.AdjustIndentation
+    assert item.text_edit.new_text == "\n    return 1\nreturn 2"
+    first, *later = item.text_edit.new_text.split("\n")
+    assert "\n".join([first] + ["        " + line for line in later]) == _BODY  # what Neovim inserts
+
+
+def test_a_multi_line_item_keeps_its_indentation_when_inserted_as_is(monkeypatch):
+    from lsprotocol import types
+
+    # A client that honours asIs (VS Code), and one without snippets (inserts plain text as it is).
+    for snippet, modes in ((True, [types.InsertTextMode.AsIs, types.InsertTextMode.AdjustIndentation]), (False, None)):
+        item = _classic_item(monkeypatch, _HEADER, _BODY, snippet=snippet, modes=modes)
+        assert item.insert_text_mode == types.InsertTextMode.AsIs
+        assert item.text_edit.new_text == _BODY
+
+
+def test_relative_indent_takes_off_only_the_indentation_a_line_has():
+    from lsp_server.features.completion import relative_indent
+
+    assert relative_indent("a(\n        b,\n\n    )\nc", "    ") == "a(\n    b,\n\n)\nc"
+    assert relative_indent("x\n\ty", "\t") == "x\ny"
+    assert relative_indent("single line", "    ") == "single line"

@@ -142,9 +142,107 @@ def test_multiline_non_python_uses_the_bracket_and_indent_rules():
     # The closing brace ends the enclosing construct: kept, and nothing after it.
     assert trim_suggestion(raw, c, multiline=True) == "let y = 2;\n    y += 1;\n}"
     c = ctx_at("if (x) {\n    a();\n    |\n}\n", language_id="javascript")
-    assert trim_suggestion("b();\n    c();\n}\n", c, multiline=True) == "b();\n    c();\n}"
+    # The document already closes the block on the next line: the suggestion's `}` would be a second one.
+    assert trim_suggestion("b();\n    c();\n}\n", c, multiline=True) == "b();\n    c();"
     assert trim_suggestion("b();\nc();\n", c, multiline=True) == "b();"  # a dedent ends it
 
 
 def test_multiline_repeating_the_line_after_the_cursor_gives_nothing():
     assert multi("x = |compute(1)\n", "compute(1)") == ""
+
+
+# --- closers the document already has --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        # Brackets opened on earlier lines are closed by later lines, not by this line's suffix.
+        ("result = compute(\n    alpha=1,\n    beta=float(|)\n)\n", "x)", "x"),
+        ('names = [\n    "alice",\n    "bo|"\n]\n', 'b"', "b"),
+        ('d = {\n    "k": [\n        f(|)]\n}\n', "1)]", "1"),
+    ],
+)
+def test_single_line_drops_closers_inside_a_multi_line_construct(src, raw, expected):
+    assert single(src, raw) == expected
+
+
+def test_single_line_keeps_a_closer_the_cursor_line_still_needs_inside_a_multi_line_construct():
+    assert single("x = foo(\n    bar(baz(|)\n)\n", "1)") == "1)"
+
+
+def test_a_bracket_inside_an_unclosed_string_is_not_open():
+    # The ( is text in the string; the suggestion's ") closes the string and print(.
+    assert single('print("see foo(|")\n', 'bar")') == "bar"
+    assert single("print('see foo(|')\n", "bar')") == "bar"
+    # A complete string before the bracket changes nothing.
+    assert single('print("a", foo(|))\n', "x))") == "x"
+
+
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        ('names = [\n    "alice",\n    "bo|",\n]\n', 'b",', "b"),  # the closers and the comma after them
+        ("for x in range(|):\n", "10):", "10"),
+        ("x = f(g(|), z)\n", "1)", "1"),
+        ("if (ok(|)) {\n", "1)", "1"),
+    ],
+)
+def test_single_line_drops_closers_the_rest_of_the_line_starts_with(src, raw, expected):
+    assert single(src, raw) == expected
+
+
+def test_single_line_keeps_closers_when_the_rest_of_the_line_does_not_start_with_them():
+    assert single("print(bar(|) + 1\n", "x)") == "x)"  # bar( and print( are open, the suffix closes one
+    assert single("f(|, z)\n", "a)") == "a)"  # the suffix starts with `,`, not with a closer
+    assert single('x = "a|" + b\n', 'c",') == 'c",'  # the suffix is `" +`, not `",`
+
+
+# --- multi-line constructs -------------------------------------------------------------------
+
+
+def test_multiline_keeps_the_body_of_a_multi_line_def_header():
+    kept = 'def load(\n    path: str,\n    mode: str = "r",\n) -> str:\n    with open(path) as f:\n        return 1'
+    assert multi("import os\n\n|\n", kept + "\n\n\nx = 1\n") == kept
+
+
+def test_multiline_keeps_the_body_of_multi_line_if_and_with_headers():
+    raw = "if (a and\n            b):\n        return 1\n    return 2\n"
+    assert multi("def f(a, b):\n    |\n", raw) == "if (a and\n            b):\n        return 1"
+    raw = 'with open(\n        "x"\n    ) as fh:\n        data = fh.read()\n    return data\n'
+    assert multi("def f():\n    |\n", raw) == 'with open(\n        "x"\n    ) as fh:\n        data = fh.read()'
+
+
+def test_multiline_still_stops_when_a_multi_line_expression_closes():
+    assert multi("def f():\n    |\n", "g(\n        a,\n    )\n    return 1\n") == "g(\n        a,\n    )"
+
+
+def test_multiline_docstring_text_does_not_count_for_brackets_or_indentation():
+    raw = '"""Return the value (in\n    seconds).\n\n    More text.\n    """\n    return x * 2\n'
+    assert multi("def f(x):\n    |\n", raw) == raw.rstrip()
+    raw = '"""\nSELECT *\nFROM t\n"""\n    return sql\n\ndef other():\n    pass\n'
+    assert multi("def q():\n    sql = |\n", raw) == '"""\nSELECT *\nFROM t\n"""\n    return sql'
+
+
+def test_multiline_inside_a_docstring_its_closing_quotes_end_the_string():
+    raw = 'the mean.\n\n    More.\n    """\n    return 1\n\ndef g():\n    pass\n'
+    assert multi('def f():\n    """Compute |\n', raw) == 'the mean.\n\n    More.\n    """\n    return 1'
+
+
+def test_multiline_drops_a_closing_line_the_document_already_has():
+    assert multi("x = call(\n    first,\n    |\n)\nprint(x)\n", "second,\n)\nprint(x)\n") == "second,"
+    assert multi('d = {\n    "a": 1,\n    |\n}\n', '"b": 2,\n}\n') == '"b": 2,'
+    assert multi("def f(\n    a,\n    |\n) -> int:\n", "b,\n) -> int:\n    return a\n") == "b,"
+    assert multi("s = (\n    a\n    |\n).strip()\n", "+ b\n)\n") == "+ b"
+
+
+def test_multiline_keeps_a_closing_line_the_document_does_not_have():
+    # Nothing after the cursor closes the call.
+    assert multi("x = call(\n    first,\n    |", "second,\n)\nprint(x)\n") == "second,\n)"
+    # The document's next closer is indented differently: it closes something else (here the
+    # document lacks the `}` of the if).
+    c = ctx_at("function f() {\n    if (x) {\n        |\n}\n", language_id="javascript")
+    assert trim_suggestion("a();\n    }\n", c, multiline=True) == "a();\n    }"
+    # The suggestion's closing line closes what the suggestion opened.
+    c = ctx_at("function f() {\n    |\n}\n", language_id="javascript")
+    assert trim_suggestion("if (x) {\n        a();\n    }\n}\n", c, multiline=True) == "if (x) {\n        a();\n    }"

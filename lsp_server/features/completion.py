@@ -14,6 +14,7 @@ from lsp_server.services.positions import utf16_len
 from lsp_server.services.postprocess import first_line
 
 _WORD_TAIL = re.compile(r"\w*$")
+_INDENT = re.compile(r"[ \t]*")
 
 
 def snippet_escape(text: str) -> str:
@@ -21,10 +22,33 @@ def snippet_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
 
 
-def supports_snippets(ls) -> bool:
+def _item_capabilities(ls):
     caps = ls.client_capabilities.text_document
-    item = caps.completion.completion_item if caps and caps.completion else None
+    return caps.completion.completion_item if caps and caps.completion else None
+
+
+def supports_snippets(ls) -> bool:
+    item = _item_capabilities(ls)
     return bool(item and item.snippet_support)
+
+
+def supports_as_is(ls) -> bool:
+    """Whether the client says it honours insertTextMode asIs (VS Code does; Neovim does not)."""
+    item = _item_capabilities(ls)
+    modes = item.insert_text_mode_support if item else None
+    return bool(modes and types.InsertTextMode.AsIs in modes.value_set)
+
+
+def relative_indent(text: str, indent: str) -> str:
+    """``text`` with the cursor line's ``indent`` taken off its later lines (as much of it as each
+    line starts with), for clients that add that indentation back (adjustIndentation)."""
+    lines = text.split("\n")
+    for i in range(1, len(lines)):
+        n = 0
+        while n < len(indent) and n < len(lines[i]) and lines[i][n] == indent[n]:
+            n += 1
+        lines[i] = lines[i][n:]
+    return "\n".join(lines)
 
 
 def register(server) -> None:
@@ -45,6 +69,11 @@ def register(server) -> None:
         # Clients that insert only the first word of a plain-text item (Neovim's native completion
         # does) expand a snippet whole; clients without snippet support get plain text.
         snippet = supports_snippets(ls)
+        # The suggestion's later lines carry their full indentation. Inserted as is, unless the client
+        # re-indents snippets and does not honour asIs: Neovim's snippet expansion adds the cursor
+        # line's indentation to every later line, so that indentation comes off first.
+        relative = snippet and not supports_as_is(ls)
+        edit_text = relative_indent(new_text, _INDENT.match(ctx.line_prefix).group(0)) if relative else new_text
         item = types.CompletionItem(
             label=label,
             kind=types.CompletionItemKind.Text,
@@ -52,8 +81,9 @@ def register(server) -> None:
             filter_text=new_text,
             sort_text="0",
             text_edit=types.TextEdit(range=types.Range(start=start, end=cursor),
-                                     new_text=snippet_escape(new_text) if snippet else new_text),
+                                     new_text=snippet_escape(edit_text) if snippet else edit_text),
             insert_text_format=types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText,
+            insert_text_mode=types.InsertTextMode.AdjustIndentation if relative else types.InsertTextMode.AsIs,
             command=accept_command(types, suggestion_id),
             data={"id": suggestion_id},
         )

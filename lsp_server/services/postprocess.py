@@ -2,14 +2,16 @@
 
 Single-line mode keeps the rest of the cursor line. Multi-line mode keeps whole lines and
 ends the suggestion where the code block or bracketed construct it started ends, preferring
-(via tree-sitter, when cheap) a cut that adds no syntax errors to the prefix. Both modes drop
-closing brackets/quotes the editor already has after the cursor and return ``''`` for
-suggestions that are empty or just repeat neighbouring text.
+(via tree-sitter, when cheap) a cut that adds no syntax errors to the prefix, and without a last
+closing line the document already has next. Both modes drop closing brackets/quotes the editor
+already has after the cursor and return ``''`` for suggestions that are empty or just repeat
+neighbouring text.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 from .context import CompletionContext
 from models.syntax import available, error_count, is_python
@@ -21,13 +23,22 @@ _CLOSE = ")]}"
 _MATCH = {")": "(", "]": "[", "}": "{"}
 _QUOTES = "\"'`"
 
-# Tokens that matter for bracket balance: comments and complete strings are skipped.
+# Tokens that matter for bracket balance: comments and strings are skipped (a triple-quoted
+# string the text never closes runs to its end).
 _BRACKET_TOKENS = re.compile(
     r"#[^\n]*"
-    r'|"""[\s\S]*?"""' r"|'''[\s\S]*?'''"
-    r'|"(?:[^"\\\n]|\\.)*"' r"|'(?:[^'\\\n]|\\.)*'"
+    r'|"""[\s\S]*?(?:"""|\Z)' r"|'''[\s\S]*?(?:'''|\Z)"
+    r'|"(?:[^"\\\n]|\\.)*"' r"|'(?:[^'\\\n]|\\.)*'" r"|`(?:[^`\\\n]|\\.)*`"
     r"|[()\[\]{}]|[\"'`]"
 )
+
+# The start of the rest of the cursor line that a suggestion may repeat: closers/quotes, then
+# a `,`, `;` or `:` (`"bo|",` with suggestion `b",`).
+_SUFFIX_CLOSERS = re.compile(r"[\s)\]}\"'`]*[,;:]?")
+
+# A line that only closes brackets (`)`, `},`, `]):`), and the closers a line starts with.
+_CLOSING_LINE = re.compile(r"[)\]}]+[,;:]?")
+_LEADING_CLOSERS = re.compile(r"\s*([)\]}]+)")
 
 # Tree-sitter check limits ("when cheap").
 _TS_MAX_LINES = 12
@@ -48,14 +59,20 @@ def _indent_width(line: str) -> int:
 
 
 def _open_stack(text: str) -> list[str]:
-    """Brackets left open at the end of ``text`` (strings and comments skipped)."""
+    """Brackets left open at the end of ``text`` (strings and comments skipped). A string not
+    closed on its line runs to the line's end: ``print("see foo(`` leaves only ``(`` open."""
     stack: list[str] = []
-    for m in _BRACKET_TOKENS.finditer(text):
-        tok = m.group()
+    pos = 0
+    while (m := _BRACKET_TOKENS.search(text, pos)) is not None:
+        tok, pos = m.group(), m.end()
         if tok in _OPEN:
             stack.append(tok)
         elif tok in _CLOSE and stack and stack[-1] == _MATCH[tok]:
             stack.pop()
+        elif tok in _QUOTES:
+            pos = text.find("\n", pos)
+            if pos < 0:
+                break
     return stack
 
 
@@ -79,31 +96,42 @@ def _outer_marks(s: str) -> list[bool]:
 
 
 def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
-    """When the rest of the cursor line is only closing brackets/quotes, drop the end of
-    ``s`` that would close the same things again (suffix ``)``, suggestion ``foo)`` ->
-    ``foo``). Brackets are dropped only beyond what the prefix leaves open, so
-    ``print(bar(`` + ``x)`` keeps its ``)`` when the suffix has one ``)``."""
-    closers = "".join(ctx.line_suffix.split())
-    if not closers or any(c not in _CLOSE + _QUOTES for c in closers):
+    """When the rest of the cursor line starts with closing brackets/quotes (and a `,`, `;` or
+    `:` after them) that ``s`` ends with, drop that end of ``s`` (suffix ``)``, suggestion ``foo)``
+    -> ``foo``; suffix ``",``, suggestion ``b",`` -> ``b``). Brackets are dropped only beyond what
+    the cursor line leaves open, so ``print(bar(`` + ``x)`` keeps its ``)`` when the suffix has one
+    ``)``; brackets opened on earlier lines do not count (inside a multi-line call, ``float(`` +
+    ``x)`` before ``)`` still drops its ``)``)."""
+    closers = "".join(_SUFFIX_CLOSERS.match(ctx.line_suffix).group().split())
+    if not closers or closers[0] not in _CLOSE + _QUOTES:
         return s
     body = s.rstrip()
     if not body:
         return s
     marks = _outer_marks(body)
     outer_brackets = sum(1 for i, c in enumerate(body) if marks[i] and c in _CLOSE)
-    suffix_brackets = sum(1 for c in closers if c in _CLOSE)
-    open_in_prefix = len(_open_stack(ctx.prefix))
-    excess = outer_brackets + suffix_brackets - open_in_prefix
+    suffix_marks = _outer_marks(ctx.line_suffix)
+    suffix_brackets = sum(1 for i, c in enumerate(ctx.line_suffix) if suffix_marks[i] and c in _CLOSE)
+    excess = outer_brackets + suffix_brackets - len(_open_stack(ctx.line_prefix))
     for k in range(min(len(closers), len(body)), 0, -1):
         tail = closers[:k]
         if not body.endswith(tail):
             continue
-        if not all(marks[len(body) - k + i] for i in range(k)):
+        if not all(marks[len(body) - k + i] for i, c in enumerate(tail) if c in _CLOSE + _QUOTES):
             continue
         if sum(1 for c in tail if c in _CLOSE) > excess:
             continue
         return body[:-k]
     return s
+
+
+def _body_indent(lines: list[str], header: int) -> int:
+    """Indentation of the body of a header indented ``header``, from its first non-blank line."""
+    for line in lines:
+        if line.strip():
+            body = _indent_width(line)
+            return body if body > header else header + 1
+    return header + 1
 
 
 def _block_indent(lines: list[str], ctx: CompletionContext) -> int:
@@ -115,12 +143,43 @@ def _block_indent(lines: list[str], ctx: CompletionContext) -> int:
         base = _indent_width(ctx.line_prefix + lines[0]) if lines[0].strip() else _indent_width(ctx.line_prefix)
         cursor_line = ctx.line_prefix + lines[0]
     if cursor_line.rstrip().endswith(":"):  # a header: the block is its body
-        for line in lines[1:]:
-            if line.strip():
-                body = _indent_width(line)
-                return body if body > base else base + 1
-        return base + 1
+        return _body_indent(lines[1:], base)
     return base
+
+
+def _open_triple(prefix: str) -> str:
+    """The quotes of the triple-quoted string ``prefix`` ends inside, or ``''``."""
+    m = None
+    for m in _BRACKET_TOKENS.finditer(prefix):
+        pass
+    if m is None or m.end() < len(prefix):
+        return ""
+    tok = m.group()
+    quotes = tok[:3]
+    return quotes if quotes in ('"""', "'''") and (len(tok) < 6 or not tok.endswith(quotes)) else ""
+
+
+def _scan_lines(lines: list[str], opening: str = "") -> tuple[list[int], list[bool]]:
+    """Per line: its bracket depth change, and whether it starts inside a string. One scan of the
+    joined lines, so a triple-quoted string spanning lines hides its brackets and indentation.
+    ``opening``: the quotes of a string the lines start inside."""
+    text = opening + "\n".join(lines)
+    starts = [len(opening)]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    deltas = [0] * len(lines)
+    in_string = [False] * len(lines)
+    for m in _BRACKET_TOKENS.finditer(text):
+        tok = m.group()
+        i = bisect_right(starts, m.start()) - 1
+        if tok in _OPEN:
+            deltas[i] += 1
+        elif tok in _CLOSE:
+            deltas[i] -= 1
+        elif "\n" in tok:  # a multi-line string
+            for j in range(i + 1, bisect_right(starts, m.end())):
+                in_string[j] = True
+    return deltas, in_string
 
 
 def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
@@ -129,27 +188,55 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
     outer = len(_open_stack(ctx.prefix))  # brackets the cursor is already inside
     depth = outer
     spanned = False
+    opener_indent = 0  # indentation of the line that opened the construct the suggestion spans
+    deltas, in_string = _scan_lines(lines, _open_triple(ctx.prefix) if ctx.facts.in_string else "")
     kept: list[str] = []
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if i > 0 and stripped and depth <= outer and stripped[0] not in _CLOSE and _indent_width(line) < block:
+        if (i > 0 and stripped and not in_string[i] and depth <= outer and stripped[0] not in _CLOSE
+                and _indent_width(line) < block):
             # A dedent ends the block. Exempt: lines inside brackets the suggestion opened
-            # (continuation lines indent freely) and closing lines (the bracket rule decides).
+            # (continuation lines indent freely), closing lines (the bracket rule decides) and
+            # lines inside a multi-line string.
             break
         kept.append(line)
-        for m in _BRACKET_TOKENS.finditer(line):
-            tok = m.group()
-            if tok in _OPEN:
-                depth += 1
-            elif tok in _CLOSE:
-                depth -= 1
+        if depth == outer and deltas[i] > 0:
+            opener_indent = _indent_width(ctx.line_prefix + line if i == 0 else line)
+        depth += deltas[i]
         if depth > outer:
             spanned = True
-        elif depth < outer or spanned:
-            break  # the enclosing construct closed, or one the suggestion opened across lines
+        elif depth < outer:
+            break  # the enclosing construct closed
+        elif spanned:
+            if outer or not stripped.endswith(":"):
+                break  # a construct the suggestion opened across lines closed
+            # ... on a block header (`def f(\n    a,\n) -> T:`): its body is part of the block
+            spanned = False
+            block = _body_indent(lines[i + 1 :], opener_indent)
     while kept and not kept[-1].strip():
         kept.pop()
     return kept
+
+
+def _drop_closing_line(kept: list[str], ctx: CompletionContext) -> list[str]:
+    """``kept`` without its last line when that line closes brackets opened before the suggestion
+    and the document already has it next (the ``)`` of a call the cursor is inside, or the same
+    ``) -> int:``): inserting it would close them twice. A line of closers only may also start
+    the document's line (``)`` before ``).strip()``); either way at the same indentation."""
+    last = kept[-1].rstrip() if kept else ""
+    lead = _LEADING_CLOSERS.match(last)
+    if lead is None or ctx.line_suffix.strip():
+        return kept
+    closing = (ctx.line_prefix if len(kept) == 1 else "") + last
+    following = next((line.rstrip() for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    if following != closing and not (_CLOSING_LINE.fullmatch(last.strip()) and following.startswith(closing)):
+        return kept
+    text = "\n".join(kept)
+    marks = _outer_marks(text)
+    start = len(text) - len(kept[-1])
+    if not all(marks[start + i] for i in range(lead.start(1), lead.end(1))):
+        return kept  # it closes a bracket the suggestion opened
+    return kept[:-1]
 
 
 def _syntax_tail(prefix: str) -> str:
@@ -204,7 +291,7 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     text = raw.replace("\r\n", "\n").replace("\r", "\n")
     if multiline:
         kept = _rule_cut(text.split("\n"), ctx)
-        kept = _tree_cut(kept, ctx)
+        kept = _drop_closing_line(_tree_cut(kept, ctx), ctx)
         s = "\n".join(line.rstrip() for line in kept)
     else:
         s = first_line(text)
