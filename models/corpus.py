@@ -58,8 +58,10 @@ def default_roots() -> list[tuple[str, Path]]:
 
 
 def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
-    """Every .py file under root with its package: the first path component below root."""
-    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", ".venv", "venv"}
+    """Every .py file under root with its package: the first path component below root. Vendored copies
+    (``pip/_vendor/pygments``) are left out: under their host's name they would put a package's code on both
+    sides of the split by package."""
+    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", ".venv", "venv", "_vendor"}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and not d.endswith(".dist-info"))
         for name in sorted(filenames):

@@ -419,10 +419,17 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     save_file(model.exit_state_dict(), str(model_dir / EXIT_HEADS), metadata={"format": "pt"})
     if only:  # the classifiers, their statistics and what else was not refitted stay as they were
         key = {"stop": "stop_calibration", "exit": "exit_calibration", "kv_fill": "kv_fill", "harm": "harm_calibration"}[only]
-        record.setdefault("controller", {}).update({k: stats[k] for k in (key, "exit_stride", "kv_fill") if k in stats})
-        record["controller"][f"{key}_command"] = command_line()
+        # the exit refit refits P(harm) too, for the exits it opens (none open: none to record)
+        refitted = [key] + (["harm_calibration"] if only == "exit" and "harm_calibration" in stats else [])
+        controller = record.setdefault("controller", {})
+        if only == "exit":
+            controller.pop("harm_calibration", None)
+            controller.pop("harm_calibration_command", None)
+        controller.update({k: stats[k] for k in (*refitted, "exit_stride", "kv_fill") if k in stats})
+        for k in refitted:
+            controller[f"{k}_command"] = command_line()
     else:
-        record["controller"] = stats
+        record["controller"] = {**stats, "command": command_line()}
     write_record(model_dir, record)
     if (model_dir / GRAPHS_INDEX).is_file():
         try:
@@ -465,7 +472,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     check_corpus(corpus_dir, "manifest.json", "train.jsonl", "calib.jsonl")
     if resume is not None:
         check_model_dir(resume, need_onnx=False)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # again below for a continued run, once its steps are known
     if threads:
         torch.set_num_threads(threads)
     manifest = json.loads((corpus_dir / "manifest.json").read_text())
@@ -507,7 +514,11 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
                                  f"positions {resume} was built for: choose at most that many")
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
-    sampler = ExampleSampler(texts, info, seq_len, seed)
+    if previous:
+        torch.manual_seed(seed + previous.get("steps", 0))  # layer dropout and exit positions: not the same draws
+    # A continued run draws new examples: seeded by --seed alone it would read the stream the run it continues read
+    stream_seed = seed + previous.get("steps", 0)
+    sampler = ExampleSampler(texts, info, seq_len, stream_seed)
     workers = loader_workers(device, workers)
     stream = batch_stream(sampler, batch_size, workers)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -555,10 +566,19 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         "data": {"corpus": portable_path(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),
                  "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"]["packages"])},
         "hyperparameters": {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
-                            "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed},
+                            "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed,
+                            "stream_seed": stream_seed,
+                            # the loss: the last layer on every token, weight 1; exit l (0-based) of L on a share
+                            # exit_sample of the positions, weight exit_weight * (l + 1) / L
+                            "exit_loss": "final + sum_l exit_weight * (l + 1) / L * CE_l on exit_sample of positions"},
         "training": {"steps": step + previous.get("steps", 0), "tokens": tokens + previous.get("tokens", 0),
                      "train_minutes_this_run": round(train_seconds / 60, 1),
-                     "earlier_runs": previous.get("earlier_runs", []) + ([{k: v for k, v in previous.items() if k != "earlier_runs"}] if previous else []), "train_minutes": round(train_seconds / 60, 1),
+                     # each earlier run with its command and settings, so a continued model says how it was made
+                     "earlier_runs": previous.get("earlier_runs", []) + ([{
+                         **{k: v for k, v in previous.items() if k != "earlier_runs"},
+                         "command": resumed.get("command"), "hyperparameters": resumed.get("hyperparameters")}]
+                         if previous else []),
+                     "train_minutes": round(train_seconds / 60 + previous.get("train_minutes", 0), 1),  # all runs
                      "total_minutes": round((time.time() - started) / 60, 1), "device": device,
                      "threads": torch.get_num_threads(), "loader_workers": workers,
                      "final_cross_entropy_per_exit": final_losses},

@@ -314,6 +314,14 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     assert record["controller"]["exit_calibration"] == stats["exit_calibration"]
     assert record["controller"]["exit_stride"] == stats["exit_stride"] == EXIT_STRIDE
     assert "exit_calibration_command" in record["controller"]
+    # the harm calibration refitted with the exits it opens is recorded as the weights hold it (it was left as
+    # before); with no exit open there is none to record
+    opened_now = [i for i in range(3) if np.isfinite(after["exit_calibration"][i, 3])]
+    assert sorted(stats.get("harm_calibration", {})) == [str(i) for i in opened_now]
+    assert record["controller"].get("harm_calibration") == stats.get("harm_calibration")
+    for layer, cal in stats.get("harm_calibration", {}).items():
+        assert np.allclose(cal, after["harm_calibration"][int(layer)], atol=1e-4)
+    assert ("harm_calibration_command" in record["controller"]) == bool(opened_now)
     # the learned KV fill, fitted for the exits the new calibration opens (exit 2 of 4 skips only layer 3: none)
     opened = [i for i in range(2) if np.isfinite(after["exit_calibration"][i, 3])]
     assert sorted(k for k in after if k.startswith("kv_fill_maps.")) == sorted(
@@ -380,3 +388,27 @@ def test_a_harm_calibration_of_a_rare_label_fits_from_zero():
     assert 0.005 < harm.mean() < 0.1
     a, b, c, d = fit_head_calibration(z, top, margin, harm, start=(0.0, 0.0, 0.0, 0.0))
     assert abs(a) < 0.1 and abs(b - 0.5) < 0.3 and abs(c + 1.2) < 0.3 and abs(d + 2.0) < 0.4
+
+
+def test_an_exit_refit_records_the_harm_calibration_it_refits(tmp_path, tiny_lm_dir, monkeypatch):
+    """The exit refit refits P(harm) for the exits it opens, but the record kept the old figures."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    import models.exits
+    from models.train_lm import train_controller
+    from tests.conftest import write_calib_corpus
+
+    monkeypatch.setattr(models.exits, "MIN_EXIT_AGREEMENT", 0.0)  # the random tiny model's exits open
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    corpus = write_calib_corpus(tmp_path / "corpus")
+    train_controller(d, corpus, batches=2, batch_size=2, log=lambda m: None)  # a full fit first
+    stats = train_controller(d, corpus, batches=2, batch_size=2, only="exit", seed=7, log=lambda m: None)
+    after = load_file(str(d / "exit_heads.safetensors"))
+    record = json.loads((d / "tact.json").read_text())["controller"]
+    assert stats["harm_calibration"] and record["harm_calibration"] == stats["harm_calibration"]
+    for layer, cal in stats["harm_calibration"].items():
+        assert np.allclose(cal, after["harm_calibration"][int(layer)], atol=1e-4)
+    assert "harm_calibration_command" in record and "command" in record

@@ -91,3 +91,15 @@ def test_the_logged_losses_end_with_the_last_layers_and_stay_on_the_device():
     assert per_layer.shape == (3,) and not per_layer.requires_grad
     assert torch.allclose(per_layer[-1], final, atol=1e-5) and torch.allclose(per_layer[0], first, atol=1e-5)
     assert mean_losses([per_layer, per_layer * 3], 2) == pytest.approx((per_layer * 2).tolist())
+
+
+def test_vendored_copies_are_left_out_of_the_corpus(tmp_path):
+    """pip/_vendor/pygments counted as package pip: near-copies of a held-out package landed in the train split."""
+    from models.corpus import iter_sources
+
+    for rel in ("pip/__init__.py", "pip/_vendor/pygments/lexer.py", "pip/_internal/cli.py", "pygments/lexer.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    found = {(s.package, s.path.relative_to(tmp_path).as_posix()) for s in iter_sources("site", tmp_path)}
+    assert found == {("site:pip", "pip/__init__.py"), ("site:pip", "pip/_internal/cli.py"),
+                     ("site:pygments", "pygments/lexer.py")}

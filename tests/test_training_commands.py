@@ -67,6 +67,11 @@ def test_resume_keeps_the_model_size_and_adds_up_the_record_without_export(train
     assert rec["hyperparameters"]["seq_len"] == first["hyperparameters"]["seq_len"] == 512  # the resumed model's
     assert rec["training"]["steps"] > first["training"]["steps"]
     assert rec["training"]["earlier_runs"][0]["steps"] == first["training"]["steps"]
+    # the earlier run keeps its own command; the continued run reads a stream of its own (seeded by --seed alone it
+    # read the examples the first run had read); the minutes add up
+    assert rec["training"]["earlier_runs"][0]["command"] == first["command"]
+    assert rec["hyperparameters"]["stream_seed"] == first["training"]["steps"] != first["hyperparameters"]["stream_seed"]
+    assert rec["training"]["train_minutes"] >= first["training"]["train_minutes"]
     assert not (out / GRAPHS_INDEX).exists()
     assert f"tact export {out}" in capsys.readouterr().err
 
