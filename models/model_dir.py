@@ -256,12 +256,7 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
     if missing:
         raise ModelDirError(f"model directory {path} lacks {', '.join(missing)}; it needs config.json, "
                             "model.safetensors and tokenizer.json (a Hugging Face model directory)")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(f"{path / 'config.json'} is not valid JSON ({exc}); {RESTORE}") from exc
-    if not isinstance(config, dict):
-        raise ModelDirError(f"{path / 'config.json'} is not a JSON object; {RESTORE}")
+    config = read_json_object(path / "config.json", RESTORE)
     bad = [key for key in CONFIG_SIZES if not (isinstance(config.get(key), int) and not isinstance(config[key], bool)
                                                and config[key] > 0)]
     if bad:
@@ -330,13 +325,19 @@ def read_record(model_dir: Path) -> dict:
     path = Path(model_dir) / RECORD
     if not path.exists():
         return {}
+    return read_json_object(path, RESTORE)
+
+
+def read_json_object(path: Path, fix: str) -> dict:
+    """A model directory's JSON file that must hold an object (config.json, tact.json, graphs.json); anything
+    else is a ModelDirError naming the file and ``fix``."""
     try:
-        record = json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelDirError(f"{path} is not valid JSON ({exc}); {RESTORE}") from exc
-    if not isinstance(record, dict):
-        raise ModelDirError(f"{path} is not a JSON object; {RESTORE}")
-    return record
+        raise ModelDirError(f"{path} is not valid JSON ({exc}); {fix}") from exc
+    if not isinstance(value, dict):
+        raise ModelDirError(f"{path} is not a JSON object; {fix}")
+    return value
 
 
 def write_record(model_dir: Path, record: dict) -> None:

@@ -18,7 +18,6 @@ the longest common token prefix, so a keystroke costs only the new tokens.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -33,7 +32,8 @@ from models.draft_head import DRAFT_HEAD, DraftHead
 from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
-                              graphs_dir, header_digest, load_tensors, read_record, trained_context)
+                              graphs_dir, header_digest, load_tensors, read_json_object, read_record,
+                              trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
@@ -378,12 +378,7 @@ class EarlyExitRuntime:
         config.json, a kv_fill graph per earlier exit at most, the exit head."""
         path = self.model_dir / GRAPHS_INDEX
         fix = f"re-run `tact export {self.model_dir}`"
-        try:
-            index = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelDirError(f"{path} cannot be read ({exc}); {fix}") from exc
-        if not isinstance(index, dict):
-            raise ModelDirError(f"{path} is not a JSON object; {fix}")
+        index = read_json_object(path, fix)
         if index.get("kv_cache") != KV_CACHE_LAYOUT:
             layout = index.get("kv_cache", "copied per layer")
             raise ModelDirError(f"{path}: the graphs were exported for another KV cache layout ({layout!r}, this Tact "

@@ -5,6 +5,7 @@
 // provider with those methods when the proposal is not enabled for the extension; then a plain provider is
 // registered and the lifecycle is inferred from the user's keys, edits and cursor (lifecycle.ts).
 import * as vscode from "vscode";
+import { IssuerNotifications } from "./issuer";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { InlineCompletionRequest } from "vscode-languageclient/node";
 import { reasonForEndOfLife, SuggestionTracker, type EndOfLifeReason, type Verdict } from "./lifecycle";
@@ -60,15 +61,17 @@ export class InlineSuggestions implements vscode.Disposable {
   private partialAccept: { tracked: Tracked; version: number } | undefined;
   /** Suggestions typed to their end, waiting for the accept command (Tab) that may follow. */
   private readonly completing = new Map<Tracked, ReturnType<typeof setTimeout>>();
-  /** Notifications handed to the client and not yet written. */
-  private readonly sending = new Set<Promise<unknown>>();
+  /** Each suggestion's events, to the server that issued it. */
+  private readonly notifications: IssuerNotifications;
 
   constructor(
     private readonly access: ClientAccess,
     private readonly selector: vscode.DocumentSelector,
     private readonly events: Events,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.notifications = new IssuerNotifications(() => access.current(), log);
+  }
 
   register(): void {
     this.proposedApi = this.registerProvider();
@@ -398,18 +401,12 @@ export class InlineSuggestions implements vscode.Disposable {
 
   /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
   private notify(tracked: Tracked, method: string, params: object): void {
-    const client = this.access.current();
-    if (client === tracked.client && client.isRunning()) {
-      const sent = client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
-      this.sending.add(sent);
-      void sent.finally(() => this.sending.delete(sent));
-    }
+    this.notifications.send(tracked.client, method, params);
   }
 
-  /** Resolves once the notifications already handed to the client are written (a server drops what
-   * arrives after its shutdown request). */
+  /** Resolves once the notifications already handed to the client are written. */
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.sending]);
+    await this.notifications.flush();
   }
 
   dispose(): void {

@@ -5,6 +5,7 @@
 // Only used when the server advertises `experimental.tact.nextEdit` in its capabilities; a server that
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
+import { IssuerNotifications } from "./issuer";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
 import {
@@ -57,14 +58,16 @@ export class NextEdits implements vscode.Disposable {
   private pending: vscode.CancellationTokenSource | undefined;
   private unsupported = false;
   private applying = false;
-  /** Notifications handed to the client and not yet written. */
-  private readonly sending = new Set<Promise<unknown>>();
+  /** Each next edit's events, to the server that issued it. */
+  private readonly notifications: IssuerNotifications;
 
   constructor(
     private readonly access: ClientAccess,
     private readonly selector: vscode.DocumentSelector,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.notifications = new IssuerNotifications(() => access.current(), log);
+  }
 
   register(): void {
     this.disposables.push(
@@ -236,19 +239,14 @@ export class NextEdits implements vscode.Disposable {
     void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, false);
   }
 
+  /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
   private notify(shown: Shown, method: string, params: object): void {
-    const client = this.access.current();
-    if (client === shown.client && client.isRunning()) {
-      const sent = client.sendNotification(method, params).catch((error: unknown) => this.log(`${method} failed: ${String(error)}`));
-      this.sending.add(sent);
-      void sent.finally(() => this.sending.delete(sent));
-    }
+    this.notifications.send(shown.client, method, params);
   }
 
-  /** Resolves once the notifications already handed to the client are written (a server drops what
-   * arrives after its shutdown request). */
+  /** Resolves once the notifications already handed to the client are written. */
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.sending]);
+    await this.notifications.flush();
   }
 
   dispose(): void {
