@@ -23,6 +23,9 @@ def test_one_run_compares_weights_on_the_same_keystrokes(tiny_lm_dir, tmp_path):
     assert result["ratios"] == [{"variant": "int8", **{k: round(int8[k] / fp32[k], 3) for k in
                                                      ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")}}]
     assert all(f["peak_rss_mb"] and f["cold_start_s"] > 0 for f in (fp32, int8))
+    for f in (fp32, int8):  # the answers with a suggestion, apart (none from the random tiny model: none to time)
+        assert (f["shown_p50_ms"] is None) == (f["suggestions_shown"] == 0)
+        assert f["shown_p50_ms"] is None or f["shown_p95_ms"] >= f["shown_p50_ms"]
     out = io.StringIO()
     print_report(result, out)
     assert "int8 against fp32" in out.getvalue() and out.getvalue().count("tact bench serve:") == 2
