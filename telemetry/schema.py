@@ -185,8 +185,14 @@ def newer_schema_error(path: str, found: int) -> TelemetrySchemaError:
 
 
 def migrate(db: Database) -> int:
-    """Create or upgrade the schema in place; returns the version now stored."""
+    """Create or upgrade the schema in place; returns the version now stored. A database already at this version
+    is only read: another writer holding the lock (a second editor's server) does not make the open wait."""
     path = database_path(db.conn)
+    try:
+        if read_schema_version(db.conn, path) == SCHEMA_VERSION:
+            return SCHEMA_VERSION
+    except sqlite3.OperationalError:
+        pass  # busy: the locked path below decides
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError:

@@ -348,3 +348,21 @@ def test_open_store_returns_working_store(db_path: Path) -> None:
 def test_queue_must_be_bounded(db_path: Path) -> None:
     with pytest.raises(ValueError, match="bounded"):
         TelemetryStore(db_path, queue_size=0)
+
+
+def test_a_database_another_writer_holds_opens_at_once_and_its_events_land_after(db_path: Path) -> None:
+    """Opening took the write lock to check the schema: with a second server writing, `initialize` waited SQLite's
+    5 s and the session ran without telemetry."""
+    TelemetryStore(db_path).close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO meta (key, value) VALUES ('held', 'x')")
+    t0 = time.perf_counter()
+    store = open_store(db_path)
+    assert isinstance(store, StoreClass) and time.perf_counter() - t0 < 2.0
+    store.record(SessionStarted(SID, "test", "1", "0.1.0", {}, {}))
+    holder.execute("COMMIT")
+    holder.close()
+    assert store.flush()
+    store.close()
+    assert query(db_path, "SELECT id FROM sessions") == [(SID,)]
