@@ -275,6 +275,9 @@ def _add_eval(sub) -> None:
     ne.add_argument("--pair", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
                     help="the changes between two versions of a project laid side by side")
     ne.add_argument("--limit", type=positive_int, help="a quick run on N examples per set")
+    ne.add_argument("--bottom-up", action="store_true",
+                    help="also the real held-out changes (rebuilt from DIR/src) and --pair's with their hunks "
+                         "replayed bottom to top: the data sets replay them top to bottom")
     ne.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     model = ne.add_mutually_exclusive_group()
     model.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")

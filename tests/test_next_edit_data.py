@@ -30,6 +30,17 @@ def test_hunks_are_in_file_order_and_apply_one_after_another():
     assert apply_all(OLD, hs) == new
 
 
+def test_hunks_bottom_up_are_the_same_changes_from_the_end_and_apply_one_after_another():
+    new = _new()
+    top_down, bottom_up = hunks(OLD, new), hunks(OLD, new, bottom_up=True)
+    assert [h.start_line for h in bottom_up] == sorted((h.start_line for h in bottom_up), reverse=True)
+    assert [(h.original, h.updated) for h in bottom_up] == [(h.original, h.updated) for h in reversed(top_down)]
+    assert apply_all(OLD, bottom_up) == new
+    exs = list(examples_from_texts("m.py", "pkg", OLD, new, bottom_up=True))
+    assert len(exs) == 3 and all(ex.target.start_line < ex.history[-1].start_line for ex in exs)  # above the last
+    assert all(apply_all(ex.original, ex.history) == ex.current for ex in exs)
+
+
 def test_examples_from_texts_history_and_target():
     new = _new()
     exs = list(examples_from_texts("m.py", "pkg", OLD, new))

@@ -72,6 +72,23 @@ def test_cli_pair_json_and_limit(tmp_path, capsys):
     assert "sweep" in out["sets"]["pair"]["model"]
 
 
+def test_cli_bottom_up_replays_the_same_changes_the_other_way(tmp_path, capsys):
+    """Release diffs say nothing of the order of their changes; the data sets replay them top to bottom."""
+    before = "".join(f"def f{i}(size):\n    return size * {i}\n\n\n" for i in range(6))
+    after = before.replace("size", "n")
+    b = _write(tmp_path / "before", {"pkg/m.py": before})
+    a = _write(tmp_path / "after", {"pkg/m.py": after})
+    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--bottom-up", "--json", "--no-model"]) == 0
+    sets = json.loads(capsys.readouterr().out)["sets"]
+    assert sets["pair"]["baseline"]["examples"] == sets["pair_bottom_up"]["baseline"]["examples"] == 5
+    # the baseline looks below the last edit first: the renames above it are found less often
+    assert sets["pair_bottom_up"]["baseline"]["exact"] < sets["pair"]["baseline"]["exact"]
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["eval", "next-edit", "--data", str(data), "--bottom-up", "--no-model"]) == 2  # no release sources
+    assert "next-edit-data" in capsys.readouterr().err
+
+
 def test_cli_data_dir_table(tmp_path, capsys):
     old = "a = x\nb = x\nc = x\n"
     exs = list(examples_from_texts("m.py", "d", old, "a = y\nb = x\nc = y\n", split="heldout"))

@@ -107,22 +107,25 @@ def load_model_predictor(model_dir: Path | None = None, threshold: float = 0.0, 
     return model
 
 
-def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int | None) -> dict[str, list[Example]]:
-    """Held-out files of data_dir (``*_heldout.jsonl``, else every ``*.jsonl``) and/or a --pair."""
-    from models.next_edit.real_changes import pairs_from_dirs
+def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int | None,
+             bottom_up: bool = False) -> dict[str, list[Example]]:
+    """Held-out files of data_dir (``*_heldout.jsonl``, else every ``*.jsonl``) and/or a --pair; ``bottom_up``: also
+    the held-out release pairs (from data_dir/src) and the --pair with their hunks replayed bottom to top."""
+    from itertools import islice
+
+    from models.next_edit.real_changes import heldout_bottom_up, pairs_from_dirs
 
     sets: dict[str, list[Example]] = {}
     if data_dir is not None:
         files = sorted(Path(data_dir).glob("*_heldout.jsonl")) or sorted(Path(data_dir).glob("*.jsonl"))
         for f in files:
             sets[f.stem] = list(read_jsonl(f, limit))
+        if bottom_up:
+            sets["real_heldout_bottom_up"] = list(islice(heldout_bottom_up(Path(data_dir)), limit))
     if pair is not None:
-        exs = []
-        for ex in pairs_from_dirs(Path(pair[0]), Path(pair[1])):
-            if limit is not None and len(exs) >= limit:
-                break
-            exs.append(ex)
-        sets["pair"] = exs
+        sets["pair"] = list(islice(pairs_from_dirs(Path(pair[0]), Path(pair[1])), limit))
+        if bottom_up:
+            sets["pair_bottom_up"] = list(islice(pairs_from_dirs(Path(pair[0]), Path(pair[1]), bottom_up=True), limit))
     return sets
 
 
@@ -138,8 +141,9 @@ def load_ranker_predictor(ranker_dir: Path | None = None):
 
 def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None, limit: int | None = None,
              model_dir: Path | None = None, threshold: float = 0.0, copy_margin: float | None = None,
-             ranker_dir: Path | None = None, with_model: bool = True) -> dict:
-    """``with_model`` False: the baseline and the ranker alone."""
+             ranker_dir: Path | None = None, with_model: bool = True, bottom_up: bool = False) -> dict:
+    """``with_model`` False: the baseline and the ranker alone; ``bottom_up``: also the sets replayed bottom to top
+    (`datasets`)."""
     from models.next_edit.baseline import BaselinePredictor
     from models.next_edit.model import AutoPredictor
 
@@ -149,7 +153,7 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
                      "copy_margin": model.copy_margin if model is not None else None,
                      "ranker": ranker.version if ranker is not None else NO_MODEL,
                      "ranker_threshold": ranker.threshold if ranker is not None else None, "sets": {}}
-    for name, exs in datasets(data_dir, pair, limit).items():
+    for name, exs in datasets(data_dir, pair, limit, bottom_up).items():
         row = {"baseline": evaluate(exs, BaselinePredictor())}
         row["ranker"] = evaluate(exs, ranker) if ranker is not None else None
         row["model"] = evaluate(exs, model) if model is not None else None
@@ -167,18 +171,19 @@ def format_table(results: dict) -> str:
                      f"copy margin {results['copy_margin']}")
     if results.get("ranker_threshold") is not None:
         lines.append(f"ranker {results['ranker']}, score threshold {results['ranker_threshold']}")
-    lines.append(f"{'set':<20} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols))
+    width = max([20, *(len(name) for name in results["sets"])])
+    lines.append(f"{'set':<{width}} {'predictor':<10} " + " ".join(f"{c:>9}" for c in cols))
     for name, row in results["sets"].items():
         for pred_name in ("baseline", "ranker", "model", "auto"):
             if pred_name not in row:  # auto: only with a model
                 continue
             m = row[pred_name]
             if m is None:
-                lines.append(f"{name:<20} {pred_name:<10} {NO_MODEL}")
+                lines.append(f"{name:<{width}} {pred_name:<10} {NO_MODEL}")
                 continue
             cells = [f"{m[c]:>9d}" if c == "examples" else (f"{m[c]:>9.2f}" if c == "p50_ms" else f"{m[c]:>9.3f}")
                      for c in cols]
-            lines.append(f"{name:<20} {pred_name:<10} " + " ".join(cells))
+            lines.append(f"{name:<{width}} {pred_name:<10} " + " ".join(cells))
     for name, row in results["sets"].items():
         for pred_name in ("ranker", "model"):
             sweep = (row.get(pred_name) or {}).get("sweep")
@@ -203,10 +208,13 @@ def main_cli(args) -> int:
     pair = tuple(args.pair) if args.pair else None
     try:
         results = run_eval(args.data, pair, args.limit, args.model, args.threshold, args.copy_margin, args.ranker,
-                           with_model=not args.no_model)
+                           with_model=not args.no_model, bottom_up=args.bottom_up)
     except RankerError as exc:
         print(f"tact eval next-edit: error: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # --bottom-up without the release sources
+        print(f"tact eval next-edit: error: {exc}", file=sys.stderr)
+        return 2
     if not results["sets"]:
         print("tact eval next-edit: error: no examples found", file=sys.stderr)
         return 1

@@ -199,27 +199,30 @@ def paired_files(before: Path, after: Path) -> Iterator[tuple[str, str, str]]:
         yield rel.as_posix(), a, b
 
 
-def hunks(old: str, new: str) -> list[Edit]:
-    """The changes from old to new as edits in file order, each in the coordinates of the text
-    left by applying the earlier ones (so they apply one after another)."""
+def hunks(old: str, new: str, bottom_up: bool = False) -> list[Edit]:
+    """The changes from old to new as edits in file order (``bottom_up``: from the end of the file), each in the
+    coordinates of the text left by applying the earlier ones (so they apply one after another)."""
     a, b = lines_of(old), lines_of(new)
     sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    changes = [op for op in sm.get_opcodes() if op[0] != "equal"]
+    if bottom_up:  # an edit below leaves the lines above where they were: no shift
+        return [Edit(i1, i2, "".join(a[i1:i2]), "".join(b[j1:j2])) for _, i1, i2, j1, j2 in reversed(changes)]
     out: list[Edit] = []
     shift = 0
-    for tag, i1, i2, j1, j2 in sm.get_opcodes():
-        if tag == "equal":
-            continue
+    for _, i1, i2, j1, j2 in changes:
         out.append(Edit(i1 + shift, i2 + shift, "".join(a[i1:i2]), "".join(b[j1:j2])))
         shift += (j2 - j1) - (i2 - i1)
     return out
 
 
 def examples_from_texts(path: str, package: str, old: str, new: str, *, source: str = "real",
-                        split: str = "train", meta: dict | None = None) -> Iterator[Example]:
-    """One example per hunk after the first: history = the earlier hunks, target = this one."""
+                        split: str = "train", meta: dict | None = None, bottom_up: bool = False) -> Iterator[Example]:
+    """One example per hunk after the first: history = the earlier hunks, target = this one. Release diffs do not
+    say in which order the changes were made: top to bottom (the data sets) puts every target below the edits
+    before it; ``bottom_up`` replays the same hunks the other way, a check on what that order teaches."""
     from models.next_edit.examples import apply_edit
 
-    edits = hunks(old, new)
+    edits = hunks(old, new, bottom_up)
     texts = [old]
     for e in edits:
         texts.append(apply_edit(texts[-1], e))
@@ -237,10 +240,29 @@ def examples_from_texts(path: str, package: str, old: str, new: str, *, source: 
 
 
 def pairs_from_dirs(before: Path, after: Path, *, package: str | None = None, source: str = "pair",
-                    split: str = "heldout", meta: dict | None = None) -> Iterator[Example]:
+                    split: str = "heldout", meta: dict | None = None, bottom_up: bool = False) -> Iterator[Example]:
     package = package or Path(after).name
     for rel, a, b in paired_files(Path(before), Path(after)):
-        yield from examples_from_texts(rel, package, a, b, source=source, split=split, meta=meta)
+        yield from examples_from_texts(rel, package, a, b, source=source, split=split, meta=meta, bottom_up=bottom_up)
+
+
+def _top(d: Path) -> Path:
+    """An extracted release's directory: its single top directory, as `extract` returns it."""
+    entries = list(d.iterdir())
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else d
+
+
+def heldout_bottom_up(data_dir: Path) -> Iterator[Example]:
+    """The held-out release pairs of PACKAGE_PAIRS, rebuilt from ``data_dir/src`` (what `tact train
+    next-edit-data` extracted) with their hunks replayed bottom to top. ValueError when the sources are absent."""
+    src = Path(data_dir) / "src"
+    if not src.is_dir():
+        raise ValueError(f"{src} does not exist: the release sources come with `tact train next-edit-data`")
+    for name, v1, v2 in PACKAGE_PAIRS:
+        d1, d2 = src / f"{name}-{v1}", src / f"{name}-{v2}"
+        if heldout_split(name) == "heldout" and d1.is_dir() and d2.is_dir():
+            yield from pairs_from_dirs(_top(d1), _top(d2), package=name, source="real", split="heldout",
+                                       meta={"before": v1, "after": v2, "order": "bottom_up"}, bottom_up=True)
 
 
 def build_real(out_dir: Path, pairs: list[tuple[str, str, str]] | None = None, *,
