@@ -11,7 +11,7 @@ import logging
 import sys
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.protocol.language_server import lsp_method
@@ -63,6 +63,16 @@ class TactProtocol(LanguageServerProtocol):
             if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
                 self._send_response(msg_id, error=exc.to_response_error())
             raise
+
+    def handle_message(self, message):
+        """A request after shutdown gets Invalid Request (LSP: it should error), not silence.
+
+        pygls logs and drops it, so a client that asks anything between shutdown and exit waits forever."""
+        msg_id, method = getattr(message, "id", None), getattr(message, "method", None)
+        if self._shutdown and method is not None and method != types.EXIT and msg_id is not None:
+            self._send_response(msg_id, error=JsonRpcInvalidRequest("the server is shutting down").to_response_error())
+            return
+        super().handle_message(message)
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):
@@ -118,7 +128,8 @@ class TactServer(LanguageServer):
         self.next_edits = NextEditService(self.scheduler, self.ledger, self.recorder)
         self.client_name = ""
         self.client_version = ""
-        self.degraded_reported = False
+        self.degraded_reported = ""  # the degraded reason last told the user; "" while there is a model
+        self.telemetry_opened: tuple[bool, str] | None = None  # (enabled, database) the recorder's store is for
 
     def _completion_outcome(self, suggestion_id: str, outcome: str) -> None:
         """The acceptance gate learns from completions only (next edits are another kind of suggestion)."""
@@ -142,10 +153,23 @@ class TactServer(LanguageServer):
             log.warning("settings from %s: %s", origin, p)
         return problems
 
-    def open_telemetry(self) -> None:
+    def open_telemetry(self) -> bool:
+        """Record into the database the settings name, or nowhere when telemetry is off; True when that changed.
+
+        Called again whenever settings arrive (workspace/configuration, didChangeConfiguration): telemetry turned
+        off there stops recording at once, instead of the store opened at initialize writing the user's code on."""
+        wanted = (self.settings.telemetry, str(self.settings.database_path()) if self.settings.telemetry else "")
+        if wanted == self.telemetry_opened:
+            return False
+        old = self.recorder.store
+        if self.telemetry_opened is not None:
+            self.recorder.session_ended("telemetry settings changed")
         self.recorder.store = SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store
+        self.telemetry_opened = wanted
+        old.close()
         self.pipeline.recorder = self.recorder
         self.next_edits.recorder = self.recorder
+        return True
 
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:

@@ -250,6 +250,80 @@ def test_missing_or_corrupt_model_gives_degraded_mode(tmp_path, breakage):
         client.shutdown()
 
 
+def settle(client: LspClient, settings: dict) -> dict:
+    """didChangeConfiguration, then tact/status once the load it starts is over."""
+    client.notify("workspace/didChangeConfiguration", {"settings": {"tact": settings}})
+    time.sleep(0.5)
+    deadline = time.time() + 60
+    while (status := client.request("tact/status", timeout=30))["loading"] and time.time() < deadline:
+        time.sleep(0.2)
+    return status
+
+
+def test_a_model_path_that_failed_is_retried_and_every_new_failure_is_told(tmp_path):
+    """A failed load of a path was cached for good: a model put there afterwards (as the reason advises) was never
+    found until the path changed. And only the session's first failure was told: after a recovery, a model path
+    that failed again left the editor and the log silent."""
+    missing, other = tmp_path / "model", tmp_path / "other"
+    log_file = tmp_path / "server.log"
+    with open(log_file, "wb") as stderr:
+        client = LspClient(server_command(None, tmp_path / "t.sqlite3"), stderr=stderr)
+    try:
+        client.initialize({"modelPath": str(missing)})
+        assert str(missing) in client.wait_notification("window/showMessage", timeout=30)["params"]["message"]
+        missing.symlink_to(model_under_test())
+        status = settle(client, {"modelPath": str(missing)})
+        assert status["ready"] and status["modelDir"] == str(missing)
+        status = settle(client, {"modelPath": str(other)})
+        assert status["degraded"] and str(other) in status["reason"] and "tact.modelPath" in status["reason"]
+        assert str(other) in client.wait_notification("window/showMessage", timeout=10)["params"]["message"]
+        settle(client, {"modelPath": str(other), "maxNewTokens": 8})  # the same failure again: not told twice
+        with pytest.raises(queue.Empty):
+            client.wait_notification("window/showMessage", timeout=1)
+    finally:
+        client.shutdown()
+    assert f"without a model: model directory {other}" in log_file.read_text()
+
+
+def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_nothing(tmp_path):
+    """The store opened at initialize kept recording the user's code when workspace/configuration, or a later
+    didChangeConfiguration, turned telemetry off."""
+    db = tmp_path / "telemetry.sqlite3"
+    client = LspClient(server_command(model_under_test(), db))
+    client.configuration = {"tact": {"telemetry": False}}
+    client.initialize({}, configuration=True)
+    try:
+        deadline = time.time() + 10  # `initialized` asks for the configuration: wait until its answer is applied
+        while client.request("tact/status")["settings"]["telemetry"] and time.time() < deadline:
+            time.sleep(0.1)
+        client.did_open("file:///project/secret.py", "password = 'hunter2'\n")
+        assert client.request("tact/status")["database"] is None
+        client.configuration = {"tact": {"telemetry": True}}
+        settle(client, {"telemetry": True})
+        assert client.request("tact/status")["database"] == str(db)
+        client.did_open("file:///project/kept.py", "x = 1\n")
+        settle(client, {"telemetry": False})
+        client.did_open("file:///project/later.py", "token = 'abc'\n")
+        assert client.request("tact/status")["database"] is None
+    finally:
+        client.shutdown()
+    rows = wait_for_rows(db, "select uri from documents where uri = 'file:///project/kept.py'")
+    assert rows
+    uris = {r[0] for r in wait_for_rows(db, "select uri from documents")}
+    assert not uris & {"file:///project/secret.py", "file:///project/later.py"}
+
+
+def test_a_request_after_shutdown_gets_an_error_not_silence(tmp_path):
+    """pygls dropped requests between shutdown and exit; LSP says they should error, so the client never waits."""
+    client, _ = start(tmp_path)
+    client.request("shutdown", None, timeout=10)
+    with pytest.raises(LspError) as err:
+        client.request("tact/status", timeout=10)
+    assert err.value.error["code"] == -32600
+    client.notify("exit")
+    assert client.proc.wait(timeout=10) == 0
+
+
 def test_running_server_has_not_loaded_torch(tmp_path):
     """The real `tact serve` process, after answering a completion, has no torch library mapped."""
     client, _ = start(tmp_path)

@@ -28,16 +28,14 @@ def register(server) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls, params: types.InitializedParams) -> None:
         await pull_configuration(ls)
+        ls.open_telemetry()  # workspace/configuration may have turned telemetry off or moved its database
         loop = asyncio.get_running_loop()
         load = load_model(ls)
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
-        workspace = ls.workspace.root_uri if ls.workspace else None
         status = await load
         await gate
-        ls.recorder.session_started(ls.client_name, ls.client_version, ls.version, ls.settings.to_camel(),
-                                    {"completion": status.as_dict(), "acceptance": ls.gate.status()}, workspace)
-        if not status.ready:
-            report_degraded(ls)
+        session_started(ls, status)
+        report_degraded(ls)
         ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -47,9 +45,11 @@ def register(server) -> None:
             ls.apply_settings(values, "didChangeConfiguration")
         else:
             await pull_configuration(ls)
+        if ls.open_telemetry() and ls.recorder.database:  # another database: the session starts there too
+            session_started(ls, ls.completions.status)
         ls.recorder.settings_changed(ls.settings.to_camel())
-        if not (await load_model(ls)).ready:
-            report_degraded(ls)
+        await load_model(ls)
+        report_degraded(ls)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls, params=None) -> None:
@@ -83,12 +83,24 @@ async def pull_configuration(ls) -> None:
         ls.apply_settings(result[0], "workspace/configuration")
 
 
+def session_started(ls, status) -> None:
+    workspace = ls.workspace.root_uri if ls.workspace else None
+    ls.recorder.session_started(ls.client_name, ls.client_version, ls.version, ls.settings.to_camel(),
+                                {"completion": status.as_dict(), "acceptance": ls.gate.status()}, workspace)
+
+
 def report_degraded(ls) -> None:
-    """Say once, in the log and to the user, why there are no suggestions."""
-    if ls.degraded_reported:
+    """Say in the log and to the user why there are no suggestions, once per failure: a settings change that keeps
+    the same failure is not told again, but a new one (another path, or the model failing again after it
+    loaded) is, where telling only the first left the later ones silent."""
+    status = ls.completions.status
+    if status.ready or status.loading:
+        ls.degraded_reported = ""
         return
-    ls.degraded_reported = True
-    reason = ls.completions.status.reason
+    reason = status.reason
+    if ls.degraded_reported == reason:
+        return
+    ls.degraded_reported = reason
     log.warning("Tact is running without a model: %s", reason)
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning,
                                                    message=f"Tact: no completions ({reason})"))

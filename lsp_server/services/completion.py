@@ -82,11 +82,12 @@ class CompletionService:
     def load(self, model_path: str = "", threads: int = 2, weights: str = "fp32") -> ModelStatus:
         """Load the model (blocking); never raises: failures become a degraded status.
 
-        A load of the same directory and weights already done or under way is reused, not repeated.
+        A load of the same directory and weights already done is reused, not repeated; one that failed is tried
+        again, so that a model put where the settings point (as the degraded reason advises) is found.
         """
         path = self.resolve(model_path)
         with self._load_lock:
-            if self._load_key == (path, weights):
+            if self._load_key == (path, weights) and self.runtime is not None:
                 return self.status
             loaded = self.runtime if self._load_key is not None and self._load_key[0] == path else None
             self._load_key = (path, weights)
