@@ -312,3 +312,22 @@ def _log_shapes_session(db, edits: list[tuple], start: float = 100.0, new_sessio
         for k, (sl, sc, el, ec, removed, inserted) in enumerate(edits, 1):
             store.record(EditEvent("s1", uri, k + 1, sl, sc, el, ec, removed, inserted, start + k, 1, ts=start + k + 0.5))
         store.record(DocumentClosed("s1", uri, ts=start + len(edits) + 1))
+
+
+def test_the_ranker_also_learns_the_release_changes_replayed_bottom_to_top(tmp_path):
+    """Top to bottom alone, every training target lay below the edits before it, and the ranker learned the order."""
+    from models.next_edit.real_changes import PACKAGE_PAIRS, bottom_up_examples, heldout_split
+    from models.next_edit.train_ranker import train_ranker
+
+    names = ["width", "height", "count", "value", "index", "offset", "length", "weight", "margin", "radius"]
+    write_jsonl(tmp_path / "real_train.jsonl",
+                [_rename_chain(n, f"pkg{i % 5}", "train", uses=3 + i % 3) for i, n in enumerate(names)])
+    name, v1, v2 = next(p for p in PACKAGE_PAIRS if heldout_split(p[0]) == "train")  # a release pair of the train side
+    before = "".join(f"def f{i}(size):\n    return size * {i}\n\n\n" for i in range(5))
+    for version, text in ((v1, before), (v2, before.replace("size", "n"))):
+        (tmp_path / "src" / f"{name}-{version}" / "pkg").mkdir(parents=True)
+        (tmp_path / "src" / f"{name}-{version}" / "pkg" / "m.py").write_text(text)
+    replayed = list(bottom_up_examples(tmp_path, "train"))
+    assert len(replayed) == 4 and all(ex.target.start_line < ex.history[-1].start_line for ex in replayed)
+    ranker = train_ranker(tmp_path, tmp_path / "ranker", synthetic_sample=None, log=lambda m: None)
+    assert ranker.info["data"]["real_examples"] == len(names) + len(replayed)

@@ -113,7 +113,7 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
     the held-out release pairs (from data_dir/src) and the --pair with their hunks replayed bottom to top."""
     from itertools import islice
 
-    from models.next_edit.real_changes import heldout_bottom_up, pairs_from_dirs
+    from models.next_edit.real_changes import bottom_up_examples, pairs_from_dirs
 
     sets: dict[str, list[Example]] = {}
     if data_dir is not None:
@@ -121,7 +121,7 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
         for f in files:
             sets[f.stem] = list(read_jsonl(f, limit))
         if bottom_up:
-            sets["real_heldout_bottom_up"] = list(islice(heldout_bottom_up(Path(data_dir)), limit))
+            sets["real_heldout_bottom_up"] = list(islice(bottom_up_examples(Path(data_dir), "heldout"), limit))
     if pair is not None:
         sets["pair"] = list(islice(pairs_from_dirs(Path(pair[0]), Path(pair[1])), limit))
         if bottom_up:

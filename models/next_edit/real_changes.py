@@ -252,16 +252,16 @@ def _top(d: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else d
 
 
-def heldout_bottom_up(data_dir: Path) -> Iterator[Example]:
-    """The held-out release pairs of PACKAGE_PAIRS, rebuilt from ``data_dir/src`` (what `tact train
+def bottom_up_examples(data_dir: Path, split: str) -> Iterator[Example]:
+    """The release pairs of PACKAGE_PAIRS in ``split``, rebuilt from ``data_dir/src`` (what `tact train
     next-edit-data` extracted) with their hunks replayed bottom to top. ValueError when the sources are absent."""
     src = Path(data_dir) / "src"
     if not src.is_dir():
         raise ValueError(f"{src} does not exist: the release sources come with `tact train next-edit-data`")
     for name, v1, v2 in PACKAGE_PAIRS:
         d1, d2 = src / f"{name}-{v1}", src / f"{name}-{v2}"
-        if heldout_split(name) == "heldout" and d1.is_dir() and d2.is_dir():
-            yield from pairs_from_dirs(_top(d1), _top(d2), package=name, source="real", split="heldout",
+        if heldout_split(name) == split and d1.is_dir() and d2.is_dir():
+            yield from pairs_from_dirs(_top(d1), _top(d2), package=name, source="real", split=split,
                                        meta={"before": v1, "after": v2, "order": "bottom_up"}, bottom_up=True)
 
 

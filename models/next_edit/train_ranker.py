@@ -17,6 +17,7 @@ import math
 import random
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.candidates import FEATURE_NAMES, featurized
 from models.next_edit.examples import Example, apply_edit
 from models.next_edit.ranker import EditRanker, ranker_version
+from models.next_edit.real_changes import bottom_up_examples
 
 NEGATIVE_SHARE = 0.1  # of the wrong candidates kept for fitting
 FOLDS = 4
@@ -120,6 +122,12 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
     if not real_path.is_file():
         raise ValueError(f"no {real_path}; build the examples with `tact train next-edit-data` first")
     real = sample_jsonl(real_path, limit, seed)
+    # The release changes again, replayed bottom to top: top to bottom alone, every target lay below the edits
+    # before it, and the ranker learned the order (0.009 exact on the held-out changes replayed the other way)
+    try:
+        real += list(islice(bottom_up_examples(Path(data_dir), "train"), limit))
+    except ValueError as exc:
+        log(f"no bottom-up replays of the release changes: {exc}")
     telemetry_path = Path(data_dir) / "telemetry_train.jsonl"
     if telemetry_path.is_file():  # the programmers' own edits, in their order: real changes too
         real += sample_jsonl(telemetry_path, limit, seed)
