@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from telemetry.simulate import NoModelError, TypingStyle, server_command, type_file
+from telemetry.simulate import TypingStyle, require_ready, server_command, type_file
 from telemetry.lsp_client import LspClient
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
@@ -48,17 +48,16 @@ def source_files(source: Path | None, corpus: Path | None, seed: int) -> list[tu
                 files.append((p.name, p.read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError):
                 continue
-        files = [(n, t) for n, t in files if 30 <= t.count("\n") <= 3000]
-        if not files:
-            raise _bench_input_error(f"{source} holds no Python files of 30 to 3000 lines")
     elif corpus is not None and (corpus / "heldout.jsonl").exists():
         with open(corpus / "heldout.jsonl", encoding="utf-8") as f:
             files = [(Path(r["path"]).name, r["text"]) for r in map(json.loads, f)]
-    if not files:
+    if not files and source is None:
         from telemetry.simulate import sample_file
 
         files = [(sample_file().name, sample_file().read_text())]
     files = [(n, t) for n, t in files if 30 <= t.count("\n") <= 3000]
+    if not files and source is not None:
+        raise _bench_input_error(f"{source} holds no Python files of 30 to 3000 lines")
     random.Random(seed).shuffle(files)
     return files
 
@@ -103,9 +102,7 @@ def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict]
         client.did_open("file:///bench/cold.py", "import os\n\n\ndef main():\n    path = os.")
         client.inline_completion("file:///bench/cold.py", 4, 14, invoked=True, timeout=120)
         run.cold_start_s = time.perf_counter() - t0
-        run.status = client.request("tact/status")
-        if not run.status.get("ready"):  # a bench of a server without a model would time its empty answers
-            raise NoModelError(f"the server has no model: {run.status.get('reason')}")
+        run.status = require_ready(client.request("tact/status"))
         running = run.status.get("settings") or {}
         wrong = {k: running.get(k) for k, v in variant[1].items() if running.get(k) != v}
         if wrong:  # refused or unknown there: the comparison would not be one

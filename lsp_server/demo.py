@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from lsp_server.config import Settings
-from telemetry.simulate import NoModelError, sample_file, server_command, type_file
+from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.text import advance, offset_at
 
@@ -29,9 +29,7 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     t0 = time.perf_counter()
     with LspClient(server_command(sys.executable, model, str(db))) as client:
         client.initialize({"decodingPolicy": policy}, client_name="tact-demo")
-        status = wait_ready(client)
-        if not status.get("ready"):
-            raise NoModelError(f"the server has no model: {status.get('reason')}")
+        status = require_ready(wait_ready(client, timeout=60.0))
         print(f"server up, model {status['model']} ({status['modelDir']}), loaded in {status['loadMs']:.0f} ms", file=out)
         print(f"{'where':>8}  {'ms':>6}  outcome   suggestion", file=out)
 
@@ -114,16 +112,6 @@ def demo_next_edit(client: LspClient, text: str, out, steps: int = 4) -> None:
         edit_id = edits[0]["id"]
         change = {"range": edits[0]["range"], "text": edits[0]["newText"]}
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-
-
-def wait_ready(client: LspClient, timeout: float = 60.0) -> dict:
-    """tact/status once the model has finished loading (or failed to)."""
-    deadline = time.time() + timeout
-    status = client.request("tact/status")
-    while status.get("loading") and time.time() < deadline:
-        time.sleep(0.05)
-        status = client.request("tact/status")
-    return status
 
 
 def print_decisions(db: Path, session: str, out) -> None:

@@ -34,7 +34,7 @@ WIDENED_WEIGHTS = "onnx_weights.bin"
 EXIT_HEADS = "exit_heads.safetensors"  # exit norms, Stop&Exit controller, learned KV fill maps (models.exits)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64, "U16": np.uint16}
-_ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "U16": 2}
+_ITEMSIZE = {k: np.dtype(t).itemsize if t is not None else 2 for k, t in _DTYPES.items()}  # bytes (BF16: 2)
 
 
 # The fix a message names for a file of the model that is damaged or missing and that no command here rebuilds.

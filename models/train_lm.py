@@ -514,10 +514,10 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
                                  f"positions {resume} was built for: choose at most that many")
     model = model.to(device)
     log(f"model: {size}, {model.num_parameters() / 1e6:.2f}M parameters, {model.cfg.num_hidden_layers} layers")
-    if previous:
-        torch.manual_seed(seed + previous.get("steps", 0))  # layer dropout and exit positions: not the same draws
     # A continued run draws new examples: seeded by --seed alone it would read the stream the run it continues read
     stream_seed = seed + previous.get("steps", 0)
+    if previous:
+        torch.manual_seed(stream_seed)  # layer dropout and exit positions: not the same draws either
     sampler = ExampleSampler(texts, info, seq_len, stream_seed)
     workers = loader_workers(device, workers)
     stream = batch_stream(sampler, batch_size, workers)

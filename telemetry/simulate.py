@@ -160,6 +160,14 @@ def wait_ready(client: LspClient, timeout: float = 120.0) -> dict:
     return status
 
 
+def require_ready(status: dict) -> dict:
+    """``status`` (tact/status) of a server with a model; NoModelError with the server's reason otherwise: a run
+    against a server without one would time or record its empty answers."""
+    if not status.get("ready"):
+        raise NoModelError(f"the server has no model: {status.get('reason')}")
+    return status
+
+
 @dataclass
 class TypingStyle:
     """How the simulated programmer types. Times are seconds of the simulated clock."""
@@ -419,9 +427,7 @@ def run_simulation(files: list[Path], database: Path, *, model: str | None = Non
         settings = {**ACCELERATED_DEFAULTS, **settings}
     with LspClient(server_command(python or sys.executable, model, str(database))) as client:
         client.initialize(settings, client_name="tact-simulate")
-        status = wait_ready(client)
-        if not status.get("ready"):
-            raise NoModelError(f"the server has no model: {status.get('reason')}")
+        status = require_ready(wait_ready(client))
         programmer = Programmer(client, style=style, seed=seed, speed=speed, limit=limit, max_seconds=max_seconds,
                                 on_event=on_event)
         typed_ok = 0

@@ -195,6 +195,13 @@ class _Editor:
                 seen[step.request.suggestion_id] = texts[step.uri]
         return script, seen
 
+    def assert_replayed_exactly(self, requests: int) -> None:
+        """Every request sees the editor's text, all ``requests`` of them exact, nothing resynced or unverified."""
+        script, seen = self.rebuild()
+        assert seen == self.seen
+        assert script.fidelity_counts()[EXACT] == requests
+        assert script.issues == [] and all(script.verified.values())
+
 
 @pytest.mark.parametrize("pending", ["logged", "no version"])
 def test_a_change_that_changes_nothing_does_not_apply_the_pending_edit_twice(tmp_path, pending):
@@ -206,10 +213,7 @@ def test_a_change_that_changes_nothing_does_not_apply_the_pending_edit_twice(tmp
     editor.request("r1", 3, pending)
     editor.change((0, 0, "Y"), pause=3.0)  # elsewhere, later: finishes the "X" edit
     editor.close()
-    script, seen = editor.rebuild()
-    assert seen == editor.seen
-    assert script.fidelity_counts()[EXACT] == 1
-    assert script.issues == [] and all(script.verified.values())
+    editor.assert_replayed_exactly(1)
 
 
 @pytest.mark.parametrize("pending", ["logged", "no version"])
@@ -221,10 +225,7 @@ def test_multi_cursor_typing_is_replayed_as_one_version(tmp_path, pending):
     editor.change((6, 6, "y"), (14, 14, "y"))
     editor.request("r2", 15, pending)
     editor.close()  # its snapshot is at the version of the last two edits
-    script, seen = editor.rebuild()
-    assert seen == editor.seen
-    assert script.fidelity_counts()[EXACT] == 2
-    assert script.issues == [] and all(script.verified.values())
+    editor.assert_replayed_exactly(2)
 
 
 def test_typing_goes_on_at_one_of_several_cursors(tmp_path):
@@ -235,10 +236,7 @@ def test_typing_goes_on_at_one_of_several_cursors(tmp_path):
     editor.change((13, 13, "y"))  # at the second cursor only: its edit goes on after r1
     editor.request("r2", 14)
     editor.close()
-    script, seen = editor.rebuild()
-    assert seen == editor.seen
-    assert script.fidelity_counts()[EXACT] == 2
-    assert script.issues == [] and all(script.verified.values())
+    editor.assert_replayed_exactly(2)
 
 
 def test_a_lost_edit_is_not_verified(tmp_path):

@@ -74,14 +74,17 @@ def line_history(text: str, records: list[EditRecord]):
     return edits
 
 
-def trimmed_range(text: str, edit) -> tuple[Position, Position, str]:
+def trimmed_range(text: str, edit) -> tuple[Position, Position, str] | None:
     """The LSP range and new text of a line edit, with the unchanged characters at both ends left out
-    (identifiers kept whole, as the baseline widens its replacements). Cut from `splice`, so the editor's text
-    is exactly `apply_edit`'s (line breaks included); an end never falls inside a CRLF, which no position names."""
+    (identifiers kept whole, as the baseline widens its replacements); None for an edit that changes nothing. Cut
+    from `splice`, so the editor's text is exactly `apply_edit`'s (line breaks included); an end never falls inside
+    a CRLF, which no position names."""
     from models.next_edit.examples import splice
 
     a, b, new = splice(text, edit)
     old = text[a:b]
+    if old == new:
+        return None
     p, s = widen_to_identifiers(old, new, *common_ends(old, new))
     if p and text[a + p - 1:a + p + 1] == "\r\n":
         p -= 1
@@ -229,10 +232,10 @@ class NextEditService:
                              ranker_threshold)
         if found is None:
             return None
-        start, end, new_text = trimmed_range(text, found.edit)
-        index = LineIndex(text)
-        if text[index.offset_at(start):index.offset_at(end)] == new_text:
+        trimmed = trimmed_range(text, found.edit)
+        if trimmed is None:
             return None  # an edit that changes nothing is never shown, whoever proposed it
+        start, end, new_text = trimmed
         return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
     def request(self, doc: Document, version: int, position: Position, settings: Settings) -> PendingRequest | None:

@@ -175,8 +175,7 @@ def extract(archive: Path, dest: Path) -> Path:
                 members = [m for m in t.getmembers() if (m.isfile() or m.isdir())
                            and not m.name.startswith("/") and ".." not in Path(m.name).parts]
                 t.extractall(dest, members=members)
-    entries = [p for p in dest.iterdir()]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+    return _top(dest)
 
 
 def _read(path: Path) -> str | None:
