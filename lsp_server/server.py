@@ -161,15 +161,30 @@ class TactServer(LanguageServer):
         wanted = (self.settings.telemetry, str(self.settings.database_path()) if self.settings.telemetry else "")
         if wanted == self.telemetry_opened:
             return False
-        old = self.recorder.store
+        was_recording = self.telemetry_opened is not None and self.telemetry_opened[0]
+        carried = sorted(self.recorder.documents) if was_recording and self.settings.telemetry else []
         if self.telemetry_opened is not None:
+            self.close_recorded_documents()
             self.recorder.session_ended("telemetry settings changed")
-        self.recorder.store = SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store
+        old = self.recorder.switch(SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store)
         self.telemetry_opened = wanted
         old.close()
-        self.pipeline.recorder = self.recorder
-        self.next_edits.recorder = self.recorder
+        if carried:
+            # The documents the old database held: the new one gets them as they are now, or their later edits
+            # would have nothing to apply to there. (Documents opened while telemetry was off stay out of both.)
+            for uri in carried:
+                if (doc := self.documents.get(uri)) is not None:
+                    version, text = doc.snapshot()
+                    self.recorder.document_opened(uri, version, doc.language_id, text)
         return True
+
+    def close_recorded_documents(self) -> None:
+        """Finalize every pending edit and snapshot each open document, so a replay of the database recorded so
+        far arrives at the text each document has now (before shutdown, or before recording moves elsewhere)."""
+        for uri in self.documents.uris():
+            self.recorder.edits(self.documents.flush(uri))
+            if (doc := self.documents.get(uri)) is not None:
+                self.recorder.document_snapshot(uri, *doc.snapshot())  # only where the store holds its opening
 
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:

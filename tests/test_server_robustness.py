@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from telemetry.lsp_client import LspClient, LspError, change_at
+from telemetry.reader import list_sessions, open_readonly
+from telemetry.reconstruct import build_script
 from tests.lsp_support import SAMPLE, model_under_test, server_command, wait_for_rows
 
 URI = "file:///project/robust.py"
@@ -287,7 +290,8 @@ def test_a_model_path_that_failed_is_retried_and_every_new_failure_is_told(tmp_p
 
 def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_nothing(tmp_path):
     """The store opened at initialize kept recording the user's code when workspace/configuration, or a later
-    didChangeConfiguration, turned telemetry off."""
+    didChangeConfiguration, turned telemetry off; and a document opened while it was off had its edits and its
+    text (snapshotted at the next move or at shutdown) recorded once it was back on."""
     db = tmp_path / "telemetry.sqlite3"
     client = LspClient(server_command(model_under_test(), db))
     client.configuration = {"tact": {"telemetry": False}}
@@ -302,6 +306,10 @@ def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_
         settle(client, {"telemetry": True})
         assert client.request("tact/status")["database"] == str(db)
         client.did_open("file:///project/kept.py", "x = 1\n")
+        # typed while telemetry is on, in a document opened while it was off: no text to replay it on
+        client.did_change("file:///project/secret.py", 2, [change_at(0, 0, "db_")])
+        client.did_change("file:///project/kept.py", 2, [change_at(0, 0, "#")])
+        assert wait_for_rows(db, "select 1 from edits where uri = 'file:///project/kept.py'")  # both edits expired
         settle(client, {"telemetry": False})
         client.did_open("file:///project/later.py", "token = 'abc'\n")
         assert client.request("tact/status")["database"] is None
@@ -311,6 +319,42 @@ def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_
     assert rows
     uris = {r[0] for r in wait_for_rows(db, "select uri from documents")}
     assert not uris & {"file:///project/secret.py", "file:///project/later.py"}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from edits where uri != 'file:///project/kept.py'").fetchone() == (0,)
+
+
+def test_moving_the_telemetry_database_mid_session_leaves_both_replayable(tmp_path):
+    """Moving tact.telemetryDatabase mid-session left the new database with edits to documents it never saw opened
+    (nothing to replay them on), an edit still coalescing at the move landed in the new one on top of the text it
+    had already changed, and the first database got a session end for a store the session had never written to."""
+    first, second, unused = tmp_path / "first.sqlite3", tmp_path / "second.sqlite3", tmp_path / "unused.sqlite3"
+    uri = "file:///project/moved.py"
+    client = LspClient(server_command(model_under_test(), None))
+    client.initialize({"telemetryDatabase": str(unused), "editCoalesceMs": 60_000, "stopThreshold": 1.01})
+    try:
+        settle(client, {"telemetryDatabase": str(first), "editCoalesceMs": 60_000})  # nothing was recorded in unused
+        client.did_open(uri, "x = 1\n")
+        client.did_change(uri, 2, [change_at(1, 0, "y")])  # still coalescing when the database moves
+        settle(client, {"telemetryDatabase": str(second), "editCoalesceMs": 60_000})
+        assert client.request("tact/status")["database"] == str(second)
+        client.did_change(uri, 3, [change_at(1, 1, " = 2\n")])
+    finally:
+        client.shutdown()
+    wait_for_rows(second, "select 1 from sessions where ended_at is not null")
+    final = {}
+    for db, want in ((first, "x = 1\ny"), (second, "x = 1\ny = 2\n")):
+        conn = open_readonly(db)
+        try:
+            (session,) = list_sessions(conn)
+            script = build_script(conn, session["id"])
+        finally:
+            conn.close()
+        assert script.final_texts == {uri: want} and script.verified == {uri: True} and script.issues == [], db
+        final[db] = session
+    assert final[first]["end_reason"] == "telemetry settings changed" and final[second]["end_reason"] == "shutdown"
+    if unused.exists():  # the store opened at initialize: no session row made only of an end
+        with sqlite3.connect(unused) as conn:
+            assert conn.execute("select count(*) from sessions").fetchone() == (0,)
 
 
 def test_a_request_after_shutdown_gets_an_error_not_silence(tmp_path):

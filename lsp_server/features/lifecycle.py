@@ -53,10 +53,7 @@ def register(server) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls, params=None) -> None:
-        for uri in ls.documents.uris():
-            ls.recorder.edits(ls.documents.flush(uri))
-            if (doc := ls.documents.get(uri)) is not None:  # the text replay must arrive at
-                ls.recorder.document_snapshot(uri, *doc.snapshot())
+        ls.close_recorded_documents()
         ls.recorder.session_ended("shutdown")
         ls.scheduler.shutdown()
         ls.recorder.close()

@@ -41,6 +41,16 @@ class SessionRecorder:
     def __init__(self, store=None) -> None:
         self.session_id = uuid.uuid4().hex
         self.store = store if store is not None else NullStore("telemetry is off")
+        self.recorded = False  # whether this session has sent the store any event
+        # Documents whose opening the store holds: the others' edits, snapshots and closes have no text to apply
+        # to there, and were opened while telemetry was off (or before the store moved) and so stay out of it.
+        self.documents: set[str] = set()
+
+    def switch(self, store):
+        """Record into ``store`` from now on; returns the store recorded into before (the caller closes it)."""
+        old, self.store, self.recorded = self.store, store, False
+        self.documents = set()
+        return old
 
     @classmethod
     def open(cls, path, enabled: bool = True) -> "SessionRecorder":
@@ -57,6 +67,7 @@ class SessionRecorder:
         return dataclasses.asdict(self.store.stats)
 
     def _record(self, event) -> None:
+        self.recorded = True
         try:
             self.store.record(event)
         except Exception:  # the store promises not to raise; be sure anyway
@@ -67,19 +78,26 @@ class SessionRecorder:
         self._record(SessionStarted(self.session_id, client_name, client_version, server_version, settings, models, workspace))
 
     def session_ended(self, reason: str) -> None:
-        self._record(SessionEnded(self.session_id, reason))
+        """Nothing for a store this session never wrote to: its end alone would make an empty session there."""
+        if self.recorded:
+            self._record(SessionEnded(self.session_id, reason))
 
     def settings_changed(self, settings: dict) -> None:
         self._record(SettingsChanged(self.session_id, settings))
 
     def document_opened(self, uri: str, version: int, language_id: str, text: str) -> None:
+        self.documents.add(uri)
         self._record(DocumentOpened(self.session_id, uri, version, language_id, text))
 
     def document_closed(self, uri: str) -> None:
-        self._record(DocumentClosed(self.session_id, uri))
+        if uri in self.documents:
+            self.documents.discard(uri)
+            self._record(DocumentClosed(self.session_id, uri))
 
     def edits(self, records: list[EditRecord]) -> None:
         for r in records:
+            if r.uri not in self.documents:
+                continue
             self._record(EditEvent(self.session_id, r.uri, r.version, r.start.line, r.start.character, r.end.line,
                                    r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes, ts=r.ts_end))
 
@@ -89,6 +107,8 @@ class SessionRecorder:
                                          pending_edit_dict(pending_edit)))
 
     def document_snapshot(self, uri: str, version: int, text: str) -> None:
+        if uri not in self.documents:
+            return
         self._record(DocumentSnapshot(self.session_id, uri, version, text))
 
     def gated(self, suggestion_id: str, stage: int, decision: str, score: float | None, threshold: float | None,
