@@ -190,11 +190,13 @@ export class InlineSuggestions implements vscode.Disposable {
         continue;
       }
       const anchor = document.offsetAt(item.range?.start ?? position);
+      // the document's line breaks: VS Code inserts the text with them, and Enter types them
+      const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
       const tracked: Tracked = {
         id,
         uri: document.uri.toString(),
         client,
-        tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position)),
+        tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position), eol),
         reported: false,
       };
       this.byItem.set(item, tracked);

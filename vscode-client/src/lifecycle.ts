@@ -49,15 +49,27 @@ export type Verdict =
   | { kind: "unchanged" }
   | { kind: "typedThrough" } // the change typed the suggestion's next characters
   | { kind: "completed" } // the whole suggestion is now in the document (Tab, or typed to the end)
-  | { kind: "partiallyAccepted"; acceptedLength: number }
+  | { kind: "partiallyAccepted"; acceptedLength: number } // in the suggestion's own text (see SuggestionTracker)
   | { kind: "rejected"; reason: RejectReason };
 
+/** The pairs VS Code auto-closes in Python (autoClosingBrackets, autoClosingQuotes), opener to closer. Typing
+ * the opener inserts both, with the cursor between them; typing the closer over the inserted one replaces it
+ * (a one-character change) and moves the cursor past it. */
+const AUTO_CLOSED: Readonly<Record<string, string>> = { "(": ")", "[": "]", "{": "}", "'": "'", '"': '"' };
+
 /** A suggestion shown at a document offset, followed as the user types. Offsets are UTF-16 code units,
- * like VS Code's and LSP's. */
+ * like VS Code's and LSP's.
+ *
+ * Two units: the suggestion's own text (insertText, "\n" line breaks as the server sent it) and the document's
+ * (that text with the document's line breaks, "\r\n" in a CRLF file). VS Code's text buffer rewrites every
+ * edit's line breaks to the document's, so Tab and partial accepts insert the document form, as does Enter.
+ * Offsets and consumed are in the document's unit; acceptedLength is in the suggestion's own text, which is what
+ * the server counts and what VS Code reports with the proposed API (its accepted range read with "\n" breaks). */
 export class SuggestionTracker {
-  /** How much of insertText is in the document already (typed through or partially accepted). */
+  /** How much of the suggestion is in the document before the cursor (typed through or partially accepted),
+   * in document units. */
   consumed: number;
-  /** The largest partially accepted length reported so far. */
+  /** The largest partially accepted length reported so far, in the suggestion's own text (insertText). */
   acceptedLength = 0;
   /** Why the extension thinks the suggestion ended (used to refine an "ignored" end of lifetime). */
   inferred: RejectReason | undefined;
@@ -66,16 +78,24 @@ export class SuggestionTracker {
   /** The whole text is in the document; accept() or settle() decides what it was. */
   completed = false;
   accepted = false;
+  /** insertText with the document's line breaks: what it looks like once in the document. */
+  private readonly text: string;
+  /** Closers the editor auto-inserted right after the cursor while the suggestion was typed (innermost first). */
+  private closers = "";
 
   constructor(
     readonly id: string,
+    /** The suggestion's text as the server sent it. */
     readonly insertText: string,
     /** Where insertText starts in the document (the item's range start). */
     public anchor: number,
-    /** The cursor when the suggestion was made; insertText[0 .. cursor - anchor] was already there. */
+    /** The cursor when the suggestion was made; the text from anchor to it was already there. */
     cursor: number,
+    /** The document's line break ("\r\n" for VS Code's EndOfLine.CRLF). */
+    private readonly eol: string = "\n",
   ) {
-    this.consumed = Math.max(0, Math.min(cursor - anchor, insertText.length));
+    this.text = insertText.replace(/\r\n|\r|\n/g, eol);
+    this.consumed = Math.max(0, Math.min(cursor - anchor, this.text.length));
   }
 
   /** The cursor offset at which the suggestion is still being followed. */
@@ -94,45 +114,97 @@ export class SuggestionTracker {
       this.anchor += change.text.length - change.length;
       return { kind: "unchanged" };
     }
-    if (change.offset > this.expectedCursor) {
-      return { kind: "unchanged" }; // after it: the cursor check decides
-    }
-    const consumed = this.followedTo(change);
-    if (consumed === undefined) {
-      return this.reject("typedOver");
-    }
-    if (consumed === this.consumed) {
+    const cursor = this.expectedCursor;
+    if (change.offset > cursor) {
+      // after it: the cursor check decides; closers from the change on are no longer known to be there
+      this.closers = this.closers.slice(0, change.offset - cursor);
       return { kind: "unchanged" };
     }
-    this.consumed = consumed;
-    if (consumed >= this.insertText.length) {
+    const next = this.followedTo(change, partialAccept);
+    if (next === undefined) {
+      return this.reject("typedOver");
+    }
+    this.closers = next.closers;
+    if (next.consumed === this.consumed) {
+      return { kind: "unchanged" };
+    }
+    this.consumed = next.consumed;
+    if (next.closers.startsWith(this.text.slice(next.consumed))) {
+      // the whole text is in the document (the rest of it, if any, is auto-inserted closers after the cursor);
       // what it was waits for accept() (Tab's command) or settle() (typed by hand)
       this.completed = true;
       this.resolved = true;
       return { kind: "completed" };
     }
-    if (partialAccept && consumed > this.acceptedLength) {
-      this.acceptedLength = consumed;
-      return { kind: "partiallyAccepted", acceptedLength: consumed };
+    const accepted = this.suggestionLength(next.consumed);
+    if (partialAccept && accepted > this.acceptedLength) {
+      this.acceptedLength = accepted;
+      return { kind: "partiallyAccepted", acceptedLength: accepted };
     }
     return { kind: "typedThrough" };
   }
 
-  /** How much of insertText is in the document after a change that follows the suggestion, or undefined
-   * when the change disagrees with it. Following: typing at the cursor, or replacing text already consumed
-   * (up to the cursor) with that text and more of the suggestion. VS Code grows the item's range over the
-   * characters typed through, and Tab (or the last word of a word-by-word accept) replaces that whole range
-   * with the whole text. */
-  private followedTo(change: Change): number | undefined {
+  /** Where the suggestion stands after a change that follows it, or undefined when the change disagrees with
+   * it. The document from anchor is the consumed text, the cursor, then the auto-inserted closers. Following:
+   * typing at the cursor, or replacing text already consumed (up to the cursor, or over closers after it) with
+   * that text and more of the suggestion. VS Code grows the item's range over the characters typed through, and
+   * Tab (or the last word of a word-by-word accept) replaces that whole range with the whole text. Typing an
+   * opener the suggestion continues with inserts the pair: the opener is typed, the closer waits after the
+   * cursor, whether or not the suggestion continues with it there (an argument may come first); a closer typed
+   * over it (a one-character replacement) is typed like any character, so one the suggestion does not continue
+   * with is typedOver. */
+  private followedTo(change: Change, partialAccept: boolean): { consumed: number; closers: string } | undefined {
     const start = change.offset - this.anchor;
-    if (start < 0 || change.offset + change.length !== this.expectedCursor) {
+    const end = start + change.length;
+    if (start < 0 || end < this.consumed || end > this.consumed + this.closers.length) {
       return undefined;
     }
-    const replaced = this.insertText.slice(start, this.consumed);
-    if (!change.text.startsWith(replaced) || !this.insertText.startsWith(change.text, start)) {
-      return undefined;
+    const after = this.closers.slice(end - this.consumed); // closers the change leaves after it
+    let typed = this.text.slice(0, start) + change.text;
+    let closers = after;
+    // an insertion at the cursor by typing (a partial accept leaves the cursor after all it inserts)
+    const atCursor = !partialAccept && start === this.consumed && end === this.consumed;
+    const closer = atCursor ? this.autoClosed(change.text) : undefined;
+    if (closer !== undefined) {
+      typed = typed.slice(0, typed.length - closer.length);
+      closers = closer + after;
     }
-    return start + change.text.length;
+    if (typed.length < this.consumed || !this.text.startsWith(typed)) {
+      return undefined; // going back over the suggestion, or text it does not have
+    }
+    return { consumed: typed.length, closers };
+  }
+
+  /** The closer an insertion at the cursor left after the cursor, if it is the editor auto-closing a pair:
+   * opener and closer together, the opener being the suggestion's next character; or the closer alone right
+   * after its opener where the suggestion does not continue with it (VS Code inserts it on its own after an
+   * opener typed through an input method, such as a dead-key quote). */
+  private autoClosed(text: string): string | undefined {
+    const next = this.text[this.consumed];
+    if (text.length === 2 && AUTO_CLOSED[text[0]] === text[1] && text[0] === next) {
+      return text[1];
+    }
+    if (text.length === 1 && this.consumed > 0 && AUTO_CLOSED[this.text[this.consumed - 1]] === text && text !== next) {
+      return text;
+    }
+    return undefined;
+  }
+
+  /** The length in insertText of the suggestion's first docLength characters as they are in the document. */
+  private suggestionLength(docLength: number): number {
+    let doc = 0;
+    let i = 0;
+    while (i < this.insertText.length) {
+      const ch = this.insertText[i];
+      const brk = ch === "\r" && this.insertText[i + 1] === "\n" ? 2 : ch === "\r" || ch === "\n" ? 1 : 0;
+      const width = brk ? this.eol.length : 1;
+      if (doc + width > docLength) {
+        break;
+      }
+      doc += width;
+      i += brk || 1;
+    }
+    return i;
   }
 
   /** The whole suggestion got into the document (completed) and no accept command came after it: the user
@@ -155,10 +227,21 @@ export class SuggestionTracker {
     this.accepted = true;
   }
 
-  /** The cursor moved (after any change was applied). */
+  /** The cursor moved (after any change was applied). Stepping over auto-inserted closers (typing a closer over
+   * one, when the editor reports no change for it, or the right arrow) types them: followed when the suggestion
+   * continues with them, typedOver when it does not (the document then disagrees with it before the cursor). */
   onCursor(offset: number): Verdict {
     if (this.resolved || offset === this.expectedCursor) {
       return { kind: "unchanged" };
+    }
+    const stepped = offset - this.expectedCursor;
+    if (stepped > 0 && stepped <= this.closers.length) {
+      if (!this.text.startsWith(this.closers.slice(0, stepped), this.consumed)) {
+        return this.reject("typedOver");
+      }
+      this.consumed += stepped;
+      this.closers = this.closers.slice(stepped);
+      return { kind: "typedThrough" };
     }
     return this.reject("cursorMoved");
   }

@@ -106,3 +106,150 @@ test("typed to the end then accepted (Tab's command): settling reports nothing",
   const open = new SuggestionTracker("s2", "foo", 10, 10); // never completed: nothing to settle
   assert.deepEqual(open.settle(), { kind: "unchanged" });
 });
+
+// A CRLF document: the suggestion's text comes with "\n" breaks; VS Code inserts it with the document's "\r\n"
+// (its text buffer rewrites every edit's line breaks), and Enter types "\r\n" plus the indentation.
+
+test("a two-line suggestion typed through by hand in a CRLF document completes and settles as ignored", () => {
+  const t = new SuggestionTracker("s1", "if x:\n    y = 1", 10, 10, "\r\n");
+  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "if x:" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(15), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 15, length: 0, text: "\r\n    " }), { kind: "typedThrough" }); // Enter, auto-indented
+  assert.deepEqual(t.onCursor(21), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 21, length: 0, text: "y = " }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(25), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 25, length: 0, text: "1" }), { kind: "completed" });
+  assert.deepEqual(t.settle(), { kind: "rejected", reason: "ignored" });
+});
+
+test("Tab on a CRLF multi-line suggestion after some typing replaces the range with the CRLF text: completed", () => {
+  const t = new SuggestionTracker("s1", "if x:\n    y = 1\nz", 10, 10, "\r\n");
+  t.onChange({ offset: 10, length: 0, text: "if x:" });
+  assert.deepEqual(t.onChange({ offset: 15, length: 0, text: "\r\n    y" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 12, text: "if x:\r\n    y = 1\r\nz" }), { kind: "completed" });
+  assert.equal(t.inferred, undefined);
+  t.accept();
+  assert.deepEqual(t.settle(), { kind: "unchanged" });
+});
+
+test("a partial accept across a CRLF break reports the accepted length in the suggestion's own text", () => {
+  const t = new SuggestionTracker("s1", "a = 1\nb = 2", 10, 10, "\r\n");
+  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "a = 1\r\n" }, true), { kind: "partiallyAccepted", acceptedLength: 6 });
+  assert.equal(t.expectedCursor, 17);
+  assert.deepEqual(t.onCursor(17), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 17, length: 0, text: "b" }, true), { kind: "partiallyAccepted", acceptedLength: 7 });
+  assert.equal(t.acceptedLength, 7);
+  assert.deepEqual(t.onChange({ offset: 10, length: 8, text: "a = 1\r\nb = 2" }, true), { kind: "completed" });
+});
+
+// Auto-closed pairs: typing an opener inserts the pair with the cursor between; typing the closer over the
+// inserted one replaces it, or only moves the cursor.
+
+test("an auto-closed bracket, the argument typed and the closer stepped over follow the suggestion to completed", () => {
+  const t = new SuggestionTracker("s1", "f(x) + 1", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  assert.deepEqual(t.onChange({ offset: 11, length: 0, text: "()" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(12), { kind: "unchanged" }); // between the pair
+  assert.deepEqual(t.onChange({ offset: 12, length: 0, text: "x" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(13), { kind: "unchanged" });
+  assert.deepEqual(t.onCursor(14), { kind: "typedThrough" }); // over the inserted ")"
+  assert.deepEqual(t.onChange({ offset: 14, length: 0, text: " + 1" }), { kind: "completed" });
+  assert.deepEqual(t.settle(), { kind: "rejected", reason: "ignored" });
+  // the same with the closer typed over as a one-character replacement
+  const u = new SuggestionTracker("s2", "f(x) + 1", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "f" });
+  u.onChange({ offset: 11, length: 0, text: "()" });
+  u.onChange({ offset: 12, length: 0, text: "x" });
+  assert.deepEqual(u.onChange({ offset: 13, length: 1, text: ")" }), { kind: "typedThrough" });
+  assert.deepEqual(u.onCursor(14), { kind: "unchanged" });
+  assert.deepEqual(u.onChange({ offset: 14, length: 0, text: " + 1" }), { kind: "completed" });
+});
+
+test("an auto-closed quote pair follows the suggestion; nested pairs too", () => {
+  const t = new SuggestionTracker("s1", 'x = "a" + y', 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "x = " });
+  assert.deepEqual(t.onChange({ offset: 14, length: 0, text: '""' }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(15), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 15, length: 0, text: "a" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onChange({ offset: 16, length: 1, text: '"' }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(17), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 17, length: 0, text: " + y" }), { kind: "completed" });
+  const u = new SuggestionTracker("s2", "print('hi') + 1", 0, 0);
+  u.onChange({ offset: 0, length: 0, text: "print" });
+  u.onChange({ offset: 5, length: 0, text: "()" });
+  assert.deepEqual(u.onChange({ offset: 6, length: 0, text: "''" }), { kind: "typedThrough" });
+  u.onChange({ offset: 7, length: 0, text: "hi" });
+  assert.deepEqual(u.onCursor(10), { kind: "typedThrough" }); // over "'"
+  assert.deepEqual(u.onCursor(11), { kind: "typedThrough" }); // over ")"
+  assert.deepEqual(u.onChange({ offset: 11, length: 0, text: " + 1" }), { kind: "completed" });
+});
+
+test("the suggestion's whole text in the document with its closer auto-inserted is completed", () => {
+  const t = new SuggestionTracker("s1", "f(x)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  t.onChange({ offset: 11, length: 0, text: "()" });
+  assert.deepEqual(t.onChange({ offset: 12, length: 0, text: "x" }), { kind: "completed" });
+  assert.deepEqual(t.onCursor(14), { kind: "unchanged" }); // resolved: stepping over ")" changes nothing
+});
+
+test("an auto-closed pair whose closer comes later in the suggestion waits for it; stepping over it early is typedOver", () => {
+  const t = new SuggestionTracker("s1", "f(x, y)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  t.onChange({ offset: 11, length: 0, text: "()" });
+  assert.deepEqual(t.onChange({ offset: 12, length: 0, text: "x, y" }), { kind: "completed" });
+  const u = new SuggestionTracker("s2", "f(x, y)", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "f" });
+  u.onChange({ offset: 11, length: 0, text: "()" });
+  u.onChange({ offset: 12, length: 0, text: "x" });
+  assert.deepEqual(u.onCursor(14), { kind: "rejected", reason: "typedOver" }); // ")" where the suggestion has ","
+  const v = new SuggestionTracker("s3", "f(x, y)", 10, 10);
+  v.onChange({ offset: 10, length: 0, text: "f" });
+  v.onChange({ offset: 11, length: 0, text: "()" });
+  v.onChange({ offset: 12, length: 0, text: "x" });
+  assert.deepEqual(v.onChange({ offset: 13, length: 1, text: ")" }), { kind: "rejected", reason: "typedOver" });
+});
+
+test("an auto-closed pair whose opener disagrees with the suggestion is typedOver, inside a followed pair too", () => {
+  const t = new SuggestionTracker("s1", "f(x)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  assert.deepEqual(t.onChange({ offset: 11, length: 0, text: "[]" }), { kind: "rejected", reason: "typedOver" });
+  const u = new SuggestionTracker("s2", "'a'", 10, 10);
+  assert.deepEqual(u.onChange({ offset: 10, length: 0, text: '""' }), { kind: "rejected", reason: "typedOver" });
+  const v = new SuggestionTracker("s3", "f(x[0])", 10, 10);
+  v.onChange({ offset: 10, length: 0, text: "f" });
+  assert.deepEqual(v.onChange({ offset: 11, length: 0, text: "()" }), { kind: "typedThrough" });
+  v.onChange({ offset: 12, length: 0, text: "x" });
+  assert.deepEqual(v.onChange({ offset: 13, length: 0, text: "()" }), { kind: "rejected", reason: "typedOver" });
+});
+
+test("Tab after an auto-closed pair replaces the range with or without the closer: completed", () => {
+  const t = new SuggestionTracker("s1", "f(x) + 1", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  t.onChange({ offset: 11, length: 0, text: "()" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 3, text: "f(x) + 1" }), { kind: "completed" }); // over "f()"
+  const u = new SuggestionTracker("s2", "f(x) + 1", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "f" });
+  u.onChange({ offset: 11, length: 0, text: "()" });
+  assert.deepEqual(u.onChange({ offset: 10, length: 2, text: "f(x) + 1" }), { kind: "completed" }); // over "f(", ")" left after
+});
+
+test("deleting an auto-closed pair (backspace between it) is typedOver", () => {
+  const t = new SuggestionTracker("s1", "f(x)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "f" });
+  t.onChange({ offset: 11, length: 0, text: "()" });
+  assert.deepEqual(t.onChange({ offset: 11, length: 2, text: "" }), { kind: "rejected", reason: "typedOver" });
+});
+
+test("a closer inserted alone after its opener (an input method's auto-close) waits after the cursor", () => {
+  const t = new SuggestionTracker("s1", "x = 'a' + y", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "x = '" });
+  assert.deepEqual(t.onChange({ offset: 15, length: 0, text: "'" }), { kind: "unchanged" }); // the cursor stays before it
+  assert.deepEqual(t.onCursor(15), { kind: "unchanged" });
+  assert.deepEqual(t.onChange({ offset: 15, length: 0, text: "a" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onCursor(17), { kind: "typedThrough" });
+  // typed by hand instead (the cursor after it): the document disagrees with the suggestion
+  const u = new SuggestionTracker("s2", "x = 'a' + y", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "x = '" });
+  u.onChange({ offset: 15, length: 0, text: "'" });
+  assert.deepEqual(u.onCursor(16), { kind: "rejected", reason: "typedOver" });
+});
