@@ -70,7 +70,9 @@ def _pipeline(gate: AcceptanceGate, service: FakeService):
     docs = DocumentStore()
     docs.open(URI, "python", 1, TEXT)
     store = ListStore()
-    pipe = CompletionPipeline(docs, service, InferenceScheduler(), SuggestionLedger(), SessionRecorder(store), gate)
+    recorder = SessionRecorder(store)
+    recorder.document_opened(URI, 1, "python", TEXT)  # a suggestion's events go to a store that holds its document
+    pipe = CompletionPipeline(docs, service, InferenceScheduler(), SuggestionLedger(), recorder, gate)
     return pipe, store
 
 

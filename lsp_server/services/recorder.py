@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections import OrderedDict
 from typing import Any, Callable, TypeVar
 
 from lsp_server.services.documents import EditRecord
@@ -24,6 +25,7 @@ from telemetry import (
     SettingsChanged,
     SuggestionAccepted,
     SuggestionCancelled,
+    SuggestionEvent,
     SuggestionFailed,
     SuggestionGated,
     SuggestionGenerated,
@@ -35,6 +37,7 @@ from telemetry import (
 
 log = logging.getLogger("tact.telemetry")
 T = TypeVar("T")
+MAX_TRACKED_SUGGESTIONS = 2000  # as many as the ledger keeps: feedback comes back for those
 
 
 class SessionRecorder:
@@ -45,12 +48,30 @@ class SessionRecorder:
         # Documents whose opening the store holds: the others' edits, snapshots and closes have no text to apply
         # to there, and were opened while telemetry was off (or before the store moved) and so stay out of it.
         self.documents: set[str] = set()
+        # A suggestion's events go where its request went: ids requested in this store (the newest), and ids whose
+        # events stay out of it (requested in a document it does not hold, or in the store recorded into before).
+        self.requested_here: OrderedDict[str, None] = OrderedDict()
+        self.kept_out: set[str] = set()
 
     def switch(self, store):
         """Record into ``store`` from now on; returns the store recorded into before (the caller closes it)."""
         old, self.store, self.recorded = self.store, store, False
         self.documents = set()
+        self.kept_out |= set(self.requested_here)
+        self.requested_here = OrderedDict()
         return old
+
+    def _belongs(self, event) -> bool:
+        """Whether a suggestion event goes to this store (see ``requested_here``)."""
+        if isinstance(event, SuggestionRequested):
+            if event.uri not in self.documents:
+                self.kept_out.add(event.suggestion_id)
+                return False
+            self.requested_here[event.suggestion_id] = None
+            while len(self.requested_here) > MAX_TRACKED_SUGGESTIONS:
+                self.requested_here.popitem(last=False)
+            return True
+        return event.suggestion_id not in self.kept_out
 
     @classmethod
     def open(cls, path, enabled: bool = True) -> "SessionRecorder":
@@ -67,6 +88,8 @@ class SessionRecorder:
         return dataclasses.asdict(self.store.stats)
 
     def _record(self, event) -> None:
+        if isinstance(event, SuggestionEvent) and not self._belongs(event):
+            return
         self.recorded = True
         try:
             self.store.record(event)

@@ -1,0 +1,55 @@
+"""SessionRecorder: what goes to which telemetry store when recording moves or a document was never recorded."""
+
+from __future__ import annotations
+
+from lsp_server.services.recorder import SessionRecorder
+from tests.telemetry_fakes import ListStore
+
+URI = "file:///project/a.py"
+
+
+def _kinds(store: ListStore) -> list[tuple[str, str | None]]:
+    return [(type(e).__name__, getattr(e, "suggestion_id", None)) for e in store.events]
+
+
+def test_a_suggestion_in_a_document_the_store_never_saw_opened_stays_out_of_it():
+    """A document opened while telemetry was off: its suggestions' requests (the pending edit's text), answers and
+    outcomes were recorded once telemetry was on, though the document itself rightly was not."""
+    store = ListStore()
+    recorder = SessionRecorder(store)
+    recorder.document_opened(URI, 1, "python", "x = 1\n")
+    for sid, uri in (("kept", URI), ("secret", "file:///project/secret.py")):
+        recorder.requested(sid, "completion", uri, 1, 0, 5, "invoked", {})
+        recorder.generated(sid, "2", "m", "full", 1.0, 1, None, None, {})
+        recorder.shown(sid)
+        recorder.accepted(sid, 1, partial=False)
+    assert {sid for _, sid in _kinds(store) if sid} == {"kept"}
+    assert len([k for k in _kinds(store) if k[1] == "kept"]) == 4
+
+
+def test_a_suggestion_requested_before_recording_moved_keeps_its_later_events_out_of_the_new_store():
+    """Its shown and accepted events landed in the new database with no request there to belong to."""
+    old, new = ListStore(), ListStore()
+    recorder = SessionRecorder(old)
+    recorder.document_opened(URI, 1, "python", "x = 1\n")
+    recorder.requested("before", "completion", URI, 1, 0, 5, "invoked", {})
+    assert recorder.switch(new) is old
+    recorder.document_opened(URI, 1, "python", "x = 1\n")
+    recorder.shown("before")
+    recorder.requested("after", "completion", URI, 1, 0, 5, "invoked", {})
+    recorder.shown("after")
+    recorder.accepted("feedback-only", 3, partial=False)  # an id it never saw requested: logged, as before
+    assert _kinds(new) == [("DocumentOpened", None), ("SuggestionRequested", "after"), ("SuggestionShown", "after"),
+                           ("SuggestionAccepted", "feedback-only")]
+    assert [k for k in _kinds(old) if k[1]] == [("SuggestionRequested", "before")]
+
+
+def test_a_session_end_goes_only_where_the_session_wrote():
+    unused, used = ListStore(), ListStore()
+    recorder = SessionRecorder(unused)
+    recorder.session_ended("telemetry settings changed")
+    assert unused.events == []
+    recorder.switch(used)
+    recorder.settings_changed({})
+    recorder.session_ended("shutdown")
+    assert [type(e).__name__ for e in used.events] == ["SettingsChanged", "SessionEnded"]
