@@ -6,16 +6,39 @@ import io
 
 import pytest
 
-from lsp_server.bench_serve import print_report, run_bench
+from lsp_server.bench_serve import percentile, print_report, run_bench
 
 SOURCE = "\n".join(f"def f{i}(a, b):\n    total = a + b * {i}\n    return total\n" for i in range(20))
 
 
-def test_one_run_compares_weights_on_the_same_keystrokes(tiny_lm_dir, tmp_path):
+def test_one_run_compares_weights_on_the_same_keystrokes(tiny_lm_dir, tmp_path, monkeypatch):
+    """Each variant's figures are its own servers' answers; the latency of the answers with a suggestion is theirs
+    alone. With the tiny model's default settings no answer had a suggestion, so the shown-latency checks held of
+    None whatever list they were computed from."""
+    from lsp_server import bench_serve
+
     (tmp_path / "mod.py").write_text(SOURCE)
     (tmp_path / "other.py").write_text(SOURCE.replace("total", "acc"))  # the second half types the next file
+    answers: dict[str, list] = {}  # each variant's answers, as the typing saw them
+    variant_of = {}
+    start, type_file = bench_serve._start, bench_serve.type_file
+
+    def started(*args):
+        run = start(*args)
+        variant_of[id(run.client)] = run.variant
+        return run
+
+    def typed(client, *args, **kwargs):
+        res = type_file(client, *args, **kwargs)
+        answers.setdefault(variant_of[id(client)], []).extend(res.events)
+        return res
+
+    monkeypatch.setattr(bench_serve, "_start", started)
+    monkeypatch.setattr(bench_serve, "type_file", typed)
+    # Stop off: the random tiny model's P(stop) ends its suggestions before their first token (as in conftest's
+    # simulated session); at most 8 tokens, to keep the run short
     result = run_bench(str(tiny_lm_dir), "speculative", 6, tmp_path, None, gate=False, typing_cps=0,
-                       weights=["fp32", "int8"])
+                       weights=["fp32", "int8"], settings={"stopThreshold": 1.01, "maxNewTokens": 8})
     fp32, int8 = result["runs"]
     assert (fp32["weights"], int8["weights"]) == ("fp32", "int8")  # what each server says it runs
     assert fp32["requests"] == int8["requests"] == 6
@@ -23,12 +46,38 @@ def test_one_run_compares_weights_on_the_same_keystrokes(tiny_lm_dir, tmp_path):
     assert result["ratios"] == [{"variant": "int8", **{k: round(int8[k] / fp32[k], 3) for k in
                                                      ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")}}]
     assert all(f["peak_rss_mb"] and f["cold_start_s"] > 0 for f in (fp32, int8))
-    for f in (fp32, int8):  # the answers with a suggestion, apart (none from the random tiny model: none to time)
-        assert (f["shown_p50_ms"] is None) == (f["suggestions_shown"] == 0)
-        assert f["shown_p50_ms"] is None or f["shown_p95_ms"] >= f["shown_p50_ms"]
+    for f in (fp32, int8):  # the answers with a suggestion, apart: some, and not all (else the lists are one)
+        all_ms = [e.latency_ms for e in answers[f["variant"]]]
+        shown_ms = [e.latency_ms for e in answers[f["variant"]] if e.text]
+        assert len(all_ms) == f["requests"] and 0 < f["suggestions_shown"] == len(shown_ms) < len(all_ms)
+        assert f["p50_ms"] == round(percentile(all_ms, 0.5), 2)
+        assert f["shown_p50_ms"] == round(percentile(shown_ms, 0.5), 2)
+        assert f["shown_p95_ms"] == round(percentile(shown_ms, 0.95), 2)
+        assert round(min(all_ms), 2) <= f["shown_p50_ms"] <= f["shown_p95_ms"] <= round(max(all_ms), 2)  # as shown
     out = io.StringIO()
     print_report(result, out)
     assert "int8 against fp32" in out.getvalue() and out.getvalue().count("tact bench serve:") == 2
+    assert out.getvalue().count("answers with a suggestion alone: p50") == 2
+
+
+def test_the_shown_latencies_are_those_of_the_answers_with_a_suggestion(monkeypatch):
+    """The shown count and percentiles come from the answers with a suggestion alone: taken from every answer they
+    are the all-request figures again. Canned answers, so that the two lists' percentiles differ whatever the
+    machine's timing (the slowest answer is an empty one)."""
+    from types import SimpleNamespace
+
+    from lsp_server import bench_serve
+    from telemetry.simulate import SuggestionEvent, TypingResult
+
+    canned = [(1.0, ""), (2.0, ""), (3.0, ""), (40.0, "x"), (50.0, "y"), (60.0, "")]  # (latency ms, suggestion)
+    monkeypatch.setattr(bench_serve, "type_file", lambda *a, **k: TypingResult(
+        [SuggestionEvent(0, i, ms, text, None, "") for i, (ms, text) in enumerate(canned)]))
+    run = bench_serve.ServedRun("fp32", SimpleNamespace(proc=SimpleNamespace(pid=-1)))  # no such process: no RSS
+    bench_serve._type(run, [(0, "a.py", "", 0)], len(canned), 4, 0.0)
+    f = bench_serve._figures(run, "full", False, 5.0)
+    assert f["requests"] == 6 and f["suggestions_shown"] == 2
+    assert (f["p50_ms"], f["p95_ms"]) == (3.0, 60.0)
+    assert (f["shown_p50_ms"], f["shown_p95_ms"]) == (40.0, 50.0)
 
 
 def test_one_weights_gives_one_table(tiny_lm_dir, tmp_path):

@@ -258,6 +258,12 @@ def test_dynamic_with_an_exit_calibration(tiny_lm_dir):
 
 
 def test_refitting_the_harm_calibration_alone_keeps_the_rest_and_the_runtime_reads_it(tmp_path, tiny_lm_dir):
+    """`--harm-only` refits P(harm) of the open exits and nothing else: every other tensor and the rest of the record
+    stay as they were, the record holds the rows the weights hold, and the runtime reads them. The rows were only
+    checked for being non-zero (so rows left as they were passed wherever they were already fitted), and the record
+    not at all."""
+    import json
+
     from safetensors.numpy import load_file
 
     from models.runtime import EarlyExitRuntime
@@ -267,17 +273,30 @@ def test_refitting_the_harm_calibration_alone_keeps_the_rest_and_the_runtime_rea
     d = tmp_path / "model"
     shutil.copytree(tiny_lm_dir, d)
     before = load_file(str(d / "exit_heads.safetensors"))
-    before.pop("harm_calibration", None)
+    record_before = json.loads((d / "tact.json").read_text())
+    harm_before = before.pop("harm_calibration")
     stats = train_controller(d, write_calib_corpus(tmp_path / "corpus"), batches=2, batch_size=2, only="harm",
                              log=lambda m: None)
     after = load_file(str(d / "exit_heads.safetensors"))
+    assert sorted(after) == sorted([*before, "harm_calibration"])  # no tensor added or dropped
     for k, v in before.items():
         assert np.array_equal(v, after[k]), k  # classifiers, calibrations and KV fill as they were
     opened = [i for i in range(3) if np.isfinite(after["exit_calibration"][i, 3])]
-    assert opened and sorted(stats["harm_calibration"]) == [str(i) for i in opened]
-    assert all(after["harm_calibration"][i].any() for i in opened) and not after["harm_calibration"][3].any()
+    assert opened == [0, 1, 2]  # the tiny model's identity exit calibration opens every early exit
+    assert sorted(stats["harm_calibration"]) == [str(i) for i in opened]
+    # the open exits' rows refitted, to what the stats report; the last layer's (no early exit) as it was
+    assert [i for i in range(4) if not np.array_equal(after["harm_calibration"][i], harm_before[i])] == opened
+    for i in opened:
+        assert np.allclose(stats["harm_calibration"][str(i)], after["harm_calibration"][i], atol=1e-4)
+    record = json.loads((d / "tact.json").read_text())
+    controller = record.setdefault("controller", {})
+    assert controller.pop("harm_calibration") == stats["harm_calibration"]
+    assert controller.pop("harm_calibration_command")
+    assert record == {**record_before, "controller": record_before.get("controller", {})}  # the rest as it was
     rt = EarlyExitRuntime(d, threads=1)  # the graphs were exported again: they still load
+    # the refitted rows (all-zero rows, as the tiny model had, read as no harm calibration)
     assert rt.controller.harm_calibration is not None
+    assert np.allclose(rt.controller.harm_calibration, after["harm_calibration"])
     _calibrated(rt, 0.0)  # an exit calibration, so that the exits read their head (P(harm) needs its features)
     hidden = rt.embed[rt.tokenizer.encode("def wrap(text):")]
     top, margin, _ = rt.exit_features(opened[0], hidden)
@@ -287,21 +306,32 @@ def test_refitting_the_harm_calibration_alone_keeps_the_rest_and_the_runtime_rea
     assert np.allclose(p_harm, _sigmoid(a * z + b_ * top + c * margin + e), atol=1e-5)
     th = float(np.median(1 - p_harm))
     leaves = rt.controller.leaves(opened[0], hidden, (top, margin), th, 1.01, "harm")
+    assert 0 < leaves.sum() < leaves.size  # some leave and some stay: a rule that lets all or none leave fails
     assert leaves.tolist() == ((1 - p_harm) >= th).tolist()  # the fitted P(harm), not the product
 
 
-def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_dir):
+@pytest.mark.parametrize("exits", ["open", "closed"])
+def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_dir, monkeypatch, exits):
+    """`--exit-only` refits the exit calibration, and P(harm) and the KV fill of the exits it opens; the record's
+    P(harm) is what the weights hold, or none. The random tiny model's exits agree too rarely to open, so the
+    P(harm) and KV fill checks compared nothing with nothing; they now run with the exits let open, and closed over
+    a P(harm) recorded before, which must go."""
     import json
 
     from safetensors.numpy import load_file
 
+    import models.exits
     from models.train_lm import train_controller
     from tests.conftest import write_calib_corpus
 
+    if exits == "open":
+        monkeypatch.setattr(models.exits, "MIN_EXIT_AGREEMENT", 0.0)
     d = tmp_path / "model"
     shutil.copytree(tiny_lm_dir, d)
     corpus = write_calib_corpus(tmp_path / "corpus")
     before = load_file(str(d / "exit_heads.safetensors"))
+    stale = {"harm_calibration": {"1": [9.0, 9.0, 9.0, 9.0]}, "harm_calibration_command": "an earlier refit"}
+    (d / "tact.json").write_text(json.dumps({**json.loads((d / "tact.json").read_text()), "controller": stale}))
     stats = train_controller(d, corpus, batches=2, batch_size=2, only="exit", log=lambda m: None)
     after = load_file(str(d / "exit_heads.safetensors"))
     assert len(stats["exit_calibration"]) == 4
@@ -314,16 +344,20 @@ def test_refitting_the_exit_calibration_alone_keeps_the_rest(tmp_path, tiny_lm_d
     assert record["controller"]["exit_calibration"] == stats["exit_calibration"]
     assert record["controller"]["exit_stride"] == stats["exit_stride"] == EXIT_STRIDE
     assert "exit_calibration_command" in record["controller"]
-    # the harm calibration refitted with the exits it opens is recorded as the weights hold it (it was left as
-    # before); with no exit open there is none to record
+    # the harm calibration refitted with the exits it opens is recorded as the weights hold it, in place of the one
+    # recorded before; with no exit open there is none to record
     opened_now = [i for i in range(3) if np.isfinite(after["exit_calibration"][i, 3])]
+    assert opened_now == (list(range(0, 3, EXIT_STRIDE)) if exits == "open" else [])
     assert sorted(stats.get("harm_calibration", {})) == [str(i) for i in opened_now]
+    assert [i for i in range(4) if not np.array_equal(after["harm_calibration"][i], before["harm_calibration"][i])
+            ] == opened_now  # refitted where opened, as it was elsewhere
     assert record["controller"].get("harm_calibration") == stats.get("harm_calibration")
     for layer, cal in stats.get("harm_calibration", {}).items():
         assert np.allclose(cal, after["harm_calibration"][int(layer)], atol=1e-4)
     assert ("harm_calibration_command" in record["controller"]) == bool(opened_now)
     # the learned KV fill, fitted for the exits the new calibration opens (exit 2 of 4 skips only layer 3: none)
     opened = [i for i in range(2) if np.isfinite(after["exit_calibration"][i, 3])]
+    assert opened == (list(range(0, 2, EXIT_STRIDE)) if exits == "open" else [])
     assert sorted(k for k in after if k.startswith("kv_fill_maps.")) == sorted(
         f"kv_fill_maps.{i}.{p}" for i in opened for p in ("bias", "weight"))
     assert sorted(record["controller"]["kv_fill"]["explained"]) == [str(i) for i in opened]

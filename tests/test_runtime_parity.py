@@ -654,24 +654,40 @@ def _edit_json(path, change):
     path.write_text(json.dumps(obj))
 
 
-@pytest.mark.parametrize("name, corrupt, says", [
-    ("graphs.json", lambda p: p.write_text('{"decoder_layers": ['), "tact export"),
-    ("graphs.json", lambda p: p.write_text("[]"), "tact export"),
-    ("graphs.json", lambda p: _edit_json(p, lambda g: g.pop("kv_fill")), "tact export"),
-    ("graphs.json", lambda p: _edit_json(p, lambda g: g["decoder_layers"].pop()), "tact export"),
-    ("config.json", lambda p: p.write_text("[1, 2]"), "re-download or re-train"),
-    ("config.json", lambda p: _edit_json(p, lambda c: c.pop("num_hidden_layers")), "integer num_hidden_layers"),
-    ("config.json", lambda p: _edit_json(p, lambda c: c.update(num_hidden_layers=5)), "tact export"),
-    ("config.json", lambda p: _edit_json(p, lambda c: c.update(num_hidden_layers=3)), "tact export"),
-    ("tact.json", lambda p: p.write_text('{"name": "tiny'), "re-download or re-train"),
+FIX_EXPORT = "re-run `tact export {d}`"  # derived files: written again from the weights
+FIX_RESTORE = "(re-download or re-train it)"  # files the weights came with: nothing here can write them again
+
+
+@pytest.mark.parametrize("name, corrupt, says, fix, also_named", [
+    ("graphs.json", lambda p: p.write_text('{"decoder_layers": ['), "not valid JSON", FIX_EXPORT, ()),
+    ("graphs.json", lambda p: p.write_text("[]"), "not a JSON object", FIX_EXPORT, ()),
+    ("graphs.json", lambda p: _edit_json(p, lambda g: g.pop("kv_fill")), "lacks the decoder_layers", FIX_EXPORT, ()),
+    ("graphs.json", lambda p: _edit_json(p, lambda g: g["decoder_layers"].pop()), "lists 3 decoder layer graphs",
+     FIX_EXPORT, ("config.json",)),
+    ("config.json", lambda p: p.write_text("[1, 2]"), "not a JSON object", FIX_RESTORE, ()),
+    ("config.json", lambda p: _edit_json(p, lambda c: c.pop("num_hidden_layers")), "integer num_hidden_layers",
+     FIX_RESTORE, ()),
+    ("config.json", lambda p: _edit_json(p, lambda c: c.update(num_hidden_layers=5)), "num_hidden_layers 5", FIX_EXPORT,
+     ("graphs.json",)),
+    ("config.json", lambda p: _edit_json(p, lambda c: c.update(num_hidden_layers=3)), "num_hidden_layers 3", FIX_EXPORT,
+     ("graphs.json",)),
+    ("tact.json", lambda p: p.write_text('{"name": "tiny'), "not valid JSON", FIX_RESTORE, ()),
 ])
 def test_a_corrupt_index_config_or_record_is_refused_naming_the_file_and_the_fix(tiny_lm_dir, tmp_path, name,
-                                                                                 corrupt, says):
+                                                                                 corrupt, says, fix, also_named):
+    """The message names the file at fault by its path, and the fix for that file. It once only had to name the
+    directory (every message does, in its `tact export` command) and graphs.json or the file: a config.json or
+    tact.json error that blamed graphs.json, or told to re-export a file no export writes, passed."""
     d = _copy(tiny_lm_dir, tmp_path)
     corrupt(d / name)
     with pytest.raises(ModelDirError, match=says) as err:
         EarlyExitRuntime(d, threads=1)
-    assert str(d) in str(err.value) and ("graphs.json" in str(err.value) or name in str(err.value))
+    message = str(err.value)
+    assert str(d / name) in message
+    # no other file of the directory is named in its place (a disagreement names the file it disagrees with too)
+    assert sorted(p.name for p in d.iterdir() if str(p) in message) == sorted((name, *also_named))
+    wrong_fix = FIX_RESTORE if fix == FIX_EXPORT else FIX_EXPORT
+    assert fix.format(d=d) in message and wrong_fix.format(d=d) not in message
 
 
 @pytest.mark.parametrize("change", [{"num_key_value_heads": 1}, {"head_dim": 8}, {"num_key_value_heads": 4}])
