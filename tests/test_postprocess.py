@@ -246,3 +246,13 @@ def test_multiline_keeps_a_closing_line_the_document_does_not_have():
     # The suggestion's closing line closes what the suggestion opened.
     c = ctx_at("function f() {\n    |\n}\n", language_id="javascript")
     assert trim_suggestion("if (x) {\n        a();\n    }\n}\n", c, multiline=True) == "if (x) {\n        a();\n    }"
+
+
+@pytest.mark.parametrize("bad", ["\x05", "\x00", "\x0c", "\x1b", "\x7f", "\x85", "\u2028", "\ufffd"])
+def test_a_suggestion_ends_before_a_control_character_or_a_replacement_character(bad):
+    """A control character (the tiny model served '\\x05' as a suggestion), a line separator LSP does not count as
+    one, or U+FFFD for bytes that were not UTF-8 went to the editor inside the suggestion."""
+    assert single("x = |\n", f"compute(1{bad}2)") == "compute(1"
+    assert single("x = |\n", f"{bad}compute(1)") == ""
+    assert multi("def f():\n    |\n", f"a = 1\n    b = {bad}2\n") == "a = 1"  # the cut line does not parse
+    assert single("x = |\n", "compute('\té中🎉')") == "compute('\té中🎉')"  # a tab and any printable text stay

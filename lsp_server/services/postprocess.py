@@ -3,9 +3,9 @@
 Single-line mode keeps the rest of the cursor line. Multi-line mode keeps whole lines and
 ends the suggestion where the code block or bracketed construct it started ends, preferring
 (via tree-sitter, when cheap) a cut that adds no syntax errors to the prefix, and without a last
-closing line the document already has next. Both modes drop closing brackets/quotes the editor
-already has after the cursor and return ``''`` for suggestions that are empty or just repeat
-neighbouring text.
+closing line the document already has next. Both modes end before a control character or U+FFFD,
+drop closing brackets/quotes the editor already has after the cursor and return ``''`` for
+suggestions that are empty or just repeat neighbouring text.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ _SUFFIX_CLOSERS = re.compile(r"[\s)\]}\"'`]*[,;:]?")
 # A line that only closes brackets (`)`, `},`, `]):`), and the closers a line starts with.
 _CLOSING_LINE = re.compile(r"[)\]}]+[,;:]?")
 _LEADING_CLOSERS = re.compile(r"\s*([)\]}]+)")
+
+# What no suggestion may carry: control characters other than tab and line breaks (a form feed too: Python allows
+# one between lines, nobody wants one offered), the Unicode line separators (LSP counts no line break there, Python
+# does), and U+FFFD, which stands for bytes the model wrote that are not UTF-8. The suggestion ends before the first.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufffd]")
 
 # Tree-sitter check limits ("when cheap").
 _TS_MAX_LINES = 12
@@ -289,6 +294,8 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     if not raw or not raw.strip():
         return ""
     text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    if (bad := _UNWRITABLE.search(text)) is not None:
+        text = text[:bad.start()]
     if multiline:
         kept = _rule_cut(text.split("\n"), ctx)
         kept = _drop_closing_line(_tree_cut(kept, ctx), ctx)
