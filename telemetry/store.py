@@ -421,4 +421,4 @@ def open_store(path: str | os.PathLike[str], *, queue_size: int = 10_000) -> Tel
         return TelemetryStore(path, queue_size=queue_size)
     except Exception as exc:
         log.warning("telemetry disabled: cannot use database %s: %s", path, exc)
-        return NullStore(reason=str(exc))
+        return NullStore(reason=f"cannot use database {path}: {exc}")

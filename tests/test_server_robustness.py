@@ -323,6 +323,31 @@ def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_
         assert conn.execute("select count(*) from edits where uri != 'file:///project/kept.py'").fetchone() == (0,)
 
 
+def test_an_unusable_telemetry_database_is_told_and_named_in_the_status(tmp_path):
+    """A telemetry database path the server cannot use (here a directory) left completion running without telemetry
+    and said so only in the server's log, which an editor user rarely reads."""
+    blocked = tmp_path / "a-directory.sqlite3"
+    blocked.mkdir()
+    client = LspClient(server_command(model_under_test(), None))
+    client.initialize({"telemetryDatabase": str(blocked), "stopThreshold": 1.01})
+    try:
+        message = client.wait_notification("window/showMessage", timeout=20)["params"]
+        assert message["type"] == 2 and str(blocked) in message["message"] and "tact.telemetryDatabase" in message["message"]
+        status = client.request("tact/status")
+        assert status["database"] is None and str(blocked) in status["telemetryReason"]
+        client.did_open(URI, SAMPLE)
+        assert client.inline_completion(URI, 11, 4, invoked=True)  # completion goes on without telemetry
+        good = tmp_path / "t.sqlite3"
+        status = settle(client, {"telemetryDatabase": str(good), "stopThreshold": 1.01})
+        assert status["database"] == str(good) and status["telemetryReason"] is None
+        status = settle(client, {"telemetry": False})
+        assert status["telemetryReason"] == "telemetry is off"
+        with pytest.raises(queue.Empty):  # turning it off is the user's choice: nothing to tell
+            client.wait_notification("window/showMessage", timeout=1)
+    finally:
+        client.shutdown()
+
+
 def test_moving_the_telemetry_database_mid_session_leaves_both_replayable(tmp_path):
     """Moving tact.telemetryDatabase mid-session left the new database with edits to documents it never saw opened
     (nothing to replay them on), an edit still coalescing at the move landed in the new one on top of the text it

@@ -83,6 +83,11 @@ class SessionRecorder:
         return str(path) if path else None
 
     @property
+    def unavailable(self) -> str | None:
+        """Why nothing is recorded (telemetry off, or its database unusable), or None while recording."""
+        return self.store.reason if isinstance(self.store, NullStore) else None
+
+    @property
     def stats(self) -> dict:
         """Telemetry events written, dropped and failed since the store opened."""
         return dataclasses.asdict(self.store.stats)

@@ -287,7 +287,8 @@ class TactExtension implements vscode.Disposable {
     const status = (await this.refreshStatus()) ?? this.lastStatus;
     const database = status?.database;
     if (!database) {
-      void vscode.window.showWarningMessage("Tact: no telemetry database yet (is the server running with tact.telemetry on?).");
+      const why = status?.telemetryReason ? ` (${status.telemetryReason})` : " (is the server running with tact.telemetry on?)";
+      void vscode.window.showWarningMessage(`Tact: no telemetry database to report on${why}.`);
       return;
     }
     const out = path.join(this.context.globalStorageUri.fsPath, "report");

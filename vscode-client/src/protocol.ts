@@ -54,6 +54,8 @@ export interface ServerStatus {
   enabled?: boolean;
   sessionId?: string;
   database?: string;
+  /** Why nothing is recorded (telemetry off, or its database unusable); absent or null while recording. */
+  telemetryReason?: string | null;
   version?: string;
   acceptanceGate?: { active?: boolean; enabled?: boolean; hidden?: number; reason?: string };
   session?: { shown?: number; hidden?: number };

@@ -91,7 +91,7 @@ export class StatusBar implements vscode.Disposable {
       ["shown this session", String(this.counters.shown)],
       ["accepted / rejected", `${this.counters.accepted} / ${this.counters.rejected}`],
       ["hidden by the acceptance model", hidden === undefined ? "–" : String(hidden)],
-      ["telemetry database", s?.database ? String(s.database) : "–"],
+      ["telemetry database", s?.database ? String(s.database) : s?.telemetryReason ? String(s.telemetryReason) : "–"],
     ];
     md.appendMarkdown("| | |\n|---|---|\n");
     for (const [k, v] of rows) {
