@@ -53,3 +53,24 @@ def test_a_session_end_goes_only_where_the_session_wrote():
     recorder.settings_changed({})
     recorder.session_ended("shutdown")
     assert [type(e).__name__ for e in used.events] == ["SettingsChanged", "SessionEnded"]
+
+
+def test_events_held_for_the_settings_go_to_the_store_they_name_or_nowhere():
+    from lsp_server.services.recorder import HeldStore
+    from telemetry import NullStore
+
+    for target in (ListStore(), NullStore("telemetry is off")):
+        recorder = SessionRecorder(HeldStore(limit=3))
+        recorder.document_opened(URI, 1, "python", "x = 1\n")
+        recorder.requested("s1", "completion", URI, 1, 0, 5, "invoked", {})
+        recorder.shown("s1")
+        recorder.accepted("s1", 1, partial=False)  # past the limit: dropped and counted
+        assert recorder.stats["dropped"] == 1
+        recorder.switch(target)
+        recorder.rejected("s1", "superseded")
+        if isinstance(target, ListStore):  # held in order, then live, as one session's events
+            assert _kinds(target) == [("DocumentOpened", None), ("SuggestionRequested", "s1"), ("SuggestionShown", "s1"),
+                                      ("SuggestionRejected", "s1")]
+        else:
+            # nothing reached it: neither the held events nor the later one of a suggestion they requested
+            assert recorder.documents == set() and target.stats.dropped == 0

@@ -323,6 +323,53 @@ def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_
         assert conn.execute("select count(*) from edits where uri != 'file:///project/kept.py'").fetchone() == (0,)
 
 
+def replayed(db: Path):
+    """The database's one session and its replay script."""
+    conn = open_readonly(db)
+    try:
+        (session,) = list_sessions(conn)
+        return session, build_script(conn, session["id"])
+    finally:
+        conn.close()
+
+
+class SlowConfigurationClient(LspClient):
+    """An editor that answers workspace/configuration a second late, so documents open before its settings land."""
+
+    def _answer_server_request(self, message: dict) -> None:
+        if message["method"] == "workspace/configuration":
+            time.sleep(1.0)
+        super()._answer_server_request(message)
+
+
+@pytest.mark.parametrize("configured", ["telemetry off", "another database"])
+def test_documents_opened_before_the_configuration_answer_follow_its_telemetry_settings(tmp_path, configured):
+    """Telemetry opened with the initialize settings, so a document opened before the workspace/configuration answer
+    was recorded in the default database even where that answer turned telemetry off (Neovim sends its settings
+    that way) or named another database."""
+    first, second = tmp_path / "initialize.sqlite3", tmp_path / "configured.sqlite3"
+    uri = "file:///project/early.py"
+    client = SlowConfigurationClient(server_command(model_under_test(), None))
+    client.configuration = {"tact": {"telemetry": False} if configured == "telemetry off"
+                            else {"telemetryDatabase": str(second)}}
+    client.initialize({"telemetryDatabase": str(first)}, configuration=True)
+    try:
+        client.did_open(uri, "password = 'hunter2'\n")
+        client.did_change(uri, 2, [change_at(1, 0, "x = 1\n")])
+        want = None if configured == "telemetry off" else str(second)
+        deadline = time.time() + 20  # until the configuration's answer is applied
+        while ((status := client.request("tact/status"))["database"] != want or status["loading"]
+               or status["settings"]["telemetry"] != (want is not None)):
+            assert time.time() < deadline, status
+            time.sleep(0.1)
+    finally:
+        client.shutdown()
+    assert not first.exists() or not wait_for_rows(first, "select uri from documents", timeout=1)
+    if configured == "another database":
+        _session, script = replayed(second)
+        assert script.final_texts == {uri: "password = 'hunter2'\nx = 1\n"} and script.issues == []
+
+
 def test_an_unusable_telemetry_database_is_told_and_named_in_the_status(tmp_path):
     """A telemetry database path the server cannot use (here a directory) left completion running without telemetry
     and said so only in the server's log, which an editor user rarely reads."""
@@ -368,12 +415,7 @@ def test_moving_the_telemetry_database_mid_session_leaves_both_replayable(tmp_pa
     wait_for_rows(second, "select 1 from sessions where ended_at is not null")
     final = {}
     for db, want in ((first, "x = 1\ny"), (second, "x = 1\ny = 2\n")):
-        conn = open_readonly(db)
-        try:
-            (session,) = list_sessions(conn)
-            script = build_script(conn, session["id"])
-        finally:
-            conn.close()
+        session, script = replayed(db)
         assert script.final_texts == {uri: want} and script.verified == {uri: True} and script.issues == [], db
         final[db] = session
     assert final[first]["end_reason"] == "telemetry settings changed" and final[second]["end_reason"] == "shutdown"

@@ -8,6 +8,7 @@ import logging
 from lsprotocol import types
 
 from lsp_server.config import SECTION
+from lsp_server.services.recorder import HeldStore
 
 log = logging.getLogger("tact")
 
@@ -23,7 +24,11 @@ def register(server) -> None:
             options = options[SECTION]  # accept both {tact: {...}} and {...}
         ls.apply_settings(options if isinstance(options, dict) else None, "initializationOptions")
         ls.documents.coalesce_s = ls.settings.edit_coalesce_ms / 1000.0
-        ls.open_telemetry()
+        caps = params.capabilities.workspace
+        if caps and caps.configuration:  # the settings that decide telemetry come at `initialized`: hold till then
+            ls.recorder.switch(HeldStore())
+        else:
+            ls.open_telemetry()
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls, params: types.InitializedParams) -> None:

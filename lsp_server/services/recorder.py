@@ -32,12 +32,43 @@ from telemetry import (
     SuggestionRejected,
     SuggestionRequested,
     SuggestionShown,
+    TelemetryStats,
     open_store,
 )
 
 log = logging.getLogger("tact.telemetry")
 T = TypeVar("T")
 MAX_TRACKED_SUGGESTIONS = 2000  # as many as the ledger keeps: feedback comes back for those
+
+
+class HeldStore:
+    """Holds a session's first events while the editor's settings are still on their way (workspace/configuration):
+    they go to the database those settings name, or nowhere if they turn telemetry off. Recording them under the
+    initialize settings wrote the code of documents opened meanwhile where the user had said no."""
+
+    reason = None
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.events: list = []
+        self.limit = limit
+        self._dropped = 0
+
+    def record(self, event) -> bool:
+        if len(self.events) >= self.limit:
+            self._dropped += 1
+            return False
+        self.events.append(event)
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.events = []
+
+    @property
+    def stats(self) -> TelemetryStats:
+        return TelemetryStats(dropped=self._dropped)
 
 
 class SessionRecorder:
@@ -54,8 +85,15 @@ class SessionRecorder:
         self.kept_out: set[str] = set()
 
     def switch(self, store):
-        """Record into ``store`` from now on; returns the store recorded into before (the caller closes it)."""
-        old, self.store, self.recorded = self.store, store, False
+        """Record into ``store`` from now on; returns the store recorded into before (the caller closes it). Events
+        held while the settings were coming go into ``store`` first, unless it records nothing."""
+        old = self.store
+        if isinstance(old, HeldStore) and not isinstance(store, NullStore):
+            self.store = store
+            for event in old.events:
+                self.store.record(event)
+            return old
+        self.store, self.recorded = store, False
         self.documents = set()
         self.kept_out |= set(self.requested_here)
         self.requested_here = OrderedDict()
