@@ -138,7 +138,8 @@ def test_stage2_shows_a_likely_acceptance():
 
 def test_a_suggestion_shown_again_at_the_same_prompt_is_seen_as_a_repeat():
     pipe, store = _pipeline(AcceptanceGate(_model(0.9, 0.95)), FakeService())
-    assert _run(pipe).text == "x + 1"
+    first = pipe.request(URI, Position(3, 12), "automatic", Settings())
+    assert pipe.issue(first, first.future.result(timeout=10), URI)  # sent: the gate remembers it as shown
     assert _run(pipe).text == "x + 1"  # nothing typed since: the same prompt, the same suggestion
     vectors = [e.details["features"] for e in store.events if type(e).__name__ == "SuggestionGated"]
     first1, first2, again1, again2 = vectors

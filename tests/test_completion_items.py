@@ -23,6 +23,29 @@ def test_a_full_acceptance_logs_its_length_in_utf16_units_as_a_partial_one_does(
     assert [(e.accepted_length, e.partial) for e in accepted] == [(16, False)]  # 15 code points, the emoji is 2 units
 
 
+def test_a_partial_acceptance_longer_than_the_suggestion_counts_no_more_than_the_suggestion():
+    """acceptedLength went to telemetry as sent: 500 for an 8-unit suggestion counted 500 characters saved."""
+    from types import SimpleNamespace
+
+    from lsp_server.features import feedback
+    from lsp_server.protocol import DID_PARTIALLY_ACCEPT_COMPLETION
+    from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+    from lsp_server.services.recorder import SessionRecorder
+    from tests.telemetry_fakes import ListStore
+
+    handlers = {}
+    feedback.register(SimpleNamespace(feature=lambda name, options=None: lambda fn: handlers.setdefault(name, fn)))
+    store, ledger = ListStore(), SuggestionLedger()
+    ledger.issue(IssuedSuggestion("s1", "completion", "file:///a.py", 1, "x = '🎉'"))  # 8 UTF-16 units
+    server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store))
+    partial = handlers[DID_PARTIALLY_ACCEPT_COMPLETION]
+    for sid, length in (("s1", 3), ("s1", 500), ("unknown", 500)):  # an unknown suggestion's length is not checked
+        partial(server, {"id": sid, "acceptedLength": length})
+    accepted = [e for e in store.events if type(e).__name__ == "SuggestionAccepted"]
+    assert [(e.suggestion_id, e.accepted_length, e.partial) for e in accepted] == [
+        ("s1", 3, True), ("s1", 8, True), ("unknown", 500, True)]
+
+
 def _classic_item(monkeypatch, text, suggestion, *, snippet=True, modes=None):
     """The classic completion item for ``suggestion`` at ``|`` in ``text``, for a client with these capabilities."""
     import asyncio

@@ -11,6 +11,7 @@ from lsp_server.protocol import (
     STATUS,
     RejectReason,
 )
+from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
 
@@ -63,7 +64,12 @@ def register(server) -> None:
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
             log.warning("%s: acceptedLength must be a non-negative integer, got %r", DID_PARTIALLY_ACCEPT_COMPLETION, length)
             return
-        ls.ledger.resolve(sid, "partially_accepted")
+        item = ls.ledger.resolve(sid, "partially_accepted")
+        if item is not None and length > (full := utf16_len(item.text)):
+            # more than the suggestion has would count as characters saved that it never held
+            log.warning("%s: acceptedLength %d is longer than suggestion %s (%d UTF-16 units), recorded as %d",
+                        DID_PARTIALLY_ACCEPT_COMPLETION, length, sid, full, full)
+            length = full
         ls.recorder.accepted(sid, length, partial=True)
 
     @server.feature(DID_REJECT_COMPLETION)

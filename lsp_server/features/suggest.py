@@ -27,9 +27,8 @@ async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tupl
         raise
     except Cancelled:
         return None
-    if suggestion is None or not suggestion.text:
+    if suggestion is None or not suggestion.text or not ls.pipeline.issue(pending, suggestion, uri):
         return None
-    ls.pipeline.issue(pending, suggestion, uri)
     return pending.suggestion_id, suggestion
 
 

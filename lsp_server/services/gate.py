@@ -241,9 +241,8 @@ class AcceptanceGate:
 
     # -- learning from outcomes --------------------------------------------------------------
     def shown(self, uri: str, ctx: CompletionContext, text: str, now: float | None = None) -> None:
-        """A suggestion is on its way to the editor: what the user was shown lately learns it (the gate on or off).
-        One whose request the editor cancels after this point is still remembered: a narrow window, and the
-        alternative, remembering it when the answer is sent, would make the history depend on thread timing."""
+        """A suggestion goes to the editor (the pipeline calls this as the answer is sent): what the user was shown
+        lately learns it (the gate on or off). One cancelled or stale before it is sent is not remembered."""
         with self._lock:
             self.history.shown.record(uri, self._now(now), ctx.offset, ctx.prefix, text)
 

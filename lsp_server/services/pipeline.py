@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
-from lsp_server.services.documents import DocumentStore
+from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.gate import AcceptanceGate
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.positions import Position
@@ -34,6 +34,8 @@ class PendingRequest:
     suggestion_id: str
     future: Future  # -> the suggestion to show, or None
     token: CancelToken
+    document: Document | None = None  # a completion: the document and version it was computed for, checked
+    version: int = -1  # again as the answer goes out
 
     def abandon(self, recorder: SessionRecorder, reason: str) -> None:
         """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
@@ -122,20 +124,28 @@ class CompletionPipeline:
                     return None
             if token.cancelled:
                 raise Cancelled(token.reason)
-            # Remembered here, on the inference thread, not as the answer is sent: the next request's stage 1
-            # reads it on this thread, so a replay sees the same history whatever the event loop's timing.
-            if suggestion.text:
-                self.gate.shown(uri, ctx, suggestion.text)
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
-        return PendingRequest(suggestion_id, future, token)
+        return PendingRequest(suggestion_id, future, token, doc, version)
 
-    def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> None:
-        """The suggestion goes to the editor: register it, and reject the unresolved one it replaces."""
+    def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
+        """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it
+        replaces) and let the gate remember it as shown; or, when the document changed (or was reopened) after the
+        job's last look, log it cancelled and return False: no answer for text the editor no longer has.
+
+        The gate learns it here, not when generated: a suggestion cancelled or stale by now never reached the user
+        (CUPS, which the gate learned from, counts only what was shown). Replays stay exact: an accelerated one waits
+        for each answer before its next request, whose stage 1 therefore always sees this."""
+        doc = pending.document
+        if doc is None or self.documents.get(uri) is not doc or doc.version != pending.version:
+            self.recorder.cancelled(pending.suggestion_id, "stale")
+            return False
         self.counts["issued"] += 1
-        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "completion", uri,
-                                                        self.documents.get(uri).version if uri in self.documents else -1,
+        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "completion", uri, pending.version,
                                                         suggestion.text))
         if superseded:
             self.recorder.rejected(superseded, "superseded")
+        if suggestion.text:
+            self.gate.shown(uri, suggestion.context, suggestion.text)
+        return True
