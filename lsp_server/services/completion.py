@@ -24,8 +24,6 @@ from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
 log = logging.getLogger("tact.completion")
 
-MAX_DOCUMENT_CHARS = 20_000_000
-
 
 @dataclass
 class ModelStatus:
