@@ -140,6 +140,36 @@ def test_the_model_reads_lf_and_its_edit_keeps_the_documents_line_break(eol, nam
                     text, 10) is None  # outside the window: the LF window unchanged is no edit
 
 
+MIXED_TEXT = "def f(width):\n    a = width\r\n    b = 2\n    c = width\r\n    return a"  # LF and CRLF lines
+
+
+@pytest.mark.parametrize("name", list(PROMPT_FORMATS))
+@pytest.mark.parametrize("lf_target,want", [
+    # two lines renamed around one left as it was: each keeps its own line break
+    (make_edit(MIXED_TEXT.replace("\r", ""), 1, 4, "    a = w\n    b = 2\n    c = w\n"),
+     "def f(width):\n    a = w\r\n    b = 2\n    c = w\r\n    return a"),
+    (make_edit(MIXED_TEXT.replace("\r", ""), 0, 2, "def f(w):\n    a = w\n"),
+     "def f(w):\n    a = w\r\n    b = 2\n    c = width\r\n    return a"),
+    # a line added: the line kept keeps its own, the new one takes the last replaced line's
+    (make_edit(MIXED_TEXT.replace("\r", ""), 1, 3, "    a = w\n    x = 1\n    b = 2\n"),
+     "def f(width):\n    a = w\r\n    x = 1\r\n    b = 2\n    c = width\r\n    return a"),
+    (make_edit(MIXED_TEXT.replace("\r", ""), 3, 5, "    c = w\n    return c"),  # down to the unterminated last line
+     "def f(width):\n    a = width\r\n    b = 2\n    c = w\r\n    return c"),
+    (make_edit(MIXED_TEXT.replace("\r", ""), 3, 5, "    c = w\n    return a\n    done()"),  # a line after it
+     "def f(width):\n    a = width\r\n    b = 2\n    c = w\r\n    return a\n    done()"),
+])
+def test_in_a_mixed_document_the_models_edit_keeps_each_lines_own_line_break(name, lf_target, want):
+    """The model's edit was written back with one line break (the block's last line's): in a document mixing CRLF
+    and LF lines it turned the LF lines it spanned, even ones the model left as they were, into CRLF ones."""
+    fmt = PROMPT_FORMATS[name]
+    lf_text = MIXED_TEXT.replace("\r", "")
+    history = [make_edit(MIXED_TEXT, 0, 1, "def f(width):\n")]  # a stand-in: the prompt is not what is checked
+    _prompt, window, _span = fmt.prompt(history, MIXED_TEXT, 2)
+    output = fmt.target(window_around(lf_text, 2), lf_text, lf_target)
+    edit = fmt.edit(window, output, MIXED_TEXT, 2)
+    assert edit is not None and apply_edit(MIXED_TEXT, edit) == want
+
+
 REPEATED = "".join(f"x = {i % 2}\n" for i in range(12))  # two lines, alternating: every line occurs six times
 
 

@@ -13,7 +13,7 @@ from lsp_server.services.next_edit import NextEditService, line_history, trimmed
 from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
-from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
+from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of, to_lf
 from models.next_edit.model import NextEditPrediction
 from models.next_edit.prompt import window_around
 from tests.telemetry_fakes import ListStore
@@ -84,6 +84,28 @@ def test_line_history_stops_where_the_records_no_longer_fit_the_text():
     doc = docs.get(URI)
     records = doc.history.recent()
     assert line_history("something else entirely\n", records) == []
+
+
+@pytest.mark.parametrize("text,change", [
+    ("foo(1)\nbar = 2\nfoo(1)\nbaz = 3\n", (Range(Position(0, 6), Position(0, 6)), "x\r")),
+    ("def f(width):\x0c    return width\nfoo(1)\nbar = 2\n", (Range(Position(0, 13), Position(0, 14)), "\n")),
+])
+def test_a_record_whose_line_edit_does_not_rebuild_the_text_ends_the_walk(text, change):
+    """A CR typed before an LF makes one CRLF of them (no line is added): the line edit took the next line for
+    inserted too, and the predictors served that line again elsewhere ("foo(1)x" plus a stray "bar = 2"). A form
+    feed replaced by a line break: Python's lines and LSP's disagree in the text before, and the edit said a line
+    was inserted there."""
+    docs = DocumentStore()
+    docs.open(URI, "python", 1, text)
+    docs.change(URI, 2, [change], now=1.0)
+    doc = docs.get(URI)
+    history = line_history(doc.text, doc.history.recent())
+    assert not history or apply_all(text, history) == doc.text
+    service, _, _ = _service(None)
+    for predictor in ("ranker", "heuristic"):
+        found = service.predict(doc.text, doc.history.recent(), Position(0, 0), URI, predictor=predictor,
+                                ranker_threshold=0.0)
+        assert found is None or "bar = 2" not in found.new_text
 
 
 def test_trimmed_range_keeps_only_the_changed_characters():
@@ -173,6 +195,44 @@ def test_a_re_insert_that_undoes_the_last_edit_is_never_served(eol):
                                 ranker_threshold=0.0)
         assert found is None or (found.answer.edit != reinsert
                                  and _editor_applies(doc.text, found.start, found.end, found.new_text) != before_delete)
+
+
+def _typed_in(lines: list[str], eols: list[str], change: tuple[Range, str]):
+    """The document ``lines`` (each ended by its own break) after one change, with its history."""
+    docs = DocumentStore()
+    docs.open(URI, "python", 1, "".join(ln + eol for ln, eol in zip(lines, eols)))
+    docs.change(URI, 2, [change], now=1.0)
+    return docs.get(URI)
+
+
+@pytest.mark.parametrize("predictor", ["ranker", "heuristic"])
+@pytest.mark.parametrize("eols", ["CRLF " * 6, "CR " * 6, "LF LF CRLF LF CRLF CRLF", "CRLF CRLF LF CR LF LF"])
+@pytest.mark.parametrize("lines,change", [
+    # a comment typed at a line's end: nothing like it elsewhere
+    (["import os", "x = compute(1)", "z = 3", "def f():", "    return 2", "y = 1"],
+     (Range(Position(1, 14), Position(1, 14)), "  # done")),
+    # a line commented out: the same line again further down
+    (["def f(a):", "    print(a)", "    return a", "def g(a):", "    print(a)", "    return a"],
+     (Range(Position(1, 4), Position(1, 4)), "# ")),
+])
+def test_line_breaks_change_how_a_next_edit_is_written_not_which_it_is(predictor, eols, lines, change):
+    """The ranker and the baseline read the document's CRs (the model reads LF): in CRLF and CR documents text
+    typed at a line's end was suggested at the end of the next line, whatever it held (its CR was taken for
+    punctuation to anchor on), and in documents mixing line breaks a line ending in another break than the edited
+    one was passed over (its break is part of the context the ranker matches), so the edit went elsewhere."""
+    eols = [{"LF": "\n", "CRLF": "\r\n", "CR": "\r"}[e] for e in eols.split()]
+    service, _, _ = _service(None)
+    lf = _typed_in(lines, ["\n"] * len(lines), change)
+    doc = _typed_in(lines, eols, change)
+    want, found = (service.predict(d.text, d.history.recent(), Position(1, 0), URI, predictor=predictor,
+                                   ranker_threshold=0.0) for d in (lf, doc))
+    assert (found is None) == (want is None)
+    if found is not None:
+        assert (found.start, found.end, to_lf(found.new_text)) == (want.start, want.end, want.new_text)
+        assert found.answer.confidence == want.answer.confidence  # the ranker saw the same features
+        written = _editor_applies(doc.text, found.start, found.end, found.new_text)
+        assert written == apply_edit(doc.text, found.answer.edit)
+        assert lines_of(written)[found.start.line].endswith(eols[found.start.line])  # the line keeps its own break
 
 
 def test_request_issues_a_confident_edit_and_logs_it():

@@ -50,7 +50,7 @@ class NextEditResult:
 
 def line_history(text: str, records: list[EditRecord]):
     """(history as line-based `Edit`s oldest first, current text): the records undone from ``text``."""
-    from models.next_edit.examples import Edit
+    from models.next_edit.examples import Edit, apply_edit
 
     edits = []
     after = text
@@ -68,7 +68,10 @@ def line_history(text: str, records: list[EditRecord]):
         first = rec.start.line
         end_before = min(len(b_lines), first + line_breaks(rec.removed_text) + 1)  # CRLF, CR or LF, as LSP counts
         end_after = min(len(a_lines), first + line_breaks(rec.inserted_text) + 1)
-        edits.append(Edit(first, end_before, "".join(b_lines[first:end_before]), "".join(a_lines[first:end_after])))
+        edit = Edit(first, end_before, "".join(b_lines[first:end_before]), "".join(a_lines[first:end_after]))
+        if apply_edit(before, edit) != after:
+            break  # a CR and an LF joined into one break, or a break (form feed) only Python counts: lines disagree
+        edits.append(edit)
         after = before
     edits.reverse()
     return edits

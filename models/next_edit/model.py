@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Callable
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example
 from models.model_dir import ModelDirError
-from models.next_edit.prompt import MAX_LINE_CHARS, PROMPT_FORMATS, Window, undoes_last_edit, window_around
+from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, in_document, lf_view, undoes_last_edit,
+                                     window_around)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 if TYPE_CHECKING:
@@ -157,12 +158,14 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     shown, the ranker's first. No edit that undoes the last one is returned."""
     ranked: NextEditAnswer | None = None
     if predictor in ("heuristic", "ranker", "auto"):
+        lf_history, lf_current = lf_view(history, current)  # a CR would be matched as text, not as a line's end
         if ranker is not None and predictor != "heuristic":
-            found = ranker.rank(history, current, cursor_line)
-            if found is not None and not undoes_last_edit(history, current, found.edit):
-                ranked = NextEditAnswer(found.edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))
+            found = ranker.rank(lf_history, lf_current, cursor_line)
+            edit = in_document(current, found.edit) if found is not None else None
+            if edit is not None and not undoes_last_edit(history, current, edit):
+                ranked = NextEditAnswer(edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))
         else:
-            edit = BaselinePredictor().predict_next(history, current)
+            edit = in_document(current, BaselinePredictor().predict_next(lf_history, lf_current))
             if edit is not None and not undoes_last_edit(history, current, edit):
                 ranked = NextEditAnswer(edit, 1.0, "heuristic")
         if predictor != "auto" or (ranked is not None and ranked.shown):

@@ -165,19 +165,49 @@ def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None
 
 def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit | None:
     """The edit that turns lines ``old`` (those of ``current`` from ``row`` on, each ending in LF) into
-    ``new`` (LF too), trimmed to the lines that change, written with the document's line break (the replaced
-    line's); None when nothing does."""
+    ``new`` (LF too), trimmed to the lines that change, written with the document's line breaks: a line left as
+    it was keeps its own, a changed one takes the one of the line it replaces (past those, the last one's; for
+    an insertion the line above's), so a document mixing CRLF and LF lines keeps them; None when nothing
+    changes."""
     p, s = common_ends(old, new)
     start, end = row + p, row + len(old) - s
     cur_lines = lines_of(current)
-    original = "".join(cur_lines[start:end])
+    replaced = cur_lines[start:end]
+    original = "".join(replaced)
     eol = text_ending(cur_lines, end - 1 if end > start else start - 1)
-    updated = "".join(new[p:len(new) - s]).replace("\n", eol)
-    if end == len(cur_lines) and cur_lines and not line_ending(cur_lines[-1]) and updated.endswith(eol):
-        updated = updated[:-len(eol)]  # the file's last line has no line break: keep it that way
+    kept = {to_lf(ln): ln for ln in replaced if line_ending(ln)}  # a line as the model writes it -> as it is
+    written = []
+    for i, ln in enumerate(new[p:len(new) - s]):
+        if ln in kept:
+            written.append(kept[ln])
+        elif ln.endswith("\n"):
+            written.append(ln[:-1] + ((line_ending(replaced[i]) if i < len(replaced) else "") or eol))
+        else:
+            written.append(ln)
+    updated = "".join(written)
+    if end == len(cur_lines) and cur_lines and not line_ending(cur_lines[-1]):
+        updated = updated[:len(updated) - len(line_ending(updated))]  # the file's last line has no break: keep it so
     if updated == original:
         return None
     return Edit(start, end, original, updated)
+
+
+def lf_view(history: list[Edit], current: str) -> tuple[list[Edit], str]:
+    """(history, current) as in the LF document (edits that only changed line breaks left out): what the ranker
+    and the baseline read, which, like the model, learned from LF files only. Lines keep their numbers."""
+    if "\r" not in current and not any("\r" in e.original or "\r" in e.updated for e in history):
+        return history, current
+    lf = [Edit(e.start_line, e.end_line, to_lf(e.original), to_lf(e.updated)) for e in history]
+    return [e for e in lf if e.original != e.updated], to_lf(current)
+
+
+def in_document(current: str, edit: Edit | None) -> Edit | None:
+    """An edit of the LF view of ``current`` (`lf_view`) as the edit of ``current`` it stands for, written with
+    the document's own line breaks (`_block_edit`); None for none, or for one that changes nothing there."""
+    if edit is None or "\r" not in current:
+        return edit
+    return _block_edit(current, edit.start_line, lines_of(_with_newline(edit.original)),
+                       lines_of(_with_newline(edit.updated)))
 
 
 def rewrite_edit_chars(window: Window, rewrite: str) -> tuple[int, int]:
