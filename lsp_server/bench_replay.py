@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lsp_server.bench_serve import source_files
+from lsp_server.bench_serve import describe_data, typed_files
 from telemetry.replay import ReplayOptions, replay
 from telemetry.simulate import run_simulation
 
@@ -27,15 +27,19 @@ FILES = 8  # held-out files handed to the programmer (more than 10 minutes of ty
 
 def record_session(folder: Path, *, minutes: float, source: Path | None, corpus: Path | None, seed: int,
                    limit: int | None, model: str | None) -> dict:
-    """Simulate a programmer typing held-out files into a real server; returns the simulation's figures."""
+    """Simulate a programmer typing held-out files into a real server; returns the simulation's figures, with
+    ``data``: where the files handed to the programmer come from, how many and their characters."""
+    available, data = typed_files(source, corpus, seed)
     files = []
-    for n, (name, text) in enumerate(source_files(source, corpus, seed)[:FILES]):
+    for n, (name, text) in enumerate(available[:FILES]):
         path = folder / "files" / str(n) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         files.append(path)
-    return run_simulation(files, folder / "recorded.sqlite3", model=model, seed=seed, limit=limit,
-                          max_seconds=minutes * 60, start_line=START_LINE)
+    data = {**data, "files": len(files), "chars": sum(len(t) for _, t in available[:FILES])}
+    sim = run_simulation(files, folder / "recorded.sqlite3", model=model, seed=seed, limit=limit,
+                         max_seconds=minutes * 60, start_line=START_LINE)
+    return {**sim, "data": data}
 
 
 def run_bench(*, database: Path | None = None, session: str | None = None, minutes: float = TARGET_MINUTES,
@@ -56,7 +60,7 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
         database, session = Path(sim["database"]), sim["session_id"]
         recorded.update({"session_id": session, "simulated_minutes": round(sim["simulated_s"] / 60, 2),
                          "keystrokes": sim["keystrokes"], "requests": sim["requests"],
-                         "record_wall_s": sim["total_wall_s"]})
+                         "record_wall_s": sim["total_wall_s"], "data": sim["data"]})
     options = ReplayOptions(model=model, overrides=dict(overrides or {}))
     results = [replay(database, folder / f"replay-{n}.sqlite3", session, options) for n in range(runs)]
     per_run = []
@@ -99,7 +103,8 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
 def print_table(fig: dict, out=sys.stdout) -> None:
     rec = fig["recorded"]
     if rec.get("session_id"):
-        print(f"tact bench replay: a simulated programmer typed held-out files for {rec['simulated_minutes']} minutes "
+        typed = describe_data(rec["data"]) if rec.get("data") else "held-out files"
+        print(f"tact bench replay: a simulated programmer typed {typed} for {rec['simulated_minutes']} minutes "
               f"({rec['keystrokes']} keystrokes, {rec['requests']} requests; recorded in {rec['record_wall_s']:.1f} s)",
               file=out)
     else:

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -36,9 +37,11 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def source_files(source: Path | None, corpus: Path | None, seed: int) -> list[tuple[str, str]]:
-    """(name, text) of real Python files: --source DIR (BenchInputError when it has none to type), else the held-out
-    corpus split, else the demo sample."""
+def typed_files(source: Path | None, corpus: Path | None, seed: int) -> tuple[list[tuple[str, str]], dict]:
+    """(name, text) of real Python files, and where they come from (``data``: its kind, path, files and characters,
+    for the report and the JSON): --source DIR, else the held-out split of ``corpus``, else (no corpus at all) the
+    demo sample. A directory or corpus that gives none to type is a BenchInputError: the bench typed the built-in
+    sample instead and called it real files."""
     files: list[tuple[str, str]] = []
     if source is not None:
         if not source.is_dir():
@@ -48,18 +51,38 @@ def source_files(source: Path | None, corpus: Path | None, seed: int) -> list[tu
                 files.append((p.name, p.read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError):
                 continue
-    elif corpus is not None and (corpus / "heldout.jsonl").exists():
-        with open(corpus / "heldout.jsonl", encoding="utf-8") as f:
-            files = [(Path(r["path"]).name, r["text"]) for r in map(json.loads, f)]
-    if not files and source is None:
+        kind, path = "source", source
+    elif corpus is not None:
+        path, kind = corpus / "heldout.jsonl", "held-out corpus"
+        if not path.is_file():
+            why = ("does not exist" if not corpus.exists() else "is not a directory" if not corpus.is_dir() else
+                   "holds no heldout.jsonl")
+            raise _bench_input_error(f"corpus {corpus} {why}: name a directory built by `tact train corpus --out DIR`, "
+                                     "or pass --source DIR")
+        try:
+            with open(path, encoding="utf-8") as f:
+                files = [(Path(r["path"]).name, r["text"]) for r in map(json.loads, filter(str.strip, f))]
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON lines, not UTF-8, rows without path or text
+            raise _bench_input_error(f"{path} is not a corpus split (JSON lines with path and text): {exc}") from None
+    else:
         from telemetry.simulate import sample_file
 
-        files = [(sample_file().name, sample_file().read_text())]
+        path, kind = sample_file(), "demo sample"
+        files = [(path.name, path.read_text(encoding="utf-8"))]
     files = [(n, t) for n, t in files if 30 <= t.count("\n") <= 3000]
-    if not files and source is not None:
-        raise _bench_input_error(f"{source} holds no Python files of 30 to 3000 lines")
+    if not files:
+        raise _bench_input_error(f"{path} holds no Python files of 30 to 3000 lines")
     random.Random(seed).shuffle(files)
-    return files
+    return files, {"kind": kind, "path": str(path), "files": len(files), "chars": sum(len(t) for _, t in files)}
+
+
+def describe_data(data: dict) -> str:
+    """What a bench typed, for its report: the demo sample said plainly (the report said real files)."""
+    if data["kind"] == "demo sample":
+        return (f"the built-in demo sample ({Path(data['path']).name}: no held-out corpus; `tact train corpus` builds "
+                "data/corpus, or pass --source DIR)")
+    what = "held-out files of" if data["kind"] == "held-out corpus" else "the Python files of"
+    return f"{what} {data['path']} ({data['files']} files, {data['chars']} characters)"
 
 
 def _bench_input_error(message: str) -> Exception:
@@ -89,10 +112,9 @@ class ServedRun:
     peak_rss_mb: float | None = None
 
 
-def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict]) -> ServedRun:
-    """A server started and answering: cold start is process start to its first inline completion.
-    ``variant``: (label, the camelCase settings it runs with besides the bench's own)."""
-    db = Path(tempfile.mkdtemp(prefix="tact-bench-")) / "telemetry.sqlite3"
+def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict], db: Path) -> ServedRun:
+    """A server started and answering, recording into ``db``: cold start is process start to its first inline
+    completion. ``variant``: (label, the camelCase settings it runs with besides the bench's own)."""
     t0 = time.perf_counter()
     run = ServedRun(variant[0], LspClient(server_command(sys.executable, model, str(db))))
     client = run.client
@@ -133,9 +155,9 @@ def _type(run: ServedRun, plan: list[tuple[int, str, str, int]], limit: int, lin
 
 
 def _served(model: str | None, policy: str, gate: bool, variant: tuple[str, dict], plan: list, limit: int,
-            lines_per_file: int, key_gap_s: float) -> tuple[ServedRun, int]:
-    """One server, started, typing ``limit`` requests of the plan, shut down."""
-    run = _start(model, policy, gate, variant)  # shuts its server down itself if it fails
+            lines_per_file: int, key_gap_s: float, db: Path) -> tuple[ServedRun, int]:
+    """One server, started on the telemetry database ``db``, typing ``limit`` requests of the plan, shut down."""
+    run = _start(model, policy, gate, variant, db)  # shuts its server down itself if it fails
     try:
         return run, _type(run, plan, limit, lines_per_file, key_gap_s)
     finally:
@@ -160,33 +182,63 @@ def serve_variants(weights: str | Sequence[str], settings: dict | None = None,
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
               lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None,
               weights: str | Sequence[str] = "fp32", settings: dict | None = None,
-              compare: tuple[str, Sequence] | None = None) -> dict:
+              compare: tuple[str, Sequence] | None = None, keep_telemetry: bool = False) -> dict:
     """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
     ``settings``: camelCase settings every server runs with. ``weights``: the `tact.decodeWeights` the server
     runs with; ``compare``: (a setting, its values) instead, one server each. Several: each types the same keystrokes, one
     server at a time (two servers alive at once slowed each other here, and unevenly: a run of three fp32
     servers taking turns gave p50 43, 49 and 38 ms against 30-32 alone; docs/serving.md), in the order A B ... then ... B A, half the
     requests each time, so that drift during the run weighs on all alike; the report gives each one's figures and
-    their ratios to the first's."""
+    their ratios to the first's. Each server records into its own database in a temporary directory, removed when
+    the run ends (``keep_telemetry``: kept, and named in the figures as ``telemetry_dir``)."""
     variants = serve_variants(weights, settings, compare)
     typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
+    if not typing_cps >= 0:  # NaN too
+        raise ValueError(f"typing_cps must be 0 (as fast as the server answers) or more, got {typing_cps}")
     key_gap_s = 1.0 / typing_cps if typing_cps > 0 else 0.0
     rng = random.Random(seed)
     plan = []
-    for i, (name, text) in enumerate(source_files(source, corpus, seed)):
+    files, data = typed_files(source, corpus, seed)
+    for i, (name, text) in enumerate(files):
         lines = text.split("\n")
         plan.append((i, name, text, rng.randrange(5, max(6, len(lines) - lines_per_file))))
+    folder = Path(tempfile.mkdtemp(prefix="tact-bench-"))  # one per run (one per server start piled up in /tmp)
+    try:
+        result = _run_variants(variants, folder, model, policy, gate, plan, limit, lines_per_file, key_gap_s, typing_cps)
+    finally:
+        if not keep_telemetry:
+            shutil.rmtree(folder, ignore_errors=True)
+    for fig in result.get("runs", [result]):
+        fig["data"] = data
+    if "runs" in result:
+        result["data"] = data
+    if keep_telemetry:
+        result["telemetry_dir"] = str(folder)
+    return result
+
+
+def _run_variants(variants: list[tuple[str, dict]], folder: Path, model: str | None, policy: str, gate: bool,
+                  plan: list, limit: int, lines_per_file: int, key_gap_s: float, typing_cps: float) -> dict:
+    """The servers of a run, one at a time, each recording into its own database under ``folder``."""
+    started = 0
+
+    def served(variant: tuple[str, dict], part: list, requests: int) -> tuple[ServedRun, int]:
+        nonlocal started
+        started += 1
+        return _served(model, policy, gate, variant, part, requests, lines_per_file, key_gap_s,
+                       folder / f"server-{started}.sqlite3")
+
     if len(variants) == 1:
-        run, _ = _served(model, policy, gate, variants[0], plan, limit, lines_per_file, key_gap_s)
+        run, _ = served(variants[0], plan, limit)
         return _figures(run, policy, gate, typing_cps)
     first_half = limit // 2
     halves: list[list[ServedRun]] = [[] for _ in variants]  # by position: the same variant may be named twice (A/A)
     begun = 0
     for n, v in enumerate(variants):
-        run, begun = _served(model, policy, gate, v, plan, first_half, lines_per_file, key_gap_s)
+        run, begun = served(v, plan, first_half)
         halves[n].append(run)
     for n in reversed(range(len(variants))):
-        run, _ = _served(model, policy, gate, variants[n], plan[begun:], limit - first_half, lines_per_file, key_gap_s)
+        run, _ = served(variants[n], plan[begun:], limit - first_half)
         halves[n].append(run)
     figures = [_figures(_merged(parts), policy, gate, typing_cps) for parts in halves]
     first = figures[0]
@@ -236,7 +288,8 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
 
 
 def print_table(fig: dict, out=sys.stdout) -> None:
-    print(f"tact bench serve: {fig['requests']} inline completions typing real files, policy {fig['policy']}, "
+    typing = describe_data(fig["data"]) if fig.get("data") else "real files"
+    print(f"tact bench serve: {fig['requests']} inline completions typing {typing}, policy {fig['policy']}, "
           f"{fig['weights']} weights, " + (f"{fig['variant']}, " if fig.get("variant") not in (None, fig["weights"]) else "") +
           f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, {fig['typing_cps']:g} keystrokes/s, model {fig['model']}, "
           f"{fig['hardware']['cores']} cores", file=out)
@@ -256,13 +309,15 @@ def print_report(result: dict, out=sys.stdout) -> None:
     """One server's table, or each server's and then their ratios to the first."""
     if "runs" not in result:
         print_table(result, out)
-        return
-    for fig in result["runs"]:
-        print_table(fig, out)
-        print(file=out)
-    base = result["ratios_to"]
-    labels = {"p50_ms": "p50", "p95_ms": "p95", "mean_ms": "mean", "cold_start_s": "cold start", "peak_rss_mb": "peak RSS"}
-    for r in result["ratios"]:
-        parts = [f"{labels[k]} {'-' if r[k] is None else f'{r[k]:.3f}x'}" for k in labels]
-        print(f"{r['variant']} against {base} (the same keystrokes, one server at a time, A B ... B A): "
-              f"{', '.join(parts)}", file=out)
+    else:
+        for fig in result["runs"]:
+            print_table(fig, out)
+            print(file=out)
+        base = result["ratios_to"]
+        labels = {"p50_ms": "p50", "p95_ms": "p95", "mean_ms": "mean", "cold_start_s": "cold start", "peak_rss_mb": "peak RSS"}
+        for r in result["ratios"]:
+            parts = [f"{labels[k]} {'-' if r[k] is None else f'{r[k]:.3f}x'}" for k in labels]
+            print(f"{r['variant']} against {base} (the same keystrokes, one server at a time, A B ... B A): "
+                  f"{', '.join(parts)}", file=out)
+    if result.get("telemetry_dir"):
+        print(f"the servers' telemetry databases (kept): {result['telemetry_dir']}", file=out)

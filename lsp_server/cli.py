@@ -92,7 +92,8 @@ def database_path(text: str) -> Path:
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", type=_port, metavar="PORT", help="listen on TCP instead of stdio")
+    p.add_argument("--tcp", type=_port, metavar="PORT",
+                   help="listen on TCP instead of stdio; one client: the server exits when it disconnects")
     p.add_argument("--host", default="127.0.0.1", help="address to bind with --tcp (default 127.0.0.1)")
     p.add_argument("--log-file", help="log to this file instead of stderr")
     p.add_argument("--model", help="model directory (default: the shipped model)")
@@ -120,34 +121,70 @@ def _model_size(name: str) -> str:
 
 LOADER_WORKERS_HELP = ("processes that build training batches beside the loop (default: none on a CPU, else up to 8; "
                        "their order is not deterministic)")
+DEVICE_HELP = "cpu, cuda, cuda:N or mps (checked before training)"
+
+
+def _device(name: str) -> str:
+    """--device of the training commands: cpu, cuda, cuda:N or mps. Whether this machine has it is checked before
+    training (models.train_lm.check_device), which needs torch."""
+    kind, colon, index = name.partition(":")
+    if not (name in ("cpu", "cuda", "mps") or (kind == "cuda" and colon and index.isdigit())):
+        raise argparse.ArgumentTypeError(f"unknown device {name!r} (known: cpu, cuda, cuda:N, mps)")
+    return name
+
+
+def _output_dir(text: str) -> Path:
+    """An argparse type for a directory a command writes into: refused at parse time when it, or a folder above it,
+    is a file, or cannot be written in, rather than when the results are saved after the work."""
+    import os
+
+    path = Path(text)
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise argparse.ArgumentTypeError(f"{existing} is a file, not a directory: name a directory to write "
+                                                  "the results into")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise argparse.ArgumentTypeError(f"cannot write in {existing}: name a directory you can write in")
+            break
+    return path
+
+
+def _code_dir(text: str) -> Path:
+    """`tact train corpus --dir`: an existing directory (one that is not would add nothing, silently)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is not a directory of code" if path.exists() else
+                                         f"{path} does not exist: name a directory of Python code")
+    return path
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="build corpora and train models (needs the [train] extra)")
     tsub = p.add_subparsers(dest="target", required=True)
     c = tsub.add_parser("corpus", help="build the training corpus from local code")
-    c.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus")
-    c.add_argument("--dir", type=Path, action="append", default=[], help="extra directories of code")
+    c.add_argument("--out", type=_output_dir, default=REPO_ROOT / "data" / "corpus")
+    c.add_argument("--dir", type=_code_dir, action="append", default=[], help="extra directories of code")
     c.add_argument("--max-mb", type=positive_float, default=80.0)
     c.add_argument("--seed", type=seed, default=0)
     lm = tsub.add_parser("lm", help="train the early-exit code model and export it for serving")
     lm.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    lm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "default")
+    lm.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "default")
     lm.add_argument("--size", type=_model_size, default="small",
                     help="tiny, small (CPU default), medium, base or large (accelerator)")
     lm.add_argument("--minutes", type=positive_float, default=60.0, help="wall-clock budget for the whole job")
-    lm.add_argument("--batch-size", type=int, default=8)
-    lm.add_argument("--lr", type=float, default=3e-3)
+    lm.add_argument("--batch-size", type=positive_int, default=8)
+    lm.add_argument("--lr", type=positive_float, default=3e-3)
     lm.add_argument("--seed", type=seed, default=0)
-    lm.add_argument("--threads", type=int, default=None)
-    lm.add_argument("--device", default="cpu")
-    lm.add_argument("--loader-workers", type=int, default=None, metavar="N",
+    lm.add_argument("--threads", type=positive_int, default=None)
+    lm.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
+    lm.add_argument("--loader-workers", type=non_negative_int, default=None, metavar="N",
                     help=LOADER_WORKERS_HELP)
     lm.add_argument("--resume", type=Path, help="continue training the model in this directory (its size and tokenizer)")
     lm.add_argument("--seq-len", type=int, default=None,
                     help="training window in tokens, which is also the prompt budget when serving (default: the "
                          "resumed model's, else 512; a new model gets room for twice this many positions)")
-    lm.add_argument("--ngram-model-tokens", type=int, default=1_000_000,
+    lm.add_argument("--ngram-model-tokens", type=non_negative_int, default=1_000_000,
                     help="tokens the trained model reads for the n-gram draft table's own continuations (`tact train "
                          "ngram-drafts --model-tokens`, whose 8M took 45 minutes on a 2-core CPU; 0: the text's alone)")
     lm.add_argument("--no-export", dest="export", action="store_false",
@@ -156,12 +193,12 @@ def _add_train(sub) -> None:
                                              "(also the last step of `tact train lm`)")
     ng.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ng.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    ng.add_argument("--model-tokens", type=int, default=8_000_000,
+    ng.add_argument("--model-tokens", type=non_negative_int, default=8_000_000,
                     help="tokens of the training split the model reads to draft its own continuations (the default "
                          "took 45 minutes on a 2-core CPU; 0: the text's continuations alone)")
-    ng.add_argument("--device", default="cpu")
-    ng.add_argument("--batch-size", type=int, default=8, help="windows the model reads at once")
-    ng.add_argument("--threads", type=int, default=None)
+    ng.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
+    ng.add_argument("--batch-size", type=positive_int, default=8, help="windows the model reads at once")
+    ng.add_argument("--threads", type=positive_int, default=None)
     ng.add_argument("--seed", type=seed, default=0)
     dh = tsub.add_parser("draft-head", help="train the draft head that drafts for speculative decoding where prompt "
                                            "lookup and the n-gram table do not (models/draft_head.py)")
@@ -169,16 +206,16 @@ def _add_train(sub) -> None:
     dh.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     dh.add_argument("--minutes", type=positive_float, default=10.0,
                     help="wall-clock budget, the model's passes included")
-    dh.add_argument("--batch-size", type=int, default=8)
-    dh.add_argument("--device", default="cpu")
-    dh.add_argument("--loader-workers", type=int, default=None, metavar="N",
+    dh.add_argument("--batch-size", type=positive_int, default=8)
+    dh.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
+    dh.add_argument("--loader-workers", type=non_negative_int, default=None, metavar="N",
                     help=LOADER_WORKERS_HELP)
-    dh.add_argument("--threads", type=int, default=None)
+    dh.add_argument("--threads", type=positive_int, default=None)
     dh.add_argument("--seed", type=seed, default=0)
     ct = tsub.add_parser("controller", help="refit the Stop&Exit controller of a model directory")
     ct.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default")
     ct.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    ct.add_argument("--batches", type=int, default=24)
+    ct.add_argument("--batches", type=positive_int, default=24, help="calibration batches of 8 sequences")
     ct.add_argument("--exit-stride", type=int, choices=range(1, 13), default=None, metavar="N",
                     help="of the exits that agree with the final layer often enough, keep every N-th open (default 2)")
     only = ct.add_mutually_exclusive_group()
@@ -193,11 +230,11 @@ def _add_train(sub) -> None:
                       help="keep the controller and both calibrations; fit only the learned KV fill of the open exits")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
-    ac.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "acceptance" / "default")
+    ac.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "acceptance" / "default")
     ne = tsub.add_parser("next-edit-data", help="next-edit examples: real changes between releases, synthetic chains")
     ne.add_argument("--real", action="store_true", help="only the real changes (pip downloads of sdists)")
     ne.add_argument("--synthetic", action="store_true", help="only the synthetic chains from the corpus")
-    ne.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "next_edit")
+    ne.add_argument("--out", type=_output_dir, default=REPO_ROOT / "data" / "next_edit")
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=positive_int, help="synthetic: at most N corpus files per split")
     ne.add_argument("--telemetry", action="append", metavar="DB",
@@ -207,25 +244,27 @@ def _add_train(sub) -> None:
     nr = tsub.add_parser("next-edit-ranker", help="fit the edit ranker (picks the next edit among the history's "
                          "generalisations) on real and synthetic next-edit examples")
     nr.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
-    nr.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "ranker")
-    nr.add_argument("--synthetic-sample", type=int, default=3000, help="synthetic chains drawn at random (seeded)")
+    nr.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "next_edit" / "ranker")
+    nr.add_argument("--synthetic-sample", type=non_negative_int, default=3000,
+                    help="synthetic chains drawn at random (seeded)")
     nr.add_argument("--limit", type=positive_int, help="a quick run on N real (and at most N synthetic) examples")
     nr.add_argument("--seed", type=seed, default=0)
     nm = tsub.add_parser("next-edit", help="fine-tune the code model into the next-edit model and export it")
     nm.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
     nm.add_argument("--init", type=Path, default=REPO_ROOT / "models" / "default", help="code model to start from")
-    nm.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "next_edit" / "default")
+    nm.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "next_edit" / "default")
     nm.add_argument("--minutes", type=positive_float, default=25.0, help="wall-clock budget for the whole job")
-    nm.add_argument("--lr", type=float, default=1e-3)
-    nm.add_argument("--batch-tokens", type=int, default=4096, help="tokens per step (more on an accelerator)")
-    nm.add_argument("--edit-weight", type=float, default=1.0,
+    nm.add_argument("--lr", type=positive_float, default=1e-3)
+    nm.add_argument("--batch-tokens", type=positive_int, default=4096, help="tokens per step (more on an accelerator)")
+    nm.add_argument("--edit-weight", type=_bounded_float(0, None), default=1.0,
                     help="loss weight of the rewrite tokens on the lines that change (the copied ones weigh 1)")
-    nm.add_argument("--real-share", type=float, default=0.35, help="share of real release changes in each batch")
+    nm.add_argument("--real-share", type=_bounded_float(0, 1), default=0.35,
+                    help="share of real release changes in each batch, 0 to 1")
     nm.add_argument("--prompt-format", type=_prompt_format, default="rewrite",
                     help="rewrite the window around the cursor, or write only the next edit as one more history block")
     nm.add_argument("--seed", type=seed, default=0)
-    nm.add_argument("--threads", type=int, default=None)
-    nm.add_argument("--device", default="cpu")
+    nm.add_argument("--threads", type=positive_int, default=None)
+    nm.add_argument("--device", type=_device, default="cpu", help=DEVICE_HELP)
     nm.add_argument("--no-export", dest="export", action="store_false",
                     help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
 
@@ -238,6 +277,28 @@ def _export_trained(args) -> None:
         export_model_dir(args.out)
     else:
         print(f"not exported (--no-export): run `tact export {args.out}` where onnx is installed", file=sys.stderr)
+
+
+def _bounded_float(low: float | None, high: float | None):
+    """An argparse type: a number in [low, high] (None: open at that end)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value != value or (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"lie in {low:g} to {high:g}" if low is not None and high is not None else \
+                (f"be {low:g} or more" if low is not None else f"be {high:g} or less")
+            raise argparse.ArgumentTypeError(f"must {bounds}, got {text}")
+        return value
+    return parse
+
+
+def _setting_range(name: str):
+    """An argparse type for a flag that stands for the setting ``name``: its range (lsp_server.config.BOUNDS)."""
+    from lsp_server.config import BOUNDS
+
+    return _bounded_float(*BOUNDS[name])
 
 
 def _acceptance_args(p) -> None:
@@ -253,8 +314,10 @@ def _acceptance_args(p) -> None:
                         "feature, so only then is it scored (default: settings)")
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "data" / "acceptance", help="where suggestion scores are cached")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "trees"), help="classifier of both stages")
-    p.add_argument("--lambda", dest="lam", type=float, default=None, help="weight of saved model calls (default: settings)")
-    p.add_argument("--precision-floor", type=float, default=None, help="hiding precision floor (default: settings)")
+    p.add_argument("--lambda", dest="lam", type=_setting_range("acceptance_lambda"), default=None,
+                   help="weight of saved model calls against hidden suggestions, 0 to 1 (default: settings)")
+    p.add_argument("--precision-floor", type=_setting_range("acceptance_precision_floor"), default=None,
+                   help="least share of hidden suggestions that were really rejected, 0 to 1 (default: settings)")
     p.add_argument("--limit", type=positive_int, help="a quick run on N samples per source")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for scoring (default 2)")
@@ -282,10 +345,11 @@ def _add_eval(sub) -> None:
     model = ne.add_mutually_exclusive_group()
     model.add_argument("--model", type=Path, help="next-edit model directory (default: the shipped one)")
     model.add_argument("--no-model", action="store_true", help="the baseline and the edit ranker alone (a quick run)")
-    ne.add_argument("--threshold", type=float, default=DEFAULTS.next_edit_threshold,
-                    help="confidence below which the model's prediction counts as none (default: the server's)")
+    ne.add_argument("--threshold", type=_setting_range("next_edit_threshold"), default=DEFAULTS.next_edit_threshold,
+                    help="confidence below which the model's prediction counts as none, 0 to 1 (default: the "
+                         "server's)")
     ne.add_argument("--ranker", type=Path, help="edit ranker directory (default: the shipped one)")
-    ne.add_argument("--copy-margin", type=float, default=None,
+    ne.add_argument("--copy-margin", type=_bounded_float(0, None), default=None,
                     help="decoding: keep a copied window token within this log-probability of the best "
                          "(default: the model's recorded choice; 0 is greedy)")
 
@@ -424,6 +488,28 @@ def _choice_list(choices: tuple[str, ...]):
     return parse
 
 
+DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"  # where `tact train corpus` writes by default
+CORPUS_HELP = ("a corpus directory (`tact train corpus --out DIR`) whose held-out files are typed (default: data/corpus "
+               "where it was built, else the built-in demo sample, as the report says)")
+
+
+def _default_corpus() -> Path | None:
+    """--corpus left out: data/corpus where `tact train corpus` built it, else none (the benches type the demo
+    sample and say so). A --corpus given that holds no held-out split is an error (lsp_server.bench_serve)."""
+    return DEFAULT_CORPUS if (DEFAULT_CORPUS / "heldout.jsonl").is_file() else None
+
+
+def _keystrokes_per_s(text: str) -> float:
+    """--typing-cps: 0 (as fast as the server answers) or more; a negative rate ran and reported itself."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"must be 0 (as fast as the server answers) or more, got {text}")
+    return value
+
+
 def _add_bench_serve(bsub) -> None:
     p = bsub.add_parser("serve", help="cold start, inline-completion latency and RSS over real LSP stdio")
     p.add_argument("--model", help="model directory (default: the shipped model)")
@@ -431,7 +517,7 @@ def _add_bench_serve(bsub) -> None:
                    help="decoding policy (default: the server default)")
     p.add_argument("--limit", type=positive_int, default=300, help="number of inline completion requests")
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
-    p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    p.add_argument("--corpus", type=Path, help=CORPUS_HELP)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--no-gate", action="store_true", help="turn the acceptance gate off (model latency alone)")
     p.add_argument("--weights", type=_choice_list(DECODE_WEIGHTS), default=[DEFAULTS.decode_weights], metavar="|".join(DECODE_WEIGHTS),
@@ -443,9 +529,12 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--compare", metavar="KEY=V1,V2,...",
                    help="one setting's values instead of several weights: one server each on the same keystrokes, "
                         "taking turns as with --weights, and ratios to the first (e.g. stopRepeats=3,0)")
-    p.add_argument("--typing-cps", type=float, default=None,
+    p.add_argument("--typing-cps", type=_keystrokes_per_s, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")
+    p.add_argument("--keep-telemetry", action="store_true",
+                   help="keep the servers' telemetry databases and say where (default: a temporary directory, "
+                        "removed when the run ends)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -459,7 +548,7 @@ def _add_bench_replay(bsub) -> None:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting the replays override (camelCase name); repeatable")
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
-    p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
+    p.add_argument("--corpus", type=Path, help=CORPUS_HELP)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--limit", type=positive_int, help="record at most N keystrokes (a quick run)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -475,13 +564,14 @@ def main(argv: list[str] | None = None) -> int:
     _add_eval(sub)
     one = sub.add_parser("complete", help="one suggestion at FILE:LINE[:COL] (1-based), with latency and decisions")
     one.add_argument("location", metavar="FILE:LINE[:COL]",
-                     help="1-based line and column; without the column, the end of the line")
+                     help="1-based line and column; without the column (FILE:LINE or FILE:LINE:), the end of the line")
     one.add_argument("--model", help="model directory (default: the shipped model)")
     one.add_argument("--policy", choices=DECODING_POLICIES, help="decoding policy (default: the server default)")
     one.add_argument("--multiline", action="store_true")
     demo = sub.add_parser("demo", help="type a sample file into a real server and print each suggestion")
     demo.add_argument("--model", help="model directory (default: the shipped model)")
-    demo.add_argument("--database", type=database_path, help="telemetry database (default: the user data directory)")
+    demo.add_argument("--database", type=database_path, help="telemetry database (default: demo.sqlite3 in the user "
+                      "data directory, apart from real sessions)")
     demo.add_argument("--policy", choices=DECODING_POLICIES, default=None,
                       help="decoding policy (default: the server default)")
     demo.add_argument("--file", type=text_file, help="a Python file to type instead of the built-in sample")
@@ -552,9 +642,10 @@ def _run(args) -> int:
         except ValueError as exc:
             print(f"tact bench serve: error: {exc}", file=sys.stderr)
             return 2
-        fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source, args.corpus, args.seed,
-                        gate=not args.no_gate, typing_cps=args.typing_cps, weights=args.weights, settings=settings,
-                        compare=compare)
+        # a --source or --corpus with nothing to type, no model: one line (main)
+        fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source,
+                        args.corpus or _default_corpus(), args.seed, gate=not args.no_gate, typing_cps=args.typing_cps,
+                        weights=args.weights, settings=settings, compare=compare, keep_telemetry=args.keep_telemetry)
         print(json.dumps(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":
@@ -570,7 +661,8 @@ def _run(args) -> int:
             return 2
         # a missing, empty, foreign or outdated database, no such session, no model: one line (main)
         fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
-                        corpus=args.corpus, seed=args.seed, limit=args.limit, model=args.model, overrides=overrides)
+                        corpus=args.corpus or _default_corpus(), seed=args.seed, limit=args.limit, model=args.model,
+                        overrides=overrides)
         print(json.dumps(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":
@@ -580,6 +672,13 @@ def _run(args) -> int:
         for split, s in manifest["splits"].items():
             print(f"{split}: {s['files']} files, {s['chars'] / 1e6:.1f}M chars, {len(s['packages'])} packages")
         print(f"manifest: {args.out / 'manifest.json'}")
+        readers = {"train": "`tact train lm` trains on it", "heldout": "the benchmarks and evaluations read it",
+                   "calib": "`tact train lm` and `tact train controller` fit the controller on it"}
+        for split, s in manifest["splits"].items():
+            if not s["files"]:  # the split goes by package: a small corpus can leave one without any
+                print(f"tact train corpus: warning: the {split} split is empty, and {readers.get(split, 'training')}:"
+                      f" build a bigger corpus (a larger --max-mb than {args.max_mb:g}, or more --dir)",
+                      file=sys.stderr)
         return 0
     if args.command == "train" and args.target == "lm":
         from models.train_lm import train_lm
@@ -642,7 +741,9 @@ def _run(args) -> int:
         return 0
     if args.command == "train" and args.target == "next-edit":
         from models.next_edit.train import train_next_edit
+        from models.train_lm import check_device
 
+        check_device(args.device)
         train_next_edit(args.data, args.init, args.out, minutes=args.minutes, lr=args.lr, real_share=args.real_share,
                         batch_tokens=args.batch_tokens, edit_weight=args.edit_weight,
                         prompt_format=args.prompt_format, seed=args.seed, threads=args.threads, device=args.device,
@@ -659,17 +760,49 @@ def _run(args) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "export":
-        from models.model_dir import store_half
+        return _export(args)
+    raise SystemExit(f"tact: unknown command {args.command}")
 
-        if args.half:
-            change = store_half(args.model_dir)
-            print(f"{args.model_dir / 'model.safetensors'}: stored in fp16, largest change to a weight {change:g}")
+
+EXPORT_ADVICE = "name a model directory to export, e.g. one `tact train lm --no-export` wrote"
+
+
+def _export(args) -> int:
+    """`tact export`: everything it needs is checked before anything is written (a ModelDirError, which main()
+    prints), and what it wrote is said."""
+    from models.model_dir import (GRAPHS_INDEX, RESTORE, ModelDirError, check_model_dir, read_safetensors_index,
+                                  store_half)
+
+    model_dir = args.model_dir
+    try:
+        if args.half:  # all that --half reads
+            read_safetensors_index(model_dir / "model.safetensors")
+        if args.graphs:
+            check_model_dir(model_dir, need_onnx=False)
+            from models.tokenizer import TokenizerInfo, load_tokenizer
+
+            try:  # the graphs do not read it, but a model that cannot load it serves nothing
+                TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
+            except Exception as exc:  # tokenizers raises its own exception types
+                raise ModelDirError(f"{model_dir / 'tokenizer.json'} cannot be loaded ({exc})", RESTORE) from None
+    except ModelDirError as exc:
+        raise exc.advised(EXPORT_ADVICE) from None
+    change = store_half(model_dir) if args.half else None
+    try:
         if args.graphs:
             from models.export import export_model_dir
 
-            export_model_dir(args.model_dir)
-        return 0
-    raise SystemExit(f"tact: unknown command {args.command}")
+            index = export_model_dir(model_dir)
+            graphs = (len(index["decoder_layers"]) + len(index["kv_fill"]) + 1
+                      + len(index.get("int8", {}).get("decoder_layers", [])) + ("int8" in index))
+            print(f"{model_dir}: wrote {graphs} ONNX graphs, listed in {model_dir / GRAPHS_INDEX}; serve it with "
+                  f"`tact serve --model {model_dir}`")
+        elif not args.half:
+            print(f"{model_dir}: nothing written (--no-graphs without --half)")
+    finally:  # last, the graphs or not: its figure ends the output
+        if change is not None:
+            print(f"{model_dir / 'model.safetensors'}: stored in fp16, largest change to a weight {change:g}")
+    return 0
 
 
 if __name__ == "__main__":

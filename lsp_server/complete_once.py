@@ -11,30 +11,50 @@ from lsp_server.config import DEFAULTS, Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.scheduler import CancelToken
+from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir
 
-_LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$")
+_LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d*))?$")
+BOM = "\ufeff"
 
 
 def parse_location(spec: str) -> tuple[Path, int, int | None]:
-    """FILE:LINE[:COL], 1-based like compiler messages; without COL, the end of the line."""
+    """FILE:LINE[:COL], 1-based like compiler messages; without COL (``FILE:LINE`` or ``FILE:LINE:``), the end of
+    the line."""
     m = _LOCATION.match(spec)
     if not m:
-        raise ValueError(f"expected FILE:LINE:COL or FILE:LINE (1-based), got {spec!r}")
+        raise ValueError(f"expected FILE:LINE:COL, FILE:LINE or FILE:LINE: (1-based), got {spec!r}")
     return Path(m["file"]), int(m["line"]), int(m["col"]) if m["col"] else None
+
+
+def read_source(path: Path) -> str:
+    """The file's text as an editor holds it: a UTF-8 byte order mark at its start is no character of the document
+    (editors hide it and LSP clients leave it out, so columns do not count it, and the model is not shown it).
+    Raises ValueError naming the file and what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text (a binary file?)") from None
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not a file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    return text.removeprefix(BOM)
 
 
 def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:
     try:
         path, line, col = parse_location(spec)
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        print(f"tact complete: {path} is not UTF-8 text (a binary file?)", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:
+        text = read_source(path)
+    except ValueError as exc:
         print(f"tact complete: {exc}", file=sys.stderr)
         return 2
     settings = Settings(decoding_policy=policy or DEFAULTS.decoding_policy, multiline=multiline)
-    lines = text.split("\n")
+    lines = [ln.removesuffix("\r") for ln in text.split("\n")]  # a CRLF's CR is no column either
+    if line == 0:
+        print(f"tact complete: LINE is 1-based: the first line of {path} is 1, not 0", file=sys.stderr)
+        return 2
     if not 1 <= line <= len(lines):
         print(f"tact complete: {path} has {len(lines)} lines, not {line}", file=sys.stderr)
         return 2
@@ -44,6 +64,11 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
         return 2
     character = len(lines[line - 1]) if col is None else col - 1
     service = CompletionService()
+    try:  # checked here too, so that a directory that is none gets the command's advice, not the settings'
+        check_model_dir(service.resolve(model or settings.model_path))
+    except ModelDirError as exc:
+        print(f"tact complete: no model: {exc.advised(FLAG_ADVICE)}", file=sys.stderr)
+        return 1
     t0 = time.perf_counter()
     status = service.load(model or settings.model_path, weights=settings.decode_weights)
     if not status.ready:

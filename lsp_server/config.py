@@ -20,6 +20,7 @@ DecodingPolicy = Literal["full", "dynamic", "speculative"]
 NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
 DECODE_WEIGHTS = ("fp32", "int8")  # models.runtime.WEIGHTS
 EXIT_RULES = ("agreement", "harm")  # models.exits.EXIT_RULES
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # the logLevel enum of vscode-client/package.json
 
 # The range of each number setting (None: open at that end); the VS Code extension declares the same minimum and
 # maximum (tests/test_vscode_settings.py). A value outside keeps the value it would replace and is reported.
@@ -135,6 +136,10 @@ class Settings:
         if settings.next_edit_predictor not in NEXT_EDIT_PREDICTORS:
             problems.append(f"{SECTION}.nextEditPredictor: {settings.next_edit_predictor!r} is not one of {NEXT_EDIT_PREDICTORS}")
             settings.next_edit_predictor = cls.next_edit_predictor
+        if settings.log_level.upper() not in LOG_LEVELS:  # the server would log at WARNING and report the bad name
+            problems.append(f"{SECTION}.logLevel: {settings.log_level!r} is not one of {LOG_LEVELS}")
+            settings.log_level = cls.log_level
+        settings.log_level = settings.log_level.upper()  # Python's level names; "info" was always taken as INFO
         return settings, problems
 
     def to_camel(self) -> dict[str, Any]:

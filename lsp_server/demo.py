@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from lsp_server.config import Settings
+from lsp_server.config import default_data_dir
 from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.text import advance, offset_at
@@ -16,7 +16,9 @@ from telemetry.text import advance, offset_at
 
 def run_demo(model: str | None, database: str | None, policy: str, file: Path | None, start_line: int | None,
              lines: int, out=sys.stdout) -> int:
-    db = Path(database) if database else Settings().database_path()
+    # Apart from the user's real sessions, as `tact simulate` keeps its own: the acceptance gate seeds each user's
+    # prior from the telemetry database, and the demo's suggestions are no one's decisions.
+    db = Path(database) if database else default_data_dir() / "demo.sqlite3"
     path = file or sample_file()
     text = path.read_text(encoding="utf-8")
     total_lines = text.count("\n")
@@ -27,6 +29,7 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
         return 2
     print(f"Tact demo: typing {lines} lines of {path.name} from line {first + 1}, policy {policy}", file=out)
     t0 = time.perf_counter()
+    db.parent.mkdir(parents=True, exist_ok=True)
     with LspClient(server_command(sys.executable, model, str(db))) as client:
         client.initialize({"decodingPolicy": policy}, client_name="tact-demo")
         status = require_ready(wait_ready(client, timeout=60.0))

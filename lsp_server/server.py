@@ -224,10 +224,63 @@ def serve(args, completions: CompletionService | None = None) -> int:
         server.completions = server.pipeline.service = completions
     if args.tcp:
         try:
-            server.start_tcp(args.host, args.tcp)
+            return serve_tcp(server, args.host, args.tcp)
         except OSError as exc:  # an unknown host, an address not ours, a port in use or reserved
             print(f"tact serve: error: cannot listen on {args.host}:{args.tcp}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    else:
-        server.start_io()
+        except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client
+            return 130
+    server.start_io()
     return 0
+
+
+def _quiet_when_cancelled(loop, context: dict) -> None:
+    """An asyncio exception handler that leaves out the cancellations of a server shutting down."""
+    import asyncio
+
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
+def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
+    """pygls's ``start_tcp`` but for two things: one line on stderr once the address is bound (nothing said the
+    server was up), and the client's ``exit`` ends serving with its status (0 after shutdown, else 1) where pygls's
+    ``sys.exit`` escaped the connection's task and asyncio logged it with a traceback on every normal exit. One client,
+    as in pygls: when it disconnects the server stops listening and returns."""
+    import asyncio
+    import threading
+
+    from pygls.io_ import run_async
+
+    status = 0
+    server._stop_event = stop = threading.Event()  # what pygls's shutdown() sets to end the message loop
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal status
+        server.protocol.set_writer(writer)
+        try:
+            await run_async(stop_event=stop, reader=reader, protocol=server.protocol,
+                            logger=logging.getLogger("pygls.server"), error_handler=server.report_server_error)
+        except SystemExit as exc:  # the client's exit notification (pygls's lsp_exit)
+            status = exc.code if isinstance(exc.code, int) else 1
+        except asyncio.CancelledError:  # Ctrl-C with a client connected: asyncio logged a cancelled task's traceback
+            pass
+        finally:
+            # The client is gone: handlers still running (initialized awaits the gate's start) are cancelled as
+            # asyncio.run ends, and pygls's callbacks on them logged each CancelledError with a traceback.
+            asyncio.get_running_loop().set_exception_handler(_quiet_when_cancelled)
+            server.shutdown()  # closes the listener too: serve_forever below ends
+
+    async def listen() -> None:
+        server._server = listener = await asyncio.start_server(connection, host, port)
+        print(f"tact serve: listening on {host}:{port} (one client: the server exits when it disconnects)",
+              file=sys.stderr, flush=True)
+        async with listener:
+            try:
+                await listener.serve_forever()
+            except asyncio.CancelledError:
+                if not stop.is_set():  # Ctrl-C (KeyboardInterrupt once asyncio.run returns), not shutdown()
+                    raise
+
+    asyncio.run(listen())
+    return status

@@ -17,7 +17,7 @@ COMMANDS = ("replay", "simulate", "report")
 
 
 def add_parsers(sub) -> None:
-    from lsp_server.cli import database_path, positive_float, positive_int, seed
+    from lsp_server.cli import database_path, non_negative_int, positive_float, positive_int, seed, text_file
 
     r = sub.add_parser("replay", help="re-run logged sessions against a real server with other settings")
     r.add_argument("database", type=Path, help="telemetry database to replay")
@@ -39,7 +39,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     s = sub.add_parser("simulate", help="type source files into a real server like a person, recording a session")
-    s.add_argument("files", nargs="+", type=Path, help="source files to type")
+    s.add_argument("files", nargs="+", type=text_file, help="source files to type (UTF-8 text)")
     s.add_argument("--database", type=database_path, help="where the session is recorded (default: "
                    "simulated.sqlite3 in the user data directory, apart from real sessions)")
     s.add_argument("--model", help="model directory (default: the shipped model)")
@@ -50,7 +50,8 @@ def add_parsers(sub) -> None:
     pace.add_argument("--real-time", action="store_true", help="type at human speed in real time")
     pace.add_argument("--speed", type=float, default=0.0,
                       help="N times faster than a person (default 0: as fast as the server answers)")
-    s.add_argument("--start-line", type=int, default=0, help="open each file with its lines before this one present")
+    s.add_argument("--start-line", type=non_negative_int, default=0,
+                   help="open each file with its lines before this one (0-based) present; each file must be longer")
     s.add_argument("--minutes", type=positive_float, help="stop after this much simulated typing time")
     s.add_argument("--limit", type=positive_int, help="stop after N keystrokes")
     s.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -167,6 +168,11 @@ def _simulate(args) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ValueError(f"no such file: {', '.join(missing)}")
+    if args.start_line:  # a file with no line from there on was opened whole and typed nothing, and the run said 0
+        short = [f"{f} has {n} lines" for f in args.files
+                 if (n := len(f.read_text(encoding="utf-8").splitlines())) <= args.start_line]
+        if short:
+            raise ValueError(f"{'; '.join(short)}: --start-line (0-based) must be less")
     database = args.database or default_data_dir() / "simulated.sqlite3"
     database.parent.mkdir(parents=True, exist_ok=True)
     figures = run_simulation(list(args.files), database, model=args.model, settings=parse_settings(args.settings),
@@ -187,7 +193,7 @@ def _simulate(args) -> int:
 
 
 def _report(args) -> int:
-    from telemetry.report import report
+    from telemetry.report import SESSIONS_SHOWN, report
 
     result = report(args.database, args.output, args.against, args.session, args.limit)
     if args.json:
@@ -195,8 +201,17 @@ def _report(args) -> int:
         return 0
     for s in result["summaries"]:
         rate = f"{100 * s['acceptance_rate']:.1f}%" if s["acceptance_rate"] is not None else "n/a"
-        print(f"{s['label']}: {s['sessions']} sessions, {s['requests']} requests, {s['shown']} shown, "
-              f"{rate} accepted, {s['chars_saved']} characters saved")
+        print(f"{s['label']}: {s['sessions']} session{'s' * (s['sessions'] != 1)}, {s['requests']} requests, "
+              f"{s['shown']} shown, {rate} accepted, {s['chars_saved']} characters saved")
+        listed = s["session_list"]
+        if len(listed) > SESSIONS_SHOWN:
+            print(f"  the last {SESSIONS_SHOWN} sessions (--json lists all {len(listed)}):")
+        for row in listed[-SESSIONS_SHOWN:]:
+            ended = "" if row["ended"] else ", no end"
+            print(f"  session {row['id']}  started {row['started'] or 'unknown'}{ended}, client "
+                  f"{row['client'] or 'unknown'}, {row['requests']} requests")
+    if any(s["session_list"] for s in result["summaries"]):
+        print("  (--session takes a session id, or its first characters, in `tact report` and `tact replay`)")
     if result["partial"]:
         print("PARTIAL report: " + "; ".join(r for s in result["summaries"] for r in s["partial_reasons"]))
     print(f"report: {result['html']}")

@@ -101,14 +101,16 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
     from safetensors.torch import save_file
 
     from models.architecture import load_torch_model
-    from models.model_dir import trained_context
+    from models.model_dir import check_model_dir, trained_context
     from models.tokenizer import TokenizerInfo, load_tokenizer
-    from models.train_lm import ExampleSampler, autocast, batch_stream, load_texts, loader_workers
+    from models.train_lm import (ExampleSampler, autocast, batch_stream, check_corpus, check_device, load_texts,
+                                 loader_workers)
 
     started = time.time()
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
-    if not (corpus_dir / "train.jsonl").is_file():
-        raise FileNotFoundError(f"{corpus_dir / 'train.jsonl'} does not exist; build the corpus with `tact train corpus`")
+    check_model_dir(model_dir, need_onnx=False)
+    check_corpus(corpus_dir, "train.jsonl")  # there, and not empty
+    check_device(device)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)

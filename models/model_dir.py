@@ -41,8 +41,27 @@ _ITEMSIZE = {k: np.dtype(t).itemsize if t is not None else 2 for k, t in _DTYPES
 RESTORE = "restore it from where the model came from (re-download or re-train it)"
 
 
+# How to name another model directory when the one named is none: it depends on who named it. The language server
+# takes it from the editor's settings; a command takes it from its --model flag (`ModelDirError.advised`).
+SETTING_ADVICE = "set tact.modelPath to a model directory or train one with `tact train lm`"
+FLAG_ADVICE = "pass --model DIR with a model directory, or train one with `tact train lm`"
+SAFETENSORS_FIX = "re-export or re-download the model"
+
+
 class ModelDirError(Exception):
-    """The model directory is missing, incomplete or corrupt; the message names the path and the fix."""
+    """The model directory is missing, incomplete or corrupt; the message names the path and the fix.
+
+    The message is ``problem`` then ``fix``. ``chosen``: the problem is the directory named (there is none, or it is
+    no model directory), so the fix is to name another, which only the caller can word: SETTING_ADVICE (the server's)
+    unless it gives its own with ``advised``."""
+
+    def __init__(self, problem: str, fix: str = "", *, chosen: bool = False):
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+        self.problem, self.fix, self.chosen = problem, fix, chosen
+
+    def advised(self, fix: str) -> "ModelDirError":
+        """This error with ``fix`` as its advice where the directory named is the problem (``chosen``); else itself."""
+        return ModelDirError(self.problem, fix, chosen=True) if self.chosen else self
 
 
 @dataclass(frozen=True)
@@ -60,14 +79,16 @@ def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
         with open(path, "rb") as f:
             raw = f.read(8)
             if len(raw) != 8:
-                raise ModelDirError(f"{path}: not a safetensors file (too short)")
+                raise ModelDirError(f"{path}: not a safetensors file (too short)", SAFETENSORS_FIX)
             (n,) = struct.unpack("<Q", raw)
             size = path.stat().st_size
             if n <= 0 or n > min(size - 8, 100_000_000):
-                raise ModelDirError(f"{path}: corrupt safetensors header; re-export or re-download the model")
+                raise ModelDirError(f"{path}: corrupt safetensors header", SAFETENSORS_FIX)
             header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ModelDirError(f"{path}: cannot read safetensors ({exc})") from exc
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise ModelDirError(f"{path}: corrupt safetensors header ({exc})", SAFETENSORS_FIX) from exc
     if not isinstance(header, dict):
         raise ModelDirError(f"{path}: corrupt safetensors header (not a JSON object); "
                             "re-export or re-download the model")
@@ -250,12 +271,13 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
     """Validate a model directory; returns its config.json. Raises ModelDirError saying what to do."""
     path = Path(path)
     if not path.is_dir():
-        raise ModelDirError(f"model directory {path} does not exist; set tact.modelPath to a model directory "
-                            "or train one with `tact train lm`")
+        problem = f"{path} is a file, not a model directory" if path.exists() else \
+            f"model directory {path} does not exist"
+        raise ModelDirError(problem, SETTING_ADVICE, chosen=True)
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
-        raise ModelDirError(f"model directory {path} lacks {', '.join(missing)}; it needs config.json, "
-                            "model.safetensors and tokenizer.json (a Hugging Face model directory)")
+        raise ModelDirError(f"model directory {path} lacks {', '.join(missing)} (a model directory holds config.json, "
+                            "model.safetensors and tokenizer.json)", SETTING_ADVICE, chosen=True)
     config = read_json_object(path / "config.json", RESTORE)
     bad = [key for key in CONFIG_SIZES if not (isinstance(config.get(key), int) and not isinstance(config[key], bool)
                                                and config[key] > 0)]

@@ -25,8 +25,8 @@ from typing import Iterable
 
 import numpy as np
 
-from models.model_dir import (ModelDirError, command_line, load_tensors, portable_path, read_record, record_entry,
-                              safetensors_header)
+from models.model_dir import (ModelDirError, check_model_dir, command_line, load_tensors, portable_path, read_record,
+                              record_entry, safetensors_header)
 
 NGRAM_DRAFTS = "ngram_drafts.safetensors"
 # Chosen by simulation on calibration code (docs/code-model.md): contexts of up to 6 or 8 tokens drafted no better
@@ -264,11 +264,14 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     from models.corpus import iter_split
     from models.progress import progress
     from models.tokenizer import TokenizerInfo, load_tokenizer
+    from models.train_lm import check_corpus, check_device  # torch: loaded for the model's continuations anyway
 
     started = time.time()
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
-    if not (corpus_dir / "train.jsonl").is_file():
-        raise FileNotFoundError(f"{corpus_dir / 'train.jsonl'} does not exist; build the corpus with `tact train corpus`")
+    check_model_dir(model_dir, need_onnx=False)
+    check_corpus(corpus_dir, "train.jsonl")  # there, and not empty
+    if model_tokens > 0:
+        check_device(device)
     tokenizer_path = model_dir / "tokenizer.json"
     tok = load_tokenizer(tokenizer_path)
     info = TokenizerInfo(tok)  # encodes text as training and serving do (special-token spellings stay text)

@@ -50,11 +50,35 @@ class TrainingInputError(ValueError):
 
 def check_corpus(corpus_dir: Path, *names: str) -> None:
     """TrainingInputError naming the fix, before any work, when ``corpus_dir`` lacks files `tact train corpus`
-    writes (``names``: manifest.json, the splits' train.jsonl, calib.jsonl, ...)."""
+    writes (``names``: manifest.json, the splits' train.jsonl, calib.jsonl, ...), or a split named is empty (a
+    corpus too small to put a package on that side: training would fail when it first drew from it)."""
     missing = [name for name in names if not (Path(corpus_dir) / name).is_file()]
     if missing:
         raise TrainingInputError(f"{corpus_dir} is not a training corpus (no {', '.join(missing)}): build one with "
                                  f"`tact train corpus --out {corpus_dir}` or pass --corpus DIR")
+    empty = [name.removesuffix(".jsonl") for name in names
+             if name.endswith(".jsonl") and not (Path(corpus_dir) / name).stat().st_size]
+    if empty:
+        raise TrainingInputError(f"the {' and '.join(empty)} split of {corpus_dir} is empty (too small a corpus): "
+                                 f"rebuild it bigger, `tact train corpus --out {corpus_dir} --max-mb N` with a larger "
+                                 "N or more --dir")
+
+
+def check_device(device: str) -> None:
+    """TrainingInputError, before any work, when torch cannot use ``device`` (cpu, cuda, cuda:N, mps) here."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingInputError(f"--device {device}: no CUDA device is available here (torch "
+                                     f"{torch.__version__}): use --device cpu")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise TrainingInputError(f"--device {device}: this machine has {count} CUDA device"
+                                     f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise TrainingInputError("--device mps: MPS is not available here: use --device cpu")
+    elif kind not in ("cpu", "cuda", "mps"):
+        raise TrainingInputError(f"--device {device}: unknown device (known: cpu, cuda, cuda:N, mps)")
 
 
 class ExampleSampler:
@@ -470,6 +494,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     if seq_len is not None and seq_len < 16:
         raise TrainingInputError(f"--seq-len {seq_len} is too short to train on (16 tokens at least)")
     check_corpus(corpus_dir, "manifest.json", "train.jsonl", "calib.jsonl")
+    check_device(device)
     if resume is not None:
         check_model_dir(resume, need_onnx=False)
     torch.manual_seed(seed)  # again below for a continued run, once its steps are known
@@ -553,6 +578,9 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
             log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} tokens {tokens / 1e6:.2f}M "
                 f"final CE {recent[-1]:.3f} exits {' '.join(f'{x:.2f}' for x in recent[:-1])}")
     stream.close()  # stops the batch workers
+    if not step:
+        raise TrainingInputError(f"no training step fitted in --minutes {minutes:g} (0.9 of it for the steps): give it "
+                                 "more minutes")
     train_seconds = time.time() - train_start
     final_losses = [round(x, 4) for x in mean_losses(losses, 100)]
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")

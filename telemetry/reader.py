@@ -140,14 +140,19 @@ def outcome_counts(conn: sqlite3.Connection, session_id: str | None = None) -> d
     return dict(rows.fetchall())
 
 
-def decided_outcomes(conn: sqlite3.Connection) -> dict[str, Any]:
-    """How many completions the user accepted (fully or partly) and rejected over every session, and the
-    latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}`` (next edits not counted)."""
+def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] = ()) -> dict[str, Any]:
+    """How many completions the user accepted (fully or partly) and rejected over every session (but those of
+    ``exclude_clients``), and the latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}`` (next
+    edits not counted)."""
     decided = ("outcome IN ('accepted', 'partially_accepted', 'rejected') "
                "AND COALESCE(kind, 'completion') = 'completion'")
-    counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome").fetchall())
+    if exclude_clients:
+        decided += (" AND session_id NOT IN (SELECT id FROM sessions WHERE client_name IN "
+                    f"({', '.join('?' * len(exclude_clients))}))")
+    counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome",
+                               exclude_clients).fetchall())
     last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
-                        "ORDER BY outcome_at DESC LIMIT 1").fetchone()
+                        "ORDER BY outcome_at DESC LIMIT 1", exclude_clients).fetchone()
     return {"accepted": counts.get("accepted", 0) + counts.get("partially_accepted", 0),
             "rejected": counts.get("rejected", 0),
             "last_outcome": last[0] if last else None, "last_outcome_at": last[1] if last else None}

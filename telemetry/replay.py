@@ -157,7 +157,7 @@ class ReplayResult:
                 for o in self.outcomes]
 
 
-def resolve_sessions(conn: sqlite3.Connection, wanted: str | None) -> list[str]:
+def resolve_sessions(conn: sqlite3.Connection, wanted: str | None, source: Path | None = None) -> list[str]:
     """Every session, oldest first, or the one whose id is (or starts with) ``wanted``."""
     ids = [s["id"] for s in list_sessions(conn)]
     if wanted is None:
@@ -166,7 +166,13 @@ def resolve_sessions(conn: sqlite3.Connection, wanted: str | None) -> list[str]:
         return ids
     matches = sessions_named(ids, wanted)
     if not matches:
-        raise ReplayError(f"no session {wanted!r} in the database ({len(ids)} sessions; `tact report` lists them)")
+        where = source or "the database"
+        if not ids:
+            raise ReplayError(f"no session {wanted!r} in {where}: it holds no sessions")
+        listed = f": {', '.join(ids)}" if len(ids) <= 5 else ""
+        raise ReplayError(f"no session {wanted!r} in {where}, which holds {len(ids)} session{'s' * (len(ids) != 1)}"
+                          f"{listed} (`tact report {source or 'DATABASE'} -o DIR` lists them with their start times; "
+                          "--session takes an id or its first characters)")
     if len(matches) > 1:
         raise ReplayError(f"session {wanted!r} is ambiguous: it starts {len(matches)} session ids")
     return matches
@@ -379,6 +385,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
     model = _model_for(script, options)
+    _check_model(model)
     overrides, notes = effective_overrides(options)
     settings = _settings(script.session.get("settings"), overrides)
     started = time.time()
@@ -499,21 +506,51 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
         raise ReplayError(str(exc)) from None
     except sqlite3.Error as exc:
         raise ReplayError(f"{source}: cannot open ({exc})") from None
-    output.parent.mkdir(parents=True, exist_ok=True)
     results = []
     try:
         try:
-            ids = resolve_sessions(conn, session)
+            ids = resolve_sessions(conn, session, source)
         except sqlite3.DatabaseError as exc:
             raise ReplayError(f"{source}: cannot read its sessions ({exc})") from None
-        left = options.limit
-        for sid in ids:
-            if left is not None and left <= 0:
-                break
-            res = replay_session(source, conn, sid, output, options, left, progress)
-            results.append(res)
-            if left is not None:
-                left -= res.replayed
+        named = options.model or options.overrides.get("modelPath")
+        if isinstance(named, str) and named:
+            _check_model(named)
+        created = [d for d in (output.parent, *output.parent.parents) if not d.exists()]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            left = options.limit
+            for sid in ids:
+                if left is not None and left <= 0:
+                    break
+                res = replay_session(source, conn, sid, output, options, left, progress)
+                results.append(res)
+                if left is not None:
+                    left -= res.replayed
+        except Exception:  # a failed replay leaves nothing behind: the output is new, and only this run wrote it
+            _remove_database(output)
+            for d in created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+            raise
     finally:
         conn.close()
     return results
+
+
+def _check_model(model: str | None) -> None:
+    """The model directory a replay's server will load (None: the shipped one), checked before the server starts
+    (one the user named, before any output is written): a server without one could only say it has none, and
+    advise the editor's settings."""
+    from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir, default_model_dir
+
+    try:
+        check_model_dir(Path(model).expanduser() if model else default_model_dir())
+    except ModelDirError as exc:
+        raise ReplayError(str(exc.advised(FLAG_ADVICE))) from None
+
+
+def _remove_database(path: Path) -> None:
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        (path.parent / name).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ import html
 import json
 import math
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class Dataset:
     is_replay: bool = False
     partial: list[str] = field(default_factory=list)  # why the data is incomplete
     notes: list[str] = field(default_factory=list)
+    session_requests: dict[str, int] = field(default_factory=dict)  # session id -> its rows
 
     # -- figures ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -90,7 +92,25 @@ class Dataset:
             "partial": bool(self.partial),
             "partial_reasons": self.partial,
             "notes": self.notes,
+            "session_list": self.session_list(),
         }
+
+    def session_list(self) -> list[dict[str, Any]]:
+        """The sessions reported, oldest first: their ids (which --session takes, or their first characters), when
+        they started (epoch seconds, and as local time), whether they ended, the client and the requests."""
+        return [{"id": s["id"], "started_at": s["started_at"], "started": local_time(s["started_at"]),
+                 "ended": s["ended_at"] is not None, "client": s["client_name"],
+                 "requests": self.session_requests.get(s["id"], 0)} for s in self.sessions]
+
+
+def local_time(ts: float | None) -> str | None:
+    """Epoch seconds as the local date and time to the second; None when unknown."""
+    if ts is None:
+        return None
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -194,6 +214,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             continue
         start = None
         last = 0.0
+        before = len(data.rows)
         # A client that reports what it shows (VS Code) makes shown_at the record; one that does not leaves only the
         # outcome, and a suggestion the server superseded counts as shown and rejected.
         reports_shows = any(row[4] is not None for row in rows)
@@ -235,6 +256,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "latency_ms": latency, "layers": layers, "chars_saved": saved,
                 "logprob": _json_field(logprob.get(sid), "mean_logprob"), "score": None,
             })
+        data.session_requests[s["id"]] = len(data.rows) - before
         offset = max(offset, last)
 
 
@@ -508,6 +530,28 @@ def _cell(value: Any, fmt: str) -> str:
     return html.escape(fmt.format(value))
 
 
+SESSIONS_SHOWN = 50  # sessions listed per database (text and page); --json lists all
+
+
+def _sessions_html(sets: list[Dataset]) -> list[str]:
+    parts = []
+    for d in sets:
+        listed = d.session_list()
+        if not listed:
+            continue
+        parts.append(f"<h2>Sessions: {html.escape(d.label)}</h2><table class='sessions'><tr><th>session id "
+                     "(--session takes it, or its first characters)</th><th>started</th><th>client</th>"
+                     "<th>requests</th></tr>")
+        for s in listed[-SESSIONS_SHOWN:]:
+            parts.append(f"<tr><td><code>{html.escape(s['id'])}</code></td><td>{_cell(s['started'], '{}')}"
+                         f"{'' if s['ended'] else ' (no end)'}</td><td>{_cell(s['client'], '{}')}</td>"
+                         f"<td>{s['requests']}</td></tr>")
+        parts.append("</table>")
+        if len(listed) > SESSIONS_SHOWN:
+            parts.append(f"<p class='notes'>the last {SESSIONS_SHOWN} of {len(listed)} sessions (--json lists all)</p>")
+    return parts
+
+
 def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list[str], out: Path) -> Path:
     partial = [f"{d.label}: {reason}" for d in sets for reason in d.partial]
     notes = [f"{d.label}: {note}" for d in sets for note in d.notes]
@@ -530,6 +574,7 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
         parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(s[key], fmt)}</td>" for s in summaries)
                      + "</tr>")
     parts.append("</table>")
+    parts.extend(_sessions_html(sets))
     if notes:
         parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     captions = {name: (heading, text) for name, heading, text in PLOTS}

@@ -122,3 +122,56 @@ def test_eval_runs_on_a_telemetry_database(tmp_path, capsys):
     assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["programmers"] == 2 and report["samples"] == 60  # one database: its sessions are the groups
+
+
+def test_a_file_without_cups_rows_says_what_was_read_and_skipped(tmp_path, capsys):
+    """It said only 'not enough data', not that no row of the file was a CUPS row."""
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"a": 1}\nnot json\n{"user": "u", "event": "Shown", "time": 1}\n')
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "acceptance", "--cups", str(other), "--no-score"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.splitlines() if "error:" in ln]
+    assert line.startswith("tact eval acceptance: error: not enough data") and "got 0 samples" in line
+    assert f"{other}: 3 rows read, 0 usable samples, 3 skipped (" in line
+    assert "1 not JSON" in line and "1 missing user" in line and "a CUPS row is a JSON object" in line
+
+
+def test_a_missing_cups_file_says_how_to_pass_one(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "acceptance", "--cups", str(tmp_path / "none.jsonl"), "--no-score"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"no CUPS file at {tmp_path / 'none.jsonl'}: it does not exist" in err
+    assert "--cups FILE" in err and "--telemetry DB" in err
+
+
+@pytest.mark.parametrize("flag, value", [("--lambda", "5"), ("--lambda", "-0.1"), ("--precision-floor", "1.5"),
+                                         ("--precision-floor", "nan")])
+def test_settings_out_of_their_range_are_usage_errors(tmp_path, capsys, flag, value):
+    cups = _cups_file(tmp_path / "c.jsonl")
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "acceptance", "--cups", str(cups), "--no-score", flag, value])
+    assert e.value.code == 2 and f"argument {flag}: must lie in 0 to 1, got {value}" in capsys.readouterr().err
+
+
+def test_the_report_says_none_hidden_rather_than_none(tmp_path, capsys):
+    """Suggestions that tell nothing about their outcome, and a floor no hiding reaches: nothing is hidden."""
+    rng = random.Random(0)
+    lines = []
+    for user in range(1, 5):
+        t = 1000.0
+        for _ in range(20):
+            for event in ("Shown", "Accepted" if rng.random() < 0.4 else "Rejected"):
+                stamp = f"2022-08-08T{10 + user:02d}:{int(t) // 60 % 60:02d}:{t % 60:06.3f}Z"
+                lines.append(json.dumps({"user": user, "time": stamp, "event": event, "prompt": "import os\n",
+                                         "suggestion": "x = 1"}))
+                t += rng.uniform(0.5, 5)
+    flat = tmp_path / "flat.jsonl"
+    flat.write_text("\n".join(lines) + "\n")
+    assert main(["eval", "acceptance", "--cups", str(flat), "--no-score", "--kind", "logistic", "--inner-folds", "2",
+                 "--precision-floor", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out
+    assert "hiding precision n/a (none hidden)" in out and "skip never, hide never" in out

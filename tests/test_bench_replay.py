@@ -22,9 +22,21 @@ def test_bench_records_a_session_and_replays_it_twice_identically(tiny_lm_dir, t
     assert fig["identical"] and fig["differing_requests"] == 0
     slowest = max(r["wall_s"] for r in fig["runs"])
     assert abs(fig["target"]["seconds_per_10_minutes"] - slowest * 10 / rec["simulated_minutes"]) < 0.05 * slowest + 0.1
+    assert rec["data"]["kind"] == "held-out corpus" and rec["data"]["path"] == str(tiny_corpus_dir / "heldout.jsonl")
     out = io.StringIO()
     print_table(fig, out)
     assert "replays identical: yes" in out.getvalue()
+    assert f"a simulated programmer typed held-out files of {tiny_corpus_dir / 'heldout.jsonl'} (3 files, " in out.getvalue()
+
+
+def test_without_a_corpus_the_demo_sample_is_typed_and_said(tiny_lm_dir):
+    """No data/corpus (a fresh clone): the report said "typed held-out files" and the JSON did not say which."""
+    fig = run_bench(corpus=None, model=str(tiny_lm_dir), limit=10, runs=1, overrides={"stopThreshold": 1.01})
+    data = fig["recorded"]["data"]
+    assert (data["kind"], data["files"]) == ("demo sample", 1) and data["path"].endswith("demo_sample.py.txt")
+    out = io.StringIO()
+    print_table(fig, out)
+    assert "a simulated programmer typed the built-in demo sample (demo_sample.py.txt: no held-out corpus" in out.getvalue()
 
 
 def test_bench_replays_a_given_database(simulated_session, tiny_lm_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,87 @@ def test_the_variants_a_run_starts():
     for weights, compare in ((["fp32", "int8"], ("stopRepeats", [3, 0])), ("fp32", ("stopRepeats", [3]))):
         with pytest.raises(ValueError, match="two values"):
             serve_variants(weights, None, compare)
+
+
+@pytest.mark.parametrize("corpus", ["missing", "a-file", "no-split"])
+@pytest.mark.parametrize("bench", ["serve", "replay"])
+def test_a_corpus_with_nothing_to_type_is_one_error_line(tmp_path, capsys, bench, corpus):
+    """--corpus /nonexistent, a plain file, a directory without heldout.jsonl: the benches typed the built-in demo
+    sample instead and reported typing real files."""
+    from lsp_server.cli import main
+
+    (tmp_path / "a-file").write_text("x = 1\n")
+    (tmp_path / "no-split").mkdir()
+    # no model: without the check the run goes as far as its server, which refuses in one line of its own
+    code = main(["bench", bench, "--corpus", str(tmp_path / corpus), "--model", str(tmp_path / "no-model"),
+                 "--limit", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"tact bench {bench}: error: corpus {tmp_path / corpus} ") and "tact train corpus" in err
+
+
+def test_the_files_typed_are_said_and_recorded(tiny_corpus_dir, tmp_path):
+    """No corpus at all (a fresh clone): the demo sample, said so; a corpus or a directory: named, with its size."""
+    from lsp_server.bench_serve import describe_data, typed_files
+    from telemetry.simulate import sample_file
+
+    files, data = typed_files(None, None, 0)
+    assert data == {"kind": "demo sample", "path": str(sample_file()), "files": 1, "chars": len(files[0][1])}
+    assert "the built-in demo sample" in describe_data(data) and "tact train corpus" in describe_data(data)
+    files, data = typed_files(None, tiny_corpus_dir, 0)
+    assert (data["kind"], data["path"], data["files"]) == ("held-out corpus", str(tiny_corpus_dir / "heldout.jsonl"), 3)
+    assert data["chars"] == sum(len(t) for _, t in files) > 0
+    assert describe_data(data).startswith(f"held-out files of {tiny_corpus_dir / 'heldout.jsonl'} (3 files, ")
+    (tmp_path / "mod.py").write_text(SOURCE)
+    assert typed_files(tmp_path, tiny_corpus_dir, 0)[1] == {"kind": "source", "path": str(tmp_path), "files": 1,
+                                                           "chars": len(SOURCE)}
+
+
+def test_without_a_corpus_the_report_and_the_json_say_the_demo_sample(tiny_lm_dir, tmp_path, monkeypatch, capsys):
+    """`tact bench serve` on a fresh clone (no data/corpus): it types the demo sample and says so."""
+    import json
+
+    from lsp_server import cli
+
+    monkeypatch.setattr(cli, "DEFAULT_CORPUS", tmp_path / "no-corpus")
+    assert cli.main(["bench", "serve", "--model", str(tiny_lm_dir), "--limit", "2", "--typing-cps", "0", "--no-gate",
+                     "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert fig["data"]["kind"] == "demo sample" and fig["data"]["files"] == 1
+    out = io.StringIO()
+    print_report(fig, out)
+    assert "2 inline completions typing the built-in demo sample (demo_sample.py.txt: no held-out corpus" in out.getvalue()
+
+
+def test_the_servers_databases_are_removed_unless_kept(tiny_lm_dir, tmp_path, monkeypatch):
+    """One /tmp/tact-bench-*/ with a telemetry database per server start was left behind: hundreds piled up."""
+    import tempfile
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    (tmp_path / "mod.py").write_text(SOURCE)
+    run_bench(str(tiny_lm_dir), "full", 2, tmp_path, None, gate=False, typing_cps=0)
+    assert list(temp.iterdir()) == []
+    with pytest.raises(RuntimeError, match="stopRepeats"):  # the server refuses the value: the run fails
+        run_bench(str(tiny_lm_dir), "full", 2, tmp_path, None, gate=False, typing_cps=0, compare=("stopRepeats", [1, 0]))
+    assert list(temp.iterdir()) == []
+    fig = run_bench(str(tiny_lm_dir), "full", 2, tmp_path, None, gate=False, typing_cps=0, keep_telemetry=True)
+    kept = Path(fig["telemetry_dir"])
+    assert kept.parent == temp and (kept / "server-1.sqlite3").is_file()
+    out = io.StringIO()
+    print_report(fig, out)
+    assert f"the servers' telemetry databases (kept): {kept}" in out.getvalue()
+
+
+@pytest.mark.parametrize("rate", ["-1", "nan", "inf", "fast"])
+def test_a_typing_rate_below_zero_is_refused(rate, tmp_path, capsys):
+    """--typing-cps -1 ran and printed "-1 keystrokes/s"; 0 is "as fast as the server answers"."""
+    from lsp_server.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "serve", "--typing-cps", rate, "--model", str(tmp_path / "no-model"), "--limit", "1"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Traceback" not in err
+    assert "argument --typing-cps: " in err and ("must be 0 (as fast as the server answers) or more" in err
+                                                 or "not a number" in err)

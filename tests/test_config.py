@@ -138,3 +138,18 @@ def test_the_loop_stop_setting_reaches_the_decoder_and_one_copy_is_refused():
     for bad in (1, -2):  # one copy is not a repetition
         s, problems = Settings.from_camel({"stopRepeats": bad})
         assert s.stop_repeats == DEFAULTS.stop_repeats and "stopRepeats" in problems[0]
+
+
+def test_an_unknown_log_level_is_refused_and_the_levels_are_the_extensions():
+    """{"logLevel": "LOUD"} passed without a word, and tact/status reported 'LOUD' while the server logged at WARNING."""
+    import json
+    from pathlib import Path
+
+    from lsp_server.config import LOG_LEVELS
+
+    settings, problems = Settings.from_camel({"logLevel": "LOUD"})
+    assert settings.log_level == DEFAULTS.log_level == "WARNING"
+    assert problems == ["tact.logLevel: 'LOUD' is not one of ('DEBUG', 'INFO', 'WARNING', 'ERROR')"]
+    assert Settings.from_camel({"logLevel": "info"}) == (Settings(log_level="INFO"), [])  # as the server always took it
+    package = json.loads((Path(__file__).resolve().parent.parent / "vscode-client" / "package.json").read_text())
+    assert tuple(package["contributes"]["configuration"]["properties"]["tact.logLevel"]["enum"]) == LOG_LEVELS

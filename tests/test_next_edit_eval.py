@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lsp_server.cli import main
 from models.next_edit.evaluate import NO_MODEL, evaluate, score
 from models.next_edit.examples import Edit, Example, write_jsonl
@@ -97,3 +99,50 @@ def test_cli_data_dir_table(tmp_path, capsys):
     assert main(["eval", "next-edit", "--data", str(tmp_path), "--limit", "5", "--no-model"]) == 0
     text = capsys.readouterr().out
     assert "real_heldout" in text and "real_train" not in text and NO_MODEL in text
+
+
+def test_cli_data_rows_that_are_no_examples_are_skipped_and_counted(tmp_path, capsys):
+    """A row without the example fields was a KeyError traceback; a non-UTF-8 file a decode error naming no file."""
+    good = list(examples_from_texts("m.py", "d", "a = x\nb = x\nc = x\n", "a = y\nb = x\nc = y\n", split="heldout"))
+    write_jsonl(tmp_path / "real_heldout.jsonl", good)
+    with open(tmp_path / "real_heldout.jsonl", "ab") as f:
+        f.write(b'{"a": 1}\nnot json\n[1, 2]\n\x93\xff\x00binary\n'
+                + json.dumps({**EX.to_json(), "history": 5}).encode() + b"\n"
+                + json.dumps({**EX.to_json(), "target": [1, 2, "no such line\n", "x\n"]}).encode() + b"\n")
+    assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["sets"]["real_heldout"]["baseline"]["examples"] == len(good)
+    assert out["files"]["real_heldout"]["skipped"] == {
+        "missing field 'path'": 1, "not JSON": 1, "not a JSON object": 1, "not UTF-8 text": 1, "malformed fields": 1,
+        "edits not matching its text": 1}
+    (line,) = captured.err.splitlines()
+    assert str(tmp_path / "real_heldout.jsonl") in line and f"skipped 6 of {len(good) + 6} rows" in line
+
+
+@pytest.mark.parametrize("content, says", [(b'{"a": 1}\n', "1 missing field 'path'"),
+                                           (bytes(range(256)) * 4, "not UTF-8 text")])
+def test_cli_data_without_a_usable_example_is_one_error_naming_the_file(tmp_path, capsys, content, says):
+    (tmp_path / "real_heldout.jsonl").write_bytes(content)
+    assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert says in captured.err and str(tmp_path / "real_heldout.jsonl") in captured.err
+    error = [ln for ln in captured.err.splitlines() if ": error: " in ln]
+    assert len(error) == 1 and "no usable examples" in error[0] and "tact train next-edit-data" in error[0]
+
+
+def test_cli_data_that_is_a_file_is_not_a_directory(tmp_path, capsys):
+    f = tmp_path / "f.py"
+    f.write_text("x = 1\n")
+    assert main(["eval", "next-edit", "--data", str(f), "--no-model"]) == 2
+    err = capsys.readouterr().err
+    assert f"not a directory: {f}" in err and "does not exist" not in err and "no such" not in err
+
+
+@pytest.mark.parametrize("flag, value, says", [("--threshold", "2", "must lie in 0 to 1, got 2"),
+                                               ("--copy-margin", "-1", "must be 0 or more, got -1")])
+def test_cli_out_of_range_numbers_are_usage_errors(tmp_path, capsys, flag, value, says):
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "next-edit", "--data", str(tmp_path), "--no-model", flag, value])
+    assert done.value.code == 2 and says in capsys.readouterr().err

@@ -421,3 +421,47 @@ def test_report_compares_a_recording_with_its_replay(replays, simulated_session,
     assert replayed["replay"] and replayed["requests"] == recorded["requests"]
     page = (tmp_path / "cmp" / "index.html").read_text(encoding="utf-8")
     assert all(f"src='{name}'" in page and (tmp_path / "cmp" / name).is_file() for name, _, _ in PLOTS)
+
+
+# -- what a failed replay says, and leaves behind ----------------------------------------------------------------
+
+def test_no_such_session_names_the_sessions_there(tmp_path, capsys):
+    from telemetry_fakes import write_synthetic_db
+
+    db = tmp_path / "two.sqlite3"
+    write_synthetic_db(db, seed=1, requests=5, session_id="desk-1")
+    write_synthetic_db(db, seed=2, requests=5, session_id="desk-2")
+    assert main(["replay", str(db), "--session", "zzz", "-o", str(tmp_path / "out.sqlite3")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"no session 'zzz' in {db}, which holds 2 sessions: desk-1, desk-2" in line
+    assert f"`tact report {db} -o DIR` lists them" in line
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("out.")]
+
+
+def test_a_model_that_is_none_is_refused_before_anything_is_written(tmp_path, capsys):
+    from telemetry_fakes import write_synthetic_db
+
+    db = tmp_path / "s.sqlite3"
+    write_synthetic_db(db, seed=1, requests=5)
+    assert main(["replay", str(db), "--model", str(tmp_path / "nonexistent")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (f"tact replay: error: model directory {tmp_path / 'nonexistent'} does not exist; pass --model DIR "
+                    "with a model directory, or train one with `tact train lm`")
+    assert not [p.name for p in tmp_path.iterdir() if ".replay-" in p.name]  # no empty s.replay-<time>.sqlite3
+
+
+def test_a_replay_whose_server_has_no_model_leaves_nothing_behind(tiny_lm_dir, tmp_path, capsys):
+    import shutil
+
+    from telemetry_fakes import write_synthetic_db
+
+    db = tmp_path / "s.sqlite3"
+    write_synthetic_db(db, seed=1, requests=5)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_lm_dir, broken)
+    (broken / "exit_heads.safetensors").write_bytes(b"abc")  # a model directory, whose server still has no model
+    out = tmp_path / "new" / "dir" / "out.sqlite3"
+    assert main(["replay", str(db), "--model", str(broken), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the server has no model" in err and "exit_heads.safetensors" in err
+    assert not (tmp_path / "new").exists()

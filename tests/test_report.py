@@ -152,3 +152,28 @@ def test_the_gate_threshold_drawn_is_the_completion_gate_not_a_next_edit_confide
                                              ("ne", "next_edit", None, "hidden")],
                     [("a", 0.9, 0.3), ("b", 0.35, 0.3), ("ne", 0.2, 0.55)])
     assert load(db, "x").threshold == 0.3
+
+
+def test_the_report_lists_the_sessions_that_session_takes(tmp_path, capsys):
+    """`tact replay --session` said `tact report` lists the sessions; it listed them nowhere."""
+    two = tmp_path / "two.sqlite3"
+    write_synthetic_db(two, seed=1, requests=20, session_id="desk-1")
+    write_synthetic_db(two, seed=2, requests=30, session_id="desk-2", crashed=True)
+    assert main(["report", str(two), "-o", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    first, second = (ln for ln in out.splitlines() if ln.startswith("  session "))
+    assert first.startswith("  session desk-1  started 2023-11-") and first.endswith("client synthetic, 20 requests")
+    assert second.startswith("  session desk-2") and "no end" in second and second.endswith("30 requests")
+    assert "--session takes a session id, or its first characters" in out
+    page = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+    assert "<code>desk-1</code>" in page and "<code>desk-2</code>" in page
+    assert main(["report", str(two), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    listed = summary["session_list"]
+    assert [(s["id"], s["ended"], s["client"], s["requests"]) for s in listed] == [
+        ("desk-1", True, "synthetic", 20), ("desk-2", False, "synthetic", 30)]
+    assert listed[0]["started_at"] == 1_700_010_000.0 and listed[0]["started"].startswith("2023-11-1")
+    # the id a listing shows, or its first characters, is what --session takes
+    assert main(["report", str(two), "--session", "desk-2", "-o", str(tmp_path / "r2"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert [s["id"] for s in summary["session_list"]] == ["desk-2"] and summary["requests"] == 30

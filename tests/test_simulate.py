@@ -213,3 +213,31 @@ def test_an_accepted_suggestion_costs_its_reaction_time_once():
     p.type_document("file:///t.py", "abc")
     assert (p.stats.keystrokes, p.stats.accepted) == (1, 1)
     assert p.stats.simulated_s == pytest.approx(style.reaction_s)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["f.py", "--start-line", "9999"], "f.py has 4 lines: --start-line (0-based) must be less"),
+    (["f.py", "--start-line", "4"], "f.py has 4 lines: --start-line (0-based) must be less"),
+    (["f.py", "--start-line", "-4"], "argument --start-line: must be 0 or more, got -4"),
+    (["f.py", "bin.py"], "argument files: bin.py is not UTF-8 text (a binary file?)"),
+    (["latin1.py"], "argument files: latin1.py is not UTF-8 text (a binary file?)"),
+])
+def test_the_cli_refuses_what_it_cannot_type_in_one_line(tmp_path, monkeypatch, capsys, args, says):
+    """--start-line past the end typed nothing and exited 0, a negative one was taken; a binary or Latin-1 file said
+    only "'utf-8' codec can't decode byte ..." without its name. Refused before any server starts (none has a model
+    here: had one started, the error would be its reason)."""
+    from lsp_server.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.py").write_text("import os\n\ndef f(x):\n    return x\n")
+    (tmp_path / "bin.py").write_bytes(b"\x93\xff\x00binary\x86" * 10)
+    (tmp_path / "latin1.py").write_bytes("s = 'café'\n".encode("latin-1"))
+    try:
+        code = main(["simulate", *args, "--database", "sim.sqlite3", "--model", "no-model", "--limit", "3"])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err and "codec" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("tact")]
+    assert errors == [f"tact simulate: error: {says}"], err
+    assert not (tmp_path / "sim.sqlite3").exists()

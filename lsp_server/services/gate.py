@@ -78,6 +78,11 @@ class GateDecision:
         return out
 
 
+# The client names `tact demo` (lsp_server/demo.py) and the simulated programmers (telemetry/simulate.py) record
+# their sessions under: their accepts and rejects are no one's, and seeded a user's prior where they shared a database.
+SYNTHETIC_CLIENTS = ("tact-demo", "tact-simulate")
+
+
 def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
@@ -136,7 +141,8 @@ class AcceptanceGate:
         return loaded
 
     def seed_from_database(self, path: str | Path | None) -> None:
-        """Start the user's running acceptance rate from the local telemetry database."""
+        """Start the user's running acceptance rate from the local telemetry database: the user's own sessions,
+        not those `tact demo` and `tact simulate` recorded there (SYNTHETIC_CLIENTS)."""
         if not path or not Path(path).is_file():
             return
         try:
@@ -144,7 +150,7 @@ class AcceptanceGate:
 
             conn = open_readonly(path)
             try:
-                seen = decided_outcomes(conn)
+                seen = decided_outcomes(conn, exclude_clients=SYNTHETIC_CLIENTS)
             finally:
                 conn.close()
         except Exception as exc:  # an old or odd database only costs the prior

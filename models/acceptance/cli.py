@@ -6,11 +6,30 @@ import json
 import sys
 from pathlib import Path
 
-from models.model_dir import ModelDirError
+from models.model_dir import FLAG_ADVICE, ModelDirError
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def describe_source(s: dict) -> str:
+    """One source's rows: read, usable, used (with --limit) and skipped, by reason."""
+    if s.get("skipped") is None and not s.get("samples"):
+        return f"{s.get('kind')} {s.get('path')}: no usable samples"
+    skipped = s.get("skipped") or {}
+    reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
+    rows = s.get("rows", s.get("samples", 0) + sum(skipped.values()))
+    unit = "rows" if s.get("kind") == "cups" else "shown suggestions"
+    used = f", {s['used']} used (--limit)" if "used" in s else ""
+    return (f"{s.get('kind')} {s.get('path')}: {rows} {unit} read, {s.get('samples', 0)} usable samples{used}, "
+            f"{sum(skipped.values())} skipped{f' ({reasons})' if reasons else ''}")
+
+
+def _fail(args, msg: str) -> SystemExit:
+    """The one line that ends a run on unusable input (exit status 2)."""
+    _log(f"tact {args.command} acceptance: error: {msg}")
+    return SystemExit(2)
 
 
 def load_data(args):
@@ -22,36 +41,45 @@ def load_data(args):
         from models.acceptance.scoring import SuggestionScorer
 
         if not Path(args.model).is_dir():
-            _log(f"no code model at {args.model} to score suggestions with: pass --model DIR, or --no-score "
-                 "to leave the model-based suggestion features out")
-            raise SystemExit(2)
+            raise _fail(args, f"no code model at {args.model} to score suggestions with: pass --model DIR, or "
+                              "--no-score to leave the model-based suggestion features out")
         try:
             scorer = SuggestionScorer(args.model, args.cache, threads=args.threads, exit_threshold=args.exit_threshold,
                                       stop_threshold=args.stop_threshold, policy=args.policy,
                                       exit_rule=args.exit_rule)
         except ModelDirError as exc:
-            _log(f"cannot score suggestions: {exc}")
-            raise SystemExit(2) from exc
+            raise _fail(args, f"cannot score suggestions: {exc.advised(FLAG_ADVICE)}") from exc
         _log(f"scoring suggestions with {scorer.identity} as the {scorer.policy} policy serves them")
     parts = []
     for path in args.cups or []:
         if not Path(path).is_file():
-            _log(f"no CUPS file at {path}")
-            raise SystemExit(2)
+            what = "is a directory, not a CUPS file" if Path(path).is_dir() else "does not exist"
+            raise _fail(args, f"no CUPS file at {path}: it {what}; pass a CUPS-format JSON-lines file with --cups "
+                              "FILE, or a Tact telemetry database with --telemetry DB")
         parts.append(from_cups(path, scorer, limit=args.limit, seed=args.seed, log=_log))
     if args.telemetry:
         data, refusals = from_telemetry(args.telemetry, limit=args.limit, seed=args.seed)
         for msg in refusals:
             _log(f"refused: {msg}")
         parts.append(data)
+    # every source, those that gave no samples too (concat keeps only the sources of parts with samples)
+    sources = [s for p in parts for s in p.sources]
+    sources += [{"kind": "telemetry", "path": str(t), "samples": 0} for t in args.telemetry or []
+                if str(t) not in {s["path"] for s in sources}]
     data = AcceptanceData.concat(parts)
     if scorer is not None:
         _log(f"scores: {scorer.hits} cached, {scorer.misses} computed")
-    for s in data.sources:
-        _log(f"{s['kind']} {s['path']}: {s.get('used', s.get('samples'))} samples, skipped {s.get('skipped') or {}}")
-    if len(data) == 0 or len(set(data.groups.tolist())) < 2 or len(set(data.y.tolist())) < 2:
-        _log("not enough data: need accepted and rejected suggestions from at least two programmers")
-        raise SystemExit(2)
+    for s in sources:
+        _log(describe_source(s))
+    programmers = len(set(data.groups.tolist()))
+    if len(data) == 0 or programmers < 2 or len(set(data.y.tolist())) < 2:
+        hint = ""
+        if any(s.get("kind") == "cups" and not s.get("samples") for s in sources):
+            hint = ("; a CUPS row is a JSON object with user, time, event (Shown, then Accepted or Rejected), prompt "
+                    "and suggestion")
+        raise _fail(args, f"not enough data: need accepted and rejected suggestions from at least two programmers, "
+                          f"got {len(data)} samples ({int(data.y.sum())} accepted) from {programmers} programmer"
+                          f"{'s' * (programmers != 1)}; " + "; ".join(describe_source(s) for s in sources) + hint)
     return data, f"{scorer.identity} ({scorer.policy})" if scorer is not None else None
 
 

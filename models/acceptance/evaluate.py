@@ -155,36 +155,50 @@ def evaluate_model(model, data: AcceptanceData, lam: float, floor: float) -> dic
     return report
 
 
+def _shown(value, none: str = "n/a") -> str:
+    """A figure for a person: ``none`` where there is none (e.g. the precision of hiding when nothing is hidden)."""
+    return none if value is None else str(value)
+
+
+def _below(threshold) -> str:
+    """A threshold as a rule: 'never' where it is none (no score is below it)."""
+    return "never" if threshold is None else f"< {threshold}"
+
+
 def format_report(r: dict) -> str:
     """The report as a few readable lines."""
+    from models.acceptance.cli import describe_source
+
     lines = []
     head = f"{r['samples']} suggestions ({r['accepted']} accepted) from {r['programmers']} programmers"
     if "model_version" in r:
         head += f"; model {r['model_version']} as shipped"
     lines.append(head)
     for s in r.get("sources", []):
-        lines.append(f"  source {s.get('kind')}: {s.get('path')}: {s.get('samples')} samples, skipped {s.get('skipped') or {}}")
+        lines.append(f"  source {describe_source(s)}")
     if r.get("scoring_model"):
         lines.append(f"  suggestions scored with code model {r['scoring_model']}")
     for st in ("stage1", "stage2"):
-        aucs = ", ".join(f"{k} {v}" for k, v in r["auc"][st].items())
+        aucs = ", ".join(f"{k} {_shown(v)}" for k, v in r["auc"][st].items())
         lines.append(f"{st} AUC (leave-programmer-out): {aucs}; using {r['kinds'][st]}; "
-                     f"within-programmer mean {r['auc_within_programmer'][st]}")
+                     f"within-programmer mean {_shown(r['auc_within_programmer'][st])}")
     lines.append(f"at thresholds (lambda {r['lambda']}, hiding precision floor {r['precision_floor']}):")
     for name, block in (("cascade", r["at_thresholds"]), ("stage 2 only", r.get("stage2_only"))):
         if not block:
             continue
-        lines.append(f"  {name}: rejected hidden {block['share_rejected_hidden']}, accepted lost {block['share_accepted_lost']}, "
-                     f"hiding precision {block['hiding_precision']}, model calls skipped {block['share_calls_skipped']} "
-                     f"(accepted lost by skipping {block['share_accepted_lost_by_skip']}), acceptance rate "
-                     f"{block['acceptance_rate_before']} -> {block['acceptance_rate_after']}")
+        b = {k: _shown(v) for k, v in block.items()}
+        lines.append(f"  {name}: rejected hidden {b['share_rejected_hidden']}, accepted lost {b['share_accepted_lost']}, "
+                     f"hiding precision {_shown(block['hiding_precision'], 'n/a (none hidden)')}, model calls skipped "
+                     f"{b['share_calls_skipped']} (accepted lost by skipping {b['share_accepted_lost_by_skip']}), "
+                     f"acceptance rate {b['acceptance_rate_before']} -> {b['acceptance_rate_after']}")
     if "pooled_thresholds" in r:
         p = r["pooled_thresholds"]
         o = p["outcomes"]
-        lines.append(f"  (thresholds chosen on all pooled scores: skip < {p['skip']}, hide < {p['hide']}: rejected hidden "
-                     f"{o['share_rejected_hidden']}, accepted lost {o['share_accepted_lost']}, precision {o['hiding_precision']}, "
-                     f"skipped {o['share_calls_skipped']})")
+        lines.append(f"  (thresholds chosen on all pooled scores: skip {_below(p['skip'])}, hide {_below(p['hide'])}: "
+                     f"rejected hidden {_shown(o['share_rejected_hidden'])}, accepted lost {_shown(o['share_accepted_lost'])}, "
+                     f"precision {_shown(o['hiding_precision'], 'n/a (none hidden)')}, skipped "
+                     f"{_shown(o['share_calls_skipped'])})")
     if r.get("ablations"):
-        lines.append("ablations: " + ", ".join(f"{k} {v}" for k, v in r["ablations"].items()))
+        lines.append("ablations: " + ", ".join(f"{k} {_shown(v)}" for k, v in r["ablations"].items()))
     lines.append("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in r["targets"].items()))
     return "\n".join(lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+SYNTHETIC_SPLITS = ("train", "heldout")  # of the corpus: the synthetic chains keep its split by package
+
 
 def main_cli(args) -> int:
     def log(msg: str) -> None:
@@ -13,6 +15,19 @@ def main_cli(args) -> int:
     telemetry = args.telemetry or []
     both = not args.real and not args.synthetic and not telemetry
     out = Path(args.out)
+    # Bad input is refused before the downloads and before anything is written (an earlier file stays as it was)
+    if args.synthetic or both:
+        from models.train_lm import check_corpus  # TrainingInputError, which `tact` prints as one line
+
+        check_corpus(Path(args.corpus), *(f"{split}.jsonl" for split in SYNTHETIC_SPLITS))
+    if telemetry:
+        from models.next_edit.telemetry_examples import from_telemetry
+        from telemetry.schema import TelemetrySchemaError
+
+        found = from_telemetry(telemetry)
+        if len(found.refusals) == len(telemetry):
+            raise TelemetrySchemaError(f"{'; '.join(found.refusals)}: nothing written (--telemetry names a Tact "
+                                       "telemetry database)")
     if args.real or both:
         from models.next_edit.real_changes import build_real
 
@@ -22,13 +37,12 @@ def main_cli(args) -> int:
     if args.synthetic or both:
         from models.next_edit.synthetic import build_synthetic
 
-        counts = build_synthetic(Path(args.corpus), out, limit_files=args.limit, seed=args.seed, log=log)
+        counts = build_synthetic(Path(args.corpus), out, splits=SYNTHETIC_SPLITS, limit_files=args.limit,
+                                 seed=args.seed, log=log)
         print(f"synthetic: {counts}")
     if telemetry:
         from models.next_edit.examples import write_jsonl
-        from models.next_edit.telemetry_examples import from_telemetry
 
-        found = from_telemetry(telemetry)
         for refusal in found.refusals:
             log(f"refused: {refusal}")
         n = write_jsonl(out / "telemetry_train.jsonl", found.examples)

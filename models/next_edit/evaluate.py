@@ -16,10 +16,11 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from models.next_edit.examples import Edit, Example, apply_all, apply_edit, read_jsonl
+from models.next_edit.examples import Edit, Example, apply_all, apply_edit
 
 NO_MODEL = "no model yet"
 
@@ -107,10 +108,61 @@ def load_model_predictor(model_dir: Path | None = None, threshold: float = 0.0, 
     return model
 
 
+def _row_example(line: bytes) -> tuple[Example | None, str | None]:
+    """(the example of one JSON-lines row, None) or (None, why it is none)."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(row, dict):
+        return None, "not a JSON object"
+    missing = [k for k in ("path", "package", "original", "history", "current", "target") if k not in row]
+    if missing:
+        return None, f"missing field {missing[0]!r}"
+    try:
+        ex = Example.from_json(row)
+        edits = [*ex.history, ex.target]
+        if not (all(isinstance(v, str) for v in (ex.path, ex.package, ex.original, ex.current))
+                and all(isinstance(e.original, str) and isinstance(e.updated, str) for e in edits)):
+            raise TypeError
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None, "malformed fields"
+    try:
+        apply_all(ex.original, ex.history)
+        apply_edit(ex.current, ex.target)
+    except ValueError:
+        return None, "edits not matching its text"
+    return ex, None
+
+
+def read_examples(path: Path, limit: int | None = None) -> tuple[list[Example], int, Counter]:
+    """(examples, rows read, rows skipped by reason) of a next-edit JSON-lines file: a row that is not an example
+    (not JSON, fields missing or malformed, edits that do not apply) is skipped and counted, never fatal; at most
+    ``limit`` examples."""
+    examples: list[Example] = []
+    rows, skipped = 0, Counter()
+    with open(path, "rb") as f:
+        for line in f:
+            if limit is not None and len(examples) >= limit:
+                break
+            if not line.strip():
+                continue
+            rows += 1
+            ex, problem = _row_example(line)
+            if ex is None:
+                skipped[problem] += 1
+            else:
+                examples.append(ex)
+    return examples, rows, skipped
+
+
 def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int | None,
-             bottom_up: bool = False) -> dict[str, list[Example]]:
+             bottom_up: bool = False, sources: dict | None = None) -> dict[str, list[Example]]:
     """Held-out files of data_dir (``*_heldout.jsonl``, else every ``*.jsonl``) and/or a --pair; ``bottom_up``: also
-    the held-out release pairs (from data_dir/src) and the --pair with their hunks replayed bottom to top."""
+    the held-out release pairs (from data_dir/src) and the --pair with their hunks replayed bottom to top.
+    ``sources``, when given, gets each file's rows and rows skipped (`read_examples`) by set name."""
     from itertools import islice
 
     from models.next_edit.real_changes import bottom_up_examples, pairs_from_dirs
@@ -119,7 +171,10 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
     if data_dir is not None:
         files = sorted(Path(data_dir).glob("*_heldout.jsonl")) or sorted(Path(data_dir).glob("*.jsonl"))
         for f in files:
-            sets[f.stem] = list(read_jsonl(f, limit))
+            sets[f.stem], rows, skipped = read_examples(f, limit)
+            if sources is not None:
+                sources[f.stem] = {"path": str(f), "rows": rows, "examples": len(sets[f.stem]),
+                                   "skipped": dict(skipped)}
         if bottom_up:
             sets["real_heldout_bottom_up"] = list(islice(bottom_up_examples(Path(data_dir), "heldout"), limit))
     if pair is not None:
@@ -152,8 +207,8 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
     results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold,
                      "copy_margin": model.copy_margin if model is not None else None,
                      "ranker": ranker.version if ranker is not None else NO_MODEL,
-                     "ranker_threshold": ranker.threshold if ranker is not None else None, "sets": {}}
-    for name, exs in datasets(data_dir, pair, limit, bottom_up).items():
+                     "ranker_threshold": ranker.threshold if ranker is not None else None, "sets": {}, "files": {}}
+    for name, exs in datasets(data_dir, pair, limit, bottom_up, results["files"]).items():
         row = {"baseline": evaluate(exs, BaselinePredictor())}
         row["ranker"] = evaluate(exs, ranker) if ranker is not None else None
         row["model"] = evaluate(exs, model) if model is not None else None
@@ -201,7 +256,11 @@ def main_cli(args) -> int:
         return 2
     missing = [str(d) for d in ([args.data] if args.data else []) + list(args.pair or []) if not Path(d).is_dir()]
     if missing:
-        print(f"tact eval next-edit: error: no such directory: {', '.join(missing)}", file=sys.stderr)
+        files = [d for d in missing if Path(d).exists()]
+        what = f"not a directory: {', '.join(files)}" if files else f"no such directory: {', '.join(missing)}"
+        if files and args.data is not None and str(args.data) in files:
+            what += " (--data takes the directory that holds the *_heldout.jsonl files)"
+        print(f"tact eval next-edit: error: {what}", file=sys.stderr)
         return 2
     from models.next_edit.ranker import RankerError
 
@@ -215,8 +274,18 @@ def main_cli(args) -> int:
     except ValueError as exc:  # --bottom-up without the release sources
         print(f"tact eval next-edit: error: {exc}", file=sys.stderr)
         return 2
+    for f in results["files"].values():
+        if f["skipped"]:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(f["skipped"].items(), key=lambda kv: -kv[1]))
+            print(f"tact eval next-edit: {f['path']}: skipped {sum(f['skipped'].values())} of {f['rows']} rows, "
+                  f"no next-edit examples: {reasons}", file=sys.stderr)
     if not results["sets"]:
         print("tact eval next-edit: error: no examples found", file=sys.stderr)
+        return 1
+    bad = [f["path"] for f in results["files"].values() if f["skipped"]]
+    if bad and not any(row["baseline"]["examples"] for row in results["sets"].values()):
+        print(f"tact eval next-edit: error: no usable examples in {', '.join(bad)}: write next-edit examples with "
+              "`tact train next-edit-data`", file=sys.stderr)
         return 1
     print(json.dumps(results) if args.json else format_table(results))
     return 0
