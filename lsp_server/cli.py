@@ -595,8 +595,20 @@ def main(argv: list[str] | None = None) -> int:
         if not is_input_error(exc):
             raise
         command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
+        if getattr(exc, "chosen", False):  # a ModelDirError about the directory named: the command's flag names another
+            exc = exc.advised(_model_advice(args))
         print(f"tact {command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _model_advice(args) -> str:
+    """How to name another model directory on this command line (the server's advice names its setting)."""
+    from models.model_dir import FLAG_ADVICE
+
+    for flag in ("resume", "init"):
+        if getattr(args, flag, None) is not None and getattr(args, "model", None) is None:
+            return f"pass --{flag} DIR with a model directory, or train one with `tact train lm`"
+    return FLAG_ADVICE
 
 
 def _run(args) -> int:
@@ -621,6 +633,9 @@ def _run(args) -> int:
     if args.command == "demo":
         from lsp_server.config import DEFAULTS
         from lsp_server.demo import run_demo
+        from models.model_dir import check_served_model
+
+        check_served_model(args.model)
 
         return run_demo(args.model, args.database, args.policy or DEFAULTS.decoding_policy, args.file, args.start_line,
                         args.lines)
@@ -642,7 +657,9 @@ def _run(args) -> int:
         except ValueError as exc:
             print(f"tact bench serve: error: {exc}", file=sys.stderr)
             return 2
-        # a --source or --corpus with nothing to type, no model: one line (main)
+        from models.model_dir import check_served_model
+
+        check_served_model(args.model)  # a --source or --corpus with nothing to type, no model: one line (main)
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source,
                         args.corpus or _default_corpus(), args.seed, gate=not args.no_gate, typing_cps=args.typing_cps,
                         weights=args.weights, settings=settings, compare=compare, keep_telemetry=args.keep_telemetry)
@@ -659,7 +676,9 @@ def _run(args) -> int:
         except ValueError as exc:
             print(f"tact bench replay: error: {exc}", file=sys.stderr)
             return 2
-        # a missing, empty, foreign or outdated database, no such session, no model: one line (main)
+        from models.model_dir import check_served_model
+
+        check_served_model(args.model)  # a missing, empty, foreign or outdated database, no such session: main
         fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
                         corpus=args.corpus or _default_corpus(), seed=args.seed, limit=args.limit, model=args.model,
                         overrides=overrides)

@@ -165,6 +165,8 @@ def _simulate(args) -> int:
     from lsp_server.config import default_data_dir
     from telemetry.simulate import run_simulation
 
+    from models.model_dir import check_served_model
+
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ValueError(f"no such file: {', '.join(missing)}")
@@ -173,6 +175,7 @@ def _simulate(args) -> int:
                  if (n := len(f.read_text(encoding="utf-8").splitlines())) <= args.start_line]
         if short:
             raise ValueError(f"{'; '.join(short)}: --start-line (0-based) must be less")
+    check_served_model(args.model)
     database = args.database or default_data_dir() / "simulated.sqlite3"
     database.parent.mkdir(parents=True, exist_ok=True)
     figures = run_simulation(list(args.files), database, model=args.model, settings=parse_settings(args.settings),
@@ -233,7 +236,9 @@ def run(args) -> int:
     except Exception as exc:
         if os.environ.get("TACT_DEBUG"):
             raise
-        known = (TelemetrySchemaError, sqlite3.Error, OSError, ValueError, RuntimeError)
+        from models.model_dir import ModelDirError
+
+        known = (TelemetrySchemaError, sqlite3.Error, OSError, ValueError, RuntimeError, ModelDirError)
         from telemetry.replay import ReplayError
         from telemetry.report import ReportError
 

@@ -832,27 +832,21 @@ def main_cli(args) -> int:
     """Entry point for `tact bench early-exit`: argparse values, every option filled in by the caller."""
     import json
 
-    from models.model_dir import ModelDirError
-
-    try:
-        result = run_bench(args.model, corpus=args.corpus, source=args.source, split=args.split, limit=args.limit,
-                           seed=args.seed,
-                           threads=args.threads, stop_threshold=args.stop_threshold,
-                           stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
-                           exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
-                           exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
-                           exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
-                           exit_rule=args.exit_rule, exit_sweep_rules=args.exit_sweep_rules,
-                           exit_pick_margin=args.exit_pick_margin,
-                           draft_layers=args.draft_layers,
-                           draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
-                           exit_last_prompt_token=args.exit_last_prompt_token,
-                           draft_in_prompt_pass=args.draft_in_prompt_pass,
-                           draft_head=args.draft_head, head_tokens=args.head_tokens,
-                           exit_head_weights=args.exit_head_weights,
-                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    except (ModelDirError, BenchInputError) as exc:
-        print(f"tact bench early-exit: error: {exc}", file=sys.stderr)
-        return 2
+    result = run_bench(args.model, corpus=args.corpus, source=args.source, split=args.split, limit=args.limit,
+                       seed=args.seed,
+                       threads=args.threads, stop_threshold=args.stop_threshold,
+                       stop_inside=args.stop_inside, stop_inside_threshold=args.stop_inside_threshold,
+                       exit_threshold=args.exit_threshold, exit_lookup_threshold=args.exit_lookup_threshold,
+                       exit_lookup_veto=args.exit_lookup_veto, with_exit_sweep=args.exit_sweep,
+                       exit_sweep_thresholds=args.exit_sweep_thresholds, int8=args.int8,
+                       exit_rule=args.exit_rule, exit_sweep_rules=args.exit_sweep_rules,
+                       exit_pick_margin=args.exit_pick_margin,
+                       draft_layers=args.draft_layers,
+                       draft_tokens=args.draft_tokens, stop_repeats=args.stop_repeats, ngram_drafts=args.ngram_drafts,
+                       exit_last_prompt_token=args.exit_last_prompt_token,
+                       draft_in_prompt_pass=args.draft_in_prompt_pass,
+                       draft_head=args.draft_head, head_tokens=args.head_tokens,
+                       exit_head_weights=args.exit_head_weights,
+                       log=lambda msg: print(msg, file=sys.stderr, flush=True))  # bad input: main() says it
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0

@@ -60,8 +60,9 @@ class ModelDirError(Exception):
         self.problem, self.fix, self.chosen = problem, fix, chosen
 
     def advised(self, fix: str) -> "ModelDirError":
-        """This error with ``fix`` as its advice where the directory named is the problem (``chosen``); else itself."""
-        return ModelDirError(self.problem, fix, chosen=True) if self.chosen else self
+        """This error with ``fix`` as its advice where the directory named is the problem (``chosen``); else itself.
+        Advised once: the advice of the caller nearest the user stays."""
+        return ModelDirError(self.problem, fix) if self.chosen else self
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,15 @@ def _place_beside(src: Path, out: Path) -> None:
         os.link(src, out)
     except OSError:
         shutil.copy2(src, out)
+
+
+def check_served_model(model: str | Path | None) -> None:
+    """The model directory a command starts a server with (None: the shipped one), checked before it starts, with
+    the command line's advice: the server could only say it has none, and advise the editor's setting."""
+    try:
+        check_model_dir(Path(model).expanduser() if model else default_model_dir())
+    except ModelDirError as exc:
+        raise exc.advised(FLAG_ADVICE) from None
 
 
 def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:

@@ -543,12 +543,12 @@ def _check_model(model: str | None) -> None:
     """The model directory a replay's server will load (None: the shipped one), checked before the server starts
     (one the user named, before any output is written): a server without one could only say it has none, and
     advise the editor's settings."""
-    from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir, default_model_dir
+    from models.model_dir import ModelDirError, check_served_model
 
     try:
-        check_model_dir(Path(model).expanduser() if model else default_model_dir())
+        check_served_model(model)
     except ModelDirError as exc:
-        raise ReplayError(str(exc.advised(FLAG_ADVICE))) from None
+        raise ReplayError(str(exc)) from None
 
 
 def _remove_database(path: Path) -> None:

@@ -137,15 +137,14 @@ def test_the_variants_a_run_starts():
 
 @pytest.mark.parametrize("corpus", ["missing", "a-file", "no-split"])
 @pytest.mark.parametrize("bench", ["serve", "replay"])
-def test_a_corpus_with_nothing_to_type_is_one_error_line(tmp_path, capsys, bench, corpus):
+def test_a_corpus_with_nothing_to_type_is_one_error_line(tmp_path, capsys, tiny_lm_dir, bench, corpus):
     """--corpus /nonexistent, a plain file, a directory without heldout.jsonl: the benches typed the built-in demo
     sample instead and reported typing real files."""
     from lsp_server.cli import main
 
     (tmp_path / "a-file").write_text("x = 1\n")
     (tmp_path / "no-split").mkdir()
-    # no model: without the check the run goes as far as its server, which refuses in one line of its own
-    code = main(["bench", bench, "--corpus", str(tmp_path / corpus), "--model", str(tmp_path / "no-model"),
+    code = main(["bench", bench, "--corpus", str(tmp_path / corpus), "--model", str(tiny_lm_dir),
                  "--limit", "2", "--json"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

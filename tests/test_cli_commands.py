@@ -170,12 +170,12 @@ def test_bad_inputs_are_one_error_line(bad_inputs, capsys, args, says):
     assert_one_error_line(*run_main(args, capsys), says)
 
 
-# a server starts and has no model: refused with the server's reason, not a run over empty answers
+# no model: refused before a server starts (with the flag's advice), not a run over empty answers
 @pytest.mark.parametrize("command", [["bench", "serve"], ["bench", "replay"]])
 def test_a_bench_server_without_a_model_is_an_error(bad_inputs, capsys, command):
     code, out, err = run_main([*command, "--model", "notmodel", "--limit", "2", "--json"], capsys)
-    assert_one_error_line(code, out, err, f"tact {' '.join(command)}: error: the server has no model: "
-                                          "model directory notmodel lacks")
+    assert_one_error_line(code, out, err, f"tact {' '.join(command)}: error: model directory notmodel lacks")
+    assert err.rstrip().endswith("pass --model DIR with a model directory, or train one with `tact train lm`")
 
 
 # in a process of their own: `serve` sets up logging, and the demo prints to the stdout it was imported with
@@ -183,7 +183,7 @@ def test_a_bench_server_without_a_model_is_an_error(bad_inputs, capsys, command)
     (["serve", "--tcp", "8765", "--host", "999.1.1.1"], "tact serve: error: cannot listen on 999.1.1.1:8765"),
     (["serve", "--log-file", "nodir/y.log"], "tact serve: error: cannot write the log file nodir/y.log: No such file"),
     (["serve", "--log-file", "d"], "tact serve: error: cannot write the log file d: Is a directory"),
-    (["demo", "--database", "t.sqlite3", "--lines", "1"], "tact demo: error: the server has no model"),
+    (["demo", "--database", "t.sqlite3", "--lines", "1"], "tact demo: error: model directory notmodel lacks"),
 ])
 def test_serve_and_demo_refuse_what_they_cannot_use(bad_inputs, args, says):
     run = subprocess.run([sys.executable, "-m", "lsp_server.cli", *args, "--model", "notmodel"], capture_output=True,

@@ -81,3 +81,25 @@ def test_export_says_what_it_wrote(unexported, capsys):
     assert out == (f"{unexported}: wrote {graphs} ONNX graphs, listed in {unexported / 'graphs.json'}; serve it with "
                    f"`tact serve --model {unexported}`\n")
     assert all((unexported / name).is_file() for name in index["decoder_layers"])
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["demo", "--model", "{m}"], "--model"),
+    (["bench", "serve", "--model", "{m}", "--limit", "2"], "--model"),
+    (["bench", "replay", "--model", "{m}", "--limit", "2"], "--model"),
+    (["bench", "early-exit", "--model", "{m}", "--limit", "2"], "--model"),
+    (["simulate", "{f}", "--model", "{m}"], "--model"),
+    (["train", "controller", "--model", "{m}"], "--model"),
+    (["train", "lm", "--resume", "{m}", "--minutes", "0.01"], "--resume"),
+    (["train", "next-edit", "--init", "{m}", "--minutes", "0.01"], "--init"),
+])
+def test_every_command_advises_its_own_flag_for_a_model_directory_that_is_none(tmp_path, capsys, args, flag):
+    """They said "set tact.modelPath ...", the editor's setting, to a user who had passed a flag (the server's own
+    message, or the shared handler's); the commands that start a server now check the directory before it starts."""
+    (tmp_path / "f.py").write_text("x = 1\n")
+    missing = tmp_path / "no-model"
+    argv = [a.format(m=missing, f=tmp_path / "f.py") for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "tact.modelPath" not in err
+    assert f"model directory {missing} does not exist; pass {flag} DIR with a model directory" in err
