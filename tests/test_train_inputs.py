@@ -209,3 +209,21 @@ def test_a_budget_too_short_for_one_step_is_refused_and_writes_nothing(scratch, 
     assert err.splitlines()[-1] == ("tact train lm: error: no training step fitted in --minutes 1e-09 (0.9 of it for "
                                     "the steps): give it more minutes")
     assert not (scratch / "lm").exists()
+
+
+def test_a_next_edit_budget_too_short_for_one_step_is_refused_and_writes_nothing(tmp_path, tiny_lm_dir, capsys):
+    """It "succeeded" with no step: the code model it started from, saved as a next-edit model."""
+    from models.next_edit.examples import Example, make_edit, write_jsonl
+
+    original = "def area(width, height):\n    return width * height\n"
+    first = make_edit(original, 0, 1, "def area(w, height):\n")
+    current = "def area(w, height):\n    return width * height\n"
+    example = Example("a.py", "pkg", original, [first], current, make_edit(current, 1, 2, "    return w * height\n"))
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data" / "real_train.jsonl", [example] * 4)
+    code, out, err = run_main(["train", "next-edit", "--data", str(tmp_path / "data"), "--init", str(tiny_lm_dir),
+                               "--out", str(tmp_path / "ne"), "--minutes", "1e-9", "--threads", "1", "--no-export"],
+                              capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("tact train next-edit: error: no training step fitted in --minutes 1e-09")
+    assert not (tmp_path / "ne").exists()

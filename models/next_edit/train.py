@@ -146,6 +146,9 @@ def train_next_edit(data_dir: Path, init: Path, out: Path, *, minutes: float = 2
             recent = mean_losses(losses, 20)
             log(f"step {step} {frac * 100:.0f}% lr {lr_now:.2e} rewrite tokens {tokens / 1e6:.2f}M final CE {recent[-1]:.3f}")
     train_seconds = time.time() - train_start
+    if step == 0:  # a model of no steps would be the code model it started from, saved as a next-edit model
+        raise TrainingInputError(f"no training step fitted in --minutes {minutes:g} (0.92 of it for the steps): give "
+                                 "it more time; nothing was written")
     final = [round(x, 4) for x in mean_losses(losses, 50)] if losses else []
     log(f"trained {step} steps in {train_seconds / 60:.1f} min; final CE per exit {final}")
     model = model.cpu().eval()
