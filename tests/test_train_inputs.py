@@ -227,3 +227,19 @@ def test_a_next_edit_budget_too_short_for_one_step_is_refused_and_writes_nothing
     assert code == 2 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("tact train next-edit: error: no training step fitted in --minutes 1e-09")
     assert not (tmp_path / "ne").exists()
+
+
+def test_next_edit_data_gives_up_when_no_release_downloads_and_keeps_what_it_had(tmp_path, monkeypatch):
+    """Without network it tried every pair (about a hundred `pip download`s), wrote empty real_*.jsonl files over the
+    examples already there, and ended with success."""
+    import models.next_edit.real_changes as real_changes
+    from models.train_lm import TrainingInputError
+
+    calls = []
+    monkeypatch.setattr(real_changes, "download_sdist", lambda name, version, dest: calls.append(name))
+    (tmp_path / "real_train.jsonl").write_text("kept\n")
+    pairs = [(f"pkg{i}", "1.0", "1.1") for i in range(20)]
+    with pytest.raises(TrainingInputError, match="no release could be downloaded .3 of 20 pairs tried"):
+        real_changes.build_real(tmp_path, pairs, log=lambda msg: None)
+    assert len(calls) == 2 * real_changes.FAILURES_BEFORE_GIVING_UP
+    assert (tmp_path / "real_train.jsonl").read_text() == "kept\n" and not (tmp_path / "real_heldout.jsonl").exists()

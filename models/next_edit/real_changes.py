@@ -264,6 +264,16 @@ def bottom_up_examples(data_dir: Path, split: str) -> Iterator[Example]:
                                        meta={"before": v1, "after": v2, "order": "bottom_up"}, bottom_up=True)
 
 
+FAILURES_BEFORE_GIVING_UP = 3  # the first pairs all failing: no index to download from, not a missing release
+
+
+def _no_downloads(failed: int, total: int) -> Exception:
+    from models.train_lm import TrainingInputError
+
+    return TrainingInputError(f"no release could be downloaded ({failed} of {total} pairs tried, `pip download` failed "
+                              "for each): check the network or pip's index; the real examples already written are kept")
+
+
 def build_real(out_dir: Path, pairs: list[tuple[str, str, str]] | None = None, *,
                sdist_dir: Path | None = None, log=print) -> dict:
     """Download, extract and diff every pair; write ``real_{split}.jsonl`` and ``real_manifest.json``."""
@@ -279,6 +289,8 @@ def build_real(out_dir: Path, pairs: list[tuple[str, str, str]] | None = None, *
         if a1 is None or a2 is None:
             manifest["failed"].append({"package": name, "before": v1, "after": v2})
             log(f"download failed: {name} {v1} -> {v2}")
+            if not manifest["pairs"] and len(manifest["failed"]) >= FAILURES_BEFORE_GIVING_UP:
+                raise _no_downloads(len(manifest["failed"]), len(pairs))
             continue
         d1 = extract(a1, out_dir / "src" / f"{name}-{v1}")
         d2 = extract(a2, out_dir / "src" / f"{name}-{v2}")
@@ -290,6 +302,8 @@ def build_real(out_dir: Path, pairs: list[tuple[str, str, str]] | None = None, *
         manifest["pairs"].append({"package": name, "before": v1, "after": v2, "split": split,
                                   "files": files, "examples": len(exs)})
         log(f"{name} {v1} -> {v2} ({split}): {files} files, {len(exs)} examples")
+    if not manifest["pairs"]:
+        raise _no_downloads(len(manifest["failed"]), len(pairs))
     for split, exs in by_split.items():
         write_jsonl(out_dir / f"real_{split}.jsonl", exs)
     manifest["counts"] = {s: len(v) for s, v in by_split.items()}
