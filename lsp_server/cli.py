@@ -19,7 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INPUT_ERRORS = (("models.model_dir", "ModelDirError"), ("models.train_lm", "TrainingInputError"),
                 ("models.bench_early_exit", "BenchInputError"), ("models.next_edit.ranker", "RankerError"),
                 ("telemetry.replay", "ReplayError"), ("telemetry.schema", "TelemetrySchemaError"),
-                ("telemetry.simulate", "NoModelError"), ("sqlite3", "Error"))
+                ("telemetry.simulate", "NoModelError"), ("sqlite3", "Error"),
+                ("lsp_server.telemetry_cli", "CommandInputError"), ("telemetry.report", "ReportError"),
+                ("telemetry.lsp_client", "LspError"), ("builtins", "OSError"))  # a file or folder named that fails
 
 
 def is_input_error(exc: BaseException) -> bool:
@@ -589,12 +591,15 @@ def main(argv: list[str] | None = None) -> int:
 
     telemetry_cli.add_parsers(sub)
     args = parser.parse_args(argv)
+    command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
     try:
         return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C in a long run: its own line, not a traceback
+        print(f"tact {command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not is_input_error(exc):
             raise
-        command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
         if getattr(exc, "chosen", False):  # a ModelDirError about the directory named: the command's flag names another
             exc = exc.advised(_model_advice(args))
         print(f"tact {command}: error: {exc}", file=sys.stderr)

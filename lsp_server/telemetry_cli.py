@@ -2,18 +2,21 @@
 
 The work is done in ``telemetry.replay``, ``telemetry.simulate`` and ``telemetry.report`` (imported only
 when a command runs). Bad input (a damaged or foreign database, one from a newer Tact, a wrong setting)
-ends with one clear line on stderr and exit status 2, never a traceback.
+ends with one clear line on stderr and exit status 2, never a traceback (`lsp_server.cli.main` prints it).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 COMMANDS = ("replay", "simulate", "report")
+
+
+class CommandInputError(ValueError):
+    """Bad input to one of COMMANDS (a setting, a file, a pace): main() prints it as one line."""
 
 
 def add_parsers(sub) -> None:
@@ -75,14 +78,14 @@ def parse_settings(pairs: list[str]) -> dict:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+            raise CommandInputError(f"--set expects KEY=VALUE, got {pair!r}")
         if key not in defaults:
-            raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(defaults)}")
+            raise CommandInputError(f"unknown setting {key!r}; settings are: {', '.join(defaults)}")
         kind = type(defaults[key])
         try:
             if kind is bool:
                 if raw.lower() not in ("true", "false"):
-                    raise ValueError
+                    raise ValueError  # said below
                 values[key] = raw.lower() == "true"
             elif kind is int:
                 values[key] = int(raw)
@@ -92,10 +95,10 @@ def parse_settings(pairs: list[str]) -> dict:
                 values[key] = raw
         except ValueError:
             wanted = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
-            raise ValueError(f"setting {key} needs {wanted}, got {raw!r}") from None
+            raise CommandInputError(f"setting {key} needs {wanted}, got {raw!r}") from None
     _, problems = Settings.from_camel(values)
     if problems:
-        raise ValueError("; ".join(problems))
+        raise CommandInputError("; ".join(problems))
     return values
 
 
@@ -103,7 +106,7 @@ def _pace(args) -> float:
     if args.real_time:
         return 1.0
     if args.speed < 0:
-        raise ValueError("--speed must be 0 (accelerated) or more")
+        raise CommandInputError("--speed must be 0 (accelerated) or more")
     return args.speed
 
 
@@ -114,7 +117,7 @@ def _default_output(database: Path) -> Path:
         out = database.with_name(f"{database.stem}.replay-{stamp}{suffix}.sqlite3")
         if not out.exists():
             return out
-    raise ValueError(f"cannot find a free name next to {database}; pass -o")
+    raise CommandInputError(f"cannot find a free name next to {database}; pass -o")
 
 
 def _replay(args) -> int:
@@ -169,12 +172,12 @@ def _simulate(args) -> int:
 
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
-        raise ValueError(f"no such file: {', '.join(missing)}")
+        raise CommandInputError(f"no such file: {', '.join(missing)}")
     if args.start_line:  # a file with no line from there on was opened whole and typed nothing, and the run said 0
         short = [f"{f} has {n} lines" for f in args.files
                  if (n := len(f.read_text(encoding="utf-8").splitlines())) <= args.start_line]
         if short:
-            raise ValueError(f"{'; '.join(short)}: --start-line (0-based) must be less")
+            raise CommandInputError(f"{'; '.join(short)}: --start-line (0-based) must be less")
     check_served_model(args.model)
     database = args.database or default_data_dir() / "simulated.sqlite3"
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -222,29 +225,5 @@ def _report(args) -> int:
 
 
 def run(args) -> int:
-    """Run one of ``COMMANDS``; bad input becomes a one-line error (set TACT_DEBUG=1 for the traceback)."""
-    import sqlite3
-
-    from telemetry.schema import TelemetrySchemaError
-
-    handler = {"replay": _replay, "simulate": _simulate, "report": _report}[args.command]
-    try:
-        return handler(args)
-    except KeyboardInterrupt:
-        print(f"tact {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("TACT_DEBUG"):
-            raise
-        from models.model_dir import ModelDirError
-
-        known = (TelemetrySchemaError, sqlite3.Error, OSError, ValueError, RuntimeError, ModelDirError)
-        from telemetry.replay import ReplayError
-        from telemetry.report import ReportError
-
-        if isinstance(exc, (ReplayError, ReportError, *known)):
-            print(f"tact {args.command}: error: {exc}", file=sys.stderr)
-        else:
-            print(f"tact {args.command}: unexpected error: {type(exc).__name__}: {exc} "
-                  "(TACT_DEBUG=1 shows where)", file=sys.stderr)
-        return 2
+    """Run one of ``COMMANDS``; bad input raises one of the CLI's INPUT_ERRORS, which main() prints as one line."""
+    return {"replay": _replay, "simulate": _simulate, "report": _report}[args.command](args)
