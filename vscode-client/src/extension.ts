@@ -14,7 +14,7 @@ import { InlineSuggestions } from "./inline";
 import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { buildReport, showReport } from "./report";
-import { checkPython, serverExecutable } from "./server";
+import { checkPython, serverExecutable, stopServer } from "./server";
 import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
@@ -164,7 +164,7 @@ class TactExtension implements vscode.Disposable {
       if (this.disposed) {
         // deactivated while it started (stop() cannot stop a client that is starting)
         this.client = undefined;
-        await client.stop(5000);
+        await stopServer(client, 5000);
         return;
       }
     } catch (error) {
@@ -195,7 +195,7 @@ class TactExtension implements vscode.Disposable {
     this.client = undefined;
     if (client) {
       try {
-        await client.stop(5000);
+        await stopServer(client, 5000);
       } catch (error) {
         this.log(`stopping the server: ${error instanceof Error ? error.message : String(error)}`);
       }

@@ -368,7 +368,9 @@ export class InlineSuggestions implements vscode.Disposable {
 
   private onSelection(e: vscode.TextEditorSelectionChangeEvent): void {
     const tracked = this.active;
-    if (!tracked || e.textEditor.document.uri.toString() !== tracked.uri || e.selections.length !== 1) {
+    // the ghost text is in the active editor: another editor of the document (a split) moves its cursor when
+    // the text before it changes, which is not the user leaving the suggestion
+    if (!tracked || e.textEditor !== vscode.window.activeTextEditor || e.textEditor.document.uri.toString() !== tracked.uri || e.selections.length !== 1) {
       return;
     }
     const selection = e.selections[0];

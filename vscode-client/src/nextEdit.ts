@@ -6,6 +6,7 @@
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
 import { IssuerNotifications } from "./issuer";
+import { hintText } from "./nextEditHint";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
 import {
@@ -22,7 +23,6 @@ import type { ClientAccess } from "./inline";
 
 export const VISIBLE_CONTEXT_KEY = "tact.nextEditVisible";
 const IDLE_MS = 500; // ask after the user stops typing this long
-const HINT = "Tab to apply · Esc to dismiss";
 
 interface Shown {
   edit: NextEdit;
@@ -136,6 +136,7 @@ export class NextEdits implements vscode.Disposable {
     const document = editor.document;
     const version = document.version;
     const source = new vscode.CancellationTokenSource();
+    const token = source.token;
     this.pending = source;
     const params: NextEditParams = {
       textDocument: { uri: client.code2ProtocolConverter.asUri(document.uri), version },
@@ -143,12 +144,12 @@ export class NextEdits implements vscode.Disposable {
     };
     let result: NextEditResult | null;
     try {
-      result = await client.sendRequest<NextEditResult | null>(NEXT_EDIT, params, source.token);
+      result = await client.sendRequest<NextEditResult | null>(NEXT_EDIT, params, token);
     } catch (error) {
       if (error instanceof ResponseError && error.code === ErrorCodes.MethodNotFound) {
         this.unsupported = true;
         this.log(`${NEXT_EDIT}: the server does not implement it; next edits are off for this session`);
-      } else if (!source.token.isCancellationRequested) {
+      } else if (!token.isCancellationRequested) {
         this.log(`${NEXT_EDIT} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
       return;
@@ -159,7 +160,9 @@ export class NextEdits implements vscode.Disposable {
       source.dispose();
     }
     const edit = result?.edits?.[0];
-    if (!edit || document.version !== version || vscode.window.activeTextEditor !== editor) {
+    // cancelled (a newer request, or endAll before a restart) yet answered before the server saw the cancel:
+    // not to be shown, least of all on behalf of a server that is stopping
+    if (!edit || token.isCancellationRequested || document.version !== version || vscode.window.activeTextEditor !== editor) {
       return;
     }
     this.show(editor, edit, version, client);
@@ -169,13 +172,12 @@ export class NextEdits implements vscode.Disposable {
     this.end("superseded");
     const range = client.protocol2CodeConverter.asRange(edit.range);
     this.shown = { edit, client, uri: editor.document.uri.toString(), version, range };
-    const preview = previewOf(edit.newText);
     const removedText = editor.document.getText(range);
     editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage: `Tact: replace with \`${edit.newText}\`` }] : []);
     editor.setDecorations(this.inserted, [
       {
         range: new vscode.Range(range.end, range.end),
-        renderOptions: { after: { contentText: `${removedText ? "→ " : "+ "}${preview}   ${HINT}` } },
+        renderOptions: { after: { contentText: hintText(edit.newText, removedText !== "") } },
       },
     ]);
     void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, true);
@@ -255,10 +257,4 @@ export class NextEdits implements vscode.Disposable {
       d.dispose();
     }
   }
-}
-
-function previewOf(text: string): string {
-  const lines = text.split("\n");
-  const first = lines[0].length > 60 ? lines[0].slice(0, 57) + "…" : lines[0];
-  return lines.length > 1 ? `${first} … (+${lines.length - 1} lines)` : first || "(delete)";
 }

@@ -1,4 +1,4 @@
-// Finding and starting the Tact server: `<python> -m lsp_server` (what `tact serve` runs) on stdio.
+// Finding, starting and stopping the Tact server: `<python> -m lsp_server` (what `tact serve` runs) on stdio.
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import type { Executable } from "vscode-languageclient/node";
@@ -61,4 +61,28 @@ export function serverExecutable(python: string, modelPath: string, cwd?: string
     args.push("--model", modelPath);
   }
   return { command: python, args, options: { cwd, env: { ...process.env, PYTHONUNBUFFERED: "1" } } };
+}
+
+/** What stopServer needs of a language client (vscode-languageclient's LanguageClient). */
+export interface StoppableClient {
+  isRunning(): boolean;
+  /** Starting or running. */
+  needsStop(): boolean;
+  /** While starting: the start under way. */
+  start(): Promise<void>;
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Stops the client's server, whatever the client is doing. The client restarts a crashed server on its own,
+ * and a starting client cannot be stopped (vscode-languageclient throws): that server would run on unowned, its
+ * commands (tact.acceptSuggestion) registered, so the next client's registration fails and it never starts. A
+ * starting client is stopped once it runs; one whose start failed has nothing to stop. */
+export async function stopServer(client: StoppableClient, timeoutMs: number): Promise<void> {
+  for (let tries = 0; tries < 3 && client.needsStop(); tries++) {
+    if (client.isRunning()) {
+      await client.stop(timeoutMs);
+      return;
+    }
+    await client.start().catch(() => undefined); // its failure is the client's to report
+  }
 }
