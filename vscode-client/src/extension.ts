@@ -207,6 +207,8 @@ class TactExtension implements vscode.Disposable {
   private async endOutcomes(): Promise<void> {
     this.inline.endAll("ignored");
     this.nextEdits.endAll("ignored");
+    // off the screen too: Tab on the ghost text left there accepted a suggestion whose outcome was already sent
+    void vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
     await Promise.all([this.inline.flush(), this.nextEdits.flush()]);
   }
 
@@ -223,6 +225,9 @@ class TactExtension implements vscode.Disposable {
       void this.restart("settings changed");
     } else if (e.affectsConfiguration(SECTION)) {
       // the language client sends workspace/didChangeConfiguration itself
+      if (e.affectsConfiguration(`${SECTION}.enable`) && !this.enabled()) {
+        void this.endOutcomes(); // turned off: what is on screen goes, or Tab would still apply it
+      }
       this.statusBar.render();
       this.refreshSoon();
     }
