@@ -449,6 +449,8 @@ class EarlyExitRuntime:
                 self.int8_layer_sessions, self._int8_bindings, self.int8_head_session = [], [], None
                 self._int8_graphs = None  # a later switch checks the 8-bit weights again
                 self._fp32_head()
+            if weights != self.weights:  # the cached KV came from the other weights: reused, it changed the output
+                self.cache.truncate(0)  # (an fp32 decode after int8 steps was no longer the fresh fp32 one)
             self.weights = weights
 
     def _session(self, name: str, where: Path | None = None) -> ort.InferenceSession:

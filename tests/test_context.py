@@ -7,7 +7,7 @@ import time
 import pytest
 
 from models import syntax
-from lsp_server.services.context import PREFIX_GRID, build_context, prefix_window_start
+from lsp_server.services.context import MAX_SNAP, PREFIX_GRID, build_context, prefix_window_start
 from lsp_server.services.positions import LineIndex, Position, position_at
 from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts, error_count, has_error, node_at, parse
 
@@ -216,6 +216,24 @@ def test_prefix_window_on_one_very_long_line():
     start = prefix_window_start(text, 9_000, 2048)
     assert start == ((9_000 - 2048) // PREFIX_GRID) * PREFIX_GRID
     assert prefix_window_start(text, 9_001, 2048) == start
+
+
+def test_a_long_line_across_the_grid_point_keeps_the_window_full():
+    """Snapping to the first line start after the grid point took a long line along: after a 3,400-char table the
+    window held only the cursor line, and nothing at all right after Enter."""
+    text = "import os\n\nTABLE = [" + ", ".join(str(i) for i in range(700)) + "]\n"
+    assert len(text) > 3 * PREFIX_GRID and text.count("\n") == 3
+    for typed in ("", "def lookup(i):\n    return TAB"):
+        t = text + typed
+        c = build_context(t, position_at(t, len(t)), prefix_chars=1024, with_facts=False)
+        assert len(c.prefix) >= 1024 - MAX_SNAP
+    # still stable while typing after it: the start depends on the text near the grid point only
+    starts = {prefix_window_start(text + "x" * n, len(text) + n, 1024) for n in range(0, 200)}
+    assert len(starts) == 1
+    # a CRLF that straddles the bound is taken whole, not split
+    crlf = "a" * (PREFIX_GRID + MAX_SNAP - 1) + "\r\n" + "b = 1\r\n" * 300
+    start = prefix_window_start(crlf, len(crlf), 1024 + 300 * 7 - PREFIX_GRID - MAX_SNAP)
+    assert crlf[start - 1 : start + 1] != "\r\n"
 
 
 def test_context_with_document_index_matches_without():

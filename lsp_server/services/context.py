@@ -18,6 +18,11 @@ from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts
 __all__ = ["CompletionContext", "build_context", "prefix_window_start", "PREFIX_GRID"]
 
 PREFIX_GRID = 1024
+# How far past the grid point the window start may snap to a line start. Unbounded, a long line across the grid
+# point (a data table, a minified line) took the window with it: after one of 3,400 chars the prompt held only the
+# cursor line, nothing at all right after Enter. Held-out and calibration code never has the first line start after
+# the grid point this far on (20,300 cursors), so ordinary windows stay where they were.
+MAX_SNAP = 256
 DEFAULT_PREFIX_CHARS = 4096
 DEFAULT_SUFFIX_CHARS = 1024
 
@@ -80,9 +85,10 @@ def _last_break_end_before(text: str, offset: int) -> int:
 
 def prefix_window_start(text: str, offset: int, prefix_chars: int, grid: int = PREFIX_GRID) -> int:
     """Where the prefix window starts: the first line start at or after the grid point
-    ``floor((offset - prefix_chars) / grid) * grid``; that grid point itself when the cursor
-    line began before it (one very long line). Depends only on text before the cursor and on
-    the grid cell, so appending at the cursor leaves it unchanged until a grid crossing."""
+    ``floor((offset - prefix_chars) / grid) * grid``, within ``MAX_SNAP`` chars of it; that grid
+    point itself when there is none (a long line, or one very long line the cursor is on).
+    Depends only on text before the cursor and on the grid cell, so appending at the cursor
+    leaves it unchanged until a grid crossing."""
     lo = offset - prefix_chars
     if lo <= 0:
         return 0
@@ -92,7 +98,7 @@ def prefix_window_start(text: str, offset: int, prefix_chars: int, grid: int = P
     if text[g - 1] == "\n" or (text[g - 1] == "\r" and text[g : g + 1] != "\n"):
         return g  # already a line start
     m = _BREAK.search(text, g, offset)
-    return m.end() if m is not None else g
+    return m.end() if m is not None and m.start() < g + MAX_SNAP else g
 
 
 def build_context(
