@@ -80,7 +80,7 @@ class Script:
     steps: list[Step] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     final_texts: dict[str, str] = field(default_factory=dict)  # uri -> text once every logged edit is applied
-    verified: dict[str, bool] = field(default_factory=dict)  # uri -> final text equals the logged snapshot
+    verified: dict[str, bool] = field(default_factory=dict)  # uri -> the edits rebuilt every close snapshot of it
     issues: list[str] = field(default_factory=list)
 
     @property
@@ -109,8 +109,10 @@ class _Doc:
         self.text: str = open_item.get("text") or ""
         self.version: int = open_item.get("version") or 0
         self.tip: int = 0  # where typing last happened, for placing ambiguous changes
+        # A document opened without a language (languageId "") stays without one: as Python its context differed.
+        language = open_item.get("language_id")
         self.steps: list[Step] = [Step(open_item["ts"], "open", uri, self.version, self.text,
-                                       open_item.get("language_id") or "python")]
+                                       "python" if language is None else language)]
         self.edits: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
@@ -123,12 +125,19 @@ class _Doc:
         if change is None:
             return
         start, end, inserted = change
+        tip = start + len(inserted)
+        # No LSP position lies between the CR and the LF of a CRLF: a change that starts or ends there (mixed or lone
+        # breaks) was sent as the line's end, and the server applied another change. It takes in the CR or the LF.
+        if start > 0 and self.text[start - 1:start + 1] == "\r\n":
+            start, inserted = start - 1, "\r" + inserted
+        if end > 0 and self.text[end - 1:end + 1] == "\r\n":
+            end, inserted = end + 1, inserted + "\n"
         starts = line_starts(self.text)
         self.steps.append(Step(ts, "change", self.uri, version, start=position_at(self.text, start, starts),
                                end=position_at(self.text, end, starts), start_offset=start, end_offset=end,
                                inserted=inserted))
         self.text = new_text
-        self.tip = start + len(inserted)
+        self.tip = tip
 
 
 def apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, removed: str | None = None) -> str | None:
@@ -212,17 +221,25 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
                             pe["inserted_text"], pe["removed_text"])
 
     def emit_at_applied_version(r: dict[str, Any]) -> None:
-        """A request at a version whose logged edits are all applied. Its pending edit is among them, except where a
-        multi-cursor change finished one edit and left another pending that later keystrokes joined; recordings
-        that log the pending edit's version tell that apart."""
+        """A request once every logged edit up to its version is applied. At a version some logged edit reached, its
+        pending edit is among them, except where a multi-cursor change finished one edit and left another pending
+        that later keystrokes joined; recordings that log the pending edit's version tell that apart. At a version
+        past the last logged edit (its edit was never logged: undone, crash), only the pending edit gives the text,
+        and a recording without one gives it approximately."""
+        past = r.get("version") is not None and r["version"] > doc.version
+        if past and "pending_edit" not in r:
+            emit_request(r, APPROXIMATE)
+            return
         text = doc.after_edits
         pe = r.get("pending_edit")
-        if pe is not None and "version" in pe:
+        if past or (pe is not None and "version" in pe):
             text = with_pending(r, text)
             if text is None:
                 emit_request(r, APPROXIMATE)
                 return
-        doc.change_to(text, min(r["ts"], (pe or {}).get("ts") or r["ts"]), r.get("version"), (doc.tip,))
+        # Past the last logged edit the change stays at the request's time: an earlier one could reorder the steps.
+        ts = r["ts"] if past else min(r["ts"], (pe or {}).get("ts") or r["ts"])
+        doc.change_to(text, ts, r.get("version"), (doc.tip,))
         emit_request(r, EXACT)
 
     def checkpoint() -> None:
@@ -269,15 +286,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
                 doc.version = e["version"]
         checkpoint()  # after the whole group: the text at a version has every change of it
     for r in reqs[ri:]:
-        if r.get("version") is not None and r["version"] > doc.version:  # its edit was never logged (undone, crash)
-            text = with_pending(r, doc.after_edits) if "pending_edit" in r else None
-            if text is None:
-                emit_request(r, APPROXIMATE)
-                continue
-            doc.change_to(text, r["ts"], r["version"], (doc.tip,))
-            emit_request(r, EXACT)
-        else:
-            emit_at_applied_version(r)
+        emit_at_applied_version(r)
     last_snap = doc.snapshots[-1] if doc.snapshots else None
     if last_snap is not None and last_snap.get("text") is not None and doc.text != last_snap["text"]:
         doc.change_to(last_snap["text"], last_snap["ts"], last_snap.get("version") or doc.version + 1, (doc.tip,))
@@ -375,8 +384,9 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
         script.final_texts[doc.uri] = doc.after_edits
         last_snap = doc.snapshots[-1] if doc.snapshots else None
         if last_snap is not None and last_snap.get("text") is not None:
-            script.verified[doc.uri] = not doc.resynced and last_snap["text"] == doc.after_edits
-            if not script.verified[doc.uri]:
+            ok = not doc.resynced and last_snap["text"] == doc.after_edits
+            script.verified[doc.uri] = script.verified.get(doc.uri, True) and ok  # every open period, not the last
+            if not ok:
                 script.issues.append(f"{doc.uri}: replayed edits do not reproduce the text logged at close")
     script.steps = _merge([*[d.steps for d in docs], settings_steps])
     _fix_versions(script.steps)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .lsp_client import LspClient, LspError
-from .oracle import Oracle
+from .oracle import Oracle, accepted_chars
 from .reader import list_sessions, open_readonly, sessions_named
 from .reconstruct import Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS replay_runs (
     source_complete INTEGER,
     complete INTEGER,
     fidelity TEXT,
-    issues TEXT
+    issues TEXT,
+    source_started_at REAL
 );
 CREATE TABLE IF NOT EXISTS replay_suggestions (
     id INTEGER PRIMARY KEY,
@@ -218,7 +219,7 @@ def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | No
             return "logged", outcome, length, len(text)
         if outcome == "partially_accepted":
             length = logged.get("accepted_length") or 0
-            return "logged", outcome, length, min(len(text), length)
+            return "logged", outcome, length, accepted_chars(text, length)
         return "logged", outcome, None, 0
     if oracle.accepts(text, req.reference):
         return "oracle", "accepted", utf16_len(text), oracle.chars_saved(text, req.reference)
@@ -267,7 +268,8 @@ class _Driver:
                 if delay > 0:
                     time.sleep(delay)
             if step.kind == "open":
-                self.client.did_open(step.uri, step.text or "", step.version or 0, step.language_id or "python")
+                language = "python" if step.language_id is None else step.language_id  # "" is no language, not Python
+                self.client.did_open(step.uri, step.text or "", step.version or 0, language)
                 self.texts[step.uri], self.versions[step.uri] = step.text or "", step.version or 0
             elif step.kind == "change":
                 self.texts[step.uri] = step.apply(self.texts.get(step.uri, ""))
@@ -431,7 +433,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings,
         next_edits=next_edit_counts, notes=notes, outcomes=outcomes)
     if new_session:
-        _write_results(output, source, result, options, started)
+        _write_results(output, source, result, options, started, script.session.get("started_at"))
     return result
 
 
@@ -465,7 +467,10 @@ def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcom
                 break
 
 
-def _write_results(output: Path, source: Path, result: ReplayResult, options: ReplayOptions, started: float) -> None:
+def _write_results(output: Path, source: Path, result: ReplayResult, options: ReplayOptions, started: float,
+                   source_started_at: float | None = None) -> None:
+    """The replay tables; ``source_started_at`` (the recorded session's start) lets a report draw the replay on the
+    recording's time axis, which starts there and not at the first request."""
     conn = sqlite3.connect(output, timeout=30)
     try:
         with conn:
@@ -473,11 +478,11 @@ def _write_results(output: Path, source: Path, result: ReplayResult, options: Re
             conn.execute(
                 "INSERT OR REPLACE INTO replay_runs (session_id, source_database, source_session_id, overrides, model,"
                 " speed, oracle, started_at, wall_s, recorded_s, requests, replayed, source_complete, complete, fidelity,"
-                " issues) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " issues, source_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [result.session_id, str(source), result.source_session_id, json.dumps(options.overrides), result.model,
                  options.speed, json.dumps(asdict(options.oracle)), started, result.wall_s, result.recorded_s,
                  result.requests, result.replayed, int(result.source_complete), int(result.complete),
-                 json.dumps(result.fidelity), json.dumps(result.issues + result.notes)])
+                 json.dumps(result.fidelity), json.dumps(result.issues + result.notes), source_started_at])
             conn.executemany(
                 "INSERT INTO replay_suggestions (session_id, seq, source_suggestion_id, source_ts, suggestion_id, uri, line,"
                 " character, fidelity, text, basis, outcome, accepted_length, chars_saved, reference, would_accept,"

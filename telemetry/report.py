@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .reader import open_upgraded, sessions_named
+from .oracle import accepted_chars
+from .reader import open_readonly, open_upgraded, sessions_named
 from .schema import TelemetrySchemaError
-from .text import utf16_len
 
 ACCEPTED = ("accepted", "partially_accepted")
 DECIDED = ("accepted", "partially_accepted", "rejected")
@@ -64,6 +64,7 @@ class Dataset:
     partial: list[str] = field(default_factory=list)  # why the data is incomplete
     notes: list[str] = field(default_factory=list)
     session_requests: dict[str, int] = field(default_factory=dict)  # session id -> its rows
+    source_starts: dict[str, float] = field(default_factory=dict)  # replay session id -> the recorded session's start
 
     # -- figures ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -124,8 +125,10 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def load(path: Path, label: str, session: str | None = None, limit: int | None = None) -> Dataset:
-    """Read one database; raises ``ReportError`` only when nothing at all can be read."""
+def load(path: Path, label: str, session: str | None = None, limit: int | None = None,
+         paired: tuple[set[str], str] | None = None) -> Dataset:
+    """Read one database; raises ``ReportError`` only when nothing at all can be read. ``paired``: (session ids,
+    what they are), the sessions the compared database pairs with these: where any is here, only they are read."""
     try:
         conn, note = open_upgraded(path)
     except TelemetrySchemaError as exc:
@@ -136,13 +139,30 @@ def load(path: Path, label: str, session: str | None = None, limit: int | None =
     if note:
         data.notes.append(note)
     try:
-        _read(conn, data, session, limit)
+        _read(conn, data, session, limit, paired)
     finally:
         conn.close()
     return data
 
 
-def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None) -> None:
+def replay_sources(path: Path) -> dict[str, str]:
+    """{replay session id: the recorded session it replays} of a replay database; empty for any other database, or
+    one that cannot be read here (its load says why)."""
+    try:
+        conn = open_readonly(path)
+    except (TelemetrySchemaError, sqlite3.Error):
+        return {}
+    try:
+        return dict(conn.execute("SELECT session_id, source_session_id FROM replay_runs"
+                                 " WHERE source_session_id IS NOT NULL").fetchall())
+    except sqlite3.DatabaseError:
+        return {}
+    finally:
+        conn.close()
+
+
+def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None,
+          paired: tuple[set[str], str] | None = None) -> None:
     try:
         cur = conn.execute("SELECT id, started_at, ended_at, end_reason, client_name, settings, models FROM sessions"
                            " ORDER BY started_at, id")
@@ -158,6 +178,11 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
         sessions = [s for s in sessions if s["id"] in named]
     if limit is not None:
         sessions = sessions[-limit:] if limit > 0 else []
+    if paired is not None and any(s["id"] in paired[0] for s in sessions):
+        kept = [s for s in sessions if s["id"] in paired[0]]
+        if len(kept) < len(sessions):
+            data.notes.append(f"only {paired[1]}: {len(kept)} of {len(sessions)} sessions")
+        sessions = kept
     data.sessions = sessions
     if not sessions:
         data.notes.append("the database holds no sessions")
@@ -183,6 +208,11 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
                 replay_rows[row[0]] = {"source_ts": row[1], "chars_saved": row[2], "would_accept": row[3]}
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"the replay tables cannot be read ({exc})")
+        try:
+            data.source_starts = dict(conn.execute("SELECT session_id, source_started_at FROM replay_runs"
+                                                   " WHERE source_started_at IS NOT NULL").fetchall())
+        except sqlite3.DatabaseError:
+            pass  # a replay written before the recorded session's start was kept: drawn from its first request
     _read_suggestions(conn, data, sessions, replay_rows)
     _read_decisions(conn, data, sessions)
 
@@ -230,17 +260,20 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             if ts is None and (not data.is_replay or start is None):
                 continue
             if start is None:
+                # From the session's start, a replay from its recording's: where the programmer began some time
+                # before the first request, a replay drawn from its first request came that much early.
                 start = ts
-                if not data.is_replay and s["started_at"] is not None:
-                    start = min(ts, s["started_at"])
+                origin = data.source_starts.get(s["id"]) if data.is_replay else s["started_at"]
+                if origin is not None:
+                    start = min(ts, origin)
             minute = offset + (ts - start) / 60.0 if ts is not None else last
             last = max(last, minute)
             shown = shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED)
             if replayed is not None:
                 saved = replayed["chars_saved"] or 0
-            elif outcome == "accepted":
-                saved = accepted_length if accepted_length is not None else utf16_len(text or "")
-            elif outcome == "partially_accepted":
+            elif outcome in ACCEPTED and text:  # characters, as a replay counts them, not the UTF-16 of the length
+                saved = accepted_chars(text, accepted_length if outcome == "accepted" else accepted_length or 0)
+            elif outcome in ACCEPTED:
                 saved = accepted_length or 0
             else:
                 saved = 0
@@ -591,9 +624,15 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
 def report(database: Path, out: Path, against: Path | None = None, session: str | None = None,
            limit: int | None = None) -> dict[str, Any]:
     """Write ``out/index.html`` and its plots; returns the figures (``summaries``) and what was written."""
-    sets = [load(Path(database), "A" if against else "this database", session, limit)]
+    # A replay compared with its recording: each side only the sessions the other has (replayed, or replaying).
+    sources = replay_sources(Path(against)) if against is not None else {}
+    sets = [load(Path(database), "A" if against else "this database", session, limit,
+                 (set(sources.values()), "the sessions the other database replays") if sources else None)]
     if against is not None:
-        sets.append(load(Path(against), "B", None, limit))
+        compared = {s["id"] for s in sets[0].sessions}
+        sets.append(load(Path(against), "B", None, limit,
+                         ({r for r, src in sources.items() if src in compared}, "the replays of the sessions compared")
+                         if sources else None))
     if against is not None and Path(database).stem != Path(against).stem:
         sets[0].label, sets[1].label = Path(database).stem, Path(against).stem
     out = Path(out)

@@ -51,6 +51,7 @@ from .schema import migrate
 log = logging.getLogger("tact.telemetry")
 
 BATCH_SIZE = 256  # events per transaction: amortizes the commit without holding the write lock long
+BUSY_TIMEOUT_S = 5.0  # SQLite's wait for a lock another writer holds, before the writer tries the batch again
 WARNING_INTERVAL_S = 60.0
 _STOP = object()
 
@@ -100,6 +101,12 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _locked(exc: BaseException) -> bool:
+    """SQLite's busy or locked error: another connection holds the lock, nothing is wrong with the events."""
+    return isinstance(exc, sqlite3.OperationalError) and ("database is locked" in str(exc)
+                                                           or "database table is locked" in str(exc))
+
+
 def _payload(event: SuggestionEvent) -> str:
     return _json({f.name: getattr(event, f.name) for f in fields(event) if f.name not in _PAYLOAD_EXCLUDED})
 
@@ -114,7 +121,7 @@ class TelemetryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Opened here so that schema errors reach the caller; from the moment the thread
         # starts, only the writer thread touches the connection.
-        conn = sqlite3.connect(self.path, check_same_thread=False)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         try:
             self._db = Database(conn, execute_plugins=False)
             migrate(self._db)
@@ -233,23 +240,29 @@ class TelemetryStore:
             self._db.close()
 
     def _write_batch(self, batch: list[Event]) -> int:
-        """Write ``batch`` in one transaction; returns how many events landed."""
-        written = 0
-        try:
-            with self._db.atomic():
-                for event in batch:
-                    try:
-                        with self._db.atomic():  # a savepoint: one bad event doesn't sink the batch
-                            self._write_event(event)
-                        written += 1
-                    except Exception as exc:
-                        if not self._db.conn.in_transaction:
-                            raise  # SQLite rolled the whole transaction back (e.g. disk full)
-                        self._warn(f"dropped a {event_type(event)} event", exc)
-        except Exception as exc:
-            self._warn(f"lost a batch of {len(batch)} events", exc)
-            return 0
-        return written
+        """Write ``batch`` in one transaction; returns how many events landed. A database another writer keeps locked
+        past SQLite's wait is waited for, the batch tried again (meanwhile the queue takes new events, and drops them
+        when full): dropped as a bad event, each event that met the lock was lost from the middle of the stream."""
+        while True:
+            written = 0
+            try:
+                with self._db.atomic():
+                    for event in batch:
+                        try:
+                            with self._db.atomic():  # a savepoint: one bad event doesn't sink the batch
+                                self._write_event(event)
+                            written += 1
+                        except Exception as exc:
+                            if not self._db.conn.in_transaction or _locked(exc):
+                                raise  # SQLite rolled the whole transaction back (e.g. disk full), or a lock
+                            self._warn(f"dropped a {event_type(event)} event", exc)
+            except Exception as exc:
+                if _locked(exc):
+                    self._warn("the database is locked by another writer, waiting for it", exc)
+                    continue
+                self._warn(f"lost a batch of {len(batch)} events", exc)
+                return 0
+            return written
 
     def _warn(self, what: str, exc: BaseException) -> None:
         """Log a write failure at most once per interval; never includes event contents."""

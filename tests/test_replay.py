@@ -31,6 +31,15 @@ from telemetry.text import position_at
 
 # -- the oracle ---------------------------------------------------------------------------------------
 
+def script_of(db, session: str = "s"):
+    """The replay script of one session of the database."""
+    conn = open_readonly(db)
+    try:
+        return build_script(conn, session)
+    finally:
+        conn.close()
+
+
 def test_oracle_accepts_a_first_line_that_matches_what_was_typed():
     oracle = Oracle()
     assert oracle.accepts("open(path) as f:", "open(path) as f:\n        return")
@@ -99,11 +108,7 @@ def test_script_rebuilds_text_inside_coalesced_edits(tmp_path):
         conn.execute("UPDATE suggestion_events SET payload = json_remove(payload, '$.pending_edit')"
                      " WHERE suggestion_id = 'r2'")
     conn.close()
-    conn = open_readonly(db)
-    try:
-        script = build_script(conn, "s")
-    finally:
-        conn.close()
+    script = script_of(db)
     fidelity = {r.suggestion_id: r.fidelity for r in script.requests}
     assert fidelity == {"r1": EXACT, "r2": INFERRED, "r3": EXACT, "r4": EXACT}
     text = "x = \n"
@@ -180,11 +185,7 @@ class _Editor:
 
     def rebuild(self):
         """The replay script, and the text each request sees when its steps are sent."""
-        conn = open_readonly(self.db)
-        try:
-            script = build_script(conn, "s")
-        finally:
-            conn.close()
+        script = script_of(self.db)
         texts, seen = {}, {}
         for step in script.steps:
             if step.kind == "open":
@@ -254,6 +255,29 @@ def test_a_lost_edit_is_not_verified(tmp_path):
     assert any("do not reproduce" in issue for issue in script.issues)
 
 
+def test_a_document_reopened_after_a_lost_edit_is_not_verified(tmp_path):
+    """Each open period of a document is checked against its own close snapshot; the last one's verdict replaced
+    the earlier ones', so a document whose first period lost an edit was called verified once reopened."""
+    db, uri = tmp_path / "t.sqlite3", "file:///a.py"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=100.0))
+        store.record(DocumentOpened("s", uri, 1, "python", "abc\n", ts=100.0))
+        store.record(EditEvent("s", uri, 2, 0, 3, 0, 3, "", "X", 101.0, ts=101.0))  # lost below
+        store.record(DocumentSnapshot("s", uri, 2, "abcX\n", ts=102.0))
+        store.record(DocumentClosed("s", uri, ts=102.0))
+        store.record(DocumentOpened("s", uri, 1, "python", "abcX\n", ts=103.0))
+        store.record(EditEvent("s", uri, 2, 0, 0, 0, 0, "", "Y", 104.0, ts=104.0))
+        store.record(DocumentSnapshot("s", uri, 2, "YabcX\n", ts=105.0))
+        store.record(DocumentClosed("s", uri, ts=105.0))
+    conn = sqlite3.connect(db)
+    with conn:
+        assert conn.execute("DELETE FROM edits WHERE inserted_text = 'X'").rowcount == 1
+    conn.close()
+    script = script_of(db)
+    assert script.verified == {uri: False}
+    assert any("do not reproduce" in issue for issue in script.issues)
+
+
 def test_inferred_text_counts_a_crlf_as_one_line_break(tmp_path):
     """Recordings without pending edits: the text at the cursor inside an edit that typed a CRLF."""
     editor = _Editor(tmp_path / "t.sqlite3", "A\r\n")
@@ -267,6 +291,52 @@ def test_inferred_text_counts_a_crlf_as_one_line_break(tmp_path):
     script, seen = editor.rebuild()
     assert seen == editor.seen
     assert {r.suggestion_id: r.fidelity for r in script.requests} == {"r1": INFERRED, "r2": INFERRED}
+
+
+def test_changes_are_sent_as_positions_the_server_applies_alike_with_mixed_line_breaks(tmp_path):
+    """A change rebuilt between the CR and the LF of a CRLF has no LSP position: it was sent as the line's end, and
+    the replaying server removed or kept a break the recording did not, so every later request saw other text."""
+    editor = _Editor(tmp_path / "t.sqlite3", "a\r\nb = 1\n")
+    editor.change((1, 3, "\r"))  # a formatter turning one CRLF into a lone CR
+    editor.change((3, 3, "c"), pause=3.0)
+    editor.request("r1", 4)
+    editor.change((1, 1, "\n"), pause=3.0)  # and back: a CR joined by an LF typed after it
+    editor.request("r2", 3)
+    editor.close()
+    script, seen = editor.rebuild()
+    assert seen == editor.seen  # the script's own offsets were right all along
+    server = DocumentStore()
+    for step in script.steps:  # what the replaying server does with what it is sent
+        if step.kind == "open":
+            server.open(step.uri, "python", step.version, step.text)
+        elif step.kind == "change":
+            server.change(step.uri, step.version, [(Range.of(*step.start, *step.end), step.inserted)])
+        elif step.kind == "request":
+            assert server.get(step.uri).text == editor.seen[step.request.suggestion_id]
+
+
+def test_a_document_opened_without_a_language_is_replayed_without_one(tmp_path):
+    """A client may open a document with languageId "" (the server keeps it so); replay opened it as Python, whose
+    context and gate features differ, and the replaying server hid a suggestion the recorded one showed."""
+    from telemetry.replay import _Driver
+
+    db = tmp_path / "t.sqlite3"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=100.0))
+        store.record(DocumentOpened("s", "file:///notes", 1, "", "def f(x):\n", ts=100.0))
+        store.record(DocumentOpened("s", "file:///a.py", 1, "python", "x = 1\n", ts=101.0))
+    script = script_of(db)
+    assert [(s.uri, s.language_id) for s in script.steps] == [("file:///notes", ""), ("file:///a.py", "python")]
+
+    class Client:
+        opened: list = []
+
+        def did_open(self, uri, text, version, language_id):
+            self.opened.append((uri, language_id))
+
+    client = Client()
+    _Driver(client, script, ReplayOptions(), None, None).run()
+    assert client.opened == [("file:///notes", ""), ("file:///a.py", "python")]
 
 
 # -- replaying a simulated session against the real server ----------------------------------------------
@@ -421,6 +491,25 @@ def test_report_compares_a_recording_with_its_replay(replays, simulated_session,
     assert replayed["replay"] and replayed["requests"] == recorded["requests"]
     page = (tmp_path / "cmp" / "index.html").read_text(encoding="utf-8")
     assert all(f"src='{name}'" in page and (tmp_path / "cmp" / name).is_file() for name, _, _ in PLOTS)
+
+
+def test_a_replay_is_drawn_on_its_recording_s_time_axis(simulated_session, tiny_lm_dir, tmp_path):
+    """A recording is drawn from its session's start, its replay was drawn from its first request: where the
+    programmer worked five minutes before asking, every replayed point came five minutes early beside it."""
+    import shutil
+
+    from telemetry.report import load
+
+    recorded = tmp_path / "late.sqlite3"
+    shutil.copy(simulated_session["database"], recorded)
+    with sqlite3.connect(recorded) as conn:
+        conn.execute("UPDATE sessions SET started_at = started_at - 300")
+    conn.close()
+    replay(recorded, tmp_path / "late-replay.sqlite3", options=ReplayOptions(model=str(tiny_lm_dir), limit=6))
+    replayed = sorted(r["minute"] for r in load(tmp_path / "late-replay.sqlite3", "B").rows)
+    drawn = sorted(r["minute"] for r in load(recorded, "A").rows)[:len(replayed)]
+    assert len(replayed) == 6 and drawn[0] > 4.5  # about five minutes in (a request can come just before the start is logged)
+    assert replayed == pytest.approx(drawn)
 
 
 # -- what a failed replay says, and leaves behind ----------------------------------------------------------------

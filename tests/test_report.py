@@ -177,3 +177,75 @@ def test_the_report_lists_the_sessions_that_session_takes(tmp_path, capsys):
     assert main(["report", str(two), "--session", "desk-2", "-o", str(tmp_path / "r2"), "--json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)["summaries"]
     assert [s["id"] for s in summary["session_list"]] == ["desk-2"] and summary["requests"] == 30
+
+
+def test_characters_saved_are_characters_in_a_recording_as_in_its_replay(tmp_path):
+    """The accepted length is in UTF-16 units: a recording counted an emoji it accepted as two characters saved, its
+    replay (which counts characters) as one, and a partial accept counted its units even in the replay."""
+    from telemetry import SessionEnded, SessionStarted, SuggestionAccepted, SuggestionGenerated, SuggestionRequested
+    from telemetry import TelemetryStore
+    from telemetry.oracle import Oracle
+    from telemetry.reader import open_readonly, suggestions
+    from telemetry.reconstruct import Request
+    from telemetry.replay import _decide
+    from telemetry.report import load
+
+    db = tmp_path / "emoji.sqlite3"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s", "vscode", "1", "0.1.0", ts=0.0))
+        for n, (sid, text, length, partial) in enumerate([("whole", "\U0001f600ab", 4, False),
+                                                           ("part", "\U0001f600\U0001f600 cd", 4, True)]):
+            store.record(SuggestionRequested("s", sid, "completion", "file:///a.py", 1, 0, 0, ts=1.0 + n))
+            store.record(SuggestionGenerated("s", sid, text, "m", "full", 5.0, 3, ts=1.1 + n))
+            store.record(SuggestionAccepted("s", sid, length, partial, ts=1.2 + n))
+        store.record(SessionEnded("s", "shutdown", ts=9.0))
+    assert {r["id"]: r["chars_saved"] for r in load(db, "x").rows} == {"whole": 3, "part": 2}
+    conn = open_readonly(db)
+    try:
+        logged = {s["id"]: s for s in suggestions(conn)}
+    finally:
+        conn.close()
+    replayed = {sid: _decide(Request(sid, "file:///a.py", 1, 0, 0, "automatic", 1.0, logged=row), row["text"], Oracle())
+                for sid, row in logged.items()}
+    assert {sid: (basis, saved) for sid, (basis, _, _, saved) in replayed.items()} == {
+        "whole": ("logged", 3), "part": ("logged", 2)}
+
+
+def _as_replay_of(path, runs):
+    """Make a database of synthetic sessions look as `tact replay` leaves it: each (session, source session) run."""
+    from telemetry.replay import REPLAY_TABLES
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript(REPLAY_TABLES)
+        for sid, source in runs:
+            n = conn.execute("SELECT COUNT(*) FROM suggestions WHERE session_id = ?", [sid]).fetchone()[0]
+            conn.execute("INSERT INTO replay_runs (session_id, source_session_id, requests, replayed, complete,"
+                         " source_complete) VALUES (?, ?, ?, ?, 1, 1)", [sid, source, n, n])
+            conn.execute("INSERT INTO replay_suggestions (session_id, seq, suggestion_id, source_ts, chars_saved)"
+                         " SELECT session_id, 0, id, requested_at, 0 FROM suggestions WHERE session_id = ?", [sid])
+    conn.close()
+
+
+def test_a_recording_is_compared_with_its_replay_session_for_session(tmp_path, capsys):
+    """`tact replay --session` replays one session and advises `tact report DB --against OUT`: every session of DB
+    was compared with the replay of one. And `--session` picked a session of DB only, against every replay."""
+    recorded, one, both = tmp_path / "desk.sqlite3", tmp_path / "one.sqlite3", tmp_path / "both.sqlite3"
+    write_synthetic_db(recorded, seed=1, requests=20, session_id="desk-1")
+    write_synthetic_db(recorded, seed=2, requests=30, session_id="desk-2")
+    write_synthetic_db(one, seed=2, requests=30, session_id="replay-2")
+    _as_replay_of(one, [("replay-2", "desk-2")])
+    write_synthetic_db(both, seed=1, requests=20, session_id="replay-1")
+    write_synthetic_db(both, seed=2, requests=30, session_id="replay-2")
+    _as_replay_of(both, [("replay-1", "desk-1"), ("replay-2", "desk-2")])
+
+    assert main(["report", str(recorded), "--against", str(one), "-o", str(tmp_path / "r1"), "--json"]) == 0
+    a, b = json.loads(capsys.readouterr().out)["summaries"]
+    assert [s["id"] for s in a["session_list"]] == ["desk-2"] and a["requests"] == b["requests"] == 30
+    assert any("replays" in note for note in a["notes"])
+    assert main(["report", str(recorded), "--session", "desk-1", "--against", str(both), "-o", str(tmp_path / "r2"),
+                 "--json"]) == 0
+    a, b = json.loads(capsys.readouterr().out)["summaries"]
+    assert [s["id"] for s in b["session_list"]] == ["replay-1"] and a["requests"] == b["requests"] == 20
+    assert main(["report", str(recorded), "--against", str(both), "-o", str(tmp_path / "r3"), "--json"]) == 0
+    a, b = json.loads(capsys.readouterr().out)["summaries"]
+    assert a["requests"] == b["requests"] == 50 and not a["notes"] and not b["notes"]  # every session has its replay

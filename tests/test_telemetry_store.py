@@ -366,3 +366,28 @@ def test_a_database_another_writer_holds_opens_at_once_and_its_events_land_after
     assert store.flush()
     store.close()
     assert query(db_path, "SELECT id FROM sessions") == [(SID,)]
+
+
+def test_a_lock_held_past_sqlite_s_wait_delays_events_instead_of_dropping_them(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer (a second server, a shell) holding the database locked past SQLite's busy wait: each event
+    that met the lock was dropped as if it were bad, one per wait, from the middle of the stream; an edit lost so
+    leaves every later edit of its document unreplayable. They wait for the lock instead, in order."""
+    import telemetry.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    with TelemetryStore(db_path) as store:
+        store.record(SessionStarted(SID, "test", "1", "0.1.0", {}, {}))
+        assert store.flush()
+        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO meta (key, value) VALUES ('held', 'x')")
+        for version in (2, 3, 4):
+            store.record(EditEvent(SID, URI, version, 0, 0, 0, 0, "", str(version), ts_start=0.0))
+        assert not store.flush(timeout=1.0)  # waiting for the lock, several busy waits long
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert store.flush(timeout=10)
+        assert store.stats.failed == 0 and store.stats.written == 4
+    assert [r[0] for r in query(db_path, "SELECT version FROM edits ORDER BY seq")] == [2, 3, 4]
