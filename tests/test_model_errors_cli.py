@@ -90,15 +90,20 @@ def test_export_says_what_it_wrote(unexported, capsys):
     (["bench", "early-exit", "--model", "{m}", "--limit", "2"], "--model"),
     (["simulate", "{f}", "--model", "{m}"], "--model"),
     (["train", "controller", "--model", "{m}"], "--model"),
-    (["train", "lm", "--resume", "{m}", "--minutes", "0.01"], "--resume"),
-    (["train", "next-edit", "--init", "{m}", "--minutes", "0.01"], "--init"),
+    (["train", "lm", "--resume", "{m}", "--corpus", "{c}", "--minutes", "0.01"], "--resume"),
+    (["train", "next-edit", "--init", "{m}", "--data", "{d}", "--minutes", "0.01"], "--init"),
 ])
 def test_every_command_advises_its_own_flag_for_a_model_directory_that_is_none(tmp_path, capsys, args, flag):
     """They said "set tact.modelPath ...", the editor's setting, to a user who had passed a flag (the server's own
     message, or the shared handler's); the commands that start a server now check the directory before it starts."""
+    from tests.test_train_inputs import write_corpus
+
     (tmp_path / "f.py").write_text("x = 1\n")
+    (tmp_path / "ne").mkdir()
+    (tmp_path / "ne" / "real_train.jsonl").write_text("")  # the inputs a command checks before its model
     missing = tmp_path / "no-model"
-    argv = [a.format(m=missing, f=tmp_path / "f.py") for a in args]
+    argv = [a.format(m=missing, f=tmp_path / "f.py", c=write_corpus(tmp_path / "corpus"), d=tmp_path / "ne")
+            for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "tact.modelPath" not in err
