@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from lsp_server.config import Settings
 from lsp_server.features.suggest import suggest
 from lsp_server.services.gate import AcceptanceGate
-from lsp_server.services.positions import Range
+from lsp_server.services.positions import Position, Range
 from models.acceptance import features
 from tests.test_acceptance_gate import TEXT, URI, FakeService, _model, _pipeline, _run
 
@@ -86,3 +87,29 @@ def test_a_suggestion_the_editor_cancelled_after_generation_is_not_remembered_as
     assert stage1[1][features.CONTEXT_FEATURES.index("same_prefix_as_shown")] == 0.0
     assert stage2[1][features.SUGGESTION_FEATURES.index("log_times_shown_before")] == 0.0
 
+
+
+def test_the_gate_times_a_suggestion_by_its_request_as_a_replay_does():
+    """Stage 1 read the clock as it ran, stage 2 and "shown" after generation; a replay pins the clock to the logged
+    request's time, so the time since the last suggestion shown differed between a session and its replay (a
+    stage-2 decision flipped). Now every reading is the request's: here, generation takes 5 s of the clock."""
+    gate = AcceptanceGate(_model(0.9, 0.95))
+    clock = [1000.0]
+    gate.clock = lambda: clock[0]
+    pipe, store = _pipeline(gate, FakeService())
+    complete = pipe.service.complete
+
+    def slow(*args):
+        clock[0] += 5.0  # generating takes five seconds of the gate's clock
+        return complete(*args)
+
+    pipe.service.complete = slow
+    for _ in range(2):
+        pending = pipe.request(URI, Position(3, 12), "automatic", Settings())
+        suggestion = pending.future.result(timeout=10)
+        assert pipe.issue(pending, suggestion, URI)
+        clock[0] += 10.0  # the user reads it, then types on
+    since = [e.details["features"][features.CONTEXT_FEATURES.index("log_seconds_since_shown")]
+             for e in store.events if type(e).__name__ == "SuggestionGated" and e.stage == 1]
+    # the second request came 15 s of clock after the first: 5 generating, 10 reading; shown at the first's request
+    assert since[1] == pytest.approx(math.log1p(15.0))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
@@ -36,6 +36,8 @@ class PendingRequest:
     token: CancelToken
     document: Document | None = None  # a completion: the document and version it was computed for, checked
     version: int = -1  # again as the answer goes out
+    # "requested": when the job logged the request, by the gate's clock (a replay pins that clock to this time)
+    times: dict[str, float] = field(default_factory=dict)
 
     def abandon(self, recorder: SessionRecorder, reason: str) -> None:
         """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
@@ -72,6 +74,7 @@ class CompletionPipeline:
         pending_edit = doc.history.pending  # read with the version, on the loop that applies changes: consistent
         suggestion_id = self.ledger.new_id()
         recorder = self.recorder
+        times: dict[str, float] = {}
 
         def job(token: CancelToken) -> Suggestion | None:
             self.counts["requested"] += 1
@@ -81,6 +84,9 @@ class CompletionPipeline:
                                    pending_edit)
                 raise Cancelled(token.reason if token.cancelled else "stale")
             ctx = self.service.context(index, doc.language_id, position, settings)
+            # The gate's "now" for this suggestion, from stage 1 to shown: the logged request's time, which a replay
+            # pins its clock to; wall time read later (after generation) made a replay's timing features differ.
+            times["requested"] = now = self.gate.clock()
             recorder.requested(suggestion_id, "completion", uri, version, ctx.position.line, ctx.position.character,
                                trigger, ctx.summary(), pending_edit)
             if doc.is_binary:
@@ -89,7 +95,7 @@ class CompletionPipeline:
             gate = self.gate if settings.acceptance_gate and self.gate.active else None
             first = None
             if gate is not None:
-                first = gate.before(ctx, settings, trigger, uri)
+                first = gate.before(ctx, settings, trigger, uri, now=now)
                 recorder.gated(suggestion_id, 1, first.decision, first.score, first.threshold, gate.version, first.details())
                 if not first.generate:
                     self.counts["skipped"] += 1
@@ -116,7 +122,7 @@ class CompletionPipeline:
                 second = gate.after(ctx, suggestion.text, settings, logprobs=r.logprobs, stop_probs=r.stop_probs,
                                     layers=r.layers if suggestion.policy == "dynamic" else None,
                                     n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first,
-                                    trigger=trigger, uri=uri)
+                                    trigger=trigger, uri=uri, now=now)
                 recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold, gate.version,
                                second.details())
                 if not second.show:
@@ -127,7 +133,7 @@ class CompletionPipeline:
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
-        return PendingRequest(suggestion_id, future, token, doc, version)
+        return PendingRequest(suggestion_id, future, token, doc, version, times)
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
         """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it
@@ -147,5 +153,5 @@ class CompletionPipeline:
         if superseded:
             self.recorder.rejected(superseded, "superseded")
         if suggestion.text:
-            self.gate.shown(uri, suggestion.context, suggestion.text)
+            self.gate.shown(uri, suggestion.context, suggestion.text, now=pending.times.get("requested"))
         return True
