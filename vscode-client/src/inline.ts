@@ -179,7 +179,15 @@ export class InlineSuggestions implements vscode.Disposable {
       this.answered(document, version, context, token, []);
       return undefined;
     }
-    const converted = await client.protocol2CodeConverter.asInlineCompletionResult(result, token);
+    let converted: Awaited<ReturnType<typeof client.protocol2CodeConverter.asInlineCompletionResult>>;
+    try {
+      converted = await client.protocol2CodeConverter.asInlineCompletionResult(result, token);
+    } catch (error) {
+      // an answer that does not convert ends like an empty one (the suggestion on screen ends), not as a rejection
+      this.log(`inline completion answer unreadable: ${error instanceof Error ? error.message : String(error)}`);
+      this.answered(document, version, context, token, []);
+      return undefined;
+    }
     const items = Array.isArray(converted) ? converted : (converted?.items ?? []);
     const out: vscode.InlineCompletionItem[] = [];
     for (const item of items) {
