@@ -148,7 +148,7 @@ class TactServer(LanguageServer):
         if self.database_override:
             settings.telemetry_database = self.database_override
         self.settings = settings
-        logging.getLogger("tact").setLevel(settings.log_level.upper() if settings.log_level.upper() in logging._nameToLevel else "WARNING")
+        logging.getLogger("tact").setLevel(settings.log_level)  # one of LOG_LEVELS: from_camel checks it
         for p in problems:
             log.warning("settings from %s: %s", origin, p)
         return problems

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from models.metrics import ACCEPT_SIMILARITY, chars_saved, first_line, goes_on_to_type
 
+from .text import chars_in_units
+
 MATCH_MODES = ("prefix", "exact")
 
 
@@ -46,11 +48,4 @@ def accepted_chars(text: str, units: int | None) -> int:
     """The characters (as the oracle counts them) in the first ``units`` UTF-16 code units of ``text``, all of it when
     None: an accepted length, which the protocol counts in UTF-16, as characters saved. Counted in UTF-16, a
     suggestion with an emoji saved more in its recording than in its replay, where characters are counted."""
-    if units is None:
-        return len(text)
-    seen = 0
-    for i, ch in enumerate(text):
-        seen += 2 if ord(ch) > 0xFFFF else 1
-        if seen > units:
-            return i
-    return len(text)
+    return len(text) if units is None else chars_in_units(text, units)

@@ -34,16 +34,19 @@ def offset_at(text: str, line: int, character: int, starts: list[int] | None = N
         return len(text)
     begin = starts[line]
     end = _line_end(text, begin)
-    segment = text[begin:end]
-    if segment.isascii():
-        return begin + max(0, min(character, len(segment)))
-    units = 0
-    for i, ch in enumerate(segment):
-        width = 2 if ord(ch) > 0xFFFF else 1
-        if units + width > character:
-            return begin + i
-        units += width
-    return end
+    return begin + chars_in_units(text[begin:end], character)
+
+
+def chars_in_units(s: str, units: int) -> int:
+    """How many characters of ``s`` fit in its first ``units`` UTF-16 code units (clamped to 0..len(s))."""
+    if s.isascii():
+        return max(0, min(units, len(s)))
+    seen = 0
+    for i, ch in enumerate(s):
+        seen += 2 if ord(ch) > 0xFFFF else 1
+        if seen > units:
+            return i
+    return len(s)
 
 
 def position_at(text: str, offset: int, starts: list[int] | None = None) -> tuple[int, int]:

@@ -100,12 +100,12 @@ def test_a_record_whose_line_edit_does_not_rebuild_the_text_ends_the_walk(text, 
     docs.change(URI, 2, [change], now=1.0)
     doc = docs.get(URI)
     history = line_history(doc.text, doc.history.recent())
-    assert not history or apply_all(text, history) == doc.text
+    assert history == []  # the one record does not rebuild the text: the walk ends before it
     service, _, _ = _service(None)
     for predictor in ("ranker", "heuristic"):
         found = service.predict(doc.text, doc.history.recent(), Position(0, 0), URI, predictor=predictor,
                                 ranker_threshold=0.0)
-        assert found is None or "bar = 2" not in found.new_text
+        assert found is None  # no history to go on: nothing served, least of all a stray "bar = 2"
 
 
 def test_trimmed_range_keeps_only_the_changed_characters():

@@ -256,9 +256,11 @@ def test_missing_or_corrupt_model_gives_degraded_mode(tmp_path, breakage):
 def settle(client: LspClient, settings: dict) -> dict:
     """didChangeConfiguration, then tact/status once the load it starts is over."""
     client.notify("workspace/didChangeConfiguration", {"settings": {"tact": settings}})
-    time.sleep(0.5)
+    time.sleep(0.5)  # for the load it starts to begin
     deadline = time.time() + 60
-    while (status := client.request("tact/status", timeout=30))["loading"] and time.time() < deadline:
+    # and until applied (the status runs with the sent settings) and loaded, however late the server is
+    while (((status := client.request("tact/status", timeout=30))["loading"]
+            or any(status["settings"].get(k) != v for k, v in settings.items())) and time.time() < deadline):
         time.sleep(0.2)
     return status
 

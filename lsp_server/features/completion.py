@@ -5,6 +5,7 @@ The item replaces the identifier being typed, so the editor's own filtering keep
 
 from __future__ import annotations
 
+import os
 import re
 
 from lsprotocol import types
@@ -42,13 +43,8 @@ def supports_as_is(ls) -> bool:
 def relative_indent(text: str, indent: str) -> str:
     """``text`` with the cursor line's ``indent`` taken off its later lines (as much of it as each
     line starts with), for clients that add that indentation back (adjustIndentation)."""
-    lines = text.split("\n")
-    for i in range(1, len(lines)):
-        n = 0
-        while n < len(indent) and n < len(lines[i]) and lines[i][n] == indent[n]:
-            n += 1
-        lines[i] = lines[i][n:]
-    return "\n".join(lines)
+    first, *rest = text.split("\n")
+    return "\n".join([first] + [line[len(os.path.commonprefix((indent, line))):] for line in rest])
 
 
 def register(server) -> None:
