@@ -11,6 +11,7 @@ from pathlib import Path
 from lsp_server.config import default_data_dir
 from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
 from telemetry.lsp_client import LspClient, change_at
+from telemetry.reader import DEMO_CLIENT
 from telemetry.text import advance, offset_at
 
 
@@ -31,7 +32,7 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     t0 = time.perf_counter()
     db.parent.mkdir(parents=True, exist_ok=True)
     with LspClient(server_command(sys.executable, model, str(db))) as client:
-        client.initialize({"decodingPolicy": policy}, client_name="tact-demo")
+        client.initialize({"decodingPolicy": policy}, client_name=DEMO_CLIENT)
         status = require_ready(wait_ready(client, timeout=60.0))
         print(f"server up, model {status['model']} ({status['modelDir']}), loaded in {status['loadMs']:.0f} ms", file=out)
         print(f"{'where':>8}  {'ms':>6}  outcome   suggestion", file=out)

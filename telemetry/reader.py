@@ -140,6 +140,13 @@ def outcome_counts(conn: sqlite3.Connection, session_id: str | None = None) -> d
     return dict(rows.fetchall())
 
 
+# The client names `tact demo` and the simulated programmers (`tact simulate`) record their sessions under: their
+# accepts and rejects are no one's, and seeded a user's prior where they shared a database.
+DEMO_CLIENT = "tact-demo"
+SIMULATE_CLIENT = "tact-simulate"
+SYNTHETIC_CLIENTS = (DEMO_CLIENT, SIMULATE_CLIENT)
+
+
 def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] = ()) -> dict[str, Any]:
     """How many completions the user accepted (fully or partly) and rejected over every session (but those of
     ``exclude_clients``), and the latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}`` (next

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from telemetry.lsp_client import LspClient, LspError, change_at
+from telemetry.reader import SIMULATE_CLIENT
 from telemetry.text import line_starts, position_at, utf16_len
 
 # Custom names of the Tact protocol (lsp_server/protocol.py; `telemetry` does not import the server).
@@ -426,7 +427,7 @@ def run_simulation(files: list[Path], database: Path, *, model: str | None = Non
     if speed <= 0:
         settings = {**ACCELERATED_DEFAULTS, **settings}
     with LspClient(server_command(python or sys.executable, model, str(database))) as client:
-        client.initialize(settings, client_name="tact-simulate")
+        client.initialize(settings, client_name=SIMULATE_CLIENT)
         status = require_ready(wait_ready(client))
         programmer = Programmer(client, style=style, seed=seed, speed=speed, limit=limit, max_seconds=max_seconds,
                                 on_event=on_event)

@@ -8,7 +8,8 @@ import sqlite3
 import subprocess
 import sys
 
-from lsp_server.services.gate import SYNTHETIC_CLIENTS, AcceptanceGate
+from lsp_server.services.gate import AcceptanceGate
+from telemetry.reader import SYNTHETIC_CLIENTS
 
 
 def _client_names(db) -> set[str]:

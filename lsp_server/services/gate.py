@@ -78,10 +78,6 @@ class GateDecision:
         return out
 
 
-# The client names `tact demo` (lsp_server/demo.py) and the simulated programmers (telemetry/simulate.py) record
-# their sessions under: their accepts and rejects are no one's, and seeded a user's prior where they shared a database.
-SYNTHETIC_CLIENTS = ("tact-demo", "tact-simulate")
-
 
 def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
@@ -146,7 +142,7 @@ class AcceptanceGate:
         if not path or not Path(path).is_file():
             return
         try:
-            from telemetry.reader import decided_outcomes, open_readonly
+            from telemetry.reader import SYNTHETIC_CLIENTS, decided_outcomes, open_readonly
 
             conn = open_readonly(path)
             try:
