@@ -11,10 +11,11 @@ import {
   type StaticFeature,
 } from "vscode-languageclient/node";
 import { InlineSuggestions } from "./inline";
+import { ServerRuns } from "./issuer";
 import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { buildReport, showReport } from "./report";
-import { checkPython, serverExecutable, stopServer } from "./server";
+import { checkPython, ServerControl, serverExecutable, stopServer } from "./server";
 import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
@@ -50,20 +51,25 @@ const inlineCompletionCapability: StaticFeature = {
 
 class TactExtension implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  /** The run of the client in use: each suggestion's events and accept go to the run that issued it. */
+  private readonly runs = new ServerRuns<LanguageClient>();
+  /** Starts, restarts and stops the server one step after another. */
+  private readonly control = new ServerControl({
+    start: () => this.doStart(),
+    endOutcomes: () => this.endOutcomes(),
+    stop: () => this.stop(),
+  });
   private readonly output = vscode.window.createOutputChannel("Tact", { log: true });
   private readonly inline: InlineSuggestions;
   private readonly nextEdits: NextEdits;
   private readonly statusBar: StatusBar;
   private readonly disposables: vscode.Disposable[] = [];
-  private starting: Promise<void> | undefined;
   private statusTimer: ReturnType<typeof setInterval> | undefined;
   private refreshQueued = false;
   private lastStatus: ServerStatus | undefined;
-  /** Set on deactivation: no server may start after it. */
-  private disposed = false;
 
   constructor(private readonly context: vscode.ExtensionContext) {
-    const access = { current: () => this.client, enabled: () => this.enabled() };
+    const access = { run: () => this.runs.current(), enabled: () => this.enabled() };
     this.inline = new InlineSuggestions(access, SELECTOR, {
       onActivity: () => this.refreshSoon(),
       onAccepted: (uri) => this.nextEdits.requestSoon(uri),
@@ -87,7 +93,7 @@ class TactExtension implements vscode.Disposable {
       vscode.commands.registerCommand("tact.showOutput", () => this.output.show(true)),
       vscode.workspace.onDidChangeConfiguration((e) => this.onConfiguration(e)),
     );
-    void this.start();
+    void this.control.start().catch((error: unknown) => this.log(`starting the server: ${error instanceof Error ? error.message : String(error)}`));
   }
 
   private enabled(): boolean {
@@ -98,20 +104,12 @@ class TactExtension implements vscode.Disposable {
     this.output.info(message);
   }
 
-  private start(): Promise<void> {
-    this.starting ??= this.doStart().finally(() => (this.starting = undefined));
-    return this.starting;
-  }
-
   private async doStart(): Promise<void> {
-    if (this.disposed) {
-      return;
-    }
     this.statusBar.setState("starting");
     const python = pythonPath();
     const cwd = workspaceDir();
     const check = await checkPython(python, cwd);
-    if (this.disposed) {
+    if (this.control.disposed) {
       return;
     }
     if (!check.ok) {
@@ -134,7 +132,7 @@ class TactExtension implements vscode.Disposable {
     const middleware: Middleware = {
       executeCommand: async (command, args, next) => {
         if (command === COMMAND_ACCEPT_SUGGESTION && !this.inline.accepted(args[0])) {
-          return undefined; // a suggestion of the server before a restart: this one never issued it
+          return undefined; // ghost text of the server before a restart or a crash: this one never issued it
         }
         return next(command, args);
       },
@@ -148,27 +146,29 @@ class TactExtension implements vscode.Disposable {
     };
     const client = new TactClient("tact", "Tact", { run: executable, debug: executable }, clientOptions);
     client.registerFeature(inlineCompletionCapability);
+    let runs = 0; // of this client
     client.onDidChangeState((e) => {
       if (this.client !== client) {
         return;
       }
+      // the client restarts a crashed server on its own: Running again is another server process
+      this.runs.changed(client, e.newState === State.Running);
       if (e.newState === State.Stopped) {
         this.statusBar.setState("stopped", "the server stopped; see the Tact output");
-      } else if (e.newState === State.Running && e.oldState === State.Starting) {
-        this.statusBar.setState("running"); // also after the client restarted a crashed server
+      } else if (e.newState === State.Running) {
+        this.statusBar.setState("running");
+        this.nextEdits.reset();
+        if (runs++ > 0) {
+          this.log("the server runs again after it stopped; suggestions made before are not reported to it");
+          void this.refreshStatus();
+        }
       }
     });
     this.client = client;
     try {
       await client.start();
-      if (this.disposed) {
-        // deactivated while it started (stop() cannot stop a client that is starting)
-        this.client = undefined;
-        await stopServer(client, 5000);
-        return;
-      }
     } catch (error) {
-      if (this.disposed) {
+      if (this.control.disposed) {
         return;
       }
       const problem = error instanceof Error ? error.message : String(error);
@@ -181,8 +181,10 @@ class TactExtension implements vscode.Disposable {
       });
       return;
     }
+    if (this.control.disposed) {
+      return; // deactivated while it started: the next step stops it
+    }
     this.statusBar.setState("running");
-    this.nextEdits.reset();
     this.log(`server running (${client.initializeResult?.serverInfo?.name ?? "tact"} ${client.initializeResult?.serverInfo?.version ?? ""})`);
     void this.refreshStatus();
     clearInterval(this.statusTimer);
@@ -193,6 +195,7 @@ class TactExtension implements vscode.Disposable {
     clearInterval(this.statusTimer);
     const client = this.client;
     this.client = undefined;
+    this.runs.end();
     if (client) {
       try {
         await stopServer(client, 5000);
@@ -214,10 +217,7 @@ class TactExtension implements vscode.Disposable {
 
   private async restart(why: string): Promise<void> {
     this.log(`restarting the server: ${why}`);
-    await this.starting;
-    await this.endOutcomes();
-    await this.stop();
-    await this.start();
+    await this.control.restart().catch((error: unknown) => this.log(`restarting the server: ${error instanceof Error ? error.message : String(error)}`));
   }
 
   private onConfiguration(e: vscode.ConfigurationChangeEvent): void {
@@ -318,16 +318,10 @@ class TactExtension implements vscode.Disposable {
   }
 
   async dispose(): Promise<void> {
-    this.disposed = true;
-    await this.endOutcomes();
-    const starting = this.starting;
-    if (!starting) {
-      await this.stop();
-    }
+    await this.control.dispose().catch(() => undefined); // after the step under way, which may be a start
     for (const d of this.disposables.splice(0)) {
       d.dispose();
     }
-    await starting?.catch(() => undefined); // doStart stops what it started
   }
 }
 

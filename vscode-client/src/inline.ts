@@ -5,7 +5,7 @@
 // provider with those methods when the proposal is not enabled for the extension; then a plain provider is
 // registered and the lifecycle is inferred from the user's keys, edits and cursor (lifecycle.ts).
 import * as vscode from "vscode";
-import { IssuerNotifications } from "./issuer";
+import { IssuerNotifications, type ServerRun } from "./issuer";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { InlineCompletionRequest } from "vscode-languageclient/node";
 import { reasonForEndOfLife, SuggestionTracker, type EndOfLifeReason, type Verdict } from "./lifecycle";
@@ -35,9 +35,10 @@ interface Events {
   onAccepted(uri: string): void;
 }
 
-/** How the extension talks to the current client (it changes on restart). */
+/** How the extension talks to the server: the run of the client in use (it changes on every restart, the client's
+ * own restart of a crashed server too). */
 export interface ClientAccess {
-  current(): LanguageClient | undefined;
+  run(): ServerRun<LanguageClient> | undefined;
   enabled(): boolean;
 }
 
@@ -70,7 +71,7 @@ export class InlineSuggestions implements vscode.Disposable {
     private readonly events: Events,
     private readonly log: (message: string) => void,
   ) {
-    this.notifications = new IssuerNotifications(() => access.current(), log);
+    this.notifications = new IssuerNotifications(() => access.run(), log);
   }
 
   register(): void {
@@ -158,11 +159,12 @@ export class InlineSuggestions implements vscode.Disposable {
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
     const version = document.version;
-    const client = this.access.current();
-    if (!client || !client.isRunning() || !this.access.enabled()) {
+    const run = this.access.run();
+    if (!run || !this.access.enabled()) {
       this.answered(document, version, context, token, []);
       return undefined;
     }
+    const client = run.client;
     const started = Date.now();
     let result;
     try {
@@ -200,10 +202,11 @@ export class InlineSuggestions implements vscode.Disposable {
       const anchor = document.offsetAt(item.range?.start ?? position);
       // the document's line breaks: VS Code inserts the text with them, and Enter types them
       const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+      run.remember(id);
       const tracked: Tracked = {
         id,
         uri: document.uri.toString(),
-        client,
+        run,
         tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position), eol),
         reported: false,
       };
@@ -258,22 +261,27 @@ export class InlineSuggestions implements vscode.Disposable {
   }
 
   /** Called by the client middleware when the item's command runs (VS Code inserted the whole suggestion).
-   * False when the suggestion came from an earlier server (before a restart): not for this one. */
+   * False when the running server did not issue it (ghost text left from before a restart, the client's own
+   * restart of a crashed server too): its outcome is not the new server's to record. */
   accepted(id: unknown): boolean {
     if (typeof id !== "string") {
       return true;
     }
     const tracked = this.byId.get(id);
-    if (tracked && tracked.client !== this.access.current()) {
-      return false;
-    }
-    this.counters.accepted += 1;
     if (tracked) {
+      // accepted either way: not to be settled or rejected later
       tracked.tracker.accept();
       tracked.reported = true;
       clearTimeout(this.completing.get(tracked));
       this.completing.delete(tracked);
       this.forget(tracked);
+    }
+    if (!this.access.run()?.issued(id)) {
+      this.log(`${COMMAND_ACCEPT_SUGGESTION} not sent: the server that issued ${id} is gone`);
+      return false;
+    }
+    this.counters.accepted += 1;
+    if (tracked) {
       this.events.onAccepted(tracked.uri);
     }
     this.events.onActivity();
@@ -413,7 +421,7 @@ export class InlineSuggestions implements vscode.Disposable {
 
   /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
   private notify(tracked: Tracked, method: string, params: object): void {
-    this.notifications.send(tracked.client, method, params);
+    this.notifications.send(tracked.run, method, params);
   }
 
   /** Resolves once the notifications already handed to the client are written. */
@@ -432,8 +440,8 @@ export class InlineSuggestions implements vscode.Disposable {
 interface Tracked {
   id: string;
   uri: string;
-  /** The server that issued it: its events go to that one only. */
-  client: LanguageClient;
+  /** The server run that issued it: its events go to that one only. */
+  run: ServerRun<LanguageClient>;
   tracker: SuggestionTracker;
   /** Its outcome (accepted or rejected) was sent. */
   reported: boolean;

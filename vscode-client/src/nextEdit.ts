@@ -5,7 +5,7 @@
 // Only used when the server advertises `experimental.tact.nextEdit` in its capabilities; a server that
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
-import { IssuerNotifications } from "./issuer";
+import { IssuerNotifications, type ServerRun } from "./issuer";
 import { hintText } from "./nextEditHint";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
@@ -26,8 +26,8 @@ const IDLE_MS = 500; // ask after the user stops typing this long
 
 interface Shown {
   edit: NextEdit;
-  /** The server that predicted it: its outcome goes to that one only. */
-  client: LanguageClient;
+  /** The server run that predicted it: its outcome goes to that one only. */
+  run: ServerRun<LanguageClient>;
   uri: string;
   version: number;
   range: vscode.Range;
@@ -66,7 +66,7 @@ export class NextEdits implements vscode.Disposable {
     private readonly selector: vscode.DocumentSelector,
     private readonly log: (message: string) => void,
   ) {
-    this.notifications = new IssuerNotifications(() => access.current(), log);
+    this.notifications = new IssuerNotifications(() => access.run(), log);
   }
 
   register(): void {
@@ -80,7 +80,8 @@ export class NextEdits implements vscode.Disposable {
     );
   }
 
-  /** A new server: ask again (it may support next edit even if the last one did not). */
+  /** A new server run: ask again (it may support next edit even if the last one did not); the edit on screen
+   * came from the server before. */
   reset(): void {
     this.unsupported = false;
     this.end("ignored");
@@ -103,7 +104,7 @@ export class NextEdits implements vscode.Disposable {
   }
 
   private enabled(): boolean {
-    return !this.unsupported && this.access.enabled() && serverSupportsNextEdit(this.access.current());
+    return !this.unsupported && this.access.enabled() && serverSupportsNextEdit(this.access.run()?.client);
   }
 
   private onDocumentChange(e: vscode.TextDocumentChangeEvent): void {
@@ -129,10 +130,11 @@ export class NextEdits implements vscode.Disposable {
   }
 
   private async request(editor: vscode.TextEditor): Promise<void> {
-    const client = this.access.current();
-    if (!client?.isRunning() || vscode.window.activeTextEditor !== editor) {
+    const run = this.access.run();
+    if (!run || vscode.window.activeTextEditor !== editor) {
       return;
     }
+    const client = run.client;
     const document = editor.document;
     const version = document.version;
     const source = new vscode.CancellationTokenSource();
@@ -165,13 +167,13 @@ export class NextEdits implements vscode.Disposable {
     if (!edit || token.isCancellationRequested || document.version !== version || vscode.window.activeTextEditor !== editor) {
       return;
     }
-    this.show(editor, edit, version, client);
+    this.show(editor, edit, version, run);
   }
 
-  private show(editor: vscode.TextEditor, edit: NextEdit, version: number, client: LanguageClient): void {
+  private show(editor: vscode.TextEditor, edit: NextEdit, version: number, run: ServerRun<LanguageClient>): void {
     this.end("superseded");
-    const range = client.protocol2CodeConverter.asRange(edit.range);
-    this.shown = { edit, client, uri: editor.document.uri.toString(), version, range };
+    const range = run.client.protocol2CodeConverter.asRange(edit.range);
+    this.shown = { edit, run, uri: editor.document.uri.toString(), version, range };
     const removedText = editor.document.getText(range);
     editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage: `Tact: replace with \`${edit.newText}\`` }] : []);
     editor.setDecorations(this.inserted, [
@@ -214,11 +216,13 @@ export class NextEdits implements vscode.Disposable {
     const end = document.positionAt(start + shown.edit.newText.replace(/\r\n|\r|\n/g, eol).length);
     editor.selection = new vscode.Selection(end, end);
     editor.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-    const client = this.access.current();
-    if (client === shown.client && client.isRunning()) {
-      client
+    const run = this.access.run();
+    if (run === shown.run) {
+      run.client
         .sendRequest(ExecuteCommandRequest.type, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] })
         .catch((error: unknown) => this.log(`${COMMAND_ACCEPT_NEXT_EDIT} failed: ${String(error)}`));
+    } else {
+      this.log(`${COMMAND_ACCEPT_NEXT_EDIT} not sent: the server that issued ${shown.edit.id} is gone`);
     }
     this.schedule(editor, 50); // the edit after this one
   }
@@ -243,7 +247,7 @@ export class NextEdits implements vscode.Disposable {
 
   /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
   private notify(shown: Shown, method: string, params: object): void {
-    this.notifications.send(shown.client, method, params);
+    this.notifications.send(shown.run, method, params);
   }
 
   /** Resolves once the notifications already handed to the client are written. */

@@ -86,3 +86,65 @@ export async function stopServer(client: StoppableClient, timeoutMs: number): Pr
     await client.start().catch(() => undefined); // its failure is the client's to report
   }
 }
+
+/** The steps ServerControl orders (the extension's). */
+export interface ServerSteps {
+  /** Starts a server. */
+  start(): Promise<void>;
+  /** Ends the suggestions on screen while the server that issued them runs: their outcomes reach it. */
+  endOutcomes(): Promise<void>;
+  /** Stops the server, whatever its client is doing (stopServer). */
+  stop(): Promise<void>;
+}
+
+/** Starts, restarts and stops the server one step after another, so that one client at a time owns the server's
+ * commands. A client restarting a crashed server registers them (tact.acceptSuggestion) again once it runs: a new
+ * client started before that one is stopped (by a second restart while the first waits for it) would clash with it
+ * on the registration, and one of the two would fail to start. Restarts asked for before the queued one begins join
+ * it; nothing starts after dispose. */
+export class ServerControl {
+  private last: Promise<unknown> = Promise.resolve();
+  private queuedRestart: Promise<void> | undefined;
+  private isDisposed = false;
+
+  constructor(private readonly steps: ServerSteps) {}
+
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  start(): Promise<void> {
+    return this.queue(() => this.startUnlessDisposed());
+  }
+
+  restart(): Promise<void> {
+    this.queuedRestart ??= this.queue(async () => {
+      this.queuedRestart = undefined; // one asked for from now on applies what changes meanwhile
+      await this.steps.endOutcomes();
+      await this.steps.stop();
+      await this.startUnlessDisposed();
+    });
+    return this.queuedRestart;
+  }
+
+  /** Stops the server once the step under way is done. */
+  dispose(): Promise<void> {
+    this.isDisposed = true;
+    return this.queue(async () => {
+      await this.steps.endOutcomes();
+      await this.steps.stop();
+    });
+  }
+
+  private async startUnlessDisposed(): Promise<void> {
+    if (!this.isDisposed) {
+      await this.steps.start();
+    }
+  }
+
+  private queue(step: () => Promise<void>): Promise<void> {
+    const next = this.last.then(step);
+    this.last = next.catch(() => undefined); // a failed step does not stop the ones after it
+    return next;
+  }
+}

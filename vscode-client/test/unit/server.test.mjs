@@ -1,8 +1,8 @@
-// Unit tests of the interpreter setting's resolution and of stopping the server (src/server.ts, compiled to
-// out/unit by `npm test`).
+// Unit tests of the interpreter setting's resolution, of stopping the server and of the order of starts, restarts
+// and stops (src/server.ts, compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { resolveInterpreter, stopServer } from "../../out/unit/server.mjs";
+import { resolveInterpreter, ServerControl, stopServer } from "../../out/unit/server.mjs";
 
 test("${workspaceFolder} is the first workspace folder", () => {
   assert.equal(resolveInterpreter("${workspaceFolder}/.venv/bin/python", "/work/project", "/home/u"), "/work/project/.venv/bin/python");
@@ -89,4 +89,167 @@ test("a running client is stopped; a stopped one or one whose start failed has n
   failing.starting.reject(new Error("the server exited"));
   await stopping; // the failed start is the client's to report
   assert.equal(failing.stops, 0);
+});
+
+const ACCEPT = "tact.acceptSuggestion";
+
+/** VS Code's command registry: registering a name that exists throws, as vscode.commands.registerCommand does. */
+class Commands {
+  constructor() {
+    this.owners = new Map();
+    this.errors = [];
+  }
+  register(name, owner) {
+    if (this.owners.has(name)) {
+      throw new Error(`command '${name}' already exists`);
+    }
+    this.owners.set(name, owner);
+  }
+  unregister(owner) {
+    for (const [name, o] of this.owners) {
+      if (o === owner) {
+        this.owners.delete(name);
+      }
+    }
+  }
+}
+
+/** A client whose server advertises tact.acceptSuggestion: it registers the command each time it gets to running
+ * (its start, or its own restart of a crashed server) and unregisters it when the server stops or dies; a failed
+ * registration fails that start. run() is the server answering initialize. */
+class RegisteringClient extends FakeClient {
+  constructor(commands) {
+    super("initial");
+    this.commands = commands;
+  }
+  start() {
+    if (this.state !== "starting") {
+      this.crashAndRestart(); // a first start: starting, as after a crash
+    }
+    return this.starting.promise;
+  }
+  run() {
+    try {
+      this.commands.register(ACCEPT, this);
+    } catch (error) {
+      this.commands.errors.push(error.message);
+      this.state = "startFailed";
+      this.starting.reject(error);
+      return;
+    }
+    this.state = "running";
+    this.starting.resolve();
+  }
+  crash() {
+    this.commands.unregister(this);
+    this.crashAndRestart();
+  }
+  async stop(timeoutMs) {
+    await super.stop(timeoutMs);
+    this.commands.unregister(this);
+  }
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+async function until(condition) {
+  for (let i = 0; i < 100 && !condition(); i++) {
+    await tick();
+  }
+  assert.ok(condition(), String(condition));
+}
+
+/** The extension's steps on fake clients, with the steps logged in order. */
+function control() {
+  const commands = new Commands();
+  const clients = [];
+  const steps = [];
+  let client;
+  const server = new ServerControl({
+    start: async () => {
+      steps.push("start");
+      client = new RegisteringClient(commands);
+      clients.push(client);
+      await client.start().catch(() => undefined);
+    },
+    endOutcomes: async () => {
+      steps.push(client?.isRunning() ? "endOutcomes (running)" : "endOutcomes");
+    },
+    stop: async () => {
+      steps.push("stop");
+      const stopping = client;
+      client = undefined;
+      if (stopping) {
+        await stopServer(stopping, 5000);
+      }
+    },
+  });
+  return { server, commands, clients, steps };
+}
+
+test("a second restart while the client restarts its crashed server waits for that client to stop: no clash on the accept command", async () => {
+  const { server, commands, clients } = control();
+  void server.start();
+  await until(() => clients.length === 1);
+  clients[0].run();
+  clients[0].crash(); // the client restarts the server on its own
+  const first = server.restart(); // waits for the crashed server's restart to stop it
+  await tick();
+  const second = server.restart(); // settings changed meanwhile
+  await tick();
+  assert.equal(clients.length, 1, "a new client started while the old one still restarts its server");
+  clients[0].run(); // the old client's server is back and registers the command again
+  await until(() => clients.length === 2);
+  clients[1].run();
+  await first;
+  await until(() => clients.length === 3);
+  clients[2].run();
+  await second;
+  assert.deepEqual(commands.errors, []);
+  assert.deepEqual(clients.map((c) => c.state), ["stopped", "stopped", "running"]);
+  assert.equal(commands.owners.get(ACCEPT), clients[2]);
+});
+
+test("restarts asked for before the queued one begins are one restart; one asked for after it begins is another", async () => {
+  const { server, clients } = control();
+  void server.start();
+  await until(() => clients.length === 1);
+  clients[0].run();
+  const restarts = [server.restart(), server.restart(), server.restart()];
+  await until(() => clients.length === 2);
+  clients[1].run();
+  await Promise.all(restarts);
+  assert.equal(clients.length, 2);
+  const later = server.restart();
+  await until(() => clients.length === 3);
+  clients[2].run();
+  await later;
+  assert.deepEqual(clients.map((c) => c.state), ["stopped", "stopped", "running"]);
+});
+
+test("a restart ends the outcomes while the server that issued them runs, then stops it, then starts the next", async () => {
+  const { server, clients, steps } = control();
+  void server.start();
+  await until(() => clients.length === 1);
+  clients[0].run();
+  const restarting = server.restart();
+  await until(() => clients.length === 2);
+  clients[1].run();
+  await restarting;
+  assert.deepEqual(steps, ["start", "endOutcomes (running)", "stop", "start"]);
+});
+
+test("dispose during a start stops that server once it runs, and nothing starts after it", async () => {
+  const { server, clients, steps } = control();
+  void server.start();
+  await until(() => clients.length === 1);
+  const disposing = server.dispose();
+  const restarting = server.restart(); // a settings change that raced the deactivation
+  clients[0].run();
+  await disposing;
+  await restarting;
+  assert.equal(server.disposed, true);
+  assert.equal(clients.length, 1);
+  assert.equal(clients[0].state, "stopped");
+  assert.deepEqual(steps.filter((s) => s === "start"), ["start"]);
 });

@@ -1,0 +1,93 @@
+// Unit tests of server runs: a suggestion's events and accept go to the run that issued it (src/issuer.ts,
+// compiled to out/unit by `npm test`).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { IssuerNotifications, ServerRuns } from "../../out/unit/issuer.mjs";
+
+/** A language client as vscode-languageclient 10 behaves across a crash: the same object stops (its server
+ * died) and starts again with a new server process. Each process's notifications are kept apart. */
+class FakeClient {
+  constructor() {
+    this.state = "stopped";
+    this.processes = [];
+  }
+  isRunning() {
+    return this.state === "running";
+  }
+  startProcess() {
+    this.processes.push([]);
+    this.state = "running";
+  }
+  crash() {
+    this.state = "stopped";
+  }
+  async sendNotification(method, params) {
+    this.processes.at(-1).push({ method, ...params });
+  }
+}
+
+/** The extension's wiring: the client's state changes make the runs; the notifications go through them. */
+function wired() {
+  const client = new FakeClient();
+  const runs = new ServerRuns();
+  const logged = [];
+  const notifications = new IssuerNotifications(() => runs.current(), (m) => logged.push(m));
+  const start = () => {
+    client.startProcess();
+    runs.changed(client, true);
+  };
+  const crash = () => {
+    client.crash();
+    runs.changed(client, false);
+  };
+  return { client, runs, notifications, logged, start, crash };
+}
+
+test("after the client restarts a crashed server, events of a suggestion made before the crash do not reach the new server", async () => {
+  const { client, runs, notifications, logged, start, crash } = wired();
+  start();
+  const issuer = runs.current();
+  notifications.send(issuer, "tact/didShowCompletion", { id: "a1" });
+  crash();
+  start(); // the same client object, a new server process
+  assert.equal(runs.current()?.client, client);
+  notifications.send(issuer, "tact/didRejectCompletion", { id: "a1", reason: "typedOver" });
+  notifications.send(issuer, "tact/didPartiallyAcceptCompletion", { id: "a1", acceptedLength: 3 });
+  const newer = runs.current();
+  notifications.send(newer, "tact/didShowCompletion", { id: "b1" });
+  await notifications.flush();
+  assert.deepEqual(client.processes, [
+    [{ method: "tact/didShowCompletion", id: "a1" }],
+    [{ method: "tact/didShowCompletion", id: "b1" }],
+  ]);
+  assert.equal(logged.length, 2); // dropped, and said so in the log
+});
+
+test("ghost text from before a crash-restart or a restart is not the new server's to accept", () => {
+  const { client, runs, start, crash } = wired();
+  start();
+  runs.current().remember("a1");
+  assert.equal(runs.current().issued("a1"), true);
+  crash();
+  assert.equal(runs.current(), undefined); // no server: nothing to accept into
+  start();
+  assert.equal(runs.current().issued("a1"), false);
+  runs.current().remember("b1");
+  runs.end(); // the extension stops the client (a restart): the next one never issued b1
+  assert.equal(runs.current(), undefined);
+  client.startProcess();
+  runs.changed(client, true);
+  assert.equal(runs.current().issued("b1"), false);
+});
+
+test("a run remembers its recent suggestions only", () => {
+  const { runs, start } = wired();
+  start();
+  const run = runs.current();
+  for (let i = 0; i < 1001; i++) {
+    run.remember(`s${i}`);
+  }
+  assert.equal(run.issued("s0"), false);
+  assert.equal(run.issued("s1"), true);
+  assert.equal(run.issued("s1000"), true);
+});
