@@ -20,7 +20,7 @@ import lsp_server
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
-from lsp_server.services.gate import AcceptanceGate
+from lsp_server.services.gate import ACCEPTANCE_PRIOR, AcceptanceGate, parse_prior
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import CompletionPipeline
@@ -82,12 +82,18 @@ class TactProtocol(LanguageServerProtocol):
         telemetry). pygls would pick the client's first offered encoding and advertise it: Neovim
         0.10+ offers utf-8 first and then sends byte offsets. UTF-16 is the encoding every client
         must support, so offering only it makes pygls choose and advertise it.
+
+        A replay also passes, beside the settings, the acceptance prior its recording started from
+        (``acceptancePrior``): the gate starts from it instead of the replay's new database.
         """
         general = params.capabilities.general
         if general is not None and general.position_encodings:
             general.position_encodings = [types.PositionEncodingKind.Utf16]
-        result = yield from super().lsp_initialize(params)
         server = self._server
+        options = params.initialization_options
+        if isinstance(options, dict) and ACCEPTANCE_PRIOR in options and getattr(server, "gate", None) is not None:
+            server.gate.prior = parse_prior(options[ACCEPTANCE_PRIOR])
+        result = yield from super().lsp_initialize(params)
         if getattr(server, "settings", None) is not None and server.settings.next_edit:
             # Custom capability: clients (the VS Code extension) offer next edits only when present.
             result.capabilities.experimental = {"tact": {"nextEdit": True}}
@@ -122,6 +128,9 @@ class TactServer(LanguageServer):
         self.ledger = SuggestionLedger()
         self.recorder = SessionRecorder()
         self.gate = AcceptanceGate()  # loaded at `initialized`; learns from every accept and reject
+        # One "now" for the server's decisions: the gate's clock, which a replay pins (tact/replayClock) to its
+        # recording; keystrokes are grouped into edits by it too, so the next-edit history is the recorded one.
+        self.documents.clock = lambda: self.gate.clock()
         self.ledger.listeners.append(self._completion_outcome)
         self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder,
                                            self.gate)

@@ -147,19 +147,25 @@ SIMULATE_CLIENT = "tact-simulate"
 SYNTHETIC_CLIENTS = (DEMO_CLIENT, SIMULATE_CLIENT)
 
 
-def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] = ()) -> dict[str, Any]:
+def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] = (),
+                     before: float | None = None) -> dict[str, Any]:
     """How many completions the user accepted (fully or partly) and rejected over every session (but those of
     ``exclude_clients``), and the latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}`` (next
-    edits not counted)."""
+    edits not counted). With ``before``, what the database held then: sessions started before it, outcomes decided
+    before it (a replay's acceptance prior is the one its recording started from)."""
     decided = ("outcome IN ('accepted', 'partially_accepted', 'rejected') "
                "AND COALESCE(kind, 'completion') = 'completion'")
+    params: list[Any] = list(exclude_clients)
     if exclude_clients:
         decided += (" AND session_id NOT IN (SELECT id FROM sessions WHERE client_name IN "
                     f"({', '.join('?' * len(exclude_clients))}))")
+    if before is not None:
+        decided += " AND outcome_at < ? AND session_id IN (SELECT id FROM sessions WHERE started_at < ?)"
+        params += [before, before]
     counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome",
-                               exclude_clients).fetchall())
+                               params).fetchall())
     last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
-                        "ORDER BY outcome_at DESC LIMIT 1", exclude_clients).fetchone()
+                        "ORDER BY outcome_at DESC LIMIT 1", params).fetchone()
     return {"accepted": counts.get("accepted", 0) + counts.get("partially_accepted", 0),
             "rejected": counts.get("rejected", 0),
             "last_outcome": last[0] if last else None, "last_outcome_at": last[1] if last else None}

@@ -12,7 +12,11 @@ gives the document the programmer's next edit gave.
 Accelerated (``speed=0``, the default) waits for every answer and never sleeps, so two replays with the
 same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
 not answered before the next recorded step is cancelled, as an editor would), ``speed=10`` is ten times
-faster than recorded.
+faster than recorded. At any speed the server's clock is pinned to the recording (``tact/replayClock``)
+before each change and request, so the acceptance gate's timing features and the grouping of keystrokes
+into edits (the next-edit history) follow the recorded time, not the replay's pace; and its gate starts
+from the per-user prior the recorded session started from (``acceptance_prior``), not from the replay's
+new, empty database.
 
 Results go to a new database: the server's own session there, plus ``replay_runs`` (one row per replayed
 session: source, overrides, timing, fidelity) and ``replay_suggestions`` (one row per request: the logged
@@ -33,18 +37,21 @@ from typing import Any, Callable
 
 from .lsp_client import LspClient, LspError
 from .oracle import Oracle, accepted_chars
-from .reader import list_sessions, open_readonly, sessions_named
+from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
 from .reconstruct import Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT,
-                       DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK, server_command,
-                       wait_ready)
+                       DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK, STATUS,
+                       server_command, wait_ready)
 from .text import utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
 _UNDECIDED_REJECTS = ("superseded", "ignored")  # rejected by the server or by time, not by the programmer
+# The initializationOptions key, beside the settings, of the prior the server's acceptance gate starts from
+# (lsp_server.services.gate.ACCEPTANCE_PRIOR).
+ACCEPTANCE_PRIOR = "acceptancePrior"
 
 REPLAY_TABLES = """
 CREATE TABLE IF NOT EXISTS replay_runs (
@@ -196,6 +203,14 @@ def _settings(recorded: dict[str, Any] | None, overrides: dict[str, Any]) -> dic
     return values
 
 
+def acceptance_prior(conn: sqlite3.Connection, started_at: float) -> dict[str, Any]:
+    """The per-user prior the recorded session's gate started from: the decisions its server's database held when it
+    started (earlier sessions, less the demo's and the simulator's, as serving counts them), as the server takes it."""
+    seen = decided_outcomes(conn, SYNTHETIC_CLIENTS, before=started_at)
+    return {"accepted": seen["accepted"], "rejected": seen["rejected"], "lastOutcome": seen["last_outcome"],
+            "lastOutcomeAt": seen["last_outcome_at"]}
+
+
 def effective_overrides(options: ReplayOptions) -> tuple[dict[str, Any], list[str]]:
     """The settings a replay imposes: the user's overrides, plus (accelerated) the ones that only cost time."""
     overrides = dict(options.overrides)
@@ -274,6 +289,7 @@ class _Driver:
             elif step.kind == "change":
                 self.texts[step.uri] = step.apply(self.texts.get(step.uri, ""))
                 self.versions[step.uri] = step.version or 0
+                self.client.notify(REPLAY_CLOCK, {"ts": step.ts})  # keystrokes are grouped into edits by this time
                 self.client.did_change(step.uri, step.version, [{
                     "range": {"start": {"line": step.start[0], "character": step.start[1]},
                               "end": {"line": step.end[0], "character": step.end[1]}},
@@ -390,6 +406,13 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     _check_model(model)
     overrides, notes = effective_overrides(options)
     settings = _settings(script.session.get("settings"), overrides)
+    try:
+        started_at = script.session.get("started_at")
+        if started_at is None:
+            started_at = script.steps[0].ts if script.steps else 0.0
+        prior = acceptance_prior(conn, started_at)
+    except sqlite3.DatabaseError as exc:
+        raise ReplayError(f"{source}: cannot read the decisions before session {session_id}: {exc}") from exc
     started = time.time()
     wall0 = time.perf_counter()
     with open(options.server_log, "ab") if options.server_log else open(os.devnull, "wb") as err:
@@ -398,8 +421,9 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         new_session = None
         try:
             workspace = script.session.get("workspace")
-            client.initialize(settings, client_name="tact-replay", root_uri=workspace)
-            status = wait_ready(client)
+            client.initialize({"tact": settings, ACCEPTANCE_PRIOR: prior}, client_name="tact-replay",
+                              root_uri=workspace)
+            status = _gate_started(client, wait_ready(client))
             new_session = status.get("sessionId")
             if status.get("degraded"):
                 raise ReplayError(f"the server has no model: {status.get('reason')}")
@@ -435,6 +459,16 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     if new_session:
         _write_results(output, source, result, options, started, script.session.get("started_at"))
     return result
+
+
+def _gate_started(client: LspClient, status: dict, timeout: float = 30.0) -> dict:
+    """tact/status once the acceptance gate has started too (its prior seeded, its model loaded): the server is ready
+    when the code model is, and a first request sent before the gate had started went ungated."""
+    deadline = time.time() + timeout
+    while not (status.get("acceptanceGate") or {}).get("started", True) and time.time() < deadline:
+        time.sleep(0.02)
+        status = client.request(STATUS)
+    return status
 
 
 def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcome], oracle: Oracle) -> None:

@@ -253,6 +253,41 @@ def test_prior_is_seeded_from_the_telemetry_database(tmp_path):
     assert (gate.history.accepted, gate.history.rejected) == (1, 2)
 
 
+
+def test_a_given_prior_is_seeded_instead_of_the_database(tmp_path):
+    """A replay's server is given the prior its recording started from (initializationOptions ``acceptancePrior``):
+    its own database is the replay's new output, and seeding from it started every replay from no history."""
+    from lsp_server.services.gate import parse_prior
+    from telemetry import SuggestionAccepted, open_store
+
+    db = tmp_path / "t.sqlite3"
+    with open_store(db) as store:
+        store.record(SuggestionAccepted("s", "a", 3, False))
+    gate = AcceptanceGate()
+    gate.prior = parse_prior({"accepted": 4, "rejected": 6, "lastOutcome": "rejected", "lastOutcomeAt": 1000})
+    gate.start(Settings(), db)
+    h = gate.history
+    assert (h.accepted, h.rejected, h.last_outcome, h.last_outcome_ts) == (4, 6, 0, 1000.0)
+    assert parse_prior({"accepted": 0, "rejected": 0, "lastOutcome": None, "lastOutcomeAt": None}) == {
+        "accepted": 0, "rejected": 0, "last_outcome": None, "last_outcome_at": None}
+    good = {"accepted": 1, "rejected": 0, "lastOutcome": "accepted", "lastOutcomeAt": 5.0}
+    for bad in (None, [], {**good, "accepted": -1}, {**good, "rejected": True}, {**good, "lastOutcome": "hidden"},
+                {**good, "lastOutcomeAt": None}, {**good, "lastOutcomeAt": float("nan")}, {**good, "accepted": "1"}):
+        assert parse_prior(bad) is None, bad
+
+
+def test_the_gate_decides_only_once_its_prior_is_seeded(tmp_path, monkeypatch):
+    """Requests come as soon as the code model is ready, and the gate starts beside that load: a gate that loaded its
+    model before seeding the user's history decided the first requests without it (a session and its replay
+    differed there, each by how its race went)."""
+    gate = AcceptanceGate()
+    active_when_seeded = []
+    monkeypatch.setattr(gate, "seed_from_database", lambda path: active_when_seeded.append(gate.active))
+    assert not gate.status()["started"]
+    gate.start(Settings(), tmp_path / "t.sqlite3")
+    assert active_when_seeded == [False]
+    assert gate.active and gate.status()["started"]
+
 def test_serving_the_gate_imports_neither_torch_nor_sklearn():
     import subprocess
     import sys

@@ -447,3 +447,22 @@ def test_empty_changes_do_not_break_the_pending_edit():
     t.type(0, 5, "z")
     (rec,) = t.store.flush(URI)
     assert rec.inserted_text == "xyz" and t.finalized == []
+
+
+def test_keystrokes_are_grouped_by_the_store_clock_and_logged_at_the_wall_clock():
+    """A replay pins the store's clock to when each change was recorded: changes sent milliseconds apart but typed
+    three seconds apart are two edits, as they were; the finished edits still carry the time they arrived here."""
+    store = DocumentStore(coalesce_s=1.0)
+    store.open(URI, "python", 1, "x = 1\n")
+    recorded = [200.0]
+    store.clock = lambda: recorded[0]
+    before = time.time()
+    assert store.change(URI, 2, [(at(0, 5), "a")]).finalized == []
+    recorded[0] = 203.0
+    (first,) = store.change(URI, 3, [(at(0, 6), "b")]).finalized
+    assert first.inserted_text == "a" and before <= first.ts_start <= first.ts_end <= time.time()
+    recorded[0] = 203.5
+    assert store.expire() == []  # idle half a second by the store's clock, however long it waited
+    recorded[0] = 204.5
+    (second,) = store.expire()
+    assert second.inserted_text == "b"

@@ -149,7 +149,7 @@ class _Editor:
             text = text[:a] + new + text[b:]
         self._log(self.docs.change(self.uri, doc.version + 1, ranges, self.t).finalized)
 
-    def request(self, sid: str, offset: int, pending: str = "logged") -> None:
+    def request(self, sid: str, offset: int, pending: str = "logged", kind: str = "completion") -> None:
         """``pending``: ``logged`` (as now), ``no version`` (before its version was logged) or ``absent``."""
         doc = self.docs.get(self.uri)
         self.t += 0.01
@@ -160,7 +160,7 @@ class _Editor:
             self.legacy.append(sid)
         self.seen[sid] = doc.text
         line, character = position_at(doc.text, offset)
-        self.store.record(SuggestionRequested("s", sid, "completion", self.uri, doc.version, line, character,
+        self.store.record(SuggestionRequested("s", sid, kind, self.uri, doc.version, line, character,
                                               pending_edit=pe, ts=self.t))
 
     def close(self) -> None:
@@ -340,6 +340,111 @@ def test_a_document_opened_without_a_language_is_replayed_without_one(tmp_path):
 
 
 # -- replaying a simulated session against the real server ----------------------------------------------
+
+def _edit_rows(db, client: str) -> list[tuple]:
+    """The coalesced edits of the sessions ``client`` recorded: range and text, in order (times left out)."""
+    conn = open_readonly(db)
+    try:
+        return conn.execute("SELECT e.uri, e.start_line, e.start_character, e.end_line, e.end_character,"
+                            " e.removed_text, e.inserted_text FROM edits e JOIN sessions s ON s.id = e.session_id"
+                            " WHERE s.client_name = ? ORDER BY e.ts, e.seq", [client]).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_replay_groups_keystrokes_into_edits_by_the_recorded_clock(tiny_lm_dir, tmp_path):
+    """Two keystrokes at one place three seconds apart are two edits, and the next-edit predictor sees them so;
+    an accelerated replay sent them milliseconds apart and its server, grouping by its own clock, made one edit of
+    them: the next-edit request saw another history than the recorded one."""
+    editor = _Editor(tmp_path / "t.sqlite3", "x = 1\n")
+    editor.change((5, 5, "a"))
+    editor.change((6, 6, "b"), pause=3.0)  # at the end of the "a" edit, but after a pause: a new edit
+    editor.request("n1", 7, kind="next_edit")
+    editor.close()
+    recorded = _edit_rows(editor.db, "c")
+    assert [r[-1] for r in recorded] == ["a", "b"]
+    out = tmp_path / "out.sqlite3"
+    (res,) = replay(editor.db, out, options=ReplayOptions(model=str(tiny_lm_dir)))
+    assert res.complete and [o.kind for o in res.outcomes] == ["next_edit"]
+    assert _edit_rows(out, "tact-replay") == recorded
+    conn = open_readonly(out)
+    try:
+        (payload,) = conn.execute("SELECT payload FROM suggestion_events"
+                                  " WHERE type = 'suggestion_requested'").fetchone()
+    finally:
+        conn.close()
+    assert json.loads(payload)["pending_edit"]["inserted_text"] == "b"  # the history's last edit, as recorded
+
+
+def test_a_replay_starts_the_gate_from_the_prior_its_recording_had(tiny_lm_dir, tmp_path):
+    """The gate seeds the user's accepts and rejects from the server's database at start. Recorded, that database held
+    the user's earlier sessions; a replay's server has only its new output, so stage 1 saw another user. The replay
+    gives its server the source database's prior as the recorded session found it: earlier sessions only, not the
+    demo's or the simulator's."""
+    import time
+
+    from telemetry import SuggestionAccepted, SuggestionRejected, SuggestionShown
+    from telemetry.reader import DEMO_CLIENT
+    from telemetry.simulate import TypingStyle, run_simulation
+
+    from models.acceptance.features import CONTEXT_FEATURES
+
+    db = tmp_path / "desk.sqlite3"
+
+    def session(store, sid: str, client: str, t: float, outcomes: str, start: bool = True) -> None:
+        if start:
+            store.record(SessionStarted(sid, client, "1", "0.1.0", {}, {}, ts=t))
+        for n, outcome in enumerate(outcomes):  # a: accepted, r: rejected
+            s = f"{sid}-{n}"
+            store.record(SuggestionRequested(sid, s, "completion", "file:///w/a.py", 1, 0, 0, ts=t + n + 0.1))
+            store.record(SuggestionShown(sid, s, ts=t + n + 0.2))
+            store.record(SuggestionAccepted(sid, s, 3, ts=t + n + 0.5) if outcome == "a"
+                         else SuggestionRejected(sid, s, "typedOver", ts=t + n + 0.5))
+
+    now = time.time()
+    with TelemetryStore(db) as store:
+        session(store, "earlier", "vscode", now - 600, "aarar")
+        session(store, "demo", DEMO_CLIENT, now - 300, "aaaa")
+        session(store, "beside", "vscode", now - 100, "")  # another window, still open when the recording started
+    source = tmp_path / "sample.py"
+    source.write_text("def read_lines(path):\n    with open(path) as f:\n        return f.readlines()\n",
+                      encoding="utf-8")
+    figures = run_simulation([source], db, model=str(tiny_lm_dir), settings={"stopThreshold": 1.01, "maxNewTokens": 8},
+                             seed=3, limit=40, style=TypingStyle(typo_p=0.0, revisit_p=0.0, debounce_s=0.25))
+    assert figures["requests"] > 0
+    with TelemetryStore(db) as store:  # what came after the recording's start is not in its prior
+        session(store, "beside", "vscode", time.time() + 30, "aaa", start=False)
+        session(store, "later", "vscode", time.time() + 60, "aaaaaaa")
+    recorded = figures["session_id"]
+    out = tmp_path / "out.sqlite3"
+    (res,) = replay(db, out, session=recorded, options=ReplayOptions(model=str(tiny_lm_dir)))
+    assert res.complete
+
+    def prior_and_stage1(path, session_id, where: str, arg: str):
+        """The session's gate prior, and the first stage-1 features of the requests ``where`` picks."""
+        conn = open_readonly(path)
+        try:
+            (models,) = conn.execute("SELECT models FROM sessions WHERE id = ?", [session_id]).fetchone()
+            (sid, details) = conn.execute("SELECT s.id, d.details FROM decisions d JOIN suggestions s ON s.id ="
+                                          f" d.suggestion_id WHERE d.stage = 1 AND {where} ORDER BY s.requested_at"
+                                          " LIMIT 1", [arg]).fetchone()
+        finally:
+            conn.close()
+        gate = json.loads(models)["acceptance"]
+        assert gate["active"]
+        features = dict(zip(CONTEXT_FEATURES, json.loads(details)["features"]))
+        return (gate["userAccepted"], gate["userRejected"]), sid, features
+
+    prior, first_id, first = prior_and_stage1(db, recorded, "d.session_id = ?", recorded)
+    replayed_prior, _, replayed_first = prior_and_stage1(  # the same request, replayed
+        out, res.session_id, "s.id = (SELECT suggestion_id FROM replay_suggestions WHERE source_suggestion_id = ?)",
+        first_id)
+    assert prior == (3, 2)  # the earlier session's; the demo's never count
+    assert replayed_prior == prior
+    for name in ("prev_accepted", "prev_rejected", "user_acceptance_rate", "log_user_decisions"):
+        assert replayed_first[name] == first[name], name
+    assert replayed_first["log_seconds_since_outcome"] == pytest.approx(first["log_seconds_since_outcome"], abs=1e-3)
+    assert first["prev_rejected"] == 1.0  # the earlier session ended on a rejection
 
 @pytest.fixture(scope="module")
 def replays(simulated_session, tiny_lm_dir, tmp_path_factory):

@@ -6,7 +6,8 @@ Plain Python (no pygls, no lsprotocol): the LSP feature layer converts protocol 
 Edit history: the editor sends one ``didChange`` per keystroke. :class:`EditHistory` merges
 keystrokes that continue one another within a time window into one human-sized
 :class:`EditRecord` (typing a word, backspacing over it, retyping), and says when a record is
-*finalized* so the server can log it once, as a whole.
+*finalized* so the server can log it once, as a whole. Keystrokes are grouped by the store's
+``clock``, which a replay pins to its recording's timeline; the times logged stay the wall clock's.
 """
 
 from __future__ import annotations
@@ -243,9 +244,10 @@ def _looks_binary(text: str) -> bool:
 class _Pending:
     """The edit being built; offsets are in the *current* document."""
 
-    __slots__ = ("version", "start", "start_offset", "removed", "inserted", "ts_start", "ts_end", "keystrokes", "full")
+    __slots__ = ("version", "start", "start_offset", "removed", "inserted", "ts_start", "ts_end", "keystrokes", "full",
+                 "last_at")
 
-    def __init__(self, version: int, applied: AppliedEdit, now: float) -> None:
+    def __init__(self, version: int, applied: AppliedEdit, now: float, at: float) -> None:
         self.version = version
         self.start = applied.start
         self.start_offset = applied.start_offset
@@ -255,13 +257,14 @@ class _Pending:
         self.ts_end = now
         self.keystrokes = 1
         self.full = applied.full_replacement
+        self.last_at = at  # the latest keystroke by the grouping clock (``now`` but in a replay)
 
     @property
     def tip(self) -> int:
         """Offset, in the current document, where the inserted text ends."""
         return self.start_offset + len(self.inserted)
 
-    def absorb(self, version: int, applied: AppliedEdit, now: float, start_pos: Position) -> bool:
+    def absorb(self, version: int, applied: AppliedEdit, now: float, at: float, start_pos: Position) -> bool:
         """Merge ``applied`` when it continues this edit at its tip; False if it does not."""
         s, e = applied.start_offset, applied.end_offset
         a, b = self.start_offset, self.tip
@@ -282,6 +285,7 @@ class _Pending:
             return False
         self.version = version
         self.ts_end = max(self.ts_end, now)
+        self.last_at = max(self.last_at, at)
         self.keystrokes += 1
         return True
 
@@ -311,7 +315,8 @@ class EditHistory:
     keystroke and touch its tip: typing where the previous insertion ended (newlines
     included), backspacing from there (also past its start, into older text), forward-delete
     from there, and typing after backspacing. Anything else, a pause longer than
-    ``coalesce_s``, or a full-document replacement finalizes the pending edit.
+    ``coalesce_s``, or a full-document replacement finalizes the pending edit. Time here is the grouping clock
+    (``at``), which is the logged time (``now``) except in a replay, where it is the recording's.
 
     Finalized edits that changed nothing (typed then backspaced away) are dropped.
     """
@@ -327,13 +332,16 @@ class EditHistory:
         self.dropped = 0  # finished edits evicted to respect the bounds
 
     # -- writing --------------------------------------------------------------------------
-    def push(self, version: int, applied: AppliedEdit, now: float | None = None) -> list[EditRecord]:
+    def push(self, version: int, applied: AppliedEdit, now: float | None = None,
+             at: float | None = None) -> list[EditRecord]:
         """Record one applied change; returns the edits this push finalized (oldest first).
 
-        ``now`` is the keystroke time in seconds (default ``time.time()``). A change that
-        changes nothing (an empty edit) is ignored and does not break the pending edit.
+        ``now`` is the keystroke time in seconds (default ``time.time()``), ``at`` its time by the grouping clock
+        (default ``now``). A change that changes nothing (an empty edit) is ignored and does not break the
+        pending edit.
         """
         now = time.time() if now is None else now
+        at = now if at is None else at
         finalized: list[EditRecord] = []
         if applied.removed_text == applied.inserted_text:
             return finalized
@@ -341,13 +349,13 @@ class EditHistory:
         if applied.full_replacement:
             # Not a keystroke: ends the pending edit and is finalized on its own at once.
             finalized.extend(self._finalize())
-            self._pending = _Pending(version, applied, now)
+            self._pending = _Pending(version, applied, now, at)
             finalized.extend(self._finalize())
             return finalized
-        if p is not None and now - p.ts_end <= self.coalesce_s and p.absorb(version, applied, now, applied.start):
+        if p is not None and at - p.last_at <= self.coalesce_s and p.absorb(version, applied, now, at, applied.start):
             return finalized
         finalized.extend(self._finalize())
-        self._pending = _Pending(version, applied, now)
+        self._pending = _Pending(version, applied, now, at)
         return finalized
 
     def flush(self) -> list[EditRecord]:
@@ -355,10 +363,11 @@ class EditHistory:
         return self._finalize()
 
     def expire(self, now: float | None = None) -> list[EditRecord]:
-        """Finalize the pending edit if it has been idle longer than ``coalesce_s`` (timer)."""
+        """Finalize the pending edit if it has been idle longer than ``coalesce_s`` (timer); ``now`` by the
+        grouping clock."""
         now = time.time() if now is None else now
         p = self._pending
-        if p is not None and now - p.ts_end > self.coalesce_s:
+        if p is not None and now - p.last_at > self.coalesce_s:
             return self._finalize()
         return []
 
@@ -423,6 +432,10 @@ class DocumentStore:
 
     All mutations hold one lock; a change batch is atomic: either every change in it
     applies and the version moves, or nothing does.
+
+    ``clock`` is what "now" is for grouping keystrokes into edits: the wall clock, except that the server
+    makes it the acceptance gate's, which a replay pins to the time each change was recorded (an accelerated
+    replay sends keystrokes typed seconds apart within milliseconds, and they became one edit).
     """
 
     def __init__(self, *, coalesce_s: float = 1.0, max_edits: int = 256, max_chars: int = 200_000) -> None:
@@ -431,6 +444,7 @@ class DocumentStore:
         self.max_chars = max_chars
         self._docs: dict[str, Document] = {}
         self._lock = threading.RLock()
+        self.clock = time.time
 
     @classmethod
     def from_settings(cls, settings) -> "DocumentStore":
@@ -465,13 +479,16 @@ class DocumentStore:
         changes: Iterable[tuple[Range | None, str]],
         now: float | None = None,
     ) -> ChangeResult:
-        """Apply ``changes`` in order and move to ``version``.
+        """Apply ``changes`` in order and move to ``version``. ``now`` is when they arrived (default: the wall
+        clock, with ``clock`` grouping them into edits; a given ``now`` does both).
 
         Raises :class:`UnknownDocumentError` or :class:`StaleVersionError` (version not newer), and
         then leaves the document exactly as it was. A range outside the document as it is when that
         change applies is clamped into it (``AppliedEdit.adjusted``; ``ChangeResult.adjusted``).
         """
-        now = time.time() if now is None else now
+        at = now
+        if now is None:
+            now, at = time.time(), self.clock()
         with self._lock:
             doc = self._docs.get(uri)
             if doc is None:
@@ -488,7 +505,7 @@ class DocumentStore:
             doc._commit(version, index)
             finalized: list[EditRecord] = []
             for a in applied:
-                finalized.extend(doc.history.push(version, a, now))
+                finalized.extend(doc.history.push(version, a, now, at))
             return ChangeResult(doc, version, applied, finalized)
 
     def flush(self, uri: str) -> list[EditRecord]:
@@ -498,7 +515,8 @@ class DocumentStore:
             return doc.history.flush() if doc is not None else []
 
     def expire(self, now: float | None = None) -> list[EditRecord]:
-        """Finalize every pending edit idle longer than the window (call from a timer)."""
+        """Finalize every pending edit idle longer than the window (call from a timer); ``now`` by ``clock``."""
+        now = self.clock() if now is None else now
         with self._lock:
             out: list[EditRecord] = []
             for doc in self._docs.values():

@@ -12,7 +12,8 @@ leave-programmer-out scores, for the λ and precision floor in the settings. Fea
 one feature function (``models.acceptance.features``), the same that training calls.
 
 Per user: the running acceptance rate (and the previous outcome and when) is seeded from the local
-telemetry database at start and updated from every accept and reject of this session; what this
+telemetry database at start (a replay gives the prior its recording started from instead: ``prior``)
+and updated from every accept and reject of this session; what this
 session showed (``features.ShownHistory``) gives typing speed, time since the previous suggestion,
 an unchanged prompt, and repeats of the same suggestion.
 
@@ -42,6 +43,9 @@ log = logging.getLogger("tact.gate")
 
 ACCEPTED_OUTCOMES = frozenset({"accepted", "partially_accepted"})
 _REMEMBERED_IDS = 4096
+# initializationOptions key (beside the settings) of the prior a replay's server starts from:
+# {accepted, rejected, lastOutcome, lastOutcomeAt}, what `telemetry.reader.decided_outcomes` counts.
+ACCEPTANCE_PRIOR = "acceptancePrior"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,26 @@ def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_prior(value) -> dict | None:
+    """The ``acceptancePrior`` initialization option in `decided_outcomes`' form, or None (logged) when malformed:
+    the gate then seeds from its database as usual."""
+    if isinstance(value, dict):
+        last, at = value.get("lastOutcome"), value.get("lastOutcomeAt")
+        known_last = last is None or last in ACCEPTED_OUTCOMES or last == "rejected"
+        known_at = at is None or (isinstance(at, (int, float)) and not isinstance(at, bool) and math.isfinite(at))
+        if _count(value.get("accepted")) and _count(value.get("rejected")) and known_last and known_at \
+                and (last is None) == (at is None):
+            return {"accepted": value["accepted"], "rejected": value["rejected"], "last_outcome": last,
+                    "last_outcome_at": None if at is None else float(at)}
+    log.warning("acceptance gate: %s must be {accepted, rejected, lastOutcome, lastOutcomeAt}, got %r; the prior "
+                "comes from the telemetry database", ACCEPTANCE_PRIOR, value)
+    return None
+
+
 @dataclass
 class UserHistory:
     """What the gate knows about this user: decisions so far and the latest one."""
@@ -104,6 +128,8 @@ class AcceptanceGate:
         self._lock = threading.Lock()
         self._warned = False
         self.clock = time.time  # what "now" is for timing features; a replay pins it to its recorded timeline
+        self.prior: dict | None = None  # given at initialize (a replay's: its recording's), seeded, not the database's
+        self.started = False  # start() has run: the history is seeded and the model loaded (or failed to)
 
     def _now(self, at: float | None) -> float:
         """``at`` when the caller knows the time (a replay's event), else the gate's clock."""
@@ -128,12 +154,18 @@ class AcceptanceGate:
             return False
 
     def start(self, settings: Settings, database: str | Path | None = None) -> bool:
-        """Load the model, choose its thresholds for these settings and seed the user's history from the
-        telemetry database; blocking (run it off the event loop)."""
+        """Seed the user's history from the telemetry database (or from ``prior`` when one was given), then load
+        the model and choose its thresholds for these settings; blocking (run it off the event loop). The history
+        comes first: requests can arrive once the code model is ready, and a gate that decides (is ``active``) must
+        not decide without it (the first requests of a session, or of its replay, saw no history)."""
+        if self.prior is not None:
+            self.seed(self.prior)
+        else:
+            self.seed_from_database(database)
         loaded = self.load(settings.acceptance_model_path)
         if loaded:
             self.thresholds(settings)
-        self.seed_from_database(database)
+        self.started = True
         return loaded
 
     def seed_from_database(self, path: str | Path | None) -> None:
@@ -152,6 +184,10 @@ class AcceptanceGate:
         except Exception as exc:  # an old or odd database only costs the prior
             log.warning("acceptance gate: no history from %s: %s", path, exc)
             return
+        self.seed(seen)
+
+    def seed(self, seen: dict) -> None:
+        """Add earlier decisions (``decided_outcomes``' form) to the user's history."""
         with self._lock:
             h = self.history
             h.accepted += seen["accepted"]
@@ -171,7 +207,7 @@ class AcceptanceGate:
     def status(self) -> dict:
         h = self.history
         return {"active": self.active, "version": self.version, "reason": self.reason,
-                "userAccepted": h.accepted, "userRejected": h.rejected}
+                "userAccepted": h.accepted, "userRejected": h.rejected, "started": self.started}
 
     # -- thresholds --------------------------------------------------------------------------
     def thresholds(self, settings: Settings) -> Thresholds:
