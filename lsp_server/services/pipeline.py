@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
+from lsp_server.services.context import CompletionContext
 from lsp_server.services.documents import Document, DocumentStore
-from lsp_server.services.gate import AcceptanceGate
+from lsp_server.services.gate import AcceptanceGate, GateDecision
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.positions import Position
 from lsp_server.services.recorder import SessionRecorder
-from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
+from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
 
 log = logging.getLogger("tact.pipeline")
 
@@ -100,10 +101,20 @@ class CompletionPipeline:
                 if not first.generate:
                     self.counts["skipped"] += 1
                     return None
-                if first.debounce_ms and token.wait(first.debounce_ms / 1000):
-                    raise Cancelled(token.reason)  # a newer keystroke came: no model call
-                if doc.version != version:
-                    raise Cancelled("stale")
+                if first.debounce_ms:  # wait off the worker: other jobs (other documents, next edits) run meanwhile
+                    def debounced(token: CancelToken) -> Suggestion | None:
+                        token.check()  # a newer keystroke came: no model call
+                        return generate(token, ctx, gate, first, now)
+
+                    rest = recorder.logged_job(suggestion_id, debounced, "completion")
+                    return Deferred(first.debounce_ms / 1000, rest)
+            return generate(token, ctx, gate, first, now)
+
+        def generate(token: CancelToken, ctx: CompletionContext, gate: AcceptanceGate | None,
+                     first: GateDecision | None, now: float) -> Suggestion | None:
+            """The model call and stage 2, at the request's time ``now`` (after stage 1 and its debounce)."""
+            if gate is not None and doc.version != version:
+                raise Cancelled("stale")
             if not self.service.wait_loaded(timeout=30):
                 recorder.failed(suggestion_id, "model still loading")
                 return None

@@ -2,14 +2,17 @@
 
 pygls reads stdin on its own pool; inference must not compete with it, and a burst of keystrokes
 must cost one inference, not fifty. Each job gets a CancelToken that the token loop polls, so
-cancellation stops generation mid-way, not only before it starts.
+cancellation stops generation mid-way, not only before it starts. A job that has to wait (the
+acceptance gate's debounce) returns a Deferred instead of sleeping, so the worker serves other
+jobs meanwhile.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -25,12 +28,27 @@ class Cancelled(Exception):
 class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
         self.reason = ""
 
     def cancel(self, reason: str) -> None:
-        if not self._event.is_set():
+        with self._lock:
+            if self._event.is_set():
+                return
             self.reason = reason
             self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the cancelling thread when the token is cancelled (now, if it already is)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
 
     @property
     def cancelled(self) -> bool:
@@ -40,40 +58,117 @@ class CancelToken:
         if self._event.is_set():
             raise Cancelled(self.reason)
 
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``, waking as soon as the token is cancelled; True when cancelled."""
-        return self._event.wait(seconds)
+
+@dataclass(frozen=True)
+class Deferred:
+    """What a job returns to go on with ``rest`` after ``seconds``, the worker free meanwhile; the job's future
+    resolves to what ``rest`` returns. A cancellation ends the wait at once: ``rest`` then runs on the cancelling
+    thread, so a superseded job ends before its successor starts, as when it slept on the worker. ``rest`` checks
+    the token first, as every job does (it may want to log why it stops)."""
+
+    seconds: float
+    rest: Callable[[CancelToken], Any]
 
 
 class InferenceScheduler:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tact-inference")
         self._latest: dict[str, CancelToken] = {}
+        self._deferred: set[CancelToken] = set()  # jobs waiting out a Deferred, keyed or not: shutdown cancels them
+        self._closed = False
         self._lock = threading.Lock()
 
     def submit(self, key: str | None, job: Callable[[CancelToken], T]) -> tuple[Future, CancelToken]:
         """Queue job; a newer job with the same key cancels this one ("superseded")."""
         token = CancelToken()
+        older = None
         if key is not None:
             with self._lock:
                 older = self._latest.get(key)
-                if older is not None:
-                    older.cancel("superseded")
                 self._latest[key] = token
+        if older is not None:
+            older.cancel("superseded")  # outside the lock: a deferred job's rest runs here
+        future: Future = Future()
+        self._queue(key, token, job, future, first=True)
+        return future, token
 
-        def run() -> T:
-            try:
-                return job(token)  # the job checks the token first: it may want to log why it skips
-            finally:
-                if key is not None:
-                    with self._lock:
-                        if self._latest.get(key) is token:
-                            del self._latest[key]
+    def _queue(self, key: str | None, token: CancelToken, step: Callable[[CancelToken], Any], future: Future,
+               first: bool) -> None:
+        """Run one step of a job on the worker (``first``: the job itself, else the rest of a Deferred)."""
 
-        return self._pool.submit(run), token
+        def run() -> None:
+            if first and not future.set_running_or_notify_cancel():
+                self._forget(key, token)
+                return
+            self._step(key, token, step, future)
+
+        def dropped(queued: Future) -> None:  # shutdown cancelled it before it ran
+            if queued.cancelled():
+                self._forget(key, token)
+                if first:
+                    future.cancel()
+                else:
+                    future.set_exception(Cancelled(token.reason or "shutdown"))
+
+        try:
+            queued = self._pool.submit(run)
+        except RuntimeError:  # shut down between a Deferred's timer and this
+            if first:
+                raise
+            self._forget(key, token)
+            future.set_exception(Cancelled(token.reason or "shutdown"))
+            return
+        queued.add_done_callback(dropped)
+
+    def _step(self, key: str | None, token: CancelToken, step: Callable[[CancelToken], Any], future: Future) -> None:
+        try:
+            result = step(token)  # the job checks the token first: it may want to log why it skips
+        except BaseException as exc:
+            self._forget(key, token)
+            future.set_exception(exc)
+            return
+        if isinstance(result, Deferred):
+            self._defer(key, token, result, future)
+        else:
+            self._forget(key, token)
+            future.set_result(result)
+
+    def _defer(self, key: str | None, token: CancelToken, deferred: Deferred, future: Future) -> None:
+        """Go on with ``deferred.rest`` on the worker when its time comes, or at once where the token is cancelled."""
+        claimed = threading.Lock()  # the timer and a cancellation may both come: the rest runs once
+
+        def due() -> None:
+            if claimed.acquire(blocking=False):
+                timer.cancel()
+                self._queue(key, token, deferred.rest, future, first=False)
+
+        def cancelled() -> None:
+            if claimed.acquire(blocking=False):
+                timer.cancel()
+                self._step(key, token, deferred.rest, future)
+
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._deferred.add(token)
+        if closed:
+            token.cancel("shutdown")  # no step runs after shutdown: the rest runs now and sees why
+        timer = threading.Timer(max(deferred.seconds, 0.0), due)
+        timer.daemon = True
+        timer.start()
+        token.on_cancel(cancelled)
+
+    def _forget(self, key: str | None, token: CancelToken) -> None:
+        """The job ended: a newer one with its key is no longer to cancel it."""
+        with self._lock:
+            self._deferred.discard(token)
+            if key is not None and self._latest.get(key) is token:
+                del self._latest[key]
 
     def shutdown(self) -> None:
         with self._lock:
-            for token in self._latest.values():
-                token.cancel("shutdown")
+            self._closed = True
+            tokens = [*self._latest.values(), *self._deferred]
+        for token in tokens:
+            token.cancel("shutdown")  # a deferred job ends here, its future resolved: it never runs again
         self._pool.shutdown(wait=False, cancel_futures=True)
