@@ -41,7 +41,7 @@ from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_rea
 from .reconstruct import Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT,
-                       DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK, STATUS,
+                       DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK,
                        server_command, wait_ready)
 from .text import utf16_len
 
@@ -423,7 +423,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
             workspace = script.session.get("workspace")
             client.initialize({"tact": settings, ACCEPTANCE_PRIOR: prior}, client_name="tact-replay",
                               root_uri=workspace)
-            status = _gate_started(client, wait_ready(client))
+            status = wait_ready(client)
             new_session = status.get("sessionId")
             if status.get("degraded"):
                 raise ReplayError(f"the server has no model: {status.get('reason')}")
@@ -459,16 +459,6 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     if new_session:
         _write_results(output, source, result, options, started, script.session.get("started_at"))
     return result
-
-
-def _gate_started(client: LspClient, status: dict, timeout: float = 30.0) -> dict:
-    """tact/status once the acceptance gate has started too (its prior seeded, its model loaded): the server is ready
-    when the code model is, and a first request sent before the gate had started went ungated."""
-    deadline = time.time() + timeout
-    while not (status.get("acceptanceGate") or {}).get("started", True) and time.time() < deadline:
-        time.sleep(0.02)
-        status = client.request(STATUS)
-    return status
 
 
 def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcome], oracle: Oracle) -> None:

@@ -152,11 +152,14 @@ def sample_file() -> Path:
 
 
 def wait_ready(client: LspClient, timeout: float = 120.0) -> dict:
-    """tact/status once the model has finished loading (or failed to)."""
+    """tact/status once the model has finished loading (or failed to) and the acceptance gate has started (its prior
+    seeded, its model loaded): the server answers once the code model is ready, and a request sent before the gate
+    had started went ungated, so a run's first decisions depended on a race."""
     deadline = time.time() + timeout
     status = client.request(STATUS)
-    while status.get("loading") and time.time() < deadline:
-        time.sleep(0.05)
+    while (status.get("loading") or not (status.get("acceptanceGate") or {}).get("started", True)) \
+            and time.time() < deadline:
+        time.sleep(0.02)
         status = client.request(STATUS)
     return status
 

@@ -241,3 +241,30 @@ def test_the_cli_refuses_what_it_cannot_type_in_one_line(tmp_path, monkeypatch, 
     errors = [line for line in err.splitlines() if line.startswith("tact")]
     assert errors == [f"tact simulate: error: {says}"], err
     assert not (tmp_path / "sim.sqlite3").exists()
+
+
+class _StatusSequence:
+    """A client whose tact/status answers run through ``answers`` (the last one repeats)."""
+
+    def __init__(self, answers: list[dict]) -> None:
+        self.answers = answers
+        self.calls = 0
+
+    def request(self, method: str, params=None) -> dict:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+def test_wait_ready_also_waits_for_the_acceptance_gate_to_start():
+    """The server is ready once its code model is; a request sent before the gate had seeded its prior and loaded
+    its model went ungated, so a simulation's or replay's first decisions depended on a race."""
+    from telemetry.simulate import wait_ready
+
+    model_ready = {"loading": False, "ready": True, "acceptanceGate": {"started": False}}
+    started = {"loading": False, "ready": True, "acceptanceGate": {"started": True}}
+    client = _StatusSequence([{"loading": True}, model_ready, model_ready, started])
+    assert wait_ready(client, timeout=10) == started
+    assert client.calls == 4
+    # a server without the flag (older) is ready as before
+    old = _StatusSequence([{"loading": False, "ready": True, "acceptanceGate": {"active": True}}])
+    assert wait_ready(old, timeout=10)["ready"] and old.calls == 1

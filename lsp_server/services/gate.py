@@ -158,15 +158,17 @@ class AcceptanceGate:
         the model and choose its thresholds for these settings; blocking (run it off the event loop). The history
         comes first: requests can arrive once the code model is ready, and a gate that decides (is ``active``) must
         not decide without it (the first requests of a session, or of its replay, saw no history)."""
-        if self.prior is not None:
-            self.seed(self.prior)
-        else:
-            self.seed_from_database(database)
-        loaded = self.load(settings.acceptance_model_path)
-        if loaded:
-            self.thresholds(settings)
-        self.started = True
-        return loaded
+        try:
+            if self.prior is not None:
+                self.seed(self.prior)
+            else:
+                self.seed_from_database(database)
+            loaded = self.load(settings.acceptance_model_path)
+            if loaded:
+                self.thresholds(settings)
+            return loaded
+        finally:
+            self.started = True  # also after a failure: clients waiting for the gate (replays) go on without it
 
     def seed_from_database(self, path: str | Path | None) -> None:
         """Start the user's running acceptance rate from the local telemetry database: the user's own sessions,
