@@ -2,13 +2,15 @@
 
 Settings arrive camelCase (``initializationOptions``, ``workspace/configuration`` section
 ``tact``, ``workspace/didChangeConfiguration``) and are held as a typed dataclass with
-snake_case fields. Unknown keys are ignored; values of the wrong type keep the default
-and are reported, so a bad settings file never takes the server down.
+snake_case fields. Unknown keys are ignored; a value of the wrong type, out of range or not among
+the choices keeps the value it would replace and is reported, so a bad settings file never takes
+the server down.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +23,15 @@ NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
 DECODE_WEIGHTS = ("fp32", "int8")  # models.runtime.WEIGHTS
 EXIT_RULES = ("agreement", "harm")  # models.exits.EXIT_RULES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")  # the logLevel enum of vscode-client/package.json
+# The settings that take one of a few names (logLevel in any case). A name not among them keeps the value it would
+# replace and is reported, as a value of the wrong type or out of range does.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "decoding_policy": DECODING_POLICIES,
+    "decode_weights": DECODE_WEIGHTS,
+    "exit_rule": EXIT_RULES,
+    "next_edit_predictor": NEXT_EDIT_PREDICTORS,
+    "log_level": LOG_LEVELS,
+}
 
 # The range of each number setting (None: open at that end); the VS Code extension declares the same minimum and
 # maximum (tests/test_vscode_settings.py). A value outside keeps the value it would replace and is reported.
@@ -114,31 +125,24 @@ class Settings:
                 problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {value!r}")
                 continue
             setattr(settings, f.name, coerced)
+        kept = base if base is not None else cls()  # what a refused value leaves in place
+
+        def refuse(name: str, problem: str) -> None:
+            problems.append(f"{SECTION}.{to_camel(name)}: {problem}")
+            setattr(settings, name, getattr(kept, name))
+
         for name, (low, high) in BOUNDS.items():
             value = getattr(settings, name)
             if (low is not None and value < low) or (high is not None and value > high):
                 wanted = f"at least {low}" if high is None else f"at most {high}" if low is None else \
                     f"between {low} and {high}"
-                problems.append(f"{SECTION}.{to_camel(name)}: {value!r}, but it must be {wanted}")
-                setattr(settings, name, getattr(base if base is not None else cls(), name))
-        if settings.decoding_policy not in DECODING_POLICIES:
-            problems.append(f"{SECTION}.decodingPolicy: {settings.decoding_policy!r} is not one of {DECODING_POLICIES}")
-            settings.decoding_policy = cls.decoding_policy
-        if settings.decode_weights not in DECODE_WEIGHTS:
-            problems.append(f"{SECTION}.decodeWeights: {settings.decode_weights!r} is not one of {DECODE_WEIGHTS}")
-            settings.decode_weights = cls.decode_weights
-        if settings.exit_rule not in EXIT_RULES:
-            problems.append(f"{SECTION}.exitRule: {settings.exit_rule!r} is not one of {EXIT_RULES}")
-            settings.exit_rule = cls.exit_rule
+                refuse(name, f"{value!r}, but it must be {wanted}")
+        for name, choices in CHOICES.items():
+            value = getattr(settings, name)
+            if (value.upper() if name == "log_level" else value) not in choices:
+                refuse(name, f"{value!r} is not one of {choices}")
         if settings.stop_repeats != 0 and settings.stop_repeats < 2:
-            problems.append(f"{SECTION}.stopRepeats: {settings.stop_repeats} is neither 0 (never) nor at least 2")
-            settings.stop_repeats = cls.stop_repeats
-        if settings.next_edit_predictor not in NEXT_EDIT_PREDICTORS:
-            problems.append(f"{SECTION}.nextEditPredictor: {settings.next_edit_predictor!r} is not one of {NEXT_EDIT_PREDICTORS}")
-            settings.next_edit_predictor = cls.next_edit_predictor
-        if settings.log_level.upper() not in LOG_LEVELS:  # the server would log at WARNING and report the bad name
-            problems.append(f"{SECTION}.logLevel: {settings.log_level!r} is not one of {LOG_LEVELS}")
-            settings.log_level = cls.log_level
+            refuse("stop_repeats", f"{settings.stop_repeats} is neither 0 (never) nor at least 2")
         settings.log_level = settings.log_level.upper()  # Python's level names; "info" was always taken as INFO
         return settings, problems
 
@@ -161,8 +165,9 @@ def _coerce(value: Any, kind: type) -> Any:
         return value if isinstance(value, bool) else None
     if kind is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
-    if kind is float:
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if kind is float:  # NaN (Python's JSON reads it) would pass every range check: refused as not a number
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        return float(value) if ok else None
     if kind is str:
         return value if isinstance(value, str) else None
     return None

@@ -110,3 +110,29 @@ def test_relative_indent_takes_off_only_the_indentation_a_line_has():
     assert relative_indent("a(\n        b,\n\n    )\nc", "    ") == "a(\n    b,\n\n)\nc"
     assert relative_indent("x\n\ty", "\t") == "x\ny"
     assert relative_indent("single line", "    ") == "single line"
+
+
+def test_the_item_replaces_the_word_before_the_cursor_counted_in_utf16_units(monkeypatch):
+    item = _classic_item(monkeypatch, "x = obj.na|\n", "me")
+    assert (item.text_edit.range.start.character, item.text_edit.range.end.character) == (8, 10)
+    assert item.text_edit.new_text == "name"
+    item = _classic_item(monkeypatch, "𝒳 = 1\n𝒳|\n", "_max")  # a letter outside the BMP: 2 units
+    assert (item.text_edit.range.start.character, item.text_edit.range.end.character) == (0, 2)
+    item = _classic_item(monkeypatch, "x = (|\n", "a)")  # no word: inserted at the cursor
+    assert (item.text_edit.range.start.character, item.text_edit.range.end.character) == (5, 5)
+
+
+def test_a_long_run_of_word_characters_on_the_cursor_line_does_not_stall_the_item(monkeypatch):
+    """Finding the word before the cursor tried every start in the run (\\w*$): after a 60,000-character hex string
+    and its closing quote, 20 s on the event loop, which blocked every other message; this one is 100,000."""
+    import threading
+
+    blob = "0123456789abcdef" * 6250
+    done = {}
+    worker = threading.Thread(target=lambda: done.setdefault("item", _classic_item(
+        monkeypatch, f'data = bytes.fromhex("{blob}").|\n', "hex()")), daemon=True)
+    worker.start()
+    worker.join(timeout=10)  # about a millisecond of work; before, minutes
+    assert "item" in done, "the classic item took over 10 s"
+    cursor = len(f'data = bytes.fromhex("{blob}").')
+    assert (done["item"].text_edit.range.start.character, done["item"].text_edit.range.end.character) == (cursor, cursor)

@@ -153,3 +153,30 @@ def test_an_unknown_log_level_is_refused_and_the_levels_are_the_extensions():
     assert Settings.from_camel({"logLevel": "info"}) == (Settings(log_level="INFO"), [])  # as the server always took it
     package = json.loads((Path(__file__).resolve().parent.parent / "vscode-client" / "package.json").read_text())
     assert tuple(package["contributes"]["configuration"]["properties"]["tact.logLevel"]["enum"]) == LOG_LEVELS
+
+
+def test_a_value_not_among_the_choices_keeps_the_value_it_would_replace():
+    """A mistyped choice (decodingPolicy "fulll", a stopRepeats of 1, an unknown logLevel) sent over settings that
+    had "full", 5 and DEBUG switched them to the defaults instead of leaving them as they were, unlike a value of the
+    wrong type or out of range."""
+    base, problems = Settings.from_camel({"decodingPolicy": "full", "decodeWeights": "int8", "exitRule": "agreement",
+                                          "stopRepeats": 5, "nextEditPredictor": "heuristic", "logLevel": "DEBUG"})
+    assert problems == []
+    settings, problems = Settings.from_camel({"decodingPolicy": "fulll", "decodeWeights": "int4", "exitRule": "odd",
+                                              "stopRepeats": 1, "nextEditPredictor": "guess", "logLevel": "loud"}, base)
+    assert settings == base
+    assert sorted(p.split(":")[0] for p in problems) == ["tact.decodeWeights", "tact.decodingPolicy", "tact.exitRule",
+                                                         "tact.logLevel", "tact.nextEditPredictor", "tact.stopRepeats"]
+
+
+def test_a_number_that_is_not_a_number_is_refused():
+    """JSON-RPC as Python reads it takes NaN: it passed every range check ("between 0 and 1") and reached the
+    decoder's and the acceptance gate's thresholds. Infinity stays a number (a stopThreshold above 1 turns Stop off)."""
+    base, _ = Settings.from_camel({"exitThreshold": 0.8})
+    nan = float("nan")
+    settings, problems = Settings.from_camel({"exitThreshold": nan, "acceptanceLambda": nan, "stopThreshold": nan,
+                                              "acceptanceSkipUncertainty": nan}, base)
+    assert settings == base
+    assert sorted(p.split(":")[0] for p in problems) == ["tact.acceptanceLambda", "tact.acceptanceSkipUncertainty",
+                                                         "tact.exitThreshold", "tact.stopThreshold"]
+    assert Settings.from_camel({"stopThreshold": float("inf")}) == (Settings(stop_threshold=float("inf")), [])

@@ -80,6 +80,50 @@ def test_repeating_the_rest_of_the_line_gives_nothing():
     assert single("x = |compute(1)\n", "compute(2)") == "compute(2)"
 
 
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        ("print(|b)\n", "a, b)", "a, "),  # as the shipped model wrote there: `print(a, b)b)` on the line
+        ("y = |x\n", "a + x", "a + "),
+        ("if x|:\n", " > 0:", " > 0"),
+        ('print("|b")\n', 'x", "b")', 'x", "'),
+        ("total = |n  # count\n", "2 * n  # count", "2 * "),
+    ],
+)
+def test_a_suggestion_that_retypes_the_rest_of_the_line_leaves_it_out(src, raw, expected):
+    """Inserted at the cursor, the suggestion is followed by the rest of the line: re-typed, it appeared twice."""
+    assert single(src, raw) == expected
+    assert multi(src, raw) == expected
+
+
+def test_an_end_like_the_rest_of_the_line_that_is_not_a_retyping_is_kept():
+    assert single("print(|b)\n", "f(b)") == "f(b)"  # its `)` closes the suggestion's own `(`
+    assert single("y = |x\n", "max") == "max"  # cut, `ma` would run into `x`
+    assert single("print(bar(|)\n", "x)") == "x)"  # closers alone: the bracket count decides, as before
+
+
+def test_a_multi_line_suggestion_that_retypes_the_rest_of_the_line_ends_where_it_begins():
+    assert multi("x = foo(|bar)\n", "\n    a,\n    bar)") == "\n    a,\n    "
+
+
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        ("return |value\n", "not ", "not "),  # stripped, it read `return notvalue`
+        ("foo(|b)\n", "a, ", "a, "),
+        ('print(|"abc")\n', "x + ", "x + "),
+        ("return |value\n", "not\t", "not\t"),
+        ("foo(|)\n", "a ", "a"),  # nothing goes before a closer, a comma or a colon
+        ("foo(|, b)\n", "a ", "a"),
+        ("foo(| b)\n", "a ", "a"),  # the line has its own space
+        ("x = |\n", "1   ", "1"),  # the end of the line
+    ],
+)
+def test_a_mid_line_suggestion_keeps_the_spaces_before_the_text_after_it(src, raw, expected):
+    assert single(src, raw) == expected
+    assert multi(src, raw) == expected
+
+
 def test_repeating_the_previous_line_gives_nothing():
     assert single("total += 1\n|\n", "total += 1") == ""
     assert single("    total += 1\n    |\n", "total += 1") == ""

@@ -14,8 +14,15 @@ from lsp_server.features.suggest import accept_command, suggest
 from lsp_server.services.positions import utf16_len
 from lsp_server.services.postprocess import first_line
 
-_WORD_TAIL = re.compile(r"\w*$")
+_WORD = re.compile(r"\w*")
 _INDENT = re.compile(r"[ \t]*")
+
+
+def word_before(line_prefix: str) -> str:
+    """The word the cursor ends, which the item replaces. Matched on the reversed line: ``\\w*$`` tried every start
+    in a run of word characters that a non-word one ends (a long hex string and its closing quote), on the event
+    loop: 20 s for 60,000 characters."""
+    return _WORD.match(line_prefix[::-1]).group(0)[::-1]
 
 
 def snippet_escape(text: str) -> str:
@@ -57,7 +64,7 @@ def register(server) -> None:
             return types.CompletionList(is_incomplete=True, items=[])
         suggestion_id, suggestion = found
         ctx = suggestion.context
-        word = _WORD_TAIL.search(ctx.line_prefix).group(0)
+        word = word_before(ctx.line_prefix)
         cursor = types.Position(line=ctx.position.line, character=ctx.position.character)
         start = types.Position(line=cursor.line, character=cursor.character - utf16_len(word))
         new_text = word + suggestion.text

@@ -1,5 +1,6 @@
 """didOpen / didChange / didClose into the DocumentStore and the edit stream. A change for an unknown document
-or an old version is logged and dropped; one whose range does not fit is clamped into the document and logged."""
+or an old version is logged and dropped; one whose range does not fit is clamped into the document and logged.
+A didOpen for a document that is open already closes it first."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def register(server) -> None:
             if language_id is not None:
                 log.warning("didOpen for %s: languageId %r is not a string, opened without a language", doc.uri, language_id)
             language_id = ""
+        if doc.uri in ls.documents:  # opened twice without a close: what was typed in it is kept, as a close keeps it
+            log.warning("didOpen for %s, which is open already: closed first", doc.uri)
+            close(ls, doc.uri)
         ls.documents.open(doc.uri, language_id, doc.version, doc.text)
         ls.recorder.document_opened(doc.uri, doc.version, language_id, doc.text)
 
@@ -44,9 +48,13 @@ def register(server) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        doc = ls.documents.get(uri)
-        ls.recorder.edits(ls.documents.close(uri))
-        if doc is not None:  # the text replay must arrive at
-            ls.recorder.document_snapshot(uri, *doc.snapshot())
-        ls.recorder.document_closed(uri)
+        close(ls, params.text_document.uri)
+
+
+def close(ls, uri: str) -> None:
+    """Forget ``uri``, its pending edit and its text recorded first (a reopen dropped the edit still being typed)."""
+    doc = ls.documents.get(uri)
+    ls.recorder.edits(ls.documents.close(uri))
+    if doc is not None:  # the text replay must arrive at
+        ls.recorder.document_snapshot(uri, *doc.snapshot())
+    ls.recorder.document_closed(uri)

@@ -4,8 +4,9 @@ Single-line mode keeps the rest of the cursor line. Multi-line mode keeps whole 
 ends the suggestion where the code block or bracketed construct it started ends, preferring
 (via tree-sitter, when cheap) a cut that adds no syntax errors to the prefix, and without a last
 closing line the document already has next. Both modes end before a control character or U+FFFD,
-drop closing brackets/quotes the editor already has after the cursor and return ``''`` for
-suggestions that are empty or just repeat neighbouring text.
+drop closing brackets/quotes the editor already has after the cursor, leave out the rest of the cursor line
+when the suggestion ends by re-typing it, keep the spaces that separate the suggestion from the text after
+the cursor, and return ``''`` for suggestions that are empty or just repeat neighbouring text.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ _BRACKET_TOKENS = re.compile(
 # The start of the rest of the cursor line that a suggestion may repeat: closers/quotes, then
 # a `,`, `;` or `:` (`"bo|",` with suggestion `b",`).
 _SUFFIX_CLOSERS = re.compile(r"[\s)\]}\"'`]*[,;:]?")
+
+# What may follow the cursor with no space before it: a suggestion's trailing spaces go before anything else.
+_NO_SPACE_BEFORE = frozenset(" \t)]},;:.")
+_WORD = re.compile(r"\w")
 
 # A line that only closes brackets (`)`, `},`, `]):`), and the closers a line starts with.
 _CLOSING_LINE = re.compile(r"[)\]}]+[,;:]?")
@@ -128,6 +133,34 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
             continue
         return body[:-k]
     return s
+
+
+def _drop_retyped_rest(s: str, ctx: CompletionContext) -> str | None:
+    """``s`` without its end when that end re-types the whole rest of the cursor line (``print(|b)`` with
+    suggestion ``a, b)`` -> ``a, ``), else None. Inserted at the cursor, the suggestion is followed by that text, so
+    it appeared twice (``print(a, b)b)``). What is left keeps its trailing spaces: the rest of the line follows them.
+    Not a re-typing: an end that closes a bracket the suggestion opened (``f(b)``), or one that would glue a word to
+    the text after it (``max`` before ``x``). A rest made only of closers is `_drop_duplicate_closers`' to judge."""
+    rest = ctx.line_suffix.rstrip()
+    if not rest.strip() or (rest.lstrip()[0] in _CLOSE + _QUOTES and _SUFFIX_CLOSERS.fullmatch(rest)):
+        return None
+    body = s.rstrip()
+    if len(body) <= len(rest) or not body.endswith(rest):
+        return None
+    kept = body[: -len(rest)]
+    if _open_stack(kept) or (_WORD.match(kept[-1:]) and _WORD.match(rest)):
+        return None
+    return kept
+
+
+def _trailing_space(s: str, ctx: CompletionContext) -> str:
+    """The spaces ``s`` ends with, when they separate it from text after the cursor (``return |value`` with
+    suggestion ``not `` stays ``not ``, where stripped it gave ``return notvalue``); '' otherwise."""
+    after = ctx.line_suffix[:1]
+    last = s[s.rfind("\n") + 1 :]
+    if not after or after in _NO_SPACE_BEFORE or not last.strip():
+        return ""
+    return last[len(last.rstrip(" \t")) :]
 
 
 def _body_indent(lines: list[str], header: int) -> int:
@@ -299,13 +332,19 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     if multiline:
         kept = _rule_cut(text.split("\n"), ctx)
         kept = _drop_closing_line(_tree_cut(kept, ctx), ctx)
-        s = "\n".join(line.rstrip() for line in kept)
+        s = "\n".join([line.rstrip() for line in kept[:-1]] + kept[-1:])  # the last line's end: see below
     else:
         s = first_line(text)
-    s = s.rstrip()
     if not s.strip():
         return ""
-    s = _drop_duplicate_closers(s, ctx).rstrip()
+    retyped = _drop_retyped_rest(s, ctx)
+    if retyped is not None:
+        s = retyped
+    else:
+        space = _trailing_space(s, ctx)
+        s = s.rstrip()
+        trimmed = _drop_duplicate_closers(s, ctx).rstrip()
+        s = trimmed + space if trimmed == s else trimmed
     if not s.strip() or _repeats_neighbours(s, ctx):
         return ""
     return s

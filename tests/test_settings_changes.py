@@ -1,0 +1,54 @@
+"""Settings that arrive after initialize (workspace/configuration, didChangeConfiguration) against the real server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from telemetry.lsp_client import LspClient, change_at
+from tests.lsp_support import server_command, wait_for_rows
+
+
+def status_settings(client: LspClient, wanted: dict, timeout: float = 20.0) -> dict:
+    """tact/status's settings once they hold ``wanted`` (the server applies what it was sent in its own time)."""
+    deadline = time.time() + timeout
+    while True:
+        settings = client.request("tact/status", timeout=30)["settings"]
+        if all(settings.get(k) == v for k, v in wanted.items()) or time.time() > deadline:
+            return settings
+        time.sleep(0.1)
+
+
+def type_slowly(client: LspClient, uri: str, first_version: int, text: str) -> None:
+    """One keystroke at a time at the end of line 0, each continuing the one before, 150 ms apart."""
+    for i, ch in enumerate(text):
+        client.did_change(uri, first_version + i, [change_at(0, i, ch)])
+        time.sleep(0.15)
+
+
+@pytest.mark.parametrize("source", ["workspace/configuration", "didChangeConfiguration"])
+def test_the_edit_window_follows_settings_sent_after_initialize(tmp_path, source):
+    """editCoalesceMs was read once, from initializationOptions: the value a client answers workspace/configuration
+    with (Neovim's `settings`) or sends later was shown in tact/status but never grouped a keystroke, for documents
+    already open and for those opened after it alike."""
+    db = tmp_path / "telemetry.sqlite3"
+    # no model there: the test is about edits, and the server keeps running without one
+    client = LspClient(server_command(tmp_path / "no-model", db))
+    client.configuration = {"tact": {"editCoalesceMs": 0 if source == "workspace/configuration" else 1000}}
+    client.initialize({"editCoalesceMs": 1000}, configuration=True)
+    try:
+        open_before, open_after = "file:///project/before.py", "file:///project/after.py"
+        client.did_open(open_before, "\n")
+        if source == "didChangeConfiguration":
+            assert status_settings(client, {"editCoalesceMs": 1000})["editCoalesceMs"] == 1000
+            client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {"editCoalesceMs": 0}}})
+        assert status_settings(client, {"editCoalesceMs": 0})["editCoalesceMs"] == 0
+        client.did_open(open_after, "\n")
+        type_slowly(client, open_before, 2, "abc")
+        type_slowly(client, open_after, 2, "xyz")
+    finally:
+        client.shutdown()
+    rows = wait_for_rows(db, "select uri, inserted_text from edits order by seq", want=6)
+    # keystrokes 150 ms apart, with a window of 0 ms: an edit each (with 1000 ms they were one edit a document)
+    assert sorted(rows) == sorted([(open_before, c) for c in "abc"] + [(open_after, c) for c in "xyz"])
