@@ -329,3 +329,24 @@ def test_real_server_logs_both_decisions_with_the_model_version(tmp_path):
     assert [r[:2] for r in rows] == want, why
     assert {r[2] for r in rows} == {load_model().version}
     assert status["telemetry"]["dropped"] == 0 and status["telemetry"]["failed"] == 0, why
+
+
+def test_the_gate_follows_an_acceptance_model_path_changed_mid_session(tmp_path, caplog):
+    """acceptanceModelPath changed by didChangeConfiguration (Neovim, Emacs: no restart) kept the model of the start;
+    the gate now loads the one named, turns off with a reason when it cannot, and comes back."""
+    from models.acceptance.model import load_model
+
+    gate = AcceptanceGate()
+    assert gate.follow(Settings()) is None  # not started: start() reads the settings it is given
+    gate.start(Settings(), None)
+    shipped = gate.version
+    assert gate.active and shipped == load_model().version
+    assert gate.follow(Settings()) is None  # the same path: nothing to load
+    missing = tmp_path / "no-such-model"
+    with caplog.at_level(logging.WARNING, logger="tact.gate"):
+        assert gate.follow(Settings(acceptance_model_path=str(missing))) is False
+    assert not gate.active and str(missing) in gate.reason
+    assert any(str(missing) in r.getMessage() for r in caplog.records)  # told, though the start warned nothing
+    assert gate.follow(Settings()) is True
+    assert gate.active and gate.version == shipped and gate.reason == ""
+    assert gate.thresholds(Settings()) == AcceptanceGate(load_model()).thresholds(Settings())

@@ -52,3 +52,35 @@ def test_the_edit_window_follows_settings_sent_after_initialize(tmp_path, source
     rows = wait_for_rows(db, "select uri, inserted_text from edits order by seq", want=6)
     # keystrokes 150 ms apart, with a window of 0 ms: an edit each (with 1000 ms they were one edit a document)
     assert sorted(rows) == sorted([(open_before, c) for c in "abc"] + [(open_after, c) for c in "xyz"])
+
+
+def test_an_acceptance_model_path_sent_by_did_change_configuration_is_loaded_or_told(tmp_path):
+    """A client that changes acceptanceModelPath without restarting the server (everything but VS Code) kept the
+    gate it started with: a path that does not load now turns the gate off and says why, and the shipped model comes
+    back when the path is cleared."""
+    db = tmp_path / "telemetry.sqlite3"
+    client = LspClient(server_command(tmp_path / "no-model", db))
+    client.initialize({})
+    try:
+        from telemetry.simulate import wait_ready
+
+        gate = wait_ready(client)["acceptanceGate"]
+        assert gate["active"], gate
+        shipped = gate["version"]
+        missing = tmp_path / "no-acceptance-model"
+        client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {"acceptanceModelPath": str(missing)}}})
+        while True:  # the model's own warning (no code model here) may come first
+            message = client.wait_notification("window/showMessage", timeout=30)["params"]["message"]
+            if "acceptance gate" in message:
+                break
+        assert str(missing) in message
+        gate = client.request("tact/status", timeout=30)["acceptanceGate"]
+        assert not gate["active"] and str(missing) in gate["reason"]
+        client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {"acceptanceModelPath": ""}}})
+        deadline = time.time() + 20
+        while not gate["active"] and time.time() < deadline:
+            time.sleep(0.1)
+            gate = client.request("tact/status", timeout=30)["acceptanceGate"]
+        assert gate["active"] and gate["version"] == shipped
+    finally:
+        client.shutdown()

@@ -55,6 +55,10 @@ def register(server) -> None:
             session_started(ls, ls.completions.status)
         ls.recorder.settings_changed(ls.settings.to_camel())
         await load_model(ls)
+        if await asyncio.get_running_loop().run_in_executor(None, ls.gate.follow, ls.settings) is False:
+            ls.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Warning,
+                message=f"Tact: acceptance gate off, every suggestion is shown ({ls.gate.reason})"))
         report_degraded(ls)
 
     @server.feature(types.SHUTDOWN)

@@ -130,6 +130,7 @@ class AcceptanceGate:
         self.clock = time.time  # what "now" is for timing features; a replay pins it to its recorded timeline
         self.prior: dict | None = None  # given at initialize (a replay's: its recording's), seeded, not the database's
         self.started = False  # start() has run: the history is seeded and the model loaded (or failed to)
+        self.model_path: str | None = None  # what load() was last asked for ("": the shipped model)
 
     def _now(self, at: float | None) -> float:
         """``at`` when the caller knows the time (a replay's event), else the gate's clock."""
@@ -138,6 +139,7 @@ class AcceptanceGate:
     # -- lifecycle -------------------------------------------------------------------------
     def load(self, path: str | Path | None = None) -> bool:
         """Load the acceptance model (default: the shipped one); on failure the gate is off, said once."""
+        self.model_path = str(path or "")
         try:
             self.model = load_model(path or None)
             self.reason = ""
@@ -169,6 +171,20 @@ class AcceptanceGate:
             return loaded
         finally:
             self.started = True  # also after a failure: clients waiting for the gate (replays) go on without it
+
+    def follow(self, settings: Settings) -> bool | None:
+        """Load the model the settings name now, when it is not the one loaded: a client that changes
+        acceptanceModelPath mid-session (VS Code restarts the server for it; Neovim and others send
+        didChangeConfiguration) kept the old gate. Blocking; None when there was nothing to load, else whether it
+        loaded. Before start() has run there is nothing to follow: start() reads the settings it is given."""
+        if not self.started or settings.acceptance_model_path == self.model_path:
+            return None
+        self._warned = False  # a path chosen now that fails is told again
+        loaded = self.load(settings.acceptance_model_path)
+        if loaded:
+            self.thresholds(settings)
+        log.info("acceptance gate: %s", f"model {self.version} from the settings" if loaded else f"off: {self.reason}")
+        return loaded
 
     def seed_from_database(self, path: str | Path | None) -> None:
         """Start the user's running acceptance rate from the local telemetry database: the user's own sessions,
@@ -214,10 +230,12 @@ class AcceptanceGate:
     # -- thresholds --------------------------------------------------------------------------
     def thresholds(self, settings: Settings) -> Thresholds:
         """The CDHF thresholds for these settings (cached); the skip-uncertainty setting, when set, wins for stage 1."""
-        key = (settings.acceptance_lambda, settings.acceptance_precision_floor, settings.acceptance_skip_uncertainty)
+        model = self.model  # one model throughout, though follow() may switch it meanwhile
+        key = (model.version, settings.acceptance_lambda, settings.acceptance_precision_floor,
+               settings.acceptance_skip_uncertainty)
         t = self._thresholds.get(key)
         if t is None:
-            c = self.model.calibration
+            c = model.calibration
             t = choose_thresholds(c.stage1, c.stage2, c.label, settings.acceptance_lambda, settings.acceptance_precision_floor)
             if settings.acceptance_skip_uncertainty >= 0:
                 t = Thresholds(settings.acceptance_skip_uncertainty, t.hide, t.objective)
