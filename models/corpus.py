@@ -22,6 +22,7 @@ from models.progress import progress
 SPLITS = ("train", "calib", "heldout")
 MAX_FILE_BYTES = 200_000
 MAX_LINE_CHARS = 400  # files with longer lines are mostly generated data, not code
+VENDOR_DIR = "_vendor"  # where packages keep copies of other packages (pip/_vendor/rich)
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,29 @@ def default_roots() -> list[tuple[str, Path]]:
     return roots
 
 
+def strip_label(package: str) -> str:
+    """A corpus package's name without the label of the root it was found under (``site:attr`` -> ``attr``), for
+    matching it with the same package named elsewhere (a release on PyPI)."""
+    return package.rsplit(":", 1)[-1]
+
+
+def vendored_package(path: str | Path) -> str | None:
+    """The package a vendored copy is of (``.../pip/_vendor/rich/console.py`` -> ``rich``), None for a file outside
+    a ``_vendor`` folder. Corpora built before vendored copies were left out hold them under their host's name."""
+    parts = Path(path).parts
+    if VENDOR_DIR not in parts[:-1]:
+        return None
+    top = parts[parts.index(VENDOR_DIR) + 1]
+    if top == "__init__.py":  # the host's own file
+        return None
+    return top[:-3] if top.endswith(".py") else top
+
+
 def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
     """Every .py file under root with its package: the first path component below root. Vendored copies
     (``pip/_vendor/pygments``) are left out: under their host's name they would put a package's code on both
     sides of the split by package."""
-    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", ".venv", "venv", "_vendor"}
+    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", ".venv", "venv", VENDOR_DIR}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and not d.endswith(".dist-info"))
         for name in sorted(filenames):

@@ -331,3 +331,15 @@ def test_the_ranker_also_learns_the_release_changes_replayed_bottom_to_top(tmp_p
     assert len(replayed) == 4 and all(ex.target.start_line < ex.history[-1].start_line for ex in replayed)
     ranker = train_ranker(tmp_path, tmp_path / "ranker", synthetic_sample=None, log=lambda m: None)
     assert ranker.info["data"]["real_examples"] == len(names) + len(replayed)
+
+
+def test_a_release_package_and_the_corpus_copy_of_it_share_a_fold():
+    """Out-of-fold scores of attrs's release changes come from trees that never saw the corpus's attrs code."""
+    from models.corpus import package_bucket
+    from models.next_edit.real_changes import PACKAGE_PAIRS
+    from models.next_edit.train_ranker import FOLDS, fold_of
+
+    for real, corpus in [("attrs", "site:attr"), ("python-dateutil", "site:dateutil"), ("cattrs", "site:cattr"),
+                         ("httpcore", "site:httpcore2"), ("platformdirs", "site:platformdirs")]:
+        assert fold_of(real) == fold_of(corpus), (real, corpus)
+    assert all(fold_of(name) == package_bucket(name, FOLDS) for name, _, _ in PACKAGE_PAIRS)  # real folds unmoved

@@ -86,19 +86,61 @@ def test_deterministic_with_a_seed_and_broken_code_is_skipped():
     assert examples_from_code("def f(:\n  pass\n") == []
 
 
-def test_train_next_edit_data_synthetic_cli(tmp_path, capsys):
+def _named(split: str, prefix: str = "user:code:pkg") -> str:
+    """A package name the next-edit split puts on ``split``."""
+    from models.next_edit.real_changes import heldout_split
+
+    return next(name for name in (f"{prefix}{i}" for i in range(200)) if heldout_split(name) == split)
+
+
+def _corpus(directory, files: dict[str, list[tuple[str, str]]]):
+    """A corpus laid out as `tact train corpus` writes it: {corpus split: [(package, path), ...]}."""
     import json
 
+    directory.mkdir()
+    for split, recs in files.items():
+        lines = [json.dumps({"package": package, "path": path, "text": CODE}) for package, path in recs]
+        (directory / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
+    return directory
+
+
+def test_train_next_edit_data_synthetic_cli(tmp_path, capsys):
     from lsp_server.cli import main
     from models.next_edit.examples import read_jsonl
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for split in ("train", "heldout"):
-        rec = {"package": f"user:{split}", "path": f"{split}.py", "text": CODE}
-        (corpus / f"{split}.jsonl").write_text(json.dumps(rec) + "\n")
+    held, kept = _named("heldout"), _named("train")
+    corpus = _corpus(tmp_path / "corpus", {"train": [(held, "a.py")], "heldout": [(kept, "b.py")]})
     out = tmp_path / "out"
     assert main(["train", "next-edit-data", "--synthetic", "--corpus", str(corpus), "--out", str(out)]) == 0
     assert "synthetic:" in capsys.readouterr().out
     exs = list(read_jsonl(out / "synthetic_heldout.jsonl"))
-    assert exs and all(e.split == "heldout" and e.package == "user:heldout" for e in exs)
+    assert exs and all(e.split == "heldout" and e.package == held for e in exs)
+    assert {e.package for e in read_jsonl(out / "synthetic_train.jsonl")} == {kept}
+
+
+def test_synthetic_chains_follow_the_release_split_not_the_corpus_split(tmp_path):
+    """attrs's release changes are held out: the corpus's copy of its code (``site:attr``, in the corpus's train
+    split) gives held-out chains only, from whichever corpus split, and so does a vendored copy of it."""
+    from models.corpus import split_of
+    from models.next_edit.examples import read_jsonl
+    from models.next_edit.real_changes import heldout_split
+    from models.next_edit.synthetic import build_synthetic
+
+    assert heldout_split("attrs") == "heldout" and split_of("site:attr") == "train"
+    host = _named("train", "site:host")  # a package of the train side that vendors attrs
+    kept = _named("train", "stdlib:mod")
+    calib_held = _named("heldout", "site:calib")
+    corpus = _corpus(tmp_path / "corpus", {
+        "train": [("site:attr", "site-packages/attr/_make.py"), (kept, "lib/mod.py"),
+                  (host, "site-packages/host/_vendor/attr/_make2.py"), (host, "site-packages/host/main.py")],
+        "calib": [(calib_held, "site-packages/calib/x.py")],
+        "heldout": [("site:attrs", "site-packages/attrs/__init__.py")]})
+    counts = build_synthetic(corpus, tmp_path / "out", log=lambda _: None)
+    train = list(read_jsonl(tmp_path / "out" / "synthetic_train.jsonl"))
+    heldout = list(read_jsonl(tmp_path / "out" / "synthetic_heldout.jsonl"))
+    assert counts == {"train": len(train), "heldout": len(heldout)}
+    assert {e.package for e in heldout} == {"site:attr", "site:attrs", calib_held}
+    assert {e.path for e in heldout if e.package == "site:attr"} == {"site-packages/attr/_make.py",
+                                                                    "site-packages/host/_vendor/attr/_make2.py"}
+    assert {e.package for e in train} == {kept, host}
+    assert all(e.split == "train" for e in train) and all(e.split == "heldout" for e in heldout)

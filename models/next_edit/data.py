@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-SYNTHETIC_SPLITS = ("train", "heldout")  # of the corpus: the synthetic chains keep its split by package
+CORPUS_FILES = ("train.jsonl", "heldout.jsonl")  # every corpus has them; the chains' split is not the corpus's
 
 
 def main_cli(args) -> int:
@@ -19,7 +19,7 @@ def main_cli(args) -> int:
     if args.synthetic or both:
         from models.train_lm import check_corpus  # TrainingInputError, which `tact` prints as one line
 
-        check_corpus(Path(args.corpus), *(f"{split}.jsonl" for split in SYNTHETIC_SPLITS))
+        check_corpus(Path(args.corpus), *CORPUS_FILES)
     if telemetry:
         from models.next_edit.telemetry_examples import from_telemetry
         from telemetry.schema import TelemetrySchemaError
@@ -37,8 +37,7 @@ def main_cli(args) -> int:
     if args.synthetic or both:
         from models.next_edit.synthetic import build_synthetic
 
-        counts = build_synthetic(Path(args.corpus), out, splits=SYNTHETIC_SPLITS, limit_files=args.limit,
-                                 seed=args.seed, log=log)
+        counts = build_synthetic(Path(args.corpus), out, limit_files=args.limit, seed=args.seed, log=log)
         print(f"synthetic: {counts}")
     if telemetry:
         from models.next_edit.examples import write_jsonl

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -18,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from models.corpus import package_bucket, read_text
+from models.corpus import package_bucket, read_text, strip_label
 from models.next_edit.examples import Edit, Example, lines_of
 
 # (package, older version, newer version): small pure-Python packages with frequent releases.
@@ -135,9 +136,32 @@ MAX_HISTORY = 8          # earlier hunks kept in an example (older ones are fold
 MAX_EXAMPLES_PER_FILE = 40
 
 
+# Names whose code is a distribution named otherwise, in normalised form: import names (``attr`` of attrs,
+# ``dateutil`` of python-dateutil), several import names of one distribution, and copies of one package's code
+# under another name. Each is split as its distribution, so that code lands on one side wherever it was found.
+DISTRIBUTIONS = {
+    "attr": "attrs", "cattr": "cattrs", "dateutil": "python-dateutil", "bs4": "beautifulsoup4", "git": "gitpython",
+    "openssl": "pyopenssl", "dotenv": "python-dotenv", "blib2to3": "black", "blackd": "black", "tlz": "toolz",
+    "yaml": "pyyaml", "pil": "pillow", "sklearn": "scikit-learn", "py": "pytest", "mpl-toolkits": "matplotlib",
+    "functorch": "torch", "torchgen": "torch", "distutils-hack": "setuptools", "markdown-it": "markdown-it-py",
+    "httpcore2": "httpcore", "httpx2": "httpx",  # forks that keep much of their original's code
+    "distutils": "setuptools",  # the standard library's distutils lives on as setuptools._distutils
+}
+
+
+def normalised_package(package: str) -> str:
+    """The name a package is split by: its distribution's, normalised as PyPI does (lower case, runs of ``-``,
+    ``_`` and ``.`` as one ``-``), without the corpus's root label (``site:``, ``stdlib:``) or a leading
+    underscore (``_pytest``), and with import names mapped (``DISTRIBUTIONS``). A release package and the corpus's
+    copy of it (``attrs`` and ``site:attr``) get one name, so they land on the same side."""
+    name = re.sub(r"[-_.]+", "-", strip_label(package).lower()).strip("-")
+    return DISTRIBUTIONS.get(name, name)
+
+
 def heldout_split(package: str, heldout_percent: int = 25) -> str:
-    """Deterministic train/heldout split by package name (same hashing as the corpus)."""
-    return "heldout" if package_bucket(package) < heldout_percent else "train"
+    """The next-edit split of a package, real or synthetic: a SHA-1 bucket of its normalised name (one rule for
+    both, so no package's code trains the ranker and judges it too)."""
+    return "heldout" if package_bucket(normalised_package(package)) < heldout_percent else "train"
 
 
 def download_sdist(name: str, version: str, dest: Path, timeout: float = 300) -> Path | None:

@@ -242,22 +242,44 @@ def examples_from_code(text: str, *, path: str = "<string>", package: str = "", 
     return out
 
 
-def build_synthetic(corpus_dir: Path, out_dir: Path, *, splits: tuple[str, ...] = ("train", "heldout"),
-                    limit_files: int | None = None, seed: int = 0, log=print) -> dict:
-    """``synthetic_{split}.jsonl`` from the corpus's splits (held out by package, as the corpus is)."""
-    from models.corpus import iter_split
-    from models.next_edit.examples import write_jsonl
+def file_package(record: dict) -> str:
+    """The package whose code a corpus file is: its record's, or for a vendored copy the package copied, under the
+    same root label (``site:rich`` for ``pip/_vendor/rich/console.py``), so the copy is split as the original."""
+    from models.corpus import vendored_package
 
-    counts = {}
-    for split in splits:
-        exs: list[Example] = []
-        for i, rec in enumerate(iter_split(Path(corpus_dir), split)):
+    package = record["package"]
+    vendored = vendored_package(record["path"])
+    if vendored is None:
+        return package
+    label, _, _ = package.rpartition(":")
+    return f"{label}:{vendored}" if label else vendored
+
+
+def build_synthetic(corpus_dir: Path, out_dir: Path, *, limit_files: int | None = None, seed: int = 0,
+                    log=print) -> dict:
+    """``synthetic_{train,heldout}.jsonl`` from every split of the corpus, each file on the side its package takes
+    in `heldout_split`, the rule the real changes follow. The corpus's own split (5 % held out for the code model,
+    by names such as ``site:attr``) would put code of held-out release packages into training chains.
+    ``limit_files``: at most that many files of each corpus split."""
+    from models.corpus import SPLITS, iter_split
+    from models.next_edit.examples import write_jsonl
+    from models.next_edit.real_changes import heldout_split
+
+    by_split: dict[str, list[Example]] = {"train": [], "heldout": []}
+    for corpus_split in SPLITS:
+        if not (Path(corpus_dir) / f"{corpus_split}.jsonl").is_file():  # calib.jsonl of a corpus laid out by hand
+            continue
+        for i, rec in enumerate(iter_split(Path(corpus_dir), corpus_split)):
             if limit_files is not None and i >= limit_files:
                 break
             if len(rec["text"]) > 100_000:
                 continue
-            exs.extend(examples_from_code(rec["text"], path=rec["path"], package=rec["package"], split=split,
-                                          seed=seed))
+            package = file_package(rec)
+            split = heldout_split(package)
+            by_split[split].extend(examples_from_code(rec["text"], path=rec["path"], package=package, split=split,
+                                                      seed=seed))
+    counts = {}
+    for split, exs in by_split.items():
         counts[split] = write_jsonl(Path(out_dir) / f"synthetic_{split}.jsonl", exs)
         log(f"synthetic {split}: {counts[split]} examples")
     return counts

@@ -27,7 +27,7 @@ from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.candidates import FEATURE_NAMES, featurized
 from models.next_edit.examples import Example, apply_edit
 from models.next_edit.ranker import EditRanker, ranker_version
-from models.next_edit.real_changes import bottom_up_examples
+from models.next_edit.real_changes import bottom_up_examples, normalised_package
 
 NEGATIVE_SHARE = 0.1  # of the wrong candidates kept for fitting
 FOLDS = 4
@@ -47,6 +47,12 @@ def sample_jsonl(path: Path, n: int | None, seed: int = 0) -> list[Example]:
             if i in chosen and line.strip():
                 out.append(Example.from_json(json.loads(line)))
     return out
+
+
+def fold_of(package: str) -> int:
+    """A package's fold, by the name its split is decided by: a release package and the corpus's copy of it
+    (``attrs``, ``site:attr``) share a fold, so no out-of-fold score comes from trees fitted on its own code."""
+    return package_bucket(normalised_package(package), FOLDS)
 
 
 def candidate_rows(examples: list[Example]):
@@ -142,7 +148,7 @@ def train_ranker(data_dir: Path, out_dir: Path, synthetic_sample: int | None = 3
         f"{int(y.sum())} right ({time.time() - t0:.0f} s)")
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the candidates need both right and wrong ones to learn from")
-    folds = np.array([package_bucket(ex.package, FOLDS) for ex in examples])[index]
+    folds = np.array([fold_of(ex.package) for ex in examples])[index]
     oof = np.full(len(y), np.nan)
     for f in range(FOLDS):
         test = folds == f
