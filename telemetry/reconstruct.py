@@ -68,6 +68,7 @@ class Step:
     inserted: str = ""
     request: Request | None = None
     settings: dict[str, Any] | None = None
+    continued: bool = False  # change: a piece of one rebuilt change whose next piece follows (see _pieces)
 
     def apply(self, text: str) -> str:
         """change: ``text`` (the document before it) with this change applied."""
@@ -119,25 +120,166 @@ class _Doc:
         self.close_item: dict[str, Any] | None = None
         self.after_edits: str = self.text  # the text once every logged edit (so far) is applied
         self.resynced = False  # the edits alone missed a snapshot: replay copied it in
+        self.pending: dict[str, Any] | None = None  # the unfinished edit the text has on top of after_edits
+        self.requested_at: float | None = None  # the last request's time: keystrokes after it come later
+        self.sent_version: int = self.version  # the version the last step sends (as _fix_versions will make it)
 
-    def change_to(self, new_text: str, ts: float, version: int, hints: tuple[int, ...]) -> None:
-        change = diff(self.text, new_text, hints)
-        if change is None:
-            return
-        start, end, inserted = change
-        tip = start + len(inserted)
-        # No LSP position lies between the CR and the LF of a CRLF: a change that starts or ends there (mixed or lone
-        # breaks) was sent as the line's end, and the server applied another change. It takes in the CR or the LF.
-        if start > 0 and self.text[start - 1:start + 1] == "\r\n":
-            start, inserted = start - 1, "\r" + inserted
-        if end > 0 and self.text[end - 1:end + 1] == "\r\n":
-            end, inserted = end + 1, inserted + "\n"
-        starts = line_starts(self.text)
-        self.steps.append(Step(ts, "change", self.uri, version, start=position_at(self.text, start, starts),
-                               end=position_at(self.text, end, starts), start_offset=start, end_offset=end,
-                               inserted=inserted))
+    def change_to(self, new_text: str, ts: float, version: int | None, hints: tuple[int, ...], keystrokes: int = 1,
+                  since: float | None = None, change: tuple[int, int, str] | None = None,
+                  tip: int | None = None) -> None:
+        """Change the text to ``new_text`` at ``ts``: by ``change`` (start, end, inserted) when it does so, else by the
+        smallest change (placed by ``hints``). A change that goes on with the unfinished edit whose typing ended at
+        ``tip`` with a keystroke at ``since``, and stands for ``keystrokes`` keystrokes, is sent in as many pieces as
+        its characters allow, spread evenly from ``since`` to ``ts``: its keystrokes came at most the coalescing window
+        apart, so their mean gap does too, and the replaying server keeps them in the one edit its recording logged.
+        As one change at ``ts``, a part typed over longer than the window was split from the edit."""
+        pieces = None
+        continuing = since is not None and since <= ts
+        most = keystrokes if continuing else 1
+        if version is not None:
+            most = min(most, version - self.sent_version)  # each piece raises the version; the last one sends it
+        if change is not None and self.text[:change[0]] + change[2] + self.text[change[1]:] == new_text:
+            start, end, inserted = change
+            pieces = _pieces(self.text, start, end, inserted, tip, most)
+        if pieces is None:
+            change = diff(self.text, new_text, hints)
+            if change is None:
+                return
+            start, end, inserted = change
+            # No LSP position lies between the CR and the LF of a CRLF: a change that starts or ends there (mixed or
+            # lone breaks) was sent as the line's end, and the server applied another change. It takes in the CR or
+            # the LF.
+            if start > 0 and self.text[start - 1:start + 1] == "\r\n":
+                start, inserted = start - 1, "\r" + inserted
+            if end > 0 and self.text[end - 1:end + 1] == "\r\n":
+                end, inserted = end + 1, inserted + "\n"
+            pieces = _pieces(self.text, start, end, inserted, self.tip if continuing else None, most) or [
+                (start, end, inserted)]
+            start, inserted = change[0], change[2]
+        text = self.text
+        for i, (a, b, piece) in enumerate(pieces, 1):
+            last = i == len(pieces)
+            at = ts if last else min(ts, max(self.requested_at or since, since + i * (ts - since) / len(pieces)))
+            self.add_change(text, a, b, piece, at, version if last else None, continued=not last)
+            text = text[:a] + piece + text[b:]
         self.text = new_text
-        self.tip = tip
+        self.tip = start + len(inserted)
+
+    def add_change(self, text: str, start: int, end: int, inserted: str, ts: float, version: int | None,
+                   continued: bool = False) -> None:
+        """Append the change of ``text`` (the text before it) between str offsets ``start`` and ``end``."""
+        starts = line_starts(text)
+        self.steps.append(Step(ts, "change", self.uri, version, start=position_at(text, start, starts),
+                               end=position_at(text, end, starts), start_offset=start, end_offset=end,
+                               inserted=inserted, continued=continued))
+        self.sent_version = version if version is not None and version > self.sent_version else self.sent_version + 1
+
+    def undo_pending(self) -> bool:
+        """Take the unfinished edit back out of the text, where it was typed, at the last request's time. It was never
+        logged as it stood: the keystrokes after that request turned it into a change that changed nothing (a word
+        deleted and typed again on a revisit), which the server drops. The change rebuilt from there to the next
+        logged edit spanned both places, and the replaying server logged one edit from the revisit to the new
+        typing. False (nothing done) when the text does not hold the edit where it says."""
+        pe = self.pending
+        self.pending = None
+        if pe is None or self.text == self.after_edits:
+            return pe is None
+        starts = line_starts(self.after_edits)
+        a = offset_at(self.after_edits, pe["start_line"], pe["start_character"], starts)
+        b = a + len(pe["inserted_text"])
+        undone = self.text[:a] + pe["removed_text"] + self.text[b:]
+        if self.text[a:b] != pe["inserted_text"] or undone != self.after_edits or not _representable(self.text, a, b):
+            return False
+        self.add_change(self.text, a, b, pe["removed_text"], self.requested_at or self.steps[-1].ts, None)
+        self.text = undone
+        self.tip = a + len(pe["removed_text"])
+        return True
+
+    def type_to(self, new_text: str, ts: float, version: int | None, hints: tuple[int, ...],
+                edit: dict[str, Any] | None) -> None:
+        """Change the text to ``new_text``: the logged text so far with ``edit`` (a request's unfinished edit, or the
+        next logged edit) applied, or with none. An edit that goes on with the unfinished one the text has is sent as
+        the keystrokes that joined it; any other first takes that one back out (``undo_pending``)."""
+        old = self.pending
+        if old is not None and edit is not None and _continues(edit, old):
+            # From the start of the edit's text that the keystrokes left as it was to where its typing ended, and past
+            # it as far as it deleted forward: where the keystrokes went, not a smallest change the hints placed.
+            base = self.after_edits
+            starts = line_starts(base)
+            es, ee, ps, pe = (offset_at(base, e[f"{side}_line"], e[f"{side}_character"], starts)
+                              for e in (edit, old) for side in ("start", "end"))
+            tip = ps + len(old["inserted_text"])
+            typed, inserted = self.text[es:tip], edit["inserted_text"]
+            k = 0
+            while k < min(len(typed), len(inserted)) and typed[k] == inserted[k]:
+                k += 1
+            keystrokes = (edit.get("keystrokes") or 0) - (old.get("keystrokes") or 0)
+            self.change_to(new_text, ts, version, hints, max(1, keystrokes), old.get("ts"),
+                           (es + k, tip + max(0, ee - pe), inserted[k:]), tip)
+            return
+        self.undo_pending()
+        self.change_to(new_text, ts, version, hints)
+
+
+def _continues(later: dict[str, Any], earlier: dict[str, Any]) -> bool:
+    """``later`` (an unfinished or a logged edit) is ``earlier`` with more keystrokes: the same first keystroke, and
+    a range, in the text before both began, that holds earlier's (backspacing and deleting forward only widen it)."""
+    return (earlier.get("ts_start") is not None and later.get("ts_start") == earlier["ts_start"]
+            and (later["start_line"], later["start_character"]) <= (earlier["start_line"], earlier["start_character"])
+            and (later["end_line"], later["end_character"]) >= (earlier["end_line"], earlier["end_character"]))
+
+
+def _characters(s: str) -> list[str]:
+    """``s`` as the characters a keystroke types or deletes; a CRLF is one line break."""
+    out, i = [], 0
+    while i < len(s):
+        k = 2 if s.startswith("\r\n", i) else 1
+        out.append(s[i:i + k])
+        i += k
+    return out
+
+
+def _representable(text: str, *offsets: int) -> bool:
+    """Every offset is an LSP position of ``text`` (none between the CR and the LF of a CRLF)."""
+    starts = line_starts(text)
+    return all(offset_at(text, *position_at(text, o, starts), starts) == o for o in offsets)
+
+
+def _pieces(text: str, start: int, end: int, inserted: str, tip: int | None,
+            most: int) -> list[tuple[int, int, str]] | None:
+    """The change of ``text`` replacing [start, end) by ``inserted`` as keystrokes make it, in about ``most`` changes
+    (fewer where it has fewer characters): deleting forward from where the unfinished edit's typing ended (``tip``),
+    then back to ``start`` (from ``end`` when there is no tip or it lies outside), then typing. Each piece is (start,
+    end, inserted) in the text the pieces before it made, and goes on where the one before ended, so the server merges
+    them as it merged the keystrokes; deleting forward and back are never one piece, which would not. None where some
+    piece would start or end between a CR and its LF."""
+    if tip is None or not start <= tip <= end:
+        tip = end
+    ahead = [(tip, tip + len(ch), "") for ch in _characters(text[tip:end])]
+    behind, pos = [], tip
+    for ch in reversed(_characters(text[start:tip])):
+        behind.append((pos - len(ch), pos, ""))
+        pos -= len(ch)
+    typed, pos = [], start
+    for ch in _characters(inserted):
+        typed.append((pos, pos, ch))
+        pos += len(ch)
+    keys = ahead + behind + typed
+    count = max(1, min(most, len(keys)))
+    cuts = {k * len(keys) // count for k in range(count)} | ({len(ahead)} if ahead and behind else set())
+    cuts = sorted(cuts | {len(keys)})
+    pieces, cur = [], text
+    for i, j in zip(cuts, cuts[1:]):
+        group = keys[i:j]
+        deleted = [g for g in group if g[1] > g[0]]
+        a = min(g[0] for g in deleted) if deleted else group[0][0]
+        b = a + sum(g[1] - g[0] for g in deleted)
+        piece = "".join(g[2] for g in group)
+        if not _representable(cur, a, b):
+            return None
+        pieces.append((a, b, piece))
+        cur = cur[:a] + piece + cur[b:]
+    return pieces
 
 
 def apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, removed: str | None = None) -> str | None:
@@ -198,6 +340,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         req = Request(r["suggestion_id"], doc.uri, r["version"], r["line"], r["character"], r.get("trigger") or "automatic",
                       r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]), kind=r.get("kind") or "completion")
         doc.tip = offset
+        doc.requested_at = r["ts"]
         doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))
         requests_out.append(req)
 
@@ -232,14 +375,17 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
             return
         text = doc.after_edits
         pe = r.get("pending_edit")
+        edit = None
         if past or (pe is not None and "version" in pe):
+            edit = unapplied_pending(r)
             text = with_pending(r, text)
             if text is None:
                 emit_request(r, APPROXIMATE)
                 return
         # Past the last logged edit the change stays at the request's time: an earlier one could reorder the steps.
         ts = r["ts"] if past else min(r["ts"], (pe or {}).get("ts") or r["ts"])
-        doc.change_to(text, ts, r.get("version"), (doc.tip,))
+        doc.type_to(text, ts, r.get("version"), (doc.tip,), edit)
+        doc.pending = edit
         emit_request(r, EXACT)
 
     def checkpoint() -> None:
@@ -248,6 +394,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
             issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced")
             doc.change_to(snap["text"], snap["ts"], doc.version, (doc.tip,))
             doc.after_edits = snap["text"]
+            doc.pending = None
             doc.resynced = True
 
     checkpoint()
@@ -271,15 +418,21 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
                     text = with_pending(r, before)
                     if r["pending_edit"] is not None:
                         ts = min(ts, r["pending_edit"].get("ts") or ts)
-                if text is None:
+                if text is not None:
+                    edit = unapplied_pending(r)
+                    doc.type_to(text, ts, r["version"], (doc.tip, a), edit)
+                    doc.pending = edit
+                else:
                     found = _inferred(before, e, r["line"], r["character"])
                     if found is not None:
                         text, fidelity = found[0], INFERRED
                     else:
                         text, fidelity = (before if r["ts"] < (e.get("ts_start") or e["ts"]) else new), APPROXIMATE
-                doc.change_to(text, ts, r["version"], (doc.tip, a))
+                    doc.change_to(text, ts, r["version"], (doc.tip, a))
+                    doc.pending = None
                 emit_request(r, fidelity)
-            doc.change_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a))
+            doc.type_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a), e)
+            doc.pending = None
             doc.after_edits = new
             applied[_identity(e)] = e.get("version")
             if e.get("version") is not None:
@@ -305,9 +458,15 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
             continue
         req = step.request
         if req.kind == "next_edit":
-            later = next((x for x in doc_steps[i + 1:] if x.kind in ("change", "close")), None)
-            if later is not None and later.kind == "change":
-                req.next_text = later.apply(text)
+            j = next((j for j in range(i + 1, len(doc_steps)) if doc_steps[j].kind in ("change", "close")), None)
+            if j is not None and doc_steps[j].kind == "change":
+                after = text
+                for later in doc_steps[j:]:  # every piece of the one rebuilt change
+                    if later.kind == "change":
+                        after = later.apply(after)
+                        if not later.continued:
+                            break
+                req.next_text = after
             continue
         s = e = req.offset
         typed = ""

@@ -13,8 +13,9 @@ Accelerated (``speed=0``, the default) waits for every answer and never sleeps, 
 same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
 not answered before the next recorded step is cancelled, as an editor would), ``speed=10`` is ten times
 faster than recorded. At any speed the server's clock is pinned to the recording (``tact/replayClock``)
-before each change and request, so the acceptance gate's timing features and the grouping of keystrokes
-into edits (the next-edit history) follow the recorded time, not the replay's pace; and its gate starts
+before each change, request and outcome (each sent in its recorded order), so the acceptance gate's timing
+features and the grouping of keystrokes into edits (the next-edit history) follow the recorded time, not the
+replay's pace; and its gate starts
 from the per-user prior the recorded session started from (``acceptance_prior``), not from the replay's
 new, empty database.
 
@@ -25,6 +26,8 @@ suggestion it stands for, the new text, the outcome and its basis, characters sa
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 import queue
@@ -269,6 +272,8 @@ class _Driver:
         self.limited = False
         self.versions: dict[str, int] = {}  # uri -> the version the server has
         self.texts: dict[str, str] = {}  # uri -> the text the server has
+        self.later: list[tuple[float, int, Callable[[], None]]] = []  # outcomes due after a later step (_decided)
+        self._order = itertools.count()
 
     def run(self) -> None:
         steps = self.script.steps
@@ -282,6 +287,7 @@ class _Driver:
                 delay = (step.ts - t_first) / speed - (time.perf_counter() - wall0)
                 if delay > 0:
                     time.sleep(delay)
+            self._send_due(step.ts)
             if step.kind == "open":
                 language = "python" if step.language_id is None else step.language_id  # "" is no language, not Python
                 self.client.did_open(step.uri, step.text or "", step.version or 0, language)
@@ -312,6 +318,27 @@ class _Driver:
                     self._request(step.request, deadline, nxt)
                 if self.progress and len(self.outcomes) % 200 == 0:
                     self.progress(f"{len(self.outcomes)} of {len(self.script.requests)} requests replayed")
+        self._send_due(None)
+
+    def _decided(self, at: float, next_ts: float, send: Callable[[], None]) -> None:
+        """Tell the server the programmer's decision (``send``), at ``at`` on the recorded clock: at once when it came
+        before the next recorded step, else once the steps recorded before it are sent. Sent first, its clock pin ran
+        ahead of the next change, pinned back in time after it, and the edit-expiry timer could close meanwhile an
+        edit the recording kept open."""
+        if at <= next_ts:
+            self._send_at(at, send)
+        else:
+            heapq.heappush(self.later, (at, next(self._order), send))
+
+    def _send_at(self, at: float, send: Callable[[], None]) -> None:
+        self.client.notify(REPLAY_CLOCK, {"ts": at})
+        send()
+
+    def _send_due(self, ts: float | None) -> None:
+        """Send the decisions due by ``ts`` on the recorded clock (None: all of them), in their recorded order."""
+        while self.later and (ts is None or self.later[0][0] <= ts):
+            at, _, send = heapq.heappop(self.later)
+            self._send_at(at, send)
 
     def _request(self, req: Request, deadline: float | None, next_ts: float) -> None:
         # The gate's timing features (typing speed, time since the last outcome) see the recorded time.
@@ -329,18 +356,21 @@ class _Driver:
         basis, outcome, length, saved = _decide(req, text, self.options.oracle)
         self.client.notify(DID_SHOW, {"id": sid})
         logged_at = (req.logged or {}).get("outcome_at") if basis == "logged" else None
-        self.client.notify(REPLAY_CLOCK, {"ts": max(req.ts, logged_at or next_ts)})  # when the programmer decided
-        if outcome == "accepted":
-            try:
-                self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
-            except (LspError, queue.Empty):
-                pass
-        elif outcome == "partially_accepted":
-            self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": length or 0})
-            self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
-        else:
-            reason = (req.logged or {}).get("reject_reason") if basis == "logged" else None
-            self.client.notify(DID_REJECT, {"id": sid, "reason": reason or "typedOver"})
+
+        def send() -> None:
+            if outcome == "accepted":
+                try:
+                    self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
+                except (LspError, queue.Empty):
+                    pass
+            elif outcome == "partially_accepted":
+                self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": length or 0})
+                self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
+            else:
+                reason = (req.logged or {}).get("reject_reason") if basis == "logged" else None
+                self.client.notify(DID_REJECT, {"id": sid, "reason": reason or "typedOver"})
+
+        self._decided(max(req.ts, logged_at or next_ts), next_ts, send)  # when the programmer decided
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
                                            outcome in ("accepted", "partially_accepted")))
 
@@ -381,15 +411,20 @@ class _Driver:
             basis, accepted = "oracle", req.next_text is not None and after == req.next_text
         self.client.notify(DID_SHOW_NEXT_EDIT, {"id": sid})
         logged_at = logged.get("outcome_at") if basis == "logged" else None
-        self.client.notify(REPLAY_CLOCK, {"ts": max(req.ts, logged_at or next_ts)})
-        if accepted:
-            try:
-                self.client.request("workspace/executeCommand", {"command": ACCEPT_NEXT_EDIT_COMMAND, "arguments": [sid]})
-            except (LspError, queue.Empty):
-                pass
-        else:
-            reason = logged.get("reject_reason") if basis == "logged" else None
-            self.client.notify(DID_REJECT_NEXT_EDIT, {"id": sid, "reason": reason or ("typedOver" if req.next_text else "ignored")})
+
+        def send() -> None:
+            if accepted:
+                try:
+                    self.client.request("workspace/executeCommand",
+                                        {"command": ACCEPT_NEXT_EDIT_COMMAND, "arguments": [sid]})
+                except (LspError, queue.Empty):
+                    pass
+            else:
+                reason = logged.get("reject_reason") if basis == "logged" else None
+                self.client.notify(DID_REJECT_NEXT_EDIT,
+                                   {"id": sid, "reason": reason or ("typedOver" if req.next_text else "ignored")})
+
+        self._decided(max(req.ts, logged_at or next_ts), next_ts, send)
         self.outcomes.append(ReplayOutcome(req, sid, new_text, basis, "accepted" if accepted else "rejected",
                                            utf16_len(new_text) if accepted else None,
                                            len(new_text) if accepted else 0, rtt, accepted))
