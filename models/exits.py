@@ -135,6 +135,35 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return weight * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
 
 
+def exit_heads_problem(weights: dict[str, np.ndarray], n_layers: int) -> str:
+    """What makes ``weights`` (an exit_heads.safetensors, its KV fill maps left out) another model's than one of
+    ``n_layers`` layers, worded to follow its path; "" when nothing. Its exit norms (one per early exit), its controller
+    (one per layer, of any layout: an older one is read as untrained) and its calibrations (a row per layer) must cover
+    exactly those layers: ``Controller`` reads a controller or calibration that does not as none, and exit norms that
+    do not as the final norm, so another model's file loaded and silently decoded without Stop or early exits."""
+    def layers_of(prefix: str) -> set[int]:
+        found = set()
+        for name in weights:
+            index = name[len(prefix):].split(".", 1)[0] if name.startswith(prefix) else ""
+            if index.isdigit():
+                found.add(int(index))
+        return found
+
+    norms, controller = layers_of("exit_norms."), layers_of("controller.")
+    if norms and norms != set(range(n_layers - 1)):
+        return f"holds exit norms for layers {min(norms)} to {max(norms)}, not for the first {n_layers - 1}"
+    if controller and controller != set(range(n_layers)):
+        return f"holds a controller for layers {min(controller)} to {max(controller)}, not for {n_layers}"
+    for i in sorted(controller):
+        absent = [k for k in ("0.weight", "0.bias", "2.weight", "2.bias") if f"controller.{i}.{k}" not in weights]
+        if absent:
+            return f"lacks controller.{i}.{absent[0]}"
+    for name, width in ((STOP_CALIBRATION, 3), (EXIT_CALIBRATION, 4), (HARM_CALIBRATION, 4)):
+        if name in weights and weights[name].shape != (n_layers, width):
+            return f"holds {name} of shape {tuple(weights[name].shape)}, not ({n_layers}, {width}): a row per layer"
+    return ""
+
+
 class Controller:
     """Serving-side Stop&Exit controller (numpy): per layer, exit norm -> Linear -> ReLU -> Linear -> softmax."""
 

@@ -11,6 +11,7 @@ Serving-safe: numpy and the standard library only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import shutil
@@ -24,6 +25,14 @@ import numpy as np
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
 CONFIG_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads")  # config.json entries serving reads
+# Entries serving reads that may be absent or null (a default serves then); given, of these types. A string or a zero
+# there failed deep in loading with numpy's words, or loaded and then failed every request (rms_norm_eps, read by the
+# controller only, under the dynamic policy; max_position_embeddings, read by attention at the first decode).
+OPTIONAL_CONFIG_SIZES = ("num_key_value_heads", "head_dim", "max_position_embeddings")  # positive integers
+OPTIONAL_CONFIG_SCALES = ("rms_norm_eps", "rope_theta")  # positive finite numbers
+# The fewest positions a model can serve in: a prompt is at least 8 tokens (models.fim.build_prompt), and the KV cache
+# holds the prompt, the suggestion and two more.
+MIN_POSITIONS = 16
 GRAPHS_INDEX = "graphs.json"
 # What the decoder graphs expect of the runtime's KV cache (``models.runtime.KVCache``); graphs.json records it,
 # and a runtime refuses graphs written for another layout (re-export them).
@@ -289,10 +298,9 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
         raise ModelDirError(f"model directory {path} lacks {', '.join(missing)} (a model directory holds config.json, "
                             "model.safetensors and tokenizer.json)", SETTING_ADVICE, chosen=True)
     config = read_json_object(path / "config.json", RESTORE)
-    bad = [key for key in CONFIG_SIZES if not (isinstance(config.get(key), int) and not isinstance(config[key], bool)
-                                               and config[key] > 0)]
-    if bad:
-        raise ModelDirError(f"{path / 'config.json'} has no positive integer {bad[0]}; {RESTORE}")
+    problem = _config_problem(config)
+    if problem:
+        raise ModelDirError(f"{path / 'config.json'} {problem}; {RESTORE}")
     if config.get("model_type") not in SUPPORTED_ARCHITECTURES:
         raise ModelDirError(f"{path}: model_type {config.get('model_type')!r} is not supported "
                             f"(one of {', '.join(SUPPORTED_ARCHITECTURES)})")
@@ -302,13 +310,48 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
     return config
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _config_problem(config: dict) -> str:
+    """What is wrong with the entries of a config.json that serving reads ("" when nothing), worded to follow its
+    path: CONFIG_SIZES must be there; OPTIONAL_CONFIG_SIZES and OPTIONAL_CONFIG_SCALES may be absent or null."""
+    for key in CONFIG_SIZES:
+        if not _positive_int(config.get(key)):
+            return f"has no positive integer {key}"
+    for key in OPTIONAL_CONFIG_SIZES:
+        value = config.get(key)
+        if value is not None and not _positive_int(value):
+            return f"has {key} {value!r:.40}, not a positive integer"
+    for key in OPTIONAL_CONFIG_SCALES:
+        value = config.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and math.isfinite(value) and value > 0):
+            return f"has {key} {value!r:.40}, not a positive number"
+    positions = config.get("max_position_embeddings")
+    if positions is not None and positions < MIN_POSITIONS:
+        return (f"has max_position_embeddings {positions}, fewer than the {MIN_POSITIONS} positions a prompt and its "
+                "suggestion need")
+    rope = config.get("rope_parameters")
+    if config.get("rope_theta") is None and rope is not None:  # then RoPE's base is read from here
+        theta = rope.get("rope_theta") if isinstance(rope, dict) else None
+        if theta is not None and not (isinstance(theta, (int, float)) and not isinstance(theta, bool)
+                                      and math.isfinite(theta) and theta > 0):
+            return f"has rope_parameters.rope_theta {theta!r:.40}, not a positive number"
+        if not isinstance(rope, dict):
+            return f"has rope_parameters {rope!r:.40}, not an object"
+    return ""
+
+
 def trained_context(config: dict, record: dict) -> int:
     """The longest sequence (prompt and suggestion) the model has seen in training: the training record's
     ``hyperparameters.seq_len``, else the config's ``max_position_embeddings``. Positions past it are untrained, and
     the default model (trained on 512-token windows, room for 1024 positions) completes worse there
     (docs/code-model.md, issue 3)."""
-    positions = int(config.get("max_position_embeddings", 1024))
-    seq_len = (record.get("hyperparameters") or {}).get("seq_len") if isinstance(record, dict) else None
+    positions = int(config.get("max_position_embeddings") or 1024)
+    hyperparameters = record.get("hyperparameters") if isinstance(record, dict) else None
+    seq_len = hyperparameters.get("seq_len") if isinstance(hyperparameters, dict) else None
     if isinstance(seq_len, int) and not isinstance(seq_len, bool) and 0 < seq_len < positions:
         return seq_len
     return positions
@@ -353,11 +396,23 @@ def fingerprint(path: Path) -> str:
 
 
 def read_record(model_dir: Path) -> dict:
-    """A model directory's training record (`tact.json`); {} when it has none."""
+    """A model directory's training record (`tact.json`); {} when it has none. What serving reads of it is checked:
+    a ``name`` that is no string, or ``hyperparameters`` that are no object or whose ``seq_len`` (the trained context,
+    ``trained_context``) is no positive integer, is a ModelDirError. Read as nothing, a damaged ``seq_len`` silently
+    let prompts run past the trained context; a list of hyperparameters failed loading with Python's words."""
     path = Path(model_dir) / RECORD
     if not path.exists():
         return {}
-    return read_json_object(path, RESTORE)
+    record = read_json_object(path, RESTORE)
+    name, hyperparameters = record.get("name"), record.get("hyperparameters")
+    if name is not None and not isinstance(name, str):
+        raise ModelDirError(f"{path} has name {name!r:.40}, not a string; {RESTORE}")
+    if hyperparameters is not None and not isinstance(hyperparameters, dict):
+        raise ModelDirError(f"{path} has hyperparameters {hyperparameters!r:.40}, not an object; {RESTORE}")
+    seq_len = (hyperparameters or {}).get("seq_len")
+    if seq_len is not None and not _positive_int(seq_len):
+        raise ModelDirError(f"{path} has hyperparameters.seq_len {seq_len!r:.40}, not a positive integer; {RESTORE}")
+    return record
 
 
 def read_json_object(path: Path, fix: str) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.draft_head import DRAFT_HEAD, DraftHead
-from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, log_softmax, top_and_margin
+from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, exit_heads_problem, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
@@ -39,6 +39,13 @@ from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import TokenizerInfo, load_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
+# The inputs of each kind of graph `tact export` writes (models.export). A graph of another kind listed in its place
+# (a file copied over another, graphs.json edited) loaded fine and failed every decode that ran it.
+GRAPH_INPUTS = {
+    "decoder layer": ("hidden", "cos", "sin", "seqlens_k", "total_len", "past_k", "past_v"),
+    "exit head": ("hidden", "norm_weight"),
+    "kv_fill": ("hidden", "cos", "sin"),
+}
 # A loop is a unit of at most REPEAT_MAX_PERIOD tokens repeated DecodeOptions.stop_repeats times in a row over at
 # least REPEAT_MIN_TOKENS tokens ("$name/$name/$name/...", "x, x, x, x, "): it ends the suggestion.
 REPEAT_MIN_TOKENS = 8
@@ -294,9 +301,9 @@ class EarlyExitRuntime:
         self.n_heads = cfg["num_attention_heads"]
         self.n_kv = cfg.get("num_key_value_heads") or self.n_heads
         self.head_dim = cfg.get("head_dim") or self.hidden_size // self.n_heads
-        self.eps = cfg.get("rms_norm_eps", 1e-6)
-        self.rope_theta = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0)
-        self.max_len = int(cfg.get("max_position_embeddings", 1024))
+        self.eps = cfg.get("rms_norm_eps") or 1e-6  # absent or null (check_model_dir refuses any other non-number)
+        self.rope_theta = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta") or 10000.0
+        self.max_len = int(cfg.get("max_position_embeddings") or 1024)
         try:
             self.tokenizer = TokenizerInfo(load_tokenizer(self.model_dir / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises its own exception types
@@ -304,6 +311,11 @@ class EarlyExitRuntime:
         base = load_tensors(self.model_dir / "model.safetensors", ["model.embed_tokens.weight", "model.norm.weight"])
         self.embed = base["model.embed_tokens.weight"]  # (V, D)
         self.vocab_size = self.embed.shape[0]
+        tokens = self.tokenizer.tok.get_vocab_size()
+        if tokens > self.vocab_size:  # its last ids have no embedding: every text holding one failed to decode
+            raise ModelDirError(f"{self.model_dir / 'tokenizer.json'} has {tokens} tokens, "
+                                f"{self.model_dir / 'model.safetensors'} embeds {self.vocab_size} (a tokenizer of "
+                                f"another model?); {RESTORE}")
         exit_path = self.model_dir / EXIT_HEADS
         # the learned KV fill maps stay on disk: the kv_fill graphs read them there (models.export)
         extra = load_tensors(exit_path, prefix_excluded=KV_FILL_MAPS + ".") if exit_path.exists() else {}
@@ -321,8 +333,18 @@ class EarlyExitRuntime:
         self.context_tokens = trained_context(cfg, self.record)
         self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
         self._load_sessions(threads, int8=weights == "int8")
+        problem = exit_heads_problem(extra, self.n_layers)  # said after the graphs' checks: an edited config.json
+        if problem:  # is named best by graphs.json's. Another model's file, read as no controller, decoded silently
+            raise ModelDirError(f"{exit_path} {problem}, {self.model_dir / 'config.json'} has num_hidden_layers "
+                                f"{self.n_layers} (another model's file?); {RESTORE}, or refit the controller with "
+                                f"`tact train controller --model {self.model_dir}`")
         self._newline = self._newline_table()
-        self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
+        try:
+            self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
+        except MemoryError:
+            size = 2 * self.n_layers * self.n_kv * self.max_len * self.head_dim * 4 / 2 ** 30
+            raise ModelDirError(f"{self.model_dir / 'config.json'} has max_position_embeddings {self.max_len}: its KV "
+                                f"cache ({size:.1f} GiB) does not fit in memory; {RESTORE}") from None
         self._bindings = [self._bind_cache(i, s) for i, s in enumerate(self.layer_sessions)]
         self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
         self.weights = "fp32"  # what decoding steps read (WEIGHTS): fp32 until use_weights loads the 8-bit graphs
@@ -365,13 +387,16 @@ class EarlyExitRuntime:
         if index.get("kv_fill_maps") and header_digest(maps) != index["kv_fill_maps"]:
             raise ModelDirError(f"{self.model_dir / EXIT_HEADS} is not the one the kv_fill graphs were exported with "
                                 f"(they read its KV fill maps in place); re-run `tact export {self.model_dir}`")
-        missing = [n for n in self._kv_fill_graphs.values() if not (where / n).is_file()]
+        missing = [where / n for n in self._kv_fill_graphs.values() if not (where / n).is_file()]
+        int8_graphs = index.get("int8") or {}  # loaded on first use (the 8-bit exit head by dynamic, fp32 weights too)
+        missing += [self.model_dir / n for n in [*int8_graphs.get("decoder_layers", []), int8_graphs.get("exit_head")]
+                    if n and not (self.model_dir / n).is_file()]
         if missing:
-            raise ModelDirError(f"{where / missing[0]} is missing; re-run `tact export {self.model_dir}`")
+            raise ModelDirError(f"{missing[0]} is missing; re-run `tact export {self.model_dir}`")
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
         # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
         self._head_graph = index["exit_head"]
-        self.head_session = None if int8 else self._session(self._head_graph)
+        self.head_session = None if int8 else self._session(self._head_graph, kind="exit head")
 
     def _read_index(self) -> dict:
         """graphs.json, checked for what loading reads: graphs for this KV cache layout, a decoder graph per layer of
@@ -397,6 +422,7 @@ class EarlyExitRuntime:
         int8 = index.get("int8")
         if int8 and not (isinstance(int8, dict) and isinstance(int8.get("exit_head"), str)
                          and isinstance(int8.get("decoder_layers"), list)
+                         and all(isinstance(n, str) for n in int8["decoder_layers"])
                          and len(int8["decoder_layers"]) == self.n_layers):
             raise ModelDirError(f"{path}: its 8-bit graphs are not one per layer and a head; {fix}")
         return index
@@ -404,15 +430,12 @@ class EarlyExitRuntime:
     def _layer_session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
         """A decoder layer's graph, checked against config.json: a graph exported for other KV heads or head size
         (config.json edited, or another model's graphs) loaded fine and failed every decode."""
-        session = self._session(name, where)
+        session = self._session(name, where, "decoder layer")
         inputs = {i.name: i.shape for i in session.get_inputs()}
         want = {"hidden": ["T", self.embed.shape[1]], "past_k": [1, self.n_kv, "S", self.head_dim]}
         path = (where or self._graphs) / name
         for key, shape in want.items():
-            got = inputs.get(key)
-            if got is None:
-                raise ModelDirError(f"{path} is not a decoder layer graph (no {key} input); "
-                                    f"re-run `tact export {self.model_dir}`")
+            got = inputs[key]
             if len(got) != len(shape) or any(isinstance(g, int) and isinstance(w, int) and g != w
                                              for g, w in zip(got, shape)):
                 raise ModelDirError(f"{path} takes {key} of shape {got}, this model's "
@@ -423,7 +446,7 @@ class EarlyExitRuntime:
 
     def _fp32_head(self) -> ort.InferenceSession:
         if self.head_session is None:
-            self.head_session = self._session(self._head_graph)
+            self.head_session = self._session(self._head_graph, kind="exit head")
         return self.head_session
 
     def use_weights(self, weights: str) -> None:
@@ -442,7 +465,7 @@ class EarlyExitRuntime:
                 # made ready at load when asked for then; else derives the 8-bit weights now if absent
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
                 layers = [self._layer_session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
-                head = self._session(int8["exit_head"], where)  # leaves the runtime as it was
+                head = self._session(int8["exit_head"], where, "exit head")  # leaves the runtime as it was
                 self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
                 self.int8_layer_sessions, self.int8_head_session = layers, head
             elif weights == "fp32":
@@ -453,13 +476,22 @@ class EarlyExitRuntime:
                 self.cache.truncate(0)  # (an fp32 decode after int8 steps was no longer the fresh fp32 one)
             self.weights = weights
 
-    def _session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
+    def _session(self, name: str, where: Path | None = None, kind: str = "") -> ort.InferenceSession:
+        """The graph ``name`` (under ``where``, else where the graphs load from), checked to take the inputs of its
+        ``kind`` (GRAPH_INPUTS)."""
         where = where or self._graphs
         try:
-            return ort.InferenceSession(str(where / name), sess_options=self._session_options,
-                                        providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(where / name), sess_options=self._session_options,
+                                           providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelDirError(f"{where / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
+        inputs = sorted(i.name for i in session.get_inputs())
+        if kind and inputs != sorted(GRAPH_INPUTS[kind]):
+            missing = sorted(set(GRAPH_INPUTS[kind]) - set(inputs))
+            what = f"no {missing[0]} input" if missing else f"inputs {', '.join(inputs)}"
+            raise ModelDirError(f"{where / name} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} graph ({what}); "
+                                f"re-run `tact export {self.model_dir}`")
+        return session
 
     def load_dynamic_graphs(self) -> None:
         """Load now what the dynamic policy otherwise loads on first use (the kv_fill graphs, the 8-bit exit head),
@@ -470,7 +502,7 @@ class EarlyExitRuntime:
 
     def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
         if exit_layer not in self.kv_fill_sessions:
-            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer])
+            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer], kind="kv_fill")
         return self.kv_fill_sessions[exit_layer]
 
     def _newline_table(self) -> np.ndarray:
@@ -554,7 +586,7 @@ class EarlyExitRuntime:
                 self._int8_exit_head = False
             else:
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
-                self._int8_exit_head = self._session(int8["exit_head"], where)
+                self._int8_exit_head = self._session(int8["exit_head"], where, "exit head")
         return self._int8_exit_head or None
 
     def exit_features(self, layer: int, h: np.ndarray, exit_weights: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -108,3 +108,24 @@ def test_every_command_advises_its_own_flag_for_a_model_directory_that_is_none(t
     err = capsys.readouterr().err
     assert "Traceback" not in err and "tact.modelPath" not in err
     assert f"model directory {missing} does not exist; pass {flag} DIR with a model directory" in err
+
+
+@pytest.mark.parametrize("file, change, says", [
+    ("config.json", lambda c: c.update(rope_theta="10000"), "has rope_theta '10000', not a positive number"),
+    ("tact.json", lambda r: r.update(hyperparameters=[1]), "has hyperparameters [1], not an object"),
+])
+def test_complete_with_a_damaged_model_says_which_file_and_the_fix_in_one_line(tiny_lm_dir, tmp_path, capsys, file,
+                                                                               change, says):
+    """They printed a traceback, then "model DIR could not be loaded: ufunc 'power' not supported for the input
+    types" (or "'list' object has no attribute 'get'"): neither the file nor the fix."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, model)
+    value = json.loads((model / file).read_text())
+    change(value)
+    (model / file).write_text(json.dumps(value))
+    source = tmp_path / "f.py"
+    source.write_text("x = 1\n")
+    assert main(["complete", f"{source}:1:", "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"tact complete: no model: {model / file} {says}; restore it from where the model came "
+                                "from (re-download or re-train it)"]

@@ -112,6 +112,16 @@ class CompletionService:
                 self._loaded.set()
             return self.status
 
+    def _failed(self, runtime: EarlyExitRuntime, exc: ModelDirError) -> None:
+        """``runtime`` turned out damaged while serving: degraded from now on, saying why, as a load that failed is
+        (the next ``load`` tries the directory again). Before, the status stayed ready while every request of the
+        policy that reads the damaged graph failed, said only in the log."""
+        with self._load_lock:
+            if self.runtime is runtime:
+                self.runtime = None
+                self.status = ModelStatus(model_dir=self.status.model_dir, reason=str(exc), weights=self.status.weights)
+        log.warning("model failed while serving: %s", exc)
+
     @property
     def degraded(self) -> bool:
         """Loading is over and there is no model: answer nothing without queueing work."""
@@ -165,7 +175,11 @@ class CompletionService:
         opts = self.decode_options(settings)
         prompt = runtime.fim_prompt(ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
         token.check()
-        result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
+        try:
+            result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
+        except ModelDirError as exc:  # a graph loaded on first use (the dynamic policy's) is damaged
+            self._failed(runtime, exc)
+            raise
         if result.stop_reason == "cancelled":
             raise Cancelled(token.reason or "cancelled")
         text = trim_suggestion(result.text, ctx, multiline=settings.multiline)

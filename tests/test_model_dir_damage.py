@@ -1,0 +1,201 @@
+"""A damaged model directory, file by file: loading refuses it naming the file and the fix (the server stays up,
+degraded, saying why), or it serves; never a model that loads and then fails, or decodes wrongly, in silence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsp_server.config import Settings
+from lsp_server.services.completion import CompletionService
+from lsp_server.services.positions import LineIndex, Position
+from lsp_server.services.scheduler import CancelToken
+from models.model_dir import EXIT_HEADS, RESTORE, ModelDirError, header_digest, load_tensors
+from models.runtime import DecodeOptions, EarlyExitRuntime
+
+TEXT = "import os\n\n\ndef read(path):\n    with open(path) as f:\n        return f.read()\n"
+
+
+@pytest.fixture
+def model(tiny_lm_dir, tmp_path) -> Path:
+    """A copy of the tiny model to damage."""
+    out = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, out)
+    return out
+
+
+def edit_json(path: Path, change) -> None:
+    value = json.loads(path.read_text())
+    change(value)
+    path.write_text(json.dumps(value))
+
+
+def complete(service: CompletionService, policy: str):
+    settings = Settings(decoding_policy=policy, stop_threshold=1.01, max_new_tokens=8)
+    ctx = service.context(LineIndex(TEXT), "python", Position(4, 8), settings)
+    return service.complete(ctx, settings, CancelToken())
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("num_key_value_heads", "2", "num_key_value_heads '2', not a positive integer"),
+    ("head_dim", "16", "head_dim '16', not a positive integer"),
+    ("max_position_embeddings", "128", "max_position_embeddings '128', not a positive integer"),
+    ("max_position_embeddings", -5, "max_position_embeddings -5, not a positive integer"),
+    ("max_position_embeddings", 0, "max_position_embeddings 0, not a positive integer"),
+    ("max_position_embeddings", 4, "max_position_embeddings 4, fewer than the 16 positions"),
+    ("rms_norm_eps", "1e-5", "rms_norm_eps '1e-5', not a positive number"),
+    ("rms_norm_eps", 0, "rms_norm_eps 0, not a positive number"),
+    ("rope_theta", "10000", "rope_theta '10000', not a positive number"),
+    ("rope_theta", 0, "rope_theta 0, not a positive number"),
+])
+def test_a_config_entry_of_the_wrong_type_or_range_is_refused_naming_the_file_and_the_fix(model, key, value, says):
+    """Each loaded with numpy's words ("negative dimensions are not allowed"), or loaded and then failed every request
+    (max_position_embeddings 0 or 4: attention; rms_norm_eps '1e-5': the controller, under the dynamic policy)."""
+    edit_json(model / "config.json", lambda c: c.update({key: value}))
+    status = CompletionService().load(str(model))
+    assert not status.ready
+    assert status.reason == f"{model / 'config.json'} has {says}" + status.reason.split(says, 1)[1]
+    assert status.reason.endswith(f"; {RESTORE}")
+
+
+def test_config_entries_left_null_take_their_defaults_and_every_policy_decodes(model):
+    """A null rms_norm_eps loaded and failed every dynamic request; a null max_position_embeddings failed loading."""
+    edit_json(model / "config.json", lambda c: c.update(rms_norm_eps=None, max_position_embeddings=None))
+    service = CompletionService()
+    assert service.load(str(model)).ready, service.status.reason
+    for policy in ("full", "dynamic", "speculative"):
+        assert complete(service, policy).result is not None
+
+
+def test_a_kv_cache_too_large_for_memory_is_named_with_its_config_entry(model):
+    edit_json(model / "config.json", lambda c: c.update(max_position_embeddings=10 ** 13))
+    with pytest.raises(ModelDirError, match=r"config.json has max_position_embeddings 10000000000000: its KV cache "
+                                            r"\(.* GiB\) does not fit in memory; restore it"):
+        EarlyExitRuntime(model)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda r: r.update(hyperparameters=[512]), "has hyperparameters [512], not an object"),
+    (lambda r: r.update(hyperparameters={"seq_len": "64"}), "has hyperparameters.seq_len '64', not a positive integer"),
+    (lambda r: r.update(name=5), "has name 5, not a string"),
+])
+def test_a_training_record_whose_served_entries_are_damaged_is_refused(model, change, says):
+    """A list of hyperparameters failed loading with "'list' object has no attribute 'get'"; a seq_len in quotes was
+    read as none, so prompts ran past the trained context in silence; a numeric name went out as the model's name."""
+    edit_json(model / "tact.json", change)
+    status = CompletionService().load(str(model))
+    assert not status.ready
+    assert status.reason == f"{model / 'tact.json'} {says}; {RESTORE}"
+
+
+def test_a_tokenizer_with_more_tokens_than_the_model_embeds_is_refused(model):
+    """Text holding one of its last tokens failed every request that read it (an index past the embeddings)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model / "tokenizer.json"))
+    tok.add_tokens(["zzqmarker"])
+    tok.save(str(model / "tokenizer.json"))
+    status = CompletionService().load(str(model))
+    assert not status.ready
+    assert status.reason.startswith(f"{model / 'tokenizer.json'} has {tok.get_vocab_size()} tokens, "
+                                    f"{model / 'model.safetensors'} embeds {tok.get_vocab_size() - 1}")
+
+
+def rewrite_exit_heads(model: Path, keep) -> None:
+    from safetensors.numpy import save_file
+
+    path = model / EXIT_HEADS
+    tensors = {k: v for k, v in load_tensors(path).items() if keep(k)}
+    path.unlink()
+    save_file(tensors, str(path))
+    edit_json(model / "graphs.json", lambda g: g.pop("kv_fill_maps", None))  # as exported from this file
+
+
+@pytest.mark.parametrize("keep, says", [
+    (lambda k: not k.startswith("controller.3."), "holds a controller for layers 0 to 2, not for 4"),
+    (lambda k: not k.startswith("exit_norms.2."), "holds exit norms for layers 0 to 1, not for the first 3"),
+    (lambda k: k != "controller.1.0.bias", "lacks controller.1.0.bias"),
+])
+def test_exit_heads_of_another_layer_count_are_refused(model, keep, says):
+    """Read as no controller, another model's exit heads loaded and decoded without Stop or early exits, silently."""
+    assert EarlyExitRuntime(model).controller.trained  # the tiny model's own file
+    rewrite_exit_heads(model, keep)
+    status = CompletionService().load(str(model))
+    assert not status.ready
+    assert status.reason.startswith(f"{model / EXIT_HEADS} {says}, {model / 'config.json'} has num_hidden_layers 4")
+
+
+def test_a_calibration_with_a_row_per_layer_of_another_model_is_refused(model):
+    from safetensors.numpy import save_file
+
+    path = model / EXIT_HEADS
+    tensors = load_tensors(path)
+    tensors["stop_calibration"] = np.tile(np.array([0.0, 1.0, 0.0], np.float32), (8, 1))
+    path.unlink()
+    save_file(tensors, str(path))
+    edit_json(model / "graphs.json", lambda g: g.update(kv_fill_maps=header_digest(path)))  # as re-exported
+    with pytest.raises(ModelDirError, match=r"holds stop_calibration of shape \(8, 3\), not \(4, 3\)"):
+        EarlyExitRuntime(model)
+
+
+@pytest.mark.parametrize("target, source, kind", [
+    ("exit_head.onnx", "decoder_layer_0.onnx", "an exit head graph (no norm_weight input)"),
+    ("decoder_layer_2.onnx", "exit_head.onnx", "a decoder layer graph (no cos input)"),
+])
+def test_a_graph_of_another_kind_in_place_is_refused_at_load(model, target, source, kind):
+    """An exit head replaced by a layer's graph loaded, then every request failed with onnxruntime's "Required inputs
+    (['past_k', ...]) are missing"."""
+    (model / target).write_bytes((model / source).read_bytes())
+    status = CompletionService().load(str(model))
+    assert not status.ready
+    assert status.reason == f"{model / target} is not {kind}; re-run `tact export {model}`"
+
+
+def test_a_missing_8_bit_exit_head_is_refused_at_load(model):
+    """It is loaded on first use by the dynamic policy (fp32 weights too): the model loaded, then each dynamic
+    request failed."""
+    (model / "exit_head.int8.onnx").unlink()
+    status = CompletionService().load(str(model))
+    assert not status.ready
+    assert status.reason == f"{model / 'exit_head.int8.onnx'} is missing; re-run `tact export {model}`"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "another kind"])
+def test_a_graph_damaged_where_it_loads_on_first_use_degrades_the_server_saying_why(model, damage):
+    """The kv_fill graphs load when the dynamic policy first needs them. A damaged one failed each dynamic request
+    (said only in the log) while the status stayed ready; now the first failure makes the service degraded with the
+    file and the fix, and the next load tries the directory again."""
+    index = json.loads((model / "graphs.json").read_text())
+    name = sorted(index["kv_fill"].values())[0]
+    data = bytes(range(256)) * 8 if damage == "garbage" else (model / index["decoder_layers"][0]).read_bytes()
+    service = CompletionService()
+    assert service.load(str(model)).ready
+    runtime = service.runtime
+    for graph in index["kv_fill"].values():
+        (model / graph).write_bytes(data)
+    assert complete(service, "full").result is not None  # the graphs read at load serve
+    with pytest.raises(ModelDirError) as raised:
+        for _ in range(4):  # until a token leaves early (the tiny controller lets most leave at once)
+            runtime.reset()
+            complete(service, "dynamic")
+    assert str(raised.value).startswith(str(model / name).rsplit("_", 1)[0])
+    assert str(raised.value).endswith(f"re-run `tact export {model}`")
+    assert service.degraded and not service.status.ready
+    assert service.status.reason == str(raised.value) and service.status.model_dir == str(model)
+    assert complete(service, "full").skipped_reason == f"degraded: {raised.value}"  # answered, not queued
+    assert service.load(str(model)).ready  # tried again; the damage shows again only where dynamic reads it
+
+
+def test_a_model_with_a_16_position_context_serves_every_policy(model):
+    """The floor MIN_POSITIONS is enough: a prompt of 8 tokens and a suggestion fit."""
+    edit_json(model / "config.json", lambda c: c.update(max_position_embeddings=16))
+    runtime = EarlyExitRuntime(model)
+    prompt = runtime.fim_prompt(TEXT * 20, TEXT * 20, reserve=8)
+    for policy in ("full", "dynamic", "speculative"):
+        runtime.reset()
+        result = runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=1.01, max_new_tokens=8))
+        assert runtime.cache.length <= 16 and result.prompt_tokens <= 14
