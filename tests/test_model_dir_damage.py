@@ -199,3 +199,30 @@ def test_a_model_with_a_16_position_context_serves_every_policy(model):
         runtime.reset()
         result = runtime.generate(prompt, DecodeOptions(policy=policy, stop_threshold=1.01, max_new_tokens=8))
         assert runtime.cache.length <= 16 and result.prompt_tokens <= 14
+
+
+def test_a_server_whose_model_fails_while_serving_tells_the_user_why(model, tmp_path):
+    """The service goes degraded when a graph it loads on first use is damaged; the user was told only at the next
+    settings change (the status said why, no message did). The request that found it now tells them."""
+    from telemetry.lsp_client import LspClient
+    from telemetry.simulate import wait_ready
+    from tests.lsp_support import server_command
+
+    index = json.loads((model / "graphs.json").read_text())
+    client = LspClient(server_command(model, tmp_path / "t.sqlite3"))
+    client.initialize({"decodingPolicy": "dynamic", "stopThreshold": 1.01, "maxNewTokens": 8})
+    try:
+        assert wait_ready(client)["ready"]
+        for graph in index["kv_fill"].values():
+            (model / graph).write_bytes(bytes(range(256)) * 8)
+        client.did_open("file:///w/a.py", TEXT)
+        for _ in range(4):  # until a token leaves early and reads a kv_fill graph
+            client.inline_completion("file:///w/a.py", 4, 8, invoked=True)
+            if client.request("tact/status")["degraded"]:
+                break
+        status = client.request("tact/status")
+        assert status["degraded"], status
+        message = client.wait_notification("window/showMessage", timeout=10)["params"]["message"]
+        assert message == f"Tact: no completions ({status['reason']})" and str(model) in message
+    finally:
+        client.shutdown()

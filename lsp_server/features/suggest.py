@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from lsp_server.features.lifecycle import report_degraded
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 from lsp_server.services.completion import Suggestion
 from lsp_server.services.positions import Position
@@ -27,6 +28,8 @@ async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tupl
         raise
     except Cancelled:
         return None
+    if suggestion is None and ls.completions.degraded:  # the model failed while serving (a damaged graph): say why
+        report_degraded(ls)
     if suggestion is None or not suggestion.text or not ls.pipeline.issue(pending, suggestion, uri):
         return None
     return pending.suggestion_id, suggestion
