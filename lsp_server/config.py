@@ -34,7 +34,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 # The range of each number setting (None: open at that end); the VS Code extension declares the same minimum and
-# maximum (tests/test_vscode_settings.py). A value outside keeps the value it would replace and is reported.
+# maximum (tests/test_vscode_settings.py). A value outside keeps the value it would replace and is reported. The
+# maxima of the windows and waits are far past any use (a 1 MB prefix took seconds to tokenize at every request).
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "max_new_tokens": (1, 256),
     "exit_threshold": (0, 1),
@@ -43,15 +44,15 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "stop_inside_threshold": (0, None),
     "stop_repeats": (0, None),
     "draft_layers": (0, None),
-    "draft_tokens": (1, None),
-    "context_prefix_chars": (0, None),
-    "context_suffix_chars": (0, None),
+    "draft_tokens": (1, 256),
+    "context_prefix_chars": (0, 65536),
+    "context_suffix_chars": (0, 65536),
     "acceptance_lambda": (0, 1),
     "acceptance_precision_floor": (0, 1),
-    "acceptance_debounce_max_ms": (0, None),
+    "acceptance_debounce_max_ms": (0, 2000),
     "next_edit_threshold": (0, 1),
     "next_edit_ranker_threshold": (None, 1),
-    "edit_coalesce_ms": (0, None),
+    "edit_coalesce_ms": (0, 60000),
 }
 
 

@@ -27,7 +27,7 @@ def test_numbers_out_of_range_keep_the_value_they_would_replace_and_are_reported
     assert settings.exit_threshold == 0.5
     assert sorted(p.split(":")[0] for p in problems) == ["tact.acceptanceLambda", "tact.contextPrefixChars",
                                                          "tact.draftTokens", "tact.editCoalesceMs", "tact.maxNewTokens"]
-    assert "tact.contextPrefixChars: -5, but it must be at least 0" in problems
+    assert "tact.contextPrefixChars: -5, but it must be between 0 and 65536" in problems
     assert "tact.maxNewTokens: 1000, but it must be between 1 and 256" in problems
 
 
@@ -180,3 +180,15 @@ def test_a_number_that_is_not_a_number_is_refused():
     assert sorted(p.split(":")[0] for p in problems) == ["tact.acceptanceLambda", "tact.acceptanceSkipUncertainty",
                                                          "tact.exitThreshold", "tact.stopThreshold"]
     assert Settings.from_camel({"stopThreshold": float("inf")}) == (Settings(stop_threshold=float("inf")), [])
+
+
+def test_windows_and_waits_far_past_any_use_are_refused():
+    """A 1 MB contextPrefixChars tokenized the whole document at every request (seconds each); an hour-long debounce
+    or edit window is a typo. Each keeps the value it would replace and is reported."""
+    huge = {"contextPrefixChars": 1_000_000, "contextSuffixChars": 1_000_000, "acceptanceDebounceMaxMs": 3_600_000,
+            "editCoalesceMs": 3_600_000, "draftTokens": 10_000}
+    settings, problems = Settings.from_camel(huge)
+    assert settings == Settings()
+    assert sorted(p.split(":")[0] for p in problems) == sorted(f"tact.{k}" for k in huge)
+    at_most, problems = Settings.from_camel({"contextPrefixChars": 65536, "acceptanceDebounceMaxMs": 2000})
+    assert not problems and (at_most.context_prefix_chars, at_most.acceptance_debounce_max_ms) == (65536, 2000)
