@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from models.next_edit.baseline import BaselinePredictor, replacement
+from models.next_edit.baseline import BaselinePredictor, common_ends, replacement, widen_to_identifiers
 from models.next_edit.evaluate import score
 from models.next_edit.examples import Edit, Example, apply_all, apply_edit, make_edit
 
@@ -116,3 +118,90 @@ def test_an_insertion_after_an_unterminated_last_line_is_not_glued_to_it(eol):
     want = f"def f():{eol}    a = 1{eol}    b = 2{eol}    c = 3{eol}"
     assert apply_edit(text, Edit(3, 3, "", f"    c = 3{eol}")) == want
     assert apply_edit("x", Edit(1, 1, "", "y")) == "x\ny"  # one line, no break to copy: LF
+
+
+def _common_ends_item_by_item(a, b):
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+        s += 1
+    return p, s
+
+
+def test_common_ends_of_strings_and_of_lists_of_lines():
+    import random
+
+    rng = random.Random(7)
+    for i in range(3000):
+        alphabet = "ab" if i % 2 else "abcdefg\n"
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        b = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        if rng.random() < 0.4:
+            b = a[:rng.randint(0, len(a))] + b + a[rng.randint(0, len(a)):]
+        assert common_ends(a, b) == _common_ends_item_by_item(a, b), (a, b)
+        assert common_ends(list(a), list(b)) == _common_ends_item_by_item(list(a), list(b))
+    assert common_ends("aaa", "aaaa") == (3, 0)  # the suffix never overlaps the prefix
+    assert common_ends("", "") == (0, 0)
+
+
+class _CountingStr(str):
+    """A string that counts how often it is indexed or sliced."""
+
+    reads = 0
+
+    def __getitem__(self, key):
+        _CountingStr.reads += 1
+        return str.__getitem__(self, key)
+
+
+def test_common_ends_reads_a_long_line_in_slices_not_character_by_character():
+    """Item by item, an edit in the middle of a 1 MB line (a data table) cost about a second of Python steps a
+    request, several times over (the last edit's replacement, the ranker's contexts, the served range)."""
+    line = "x = [" + ", ".join(["width"] * 150_000) + "]\n"
+    middle = len(line) // 2
+    a, b = _CountingStr(line), _CountingStr(line[:middle] + "w" + line[middle + 5:])
+    _CountingStr.reads = 0
+    assert common_ends(a, b) == _common_ends_item_by_item(line, str(b))
+    assert _CountingStr.reads < 500  # a few slices per doubling, not one read per character
+
+
+def _widen_character_by_character(a, b, p, s):
+    def touches(i, j):
+        return (len(a) - s > p and bool(re.match(r"\w", a[i]))) or (len(b) - s > p and bool(re.match(r"\w", b[j])))
+
+    while p > 0 and re.match(r"\w", a[p - 1]) and touches(p, p):
+        p -= 1
+    while s > 0 and re.match(r"\w", a[len(a) - s]) and touches(len(a) - s - 1, len(b) - s - 1):
+        s -= 1
+    return p, s
+
+
+def test_widening_to_identifiers_takes_whole_runs_of_word_characters():
+    import random
+
+    rng = random.Random(11)
+    for _ in range(20000):
+        a = "".join(rng.choice("ab_é1 .(\n😀") for _ in range(rng.randint(0, 14)))
+        k = rng.randint(0, len(a))
+        b = a[:k] + "".join(rng.choice("xy_ ,") for _ in range(rng.randint(0, 3))) + a[k + rng.randint(0, 3):]
+        p, s = common_ends(a, b)
+        assert widen_to_identifiers(a, b, p, s) == _widen_character_by_character(a, b, p, s), (a, b)
+    run = "x" * 200
+    for a, b in ((f"k = {run}1 + 2", f"k = {run}2 + 2"), (f"{run} = 1", f"{run}y = 1"), (f"f({run})", f"f({run}, y)")):
+        assert widen_to_identifiers(a, b, *common_ends(a, b)) == _widen_character_by_character(a, b, *common_ends(a, b))
+    assert widen_to_identifiers("width = 1", "w = 1", *common_ends("width = 1", "w = 1")) == (0, 4)
+
+
+def test_widening_reads_a_long_identifier_in_slices_not_character_by_character():
+    """A character at a time (and a regex match per character), a change inside a 300 kB hex string took a second
+    a request for the served range alone, and as long again for each predictor's look at the last edit."""
+    blob = "".join("0123456789abcdef"[(i * 7919) % 16] for i in range(300_000))
+    middle = len(blob) // 2
+    a = _CountingStr(f'KEY = "{blob}"\n')
+    b = _CountingStr(f'KEY = "{blob[:middle]}Z{blob[middle + 1:]}"\n')
+    p, s = common_ends(str(a), str(b))
+    _CountingStr.reads = 0
+    assert widen_to_identifiers(a, b, p, s) == (7, 2)  # the whole string between the quotes
+    assert _CountingStr.reads < 500

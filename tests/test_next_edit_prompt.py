@@ -211,3 +211,21 @@ def test_the_prompt_says_where_its_window_lies_even_when_the_code_holds_the_mark
     prompt, window, (a, b) = PROMPT_FORMATS[name].prompt(history, text, 20, "m.py")
     assert prompt[a:b].replace(CURSOR_MARK, "") == window.text
     assert EDIT_MARK in window.text and WINDOW_MARK in window.text
+
+
+@pytest.mark.parametrize("name", list(PROMPT_FORMATS) + ["ranker"])
+def test_equal_lines_with_different_line_breaks_each_keep_their_own(name):
+    """A line left as it was took the break of the last line equal to it: in a block holding `pass` twice, once
+    ended by CRLF and once by LF, both came back with LF (the user's file had a line break changed under it)."""
+    from models.next_edit.prompt import in_document
+
+    text = "a = 1\r\n    pass\r\n    pass\nb = 2\n"
+    lf_text = text.replace("\r", "")
+    lf_target = make_edit(lf_text, 0, 4, "a = 0\n    pass\n    pass\nb = 3\n")  # first and last lines changed
+    if name == "ranker":  # the ranker's and the baseline's edits of the LF view, written back
+        edit = in_document(text, lf_target)
+    else:
+        fmt = PROMPT_FORMATS[name]
+        _prompt, window, _span = fmt.prompt([make_edit(text, 0, 1, "a = 1\r\n")], text, 1)
+        edit = fmt.edit(window, fmt.target(window_around(lf_text, 1), lf_text, lf_target), text, 1)
+    assert edit is not None and apply_edit(text, edit) == "a = 0\r\n    pass\r\n    pass\nb = 3\n"

@@ -420,3 +420,39 @@ def test_a_ranker_edit_below_its_threshold_is_logged_as_hidden_with_its_score():
     assert abs(gated[0].score - generated[0].details["confidence"]) < 1e-4 and gated[0].model_version == service.ranker.version
     assert gated[0].details == {"gate": "next_edit_ranker"} and ledger.get(pending.suggestion_id) is None
     assert service.counts["hidden"] == 1 and service.counts["issued"] == 0
+
+
+@pytest.mark.parametrize("reopened", [True, False])
+def test_an_edit_for_a_document_closed_or_reopened_meanwhile_is_never_issued(reopened):
+    """Only the version was checked as the answer went out: a document closed and opened again while the edit was
+    predicted (reverted from disk, even at the same version number) got a range cut from the text it no longer
+    had, and one closed meanwhile had an edit issued in the ledger (completions check both)."""
+    docs = DocumentStore()
+    _rename_width(docs)
+    service, store, ledger = _service(FakeModel(Edit(1, 2, "    check(width)\n", "    check(w)\n"), confidence=0.8))
+    pending = service.request(docs.get(URI), 2, Position(0, 10),
+                              Settings(next_edit_threshold=0.5, next_edit_predictor="model"))
+    result = pending.future.result(timeout=10)
+    assert result is not None
+    docs.close(URI)
+    if reopened:
+        docs.open(URI, "python", 2, "x = 1\n")
+    assert not service.issue(pending, docs.get(URI), 2, result)
+    assert ledger.get(pending.suggestion_id) is None and service.counts["issued"] == 0
+    ends = [(type(e).__name__, e.reason) for e in store.events if type(e).__name__ == "SuggestionCancelled"]
+    assert ends == [("SuggestionCancelled", "stale")]
+
+
+def test_a_cursor_past_the_end_of_the_document_is_read_as_its_last_line():
+    """The ranker measured its candidates' distance from a cursor line the document does not have: in a 4-line
+    file, line 1,000 gave one score and line 10,000 no edit at all (no candidate within its search window)."""
+    docs = DocumentStore()
+    _rename_width(docs)
+    doc = docs.get(URI)
+    service, _, _ = _service(None)
+    last = service.predict(doc.text, doc.history.recent(), Position(3, 0), URI, predictor="ranker")
+    assert last is not None
+    for line in (4, 1_000, 10_000):
+        past = service.predict(doc.text, doc.history.recent(), Position(line, 0), URI, predictor="ranker")
+        assert past is not None and (past.start, past.new_text, past.answer.confidence) == (
+            last.start, last.new_text, last.answer.confidence)

@@ -32,6 +32,17 @@ def parse_params(params) -> tuple[str, int, Position] | None:
     return uri, version, Position(line, character)
 
 
+def another_kind(ls, suggestion_id, method: str) -> bool:
+    """Whether ``suggestion_id`` is one the server issued as another kind (a completion's id sent as a next
+    edit's): its feedback is dropped, with a warning, since it would resolve the completion and teach the
+    acceptance gate an outcome the user never gave it. An unknown id is still logged (the ledger is bounded)."""
+    item = ls.ledger.get(suggestion_id) if isinstance(suggestion_id, str) else None
+    if item is None or item.kind == "next_edit":
+        return False
+    log.warning("%s for %s, which is a %s, not a next edit: ignored", method, suggestion_id, item.kind)
+    return True
+
+
 def register(server) -> None:
     @server.feature(NEXT_EDIT)
     async def next_edit(ls, params) -> dict:
@@ -54,7 +65,7 @@ def register(server) -> None:
             raise
         except Cancelled:  # superseded by a newer request, or the document changed
             return NO_EDITS
-        if result is None or not ls.next_edits.issue(pending, doc, version, result):
+        if result is None or not ls.next_edits.issue(pending, ls.documents.get(uri), version, result):
             return NO_EDITS
         rng = {"start": {"line": result.start.line, "character": result.start.character},
                "end": {"line": result.end.line, "character": result.end.character}}
@@ -62,12 +73,16 @@ def register(server) -> None:
 
     @server.feature(DID_SHOW_NEXT_EDIT)
     def did_show(ls, params) -> None:
-        record_shown(ls, params, DID_SHOW_NEXT_EDIT)
+        if not another_kind(ls, field(params, "id"), DID_SHOW_NEXT_EDIT):
+            record_shown(ls, params, DID_SHOW_NEXT_EDIT)
 
     @server.feature(DID_REJECT_NEXT_EDIT)
     def did_reject(ls, params) -> None:
-        record_rejected(ls, params, DID_REJECT_NEXT_EDIT)
+        if not another_kind(ls, field(params, "id"), DID_REJECT_NEXT_EDIT):
+            record_rejected(ls, params, DID_REJECT_NEXT_EDIT)
 
     @server.command(COMMAND_ACCEPT_NEXT_EDIT)
     def accept_next_edit(ls, *args) -> bool:
+        if another_kind(ls, args[0] if args else None, COMMAND_ACCEPT_NEXT_EDIT):
+            return False
         return record_accepted(ls, args, COMMAND_ACCEPT_NEXT_EDIT)

@@ -221,8 +221,10 @@ class NextEditService:
         replacement baseline), ``model`` (the model's edit, if any) or ``auto`` (the ranker's edit when it is
         shown, else the model's); see `models.next_edit.model.predict_with`. The result may be one to hide
         (``shown`` false: below ``threshold`` for the model, ``ranker_threshold`` or the ranker's own for it)."""
-        if len(text.splitlines(keepends=True)) != len(line_starts(text)) - (1 if text.endswith(("\n", "\r")) else 0):
+        lines = len(line_starts(text))  # as LSP counts them
+        if len(text.splitlines(keepends=True)) != lines - (1 if text.endswith(("\n", "\r")) else 0):
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
+        cursor_line = min(position.line, lines - 1)  # past the end: the last line (LSP clamps a column so too)
         history = line_history(text, records)
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
@@ -231,7 +233,7 @@ class NextEditService:
 
         model = self.ensure_model(model_path) if predictor in ("model", "auto") else None
         ranker = self.ensure_ranker(ranker_path) if predictor in ("ranker", "auto") else None
-        found = predict_with(predictor, model, history, text, position.line, uri, threshold, should_cancel, ranker,
+        found = predict_with(predictor, model, history, text, cursor_line, uri, threshold, should_cancel, ranker,
                              ranker_threshold)
         if found is None:
             return None
@@ -289,12 +291,14 @@ class NextEditService:
 
         future, token = self.scheduler.submit(f"next_edit:{uri}",
                                               recorder.logged_job(suggestion_id, job, "next-edit prediction"))
-        return PendingRequest(suggestion_id, future, token)
+        return PendingRequest(suggestion_id, future, token, doc, version)
 
-    def issue(self, pending: PendingRequest, doc: Document, version: int, result: NextEditResult) -> bool:
+    def issue(self, pending: PendingRequest, doc: Document | None, version: int, result: NextEditResult) -> bool:
         """On the event loop, as the answer goes out: register the edit (rejecting the unresolved one it
-        replaces), or, when the document changed since the job's last look, log it cancelled and return False."""
-        if doc.version != version:
+        replaces); or, when ``doc`` (the document open under the URI now, None once closed) is not the one asked
+        about at ``version`` (it changed, or was closed or reopened, since the job's last look), log it cancelled
+        and return False: no range for text the editor no longer has."""
+        if doc is None or doc is not pending.document or doc.version != version:
             self.recorder.cancelled(pending.suggestion_id, "stale")
             return False
         self.counts["issued"] += 1

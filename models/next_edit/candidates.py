@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
@@ -109,10 +110,27 @@ def _first_token(s: str) -> str:
     return m.group(1) if m else ""
 
 
-def _similarity(a: str, b: str) -> float:
-    """Jaccard similarity of the two lines' token sets (identifiers and punctuation)."""
-    ta, tb = set(_TOKEN.findall(a)), set(_TOKEN.findall(b))
-    return len(ta & tb) / len(ta | tb) if ta or tb else 1.0
+def _similarity(ta: set[str], tb: set[str]) -> float:
+    """Jaccard similarity of two lines' token sets (identifiers and punctuation, `_line_facts`)."""
+    if not ta and not tb:
+        return 1.0
+    shared = len(ta & tb)  # iterates the smaller set; a union would copy a long line's set per candidate
+    return shared / (len(ta) + len(tb) - shared)
+
+
+def _line_facts() -> Callable[[str], tuple[set[str], int, str]]:
+    """A memo of (token set, indentation, first token) per line: every candidate is compared with its history
+    edit's line and the last edit's line, so a long one (a data table) was tokenised once per candidate (a
+    rename in a 130 kB line's comment took 13 s a request)."""
+    memo: dict[str, tuple[set[str], int, str]] = {}
+
+    def facts(s: str) -> tuple[set[str], int, str]:
+        found = memo.get(s)
+        if found is None:
+            found = memo[s] = (set(_TOKEN.findall(s)), _indent(s), _first_token(s))
+        return found
+
+    return facts
 
 
 def _changed_line_pairs(edit: Edit) -> list[tuple[str, str]]:
@@ -306,19 +324,23 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
 
     last_inner = scope_of(inner, last_row) if last is not None else None
     last_top = scope_of(top, last_row) if last is not None else None
+    facts = _line_facts()
+    last_tokens = facts(last_line)[0]
     for c, rank in zip(ranked, group_rank):
         e = c.edit
         line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
+        tokens, indent, first_token = facts(line)
+        source_tokens, source_indent, source_first_token = facts(c.source)
         distance = e.start_line - cursor_line
         near_last = last is not None and last.start_line - 1 <= e.start_line <= last.start_line + len(lines_of(last.updated))
         c.features = [float(c.generator == g) for g in GENERATORS] + [
             float(c.age), float(c.context[0]), float(c.context[1]), math.log1p(abs(distance)), float(distance > 0),
             float(distance == 0), float(rank), math.log1p(groups[(c.generator, c.age)]), float(c.key == baseline_key),
-            _similarity(line.strip(), c.source.strip()), float(_indent(line) == _indent(c.source)),
-            float(_first_token(line) == _first_token(c.source)), math.log1p(len(e.original) + len(e.updated)),
+            _similarity(tokens, source_tokens), float(indent == source_indent),
+            float(first_token == source_first_token), math.log1p(len(e.original) + len(e.updated)),
             float(c.ways), float(c.occurrences), math.log1p(n_lines), float(len(history)), float(near_last),
-            float(line_rank[e.start_line]), float(age_rank[c.age]), _similarity(line.strip(), last_line.strip()),
-            float(abs(_indent(line) - _indent(c.source))),
+            float(line_rank[e.start_line]), float(age_rank[c.age]), _similarity(tokens, last_tokens),
+            float(abs(indent - source_indent)),
             float(scope_of(inner, e.start_line) == last_inner), float(scope_of(top, e.start_line) == last_top),
         ]
     return ranked

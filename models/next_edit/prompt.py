@@ -175,11 +175,17 @@ def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit 
     replaced = cur_lines[start:end]
     original = "".join(replaced)
     eol = text_ending(cur_lines, end - 1 if end > start else start - 1)
-    kept = {to_lf(ln): ln for ln in replaced if line_ending(ln)}  # a line as the model writes it -> as it is
+    # a line as the model writes it -> as it is; equal lines may end in different breaks, so each occurrence
+    # written takes the next one's (the last one's once they run out)
+    kept: dict[str, list[str]] = {}
+    for ln in replaced:
+        if line_ending(ln):
+            kept.setdefault(to_lf(ln), []).append(ln)
     written = []
     for i, ln in enumerate(new[p:len(new) - s]):
         if ln in kept:
-            written.append(kept[ln])
+            same = kept[ln]
+            written.append(same.pop(0) if len(same) > 1 else same[0])
         elif ln.endswith("\n"):
             written.append(ln[:-1] + ((line_ending(replaced[i]) if i < len(replaced) else "") or eol))
         else:

@@ -1,0 +1,60 @@
+"""The next-edit feedback handlers (tact/didShowNextEdit, tact/didRejectNextEdit, tact.acceptNextEdit) with a
+fake server: which ids they resolve and what they log."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from lsp_server.features import next_edit
+from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT
+from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+from lsp_server.services.recorder import SessionRecorder
+from tests.telemetry_fakes import ListStore
+
+URI = "file:///project/shapes.py"
+
+
+def _server():
+    """The handlers, and a server holding a completion ``c1`` and a next edit ``n1``, whose ledger outcomes a
+    listener hears (as the acceptance gate does in the real server)."""
+    handlers: dict = {}
+    register = lambda name, options=None: lambda fn: handlers.setdefault(name, fn)  # noqa: E731
+    next_edit.register(SimpleNamespace(feature=register, command=register))
+    store, ledger = ListStore(), SuggestionLedger()
+    ledger.issue(IssuedSuggestion("c1", "completion", URI, 2, "idth)"))
+    ledger.issue(IssuedSuggestion("n1", "next_edit", URI, 2, "w"))
+    heard: list[tuple[str, str]] = []
+    ledger.listeners.append(lambda sid, outcome: heard.append((sid, outcome)))
+    return handlers, SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store)), store, heard
+
+
+def _feedback(store) -> list[tuple[str, str]]:
+    return [(type(e).__name__, e.suggestion_id) for e in store.events
+            if type(e).__name__ in ("SuggestionShown", "SuggestionAccepted", "SuggestionRejected")]
+
+
+def test_a_completions_id_sent_as_a_next_edits_is_ignored():
+    """tact.acceptNextEdit with a completion's id resolved the completion as accepted: the acceptance gate learnt
+    an acceptance the user never made, and telemetry counted the completion accepted (a rejection likewise)."""
+    handlers, ls, store, heard = _server()
+    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, "c1") is False
+    handlers[DID_SHOW_NEXT_EDIT](ls, {"id": "c1"})
+    handlers[DID_REJECT_NEXT_EDIT](ls, {"id": "c1", "reason": "dismissed"})
+    assert heard == [] and _feedback(store) == []
+    completion = ls.ledger.get("c1")
+    assert completion.outcome is None and not completion.shown
+    # the next edit's own feedback goes through
+    handlers[DID_SHOW_NEXT_EDIT](ls, {"id": "n1"})
+    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, "n1") is True
+    assert heard == [("n1", "accepted")]
+    assert _feedback(store) == [("SuggestionShown", "n1"), ("SuggestionAccepted", "n1")]
+
+
+def test_feedback_for_an_id_the_server_does_not_hold_is_still_logged():
+    """The ledger is bounded (and a server restarted holds none): an unknown id is logged, as for completions."""
+    handlers, ls, store, heard = _server()
+    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, "gone") is True
+    handlers[DID_REJECT_NEXT_EDIT](ls, {"id": "gone2", "reason": "dismissed"})
+    assert _feedback(store) == [("SuggestionAccepted", "gone"), ("SuggestionRejected", "gone2")]
+    assert heard == []  # nothing to resolve
+    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls) is False and handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, 5) is False
