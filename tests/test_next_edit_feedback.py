@@ -1,12 +1,14 @@
-"""The next-edit feedback handlers (tact/didShowNextEdit, tact/didRejectNextEdit, tact.acceptNextEdit) with a
+"""The feedback handlers of both kinds (tact/didShowNextEdit, tact/didRejectNextEdit, tact.acceptNextEdit; and
+tact/didShowCompletion, tact/didPartiallyAcceptCompletion, tact/didRejectCompletion, tact.acceptSuggestion) with a
 fake server: which ids they resolve and what they log."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lsp_server.features import next_edit
-from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT
+from lsp_server.features import commands, feedback, next_edit
+from lsp_server.protocol import (COMMAND_ACCEPT_NEXT_EDIT, COMMAND_ACCEPT_SUGGESTION, DID_PARTIALLY_ACCEPT_COMPLETION,
+                                 DID_REJECT_COMPLETION, DID_REJECT_NEXT_EDIT, DID_SHOW_COMPLETION, DID_SHOW_NEXT_EDIT)
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.recorder import SessionRecorder
 from tests.telemetry_fakes import ListStore
@@ -19,7 +21,8 @@ def _server():
     listener hears (as the acceptance gate does in the real server)."""
     handlers: dict = {}
     register = lambda name, options=None: lambda fn: handlers.setdefault(name, fn)  # noqa: E731
-    next_edit.register(SimpleNamespace(feature=register, command=register))
+    for module in (next_edit, feedback, commands):
+        module.register(SimpleNamespace(feature=register, command=register))
     store, ledger = ListStore(), SuggestionLedger()
     ledger.issue(IssuedSuggestion("c1", "completion", URI, 2, "idth)"))
     ledger.issue(IssuedSuggestion("n1", "next_edit", URI, 2, "w"))
@@ -58,3 +61,19 @@ def test_feedback_for_an_id_the_server_does_not_hold_is_still_logged():
     assert _feedback(store) == [("SuggestionAccepted", "gone"), ("SuggestionRejected", "gone2")]
     assert heard == []  # nothing to resolve
     assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls) is False and handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, 5) is False
+
+
+def test_a_next_edits_id_sent_as_a_completions_is_ignored():
+    """The reverse: tact.acceptSuggestion, tact/didShowCompletion, tact/didPartiallyAcceptCompletion and
+    tact/didRejectCompletion with a next edit's id resolved the next edit (telemetry counted it accepted)."""
+    handlers, ls, store, heard = _server()
+    assert handlers[COMMAND_ACCEPT_SUGGESTION](ls, "n1") is False
+    handlers[DID_SHOW_COMPLETION](ls, {"id": "n1"})
+    handlers[DID_PARTIALLY_ACCEPT_COMPLETION](ls, {"id": "n1", "acceptedLength": 1})
+    handlers[DID_REJECT_COMPLETION](ls, {"id": "n1", "reason": "dismissed"})
+    assert heard == [] and _feedback(store) == []
+    assert ls.ledger.get("n1").outcome is None and not ls.ledger.get("n1").shown
+    handlers[DID_SHOW_COMPLETION](ls, {"id": "c1"})
+    assert handlers[COMMAND_ACCEPT_SUGGESTION](ls, "c1") is True
+    assert heard == [("c1", "accepted")]
+    assert _feedback(store) == [("SuggestionShown", "c1"), ("SuggestionAccepted", "c1")]

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 
+from lsp_server.features.feedback import issued_as_another_kind
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
 
 
-def record_accepted(ls, args: tuple, command: str) -> bool:
-    """The editor applied a suggestion (completion or next edit); ``args`` is ``[id]``."""
+def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
+    """The editor applied a suggestion of ``kind`` (completion or next edit); ``args`` is ``[id]``."""
     suggestion_id = args[0] if args and isinstance(args[0], str) else None
     if suggestion_id is None:
         log.warning("%s needs a suggestion id, got %r", command, args)
+        return False
+    if issued_as_another_kind(ls, suggestion_id, command, kind):
         return False
     item = ls.ledger.resolve(suggestion_id, "accepted")
     # UTF-16 units, as the editor counts a partial acceptance's length
@@ -25,4 +28,4 @@ def record_accepted(ls, args: tuple, command: str) -> bool:
 def register(server) -> None:
     @server.command(COMMAND_ACCEPT_SUGGESTION)
     def accept_suggestion(ls, *args) -> bool:
-        return record_accepted(ls, args, COMMAND_ACCEPT_SUGGESTION)
+        return record_accepted(ls, args, COMMAND_ACCEPT_SUGGESTION, "completion")

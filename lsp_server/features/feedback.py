@@ -31,16 +31,28 @@ def suggestion_id_of(params, method: str) -> str | None:
     return value
 
 
-def record_shown(ls, params, method: str) -> None:
-    """A suggestion (completion or next edit) was shown: ``{id}``."""
-    if (sid := suggestion_id_of(params, method)) is not None:
+def issued_as_another_kind(ls, suggestion_id, method: str, kind: str) -> bool:
+    """Whether ``suggestion_id`` is one the server issued as another kind than the method's ``kind`` (a completion's
+    id sent as a next edit's, or the reverse): its feedback is dropped, with a warning, since it would resolve the
+    other suggestion (and teach the acceptance gate a completion outcome the user never gave). An unknown id is
+    still logged (the ledger is bounded)."""
+    item = ls.ledger.get(suggestion_id) if isinstance(suggestion_id, str) else None
+    if item is None or item.kind == kind:
+        return False
+    log.warning("%s for %s, which is a %s, not a %s: ignored", method, suggestion_id, item.kind, kind)
+    return True
+
+
+def record_shown(ls, params, method: str, kind: str) -> None:
+    """A suggestion of ``kind`` (completion or next edit) was shown: ``{id}``."""
+    if (sid := suggestion_id_of(params, method)) is not None and not issued_as_another_kind(ls, sid, method, kind):
         ls.ledger.mark_shown(sid)
         ls.recorder.shown(sid)
 
 
-def record_rejected(ls, params, method: str) -> None:
-    """A suggestion (completion or next edit) ended without being accepted: ``{id, reason}``."""
-    if (sid := suggestion_id_of(params, method)) is None:
+def record_rejected(ls, params, method: str, kind: str) -> None:
+    """A suggestion of ``kind`` (completion or next edit) ended without being accepted: ``{id, reason}``."""
+    if (sid := suggestion_id_of(params, method)) is None or issued_as_another_kind(ls, sid, method, kind):
         return
     raw = field(params, "reason")
     reason = RejectReason.parse(raw) if isinstance(raw, str) else None
@@ -54,11 +66,12 @@ def record_rejected(ls, params, method: str) -> None:
 def register(server) -> None:
     @server.feature(DID_SHOW_COMPLETION)
     def did_show(ls, params) -> None:
-        record_shown(ls, params, DID_SHOW_COMPLETION)
+        record_shown(ls, params, DID_SHOW_COMPLETION, "completion")
 
     @server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)
     def did_partially_accept(ls, params) -> None:
-        if (sid := suggestion_id_of(params, DID_PARTIALLY_ACCEPT_COMPLETION)) is None:
+        sid = suggestion_id_of(params, DID_PARTIALLY_ACCEPT_COMPLETION)
+        if sid is None or issued_as_another_kind(ls, sid, DID_PARTIALLY_ACCEPT_COMPLETION, "completion"):
             return
         length = field(params, "acceptedLength")
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
@@ -74,7 +87,7 @@ def register(server) -> None:
 
     @server.feature(DID_REJECT_COMPLETION)
     def did_reject(ls, params) -> None:
-        record_rejected(ls, params, DID_REJECT_COMPLETION)
+        record_rejected(ls, params, DID_REJECT_COMPLETION, "completion")
 
     @server.feature(STATUS)
     def status(ls, params=None) -> dict:

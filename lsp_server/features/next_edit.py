@@ -32,17 +32,6 @@ def parse_params(params) -> tuple[str, int, Position] | None:
     return uri, version, Position(line, character)
 
 
-def another_kind(ls, suggestion_id, method: str) -> bool:
-    """Whether ``suggestion_id`` is one the server issued as another kind (a completion's id sent as a next
-    edit's): its feedback is dropped, with a warning, since it would resolve the completion and teach the
-    acceptance gate an outcome the user never gave it. An unknown id is still logged (the ledger is bounded)."""
-    item = ls.ledger.get(suggestion_id) if isinstance(suggestion_id, str) else None
-    if item is None or item.kind == "next_edit":
-        return False
-    log.warning("%s for %s, which is a %s, not a next edit: ignored", method, suggestion_id, item.kind)
-    return True
-
-
 def register(server) -> None:
     @server.feature(NEXT_EDIT)
     async def next_edit(ls, params) -> dict:
@@ -73,16 +62,12 @@ def register(server) -> None:
 
     @server.feature(DID_SHOW_NEXT_EDIT)
     def did_show(ls, params) -> None:
-        if not another_kind(ls, field(params, "id"), DID_SHOW_NEXT_EDIT):
-            record_shown(ls, params, DID_SHOW_NEXT_EDIT)
+        record_shown(ls, params, DID_SHOW_NEXT_EDIT, "next_edit")
 
     @server.feature(DID_REJECT_NEXT_EDIT)
     def did_reject(ls, params) -> None:
-        if not another_kind(ls, field(params, "id"), DID_REJECT_NEXT_EDIT):
-            record_rejected(ls, params, DID_REJECT_NEXT_EDIT)
+        record_rejected(ls, params, DID_REJECT_NEXT_EDIT, "next_edit")
 
     @server.command(COMMAND_ACCEPT_NEXT_EDIT)
     def accept_next_edit(ls, *args) -> bool:
-        if another_kind(ls, args[0] if args else None, COMMAND_ACCEPT_NEXT_EDIT):
-            return False
-        return record_accepted(ls, args, COMMAND_ACCEPT_NEXT_EDIT)
+        return record_accepted(ls, args, COMMAND_ACCEPT_NEXT_EDIT, "next_edit")

@@ -35,7 +35,7 @@ class PendingRequest:
     suggestion_id: str
     future: Future  # -> the suggestion to show, or None
     token: CancelToken
-    document: Document | None = None  # a completion: the document and version it was computed for, checked
+    document: Document | None = None  # the document and version the suggestion was computed for, checked
     version: int = -1  # again as the answer goes out
     # "requested": when the job logged the request, by the gate's clock (a replay pins that clock to this time)
     times: dict[str, float] = field(default_factory=dict)
