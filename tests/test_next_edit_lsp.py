@@ -124,3 +124,14 @@ def test_next_edit_can_be_turned_off(tmp_path):
         client.did_open(URI, TEXT)
         client.did_change(URI, 2, [change_at(0, 9, "w", 0, 14)])
         assert client.next_edit(URI, 2, 0, 10) == []
+
+
+def test_positions_past_lsps_integer_range_are_refused():
+    """A line above 2**63 overflowed SQLite's integer: the request went unlogged. LSP's positions are uintegers."""
+    from lsp_server.features.next_edit import UINTEGER_MAX, parse_params
+
+    doc = {"uri": "file:///w/a.py", "version": 3}
+    assert parse_params({"textDocument": doc, "position": {"line": UINTEGER_MAX, "character": 0}}) is not None
+    for line, character in [(2**63, 0), (0, 2**31), (-1, 0)]:
+        assert parse_params({"textDocument": doc, "position": {"line": line, "character": character}}) is None
+    assert parse_params({"textDocument": {**doc, "version": 2**40}, "position": {"line": 0, "character": 0}}) is None

@@ -16,8 +16,11 @@ log = logging.getLogger("tact.next_edit")
 NO_EDITS: dict = {"edits": []}
 
 
+UINTEGER_MAX = 2**31 - 1  # LSP's uinteger (a larger line overflowed SQLite's integer and the request went unlogged)
+
+
 def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= UINTEGER_MAX else None
 
 
 def parse_params(params) -> tuple[str, int, Position] | None:
