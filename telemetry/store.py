@@ -375,7 +375,8 @@ class TelemetryStore:
         )
 
     def _write_accepted(self, e: SuggestionAccepted) -> None:
-        self._set_outcome(e, "partially_accepted" if e.partial else "accepted")
+        if self._set_outcome(e, "partially_accepted" if e.partial else "accepted"):  # a rejection before it is over
+            self._db.execute("UPDATE suggestions SET reject_reason = NULL WHERE id = ?", [e.suggestion_id])
         if e.accepted_length is not None:
             # Accepted text only grows, whatever order partial accepts are reported in.
             self._db.execute(
@@ -384,15 +385,21 @@ class TelemetryStore:
             )
 
     def _write_rejected(self, e: SuggestionRejected) -> None:
+        # How the suggestion, or the rest of a partially accepted one, was turned down; never on an accepted one (a
+        # suggestion the server superseded and the user then accepted kept `superseded` beside `accepted`).
         self._set_outcome(e, "rejected")
-        self._db.execute("UPDATE suggestions SET reject_reason = ? WHERE id = ?", [e.reason, e.suggestion_id])
+        self._db.execute("UPDATE suggestions SET reject_reason = ? WHERE id = ? AND outcome IS NOT 'accepted'",
+                         [e.reason, e.suggestion_id])
 
-    def _set_outcome(self, e: SuggestionEvent, outcome: str) -> None:
+    def _set_outcome(self, e: SuggestionEvent, outcome: str) -> bool:
+        """Set ``outcome`` unless the suggestion has one that ranks higher; whether it did."""
         (current,) = self._db.execute("SELECT outcome FROM suggestions WHERE id = ?", [e.suggestion_id]).fetchone()
         if _OUTCOME_RANK.get(current, 0) <= _OUTCOME_RANK[outcome]:
             self._db.execute(
                 "UPDATE suggestions SET outcome = ?, outcome_at = ? WHERE id = ?", [outcome, e.ts, e.suggestion_id]
             )
+            return True
+        return False
 
 
 class NullStore:

@@ -145,6 +145,24 @@ def test_rejection_keeps_reason_but_never_erases_an_acceptance(store: TelemetryS
     assert (r2["outcome"], r2["reject_reason"], r2["accepted_length"]) == ("partially_accepted", "escape", 4)
 
 
+
+def test_an_accepted_suggestion_carries_no_reason_for_a_rejection(store: TelemetryStore, db_path: Path) -> None:
+    """A suggestion the server superseded and the user then accepted (its ghost text was still on screen) kept
+    `superseded` beside `accepted`, and a rejection arriving after a full accept was recorded on it too."""
+    store.record(requested("s1", 1.0))
+    store.record(SuggestionRejected(SID, "s1", "superseded", ts=1.2))
+    store.record(SuggestionAccepted(SID, "s1", accepted_length=5, partial=False, ts=1.4))
+    store.record(requested("s2", 2.0))
+    store.record(SuggestionAccepted(SID, "s2", accepted_length=5, partial=False, ts=2.2))
+    store.record(SuggestionRejected(SID, "s2", "typed_over", ts=2.4))
+    store.record(requested("s3", 3.0))
+    store.record(SuggestionRejected(SID, "s3", "superseded", ts=3.1))
+    store.record(SuggestionAccepted(SID, "s3", accepted_length=2, partial=True, ts=3.2))
+    assert store.flush()
+    rows = [suggestion_row(db_path, sid) for sid in ("s1", "s2", "s3")]
+    assert [(r["outcome"], r["reject_reason"]) for r in rows] == [
+        ("accepted", None), ("accepted", None), ("partially_accepted", None)]
+
 def test_gate_skip_hide_cancel_and_failure_outcomes(store: TelemetryStore, db_path: Path) -> None:
     store.record(requested("skip", 1.0))
     store.record(SuggestionGated(SID, "skip", 1, "skip", score=0.1, threshold=0.5))
