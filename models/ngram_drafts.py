@@ -261,10 +261,9 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     the last step of `tact train lm`): the model's own continuations over ``model_tokens`` tokens of it (files in a
     seeded random order; 0: none), then the text's continuations for the contexts those leave out. Records what went
     in under ``ngram_drafts`` in tact.json."""
-    from models.corpus import iter_split
     from models.progress import progress
     from models.tokenizer import TokenizerInfo, load_tokenizer
-    from models.train_lm import check_corpus, check_device  # torch: loaded for the model's continuations anyway
+    from models.train_lm import check_corpus, check_device, load_texts  # torch: for the model's continuations anyway
 
     started = time.time()
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
@@ -275,7 +274,7 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     tokenizer_path = model_dir / "tokenizer.json"
     tok = load_tokenizer(tokenizer_path)
     info = TokenizerInfo(tok)  # encodes text as training and serving do (special-token spellings stay text)
-    texts = [r["text"] for r in iter_split(corpus_dir, "train") if r.get("text")]
+    texts = [t for t in load_texts(corpus_dir, "train") if t]  # what the model trained on (no vendored copies)
     documents: list[np.ndarray] = []
     batch = 1000
     for i in progress(range(0, len(texts), batch), "tokenizing", total=(len(texts) + batch - 1) // batch):

@@ -125,6 +125,20 @@ def test_the_table_is_built_from_the_models_continuations_and_the_text(tiny_lm_d
     assert any(after[key] != token for key, token in before.items())
 
 
+
+def test_the_table_leaves_vendored_copies_of_an_older_corpus_out(tiny_lm_dir, tmp_path):
+    """A corpus built before `tact train corpus` left `_vendor` trees out holds pip's copy of pygments (a held-out
+    package) as pip: the model no longer trains on it, so neither does the table it drafts from."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, model)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = "for i in range(10):\n    total += i\n" * 40
+    rows = [{"package": "site:p", "path": "site-packages/p/m.py", "text": text},
+            {"package": "site:pip", "path": "site-packages/pip/_vendor/pygments/lexer.py", "text": text}]
+    (corpus / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert write_ngram_drafts(model, corpus, log=lambda m: None)["files"] == 1
+
 def _entries(drafts: NgramDrafts) -> dict[tuple[int, int], int]:
     """{(context length, context hash): continuation} of a table."""
     return {(n, int(k)): int(t) for n, (keys, nxt) in drafts.tables.items() for k, t in zip(keys, nxt)}
