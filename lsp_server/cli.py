@@ -174,7 +174,9 @@ def _add_train(sub) -> None:
     lm.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "default")
     lm.add_argument("--size", type=_model_size, default="small",
                     help="tiny, small (CPU default), medium, base or large (accelerator)")
-    lm.add_argument("--minutes", type=positive_float, default=60.0, help="wall-clock budget for the whole job")
+    lm.add_argument("--minutes", type=positive_float, default=60.0,
+                    help="wall-clock budget for the training steps, the controller fit and the save; the n-gram "
+                         "table (--ngram-model-tokens) is built after it")
     lm.add_argument("--batch-size", type=positive_int, default=8)
     lm.add_argument("--lr", type=positive_float, default=3e-3)
     lm.add_argument("--seed", type=seed, default=0)
