@@ -117,6 +117,17 @@ def test_telemetry_databases_are_a_source_and_old_schemas_are_refused(tmp_path):
     assert len(refusals) == 1 and "older than" in refusals[0] and "migrate" in refusals[0]
 
 
+def test_limit_on_a_telemetry_database_says_how_many_were_used(tmp_path, capsys):
+    """As for CUPS files: the source line said 60 usable samples and not that --limit kept 25 of them."""
+    db = _telemetry_db(tmp_path / "a.sqlite3", n=60)
+    assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2",
+                 "--limit", "25"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["samples"] == 25 and report["sources"][0]["used"] == 25 and report["sources"][0]["samples"] == 60
+    assert "60 usable samples, 25 used (--limit)" in captured.err
+
+
 def test_eval_runs_on_a_telemetry_database(tmp_path, capsys):
     db = _telemetry_db(tmp_path / "a.sqlite3", n=60)
     assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2"]) == 0
@@ -175,3 +186,27 @@ def test_the_report_says_none_hidden_rather_than_none(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "None" not in out
     assert "hiding precision n/a (none hidden)" in out and "skip never, hide never" in out
+
+
+def test_two_programmers_give_no_threshold_figures_rather_than_nothing_hidden(tmp_path, capsys):
+    """With two programmers no one can be given thresholds chosen without them (the inner folds need two others):
+    their rows counted as "shown", and a report whose stage 2 separated the outcomes said 0% of rejects hidden."""
+    cups = _cups_file(tmp_path / "c.jsonl", users=2, pairs=40)
+    args = ["eval", "acceptance", "--cups", str(cups), "--no-score", "--kind", "logistic", "--inner-folds", "2"]
+    assert main(args + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["auc"]["stage2"]["logistic"] > 0.9 and report["programmers_judged"] == 0
+    for block in (report["at_thresholds"], report["stage2_only"]):
+        assert block["requests"] == 0 and block["share_rejected_hidden"] is None and block["share_accepted_lost"] is None
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "not measured: thresholds chosen without each programmer need at least three programmers" in out
+    assert "cascade:" not in out and "rejected hidden 0.0" not in out.split("thresholds chosen on all pooled")[0]
+
+
+def test_three_programmers_are_all_judged(tmp_path, capsys):
+    cups = _cups_file(tmp_path / "c.jsonl", users=3, pairs=30)
+    assert main(["eval", "acceptance", "--cups", str(cups), "--no-score", "--kind", "logistic", "--inner-folds", "2",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["programmers_judged"] == 3 and report["at_thresholds"]["requests"] == 90

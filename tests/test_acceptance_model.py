@@ -71,6 +71,16 @@ def test_an_outcome_for_another_alternative_is_no_label_but_the_programmer_state
     assert only.context.previous_outcome == 1 and only.context.user_accepted == 1
 
 
+def test_a_byte_order_mark_does_not_cost_the_first_row(tmp_path):
+    """A CUPS file saved with a UTF-8 byte-order mark lost its first Shown ("not JSON") and so its outcome too."""
+    rows = [_row(1, "2022-08-08T22:11:49.000Z", "Shown"), _row(1, "2022-08-08T22:11:51.000Z", "Accepted")]
+    path = tmp_path / "bom.jsonl"
+    path.write_text("\ufeff" + "\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    load = load_cups(path)
+    assert [s.label for s in load.samples] == [1] and load.skipped == {}
+    assert load.samples[0].context.prefix == "import os\nx = "
+
+
 def test_cups_loader_takes_the_document_length_and_cursor_from_the_shown_row(tmp_path):
     def shown(time, **measurements):
         return _row(1, time, "Shown", prompt="import os\n", measurements={"meanLogProb": -0.5, **measurements})
@@ -305,6 +315,59 @@ def test_load_model_errors_are_clear(tmp_path):
         (tmp_path / "acceptance.json").write_text(not_an_object)
         with pytest.raises(AcceptanceModelError, match="not a valid acceptance model"):
             load_model(tmp_path)
+
+
+def _small_model() -> AcceptanceModel:
+    """A logistic stage 1 and a one-split trees stage 2 over the real feature lists, built by hand."""
+    from models.acceptance.model import StageModel
+
+    d1, d2 = len(features.CONTEXT_FEATURES), len(features.SUGGESTION_FEATURES)
+    stage1 = StageModel("logistic", list(features.CONTEXT_FEATURES), np.zeros(d1),
+                        {"mean": np.zeros(d1), "scale": np.ones(d1), "coef": np.full(d1, 0.1), "intercept": -0.5})
+    split = features.SUGGESTION_FEATURES.index("mean_logprob")
+    stage2 = StageModel("trees", list(features.SUGGESTION_FEATURES), np.zeros(d2),
+                        {"feature": np.array([split, -2, -2]), "threshold": np.array([-1.0, -2.0, -2.0]),
+                         "left": np.array([1, -1, -1]), "right": np.array([2, -1, -1]), "value": np.array([0.0, -1.0, 1.0]),
+                         "roots": np.array([0]), "init": -0.5, "learning_rate": 0.5, "max_depth": 1})
+    rng = np.random.default_rng(0)
+    return AcceptanceModel("small", stage1, stage2, Calibration(rng.random(40), rng.random(40), rng.integers(0, 2, 40)))
+
+
+def _set(path, value):
+    """A setter of the JSON field at ``path`` (keys and indices)."""
+    def apply(d):
+        for key in path[:-1]:
+            d = d[key]
+        d[path[-1]] = value(d[path[-1]]) if callable(value) else value
+    return apply
+
+
+@pytest.mark.parametrize("damage", [
+    _set(("stage1", "params", "coef"), lambda v: v[:-1]),  # one coefficient short: failed on every request
+    _set(("stage1", "params", "scale"), lambda v: [0.0] * len(v)),  # divides by zero: NaN scores, never hides
+    _set(("stage1", "params", "intercept"), float("nan")),
+    _set(("stage2", "params", "feature"), [10_000, -2, -2]),  # a split on a feature that is not there
+    _set(("stage2", "params", "left"), [7, -1, -1]),  # a child outside the nodes
+    _set(("stage2", "params", "value"), [0.0]),
+    _set(("stage2", "params", "roots"), [3]),
+    _set(("stage2", "params", "max_depth"), 0),  # predict would stop at the split and read its value
+    _set(("calibration", "stage2"), lambda v: [float("nan")] * len(v)),  # no threshold would ever hide
+    _set(("calibration", "stage1"), lambda v: [[x] for x in v]),
+    _set(("calibration", "label"), lambda v: [2] * len(v)),
+])
+def test_a_damaged_model_is_refused_at_load_not_at_the_first_request(tmp_path, damage):
+    """load_model checked the feature names and fills only: parameters that did not fit them loaded, then raised on
+    every prediction (or scored NaN), where the gate turns off for a model it cannot load."""
+    model = _small_model()
+    model.save(tmp_path)
+    x1, x2 = np.zeros(len(features.CONTEXT_FEATURES)), np.zeros(len(features.SUGGESTION_FEATURES))
+    good = load_model(tmp_path)
+    assert 0 < good.stage1.predict(x1) < 1 and 0 < good.stage2.predict(x2) < 1  # the undamaged file serves
+    d = json.loads((tmp_path / "acceptance.json").read_text())
+    damage(d)
+    (tmp_path / "acceptance.json").write_text(json.dumps(d))
+    with pytest.raises(AcceptanceModelError, match="not a valid acceptance model"):
+        load_model(tmp_path)
 
 
 def test_shipped_model_loads_and_scores_fast():

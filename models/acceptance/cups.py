@@ -159,7 +159,7 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
     out = CupsLoad()
     prefix = group_prefix if group_prefix is not None else path.name
     rows: list[tuple[float, int, dict]] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # a byte-order mark would spoil the first row
         for n, line in enumerate(f):
             if not line.strip():
                 continue

@@ -168,7 +168,8 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                               np.full((n, len(MEASUREMENT_KEYS)), math.nan),
                               [{"kind": "telemetry", "path": str(path), "samples": n,
                                 "accepted": int(sum(labels)), "skipped": dict(skipped)}])
-        if limit is not None and limit < n:  # N samples per source, as for CUPS files
+        if limit is not None:  # N samples per source, said as for CUPS files
             part = part.subset(limit_indices(n, limit, seed))
+            part.sources[0]["used"] = len(part)
         parts.append(part)
     return AcceptanceData.concat(parts), refusals

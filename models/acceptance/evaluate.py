@@ -54,13 +54,15 @@ def nested_decisions(data: AcceptanceData, s1: np.ndarray, s2: np.ndarray, kind1
                      floor: float, inner_folds: int = 5, seed: int = 0) -> dict:
     """Decisions for every row with thresholds chosen without its programmer, for the cascade and
     for stage 2 alone (nothing skipped): {'cascade': (skip, hidden), 'stage2_only': (skip, hidden),
-    'thresholds': per programmer}."""
+    'thresholds': per programmer, 'judged': the rows that got thresholds}. A programmer whose training
+    side is a single programmer gets none (the inner folds need two): their rows are not judged."""
     n = len(data)
     out = {"cascade": (np.zeros(n, bool), np.zeros(n, bool)), "stage2_only": (np.zeros(n, bool), np.zeros(n, bool)),
-           "thresholds": []}
+           "thresholds": [], "judged": np.zeros(n, bool)}
     for train, test, g in lopo_splits(data.groups):
         if len(set(data.groups[train].tolist())) < 2:
             continue
+        out["judged"][test] = True
         y, grp = data.y[train], data.groups[train]
         i1 = _inner_scores(data.X1[train], y, grp, kind1, CONTEXT_FEATURES, inner_folds, seed)
         i2 = _inner_scores(data.X2[train], y, grp, kind2, SUGGESTION_FEATURES, inner_folds, seed)
@@ -109,8 +111,10 @@ def evaluate(data: AcceptanceData, lam: float, floor: float, kind1: str = "auto"
     report["auc_within_programmer"] = {"stage1": per_programmer_auc(y, s1, groups), "stage2": per_programmer_auc(y, s2, groups)}
     log("choosing thresholds without each programmer")
     nested = nested_decisions(data, s1, s2, kinds["stage1"], kinds["stage2"], lam, floor, inner_folds, seed)
-    report["at_thresholds"] = summarize(*nested["cascade"], y)
-    report["stage2_only"] = summarize(*nested["stage2_only"], y)
+    judged = nested["judged"]  # rows of programmers never given thresholds would count as "nothing hidden"
+    report["programmers_judged"] = int(len(set(groups[judged].tolist())))
+    report["at_thresholds"] = summarize(*(a[judged] for a in nested["cascade"]), y[judged])
+    report["stage2_only"] = summarize(*(a[judged] for a in nested["stage2_only"]), y[judged])
     report["thresholds_per_programmer"] = nested["thresholds"]
     full = choose_thresholds(s1, s2, y, lam, floor)
     report["pooled_thresholds"] = {**full.as_dict(), "outcomes": summarize(*decide(s1, s2, full), y)}
@@ -183,8 +187,10 @@ def format_report(r: dict) -> str:
         lines.append(f"{st} AUC (leave-programmer-out): {aucs}; using {r['kinds'][st]}; "
                      f"within-programmer mean {_shown(r['auc_within_programmer'][st])}")
     lines.append(f"at thresholds (lambda {r['lambda']}, hiding precision floor {r['precision_floor']}):")
+    if r.get("programmers_judged") == 0:
+        lines.append("  not measured: thresholds chosen without each programmer need at least three programmers")
     for name, block in (("cascade", r["at_thresholds"]), ("stage 2 only", r.get("stage2_only"))):
-        if not block:
+        if not block or not block["requests"]:
             continue
         b = {k: _shown(v) for k, v in block.items()}
         lines.append(f"  {name}: rejected hidden {b['share_rejected_hidden']}, accepted lost {b['share_accepted_lost']}, "

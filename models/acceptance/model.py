@@ -94,7 +94,47 @@ class StageModel:
             p["init"], p["learning_rate"], p["max_depth"] = float(p["init"]), float(p["learning_rate"]), int(p["max_depth"])
         else:
             raise AcceptanceModelError(f"unknown stage model kind {kind!r}")
-        return cls(kind, list(d["feature_names"]), np.asarray(d["fill"], dtype=np.float64), p)
+        stage = cls(kind, list(d["feature_names"]), np.asarray(d["fill"], dtype=np.float64), p)
+        stage._check()
+        return stage
+
+    def _check(self) -> None:
+        """Raise ValueError when the parameters do not fit the features or each other: a damaged file must be
+        refused at load (the gate then turns off), not fail on every request or score NaN (which shows all)."""
+        P, d = self.params, len(self.feature_names)
+
+        def vector(name: str, length: int | None = None) -> np.ndarray:
+            v = P[name]
+            if v.ndim != 1 or (length is not None and len(v) != length):
+                raise ValueError(f"{self.kind} parameter {name!r} has shape {v.shape}, expected ({length or 'n'},)")
+            return v
+
+        if self.kind == "logistic":
+            arrays = [vector(k, d) for k in ("mean", "scale", "coef")]
+            if not all(np.isfinite(a).all() for a in arrays) or not math.isfinite(P["intercept"]):
+                raise ValueError("non-finite logistic parameters")
+            if not (P["scale"] > 0).all():
+                raise ValueError("logistic scale must be positive")
+            return
+        feature = vector("feature")
+        n = len(feature)
+        left, right, threshold, value = (vector(k, n) for k in ("left", "right", "threshold", "value"))
+        roots = vector("roots")
+        if n == 0 or len(roots) == 0 or not ((roots >= 0) & (roots < n)).all():
+            raise ValueError("trees roots point outside the nodes")
+        inner = left >= 0
+        if not ((right >= 0) == inner).all() or not ((left[inner] < n) & (right[inner] < n)).all():
+            raise ValueError("trees children point outside the nodes")
+        if not ((feature[inner] >= 0) & (feature[inner] < d)).all():
+            raise ValueError(f"trees split on a feature outside the {d} features")
+        if not (np.isfinite(threshold[inner]).all() and np.isfinite(value).all()
+                and math.isfinite(P["init"]) and math.isfinite(P["learning_rate"])):
+            raise ValueError("non-finite trees parameters")
+        nodes = np.unique(roots)  # every path must reach a leaf within max_depth steps (predict walks no further)
+        for _ in range(min(max(P["max_depth"], 0), n)):
+            nodes = np.unique(np.concatenate([left[nodes[inner[nodes]]], right[nodes[inner[nodes]]]]))
+        if inner[nodes].any():
+            raise ValueError(f"trees deeper than their max_depth {P['max_depth']}")
 
 
 @dataclass
@@ -112,8 +152,10 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
         c = cls(np.asarray(d["stage1"], float), np.asarray(d["stage2"], float), np.asarray(d["label"], int))
-        if not (len(c.stage1) == len(c.stage2) == len(c.label)):
-            raise ValueError("calibration arrays differ in length")
+        if not (c.stage1.ndim == c.stage2.ndim == c.label.ndim == 1 and len(c.stage1) == len(c.stage2) == len(c.label)):
+            raise ValueError("calibration arrays are not three lists of one length")
+        if not (np.isfinite(c.stage1).all() and np.isfinite(c.stage2).all() and np.isin(c.label, (0, 1)).all()):
+            raise ValueError("calibration scores must be finite and labels 0 or 1")  # else no threshold hides
         return c
 
 
