@@ -127,7 +127,7 @@ class TactServer(LanguageServer):
         self.scheduler = InferenceScheduler()
         self.ledger = SuggestionLedger()
         self.recorder = SessionRecorder()
-        self.gate = AcceptanceGate()  # loaded at `initialized`; learns from every accept and reject
+        self.gate = AcceptanceGate(will_start=True)  # loaded at `initialized`; learns from every accept and reject
         # One "now" for the server's decisions: the gate's clock, which a replay pins (tact/replayClock) to its
         # recording; keystrokes are grouped into edits by it too, so the next-edit history is the recorded one.
         self.documents.clock = lambda: self.gate.clock()

@@ -280,13 +280,14 @@ def test_the_gate_decides_only_once_its_prior_is_seeded(tmp_path, monkeypatch):
     """Requests come as soon as the code model is ready, and the gate starts beside that load: a gate that loaded its
     model before seeding the user's history decided the first requests without it (a session and its replay
     differed there, each by how its race went)."""
-    gate = AcceptanceGate()
+    gate = AcceptanceGate(will_start=True)
     active_when_seeded = []
     monkeypatch.setattr(gate, "seed_from_database", lambda path: active_when_seeded.append(gate.active))
     assert not gate.status()["started"]
     gate.start(Settings(), tmp_path / "t.sqlite3")
     assert active_when_seeded == [False]
     assert gate.active and gate.status()["started"]
+
 
 def test_serving_the_gate_imports_neither_torch_nor_sklearn():
     import subprocess
@@ -350,3 +351,24 @@ def test_the_gate_follows_an_acceptance_model_path_changed_mid_session(tmp_path,
     assert gate.follow(Settings()) is True
     assert gate.active and gate.version == shipped and gate.reason == ""
     assert gate.thresholds(Settings()) == AcceptanceGate(load_model()).thresholds(Settings())
+
+
+def test_a_request_made_while_the_gate_starts_waits_for_it(monkeypatch):
+    """The gate starts beside the code model's load; a request the code model answered before the gate had loaded
+    went ungated and logged no decision (the session's first requests; a test of the real server flaked on it)."""
+    import threading
+
+    import lsp_server.services.gate as gate_module
+
+    monkeypatch.setattr(gate_module, "load_model", lambda path=None: _model(0.9, 0.9))
+    gate = AcceptanceGate(will_start=True)
+    assert not gate.started and not gate.active
+    pipe, store = _pipeline(gate, FakeService())
+    pending = pipe.request(URI, Position(3, 12), "automatic", Settings())
+    time.sleep(0.2)  # the job is waiting for the gate by now
+    threading.Thread(target=gate.start, args=(Settings(), None)).start()
+    assert pending.future.result(timeout=10) is not None
+    assert _gated(store) == [(1, "generate", "test-1"), (2, "show", "test-1")]
+    # a gate no one starts is not waited for
+    plain, plain_store = _pipeline(AcceptanceGate(), FakeService())
+    assert _run(plain) is not None and _gated(plain_store) == []

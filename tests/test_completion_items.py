@@ -18,7 +18,7 @@ def test_a_full_acceptance_logs_its_length_in_utf16_units_as_a_partial_one_does(
     store, ledger = ListStore(), SuggestionLedger()
     ledger.issue(IssuedSuggestion("s1", "completion", "file:///a.py", 1, "print('🎉 done')"))
     server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store))
-    assert record_accepted(server, ("s1",), "tact.acceptSuggestion")
+    assert record_accepted(server, ("s1",), "tact.acceptSuggestion", "completion")
     accepted = [e for e in store.events if type(e).__name__ == "SuggestionAccepted"]
     assert [(e.accepted_length, e.partial) for e in accepted] == [(16, False)]  # 15 code points, the emoji is 2 units
 
@@ -136,3 +136,47 @@ def test_a_long_run_of_word_characters_on_the_cursor_line_does_not_stall_the_ite
     assert "item" in done, "the classic item took over 10 s"
     cursor = len(f'data = bytes.fromhex("{blob}").')
     assert (done["item"].text_edit.range.start.character, done["item"].text_edit.range.end.character) == (cursor, cursor)
+
+
+def test_the_shown_texts_tokens_are_the_ones_that_spell_it():
+    """The gate's stage 2 learnt from scores of the shown text; the line break that ended a single-line suggestion,
+    the end-of-text token and what trimming cut are not among its tokens."""
+    from lsp_server.services.completion import shown_token_count
+
+    pieces = {1: "x", 2: " = ", 3: "\xc3", 4: "\xa9", 5: "1", 6: "\n", 7: "", 8: ")"}
+
+    def decode(ids):  # bytes as latin-1 stand-ins: 3 and 4 are the two bytes of "é"
+        raw = "".join(pieces[i] for i in ids).encode("latin-1")
+        return raw.decode("utf-8", errors="replace")
+
+    assert shown_token_count(decode, [1, 2, 5, 6, 7], "x = 1") == 3  # not the line break, not the end of text
+    assert shown_token_count(decode, [1, 2, 3, 4, 5], "x = é1") == 5  # a character split over two tokens
+    assert shown_token_count(decode, [1, 2, 3, 4, 5], "x = é") == 4
+    assert shown_token_count(decode, [1, 2, 5, 8], "x = 1") == 3  # a closer trimming dropped
+    assert shown_token_count(decode, [1, 2, 5], "") == 0
+    assert shown_token_count(decode, [7, 1], "x") == 2  # an empty first token belongs to what follows it
+
+
+def test_stage_2_sees_the_scores_of_the_shown_tokens_only():
+    """With the default model (single-line suggestions end at a line break it generated), the scores the gate is
+    given are those of the shown text's tokens."""
+    from lsp_server.config import Settings
+    from lsp_server.services.completion import CompletionService
+    from lsp_server.services.positions import LineIndex, Position
+    from lsp_server.services.scheduler import CancelToken
+    from tests.lsp_support import model_under_test
+
+    service = CompletionService()
+    assert service.load(str(model_under_test())).ready
+    text = "import os\n\n\ndef read(path):\n    with open(path) as f:\n        return f.read()\n"
+    seen = 0
+    for line, character in [(4, 8), (4, 13), (5, 15), (3, 4)]:
+        settings = Settings(stop_threshold=1.01, max_new_tokens=12)
+        ctx = service.context(LineIndex(text), "python", Position(line, character), settings)
+        s = service.complete(ctx, settings, CancelToken())
+        logprobs, stop_probs, layers = s.shown_scores()
+        decoded = service.runtime.tokenizer.decode(s.result.token_ids[:len(logprobs)])
+        assert decoded == s.text[:len(decoded)] and len(logprobs) == len(stop_probs) == s.shown_tokens
+        assert len(logprobs) <= len(s.result.logprobs)
+        seen += len(s.result.logprobs) - len(logprobs)
+    assert seen > 0  # some generated tokens were not shown (line breaks at least), so the slicing was exercised

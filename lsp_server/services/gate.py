@@ -119,7 +119,9 @@ class UserHistory:
 
 
 class AcceptanceGate:
-    def __init__(self, model: AcceptanceModel | None = None) -> None:
+    def __init__(self, model: AcceptanceModel | None = None, *, will_start: bool = False) -> None:
+        """``will_start``: start() will run (the server's gate, started at `initialized`); until it has, requests
+        wait for it (``wait_started``)."""
         self.model = model
         self.reason = "" if model is not None else "not loaded"
         self.history = UserHistory()
@@ -129,7 +131,9 @@ class AcceptanceGate:
         self._warned = False
         self.clock = time.time  # what "now" is for timing features; a replay pins it to its recorded timeline
         self.prior: dict | None = None  # given at initialize (a replay's: its recording's), seeded, not the database's
-        self.started = False  # start() has run: the history is seeded and the model loaded (or failed to)
+        self._started = threading.Event()  # start() has run: the history seeded, the model loaded (or failed to)
+        if not will_start:
+            self._started.set()  # nothing to wait for
         self.model_path: str | None = None  # what load() was last asked for ("": the shipped model)
 
     def _now(self, at: float | None) -> float:
@@ -170,14 +174,24 @@ class AcceptanceGate:
                 self.thresholds(settings)
             return loaded
         finally:
-            self.started = True  # also after a failure: clients waiting for the gate (replays) go on without it
+            self._started.set()  # also after a failure: requests and clients waiting for the gate go on without it
+
+    @property
+    def started(self) -> bool:
+        """start() has run, or none was to run."""
+        return self._started.is_set()
+
+    def wait_started(self, timeout: float) -> bool:
+        """Wait until start() has run (at most ``timeout`` seconds): the code model is often ready first, and a
+        request it answered meanwhile went ungated, its decisions unlogged (the session's first requests)."""
+        return self._started.wait(timeout)
 
     def follow(self, settings: Settings) -> bool | None:
         """Load the model the settings name now, when it is not the one loaded: a client that changes
         acceptanceModelPath mid-session (VS Code restarts the server for it; Neovim and others send
         didChangeConfiguration) kept the old gate. Blocking; None when there was nothing to load, else whether it
         loaded. Before start() has run there is nothing to follow: start() reads the settings it is given."""
-        if not self.started or settings.acceptance_model_path == self.model_path:
+        if not self.started or self.model_path is None or settings.acceptance_model_path == self.model_path:
             return None
         self._warned = False  # a path chosen now that fails is told again
         loaded = self.load(settings.acceptance_model_path)

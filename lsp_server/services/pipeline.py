@@ -93,6 +93,8 @@ class CompletionPipeline:
             if doc.is_binary:
                 recorder.cancelled(suggestion_id, "binary")
                 return None
+            if settings.acceptance_gate and not self.gate.started:
+                self.gate.wait_started(timeout=30)  # as for the code model: the session's first requests are gated too
             gate = self.gate if settings.acceptance_gate and self.gate.active else None
             first = None
             if gate is not None:
@@ -130,8 +132,9 @@ class CompletionPipeline:
             if doc.version != version:
                 raise Cancelled("stale")
             if gate is not None and suggestion.text:
-                second = gate.after(ctx, suggestion.text, settings, logprobs=r.logprobs, stop_probs=r.stop_probs,
-                                    layers=r.layers if suggestion.policy == "dynamic" else None,
+                logprobs, stop_probs, layers = suggestion.shown_scores()
+                second = gate.after(ctx, suggestion.text, settings, logprobs=logprobs, stop_probs=stop_probs,
+                                    layers=layers if suggestion.policy == "dynamic" else None,
                                     n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first,
                                     trigger=trigger, uri=uri, now=now)
                 recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold, gate.version,
