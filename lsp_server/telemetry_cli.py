@@ -216,6 +216,8 @@ def _report(args) -> int:
             ended = "" if row["ended"] else ", no end"
             print(f"  session {row['id']}  started {row['started'] or 'unknown'}{ended}, client "
                   f"{row['client'] or 'unknown'}, {row['requests']} requests")
+        for note in s["notes"]:
+            print(f"  note: {note}")
     if any(s["session_list"] for s in result["summaries"]):
         print("  (--session takes a session id, or its first characters, in `tact report` and `tact replay`)")
     if result["partial"]:

@@ -9,6 +9,10 @@ Whatever can be read is reported. A session that never ended (the server crashed
 a replay that stopped early, or a table that could not be read make the report *partial*: the page
 says so at the top and lists why. A file that is not a Tact database, or is from a newer Tact, is an
 error with a message; one from an older schema is read from an upgraded temporary copy.
+
+Figures are the user's: where a database mixes the user's sessions with those `tact demo` or `tact simulate`
+recorded, those are left out (and said to be), as the acceptance gate's prior leaves them out. Two databases where
+either is a replay are compared session for session, through the recorded session each replays.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .oracle import accepted_chars
-from .reader import open_readonly, open_upgraded, sessions_named
+from .reader import DEMO_CLIENT, SIMULATE_CLIENT, SYNTHETIC_CLIENTS, open_readonly, open_upgraded, sessions_named
 from .schema import TelemetrySchemaError
 
 ACCEPTED = ("accepted", "partially_accepted")
@@ -70,8 +74,9 @@ class Dataset:
     def summary(self) -> dict[str, Any]:
         shown = [r for r in self.rows if r["shown"]]
         accepted = [r for r in shown if r["outcome"] in ACCEPTED]
-        lat = sorted(r["latency_ms"] for r in self.rows if r["latency_ms"] is not None)
-        layers = [r["layers"] for r in self.rows if r["layers"] is not None]
+        # finite values only, as the plots draw them: SQLite keeps an infinite REAL, and JSON has no Infinity
+        lat = sorted(v for r in self.rows if (v := r["latency_ms"]) is not None and math.isfinite(v))
+        layers = [v for r in self.rows if (v := r["layers"]) is not None and math.isfinite(v)]
         requests = len(self.rows)
         return {
             "label": self.label,
@@ -128,7 +133,8 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 def load(path: Path, label: str, session: str | None = None, limit: int | None = None,
          paired: tuple[set[str], str] | None = None) -> Dataset:
     """Read one database; raises ``ReportError`` only when nothing at all can be read. ``paired``: (session ids,
-    what they are), the sessions the compared database pairs with these: where any is here, only they are read."""
+    what they are), the sessions the compared database pairs with these: where any is here, only they are read
+    (before ``limit``: the last N of the sessions compared)."""
     try:
         conn, note = open_upgraded(path)
     except TelemetrySchemaError as exc:
@@ -139,22 +145,29 @@ def load(path: Path, label: str, session: str | None = None, limit: int | None =
     if note:
         data.notes.append(note)
     try:
+        # One read transaction: every query sees the database as of one moment, though a server writes it meanwhile
+        # (the live database `Tact: Open Latest Report` reads); otherwise decisions could count requests not read.
+        conn.execute("BEGIN")
         _read(conn, data, session, limit, paired)
     finally:
         conn.close()
     return data
 
 
-def replay_sources(path: Path) -> dict[str, str]:
-    """{replay session id: the recorded session it replays} of a replay database; empty for any other database, or
-    one that cannot be read here (its load says why)."""
+def recorded_sessions(path: Path) -> dict[str, str]:
+    """{session id: the recorded session it stands for}: the session it replays for a replay, else itself. Empty for a
+    database that cannot be read here (its load says why)."""
     try:
         conn = open_readonly(path)
     except (TelemetrySchemaError, sqlite3.Error):
         return {}
     try:
-        return dict(conn.execute("SELECT session_id, source_session_id FROM replay_runs"
-                                 " WHERE source_session_id IS NOT NULL").fetchall())
+        keys = {sid: sid for (sid,) in conn.execute("SELECT id FROM sessions")}
+        if "replay_runs" in _tables(conn):
+            keys.update((sid, source) for sid, source in conn.execute(
+                "SELECT session_id, source_session_id FROM replay_runs WHERE source_session_id IS NOT NULL")
+                if sid in keys)
+        return keys
     except sqlite3.DatabaseError:
         return {}
     finally:
@@ -176,13 +189,15 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
         if len(named) > 1:
             raise ReportError(f"{data.path}: session {session!r} is ambiguous: it starts {len(named)} session ids")
         sessions = [s for s in sessions if s["id"] in named]
-    if limit is not None:
-        sessions = sessions[-limit:] if limit > 0 else []
     if paired is not None and any(s["id"] in paired[0] for s in sessions):
         kept = [s for s in sessions if s["id"] in paired[0]]
         if len(kept) < len(sessions):
             data.notes.append(f"only {paired[1]}: {len(kept)} of {len(sessions)} sessions")
         sessions = kept
+    elif session is None:
+        sessions = _without_synthetic(sessions, data)
+    if limit is not None:
+        sessions = sessions[-limit:] if limit > 0 else []
     data.sessions = sessions
     if not sessions:
         data.notes.append("the database holds no sessions")
@@ -215,6 +230,22 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
             pass  # a replay written before the recorded session's start was kept: drawn from its first request
     _read_suggestions(conn, data, sessions, replay_rows)
     _read_decisions(conn, data, sessions)
+
+
+_SYNTHETIC_NAMES = {DEMO_CLIENT: "tact demo", SIMULATE_CLIENT: "tact simulate"}
+
+
+def _without_synthetic(sessions: list[dict[str, Any]], data: Dataset) -> list[dict[str, Any]]:
+    """The user's sessions, where the database mixes them with the demo's or the simulator's (the demo recorded into
+    the user's database once): the acceptance gate's prior counts the user's alone, and so do the figures. A
+    database of those alone (the simulator's own) is reported whole."""
+    synthetic = [s for s in sessions if s["client_name"] in SYNTHETIC_CLIENTS]
+    if not synthetic or len(synthetic) == len(sessions):
+        return sessions
+    by = " and ".join(sorted({_SYNTHETIC_NAMES[s["client_name"]] for s in synthetic}))
+    data.notes.append(f"left out {len(synthetic)} session{'s' * (len(synthetic) != 1)} recorded by {by}, as the "
+                      "acceptance gate's prior leaves them out (--session reports one)")
+    return [s for s in sessions if s["client_name"] not in SYNTHETIC_CLIENTS]
 
 
 def _json_field(value: Any, key: str) -> Any:
@@ -326,18 +357,25 @@ def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
 def tradeoff_curve(rows: list[dict[str, Any]]) -> tuple[list[float], list[float], list[float]]:
     """(thresholds, share of rejects hidden, share of accepts lost) over the scores of suggestions with a known
     verdict: the outcome of shown ones and, in a replay, the oracle's verdict on hidden ones."""
-    decided = [(r["score"], r["label"]) for r in rows
-               if r["score"] is not None and r["label"] is not None and math.isfinite(r["score"])]
+    decided = sorted(((r["score"], bool(r["label"])) for r in rows
+                      if r["score"] is not None and r["label"] is not None and math.isfinite(r["score"])),
+                     key=lambda d: d[0])
     acc = sum(1 for _, a in decided if a)
     rej = len(decided) - acc
     if not acc or not rej:
         return [], [], []
     thresholds = sorted({s for s, _ in decided})
     thresholds.append(thresholds[-1] + 1e-9)
+    # One sweep up the sorted scores: counting below each threshold afresh took a minute for a year's suggestions.
     xs, ys = [], []
+    below = hidden = lost = 0
     for t in thresholds:
-        xs.append(sum(1 for s, a in decided if not a and s < t) / rej)
-        ys.append(sum(1 for s, a in decided if a and s < t) / acc)
+        while below < len(decided) and decided[below][0] < t:
+            lost += decided[below][1]
+            hidden += not decided[below][1]
+            below += 1
+        xs.append(hidden / rej)
+        ys.append(lost / acc)
     return thresholds, xs, ys
 
 
@@ -621,20 +659,38 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
     return page
 
 
+def _paired(database: Path, against: Path, labels: tuple[str, str], session: str | None,
+            limit: int | None) -> list[Dataset]:
+    """Two databases, where either is a replay, session for session: each side only the sessions whose recording
+    the other holds or replays too (a recording and its replay, or two replays of it with other settings)."""
+    keys = (recorded_sessions(database), recorded_sessions(against))
+    replays = tuple(any(sid != key for sid, key in k.items()) for k in keys)
+    if not any(replays):  # two recordings: compared whole
+        return [load(database, labels[0], session, limit), load(against, labels[1], None, limit)]
+    what = tuple("the replays of the sessions compared" if r else "the sessions the other database replays"
+                 for r in replays)
+    theirs = set(keys[1].values())
+    first = load(database, labels[0], session, limit, ({sid for sid, key in keys[0].items() if key in theirs}, what[0]))
+    compared = {keys[0].get(s["id"], s["id"]) for s in first.sessions}
+    pairs = {sid for sid, key in keys[1].items() if key in compared}
+    second = load(against, labels[1], None, limit, (pairs, what[1]))
+    if first.sessions and second.sessions and not pairs:
+        verbs = tuple("replays" if r else "holds" for r in replays)
+        second.notes.append(f"{verbs[1]} none of the sessions {labels[0]} {verbs[0]}: its figures are of other "
+                            "sessions")
+    return [first, second]
+
+
 def report(database: Path, out: Path, against: Path | None = None, session: str | None = None,
            limit: int | None = None) -> dict[str, Any]:
     """Write ``out/index.html`` and its plots; returns the figures (``summaries``) and what was written."""
-    # A replay compared with its recording: each side only the sessions the other has (replayed, or replaying).
-    sources = replay_sources(Path(against)) if against is not None else {}
-    sets = [load(Path(database), "A" if against else "this database", session, limit,
-                 (set(sources.values()), "the sessions the other database replays") if sources else None)]
-    if against is not None:
-        compared = {s["id"] for s in sets[0].sessions}
-        sets.append(load(Path(against), "B", None, limit,
-                         ({r for r, src in sources.items() if src in compared}, "the replays of the sessions compared")
-                         if sources else None))
-    if against is not None and Path(database).stem != Path(against).stem:
-        sets[0].label, sets[1].label = Path(database).stem, Path(against).stem
+    if against is None:
+        sets = [load(Path(database), "this database", session, limit)]
+    else:
+        labels = (Path(database).stem, Path(against).stem)
+        if labels[0] == labels[1]:
+            labels = ("A", "B")
+        sets = _paired(Path(database), Path(against), labels, session, limit)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(sets, out)

@@ -249,3 +249,146 @@ def test_a_recording_is_compared_with_its_replay_session_for_session(tmp_path, c
     assert main(["report", str(recorded), "--against", str(both), "-o", str(tmp_path / "r3"), "--json"]) == 0
     a, b = json.loads(capsys.readouterr().out)["summaries"]
     assert a["requests"] == b["requests"] == 50 and not a["notes"] and not b["notes"]  # every session has its replay
+
+
+def test_the_tradeoff_curve_of_many_months_of_suggestions_is_drawn_in_moments():
+    """Each threshold counted every suggestion again: 30,000 scored suggestions took half a minute, past the 120 s
+    that `Tact: Open Latest Report` waits for a database a few times larger."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    rows = [{"score": round(rng.random(), 6), "label": rng.random() < 0.3} for _ in range(30_000)]
+    rows += [{"score": None, "label": True}, {"score": 0.5, "label": None}]  # neither counts
+    started = time.perf_counter()
+    thresholds, hidden, lost = tradeoff_curve(rows)
+    assert time.perf_counter() - started < 5.0
+    decided = [(r["score"], r["label"]) for r in rows if r["score"] is not None and r["label"] is not None]
+    rejects, accepts = sum(not a for _, a in decided), sum(a for _, a in decided)
+    assert len(thresholds) == len({s for s, _ in decided}) + 1
+    for i in (0, 1, 777, len(thresholds) // 2, len(thresholds) - 2, len(thresholds) - 1):
+        t = thresholds[i]
+        assert hidden[i] == sum(not a and s < t for s, a in decided) / rejects
+        assert lost[i] == sum(a and s < t for s, a in decided) / accepts
+
+
+def _with_client(path, session_id, client):
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sessions SET client_name = ? WHERE id = ?", [client, session_id])
+    conn.close()
+
+
+def test_the_demo_and_the_simulator_are_left_out_of_a_users_figures_as_the_gate_leaves_them_out(tmp_path, capsys):
+    """`tact demo` recorded into the user's database until it got its own: its sessions (and any `tact simulate` run
+    pointed there) counted in the user's acceptance rate and characters saved, though the gate's prior skips them."""
+    from telemetry.reader import DEMO_CLIENT, SIMULATE_CLIENT
+
+    mixed = tmp_path / "telemetry.sqlite3"
+    write_synthetic_db(mixed, seed=1, requests=20, session_id="desk-1")
+    write_synthetic_db(mixed, seed=2, requests=30, session_id="demo-1")
+    write_synthetic_db(mixed, seed=3, requests=40, session_id="sim-1")
+    _with_client(mixed, "demo-1", DEMO_CLIENT)
+    _with_client(mixed, "sim-1", SIMULATE_CLIENT)
+    assert main(["report", str(mixed), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert [s["id"] for s in summary["session_list"]] == ["desk-1"] and summary["requests"] == 20
+    assert any("tact demo" in n and "tact simulate" in n for n in summary["notes"])
+    assert main(["report", str(mixed), "-o", str(tmp_path / "r"), "--session", "demo"]) == 0  # asked for by name
+    assert "1 session, 30 requests" in capsys.readouterr().out
+    only = tmp_path / "simulated.sqlite3"  # the simulator's own database: its sessions are what is reported
+    write_synthetic_db(only, seed=3, requests=40, session_id="sim-1")
+    _with_client(only, "sim-1", SIMULATE_CLIENT)
+    assert main(["report", str(only), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert summary["requests"] == 40 and not summary["notes"]
+
+
+def _replays(tmp_path):
+    """A recording of two sessions, a replay of its second, and a replay of both made second first."""
+    recorded, one, both = tmp_path / "desk.sqlite3", tmp_path / "one.sqlite3", tmp_path / "both.sqlite3"
+    write_synthetic_db(recorded, seed=1, requests=20, session_id="desk-1")
+    write_synthetic_db(recorded, seed=2, requests=30, session_id="desk-2")
+    write_synthetic_db(one, seed=2, requests=30, session_id="replay-2")
+    _as_replay_of(one, [("replay-2", "desk-2")])
+    write_synthetic_db(both, seed=2, requests=30, session_id="again-2")
+    write_synthetic_db(both, seed=5, requests=20, session_id="again-1")  # started after again-2
+    _as_replay_of(both, [("again-1", "desk-1"), ("again-2", "desk-2")])
+    return recorded, one, both
+
+
+def _compared(capsys, *argv):
+    assert main(["report", *map(str, argv), "--json"]) == 0
+    return [([s["id"] for s in side["session_list"]], side) for side in json.loads(capsys.readouterr().out)["summaries"]]
+
+
+def test_two_replays_of_one_recording_are_compared_session_for_session(tmp_path, capsys):
+    """Replays with other settings are compared with each other as with their recording: every session of one was
+    drawn against the replays of a single session in the other."""
+    recorded, one, both = _replays(tmp_path)
+    (a, _), (b, _) = _compared(capsys, both, "--against", one, "-o", tmp_path / "r1")
+    assert (a, b) == (["again-2"], ["replay-2"])
+    (a, _), (b, _) = _compared(capsys, one, "--against", both, "-o", tmp_path / "r2")
+    assert (a, b) == (["replay-2"], ["again-2"])
+    (a, _), (b, _) = _compared(capsys, one, "--against", recorded, "-o", tmp_path / "r3")  # a replay first
+    assert (a, b) == (["replay-2"], ["desk-2"])
+
+
+def test_the_last_session_is_compared_with_its_own_replay_whatever_order_the_replays_ran_in(tmp_path, capsys):
+    """--limit took the last replay run before pairing: desk-2 was drawn against the replay of desk-1."""
+    recorded, _, both = _replays(tmp_path)
+    (a, _), (b, _) = _compared(capsys, recorded, "--limit", 1, "--against", both, "-o", tmp_path / "r")
+    assert (a, b) == (["desk-2"], ["again-2"])
+
+
+def test_a_replay_of_another_session_is_said_to_be_one(tmp_path, capsys):
+    """A recording's session drawn against the replay of another session gave two columns of figures and no word
+    that they are of different sessions."""
+    recorded, one, _ = _replays(tmp_path)
+    (a, _), (b, side) = _compared(capsys, recorded, "--session", "desk-1", "--against", one, "-o", tmp_path / "r")
+    assert (a, b) == (["desk-1"], ["replay-2"])
+    assert any("replays none of the sessions" in n for n in side["notes"])
+    assert main(["report", str(recorded), "--session", "desk-1", "--against", str(one), "-o", str(tmp_path / "r")]) == 0
+    assert "replays none of the sessions" in capsys.readouterr().out
+    (a, _), (b, side) = _compared(capsys, recorded, "--session", "desk-2", "--against", one, "-o", tmp_path / "r")
+    assert (a, b) == (["desk-2"], ["replay-2"]) and not side["notes"]
+
+
+def test_json_figures_stay_json_when_a_latency_is_infinite(tmp_path, capsys):
+    """SQLite keeps an infinite REAL (NaN it stores as NULL): the figures printed `Infinity`, which JSON has not (the
+    VS Code report command's JSON.parse refuses it), while the latency plot already left it out."""
+    db = _direct_db(tmp_path / "inf.sqlite3", [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "rejected"),
+                                               ("c", "completion", 2.5, "rejected")], [])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE suggestions SET latency_ms = 1e999, layers_per_token = 1e999 WHERE id = 'c'")
+    conn.close()
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out, parse_constant=refuse)["summaries"]
+    assert summary["latency_p95_ms"] == 10.0 and summary["layers_per_token"] is None
+
+
+def test_a_database_written_while_it_is_read_is_reported_as_of_one_moment(tmp_path, monkeypatch):
+    """The report read the suggestions, then the gate decisions: a server writing meanwhile (`Tact: Open Latest
+    Report` reads the live database) added stage-1 skips of requests the report had not read."""
+    import telemetry.report as report_module
+    from telemetry import SuggestionGated, SuggestionRequested, TelemetryStore
+
+    db = tmp_path / "live.sqlite3"
+    sid = write_synthetic_db(db, seed=1, requests=40)
+    read_decisions = report_module._read_decisions
+
+    def server_writes_meanwhile(conn, data, sessions):
+        with TelemetryStore(db) as store:
+            for n in range(5):
+                store.record(SuggestionRequested(sid, f"late-{n}", "completion", "file:///a.py", 1, 0, 0,
+                                                 ts=1_700_010_000.0 + n))
+                store.record(SuggestionGated(sid, f"late-{n}", 1, "skip", 0.01, 0.05, "gate-1", ts=1_700_010_000.0 + n))
+        read_decisions(conn, data, sessions)
+
+    monkeypatch.setattr(report_module, "_read_decisions", server_writes_meanwhile)
+    data = report_module.load(db, "x")
+    assert len(data.rows) == 40
+    assert data.stage1["skip"] == sum(r["outcome"] == "skipped" for r in data.rows)
