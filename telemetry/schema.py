@@ -168,7 +168,10 @@ def read_schema_version(conn: sqlite3.Connection, path: str) -> int | None:
     except sqlite3.DatabaseError as exc:
         raise TelemetrySchemaError(f"{path} is not a Tact telemetry database (cannot read meta: {exc})") from exc
     try:
-        return int(row[0])
+        version = int(row[0])
+        if version < 0:  # no schema was ever numbered so: migrating it would name a copy, not the file
+            raise ValueError(version)
+        return version
     except (TypeError, ValueError):
         value = "missing" if row is None else repr(row[0])
         raise TelemetrySchemaError(

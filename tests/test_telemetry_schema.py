@@ -136,6 +136,20 @@ def test_meta_without_schema_version_is_refused(tmp_path: Path) -> None:
         TelemetryStore(path)
 
 
+
+def test_a_negative_schema_version_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """It was taken for an old schema: the store migrated it and the reader's error named its upgraded temporary copy
+    and advised migrating the file."""
+    from telemetry.reader import open_readonly
+
+    path = tmp_path / "negative.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '-1')")
+    for open_it in (TelemetryStore, open_readonly):
+        with pytest.raises(TelemetrySchemaError, match=f"^{path} is not a Tact telemetry database .*schema_version is '-1'"):
+            open_it(path)
+
 def test_non_sqlite_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     content = b"this is not a database\n" * 200
