@@ -14,7 +14,8 @@ import { InlineSuggestions } from "./inline";
 import { ServerRuns } from "./issuer";
 import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
-import { buildReport, showReport } from "./report";
+import { showReport } from "./report";
+import { buildReport } from "./reportBuilder";
 import { checkPython, ServerControl, serverExecutable, stopServer } from "./server";
 import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
@@ -300,7 +301,7 @@ class TactExtension implements vscode.Disposable {
     try {
       const built = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: "Tact: building the report…" },
-        () => buildReport(pythonPath(), String(database), out),
+        () => buildReport(pythonPath(), String(database), out, workspaceDir()),
       );
       await showReport(built.html);
       if (built.partial) {

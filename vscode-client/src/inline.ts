@@ -8,7 +8,14 @@ import * as vscode from "vscode";
 import { IssuerNotifications, type ServerRun } from "./issuer";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { InlineCompletionRequest } from "vscode-languageclient/node";
-import { reasonForEndOfLife, SuggestionTracker, type EndOfLifeReason, type Verdict } from "./lifecycle";
+import {
+  partialAcceptLength,
+  reasonForEndOfLife,
+  SuggestionTracker,
+  type ChangeSource,
+  type EndOfLifeReason,
+  type Verdict,
+} from "./lifecycle";
 import {
   COMMAND_ACCEPT_SUGGESTION,
   DID_PARTIALLY_ACCEPT_COMPLETION,
@@ -58,8 +65,6 @@ export class InlineSuggestions implements vscode.Disposable {
   private active: Tracked | undefined;
   /** Set by the next-word command until the document change it causes arrives. */
   private partialAcceptPending = false;
-  /** The active suggestion's last partial accept and the document version it made. */
-  private partialAccept: { tracked: Tracked; version: number } | undefined;
   /** Suggestions typed to their end, waiting for the accept command (Tab) that may follow. */
   private readonly completing = new Map<Tracked, ReturnType<typeof setTimeout>>();
   /** Each suggestion's events, to the server that issued it. */
@@ -108,8 +113,8 @@ export class InlineSuggestions implements vscode.Disposable {
       },
       handleDidPartiallyAcceptCompletionItem(item: vscode.InlineCompletionItem, info: number | { acceptedLength: number }): void {
         const tracked = self.byItem.get(item);
-        const length = typeof info === "number" ? info : info?.acceptedLength;
-        if (tracked && typeof length === "number" && length > tracked.tracker.acceptedLength) {
+        const length = partialAcceptLength(info);
+        if (tracked && length !== undefined && length > tracked.tracker.acceptedLength) {
           tracked.tracker.acceptedLength = length;
           self.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: length });
         }
@@ -238,17 +243,10 @@ export class InlineSuggestions implements vscode.Disposable {
       return;
     }
     const first = out.length > 0 ? this.byItem.get(out[0]) : undefined;
-    // The fetch a partial accept causes: VS Code keeps showing the item the words came from (unless the
-    // answer is that same edit), so the answer is not on screen.
-    const kept = this.partialAccept?.tracked.uri === document.uri.toString() ? this.partialAccept : undefined;
-    if (kept) {
-      this.partialAccept = undefined; // once: a later fetch at this version (an explicit request) replaces it as usual
-    }
-    if (
-      kept && kept.tracked === this.active && kept.version === version &&
-      context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic &&
-      !(first && first.tracker.anchor === kept.tracked.tracker.anchor && first.tracker.insertText === kept.tracked.tracker.insertText)
-    ) {
+    // The fetch a partial accept, an undo or a redo causes: VS Code keeps showing the suggestion while it fits
+    // (unless the answer is that same edit), so the answer is not on screen.
+    const onScreen = this.active?.uri === document.uri.toString() ? this.active : undefined;
+    if (onScreen && !onScreen.tracker.replacedBy(first?.tracker, context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic)) {
       return;
     }
     this.endActive("superseded");
@@ -368,13 +366,16 @@ export class InlineSuggestions implements vscode.Disposable {
     if (!tracked || e.document.uri.toString() !== tracked.uri || e.contentChanges.length === 0) {
       return;
     }
-    const partial = this.partialAcceptPending;
+    const source: ChangeSource = this.partialAcceptPending
+      ? "partialAccept"
+      : e.reason === vscode.TextDocumentChangeReason.Undo
+        ? "undo"
+        : e.reason === vscode.TextDocumentChangeReason.Redo
+          ? "redo"
+          : "typing";
     this.partialAcceptPending = false;
     for (const change of e.contentChanges) {
-      const verdict = tracked.tracker.onChange({ offset: change.rangeOffset, length: change.rangeLength, text: change.text }, partial);
-      if (verdict.kind === "partiallyAccepted") {
-        this.partialAccept = { tracked, version: e.document.version };
-      }
+      const verdict = tracked.tracker.onChange({ offset: change.rangeOffset, length: change.rangeLength, text: change.text }, source);
       if (this.proposedApi) {
         continue; // the proposed API reports; the tracker only follows
       }

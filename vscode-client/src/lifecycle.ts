@@ -48,9 +48,24 @@ export interface Change {
 export type Verdict =
   | { kind: "unchanged" }
   | { kind: "typedThrough" } // the change typed the suggestion's next characters
+  | { kind: "undone" } // an undo took back characters typed through; the rest still fits, VS Code still shows it
   | { kind: "completed" } // the whole suggestion is now in the document (Tab, or typed to the end)
   | { kind: "partiallyAccepted"; acceptedLength: number } // in the suggestion's own text (see SuggestionTracker)
   | { kind: "rejected"; reason: RejectReason };
+
+/** What made a document change, as far as following a suggestion goes. After a partial accept, an undo or a redo,
+ * VS Code's next fetch keeps the suggestion on screen while it still fits (InlineCompletionsModel's
+ * preserveCurrentCompletion); after typing, the fetch's answer replaces it. */
+export type ChangeSource = "typing" | "partialAccept" | "undo" | "redo";
+
+/** The length to report for the proposed API's partial accept. VS Code calls the handler twice per accept: with a
+ * bare number (deprecated: for a suggest-widget item accepted into the suggestion, only that item's own length),
+ * then with PartialAcceptInfo, whose acceptedLength is always how much of the suggestion is accepted (from its range's
+ * start, read with "\n" breaks). */
+export function partialAcceptLength(info: unknown): number | undefined {
+  const length = typeof info === "object" && info !== null ? (info as { acceptedLength?: unknown }).acceptedLength : undefined;
+  return typeof length === "number" && Number.isInteger(length) && length >= 0 ? length : undefined;
+}
 
 /** The pairs VS Code auto-closes in Python (autoClosingBrackets, autoClosingQuotes), opener to closer. Typing
  * the opener inserts both, with the cursor between them; typing the closer over the inserted one replaces it
@@ -78,6 +93,9 @@ export class SuggestionTracker {
   /** The whole text is in the document; accept() or settle() decides what it was. */
   completed = false;
   accepted = false;
+  /** The last change was a partial accept, an undo or a redo that the suggestion survived: VS Code's next automatic
+   * fetch keeps it on screen (see replacedBy). */
+  private preserved = false;
   /** insertText with the document's line breaks: what it looks like once in the document. */
   private readonly text: string;
   /** Closers the editor auto-inserted right after the cursor while the suggestion was typed (innermost first). */
@@ -103,8 +121,28 @@ export class SuggestionTracker {
     return this.anchor + this.consumed;
   }
 
-  /** A document change. partialAccept: the user just asked to accept the next word or line. */
-  onChange(change: Change, partialAccept = false): Verdict {
+  /** A document change, and what made it (partialAccept: the user just asked to accept the next word or line). */
+  onChange(change: Change, source: ChangeSource = "typing"): Verdict {
+    const verdict = this.follow(change, source);
+    this.preserved = source !== "typing" && !this.resolved;
+    return verdict;
+  }
+
+  /** Whether the answer of a fetch made right after the last change takes this suggestion's place on screen (first:
+   * its first item). After a partial accept, an undo or a redo, VS Code puts the suggestion it shows before the
+   * answer's items while the suggestion still fits (InlineCompletionsSource.fetch, canBeReused), unless the answer
+   * holds the same edit (the same text from the same place), which then takes its place; an explicit request
+   * (automatic false) replaces it as usual. Asked once per change: a later fetch replaces it. */
+  replacedBy(first: SuggestionTracker | undefined, automatic: boolean): boolean {
+    const preserved = this.preserved;
+    this.preserved = false;
+    if (!preserved || !automatic || this.resolved) {
+      return true;
+    }
+    return first !== undefined && first.anchor === this.anchor && first.insertText === this.insertText;
+  }
+
+  private follow(change: Change, source: ChangeSource): Verdict {
     if (this.resolved) {
       return { kind: "unchanged" };
     }
@@ -120,13 +158,18 @@ export class SuggestionTracker {
       this.closers = this.closers.slice(0, change.offset - cursor);
       return { kind: "unchanged" };
     }
-    const next = this.followedTo(change, partialAccept);
+    const partialAccept = source === "partialAccept";
+    const next = this.followedTo(change, source);
     if (next === undefined) {
       return this.reject("typedOver");
     }
     this.closers = next.closers;
     if (next.consumed === this.consumed) {
       return { kind: "unchanged" };
+    }
+    if (next.consumed < this.consumed) {
+      this.consumed = next.consumed; // only an undo goes back (followedTo)
+      return { kind: "undone" };
     }
     this.consumed = next.consumed;
     if (next.closers.startsWith(this.text.slice(next.consumed))) {
@@ -152,8 +195,9 @@ export class SuggestionTracker {
    * opener the suggestion continues with inserts the pair: the opener is typed, the closer waits after the
    * cursor, whether or not the suggestion continues with it there (an argument may come first); a closer typed
    * over it (a one-character replacement) is typed like any character, so one the suggestion does not continue
-   * with is typedOver. */
-  private followedTo(change: Change, partialAccept: boolean): { consumed: number; closers: string } | undefined {
+   * with is typedOver. An undo may also take back characters typed through: the suggestion still fits while the text
+   * left before the cursor is its start. */
+  private followedTo(change: Change, source: ChangeSource): { consumed: number; closers: string } | undefined {
     const start = change.offset - this.anchor;
     const end = start + change.length;
     if (start < 0 || end < this.consumed || end > this.consumed + this.closers.length) {
@@ -163,14 +207,14 @@ export class SuggestionTracker {
     let typed = this.text.slice(0, start) + change.text;
     let closers = after;
     // an insertion at the cursor by typing (a partial accept leaves the cursor after all it inserts)
-    const atCursor = !partialAccept && start === this.consumed && end === this.consumed;
+    const atCursor = source !== "partialAccept" && source !== "undo" && start === this.consumed && end === this.consumed;
     const closer = atCursor ? this.autoClosed(change.text) : undefined;
     if (closer !== undefined) {
       typed = typed.slice(0, typed.length - closer.length);
       closers = closer + after;
     }
-    if (typed.length < this.consumed || !this.text.startsWith(typed)) {
-      return undefined; // going back over the suggestion, or text it does not have
+    if ((typed.length < this.consumed && source !== "undo") || !this.text.startsWith(typed)) {
+      return undefined; // going back over the suggestion (other than by undo), or text it does not have
     }
     return { consumed: typed.length, closers };
   }
@@ -234,6 +278,7 @@ export class SuggestionTracker {
     if (this.resolved || offset === this.expectedCursor) {
       return { kind: "unchanged" };
     }
+    this.preserved = false; // VS Code fetches for the new position, keeping nothing
     const stepped = offset - this.expectedCursor;
     if (stepped > 0 && stepped <= this.closers.length) {
       if (!this.text.startsWith(this.closers.slice(0, stepped), this.consumed)) {

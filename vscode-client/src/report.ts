@@ -1,36 +1,6 @@
-// "Tact: Open Latest Report": build the telemetry report (telemetry.report, the code behind `tact report`)
-// from the database the running server writes, and show it in a webview.
-import { execFile } from "node:child_process";
+// "Tact: Open Latest Report": the report built from the database the running server writes (reportBuilder.ts),
+// shown in a webview.
 import * as vscode from "vscode";
-
-const BUILD = [
-  "import json, sys",
-  "from telemetry.report import report",
-  "r = report(sys.argv[1], sys.argv[2])",
-  "sys.stdout.write(json.dumps({'html': r['html'], 'partial': r.get('partial', False)}))",
-].join("\n");
-
-export interface BuiltReport {
-  html: string; // path of index.html
-  partial: boolean;
-}
-
-export function buildReport(python: string, database: string, outDir: string): Promise<BuiltReport> {
-  return new Promise((resolve, reject) => {
-    execFile(python, ["-c", BUILD, database, outDir], { timeout: 120000, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
-      if (error) {
-        const last = stderr.trim().split("\n").pop() || String(error);
-        reject(new Error(last));
-        return;
-      }
-      try {
-        resolve(JSON.parse(stdout) as BuiltReport);
-      } catch {
-        reject(new Error(`unexpected output from the report builder: ${stdout.slice(0, 200)}`));
-      }
-    });
-  });
-}
 
 let panel: vscode.WebviewPanel | undefined;
 

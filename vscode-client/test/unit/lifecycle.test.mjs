@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { END_ACCEPTED, END_IGNORED, END_REJECTED, reasonForEndOfLife, SuggestionTracker } from "../../out/unit/lifecycle.mjs";
+import * as lifecycle from "../../out/unit/lifecycle.mjs";
 
 test("typing the suggestion's next characters follows it; the rest of it completes it", () => {
   const t = new SuggestionTracker("s1", "foo(bar)", 10, 10);
@@ -38,8 +39,8 @@ test("a change before the suggestion only shifts it", () => {
 
 test("accept next word reports the cumulative accepted length", () => {
   const t = new SuggestionTracker("s1", "total = sum(values)", 4, 4);
-  assert.deepEqual(t.onChange({ offset: 4, length: 0, text: "total" }, true), { kind: "partiallyAccepted", acceptedLength: 5 });
-  assert.deepEqual(t.onChange({ offset: 9, length: 0, text: " = " }, true), { kind: "partiallyAccepted", acceptedLength: 8 });
+  assert.deepEqual(t.onChange({ offset: 4, length: 0, text: "total" }, "partialAccept"), { kind: "partiallyAccepted", acceptedLength: 5 });
+  assert.deepEqual(t.onChange({ offset: 9, length: 0, text: " = " }, "partialAccept"), { kind: "partiallyAccepted", acceptedLength: 8 });
 });
 
 test("a range that starts before the cursor counts what is already typed", () => {
@@ -68,8 +69,8 @@ test("Tab after typing through replaces the grown range with the whole text: com
 
 test("the last word of a word-by-word accept replaces the accepted words with the whole text: completed", () => {
   const t = new SuggestionTracker("s1", "total = sum(values)", 4, 4);
-  assert.deepEqual(t.onChange({ offset: 4, length: 0, text: "total" }, true), { kind: "partiallyAccepted", acceptedLength: 5 });
-  assert.deepEqual(t.onChange({ offset: 4, length: 5, text: "total = sum(values)" }, true), { kind: "completed" });
+  assert.deepEqual(t.onChange({ offset: 4, length: 0, text: "total" }, "partialAccept"), { kind: "partiallyAccepted", acceptedLength: 5 });
+  assert.deepEqual(t.onChange({ offset: 4, length: 5, text: "total = sum(values)" }, "partialAccept"), { kind: "completed" });
 });
 
 test("Tab on a range that started before the cursor completes it", () => {
@@ -134,12 +135,12 @@ test("Tab on a CRLF multi-line suggestion after some typing replaces the range w
 
 test("a partial accept across a CRLF break reports the accepted length in the suggestion's own text", () => {
   const t = new SuggestionTracker("s1", "a = 1\nb = 2", 10, 10, "\r\n");
-  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "a = 1\r\n" }, true), { kind: "partiallyAccepted", acceptedLength: 6 });
+  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "a = 1\r\n" }, "partialAccept"), { kind: "partiallyAccepted", acceptedLength: 6 });
   assert.equal(t.expectedCursor, 17);
   assert.deepEqual(t.onCursor(17), { kind: "unchanged" });
-  assert.deepEqual(t.onChange({ offset: 17, length: 0, text: "b" }, true), { kind: "partiallyAccepted", acceptedLength: 7 });
+  assert.deepEqual(t.onChange({ offset: 17, length: 0, text: "b" }, "partialAccept"), { kind: "partiallyAccepted", acceptedLength: 7 });
   assert.equal(t.acceptedLength, 7);
-  assert.deepEqual(t.onChange({ offset: 10, length: 8, text: "a = 1\r\nb = 2" }, true), { kind: "completed" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 8, text: "a = 1\r\nb = 2" }, "partialAccept"), { kind: "completed" });
 });
 
 // Auto-closed pairs: typing an opener inserts the pair with the cursor between; typing the closer over the
@@ -252,4 +253,59 @@ test("a closer inserted alone after its opener (an input method's auto-close) wa
   u.onChange({ offset: 10, length: 0, text: "x = '" });
   u.onChange({ offset: 15, length: 0, text: "'" });
   assert.deepEqual(u.onCursor(16), { kind: "rejected", reason: "typedOver" });
+});
+
+// Undo and redo: VS Code keeps the suggestion on screen while it still fits, and its next fetch keeps it there
+// (InlineCompletionsModel's preserveCurrentCompletion), so Tab accepts it.
+
+test("an undo of characters typed through still follows the suggestion, which Tab then accepts", () => {
+  const t = new SuggestionTracker("s1", "print(x)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "pri" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 3, text: "" }, "undo"), { kind: "undone" });
+  assert.equal(t.expectedCursor, 10);
+  assert.deepEqual(t.onCursor(10), { kind: "unchanged" });
+  assert.equal(t.inferred, undefined);
+  assert.deepEqual(t.onChange({ offset: 10, length: 0, text: "print(x)" }), { kind: "completed" }); // Tab
+  // an auto-closed pair undone with the opener
+  const u = new SuggestionTracker("s2", "f(x)", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "f" });
+  u.onChange({ offset: 11, length: 0, text: "()" });
+  assert.deepEqual(u.onChange({ offset: 11, length: 2, text: "" }, "undo"), { kind: "undone" });
+  assert.deepEqual(u.onChange({ offset: 11, length: 0, text: "(x)" }), { kind: "completed" });
+});
+
+test("an undo that leaves text the suggestion does not have, or a Backspace, is typedOver", () => {
+  const t = new SuggestionTracker("s1", "print(x)", 10, 10);
+  t.onChange({ offset: 10, length: 0, text: "pri" });
+  assert.deepEqual(t.onChange({ offset: 10, length: 3, text: "pa" }, "undo"), { kind: "rejected", reason: "typedOver" });
+  const u = new SuggestionTracker("s2", "print(x)", 10, 10);
+  u.onChange({ offset: 10, length: 0, text: "pri" });
+  assert.deepEqual(u.onChange({ offset: 12, length: 1, text: "" }), { kind: "rejected", reason: "typedOver" });
+});
+
+test("the answer fetched after an undo, a redo or a partial accept does not replace the suggestion on screen, once", () => {
+  const t = new SuggestionTracker("s1", "print(x)", 10, 10);
+  const answer = new SuggestionTracker("s2", "int(x)", 12, 12);
+  t.onChange({ offset: 10, length: 0, text: "pr" }, "redo");
+  assert.equal(t.replacedBy(answer, true), false);
+  assert.equal(t.replacedBy(answer, true), true); // a later fetch at this version replaces it as usual
+  t.onChange({ offset: 10, length: 2, text: "" }, "undo");
+  assert.equal(t.replacedBy(answer, false), true); // an explicit request replaces it
+  t.onChange({ offset: 10, length: 0, text: "p" }, "partialAccept");
+  assert.equal(t.replacedBy(answer, true), false);
+  t.onChange({ offset: 11, length: 0, text: "r" }); // typing: its fetch's answer replaces it
+  assert.equal(t.replacedBy(answer, true), true);
+  t.onChange({ offset: 10, length: 2, text: "" }, "undo");
+  assert.equal(t.replacedBy(new SuggestionTracker("s3", "print(x)", 10, 10), true), true); // the same edit takes its place
+  t.onChange({ offset: 10, length: 0, text: "pr" }, "redo");
+  assert.deepEqual(t.onCursor(3), { kind: "rejected", reason: "cursorMoved" });
+  assert.equal(t.replacedBy(answer, true), true); // ended: nothing on screen to keep
+});
+
+test("a partial accept's length is PartialAcceptInfo's acceptedLength, never the bare number VS Code also passes", () => {
+  // a suggest-widget item accepted into the suggestion: VS Code passes the item's own length (3), then the info (5)
+  assert.equal(lifecycle.partialAcceptLength?.(3), undefined);
+  assert.equal(lifecycle.partialAcceptLength?.({ kind: 2, acceptedLength: 5 }), 5);
+  assert.equal(lifecycle.partialAcceptLength?.({ kind: 0 }), undefined);
+  assert.equal(lifecycle.partialAcceptLength?.(null), undefined);
 });
