@@ -269,6 +269,11 @@ class Programmer:
                 time.sleep(left)
 
     @property
+    def _keys_left(self) -> float:
+        """Keystrokes the limit still allows (infinite without one)."""
+        return math.inf if self.limit is None else self.limit - self.stats.keystrokes
+
+    @property
     def _out_of_keys(self) -> bool:
         """The keystroke limit or the simulated time budget is used up."""
         return ((self.limit is not None and self.stats.keystrokes >= self.limit)
@@ -363,7 +368,9 @@ class Programmer:
             else:
                 key = ch
                 pause = self._key_pause(ch)
-                if ch.isalpha() and self.rng.random() < self.style.typo_p:
+                # a typo is three keystrokes (wrong key, backspace, the right one): made only where the keystroke
+                # limit leaves room for all three, which it overran by up to two
+                if ch.isalpha() and self.rng.random() < self.style.typo_p and self._keys_left >= 3:
                     wrong = self.rng.choice(_NEIGHBOURS.replace(ch.lower(), ""))
                     self._key(cursor, cursor, wrong, "", self._key_pause(wrong) * 2.5)  # notices the typo
                     self._key(cursor, cursor + 1, "", "", self._key_pause(ch))  # backspace

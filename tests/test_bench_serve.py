@@ -77,8 +77,8 @@ def test_the_shown_latencies_are_those_of_the_answers_with_a_suggestion(monkeypa
     bench_serve._type(run, [(0, "a.py", "", 0)], len(canned), 4, 0.0)
     f = bench_serve._figures(run, "full", False, 5.0)
     assert f["requests"] == 6 and f["suggestions_shown"] == 2
-    assert (f["p50_ms"], f["p95_ms"]) == (3.0, 60.0)
-    assert (f["shown_p50_ms"], f["shown_p95_ms"]) == (40.0, 50.0)
+    assert (f["p50_ms"], f["p95_ms"]) == (21.5, 57.5)  # between ranks, interpolated
+    assert (f["shown_p50_ms"], f["shown_p95_ms"]) == (45.0, 49.5)
 
 
 def test_one_weights_gives_one_table(tiny_lm_dir, tmp_path):
@@ -216,3 +216,82 @@ def test_a_typing_rate_below_zero_is_refused(rate, tmp_path, capsys):
     assert done.value.code == 2 and "Traceback" not in err
     assert "argument --typing-cps: " in err and ("must be 0 (as fast as the server answers) or more" in err
                                                  or "not a number" in err)
+
+
+def test_percentiles_interpolate_between_ranks():
+    """The nearest rank, rounded half to even, made the p50 of 4 answers the upper middle one and of 6 the lower;
+    between ranks the quantile is interpolated, as numpy's default does."""
+    import numpy as np
+
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5 and percentile([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 0.5) == 3.5
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 7, 40, 41, 300):
+        values = list(rng.lognormal(3.0, 0.8, n))
+        for q in (0.0, 0.5, 0.95, 1.0):
+            assert percentile(values, q) == pytest.approx(np.percentile(values, 100 * q), rel=1e-12)
+
+
+class _NoServer:
+    """Stands in for a server's client in `_served`: no process (no RSS to read), nothing to shut down."""
+
+    proc = type("Proc", (), {"pid": -1})()
+
+    def shutdown(self):
+        return 0
+
+
+@pytest.mark.parametrize("files, per_file, limit", [(6, {"fp32": 2, "int8": 3}, 10), (6, {"fp32": 3, "int8": 2}, 10),
+                                                     (1, {"fp32": 3, "int8": 3}, 6)])
+def test_taking_turns_the_second_half_types_what_the_first_did_not(tmp_path, monkeypatch, files, per_file, limit):
+    """A B then B A: the second half began after the files the last first-half server had begun, so a server whose
+    answers were accepted less (more requests a file) typed a file's opening again in its second half, and with a
+    plan the first half used up (the demo sample: one file) the second half typed nothing, and the figures were the
+    A B order's alone. Canned typing: each variant's server asks ``per_file`` times in a file."""
+    from lsp_server import bench_serve
+    from telemetry.simulate import SuggestionEvent, TypingResult
+
+    for n in range(files):
+        (tmp_path / f"m{n}.py").write_text(SOURCE)
+    starts: list[str] = []  # the variant of each server started, in order
+    typed: list[tuple[int, str]] = []  # (server, file uri)
+    monkeypatch.setattr(bench_serve, "_start", lambda model, policy, gate, variant, db: (
+        starts.append(variant[0]) or bench_serve.ServedRun(variant[0], _NoServer())))
+
+    def type_file(client, uri, text, *, limit, **kwargs):
+        typed.append((len(starts) - 1, uri))
+        asks = min(limit, per_file[starts[-1]])
+        return TypingResult([SuggestionEvent(0, i, 1.0 + i, "", None, "") for i in range(asks)])
+
+    monkeypatch.setattr(bench_serve, "type_file", type_file)
+    result = run_bench("model", "full", limit, tmp_path, None, gate=False, typing_cps=0, weights=["fp32", "int8"])
+    assert result["order"].startswith("A B") and len(starts) == 4  # A B B A
+    assert all(f["requests"] == limit for f in result["runs"])
+    by_server = [{uri for s, uri in typed if s == n} for n in range(4)]
+    if files > 1:  # each server of a variant typed other files in its halves
+        assert not by_server[0] & by_server[3] and not by_server[1] & by_server[2]
+    else:
+        assert by_server[0] == by_server[3] and by_server[1] == by_server[2]
+
+
+def test_a_run_without_requests_has_no_latency_figures(monkeypatch):
+    """Files whose typed lines were blank asked for nothing: the JSON said NaN (not JSON) for p50 and p95 and the
+    table "mean latency 0.0 ms"."""
+    import json
+    from types import SimpleNamespace
+
+    from lsp_server import bench_serve
+    from telemetry.simulate import TypingResult
+
+    monkeypatch.setattr(bench_serve, "type_file", lambda *a, **k: TypingResult([], keystrokes=40))
+    run = bench_serve.ServedRun("fp32", SimpleNamespace(proc=SimpleNamespace(pid=-1)))
+    bench_serve._type(run, [(0, "blank.py", "\n" * 40, 5)], 5, 4, 0.0)
+    f = bench_serve._figures(run, "full", False, 5.0)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    assert json.loads(json.dumps(f), parse_constant=refuse)["requests"] == 0
+    assert f["p50_ms"] is f["p95_ms"] is f["mean_ms"] is None and not f["targets"]["p50_ms"]["pass"]
+    out = io.StringIO()
+    print_report(f, out)
+    assert "mean latency -;" in out.getvalue() and "nan" not in out.getvalue()

@@ -268,3 +268,20 @@ def test_wait_ready_also_waits_for_the_acceptance_gate_to_start():
     # a server without the flag (older) is ready as before
     old = _StatusSequence([{"loading": False, "ready": True, "acceptanceGate": {"active": True}}])
     assert wait_ready(old, timeout=10)["ready"] and old.calls == 1
+
+
+@pytest.mark.parametrize("limit", [5, 10, 20, 40])
+def test_the_keystroke_limit_is_never_overrun_by_a_typo(limit):
+    """A typo is three keystrokes (the wrong key, backspace, the right one); one begun a key or two before the limit
+    went past it (`tact bench replay --limit 40` could record 41 or 42)."""
+    from telemetry.simulate import Programmer, TypingStyle
+
+    target = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.readlines()\n" * 3
+    counts, typos = set(), 0
+    for seed in range(30):
+        programmer = Programmer(_FakeServer(target), style=TypingStyle(typo_p=0.3, revisit_p=0.1), seed=seed,
+                                limit=limit)
+        programmer.type_document("file:///t.py", target)
+        counts.add(programmer.stats.keystrokes)
+        typos += programmer.stats.typos
+    assert counts == {limit} and typos > 0
