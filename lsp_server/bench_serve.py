@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from telemetry.report import percentile
 from telemetry.simulate import TypingStyle, require_ready, server_command, type_file
 from telemetry.lsp_client import LspClient
 
@@ -91,19 +92,6 @@ def _bench_input_error(message: str) -> Exception:
     from models.bench_early_exit import BenchInputError
 
     return BenchInputError(message)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile, interpolated between the two nearest ranks (numpy's default): the median of an even
-    count is the mean of its middle pair. The nearest rank, rounded half to even, gave the upper middle answer of
-    4 and the lower of 6."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    at = q * (len(s) - 1)
-    lo = min(len(s) - 1, int(at))
-    hi = min(len(s) - 1, lo + 1)
-    return s[lo] + (s[hi] - s[lo]) * (at - lo)
 
 
 @dataclass

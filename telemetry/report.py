@@ -89,8 +89,8 @@ class Dataset:
             "accepted": len(accepted),
             "hidden": sum(r["outcome"] == "hidden" for r in self.rows),
             "acceptance_rate": round(len(accepted) / len(shown), 4) if shown else None,
-            "latency_p50_ms": round(_percentile(lat, 0.5), 1) if lat else None,
-            "latency_p95_ms": round(_percentile(lat, 0.95), 1) if lat else None,
+            "latency_p50_ms": round(percentile(lat, 0.5), 1) if lat else None,
+            "latency_p95_ms": round(percentile(lat, 0.95), 1) if lat else None,
             "layers_per_token": round(sum(layers) / len(layers), 3) if layers else None,
             "stage1_skipped": self.stage1.get("skip", 0),
             "calls_saved_rate": round(self.stage1.get("skip", 0) / requests, 4) if requests else None,
@@ -119,11 +119,17 @@ def local_time(ts: float | None) -> str | None:
         return None
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile, interpolated between the two nearest ranks (numpy's default): the median of an even
+    count is the mean of its middle pair. The nearest rank, rounded half to even, gave the upper middle answer of
+    4 and the lower of 6."""
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+    if not s:
+        return float("nan")
+    at = q * (len(s) - 1)
+    lo = min(len(s) - 1, int(at))
+    hi = min(len(s) - 1, lo + 1)
+    return s[lo] + (s[hi] - s[lo]) * (at - lo)
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -436,7 +442,7 @@ def _plot_hist(plt, sets: list[Dataset], key: str, out: Path, title: str, xlabel
     if not values:
         _no_data(ax, empty)
     else:
-        lo, hi = min(values), _percentile(values, 0.995)
+        lo, hi = min(values), percentile(values, 0.995)
         if hi <= lo:  # all equal: centre them
             lo, hi = lo - 0.5, hi + 0.5
         bins = [lo + (hi - lo) * i / 40 for i in range(41)]
@@ -444,7 +450,7 @@ def _plot_hist(plt, sets: list[Dataset], key: str, out: Path, title: str, xlabel
             if not vs:
                 continue
             clipped = [min(v, hi) for v in vs]
-            p50, p95 = _percentile(vs, 0.5), _percentile(vs, 0.95)
+            p50, p95 = percentile(vs, 0.5), percentile(vs, 0.95)
             label = f"{data.label}: n={len(vs)}, p50 {p50:.1f}{unit}, p95 {p95:.1f}{unit}"
             ax.hist(clipped, bins=bins, color=color, alpha=0.45 if len(sets) > 1 else 0.7, label=label)
             if mark_percentiles:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.bench_serve import percentile, print_report, run_bench
+from lsp_server.bench_serve import print_report, run_bench
+from telemetry.report import percentile
 
 SOURCE = "\n".join(f"def f{i}(a, b):\n    total = a + b * {i}\n    return total\n" for i in range(20))
 
