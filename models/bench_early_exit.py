@@ -1,13 +1,15 @@
 """`tact bench early-exit`: quality and speed of the decoding policies on held-out code.
 
-Samples: a random line of a held-out file (seeded), a cursor inside it (after the indentation,
+Samples: a random line of the held-out code (every line alike; seeded), a cursor inside it (after the indentation,
 before the end); the prompt is the SPM fill-in-the-middle prompt of ~1500 characters before the
 cursor and ~300 after the line; the target is the rest of the line. Every sample is decoded by
 `full`, `dynamic` and `speculative` (Stop disabled), by `full` with Stop at the configured thresholds
 (before the first token, and inside a suggestion) for simulated acceptance (a sweep of the first-token
 threshold is replayed from the recorded P(stop) of the Stop-less run: under `full` Stop only
-truncates), and by `dynamic` over a sweep of exit settings (plain exit thresholds, and exits that may
-leave at a lower P(exit) where their token is prompt lookup's guess), all in rotating order, so the
+truncates, but where that run cut a loop after three copies and Stop ended the real run before the third, the
+replay cannot see the copies the cut removed: "replay mismatches" counts those), and by `dynamic` over a
+sweep of exit settings (plain exit thresholds, and exits that may leave at a lower P(exit) where their token
+is prompt lookup's guess), all in rotating order, so the
 timing ratios come from interleaved runs on the same machine state. The prompt but its last token runs
 through the network once per sample (``prompt_pass``); every decoder starts from that state and runs the
 last token itself, so all start alike, and no policy changes that pass. Finally next-token top-1
@@ -19,8 +21,10 @@ Imports only the serving stack (numpy, onnxruntime, tokenizers) and the standard
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
+import itertools
 import math
 import os
 import platform
@@ -123,25 +127,27 @@ def _eligible_lines(text: str) -> list[tuple[int, int, int]]:
 
 
 def make_samples(texts: list[tuple[str, str]], limit: int, seed: int) -> list[Sample]:
-    """`limit` seeded samples (fewer when the texts hold fewer eligible lines)."""
+    """`limit` seeded samples (fewer when the texts hold fewer eligible lines): lines drawn alike from all the texts'
+    eligible lines, without replacement, and a cursor in each. A file drawn first, then a line of it, made a line of a
+    short file likelier than one of a long file, and the more so the smaller the --limit: held out, files under 100
+    eligible lines hold a tenth of the lines and gave 45% of 600 samples, 22% of 15,000 (docs/code-model.md). A
+    larger --limit starts with the samples of a smaller one."""
     rng = random.Random(seed)
     files = [(path, text, lines) for path, text in texts if (lines := _eligible_lines(text))]
     if not files:
         raise BenchInputError("no line with at least %d non-space characters in the given code" % MIN_LINE_CHARS)
-    total_lines = sum(len(f[2]) for f in files)
-    want = min(limit, total_lines)
-    seen: set[tuple[int, int]] = set()
+    ends = list(itertools.accumulate(len(f[2]) for f in files))  # line k of all is in the first file ending past k
+    want = min(limit, ends[-1])
+    seen: set[int] = set()
     samples: list[Sample] = []
-    attempts = 0
-    while len(samples) < want and attempts < want * 50:
-        attempts += 1
-        fi = rng.randrange(len(files))
-        path, text, lines = files[fi]
-        li = rng.randrange(len(lines))
-        if (fi, li) in seen:
+    while len(samples) < want:
+        k = rng.randrange(ends[-1])
+        if k in seen:
             continue
-        seen.add((fi, li))
-        n, start, end = lines[li]
+        seen.add(k)
+        fi = bisect.bisect_right(ends, k)
+        path, text, lines = files[fi]
+        n, start, end = lines[k - (ends[fi - 1] if fi else 0)]
         line = text[start:end]
         indent = len(line) - len(line.lstrip())
         content_end = len(line.rstrip())
@@ -180,7 +186,9 @@ def suggestion(res: DecodeResult) -> str:
 def truncate_at_stop(res: DecodeResult, threshold: float, inside: bool = True,
                      inside_threshold: float | None = None) -> list[int]:
     """The tokens `full` would emit with Stop at `threshold` before the first token and, unless not `inside`,
-    at `inside_threshold` (default: `threshold`) before a later one (``DecodeOptions.stop_threshold_at``)."""
+    at `inside_threshold` (default: `threshold`) before a later one (``DecodeOptions.stop_threshold_at``). Where
+    ``res`` ended by cutting a loop (``stop_reason`` "repeat") and Stop comes inside the copies it removed, the real
+    run emits more than this: they and their P(stop) are not in ``res``."""
     opts = DecodeOptions(stop_threshold=threshold, stop_inside=inside, stop_inside_threshold=inside_threshold)
     for i, p in enumerate(res.stop_probs):
         if p >= opts.stop_threshold_at(i):
@@ -301,12 +309,15 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
     for r in runs:
         reasons[r.stop_reason] = reasons.get(r.stop_reason, 0) + 1
     lpt = _mean(layers)
+    rouge = _mean([rouge_l(s, t) for s, t in zip(texts, targets, strict=True)])
+    skipped = 1.0 - lpt / L if lpt is not None else None
+    speedup = _ratio(full_ms, own_ms)
     out = {
         "samples": len(runs),
         "tokens": total_tokens,
         "tokens_per_sample": _r(total_tokens / max(1, len(runs)), 2),
         "layers_per_token": _r(lpt),
-        "layers_skipped_share": _r(1.0 - lpt / L) if lpt is not None else None,
+        "layers_skipped_share": _r(skipped),
         "layer_passes_per_token": _r(_ratio(sum(r.layer_passes for r in runs), total_tokens)),
         "ms_per_token_median": _r(_median(ms_tok)),
         "ms_per_token_mean": _r(_mean(ms_tok)),
@@ -314,15 +325,19 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
         # under `speculative` with the drafts verified in it)
         "last_prompt_token_ms_median": _r(_median([r.prefill_ms for r in runs])),
         "suggestion_ms_total": _r(own_ms, 2),
-        "speedup_total": _r(_ratio(full_ms, own_ms)),
+        "speedup_total": _r(speedup),
         "speedup_median": _r(_median(per_sample)),
         "speedup_per_token": _r(_ratio(full_ms_tok, own_ms_tok)) if full_ms_tok and own_ms_tok else None,
         "exact_match": _r(_mean([float(exact_match(s, t)) for s, t in zip(texts, targets, strict=True)])),
         "edit_similarity": _r(_mean([edit_similarity(s, t) for s, t in zip(texts, targets, strict=True)])),
-        "rouge_l": _r(_mean([rouge_l(s, t) for s, t in zip(texts, targets, strict=True)])),
+        "rouge_l": _r(rouge),
         "identical_to_full": _r(_mean([float(r.token_ids == f.token_ids) for r, f in zip(runs, full, strict=True)])),
         "identical_count": sum(r.token_ids == f.token_ids for r, f in zip(runs, full, strict=True)),
         "stop_reasons": reasons,
+        # what the verdicts read (``_targets``, the exit sweep): unrounded, so that no figure passes a target only
+        # once rounded for the report (``_public`` drops it)
+        "_exact": {"rouge_l": rouge, "layers_skipped_share": skipped, "speedup_total": speedup,
+                   "speedup_median": _median(per_sample)},
     }
     if name == "speculative":
         drafted = sum(r.drafted for r in runs)
@@ -440,7 +455,8 @@ def pick_exit_setting(rows: Sequence[dict], margin: float = EXIT_PICK_MARGIN) ->
 def _sweep_row(setting: ExitSetting, p: dict, loss: float) -> dict:
     return {**setting.options(), "label": setting.label(), "layers_skipped_share": p["layers_skipped_share"],
             "rouge_l": p["rouge_l"], "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
-            "identical_to_full": p["identical_to_full"], "meets_target": meets_dynamic_target(p["layers_skipped_share"], loss)}
+            "identical_to_full": p["identical_to_full"],
+            "meets_target": meets_dynamic_target(p["_exact"]["layers_skipped_share"], loss)}
 
 
 def exit_sweep(settings: Sequence[ExitSetting], runs: dict[ExitSetting, list[DecodeResult]], full: list[DecodeResult],
@@ -451,7 +467,7 @@ def exit_sweep(settings: Sequence[ExitSetting], runs: dict[ExitSetting, list[Dec
     rows = []
     for setting in settings:
         p = _policy_summary("dynamic", runs[setting], full, targets, L)
-        rows.append(_sweep_row(setting, p, rouge_loss(full_rouge, p["rouge_l"])))
+        rows.append(_sweep_row(setting, p, rouge_loss(full_rouge, p["_exact"]["rouge_l"])))
     return rows
 
 
@@ -488,16 +504,22 @@ def _targets(policies: dict, stop: dict) -> dict:
     """Each target's verdict on the point estimates (``pass``) and whether the 95% intervals settle it
     (``settled``: false where an interval straddles the target, so more samples would decide)."""
     spec, dyn, full = policies["speculative"], policies["dynamic"], policies["full"]
-    spec_ok = (spec["speedup_total"] or 0) >= SPEC_SPEEDUP_TARGET and spec["identical_count"] == spec["samples"]
-    loss = rouge_loss(full["rouge_l"], dyn["rouge_l"])
-    dyn_ok = meets_dynamic_target(dyn["layers_skipped_share"], loss)
-    dyn_settled = ((dyn["layers_skipped_share"] or 0) < DYN_SKIP_TARGET
+    # the median sample's speed-up (metrics.md: quote medians): the ratio of total times moves with a few long
+    # suggestions and the machine's load (three runs of the same 600 samples: 1.52x, 1.38x, 1.32x in total, PASS
+    # once; 1.22x, 1.24x, 1.19x at the median sample; docs/code-model.md)
+    spec_ok = ((spec["_exact"]["speedup_median"] or 0) >= SPEC_SPEEDUP_TARGET
+               and spec["identical_count"] == spec["samples"])
+    loss = rouge_loss(full["_exact"]["rouge_l"], dyn["_exact"]["rouge_l"])
+    dyn_ok = meets_dynamic_target(dyn["_exact"]["layers_skipped_share"], loss)
+    dyn_settled = ((dyn["_exact"]["layers_skipped_share"] or 0) < DYN_SKIP_TARGET
                    or settled((dyn.get("rouge_l_relative_loss_ci"), "<=", DYN_ROUGE_LOSS_TARGET)))
     stop_settled = settled((stop.get("relative_change_ci"), ">=", STOP_GAIN_TARGET),
                            (stop.get("removed_share_ci"), "<=", STOP_LOSS_TARGET))
     return {
-        "speculative": {"target": f">= {SPEC_SPEEDUP_TARGET}x faster than full with 100% identical output",
-                        "speedup": spec["speedup_total"], "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
+        "speculative": {"target": f">= {SPEC_SPEEDUP_TARGET}x faster than full (median sample) with 100% identical "
+                                  "output",
+                        "speedup": spec["speedup_median"], "speedup_total": spec["speedup_total"],
+                        "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
         "dynamic": {"target": f">= {DYN_SKIP_TARGET:.0%} of layers skipped at <= {DYN_ROUGE_LOSS_TARGET:.0%} relative ROUGE-L loss",
                     "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(loss),
                     "rouge_l_relative_loss_ci": dyn.get("rouge_l_relative_loss_ci"), "pass": bool(dyn_ok),
@@ -587,7 +609,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             summary = _policy_summary(p, runs8[p], full, targets, L)
             summary["identical_to_int8_full"] = _r(_mean([float(r.token_ids == f.token_ids)
                                                           for r, f in zip(runs8[p], runs8["full"], strict=True)]))
-            summary["rouge_l_relative_loss"] = _r(rouge_loss(policies["full"]["rouge_l"], summary["rouge_l"]))
+            summary["rouge_l_relative_loss"] = _r(rouge_loss(policies["full"]["_exact"]["rouge_l"],
+                                                             summary["_exact"]["rouge_l"]))
             int8_policies[p] = summary
 
     # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
@@ -640,7 +663,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     if with_exit_sweep:
         rows = exit_sweep(sweep_settings, sweep_runs, full, targets, L)
         rows.append({**_sweep_row(configured, policies["dynamic"],
-                                  rouge_loss(policies["full"]["rouge_l"], policies["dynamic"]["rouge_l"])),
+                                  rouge_loss(policies["full"]["_exact"]["rouge_l"],
+                                             policies["dynamic"]["_exact"]["rouge_l"])),
                      "configured": True})
         rows.sort(key=lambda e: (e["exit_rule"], e["exit_lookup_threshold"] is not None, e["exit_threshold"],
                                  e["exit_lookup_threshold"] or 0))
@@ -670,8 +694,8 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "data": texts_identity(texts),
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
                    "ms_mean": _r(_mean(prompt_ms), 2)},
-        "policies": policies,
-        "int8_policies": int8_policies,
+        "policies": {p: _public(v) for p, v in policies.items()},
+        "int8_policies": {p: _public(v) for p, v in int8_policies.items()} if int8_policies is not None else None,
         "exit_accuracy": accuracy,
         "stop": stop,
         "exit_sweep": swept,
@@ -814,8 +838,8 @@ def format_report(r: dict) -> str:
     unsettled = "; not settled: a 95% interval straddles the target (a larger --limit decides)"
     note = lambda target: "" if target.get("settled", True) else unsettled  # noqa: E731
     lines += ["", "targets:",
-              f"  [{mark(ts['pass'])}] speculative {ts['target']}: {_f(ts['speedup'], '{:.2f}x')}, "
-              f"{_f(ts['identical'], '{:.1%}')} identical",
+              f"  [{mark(ts['pass'])}] speculative {ts['target']}: {_f(ts['speedup'], '{:.2f}x')} "
+              f"(total {_f(ts.get('speedup_total'), '{:.2f}x')}), {_f(ts['identical'], '{:.1%}')} identical",
               f"  [{mark(td['pass'])}] dynamic {td['target']}: {_f(td['layers_skipped_share'], '{:.1%}')} skipped, "
               f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}{_ci(td.get('rouge_l_relative_loss_ci'), '{:+.1%}')}"
               f"{note(td)}",
