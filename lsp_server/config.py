@@ -76,7 +76,7 @@ class Settings:
     decode_weights: str = "fp32"  # fp32 | int8: the weights decoding steps read (int8: 8-bit, faster)
     max_new_tokens: int = 48
     multiline: bool = False
-    exit_threshold: float = 0.95  # dynamic policy: the exit score (exit_rule) needed to leave the network
+    exit_threshold: float = 0.97  # dynamic policy: the exit score (exit_rule) needed to leave the network
     exit_rule: str = "harm"  # dynamic: agreement | harm, what the exit threshold is compared with
     exit_lookup_threshold: float = -1.0  # dynamic: the exit score enough when the exit's token is lookup's guess; < 0: off
     exit_lookup_veto: bool = False  # dynamic, with the above: an exit whose token is not the guess never leaves

@@ -88,9 +88,10 @@ class DecodeOptions:
     # dynamic: the exit score (``exit_rule``) needed to leave early. Chosen on the calibration split by the bench's
     # rule (models.bench_early_exit.pick_exit_setting: the most layers skipped within 1% ROUGE-L loss less a margin of
     # half a point, since held-out code has lost more than calibration code at five of six earlier picks;
-    # docs/code-model.md): under the harm rule with the fitted P(harm), on 3,000 samples, 0.95 (42.8% skipped at
-    # 0.32%; 0.94 45.1% at 0.55%, 0.93 47.2% at 1.36%).
-    exit_threshold: float = 0.95
+    # docs/code-model.md): under the harm rule with the fitted P(harm), on 2,000 samples drawn line by line
+    # (2026-12-05), 0.97 (36.5% skipped at 0.0%; 0.96 40.0% at 0.52%, 0.95 43.1% at 1.31%). Held out (2,000, seed
+    # 4): 0.97 36.9% at 0.80%, 0.96 40.6% at 1.04%, 0.95 43.6% at 2.11%: the 40% at 1% is missed.
+    exit_threshold: float = 0.97
     # dynamic: prompt lookup as a second opinion on an exit. Before a token's layers run, prompt lookup
     # guesses it (the token that followed the last earlier match of the trailing n-gram); an exit whose top
     # token is that guess may leave at this exit score (``exit_rule``). None: lookup is not consulted. Held out it saves about a
@@ -114,10 +115,10 @@ class DecodeOptions:
     # ROUGE-L; docs/code-model.md)
     exit_head_weights: str = "int8"
     # dynamic: how P(exit) and P(stop) decide an exit (models.exits.EXIT_RULES, ``exit_score``). "harm" also lets a
-    # token leave where the last layer is likely wrong anyway. Held out, three draws of 5,000 (seeds 0-2): with the
-    # fitted P(harm) at 0.95 43.0-43.6% skipped at 0.05-0.98% loss, 1.31-1.32x faster than `full`; on 15,000 (seed
-    # 4) 43.6% at 0.68%, 1.30x. On one draw (seed 3): the fitted P(harm) at 0.93 47.7% at 1.14%; the product at
-    # 0.95 42.9% at 1.43%; agreement at 0.9 34.2% at 0.56%, 1.13x (docs/code-model.md)
+    # token leave where the last layer is likely wrong anyway. Held out (2,000 drawn line by line, seed 4): with the
+    # fitted P(harm) at 0.97 36.9% skipped at 0.80% loss, 1.17x faster than `full`. With the earlier sampler (a file
+    # first, which over-weighted short files): at 0.95 43.0-43.6% at 0.05-0.98%; the product at 0.95 42.9% at 1.43%;
+    # agreement at 0.9 34.2% at 0.56% (docs/code-model.md)
     exit_rule: str = "harm"
     # speculative: a cheap draft after the prompt (prompt lookup, the n-gram table) rides along with the prompt's
     # uncached tokens and is verified in their pass, so the suggestion's first tokens need no step of their own.
