@@ -11,7 +11,7 @@ import {
   type StaticFeature,
 } from "vscode-languageclient/node";
 import { InlineSuggestions } from "./inline";
-import { ServerRuns } from "./issuer";
+import { IssuerNotifications, ServerRuns } from "./issuer";
 import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { showReport } from "./report";
@@ -54,6 +54,8 @@ class TactExtension implements vscode.Disposable {
   private client: LanguageClient | undefined;
   /** The run of the client in use: each suggestion's events and accept go to the run that issued it. */
   private readonly runs = new ServerRuns<LanguageClient>();
+  /** Inline suggestions' and next edits' events, each to the run that issued it. */
+  private readonly notifications = new IssuerNotifications(() => this.runs.current(), (m) => this.log(m));
   /** Starts, restarts and stops the server one step after another. */
   private readonly control = new ServerControl({
     start: () => this.doStart(),
@@ -70,7 +72,7 @@ class TactExtension implements vscode.Disposable {
   private lastStatus: ServerStatus | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
-    const access = { run: () => this.runs.current(), enabled: () => this.enabled() };
+    const access = { run: () => this.runs.current(), enabled: () => this.enabled(), notifications: this.notifications };
     this.inline = new InlineSuggestions(access, SELECTOR, {
       onActivity: () => this.refreshSoon(),
       onAccepted: (uri) => this.nextEdits.requestSoon(uri),
@@ -147,7 +149,7 @@ class TactExtension implements vscode.Disposable {
     };
     const client = new TactClient("tact", "Tact", { run: executable, debug: executable }, clientOptions);
     client.registerFeature(inlineCompletionCapability);
-    let runs = 0; // of this client
+    let runCount = 0; // of this client
     client.onDidChangeState((e) => {
       if (this.client !== client) {
         return;
@@ -159,7 +161,7 @@ class TactExtension implements vscode.Disposable {
       } else if (e.newState === State.Running) {
         this.statusBar.setState("running");
         this.nextEdits.reset();
-        if (runs++ > 0) {
+        if (runCount++ > 0) {
           this.log("the server runs again after it stopped; suggestions made before are not reported to it");
           void this.refreshStatus();
         }
@@ -185,7 +187,6 @@ class TactExtension implements vscode.Disposable {
     if (this.control.disposed) {
       return; // deactivated while it started: the next step stops it
     }
-    this.statusBar.setState("running");
     this.log(`server running (${client.initializeResult?.serverInfo?.name ?? "tact"} ${client.initializeResult?.serverInfo?.version ?? ""})`);
     void this.refreshStatus();
     clearInterval(this.statusTimer);
@@ -213,7 +214,7 @@ class TactExtension implements vscode.Disposable {
     this.nextEdits.endAll("ignored");
     // off the screen too: Tab on the ghost text left there accepted a suggestion whose outcome was already sent
     void vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
-    await Promise.all([this.inline.flush(), this.nextEdits.flush()]);
+    await this.notifications.flush();
   }
 
   private async restart(why: string): Promise<void> {
@@ -273,8 +274,8 @@ class TactExtension implements vscode.Disposable {
   }
 
   private async refreshStatus(): Promise<ServerStatus | undefined> {
-    const client = this.client;
-    if (!client?.isRunning()) {
+    const client = this.runs.current()?.client;
+    if (!client) {
       return undefined;
     }
     try {

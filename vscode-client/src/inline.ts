@@ -5,7 +5,7 @@
 // provider with those methods when the proposal is not enabled for the extension; then a plain provider is
 // registered and the lifecycle is inferred from the user's keys, edits and cursor (lifecycle.ts).
 import * as vscode from "vscode";
-import { IssuerNotifications, type ServerRun } from "./issuer";
+import type { IssuerNotifications, ServerRun } from "./issuer";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { InlineCompletionRequest } from "vscode-languageclient/node";
 import {
@@ -43,10 +43,11 @@ interface Events {
 }
 
 /** How the extension talks to the server: the run of the client in use (it changes on every restart, the client's
- * own restart of a crashed server too). */
+ * own restart of a crashed server too), and each suggestion's events to the run that issued it. */
 export interface ClientAccess {
   run(): ServerRun<LanguageClient> | undefined;
   enabled(): boolean;
+  readonly notifications: IssuerNotifications;
 }
 
 const MAX_LATENCIES = 20;
@@ -67,17 +68,13 @@ export class InlineSuggestions implements vscode.Disposable {
   private partialAcceptPending = false;
   /** Suggestions typed to their end, waiting for the accept command (Tab) that may follow. */
   private readonly completing = new Map<Tracked, ReturnType<typeof setTimeout>>();
-  /** Each suggestion's events, to the server that issued it. */
-  private readonly notifications: IssuerNotifications;
 
   constructor(
     private readonly access: ClientAccess,
     private readonly selector: vscode.DocumentSelector,
     private readonly events: Events,
     private readonly log: (message: string) => void,
-  ) {
-    this.notifications = new IssuerNotifications(() => access.run(), log);
-  }
+  ) {}
 
   register(): void {
     this.proposedApi = this.registerProvider();
@@ -422,12 +419,7 @@ export class InlineSuggestions implements vscode.Disposable {
 
   /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
   private notify(tracked: Tracked, method: string, params: object): void {
-    this.notifications.send(tracked.run, method, params);
-  }
-
-  /** Resolves once the notifications already handed to the client are written. */
-  async flush(): Promise<void> {
-    await this.notifications.flush();
+    this.access.notifications.send(tracked.run, method, params);
   }
 
   dispose(): void {

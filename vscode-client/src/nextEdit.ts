@@ -5,7 +5,7 @@
 // Only used when the server advertises `experimental.tact.nextEdit` in its capabilities; a server that
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
-import { IssuerNotifications, type ServerRun } from "./issuer";
+import type { ServerRun } from "./issuer";
 import { hintText } from "./nextEditHint";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
@@ -58,16 +58,12 @@ export class NextEdits implements vscode.Disposable {
   private pending: vscode.CancellationTokenSource | undefined;
   private unsupported = false;
   private applying = false;
-  /** Each next edit's events, to the server that issued it. */
-  private readonly notifications: IssuerNotifications;
 
   constructor(
     private readonly access: ClientAccess,
     private readonly selector: vscode.DocumentSelector,
     private readonly log: (message: string) => void,
-  ) {
-    this.notifications = new IssuerNotifications(() => access.run(), log);
-  }
+  ) {}
 
   register(): void {
     this.disposables.push(
@@ -247,12 +243,7 @@ export class NextEdits implements vscode.Disposable {
 
   /** Sends a suggestion's event to the server that issued it, if that is still the running one. */
   private notify(shown: Shown, method: string, params: object): void {
-    this.notifications.send(shown.run, method, params);
-  }
-
-  /** Resolves once the notifications already handed to the client are written. */
-  async flush(): Promise<void> {
-    await this.notifications.flush();
+    this.access.notifications.send(shown.run, method, params);
   }
 
   dispose(): void {

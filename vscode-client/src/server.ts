@@ -28,6 +28,11 @@ export function resolveInterpreter(setting: string, folder: string | undefined, 
   return python;
 }
 
+/** What a failed Python run says: its last line of stderr, or the error itself when it wrote none. */
+export function lastErrorLine(stderr: string, error: unknown): string {
+  return stderr.trim().split("\n").pop() || String(error);
+}
+
 /** Whether `python` can run the server: it exists and imports lsp_server (from cwd, as the server will). */
 export function checkPython(python: string, cwd?: string, timeoutMs = 30000): Promise<PythonCheck> {
   return new Promise((resolve) => {
@@ -47,8 +52,7 @@ export function checkPython(python: string, cwd?: string, timeoutMs = 30000): Pr
       } else if (error.killed) {
         resolve({ ok: false, problem: `"${python}" did not answer within ${Math.round(timeoutMs / 1000)} s` });
       } else {
-        const last = stderr.trim().split("\n").pop() ?? String(error);
-        resolve({ ok: false, problem: `"${python}" cannot import Tact: ${last}` });
+        resolve({ ok: false, problem: `"${python}" cannot import Tact: ${lastErrorLine(stderr, error)}` });
       }
     });
   });
@@ -120,8 +124,7 @@ export class ServerControl {
   restart(): Promise<void> {
     this.queuedRestart ??= this.queue(async () => {
       this.queuedRestart = undefined; // one asked for from now on applies what changes meanwhile
-      await this.steps.endOutcomes();
-      await this.steps.stop();
+      await this.endAndStop();
       await this.startUnlessDisposed();
     });
     return this.queuedRestart;
@@ -130,10 +133,12 @@ export class ServerControl {
   /** Stops the server once the step under way is done. */
   dispose(): Promise<void> {
     this.isDisposed = true;
-    return this.queue(async () => {
-      await this.steps.endOutcomes();
-      await this.steps.stop();
-    });
+    return this.queue(() => this.endAndStop());
+  }
+
+  private async endAndStop(): Promise<void> {
+    await this.steps.endOutcomes();
+    await this.steps.stop();
   }
 
   private async startUnlessDisposed(): Promise<void> {

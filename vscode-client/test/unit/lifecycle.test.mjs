@@ -1,8 +1,14 @@
 // Unit tests of the suggestion lifecycle inference (src/lifecycle.ts, compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { END_ACCEPTED, END_IGNORED, END_REJECTED, reasonForEndOfLife, SuggestionTracker } from "../../out/unit/lifecycle.mjs";
-import * as lifecycle from "../../out/unit/lifecycle.mjs";
+import {
+  END_ACCEPTED,
+  END_IGNORED,
+  END_REJECTED,
+  partialAcceptLength,
+  reasonForEndOfLife,
+  SuggestionTracker,
+} from "../../out/unit/lifecycle.mjs";
 
 test("typing the suggestion's next characters follows it; the rest of it completes it", () => {
   const t = new SuggestionTracker("s1", "foo(bar)", 10, 10);
@@ -304,8 +310,8 @@ test("the answer fetched after an undo, a redo or a partial accept does not repl
 
 test("a partial accept's length is PartialAcceptInfo's acceptedLength, never the bare number VS Code also passes", () => {
   // a suggest-widget item accepted into the suggestion: VS Code passes the item's own length (3), then the info (5)
-  assert.equal(lifecycle.partialAcceptLength?.(3), undefined);
-  assert.equal(lifecycle.partialAcceptLength?.({ kind: 2, acceptedLength: 5 }), 5);
-  assert.equal(lifecycle.partialAcceptLength?.({ kind: 0 }), undefined);
-  assert.equal(lifecycle.partialAcceptLength?.(null), undefined);
+  assert.equal(partialAcceptLength(3), undefined);
+  assert.equal(partialAcceptLength({ kind: 2, acceptedLength: 5 }), 5);
+  assert.equal(partialAcceptLength({ kind: 0 }), undefined);
+  assert.equal(partialAcceptLength(null), undefined);
 });

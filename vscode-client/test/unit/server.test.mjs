@@ -2,7 +2,7 @@
 // and stops (src/server.ts, compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { resolveInterpreter, ServerControl, stopServer } from "../../out/unit/server.mjs";
+import { checkPython, resolveInterpreter, ServerControl, stopServer } from "../../out/unit/server.mjs";
 
 test("${workspaceFolder} is the first workspace folder", () => {
   assert.equal(resolveInterpreter("${workspaceFolder}/.venv/bin/python", "/work/project", "/home/u"), "/work/project/.venv/bin/python");
@@ -252,4 +252,10 @@ test("dispose during a start stops that server once it runs, and nothing starts 
   assert.equal(clients.length, 1);
   assert.equal(clients[0].state, "stopped");
   assert.deepEqual(steps.filter((s) => s === "start"), ["start"]);
+});
+
+test("a Python that fails without a word is reported with its error, not an empty reason", async () => {
+  const check = await checkPython("false");
+  assert.equal(check.ok, false);
+  assert.match(check.problem, /^"false" cannot import Tact: \S/);
 });
