@@ -81,6 +81,17 @@ def _recorded_edits(editor: _Editor) -> list[tuple]:
     return [row[1:] for row in _edit_rows(editor.db, "c")]
 
 
+def _closed_and_replayed_as_recorded(editor: _Editor, requests: int) -> list[tuple]:
+    """Closes the editor, checks its ``requests`` requests are rebuilt exactly and that the replaying server logs the
+    edits the recording logged; returns those edits."""
+    editor.close()
+    editor.assert_replayed_exactly(requests)
+    recorded = _recorded_edits(editor)
+    replayed, _ = _replayed_edits(editor)
+    assert replayed == recorded
+    return recorded
+
+
 def test_a_word_retyped_on_a_revisit_is_not_joined_to_the_next_edit(tmp_path):
     """Going back to delete a word's last letter and typing it again changes nothing, so no edit is logged; a request
     made in between saw the letter deleted. The change rebuilt from there to the next logged edit, typed elsewhere,
@@ -92,12 +103,8 @@ def test_a_word_retyped_on_a_revisit_is_not_joined_to_the_next_edit(tmp_path):
     editor.change((2, 2, "c"))  # and the "c" again: the word is as it was
     editor.change((10, 10, "z"), pause=2.0)  # back at the end
     editor.request("r2", 11)
-    editor.close()
-    editor.assert_replayed_exactly(2)
-    recorded = _recorded_edits(editor)
+    recorded = _closed_and_replayed_as_recorded(editor, 2)
     assert [(r[0], r[1], r[-1]) for r in recorded] == [(1, 1, "y"), (1, 2, "z")]
-    replayed, _ = _replayed_edits(editor)
-    assert replayed == recorded
 
 
 def test_a_revisit_that_deletes_back_past_where_the_request_saw_it_is_undone_where_it_was(tmp_path):
@@ -111,12 +118,8 @@ def test_a_revisit_that_deletes_back_past_where_the_request_saw_it_is_undone_whe
     editor.change((0, 0, "abc"))
     editor.request("r2", 3)  # the word is back: no edit pending
     editor.change((10, 10, "z"), pause=2.0)
-    editor.close()
-    editor.assert_replayed_exactly(2)
-    recorded = _recorded_edits(editor)
+    recorded = _closed_and_replayed_as_recorded(editor, 2)
     assert len(recorded) == 2
-    replayed, _ = _replayed_edits(editor)
-    assert replayed == recorded
 
 
 @pytest.mark.parametrize("tail", ["typed", "backspaced and retyped", "deleted forward"])
@@ -134,12 +137,8 @@ def test_an_edit_typed_on_after_a_request_stays_one_edit(tmp_path, tail):
         keys = [(5, 6, ""), (5, 6, ""), (5, 5, "b")]
     for key in keys:
         editor.change(key, pause=0.6)
-    editor.close()
-    editor.assert_replayed_exactly(1)
-    recorded = _recorded_edits(editor)
+    recorded = _closed_and_replayed_as_recorded(editor, 1)
     assert len(recorded) == 1
-    replayed, _ = _replayed_edits(editor)
-    assert replayed == recorded
 
 
 def test_typing_the_letter_before_the_cursor_again_goes_on_at_the_cursor(tmp_path):
@@ -150,12 +149,8 @@ def test_typing_the_letter_before_the_cursor_again_goes_on_at_the_cursor(tmp_pat
     editor.request("r1", 5)
     editor.change((5, 5, "e"))
     editor.change((6, 6, "r"))
-    editor.close()
-    editor.assert_replayed_exactly(1)
-    recorded = _recorded_edits(editor)
+    recorded = _closed_and_replayed_as_recorded(editor, 1)
     assert [r[-1] for r in recorded] == ["rer"]
-    replayed, _ = _replayed_edits(editor)
-    assert replayed == recorded
 
 
 def test_an_edit_with_several_requests_in_it_stays_one_edit(tmp_path):
@@ -168,12 +163,8 @@ def test_an_edit_with_several_requests_in_it_stays_one_edit(tmp_path):
     editor.request("r2", 7)
     for offset, ch in ((7, "d"), (8, "e")):
         editor.change((offset, offset, ch), pause=0.7)
-    editor.close()
-    editor.assert_replayed_exactly(2)
-    recorded = _recorded_edits(editor)
+    recorded = _closed_and_replayed_as_recorded(editor, 2)
     assert [r[-1] for r in recorded] == ["abcde"]
-    replayed, _ = _replayed_edits(editor)
-    assert replayed == recorded
 
 
 def test_an_outcome_logged_after_the_next_keystroke_is_sent_after_it(tmp_path):

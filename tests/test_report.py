@@ -226,14 +226,21 @@ def _as_replay_of(path, runs):
     conn.close()
 
 
-def test_a_recording_is_compared_with_its_replay_session_for_session(tmp_path, capsys):
-    """`tact replay --session` replays one session and advises `tact report DB --against OUT`: every session of DB
-    was compared with the replay of one. And `--session` picked a session of DB only, against every replay."""
-    recorded, one, both = tmp_path / "desk.sqlite3", tmp_path / "one.sqlite3", tmp_path / "both.sqlite3"
+def _a_recording_and_a_replay_of_its_second(tmp_path):
+    """A recording of sessions desk-1 (20 requests) and desk-2 (30), and a replay of desk-2 alone, replay-2."""
+    recorded, one = tmp_path / "desk.sqlite3", tmp_path / "one.sqlite3"
     write_synthetic_db(recorded, seed=1, requests=20, session_id="desk-1")
     write_synthetic_db(recorded, seed=2, requests=30, session_id="desk-2")
     write_synthetic_db(one, seed=2, requests=30, session_id="replay-2")
     _as_replay_of(one, [("replay-2", "desk-2")])
+    return recorded, one
+
+
+def test_a_recording_is_compared_with_its_replay_session_for_session(tmp_path, capsys):
+    """`tact replay --session` replays one session and advises `tact report DB --against OUT`: every session of DB
+    was compared with the replay of one. And `--session` picked a session of DB only, against every replay."""
+    recorded, one = _a_recording_and_a_replay_of_its_second(tmp_path)
+    both = tmp_path / "both.sqlite3"
     write_synthetic_db(both, seed=1, requests=20, session_id="replay-1")
     write_synthetic_db(both, seed=2, requests=30, session_id="replay-2")
     _as_replay_of(both, [("replay-1", "desk-1"), ("replay-2", "desk-2")])
@@ -305,11 +312,8 @@ def test_the_demo_and_the_simulator_are_left_out_of_a_users_figures_as_the_gate_
 
 def _replays(tmp_path):
     """A recording of two sessions, a replay of its second, and a replay of both made second first."""
-    recorded, one, both = tmp_path / "desk.sqlite3", tmp_path / "one.sqlite3", tmp_path / "both.sqlite3"
-    write_synthetic_db(recorded, seed=1, requests=20, session_id="desk-1")
-    write_synthetic_db(recorded, seed=2, requests=30, session_id="desk-2")
-    write_synthetic_db(one, seed=2, requests=30, session_id="replay-2")
-    _as_replay_of(one, [("replay-2", "desk-2")])
+    recorded, one = _a_recording_and_a_replay_of_its_second(tmp_path)
+    both = tmp_path / "both.sqlite3"
     write_synthetic_db(both, seed=2, requests=30, session_id="again-2")
     write_synthetic_db(both, seed=5, requests=20, session_id="again-1")  # started after again-2
     _as_replay_of(both, [("again-1", "desk-1"), ("again-2", "desk-2")])
@@ -379,8 +383,10 @@ def test_a_database_written_while_it_is_read_is_reported_as_of_one_moment(tmp_pa
     db = tmp_path / "live.sqlite3"
     sid = write_synthetic_db(db, seed=1, requests=40)
     read_decisions = report_module._read_decisions
+    wrote = []
 
     def server_writes_meanwhile(conn, data, sessions):
+        wrote.append(True)
         with TelemetryStore(db) as store:
             for n in range(5):
                 store.record(SuggestionRequested(sid, f"late-{n}", "completion", "file:///a.py", 1, 0, 0,
@@ -390,5 +396,9 @@ def test_a_database_written_while_it_is_read_is_reported_as_of_one_moment(tmp_pa
 
     monkeypatch.setattr(report_module, "_read_decisions", server_writes_meanwhile)
     data = report_module.load(db, "x")
+    assert wrote == [True]  # the late requests were written while the report read
     assert len(data.rows) == 40
     assert data.stage1["skip"] == sum(r["outcome"] == "skipped" for r in data.rows)
+    monkeypatch.undo()
+    later = report_module.load(db, "x")  # a report read afterwards counts them
+    assert len(later.rows) == 45 and later.stage1["skip"] == data.stage1["skip"] + 5

@@ -31,8 +31,7 @@ def write_corpus(corpus: Path, *, empty: tuple[str, ...] = ()) -> Path:
 
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
-    """The working directory: a file `a_file`, a corpus `corpus`, a missing corpus `nocorpus`, and `model`, a model
-    directory of a two-layer untrained model (nothing of it is read past its check)."""
+    """The working directory: a file `a_file`, a corpus `corpus` and a missing corpus `nocorpus`."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("not a directory\n")
     write_corpus(tmp_path / "corpus")
@@ -41,6 +40,7 @@ def scratch(tmp_path, monkeypatch):
 
 @pytest.fixture
 def model_dir(tmp_path):
+    """`model`, a model directory of a two-layer untrained model (nothing of it is read past its check)."""
     from models.architecture import EarlyExitLM, ModelConfig
     from models.tokenizer import load_tokenizer
     from models.train_lm import save_model_dir
@@ -57,6 +57,15 @@ def model_dir(tmp_path):
 # once on that (a different message) rather than train or download anything.
 LM = ["train", "lm", "--corpus", "nocorpus", "--out", "lm", "--size", "tiny", "--minutes", "0.01"]
 NEXT_EDIT = ["train", "next-edit", "--data", "nodata", "--init", "nomodel", "--minutes", "0.01", "--no-export"]
+CONTROLLER = ["train", "controller", "--model", "nomodel", "--corpus", "nocorpus"]
+DRAFT_HEAD = ["train", "draft-head", "--model", "nomodel", "--corpus", "nocorpus"]
+NGRAM_DRAFTS = ["train", "ngram-drafts", "--model", "nomodel", "--corpus", "nocorpus"]
+
+
+def train_lm(corpus: str, minutes: str, *more: str) -> list[str]:
+    """`tact train lm` of a tiny model on ``corpus`` for ``minutes``, on one thread, with no n-gram drafts or export."""
+    return ["train", "lm", "--corpus", corpus, "--out", "lm", "--size", "tiny", "--minutes", minutes, "--threads", "1",
+            "--ngram-model-tokens", "0", "--no-export", *more]
 
 
 @pytest.mark.parametrize("args, says", [
@@ -70,22 +79,14 @@ NEXT_EDIT = ["train", "next-edit", "--data", "nodata", "--init", "nomodel", "--m
     (LM + ["--device", "cuda:x"], "argument --device: unknown device 'cuda:x'"),
     (LM + ["--out", "a_file"], "argument --out: a_file is a file, not a directory"),
     (LM + ["--out", "a_file/lm"], "argument --out: a_file is a file, not a directory"),
-    (["train", "controller", "--model", "nomodel", "--corpus", "nocorpus", "--batches", "0"],
-     "argument --batches: must be 1 or more, got 0"),
-    (["train", "controller", "--model", "nomodel", "--corpus", "nocorpus", "--batches", "-1"],
-     "argument --batches: must be 1 or more, got -1"),
-    (["train", "draft-head", "--model", "nomodel", "--corpus", "nocorpus", "--batch-size", "0"],
-     "argument --batch-size: must be 1 or more, got 0"),
-    (["train", "draft-head", "--model", "nomodel", "--corpus", "nocorpus", "--threads", "0"],
-     "argument --threads: must be 1 or more, got 0"),
-    (["train", "draft-head", "--model", "nomodel", "--corpus", "nocorpus", "--device", "gpu"],
-     "argument --device: unknown device 'gpu'"),
-    (["train", "ngram-drafts", "--model", "nomodel", "--corpus", "nocorpus", "--model-tokens", "-5"],
-     "argument --model-tokens: must be 0 or more, got -5"),
-    (["train", "ngram-drafts", "--model", "nomodel", "--corpus", "nocorpus", "--batch-size", "0"],
-     "argument --batch-size: must be 1 or more, got 0"),
-    (["train", "ngram-drafts", "--model", "nomodel", "--corpus", "nocorpus", "--threads", "-1"],
-     "argument --threads: must be 1 or more, got -1"),
+    (CONTROLLER + ["--batches", "0"], "argument --batches: must be 1 or more, got 0"),
+    (CONTROLLER + ["--batches", "-1"], "argument --batches: must be 1 or more, got -1"),
+    (DRAFT_HEAD + ["--batch-size", "0"], "argument --batch-size: must be 1 or more, got 0"),
+    (DRAFT_HEAD + ["--threads", "0"], "argument --threads: must be 1 or more, got 0"),
+    (DRAFT_HEAD + ["--device", "gpu"], "argument --device: unknown device 'gpu'"),
+    (NGRAM_DRAFTS + ["--model-tokens", "-5"], "argument --model-tokens: must be 0 or more, got -5"),
+    (NGRAM_DRAFTS + ["--batch-size", "0"], "argument --batch-size: must be 1 or more, got 0"),
+    (NGRAM_DRAFTS + ["--threads", "-1"], "argument --threads: must be 1 or more, got -1"),
     (NEXT_EDIT + ["--real-share", "2"], "argument --real-share: must lie in 0 to 1, got 2"),
     (NEXT_EDIT + ["--edit-weight", "-1"], "argument --edit-weight: must be 0 or more, got -1"),
     (NEXT_EDIT + ["--batch-tokens", "0"], "argument --batch-tokens: must be 1 or more, got 0"),
@@ -150,14 +151,12 @@ def test_corpus_warns_of_an_empty_split_and_training_refuses_it_before_it_starts
     assert "the heldout split is empty" in warnings[1]
 
     # `tact train lm` needs the calib split to fit the controller after training: refused before it starts
-    code, out, err = run_main(["train", "lm", "--corpus", "small", "--out", "lm", "--size", "tiny", "--minutes", "0.05",
-                               "--threads", "1", "--ngram-model-tokens", "0", "--no-export"], capsys)
+    code, out, err = run_main(train_lm("small", "0.05"), capsys)
     assert_one_error_line(code, out, err, "tact train lm: error: the calib split of small is empty (too small a "
                                           "corpus): rebuild it bigger, `tact train corpus --out small --max-mb N`")
     assert not (scratch / "lm").exists()
     write_corpus(scratch / "no_train", empty=("train",))
-    code, out, err = run_main(["train", "lm", "--corpus", "no_train", "--out", "lm", "--size", "tiny", "--minutes",
-                               "0.05", "--threads", "1", "--ngram-model-tokens", "0", "--no-export"], capsys)
+    code, out, err = run_main(train_lm("no_train", "0.05"), capsys)
     assert_one_error_line(code, out, err, "the train split of no_train is empty")
 
 
@@ -195,16 +194,13 @@ def test_a_device_this_machine_lacks_is_refused_before_training(scratch, capsys,
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-    code, out, err = run_main(["train", "lm", "--corpus", "corpus", "--out", "lm", "--size", "tiny", "--minutes",
-                               "0.01", "--threads", "1", "--ngram-model-tokens", "0", "--no-export",
-                               "--device", device], capsys)
+    code, out, err = run_main(train_lm("corpus", "0.01", "--device", device), capsys)
     assert_one_error_line(code, out, err, f"tact train lm: error: {says}")
     assert not (scratch / "lm").exists()
 
 
 def test_a_budget_too_short_for_one_step_is_refused_and_writes_nothing(scratch, capsys):
-    code, out, err = run_main(["train", "lm", "--corpus", "corpus", "--out", "lm", "--size", "tiny", "--minutes",
-                               "1e-9", "--threads", "1", "--ngram-model-tokens", "0", "--no-export"], capsys)
+    code, out, err = run_main(train_lm("corpus", "1e-9"), capsys)
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[-1] == ("tact train lm: error: no training step fitted in --minutes 1e-09 (0.9 of it for "
                                     "the steps): give it more minutes")
