@@ -39,6 +39,7 @@ N_OUTCOMES = 3
 # the last layer is likely wrong anyway (``exit_score``)
 EXIT_RULES = ("agreement", "harm")
 CONTROLLER_OUTPUTS = 2  # logits of P(exit) and P(stop)
+CONTROLLER_PARTS = ("0.weight", "0.bias", "2.weight", "2.bias")  # of controller.{layer}: Linear, ReLU, Linear
 OUTCOME_NAMES = ("continue", "exit", "stop")
 
 
@@ -155,7 +156,7 @@ def exit_heads_problem(weights: dict[str, np.ndarray], n_layers: int) -> str:
     if controller and controller != set(range(n_layers)):
         return f"holds a controller for layers {min(controller)} to {max(controller)}, not for {n_layers}"
     for i in sorted(controller):
-        absent = [k for k in ("0.weight", "0.bias", "2.weight", "2.bias") if f"controller.{i}.{k}" not in weights]
+        absent = [k for k in CONTROLLER_PARTS if f"controller.{i}.{k}" not in weights]
         if absent:
             return f"lacks controller.{i}.{absent[0]}"
     for name, width in ((STOP_CALIBRATION, 3), (EXIT_CALIBRATION, 4), (HARM_CALIBRATION, 4)):
@@ -173,7 +174,7 @@ class Controller:
         self.layers = []
         if weights:
             for i in range(len(exit_norms)):
-                keys = [f"controller.{i}.0.weight", f"controller.{i}.0.bias", f"controller.{i}.2.weight", f"controller.{i}.2.bias"]
+                keys = [f"controller.{i}.{k}" for k in CONTROLLER_PARTS]
                 if not all(k in weights for k in keys) or weights[keys[2]].shape[0] != CONTROLLER_OUTPUTS:
                     self.layers = []  # absent, or from an older controller layout: untrained
                     break

@@ -314,6 +314,10 @@ def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 def _config_problem(config: dict) -> str:
     """What is wrong with the entries of a config.json that serving reads ("" when nothing), worded to follow its
     path: CONFIG_SIZES must be there; OPTIONAL_CONFIG_SIZES and OPTIONAL_CONFIG_SCALES may be absent or null."""
@@ -326,8 +330,7 @@ def _config_problem(config: dict) -> str:
             return f"has {key} {value!r:.40}, not a positive integer"
     for key in OPTIONAL_CONFIG_SCALES:
         value = config.get(key)
-        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                      and math.isfinite(value) and value > 0):
+        if value is not None and not _positive_number(value):
             return f"has {key} {value!r:.40}, not a positive number"
     positions = config.get("max_position_embeddings")
     if positions is not None and positions < MIN_POSITIONS:
@@ -335,12 +338,11 @@ def _config_problem(config: dict) -> str:
                 "suggestion need")
     rope = config.get("rope_parameters")
     if config.get("rope_theta") is None and rope is not None:  # then RoPE's base is read from here
-        theta = rope.get("rope_theta") if isinstance(rope, dict) else None
-        if theta is not None and not (isinstance(theta, (int, float)) and not isinstance(theta, bool)
-                                      and math.isfinite(theta) and theta > 0):
-            return f"has rope_parameters.rope_theta {theta!r:.40}, not a positive number"
         if not isinstance(rope, dict):
             return f"has rope_parameters {rope!r:.40}, not an object"
+        theta = rope.get("rope_theta")
+        if theta is not None and not _positive_number(theta):
+            return f"has rope_parameters.rope_theta {theta!r:.40}, not a positive number"
     return ""
 
 
@@ -352,7 +354,7 @@ def trained_context(config: dict, record: dict) -> int:
     positions = int(config.get("max_position_embeddings") or 1024)
     hyperparameters = record.get("hyperparameters") if isinstance(record, dict) else None
     seq_len = hyperparameters.get("seq_len") if isinstance(hyperparameters, dict) else None
-    if isinstance(seq_len, int) and not isinstance(seq_len, bool) and 0 < seq_len < positions:
+    if _positive_int(seq_len) and seq_len < positions:
         return seq_len
     return positions
 

@@ -397,7 +397,7 @@ class EarlyExitRuntime:
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
         # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
         self._head_graph = index["exit_head"]
-        self.head_session = None if int8 else self._session(self._head_graph, kind="exit head")
+        self.head_session = None if int8 else self._session(self._head_graph, "exit head")
 
     def _read_index(self) -> dict:
         """graphs.json, checked for what loading reads: graphs for this KV cache layout, a decoder graph per layer of
@@ -431,7 +431,7 @@ class EarlyExitRuntime:
     def _layer_session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
         """A decoder layer's graph, checked against config.json: a graph exported for other KV heads or head size
         (config.json edited, or another model's graphs) loaded fine and failed every decode."""
-        session = self._session(name, where, "decoder layer")
+        session = self._session(name, "decoder layer", where)
         inputs = {i.name: i.shape for i in session.get_inputs()}
         want = {"hidden": ["T", self.embed.shape[1]], "past_k": [1, self.n_kv, "S", self.head_dim]}
         path = (where or self._graphs) / name
@@ -447,7 +447,7 @@ class EarlyExitRuntime:
 
     def _fp32_head(self) -> ort.InferenceSession:
         if self.head_session is None:
-            self.head_session = self._session(self._head_graph, kind="exit head")
+            self.head_session = self._session(self._head_graph, "exit head")
         return self.head_session
 
     def use_weights(self, weights: str) -> None:
@@ -466,7 +466,7 @@ class EarlyExitRuntime:
                 # made ready at load when asked for then; else derives the 8-bit weights now if absent
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
                 layers = [self._layer_session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
-                head = self._session(int8["exit_head"], where, "exit head")  # leaves the runtime as it was
+                head = self._session(int8["exit_head"], "exit head", where)  # leaves the runtime as it was
                 self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
                 self.int8_layer_sessions, self.int8_head_session = layers, head
             elif weights == "fp32":
@@ -477,7 +477,7 @@ class EarlyExitRuntime:
                 self.cache.truncate(0)  # (an fp32 decode after int8 steps was no longer the fresh fp32 one)
             self.weights = weights
 
-    def _session(self, name: str, where: Path | None = None, kind: str = "") -> ort.InferenceSession:
+    def _session(self, name: str, kind: str, where: Path | None = None) -> ort.InferenceSession:
         """The graph ``name`` (under ``where``, else where the graphs load from), checked to take the inputs of its
         ``kind`` (GRAPH_INPUTS)."""
         where = where or self._graphs
@@ -487,7 +487,7 @@ class EarlyExitRuntime:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelDirError(f"{where / name} cannot be loaded ({exc}); re-run `tact export {self.model_dir}`") from exc
         inputs = sorted(i.name for i in session.get_inputs())
-        if kind and inputs != sorted(GRAPH_INPUTS[kind]):
+        if inputs != sorted(GRAPH_INPUTS[kind]):
             missing = sorted(set(GRAPH_INPUTS[kind]) - set(inputs))
             what = f"no {missing[0]} input" if missing else f"inputs {', '.join(inputs)}"
             raise ModelDirError(f"{where / name} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} graph ({what}); "
@@ -503,7 +503,7 @@ class EarlyExitRuntime:
 
     def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
         if exit_layer not in self.kv_fill_sessions:
-            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer], kind="kv_fill")
+            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer], "kv_fill")
         return self.kv_fill_sessions[exit_layer]
 
     def _newline_table(self) -> np.ndarray:
@@ -587,7 +587,7 @@ class EarlyExitRuntime:
                 self._int8_exit_head = False
             else:
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
-                self._int8_exit_head = self._session(int8["exit_head"], where, "exit head")
+                self._int8_exit_head = self._session(int8["exit_head"], "exit head", where)
         return self._int8_exit_head or None
 
     def exit_features(self, layer: int, h: np.ndarray, exit_weights: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,10 +24,10 @@ are one (the first generator in ``GENERATORS`` order, the most recent edit, keep
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
@@ -118,19 +118,11 @@ def _similarity(ta: set[str], tb: set[str]) -> float:
     return shared / (len(ta) + len(tb) - shared)
 
 
-def _line_facts() -> Callable[[str], tuple[set[str], int, str]]:
-    """A memo of (token set, indentation, first token) per line: every candidate is compared with its history
-    edit's line and the last edit's line, so a long one (a data table) was tokenised once per candidate (a
-    rename in a 130 kB line's comment took 13 s a request)."""
-    memo: dict[str, tuple[set[str], int, str]] = {}
-
-    def facts(s: str) -> tuple[set[str], int, str]:
-        found = memo.get(s)
-        if found is None:
-            found = memo[s] = (set(_TOKEN.findall(s)), _indent(s), _first_token(s))
-        return found
-
-    return facts
+def _line_facts(s: str) -> tuple[set[str], int, str]:
+    """(token set, indentation, first token) of a line. `featurize` memoises it per request: every candidate is
+    compared with its history edit's line and the last edit's line, so a long one (a data table) was tokenised
+    once per candidate (a rename in a 130 kB line's comment took 13 s a request)."""
+    return set(_TOKEN.findall(s)), _indent(s), _first_token(s)
 
 
 def _changed_line_pairs(edit: Edit) -> list[tuple[str, str]]:
@@ -324,7 +316,7 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
 
     last_inner = scope_of(inner, last_row) if last is not None else None
     last_top = scope_of(top, last_row) if last is not None else None
-    facts = _line_facts()
+    facts = functools.cache(_line_facts)  # this request's lines only
     last_tokens = facts(last_line)[0]
     for c, rank in zip(ranked, group_rank):
         e = c.edit
