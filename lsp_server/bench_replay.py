@@ -105,9 +105,9 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
     }
     scaled = figures["target"]["seconds_per_10_minutes"]
     repeated = figures["identical"] and all(r["complete"] for r in per_run)  # a MISS at any length
-    judged = bool(minutes_recorded and minutes_recorded >= JUDGED_MINUTES)
+    judged = minutes_recorded is not None and minutes_recorded >= JUDGED_MINUTES  # then scaled is not None
     figures["target"]["judged_from_minutes"] = JUDGED_MINUTES
-    figures["target"]["pass"] = (scaled is not None and scaled < TARGET_S if judged else None) if repeated else False
+    figures["target"]["pass"] = False if not repeated else None if not judged else scaled < TARGET_S
     return figures
 
 

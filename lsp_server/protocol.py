@@ -18,6 +18,9 @@ DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"  # {id}
 DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"  # {id, reason}
 STATUS = "tact/status"  # -> {model, policy, degraded, reason, ...}
 REPLAY_CLOCK = "tact/replayClock"  # {ts}: replay only: "now" for the acceptance gate's timing features is ts (unix s)
+# initializationOptions key, beside the settings: replay only: the acceptance gate's per-user prior the recording
+# started from, {accepted, rejected, lastOutcome, lastOutcomeAt} (what telemetry.reader.decided_outcomes counts)
+ACCEPTANCE_PRIOR = "acceptancePrior"
 
 
 class RejectReason(str, Enum):

@@ -18,9 +18,10 @@ from pygls.protocol.language_server import lsp_method
 
 import lsp_server
 from lsp_server.config import Settings
+from lsp_server.protocol import ACCEPTANCE_PRIOR
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
-from lsp_server.services.gate import ACCEPTANCE_PRIOR, AcceptanceGate, parse_prior
+from lsp_server.services.gate import AcceptanceGate, parse_prior
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import CompletionPipeline
@@ -157,6 +158,9 @@ class TactServer(LanguageServer):
         if self.database_override:
             settings.telemetry_database = self.database_override
         self.settings = settings
+        # editCoalesceMs from wherever settings come (initialize, workspace/configuration, didChangeConfiguration),
+        # for the documents open already too: once read only at initialize, later values were never applied
+        self.documents.set_coalesce(settings.edit_coalesce_ms / 1000.0)
         logging.getLogger("tact").setLevel(settings.log_level)  # one of LOG_LEVELS: from_camel checks it
         for p in problems:
             log.warning("settings from %s: %s", origin, p)

@@ -356,8 +356,8 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
             return None
         return pe
 
-    def with_pending(r: dict[str, Any], base: str) -> str | None:
-        pe = unapplied_pending(r)
+    def with_pending(pe: dict[str, Any] | None, base: str) -> str | None:
+        """``base`` with the pending edit ``pe`` (an ``unapplied_pending``) applied; None where it does not fit."""
         if pe is None:
             return base
         return apply_range(base, pe["start_line"], pe["start_character"], pe["end_line"], pe["end_character"],
@@ -378,7 +378,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         edit = None
         if past or (pe is not None and "version" in pe):
             edit = unapplied_pending(r)
-            text = with_pending(r, text)
+            text = with_pending(edit, text)
             if text is None:
                 emit_request(r, APPROXIMATE)
                 return
@@ -414,12 +414,12 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
                 r = reqs[ri]
                 ri += 1
                 text, fidelity, ts = None, EXACT, r["ts"]
+                edit = unapplied_pending(r)
                 if "pending_edit" in r:
-                    text = with_pending(r, before)
+                    text = with_pending(edit, before)
                     if r["pending_edit"] is not None:
                         ts = min(ts, r["pending_edit"].get("ts") or ts)
                 if text is not None:
-                    edit = unapplied_pending(r)
                     doc.type_to(text, ts, r["version"], (doc.tip, a), edit)
                     doc.pending = edit
                 else:

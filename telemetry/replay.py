@@ -43,18 +43,15 @@ from .oracle import Oracle, accepted_chars
 from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
 from .reconstruct import Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
-from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, DID_PARTIALLY_ACCEPT, DID_REJECT,
-                       DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT, REPLAY_CLOCK,
-                       server_command, wait_ready)
+from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
+                       DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
+                       REPLAY_CLOCK, server_command, wait_ready)
 from .text import utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
 _UNDECIDED_REJECTS = ("superseded", "ignored")  # rejected by the server or by time, not by the programmer
-# The initializationOptions key, beside the settings, of the prior the server's acceptance gate starts from
-# (lsp_server.services.gate.ACCEPTANCE_PRIOR).
-ACCEPTANCE_PRIOR = "acceptancePrior"
 
 REPLAY_TABLES = """
 CREATE TABLE IF NOT EXISTS replay_runs (
@@ -189,11 +186,18 @@ def resolve_sessions(conn: sqlite3.Connection, wanted: str | None, source: Path 
     return matches
 
 
-def _model_for(script: Script, options: ReplayOptions) -> str | None:
+def _named_model(options: ReplayOptions) -> str | None:
+    """The model directory the user named (--model, else a modelPath override); None when neither names one."""
     if options.model:
         return options.model
-    if isinstance(options.overrides.get("modelPath"), str) and options.overrides["modelPath"]:
-        return options.overrides["modelPath"]
+    path = options.overrides.get("modelPath")
+    return path if isinstance(path, str) and path else None
+
+
+def _model_for(script: Script, options: ReplayOptions) -> str | None:
+    named = _named_model(options)
+    if named:
+        return named
     recorded = ((script.session.get("models") or {}).get("completion") or {}).get("modelDir")
     if recorded and Path(recorded).is_dir():
         return recorded
@@ -576,8 +580,8 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
             ids = resolve_sessions(conn, session, source)
         except sqlite3.DatabaseError as exc:
             raise ReplayError(f"{source}: cannot read its sessions ({exc})") from None
-        named = options.model or options.overrides.get("modelPath")
-        if isinstance(named, str) and named:
+        named = _named_model(options)
+        if named:
             _check_model(named)
         created = [d for d in (output.parent, *output.parent.parents) if not d.exists()]
         output.parent.mkdir(parents=True, exist_ok=True)

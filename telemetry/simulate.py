@@ -33,6 +33,10 @@ NEXT_EDIT = "tact/nextEdit"
 DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"
 DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"
 ACCEPT_NEXT_EDIT_COMMAND = "tact.acceptNextEdit"
+# The initializationOptions key, beside the settings, of the prior a replay's acceptance gate starts from
+# (lsp_server/protocol.py, as the names above).
+ACCEPTANCE_PRIOR = "acceptancePrior"
+
 
 class NoModelError(RuntimeError):
     """The server under a simulation or a bench came up without a model; the message gives the server's reason."""

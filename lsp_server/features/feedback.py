@@ -31,12 +31,12 @@ def suggestion_id_of(params, method: str) -> str | None:
     return value
 
 
-def issued_as_another_kind(ls, suggestion_id, method: str, kind: str) -> bool:
+def issued_as_another_kind(ls, suggestion_id: str, method: str, kind: str) -> bool:
     """Whether ``suggestion_id`` is one the server issued as another kind than the method's ``kind`` (a completion's
     id sent as a next edit's, or the reverse): its feedback is dropped, with a warning, since it would resolve the
     other suggestion (and teach the acceptance gate a completion outcome the user never gave). An unknown id is
     still logged (the ledger is bounded)."""
-    item = ls.ledger.get(suggestion_id) if isinstance(suggestion_id, str) else None
+    item = ls.ledger.get(suggestion_id)
     if item is None or item.kind == kind:
         return False
     log.warning("%s for %s, which is a %s, not a %s: ignored", method, suggestion_id, item.kind, kind)

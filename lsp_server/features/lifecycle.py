@@ -23,7 +23,6 @@ def register(server) -> None:
         if isinstance(options, dict) and isinstance(options.get(SECTION), dict):
             options = options[SECTION]  # accept both {tact: {...}} and {...}
         ls.apply_settings(options if isinstance(options, dict) else None, "initializationOptions")
-        apply_edit_window(ls)
         caps = params.capabilities.workspace
         if caps and caps.configuration:  # the settings that decide telemetry come at `initialized`: hold till then
             ls.recorder.switch(HeldStore())
@@ -48,7 +47,6 @@ def register(server) -> None:
         values = params.settings.get(SECTION) if isinstance(params.settings, dict) else None
         if isinstance(values, dict):
             ls.apply_settings(values, "didChangeConfiguration")
-            apply_edit_window(ls)
         else:
             await pull_configuration(ls)
         if ls.open_telemetry() and ls.recorder.database:  # another database: the session starts there too
@@ -88,17 +86,6 @@ async def pull_configuration(ls) -> None:
         return
     if result and isinstance(result[0], dict):
         ls.apply_settings(result[0], "workspace/configuration")
-        apply_edit_window(ls)
-
-
-def apply_edit_window(ls) -> None:
-    """editCoalesceMs for the documents opened from now on and for those open already (each keeps its own window):
-    set once at initialize, the value a client answers workspace/configuration with, or sends later, never applied."""
-    window = ls.settings.edit_coalesce_ms / 1000.0
-    ls.documents.coalesce_s = window
-    for uri in ls.documents.uris():
-        if (doc := ls.documents.get(uri)) is not None:
-            doc.history.coalesce_s = window
 
 
 def session_started(ls, status) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from lsprotocol.validators import UINTEGER_MAX_VALUE as UINTEGER_MAX  # LSP's uinteger
+
 from lsp_server.features.commands import record_accepted
 from lsp_server.features.feedback import field, record_rejected, record_shown
 from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT, NEXT_EDIT
@@ -16,10 +18,8 @@ log = logging.getLogger("tact.next_edit")
 NO_EDITS: dict = {"edits": []}
 
 
-UINTEGER_MAX = 2**31 - 1  # LSP's uinteger (a larger line overflowed SQLite's integer and the request went unlogged)
-
-
 def _int(value) -> int | None:
+    """An int within LSP's uinteger bound (a larger line overflowed SQLite's integer and the request went unlogged)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= UINTEGER_MAX else None
 
 

@@ -73,6 +73,8 @@ def shown_token_count(decode, token_ids: list[int], text: str) -> int:
             break
         if len(piece) > spelled and text.startswith(piece):  # a token ending inside a character waits for the next
             count, spelled = k, len(piece)
+            if spelled == len(text):  # later tokens add nothing to it or reach past it: none is counted
+                break
     return count
 
 

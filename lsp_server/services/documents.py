@@ -450,6 +450,13 @@ class DocumentStore:
     def from_settings(cls, settings) -> "DocumentStore":
         return cls(coalesce_s=max(0, int(getattr(settings, "edit_coalesce_ms", 1000))) / 1000.0)
 
+    def set_coalesce(self, seconds: float) -> None:
+        """The edit window for the documents opened from now on and for those open already (each keeps its own)."""
+        with self._lock:
+            self.coalesce_s = seconds
+            for doc in self._docs.values():
+                doc.history.coalesce_s = seconds
+
     def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
         """Open (or re-open, replacing) a document. A re-open loses its pending edit; use
         :meth:`close` first to finalize it."""

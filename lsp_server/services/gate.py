@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lsp_server.config import Settings
+from lsp_server.protocol import ACCEPTANCE_PRIOR
 from lsp_server.services.context import CompletionContext
 from models.acceptance import features
 from models.acceptance.model import AcceptanceModel, AcceptanceModelError, load_model
@@ -43,9 +44,6 @@ log = logging.getLogger("tact.gate")
 
 ACCEPTED_OUTCOMES = frozenset({"accepted", "partially_accepted"})
 _REMEMBERED_IDS = 4096
-# initializationOptions key (beside the settings) of the prior a replay's server starts from:
-# {accepted, rejected, lastOutcome, lastOutcomeAt}, what `telemetry.reader.decided_outcomes` counts.
-ACCEPTANCE_PRIOR = "acceptancePrior"
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class CompletionPipeline:
             if doc.is_binary:
                 recorder.cancelled(suggestion_id, "binary")
                 return None
-            if settings.acceptance_gate and not self.gate.started:
+            if settings.acceptance_gate:
                 self.gate.wait_started(timeout=30)  # as for the code model: the session's first requests are gated too
             gate = self.gate if settings.acceptance_gate and self.gate.active else None
             first = None
