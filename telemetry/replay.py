@@ -330,6 +330,7 @@ class _Driver:
         ahead of the next change, pinned back in time after it, and the edit-expiry timer could close meanwhile an
         edit the recording kept open."""
         if at <= next_ts:
+            self._send_due(at)  # one queued earlier still goes first: the clock pins only move forward
             self._send_at(at, send)
         else:
             heapq.heappush(self.later, (at, next(self._order), send))

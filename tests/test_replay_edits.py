@@ -232,3 +232,21 @@ def test_an_edit_typed_on_after_a_request_stays_one_edit_on_the_real_server(tiny
     (res,) = replay(editor.db, out, options=ReplayOptions(model=str(tiny_lm_dir)))
     assert res.complete
     assert _edit_rows(out, "tact-replay") == recorded
+
+
+def test_a_decision_sent_at_once_waits_for_one_queued_before_it():
+    """A decision queued for after its own step, and a later step's decision due before that step's next one: the
+    second was sent first, and the clock pin went back in time when the queued one followed."""
+    import itertools
+    from types import MethodType, SimpleNamespace
+
+    from telemetry.replay import _Driver
+
+    pins: list[float] = []
+    driver = SimpleNamespace(later=[], _order=itertools.count(),
+                             client=SimpleNamespace(notify=lambda method, params: pins.append(params["ts"])))
+    for name in ("_decided", "_send_at", "_send_due"):
+        setattr(driver, name, MethodType(getattr(_Driver, name), driver))
+    driver._decided(10.5, 10.0, lambda: None)  # after its step's next one (10.0): queued
+    driver._decided(10.8, 11.0, lambda: None)  # due before the next step (11.0): sent now
+    assert pins == [10.5, 10.8] and driver.later == []
