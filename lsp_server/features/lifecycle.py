@@ -31,6 +31,8 @@ def register(server) -> None:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls, params: types.InitializedParams) -> None:
+        # first: what the user types while the settings come and the model loads is finalized on time too
+        ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
         await pull_configuration(ls)
         ls.open_telemetry()  # workspace/configuration may have turned telemetry off or moved its database
         loop = asyncio.get_running_loop()
@@ -40,7 +42,6 @@ def register(server) -> None:
         await gate
         session_started(ls, status)
         report_degraded(ls)
-        ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
