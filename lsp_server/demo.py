@@ -132,4 +132,7 @@ def print_decisions(db: Path, session: str, out) -> None:
         return
     print(f"\n{'where':>8}  {'policy':<11} {'tokens':>6} {'layers/tok':>10}  {'stop':<9} {'model ms':>8}  outcome", file=out)
     for line, ch, policy, tokens, lpt, stop, ms, outcome in rows:
-        print(f"{line + 1:>4}:{ch:<3}  {policy:<11} {tokens:>6} {lpt or 0:>10.2f}  {stop or '':<9} {ms or 0:>8.1f}  {outcome or ''}", file=out)
+        decoded = stop is not None  # a next edit's ranker (or heuristic) decodes nothing: no tokens, layers or stop
+        tokens = tokens if decoded and tokens is not None else "-"
+        lpt = f"{lpt:.2f}" if lpt is not None else "-"
+        print(f"{line + 1:>4}:{ch:<3}  {policy:<11} {tokens:>6} {lpt:>10}  {stop or '-':<9} {ms or 0:>8.1f}  {outcome or ''}", file=out)

@@ -51,3 +51,26 @@ def test_the_prior_is_seeded_from_the_users_sessions_alone(tmp_path):
     h = gate.history
     assert (h.accepted, h.rejected) == (1, 2)
     assert (h.last_outcome, h.last_outcome_ts) == (0, 102.0)  # the person's last, a rejection, not the simulator's
+
+
+def test_the_demo_table_leaves_blank_what_a_next_edit_predictor_does_not_have(tmp_path):
+    """A next edit answered by the ranker was printed as 0 tokens through 0.00 layers a token, stopped at "eos":
+    figures it never had. A completion's are printed as logged."""
+    import io
+
+    from lsp_server.demo import print_decisions
+    from telemetry import SessionStarted, SuggestionAccepted, SuggestionGenerated, SuggestionRequested, TelemetryStore
+
+    db = tmp_path / "demo.sqlite3"
+    with TelemetryStore(db) as store:
+        store.record(SessionStarted("s", "tact-demo", "1", "0.1.0", ts=0.0))
+        store.record(SuggestionRequested("s", "c", "completion", "file:///a.py", 1, 0, 4, ts=1.0))
+        store.record(SuggestionGenerated("s", "c", "x)", "m", "dynamic", 12.5, 3, 7.25, "newline", ts=1.1))
+        store.record(SuggestionRequested("s", "n", "next_edit", "file:///a.py", 2, 1, 0, ts=2.0))
+        store.record(SuggestionGenerated("s", "n", "r_oot", "ranker-1", "ranker", 1.5, 0, ts=2.1))
+        store.record(SuggestionAccepted("s", "n", None, False, ts=2.2))
+    out = io.StringIO()
+    print_decisions(db, "s", out)
+    completion, next_edit = [line.split() for line in out.getvalue().splitlines()[2:]]
+    assert completion == ["1:4", "dynamic", "3", "7.25", "newline", "12.5"]
+    assert next_edit == ["2:0", "ranker", "-", "-", "-", "1.5", "accepted"]

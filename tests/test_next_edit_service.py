@@ -252,6 +252,8 @@ def test_request_issues_a_confident_edit_and_logs_it():
     events = [e for e in store.events if type(e).__name__.startswith("Suggestion")]
     assert [type(e).__name__ for e in events] == ["SuggestionRequested", "SuggestionGenerated"]
     assert events[0].kind == "next_edit"
+    # the model's own figures: it wrote 10 tokens (FakeModel) and ended its rewrite (once logged as 0 tokens)
+    assert (events[1].tokens, events[1].stop_reason) == (10, "eos")
 
 
 def test_an_edit_the_editor_never_gets_is_logged_cancelled_and_never_issued():
@@ -416,6 +418,8 @@ def test_a_ranker_edit_below_its_threshold_is_logged_as_hidden_with_its_score():
     generated = [e for e in store.events if type(e).__name__ == "SuggestionGenerated"]
     gated = [e for e in store.events if type(e).__name__ == "SuggestionGated"]
     assert len(generated) == 1 and generated[0].text == "w" and generated[0].model == service.ranker.version
+    # the ranker generates no tokens and so stops on none (it was logged as stopped at the end of text, "eos")
+    assert (generated[0].tokens, generated[0].layers_per_token, generated[0].stop_reason) == (0, None, None)
     assert len(gated) == 1 and gated[0].decision == "hide" and gated[0].threshold == 0.999
     assert abs(gated[0].score - generated[0].details["confidence"]) < 1e-4 and gated[0].model_version == service.ranker.version
     assert gated[0].details == {"gate": "next_edit_ranker"} and ledger.get(pending.suggestion_id) is None

@@ -273,9 +273,10 @@ class NextEditService:
                 return None
             self.counts["generated"] += 1
             answer, e = result.answer, result.answer.edit
+            by_model = answer.predictor == "model"  # only the model decodes: tokens, and the end of its rewrite
             recorder.generated(suggestion_id, result.new_text, self.answered_by(answer.predictor),
-                               "speculative" if answer.predictor == "model" else answer.predictor, result.latency_ms, 0, None,
-                               "eos", {"range": [result.start.line, result.start.character, result.end.line,
+                               "speculative" if by_model else answer.predictor, result.latency_ms, answer.tokens, None,
+                               "eos" if by_model else None, {"range": [result.start.line, result.start.character, result.end.line,
                                                  result.end.character],
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],
                                        "confidence": round(answer.confidence, 4)})

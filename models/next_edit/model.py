@@ -139,6 +139,7 @@ class NextEditAnswer:
     confidence: float
     predictor: str  # heuristic | ranker | model: which one answered
     threshold: float = 0.0  # below it the answer is hidden (logged, not shown)
+    tokens: int = 0  # the model's rewrite, in tokens; the heuristic and the ranker generate none
 
     @property
     def shown(self) -> bool:
@@ -173,7 +174,7 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     if model is None or (should_cancel is not None and should_cancel()):
         return ranked
     pred = model.predict_edit(history, current, cursor_line, path, should_cancel)
-    modelled = NextEditAnswer(pred.edit, pred.confidence, "model", threshold) if pred is not None else None
+    modelled = NextEditAnswer(pred.edit, pred.confidence, "model", threshold, pred.tokens) if pred is not None else None
     if modelled is not None and (modelled.shown or ranked is None):
         return modelled
     return ranked
