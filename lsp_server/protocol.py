@@ -31,6 +31,7 @@ class RejectReason(str, Enum):
     SUPERSEDED = "superseded"  # a newer suggestion replaced it
     CURSOR_MOVED = "cursorMoved"
     IGNORED = "ignored"  # end of lifetime without a decision
+    DOCUMENT_CLOSED = "documentClosed"  # its document closed while it was open (the server ends it)
 
     @classmethod
     def parse(cls, value: str) -> "RejectReason | None":

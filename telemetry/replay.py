@@ -51,7 +51,8 @@ from .text import utf16_len
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
-_UNDECIDED_REJECTS = ("superseded", "ignored")  # rejected by the server or by time, not by the programmer
+# rejected by the server (a newer suggestion, its document closed) or by time, not by the programmer
+_UNDECIDED_REJECTS = ("superseded", "ignored", "documentClosed")
 
 REPLAY_TABLES = """
 CREATE TABLE IF NOT EXISTS replay_runs (

@@ -79,6 +79,8 @@ def test_logged_outcome_is_reused_only_for_the_same_suggestion_decided_by_the_pr
     assert _decide(_request(rejected), "open(path)", oracle)[:2] == ("oracle", "accepted")  # another text
     superseded = {**rejected, "reject_reason": "superseded"}  # the server rejected it, not the programmer
     assert _decide(_request(superseded), "open(path) as f:", oracle)[:2] == ("oracle", "accepted")
+    closed = {**rejected, "reject_reason": "documentClosed"}  # so did its document's close
+    assert _decide(_request(closed), "open(path) as f:", oracle)[:2] == ("oracle", "accepted")
     accepted = {"text": "xyz", "outcome": "accepted", "accepted_length": 3}
     assert _decide(_request(accepted), "xyz", oracle) == ("logged", "accepted", 3, 3)
     partial = {"text": "open(path) junk", "outcome": "partially_accepted", "accepted_length": 5}

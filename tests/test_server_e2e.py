@@ -125,3 +125,14 @@ async def test_feedback_lands_as_rows_in_sqlite(client: LanguageClient):
     assert rows == [("rejected", "typedOver")]
     status = await client.protocol.send_request_async("tact/status", {})
     assert status.telemetry.written >= 10 and status.telemetry.dropped == 0 and status.telemetry.failed == 0
+
+
+async def test_a_suggestion_open_when_its_document_closes_is_rejected_as_closed(client: LanguageClient):
+    """Nothing ended it before: no client reports a suggestion whose document went away (VS Code's proposed API may
+    send no end of lifetime), so it stayed shown without an outcome and the gate never counted it."""
+    shown_id, _, _ = await _suggest(client, 2, 11, SAMPLE)
+    client.protocol.notify("tact/didShowCompletion", {"id": shown_id})
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=URI)))
+    rows = wait_for_rows(_db(), "select outcome, reject_reason from suggestions where id = ? and outcome is not null",
+                         (shown_id,))
+    assert rows == [("rejected", "documentClosed")]

@@ -1,6 +1,7 @@
 """didOpen / didChange / didClose into the DocumentStore and the edit stream. A change for an unknown document
 or an old version is logged and dropped; one whose range does not fit is clamped into the document and logged.
-A didOpen for a document that is open already closes it first."""
+A didOpen for a document that is open already closes it first. A close rejects the suggestions still open in the
+document ("documentClosed"): no client ends them then."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 
 from lsprotocol import types
 
+from lsp_server.protocol import RejectReason
 from lsp_server.services.documents import DocumentError
 from lsp_server.services.positions import Range
 
@@ -57,4 +59,6 @@ def close(ls, uri: str) -> None:
     ls.recorder.edits(ls.documents.close(uri))
     if doc is not None:  # the text replay must arrive at
         ls.recorder.document_snapshot(uri, *doc.snapshot())
+    for suggestion_id in ls.ledger.close_document(uri):
+        ls.recorder.rejected(suggestion_id, RejectReason.DOCUMENT_CLOSED.value)
     ls.recorder.document_closed(uri)

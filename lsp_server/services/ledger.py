@@ -62,6 +62,20 @@ class SuggestionLedger:
             self._tell(superseded, "rejected")
         return superseded
 
+    def close_document(self, uri: str) -> list[str]:
+        """The document closed: its suggestions still open (one per kind) are rejected, as a newer one rejects them;
+        returns their ids. No client ends a suggestion whose document went away, so they stayed open for good."""
+        with self._lock:
+            closed = []
+            for key in [k for k in self._open_by_uri if k[1] == uri]:
+                sid = self._open_by_uri.pop(key)
+                if sid in self._items and self._items[sid].outcome is None:
+                    self._items[sid].outcome = "rejected"
+                    closed.append(sid)
+        for sid in closed:
+            self._tell(sid, "rejected")
+        return closed
+
     def get(self, suggestion_id: str) -> IssuedSuggestion | None:
         return self._items.get(suggestion_id)
 

@@ -12,7 +12,8 @@ export const DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"; // {id, reason}
 export const STATUS = "tact/status"; // -> {model, policy, degraded, reason, ...}
 
 /** Why a shown suggestion ended without being accepted (lsp_server.protocol.RejectReason). */
-export type RejectReason = "dismissed" | "typedOver" | "superseded" | "cursorMoved" | "ignored";
+/** The server itself rejects a suggestion still open when its document closes ("documentClosed"). */
+export type RejectReason = "dismissed" | "typedOver" | "superseded" | "cursorMoved" | "ignored" | "documentClosed";
 
 export interface LspPosition {
   line: number;
