@@ -82,7 +82,8 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     print(f"suggestion: {s.text!r}", file=out)
     print(f"latency:    {s.latency_ms:.1f} ms (prefill {r.prefill_ms:.1f} ms for {r.prompt_tokens - r.cached_tokens} tokens, "
           f"decode {r.decode_ms:.1f} ms for {len(r.token_ids)} tokens; model load {load_ms:.0f} ms)", file=out)
-    print(f"decisions:  policy {s.policy}, {r.layers_per_token:.2f} layers/token of {service.runtime.n_layers}, "
+    depth = f"{r.layers_per_token:.2f} layers/token" if r.layers_per_token is not None else "no tokens"
+    print(f"decisions:  policy {s.policy}, {depth} of {service.runtime.n_layers} layers, "
           f"stop reason {r.stop_reason}, drafted {r.drafted} accepted {r.draft_accepted}", file=out)
     if r.stop_probs:
         print(f"controller: max P(stop) {max(r.stop_probs):.3f} (threshold {settings.stop_threshold}), "

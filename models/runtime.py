@@ -204,9 +204,10 @@ class DecodeResult:
     decode_ms: float = 0.0  # the steps after it
 
     @property
-    def layers_per_token(self) -> float:
-        """Mean depth each emitted token went through (compute, drafts included, is layer_passes)."""
-        return sum(self.layers) / len(self.layers) if self.layers else 0.0
+    def layers_per_token(self) -> float | None:
+        """Mean depth each emitted token went through (compute, drafts included, is layer_passes); None without
+        tokens (Stop before the first one), which has no depth to average, not a depth of 0."""
+        return sum(self.layers) / len(self.layers) if self.layers else None
 
 
 class Pending(NamedTuple):

@@ -269,7 +269,9 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
     for s in sessions:
         try:
             rows = conn.execute(
-                "SELECT id, requested_at, text, outcome, shown_at, latency_ms, layers_per_token, accepted_length,"
+                "SELECT id, requested_at, text, outcome, shown_at, latency_ms,"
+                # no tokens, no depth: servers before logged 0.0 for a suggestion Stop ended before its first token
+                " CASE WHEN tokens = 0 THEN NULL ELSE layers_per_token END, accepted_length,"
                 " generated_at, outcome_at FROM suggestions"
                 " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()

@@ -402,3 +402,17 @@ def test_a_database_written_while_it_is_read_is_reported_as_of_one_moment(tmp_pa
     monkeypatch.undo()
     later = report_module.load(db, "x")  # a report read afterwards counts them
     assert len(later.rows) == 45 and later.stage1["skip"] == data.stage1["skip"] + 5
+
+
+def test_a_suggestion_without_tokens_has_no_layers_per_token_even_as_older_servers_logged_it(tmp_path, capsys):
+    """Servers before logged 0.0 layers a token for a suggestion Stop ended before its first token; the figure and
+    the plot averaged those zeros in (the demo: 10.2 layers a token where every token ran all 12)."""
+    db = _direct_db(tmp_path / "zeros.sqlite3", [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "rejected"),
+                                                 ("c", "completion", None, None)], [])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE suggestions SET tokens = 3, layers_per_token = 12 WHERE id IN ('a', 'b')")
+        conn.execute("UPDATE suggestions SET text = '', tokens = 0, layers_per_token = 0.0 WHERE id = 'c'")
+    conn.close()
+    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert summary["layers_per_token"] == 12.0
