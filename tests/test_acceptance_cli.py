@@ -149,13 +149,17 @@ def test_a_file_without_cups_rows_says_what_was_read_and_skipped(tmp_path, capsy
     assert "1 not JSON" in line and "1 missing user" in line and "a CUPS row is a JSON object" in line
 
 
-def test_a_missing_cups_file_says_how_to_pass_one(tmp_path, capsys):
+@pytest.mark.parametrize("score", [False, True])
+def test_a_missing_cups_file_says_how_to_pass_one(tmp_path, capsys, score):
+    """With scoring, the code model was loaded and announced ("scoring suggestions with ...") before the missing
+    file was found."""
     with pytest.raises(SystemExit) as e:
-        main(["eval", "acceptance", "--cups", str(tmp_path / "none.jsonl"), "--no-score"])
+        main(["eval", "acceptance", "--cups", str(tmp_path / "none.jsonl")] + ([] if score else ["--no-score"]))
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert f"no CUPS file at {tmp_path / 'none.jsonl'}: it does not exist" in err
     assert "--cups FILE" in err and "--telemetry DB" in err
+    assert "scoring suggestions" not in err
 
 
 @pytest.mark.parametrize("flag, value", [("--lambda", "5"), ("--lambda", "-0.1"), ("--precision-floor", "1.5"),

@@ -36,6 +36,11 @@ def load_data(args):
     """(data, scoring model identity or None) from the --cups and --telemetry sources; exits 2 when unusable."""
     from models.acceptance.dataset import AcceptanceData, from_cups, from_telemetry
 
+    for path in args.cups or []:  # before the code model loads for scoring
+        if not Path(path).is_file():
+            what = "is a directory, not a CUPS file" if Path(path).is_dir() else "does not exist"
+            raise _fail(args, f"no CUPS file at {path}: it {what}; pass a CUPS-format JSON-lines file with --cups "
+                              "FILE, or a Tact telemetry database with --telemetry DB")
     scorer = None
     if args.cups and not args.no_score:
         from models.acceptance.scoring import SuggestionScorer
@@ -52,10 +57,6 @@ def load_data(args):
         _log(f"scoring suggestions with {scorer.identity} as the {scorer.policy} policy serves them")
     parts = []
     for path in args.cups or []:
-        if not Path(path).is_file():
-            what = "is a directory, not a CUPS file" if Path(path).is_dir() else "does not exist"
-            raise _fail(args, f"no CUPS file at {path}: it {what}; pass a CUPS-format JSON-lines file with --cups "
-                              "FILE, or a Tact telemetry database with --telemetry DB")
         parts.append(from_cups(path, scorer, limit=args.limit, seed=args.seed, log=_log))
     if args.telemetry:
         data, refusals = from_telemetry(args.telemetry, limit=args.limit, seed=args.seed)
