@@ -107,9 +107,19 @@ def is_python(language_id: str | None) -> bool:
     return (language_id or "").lower() in PYTHON_LANGUAGE_IDS
 
 
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def _lone_cr_as_lf(text: str) -> str:
+    """``text`` with each lone CR written as LF. Python and LSP count a lone CR as a line break, tree-sitter's grammar
+    does not: after the first comment of such a document everything read as that comment. The same length, so
+    offsets stay valid."""
+    return _LONE_CR.sub("\n", text) if "\r" in text else text
+
+
 def parse(text: str) -> Any:
     """Parse ``text`` as Python; returns a ``tree_sitter.Tree``."""
-    return _parser().parse(text.encode(_ENC, _ERRORS))
+    return _parser().parse(_lone_cr_as_lf(text).encode(_ENC, _ERRORS))
 
 
 def node_at(tree: Any, byte_offset: int) -> Any:
@@ -151,7 +161,8 @@ def error_count(text: str) -> int:
 
 # --- windowing --------------------------------------------------------------------------
 
-_TOP_LEVEL_LINE = re.compile(r"\n(?=[^ \t\r\n#])")
+_TOP_LEVEL_LINE = re.compile(r"[\r\n](?=[^ \t\r\n#])")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 def _window(text: str, offset: int) -> tuple[str, int]:
@@ -165,13 +176,13 @@ def _window(text: str, offset: int) -> tuple[str, int]:
         for m in _TOP_LEVEL_LINE.finditer(text, max(0, lo - _ANCHOR_SEARCH), lo):
             anchor = m.end()
         if anchor is None:
-            nl = text.find("\n", lo, offset)
-            anchor = nl + 1 if nl >= 0 else lo
+            nl = _LINE_BREAK.search(text, lo, offset)
+            anchor = nl.end() if nl is not None else lo
         lo = anchor
     hi = min(len(text), offset + WINDOW_AFTER)
     if hi < len(text):
-        nl = text.find("\n", hi, hi + 1000)
-        hi = nl + 1 if nl >= 0 else hi
+        nl = _LINE_BREAK.search(text, hi, hi + 1000)
+        hi = nl.end() if nl is not None else hi
     return text[lo:hi], offset - lo
 
 
@@ -285,6 +296,7 @@ def cursor_facts(text: str, offset: int, language_id: str = "python") -> CursorF
 
 def _cursor_facts(text: str, offset: int) -> CursorFacts:
     window, off = _window(text, offset)
+    window = _lone_cr_as_lf(window)
     src = window.encode(_ENC, _ERRORS)
     b = len(window[:off].encode(_ENC, _ERRORS))
     tree = _parser().parse(src)

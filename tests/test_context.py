@@ -256,3 +256,31 @@ def test_summary_has_sizes_and_facts_but_no_source_text():
     assert "hunter2" not in flat and "secret_token" not in flat
     text_values = {k: v for k, v in s.items() if isinstance(v, str)}
     assert set(text_values) == {"language_id", "node_type", "parent_type"}
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "# c\ndef f(x):\n    if x:\n        return x|\n",
+        "# c\nx = 1  # note|\ny = 2\n",
+        "# c\nx = 1\ny = 'ab|'\n",
+        "# c\ndef f(x):\n    if x:\n        y = 1\n    |\n",
+    ],
+)
+def test_cursor_facts_in_a_document_broken_by_lone_carriage_returns_are_those_with_line_feeds(src):
+    """Tree-sitter's grammar takes no lone CR for a line break (LSP and Python do): everything after the first comment
+    of such a document read as that comment (in_comment, block depth 0)."""
+    assert facts(src.replace("\n", "\r")) == facts(src) == facts(src.replace("\n", "\r\n"))
+
+
+def test_cursor_facts_in_a_huge_document_broken_by_lone_carriage_returns_parse_from_a_line_start():
+    """The window of a huge document started at a line found by LF alone: in a lone-CR document at no line start,
+    here inside a docstring, whose closing quotes then opened a string running to the cursor."""
+    unit = 'def g(a):\n    """' + "d" * 2000 + '"""\n    return a\n\n'
+    tail = "class K:\n    def m(self):\n        if self:\n            return sel"
+    text = unit * 30 + tail
+    assert len(text) > syntax.WINDOW_BEFORE + syntax.WINDOW_AFTER
+    assert text[len(text) - syntax.WINDOW_BEFORE - 1] == "d"  # the window's first guess lies inside a docstring
+    assert cursor_facts(text.replace("\n", "\r"), len(text)) == cursor_facts(text, len(text))
+    f = cursor_facts(text, len(text))
+    assert not f.in_string and f.block_depth == 3

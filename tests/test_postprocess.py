@@ -300,3 +300,47 @@ def test_a_suggestion_ends_before_a_control_character_or_a_replacement_character
     assert single("x = |\n", f"{bad}compute(1)") == ""
     assert multi("def f():\n    |\n", f"a = 1\n    b = {bad}2\n") == "a = 1"  # the cut line does not parse
     assert single("x = |\n", "compute('\té中🎉')") == "compute('\té中🎉')"  # a tab and any printable text stay
+
+
+def test_a_header_with_a_comment_after_its_colon_is_a_header():
+    """Read to the comment's end, `if x:  # why` was no header: a multi-line suggestion after it ran on past its body,
+    into the `else:` and the next function."""
+    raw = "\n    return x + 1\n\ndef g():\n    pass\n"
+    assert multi("def f(x):  # doc|\n", raw) == "\n    return x + 1"
+    raw = "\n        a()\n    else:\n        b()\n    return 1\n"
+    assert multi("def h(x):\n    if x:  # check|\n", raw) == "\n        a()"
+    kept = "def load(\n    path,\n):  # cached\n    return path"
+    assert multi("import os\n\n|\n", kept + "\n\n\nx = 1\n") == kept
+    assert multi('if s == "#":  # a hash|\n', "\n    n += 1\nprint(n)\n") == "\n    n += 1"  # `#` in a string is no comment
+
+
+def test_a_document_broken_by_lone_carriage_returns_is_trimmed_as_one_broken_by_line_feeds():
+    """The rules split the document's text at LF alone. With lone CRs (line breaks to LSP and to Python) the line
+    after the cursor went unseen: its `)` was suggested a second time and its text re-typed; and tree-sitter read
+    everything after a comment as that comment, so a cut statement was no longer left out."""
+    for nl in ("\n", "\r\n", "\r"):
+        assert multi(f"x = call({nl}    first,{nl}    |{nl}){nl}print(x){nl}", "second,\n)\nprint(x)\n") == "second,"
+        assert single(f"def f(x):{nl}    |{nl}    return x{nl}", "return x") == ""
+        assert multi(f"# setup{nl}x = 1{nl}|", "y = 2\nz = foo(1,") == "y = 2"
+
+
+def test_a_closing_line_less_indented_than_the_same_closer_above_is_offered():
+    """Seen as re-typing the line above, the outer block's `}` after the inner one's (or `)` below `    )`) was never
+    offered, though it closes another construct."""
+    c = ctx_at("function f() {\n    if (x) {\n        a();\n    }\n|", language_id="javascript")
+    assert trim_suggestion("}", c, multiline=False) == "}"
+    assert trim_suggestion("}\n\nfunction g() {\n", c, multiline=True) == "}"
+    assert single("result = outer(\n    inner(\n        1,\n    )\n|", ")") == ")"
+    # the same closer at the same indentation, or a closer the document already has next, still re-types a line
+    assert single("result = outer(\n    inner(\n        1,\n    )\n    |", ")") == ""
+    c = ctx_at("function f() {\n    if (x) {\n        a();\n    |\n}\n", language_id="javascript")
+    assert trim_suggestion("}", c, multiline=False) == ""
+
+
+def test_a_suggestion_that_starts_a_new_line_and_retypes_the_next_one_gives_nothing():
+    """The check compared the cursor line, not the line the suggestion writes below it: at the end of `def f(x):`,
+    `\\n    return x` was offered above the document's own `    return x`."""
+    assert multi("def f(x):|\n    return x\n", "\n    return x\n") == ""
+    assert multi("x = 1|\ny = 2\n", "\ny = 2\n") == ""
+    assert multi("def f(x):|\n    return x\n", "\n    x += 1\n") == "\n    x += 1"
+    assert multi("x = 1|\ny = 2\n", "\nx = 1\n") == ""  # the line above the new one is the cursor line

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from dataclasses import replace
 
 from .context import CompletionContext
 from models.syntax import available, error_count, is_python
@@ -62,6 +63,11 @@ def first_line(s: str) -> str:
         if ch == "\n" or ch == "\r":
             return s[:i]
     return s
+
+
+def _lf(text: str) -> str:
+    """``text`` with every line break (CRLF, lone CR) written as LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _indent_width(line: str) -> int:
@@ -172,6 +178,17 @@ def _body_indent(lines: list[str], header: int) -> int:
     return header + 1
 
 
+def _is_header(line: str) -> bool:
+    """Whether ``line`` ends with a block header's colon, a comment after it aside (``if x:  # why``): with the
+    comment read as the line's end, a header was not one, and the suggestion ran on past its body."""
+    code = line
+    for m in _BRACKET_TOKENS.finditer(line):
+        if m.group().startswith("#"):
+            code = line[: m.start()]
+            break
+    return code.rstrip().endswith(":")
+
+
 def _block_indent(lines: list[str], ctx: CompletionContext) -> int:
     """Indentation below which a following line ends the suggestion."""
     if ctx.line_prefix.strip():
@@ -180,7 +197,7 @@ def _block_indent(lines: list[str], ctx: CompletionContext) -> int:
     else:
         base = _indent_width(ctx.line_prefix + lines[0]) if lines[0].strip() else _indent_width(ctx.line_prefix)
         cursor_line = ctx.line_prefix + lines[0]
-    if cursor_line.rstrip().endswith(":"):  # a header: the block is its body
+    if _is_header(cursor_line):  # a header: the block is its body
         return _body_indent(lines[1:], base)
     return base
 
@@ -246,7 +263,7 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
         elif depth < outer:
             break  # the enclosing construct closed
         elif spanned:
-            if outer or not stripped.endswith(":"):
+            if outer or not _is_header(stripped):
                 break  # a construct the suggestion opened across lines closed
             # ... on a block header (`def f(\n    a,\n) -> T:`): its body is part of the block
             spanned = False
@@ -311,22 +328,41 @@ def _repeats_neighbours(s: str, ctx: CompletionContext) -> bool:
         return True
     if "\n" in stripped:
         return False
-    whole = (ctx.line_prefix + first_line(s)).strip()
+    line = ctx.line_prefix + first_line(s)
     prev = ctx.previous_line
-    if prev is not None and prev.strip() and whole == prev.strip():
+    if s.lstrip(" \t").startswith("\n"):
+        # A new line below the cursor's (``def f(x):|`` with ``\n    return x``): compared as the cursor line, a line
+        # the document already had next was offered again.
+        body = s.rstrip()
+        line, prev = body[body.rfind("\n") + 1 :], ctx.line_prefix + ctx.line_suffix
+    if prev is not None and prev.strip() and _retypes_line_above(line, prev):
         return True
     if not ctx.line_suffix.strip():
         following = ctx.suffix.split("\n")
-        if len(following) > 1 and following[1].strip() and whole == following[1].strip():
+        if len(following) > 1 and following[1].strip() and line.strip() == following[1].strip():
             return True
     return False
+
+
+def _retypes_line_above(line: str, above: str) -> bool:
+    """Whether ``line`` re-types the line above it. A line of closers less indented than the same closers above closes
+    an outer construct (the outer block's ``}`` after the inner one's, ``)`` below ``    )``): counted as a repeat, it
+    was never offered. (Not so for the line below: a closer there is most often the one the editor inserted.)"""
+    if line.strip() != above.strip():
+        return False
+    return not _CLOSING_LINE.fullmatch(line.strip()) or _indent_width(line) >= _indent_width(above)
 
 
 def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str:
     """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show."""
     if not raw or not raw.strip():
         return ""
-    text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    text = _lf(raw)
+    if "\r" in ctx.prefix or "\r" in ctx.suffix:
+        # The rules below split lines at LF. In a document broken by lone CRs (which LSP and Python count as line
+        # breaks) the next line went unseen (a closing line the document has was suggested again) and a comment ran
+        # to the end of the prefix, hiding its brackets.
+        ctx = replace(ctx, prefix=_lf(ctx.prefix), suffix=_lf(ctx.suffix))
     if (bad := _UNWRITABLE.search(text)) is not None:
         text = text[:bad.start()]
     if multiline:
