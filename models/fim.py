@@ -18,6 +18,12 @@ PREFIX_TOKEN_GRID = 128
 SUFFIX_TOKENS = 64  # the text after the cursor a prompt keeps, in training and serving alike
 
 
+def to_lf(text: str) -> str:
+    """``text`` with CRLF and CR line breaks written as LF: the corpus the models trained on holds LF alone, so
+    their prompts must too (a Windows file's CRs got it other suggestions), and their answers only ever hold LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def keep_prefix(prefix_ids: list[int], room: int, grid: int = PREFIX_TOKEN_GRID) -> list[int]:
     """The end of ``prefix_ids`` that fits ``room`` tokens, cut at a multiple of ``grid`` from the start so
     that appending tokens keeps the same first token until the excess crosses the next multiple."""

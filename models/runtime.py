@@ -30,7 +30,7 @@ import onnxruntime as ort
 
 from models.draft_head import DRAFT_HEAD, DraftHead
 from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, exit_heads_problem, log_softmax, top_and_margin
-from models.fim import SUFFIX_TOKENS, build_prompt
+from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
                               trained_context)
@@ -639,6 +639,7 @@ class EarlyExitRuntime:
         leaving ``reserve`` tokens for the suggestion within the trained context (``context_tokens``) and within what
         ``generate`` keeps of a prompt (``fit_prompt``)."""
         info = self.tokenizer
+        prefix, suffix = to_lf(prefix), to_lf(suffix)  # the text the model trained on has no CR
         return build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS],
                             min(self.context_tokens, self.max_len - 2), reserve=reserve)  # generate keeps max_len - 2
 

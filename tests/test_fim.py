@@ -107,3 +107,33 @@ def test_a_long_document_gets_a_prompt_within_the_trained_context():
     prompt_tokens = suggestion.details["prompt_tokens"]
     assert 0 < prompt_tokens <= runtime.context_tokens - settings.max_new_tokens
     assert prompt_tokens + len(suggestion.result.token_ids) <= runtime.context_tokens
+
+
+CRLF_SAMPLE = ('import os\n\n\ndef read_config(path):\n    """Read the file at path."""\n    with open(path) as f:\n'
+               '        return f.read()\n\n\nif __name__ == "__main__":\n    print(read_config(os.environ["CONFIG"]))\n')
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\r"])
+def test_a_document_with_crlf_or_cr_line_breaks_gets_the_suggestions_of_its_lf_twin(eol):
+    """The model trained on LF text only (the corpus writes every break as LF), but the prompt kept the document's
+    CRs: in a Windows file the same code got other suggestions (3 of 12 probes), often none."""
+    from lsp_server.config import Settings
+    from lsp_server.services.completion import CompletionService
+    from lsp_server.services.positions import LineIndex, Position
+    from lsp_server.services.scheduler import CancelToken
+    from tests.lsp_support import model_under_test
+
+    service = CompletionService()
+    assert service.load(str(model_under_test())).ready
+    settings = Settings(stop_threshold=1.01, acceptance_gate=False)
+    lines = CRLF_SAMPLE.split("\n")
+    twin = CRLF_SAMPLE.replace("\n", eol)
+    probes = [(n, cut) for n, line in enumerate(lines) if line.strip() for cut in (len(line) // 2, len(line))]
+    for n, cut in probes:
+        got = {}
+        for text in (CRLF_SAMPLE, twin):
+            ctx = service.context(LineIndex(text), "python", Position(n, cut), settings)
+            assert service.runtime.fim_prompt(ctx.prefix, ctx.suffix, 16) == service.runtime.fim_prompt(
+                ctx.prefix.replace(eol, "\n"), ctx.suffix.replace(eol, "\n"), 16)
+            got[text] = service.complete(ctx, settings, CancelToken()).text
+        assert got[twin] == got[CRLF_SAMPLE], (n, cut)

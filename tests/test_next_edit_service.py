@@ -13,7 +13,8 @@ from lsp_server.services.next_edit import NextEditService, line_history, trimmed
 from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
-from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of, to_lf
+from models.fim import to_lf
+from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import NextEditPrediction
 from models.next_edit.prompt import window_around
 from tests.telemetry_fakes import ListStore

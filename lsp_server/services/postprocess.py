@@ -16,6 +16,7 @@ from bisect import bisect_right
 from dataclasses import replace
 
 from .context import CompletionContext
+from models.fim import to_lf
 from models.syntax import available, error_count, is_python
 
 __all__ = ["trim_suggestion", "first_line"]
@@ -63,11 +64,6 @@ def first_line(s: str) -> str:
         if ch == "\n" or ch == "\r":
             return s[:i]
     return s
-
-
-def _lf(text: str) -> str:
-    """``text`` with every line break (CRLF, lone CR) written as LF."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _indent_width(line: str) -> int:
@@ -357,12 +353,12 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show."""
     if not raw or not raw.strip():
         return ""
-    text = _lf(raw)
+    text = to_lf(raw)
     if "\r" in ctx.prefix or "\r" in ctx.suffix:
         # The rules below split lines at LF. In a document broken by lone CRs (which LSP and Python count as line
         # breaks) the next line went unseen (a closing line the document has was suggested again) and a comment ran
         # to the end of the prefix, hiding its brackets.
-        ctx = replace(ctx, prefix=_lf(ctx.prefix), suffix=_lf(ctx.suffix))
+        ctx = replace(ctx, prefix=to_lf(ctx.prefix), suffix=to_lf(ctx.suffix))
     if (bad := _UNWRITABLE.search(text)) is not None:
         text = text[:bad.start()]
     if multiline:

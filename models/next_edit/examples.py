@@ -86,11 +86,6 @@ def text_ending(lines: list[str], near: int = 0) -> str:
     return own or (line_ending(lines[0]) if lines else "") or "\n"
 
 
-def to_lf(text: str) -> str:
-    """``text`` with CRLF and CR line breaks written as LF (the model's prompts and answers only ever hold LF)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
 def splice(text: str, edit: Edit) -> tuple[int, int, str]:
     """(start, end, new): ``apply_edit`` replaces ``text[start:end]`` by ``new``. The one place that decides the
     line breaks an edit writes (the server's trimmed range is cut from it, so the editor gets the same text):

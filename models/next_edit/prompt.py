@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from models.next_edit.baseline import common_ends
-from models.next_edit.examples import Edit, apply_edit, line_ending, lines_of, text_ending, to_lf
+from models.fim import to_lf
+from models.next_edit.examples import Edit, apply_edit, line_ending, lines_of, text_ending
 
 EDIT_MARK = "<|edit|>"
 ORIGINAL_MARK = "<|original|>\n"
