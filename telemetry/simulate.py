@@ -77,18 +77,22 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
     ``key_gap_s``: keystrokes come at least this far apart (the time a request takes counts towards
     it), as a person types; 0 types as fast as the server answers.
     """
-    all_lines = text.split("\n")
-    ends_with_break = all_lines[-1] == ""
-    if ends_with_break:
+    # Lines with their breaks, split as LSP splits them (\n, \r\n, \r): a line split on \n alone kept a CRLF's
+    # \r, typed as a character of its own that already broke the line, and the next keystrokes landed before it.
+    starts = line_starts(text)
+    all_lines = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+    if all_lines[-1] == "":
         all_lines.pop()  # the file's last line break is typed after its last line, not as a line of its own
-    head = "".join(line + "\n" for line in all_lines[:start_line])
+    head = "".join(all_lines[:start_line])
     to_type = all_lines[start_line:start_line + lines] if lines else all_lines[start_line:]
     client.did_open(uri, head)
     version = 1
     result = TypingResult()
     line_no = start_line
     last_key = -math.inf
-    for target_line in to_type:
+    for with_break in to_type:
+        target_line = with_break.rstrip("\r\n")
+        line_break = with_break[len(target_line):]  # one keystroke, empty on a last line without one
         col = 0  # in characters, to index target_line
         position = 0  # the same place in UTF-16 code units, as LSP counts `character`
         while col <= len(target_line):
@@ -96,17 +100,17 @@ def type_file(client: LspClient, uri: str, text: str, *, start_line: int, lines:
                 return result
             if col < len(target_line):
                 ch = target_line[col]
-            elif line_no == len(all_lines) - 1 and not ends_with_break:
+            elif not line_break:
                 break  # the file's last line has no line break
             else:
-                ch = "\n"
+                ch = line_break
             if key_gap_s > 0:
                 time.sleep(max(0.0, last_key + key_gap_s - time.perf_counter()))
                 last_key = time.perf_counter()
             version += 1
             client.did_change(uri, version, [change_at(line_no, position, ch)])
             result.keystrokes += 1
-            if ch == "\n":
+            if ch == line_break:
                 break
             col += 1
             position += utf16_len(ch)
@@ -360,21 +364,31 @@ class Programmer:
             self._wait(pause, t0)
         return typed
 
-    def _type(self, cursor: int, text: str, after_newline: bool = False) -> int:
-        """Type ``text`` at ``cursor`` (the document ends or continues after it). Returns the cursor after it."""
+    def _type(self, cursor: int, text: str, whole: bool = False) -> int:
+        """Type ``text`` at ``cursor`` (the document ends or continues after it). Returns the cursor after it.
+
+        ``whole``: type all of it, past the time budget (a revisit's word, whose keystrokes the limit was checked
+        to hold before it was deleted); otherwise stop where the keystroke limit or the time budget is used up.
+        """
         i = 0
-        while i < len(text) and not self._out_of_keys:
+        while i < len(text) and (whole or not self._out_of_keys):
             ch = text[i]
-            if ch == "\n":
-                indent = re.match(r"[ \t]*", text[i + 1:]).group(0) if self.style.auto_indent else ""
-                key = "\n" + indent
+            if ch in "\r\n":
+                # Enter: one keystroke writing the file's line break (\r\n in a CRLF file, never a lone \r that
+                # the next keystroke completes), then the editor's indentation
+                line_break = "\r\n" if text.startswith("\r\n", i) else ch
+                rest = text[i + len(line_break):]
+                indent = re.match(r"[ \t]*", rest).group(0) if self.style.auto_indent else ""
+                key = line_break + indent
                 pause = self._line_pause()
             else:
                 key = ch
                 pause = self._key_pause(ch)
                 # a typo is three keystrokes (wrong key, backspace, the right one): made only where the keystroke
-                # limit leaves room for all three, which it overran by up to two
-                if ch.isalpha() and self.rng.random() < self.style.typo_p and self._keys_left >= 3:
+                # limit leaves room for all three, which it overran by up to two (for a whole text, room for
+                # them and for the rest of it)
+                room = 2 + (len(text) - i if whole else 1)
+                if ch.isalpha() and self.rng.random() < self.style.typo_p and self._keys_left >= room:
                     wrong = self.rng.choice(_NEIGHBOURS.replace(ch.lower(), ""))
                     self._key(cursor, cursor, wrong, "", self._key_pause(wrong) * 2.5)  # notices the typo
                     self._key(cursor, cursor + 1, "", "", self._key_pause(ch))  # backspace
@@ -383,26 +397,34 @@ class Programmer:
             typed = self._key(cursor, cursor, key, text[i + len(key):], pause)
             i += len(key) + typed
             cursor += len(key) + typed
-            if ch == "\n" and self.rng.random() < self.style.revisit_p:
+            if typed and i < len(text) and (whole or not self._out_of_keys):
+                # Accepting was a keystroke too: the next key comes a keystroke's pause after it (it came at the
+                # same instant, a gap of zero no hand makes).
+                self._wait(self._key_pause("\t"), time.perf_counter())
+            if ch in "\r\n" and self.rng.random() < self.style.revisit_p:
                 self._revisit(cursor)
         return cursor
 
     def _revisit(self, back_to: int) -> None:
-        """Go back to an earlier line, delete its last word and type it again, then come back."""
+        """Go back to an earlier line, delete its last word and type it again, then come back.
+
+        Begun only where the keystroke limit leaves room to finish it, and then finished whatever the time budget:
+        one cut short left the word half deleted in the final text (``imp os`` for ``import os``).
+        """
         head = self._doc[:back_to]
         words = [m for m in re.finditer(r"\w{3,}", head)]
         if len(words) < 2:
             return
         word = self.rng.choice(words[len(words) // 2:] if len(words) > 8 else words)
+        if self._out_of_keys or self._keys_left < 2 * len(word.group(0)):
+            return
         self.stats.revisits += 1
         self._wait(self._lognormal(1.5, 0.5), time.perf_counter())  # finds the place
         end = word.end()
         for _ in range(len(word.group(0))):  # backspace over it
-            if self._out_of_keys:
-                return
             self._key(end - 1, end, "", "", self._key_pause(" "))
             end -= 1
-        self._type(word.start(), word.group(0))
+        self._type(word.start(), word.group(0), whole=True)
         self._wait(self._lognormal(1.0, 0.5), time.perf_counter())  # and goes back
 
     # -- files -------------------------------------------------------------------------------------
@@ -449,7 +471,10 @@ def run_simulation(files: list[Path], database: Path, *, model: str | None = Non
         for n, path in enumerate(files):
             if programmer._out_of_keys:
                 break
-            text = Path(path).read_text(encoding="utf-8")
+            # newline="": the file's own line breaks (universal newlines typed a CRLF file with \n, and called it
+            # typed to the end)
+            with open(path, encoding="utf-8", newline="") as f:
+                text = f.read()
             final = programmer.type_document(f"file:///simulated/{n}/{Path(path).name}", text, start_line=start_line)
             typed_ok += final == text
         client.shutdown()

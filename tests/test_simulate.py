@@ -285,3 +285,108 @@ def test_the_keystroke_limit_is_never_overrun_by_a_typo(limit):
         counts.add(programmer.stats.keystrokes)
         typos += programmer.stats.typos
     assert counts == {limit} and typos > 0
+
+
+_REVISITED = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.readlines()\n" * 3
+
+
+@pytest.mark.parametrize("budget", [{"limit": n} for n in range(14, 130, 9)]
+                         + [{"max_seconds": s} for s in range(9, 64, 5)])
+def test_a_run_cut_short_by_its_budget_leaves_a_beginning_of_the_file(budget):
+    """A revisit (delete a word of an earlier line, type it again) checked the keystroke limit and the time budget
+    before every key, so a run that ran out in the middle of one ended with the word half deleted: ``imp os`` for
+    ``import os`` in the final text, which the recording then kept."""
+    from telemetry.simulate import Programmer, TypingStyle
+
+    revisits = 0
+    for seed in range(10):
+        programmer = Programmer(_FakeServer(_REVISITED), style=TypingStyle(typo_p=0.1, revisit_p=0.5), seed=seed,
+                                **budget)
+        final = programmer.type_document("file:///t.py", _REVISITED)
+        assert _REVISITED.startswith(final), (seed, final[-40:])
+        if "limit" in budget:
+            assert programmer.stats.keystrokes == budget["limit"]  # and the limit stays exact
+        revisits += programmer.stats.revisits
+    assert revisits > 0
+
+
+def test_no_keystroke_comes_at_the_same_instant_as_the_one_before():
+    """An accepted suggestion's insertion (the Tab) and the next keystroke were sent at the same simulated instant:
+    the wait after a key was spent before accepting, and none was left for the key after it."""
+    from telemetry.simulate import Programmer, TypingStyle
+
+    class Timed(_FakeServer):
+        def did_change(self, uri, version, changes):
+            super().did_change(uri, version, changes)
+            times.append(programmer.stats.simulated_s)
+
+    for seed in range(5):
+        times: list[float] = []
+        fake = Timed(_REVISITED)
+        programmer = Programmer(fake, style=TypingStyle(accept_p=1.0, partial_p=1.0, typo_p=0.05, revisit_p=0.3),
+                                seed=seed)
+        assert programmer.type_document("file:///t.py", _REVISITED) == _REVISITED
+        assert programmer.stats.accepted + programmer.stats.partially_accepted > 0
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert min(gaps) > 0, seed
+
+
+_CRLF = "import os\r\n\r\n\r\ndef read_lines(path):\r\n    with open(path) as f:\r\n        return f.readlines()\r\n"
+
+
+def test_enter_in_a_crlf_file_is_one_keystroke_writing_its_line_break():
+    """In a CRLF file the \\r and the \\n were two keystrokes: the \\r alone already broke the line, so requests
+    between them saw a line break the file never has, and each Enter counted twice."""
+    from telemetry.simulate import Programmer, TypingStyle
+
+    for seed in range(5):
+        fake = _FakeServer(_CRLF)
+        changes: list[str] = []
+        did_change = fake.did_change
+        fake.did_change = lambda uri, version, c: (changes.append(c[0]["text"]), did_change(uri, version, c))
+        style = TypingStyle(typo_p=0.05, revisit_p=0.3, accept_p=0.0, partial_p=0.0)  # every change a keystroke
+        programmer = Programmer(fake, style=style, seed=seed)
+        assert programmer.type_document("file:///t.py", _CRLF) == fake.doc == _CRLF
+        breaks = [t for t in changes if "\r" in t or "\n" in t]
+        assert breaks and all(t.count("\r") == t.count("\n") == t.count("\r\n") for t in breaks), breaks
+
+
+@pytest.mark.parametrize("text", ["a = 1\r\nb = 'é 😀'\r\nc = 3\r\n", "a = 1\rb = 2\rc = 3", "a = 1\r\nb = 2\nc = 3\r"])
+def test_type_file_types_a_file_with_crlf_or_cr_line_breaks_exactly(text):
+    """Lines were split on \\n alone: a CRLF line's \\r was typed as a character (already a line break to the
+    server), the \\n after it landed before it, and the server's document drifted from the file (``a = 1\\r\\nb = 2\\n
+    c = 3\\n\\r\\r`` on a real server)."""
+    from telemetry.simulate import type_file
+
+    for start_line in (0, 1):
+        server = _TypeFileServer(text)
+        result = type_file(server, "file:///t.py", text, start_line=start_line, accept=False)
+        assert server.doc == text
+        typed = text[line_starts(text)[start_line]:]
+        assert result.keystrokes == len(typed) - typed.count("\r\n")  # each line break one keystroke
+
+
+def test_a_simulated_crlf_file_is_recorded_with_its_own_line_breaks(tmp_path):
+    """The file was read with universal newlines: a CRLF file was typed with \\n line breaks, the recorded session's
+    text was not the file, and the run still said it was typed to the end."""
+    from telemetry.reader import list_sessions, open_readonly, session_timeline
+    from telemetry.simulate import TypingStyle, run_simulation
+    from tests.lsp_support import model_under_test
+
+    source = tmp_path / "crlf.py"
+    source.write_bytes(_CRLF.encode("utf-8"))
+    db = tmp_path / "simulated.sqlite3"
+    figures = run_simulation([source], db, model=str(model_under_test()), seed=1,
+                             style=TypingStyle(typo_p=0.05, revisit_p=0.3, debounce_s=0.25))
+    assert figures["files_complete"] == 1
+    conn = open_readonly(db)
+    try:
+        (session,) = list_sessions(conn)
+        snapshots = [i for i in session_timeline(conn, session["id"]) if i["type"] == "document_snapshot"]
+        script = build_script(conn, session["id"])
+    finally:
+        conn.close()
+    assert snapshots and snapshots[-1]["text"] == _CRLF
+    # and its replay rebuilds the CRLF text, every request on the exact text it saw
+    assert list(script.final_texts.values()) == [_CRLF] and all(script.verified.values()) and script.issues == []
+    assert script.fidelity_counts()[EXACT] == len(script.requests) == figures["requests"] > 0
