@@ -15,10 +15,27 @@ import time
 from typing import Any
 
 
+SERVER_EXITED = -32099  # the code of the error a request gets when the server is gone (a JSON-RPC server error code)
+
+
 class LspError(Exception):
     def __init__(self, error: dict):
-        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        code, message = error.get("code"), error.get("message")
+        # the server's own error codes say something; this client's (no answer, the server gone) do not
+        super().__init__(message if code in (None, SERVER_EXITED) else f"{code}: {message}")
         self.error = error
+
+
+class LspTimeout(LspError, queue.Empty):
+    """No answer in time: an LspError that says which request, and the queue.Empty of a wait that got nothing."""
+
+
+def _put_once(q: queue.Queue, message: dict) -> None:
+    """The answer, unless the request has one already (the server's end can fail it twice)."""
+    try:
+        q.put_nowait(message)
+    except queue.Full:
+        pass
 
 
 class LspClient:
@@ -32,13 +49,25 @@ class LspClient:
         self.notifications: queue.Queue = queue.Queue()
         self.server_requests: list[dict] = []
         self.configuration: dict = {}
+        self._gone = False  # the server's stdout has ended
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
 
     # -- wire ------------------------------------------------------------------------------------
     def send_raw(self, body: bytes) -> None:
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe, or a stdin closed once the pipe broke
+            raise LspError(self._exited()) from None
+
+    def _exited(self) -> dict:
+        """The error for a server that is gone, with its exit code (a bare "Broken pipe" said nothing of it)."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return {"code": SERVER_EXITED, "message": "the server closed its input"}
+        return {"code": SERVER_EXITED, "message": f"the server exited with code {code}"}
 
     def _send(self, message: dict) -> None:
         self.send_raw(json.dumps(message).encode("utf-8"))
@@ -82,8 +111,12 @@ class LspClient:
                 self.notifications.put(message)
 
     def _fail_pending(self) -> None:
-        for q in list(self._pending.values()):
-            q.put({"error": {"code": -32099, "message": "server exited"}})
+        self._gone = True
+        pending = list(self._pending.values())
+        if pending:
+            error = self._exited()
+            for q in pending:
+                _put_once(q, {"error": error})
 
     def _answer_server_request(self, message: dict) -> None:
         self.server_requests.append(message)
@@ -100,11 +133,18 @@ class LspClient:
         with self._lock:
             self._pending[msg_id] = q
         self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        if self._gone:  # its stdout closed before this request was pending: nothing will answer it
+            _put_once(q, {"error": self._exited()})
         return msg_id, q
 
     def request(self, method: str, params: Any = None, timeout: float = 30.0) -> Any:
         _, q = self.request_async(method, params)
-        return self.result(q, timeout)
+        try:
+            return self.result(q, timeout)
+        except LspError:
+            raise
+        except queue.Empty:
+            raise LspTimeout({"code": None, "message": f"no answer to {method} within {timeout:g} s"}) from None
 
     @staticmethod
     def result(q: queue.Queue, timeout: float = 30.0) -> Any:
