@@ -11,11 +11,14 @@ import hashlib
 import json
 import os
 import random
+import stat
 import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from models.fim import to_lf
 
 from models.progress import progress
 
@@ -23,6 +26,11 @@ SPLITS = ("train", "calib", "heldout")
 MAX_FILE_BYTES = 200_000
 MAX_LINE_CHARS = 400  # files with longer lines are mostly generated data, not code
 VENDOR_DIR = "_vendor"  # where packages keep copies of other packages (pip/_vendor/rich)
+VENV_DIRS = {".venv", "venv"}  # virtual environments, unless a package of that name (the standard library's venv)
+
+
+class NoCodeError(FileNotFoundError):
+    """A directory named for the corpus adds no Python file to it (an OSError: the CLI prints it as one line)."""
 
 
 @dataclass(frozen=True)
@@ -76,32 +84,58 @@ def vendored_package(path: str | Path) -> str | None:
     return top[:-3] if top.endswith(".py") else top
 
 
+def own_package(root: Path) -> str | None:
+    """The top-level package that ``root`` is part of, None when it is no package (holds no ``__init__.py``): a
+    directory named for the corpus may be one package (``--dir mypkg``) rather than a directory of packages."""
+    if not (root / "__init__.py").is_file():
+        return None
+    top = Path(os.path.abspath(root))
+    while (top.parent / "__init__.py").is_file() and top.parent != top:
+        top = top.parent
+    return top.name
+
+
 def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
-    """Every .py file under root with its package: the first path component below root. Vendored copies
+    """Every .py file under root with its package: the first path component below root, or root's own package for
+    a root that is one (its modules are not packages of their own, on both sides of the split). Vendored copies
     (``pip/_vendor/pygments``) are left out: under their host's name they would put a package's code on both
     sides of the split by package."""
-    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", ".venv", "venv", VENDOR_DIR}
+    skip_dirs = {"site-packages", "dist-packages", "__pycache__", ".git", "node_modules", VENDOR_DIR}
+    whole = own_package(root)
+
+    def kept(dirpath: str, d: str) -> bool:
+        if d in VENV_DIRS:
+            return os.path.isfile(os.path.join(dirpath, d, "__init__.py"))
+        return d not in skip_dirs and not d.endswith(".dist-info")
+
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and not d.endswith(".dist-info"))
+        dirnames[:] = sorted(d for d in dirnames if kept(dirpath, d))
         for name in sorted(filenames):
             if not name.endswith(".py"):
                 continue
             path = Path(dirpath) / name
             rel = path.relative_to(root)
             top = rel.parts[0]
-            package = top[:-3] if top.endswith(".py") else top
+            package = whole or (top[:-3] if top.endswith(".py") else top)
             yield SourceFile(f"{label}:{package}", path)
 
 
 def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str | None:
-    """A UTF-8 text file's content with LF line ends; None if too big, unreadable or binary."""
+    """A UTF-8 text file's content as Python reads source: LF line ends (CRLF and lone CR alike) and no byte order
+    mark, so the same source saved either way is one text. None if too big, unreadable, binary or no regular file:
+    a FIFO blocks when opened and a device (a link to /dev/zero) reads without end, its size saying 0."""
     try:
-        if path.stat().st_size > max_bytes:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
             return None
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)  # at most this much, even where the file grew since
+        if len(data) > max_bytes:
+            return None
+        text = data.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return None
-    return None if "\x00" in text else text.replace("\r\n", "\n")
+    return None if "\x00" in text else to_lf(text)
 
 
 def read_code(path: Path) -> str | None:
@@ -118,8 +152,20 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
                  heldout_percent: int = 5, calib_percent: int = 5) -> dict:
     """Write ``{split}.jsonl`` and ``manifest.json`` under out_dir; returns the manifest."""
     started = time.time()
-    roots = default_roots() + [(f"user:{Path(d).name}", Path(d)) for d in (extra_dirs or [])]
+    # absolute: `--dir .` is labelled and recorded as the directory it is, not as "user:" and relative paths
+    named = [(f"user:{root.name}", root) for root in (Path(os.path.abspath(d)) for d in (extra_dirs or []))]
+    roots = default_roots() + named
     files = [f for label, root in roots if root.is_dir() for f in iter_sources(label, root)]
+    for label, root in named:  # checked before anything is written: one that adds nothing would do so silently
+        if not root.is_dir() or next(iter_sources(label, root), None) is None:
+            raise NoCodeError(f"{root} holds no Python files to add (.py files outside caches, virtual environments "
+                              "and vendored copies): name a directory of Python code")
+    # A package's side goes by its name where it is found first (standard library, site-packages, then the
+    # directories named, in order): an installed package and a checkout of it, or one directory named twice, would
+    # otherwise be split by their labels onto both sides. Without such a repeat each package keeps its own side.
+    first_found: dict[str, str] = {}
+    for f in files:
+        first_found.setdefault(strip_label(f.package), f.package)
     rng = random.Random(seed)
     rng.shuffle(files)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +190,7 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
                 continue
             seen.add(digest)
             total += len(text)
-            split = split_of(src.package, heldout_percent, calib_percent)
+            split = split_of(first_found[strip_label(src.package)], heldout_percent, calib_percent)
             handles[split].write(json.dumps({"package": src.package, "path": str(src.path), "text": text}) + "\n")
             c = counts[split]
             c["files"] += 1
@@ -157,7 +203,8 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
         "seed": seed,
         "max_mb": max_mb,
         "roots": [{"label": label, "path": str(root)} for label, root in roots],
-        "split_rule": f"sha1(package) % 100: <{heldout_percent} heldout, <{heldout_percent + calib_percent} calib, else train",
+        "split_rule": f"sha1(package) % 100: <{heldout_percent} heldout, <{heldout_percent + calib_percent} calib, "
+                      "else train (a package name under several roots: the first root's package)",
         "skipped": skipped,
         "seconds": round(time.time() - started, 1),
         "splits": {s: {"files": c["files"], "chars": c["chars"], "packages": sorted(c["packages"])} for s, c in counts.items()},
