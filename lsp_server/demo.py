@@ -12,7 +12,7 @@ from lsp_server.config import default_data_dir
 from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.reader import DEMO_CLIENT
-from telemetry.text import advance, offset_at
+from telemetry.text import advance, line_count, offset_at
 
 
 def run_demo(model: str | None, database: str | None, policy: str, file: Path | None, start_line: int | None,
@@ -21,11 +21,12 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     # prior from the telemetry database, and the demo's suggestions are no one's decisions.
     db = Path(database) if database else default_data_dir() / "demo.sqlite3"
     path = file or sample_file()
-    text = path.read_text(encoding="utf-8")
-    total_lines = text.count("\n")
+    with open(path, encoding="utf-8", newline="") as f:  # its own line breaks: type_file types them as they are
+        text = f.read()
+    total_lines = line_count(text)
     first = start_line if start_line is not None else max(1, total_lines // 3)
-    if first >= len(text.splitlines()):  # nothing left to type
-        print(f"tact demo: error: {path} has {len(text.splitlines())} lines: --start-line (0-based) must be less",
+    if first >= total_lines:  # nothing left to type
+        print(f"tact demo: error: {path} has {total_lines} lines: --start-line (0-based) must be less",
               file=sys.stderr)
         return 2
     print(f"Tact demo: typing {lines} lines of {path.name} from line {first + 1}, policy {policy}", file=out)

@@ -167,6 +167,7 @@ def _replay(args) -> int:
 def _simulate(args) -> int:
     from lsp_server.config import default_data_dir
     from telemetry.simulate import run_simulation
+    from telemetry.text import line_count
 
     from models.model_dir import check_served_model
 
@@ -175,7 +176,7 @@ def _simulate(args) -> int:
         raise CommandInputError(f"no such file: {', '.join(missing)}")
     if args.start_line:  # a file with no line from there on was opened whole and typed nothing, and the run said 0
         short = [f"{f} has {n} lines" for f in args.files
-                 if (n := len(f.read_text(encoding="utf-8").splitlines())) <= args.start_line]
+                 if (n := line_count(f.read_text(encoding="utf-8"))) <= args.start_line]
         if short:
             raise CommandInputError(f"{'; '.join(short)}: --start-line (0-based) must be less")
     check_served_model(args.model)

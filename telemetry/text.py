@@ -72,6 +72,13 @@ def advance(line: int, character: int, inserted: str) -> tuple[int, int]:
     return line + lines, utf16_len(inserted[last.end() :])
 
 
+def line_count(text: str) -> int:
+    """How many lines ``text`` has as an editor shows them (LSP's breaks: CRLF, CR, LF), not counting the empty one
+    after a final break; ``str.splitlines`` also breaks at form feeds and other separators, which no editor does."""
+    starts = line_starts(text)
+    return len(starts) - (starts[-1] == len(text))
+
+
 def line_breaks(text: str) -> int:
     """How many line breaks ``text`` holds, counted as LSP counts them (CRLF, CR and LF: one each)."""
     return len(line_starts(text)) - 1

@@ -219,6 +219,8 @@ def test_an_accepted_suggestion_costs_its_reaction_time_once():
     (["f.py", "--start-line", "9999"], "f.py has 4 lines: --start-line (0-based) must be less"),
     (["f.py", "--start-line", "4"], "f.py has 4 lines: --start-line (0-based) must be less"),
     (["f.py", "--start-line", "-4"], "argument --start-line: must be 0 or more, got -4"),
+    # a form feed breaks no line in an editor: this file has two, the second typed from --start-line 1
+    (["ff.py", "--start-line", "2"], "ff.py has 2 lines: --start-line (0-based) must be less"),
     (["f.py", "bin.py"], "argument files: bin.py is not UTF-8 text (a binary file?)"),
     (["latin1.py"], "argument files: latin1.py is not UTF-8 text (a binary file?)"),
 ])
@@ -230,6 +232,7 @@ def test_the_cli_refuses_what_it_cannot_type_in_one_line(tmp_path, monkeypatch, 
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "f.py").write_text("import os\n\ndef f(x):\n    return x\n")
+    (tmp_path / "ff.py").write_text("a = 1\x0cb = 2\nc = 3\n")
     (tmp_path / "bin.py").write_bytes(b"\x93\xff\x00binary\x86" * 10)
     (tmp_path / "latin1.py").write_bytes("s = 'café'\n".encode("latin-1"))
     try:
