@@ -240,9 +240,10 @@ class AcceptanceGate:
                 "userAccepted": h.accepted, "userRejected": h.rejected, "started": self.started}
 
     # -- thresholds --------------------------------------------------------------------------
-    def thresholds(self, settings: Settings) -> Thresholds:
-        """The CDHF thresholds for these settings (cached); the skip-uncertainty setting, when set, wins for stage 1."""
-        model = self.model  # one model throughout, though follow() may switch it meanwhile
+    def thresholds(self, settings: Settings, model: AcceptanceModel | None = None) -> Thresholds:
+        """The CDHF thresholds for these settings (cached); the skip-uncertainty setting, when set, wins for stage 1.
+        ``model``: the one a decision scores with (default: the loaded one)."""
+        model = model if model is not None else self.model  # one model throughout, though follow() may switch it
         key = (model.version, settings.acceptance_lambda, settings.acceptance_precision_floor,
                settings.acceptance_skip_uncertainty)
         t = self._thresholds.get(key)
@@ -263,7 +264,7 @@ class AcceptanceGate:
             return features.ContextInputs(
                 prefix=ctx.prefix, suffix=ctx.suffix, language_id=ctx.language_id,
                 document_chars=ctx.document_chars if ctx.document_chars >= 0 else None,
-                cursor_offset=ctx.offset, facts=ctx.facts,
+                cursor_offset=ctx.offset, facts=ctx.facts, line_prefix=ctx.line_prefix, line_suffix=ctx.line_suffix,
                 previous_outcome=h.last_outcome,
                 seconds_since_outcome=None if h.last_outcome_ts is None else now - h.last_outcome_ts,
                 typing_cps=recall.typing_cps, user_accepted=h.accepted, user_rejected=h.rejected,
@@ -272,18 +273,19 @@ class AcceptanceGate:
     def before(self, ctx: CompletionContext, settings: Settings, trigger: str = "automatic", uri: str | None = None,
                now: float | None = None) -> GateDecision:
         """Stage 1: generate or skip, and how long to wait before generating."""
-        if not self.active:
+        model = self.model  # read once: follow() on another thread may replace it (or turn the gate off) meanwhile
+        if model is None:
             return GateDecision(1, "generate", forced="gate off")
         t0 = time.perf_counter()
         inputs = self.context_inputs(ctx, uri, now)
         x = features.context_features(inputs)
-        p = float(self.model.stage1.predict(x))
-        t = self.thresholds(settings)
+        p = float(model.stage1.predict(x))
+        t = self.thresholds(settings, model)
         skip = p < t.skip
         forced = "invoked" if trigger == "invoked" and skip else ""
         decision = "skip" if skip and not forced else "generate"
         delay = 0 if decision == "skip" or trigger == "invoked" else \
-            debounce_ms(p, t.skip, self.model.base_rate, settings.acceptance_debounce_max_ms)
+            debounce_ms(p, t.skip, model.base_rate, settings.acceptance_debounce_max_ms)
         return GateDecision(1, decision, p, None if t.skip == NEVER else t.skip, p, delay, forced, x, inputs,
                             (time.perf_counter() - t0) * 1000)
 
@@ -292,7 +294,8 @@ class AcceptanceGate:
               layers=None, n_layers: int = 0, stage1: GateDecision | None = None, trigger: str = "automatic",
               uri: str | None = None, now: float | None = None) -> GateDecision:
         """Stage 2: show or hide the generated ``text`` (``layers`` None unless tokens exited early)."""
-        if not self.active:
+        model = self.model  # read once, as in before()
+        if model is None:
             return GateDecision(2, "show", forced="gate off")
         t0 = time.perf_counter()
         reuse = stage1 is not None and stage1.inputs is not None
@@ -301,8 +304,8 @@ class AcceptanceGate:
             times_shown = self.history.shown.times_shown(text)
         sug = features.SuggestionInputs(text, logprobs, stop_probs, layers, n_layers, times_shown)
         x = features.suggestion_features(inputs, sug, stage1.vector if reuse else None)
-        p = float(self.model.stage2.predict(x))
-        t = self.thresholds(settings)
+        p = float(model.stage2.predict(x))
+        t = self.thresholds(settings, model)
         hide = p < t.hide
         forced = "invoked" if trigger == "invoked" and hide else ""
         decision = "hide" if hide and not forced else "show"

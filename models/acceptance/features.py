@@ -74,6 +74,10 @@ class ContextInputs:
     user_rejected: int = 0
     seconds_since_shown: float | None = None  # since the previous suggestion shown in this document
     same_prefix_as_shown: bool = False  # nothing before the cursor changed since that suggestion
+    # The cursor line before and after the cursor (no line break), whole, when prefix/suffix are windows that may cut
+    # it: a line longer than a window was measured as the window's part of it, which moved with the window's grid
+    line_prefix: str | None = None
+    line_suffix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,10 +226,17 @@ def _line_parts(prefix: str, suffix: str) -> tuple[str, str, str | None]:
     return line_prefix, suffix[:end], previous
 
 
+def _cursor_line(inp: ContextInputs) -> tuple[str, str, str | None]:
+    """(line before the cursor, line after it, previous line or None): the whole line where the inputs give it."""
+    line_prefix, line_suffix, previous = _line_parts(inp.prefix, inp.suffix)
+    return (line_prefix if inp.line_prefix is None else inp.line_prefix,
+            line_suffix if inp.line_suffix is None else inp.line_suffix, previous)
+
+
 def context_features(inp: ContextInputs) -> np.ndarray:
     """The stage-1 vector, in the order of CONTEXT_FEATURES."""
     prefix, suffix = inp.prefix, inp.suffix
-    line_prefix, line_suffix, _ = _line_parts(prefix, suffix)
+    line_prefix, line_suffix, _ = _cursor_line(inp)
     doc_chars = inp.document_chars if inp.document_chars is not None else len(prefix) + len(suffix)
     offset = inp.cursor_offset if inp.cursor_offset is not None else len(prefix)
     facts = inp.facts
@@ -282,7 +293,7 @@ def _mean(xs: Sequence[float]) -> float:
 def suggestion_only_features(ctx: ContextInputs, sug: SuggestionInputs) -> np.ndarray:
     """The suggestion part of the stage-2 vector, in the order of SUGGESTION_ONLY_FEATURES."""
     text = sug.text
-    _, line_suffix, previous = _line_parts(ctx.prefix, ctx.suffix)
+    _, line_suffix, previous = _cursor_line(ctx)
     first = text.strip("\r\n").split("\n", 1)[0].strip()
     lps = [float(x) for x in sug.logprobs]
     stops = [float(x) for x in sug.stop_probs]

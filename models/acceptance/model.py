@@ -151,7 +151,10 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
-        c = cls(np.asarray(d["stage1"], float), np.asarray(d["stage2"], float), np.asarray(d["label"], int))
+        label = np.asarray(d["label"])
+        if label.dtype.kind not in "biuf" or not np.isin(label, (0, 1)).all():  # before the cast: int() made 0.5 a 0, "1" a 1
+            raise ValueError("calibration labels must be 0 or 1")
+        c = cls(np.asarray(d["stage1"], float), np.asarray(d["stage2"], float), label.astype(int))
         if not (c.stage1.ndim == c.stage2.ndim == c.label.ndim == 1 and len(c.stage1) == len(c.stage2) == len(c.label)):
             raise ValueError("calibration arrays are not three lists of one length")
         if not (np.isfinite(c.stage1).all() and np.isfinite(c.stage2).all() and np.isin(c.label, (0, 1)).all()):
