@@ -51,6 +51,15 @@ GRAPH_INPUTS = {
 REPEAT_MIN_TOKENS = 8
 REPEAT_MAX_PERIOD = 12
 WEIGHTS = ("fp32", "int8")  # what decoding steps read: fp32, or the 8-bit graphs of models.quantize
+WHOLE_REPLACEMENT = "\ufffd".encode()  # U+FFFD written whole: a character of the text, not a cut one
+
+
+def byte_level_chars() -> dict[str, int]:
+    """The byte each character of a byte-level BPE token stands for (the GPT-2 table `tokenizers`' ByteLevel
+    uses): printable bytes as themselves, the others from U+0100 on."""
+    shown = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
+    others = [b for b in range(256) if b not in shown]
+    return {**{chr(b): b for b in shown}, **{chr(256 + i): b for i, b in enumerate(others)}}
 
 
 def repeat_start(ids: list[int], copies: int, min_tokens: int = REPEAT_MIN_TOKENS,
@@ -341,6 +350,7 @@ class EarlyExitRuntime:
                                 f"{self.n_layers} (another model's file?); {RESTORE}, or refit the controller with "
                                 f"`tact train controller --model {self.model_dir}`")
         self._newline = self._newline_table()
+        self._token_bytes = self._token_bytes_table()
         try:
             self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
         except MemoryError:
@@ -510,6 +520,37 @@ class EarlyExitRuntime:
     def _newline_table(self) -> np.ndarray:
         tok = self.tokenizer.tok
         return np.array(["\n" in tok.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)])
+
+    def _token_bytes_table(self) -> list[bytes] | None:
+        """The bytes each token id decodes to (special tokens: none, ``decode`` skips them); None where the tokenizer
+        is not byte-level."""
+        from tokenizers import decoders
+
+        tok = self.tokenizer.tok
+        if not isinstance(tok.decoder, decoders.ByteLevel):
+            return None
+        chars, special = byte_level_chars(), set(tok.get_added_tokens_decoder())
+        table = []
+        for i in range(self.vocab_size):
+            piece = tok.id_to_token(i)
+            if i in special or piece is None:
+                table.append(b"")
+            elif not all(c in chars for c in piece):
+                return None
+            else:
+                table.append(bytes(chars[c] for c in piece))
+        return table
+
+    def _ends_mid_character(self, ids: list[int], text: str) -> bool:
+        """Whether ``text``, the decoded ``ids``, ends in a U+FFFD that stands for bytes of no whole character (a cut
+        inside one). A U+FFFD whose three bytes the tokens wrote is a character of the text: a file read with
+        replacement characters holds them, and a suggestion that copies them ends in one. Without the tokens' bytes
+        (a tokenizer that is not byte-level) every final U+FFFD counts as a cut."""
+        if not text.endswith("\ufffd"):
+            return False
+        if self._token_bytes is None:
+            return True
+        return not b"".join(self._token_bytes[t] for t in ids).endswith(WHOLE_REPLACEMENT)
 
     @property
     def name(self) -> str:
@@ -688,8 +729,9 @@ class EarlyExitRuntime:
             res.decode_ms = (time.perf_counter() - t1) * 1000
         res.text = self.tokenizer.decode(res.token_ids)
         # A suggestion cut mid-character (the token limit, Stop, the context, a cancel) ends in bytes that decode to
-        # U+FFFD: its last tokens go until the text ends whole. After decoding, so every policy cuts alike.
-        while res.text.endswith("\ufffd") and res.token_ids:
+        # U+FFFD: its last tokens go until the text ends whole. After decoding, so every policy cuts alike. A U+FFFD
+        # written whole stays (judged by the text alone, every suggestion that copied one lost it).
+        while res.token_ids and self._ends_mid_character(res.token_ids, res.text):
             del res.token_ids[-1], res.logprobs[-1], res.layers[-1], res.stop_probs[-1]
             res.text = self.tokenizer.decode(res.token_ids)
         return res

@@ -810,3 +810,51 @@ def test_tact_train_controller_kv_fill_only_refits_the_maps_and_nothing_else(tin
         np.testing.assert_array_equal(after[name], tensor, err_msg=name)
     record = json.loads((d / "tact.json").read_text())["controller"]
     assert sorted(record["kv_fill"]["explained"]) == ["0", "1"] and "top1_accuracy" not in record
+
+
+# -- what a suggestion keeps of the text it writes ------------------------------------------------------
+
+REPLACEMENT = "\ufffd"  # what an editor shows for bytes of a file that are not UTF-8
+
+
+def scripted_text(rt, monkeypatch, script: list[int]) -> str:
+    """The text ``generate`` returns where the model writes ``script`` and then reaches the token limit."""
+    def decode(h, opts, res, should_cancel):
+        for token in script:
+            if rt._emit(res, opts, token, 0.0, rt.n_layers, 0.0):
+                return
+
+    monkeypatch.setattr(rt, "_decode_full", decode)
+    rt.reset()
+    res = rt.generate(rt.tokenizer.encode("name = '"), DecodeOptions(max_new_tokens=len(script), stop_repeats=0))
+    assert res.text == rt.tokenizer.decode(res.token_ids)
+    assert len(res.token_ids) == len(res.logprobs) == len(res.layers) == len(res.stop_probs)
+    return res.text
+
+
+def test_a_suggestion_keeps_the_replacement_characters_it_writes_whole_and_drops_only_a_cut_one(rt, monkeypatch):
+    """A cut mid-character was found by the text ending in U+FFFD, so a suggestion that wrote whole U+FFFD
+    characters (copied from a file read with replacement characters) lost every one of them at its end."""
+    info = rt.tokenizer
+    whole = info.encode(REPLACEMENT)
+    assert len(whole) >= 2  # its three bytes take more than one token: a limit can fall inside it
+    word = info.encode("abc")
+    assert scripted_text(rt, monkeypatch, [*word, *whole, *whole]) == "abc" + 2 * REPLACEMENT
+    assert scripted_text(rt, monkeypatch, [*whole, *whole, *whole[:1]]) == 2 * REPLACEMENT  # the cut one goes
+    assert scripted_text(rt, monkeypatch, [*word, *whole[:-1]]) == "abc"
+    assert scripted_text(rt, monkeypatch, whole[:1]) == ""
+
+
+@pytest.mark.parametrize("limit", [3, 8])
+def test_a_suggestion_that_copies_a_replacement_character_shows_it_under_both_lossless_policies(shipped, limit):
+    """Where the file holds U+FFFD (bytes that are not UTF-8, decoded with replacement), the shipped model copies it;
+    a suggestion that ended right after it (here the token limit 3) came back empty."""
+    raw = b'name = "Jos\xe9"\n' * 12 + b'name = "Jos'
+    ids = shipped.fim_prompt(raw.decode("utf-8", "replace"), '"\n', limit)
+    out = {}
+    for policy in ("full", "speculative"):
+        shipped.reset()
+        res = out[policy] = shipped.generate(ids, DecodeOptions(policy=policy, max_new_tokens=limit))
+        assert res.text.startswith(REPLACEMENT) and res.text == shipped.tokenizer.decode(res.token_ids)
+    assert (out["full"].token_ids, out["full"].stop_reason) == (out["speculative"].token_ids,
+                                                                out["speculative"].stop_reason)
