@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,20 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [{name: _decode(name, value) for name, value in zip(names, row)} for row in cursor]
 
 
+@contextmanager
+def _one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Reads inside see the database as of one moment. Outside a transaction each statement reads the latest commit,
+    so a timeline read while a server wrote could hold a batch's edit but not the open of its document."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.rollback()
+
+
 def list_sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every session row, oldest first."""
     return _dicts(conn.execute("SELECT * FROM sessions ORDER BY started_at, id"))
@@ -112,15 +128,16 @@ def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str
     merged into the item.
     """
     items: list[dict[str, Any]] = []
-    for row in _dicts(conn.execute("SELECT * FROM settings_changes WHERE session_id = ?", [session_id])):
-        items.append({"type": "settings_changed", **row})
-    for row in _dicts(conn.execute("SELECT * FROM documents WHERE session_id = ?", [session_id])):
-        items.append({"type": _DOCUMENT_EVENT_TYPES[row["kind"]], **row})
-    for row in _dicts(conn.execute("SELECT * FROM edits WHERE session_id = ?", [session_id])):
-        items.append({"type": "edit", **row})
-    for row in _dicts(conn.execute("SELECT * FROM suggestion_events WHERE session_id = ?", [session_id])):
-        payload = row.pop("payload")
-        items.append({"type": row.pop("type"), **row, **payload})
+    with _one_snapshot(conn):
+        for row in _dicts(conn.execute("SELECT * FROM settings_changes WHERE session_id = ?", [session_id])):
+            items.append({"type": "settings_changed", **row})
+        for row in _dicts(conn.execute("SELECT * FROM documents WHERE session_id = ?", [session_id])):
+            items.append({"type": _DOCUMENT_EVENT_TYPES[row["kind"]], **row})
+        for row in _dicts(conn.execute("SELECT * FROM edits WHERE session_id = ?", [session_id])):
+            items.append({"type": "edit", **row})
+        for row in _dicts(conn.execute("SELECT * FROM suggestion_events WHERE session_id = ?", [session_id])):
+            payload = row.pop("payload")
+            items.append({"type": row.pop("type"), **row, **payload})
     items.sort(key=lambda item: (item["ts"], item["seq"]))
     for item in items:
         del item["id"]  # per-table row ids mean nothing once merged
@@ -162,10 +179,11 @@ def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] 
     if before is not None:
         decided += " AND outcome_at < ? AND session_id IN (SELECT id FROM sessions WHERE started_at < ?)"
         params += [before, before]
-    counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome",
-                               params).fetchall())
-    last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
-                        "ORDER BY outcome_at DESC LIMIT 1", params).fetchone()
+    with _one_snapshot(conn):  # the latest outcome is one of those counted
+        counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome",
+                                   params).fetchall())
+        last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
+                            "ORDER BY outcome_at DESC LIMIT 1", params).fetchone()
     return {"accepted": counts.get("accepted", 0) + counts.get("partially_accepted", 0),
             "rejected": counts.get("rejected", 0),
             "last_outcome": last[0] if last else None, "last_outcome_at": last[1] if last else None}

@@ -192,10 +192,15 @@ def migrate(db: Database) -> int:
     is only read: another writer holding the lock (a second editor's server) does not make the open wait."""
     path = database_path(db.conn)
     try:
-        if read_schema_version(db.conn, path) == SCHEMA_VERSION:
-            return SCHEMA_VERSION
+        found = read_schema_version(db.conn, path)
     except sqlite3.OperationalError:
-        pass  # busy: the locked path below decides
+        found = None  # busy: the locked path below decides
+    if found == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    if found is not None and found > SCHEMA_VERSION:
+        # Refused before the write lock: a newer server writing to the file made the open wait SQLite's busy
+        # timeout, then give the lock as the reason instead of the version.
+        raise newer_schema_error(path, found)
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError:

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -85,9 +85,34 @@ def _json(value: Any) -> str:
     """Serialize a dict field; odd values (paths, enums) become strings rather than losing the event, and a
     non-finite number becomes null: JSON has no NaN, and SQLite's json_extract refuses a payload holding one."""
     try:
-        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(value), default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(_finite(value), default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _well_formed(text)
+
+
+def _well_formed(text: str) -> str:
+    """``text`` as SQLite can store it. A lone surrogate (half of a UTF-16 pair: an editor's buffer, and the JSON it
+    sends, can hold one) has no UTF-8 encoding, so binding it raised and lost the whole event; for an opened document,
+    every later edit of it with it. Each becomes U+FFFD, one UTF-16 unit as well, so positions and lengths still hold
+    (two halves that meet make their character, as they do in the editor)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _storable(event: Event) -> Event:
+    """``event`` with every text field well formed (see ``_well_formed``); the event itself when they all are."""
+    changes: dict[str, str] = {}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, str) and (fixed := _well_formed(value)) is not value:
+            changes[f.name] = fixed
+    return replace(event, **changes) if changes else event
 
 
 def _finite(value: Any) -> Any:
@@ -281,6 +306,7 @@ class TelemetryStore:
         return self._seq
 
     def _write_event(self, event: Event) -> None:
+        event = _storable(event)
         # Rows are created on first sight, so events whose start was dropped still land.
         self._db.execute(
             "INSERT OR IGNORE INTO sessions (id, started_at) VALUES (?, ?)", [event.session_id, event.ts]
@@ -298,12 +324,16 @@ class TelemetryStore:
         self._writers[type(event)](event)
 
     def _write_session_started(self, e: SessionStarted) -> None:
+        # A session whose recording comes back to this database (telemetry turned off and on, or its database moved
+        # away and back) starts here again: it keeps its first start, and the end its move away logged no longer
+        # holds (it said a session still running, or one that later died, had ended before its last events).
         self._db.execute(
             "UPDATE sessions SET started_at = ?, client_name = ?, client_version = ?, server_version = ?,"
-            " workspace = ?, settings = ?, models = ? WHERE id = ?",
+            " workspace = ?, settings = ?, models = ? WHERE id = ? AND server_version IS NULL",
             [e.ts, e.client_name, e.client_version, e.server_version, e.workspace,
              _json(e.settings), _json(e.models), e.session_id],
         )
+        self._db.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = ?", [e.session_id])
 
     def _write_session_ended(self, e: SessionEnded) -> None:
         self._db.execute(
