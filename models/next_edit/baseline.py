@@ -22,9 +22,11 @@ def _is_word(ch: str) -> bool:
 
 
 def _pattern(old: str) -> re.Pattern:
-    if _is_word(old[0]) and _is_word(old[-1]):
-        return re.compile(rf"(?<!\w){re.escape(old)}(?!\w)")
-    return re.compile(re.escape(old))
+    """``old`` as a whole: not preceded by a word character when it starts with one, nor followed by one when it
+    ends with one. Each end is guarded on its own: guarded only when both were, "f(x)" matched inside "ff(x)"."""
+    head = r"(?<!\w)" if _is_word(old[0]) else ""
+    tail = r"(?!\w)" if _is_word(old[-1]) else ""
+    return re.compile(head + re.escape(old) + tail)
 
 
 def common_ends(a: Sequence, b: Sequence) -> tuple[int, int]:

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
-from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
+from models.next_edit.examples import LINE_ENDINGS, Edit, apply_all, apply_edit, line_ending, lines_of, text_ending
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
 MAX_CANDIDATES = 400  # kept per request, nearest the cursor first (in the baseline's search order)
@@ -141,24 +141,61 @@ def edit_key(edit: Edit) -> tuple:
     return (edit.start_line + head, edit.end_line - tail, "".join(b[head:len(b) - tail]))
 
 
+def _written(lines: list[str], edit: Edit) -> str:
+    """The text `models.next_edit.examples.splice` writes for ``edit`` of ``lines``: its updated block with the
+    line breaks splice adds (kept in step with it)."""
+    updated = edit.updated
+    if updated and not updated.endswith(LINE_ENDINGS) and edit.end_line < len(lines):
+        updated += text_ending(lines, edit.end_line - 1 if edit.end_line > edit.start_line else edit.start_line - 1)
+    if updated and edit.start_line == len(lines) and lines and not line_ending(lines[-1]):
+        updated = text_ending(lines, len(lines) - 2) + updated
+    return updated
+
+
 class _Collector:
     """Candidates by key: the first way to a text keeps it, later ones count in its ``ways``."""
 
-    def __init__(self, last: Edit | None) -> None:
+    def __init__(self, last: Edit | None, lines: list[str]) -> None:
         self.last = last
+        self.lines = lines
         self.found: dict[tuple, Candidate] = {}
+        self.undo: Edit | None = None  # the last edit undone, as an edit of ``lines``, when it fits them
+        if last is not None:
+            end = last.start_line + len(lines_of(last.updated))
+            if end <= len(lines) and "".join(lines[last.start_line:end]) == last.updated:
+                self.undo = Edit(last.start_line, end, last.updated, last.original)
+                self.undo_growth = len(_written(lines, self.undo)) - len(self.undo.original)
 
-    def add(self, edit: Edit, generator: str, age: int, source: str, **extra) -> None:
+    def add(self, edit: Edit, generator: str, age: int, source: str, **extra) -> tuple | None:
+        """Add ``edit``; its key, or None when it is dropped (it changes nothing or undoes the last edit)."""
         key = edit_key(edit)
         if key[0] == key[1] and not key[2]:
-            return  # changes nothing
-        if self.last is not None and _undoes(edit, self.last):
-            return
+            return None  # changes nothing
+        if self.last is not None and (_undoes(edit, self.last) or self._restores(edit)):
+            return None
         seen = self.found.get(key)
         if seen is not None:
             seen.ways += 1
-            return
+            return key
         self.found[key] = Candidate(edit, key, generator, age, source, **extra)
+        return key
+
+    def _restores(self, edit: Edit) -> bool:
+        """Whether ``edit`` leaves the text the last edit changed, though its blocks are not the last edit's swapped
+        (the last edit also rewrote unchanged lines around its change): comparing the blocks alone let such an
+        undo through, and the ranker chose it. Only an edit that overlaps or touches the lines the last edit wrote
+        and grows the text by as much as the undo is compared, on the lines from the first either edit touches
+        to the last (elsewhere only a run of repeated lines could give the same text)."""
+        u = self.undo
+        if u is None or edit.start_line > u.end_line or edit.end_line < u.start_line \
+                or len(_written(self.lines, edit)) - len(edit.original) != self.undo_growth:
+            return False
+        lo, hi = min(edit.start_line, u.start_line), max(edit.end_line, u.end_line)
+
+        def span(e: Edit) -> str:
+            return "".join(self.lines[lo:e.start_line]) + _written(self.lines, e) + "".join(self.lines[e.end_line:hi])
+
+        return span(edit) == span(u)
 
 
 def generate(history: list[Edit], current: str, original: str | None = None,
@@ -172,7 +209,8 @@ def generate(history: list[Edit], current: str, original: str | None = None,
     lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - SEARCH_LINES), min(n, cursor_line + SEARCH_LINES))
     rows = range(lo, hi)
     recent = history[-MAX_HISTORY:]
-    out = _Collector(history[-1] if history else None)
+    out = _Collector(history[-1] if history else None, lines)
+    context = _ContextSearch(out, lines, rows)
     texts_before = _texts_before(history, current, original, len(recent))
     for i, h in enumerate(recent):
         age = len(recent) - 1 - i
@@ -201,7 +239,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
                 if lines[row] == block[0] and "".join(lines[row:row + k]) == rep[0]:
                     out.add(Edit(row, row + k, rep[0], rep[1]), "block", age, source)
         for old_line, new_line in _changed_line_pairs(h):
-            _context_candidates(out, lines, rows, old_line, new_line, age)
+            context.add(old_line, new_line, age)
         if h.original:
             k = len(h_lines)
             for row in range(lo, min(hi, n - k + 1)):
@@ -220,6 +258,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
                 if lines[max(0, row - k):row] == block or lines[row:row + k] == block:
                     continue  # the same lines again right beside themselves: a stutter, not an edit
                 out.add(Edit(row, row, "", h.updated), "insert", age, source)
+    context.settle()
     return list(out.found.values())
 
 
@@ -245,36 +284,108 @@ def _texts_before(history: list[Edit], current: str, original: str | None, recen
     return out[::-1]
 
 
-def _context_candidates(out: _Collector, lines: list[str], rows: range, old_line: str, new_line: str, age: int) -> None:
-    p, s = common_ends(old_line, new_line)
-    old, new = old_line[p:len(old_line) - s], new_line[p:len(new_line) - s]
-    left, right = old_line[:p], old_line[len(old_line) - s:]
-    whole_left = left if left.strip() else None  # a context of blanks alone says nothing
-    whole_right = right if right.strip() else None
-    for row in rows:
-        line = lines[row]
-        if len(line) > MAX_LINE_CHARS:
-            continue
-        if whole_right is not None and line.endswith(old + whole_right):
-            k = len(line) - len(whole_right) - len(old)
-            out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age, old_line,
-                    context=(0, len(whole_right)))
-        if whole_left is not None and line.startswith(whole_left + old):
-            k = len(whole_left)
-            out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age, old_line,
-                    context=(len(whole_left), 0))
+class _ContextSearch:
+    """The ``context`` generator over one request's rows. A history edit that changed many lines (an argument
+    added to every call in a block, a block reindented, a file reformatted) gave one search of every row per line
+    it changed, and most of those searches were the same one (the same change between the same characters),
+    each adding every match again: a 400-line edit took seconds a request. A search already made is now only
+    counted, and `settle` adds the count to its candidates' ``ways`` (what searching again did), and the
+    whole-rest-of-line contexts read only the rows that start (end) with the same ``AFFIX`` characters.
+    Candidates, their order within a row (candidates are ranked by row) and their counts are the ones the
+    row-by-row search gave."""
+
+    AFFIX = 8
+
+    def __init__(self, out: _Collector, lines: list[str], rows: range) -> None:
+        self.out, self.lines = out, lines
+        self.rows = [row for row in rows if len(lines[row]) <= MAX_LINE_CHARS]  # longer lines are skipped
+        self.done: dict[tuple, tuple[list[tuple], list[int]]] = {}  # a search -> (its candidates' keys, [repeats])
+        self.heads: dict[str, list[int]] | None = None
+        self.tails: dict[str, list[int]] | None = None
+
+    def settle(self) -> None:
+        """Count the repeated searches in their candidates' ``ways``."""
+        for added, (repeats,) in self.done.values():
+            if repeats:
+                for key in added:
+                    self.out.found[key].ways += repeats
+
+    def _rows_by(self, ends: str) -> dict[str, list[int]]:
+        index: dict[str, list[int]] = {}
+        for row in self.rows:
+            line = self.lines[row]
+            index.setdefault(line[:self.AFFIX] if ends == "head" else line[-self.AFFIX:], []).append(row)
+        return index
+
+    def _rows_starting(self, prefix: str) -> list[int]:
+        if len(prefix) < self.AFFIX:
+            return self.rows
+        if self.heads is None:
+            self.heads = self._rows_by("head")
+        return self.heads.get(prefix[:self.AFFIX], [])
+
+    def _rows_ending(self, suffix: str) -> list[int]:
+        if len(suffix) < self.AFFIX:
+            return self.rows
+        if self.tails is None:
+            self.tails = self._rows_by("tail")
+        return self.tails.get(suffix[-self.AFFIX:], [])
+
+    def add(self, old_line: str, new_line: str, age: int) -> None:
+        """The candidates of one changed line: within a row, the whole-right, whole-left, then nearest-character
+        contexts, as before (searching one context over all rows, then the next, keeps that order on each row, and
+        a candidate's key names its row, so no other candidate can come first to it)."""
+        p, s = common_ends(old_line, new_line)
+        old, new = old_line[p:len(old_line) - s], new_line[p:len(new_line) - s]
+        left, right = old_line[:p], old_line[len(old_line) - s:]
+        if right.strip():  # a context of blanks alone says nothing
+            self._search(("right", old, new, right), old_line, age)
+        if left.strip():
+            self._search(("left", old, new, left), old_line, age)
         for chars in CONTEXT_CHARS:
             lc, rc = left[-chars:], right[:chars]
+            if (lc + old).strip():
+                self._search(("near", old, new, lc, rc), old_line, age)
+
+    def _search(self, search: tuple, old_line: str, age: int) -> None:
+        done = self.done.get(search)
+        if done is not None:
+            done[1][0] += 1
+            return
+        added: list[tuple] = []
+        self.done[search] = (added, [0])
+        kind, old, new = search[:3]
+        lines = self.lines
+
+        def add(row: int, line: str, k: int, context: tuple[int, int]) -> None:
+            key = self.out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age,
+                               old_line, context=context)
+            if key is not None:
+                added.append(key)
+
+        if kind == "right":
+            whole_right = search[3]
+            for row in self._rows_ending(old + whole_right):
+                line = lines[row]
+                if line.endswith(old + whole_right):
+                    add(row, line, len(line) - len(whole_right) - len(old), (0, len(whole_right)))
+        elif kind == "left":
+            whole_left = search[3]
+            for row in self._rows_starting(whole_left + old):
+                line = lines[row]
+                if line.startswith(whole_left + old):
+                    add(row, line, len(whole_left), (len(whole_left), 0))
+        else:
+            lc, rc = search[3], search[4]
             needle = lc + old
-            if not needle.strip():
-                continue
-            at = line.find(needle)
-            while at >= 0:
-                k = at + len(lc)
-                if line.startswith(rc, k + len(old)):
-                    out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age, old_line,
-                            context=(len(lc), len(rc)))
-                at = line.find(needle, at + 1)
+            for row in self.rows:
+                line = lines[row]
+                at = line.find(needle)
+                while at >= 0:
+                    k = at + len(lc)
+                    if line.startswith(rc, k + len(old)):
+                        add(row, line, k, (len(lc), len(rc)))
+                    at = line.find(needle, at + 1)
 
 
 def featurize(candidates: list[Candidate], history: list[Edit], current: str, cursor_line: int,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.acceptance.model import StageModel
+from models.acceptance.model import AcceptanceModelError, StageModel
 from models.next_edit.candidates import FEATURE_NAMES, featurized
 from models.next_edit.examples import Edit, Example
 
@@ -92,6 +92,8 @@ def load_ranker(path: str | Path | None = None) -> EditRanker:
         raise RankerError(f"no edit ranker at {path}; train one with `tact train next-edit-ranker`")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(d, dict):  # a list, number or null has no fields: read as one, it raised AttributeError
+            raise RankerError(f"{path} is not a valid edit ranker (a JSON {type(d).__name__}, not an object)")
         if d.get("format") != FORMAT:
             raise RankerError(f"{path}: format {d.get('format')!r}, expected {FORMAT}; retrain it")
         if list(d["feature_names"]) != list(FEATURE_NAMES):
@@ -101,7 +103,9 @@ def load_ranker(path: str | Path | None = None) -> EditRanker:
         threshold = float(d["threshold"])
     except RankerError:
         raise
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError, AcceptanceModelError, OSError,
+            RecursionError) as exc:  # any damage (a field of the wrong type, an unknown tree kind, an unreadable or
+        # absurdly nested file) is the caller's RankerError, never an exception it does not expect
         raise RankerError(f"{path} is not a valid edit ranker ({type(exc).__name__}: {exc})") from exc
     if trees.feature_names != list(FEATURE_NAMES) or not math.isfinite(threshold) \
             or not all(math.isfinite(v) for v in trees.fill):
