@@ -74,3 +74,27 @@ def test_events_held_for_the_settings_go_to_the_store_they_name_or_nowhere():
         else:
             # nothing reached it: neither the held events nor the later one of a suggestion they requested
             assert recorder.documents == set() and target.stats.dropped == 0
+
+
+def test_a_job_raising_a_base_exception_is_logged_failed_and_answered_and_an_interrupt_still_ends_the_process():
+    """logged_job caught Exception alone: a job (a completion, a next edit) raising another BaseException left its
+    suggestion without an end in telemetry, and the error escaped the handler, which never answered the editor."""
+    import pytest
+
+    from lsp_server.services.scheduler import CancelToken
+
+    class TornDown(BaseException):
+        pass
+
+    def torn(token):
+        raise TornDown("decoder torn down")
+
+    def interrupted(token):
+        raise KeyboardInterrupt
+
+    store = ListStore()
+    recorder = SessionRecorder(store)
+    assert recorder.logged_job("s1", torn, "next-edit prediction")(CancelToken()) is None
+    assert [(type(e).__name__, e.error) for e in store.events] == [("SuggestionFailed", "TornDown: decoder torn down")]
+    with pytest.raises(KeyboardInterrupt):
+        recorder.logged_job("s2", interrupted, "completion")(CancelToken())

@@ -203,7 +203,10 @@ class SessionRecorder:
 
     def logged_job(self, suggestion_id: str, job: Callable[[CancelToken], T], what: str) -> Callable[[CancelToken], T | None]:
         """``job`` for the inference scheduler, its end logged: a cancellation (re-raised, so the caller
-        sees it) or a failure (logged as ``failed`` with the error, returning None)."""
+        sees it) or a failure (logged as ``failed`` with the error, returning None). A failure is also a
+        BaseException that is no Exception (asyncio.CancelledError, a library's own), KeyboardInterrupt and SystemExit
+        aside: let through, it left the suggestion without an end in telemetry and escaped the request's handler,
+        which then never answered the editor."""
 
         def run(token: CancelToken) -> T | None:
             try:
@@ -211,7 +214,9 @@ class SessionRecorder:
             except Cancelled as exc:
                 self.cancelled(suggestion_id, exc.reason)
                 raise
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
                 log.warning("%s failed", what, exc_info=True)
                 self.failed(suggestion_id, f"{type(exc).__name__}: {exc}")
                 return None

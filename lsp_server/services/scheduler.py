@@ -104,21 +104,30 @@ class InferenceScheduler:
 
         def dropped(queued: Future) -> None:  # shutdown cancelled it before it ran
             if queued.cancelled():
-                self._forget(key, token)
                 if first:
+                    self._forget(key, token)
                     future.cancel()
+                    future.set_running_or_notify_cancel()  # as an executor does: else wait() never counts it done
                 else:
-                    future.set_exception(Cancelled(token.reason or "shutdown"))
+                    self._shut_out(key, token, step, future)
 
         try:
             queued = self._pool.submit(run)
         except RuntimeError:  # shut down between a Deferred's timer and this
             if first:
                 raise
-            self._forget(key, token)
-            future.set_exception(Cancelled(token.reason or "shutdown"))
+            self._shut_out(key, token, step, future)
             return
         queued.add_done_callback(dropped)
+
+    def _shut_out(self, key: str | None, token: CancelToken, step: Callable[[CancelToken], Any],
+                  future: Future) -> None:
+        """The rest of a Deferred whose wait had ended, shut out of the worker by shutdown: it runs here, its token
+        cancelled, and ends as on any cancellation. Resolving the future alone skipped the rest, and with it the
+        job's record of why it stopped (a debounced request was left requested, never ended). It may run under the
+        pool's shutdown lock: a rest must not submit, as none should once its token is cancelled."""
+        token.cancel("shutdown")
+        self._step(key, token, step, future)
 
     def _step(self, key: str | None, token: CancelToken, step: Callable[[CancelToken], Any], future: Future) -> None:
         try:
