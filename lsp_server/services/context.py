@@ -9,7 +9,7 @@ only when the cursor crosses a grid boundary (every ``PREFIX_GRID`` typed chars 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .positions import LineIndex, Position, offset_at, position_at
@@ -41,6 +41,9 @@ class CompletionContext:
     language_id: str = "python"
     prefix_start: int = 0  # str index in the document where ``prefix`` begins
     document_chars: int = -1  # length of the whole document (str chars); -1: unknown
+    # The whole document the windows were cut from (the snapshot itself, not a copy); None: unknown. The acceptance
+    # gate reads the text around the cursor from it as training does, whatever size the settings give the windows.
+    document: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def previous_line(self) -> str | None:
@@ -151,4 +154,5 @@ def build_context(
         language_id=language_id,
         prefix_start=start,
         document_chars=len(text),
+        document=text,
     )

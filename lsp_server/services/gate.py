@@ -85,6 +85,14 @@ def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 
+def _text_before(ctx: CompletionContext):
+    """The text before the cursor as training compares it for "nothing typed since": the whole of it, given as a
+    function so that a request copies it only when it is at the offset of the suggestion shown before (a suggestion
+    shown hashes it once); the prefix window when the context has no document."""
+    document, offset = ctx.document, ctx.offset
+    return ctx.prefix if document is None else lambda: document[:offset]
+
+
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -257,12 +265,18 @@ class AcceptanceGate:
 
     # -- stage 1 -----------------------------------------------------------------------------
     def context_inputs(self, ctx: CompletionContext, uri: str | None = None, now: float | None = None) -> features.ContextInputs:
+        """The features' inputs for ``ctx``: read from its document as training reads the text before the cursor
+        (the model's prompt windows, which the settings size, are not that text), else from the windows."""
         now = self._now(now)
+        prefix, suffix = ctx.prefix, ctx.suffix
+        if ctx.document is not None:
+            start, end = features.reading_span(ctx.document, ctx.offset)
+            prefix, suffix = ctx.document[start:ctx.offset], ctx.document[ctx.offset:end]
         with self._lock:
             h = self.history
-            recall = h.shown.recall(uri, now, ctx.offset, ctx.prefix) if uri is not None else features.ShownRecall()
+            recall = features.ShownRecall() if uri is None else h.shown.recall(uri, now, ctx.offset, _text_before(ctx))
             return features.ContextInputs(
-                prefix=ctx.prefix, suffix=ctx.suffix, language_id=ctx.language_id,
+                prefix=prefix, suffix=suffix, language_id=ctx.language_id,
                 document_chars=ctx.document_chars if ctx.document_chars >= 0 else None,
                 cursor_offset=ctx.offset, facts=ctx.facts, line_prefix=ctx.line_prefix, line_suffix=ctx.line_suffix,
                 previous_outcome=h.last_outcome,
@@ -317,7 +331,7 @@ class AcceptanceGate:
         """A suggestion goes to the editor (the pipeline calls this as the answer is sent): what the user was shown
         lately learns it (the gate on or off). One cancelled or stale before it is sent is not remembered."""
         with self._lock:
-            self.history.shown.record(uri, self._now(now), ctx.offset, ctx.prefix, text)
+            self.history.shown.record(uri, self._now(now), ctx.offset, _text_before(ctx), text)
 
     def record_outcome(self, suggestion_id: str, outcome: str, ts: float | None = None) -> None:
         """An issued suggestion was accepted (fully or partly) or rejected. Each id counts once, except that an

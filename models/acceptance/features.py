@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -59,7 +59,8 @@ _STRING_NODES = frozenset({"string", "string_start", "string_content", "string_e
 
 @dataclass(frozen=True)
 class ContextInputs:
-    """What stage 1 sees. ``prefix``/``suffix`` may be windows of the document around the cursor."""
+    """What stage 1 sees. ``prefix``/``suffix``: the text before and after the cursor, or the stretch of it that
+    :func:`reading_span` gives (the features read no further), which serving passes to not copy a large document."""
 
     prefix: str
     suffix: str = ""
@@ -168,6 +169,13 @@ def typing_speed(prev_ts: float | None, prev_offset: int | None, ts: float, offs
     return min(MAX_TYPING_CPS, max(0, offset - prev_offset) / dt)
 
 
+def _prefix_key(offset: int, prefix: str | Callable[[], str]) -> int:
+    """What a ShownHistory compares: a hash of the offset and the text before it. The text may come as a function
+    giving it: serving, which holds the document, copies the whole text before the cursor for a request only when it
+    is at the offset of the previous suggestion shown there."""
+    return hash((offset, prefix() if callable(prefix) else prefix))
+
+
 @dataclass(frozen=True)
 class ShownRecall:
     """What a ShownHistory says about a new request in a document."""
@@ -186,22 +194,24 @@ class ShownHistory:
         self._last: OrderedDict[str, tuple[float, int, int]] = OrderedDict()  # document -> (ts, offset, prefix hash)
         self._texts: deque[str] = deque(maxlen=memory)
 
-    def recall(self, document: str, ts: float, offset: int, prefix: str) -> ShownRecall:
+    def recall(self, document: str, ts: float, offset: int, prefix: str | Callable[[], str]) -> ShownRecall:
         """The history's view of a request at ``offset`` in ``document`` (``prefix``: the text before it)."""
         last = self._last.get(document)
         if last is None:
             return ShownRecall()
         shown_ts, shown_offset, prefix_hash = last
-        return ShownRecall(ts - shown_ts, typing_speed(shown_ts, shown_offset, ts, offset),
-                           hash((offset, prefix)) == prefix_hash)
+        same = offset == shown_offset and _prefix_key(offset, prefix) == prefix_hash
+        return ShownRecall(ts - shown_ts, typing_speed(shown_ts, shown_offset, ts, offset), same)
 
     def times_shown(self, text: str) -> int:
         key = text.strip()
         return sum(1 for t in self._texts if t == key)
 
-    def record(self, document: str, ts: float, offset: int, prefix: str, text: str) -> None:
+    def record(self, document: str, ts: float, offset: int, prefix: str | Callable[[], str], text: str) -> None:
         """A suggestion was shown."""
-        self._last[document] = (ts, offset, hash((offset, prefix)))  # the same text before the same cursor
+        # the same text before the same cursor, kept as a hash: a function giving the text is called here, once per
+        # suggestion shown, rather than kept (it would hold a document's text for each of the documents remembered)
+        self._last[document] = (ts, offset, _prefix_key(offset, prefix))
         self._last.move_to_end(document)
         while len(self._last) > self._memory:
             self._last.popitem(last=False)
@@ -231,6 +241,29 @@ def _cursor_line(inp: ContextInputs) -> tuple[str, str, str | None]:
     line_prefix, line_suffix, previous = _line_parts(inp.prefix, inp.suffix)
     return (line_prefix if inp.line_prefix is None else inp.line_prefix,
             line_suffix if inp.line_suffix is None else inp.line_suffix, previous)
+
+
+def _break_end_before(text: str, end: int) -> int:
+    """Where the line holding ``text[end]`` starts: after the last break before ``end`` (found without scanning past
+    it for a lone CR), 0 when none."""
+    nl = text.rfind("\n", 0, end)
+    return max(nl, text.rfind("\r", nl + 1, end)) + 1
+
+
+def reading_span(text: str, offset: int) -> tuple[int, int]:
+    """``(start, end)``: the stretch of ``text`` around the cursor at ``offset`` from which the features compute what
+    they compute from the whole text (given the whole cursor line as ``line_prefix``/``line_suffix`` and the cursor
+    facts): the text parsed for new syntax errors and one char more (it is cut at a line start only when longer),
+    the previous line, and the last non-space character before the cursor however far back."""
+    end = min(len(text), offset + PARSE_SUFFIX_CHARS + 1)
+    start = max(0, offset - PARSE_PREFIX_CHARS - 1)
+    line = _break_end_before(text, offset)
+    if line > 0:  # the previous line starts after the break before it (as _line_parts reads it)
+        head = line - 1 - (text[line - 1] == "\n" and line >= 2 and text[line - 2] == "\r")
+        start = min(start, _break_end_before(text, head))
+    while start > 0 and not text[start:offset].strip():  # only blanks: the last non-space char is further back
+        start = max(0, offset - 2 * (offset - start))
+    return start, end
 
 
 def context_features(inp: ContextInputs) -> np.ndarray:
