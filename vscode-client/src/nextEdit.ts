@@ -6,7 +6,7 @@
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
 import type { ServerRun } from "./issuer";
-import { hintText } from "./nextEditHint";
+import { hintText, hoverMarkdown } from "./nextEditHint";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
 import {
@@ -171,7 +171,8 @@ export class NextEdits implements vscode.Disposable {
     const range = run.client.protocol2CodeConverter.asRange(edit.range);
     this.shown = { edit, run, uri: editor.document.uri.toString(), version, range };
     const removedText = editor.document.getText(range);
-    editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage: `Tact: replace with \`${edit.newText}\`` }] : []);
+    const hoverMessage = new vscode.MarkdownString(hoverMarkdown(edit.newText));
+    editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage }] : []);
     editor.setDecorations(this.inserted, [
       {
         range: new vscode.Range(range.end, range.end),

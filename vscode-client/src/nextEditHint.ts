@@ -2,17 +2,45 @@
 
 const HINT = "Tab to apply · Esc to dismiss";
 const MAX_PREVIEW = 60; // UTF-16 units of the first line shown
+const BREAK = /\r\n|\r|\n/; // a CRLF document's edit has "\r\n" breaks
 
 /** "→ new text" for a replacement, "+ new text" for an insertion, then the keys. */
 export function hintText(newText: string, replaces: boolean): string {
   return `${replaces ? "→ " : "+ "}${previewOf(newText)}   ${HINT}`;
 }
 
-/** The new text's first line (shortened), and how many lines follow it. */
+/** The new text's first line (shortened), and how many lines follow it. An inserted line comes with its line
+ * break at one end ("x = 1\n", "\nx = 1", or "x = 1\n    " with the indentation of the line after it): blank
+ * lines at the ends are no lines of their own, or the hint would show nothing ("\nx = 1") or a line too many. */
 export function previewOf(text: string): string {
-  const lines = text.split(/\r\n|\r|\n/); // a CRLF document's edit has "\r\n" breaks
-  const first = lines[0].length > MAX_PREVIEW ? cutAt(lines[0], MAX_PREVIEW - 3) + "…" : lines[0];
-  return lines.length > 1 ? `${first} … (+${lines.length - 1} lines)` : first || "(delete)";
+  if (text === "") {
+    return "(delete)";
+  }
+  const lines = text.split(BREAK);
+  let first = 0;
+  let last = lines.length - 1;
+  while (first < last && lines[first].trim() === "") {
+    first++;
+  }
+  while (last > first && lines[last].trim() === "") {
+    last--;
+  }
+  if (lines[first].trim() === "" && lines.length > 1) {
+    return lines.length > 2 ? `(${lines.length - 1} blank lines)` : "(blank line)";
+  }
+  const line = lines[first].length > MAX_PREVIEW ? cutAt(lines[first], MAX_PREVIEW - 3) + "…" : lines[first];
+  return last > first ? `${line} … (+${last - first} lines)` : line;
+}
+
+/** The hover over the text a next edit replaces, as markdown: the new text in a code block (an inline code span
+ * showed a deletion as "``", ran the lines of a multi-line edit together and broke on the text's own backticks). */
+export function hoverMarkdown(newText: string): string {
+  if (newText === "") {
+    return "Tact: delete";
+  }
+  const longest = Math.max(0, ...(newText.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = "`".repeat(Math.max(3, longest + 1));
+  return `Tact: replace with\n\n${fence}python\n${newText.split(BREAK).join("\n")}\n${fence}`;
 }
 
 /** text's first n UTF-16 units, one less where the nth is the first half of a surrogate pair (an emoji's). */

@@ -3,6 +3,7 @@
 // concern the extension and are never sent to the server.
 import * as vscode from "vscode";
 import { resolveInterpreter } from "./server";
+import { pathSetting } from "./settingValues";
 
 export const SECTION = "tact";
 
@@ -56,7 +57,7 @@ export function pythonPath(): string {
   if (own) {
     return resolveInterpreter(own, workspaceDir(), home);
   }
-  const python = vscode.workspace.getConfiguration("python").get<string>("defaultInterpreterPath", "").trim();
+  const python = pathSetting(vscode.workspace.getConfiguration("python").get<unknown>("defaultInterpreterPath"));
   if (python && python !== "python") {
     return resolveInterpreter(python, workspaceDir(), home);
   }
@@ -64,7 +65,7 @@ export function pythonPath(): string {
 }
 
 function ownPythonPath(): string {
-  return vscode.workspace.getConfiguration(SECTION).get<string>("pythonPath", "").trim();
+  return pathSetting(vscode.workspace.getConfiguration(SECTION).get<unknown>("pythonPath"));
 }
 
 export function needsRestart(event: vscode.ConfigurationChangeEvent): boolean {
