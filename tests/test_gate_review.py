@@ -90,6 +90,7 @@ def test_a_model_switched_while_a_request_is_scored_decides_that_request_with_th
     ctx = build_context("x = 1\n", position_at("x = 1\n", 5))
     decision = gate.before(ctx, settings) if stage == 1 else gate.after(ctx, "y", settings)
     assert not gate.active  # the switch happened during the request
+    assert decision.model_version == "test-1"  # and its row names that model (the pipeline logged the gate's version)
     if stage == 1:
         assert decision.generate and decision.score == pytest.approx(0.2)
         assert decision.debounce_ms == AcceptanceGate(model).before(ctx, settings).debounce_ms > 0

@@ -58,6 +58,7 @@ class GateDecision:
     vector: np.ndarray | None = field(default=None, repr=False)  # the features the model saw
     inputs: features.ContextInputs | None = field(default=None, repr=False)  # stage 1: for stage 2 to reuse
     compute_ms: float = 0.0
+    model_version: str | None = None  # the model that decided: logged with it, though the settings switch it meanwhile
 
     @property
     def generate(self) -> bool:
@@ -301,7 +302,7 @@ class AcceptanceGate:
         delay = 0 if decision == "skip" or trigger == "invoked" else \
             debounce_ms(p, t.skip, model.base_rate, settings.acceptance_debounce_max_ms)
         return GateDecision(1, decision, p, None if t.skip == NEVER else t.skip, p, delay, forced, x, inputs,
-                            (time.perf_counter() - t0) * 1000)
+                            (time.perf_counter() - t0) * 1000, model.version)
 
     # -- stage 2 -----------------------------------------------------------------------------
     def after(self, ctx: CompletionContext, text: str, settings: Settings, *, logprobs=(), stop_probs=(),
@@ -324,7 +325,7 @@ class AcceptanceGate:
         forced = "invoked" if trigger == "invoked" and hide else ""
         decision = "hide" if hide and not forced else "show"
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
-                            (time.perf_counter() - t0) * 1000)
+                            (time.perf_counter() - t0) * 1000, model.version)
 
     # -- learning from outcomes --------------------------------------------------------------
     def shown(self, uri: str, ctx: CompletionContext, text: str, now: float | None = None) -> None:

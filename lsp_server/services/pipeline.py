@@ -99,7 +99,8 @@ class CompletionPipeline:
             first = None
             if gate is not None:
                 first = gate.before(ctx, settings, trigger, uri, now=now)
-                recorder.gated(suggestion_id, 1, first.decision, first.score, first.threshold, gate.version, first.details())
+                recorder.gated(suggestion_id, 1, first.decision, first.score, first.threshold, first.model_version,
+                               first.details())
                 if not first.generate:
                     self.counts["skipped"] += 1
                     return None
@@ -137,8 +138,8 @@ class CompletionPipeline:
                                     layers=layers if suggestion.policy == "dynamic" else None,
                                     n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first,
                                     trigger=trigger, uri=uri, now=now)
-                recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold, gate.version,
-                               second.details())
+                recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold,
+                               second.model_version, second.details())
                 if not second.show:
                     self.counts["hidden"] += 1
                     return None
