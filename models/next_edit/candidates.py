@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
-from models.next_edit.examples import LINE_ENDINGS, Edit, apply_all, apply_edit, line_ending, lines_of, text_ending
+from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
 MAX_CANDIDATES = 400  # kept per request, nearest the cursor first (in the baseline's search order)
@@ -141,17 +141,6 @@ def edit_key(edit: Edit) -> tuple:
     return (edit.start_line + head, edit.end_line - tail, "".join(b[head:len(b) - tail]))
 
 
-def _written(lines: list[str], edit: Edit) -> str:
-    """The text `models.next_edit.examples.splice` writes for ``edit`` of ``lines``: its updated block with the
-    line breaks splice adds (kept in step with it)."""
-    updated = edit.updated
-    if updated and not updated.endswith(LINE_ENDINGS) and edit.end_line < len(lines):
-        updated += text_ending(lines, edit.end_line - 1 if edit.end_line > edit.start_line else edit.start_line - 1)
-    if updated and edit.start_line == len(lines) and lines and not line_ending(lines[-1]):
-        updated = text_ending(lines, len(lines) - 2) + updated
-    return updated
-
-
 class _Collector:
     """Candidates by key: the first way to a text keeps it, later ones count in its ``ways``."""
 
@@ -164,7 +153,7 @@ class _Collector:
             end = last.start_line + len(lines_of(last.updated))
             if end <= len(lines) and "".join(lines[last.start_line:end]) == last.updated:
                 self.undo = Edit(last.start_line, end, last.updated, last.original)
-                self.undo_growth = len(_written(lines, self.undo)) - len(self.undo.original)
+                self.undo_growth = len(written(lines, self.undo)) - len(self.undo.original)
 
     def add(self, edit: Edit, generator: str, age: int, source: str, **extra) -> tuple | None:
         """Add ``edit``; its key, or None when it is dropped (it changes nothing or undoes the last edit)."""
@@ -188,12 +177,12 @@ class _Collector:
         to the last (elsewhere only a run of repeated lines could give the same text)."""
         u = self.undo
         if u is None or edit.start_line > u.end_line or edit.end_line < u.start_line \
-                or len(_written(self.lines, edit)) - len(edit.original) != self.undo_growth:
+                or len(written(self.lines, edit)) - len(edit.original) != self.undo_growth:
             return False
         lo, hi = min(edit.start_line, u.start_line), max(edit.end_line, u.end_line)
 
         def span(e: Edit) -> str:
-            return "".join(self.lines[lo:e.start_line]) + _written(self.lines, e) + "".join(self.lines[e.end_line:hi])
+            return "".join(self.lines[lo:e.start_line]) + written(self.lines, e) + "".join(self.lines[e.end_line:hi])
 
         return span(edit) == span(u)
 

@@ -98,12 +98,18 @@ def splice(text: str, edit: Edit) -> tuple[int, int, str]:
     if "".join(lines[edit.start_line:edit.end_line]) != edit.original:
         raise ValueError("edit original does not match the text")
     start = sum(map(len, lines[:edit.start_line]))
+    return start, start + len(edit.original), written(lines, edit)
+
+
+def written(lines: list[str], edit: Edit) -> str:
+    """What ``edit`` writes in place of its original among ``lines``: its updated block with the line breaks
+    `splice` adds (the range unchecked)."""
     updated = edit.updated
     if updated and not updated.endswith(LINE_ENDINGS) and edit.end_line < len(lines):
         updated += text_ending(lines, edit.end_line - 1 if edit.end_line > edit.start_line else edit.start_line - 1)
     if updated and edit.start_line == len(lines) and lines and not line_ending(lines[-1]):
         updated = text_ending(lines, len(lines) - 2) + updated
-    return start, start + len(edit.original), updated
+    return updated
 
 
 def apply_edit(text: str, edit: Edit) -> str:
