@@ -18,6 +18,7 @@ the longest common token prefix, so a keystroke costs only the new tokens.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -350,7 +351,6 @@ class EarlyExitRuntime:
                                 f"{self.n_layers} (another model's file?); {RESTORE}, or refit the controller with "
                                 f"`tact train controller --model {self.model_dir}`")
         self._newline = self._newline_table()
-        self._token_bytes = self._token_bytes_table()
         try:
             self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
         except MemoryError:
@@ -521,9 +521,10 @@ class EarlyExitRuntime:
         tok = self.tokenizer.tok
         return np.array(["\n" in tok.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)])
 
-    def _token_bytes_table(self) -> list[bytes] | None:
+    @functools.cached_property
+    def _token_bytes(self) -> list[bytes] | None:
         """The bytes each token id decodes to (special tokens: none, ``decode`` skips them); None where the tokenizer
-        is not byte-level."""
+        is not byte-level. Built on first use, a suggestion ending in U+FFFD: not at every start (about 9 ms)."""
         from tokenizers import decoders
 
         tok = self.tokenizer.tok
