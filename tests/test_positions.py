@@ -191,3 +191,101 @@ def test_big_document_conversions_are_fast():
     assert offset_at(long_line, Position(0, 3_999_997)) == 2_999_997
     assert offset_at(long_line, Position(0, 3_999_999)) == 2_999_999
     assert time.perf_counter() - t0 < 0.5
+
+
+def _check_against_fresh(idx: LineIndex, text: str, rng: random.Random, full: bool) -> None:
+    """Everything an index answers equals what a fresh index of ``text`` answers."""
+    fresh = LineIndex(text)
+    assert idx.text == text
+    assert idx.starts == fresh.starts == line_starts(text)
+    assert idx.line_count == fresh.line_count
+    lines = range(fresh.line_count) if full else [rng.randrange(fresh.line_count) for _ in range(6)]
+    for line_no in [*lines, fresh.line_count - 1]:
+        assert idx.line_bounds(line_no) == fresh.line_bounds(line_no)
+        assert idx.line_text(line_no) == fresh.line_text(line_no)
+        width = utf16_len(fresh.line_text(line_no))
+        for ch in {0, width, width + 1, rng.randrange(width + 2)}:
+            pos = Position(line_no, ch)
+            assert idx.offset_at(pos) == fresh.offset_at(pos)
+            assert idx.is_valid(pos) == fresh.is_valid(pos)
+    for pos in (Position(fresh.line_count, 0), Position(fresh.line_count + 3, 2), Position(-1, 4)):
+        assert idx.offset_at(pos) == fresh.offset_at(pos)
+        assert idx.is_valid(pos) == fresh.is_valid(pos)
+    offsets = range(-1, len(text) + 2) if full else [rng.randrange(-1, len(text) + 2) for _ in range(12)]
+    for off in [*offsets, 0, len(text)]:
+        assert idx.position_at(off) == fresh.position_at(off)
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2, 3, 8])
+def test_random_incremental_edits_answer_as_a_fresh_index(monkeypatch, chunk):
+    """Many edits (breaks split and joined, multi-line pastes and deletions) agree with a rebuild.
+
+    ``chunk`` shrinks the index's internal blocks so that splitting and merging them is exercised
+    on small texts; ``None`` keeps the default."""
+    import lsp_server.services.positions as positions
+
+    if chunk is not None:
+        monkeypatch.setattr(positions, "_CHUNK", chunk, raising=False)
+    rng = random.Random(7 + (chunk or 0))
+    pieces = ["a", "b", " ", "\n", "\r\n", "\r", "\r", EMOJI, CJK[0], CJK_EXT_B, "\t", "\ud83d"]
+    text = "".join(rng.choice(pieces) for _ in range(300))
+    idx = LineIndex(text)
+    for step in range(600):
+        s = rng.randrange(len(text) + 1)
+        kind = rng.random()
+        if kind < 0.5:  # a keystroke or a backspace
+            e = min(len(text), s + rng.choice([0, 0, 1]))
+            ins = rng.choice(pieces + [""])
+        elif kind < 0.75:  # a selection replaced: several lines out, several in
+            e = min(len(text), s + rng.randrange(0, 80))
+            ins = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 60)))
+        elif kind < 0.85:  # a big paste
+            e = s
+            ins = "".join(rng.choice(["x", "\n", "\r\n", "\r", EMOJI]) for _ in range(rng.randrange(50, 400)))
+        elif kind < 0.95:  # a big deletion
+            e = min(len(text), s + rng.randrange(50, 500))
+            ins = ""
+        else:  # at either end, sometimes everything
+            s, e = rng.choice([(0, 0), (len(text), len(text)), (0, len(text)), (0, min(3, len(text)))])
+            ins = rng.choice(["", "\n", "\r", "q\r\n", EMOJI + "\n"])
+        new_text = text[:s] + ins + text[e:]
+        idx = idx.replaced(s, e, ins, new_text if rng.random() < 0.5 else None)
+        text = new_text
+        _check_against_fresh(idx, text, rng, full=step % 50 == 0 or len(text) < 40)
+
+
+def test_replaced_leaves_the_old_index_as_it_was():
+    """Snapshots are read from other threads while changes arrive: an index never changes."""
+    rng = random.Random(3)
+    text = "".join(rng.choice(["ab", "\n", "\r\n", EMOJI]) for _ in range(5000))
+    idx = LineIndex(text)
+    history = [(text, idx)]
+    for _ in range(200):
+        s = rng.randrange(len(text) + 1)
+        e = min(len(text), s + rng.randrange(0, 30))
+        ins = rng.choice(["", "x", "\n", "\r\n\r\n", "a\nb\nc\n" * 20])
+        text = text[:s] + ins + text[e:]
+        idx = idx.replaced(s, e, ins, text)
+        history.append((text, idx))
+    for old_text, old_idx in history[::20]:
+        assert old_idx.text == old_text and old_idx.starts == line_starts(old_text)
+
+
+def test_a_keystroke_costs_the_same_in_a_million_line_file_as_in_ten_thousand():
+    """The index's work for one keystroke must not grow with the lines below it."""
+
+    def cost(lines: int, repeats: int) -> float:
+        text = "x = 1\n" * lines
+        idx = LineIndex(text)
+        new_text = text[:10] + "y" + text[10:]  # line 1: every line start after it moves
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = idx.replaced(10, 10, "y", new_text)
+            best = min(best, time.perf_counter() - t0)
+        assert out.line_count == lines + 1 and out.offset_at(Position(lines - 1, 0)) == 6 * (lines - 1) + 1
+        return best
+
+    small = cost(10_000, 200)
+    big = cost(1_000_000, 20)
+    assert big / small < 10, (big, small)
