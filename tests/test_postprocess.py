@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
 
 from lsp_server.services.context import CompletionContext, build_context
 from lsp_server.services.positions import position_at
-from lsp_server.services.postprocess import first_line, trim_suggestion
+from lsp_server.services.postprocess import _BRACKET_TOKENS, _outer_marks, _tokens, first_line, trim_suggestion
 
 
 def ctx_at(src: str, language_id: str = "python") -> CompletionContext:
@@ -344,3 +347,104 @@ def test_a_suggestion_that_starts_a_new_line_and_retypes_the_next_one_gives_noth
     assert multi("x = 1|\ny = 2\n", "\ny = 2\n") == ""
     assert multi("def f(x):|\n    return x\n", "\n    x += 1\n") == "\n    x += 1"
     assert multi("x = 1|\ny = 2\n", "\nx = 1\n") == ""  # the line above the new one is the cursor line
+
+
+# --- escaped quotes ---------------------------------------------------------------------------
+
+
+def _outer_marks_by_regex(s: str) -> list[bool]:
+    """`_outer_marks` as it was written first, on `_BRACKET_TOKENS.finditer`: what the linear scan must agree with."""
+    marks = [False] * len(s)
+    stack: list[str] = []
+    for m in _BRACKET_TOKENS.finditer(s):
+        tok = m.group()
+        if tok in "([{":
+            stack.append(tok)
+        elif tok in ")]}":
+            if stack and stack[-1] == {")": "(", "]": "[", "}": "{"}[tok]:
+                stack.pop()
+            else:
+                marks[m.start()] = True
+        elif tok in "\"'`":
+            marks[m.start()] = True
+    return marks
+
+
+def _varied_texts() -> list[str]:
+    rng = random.Random(20261205)
+    alphabet = ["\\", '"', "'", "`", "#", "(", ")", "[", "]", "{", "}", "\n", "a", " ", '"""', "'''", '\\"', "\r"]
+    texts = ["", '\\"' * 7, '"\\"', "'\\'", '"a\\\nb"', '"a\\', "'''x", '"""a"""b"', "# (\n)", '\\"(\\")', "`a\\`b`"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 16))) for _ in range(4000)]
+    return texts
+
+
+def test_outer_marks_agree_with_the_regex_on_varied_text():
+    for s in _varied_texts():
+        assert _outer_marks(s) == _outer_marks_by_regex(s), repr(s)
+
+
+def test_tokens_are_the_regex_matches_on_varied_text():
+    for s in _varied_texts():
+        assert list(_tokens(s)) == [(m.start(), m.group()) for m in _BRACKET_TOKENS.finditer(s)], repr(s)
+
+
+def _best_time(fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.mark.parametrize("mode", ["suffix", "prefix"])
+def test_a_long_line_of_escaped_quotes_costs_about_what_a_line_of_strings_does(mode):
+    """On a line of thousands of escaped quotes and no plain one each quote was tried as a string running to the line's
+    end: 20,000 chars took seconds, a completion there stalled the server. Compared with a line as long and with as
+    many tokens (empty strings), timed alike, so a slow machine slows both."""
+    n = 20_000
+
+    def run(line: str) -> None:
+        if mode == "suffix":  # the rest of the line after the cursor: single-line closers
+            assert single(f"x = f(|){line}\n", "a)") == "a"
+        else:  # the cursor at the end of the line: a multi-line suggestion reads it for a header's colon
+            multi(f"x = {line}|\n", "a\nb = 1\n")
+
+    benign = _best_time(lambda: run('""' * (n // 2)))
+    escaped = _best_time(lambda: run('\\"' * (n // 2)), repeats=1)
+    assert escaped < 20 * benign + 0.05, (escaped, benign)
+
+
+# --- multi-line suggestions with code after the cursor ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        # Inserted, it read `x = compute(\n    a,\n)value + 1`: the rest of the line after the last line.
+        ("x = |value + 1\n", "compute(\n    a,\n)\ny = 2\n", "compute("),
+        # A string's quote cannot follow on another line: `x = "abc"\ny = 2"`.
+        ('x = "ab|"\n', 'c"\ny = 2\n', "c"),
+        # Its `)` closes the `f(` the document's `)` closes too: `x = [f(a,\n    b))]`.
+        ("x = [f(|)]\n", "a,\n    b))\n", "a,"),
+    ],
+)
+def test_a_multi_line_suggestion_the_rest_of_the_line_cannot_follow_is_cut_to_its_first_line(src, raw, expected):
+    """The rest of the cursor line ends up after a suggestion's last line; a multi-line one it cannot follow is
+    trimmed as a single-line one."""
+    assert multi(src, raw) == single(src, raw) == expected
+
+
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        ("foo(|)\n", "\n    a,\n    b,\n)", "\n    a,\n    b,"),  # the document's `)` closes the call
+        ("foo(|)\n", "bar(\n    1,\n)", "bar(\n    1,\n)"),  # the suggestion closes what it opened
+        ("print(|)\n", "a,\n    b)\nc = 1\n", "a,\n    b"),
+        ("def f(|):\n", "\n    a,\n    b,\n", "\n    a,\n    b,"),
+        ("x = foo(|bar)\n", "\n    a,\n    bar)", "\n    a,\n    "),  # its end re-types the rest: the rest goes there
+        ("x = |\n", "compute(\n    a,\n)\ny = 2\n", "compute(\n    a,\n)"),  # nothing after the cursor
+    ],
+)
+def test_a_multi_line_suggestion_the_rest_of_the_line_follows_is_kept(src, raw, expected):
+    assert multi(src, raw) == expected

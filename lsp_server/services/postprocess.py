@@ -6,13 +6,15 @@ ends the suggestion where the code block or bracketed construct it started ends,
 closing line the document already has next. Both modes end before a control character or U+FFFD,
 drop closing brackets/quotes the editor already has after the cursor, leave out the rest of the cursor line
 when the suggestion ends by re-typing it, keep the spaces that separate the suggestion from the text after
-the cursor, and return ``''`` for suggestions that are empty or just repeat neighbouring text.
+the cursor, and return ``''`` for suggestions that are empty or just repeat neighbouring text. A multi-line
+suggestion that the rest of the cursor line cannot follow (inserted, it goes after the last line) is cut to its first.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import replace
 
 from .context import CompletionContext
@@ -34,10 +36,16 @@ _BRACKET_TOKENS = re.compile(
     r'|"(?:[^"\\\n]|\\.)*"' r"|'(?:[^'\\\n]|\\.)*'" r"|`(?:[^`\\\n]|\\.)*`"
     r"|[()\[\]{}]|[\"'`]"
 )
+# For `_tokens`: where a token may start, and a single-line string's body after its opening quote.
+_TOKEN_START = re.compile(r"[#\"'`()\[\]{}]")
+_STRING_BODY = {q: re.compile(r"(?:[^%s\\\n]|\\.)*" % q) for q in _QUOTES}
 
 # The start of the rest of the cursor line that a suggestion may repeat: closers/quotes, then
 # a `,`, `;` or `:` (`"bo|",` with suggestion `b",`).
 _SUFFIX_CLOSERS = re.compile(r"[\s)\]}\"'`]*[,;:]?")
+
+# A rest of the cursor line that only closes brackets: a multi-line suggestion may end before it.
+_CLOSERS_ONLY = re.compile(r"[\s)\]}]*[,;:]?")
 
 # What may follow the cursor with no space before it: a suggestion's trailing spaces go before anything else.
 _NO_SPACE_BEFORE = frozenset(" \t)]},;:.")
@@ -88,22 +96,49 @@ def _open_stack(text: str) -> list[str]:
     return stack
 
 
+def _tokens(text: str) -> Iterator[tuple[int, str]]:
+    """``(start, token)`` for each match of ``_BRACKET_TOKENS`` in ``text``, as ``finditer`` gives them, in linear time.
+    The regex tries every quote as a string's start, each try running to the line's end: on a line of thousands of
+    escaped quotes and no plain one that was quadratic (seconds for 20,000 chars). A quote inside a string that failed
+    is escaped there, and a string started after it fails at the same place: it is not tried again."""
+    failed = dict.fromkeys(_QUOTES, -1)  # per quote: a string it starts before this index fails
+    pos, n = 0, len(text)
+    while (m := _TOKEN_START.search(text, pos)) is not None:
+        i = m.start()
+        c = text[i]
+        end = i + 1
+        if c == "#":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+        elif c in _QUOTES:
+            if c != "`" and text.startswith(c * 3, i):
+                end = text.find(c * 3, i + 3)
+                end = n if end < 0 else end + 3
+            elif i >= failed[c]:
+                stop = _STRING_BODY[c].match(text, i + 1).end()
+                if stop < n and text[stop] == c:
+                    end = stop + 1
+                else:
+                    failed[c] = stop
+        yield i, text[i:end]
+        pos = end
+
+
 def _outer_marks(s: str) -> list[bool]:
     """For each char of ``s``: is it a closer/quote that closes something opened *before*
     ``s`` (a bracket with no opener in ``s``, or an unpaired quote)?"""
     marks = [False] * len(s)
     stack: list[str] = []
-    for m in _BRACKET_TOKENS.finditer(s):
-        tok = m.group()
+    for start, tok in _tokens(s):
         if tok in _OPEN:
             stack.append(tok)
         elif tok in _CLOSE:
             if stack and stack[-1] == _MATCH[tok]:
                 stack.pop()
             else:
-                marks[m.start()] = True
+                marks[start] = True
         elif tok in _QUOTES:  # a quote not part of a complete string in ``s``
-            marks[m.start()] = True
+            marks[start] = True
     return marks
 
 
@@ -178,9 +213,9 @@ def _is_header(line: str) -> bool:
     """Whether ``line`` ends with a block header's colon, a comment after it aside (``if x:  # why``): with the
     comment read as the line's end, a header was not one, and the suggestion ran on past its body."""
     code = line
-    for m in _BRACKET_TOKENS.finditer(line):
-        if m.group().startswith("#"):
-            code = line[: m.start()]
+    for start, tok in _tokens(line):
+        if tok.startswith("#"):
+            code = line[:start]
             break
     return code.rstrip().endswith(":")
 
@@ -200,12 +235,11 @@ def _block_indent(lines: list[str], ctx: CompletionContext) -> int:
 
 def _open_triple(prefix: str) -> str:
     """The quotes of the triple-quoted string ``prefix`` ends inside, or ``''``."""
-    m = None
-    for m in _BRACKET_TOKENS.finditer(prefix):
+    start, tok = -1, ""
+    for start, tok in _tokens(prefix):
         pass
-    if m is None or m.end() < len(prefix):
+    if not tok or start + len(tok) < len(prefix):
         return ""
-    tok = m.group()
     quotes = tok[:3]
     return quotes if quotes in ('"""', "'''") and (len(tok) < 6 or not tok.endswith(quotes)) else ""
 
@@ -220,15 +254,14 @@ def _scan_lines(lines: list[str], opening: str = "") -> tuple[list[int], list[bo
         starts.append(starts[-1] + len(line) + 1)
     deltas = [0] * len(lines)
     in_string = [False] * len(lines)
-    for m in _BRACKET_TOKENS.finditer(text):
-        tok = m.group()
-        i = bisect_right(starts, m.start()) - 1
+    for start, tok in _tokens(text):
+        i = bisect_right(starts, start) - 1
         if tok in _OPEN:
             deltas[i] += 1
         elif tok in _CLOSE:
             deltas[i] -= 1
         elif "\n" in tok:  # a multi-line string
-            for j in range(i + 1, bisect_right(starts, m.end())):
+            for j in range(i + 1, bisect_right(starts, start + len(tok))):
                 in_string[j] = True
     return deltas, in_string
 
@@ -349,6 +382,27 @@ def _retypes_line_above(line: str, above: str) -> bool:
     return not _CLOSING_LINE.fullmatch(line.strip()) or _indent_width(line) >= _indent_width(above)
 
 
+def _end_before_rest(s: str, ctx: CompletionContext) -> str:
+    """``s`` to go before the rest of the cursor line: without its end when that re-types the rest, else stripped,
+    without the closers the rest already has, keeping the spaces before the rest."""
+    retyped = _drop_retyped_rest(s, ctx)
+    if retyped is not None:
+        return retyped
+    space = _trailing_space(s, ctx)
+    s = s.rstrip()
+    trimmed = _drop_duplicate_closers(s, ctx).rstrip()
+    return trimmed + space if trimmed == s else trimmed
+
+
+def _rest_follows(s: str, ctx: CompletionContext) -> bool:
+    """Whether the rest of the cursor line can follow the last line of the multi-line suggestion ``s``, where inserting
+    it puts that rest: when the rest is blank, or only closes brackets (a `,`, `;` or `:` after them) that ``s`` leaves
+    open. Other code does not (``x = |value`` with a ``compute(`` call over three lines read ``)value``), nor does a
+    string's closing quote."""
+    rest = ctx.line_suffix.strip()
+    return not rest or (_CLOSERS_ONLY.fullmatch(rest) is not None and not any(_outer_marks(s)))
+
+
 def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str:
     """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show."""
     if not raw or not raw.strip():
@@ -369,14 +423,10 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
         s = first_line(text)
     if not s.strip():
         return ""
-    retyped = _drop_retyped_rest(s, ctx)
-    if retyped is not None:
-        s = retyped
-    else:
-        space = _trailing_space(s, ctx)
-        s = s.rstrip()
-        trimmed = _drop_duplicate_closers(s, ctx).rstrip()
-        s = trimmed + space if trimmed == s else trimmed
+    fitted = _end_before_rest(s, ctx)
+    if "\n" in fitted and _drop_retyped_rest(s, ctx) is None and not _rest_follows(fitted, ctx):
+        fitted = _end_before_rest(first_line(text), ctx)
+    s = fitted
     if not s.strip() or _repeats_neighbours(s, ctx):
         return ""
     return s
