@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .oracle import accepted_chars
-from .reader import DEMO_CLIENT, SIMULATE_CLIENT, SYNTHETIC_CLIENTS, open_readonly, open_upgraded, sessions_named
+from .reader import DEMO_CLIENT, SIMULATE_CLIENT, SYNTHETIC_CLIENTS, open_upgraded, sessions_named
 from .schema import TelemetrySchemaError
 
 ACCEPTED = ("accepted", "partially_accepted")
@@ -162,10 +162,11 @@ def load(path: Path, label: str, session: str | None = None, limit: int | None =
 
 def recorded_sessions(path: Path) -> dict[str, str]:
     """{session id: the recorded session it stands for}: the session it replays for a replay, else itself. Empty for a
-    database that cannot be read here (its load says why)."""
+    database that cannot be read here (its load says why). Read as ``load`` reads it, an older schema from an
+    upgraded copy: the original is one this code refuses to read."""
     try:
-        conn = open_readonly(path)
-    except (TelemetrySchemaError, sqlite3.Error):
+        conn, _ = open_upgraded(path)
+    except (TelemetrySchemaError, sqlite3.Error, OSError):
         return {}
     try:
         keys = {sid: sid for (sid,) in conn.execute("SELECT id FROM sessions")}

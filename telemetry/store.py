@@ -5,6 +5,10 @@ never raises; everything that can be slow or fail (serialization, SQLite, the di
 happens on the writer thread, which owns the connection. A bad event or a failed
 transaction is logged (rate-limited) and counted, and the writer carries on:
 telemetry must never take the server down.
+
+The writer checks, before each batch, that the file at ``path`` is still the one it has open: a database the user
+deleted or moved away was written on unseen, and everything after was lost. It is made again at ``path`` and given
+what it needs to make sense on its own (see ``_reopen``); ``reason`` says it happened.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,12 +51,14 @@ from .events import (
     event_type,
 )
 from .schema import migrate
+from .text import offset_at
 
 log = logging.getLogger("tact.telemetry")
 
 BATCH_SIZE = 256  # events per transaction: amortizes the commit without holding the write lock long
 BUSY_TIMEOUT_S = 5.0  # SQLite's wait for a lock another writer holds, before the writer tries the batch again
 WARNING_INTERVAL_S = 60.0
+MAX_HELD_EDITS = 1000  # edits kept per open document before they are applied to its text (see _OpenDocument)
 _STOP = object()
 
 # A later outcome replaces the stored one only if it ranks at least as high, so a
@@ -79,6 +85,29 @@ class TelemetryStats:
     written: int = 0
     dropped: int = 0
     failed: int = 0
+    reopened: int = 0  # times the database was made again at its path after it was deleted or replaced
+
+
+@dataclass
+class _OpenDocument:
+    """An open document as the events so far left it, for a database made again mid-session: its edits are only
+    applied when one is needed (or too many wait), so the writer does not rebuild the text each keystroke."""
+
+    version: int
+    language_id: str
+    text: str
+    edits: list[EditEvent] = field(default_factory=list)
+
+    def current(self) -> str:
+        for e in self.edits:
+            try:
+                start = offset_at(self.text, e.start_line, e.start_character)
+                end = offset_at(self.text, e.end_line, e.end_character)
+                self.text = self.text[:start] + e.inserted_text + self.text[max(start, end):]
+            except Exception:  # a malformed edit (its write failed too) leaves the text as it was
+                continue
+        self.edits = []
+        return self.text
 
 
 def _json(value: Any) -> str:
@@ -143,18 +172,12 @@ class TelemetryStore:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1 (the queue has to be bounded)")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # Opened here so that schema errors reach the caller; from the moment the thread
         # starts, only the writer thread touches the connection.
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
-        try:
-            self._db = Database(conn, execute_plugins=False)
-            migrate(self._db)
-            self._db.enable_wal()
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            conn.close()
-            raise
+        self._db: Database | None = None
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file open
+        self._connect()
+        self.reason: str | None = None  # what went wrong with the file while recording, or None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -164,8 +187,17 @@ class TelemetryStore:
         self._written = 0
         self._dropped = 0
         self._failed = 0
+        self._reopened = 0
         # Writer-thread state.
         self._seq = 0
+        self._skipped = 0  # events of the batch kept out on purpose (see _kept_out)
+        self._remade = False  # whether the file open was made again mid-session
+        self._lost = ""  # with no file open: how the last one was lost
+        # What a database made again mid-session is given first (see _reopen).
+        self._started: dict[str, SessionStarted] = {}
+        self._settings: dict[str, SettingsChanged] = {}
+        self._open: dict[tuple[str, str], _OpenDocument] = {}
+        self._last_ts = -math.inf
         self._last_warning = -math.inf
         self._suppressed_warnings = 0
         self._writers: dict[type[Event], Callable[[Any], None]] = {
@@ -229,7 +261,8 @@ class TelemetryStore:
     @property
     def stats(self) -> TelemetryStats:
         with self._lock:
-            return TelemetryStats(written=self._written, dropped=self._dropped, failed=self._failed)
+            return TelemetryStats(written=self._written, dropped=self._dropped, failed=self._failed,
+                                  reopened=self._reopened)
 
     def __enter__(self) -> TelemetryStore:
         return self
@@ -253,27 +286,153 @@ class TelemetryStore:
                 stopping = batch[-1] is _STOP  # close() queues it last, after record() is shut
                 if stopping:
                     batch.pop()
+                self._skipped = 0
                 written = self._write_batch(batch) if batch else 0
                 with self._progress:
                     self._written += written
-                    self._failed += len(batch) - written
+                    self._dropped += self._skipped
+                    self._failed += len(batch) - written - self._skipped
                     self._processed += len(batch)
                     self._progress.notify_all()
                 if stopping:
                     return
         finally:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+
+    def _connect(self) -> None:
+        """Open (creating if need be) the database at ``path`` and note which file it is."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        try:
+            db = Database(conn, execute_plugins=False)
+            migrate(db)
+            db.enable_wal()
+            db.execute("PRAGMA synchronous=NORMAL")
+            st = os.stat(self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._db, self._file = db, (st.st_dev, st.st_ino)
+
+    def _moved(self) -> str | None:
+        """How the file at ``path`` stopped being the one open (one stat a batch), or None while it is."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "was deleted or moved away"
+        except OSError:
+            return None  # cannot tell (e.g. a folder made unreadable): keep writing where we were
+        if (st.st_dev, st.st_ino) != self._file:
+            return "was deleted and replaced"
+        return None
+
+    def _reopen(self, how: str) -> bool:
+        """Make the database at ``path`` again, giving it each running session's start and latest settings and each
+        open document as it is now, as a server does when its database moves: later edits need their document's text
+        to apply to. Whether the store writes there now; until it can, each batch is lost and tried again."""
+        if self._db is not None:
+            self._db.close()  # first: it checkpoints into the old file, not into the new one
+            self._db = None
+            if not self.path.exists():
+                for suffix in ("-wal", "-shm"):  # the deleted database's, whose frames are not the new file's
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            self._connect()
+            assert self._db is not None
+            # Opens stamped with the last event's time: before every event still to come, after those they hold.
+            again: list[Event] = [*self._started.values(), *self._settings.values(), *(
+                DocumentOpened(sid, uri, doc.version, doc.language_id, doc.current(), ts=self._last_ts)
+                for (sid, uri), doc in self._open.items())]
+            with self._db.atomic():
+                for event in again:
+                    try:
+                        with self._db.atomic():  # as in a batch, one bad event (its first write failed too) alone
+                            self._write_event(event)
+                    except Exception as exc:
+                        if not self._db.conn.in_transaction or _locked(exc):
+                            raise
+                        self._warn(f"dropped a {event_type(event)} event written again", exc)
+        except Exception as exc:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            self._lost = how
+            self.reason = f"the database {self.path} {how} while recording and cannot be made again: {exc}"
+            self._warn("the database cannot be made again", exc)
+            return False
+        self._remade = True
+        self.reason = f"the database {self.path} {how} while recording; recording into a new one there"
+        log.warning("telemetry: %s", self.reason)
+        with self._lock:
+            self._reopened += 1
+        return True
+
+    def _track(self, event: Event) -> None:
+        """Keep what ``_reopen`` needs: sessions running, their latest settings, and open documents."""
+        self._last_ts = max(self._last_ts, event.ts)
+        sid = event.session_id
+        if isinstance(event, SessionStarted):
+            self._started.setdefault(sid, event)
+        elif isinstance(event, SessionEnded):
+            self._started.pop(sid, None)
+            self._settings.pop(sid, None)
+            for key in [k for k in self._open if k[0] == sid]:
+                del self._open[key]
+        elif isinstance(event, SettingsChanged):
+            self._settings[sid] = event
+        elif isinstance(event, DocumentOpened):
+            self._open[(sid, event.uri)] = _OpenDocument(event.version, event.language_id, event.text)
+        elif isinstance(event, DocumentSnapshot):
+            if (doc := self._open.get((sid, event.uri))) is not None:
+                doc.version, doc.text, doc.edits = event.version, event.text, []
+        elif isinstance(event, DocumentClosed):
+            self._open.pop((sid, event.uri), None)
+        elif isinstance(event, EditEvent):
+            if (doc := self._open.get((sid, event.uri))) is not None:
+                doc.version = event.version
+                doc.edits.append(event)
+                if len(doc.edits) >= MAX_HELD_EDITS:
+                    doc.current()
+
+    def _kept_out(self, event: Event) -> bool:
+        """In a database made again, a suggestion's later events when its request went into the old one: alone they
+        made a suggestion with an outcome and nothing asked for."""
+        if not self._remade or not isinstance(event, SuggestionEvent) or isinstance(event, SuggestionRequested):
+            return False
+        assert self._db is not None
+        return self._db.execute("SELECT 1 FROM suggestions WHERE id = ?", [event.suggestion_id]).fetchone() is None
 
     def _write_batch(self, batch: list[Event]) -> int:
         """Write ``batch`` in one transaction; returns how many events landed. A database another writer keeps locked
         past SQLite's wait is waited for, the batch tried again (meanwhile the queue takes new events, and drops them
         when full): dropped as a bad event, each event that met the lock was lost from the middle of the stream."""
+        try:
+            how = self._moved() if self._db is not None else self._lost
+            ready = how is None or self._reopen(how)
+        except Exception as exc:  # never let a check of the file stop the writer
+            self._warn("checking the database file failed", exc)
+            ready = self._db is not None
+        try:
+            return self._write_batch_into(batch) if ready else 0
+        finally:
+            for event in batch:
+                try:
+                    self._track(event)
+                except Exception as exc:
+                    self._warn(f"could not follow a {event_type(event)} event", exc)
+
+    def _write_batch_into(self, batch: list[Event]) -> int:
+        assert self._db is not None
         while True:
-            written = 0
+            written = skipped = 0
             try:
                 with self._db.atomic():
                     for event in batch:
                         try:
+                            if self._kept_out(event):
+                                skipped += 1
+                                continue
                             with self._db.atomic():  # a savepoint: one bad event doesn't sink the batch
                                 self._write_event(event)
                             written += 1
@@ -287,6 +446,7 @@ class TelemetryStore:
                     continue
                 self._warn(f"lost a batch of {len(batch)} events", exc)
                 return 0
+            self._skipped = skipped
             return written
 
     def _warn(self, what: str, exc: BaseException) -> None:

@@ -416,3 +416,20 @@ def test_a_suggestion_without_tokens_has_no_layers_per_token_even_as_older_serve
     assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)["summaries"]
     assert summary["layers_per_token"] == 12.0
+
+
+def test_a_replay_in_an_older_schema_is_paired_with_its_recording_as_the_report_reads_it(tmp_path, monkeypatch):
+    """The sessions each side stands for were read from the original file, which a newer Tact refuses to read while
+    the report reads an upgraded copy: a recording and its replay, both of the schema before, were compared whole."""
+    from telemetry import reader, schema
+
+    recorded, one = _a_recording_and_a_replay_of_its_second(tmp_path)
+    # Schema version 2, as far as these databases can tell: stamped 1, they are read from upgraded copies.
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, lambda db: db.execute(
+        "ALTER TABLE sessions ADD COLUMN note TEXT")])
+    monkeypatch.setattr(reader, "SCHEMA_VERSION", 2)
+    result = report(recorded, tmp_path / "r", against=one)
+    a, b = result["summaries"]
+    assert any("schema version 1" in n for n in a["notes"]) and any("schema version 1" in n for n in b["notes"])
+    assert [s["id"] for s in a["session_list"]] == ["desk-2"] and a["requests"] == b["requests"] == 30

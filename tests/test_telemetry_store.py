@@ -537,3 +537,88 @@ def test_a_session_recording_again_into_its_database_keeps_its_start_and_is_no_l
     with TelemetryStore(db_path) as store:
         store.record(SessionEnded(SID, "shutdown", ts=5.0))
     assert query(db_path, "SELECT started_at, ended_at, end_reason FROM sessions") == [(1.0, 5.0, "shutdown")]
+
+
+@pytest.mark.parametrize("removed", [("",), ("", "-wal", "-shm")], ids=["file", "file-and-wal"])
+def test_a_database_deleted_while_recording_is_made_again_at_its_path(db_path: Path, removed: tuple[str, ...]) -> None:
+    """The user deletes the database while the server runs: the writer noticed nothing and wrote on into the deleted
+    file, so the rest of the session was lost. The file is made again, holding the session's start, its latest
+    settings and each open document as it is now, so later edits have their text to apply to."""
+    with TelemetryStore(db_path) as store:
+        store.record(SessionStarted(SID, "vscode", "1.90", "0.1.0", {"multiline": False}, {}, ts=1.0))
+        store.record(SettingsChanged(SID, {"multiline": True}, ts=1.2))
+        store.record(DocumentOpened(SID, URI, 1, "python", "x = 1\n", ts=1.5))
+        store.record(DocumentOpened(SID, "file:///project/gone.py", 1, "python", "g\n", ts=1.6))
+        store.record(DocumentClosed(SID, "file:///project/gone.py", ts=1.7))
+        store.record(EditEvent(SID, URI, 2, 0, 5, 0, 5, "", "0", ts_start=1.8, ts=1.9))
+        store.record(requested("before", 2.0))
+        assert store.flush()
+        assert store.reason is None
+        for suffix in removed:
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+
+        store.record(SuggestionAccepted(SID, "before", 3, False, ts=2.5))  # its request went into the deleted file
+        store.record(EditEvent(SID, URI, 3, 1, 0, 1, 0, "", "y = 2\n", ts_start=2.8, ts=3.0))
+        store.record(requested("after", 3.5))
+        assert store.flush()
+        assert db_path.is_file()
+        assert store.reason is not None and "deleted" in store.reason and str(db_path) in store.reason
+        assert store.stats.reopened == 1
+        store.record(SessionEnded(SID, "shutdown", ts=4.0))
+
+    conn = open_readonly(db_path)
+    [session] = list_sessions(conn)
+    assert (session["id"], session["client_name"], session["started_at"], session["settings"]) == (
+        SID, "vscode", 1.0, {"multiline": False})
+    assert (session["ended_at"], session["end_reason"]) == (4.0, "shutdown")
+    timeline = session_timeline(conn, SID)
+    assert [(e["type"], e.get("uri"), e.get("text")) for e in timeline] == [
+        ("settings_changed", None, None), ("document_opened", URI, "x = 10\n"), ("edit", URI, None),
+        ("suggestion_requested", URI, None)]
+    assert timeline[0]["settings"] == {"multiline": True}
+    assert (timeline[1]["version"], timeline[1]["language_id"]) == (2, "python")
+    assert [s["id"] for s in suggestions(conn)] == ["after"]
+    conn.close()
+
+
+def test_a_database_moved_away_while_recording_keeps_what_it_held_and_a_new_one_takes_the_rest(db_path: Path) -> None:
+    with TelemetryStore(db_path) as store:
+        store.record(SessionStarted(SID, "vscode", "1.90", "0.1.0", {}, {}, ts=1.0))
+        store.record(DocumentOpened(SID, URI, 1, "python", "a\nb\n", ts=1.5))
+        assert store.flush()
+        moved = db_path.with_name("kept.sqlite3")
+        db_path.rename(moved)
+        store.record(EditEvent(SID, URI, 2, 1, 0, 1, 1, "b", "c", ts_start=2.0, ts=2.1))
+        assert store.flush()
+    assert query(moved, "SELECT COUNT(*) FROM edits") == [(0,)]
+    assert query(db_path, "SELECT kind, text FROM documents") == [("open", "a\nb\n")]
+    assert query(db_path, "SELECT inserted_text FROM edits") == [("c",)]
+
+
+def test_an_unchanged_database_is_not_made_again(store: TelemetryStore, db_path: Path) -> None:
+    store.record(SessionStarted(SID, "vscode", "1.90", "0.1.0", {}, {}, ts=1.0))
+    store.record(DocumentOpened(SID, URI, 1, "python", "a\n", ts=1.5))
+    assert store.flush()
+    store.record(EditEvent(SID, URI, 2, 0, 1, 0, 1, "", "b", ts_start=2.0, ts=2.1))
+    assert store.flush()
+    assert store.reason is None and store.stats.reopened == 0
+    assert query(db_path, "SELECT COUNT(*) FROM documents") == [(1,)]
+
+
+def test_a_deleted_database_that_cannot_be_made_again_fails_its_events_until_it_can(db_path: Path) -> None:
+    with TelemetryStore(db_path) as store:
+        store.record(SessionStarted(SID, "vscode", "1.90", "0.1.0", {}, {}, ts=1.0))
+        store.record(DocumentOpened(SID, URI, 1, "python", "a\n", ts=1.5))
+        assert store.flush()
+        db_path.unlink()
+        db_path.mkdir()  # something SQLite cannot open stands where the file was
+        store.record(EditEvent(SID, URI, 2, 0, 1, 0, 1, "", "b", ts_start=2.0, ts=2.1))
+        assert store.flush()
+        assert store.stats.failed == 1 and store.stats.reopened == 0
+        assert store.reason is not None and "cannot be made again" in store.reason
+        db_path.rmdir()
+        store.record(EditEvent(SID, URI, 3, 0, 2, 0, 2, "", "c", ts_start=3.0, ts=3.1))
+        assert store.flush()
+        assert store.stats.reopened == 1 and "cannot" not in (store.reason or "cannot")
+    assert query(db_path, "SELECT kind, version, text FROM documents") == [("open", 2, "ab\n")]
+    assert query(db_path, "SELECT inserted_text FROM edits") == [("c",)]

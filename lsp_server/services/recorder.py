@@ -122,8 +122,9 @@ class SessionRecorder:
 
     @property
     def unavailable(self) -> str | None:
-        """Why nothing is recorded (telemetry off, or its database unusable), or None while recording."""
-        return self.store.reason if isinstance(self.store, NullStore) else None
+        """Why nothing is recorded (telemetry off, or its database unusable), or what happened to the database while
+        recording (deleted, and made again or not); None while all is well."""
+        return getattr(self.store, "reason", None)
 
     @property
     def stats(self) -> dict:
