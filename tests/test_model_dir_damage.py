@@ -222,7 +222,29 @@ def test_a_server_whose_model_fails_while_serving_tells_the_user_why(model, tmp_
                 break
         status = client.request("tact/status")
         assert status["degraded"], status
-        message = client.wait_notification("window/showMessage", timeout=10)["params"]["message"]
+        message = client.wait_notification("window/showMessage", timeout=60)["params"]["message"]
         assert message == f"Tact: no completions ({status['reason']})" and str(model) in message
     finally:
         client.shutdown()
+
+
+def test_a_queued_load_is_in_the_status_before_the_loader_thread_reaches_it(model, tmp_path):
+    """The settings changed at once, but "loading" waited for the loader thread: a status read in between gave the
+    previous model's state beside the new settings (ready, or degraded for a path no longer asked for)."""
+    import threading
+
+    service = CompletionService()
+    assert service.load(str(model)).ready
+    busy = threading.Event()
+    service._loader.submit(busy.wait, 60)  # the loader thread is busy elsewhere
+    missing = tmp_path / "missing"
+    try:
+        first = service.start_loading(str(missing))
+        again = service.start_loading(str(missing))
+        status = service.status
+        assert status.loading and status.model_dir == str(missing) and not status.ready and not service.degraded
+    finally:
+        busy.set()
+    assert not first.result(60).ready and again.result(60).reason == first.result().reason
+    assert service.degraded and str(missing) in service.status.reason  # the last queued load's outcome, said
+    assert service.start_loading(str(model)).result(60).ready and service.status.ready and not service.degraded

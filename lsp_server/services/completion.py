@@ -90,6 +90,9 @@ class CompletionService:
         # the second's reach: ~60 MB more at the peak, measured when the settings named int8 weights (which now
         # switch in place); another model directory still loads afresh.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tact-model-load")
+        self._queue_lock = threading.Lock()  # short: guards _queued and the status a queued load is given
+        self._queued = 0  # loads start_loading submitted that have not finished
+        self._result = self.status  # the last finished load's status (the status, unless a later one is queued)
 
     @staticmethod
     def resolve(model_path: str) -> Path:
@@ -97,8 +100,22 @@ class CompletionService:
 
     def start_loading(self, model_path: str = "", threads: int = 2, weights: str = "fp32") -> Future:
         """Load in the background, on the loader thread (at process start, overlapping the server's own imports);
-        the future gives the ModelStatus."""
-        return self._loader.submit(self.load, model_path, threads, weights)
+        the future gives the ModelStatus. A load that has work to do is in the status at once: the status read
+        before the loader thread reached it was the previous load's, beside the settings that asked for another."""
+        path = self.resolve(model_path)
+        with self._queue_lock:
+            self._queued += 1
+            if self._load_key != (path, weights) or self.runtime is None:
+                self._loaded.clear()
+                self.status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
+        return self._loader.submit(self._queued_load, model_path, threads, weights)
+
+    def _queued_load(self, model_path: str, threads: int, weights: str) -> ModelStatus:
+        try:
+            return self.load(model_path, threads, weights)
+        finally:
+            with self._queue_lock:
+                self._queued -= 1
 
     def load(self, model_path: str = "", threads: int = 2, weights: str = "fp32") -> ModelStatus:
         """Load the model (blocking); never raises: failures become a degraded status.
@@ -109,7 +126,7 @@ class CompletionService:
         path = self.resolve(model_path)
         with self._load_lock:
             if self._load_key == (path, weights) and self.runtime is not None:
-                return self.status
+                return self._finished(self._result)
             loaded = self.runtime if self._load_key is not None and self._load_key[0] == path else None
             self._load_key = (path, weights)
             self._loaded.clear()
@@ -117,23 +134,33 @@ class CompletionService:
             if loaded is None:  # another model: let go of the one before first, so that its memory can be reused
                 self.runtime = None
             t0 = time.perf_counter()
+            status = self.status
             try:
                 if loaded is not None:  # the same directory, other weights: keep the graphs prompts read (a decode
                     loaded.use_weights(weights)  # under way finishes first: the runtime's lock)
                 self.runtime = loaded or EarlyExitRuntime(path, threads=threads, weights=weights)
-                self.status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
-                                          load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path),
-                                          context_tokens=self.runtime.context_tokens, weights=weights)
+                status = ModelStatus(ready=True, model_dir=str(path), name=self.runtime.name,
+                                     load_ms=(time.perf_counter() - t0) * 1000, fingerprint=fingerprint(path),
+                                     context_tokens=self.runtime.context_tokens, weights=weights)
             except ModelDirError as exc:
                 self.runtime = None
-                self.status = ModelStatus(model_dir=str(path), reason=str(exc), weights=weights)
+                status = ModelStatus(model_dir=str(path), reason=str(exc), weights=weights)
             except Exception as exc:  # a corrupt file can fail in any library; stay up regardless
                 self.runtime = None
-                self.status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}", weights=weights)
+                status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}", weights=weights)
                 log.warning("model load failed", exc_info=True)
             finally:
+                self._finished(status)
+            return status
+
+    def _finished(self, status: ModelStatus) -> ModelStatus:
+        """A load's outcome, made the status unless a load queued after it has already said "loading"."""
+        with self._queue_lock:
+            self._result = status
+            if self._queued <= 1:
+                self.status = status
                 self._loaded.set()
-            return self.status
+        return status
 
     def _failed(self, runtime: EarlyExitRuntime, exc: ModelDirError) -> None:
         """``runtime`` turned out damaged while serving: degraded from now on, saying why, as a load that failed is
@@ -142,7 +169,7 @@ class CompletionService:
         with self._load_lock:
             if self.runtime is runtime:
                 self.runtime = None
-                self.status = ModelStatus(model_dir=self.status.model_dir, reason=str(exc), weights=self.status.weights)
+                self._finished(ModelStatus(model_dir=self._result.model_dir, reason=str(exc), weights=self._result.weights))
         log.warning("model failed while serving: %s", exc)
 
     @property
