@@ -132,8 +132,8 @@ def test_a_long_run_of_word_characters_on_the_cursor_line_does_not_stall_the_ite
     worker = threading.Thread(target=lambda: done.setdefault("item", _classic_item(
         monkeypatch, f'data = bytes.fromhex("{blob}").|\n', "hex()")), daemon=True)
     worker.start()
-    worker.join(timeout=10)  # about a millisecond of work; before, minutes
-    assert "item" in done, "the classic item took over 10 s"
+    worker.join(timeout=60)  # about a millisecond of work; before, minutes
+    assert "item" in done, "the classic item took over 60 s"
     cursor = len(f'data = bytes.fromhex("{blob}").')
     assert (done["item"].text_edit.range.start.character, done["item"].text_edit.range.end.character) == (cursor, cursor)
 

@@ -116,11 +116,19 @@ def test_facts_on_a_huge_file_use_a_window_and_stay_fast():
     filler = "def g{i}(a):\n    return a + {i}\n\n"
     head = "".join(filler.format(i=i) for i in range(60_000))  # ~2 MB
     text = head + "class K:\n    def m(self):\n        if self:\n            s = 'ab"
-    t0 = time.perf_counter()
     f = cursor_facts(text, len(text))
-    elapsed = time.perf_counter() - t0
     assert f.in_string and f.block_depth == 3
-    assert elapsed < 0.05, elapsed
+    # Measured against parsing the whole file on the same machine (~0.4 s; the windowed facts ~150 times less),
+    # so that a slow or busy machine scales both; the fastest of three runs leaves out a preemption.
+    elapsed = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cursor_facts(text, len(text))
+        elapsed.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    parse(text)
+    whole = time.perf_counter() - t0
+    assert min(elapsed) < whole / 10, (elapsed, whole)
 
 
 def test_parse_helpers():

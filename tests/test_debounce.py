@@ -33,7 +33,7 @@ def _events(store, suggestion_id):
 
 def _in_debounce(store, pending):
     """Once stage 1 is logged the job is in its debounce (it has nothing else to do before the model)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while ("Gated", 1) not in _events(store, pending.suggestion_id) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert ("Gated", 1) in _events(store, pending.suggestion_id)

@@ -10,7 +10,7 @@ from telemetry.lsp_client import LspClient, change_at
 from tests.lsp_support import server_command, wait_for_rows
 
 
-def status_settings(client: LspClient, wanted: dict, timeout: float = 20.0) -> dict:
+def status_settings(client: LspClient, wanted: dict, timeout: float = 60.0) -> dict:
     """tact/status's settings once they hold ``wanted`` (the server applies what it was sent in its own time)."""
     deadline = time.time() + timeout
     while True:
@@ -77,7 +77,7 @@ def test_an_acceptance_model_path_sent_by_did_change_configuration_is_loaded_or_
         gate = client.request("tact/status", timeout=30)["acceptanceGate"]
         assert not gate["active"] and str(missing) in gate["reason"]
         client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {"acceptanceModelPath": ""}}})
-        deadline = time.time() + 20
+        deadline = time.time() + 60
         while not gate["active"] and time.time() < deadline:
             time.sleep(0.1)
             gate = client.request("tact/status", timeout=30)["acceptanceGate"]
