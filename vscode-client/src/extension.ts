@@ -4,8 +4,10 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import {
+  CloseAction,
   LanguageClient,
   State,
+  type ErrorHandler,
   type LanguageClientOptions,
   type Middleware,
   type StaticFeature,
@@ -16,7 +18,7 @@ import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { showReport } from "./report";
 import { buildReport } from "./reportBuilder";
-import { checkPython, ServerControl, serverExecutable, stopServer } from "./server";
+import { checkPython, ServerControl, serverExecutable, START_TIMEOUT_MS, startServer, StartTimeoutError, stopServer } from "./server";
 import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
@@ -30,6 +32,22 @@ const OWN_FEATURES = new Set(["textDocument/inlineCompletion", "textDocument/com
 const STATUS_POLL_MS = 4000;
 
 class TactClient extends LanguageClient {
+  /** Given up on: its server did not answer initialize in time. Its process is killed and not started again. */
+  abandoned = false;
+
+  /** Gives up on the start under way (a starting client cannot be stopped): kills the server process, so the
+   * client's start fails (abandonedErrorHandler keeps it from starting another). */
+  abandon(): void {
+    this.abandoned = true;
+    this.serverProcess?.kill("SIGKILL");
+  }
+
+  /** A client given up on logs its errors (the failed start, the connection closed) without a notification of
+   * its own: the extension says what happened and offers a restart. */
+  override error(message: string, data?: unknown, showNotification: boolean | "force" = true): void {
+    super.error(message, data, this.abandoned ? false : showNotification);
+  }
+
   override registerFeature(feature: StaticFeature): void {
     const method = (feature as { registrationType?: { method?: string } }).registrationType?.method;
     if (method && OWN_FEATURES.has(method)) {
@@ -37,6 +55,20 @@ class TactClient extends LanguageClient {
     }
     super.registerFeature(feature);
   }
+}
+
+/** The client's error handling (vscode-languageclient's default: restart a crashed server, up to 4 times in 3
+ * minutes), except that the server of a client given up on is not started again when its process ends. */
+function abandonedErrorHandler(client: () => TactClient): ErrorHandler {
+  let fallback: ErrorHandler | undefined;
+  const handler = () => (fallback ??= client().createDefaultErrorHandler());
+  return {
+    error: (error, message, count) => handler().error(error, message, count),
+    closed: () =>
+      client().abandoned
+        ? { action: CloseAction.DoNotRestart, message: "Tact: the server did not answer initialize in time and was stopped.", handled: true }
+        : handler().closed(),
+  };
 }
 
 /** Declares inline completion support, since the extension handles it (not the dropped built-in feature). */
@@ -51,7 +83,7 @@ const inlineCompletionCapability: StaticFeature = {
 };
 
 class TactExtension implements vscode.Disposable {
-  private client: LanguageClient | undefined;
+  private client: TactClient | undefined;
   /** The run of the client in use: each suggestion's events and accept go to the run that issued it. */
   private readonly runs = new ServerRuns<LanguageClient>();
   /** Inline suggestions' and next edits' events, each to the run that issued it. */
@@ -146,11 +178,32 @@ class TactExtension implements vscode.Disposable {
       synchronize: { configurationSection: SECTION },
       outputChannel: this.output,
       middleware,
+      errorHandler: abandonedErrorHandler(() => client),
+      initializationFailedHandler: (error: unknown) => {
+        // what vscode-languageclient does without a handler (the server asks for no retry), but not for a client
+        // given up on: its initialize failed because its process was killed
+        if (!client.abandoned) {
+          const message = error instanceof Error ? error.message : "";
+          if (message) {
+            void vscode.window.showErrorMessage(message);
+          }
+          client.error("Server initialization failed.", error);
+        }
+        return false; // the client stops
+      },
     };
     const client = new TactClient("tact", "Tact", { run: executable, debug: executable }, clientOptions);
     client.registerFeature(inlineCompletionCapability);
     let runCount = 0; // of this client
     client.onDidChangeState((e) => {
+      if (client.abandoned) {
+        if (e.newState === State.Running) {
+          // it answered after all, after it was given up on: a server that runs on unowned would keep the
+          // commands it registered (tact.acceptSuggestion) from the next client
+          client.stop(5000).catch((error: unknown) => this.log(`stopping a server given up on: ${error instanceof Error ? error.message : String(error)}`));
+        }
+        return;
+      }
       if (this.client !== client) {
         return;
       }
@@ -169,9 +222,13 @@ class TactExtension implements vscode.Disposable {
     });
     this.client = client;
     try {
-      await client.start();
+      await startServer(client, START_TIMEOUT_MS);
     } catch (error) {
       if (this.control.disposed) {
+        return;
+      }
+      if (error instanceof StartTimeoutError) {
+        this.startTimedOut(client, error);
         return;
       }
       const problem = error instanceof Error ? error.message : String(error);
@@ -191,6 +248,25 @@ class TactExtension implements vscode.Disposable {
     void this.refreshStatus();
     clearInterval(this.statusTimer);
     this.statusTimer = setInterval(() => void this.refreshStatus(), STATUS_POLL_MS);
+  }
+
+  /** The server did not answer initialize in time, and was given up on: say so, and how to try again. */
+  private startTimedOut(client: TactClient, error: StartTimeoutError): void {
+    if (this.client === client) {
+      this.client = undefined; // nothing to stop: its process was killed
+    }
+    const problem = `${error.message}, so it was stopped; see the Tact output, then restart it (\`Tact: Restart Server\`)`;
+    this.log(`${error.message}; the server process was killed`);
+    this.statusBar.setState("failed", problem);
+    void vscode.window
+      .showErrorMessage(`Tact: ${error.message}, so it was stopped.`, "Restart Server", "Show Output")
+      .then((choice) => {
+        if (choice === "Restart Server") {
+          void vscode.commands.executeCommand("tact.restartServer");
+        } else if (choice === "Show Output") {
+          this.output.show(true);
+        }
+      });
   }
 
   private async stop(): Promise<void> {

@@ -1,4 +1,5 @@
 // The hint a next edit shows after its place, with no dependency on VS Code (unit-tested on its own).
+import { codeBlock } from "./markdown";
 
 const HINT = "Tab to apply · Esc to dismiss";
 const MAX_PREVIEW = 60; // UTF-16 units of the first line shown
@@ -38,9 +39,7 @@ export function hoverMarkdown(newText: string): string {
   if (newText === "") {
     return "Tact: delete";
   }
-  const longest = Math.max(0, ...(newText.match(/`+/g) ?? []).map((run) => run.length));
-  const fence = "`".repeat(Math.max(3, longest + 1));
-  return `Tact: replace with\n\n${fence}python\n${newText.split(BREAK).join("\n")}\n${fence}`;
+  return `Tact: replace with\n\n${codeBlock(newText.split(BREAK).join("\n"), "python")}`;
 }
 
 /** text's first n UTF-16 units, one less where the nth is the first half of a surrogate pair (an emoji's). */

@@ -67,7 +67,15 @@ export function serverExecutable(python: string, modelPath: string, cwd?: string
   return { command: python, args, options: { cwd, env: { ...process.env, PYTHONUNBUFFERED: "1" } } };
 }
 
-/** What stopServer needs of a language client (vscode-languageclient's LanguageClient). */
+/** How long a server may take to answer initialize (it answers before its model loads; Python's imports take
+ * seconds). One that has not answered by then is given up on: its process is killed, so that restarts and stops,
+ * which wait for a start to end, are not held behind it forever. */
+export const START_TIMEOUT_MS = 60000;
+/** How long a start given up on may take to end once its process is killed. */
+const ABANDON_WAIT_MS = 5000;
+
+/** What startServer and stopServer need of a language client (vscode-languageclient's LanguageClient, with
+ * abandon added by the extension). */
 export interface StoppableClient {
   isRunning(): boolean;
   /** Starting or running. */
@@ -75,20 +83,63 @@ export interface StoppableClient {
   /** While starting: the start under way. */
   start(): Promise<void>;
   stop(timeoutMs?: number): Promise<void>;
+  /** Gives up on the start under way: kills the server process and keeps the client from starting it again (a
+   * starting client cannot be stopped); the client's start then fails. Should the server get to run all the
+   * same, the client is stopped then. */
+  abandon(): void;
+}
+
+/** A server that did not answer initialize in time, and was given up on. */
+export class StartTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the server did not answer initialize within ${timeoutMs / 1000} s`);
+    this.name = "StartTimeoutError";
+  }
+}
+
+/** Starts the client's server. One that does not answer initialize within timeoutMs is given up on (abandon):
+ * the start rejects with StartTimeoutError once the client's start has ended, or waitMs after the kill if it
+ * does not end. A start that fails in time rejects with the client's error. */
+export async function startServer(client: Pick<StoppableClient, "start" | "abandon">, timeoutMs: number, waitMs = ABANDON_WAIT_MS): Promise<void> {
+  const start = client.start();
+  if (await settlesWithin(start, timeoutMs)) {
+    return start;
+  }
+  client.abandon();
+  await settlesWithin(start, waitMs);
+  throw new StartTimeoutError(timeoutMs);
 }
 
 /** Stops the client's server, whatever the client is doing. The client restarts a crashed server on its own,
  * and a starting client cannot be stopped (vscode-languageclient throws): that server would run on unowned, its
  * commands (tact.acceptSuggestion) registered, so the next client's registration fails and it never starts. A
- * starting client is stopped once it runs; one whose start failed has nothing to stop. */
-export async function stopServer(client: StoppableClient, timeoutMs: number): Promise<void> {
+ * starting client is stopped once it runs, or given up on (abandon) when its server has not answered initialize
+ * within startTimeoutMs; one whose start failed has nothing to stop. */
+export async function stopServer(client: StoppableClient, timeoutMs: number, startTimeoutMs = START_TIMEOUT_MS): Promise<void> {
   for (let tries = 0; tries < 3 && client.needsStop(); tries++) {
     if (client.isRunning()) {
       await client.stop(timeoutMs);
       return;
     }
-    await client.start().catch(() => undefined); // its failure is the client's to report
+    const start = client.start().catch(() => undefined); // its failure is the client's to report
+    if (!(await settlesWithin(start, startTimeoutMs))) {
+      client.abandon();
+      await settlesWithin(start, ABANDON_WAIT_MS);
+      if (!client.isRunning()) {
+        return; // ended, or a process that did not die: the client is stopped should it ever run
+      }
+    }
   }
+}
+
+/** Whether promise settles (resolves or rejects) within ms. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const settled = promise.then(() => true, () => true);
+  return Promise.race([settled, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The steps ServerControl orders (the extension's). */

@@ -2,8 +2,7 @@
 import * as vscode from "vscode";
 import { median, type SessionCounters } from "./inline";
 import type { ServerStatus } from "./protocol";
-
-export type ServerState = "starting" | "running" | "stopped" | "failed";
+import { hiddenCount, tooltipMarkdown, type ServerState } from "./statusText";
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -72,49 +71,13 @@ export class StatusBar implements vscode.Disposable {
   }
 
   private tooltip(on: boolean, model: string, policy: string, p50: number | undefined, hidden: number | undefined): vscode.MarkdownString {
-    const s = this.status;
-    const md = new vscode.MarkdownString(undefined, true);
+    const facts = { state: this.state, problem: this.problem, status: this.status, on, model, policy, p50, hidden, counters: this.counters };
+    const md = new vscode.MarkdownString(tooltipMarkdown(facts), true);
     md.isTrusted = { enabledCommands: ["tact.toggle", "tact.openReport", "tact.showOutput", "tact.restartServer"] };
-    md.appendMarkdown(`**Tact** ${s?.version ? `${s.version} ` : ""}— suggestions ${on ? "on" : "off"}\n\n`);
-    if (this.state === "failed" || this.state === "stopped") {
-      md.appendMarkdown(`Server ${this.state}${this.problem ? `: ${this.problem}` : ""}\n\n`);
-    } else if (this.state === "starting") {
-      md.appendMarkdown("Server starting…\n\n");
-    }
-    if (s?.degraded) {
-      md.appendMarkdown(`No suggestions: ${s.reason || "no model"}\n\n`);
-    }
-    const rows: [string, string][] = [
-      ["model", model ? `${model}${s?.modelDir ? ` (${s.modelDir})` : ""}` : "–"],
-      ["decoding policy", policy || "–"],
-      ["median latency (last 20)", p50 === undefined ? "–" : `${Math.round(p50)} ms`],
-      ["shown this session", String(this.counters.shown)],
-      ["accepted / rejected", `${this.counters.accepted} / ${this.counters.rejected}`],
-      ["hidden by the acceptance model", hidden === undefined ? "–" : String(hidden)],
-      ["telemetry database", s?.database ? String(s.database) : s?.telemetryReason ? String(s.telemetryReason) : "–"],
-    ];
-    md.appendMarkdown("| | |\n|---|---|\n");
-    for (const [k, v] of rows) {
-      md.appendMarkdown(`| ${k} | ${escapeCell(v)} |\n`);
-    }
-    md.appendMarkdown(
-      `\n[${on ? "Turn off" : "Turn on"}](command:tact.toggle) · [Open latest report](command:tact.openReport) · ` +
-        "[Output](command:tact.showOutput) · [Restart](command:tact.restartServer)",
-    );
     return md;
   }
 
   dispose(): void {
     this.item.dispose();
   }
-}
-
-/** Suggestions the acceptance model hid this session, where the server reports it. */
-export function hiddenCount(s: ServerStatus | undefined): number | undefined {
-  const candidates = [s?.session?.hidden, s?.acceptanceGate?.hidden];
-  return candidates.find((v): v is number => typeof v === "number");
-}
-
-function escapeCell(value: string): string {
-  return value.replace(/\|/g, "\\|").replace(/\n/g, " ");
 }

@@ -2,7 +2,7 @@
 // and stops (src/server.ts, compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkPython, resolveInterpreter, ServerControl, stopServer } from "../../out/unit/server.mjs";
+import { checkPython, resolveInterpreter, ServerControl, startServer, stopServer } from "../../out/unit/server.mjs";
 
 test("${workspaceFolder} is the first workspace folder", () => {
   assert.equal(resolveInterpreter("${workspaceFolder}/.venv/bin/python", "/work/project", "/home/u"), "/work/project/.venv/bin/python");
@@ -47,6 +47,15 @@ class FakeClient {
   start() {
     return this.state === "starting" ? this.starting.promise : Promise.resolve();
   }
+  /** Kills the server process of a start given up on: the client's start fails once it sees the process end
+   * (unless killEndsStart is false: a process that did not die). */
+  abandon() {
+    this.abandons = (this.abandons ?? 0) + 1;
+    if (this.state === "starting" && this.killEndsStart !== false) {
+      this.state = "startFailed";
+      this.starting.reject(new Error("Pending response rejected since connection got disposed"));
+    }
+  }
   async stop() {
     if (this.state === "stopped" || this.state === "initial") {
       return;
@@ -89,6 +98,15 @@ test("a running client is stopped; a stopped one or one whose start failed has n
   failing.starting.reject(new Error("the server exited"));
   await stopping; // the failed start is the client's to report
   assert.equal(failing.stops, 0);
+});
+
+test("a client restarting a crashed server that never answers initialize is given up on, not waited for forever", { timeout: 2000 }, async () => {
+  const client = new FakeClient("running");
+  client.crashAndRestart(); // the new server process never answers initialize
+  await stopServer(client, 5000, 50);
+  assert.equal(client.abandons, 1);
+  assert.equal(client.state, "startFailed");
+  assert.equal(client.stops, 0);
 });
 
 const ACCEPT = "tact.acceptSuggestion";
@@ -159,8 +177,9 @@ async function until(condition) {
   assert.ok(condition(), String(condition));
 }
 
-/** The extension's steps on fake clients, with the steps logged in order. */
-function control() {
+/** The extension's steps on fake clients, with the steps logged in order; a start not answered within
+ * startTimeoutMs is given up on. */
+function control(startTimeoutMs = 60000) {
   const commands = new Commands();
   const clients = [];
   const steps = [];
@@ -170,7 +189,7 @@ function control() {
       steps.push("start");
       client = new RegisteringClient(commands);
       clients.push(client);
-      await client.start().catch(() => undefined);
+      await startServer(client, startTimeoutMs).catch(() => undefined);
     },
     endOutcomes: async () => {
       steps.push(client?.isRunning() ? "endOutcomes (running)" : "endOutcomes");
@@ -180,7 +199,7 @@ function control() {
       const stopping = client;
       client = undefined;
       if (stopping) {
-        await stopServer(stopping, 5000);
+        await stopServer(stopping, 5000, startTimeoutMs);
       }
     },
   });
@@ -252,6 +271,46 @@ test("dispose during a start stops that server once it runs, and nothing starts 
   assert.equal(clients.length, 1);
   assert.equal(clients[0].state, "stopped");
   assert.deepEqual(steps.filter((s) => s === "start"), ["start"]);
+});
+
+test("a server that never answers initialize is given up on: the restart queued behind its start runs", { timeout: 2000 }, async () => {
+  const { server, commands, clients, steps } = control(50);
+  const starting = server.start();
+  await until(() => clients.length === 1);
+  const restarting = server.restart(); // the user restarts it: queued behind the start
+  await starting; // given up on after 50 ms
+  assert.equal(clients[0].abandons, 1);
+  assert.equal(clients[0].state, "startFailed");
+  await until(() => clients.length === 2);
+  clients[1].run();
+  await restarting;
+  assert.deepEqual(steps, ["start", "endOutcomes", "stop", "start"]);
+  assert.equal(commands.owners.get(ACCEPT), clients[1]);
+});
+
+test("a start given up on rejects saying so, after its start ends or a while after the kill if it does not", { timeout: 2000 }, async () => {
+  const client = new RegisteringClient(new Commands());
+  await assert.rejects(startServer(client, 20), /the server did not answer initialize within 0\.02 s/);
+  assert.equal(client.state, "startFailed");
+  const unkillable = new RegisteringClient(new Commands());
+  unkillable.killEndsStart = false;
+  await assert.rejects(startServer(unkillable, 20, 20), /did not answer initialize/);
+  assert.equal(unkillable.abandons, 1);
+});
+
+test("a start that is answered, or fails, in time is the client's start", async () => {
+  const commands = new Commands();
+  const client = new RegisteringClient(commands);
+  const starting = startServer(client, 1000);
+  client.run();
+  await starting;
+  assert.equal(client.isRunning(), true);
+  assert.equal(client.abandons, undefined);
+  const clash = new RegisteringClient(commands);
+  const failing = startServer(clash, 1000);
+  clash.run(); // its registration fails: the start fails with the client's error
+  await assert.rejects(failing, /already exists/);
+  assert.equal(clash.abandons, undefined);
 });
 
 test("a Python that fails without a word is reported with its error, not an empty reason", async () => {
