@@ -443,6 +443,11 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         script = build_script(conn, session_id)
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
+    except (ValueError, TypeError) as exc:  # a JSON column that is not JSON, or not the object it should be
+        raise ReplayError(f"{source}: session {session_id} is damaged ({type(exc).__name__}: {exc})") from None
+    bad = [key for key in ("settings", "models") if not isinstance(script.session.get(key) or {}, dict)]
+    if bad:  # read as a JSON object below; anything else would fail there with a traceback
+        raise ReplayError(f"{source}: session {session_id} is damaged: its {' and '.join(bad)} are not JSON objects")
     model = _model_for(script, options)
     _check_model(model)
     overrides, notes = effective_overrides(options)
@@ -582,6 +587,8 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
             ids = resolve_sessions(conn, session, source)
         except sqlite3.DatabaseError as exc:
             raise ReplayError(f"{source}: cannot read its sessions ({exc})") from None
+        except ValueError as exc:  # a session's settings or models column is not JSON
+            raise ReplayError(f"{source}: its sessions table is damaged ({exc})") from None
         named = _named_model(options)
         if named:
             _check_model(named)
