@@ -369,12 +369,11 @@ class _Driver:
                     self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
                 except (LspError, queue.Empty):
                     pass
-            elif outcome == "partially_accepted":
-                self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": length or 0})
-                self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
             else:
-                reason = (req.logged or {}).get("reject_reason") if basis == "logged" else None
-                self.client.notify(DID_REJECT, {"id": sid, "reason": reason or "typedOver"})
+                if outcome == "partially_accepted":
+                    self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": length or 0})
+                if reason := turned_down(outcome, basis, req.logged):
+                    self.client.notify(DID_REJECT, {"id": sid, "reason": reason})
 
         self._decided(max(req.ts, logged_at or next_ts), next_ts, send)  # when the programmer decided
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
@@ -434,6 +433,16 @@ class _Driver:
         self.outcomes.append(ReplayOutcome(req, sid, new_text, basis, "accepted" if accepted else "rejected",
                                            utf16_len(new_text) if accepted else None,
                                            len(new_text) if accepted else 0, rtt, accepted))
+
+
+def turned_down(outcome: str, basis: str, logged: dict | None) -> str | None:
+    """The reject reason a replay sends for a completion not accepted whole (None: no reject). A decision replayed
+    from the log sends the logged reason: after a partial accept every replay said `typedOver`, though the programmer
+    had dismissed the rest, or turned nothing down."""
+    if basis == "logged":
+        reason = (logged or {}).get("reject_reason")
+        return reason if outcome == "partially_accepted" else reason or "typedOver"
+    return "typedOver"
 
 
 def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, output: Path, options: ReplayOptions,

@@ -38,3 +38,17 @@ def test_a_damaged_event_payload_is_a_clear_replay_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "damaged" in err, err
     assert not out.exists()
+
+
+def test_a_replayed_partial_accept_sends_the_reject_its_recording_had():
+    """After a partial accept a replay always sent a `typedOver` reject: the replay's database disagreed with its
+    recording on how the rest was turned down, or that it was at all."""
+    from telemetry.replay import turned_down
+
+    partial = {"outcome": "partially_accepted", "accepted_length": 5}
+    assert turned_down("partially_accepted", "logged", {**partial, "reject_reason": "dismissed"}) == "dismissed"
+    assert turned_down("partially_accepted", "logged", {**partial, "reject_reason": None}) is None
+    assert turned_down("partially_accepted", "oracle", None) == "typedOver"
+    assert turned_down("rejected", "logged", {"outcome": "rejected", "reject_reason": "dismissed"}) == "dismissed"
+    assert turned_down("rejected", "logged", {"outcome": "rejected"}) == "typedOver"
+    assert turned_down("rejected", "oracle", None) == "typedOver"
