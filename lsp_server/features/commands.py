@@ -13,7 +13,7 @@ log = logging.getLogger("tact.feedback")
 
 def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     """The editor applied a suggestion of ``kind`` (completion or next edit); ``args`` is ``[id]``."""
-    suggestion_id = args[0] if args and isinstance(args[0], str) else None
+    suggestion_id = args[0] if args and isinstance(args[0], str) and args[0] else None  # as feedback: '' is no id
     if suggestion_id is None:
         log.warning("%s needs a suggestion id, got %r", command, args)
         return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from lsprotocol.validators import UINTEGER_MAX_VALUE as UINTEGER_MAX
+
 from lsp_server.protocol import (
     DID_PARTIALLY_ACCEPT_COMPLETION,
     DID_REJECT_COMPLETION,
@@ -74,8 +76,9 @@ def register(server) -> None:
         if sid is None or issued_as_another_kind(ls, sid, DID_PARTIALLY_ACCEPT_COMPLETION, "completion"):
             return
         length = field(params, "acceptedLength")
-        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-            log.warning("%s: acceptedLength must be a non-negative integer, got %r", DID_PARTIALLY_ACCEPT_COMPLETION, length)
+        if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= UINTEGER_MAX:
+            # past LSP's uinteger SQLite cannot store it: for an id the ledger lacks (nothing clamps) the write failed
+            log.warning("%s: acceptedLength must be a uinteger, got %r", DID_PARTIALLY_ACCEPT_COMPLETION, length)
             return
         item = ls.ledger.resolve(sid, "partially_accepted")
         if item is not None and length > (full := utf16_len(item.text)):

@@ -21,8 +21,19 @@ def register(server) -> None:
     @server.feature(REPLAY_CLOCK)
     def replay_clock(ls, params) -> None:
         ts = field(params, "ts")
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        pinned = _seconds(ts)
+        if pinned is None:
             log.warning("%s needs a finite ts (unix seconds), got %r", REPLAY_CLOCK, ts)
             return
-        pinned = float(ts)
         ls.gate.clock = lambda: pinned
+
+
+def _seconds(ts) -> float | None:
+    """``ts`` as a finite float, or None; an int too large for a float is refused (float() raised)."""
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        return None
+    try:
+        value = float(ts)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None

@@ -1,0 +1,57 @@
+"""Feedback, commands and the replay clock given values no editor sends: the server answers, logs, and
+telemetry keeps every event it is given."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from telemetry.lsp_client import LspClient
+from tests.lsp_support import model_under_test, server_command, wait_for_rows
+
+HUGE = 10 ** 400  # a JSON integer literal Python reads as an int no float or SQLite integer holds
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    db = tmp_path / "telemetry.sqlite3"
+    client = LspClient(server_command(model_under_test(), db))
+    client.initialize({"acceptanceGate": False})
+    yield client, db
+    client.shutdown()
+
+
+def test_a_replay_clock_too_large_for_a_float_is_refused_not_raised(server):
+    """math.isfinite(int) converts to float first: a huge ts raised OverflowError in the handler."""
+    client, _ = server
+    client.notify("tact/replayClock", {"ts": HUGE})
+    assert client.request("tact/replayClock", {"ts": HUGE}, timeout=10) is None  # was an internal error
+    assert client.request("tact/replayClock", {"ts": 1_700_000_000}, timeout=10) is None
+    assert client.proc.poll() is None
+
+
+def test_an_accepted_length_past_uinteger_is_refused_and_telemetry_keeps_writing(server):
+    """For an id the ledger does not hold (evicted, never issued) nothing clamped the length: SQLite could not
+    store it and the write failed. A sound length for such an id is still recorded."""
+    client, db = server
+    for length in (2 ** 70, HUGE):
+        client.notify("tact/didPartiallyAcceptCompletion", {"id": "unheld-huge", "acceptedLength": length})
+    client.notify("tact/didPartiallyAcceptCompletion", {"id": "unheld-ok", "acceptedLength": 7})
+    rows = wait_for_rows(db, "SELECT accepted_length FROM suggestions WHERE id = 'unheld-ok' AND outcome IS NOT NULL")
+    assert rows == [(7,)]
+    assert client.request("tact/status", timeout=10)["telemetry"]["failed"] == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT outcome FROM suggestions WHERE id = 'unheld-huge'").fetchall() in ([], [(None,)])
+
+
+@pytest.mark.parametrize("command", ["tact.acceptSuggestion", "tact.acceptNextEdit"])
+def test_an_accept_command_with_an_empty_id_is_refused(server, command):
+    """feedback refuses an empty id; the commands recorded an acceptance of suggestion '' in telemetry."""
+    client, db = server
+    assert client.request("workspace/executeCommand", {"command": command, "arguments": [""]}, timeout=10) is False
+    assert client.request("workspace/executeCommand", {"command": command, "arguments": ["unheld"]}, timeout=10) is True
+    assert wait_for_rows(db, "SELECT outcome FROM suggestions WHERE id = 'unheld'") == [("accepted",)]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM suggestions WHERE id = ''").fetchone() == (0,)
