@@ -190,14 +190,19 @@ class LspClient:
     def did_change(self, uri: str, version: int, changes: list[dict]) -> None:
         self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes})
 
-    def inline_completion_async(self, uri: str, line: int, character: int, invoked: bool = False) -> tuple[int, queue.Queue]:
-        """Send textDocument/inlineCompletion without waiting: (message id, queue for `result`)."""
+    def inline_completion_async(self, uri: str, line: int, character: int, invoked: bool = False,
+                                selected: dict | None = None) -> tuple[int, queue.Queue]:
+        """Send textDocument/inlineCompletion without waiting: (message id, queue for `result`). ``selected``: the
+        completion widget's entry (LSP's selectedCompletionInfo, ``{range, text}``)."""
+        context: dict = {"triggerKind": 1 if invoked else 2}
+        if selected is not None:
+            context["selectedCompletionInfo"] = selected
         return self.request_async("textDocument/inlineCompletion", {
-            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-            "context": {"triggerKind": 1 if invoked else 2}})
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": context})
 
-    def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0) -> list[dict]:
-        result = self.result(self.inline_completion_async(uri, line, character, invoked)[1], timeout)
+    def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0,
+                          selected: dict | None = None) -> list[dict]:
+        result = self.result(self.inline_completion_async(uri, line, character, invoked, selected)[1], timeout)
         if result is None:
             return []
         return result["items"] if isinstance(result, dict) else result

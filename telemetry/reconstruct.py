@@ -51,6 +51,19 @@ class Request:
     logged: dict[str, Any] | None = None  # the logged suggestion (summary row), if any
     kind: str = "completion"  # completion | next_edit
     next_text: str | None = None  # next_edit: the document after the programmer's next edit to it
+    # completion: the entry selected in the editor's completion widget that the suggestion continued (its range
+    # and text, as logged in the request's context), or None
+    selected: dict[str, Any] | None = None
+
+
+def _selected_completion(context: Any) -> dict[str, Any] | None:
+    """The selected completion entry a request's logged context holds, if it is whole."""
+    sel = context.get("selected_completion") if isinstance(context, dict) else None
+    keys = ("start_line", "start_character", "end_line", "end_character")
+    if not (isinstance(sel, dict) and isinstance(sel.get("text"), str)
+            and all(isinstance(sel.get(k), int) and not isinstance(sel.get(k), bool) for k in keys)):
+        return None
+    return sel
 
 
 @dataclass
@@ -338,7 +351,8 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         starts = line_starts(doc.text)
         offset = offset_at(doc.text, r["line"], r["character"], starts)
         req = Request(r["suggestion_id"], doc.uri, r["version"], r["line"], r["character"], r.get("trigger") or "automatic",
-                      r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]), kind=r.get("kind") or "completion")
+                      r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]), kind=r.get("kind") or "completion",
+                      selected=_selected_completion(r.get("context")))
         doc.tip = offset
         doc.requested_at = r["ts"]
         doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))

@@ -46,7 +46,7 @@ from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
                        REPLAY_CLOCK, server_command, wait_ready)
-from .text import utf16_len
+from .text import offset_at, utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
@@ -232,8 +232,9 @@ def effective_overrides(options: ReplayOptions) -> tuple[dict[str, Any], list[st
     return overrides, notes
 
 
-def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | None, int]:
-    """(basis, outcome, accepted_length, chars_saved) for a suggestion the new server made."""
+def _decide(req: Request, text: str, oracle: Oracle, lead: str = "") -> tuple[str, str, int | None, int]:
+    """(basis, outcome, accepted_length, chars_saved) for a suggestion the new server made. ``lead``: the rest of
+    a selected completion entry the suggestion continues, which the oracle reads before it (not saved by it)."""
     logged = req.logged or {}
     if logged.get("text") == text and programmer_decided(logged):
         outcome = logged["outcome"]
@@ -244,8 +245,8 @@ def _decide(req: Request, text: str, oracle: Oracle) -> tuple[str, str, int | No
             length = logged.get("accepted_length") or 0
             return "logged", outcome, length, accepted_chars(text, length)
         return "logged", outcome, None, 0
-    if oracle.accepts(text, req.reference):
-        return "oracle", "accepted", utf16_len(text), oracle.chars_saved(text, req.reference)
+    if oracle.accepts(lead + text, req.reference):
+        return "oracle", "accepted", utf16_len(text), max(0, oracle.chars_saved(lead + text, req.reference) - len(lead))
     return "oracle", "rejected", None, 0
 
 
@@ -349,9 +350,15 @@ class _Driver:
     def _request(self, req: Request, deadline: float | None, next_ts: float) -> None:
         # The gate's timing features (typing speed, time since the last outcome) see the recorded time.
         self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
+        context: dict[str, Any] = {"triggerKind": 1 if req.trigger == "invoked" else 2}
+        sel = req.selected
+        if sel is not None:  # the completion widget's entry the recorded request named
+            context["selectedCompletionInfo"] = {"text": sel["text"], "range": {
+                "start": {"line": sel["start_line"], "character": sel["start_character"]},
+                "end": {"line": sel["end_line"], "character": sel["end_character"]}}}
         result, rtt = self._answer("textDocument/inlineCompletion", {
             "textDocument": {"uri": req.uri}, "position": {"line": req.line, "character": req.character},
-            "context": {"triggerKind": 1 if req.trigger == "invoked" else 2}}, deadline)
+            "context": context}, deadline)
         items = (result.get("items") if isinstance(result, dict) else result) or []
         item = items[0] if items else None
         sid = (((item or {}).get("command") or {}).get("arguments") or [None])[0]
@@ -359,7 +366,10 @@ class _Driver:
         if not (item and isinstance(sid, str) and isinstance(text, str) and text):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
             return
-        basis, outcome, length, saved = _decide(req, text, self.options.oracle)
+        lead = ""
+        if sel is not None and text.startswith(sel["text"]):  # the item carries the entry before the suggestion
+            text, lead = text[len(sel["text"]):], self._entry_rest(req, sel)
+        basis, outcome, length, saved = _decide(req, text, self.options.oracle, lead)
         self.client.notify(DID_SHOW, {"id": sid})
         logged_at = (req.logged or {}).get("outcome_at") if basis == "logged" else None
 
@@ -379,6 +389,17 @@ class _Driver:
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
                                            outcome in ("accepted", "partially_accepted")))
 
+
+    def _entry_rest(self, req: Request, sel: dict[str, Any]) -> str:
+        """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed
+        since the entry's start is its beginning."""
+        doc = self.texts.get(req.uri, "")
+        try:
+            start = offset_at(doc, sel["start_line"], sel["start_character"])
+        except Exception:
+            return sel["text"]
+        typed = doc[start:req.offset] if start <= req.offset else ""
+        return sel["text"][len(typed):] if sel["text"].startswith(typed) else sel["text"]
 
     def _answer(self, method: str, params: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
         """The result of one request (None when it failed or, past ``deadline``, was cancelled) and its round trip."""

@@ -63,7 +63,7 @@ def _classic_item(monkeypatch, text, suggestion, *, snippet=True, modes=None):
     ctx = build_context(text, position_at(text, i))
 
     async def fake_suggest(ls, uri, line, character, trigger):
-        return "s1", Suggestion(suggestion, suggestion, ctx, None, "test", 0.0)
+        return SimpleNamespace(suggestion_id="s1", selected=None), Suggestion(suggestion, suggestion, ctx, None, "test", 0.0)
 
     monkeypatch.setattr(completion, "suggest", fake_suggest)
     handlers = {}

@@ -67,7 +67,7 @@ def test_an_answer_for_the_current_text_is_registered_under_its_version_and_reme
     gate = AcceptanceGate(_model(0.9, 0.95))
     ls, pipe, store = _server(gate)
     found, sid = _answer_after(ls, pipe, lambda task: None)
-    assert found is not None and found[0] == sid and found[1].text == "x + 1"
+    assert found is not None and found[0].suggestion_id == sid and found[1].text == "x + 1"
     assert pipe.ledger.get(sid).version == 1
     assert gate.history.shown.times_shown("x + 1") == 1
     assert not [e for e in store.events if type(e).__name__ == "SuggestionCancelled"]

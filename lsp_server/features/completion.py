@@ -62,7 +62,8 @@ def register(server) -> None:
                               "invoked" if invoked else "automatic")
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        suggestion_id, suggestion = found
+        pending, suggestion = found
+        suggestion_id = pending.suggestion_id
         ctx = suggestion.context
         word = word_before(ctx.line_prefix)
         cursor = types.Position(line=ctx.position.line, character=ctx.position.character)

@@ -5,6 +5,17 @@ from __future__ import annotations
 from lsprotocol import types
 
 from lsp_server.features.suggest import accept_command, suggest
+from lsp_server.services.pipeline import SelectedCompletion
+from lsp_server.services.positions import Position
+
+
+def selected_completion(context: types.InlineCompletionContext | None) -> SelectedCompletion | None:
+    """The entry selected in the editor's completion widget, if the request names one."""
+    info = context.selected_completion_info if context is not None else None
+    if info is None:
+        return None
+    start, end = info.range.start, info.range.end
+    return SelectedCompletion(Position(start.line, start.character), Position(end.line, end.character), info.text)
 
 
 def register(server) -> None:
@@ -12,11 +23,18 @@ def register(server) -> None:
     async def inline_completion(ls, params: types.InlineCompletionParams) -> types.InlineCompletionList:
         invoked = params.context is not None and params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
         found = await suggest(ls, params.text_document.uri, params.position.line, params.position.character,
-                              "invoked" if invoked else "automatic")
+                              "invoked" if invoked else "automatic", selected_completion(params.context))
         if found is None:
             return types.InlineCompletionList(items=[])
-        suggestion_id, suggestion = found
-        pos = types.Position(line=suggestion.context.position.line, character=suggestion.context.position.character)
-        item = types.InlineCompletionItem(insert_text=suggestion.text, range=types.Range(start=pos, end=pos),
-                                          command=accept_command(types, suggestion_id))
+        pending, suggestion = found
+        if (selected := pending.selected) is not None:
+            # the item extends the selected entry: it replaces the entry's range with the entry, then the suggestion
+            # (an editor shows only such items while its completion widget is open)
+            where = types.Range(start=types.Position(line=selected.start.line, character=selected.start.character),
+                                end=types.Position(line=selected.end.line, character=selected.end.character))
+            text = selected.text + suggestion.text
+        else:
+            pos = types.Position(line=suggestion.context.position.line, character=suggestion.context.position.character)
+            where, text = types.Range(start=pos, end=pos), suggestion.text
+        item = types.InlineCompletionItem(insert_text=text, range=where, command=accept_command(types, pending.suggestion_id))
         return types.InlineCompletionList(items=[item])

@@ -8,17 +8,19 @@ import logging
 from lsp_server.features.lifecycle import report_degraded
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 from lsp_server.services.completion import Suggestion
+from lsp_server.services.pipeline import PendingRequest, SelectedCompletion
 from lsp_server.services.positions import Position
 from lsp_server.services.scheduler import Cancelled
 
 log = logging.getLogger("tact.completion")
 
 
-async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tuple[str, Suggestion] | None:
-    """(suggestion id, suggestion) to show, or None (nothing, superseded, stale or degraded)."""
+async def suggest(ls, uri: str, line: int, character: int, trigger: str,
+                  selected: SelectedCompletion | None = None) -> tuple[PendingRequest, Suggestion] | None:
+    """(the request, its suggestion) to show, or None (nothing, superseded, stale or degraded)."""
     if ls.completions.degraded:
         return None
-    pending = ls.pipeline.request(uri, Position(line, character), trigger, ls.settings)
+    pending = ls.pipeline.request(uri, Position(line, character), trigger, ls.settings, selected)
     if pending is None:
         return None
     try:
@@ -32,7 +34,7 @@ async def suggest(ls, uri: str, line: int, character: int, trigger: str) -> tupl
         report_degraded(ls)
     if suggestion is None or not suggestion.text or not ls.pipeline.issue(pending, suggestion, uri):
         return None
-    return pending.suggestion_id, suggestion
+    return pending, suggestion
 
 
 def accept_command(types, suggestion_id: str):

@@ -25,6 +25,9 @@ class IssuedSuggestion:
     text: str
     shown: bool = False
     outcome: str | None = None  # accepted | partially_accepted | rejected
+    # UTF-16 units of the selected completion entry the editor's item carries before the suggestion's own text
+    # (SelectedCompletion): a partial accept's length counts them, the suggestion does not hold them
+    selected_units: int = 0
 
 
 class SuggestionLedger:

@@ -21,11 +21,40 @@ from lsp_server.services.context import CompletionContext
 from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.gate import AcceptanceGate, GateDecision
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
-from lsp_server.services.positions import Position
+from lsp_server.services.positions import LineIndex, Position, utf16_len
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
 
 log = logging.getLogger("tact.pipeline")
+
+MAX_SELECTED_CHARS = 1000  # a selected completion item longer than this is not one a suggestion continues
+
+
+@dataclass(frozen=True)
+class SelectedCompletion:
+    """The entry selected in the editor's completion widget (LSP's selectedCompletionInfo): ``text`` replaces
+    ``start``-``end`` on the cursor's line. The suggestion continues the document as if it were inserted, since an
+    editor shows only ghost text that extends the entry (VS Code hid every suggestion while the widget was open)."""
+
+    start: Position
+    end: Position
+    text: str
+
+    def applied(self, index: LineIndex, position: Position) -> tuple[LineIndex, Position] | None:
+        """The document with the entry inserted and the cursor after it; None when the entry does not fit the
+        request (not on the cursor's line around the cursor, outside the document, or too long)."""
+        start, end = self.start, self.end
+        if not (start.line == end.line == position.line and start.character <= position.character <= end.character
+                and index.is_valid(start) and index.is_valid(end) and len(self.text) <= MAX_SELECTED_CHARS
+                and "\n" not in self.text and "\r" not in self.text):
+            return None
+        s, e = index.offset_at(start), index.offset_at(end)
+        virtual = index.replaced(s, e, self.text)
+        return virtual, virtual.position_at(s + len(self.text))
+
+    def summary(self) -> dict:
+        return {"start_line": self.start.line, "start_character": self.start.character,
+                "end_line": self.end.line, "end_character": self.end.character, "text": self.text}
 
 
 @dataclass
@@ -39,6 +68,7 @@ class PendingRequest:
     version: int = -1  # again as the answer goes out
     # "requested": when the job logged the request, by the gate's clock (a replay pins that clock to this time)
     times: dict[str, float] = field(default_factory=dict)
+    selected: SelectedCompletion | None = None  # the completion entry the suggestion continues, where it fits
 
     def abandon(self, recorder: SessionRecorder, reason: str) -> None:
         """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
@@ -63,8 +93,10 @@ class CompletionPipeline:
         self.gate = gate if gate is not None else AcceptanceGate()  # without a model: off
         self.counts: Counter[str] = Counter()  # this session: requested, skipped, generated, hidden, issued
 
-    def request(self, uri: str, position: Position, trigger: str, settings: Settings) -> PendingRequest | None:
-        """Queue a completion for the document as it is now; None when there is nothing to complete."""
+    def request(self, uri: str, position: Position, trigger: str, settings: Settings,
+                selected: SelectedCompletion | None = None) -> PendingRequest | None:
+        """Queue a completion for the document as it is now (with ``selected``, the completion entry selected in
+        the editor, inserted: the suggestion continues it, where it fits); None when there is nothing to complete."""
         doc = self.documents.get(uri)
         if doc is None:
             log.warning("completion requested for a document that is not open: %s", uri)
@@ -76,20 +108,34 @@ class CompletionPipeline:
         suggestion_id = self.ledger.new_id()
         recorder = self.recorder
         times: dict[str, float] = {}
+        inserted = None
+        if selected is not None:  # judged on the text of this version, which the job's snapshot must still be
+            current, index = doc.indexed_snapshot()
+            inserted = selected.applied(index, position) if current == version else None
+            if inserted is None:
+                log.info("a selected completion entry that does not fit the request is left out: %r", selected)
+                selected = None
 
         def job(token: CancelToken) -> Suggestion | None:
             self.counts["requested"] += 1
             current, index = doc.indexed_snapshot()
             if token.cancelled or current != version:  # superseded or outdated while queued: no model call
-                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger, {},
+                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger,
+                                   {"selected_completion": selected.summary()} if selected is not None else {},
                                    pending_edit)
                 raise Cancelled(token.reason if token.cancelled else "stale")
-            ctx = self.service.context(index, doc.language_id, position, settings)
+            if inserted is not None and selected is not None:
+                at = index.position_at(index.offset_at(position))  # the editor's cursor, clamped as a context is
+                ctx = self.service.context(inserted[0], doc.language_id, inserted[1], settings)
+                summary = {**ctx.summary(), "selected_completion": selected.summary()}
+            else:
+                ctx = self.service.context(index, doc.language_id, position, settings)
+                at, summary = ctx.position, ctx.summary()
             # The gate's "now" for this suggestion, from stage 1 to shown: the logged request's time, which a replay
             # pins its clock to; wall time read later (after generation) made a replay's timing features differ.
             times["requested"] = now = self.gate.clock()
-            recorder.requested(suggestion_id, "completion", uri, version, ctx.position.line, ctx.position.character,
-                               trigger, ctx.summary(), pending_edit)
+            recorder.requested(suggestion_id, "completion", uri, version, at.line, at.character, trigger, summary,
+                               pending_edit)
             if doc.is_binary:
                 recorder.cancelled(suggestion_id, "binary")
                 return None
@@ -148,7 +194,7 @@ class CompletionPipeline:
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
-        return PendingRequest(suggestion_id, future, token, doc, version, times)
+        return PendingRequest(suggestion_id, future, token, doc, version, times, selected)
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
         """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it
@@ -163,8 +209,9 @@ class CompletionPipeline:
             self.recorder.cancelled(pending.suggestion_id, "stale")
             return False
         self.counts["issued"] += 1
-        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "completion", uri, pending.version,
-                                                        suggestion.text))
+        superseded = self.ledger.issue(IssuedSuggestion(
+            pending.suggestion_id, "completion", uri, pending.version, suggestion.text,
+            selected_units=utf16_len(pending.selected.text) if pending.selected is not None else 0))
         if superseded:
             self.recorder.rejected(superseded, "superseded")
         if suggestion.text:
