@@ -55,3 +55,22 @@ def test_an_accept_command_with_an_empty_id_is_refused(server, command):
     assert wait_for_rows(db, "SELECT outcome FROM suggestions WHERE id = 'unheld'") == [("accepted",)]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM suggestions WHERE id = ''").fetchone() == (0,)
+
+
+def test_a_second_initialized_notification_is_ignored(tmp_path):
+    """It started a second edit-expiry timer and logged the session's start again."""
+    from telemetry.lsp_client import LspClient, change_at
+    from tests.lsp_support import model_under_test, server_command, wait_for_rows
+
+    db, log_file = tmp_path / "t.sqlite3", tmp_path / "server.log"
+    client = LspClient(server_command(model_under_test(), db) + ["--log-file", str(log_file)])
+    try:
+        client.initialize({"acceptanceGate": False})
+        client.notify("initialized", {})
+        client.did_open("file:///w/a.py", "x = 1\n")
+        client.did_change("file:///w/a.py", 2, [change_at(0, 0, "#")])
+        assert wait_for_rows(db, "SELECT 1 FROM edits")
+        assert client.request("tact/status")["ready"]
+    finally:
+        client.shutdown()
+    assert log_file.read_text().count("a second `initialized` notification is ignored") == 1

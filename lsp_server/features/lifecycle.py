@@ -31,6 +31,9 @@ def register(server) -> None:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls, params: types.InitializedParams) -> None:
+        if getattr(ls, "edit_timer", None) is not None:  # a second one started a second timer and session start
+            log.warning("a second `initialized` notification is ignored")
+            return
         # first: what the user types while the settings come and the model loads is finalized on time too
         ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
         await pull_configuration(ls)
