@@ -366,9 +366,9 @@ class _Driver:
         if not (item and isinstance(sid, str) and isinstance(text, str) and text):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
             return
-        lead = ""
+        lead, entry_units = "", 0
         if sel is not None and text.startswith(sel["text"]):  # the item carries the entry before the suggestion
-            text, lead = text[len(sel["text"]):], self._entry_rest(req, sel)
+            text, lead, entry_units = text[len(sel["text"]):], self._entry_rest(req, sel), utf16_len(sel["text"])
         basis, outcome, length, saved = _decide(req, text, self.options.oracle, lead)
         self.client.notify(DID_SHOW, {"id": sid})
         logged_at = (req.logged or {}).get("outcome_at") if basis == "logged" else None
@@ -381,7 +381,8 @@ class _Driver:
                     pass
             else:
                 if outcome == "partially_accepted":
-                    self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": length or 0})
+                    # counted over the item, as an editor counts it: the entry, then the suggestion's part
+                    self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": entry_units + (length or 0)})
                 if reason := turned_down(outcome, basis, req.logged):
                     self.client.notify(DID_REJECT, {"id": sid, "reason": reason})
 

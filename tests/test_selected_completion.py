@@ -84,3 +84,49 @@ def test_a_replay_asks_with_the_entry_its_recording_had(tmp_path):
     replayed = [o for o in result.outcomes if o.request.suggestion_id == sid]
     assert replayed and replayed[0].request.selected["text"] == "join"
     assert replayed[0].text == item["insertText"][len("join"):]  # the recorded suggestion, asked for alike
+
+
+def test_a_partial_accept_of_none_of_the_suggestion_is_no_acceptance(served):
+    """A length of 0, or of the selected entry alone, was logged as a partial acceptance, which the gate counts as
+    accepted."""
+    client, db = served
+    for selected, length in ((_selected(), len("join")), (None, 0)):
+        (item,) = client.inline_completion(URI, LINE, CURSOR, invoked=True, timeout=120, selected=selected)
+        sid = item["command"]["arguments"][0]
+        client.notify("tact/didShowCompletion", {"id": sid})
+        client.notify("tact/didPartiallyAcceptCompletion", {"id": sid, "acceptedLength": length})
+        client.notify("tact/didRejectCompletion", {"id": sid, "reason": "dismissed"})
+        (row,) = wait_for_rows(db, "SELECT outcome, accepted_length FROM suggestions WHERE id = ? AND outcome IS NOT NULL",
+                               (sid,))
+        assert row == ("rejected", None), (selected, row)
+
+
+def test_a_replayed_partial_accept_over_an_entry_keeps_its_length(tmp_path):
+    """The replay sent the suggestion's own length, from which the server took the entry's units off again."""
+    from telemetry.replay import ReplayOptions, replay
+
+    db = tmp_path / "recorded.sqlite3"
+    client = LspClient(server_command(model_under_test(), db))
+    try:
+        client.initialize(OPTIONS)
+        client.did_open(URI, CODE)
+        (item,) = client.inline_completion(URI, LINE, CURSOR, invoked=True, timeout=120, selected=_selected())
+        sid = item["command"]["arguments"][0]
+        client.notify("tact/didShowCompletion", {"id": sid})
+        client.notify("tact/didPartiallyAcceptCompletion", {"id": sid, "acceptedLength": len("join") + 1})
+        client.notify("tact/didRejectCompletion", {"id": sid, "reason": "dismissed"})
+    finally:
+        client.shutdown()
+    out = tmp_path / "replay.sqlite3"
+    (result,) = replay(db, out, options=ReplayOptions(model=str(model_under_test())))
+    (outcome,) = [o for o in result.outcomes if o.request.suggestion_id == sid]
+    assert (outcome.basis, outcome.outcome, outcome.accepted_length) == ("logged", "partially_accepted", 1)
+    import sqlite3
+
+    conn = sqlite3.connect(out)
+    try:
+        rows = conn.execute("SELECT outcome, accepted_length FROM suggestions WHERE text = ?",
+                            [item["insertText"][len("join"):]]).fetchall()
+    finally:
+        conn.close()
+    assert rows == [("partially_accepted", 1)]

@@ -80,10 +80,14 @@ def register(server) -> None:
             # past LSP's uinteger SQLite cannot store it: for an id the ledger lacks (nothing clamps) the write failed
             log.warning("%s: acceptedLength must be a uinteger, got %r", DID_PARTIALLY_ACCEPT_COMPLETION, length)
             return
-        item = ls.ledger.resolve(sid, "partially_accepted")
+        item = ls.ledger.get(sid)
         if item is not None and item.selected_units:
             # counted over the editor's item, which carries the selected completion entry before the suggestion
             length = max(0, length - item.selected_units)
+        if length == 0:  # none of the suggestion: no acceptance (the gate had counted it as one)
+            log.info("%s: suggestion %s accepted none of its text; not an acceptance", DID_PARTIALLY_ACCEPT_COMPLETION, sid)
+            return
+        item = ls.ledger.resolve(sid, "partially_accepted")
         if item is not None and length > (full := utf16_len(item.text)):
             # more than the suggestion has would count as characters saved that it never held
             log.warning("%s: acceptedLength %d is longer than suggestion %s (%d UTF-16 units), recorded as %d",
