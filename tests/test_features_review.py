@@ -74,3 +74,26 @@ def test_a_second_initialized_notification_is_ignored(tmp_path):
     finally:
         client.shutdown()
     assert log_file.read_text().count("a second `initialized` notification is ignored") == 1
+
+
+def test_a_huge_malformed_message_is_logged_briefly(tmp_path):
+    """The warnings for malformed feedback quoted the whole message: a megabyte sent was a megabyte logged, each time."""
+    from telemetry.lsp_client import LspClient
+    from tests.lsp_support import model_under_test, server_command
+
+    log_file = tmp_path / "server.log"
+    client = LspClient(server_command(model_under_test(), tmp_path / "t.sqlite3") + ["--log-file", str(log_file)])
+    try:
+        client.initialize({"acceptanceGate": False})
+        blob = "x" * 1_000_000
+        client.notify("tact/didShowCompletion", {"junk": blob})
+        client.notify("tact/didPartiallyAcceptCompletion", {"id": "s", "acceptedLength": blob})
+        client.notify("tact/replayClock", {"ts": blob})
+        client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [[blob]]})
+        client.request("tact/nextEdit", {"junk": blob})
+        assert client.request("tact/status")["sessionId"]
+    finally:
+        client.shutdown()
+    text = log_file.read_text()
+    assert "without a suggestion id" in text and "acceptedLength must be" in text and "needs a finite ts" in text
+    assert len(text) < 20_000, len(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import reprlib
 
 from lsp_server.features.feedback import issued_as_another_kind
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
@@ -15,7 +16,7 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     """The editor applied a suggestion of ``kind`` (completion or next edit); ``args`` is ``[id]``."""
     suggestion_id = args[0] if args and isinstance(args[0], str) and args[0] else None  # as feedback: '' is no id
     if suggestion_id is None:
-        log.warning("%s needs a suggestion id, got %r", command, args)
+        log.warning("%s needs a suggestion id, got %s", command, reprlib.repr(args))
         return False
     if issued_as_another_kind(ls, suggestion_id, command, kind):
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import reprlib
 
 from lsprotocol.validators import UINTEGER_MAX_VALUE as UINTEGER_MAX
 
@@ -28,7 +29,7 @@ def field(params, name: str):
 def suggestion_id_of(params, method: str) -> str | None:
     value = field(params, "id")
     if not isinstance(value, str) or not value:
-        log.warning("%s without a suggestion id: %r", method, params)
+        log.warning("%s without a suggestion id: %s", method, reprlib.repr(params))
         return None
     return value
 
@@ -59,7 +60,7 @@ def record_rejected(ls, params, method: str, kind: str) -> None:
     raw = field(params, "reason")
     reason = RejectReason.parse(raw) if isinstance(raw, str) else None
     if reason is None:
-        log.warning("%s: unknown reason %r, recorded as %r", method, raw, RejectReason.DISMISSED.value)
+        log.warning("%s: unknown reason %s, recorded as %r", method, reprlib.repr(raw), RejectReason.DISMISSED.value)
         reason = RejectReason.DISMISSED
     ls.ledger.resolve(sid, "rejected")
     ls.recorder.rejected(sid, reason.value)
@@ -78,7 +79,7 @@ def register(server) -> None:
         length = field(params, "acceptedLength")
         if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= UINTEGER_MAX:
             # past LSP's uinteger SQLite cannot store it: for an id the ledger lacks (nothing clamps) the write failed
-            log.warning("%s: acceptedLength must be a uinteger, got %r", DID_PARTIALLY_ACCEPT_COMPLETION, length)
+            log.warning("%s: acceptedLength must be a uinteger, got %s", DID_PARTIALLY_ACCEPT_COMPLETION, reprlib.repr(length))
             return
         item = ls.ledger.get(sid)
         if item is not None and item.selected_units:

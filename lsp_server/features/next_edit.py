@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import reprlib
 
 from lsprotocol.validators import UINTEGER_MAX_VALUE as UINTEGER_MAX  # LSP's uinteger
 
@@ -40,7 +41,7 @@ def register(server) -> None:
     async def next_edit(ls, params) -> dict:
         parsed = parse_params(params)
         if parsed is None:
-            log.warning("%s: expected {textDocument {uri, version}, position {line, character}}, got %r", NEXT_EDIT, params)
+            log.warning("%s: expected {textDocument {uri, version}, position {line, character}}, got %s", NEXT_EDIT, reprlib.repr(params))
             return NO_EDITS
         uri, version, position = parsed
         doc = ls.documents.get(uri)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import reprlib
 
 from lsp_server.features.feedback import field
 from lsp_server.protocol import REPLAY_CLOCK
@@ -23,7 +24,7 @@ def register(server) -> None:
         ts = field(params, "ts")
         pinned = _seconds(ts)
         if pinned is None:
-            log.warning("%s needs a finite ts (unix seconds), got %r", REPLAY_CLOCK, ts)
+            log.warning("%s needs a finite ts (unix seconds), got %s", REPLAY_CLOCK, reprlib.repr(ts))
             return
         ls.gate.clock = lambda: pinned
 

@@ -6,6 +6,7 @@ document ("documentClosed"): no client ends them then."""
 from __future__ import annotations
 
 import logging
+import reprlib
 
 from lsprotocol import types
 
@@ -23,7 +24,7 @@ def register(server) -> None:
         language_id = doc.language_id
         if not isinstance(language_id, str):  # the protocol's deserializer lets a number or null through here
             if language_id is not None:
-                log.warning("didOpen for %s: languageId %r is not a string, opened without a language", doc.uri, language_id)
+                log.warning("didOpen for %s: languageId %s is not a string, opened without a language", doc.uri, reprlib.repr(language_id))
             language_id = ""
         if doc.uri in ls.documents:  # opened twice without a close: what was typed in it is kept, as a close keeps it
             log.warning("didOpen for %s, which is open already: closed first", doc.uri)
