@@ -111,8 +111,11 @@ export class InlineSuggestions implements vscode.Disposable {
       handleDidPartiallyAcceptCompletionItem(item: vscode.InlineCompletionItem, info: number | { acceptedLength: number }): void {
         const tracked = self.byItem.get(item);
         const length = partialAcceptLength(info);
-        if (tracked && length !== undefined && length > tracked.tracker.acceptedLength) {
-          tracked.tracker.acceptedLength = length;
+        // compared with what was sent, not with the tracker's own inference from the same edit (the next-word
+        // command marks its change as a partial accept in both modes, and that change arrives first)
+        if (tracked && length !== undefined && length > tracked.partialSent) {
+          tracked.partialSent = length;
+          tracked.tracker.acceptedLength = Math.max(tracked.tracker.acceptedLength, length);
           self.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: length });
         }
       },
@@ -204,6 +207,10 @@ export class InlineSuggestions implements vscode.Disposable {
       const anchor = document.offsetAt(item.range?.start ?? position);
       // the document's line breaks: VS Code inserts the text with them, and Enter types them
       const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+      // an item that extends the completion widget's entry starts with it, from the entry's start
+      const entry = context.selectedCompletionInfo;
+      const entryUnits =
+        entry && anchor === document.offsetAt(entry.range.start) && text.startsWith(entry.text) ? entry.text.length : 0;
       run.remember(id);
       const tracked: Tracked = {
         id,
@@ -211,6 +218,7 @@ export class InlineSuggestions implements vscode.Disposable {
         run,
         tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position), eol),
         reported: false,
+        partialSent: entryUnits,
       };
       this.byItem.set(item, tracked);
       this.byId.set(id, tracked);
@@ -343,6 +351,7 @@ export class InlineSuggestions implements vscode.Disposable {
         this.reject(tracked, verdict.reason);
         break;
       case "partiallyAccepted":
+        tracked.partialSent = Math.max(tracked.partialSent, verdict.acceptedLength);
         this.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: verdict.acceptedLength });
         break;
       case "completed":
@@ -438,6 +447,9 @@ interface Tracked {
   tracker: SuggestionTracker;
   /** Its outcome (accepted or rejected) was sent. */
   reported: boolean;
+  /** The largest partial accept length sent, in units of insertText; at first the completion widget entry's units
+   * the item starts with (accepting only the entry, VS Code reports its length: none of the suggestion). */
+  partialSent: number;
 }
 
 function suggestionId(item: vscode.InlineCompletionItem): string | undefined {

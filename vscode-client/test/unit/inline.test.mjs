@@ -1,0 +1,141 @@
+// Unit tests of the inline-completion provider's event reporting (src/inline.ts), bundled here with small stand-ins
+// for the vscode module and vscode-languageclient (they only run inside VS Code).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { build } from "esbuild";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import path from "node:path";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const outfile = path.join(root, "out/unit/inline.mjs");
+
+const stubs = {
+  vscode: `
+    const h = new Proxy({}, { get: (_, key) => globalThis.__vscodeStub[key] });
+    export const EndOfLine = { LF: 1, CRLF: 2 };
+    export const InlineCompletionTriggerKind = { Invoke: 0, Automatic: 1 };
+    export const TextDocumentChangeReason = { Undo: 1, Redo: 2 };
+    export const languages = { registerInlineCompletionItemProvider: (...args) => h.register(...args) };
+    export const commands = {
+      registerCommand: (name, fn) => { h.commands.set(name, fn); return { dispose() {} }; },
+      executeCommand: (name, ...args) => h.execute(name, ...args),
+    };
+    const listen = (name) => (fn) => { h.listeners[name] = fn; return { dispose() {} }; };
+    export const workspace = { onDidChangeTextDocument: listen("change") };
+    export const window = {
+      onDidChangeTextEditorSelection: listen("selection"),
+      onDidChangeActiveTextEditor: listen("editor"),
+      get activeTextEditor() { return h.activeTextEditor; },
+    };
+  `,
+  "vscode-languageclient/node": `export const InlineCompletionRequest = { type: "textDocument/inlineCompletion" };`,
+};
+
+await build({
+  entryPoints: [path.join(root, "src/inline.ts")],
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  outfile,
+  logLevel: "warning",
+  plugins: [{
+    name: "stubs",
+    setup(b) {
+      b.onResolve({ filter: /^vscode(-languageclient\/node)?$/ }, (args) => ({ path: args.path, namespace: "stub" }));
+      b.onLoad({ filter: /.*/, namespace: "stub" }, (args) => ({ contents: stubs[args.path], loader: "js" }));
+    },
+  }],
+});
+const { InlineSuggestions } = await import(pathToFileURL(outfile).href);
+
+/** A VS Code stand-in: one document whose positions are plain offsets, with the proposed API granted. */
+function setup({ proposed = true } = {}) {
+  const h = {
+    commands: new Map(),
+    listeners: {},
+    provider: undefined,
+    onExecute: undefined,
+    register(selector, provider, metadata) {
+      if (metadata !== undefined && !proposed) {
+        throw new Error("proposal not enabled");
+      }
+      h.provider = provider;
+      return { dispose() {} };
+    },
+    async execute(name) {
+      h.onExecute?.(name);
+    },
+  };
+  globalThis.__vscodeStub = h;
+  const document = { uri: { toString: () => "file:///a.py" }, version: 1, eol: 1, offsetAt: (p) => p };
+  h.activeTextEditor = { document };
+  const sent = [];
+  const run = { remember() {}, issued: () => true, client: undefined };
+  let answer = [];
+  run.client = {
+    code2ProtocolConverter: { asInlineCompletionParams: () => ({}) },
+    sendRequest: async () => ({ items: [] }),
+    protocol2CodeConverter: { asInlineCompletionResult: async () => answer },
+  };
+  const access = {
+    run: () => run,
+    enabled: () => true,
+    notifications: { send: (issuer, method, params) => sent.push({ method, params }) },
+  };
+  const inline = new InlineSuggestions(access, [], { onActivity() {}, onAccepted() {} }, () => {});
+  inline.register();
+  const token = { isCancellationRequested: false };
+  return {
+    h,
+    document,
+    sent,
+    inline,
+    /** Asks the provider at ``offset``; the server answers ``items`` ({id, text, start}). */
+    async fetch(offset, items, context = {}) {
+      answer = items.map(({ id, text, start }) => ({
+        insertText: text,
+        range: start === undefined ? undefined : { start, end: offset },
+        command: { command: "tact.acceptSuggestion", arguments: [id] },
+      }));
+      return h.provider.provideInlineCompletionItems(document, offset, { triggerKind: 1, ...context }, token);
+    },
+    change(offset, length, text, reason) {
+      document.version += 1;
+      h.listeners.change({ document, reason, contentChanges: [{ rangeOffset: offset, rangeLength: length, text }] });
+    },
+  };
+}
+
+test("proposed API: a partial accept through the extension's next-word command is sent with VS Code's length", async () => {
+  const s = setup();
+  const [item] = await s.fetch(4, [{ id: "s1", text: "total = sum(values)" }]);
+  s.h.provider.handleDidShowCompletionItem(item);
+  s.h.onExecute = (name) => {
+    if (name === "editor.action.inlineSuggest.acceptNextWord") {
+      s.change(4, 0, "total");
+    }
+  };
+  await s.h.commands.get("tact.acceptNextWordOfSuggestion")();
+  s.h.provider.handleDidPartiallyAcceptCompletionItem(item, 5);
+  s.h.provider.handleDidPartiallyAcceptCompletionItem(item, { kind: 1, acceptedLength: 5 });
+  assert.deepEqual(s.sent.filter((e) => e.method === "tact/didPartiallyAcceptCompletion").map((e) => e.params), [
+    { id: "s1", acceptedLength: 5 },
+  ]);
+});
+
+test("proposed API: accepting only the completion widget's entry an item extends is no partial accept of the suggestion", async () => {
+  const s = setup();
+  // "jo" typed at 10-12, the widget's entry "join" selected: the item replaces the entry's range with "join" + suggestion
+  const selectedCompletionInfo = { range: { start: 10, end: 12 }, text: "join" };
+  const [item] = await s.fetch(12, [{ id: "s1", text: "join(parts)", start: 10 }], { selectedCompletionInfo });
+  s.h.provider.handleDidShowCompletionItem(item);
+  // Enter on the widget's entry: VS Code reports the entry's length (the text in the item's range plus the item's rest)
+  s.h.provider.handleDidPartiallyAcceptCompletionItem(item, 2);
+  s.h.provider.handleDidPartiallyAcceptCompletionItem(item, { kind: 3, acceptedLength: 4 });
+  assert.deepEqual(s.sent.filter((e) => e.method === "tact/didPartiallyAcceptCompletion"), []);
+  // a next word after it accepts suggestion text: counted over the item, as the server expects
+  s.h.provider.handleDidPartiallyAcceptCompletionItem(item, { kind: 1, acceptedLength: 5 });
+  assert.deepEqual(s.sent.filter((e) => e.method === "tact/didPartiallyAcceptCompletion").map((e) => e.params), [
+    { id: "s1", acceptedLength: 5 },
+  ]);
+});
