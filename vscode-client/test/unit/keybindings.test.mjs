@@ -52,3 +52,9 @@ test("Ctrl+Right moves by word with a screen reader, as VS Code's own accept-nex
   assert.equal(commandFor("ctrl+right", ghost), "tact.acceptNextWordOfSuggestion");
   assert.equal(commandFor("ctrl+right", { ...ghost, accessibilityModeEnabled: true }), undefined);
 });
+
+test("Escape closes the completion widget first when it is open over the ghost text, as VS Code's own binding does", () => {
+  const ghost = { editorTextFocus: true, inlineSuggestionVisible: true, "tact.inferLifecycle": true };
+  assert.equal(commandFor("escape", ghost), "tact.dismissSuggestion");
+  assert.equal(commandFor("escape", { ...ghost, suggestWidgetVisible: true }), undefined); // VS Code hides the widget
+});
