@@ -229,9 +229,10 @@ class NgramDrafts:
         save_file(tensors, str(path), metadata={"tokenizer": tokenizer_digest(tokenizer_path)})
 
     @classmethod
-    def load(cls, path: Path, tokenizer_path: Path) -> "NgramDrafts":
+    def load(cls, path: Path, tokenizer_path: Path, vocab_size: int | None = None) -> "NgramDrafts":
         """The table at ``path`` for the tokenizer at ``tokenizer_path``; ModelDirError naming the fix when it is
-        corrupt or was built for another tokenizer."""
+        corrupt, was built for another tokenizer or drafts token ids past ``vocab_size`` (the model's embedding
+        rows, when given)."""
         fix = f"rebuild it with `tact train ngram-drafts --model {path.parent}` or delete it"
         try:
             meta = json.loads(safetensors_header(path)[8:]).get("__metadata__") or {}
@@ -252,6 +253,9 @@ class NgramDrafts:
         for n, (k, t) in tables.items():
             if len(k) != len(t) or (len(k) > 1 and not bool(np.all(k[1:] > k[:-1]))):
                 raise ModelDirError(f"{path}: the table of {n}-token contexts is corrupt; {fix}")
+            if vocab_size is not None and len(t) and int(t.max()) >= vocab_size:  # damaged: it failed every decode
+                raise ModelDirError(f"{path}: the table of {n}-token contexts drafts token id {int(t.max())}, "
+                                    f"past the model's {vocab_size}; {fix}")
         return cls(tables)
 
 

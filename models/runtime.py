@@ -337,7 +337,8 @@ class EarlyExitRuntime:
         self.exit_norms.append(base["model.norm.weight"])
         self.controller = Controller(self.exit_norms, extra, self.eps)
         drafts = self.model_dir / NGRAM_DRAFTS  # optional: without it speculative drafts as before
-        self.ngram_drafts = NgramDrafts.load(drafts, self.model_dir / "tokenizer.json") if drafts.is_file() else None
+        self.ngram_drafts = (NgramDrafts.load(drafts, self.model_dir / "tokenizer.json", self.vocab_size)
+                             if drafts.is_file() else None)
         head = self.model_dir / DRAFT_HEAD  # optional, like the table
         self.draft_head = DraftHead.load(head, self.embed, self.eps) if head.is_file() else None
         self.record = read_record(self.model_dir)
@@ -358,7 +359,9 @@ class EarlyExitRuntime:
             raise ModelDirError(f"{self.model_dir / 'config.json'} has max_position_embeddings {self.max_len}: its KV "
                                 f"cache ({size:.1f} GiB) does not fit in memory; {RESTORE}") from None
         self._bindings = [self._bind_cache(i, s) for i, s in enumerate(self.layer_sessions)]
-        self.lock = threading.Lock()  # one decode at a time per runtime (the cache is shared)
+        # one decode at a time per runtime (the cache is shared); reentrant: a caller that holds it to run forward()
+        # itself (models.acceptance.scoring) resets the cache inside it
+        self.lock = threading.RLock()
         self.weights = "fp32"  # what decoding steps read (WEIGHTS): fp32 until use_weights loads the 8-bit graphs
         self.int8_layer_sessions: list[ort.InferenceSession] = []
         self._int8_bindings: list[ort.IOBinding] = []
@@ -674,7 +677,8 @@ class EarlyExitRuntime:
         return h[-1:], common
 
     def reset(self) -> None:
-        self.cache.truncate(0)
+        with self.lock:  # not in the middle of a decode: it went on at position 0, without its prompt
+            self.cache.truncate(0)
 
     def fim_prompt(self, prefix: str, suffix: str, reserve: int) -> list[int]:
         """Token ids of the fill-in-the-middle prompt for text ``prefix`` before the cursor and ``suffix`` after it,
@@ -705,6 +709,10 @@ class EarlyExitRuntime:
         opts = options or DecodeOptions()
         if opts.policy not in POLICIES:
             raise ValueError(f"unknown decoding policy {opts.policy!r}; one of {POLICIES}")
+        # a negative id read the embedding's last rows as a prompt nobody wrote; one past them failed in numpy
+        if prompt_ids and (min(prompt_ids) < 0 or max(prompt_ids) >= self.vocab_size):
+            bad = next(t for t in prompt_ids if not 0 <= t < self.vocab_size)
+            raise ValueError(f"token id {bad} is outside the vocabulary (0 to {self.vocab_size - 1})")
         if opts.max_new_tokens <= 0:  # nothing to write: neither the cache nor the result changes
             return DecodeResult(prompt_tokens=len(prompt_ids))
         prompt_ids = self.fit_prompt(prompt_ids or [self.tokenizer.eos_id])
