@@ -85,9 +85,17 @@ def open_upgraded(path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str
     return open_readonly(copy), note
 
 
+class DamagedRowError(sqlite3.DatabaseError):
+    """A row whose JSON column does not parse: the database is damaged there (a DatabaseError, as SQLite's own
+    damage is, so that every reader refuses it clearly; json's ValueError had surfaced as a traceback)."""
+
+
 def _decode(column: str, value: Any) -> Any:
     if column in _JSON_COLUMNS and isinstance(value, str):
-        return json.loads(value)
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise DamagedRowError(f"a row's {column} column holds damaged JSON ({exc})") from None
     return value
 
 

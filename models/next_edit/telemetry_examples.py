@@ -114,10 +114,21 @@ def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
             result.refusals.append(f"{path}: {exc}")
             continue
         try:
-            for session in list_sessions(conn):
-                for uri, opened, edits in _document_streams(conn, session["id"], result.skipped):
-                    result.examples += examples_from_stream(uri, session["id"], opened, edits,
-                                                            meta={"database": Path(path).name})
+            try:
+                sessions = list_sessions(conn)
+            except sqlite3.DatabaseError as exc:  # its sessions table is damaged
+                result.refusals.append(f"{path}: {exc}")
+                continue
+            for session in sessions:
+                found = []
+                try:
+                    for uri, opened, edits in _document_streams(conn, session["id"], result.skipped):
+                        found += examples_from_stream(uri, session["id"], opened, edits,
+                                                      meta={"database": Path(path).name})
+                except sqlite3.DatabaseError:  # a damaged row: the session is left out, the others kept
+                    result.skipped["session with a damaged row"] += 1
+                    continue
+                result.examples += found
         finally:
             conn.close()
     return result
