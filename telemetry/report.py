@@ -285,6 +285,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         start = None
         last = 0.0
         before = len(data.rows)
+        unplaced = 0  # rows with no time to place them by (left out, and said)
         # A client that reports what it shows (VS Code) makes shown_at the record; one that does not leaves only the
         # outcome, and a suggestion the server superseded counts as shown and rejected.
         reports_shows = any(row[4] is not None for row in rows)
@@ -298,6 +299,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             else:
                 ts = requested_at if requested_at is not None else (generated_at or outcome_at)
             if ts is None and (not data.is_replay or start is None):
+                unplaced += 1
                 continue
             if start is None:
                 # From the session's start, a replay from its recording's: where the programmer began some time
@@ -331,6 +333,9 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             })
         data.session_requests[s["id"]] = len(data.rows) - before
         offset = max(offset, last)
+        if unplaced:
+            data.partial.append(f"session {s['id'][:12]}: {unplaced} suggestion(s) with no time to place them by, "
+                                "left out")
 
 
 def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:

@@ -67,3 +67,15 @@ def test_next_edit_examples_leave_out_a_session_with_a_damaged_row_and_keep_the_
     _damage(two_sessions, "UPDATE sessions SET settings = '{broken'")
     refused = from_telemetry([two_sessions])
     assert not refused.examples and len(refused.refusals) == 1 and "damaged JSON" in refused.refusals[0]
+
+
+def test_the_report_says_it_left_out_suggestions_with_no_time(tmp_path):
+    """An outcome logged for a suggestion whose request is not in the database (it went to another file) makes a row
+    with no time; the report dropped it without a word."""
+    from telemetry.report import load
+
+    db = tmp_path / "t.sqlite3"
+    with TelemetryStore(db) as store:
+        _session(store, "s1", 100.0)  # its suggestion is shown, never requested
+    data = load(db, "recorded")
+    assert any("1 suggestion(s) with no time" in reason for reason in data.partial), data.partial
