@@ -182,7 +182,8 @@ export class InlineSuggestions implements vscode.Disposable {
       this.answered(document, version, context, token, []);
       return undefined;
     }
-    if (token.isCancellationRequested || !result) {
+    if (token.isCancellationRequested || !result || this.access.run() !== run) {
+      // (a run that ended meanwhile: its events and accept would be dropped, so its answer is not shown either)
       this.answered(document, version, context, token, []);
       return undefined;
     }

@@ -90,6 +90,8 @@ function setup({ proposed = true } = {}) {
     document,
     sent,
     inline,
+    access,
+    run,
     /** Asks the provider at ``offset``; the server answers ``items`` ({id, text, start}). */
     async fetch(offset, items, context = {}) {
       answer = items.map(({ id, text, start }) => ({
@@ -138,4 +140,14 @@ test("proposed API: accepting only the completion widget's entry an item extends
   assert.deepEqual(s.sent.filter((e) => e.method === "tact/didPartiallyAcceptCompletion").map((e) => e.params), [
     { id: "s1", acceptedLength: 5 },
   ]);
+});
+
+test("an answer from a server run that ended while it was computed is not shown", async () => {
+  const s = setup();
+  s.run.client.sendRequest = async () => {
+    s.access.run = () => undefined; // the server stopped (or restarted) meanwhile
+    return { items: [] };
+  };
+  const shown = await s.fetch(4, [{ id: "s1", text: "total = sum(values)" }]);
+  assert.equal(shown, undefined);
 });
