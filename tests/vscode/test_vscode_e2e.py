@@ -37,6 +37,7 @@ INSTALL_HINT = "run scripts/install-vscode-test"
 
 TYPED = "values"  # typed at the end of the sample's last line
 SECOND = "return tot"  # typed on a new line after the accepted suggestion
+WIDGET_TYPED = "for value in val"  # typed on a new line before Ctrl+Space opens the widget (the file's words)
 # Next edit: the first word of this line of the sample is renamed; the model should then rename its use.
 RENAMED_LINE, RENAMED_TO, EXPECTED_NEXT = "    words = text.split()", "tokens", "    return len(tokens)"
 E2E_TIMEOUT_S = 150
@@ -90,7 +91,8 @@ def user_settings(db: Path) -> dict:
         # no word-based suggest widget: Tab and Escape must go to the ghost text
         "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
         "editor.suggestOnTriggerCharacters": False,
-        "editor.wordBasedSuggestions": "off",
+        # ...but the widget Ctrl+Space opens lists this file's words (ghost text over a selected entry)
+        "editor.wordBasedSuggestions": "currentDocument",
         "tact.pythonPath": sys.executable,
         "tact.modelPath": str(model_under_test()),
         "tact.telemetryDatabase": str(db),
@@ -155,7 +157,8 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
             "profile": str(tmp_path / "chromium-profile"), "screenshots": str(screenshots), "out": str(out),
             "timeoutMs": (E2E_TIMEOUT_S - 10) * 1000,
         }
-        if proposed_api:  # next edit does not depend on the proposed API: once is enough
+        if proposed_api:  # next edit and the widget do not depend on the proposed API: once is enough
+            config["widget"] = {"typed": WIDGET_TYPED, "timeoutMs": 15000}
             config["nextEdit"] = {"line": EDITOR_SAMPLE.split("\n").index(RENAMED_LINE) + 1, "replacement": RENAMED_TO,
                                   "timeoutMs": 20000}
         config_path = tmp_path / "e2e-config.json"
@@ -196,6 +199,15 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
         assert "shown" in result.get("statusAfter", ""), why
 
         if proposed_api:
+            # the completion widget's selected entry, extended by ghost text, which VS Code showed
+            assert result.get("widgetGhost"), f"no ghost text over the completion widget\n{why}"
+            assert result.get("widgetVisible") and not result.get("widgetAfterEscape"), why
+            over = wait_for_rows(db, "SELECT json_extract(context, '$.selected_completion.text') FROM suggestions"
+                                     " WHERE json_extract(context, '$.selected_completion') IS NOT NULL"
+                                     " AND shown_at IS NOT NULL")
+            assert over, (f"no suggestion over the widget's entry shown: "
+                          f"{query(db, 'SELECT context, shown_at FROM suggestions')}\n{why}")
+            assert over[-1][0] and result["widgetEntry"].startswith(over[-1][0]), (over, result["widgetEntry"], why)
             # the rename, then the predicted next edit: shown as a decoration, applied with Tab, recorded
             assert any(ln.startswith(f"    {RENAMED_TO} = text.split()") for ln in result["linesAfterRename"]), why
             assert result.get("nextEditHint"), f"no next edit shown\n{why}"

@@ -9,7 +9,8 @@
 // line to type at, cursor at its end), typed (text to type there), second (text to type on a new line
 // after it), toolsDir (folder whose node_modules holds playwright-core), chromium (binary), profile
 // (fresh browser profile directory), screenshots, out, timeoutMs, and optionally nextEdit {line (1-based;
-// the first word of that line is replaced), replacement (what is typed over it), timeoutMs}.
+// the first word of that line is replaced), replacement (what is typed over it), timeoutMs} and widget {typed
+// (typed on a new line before the completion widget is opened with Ctrl+Space), timeoutMs}.
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -170,6 +171,34 @@ try {
   await page.waitForTimeout(1500);
   result.statusAfter = (await page.locator(".statusbar-item", { hasText: "Tact" }).first().innerText().catch(() => "")).trim();
   await shot(page, "04-dismissed.png");
+
+  if (config.widget) {
+    // 2b. the completion widget open with an entry selected: ghost text extends the entry
+    await page.keyboard.press("End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type(config.widget.typed, { delay: 60 });
+    await page.keyboard.press("Control+Space");
+    await page.waitForSelector(".suggest-widget.visible", { state: "visible", timeout: remaining(10000) });
+    let ghost = "";
+    const until = Date.now() + remaining(config.widget.timeoutMs ?? 15000);
+    while (!ghost && Date.now() < until) {
+      await page.waitForTimeout(250);
+      ghost = await ghostText(page);
+    }
+    result.widgetGhost = ghost;
+    result.widgetVisible = await page.locator(".suggest-widget.visible").count() > 0;
+    result.widgetEntry = (await page.locator(".suggest-widget .monaco-list-row.focused").first().innerText().catch(() => "")).trim();
+    await shot(page, "04b-widget-ghost-text.png");
+    step("widget", { ghost, entry: result.widgetEntry });
+    await page.keyboard.press("Escape"); // closes the widget (VS Code's own binding goes first)
+    await page.waitForTimeout(300);
+    result.widgetAfterEscape = await page.locator(".suggest-widget.visible").count() > 0;
+    if (await ghostText(page)) {
+      await page.keyboard.press("Escape");
+      await waitGhostGone(page);
+    }
+    await page.waitForTimeout(1000);
+  }
 
   if (config.nextEdit) {
     // 3. rename a word; the predicted next edit is shown elsewhere; Tab applies it
