@@ -127,7 +127,7 @@ def _row_example(line: bytes) -> tuple[Example | None, str | None]:
         if not (all(isinstance(v, str) for v in (ex.path, ex.package, ex.original, ex.current))
                 and all(isinstance(e.original, str) and isinstance(e.updated, str) for e in edits)):
             raise TypeError
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # OverflowError: a line number of 1e400
         return None, "malformed fields"
     try:
         apply_all(ex.original, ex.history)
@@ -262,6 +262,10 @@ def main_cli(args) -> int:
             what += " (--data takes the directory that holds the *_heldout.jsonl files)"
         print(f"tact eval next-edit: error: {what}", file=sys.stderr)
         return 2
+    if args.pair and Path(args.pair[0]).resolve() == Path(args.pair[1]).resolve():
+        print(f"tact eval next-edit: error: --pair names the same directory twice ({args.pair[0]}): give the "
+              "version before the changes and the one after", file=sys.stderr)
+        return 2
     from models.next_edit.ranker import RankerError
 
     pair = tuple(args.pair) if args.pair else None
@@ -286,6 +290,13 @@ def main_cli(args) -> int:
     if bad and not any(row["baseline"]["examples"] for row in results["sets"].values()):
         print(f"tact eval next-edit: error: no usable examples in {', '.join(bad)}: write next-edit examples with "
               "`tact train next-edit-data`", file=sys.stderr)
+        return 1
+    if not any(row["baseline"]["examples"] for row in results["sets"].values()):
+        empty = [f"{f['path']} (no rows)" for f in results["files"].values()]
+        if args.pair:
+            empty.append(f"--pair {args.pair[0]} {args.pair[1]} (no .py file at one path in both that changed in two "
+                         "places or more; unchanged, binary, non-UTF-8 and files over 300 kB are left out)")
+        print(f"tact eval next-edit: error: no examples in {', '.join(empty)}", file=sys.stderr)
         return 1
     print(json.dumps(results) if args.json else format_table(results))
     return 0

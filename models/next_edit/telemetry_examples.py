@@ -94,6 +94,12 @@ def _document_streams(conn, session_id: str, skipped: Counter):
                 yield uri, opened, edits
                 continue
             edit = line_edit(text, after)
+            if edit is not None and apply_edit(text, edit) != after:  # a form feed or U+2028 breaks the lines
+                skipped["edit whose lines Python and LSP count differently: its document's stream ends there"] += 1
+                del open_docs[uri]
+                lost.add(uri)
+                yield uri, opened, edits
+                continue
             if edit is not None:
                 edits.append(edit)
             open_docs[uri] = (opened, after, edits)
