@@ -24,7 +24,7 @@ from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, header_digest,
-                              read_safetensors_index, write_widened_weights)
+                              read_safetensors_index, write_atomically, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
 OPSET = 17
@@ -281,33 +281,42 @@ def exit_head_graph(w: WeightRefs, cfg: dict, int8: bool = False) -> onnx.ModelP
     return b.model("exit_head", [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
 
 
+def _save(graph: onnx.ModelProto, path: Path) -> None:
+    """One graph, written whole in place of any earlier one (a read-only one too)."""
+    write_atomically(path, lambda tmp: onnx.save(graph, str(tmp)))
+
+
 def export_model_dir(model_dir: Path) -> dict:
-    """Write the graphs beside the weights and `graphs.json` listing them; returns that index."""
+    """Write the graphs beside the weights and `graphs.json` listing them; returns that index. The old index goes
+    first and the new one comes last, so an export that stops partway leaves a directory that asks for `tact export`,
+    not graphs of two exports listed as one."""
     model_dir = Path(model_dir)
     cfg = check_model_dir(model_dir, need_onnx=False)
+    (model_dir / GRAPHS_INDEX).unlink(missing_ok=True)
     w = WeightRefs(model_dir)
     L = cfg["num_hidden_layers"]
     index = {"opset": OPSET, "kv_cache": KV_CACHE_LAYOUT, "weights": w.location, "decoder_layers": [], "kv_fill": {},
              "exit_head": "exit_head.onnx"}
     for i in range(L):
         name = f"decoder_layer_{i}.onnx"
-        onnx.save(decoder_layer_graph(w, cfg, i), str(model_dir / name))
+        _save(decoder_layer_graph(w, cfg, i), model_dir / name)
         index["decoder_layers"].append(name)
     for layer in range(L - 1):
         name = f"kv_fill_{layer}.onnx"
-        onnx.save(kv_fill_graph(w, cfg, layer), str(model_dir / name))
+        _save(kv_fill_graph(w, cfg, layer), model_dir / name)
         index["kv_fill"][str(layer)] = name
     if EXIT_HEADS in w.read_from:  # the runtime refuses graphs whose maps moved since (models.runtime)
         index["kv_fill_maps"] = header_digest(model_dir / EXIT_HEADS)
-    onnx.save(exit_head_graph(w, cfg), str(model_dir / "exit_head.onnx"))
+    _save(exit_head_graph(w, cfg), model_dir / "exit_head.onnx")
     # the same layers and head with 8-bit weights, for decoding steps (models.quantize); their weight file is derived
     int8 = {"weights": INT8_WEIGHTS, "bits": BITS, "block_size": BLOCK, "decoder_layers": [], "exit_head": "exit_head.int8.onnx"}
     for i in range(L):
         name = f"decoder_layer_{i}.int8.onnx"
-        onnx.save(decoder_layer_graph(w, cfg, i, int8=True), str(model_dir / name))
+        _save(decoder_layer_graph(w, cfg, i, int8=True), model_dir / name)
         int8["decoder_layers"].append(name)
-    onnx.save(exit_head_graph(w, cfg, int8=True), str(model_dir / int8["exit_head"]))
+    _save(exit_head_graph(w, cfg, int8=True), model_dir / int8["exit_head"])
     write_int8_weights(model_dir)
     index["int8"] = int8
-    (model_dir / GRAPHS_INDEX).write_text(json.dumps(index, indent=1))
+    text = json.dumps(index, indent=1)
+    write_atomically(model_dir / GRAPHS_INDEX, lambda tmp: tmp.write_text(text))
     return index

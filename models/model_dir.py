@@ -203,6 +203,19 @@ def write_derived(src: Path, out: Path, chunks: Iterable[bytes]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_atomically(path: Path, write) -> None:
+    """Write the file ``path`` by ``write(tmp)`` into a temporary file beside it, then put that in its place: a
+    failure or an interruption midway leaves the old file whole (or none), never half of one, and a read-only file is
+    replaced like any other."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _widened_is_fresh(src: Path, out: Path) -> bool:
     want = sum(length for _, _, length in widened_layout(src).values())
     return out.is_file() and out.stat().st_size == want and out.stat().st_mtime >= src.stat().st_mtime
@@ -431,7 +444,8 @@ def read_json_object(path: Path, fix: str) -> dict:
 
 def write_record(model_dir: Path, record: dict) -> None:
     """Write a model directory's training record whole (read it with ``read_record``, change, write back)."""
-    (Path(model_dir) / RECORD).write_text(json.dumps(record, indent=1))
+    text = json.dumps(record, indent=1)
+    write_atomically(Path(model_dir) / RECORD, lambda tmp: tmp.write_text(text))
 
 
 def record_entry(model_dir: Path, key: str, value) -> None:
@@ -469,12 +483,27 @@ def default_model_dir() -> Path:
 
 
 def store_half(model_dir: Path) -> float:
-    """Rewrite model.safetensors with its float tensors in fp16; returns the largest change that made."""
-    from safetensors.numpy import save_file
+    """Rewrite model.safetensors with its float tensors in fp16; returns the largest change that made. ONNX graphs
+    that read its fp32 bytes in place would read other bytes after it: their index (GRAPHS_INDEX) goes, so the
+    directory asks for `tact export` instead of failing at load."""
+    import safetensors.numpy
 
-    src = Path(model_dir) / "model.safetensors"
+    model_dir = Path(model_dir)
+    src = model_dir / "model.safetensors"
     tensors = load_tensors(src)
     half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
     change = max((float(np.abs(half[k].astype(np.float32) - v).max()) for k, v in tensors.items() if v.size), default=0.0)
-    save_file(half, str(src), metadata={"format": "pt"})
+
+    def write(tmp: Path) -> None:
+        safetensors.numpy.save_file(half, str(tmp), metadata={"format": "pt"})
+        index = model_dir / GRAPHS_INDEX
+        if index.is_file():  # the new weights are whole: the graphs that read the old ones in place go first
+            try:
+                reads_in_place = json.loads(index.read_text()).get("weights") != WIDENED_WEIGHTS
+            except (OSError, ValueError, AttributeError):  # a damaged index lists nothing that could load
+                reads_in_place = True
+            if reads_in_place:
+                index.unlink()
+
+    write_atomically(src, write)
     return change

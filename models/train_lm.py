@@ -28,7 +28,7 @@ from models.draft_head import DRAFT_HEAD
 from models.exits import EXIT_CALIBRATION_IDENTITY, EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, check_model_dir, command_line, portable_path, read_record,
-                              trained_context, write_record)
+                              trained_context, write_atomically, write_record)
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -444,7 +444,8 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, window, seed)
     stats = fit_controller(model, calib, batches, batch_size, info.pad_id, log, only=only,
                            exit_stride=EXIT_STRIDE if exit_stride is None else exit_stride)
-    save_file(model.exit_state_dict(), str(model_dir / EXIT_HEADS), metadata={"format": "pt"})
+    exit_heads = model.exit_state_dict()
+    write_atomically(model_dir / EXIT_HEADS, lambda tmp: save_file(exit_heads, str(tmp), metadata={"format": "pt"}))
     if only:  # the classifiers, their statistics and what else was not refitted stay as they were
         key = {"stop": "stop_calibration", "exit": "exit_calibration", "kv_fill": "kv_fill", "harm": "harm_calibration"}[only]
         # the exit refit refits P(harm) too, for the exits it opens (none open: none to record)
@@ -475,10 +476,13 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sd = model.hf_state_dict()
     sd.pop("lm_head.weight")  # tied to the embeddings (tie_word_embeddings in config.json)
-    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
-    save_file(model.exit_state_dict(), str(out / EXIT_HEADS), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=1))
-    tok.save(str(out / "tokenizer.json"))
+    exit_heads = model.exit_state_dict()
+    config = json.dumps(model.cfg.to_hf(), indent=1)
+    # each file whole: a run stopped while saving over an earlier model leaves that file of it as it was
+    write_atomically(out / "model.safetensors", lambda tmp: save_file(sd, str(tmp), metadata={"format": "pt"}))
+    write_atomically(out / EXIT_HEADS, lambda tmp: save_file(exit_heads, str(tmp), metadata={"format": "pt"}))
+    write_atomically(out / "config.json", lambda tmp: tmp.write_text(config))
+    write_atomically(out / "tokenizer.json", lambda tmp: tok.save(str(tmp)))
     stale = out / DRAFT_HEAD  # learned on the trunk these weights replace: it would draft for another model
     if stale.exists():
         stale.unlink()
