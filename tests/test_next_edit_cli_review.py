@@ -8,16 +8,9 @@ import json
 from lsp_server.cli import main
 from models.next_edit.examples import apply_all, apply_edit
 from models.next_edit.real_changes import examples_from_texts
+from tests.test_next_edit_eval import _write
 
 RENAMES = "".join(f"def f{i}(size):\n    return size * {i}\n\n\n" for i in range(6))
-
-
-def _write(root, files):
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
 
 
 def test_a_pair_of_one_directory_is_a_usage_error(tmp_path, capsys):
