@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from models.exits import rms_norm
-from models.model_dir import ModelDirError, command_line, load_tensors, read_record, record_entry
+from models.model_dir import ModelDirError, command_line, load_tensors, read_record, record_entry, write_atomically
 
 DRAFT_HEAD = "draft_head.safetensors"
 VOCAB = 2048  # output tokens: the model's most frequent greedy tokens (93.8% of them on training code)
@@ -197,7 +197,8 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
         raise ValueError(f"no training step fitted in {minutes} minutes ({batches} batches, none where the text "
                          "followed the model's own choice): give it more minutes")
     path = model_dir / DRAFT_HEAD
-    save_file(head.tensors(), str(path), metadata={"format": "pt"})
+    tensors = head.tensors()
+    write_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
     stats = {"command": command_line(), "steps": steps, "batches": batches, "batch_size": batch_size, "device": device, "vocab": k,
              "vocab_coverage": round(coverage, 4), "width": width, "unroll": UNROLL,
              "first_draft_agreement_recent": round(_share(recent), 4), "bytes": path.stat().st_size,

@@ -26,7 +26,7 @@ from typing import Iterable
 import numpy as np
 
 from models.model_dir import (ModelDirError, check_model_dir, command_line, load_tensors, portable_path, read_record,
-                              record_entry, safetensors_header)
+                              record_entry, safetensors_header, write_atomically)
 
 NGRAM_DRAFTS = "ngram_drafts.safetensors"
 # Chosen by simulation on calibration code (docs/code-model.md): contexts of up to 6 or 8 tokens drafted no better
@@ -226,7 +226,8 @@ class NgramDrafts:
         for n, (k, t) in self.tables.items():
             tensors[f"keys.{n}"] = k.view(np.int64)  # safetensors' I64: the loader views it back as uint64
             tensors[f"next.{n}"] = t
-        save_file(tensors, str(path), metadata={"tokenizer": tokenizer_digest(tokenizer_path)})
+        meta = {"tokenizer": tokenizer_digest(tokenizer_path)}
+        write_atomically(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
     @classmethod
     def load(cls, path: Path, tokenizer_path: Path, vocab_size: int | None = None) -> "NgramDrafts":

@@ -141,3 +141,21 @@ def test_a_failed_record_write_keeps_the_record(model, monkeypatch):
         record_entry(model, "note", "x")
     monkeypatch.undo()
     assert read_record(model) == before
+
+
+def test_a_failed_ngram_table_save_keeps_the_table(model, monkeypatch):
+    """`tact train ngram-drafts` wrote the table in place: a failure midway left a truncated file, which the runtime
+    refuses at every load."""
+    import safetensors.numpy
+
+    from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts, build_tables
+
+    path = model / NGRAM_DRAFTS
+    table = NgramDrafts(build_tables([[3, 4, 5, 3, 4, 5]], max_context=1, min_count=2, min_share=0.5))
+    table.save(path, model / "tokenizer.json")
+    before = path.read_bytes()
+    monkeypatch.setattr(safetensors.numpy, "save_file", _writing_half_then_failing(before))
+    with pytest.raises(OSError):
+        table.save(path, model / "tokenizer.json")
+    assert path.read_bytes() == before
+
