@@ -111,7 +111,7 @@ def test_a_failed_controller_save_keeps_the_exit_heads(model, tmp_path, monkeypa
     midway left it truncated."""
     import safetensors.torch
 
-    from conftest import write_calib_corpus
+    from tests.conftest import write_calib_corpus
     from models.train_lm import train_controller
 
     corpus = write_calib_corpus(tmp_path / "corpus")
