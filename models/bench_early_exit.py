@@ -398,9 +398,10 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
 
 
 def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
-    """Relative ROUGE-L loss of a policy against `full` (0 when it is as good or better)."""
+    """Relative ROUGE-L loss of a policy against `full`, signed as its interval (``rouge_loss_interval``) is:
+    negative is a gain. Clamped at 0, a gain read +0.0% beside an interval wholly below 0. 0 where `full` scores 0."""
     rf, rd = full_rouge or 0.0, other_rouge or 0.0
-    return max(0.0, (rf - rd) / rf) if rf > 0 else (0.0 if rd >= rf else 1.0)
+    return (rf - rd) / rf if rf > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -448,15 +449,20 @@ def meets_dynamic_target(skipped: float | None, loss: float | None) -> bool:
 def pick_exit_setting(rows: Sequence[dict], margin: float = EXIT_PICK_MARGIN) -> dict | None:
     """The sweep row that skips the most layers within DYN_ROUGE_LOSS_TARGET - ``margin`` of relative ROUGE-L loss
     (None where none does): how the dynamic policy's threshold is chosen on the calibration split."""
-    within = [e for e in rows if (e["rouge_l_relative_loss"] or 0) <= DYN_ROUGE_LOSS_TARGET - margin]
-    return max(within, key=lambda e: e["layers_skipped_share"] or 0, default=None)
+    def exact(e: dict, key: str) -> float:  # a row's unrounded figures where it has them (``_sweep_row``)
+        return e.get("_exact", e)[key] or 0
+
+    within = [e for e in rows if exact(e, "rouge_l_relative_loss") <= DYN_ROUGE_LOSS_TARGET - margin]
+    return max(within, key=lambda e: exact(e, "layers_skipped_share"), default=None)
 
 
 def _sweep_row(setting: ExitSetting, p: dict, loss: float) -> dict:
     return {**setting.options(), "label": setting.label(), "layers_skipped_share": p["layers_skipped_share"],
             "rouge_l": p["rouge_l"], "rouge_l_relative_loss": _r(loss), "speedup_total": p["speedup_total"],
             "identical_to_full": p["identical_to_full"],
-            "meets_target": meets_dynamic_target(p["_exact"]["layers_skipped_share"], loss)}
+            "meets_target": meets_dynamic_target(p["_exact"]["layers_skipped_share"], loss),
+            # what the pick reads (``pick_exit_setting``), unrounded; ``_public`` drops it from the report
+            "_exact": {"rouge_l_relative_loss": loss, "layers_skipped_share": p["_exact"]["layers_skipped_share"]}}
 
 
 def exit_sweep(settings: Sequence[ExitSetting], runs: dict[ExitSetting, list[DecodeResult]], full: list[DecodeResult],
@@ -669,7 +675,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         rows.sort(key=lambda e: (e["exit_rule"], e["exit_lookup_threshold"] is not None, e["exit_threshold"],
                                  e["exit_lookup_threshold"] or 0))
         best_exit = pick_exit_setting(rows, exit_pick_margin)
-        swept = {"thresholds": rows, "pick_margin": exit_pick_margin, "pick": best_exit["label"] if best_exit else None}
+        swept = {"thresholds": [_public(e) for e in rows], "pick_margin": exit_pick_margin, "pick": best_exit["label"] if best_exit else None}
     per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets, strict=True)]) for p in ("full", "dynamic")}
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)

@@ -117,7 +117,7 @@ def test_bench_int8_compares_8bit_decoding_with_fp32_full(tiny_lm_dir, tiny_corp
     assert set(r["int8_policies"]) == set(POLICIES)
     for name, p in r["int8_policies"].items():
         assert POLICY_KEYS <= set(p) and p["samples"] == 2, name
-        assert 0.0 <= p["identical_to_full"] <= 1.0 and p["rouge_l_relative_loss"] >= 0.0
+        assert 0.0 <= p["identical_to_full"] <= 1.0 and -1.0 <= p["rouge_l_relative_loss"] <= 1.0  # signed: a gain is < 0
     assert r["int8_policies"]["speculative"]["identical_to_int8_full"] == 1.0  # on these two samples (not bit-exact in general)
     assert r["policies"]["speculative"]["identical_count"] == 2  # the fp32 rows are as before
     assert "full int8" in format_report(r)
