@@ -139,16 +139,16 @@ class LspClient:
 
     def request(self, method: str, params: Any = None, timeout: float = 30.0) -> Any:
         _, q = self.request_async(method, params)
-        try:
-            return self.result(q, timeout)
-        except LspError:
-            raise
-        except queue.Empty:
-            raise LspTimeout({"code": None, "message": f"no answer to {method} within {timeout:g} s"}) from None
+        return self.result(q, timeout, method)
 
     @staticmethod
-    def result(q: queue.Queue, timeout: float = 30.0) -> Any:
-        message = q.get(timeout=timeout)
+    def result(q: queue.Queue, timeout: float = 30.0, method: str = "a request") -> Any:
+        """The answer in ``q``; LspError for an error answer, LspTimeout (an LspError) for none in time (a bare
+        queue.Empty had reached the commands that wait here, as a traceback)."""
+        try:
+            message = q.get(timeout=timeout)
+        except queue.Empty:
+            raise LspTimeout({"code": None, "message": f"no answer to {method} within {timeout:g} s"}) from None
         if "error" in message:
             raise LspError(message["error"])
         return message.get("result")
@@ -202,7 +202,8 @@ class LspClient:
 
     def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0,
                           selected: dict | None = None) -> list[dict]:
-        result = self.result(self.inline_completion_async(uri, line, character, invoked, selected)[1], timeout)
+        result = self.result(self.inline_completion_async(uri, line, character, invoked, selected)[1], timeout,
+                             "textDocument/inlineCompletion")
         if result is None:
             return []
         return result["items"] if isinstance(result, dict) else result

@@ -31,3 +31,17 @@ def test_a_request_nobody_answers_names_the_method_and_still_reads_as_no_answer(
         assert isinstance(raised.value, queue.Empty)  # callers that wait for an answer or none see none
     finally:
         client.proc.kill()
+
+
+def test_an_inline_completion_nobody_answers_is_an_lsp_error_too():
+    """`inline_completion` (and every caller of `result`) let a bare queue.Empty through: a traceback in the benches."""
+    client = LspClient([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(LspError, match="no answer to textDocument/inlineCompletion within 0.2 s"):
+            client.inline_completion("file:///a.py", 0, 0, timeout=0.2)
+        _, q = client.request_async("tact/status")
+        with pytest.raises(LspError, match="no answer to a request within 0.1 s") as raised:
+            client.result(q, timeout=0.1)
+        assert isinstance(raised.value, queue.Empty)  # the callers that cancel on no answer still see none
+    finally:
+        client.proc.kill()
