@@ -11,8 +11,10 @@ edit that would undo the last one (the model checks that too).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first p
 
 log = logging.getLogger("tact.next_edit")
 
+_BREAK = re.compile(r"\r\n|\r|\n")  # LSP's line breaks
+
 HISTORY_RECORDS = 8  # records walked back; the prompt keeps the last few within its own budget
 
 
@@ -49,12 +53,86 @@ class NextEditResult:
 
 
 def line_history(text: str, records: list[EditRecord]):
-    """(history as line-based `Edit`s oldest first, current text): the records undone from ``text``."""
+    """(history as line-based `Edit`s oldest first, current text): the records undone from ``text``.
+
+    Each record is undone on a window of the text's lines (the lines it edits, one line before and at least one
+    after, so that a CR and an LF joining across its ends is seen) with the same steps as on the whole text: the
+    window stands in for the text, a line before it for the document's first line (whose line break an edit may
+    borrow) and an unterminated line after it for the rest. Lines before the window are numbered as Python splits
+    them; when they hold a break only Python counts (a form feed, U+2028), the rest is undone on the whole text."""
+    from models.next_edit.examples import Edit, apply_edit, line_ending
+
+    edits: list = []
+    doc = _Lines(text)
+    pending = list(reversed(records))
+    for done, rec in enumerate(pending):
+        if rec.full_replacement:
+            break
+        first, char = rec.start.line, rec.start.character
+        if first < 0 or char < 0:
+            break  # no such position
+        low = max(first - 1, 0)  # the window's first line
+        if not doc.plain_before(low):
+            edits.extend(_undo_whole(doc.text(), pending[done:]))
+            break
+        inserted, removed = rec.inserted_text, rec.removed_text
+        n_ins, n_rem = line_breaks(inserted), line_breaks(removed)  # CRLF, CR or LF, as LSP counts
+        after_edit = 1  # lines of context after the lines the inserted text spans
+        while True:
+            high = first + n_ins + after_edit + 1  # the window is lines [low, high)
+            got = doc.get(low, high + 1)
+            at_end = len(got) <= high - low  # the window holds the text's last line
+            got = got[:high - low]
+            if len(got) <= first - low:
+                edit = None  # the record's line is past the text's end
+                break
+            window = "".join(got)
+            try:
+                start = LineIndex(window).offset_at(Position(first - low, char), clamp=False)
+            except PositionError:
+                edit = None
+                break
+            if window[start:start + len(inserted)] != inserted:
+                edit = None  # the history no longer matches the text
+                break
+            if not at_end and start + len(inserted) >= len(window):
+                after_edit *= 2  # the last line break must lie past the inserted text
+                continue
+            undone = window[:start] + removed + window[start + len(inserted):]
+            head = "p" + line_ending(doc.get(0, 1)[0]) + "q\n" if low else ""  # its first line's break
+            tail = "" if at_end else "x"
+            after, before = head + window + tail, head + undone + tail
+            a_lines, b_lines = after.splitlines(keepends=True), before.splitlines(keepends=True)
+            line = first - low + (2 if low else 0)
+            if not at_end and (line + n_rem + 2 > len(b_lines) or line + n_ins + 2 > len(a_lines)):
+                after_edit *= 2  # the edit's lines must end inside the window
+                continue
+            end_before = min(len(b_lines), line + n_rem + 1)
+            end_after = min(len(a_lines), line + n_ins + 1)
+            edit = Edit(line, end_before, "".join(b_lines[line:end_before]), "".join(a_lines[line:end_after]))
+            if apply_edit(before, edit) != after:
+                edit = None  # a CR and an LF joined into one break, or a break (form feed) only Python counts
+                break
+            edit = Edit(first, first + end_before - line, edit.original, edit.updated)
+            lines = _split_lsp(undone)
+            if not at_end:
+                lines.pop()  # the empty line after the window's last line break
+            doc.replace(low, low + len(got), lines)
+            break
+        if edit is None:
+            break
+        edits.append(edit)
+    edits.reverse()
+    return edits
+
+
+def _undo_whole(after: str, records: list) -> list:
+    """The line edits of ``records`` (newest first) undone one by one from the whole text ``after``, newest first:
+    `line_history`'s steps where the lines before an edit are numbered differently by Python and LSP."""
     from models.next_edit.examples import Edit, apply_edit
 
     edits = []
-    after = text
-    for rec in reversed(records):
+    for rec in records:
         if rec.full_replacement:
             break
         try:
@@ -73,8 +151,191 @@ def line_history(text: str, records: list[EditRecord]):
             break  # a CR and an LF joined into one break, or a break (form feed) only Python counts: lines disagree
         edits.append(edit)
         after = before
-    edits.reverse()
     return edits
+
+
+_PY_ONLY_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # lines Python's splitlines ends and LSP does not
+_SCAN = 16384  # characters counted per step when looking for a line of the original text
+
+
+class _OriginalLines:
+    """LSP lines of one text, found on demand: line breaks are counted a chunk at a time (C-speed `str.count`),
+    so finding line ``i`` costs a scan of the text before it, not a table of every line; the offsets of Python-only
+    line breaks are collected as far as they are asked about."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.cp_off = [0]  # checkpoints: offsets (never inside a CRLF) ...
+        self.cp_brk = [0]  # ... and the LSP line breaks before each
+        self.chunks: dict[int, list[int]] = {}  # checkpoint j -> the line starts up to checkpoint j + 1
+        self.odd: list[int] = []  # offsets of Python-only line breaks in text[:odd_to], sorted
+        self.odd_to = 0
+
+    def start(self, i: int) -> int | None:
+        """Offset where line ``i`` (>= 0) starts; None when the text has no such line."""
+        if i == 0:
+            return 0
+        text, cp_off, cp_brk = self.text, self.cp_off, self.cp_brk
+        n = len(text)
+        while cp_brk[-1] < i and cp_off[-1] < n:
+            a = cp_off[-1]
+            b = min(a + _SCAN, n)
+            if b < n and text[b - 1] == "\r" and text[b] == "\n":
+                b += 1
+            cp_off.append(b)
+            cr = text.count("\r", a, b)
+            cp_brk.append(cp_brk[-1] + text.count("\n", a, b) + (cr and cr - text.count("\r\n", a, b)))
+        if cp_brk[-1] < i:
+            return None
+        j = bisect_left(cp_brk, i) - 1  # cp_brk[j] < i <= cp_brk[j + 1]
+        starts = self.chunks.get(j)
+        if starts is None:
+            starts = self.chunks[j] = [m.end() for m in _BREAK.finditer(text, cp_off[j], cp_off[j + 1])]
+        return starts[i - cp_brk[j] - 1]
+
+    def line(self, i: int) -> str | None:
+        a = self.start(i)
+        if a is None:
+            return None
+        b = self.start(i + 1)
+        return self.text[a:] if b is None else self.text[a:b]
+
+    def lines(self, lo: int, hi: int) -> list[str]:
+        """Lines ``lo``..``hi - 1`` (fewer where the text ends first)."""
+        out = []
+        for i in range(lo, hi):
+            s = self.line(i)
+            if s is None:
+                break
+            out.append(s)
+        return out
+
+    def plain(self, lo: int, hi: int | None) -> bool:
+        """Whether lines ``lo``..``hi - 1`` (to the end for None) hold no Python-only line break."""
+        a = self.start(lo)
+        if a is None:
+            return True
+        b = len(self.text) if hi is None else self.start(hi)
+        b = len(self.text) if b is None else b
+        if b > self.odd_to:
+            found = self.odd
+            for ch in _PY_ONLY_BREAKS:
+                k = self.text.find(ch, self.odd_to, b)
+                while k >= 0:
+                    found.append(k)
+                    k = self.text.find(ch, k + 1, b)
+            found.sort()
+            self.odd_to = b
+        return bisect_left(self.odd, b) == bisect_left(self.odd, a)
+
+
+class _Lines:
+    """A text as its LSP lines (each with its line break; the last one without, possibly empty): the original text's
+    lines, read on demand, with some runs of them replaced by lines held as strings."""
+
+    def __init__(self, text: str) -> None:
+        self.original = _OriginalLines(text)
+        self.runs: list[list] = [[0, None, None]]  # [lo, hi, lines]: original lines lo..hi-1 (hi None: to the end),
+        # or, where lines is a list, those strings
+
+    def get(self, lo: int, hi: int) -> list[str]:
+        """The current lines ``lo``..``hi - 1`` (fewer where the text ends first)."""
+        out: list[str] = []
+        at = 0  # the current number of the run's first line
+        for r_lo, r_hi, held in self.runs:
+            if at >= hi:
+                break
+            if held is not None:
+                size = len(held)
+                if at + size > lo:
+                    out.extend(held[max(lo - at, 0):hi - at])
+            else:
+                a = r_lo + max(lo - at, 0)
+                b = r_lo + (hi - at)
+                if r_hi is not None:
+                    b = min(b, r_hi)
+                    size = r_hi - r_lo
+                else:
+                    size = None
+                if a < b:
+                    got = self.original.lines(a, b)
+                    out.extend(got)
+                if size is None:
+                    break
+            at += size
+        return out
+
+    def plain_before(self, hi: int) -> bool:
+        """Whether the current lines before line ``hi`` hold no Python-only line break."""
+        at = 0
+        for r_lo, r_hi, held in self.runs:
+            if at >= hi:
+                return True
+            if held is not None:
+                part = held[:hi - at]
+                if any(ch in line for line in part for ch in _PY_ONLY_BREAKS):
+                    return False
+                at += len(held)
+            else:
+                end = r_lo + (hi - at) if r_hi is None else min(r_hi, r_lo + (hi - at))
+                if not self.original.plain(r_lo, end):
+                    return False
+                if r_hi is None:
+                    return True
+                at += r_hi - r_lo
+        return True
+
+    def replace(self, lo: int, hi: int, lines: list[str]) -> None:
+        """Replace the current lines ``lo``..``hi - 1`` (all there) by ``lines``."""
+        out: list[list] = []
+        at = 0
+        placed = False
+        for r_lo, r_hi, held in self.runs:
+            size = len(held) if held is not None else (None if r_hi is None else r_hi - r_lo)
+            end = None if size is None else at + size
+            # the part of this run before lo
+            if at < lo:
+                keep = lo - at if end is None else min(lo, end) - at
+                if held is not None:
+                    out.append([0, 0, held[:keep]])
+                else:
+                    out.append([r_lo, r_lo + keep, None])
+            if not placed and (end is None or end >= lo):
+                out.append([0, 0, lines])
+                placed = True
+            # the part of this run from hi on
+            if end is None or end > hi:
+                skip = max(hi - at, 0)
+                if held is not None:
+                    out.append([0, 0, held[skip:]])
+                else:
+                    out.append([r_lo + skip, r_hi, None])
+            if end is None:
+                break
+            at = end
+        if not placed:
+            out.append([0, 0, lines])
+        self.runs = [r for r in out if r[2] is None and (r[1] is None or r[1] > r[0]) or r[2]]
+
+    def text(self) -> str:
+        parts = []
+        orig = self.original
+        for r_lo, r_hi, held in self.runs:
+            if held is not None:
+                parts.extend(held)
+                continue
+            a = orig.start(r_lo)
+            if a is None:
+                continue
+            b = None if r_hi is None else orig.start(r_hi)
+            parts.append(orig.text[a:] if b is None else orig.text[a:b])
+        return "".join(parts)
+
+
+def _split_lsp(text: str) -> list[str]:
+    """``text`` as LSP lines, each with its line break; the last one, possibly empty, without."""
+    starts = line_starts(text)
+    return [text[a:b] for a, b in zip(starts, starts[1:])] + [text[starts[-1]:]]
 
 
 def trimmed_range(text: str, edit) -> tuple[Position, Position, str] | None:
