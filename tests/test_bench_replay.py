@@ -144,3 +144,19 @@ def test_replays_that_differ_miss_at_any_length(monkeypatch):
     out = io.StringIO()
     print_table(fig, out)
     assert "replays identical: NO" in out.getvalue() and out.getvalue().rstrip().endswith("MISS")
+
+
+def test_limit_cuts_the_replays_of_a_given_database_and_is_not_judged(simulated_session, tiny_lm_dir):
+    """With --database, --limit was ignored: every request was replayed, however quick a run was asked for."""
+    import io
+
+    from lsp_server.bench_replay import print_table
+
+    assert simulated_session["figures"]["requests"] > 2
+    fig = run_bench(database=simulated_session["database"], model=str(tiny_lm_dir), limit=2,
+                    overrides={"stopThreshold": 1.01, "maxNewTokens": 8})
+    assert [r["replayed"] for r in fig["runs"]] == [2, 2] and fig["identical"]
+    assert fig["target"]["cut_by_limit"] and fig["target"]["pass"] is None
+    out = io.StringIO()
+    print_table(fig, out)
+    assert "not judged: --limit replayed part of the recording" in out.getvalue()
