@@ -171,4 +171,4 @@ def test_line_history_cost_follows_the_edits_not_the_file():
     assert len(line_history(big_text, records)) == 9 == len(line_history(small_text, records))
     small = _best_of_3(small_text, records)
     big = _best_of_3(big_text, records)
-    assert big / small < 10, f"200,000 lines: {big * 1000:.1f} ms, 2,000 lines: {small * 1000:.2f} ms"
+    assert big / small < 20, f"200,000 lines: {big * 1000:.1f} ms, 2,000 lines: {small * 1000:.2f} ms"  # ~1 here; ~150 before

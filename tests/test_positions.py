@@ -288,4 +288,4 @@ def test_a_keystroke_costs_the_same_in_a_million_line_file_as_in_ten_thousand():
 
     small = cost(10_000, 200)
     big = cost(1_000_000, 20)
-    assert big / small < 10, (big, small)
+    assert big / small < 30, (big, small)  # about 3 here; 248 when every later start moved

@@ -155,6 +155,23 @@ def _undo_whole(after: str, records: list) -> list:
 
 
 _PY_ONLY_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # lines Python's splitlines ends and LSP does not
+
+
+def _lsp_lines(text: str) -> int | None:
+    """How many lines LSP counts in ``text``, when Python's ``splitlines`` counts the same ones (the last line
+    left out when empty); None when they disagree. They disagree when the text holds a break only Python counts
+    before its last character (one as the last character ends the last line for both), and on the empty text (no
+    line for Python, one for LSP). Searched and counted at C speed (`str.find` and `str.count`, several times
+    faster here than a regex's character class), without a table of every line."""
+    last = len(text) - 1
+    if last < 0 or any(text.find(ch, 0, last) >= 0 for ch in _PY_ONLY_BREAKS):
+        return None
+    lines = 1 + text.count("\n")
+    if "\r" in text:
+        lines += text.count("\r") - text.count("\r\n")
+    return lines
+
+
 _SCAN = 16384  # characters counted per step when looking for a line of the original text
 
 
@@ -482,8 +499,8 @@ class NextEditService:
         replacement baseline), ``model`` (the model's edit, if any) or ``auto`` (the ranker's edit when it is
         shown, else the model's); see `models.next_edit.model.predict_with`. The result may be one to hide
         (``shown`` false: below ``threshold`` for the model, ``ranker_threshold`` or the ranker's own for it)."""
-        lines = len(line_starts(text))  # as LSP counts them
-        if len(text.splitlines(keepends=True)) != lines - (1 if text.endswith(("\n", "\r")) else 0):
+        lines = _lsp_lines(text)
+        if lines is None:
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         cursor_line = min(position.line, lines - 1)  # past the end: the last line (LSP clamps a column so too)
         history = line_history(text, records)

@@ -21,12 +21,111 @@ def _is_word(ch: str) -> bool:
     return bool(_WORD.match(ch))
 
 
-def _pattern(old: str) -> re.Pattern:
+def _pattern(old: str) -> _Whole:
     """``old`` as a whole: not preceded by a word character when it starts with one, nor followed by one when it
     ends with one. Each end is guarded on its own: guarded only when both were, "f(x)" matched inside "ff(x)"."""
-    head = r"(?<!\w)" if _is_word(old[0]) else ""
-    tail = r"(?!\w)" if _is_word(old[-1]) else ""
-    return re.compile(head + re.escape(old) + tail)
+    return _Whole(old)
+
+
+_REREAD = 8  # `_Whole`: how many times over the text `str.find` may compare again before the regex takes over
+
+
+class _Match:
+    """One occurrence found by `_Whole` (the parts of a regex match its callers use)."""
+
+    __slots__ = ("string", "_start", "_end")
+
+    def __init__(self, string: str, start: int, end: int) -> None:
+        self.string, self._start, self._end = string, start, end
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def span(self) -> tuple[int, int]:
+        return self._start, self._end
+
+    def group(self, index: int = 0) -> str:
+        if index != 0:
+            raise IndexError("no such group")
+        return self.string[self._start:self._end]
+
+
+class _Whole:
+    """The occurrences of ``old`` as a whole, found as the regex ``(?<!\\w)old(?!\\w)`` (each guard only where that
+    end of ``old`` is a word character) finds them: leftmost first, not overlapping. Built on `str.find`: compiling
+    that regex costs time in the length of ``old`` (a second for an identifier of a megabyte)."""
+
+    __slots__ = ("old", "head", "tail", "_lead", "_regex")
+
+    def __init__(self, old: str) -> None:
+        self.old = old
+        self.head = _is_word(old[0])  # an empty ``old`` raises IndexError, as the regex's construction did
+        self.tail = _is_word(old[-1])
+        self._lead = -1  # the length of the run of word characters ``old`` starts with, once needed
+        self._regex: re.Pattern | None = None
+
+    def _run_end(self, text: str, i: int) -> int:
+        """Where the run of word characters through ``i`` ends, ``old`` occurring at ``i`` and starting with a
+        word character: where the run ``old`` starts with ends, unless that is all of ``old``."""
+        if self._lead < 0:
+            self._lead = _WORDS.match(self.old).end()
+        n = len(self.old)
+        return i + self._lead if self._lead < n else _WORDS.match(text, i + n).end()
+
+    def _find(self, text: str, pos: int) -> int:
+        """Where the first occurrence at or after ``pos`` starts, or -1."""
+        old, head, tail = self.old, self.head, self.tail
+        n, size = len(old), len(text)
+        budget = _REREAD * size + 65536  # characters `str.find` may compare again before the regex takes over
+        while True:
+            i = text.find(old, pos)
+            if i < 0:
+                return -1
+            if head and i > 0 and _is_word(text[i - 1]):
+                # inside a run of word characters: an occurrence starts where a run does, after this one
+                pos = self._run_end(text, i)
+            elif tail and i + n < size and _is_word(text[i + n]):
+                # with the head guarded too, the next occurrence starts after this run of word characters
+                pos = self._run_end(text, i) if head else i + 1
+            else:
+                return i
+            budget -= max(0, i + n - pos)
+            if budget < 0:
+                # a long ``old`` overlapping itself all along the text (a periodic run of a minified line): each
+                # `str.find` compares it again, where the regex's search carries its progress over
+                if self._regex is None:
+                    guard_head, guard_tail = ("(?<!\\w)" if head else ""), ("(?!\\w)" if tail else "")
+                    self._regex = re.compile(guard_head + re.escape(old) + guard_tail)
+                m = self._regex.search(text, pos)
+                return -1 if m is None else m.start()
+
+    def search(self, text: str, pos: int = 0) -> _Match | None:
+        i = self._find(text, max(pos, 0))  # a guard still looks at the character before ``pos``
+        return None if i < 0 else _Match(text, i, i + len(self.old))
+
+    def finditer(self, text: str):
+        n = len(self.old)
+        i = self._find(text, 0)
+        while i >= 0:
+            yield _Match(text, i, i + n)
+            i = self._find(text, i + n)
+
+    def sub(self, repl, text: str) -> str:
+        """``text`` with every occurrence replaced by ``repl(match)`` (a function, as `re.sub` calls one)."""
+        if not callable(repl):
+            raise TypeError("repl must be a function")
+        out, last = [], 0
+        for m in self.finditer(text):
+            out.append(text[last:m._start])
+            out.append(repl(m))
+            last = m._end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
 
 
 def common_ends(a: Sequence, b: Sequence) -> tuple[int, int]:
