@@ -7,37 +7,14 @@ import random
 import time
 
 from lsp_server.services.documents import EditRecord
-from lsp_server.services.next_edit import line_history
-from lsp_server.services.positions import LineIndex, Position, PositionError
-from models.next_edit.examples import Edit, apply_edit
-from telemetry.text import line_breaks
+from lsp_server.services.next_edit import _undo_whole, line_history
+from lsp_server.services.positions import LineIndex, Position
 
 
 def reference_line_history(text: str, records: list[EditRecord]):
-    """The former implementation, kept as the reference: each record undone from the whole text."""
-    edits = []
-    after = text
-    for rec in reversed(records):
-        if rec.full_replacement:
-            break
-        try:
-            start = LineIndex(after).offset_at(rec.start, clamp=False)
-        except PositionError:
-            break
-        if after[start:start + len(rec.inserted_text)] != rec.inserted_text:
-            break  # the history no longer matches the text
-        before = after[:start] + rec.removed_text + after[start + len(rec.inserted_text):]
-        a_lines, b_lines = after.splitlines(keepends=True), before.splitlines(keepends=True)
-        first = rec.start.line
-        end_before = min(len(b_lines), first + line_breaks(rec.removed_text) + 1)
-        end_after = min(len(a_lines), first + line_breaks(rec.inserted_text) + 1)
-        edit = Edit(first, end_before, "".join(b_lines[first:end_before]), "".join(a_lines[first:end_after]))
-        if apply_edit(before, edit) != after:
-            break
-        edits.append(edit)
-        after = before
-    edits.reverse()
-    return edits
+    """The former implementation, kept as the reference: each record undone from the whole text (`_undo_whole`,
+    which takes and gives the records newest first)."""
+    return _undo_whole(text, records[::-1])[::-1]
 
 
 # Characters weighted towards line breaks of every kind LSP and Python know, and UTF-16 pairs.

@@ -18,7 +18,8 @@ LINE, START, CURSOR = 4, len("    return os.path."), len("    return os.path.jo"
 
 
 def _selected(text: str = "join", line: int = LINE, start: int = START, end: int = CURSOR) -> dict:
-    return {"range": {"start": {"line": line, "character": start}, "end": {"line": line, "character": end}}, "text": text}
+    return {"range": {"start": {"line": line, "character": start}, "end": {"line": line, "character": end}},
+            "text": text}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,9 @@ def test_the_request_is_logged_at_the_cursor_with_the_entry_and_a_partial_accept
     assert "join" + text == item["insertText"] and accepted == 1  # of the suggestion's own text
 
 
-def test_a_replay_asks_with_the_entry_its_recording_had(tmp_path):
+def _recorded_and_replayed(tmp_path, decide=None):
+    """A session that asks for a suggestion over the entry `join` (``decide(client, sid)`` then tells what became of
+    it), ended, then replayed: (the item, its id, the replay's result, the replay's database)."""
     from telemetry.replay import ReplayOptions, replay
 
     db = tmp_path / "recorded.sqlite3"
@@ -78,9 +81,24 @@ def test_a_replay_asks_with_the_entry_its_recording_had(tmp_path):
         client.did_open(URI, CODE)
         (item,) = client.inline_completion(URI, LINE, CURSOR, invoked=True, timeout=120, selected=_selected())
         sid = item["command"]["arguments"][0]
+        if decide is not None:
+            decide(client, sid)
     finally:
         client.shutdown()  # the recording ends, so that it is replayed whole
-    (result,) = replay(db, tmp_path / "replay.sqlite3", options=ReplayOptions(model=str(model_under_test())))
+    out = tmp_path / "replay.sqlite3"
+    (result,) = replay(db, out, options=ReplayOptions(model=str(model_under_test())))
+    return item, sid, result, out
+
+
+def _partly_accepted(client: LspClient, sid: str, accepted_length: int) -> None:
+    """Shown, ``accepted_length`` UTF-16 units of the item accepted, the rest dismissed."""
+    client.notify("tact/didShowCompletion", {"id": sid})
+    client.notify("tact/didPartiallyAcceptCompletion", {"id": sid, "acceptedLength": accepted_length})
+    client.notify("tact/didRejectCompletion", {"id": sid, "reason": "dismissed"})
+
+
+def test_a_replay_asks_with_the_entry_its_recording_had(tmp_path):
+    item, sid, result, _ = _recorded_and_replayed(tmp_path)
     replayed = [o for o in result.outcomes if o.request.suggestion_id == sid]
     assert replayed and replayed[0].request.selected["text"] == "join"
     assert replayed[0].text == item["insertText"][len("join"):]  # the recorded suggestion, asked for alike
@@ -93,40 +111,18 @@ def test_a_partial_accept_of_none_of_the_suggestion_is_no_acceptance(served):
     for selected, length in ((_selected(), len("join")), (None, 0)):
         (item,) = client.inline_completion(URI, LINE, CURSOR, invoked=True, timeout=120, selected=selected)
         sid = item["command"]["arguments"][0]
-        client.notify("tact/didShowCompletion", {"id": sid})
-        client.notify("tact/didPartiallyAcceptCompletion", {"id": sid, "acceptedLength": length})
-        client.notify("tact/didRejectCompletion", {"id": sid, "reason": "dismissed"})
-        (row,) = wait_for_rows(db, "SELECT outcome, accepted_length FROM suggestions WHERE id = ? AND outcome IS NOT NULL",
-                               (sid,))
+        _partly_accepted(client, sid, length)
+        (row,) = wait_for_rows(db, "SELECT outcome, accepted_length FROM suggestions"
+                                   " WHERE id = ? AND outcome IS NOT NULL", (sid,))
         assert row == ("rejected", None), (selected, row)
 
 
 def test_a_replayed_partial_accept_over_an_entry_keeps_its_length(tmp_path):
     """The replay sent the suggestion's own length, from which the server took the entry's units off again."""
-    from telemetry.replay import ReplayOptions, replay
-
-    db = tmp_path / "recorded.sqlite3"
-    client = LspClient(server_command(model_under_test(), db))
-    try:
-        client.initialize(OPTIONS)
-        client.did_open(URI, CODE)
-        (item,) = client.inline_completion(URI, LINE, CURSOR, invoked=True, timeout=120, selected=_selected())
-        sid = item["command"]["arguments"][0]
-        client.notify("tact/didShowCompletion", {"id": sid})
-        client.notify("tact/didPartiallyAcceptCompletion", {"id": sid, "acceptedLength": len("join") + 1})
-        client.notify("tact/didRejectCompletion", {"id": sid, "reason": "dismissed"})
-    finally:
-        client.shutdown()
-    out = tmp_path / "replay.sqlite3"
-    (result,) = replay(db, out, options=ReplayOptions(model=str(model_under_test())))
+    item, sid, result, out = _recorded_and_replayed(
+        tmp_path, lambda client, sid: _partly_accepted(client, sid, len("join") + 1))
     (outcome,) = [o for o in result.outcomes if o.request.suggestion_id == sid]
     assert (outcome.basis, outcome.outcome, outcome.accepted_length) == ("logged", "partially_accepted", 1)
-    import sqlite3
-
-    conn = sqlite3.connect(out)
-    try:
-        rows = conn.execute("SELECT outcome, accepted_length FROM suggestions WHERE text = ?",
-                            [item["insertText"][len("join"):]]).fetchall()
-    finally:
-        conn.close()
+    rows = wait_for_rows(out, "SELECT outcome, accepted_length FROM suggestions WHERE text = ?",
+                         (item["insertText"][len("join"):],))
     assert rows == [("partially_accepted", 1)]
