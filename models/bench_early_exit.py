@@ -399,7 +399,8 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float]:
 
 def rouge_loss(full_rouge: float | None, other_rouge: float | None) -> float:
     """Relative ROUGE-L loss of a policy against `full`, signed as its interval (``rouge_loss_interval``) is:
-    negative is a gain. Clamped at 0, a gain read +0.0% beside an interval wholly below 0. 0 where `full` scores 0."""
+    negative is a gain (it used to be clamped at 0, and a gain read +0.0% beside an interval wholly below 0). 0 where
+    `full` scores 0."""
     rf, rd = full_rouge or 0.0, other_rouge or 0.0
     return (rf - rd) / rf if rf > 0 else 0.0
 

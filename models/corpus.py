@@ -154,12 +154,18 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
     started = time.time()
     # absolute: `--dir .` is labelled and recorded as the directory it is, not as "user:" and relative paths
     named = [(f"user:{root.name}", root) for root in (Path(os.path.abspath(d)) for d in (extra_dirs or []))]
-    roots = default_roots() + named
-    files = [f for label, root in roots if root.is_dir() for f in iter_sources(label, root)]
-    for label, root in named:  # checked before anything is written: one that adds nothing would do so silently
-        if not root.is_dir() or next(iter_sources(label, root), None) is None:
+    defaults = default_roots()
+    roots = defaults + named
+    # the named directories first, each walked once: one that adds nothing is refused before anything else is read
+    # or written (it would add nothing silently)
+    named_files = []
+    for label, root in named:
+        found = list(iter_sources(label, root)) if root.is_dir() else []
+        if not found:
             raise NoCodeError(f"{root} holds no Python files to add (.py files outside caches, virtual environments "
                               "and vendored copies): name a directory of Python code")
+        named_files += found
+    files = [f for label, root in defaults if root.is_dir() for f in iter_sources(label, root)] + named_files
     # A package's side goes by its name where it is found first (standard library, site-packages, then the
     # directories named, in order): an installed package and a checkout of it, or one directory named twice, would
     # otherwise be split by their labels onto both sides. Without such a repeat each package keeps its own side.

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, header_digest,
-                              read_safetensors_index, write_atomically, write_widened_weights)
+                              read_safetensors_index, write_atomically, write_json_object, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
 OPSET = 17
@@ -317,6 +317,5 @@ def export_model_dir(model_dir: Path) -> dict:
     _save(exit_head_graph(w, cfg, int8=True), model_dir / int8["exit_head"])
     write_int8_weights(model_dir)
     index["int8"] = int8
-    text = json.dumps(index, indent=1)
-    write_atomically(model_dir / GRAPHS_INDEX, lambda tmp: tmp.write_text(text))
+    write_json_object(model_dir / GRAPHS_INDEX, index)
     return index

@@ -191,22 +191,20 @@ def write_derived(src: Path, out: Path, chunks: Iterable[bytes]) -> None:
     """Write ``out``, a file derived from ``src``, from ``chunks`` through a temporary file per process (two servers
     starting at once each write their own), so that a reader never sees half of it; dated no older than ``src``,
     even one dated ahead, so that freshness checks by date hold."""
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    try:
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
         mtime = max(os.stat(tmp).st_mtime, src.stat().st_mtime)
         os.utime(tmp, (mtime, mtime))
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomically(out, write)
 
 
 def write_atomically(path: Path, write) -> None:
-    """Write the file ``path`` by ``write(tmp)`` into a temporary file beside it, then put that in its place: a
-    failure or an interruption midway leaves the old file whole (or none), never half of one, and a read-only file is
-    replaced like any other."""
+    """Write the file ``path`` by ``write(tmp)`` into a temporary file beside it (one per process: two servers
+    starting at once each write their own), then put that in its place: a failure or an interruption midway leaves
+    the old file whole (or none), never half of one, and a read-only file is replaced like any other."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -442,10 +440,15 @@ def read_json_object(path: Path, fix: str) -> dict:
     return value
 
 
+def write_json_object(path: Path, value: dict) -> None:
+    """Write a model directory's JSON file whole (the counterpart of ``read_json_object``)."""
+    text = json.dumps(value, indent=1)
+    write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
 def write_record(model_dir: Path, record: dict) -> None:
     """Write a model directory's training record whole (read it with ``read_record``, change, write back)."""
-    text = json.dumps(record, indent=1)
-    write_atomically(Path(model_dir) / RECORD, lambda tmp: tmp.write_text(text))
+    write_json_object(Path(model_dir) / RECORD, record)
 
 
 def record_entry(model_dir: Path, key: str, value) -> None:
@@ -496,14 +499,20 @@ def store_half(model_dir: Path) -> float:
 
     def write(tmp: Path) -> None:
         safetensors.numpy.save_file(half, str(tmp), metadata={"format": "pt"})
-        index = model_dir / GRAPHS_INDEX
-        if index.is_file():  # the new weights are whole: the graphs that read the old ones in place go first
-            try:
-                reads_in_place = json.loads(index.read_text()).get("weights") != WIDENED_WEIGHTS
-            except (OSError, ValueError, AttributeError):  # a damaged index lists nothing that could load
-                reads_in_place = True
-            if reads_in_place:
-                index.unlink()
+        if _graphs_read_weights_in_place(model_dir):  # the new weights are whole: those graphs go first
+            (model_dir / GRAPHS_INDEX).unlink()
 
     write_atomically(src, write)
     return change
+
+
+def _graphs_read_weights_in_place(model_dir: Path) -> bool:
+    """Whether model_dir has graphs (GRAPHS_INDEX) that read model.safetensors's bytes in place, not a widened copy
+    (a damaged index counts: it lists nothing that could load)."""
+    index = model_dir / GRAPHS_INDEX
+    if not index.is_file():
+        return False
+    try:
+        return read_json_object(index, RESTORE).get("weights") != WIDENED_WEIGHTS
+    except ModelDirError:
+        return True

@@ -254,8 +254,11 @@ def _block_column(src: bytes, block: Any) -> int:
     return _indent_width(lead.decode(_ENC, "replace"))
 
 
-def _line_start(text: str, offset: int) -> int:
-    return max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+def line_start(text: str, offset: int) -> int:
+    """Where the line holding ``text[offset]`` starts: after the last line break (LF, CR or CRLF) before ``offset``,
+    0 when none. The CR is looked for only after the last LF: a long text of LF lines is not scanned to its start."""
+    nl = text.rfind("\n", 0, offset)
+    return max(nl, text.rfind("\r", nl + 1, offset)) + 1
 
 
 def _block_depth(root: Any, src: bytes, text: str, offset: int) -> int:
@@ -267,8 +270,8 @@ def _block_depth(root: Any, src: bytes, text: str, offset: int) -> int:
     jb = len(text[:j].encode(_ENC, _ERRORS))
     tok = root.descendant_for_byte_range(jb, jb + 1)
     blocks = [a for a in _ancestors(tok) if a.type == "block"]
-    line_start = _line_start(text, offset)
-    line_prefix = text[line_start:offset]
+    start = line_start(text, offset)
+    line_prefix = text[start:offset]
     if line_prefix.strip():  # code before the cursor on its line: the tree knows
         return len(blocks)
     # Cursor in indentation or on a blank line: the enclosing blocks are those whose
@@ -276,7 +279,7 @@ def _block_depth(root: Any, src: bytes, text: str, offset: int) -> int:
     col = _indent_width(line_prefix)
     depth = sum(1 for blk in blocks if _block_column(src, blk) <= col)
     if text[j] == ":" and tok.type == ":" and (tok.parent is None or tok.parent.type not in _NOT_BLOCK_COLON_PARENTS):
-        header_start = _line_start(text, j)
+        header_start = line_start(text, j)
         header_line = text[header_start : j + 1]
         header_indent = _indent_width(header_line[: len(header_line) - len(header_line.lstrip())])
         if col > header_indent:

@@ -28,7 +28,7 @@ from models.draft_head import DRAFT_HEAD
 from models.exits import EXIT_CALIBRATION_IDENTITY, EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, check_model_dir, command_line, portable_path, read_record,
-                              trained_context, write_atomically, write_record)
+                              trained_context, write_atomically, write_json_object, write_record)
 from models.ngram_drafts import write_ngram_drafts
 from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
 
@@ -477,11 +477,10 @@ def save_model_dir(model: EarlyExitLM, tok, out: Path, record: dict) -> None:
     sd = model.hf_state_dict()
     sd.pop("lm_head.weight")  # tied to the embeddings (tie_word_embeddings in config.json)
     exit_heads = model.exit_state_dict()
-    config = json.dumps(model.cfg.to_hf(), indent=1)
     # each file whole: a run stopped while saving over an earlier model leaves that file of it as it was
     write_atomically(out / "model.safetensors", lambda tmp: save_file(sd, str(tmp), metadata={"format": "pt"}))
     write_atomically(out / EXIT_HEADS, lambda tmp: save_file(exit_heads, str(tmp), metadata={"format": "pt"}))
-    write_atomically(out / "config.json", lambda tmp: tmp.write_text(config))
+    write_json_object(out / "config.json", model.cfg.to_hf())
     write_atomically(out / "tokenizer.json", lambda tmp: tok.save(str(tmp)))
     stale = out / DRAFT_HEAD  # learned on the trunk these weights replace: it would draft for another model
     if stale.exists():

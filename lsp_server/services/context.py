@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .positions import LineIndex, Position, offset_at, position_at
-from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts
+from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts, line_start
 
 __all__ = ["CompletionContext", "build_context", "prefix_window_start", "PREFIX_GRID"]
 
@@ -82,10 +82,6 @@ def _last_break_end(text: str) -> int:
     return max(text.rfind("\n"), text.rfind("\r")) + 1
 
 
-def _last_break_end_before(text: str, offset: int) -> int:
-    return max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
-
-
 def prefix_window_start(text: str, offset: int, prefix_chars: int, grid: int = PREFIX_GRID) -> int:
     """Where the prefix window starts: the first line start at or after the grid point
     ``floor((offset - prefix_chars) / grid) * grid``, within ``MAX_SNAP`` chars of it; that grid
@@ -125,12 +121,12 @@ def build_context(
     prefix = text[start:offset]
 
     if index is not None:
-        line_start, line_end = index.line_bounds(pos.line)
+        line_begin, line_end = index.line_bounds(pos.line)
     else:
-        line_start = _last_break_end_before(text, offset)
+        line_begin = line_start(text, offset)
         m = _BREAK.search(text, offset)
         line_end = m.start() if m else len(text)
-    line_prefix = text[line_start:offset]
+    line_prefix = text[line_begin:offset]
     line_suffix = text[offset:line_end]
 
     end = min(len(text), offset + max(suffix_chars, 0))

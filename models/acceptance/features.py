@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from models import syntax
-from models.syntax import CursorFacts
+from models.syntax import CursorFacts, line_start
 
 # Bump when a feature changes meaning or order: stored models and logged vectors carry it.
 FEATURE_VERSION = 3  # 3: "the same text before the cursor as the last shown" needs the same cursor offset too
@@ -243,13 +243,6 @@ def _cursor_line(inp: ContextInputs) -> tuple[str, str, str | None]:
             line_suffix if inp.line_suffix is None else inp.line_suffix, previous)
 
 
-def _break_end_before(text: str, end: int) -> int:
-    """Where the line holding ``text[end]`` starts: after the last break before ``end`` (found without scanning past
-    it for a lone CR), 0 when none."""
-    nl = text.rfind("\n", 0, end)
-    return max(nl, text.rfind("\r", nl + 1, end)) + 1
-
-
 def reading_span(text: str, offset: int) -> tuple[int, int]:
     """``(start, end)``: the stretch of ``text`` around the cursor at ``offset`` from which the features compute what
     they compute from the whole text (given the whole cursor line as ``line_prefix``/``line_suffix`` and the cursor
@@ -257,10 +250,10 @@ def reading_span(text: str, offset: int) -> tuple[int, int]:
     the previous line, and the last non-space character before the cursor however far back."""
     end = min(len(text), offset + PARSE_SUFFIX_CHARS + 1)
     start = max(0, offset - PARSE_PREFIX_CHARS - 1)
-    line = _break_end_before(text, offset)
+    line = line_start(text, offset)
     if line > 0:  # the previous line starts after the break before it (as _line_parts reads it)
         head = line - 1 - (text[line - 1] == "\n" and line >= 2 and text[line - 2] == "\r")
-        start = min(start, _break_end_before(text, head))
+        start = min(start, line_start(text, head))
     while start > 0 and not text[start:offset].strip():  # only blanks: the last non-space char is further back
         start = max(0, offset - 2 * (offset - start))
     return start, end

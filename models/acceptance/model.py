@@ -157,8 +157,8 @@ class Calibration:
         c = cls(np.asarray(d["stage1"], float), np.asarray(d["stage2"], float), label.astype(int))
         if not (c.stage1.ndim == c.stage2.ndim == c.label.ndim == 1 and len(c.stage1) == len(c.stage2) == len(c.label)):
             raise ValueError("calibration arrays are not three lists of one length")
-        if not (np.isfinite(c.stage1).all() and np.isfinite(c.stage2).all() and np.isin(c.label, (0, 1)).all()):
-            raise ValueError("calibration scores must be finite and labels 0 or 1")  # else no threshold hides
+        if not (np.isfinite(c.stage1).all() and np.isfinite(c.stage2).all()):
+            raise ValueError("calibration scores must be finite")  # else no threshold hides
         return c
 
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from models.exits import log_softmax
-from models.model_dir import read_record
+from models.model_dir import read_record, write_atomically
 
 SCORING_VERSION = 3  # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens)
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
@@ -145,7 +144,6 @@ class SuggestionScorer:
         if not (self.cache_path and self._dirty):
             return
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.cache))
-        os.replace(tmp, self.cache_path)
+        text = json.dumps(self.cache)
+        write_atomically(self.cache_path, lambda tmp: tmp.write_text(text))
         self._dirty = False
