@@ -102,11 +102,9 @@ export class StartTimeoutError extends Error {
  * does not end. A start that fails in time rejects with the client's error. */
 export async function startServer(client: Pick<StoppableClient, "start" | "abandon">, timeoutMs: number, waitMs = ABANDON_WAIT_MS): Promise<void> {
   const start = client.start();
-  if (await settlesWithin(start, timeoutMs)) {
+  if (await settleOrAbandon(client, start, timeoutMs, waitMs)) {
     return start;
   }
-  client.abandon();
-  await settlesWithin(start, waitMs);
   throw new StartTimeoutError(timeoutMs);
 }
 
@@ -122,14 +120,23 @@ export async function stopServer(client: StoppableClient, timeoutMs: number, sta
       return;
     }
     const start = client.start().catch(() => undefined); // its failure is the client's to report
-    if (!(await settlesWithin(start, startTimeoutMs))) {
-      client.abandon();
-      await settlesWithin(start, ABANDON_WAIT_MS);
+    if (!(await settleOrAbandon(client, start, startTimeoutMs, ABANDON_WAIT_MS))) {
       if (!client.isRunning()) {
         return; // ended, or a process that did not die: the client is stopped should it ever run
       }
     }
   }
+}
+
+/** Whether the client's start settles within timeoutMs. One that does not is given up on (abandon) and given
+ * waitMs more to end. */
+async function settleOrAbandon(client: Pick<StoppableClient, "abandon">, start: Promise<unknown>, timeoutMs: number, waitMs: number): Promise<boolean> {
+  if (await settlesWithin(start, timeoutMs)) {
+    return true;
+  }
+  client.abandon();
+  await settlesWithin(start, waitMs);
+  return false;
 }
 
 /** Whether promise settles (resolves or rejects) within ms. */
