@@ -18,7 +18,6 @@ the longest common token prefix, so a keystroke costs only the new tokens.
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import time
@@ -524,26 +523,26 @@ class EarlyExitRuntime:
         tok = self.tokenizer.tok
         return np.array(["\n" in tok.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)])
 
-    @functools.cached_property
-    def _token_bytes(self) -> list[bytes] | None:
-        """The bytes each token id decodes to (special tokens: none, ``decode`` skips them); None where the tokenizer
-        is not byte-level. Built on first use, a suggestion ending in U+FFFD: not at every start (about 9 ms)."""
+    def _tail_bytes(self, ids: list[int], n: int) -> bytes | None:
+        """The bytes the last tokens of ``ids`` decode to, at least ``n`` of them where the tokens hold as many
+        (special tokens: none, ``decode`` skips them); None where the tokenizer is not byte-level."""
         from tokenizers import decoders
 
         tok = self.tokenizer.tok
         if not isinstance(tok.decoder, decoders.ByteLevel):
             return None
-        chars, special = byte_level_chars(), set(tok.get_added_tokens_decoder())
-        table = []
-        for i in range(self.vocab_size):
-            piece = tok.id_to_token(i)
-            if i in special or piece is None:
-                table.append(b"")
-            elif not all(c in chars for c in piece):
+        chars, special = byte_level_chars(), tok.get_added_tokens_decoder()
+        out = b""
+        for t in reversed(ids):
+            if len(out) >= n:
+                break
+            piece = None if t in special else tok.id_to_token(t)
+            if piece is None:
+                continue
+            if not all(c in chars for c in piece):
                 return None
-            else:
-                table.append(bytes(chars[c] for c in piece))
-        return table
+            out = bytes(chars[c] for c in piece) + out
+        return out
 
     def _ends_mid_character(self, ids: list[int], text: str) -> bool:
         """Whether ``text``, the decoded ``ids``, ends in a U+FFFD that stands for bytes of no whole character (a cut
@@ -552,9 +551,8 @@ class EarlyExitRuntime:
         (a tokenizer that is not byte-level) every final U+FFFD counts as a cut."""
         if not text.endswith("\ufffd"):
             return False
-        if self._token_bytes is None:
-            return True
-        return not b"".join(self._token_bytes[t] for t in ids).endswith(WHOLE_REPLACEMENT)
+        tail = self._tail_bytes(ids, len(WHOLE_REPLACEMENT))
+        return tail is None or not tail.endswith(WHOLE_REPLACEMENT)
 
     @property
     def name(self) -> str:
@@ -739,7 +737,8 @@ class EarlyExitRuntime:
         res.text = self.tokenizer.decode(res.token_ids)
         # A suggestion cut mid-character (the token limit, Stop, the context, a cancel) ends in bytes that decode to
         # U+FFFD: its last tokens go until the text ends whole. After decoding, so every policy cuts alike. A U+FFFD
-        # written whole stays (judged by the text alone, every suggestion that copied one lost it).
+        # written whole stays in the text the bench, the scorer and next edits read (judged by the text alone, every
+        # text that copied one lost it); inline completions still end before it (postprocess._UNWRITABLE).
         while res.token_ids and self._ends_mid_character(res.token_ids, res.text):
             del res.token_ids[-1], res.logprobs[-1], res.layers[-1], res.stop_probs[-1]
             res.text = self.tokenizer.decode(res.token_ids)

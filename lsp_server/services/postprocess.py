@@ -57,7 +57,8 @@ _LEADING_CLOSERS = re.compile(r"\s*([)\]}]+)")
 
 # What no suggestion may carry: control characters other than tab and line breaks (a form feed too: Python allows
 # one between lines, nobody wants one offered), the Unicode line separators (LSP counts no line break there, Python
-# does), and U+FFFD, which stands for bytes the model wrote that are not UTF-8. The suggestion ends before the first.
+# does), and U+FFFD (the runtime already drops a character cut in two; one copied whole from the file is not
+# offered either). The suggestion ends before the first.
 _UNWRITABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufffd]")
 
 # Tree-sitter check limits ("when cheap").
