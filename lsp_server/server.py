@@ -182,7 +182,7 @@ class TactServer(LanguageServer):
         old = self.recorder.switch(SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store)
         self.telemetry_opened = wanted
         old.close()
-        if self.settings.telemetry and (why := self.recorder.unavailable):  # wanted, but the database is unusable
+        if self.settings.telemetry and (why := self.recorder.telemetry_reason):  # wanted, but the database is unusable
             self.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Warning,
                 message=f"Tact: telemetry is not recorded ({why}); set tact.telemetryDatabase to a file Tact can write"))

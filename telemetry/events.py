@@ -106,7 +106,9 @@ class SuggestionRequested(SuggestionEvent):
     line: int
     character: int
     trigger: str = "automatic"  # 'automatic' | 'invoked' | ...
-    context: dict[str, Any] = field(default_factory=dict)  # summary: char counts etc., never source text
+    # summary: char counts etc., no source text but the completion widget's selected entry (`selected_completion`),
+    # which a replay sends again
+    context: dict[str, Any] = field(default_factory=dict)
     # The coalesced edit still being typed when the request arrived (its range in the document before that
     # edit, its removed and inserted text, and ``ts_start``), or None. Edits are logged only once finished,
     # so without this a request in the middle of a typed word could not be replayed on the exact text.

@@ -101,18 +101,18 @@ def test_a_job_raising_a_base_exception_is_logged_failed_and_answered_and_an_int
 
 
 def test_a_database_deleted_while_recording_is_told_in_the_status_reason(tmp_path):
-    """The store makes a deleted database again at its path; the server's `telemetryReason` (read from
-    `unavailable`) said nothing of it, so the user never learnt that what was recorded before was gone."""
+    """The store makes a deleted database again at its path; the server's `telemetryReason` said nothing of it, so
+    the user never learnt that what was recorded before was gone."""
     from telemetry.store import TelemetryStore
 
     path = tmp_path / "t.sqlite3"
     recorder = SessionRecorder(TelemetryStore(path))
     try:
         recorder.document_opened(URI, 1, "python", "x = 1\n")
-        assert recorder.store.flush() and recorder.unavailable is None
+        assert recorder.store.flush() and recorder.telemetry_reason is None
         path.unlink()
         recorder.document_opened("file:///project/b.py", 1, "python", "y = 2\n")
         assert recorder.store.flush()
-        assert path.exists() and "deleted" in (recorder.unavailable or ""), recorder.unavailable
+        assert path.exists() and "deleted" in (recorder.telemetry_reason or ""), recorder.telemetry_reason
     finally:
         recorder.close()

@@ -111,7 +111,7 @@ def register(server) -> None:
             "sessionId": ls.recorder.session_id,
             "session": {k: ls.pipeline.counts[k] for k in ("requested", "skipped", "generated", "hidden", "issued")},
             "database": ls.recorder.database,
-            "telemetryReason": ls.recorder.unavailable,  # why nothing is recorded, or None
+            "telemetryReason": ls.recorder.telemetry_reason,  # why nothing is recorded, or what befell the database
             "telemetry": ls.recorder.stats,
             "version": ls.version,
             "acceptanceGate": {**ls.gate.status(), "enabled": s.acceptance_gate},

@@ -27,14 +27,15 @@ def register(server) -> None:
         if found is None:
             return types.InlineCompletionList(items=[])
         pending, suggestion = found
-        if (selected := pending.selected) is not None:
-            # the item extends the selected entry: it replaces the entry's range with the entry, then the suggestion
-            # (an editor shows only such items while its completion widget is open)
-            where = types.Range(start=types.Position(line=selected.start.line, character=selected.start.character),
-                                end=types.Position(line=selected.end.line, character=selected.end.character))
-            text = selected.text + suggestion.text
-        else:
-            pos = types.Position(line=suggestion.context.position.line, character=suggestion.context.position.character)
-            where, text = types.Range(start=pos, end=pos), suggestion.text
-        item = types.InlineCompletionItem(insert_text=text, range=where, command=accept_command(types, pending.suggestion_id))
+        # over a selected entry the item extends it: the entry's range gets the entry, then the suggestion (an editor
+        # shows only such items while its completion widget is open)
+        sel = pending.selected
+        start, end = (sel.start, sel.end) if sel is not None else (suggestion.context.position,) * 2
+        item = types.InlineCompletionItem(insert_text=(sel.text if sel is not None else "") + suggestion.text,
+                                          range=types.Range(start=_lsp(start), end=_lsp(end)),
+                                          command=accept_command(types, pending.suggestion_id))
         return types.InlineCompletionList(items=[item])
+
+
+def _lsp(position: Position) -> types.Position:
+    return types.Position(line=position.line, character=position.character)

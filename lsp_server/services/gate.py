@@ -328,11 +328,20 @@ class AcceptanceGate:
                             (time.perf_counter() - t0) * 1000, model.version)
 
     # -- learning from outcomes --------------------------------------------------------------
-    def shown(self, uri: str, ctx: CompletionContext, text: str, now: float | None = None) -> None:
+    @staticmethod
+    def shown_key(ctx: CompletionContext) -> int:
+        """What ``shown`` remembers of the text before the cursor: a hash of all of it, so computed on the worker
+        (milliseconds for a file of megabytes), not on the event loop that sends the answer."""
+        return features.prefix_key(ctx.offset, _text_before(ctx))
+
+    def shown(self, uri: str, ctx: CompletionContext, text: str, now: float | None = None,
+              key: int | None = None) -> None:
         """A suggestion goes to the editor (the pipeline calls this as the answer is sent): what the user was shown
-        lately learns it (the gate on or off). One cancelled or stale before it is sent is not remembered."""
+        lately learns it (the gate on or off). One cancelled or stale before it is sent is not remembered. ``key``:
+        ``shown_key(ctx)``, where the caller computed it already."""
+        key = self.shown_key(ctx) if key is None else key
         with self._lock:
-            self.history.shown.record(uri, self._now(now), ctx.offset, _text_before(ctx), text)
+            self.history.shown.record(uri, self._now(now), ctx.offset, key, text)
 
     def record_outcome(self, suggestion_id: str, outcome: str, ts: float | None = None) -> None:
         """An issued suggestion was accepted (fully or partly) or rejected. Each id counts once, except that an

@@ -11,6 +11,7 @@ whether the suggestion is shown; both decisions are logged.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -40,16 +41,17 @@ class SelectedCompletion:
     end: Position
     text: str
 
-    def applied(self, index: LineIndex, position: Position) -> tuple[LineIndex, Position] | None:
-        """The document with the entry inserted and the cursor after it; None when the entry does not fit the
-        request (not on the cursor's line around the cursor, outside the document, or too long)."""
+    def fits(self, index: LineIndex, position: Position) -> bool:
+        """Whether the entry fits the request: one line around the cursor, inside the document, not too long."""
         start, end = self.start, self.end
-        if not (start.line == end.line == position.line and start.character <= position.character <= end.character
+        return (start.line == end.line == position.line and start.character <= position.character <= end.character
                 and index.is_valid(start) and index.is_valid(end) and len(self.text) <= MAX_SELECTED_CHARS
-                and "\n" not in self.text and "\r" not in self.text):
-            return None
-        s, e = index.offset_at(start), index.offset_at(end)
-        virtual = index.replaced(s, e, self.text)
+                and "\n" not in self.text and "\r" not in self.text)
+
+    def applied(self, index: LineIndex) -> tuple[LineIndex, Position]:
+        """The document with the entry inserted (it ``fits``) and the cursor after it."""
+        s = index.offset_at(self.start)
+        virtual = index.replaced(s, index.offset_at(self.end), self.text)
         return virtual, virtual.position_at(s + len(self.text))
 
     def summary(self) -> dict:
@@ -69,6 +71,8 @@ class PendingRequest:
     # "requested": when the job logged the request, by the gate's clock (a replay pins that clock to this time)
     times: dict[str, float] = field(default_factory=dict)
     selected: SelectedCompletion | None = None  # the completion entry the suggestion continues, where it fits
+    # "shown": the gate's key of the text before the cursor (AcceptanceGate.shown_key), computed by the job
+    keys: dict[str, int] = field(default_factory=dict)
 
     def abandon(self, recorder: SessionRecorder, reason: str) -> None:
         """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
@@ -103,31 +107,30 @@ class CompletionPipeline:
             return None
         if not settings.enable:
             return None
-        version = doc.version
+        version, index = doc.indexed_snapshot()
         pending_edit = doc.history.pending  # read with the version, on the loop that applies changes: consistent
         suggestion_id = self.ledger.new_id()
         recorder = self.recorder
         times: dict[str, float] = {}
-        inserted = None
-        if selected is not None:  # judged on the text of this version, which the job's snapshot must still be
-            current, index = doc.indexed_snapshot()
-            inserted = selected.applied(index, position) if current == version else None
-            if inserted is None:
-                log.info("a selected completion entry that does not fit the request is left out: %r", selected)
-                selected = None
+        keys: dict[str, int] = {}
+        if selected is not None and not selected.fits(index, position):  # this version's text, the job's too
+            log.info("a selected completion entry that does not fit the request is left out: %s",
+                     reprlib.repr(selected))
+            selected = None
+        entry = {"selected_completion": selected.summary()} if selected is not None else {}
 
         def job(token: CancelToken) -> Suggestion | None:
             self.counts["requested"] += 1
             current, index = doc.indexed_snapshot()
             if token.cancelled or current != version:  # superseded or outdated while queued: no model call
-                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character, trigger,
-                                   {"selected_completion": selected.summary()} if selected is not None else {},
-                                   pending_edit)
+                recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character,
+                                   trigger, entry, pending_edit)
                 raise Cancelled(token.reason if token.cancelled else "stale")
-            if inserted is not None and selected is not None:
+            if selected is not None:
                 at = index.position_at(index.offset_at(position))  # the editor's cursor, clamped as a context is
-                ctx = self.service.context(inserted[0], doc.language_id, inserted[1], settings)
-                summary = {**ctx.summary(), "selected_completion": selected.summary()}
+                virtual, after_entry = selected.applied(index)
+                ctx = self.service.context(virtual, doc.language_id, after_entry, settings)
+                summary = {**ctx.summary(), **entry}
             else:
                 ctx = self.service.context(index, doc.language_id, position, settings)
                 at, summary = ctx.position, ctx.summary()
@@ -191,10 +194,12 @@ class CompletionPipeline:
                     return None
             if token.cancelled:
                 raise Cancelled(token.reason)
+            if suggestion.text:
+                keys["shown"] = self.gate.shown_key(ctx)  # here on the worker, not as the answer goes out
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
-        return PendingRequest(suggestion_id, future, token, doc, version, times, selected)
+        return PendingRequest(suggestion_id, future, token, doc, version, times, selected, keys)
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
         """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it
@@ -215,5 +220,6 @@ class CompletionPipeline:
         if superseded:
             self.recorder.rejected(superseded, "superseded")
         if suggestion.text:
-            self.gate.shown(uri, suggestion.context, suggestion.text, now=pending.times.get("requested"))
+            self.gate.shown(uri, suggestion.context, suggestion.text, now=pending.times.get("requested"),
+                            key=pending.keys.get("shown"))
         return True

@@ -120,14 +120,13 @@ class LineIndex:
 
     __slots__ = ("text", "_bases", "_shifts", "_lines", "_blocks", "_count", "_flat")
 
-    def __init__(self, text: str, starts: list[int] | None = None) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
-        flat = starts if starts is not None else line_starts(text)
-        size = max(_CHUNK, 1)
-        self._lines = list(range(0, len(flat), size))
-        self._bases = flat[::size]
+        flat = line_starts(text)
+        self._lines = list(range(0, len(flat), _CHUNK))
+        self._bases = flat[::_CHUNK]
         self._shifts = [0] * len(self._lines)
-        self._blocks = [flat[i : i + size] for i in self._lines]
+        self._blocks = [flat[i : i + _CHUNK] for i in self._lines]
         self._count = len(flat)
         self._flat: list[int] | None = None
 
@@ -254,7 +253,7 @@ class LineIndex:
             br = len(blocks) - 1
         first_line = lines[bl]
         new_shifts, new_lines, new_blocks = shifts[:bl], lines[:bl], blocks[:bl]
-        size = max(_CHUNK, 1)
+        size = _CHUNK
         if len(block) < size // 4 and new_blocks:  # too small: join the block before
             prev = new_shifts.pop()
             block = new_blocks.pop() + (list(map((shift - prev).__add__, block)) if shift != prev else block)

@@ -383,16 +383,16 @@ def _retypes_line_above(line: str, above: str) -> bool:
     return not _CLOSING_LINE.fullmatch(line.strip()) or _indent_width(line) >= _indent_width(above)
 
 
-def _end_before_rest(s: str, ctx: CompletionContext) -> str:
-    """``s`` to go before the rest of the cursor line: without its end when that re-types the rest, else stripped,
-    without the closers the rest already has, keeping the spaces before the rest."""
+def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
+    """(``s`` to go before the rest of the cursor line, whether its end re-typed that rest): without that end when it
+    does, else stripped, without the closers the rest already has, keeping the spaces before the rest."""
     retyped = _drop_retyped_rest(s, ctx)
     if retyped is not None:
-        return retyped
+        return retyped, True
     space = _trailing_space(s, ctx)
     s = s.rstrip()
     trimmed = _drop_duplicate_closers(s, ctx).rstrip()
-    return trimmed + space if trimmed == s else trimmed
+    return (trimmed + space if trimmed == s else trimmed), False
 
 
 def _rest_follows(s: str, ctx: CompletionContext) -> bool:
@@ -424,10 +424,9 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
         s = first_line(text)
     if not s.strip():
         return ""
-    fitted = _end_before_rest(s, ctx)
-    if "\n" in fitted and _drop_retyped_rest(s, ctx) is None and not _rest_follows(fitted, ctx):
-        fitted = _end_before_rest(first_line(text), ctx)
-    s = fitted
+    s, retyped = _end_before_rest(s, ctx)
+    if "\n" in s and not retyped and not _rest_follows(s, ctx):
+        s, _ = _end_before_rest(first_line(text), ctx)
     if not s.strip() or _repeats_neighbours(s, ctx):
         return ""
     return s

@@ -121,7 +121,7 @@ class SessionRecorder:
         return str(path) if path else None
 
     @property
-    def unavailable(self) -> str | None:
+    def telemetry_reason(self) -> str | None:
         """Why nothing is recorded (telemetry off, or its database unusable), or what happened to the database while
         recording (deleted, and made again or not); None while all is well."""
         return getattr(self.store, "reason", None)

@@ -169,7 +169,7 @@ def typing_speed(prev_ts: float | None, prev_offset: int | None, ts: float, offs
     return min(MAX_TYPING_CPS, max(0, offset - prev_offset) / dt)
 
 
-def _prefix_key(offset: int, prefix: str | Callable[[], str]) -> int:
+def prefix_key(offset: int, prefix: str | Callable[[], str]) -> int:
     """What a ShownHistory compares: a hash of the offset and the text before it. The text may come as a function
     giving it: serving, which holds the document, copies the whole text before the cursor for a request only when it
     is at the offset of the previous suggestion shown there."""
@@ -200,18 +200,19 @@ class ShownHistory:
         if last is None:
             return ShownRecall()
         shown_ts, shown_offset, prefix_hash = last
-        same = offset == shown_offset and _prefix_key(offset, prefix) == prefix_hash
+        same = offset == shown_offset and prefix_key(offset, prefix) == prefix_hash
         return ShownRecall(ts - shown_ts, typing_speed(shown_ts, shown_offset, ts, offset), same)
 
     def times_shown(self, text: str) -> int:
         key = text.strip()
         return sum(1 for t in self._texts if t == key)
 
-    def record(self, document: str, ts: float, offset: int, prefix: str | Callable[[], str], text: str) -> None:
-        """A suggestion was shown."""
+    def record(self, document: str, ts: float, offset: int, prefix: str | Callable[[], str] | int, text: str) -> None:
+        """A suggestion was shown. ``prefix``: the text before the cursor, or its ``prefix_key`` computed already
+        (serving hashes it on the worker, not on the event loop that sends the answer)."""
         # the same text before the same cursor, kept as a hash: a function giving the text is called here, once per
         # suggestion shown, rather than kept (it would hold a document's text for each of the documents remembered)
-        self._last[document] = (ts, offset, _prefix_key(offset, prefix))
+        self._last[document] = (ts, offset, prefix if isinstance(prefix, int) else prefix_key(offset, prefix))
         self._last.move_to_end(document)
         while len(self._last) > self._memory:
             self._last.popitem(last=False)
