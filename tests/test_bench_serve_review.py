@@ -100,6 +100,7 @@ def test_the_replay_verdict_agrees_with_the_figure_printed():
     m = re.search(r"minutes: ([0-9.]+) s \(target < ([0-9.]+) s, identical\): (PASS|MISS)", out.getvalue())
     assert m, out.getvalue()
     assert float(m.group(1)) == 59.96 and float(m.group(1)) < float(m.group(2))
+    assert m.group(3) == "PASS"  # under the target, as the figure judged says
 
 
 @pytest.mark.parametrize("bench", ["serve", "replay"])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from models import syntax
 from lsp_server.services.context import MAX_SNAP, PREFIX_GRID, build_context, prefix_window_start
 from lsp_server.services.positions import LineIndex, Position, position_at
 from models.syntax import NEUTRAL_FACTS, CursorFacts, cursor_facts, error_count, has_error, node_at, parse
+from tests.lsp_support import best_time
 
 EMOJI = "\U0001f600"
 
@@ -120,15 +119,9 @@ def test_facts_on_a_huge_file_use_a_window_and_stay_fast():
     assert f.in_string and f.block_depth == 3
     # Measured against parsing the whole file on the same machine (~0.4 s; the windowed facts ~150 times less),
     # so that a slow or busy machine scales both; the fastest of three runs leaves out a preemption.
-    elapsed = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        cursor_facts(text, len(text))
-        elapsed.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    parse(text)
-    whole = time.perf_counter() - t0
-    assert min(elapsed) < whole / 10, (elapsed, whole)
+    windowed = best_time(lambda: cursor_facts(text, len(text)), repeats=3)
+    whole = best_time(lambda: parse(text), repeats=1)
+    assert windowed < whole / 10, (windowed, whole)
 
 
 def test_parse_helpers():

@@ -8,16 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.lsp_client import LspClient
+from telemetry.lsp_client import LspClient, change_at
 from tests.lsp_support import model_under_test, server_command, wait_for_rows
 
 HUGE = 10 ** 400  # a JSON integer literal Python reads as an int no float or SQLite integer holds
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def server_log(tmp_path: Path) -> Path:
+    """Where the `server` fixture's server logs (complete once the client has shut it down)."""
+    return tmp_path / "server.log"
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_log: Path):
     db = tmp_path / "telemetry.sqlite3"
-    client = LspClient(server_command(model_under_test(), db))
+    client = LspClient(server_command(model_under_test(), db) + ["--log-file", str(server_log)])
     client.initialize({"acceptanceGate": False})
     yield client, db
     client.shutdown()
@@ -57,43 +63,29 @@ def test_an_accept_command_with_an_empty_id_is_refused(server, command):
         assert conn.execute("SELECT count(*) FROM suggestions WHERE id = ''").fetchone() == (0,)
 
 
-def test_a_second_initialized_notification_is_ignored(tmp_path):
+def test_a_second_initialized_notification_is_ignored(server, server_log):
     """It started a second edit-expiry timer and logged the session's start again."""
-    from telemetry.lsp_client import LspClient, change_at
-    from tests.lsp_support import model_under_test, server_command, wait_for_rows
-
-    db, log_file = tmp_path / "t.sqlite3", tmp_path / "server.log"
-    client = LspClient(server_command(model_under_test(), db) + ["--log-file", str(log_file)])
-    try:
-        client.initialize({"acceptanceGate": False})
-        client.notify("initialized", {})
-        client.did_open("file:///w/a.py", "x = 1\n")
-        client.did_change("file:///w/a.py", 2, [change_at(0, 0, "#")])
-        assert wait_for_rows(db, "SELECT 1 FROM edits")
-        assert client.request("tact/status")["ready"]
-    finally:
-        client.shutdown()
-    assert log_file.read_text().count("a second `initialized` notification is ignored") == 1
+    client, db = server
+    client.notify("initialized", {})
+    client.did_open("file:///w/a.py", "x = 1\n")
+    client.did_change("file:///w/a.py", 2, [change_at(0, 0, "#")])
+    assert wait_for_rows(db, "SELECT 1 FROM edits")
+    assert client.request("tact/status")["ready"]
+    client.shutdown()
+    assert server_log.read_text().count("a second `initialized` notification is ignored") == 1
 
 
-def test_a_huge_malformed_message_is_logged_briefly(tmp_path):
+def test_a_huge_malformed_message_is_logged_briefly(server, server_log):
     """The warnings for malformed feedback quoted the whole message: a megabyte sent was a megabyte logged, each time."""
-    from telemetry.lsp_client import LspClient
-    from tests.lsp_support import model_under_test, server_command
-
-    log_file = tmp_path / "server.log"
-    client = LspClient(server_command(model_under_test(), tmp_path / "t.sqlite3") + ["--log-file", str(log_file)])
-    try:
-        client.initialize({"acceptanceGate": False})
-        blob = "x" * 1_000_000
-        client.notify("tact/didShowCompletion", {"junk": blob})
-        client.notify("tact/didPartiallyAcceptCompletion", {"id": "s", "acceptedLength": blob})
-        client.notify("tact/replayClock", {"ts": blob})
-        client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [[blob]]})
-        client.request("tact/nextEdit", {"junk": blob})
-        assert client.request("tact/status")["sessionId"]
-    finally:
-        client.shutdown()
-    text = log_file.read_text()
+    client, _ = server
+    blob = "x" * 1_000_000
+    client.notify("tact/didShowCompletion", {"junk": blob})
+    client.notify("tact/didPartiallyAcceptCompletion", {"id": "s", "acceptedLength": blob})
+    client.notify("tact/replayClock", {"ts": blob})
+    client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [[blob]]})
+    client.request("tact/nextEdit", {"junk": blob})
+    assert client.request("tact/status")["sessionId"]
+    client.shutdown()
+    text = server_log.read_text()
     assert "without a suggestion id" in text and "acceptedLength must be" in text and "needs a finite ts" in text
     assert len(text) < 20_000, len(text)

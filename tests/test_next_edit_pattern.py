@@ -12,12 +12,13 @@ import time
 import pytest
 
 from lsp_server.services.ledger import SuggestionLedger
-from lsp_server.services.next_edit import NextEditService
+from lsp_server.services.next_edit import NextEditService, _lsp_lines
 from lsp_server.services.positions import Position
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
 from models.next_edit.baseline import _pattern
 from telemetry.text import line_starts
+from tests.lsp_support import best_time
 from tests.telemetry_fakes import ListStore
 
 
@@ -128,18 +129,7 @@ def test_matcher_word_test_is_the_regex_one_over_unicode():
 
 def test_matcher_refuses_an_empty_old_as_before():
     with pytest.raises(IndexError):
-        reference_pattern("")
-    with pytest.raises(IndexError):
         _pattern("")
-
-
-def _best_of_3(run) -> float:
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 _FILE = [f"    value_{i} = compute(value_{i - 1}, {i})\n" for i in range(2000)]
@@ -163,7 +153,7 @@ def test_matcher_cost_does_not_follow_the_length_of_old():
         lines = [f"TABLE = {ident}\n" for ident in idents]
         _use_matcher(idents[3], lines[3])
         runs = iter(range(3))
-        return _best_of_3(lambda: (lambda k: _use_matcher(idents[k], lines[k]))(next(runs)))
+        return best_time(lambda: (lambda k: _use_matcher(idents[k], lines[k]))(next(runs)))
 
     t_small = timed(640)  # about 10 kB
     t_large = timed(64000)  # about 1 MB
@@ -200,12 +190,6 @@ def reference_lines(text: str) -> int | None:
     if len(text.splitlines(keepends=True)) != lines - (1 if text.endswith(("\n", "\r")) else 0):
         return None
     return lines
-
-
-def _lsp_lines(text: str) -> int | None:
-    from lsp_server.services.next_edit import _lsp_lines
-
-    return _lsp_lines(text)
 
 
 def test_line_check_matches_on_every_short_text():
@@ -253,6 +237,6 @@ def test_predict_checks_lines_without_a_table_of_every_line():
     text = "".join(f"row_{i} = [{i}, {i * 7}, 'cell']\n" for i in range(330000))  # about 10 MB
     at = Position(10, 0)
     assert service.predict(text, [], at, predictor="heuristic") is None  # no history: nothing to continue
-    t_reference = _best_of_3(lambda: reference_lines(text))
-    t_predict = _best_of_3(lambda: service.predict(text, [], at, predictor="heuristic"))
+    t_reference = best_time(lambda: reference_lines(text))
+    t_predict = best_time(lambda: service.predict(text, [], at, predictor="heuristic"))
     assert t_predict < t_reference / 2, (t_reference, t_predict)  # about 1/12 here; 1/1 before

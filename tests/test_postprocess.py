@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
 from lsp_server.services.context import CompletionContext, build_context
 from lsp_server.services.positions import position_at
 from lsp_server.services.postprocess import _BRACKET_TOKENS, _outer_marks, _tokens, first_line, trim_suggestion
+from tests.lsp_support import best_time
 
 
 def ctx_at(src: str, language_id: str = "python") -> CompletionContext:
@@ -388,15 +388,6 @@ def test_tokens_are_the_regex_matches_on_varied_text():
         assert list(_tokens(s)) == [(m.start(), m.group()) for m in _BRACKET_TOKENS.finditer(s)], repr(s)
 
 
-def _best_time(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 @pytest.mark.parametrize("mode", ["suffix", "prefix"])
 def test_a_long_line_of_escaped_quotes_costs_about_what_a_line_of_strings_does(mode):
     """On a line of thousands of escaped quotes and no plain one each quote was tried as a string running to the line's
@@ -410,8 +401,8 @@ def test_a_long_line_of_escaped_quotes_costs_about_what_a_line_of_strings_does(m
         else:  # the cursor at the end of the line: a multi-line suggestion reads it for a header's colon
             multi(f"x = {line}|\n", "a\nb = 1\n")
 
-    benign = _best_time(lambda: run('""' * (n // 2)))
-    escaped = _best_time(lambda: run('\\"' * (n // 2)), repeats=1)
+    benign = best_time(lambda: run('""' * (n // 2)))
+    escaped = best_time(lambda: run('\\"' * (n // 2)), repeats=1)
     assert escaped < 20 * benign + 0.05, (escaped, benign)
 
 

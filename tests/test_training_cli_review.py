@@ -78,25 +78,6 @@ def test_half_without_graphs_leaves_no_graphs_that_read_the_fp32_weights(model, 
         check_model_dir(model)
 
 
-def test_a_failed_fp16_rewrite_keeps_the_weights(model, monkeypatch):
-    """store_half wrote model.safetensors in place: a failure midway (a full disk, Ctrl-C) left the only copy of
-    the weights truncated."""
-    import safetensors.numpy
-
-    before = (model / "model.safetensors").read_bytes()
-
-    def failing(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(before[:100])
-        raise OSError(28, "No space left on device", filename)
-
-    monkeypatch.setattr(safetensors.numpy, "save_file", failing)
-    with pytest.raises(OSError):
-        store_half(model)
-    assert (model / "model.safetensors").read_bytes() == before
-    assert sorted(p.name for p in model.iterdir() if ".tmp" in p.name) == []
-
-
 def _writing_half_then_failing(before: bytes):
     """A writer that leaves the first bytes of ``before`` in its file and fails (a full disk)."""
     def failing(tensors, filename, metadata=None):
@@ -104,6 +85,19 @@ def _writing_half_then_failing(before: bytes):
             f.write(before[:100])
         raise OSError(28, "No space left on device", filename)
     return failing
+
+
+def test_a_failed_fp16_rewrite_keeps_the_weights(model, monkeypatch):
+    """store_half wrote model.safetensors in place: a failure midway (a full disk, Ctrl-C) left the only copy of
+    the weights truncated."""
+    import safetensors.numpy
+
+    before = (model / "model.safetensors").read_bytes()
+    monkeypatch.setattr(safetensors.numpy, "save_file", _writing_half_then_failing(before))
+    with pytest.raises(OSError, match="No space left on device"):
+        store_half(model)
+    assert (model / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in model.iterdir() if ".tmp" in p.name) == []
 
 
 def test_a_failed_controller_save_keeps_the_exit_heads(model, tmp_path, monkeypatch):
@@ -117,7 +111,7 @@ def test_a_failed_controller_save_keeps_the_exit_heads(model, tmp_path, monkeypa
     corpus = write_calib_corpus(tmp_path / "corpus")
     before = (model / "exit_heads.safetensors").read_bytes()
     monkeypatch.setattr(safetensors.torch, "save_file", _writing_half_then_failing(before))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         train_controller(model, corpus, batches=1, batch_size=2, log=lambda m: None)
     assert (model / "exit_heads.safetensors").read_bytes() == before
 
@@ -137,7 +131,7 @@ def test_a_failed_record_write_keeps_the_record(model, monkeypatch):
         raise OSError(28, "No space left on device", str(self))
 
     monkeypatch.setattr(Path, "write_text", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         record_entry(model, "note", "x")
     monkeypatch.undo()
     assert read_record(model) == before
@@ -155,7 +149,7 @@ def test_a_failed_ngram_table_save_keeps_the_table(model, monkeypatch):
     table.save(path, model / "tokenizer.json")
     before = path.read_bytes()
     monkeypatch.setattr(safetensors.numpy, "save_file", _writing_half_then_failing(before))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         table.save(path, model / "tokenizer.json")
     assert path.read_bytes() == before
 
