@@ -4,11 +4,11 @@ undo, at a cost that follows the edits rather than the file."""
 from __future__ import annotations
 
 import random
-import time
 
 from lsp_server.services.documents import EditRecord
-from lsp_server.services.next_edit import _undo_whole, line_history
+from lsp_server.services.next_edit import _PY_ONLY_BREAKS, _undo_whole, line_history
 from lsp_server.services.positions import LineIndex, Position
+from tests.lsp_support import best_time
 
 
 def reference_line_history(text: str, records: list[EditRecord]):
@@ -91,9 +91,10 @@ def test_line_history_matches_the_whole_text_undo_on_random_histories():
         text, records = _random_case(rng)
         expected = reference_line_history(text, records)
         assert line_history(text, records) == expected, (case, text, records)
-        kept += len(expected)
-        stopped += len(expected) < len(records)
-    assert kept > 5000 and stopped > 1000  # both full walks and early stops were compared
+        if not any(ch in text for ch in _PY_ONLY_BREAKS):  # (a text holding one is undone whole: no comparison)
+            kept += len(expected)
+            stopped += len(expected) < len(records)
+    assert kept > 5000 and stopped > 1000  # both full walks and early stops went through the windows
 
 
 def test_line_history_matches_on_crlf_joins_and_form_feeds():
@@ -102,12 +103,14 @@ def test_line_history_matches_on_crlf_joins_and_form_feeds():
         ("a\rb", [_record("a\r\nb", 2, 3, "")]),  # the LF of a CRLF removed
         ("a\r\r\nb", [_record("a\r\nb", 1, 1, "\r")]),
         ("x\x0cy\nz\n", [_record("x\ny\nz\n", 1, 2, "\x0c")]),
-        ("\x0c\n" * 3 + "abc\n", [_record("\x0c\n" * 3 + "abd\n", 8, 9, "c")]),
+        ("\x0c\n" * 3 + "abc\n", [_record("\x0c\n" * 3 + "abd\n", 8, 9, "c")]),  # undone whole, as the reference
         ("a\nb\n", [_record("a\n", 2, 2, "b\n")]),
         ("", [_record("abc", 0, 3, "")]),
         ("abc", [_record("", 0, 0, "abc")]),
         ("a\r", [_record("a\r\n", 2, 3, "")]),
         ("a\nb", [_record("a\nb", 0, 3, "a\nb", full=True)]),
+        # a plain text whose newest record removed a form feed: undone, it comes back above the older record's line
+        ("a\nb\nc\ne\n", [_record("a\x0c\nb\nc\nd\n", 7, 8, "e"), _record("a\x0c\nb\nc\ne\n", 1, 2, "")]),
     ]
     for text, records in cases:
         assert line_history(text, records) == reference_line_history(text, records), (text, records)
@@ -132,20 +135,11 @@ def _scaling_case(lines: int):
     return text + tail, records
 
 
-def _best_of_3(text, records) -> float:
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        line_history(text, records)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def test_line_history_cost_follows_the_edits_not_the_file():
     small_text, records = _scaling_case(2_000)
     big_text, big_records = _scaling_case(200_000)
     assert records == big_records
     assert len(line_history(big_text, records)) == 9 == len(line_history(small_text, records))
-    small = _best_of_3(small_text, records)
-    big = _best_of_3(big_text, records)
+    small = best_time(lambda: line_history(small_text, records))
+    big = best_time(lambda: line_history(big_text, records))
     assert big / small < 20, f"200,000 lines: {big * 1000:.1f} ms, 2,000 lines: {small * 1000:.2f} ms"  # ~1 here; ~150 before

@@ -53,18 +53,21 @@ class NextEditResult:
 
 
 def line_history(text: str, records: list[EditRecord]):
-    """(history as line-based `Edit`s oldest first, current text): the records undone from ``text``.
+    """The history as line-based `Edit`s, oldest first: the records undone from ``text``.
 
     Each record is undone on a window of the text's lines (the lines it edits, one line before and at least one
     after, so that a CR and an LF joining across its ends is seen) with the same steps as on the whole text: the
     window stands in for the text, a line before it for the document's first line (whose line break an edit may
-    borrow) and an unterminated line after it for the rest. Lines before the window are numbered as Python splits
-    them; when they hold a break only Python counts (a form feed, U+2028), the rest is undone on the whole text."""
+    borrow) and an unterminated line after it for the rest. Lines are numbered as Python splits them: where a break
+    only Python counts (a form feed, U+2028) is in the text, or comes back with a removed text, the rest is undone
+    on the whole text (the server never asks then: `predict` refuses such texts)."""
     from models.next_edit.examples import Edit, apply_edit, line_ending
 
+    pending = list(reversed(records))
+    if any(ch in text for ch in _PY_ONLY_BREAKS):
+        return _undo_whole(text, pending)[::-1]
     edits: list = []
     doc = _Lines(text)
-    pending = list(reversed(records))
     for done, rec in enumerate(pending):
         if rec.full_replacement:
             break
@@ -176,17 +179,15 @@ _SCAN = 16384  # characters counted per step when looking for a line of the orig
 
 
 class _OriginalLines:
-    """LSP lines of one text, found on demand: line breaks are counted a chunk at a time (C-speed `str.count`),
-    so finding line ``i`` costs a scan of the text before it, not a table of every line; the offsets of Python-only
-    line breaks are collected as far as they are asked about."""
+    """LSP lines of one text (holding no Python-only line break), found on demand: line breaks are counted a chunk at
+    a time (C-speed `str.count`), so finding line ``i`` costs a scan of the text before it, not a table of every
+    line."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.cp_off = [0]  # checkpoints: offsets (never inside a CRLF) ...
         self.cp_brk = [0]  # ... and the LSP line breaks before each
         self.chunks: dict[int, list[int]] = {}  # checkpoint j -> the line starts up to checkpoint j + 1
-        self.odd: list[int] = []  # offsets of Python-only line breaks in text[:odd_to], sorted
-        self.odd_to = 0
 
     def start(self, i: int) -> int | None:
         """Offset where line ``i`` (>= 0) starts; None when the text has no such line."""
@@ -227,24 +228,6 @@ class _OriginalLines:
             out.append(s)
         return out
 
-    def plain(self, lo: int, hi: int | None) -> bool:
-        """Whether lines ``lo``..``hi - 1`` (to the end for None) hold no Python-only line break."""
-        a = self.start(lo)
-        if a is None:
-            return True
-        b = len(self.text) if hi is None else self.start(hi)
-        b = len(self.text) if b is None else b
-        if b > self.odd_to:
-            found = self.odd
-            for ch in _PY_ONLY_BREAKS:
-                k = self.text.find(ch, self.odd_to, b)
-                while k >= 0:
-                    found.append(k)
-                    k = self.text.find(ch, k + 1, b)
-            found.sort()
-            self.odd_to = b
-        return bisect_left(self.odd, b) == bisect_left(self.odd, a)
-
 
 class _Lines:
     """A text as its LSP lines (each with its line break; the last one without, possibly empty): the original text's
@@ -283,22 +266,17 @@ class _Lines:
         return out
 
     def plain_before(self, hi: int) -> bool:
-        """Whether the current lines before line ``hi`` hold no Python-only line break."""
+        """Whether the current lines before line ``hi`` hold no Python-only line break (the original text's hold none:
+        only lines held as strings, which removed texts brought back, can)."""
         at = 0
         for r_lo, r_hi, held in self.runs:
-            if at >= hi:
+            if at >= hi or (held is None and r_hi is None):
                 return True
             if held is not None:
-                part = held[:hi - at]
-                if any(ch in line for line in part for ch in _PY_ONLY_BREAKS):
+                if any(ch in line for line in held[:hi - at] for ch in _PY_ONLY_BREAKS):
                     return False
                 at += len(held)
             else:
-                end = r_lo + (hi - at) if r_hi is None else min(r_hi, r_lo + (hi - at))
-                if not self.original.plain(r_lo, end):
-                    return False
-                if r_hi is None:
-                    return True
                 at += r_hi - r_lo
         return True
 
