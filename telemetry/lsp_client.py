@@ -50,6 +50,7 @@ class LspClient:
         self.server_requests: list[dict] = []
         self.configuration: dict = {}
         self._gone = False  # the server's stdout has ended
+        self._waited_exit = False  # _exited has waited for the process once
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
 
@@ -62,10 +63,17 @@ class LspClient:
             raise LspError(self._exited()) from None
 
     def _exited(self) -> dict:
-        """The error for a server that is gone, with its exit code (a bare "Broken pipe" said nothing of it)."""
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        """The error for a server that is gone, with its exit code (a bare "Broken pipe" said nothing of it). Waited
+        for once (5 s at most); after that its exit is only looked at, so that each later request fails at once."""
+        if self._waited_exit:
+            code = self.proc.poll()
+        else:
+            self._waited_exit = True
+            try:
+                code = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is None:
             return {"code": SERVER_EXITED, "message": "the server closed its input"}
         return {"code": SERVER_EXITED, "message": f"the server exited with code {code}"}
 
@@ -192,13 +200,9 @@ class LspClient:
 
     def inline_completion_async(self, uri: str, line: int, character: int, invoked: bool = False,
                                 selected: dict | None = None) -> tuple[int, queue.Queue]:
-        """Send textDocument/inlineCompletion without waiting: (message id, queue for `result`). ``selected``: the
-        completion widget's entry (LSP's selectedCompletionInfo, ``{range, text}``)."""
-        context: dict = {"triggerKind": 1 if invoked else 2}
-        if selected is not None:
-            context["selectedCompletionInfo"] = selected
-        return self.request_async("textDocument/inlineCompletion", {
-            "textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": context})
+        """Send textDocument/inlineCompletion without waiting: (message id, queue for `result`)."""
+        return self.request_async("textDocument/inlineCompletion",
+                                  inline_completion_params(uri, line, character, invoked, selected))
 
     def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0,
                           selected: dict | None = None) -> list[dict]:
@@ -232,6 +236,16 @@ class LspClient:
     def __exit__(self, *exc) -> None:
         if self.proc.poll() is None:
             self.shutdown()
+
+
+def inline_completion_params(uri: str, line: int, character: int, invoked: bool = False,
+                             selected: dict | None = None) -> dict:
+    """textDocument/inlineCompletion's params. ``selected``: the completion widget's entry (LSP's
+    selectedCompletionInfo, ``{range, text}``: ``change_at`` builds one)."""
+    context: dict = {"triggerKind": 1 if invoked else 2}
+    if selected is not None:
+        context["selectedCompletionInfo"] = selected
+    return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": context}
 
 
 def change_at(line: int, character: int, text: str, end_line: int | None = None, end_character: int | None = None) -> dict:

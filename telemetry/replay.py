@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .lsp_client import LspClient, LspError
+from .lsp_client import LspClient, LspError, change_at, inline_completion_params
 from .oracle import Oracle, accepted_chars
 from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
 from .reconstruct import Request, Script, apply_range, build_script
@@ -350,15 +350,11 @@ class _Driver:
     def _request(self, req: Request, deadline: float | None, next_ts: float) -> None:
         # The gate's timing features (typing speed, time since the last outcome) see the recorded time.
         self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
-        context: dict[str, Any] = {"triggerKind": 1 if req.trigger == "invoked" else 2}
-        sel = req.selected
-        if sel is not None:  # the completion widget's entry the recorded request named
-            context["selectedCompletionInfo"] = {"text": sel["text"], "range": {
-                "start": {"line": sel["start_line"], "character": sel["start_character"]},
-                "end": {"line": sel["end_line"], "character": sel["end_character"]}}}
-        result, rtt = self._answer("textDocument/inlineCompletion", {
-            "textDocument": {"uri": req.uri}, "position": {"line": req.line, "character": req.character},
-            "context": context}, deadline)
+        sel = req.selected  # the completion widget's entry the recorded request named
+        entry = None if sel is None else change_at(sel["start_line"], sel["start_character"], sel["text"],
+                                                   sel["end_line"], sel["end_character"])
+        result, rtt = self._answer("textDocument/inlineCompletion", inline_completion_params(
+            req.uri, req.line, req.character, req.trigger == "invoked", entry), deadline)
         items = (result.get("items") if isinstance(result, dict) else result) or []
         item = items[0] if items else None
         sid = (((item or {}).get("command") or {}).get("arguments") or [None])[0]
@@ -377,7 +373,7 @@ class _Driver:
             if outcome == "accepted":
                 try:
                     self.client.request("workspace/executeCommand", {"command": ACCEPT_COMMAND, "arguments": [sid]})
-                except (LspError, queue.Empty):
+                except LspError:  # LspTimeout (no answer) too
                     pass
             else:
                 if outcome == "partially_accepted":
@@ -395,10 +391,7 @@ class _Driver:
         """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed
         since the entry's start is its beginning."""
         doc = self.texts.get(req.uri, "")
-        try:
-            start = offset_at(doc, sel["start_line"], sel["start_character"])
-        except Exception:
-            return sel["text"]
+        start = offset_at(doc, sel["start_line"], sel["start_character"])  # clamped: the fields are checked ints
         typed = doc[start:req.offset] if start <= req.offset else ""
         return sel["text"][len(typed):] if sel["text"].startswith(typed) else sel["text"]
 
@@ -444,7 +437,7 @@ class _Driver:
                 try:
                     self.client.request("workspace/executeCommand",
                                         {"command": ACCEPT_NEXT_EDIT_COMMAND, "arguments": [sid]})
-                except (LspError, queue.Empty):
+                except LspError:  # LspTimeout (no answer) too
                     pass
             else:
                 reason = logged.get("reject_reason") if basis == "logged" else None
@@ -474,7 +467,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         script = build_script(conn, session_id)
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
-    except (ValueError, TypeError) as exc:  # a JSON column that is not JSON, or not the object it should be
+    except (ValueError, TypeError) as exc:  # a row that is not what its event should be (a payload not an object)
         raise ReplayError(f"{source}: session {session_id} is damaged ({type(exc).__name__}: {exc})") from None
     bad = [key for key in ("settings", "models") if not isinstance(script.session.get(key) or {}, dict)]
     if bad:  # read as a JSON object below; anything else would fail there with a traceback
@@ -616,10 +609,8 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
     try:
         try:
             ids = resolve_sessions(conn, session, source)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.DatabaseError as exc:  # damaged JSON in a column too (reader.DamagedRowError)
             raise ReplayError(f"{source}: cannot read its sessions ({exc})") from None
-        except ValueError as exc:  # a session's settings or models column is not JSON
-            raise ReplayError(f"{source}: its sessions table is damaged ({exc})") from None
         named = _named_model(options)
         if named:
             _check_model(named)

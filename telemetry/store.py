@@ -51,7 +51,7 @@ from .events import (
     event_type,
 )
 from .schema import migrate
-from .text import offset_at
+from .text import line_starts, offset_at
 
 log = logging.getLogger("tact.telemetry")
 
@@ -90,8 +90,9 @@ class TelemetryStats:
 
 @dataclass
 class _OpenDocument:
-    """An open document as the events so far left it, for a database made again mid-session: its edits are only
-    applied when one is needed (or too many wait), so the writer does not rebuild the text each keystroke."""
+    """An open document as the events so far left it, for a database made again mid-session. Its edits are held and
+    applied only when the text is needed (or MAX_HELD_EDITS wait): applying one reads the whole text for its line
+    starts, which the writer should not pay for every edit."""
 
     version: int
     language_id: str
@@ -101,8 +102,9 @@ class _OpenDocument:
     def current(self) -> str:
         for e in self.edits:
             try:
-                start = offset_at(self.text, e.start_line, e.start_character)
-                end = offset_at(self.text, e.end_line, e.end_character)
+                starts = line_starts(self.text)
+                start = offset_at(self.text, e.start_line, e.start_character, starts)
+                end = offset_at(self.text, e.end_line, e.end_character, starts)
                 self.text = self.text[:start] + e.inserted_text + self.text[max(start, end):]
             except Exception:  # a malformed edit (its write failed too) leaves the text as it was
                 continue
@@ -190,7 +192,6 @@ class TelemetryStore:
         self._reopened = 0
         # Writer-thread state.
         self._seq = 0
-        self._skipped = 0  # events of the batch kept out on purpose (see _kept_out)
         self._remade = False  # whether the file open was made again mid-session
         self._lost = ""  # with no file open: how the last one was lost
         # What a database made again mid-session is given first (see _reopen).
@@ -286,12 +287,11 @@ class TelemetryStore:
                 stopping = batch[-1] is _STOP  # close() queues it last, after record() is shut
                 if stopping:
                     batch.pop()
-                self._skipped = 0
-                written = self._write_batch(batch) if batch else 0
+                written, skipped = self._write_batch(batch) if batch else (0, 0)
                 with self._progress:
                     self._written += written
-                    self._dropped += self._skipped
-                    self._failed += len(batch) - written - self._skipped
+                    self._dropped += skipped
+                    self._failed += len(batch) - written - skipped
                     self._processed += len(batch)
                     self._progress.notify_all()
                 if stopping:
@@ -403,8 +403,9 @@ class TelemetryStore:
         assert self._db is not None
         return self._db.execute("SELECT 1 FROM suggestions WHERE id = ?", [event.suggestion_id]).fetchone() is None
 
-    def _write_batch(self, batch: list[Event]) -> int:
-        """Write ``batch`` in one transaction; returns how many events landed. A database another writer keeps locked
+    def _write_batch(self, batch: list[Event]) -> tuple[int, int]:
+        """Write ``batch`` in one transaction; returns how many events landed and how many were kept out on purpose
+        (``_kept_out``). A database another writer keeps locked
         past SQLite's wait is waited for, the batch tried again (meanwhile the queue takes new events, and drops them
         when full): dropped as a bad event, each event that met the lock was lost from the middle of the stream."""
         try:
@@ -414,7 +415,7 @@ class TelemetryStore:
             self._warn("checking the database file failed", exc)
             ready = self._db is not None
         try:
-            return self._write_batch_into(batch) if ready else 0
+            return self._write_batch_into(batch) if ready else (0, 0)
         finally:
             for event in batch:
                 try:
@@ -422,7 +423,7 @@ class TelemetryStore:
                 except Exception as exc:
                     self._warn(f"could not follow a {event_type(event)} event", exc)
 
-    def _write_batch_into(self, batch: list[Event]) -> int:
+    def _write_batch_into(self, batch: list[Event]) -> tuple[int, int]:
         assert self._db is not None
         while True:
             written = skipped = 0
@@ -445,9 +446,8 @@ class TelemetryStore:
                     self._warn("the database is locked by another writer, waiting for it", exc)
                     continue
                 self._warn(f"lost a batch of {len(batch)} events", exc)
-                return 0
-            self._skipped = skipped
-            return written
+                return 0, 0
+            return written, skipped
 
     def _warn(self, what: str, exc: BaseException) -> None:
         """Log a write failure at most once per interval; never includes event contents."""
