@@ -26,10 +26,12 @@ def to_lf(text: str) -> str:
 
 def keep_prefix(prefix_ids: list[int], room: int, grid: int = PREFIX_TOKEN_GRID) -> list[int]:
     """The end of ``prefix_ids`` that fits ``room`` tokens, cut at a multiple of ``grid`` from the start so
-    that appending tokens keeps the same first token until the excess crosses the next multiple."""
+    that appending tokens keeps the same first token until the excess crosses the next multiple. The step is at
+    most a third of the room: a whole grid step cut from a short context's room could leave it nearly empty."""
     over = len(prefix_ids) - room
     if over <= 0:
         return prefix_ids
+    grid = max(1, min(grid, room // 3))
     drop = -(-over // grid) * grid
     return prefix_ids[drop:] if drop < len(prefix_ids) else prefix_ids[-room:] if room > 0 else []
 

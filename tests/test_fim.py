@@ -70,7 +70,7 @@ def test_a_lone_surrogate_is_encoded_as_one_replacement_character(info):
 def test_keep_prefix_edges():
     assert keep_prefix([1, 2, 3], 5) == [1, 2, 3]
     assert keep_prefix(list(range(10)), 4, grid=3) == [6, 7, 8, 9]
-    assert keep_prefix(list(range(10)), 8, grid=4) == [4, 5, 6, 7, 8, 9]
+    assert keep_prefix(list(range(10)), 8, grid=4) == [2, 3, 4, 5, 6, 7, 8, 9]  # the step capped at a third of 8
     assert keep_prefix(list(range(10)), 0) == []
 
 
@@ -136,3 +136,21 @@ def test_a_document_with_crlf_or_cr_line_breaks_gets_the_suggestions_of_its_lf_t
         twin_ctx = service.context(LineIndex(twin), "python", Position(n, cut), settings)
         assert service.runtime.fim_prompt(twin_ctx.prefix, twin_ctx.suffix, 16) == lf_prompt, (n, cut)
         assert service.complete(twin_ctx, settings, CancelToken()).text == lf_text, (n, cut)
+
+
+def test_a_small_budget_keeps_most_of_its_room():
+    """A model with a short context leaves little room for the prefix; one grid step of 128 tokens cut from a prefix
+    just over a room of 130 kept 3 tokens. The step is at most a third of the room, so two thirds always stay."""
+    for room in (130, 142, 200, 300):
+        for over in (1, 5, 40, 127):
+            kept = keep_prefix(list(range(room + over)), room)
+            assert kept == list(range(room + over))[-len(kept):]
+            assert len(kept) <= room
+            assert len(kept) >= room - room // 3, (room, over, len(kept))
+
+
+def test_a_small_budget_still_keeps_its_start_while_the_user_types():
+    """The smaller step moves the prompt's start once per step of typing, not per keystroke."""
+    room = 142
+    starts = [keep_prefix(list(range(n)), room)[0] for n in range(room + 1, room + 1 + 3 * (room // 3))]
+    assert len(set(starts)) <= 4
