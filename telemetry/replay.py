@@ -467,7 +467,8 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         script = build_script(conn, session_id)
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
-    except (ValueError, TypeError) as exc:  # a row that is not what its event should be (a payload not an object)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        # a row that is not what its event should be: a payload not an object, or lacking a field its event has
         raise ReplayError(f"{source}: session {session_id} is damaged ({type(exc).__name__}: {exc})") from None
     bad = [key for key in ("settings", "models") if not isinstance(script.session.get(key) or {}, dict)]
     if bad:  # read as a JSON object below; anything else would fail there with a traceback

@@ -136,17 +136,26 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def load(path: Path, label: str, session: str | None = None, limit: int | None = None,
-         paired: tuple[set[str], str] | None = None) -> Dataset:
-    """Read one database; raises ``ReportError`` only when nothing at all can be read. ``paired``: (session ids,
-    what they are), the sessions the compared database pairs with these: where any is here, only they are read
-    (before ``limit``: the last N of the sessions compared)."""
+Opened = tuple[sqlite3.Connection, str | None]  # a database as ``open_upgraded`` opens it: (connection, note)
+
+
+def _open(path: Path) -> Opened:
+    """``path`` opened for reading (an older schema from an upgraded copy); ``ReportError`` when it cannot be."""
     try:
-        conn, note = open_upgraded(path)
+        return open_upgraded(path)
     except TelemetrySchemaError as exc:
         raise ReportError(str(exc)) from None
     except sqlite3.Error as exc:
         raise ReportError(f"{path}: cannot open ({exc})") from None
+
+
+def load(path: Path, label: str, session: str | None = None, limit: int | None = None,
+         paired: tuple[set[str], str] | None = None, opened: Opened | None = None) -> Dataset:
+    """Read one database; raises ``ReportError`` only when nothing at all can be read. ``paired``: (session ids,
+    what they are), the sessions the compared database pairs with these: where any is here, only they are read
+    (before ``limit``: the last N of the sessions compared). ``opened``: the database already open (``_open``), which
+    the caller closes: an older schema is then copied and upgraded once, not for each read."""
+    conn, note = opened if opened is not None else _open(path)
     data = Dataset(label, str(path))
     if note:
         data.notes.append(note)
@@ -156,17 +165,18 @@ def load(path: Path, label: str, session: str | None = None, limit: int | None =
         conn.execute("BEGIN")
         _read(conn, data, session, limit, paired)
     finally:
-        conn.close()
+        if opened is None:
+            conn.close()
+        else:
+            conn.rollback()
     return data
 
 
-def recorded_sessions(path: Path) -> dict[str, str]:
+def recorded_sessions(conn: sqlite3.Connection | None) -> dict[str, str]:
     """{session id: the recorded session it stands for}: the session it replays for a replay, else itself. Empty for a
-    database that cannot be read here (its load says why). Read as ``load`` reads it, an older schema from an
-    upgraded copy: the original is one this code refuses to read."""
-    try:
-        conn, _ = open_upgraded(path)
-    except (TelemetrySchemaError, sqlite3.Error, OSError):
+    database that cannot be read here (None: it could not be opened; its load says why). ``conn`` is the database as
+    ``load`` reads it, an older schema from its upgraded copy: the original is one this code refuses to read."""
+    if conn is None:
         return {}
     try:
         keys = {sid: sid for (sid,) in conn.execute("SELECT id FROM sessions")}
@@ -177,8 +187,6 @@ def recorded_sessions(path: Path) -> dict[str, str]:
         return keys
     except sqlite3.DatabaseError:
         return {}
-    finally:
-        conn.close()
 
 
 def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None,
@@ -677,22 +685,35 @@ def _paired(database: Path, against: Path, labels: tuple[str, str], session: str
             limit: int | None) -> list[Dataset]:
     """Two databases, where either is a replay, session for session: each side only the sessions whose recording
     the other holds or replays too (a recording and its replay, or two replays of it with other settings)."""
-    keys = (recorded_sessions(database), recorded_sessions(against))
-    replays = tuple(any(sid != key for sid, key in k.items()) for k in keys)
-    if not any(replays):  # two recordings: compared whole
-        return [load(database, labels[0], session, limit), load(against, labels[1], None, limit)]
-    what = tuple("the replays of the sessions compared" if r else "the sessions the other database replays"
-                 for r in replays)
-    theirs = set(keys[1].values())
-    first = load(database, labels[0], session, limit, ({sid for sid, key in keys[0].items() if key in theirs}, what[0]))
-    compared = {keys[0].get(s["id"], s["id"]) for s in first.sessions}
-    pairs = {sid for sid, key in keys[1].items() if key in compared}
-    second = load(against, labels[1], None, limit, (pairs, what[1]))
-    if first.sessions and second.sessions and not pairs:
-        verbs = tuple("replays" if r else "holds" for r in replays)
-        second.notes.append(f"{verbs[1]} none of the sessions {labels[0]} {verbs[0]}: its figures are of other "
-                            "sessions")
-    return [first, second]
+    opened: list[Opened | None] = []
+    try:
+        for path in (database, against):
+            try:
+                opened.append(open_upgraded(path))
+            except (TelemetrySchemaError, sqlite3.Error, OSError):
+                opened.append(None)  # its load says why
+        keys = tuple(recorded_sessions(o[0] if o is not None else None) for o in opened)
+        replays = tuple(any(sid != key for sid, key in k.items()) for k in keys)
+        if not any(replays):  # two recordings: compared whole
+            return [load(database, labels[0], session, limit, opened=opened[0]),
+                    load(against, labels[1], None, limit, opened=opened[1])]
+        what = tuple("the replays of the sessions compared" if r else "the sessions the other database replays"
+                     for r in replays)
+        theirs = set(keys[1].values())
+        first = load(database, labels[0], session, limit,
+                     ({sid for sid, key in keys[0].items() if key in theirs}, what[0]), opened[0])
+        compared = {keys[0].get(s["id"], s["id"]) for s in first.sessions}
+        pairs = {sid for sid, key in keys[1].items() if key in compared}
+        second = load(against, labels[1], None, limit, (pairs, what[1]), opened[1])
+        if first.sessions and second.sessions and not pairs:
+            verbs = tuple("replays" if r else "holds" for r in replays)
+            second.notes.append(f"{verbs[1]} none of the sessions {labels[0]} {verbs[0]}: its figures are of other "
+                                "sessions")
+        return [first, second]
+    finally:
+        for o in opened:
+            if o is not None:
+                o[0].close()
 
 
 def report(database: Path, out: Path, against: Path | None = None, session: str | None = None,

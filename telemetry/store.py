@@ -51,7 +51,7 @@ from .events import (
     event_type,
 )
 from .schema import migrate
-from .text import line_starts, offset_at
+from .text import SplitText, utf16_len
 
 log = logging.getLogger("tact.telemetry")
 
@@ -91,23 +91,25 @@ class TelemetryStats:
 @dataclass
 class _OpenDocument:
     """An open document as the events so far left it, for a database made again mid-session. Its edits are held and
-    applied only when the text is needed (or MAX_HELD_EDITS wait): applying one reads the whole text for its line
-    starts, which the writer should not pay for every edit."""
+    applied only when the text is needed (or MAX_HELD_EDITS wait), all at once on the text split into lines: one
+    pass over the text a batch, where finding each edit's place anew cost a pass per edit."""
 
     version: int
     language_id: str
     text: str
+    ts: float  # its latest open, edit or snapshot: any later edit of it is stamped no earlier
     edits: list[EditEvent] = field(default_factory=list)
 
     def current(self) -> str:
+        if not self.edits:
+            return self.text
+        split = SplitText(self.text)
         for e in self.edits:
             try:
-                starts = line_starts(self.text)
-                start = offset_at(self.text, e.start_line, e.start_character, starts)
-                end = offset_at(self.text, e.end_line, e.end_character, starts)
-                self.text = self.text[:start] + e.inserted_text + self.text[max(start, end):]
+                split.replace(e.start_line, e.start_character, e.end_line, e.end_character, e.inserted_text)
             except Exception:  # a malformed edit (its write failed too) leaves the text as it was
                 continue
+        self.text = split.text()
         self.edits = []
         return self.text
 
@@ -198,7 +200,6 @@ class TelemetryStore:
         self._started: dict[str, SessionStarted] = {}
         self._settings: dict[str, SettingsChanged] = {}
         self._open: dict[tuple[str, str], _OpenDocument] = {}
-        self._last_ts = -math.inf
         self._last_warning = -math.inf
         self._suppressed_warnings = 0
         self._writers: dict[type[Event], Callable[[Any], None]] = {
@@ -340,9 +341,11 @@ class TelemetryStore:
         try:
             self._connect()
             assert self._db is not None
-            # Opens stamped with the last event's time: before every event still to come, after those they hold.
+            # Each open stamped with its document's latest change, not the latest event: an edit is logged once
+            # finished, stamped with its last keystroke, and a request after that keystroke may have been logged
+            # first; stamped after it, the edit still to come sorted before its document was open.
             again: list[Event] = [*self._started.values(), *self._settings.values(), *(
-                DocumentOpened(sid, uri, doc.version, doc.language_id, doc.current(), ts=self._last_ts)
+                DocumentOpened(sid, uri, doc.version, doc.language_id, doc.current(), ts=doc.ts)
                 for (sid, uri), doc in self._open.items())]
             with self._db.atomic():
                 for event in again:
@@ -370,7 +373,6 @@ class TelemetryStore:
 
     def _track(self, event: Event) -> None:
         """Keep what ``_reopen`` needs: sessions running, their latest settings, and open documents."""
-        self._last_ts = max(self._last_ts, event.ts)
         sid = event.session_id
         if isinstance(event, SessionStarted):
             self._started.setdefault(sid, event)
@@ -382,15 +384,17 @@ class TelemetryStore:
         elif isinstance(event, SettingsChanged):
             self._settings[sid] = event
         elif isinstance(event, DocumentOpened):
-            self._open[(sid, event.uri)] = _OpenDocument(event.version, event.language_id, event.text)
+            self._open[(sid, event.uri)] = _OpenDocument(event.version, event.language_id, event.text, event.ts)
         elif isinstance(event, DocumentSnapshot):
             if (doc := self._open.get((sid, event.uri))) is not None:
                 doc.version, doc.text, doc.edits = event.version, event.text, []
+                doc.ts = max(doc.ts, event.ts)
         elif isinstance(event, DocumentClosed):
             self._open.pop((sid, event.uri), None)
         elif isinstance(event, EditEvent):
             if (doc := self._open.get((sid, event.uri))) is not None:
                 doc.version = event.version
+                doc.ts = max(doc.ts, event.ts)
                 doc.edits.append(event)
                 if len(doc.edits) >= MAX_HELD_EDITS:
                     doc.current()
@@ -567,11 +571,17 @@ class TelemetryStore:
     def _write_accepted(self, e: SuggestionAccepted) -> None:
         if self._set_outcome(e, "partially_accepted" if e.partial else "accepted"):  # a rejection before it is over
             self._db.execute("UPDATE suggestions SET reject_reason = NULL WHERE id = ?", [e.suggestion_id])
-        if e.accepted_length is not None:
+        length = e.accepted_length
+        if length is None and not e.partial:
+            # A whole accept with no length (an id the server's ledger no longer held) took all of the text: after a
+            # partial accept, the partial length stayed, and the report counted that much saved.
+            (text,) = self._db.execute("SELECT text FROM suggestions WHERE id = ?", [e.suggestion_id]).fetchone()
+            length = utf16_len(text) if isinstance(text, str) else None
+        if length is not None:
             # Accepted text only grows, whatever order partial accepts are reported in.
             self._db.execute(
                 "UPDATE suggestions SET accepted_length = MAX(COALESCE(accepted_length, 0), ?) WHERE id = ?",
-                [e.accepted_length, e.suggestion_id],
+                [length, e.suggestion_id],
             )
 
     def _write_rejected(self, e: SuggestionRejected) -> None:
