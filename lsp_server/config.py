@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import reprlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -123,7 +124,7 @@ class Settings:
             default = getattr(cls(), f.name)
             coerced = _coerce(value, type(default))
             if coerced is None:
-                problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {value!r}")
+                problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {reprlib.repr(value)}")
                 continue
             setattr(settings, f.name, coerced)
         kept = base if base is not None else cls()  # what a refused value leaves in place
@@ -137,11 +138,11 @@ class Settings:
             if (low is not None and value < low) or (high is not None and value > high):
                 wanted = f"at least {low}" if high is None else f"at most {high}" if low is None else \
                     f"between {low} and {high}"
-                refuse(name, f"{value!r}, but it must be {wanted}")
+                refuse(name, f"{reprlib.repr(value)}, but it must be {wanted}")
         for name, choices in CHOICES.items():
             value = getattr(settings, name)
             if (value.upper() if name == "log_level" else value) not in choices:
-                refuse(name, f"{value!r} is not one of {choices}")
+                refuse(name, f"{reprlib.repr(value)} is not one of {choices}")
         if settings.stop_repeats != 0 and settings.stop_repeats < 2:
             refuse("stop_repeats", f"{settings.stop_repeats} is neither 0 (never) nor at least 2")
         settings.log_level = settings.log_level.upper()  # Python's level names; "info" was always taken as INFO
@@ -161,14 +162,31 @@ def to_camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def finite_float(value: Any) -> float | None:
+    """A JSON number as a finite float, or None: not a number, a bool, NaN, infinite, or an integer too large for a
+    float (JSON allows any length; float() and math.isfinite() raise OverflowError on one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _coerce(value: Any, kind: type) -> Any:
     if kind is bool:
         return value if isinstance(value, bool) else None
     if kind is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     if kind is float:  # NaN (Python's JSON reads it) would pass every range check: refused as not a number
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-        return float(value) if ok else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        try:
+            number = float(value)  # infinity stays a number (a stopThreshold above 1 turns Stop off)
+        except OverflowError:  # an integer literal no float holds (float() and math.isnan() raised)
+            return None
+        return None if math.isnan(number) else number
     if kind is str:
         return value if isinstance(value, str) else None
     return None

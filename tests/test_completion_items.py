@@ -74,7 +74,9 @@ def _classic_item(monkeypatch, text, suggestion, *, snippet=True, modes=None):
         completion=types.CompletionClientCapabilities(completion_item=item_caps)))
     params = types.CompletionParams(text_document=types.TextDocumentIdentifier(uri="file:///a.py"),
                                     position=types.Position(ctx.position.line, ctx.position.character))
-    result = asyncio.run(handlers[types.TEXT_DOCUMENT_COMPLETION](SimpleNamespace(client_capabilities=caps), params))
+    pipeline = SimpleNamespace(list_trigger=lambda uri, invoked, retrigger: "automatic")
+    ls = SimpleNamespace(client_capabilities=caps, pipeline=pipeline)
+    result = asyncio.run(handlers[types.TEXT_DOCUMENT_COMPLETION](ls, params))
     return result.items[0]
 
 

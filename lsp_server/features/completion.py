@@ -57,9 +57,13 @@ def relative_indent(text: str, indent: str) -> str:
 def register(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
     async def completion(ls, params: types.CompletionParams) -> types.CompletionList:
-        invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-        found = await suggest(ls, params.text_document.uri, params.position.line, params.position.character,
-                              "invoked" if invoked else "automatic")
+        # Without a context (LSP sends one only to clients that declare contextSupport) the request counts as asked
+        # for: Neovim 0.7's omnifunc sends none and runs only on the user's keys, and gating a suggestion the user
+        # asked for loses it, where an older Helix's unasked requests go ungated, as with the gate off.
+        kind = params.context.trigger_kind if params.context is not None else types.CompletionTriggerKind.Invoked
+        trigger = ls.pipeline.list_trigger(params.text_document.uri, kind == types.CompletionTriggerKind.Invoked,
+                                           kind == types.CompletionTriggerKind.TriggerForIncompleteCompletions)
+        found = await suggest(ls, params.text_document.uri, params.position.line, params.position.character, trigger)
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
         pending, suggestion = found

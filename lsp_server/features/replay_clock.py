@@ -9,9 +9,9 @@ Editors never send it; a live session keeps the wall clock.
 from __future__ import annotations
 
 import logging
-import math
 import reprlib
 
+from lsp_server.config import finite_float
 from lsp_server.features.feedback import field
 from lsp_server.protocol import REPLAY_CLOCK
 
@@ -22,19 +22,8 @@ def register(server) -> None:
     @server.feature(REPLAY_CLOCK)
     def replay_clock(ls, params) -> None:
         ts = field(params, "ts")
-        pinned = _seconds(ts)
+        pinned = finite_float(ts)  # an int too large for a float is refused (float() raised)
         if pinned is None:
             log.warning("%s needs a finite ts (unix seconds), got %s", REPLAY_CLOCK, reprlib.repr(ts))
             return
         ls.gate.clock = lambda: pinned
-
-
-def _seconds(ts) -> float | None:
-    """``ts`` as a finite float, or None; an int too large for a float is refused (float() raised)."""
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-        return None
-    try:
-        value = float(ts)
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) else None

@@ -105,7 +105,8 @@ class CompletionService:
         path = self.resolve(model_path)
         with self._queue_lock:
             self._queued += 1
-            if self._load_key != (path, weights) or self.runtime is None:
+            # the loaded model asked for again is work too while an earlier load waits: that one replaces it first
+            if self._queued > 1 or self._load_key != (path, weights) or self.runtime is None:
                 self._loaded.clear()
                 self.status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
         return self._loader.submit(self._queued_load, model_path, threads, weights)
@@ -130,11 +131,13 @@ class CompletionService:
             loaded = self.runtime if self._load_key is not None and self._load_key[0] == path else None
             self._load_key = (path, weights)
             self._loaded.clear()
-            self.status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
+            with self._queue_lock:
+                if self._queued <= 1:  # else a later load's "loading" stands: that one is what the settings name
+                    self.status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
             if loaded is None:  # another model: let go of the one before first, so that its memory can be reused
                 self.runtime = None
             t0 = time.perf_counter()
-            status = self.status
+            status = ModelStatus(loading=True, model_dir=str(path), weights=weights)
             try:
                 if loaded is not None:  # the same directory, other weights: keep the graphs prompts read (a decode
                     loaded.use_weights(weights)  # under way finishes first: the runtime's lock)

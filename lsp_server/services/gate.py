@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import reprlib
 import threading
 import time
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsp_server.config import Settings
+from lsp_server.config import Settings, finite_float
 from lsp_server.protocol import ACCEPTANCE_PRIOR
 from lsp_server.services.context import CompletionContext
 from models.acceptance import features
@@ -94,8 +95,11 @@ def _text_before(ctx: CompletionContext):
     return ctx.prefix if document is None else lambda: document[:offset]
 
 
+MAX_PRIOR_COUNT = 2 ** 53  # a count of decisions past this is no real one (and the features' logarithms overflow)
+
+
 def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PRIOR_COUNT
 
 
 def parse_prior(value) -> dict | None:
@@ -104,13 +108,13 @@ def parse_prior(value) -> dict | None:
     if isinstance(value, dict):
         last, at = value.get("lastOutcome"), value.get("lastOutcomeAt")
         known_last = last is None or last in ACCEPTED_OUTCOMES or last == "rejected"
-        known_at = at is None or (isinstance(at, (int, float)) and not isinstance(at, bool) and math.isfinite(at))
+        known_at = at is None or finite_float(at) is not None  # math.isfinite raised on an int no float holds
         if _count(value.get("accepted")) and _count(value.get("rejected")) and known_last and known_at \
                 and (last is None) == (at is None):
             return {"accepted": value["accepted"], "rejected": value["rejected"], "last_outcome": last,
                     "last_outcome_at": None if at is None else float(at)}
-    log.warning("acceptance gate: %s must be {accepted, rejected, lastOutcome, lastOutcomeAt}, got %r; the prior "
-                "comes from the telemetry database", ACCEPTANCE_PRIOR, value)
+    log.warning("acceptance gate: %s must be {accepted, rejected, lastOutcome, lastOutcomeAt}, got %s; the prior "
+                "comes from the telemetry database", ACCEPTANCE_PRIOR, reprlib.repr(value))
     return None
 
 

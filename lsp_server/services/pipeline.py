@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import reprlib
+import weakref
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -96,6 +97,22 @@ class CompletionPipeline:
         self.recorder = recorder
         self.gate = gate if gate is not None else AcceptanceGate()  # without a model: off
         self.counts: Counter[str] = Counter()  # this session: requested, skipped, generated, hidden, issued
+        # per open document: the trigger of the classic completion request that opened the editor's list
+        self._list_triggers: weakref.WeakKeyDictionary[Document, str] = weakref.WeakKeyDictionary()
+
+    def list_trigger(self, uri: str, invoked: bool, retrigger: bool) -> str:
+        """The trigger of a classic completion request, "invoked" or "automatic" (on the event loop). A retrigger of
+        the open list (LSP's TriggerForIncompleteCompletions: every answer is incomplete, so the editor asks again at
+        each keystroke while its list is open) takes the trigger of the request that opened the list: after an
+        explicit request the next keystrokes were gated as automatic, and the suggestion could leave the list the
+        user had asked for. A reopened document starts afresh."""
+        doc = self.documents.get(uri)
+        if retrigger:
+            return self._list_triggers.get(doc, "automatic") if doc is not None else "automatic"
+        trigger = "invoked" if invoked else "automatic"
+        if doc is not None:
+            self._list_triggers[doc] = trigger
+        return trigger
 
     def request(self, uri: str, position: Position, trigger: str, settings: Settings,
                 selected: SelectedCompletion | None = None) -> PendingRequest | None:
