@@ -52,8 +52,9 @@ class NextEditResult:
     answer: NextEditAnswer
 
 
-def line_history(text: str, records: list[EditRecord]):
-    """The history as line-based `Edit`s, oldest first: the records undone from ``text``.
+def line_history(text: str, records: list[EditRecord], index: LineIndex | None = None):
+    """The history as line-based `Edit`s, oldest first: the records undone from ``text`` (``index``: the document's
+    line index of it, where the text's lines are found without counting its line breaks).
 
     Each record is undone on a window of the text's lines (the lines it edits, one line before and at least one
     after, so that a CR and an LF joining across its ends is seen) with the same steps as on the whole text: the
@@ -67,7 +68,7 @@ def line_history(text: str, records: list[EditRecord]):
     if any(ch in text for ch in _PY_ONLY_BREAKS):
         return _undo_whole(text, pending)[::-1]
     edits: list = []
-    doc = _Lines(text)
+    doc = _Lines(text, index)
     for done, rec in enumerate(pending):
         if rec.full_replacement:
             break
@@ -179,12 +180,13 @@ _SCAN = 16384  # characters counted per step when looking for a line of the orig
 
 
 class _OriginalLines:
-    """LSP lines of one text (holding no Python-only line break), found on demand: line breaks are counted a chunk at
-    a time (C-speed `str.count`), so finding line ``i`` costs a scan of the text before it, not a table of every
-    line."""
+    """LSP lines of one text (holding no Python-only line break), found on demand: read from the document's line index
+    when there is one; else line breaks are counted a chunk at a time (C-speed `str.count`), so finding line ``i``
+    costs a scan of the text before it, not a table of every line (which would cost a scan of all of it)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, index: LineIndex | None = None) -> None:
         self.text = text
+        self.index = index
         self.cp_off = [0]  # checkpoints: offsets (never inside a CRLF) ...
         self.cp_brk = [0]  # ... and the LSP line breaks before each
         self.chunks: dict[int, list[int]] = {}  # checkpoint j -> the line starts up to checkpoint j + 1
@@ -193,6 +195,8 @@ class _OriginalLines:
         """Offset where line ``i`` (>= 0) starts; None when the text has no such line."""
         if i == 0:
             return 0
+        if self.index is not None:
+            return self.index.line_bounds(i)[0] if i < self.index.line_count else None
         text, cp_off, cp_brk = self.text, self.cp_off, self.cp_brk
         n = len(text)
         while cp_brk[-1] < i and cp_off[-1] < n:
@@ -233,8 +237,8 @@ class _Lines:
     """A text as its LSP lines (each with its line break; the last one without, possibly empty): the original text's
     lines, read on demand, with some runs of them replaced by lines held as strings."""
 
-    def __init__(self, text: str) -> None:
-        self.original = _OriginalLines(text)
+    def __init__(self, text: str, index: LineIndex | None = None) -> None:
+        self.original = _OriginalLines(text, index)
         self.runs: list[list] = [[0, None, None]]  # [lo, hi, lines]: original lines lo..hi-1 (hi None: to the end),
         # or, where lines is a list, those strings
 
@@ -333,11 +337,12 @@ def _split_lsp(text: str) -> list[str]:
     return [text[a:b] for a, b in zip(starts, starts[1:])] + [text[starts[-1]:]]
 
 
-def trimmed_range(text: str, edit) -> tuple[Position, Position, str] | None:
+def trimmed_range(text: str, edit, index: LineIndex | None = None) -> tuple[Position, Position, str] | None:
     """The LSP range and new text of a line edit, with the unchanged characters at both ends left out
     (identifiers kept whole, as the baseline widens its replacements); None for an edit that changes nothing. Cut
     from `splice`, so the editor's text is exactly `apply_edit`'s (line breaks included); an end never falls inside
-    a CRLF, which no position names."""
+    a CRLF, which no position names. ``index``: the document's line index of ``text`` (else one is built, a scan of
+    the whole text)."""
     from models.next_edit.examples import splice
 
     a, b, new = splice(text, edit)
@@ -349,7 +354,7 @@ def trimmed_range(text: str, edit) -> tuple[Position, Position, str] | None:
         p -= 1
     if s and text[b - s - 1:b - s + 1] == "\r\n":
         s -= 1
-    index = LineIndex(text)
+    index = index if index is not None else LineIndex(text)
     return index.position_at(a + p), index.position_at(b - s), new[p:len(new) - s]
 
 
@@ -470,18 +475,22 @@ class NextEditService:
     def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
                 model_path: str = "", should_cancel: Callable[[], bool] | None = None,
                 predictor: str = "auto", threshold: float = 0.0, ranker_path: str = "",
-                ranker_threshold: float = -1.0) -> NextEditResult | None:
+                ranker_threshold: float = -1.0, index: LineIndex | None = None) -> NextEditResult | None:
         """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
 
         ``predictor``: ``ranker`` (the edit ranker's best candidate), ``heuristic`` (the repeat-the-last-
         replacement baseline), ``model`` (the model's edit, if any) or ``auto`` (the ranker's edit when it is
         shown, else the model's); see `models.next_edit.model.predict_with`. The result may be one to hide
-        (``shown`` false: below ``threshold`` for the model, ``ranker_threshold`` or the ranker's own for it)."""
+        (``shown`` false: below ``threshold`` for the model, ``ranker_threshold`` or the ranker's own for it).
+        ``index``: the document's line index of ``text``, read instead of scanning the text for its lines (a request
+        near the end of a 200,000-line file counted the line breaks before it and built a second index of it)."""
+        if index is not None and index.text != text:  # the same object as a rule: compared at no cost then
+            raise ValueError("the line index given is not of the text predicted for")
         lines = _lsp_lines(text)
         if lines is None:
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         cursor_line = min(position.line, lines - 1)  # past the end: the last line (LSP clamps a column so too)
-        history = line_history(text, records)
+        history = line_history(text, records, index)
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
         t0 = time.perf_counter()
@@ -493,7 +502,7 @@ class NextEditService:
                              ranker_threshold)
         if found is None:
             return None
-        trimmed = trimmed_range(text, found.edit)
+        trimmed = trimmed_range(text, found.edit, index)
         if trimmed is None:
             return None  # an edit that changes nothing is never shown, whoever proposed it
         start, end, new_text = trimmed
@@ -503,7 +512,8 @@ class NextEditService:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
         the future gives a NextEditResult to show or None, or raises Cancelled (superseded, outdated).
         None at once when the version is outdated. A result goes to the editor only through `issue`."""
-        current_version, text = doc.snapshot()
+        current_version, index = doc.indexed_snapshot()
+        text = index.text
         if current_version != version or not settings.next_edit or doc.is_binary:
             return None
         records = doc.history.recent(HISTORY_RECORDS)
@@ -520,7 +530,7 @@ class NextEditService:
                 raise Cancelled(token.reason if token.cancelled else "stale")
             result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
                                   settings.next_edit_predictor, settings.next_edit_threshold,
-                                  settings.next_edit_ranker_path, settings.next_edit_ranker_threshold)
+                                  settings.next_edit_ranker_path, settings.next_edit_ranker_threshold, index)
             if token.cancelled:
                 raise Cancelled(token.reason)
             if result is None:

@@ -43,11 +43,16 @@ def continues(last: Edit, target: Edit) -> bool:
 
 
 def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit], split: str = "train",
-                         meta: dict | None = None) -> list[Example]:
-    """Examples from one document's line edits (each applying to the text the one before it left)."""
-    texts = [opened]
-    for e in edits:
-        texts.append(apply_edit(texts[-1], e))
+                         meta: dict | None = None, texts: list[str] | None = None) -> list[Example]:
+    """Examples from one document's line edits (each applying to the text the one before it left). ``texts``: the
+    text before each edit and after the last (``opened`` first) where the caller already built them, so the edits
+    are not applied a second time; else they are rebuilt here."""
+    if texts is None:
+        texts = [opened]
+        for e in edits:
+            texts.append(apply_edit(texts[-1], e))
+    elif len(texts) != len(edits) + 1 or texts[0] != opened:
+        raise ValueError("texts must be the text at open and the text after each edit")
     out = []
     for k in range(1, len(edits)):
         target = edits[k]
@@ -61,50 +66,51 @@ def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit]
 
 
 def _document_streams(conn, session_id: str, skipped: Counter):
-    """(uri, text at open, line edits) for each open period of each document of a session, its logged edits
-    applied in order. An edit that does not fit the rebuilt text ends its document's stream there: the edits
-    before it still give examples, the rest of that open period none."""
+    """(uri, line edits, texts) for each open period of each document of a session, its logged edits applied in
+    order; ``texts`` holds the text at open and the text after each line edit (each checked against the line edit as
+    it is made, so nobody applies the edits again). An edit that does not fit the rebuilt text ends its document's
+    stream there: the edits before it still give examples, the rest of that open period none."""
     from telemetry.reader import session_timeline
     from telemetry.reconstruct import apply_range
 
-    open_docs: dict[str, tuple[str, str, list[Edit]]] = {}  # uri -> (text at open, text now, line edits)
+    open_docs: dict[str, tuple[list[Edit], list[str]]] = {}  # uri -> (line edits, texts: at open, after each edit)
     lost: set[str] = set()  # documents whose text is unknown until they are opened again
     for item in session_timeline(conn, session_id):
         kind, uri = item["type"], item.get("uri")
         if kind in ("document_opened", "document_closed") and uri in open_docs:
-            opened, _now, edits = open_docs.pop(uri)
-            yield uri, opened, edits
+            edits, texts = open_docs.pop(uri)
+            yield uri, edits, texts
         if kind in ("document_opened", "document_closed"):
             lost.discard(uri)
         if kind == "document_opened":
-            text = item.get("text") or ""
-            open_docs[uri] = (text, text, [])
+            open_docs[uri] = ([], [item.get("text") or ""])
         elif kind == "edit" and uri in lost:
             skipped["edit after one that did not fit the rebuilt text"] += 1
         elif kind == "edit" and uri not in open_docs:
             skipped["edit on a document with no logged open"] += 1
         elif kind == "edit":
-            opened, text, edits = open_docs[uri]
+            edits, texts = open_docs[uri]
+            text = texts[-1]
             after = apply_range(text, item["start_line"], item["start_character"], item["end_line"],
                                 item["end_character"], item["inserted_text"], item["removed_text"])
             if after is None:
                 skipped["edit that does not fit the rebuilt text: its document's stream ends there"] += 1
                 del open_docs[uri]
                 lost.add(uri)
-                yield uri, opened, edits
+                yield uri, edits, texts
                 continue
             edit = line_edit(text, after)
             if edit is not None and apply_edit(text, edit) != after:  # a form feed or U+2028 breaks the lines
                 skipped["edit whose lines Python and LSP count differently: its document's stream ends there"] += 1
                 del open_docs[uri]
                 lost.add(uri)
-                yield uri, opened, edits
+                yield uri, edits, texts
                 continue
             if edit is not None:
                 edits.append(edit)
-            open_docs[uri] = (opened, after, edits)
-    for uri, (opened, _text, edits) in open_docs.items():
-        yield uri, opened, edits
+                texts.append(after)
+    for uri, (edits, texts) in open_docs.items():
+        yield uri, edits, texts
 
 
 def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
@@ -128,9 +134,9 @@ def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
             for session in sessions:
                 found = []
                 try:
-                    for uri, opened, edits in _document_streams(conn, session["id"], result.skipped):
-                        found += examples_from_stream(uri, session["id"], opened, edits,
-                                                      meta={"database": Path(path).name})
+                    for uri, edits, texts in _document_streams(conn, session["id"], result.skipped):
+                        found += examples_from_stream(uri, session["id"], texts[0], edits,
+                                                      meta={"database": Path(path).name}, texts=texts)
                 except sqlite3.DatabaseError:  # a damaged row: the session is left out, the others kept
                     result.skipped["session with a damaged row"] += 1
                     continue

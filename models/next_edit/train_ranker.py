@@ -37,16 +37,33 @@ THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.0, 0.96, 0.01))
 
 def sample_jsonl(path: Path, n: int | None, seed: int = 0) -> list[Example]:
     """``n`` examples drawn at random (seeded) from a JSON-lines file, all of them when n is None;
-    only the chosen lines are parsed (the synthetic file is large)."""
-    with open(path, encoding="utf-8") as f:
-        total = sum(1 for _ in f)
-    chosen = set(range(total)) if n is None or n >= total else set(random.Random(seed).sample(range(total), n))
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i in chosen and line.strip():
-                out.append(Example.from_json(json.loads(line)))
-    return out
+    only the chosen lines are parsed (the synthetic file is large). The file is read once: a pass notes where each
+    line starts (keeping the lines while there may be no more than ``n``), then the lines drawn are read from there;
+    the draw is over line numbers, blank lines included, as before. Rows hold no raw line break (JSON escapes
+    them), so the file is split on LF alone."""
+    def parsed(lines) -> list[Example]:
+        return [Example.from_json(json.loads(line)) for line in lines if line.strip()]
+
+    with open(path, "rb") as f:
+        if n is None:
+            return parsed(f)
+        starts: list[int] = []
+        kept: list[bytes] | None = []  # every line so far, while there are no more than n
+        at = 0
+        for line in f:
+            starts.append(at)
+            at += len(line)
+            if kept is not None:
+                kept.append(line)
+                if len(kept) > n:
+                    kept = None
+        if kept is not None:
+            return parsed(kept)
+        out = []
+        for i in sorted(random.Random(seed).sample(range(len(starts)), n)):
+            f.seek(starts[i])
+            out.extend(parsed([f.readline()]))
+        return out
 
 
 def fold_of(package: str) -> int:
