@@ -9,6 +9,7 @@ import type { IssuerNotifications, ServerRun } from "./issuer";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { InlineCompletionRequest } from "vscode-languageclient/node";
 import {
+  extendsEntry,
   partialAcceptLength,
   reasonForEndOfLife,
   SuggestionTracker,
@@ -198,20 +199,32 @@ export class InlineSuggestions implements vscode.Disposable {
     }
     const items = Array.isArray(converted) ? converted : (converted?.items ?? []);
     const out: vscode.InlineCompletionItem[] = [];
+    // the document's line breaks: VS Code inserts the text with them, and Enter types them
+    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+    const entry = context.selectedCompletionInfo;
+    const entryEdit = entry && { start: document.offsetAt(entry.range.start), end: document.offsetAt(entry.range.end), text: entry.text };
+    const read = (start: number, end: number) => document.getText(new vscode.Range(document.positionAt(start), document.positionAt(end)));
+    /** Whether VS Code's choice of item to show is made: its first, or over the widget's entry the first that extends it. */
+    let chosen = false;
+    /** The item on screen, when it is followed: over the widget's entry only one that starts where the entry does (as
+     * the server's do); accepting the entry rewrites what comes before the cursor, which the tracker follows only
+     * from the item's start. */
+    let onScreen: Tracked | undefined;
     for (const item of items) {
       const id = suggestionId(item);
       const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
+      const anchor = document.offsetAt(item.range?.start ?? position);
+      const visible: boolean =
+        !chosen &&
+        (!entryEdit || extendsEntry({ start: anchor, end: document.offsetAt(item.range?.end ?? position), text }, entryEdit, read, eol));
+      chosen ||= visible;
       if (!id || !text) {
         out.push(item);
         continue;
       }
-      const anchor = document.offsetAt(item.range?.start ?? position);
-      // the document's line breaks: VS Code inserts the text with them, and Enter types them
-      const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
-      // an item that extends the completion widget's entry starts with it, from the entry's start
-      const entry = context.selectedCompletionInfo;
-      const entryUnits =
-        entry && anchor === document.offsetAt(entry.range.start) && text.startsWith(entry.text) ? entry.text.length : 0;
+      // an item that extends the completion widget's entry from the entry's start holds the entry first: accepting
+      // only the entry accepts none of the suggestion
+      const entryUnits = entryEdit && anchor === entryEdit.start && text.startsWith(entryEdit.text) ? entryEdit.text.length : 0;
       run.remember(id);
       const tracked: Tracked = {
         id,
@@ -223,6 +236,9 @@ export class InlineSuggestions implements vscode.Disposable {
       };
       this.byItem.set(item, tracked);
       this.byId.set(id, tracked);
+      if (visible && (!entryEdit || entryUnits > 0)) {
+        onScreen = tracked;
+      }
       if (this.byId.size > MAX_TRACKED) {
         this.byId.delete(this.byId.keys().next().value as string); // the oldest; long over
       }
@@ -231,19 +247,21 @@ export class InlineSuggestions implements vscode.Disposable {
     if (out.length > 0) {
       this.recordLatency(Date.now() - started);
     }
-    this.answered(document, version, context, token, out);
+    this.answered(document, version, context, token, out, onScreen);
     return out;
   }
 
   /** Follows what VS Code does with an answer: it drops a cancelled or outdated one; otherwise the answer's
-   * first item replaces the ghost text on screen, and an empty answer removes it. With the proposed API,
-   * VS Code reports both (shown, superseded) itself and the tracker only follows the cursor. */
+   * visible item (its first, or over the completion widget's entry the first that extends the entry) replaces the
+   * ghost text on screen, and an answer with none removes it; onScreen is that item when it is followed. With the
+   * proposed API, VS Code reports both (shown, superseded) itself and the tracker only follows the cursor. */
   private answered(
     document: vscode.TextDocument,
     version: number,
     context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
     out: vscode.InlineCompletionItem[],
+    onScreen?: Tracked,
   ): void {
     if (token.isCancellationRequested || document.version !== version) {
       return;
@@ -251,14 +269,15 @@ export class InlineSuggestions implements vscode.Disposable {
     const first = out.length > 0 ? this.byItem.get(out[0]) : undefined;
     // The fetch a partial accept, an undo or a redo causes: VS Code keeps showing the suggestion while it fits
     // (unless the answer is that same edit), so the answer is not on screen.
-    const onScreen = this.active?.uri === document.uri.toString() ? this.active : undefined;
-    if (onScreen && !onScreen.tracker.replacedBy(first?.tracker, context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic)) {
+    const preserved = this.active?.uri === document.uri.toString() ? this.active : undefined;
+    if (preserved && !preserved.tracker.replacedBy(first?.tracker, context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic)) {
       return;
     }
     this.endActive("superseded");
-    // With an entry of the suggest widget selected, VS Code only shows items that extend it, which the
-    // server does not aim for: not known to be on screen, so neither shown nor followed.
-    this.active = context.selectedCompletionInfo ? undefined : first;
+    // Over the completion widget's entry, the item extending it is shown as ghost text after the entry: followed
+    // from the entry's start, where the item's range begins. Accepting the entry (Tab or Enter in the widget)
+    // types its rest through, and the ghost text goes on after it.
+    this.active = onScreen;
     if (this.active && !this.proposedApi) {
       this.shown(this.active);
     }
@@ -352,8 +371,12 @@ export class InlineSuggestions implements vscode.Disposable {
         this.reject(tracked, verdict.reason);
         break;
       case "partiallyAccepted":
-        tracked.partialSent = Math.max(tracked.partialSent, verdict.acceptedLength);
-        this.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: verdict.acceptedLength });
+        // no more than the completion widget's entry the item starts with is none of the suggestion (as with the
+        // proposed API)
+        if (verdict.acceptedLength > tracked.partialSent) {
+          tracked.partialSent = verdict.acceptedLength;
+          this.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: verdict.acceptedLength });
+        }
         break;
       case "completed":
         // Tab's accept command reports it (byId keeps it until then); typed to the end by hand, none comes

@@ -67,6 +67,39 @@ export function partialAcceptLength(info: unknown): number | undefined {
   return typeof length === "number" && Number.isInteger(length) && length >= 0 ? length : undefined;
 }
 
+/** A replacement of document[start, end) by text, in document offsets (VS Code's SingleTextEdit). */
+export interface OffsetEdit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+/** Whether VS Code shows an inline item while its completion widget has an entry selected: only an item that
+ * extends the entry is shown (InlineCompletionsModel._computeAugmentation). Both edits first lose the text they
+ * repeat from the document (singleTextRemoveCommonPrefix; the item's only up to the entry's end); then the item
+ * must replace from where the entry does, at least as far, and its text must start with the entry's. read(start,
+ * end) gives the document's text; the texts are compared with the document's line breaks (eol). */
+export function extendsEntry(item: OffsetEdit, entry: OffsetEdit, read: (start: number, end: number) => string, eol = "\n"): boolean {
+  const base = withoutRepeatedPrefix(entry, entry.end, read, eol);
+  const extended = withoutRepeatedPrefix(item, base.end, read, eol);
+  return extended.start === base.start && extended.end >= base.end && extended.text.startsWith(base.text);
+}
+
+/** The edit without the text it repeats from the document at its start, reading the document no further than until. */
+function withoutRepeatedPrefix(edit: OffsetEdit, until: number, read: (start: number, end: number) => string, eol: string): OffsetEdit {
+  const text = edit.text.replace(/\r\n|\r|\n/g, eol);
+  const end = Math.min(edit.end, until);
+  if (end < edit.start) {
+    return { ...edit, text }; // nothing of the document to compare with (VS Code's empty intersection)
+  }
+  const replaced = read(edit.start, end);
+  let common = 0;
+  while (common < replaced.length && common < text.length && replaced[common] === text[common]) {
+    common++;
+  }
+  return { start: edit.start + common, end: edit.end, text: text.slice(common) };
+}
+
 /** The pairs VS Code auto-closes in Python (autoClosingBrackets, autoClosingQuotes), opener to closer. Typing
  * the opener inserts both, with the cursor between them; typing the closer over the inserted one replaces it
  * (a one-character change) and moves the cursor past it. */

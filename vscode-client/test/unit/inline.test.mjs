@@ -15,6 +15,7 @@ const stubs = {
     export const EndOfLine = { LF: 1, CRLF: 2 };
     export const InlineCompletionTriggerKind = { Invoke: 0, Automatic: 1 };
     export const TextDocumentChangeReason = { Undo: 1, Redo: 2 };
+    export class Range { constructor(start, end) { this.start = start; this.end = end; } }
     export const languages = { registerInlineCompletionItemProvider: (...args) => h.register(...args) };
     export const commands = {
       registerCommand: (name, fn) => { h.commands.set(name, fn); return { dispose() {} }; },
@@ -48,8 +49,8 @@ await build({
 });
 const { InlineSuggestions } = await import(pathToFileURL(outfile).href);
 
-/** A VS Code stand-in: one document whose positions are plain offsets, with the proposed API granted. */
-function setup({ proposed = true } = {}) {
+/** A VS Code stand-in: one document (text) whose positions are plain offsets, with the proposed API granted or not. */
+function setup({ proposed = true, text = "" } = {}) {
   const h = {
     commands: new Map(),
     listeners: {},
@@ -67,7 +68,17 @@ function setup({ proposed = true } = {}) {
     },
   };
   globalThis.__vscodeStub = h;
-  const document = { uri: { toString: () => "file:///a.py" }, version: 1, eol: 1, offsetAt: (p) => p };
+  const document = {
+    uri: { toString: () => "file:///a.py" },
+    version: 1,
+    eol: 1,
+    text,
+    offsetAt: (p) => p,
+    positionAt: (offset) => offset,
+    getText(range) {
+      return range ? this.text.slice(range.start, range.end) : this.text;
+    },
+  };
   h.activeTextEditor = { document };
   const sent = [];
   const run = { remember() {}, issued: () => true, client: undefined };
@@ -103,6 +114,7 @@ function setup({ proposed = true } = {}) {
     },
     change(offset, length, text, reason) {
       document.version += 1;
+      document.text = document.text.slice(0, offset) + text + document.text.slice(offset + length);
       h.listeners.change({ document, reason, contentChanges: [{ rangeOffset: offset, rangeLength: length, text }] });
     },
   };
@@ -150,4 +162,57 @@ test("an answer from a server run that ended while it was computed is not shown"
   };
   const shown = await s.fetch(4, [{ id: "s1", text: "total = sum(values)" }]);
   assert.equal(shown, undefined);
+});
+
+/** "s.jo" typed, the completion widget open with its entry "join" selected over "jo" (offsets 2-4). */
+const JOIN_ENTRY = { range: { start: 2, end: 4 }, text: "join" };
+const sentMethods = (s) => s.sent.map((e) => [e.method, e.params]);
+
+test("without the proposed API, ghost text extending the completion widget's entry is shown and followed through the entry's acceptance to Tab", async () => {
+  const s = setup({ proposed: false, text: "s.jo" });
+  // the server's item replaces the entry's range with the entry and the suggestion
+  await s.fetch(4, [{ id: "s1", text: "join(parts)", start: 2 }], { selectedCompletionInfo: JOIN_ENTRY });
+  assert.deepEqual(sentMethods(s), [["tact/didShowCompletion", { id: "s1" }]]);
+  s.change(2, 2, "join"); // Tab or Enter in the widget inserts the entry; the ghost text goes on after it
+  s.change(2, 4, "join(parts)"); // Tab on the ghost text: the item's grown range gets the whole text
+  assert.equal(s.inline.accepted("s1"), true); // the item's command
+  assert.deepEqual(sentMethods(s), [["tact/didShowCompletion", { id: "s1" }]]); // neither rejected nor partly accepted
+  assert.equal(s.inline.counters.accepted, 1);
+  assert.equal(s.inline.counters.rejected, 0);
+});
+
+test("without the proposed API, an item that does not extend the widget's entry is not shown, and the entry's answer supersedes the suggestion before it", async () => {
+  const s = setup({ proposed: false, text: "s.jo" });
+  await s.fetch(4, [{ id: "s1", text: "in(x)" }]); // no widget yet: shown
+  await s.fetch(4, [{ id: "s2", text: "json.dumps(x)", start: 2 }], { selectedCompletionInfo: JOIN_ENTRY });
+  assert.deepEqual(sentMethods(s), [
+    ["tact/didShowCompletion", { id: "s1" }],
+    ["tact/didRejectCompletion", { id: "s1", reason: "superseded" }],
+  ]);
+});
+
+test("without the proposed API, accepting words of ghost text over the widget's entry counts only what goes past the entry", async () => {
+  const s = setup({ proposed: false, text: "s.jo" });
+  await s.fetch(4, [{ id: "s1", text: "join(parts)", start: 2 }], { selectedCompletionInfo: JOIN_ENTRY });
+  const words = ["in", "(parts"];
+  s.h.onExecute = (name) => {
+    if (name === "editor.action.inlineSuggest.acceptNextWord") {
+      const word = words.shift();
+      s.change(s.document.text.length, 0, word);
+    }
+  };
+  await s.h.commands.get("tact.acceptNextWordOfSuggestion")(); // "in": the rest of the entry, none of the suggestion
+  await s.h.commands.get("tact.acceptNextWordOfSuggestion")();
+  assert.deepEqual(s.sent.filter((e) => e.method === "tact/didPartiallyAcceptCompletion").map((e) => e.params), [
+    { id: "s1", acceptedLength: 10 }, // counted over the item, as the server expects ("join(parts" of "join(parts)")
+  ]);
+});
+
+test("without the proposed API, an item over the widget's entry that starts at the cursor is not followed: accepting the entry is no typing over it", async () => {
+  const s = setup({ proposed: false, text: "s.jo" });
+  // VS Code shows it ("in(parts)" extends "join" once "jo" is left out), but the entry's acceptance rewrites "jo",
+  // before the item's start, which the tracker cannot tell from typing over it
+  await s.fetch(4, [{ id: "s1", text: "in(parts)", start: 4 }], { selectedCompletionInfo: JOIN_ENTRY });
+  s.change(2, 2, "join");
+  assert.deepEqual(sentMethods(s), []);
 });

@@ -5,6 +5,7 @@ import {
   END_ACCEPTED,
   END_IGNORED,
   END_REJECTED,
+  extendsEntry,
   partialAcceptLength,
   reasonForEndOfLife,
   SuggestionTracker,
@@ -314,4 +315,27 @@ test("a partial accept's length is PartialAcceptInfo's acceptedLength, never the
   assert.equal(partialAcceptLength({ kind: 2, acceptedLength: 5 }), 5);
   assert.equal(partialAcceptLength({ kind: 0 }), undefined);
   assert.equal(partialAcceptLength(null), undefined);
+});
+
+test("over the completion widget's entry, VS Code shows only an item that extends it, the text both repeat taken off", () => {
+  const doc = "s.jo = 1";
+  const read = (start, end) => doc.slice(start, end);
+  const entry = { start: 2, end: 4, text: "join" }; // "jo" typed, the entry "join" selected
+  assert.equal(extendsEntry({ start: 2, end: 4, text: "join(parts)" }, entry, read), true); // the entry's range
+  assert.equal(extendsEntry({ start: 4, end: 4, text: "in(parts)" }, entry, read), true); // at the cursor, "jo" left out
+  assert.equal(extendsEntry({ start: 4, end: 4, text: "(parts)" }, entry, read), false); // after "jo", not "join"
+  assert.equal(extendsEntry({ start: 2, end: 4, text: "json" }, entry, read), false);
+  assert.equal(extendsEntry({ start: 3, end: 4, text: "oin()" }, entry, read), true); // from inside what both repeat
+  // the entry replaces past the cursor (" = 1" up to 8): an item that stops at the cursor does not extend it
+  assert.equal(extendsEntry({ start: 2, end: 4, text: "join(parts)" }, { start: 2, end: 8, text: "join" }, read), false);
+  assert.equal(extendsEntry({ start: 2, end: 8, text: "join(parts)" }, { start: 2, end: 8, text: "join" }, read), true);
+});
+
+test("the text an entry repeats is found across a CRLF document's line break", () => {
+  const doc = "if a:\r\n    pa";
+  const read = (start, end) => doc.slice(start, end);
+  const entry = { start: 5, end: 13, text: "\n    pass" }; // an entry spanning the break ("\n", as VS Code gives it)
+  const atCursor = { start: 13, end: 13, text: "ss  # done" };
+  assert.equal(extendsEntry(atCursor, entry, read, "\r\n"), true);
+  assert.equal(extendsEntry(atCursor, entry, read, "\n"), false); // read as an LF document, nothing is repeated
 });
