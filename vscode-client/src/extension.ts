@@ -13,7 +13,7 @@ import {
   type StaticFeature,
 } from "vscode-languageclient/node";
 import { InlineSuggestions } from "./inline";
-import { IssuerNotifications, ServerRuns } from "./issuer";
+import { closeRun, IssuerNotifications, ServerRuns } from "./issuer";
 import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { showReport } from "./report";
@@ -84,7 +84,8 @@ const inlineCompletionCapability: StaticFeature = {
 
 class TactExtension implements vscode.Disposable {
   private client: TactClient | undefined;
-  /** The run of the client in use: each suggestion's events and accept go to the run that issued it. */
+  /** The run of the client in use: each suggestion's events and accept go to the run that issued it; a closing one
+   * (while a stop waits for its outcomes) issues nothing more. */
   private readonly runs = new ServerRuns<LanguageClient>();
   /** Inline suggestions' and next edits' events, each to the run that issued it. */
   private readonly notifications = new IssuerNotifications(() => this.runs.current(), (m) => this.log(m));
@@ -104,7 +105,7 @@ class TactExtension implements vscode.Disposable {
   private lastStatus: ServerStatus | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
-    const access = { run: () => this.runs.current(), enabled: () => this.enabled(), notifications: this.notifications };
+    const access = { run: () => this.runs.issuing(), enabled: () => this.enabled(), notifications: this.notifications };
     this.inline = new InlineSuggestions(access, SELECTOR, {
       onActivity: () => this.refreshSoon(),
       onAccepted: (uri) => this.nextEdits.requestSoon(uri),
@@ -283,14 +284,10 @@ class TactExtension implements vscode.Disposable {
     }
   }
 
-  /** The suggestion and next edit on screen end (ignored) while the server that issued them still runs:
-   * their outcomes must reach it, not the next one. */
+  /** Before a stop: the run closes and the suggestion and next edit on screen end (ignored) while the server that
+   * issued them still runs: their outcomes must reach it, not the next one. */
   private async endOutcomes(): Promise<void> {
-    this.inline.endAll("ignored");
-    this.nextEdits.endAll("ignored");
-    // off the screen too: Tab on the ghost text left there accepted a suggestion whose outcome was already sent
-    void vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
-    await this.notifications.flush();
+    await closeRun(this.runs, [this.inline, this.nextEdits], this.notifications);
   }
 
   private async restart(why: string): Promise<void> {
@@ -304,7 +301,9 @@ class TactExtension implements vscode.Disposable {
     } else if (e.affectsConfiguration(SECTION)) {
       // the language client sends workspace/didChangeConfiguration itself
       if (e.affectsConfiguration(`${SECTION}.enable`) && !this.enabled()) {
-        void this.endOutcomes(); // turned off: what is on screen goes, or Tab would still apply it
+        // turned off: what is on screen goes, or Tab would still apply it (the run goes on: it is not closed)
+        this.inline.endAll("ignored");
+        this.nextEdits.endAll("ignored");
       }
       this.statusBar.render();
       this.refreshSoon();

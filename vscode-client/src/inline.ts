@@ -46,6 +46,7 @@ interface Events {
 /** How the extension talks to the server: the run of the client in use (it changes on every restart, the client's
  * own restart of a crashed server too), and each suggestion's events to the run that issued it. */
 export interface ClientAccess {
+  /** The run that may issue suggestions and take accepts (ServerRuns.issuing): none while a closing run ends. */
   run(): ServerRun<LanguageClient> | undefined;
   enabled(): boolean;
   readonly notifications: IssuerNotifications;
@@ -114,7 +115,8 @@ export class InlineSuggestions implements vscode.Disposable {
         const length = partialAcceptLength(info);
         // compared with what was sent, not with the tracker's own inference from the same edit (the next-word
         // command marks its change as a partial accept in both modes, and that change arrives first)
-        if (tracked && length !== undefined && length > tracked.partialSent) {
+        // nothing follows a suggestion's outcome, nor goes to a run that is closing (endAll ended what it showed)
+        if (tracked && !tracked.reported && self.issuing(tracked) && length !== undefined && length > tracked.partialSent) {
           tracked.partialSent = length;
           tracked.tracker.acceptedLength = Math.max(tracked.tracker.acceptedLength, length);
           self.notify(tracked, DID_PARTIALLY_ACCEPT_COMPLETION, { id: tracked.id, acceptedLength: length });
@@ -183,8 +185,9 @@ export class InlineSuggestions implements vscode.Disposable {
       this.answered(document, version, context, token, []);
       return undefined;
     }
-    if (token.isCancellationRequested || !result || this.access.run() !== run) {
-      // (a run that ended meanwhile: its events and accept would be dropped, so its answer is not shown either)
+    if (token.isCancellationRequested || !result || this.access.run() !== run || !this.access.enabled()) {
+      // (a run that ended or began to close meanwhile: its events and accept would be dropped, so its answer is not
+      // shown either; nor one that comes after suggestions were turned off)
       this.answered(document, version, context, token, []);
       return undefined;
     }
@@ -314,6 +317,8 @@ export class InlineSuggestions implements vscode.Disposable {
   /** Before the server stops (restart, deactivation): every suggestion on screen or typed to its end gets
    * its outcome from the server that issued it. */
   endAll(reason: RejectReason): void {
+    // off the screen too: Tab on ghost text left there would accept a suggestion whose outcome is sent
+    void vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
     for (const [tracked, timer] of this.completing) {
       clearTimeout(timer);
       this.apply(tracked, tracked.tracker.settle());
@@ -334,10 +339,20 @@ export class InlineSuggestions implements vscode.Disposable {
     if (!tracked || tracked.tracker.shown) {
       return;
     }
+    if (!this.issuing(tracked)) {
+      // its run is closing or gone (VS Code showed an item it answered before): its outcome could not follow
+      this.log(`${DID_SHOW_COMPLETION} not sent for ${tracked.id}: the server that issued it is stopping or gone`);
+      return;
+    }
     tracked.tracker.shown = true;
     this.counters.shown += 1;
     this.notify(tracked, DID_SHOW_COMPLETION, { id: tracked.id });
     this.events.onActivity();
+  }
+
+  /** Whether the run that issued the suggestion still issues (it is not closing, and no other run replaced it). */
+  private issuing(tracked: Tracked): boolean {
+    return this.access.run() === tracked.run;
   }
 
   private reject(tracked: Tracked, reason: RejectReason): void {

@@ -58,6 +58,8 @@ export class NextEdits implements vscode.Disposable {
   private pending: vscode.CancellationTokenSource | undefined;
   private unsupported = false;
   private applying = false;
+  /** The accept or reject of the edit being applied: sent once the editor has answered. */
+  private outcomePending: Promise<void> | undefined;
 
   constructor(
     private readonly access: ClientAccess,
@@ -89,6 +91,11 @@ export class NextEdits implements vscode.Disposable {
     clearTimeout(this.timer);
     this.pending?.cancel();
     this.end(reason);
+  }
+
+  /** Resolves once the outcome of an edit being applied (Tab pressed before endAll) is handed to the client. */
+  async settled(): Promise<void> {
+    await this.outcomePending;
   }
 
   /** After a completion was accepted: look for the edit that follows it right away. */
@@ -183,7 +190,19 @@ export class NextEdits implements vscode.Disposable {
     this.notify(this.shown, DID_SHOW_NEXT_EDIT, { id: edit.id });
   }
 
-  private async apply(): Promise<void> {
+  private apply(): Promise<void> {
+    const applying = this.applyShown();
+    const pending = applying.catch(() => undefined);
+    this.outcomePending = pending;
+    void pending.finally(() => {
+      if (this.outcomePending === pending) {
+        this.outcomePending = undefined;
+      }
+    });
+    return applying;
+  }
+
+  private async applyShown(): Promise<void> {
     const shown = this.shown;
     const editor = vscode.window.activeTextEditor;
     if (!shown || !editor || editor.document.uri.toString() !== shown.uri || editor.document.version !== shown.version) {
@@ -213,14 +232,8 @@ export class NextEdits implements vscode.Disposable {
     const end = document.positionAt(start + shown.edit.newText.replace(/\r\n|\r|\n/g, eol).length);
     editor.selection = new vscode.Selection(end, end);
     editor.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-    const run = this.access.run();
-    if (run === shown.run) {
-      run.client
-        .sendRequest(ExecuteCommandRequest.type, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] })
-        .catch((error: unknown) => this.log(`${COMMAND_ACCEPT_NEXT_EDIT} failed: ${String(error)}`));
-    } else {
-      this.log(`${COMMAND_ACCEPT_NEXT_EDIT} not sent: the server that issued ${shown.edit.id} is gone`);
-    }
+    // to the run that issued it even while it closes: Tab came before endAll, which found nothing on screen
+    this.access.notifications.request(shown.run, ExecuteCommandRequest.method, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] });
     this.schedule(editor, 50); // the edit after this one
   }
 

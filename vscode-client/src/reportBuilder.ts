@@ -17,9 +17,14 @@ export interface BuiltReport {
 /** Runs in the server's folder (cwd, the first workspace folder): the database path the server reports is the one it
  * was given, relative to that folder when tact.telemetryDatabase is relative, and Tact may be importable from there
  * only, as checkPython allows. */
-export function buildReport(python: string, database: string, outDir: string, cwd: string | undefined): Promise<BuiltReport> {
+export function buildReport(python: string, database: string, outDir: string, cwd: string | undefined, timeoutMs = 120000): Promise<BuiltReport> {
   return new Promise((resolve, reject) => {
-    execFile(python, ["-c", BUILD, database, outDir], { cwd, timeout: 120000, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
+    execFile(python, ["-c", BUILD, database, outDir], { cwd, timeout: timeoutMs, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
+      if (error?.killed) {
+        // not the error itself: its message quotes the whole command, the script included
+        reject(new Error(`the report builder did not finish within ${Math.round(timeoutMs / 1000)} s`));
+        return;
+      }
       if (error) {
         const last = stderr.trim().split("\n").pop() || String(error);
         reject(new Error(last));

@@ -216,3 +216,100 @@ test("without the proposed API, an item over the widget's entry that starts at t
   s.change(2, 2, "join");
   assert.deepEqual(sentMethods(s), []);
 });
+
+/** The extension's wiring of a server run around the provider: a client whose notifications take a while to be
+ * written (so a stop's flush leaves a window), its run in ServerRuns, the events through IssuerNotifications, and a
+ * restart's first step (closeRun, then the client stopped: runs.end()). sent has every event the server got. */
+async function withRuns(s) {
+  const { closeRun, IssuerNotifications, ServerRuns } = await import("../../out/unit/issuer.mjs");
+  const runs = new ServerRuns();
+  const requests = [];
+  const client = {
+    ...s.run.client,
+    running: true,
+    isRunning() {
+      return this.running;
+    },
+    async sendNotification(method, params) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      s.sent.push({ method, params });
+    },
+    /** The inline completion request: answered when the test says (answer()). */
+    sendRequest: () => new Promise((resolve) => requests.push(() => resolve({ items: [] }))),
+  };
+  runs.changed(client, true);
+  const notifications = new IssuerNotifications(() => runs.current(), () => {});
+  s.access.run = () => runs.issuing();
+  s.access.notifications = notifications;
+  return {
+    runs,
+    answer: () => requests.shift()(),
+    /** A restart's stop: the run closes, its outcomes are written, then its client stops. */
+    async stop() {
+      await closeRun(runs, [s.inline], notifications);
+      client.running = false;
+      runs.end();
+    },
+  };
+}
+
+/** The ids reported shown that never got an outcome (accepted, rejected). */
+function withoutOutcome(s) {
+  const shown = s.sent.filter((e) => e.method === "tact/didShowCompletion").map((e) => e.params.id);
+  const ended = new Set(s.sent.filter((e) => e.method === "tact/didRejectCompletion").map((e) => e.params.id));
+  return shown.filter((id) => !ended.has(id));
+}
+
+test("without the proposed API, an answer that arrives while a restart writes the last outcomes is not shown: every suggestion shown gets its outcome", async () => {
+  const s = setup({ proposed: false, text: "tot" });
+  const r = await withRuns(s);
+  const first = s.fetch(3, [{ id: "s1", text: "al = 0" }]);
+  r.answer();
+  await first; // s1 shown
+  const second = s.fetch(3, [{ id: "s2", text: "al = 1" }], { triggerKind: 0 });
+  const stopping = r.stop(); // s1 rejected; its notification takes a few ms to be written
+  r.answer(); // s2's answer arrives meanwhile
+  assert.equal(await second, undefined);
+  await stopping;
+  assert.deepEqual(withoutOutcome(s), []);
+  assert.deepEqual(sentMethods(s), [
+    ["tact/didShowCompletion", { id: "s1" }],
+    ["tact/didRejectCompletion", { id: "s1", reason: "ignored" }],
+  ]);
+});
+
+test("proposed API: an item VS Code shows while a restart writes the last outcomes is not reported shown, and a partial accept after an outcome is not sent", async () => {
+  const s = setup({ proposed: true, text: "tot" });
+  const r = await withRuns(s);
+  const first = s.fetch(3, [{ id: "s1", text: "al = sum(values)" }]);
+  r.answer();
+  const [item1] = await first;
+  s.h.provider.handleDidShowCompletionItem(item1);
+  const second = s.fetch(3, [{ id: "s2", text: "al = 1" }], { triggerKind: 0 });
+  r.answer();
+  const [item2] = await second; // answered before the restart, shown by VS Code only after it began
+  const stopping = r.stop();
+  s.h.provider.handleDidShowCompletionItem(item2);
+  s.h.provider.handleDidPartiallyAcceptCompletionItem(item1, { kind: 1, acceptedLength: 3 });
+  assert.equal(s.inline.accepted("s2"), false); // Tab on it: not the closing server's to record
+  await stopping;
+  assert.deepEqual(withoutOutcome(s), []);
+  assert.deepEqual(sentMethods(s), [
+    ["tact/didShowCompletion", { id: "s1" }],
+    ["tact/didRejectCompletion", { id: "s1", reason: "ignored" }],
+  ]);
+  assert.equal(s.inline.counters.shown, 1);
+});
+
+test("an answer that arrives after suggestions were turned off is not shown", async () => {
+  const s = setup({ proposed: false, text: "tot" });
+  let on = true;
+  s.access.enabled = () => on;
+  s.run.client.sendRequest = async () => {
+    on = false; // tact.enable turned off while the server computed it
+    s.inline.endAll("ignored");
+    return { items: [] };
+  };
+  assert.equal(await s.fetch(3, [{ id: "s1", text: "al = 0" }]), undefined);
+  assert.deepEqual(sentMethods(s), []);
+});

@@ -2,7 +2,7 @@
 // compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { IssuerNotifications, ServerRuns } from "../../out/unit/issuer.mjs";
+import { closeRun, IssuerNotifications, ServerRuns } from "../../out/unit/issuer.mjs";
 
 /** A language client as vscode-languageclient 10 behaves across a crash: the same object stops (its server
  * died) and starts again with a new server process. Each process's notifications are kept apart. */
@@ -22,6 +22,9 @@ class FakeClient {
     this.state = "stopped";
   }
   async sendNotification(method, params) {
+    this.processes.at(-1).push({ method, ...params });
+  }
+  async sendRequest(method, params) {
     this.processes.at(-1).push({ method, ...params });
   }
 }
@@ -90,4 +93,42 @@ test("a run remembers its recent suggestions only", () => {
   assert.equal(run.issued("s0"), false);
   assert.equal(run.issued("s1"), true);
   assert.equal(run.issued("s1000"), true);
+});
+
+test("a closing run issues nothing more but gets the events of what it issued until its client stops, a crash-restart meanwhile included", async () => {
+  const { client, runs, notifications, start, crash } = wired();
+  start();
+  const issuer = runs.current();
+  assert.equal(runs.issuing(), issuer);
+  await closeRun(runs, [{ endAll: (reason) => notifications.send(issuer, "tact/didRejectCompletion", { id: "a1", reason }) }], notifications);
+  assert.equal(runs.issuing(), undefined); // no new suggestion, no accept
+  assert.equal(runs.current(), issuer); // its outcomes still go to it
+  crash();
+  start(); // the client restarts its server before the extension stops it: still closed
+  assert.equal(runs.issuing(), undefined);
+  runs.end(); // stopped; the next client's run issues again
+  client.startProcess();
+  runs.changed(client, true);
+  assert.equal(runs.issuing(), runs.current());
+  assert.deepEqual(client.processes[0], [{ method: "tact/didRejectCompletion", id: "a1", reason: "ignored" }]);
+});
+
+test("closeRun waits for the outcomes still being decided and for the requests handed to the client", async () => {
+  const { client, runs, notifications, start } = wired();
+  start();
+  const issuer = runs.current();
+  let decide;
+  const surface = {
+    endAll() {},
+    settled: () => new Promise((resolve) => (decide = resolve)),
+  };
+  const closing = closeRun(runs, [surface], notifications);
+  let closed = false;
+  void closing.then(() => (closed = true));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(closed, false); // an edit being applied: its accept is yet to be sent
+  notifications.request(issuer, "workspace/executeCommand", { command: "tact.acceptNextEdit", arguments: ["e1"] });
+  decide();
+  await closing;
+  assert.deepEqual(client.processes[0], [{ method: "workspace/executeCommand", command: "tact.acceptNextEdit", arguments: ["e1"] }]);
 });

@@ -41,3 +41,14 @@ test("a failed build says the builder's last error line", async () => {
     rmSync(folder, { recursive: true, force: true });
   }
 });
+
+test("a build that runs past its time says so, not the command it ran", async () => {
+  const folder = workspace();
+  try {
+    writeFileSync(path.join(folder, "telemetry", "report.py"), "import time\n\ndef report(database, out):\n    time.sleep(30)\n");
+    const error = await buildReport(PYTHON, "t.sqlite3", path.join(folder, "out"), folder, 1000).then(() => undefined, (e) => e);
+    assert.match(error.message, /^the report builder did not finish within 1 s$/);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
