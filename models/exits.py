@@ -136,12 +136,14 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return weight * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
 
 
-def exit_heads_problem(weights: dict[str, np.ndarray], n_layers: int) -> str:
+def exit_heads_problem(weights: dict[str, np.ndarray], n_layers: int, hidden_size: int | None = None) -> str:
     """What makes ``weights`` (an exit_heads.safetensors, its KV fill maps left out) another model's than one of
-    ``n_layers`` layers, worded to follow its path; "" when nothing. Its exit norms (one per early exit), its controller
-    (one per layer, of any layout: an older one is read as untrained) and its calibrations (a row per layer) must cover
-    exactly those layers: ``Controller`` reads a controller or calibration that does not as none, and exit norms that
-    do not as the final norm, so another model's file loaded and silently decoded without Stop or early exits."""
+    ``n_layers`` layers (and, given, ``hidden_size`` wide), worded to follow its path; "" when nothing. Its exit norms
+    (one per early exit), its controller (one per layer, of any layout: an older one is read as untrained) and its
+    calibrations (a row per layer) must cover exactly those layers: ``Controller`` reads a controller or calibration
+    that does not as none, and exit norms that do not as the final norm, so another model's file loaded and silently
+    decoded without Stop or early exits. Exit norms and a controller of another width loaded and then failed every
+    decode that read them."""
     def layers_of(prefix: str) -> set[int]:
         found = set()
         for name in weights:
@@ -162,6 +164,28 @@ def exit_heads_problem(weights: dict[str, np.ndarray], n_layers: int) -> str:
     for name, width in ((STOP_CALIBRATION, 3), (EXIT_CALIBRATION, 4), (HARM_CALIBRATION, 4)):
         if name in weights and weights[name].shape != (n_layers, width):
             return f"holds {name} of shape {tuple(weights[name].shape)}, not ({n_layers}, {width}): a row per layer"
+    return "" if hidden_size is None else _width_problem(weights, sorted(norms), sorted(controller), hidden_size)
+
+
+def _width_problem(weights: dict[str, np.ndarray], norms: list[int], controller: list[int], hidden_size: int) -> str:
+    """What in ``weights`` does not fit hidden states of ``hidden_size`` ("" when nothing): exit norms of another
+    length, or a controller whose first layer reads another width or whose parts disagree (a controller of an older
+    layout, read as untrained, only needs to read this width)."""
+    for i in norms:
+        name = f"exit_norms.{i}.weight"
+        if weights[name].shape != (hidden_size,):
+            return f"holds {name} of shape {tuple(weights[name].shape)}, not ({hidden_size},) for hidden size " \
+                   f"{hidden_size}"
+    for i in controller:
+        w1, b1, w2, b2 = (weights[f"controller.{i}.{k}"] for k in CONTROLLER_PARTS)
+        if w1.ndim != 2 or w1.shape[1] != hidden_size:
+            return f"holds controller.{i}.0.weight of shape {tuple(w1.shape)}, not (n, {hidden_size}) for " \
+                   f"hidden size {hidden_size}"
+        if w2.ndim == 2 and w2.shape[0] == CONTROLLER_OUTPUTS and not (
+                b1.shape == (w1.shape[0],) and w2.shape == (CONTROLLER_OUTPUTS, w1.shape[0])
+                and b2.shape == (CONTROLLER_OUTPUTS,)):
+            return f"holds a controller.{i} whose parts do not fit together (shapes {tuple(w1.shape)}, " \
+                   f"{tuple(b1.shape)}, {tuple(w2.shape)}, {tuple(b2.shape)})"
     return ""
 
 

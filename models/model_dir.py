@@ -96,7 +96,8 @@ def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
                 raise ModelDirError(f"{path}: corrupt safetensors header", SAFETENSORS_FIX)
             header = json.loads(f.read(n))
     except OSError as exc:
-        raise ModelDirError(f"{path}: cannot read safetensors ({exc})") from exc
+        raise ModelDirError(f"{path}: cannot read safetensors ({exc})",
+                            f"make it a readable file, or {SAFETENSORS_FIX}") from exc
     except ValueError as exc:  # UnicodeDecodeError too
         raise ModelDirError(f"{path}: corrupt safetensors header ({exc})", SAFETENSORS_FIX) from exc
     if not isinstance(header, dict):
@@ -158,7 +159,7 @@ def load_tensors(path: Path, names: list[str] | None = None, prefix_excluded: st
             elif e.dtype in _DTYPES and _DTYPES[e.dtype] is not None:
                 arr = np.frombuffer(buf, dtype=_DTYPES[e.dtype])
             else:
-                raise ModelDirError(f"{path}: tensor {name} has unsupported dtype {e.dtype}")
+                raise ModelDirError(f"{path}: tensor {name} has unsupported dtype {e.dtype}", SAFETENSORS_FIX)
             integer = np.issubdtype(arr.dtype, np.integer)
             out[name] = arr.reshape(e.shape) if integer else arr.reshape(e.shape).astype(np.float32)
     return out
@@ -314,7 +315,7 @@ def check_model_dir(path: Path, *, need_onnx: bool = True) -> dict:
         raise ModelDirError(f"{path / 'config.json'} {problem}; {RESTORE}")
     if config.get("model_type") not in SUPPORTED_ARCHITECTURES:
         raise ModelDirError(f"{path}: model_type {config.get('model_type')!r} is not supported "
-                            f"(one of {', '.join(SUPPORTED_ARCHITECTURES)})")
+                            f"(one of {', '.join(SUPPORTED_ARCHITECTURES)})", SETTING_ADVICE, chosen=True)
     read_safetensors_index(path / "model.safetensors")
     if need_onnx and not (path / GRAPHS_INDEX).is_file():
         raise ModelDirError(f"{path} has no ONNX graphs; run `tact export {path}` (needs the [train] extra)")

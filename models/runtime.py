@@ -345,11 +345,13 @@ class EarlyExitRuntime:
         self.context_tokens = trained_context(cfg, self.record)
         self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
         self._load_sessions(threads, int8=weights == "int8")
-        problem = exit_heads_problem(extra, self.n_layers)  # said after the graphs' checks: an edited config.json
-        if problem:  # is named best by graphs.json's. Another model's file, read as no controller, decoded silently
+        # said after the graphs' checks: an edited config.json is named best by graphs.json's. Another model's file,
+        # read as no controller, decoded silently; one of another width failed every decode that read it
+        problem = exit_heads_problem(extra, self.n_layers, self.hidden_size)
+        if problem:
             raise ModelDirError(f"{exit_path} {problem}, {self.model_dir / 'config.json'} has num_hidden_layers "
-                                f"{self.n_layers} (another model's file?); {RESTORE}, or refit the controller with "
-                                f"`tact train controller --model {self.model_dir}`")
+                                f"{self.n_layers} and hidden_size {self.hidden_size} (another model's file?); {RESTORE}, "
+                                f"or refit the controller with `tact train controller --model {self.model_dir}`")
         self._newline = self._newline_table()
         try:
             self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)

@@ -134,6 +134,7 @@ class _Pending(NamedTuple):
     recall: ShownRecall
     times_shown_before: int
     row: dict
+    counts: tuple[int, int, int | None, float | None]  # accepted, rejected, last outcome and its time, when shown
 
 
 @dataclass
@@ -148,9 +149,15 @@ class _UserState:
     def learn(self, label: int, t: float) -> None:
         """An outcome at time ``t`` (1 accepted): the running counts and the last outcome, as serving keeps them."""
         self.pending = None
+        self.count(label, t)
+
+    def count(self, label: int, t: float) -> None:
         self.accepted += label
         self.rejected += 1 - label
         self.last_outcome, self.last_outcome_time = label, t
+
+    def counts(self) -> tuple[int, int, int | None, float | None]:
+        return self.accepted, self.rejected, self.last_outcome, self.last_outcome_time
 
 
 def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
@@ -183,15 +190,20 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
         for t, _, row in items:
             event = row["event"]
             if event == "Shown":
+                counts = st.counts()  # what the gate knows when this one is decided
                 if st.pending is not None:
+                    # No label, but serving counts a suggestion superseded while unresolved as rejected (the
+                    # suggestion ledger, when the next one is issued: after that one's decisions), so the programmer's
+                    # later samples count it too
                     out.skipped["shown without outcome"] += 1
+                    st.count(0, t)
                 text, language = strip_header(row["prompt"])
                 # where the cursor is in the document, as serving gives the history (ctx.offset); the prompt's
                 # length only when the row does not say (the prompt often stays while the cursor moves)
                 offset = _document_position(row)[1]
                 offset = len(text) if offset is None else offset
                 st.pending = _Pending(t, text, language, st.shown.recall("", t, offset, text),
-                                      st.shown.times_shown(row["suggestion"]), row)
+                                      st.shown.times_shown(row["suggestion"]), row, counts)
                 st.shown.record("", t, offset, text, row["suggestion"])
             elif event in OUTCOMES:
                 if st.pending is None:
@@ -208,12 +220,13 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
                     st.learn(label, t)
                     continue
                 document_chars, cursor_offset = _document_position(p.row)
+                accepted, rejected, last_outcome, last_outcome_time = p.counts
                 ctx = ContextInputs(
                     prefix=p.text, suffix="", language_id=p.language, document_chars=document_chars,
                     cursor_offset=cursor_offset,
-                    previous_outcome=st.last_outcome,
-                    seconds_since_outcome=None if st.last_outcome_time is None else p.time - st.last_outcome_time,
-                    typing_cps=p.recall.typing_cps, user_accepted=st.accepted, user_rejected=st.rejected,
+                    previous_outcome=last_outcome,
+                    seconds_since_outcome=None if last_outcome_time is None else p.time - last_outcome_time,
+                    typing_cps=p.recall.typing_cps, user_accepted=accepted, user_rejected=rejected,
                     seconds_since_shown=p.recall.seconds_since_shown, same_prefix_as_shown=p.recall.same_prefix_as_shown)
                 out.samples.append(CupsSample(f"{prefix}:{user}", label, p.time, ctx, p.row["suggestion"],
                                               _measurements(p.row), p.times_shown_before))

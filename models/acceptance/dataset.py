@@ -106,6 +106,9 @@ ORDER BY d.ts, d.id
 
 
 def _vector(raw, n: int) -> np.ndarray | None:
+    """A logged feature vector of ``n`` numbers; None when it is not one. A non-finite number (JSON's ``Infinity``,
+    ``NaN``, or ``1e999``, which parses to infinity) is unknown, as null is: the gate logs such values as null, and
+    one infinity among the samples made training fail in scikit-learn ("Input X contains NaN")."""
     if not isinstance(raw, list) or len(raw) != n:
         return None
     out = np.empty(n)
@@ -113,7 +116,10 @@ def _vector(raw, n: int) -> np.ndarray | None:
         if v is None:
             out[i] = math.nan
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[i] = float(v)
+            try:
+                out[i] = float(v) if math.isfinite(v) else math.nan
+            except OverflowError:  # an integer no float holds
+                out[i] = math.nan
         else:
             return None
     return out

@@ -32,6 +32,7 @@ from models.model_dir import read_record, write_atomically
 SCORING_VERSION = 3  # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens)
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
+_SCORE_KEYS = frozenset({"logprobs", "stop_probs", "layers", "n_layers"})  # what a cached score holds
 
 
 def model_identity(model_dir: str | Path) -> str:
@@ -74,9 +75,11 @@ class SuggestionScorer:
         self.cache: dict[str, dict] = {}
         if self.cache_path and self.cache_path.exists():
             try:
-                self.cache = json.loads(self.cache_path.read_text())
+                cached = json.loads(self.cache_path.read_text())
             except ValueError:
-                self.cache = {}
+                cached = {}
+            # a file of another shape is no cache either (it failed every score with AttributeError)
+            self.cache = cached if isinstance(cached, dict) else {}
         self.hits = 0
         self.misses = 0
         self._dirty = False
@@ -92,6 +95,8 @@ class SuggestionScorer:
         the policy is `dynamic` (the others never exit early, and serving gives the gate no layers for them)."""
         key = self._key(prefix, suffix, text)
         out = self.cache.get(key)
+        if not (isinstance(out, dict) and _SCORE_KEYS <= out.keys()):
+            out = None  # absent, or damaged: scored again
         if out is not None:
             self.hits += 1
         else:
