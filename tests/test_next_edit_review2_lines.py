@@ -98,8 +98,7 @@ def test_a_request_reads_the_documents_line_index(monkeypatch):
     assert result is not None
     assert (result.start, result.end, result.new_text) == (Position(def_line + 1, 10), Position(def_line + 1, 15), "w")
     assert len(doc.text) not in built
-    counted_by_line_check = 1  # `_lsp_lines` counts the LF breaks of the text once, with no range
-    assert CountingText.counts == counted_by_line_check
+    assert CountingText.counts == 0  # the line count comes from the index too
 
 
 def test_predict_refuses_an_index_of_another_text():

@@ -52,9 +52,10 @@ class NextEditResult:
     answer: NextEditAnswer
 
 
-def line_history(text: str, records: list[EditRecord], index: LineIndex | None = None):
+def line_history(text: str, records: list[EditRecord], index: LineIndex | None = None, plain: bool = False):
     """The history as line-based `Edit`s, oldest first: the records undone from ``text`` (``index``: the document's
-    line index of it, where the text's lines are found without counting its line breaks).
+    line index of it, where the text's lines are found without counting its line breaks; ``plain``: the caller
+    found no break only Python counts in ``text``, which is then not searched for one again).
 
     Each record is undone on a window of the text's lines (the lines it edits, one line before and at least one
     after, so that a CR and an LF joining across its ends is seen) with the same steps as on the whole text: the
@@ -65,7 +66,7 @@ def line_history(text: str, records: list[EditRecord], index: LineIndex | None =
     from models.next_edit.examples import Edit, apply_edit, line_ending
 
     pending = list(reversed(records))
-    if any(ch in text for ch in _PY_ONLY_BREAKS):
+    if not plain and any(ch in text for ch in _PY_ONLY_BREAKS):
         return _undo_whole(text, pending)[::-1]
     edits: list = []
     doc = _Lines(text, index)
@@ -161,15 +162,18 @@ def _undo_whole(after: str, records: list) -> list:
 _PY_ONLY_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # lines Python's splitlines ends and LSP does not
 
 
-def _lsp_lines(text: str) -> int | None:
+def _lsp_lines(text: str, index: LineIndex | None = None) -> int | None:
     """How many lines LSP counts in ``text``, when Python's ``splitlines`` counts the same ones (the last line
     left out when empty); None when they disagree. They disagree when the text holds a break only Python counts
     before its last character (one as the last character ends the last line for both), and on the empty text (no
     line for Python, one for LSP). Searched and counted at C speed (`str.find` and `str.count`, several times
-    faster here than a regex's character class), without a table of every line."""
+    faster here than a regex's character class), without a table of every line; read from ``index`` (the text's
+    own) when given."""
     last = len(text) - 1
     if last < 0 or any(text.find(ch, 0, last) >= 0 for ch in _PY_ONLY_BREAKS):
         return None
+    if index is not None:
+        return index.line_count
     lines = 1 + text.count("\n")
     if "\r" in text:
         lines += text.count("\r") - text.count("\r\n")
@@ -331,21 +335,56 @@ class _Lines:
         return "".join(parts)
 
 
+class _IndexedLines:
+    """A text's lines as `models.next_edit.examples.lines_of` splits it (`TextLines`), read from the document's line
+    index when asked for: a request reads the lines near its edits, not every line. Only for a text holding no break
+    only Python counts before its last character (`_lsp_lines`): there Python and LSP split the same lines, but for
+    LSP's empty line after a final line break, which Python does not count."""
+
+    def __init__(self, index: LineIndex) -> None:
+        self.index = index
+        self.text = index.text
+        last = index.line_count - 1
+        self._count = last if index.line_bounds(last)[0] == len(self.text) else last + 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def start(self, line: int) -> int:
+        return self.index.line_bounds(line)[0] if line < self._count else len(self.text)
+
+    def line_at(self, offset: int) -> int:
+        return self.index.position_at(offset).line
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            rows = range(self._count)[key]
+            if rows.step != 1:
+                return [self[i] for i in rows]
+            if not rows:
+                return []
+            starts = [self.start(i) for i in range(rows.start, rows.stop + 1)]
+            return [self.text[a:b] for a, b in zip(starts, starts[1:])]
+        i = range(self._count)[key]  # an IndexError past the end, as a list's
+        return self.text[self.start(i):self.start(i + 1)]
+
+
 def _split_lsp(text: str) -> list[str]:
     """``text`` as LSP lines, each with its line break; the last one, possibly empty, without."""
     starts = line_starts(text)
     return [text[a:b] for a, b in zip(starts, starts[1:])] + [text[starts[-1]:]]
 
 
-def trimmed_range(text: str, edit, index: LineIndex | None = None) -> tuple[Position, Position, str] | None:
+def trimmed_range(text: str, edit, index: LineIndex | None = None,
+                  lines: _IndexedLines | None = None) -> tuple[Position, Position, str] | None:
     """The LSP range and new text of a line edit, with the unchanged characters at both ends left out
     (identifiers kept whole, as the baseline widens its replacements); None for an edit that changes nothing. Cut
     from `splice`, so the editor's text is exactly `apply_edit`'s (line breaks included); an end never falls inside
     a CRLF, which no position names. ``index``: the document's line index of ``text`` (else one is built, a scan of
-    the whole text)."""
+    the whole text); ``lines``: ``text``'s lines read from it (else the text is split whole)."""
     from models.next_edit.examples import splice
 
-    a, b, new = splice(text, edit)
+    a, b, new = splice(text, edit, lines)
     old = text[a:b]
     if old == new:
         return None
@@ -486,11 +525,12 @@ class NextEditService:
         near the end of a 200,000-line file counted the line breaks before it and built a second index of it)."""
         if index is not None and index.text != text:  # the same object as a rule: compared at no cost then
             raise ValueError("the line index given is not of the text predicted for")
-        lines = _lsp_lines(text)
-        if lines is None:
+        lsp_lines = _lsp_lines(text, index)
+        if lsp_lines is None:
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
-        cursor_line = min(position.line, lines - 1)  # past the end: the last line (LSP clamps a column so too)
-        history = line_history(text, records, index)
+        cursor_line = min(position.line, lsp_lines - 1)  # past the end: the last line (LSP clamps a column so too)
+        history = line_history(text, records, index, plain=text[-1] not in _PY_ONLY_BREAKS)
+        lines = _IndexedLines(index) if index is not None else None
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
         t0 = time.perf_counter()
@@ -499,10 +539,10 @@ class NextEditService:
         model = self.ensure_model(model_path) if predictor in ("model", "auto") else None
         ranker = self.ensure_ranker(ranker_path) if predictor in ("ranker", "auto") else None
         found = predict_with(predictor, model, history, text, cursor_line, uri, threshold, should_cancel, ranker,
-                             ranker_threshold)
+                             ranker_threshold, lines)
         if found is None:
             return None
-        trimmed = trimmed_range(text, found.edit, index)
+        trimmed = trimmed_range(text, found.edit, index, lines)
         if trimmed is None:
             return None  # an edit that changes nothing is never shown, whoever proposed it
         start, end, new_text = trimmed

@@ -10,9 +10,9 @@ nor one that changes nothing, and returns None when nothing applies.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from models.next_edit.examples import Edit, Example, lines_of
+from models.next_edit.examples import Edit, Example, TextLines, lines_of
 
 _WORD = re.compile(r"\w")
 
@@ -222,9 +222,10 @@ class BaselinePredictor:
     def predict(self, example: Example) -> Edit | None:
         return self.predict_next(example.history, example.current)
 
-    def predict_next(self, history: list[Edit], current: str) -> Edit | None:
+    def predict_next(self, history: list[Edit], current: str, lines: TextLines | None = None) -> Edit | None:
         """The last replacement repeated at its next occurrence in ``current`` (after the edited lines,
-        then wrapping to the top), or None."""
+        then wrapping to the top), or None. ``lines``: ``current``'s lines, read instead of splitting it; the
+        rows that hold the old text are then found by searching ``current`` (at C speed), the others never read."""
         if not history:
             return None
         last = history[-1]
@@ -232,29 +233,36 @@ class BaselinePredictor:
         if rep is None:
             return None
         old, new = rep
-        lines = lines_of(current)
+        rows = lines_of(current) if lines is None else lines
         edited_lo = last.start_line
         edited_hi = last.start_line + max(1, len(lines_of(last.updated)))
-        order = list(range(edited_hi, len(lines))) + list(range(0, min(edited_lo, len(lines))))
+        spans = ((edited_hi, len(rows)), (0, min(edited_lo, len(rows))))  # the rows searched, in this order
         if "\n" in old:
-            return self._block(lines, order, old, new, last)
+            order = _rows(spans) if lines is None else _rows_found(lines, spans, lambda at: current.find(old, at))
+            return self._block(rows, order, old, new, last)
         pattern = _pattern(old)
+
+        def find(at: int) -> int:
+            found = pattern.search(current, at)
+            return -1 if found is None else found.start()
+
+        order = _rows(spans) if lines is None else _rows_found(lines, spans, find)
         multi = len(lines_of(last.original)) > 1  # the last edit spanned lines: so may the next
         for row in order:
-            line = lines[row]
+            line = rows[row]
             if not pattern.search(line):
                 continue
             end = row + 1
-            while multi and end < len(lines) and pattern.search(lines[end]) and not edited_lo <= end < edited_hi:
+            while multi and end < len(rows) and pattern.search(rows[end]) and not edited_lo <= end < edited_hi:
                 end += 1
-            block = "".join(lines[row:end])
+            block = "".join(rows[row:end])
             new_line = pattern.sub(lambda _m: new, block)
             cand = Edit(row, end, block, new_line)
             if new_line != line and not _undoes(cand, last):
                 return cand
         return None
 
-    def _block(self, lines: list[str], order: list[int], old: str, new: str, last: Edit) -> Edit | None:
+    def _block(self, lines: list[str] | TextLines, order: Iterable[int], old: str, new: str, last: Edit) -> Edit | None:
         n = len(lines_of(old))
         for row in order:
             if "".join(lines[row:row + n]) == old:
@@ -262,6 +270,30 @@ class BaselinePredictor:
                 if not _undoes(cand, last):
                     return cand
         return None
+
+
+def _rows(spans: tuple[tuple[int, int], ...]) -> Iterator[int]:
+    """Every row of the spans ([lo, hi) each), in order."""
+    for lo, hi in spans:
+        yield from range(lo, hi)
+
+
+def _rows_found(lines: TextLines, spans: tuple[tuple[int, int], ...], find: Callable[[int], int]) -> Iterator[int]:
+    """The rows of the spans, in order, that ``find(offset)`` (the next place in ``lines.text`` at or after
+    ``offset`` where the old text starts, or -1) lands on: `_rows` less the rows on which the old text does not
+    start, which are passed over by the search instead of being read one by one. The old text holds no line
+    break (or starts a block of lines at a row's start), so a row it starts on is the row ``find`` lands on."""
+    for lo, hi in spans:
+        row = lo
+        while row < hi:
+            at = find(lines.start(row))
+            if at < 0:
+                break
+            row = lines.line_at(at)
+            if row >= hi:
+                break
+            yield row
+            row += 1
 
 
 def _undoes(pred: Edit, last: Edit) -> bool:

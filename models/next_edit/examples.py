@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 
 @dataclass(frozen=True)
@@ -80,28 +80,48 @@ def line_ending(line: str) -> str:
     return next((e for e in LINE_ENDINGS if line.endswith(e)), "")
 
 
-def text_ending(lines: list[str], near: int = 0) -> str:
+def text_ending(lines: list[str] | TextLines, near: int = 0) -> str:
     """The line break to write at line ``near``: that line's own, else the first line's (the document's), else LF."""
     own = line_ending(lines[near]) if 0 <= near < len(lines) else ""
     return own or (line_ending(lines[0]) if lines else "") or "\n"
 
 
-def splice(text: str, edit: Edit) -> tuple[int, int, str]:
+class TextLines(Protocol):
+    """A text's lines exactly as `lines_of` splits it, read on demand: given one, `splice`, `undoes_last_edit` and
+    the baseline read it instead of splitting the whole text (the server reads the lines from its line index, so a
+    request on a large file reads the lines near its edits, not every line)."""
+
+    text: str
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key):
+        """A line (an int, negative ones from the end) or a list of lines (a slice, as a list's)."""
+
+    def start(self, line: int) -> int:
+        """Where ``line`` (0 to ``len(self)``, the latter: the text's end) starts in ``text``."""
+
+    def line_at(self, offset: int) -> int:
+        """The line holding ``text[offset]``."""
+
+
+def splice(text: str, edit: Edit, lines: TextLines | None = None) -> tuple[int, int, str]:
     """(start, end, new): ``apply_edit`` replaces ``text[start:end]`` by ``new``. The one place that decides the
     line breaks an edit writes (the server's trimmed range is cut from it, so the editor gets the same text):
     an updated block that does not end in a line break gets the replaced line's (the line above an insertion's,
     else the document's) when a line follows it, and an insertion after an unterminated last line starts with
-    one, so neither is glued to its neighbour. Raises ValueError when the edit's original does not match."""
-    lines = lines_of(text)
-    if not (0 <= edit.start_line <= edit.end_line <= len(lines)):
-        raise ValueError(f"edit range {edit.start_line}:{edit.end_line} outside {len(lines)} lines")
-    if "".join(lines[edit.start_line:edit.end_line]) != edit.original:
+    one, so neither is glued to its neighbour. Raises ValueError when the edit's original does not match.
+    ``lines``: ``text``'s lines, read instead of splitting it (the edit's lines and its neighbours only)."""
+    table = lines_of(text) if lines is None else lines
+    if not (0 <= edit.start_line <= edit.end_line <= len(table)):
+        raise ValueError(f"edit range {edit.start_line}:{edit.end_line} outside {len(table)} lines")
+    if "".join(table[edit.start_line:edit.end_line]) != edit.original:
         raise ValueError("edit original does not match the text")
-    start = sum(map(len, lines[:edit.start_line]))
-    return start, start + len(edit.original), written(lines, edit)
+    start = sum(map(len, table[:edit.start_line])) if lines is None else lines.start(edit.start_line)
+    return start, start + len(edit.original), written(table, edit)
 
 
-def written(lines: list[str], edit: Edit) -> str:
+def written(lines: list[str] | TextLines, edit: Edit) -> str:
     """What ``edit`` writes in place of its original among ``lines``: its updated block with the line breaks
     `splice` adds (the range unchecked)."""
     updated = edit.updated

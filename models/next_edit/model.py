@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from models.next_edit.baseline import BaselinePredictor
-from models.next_edit.examples import Edit, Example
+from models.next_edit.examples import Edit, Example, TextLines
 from models.model_dir import ModelDirError
 from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, in_document, lf_view, undoes_last_edit,
                                      window_around)
@@ -149,25 +149,28 @@ class NextEditAnswer:
 def predict_with(predictor: str, model: "NextEditModel | None", history: list[Edit], current: str, cursor_line: int,
                  path: str = "", threshold: float = 0.0,
                  should_cancel: Callable[[], bool] | None = None,
-                 ranker: "EditRanker | None" = None, ranker_threshold: float | None = None) -> NextEditAnswer | None:
+                 ranker: "EditRanker | None" = None, ranker_threshold: float | None = None,
+                 lines: TextLines | None = None) -> NextEditAnswer | None:
     """The answer of ``heuristic`` (the baseline; always shown), ``ranker`` (the edit ranker's best candidate,
     shown when its score reaches ``ranker_threshold``, by default the ranker's own; the baseline answers when no
     ranker is loaded), ``model`` (the model's edit, shown when its confidence reaches ``threshold``) or ``auto``
     (the ranker's answer when it is shown, else the model's: on held-out changes the ranker's edits are right
     far more often than the model's, and it answers in milliseconds). An answer that is not shown is still
     returned (``shown`` false) so it can be logged as hidden; ``auto`` returns a hidden one only when neither is
-    shown, the ranker's first. No edit that undoes the last one is returned."""
+    shown, the ranker's first. No edit that undoes the last one is returned. ``lines``: ``current``'s lines, read
+    instead of splitting it (a request on a large file then reads the lines near the edits, not all of them)."""
     ranked: NextEditAnswer | None = None
     if predictor in ("heuristic", "ranker", "auto"):
         lf_history, lf_current = lf_view(history, current)  # a CR would be matched as text, not as a line's end
         if ranker is not None and predictor != "heuristic":
             found = ranker.rank(lf_history, lf_current, cursor_line)
-            edit = in_document(current, found.edit) if found is not None else None
-            if edit is not None and not undoes_last_edit(history, current, edit):
+            edit = in_document(current, found.edit, lines) if found is not None else None
+            if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))
         else:
-            edit = in_document(current, BaselinePredictor().predict_next(lf_history, lf_current))
-            if edit is not None and not undoes_last_edit(history, current, edit):
+            lf_lines = lines if lf_current is current else None  # the LF view of a document with CRs is another text
+            edit = in_document(current, BaselinePredictor().predict_next(lf_history, lf_current, lf_lines), lines)
+            if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, 1.0, "heuristic")
         if predictor != "auto" or (ranked is not None and ranked.shown):
             return ranked

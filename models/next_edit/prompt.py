@@ -47,7 +47,7 @@ from typing import Callable
 
 from models.next_edit.baseline import common_ends
 from models.fim import to_lf
-from models.next_edit.examples import Edit, apply_edit, line_ending, lines_of, text_ending
+from models.next_edit.examples import Edit, TextLines, apply_edit, line_ending, lines_of, splice, text_ending
 
 EDIT_MARK = "<|edit|>"
 ORIGINAL_MARK = "<|original|>\n"
@@ -164,15 +164,15 @@ def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None
     return _block_edit(current, window.start, window_lines(window), new)
 
 
-def _block_edit(current: str, row: int, old: list[str], new: list[str]) -> Edit | None:
+def _block_edit(current: str, row: int, old: list[str], new: list[str], lines: TextLines | None = None) -> Edit | None:
     """The edit that turns lines ``old`` (those of ``current`` from ``row`` on, each ending in LF) into
     ``new`` (LF too), trimmed to the lines that change, written with the document's line breaks: a line left as
     it was keeps its own, a changed one takes the one of the line it replaces (past those, the last one's; for
     an insertion the line above's), so a document mixing CRLF and LF lines keeps them; None when nothing
-    changes."""
+    changes. ``lines``: ``current``'s lines, read instead of splitting it."""
     p, s = common_ends(old, new)
     start, end = row + p, row + len(old) - s
-    cur_lines = lines_of(current)
+    cur_lines = lines_of(current) if lines is None else lines
     replaced = cur_lines[start:end]
     original = "".join(replaced)
     eol = text_ending(cur_lines, end - 1 if end > start else start - 1)
@@ -208,13 +208,14 @@ def lf_view(history: list[Edit], current: str) -> tuple[list[Edit], str]:
     return [e for e in lf if e.original != e.updated], to_lf(current)
 
 
-def in_document(current: str, edit: Edit | None) -> Edit | None:
+def in_document(current: str, edit: Edit | None, lines: TextLines | None = None) -> Edit | None:
     """An edit of the LF view of ``current`` (`lf_view`) as the edit of ``current`` it stands for, written with
-    the document's own line breaks (`_block_edit`); None for none, or for one that changes nothing there."""
+    the document's own line breaks (`_block_edit`); None for none, or for one that changes nothing there.
+    ``lines``: ``current``'s lines, read instead of splitting it."""
     if edit is None or "\r" not in current:
         return edit
     return _block_edit(current, edit.start_line, lines_of(_with_newline(edit.original)),
-                       lines_of(_with_newline(edit.updated)))
+                       lines_of(_with_newline(edit.updated)), lines)
 
 
 def rewrite_edit_chars(window: Window, rewrite: str) -> tuple[int, int]:
@@ -231,17 +232,60 @@ def text_before(current: str, last: Edit) -> str:
     return "".join(lines[:last.start_line]) + last.original + "".join(lines[last.start_line + n_updated:])
 
 
-def undoes_last_edit(history: list[Edit], current: str, edit: Edit) -> bool:
-    """Whether ``edit`` (applied to ``current``) takes the text back to before the last history edit."""
+def undoes_last_edit(history: list[Edit], current: str, edit: Edit, lines: TextLines | None = None) -> bool:
+    """Whether ``edit`` (applied to ``current``) takes the text back to before the last history edit. ``lines``:
+    ``current``'s lines; with them the two texts are compared where they can differ, between the first and the
+    last character either edit replaces, instead of being built whole."""
     if not history:
         return False
     last = history[-1]
     if edit.original == last.updated and edit.updated == last.original:
         return True
+    if lines is None or last.start_line < 0:
+        try:
+            return apply_edit(current, edit) == text_before(current, last)
+        except ValueError:
+            return False
     try:
-        return apply_edit(current, edit) == text_before(current, last)
+        start, end, new = splice(current, edit, lines)
     except ValueError:
         return False
+    n = len(lines)  # `text_before`: the lines before the last edit's, its original, the lines after its updated block
+    undo_start = lines.start(min(last.start_line, n))
+    undo_end = lines.start(min(last.start_line + len(lines_of(last.updated)), n))
+    return _same_splices(current, (start, end, new), (undo_start, undo_end, last.original))
+
+
+def _same_splices(text: str, one: tuple[int, int, str], other: tuple[int, int, str]) -> bool:
+    """Whether ``text`` with ``text[a:b]`` replaced by ``new`` (``one``: (a, b, new)) equals ``text`` with
+    ``text[c:d]`` replaced by ``alt`` (``other``: (c, d, alt)). Both are ``text`` outside the span from the first
+    character either replaces to the last, so only that span is compared, in pieces of doubling size: texts that
+    differ are told apart near where they first differ, without copying the text between two edits far apart."""
+    (a, b, new), (c, d, alt) = one, other
+    if len(new) - (b - a) != len(alt) - (d - c):
+        return False
+    lo, hi = min(a, c), max(b, d)
+    x = ((text, lo, a), (new, 0, len(new)), (text, b, hi))
+    y = ((text, lo, c), (alt, 0, len(alt)), (text, d, hi))
+    size = hi - lo + len(new) - (b - a)
+    at, step = 0, 256
+    while at < size:
+        stop = min(size, at + step)
+        if _cut(x, at, stop) != _cut(y, at, stop):
+            return False
+        at, step = stop, step * 2
+    return True
+
+
+def _cut(parts: tuple[tuple[str, int, int], ...], i: int, j: int) -> str:
+    """Characters ``i`` to ``j`` of the text the ``parts`` ((string, start, end): a slice each) make end to end."""
+    out = []
+    for s, a, b in parts:
+        size = b - a
+        if i < size and j > 0 and size > 0:
+            out.append(s[a + max(i, 0):a + min(j, size)])
+        i, j = i - size, j - size
+    return "".join(out)
 
 
 def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window, Span]:
