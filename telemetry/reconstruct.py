@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .reader import session_timeline, suggestions
-from .text import advance, diff, line_starts, line_suffix, offset_at, position_at
+from .text import EditedText, SplitText, advance, diff, line_starts, offset_at, same_text
 
 EXACT, INFERRED, APPROXIMATE = "exact", "inferred", "approximate"
 MAX_REFERENCE_STEPS = 4000  # changes followed to find what was typed next
@@ -116,29 +116,69 @@ class Script:
 
 
 class _Doc:
-    """One open period of one document: the text as replay rebuilds it, and the steps that got there."""
+    """One open period of one document: the text as replay rebuilds it, and the steps that got there.
+
+    Both texts are held split into lines (``SplitText``) and changed in place, and the texts they are changed to are
+    ``EditedText`` views of ``after_edits``: a change costs about its size, not a copy and a scan of the document."""
 
     def __init__(self, uri: str, open_item: dict[str, Any]) -> None:
         self.uri = uri
-        self.text: str = open_item.get("text") or ""
+        self.opened: str = open_item.get("text") or ""
+        self.text = SplitText(self.opened)  # the text the steps so far send the server
         self.version: int = open_item.get("version") or 0
         self.tip: int = 0  # where typing last happened, for placing ambiguous changes
         # A document opened without a language (languageId "") stays without one: as Python its context differed.
         language = open_item.get("language_id")
-        self.steps: list[Step] = [Step(open_item["ts"], "open", uri, self.version, self.text,
+        self.steps: list[Step] = [Step(open_item["ts"], "open", uri, self.version, self.opened,
                                        "python" if language is None else language)]
         self.edits: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
         self.close_item: dict[str, Any] | None = None
-        self.after_edits: str = self.text  # the text once every logged edit (so far) is applied
+        self.after_edits = SplitText(self.opened)  # the text once every logged edit (so far) is applied
+        # How many characters ``text`` is known to share with ``after_edits`` at its start and at its end: comparisons
+        # and diffs of the two read only between them.
+        self.shared: tuple[int, int] = (len(self.opened), len(self.opened))
         self.resynced = False  # the edits alone missed a snapshot: replay copied it in
         self.pending: dict[str, Any] | None = None  # the unfinished edit the text has on top of after_edits
         self.requested_at: float | None = None  # the last request's time: keystrokes after it come later
         self.sent_version: int = self.version  # the version the last step sends (as _fix_versions will make it)
 
-    def change_to(self, new_text: str, ts: float, version: int | None, hints: tuple[int, ...], keystrokes: int = 1,
-                  since: float | None = None, change: tuple[int, int, str] | None = None,
+    def unchanged(self) -> EditedText:
+        """``after_edits`` as it is, as a text to change to."""
+        return EditedText(self.after_edits, 0, 0, "")
+
+    def _agreement(self, target: EditedText | str) -> tuple[int, int]:
+        """How many characters ``target`` (a text to change to) is known to share with ``text`` at its start and its
+        end: a view of ``after_edits`` shares its unchanged ends; a str (a logged snapshot) is read whole."""
+        if not isinstance(target, EditedText) or target.base is not self.after_edits:
+            return 0, 0
+        size = len(self.after_edits)
+        if target.start == target.end and not target.inserted:
+            return self.shared
+        return min(self.shared[0], target.start), min(self.shared[1], size - target.end)
+
+    def _reached(self, target: EditedText | str) -> None:
+        """``text`` now equals ``target``."""
+        if isinstance(target, EditedText) and target.base is self.after_edits:
+            size = len(self.after_edits)
+            unchanged = target.start == target.end and not target.inserted
+            self.shared = (size, size) if unchanged else (target.start, size - target.end)
+        else:
+            self.shared = (0, 0)
+
+    def settle(self, new: EditedText) -> None:
+        """The logged edit ``new`` (a view of ``after_edits``, which ``text`` already equals) is applied."""
+        self.after_edits.splice(new.start, new.end, new.inserted)
+        self.shared = (len(self.after_edits), len(self.after_edits))
+
+    def resync(self, text: str) -> None:
+        """``after_edits`` is copied from a snapshot that ``text`` already equals."""
+        self.after_edits = SplitText(text)
+        self.shared = (len(text), len(text))
+
+    def change_to(self, new_text: EditedText | str, ts: float, version: int | None, hints: tuple[int, ...],
+                  keystrokes: int = 1, since: float | None = None, change: tuple[int, int, str] | None = None,
                   tip: int | None = None) -> None:
         """Change the text to ``new_text`` at ``ts``: by ``change`` (start, end, inserted) when it does so, else by the
         smallest change (placed by ``hints``). A change that goes on with the unfinished edit whose typing ended at
@@ -151,12 +191,15 @@ class _Doc:
         most = keystrokes if continuing else 1
         if version is not None:
             most = min(most, version - self.sent_version)  # each piece raises the version; the last one sends it
-        if change is not None and self.text[:change[0]] + change[2] + self.text[change[1]:] == new_text:
+        same_start, same_end = self._agreement(new_text)
+        if change is not None and same_text(EditedText(self.text, *change), new_text, min(same_start, change[0]),
+                                            min(same_end, len(self.text) - change[1])):
             start, end, inserted = change
             pieces = _pieces(self.text, start, end, inserted, tip, most)
         if pieces is None:
-            change = diff(self.text, new_text, hints)
+            change = diff(self.text, new_text, hints, same_start, same_end)
             if change is None:
+                self._reached(new_text)
                 return
             start, end, inserted = change
             # No LSP position lies between the CR and the LF of a CRLF: a change that starts or ends there (mixed or
@@ -169,22 +212,20 @@ class _Doc:
             pieces = _pieces(self.text, start, end, inserted, self.tip if continuing else None, most) or [
                 (start, end, inserted)]
             start, inserted = change[0], change[2]
-        text = self.text
         for i, (a, b, piece) in enumerate(pieces, 1):
             last = i == len(pieces)
             at = ts if last else min(ts, max(self.requested_at or since, since + i * (ts - since) / len(pieces)))
-            self.add_change(text, a, b, piece, at, version if last else None, continued=not last)
-            text = text[:a] + piece + text[b:]
-        self.text = new_text
+            self.add_change(a, b, piece, at, version if last else None, continued=not last)
+        self._reached(new_text)  # the pieces make the change to it
         self.tip = start + len(inserted)
 
-    def add_change(self, text: str, start: int, end: int, inserted: str, ts: float, version: int | None,
+    def add_change(self, start: int, end: int, inserted: str, ts: float, version: int | None,
                    continued: bool = False) -> None:
-        """Append the change of ``text`` (the text before it) between str offsets ``start`` and ``end``."""
-        starts = line_starts(text)
-        self.steps.append(Step(ts, "change", self.uri, version, start=position_at(text, start, starts),
-                               end=position_at(text, end, starts), start_offset=start, end_offset=end,
+        """Append the change of ``text`` between str offsets ``start`` and ``end``, and apply it."""
+        self.steps.append(Step(ts, "change", self.uri, version, start=self.text.position_at(start),
+                               end=self.text.position_at(end), start_offset=start, end_offset=end,
                                inserted=inserted, continued=continued))
+        self.text.splice(start, end, inserted)
         self.sent_version = version if version is not None and version > self.sent_version else self.sent_version + 1
 
     def undo_pending(self) -> bool:
@@ -195,20 +236,22 @@ class _Doc:
         typing. False (nothing done) when the text does not hold the edit where it says."""
         pe = self.pending
         self.pending = None
-        if pe is None or self.text == self.after_edits:
+        text, base = self.text, self.after_edits
+        if pe is None or same_text(text, base, *self.shared):
             return pe is None
-        starts = line_starts(self.after_edits)
-        a = offset_at(self.after_edits, pe["start_line"], pe["start_character"], starts)
+        a = base.offset_at(pe["start_line"], pe["start_character"])
         b = a + len(pe["inserted_text"])
-        undone = self.text[:a] + pe["removed_text"] + self.text[b:]
-        if self.text[a:b] != pe["inserted_text"] or undone != self.after_edits or not _representable(self.text, a, b):
+        if (text[a:b] != pe["inserted_text"]
+                or not same_text(EditedText(text, a, b, pe["removed_text"]), base, min(self.shared[0], a),
+                                 min(self.shared[1], len(text) - b))
+                or not _representable(text, a, b)):
             return False
-        self.add_change(self.text, a, b, pe["removed_text"], self.requested_at or self.steps[-1].ts, None)
-        self.text = undone
+        self.add_change(a, b, pe["removed_text"], self.requested_at or self.steps[-1].ts, None)
+        self.shared = (len(base), len(base))
         self.tip = a + len(pe["removed_text"])
         return True
 
-    def type_to(self, new_text: str, ts: float, version: int | None, hints: tuple[int, ...],
+    def type_to(self, new_text: EditedText, ts: float, version: int | None, hints: tuple[int, ...],
                 edit: dict[str, Any] | None) -> None:
         """Change the text to ``new_text``: the logged text so far with ``edit`` (a request's unfinished edit, or the
         next logged edit) applied, or with none. An edit that goes on with the unfinished one the text has is sent as
@@ -218,8 +261,7 @@ class _Doc:
             # From the start of the edit's text that the keystrokes left as it was to where its typing ended, and past
             # it as far as it deleted forward: where the keystrokes went, not a smallest change the hints placed.
             base = self.after_edits
-            starts = line_starts(base)
-            es, ee, ps, pe = (offset_at(base, e[f"{side}_line"], e[f"{side}_character"], starts)
+            es, ee, ps, pe = (base.offset_at(e[f"{side}_line"], e[f"{side}_character"])
                               for e in (edit, old) for side in ("start", "end"))
             tip = ps + len(old["inserted_text"])
             typed, inserted = self.text[es:tip], edit["inserted_text"]
@@ -252,13 +294,14 @@ def _characters(s: str) -> list[str]:
     return out
 
 
-def _representable(text: str, *offsets: int) -> bool:
-    """Every offset is an LSP position of ``text`` (none between the CR and the LF of a CRLF)."""
-    starts = line_starts(text)
-    return all(offset_at(text, *position_at(text, o, starts), starts) == o for o in offsets)
+def _representable(text: str | SplitText, *offsets: int) -> bool:
+    """Every offset is an LSP position of ``text``: in it, and none between the CR and the LF of a CRLF (the two
+    characters around it are all that is read)."""
+    size = len(text)
+    return all(0 <= o <= size and not (0 < o < size and text[o - 1:o + 1] == "\r\n") for o in offsets)
 
 
-def _pieces(text: str, start: int, end: int, inserted: str, tip: int | None,
+def _pieces(text: str | SplitText, start: int, end: int, inserted: str, tip: int | None,
             most: int) -> list[tuple[int, int, str]] | None:
     """The change of ``text`` replacing [start, end) by ``inserted`` as keystrokes make it, in about ``most`` changes
     (fewer where it has fewer characters): deleting forward from where the unfinished edit's typing ended (``tip``),
@@ -281,17 +324,20 @@ def _pieces(text: str, start: int, end: int, inserted: str, tip: int | None,
     count = max(1, min(most, len(keys)))
     cuts = {k * len(keys) // count for k in range(count)} | ({len(ahead)} if ahead and behind else set())
     cuts = sorted(cuts | {len(keys)})
-    pieces, cur = [], text
+    # The pieces change only text[start:end], so the text they make is followed there, with a character either side
+    # (from ``lo``), which is all ``_representable`` reads.
+    lo = max(0, start - 1)
+    pieces, cur = [], text[lo:end + 1]
     for i, j in zip(cuts, cuts[1:]):
         group = keys[i:j]
         deleted = [g for g in group if g[1] > g[0]]
         a = min(g[0] for g in deleted) if deleted else group[0][0]
         b = a + sum(g[1] - g[0] for g in deleted)
         piece = "".join(g[2] for g in group)
-        if not _representable(cur, a, b):
+        if not _representable(cur, a - lo, b - lo):
             return None
         pieces.append((a, b, piece))
-        cur = cur[:a] + piece + cur[b:]
+        cur = cur[:a - lo] + piece + cur[b - lo:]
     return pieces
 
 
@@ -305,11 +351,19 @@ def apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, re
     return text[:a] + inserted + text[b:]
 
 
-def _inferred(before: str, edit: dict[str, Any], line: int, character: int) -> tuple[str, int] | None:
+def _replaced(text: SplitText, sl: int, sc: int, el: int, ec: int, inserted: str,
+              removed: str | None = None) -> EditedText | None:
+    """``apply_range`` as a view of ``text`` (not a copy of it)."""
+    a, b = text.offset_at(sl, sc), text.offset_at(el, ec)
+    if b < a or (removed is not None and text[a:b] != removed):
+        return None
+    return EditedText(text, a, b, inserted)
+
+
+def _inferred(before: SplitText, edit: dict[str, Any], line: int, character: int) -> tuple[EditedText, int] | None:
     """The text inside ``edit`` when the cursor was at (line, character): its inserted text up to there."""
-    starts = line_starts(before)
-    a = offset_at(before, edit["start_line"], edit["start_character"], starts)
-    b = offset_at(before, edit["end_line"], edit["end_character"], starts)
+    a = before.offset_at(edit["start_line"], edit["start_character"])
+    b = before.offset_at(edit["end_line"], edit["end_character"])
     inserted = edit["inserted_text"]
     pos = (edit["start_line"], edit["start_character"])
     k = 0
@@ -318,7 +372,7 @@ def _inferred(before: str, edit: dict[str, Any], line: int, character: int) -> t
         pos = advance(*pos, inserted[k : k + step])
         k += step
     if pos == (line, character):
-        return before[:a] + inserted[:k] + before[b:], a + k
+        return EditedText(before, a, b, inserted[:k]), a + k
     return None
 
 
@@ -348,8 +402,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
     ri = 0
 
     def emit_request(r: dict[str, Any], fidelity: str) -> None:
-        starts = line_starts(doc.text)
-        offset = offset_at(doc.text, r["line"], r["character"], starts)
+        offset = doc.text.offset_at(r["line"], r["character"])
         req = Request(r["suggestion_id"], doc.uri, r["version"], r["line"], r["character"], r.get("trigger") or "automatic",
                       r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]), kind=r.get("kind") or "completion",
                       selected=_selected_completion(r.get("context")))
@@ -370,12 +423,13 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
             return None
         return pe
 
-    def with_pending(pe: dict[str, Any] | None, base: str) -> str | None:
-        """``base`` with the pending edit ``pe`` (an ``unapplied_pending``) applied; None where it does not fit."""
+    def with_pending(pe: dict[str, Any] | None) -> EditedText | None:
+        """``after_edits`` with the pending edit ``pe`` (an ``unapplied_pending``) applied; None where it does not
+        fit."""
         if pe is None:
-            return base
-        return apply_range(base, pe["start_line"], pe["start_character"], pe["end_line"], pe["end_character"],
-                            pe["inserted_text"], pe["removed_text"])
+            return doc.unchanged()
+        return _replaced(doc.after_edits, pe["start_line"], pe["start_character"], pe["end_line"],
+                         pe["end_character"], pe["inserted_text"], pe["removed_text"])
 
     def emit_at_applied_version(r: dict[str, Any]) -> None:
         """A request once every logged edit up to its version is applied. At a version some logged edit reached, its
@@ -387,12 +441,12 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         if past and "pending_edit" not in r:
             emit_request(r, APPROXIMATE)
             return
-        text = doc.after_edits
+        text = doc.unchanged()
         pe = r.get("pending_edit")
         edit = None
         if past or (pe is not None and "version" in pe):
             edit = unapplied_pending(r)
-            text = with_pending(edit, text)
+            text = with_pending(edit)
             if text is None:
                 emit_request(r, APPROXIMATE)
                 return
@@ -404,10 +458,10 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
 
     def checkpoint() -> None:
         snap = snaps.get(doc.version)
-        if snap is not None and snap.get("text") is not None and snap["text"] != doc.after_edits:
+        if snap is not None and snap.get("text") is not None and snap["text"] != doc.after_edits.text():
             issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced")
             doc.change_to(snap["text"], snap["ts"], doc.version, (doc.tip,))
-            doc.after_edits = snap["text"]
+            doc.resync(snap["text"])
             doc.pending = None
             doc.resynced = True
 
@@ -418,19 +472,19 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
             ri += 1
         for e in group:
             before = doc.after_edits
-            new = apply_range(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
-                               e["inserted_text"])
+            new = _replaced(before, e["start_line"], e["start_character"], e["end_line"], e["end_character"],
+                            e["inserted_text"])
             if new is None:
                 issues.append(f"{doc.uri}: edit at version {e['version']} does not fit the rebuilt text; skipped")
                 continue
-            a = offset_at(before, e["start_line"], e["start_character"])
+            a = new.start
             while ri < len(reqs) and (reqs[ri].get("version") or 0) < (e.get("version") or 0):
                 r = reqs[ri]
                 ri += 1
                 text, fidelity, ts = None, EXACT, r["ts"]
                 edit = unapplied_pending(r)
                 if "pending_edit" in r:
-                    text = with_pending(edit, before)
+                    text = with_pending(edit)
                     if r["pending_edit"] is not None:
                         ts = min(ts, r["pending_edit"].get("ts") or ts)
                 if text is not None:
@@ -441,13 +495,14 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
                     if found is not None:
                         text, fidelity = found[0], INFERRED
                     else:
-                        text, fidelity = (before if r["ts"] < (e.get("ts_start") or e["ts"]) else new), APPROXIMATE
+                        before_it = r["ts"] < (e.get("ts_start") or e["ts"])
+                        text, fidelity = (doc.unchanged() if before_it else new), APPROXIMATE
                     doc.change_to(text, ts, r["version"], (doc.tip, a))
                     doc.pending = None
                 emit_request(r, fidelity)
             doc.type_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a), e)
             doc.pending = None
-            doc.after_edits = new
+            doc.settle(new)
             applied[_identity(e)] = e.get("version")
             if e.get("version") is not None:
                 doc.version = e["version"]
@@ -455,7 +510,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
     for r in reqs[ri:]:
         emit_at_applied_version(r)
     last_snap = doc.snapshots[-1] if doc.snapshots else None
-    if last_snap is not None and last_snap.get("text") is not None and doc.text != last_snap["text"]:
+    if last_snap is not None and last_snap.get("text") is not None and doc.text.text() != last_snap["text"]:
         doc.change_to(last_snap["text"], last_snap["ts"], last_snap.get("version") or doc.version + 1, (doc.tip,))
     if doc.close_item is not None:
         doc.steps.append(Step(doc.close_item["ts"], "close", doc.uri))
@@ -463,10 +518,10 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
 
 def _references(doc_steps: list[Step], opened_text: str) -> None:
     """Fill each request's ``reference``: the text typed at its cursor next, then the rest of its line."""
-    text = opened_text
+    text = SplitText(opened_text)
     for i, step in enumerate(doc_steps):
         if step.kind == "change":
-            text = step.apply(text)
+            text.splice(step.start_offset, step.end_offset, step.inserted)
             continue
         if step.kind != "request":
             continue
@@ -474,7 +529,7 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
         if req.kind == "next_edit":
             j = next((j for j in range(i + 1, len(doc_steps)) if doc_steps[j].kind in ("change", "close")), None)
             if j is not None and doc_steps[j].kind == "change":
-                after = text
+                after = text.text()
                 for later in doc_steps[j:]:  # every piece of the one rebuilt change
                     if later.kind == "change":
                         after = later.apply(after)
@@ -496,7 +551,7 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
             e += len(later.inserted) - (b - a)
             if "\n" in typed or "\r" in typed:
                 break
-        req.reference = typed + line_suffix(text, req.offset)
+        req.reference = typed + text.line_suffix(req.offset)
 
 
 def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
@@ -551,13 +606,12 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
     if orphans:
         script.issues.append(f"{orphans} edits or requests on documents with no logged open were left out")
     for doc in docs:
-        opened_text = doc.text
         _process(doc, script.requests, logged, script.issues)
-        _references(doc.steps, opened_text)
-        script.final_texts[doc.uri] = doc.after_edits
+        _references(doc.steps, doc.opened)
+        final = script.final_texts[doc.uri] = doc.after_edits.text()
         last_snap = doc.snapshots[-1] if doc.snapshots else None
         if last_snap is not None and last_snap.get("text") is not None:
-            ok = not doc.resynced and last_snap["text"] == doc.after_edits
+            ok = not doc.resynced and last_snap["text"] == final
             script.verified[doc.uri] = script.verified.get(doc.uri, True) and ok  # every open period, not the last
             if not ok:
                 script.issues.append(f"{doc.uri}: replayed edits do not reproduce the text logged at close")

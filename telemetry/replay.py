@@ -46,7 +46,7 @@ from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
                        REPLAY_CLOCK, server_command, wait_ready)
-from .text import offset_at, utf16_len
+from .text import SplitText, utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
@@ -277,7 +277,7 @@ class _Driver:
         self.outcomes: list[ReplayOutcome] = []
         self.limited = False
         self.versions: dict[str, int] = {}  # uri -> the version the server has
-        self.texts: dict[str, str] = {}  # uri -> the text the server has
+        self.texts: dict[str, SplitText] = {}  # uri -> the text the server has, changed in place change by change
         self.later: list[tuple[float, int, Callable[[], None]]] = []  # outcomes due after a later step (_decided)
         self._order = itertools.count()
 
@@ -297,9 +297,10 @@ class _Driver:
             if step.kind == "open":
                 language = "python" if step.language_id is None else step.language_id  # "" is no language, not Python
                 self.client.did_open(step.uri, step.text or "", step.version or 0, language)
-                self.texts[step.uri], self.versions[step.uri] = step.text or "", step.version or 0
+                self.texts[step.uri], self.versions[step.uri] = SplitText(step.text or ""), step.version or 0
             elif step.kind == "change":
-                self.texts[step.uri] = step.apply(self.texts.get(step.uri, ""))
+                doc = self.texts.setdefault(step.uri, SplitText())
+                doc.splice(step.start_offset, step.end_offset, step.inserted)
                 self.versions[step.uri] = step.version or 0
                 self.client.notify(REPLAY_CLOCK, {"ts": step.ts})  # keystrokes are grouped into edits by this time
                 self.client.did_change(step.uri, step.version, [{
@@ -390,8 +391,8 @@ class _Driver:
     def _entry_rest(self, req: Request, sel: dict[str, Any]) -> str:
         """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed
         since the entry's start is its beginning."""
-        doc = self.texts.get(req.uri, "")
-        start = offset_at(doc, sel["start_line"], sel["start_character"])  # clamped: the fields are checked ints
+        doc = self.texts.get(req.uri, SplitText())
+        start = doc.offset_at(sel["start_line"], sel["start_character"])  # clamped: the fields are checked ints
         typed = doc[start:req.offset] if start <= req.offset else ""
         return sel["text"][len(typed):] if sel["text"].startswith(typed) else sel["text"]
 
@@ -419,7 +420,8 @@ class _Driver:
         edit = edits[0] if isinstance(edits, list) and edits and isinstance(edits[0], dict) else None
         sid, new_text = (edit or {}).get("id"), (edit or {}).get("newText")
         where = edit_range(edit) if edit else None
-        after = (apply_range(self.texts.get(req.uri, ""), *where, new_text)
+        doc = self.texts.get(req.uri)
+        after = (apply_range(doc.text() if doc is not None else "", *where, new_text)
                  if where is not None and isinstance(new_text, str) else None)
         if not (isinstance(sid, str) and after is not None):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from itertools import accumulate, chain
+from typing import Any
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -89,34 +91,75 @@ def line_suffix(text: str, offset: int) -> str:
     return text[offset : _line_end(text, offset)]
 
 
-def diff(old: str, new: str, hints: tuple[int, ...] = ()) -> tuple[int, int, str] | None:
+def _agree_from(old: Any, new: Any, start: int, limit: int) -> int:
+    """Where ``old`` and ``new`` (str, ``SplitText`` or ``EditedText``) first differ at or after ``start``, or
+    ``limit``; read in doubling slices, so it costs about the agreeing run and not a character-by-character loop."""
+    p, size = start, 64
+    while p < limit:
+        q = min(limit, p + size)
+        a, b = old[p:q], new[p:q]
+        if a != b:
+            k = 0
+            while a[k] == b[k]:
+                k += 1
+            return p + k
+        p, size = q, size * 2
+    return limit
+
+
+def _agree_back(old: Any, new: Any, start: int, limit: int) -> int:
+    """How many characters ``old`` and ``new`` share at their ends, counting on from ``start`` known alike, at most
+    ``limit``."""
+    q, size, lo, ln = start, 64, len(old), len(new)
+    while q < limit:
+        r = min(limit, q + size)
+        a, b = old[lo - r:lo - q], new[ln - r:ln - q]
+        if a != b:
+            k = 0
+            while a[-1 - k] == b[-1 - k]:
+                k += 1
+            return q + k
+        q, size = r, size * 2
+    return limit
+
+
+def same_text(old: Any, new: Any, same_start: int = 0, same_end: int = 0) -> bool:
+    """Whether two texts are equal, reading only what lies between their first ``same_start`` and last
+    ``same_end`` characters, which the caller knows agree (replay compares versions of one large document)."""
+    if len(old) != len(new):
+        return False
+    n = len(old)
+    same_start, same_end = max(0, min(same_start, n)), max(0, min(same_end, n))
+    return same_start + same_end >= n or old[same_start:n - same_end] == new[same_start:n - same_end]
+
+
+def diff(old: Any, new: Any, hints: tuple[int, ...] = (), same_start: int = 0,
+         same_end: int = 0) -> tuple[int, int, str] | None:
     """One change turning ``old`` into ``new``: (start, end, inserted) with start/end str indices in ``old``.
 
     The change is as small as possible; where it could sit in several places (typing ``a`` next to
     an ``a``), the first hint (a cursor offset) that keeps it as small is used, so the change lands
-    where the typing happened. None when the texts are equal.
+    where the typing happened. None when the texts are equal. The texts are str, ``SplitText`` or ``EditedText``;
+    a caller that knows their first ``same_start`` and last ``same_end`` characters agree passes them, and only
+    the rest is read (versions of one large document differ in a few places).
     """
-    if old == new:
-        return None
     n = min(len(old), len(new))
-    p = 0
-    while p < n and old[p] == new[p]:
-        p += 1
+    p = _agree_from(old, new, max(0, min(same_start, n)), n)
+    if p == n and len(old) == len(new):
+        return None
 
-    def at(start: int) -> tuple[int, int, str]:
-        limit = min(len(old), len(new)) - start
-        q = 0
-        while q < limit and old[len(old) - 1 - q] == new[len(new) - 1 - q]:
-            q += 1
-        return start, len(old) - q, new[start : len(new) - q]
+    def kept(start: int) -> int:
+        limit = n - start
+        return _agree_back(old, new, max(0, min(same_end, limit)), limit)
 
-    best = at(p)
+    q = kept(p)
+    best = (p, len(old) - q, new[p:len(new) - q])
     size = (best[1] - best[0]) + len(best[2])
     for hint in hints:
         if 0 <= hint < p:
-            cand = at(hint)
-            if (cand[1] - cand[0]) + len(cand[2]) == size:
-                return cand
+            q = kept(hint)
+            if (len(old) - q - hint) + (len(new) - q - hint) == size:
+                return hint, len(old) - q, new[hint:len(new) - q]
     return best
 
 
@@ -126,22 +169,104 @@ def _without_break(line: str) -> str:
     return line[:-1] if line.endswith(("\r", "\n")) else line
 
 
+def _split_lines(text: str) -> list[str]:
+    """``text`` as its lines, each with its break (the last holds none and may be empty)."""
+    starts = line_starts(text)
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
+
+
 class SplitText:
     """A text held as its lines, each with its break, so that a run of LSP changes costs the lines each touches
     rather than a scan of the whole text per change (``line_starts`` for every change of a 100 kB document). The
-    result is the one ``offset_at`` gives change by change: positions clamped alike, CRLF one break."""
+    result is the one ``offset_at`` gives change by change: positions clamped alike, CRLF one break.
 
-    def __init__(self, text: str) -> None:
-        starts = line_starts(text)
-        self._lines = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]  # the last holds no break
+    The lines are kept in blocks with their offsets, so str offsets and LSP positions convert both ways, and
+    slices read, in the block's lines and not the whole text: replay rebuilds a long session on a large file
+    change by change (``offset_at``, ``position_at``, ``splice`` and ``text[a:b]`` answer as on the str)."""
+
+    BLOCK = 256  # lines a block holds; a block is split once it holds twice as many
+
+    def __init__(self, text: str = "") -> None:
+        lines = _split_lines(text)
+        self._blocks = [lines[i:i + self.BLOCK] for i in range(0, len(lines), self.BLOCK)]
+        self._starts = [[0, *accumulate(map(len, block))] for block in self._blocks]  # line offsets in the block
+        self._index()
+
+    def _index(self) -> None:
+        """Each block's first line and first offset, with the totals at the end."""
+        self._first_line = [0, *accumulate(map(len, self._blocks))]
+        self._first_offset = [0, *accumulate(starts[-1] for starts in self._starts)]
+
+    def __len__(self) -> int:
+        return self._first_offset[-1]
+
+    @property
+    def line_total(self) -> int:
+        """The lines ``line_starts`` finds: one more than the breaks (the last may be empty)."""
+        return self._first_line[-1]
+
+    def _line(self, line: int) -> tuple[int, int]:
+        """(block, index in it) of a line index in range."""
+        block = bisect_right(self._first_line, line, 0, len(self._blocks)) - 1
+        return block, line - self._first_line[block]
+
+    def _at_offset(self, offset: int) -> tuple[int, int, int]:
+        """(block, index in it, the line's start) of the line holding a str offset in range (its start included)."""
+        block = bisect_right(self._first_offset, offset, 0, len(self._blocks)) - 1
+        base = self._first_offset[block]
+        starts = self._starts[block]
+        i = min(bisect_right(starts, offset - base) - 1, len(starts) - 2)
+        return block, i, base + starts[i]
+
+    def offset_at(self, line: int, character: int) -> int:
+        """``offset_at`` on the text: the str index of an LSP position, clamped alike."""
+        if line < 0:
+            return 0
+        if line >= self.line_total:
+            return len(self)
+        block, i = self._line(line)
+        begin = self._first_offset[block] + self._starts[block][i]
+        return begin + chars_in_units(_without_break(self._blocks[block][i]), character)
+
+    def position_at(self, offset: int) -> tuple[int, int]:
+        """``position_at`` on the text: the LSP position of a str index (clamped into the text)."""
+        offset = max(0, min(offset, len(self)))
+        block, i, begin = self._at_offset(offset)
+        return self._first_line[block] + i, utf16_len(self._blocks[block][i][:offset - begin])
+
+    def line_suffix(self, offset: int) -> str:
+        """``line_suffix`` on the text: the rest of the line after ``offset`` (line break excluded)."""
+        offset = max(0, min(offset, len(self)))
+        block, i, begin = self._at_offset(offset)
+        return _without_break(self._blocks[block][i])[offset - begin:]
+
+    def __getitem__(self, key: slice) -> str:
+        """``text[a:b]``, reading only the lines it spans (slices only, as on a str)."""
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("SplitText reads slices only")
+        a, b, _ = key.indices(len(self))
+        if b <= a:
+            return ""
+        block, i, begin = self._at_offset(a)
+        parts, reach = [], begin
+        while reach < b:
+            line = self._blocks[block][i]
+            parts.append(line)
+            reach += len(line)
+            i += 1
+            if i == len(self._blocks[block]):
+                block, i = block + 1, 0
+        return "".join(parts)[a - begin:b - begin]
 
     def _locate(self, line: int, character: int) -> tuple[int, int]:
         """(line index, str index in that line) of an LSP position, as ``offset_at`` clamps it."""
         if line < 0:
             return 0, 0
-        if line >= len(self._lines):
-            return len(self._lines) - 1, len(self._lines[-1])
-        return line, chars_in_units(_without_break(self._lines[line]), character)
+        if line >= self.line_total:
+            block = len(self._blocks) - 1
+            return self.line_total - 1, len(self._blocks[block][-1])
+        block, i = self._line(line)
+        return line, chars_in_units(_without_break(self._blocks[block][i]), character)
 
     def replace(self, start_line: int, start_character: int, end_line: int, end_character: int,
                 inserted: str) -> None:
@@ -150,7 +275,25 @@ class SplitText:
         last, b = self._locate(end_line, end_character)
         if (last, b) < (first, a):
             last, b = first, a
-        lines = self._lines
+        self._replace_lines(first, a, last, b, inserted)
+
+    def splice(self, start: int, end: int, inserted: str) -> None:
+        """``text[:start] + inserted + text[end:]``, for str offsets ``start <= end`` (clamped into the text)."""
+        start = max(0, min(start, len(self)))
+        end = max(start, min(end, len(self)))
+        first_block, first_i, first_begin = self._at_offset(start)
+        last_block, last_i, last_begin = self._at_offset(end)
+        self._replace_lines(self._first_line[first_block] + first_i, start - first_begin,
+                            self._first_line[last_block] + last_i, end - last_begin, inserted)
+
+    def _replace_lines(self, first: int, a: int, last: int, b: int, inserted: str) -> None:
+        """Replace from index ``a`` of line ``first`` to index ``b`` of line ``last``; the blocks those lines and
+        their neighbours lie in are split into lines again, the others keep theirs."""
+        lo_block = self._line(max(0, first - 1))[0]
+        hi_block = self._line(min(self.line_total - 1, last + 1))[0]
+        base = self._first_line[lo_block]
+        lines = list(chain.from_iterable(self._blocks[lo_block:hi_block + 1]))
+        first, last = first - base, last - base
         chunk = lines[first][:a] + inserted + lines[last][b:]
         # A lone CR that now meets an LF (or an LF that now meets a CR) makes one CRLF break: the neighbour joins in.
         if first > 0 and chunk.startswith("\n") and lines[first - 1].endswith("\r"):
@@ -159,11 +302,42 @@ class SplitText:
         if last + 1 < len(lines) and chunk.endswith("\r") and lines[last + 1].startswith("\n"):
             last += 1
             chunk += lines[last]
-        starts = line_starts(chunk)
-        pieces = [chunk[p:q] for p, q in zip(starts, [*starts[1:], len(chunk)])]
+        pieces = _split_lines(chunk)
         if last + 1 < len(lines):
             pieces.pop()  # the chunk ends with a break: the empty line after it is the next line's start
         lines[first:last + 1] = pieces
+        size = len(lines) if len(lines) <= 2 * self.BLOCK else self.BLOCK
+        blocks = [lines[i:i + size] for i in range(0, len(lines), size)]
+        self._blocks[lo_block:hi_block + 1] = blocks
+        self._starts[lo_block:hi_block + 1] = [[0, *accumulate(map(len, block))] for block in blocks]
+        self._index()
 
     def text(self) -> str:
-        return "".join(self._lines)
+        return "".join(chain.from_iterable(self._blocks))
+
+
+class EditedText:
+    """``base`` (a str or a ``SplitText``) with ``base[start:end]`` replaced by ``inserted``, read through slices
+    without copying ``base``: replay compares and diffs versions of one document that differ in a few places."""
+
+    def __init__(self, base: Any, start: int, end: int, inserted: str) -> None:
+        self.base, self.start, self.end, self.inserted = base, start, end, inserted
+
+    def __len__(self) -> int:
+        return len(self.base) - (self.end - self.start) + len(self.inserted)
+
+    def __getitem__(self, key: slice) -> str:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("EditedText reads slices only")
+        a, b, _ = key.indices(len(self))
+        if b <= a:
+            return ""
+        start, after = self.start, self.start + len(self.inserted)
+        shift = self.end - after
+        head = self.base[a:b if b < start else start] if a < start else ""
+        middle = self.inserted[max(a, start) - start:min(b, after) - start] if a < after and b > start else ""
+        tail = self.base[max(a, after) + shift:b + shift] if b > after else ""
+        return head + middle + tail
+
+    def text(self) -> str:
+        return self[0:len(self)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from telemetry import DocumentOpened, EditEvent, SessionEnded, SessionStarted, TelemetryStore, session_timeline
 from telemetry import text as text_module
+from tests.telemetry_fakes import CountingBreaks
 from telemetry.store import MAX_HELD_EDITS, _OpenDocument
 from telemetry.text import SplitText, line_starts, offset_at, position_at
 
@@ -60,21 +60,6 @@ def test_a_cr_and_an_lf_brought_together_are_one_line_break_for_the_changes_afte
     assert split.text() == "aY\r\nXc"
 
 
-class _CountingBreaks:
-    """Stands in for the line-break pattern and counts the characters its whole-text scans read."""
-
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern = pattern
-        self.scanned = 0
-
-    def finditer(self, text: str, *args: int):
-        self.scanned += len(text)
-        return self.pattern.finditer(text, *args)
-
-    def search(self, text: str, *args: int):
-        return self.pattern.search(text, *args)
-
-
 def test_applying_held_edits_reads_the_text_about_once_not_once_per_edit(monkeypatch: pytest.MonkeyPatch) -> None:
     """The store applied each held edit after finding the line starts of the whole text again: 1,000 edits of a
     100 kB document cost the writer about a second. Counted in characters scanned, not in time."""
@@ -86,7 +71,7 @@ def test_applying_held_edits_reads_the_text_about_once_not_once_per_edit(monkeyp
         sl, sc, el, ec, inserted = _random_change(rng, expected)
         edits.append(EditEvent(SID, URI, k + 2, sl, sc, el, ec, "", inserted, ts_start=k, ts=k))
         expected = _one_by_one(expected, (sl, sc, el, ec, inserted))
-    counting = _CountingBreaks(text_module._BREAK)
+    counting = CountingBreaks(text_module._BREAK)
     monkeypatch.setattr(text_module, "_BREAK", counting)
     doc = _OpenDocument(1, "python", text, 0.0, edits)
     assert doc.current() == expected

@@ -2,12 +2,7 @@
 // for the vscode module and vscode-languageclient (they only run inside VS Code).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { build } from "esbuild";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import path from "node:path";
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const outfile = path.join(root, "out/unit/inline.mjs");
+import { importStubbed } from "./stubbedBundle.mjs";
 
 const stubs = {
   vscode: `
@@ -32,22 +27,7 @@ const stubs = {
   "vscode-languageclient/node": `export const InlineCompletionRequest = { type: "textDocument/inlineCompletion" };`,
 };
 
-await build({
-  entryPoints: [path.join(root, "src/inline.ts")],
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  outfile,
-  logLevel: "warning",
-  plugins: [{
-    name: "stubs",
-    setup(b) {
-      b.onResolve({ filter: /^vscode(-languageclient\/node)?$/ }, (args) => ({ path: args.path, namespace: "stub" }));
-      b.onLoad({ filter: /.*/, namespace: "stub" }, (args) => ({ contents: stubs[args.path], loader: "js" }));
-    },
-  }],
-});
-const { InlineSuggestions } = await import(pathToFileURL(outfile).href);
+const { InlineSuggestions } = await importStubbed("inline", stubs);
 
 /** A VS Code stand-in: one document (text) whose positions are plain offsets, with the proposed API granted or not. */
 function setup({ proposed = true, text = "" } = {}) {

@@ -2,12 +2,7 @@
 // vscode-languageclient (they only run inside VS Code), with the real server runs (src/issuer.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { build } from "esbuild";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import path from "node:path";
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const outfile = path.join(root, "out/unit/nextEdit.mjs");
+import { importStubbed } from "./stubbedBundle.mjs";
 
 const stubs = {
   vscode: `
@@ -45,22 +40,7 @@ const stubs = {
   `,
 };
 
-await build({
-  entryPoints: [path.join(root, "src/nextEdit.ts")],
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  outfile,
-  logLevel: "warning",
-  plugins: [{
-    name: "stubs",
-    setup(b) {
-      b.onResolve({ filter: /^vscode(-languageclient\/node)?$/ }, (args) => ({ path: args.path, namespace: "stub" }));
-      b.onLoad({ filter: /.*/, namespace: "stub" }, (args) => ({ contents: stubs[args.path], loader: "js" }));
-    },
-  }],
-});
-const { NextEdits } = await import(pathToFileURL(outfile).href);
+const { NextEdits } = await importStubbed("nextEdit", stubs);
 const { closeRun, IssuerNotifications, ServerRuns } = await import("../../out/unit/issuer.mjs");
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
