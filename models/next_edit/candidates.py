@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
-from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of, written
+from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
 MAX_CANDIDATES = 400  # kept per request, nearest the cursor first (in the baseline's search order)
@@ -67,20 +67,19 @@ FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
 _SCOPE = re.compile(r"\s*(?:async\s+)?(?:def|class)\b")
 
 
-def enclosing_scopes(lines: list[str], first: int = 0, end: int | None = None) -> tuple[list[int], list[int]]:
+def enclosing_scopes(lines: list[str] | TextLines, first: int = 0,
+                     end: int | None = None) -> tuple[list[int], list[int]]:
     """Per line of ``lines[first:end]``: the line of the innermost ``def``/``class`` holding it (a header holds
     itself: a renamed parameter's uses share its scope) and of the top-level statement it belongs to (-1 for
     none), by indentation: blank lines and comments belong to what is open. The scan starts at the last
-    top-level line at or above ``first``, so a request in a huge file reads its window, not the whole file."""
+    top-level line at or above ``first``, so a request in a huge file reads its window, not the whole file
+    (``lines`` may be a `TextLines`: the lines scanned are read as slices)."""
     end = len(lines) if end is None else min(end, len(lines))
-    begin = min(first, max(end - 1, 0))
-    while begin > 0 and not _top_level(lines[begin]):
-        begin -= 1
+    begin = _top_level_above(lines, min(first, max(end - 1, 0)))
     inner, top = [], []
     stack: list[tuple[int, int]] = []  # (indent, line) of the open def/class headers
     top_line = -1
-    for row in range(begin, end):
-        line = lines[row]
+    for row, line in enumerate(lines[begin:end], begin):
         body = line.strip()
         if body and not body.startswith("#"):
             ind = _indent(line)
@@ -94,6 +93,19 @@ def enclosing_scopes(lines: list[str], first: int = 0, end: int | None = None) -
             inner.append(stack[-1][1] if stack else -1)
             top.append(top_line)
     return inner, top
+
+
+def _top_level_above(lines: list[str] | TextLines, row: int, chunk: int = 256) -> int:
+    """The last row at or above ``row`` holding a top-level line, else 0 (row 0 itself is not read). The rows are
+    read ``chunk`` at a time, upwards: a line read from a `TextLines` one by one costs a search of its index."""
+    while row > 0:
+        low = max(row - chunk, 0)
+        block = lines[low + 1:row + 1]  # rows (low, row]
+        for k in range(len(block) - 1, -1, -1):
+            if _top_level(block[k]):
+                return low + 1 + k
+        row = low
+    return 0
 
 
 def _top_level(line: str) -> bool:
@@ -144,7 +156,7 @@ def edit_key(edit: Edit) -> tuple:
 class _Collector:
     """Candidates by key: the first way to a text keeps it, later ones count in its ``ways``."""
 
-    def __init__(self, last: Edit | None, lines: list[str]) -> None:
+    def __init__(self, last: Edit | None, lines: list[str] | TextLines) -> None:
         self.last = last
         self.lines = lines
         self.found: dict[tuple, Candidate] = {}
@@ -188,19 +200,31 @@ class _Collector:
 
 
 def generate(history: list[Edit], current: str, original: str | None = None,
-             cursor_line: int | None = None) -> list[Candidate]:
+             cursor_line: int | None = None, lines: TextLines | None = None) -> list[Candidate]:
     """Every candidate for the text ``current`` left by ``history`` (each edit applying to the text the
     one before it left; ``original``, the text before the first, lets insertions find their neighbours
     exactly, else they are found by undoing the later edits), within ``SEARCH_LINES`` of ``cursor_line``
-    when it is given."""
-    lines = lines_of(current)
-    n = len(lines)
+    when it is given. ``lines``: ``current``'s lines, read instead of splitting it: the rows searched are read
+    once as one slice, and without ``original`` the texts before the edits are rebuilt as line tables
+    (`_lines_before`), so a request costs its window and its edits, not the file's length."""
+    table = lines_of(current) if lines is None else lines
+    n = len(table)
     lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - SEARCH_LINES), min(n, cursor_line + SEARCH_LINES))
     rows = range(lo, hi)
+    edge = max(lo - 1, 0)
+    near = table[edge:max(edge, min(n, hi + 1))]  # the rows searched and one on each side (insertions read them)
+    searched = near[lo - edge:lo - edge + len(rows)]  # lines[row] for row in rows
     recent = history[-MAX_HISTORY:]
-    out = _Collector(history[-1] if history else None, lines)
-    context = _ContextSearch(out, lines, rows)
-    texts_before = _texts_before(history, current, original, len(recent))
+    out = _Collector(history[-1] if history else None, table)
+    context = _ContextSearch(out, list(zip(rows, searched)))
+    if lines is None or original is not None:
+        texts_before = _texts_before(history, current, original, len(recent))
+
+        def lines_before(i: int) -> list[str] | None:
+            """The lines of the text the ``i``-th recent edit applied to, None where it cannot be rebuilt."""
+            return None if texts_before[i] is None else lines_of(texts_before[i])
+    else:
+        lines_before = _lines_before(recent, current, table).__getitem__
     for i, h in enumerate(recent):
         age = len(recent) - 1 - i
         h_lines = lines_of(h.original)
@@ -208,8 +232,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
         rep = replacement(h)
         if rep is not None and "\n" not in rep[0]:
             pattern = _pattern(rep[0])
-            for row in rows:
-                line = lines[row]
+            for row, line in zip(rows, searched):
                 if len(line) > MAX_LINE_CHARS or rep[0] not in line:
                     continue
                 found = list(pattern.finditer(line))
@@ -224,27 +247,26 @@ def generate(history: list[Edit], current: str, original: str | None = None,
         elif rep is not None:
             block = lines_of(rep[0])
             k = len(block)
-            for row in range(lo, min(hi, n - k + 1)):
-                if lines[row] == block[0] and "".join(lines[row:row + k]) == rep[0]:
+            for row, line in zip(range(lo, min(hi, n - k + 1)), searched):
+                if line == block[0] and "".join(table[row:row + k]) == rep[0]:
                     out.add(Edit(row, row + k, rep[0], rep[1]), "block", age, source)
         for old_line, new_line in _changed_line_pairs(h):
             context.add(old_line, new_line, age)
         if h.original:
             k = len(h_lines)
-            for row in range(lo, min(hi, n - k + 1)):
-                if lines[row] == h_lines[0] and "".join(lines[row:row + k]) == h.original:
+            for row, line in zip(range(lo, min(hi, n - k + 1)), searched):
+                if line == h_lines[0] and "".join(table[row:row + k]) == h.original:
                     out.add(Edit(row, row + k, h.original, h.updated), "repeat" if h.updated else "delete", age, source)
-        elif h.updated and texts_before[i] is not None:
-            before = lines_of(texts_before[i])
+        elif h.updated and (before := lines_before(i)) is not None:
             above = before[h.start_line - 1].strip() if 0 < h.start_line <= len(before) else ""
             below = before[h.start_line].strip() if h.start_line < len(before) else ""
             block = lines_of(h.updated)
             k = len(block)
             for row in range(lo, hi + 1):
-                if not ((above and row > 0 and lines[row - 1].strip() == above)
-                        or (below and row < n and lines[row].strip() == below)):
+                if not ((above and row > 0 and near[row - 1 - edge].strip() == above)
+                        or (below and row < n and near[row - edge].strip() == below)):
                     continue
-                if lines[max(0, row - k):row] == block or lines[row:row + k] == block:
+                if table[max(0, row - k):row] == block or table[row:row + k] == block:
                     continue  # the same lines again right beside themselves: a stutter, not an edit
                 out.add(Edit(row, row, "", h.updated), "insert", age, source)
     context.settle()
@@ -273,6 +295,95 @@ def _texts_before(history: list[Edit], current: str, original: str | None, recen
     return out[::-1]
 
 
+_ENDS_LINE = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # a line `str.splitlines` splits after these
+
+
+def _lines_before(recent: list[Edit], current: str, lines: TextLines) -> list[_EditedLines | list[str] | None]:
+    """`_texts_before` (without ``original``) as the lines of each text (`lines_of`), undone from ``lines``, the
+    current text's: each undo replaces a run of lines in an `_EditedLines`, which costs the edit, not the text.
+    Splitting the undone text again gives those lines unless a line break joins across an undo's ends (a CR
+    before an LF, or an unterminated last line); then the texts are rebuilt whole, as `_texts_before` does."""
+    out: list[_EditedLines | list[str] | None] = []
+    text: _EditedLines | None = _EditedLines([(lines, 0, len(lines))])
+    for h in reversed(recent):
+        if text is not None:
+            undo = Edit(h.start_line, h.start_line + len(lines_of(h.updated)), h.updated, h.original)
+            s, t = undo.start_line, undo.end_line
+            if not (0 <= s <= t <= len(text)) or "".join(text[s:t]) != undo.original:
+                text = None  # where `apply_edit` raises ValueError
+            else:
+                new = lines_of(written(text, undo))
+                left, right = text[s - 1] if s else None, text[t] if t < len(text) else None
+                seams = [(left, new[0]), (new[-1], right)] if new else [(left, right)]
+                if any(a is not None and b is not None and _joined(a, b) for a, b in seams):
+                    whole = _texts_before(recent, current, None, len(recent))
+                    return [None if before is None else lines_of(before) for before in whole]
+                text = text.replaced(s, t, new)
+        out.append(text)
+    return out[::-1]
+
+
+def _joined(left: str, right: str) -> bool:
+    """Whether line ``left`` followed by line ``right`` splits as other lines: ``left`` has no line break, or
+    ends in a CR that ``right``'s LF would make one CRLF."""
+    return left[-1] not in _ENDS_LINE or (left[-1] == "\r" and right[0] == "\n")
+
+
+class _EditedLines:
+    """A text's lines as runs of a `TextLines` table's rows and of new lines (each run: a sequence and the
+    [start, end) of it kept), so that replacing lines copies the runs' bounds, not the text. Reads as a list of
+    lines does (an int, negative from the end, or a slice)."""
+
+    def __init__(self, runs: list[tuple]) -> None:
+        self.runs = runs
+        self.size = sum(b - a for _, a, b in runs)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            span = range(self.size)[key]
+            if span.step != 1:
+                return [self[i] for i in span]
+            return self._lines(span.start, span.stop) if span else []
+        i = range(self.size)[key]  # an IndexError past the end, as a list's
+        for seq, a, b in self.runs:
+            if i < b - a:
+                return seq[a + i]
+            i -= b - a
+        raise IndexError(key)
+
+    def _lines(self, lo: int, hi: int) -> list[str]:
+        """Lines [lo, hi), ``lo <= hi`` within the text."""
+        out: list[str] = []
+        for seq, a, b in self.runs:
+            size = b - a
+            if lo < size and hi > 0:
+                out.extend(seq[a + max(lo, 0):a + min(hi, size)])
+            lo, hi = lo - size, hi - size
+        return out
+
+    def replaced(self, s: int, t: int, new: list[str]) -> "_EditedLines":
+        """These lines with lines [s, t) replaced by ``new``."""
+        runs: list[tuple] = []
+        at = 0
+        for seq, a, b in self.runs:
+            keep_a, keep_b = a, min(b, a + max(s - at, 0))  # the part before s
+            if keep_b > keep_a:
+                runs.append((seq, keep_a, keep_b))
+            at += b - a
+        if new:
+            runs.append((new, 0, len(new)))
+        at = 0
+        for seq, a, b in self.runs:
+            keep_a = a + max(t - at, 0)  # the part from t on
+            if keep_a < b:
+                runs.append((seq, keep_a, b))
+            at += b - a
+        return _EditedLines(runs)
+
+
 class _ContextSearch:
     """The ``context`` generator over one request's rows. A history edit that changed many lines (an argument
     added to every call in a block, a block reindented, a file reformatted) gave one search of every row per line
@@ -285,12 +396,13 @@ class _ContextSearch:
 
     AFFIX = 8
 
-    def __init__(self, out: _Collector, lines: list[str], rows: range) -> None:
-        self.out, self.lines = out, lines
-        self.rows = [row for row in rows if len(lines[row]) <= MAX_LINE_CHARS]  # longer lines are skipped
+    def __init__(self, out: _Collector, rows: list[tuple[int, str]]) -> None:
+        """``rows``: (row, its line) for each row searched."""
+        self.out = out
+        self.rows = [(row, line) for row, line in rows if len(line) <= MAX_LINE_CHARS]  # longer lines are skipped
         self.done: dict[tuple, tuple[list[tuple], list[int]]] = {}  # a search -> (its candidates' keys, [repeats])
-        self.heads: dict[str, list[int]] | None = None
-        self.tails: dict[str, list[int]] | None = None
+        self.heads: dict[str, list[tuple[int, str]]] | None = None
+        self.tails: dict[str, list[tuple[int, str]]] | None = None
 
     def settle(self) -> None:
         """Count the repeated searches in their candidates' ``ways``."""
@@ -299,21 +411,20 @@ class _ContextSearch:
                 for key in added:
                     self.out.found[key].ways += repeats
 
-    def _rows_by(self, ends: str) -> dict[str, list[int]]:
-        index: dict[str, list[int]] = {}
-        for row in self.rows:
-            line = self.lines[row]
-            index.setdefault(line[:self.AFFIX] if ends == "head" else line[-self.AFFIX:], []).append(row)
+    def _rows_by(self, ends: str) -> dict[str, list[tuple[int, str]]]:
+        index: dict[str, list[tuple[int, str]]] = {}
+        for row, line in self.rows:
+            index.setdefault(line[:self.AFFIX] if ends == "head" else line[-self.AFFIX:], []).append((row, line))
         return index
 
-    def _rows_starting(self, prefix: str) -> list[int]:
+    def _rows_starting(self, prefix: str) -> list[tuple[int, str]]:
         if len(prefix) < self.AFFIX:
             return self.rows
         if self.heads is None:
             self.heads = self._rows_by("head")
         return self.heads.get(prefix[:self.AFFIX], [])
 
-    def _rows_ending(self, suffix: str) -> list[int]:
+    def _rows_ending(self, suffix: str) -> list[tuple[int, str]]:
         if len(suffix) < self.AFFIX:
             return self.rows
         if self.tails is None:
@@ -344,7 +455,6 @@ class _ContextSearch:
         added: list[tuple] = []
         self.done[search] = (added, [0])
         kind, old, new = search[:3]
-        lines = self.lines
 
         def add(row: int, line: str, k: int, context: tuple[int, int]) -> None:
             key = self.out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age,
@@ -354,21 +464,18 @@ class _ContextSearch:
 
         if kind == "right":
             whole_right = search[3]
-            for row in self._rows_ending(old + whole_right):
-                line = lines[row]
+            for row, line in self._rows_ending(old + whole_right):
                 if line.endswith(old + whole_right):
                     add(row, line, len(line) - len(whole_right) - len(old), (0, len(whole_right)))
         elif kind == "left":
             whole_left = search[3]
-            for row in self._rows_starting(whole_left + old):
-                line = lines[row]
+            for row, line in self._rows_starting(whole_left + old):
                 if line.startswith(whole_left + old):
                     add(row, line, len(whole_left), (len(whole_left), 0))
         else:
             lc, rc = search[3], search[4]
             needle = lc + old
-            for row in self.rows:
-                line = lines[row]
+            for row, line in self.rows:
                 at = line.find(needle)
                 while at >= 0:
                     k = at + len(lc)
@@ -378,10 +485,11 @@ class _ContextSearch:
 
 
 def featurize(candidates: list[Candidate], history: list[Edit], current: str, cursor_line: int,
-              baseline: Edit | None) -> list[Candidate]:
+              baseline: Edit | None, lines: TextLines | None = None) -> list[Candidate]:
     """Fill each candidate's ``features`` (``FEATURE_NAMES``) and keep the ``MAX_CANDIDATES`` nearest
-    the cursor in the baseline's search order (after the cursor, then from the top)."""
-    current_lines = lines_of(current)
+    the cursor in the baseline's search order (after the cursor, then from the top). ``lines``: ``current``'s
+    lines, read instead of splitting it."""
+    current_lines = lines_of(current) if lines is None else lines
     n_lines = len(current_lines)
     baseline_key = edit_key(baseline) if baseline is not None else None
     last = history[-1] if history else None
@@ -438,7 +546,10 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
     return ranked
 
 
-def featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None) -> list[Candidate]:
-    """The candidates the ranker scores, with their features: one path for training and serving."""
-    baseline = BaselinePredictor().predict_next(history, current)
-    return featurize(generate(history, current, original, cursor_line), history, current, cursor_line, baseline)
+def featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None,
+               lines: TextLines | None = None) -> list[Candidate]:
+    """The candidates the ranker scores, with their features: one path for training and serving (``lines``:
+    ``current``'s lines, which a request reads from the document's line index instead of splitting the text)."""
+    baseline = BaselinePredictor().predict_next(history, current, lines)
+    return featurize(generate(history, current, original, cursor_line, lines), history, current, cursor_line,
+                     baseline, lines)

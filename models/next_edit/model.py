@@ -162,13 +162,13 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     ranked: NextEditAnswer | None = None
     if predictor in ("heuristic", "ranker", "auto"):
         lf_history, lf_current = lf_view(history, current)  # a CR would be matched as text, not as a line's end
+        lf_lines = lines if lf_current is current else None  # the LF view of a document with CRs is another text
         if ranker is not None and predictor != "heuristic":
-            found = ranker.rank(lf_history, lf_current, cursor_line)
+            found = ranker.rank(lf_history, lf_current, cursor_line, lines=lf_lines)
             edit = in_document(current, found.edit, lines) if found is not None else None
             if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))
         else:
-            lf_lines = lines if lf_current is current else None  # the LF view of a document with CRs is another text
             edit = in_document(current, BaselinePredictor().predict_next(lf_history, lf_current, lf_lines), lines)
             if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, 1.0, "heuristic")

@@ -20,7 +20,7 @@ import numpy as np
 
 from models.acceptance.model import AcceptanceModelError, StageModel
 from models.next_edit.candidates import FEATURE_NAMES, featurized
-from models.next_edit.examples import Edit, Example
+from models.next_edit.examples import Edit, Example, TextLines
 
 RANKER_FILE = "ranker.json"
 FORMAT = 1
@@ -46,11 +46,13 @@ class EditRanker:
 
     name = "ranker"
 
-    def rank(self, history: list[Edit], current: str, cursor_line: int, original: str | None = None) -> RankedEdit | None:
-        """The best candidate and its score (whatever the score), or None when there is no candidate."""
+    def rank(self, history: list[Edit], current: str, cursor_line: int, original: str | None = None,
+             lines: TextLines | None = None) -> RankedEdit | None:
+        """The best candidate and its score (whatever the score), or None when there is no candidate. ``lines``:
+        ``current``'s lines, read instead of splitting it (`featurized`)."""
         if not history:
             return None
-        candidates = featurized(history, current, cursor_line, original)
+        candidates = featurized(history, current, cursor_line, original, lines)
         if not candidates:
             return None
         scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))
