@@ -102,6 +102,7 @@ class Settings:
     next_edit_model_path: str = ""  # empty: the next-edit model shipped with the package
     next_edit_ranker_path: str = ""  # empty: the edit ranker shipped with the package
     next_edit_ranker_threshold: float = -1.0  # edit ranker score needed to show its edit; < 0: the one it was trained with
+    next_edit_code_actions: bool = True  # offer the next edit as a code action too (textDocument/codeAction)
     telemetry: bool = True
     telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3
     edit_coalesce_ms: int = 1000

@@ -16,6 +16,9 @@ DID_REJECT_COMPLETION = "tact/didRejectCompletion"  # {id, reason}
 NEXT_EDIT = "tact/nextEdit"  # {textDocument {uri, version}, position} -> {edits: [{id, range, newText}]}
 DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"  # {id}
 DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"  # {id, reason}
+# textDocument/codeAction: the kind of the action that applies a predicted next edit (a refactor.rewrite, so
+# `only: ["refactor"]` or `["refactor.rewrite"]` lets it through, and this exact kind asks for it alone)
+NEXT_EDIT_ACTION_KIND = "refactor.rewrite.tact.nextEdit"
 STATUS = "tact/status"  # -> {model, policy, degraded, reason, ...}
 REPLAY_CLOCK = "tact/replayClock"  # {ts}: replay only: "now" for the acceptance gate's timing features is ts (unix s)
 # initializationOptions key, beside the settings: replay only: the acceptance gate's per-user prior the recording

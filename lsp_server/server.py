@@ -205,11 +205,12 @@ class TactServer(LanguageServer):
 
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
-    from lsp_server.features import (commands, completion, feedback, inline_completion, lifecycle, next_edit, replay_clock,
-                                     text_sync)
+    from lsp_server.features import (code_action, commands, completion, feedback, inline_completion, lifecycle, next_edit,
+                                     replay_clock, text_sync)
 
     server = TactServer(model_path=model_path, database=database)
-    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback, next_edit, replay_clock):
+    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback, next_edit, code_action,
+                    replay_clock):
         feature.register(server)
     return server
 

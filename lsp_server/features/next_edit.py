@@ -36,6 +36,23 @@ def parse_params(params) -> tuple[str, int, Position] | None:
     return uri, version, Position(line, character)
 
 
+async def issued(ls, pending, uri: str, version: int):
+    """The prediction of ``pending`` (None for no request) once issued for ``version``; None when it was superseded, the
+    document changed meanwhile, or there is none. The editor's $/cancelRequest stops the prediction too."""
+    if pending is None:
+        return None
+    try:
+        result = await asyncio.wrap_future(pending.future)
+    except asyncio.CancelledError:  # $/cancelRequest (the editor moved on)
+        pending.abandon(ls.recorder, "client")
+        raise
+    except Cancelled:  # superseded by a newer request, or the document changed
+        return None
+    if result is None or not ls.next_edits.issue(pending, ls.documents.get(uri), version, result):
+        return None
+    return result
+
+
 def register(server) -> None:
     @server.feature(NEXT_EDIT)
     async def next_edit(ls, params) -> dict:
@@ -49,16 +66,8 @@ def register(server) -> None:
             log.warning("%s for a document that is not open: %s", NEXT_EDIT, uri)
             return NO_EDITS
         pending = ls.next_edits.request(doc, version, position, ls.settings)
-        if pending is None:
-            return NO_EDITS
-        try:
-            result = await asyncio.wrap_future(pending.future)
-        except asyncio.CancelledError:  # $/cancelRequest (the editor moved on): stop the prediction too
-            pending.abandon(ls.recorder, "client")
-            raise
-        except Cancelled:  # superseded by a newer request, or the document changed
-            return NO_EDITS
-        if result is None or not ls.next_edits.issue(pending, ls.documents.get(uri), version, result):
+        result = await issued(ls, pending, uri, version)
+        if result is None:
             return NO_EDITS
         rng = {"start": {"line": result.start.line, "character": result.start.character},
                "end": {"line": result.end.line, "character": result.end.character}}

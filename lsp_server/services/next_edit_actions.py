@@ -1,0 +1,109 @@
+"""Next edits as LSP code actions, without pygls: which requests want one, and the action's JSON.
+
+Every LSP editor (Neovim, Emacs, Helix) can list and apply code actions, so a predicted next edit offered as one
+needs no client code: the action carries the edit and the command `tact.acceptNextEdit` with the suggestion's id,
+which the editor runs after applying the edit (LSP's order), so the acceptance is logged as from any client.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, NEXT_EDIT_ACTION_KIND
+from lsp_server.services.positions import Position
+
+TITLE_TEXT_CHARS = 30  # of the old and the new text each in an action's title: menus show one short line
+TRIGGER_AUTOMATIC = 2  # CodeActionTriggerKind: the editor asked on its own (a lightbulb), not the user
+
+_ESCAPES = {"\n": "\\n", "\r": "\\n", "\t": "\\t", "`": "'"}  # what a one-line title writes for these
+
+
+def kind_requested(only) -> bool:
+    """Whether a request's ``context.only`` lets a next-edit action through. LSP: a kind matches an entry that is
+    it or one of its parents (``refactor``, ``refactor.rewrite``); no ``only`` (None) asks for every kind. A
+    request filtered to other kinds (``quickfix``, ``source.organizeImports`` on save) costs no prediction."""
+    if only is None:
+        return True
+    return any(isinstance(k, str) and (k == "" or NEXT_EDIT_ACTION_KIND == k or NEXT_EDIT_ACTION_KIND.startswith(k + "."))
+               for k in only)
+
+
+def explicitly_invoked(trigger_kind) -> bool:
+    """An answer to a request the user made is shown to them (a menu); an automatic one (a lightbulb) is not yet.
+    A client that gives no trigger kind (LSP before 3.17) asks only when the user does."""
+    return trigger_kind != TRIGGER_AUTOMATIC
+
+
+def one_line(text: str, limit: int = TITLE_TEXT_CHARS) -> str:
+    """``text`` for a one-line title: line breaks and tabs written as ``\\n`` and ``\\t``, backticks as quotes (the
+    title quotes in backticks), other control characters dropped, and a long text cut in the middle with ``…``."""
+    flat = "".join(_ESCAPES.get(ch, ch if ch.isprintable() else "") for ch in text.replace("\r\n", "\n"))
+    if len(flat) <= limit:
+        return flat
+    head = (limit - 1) // 2 + (limit - 1) % 2
+    return flat[:head] + "…" + flat[len(flat) - (limit - 1 - head):]
+
+
+def action_title(old_text: str, new_text: str, start_line: int, end_line: int) -> str:
+    """``Tact: next edit — replace `old` with `new` (line N)``; lines 1-based, as editors number them."""
+    old, new = one_line(old_text), one_line(new_text)
+    if not old_text:
+        what = f"insert `{new}`"
+    elif not new_text:
+        what = f"delete `{old}`"
+    else:
+        what = f"replace `{old}` with `{new}`"
+    where = f"line {start_line + 1}" if end_line == start_line else f"lines {start_line + 1}-{end_line + 1}"
+    return f"Tact: next edit — {what} ({where})"
+
+
+def _position(p: Position) -> dict:
+    return {"line": p.line, "character": p.character}
+
+
+def next_edit_action(suggestion_id: str, uri: str, version: int, start: Position, end: Position, old_text: str,
+                     new_text: str, document_changes: bool) -> dict:
+    """The code action (LSP JSON) that applies a predicted edit and then reports it accepted.
+
+    ``document_changes``: the client applies versioned edits (``workspace.workspaceEdit.documentChanges``), so the
+    edit names the version it was predicted for and an editor whose buffer moved on refuses it; otherwise the plain
+    ``changes`` map every client reads."""
+    # a range that ends at a line's start (whole lines replaced) edits no character of that line
+    last_line = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+    text_edit = {"range": {"start": _position(start), "end": _position(end)}, "newText": new_text}
+    if document_changes:
+        edit = {"documentChanges": [{"textDocument": {"uri": uri, "version": version}, "edits": [text_edit]}]}
+    else:
+        edit = {"changes": {uri: [text_edit]}}
+    return {
+        "title": action_title(old_text, new_text, start.line, last_line),
+        "kind": NEXT_EDIT_ACTION_KIND,
+        "edit": edit,
+        "command": {"title": "Accept Tact next edit", "command": COMMAND_ACCEPT_NEXT_EDIT, "arguments": [suggestion_id]},
+    }
+
+
+class UnshownActions:
+    """Next edits answered to automatic code-action requests and not shown yet: one is shown once the editor applies
+    it (its accept command arrives), so telemetry logs it shown before accepted. Bounded as the ledger is: one that
+    is never applied is superseded by the document's next one, or rejected when its document closes."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, suggestion_id: str) -> None:
+        with self._lock:
+            self._ids[suggestion_id] = None
+            while len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)
+
+    def take(self, suggestion_id: str) -> bool:
+        """Whether ``suggestion_id`` was waiting to be shown; it no longer is."""
+        with self._lock:
+            if suggestion_id not in self._ids:
+                return False
+            del self._ids[suggestion_id]
+            return True

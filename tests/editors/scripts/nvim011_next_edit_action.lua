@@ -1,0 +1,106 @@
+-- Neovim 0.11 (headless, `nvim --headless --clean -i NONE -u nvim011_next_edit_action.lua FILE`): a predicted next
+-- edit taken as a code action, the user's path. vim.lsp.config/enable start the Tact server for the Python buffer;
+-- on LspAttach the script makes cfg.rename (a didChange), puts the cursor at cfg.cursor and runs
+-- vim.lsp.buf.code_action({context = {only = {cfg.kind}}, apply = cfg.apply}). Without apply, vim.ui.select stands
+-- in for the menu: it records the entries offered and picks the first; with apply (a key bound to the action, as
+-- the README shows) Neovim takes the only action without a menu. Either way Neovim applies the action's edit and
+-- runs its command (workspace/executeCommand).
+-- Then the server is stopped cleanly and the buffer is written as JSON.
+-- Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, root, init_options, timeout_ms, kind, apply,
+-- rename {line, start_col, end_col, text} (byte columns), cursor {line, col} (0-based line, byte column).
+local cfg = vim.fn.json_decode(table.concat(vim.fn.readfile(vim.env.TACT_EDITOR_CONFIG), "\n"))
+local done = false
+local server_exit  -- {code, signal} once the server process has exited
+local events = {}
+local function note(msg) table.insert(events, string.format("%.3f %s", vim.uv.hrtime() / 1e9, msg)) end
+
+local function finish(result)
+  if done then return end
+  done = true
+  result.events = events
+  for _, client in ipairs(vim.lsp.get_clients({name = "tact"})) do
+    client:stop()  -- shutdown request, then exit: the server flushes its edits and telemetry
+    result.server_stopped = vim.wait(5000, function() return server_exit ~= nil end, 20)
+  end
+  result.server_exit = server_exit
+  vim.fn.writefile({vim.json.encode(result)}, cfg.out)
+  vim.cmd("qall!")
+end
+
+vim.defer_fn(function() finish({error = "timeout after " .. cfg.timeout_ms .. " ms", events = events}) end, cfg.timeout_ms)
+
+vim.lsp.config("tact", {
+  cmd = cfg.cmd,
+  filetypes = {"python"},
+  root_dir = cfg.root,
+  init_options = cfg.init_options,
+  on_exit = function(code, signal) server_exit = {code = code, signal = signal} end,
+})
+vim.lsp.enable("tact")
+
+local function wait_for(pred, ms, what, then_do)
+  local deadline = vim.uv.now() + ms
+  local function tick()
+    if done then return end
+    if pred() then return then_do() end
+    if vim.uv.now() > deadline then return finish({error = "timeout waiting for " .. what}) end
+    vim.defer_fn(tick, 20)
+  end
+  tick()
+end
+
+-- the code action menu: record what it offers, take the first entry
+local offered = nil
+vim.ui.select = function(items, opts, on_choice)
+  offered = {}
+  for _, item in ipairs(items) do
+    table.insert(offered, {title = opts.format_item(item), action = item.action})
+  end
+  note("menu with " .. #items .. " entries")
+  on_choice(items[1], 1)
+end
+
+vim.api.nvim_create_autocmd("LspAttach", {
+  once = true,
+  callback = function(args)
+    local bufnr, client_id = args.buf, args.data.client_id
+    note("LspAttach client " .. client_id)
+    local before = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true)
+    local executed = false
+    vim.api.nvim_create_autocmd("LspRequest", {
+      callback = function(a)
+        local req = a.data.request
+        if req and req.method == "workspace/executeCommand" and req.type == "complete" then
+          note("workspace/executeCommand complete")
+          executed = true
+        elseif req and req.method == "textDocument/codeAction" and req.type == "complete" then
+          note("textDocument/codeAction answered")
+          vim.defer_fn(function()  -- an answer with no action applies nothing: fail fast instead of at the timeout
+            if offered == nil and not executed then
+              finish({error = "the code action request was answered, but no action was offered or applied"})
+            end
+          end, 3000)
+        end
+      end,
+    })
+    vim.schedule(function()
+      local r = cfg.rename
+      vim.api.nvim_buf_set_text(bufnr, r.line, r.start_col, r.line, r.end_col, {r.text})
+      local renamed = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true)
+      vim.api.nvim_win_set_cursor(0, {cfg.cursor.line + 1, cfg.cursor.col})
+      vim.lsp.buf.code_action({context = {only = {cfg.kind}}, apply = cfg.apply})
+      wait_for(function() return executed end, cfg.timeout_ms, "workspace/executeCommand to complete", function()
+        vim.schedule(function()
+          finish({
+            uri = vim.uri_from_bufnr(bufnr),
+            offset_encoding = vim.lsp.get_client_by_id(client_id).offset_encoding,
+            before = before,
+            renamed = renamed,
+            offered = offered,
+            after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true),
+          })
+        end)
+      end)
+    end)
+  end,
+})
