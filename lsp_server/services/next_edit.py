@@ -160,6 +160,7 @@ def _undo_whole(after: str, records: list) -> list:
 
 
 _PY_ONLY_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # lines Python's splitlines ends and LSP does not
+_PY_ONLY_BREAKS_ASCII = "\x0b\x0c\x1c\x1d\x1e"  # those an ASCII text can hold
 
 
 def _lsp_lines(text: str, index: LineIndex | None = None) -> int | None:
@@ -170,7 +171,8 @@ def _lsp_lines(text: str, index: LineIndex | None = None) -> int | None:
     faster here than a regex's character class), without a table of every line; read from ``index`` (the text's
     own) when given."""
     last = len(text) - 1
-    if last < 0 or any(text.find(ch, 0, last) >= 0 for ch in _PY_ONLY_BREAKS):
+    breaks = _PY_ONLY_BREAKS_ASCII if text.isascii() else _PY_ONLY_BREAKS  # (`isascii` reads a flag of the string)
+    if last < 0 or any(text.find(ch, 0, last) >= 0 for ch in breaks):
         return None
     if index is not None:
         return index.line_count
@@ -339,13 +341,24 @@ class _IndexedLines:
     """A text's lines as `models.next_edit.examples.lines_of` splits it (`TextLines`), read from the document's line
     index when asked for: a request reads the lines near its edits, not every line. Only for a text holding no break
     only Python counts before its last character (`_lsp_lines`): there Python and LSP split the same lines, but for
-    LSP's empty line after a final line break, which Python does not count."""
+    LSP's empty line after a final line break, which Python does not count. ``text_has_cr``: whether the text holds
+    a CR, when the caller knows (else the text is searched for one when asked)."""
 
-    def __init__(self, index: LineIndex) -> None:
+    def __init__(self, index: LineIndex, text_has_cr: bool | None = None) -> None:
         self.index = index
         self.text = index.text
         last = index.line_count - 1
         self._count = last if index.line_bounds(last)[0] == len(self.text) else last + 1
+        self._has_cr = text_has_cr
+
+    @property
+    def text_has_cr(self) -> bool:
+        if self._has_cr is None:
+            self._has_cr = "\r" in self.text
+        return self._has_cr
+
+    def joined(self) -> str:
+        return self.text
 
     def __len__(self) -> int:
         return self._count
@@ -464,6 +477,7 @@ class NextEditService:
         self._model = _LoadedOnce("next-edit model", "next-edit prediction is off: %s")
         self._ranker = _LoadedOnce("edit ranker", "the edit ranker is off, the baseline answers: %s")
         self._lock = threading.Lock()
+        self._facts: tuple[str, int | None, bool] | None = None  # `_text_facts`: the text last predicted for
 
     def ensure_ranker(self, ranker_path: str = ""):
         """The edit ranker (loaded once per path); None, with ``ranker_reason`` saying why, when it is
@@ -511,6 +525,18 @@ class NextEditService:
             return self.ranker.version
         return "heuristic"
 
+    def _text_facts(self, text: str, index: LineIndex | None) -> tuple[int | None, bool]:
+        """(`_lsp_lines` of ``text``, whether it holds a CR): whole-text scans, so the answers for the text last
+        predicted for are kept with it (one text, the same object: an editor asking again about one version, as
+        for code actions at each move of the cursor, costs no scan)."""
+        kept = self._facts
+        if kept is not None and kept[0] is text:
+            return kept[1], kept[2]
+        lsp_lines = _lsp_lines(text, index)
+        has_cr = lsp_lines is not None and "\r" in text
+        self._facts = (text, lsp_lines, has_cr)
+        return lsp_lines, has_cr
+
     def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
                 model_path: str = "", should_cancel: Callable[[], bool] | None = None,
                 predictor: str = "auto", threshold: float = 0.0, ranker_path: str = "",
@@ -525,12 +551,12 @@ class NextEditService:
         near the end of a 200,000-line file counted the line breaks before it and built a second index of it)."""
         if index is not None and index.text != text:  # the same object as a rule: compared at no cost then
             raise ValueError("the line index given is not of the text predicted for")
-        lsp_lines = _lsp_lines(text, index)
+        lsp_lines, has_cr = self._text_facts(text, index)
         if lsp_lines is None:
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         cursor_line = min(position.line, lsp_lines - 1)  # past the end: the last line (LSP clamps a column so too)
         history = line_history(text, records, index, plain=text[-1] not in _PY_ONLY_BREAKS)
-        lines = _IndexedLines(index) if index is not None else None
+        lines = _IndexedLines(index, has_cr) if index is not None else None
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
         t0 = time.perf_counter()

@@ -224,8 +224,9 @@ class BaselinePredictor:
 
     def predict_next(self, history: list[Edit], current: str, lines: TextLines | None = None) -> Edit | None:
         """The last replacement repeated at its next occurrence in ``current`` (after the edited lines,
-        then wrapping to the top), or None. ``lines``: ``current``'s lines, read instead of splitting it; the
-        rows that hold the old text are then found by searching ``current`` (at C speed), the others never read."""
+        then wrapping to the top), or None. ``lines``: ``current``'s lines, read instead of splitting it (``current``
+        is then read through them only); the rows that hold the old text are then found by searching their text
+        (at C speed: ``current``, or the document an LF view reads), the others never read."""
         if not history:
             return None
         last = history[-1]
@@ -238,12 +239,17 @@ class BaselinePredictor:
         edited_hi = last.start_line + max(1, len(lines_of(last.updated)))
         spans = ((edited_hi, len(rows)), (0, min(edited_lo, len(rows))))  # the rows searched, in this order
         if "\n" in old:
-            order = _rows(spans) if lines is None else _rows_found(lines, spans, lambda at: current.find(old, at))
+            if lines is None:
+                order = _rows(spans)
+            elif not lines.text_has_cr:
+                order = _rows_found(lines, spans, lambda at: lines.text.find(old, at))
+            else:  # the block's breaks may be CRLF or CR in the text searched: its longest line is searched instead
+                order = _block_rows_found(lines, spans, old)
             return self._block(rows, order, old, new, last)
         pattern = _pattern(old)
 
         def find(at: int) -> int:
-            found = pattern.search(current, at)
+            found = pattern.search(lines.text, at)
             return -1 if found is None else found.start()
 
         order = _rows(spans) if lines is None else _rows_found(lines, spans, find)
@@ -278,22 +284,37 @@ def _rows(spans: tuple[tuple[int, int], ...]) -> Iterator[int]:
         yield from range(lo, hi)
 
 
-def _rows_found(lines: TextLines, spans: tuple[tuple[int, int], ...], find: Callable[[int], int]) -> Iterator[int]:
+def _rows_found(lines: TextLines, spans: tuple[tuple[int, int], ...], find: Callable[[int], int],
+               below: int = 0) -> Iterator[int]:
     """The rows of the spans, in order, that ``find(offset)`` (the next place in ``lines.text`` at or after
-    ``offset`` where the old text starts, or -1) lands on: `_rows` less the rows on which the old text does not
-    start, which are passed over by the search instead of being read one by one. The old text holds no line
-    break (or starts a block of lines at a row's start), so a row it starts on is the row ``find`` lands on."""
+    ``offset`` where the old text starts, or -1) lands on, ``below`` rows up: `_rows` less the rows on which the
+    old text does not start, which are passed over by the search instead of being read one by one. The old text
+    holds no line break (or starts a block of lines at a row's start), so a row it starts on is the row ``find``
+    lands on (``below``: the text searched is the block's line that many rows below its first)."""
     for lo, hi in spans:
         row = lo
-        while row < hi:
-            at = find(lines.start(row))
+        while row < hi and row + below <= len(lines):
+            at = find(lines.start(row + below))
             if at < 0:
                 break
-            row = lines.line_at(at)
+            row = lines.line_at(at) - below
             if row >= hi:
                 break
             yield row
             row += 1
+
+
+def _block_rows_found(lines: TextLines, spans: tuple[tuple[int, int], ...], block: str) -> Iterator[int]:
+    """`_rows_found` for a block of lines ``block`` (line breaks LF) in a text whose breaks may be CRLF or CR:
+    the rows ``below`` which its longest line, less its break, is found (a text holding no line break lies where
+    it lies in the LF view). Rows the block starts on are among them, in order; every row when all its lines are
+    blank."""
+    body = lines_of(block)
+    below = max(range(len(body)), key=lambda k: len(body[k].rstrip("\n")))
+    needle = body[below].rstrip("\n")
+    if not needle:
+        return _rows(spans)
+    return _rows_found(lines, spans, lambda at: lines.text.find(needle, at), below)
 
 
 def _undoes(pred: Edit, last: Edit) -> bool:

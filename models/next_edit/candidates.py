@@ -204,9 +204,10 @@ def generate(history: list[Edit], current: str, original: str | None = None,
     """Every candidate for the text ``current`` left by ``history`` (each edit applying to the text the
     one before it left; ``original``, the text before the first, lets insertions find their neighbours
     exactly, else they are found by undoing the later edits), within ``SEARCH_LINES`` of ``cursor_line``
-    when it is given. ``lines``: ``current``'s lines, read instead of splitting it: the rows searched are read
-    once as one slice, and without ``original`` the texts before the edits are rebuilt as line tables
-    (`_lines_before`), so a request costs its window and its edits, not the file's length."""
+    when it is given. ``lines``: ``current``'s lines, read instead of splitting it (``current`` is then read
+    through them only): the rows searched are read once as one slice, and without ``original`` the texts before
+    the edits are rebuilt as line tables (`_lines_before`), so a request costs its window and its edits, not the
+    file's length."""
     table = lines_of(current) if lines is None else lines
     n = len(table)
     lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - SEARCH_LINES), min(n, cursor_line + SEARCH_LINES))
@@ -298,11 +299,12 @@ def _texts_before(history: list[Edit], current: str, original: str | None, recen
 _ENDS_LINE = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # a line `str.splitlines` splits after these
 
 
-def _lines_before(recent: list[Edit], current: str, lines: TextLines) -> list[_EditedLines | list[str] | None]:
+def _lines_before(recent: list[Edit], current: str, lines: TextLines | list[str]) -> list[_EditedLines | list[str] | None]:
     """`_texts_before` (without ``original``) as the lines of each text (`lines_of`), undone from ``lines``, the
     current text's: each undo replaces a run of lines in an `_EditedLines`, which costs the edit, not the text.
     Splitting the undone text again gives those lines unless a line break joins across an undo's ends (a CR
-    before an LF, or an unterminated last line); then the texts are rebuilt whole, as `_texts_before` does."""
+    before an LF, or an unterminated last line); then the texts are rebuilt whole, as `_texts_before` does, from
+    the text ``lines`` make (`TextLines.joined`: an LF view's is built only then; ``current`` for a list)."""
     out: list[_EditedLines | list[str] | None] = []
     text: _EditedLines | None = _EditedLines([(lines, 0, len(lines))])
     for h in reversed(recent):
@@ -316,7 +318,8 @@ def _lines_before(recent: list[Edit], current: str, lines: TextLines) -> list[_E
                 left, right = text[s - 1] if s else None, text[t] if t < len(text) else None
                 seams = [(left, new[0]), (new[-1], right)] if new else [(left, right)]
                 if any(a is not None and b is not None and _joined(a, b) for a, b in seams):
-                    whole = _texts_before(recent, current, None, len(recent))
+                    whole = _texts_before(recent, current if isinstance(lines, list) else lines.joined(), None,
+                                          len(recent))
                     return [None if before is None else lines_of(before) for before in whole]
                 text = text.replaced(s, t, new)
         out.append(text)

@@ -89,9 +89,14 @@ def text_ending(lines: list[str] | TextLines, near: int = 0) -> str:
 class TextLines(Protocol):
     """A text's lines exactly as `lines_of` splits it, read on demand: given one, `splice`, `undoes_last_edit` and
     the baseline read it instead of splitting the whole text (the server reads the lines from its line index, so a
-    request on a large file reads the lines near its edits, not every line)."""
+    request on a large file reads the lines near its edits, not every line).
+
+    ``text`` is the text the lines are read from: their own text, or for an LF view (`prompt.LFLines`) the
+    document, whose lines with their breaks written as LF are these. `start` and `line_at` are offsets in it; a
+    text holding no line break lies at the same places in both, on the same lines, so the baseline searches it."""
 
     text: str
+    text_has_cr: bool  # whether ``text`` holds a CR (a CRLF or CR line break)
 
     def __len__(self) -> int: ...
 
@@ -103,6 +108,9 @@ class TextLines(Protocol):
 
     def line_at(self, offset: int) -> int:
         """The line holding ``text[offset]``."""
+
+    def joined(self) -> str:
+        """The lines end to end: ``text``, but for an LF view, whose LF text is then built whole."""
 
 
 def splice(text: str, edit: Edit, lines: TextLines | None = None) -> tuple[int, int, str]:

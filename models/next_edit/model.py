@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable
 from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example, TextLines
 from models.model_dir import ModelDirError
-from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, in_document, lf_view, undoes_last_edit,
-                                     window_around)
+from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, in_document, lf_edits, lf_lines,
+                                     lf_view, undoes_last_edit, window_around)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 if TYPE_CHECKING:
@@ -158,18 +158,24 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     far more often than the model's, and it answers in milliseconds). An answer that is not shown is still
     returned (``shown`` false) so it can be logged as hidden; ``auto`` returns a hidden one only when neither is
     shown, the ranker's first. No edit that undoes the last one is returned. ``lines``: ``current``'s lines, read
-    instead of splitting it (a request on a large file then reads the lines near the edits, not all of them)."""
+    instead of splitting it (a request on a large file then reads the lines near the edits, not all of them; in a
+    document with CRs the lines of its LF view are read through them, `prompt.LFLines`, not converted whole)."""
     ranked: NextEditAnswer | None = None
     if predictor in ("heuristic", "ranker", "auto"):
-        lf_history, lf_current = lf_view(history, current)  # a CR would be matched as text, not as a line's end
-        lf_lines = lines if lf_current is current else None  # the LF view of a document with CRs is another text
+        # the LF view: a CR would be matched as text, not as a line's end
+        if lines is None:
+            lf_history, lf_current = lf_view(history, current)
+            lf_table = None
+        else:  # its lines read through ``lines``, the text neither scanned nor converted whole: the predictors
+            # read it through them only (for a document with CRs their `TextLines.text` is the document)
+            lf_history, lf_current, lf_table = lf_edits(history, lines.text_has_cr), current, lf_lines(lines)
         if ranker is not None and predictor != "heuristic":
-            found = ranker.rank(lf_history, lf_current, cursor_line, lines=lf_lines)
+            found = ranker.rank(lf_history, lf_current, cursor_line, lines=lf_table)
             edit = in_document(current, found.edit, lines) if found is not None else None
             if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))
         else:
-            edit = in_document(current, BaselinePredictor().predict_next(lf_history, lf_current, lf_lines), lines)
+            edit = in_document(current, BaselinePredictor().predict_next(lf_history, lf_current, lf_table), lines)
             if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, 1.0, "heuristic")
         if predictor != "auto" or (ranked is not None and ranked.shown):

@@ -202,17 +202,64 @@ def _block_edit(current: str, row: int, old: list[str], new: list[str], lines: T
 def lf_view(history: list[Edit], current: str) -> tuple[list[Edit], str]:
     """(history, current) as in the LF document (edits that only changed line breaks left out): what the ranker
     and the baseline read, which, like the model, learned from LF files only. Lines keep their numbers."""
-    if "\r" not in current and not any("\r" in e.original or "\r" in e.updated for e in history):
-        return history, current
+    has_cr = "\r" in current
+    return lf_edits(history, has_cr), to_lf(current) if has_cr else current
+
+
+def lf_edits(history: list[Edit], current_has_cr: bool) -> list[Edit]:
+    """`lf_view`'s history, the current text holding a CR or not (``current_has_cr``): the history itself when
+    neither it nor the text holds one."""
+    if not current_has_cr and not any("\r" in e.original or "\r" in e.updated for e in history):
+        return history
     lf = [Edit(e.start_line, e.end_line, to_lf(e.original), to_lf(e.updated)) for e in history]
-    return [e for e in lf if e.original != e.updated], to_lf(current)
+    return [e for e in lf if e.original != e.updated]
+
+
+def lf_lines(lines: TextLines) -> TextLines:
+    """The lines of the LF view of ``lines``' text (`lf_view`): ``lines`` themselves when the text holds no CR,
+    else an `LFLines` reading them (the text is not converted whole)."""
+    return LFLines(lines) if lines.text_has_cr else lines
+
+
+class LFLines:
+    """The LF view's lines (`lf_view`) of a document holding CRs, read through the document's lines (`TextLines`),
+    each with its line break written as LF when it is read: the ranker and the baseline read these instead of the
+    whole text converted and split. Each line break is one in both texts, so lines keep their numbers. ``text``,
+    `start` and `line_at` are the document's, where a text holding no line break (what the baseline searches for)
+    lies as in the LF view; so these lines are searched and read, never spliced (`splice` and `undoes_last_edit`
+    take the document's own lines)."""
+
+    def __init__(self, lines: TextLines) -> None:
+        self.lines = lines
+        self.text = lines.text
+        self.text_has_cr = lines.text_has_cr
+        self._joined: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return [to_lf(line) for line in self.lines[key]]
+        return to_lf(self.lines[key])
+
+    def start(self, line: int) -> int:
+        return self.lines.start(line)
+
+    def line_at(self, offset: int) -> int:
+        return self.lines.line_at(offset)
+
+    def joined(self) -> str:
+        if self._joined is None:
+            self._joined = to_lf(self.lines.joined())
+        return self._joined
 
 
 def in_document(current: str, edit: Edit | None, lines: TextLines | None = None) -> Edit | None:
     """An edit of the LF view of ``current`` (`lf_view`) as the edit of ``current`` it stands for, written with
     the document's own line breaks (`_block_edit`); None for none, or for one that changes nothing there.
-    ``lines``: ``current``'s lines, read instead of splitting it."""
-    if edit is None or "\r" not in current:
+    ``lines``: ``current``'s lines, read instead of splitting it (and asked whether it holds a CR)."""
+    if edit is None or not (lines.text_has_cr if lines is not None else "\r" in current):
         return edit
     return _block_edit(current, edit.start_line, lines_of(_with_newline(edit.original)),
                        lines_of(_with_newline(edit.updated)), lines)
