@@ -104,6 +104,7 @@ def test_a_rename_then_a_code_action_at_the_next_use_applies_it_and_logs_it_show
         [row] = next_edit_rows(db, 1, "outcome = 'accepted'")
         assert row == (sid, "accepted", None, 1)
         assert events(db, sid)[-2:] == ["suggestion_shown", "suggestion_accepted"]
+        assert triggers(db) == {sid: "codeAction"}  # told apart from the custom request's `nextEdit`
 
 
 def test_a_client_without_versioned_edits_gets_a_plain_changes_map(tmp_path):
@@ -145,6 +146,12 @@ def test_an_automatic_request_is_not_logged_shown_until_the_editor_applies_it(tm
         apply(client, RENAMED, 3, second)  # the user opened the lightbulb and picked it
         assert next_edit_rows(db, 1, "outcome = 'accepted'") == [(second_id, "accepted", None, 1)]
         assert events(db, second_id)[-2:] == ["suggestion_shown", "suggestion_accepted"]
+        assert triggers(db) == {first_id: "codeActionAutomatic", second_id: "codeActionAutomatic"}
+
+
+def triggers(db) -> dict[str, str]:
+    """Each next edit's logged trigger: how its request came."""
+    return dict(wait_for_rows(db, "SELECT id, trigger FROM suggestions WHERE kind = 'next_edit'", want=1))
 
 
 def test_an_outdated_request_gets_no_action_and_is_logged_stale(tmp_path):

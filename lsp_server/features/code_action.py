@@ -62,14 +62,16 @@ def register(server) -> None:
                         doc.line_count, params.range)
             return []
         version = doc.version
-        pending = ls.next_edits.request(doc, version, Position(start.line, start.character), settings)
+        asked = explicitly_invoked(context.trigger_kind)
+        pending = ls.next_edits.request(doc, version, Position(start.line, start.character), settings,
+                                        "codeAction" if asked else "codeActionAutomatic")
         result = await issued(ls, pending, uri, version)
         if result is None:
             return []
         _, index = doc.indexed_snapshot()  # at `version`: issue just checked it, and nothing ran since
         old_text = index.text[index.offset_at(result.start):index.offset_at(result.end)]
         sid = pending.suggestion_id
-        if explicitly_invoked(context.trigger_kind):
+        if asked:
             record_shown(ls, {"id": sid}, types.TEXT_DOCUMENT_CODE_ACTION, "next_edit")
         else:
             unshown.add(sid)

@@ -574,10 +574,13 @@ class NextEditService:
         start, end, new_text = trimmed
         return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
-    def request(self, doc: Document, version: int, position: Position, settings: Settings) -> PendingRequest | None:
+    def request(self, doc: Document, version: int, position: Position, settings: Settings,
+                trigger: str = "nextEdit") -> PendingRequest | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
         the future gives a NextEditResult to show or None, or raises Cancelled (superseded, outdated).
-        None at once when the version is outdated. A result goes to the editor only through `issue`."""
+        None at once when the version is outdated. A result goes to the editor only through `issue`. ``trigger`` is
+        logged with the request: `nextEdit` (the custom request), `codeAction` (a code action the user asked for) or
+        `codeActionAutomatic` (one the editor asked for by itself)."""
         current_version, index = doc.indexed_snapshot()
         text = index.text
         if current_version != version or not settings.next_edit or doc.is_binary:
@@ -590,7 +593,7 @@ class NextEditService:
 
         def job(token: CancelToken) -> NextEditResult | None:
             self.counts["requested"] += 1
-            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, "nextEdit", {},
+            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, trigger, {},
                                pending_edit)
             if token.cancelled or doc.version != version:
                 raise Cancelled(token.reason if token.cancelled else "stale")
