@@ -14,13 +14,14 @@ import queue
 import random
 import re
 import time
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from telemetry.lsp_client import LspClient, LspError, change_at
 from telemetry.reader import SIMULATE_CLIENT
-from telemetry.text import line_starts, position_at, utf16_len
+from telemetry.text import SplitText, line_starts, utf16_len
 
 # Custom names of the Tact protocol (lsp_server/protocol.py; `telemetry` does not import the server).
 ACCEPT_COMMAND = "tact.acceptSuggestion"
@@ -219,6 +220,9 @@ class SimulationStats:
 
 
 _WORD_CHUNK = re.compile(r"\W*\w+|\W+")
+_INDENT = re.compile(r"[ \t]*")
+_WORD_MIN = 3
+_WORD = re.compile(r"\w{%d,}" % _WORD_MIN)  # a word worth revisiting
 _NEIGHBOURS = "qwertyuiopasdfghjklzxcvbnm"
 
 
@@ -238,17 +242,21 @@ class Programmer:
         self.on_event = on_event
         self.stats = SimulationStats()
         self._uri = ""
-        self._doc = ""
+        # the document held in blocks of lines: a keystroke's position and splice cost its block, where a str's
+        # line starts and copy cost the whole document, and typing a file cost the square of its size
+        self._doc = SplitText()
         self._version = 0
+        self._words: list[tuple[int, int]] = []  # the spans of the file's words (see ``_revisit``)
+        self._word_ends: list[int] = []
         self._started = time.perf_counter()
 
     # -- the document, as the editor holds it -----------------------------------------------------
     def _position(self, offset: int) -> tuple[int, int]:
-        return position_at(self._doc, offset, line_starts(self._doc))
+        return self._doc.position_at(offset)
 
     def _replace(self, start: int, end: int, text: str) -> None:
         (sl, sc), (el, ec) = self._position(start), self._position(end)
-        self._doc = self._doc[:start] + text + self._doc[end:]
+        self._doc.splice(start, end, text)
         self._version += 1
         self.client.did_change(self._uri, self._version, [change_at(sl, sc, text, el, ec)])
 
@@ -288,11 +296,11 @@ class Programmer:
                 or (self.max_seconds is not None and self.stats.simulated_s >= self.max_seconds))
 
     # -- one keystroke, and the suggestion that may follow it --------------------------------------
-    def _key(self, start: int, end: int, text: str, remaining: str, pause: float) -> int:
+    def _key(self, start: int, end: int, text: str, pause: float, plan: str = "", at: int = 0) -> int:
         """Apply one keystroke at the cursor, then wait ``pause`` (asking for a suggestion if it is long enough).
 
-        ``remaining`` is what the programmer means to type after this keystroke. Returns how many characters
-        of it an accepted suggestion typed.
+        ``plan[at:]`` is what the programmer means to type after this keystroke, read in place (a copy of it per
+        keystroke cost the rest of the file). Returns how many characters of it an accepted suggestion typed.
         """
         t0 = time.perf_counter()
         self._replace(start, end, text)
@@ -327,10 +335,11 @@ class Programmer:
             return 0
         self.stats.suggestions += 1
         self.client.notify(DID_SHOW, {"id": sid})
+        line_end = plan.find("\n", at)
         event: dict[str, Any] = {"line": line, "character": character, "suggestion": suggestion, "id": sid,
-                                 "expected": remaining.split("\n", 1)[0]}
+                                 "expected": plan[at:line_end if line_end >= 0 else len(plan)]}
         typed = 0
-        if remaining.startswith(suggestion) and self.rng.random() < self.style.accept_p:
+        if plan.startswith(suggestion, at) and self.rng.random() < self.style.accept_p:
             self._wait(self.style.reaction_s, t0)
             self._replace(cursor, cursor, suggestion)  # the editor inserts it, then runs the item's command
             try:
@@ -343,7 +352,7 @@ class Programmer:
         else:
             accepted = ""
             for chunk in _WORD_CHUNK.findall(suggestion):
-                if not remaining.startswith(accepted + chunk) or accepted + chunk == suggestion:
+                if not plan.startswith(accepted + chunk, at) or accepted + chunk == suggestion:
                     break
                 accepted += chunk
             if accepted.strip() and self.rng.random() < self.style.partial_p:
@@ -377,8 +386,7 @@ class Programmer:
                 # Enter: one keystroke writing the file's line break (\r\n in a CRLF file, never a lone \r that
                 # the next keystroke completes), then the editor's indentation
                 line_break = "\r\n" if text.startswith("\r\n", i) else ch
-                rest = text[i + len(line_break):]
-                indent = re.match(r"[ \t]*", rest).group(0) if self.style.auto_indent else ""
+                indent = _INDENT.match(text, i + len(line_break)).group(0) if self.style.auto_indent else ""
                 key = line_break + indent
                 pause = self._line_pause()
             else:
@@ -390,11 +398,11 @@ class Programmer:
                 room = 2 + (len(text) - i if whole else 1)
                 if ch.isalpha() and self.rng.random() < self.style.typo_p and self._keys_left >= room:
                     wrong = self.rng.choice(_NEIGHBOURS.replace(ch.lower(), ""))
-                    self._key(cursor, cursor, wrong, "", self._key_pause(wrong) * 2.5)  # notices the typo
-                    self._key(cursor, cursor + 1, "", "", self._key_pause(ch))  # backspace
+                    self._key(cursor, cursor, wrong, self._key_pause(wrong) * 2.5)  # notices the typo
+                    self._key(cursor, cursor + 1, "", self._key_pause(ch))  # backspace
                     self.stats.typos += 1
             self.stats.chars_typed += len(key)
-            typed = self._key(cursor, cursor, key, text[i + len(key):], pause)
+            typed = self._key(cursor, cursor, key, pause, text, i + len(key))
             i += len(key) + typed
             cursor += len(key) + typed
             if typed and i < len(text) and (whole or not self._out_of_keys):
@@ -410,21 +418,28 @@ class Programmer:
 
         Begun only where the keystroke limit leaves room to finish it, and then finished whatever the time budget:
         one cut short left the word half deleted in the final text (``imp os`` for ``import os``).
+
+        The words are those ``_WORD`` finds in the document before ``back_to``, read off the file's words, found
+        once per file (searching the document on every revisit cost its size): that part of the document is the
+        file's beginning, as typos are backspaced, revisits retype their word and suggestions are taken only where
+        they match the file.
         """
-        head = self._doc[:back_to]
-        words = [m for m in re.finditer(r"\w{3,}", head)]
-        if len(words) < 2:
+        count = bisect_right(self._word_ends, back_to)  # the file's words that end at the cursor or before it
+        if count < len(self._words) and self._words[count][0] + _WORD_MIN <= back_to:
+            count += 1  # and the one the cursor is in (a suggestion accepted mid-word), cut at the cursor
+        if count < 2:
             return
-        word = self.rng.choice(words[len(words) // 2:] if len(words) > 8 else words)
-        if self._out_of_keys or self._keys_left < 2 * len(word.group(0)):
+        start, end = self._words[self.rng.choice(range(count // 2, count) if count > 8 else range(count))]
+        end = min(end, back_to)
+        word = self._doc[start:end]
+        if self._out_of_keys or self._keys_left < 2 * len(word):
             return
         self.stats.revisits += 1
         self._wait(self._lognormal(1.5, 0.5), time.perf_counter())  # finds the place
-        end = word.end()
-        for _ in range(len(word.group(0))):  # backspace over it
-            self._key(end - 1, end, "", "", self._key_pause(" "))
+        for _ in range(len(word)):  # backspace over it
+            self._key(end - 1, end, "", self._key_pause(" "))
             end -= 1
-        self._type(word.start(), word.group(0), whole=True)
+        self._type(start, word, whole=True)
         self._wait(self._lognormal(1.0, 0.5), time.perf_counter())  # and goes back
 
     # -- files -------------------------------------------------------------------------------------
@@ -436,13 +451,15 @@ class Programmer:
         t0 = time.perf_counter()
         starts = line_starts(text)
         start = starts[min(start_line, len(starts) - 1)] if start_line > 0 else 0
-        self._uri, self._doc, self._version = uri, text[:start], 1
-        self.client.did_open(uri, self._doc, 1, language_id)
+        self._uri, self._doc, self._version = uri, SplitText(text[:start]), 1
+        self._words = [m.span() for m in _WORD.finditer(text)]
+        self._word_ends = [end for _, end in self._words]
+        self.client.did_open(uri, text[:start], 1, language_id)
         self.stats.files += 1
         self._type(start, text[start:])
         self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         self.stats.wall_s += time.perf_counter() - t0
-        return self._doc
+        return self._doc.text()
 
 
 def run_simulation(files: list[Path], database: Path, *, model: str | None = None, settings: dict | None = None,
