@@ -16,6 +16,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import lru_cache
 
 from .context import CompletionContext
 from models.fim import to_lf
@@ -39,6 +40,17 @@ _BRACKET_TOKENS = re.compile(
 # For `_tokens`: where a token may start, and a single-line string's body after its opening quote.
 _TOKEN_START = re.compile(r"[#\"'`()\[\]{}]")
 _STRING_BODY = {q: re.compile(r"(?:[^%s\\\n]|\\.)*" % q) for q in _QUOTES}
+
+# Pairs and closers that leave a bracket stack as it was (`_unclosed`): an opener and its closer next to it, closers
+# with nothing open before them, a closer right after an opener it does not match (ignored).
+_NEUTRAL_BRACKETS = re.compile(r"\(\)|\[\]|\{\}|^[)\]}]+|(?<=\()[\]}]|(?<=\[)[)}]|(?<=\{)[)\]]")
+# Passes of `_NEUTRAL_BRACKETS` (about one per nesting level) before a stack finishes the rest.
+_NEUTRAL_PASSES = 24
+
+_NON_BRACKETS = re.compile(r"[^()\[\]{}]+")
+_DROP_ASCII_NON_BRACKETS = str.maketrans(dict.fromkeys(c for c in map(chr, range(128)) if c not in "()[]{}"))
+
+_FIRST_LINE = re.compile(r"[^\n\r]*")
 
 # The start of the rest of the cursor line that a suggestion may repeat: closers/quotes, then
 # a `,`, `;` or `:` (`"bo|",` with suggestion `b",`).
@@ -69,32 +81,105 @@ _TS_PREFIX_CHARS = 3000
 
 def first_line(s: str) -> str:
     """``s`` up to (not including) its first line break."""
-    for i, ch in enumerate(s):
-        if ch == "\n" or ch == "\r":
-            return s[:i]
-    return s
+    return _FIRST_LINE.match(s).group()
 
 
 def _indent_width(line: str) -> int:
     return len(line[: len(line) - len(line.lstrip(" \t"))].expandtabs(8))
 
 
-def _open_stack(text: str) -> list[str]:
+def _open_stack(text: str) -> str:
     """Brackets left open at the end of ``text`` (strings and comments skipped). A string not
     closed on its line runs to the line's end: ``print("see foo(`` leaves only ``(`` open."""
+    return _unclosed(_code_scan(text, lone_quote_ends_line=True)[0])
+
+
+def _unclosed(brackets: str) -> str:
+    """The openers a stack leaves after ``brackets`` (a closer pops its opener; one matching nothing open is ignored).
+    Pieces that leave the stack as it was are cut out by ``str.replace`` and `_NEUTRAL_BRACKETS`, a pass per nesting
+    level, so a long line's brackets cost C time, not a Python step each; deeper nesting finishes on a stack."""
+    for _ in range(_NEUTRAL_PASSES):
+        reduced = brackets.replace("()", "").replace("[]", "").replace("{}", "")
+        if len(reduced) == len(brackets):
+            reduced = _NEUTRAL_BRACKETS.sub("", brackets)
+            if len(reduced) == len(brackets):
+                return brackets
+        brackets = reduced
     stack: list[str] = []
-    pos = 0
-    while (m := _BRACKET_TOKENS.search(text, pos)) is not None:
-        tok, pos = m.group(), m.end()
+    for tok in brackets:
         if tok in _OPEN:
             stack.append(tok)
-        elif tok in _CLOSE and stack and stack[-1] == _MATCH[tok]:
+        elif stack and stack[-1] == _MATCH[tok]:
             stack.pop()
-        elif tok in _QUOTES:
-            pos = text.find("\n", pos)
+    return "".join(stack)
+
+
+def _unmatched_closers(text: str) -> int:
+    """How many closers `_outer_marks` marks in ``text`` (those closing nothing opened in it), without a Python step
+    per token: a closer that pops nothing is one that matched no opener."""
+    brackets = _code_scan(text)[0]
+    closers = sum(map(brackets.count, _CLOSE))
+    return closers - (len(brackets) - closers - len(_unclosed(brackets)))
+
+
+@lru_cache(maxsize=None)
+def _code_patterns(dead: str, stop_at_comment: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """For `_code_scan`: a pattern that runs over the tokens `_tokens` gives while no Python step is needed, and one
+    matching the strings and comments among them. ``dead``: quotes whose strings fail on this line (each is then a
+    lone quote, as `_tokens` gives it, and no triple quote of it starts here), taken as plain text up to the line's
+    end; the run then stops at that end and at a triple-quoted string going past it. With ``stop_at_comment`` the run
+    stops at a comment's ``#``."""
+    skip = [] if stop_at_comment else [r"#[^\n]*"]
+    for q in "\"'":
+        if q not in dead:  # a triple-quoted string, closed (on the run's line with quotes dead)
+            skip.append(q * 3 + (r"[^\n]*?" if dead else r"[\s\S]*?") + q * 3)
+    for q in _QUOTES:
+        if q not in dead:  # a string closed on its line, not the start of a triple-quoted one
+            skip.append(q + ("" if q == "`" else f"(?!{q}{q})") + r"[^{0}\\\n]*(?:\\.[^{0}\\\n]*)*".format(q) + q)
+    live = "".join(q for q in _QUOTES if q not in dead)
+    plain = r"[^#%s]+" % re.escape(live + ("\n" if dead else ""))  # text and brackets: no token but a bracket starts
+    return re.compile(r"(?:%s)*" % "|".join([plain, *skip])), re.compile("|".join(skip) or r"(?!)")
+
+
+def _only_brackets(text: str) -> str:
+    """The bracket characters of ``text``, in order."""
+    return text.translate(_DROP_ASCII_NON_BRACKETS) if text.isascii() else _NON_BRACKETS.sub("", text)
+
+
+def _code_scan(text: str, *, lone_quote_ends_line: bool = False, stop_at_comment: bool = False) -> tuple[str, int, str]:
+    """``(brackets, stop, open_triple)`` for the tokens of ``text`` as `_tokens` gives them: the bracket tokens in
+    order, where the scan stopped (the first comment's ``#`` with ``stop_at_comment``, else ``len(text)``), and the
+    quotes of a triple-quoted string the text ends inside ('' if none). With ``lone_quote_ends_line`` a quote that
+    starts no string skips the rest of its line, as `_open_stack` reads it. Regexes take the runs between lone quotes,
+    line ends after them and multi-line triple-quoted strings, so a long line costs C time, not a Python step a token
+    (a minified file's one line of hundreds of thousands of characters)."""
+    pieces: list[str] = []
+    pos, n, dead = 0, len(text), ""
+    while True:
+        run, strings = _code_patterns(dead, stop_at_comment)
+        end = run.match(text, pos).end()
+        if end > pos:
+            pieces.append(_only_brackets(strings.sub("", text[pos:end])))
+        if end == n:
+            return "".join(pieces), n, ""
+        c = text[end]
+        if c == "#":
+            return "".join(pieces), end, ""
+        if c == "\n":  # the end of the line on which `dead`'s strings failed
+            pos, dead = end + 1, ""
+        elif c != "`" and text.startswith(c * 3, end):
+            close = text.find(c * 3, end + 3)
+            if close < 0:
+                return "".join(pieces), n, c * 3
+            if dead and text.find("\n", end, close) >= 0:
+                dead = ""
+            pos = close + 3
+        elif lone_quote_ends_line:
+            pos = text.find("\n", end + 1)
             if pos < 0:
-                break
-    return stack
+                return "".join(pieces), n, ""
+        else:  # a string its line never closes: this quote, and every later one on the line, is a lone quote
+            pos, dead = end + 1, dead + c
 
 
 def _tokens(text: str) -> Iterator[tuple[int, str]]:
@@ -157,16 +242,16 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
     if not body:
         return s
     marks = _outer_marks(body)
-    outer_brackets = sum(1 for i, c in enumerate(body) if marks[i] and c in _CLOSE)
-    suffix_marks = _outer_marks(ctx.line_suffix)
-    suffix_brackets = sum(1 for i, c in enumerate(ctx.line_suffix) if suffix_marks[i] and c in _CLOSE)
-    excess = outer_brackets + suffix_brackets - len(_open_stack(ctx.line_prefix))
+    excess = None  # read from the whole cursor line only when an end of ``s`` could go
     for k in range(min(len(closers), len(body)), 0, -1):
         tail = closers[:k]
         if not body.endswith(tail):
             continue
         if not all(marks[len(body) - k + i] for i, c in enumerate(tail) if c in _CLOSE + _QUOTES):
             continue
+        if excess is None:
+            outer_brackets = sum(1 for i, c in enumerate(body) if marks[i] and c in _CLOSE)
+            excess = outer_brackets + _unmatched_closers(ctx.line_suffix) - len(_open_stack(ctx.line_prefix))
         if sum(1 for c in tail if c in _CLOSE) > excess:
             continue
         return body[:-k]
@@ -213,11 +298,9 @@ def _body_indent(lines: list[str], header: int) -> int:
 def _is_header(line: str) -> bool:
     """Whether ``line`` ends with a block header's colon, a comment after it aside (``if x:  # why``): with the
     comment read as the line's end, a header was not one, and the suggestion ran on past its body."""
-    code = line
-    for start, tok in _tokens(line):
-        if tok.startswith("#"):
-            code = line[:start]
-            break
+    if ":" not in line:
+        return False
+    code = line[: _code_scan(line, stop_at_comment=True)[1]] if "#" in line else line
     return code.rstrip().endswith(":")
 
 
@@ -236,13 +319,7 @@ def _block_indent(lines: list[str], ctx: CompletionContext) -> int:
 
 def _open_triple(prefix: str) -> str:
     """The quotes of the triple-quoted string ``prefix`` ends inside, or ``''``."""
-    start, tok = -1, ""
-    for start, tok in _tokens(prefix):
-        pass
-    if not tok or start + len(tok) < len(prefix):
-        return ""
-    quotes = tok[:3]
-    return quotes if quotes in ('"""', "'''") and (len(tok) < 6 or not tok.endswith(quotes)) else ""
+    return _code_scan(prefix)[2]
 
 
 def _scan_lines(lines: list[str], opening: str = "") -> tuple[list[int], list[bool]]:
