@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 
-from lsp_server.services import next_edit as service_module
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.next_edit import _PY_ONLY_BREAKS, NextEditService, _IndexedLines
@@ -19,6 +18,7 @@ from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, repl
 from models.next_edit.examples import Edit, apply_edit, lines_of, splice, written
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import in_document, lf_view, undoes_last_edit
+from tests.next_edit_support import answers_agree, rows_read
 from tests.telemetry_fakes import ListStore
 
 URI = "file:///project/big.py"
@@ -284,16 +284,8 @@ def test_a_request_through_the_index_gives_the_edits_of_the_whole_text_path():
         version, index = doc.indexed_snapshot()
         records = doc.history.recent(8)
         position = Position(rng.randint(0, index.line_count), rng.randint(0, 5))
-        for predictor in ("heuristic", "ranker"):
-            want = service.predict(index.text, records, position, URI, predictor=predictor, ranker_threshold=0.0)
-            got = service.predict(index.text, records, position, URI, predictor=predictor, ranker_threshold=0.0,
-                                  index=index)
-            assert (got is None) == (want is None), (case, index.text, records)
-            if want is not None:
-                assert (got.start, got.end, got.new_text, got.answer.edit, got.answer.confidence) == \
-                    (want.start, want.end, want.new_text, want.answer.edit, want.answer.confidence), (case, index.text)
-                found += 1
-            compared += 1
+        found += answers_agree(service, URI, index, records, position, case)
+        compared += 2
     assert compared == 5000 and found > 1000, found
 
 
@@ -353,14 +345,7 @@ def test_a_request_splits_no_whole_text(monkeypatch):
 def test_a_request_reads_lines_near_its_edits_only(monkeypatch):
     """The lines a heuristic request reads through the index lie near its edits and the next occurrence it finds,
     whatever the file's length."""
-    read_rows: list[int] = []
-    original_start = _IndexedLines.start
-
-    def recorded_start(self, line: int) -> int:
-        read_rows.append(line)
-        return original_start(self, line)
-
-    monkeypatch.setattr(service_module._IndexedLines, "start", recorded_start)
+    read_rows = rows_read(monkeypatch)
     service = _service()
     for size in (5_000, 50_000):
         doc, cursor = _big_renamed_document(size, size - 100)

@@ -12,7 +12,6 @@ import random
 import numpy as np
 import pytest
 
-from lsp_server.services import next_edit as service_module
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.next_edit import _IndexedLines
 from lsp_server.services.positions import LineIndex, Position, Range
@@ -26,6 +25,7 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import lf_view
 from models.next_edit.ranker import load_ranker
+from tests.next_edit_support import rows_read
 from tests.test_next_edit_review3_lines import (URI, _breaks, _plain, _random_history, _random_text, _service,
                                                 reference_predict_next)
 
@@ -574,14 +574,7 @@ def test_a_ranker_request_reads_the_rows_of_its_window_whatever_the_files_length
     """The rows a ranker request reads through the index lie in its search window (``SEARCH_LINES`` on each side
     of the cursor, and one more) but for the first line, and as many are read in a 20,000-line file as in a
     60,000-line one."""
-    read_rows: list[int] = []
-    original_start = _IndexedLines.start
-
-    def recorded_start(self, line: int) -> int:
-        read_rows.append(line)
-        return original_start(self, line)
-
-    monkeypatch.setattr(service_module._IndexedLines, "start", recorded_start)
+    read_rows = rows_read(monkeypatch)
     service = _service()
     read = []
     for size in (20_000, 60_000):

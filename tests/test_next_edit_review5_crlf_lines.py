@@ -22,6 +22,7 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view
 from models.next_edit.ranker import load_ranker
+from tests.next_edit_support import answers_agree, rows_read
 from tests.test_next_edit_review3_lines import (URI, _BREAKS, _breaks, _edited_document, _plain, _random_history,
                                                 _random_text, _service, reference_predict_next,
                                                 reference_undoes_last_edit)
@@ -195,16 +196,8 @@ def test_a_request_on_a_document_through_the_store_gives_the_whole_text_answer()
         records = doc.history.recent(8)
         position = Position(rng.randint(0, index.line_count), rng.randint(0, 5))
         with_cr += "\r" in index.text
-        for predictor in ("heuristic", "ranker"):
-            want = service.predict(index.text, records, position, URI, predictor=predictor, ranker_threshold=0.0)
-            got = service.predict(index.text, records, position, URI, predictor=predictor, ranker_threshold=0.0,
-                                  index=index)
-            assert (got is None) == (want is None), (case, index.text, records)
-            if want is not None:
-                assert (got.start, got.end, got.new_text, got.answer.edit, got.answer.confidence) == \
-                    (want.start, want.end, want.new_text, want.answer.edit, want.answer.confidence), (case, index.text)
-                found += 1
-            compared += 1
+        found += answers_agree(service, URI, index, records, position, case)
+        compared += 2
     assert with_cr > 700 and found > 500, (with_cr, found)
 
 
@@ -297,14 +290,7 @@ def test_a_request_on_a_crlf_document_reads_the_rows_near_its_edits(monkeypatch)
     """A ranker request on a CRLF document reads the rows of its search window through the index (before, it split
     the whole text converted to LF instead), none outside it but for the first line, and as many in a 20,000-line
     file as in a 60,000-line one."""
-    read_rows: list[int] = []
-    original_start = _IndexedLines.start
-
-    def recorded_start(self, line: int) -> int:
-        read_rows.append(line)
-        return original_start(self, line)
-
-    monkeypatch.setattr(service_module._IndexedLines, "start", recorded_start)
+    read_rows = rows_read(monkeypatch)
     service = _service()
     read = []
     for size in (20_000, 60_000):
