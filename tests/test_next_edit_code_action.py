@@ -224,7 +224,7 @@ def test_titles_are_one_short_line():
     assert action_title("width", "w", 4, 4) == "Tact: next edit — replace `width` with `w` (line 5)"
     assert action_title("", "x = 1\n", 2, 2) == "Tact: next edit — insert `x = 1\\n` (line 3)"
     assert action_title("old()\n", "", 0, 1) == "Tact: next edit — delete `old()\\n` (lines 1-2)"
-    assert one_line("a\r\nb\tc`d`\x07") == "a\\nb\\tc'd'"
+    assert one_line("a\r\nb\tc`d`\x07") == "a\\nb\\tc'd'\\u0007"  # a control character written out
     long = one_line("x" * 20 + "MIDDLE" + "y" * 20, 21)
     assert len(long) == 21 and long == "x" * 10 + "…" + "y" * 10
 

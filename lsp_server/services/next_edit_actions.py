@@ -7,6 +7,7 @@ which the editor runs after applying the edit (LSP's order), so the acceptance i
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 
@@ -14,6 +15,7 @@ from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, NEXT_EDIT_ACTION_KIND
 from lsp_server.services.positions import Position
 
 TITLE_TEXT_CHARS = 30  # of the old and the new text each in an action's title: menus show one short line
+TITLE_CONTEXT_CHARS = 6  # kept before the first difference of two texts shown from there
 TRIGGER_AUTOMATIC = 2  # CodeActionTriggerKind: the editor asked on its own (a lightbulb), not the user
 
 _ESCAPES = {"\n": "\\n", "\r": "\\n", "\t": "\\t", "`": "'"}  # what a one-line title writes for these
@@ -35,19 +37,69 @@ def explicitly_invoked(trigger_kind) -> bool:
     return trigger_kind != TRIGGER_AUTOMATIC
 
 
+def _shown(ch: str) -> str:
+    """One character as a one-line title writes it: as is when a menu shows it, else as an escape."""
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if ch.isprintable():  # every character a menu draws, the ASCII space included
+        return ch
+    # control and format characters, and spaces other than the ASCII one: dropped, or drawn as a space, the title
+    # would misstate the edit (a no-break space made a space read as inserting one); a bidirectional override
+    # would reorder the title on screen
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+
+
 def one_line(text: str, limit: int = TITLE_TEXT_CHARS) -> str:
     """``text`` for a one-line title: line breaks and tabs written as ``\\n`` and ``\\t``, backticks as quotes (the
-    title quotes in backticks), other control characters dropped, and a long text cut in the middle with ``…``."""
-    flat = "".join(_ESCAPES.get(ch, ch if ch.isprintable() else "") for ch in text.replace("\r\n", "\n"))
-    if len(flat) <= limit:
-        return flat
-    head = (limit - 1) // 2 + (limit - 1) % 2
-    return flat[:head] + "…" + flat[len(flat) - (limit - 1 - head):]
+    title quotes in backticks), other characters a menu cannot show as escapes (``\\u00a0``), and a long text cut
+    in the middle with ``…``, between escapes, never inside one."""
+    flat = text.replace("\r\n", "\n")
+    head: list[str] = []  # read from each end only as far as the title shows: an edit may be long
+    room = limit
+    for ch in flat:
+        piece = _shown(ch)
+        room -= len(piece)
+        if room < 0:
+            break
+        head.append(piece)
+    else:
+        return "".join(head)
+    head_room = (limit - 1) // 2 + (limit - 1) % 2
+    tail_room = limit - 1 - head_room
+    taken = 0
+    while taken < len(head) and len(head[taken]) <= head_room:
+        head_room -= len(head[taken])
+        taken += 1
+    tail: list[str] = []
+    for i in range(len(flat) - 1, taken - 1, -1):
+        piece = _shown(flat[i])
+        if len(piece) > tail_room:
+            break
+        tail.append(piece)
+        tail_room -= len(piece)
+    return "".join(head[:taken]) + "…" + "".join(reversed(tail))
+
+
+def _title_texts(old_text: str, new_text: str) -> tuple[str, str]:
+    """The old and the new text as the title shows them. Two that differ only past the head each keeps (a long
+    name changed in its middle) would both cut to the same text, and the title would read as a change to nothing:
+    those are shown from a little before their first difference."""
+    old, new = one_line(old_text), one_line(new_text)
+    if old != new or old_text == new_text:
+        return old, new
+    same = len(os.path.commonprefix([old_text, new_text]))
+    for start in (max(0, same - TITLE_CONTEXT_CHARS), same):
+        if start == 0:
+            continue
+        old, new = "…" + one_line(old_text[start:], TITLE_TEXT_CHARS - 1), "…" + one_line(new_text[start:], TITLE_TEXT_CHARS - 1)
+        if old != new:
+            break
+    return old, new
 
 
 def action_title(old_text: str, new_text: str, start_line: int, end_line: int) -> str:
     """``Tact: next edit — replace `old` with `new` (line N)``; lines 1-based, as editors number them."""
-    old, new = one_line(old_text), one_line(new_text)
+    old, new = _title_texts(old_text, new_text)
     if not old_text:
         what = f"insert `{new}`"
     elif not new_text:
