@@ -163,16 +163,21 @@ def to_camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def finite_float(value: Any) -> float | None:
-    """A JSON number as a finite float, or None: not a number, a bool, NaN, infinite, or an integer too large for a
-    float (JSON allows any length; float() and math.isfinite() raise OverflowError on one)."""
+def _number(value: Any) -> float | None:
+    """A JSON number as a float, or None: not a number, a bool, or an integer too large for a float (JSON allows any
+    length; float(), math.isnan() and math.isfinite() raise OverflowError on one)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
-        number = float(value)
+        return float(value)
     except OverflowError:
         return None
-    return number if math.isfinite(number) else None
+
+
+def finite_float(value: Any) -> float | None:
+    """A JSON number as a finite float, or None: `_number`'s None, NaN or infinite."""
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _coerce(value: Any, kind: type) -> Any:
@@ -181,13 +186,8 @@ def _coerce(value: Any, kind: type) -> Any:
     if kind is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     if kind is float:  # NaN (Python's JSON reads it) would pass every range check: refused as not a number
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None
-        try:
-            number = float(value)  # infinity stays a number (a stopThreshold above 1 turns Stop off)
-        except OverflowError:  # an integer literal no float holds (float() and math.isnan() raised)
-            return None
-        return None if math.isnan(number) else number
+        number = _number(value)  # infinity stays a number (a stopThreshold above 1 turns Stop off)
+        return None if number is None or math.isnan(number) else number
     if kind is str:
         return value if isinstance(value, str) else None
     return None

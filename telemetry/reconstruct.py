@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .reader import session_timeline, suggestions
-from .text import EditedText, SplitText, advance, diff, line_starts, offset_at, same_text
+from .text import EditedText, SplitText, advance, diff, same_text
 
 EXACT, INFERRED, APPROXIMATE = "exact", "inferred", "approximate"
 MAX_REFERENCE_STEPS = 4000  # changes followed to find what was typed next
@@ -148,24 +148,25 @@ class _Doc:
         """``after_edits`` as it is, as a text to change to."""
         return EditedText(self.after_edits, 0, 0, "")
 
-    def _agreement(self, target: EditedText | str) -> tuple[int, int]:
-        """How many characters ``target`` (a text to change to) is known to share with ``text`` at its start and its
-        end: a view of ``after_edits`` shares its unchanged ends; a str (a logged snapshot) is read whole."""
+    def _kept(self, target: EditedText | str) -> tuple[int, int]:
+        """How many characters ``target`` (a text to change to) is known to share with ``after_edits`` at its start
+        and its end: a view of ``after_edits`` shares its unchanged ends; a str (a logged snapshot) nothing known."""
         if not isinstance(target, EditedText) or target.base is not self.after_edits:
             return 0, 0
         size = len(self.after_edits)
         if target.start == target.end and not target.inserted:
-            return self.shared
-        return min(self.shared[0], target.start), min(self.shared[1], size - target.end)
+            return size, size
+        return target.start, size - target.end
+
+    def _agreement(self, target: EditedText | str) -> tuple[int, int]:
+        """How many characters ``target`` is known to share with ``text`` at its start and its end: what both share
+        with ``after_edits`` there (``shared`` is never more than the size of ``after_edits``)."""
+        kept = self._kept(target)
+        return min(self.shared[0], kept[0]), min(self.shared[1], kept[1])
 
     def _reached(self, target: EditedText | str) -> None:
         """``text`` now equals ``target``."""
-        if isinstance(target, EditedText) and target.base is self.after_edits:
-            size = len(self.after_edits)
-            unchanged = target.start == target.end and not target.inserted
-            self.shared = (size, size) if unchanged else (target.start, size - target.end)
-        else:
-            self.shared = (0, 0)
+        self.shared = self._kept(target)
 
     def settle(self, new: EditedText) -> None:
         """The logged edit ``new`` (a view of ``after_edits``, which ``text`` already equals) is applied."""
@@ -341,14 +342,11 @@ def _pieces(text: str | SplitText, start: int, end: int, inserted: str, tip: int
     return pieces
 
 
-def apply_range(text: str, sl: int, sc: int, el: int, ec: int, inserted: str, removed: str | None = None) -> str | None:
+def apply_range(text: str | SplitText, sl: int, sc: int, el: int, ec: int, inserted: str,
+                removed: str | None = None) -> str | None:
     """``text`` with the LSP range replaced; None when the range does not hold ``removed`` (when given)."""
-    starts = line_starts(text)
-    a = offset_at(text, sl, sc, starts)
-    b = offset_at(text, el, ec, starts)
-    if b < a or (removed is not None and text[a:b] != removed):
-        return None
-    return text[:a] + inserted + text[b:]
+    view = _replaced(text if isinstance(text, SplitText) else SplitText(text), sl, sc, el, ec, inserted, removed)
+    return None if view is None else view.text()
 
 
 def _replaced(text: SplitText, sl: int, sc: int, el: int, ec: int, inserted: str,

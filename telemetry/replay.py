@@ -420,8 +420,7 @@ class _Driver:
         edit = edits[0] if isinstance(edits, list) and edits and isinstance(edits[0], dict) else None
         sid, new_text = (edit or {}).get("id"), (edit or {}).get("newText")
         where = edit_range(edit) if edit else None
-        doc = self.texts.get(req.uri)
-        after = (apply_range(doc.text() if doc is not None else "", *where, new_text)
+        after = (apply_range(self.texts.get(req.uri, SplitText()), *where, new_text)
                  if where is not None and isinstance(new_text, str) else None)
         if not (isinstance(sid, str) and after is not None):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))

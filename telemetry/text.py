@@ -258,24 +258,11 @@ class SplitText:
                 block, i = block + 1, 0
         return "".join(parts)[a - begin:b - begin]
 
-    def _locate(self, line: int, character: int) -> tuple[int, int]:
-        """(line index, str index in that line) of an LSP position, as ``offset_at`` clamps it."""
-        if line < 0:
-            return 0, 0
-        if line >= self.line_total:
-            block = len(self._blocks) - 1
-            return self.line_total - 1, len(self._blocks[block][-1])
-        block, i = self._line(line)
-        return line, chars_in_units(_without_break(self._blocks[block][i]), character)
-
     def replace(self, start_line: int, start_character: int, end_line: int, end_character: int,
                 inserted: str) -> None:
-        """Replace the range (an end before the start: an empty range at the start) by ``inserted``."""
-        first, a = self._locate(start_line, start_character)
-        last, b = self._locate(end_line, end_character)
-        if (last, b) < (first, a):
-            last, b = first, a
-        self._replace_lines(first, a, last, b, inserted)
+        """Replace the range of LSP positions, clamped as ``offset_at`` clamps them (an end before the start: an
+        empty range at the start), by ``inserted``."""
+        self.splice(self.offset_at(start_line, start_character), self.offset_at(end_line, end_character), inserted)
 
     def splice(self, start: int, end: int, inserted: str) -> None:
         """``text[:start] + inserted + text[end:]``, for str offsets ``start <= end`` (clamped into the text)."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from lsp_server.services import next_edit as service_module
+from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.next_edit import NextEditService
-from lsp_server.services.positions import LineIndex, Position
+from lsp_server.services.positions import LineIndex, Position, Range
+from models.next_edit import baseline, candidates, examples, prompt
 
 
 def answers_agree(service: NextEditService, uri: str, index: LineIndex, records: list, position: Position,
@@ -38,3 +40,36 @@ def rows_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(service_module._IndexedLines, "start", recorded_start)
     return read
+
+
+def splits_recorded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The lengths of the texts later requests split into lines (`lines_of` in the next-edit modules), in order."""
+    sizes: list[int] = []
+
+    def recorded_lines_of(text: str) -> list[str]:
+        sizes.append(len(text))
+        return text.splitlines(keepends=True)
+
+    for module in (examples, prompt, baseline, candidates):
+        monkeypatch.setattr(module, "lines_of", recorded_lines_of)
+    return sizes
+
+
+def big_edited_document(uri: str, lines: int, near: int, eol: str = "\n",
+                        inserted: tuple[tuple[int, int, str], ...] = ()) -> Document:
+    """A ``lines``-line Python file with line breaks ``eol`` in which ``alpha`` was renamed on three lines around
+    line ``near``, then each of ``inserted`` ((row, column, text)) typed in turn; the pending edit is flushed after
+    them (when there are any)."""
+    rows = [f"def f{i}(alpha, beta):{eol}" if i % 10 == 0 else f"    value_{i} = compute(alpha, beta)  # c{eol}"
+            for i in range(lines)]
+    docs = DocumentStore()
+    docs.open(uri, "python", 1, "".join(rows))
+    for k in range(3):
+        row = near + 1 + 3 * k
+        col = rows[row].index("alpha")
+        docs.change(uri, k + 2, [(Range(Position(row, col), Position(row, col + 5)), "renamed")], now=10.0 * (k + 1))
+    for k, (row, col, text) in enumerate(inserted):
+        docs.change(uri, k + 5, [(Range(Position(row, col), Position(row, col)), text)], now=50.0 + 10.0 * k)
+    if inserted:
+        docs.flush(uri)
+    return docs.get(uri)

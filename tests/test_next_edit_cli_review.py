@@ -65,7 +65,7 @@ def test_a_row_with_a_line_number_too_big_for_an_int_is_skipped_not_a_traceback(
     good = list(examples_from_texts("m.py", "d", "a = x\nb = x\nc = x\n", "a = y\nb = x\nc = y\n", split="heldout"))
     row = good[0].to_json()
     line = json.dumps(row)
-    bad = line.replace(json.dumps(row["target"]), f'[1e400, 2, "b = x\\n", "b = y\\n"]')
+    bad = line.replace(json.dumps(row["target"]), '[1e400, 2, "b = x\\n", "b = y\\n"]')
     assert bad != line
     (tmp_path / "real_heldout.jsonl").write_text(line + "\n" + bad + "\n")
     assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model", "--json"]) == 0

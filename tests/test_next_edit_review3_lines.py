@@ -13,12 +13,11 @@ from lsp_server.services.next_edit import _PY_ONLY_BREAKS, NextEditService, _Ind
 from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
-from models.next_edit import baseline, candidates, examples, prompt
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, replacement
 from models.next_edit.examples import Edit, apply_edit, lines_of, splice, written
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import in_document, lf_view, undoes_last_edit
-from tests.next_edit_support import answers_agree, rows_read
+from tests.next_edit_support import answers_agree, big_edited_document, rows_read, splits_recorded
 from tests.telemetry_fakes import ListStore
 
 URI = "file:///project/big.py"
@@ -308,28 +307,13 @@ def test_predict_with_reads_the_lines_it_is_given():
 
 def _big_renamed_document(lines: int, near: int):
     """A ``lines``-line Python file in which ``alpha`` was renamed on three lines around line ``near``."""
-    rows = [f"def f{i}(alpha, beta):\n" if i % 10 == 0 else f"    value_{i} = compute(alpha, beta)  # c\n"
-            for i in range(lines)]
-    docs = DocumentStore()
-    docs.open(URI, "python", 1, "".join(rows))
-    for k in range(3):
-        row = near + 1 + 3 * k
-        col = rows[row].index("alpha")
-        docs.change(URI, k + 2, [(Range(Position(row, col), Position(row, col + 5)), "renamed")], now=10.0 * (k + 1))
-    return docs.get(URI), near + 8
+    return big_edited_document(URI, lines, near), near + 8
 
 
 def test_a_request_splits_no_whole_text(monkeypatch):
     """Near the end and near the start of a 50,000-line file, a heuristic request splits only short texts (the
     edits' blocks): before, `undoes_last_edit`, `text_before`, `splice` and the baseline split the whole text."""
-    split_sizes: list[int] = []
-
-    def recorded_lines_of(text: str) -> list[str]:
-        split_sizes.append(len(text))
-        return text.splitlines(keepends=True)
-
-    for module in (examples, prompt, baseline, candidates):
-        monkeypatch.setattr(module, "lines_of", recorded_lines_of)
+    split_sizes = splits_recorded(monkeypatch)
     service = _service()
     for near in (49_000, 50):
         doc, cursor = _big_renamed_document(50_000, near)

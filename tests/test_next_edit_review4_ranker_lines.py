@@ -12,11 +12,9 @@ import random
 import numpy as np
 import pytest
 
-from lsp_server.services.documents import DocumentStore
 from lsp_server.services.next_edit import _IndexedLines
-from lsp_server.services.positions import LineIndex, Position, Range
-from models.next_edit import baseline as baseline_module, candidates as candidates_module
-from models.next_edit import examples as examples_module, prompt as prompt_module
+from lsp_server.services.positions import LineIndex, Position
+from models.next_edit import candidates as candidates_module
 from models.next_edit.baseline import _pattern, common_ends, replacement
 from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Candidate, _changed_line_pairs,
                                          _Collector, _EditedLines, _indent, _line_facts, _lines_before, _similarity,
@@ -25,7 +23,7 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import lf_view
 from models.next_edit.ranker import load_ranker
-from tests.next_edit_support import rows_read
+from tests.next_edit_support import big_edited_document, rows_read, splits_recorded
 from tests.test_next_edit_review3_lines import (URI, _breaks, _plain, _random_history, _random_text, _service,
                                                 reference_predict_next)
 
@@ -521,30 +519,16 @@ def test_a_ranker_answer_with_the_lines_is_the_former_one():
 def _big_edited_document(lines: int, near: int):
     """A ``lines``-line Python file in which ``alpha`` was renamed on three lines around line ``near`` and a line
     was inserted below them (an insertion: its neighbours are read from the text before it)."""
-    rows = [f"def f{i}(alpha, beta):\n" if i % 10 == 0 else f"    value_{i} = compute(alpha, beta)  # c\n"
-            for i in range(lines)]
-    docs = DocumentStore()
-    docs.open(URI, "python", 1, "".join(rows))
-    for k in range(3):
-        row = near + 1 + 3 * k
-        col = rows[row].index("alpha")
-        docs.change(URI, k + 2, [(Range(Position(row, col), Position(row, col + 5)), "renamed")], now=10.0 * (k + 1))
-    docs.change(URI, 5, [(Range(Position(near + 12, 0), Position(near + 12, 0)), "    log(renamed)\n")], now=50.0)
-    docs.change(URI, 6, [(Range(Position(near + 14, 4), Position(near + 14, 4)), "renamed = 0\n    ")], now=60.0)
-    docs.flush(URI)
-    return docs.get(URI), near + 14
+    inserted = ((near + 12, 0, "    log(renamed)\n"), (near + 14, 4, "renamed = 0\n    "))
+    return big_edited_document(URI, lines, near, inserted=inserted), near + 14
 
 
 def test_a_ranker_request_splits_and_rebuilds_no_whole_text(monkeypatch):
     """Near the end and near the start of a 50,000-line file, a ranker request splits only short texts (the edits'
     blocks) and rebuilds none: before, `generate` and `featurize` split the whole text and `_texts_before` rebuilt it
     once per history edit."""
-    split_sizes: list[int] = []
+    split_sizes = splits_recorded(monkeypatch)
     rebuilt_sizes: list[int] = []
-
-    def recorded_lines_of(text: str) -> list[str]:
-        split_sizes.append(len(text))
-        return text.splitlines(keepends=True)
 
     def recorded(apply):
         def applied(text, *args):
@@ -552,8 +536,6 @@ def test_a_ranker_request_splits_and_rebuilds_no_whole_text(monkeypatch):
             return apply(text, *args)
         return applied
 
-    for module in (examples_module, prompt_module, baseline_module, candidates_module):
-        monkeypatch.setattr(module, "lines_of", recorded_lines_of)
     monkeypatch.setattr(candidates_module, "apply_edit", recorded(apply_edit))
     monkeypatch.setattr(candidates_module, "apply_all", recorded(apply_all))
     service = _service()

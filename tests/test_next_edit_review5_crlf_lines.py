@@ -11,9 +11,8 @@ import random
 import numpy as np
 
 from lsp_server.services import next_edit as service_module
-from lsp_server.services.documents import DocumentStore
 from lsp_server.services.next_edit import _IndexedLines
-from lsp_server.services.positions import LineIndex, Position, Range
+from lsp_server.services.positions import LineIndex, Position
 from models.fim import to_lf
 from models.next_edit import baseline as baseline_module, candidates as candidates_module
 from models.next_edit import examples as examples_module, prompt as prompt_module
@@ -22,7 +21,7 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view
 from models.next_edit.ranker import load_ranker
-from tests.next_edit_support import answers_agree, rows_read
+from tests.next_edit_support import answers_agree, big_edited_document, rows_read
 from tests.test_next_edit_review3_lines import (URI, _BREAKS, _breaks, _edited_document, _plain, _random_history,
                                                 _random_text, _service, reference_predict_next,
                                                 reference_undoes_last_edit)
@@ -235,17 +234,7 @@ def test_the_texts_verdicts_are_kept_for_that_text_only(monkeypatch):
 def _big_edited_document(lines: int, near: int, eol: str):
     """A ``lines``-line Python file with line breaks ``eol`` in which ``alpha`` was renamed on three lines around
     line ``near`` and a line was inserted below them."""
-    rows = [f"def f{i}(alpha, beta):{eol}" if i % 10 == 0 else f"    value_{i} = compute(alpha, beta)  # c{eol}"
-            for i in range(lines)]
-    docs = DocumentStore()
-    docs.open(URI, "python", 1, "".join(rows))
-    for k in range(3):
-        row = near + 1 + 3 * k
-        col = rows[row].index("alpha")
-        docs.change(URI, k + 2, [(Range(Position(row, col), Position(row, col + 5)), "renamed")], now=10.0 * (k + 1))
-    docs.change(URI, 5, [(Range(Position(near + 12, 0), Position(near + 12, 0)), f"    log(renamed){eol}")], now=50.0)
-    docs.flush(URI)
-    return docs.get(URI), near + 12
+    return big_edited_document(URI, lines, near, eol, inserted=((near + 12, 0, f"    log(renamed){eol}"),)), near + 12
 
 
 def test_a_request_on_a_crlf_document_converts_splits_and_rebuilds_no_whole_text(monkeypatch):

@@ -11,6 +11,7 @@ from lsprotocol.validators import UINTEGER_MAX_VALUE as UINTEGER_MAX  # LSP's ui
 from lsp_server.features.commands import record_accepted
 from lsp_server.features.feedback import field, record_rejected, record_shown
 from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT, NEXT_EDIT
+from lsp_server.services.next_edit_actions import lsp_range
 from lsp_server.services.positions import Position
 from lsp_server.services.scheduler import Cancelled
 
@@ -69,9 +70,8 @@ def register(server) -> None:
         result = await issued(ls, pending, uri, version)
         if result is None:
             return NO_EDITS
-        rng = {"start": {"line": result.start.line, "character": result.start.character},
-               "end": {"line": result.end.line, "character": result.end.character}}
-        return {"edits": [{"id": pending.suggestion_id, "range": rng, "newText": result.new_text}]}
+        return {"edits": [{"id": pending.suggestion_id, "range": lsp_range(result.start, result.end),
+                           "newText": result.new_text}]}
 
     @server.feature(DID_SHOW_NEXT_EDIT)
     def did_show(ls, params) -> None:

@@ -110,8 +110,10 @@ def action_title(old_text: str, new_text: str, start_line: int, end_line: int) -
     return f"Tact: next edit — {what} ({where})"
 
 
-def _position(p: Position) -> dict:
-    return {"line": p.line, "character": p.character}
+def lsp_range(start: Position, end: Position) -> dict:
+    """An LSP ``Range`` (JSON) from ``start`` to ``end``."""
+    return {"start": {"line": start.line, "character": start.character},
+            "end": {"line": end.line, "character": end.character}}
 
 
 def next_edit_action(suggestion_id: str, uri: str, version: int, start: Position, end: Position, old_text: str,
@@ -123,7 +125,7 @@ def next_edit_action(suggestion_id: str, uri: str, version: int, start: Position
     ``changes`` map every client reads."""
     # a range that ends at a line's start (whole lines replaced) edits no character of that line
     last_line = end.line - 1 if end.character == 0 and end.line > start.line else end.line
-    text_edit = {"range": {"start": _position(start), "end": _position(end)}, "newText": new_text}
+    text_edit = {"range": lsp_range(start, end), "newText": new_text}
     if document_changes:
         edit = {"documentChanges": [{"textDocument": {"uri": uri, "version": version}, "edits": [text_edit]}]}
     else:

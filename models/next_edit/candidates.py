@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
-from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, written
+from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, runs_between, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
 MAX_CANDIDATES = 400  # kept per request, nearest the cursor first (in the baseline's search order)
@@ -360,32 +360,17 @@ class _EditedLines:
     def _lines(self, lo: int, hi: int) -> list[str]:
         """Lines [lo, hi), ``lo <= hi`` within the text."""
         out: list[str] = []
-        for seq, a, b in self.runs:
-            size = b - a
-            if lo < size and hi > 0:
-                out.extend(seq[a + max(lo, 0):a + min(hi, size)])
-            lo, hi = lo - size, hi - size
+        for seq, a, b in runs_between(self.runs, lo, hi):
+            out.extend(seq[a:b])
         return out
 
     def replaced(self, s: int, t: int, new: list[str]) -> "_EditedLines":
         """These lines with lines [s, t) replaced by ``new``."""
-        runs: list[tuple] = []
-        at = 0
-        for seq, a, b in self.runs:
-            keep_a, keep_b = a, min(b, a + max(s - at, 0))  # the part before s
-            if keep_b > keep_a:
-                runs.append((seq, keep_a, keep_b))
-            at += b - a
+        runs = list(runs_between(self.runs, 0, s))
         if new:
             runs.append((new, 0, len(new)))
-        at = 0
-        for seq, a, b in self.runs:
-            keep_a = a + max(t - at, 0)  # the part from t on
-            if keep_a < b:
-                runs.append((seq, keep_a, b))
-            at += b - a
+        runs.extend(runs_between(self.runs, t, self.size))
         return _EditedLines(runs)
-
 
 class _ContextSearch:
     """The ``context`` generator over one request's rows. A history edit that changed many lines (an argument

@@ -129,6 +129,18 @@ def splice(text: str, edit: Edit, lines: TextLines | None = None) -> tuple[int, 
     return start, start + len(edit.original), written(table, edit)
 
 
+def runs_between(runs, lo: int, hi: int) -> Iterator[tuple]:
+    """The non-empty parts ((sequence, start, end) each) of items ``lo`` to ``hi`` of the sequence the ``runs``
+    ((sequence, start, end): a slice each) make end to end."""
+    for seq, a, b in runs:
+        size = b - a
+        if lo < size and hi > 0:
+            start, end = a + max(lo, 0), a + min(hi, size)
+            if start < end:
+                yield seq, start, end
+        lo, hi = lo - size, hi - size
+
+
 def written(lines: list[str] | TextLines, edit: Edit) -> str:
     """What ``edit`` writes in place of its original among ``lines``: its updated block with the line breaks
     `splice` adds (the range unchecked)."""

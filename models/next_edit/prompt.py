@@ -47,7 +47,8 @@ from typing import Callable
 
 from models.next_edit.baseline import common_ends
 from models.fim import to_lf
-from models.next_edit.examples import Edit, TextLines, apply_edit, line_ending, lines_of, splice, text_ending
+from models.next_edit.examples import (Edit, TextLines, apply_edit, line_ending, lines_of, runs_between, splice,
+                                      text_ending)
 
 EDIT_MARK = "<|edit|>"
 ORIGINAL_MARK = "<|original|>\n"
@@ -326,13 +327,7 @@ def _same_splices(text: str, one: tuple[int, int, str], other: tuple[int, int, s
 
 def _cut(parts: tuple[tuple[str, int, int], ...], i: int, j: int) -> str:
     """Characters ``i`` to ``j`` of the text the ``parts`` ((string, start, end): a slice each) make end to end."""
-    out = []
-    for s, a, b in parts:
-        size = b - a
-        if i < size and j > 0 and size > 0:
-            out.append(s[a + max(i, 0):a + min(j, size)])
-        i, j = i - size, j - size
-    return "".join(out)
+    return "".join(s[a:b] for s, a, b in runs_between(parts, i, j))
 
 
 def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window, Span]:

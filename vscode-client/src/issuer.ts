@@ -103,25 +103,21 @@ export class IssuerNotifications {
 
   /** Sends to ``issuer`` if it is still the running server; otherwise the event has no one to go to. */
   send(issuer: ServerRun, method: string, params: object): void {
-    if (issuer !== this.current()) {
-      this.log(`${method} not sent: the server that issued it is gone`);
-      return;
-    }
-    this.track(method, issuer.client.sendNotification(method, params));
+    this.dispatch(issuer, method, () => issuer.client.sendNotification(method, params));
   }
 
   /** A request (an accept command) to ``issuer`` if it is still the running server, written before flush()
    * resolves, as the notifications are. */
   request(issuer: ServerRun, method: string, params: object): void {
+    this.dispatch(issuer, method, () => issuer.client.sendRequest(method, params));
+  }
+
+  private dispatch(issuer: ServerRun, method: string, sending: () => Promise<unknown>): void {
     if (issuer !== this.current()) {
       this.log(`${method} not sent: the server that issued it is gone`);
       return;
     }
-    this.track(method, issuer.client.sendRequest(method, params));
-  }
-
-  private track(method: string, sending: Promise<unknown>): void {
-    const sent = sending.catch((error: unknown) => this.log(`${method} failed: ${error instanceof Error ? error.message : String(error)}`));
+    const sent = sending().catch((error: unknown) => this.log(`${method} failed: ${error instanceof Error ? error.message : String(error)}`));
     this.sending.add(sent);
     void sent.finally(() => this.sending.delete(sent));
   }

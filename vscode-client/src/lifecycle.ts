@@ -67,6 +67,11 @@ export function partialAcceptLength(info: unknown): number | undefined {
   return typeof length === "number" && Number.isInteger(length) && length >= 0 ? length : undefined;
 }
 
+/** text with its line breaks turned into the document's (eol: "\r\n" in a CRLF file), as VS Code inserts it. */
+export function withLineBreaks(text: string, eol: string): string {
+  return text.replace(/\r\n|\r|\n/g, eol);
+}
+
 /** A replacement of document[start, end) by text, in document offsets (VS Code's SingleTextEdit). */
 export interface OffsetEdit {
   start: number;
@@ -87,7 +92,7 @@ export function extendsEntry(item: OffsetEdit, entry: OffsetEdit, read: (start: 
 
 /** The edit without the text it repeats from the document at its start, reading the document no further than until. */
 function withoutRepeatedPrefix(edit: OffsetEdit, until: number, read: (start: number, end: number) => string, eol: string): OffsetEdit {
-  const text = edit.text.replace(/\r\n|\r|\n/g, eol);
+  const text = withLineBreaks(edit.text, eol);
   const end = Math.min(edit.end, until);
   if (end < edit.start) {
     return { ...edit, text }; // nothing of the document to compare with (VS Code's empty intersection)
@@ -145,7 +150,7 @@ export class SuggestionTracker {
     /** The document's line break ("\r\n" for VS Code's EndOfLine.CRLF). */
     private readonly eol: string = "\n",
   ) {
-    this.text = insertText.replace(/\r\n|\r|\n/g, eol);
+    this.text = withLineBreaks(insertText, eol);
     this.consumed = Math.max(0, Math.min(cursor - anchor, this.text.length));
   }
 

@@ -20,6 +20,7 @@ import {
   type RejectReason,
 } from "./protocol";
 import type { ClientAccess } from "./inline";
+import { withLineBreaks } from "./lifecycle";
 
 export const VISIBLE_CONTEXT_KEY = "tact.nextEditVisible";
 const IDLE_MS = 500; // ask after the user stops typing this long
@@ -192,13 +193,7 @@ export class NextEdits implements vscode.Disposable {
 
   private apply(): Promise<void> {
     const applying = this.applyShown();
-    const pending = applying.catch(() => undefined);
-    this.outcomePending = pending;
-    void pending.finally(() => {
-      if (this.outcomePending === pending) {
-        this.outcomePending = undefined;
-      }
-    });
+    this.outcomePending = applying.catch(() => undefined); // the last apply: settled once it is
     return applying;
   }
 
@@ -229,7 +224,7 @@ export class NextEdits implements vscode.Disposable {
     }
     // the document holds newText with its line breaks turned into the document's (\r\n in a CRLF file)
     const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
-    const end = document.positionAt(start + shown.edit.newText.replace(/\r\n|\r|\n/g, eol).length);
+    const end = document.positionAt(start + withLineBreaks(shown.edit.newText, eol).length);
     editor.selection = new vscode.Selection(end, end);
     editor.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
     // to the run that issued it even while it closes: Tab came before endAll, which found nothing on screen

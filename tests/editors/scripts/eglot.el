@@ -5,53 +5,17 @@
 ;; `jsonrpc-request', then runs `completion-at-point' (the UI path: eglot's capf inserts the item),
 ;; shuts the server down (`eglot-shutdown': shutdown request, exit notification, then eglot kills the
 ;; process, "status 9") and writes everything as JSON to cfg.out.
-;; Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, file, init_options, timeout_ms, typed.
+;; Config (eglot_common.el): typed.
 
-;; With -Q, Debian's elpa packages (eglot and its dependencies) are not on the load path.
-(let ((default-directory "/usr/share/emacs/site-lisp/elpa/"))
-  (when (file-directory-p default-directory)
-    (normal-top-level-add-subdirs-to-load-path)))
-(require 'json)
-(require 'eglot)
-
-(defvar tact-cfg (let ((json-object-type 'plist) (json-array-type 'list))
-                   (json-read-file (getenv "TACT_EDITOR_CONFIG"))))
-(defvar tact-events nil)
-
-(defun tact-note (fmt &rest args)
-  (push (format "%.3f %s" (float-time) (apply #'format fmt args)) tact-events))
-
-(defun tact-write (obj)
-  (with-temp-file (plist-get tact-cfg :out)
-    (insert (json-encode (append obj (list :events (vconcat (reverse tact-events))
-                                           :emacs_version emacs-version))))))
-
-;; Timers run while Emacs waits for the server, so this fires even inside `jsonrpc-request'.
-(run-at-time (/ (plist-get tact-cfg :timeout_ms) 1000.0) nil
-             (lambda ()
-               (tact-write (list :error "timeout"))
-               (kill-emacs 3)))
-
-(setq eglot-server-programs
-      (list (cons 'python-mode
-                  (append (plist-get tact-cfg :cmd)
-                          (list :initializationOptions (plist-get tact-cfg :init_options)))))
-      eglot-sync-connect t
-      eglot-connect-timeout (/ (plist-get tact-cfg :timeout_ms) 1000)
-      eglot-autoreconnect nil)
+(load (expand-file-name "eglot_common.el" (file-name-directory load-file-name)) nil t t)
 
 (defun tact-current-line ()
   (buffer-substring-no-properties (line-beginning-position) (line-end-position)))
 
 (condition-case err
     (progn
-      (find-file (plist-get tact-cfg :file))
-      (python-mode)
-      (apply #'eglot (eglot--guess-contact))
-      (let ((server (eglot-current-server))
+      (let ((server (tact-connect))
             (before (buffer-substring-no-properties (point-min) (point-max))))
-        (unless server (error "eglot did not connect"))
-        (tact-note "connected: %s" (jsonrpc-name server))
         ;; end of the last non-empty line: the file ends in "\n"
         (goto-char (point-max))
         (skip-chars-backward "\n")

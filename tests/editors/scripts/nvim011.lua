@@ -3,51 +3,12 @@
 -- is enabled. Then keys are fed: `G A` + cfg.typed (didChange edits), <Cmd>lua vim.lsp.completion.get()<CR>,
 -- and <C-y> once the menu shows, which inserts the item's textEdit and sends its command as
 -- workspace/executeCommand. Then the server is stopped cleanly and the buffer is written as JSON.
--- Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, root, init_options, timeout_ms, typed.
-local cfg = vim.fn.json_decode(table.concat(vim.fn.readfile(vim.env.TACT_EDITOR_CONFIG), "\n"))
-local done = false
-local server_exit  -- {code, signal} once the server process has exited
-local events = {}
-local function note(msg) table.insert(events, string.format("%.3f %s", vim.uv.hrtime() / 1e9, msg)) end
-
-local function finish(result)
-  if done then return end
-  done = true
-  result.events = events
-  for _, client in ipairs(vim.lsp.get_clients({name = "tact"})) do
-    client:stop()  -- shutdown request, then exit: the server flushes its edits and telemetry
-    -- (client:is_stopped() is true as soon as stop() is called; wait for the process itself)
-    result.server_stopped = vim.wait(5000, function() return server_exit ~= nil end, 20)
-  end
-  result.server_exit = server_exit
-  vim.fn.writefile({vim.json.encode(result)}, cfg.out)
-  vim.cmd("qall!")
-end
-
-vim.defer_fn(function() finish({error = "timeout after " .. cfg.timeout_ms .. " ms", events = events}) end, cfg.timeout_ms)
+-- Config (nvim011_common.lua): typed.
+local h = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "nvim011_common.lua"))
+local cfg, note, finish, wait_for = h.cfg, h.note, h.finish, h.wait_for
 
 -- menuone: show the menu for a single item; noinsert: <C-y> is what inserts it
 vim.o.completeopt = "menu,menuone,noinsert"
-
-vim.lsp.config("tact", {
-  cmd = cfg.cmd,
-  filetypes = {"python"},
-  root_dir = cfg.root,
-  init_options = cfg.init_options,
-  on_exit = function(code, signal) server_exit = {code = code, signal = signal} end,
-})
-vim.lsp.enable("tact")
-
-local function wait_for(pred, ms, what, then_do)
-  local deadline = vim.uv.now() + ms
-  local function tick()
-    if done then return end
-    if pred() then return then_do() end
-    if vim.uv.now() > deadline then return finish({error = "timeout waiting for " .. what}) end
-    vim.defer_fn(tick, 20)
-  end
-  tick()
-end
 
 local function feed(keys) vim.api.nvim_feedkeys(vim.keycode(keys), "nt", false) end
 

@@ -6,48 +6,10 @@
 -- the README shows) Neovim takes the only action without a menu. Either way Neovim applies the action's edit and
 -- runs its command (workspace/executeCommand).
 -- Then the server is stopped cleanly and the buffer is written as JSON.
--- Config (JSON, path in $TACT_EDITOR_CONFIG): cmd, out, root, init_options, timeout_ms, kind, apply,
--- rename {line, start_col, end_col, text} (byte columns), cursor {line, col} (0-based line, byte column).
-local cfg = vim.fn.json_decode(table.concat(vim.fn.readfile(vim.env.TACT_EDITOR_CONFIG), "\n"))
-local done = false
-local server_exit  -- {code, signal} once the server process has exited
-local events = {}
-local function note(msg) table.insert(events, string.format("%.3f %s", vim.uv.hrtime() / 1e9, msg)) end
-
-local function finish(result)
-  if done then return end
-  done = true
-  result.events = events
-  for _, client in ipairs(vim.lsp.get_clients({name = "tact"})) do
-    client:stop()  -- shutdown request, then exit: the server flushes its edits and telemetry
-    result.server_stopped = vim.wait(5000, function() return server_exit ~= nil end, 20)
-  end
-  result.server_exit = server_exit
-  vim.fn.writefile({vim.json.encode(result)}, cfg.out)
-  vim.cmd("qall!")
-end
-
-vim.defer_fn(function() finish({error = "timeout after " .. cfg.timeout_ms .. " ms", events = events}) end, cfg.timeout_ms)
-
-vim.lsp.config("tact", {
-  cmd = cfg.cmd,
-  filetypes = {"python"},
-  root_dir = cfg.root,
-  init_options = cfg.init_options,
-  on_exit = function(code, signal) server_exit = {code = code, signal = signal} end,
-})
-vim.lsp.enable("tact")
-
-local function wait_for(pred, ms, what, then_do)
-  local deadline = vim.uv.now() + ms
-  local function tick()
-    if done then return end
-    if pred() then return then_do() end
-    if vim.uv.now() > deadline then return finish({error = "timeout waiting for " .. what}) end
-    vim.defer_fn(tick, 20)
-  end
-  tick()
-end
+-- Config (nvim011_common.lua): kind, apply, rename {line, start_col, end_col, text} (byte columns),
+-- cursor {line, col} (0-based line, byte column).
+local h = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "nvim011_common.lua"))
+local cfg, note, finish, wait_for = h.cfg, h.note, h.finish, h.wait_for
 
 -- the code action menu: record what it offers, take the first entry
 local offered = nil

@@ -2,7 +2,7 @@
 // for the vscode module and vscode-languageclient (they only run inside VS Code).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { importStubbed } from "./stubbedBundle.mjs";
+import { importStubbed, offsetDocument } from "./stubbedBundle.mjs";
 
 const stubs = {
   vscode: `
@@ -48,17 +48,7 @@ function setup({ proposed = true, text = "" } = {}) {
     },
   };
   globalThis.__vscodeStub = h;
-  const document = {
-    uri: { toString: () => "file:///a.py" },
-    version: 1,
-    eol: 1,
-    text,
-    offsetAt: (p) => p,
-    positionAt: (offset) => offset,
-    getText(range) {
-      return range ? this.text.slice(range.start, range.end) : this.text;
-    },
-  };
+  const document = offsetDocument(text);
   h.activeTextEditor = { document };
   const sent = [];
   const run = { remember() {}, issued: () => true, client: undefined };

@@ -2,7 +2,7 @@
 // vscode-languageclient (they only run inside VS Code), with the real server runs (src/issuer.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { importStubbed } from "./stubbedBundle.mjs";
+import { importStubbed, offsetDocument } from "./stubbedBundle.mjs";
 
 const stubs = {
   vscode: `
@@ -52,17 +52,7 @@ function setup() {
   globalThis.__vscodeStub = h;
   const sent = [];
   const edits = [];
-  const document = {
-    uri: { toString: () => "file:///a.py" },
-    version: 1,
-    eol: 1,
-    text: "new = 1\nold",
-    offsetAt: (p) => p,
-    positionAt: (offset) => offset,
-    getText(range) {
-      return range ? this.text.slice(range.start, range.end) : this.text;
-    },
-  };
+  const document = offsetDocument("new = 1\nold");
   const editor = {
     document,
     selection: { active: 0 },

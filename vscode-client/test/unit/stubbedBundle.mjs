@@ -1,5 +1,5 @@
 // Bundles one extension module for a unit test with stand-ins for the modules that only run inside VS Code (vscode,
-// vscode-languageclient), and imports it.
+// vscode-languageclient), and imports it; and the document stand-in the tests share.
 import { build } from "esbuild";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
@@ -25,4 +25,19 @@ export async function importStubbed(name, stubs) {
     }],
   });
   return import(pathToFileURL(outfile).href);
+}
+
+/** A document stand-in whose positions are plain offsets (the stubbed Range holds them as start and end). */
+export function offsetDocument(text) {
+  return {
+    uri: { toString: () => "file:///a.py" },
+    version: 1,
+    eol: 1,
+    text,
+    offsetAt: (p) => p,
+    positionAt: (offset) => offset,
+    getText(range) {
+      return range ? this.text.slice(range.start, range.end) : this.text;
+    },
+  };
 }
