@@ -18,12 +18,14 @@ from pygls.protocol.language_server import lsp_method
 
 import lsp_server
 from lsp_server.config import Settings
+from lsp_server.features.notebook_sync import NOTEBOOK_SYNC
 from lsp_server.protocol import ACCEPTANCE_PRIOR
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.gate import AcceptanceGate, parse_prior
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.next_edit import NextEditService
+from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.pipeline import CompletionPipeline
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
@@ -49,8 +51,19 @@ def strict_converter():
     return converter
 
 
+def _to_feature(method: str):
+    """A built-in handler of pygls' protocol that passes ``method`` straight to the feature registered for it."""
+
+    @lsp_method(method)
+    def handler(self, params):
+        if (feature := self.fm.features.get(method)) is not None:
+            yield feature, (params,), None
+
+    return handler
+
+
 class TactProtocol(LanguageServerProtocol):
-    """Text sync goes straight to our handlers; pygls keeps no second copy of the text."""
+    """Text and notebook sync go straight to our handlers; pygls keeps no second copy of the text."""
 
     def structure_message(self, data):
         """A request whose params do not fit the method's types gets an error response with its id.
@@ -100,30 +113,25 @@ class TactProtocol(LanguageServerProtocol):
             result.capabilities.experimental = {"tact": {"nextEdit": True}}
         return result
 
-    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(self, params):
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
-            yield handler, (params,), None
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params):
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
-            yield handler, (params,), None
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(self, params):
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
-            yield handler, (params,), None
+    # Text and notebook sync: pygls' own handlers would keep a second copy of the text in its workspace first.
+    lsp_text_document__did_open = _to_feature(types.TEXT_DOCUMENT_DID_OPEN)
+    lsp_text_document__did_change = _to_feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    lsp_text_document__did_close = _to_feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    lsp_notebook_document__did_open = _to_feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    lsp_notebook_document__did_change = _to_feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    lsp_notebook_document__did_close = _to_feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
 
 
 class TactServer(LanguageServer):
     def __init__(self, *, model_path: str | None = None, database: str | None = None) -> None:
         super().__init__("tact", lsp_server.__version__, protocol_cls=TactProtocol, converter_factory=strict_converter,
-                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = Settings()
         self.model_path_override = model_path  # CLI flags win over editor settings
         self.database_override = database
         self.documents = DocumentStore.from_settings(self.settings)
+        self.notebooks = NotebookStore()  # which documents are a notebook's cells, in order
         self.completions = CompletionService()
         self.scheduler = InferenceScheduler()
         self.ledger = SuggestionLedger()
@@ -134,7 +142,7 @@ class TactServer(LanguageServer):
         self.documents.clock = lambda: self.gate.clock()
         self.ledger.listeners.append(self._completion_outcome)
         self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder,
-                                           self.gate)
+                                           self.gate, self.notebooks)
         self.next_edits = NextEditService(self.scheduler, self.ledger, self.recorder)
         self.client_name = ""
         self.client_version = ""
@@ -193,6 +201,11 @@ class TactServer(LanguageServer):
                 if (doc := self.documents.get(uri)) is not None:
                     version, text = doc.snapshot()
                     self.recorder.document_opened(uri, version, doc.language_id, text)
+            held = set(carried)
+            for notebook in self.notebooks.all():  # and which of them form notebooks
+                if cells := [c for c in notebook.cells if c in held]:
+                    self.recorder.notebook_changed(notebook.uri, notebook.notebook_type, notebook.version, "open",
+                                                   cells)
         return True
 
     def close_recorded_documents(self) -> None:
@@ -206,10 +219,10 @@ class TactServer(LanguageServer):
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
     from lsp_server.features import (code_action, commands, completion, feedback, inline_completion, lifecycle, next_edit,
-                                     replay_clock, text_sync)
+                                     notebook_sync, replay_clock, text_sync)
 
     server = TactServer(model_path=model_path, database=database)
-    for feature in (lifecycle, text_sync, inline_completion, completion, commands, feedback, next_edit, code_action,
+    for feature in (lifecycle, text_sync, notebook_sync, inline_completion, completion, commands, feedback, next_edit, code_action,
                     replay_clock):
         feature.register(server)
     return server

@@ -92,6 +92,19 @@ class EditEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NotebookChanged(Event):
+    """Which documents form a notebook, in notebook order: a completion in a cell sees the code of the cells above
+    it, so a replay must rebuild the notebook around each cell, not only the cell's own text. ``cells`` are the
+    synced cells' document URIs (each opened as a document of its own); ``()`` on close."""
+
+    notebook_uri: str
+    notebook_type: str
+    version: int
+    kind: str  # 'open' | 'change' | 'close'
+    cells: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SuggestionEvent(Event):
     """Base of the lifecycle events of one suggestion; not recorded on its own."""
 
@@ -179,6 +192,7 @@ EVENT_TYPES: dict[type[Event], str] = {
     DocumentClosed: "document_closed",
     DocumentSnapshot: "document_snapshot",
     EditEvent: "edit",
+    NotebookChanged: "notebook_changed",
     SuggestionRequested: "suggestion_requested",
     SuggestionGated: "suggestion_gated",
     SuggestionGenerated: "suggestion_generated",

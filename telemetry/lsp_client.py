@@ -16,6 +16,10 @@ from typing import Any
 
 
 SERVER_EXITED = -32099  # the code of the error a request gets when the server is gone (a JSON-RPC server error code)
+NOTEBOOK_DID_OPEN = "notebookDocument/didOpen"
+NOTEBOOK_DID_CHANGE = "notebookDocument/didChange"
+NOTEBOOK_DID_CLOSE = "notebookDocument/didClose"
+CODE_CELL = 2  # LSP's NotebookCellKind.Code: only code cells are synced to the server
 
 
 class LspError(Exception):
@@ -183,7 +187,7 @@ class LspClient:
     def initialize(self, options: dict | None = None, client_name: str = "tact-client", inline: bool = True,
                    configuration: bool = False, root_uri: str | None = None) -> dict:
         caps: dict = {"textDocument": {"completion": {}, "synchronization": {}}, "window": {"showMessage": {}},
-                      "workspace": {"configuration": configuration}}
+                      "workspace": {"configuration": configuration}, "notebookDocument": {"synchronization": {}}}
         if inline:
             caps["textDocument"]["inlineCompletion"] = {}
         result = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": caps,
@@ -193,10 +197,37 @@ class LspClient:
         return result
 
     def did_open(self, uri: str, text: str, version: int = 1, language_id: str = "python") -> None:
-        self.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": language_id, "version": version, "text": text}})
+        self.notify("textDocument/didOpen", {"textDocument": text_document_item(uri, text, version, language_id)})
 
     def did_change(self, uri: str, version: int, changes: list[dict]) -> None:
         self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes})
+
+    def did_open_notebook(self, uri: str, notebook_type: str, version: int, cells: list[dict]) -> None:
+        """notebookDocument/didOpen of a notebook whose code cells are ``cells`` (``text_document_item``s), in
+        order."""
+        self.notify(NOTEBOOK_DID_OPEN, {
+            "notebookDocument": {"uri": uri, "notebookType": notebook_type, "version": version,
+                                 "cells": [_code_cell(c["uri"]) for c in cells]},
+            "cellTextDocuments": cells})
+
+    def did_change_notebook_cells(self, uri: str, version: int, start: int, delete_count: int, inserted: list[str],
+                                  opened: list[dict], closed: list[str]) -> None:
+        """notebookDocument/didChange of its structure: cells ``start`` to ``start + delete_count`` replaced by the
+        cells ``inserted``; ``opened`` (``text_document_item``s) are new to the server, ``closed`` leave it."""
+        self.notify(NOTEBOOK_DID_CHANGE, {"notebookDocument": {"uri": uri, "version": version}, "change": {"cells": {
+            "structure": {"array": {"start": start, "deleteCount": delete_count,
+                                    "cells": [_code_cell(c) for c in inserted]},
+                          "didOpen": opened, "didClose": [{"uri": c} for c in closed]}}}})
+
+    def did_change_notebook_text(self, uri: str, version: int, cell_uri: str, cell_version: int,
+                                 changes: list[dict]) -> None:
+        """notebookDocument/didChange of one cell's text: ``changes`` as textDocument/didChange's contentChanges."""
+        self.notify(NOTEBOOK_DID_CHANGE, {"notebookDocument": {"uri": uri, "version": version}, "change": {"cells": {
+            "textContent": [{"document": {"uri": cell_uri, "version": cell_version}, "changes": changes}]}}})
+
+    def did_close_notebook(self, uri: str, cells: list[str]) -> None:
+        self.notify(NOTEBOOK_DID_CLOSE, {"notebookDocument": {"uri": uri},
+                                         "cellTextDocuments": [{"uri": c} for c in cells]})
 
     def inline_completion_async(self, uri: str, line: int, character: int, invoked: bool = False,
                                 selected: dict | None = None) -> tuple[int, queue.Queue]:
@@ -236,6 +267,15 @@ class LspClient:
     def __exit__(self, *exc) -> None:
         if self.proc.poll() is None:
             self.shutdown()
+
+
+def text_document_item(uri: str, text: str, version: int, language_id: str = "python") -> dict:
+    """LSP's TextDocumentItem: a document as it is opened (alone, or as a notebook's cell)."""
+    return {"uri": uri, "languageId": language_id, "version": version, "text": text}
+
+
+def _code_cell(uri: str) -> dict:
+    return {"kind": CODE_CELL, "document": uri}
 
 
 def inline_completion_params(uri: str, line: int, character: int, invoked: bool = False,

@@ -17,7 +17,7 @@ from typing import Any
 
 from .schema import SCHEMA_VERSION, TelemetrySchemaError, newer_schema_error, read_schema_version
 
-_JSON_COLUMNS = frozenset({"settings", "models", "context", "payload"})
+_JSON_COLUMNS = frozenset({"settings", "models", "context", "payload", "cells"})
 _DOCUMENT_EVENT_TYPES = {"open": "document_opened", "snapshot": "document_snapshot", "close": "document_closed"}
 
 
@@ -129,7 +129,8 @@ def sessions_named(ids: list[str], wanted: str) -> list[str]:
 
 
 def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
-    """Settings changes, document events, edits and suggestion events of one session, in replay order.
+    """Settings changes, document events, edits, notebook changes and suggestion events of one session, in replay
+    order.
 
     Each item is a flat dict with ``type`` (the event type name), ``ts`` and ``seq``; order
     is by ``ts`` with write order (``seq``) breaking ties. Suggestion event payloads are
@@ -143,6 +144,8 @@ def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str
             items.append({"type": _DOCUMENT_EVENT_TYPES[row["kind"]], **row})
         for row in _dicts(conn.execute("SELECT * FROM edits WHERE session_id = ?", [session_id])):
             items.append({"type": "edit", **row})
+        for row in _dicts(conn.execute("SELECT * FROM notebooks WHERE session_id = ?", [session_id])):
+            items.append({"type": "notebook_changed", **row})
         for row in _dicts(conn.execute("SELECT * FROM suggestion_events WHERE session_id = ?", [session_id])):
             payload = row.pop("payload")
             items.append({"type": row.pop("type"), **row, **payload})

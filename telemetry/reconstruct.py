@@ -15,6 +15,9 @@ middle of them. The text a request saw is rebuilt from:
 Replaying every edit in order reproduces each document's final text exactly (edits are applied at
 their end time); a snapshot logged at close or shutdown, when present, verifies it.
 
+A notebook's cells are documents of their own; its ``notebook`` steps say which of them form it, in order (a
+completion in a cell sees the cells above it), each after the cell opens and closes logged before it.
+
 For the oracle, each request also gets ``reference``: what the programmer really typed at the cursor
 next (following the later changes while they continue at the cursor) followed by the rest of the line.
 A next-edit request instead gets ``next_text``: the document once the programmer's next edit to it is
@@ -67,9 +70,21 @@ def _selected_completion(context: Any) -> dict[str, Any] | None:
 
 
 @dataclass
+class NotebookCells:
+    """A notebook step: the cell documents that form the notebook after it, in notebook order (``()`` once closed).
+    A completion in a cell sees the cells above it, so a replay opens cells as the notebook's, as the editor did."""
+
+    notebook_uri: str
+    notebook_type: str
+    version: int
+    kind: str  # open | change | close
+    cells: tuple[str, ...]
+
+
+@dataclass
 class Step:
     ts: float
-    kind: str  # open | change | request | close | settings
+    kind: str  # open | change | request | close | settings | notebook
     uri: str | None = None
     version: int | None = None
     text: str | None = None  # open: the document text
@@ -82,6 +97,7 @@ class Step:
     request: Request | None = None
     settings: dict[str, Any] | None = None
     continued: bool = False  # change: a piece of one rebuilt change whose next piece follows (see _pieces)
+    notebook: NotebookCells | None = None  # notebook: its cells after it (``uri`` and ``version`` are the notebook's)
 
     def apply(self, text: str) -> str:
         """change: ``text`` (the document before it) with this change applied."""
@@ -572,6 +588,8 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
     current: dict[str, _Doc] = {}
     orphans = 0
     settings_steps: list[Step] = []
+    notebook_steps: list[Step] = []
+    unopened_cells = 0
     for item in session_timeline(conn, session_id):
         kind = item["type"]
         uri = item.get("uri")
@@ -582,6 +600,14 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
             continue
         if kind == "settings_changed":
             settings_steps.append(Step(item["ts"], "settings", settings=item.get("settings") or {}))
+        elif kind == "notebook_changed":
+            listed = [c for c in item.get("cells") or [] if isinstance(c, str)]
+            cells = tuple(c for c in listed if c in current and current[c].close_item is None)
+            unopened_cells += len(listed) - len(cells)
+            notebook = NotebookCells(item["notebook_uri"], item.get("notebook_type") or "", item.get("version") or 0,
+                                     item["kind"], cells)
+            notebook_steps.append(Step(item["ts"], "notebook", notebook.notebook_uri, notebook.version,
+                                       notebook=notebook))
         elif kind == "document_opened":
             if uri in current and current[uri].close_item is None:
                 script.issues.append(f"{uri} opened again without a close")
@@ -603,6 +629,8 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
                 doc.requests.append(item)
     if orphans:
         script.issues.append(f"{orphans} edits or requests on documents with no logged open were left out")
+    if unopened_cells:
+        script.issues.append(f"{unopened_cells} notebook cells with no logged open were left out of their notebooks")
     for doc in docs:
         _process(doc, script.requests, logged, script.issues)
         _references(doc.steps, doc.opened)
@@ -613,7 +641,8 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
             script.verified[doc.uri] = script.verified.get(doc.uri, True) and ok  # every open period, not the last
             if not ok:
                 script.issues.append(f"{doc.uri}: replayed edits do not reproduce the text logged at close")
-    script.steps = _merge([*[d.steps for d in docs], settings_steps])
+    # Notebook steps merge last: at one time, after the cell opens and closes logged before them in the same message.
+    script.steps = _merge([*[d.steps for d in docs], settings_steps, notebook_steps])
     _fix_versions(script.steps)
     return script
 

@@ -1,13 +1,13 @@
 """Offline replay: drive a real `tact serve` through a logged session, as the editor did, with other settings.
 
 The session is rebuilt as a script (``telemetry.reconstruct``) and sent over LSP stdio: documents opened,
-changed and closed, settings changed, and an inline completion requested wherever one was requested,
-on the text it was requested on. Each suggestion the new server makes gets an outcome: the logged one
-where it equals the suggestion the programmer saw and decided on, otherwise the oracle's
-(``telemetry.oracle``); the replay client then tells the server (shown, accepted, rejected) so the
-new database records it like a live session. Next-edit requests are replayed too (``tact/nextEdit``): a
-predicted edit equal to the logged one gets its logged outcome; any other counts as accepted when applying it
-gives the document the programmer's next edit gave.
+changed and closed (a notebook's cells through its notebook's messages, as an editor sends them), settings
+changed, and an inline completion requested wherever one was requested, on the text it was requested on. Each
+suggestion the new server makes gets an outcome: the logged one where it equals the suggestion the programmer saw
+and decided on, otherwise the oracle's (``telemetry.oracle``); the replay client then tells the server (shown,
+accepted, rejected) so the new database records it like a live session. Next-edit requests are replayed too
+(``tact/nextEdit``): a predicted edit equal to the logged one gets its logged outcome; any other counts as accepted
+when applying it gives the document the programmer's next edit gave.
 
 Accelerated (``speed=0``, the default) waits for every answer and never sleeps, so two replays with the
 same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
@@ -38,10 +38,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .lsp_client import LspClient, LspError, change_at, inline_completion_params
+from .lsp_client import LspClient, LspError, change_at, inline_completion_params, text_document_item
 from .oracle import Oracle, accepted_chars
 from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
-from .reconstruct import Request, Script, apply_range, build_script
+from .reconstruct import NotebookCells, Request, Script, apply_range, build_script
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
@@ -280,6 +280,13 @@ class _Driver:
         self.texts: dict[str, SplitText] = {}  # uri -> the text the server has, changed in place change by change
         self.later: list[tuple[float, int, Callable[[], None]]] = []  # outcomes due after a later step (_decided)
         self._order = itertools.count()
+        # Notebooks, sent as an editor sends them: a cell's document is opened, changed and closed through its
+        # notebook's messages. Cells some notebook step lists are held from their open step until a notebook step
+        # sends them (uri -> language).
+        self.cells = {c for step in script.steps if step.notebook is not None for c in step.notebook.cells}
+        self.held: dict[str, str] = {}
+        self.notebooks: dict[str, tuple[list[str], int]] = {}  # notebook uri -> (its cells the server has, version)
+        self.notebook_of: dict[str, str] = {}  # cell uri -> the uri of the open notebook it is in
 
     def run(self) -> None:
         steps = self.script.steps
@@ -296,19 +303,29 @@ class _Driver:
             self._send_due(step.ts)
             if step.kind == "open":
                 language = "python" if step.language_id is None else step.language_id  # "" is no language, not Python
-                self.client.did_open(step.uri, step.text or "", step.version or 0, language)
+                if step.uri in self.cells:
+                    self.held[step.uri] = language  # sent with its notebook's step
+                else:
+                    self.client.did_open(step.uri, step.text or "", step.version or 0, language)
                 self.texts[step.uri], self.versions[step.uri] = SplitText(step.text or ""), step.version or 0
             elif step.kind == "change":
                 doc = self.texts.setdefault(step.uri, SplitText())
                 doc.splice(step.start_offset, step.end_offset, step.inserted)
                 self.versions[step.uri] = step.version or 0
                 self.client.notify(REPLAY_CLOCK, {"ts": step.ts})  # keystrokes are grouped into edits by this time
-                self.client.did_change(step.uri, step.version, [{
-                    "range": {"start": {"line": step.start[0], "character": step.start[1]},
-                              "end": {"line": step.end[0], "character": step.end[1]}},
-                    "text": step.inserted}])
+                changes = [change_at(*step.start, step.inserted, *step.end)]
+                if (notebook := self.notebook_of.get(step.uri)) is not None:
+                    self.client.did_change_notebook_text(notebook, self.notebooks[notebook][1], step.uri,
+                                                         step.version, changes)
+                elif step.uri not in self.held:  # a held cell's text goes with its notebook's step
+                    self.client.did_change(step.uri, step.version, changes)
             elif step.kind == "close":
-                self.client.notify("textDocument/didClose", {"textDocument": {"uri": step.uri}})
+                # A notebook's cell is closed by the notebook step logged after its close (the change that drops it,
+                # or the notebook's close); a held cell was never sent.
+                if step.uri not in self.notebook_of and self.held.pop(step.uri, None) is None:
+                    self.client.notify("textDocument/didClose", {"textDocument": {"uri": step.uri}})
+            elif step.kind == "notebook":
+                self._notebook(step.notebook)
             elif step.kind == "settings":
                 values = dict(settings0)
                 values.update(_settings(step.settings, overrides))
@@ -326,6 +343,37 @@ class _Driver:
                 if self.progress and len(self.outcomes) % 200 == 0:
                     self.progress(f"{len(self.outcomes)} of {len(self.script.requests)} requests replayed")
         self._send_due(None)
+
+    def _notebook(self, nb: NotebookCells) -> None:
+        """Send a notebook step as an editor does: the cells it opens go with it (their held text as replayed so
+        far), those it drops are closed by it, and one array change turns the old cell order into the new one."""
+        sent = self.notebooks.get(nb.notebook_uri)
+        if nb.kind == "close":
+            if sent is not None:
+                del self.notebooks[nb.notebook_uri]
+                for cell in sent[0]:
+                    self.notebook_of.pop(cell, None)
+                self.client.did_close_notebook(nb.notebook_uri, sent[0])
+            return
+        old = sent[0] if sent is not None else []
+        cells = [c for c in nb.cells if c in old or c in self.held]
+        opened = [text_document_item(c, self.texts[c].text(), self.versions[c], self.held.pop(c))
+                  for c in cells if c not in old]
+        if sent is None:  # its open was not logged (or not as an open): the server gets it as one
+            self.client.did_open_notebook(nb.notebook_uri, nb.notebook_type, nb.version, opened)
+        else:
+            start = next((n for n, (a, b) in enumerate(zip(old, cells)) if a != b), min(len(old), len(cells)))
+            end = 0  # cells kept at the end
+            while end < min(len(old), len(cells)) - start and old[-1 - end] == cells[-1 - end]:
+                end += 1
+            closed = [c for c in old if c not in cells]
+            self.client.did_change_notebook_cells(nb.notebook_uri, nb.version, start, len(old) - start - end,
+                                                  cells[start:len(cells) - end], opened, closed)
+            for cell in closed:
+                self.notebook_of.pop(cell, None)
+        self.notebooks[nb.notebook_uri] = (cells, nb.version)
+        for cell in cells:
+            self.notebook_of[cell] = nb.notebook_uri
 
     def _decided(self, at: float, next_ts: float, send: Callable[[], None]) -> None:
         """Tell the server the programmer's decision (``send``), at ``at`` on the recorded clock: at once when it came

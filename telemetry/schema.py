@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class TelemetrySchemaError(Exception):
@@ -130,11 +130,34 @@ CREATE INDEX idx_decisions_suggestion ON decisions (suggestion_id);
 """
 
 
+# Version 2: notebooks (LSP notebook sync). Each cell is logged as a document of its own; this table says which
+# documents form each notebook, in order, since a completion in a cell sees the cells above it.
+_V2 = """
+CREATE TABLE notebooks (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    notebook_uri TEXT NOT NULL,
+    notebook_type TEXT,
+    version INTEGER,
+    kind TEXT NOT NULL CHECK (kind IN ('open', 'change', 'close')),
+    cells TEXT NOT NULL
+);
+CREATE INDEX idx_notebooks_session ON notebooks (session_id, ts);
+CREATE INDEX idx_notebooks_uri ON notebooks (notebook_uri, ts);
+"""
+
+
 def _migrate_0_to_1(db: Database) -> None:
     db.executescript(_V1)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_migrate_0_to_1]
+def _migrate_1_to_2(db: Database) -> None:
+    db.executescript(_V2)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_migrate_0_to_1, _migrate_1_to_2]
 assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
 
 

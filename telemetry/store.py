@@ -36,6 +36,7 @@ from .events import (
     DocumentSnapshot,
     EditEvent,
     Event,
+    NotebookChanged,
     SessionEnded,
     SessionStarted,
     SettingsChanged,
@@ -200,6 +201,7 @@ class TelemetryStore:
         self._started: dict[str, SessionStarted] = {}
         self._settings: dict[str, SettingsChanged] = {}
         self._open: dict[tuple[str, str], _OpenDocument] = {}
+        self._notebooks: dict[tuple[str, str], NotebookChanged] = {}  # each open notebook's latest cells
         self._last_warning = -math.inf
         self._suppressed_warnings = 0
         self._writers: dict[type[Event], Callable[[Any], None]] = {
@@ -210,6 +212,7 @@ class TelemetryStore:
             DocumentClosed: self._write_document_closed,
             DocumentSnapshot: self._write_document_snapshot,
             EditEvent: self._write_edit,
+            NotebookChanged: self._write_notebook_changed,
             SuggestionRequested: self._write_requested,
             SuggestionGated: self._write_gated,
             SuggestionGenerated: self._write_generated,
@@ -329,8 +332,8 @@ class TelemetryStore:
         return None
 
     def _reopen(self, how: str) -> bool:
-        """Make the database at ``path`` again, giving it each running session's start and latest settings and each
-        open document as it is now, as a server does when its database moves: later edits need their document's text
+        """Make the database at ``path`` again, giving it each running session's start and latest settings, each
+        open document as it is now and each open notebook's cells, as a server does when its database moves: later edits need their document's text
         to apply to. Whether the store writes there now; until it can, each batch is lost and tried again."""
         if self._db is not None:
             self._db.close()  # first: it checkpoints into the old file, not into the new one
@@ -346,7 +349,7 @@ class TelemetryStore:
             # first; stamped after it, the edit still to come sorted before its document was open.
             again: list[Event] = [*self._started.values(), *self._settings.values(), *(
                 DocumentOpened(sid, uri, doc.version, doc.language_id, doc.current(), ts=doc.ts)
-                for (sid, uri), doc in self._open.items())]
+                for (sid, uri), doc in self._open.items()), *self._notebooks_again()]
             with self._db.atomic():
                 for event in again:
                     try:
@@ -371,8 +374,18 @@ class TelemetryStore:
             self._reopened += 1
         return True
 
+    def _notebooks_again(self) -> list[NotebookChanged]:
+        """Each open notebook's opening, for a database made again: its cells are opened there as documents, and
+        without it a replay read them as files, each without the cells above it. Stamped no earlier than its cells'
+        openings, which it follows."""
+        again = []
+        for (sid, uri), nb in self._notebooks.items():
+            ts = max([nb.ts, *(doc.ts for cell in nb.cells if (doc := self._open.get((sid, cell))) is not None)])
+            again.append(NotebookChanged(sid, uri, nb.notebook_type, nb.version, "open", nb.cells, ts=ts))
+        return again
+
     def _track(self, event: Event) -> None:
-        """Keep what ``_reopen`` needs: sessions running, their latest settings, and open documents."""
+        """Keep what ``_reopen`` needs: sessions running, their latest settings, open documents and notebooks."""
         sid = event.session_id
         if isinstance(event, SessionStarted):
             self._started.setdefault(sid, event)
@@ -381,6 +394,8 @@ class TelemetryStore:
             self._settings.pop(sid, None)
             for key in [k for k in self._open if k[0] == sid]:
                 del self._open[key]
+            for key in [k for k in self._notebooks if k[0] == sid]:
+                del self._notebooks[key]
         elif isinstance(event, SettingsChanged):
             self._settings[sid] = event
         elif isinstance(event, DocumentOpened):
@@ -391,6 +406,11 @@ class TelemetryStore:
                 doc.ts = max(doc.ts, event.ts)
         elif isinstance(event, DocumentClosed):
             self._open.pop((sid, event.uri), None)
+        elif isinstance(event, NotebookChanged):
+            if event.kind == "close":
+                self._notebooks.pop((sid, event.notebook_uri), None)
+            else:
+                self._notebooks[(sid, event.notebook_uri)] = event
         elif isinstance(event, EditEvent):
             if (doc := self._open.get((sid, event.uri))) is not None:
                 doc.version = event.version
@@ -535,6 +555,14 @@ class TelemetryStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [self._next_seq(), e.session_id, e.uri, e.version, e.ts_start, e.ts, e.start_line,
              e.start_character, e.end_line, e.end_character, e.removed_text, e.inserted_text, e.keystrokes],
+        )
+
+    def _write_notebook_changed(self, e: NotebookChanged) -> None:
+        self._db.execute(
+            "INSERT INTO notebooks (seq, session_id, ts, notebook_uri, notebook_type, version, kind, cells)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [self._next_seq(), e.session_id, e.ts, e.notebook_uri, e.notebook_type, e.version, e.kind,
+             _json(list(e.cells))],
         )
 
     def _write_requested(self, e: SuggestionRequested) -> None:

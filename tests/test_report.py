@@ -424,12 +424,13 @@ def test_a_replay_in_an_older_schema_is_paired_with_its_recording_as_the_report_
     from telemetry import reader, schema
 
     recorded, one = _a_recording_and_a_replay_of_its_second(tmp_path)
-    # Schema version 2, as far as these databases can tell: stamped 1, they are read from upgraded copies.
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    # One schema version more, as far as these databases can tell: they are read from upgraded copies.
+    older = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", older + 1)
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, lambda db: db.execute(
         "ALTER TABLE sessions ADD COLUMN note TEXT")])
-    monkeypatch.setattr(reader, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(reader, "SCHEMA_VERSION", older + 1)
     result = report(recorded, tmp_path / "r", against=one)
     a, b = result["summaries"]
-    assert any("schema version 1" in n for n in a["notes"]) and any("schema version 1" in n for n in b["notes"])
+    assert any(f"schema version {older}" in n for n in a["notes"]) and any(f"schema version {older}" in n for n in b["notes"])
     assert [s["id"] for s in a["session_list"]] == ["desk-2"] and a["requests"] == b["requests"] == 30

@@ -35,9 +35,10 @@ def test_databases_of_an_older_schema_compared_are_each_copied_and_upgraded_once
     write_synthetic_db(replayed, seed=1, requests=5, session_id="replay-1")
     _as_replay_of(replayed, "replay-1", "desk-1")
     for path in (recorded, replayed):
-        _stamped(path, 0)  # schema version 0 to this code: the tables are there, the migration to 1 is made a no-op
+        _stamped(path, 0)  # schema version 0 to this code: the tables are there, the migrations are made no-ops
     upgrades: list[str] = []
-    monkeypatch.setattr(schema, "MIGRATIONS", [lambda db: upgrades.append(schema.database_path(db.conn))])
+    monkeypatch.setattr(schema, "MIGRATIONS", [lambda db: upgrades.append(schema.database_path(db.conn)),
+                                               *[lambda db: None] * (len(schema.MIGRATIONS) - 1)])
     result = report(recorded, tmp_path / "out", against=replayed)
     assert sorted(Path(p).name for p in upgrades) == ["desk.sqlite3", "replayed.sqlite3"]
     a, b = result["summaries"]

@@ -21,7 +21,8 @@ from telemetry import (
     open_store,
 )
 
-TABLES = {"meta", "sessions", "settings_changes", "documents", "edits", "suggestion_events", "suggestions", "decisions"}
+TABLES = {"meta", "sessions", "settings_changes", "documents", "edits", "suggestion_events", "suggestions", "decisions",
+          "notebooks"}
 
 
 def tables(path: Path) -> set[str]:
@@ -69,7 +70,7 @@ def test_version_0_database_is_migrated_by_the_store(tmp_path: Path) -> None:
         open_readonly(path)
     with TelemetryStore(path) as store:
         assert store.record(SessionEnded("s", "bye"))
-    assert stored_version(path) == "1"
+    assert stored_version(path) == str(SCHEMA_VERSION)
     assert tables(path) == TABLES
     conn = open_readonly(path)
     assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("bye",)]

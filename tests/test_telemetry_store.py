@@ -40,6 +40,7 @@ from telemetry import (
     suggestions,
 )
 from telemetry.reader import decided_outcomes
+from telemetry.schema import SCHEMA_VERSION
 from telemetry.store import TelemetryStore as StoreClass
 from telemetry.text import utf16_len
 
@@ -453,7 +454,7 @@ def test_a_newer_schema_held_by_another_writer_is_refused_at_once_for_its_versio
     waited SQLite's busy timeout, then disabled telemetry saying the database was locked, not that it was newer."""
     TelemetryStore(db_path).close()
     with sqlite3.connect(db_path) as conn:
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     conn.close()
     holder = sqlite3.connect(db_path, isolation_level=None)
     try:
@@ -466,7 +467,7 @@ def test_a_newer_schema_held_by_another_writer_is_refused_at_once_for_its_versio
         holder.execute("ROLLBACK")
         holder.close()
     assert isinstance(store, NullStore)
-    assert "schema version 2, newer" in store.reason
+    assert f"schema version {SCHEMA_VERSION + 1}, newer" in store.reason
     assert elapsed < 2.0
 
 

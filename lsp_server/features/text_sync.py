@@ -20,38 +20,46 @@ log = logging.getLogger("tact.documents")
 def register(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
-        doc = params.text_document
-        language_id = doc.language_id
-        if not isinstance(language_id, str):  # the protocol's deserializer lets a number or null through here
-            if language_id is not None:
-                log.warning("didOpen for %s: languageId %s is not a string, opened without a language", doc.uri, reprlib.repr(language_id))
-            language_id = ""
-        if doc.uri in ls.documents:  # opened twice without a close: what was typed in it is kept, as a close keeps it
-            log.warning("didOpen for %s, which is open already: closed first", doc.uri)
-            close(ls, doc.uri)
-        ls.documents.open(doc.uri, language_id, doc.version, doc.text)
-        ls.recorder.document_opened(doc.uri, doc.version, language_id, doc.text)
+        open_document(ls, params.text_document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        changes = []
-        for change in params.content_changes:
-            rng = getattr(change, "range", None)
-            changes.append((Range.of(rng.start.line, rng.start.character, rng.end.line, rng.end.character) if rng else None,
-                            change.text))
-        try:
-            result = ls.documents.change(uri, params.text_document.version, changes)
-        except DocumentError as exc:
-            log.warning("didChange ignored: %s", exc)
-            return
-        for adjusted in result.adjusted:
-            log.warning("didChange for %s version %s: %s", uri, params.text_document.version, adjusted)
-        ls.recorder.edits(result.finalized)
+        change_document(ls, params.text_document.uri, params.text_document.version, params.content_changes)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
         close(ls, params.text_document.uri)
+
+
+def open_document(ls, doc: types.TextDocumentItem) -> None:
+    """A didOpen's document (a file's, or a notebook cell's) into the store and the edit stream."""
+    language_id = doc.language_id
+    if not isinstance(language_id, str):  # the protocol's deserializer lets a number or null through here
+        if language_id is not None:
+            log.warning("didOpen for %s: languageId %s is not a string, opened without a language", doc.uri, reprlib.repr(language_id))
+        language_id = ""
+    if doc.uri in ls.documents:  # opened twice without a close: what was typed in it is kept, as a close keeps it
+        log.warning("didOpen for %s, which is open already: closed first", doc.uri)
+        close(ls, doc.uri)
+    ls.documents.open(doc.uri, language_id, doc.version, doc.text)
+    ls.recorder.document_opened(doc.uri, doc.version, language_id, doc.text)
+
+
+def change_document(ls, uri: str, version: int, content_changes) -> None:
+    """A didChange's changes (a file's, or a notebook cell's) into the store; finished edits into the edit stream."""
+    changes = []
+    for change in content_changes:
+        rng = getattr(change, "range", None)
+        changes.append((Range.of(rng.start.line, rng.start.character, rng.end.line, rng.end.character) if rng else None,
+                        change.text))
+    try:
+        result = ls.documents.change(uri, version, changes)
+    except DocumentError as exc:
+        log.warning("didChange ignored: %s", exc)
+        return
+    for adjusted in result.adjusted:
+        log.warning("didChange for %s version %s: %s", uri, version, adjusted)
+    ls.recorder.edits(result.finalized)
 
 
 def close(ls, uri: str) -> None:

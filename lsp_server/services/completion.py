@@ -226,7 +226,7 @@ class CompletionService:
         if runtime is None:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
         opts = self.decode_options(settings)
-        prompt = runtime.fim_prompt(ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
+        prompt = runtime.fim_prompt(ctx.earlier_cells + ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
         token.check()
         try:
             result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))

@@ -44,6 +44,10 @@ class CompletionContext:
     # The whole document the windows were cut from (the snapshot itself, not a copy); None: unknown. The acceptance
     # gate reads the text around the cursor from it as training does, whatever size the settings give the windows.
     document: str | None = field(default=None, repr=False, compare=False)
+    # In a notebook cell whose prefix window reaches the cell's start: the code of the cells above it, read as the
+    # script's earlier part (NotebookStore.earlier_cells). The prompt puts it before ``prefix``; everything that
+    # reads the cursor's surroundings (post-processing, the gate's features) keeps to the cell.
+    earlier_cells: str = field(default="", repr=False)
 
     @property
     def previous_line(self) -> str | None:
@@ -74,6 +78,7 @@ class CompletionContext:
             "line_prefix_chars": len(self.line_prefix),
             "line_suffix_chars": len(self.line_suffix),
             "mid_line": self.mid_line,
+            **({"earlier_cells_chars": len(self.earlier_cells)} if self.earlier_cells else {}),
             **self.facts.as_dict(),
         }
 

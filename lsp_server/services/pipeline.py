@@ -15,7 +15,7 @@ import reprlib
 import weakref
 from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
@@ -23,6 +23,7 @@ from lsp_server.services.context import CompletionContext
 from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.gate import AcceptanceGate, GateDecision
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.positions import LineIndex, Position, utf16_len
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
@@ -89,8 +90,10 @@ class PendingRequest:
 
 class CompletionPipeline:
     def __init__(self, documents: DocumentStore, service: CompletionService, scheduler: InferenceScheduler,
-                 ledger: SuggestionLedger, recorder: SessionRecorder, gate: AcceptanceGate | None = None) -> None:
+                 ledger: SuggestionLedger, recorder: SessionRecorder, gate: AcceptanceGate | None = None,
+                 notebooks: NotebookStore | None = None) -> None:
         self.documents = documents
+        self.notebooks = notebooks if notebooks is not None else NotebookStore()
         self.service = service
         self.scheduler = scheduler
         self.ledger = ledger
@@ -99,6 +102,21 @@ class CompletionPipeline:
         self.counts: Counter[str] = Counter()  # this session: requested, skipped, generated, hidden, issued
         # per open document: the trigger of the classic completion request that opened the editor's list
         self._list_triggers: weakref.WeakKeyDictionary[Document, str] = weakref.WeakKeyDictionary()
+
+    def _in_notebook(self, uri: str, ctx: CompletionContext, settings: Settings) -> CompletionContext:
+        """A notebook cell's context with the code of the cells above it; any other context as it is. Only where the
+        prefix window reaches the cell's start: otherwise the earlier cells would not join the window's text. They
+        get a window's worth of characters of their own, which stays the same while the cell is typed in, so the
+        prompts keep their beginning (and the KV cache); the prompt's token budget cuts the whole from the front."""
+        if ctx.prefix_start != 0 or self.notebooks.notebook_of(uri) is None:
+            return ctx
+        earlier = self.notebooks.earlier_cells(uri, self._language_and_text, ctx.language_id,
+                                               settings.context_prefix_chars)
+        return replace(ctx, earlier_cells=earlier) if earlier else ctx
+
+    def _language_and_text(self, uri: str) -> tuple[str, str] | None:
+        doc = self.documents.get(uri)
+        return (doc.language_id, doc.text) if doc is not None else None
 
     def list_trigger(self, uri: str, invoked: bool, retrigger: bool) -> str:
         """The trigger of a classic completion request, "invoked" or "automatic" (on the event loop). A retrigger of
@@ -146,10 +164,11 @@ class CompletionPipeline:
             if selected is not None:
                 at = index.position_at(index.offset_at(position))  # the editor's cursor, clamped as a context is
                 virtual, after_entry = selected.applied(index)
-                ctx = self.service.context(virtual, doc.language_id, after_entry, settings)
+                ctx = self._in_notebook(uri, self.service.context(virtual, doc.language_id, after_entry, settings),
+                                        settings)
                 summary = {**ctx.summary(), **entry}
             else:
-                ctx = self.service.context(index, doc.language_id, position, settings)
+                ctx = self._in_notebook(uri, self.service.context(index, doc.language_id, position, settings), settings)
                 at, summary = ctx.position, ctx.summary()
             # The gate's "now" for this suggestion, from stage 1 to shown: the logged request's time, which a replay
             # pins its clock to; wall time read later (after generation) made a replay's timing features differ.

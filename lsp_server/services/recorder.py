@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from lsp_server.services.documents import EditRecord
 from lsp_server.services.scheduler import Cancelled, CancelToken
@@ -19,6 +19,7 @@ from telemetry import (
     DocumentOpened,
     DocumentSnapshot,
     EditEvent,
+    NotebookChanged,
     NullStore,
     SessionEnded,
     SessionStarted,
@@ -160,6 +161,11 @@ class SessionRecorder:
         if uri in self.documents:
             self.documents.discard(uri)
             self._record(DocumentClosed(self.session_id, uri))
+
+    def notebook_changed(self, notebook_uri: str, notebook_type: str, version: int, kind: str,
+                         cells: Sequence[str]) -> None:
+        """Which cell documents form the notebook now, in order (``kind``: open, change or close)."""
+        self._record(NotebookChanged(self.session_id, notebook_uri, notebook_type, version, kind, tuple(cells)))
 
     def edits(self, records: list[EditRecord]) -> None:
         for r in records:
