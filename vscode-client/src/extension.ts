@@ -19,13 +19,10 @@ import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol
 import { showReport } from "./report";
 import { buildReport } from "./reportBuilder";
 import { checkPython, ServerControl, serverExecutable, START_TIMEOUT_MS, startServer, StartTimeoutError, stopServer } from "./server";
+import { SELECTOR } from "./selector";
 import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
-const SELECTOR: vscode.DocumentSelector = [
-  { language: "python", scheme: "file" },
-  { language: "python", scheme: "untitled" },
-];
 /** Features the extension provides itself (inline completion with the suggestion lifecycle) or leaves out
  * (classic completion would ask the model a second time per keystroke). */
 const OWN_FEATURES = new Set(["textDocument/inlineCompletion", "textDocument/completion"]);
