@@ -9,6 +9,8 @@ from lsp_server.services.context import build_context
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.notebooks import CELL_SEPARATOR, NotebookError, NotebookStore
 from lsp_server.services.positions import Position
+from lsp_server.services.recorder import SessionRecorder
+from tests.telemetry_fakes import ListStore
 
 NB = "file:///w/analysis.ipynb"
 
@@ -132,19 +134,24 @@ def _pipeline_with(store: NotebookStore, held: dict[str, tuple[str, str]]):
     docs = DocumentStore()
     for uri, (language, text) in held.items():
         docs.open(uri, language, 1, text)
-    return CompletionPipeline(docs, None, None, None, None, notebooks=store), docs
+    return CompletionPipeline(docs, None, None, None, SessionRecorder(ListStore()), notebooks=store), docs
+
+
+def _in_notebook(pipe, uri: str, ctx, settings: Settings):
+    """A context as a request in ``uri`` gets it: the cells above read at the request, joined in the job."""
+    return pipe._in_notebook(ctx, pipe._cells_above(uri, ctx.language_id, settings))
 
 
 def test_a_cells_context_holds_the_cells_above_and_the_summary_says_how_much():
     store, held = _three_cells()
     pipe, docs = _pipeline_with(store, held)
     ctx = build_context(held[cell(2)][1], Position(0, 8))
-    got = pipe._in_notebook(cell(2), ctx, Settings())
+    got = _in_notebook(pipe, cell(2), ctx, Settings())
     assert got.earlier_cells.startswith("import json") and got.prefix == "cfg = lo"
     assert got.summary()["earlier_cells_chars"] == len(got.earlier_cells)
     assert "earlier_cells_chars" not in ctx.summary()
     plain = build_context("x = 1\n", Position(0, 5))
-    assert pipe._in_notebook("file:///w/a.py", plain, Settings()) is plain
+    assert _in_notebook(pipe, "file:///w/a.py", plain, Settings()) is plain
 
 
 def test_a_prefix_window_that_does_not_reach_the_cells_start_gets_no_earlier_cells():
@@ -154,7 +161,7 @@ def test_a_prefix_window_that_does_not_reach_the_cells_start_gets_no_earlier_cel
     pipe, _ = _pipeline_with(store, held)
     ctx = build_context(long_cell, Position(800, 6))
     assert ctx.prefix_start > 0
-    assert pipe._in_notebook(cell(2), ctx, Settings()).earlier_cells == ""
+    assert _in_notebook(pipe, cell(2), ctx, Settings()).earlier_cells == ""
 
 
 def test_a_huge_cell_above_is_read_only_as_far_as_the_budget():

@@ -30,8 +30,8 @@ class Notebook:
 
 
 class NotebookStore:
-    """Notebooks by URI and the notebook of each cell. Changed on the event loop only; read from the inference
-    worker too, which sees either the old or the new immutable ``Notebook`` (one dict assignment each)."""
+    """Notebooks by URI and the notebook of each cell. Changed and read on the event loop only: a completion reads
+    the cells above its cell at the request (``CompletionPipeline``), not when the worker gets to it."""
 
     def __init__(self) -> None:
         self._notebooks: dict[str, Notebook] = {}

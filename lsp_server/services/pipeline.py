@@ -103,16 +103,26 @@ class CompletionPipeline:
         # per open document: the trigger of the classic completion request that opened the editor's list
         self._list_triggers: weakref.WeakKeyDictionary[Document, str] = weakref.WeakKeyDictionary()
 
-    def _in_notebook(self, uri: str, ctx: CompletionContext, settings: Settings) -> CompletionContext:
-        """A notebook cell's context with the code of the cells above it; any other context as it is. Only where the
-        prefix window reaches the cell's start: otherwise the earlier cells would not join the window's text. They
-        get a window's worth of characters of their own, which stays the same while the cell is typed in, so the
-        prompts keep their beginning (and the KV cache); the prompt's token budget cuts the whole from the front."""
-        if ctx.prefix_start != 0 or self.notebooks.notebook_of(uri) is None:
-            return ctx
-        earlier = self.notebooks.earlier_cells(uri, self._language_and_text, ctx.language_id,
-                                               settings.context_prefix_chars)
-        return replace(ctx, earlier_cells=earlier) if earlier else ctx
+    def _cells_above(self, uri: str, language_id: str, settings: Settings) -> str:
+        """The code of the cells above a notebook cell as it is at the request (NotebookStore.earlier_cells); "" for
+        any other document. Read here on the event loop, not by the worker when it gets to the job: a cell above
+        changed or moved meanwhile reached a prompt that telemetry places before that change. Their edits still
+        being typed are recorded first, or a replay would give the request the cells above without them."""
+        notebook = self.notebooks.notebook_of(uri)
+        if notebook is None or uri not in notebook.cells:
+            return ""
+        for cell in notebook.cells[:notebook.cells.index(uri)]:
+            self.recorder.edits(self.documents.flush(cell))
+        return self.notebooks.earlier_cells(uri, self._language_and_text, language_id, settings.context_prefix_chars)
+
+    @staticmethod
+    def _in_notebook(ctx: CompletionContext, earlier: str) -> CompletionContext:
+        """A notebook cell's context with the code of the cells above it (``earlier``); any other context as it is.
+        Only where the prefix window reaches the cell's start: otherwise the earlier cells would not join the
+        window's text. They get a window's worth of characters of their own, which stays the same while the cell is
+        typed in, so the prompts keep their beginning (and the KV cache); the prompt's token budget cuts the whole
+        from the front."""
+        return replace(ctx, earlier_cells=earlier) if earlier and ctx.prefix_start == 0 else ctx
 
     def _language_and_text(self, uri: str) -> tuple[str, str] | None:
         doc = self.documents.get(uri)
@@ -153,6 +163,7 @@ class CompletionPipeline:
                      reprlib.repr(selected))
             selected = None
         entry = {"selected_completion": selected.summary()} if selected is not None else {}
+        earlier = self._cells_above(uri, doc.language_id, settings)
 
         def job(token: CancelToken) -> Suggestion | None:
             self.counts["requested"] += 1
@@ -164,11 +175,11 @@ class CompletionPipeline:
             if selected is not None:
                 at = index.position_at(index.offset_at(position))  # the editor's cursor, clamped as a context is
                 virtual, after_entry = selected.applied(index)
-                ctx = self._in_notebook(uri, self.service.context(virtual, doc.language_id, after_entry, settings),
-                                        settings)
+                ctx = self._in_notebook(self.service.context(virtual, doc.language_id, after_entry, settings),
+                                        earlier)
                 summary = {**ctx.summary(), **entry}
             else:
-                ctx = self._in_notebook(uri, self.service.context(index, doc.language_id, position, settings), settings)
+                ctx = self._in_notebook(self.service.context(index, doc.language_id, position, settings), earlier)
                 at, summary = ctx.position, ctx.summary()
             # The gate's "now" for this suggestion, from stage 1 to shown: the logged request's time, which a replay
             # pins its clock to; wall time read later (after generation) made a replay's timing features differ.
