@@ -5,6 +5,10 @@ round trip of each inline completion request (one per keystroke); RSS is the ser
 come at a person's pace (``--typing-cps``, the simulated programmer's 5 a second): the acceptance gate
 reads typing speed, and when the bench typed as fast as the server answered, the gate saw an impossibly
 fast typist and debounced every request.
+
+``--layout notebook`` types the same files as Jupyter notebooks whose code cells are the files' top-level parts
+(``notebook_cells``), over LSP notebook sync, so that completions in cells, whose prompt puts the cells above first,
+are timed against the same keystrokes in plain files.
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ import shutil
 import sys
 import tempfile
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from telemetry.report import percentile
 from telemetry.simulate import TypingStyle, require_ready, server_command, type_file
-from telemetry.lsp_client import LspClient
+from telemetry.lsp_client import LspClient, text_document_item
+from telemetry.reader import open_readonly
+from telemetry.text import line_starts
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
+LAYOUTS = ("file", "notebook")  # how the typed files are opened: as documents, or as notebooks of their cells
+_DEFINITIONS = {"function_definition", "class_definition", "decorated_definition"}
+_IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -97,11 +107,118 @@ def _bench_input_error(message: str) -> Exception:
     return BenchInputError(message)
 
 
+def cell_first_lines(text: str) -> list[int]:
+    """The lines where ``text``'s notebook cells begin (0 first), cut as a person splits a script into cells: before
+    each top-level def or class (with its decorators and the comments right above it), after the imports, and after
+    a definition for the code that follows. tree-sitter, as the server's syntax facts: a held-out file that does not
+    parse as this Python (Python 2) is split all the same."""
+    from models import syntax
+
+    if not syntax.available():
+        return [0]
+    firsts = [0]
+    before = "other"  # the kind of the last top-level statement: "definition", "import" or "other"
+    comments = None  # the first line of the comments right above the next statement
+    last_end = -1  # the last line of the last statement or comment
+    for node in syntax.parse(text).root_node.children:
+        row = node.start_point[0]
+        if node.type == "comment":
+            if row > last_end:  # not one at the end of a statement's line
+                comments = comments if comments is not None and row == last_end + 1 else row
+            last_end = node.end_point[0]
+            continue
+        kind = "definition" if node.type in _DEFINITIONS else "import" if node.type in _IMPORTS else "other"
+        first = comments if comments is not None and last_end == row - 1 else row
+        if (kind == "definition" or before == "definition" or (before == "import" and kind != "import")) \
+                and first > firsts[-1]:
+            firsts.append(first)
+        before, comments, last_end = kind, None, node.end_point[0]
+    return firsts
+
+
+def notebook_cells(text: str) -> list[str]:
+    """``text`` as a notebook's code cells (``cell_first_lines``), none empty; joined they are ``text`` again."""
+    starts = line_starts(text)
+    bounds = [starts[n] for n in cell_first_lines(text)] + [len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+class NotebookTyping:
+    """The client `type_file` types through in the notebook layout: the file it opens is a notebook of the file's
+    cells, and each keystroke and request goes to the cell that holds its line, as VS Code sends them
+    (notebookDocument/didChange textContent). A cell that begins where the typing starts is not there yet: it is
+    added (a structure change) at its first keystroke, as a person adds a cell."""
+
+    def __init__(self, client: LspClient, text: str):
+        self.client = client
+        self.first_lines = cell_first_lines(text)
+        self.uri = ""
+        self.version = 1
+        self.cell_versions: list[int] = []  # of the cells opened so far, in order
+
+    def __getattr__(self, name: str):  # request, notify, proc: the client's own
+        return getattr(self.client, name)
+
+    def cell_uri(self, n: int) -> str:
+        return f"{self.uri.replace('file://', 'vscode-notebook-cell:', 1)}#C{n}"
+
+    def _cell(self, line: int) -> int:
+        """The cell holding the file's ``line``, opened if it is not yet."""
+        n = bisect_right(self.first_lines, line) - 1
+        while len(self.cell_versions) <= n:
+            new = len(self.cell_versions)
+            self.version += 1
+            self.client.did_change_notebook_cells(self.uri, self.version, new, 0, [self.cell_uri(new)],
+                                                  [text_document_item(self.cell_uri(new), "", 1)], [])
+            self.cell_versions.append(1)
+        return n
+
+    def did_open(self, uri: str, text: str, version: int = 1, language_id: str = "python") -> None:
+        self.uri = f"{uri.removesuffix('.py')}.ipynb"
+        starts = line_starts(text)
+        bounds = [starts[n] for n in self.first_lines if n < len(starts)] + [len(text)]
+        texts = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+        if len(texts) > 1 and not texts[-1]:  # the typing starts a cell: added at its first keystroke
+            texts.pop()
+        self.cell_versions = [version] * len(texts)
+        self.client.did_open_notebook(self.uri, "jupyter-notebook", self.version, [
+            text_document_item(self.cell_uri(n), t, version, language_id) for n, t in enumerate(texts)])
+
+    def did_change(self, uri: str, version: int, changes: list[dict]) -> None:
+        for change in changes:
+            n = self._cell(change["range"]["start"]["line"])
+            shift = self.first_lines[n]
+            moved = {"range": {end: {**at, "line": at["line"] - shift} for end, at in change["range"].items()},
+                     "text": change["text"]}
+            self.cell_versions[n] += 1
+            self.client.did_change_notebook_text(self.uri, self.version, self.cell_uri(n), self.cell_versions[n],
+                                                 [moved])
+
+    def inline_completion(self, uri: str, line: int, character: int, invoked: bool = False, timeout: float = 30.0,
+                          selected: dict | None = None) -> list[dict]:
+        n = self._cell(line)
+        return self.client.inline_completion(self.cell_uri(n), line - self.first_lines[n], character, invoked,
+                                             timeout, selected)
+
+
+def earlier_cells_chars(db: Path) -> list[int]:
+    """Each completion request made in a notebook cell, as the server logged it: the characters of earlier cells its
+    prompt held (0: none)."""
+    conn = open_readonly(db)
+    try:
+        rows = conn.execute("SELECT json_extract(context, '$.earlier_cells_chars') FROM suggestions WHERE kind = "
+                            "'completion' AND uri LIKE 'vscode-notebook-cell:%' ORDER BY requested_at").fetchall()
+    finally:
+        conn.close()
+    return [chars or 0 for (chars,) in rows]
+
+
 @dataclass
 class ServedRun:
     """One server under the bench: its client and what it answered."""
-    variant: str  # what sets it apart from the others in the run (its weights, or the compared setting's value)
+    variant: str  # what sets it apart from the others in the run (its weights, the compared setting's value, layout)
     client: LspClient
+    layout: str = "file"  # LAYOUTS
     cold_start_s: float = 0.0
     status: dict = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)  # every request, as the editor waits for it
@@ -109,13 +226,14 @@ class ServedRun:
     shown: int = 0
     accepted: int = 0
     peak_rss_mb: float | None = None
+    earlier_cells_chars: list[int] = field(default_factory=list)  # in the notebook layout, as the server logged them
 
 
 def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict], db: Path) -> ServedRun:
     """A server started and answering, recording into ``db``: cold start is process start to its first inline
-    completion. ``variant``: (label, the camelCase settings it runs with besides the bench's own)."""
+    completion. ``variant``: (label, the camelCase settings it runs with besides the bench's own, layout)."""
     t0 = time.perf_counter()
-    run = ServedRun(variant[0], LspClient(server_command(sys.executable, model, str(db))))
+    run = ServedRun(variant[0], LspClient(server_command(sys.executable, model, str(db))), variant[2])
     client = run.client
     try:
         client.initialize({**variant[1], "decodingPolicy": policy, "multiline": False, "acceptanceGate": gate},
@@ -154,7 +272,8 @@ def _type(run: ServedRun, plan: list[tuple[int, str, str, int]], limit: int, lin
             if lap:
                 start = start_line(text, lines_per_file, random.Random(f"{start}/{lap}/{i}"))
             begun += 1
-            res = type_file(run.client, f"file:///bench/{i}{f'.{lap}' if lap else ''}/{name}", text, start_line=start,
+            client = NotebookTyping(run.client, text) if run.layout == "notebook" else run.client
+            res = type_file(client, f"file:///bench/{i}{f'.{lap}' if lap else ''}/{name}", text, start_line=start,
                             lines=lines_per_file, limit=left, key_gap_s=key_gap_s)
             run.latencies += [e.latency_ms for e in res.events]
             run.shown_latencies += [e.latency_ms for e in res.events if e.text]
@@ -171,39 +290,54 @@ def _served(model: str | None, policy: str, gate: bool, variant: tuple[str, dict
     """One server, started on the telemetry database ``db``, typing ``limit`` requests of the plan, shut down."""
     run = _start(model, policy, gate, variant, db)  # shuts its server down itself if it fails
     try:
-        return run, _type(run, plan, limit, lines_per_file, key_gap_s)
+        begun = _type(run, plan, limit, lines_per_file, key_gap_s)
     finally:
         run.client.shutdown()
+    if run.layout == "notebook":  # read once the server has written all and gone
+        run.earlier_cells_chars = earlier_cells_chars(db)
+    return run, begun
 
 
 def serve_variants(weights: str | Sequence[str], settings: dict | None = None,
-                   compare: tuple[str, Sequence] | None = None) -> list[tuple[str, dict]]:
-    """The servers a run starts, as (label, camelCase settings): one per weights, or one per value of the compared
-    setting; ``settings`` go to all (a `decodeWeights` among them names the weights of a run of one weights).
-    ValueError when the request compares nothing or two things at once."""
+                   compare: tuple[str, Sequence] | None = None,
+                   layouts: str | Sequence[str] = "file") -> list[tuple[str, dict, str]]:
+    """The servers a run starts, as (label, camelCase settings, layout): one per weights, one per value of the
+    compared setting, or one per layout; ``settings`` go to all (a `decodeWeights` among them names the weights of a
+    run of one weights). ValueError when the request compares nothing or two things at once."""
     choices = [weights] if isinstance(weights, str) else list(weights)
+    layouts = [layouts] if isinstance(layouts, str) else list(layouts)
+    if not layouts or any(layout not in LAYOUTS for layout in layouts):
+        raise ValueError(f"layout is one of {', '.join(LAYOUTS)} or several, not {', '.join(layouts) or 'none'}")
     base = {"decodeWeights": choices[0], **(settings or {})}
+    if len(layouts) > 1:
+        if len(choices) > 1 or compare is not None:
+            raise ValueError("several layouts take one weights and no compared setting: one comparison a run")
+        return [(f"layout={layout}", base, layout) for layout in layouts]
+    layout = layouts[0]
     if compare is None:
-        return [(w, {**base, "decodeWeights": w}) for w in choices] if len(choices) > 1 else [(base["decodeWeights"], base)]
+        return ([(w, {**base, "decodeWeights": w}, layout) for w in choices] if len(choices) > 1
+                else [(base["decodeWeights"], base, layout)])
     key, values = compare
     if len(values) < 2 or len(choices) > 1:
         raise ValueError("compare takes a setting and two values or more (KEY=V1,V2), and one weights")
-    return [(f"{key}={json.dumps(v)}", {**base, key: v}) for v in values]
+    return [(f"{key}={json.dumps(v)}", {**base, key: v}, layout) for v in values]
 
 
 def run_bench(model: str | None, policy: str, limit: int, source: Path | None, corpus: Path | None, seed: int = 0,
               lines_per_file: int = 4, gate: bool = True, typing_cps: float | None = None,
               weights: str | Sequence[str] = "fp32", settings: dict | None = None,
-              compare: tuple[str, Sequence] | None = None, keep_telemetry: bool = False) -> dict:
+              compare: tuple[str, Sequence] | None = None, keep_telemetry: bool = False,
+              layouts: str | Sequence[str] = "file") -> dict:
     """``typing_cps``: keystrokes per second (None: the simulated programmer's; 0: as fast as the server answers).
     ``settings``: camelCase settings every server runs with. ``weights``: the `tact.decodeWeights` the server
-    runs with; ``compare``: (a setting, its values) instead, one server each. Several: each types the same keystrokes, one
+    runs with; ``compare``: (a setting, its values) instead, one server each; ``layouts``: the files typed as
+    files, as notebooks of their cells (LAYOUTS), or both, one server each. Several: each types the same keystrokes, one
     server at a time (two servers alive at once slowed each other here, and unevenly: a run of three fp32
     servers taking turns gave p50 43, 49 and 38 ms against 30-32 alone; docs/serving.md), in the order A B ... then ... B A, half the
     requests each time, so that drift during the run weighs on all alike; the report gives each one's figures and
     their ratios to the first's. Each server records into its own database in a temporary directory, removed when
     the run ends (``keep_telemetry``: kept, and named in the figures as ``telemetry_dir``)."""
-    variants = serve_variants(weights, settings, compare)
+    variants = serve_variants(weights, settings, compare, layouts)
     typing_cps = TypingStyle.chars_per_s if typing_cps is None else typing_cps
     if not typing_cps >= 0:  # NaN too
         raise ValueError(f"typing_cps must be 0 (as fast as the server answers) or more, got {typing_cps}")
@@ -228,7 +362,7 @@ def run_bench(model: str | None, policy: str, limit: int, source: Path | None, c
     return result
 
 
-def _run_variants(variants: list[tuple[str, dict]], folder: Path, model: str | None, policy: str, gate: bool,
+def _run_variants(variants: list[tuple[str, dict, str]], folder: Path, model: str | None, policy: str, gate: bool,
                   plan: list, limit: int, lines_per_file: int, key_gap_s: float, typing_cps: float) -> dict:
     """The servers of a run, one at a time, each recording into its own database under ``folder``."""
     started = 0
@@ -266,9 +400,11 @@ def _merged(parts: list[ServedRun]) -> ServedRun:
     """One variant's halves as one run: latencies together, the mean cold start, the higher peak RSS."""
     a, b = parts
     rss = [r.peak_rss_mb for r in parts if r.peak_rss_mb]
-    return ServedRun(a.variant, a.client, cold_start_s=(a.cold_start_s + b.cold_start_s) / 2, status=a.status,
-                     latencies=a.latencies + b.latencies, shown_latencies=a.shown_latencies + b.shown_latencies,
-                     shown=a.shown + b.shown, accepted=a.accepted + b.accepted, peak_rss_mb=max(rss) if rss else None)
+    return ServedRun(a.variant, a.client, a.layout, cold_start_s=(a.cold_start_s + b.cold_start_s) / 2,
+                     status=a.status, latencies=a.latencies + b.latencies,
+                     shown_latencies=a.shown_latencies + b.shown_latencies, shown=a.shown + b.shown,
+                     accepted=a.accepted + b.accepted, peak_rss_mb=max(rss) if rss else None,
+                     earlier_cells_chars=a.earlier_cells_chars + b.earlier_cells_chars)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -281,6 +417,7 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
         "policy": policy,
         "weights": run.status.get("weights"),
         "variant": run.variant,
+        "layout": run.layout,
         "acceptance_gate": gate,
         "typing_cps": typing_cps,
         "model": run.status.get("model"),
@@ -300,11 +437,19 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
         "hardware": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
     }
     figures["targets"] = {k: {"target": v, "pass": figures[k] is not None and figures[k] <= v} for k, v in TARGETS.items()}
+    if run.layout == "notebook":  # whether the prompts held cells above at all, and how much
+        chars = run.earlier_cells_chars
+        held = [c for c in chars if c]
+        figures["earlier_cells"] = {"requests_logged": len(chars), "with_earlier_cells": len(held),
+                                    "share": round(len(held) / len(chars), 3) if chars else None,
+                                    "mean_chars": round(sum(held) / len(held), 1) if held else None}
     return figures
 
 
 def print_table(fig: dict, out=sys.stdout) -> None:
     typing = describe_data(fig["data"]) if fig.get("data") else "real files"
+    if fig.get("layout") == "notebook":
+        typing += " as notebook cells"
     print(f"tact bench serve: {fig['requests']} inline completions typing {typing}, policy {fig['policy']}, "
           f"{fig['weights']} weights, " + (f"{fig['variant']}, " if fig.get("variant") not in (None, fig["weights"]) else "") +
           f"acceptance gate {'on' if fig['acceptance_gate'] else 'off'}, {fig['typing_cps']:g} keystrokes/s, model {fig['model']}, "
@@ -325,6 +470,10 @@ def print_table(fig: dict, out=sys.stdout) -> None:
     if fig.get("shown_p50_ms") is not None:
         print(f"answers with a suggestion alone: p50 {fig['shown_p50_ms']:.1f} ms, p95 {fig['shown_p95_ms']:.1f} ms "
               "(the targets count every request, empty answers included)", file=out)
+    if (cells := fig.get("earlier_cells")) and cells["share"] is not None:
+        mean = "-" if cells["mean_chars"] is None else f"{cells['mean_chars']:.0f}"
+        print(f"earlier cells in the prompt: {cells['with_earlier_cells']} of {cells['requests_logged']} requests "
+              f"({cells['share']:.0%}), {mean} characters on average", file=out)
 
 
 def print_report(result: dict, out=sys.stdout) -> None:

@@ -533,6 +533,12 @@ def _add_bench_serve(bsub) -> None:
     p.add_argument("--compare", metavar="KEY=V1,V2,...",
                    help="one setting's values instead of several weights: one server each on the same keystrokes, "
                         "taking turns as with --weights, and ratios to the first (e.g. stopRepeats=3,0)")
+    # the choices are bench_serve.LAYOUTS (not imported here: subcommands import what they need when they run)
+    p.add_argument("--layout", dest="layouts", type=_choice_list(("file", "notebook")), default=["file"],
+                   metavar="file|notebook",
+                   help="type the files as files, or as Jupyter notebooks of their top-level parts (each cell's "
+                        "prompt puts the cells above first); file,notebook runs one server each on the same "
+                        "keystrokes, taking turns as with --weights, and reports the notebook's ratios to the files'")
     p.add_argument("--typing-cps", type=_keystrokes_per_s, default=None,
                    help="keystrokes per second, as a person types (the gate reads typing speed); 0: as fast as the "
                         "server answers (default: the simulated programmer's, 5)")
@@ -660,7 +666,7 @@ def _run(args) -> int:
                 key, _, raw = args.compare.partition("=")
                 key = key.strip()
                 compare = (key, [parse_settings([f"{key}={v}"])[key] for v in raw.split(",")])
-            serve_variants(args.weights, settings, compare)  # refused before any server starts
+            serve_variants(args.weights, settings, compare, args.layouts)  # refused before any server starts
         except ValueError as exc:
             print(f"tact bench serve: error: {exc}", file=sys.stderr)
             return 2
@@ -669,7 +675,8 @@ def _run(args) -> int:
         check_served_model(args.model)  # a --source or --corpus with nothing to type, no model: one line (main)
         fig = run_bench(args.model, args.policy or DEFAULTS.decoding_policy, args.limit, args.source,
                         args.corpus or _default_corpus(), args.seed, gate=not args.no_gate, typing_cps=args.typing_cps,
-                        weights=args.weights, settings=settings, compare=compare, keep_telemetry=args.keep_telemetry)
+                        weights=args.weights, settings=settings, compare=compare, keep_telemetry=args.keep_telemetry,
+                        layouts=args.layouts)
         print(json.dumps(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":

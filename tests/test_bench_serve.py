@@ -127,10 +127,10 @@ def test_a_value_the_server_refuses_fails_the_comparison(tiny_lm_dir, tmp_path):
 def test_the_variants_a_run_starts():
     from lsp_server.bench_serve import serve_variants
 
-    assert serve_variants("fp32", {"decodeWeights": "int8"}) == [("int8", {"decodeWeights": "int8"})]  # --set wins
-    assert [label for label, _ in serve_variants(["fp32", "int8"])] == ["fp32", "int8"]
+    assert serve_variants("fp32", {"decodeWeights": "int8"}) == [("int8", {"decodeWeights": "int8"}, "file")]  # --set wins
+    assert [label for label, _, _ in serve_variants(["fp32", "int8"])] == ["fp32", "int8"]
     assert serve_variants("fp32", {"maxNewTokens": 8}, ("stopRepeats", [3, 0]))[1] == (
-        "stopRepeats=0", {"decodeWeights": "fp32", "maxNewTokens": 8, "stopRepeats": 0})
+        "stopRepeats=0", {"decodeWeights": "fp32", "maxNewTokens": 8, "stopRepeats": 0}, "file")
     for weights, compare in ((["fp32", "int8"], ("stopRepeats", [3, 0])), ("fp32", ("stopRepeats", [3]))):
         with pytest.raises(ValueError, match="two values"):
             serve_variants(weights, None, compare)
