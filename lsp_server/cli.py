@@ -574,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_eval(sub)
     one = sub.add_parser("complete", help="one suggestion at FILE:LINE[:COL] (1-based), with latency and decisions")
     one.add_argument("location", metavar="FILE:LINE[:COL]",
-                     help="1-based line and column; without the column (FILE:LINE or FILE:LINE:), the end of the line")
+                     help="1-based line and column; without the column (FILE:LINE or FILE:LINE:), the end of the line; "
+                          "in a Jupyter notebook NOTEBOOK.ipynb:CELL:LINE[:COL], cells counted from 1 as shown")
     one.add_argument("--model", help="model directory (default: the shipped model)")
     one.add_argument("--policy", choices=DECODING_POLICIES, help="decoding policy (default: the server default)")
     one.add_argument("--multiline", action="store_true")

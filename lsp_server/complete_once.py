@@ -1,19 +1,24 @@
-"""`tact complete FILE:LINE:COL`: one suggestion without an editor, with the decisions behind it."""
+"""`tact complete FILE:LINE:COL` (or `NOTEBOOK.ipynb:CELL:LINE:COL`): one suggestion without an editor, with the
+decisions behind it."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from lsp_server.config import DEFAULTS, Settings
 from lsp_server.services.completion import CompletionService
+from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.scheduler import CancelToken
 from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir
 
 _LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d*))?$")
+_NOTEBOOK_LOCATION = re.compile(r"^(?P<file>.+?\.ipynb):(?P<cell>\d+):(?P<line>\d+)(?::(?P<col>\d*))?$")
 BOM = "\ufeff"
 
 
@@ -43,23 +48,86 @@ def read_source(path: Path) -> str:
     return text.removeprefix(BOM)
 
 
-def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:
+@dataclass(frozen=True)
+class Source:
+    """The text a suggestion is made in: a file's, or a notebook cell's with the code of the cells above it."""
+
+    name: str  # how messages name it: the file, or "cell N of the notebook"
+    text: str
+    language_id: str
+    line: int  # 1-based
+    col: int | None  # 1-based; None: the end of the line
+    earlier_cells: str = ""
+
+
+def read_notebook(path: Path) -> tuple[list[tuple[str, str]], str]:
+    """The cells of a Jupyter notebook (nbformat 4) as (cell type, source), and its language (Python unless its
+    metadata names another). Raises ValueError naming the file and what is wrong."""
+    text = read_source(path)
     try:
+        notebook = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a notebook: not JSON ({exc.msg} at line {exc.lineno})") from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError(f"{path} is not a notebook: it has no list of cells (nbformat 4)")
+    metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+    info, kernel = metadata.get("language_info"), metadata.get("kernelspec")
+    language = ((info.get("name") if isinstance(info, dict) else None)
+                or (kernel.get("language") if isinstance(kernel, dict) else None) or "python")
+    read = []
+    for cell in cells:
+        cell = cell if isinstance(cell, dict) else {}
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(part for part in source if isinstance(part, str))
+        read.append((str(cell.get("cell_type", "")), source if isinstance(source, str) else ""))
+    return read, str(language).lower()
+
+
+def read_location(spec: str, prefix_chars: int) -> Source:
+    """What FILE:LINE[:COL] or NOTEBOOK.ipynb:CELL:LINE[:COL] points at (CELL 1-based, counting every cell as the
+    notebook shows them). Raises ValueError naming what is wrong."""
+    m = _NOTEBOOK_LOCATION.match(spec)
+    if m is None:
         path, line, col = parse_location(spec)
-        text = read_source(path)
+        if path.suffix == ".ipynb":
+            raise ValueError(f"a notebook's location is NOTEBOOK.ipynb:CELL:LINE[:COL] (1-based), got {spec!r}")
+        return Source(str(path), read_source(path), "python" if path.suffix == ".py" else path.suffix.lstrip("."),
+                      line, col)
+    path, number = Path(m["file"]), int(m["cell"])
+    cells, language = read_notebook(path)
+    if not 1 <= number <= len(cells):
+        raise ValueError(f"{path} has {len(cells)} cells (numbered from 1), not {number}")
+    kind, text = cells[number - 1]
+    if kind != "code":
+        raise ValueError(f"cell {number} of {path} is a {kind or 'typeless'} cell, not a code cell")
+    store = NotebookStore()
+    uris = [f"{path}#cell{i}" for i in range(len(cells))]
+    store.open(str(path), "jupyter-notebook", 0, [u for u, (k, _) in zip(uris, cells) if k == "code"])
+    held = {u: (language, t) for u, (k, t) in zip(uris, cells) if k == "code"}
+    earlier = store.earlier_cells(uris[number - 1], held.get, language, prefix_chars)
+    return Source(f"cell {number} of {path}", text, language, int(m["line"]), int(m["col"]) if m["col"] else None,
+                  earlier)
+
+
+def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:
+    settings = Settings(decoding_policy=policy or DEFAULTS.decoding_policy, multiline=multiline)
+    try:
+        source = read_location(spec, settings.context_prefix_chars)
     except ValueError as exc:
         print(f"tact complete: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(decoding_policy=policy or DEFAULTS.decoding_policy, multiline=multiline)
+    text, line, col, where = source.text, source.line, source.col, source.name
     lines = [ln.removesuffix("\r") for ln in text.split("\n")]  # a CRLF's CR is no column either
     if line == 0:
-        print(f"tact complete: LINE is 1-based: the first line of {path} is 1, not 0", file=sys.stderr)
+        print(f"tact complete: LINE is 1-based: the first line of {where} is 1, not 0", file=sys.stderr)
         return 2
     if not 1 <= line <= len(lines):
-        print(f"tact complete: {path} has {len(lines)} lines, not {line}", file=sys.stderr)
+        print(f"tact complete: {where} has {len(lines)} lines, not {line}", file=sys.stderr)
         return 2
     if col is not None and not 1 <= col <= len(lines[line - 1]) + 1:
-        print(f"tact complete: line {line} of {path} has {len(lines[line - 1])} characters, so COL lies in 1 to "
+        print(f"tact complete: line {line} of {where} has {len(lines[line - 1])} characters, so COL lies in 1 to "
               f"{len(lines[line - 1]) + 1}, not {col} (FILE:LINE alone means the end of the line)", file=sys.stderr)
         return 2
     character = len(lines[line - 1]) if col is None else col - 1
@@ -76,7 +144,8 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
         return 1
     load_ms = (time.perf_counter() - t0) * 1000
     index = LineIndex(text)
-    ctx = service.context(index, "python" if path.suffix == ".py" else path.suffix.lstrip("."), Position(line - 1, character), settings)
+    ctx = service.context(index, source.language_id, Position(line - 1, character), settings).with_earlier_cells(
+        source.earlier_cells)
     s = service.complete(ctx, settings, CancelToken())
     r = s.result
     print(f"suggestion: {s.text!r}", file=out)
@@ -88,6 +157,8 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     if r.stop_probs:
         print(f"controller: max P(stop) {max(r.stop_probs):.3f} (threshold {settings.stop_threshold}), "
               f"mean log-prob {sum(r.logprobs) / len(r.logprobs):.3f}", file=out)
+    if ctx.earlier_cells:
+        print(f"notebook:   the prompt held {len(ctx.earlier_cells)} characters of the code cells above", file=out)
     if s.raw != s.text:
         print(f"raw model output before trimming: {s.raw!r}", file=out)
     return 0

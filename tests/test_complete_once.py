@@ -81,3 +81,70 @@ def test_a_crlf_line_break_is_no_column(tmp_path, capsys):
     src.write_bytes(b"x = 1\r\ny = 2\r\n")
     code, _, err = run(["complete", f"{src}:1:7"], capsys)
     assert code == 2 and "has 5 characters, so COL lies in 1 to 6, not 7" in err
+
+
+def _notebook(tmp_path, cells: list[tuple[str, str]], metadata: dict | None = None):
+    import json
+
+    path = tmp_path / "analysis.ipynb"
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata or {}, "cells": [
+        {"cell_type": kind, "metadata": {}, "source": source.splitlines(keepends=True)} for kind, source in cells]}))
+    return path
+
+
+NOTEBOOK_CELLS = [("code", "import json\n\n\ndef read_settings_file(path):\n    return json.load(open(path))\n"),
+                  ("markdown", "# Settings\n"), ("code", "cfg = read_settings\n"), ("code", "print(cfg)\n")]
+
+
+def test_a_notebook_cell_is_completed_with_the_code_cells_above_it(tmp_path):
+    """The real model: what a cell calls is defined in a cell above, as the server serves notebook cells."""
+    import io
+
+    def complete(spec: str) -> str:
+        out = io.StringIO()
+        assert complete_once_module.complete_once(spec, None, "full", False, out=out) == 0
+        return out.getvalue()
+
+    said = complete(f"{_notebook(tmp_path, NOTEBOOK_CELLS)}:3:1")
+    assert said.startswith("suggestion: '_file") and "characters of the code cells above" in said, said
+    alone = tmp_path / "alone.py"
+    alone.write_text(NOTEBOOK_CELLS[2][1])
+    said = complete(f"{alone}:1")
+    assert not said.startswith("suggestion: '_file") and "cells above" not in said, said
+
+
+def test_the_cells_above_are_the_code_cells_of_the_notebooks_language(tmp_path, monkeypatch):
+    from lsp_server.complete_once import read_location
+
+    path = _notebook(tmp_path, [("code", "x = 1\n"), ("markdown", "words\n"), ("raw", "raw\n"), ("code", "y = x\n"),
+                                ("code", "")], {"kernelspec": {"language": "python"}})
+    source = read_location(f"{path}:5:1", 1024)
+    assert source.earlier_cells == "x = 1\n\ny = x\n\n" and source.text == "" and source.language_id == "python"
+    assert source.name == f"cell 5 of {path}" and (source.line, source.col) == (1, None)
+    assert read_location(f"{path}:1:1", 1024).earlier_cells == ""
+    assert read_location(f"{path}:4:1", 3).earlier_cells == ""  # no whole line fits 3 characters
+
+
+@pytest.mark.parametrize("cells,spec,message", [
+    (NOTEBOOK_CELLS, "{nb}:2:1", "cell 2 of {nb} is a markdown cell, not a code cell"),
+    (NOTEBOOK_CELLS, "{nb}:5:1", "{nb} has 4 cells (numbered from 1), not 5"),
+    (NOTEBOOK_CELLS, "{nb}:0:1", "{nb} has 4 cells (numbered from 1), not 0"),
+    (NOTEBOOK_CELLS, "{nb}:3:9", "{nb} has 2 lines, not 9"),
+    (NOTEBOOK_CELLS, "{nb}:3", "a notebook's location is NOTEBOOK.ipynb:CELL:LINE[:COL] (1-based)"),
+])
+def test_a_notebook_location_that_does_not_fit_is_refused_naming_the_cell(tmp_path, capsys, cells, spec, message):
+    nb = _notebook(tmp_path, cells)
+    code, _, err = run(["complete", spec.format(nb=nb), "--model", str(tmp_path / "no-model")], capsys)
+    assert code == 2 and message.format(nb=nb) in err, err
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "is not a notebook: not JSON"),
+    ('{"nbformat": 4}', "is not a notebook: it has no list of cells"),
+    ("[1, 2]", "is not a notebook: it has no list of cells"),
+])
+def test_a_file_that_is_no_notebook_is_refused(tmp_path, capsys, content, message):
+    nb = tmp_path / "broken.ipynb"
+    nb.write_text(content)
+    code, _, err = run(["complete", f"{nb}:1:1"], capsys)
+    assert code == 2 and message in err and "Traceback" not in err, err

@@ -9,7 +9,7 @@ only when the cursor crosses a grid boundary (every ``PREFIX_GRID`` typed chars 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .positions import LineIndex, Position, offset_at, position_at
@@ -57,6 +57,13 @@ class CompletionContext:
         head = self.prefix[: len(self.prefix) - len(self.line_prefix)]
         body = head[:-2] if head.endswith("\r\n") else head[:-1]
         return body[_last_break_end(body) :]
+
+    def with_earlier_cells(self, earlier: str) -> CompletionContext:
+        """This context with the code of a notebook's cells above its cell (``earlier``); as it is without any.
+        Only where the prefix window reaches the cell's start: otherwise the earlier cells would not join the
+        window's text. They stay the same while the cell is typed in, so the prompts keep their beginning (and the
+        KV cache); the prompt's token budget cuts the whole from the front."""
+        return replace(self, earlier_cells=earlier) if earlier and self.prefix_start == 0 else self
 
     @property
     def mid_line(self) -> bool:

@@ -125,7 +125,8 @@ class NotebookStore:
             return joined
         cut = len(joined) - max_chars
         m = _BREAK.search(joined, max(cut - 1, 0))  # the first line start at or after the cut
-        return joined[m.end():] if m is not None and m.end() >= cut else ""
+        kept = joined[m.end():] if m is not None else ""
+        return kept if kept.strip() else ""  # no blank lines alone: they are no code above
 
     def _set(self, notebook: Notebook) -> None:
         old = self._notebooks.get(notebook.uri)

@@ -15,7 +15,7 @@ import reprlib
 import weakref
 from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
@@ -115,15 +115,6 @@ class CompletionPipeline:
             self.recorder.edits(self.documents.flush(cell))
         return self.notebooks.earlier_cells(uri, self._language_and_text, language_id, settings.context_prefix_chars)
 
-    @staticmethod
-    def _in_notebook(ctx: CompletionContext, earlier: str) -> CompletionContext:
-        """A notebook cell's context with the code of the cells above it (``earlier``); any other context as it is.
-        Only where the prefix window reaches the cell's start: otherwise the earlier cells would not join the
-        window's text. They get a window's worth of characters of their own, which stays the same while the cell is
-        typed in, so the prompts keep their beginning (and the KV cache); the prompt's token budget cuts the whole
-        from the front."""
-        return replace(ctx, earlier_cells=earlier) if earlier and ctx.prefix_start == 0 else ctx
-
     def _language_and_text(self, uri: str) -> tuple[str, str] | None:
         doc = self.documents.get(uri)
         return (doc.language_id, doc.text) if doc is not None else None
@@ -175,11 +166,10 @@ class CompletionPipeline:
             if selected is not None:
                 at = index.position_at(index.offset_at(position))  # the editor's cursor, clamped as a context is
                 virtual, after_entry = selected.applied(index)
-                ctx = self._in_notebook(self.service.context(virtual, doc.language_id, after_entry, settings),
-                                        earlier)
+                ctx = self.service.context(virtual, doc.language_id, after_entry, settings).with_earlier_cells(earlier)
                 summary = {**ctx.summary(), **entry}
             else:
-                ctx = self._in_notebook(self.service.context(index, doc.language_id, position, settings), earlier)
+                ctx = self.service.context(index, doc.language_id, position, settings).with_earlier_cells(earlier)
                 at, summary = ctx.position, ctx.summary()
             # The gate's "now" for this suggestion, from stage 1 to shown: the logged request's time, which a replay
             # pins its clock to; wall time read later (after generation) made a replay's timing features differ.
