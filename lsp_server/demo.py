@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from lsp_server.config import default_data_dir
 from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
-from telemetry.lsp_client import LspClient, change_at
+from telemetry.lsp_client import LspClient, change_at, text_document_item
 from telemetry.reader import DEMO_CLIENT
 from telemetry.text import advance, line_count, offset_at
 
@@ -46,6 +47,7 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
                            request_every=1, on_event=show)
         session = status["sessionId"]
         demo_next_edit(client, text, out)
+        demo_notebook(client, text, db, out)
     elapsed = time.perf_counter() - t0
     events = result.events
     shown = [e for e in events if e.text]
@@ -117,6 +119,53 @@ def demo_next_edit(client: LspClient, text: str, out, steps: int = 4) -> None:
         edit_id = edits[0]["id"]
         change = {"range": edits[0]["range"], "text": edits[0]["newText"]}
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+_CALLABLE = re.compile(r"^def (\w+)\(", re.MULTILINE)
+
+
+def demo_notebook(client: LspClient, text: str, db: Path, out) -> None:
+    """Open the file as a notebook of its top-level parts, add a cell below them and type the start of a call of
+    a function a cell above defines: the suggestion reads the cells above (in a file of its own it could not)."""
+    from lsp_server.bench_serve import notebook_cells
+
+    cells = notebook_cells(text)
+    m = _CALLABLE.search(text)
+    if m is None or len(cells) < 2:
+        return
+    name = m.group(1)
+    words = name.split("_")  # load_config: `config = load_`, as one would name what it returns
+    typed = f"{words[-1]} = {words[0]}_" if len(words) > 1 and all(words) else f"result = {name[:max(1, len(name) // 2)]}"
+    uri = "file:///demo/notebook.ipynb"
+    cell_uris = [f"vscode-notebook-cell:/demo/notebook.ipynb#C{n}" for n in range(len(cells) + 1)]
+    client.did_open_notebook(uri, "jupyter-notebook", 1, [text_document_item(u, c, 1) for u, c in zip(cell_uris, cells)]
+                             + [text_document_item(cell_uris[-1], "", 1)])
+    client.did_change_notebook_text(uri, 1, cell_uris[-1], 2, [change_at(0, 0, typed)])
+    items = client.inline_completion(cell_uris[-1], 0, len(typed), invoked=True)
+    print(f"\nnotebook: {len(cells)} cells, then a new one: {typed!r}", file=out)
+    if not items:
+        print("  no suggestion", file=out)
+    else:
+        sid = items[0]["command"]["arguments"][0]
+        client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [sid]})
+        earlier = _earlier_cells_chars(db, sid)
+        print(f"  -> {items[0]['insertText']!r}   (the prompt held {earlier} characters of the cells above)", file=out)
+    client.did_close_notebook(uri, cell_uris)
+
+
+def _earlier_cells_chars(db: Path, suggestion_id: str, timeout: float = 10.0) -> int | str:
+    """How much of the cells above a suggestion's prompt held, as its request was logged ("?" if not yet)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                row = conn.execute("select context from suggestions where id = ?", (suggestion_id,)).fetchone()
+        except sqlite3.Error:
+            row = None
+        if row and row[0]:
+            return json.loads(row[0]).get("earlier_cells_chars", 0)
+        time.sleep(0.05)
+    return "?"
 
 
 def print_decisions(db: Path, session: str, out) -> None:

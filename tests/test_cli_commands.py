@@ -33,8 +33,10 @@ def test_demo_types_into_a_real_server_and_logs_the_session(tmp_path):
     assert m and int(m[1]) > 0 and int(m[3]) == len(shown), out
     session = re.search(r"\(session ([0-9a-f]+)\)", out)[1]
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT kind, outcome, count(*) FROM suggestions WHERE session_id = ? GROUP BY 1, 2",
-                            (session,)).fetchall()
+        rows = conn.execute("SELECT kind, outcome, count(*) FROM suggestions WHERE session_id = ? "
+                            "AND uri NOT LIKE 'vscode-notebook-cell:%' GROUP BY 1, 2", (session,)).fetchall()
+        cells = conn.execute("SELECT outcome, text, json_extract(context, '$.earlier_cells_chars') FROM suggestions "
+                             "WHERE session_id = ? AND uri LIKE 'vscode-notebook-cell:%'", (session,)).fetchall()
     outcomes = {(kind, outcome): n for kind, outcome, n in rows}
     # the database says what the demo printed
     assert outcomes.get(("completion", "accepted"), 0) == int(m[4])
@@ -42,6 +44,11 @@ def test_demo_types_into_a_real_server_and_logs_the_session(tmp_path):
     assert "next edit: renamed" in out
     applied = len(re.findall(r"\(applied\)$", out, re.M))
     assert applied >= 1 and outcomes.get(("next_edit", "accepted"), 0) == applied
+    # a cell added below the file's parts, typed into: its suggestion read the cells above
+    nb = re.search(r"^notebook: (\d+) cells, then a new one: '(.*)'\n  -> '(.*)'   \(the prompt held (\d+) characters", out,
+                   re.M)
+    assert nb and int(nb[1]) >= 2 and int(nb[4]) > 0, out
+    assert cells == [("accepted", nb[3], int(nb[4]))], cells
 
 def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_path):
     src = tmp_path / "sample.py"
