@@ -116,11 +116,12 @@ def cell_first_lines(text: str) -> list[int]:
 
     if not syntax.available():
         return [0]
-    firsts = [0]
+    nodes = syntax.parse(text).root_node.children
+    firsts = [nodes[0].start_point[0] if nodes else 0]  # no cut before the first code: blank lines are no cell
     before = "other"  # the kind of the last top-level statement: "definition", "import" or "other"
     comments = None  # the first line of the comments right above the next statement
     last_end = -1  # the last line of the last statement or comment
-    for node in syntax.parse(text).root_node.children:
+    for node in nodes:
         row = node.start_point[0]
         if node.type == "comment":
             if row > last_end:  # not one at the end of a statement's line
@@ -133,7 +134,7 @@ def cell_first_lines(text: str) -> list[int]:
                 and first > firsts[-1]:
             firsts.append(first)
         before, comments, last_end = kind, None, node.end_point[0]
-    return firsts
+    return [0, *firsts[1:]]
 
 
 def notebook_cells(text: str) -> list[str]:

@@ -575,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("complete", help="one suggestion at FILE:LINE[:COL] (1-based), with latency and decisions")
     one.add_argument("location", metavar="FILE:LINE[:COL]",
                      help="1-based line and column; without the column (FILE:LINE or FILE:LINE:), the end of the line; "
-                          "in a Jupyter notebook NOTEBOOK.ipynb:CELL:LINE[:COL], cells counted from 1 as shown")
+                          "in a Jupyter notebook NOTEBOOK.ipynb:CELL:LINE[:COL], every cell counted from 1 at the top, "
+                          "markdown cells too (not the In [N] execution count)")
     one.add_argument("--model", help="model directory (default: the shipped model)")
     one.add_argument("--policy", choices=DECODING_POLICIES, help="decoding policy (default: the server default)")
     one.add_argument("--multiline", action="store_true")

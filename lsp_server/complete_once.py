@@ -53,6 +53,7 @@ class Source:
     """The text a suggestion is made in: a file's, or a notebook cell's with the code of the cells above it."""
 
     name: str  # how messages name it: the file, or "cell N of the notebook"
+    form: str  # how its locations are written, for advice: FILE or NOTEBOOK.ipynb:CELL
     text: str
     language_id: str
     line: int  # 1-based
@@ -69,6 +70,9 @@ def read_notebook(path: Path) -> tuple[list[tuple[str, str]], str]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not a notebook: not JSON ({exc.msg} at line {exc.lineno})") from None
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list) and isinstance(notebook, dict) and "worksheets" in notebook:
+        raise ValueError(f"{path} is an nbformat {notebook.get('nbformat', 3)} notebook (cells in worksheets); "
+                         "only nbformat 4 is read: `jupyter nbconvert --to notebook --nbformat 4` converts it")
     if not isinstance(cells, list):
         raise ValueError(f"{path} is not a notebook: it has no list of cells (nbformat 4)")
     metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
@@ -93,8 +97,8 @@ def read_location(spec: str, prefix_chars: int) -> Source:
         path, line, col = parse_location(spec)
         if path.suffix == ".ipynb":
             raise ValueError(f"a notebook's location is NOTEBOOK.ipynb:CELL:LINE[:COL] (1-based), got {spec!r}")
-        return Source(str(path), read_source(path), "python" if path.suffix == ".py" else path.suffix.lstrip("."),
-                      line, col)
+        return Source(str(path), "FILE", read_source(path),
+                      "python" if path.suffix == ".py" else path.suffix.lstrip("."), line, col)
     path, number = Path(m["file"]), int(m["cell"])
     cells, language = read_notebook(path)
     if not 1 <= number <= len(cells):
@@ -107,8 +111,8 @@ def read_location(spec: str, prefix_chars: int) -> Source:
     store.open(str(path), "jupyter-notebook", 0, [u for u, (k, _) in zip(uris, cells) if k == "code"])
     held = {u: (language, t) for u, (k, t) in zip(uris, cells) if k == "code"}
     earlier = store.earlier_cells(uris[number - 1], held.get, language, prefix_chars)
-    return Source(f"cell {number} of {path}", text, language, int(m["line"]), int(m["col"]) if m["col"] else None,
-                  earlier)
+    return Source(f"cell {number} of {path}", "NOTEBOOK.ipynb:CELL", text, language, int(m["line"]),
+                  int(m["col"]) if m["col"] else None, earlier)
 
 
 def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:
@@ -128,7 +132,8 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
         return 2
     if col is not None and not 1 <= col <= len(lines[line - 1]) + 1:
         print(f"tact complete: line {line} of {where} has {len(lines[line - 1])} characters, so COL lies in 1 to "
-              f"{len(lines[line - 1]) + 1}, not {col} (FILE:LINE alone means the end of the line)", file=sys.stderr)
+              f"{len(lines[line - 1]) + 1}, not {col} ({source.form}:LINE alone means the end of the line)",
+              file=sys.stderr)
         return 2
     character = len(lines[line - 1]) if col is None else col - 1
     service = CompletionService()

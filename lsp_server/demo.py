@@ -173,7 +173,7 @@ def print_decisions(db: Path, session: str, out) -> None:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             rows = conn.execute(
-                "select line, character, policy, tokens, layers_per_token, stop_reason, latency_ms, outcome "
+                "select line, character, policy, tokens, layers_per_token, stop_reason, latency_ms, outcome, uri "
                 "from suggestions where session_id = ? and text != '' order by requested_at", (session,)).fetchall()
     except sqlite3.Error as exc:
         print(f"(telemetry unreadable: {exc})", file=out)
@@ -181,8 +181,10 @@ def print_decisions(db: Path, session: str, out) -> None:
     if not rows:
         return
     print(f"\n{'where':>8}  {'policy':<11} {'tokens':>6} {'layers/tok':>10}  {'stop':<9} {'model ms':>8}  outcome", file=out)
-    for line, ch, policy, tokens, lpt, stop, ms, outcome in rows:
+    for line, ch, policy, tokens, lpt, stop, ms, outcome, uri in rows:
         decoded = stop is not None  # a next edit's ranker (or heuristic) decodes nothing: no tokens, layers or stop
         tokens = tokens if decoded and tokens is not None else "-"
         lpt = f"{lpt:.2f}" if lpt is not None else "-"
-        print(f"{line + 1:>4}:{ch:<3}  {policy:<11} {tokens:>6} {lpt:>10}  {stop or '-':<9} {ms or 0:>8.1f}  {outcome or ''}", file=out)
+        print(f"{line + 1:>4}:{ch:<3}  {policy:<11} {tokens:>6} {lpt:>10}  {stop or '-':<9} {ms or 0:>8.1f}  {outcome or ''}"
+              # a cell counts its lines from its own top, not the typed file's
+              + ("  (notebook cell)" if (uri or "").startswith("vscode-notebook-cell:") else ""), file=out)

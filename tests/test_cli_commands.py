@@ -44,11 +44,15 @@ def test_demo_types_into_a_real_server_and_logs_the_session(tmp_path):
     assert "next edit: renamed" in out
     applied = len(re.findall(r"\(applied\)$", out, re.M))
     assert applied >= 1 and outcomes.get(("next_edit", "accepted"), 0) == applied
-    # a cell added below the file's parts, typed into: its suggestion read the cells above
-    nb = re.search(r"^notebook: (\d+) cells, then a new one: '(.*)'\n  -> '(.*)'   \(the prompt held (\d+) characters", out,
-                   re.M)
-    assert nb and int(nb[1]) >= 2 and int(nb[4]) > 0, out
-    assert cells == [("accepted", nb[3], int(nb[4]))], cells
+    # a cell added below the file's parts, typed into: its request read the cells above, whether or not the model
+    # had something to add there (one request's output is no thing to depend on)
+    nb = re.search(r"^notebook: (\d+) cells, then a new one: '(.*)'\n  (?:-> '(.*)'   \(the prompt held (\d+) "
+                   r"characters|no suggestion$)", out, re.M)
+    assert nb and int(nb[1]) >= 2, out
+    if nb[3] is None:
+        assert len(cells) == 1 and not cells[0][1] and cells[0][2] > 0, cells
+    else:
+        assert int(nb[4]) > 0 and cells == [("accepted", nb[3], int(nb[4]))], cells
 
 def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_path):
     src = tmp_path / "sample.py"
