@@ -18,7 +18,7 @@ from lsp_server.services.scheduler import CancelToken
 from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir
 
 _LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d*))?$")
-_NOTEBOOK_LOCATION = re.compile(r"^(?P<file>.+?\.ipynb):(?P<cell>\d+):(?P<line>\d+)(?::(?P<col>\d*))?$")
+_NOTEBOOK_LOCATION = re.compile(r"^(?P<file>.+?\.(?i:ipynb)):(?P<cell>\d+):(?P<line>\d+)(?::(?P<col>\d*))?$")
 BOM = "\ufeff"
 
 
@@ -69,6 +69,8 @@ def read_notebook(path: Path) -> tuple[list[tuple[str, str]], str]:
         notebook = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not a notebook: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ValueError(f"{path} is not a notebook: its JSON nests too deeply") from None
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
     if not isinstance(cells, list) and isinstance(notebook, dict) and "worksheets" in notebook:
         raise ValueError(f"{path} is an nbformat {notebook.get('nbformat', 3)} notebook (cells in worksheets); "
@@ -95,7 +97,7 @@ def read_location(spec: str, prefix_chars: int) -> Source:
     m = _NOTEBOOK_LOCATION.match(spec)
     if m is None:
         path, line, col = parse_location(spec)
-        if path.suffix == ".ipynb":
+        if path.suffix.lower() == ".ipynb":
             raise ValueError(f"a notebook's location is NOTEBOOK.ipynb:CELL:LINE[:COL] (1-based), got {spec!r}")
         return Source(str(path), "FILE", read_source(path),
                       "python" if path.suffix == ".py" else path.suffix.lstrip("."), line, col)

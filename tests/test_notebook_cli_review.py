@@ -7,6 +7,8 @@ import io
 import json
 import sqlite3
 
+import pytest
+
 from lsp_server.bench_serve import notebook_cells
 from lsp_server.cli import main
 from lsp_server.demo import print_decisions
@@ -80,3 +82,25 @@ def test_the_demos_notebook_without_a_suggestion_says_so_and_closes_the_notebook
     server, out = _SilentServer(), io.StringIO()  # --file another file: no top-level function to call
     demo_notebook(server, "import os\n\n\nclass A:\n    def f(self):\n        pass\n", tmp_path / "none.sqlite3", out)
     assert server.calls == [] and out.getvalue() == ""
+
+
+def test_an_upper_case_notebook_suffix_is_read_as_a_notebook(tmp_path):
+    """`NB.IPYNB:1:1` fell through to the file path and completed inside the notebook's raw JSON."""
+    from lsp_server.complete_once import read_location
+
+    nb = tmp_path / "NB.IPYNB"
+    nb.write_text(json.dumps({"nbformat": 4, "metadata": {}, "cells": [
+        {"cell_type": "code", "source": "x = 1\n"}, {"cell_type": "code", "source": "y = "}]}))
+    source = read_location(f"{nb}:2:1", 1024)
+    assert source.text == "y = " and source.earlier_cells == "x = 1\n\n"
+    with pytest.raises(ValueError, match="NOTEBOOK.ipynb:CELL:LINE"):
+        read_location(f"{nb}:2", 1024)
+
+
+def test_json_nested_too_deeply_is_refused_with_a_message(tmp_path):
+    from lsp_server.complete_once import read_location
+
+    nb = tmp_path / "deep.ipynb"
+    nb.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nests too deeply"):
+        read_location(f"{nb}:1:1", 1024)
