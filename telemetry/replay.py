@@ -336,6 +336,7 @@ class _Driver:
                     break
                 nxt = steps[i + 1].ts if i + 1 < len(steps) else step.ts + 5.0
                 deadline = wall0 + (nxt - t_first) / speed if speed > 0 else None
+                self._catch_up(step.request)
                 if step.request.kind == "next_edit":
                     self._next_edit(step.request, deadline, nxt)
                 else:
@@ -343,6 +344,20 @@ class _Driver:
                 if self.progress and len(self.outcomes) % 200 == 0:
                     self.progress(f"{len(self.outcomes)} of {len(self.script.requests)} requests replayed")
         self._send_due(None)
+
+    def _catch_up(self, req: Request) -> None:
+        """Bring the server's document to the version its request was logged at. Changes that left the text as it
+        was (a line break typed and deleted, a word pasted over itself) reach no edit in telemetry, so the replay's
+        version fell behind the recording's and the request was logged at an older version. An empty change moves
+        the version alone, as LSP allows; the text and the edits are untouched."""
+        uri = req.uri
+        if uri not in self.versions or uri in self.held or req.version <= self.versions[uri]:
+            return
+        self.versions[uri] = req.version
+        if (notebook := self.notebook_of.get(uri)) is not None:
+            self.client.did_change_notebook_text(notebook, self.notebooks[notebook][1], uri, req.version, [])
+        else:
+            self.client.did_change(uri, req.version, [])
 
     def _notebook(self, nb: NotebookCells) -> None:
         """Send a notebook step as an editor does: the cells it opens go with it (their held text as replayed so

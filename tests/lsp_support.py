@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import sys
 import time
@@ -10,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lsprotocol import types
+
+from telemetry.lsp_client import change_at
+from telemetry.text import line_starts, offset_at, utf16_len
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "default"
@@ -140,3 +144,48 @@ def pick_new_line(text: str, line: int, candidates: list[str], options: dict) ->
 
 NEW_LINE_CANDIDATES = ["    total = len(", "    count = len(", "    result = ", "    return ", "    print(",
                        "    for word in ", "    if not ", "    words = "]
+
+
+# -- random editing (the random-session tests) ---------------------------------------------------------------------
+
+# What a random edit inserts: emoji, CJK, CRLF and lone CR line breaks, a multi-line paste, nothing (a deletion).
+INSERTS = ["x", "\n", "    ", "é", "👋", "世界", "def g(a, b):\n    return a\n", "", "(", ")", "'", '"""', "\t", "\r\n", "\r"]
+
+
+class Editor:
+    """The editor's side: the text, and LSP positions in it."""
+
+    def __init__(self, rng: random.Random, text: str) -> None:
+        self.rng, self.text, self.version = rng, text, 1
+
+    def position(self) -> tuple[int, int]:
+        lines = lines_of(self.text)
+        line = self.rng.randrange(len(lines))
+        return line, utf16_len(lines[line][:self.rng.randint(0, len(lines[line]))])
+
+    def edit(self) -> dict:
+        start = self.position()
+        end = start if self.rng.random() < 0.5 else self.position()
+        start, end = min(start, end), max(start, end)
+        inserted = self.rng.choice(INSERTS)
+        a, b = offset_at(self.text, *start), offset_at(self.text, *end)
+        self.text = self.text[:a] + inserted + self.text[b:]
+        self.version += 1
+        return change_at(*start, inserted, *end)
+
+
+def lines_of(text: str) -> list[str]:
+    """The text's lines without their breaks, split as LSP splits them by telemetry.text, not by the server's
+    positions: the test checks those."""
+    starts = line_starts(text)
+    return [text[a:b].rstrip("\r\n") for a, b in zip(starts, [*starts[1:], len(text)])]
+
+
+def inside(text: str, rng: dict) -> bool:
+    """Both ends are real positions of ``text`` (no clamping needed), the start not after the end."""
+    lines = lines_of(text)
+    ends = [rng["start"], rng["end"]]
+    for p in ends:
+        if not (0 <= p["line"] < len(lines) and 0 <= p["character"] <= utf16_len(lines[p["line"]])):
+            return False
+    return (ends[0]["line"], ends[0]["character"]) <= (ends[1]["line"], ends[1]["character"])

@@ -11,56 +11,15 @@ import sqlite3
 import pytest
 from lsprotocol import types
 
-from telemetry.lsp_client import LspClient, LspError, change_at
+from telemetry.lsp_client import LspClient, LspError
 from telemetry.reconstruct import apply_range
-from telemetry.text import line_starts, offset_at, utf16_len
-from tests.lsp_support import SAMPLE, model_under_test, server_command
+from tests.lsp_support import SAMPLE, Editor, inside, model_under_test, server_command
 
 URI = "file:///project/random.py"
-INSERTS = ["x", "\n", "    ", "é", "👋", "世界", "def g(a, b):\n    return a\n", "", "(", ")", "'", '"""', "\t", "\r\n", "\r"]
 SETTINGS = [{"decodingPolicy": "full"}, {"decodingPolicy": "dynamic"}, {"decodingPolicy": "speculative"},
             {"multiline": True}, {"multiline": False}, {"maxNewTokens": 1}, {"maxNewTokens": 24},
             {"nextEditPredictor": "heuristic"}, {"nextEditPredictor": "ranker"}, {"acceptanceGate": True},
             {"acceptanceGate": False}]
-
-
-class Editor:
-    """The editor's side: the text, and LSP positions in it."""
-
-    def __init__(self, rng: random.Random, text: str) -> None:
-        self.rng, self.text, self.version = rng, text, 1
-
-    def position(self) -> tuple[int, int]:
-        lines = lines_of(self.text)
-        line = self.rng.randrange(len(lines))
-        return line, utf16_len(lines[line][:self.rng.randint(0, len(lines[line]))])
-
-    def edit(self) -> dict:
-        start = self.position()
-        end = start if self.rng.random() < 0.5 else self.position()
-        start, end = min(start, end), max(start, end)
-        inserted = self.rng.choice(INSERTS)
-        a, b = offset_at(self.text, *start), offset_at(self.text, *end)
-        self.text = self.text[:a] + inserted + self.text[b:]
-        self.version += 1
-        return change_at(*start, inserted, *end)
-
-
-def lines_of(text: str) -> list[str]:
-    """The text's lines without their breaks, split as LSP splits them by telemetry.text, not by the server's
-    positions: the test checks those."""
-    starts = line_starts(text)
-    return [text[a:b].rstrip("\r\n") for a, b in zip(starts, [*starts[1:], len(text)])]
-
-
-def inside(text: str, rng: dict) -> bool:
-    """Both ends are real positions of ``text`` (no clamping needed), the start not after the end."""
-    lines = lines_of(text)
-    ends = [rng["start"], rng["end"]]
-    for p in ends:
-        if not (0 <= p["line"] < len(lines) and 0 <= p["character"] <= utf16_len(lines[p["line"]])):
-            return False
-    return (ends[0]["line"], ends[0]["character"]) <= (ends[1]["line"], ends[1]["character"])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
