@@ -199,6 +199,26 @@ def _simulate(args) -> int:
     return 0
 
 
+def _percent(rate: float | None) -> str:
+    return f"{100 * rate:.1f}%" if rate is not None else "n/a"
+
+
+def _print_places(places: dict) -> None:
+    """Files against notebook cells, a line for completions and one for next edits: do notebooks fare worse?"""
+    from telemetry.report import PLACE_KINDS
+
+    for kind, name in PLACE_KINDS:
+        said = []
+        for place, where in (("files", "files"), ("notebook_cells", "notebook cells")):
+            f = places[kind][place]
+            latency = f"{f['latency_p50_ms']} ms" if f["latency_p50_ms"] is not None else "n/a"
+            said.append(f"{where} {f['requests']} requests, {f['shown']} shown, {_percent(f['acceptance_rate'])} "
+                        f"accepted, p50 {latency}")
+        earlier = places[kind]["notebook_cells"]["earlier_cells_rate"]
+        held = f", {_percent(earlier)} with earlier cells in the prompt" if earlier is not None else ""
+        print(f"  {name}: {'; '.join(said)}{held}")
+
+
 def _report(args) -> int:
     from telemetry.report import SESSIONS_SHOWN, report
 
@@ -207,9 +227,10 @@ def _report(args) -> int:
         print(json.dumps(result))
         return 0
     for s in result["summaries"]:
-        rate = f"{100 * s['acceptance_rate']:.1f}%" if s["acceptance_rate"] is not None else "n/a"
         print(f"{s['label']}: {s['sessions']} session{'s' * (s['sessions'] != 1)}, {s['requests']} requests, "
-              f"{s['shown']} shown, {rate} accepted, {s['chars_saved']} characters saved")
+              f"{s['shown']} shown, {_percent(s['acceptance_rate'])} accepted, {s['chars_saved']} characters saved")
+        if "files_vs_notebook_cells" in s:
+            _print_places(s["files_vs_notebook_cells"])
         listed = s["session_list"]
         if len(listed) > SESSIONS_SHOWN:
             print(f"  the last {SESSIONS_SHOWN} sessions (--json lists all {len(listed)}):")

@@ -3,7 +3,8 @@
 Plots (PNG, matplotlib, written next to ``index.html``): acceptance rate over time, generation latency,
 layers used per token, the acceptance model's trade-off (share of rejects hidden against share of
 accepts lost as its threshold moves, the threshold in force marked), model calls saved by stage 1,
-and characters saved.
+and characters saved. Where a database holds notebooks, a table sets the suggestions made in notebook cells beside
+those made in files, completions and next edits each.
 
 Whatever can be read is reported. A session that never ended (the server crashed or is still running),
 a replay that stopped early, or a table that could not be read make the report *partial*: the page
@@ -32,6 +33,7 @@ from .schema import TelemetrySchemaError
 
 ACCEPTED = ("accepted", "partially_accepted")
 DECIDED = ("accepted", "partially_accepted", "rejected")
+NOTEBOOK_CELL_SCHEME = "vscode-notebook-cell"  # VS Code's (and code-server's) URIs of notebook cells
 COLORS = ("#1f77b4", "#d62728")
 PLOTS = (
     ("acceptance_over_time.png", "Acceptance rate over time",
@@ -69,13 +71,15 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     session_requests: dict[str, int] = field(default_factory=dict)  # session id -> its rows
     source_starts: dict[str, float] = field(default_factory=dict)  # replay session id -> the recorded session's start
+    next_edits: list[dict[str, Any]] = field(default_factory=list)  # one per next edit: where, shown, outcome, latency
+    notebook_cells: set[str] = field(default_factory=set)  # the cell URIs the notebooks table lists
+    notebooks: int = 0  # notebooks the sessions opened
 
     # -- figures ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         shown = [r for r in self.rows if r["shown"]]
         accepted = [r for r in shown if r["outcome"] in ACCEPTED]
-        # finite values only, as the plots draw them: SQLite keeps an infinite REAL, and JSON has no Infinity
-        lat = sorted(v for r in self.rows if (v := r["latency_ms"]) is not None and math.isfinite(v))
+        lat = _finite_latencies(self.rows)
         layers = [v for r in self.rows if (v := r["layers"]) is not None and math.isfinite(v)]
         requests = len(self.rows)
         return {
@@ -101,12 +105,51 @@ class Dataset:
             "session_list": self.session_list(),
         }
 
+    def is_cell(self, uri: str | None) -> bool:
+        """Whether a suggestion at ``uri`` was made in a notebook cell: one the notebooks table lists, or failing that
+        (a database before it, a notebook opened before the sessions read) one of VS Code's cell URIs."""
+        if not uri:
+            return False
+        return uri in self.notebook_cells or uri.partition(":")[0].lower() == NOTEBOOK_CELL_SCHEME
+
+    def has_notebooks(self) -> bool:
+        """Whether files against notebook cells says anything here: a database without notebooks reports as before."""
+        return bool(self.notebooks) or any(self.is_cell(r["uri"]) for r in (*self.rows, *self.next_edits))
+
+    def files_vs_notebook_cells(self) -> dict[str, Any]:
+        """Completions and next edits in files and in notebook cells, each on its own: whether notebooks get worse
+        suggestions. A cell's prompt holds the code of the cells above it unless the server left it out."""
+        figures: dict[str, Any] = {"notebooks": self.notebooks}
+        for kind, rows in (("completion", self.rows), ("next_edit", self.next_edits)):
+            cells = [r for r in rows if self.is_cell(r["uri"])]
+            files = [r for r in rows if not self.is_cell(r["uri"])]
+            figures[kind] = {"files": _place_figures(files), "notebook_cells": {
+                **_place_figures(cells),
+                "earlier_cells_rate": round(sum(bool(r["earlier_cells_chars"]) for r in cells) / len(cells), 4)
+                if cells else None}}
+        return figures
+
     def session_list(self) -> list[dict[str, Any]]:
         """The sessions reported, oldest first: their ids (which --session takes, or their first characters), when
         they started (epoch seconds, and as local time), whether they ended, the client and the requests."""
         return [{"id": s["id"], "started_at": s["started_at"], "started": local_time(s["started_at"]),
                  "ended": s["ended_at"] is not None, "client": s["client_name"],
                  "requests": self.session_requests.get(s["id"], 0)} for s in self.sessions]
+
+
+def _finite_latencies(rows: list[dict[str, Any]]) -> list[float]:
+    """Finite latencies only, as the plots draw them: SQLite keeps an infinite REAL, and JSON has no Infinity."""
+    return sorted(v for r in rows if (v := r["latency_ms"]) is not None and math.isfinite(v))
+
+
+def _place_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests, shown, accepted, acceptance rate of shown and median latency of some suggestions."""
+    shown = [r for r in rows if r["shown"]]
+    accepted = sum(r["outcome"] in ACCEPTED for r in shown)
+    lat = _finite_latencies(rows)
+    return {"requests": len(rows), "shown": len(shown), "accepted": accepted,
+            "acceptance_rate": round(accepted / len(shown), 4) if shown else None,
+            "latency_p50_ms": round(percentile(lat, 0.5), 1) if lat else None}
 
 
 def local_time(ts: float | None) -> str | None:
@@ -245,6 +288,9 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
             pass  # a replay written before the recorded session's start was kept: drawn from its first request
     _read_suggestions(conn, data, sessions, replay_rows)
     _read_decisions(conn, data, sessions)
+    _read_next_edits(conn, data, sessions)
+    if "notebooks" in tables:  # an older schema's upgraded copy has it; a damaged file may not
+        _read_notebooks(conn, data, sessions)
 
 
 _SYNTHETIC_NAMES = {DEMO_CLIENT: "tact demo", SIMULATE_CLIENT: "tact simulate"}
@@ -272,6 +318,14 @@ def _json_field(value: Any, key: str) -> Any:
         return None
 
 
+def _earlier_cells_chars(context: Any) -> int:
+    """The characters of the cells above a notebook cell its request's prompt held (0: none, or not a cell)."""
+    try:
+        return int(json.loads(context).get("earlier_cells_chars") or 0)
+    except (TypeError, ValueError, AttributeError):
+        return 0
+
+
 def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]],
                       replay_rows: dict[str, dict[str, Any]]) -> None:
     offset = 0.0  # sessions laid end to end, in minutes
@@ -281,7 +335,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "SELECT id, requested_at, text, outcome, shown_at, latency_ms,"
                 # no tokens, no depth: servers before logged 0.0 for a suggestion Stop ended before its first token
                 " CASE WHEN tokens = 0 THEN NULL ELSE layers_per_token END, accepted_length,"
-                " generated_at, outcome_at FROM suggestions"
+                " generated_at, outcome_at, uri, context FROM suggestions"
                 " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()
             logprob = dict(conn.execute(
@@ -298,7 +352,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         # outcome, and a suggestion the server superseded counts as shown and rejected.
         reports_shows = any(row[4] is not None for row in rows)
         for (sid, requested_at, text, outcome, shown_at, latency, layers, accepted_length, generated_at,
-             outcome_at) in rows:
+             outcome_at, uri, context) in rows:
             replayed = replay_rows.get(sid)
             if replayed is not None and replayed.get("source_ts") is not None:
                 ts = replayed["source_ts"]  # a replay is drawn on the recorded session's clock
@@ -338,6 +392,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "generated": generated_at is not None,
                 "latency_ms": latency, "layers": layers, "chars_saved": saved,
                 "logprob": _json_field(logprob.get(sid), "mean_logprob"), "score": None,
+                "uri": uri, "earlier_cells_chars": _earlier_cells_chars(context),
             })
         data.session_requests[s["id"]] = len(data.rows) - before
         offset = max(offset, last)
@@ -372,6 +427,43 @@ def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
         for r in data.rows:
             r["score"] = r["logprob"]
         data.score_source = "proxy: mean token log-probability (no acceptance-model scores were logged)"
+
+
+def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
+    """Next edits, for files against notebook cells alone: shown as completions count it (see _read_suggestions)."""
+    for s in sessions:
+        try:
+            rows = conn.execute("SELECT uri, shown_at, outcome, latency_ms, context FROM suggestions"
+                                " WHERE session_id = ? AND kind = 'next_edit'", [s["id"]]).fetchall()
+        except sqlite3.DatabaseError as exc:
+            data.partial.append(f"session {s['id'][:12]}: its next edits cannot be read ({exc})")
+            continue
+        reports_shows = any(row[1] is not None for row in rows)
+        data.next_edits.extend({
+            "uri": uri, "shown": shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED),
+            "outcome": outcome, "latency_ms": latency, "earlier_cells_chars": _earlier_cells_chars(context),
+        } for uri, shown_at, outcome, latency, context in rows)
+
+
+def _read_notebooks(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
+    """The notebooks the sessions opened and every cell they listed: a cell is known by them, whatever its URI."""
+    ids = [s["id"] for s in sessions]
+    if not ids:
+        return
+    marks = ",".join("?" * len(ids))
+    try:
+        rows = conn.execute(f"SELECT notebook_uri, cells FROM notebooks WHERE session_id IN ({marks})", ids).fetchall()
+    except sqlite3.DatabaseError as exc:
+        data.partial.append(f"the notebooks cannot be read ({exc}); notebook cells are known by their URI alone")
+        return
+    data.notebooks = len({uri for uri, _ in rows})
+    for _, cells in rows:
+        try:
+            listed = json.loads(cells)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(listed, list):
+            data.notebook_cells.update(c for c in listed if isinstance(c, str))
 
 
 # -- plots ---------------------------------------------------------------------------------------------
@@ -623,6 +715,37 @@ def _cell(value: Any, fmt: str) -> str:
     return html.escape(fmt.format(value))
 
 
+PLACE_KINDS = (("completion", "completions"), ("next_edit", "next edits"))
+_PLACE_ROWS = (
+    ("requests", "requests", "{}"), ("shown", "shown", "{}"), ("accepted", "accepted (whole or part)", "{}"),
+    ("acceptance_rate", "acceptance rate", "pct"), ("latency_p50_ms", "latency p50 (ms)", "{}"),
+    ("earlier_cells_rate", "prompt held earlier cells", "pct"),
+)
+
+
+def _places_html(sets: list[Dataset], summaries: list[dict[str, Any]]) -> list[str]:
+    """Files against notebook cells, side by side for each database: empty where no database holds notebooks."""
+    if not any("files_vs_notebook_cells" in s for s in summaries):
+        return []
+    places = [s["files_vs_notebook_cells"] for s in summaries]
+    parts = ["<h2 id='notebook-cells'>Files and notebook cells</h2><p class='notes'>Suggestions made in notebook "
+             "cells beside those made in files: a cell is one a notebook listed, or one with a "
+             f"<code>{NOTEBOOK_CELL_SCHEME}:</code> URI. A cell's prompt holds the code of the cells above it unless "
+             "the server left it out.</p><table>",
+             "<tr><th></th>" + "".join(f"<th colspan='2'>{html.escape(d.label)}<br><small>{p['notebooks']} "
+                                       f"notebook{'s' * (p['notebooks'] != 1)}</small></th>"
+                                       for d, p in zip(sets, places)) + "</tr>",
+             "<tr><th></th>" + "<th>files</th><th>notebook cells</th>" * len(sets) + "</tr>"]
+    for kind, heading in PLACE_KINDS:
+        parts.append(f"<tr><th>{heading}</th>" + "<td></td><td></td>" * len(sets) + "</tr>")
+        for key, name, fmt in _PLACE_ROWS:
+            parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(
+                f"<td>{_cell(figures[key], fmt) if key in figures else ''}</td>"
+                for p in places for figures in (p[kind]["files"], p[kind]["notebook_cells"])) + "</tr>")
+    parts.append("</table>")
+    return parts
+
+
 SESSIONS_SHOWN = 50  # sessions listed per database (text and page); --json lists all
 
 
@@ -667,6 +790,7 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
         parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(s[key], fmt)}</td>" for s in summaries)
                      + "</tr>")
     parts.append("</table>")
+    parts.extend(_places_html(sets, summaries))
     parts.extend(_sessions_html(sets))
     if notes:
         parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
@@ -730,6 +854,9 @@ def report(database: Path, out: Path, against: Path | None = None, session: str 
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(sets, out)
     summaries = [d.summary() for d in sets]
+    if any(d.has_notebooks() for d in sets):  # beside a notebook database, the other's are all files: said so
+        for d, s in zip(sets, summaries):
+            s["files_vs_notebook_cells"] = d.files_vs_notebook_cells()
     page = write_html(sets, summaries, plots, out)
     return {"html": str(page), "plots": [str(out / p) for p in plots], "partial": any(d.partial for d in sets),
             "summaries": summaries}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import random
 import re
+import sqlite3
 from pathlib import Path
 
+import telemetry.schema as schema
 from telemetry import (
     DocumentOpened,
     EditEvent,
@@ -84,6 +86,21 @@ def write_synthetic_db(path: Path, *, seed: int = 0, requests: int = 300, minute
         if not crashed:
             store.record(SessionEnded(sid, "shutdown", ts=t0 + 60.0 * minutes + 1))
     return sid
+
+
+def write_version_1_db(path: Path) -> None:
+    """A database as schema version 1 made it (its DDL, stamped 1), holding one session and one document."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.executescript(schema._V1)
+        conn.execute("INSERT INTO sessions (id, started_at, client_name) VALUES ('old', 1.0, 'vscode')")
+        conn.execute("INSERT INTO documents (seq, session_id, uri, version, language_id, ts, kind, text)"
+                     " VALUES (1, 'old', 'file:///a.py', 1, 'python', 1.0, 'open', 'x = 1\n')")
+        conn.commit()
+    finally:
+        conn.close()
 
 
 class CountingBreaks:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import telemetry.schema as schema
 from lsp_server.services.recorder import SessionRecorder
 from telemetry import (
     EVENT_TYPES,
@@ -19,6 +18,7 @@ from telemetry import (
     open_readonly,
     session_timeline,
 )
+from telemetry_fakes import write_version_1_db
 
 SID = "s"
 NOTEBOOK = "file:///w/nb.ipynb"
@@ -73,25 +73,10 @@ def test_the_recorder_records_a_notebook_change_as_its_other_events(tmp_path: Pa
         (recorder.session_id, NOTEBOOK, 2, "change", f'["{CELL1}"]')]
 
 
-def _version_1_database(path: Path) -> None:
-    """A database as schema version 1 made it (its DDL, stamped 1), holding one session and one document."""
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-        conn.executescript(schema._V1)
-        conn.execute("INSERT INTO sessions (id, started_at, client_name) VALUES ('old', 1.0, 'vscode')")
-        conn.execute("INSERT INTO documents (seq, session_id, uri, version, language_id, ts, kind, text)"
-                     " VALUES (1, 'old', 'file:///a.py', 1, 'python', 1.0, 'open', 'x = 1\n')")
-        conn.commit()
-    finally:
-        conn.close()
-
-
 def test_a_version_1_database_is_migrated_to_version_2_keeping_its_rows(tmp_path: Path) -> None:
     assert SCHEMA_VERSION == 2
     db = tmp_path / "v1.sqlite3"
-    _version_1_database(db)
+    write_version_1_db(db)
     with TelemetryStore(db) as store:
         store.record(SessionStarted("new", "vscode", "1", "0.1.0", ts=5.0))
         store.record(NotebookChanged("new", NOTEBOOK, "jupyter-notebook", 1, "open", (), ts=5.5))
