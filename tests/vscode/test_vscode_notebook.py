@@ -3,8 +3,10 @@ cells) with the packaged extension, driven by playwright-core in headless Chromi
 (vscode-client/test/e2eNotebook.mjs), against the real server and the model under test.
 
 Ghost text appears in a code cell, Tab inserts it, and the server records the suggestion under the cell's URI as
-accepted, made with the cell above it, and the notebook as opened with both cells; with the proposed API and
-without it. Screenshots are copied to artifacts/vscode/ (prefix `notebook-`).
+accepted, made with the cell above it, and the notebook as opened with all its cells; with the proposed API and
+without it. With the proposed API (next edit does not depend on it: once is enough), a parameter renamed at its
+definition in another cell brings the predicted next edit, its use renamed, which Tab applies and the server records
+under that cell's URI as accepted. Screenshots are copied to artifacts/vscode/ (prefix `notebook-`).
 
 Setup: scripts/install-vscode-test (scripts/test runs it).
 """
@@ -24,8 +26,13 @@ from tests.vscode.code_server import CLIENT, code_server
 E2E_NOTEBOOK = CLIENT / "test" / "e2eNotebook.mjs"
 NOTEBOOK = "analysis.ipynb"
 # the first cell defines what the second one uses: with notebook sync the model sees it before the cell's text
-CELLS = ["import os\n\n\ndef load(path):\n    with open(path) as f:\n        return f.read()\n", ""]
+CELLS = ["import os\n\n\ndef load(path):\n    with open(path) as f:\n        return f.read()\n", "",
+         "def scale(values, factor):\n    total = sum(values)\n    return [v * factor / total for v in values]\n"]
 TYPED = "text = lo"  # typed into the second cell
+# Next edit: in the third cell the parameter is renamed at its definition; the model should then rename its first use.
+NEXT_EDIT_CELL, RENAMED, RENAMED_TO = 2, "values", "items"
+EXPECTED_AFTER_NEXT_EDIT = ["def scale(items, factor):", "    total = sum(items)",
+                            "    return [v * factor / total for v in values]"]
 E2E_TIMEOUT_S = 90
 
 
@@ -56,6 +63,9 @@ def test_ghost_text_accepted_in_a_notebook_cell_in_code_server(tmp_path: Path, r
     try:
         with code_server(tmp_path, workspace, db, proposed_api=proposed_api, artifact_prefix=prefix) as server:
             config = {"file": NOTEBOOK, "cell": 1, "typed": TYPED}
+            if proposed_api:
+                config["nextEdit"] = {"cell": NEXT_EDIT_CELL, "line": 0, "word": RENAMED, "replacement": RENAMED_TO,
+                                      "timeoutMs": 20000}
             run, result, why = server.run_script(E2E_NOTEBOOK, config, E2E_TIMEOUT_S, record_property)
             assert run.returncode == 0 and "error" not in result, f"the browser script failed\n{why}"
             assert result["ghost"], f"no ghost text read from the cell\n{why}"
@@ -75,12 +85,31 @@ def test_ghost_text_accepted_in_a_notebook_cell_in_code_server(tmp_path: Path, r
                 f"the cell after Tab reads {result['linesAfterAccept']!r}, expected {TYPED!r} and the suggestion "
                 f"{text!r}\n{why}")
 
-            # the server synced the notebook: it opened with both cells, the second the one typed in
+            # the server synced the notebook: it opened with all its cells, the second the one typed in
             opened = wait_for_rows(db, "SELECT notebook_uri, cells FROM notebooks WHERE kind = 'open'")
             assert opened, f"no notebook opened: {query(db, 'SELECT notebook_uri, kind FROM notebooks')}\n{why}"
             notebook_uri, cells = opened[-1]
             assert notebook_uri.endswith("/" + NOTEBOOK) and len(json.loads(cells)) == len(CELLS), (opened, why)
             assert json.loads(cells)[1] == cell_uri, (opened, cell_uri, why)
+            if proposed_api:
+                check_next_edit(db, result, json.loads(cells)[NEXT_EDIT_CELL], why)
     finally:
         record_property("test_elapsed_s", round(time.monotonic() - t0, 2))
 
+
+def check_next_edit(db: Path, result: dict, cell_uri: str, why: str) -> None:
+    """The rename in the cell, then the predicted next edit: shown as a decoration, applied with Tab, recorded under
+    the cell's URI as shown and accepted."""
+    renamed = [ln.rstrip() for ln in result.get("linesAfterRename", []) if ln.strip()]
+    assert renamed[:1] == [EXPECTED_AFTER_NEXT_EDIT[0]], f"the rename did not happen: {renamed!r}\n{why}"
+    assert result.get("nextEditHint"), f"no next edit shown in the cell\n{why}"
+    after = [ln.rstrip() for ln in result["linesAfterNextEdit"] if ln.strip()]
+    assert after == EXPECTED_AFTER_NEXT_EDIT, (
+        f"after Tab the cell reads {after!r}, expected {EXPECTED_AFTER_NEXT_EDIT!r}\n{why}")
+    # (the hint shown after Tab, if any, is the edit that follows: the other use renamed)
+    applied = wait_for_rows(db, "SELECT uri, text, shown_at FROM suggestions WHERE kind = 'next_edit' "
+                                "AND outcome = 'accepted'")
+    edits = query(db, "SELECT uri, outcome, reject_reason, text FROM suggestions WHERE kind = 'next_edit'")
+    assert applied, f"no accepted next edit in telemetry: {edits}\n{why}"
+    uri, text, shown_at = applied[-1]
+    assert uri == cell_uri and text == RENAMED_TO and shown_at is not None, (applied, cell_uri, why)

@@ -15,25 +15,6 @@ import { editorLines, ghostText, Session } from "./e2eSession.mjs";
 const session = new Session(process.argv[2]);
 const { config, result } = session;
 
-const NEXT_EDIT_HINT = "Tab to apply";
-
-/** The text of the next-edit hint: the extension renders it as an `after` decoration (a CSS ::after). */
-async function nextEditHint(page) {
-  return page.evaluate((hint) => {
-    for (const el of document.querySelectorAll(".monaco-editor .view-lines span")) {
-      const content = getComputedStyle(el, "::after").content;
-      if (content && content.includes(hint)) {
-        try {
-          return JSON.parse(content);
-        } catch {
-          return content;
-        }
-      }
-    }
-    return "";
-  }, NEXT_EDIT_HINT);
-}
-
 await session.run(async (page) => {
   // open the file (Ctrl+P), wait for its editor
   await session.openFile(page, config.file);
@@ -113,28 +94,10 @@ await session.run(async (page) => {
     await page.keyboard.type(config.nextEdit.replacement, { delay: 60 });
     result.linesAfterRename = await editorLines(page);
     session.step("renamed");
-    const until = Date.now() + session.remaining(config.nextEdit.timeoutMs ?? 20000);
-    let hint = "";
-    while (!hint && Date.now() < until) {
-      await page.waitForTimeout(250);
-      hint = await nextEditHint(page);
-    }
-    result.nextEditHint = hint;
-    await session.shot(page, "05-next-edit.png");
-    if (!hint) {
-      throw new Error("no next edit was shown after the rename");
-    }
-    session.step("next edit shown", { hint });
-    if (await ghostText(page)) {
-      await page.keyboard.press("Escape"); // a ghost text would take the Tab: dismiss it first
-      await session.waitGhostGone(page);
-    }
-    await page.keyboard.press("Tab");
-    await page.waitForTimeout(800);
-    result.linesAfterNextEdit = await editorLines(page);
-    result.nextEditHintAfterTab = await nextEditHint(page);
-    await session.shot(page, "06-next-edit-applied.png");
-    session.step("next edit applied");
+    await session.applyNextEdit(page, {
+      timeoutMs: config.nextEdit.timeoutMs,
+      shots: { shown: "05-next-edit.png", applied: "06-next-edit-applied.png" },
+    });
     await page.waitForTimeout(1000);
   }
 });

@@ -3,9 +3,13 @@
 // type until ghost text appears and accept it with Tab. Screenshots go to config.screenshots; a JSON result to
 // config.out.
 //
+// Then, with config.nextEdit, rename a word in another cell and wait for the predicted next edit: its decoration
+// appears elsewhere in that cell and Tab applies it (as e2e.mjs does in a file).
+//
 // Usage: node e2eNotebook.mjs CONFIG.json, where CONFIG has what e2eSession.mjs reads and: file (the notebook's name,
 // opened with Ctrl+P), cell (0-based index of the code cell to type in; the cursor goes to its end), typed (text to
-// type there).
+// type there), and optionally nextEdit {cell (0-based index of a code cell), line (0-based line of that cell), word
+// (its first whole occurrence on that line is replaced), replacement (what is typed over it), timeoutMs}.
 import { editorLines, Session } from "./e2eSession.mjs";
 
 const session = new Session(process.argv[2]);
@@ -43,4 +47,37 @@ await session.run(async (page) => {
   // let the accept reach the server, and the status bar count it
   await page.waitForTimeout(1500);
   result.statusAfter = await session.status(page);
+
+  if (config.nextEdit) {
+    // rename a word in a cell; the predicted next edit is shown elsewhere in the cell; Tab applies it
+    const { cell, line, word, replacement } = config.nextEdit;
+    await cells.nth(cell).locator(".view-lines").click();
+    await cells.nth(cell).and(page.locator(FOCUSED_CELL)).waitFor({ timeout: session.remaining(5000) });
+    await page.keyboard.press("Control+Home");
+    const lines = await editorLines(page, FOCUSED_CELL);
+    const column = lines[line]?.search(new RegExp(`\\b${word}\\b`)) ?? -1;
+    if (column < 0) {
+      throw new Error(`no ${JSON.stringify(word)} on line ${line} of cell ${cell}: ${JSON.stringify(lines)}`);
+    }
+    for (let i = 0; i < line; i++) {
+      await page.keyboard.press("ArrowDown");
+    }
+    await page.keyboard.press("Home");
+    for (let i = 0; i < column; i++) {
+      await page.keyboard.press("ArrowRight");
+    }
+    for (let i = 0; i < word.length; i++) {
+      await page.keyboard.press("Shift+ArrowRight");
+    }
+    await page.keyboard.type(replacement, { delay: 60 });
+    result.linesAfterRename = await editorLines(page, FOCUSED_CELL);
+    session.step("renamed", { lines: result.linesAfterRename });
+    await session.applyNextEdit(page, {
+      editor: FOCUSED_CELL,
+      timeoutMs: config.nextEdit.timeoutMs,
+      shots: { shown: "03-cell-next-edit.png", applied: "04-cell-next-edit-applied.png" },
+    });
+    // let the accept reach the server
+    await page.waitForTimeout(1000);
+  }
 });

@@ -1,6 +1,6 @@
 // What the end-to-end scripts share (e2e.mjs: a Python file; e2eNotebook.mjs: a notebook's cells): the config each
 // reads, the JSON result each writes, code-server's workbench in headless Chromium (playwright-core), screenshots,
-// the Tact status bar item, and reading an editor's lines and ghost text.
+// the Tact status bar item, reading an editor's lines and ghost text, and showing and applying a predicted next edit.
 //
 // Every config has: url, toolsDir (folder whose node_modules holds playwright-core), chromium (binary), profile
 // (fresh browser profile directory), screenshots, out, timeoutMs.
@@ -11,6 +11,8 @@ import { join } from "node:path";
 export const GHOST = ".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text-decoration-preview, .monaco-editor .ghost-text";
 /** The text editor of the active editor group. */
 export const ACTIVE_EDITOR = ".editor-group-container.active .monaco-editor";
+/** In the hint the extension shows after a predicted next edit (vscode-client/src/nextEditHint.ts). */
+export const NEXT_EDIT_HINT = "Tab to apply";
 
 export class Session {
   constructor(configPath) {
@@ -126,6 +128,36 @@ export class Session {
   async waitGhostGone(page) {
     await page.waitForSelector(GHOST, { state: "detached", timeout: this.remaining(5000) }).catch(() => {});
   }
+
+  /** After an edit (a rename): waits for the predicted next edit's hint, screenshots it as shots.shown, dismisses a
+   * ghost text that would take the Tab, applies the edit with Tab and screenshots the result as shots.applied.
+   * editor: the editor edited (its lines are read after Tab). Sets result.nextEditHint, result.linesAfterNextEdit
+   * and result.nextEditHintAfterTab; throws when no next edit is shown within timeoutMs. */
+  async applyNextEdit(page, { editor = ACTIVE_EDITOR, timeoutMs = 20000, shots }) {
+    const result = this.result;
+    const until = Date.now() + this.remaining(timeoutMs);
+    let hint = "";
+    while (!hint && Date.now() < until) {
+      await page.waitForTimeout(250);
+      hint = await nextEditHint(page);
+    }
+    result.nextEditHint = hint;
+    await this.shot(page, shots.shown);
+    if (!hint) {
+      throw new Error("no next edit was shown after the rename");
+    }
+    this.step("next edit shown", { hint });
+    if (await ghostText(page)) {
+      await page.keyboard.press("Escape"); // a ghost text would take the Tab: dismiss it first
+      await this.waitGhostGone(page);
+    }
+    await page.keyboard.press("Tab");
+    await page.waitForTimeout(800);
+    result.linesAfterNextEdit = await editorLines(page, editor);
+    result.nextEditHintAfterTab = await nextEditHint(page);
+    await this.shot(page, shots.applied);
+    this.step("next edit applied");
+  }
 }
 
 /** The text of every rendered line of an editor (the first that editorSelector matches), top to bottom (Monaco
@@ -148,4 +180,22 @@ export async function editorLines(page, editorSelector = ACTIVE_EDITOR) {
 
 export async function ghostText(page) {
   return page.evaluate((selector) => [...document.querySelectorAll(selector)].map((el) => (el.textContent ?? "").replace(/\u00a0/g, " ")).join(""), GHOST);
+}
+
+/** The text of the next-edit hint shown in any editor: the extension renders it as an `after` decoration (a CSS
+ * ::after); "" when there is none. */
+export async function nextEditHint(page) {
+  return page.evaluate((hint) => {
+    for (const el of document.querySelectorAll(".monaco-editor .view-lines span")) {
+      const content = getComputedStyle(el, "::after").content;
+      if (content && content.includes(hint)) {
+        try {
+          return JSON.parse(content);
+        } catch {
+          return content;
+        }
+      }
+    }
+    return "";
+  }, NEXT_EDIT_HINT);
 }
