@@ -376,6 +376,7 @@ def _add_bench(sub) -> None:
     bsub = p.add_subparsers(dest="target", required=True)
     _add_bench_serve(bsub)
     _add_bench_replay(bsub)
+    _add_bench_notebook(bsub)
     ee = bsub.add_parser("early-exit", help="decoding policies (full, dynamic, speculative), exits and Stop")
     ee.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
     ee.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus", help="corpus (its heldout split)")
@@ -479,6 +480,12 @@ def _bench(args) -> int:
         if args.exit_lookup_threshold < 0:
             args.exit_lookup_threshold = None
         return main_cli(args)
+    if args.target == "notebook":
+        from lsp_server.bench_notebook import main_cli as notebook_cli
+
+        if args.source is None and args.corpus is None:
+            args.corpus = _default_corpus()
+        return notebook_cli(args)
     raise SystemExit(f"tact bench: unknown target {args.target}")
 
 
@@ -546,6 +553,20 @@ def _add_bench_serve(bsub) -> None:
                    help="keep the servers' telemetry databases and say where (default: a temporary directory, "
                         "removed when the run ends)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def _add_bench_notebook(bsub) -> None:
+    p = bsub.add_parser("notebook", help="suggestions in notebook cells with the cells above in the prompt and "
+                                         "without them (quality, prompt size, speed)")
+    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
+    p.add_argument("--source", type=Path, help="cut the Python files of this directory into cells (required where "
+                                               "there is no held-out corpus)")
+    p.add_argument("--corpus", type=Path, help="a corpus directory whose held-out files are cut into cells "
+                                               "(default: data/corpus where `tact train corpus` built it)")
+    p.add_argument("--limit", type=positive_int, default=200, help="number of samples (default 200)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    p.add_argument("--json", action="store_true", help="print every figure as one JSON object")
 
 
 def _add_bench_replay(bsub) -> None:

@@ -79,6 +79,7 @@ class Sample:
     prefix: str
     suffix: str
     target: str
+    cursor: int = -1  # str index of the cursor in its text, so that another bench can build its own context there
 
 
 # -- samples -----------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def make_samples(texts: list[tuple[str, str]], limit: int, seed: int) -> list[Sa
         content_end = len(line.rstrip())
         cursor = start + rng.randrange(indent, content_end)  # at least one character left to complete
         samples.append(Sample(path=path, line=n, prefix=text[max(0, cursor - PREFIX_CHARS):cursor],
-                              suffix=text[end:end + SUFFIX_CHARS], target=text[cursor:end]))
+                              suffix=text[end:end + SUFFIX_CHARS], target=text[cursor:end], cursor=cursor))
     return samples
 
 

@@ -206,6 +206,12 @@ class CompletionService:
                              suffix_chars=settings.context_suffix_chars, language_id=language_id, index=index)
 
     @staticmethod
+    def prompt(runtime: EarlyExitRuntime, ctx: CompletionContext, opts: DecodeOptions) -> list[int]:
+        """The prompt a completion decodes from: a notebook's cells above, the prefix window, the suffix. Its own
+        method so that `tact bench notebook` measures the prompt serving builds, not a copy of it."""
+        return runtime.fim_prompt(ctx.earlier_cells + ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
+
+    @staticmethod
     def _cancel_check(token: CancelToken):
         """Polled by the token loop after every token."""
         delay = float(os.environ.get("TACT_DEBUG_TOKEN_DELAY_MS", "0") or 0) / 1000.0
@@ -226,7 +232,7 @@ class CompletionService:
         if runtime is None:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
         opts = self.decode_options(settings)
-        prompt = runtime.fim_prompt(ctx.earlier_cells + ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
+        prompt = self.prompt(runtime, ctx, opts)
         token.check()
         try:
             result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
