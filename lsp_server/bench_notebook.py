@@ -13,8 +13,11 @@ acceptance under the served Stop thresholds is replayed from the recorded P(stop
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
+import keyword
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +42,9 @@ from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
 ARMS = ("with_cells", "cell_alone")  # the prompt with the code of the cells above, and without it
 LANGUAGE = "python"
+_NAME = re.compile(r"[A-Za-z_]\w+")
+# Names every cell knows without the cells above: keywords, builtins, the receiver's conventional names.
+_KNOWN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls"}
 
 
 @dataclass
@@ -88,6 +94,17 @@ def notebook_samples(files: list[tuple[str, list[str]]], limit: int, seed: int,
         out.append(NotebookSample(s, cells, n, {"with_cells": alone.with_earlier_cells(above), "cell_alone": alone},
                                   len(earlier_cells(cells, n, sum(map(len, cells)) + 2 * n))))
     return out
+
+
+def names_from_above(ns: NotebookSample) -> bool:
+    """Whether the rest of the line names something only the cells above show: a name in the target that the
+    with-cells prompt's cells above hold and the cell's own prefix does not (no keyword or builtin). Where reading
+    the cells above should matter most: a function or a variable defined in an earlier cell, used here."""
+    ctx = ns.contexts["with_cells"]
+    if not ctx.earlier_cells:
+        return False
+    above, own = set(_NAME.findall(ctx.earlier_cells)), set(_NAME.findall(ctx.prefix))
+    return any(n in above and n not in own and n not in _KNOWN for n in _NAME.findall(ns.sample.target))
 
 
 def prompt_cut(runtime: EarlyExitRuntime, ctx: CompletionContext, prompt: list[int]) -> bool:
@@ -188,14 +205,28 @@ def run_bench(model_dir: Path, *, source: Path | None = None, corpus: Path | Non
         return {arm: np.array([float(metric(s, t)) for s, t in zip(arms[arm]["_texts"], targets, strict=True)])
                 for arm in ARMS}
 
-    difference = {}
-    for name, metric in (("exact_match", exact_match), ("edit_similarity", edit_similarity), ("rouge_l", rouge_l)):
-        scores = per_sample(metric)
-        difference[name] = _difference(scores["with_cells"], scores["cell_alone"], seed)
-    for name, key in (("acceptance_rate", "_texts"), ("acceptance_rate_with_stop", "_stopped")):
-        judged = {arm: acceptance(arms[arm][key], targets) for arm in ARMS}
-        difference[name] = _rate_difference({a: np.array(j["_shown"]) for a, j in judged.items()},
-                                            {a: np.array(j["_accepted"]) for a, j in judged.items()}, seed)
+    def differences(idx: np.ndarray) -> tuple[dict, dict]:
+        """The arms' figures over the samples ``idx``, and their paired differences."""
+        figures: dict = {arm: {} for arm in ARMS}
+        diff = {}
+        for name, metric in (("exact_match", exact_match), ("edit_similarity", edit_similarity),
+                             ("rouge_l", rouge_l)):
+            scores = {arm: v[idx] for arm, v in per_sample(metric).items()}
+            for arm in ARMS:
+                figures[arm][name] = _r(float(scores[arm].mean())) if len(idx) else None
+            diff[name] = _difference(scores["with_cells"], scores["cell_alone"], seed)
+        for name, key in (("acceptance_rate", "_texts"), ("acceptance_rate_with_stop", "_stopped")):
+            judged = {arm: acceptance(arms[arm][key], targets) for arm in ARMS}
+            shown = {a: np.array(j["_shown"])[idx] for a, j in judged.items()}
+            accepted = {a: np.array(j["_accepted"])[idx] for a, j in judged.items()}
+            for arm in ARMS:
+                figures[arm][name] = _r(_ratio(float(accepted[arm].sum()), float(shown[arm].sum())))
+            diff[name] = _rate_difference(shown, accepted, seed)
+        return figures, diff
+
+    _, difference = differences(np.arange(len(samples)))
+    named = np.array([i for i, ns in enumerate(samples) if names_from_above(ns)], dtype=int)
+    named_figures, named_difference = differences(named)
     ms = {arm: arms[arm]["_ms"] for arm in ARMS}
     per_ratio = [w / a for w, a in zip(ms["with_cells"], ms["cell_alone"], strict=True) if w > 0 and a > 0]
     held = [bool(ns.contexts["with_cells"].earlier_cells) for ns in samples]
@@ -225,6 +256,8 @@ def run_bench(model_dir: Path, *, source: Path | None = None, corpus: Path | Non
                           "cut_by_chars": sum(by_chars), "cut_by_tokens": sum(cut_by_tokens)},
         "arms": {arm: _public(arms[arm]) for arm in ARMS},
         "difference": difference,
+        # the samples whose rest of the line names something only the cells above show (``names_from_above``)
+        "names_from_above": {"samples": len(named), "arms": named_figures, "difference": named_difference},
         "ms_ratio": {"total": _r(_ratio(sum(ms["with_cells"]), sum(ms["cell_alone"]))),
                      "median": _r(_median(per_ratio))},
         "seconds": round(time.perf_counter() - started, 2),
@@ -283,7 +316,16 @@ def format_report(r: dict) -> str:
               f"{_f(r['ms_ratio']['median'], '{:.3f}x')} median sample",
               f"{'ms per suggestion (median)':<28} {_f(w['ms_per_suggestion_median'], '{:.2f}'):>10} "
               f"{_f(a['ms_per_suggestion_median'], '{:.2f}'):>10}",
-              "* outside noise: the 95% interval (paired bootstrap over the samples) leaves out 0; ms from an empty "
+              "",
+              f"the {r['names_from_above']['samples']} samples whose rest of the line names something only the cells "
+              f"above show:"]
+    nf, nd = r["names_from_above"]["arms"], r["names_from_above"]["difference"]
+    for label, key, fmt in (("exact match", "exact_match", "{:.3f}"), ("ROUGE-L", "rouge_l", "{:.3f}"),
+                            ("acceptance (no Stop)", "acceptance_rate", "{:.1%}"),
+                            ("acceptance (Stop, replayed)", "acceptance_rate_with_stop", "{:.1%}")):
+        lines.append(f"{label:<28} {_f(nf['with_cells'][key], fmt):>10} {_f(nf['cell_alone'][key], fmt):>10}  "
+                     f"{_diff_cell(nd[key], '{:+.3f}')}")
+    lines += ["* outside noise: the 95% interval (paired bootstrap over the samples) leaves out 0; ms from an empty "
               "cache (the whole prompt's pass), the arms alternating",
               f"({r['seconds']:.1f} s)"]
     return "\n".join(lines)

@@ -111,3 +111,24 @@ def test_without_source_or_held_out_corpus_it_asks_for_a_source(tmp_path, tiny_l
     monkeypatch.setattr(cli, "DEFAULT_CORPUS", tmp_path / "no-corpus")
     assert main(["bench", "notebook", "--model", str(tiny_lm_dir)]) == 2
     assert "pass --source DIR" in capsys.readouterr().err
+
+
+def test_a_sample_names_from_above_when_its_rest_of_line_names_what_only_the_cells_above_show():
+    from lsp_server.bench_notebook import NotebookSample, names_from_above
+    from lsp_server.services.context import build_context
+    from lsp_server.services.positions import Position
+    from models.bench_early_exit import Sample
+
+    def sample(above: str, cell: str, target: str) -> NotebookSample:
+        ctx = build_context(cell, Position(0, len(cell)))
+        return NotebookSample(Sample(path="p", line=0, prefix=cell, suffix="", target=target, cursor=len(cell)),
+                              [above, cell], 1, {"with_cells": ctx.with_earlier_cells(above), "cell_alone": ctx},
+                              len(above))
+
+    above = "def read_settings_file(path):\n    return path\n\n"
+    assert names_from_above(sample(above, "cfg = read_", "settings_file(name)")) is False  # a name part, not the name
+    assert names_from_above(sample(above, "cfg = ", "read_settings_file(name)")) is True
+    assert names_from_above(sample(above, "read_settings_file(1)\ncfg = ", "read_settings_file(name)")) is False
+    assert names_from_above(sample(above, "cfg = ", "len(path)")) is True  # `path` only above; `len` a builtin
+    assert names_from_above(sample(above, "x = ", "self.value")) is False
+    assert names_from_above(sample("", "cfg = ", "read_settings_file(name)")) is False  # no cells above held
