@@ -203,3 +203,39 @@ def test_a_notebook_is_carried_when_the_telemetry_database_moves(tmp_path):
         assert [(r[0], json.loads(r[1])) for r in rows][:1] == [("open", [a, b])], db
         opened = wait_for_rows(db, "select uri from documents where kind = 'open' and uri in (?, ?)", (a, b), want=2)
         assert len(opened) == 2, db
+
+
+async def _next_edit(client: LanguageClient, uri: str, version: int, line: int, character: int, **extra) -> list:
+    result = await client.protocol.send_request_async("tact/nextEdit", {
+        "textDocument": {"uri": uri, "version": version}, "position": {"line": line, "character": character}, **extra})
+    return list(result.edits)
+
+
+async def test_a_rename_in_a_cell_is_carried_to_a_cell_below_when_the_client_asks(client: LanguageClient):
+    """With otherCells, an identifier replaced in one cell, with nothing more to change there, is replaced again at
+    its first use in a cell below: the edit names that cell and its version. Without it, edits stay in the cell."""
+    nb = "file:///project/rename.ipynb"
+    top, middle, below = (f"vscode-notebook-cell:/project/rename.ipynb#R{n}" for n in range(3))
+    _open(client, [(top, "values = [1, 2]\n"), (middle, "print('no use here')\n"), (below, "total = sum(values)\n")],
+          notebook=nb)
+    client.notebook_document_did_change(types.DidChangeNotebookDocumentParams(  # `values` renamed `items` at once
+        notebook_document=types.VersionedNotebookDocumentIdentifier(uri=nb, version=1),
+        change=types.NotebookDocumentChangeEvent(cells=types.NotebookDocumentCellChanges(text_content=[
+            types.NotebookDocumentCellContentChanges(
+                document=types.VersionedTextDocumentIdentifier(uri=top, version=2),
+                changes=[types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(line=0, character=0),
+                                      end=types.Position(line=0, character=6)), text="items")])]))))
+    assert await _next_edit(client, top, 2, 0, 5) == []  # the cell holds no other `values`
+    [edit] = await _next_edit(client, top, 2, 0, 5, otherCells=True)
+    assert edit.newText == "items" and edit.textDocument.uri == below and edit.textDocument.version == 1
+    assert (edit.range.start.line, edit.range.start.character, edit.range.end.character) == (0, 12, 18)
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="tact.acceptNextEdit", arguments=[edit.id]))
+    rows = wait_for_rows(_db(), "select uri, outcome, json_extract(context, '$.other_cells') from suggestions "
+                                "where id = ? and outcome is not null", (edit.id,))
+    assert rows == [(top, "accepted", 1)]
+    details = wait_for_rows(_db(), "select payload from suggestion_events where suggestion_id = ? "
+                                   "and type = 'suggestion_generated'", (edit.id,))
+    logged = json.loads(details[0][0])["details"]
+    assert logged["uri"] == below and logged["version"] == 1 and logged["range"] == [0, 12, 0, 18]

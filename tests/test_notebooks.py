@@ -174,3 +174,60 @@ def test_a_huge_cell_above_is_read_only_as_far_as_the_budget():
     held[cell(1)] = ("python", "x = 1" + " " * 500 + "\n")  # within the budget only a blank tail: no cut line
     got = store.earlier_cells(cell(2), texts_of(held), "python", 100)
     assert len(got) <= 100 and got.strip() == ""
+
+
+def _cells_service():
+    from lsp_server.services.ledger import SuggestionLedger
+    from lsp_server.services.next_edit import NextEditService
+    from lsp_server.services.recorder import SessionRecorder
+    from lsp_server.services.scheduler import InferenceScheduler
+
+    return NextEditService(InferenceScheduler(), SuggestionLedger(), SessionRecorder())
+
+
+def _renamed_store():
+    store, docs = NotebookStore(), DocumentStore()
+    store.open(NB, "jupyter-notebook", 1, [cell(0), cell(1), cell(2)])
+    docs.open(cell(0), "python", 1, "values = [1, 2]\n")
+    docs.open(cell(1), "sql", 1, "select values from t\n")  # another language: not a cell to carry a rename to
+    docs.open(cell(2), "python", 1, "total = sum(values) + len(values)\n")
+    docs.change(cell(0), 2, [(None, "items = [1, 2]\n")], now=0.0)
+    return store, docs
+
+
+def test_a_rename_is_carried_to_the_first_use_in_a_cell_below():
+    from lsp_server.services.documents import EditRecord
+    from lsp_server.services.next_edit import cells_below, replacement_in_other_cells
+
+    store, docs = _renamed_store()
+    below = cells_below(store, docs, docs.get(cell(0)))
+    assert [c.uri for c in below] == [cell(2)] and below[0].version == 1
+    rename = EditRecord(cell(0), 2, Position(0, 0), Position(0, 6), "values", "items", 0.0, 0.0, 5)
+    found = replacement_in_other_cells([rename], below)
+    assert found is not None and found[0].uri == cell(2) and found[1:] == (12, 18, "items")
+    for removed, inserted in (("values", "values"), ("values = [", "items = ["), ("", "items"), ("values", "")):
+        other = EditRecord(cell(0), 2, Position(0, 0), Position(0, 6), removed, inserted, 0.0, 0.0, 1)
+        assert replacement_in_other_cells([other], below) is None  # no identifier renamed
+    assert replacement_in_other_cells([rename], []) is None
+    assert cells_below(store, docs, docs.get(cell(2))) == []  # the last cell has none below
+    assert cells_below(NotebookStore(), docs, docs.get(cell(0))) == []  # not in a notebook
+
+
+def test_an_edit_for_a_cell_that_changed_after_the_request_is_not_issued():
+    """The cell below is read as the request is made; its range would be wrong once the cell changed."""
+    from lsp_server.services.documents import EditRecord
+    from lsp_server.services.next_edit import cells_below
+    from lsp_server.services.pipeline import PendingRequest
+
+    store, docs = _renamed_store()
+    service = _cells_service()
+    top = docs.get(cell(0))
+    rename = EditRecord(cell(0), 2, Position(0, 0), Position(0, 6), "values", "items", 0.0, 0.0, 5)
+    result = service._in_other_cells([rename], cells_below(store, docs, top))
+    assert result.cell.uri == cell(2) and (result.start.character, result.end.character) == (12, 18)
+    pending = PendingRequest("s1", None, None, top, 2)
+    docs.change(cell(2), 2, [(None, "# moved\ntotal = sum(values)\n")], now=0.0)
+    assert service.issue(pending, top, 2, result, docs) is False
+    fresh = service._in_other_cells([rename], cells_below(store, docs, top))
+    assert service.issue(PendingRequest("s2", None, None, top, 2), top, 2, fresh, docs) is True
+    assert service.ledger.get("s2").uri == cell(2) and service.ledger.get("s2").version == 2

@@ -11,6 +11,7 @@ from lsprotocol.validators import UINTEGER_MAX_VALUE as UINTEGER_MAX  # LSP's ui
 from lsp_server.features.commands import record_accepted
 from lsp_server.features.feedback import field, record_rejected, record_shown
 from lsp_server.protocol import COMMAND_ACCEPT_NEXT_EDIT, DID_REJECT_NEXT_EDIT, DID_SHOW_NEXT_EDIT, NEXT_EDIT
+from lsp_server.services.next_edit import cells_below
 from lsp_server.services.next_edit_actions import lsp_range
 from lsp_server.services.positions import Position
 from lsp_server.services.scheduler import Cancelled
@@ -49,7 +50,7 @@ async def issued(ls, pending, uri: str, version: int):
         raise
     except Cancelled:  # superseded by a newer request, or the document changed
         return None
-    if result is None or not ls.next_edits.issue(pending, ls.documents.get(uri), version, result):
+    if result is None or not ls.next_edits.issue(pending, ls.documents.get(uri), version, result, ls.documents):
         return None
     return result
 
@@ -66,12 +67,16 @@ def register(server) -> None:
         if doc is None:
             log.warning("%s for a document that is not open: %s", NEXT_EDIT, uri)
             return NO_EDITS
-        pending = ls.next_edits.request(doc, version, position, ls.settings)
+        # otherCells: the client can show an edit in another notebook cell than the one asked about
+        other = cells_below(ls.notebooks, ls.documents, doc) if field(params, "otherCells") is True else None
+        pending = ls.next_edits.request(doc, version, position, ls.settings, other_cells=other)
         result = await issued(ls, pending, uri, version)
         if result is None:
             return NO_EDITS
-        return {"edits": [{"id": pending.suggestion_id, "range": lsp_range(result.start, result.end),
-                           "newText": result.new_text}]}
+        edit = {"id": pending.suggestion_id, "range": lsp_range(result.start, result.end), "newText": result.new_text}
+        if result.cell is not None:  # in another cell: the range is that cell's
+            edit["textDocument"] = {"uri": result.cell.uri, "version": result.cell.version}
+        return {"edits": [edit]}
 
     @server.feature(DID_SHOW_NEXT_EDIT)
     def did_show(ls, params) -> None:

@@ -40,16 +40,61 @@ _BREAK = re.compile(r"\r\n|\r|\n")  # LSP's line breaks
 HISTORY_RECORDS = 8  # records walked back; the prompt keeps the last few within its own budget
 
 
+@dataclass(frozen=True)
+class OtherCell:
+    """A notebook cell a next edit asked about in another cell may go to, as it was at the request."""
+
+    uri: str
+    document: Document
+    version: int
+    index: LineIndex
+
+
+def cells_below(notebooks, documents, doc: Document) -> list[OtherCell]:
+    """The cells below ``doc`` in its notebook (``NotebookStore``), in order, as they are now (read on the event loop,
+    as the request is made); [] outside notebooks. Only cells of ``doc``'s language, open and not binary."""
+    notebook = notebooks.notebook_of(doc.uri)
+    if notebook is None or doc.uri not in notebook.cells:
+        return []
+    out = []
+    for uri in notebook.cells[notebook.cells.index(doc.uri) + 1:]:
+        cell = documents.get(uri)
+        if cell is None or cell.language_id != doc.language_id or cell.is_binary:
+            continue
+        version, index = cell.indexed_snapshot()
+        out.append(OtherCell(uri, cell, version, index))
+    return out
+
+
+def replacement_in_other_cells(records: list[EditRecord], cells: list[OtherCell]) -> tuple[OtherCell, int, int, str] | None:
+    """The last edit's identifier replacement made again in the first cell below that still has the old name as a
+    whole word: (cell, start offset, end offset, new name); None when the last edit is no such replacement or no
+    cell below has the name. A rename in one cell is then carried to its uses in the cells below, one at a time."""
+    last = records[-1] if records else None
+    if last is None:
+        return None
+    old, new = last.removed_text, last.inserted_text
+    if not (old.isidentifier() and new.isidentifier()) or old == new:
+        return None
+    name = re.compile(rf"(?<![\w]){re.escape(old)}(?![\w])")
+    for cell in cells:
+        if (m := name.search(cell.index.text)) is not None:
+            return cell, m.start(), m.end(), new
+    return None
+
+
 @dataclass
 class NextEditResult:
     """A predictor's answer (`models.next_edit.model.NextEditAnswer`: its line edit, confidence, threshold and
-    who answered) placed in the document as one LSP range and its new text."""
+    who answered) placed in the document as one LSP range and its new text; ``cell``: in another notebook cell than
+    the one asked about (its range is in that cell)."""
 
     start: Position
     end: Position
     new_text: str
     latency_ms: float
     answer: NextEditAnswer
+    cell: OtherCell | None = None
 
 
 def line_history(text: str, records: list[EditRecord], index: LineIndex | None = None, plain: bool = False):
@@ -574,13 +619,32 @@ class NextEditService:
         start, end, new_text = trimmed
         return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
+    def _in_other_cells(self, records: list[EditRecord], cells: list[OtherCell]) -> NextEditResult | None:
+        """The last identifier replacement made again in a cell below (``replacement_in_other_cells``), answered as
+        the heuristic (repeat the last replacement at its next occurrence) answers in a document."""
+        from models.next_edit.examples import Edit
+        from models.next_edit.model import NextEditAnswer
+
+        t0 = time.perf_counter()
+        found = replacement_in_other_cells(records, cells)
+        if found is None:
+            return None
+        cell, a, b, new = found
+        start, end = cell.index.position_at(a), cell.index.position_at(b)
+        line = cell.index.line_text(start.line)
+        edit = Edit(start.line, start.line + 1, line, line[:start.character] + new + line[end.character:])
+        return NextEditResult(start, end, new, (time.perf_counter() - t0) * 1000,
+                              NextEditAnswer(edit, 1.0, "heuristic"), cell)
+
     def request(self, doc: Document, version: int, position: Position, settings: Settings,
-                trigger: str = "nextEdit") -> PendingRequest | None:
+                trigger: str = "nextEdit", other_cells: list[OtherCell] | None = None) -> PendingRequest | None:
         """Queue a prediction for ``doc`` at ``version`` (read on the event loop, with its history);
         the future gives a NextEditResult to show or None, or raises Cancelled (superseded, outdated).
         None at once when the version is outdated. A result goes to the editor only through `issue`. ``trigger`` is
         logged with the request: `nextEdit` (the custom request), `codeAction` (a code action the user asked for) or
-        `codeActionAutomatic` (one the editor asked for by itself)."""
+        `codeActionAutomatic` (one the editor asked for by itself). ``other_cells``: the request asked for edits in
+        other cells too (``cells_below``; None: it did not): where nothing more is predicted in this cell, the last
+        identifier replacement is made again in the first cell below that has the old name."""
         current_version, index = doc.indexed_snapshot()
         text = index.text
         if current_version != version or not settings.next_edit or doc.is_binary:
@@ -593,8 +657,8 @@ class NextEditService:
 
         def job(token: CancelToken) -> NextEditResult | None:
             self.counts["requested"] += 1
-            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, trigger, {},
-                               pending_edit)
+            recorder.requested(suggestion_id, "next_edit", uri, version, position.line, position.character, trigger,
+                               {"other_cells": True} if other_cells is not None else {}, pending_edit)
             if token.cancelled or doc.version != version:
                 raise Cancelled(token.reason if token.cancelled else "stale")
             result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
@@ -602,6 +666,8 @@ class NextEditService:
                                   settings.next_edit_ranker_path, settings.next_edit_ranker_threshold, index)
             if token.cancelled:
                 raise Cancelled(token.reason)
+            if result is None and other_cells:
+                result = self._in_other_cells(records, other_cells)
             if result is None:
                 no_model = self.model is None and settings.next_edit_predictor == "model"
                 recorder.cancelled(suggestion_id, "no_model" if no_model else "no_edit")
@@ -614,7 +680,9 @@ class NextEditService:
                                "eos" if by_model else None, {"range": [result.start.line, result.start.character, result.end.line,
                                                  result.end.character],
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],
-                                       "confidence": round(answer.confidence, 4)})
+                                       "confidence": round(answer.confidence, 4),
+                                       **({"uri": result.cell.uri, "version": result.cell.version}
+                                          if result.cell is not None else {})})
             if not answer.shown:
                 self.counts["hidden"] += 1
                 gate = "next_edit_ranker" if answer.predictor == "ranker" else "next_edit_confidence"
@@ -629,16 +697,22 @@ class NextEditService:
                                               recorder.logged_job(suggestion_id, job, "next-edit prediction"))
         return PendingRequest(suggestion_id, future, token, doc, version)
 
-    def issue(self, pending: PendingRequest, doc: Document | None, version: int, result: NextEditResult) -> bool:
+    def issue(self, pending: PendingRequest, doc: Document | None, version: int, result: NextEditResult,
+              documents=None) -> bool:
         """On the event loop, as the answer goes out: register the edit (rejecting the unresolved one it
         replaces); or, when ``doc`` (the document open under the URI now, None once closed) is not the one asked
         about at ``version`` (it changed, or was closed or reopened, since the job's last look), log it cancelled
-        and return False: no range for text the editor no longer has."""
-        if doc is None or doc is not pending.document or doc.version != version:
+        and return False: no range for text the editor no longer has. An edit in another cell is registered for
+        that cell, and checked the same way (``documents``: the open documents by URI)."""
+        cell = result.cell
+        moved = cell is not None and (documents is None or documents.get(cell.uri) is not cell.document
+                                      or cell.document.version != cell.version)
+        if doc is None or doc is not pending.document or doc.version != version or moved:
             self.recorder.cancelled(pending.suggestion_id, "stale")
             return False
         self.counts["issued"] += 1
-        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", doc.uri, version,
+        uri, at = (cell.uri, cell.version) if cell is not None else (doc.uri, version)
+        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", uri, at,
                                                         result.new_text))
         if superseded:
             self.recorder.rejected(superseded, "superseded")
