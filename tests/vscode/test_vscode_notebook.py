@@ -6,7 +6,9 @@ Ghost text appears in a code cell, Tab inserts it, and the server records the su
 accepted, made with the cell above it, and the notebook as opened with all its cells; with the proposed API and
 without it. With the proposed API (next edit does not depend on it: once is enough), a parameter renamed at its
 definition in another cell brings the predicted next edit, its use renamed, which Tab applies and the server records
-under that cell's URI as accepted. Screenshots are copied to artifacts/vscode/ (prefix `notebook-`).
+under that cell's URI as accepted; once that cell's uses are renamed, the rename is carried to its use in the cell
+below: shown in that cell's editor, applied there by Tab (the cursor following it), and recorded as accepted with that
+cell's URI in its generated details. Screenshots are copied to artifacts/vscode/ (prefix `notebook-`).
 
 Setup: scripts/install-vscode-test (scripts/test runs it).
 """
@@ -27,12 +29,15 @@ E2E_NOTEBOOK = CLIENT / "test" / "e2eNotebook.mjs"
 NOTEBOOK = "analysis.ipynb"
 # the first cell defines what the second one uses: with notebook sync the model sees it before the cell's text
 CELLS = ["import os\n\n\ndef load(path):\n    with open(path) as f:\n        return f.read()\n", "",
-         "def scale(values, factor):\n    total = sum(values)\n    return [v * factor / total for v in values]\n"]
+         "def scale(values, factor):\n    total = sum(values)\n    return [v * factor / total for v in values]\n",
+         "print(scale(values=[1, 2], factor=3))\n"]
 TYPED = "text = lo"  # typed into the second cell
 # Next edit: in the third cell the parameter is renamed at its definition; the model should then rename its first use.
 NEXT_EDIT_CELL, RENAMED, RENAMED_TO = 2, "values", "items"
 EXPECTED_AFTER_NEXT_EDIT = ["def scale(items, factor):", "    total = sum(items)",
                             "    return [v * factor / total for v in values]"]
+# ...and with the third cell's uses renamed, the fourth's keyword argument
+OTHER_CELL, EXPECTED_IN_OTHER_CELL = 3, ["print(scale(items=[1, 2], factor=3))"]
 E2E_TIMEOUT_S = 90
 
 
@@ -65,7 +70,7 @@ def test_ghost_text_accepted_in_a_notebook_cell_in_code_server(tmp_path: Path, r
             config = {"file": NOTEBOOK, "cell": 1, "typed": TYPED}
             if proposed_api:
                 config["nextEdit"] = {"cell": NEXT_EDIT_CELL, "line": 0, "word": RENAMED, "replacement": RENAMED_TO,
-                                      "timeoutMs": 20000}
+                                      "timeoutMs": 20000, "otherCell": OTHER_CELL}
             run, result, why = server.run_script(E2E_NOTEBOOK, config, E2E_TIMEOUT_S, record_property)
             assert run.returncode == 0 and "error" not in result, f"the browser script failed\n{why}"
             assert result["ghost"], f"no ghost text read from the cell\n{why}"
@@ -93,6 +98,7 @@ def test_ghost_text_accepted_in_a_notebook_cell_in_code_server(tmp_path: Path, r
             assert json.loads(cells)[1] == cell_uri, (opened, cell_uri, why)
             if proposed_api:
                 check_next_edit(db, result, json.loads(cells)[NEXT_EDIT_CELL], why)
+                check_next_edit_in_other_cell(db, result, json.loads(cells), why)
     finally:
         record_property("test_elapsed_s", round(time.monotonic() - t0, 2))
 
@@ -113,3 +119,26 @@ def check_next_edit(db: Path, result: dict, cell_uri: str, why: str) -> None:
     assert applied, f"no accepted next edit in telemetry: {edits}\n{why}"
     uri, text, shown_at = applied[-1]
     assert uri == cell_uri and text == RENAMED_TO and shown_at is not None, (applied, cell_uri, why)
+
+
+def check_next_edit_in_other_cell(db: Path, result: dict, cell_uris: list[str], why: str) -> None:
+    """After the renamed cell's own uses, the rename carried to the cell below: shown in its editor, applied there by
+    Tab with the cursor moved into it, recorded as accepted (requested from the renamed cell, its generated details
+    naming the cell below)."""
+    assert result.get("otherCellHint"), f"no next edit shown in cell {OTHER_CELL}\n{why}"
+    after = [ln.rstrip() for ln in result.get("otherCellLinesAfter", []) if ln.strip()]
+    assert after == EXPECTED_IN_OTHER_CELL, (
+        f"after Tab cell {OTHER_CELL} reads {after!r}, expected {EXPECTED_IN_OTHER_CELL!r}\n{why}")
+    assert result.get("focusedCellAfterOtherCell") == OTHER_CELL, (
+        f"after Tab the focus is in cell {result.get('focusedCellAfterOtherCell')}, not {OTHER_CELL}\n{why}")
+    other_uri = cell_uris[OTHER_CELL]
+    generated = ("SELECT s.uri, s.text, s.shown_at FROM suggestions s JOIN suggestion_events e ON e.suggestion_id = s.id "
+                 "WHERE s.kind = 'next_edit' AND s.outcome = 'accepted' AND e.type = 'suggestion_generated' "
+                 "AND json_extract(e.payload, '$.details.uri') = ?")
+    applied = wait_for_rows(db, generated, (other_uri,))
+    edits = query(db, "SELECT s.uri, s.outcome, s.reject_reason, s.text, json_extract(e.payload, '$.details') "
+                      "FROM suggestions s JOIN suggestion_events e ON e.suggestion_id = s.id "
+                      "WHERE s.kind = 'next_edit' AND e.type = 'suggestion_generated'")
+    assert applied, f"no accepted next edit generated for {other_uri}: {edits}\n{why}"
+    uri, text, shown_at = applied[-1]
+    assert uri == cell_uris[NEXT_EDIT_CELL] and text == RENAMED_TO and shown_at is not None, (applied, why)

@@ -1,6 +1,7 @@
-// Next edit: an edit the server predicts elsewhere in the file, shown as a decoration with a hint.
-// Tab jumps to it and applies it (workspace/executeCommand tact.acceptNextEdit [id]), Escape dismisses it
-// (tact/didRejectNextEdit {id, reason}); showing it sends tact/didShowNextEdit {id}.
+// Next edit: an edit the server predicts elsewhere in the file, shown as a decoration with a hint; from a notebook
+// cell, in another cell of the notebook too (shown in that cell's editor). Tab jumps to it and applies it
+// (workspace/executeCommand tact.acceptNextEdit [id]), Escape dismisses it (tact/didRejectNextEdit {id, reason});
+// showing it sends tact/didShowNextEdit {id}.
 //
 // Only used when the server advertises `experimental.tact.nextEdit` in its capabilities; a server that
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
@@ -24,14 +25,21 @@ import { withLineBreaks } from "./lifecycle";
 
 export const VISIBLE_CONTEXT_KEY = "tact.nextEditVisible";
 const IDLE_MS = 500; // ask after the user stops typing this long
+const NOTEBOOK_CELL_SCHEME = "vscode-notebook-cell";
 
-interface Shown {
+interface DocumentVersion {
+  uri: string;
+  version: number;
+}
+
+interface Shown extends DocumentVersion {
   edit: NextEdit;
   /** The server run that predicted it: its outcome goes to that one only. */
   run: ServerRun<LanguageClient>;
-  uri: string;
-  version: number;
+  /** In the document uri, at version. */
   range: vscode.Range;
+  /** The active editor's document it was requested from, where the edit is in another one (a notebook cell). */
+  requested?: DocumentVersion;
 }
 
 export function serverSupportsNextEdit(client: LanguageClient | undefined): boolean {
@@ -115,7 +123,8 @@ export class NextEdits implements vscode.Disposable {
     if (e.contentChanges.length === 0 || this.applying) {
       return;
     }
-    if (this.shown && e.document.uri.toString() === this.shown.uri) {
+    const changed = e.document.uri.toString();
+    if (this.shown && (changed === this.shown.uri || changed === this.shown.requested?.uri)) {
       this.end("typedOver");
     }
     const editor = vscode.window.activeTextEditor;
@@ -148,6 +157,9 @@ export class NextEdits implements vscode.Disposable {
       textDocument: { uri: client.code2ProtocolConverter.asUri(document.uri), version },
       position: client.code2ProtocolConverter.asPosition(editor.selection.active),
     };
+    if (document.uri.scheme === NOTEBOOK_CELL_SCHEME) {
+      params.otherCells = true;
+    }
     let result: NextEditResult | null;
     try {
       result = await client.sendRequest<NextEditResult | null>(NEXT_EDIT, params, token);
@@ -171,13 +183,26 @@ export class NextEdits implements vscode.Disposable {
     if (!edit || token.isCancellationRequested || document.version !== version || vscode.window.activeTextEditor !== editor) {
       return;
     }
-    this.show(editor, edit, version, run);
+    const other = edit.textDocument;
+    if (!other || other.uri === params.textDocument.uri) {
+      this.show(editor, edit, version, run);
+      return;
+    }
+    // in another cell: shown in its editor, as long as that still holds the version the edit was made for
+    const target = vscode.window.visibleTextEditors.find((e) => client.code2ProtocolConverter.asUri(e.document.uri) === other.uri);
+    if (!target || target.document.version !== other.version) {
+      const where = target ? `at version ${target.document.version}, not ${other.version}` : "in no visible editor";
+      this.log(`next edit ${edit.id} not shown: ${other.uri} is ${where}`);
+      return;
+    }
+    this.show(target, edit, other.version, run, { uri: document.uri.toString(), version });
   }
 
-  private show(editor: vscode.TextEditor, edit: NextEdit, version: number, run: ServerRun<LanguageClient>): void {
+  /** Shows the edit in editor's document at version; requested: the active editor's, where that is another. */
+  private show(editor: vscode.TextEditor, edit: NextEdit, version: number, run: ServerRun<LanguageClient>, requested?: DocumentVersion): void {
     this.end("superseded");
     const range = run.client.protocol2CodeConverter.asRange(edit.range);
-    this.shown = { edit, run, uri: editor.document.uri.toString(), version, range };
+    this.shown = { edit, run, uri: editor.document.uri.toString(), version, range, requested };
     const removedText = editor.document.getText(range);
     const hoverMessage = new vscode.MarkdownString(hoverMarkdown(edit.newText));
     editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage }] : []);
@@ -199,6 +224,9 @@ export class NextEdits implements vscode.Disposable {
 
   private async applyShown(): Promise<void> {
     const shown = this.shown;
+    if (shown?.requested) {
+      return this.applyInOtherDocument(shown, shown.requested);
+    }
     const editor = vscode.window.activeTextEditor;
     if (!shown || !editor || editor.document.uri.toString() !== shown.uri || editor.document.version !== shown.version) {
       this.end("ignored");
@@ -230,6 +258,58 @@ export class NextEdits implements vscode.Disposable {
     // to the run that issued it even while it closes: Tab came before endAll, which found nothing on screen
     this.access.notifications.request(shown.run, ExecuteCommandRequest.method, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] });
     this.schedule(editor, 50); // the edit after this one
+  }
+
+  /** Applies an edit shown in another visible editor (a cell below) to its document, then moves the cursor there. */
+  private async applyInOtherDocument(shown: Shown, requested: DocumentVersion): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const target = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === shown.uri);
+    if (
+      !editor ||
+      editor.document.uri.toString() !== requested.uri ||
+      editor.document.version !== requested.version ||
+      !target ||
+      target.document.version !== shown.version
+    ) {
+      this.end("ignored");
+      return;
+    }
+    this.clear();
+    const document = target.document;
+    const start = document.offsetAt(shown.range.start);
+    const change = new vscode.WorkspaceEdit();
+    change.replace(document.uri, shown.range, shown.edit.newText);
+    this.applying = true;
+    let applied = false;
+    let why = "";
+    try {
+      applied = await vscode.workspace.applyEdit(change);
+    } catch (error) {
+      why = ` (${error instanceof Error ? error.message : String(error)})`;
+    } finally {
+      this.applying = false;
+    }
+    if (!applied) {
+      this.log(`next edit: the editor refused the edit in ${shown.uri}${why}`);
+      this.notify(shown, DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason: "ignored" });
+      return;
+    }
+    this.access.notifications.request(shown.run, ExecuteCommandRequest.method, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] });
+    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+    const end = document.positionAt(start + withLineBreaks(shown.edit.newText, eol).length);
+    const selection = new vscode.Selection(end, end);
+    let moved: vscode.TextEditor | undefined;
+    try {
+      // a cell's document opens in its notebook, in that cell's editor
+      moved = await vscode.window.showTextDocument(document, { viewColumn: target.viewColumn, selection });
+    } catch (error) {
+      this.log(`next edit: could not move to ${shown.uri} (${error instanceof Error ? error.message : String(error)})`);
+      target.selection = selection;
+    }
+    (moved ?? target).revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    if (moved) {
+      this.schedule(moved, 50); // the edit after this one, from where the cursor now is
+    }
   }
 
   private end(reason: RejectReason): void {

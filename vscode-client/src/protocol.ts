@@ -6,7 +6,7 @@ export const COMMAND_ACCEPT_NEXT_EDIT = "tact.acceptNextEdit";
 export const DID_SHOW_COMPLETION = "tact/didShowCompletion"; // {id}
 export const DID_PARTIALLY_ACCEPT_COMPLETION = "tact/didPartiallyAcceptCompletion"; // {id, acceptedLength}
 export const DID_REJECT_COMPLETION = "tact/didRejectCompletion"; // {id, reason}
-export const NEXT_EDIT = "tact/nextEdit"; // {textDocument {uri, version}, position} -> {edits: [{id, range, newText}]}
+export const NEXT_EDIT = "tact/nextEdit"; // {textDocument {uri, version}, position, otherCells?} -> {edits: [{id, range, newText, textDocument?}]}
 export const DID_SHOW_NEXT_EDIT = "tact/didShowNextEdit"; // {id}
 export const DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"; // {id, reason}
 export const STATUS = "tact/status"; // -> {model, policy, degraded, reason, ...}
@@ -28,12 +28,16 @@ export interface LspRange {
 export interface NextEditParams {
   textDocument: { uri: string; version: number };
   position: LspPosition;
+  /** From a notebook cell: the edit may be in another cell of the notebook (then it names its cell). */
+  otherCells?: boolean;
 }
 
 export interface NextEdit {
   id: string;
   range: LspRange;
   newText: string;
+  /** The document the edit is in, at that version, where it is not the requested one (another notebook cell). */
+  textDocument?: { uri: string; version: number };
 }
 
 export interface NextEditResult {

@@ -4,13 +4,16 @@
 // config.out.
 //
 // Then, with config.nextEdit, rename a word in another cell and wait for the predicted next edit: its decoration
-// appears elsewhere in that cell and Tab applies it (as e2e.mjs does in a file).
+// appears elsewhere in that cell and Tab applies it (as e2e.mjs does in a file). With nextEdit.otherCell, Tab goes on
+// applying the edits shown in that cell until one is shown in the other cell (the rename carried to a cell below),
+// which Tab then applies there too.
 //
 // Usage: node e2eNotebook.mjs CONFIG.json, where CONFIG has what e2eSession.mjs reads and: file (the notebook's name,
 // opened with Ctrl+P), cell (0-based index of the code cell to type in; the cursor goes to its end), typed (text to
 // type there), and optionally nextEdit {cell (0-based index of a code cell), line (0-based line of that cell), word
-// (its first whole occurrence on that line is replaced), replacement (what is typed over it), timeoutMs}.
-import { editorLines, Session } from "./e2eSession.mjs";
+// (its first whole occurrence on that line is replaced), replacement (what is typed over it), timeoutMs, and
+// optionally otherCell (0-based index of the code cell the rename should reach last)}.
+import { editorLines, ghostText, nextEditHint, nextEditHintEditor, Session } from "./e2eSession.mjs";
 
 const session = new Session(process.argv[2]);
 const { config, result } = session;
@@ -79,5 +82,56 @@ await session.run(async (page) => {
     });
     // let the accept reach the server
     await page.waitForTimeout(1000);
+    if (config.nextEdit.otherCell !== undefined) {
+      await applyInOtherCell(page, cell, config.nextEdit.otherCell, config.nextEdit.timeoutMs ?? 20000);
+    }
   }
 });
+
+/** Which cell editor has the keyboard focus (its index); -1 when none does. */
+async function focusedCell(page) {
+  return page.evaluate((selector) => [...document.querySelectorAll(selector)].findIndex((e) => e.classList.contains("focused")), CELL_EDITORS);
+}
+
+/** Tab applies the next edits shown in cell until one is shown in otherCell; Tab applies that one too. Sets
+ * result.inCellEditsApplied, result.linesOfCellBeforeOtherCell, result.otherCellHint, result.otherCellLinesBefore,
+ * result.otherCellLinesAfter and result.focusedCellAfterOtherCell; throws when none is shown in otherCell in time. */
+async function applyInOtherCell(page, cell, otherCell, timeoutMs) {
+  result.otherCellLinesBefore = await editorLines(page, CELL_EDITORS, otherCell);
+  result.inCellEditsApplied = 0;
+  const until = Date.now() + session.remaining(timeoutMs);
+  let shownIn = -1;
+  while (Date.now() < until) {
+    shownIn = await nextEditHintEditor(page, CELL_EDITORS);
+    if (shownIn === otherCell) {
+      break;
+    }
+    if (shownIn === cell) {
+      // the rename's next use in the same cell comes first
+      await page.keyboard.press("Tab");
+      result.inCellEditsApplied += 1;
+      await page.waitForTimeout(800);
+      continue;
+    }
+    await page.waitForTimeout(250);
+  }
+  result.linesOfCellBeforeOtherCell = await editorLines(page, CELL_EDITORS, cell);
+  result.otherCellHint = shownIn === otherCell ? await nextEditHint(page) : "";
+  await session.shot(page, "05-other-cell-next-edit.png");
+  if (!result.otherCellHint) {
+    throw new Error(`no next edit was shown in cell ${otherCell} (shown in: ${shownIn})`);
+  }
+  session.step("next edit shown in another cell", { hint: result.otherCellHint, inCellEditsApplied: result.inCellEditsApplied });
+  if (await ghostText(page)) {
+    await page.keyboard.press("Escape"); // a ghost text would take the Tab: dismiss it first
+    await session.waitGhostGone(page);
+  }
+  await page.keyboard.press("Tab");
+  await page.waitForTimeout(800);
+  result.otherCellLinesAfter = await editorLines(page, CELL_EDITORS, otherCell);
+  result.focusedCellAfterOtherCell = await focusedCell(page);
+  await session.shot(page, "06-other-cell-next-edit-applied.png");
+  session.step("next edit applied in another cell", { lines: result.otherCellLinesAfter, focused: result.focusedCellAfterOtherCell });
+  // let the accept reach the server
+  await page.waitForTimeout(1000);
+}

@@ -160,11 +160,11 @@ export class Session {
   }
 }
 
-/** The text of every rendered line of an editor (the first that editorSelector matches), top to bottom (Monaco
- * renders spaces as U+00A0). */
-export async function editorLines(page, editorSelector = ACTIVE_EDITOR) {
-  return page.evaluate(([selector, ghost]) => {
-    const editor = document.querySelector(selector) ?? document.querySelector(".monaco-editor");
+/** The text of every rendered line of an editor (the index-th that editorSelector matches; the first by default),
+ * top to bottom (Monaco renders spaces as U+00A0). */
+export async function editorLines(page, editorSelector = ACTIVE_EDITOR, index = 0) {
+  return page.evaluate(([selector, ghost, i]) => {
+    const editor = document.querySelectorAll(selector)[i] ?? document.querySelector(".monaco-editor");
     const lines = [...(editor?.querySelectorAll(".view-lines .view-line") ?? [])];
     return lines
       .map((el) => {
@@ -175,11 +175,19 @@ export async function editorLines(page, editorSelector = ACTIVE_EDITOR) {
       })
       .sort((a, b) => a.top - b.top)
       .map((l) => l.text);
-  }, [editorSelector, GHOST.replace(/\.monaco-editor /g, "")]);
+  }, [editorSelector, GHOST.replace(/\.monaco-editor /g, ""), index]);
 }
 
 export async function ghostText(page) {
   return page.evaluate((selector) => [...document.querySelectorAll(selector)].map((el) => (el.textContent ?? "").replace(/\u00a0/g, " ")).join(""), GHOST);
+}
+
+/** Which of the editors editorsSelector matches (its index) shows the next-edit hint; -1 when none does. */
+export async function nextEditHintEditor(page, editorsSelector) {
+  return page.evaluate(([selector, hint]) => {
+    return [...document.querySelectorAll(selector)].findIndex((editor) =>
+      [...editor.querySelectorAll(".view-lines span")].some((el) => getComputedStyle(el, "::after").content?.includes(hint)));
+  }, [editorsSelector, NEXT_EDIT_HINT]);
 }
 
 /** The text of the next-edit hint shown in any editor: the extension renders it as an `after` decoration (a CSS

@@ -28,9 +28,9 @@ export async function importStubbed(name, stubs) {
 }
 
 /** A document stand-in whose positions are plain offsets (the stubbed Range holds them as start and end). */
-export function offsetDocument(text) {
+export function offsetDocument(text, uri = "file:///a.py") {
   return {
-    uri: { toString: () => "file:///a.py" },
+    uri: { scheme: uri.slice(0, uri.indexOf(":")), toString: () => uri },
     version: 1,
     eol: 1,
     text,
