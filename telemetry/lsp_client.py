@@ -243,10 +243,15 @@ class LspClient:
             return []
         return result["items"] if isinstance(result, dict) else result
 
-    def next_edit(self, uri: str, version: int, line: int, character: int, timeout: float = 30.0) -> list[dict]:
-        """tact/nextEdit: the predicted edits (``[{id, range, newText}]``, empty when none)."""
-        result = self.request("tact/nextEdit", {"textDocument": {"uri": uri, "version": version},
-                                                "position": {"line": line, "character": character}}, timeout)
+    def next_edit(self, uri: str, version: int, line: int, character: int, timeout: float = 30.0,
+                  other_cells: bool = False) -> list[dict]:
+        """tact/nextEdit: the predicted edits (``[{id, range, newText}]``, empty when none). ``other_cells``: a notebook
+        cell's request may be answered in another cell of its notebook (the edit then names it, ``textDocument``)."""
+        params: dict[str, Any] = {"textDocument": {"uri": uri, "version": version},
+                                  "position": {"line": line, "character": character}}
+        if other_cells:
+            params["otherCells"] = True
+        result = self.request("tact/nextEdit", params, timeout)
         return (result or {}).get("edits", [])
 
     def shutdown(self, timeout: float = 10.0) -> int:

@@ -21,7 +21,8 @@ completion in a cell sees the cells above it), each after the cell opens and clo
 For the oracle, each request also gets ``reference``: what the programmer really typed at the cursor
 next (following the later changes while they continue at the cursor) followed by the rest of the line.
 A next-edit request instead gets ``next_text``: the document once the programmer's next edit to it is
-applied (None when no edit followed).
+applied (None when no edit followed). An edit predicted in another cell of a notebook is judged the same way against
+that cell: ``next_text_after`` gives any document's text after its next change from any step of the script.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Request:
     # completion: the entry selected in the editor's completion widget that the suggestion continued (its range
     # and text, as logged in the request's context), or None
     selected: dict[str, Any] | None = None
+    # next_edit: the request asked for edits in other cells of its notebook (its logged context's ``other_cells``)
+    other_cells: bool = False
 
 
 def _selected_completion(context: Any) -> dict[str, Any] | None:
@@ -67,6 +70,11 @@ def _selected_completion(context: Any) -> dict[str, Any] | None:
             and all(isinstance(sel.get(k), int) and not isinstance(sel.get(k), bool) for k in keys)):
         return None
     return sel
+
+
+def _asked_other_cells(context: Any) -> bool:
+    """The request's logged context says it asked for next edits in other cells of its notebook."""
+    return isinstance(context, dict) and context.get("other_cells") is True
 
 
 @dataclass
@@ -290,7 +298,16 @@ class _Doc:
                            (es + k, tip + max(0, ee - pe), inserted[k:]), tip)
             return
         self.undo_pending()
-        self.change_to(new_text, ts, version, hints)
+        # A new edit is sent over its own logged range, not the smallest change: `values` replaced by `items` is
+        # that edit, where the smallest change (`value` by `item`) logs another, and the next-edit history (a rename
+        # carried on) sees another. Only from the text the range is in (``after_edits``, which ``text`` is known to
+        # equal), and ``change_to`` takes it only where it gives ``new_text``.
+        change = None
+        base = self.after_edits
+        if edit is not None and self.shared == (len(base), len(base)) and len(self.text) == len(base):
+            change = (base.offset_at(edit["start_line"], edit["start_character"]),
+                      base.offset_at(edit["end_line"], edit["end_character"]), edit["inserted_text"])
+        self.change_to(new_text, ts, version, hints, change=change)
 
 
 def _continues(later: dict[str, Any], earlier: dict[str, Any]) -> bool:
@@ -419,7 +436,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         offset = doc.text.offset_at(r["line"], r["character"])
         req = Request(r["suggestion_id"], doc.uri, r["version"], r["line"], r["character"], r.get("trigger") or "automatic",
                       r["ts"], fidelity, offset, logged=logged.get(r["suggestion_id"]), kind=r.get("kind") or "completion",
-                      selected=_selected_completion(r.get("context")))
+                      selected=_selected_completion(r.get("context")), other_cells=_asked_other_cells(r.get("context")))
         doc.tip = offset
         doc.requested_at = r["ts"]
         doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))
@@ -541,15 +558,7 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
             continue
         req = step.request
         if req.kind == "next_edit":
-            j = next((j for j in range(i + 1, len(doc_steps)) if doc_steps[j].kind in ("change", "close")), None)
-            if j is not None and doc_steps[j].kind == "change":
-                after = text.text()
-                for later in doc_steps[j:]:  # every piece of the one rebuilt change
-                    if later.kind == "change":
-                        after = later.apply(after)
-                        if not later.continued:
-                            break
-                req.next_text = after
+            req.next_text = next_text_after(doc_steps, i + 1, req.uri, text)
             continue
         s = e = req.offset
         typed = ""
@@ -566,6 +575,23 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
             if "\n" in typed or "\r" in typed:
                 break
         req.reference = typed + text.line_suffix(req.offset)
+
+
+def next_text_after(steps: list[Step], start: int, uri: str, text: str | SplitText) -> str | None:
+    """``uri``'s text once its first change from ``steps[start]`` on is applied (every piece of that one rebuilt
+    change), ``text`` being its text before ``steps[start]``; None when it is closed or never changed again. One rule
+    for the requested document and for another cell a next edit was predicted in."""
+    j = next((j for j in range(start, len(steps))
+              if steps[j].uri == uri and steps[j].kind in ("change", "close")), None)
+    if j is None or steps[j].kind != "change":
+        return None
+    after = text if isinstance(text, str) else text.text()
+    for later in steps[j:]:
+        if later.uri == uri and later.kind == "change":
+            after = later.apply(after)
+            if not later.continued:
+                break
+    return after
 
 
 def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
@@ -594,9 +620,13 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
         kind = item["type"]
         uri = item.get("uri")
         if kind == "suggestion_generated":
-            rng = (item.get("details") or {}).get("range") if isinstance(item.get("details"), dict) else None
-            if rng is not None and item.get("suggestion_id") in logged:
-                logged[item["suggestion_id"]]["range"] = rng  # a next edit's range: the summary row lacks it
+            details = item.get("details") if isinstance(item.get("details"), dict) else {}
+            row = logged.get(item.get("suggestion_id"))
+            if row is not None and details.get("range") is not None:
+                row["range"] = details["range"]  # a next edit's range: the summary row lacks it
+            if row is not None and isinstance(details.get("uri"), str):
+                # a next edit in another cell: the document it edits (the row's ``uri`` is the requested one)
+                row["edit_uri"] = details["uri"]
             continue
         if kind == "settings_changed":
             settings_steps.append(Step(item["ts"], "settings", settings=item.get("settings") or {}))

@@ -7,7 +7,8 @@ suggestion the new server makes gets an outcome: the logged one where it equals 
 and decided on, otherwise the oracle's (``telemetry.oracle``); the replay client then tells the server (shown,
 accepted, rejected) so the new database records it like a live session. Next-edit requests are replayed too
 (``tact/nextEdit``): a predicted edit equal to the logged one gets its logged outcome; any other counts as accepted
-when applying it gives the document the programmer's next edit gave.
+when applying it gives the document the programmer's next edit gave. A request that asked for edits in other cells
+of its notebook asks again, and an edit predicted in another cell is judged against that cell.
 
 Accelerated (``speed=0``, the default) waits for every answer and never sleeps, so two replays with the
 same settings give the same suggestions and outcomes. ``speed=1`` keeps the recorded timing (a request
@@ -26,6 +27,7 @@ suggestion it stands for, the new text, the outcome and its basis, characters sa
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import json
@@ -41,7 +43,7 @@ from typing import Any, Callable
 from .lsp_client import LspClient, LspError, change_at, inline_completion_params, text_document_item
 from .oracle import Oracle, accepted_chars
 from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
-from .reconstruct import NotebookCells, Request, Script, apply_range, build_script
+from .reconstruct import NotebookCells, Request, Script, Step, apply_range, build_script, next_text_after
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
@@ -287,6 +289,8 @@ class _Driver:
         self.held: dict[str, str] = {}
         self.notebooks: dict[str, tuple[list[str], int]] = {}  # notebook uri -> (its cells the server has, version)
         self.notebook_of: dict[str, str] = {}  # cell uri -> the uri of the open notebook it is in
+        self.at = 0  # the index of the step being sent
+        self._changes: dict[str, tuple[list[int], list[Step]]] | None = None  # see _next_text
 
     def run(self) -> None:
         steps = self.script.steps
@@ -301,6 +305,7 @@ class _Driver:
                 if delay > 0:
                     time.sleep(delay)
             self._send_due(step.ts)
+            self.at = i
             if step.kind == "open":
                 language = "python" if step.language_id is None else step.language_id  # "" is no language, not Python
                 if step.uri in self.cells:
@@ -474,25 +479,35 @@ class _Driver:
         return result, (time.perf_counter() - t0) * 1000
 
     def _next_edit(self, req: Request, deadline: float | None, next_ts: float) -> None:
-        """Ask for a next edit where one was asked for. Its outcome: the logged one when it is the edit the programmer
-        decided on (same range and text), else accepted when it does what the programmer did next."""
+        """Ask for a next edit where one was asked for (in other cells too where the recording did). Its outcome: the
+        logged one when it is the edit the programmer decided on (same document, range and text), else accepted when
+        it does what the programmer did next to the document it edits: the requested one, or another cell it names
+        (``textDocument``), whose text it is applied to."""
         self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
-        result, rtt = self._answer(NEXT_EDIT, {"textDocument": {"uri": req.uri, "version": self.versions.get(req.uri, 0)},
-                                               "position": {"line": req.line, "character": req.character}}, deadline)
+        params: dict[str, Any] = {"textDocument": {"uri": req.uri, "version": self.versions.get(req.uri, 0)},
+                                  "position": {"line": req.line, "character": req.character}}
+        if req.other_cells:
+            params["otherCells"] = True
+        result, rtt = self._answer(NEXT_EDIT, params, deadline)
         edits = (result or {}).get("edits") if isinstance(result, dict) else None
         edit = edits[0] if isinstance(edits, list) and edits and isinstance(edits[0], dict) else None
         sid, new_text = (edit or {}).get("id"), (edit or {}).get("newText")
+        target = (edit or {}).get("textDocument")
+        uri = target["uri"] if isinstance(target, dict) and isinstance(target.get("uri"), str) else req.uri
         where = edit_range(edit) if edit else None
-        after = (apply_range(self.texts.get(req.uri, SplitText()), *where, new_text)
-                 if where is not None and isinstance(new_text, str) else None)
+        text = self.texts.get(uri, SplitText() if uri == req.uri else None)  # a cell the replay never opened: none
+        after = (apply_range(text, *where, new_text)
+                 if where is not None and isinstance(new_text, str) and text is not None else None)
         if not (isinstance(sid, str) and after is not None):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
             return
         logged = req.logged or {}
-        if logged.get("text") == new_text and logged.get("range") == where and programmer_decided(logged):
+        next_text = req.next_text if uri == req.uri else self._next_text(uri)
+        if (logged.get("text") == new_text and logged.get("range") == where
+                and (logged.get("edit_uri") or req.uri) == uri and programmer_decided(logged)):
             basis, accepted = "logged", logged["outcome"] != "rejected"  # the edit the programmer decided on
         else:
-            basis, accepted = "oracle", req.next_text is not None and after == req.next_text
+            basis, accepted = "oracle", next_text is not None and after == next_text
         self.client.notify(DID_SHOW_NEXT_EDIT, {"id": sid})
         logged_at = logged.get("outcome_at") if basis == "logged" else None
 
@@ -506,12 +521,27 @@ class _Driver:
             else:
                 reason = logged.get("reject_reason") if basis == "logged" else None
                 self.client.notify(DID_REJECT_NEXT_EDIT,
-                                   {"id": sid, "reason": reason or ("typedOver" if req.next_text else "ignored")})
+                                   {"id": sid, "reason": reason or ("typedOver" if next_text else "ignored")})
 
         self._decided(max(req.ts, logged_at or next_ts), next_ts, send)
         self.outcomes.append(ReplayOutcome(req, sid, new_text, basis, "accepted" if accepted else "rejected",
                                            utf16_len(new_text) if accepted else None,
                                            len(new_text) if accepted else 0, rtt, accepted))
+
+    def _next_text(self, uri: str) -> str | None:
+        """Another document's text once the programmer's next change to it after the step being sent is applied, as
+        ``Request.next_text`` is for the requested one; None (the edit counts as rejected, ``ignored``) when it is
+        closed or never changed again. Each document's changes and closes are indexed once, so a look-up costs a
+        search and the one change, not a scan of the script."""
+        if self._changes is None:
+            self._changes = {}
+            for n, step in enumerate(self.script.steps):
+                if step.kind in ("change", "close") and step.uri is not None:
+                    at, steps = self._changes.setdefault(step.uri, ([], []))
+                    at.append(n)
+                    steps.append(step)
+        at, steps = self._changes.get(uri, ([], []))
+        return next_text_after(steps, bisect.bisect_right(at, self.at), uri, self.texts[uri])
 
 
 def turned_down(outcome: str, basis: str, logged: dict | None) -> str | None:
