@@ -61,9 +61,10 @@ class Source:
     earlier_cells: str = ""
 
 
-def read_notebook(path: Path) -> tuple[list[tuple[str, str]], str]:
-    """The cells of a Jupyter notebook (nbformat 4) as (cell type, source), and its language (Python unless its
-    metadata names another). Raises ValueError naming the file and what is wrong."""
+def read_notebook(path: Path) -> list[tuple[str, str, str]]:
+    """The cells of a Jupyter notebook (nbformat 4) as (cell type, source, language): a cell's language is the one
+    its metadata names (VS Code writes `metadata.vscode.languageId` for a cell switched to another language), else the
+    notebook's (Python unless its metadata names another). Raises ValueError naming the file and what is wrong."""
     text = read_source(path)
     try:
         notebook = json.loads(text)
@@ -87,8 +88,11 @@ def read_notebook(path: Path) -> tuple[list[tuple[str, str]], str]:
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(part for part in source if isinstance(part, str))
-        read.append((str(cell.get("cell_type", "")), source if isinstance(source, str) else ""))
-    return read, str(language).lower()
+        vscode = cell.get("metadata", {}).get("vscode") if isinstance(cell.get("metadata"), dict) else None
+        own = vscode.get("languageId") if isinstance(vscode, dict) else None
+        read.append((str(cell.get("cell_type", "")), source if isinstance(source, str) else "",
+                     str(own if isinstance(own, str) and own else language).lower()))
+    return read
 
 
 def read_location(spec: str, prefix_chars: int) -> Source:
@@ -102,16 +106,16 @@ def read_location(spec: str, prefix_chars: int) -> Source:
         return Source(str(path), "FILE", read_source(path),
                       "python" if path.suffix == ".py" else path.suffix.lstrip("."), line, col)
     path, number = Path(m["file"]), int(m["cell"])
-    cells, language = read_notebook(path)
+    cells = read_notebook(path)
     if not 1 <= number <= len(cells):
         raise ValueError(f"{path} has {len(cells)} cells (numbered from 1), not {number}")
-    kind, text = cells[number - 1]
+    kind, text, language = cells[number - 1]
     if kind != "code":
         raise ValueError(f"cell {number} of {path} is a {kind or 'typeless'} cell, not a code cell")
     store = NotebookStore()
     uris = [f"{path}#cell{i}" for i in range(len(cells))]
-    store.open(str(path), "jupyter-notebook", 0, [u for u, (k, _) in zip(uris, cells) if k == "code"])
-    held = {u: (language, t) for u, (k, t) in zip(uris, cells) if k == "code"}
+    store.open(str(path), "jupyter-notebook", 0, [u for u, (k, _, _) in zip(uris, cells) if k == "code"])
+    held = {u: (lang, t) for u, (k, t, lang) in zip(uris, cells) if k == "code"}  # the cells above of its language
     earlier = store.earlier_cells(uris[number - 1], held.get, language, prefix_chars)
     return Source(f"cell {number} of {path}", "NOTEBOOK.ipynb:CELL", text, language, int(m["line"]),
                   int(m["col"]) if m["col"] else None, earlier)

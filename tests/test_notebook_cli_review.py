@@ -104,3 +104,19 @@ def test_json_nested_too_deeply_is_refused_with_a_message(tmp_path):
     nb.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nests too deeply"):
         read_location(f"{nb}:1:1", 1024)
+
+
+def test_cells_in_another_language_are_left_out_of_the_cells_above(tmp_path):
+    """VS Code keeps a cell switched to another language in `metadata.vscode.languageId`: every code cell was read
+    as the notebook's language, so an SQL cell was Python above the next cell."""
+    from lsp_server.complete_once import read_location
+
+    nb = tmp_path / "mixed.ipynb"
+    nb.write_text(json.dumps({"nbformat": 4, "metadata": {"kernelspec": {"language": "python"}}, "cells": [
+        {"cell_type": "code", "metadata": {}, "source": "x = 1\n"},
+        {"cell_type": "code", "metadata": {"vscode": {"languageId": "sql"}}, "source": "select 1\n"},
+        {"cell_type": "code", "metadata": {}, "source": "y = "}]}))
+    source = read_location(f"{nb}:3:1", 1024)
+    assert source.language_id == "python" and source.earlier_cells == "x = 1\n\n"
+    sql = read_location(f"{nb}:2:1", 1024)
+    assert sql.language_id == "sql" and sql.earlier_cells == ""
