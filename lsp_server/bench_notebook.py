@@ -27,14 +27,14 @@ from typing import Callable
 import numpy as np
 
 from lsp_server.bench_serve import describe_data, notebook_cells
+from lsp_server.complete_once import cells_above
 from lsp_server.config import DEFAULTS, Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.context import CompletionContext
-from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.positions import LineIndex
-from models.bench_early_exit import (NO_STOP, BenchInputError, Sample, _mean, _median, _public, _r, _ratio,
-                                     acceptance, bootstrap_interval, hardware, load_texts, make_samples, suggestion,
-                                     suggestion_ms, texts_identity, truncate_at_stop)
+from models.bench_early_exit import (NO_STOP, BenchInputError, Sample, _ci, _f, _mean, _median, _public, _r,
+                                     _ratio, acceptance, bootstrap_interval, hardware, load_texts, make_samples,
+                                     suggestion, suggestion_ms, texts_identity, truncate_at_stop)
 from models.fim import to_lf
 from models.metrics import edit_similarity, exact_match, first_line, rouge_l
 from models.model_dir import fingerprint
@@ -64,15 +64,6 @@ def notebooks(texts: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
     return [(path, cells) for path, cells in cut if len(cells) > 1]
 
 
-def earlier_cells(cells: list[str], cell: int, max_chars: int) -> str:
-    """What the server reads above cell ``cell`` of a notebook of ``cells`` (``NotebookStore.earlier_cells``)."""
-    store = NotebookStore()
-    uris = [f"cell:{n}" for n in range(len(cells))]
-    store.open("notebook", "jupyter-notebook", 1, uris)
-    held = {uri: (LANGUAGE, text) for uri, text in zip(uris, cells)}
-    return store.earlier_cells(uris[cell], held.get, LANGUAGE, max_chars)
-
-
 def notebook_samples(files: list[tuple[str, list[str]]], limit: int, seed: int,
                      settings: Settings = DEFAULTS) -> list[NotebookSample]:
     """``limit`` seeded samples (``make_samples``) among the cells with code cells above, each with the context
@@ -90,9 +81,10 @@ def notebook_samples(files: list[tuple[str, list[str]]], limit: int, seed: int,
         cells, n = pool[s.path]
         index = LineIndex(cells[n])
         alone = service.context(index, LANGUAGE, index.position_at(s.cursor), settings)
-        above = earlier_cells(cells, n, settings.context_prefix_chars)
+        code = [(LANGUAGE, c) for c in cells]
+        above = cells_above(code, n, LANGUAGE, settings.context_prefix_chars)
         out.append(NotebookSample(s, cells, n, {"with_cells": alone.with_earlier_cells(above), "cell_alone": alone},
-                                  len(earlier_cells(cells, n, sum(map(len, cells)) + 2 * n))))
+                                  len(cells_above(code, n, LANGUAGE, sum(map(len, cells)) + 2 * n))))
     return out
 
 
@@ -201,24 +193,26 @@ def run_bench(model_dir: Path, *, source: Path | None = None, corpus: Path | Non
     targets = [ns.sample.target for ns in samples]
     arms = {arm: _arm_summary(runs[arm], prompts[arm], targets, served, runtime.tokenizer.decode) for arm in ARMS}
 
-    def per_sample(metric) -> dict[str, np.ndarray]:
-        return {arm: np.array([float(metric(s, t)) for s, t in zip(arms[arm]["_texts"], targets, strict=True)])
-                for arm in ARMS}
+    # each sample's scores and acceptance, by arm: scored once, for all the samples and for those naming from above
+    scores = {name: {arm: np.array([float(metric(s, t)) for s, t in zip(arms[arm]["_texts"], targets, strict=True)])
+                     for arm in ARMS}
+              for name, metric in (("exact_match", exact_match), ("edit_similarity", edit_similarity),
+                                   ("rouge_l", rouge_l))}
+    judged = {name: {arm: acceptance(arms[arm][key], targets) for arm in ARMS}
+              for name, key in (("acceptance_rate", "_texts"), ("acceptance_rate_with_stop", "_stopped"))}
 
     def differences(idx: np.ndarray) -> tuple[dict, dict]:
         """The arms' figures over the samples ``idx``, and their paired differences."""
         figures: dict = {arm: {} for arm in ARMS}
         diff = {}
-        for name, metric in (("exact_match", exact_match), ("edit_similarity", edit_similarity),
-                             ("rouge_l", rouge_l)):
-            scores = {arm: v[idx] for arm, v in per_sample(metric).items()}
+        for name, by_arm in scores.items():
+            picked = {arm: v[idx] for arm, v in by_arm.items()}
             for arm in ARMS:
-                figures[arm][name] = _r(float(scores[arm].mean())) if len(idx) else None
-            diff[name] = _difference(scores["with_cells"], scores["cell_alone"], seed)
-        for name, key in (("acceptance_rate", "_texts"), ("acceptance_rate_with_stop", "_stopped")):
-            judged = {arm: acceptance(arms[arm][key], targets) for arm in ARMS}
-            shown = {a: np.array(j["_shown"])[idx] for a, j in judged.items()}
-            accepted = {a: np.array(j["_accepted"])[idx] for a, j in judged.items()}
+                figures[arm][name] = _r(float(picked[arm].mean())) if len(idx) else None
+            diff[name] = _difference(picked["with_cells"], picked["cell_alone"], seed)
+        for name, by_arm in judged.items():
+            shown = {a: np.array(j["_shown"])[idx] for a, j in by_arm.items()}
+            accepted = {a: np.array(j["_accepted"])[idx] for a, j in by_arm.items()}
             for arm in ARMS:
                 figures[arm][name] = _r(_ratio(float(accepted[arm].sum()), float(shown[arm].sum())))
             diff[name] = _rate_difference(shown, accepted, seed)
@@ -272,13 +266,8 @@ def run_bench(model_dir: Path, *, source: Path | None = None, corpus: Path | Non
     return result
 
 
-def _f(x, fmt: str = "{:.3f}") -> str:
-    return "-" if x is None else fmt.format(x)
-
-
 def _diff_cell(d: dict, fmt: str) -> str:
-    ci = f" [{fmt.format(d['ci'][0])}, {fmt.format(d['ci'][1])}]" if d["ci"] else ""
-    return f"{_f(d['value'], fmt)}{ci}{' *' if d['outside_noise'] else ''}"
+    return f"{_f(d['value'], fmt)}{_ci(d['ci'], fmt)}{' *' if d['outside_noise'] else ''}"
 
 
 def format_report(r: dict) -> str:

@@ -139,8 +139,14 @@ def cell_first_lines(text: str) -> list[int]:
 
 def notebook_cells(text: str) -> list[str]:
     """``text`` as a notebook's code cells (``cell_first_lines``), none empty; joined they are ``text`` again."""
+    return _cut(text, cell_first_lines(text))
+
+
+def _cut(text: str, first_lines: list[int]) -> list[str]:
+    """``text`` cut before each of ``first_lines`` that it reaches (0 first): a cell beginning at its very end is
+    the last, empty, part."""
     starts = line_starts(text)
-    bounds = [starts[n] for n in cell_first_lines(text)] + [len(text)]
+    bounds = [starts[n] for n in first_lines if n < len(starts)] + [len(text)]
     return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
@@ -176,9 +182,7 @@ class NotebookTyping:
 
     def did_open(self, uri: str, text: str, version: int = 1, language_id: str = "python") -> None:
         self.uri = f"{uri.removesuffix('.py')}.ipynb"
-        starts = line_starts(text)
-        bounds = [starts[n] for n in self.first_lines if n < len(starts)] + [len(text)]
-        texts = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+        texts = _cut(text, self.first_lines)  # the cells the opened text reaches
         if len(texts) > 1 and not texts[-1]:  # the typing starts a cell: added at its first keystroke
             texts.pop()
         self.cell_versions = [version] * len(texts)
@@ -442,7 +446,7 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
         chars = run.earlier_cells_chars
         held = [c for c in chars if c]
         figures["earlier_cells"] = {"requests_logged": len(chars), "with_earlier_cells": len(held),
-                                    "share": round(len(held) / len(chars), 3) if chars else None,
+                                    "share": _ratio(len(held), len(chars)),
                                     "mean_chars": round(sum(held) / len(held), 1) if held else None}
     return figures
 

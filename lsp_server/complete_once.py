@@ -112,13 +112,20 @@ def read_location(spec: str, prefix_chars: int) -> Source:
     kind, text, language = cells[number - 1]
     if kind != "code":
         raise ValueError(f"cell {number} of {path} is a {kind or 'typeless'} cell, not a code cell")
-    store = NotebookStore()
-    uris = [f"{path}#cell{i}" for i in range(len(cells))]
-    store.open(str(path), "jupyter-notebook", 0, [u for u, (k, _, _) in zip(uris, cells) if k == "code"])
-    held = {u: (lang, t) for u, (k, t, lang) in zip(uris, cells) if k == "code"}  # the cells above of its language
-    earlier = store.earlier_cells(uris[number - 1], held.get, language, prefix_chars)
+    code = [(lang, t) if k == "code" else None for k, t, lang in cells]  # the cells above of its language
+    earlier = cells_above(code, number - 1, language, prefix_chars)
     return Source(f"cell {number} of {path}", "NOTEBOOK.ipynb:CELL", text, language, int(m["line"]),
                   int(m["col"]) if m["col"] else None, earlier)
+
+
+def cells_above(cells: list[tuple[str, str] | None], cell: int, language_id: str, max_chars: int) -> str:
+    """What the server reads above cell ``cell`` (0-based) of a notebook of ``cells``, each (language, text), None
+    for a cell that is no code cell (``NotebookStore.earlier_cells``)."""
+    store = NotebookStore()
+    uris = [f"cell:{n}" for n in range(len(cells))]
+    store.open("notebook", "jupyter-notebook", 0, uris)
+    held = dict(zip(uris, cells))
+    return store.earlier_cells(uris[cell], held.get, language_id, max_chars)
 
 
 def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:

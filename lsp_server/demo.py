@@ -7,6 +7,7 @@ import re
 import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from lsp_server.config import default_data_dir
@@ -158,7 +159,7 @@ def _earlier_cells_chars(db: Path, suggestion_id: str, timeout: float = 10.0) ->
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:  # closed each pass
                 row = conn.execute("select context from suggestions where id = ?", (suggestion_id,)).fetchone()
         except sqlite3.Error:
             row = None
@@ -171,7 +172,7 @@ def _earlier_cells_chars(db: Path, suggestion_id: str, timeout: float = 10.0) ->
 def print_decisions(db: Path, session: str, out) -> None:
     """What the server decided for each shown suggestion, read back from the telemetry database."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             rows = conn.execute(
                 "select line, character, policy, tokens, layers_per_token, stop_reason, latency_ms, outcome, uri "
                 "from suggestions where session_id = ? and text != '' order by requested_at", (session,)).fetchall()

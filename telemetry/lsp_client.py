@@ -247,11 +247,7 @@ class LspClient:
                   other_cells: bool = False) -> list[dict]:
         """tact/nextEdit: the predicted edits (``[{id, range, newText}]``, empty when none). ``other_cells``: a notebook
         cell's request may be answered in another cell of its notebook (the edit then names it, ``textDocument``)."""
-        params: dict[str, Any] = {"textDocument": {"uri": uri, "version": version},
-                                  "position": {"line": line, "character": character}}
-        if other_cells:
-            params["otherCells"] = True
-        result = self.request("tact/nextEdit", params, timeout)
+        result = self.request("tact/nextEdit", next_edit_params(uri, version, line, character, other_cells), timeout)
         return (result or {}).get("edits", [])
 
     def shutdown(self, timeout: float = 10.0) -> int:
@@ -291,6 +287,15 @@ def inline_completion_params(uri: str, line: int, character: int, invoked: bool 
     if selected is not None:
         context["selectedCompletionInfo"] = selected
     return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": context}
+
+
+def next_edit_params(uri: str, version: int, line: int, character: int, other_cells: bool = False) -> dict:
+    """tact/nextEdit's params. ``other_cells``: a notebook cell's request may be answered in another cell."""
+    params: dict[str, Any] = {"textDocument": {"uri": uri, "version": version},
+                              "position": {"line": line, "character": character}}
+    if other_cells:
+        params["otherCells"] = True
+    return params
 
 
 def change_at(line: int, character: int, text: str, end_line: int | None = None, end_character: int | None = None) -> dict:

@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .lsp_client import LspClient, LspError, change_at, inline_completion_params, text_document_item
+from .lsp_client import (LspClient, LspError, change_at, inline_completion_params, next_edit_params,
+                         text_document_item)
 from .oracle import Oracle, accepted_chars
 from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
 from .reconstruct import NotebookCells, Request, Script, Step, apply_range, build_script, next_text_after
@@ -484,11 +485,8 @@ class _Driver:
         it does what the programmer did next to the document it edits: the requested one, or another cell it names
         (``textDocument``), whose text it is applied to."""
         self.client.notify(REPLAY_CLOCK, {"ts": req.ts})
-        params: dict[str, Any] = {"textDocument": {"uri": req.uri, "version": self.versions.get(req.uri, 0)},
-                                  "position": {"line": req.line, "character": req.character}}
-        if req.other_cells:
-            params["otherCells"] = True
-        result, rtt = self._answer(NEXT_EDIT, params, deadline)
+        result, rtt = self._answer(NEXT_EDIT, next_edit_params(req.uri, self.versions.get(req.uri, 0), req.line,
+                                                               req.character, req.other_cells), deadline)
         edits = (result or {}).get("edits") if isinstance(result, dict) else None
         edit = edits[0] if isinstance(edits, list) and edits and isinstance(edits[0], dict) else None
         sid, new_text = (edit or {}).get("id"), (edit or {}).get("newText")

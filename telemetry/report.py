@@ -121,8 +121,9 @@ class Dataset:
         suggestions. A cell's prompt holds the code of the cells above it unless the server left it out."""
         figures: dict[str, Any] = {"notebooks": self.notebooks}
         for kind, rows in (("completion", self.rows), ("next_edit", self.next_edits)):
-            cells = [r for r in rows if self.is_cell(r["uri"])]
-            files = [r for r in rows if not self.is_cell(r["uri"])]
+            cells, files = [], []
+            for r in rows:
+                (cells if self.is_cell(r["uri"]) else files).append(r)
             figures[kind] = {"files": _place_figures(files), "notebook_cells": {
                 **_place_figures(cells),
                 "earlier_cells_rate": round(sum(bool(r["earlier_cells_chars"]) for r in cells) / len(cells), 4)

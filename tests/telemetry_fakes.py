@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import queue
 import random
 import re
 import sqlite3
@@ -23,6 +24,15 @@ from telemetry import (
     SuggestionShown,
     TelemetryStore,
 )
+from telemetry.lsp_client import LspClient
+from telemetry.simulate import NEXT_EDIT
+
+# A notebook as VS Code names it and its cells' documents, for the notebook telemetry and replay tests.
+NOTEBOOK = "file:///w/nb.ipynb"
+CELL1 = "vscode-notebook-cell:/w/nb.ipynb#W0sZmlsZQ%3D%3D"
+CELL2 = "vscode-notebook-cell:/w/nb.ipynb#W1sZmlsZQ%3D%3D"
+CELL3 = "vscode-notebook-cell:/w/nb.ipynb#W2sZmlsZQ%3D%3D"
+JUPYTER = "jupyter-notebook"
 
 
 
@@ -118,3 +128,21 @@ class CountingBreaks:
     def search(self, text: str, *args: int):
         self.scanned += len(text) - (args[0] if args else 0)  # an upper bound: it stops at the first break
         return self.pattern.search(text, *args)
+
+
+class WireClient(LspClient):
+    """An LspClient whose messages are kept (``sent``: (method, params)) instead of sent, for driving a replay without
+    a server: ``tact/nextEdit`` is answered with ``edits``, every other request with no items."""
+
+    def __init__(self, edits: list[dict] | None = None) -> None:
+        self.sent: list[tuple[str, dict]] = []
+        self.edits = edits or []
+
+    def _send(self, message: dict) -> None:
+        self.sent.append((message["method"], message["params"]))
+
+    def request_async(self, method, params=None):
+        self._send({"method": method, "params": params})
+        answer: queue.Queue = queue.Queue()
+        answer.put({"result": {"edits": self.edits} if method == NEXT_EDIT else {"items": []}})
+        return 0, answer

@@ -161,16 +161,22 @@ def test_indexed_lines_are_the_lines_python_splits():
             continue
         lines = _IndexedLines(LineIndex(text))
         want = lines_of(text)
-        assert len(lines) == len(want) and list(lines[:]) == want, text
-        assert [lines[i] for i in range(-len(want), len(want))] == want + want
+        assert_reads_as(rng, lines, want, text)
         assert [lines.start(i) for i in range(len(want) + 1)] == [sum(map(len, want[:i])) for i in range(len(want) + 1)]
-        a, b = sorted(rng.randint(-2, len(want) + 2) for _ in range(2))
-        assert lines[a:b] == want[a:b]
-        for offset in range(len(text)):
-            row = lines.line_at(offset)
-            assert lines.start(row) <= offset < lines.start(row + 1)
         checked += 1
     assert checked > 1500
+
+
+def assert_reads_as(rng: random.Random, lines, want: list[str], text: str) -> None:
+    """``lines`` (a `TextLines` of ``text``) read as the list ``want``: its length, every line (negative indices
+    too), a random slice; and `line_at` of each offset of ``text`` is a line whose `start` bounds it."""
+    assert len(lines) == len(want) and list(lines[:]) == want, text
+    assert [lines[i] for i in range(-len(want), len(want))] == want + want
+    a, b = sorted(rng.randint(-2, len(want) + 2) for _ in range(2))
+    assert lines[a:b] == want[a:b]
+    for offset in range(len(text)):
+        row = lines.line_at(offset)
+        assert lines.start(row) <= offset < lines.start(row + 1)
 
 
 def test_the_functions_give_what_the_whole_text_ones_gave_with_or_without_the_lines():
@@ -279,13 +285,18 @@ def test_a_request_through_the_index_gives_the_edits_of_the_whole_text_path():
     compared = found = 0
     for case in range(2500):
         text = _random_text(rng, rng.randint(1, 30), _breaks(rng), rng.choice([0.0, 0.0, 0.05]))
-        doc = _edited_document(rng, text, rng.randint(1, 5))
-        version, index = doc.indexed_snapshot()
-        records = doc.history.recent(8)
-        position = Position(rng.randint(0, index.line_count), rng.randint(0, 5))
-        found += answers_agree(service, URI, index, records, position, case)
+        found += edited_answers_agree(rng, service, text, case)[1]
         compared += 2
     assert compared == 5000 and found > 1000, found
+
+
+def edited_answers_agree(rng: random.Random, service: NextEditService, text: str, case) -> tuple[str, int]:
+    """`answers_agree` for a request at a random position of a document opened with ``text`` and edited at random
+    (`_edited_document`): the document's text then, and how many of the two predictors answered."""
+    doc = _edited_document(rng, text, rng.randint(1, 5))
+    version, index = doc.indexed_snapshot()
+    position = Position(rng.randint(0, index.line_count), rng.randint(0, 5))
+    return index.text, answers_agree(service, URI, index, doc.history.recent(8), position, case)
 
 
 def test_predict_with_reads_the_lines_it_is_given():

@@ -21,10 +21,10 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view
 from models.next_edit.ranker import load_ranker
-from tests.next_edit_support import answers_agree, big_edited_document, rows_read
-from tests.test_next_edit_review3_lines import (URI, _BREAKS, _breaks, _edited_document, _plain, _random_history,
-                                                _random_text, _service, reference_predict_next,
-                                                reference_undoes_last_edit)
+from tests.next_edit_support import big_edited_document, rows_read
+from tests.test_next_edit_review3_lines import (URI, _BREAKS, _breaks, _plain, _random_history, _random_text,
+                                                _service, assert_reads_as, edited_answers_agree,
+                                                reference_predict_next, reference_undoes_last_edit)
 from tests.test_next_edit_review4_ranker_lines import (_claimed_history, _repeating_text, reference_featurized)
 
 
@@ -77,6 +77,17 @@ def _document_text(rng: random.Random) -> tuple[str, list[str]]:
     return _random_text(rng, rng.randint(0, 30), breaks, rng.choice([0.0, 0.0, 0.1])), breaks
 
 
+def _document_history(rng: random.Random, most: int, claimed: float | None = None) -> tuple[list[Edit], str]:
+    """A `_document_text` edited by a random history of 1 to ``most`` edits: (history, current); with probability
+    ``claimed`` the history is replaced by one whose edits each undo from ``current``, their originals random
+    (`_claimed_history`)."""
+    text, breaks = _document_text(rng)
+    history, current = _random_history(rng, text, rng.randint(1, most), breaks)
+    if claimed is not None and rng.random() < claimed:
+        history = _claimed_history(rng, current, rng.randint(1, most))
+    return history, current
+
+
 def test_the_lf_view_read_through_the_lines_is_the_lf_text_split():
     """`LFLines` reads as the lines of the whole text converted to LF (one line per line, the same numbers); its
     offsets are the document's, where a text holding no line break lies as it lies in the LF text."""
@@ -93,14 +104,8 @@ def test_the_lf_view_read_through_the_lines_is_the_lf_text_split():
         assert (lines is doc_lines) == ("\r" not in text)
         lf = to_lf(text)
         want = lines_of(lf)
-        assert len(lines) == len(want) and list(lines[:]) == want, text
-        assert [lines[i] for i in range(-len(want), len(want))] == want + want
-        a, b = sorted(rng.randint(-2, len(want) + 2) for _ in range(2))
-        assert lines[a:b] == want[a:b]
+        assert_reads_as(rng, lines, want, text)
         assert lines.joined() == lf and lines.text == text
-        for offset in range(len(text)):
-            row = lines.line_at(offset)
-            assert lines.start(row) <= offset < lines.start(row + 1)
         for row in range(len(want)):  # a line's start in the document is where its text (less its break) lies
             body = want[row].rstrip("\n")
             assert text.startswith(body, lines.start(row))
@@ -114,10 +119,7 @@ def test_the_baseline_through_the_lf_view_gives_the_former_edit():
     rng = random.Random(20261208)
     counts = {"cr": 0, "predicted": 0, "blocks": 0, "blank_blocks": 0}
     for case in range(6000):
-        text, breaks = _document_text(rng)
-        history, current = _random_history(rng, text, rng.randint(1, 4), breaks)
-        if rng.random() < 0.15:
-            history = _claimed_history(rng, current, rng.randint(1, 4))
+        history, current = _document_history(rng, 4, claimed=0.15)
         if not current or "\r" not in current or not _plain(current):
             continue
         if rng.random() < 0.4:  # a block of the text's lines replaced last on a line: the block is searched
@@ -146,10 +148,7 @@ def test_requests_through_the_lines_give_the_former_answers():
     rng = random.Random(20261209)
     counts = {"cr": 0, "lf": 0, "heuristic": 0, "ranker": 0}
     for case in range(3000):
-        text, breaks = _document_text(rng)
-        history, current = _random_history(rng, text, rng.randint(1, 6), breaks)
-        if rng.random() < 0.1:
-            history = _claimed_history(rng, current, rng.randint(1, 6))
+        history, current = _document_history(rng, 6, claimed=0.1)
         if not current or not _plain(current):
             continue  # a request reads no such text through its index
         cursor = rng.randint(0, len(lines_of(current)))
@@ -173,8 +172,7 @@ def test_lf_view_without_the_lines_is_the_former_one():
     holds a CR) and text."""
     rng = random.Random(3)
     for _ in range(3000):
-        text, breaks = _document_text(rng)
-        history, current = _random_history(rng, text, rng.randint(1, 4), breaks)
+        history, current = _document_history(rng, 4)
         got, want = lf_view(history, current), reference_lf_view(history, current)
         assert got == want
         assert (got[0] is history) == (want[0] is history) and (got[1] is current) == (want[1] is current)
@@ -185,18 +183,14 @@ def test_a_request_on_a_document_through_the_store_gives_the_whole_text_answer()
     gives the range, text and answer it gives without one (the whole-text path)."""
     rng = random.Random(7311)
     service = _service()
-    compared = found = with_cr = 0
+    found = with_cr = 0
     for case in range(1500):
         text, _breaks_written = _document_text(rng)
         if not text:
             continue
-        doc = _edited_document(rng, text, rng.randint(1, 5))
-        version, index = doc.indexed_snapshot()
-        records = doc.history.recent(8)
-        position = Position(rng.randint(0, index.line_count), rng.randint(0, 5))
-        with_cr += "\r" in index.text
-        found += answers_agree(service, URI, index, records, position, case)
-        compared += 2
+        edited, answered = edited_answers_agree(rng, service, text, case)
+        with_cr += "\r" in edited
+        found += answered
     assert with_cr > 700 and found > 500, (with_cr, found)
 
 

@@ -231,3 +231,11 @@ def test_an_edit_for_a_cell_that_changed_after_the_request_is_not_issued():
     fresh = service._in_other_cells([rename], cells_below(store, docs, top))
     assert service.issue(PendingRequest("s2", None, None, top, 2), top, 2, fresh, docs) is True
     assert service.ledger.get("s2").uri == cell(2) and service.ledger.get("s2").version == 2
+
+
+def test_cells_around_splits_the_notebook_at_a_cell():
+    store = NotebookStore()
+    store.open(NB, "jupyter-notebook", 1, [cell(0), cell(1), cell(2)])
+    assert store.cells_around(cell(1)) == ((cell(0),), (cell(2),))
+    assert store.cells_around(cell(0)) == ((), (cell(1), cell(2)))
+    assert store.cells_around("file:///w/script.py") == ((), ())

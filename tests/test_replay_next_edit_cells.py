@@ -4,7 +4,6 @@ answer in another cell is judged against that cell, never against the one the re
 from __future__ import annotations
 
 import json
-import queue
 import sys
 from pathlib import Path
 
@@ -27,12 +26,8 @@ from telemetry.lsp_client import LspClient, change_at, text_document_item
 from telemetry.replay import ReplayOptions, _Driver, replay
 from telemetry.simulate import (ACCELERATED_DEFAULTS, ACCEPT_NEXT_EDIT_COMMAND, DID_REJECT_NEXT_EDIT,
                                 DID_SHOW_NEXT_EDIT, NEXT_EDIT, require_ready, server_command, wait_ready)
+from telemetry_fakes import CELL1, CELL2, JUPYTER, NOTEBOOK, WireClient
 from test_replay import script_of
-
-NOTEBOOK = "file:///w/nb.ipynb"
-CELL1 = "vscode-notebook-cell:/w/nb.ipynb#W0sZmlsZQ%3D%3D"
-CELL2 = "vscode-notebook-cell:/w/nb.ipynb#W1sZmlsZQ%3D%3D"
-JUPYTER = "jupyter-notebook"
 
 
 def _record(db: Path, other_cells: bool = True, second_edit: bool = True) -> None:
@@ -68,23 +63,6 @@ def _record(db: Path, other_cells: bool = True, second_edit: bool = True) -> Non
             store.record(event)
 
 
-class _Answering(LspClient):
-    """An LspClient whose messages are kept instead of sent; ``tact/nextEdit`` is answered with ``edits``."""
-
-    def __init__(self, edits: list[dict]) -> None:
-        self.sent: list[tuple[str, dict]] = []
-        self.edits = edits
-
-    def _send(self, message: dict) -> None:
-        self.sent.append((message["method"], message["params"]))
-
-    def request_async(self, method, params=None):
-        self._send({"method": method, "params": params})
-        answer: queue.Queue = queue.Queue()
-        answer.put({"result": {"edits": self.edits} if method == NEXT_EDIT else None})
-        return 0, answer
-
-
 def _edit(sid: str, where: tuple[int, int, int, int], text: str, uri: str | None = None, version: int = 1) -> dict:
     edit = {"id": sid, "range": {"start": {"line": where[0], "character": where[1]},
                                  "end": {"line": where[2], "character": where[3]}}, "newText": text}
@@ -94,7 +72,7 @@ def _edit(sid: str, where: tuple[int, int, int, int], text: str, uri: str | None
 
 
 def _replayed(db: Path, edits: list[dict]):
-    client = _Answering(edits)
+    client = WireClient(edits)
     driver = _Driver(client, script_of(db), ReplayOptions(), None, None)
     driver.run()
     (outcome,) = driver.outcomes

@@ -4,7 +4,6 @@ sends them (a cell's document opened, changed and closed through its notebook's 
 from __future__ import annotations
 
 import json
-import queue
 import sys
 from pathlib import Path
 
@@ -23,14 +22,10 @@ from telemetry import (
 from telemetry.lsp_client import LspClient, change_at, text_document_item
 from telemetry.replay import ReplayOptions, _Driver, replay
 from telemetry.simulate import ACCELERATED_DEFAULTS, REPLAY_CLOCK, require_ready, server_command, wait_ready
+from telemetry_fakes import CELL1, CELL2, CELL3, JUPYTER, NOTEBOOK, WireClient
 from test_replay import script_of
 
-NOTEBOOK = "file:///w/nb.ipynb"
-CELL1 = "vscode-notebook-cell:/w/nb.ipynb#W0sZmlsZQ%3D%3D"
-CELL2 = "vscode-notebook-cell:/w/nb.ipynb#W1sZmlsZQ%3D%3D"
-CELL3 = "vscode-notebook-cell:/w/nb.ipynb#W2sZmlsZQ%3D%3D"
 FILE = "file:///w/a.py"
-JUPYTER = "jupyter-notebook"
 
 
 def _record_notebook_session(db: Path) -> None:
@@ -100,22 +95,6 @@ def test_a_notebook_cell_with_no_logged_open_is_left_out_of_its_notebook(tmp_pat
     assert script.issues == ["2 notebook cells with no logged open were left out of their notebooks"]
 
 
-class _Wire(LspClient):
-    """An LspClient whose messages are kept instead of sent; every inline completion is answered with nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict]] = []
-
-    def _send(self, message: dict) -> None:
-        self.sent.append((message["method"], message["params"]))
-
-    def request_async(self, method, params=None):
-        self._send({"method": method, "params": params})
-        answer: queue.Queue = queue.Queue()
-        answer.put({"result": {"items": []}})
-        return 0, answer
-
-
 def _item(uri: str, text: str, version: int = 1) -> dict:
     return {"uri": uri, "languageId": "python", "version": version, "text": text}
 
@@ -132,7 +111,7 @@ def _typed(line: int, character: int, text: str) -> list[dict]:
 def test_a_replay_sends_a_notebook_as_vs_code_does(tmp_path):
     db = tmp_path / "t.sqlite3"
     _record_notebook_session(db)
-    wire = _Wire()
+    wire = WireClient()
     _Driver(wire, script_of(db), ReplayOptions(), None, None).run()
     sent = [(method, params) for method, params in wire.sent if method != REPLAY_CLOCK]
     assert sent == [
@@ -172,7 +151,7 @@ def test_a_cell_opened_while_its_notebook_reorders_is_sent_with_the_change(tmp_p
         store.record(NotebookChanged("s", NOTEBOOK, JUPYTER, 1, "open", (CELL1, CELL2), ts=100.0))
         store.record(DocumentOpened("s", CELL3, 1, "python", "c = 3\n", ts=101.0))
         store.record(NotebookChanged("s", NOTEBOOK, JUPYTER, 2, "change", (CELL2, CELL3, CELL1), ts=101.0))
-    wire = _Wire()
+    wire = WireClient()
     _Driver(wire, script_of(db), ReplayOptions(), None, None).run()
     (method, params), = [(m, p) for m, p in wire.sent if m == "notebookDocument/didChange"]
     assert params["change"]["cells"]["structure"] == {

@@ -18,12 +18,9 @@ from telemetry import (
     open_readonly,
     session_timeline,
 )
-from telemetry_fakes import write_version_1_db
+from telemetry_fakes import CELL1, CELL2, NOTEBOOK, write_version_1_db
 
 SID = "s"
-NOTEBOOK = "file:///w/nb.ipynb"
-CELL1 = "vscode-notebook-cell:/w/nb.ipynb#W0sZmlsZQ%3D%3D"
-CELL2 = "vscode-notebook-cell:/w/nb.ipynb#W1sZmlsZQ%3D%3D"
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:

@@ -53,11 +53,8 @@ class OtherCell:
 def cells_below(notebooks, documents, doc: Document) -> list[OtherCell]:
     """The cells below ``doc`` in its notebook (``NotebookStore``), in order, as they are now (read on the event loop,
     as the request is made); [] outside notebooks. Only cells of ``doc``'s language, open and not binary."""
-    notebook = notebooks.notebook_of(doc.uri)
-    if notebook is None or doc.uri not in notebook.cells:
-        return []
     out = []
-    for uri in notebook.cells[notebook.cells.index(doc.uri) + 1:]:
+    for uri in notebooks.cells_around(doc.uri)[1]:
         cell = documents.get(uri)
         if cell is None or cell.language_id != doc.language_id or cell.is_binary:
             continue

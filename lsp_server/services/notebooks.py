@@ -15,6 +15,7 @@ __all__ = ["Notebook", "NotebookError", "NotebookStore", "CELL_SEPARATOR"]
 # Between two cells' texts: one blank line, as between two top-level statements of a script.
 CELL_SEPARATOR = "\n\n"
 _BREAK = re.compile(r"\r\n|\r|\n")
+_CODE = re.compile(r"\S")  # what ``str.strip()`` keeps (both read Unicode whitespace alike)
 
 
 class NotebookError(ValueError):
@@ -40,9 +41,6 @@ class NotebookStore:
     def __contains__(self, uri: str) -> bool:
         return uri in self._notebooks
 
-    def __len__(self) -> int:
-        return len(self._notebooks)
-
     def all(self) -> list[Notebook]:
         return list(self._notebooks.values())
 
@@ -52,6 +50,15 @@ class NotebookStore:
     def notebook_of(self, cell_uri: str) -> Notebook | None:
         uri = self._notebook_of.get(cell_uri)
         return self._notebooks.get(uri) if uri is not None else None
+
+    def cells_around(self, cell_uri: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the cells above ``cell_uri``, the cells below it) in its notebook, in notebook order; both empty outside
+        notebooks."""
+        notebook = self.notebook_of(cell_uri)
+        if notebook is None or cell_uri not in notebook.cells:
+            return (), ()
+        at = notebook.cells.index(cell_uri)
+        return notebook.cells[:at], notebook.cells[at + 1:]
 
     def open(self, uri: str, notebook_type: str, version: int, cells: list[str] | tuple[str, ...]) -> Notebook:
         """Hold a notebook; a cell listed twice is kept once (where it is first listed), and a cell that another
@@ -96,16 +103,11 @@ class NotebookStore:
 
         ``texts(uri)`` gives a cell's (language_id, text), or None for a cell not open. Cells of another language
         than this one are left out (a notebook's SQL or shell cells are not Python). "" outside notebooks."""
-        notebook = self.notebook_of(cell_uri)
-        if notebook is None or max_chars <= 0:
-            return ""
-        try:
-            at = notebook.cells.index(cell_uri)
-        except ValueError:
+        if max_chars <= 0:
             return ""
         parts: list[str] = []
         size = 0
-        for uri in reversed(notebook.cells[:at]):
+        for uri in reversed(self.cells_around(cell_uri)[0]):
             held = texts(uri)
             if held is None or held[0] != language_id:
                 continue
@@ -114,7 +116,7 @@ class NotebookStore:
             while end and text[end - 1] in "\r\n":
                 end -= 1
             body = text[max(0, end - max_chars - 1):end]  # no more than can be kept: a cell may be huge
-            if not body.strip() and not text[:end].strip():
+            if not body.strip() and _CODE.search(text, 0, end - len(body)) is None:  # no copy of a huge blank cell
                 continue
             parts.append(body + CELL_SEPARATOR)
             size += len(parts[-1])

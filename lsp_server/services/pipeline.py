@@ -108,10 +108,10 @@ class CompletionPipeline:
         any other document. Read here on the event loop, not by the worker when it gets to the job: a cell above
         changed or moved meanwhile reached a prompt that telemetry places before that change. Their edits still
         being typed are recorded first, or a replay would give the request the cells above without them."""
-        notebook = self.notebooks.notebook_of(uri)
-        if notebook is None or uri not in notebook.cells:
+        above = self.notebooks.cells_around(uri)[0]
+        if not above:
             return ""
-        for cell in notebook.cells[:notebook.cells.index(uri)]:
+        for cell in above:
             self.recorder.edits(self.documents.flush(cell))
         return self.notebooks.earlier_cells(uri, self._language_and_text, language_id, settings.context_prefix_chars)
 

@@ -113,8 +113,12 @@ def check_next_edit(db: Path, result: dict, cell_uri: str, why: str) -> None:
     assert after == EXPECTED_AFTER_NEXT_EDIT, (
         f"after Tab the cell reads {after!r}, expected {EXPECTED_AFTER_NEXT_EDIT!r}\n{why}")
     # (the hint shown after Tab, if any, is the edit that follows: the other use renamed)
-    applied = wait_for_rows(db, "SELECT uri, text, shown_at FROM suggestions WHERE kind = 'next_edit' "
-                                "AND outcome = 'accepted'")
+    # an edit in the cell itself: no generated details naming another cell (the rename carried below is also
+    # requested from this cell, with the same text, and would otherwise stand in for this one)
+    applied = wait_for_rows(db, "SELECT s.uri, s.text, s.shown_at FROM suggestions s JOIN suggestion_events e "
+                                "ON e.suggestion_id = s.id WHERE s.kind = 'next_edit' AND s.outcome = 'accepted' "
+                                "AND e.type = 'suggestion_generated' AND json_extract(e.payload, '$.details.uri') "
+                                "IS NULL ORDER BY s.requested_at")
     edits = query(db, "SELECT uri, outcome, reject_reason, text FROM suggestions WHERE kind = 'next_edit'")
     assert applied, f"no accepted next edit in telemetry: {edits}\n{why}"
     uri, text, shown_at = applied[-1]
