@@ -27,10 +27,10 @@ from typing import Callable
 import numpy as np
 
 from lsp_server.bench_serve import describe_data, notebook_cells
-from lsp_server.complete_once import cells_above
 from lsp_server.config import DEFAULTS, Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.context import CompletionContext
+from lsp_server.services.notebooks import cells_above
 from lsp_server.services.positions import LineIndex
 from models.bench_early_exit import (NO_STOP, BenchInputError, Sample, _ci, _f, _mean, _median, _public, _r,
                                      _ratio, acceptance, bootstrap_interval, hardware, load_texts, make_samples,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lsp_server.config import DEFAULTS, Settings
 from lsp_server.services.completion import CompletionService
-from lsp_server.services.notebooks import NotebookStore
+from lsp_server.services.notebooks import cells_above
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.scheduler import CancelToken
 from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir
@@ -116,16 +116,6 @@ def read_location(spec: str, prefix_chars: int) -> Source:
     earlier = cells_above(code, number - 1, language, prefix_chars)
     return Source(f"cell {number} of {path}", "NOTEBOOK.ipynb:CELL", text, language, int(m["line"]),
                   int(m["col"]) if m["col"] else None, earlier)
-
-
-def cells_above(cells: list[tuple[str, str] | None], cell: int, language_id: str, max_chars: int) -> str:
-    """What the server reads above cell ``cell`` (0-based) of a notebook of ``cells``, each (language, text), None
-    for a cell that is no code cell (``NotebookStore.earlier_cells``)."""
-    store = NotebookStore()
-    uris = [f"cell:{n}" for n in range(len(cells))]
-    store.open("notebook", "jupyter-notebook", 0, uris)
-    held = dict(zip(uris, cells))
-    return store.earlier_cells(uris[cell], held.get, language_id, max_chars)
 
 
 def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Notebook", "NotebookError", "NotebookStore", "CELL_SEPARATOR"]
+__all__ = ["Notebook", "NotebookError", "NotebookStore", "CELL_SEPARATOR", "cells_above"]
 
 # Between two cells' texts: one blank line, as between two top-level statements of a script.
 CELL_SEPARATOR = "\n\n"
@@ -147,3 +147,14 @@ class NotebookStore:
 
 def _unique(cells) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cells))
+
+
+def cells_above(cells: list[tuple[str, str] | None], cell: int, language_id: str, max_chars: int) -> str:
+    """What the server reads above cell ``cell`` (0-based) of a notebook held only as ``cells``, each (language,
+    text), None for a cell that is no code cell (``NotebookStore.earlier_cells``): for a notebook read from a file
+    (`tact complete`) or cut from one (`tact bench notebook`), not one a client opened."""
+    store = NotebookStore()
+    uris = [f"cell:{n}" for n in range(len(cells))]
+    store.open("notebook", "jupyter-notebook", 0, uris)
+    held = dict(zip(uris, cells))
+    return store.earlier_cells(uris[cell], held.get, language_id, max_chars)
