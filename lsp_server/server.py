@@ -7,13 +7,19 @@ raising inside pygls.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
+from typing import Union
+
+from cattrs import transform_error
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, default_converter
+from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage, LanguageServerProtocol,
+                            default_converter)
 from pygls.protocol.language_server import lsp_method
 
 import lsp_server
@@ -39,7 +45,9 @@ def strict_converter():
     lsprotocol structures a string field with ``str(value)``, so a didOpen whose text is null or a number
     opened a document whose text was "None" or "5", and a uri of 5 named a document "5". Such a message
     now fails to structure like any other that does not fit its types: a request gets Invalid params, a
-    notification is logged and dropped, and the documents stay as they were."""
+    notification is logged and dropped, and the documents stay as they were. So does a request id or progress token
+    (a number or a string) that is neither: lsprotocol took any value, and a cancel for the id ``{}`` raised in
+    pygls."""
     converter = default_converter()
 
     def structure_str(value, _type) -> str:
@@ -47,7 +55,13 @@ def strict_converter():
             raise TypeError(f"expected a string, got {type(value).__name__}")
         return value
 
+    def structure_int_or_str(value, _type) -> int | str:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError(f"expected a number or a string, got {type(value).__name__}")
+        return value
+
     converter.register_structure_hook(str, structure_str)
+    converter.register_structure_hook(Union[int, str], structure_int_or_str)  # ids and progress tokens
     return converter
 
 
@@ -62,31 +76,106 @@ def _to_feature(method: str):
     return handler
 
 
+class MalformedMessage:
+    """A message that did not fit its method's types: dropped at structuring, said in one line of the log (and, for
+    a request, answered with Invalid params) already."""
+
+    jsonrpc = None  # pygls' handle_message reads it first
+
+
+MALFORMED = MalformedMessage()
+
+
+def why_malformed(exc: Exception) -> str:
+    """One line saying which fields of a message did not fit, in the protocol's names: ``expected int @
+    $.params.position.line``, not the dozens of lines of cattrs' exception groups."""
+    try:
+        problems = transform_error(exc, path="$")
+    except Exception:  # not a cattrs error: its own words
+        problems = [f"{type(exc).__name__}: {exc}"]
+    problems = [_CAMEL.sub(lambda m: m.group(1).upper(), p) if " @ $" in p else p for p in problems]
+    return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+
+
+def _shape(value) -> str:
+    if isinstance(value, dict):
+        return "an object without jsonrpc" if "jsonrpc" not in value else "an object"
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])_([a-z])(?=[^@]*$)")  # snake_case attribute names after the " @ " of a path
+
+
 class TactProtocol(LanguageServerProtocol):
     """Text and notebook sync go straight to our handlers; pygls keeps no second copy of the text."""
 
     def structure_message(self, data):
-        """A request whose params do not fit the method's types gets an error response with its id.
+        """A message whose params do not fit the method's types is dropped with one line in the log, and a request
+        gets an error response with its id and that line (JSON-RPC: Invalid params, -32602).
 
-        pygls logs such a message and drops it, so the client would wait forever for an answer
-        (JSON-RPC: Invalid params, -32602; an unknown method with bad params: the same)."""
+        pygls logged two tracebacks of dozens of lines for each such message (deserialising, then handling it) and
+        dropped it unanswered, so a client waited forever. This is pygls' own dispatch otherwise; it runs as the
+        JSON decoder's object hook, so nested objects (no ``jsonrpc``) pass through to be structured with their
+        message."""
+        if not isinstance(data, dict) or "jsonrpc" not in data:
+            return data
+        if "method" in data and "params" not in data:  # JSON-RPC lets params be left out; pygls' types need the key
+            data["params"] = None
         try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            msg_id = data.get("id") if isinstance(data, dict) and "method" in data else None
-            if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
-                self._send_response(msg_id, error=exc.to_response_error())
-            raise
+            if "id" in data:
+                if "error" in data:
+                    return self._converter.structure(data, types.ResponseErrorMessage)
+                if "method" in data:
+                    return self._converter.structure(data, self.get_message_type(data["method"]) or JsonRPCRequestMessage)
+                return self._converter.structure(data, self._result_types.pop(data["id"], None) or JsonRPCResponseMessage)
+            return self._converter.structure(data, self.get_message_type(data.get("method", "")) or JsonRPCNotification)
+        except Exception as exc:
+            reason = why_malformed(exc)
+            method, msg_id = data.get("method"), data.get("id")
+            if method is None:
+                log.warning("a response (id %r) that does not fit its request was dropped: %s", msg_id, reason)
+            elif "id" in data:
+                log.warning("request %r (id %r) answered Invalid params: %s", method, msg_id, reason)
+                if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
+                    self._send_response(msg_id, error=JsonRpcInvalidParams(f"Invalid params: {reason}").to_response_error())
+            else:
+                log.warning("notification %r dropped: %s", method, reason)
+            return MALFORMED
 
     def handle_message(self, message):
-        """A request after shutdown gets Invalid Request (LSP: it should error), not silence.
+        """A request after shutdown gets Invalid Request (LSP: it should error), not silence; so do a request whose
+        method is no string, and, with a null id as JSON-RPC says, a request whose id is neither a number nor a string
+        and JSON that is no JSON-RPC message. A malformed message (``structure_message``) is dropped here.
 
-        pygls logs and drops it, so a client that asks anything between shutdown and exit waits forever."""
+        pygls logs and drops a request after shutdown, so a client that asks anything between shutdown and exit waits
+        forever; an id of a list or an object raised inside pygls."""
+        if message is MALFORMED:
+            return
+        if not hasattr(message, "jsonrpc"):  # JSON, but no JSON-RPC message: a batch, null, a number, {"id": 1}
+            log.warning("a message that is no JSON-RPC 2.0 object (%s) answered Invalid Request", _shape(message))
+            self._answer_with_null_id(JsonRpcInvalidRequest("not a JSON-RPC 2.0 message"))
+            return
         msg_id, method = getattr(message, "id", None), getattr(message, "method", None)
+        if msg_id is not None and (isinstance(msg_id, bool) or not isinstance(msg_id, (int, str))):
+            log.warning("message %r with an id that is neither a number nor a string (%s) answered Invalid Request",
+                        method, type(msg_id).__name__)
+            self._answer_with_null_id(JsonRpcInvalidRequest("the id must be a number or a string"))
+            return
+        if method is not None and not isinstance(method, str):
+            log.warning("message (id %r) with a method that is no string (%s) answered Invalid Request", msg_id,
+                        type(method).__name__)
+            if msg_id is not None:
+                self._send_response(msg_id, error=JsonRpcInvalidRequest("the method must be a string").to_response_error())
+            return
         if self._shutdown and method is not None and method != types.EXIT and msg_id is not None:
             self._send_response(msg_id, error=JsonRpcInvalidRequest("the server is shutting down").to_response_error())
             return
         super().handle_message(message)
+
+    def _answer_with_null_id(self, error: JsonRpcException) -> None:
+        """JSON-RPC's answer where a request's id cannot be told: ``"id": null`` (pygls' response types leave a None id
+        out, which no client can read as an answer)."""
+        self._send_data({"jsonrpc": "2.0", "id": None, "error": {"code": error.code, "message": error.message}})
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):
@@ -236,7 +325,17 @@ def configure_logging(log_file: str | None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    for name in ("pygls.server", "pygls.protocol.json_rpc"):
+        logging.getLogger(name).addFilter(_said_in_one_line)
     logging.getLogger("tact").setLevel(logging.WARNING)
+
+
+def _said_in_one_line(record: logging.LogRecord) -> bool:
+    """Leave out pygls' tracebacks for what ``report_server_error`` already says in one line: a message body that is
+    not JSON (or not UTF-8), and an error pygls raised to answer a request (an unknown command). Any other failure
+    keeps its traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, (json.JSONDecodeError, UnicodeDecodeError, JsonRpcException))
 
 
 def serve(args, completions: CompletionService | None = None) -> int:

@@ -111,13 +111,102 @@ class Traffic:
         return "notify", r.choice(["initialized", "$/setTrace", "$/progress"]), j()
 
 
+NOTEBOOKS = ["file:///p/nb.ipynb", "file:///p/other.ipynb", "untitled:Untitled-2.ipynb"]
+CELLS = [f"vscode-notebook-cell:/p/nb.ipynb#W{n}sZmlsZQ%3D%3D" for n in range(6)] + ["file:///p/a.py"]
+
+
+class NotebookTraffic(Traffic):
+    """Traffic with LSP notebook sync mixed in: notebooks opened, restructured and closed with cells listed twice,
+    shared between notebooks, never opened or shaped wrong; completions and cross-cell next edits asked in cells."""
+
+    def __init__(self, seed: int):
+        super().__init__(seed)
+        self.cell_versions: dict[str, int] = {}
+
+    def cell(self):
+        r = self.rng
+        uri = r.choice(CELLS)
+        self.cell_versions[uri] = self.cell_versions.get(uri, 0) + r.choice([1, 1, 0, -1])
+        return uri
+
+    def cell_document(self):
+        r = self.rng
+        if r.random() < 0.85:
+            return {"uri": self.cell(), "languageId": r.choice(["python", "python", "markdown", "sql"]),
+                    "version": r.choice([1, r.randint(-2, 9)]), "text": self.text()[: r.choice([40, 400, 10**6])]}
+        return self.junk()
+
+    def cells(self):
+        r = self.rng
+        if r.random() < 0.85:
+            return [{"kind": r.choice([2, 2, 1, 7]), "document": self.cell(), **({"metadata": self.junk()} if r.random() < 0.2 else {})}
+                    for _ in range(r.randint(0, 6))]
+        return self.junk()
+
+    def message(self):
+        r, j = self.rng, self.junk
+        if r.random() < 0.5:
+            return super().message()
+        notebook = {"uri": r.choice(NOTEBOOKS), "version": r.choice([1, 2, r.randint(-3, 50)])}
+        k = r.randrange(7)
+        if k == 0:
+            return "notify", "notebookDocument/didOpen", r.choice([
+                {"notebookDocument": {**notebook, "notebookType": r.choice(["jupyter-notebook", "interactive", ""]),
+                                      "cells": self.cells()},
+                 "cellTextDocuments": [self.cell_document() for _ in range(r.randint(0, 6))]},
+                {"notebookDocument": j(), "cellTextDocuments": j()}, j()])
+        if k in (1, 2):
+            cells = {}
+            if r.random() < 0.6:
+                cells["structure"] = r.choice([
+                    {"array": {"start": r.choice([0, 1, r.randint(-2, 9), 2**31]), "deleteCount": r.choice([0, 1, r.randint(-2, 9)]),
+                               **({"cells": self.cells()} if r.random() < 0.8 else {})},
+                     "didOpen": [self.cell_document() for _ in range(r.randint(0, 3))],
+                     "didClose": [{"uri": self.cell()} for _ in range(r.randint(0, 2))]},
+                    {"array": j()}, j()])
+            if r.random() < 0.7:
+                cells["textContent"] = r.choice([
+                    [{"document": {"uri": self.cell(), "version": r.choice([self.cell_versions.get(CELLS[0], 1), r.randint(-2, 20)])},
+                      "changes": r.choice([[{"text": self.text()[:200]}],
+                                           [{"range": {"start": self.position(), "end": self.position()}, "text": "x"}], j()])}
+                     for _ in range(r.randint(1, 3))], j()])
+            if r.random() < 0.3:
+                cells["data"] = r.choice([[{"kind": 2, "document": self.cell()}], j()])
+            change = r.choice([{"cells": cells}, {"cells": cells, "metadata": j()}, {"metadata": {}}, j()])
+            return "notify", "notebookDocument/didChange", r.choice([{"notebookDocument": notebook, "change": change},
+                                                                     {"notebookDocument": j(), "change": change}])
+        if k == 3:
+            return "notify", "notebookDocument/didClose", r.choice([
+                {"notebookDocument": {"uri": notebook["uri"]}, "cellTextDocuments": [{"uri": self.cell()} for _ in range(r.randint(0, 4))]},
+                {"notebookDocument": j(), "cellTextDocuments": j()}])
+        if k == 4:
+            return "notify", "notebookDocument/didSave", r.choice([{"notebookDocument": {"uri": notebook["uri"]}}, j()])
+        if k == 5:
+            return "request", "textDocument/inlineCompletion", {
+                "textDocument": {"uri": r.choice(CELLS), "version": r.choice([self.cell_versions.get(r.choice(CELLS), 1), 1])},
+                "position": self.position(), "context": {"triggerKind": r.choice([1, 2])}}
+        return "request", "tact/nextEdit", {
+            "textDocument": {"uri": r.choice(CELLS), "version": r.choice([self.cell_versions.get(r.choice(CELLS), 1), 1, -1])},
+            "position": self.position(), "otherCells": r.choice([True, True, False, j()])}
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_fuzzed_traffic_gets_answers_and_leaves_the_server_serving(tmp_path, seed):
+    _fuzz(tmp_path, Traffic(seed))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_fuzzed_notebook_traffic_gets_answers_and_leaves_the_server_serving(tmp_path, seed):
+    _fuzz(tmp_path, NotebookTraffic(seed))
+
+
+def _fuzz(tmp_path, traffic: Traffic) -> None:
     db = tmp_path / "telemetry.sqlite3"
-    client = LspClient(server_command(model_under_test(), db), env=dict(os.environ))
+    log_file = tmp_path / "server.log"
+    with open(log_file, "wb") as stderr:
+        client = LspClient(server_command(model_under_test(), db), env=dict(os.environ), stderr=stderr)
     try:
         client.initialize({"stopThreshold": 0.9})
-        traffic = Traffic(seed)
         pending = []
         for _ in range(150):
             for _ in range(traffic.rng.randint(1, 5)):
@@ -154,3 +243,9 @@ def test_fuzzed_traffic_gets_answers_and_leaves_the_server_serving(tmp_path, see
     with sqlite3.connect(db) as con:  # telemetry kept the session and the requests through it all
         assert con.execute("select count(*) from sessions where ended_at is not null").fetchone()[0] == 1
         assert con.execute("select count(*) from suggestions").fetchone()[0] >= 1
+    tracebacks = [block for block in log_file.read_text(errors="replace").split("Traceback (most recent call last):")[1:]]
+    # Each bad message is one line of the log that says what was wrong, not a traceback (pygls wrote two of dozens
+    # of lines for each); a traceback left is a failure of the server's own code.
+    log_text = log_file.read_text(errors="replace")
+    assert "Traceback" not in log_text, log_text[log_text.index("Traceback") - 300:][:3000]
+    assert "dropped: " in log_text or "answered Invalid params: " in log_text

@@ -70,6 +70,66 @@ def test_a_request_whose_params_do_not_fit_gets_an_error_not_silence(server, met
     assert alive(client)
 
 
+def test_a_request_that_does_not_fit_is_told_which_field_in_one_log_line(tmp_path):
+    """pygls logged two tracebacks of dozens of lines for each malformed message and answered with a bare "Invalid
+    Params"; now the answer and one log line name the fields that did not fit, in the protocol's names."""
+    log_file = tmp_path / "server.log"
+    with open(log_file, "wb") as stderr:
+        client = LspClient(server_command(model_under_test(), tmp_path / "t.sqlite3"), stderr=stderr)
+    try:
+        client.initialize({"stopThreshold": 1.01})
+        with pytest.raises(LspError) as err:
+            client.request("textDocument/inlineCompletion", {"textDocument": {"uri": URI}, "position": {"line": "one", "character": 2},
+                                                             "context": {"triggerKind": 1}}, timeout=10)
+        assert err.value.error["code"] == -32602
+        assert "expected int @ $.params.position.line" in err.value.error["message"], err.value.error
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": URI, "languageId": "python", "version": "one", "text": ""}})
+        client.notify("$/cancelRequest", {"id": {}})  # an id that is no number or string raised inside pygls
+        client.send_raw(b"{this is not json")
+        assert alive(client)
+    finally:
+        client.shutdown()
+    log_text = log_file.read_text()
+    assert "Traceback" not in log_text, log_text
+    lines = log_text.splitlines()
+    assert any("'textDocument/inlineCompletion'" in line and "$.params.position.line" in line for line in lines), log_text
+    assert any("'textDocument/didOpen' dropped" in line and "$.params.textDocument.version" in line for line in lines), log_text
+    assert any("'$/cancelRequest' dropped" in line and "$.params.id" in line for line in lines), log_text
+    assert any("Expecting property name" in line for line in lines), log_text  # the body that is not JSON, in one line
+
+
+def raw_exchange(tmp_path: Path, bodies: list[bytes]) -> list[dict]:
+    """Send ``bodies`` framed after initialize, then shutdown and exit; every message the server wrote back."""
+    frame = lambda body: b"Content-Length: %d\r\n\r\n" % len(body) + body  # noqa: E731
+    init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": None, "capabilities": {}}})
+    tail = [json.dumps({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}).encode(), b'{"jsonrpc": "2.0", "method": "exit"}']
+    out = subprocess.run(server_command(None, tmp_path / "t.sqlite3"), capture_output=True, timeout=60,
+                         input=b"".join(frame(b) for b in [init.encode(), *bodies, *tail]))
+    messages, data = [], out.stdout
+    while data:
+        header, rest = data.split(b"\r\n\r\n", 1)
+        n = int(header.split(b"\r\n")[0].split(b":")[1])
+        messages.append(json.loads(rest[:n]))
+        data = rest[n:]
+    assert out.returncode == 0 and b"Traceback" not in out.stderr, out.stderr.decode()[-3000:]
+    return messages
+
+
+def test_json_that_is_no_json_rpc_message_or_has_a_bad_id_is_answered_invalid_request(tmp_path):
+    """A batch, null, an object without jsonrpc, a request whose id is a list or whose method is a number raised inside
+    pygls (a traceback in the log, no answer); JSON-RPC answers them Invalid Request, with a null id where the id
+    cannot be read."""
+    bodies = [b"[]", b"null", b"5", b'{"id": 7, "method": "tact/status"}',
+              json.dumps({"jsonrpc": "2.0", "id": [1], "method": "tact/status"}).encode(),
+              json.dumps({"jsonrpc": "2.0", "id": 4, "method": 5}).encode(),
+              json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tact/status"}).encode()]
+    messages = raw_exchange(tmp_path, bodies)
+    invalid = [m for m in messages if m.get("id") is None and "error" in m]
+    assert len(invalid) == 5 and all(m["error"]["code"] == -32600 for m in invalid), messages
+    assert [m["error"]["code"] for m in messages if m.get("id") == 4] == [-32600]  # the method 5
+    assert [m["id"] for m in messages if "result" in m] == [1, 3, 2]  # initialize, the good request, shutdown
+
+
 def test_unknown_method_gets_an_error_response(server):
     client, _ = server
     with pytest.raises(LspError) as err:
