@@ -54,6 +54,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "next_edit_threshold": (0, 1),
     "next_edit_ranker_threshold": (None, 1),
     "edit_coalesce_ms": (0, 60000),
+    "telemetry_retention_days": (0, None),
 }
 
 
@@ -105,6 +106,8 @@ class Settings:
     next_edit_code_actions: bool = True  # offer the next edit as a code action too (textDocument/codeAction)
     telemetry: bool = True
     telemetry_database: str = ""  # empty: <user data dir>/telemetry.sqlite3
+    # sessions last active longer ago are removed when the database is opened (0: kept for ever)
+    telemetry_retention_days: int = 90
     edit_coalesce_ms: int = 1000
     log_level: str = "WARNING"
 

@@ -276,7 +276,8 @@ class TactServer(LanguageServer):
         if self.telemetry_opened is not None:
             self.close_recorded_documents()
             self.recorder.session_ended("telemetry settings changed")
-        old = self.recorder.switch(SessionRecorder.open(self.settings.database_path(), self.settings.telemetry).store)
+        old = self.recorder.switch(SessionRecorder.open(self.settings.database_path(), self.settings.telemetry,
+                                                        self.settings.telemetry_retention_days).store)
         self.telemetry_opened = wanted
         old.close()
         if self.settings.telemetry and (why := self.recorder.telemetry_reason):  # wanted, but the database is unusable

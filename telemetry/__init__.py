@@ -30,7 +30,7 @@ from .events import (
 )
 from .reader import list_sessions, open_readonly, outcome_counts, session_timeline, suggestions
 from .schema import SCHEMA_VERSION, TelemetrySchemaError, migrate
-from .store import NullStore, TelemetryStats, TelemetryStore, open_store
+from .store import NullStore, TelemetryStats, TelemetryStore, open_store, prune_sessions
 
 __all__ = [
     "EVENT_TYPES",
@@ -63,6 +63,7 @@ __all__ = [
     "migrate",
     "open_readonly",
     "open_store",
+    "prune_sessions",
     "outcome_counts",
     "session_timeline",
     "suggestions",

@@ -173,10 +173,11 @@ def _payload(event: SuggestionEvent) -> str:
 class TelemetryStore:
     """Append-only telemetry database at ``path``; see the module docstring for the threading model."""
 
-    def __init__(self, path: str | os.PathLike[str], *, queue_size: int = 10_000) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, queue_size: int = 10_000, retention_days: float = 0) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1 (the queue has to be bounded)")
         self.path = Path(path)
+        self.retention_days = retention_days  # > 0: the writer first removes sessions last active before that
         # Opened here so that schema errors reach the caller; from the moment the thread
         # starts, only the writer thread touches the connection.
         self._db: Database | None = None
@@ -281,6 +282,8 @@ class TelemetryStore:
 
     def _run(self) -> None:
         try:
+            if self.retention_days > 0:
+                self._prune()
             while True:
                 batch = [self._queue.get()]
                 while len(batch) < BATCH_SIZE:
@@ -303,6 +306,19 @@ class TelemetryStore:
         finally:
             if self._db is not None:
                 self._db.close()
+
+    def _prune(self) -> None:
+        """Remove the sessions older than ``retention_days`` (``prune_sessions``), before any event is written; a
+        failure is logged and leaves them."""
+        try:
+            sessions, rows = prune_sessions(self._db.conn, self.retention_days * 86_400.0)
+        except sqlite3.Error as exc:
+            log.warning("telemetry: sessions older than %g days were not removed from %s: %s", self.retention_days,
+                        self.path, exc)
+            return
+        if sessions:
+            log.warning("telemetry: removed %d sessions (%d rows) last active more than %g days ago from %s "
+                        "(tact.telemetryRetentionDays)", sessions, rows, self.retention_days, self.path)
 
     def _connect(self) -> None:
         """Open (creating if need be) the database at ``path`` and note which file it is."""
@@ -630,6 +646,32 @@ class TelemetryStore:
         return False
 
 
+def prune_sessions(conn: sqlite3.Connection, older_than_s: float, now: float | None = None) -> tuple[int, int]:
+    """Delete every session last active (its end, else its start) more than ``older_than_s`` seconds before ``now``,
+    with all its rows in every table that has a ``session_id``; (sessions, rows) removed.
+
+    Whole sessions go, so each one kept still replays and trains as it was recorded. One transaction a session, so a
+    long clean-up does not hold the write lock from another server writing the same file. Freed pages are reused by
+    later rows; the file itself shrinks only with a VACUUM."""
+    cutoff = (time.time() if now is None else now) - older_than_s
+    tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != "
+                                               "'sessions' ORDER BY name")
+              if any(col[1] == "session_id" for col in conn.execute(f'PRAGMA table_info("{name}")'))]
+    old = [sid for (sid,) in conn.execute("SELECT id FROM sessions WHERE COALESCE(ended_at, started_at) < ?", [cutoff])]
+    rows = 0
+    for sid in old:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in tables:
+                rows += conn.execute(f'DELETE FROM "{table}" WHERE session_id = ?', [sid]).rowcount
+            rows += conn.execute("DELETE FROM sessions WHERE id = ?", [sid]).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(old), rows
+
+
 class NullStore:
     """Stands in for an unusable database: same interface, records nothing."""
 
@@ -663,10 +705,12 @@ class NullStore:
         self.close()
 
 
-def open_store(path: str | os.PathLike[str], *, queue_size: int = 10_000) -> TelemetryStore | NullStore:
-    """Open the store, or fall back to a ``NullStore`` (with a WARNING saying why) if the file is unusable."""
+def open_store(path: str | os.PathLike[str], *, queue_size: int = 10_000,
+               retention_days: float = 0) -> TelemetryStore | NullStore:
+    """Open the store, or fall back to a ``NullStore`` (with a WARNING saying why) if the file is unusable.
+    ``retention_days`` > 0: sessions last active longer ago are removed first (``prune_sessions``)."""
     try:
-        return TelemetryStore(path, queue_size=queue_size)
+        return TelemetryStore(path, queue_size=queue_size, retention_days=retention_days)
     except Exception as exc:
         log.warning("telemetry disabled: cannot use database %s: %s", path, exc)
         return NullStore(reason=f"cannot use database {path}: {exc}")

@@ -113,8 +113,8 @@ class SessionRecorder:
         return event.suggestion_id not in self.kept_out
 
     @classmethod
-    def open(cls, path, enabled: bool = True) -> "SessionRecorder":
-        return cls(open_store(path) if enabled else NullStore("telemetry is off"))
+    def open(cls, path, enabled: bool = True, retention_days: float = 0) -> "SessionRecorder":
+        return cls(open_store(path, retention_days=retention_days) if enabled else NullStore("telemetry is off"))
 
     @property
     def database(self) -> str | None:

@@ -17,6 +17,7 @@ export const RESTART_KEYS = [
   "modelPath",
   "telemetry",
   "telemetryDatabase",
+  "telemetryRetentionDays", // old sessions are removed when the server opens the database
   "acceptanceModelPath",
   "editCoalesceMs",
   "nextEdit", // the server advertises next edit (experimental.tact.nextEdit) only when it initializes
