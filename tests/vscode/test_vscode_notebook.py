@@ -8,7 +8,8 @@ without it. With the proposed API (next edit does not depend on it: once is enou
 definition in another cell brings the predicted next edit, its use renamed, which Tab applies and the server records
 under that cell's URI as accepted; once that cell's uses are renamed, the rename is carried to its use in the cell
 below: shown in that cell's editor, applied there by Tab (the cursor following it), and recorded as accepted with that
-cell's URI in its generated details. Screenshots are copied to artifacts/vscode/ (prefix `notebook-`).
+cell's URI in its generated details. A cell far below, out of view, has no editor: the hint for its edit is shown at
+the cursor, naming the cell, and Tab scrolls to it and applies the edit there. Screenshots are copied to artifacts/vscode/ (prefix `notebook-`).
 
 Setup: scripts/install-vscode-test (scripts/test runs it).
 """
@@ -146,3 +147,45 @@ def check_next_edit_in_other_cell(db: Path, result: dict, cell_uris: list[str], 
     assert applied, f"no accepted next edit generated for {other_uri}: {edits}\n{why}"
     uri, text, shown_at = applied[-1]
     assert uri == cell_uris[NEXT_EDIT_CELL] and text == RENAMED_TO and shown_at is not None, (applied, why)
+
+
+# A rename carried to a cell far below, out of view: 20 cells of 25 lines between them
+FAR_FILLER = ["".join(f"row_{n}_{i} = {i}\n" for i in range(25)) for n in range(20)]
+FAR_CELLS = ["def scale(values, factor):\n    return [v * factor for v in values]\n", *FAR_FILLER,
+             "print(scale(values=[1, 2], factor=3))\n"]
+EXPECTED_FAR = ["print(scale(items=[1, 2], factor=3))"]
+
+
+@pytest.mark.editor
+def test_a_next_edit_for_a_cell_out_of_view_is_hinted_at_the_cursor_and_applied_there_in_code_server(
+        tmp_path: Path, record_property):
+    """A cell out of view has no editor (the notebook renders the cells on screen), so its edit used to be dropped
+    unseen: now its hint is shown at the cursor, naming the cell, and Tab scrolls to that cell, applies the edit there
+    (the cursor following it) and records it as accepted with that cell's URI."""
+    t0 = time.monotonic()
+    workspace = tmp_path / "project"
+    workspace.mkdir()
+    (workspace / NOTEBOOK).write_text(notebook_json(FAR_CELLS))
+    db = tmp_path / "telemetry.sqlite3"
+    try:
+        with code_server(tmp_path, workspace, db, proposed_api=True, artifact_prefix="notebook-out-of-view") as server:
+            config = {"file": NOTEBOOK, "cell": 1, "typed": "total = row_",
+                      "nextEdit": {"cell": 0, "line": 0, "word": RENAMED, "replacement": RENAMED_TO,
+                                   "timeoutMs": 20000, "outOfView": True}}
+            run, result, why = server.run_script(E2E_NOTEBOOK, config, E2E_TIMEOUT_S, record_property)
+            assert run.returncode == 0 and "error" not in result, f"the browser script failed\n{why}"
+            far = len(FAR_CELLS)  # 1-based, as the hint names it
+            assert f"items in cell {far}" in result["outOfViewHint"], (result["outOfViewHint"], why)
+            after = [ln.rstrip() for ln in result["outOfViewLinesAfter"] if ln.strip()]
+            assert after == EXPECTED_FAR, f"after Tab the focused cell reads {after!r}, expected {EXPECTED_FAR!r}\n{why}"
+            opened = wait_for_rows(db, "SELECT cells FROM notebooks WHERE kind = 'open'")
+            far_uri = json.loads(opened[-1][0])[far - 1]
+            applied = wait_for_rows(db, "SELECT s.text, s.shown_at FROM suggestions s JOIN suggestion_events e "
+                                        "ON e.suggestion_id = s.id WHERE s.kind = 'next_edit' AND s.outcome = 'accepted' "
+                                        "AND e.type = 'suggestion_generated' AND json_extract(e.payload, '$.details.uri') = ?",
+                                    (far_uri,))
+            assert applied and applied[-1][0] == RENAMED_TO and applied[-1][1] is not None, (
+                query(db, "SELECT uri, outcome, reject_reason, text FROM suggestions WHERE kind = 'next_edit'"), why)
+    finally:
+        record_property("test_elapsed_s", round(time.monotonic() - t0, 2))
+

@@ -1,5 +1,6 @@
 // Next edit: an edit the server predicts elsewhere in the file, shown as a decoration with a hint; from a notebook
-// cell, in another cell of the notebook too (shown in that cell's editor). Tab jumps to it and applies it
+// cell, in another cell of the notebook too (shown in that cell's editor, or at the cursor, naming the cell, while
+// that cell is out of view). Tab jumps to it and applies it
 // (workspace/executeCommand tact.acceptNextEdit [id]), Escape dismisses it (tact/didRejectNextEdit {id, reason});
 // showing it sends tact/didShowNextEdit {id}.
 //
@@ -7,7 +8,7 @@
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
 import type { ServerRun } from "./issuer";
-import { hintText, hoverMarkdown } from "./nextEditHint";
+import { hintText, hoverMarkdown, outOfViewHintText } from "./nextEditHint";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
 import {
@@ -40,6 +41,23 @@ interface Shown extends DocumentVersion {
   range: vscode.Range;
   /** The active editor's document it was requested from, where the edit is in another one (a notebook cell). */
   requested?: DocumentVersion;
+}
+
+/** The open document whose URI, as named by name(), is uri; undefined where none is. */
+function openDocument(uri: string, name: (uri: vscode.Uri) => string): vscode.TextDocument | undefined {
+  return vscode.workspace.textDocuments.find((d) => name(d.uri) === uri);
+}
+
+/** The 1-based place of document among its notebook's cells; undefined outside notebooks. */
+function cellNumber(document: vscode.TextDocument): number | undefined {
+  const uri = document.uri.toString();
+  for (const notebook of vscode.workspace.notebookDocuments) {
+    const at = notebook.getCells().findIndex((cell) => cell.document.uri.toString() === uri);
+    if (at >= 0) {
+      return at + 1;
+    }
+  }
+  return undefined;
 }
 
 export function serverSupportsNextEdit(client: LanguageClient | undefined): boolean {
@@ -188,14 +206,21 @@ export class NextEdits implements vscode.Disposable {
       this.show(editor, edit, version, run);
       return;
     }
-    // in another cell: shown in its editor, as long as that still holds the version the edit was made for
+    // in another cell: shown in its editor, as long as that still holds the version the edit was made for; a cell
+    // out of view has no editor (a notebook renders the cells on screen), so its hint goes to the cursor instead
     const target = vscode.window.visibleTextEditors.find((e) => client.code2ProtocolConverter.asUri(e.document.uri) === other.uri);
-    if (!target || target.document.version !== other.version) {
-      const where = target ? `at version ${target.document.version}, not ${other.version}` : "in no visible editor";
+    const targetDocument = target?.document ?? openDocument(other.uri, (uri) => client.code2ProtocolConverter.asUri(uri));
+    if (!targetDocument || targetDocument.version !== other.version) {
+      const where = targetDocument ? `at version ${targetDocument.version}, not ${other.version}` : "not open";
       this.log(`next edit ${edit.id} not shown: ${other.uri} is ${where}`);
       return;
     }
-    this.show(target, edit, other.version, run, { uri: document.uri.toString(), version });
+    const requested = { uri: document.uri.toString(), version };
+    if (target) {
+      this.show(target, edit, other.version, run, requested);
+    } else {
+      this.showOutOfView(editor, targetDocument, edit, run, requested);
+    }
   }
 
   /** Shows the edit in editor's document at version; requested: the active editor's, where that is another. */
@@ -210,6 +235,24 @@ export class NextEdits implements vscode.Disposable {
       {
         range: new vscode.Range(range.end, range.end),
         renderOptions: { after: { contentText: hintText(edit.newText, removedText !== "") } },
+      },
+    ]);
+    void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, true);
+    this.notify(this.shown, DID_SHOW_NEXT_EDIT, { id: edit.id });
+  }
+
+  /** Shows an edit in a document no editor shows (a cell out of view) as a hint at the cursor of editor, the one it
+   * was requested from: what it does and in which cell; Tab goes there and applies it. */
+  private showOutOfView(editor: vscode.TextEditor, document: vscode.TextDocument, edit: NextEdit, run: ServerRun<LanguageClient>, requested: DocumentVersion): void {
+    this.end("superseded");
+    const range = run.client.protocol2CodeConverter.asRange(edit.range);
+    this.shown = { edit, run, uri: document.uri.toString(), version: document.version, range, requested };
+    const at = editor.document.lineAt(editor.selection.active.line).range.end;
+    editor.setDecorations(this.removed, []);
+    editor.setDecorations(this.inserted, [
+      {
+        range: new vscode.Range(at, at),
+        renderOptions: { after: { contentText: outOfViewHintText(edit.newText, document.getText(range) !== "", cellNumber(document)) } },
       },
     ]);
     void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, true);
@@ -260,22 +303,22 @@ export class NextEdits implements vscode.Disposable {
     this.schedule(editor, 50); // the edit after this one
   }
 
-  /** Applies an edit shown in another visible editor (a cell below) to its document, then moves the cursor there. */
+  /** Applies an edit shown in another document (a cell below, in view or not) to it, then moves the cursor there. */
   private async applyInOtherDocument(shown: Shown, requested: DocumentVersion): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     const target = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === shown.uri);
+    const document = target?.document ?? openDocument(shown.uri, (uri) => uri.toString());
     if (
       !editor ||
       editor.document.uri.toString() !== requested.uri ||
       editor.document.version !== requested.version ||
-      !target ||
-      target.document.version !== shown.version
+      !document ||
+      document.version !== shown.version
     ) {
       this.end("ignored");
       return;
     }
     this.clear();
-    const document = target.document;
     const start = document.offsetAt(shown.range.start);
     const change = new vscode.WorkspaceEdit();
     change.replace(document.uri, shown.range, shown.edit.newText);
@@ -300,13 +343,15 @@ export class NextEdits implements vscode.Disposable {
     const selection = new vscode.Selection(end, end);
     let moved: vscode.TextEditor | undefined;
     try {
-      // a cell's document opens in its notebook, in that cell's editor
-      moved = await vscode.window.showTextDocument(document, { viewColumn: target.viewColumn, selection });
+      // a cell's document opens in its notebook, in that cell's editor (scrolled into view where it was not)
+      moved = await vscode.window.showTextDocument(document, { viewColumn: target?.viewColumn ?? editor.viewColumn, selection });
     } catch (error) {
       this.log(`next edit: could not move to ${shown.uri} (${error instanceof Error ? error.message : String(error)})`);
-      target.selection = selection;
+      if (target) {
+        target.selection = selection;
+      }
     }
-    (moved ?? target).revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    (moved ?? target)?.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
     if (moved) {
       this.schedule(moved, 50); // the edit after this one, from where the cursor now is
     }

@@ -10,6 +10,13 @@ export function hintText(newText: string, replaces: boolean): string {
   return `${replaces ? "→ " : "+ "}${previewOf(newText)}   ${HINT}`;
 }
 
+/** The hint for an edit in a cell out of view, shown at the cursor instead: what it does, which cell, the keys (Tab
+ * goes to the cell and applies it there). */
+export function outOfViewHintText(newText: string, replaces: boolean, cell: number | undefined): string {
+  const where = cell === undefined ? "in another cell" : `in cell ${cell}`;
+  return `${replaces ? "→ " : "+ "}${previewOf(newText)} ${where}   Tab to apply there · Esc to dismiss`;
+}
+
 /** The new text's first line (shortened), and how many lines follow it. An inserted line comes with its line
  * break at one end ("x = 1\n", "\nx = 1", or "x = 1\n    " with the indentation of the line after it): blank
  * lines at the ends are no lines of their own, or the hint would show nothing ("\nx = 1") or a line too many. */

@@ -6,13 +6,15 @@
 // Then, with config.nextEdit, rename a word in another cell and wait for the predicted next edit: its decoration
 // appears elsewhere in that cell and Tab applies it (as e2e.mjs does in a file). With nextEdit.otherCell, Tab goes on
 // applying the edits shown in that cell until one is shown in the other cell (the rename carried to a cell below),
-// which Tab then applies there too.
+// which Tab then applies there too. With nextEdit.outOfView, the rename is carried to a cell far below, out of view:
+// its hint is shown at the cursor, naming the cell, and Tab scrolls to that cell and applies it there.
 //
 // Usage: node e2eNotebook.mjs CONFIG.json, where CONFIG has what e2eSession.mjs reads and: file (the notebook's name,
 // opened with Ctrl+P), cell (0-based index of the code cell to type in; the cursor goes to its end), typed (text to
 // type there), and optionally nextEdit {cell (0-based index of a code cell), line (0-based line of that cell), word
 // (its first whole occurrence on that line is replaced), replacement (what is typed over it), timeoutMs, and
-// optionally otherCell (0-based index of the code cell the rename should reach last)}.
+// optionally otherCell (0-based index of the code cell the rename should reach last) or outOfView (true: the cell
+// it should reach last is out of view)}.
 import { editorLines, ghostText, nextEditHint, nextEditHintEditor, Session } from "./e2eSession.mjs";
 
 const session = new Session(process.argv[2]);
@@ -85,6 +87,9 @@ await session.run(async (page) => {
     if (config.nextEdit.otherCell !== undefined) {
       await applyInOtherCell(page, cell, config.nextEdit.otherCell, config.nextEdit.timeoutMs ?? 20000);
     }
+    if (config.nextEdit.outOfView) {
+      await applyOutOfView(page, cell, config.nextEdit.timeoutMs ?? 20000);
+    }
   }
 });
 
@@ -132,6 +137,48 @@ async function applyInOtherCell(page, cell, otherCell, timeoutMs) {
   result.focusedCellAfterOtherCell = await focusedCell(page);
   await session.shot(page, "06-other-cell-next-edit-applied.png");
   session.step("next edit applied in another cell", { lines: result.otherCellLinesAfter, focused: result.focusedCellAfterOtherCell });
+  // let the accept reach the server
+  await page.waitForTimeout(1000);
+}
+
+/** Tab applies the next edits shown in cell until the one for a cell out of view is shown, at the cursor in cell,
+ * naming that cell; Tab applies that one too. Sets result.inCellEditsApplied, result.outOfViewHint,
+ * result.outOfViewLinesAfter (the focused cell's lines after Tab) and result.cellLinesAfterOutOfView; throws when no
+ * such hint is shown in time. */
+async function applyOutOfView(page, cell, timeoutMs) {
+  result.inCellEditsApplied = 0;
+  const until = Date.now() + session.remaining(timeoutMs);
+  result.outOfViewHint = "";
+  while (Date.now() < until) {
+    const hint = (await nextEditHintEditor(page, CELL_EDITORS)) === cell ? await nextEditHint(page) : "";
+    if (hint.includes(" in cell ")) {
+      result.outOfViewHint = hint;
+      break;
+    }
+    if (hint) {
+      // the rename's next use in the same cell comes first
+      await page.keyboard.press("Tab");
+      result.inCellEditsApplied += 1;
+      await page.waitForTimeout(800);
+      continue;
+    }
+    await page.waitForTimeout(250);
+  }
+  await session.shot(page, "07-out-of-view-next-edit.png");
+  if (!result.outOfViewHint) {
+    throw new Error(`no next edit for a cell out of view was shown in cell ${cell}`);
+  }
+  session.step("next edit for a cell out of view shown", { hint: result.outOfViewHint, inCellEditsApplied: result.inCellEditsApplied });
+  if (await ghostText(page)) {
+    await page.keyboard.press("Escape"); // a ghost text would take the Tab: dismiss it first
+    await session.waitGhostGone(page);
+  }
+  result.cellLinesBeforeOutOfView = await editorLines(page, FOCUSED_CELL);
+  await page.keyboard.press("Tab");
+  await page.waitForTimeout(1200);
+  result.outOfViewLinesAfter = await editorLines(page, FOCUSED_CELL);
+  await session.shot(page, "08-out-of-view-next-edit-applied.png");
+  session.step("next edit applied in a cell out of view", { lines: result.outOfViewLinesAfter });
   // let the accept reach the server
   await page.waitForTimeout(1000);
 }

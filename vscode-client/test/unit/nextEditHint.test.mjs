@@ -2,12 +2,17 @@
 // among them the text the server sends for an inserted line, and new text the hover's markdown must not garble.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hintText, hoverMarkdown, previewOf } from "../../out/unit/nextEditHint.mjs";
+import { hintText, hoverMarkdown, outOfViewHintText, previewOf } from "../../out/unit/nextEditHint.mjs";
 
 test("the hint says replace or insert, the new text and the keys", () => {
   assert.equal(hintText("tokens", true), "→ tokens   Tab to apply · Esc to dismiss");
   assert.equal(hintText("x = 1", false), "+ x = 1   Tab to apply · Esc to dismiss");
   assert.equal(previewOf(""), "(delete)");
+});
+
+test("an edit in a cell out of view names the cell (1-based) and where Tab goes", () => {
+  assert.equal(outOfViewHintText("items", true, 40), "→ items in cell 40   Tab to apply there · Esc to dismiss");
+  assert.equal(outOfViewHintText("", true, undefined), "→ (delete) in another cell   Tab to apply there · Esc to dismiss");
 });
 
 test("a long first line is shortened without splitting a character made of two UTF-16 units", () => {
