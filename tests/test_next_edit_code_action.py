@@ -149,6 +149,21 @@ def test_an_automatic_request_is_not_logged_shown_until_the_editor_applies_it(tm
         assert triggers(db) == {first_id: "codeActionAutomatic", second_id: "codeActionAutomatic"}
 
 
+def test_an_automatic_action_applied_after_it_was_superseded_is_logged_shown_before_accepted(tmp_path):
+    """An editor may still list an action after the server superseded it (a lightbulb opened before the next
+    request). Applying it showed it; it was logged accepted without ever being shown."""
+    client, db, _ = start(tmp_path)
+    with client:
+        renamed(client)
+        [first] = code_actions(client, triggerKind=2)
+        code_actions(client, 0, 12, triggerKind=2)  # supersedes the first
+        first_id = first["command"]["arguments"][0]
+        assert next_edit_rows(db, 1, "outcome = 'rejected'") == [(first_id, "rejected", "superseded", 0)]
+        apply(client, RENAMED, 3, first)  # the user picks the one still listed
+        assert next_edit_rows(db, 1, "outcome = 'accepted'") == [(first_id, "accepted", None, 1)]
+        assert events(db, first_id)[-2:] == ["suggestion_shown", "suggestion_accepted"]
+
+
 def triggers(db) -> dict[str, str]:
     """Each next edit's logged trigger: how its request came."""
     return dict(wait_for_rows(db, "SELECT id, trigger FROM suggestions WHERE kind = 'next_edit'", want=1))

@@ -34,8 +34,10 @@ def register(server) -> None:
     unshown = UnshownActions()
 
     def shown_when_applied(suggestion_id: str, outcome: str) -> None:
-        """An automatic action's edit was applied (its accept command resolves it): logged shown, then accepted."""
-        if unshown.take(suggestion_id) and outcome in ("accepted", "partially_accepted"):
+        """An automatic action's edit was applied (its accept command resolves it): logged shown, then accepted. Only
+        an accept takes it from the unshown ones: one superseded (rejected) may still be listed by the editor, and
+        applying it later shows it all the same."""
+        if outcome in ("accepted", "partially_accepted") and unshown.take(suggestion_id):
             record_shown(server, {"id": suggestion_id}, COMMAND_ACCEPT_NEXT_EDIT, "next_edit")
 
     server.ledger.listeners.append(shown_when_applied)

@@ -140,8 +140,8 @@ def next_edit_action(suggestion_id: str, uri: str, version: int, start: Position
 
 class UnshownActions:
     """Next edits answered to automatic code-action requests and not shown yet: one is shown once the editor applies
-    it (its accept command arrives), so telemetry logs it shown before accepted. Bounded as the ledger is: one that
-    is never applied is superseded by the document's next one, or rejected when its document closes."""
+    it (its accept command arrives), so telemetry logs it shown before accepted, even after the document's next one
+    superseded it (the editor may still list it). Bounded as the ledger is: the oldest of those never applied go."""
 
     def __init__(self, capacity: int = 2000) -> None:
         self._ids: OrderedDict[str, None] = OrderedDict()
