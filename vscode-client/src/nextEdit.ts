@@ -275,27 +275,10 @@ export class NextEdits implements vscode.Disposable {
       this.end("ignored");
       return;
     }
-    this.clear();
-    const document = editor.document;
-    const start = document.offsetAt(shown.range.start);
-    this.applying = true;
-    let applied = false;
-    let why = "";
-    try {
-      applied = await editor.edit((b) => b.replace(shown.range, shown.edit.newText));
-    } catch (error) {
-      why = ` (${error instanceof Error ? error.message : String(error)})`;
-    } finally {
-      this.applying = false;
-    }
-    if (!applied) {
-      this.log(`next edit: the editor refused the edit${why}`);
-      this.notify(shown, DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason: "ignored" }); // an outcome all the same
+    const end = await this.replace(shown, editor.document, () => editor.edit((b) => b.replace(shown.range, shown.edit.newText)));
+    if (!end) {
       return;
     }
-    // the document holds newText with its line breaks turned into the document's (\r\n in a CRLF file)
-    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
-    const end = document.positionAt(start + withLineBreaks(shown.edit.newText, eol).length);
     editor.selection = new vscode.Selection(end, end);
     editor.revealRange(new vscode.Range(shown.range.start, end), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
     // to the run that issued it even while it closes: Tab came before endAll, which found nothing on screen
@@ -318,28 +301,13 @@ export class NextEdits implements vscode.Disposable {
       this.end("ignored");
       return;
     }
-    this.clear();
-    const start = document.offsetAt(shown.range.start);
     const change = new vscode.WorkspaceEdit();
     change.replace(document.uri, shown.range, shown.edit.newText);
-    this.applying = true;
-    let applied = false;
-    let why = "";
-    try {
-      applied = await vscode.workspace.applyEdit(change);
-    } catch (error) {
-      why = ` (${error instanceof Error ? error.message : String(error)})`;
-    } finally {
-      this.applying = false;
-    }
-    if (!applied) {
-      this.log(`next edit: the editor refused the edit in ${shown.uri}${why}`);
-      this.notify(shown, DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason: "ignored" });
+    const end = await this.replace(shown, document, () => vscode.workspace.applyEdit(change));
+    if (!end) {
       return;
     }
     this.access.notifications.request(shown.run, ExecuteCommandRequest.method, { command: COMMAND_ACCEPT_NEXT_EDIT, arguments: [shown.edit.id] });
-    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
-    const end = document.positionAt(start + withLineBreaks(shown.edit.newText, eol).length);
     const selection = new vscode.Selection(end, end);
     let moved: vscode.TextEditor | undefined;
     try {
@@ -355,6 +323,31 @@ export class NextEdits implements vscode.Disposable {
     if (moved) {
       this.schedule(moved, 50); // the edit after this one, from where the cursor now is
     }
+  }
+
+  /** Replaces shown's range in document with its new text by apply (the editor's edit, or a workspace edit): where
+   * the new text ends, or undefined where the editor refused it (the server is told: an outcome all the same). */
+  private async replace(shown: Shown, document: vscode.TextDocument, apply: () => Thenable<boolean>): Promise<vscode.Position | undefined> {
+    this.clear();
+    const start = document.offsetAt(shown.range.start);
+    this.applying = true;
+    let applied = false;
+    let why = "";
+    try {
+      applied = await apply();
+    } catch (error) {
+      why = ` (${error instanceof Error ? error.message : String(error)})`;
+    } finally {
+      this.applying = false;
+    }
+    if (!applied) {
+      this.log(`next edit: the editor refused the edit in ${shown.uri}${why}`);
+      this.notify(shown, DID_REJECT_NEXT_EDIT, { id: shown.edit.id, reason: "ignored" });
+      return undefined;
+    }
+    // the document holds newText with its line breaks turned into the document's (\r\n in a CRLF file)
+    const eol = document.eol === vscode.EndOfLine.CRLF ? "\r\n" : "\n";
+    return document.positionAt(start + withLineBreaks(shown.edit.newText, eol).length);
   }
 
   private end(reason: RejectReason): void {
