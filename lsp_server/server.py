@@ -237,6 +237,7 @@ class TactServer(LanguageServer):
         self.client_version = ""
         self.degraded_reported = ""  # the degraded reason last told the user; "" while there is a model
         self.telemetry_opened: tuple[bool, str] | None = None  # (enabled, database) the recorder's store is for
+        self.shutting_down = False  # `shutdown` came: the session's end is recorded, its start no longer
 
     def _completion_outcome(self, suggestion_id: str, outcome: str) -> None:
         """The acceptance gate learns from completions only (next edits are another kind of suggestion)."""

@@ -251,11 +251,13 @@ class LspClient:
         return (result or {}).get("edits", [])
 
     def shutdown(self, timeout: float = 10.0) -> int:
-        try:
-            self.request("shutdown", None, timeout)
-            self.notify("exit")
-        except Exception:
-            pass
+        """shutdown, then exit, then the exit code. exit goes even where shutdown failed (a server shut down already
+        answers it with an error): without it such a server waited for exit until it was killed."""
+        for send in (lambda: self.request("shutdown", None, timeout), lambda: self.notify("exit")):
+            try:
+                send()
+            except Exception:
+                pass
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

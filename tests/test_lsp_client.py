@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from telemetry.lsp_client import LspClient, LspError
+from tests.lsp_support import server_command
 
 
 def test_a_server_that_exited_is_named_with_its_exit_code_not_a_broken_pipe():
@@ -45,3 +46,12 @@ def test_an_inline_completion_nobody_answers_is_an_lsp_error_too():
         assert isinstance(raised.value, queue.Empty)  # the callers that cancel on no answer still see none
     finally:
         client.proc.kill()
+
+
+def test_shutdown_sends_exit_even_where_the_server_refuses_a_second_shutdown():
+    """A server shut down already answers `shutdown` with an error; the client then skipped `exit`, and the server
+    waited for it until the client killed it (exit code -9 after the timeout)."""
+    client = LspClient(server_command(None))
+    client.initialize({})
+    client.request("shutdown", None, 30)
+    assert client.shutdown(timeout=30) == 0

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 URIS = ["file:///p/a.py", "file:///p/b.py", "untitled:Untitled-1", "file:///p/%E2%9C%93.py", "file:///nope.py", "",
         "http://x", "file:///p/c.txt"]
 SETTINGS = ["decodingPolicy", "maxNewTokens", "stopThreshold", "stopInsideThreshold", "stopRepeats", "exitThreshold", "enable",
-            "acceptanceGate", "nextEditThreshold", "multiline", "debounceMs", "acceptanceLambda", "nextEditPredictor"]
+            "acceptanceGate", "nextEditThreshold", "multiline", "debounceMs", "acceptanceLambda", "nextEditPredictor",
+            "telemetryRetentionDays"]
 
 
 class Traffic:

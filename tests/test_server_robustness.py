@@ -380,6 +380,28 @@ def test_edits_typed_while_the_model_loads_reach_telemetry_within_the_coalescing
         client.shutdown()
 
 
+def test_a_session_shut_down_before_its_model_loaded_still_records_its_start(tmp_path):
+    """The session's start (client, settings, models) was recorded only once the model and the gate had loaded: a
+    session shut down sooner left its requests and edits under a session with no client (a flaky test's cause)."""
+    db, gate = tmp_path / "telemetry.sqlite3", tmp_path / "load-may-finish"
+    client = LspClient([sys.executable, "-c", SLOW_LOAD_SERVER, "--model", str(model_under_test()), "--database", str(db)],
+                       env=dict(os.environ, TACT_TEST_LOAD_GATE=str(gate)))
+    client.initialize({}, client_name="impatient-editor")
+    try:
+        client.did_open("file:///project/early.py", "x = 1\n")
+        client.did_change("file:///project/early.py", 2, [change_at(0, 0, "#")])
+        assert wait_for_rows(db, "select 1 from edits where uri = 'file:///project/early.py'")
+        assert client.request("tact/status")["loading"], "the model loaded first: the test proves nothing"
+        client.request("shutdown", None, 30)  # the store is closed: the session is as it will stay
+    finally:
+        gate.touch()  # (the process exits once the held load ends)
+        client.shutdown()
+    with sqlite3.connect(db) as conn:
+        [(client_name, server_version, ended)] = conn.execute(
+            "SELECT client_name, server_version, end_reason FROM sessions").fetchall()
+    assert (client_name, ended) == ("impatient-editor", "shutdown") and server_version
+
+
 def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_nothing(tmp_path):
     """The store opened at initialize kept recording the user's code when workspace/configuration, or a later
     didChangeConfiguration, turned telemetry off; and a document opened while it was off had its edits and its

@@ -43,7 +43,8 @@ def register(server) -> None:
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
         status = await load
         await gate
-        session_started(ls, status)
+        if not ls.shutting_down:  # a session ended before its model loaded has said its start at shutdown
+            session_started(ls, status)
         report_degraded(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -65,7 +66,12 @@ def register(server) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls, params=None) -> None:
+        ls.shutting_down = True
         ls.close_recorded_documents()
+        if ls.recorder.recorded and not ls.recorder.started:
+            # its start waits for the model and the gate: a session shut down before they loaded would be left without
+            # its client, settings and models (its requests, edits and end logged all the same)
+            session_started(ls, ls.completions.status)
         ls.recorder.session_ended("shutdown")
         ls.scheduler.shutdown()
         ls.recorder.close()

@@ -77,6 +77,7 @@ class SessionRecorder:
         self.session_id = uuid.uuid4().hex
         self.store = store if store is not None else NullStore("telemetry is off")
         self.recorded = False  # whether this session has sent the store any event
+        self.started = False  # whether it has sent the store its start
         # Documents whose opening the store holds: the others' edits, snapshots and closes have no text to apply
         # to there, and were opened while telemetry was off (or before the store moved) and so stay out of it.
         self.documents: set[str] = set()
@@ -94,7 +95,7 @@ class SessionRecorder:
             for event in old.events:
                 self.store.record(event)
             return old
-        self.store, self.recorded = store, False
+        self.store, self.recorded, self.started = store, False, False
         self.documents = set()
         self.kept_out |= set(self.requested_here)
         self.requested_here = OrderedDict()
@@ -144,6 +145,7 @@ class SessionRecorder:
     def session_started(self, client_name: str, client_version: str, server_version: str, settings: dict,
                         models: dict, workspace: str | None) -> None:
         self._record(SessionStarted(self.session_id, client_name, client_version, server_version, settings, models, workspace))
+        self.started = True
 
     def session_ended(self, reason: str) -> None:
         """Nothing for a store this session never wrote to: its end alone would make an empty session there."""
