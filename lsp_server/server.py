@@ -80,10 +80,9 @@ class MalformedMessage:
     """A message that did not fit its method's types: dropped at structuring, said in one line of the log (and, for
     a request, answered with Invalid params) already."""
 
-    jsonrpc = None  # pygls' handle_message reads it first
-
 
 MALFORMED = MalformedMessage()
+_CAMEL = re.compile(r"(?<=[a-z0-9])_([a-z])(?=[^@]*$)")  # snake_case attribute names after the " @ " of a path
 
 
 def why_malformed(exc: Exception) -> str:
@@ -103,15 +102,14 @@ def _shape(value) -> str:
     return "null" if value is None else f"a {type(value).__name__}"
 
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])_([a-z])(?=[^@]*$)")  # snake_case attribute names after the " @ " of a path
-
 
 class TactProtocol(LanguageServerProtocol):
     """Text and notebook sync go straight to our handlers; pygls keeps no second copy of the text."""
 
     def structure_message(self, data):
         """A message whose params do not fit the method's types is dropped with one line in the log, and a request
-        gets an error response with its id and that line (JSON-RPC: Invalid params, -32602).
+        gets an error response with its id and that line (JSON-RPC: Invalid params, -32602); a response that does not
+        fit fails the server's request that waits for it, with that line.
 
         pygls logged two tracebacks of dozens of lines for each such message (deserialising, then handling it) and
         dropped it unanswered, so a client waited forever. This is pygls' own dispatch otherwise; it runs as the
@@ -134,6 +132,8 @@ class TactProtocol(LanguageServerProtocol):
             method, msg_id = data.get("method"), data.get("id")
             if method is None:
                 log.warning("a response (id %r) that does not fit its request was dropped: %s", msg_id, reason)
+                if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):  # what waits for it fails now
+                    self._handle_response(msg_id, None, JsonRpcInvalidParams(f"Invalid params: {reason}").to_response_error())
             elif "id" in data:
                 log.warning("request %r (id %r) answered Invalid params: %s", method, msg_id, reason)
                 if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):

@@ -130,6 +130,33 @@ def test_json_that_is_no_json_rpc_message_or_has_a_bad_id_is_answered_invalid_re
     assert [m["id"] for m in messages if "result" in m] == [1, 3, 2]  # initialize, the good request, shutdown
 
 
+class MalformedConfigurationClient(LspClient):
+    """Answers workspace/configuration with a result that is no list: a response that does not fit its request."""
+
+    def _answer_server_request(self, message: dict) -> None:
+        self.server_requests.append(message)
+        self._send({"jsonrpc": "2.0", "id": message["id"], "result": 5})
+
+
+def test_a_response_that_does_not_fit_fails_the_request_waiting_for_it_at_once(tmp_path):
+    """A client's answer to the server's own request (workspace/configuration) that did not fit its type was logged
+    with a traceback and dropped: the server waited out its 5 s timeout before loading the model."""
+    log_file = tmp_path / "server.log"
+    client = MalformedConfigurationClient(server_command(model_under_test(), tmp_path / "t.sqlite3")
+                                          + ["--log-file", str(log_file)])
+    try:
+        client.initialize({}, configuration=True)
+        assert alive(client)
+        deadline = time.time() + 60
+        while "workspace/configuration failed" not in log_file.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        client.shutdown()
+    text = log_file.read_text()
+    assert "that does not fit its request was dropped" in text and "Traceback" not in text, text
+    assert "workspace/configuration failed: Invalid params" in text, text  # failed with the reason, not timed out
+
+
 def test_unknown_method_gets_an_error_response(server):
     client, _ = server
     with pytest.raises(LspError) as err:
