@@ -18,6 +18,16 @@ from typing import Any
 from .schema import SCHEMA_VERSION, TelemetrySchemaError, newer_schema_error, read_schema_version
 
 _JSON_COLUMNS = frozenset({"settings", "models", "context", "payload", "cells"})
+# What the other columns hold, by name (a name means the same in every table). SQLite keeps whatever a row was given,
+# so a damaged file can hold text where a position belongs: refused by name, not failing later as a TypeError.
+_INTEGER_COLUMNS = frozenset({"seq", "version", "line", "character", "start_line", "start_character", "end_line",
+                              "end_character", "keystrokes", "tokens", "accepted_length", "stage"})
+_NUMBER_COLUMNS = frozenset({"ts", "ts_start", "started_at", "ended_at", "requested_at", "generated_at", "shown_at",
+                             "outcome_at", "latency_ms", "layers_per_token", "score", "threshold"})
+_TEXT_COLUMNS = frozenset({"session_id", "suggestion_id", "uri", "text", "removed_text", "inserted_text", "kind",
+                           "type", "outcome", "language_id", "notebook_uri", "notebook_type", "trigger", "end_reason",
+                           "client_name", "client_version", "server_version", "workspace", "model", "policy",
+                           "stop_reason", "reject_reason", "decision", "model_version"})
 _DOCUMENT_EVENT_TYPES = {"open": "document_opened", "snapshot": "document_snapshot", "close": "document_closed"}
 
 
@@ -86,22 +96,46 @@ def open_upgraded(path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str
 
 
 class DamagedRowError(sqlite3.DatabaseError):
-    """A row whose JSON column does not parse: the database is damaged there (a DatabaseError, as SQLite's own
-    damage is, so that every reader refuses it clearly; json's ValueError had surfaced as a traceback)."""
+    """A row whose column does not hold what it should (JSON that does not parse or is no object, text where a number
+    belongs): the database is damaged there (a DatabaseError, as SQLite's own damage is, so that every reader refuses
+    it clearly; json's ValueError and the TypeErrors of using such a value had surfaced as tracebacks)."""
 
 
-def _decode(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS and isinstance(value, str):
+def checked(column: str, value: Any) -> Any:
+    """``value`` as read from ``column``: JSON columns decoded (an object; ``cells`` a list), the others as they are
+    where they hold their kind (or NULL); DamagedRowError naming the column otherwise."""
+    if value is None:
+        return None
+    if column in _JSON_COLUMNS:
         try:
-            return json.loads(value)
+            decoded = json.loads(value) if isinstance(value, str) else value
         except ValueError as exc:
             raise DamagedRowError(f"a row's {column} column holds damaged JSON ({exc})") from None
+        if decoded is not None and not isinstance(decoded, list if column == "cells" else dict):  # null: unknown
+            raise DamagedRowError(f"a row's {column} column holds {_kind(decoded)}, not a JSON "
+                                  f"{'list' if column == 'cells' else 'object'}")
+        return decoded
+    if column in _INTEGER_COLUMNS:
+        wanted, fits = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    elif column in _NUMBER_COLUMNS:
+        wanted, fits = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif column in _TEXT_COLUMNS:
+        wanted, fits = "text", isinstance(value, str)
+    else:
+        return value
+    if not fits:
+        raise DamagedRowError(f"a row's {column} column holds {_kind(value)}, not {wanted}")
     return value
+
+
+def _kind(value: Any) -> str:
+    return {str: "text", bytes: "a blob", float: "a real number", int: "an integer", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
-    return [{name: _decode(name, value) for name, value in zip(names, row)} for row in cursor]
+    return [{name: checked(name, value) for name, value in zip(names, row)} for row in cursor]
 
 
 @contextmanager

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .oracle import accepted_chars
-from .reader import DEMO_CLIENT, SIMULATE_CLIENT, SYNTHETIC_CLIENTS, open_upgraded, sessions_named
+from .reader import (DEMO_CLIENT, SIMULATE_CLIENT, SYNTHETIC_CLIENTS, DamagedRowError, checked, open_upgraded,
+                     sessions_named)
 from .schema import TelemetrySchemaError
 
 ACCEPTED = ("accepted", "partially_accepted")
@@ -236,11 +237,11 @@ def recorded_sessions(conn: sqlite3.Connection | None) -> dict[str, str]:
 def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None,
           paired: tuple[set[str], str] | None = None) -> None:
     try:
-        cur = conn.execute("SELECT id, started_at, ended_at, end_reason, client_name, settings, models FROM sessions"
-                           " ORDER BY started_at, id")
-        sessions = [dict(zip([d[0] for d in cur.description], row)) for row in cur]
+        columns = ("id", "started_at", "ended_at", "end_reason", "client_name", "settings", "models")
+        rows = conn.execute(f"SELECT {', '.join(columns)} FROM sessions ORDER BY started_at, id").fetchall()
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{data.path}: its sessions cannot be read ({exc}); the file is damaged") from None
+    sessions = [dict(zip(columns, row)) for row in _checked_rows(rows, columns, data, "session")]
     if session is not None:
         named = set(sessions_named([s["id"] for s in sessions], session))
         if not named:
@@ -319,12 +320,12 @@ def _json_field(value: Any, key: str) -> Any:
         return None
 
 
-def _earlier_cells_chars(context: Any) -> int:
-    """The characters of the cells above a notebook cell its request's prompt held (0: none, or not a cell)."""
-    try:
-        return int(json.loads(context).get("earlier_cells_chars") or 0)
-    except (TypeError, ValueError, AttributeError):
-        return 0
+def _earlier_cells_chars(context: dict[str, Any] | None) -> int:
+    """The characters of the cells above a notebook cell its request's prompt held (0: none, or not a cell), from the
+    request's decoded context."""
+    chars = context.get("earlier_cells_chars") if isinstance(context, dict) else None
+    return int(chars) if isinstance(chars, (int, float)) and not isinstance(chars, bool) and math.isfinite(chars) \
+        and chars > 0 else 0
 
 
 def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]],
@@ -345,6 +346,9 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"session {s['id'][:12]}: its suggestions cannot be read ({exc})")
             continue
+        rows = _checked_rows(rows, ("id", "requested_at", "text", "outcome", "shown_at", "latency_ms", "layers_per_token",
+                                    "accepted_length", "generated_at", "outcome_at", "uri", "context"),
+                             data, f"session {s['id'][:12]}: suggestion")
         start = None
         last = 0.0
         before = len(data.rows)
@@ -402,6 +406,20 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                                 "left out")
 
 
+def _checked_rows(rows: list[tuple], columns: tuple[str, ...], data: Dataset, what: str) -> list[tuple]:
+    """``rows`` of ``columns`` with every value as ``reader.checked`` reads it (JSON decoded); a damaged row is left
+    out and the rows left out are said in ``data.partial``, where they failed deep in the plots before."""
+    kept, damaged, why = [], 0, ""
+    for row in rows:
+        try:
+            kept.append(tuple(checked(name, value) for name, value in zip(columns, row, strict=True)))
+        except DamagedRowError as exc:
+            damaged, why = damaged + 1, str(exc)
+    if damaged:
+        data.partial.append(f"{what} rows damaged, left out: {damaged} (e.g. {why})")
+    return kept
+
+
 def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
     ids = [s["id"] for s in sessions]
     if not ids:
@@ -416,6 +434,7 @@ def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
         data.partial.append(f"gate decisions cannot be read ({exc})")
         return
     data.stage1 = {d: n for d, n in stage1}
+    stage2 = _checked_rows(stage2, ("suggestion_id", "score", "threshold"), data, "stage-2 gate decision")
     scores = {sid: score for sid, score, _ in stage2 if score is not None}
     completions = {r["id"] for r in data.rows}  # next edits log stage-2 rows too, with their own threshold
     thresholds = [t for sid, _, t in stage2 if t is not None and sid in completions]
@@ -439,6 +458,8 @@ def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dic
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"session {s['id'][:12]}: its next edits cannot be read ({exc})")
             continue
+        rows = _checked_rows(rows, ("uri", "shown_at", "outcome", "latency_ms", "context"), data,
+                             f"session {s['id'][:12]}: next edit")
         reports_shows = any(row[1] is not None for row in rows)
         data.next_edits.extend({
             "uri": uri, "shown": shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED),
