@@ -706,14 +706,17 @@ def write_plots(sets: list[Dataset], out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _plot_acceptance(plt, sets, out / PLOTS[0][0])
-    _plot_hist(plt, sets, "latency_ms", out / PLOTS[1][0], "Generation latency", "latency (ms)", " ms",
-               "no suggestion was generated", True)
-    _plot_hist(plt, sets, "layers", out / PLOTS[2][0], "Layers used per token", "layers per token (mean over a "
-               "suggestion)", "", "no layer counts logged (no suggestion generated)", True)
-    _plot_tradeoff(plt, sets, out / PLOTS[3][0])
-    _plot_stage1(plt, sets, out / PLOTS[4][0])
-    _plot_chars(plt, sets, out / PLOTS[5][0])
+    try:
+        _plot_acceptance(plt, sets, out / PLOTS[0][0])
+        _plot_hist(plt, sets, "latency_ms", out / PLOTS[1][0], "Generation latency", "latency (ms)", " ms",
+                   "no suggestion was generated", True)
+        _plot_hist(plt, sets, "layers", out / PLOTS[2][0], "Layers used per token", "layers per token (mean over a "
+                   "suggestion)", "", "no layer counts logged (no suggestion generated)", True)
+        _plot_tradeoff(plt, sets, out / PLOTS[3][0])
+        _plot_stage1(plt, sets, out / PLOTS[4][0])
+        _plot_chars(plt, sets, out / PLOTS[5][0])
+    finally:
+        plt.close("all")  # a plot that failed (a folder that cannot be written) leaves its figure open otherwise
     return [name for name, _, _ in PLOTS]
 
 

@@ -145,3 +145,15 @@ def test_random_damage_is_refused_clearly_or_left_out_by_every_reader(source, tm
         conn.close()
     next_edit_examples([damaged])
     acceptance_samples([damaged])
+
+
+def test_plots_that_fail_to_save_leave_no_figure_open(source, tmp_path):
+    """A folder that cannot be written failed the first plot and left its figure open in the process (a report
+    built again and again, as a long-lived caller does, piled them up)."""
+    import matplotlib.pyplot as plt
+
+    db, _ = source
+    data = report.load(db, "a")
+    with pytest.raises(OSError):
+        report.write_plots([data], tmp_path / "missing" / "plots")
+    assert plt.get_fignums() == []
