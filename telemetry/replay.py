@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS replay_suggestions (
     reference TEXT,
     would_accept INTEGER,
     round_trip_ms REAL,
-    kind TEXT
+    kind TEXT,
+    edit_uri TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_replay_suggestions_session ON replay_suggestions (session_id, seq);
 """
@@ -129,6 +130,7 @@ class ReplayOutcome:
     chars_saved: int
     round_trip_ms: float | None
     would_accept: bool | None = None  # the outcome's verdict, or the oracle's on a suggestion the server hid
+    edit_uri: str | None = None  # a next edit in another document than the one asked about (a cell below): that one
 
     @property
     def kind(self) -> str:
@@ -524,7 +526,8 @@ class _Driver:
         self._decided(max(req.ts, logged_at or next_ts), next_ts, send)
         self.outcomes.append(ReplayOutcome(req, sid, new_text, basis, "accepted" if accepted else "rejected",
                                            utf16_len(new_text) if accepted else None,
-                                           len(new_text) if accepted else 0, rtt, accepted))
+                                           len(new_text) if accepted else 0, rtt, accepted,
+                                           uri if uri != req.uri else None))
 
     def _next_text(self, uri: str) -> str | None:
         """Another document's text once the programmer's next change to it after the step being sent is applied, as
@@ -673,11 +676,11 @@ def _write_results(output: Path, source: Path, result: ReplayResult, options: Re
             conn.executemany(
                 "INSERT INTO replay_suggestions (session_id, seq, source_suggestion_id, source_ts, suggestion_id, uri, line,"
                 " character, fidelity, text, basis, outcome, accepted_length, chars_saved, reference, would_accept,"
-                " round_trip_ms, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " round_trip_ms, kind, edit_uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(result.session_id, n, o.request.suggestion_id, o.request.ts, o.suggestion_id, o.request.uri, o.request.line,
                   o.request.character, o.request.fidelity, o.text, o.basis, o.outcome, o.accepted_length, o.chars_saved,
                   o.request.reference, None if o.would_accept is None else int(o.would_accept),
-                  round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None, o.kind)
+                  round(o.round_trip_ms, 3) if o.round_trip_ms is not None else None, o.kind, o.edit_uri)
                  for n, o in enumerate(result.outcomes)])
     finally:
         conn.close()

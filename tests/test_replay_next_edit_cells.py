@@ -4,6 +4,7 @@ answer in another cell is judged against that cell, never against the one the re
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def test_an_answer_in_another_cell_equal_to_the_logged_one_keeps_the_logged_outc
     db = tmp_path / "t.sqlite3"
     _record(db)
     outcome, sent = _replayed(db, [_edit("x1", (0, 6, 0, 11), "total", CELL2)])
-    assert (outcome.basis, outcome.outcome, outcome.text) == ("logged", "accepted", "total")
+    assert (outcome.basis, outcome.outcome, outcome.text, outcome.edit_uri) == ("logged", "accepted", "total", CELL2)
     assert _decisions(sent) == [("accept", "x1")]
 
 
@@ -137,7 +138,7 @@ def test_the_same_edit_in_the_requested_cell_is_not_the_logged_one(tmp_path):
     db = tmp_path / "t.sqlite3"
     _record(db)
     outcome, sent = _replayed(db, [_edit("x1", (0, 6, 0, 11), "total")])
-    assert (outcome.basis, outcome.outcome) == ("oracle", "rejected")
+    assert (outcome.basis, outcome.outcome, outcome.edit_uri) == ("oracle", "rejected", None)
     assert _decisions(sent) == [("reject", "x1", "ignored")]  # cell 1 is not edited again
 
 
@@ -237,3 +238,6 @@ def test_a_cross_cell_next_edit_replays_against_the_server_as_recorded(tiny_lm_d
     (outcome,) = result.outcomes
     assert (outcome.basis, outcome.outcome, outcome.text) == ("logged", "accepted", "items")
     assert _next_edit_rows(out, "tact-replay") == recorded
+    with sqlite3.connect(out) as conn:  # the replay's own row names the cell the edit changed
+        assert conn.execute("SELECT uri, edit_uri FROM replay_suggestions WHERE kind = 'next_edit'").fetchall() == [
+            (CELL1, CELL2)]
