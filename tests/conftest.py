@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Every server, demo and simulation the tests start gets a data directory of its own unless a test names one: the
+# user's real telemetry database (and, since the server removes old sessions when it opens one, its history) is no
+# test's business. Set before any test starts a process, which inherits it.
+if "TACT_DATA_DIR" not in os.environ:
+    os.environ["TACT_DATA_DIR"] = tempfile.mkdtemp(prefix="tact-test-data-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    folder = os.environ.get("TACT_DATA_DIR", "")
+    if Path(folder).name.startswith("tact-test-data-"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 TINY_LM_MAX_LEN = 128
 

@@ -1,4 +1,8 @@
-from lsp_server.config import DEFAULTS, Settings, to_camel
+import os
+import tempfile
+from pathlib import Path
+
+from lsp_server.config import DEFAULTS, Settings, default_data_dir, to_camel
 
 
 def test_camel_case_round_trip():
@@ -192,3 +196,10 @@ def test_windows_and_waits_far_past_any_use_are_refused():
     assert sorted(p.split(":")[0] for p in problems) == sorted(f"tact.{k}" for k in huge)
     at_most, problems = Settings.from_camel({"contextPrefixChars": 65536, "acceptanceDebounceMaxMs": 2000})
     assert not problems and (at_most.context_prefix_chars, at_most.acceptance_debounce_max_ms) == (65536, 2000)
+
+
+def test_the_tests_never_reach_the_users_data_directory():
+    """Servers started by tests without a database wrote to (and now would prune) the user's real telemetry
+    database; conftest gives the whole run a data directory of its own."""
+    assert Path(os.environ["TACT_DATA_DIR"]).is_relative_to(tempfile.gettempdir())
+    assert default_data_dir() == Path(os.environ["TACT_DATA_DIR"])
