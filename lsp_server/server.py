@@ -76,12 +76,9 @@ def _to_feature(method: str):
     return handler
 
 
-class MalformedMessage:
-    """A message that did not fit its method's types: dropped at structuring, said in one line of the log (and, for
-    a request, answered with Invalid params) already."""
-
-
-MALFORMED = MalformedMessage()
+# What structure_message gives for a message that did not fit its method's types: said in one line of the log (and,
+# for a request, answered with Invalid params) already; handle_message drops it.
+MALFORMED = object()
 _CAMEL = re.compile(r"(?<=[a-z0-9])_([a-z])(?=[^@]*$)")  # snake_case attribute names after the " @ " of a path
 
 

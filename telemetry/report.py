@@ -19,7 +19,6 @@ either is a replay are compared session for session, through the recorded sessio
 from __future__ import annotations
 
 import html
-import json
 import math
 import sqlite3
 import time
@@ -311,21 +310,16 @@ def _without_synthetic(sessions: list[dict[str, Any]], data: Dataset) -> list[di
     return [s for s in sessions if s["client_name"] not in SYNTHETIC_CLIENTS]
 
 
-def _json_field(value: Any, key: str) -> Any:
-    if not isinstance(value, str):
-        return None
-    try:
-        return (json.loads(value).get("details") or {}).get(key)
-    except (ValueError, AttributeError):
-        return None
+def _number(value: Any) -> float | None:
+    """A finite number inside a decoded JSON column, else None (a damaged or missing field)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
 def _earlier_cells_chars(context: dict[str, Any] | None) -> int:
     """The characters of the cells above a notebook cell its request's prompt held (0: none, or not a cell), from the
     request's decoded context."""
-    chars = context.get("earlier_cells_chars") if isinstance(context, dict) else None
-    return int(chars) if isinstance(chars, (int, float)) and not isinstance(chars, bool) and math.isfinite(chars) \
-        and chars > 0 else 0
+    chars = _number(context.get("earlier_cells_chars")) if isinstance(context, dict) else None
+    return int(chars) if chars is not None and chars > 0 else 0
 
 
 def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]],
@@ -340,12 +334,16 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 " generated_at, outcome_at, uri, context FROM suggestions"
                 " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()
-            logprob = dict(conn.execute(
+            generated = conn.execute(
                 "SELECT suggestion_id, payload FROM suggestion_events WHERE session_id = ? AND type = 'suggestion_generated'",
-                [s["id"]]).fetchall())
+                [s["id"]]).fetchall()
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"session {s['id'][:12]}: its suggestions cannot be read ({exc})")
             continue
+        logprob = {sid: _number(details.get("mean_logprob"))
+                   for sid, payload in _checked_rows(generated, ("suggestion_id", "payload"), data,
+                                                     f"session {s['id'][:12]}: generated event")
+                   if isinstance(details := (payload or {}).get("details"), dict)}
         rows = _checked_rows(rows, ("id", "requested_at", "text", "outcome", "shown_at", "latency_ms", "layers_per_token",
                                     "accepted_length", "generated_at", "outcome_at", "uri", "context"),
                              data, f"session {s['id'][:12]}: suggestion")
@@ -396,7 +394,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "id": sid, "minute": minute, "outcome": outcome, "shown": shown, "label": label,
                 "generated": generated_at is not None,
                 "latency_ms": latency, "layers": layers, "chars_saved": saved,
-                "logprob": _json_field(logprob.get(sid), "mean_logprob"), "score": None,
+                "logprob": logprob.get(sid), "score": None,
                 "uri": uri, "earlier_cells_chars": _earlier_cells_chars(context),
             })
         data.session_requests[s["id"]] = len(data.rows) - before
@@ -479,13 +477,8 @@ def _read_notebooks(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
         data.partial.append(f"the notebooks cannot be read ({exc}); notebook cells are known by their URI alone")
         return
     data.notebooks = len({uri for uri, _ in rows})
-    for _, cells in rows:
-        try:
-            listed = json.loads(cells)
-        except (TypeError, ValueError):
-            continue
-        if isinstance(listed, list):
-            data.notebook_cells.update(c for c in listed if isinstance(c, str))
+    for _, cells in _checked_rows(rows, ("notebook_uri", "cells"), data, "notebook"):
+        data.notebook_cells.update(c for c in cells or () if isinstance(c, str))
 
 
 # -- plots ---------------------------------------------------------------------------------------------

@@ -654,10 +654,12 @@ def prune_sessions(conn: sqlite3.Connection, older_than_s: float, now: float | N
     long clean-up does not hold the write lock from another server writing the same file. Freed pages are reused by
     later rows; the file itself shrinks only with a VACUUM."""
     cutoff = (time.time() if now is None else now) - older_than_s
+    old = [sid for (sid,) in conn.execute("SELECT id FROM sessions WHERE COALESCE(ended_at, started_at) < ?", [cutoff])]
+    if not old:  # the usual start: nothing more to read
+        return 0, 0
     tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != "
                                                "'sessions' ORDER BY name")
               if any(col[1] == "session_id" for col in conn.execute(f'PRAGMA table_info("{name}")'))]
-    old = [sid for (sid,) in conn.execute("SELECT id FROM sessions WHERE COALESCE(ended_at, started_at) < ?", [cutoff])]
     rows = 0
     for sid in old:
         conn.execute("BEGIN IMMEDIATE")

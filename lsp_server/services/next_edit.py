@@ -27,7 +27,7 @@ from lsp_server.services.pipeline import PendingRequest
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
-from models.next_edit.baseline import common_ends, widen_to_identifiers
+from models.next_edit.baseline import _pattern, common_ends, widen_to_identifiers
 from telemetry.text import line_breaks, line_starts
 
 if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
@@ -73,7 +73,7 @@ def replacement_in_other_cells(records: list[EditRecord], cells: list[OtherCell]
     old, new = last.removed_text, last.inserted_text
     if not (old.isidentifier() and new.isidentifier()) or old == new:
         return None
-    name = re.compile(rf"(?<![\w]){re.escape(old)}(?![\w])")
+    name = _pattern(old)  # as a whole word, as the baseline finds its next occurrence in a document
     for cell in cells:
         if (m := name.search(cell.index.text)) is not None:
             return cell, m.start(), m.end(), new
