@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from lsp_server.config import default_data_dir
 from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
 from telemetry.lsp_client import LspClient, change_at, text_document_item
-from telemetry.reader import DEMO_CLIENT
+from telemetry.reader import DEMO_CLIENT, checked
 from telemetry.text import advance, line_count, offset_at
 
 
@@ -149,22 +148,23 @@ def demo_notebook(client: LspClient, text: str, db: Path, out) -> None:
     else:
         sid = items[0]["command"]["arguments"][0]
         client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [sid]})
-        earlier = _earlier_cells_chars(db, sid)
+        earlier = _logged_earlier_cells_chars(db, sid)
         print(f"  -> {items[0]['insertText']!r}   (the prompt held {earlier} characters of the cells above)", file=out)
     client.did_close_notebook(uri, cell_uris)
 
 
-def _earlier_cells_chars(db: Path, suggestion_id: str, timeout: float = 10.0) -> int | str:
+def _logged_earlier_cells_chars(db: Path, suggestion_id: str, timeout: float = 10.0) -> int | str:
     """How much of the cells above a suggestion's prompt held, as its request was logged ("?" if not yet)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:  # closed each pass
                 row = conn.execute("select context from suggestions where id = ?", (suggestion_id,)).fetchone()
-        except sqlite3.Error:
-            row = None
-        if row and row[0]:
-            return json.loads(row[0]).get("earlier_cells_chars", 0)
+            context = checked("context", row[0]) if row else None  # decoded as every telemetry reader decodes it
+        except sqlite3.Error:  # not written yet, or damaged (reader.DamagedRowError)
+            context = None
+        if context:
+            return context.get("earlier_cells_chars", 0)
         time.sleep(0.05)
     return "?"
 
