@@ -36,6 +36,7 @@ from models.bench_early_exit import (NO_STOP, BenchInputError, Sample, _ci, _f, 
                                      _ratio, acceptance, bootstrap_interval, hardware, load_texts, make_samples,
                                      suggestion, suggestion_ms, texts_identity, truncate_at_stop)
 from models.fim import to_lf
+from models.healing import Prompt
 from models.metrics import edit_similarity, exact_match, first_line, rouge_l
 from models.model_dir import fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
@@ -99,22 +100,21 @@ def names_from_above(ns: NotebookSample) -> bool:
     return any(n in above and n not in own and n not in _KNOWN for n in _NAME.findall(ns.sample.target))
 
 
-def prompt_cut(runtime: EarlyExitRuntime, ctx: CompletionContext, prompt: list[int]) -> bool:
+def prompt_cut(runtime: EarlyExitRuntime, ctx: CompletionContext, prompt: Prompt) -> bool:
     """Whether the prompt's token budget cut the start of the cells above off ``prompt`` (``build_prompt`` keeps
-    the end of the text before the cursor)."""
-    info = runtime.tokenizer
-    kept = len(prompt) - prompt.index(info.fim_middle_id) - 1 if info.has_fim and info.fim_middle_id in prompt \
-        else len(prompt)
-    return kept < len(info.encode(to_lf(ctx.earlier_cells + ctx.prefix)))
+    the end of the text before the cursor; token healing leaves its last tokens out, to be written again)."""
+    info, ids = runtime.tokenizer, prompt.ids
+    kept = ids[ids.index(info.fim_middle_id) + 1:] if info.has_fim and info.fim_middle_id in ids else ids
+    return len(info.decode(kept) + prompt.heal) < len(to_lf(ctx.earlier_cells + ctx.prefix))
 
 
 def _arm_summary(runs: list[DecodeResult], prompts: list[int], targets: list[str], opts: DecodeOptions,
-                 decode: Callable[[list[int]], str]) -> dict:
+                 runtime: EarlyExitRuntime) -> dict:
     """One arm's quality (early-exit's metrics on the first line), prompt size, speed and simulated acceptance,
     without Stop and with Stop at the served thresholds (replayed)."""
     texts = [suggestion(r) for r in runs]
-    stopped = [first_line(decode(truncate_at_stop(r, opts.stop_threshold, opts.stop_inside,
-                                                  opts.stop_inside_threshold))) for r in runs]
+    stopped = [first_line(runtime.suggestion_text(truncate_at_stop(r, opts.stop_threshold, opts.stop_inside,
+                                                                   opts.stop_inside_threshold), r.heal)) for r in runs]
     ms = [suggestion_ms(r) for r in runs]
     return {
         "samples": len(runs),
@@ -180,18 +180,18 @@ def run_bench(model_dir: Path, *, source: Path | None = None, corpus: Path | Non
     prompts: dict[str, list[int]] = {arm: [] for arm in ARMS}
     cut_by_tokens: list[bool] = []
     for n, ns in enumerate(samples):
-        built = {arm: CompletionService.prompt(runtime, ns.contexts[arm], opts) for arm in ARMS}
+        built = {arm: CompletionService.prompt(runtime, ns.contexts[arm], settings) for arm in ARMS}
         cut_by_tokens.append(bool(ns.contexts["with_cells"].earlier_cells)
                              and prompt_cut(runtime, ns.contexts["with_cells"], built["with_cells"]))
         for arm in (ARMS if n % 2 == 0 else ARMS[::-1]):  # alternating, so that neither always runs first
             runtime.reset()  # from an empty cache: the whole prompt's pass is in the time
-            runs[arm].append(runtime.generate(built[arm], opts))
+            runs[arm].append(runtime.generate(built[arm].ids, opts, heal=built[arm].heal))
             prompts[arm].append(runs[arm][-1].prompt_tokens)
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
     targets = [ns.sample.target for ns in samples]
-    arms = {arm: _arm_summary(runs[arm], prompts[arm], targets, served, runtime.tokenizer.decode) for arm in ARMS}
+    arms = {arm: _arm_summary(runs[arm], prompts[arm], targets, served, runtime) for arm in ARMS}
 
     # each sample's scores and acceptance, by arm: scored once, for all the samples and for those naming from above
     scores = {name: {arm: np.array([float(metric(s, t)) for s, t in zip(arms[arm]["_texts"], targets, strict=True)])

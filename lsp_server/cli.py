@@ -366,6 +366,7 @@ def _acceptance(args) -> int:
     args.precision_floor = DEFAULTS.acceptance_precision_floor if args.precision_floor is None else args.precision_floor
     args.exit_threshold, args.stop_threshold = DEFAULTS.exit_threshold, DEFAULTS.stop_threshold
     args.exit_rule = DEFAULTS.exit_rule
+    args.token_healing = DEFAULTS.token_healing
     args.policy = args.policy or DEFAULTS.decoding_policy
     args.default_cups = REPO_ROOT.parent / "shared" / "datasets" / "cups" / "cups.jsonl"
     return main_cli(args)
@@ -439,6 +440,9 @@ def _add_bench(sub) -> None:
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
+    ee.add_argument("--token-healing", type=non_negative_int, metavar="N",
+                    help="tokens before the cursor the suggestion writes again (token healing); 0: none, as before it "
+                         "(default: settings)")
 
 
 def _stop_repeats(text: str) -> int:
@@ -469,7 +473,8 @@ def _bench(args) -> int:
         from models.runtime import DecodeOptions
 
         for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "exit_rule",
-                     "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts"):
+                     "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts",
+                     "token_healing"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(DEFAULTS, name))
         for name in ("draft_in_prompt_pass", "draft_head", "head_tokens", "exit_head_weights"):  # decoder options, not settings

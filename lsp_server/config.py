@@ -44,6 +44,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "stop_threshold": (0, None),
     "stop_inside_threshold": (0, None),
     "stop_repeats": (0, None),
+    "token_healing": (0, 16),
     "draft_layers": (0, None),
     "draft_tokens": (1, 256),
     "context_prefix_chars": (0, 65536),
@@ -86,6 +87,7 @@ class Settings:
     stop_inside: bool = True  # Stop may also cut a suggestion after its first token (off: it only hides one)
     stop_inside_threshold: float = 0.98  # P(stop) that cuts a suggestion after its first token
     stop_repeats: int = 3  # a suggestion repeating a unit this many times in a row ends after one copy; 0: never
+    token_healing: int = 2  # tokens before the cursor the suggestion writes again (models.healing); 0: none
     draft_layers: int = 0  # speculative: layers that draft where lookup and the n-gram table have none; 0: none
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     ngram_drafts: bool = True  # speculative: draft from the model's n-gram table where prompt lookup has little

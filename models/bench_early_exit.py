@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from models.corpus import iter_directory, iter_split
+from models.healing import HEAL_TOKENS, Prompt
 from models.metrics import (chars_saved, edit_similarity, exact_match, first_line, goes_on_to_type, is_accepted,
                             matches_exactly, rouge_l)
 from models.model_dir import fingerprint
@@ -158,8 +159,9 @@ def make_samples(texts: list[tuple[str, str]], limit: int, seed: int) -> list[Sa
     return samples
 
 
-def sample_prompt(runtime: EarlyExitRuntime, s: Sample) -> list[int]:
-    return runtime.fim_prompt(s.prefix, s.suffix, reserve=MAX_NEW_TOKENS)
+def sample_prompt(runtime: EarlyExitRuntime, s: Sample, heal_tokens: int = HEAL_TOKENS) -> Prompt:
+    """The prompt serving builds for the sample's cursor (token healing as ``tact.tokenHealing``)."""
+    return runtime.completion_prompt(s.prefix, s.suffix, reserve=MAX_NEW_TOKENS, heal_tokens=heal_tokens)
 
 
 # -- statistics helpers ----------------------------------------------------------------------
@@ -191,8 +193,8 @@ def truncate_at_stop(res: DecodeResult, threshold: float, inside: bool = True,
     ``res`` ended by cutting a loop (``stop_reason`` "repeat") and Stop comes inside the copies it removed, the real
     run emits more than this: they and their P(stop) are not in ``res``."""
     opts = DecodeOptions(stop_threshold=threshold, stop_inside=inside, stop_inside_threshold=inside_threshold)
-    for i, p in enumerate(res.stop_probs):
-        if p >= opts.stop_threshold_at(i):
+    for i, p in enumerate(res.stop_probs):  # the first tokens may only write what token healing gave back
+        if p >= opts.stop_threshold_at(max(0, i - res.heal_tokens)):
             return res.token_ids[:i]
     return list(res.token_ids)
 
@@ -556,7 +558,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
               accuracy_windows: int | None = None,
               with_exit_sweep: bool = True, exit_sweep_thresholds: Sequence[float] | None = None,
               exit_rule: str = DecodeOptions.exit_rule, exit_sweep_rules: Sequence[str] | None = None,
-              exit_pick_margin: float = EXIT_PICK_MARGIN, int8: bool = False,
+              exit_pick_margin: float = EXIT_PICK_MARGIN, int8: bool = False, heal_tokens: int = HEAL_TOKENS,
               log: Callable[[str], None] | None = None) -> dict:
     """Run the whole benchmark; returns every figure as a JSON-ready dict (see `format_report`). The exit
     sweep decodes every sample once per setting, about two thirds of the time: without it a large --limit
@@ -594,14 +596,14 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     prompt_ms: list[float] = []
     prompt_tokens: list[int] = []
     for n, s in enumerate(samples):
-        prompt = sample_prompt(runtime, s)
-        prompt_tokens.append(len(prompt))
-        prompt_ms.append(prompt_pass(runtime, prompt))
+        prompt = sample_prompt(runtime, s, heal_tokens)
+        prompt_tokens.append(len(prompt.ids))
+        prompt_ms.append(prompt_pass(runtime, prompt.ids))
         if runtime8 is not None:
-            prompt_pass(runtime8, prompt)
+            prompt_pass(runtime8, prompt.ids)
         k = n % len(decoders)  # rotated, so that no decoder always runs first
         for rt, options, out in decoders[k:] + decoders[:k]:  # each reuses the prompt pass (prefill keeps the
-            out.append(rt.generate(prompt, options))           # cached exact prefix; decoding writes past it)
+            out.append(rt.generate(prompt.ids, options, heal=prompt.heal))  # cached exact prefix; decoding writes past it)
         if (n + 1) % 20 == 0:
             log(f"{n + 1}/{len(samples)} samples")
     runtime.reset()
@@ -622,10 +624,9 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             int8_policies[p] = summary
 
     # Stop: the real run at the threshold, and a sweep replayed from the Stop-less run's P(stop).
-    dec = runtime.tokenizer.decode
-
     def replayed(threshold: float, inside: bool, inside_threshold: float = cut_threshold) -> list[str]:
-        return [first_line(dec(truncate_at_stop(f, threshold, inside, inside_threshold))) for f in full]
+        return [first_line(runtime.suggestion_text(truncate_at_stop(f, threshold, inside, inside_threshold), f.heal))
+                for f in full]
 
     full_texts, stopped_texts = [suggestion(r) for r in full], [suggestion(r) for r in stopped]
     without, with_stop = acceptance(full_texts, targets), acceptance(stopped_texts, targets)
@@ -697,7 +698,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "draft_in_prompt_pass": draft_in_prompt_pass,
                      "ngram_drafts": ngram_drafts and runtime.ngram_drafts is not None,
                      "draft_head": draft_head and runtime.draft_head is not None, "head_tokens": head_tokens,
-                     "exit_head_weights": exit_head_weights},
+                     "exit_head_weights": exit_head_weights, "token_healing": heal_tokens},
         "samples": len(samples),
         "data": texts_identity(texts),
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
@@ -773,6 +774,7 @@ def format_report(r: dict) -> str:
         + ("" if st.get("draft_in_prompt_pass", True) else ", no drafts in the prompt's pass")
         + (f", draft head x {st['head_tokens']} tokens" if st.get("draft_head") else "")
         + f", early exits' head {st.get('exit_head_weights', 'fp32')}"
+        + (f", token healing {st['token_healing']}" if st.get("token_healing") else ", no token healing")
         + ", Stop disabled for the policy table",
         "",
         f"{'policy':<16} {'layers/tok':>10} {'skipped':>8} {'ms/tok med':>10} {'ms/tok mean':>11} {'1st tok ms':>11} "
@@ -878,7 +880,7 @@ def main_cli(args) -> int:
                        exit_last_prompt_token=args.exit_last_prompt_token,
                        draft_in_prompt_pass=args.draft_in_prompt_pass,
                        draft_head=args.draft_head, head_tokens=args.head_tokens,
-                       exit_head_weights=args.exit_head_weights,
+                       exit_head_weights=args.exit_head_weights, heal_tokens=args.token_healing,
                        log=lambda msg: print(msg, file=sys.stderr, flush=True))  # bad input: main() says it
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0

@@ -18,6 +18,7 @@ the longest common token prefix, so a keystroke costs only the new tokens.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -31,6 +32,7 @@ import onnxruntime as ort
 from models.draft_head import DRAFT_HEAD, DraftHead
 from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, exit_heads_problem, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
+from models.healing import Prompt, TokenBytes, healed_logp
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
                               trained_context)
@@ -211,6 +213,17 @@ class DecodeResult:
     head_accepted: int = 0
     prefill_ms: float = 0.0  # the prompt's pass (speculative: with the draft verified in it, and its tokens emitted)
     decode_ms: float = 0.0  # the steps after it
+    # token healing (models.healing): the text before the cursor the prompt left out, which the first tokens write
+    # again (token_ids, logprobs and the rest count them; ``text`` leaves it out), and the bytes of it still to write
+    heal: str = ""
+    heal_left: bytes = field(default=b"", repr=False)
+    heal_tokens: int = 0  # the first token_ids that wrote nothing past the text given back
+
+    @property
+    def suggestion_tokens(self) -> int:
+        """Tokens of the suggestion so far: those that wrote text past what token healing gave back (Stop's first
+        token, the token limit)."""
+        return len(self.token_ids) - self.heal_tokens
 
     @property
     def layers_per_token(self) -> float | None:
@@ -689,6 +702,30 @@ class EarlyExitRuntime:
         return build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS],
                             min(self.context_tokens, self.max_len - 2), reserve=reserve)  # generate keeps max_len - 2
 
+    def completion_prompt(self, prefix: str, suffix: str, reserve: int, heal_tokens: int = 0) -> Prompt:
+        """``fim_prompt`` with token healing: the prefix's last ``heal_tokens`` tokens are left out of it and given
+        back as the text the suggestion's first tokens must write again (``generate(..., heal=)``; models.healing).
+        Nothing is taken back for a tokenizer that is not byte-level or where it would cut a character."""
+        if heal_tokens <= 0 or self.token_bytes is None:
+            return Prompt(self.fim_prompt(prefix, suffix, reserve))
+        info = self.tokenizer
+        prefix_ids, heal = self.token_bytes.take_back(info.encode(to_lf(prefix)), heal_tokens)
+        ids = build_prompt(info, prefix_ids, info.encode(to_lf(suffix))[:SUFFIX_TOKENS],
+                           min(self.context_tokens, self.max_len - 2), reserve=reserve + (heal_tokens if heal else 0))
+        return Prompt(ids, heal)
+
+    @functools.cached_property
+    def token_bytes(self) -> TokenBytes | None:
+        """The bytes each token writes, for token healing (None: the tokenizer is not byte-level). Built on first
+        use, not at load: the server's cold start does not wait for it."""
+        return TokenBytes.of_tokenizer(self.tokenizer.tok, self.vocab_size)
+
+    def suggestion_text(self, token_ids: list[int], heal: str = "") -> str:
+        """The text ``token_ids`` add after the cursor: decoded, without the ``heal`` text they first write again
+        ("" while they have not written all of it)."""
+        text = self.tokenizer.decode(token_ids)
+        return text[len(heal):] if text.startswith(heal) else ""
+
     def fit_prompt(self, prompt_ids: list[int]) -> list[int]:
         """``prompt_ids`` cut to the max_len - 2 tokens ``generate`` keeps (the cache holds max_len; the suggestion
         needs room). A fill-in-the-middle prompt keeps its markers and suffix and loses the start of its prefix, as
@@ -705,7 +742,9 @@ class EarlyExitRuntime:
 
     # -- decoding --------------------------------------------------------------------------------
     def generate(self, prompt_ids: list[int], options: DecodeOptions | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> DecodeResult:
+                 should_cancel: Callable[[], bool] | None = None, heal: str = "") -> DecodeResult:
+        """Decode after ``prompt_ids`` with ``options``. ``heal``: the text a healed prompt left out
+        (``completion_prompt``), which the first tokens must write again before the suggestion starts."""
         opts = options or DecodeOptions()
         if opts.policy not in POLICIES:
             raise ValueError(f"unknown decoding policy {opts.policy!r}; one of {POLICIES}")
@@ -717,6 +756,8 @@ class EarlyExitRuntime:
             return DecodeResult(prompt_tokens=len(prompt_ids))
         prompt_ids = self.fit_prompt(prompt_ids or [self.tokenizer.eos_id])
         res = DecodeResult(prompt_tokens=len(prompt_ids))  # what the model read
+        if heal and self.token_bytes is not None:
+            res.heal, res.heal_left = heal, heal.encode("utf-8")
         with self.lock:
             t0 = time.perf_counter()
             cancel = should_cancel or (lambda: False)
@@ -744,6 +785,8 @@ class EarlyExitRuntime:
         while res.token_ids and self._ends_mid_character(res.token_ids, res.text):
             del res.token_ids[-1], res.logprobs[-1], res.layers[-1], res.stop_probs[-1]
             res.text = self.tokenizer.decode(res.token_ids)
+        if res.heal:
+            res.text = self.suggestion_text(res.token_ids, res.heal)
         return res
 
     def _emit(self, res: DecodeResult, opts: DecodeOptions, token: int, logp: float, layers: int, p_stop: float) -> bool:
@@ -751,6 +794,11 @@ class EarlyExitRuntime:
         if token == self.tokenizer.eos_id:
             res.stop_reason = "eos"
             return True
+        newline = bool(self._newline[token])
+        if res.heal_left:  # only what the token writes past the text given back can end the line
+            res.heal_left, past = self.token_bytes.written(res.heal_left, token)
+            newline = b"\n" in past
+            res.heal_tokens += not past
         res.token_ids.append(int(token))
         res.logprobs.append(float(logp))
         res.layers.append(layers)
@@ -760,10 +808,10 @@ class EarlyExitRuntime:
             del res.token_ids[keep:], res.logprobs[keep:], res.layers[keep:], res.stop_probs[keep:]
             res.stop_reason = "repeat"
             return True
-        if opts.single_line and self._newline[token]:
+        if opts.single_line and newline:
             res.stop_reason = "newline"
             return True
-        if len(res.token_ids) >= opts.max_new_tokens:
+        if res.suggestion_tokens >= opts.max_new_tokens:
             res.stop_reason = "max_tokens"
             return True
         if self.cache.length >= self.max_len - 1:
@@ -777,9 +825,11 @@ class EarlyExitRuntime:
         ``logp`` (V,): that exit's log-probabilities when already computed."""
         if logp is None:
             logp = log_softmax(self.head(layer, h, opts.exit_head_weights)[0])
+        if res.heal_left:
+            logp = healed_logp(logp, self.token_bytes.candidates(res.heal_left))
         token = int(logp.argmax())
         p_stop = float(self.controller.stop_probs(layer, h[0], logp[token]))
-        if p_stop >= opts.stop_threshold_at(len(res.token_ids)):
+        if p_stop >= opts.stop_threshold_at(res.suggestion_tokens):
             res.stop_reason = "stop"
             return None
         return token, float(logp[token]), p_stop
@@ -806,7 +856,7 @@ class EarlyExitRuntime:
         the only one not cached, it runs like a decoded token and may leave early; otherwise a plain prefill."""
         common = self.cached_prefix(prompt_ids)
         res.cached_tokens = common
-        if not (opts.exit_last_prompt_token and common == len(prompt_ids) - 1):
+        if not (opts.exit_last_prompt_token and common == len(prompt_ids) - 1) or res.heal_left:
             return self.prefill(prompt_ids, common)[0], self.n_layers - 1, None
         self.cache.truncate(common)
         h, exit_layer, exit_logp = self._dynamic_pass(prompt_ids[-1], opts)
@@ -843,6 +893,10 @@ class EarlyExitRuntime:
                 res.layer_passes += 1
             if opts.min_exit_layer <= i < L - 1 and self.controller.trained:
                 leaves, logp = self._exits(i, x, opts, guess)
+                if leaves and res is not None and res.heal_left:
+                    # the next token must write text given back (token healing): the exit's token is the last layer's
+                    # choice among the candidates only where it is one (the controller judged the unrestricted top)
+                    leaves = logp is not None and int(logp.argmax()) in self.token_bytes.candidates(res.heal_left)
                 if leaves:
                     self._fill_kv(i, x, pos, at)
                     return x, i, logp
@@ -925,7 +979,14 @@ class EarlyExitRuntime:
         if opts.draft_in_prompt_pass:
             c.truncate(common)
             c.ids.extend(prompt_ids[common:])  # drafts are looked up after the whole prompt
+            # the text token healing gave back, as its own tokens: the likeliest way to write it again, then what
+            # is looked up after it
+            healed = self.tokenizer.encode(res.heal) if res.heal_left else []
+            c.ids.extend(healed)
             draft, source = self._cheap_draft(opts)
+            del c.ids[len(c.ids) - len(healed):]
+            if healed:
+                draft, source = [*healed, *draft], "lookup"
             draft = draft[:self.max_len - 1 - c.length]  # what still fits in the cache after the prompt
         if not draft:
             return SpeculativeStart(self.prefill(prompt_ids, common)[0], None)  # it truncates the ids to the prefix
@@ -995,16 +1056,20 @@ class EarlyExitRuntime:
         p_stop_all = self.controller.stop_probs(L - 1, h_all, logp_all.max(axis=-1))
         accepted = 0
         for j in range(len(h_all)):
-            if p_stop_all[j] >= opts.stop_threshold_at(len(res.token_ids)):
+            logp, p_stop = logp_all[j], p_stop_all[j]
+            if res.heal_left:  # text given back still to write (token healing): only its tokens, as _choose
+                logp = healed_logp(logp, self.token_bytes.candidates(res.heal_left))
+                p_stop = self.controller.stop_probs(L - 1, h_all[j], logp.max())
+            if p_stop >= opts.stop_threshold_at(res.suggestion_tokens):
                 res.stop_reason = "stop"
                 self.cache.truncate(base + j + 1)
                 self.cache.exact = self.cache.length
                 return None
-            token = int(logp_all[j].argmax())
-            if lenient and j < len(draft) and logp_all[j, draft[j]] >= logp_all[j, token] - opts.copy_margin:
+            token = int(logp.argmax())
+            if lenient and j < len(draft) and logp[draft[j]] >= logp[token] - opts.copy_margin:
                 token = draft[j]  # close enough to the best: keep the copy
             matches = j < len(draft) and draft[j] == token
-            done = self._emit(res, opts, token, float(logp_all[j, token]), L, float(p_stop_all[j]))
+            done = self._emit(res, opts, token, float(logp[token]), L, float(p_stop))
             if matches and not done:
                 accepted += 1
                 self.cache.ids.append(token)

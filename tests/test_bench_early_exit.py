@@ -308,13 +308,13 @@ def test_every_decoder_of_a_sample_starts_from_the_same_prompt_pass(tiny_lm_dir,
     texts = load_texts(tiny_corpus_dir)
     left_early = []
     for s in make_samples(texts, 3, seed=1):
-        prompt = sample_prompt(rt, s)
+        prompt, heal = sample_prompt(rt, s)
         assert prompt_pass(rt, prompt) > 0 and rt.cache.length == len(prompt) - 1
-        first = rt.generate(prompt, DecodeOptions(policy="full", max_new_tokens=12, single_line=False))
+        first = rt.generate(prompt, DecodeOptions(policy="full", max_new_tokens=12, single_line=False), heal=heal)
         assert first.cached_tokens == len(prompt) - 1  # only the last prompt token ran
         for policy in ("dynamic", "speculative", "full"):
             again = rt.generate(prompt, DecodeOptions(policy=policy, max_new_tokens=12, single_line=False,
-                                                      exit_threshold=0.0))
+                                                      exit_threshold=0.0), heal=heal)
             assert again.cached_tokens == len(prompt) - 1
             if policy == "dynamic":  # P(exit) >= 0: later tokens leave early, their skipped layers' KV filled
                 left_early.append(min(again.layers[1:], default=rt.n_layers) < rt.n_layers)
@@ -332,7 +332,7 @@ def test_dynamic_may_exit_the_prompts_last_token_only_where_it_runs_alone(tiny_l
     base = dict(policy="dynamic", max_new_tokens=8, single_line=False, stop_threshold=1.01)
     firsts = []
     for s in make_samples(load_texts(tiny_corpus_dir), 4, seed=2):
-        prompt = sample_prompt(rt, s)
+        prompt = sample_prompt(rt, s, heal_tokens=0).ids  # a token writing text given back runs every layer
         prompt_pass(rt, prompt)
         shipped = rt.generate(prompt, DecodeOptions(**base, exit_threshold=0.0))
         assert shipped.layers[0] == L

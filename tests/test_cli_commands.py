@@ -59,7 +59,7 @@ def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_pa
     src.write_text("import os\n\n\ndef list_python_files(root):\n    return [name for name in os.listdir(root) if name.endswith('.py')]\n")
     run = tact("complete", f"{src}:5:12", "--model", str(model_under_test()))
     assert run.returncode == 0, run.stderr
-    assert re.search(r"^suggestion: '.*'$", run.stdout, re.M)
+    assert re.search(r"^suggestion: (['\"]).*\1$", run.stdout, re.M)  # Python's repr: quoted either way
     assert re.search(r"^latency: +[\d.]+ ms \(prefill", run.stdout, re.M)
     assert "policy speculative" in run.stdout  # the settings' default policy
 

@@ -19,6 +19,7 @@ from lsp_server.services.context import CompletionContext, build_context
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
 from lsp_server.services.scheduler import Cancelled, CancelToken
+from models.healing import Prompt
 from models.model_dir import ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
@@ -206,10 +207,12 @@ class CompletionService:
                              suffix_chars=settings.context_suffix_chars, language_id=language_id, index=index)
 
     @staticmethod
-    def prompt(runtime: EarlyExitRuntime, ctx: CompletionContext, opts: DecodeOptions) -> list[int]:
-        """The prompt a completion decodes from: a notebook's cells above, the prefix window, the suffix. Its own
-        method so that `tact bench notebook` measures the prompt serving builds, not a copy of it."""
-        return runtime.fim_prompt(ctx.earlier_cells + ctx.prefix, ctx.suffix, reserve=opts.max_new_tokens)
+    def prompt(runtime: EarlyExitRuntime, ctx: CompletionContext, settings: Settings) -> Prompt:
+        """The prompt a completion decodes from: a notebook's cells above, the prefix window, the suffix, its last
+        tokens taken back for the suggestion to write again (token healing). Its own method so that `tact bench
+        notebook` measures the prompt serving builds, not a copy of it."""
+        return runtime.completion_prompt(ctx.earlier_cells + ctx.prefix, ctx.suffix, reserve=settings.max_new_tokens,
+                                         heal_tokens=settings.token_healing)
 
     @staticmethod
     def _cancel_check(token: CancelToken):
@@ -232,10 +235,10 @@ class CompletionService:
         if runtime is None:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
         opts = self.decode_options(settings)
-        prompt = self.prompt(runtime, ctx, opts)
+        prompt = self.prompt(runtime, ctx, settings)
         token.check()
         try:
-            result = runtime.generate(prompt, opts, should_cancel=self._cancel_check(token))
+            result = runtime.generate(prompt.ids, opts, should_cancel=self._cancel_check(token), heal=prompt.heal)
         except ModelDirError as exc:  # a graph loaded on first use (the dynamic policy's) is damaged
             self._failed(runtime, exc)
             raise
@@ -253,4 +256,5 @@ class CompletionService:
             "raw_chars": len(result.text), "trimmed": text != result.text,
         }
         return Suggestion(text, result.text, ctx, result, policy, latency, details=details,
-                          shown_tokens=shown_token_count(runtime.tokenizer.decode, result.token_ids, text))
+                          shown_tokens=shown_token_count(lambda ids: runtime.suggestion_text(ids, result.heal),
+                                                       result.token_ids, text))

@@ -51,7 +51,7 @@ def load_data(args):
         try:
             scorer = SuggestionScorer(args.model, args.cache, threads=args.threads, exit_threshold=args.exit_threshold,
                                       stop_threshold=args.stop_threshold, policy=args.policy,
-                                      exit_rule=args.exit_rule)
+                                      exit_rule=args.exit_rule, heal_tokens=args.token_healing)
         except ModelDirError as exc:
             raise _fail(args, f"cannot score suggestions: {exc.advised(FLAG_ADVICE)}") from exc
         _log(f"scoring suggestions with {scorer.identity} as the {scorer.policy} policy serves them")

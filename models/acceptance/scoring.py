@@ -1,8 +1,10 @@
 """Score a logged suggestion with our code model, as if our model had produced it.
 
 Teacher forcing through :class:`models.runtime.EarlyExitRuntime`: the SPM prompt is built from the
-text around the cursor exactly as serving builds it (`EarlyExitRuntime.fim_prompt`), the
-suggestion's tokens follow it, and one pass through every layer gives, per suggestion token:
+text around the cursor exactly as serving builds it (`EarlyExitRuntime.completion_prompt`, its last
+tokens taken back by token healing), the tokens of the text taken back and of the suggestion follow it,
+and one pass through every layer gives, per token (those writing text taken back scored among the
+tokens that could write it, as decoding chooses them; models.healing):
 
 - its log-probability at the final layer (serving logs the same for the tokens it emits);
 - the controller's P(stop) at the final layer, before the token (as the full and speculative
@@ -27,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from models.exits import log_softmax
+from models.healing import HEAL_TOKENS, healed_logp
 from models.model_dir import read_record, write_atomically
 
-SCORING_VERSION = 3  # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens)
+# 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens); 4: token healing
+SCORING_VERSION = 4
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
 _SCORE_KEYS = frozenset({"logprobs", "stop_probs", "layers", "n_layers"})  # what a cached score holds
@@ -60,7 +64,7 @@ class SuggestionScorer:
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
                  exit_threshold: float | None = None, stop_threshold: float = 0.9, min_exit_layer: int = 1,
-                 policy: str = "speculative", exit_rule: str | None = None) -> None:
+                 policy: str = "speculative", exit_rule: str | None = None, heal_tokens: int = HEAL_TOKENS) -> None:
         from models.runtime import DecodeOptions, EarlyExitRuntime
 
         self.model_dir = Path(model_dir)
@@ -71,6 +75,7 @@ class SuggestionScorer:
         self.exit_rule = DecodeOptions.exit_rule if exit_rule is None else exit_rule
         self.min_exit_layer = min_exit_layer
         self.policy = policy
+        self.heal_tokens = heal_tokens
         self.cache_path = Path(cache_dir) / f"scores-{self.identity}.json" if cache_dir else None
         self.cache: dict[str, dict] = {}
         if self.cache_path and self.cache_path.exists():
@@ -86,8 +91,8 @@ class SuggestionScorer:
 
     def _key(self, prefix: str, suffix: str, text: str) -> str:
         rule = "" if self.exit_rule == "agreement" else f"/{self.exit_rule}"  # the keys of earlier caches stay valid
-        raw = "\0".join([str(SCORING_VERSION), f"{self.exit_threshold}/{self.stop_threshold}/{self.min_exit_layer}{rule}",
-                         prefix, suffix, text])
+        raw = "\0".join([str(SCORING_VERSION), f"{self.exit_threshold}/{self.stop_threshold}/{self.min_exit_layer}{rule}"
+                         f"/{self.heal_tokens}", prefix, suffix, text])
         return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
     def score(self, prefix: str, suffix: str, text: str) -> dict:
@@ -109,12 +114,15 @@ class SuggestionScorer:
         rt = self.runtime
         info = rt.tokenizer
         L = rt.n_layers
-        target = info.encode(text)[:MAX_SUGGESTION_TOKENS]
-        if not target:
+        scored = len(info.encode(text)[:MAX_SUGGESTION_TOKENS])
+        if not scored:
             return {"logprobs": [], "stop_probs": [], "layers": [], "n_layers": L}
-        prompt = rt.fim_prompt(prefix, suffix, reserve=len(target) + 1)  # as serving builds it
-        ids = prompt + target
-        first = len(prompt) - 1  # the state at position first + t predicts target[t]
+        # as serving builds it; the text taken back is written again before the suggestion, in one encoding with it
+        prompt = rt.completion_prompt(prefix, suffix, reserve=scored + 1, heal_tokens=self.heal_tokens)
+        target = info.encode(prompt.heal + text)[:MAX_SUGGESTION_TOKENS]
+        heal_left = self._heal_left(prompt.heal, target)  # per target token: the text taken back still to write
+        ids = prompt.ids + target
+        first = len(prompt.ids) - 1  # the state at position first + t predicts target[t]
         n = len(target)
         with rt.lock:
             rt.reset()
@@ -131,10 +139,17 @@ class SuggestionScorer:
                         features = rt.exit_features(i, sel)[:2] if rt.controller.reads_head(i) else None
                         ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold,
                                                   self.exit_rule) & ~decided
+                        for t in np.flatnonzero(ok):  # a token writing text given back: only where the exit's is
+                            if heal_left[t]:           # one of the candidates (EarlyExitRuntime._dynamic_pass)
+                                top = int(rt.head(i, sel[t:t + 1])[0].argmax())
+                                ok[t] = top in rt.token_bytes.candidates(heal_left[t])
                         exit_layer[ok] = i
                         decided |= ok
                 sel = h[first:first + n]
                 logp = log_softmax(rt.head(L - 1, sel))
+                for t, left in enumerate(heal_left):
+                    if left:
+                        logp[t] = healed_logp(logp[t], rt.token_bytes.candidates(left))
                 stop = rt.controller.stop_probs(L - 1, sel, logp.max(axis=-1))
             finally:
                 rt.reset()
@@ -144,6 +159,14 @@ class SuggestionScorer:
             "layers": [int(x) + 1 for x in exit_layer],
             "n_layers": L,
         }
+
+    def _heal_left(self, heal: str, target: list[int]) -> list[bytes]:
+        """For each of ``target``'s tokens, the bytes of ``heal`` not yet written before it."""
+        left, out = heal.encode("utf-8"), []
+        for token in target:
+            out.append(left)
+            left = self.runtime.token_bytes.written(left, token)[0] if left else left
+        return out
 
     def save(self) -> None:
         if not (self.cache_path and self._dirty):

@@ -1,0 +1,97 @@
+"""Token healing: the suggestion writes the last tokens before the cursor again.
+
+A byte-level BPE writes ``from __future__`` as ``from`` `` __future__``, and ``client`` as one token. A cursor
+after ``from `` leaves a prompt that ends in a lone space token, and one after ``API cli`` a prompt that ends in
+`` cli``: ends that training text, tokenized whole, almost never has, since there the next characters belong to the
+same token. The model continues such prompts badly (``from `` -> ``mpl import _api``). So the last tokens of the
+text before the cursor are taken out of the prompt, and the suggestion's first tokens must write them again: while
+some of that text is left to write, a token is chosen only among those that start with it or are a start of it,
+its log-probability renormalised over them. The text given back is not part of the suggestion.
+
+On 300 cursors in unseen code (full decoding, a throwaway script, docs/code-model.md) exact match of the rest of the
+line rose from 0.103 to 0.227 taking back two tokens (one: 0.203; three: 0.217).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import NamedTuple
+
+import numpy as np
+
+HEAL_TOKENS = 2  # tokens before the cursor taken back by default (tact.tokenHealing)
+
+
+class Prompt(NamedTuple):
+    """A completion prompt: its token ids, and the text before the cursor they leave out for the suggestion's first
+    tokens to write again ("" without token healing)."""
+
+    ids: list[int]
+    heal: str = ""
+
+
+class TokenBytes:
+    """The bytes each token writes (byte-level BPE), and which tokens may write a given text again."""
+
+    def __init__(self, pieces: list[bytes]):
+        self.pieces = pieces  # by token id; b"" for special tokens, which write no text
+        self._order = np.array(sorted((i for i, p in enumerate(pieces) if p), key=pieces.__getitem__), dtype=np.int64)
+        self._sorted = [pieces[i] for i in self._order]
+        self._by_bytes = {p: i for i, p in enumerate(pieces) if p}
+
+    @classmethod
+    def of_tokenizer(cls, tok, vocab_size: int) -> "TokenBytes | None":
+        """The table of a `tokenizers` Tokenizer whose decoder is byte-level; None for any other (nothing to heal by)."""
+        from tokenizers import decoders
+
+        from models.runtime import byte_level_chars
+
+        if not isinstance(tok.decoder, decoders.ByteLevel):
+            return None
+        chars, special = byte_level_chars(), tok.get_added_tokens_decoder()
+        pieces = []
+        for i in range(vocab_size):
+            piece = None if i in special else tok.id_to_token(i)
+            pieces.append(bytes(chars[c] for c in piece) if piece and all(c in chars for c in piece) else b"")
+        return cls(pieces)
+
+    def candidates(self, left: bytes) -> np.ndarray:
+        """Token ids that may come next while ``left`` (non-empty) is still to be written: those whose bytes start
+        with it, and those whose bytes are a shorter start of it."""
+        lo = bisect.bisect_left(self._sorted, left)
+        hi, end = lo, len(self._sorted)  # the pieces that start with ``left`` sort together, from lo on
+        while hi < end:
+            mid = (hi + end) // 2
+            if self._sorted[mid].startswith(left):
+                hi = mid + 1
+            else:
+                end = mid
+        shorter = [self._by_bytes[left[:k]] for k in range(1, len(left)) if left[:k] in self._by_bytes]
+        return np.concatenate([self._order[lo:hi], np.array(shorter, dtype=np.int64)])
+
+    def take_back(self, ids: list[int], count: int) -> tuple[list[int], str]:
+        """(``ids`` without their last ``count`` tokens, the text those wrote). Fewer are taken where the last ones'
+        bytes are no whole UTF-8 text (a character cut between tokens) or hold a special token; none when none can."""
+        for k in range(min(count, len(ids)), 0, -1):
+            tail = ids[len(ids) - k:]
+            if not all(self.pieces[t] for t in tail):
+                continue
+            try:
+                return ids[:len(ids) - k], b"".join(self.pieces[t] for t in tail).decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        return ids, ""
+
+    def written(self, left: bytes, token: int) -> tuple[bytes, bytes]:
+        """After ``token`` while ``left`` was still to be written: (what is still left, the bytes it wrote past it)."""
+        piece = self.pieces[token]
+        return left[len(piece):], piece[len(left):]
+
+
+def healed_logp(logp: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """logp (V,) with every token but the candidates at -inf, renormalised over the candidates."""
+    sub = logp[candidates]
+    top = sub.max()
+    out = np.full_like(logp, -np.inf)
+    out[candidates] = sub - (top + np.log(np.exp(sub - top).sum()))
+    return out
