@@ -79,11 +79,11 @@ class Settings:
     decode_weights: str = "fp32"  # fp32 | int8: the weights decoding steps read (int8: 8-bit, faster)
     max_new_tokens: int = 48
     multiline: bool = False
-    exit_threshold: float = 0.97  # dynamic policy: the exit score (exit_rule) needed to leave the network
+    exit_threshold: float = 0.95  # dynamic policy: the exit score (exit_rule) needed to leave the network
     exit_rule: str = "harm"  # dynamic: agreement | harm, what the exit threshold is compared with
     exit_lookup_threshold: float = -1.0  # dynamic: the exit score enough when the exit's token is lookup's guess; < 0: off
     exit_lookup_veto: bool = False  # dynamic, with the above: an exit whose token is not the guess never leaves
-    stop_threshold: float = 0.9  # controller P(stop) needed to end a suggestion before a token
+    stop_threshold: float = 0.8  # controller P(stop) needed to end a suggestion before a token
     stop_inside: bool = True  # Stop may also cut a suggestion after its first token (off: it only hides one)
     stop_inside_threshold: float = 0.98  # P(stop) that cuts a suggestion after its first token
     stop_repeats: int = 3  # a suggestion repeating a unit this many times in a row ends after one copy; 0: never

@@ -545,7 +545,7 @@ def _targets(policies: dict, stop: dict) -> dict:
 
 
 def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | None = None, split: str = "heldout",
-              limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.9, stop_inside: bool = True,
+              limit: int = 200, seed: int = 0, threads: int = 2, stop_threshold: float = 0.8, stop_inside: bool = True,
               stop_inside_threshold: float | None = None, exit_threshold: float = DecodeOptions.exit_threshold,
               exit_lookup_threshold: float | None = None, exit_lookup_veto: bool = False,
               draft_layers: int = DecodeOptions.draft_layers, draft_tokens: int = DecodeOptions.draft_tokens,

@@ -48,11 +48,13 @@ class TokenBytes:
 
         if not isinstance(tok.decoder, decoders.ByteLevel):
             return None
-        chars, special = byte_level_chars(), tok.get_added_tokens_decoder()
-        pieces = []
-        for i in range(vocab_size):
-            piece = None if i in special else tok.id_to_token(i)
-            pieces.append(bytes(chars[c] for c in piece) if piece and all(c in chars for c in piece) else b"")
+        chars = byte_level_chars()
+        to_latin1 = str.maketrans({c: chr(b) for c, b in chars.items()})  # each character as the byte it stands for
+        special = tok.get_added_tokens_decoder()
+        pieces = [b""] * vocab_size
+        for piece, i in tok.get_vocab(with_added_tokens=False).items():
+            if i < vocab_size and i not in special and all(c in chars for c in piece):
+                pieces[i] = piece.translate(to_latin1).encode("latin-1")
         return cls(pieces)
 
     def candidates(self, left: bytes) -> np.ndarray:

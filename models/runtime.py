@@ -10,6 +10,9 @@ out, so a token can leave the network after any layer and decoding resumes from 
                trailing n-gram) or, failing that, with the first k layers; verify all drafted
                tokens with the whole model in one pass; output identical to `full`.
 
+A completion's prompt may leave its last tokens out for the suggestion to write again (token healing,
+models.healing): while that text is left to write, every policy chooses only among the tokens that can write it.
+
 Stop applies under every policy: before emitting a token, a controller that predicts the final
 prediction to be wrong ends the suggestion. So does a loop: a suggestion that starts repeating itself ends
 after the first copy of what repeats (a rule on the emitted tokens alone, so speculative stays identical). The KV cache is kept between calls and reused for
@@ -101,8 +104,10 @@ class DecodeOptions:
     # half a point, since held-out code has lost more than calibration code at five of six earlier picks;
     # docs/code-model.md): under the harm rule with the fitted P(harm), on 2,000 samples drawn line by line
     # (2026-12-05), 0.97 (36.5% skipped at 0.0%; 0.96 40.0% at 0.52%, 0.95 43.1% at 1.31%). Held out (2,000, seed
-    # 4): 0.97 36.9% at 0.80%, 0.96 40.6% at 1.04%, 0.95 43.6% at 2.11%: the issue's 40% at 1% is missed.
-    exit_threshold: float = 0.97
+    # 4): 0.97 36.9% at 0.80%, 0.96 40.6% at 1.04%, 0.95 43.6% at 2.11%: the issue's 40% at 1% is missed. With token
+    # healing (2026-12-05, evening; models.healing), on 2,000 calibration samples, 0.95: 40.7% skipped at 0.45%
+    # (0.96 38.4% at 0.02%, 0.97 35.2% at 0.29%)
+    exit_threshold: float = 0.95
     # dynamic: prompt lookup as a second opinion on an exit. Before a token's layers run, prompt lookup
     # guesses it (the token that followed the last earlier match of the trailing n-gram); an exit whose top
     # token is that guess may leave at this exit score (``exit_rule``). None: lookup is not consulted. Held out it saves about a
@@ -697,21 +702,20 @@ class EarlyExitRuntime:
         """Token ids of the fill-in-the-middle prompt for text ``prefix`` before the cursor and ``suffix`` after it,
         leaving ``reserve`` tokens for the suggestion within the trained context (``context_tokens``) and within what
         ``generate`` keeps of a prompt (``fit_prompt``)."""
-        info = self.tokenizer
-        prefix, suffix = to_lf(prefix), to_lf(suffix)  # the text the model trained on has no CR
-        return build_prompt(info, info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS],
-                            min(self.context_tokens, self.max_len - 2), reserve=reserve)  # generate keeps max_len - 2
+        return self.completion_prompt(prefix, suffix, reserve).ids
 
     def completion_prompt(self, prefix: str, suffix: str, reserve: int, heal_tokens: int = 0) -> Prompt:
         """``fim_prompt`` with token healing: the prefix's last ``heal_tokens`` tokens are left out of it and given
         back as the text the suggestion's first tokens must write again (``generate(..., heal=)``; models.healing).
         Nothing is taken back for a tokenizer that is not byte-level or where it would cut a character."""
-        if heal_tokens <= 0 or self.token_bytes is None:
-            return Prompt(self.fim_prompt(prefix, suffix, reserve))
         info = self.tokenizer
-        prefix_ids, heal = self.token_bytes.take_back(info.encode(to_lf(prefix)), heal_tokens)
-        ids = build_prompt(info, prefix_ids, info.encode(to_lf(suffix))[:SUFFIX_TOKENS],
-                           min(self.context_tokens, self.max_len - 2), reserve=reserve + (heal_tokens if heal else 0))
+        prefix, suffix = to_lf(prefix), to_lf(suffix)  # the text the model trained on has no CR
+        prefix_ids, heal = info.encode(prefix), ""
+        if heal_tokens > 0 and self.token_bytes is not None:
+            prefix_ids, heal = self.token_bytes.take_back(prefix_ids, heal_tokens)
+        budget = min(self.context_tokens, self.max_len - 2)  # generate keeps max_len - 2
+        ids = build_prompt(info, prefix_ids, info.encode(suffix)[:SUFFIX_TOKENS], budget,
+                           reserve=reserve + (heal_tokens if heal else 0))
         return Prompt(ids, heal)
 
     @functools.cached_property

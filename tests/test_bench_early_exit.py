@@ -198,13 +198,16 @@ def test_bad_inputs(tiny_lm_dir, tmp_path):
 
 def test_cli_json_and_errors(tiny_lm_dir, tiny_corpus_dir, tmp_path, capsys):
     from lsp_server.cli import main
+    from lsp_server.config import DEFAULTS
 
     assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "2",
                  "--threads", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["policies"]) == set(POLICIES)
-    assert out["settings"]["stop_threshold"] == 0.9  # the settings defaults
-    assert out["settings"]["stop_inside"] is True
+    st = out["settings"]  # the settings defaults
+    assert (st["stop_threshold"], st["stop_inside"], st["token_healing"]) == (DEFAULTS.stop_threshold, True,
+                                                                              DEFAULTS.token_healing)
+    assert DEFAULTS.token_healing > 0
     assert main(["bench", "early-exit", "--model", str(tiny_lm_dir), "--corpus", str(tiny_corpus_dir), "--limit", "1",
                  "--threads", "1", "--json", "--split", "calib", "--exit-lookup-threshold", "0.7", "--exit-lookup-veto"]) == 0
     st = json.loads(capsys.readouterr().out)["settings"]

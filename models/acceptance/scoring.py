@@ -63,7 +63,7 @@ class SuggestionScorer:
     """Teacher-forced scores of (prefix, suffix, suggestion) under one model, cached on disk."""
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
-                 exit_threshold: float | None = None, stop_threshold: float = 0.9, min_exit_layer: int = 1,
+                 exit_threshold: float | None = None, stop_threshold: float = 0.8, min_exit_layer: int = 1,
                  policy: str = "speculative", exit_rule: str | None = None, heal_tokens: int = HEAL_TOKENS) -> None:
         from models.runtime import DecodeOptions, EarlyExitRuntime
 
