@@ -165,6 +165,9 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     if r.stop_probs:
         print(f"controller: max P(stop) {max(r.stop_probs):.3f} (threshold {settings.stop_threshold}), "
               f"mean log-prob {sum(r.logprobs) / len(r.logprobs):.3f}", file=out)
+    if r.heal:
+        print(f"healing:    the prompt left out {r.heal!r}, which the first tokens wrote again "
+              f"(tact.tokenHealing {settings.token_healing})", file=out)
     if ctx.earlier_cells:
         print(f"notebook:   the prompt held {len(ctx.earlier_cells)} characters of the code cells above", file=out)
     if s.raw != s.text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import re
 import sqlite3
@@ -62,6 +63,10 @@ def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_pa
     assert re.search(r"^suggestion: (['\"]).*\1$", run.stdout, re.M)  # Python's repr: quoted either way
     assert re.search(r"^latency: +[\d.]+ ms \(prefill", run.stdout, re.M)
     assert "policy speculative" in run.stdout  # the settings' default policy
+    healed = re.search(r"^healing: +the prompt left out ('.*'|\".*\"), which", run.stdout, re.M)  # token healing
+    text = src.read_text()
+    assert healed and ast.literal_eval(healed.group(1)) and text[:text.index("return ") + 7].endswith(
+        ast.literal_eval(healed.group(1)))
 
     binary = tmp_path / "blob.py"
     binary.write_bytes(b"\x93\xff\x00binary" * 100)
