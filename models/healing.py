@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from models.tokenizer import byte_level_chars
+
 HEAL_TOKENS = 2  # tokens before the cursor taken back by default (tact.tokenHealing)
 
 
@@ -43,8 +45,6 @@ class TokenBytes:
     def of_tokenizer(cls, tok, vocab_size: int) -> "TokenBytes | None":
         """The table of a `tokenizers` Tokenizer whose decoder is byte-level; None for any other (nothing to heal by)."""
         from tokenizers import decoders
-
-        from models.runtime import byte_level_chars
 
         if not isinstance(tok.decoder, decoders.ByteLevel):
             return None

@@ -59,14 +59,6 @@ WEIGHTS = ("fp32", "int8")  # what decoding steps read: fp32, or the 8-bit graph
 WHOLE_REPLACEMENT = "\ufffd".encode()  # U+FFFD written whole: a character of the text, not a cut one
 
 
-def byte_level_chars() -> dict[str, int]:
-    """The byte each character of a byte-level BPE token stands for (the GPT-2 table `tokenizers`' ByteLevel
-    uses): printable bytes as themselves, the others from U+0100 on."""
-    shown = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
-    others = [b for b in range(256) if b not in shown]
-    return {**{chr(b): b for b in shown}, **{chr(256 + i): b for i, b in enumerate(others)}}
-
-
 def repeat_start(ids: list[int], copies: int, min_tokens: int = REPEAT_MIN_TOKENS,
                  max_period: int = REPEAT_MAX_PERIOD) -> tuple[int, int] | None:
     """Whether ``ids`` now ends in a loop: ``copies`` or more copies in a row of a unit of p <= max_period tokens,
@@ -546,22 +538,14 @@ class EarlyExitRuntime:
     def _tail_bytes(self, ids: list[int], n: int) -> bytes | None:
         """The bytes the last tokens of ``ids`` decode to, at least ``n`` of them where the tokens hold as many
         (special tokens: none, ``decode`` skips them); None where the tokenizer is not byte-level."""
-        from tokenizers import decoders
-
-        tok = self.tokenizer.tok
-        if not isinstance(tok.decoder, decoders.ByteLevel):
+        table = self.token_bytes
+        if table is None:
             return None
-        chars, special = byte_level_chars(), tok.get_added_tokens_decoder()
         out = b""
         for t in reversed(ids):
             if len(out) >= n:
                 break
-            piece = None if t in special else tok.id_to_token(t)
-            if piece is None:
-                continue
-            if not all(c in chars for c in piece):
-                return None
-            out = bytes(chars[c] for c in piece) + out
+            out = table.pieces[t] + out
         return out
 
     def _ends_mid_character(self, ids: list[int], text: str) -> bool:

@@ -22,6 +22,14 @@ SPECIAL_TOKENS = [EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, PAD]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def byte_level_chars() -> dict[str, int]:
+    """The byte each character of a byte-level BPE token stands for (the GPT-2 table `tokenizers`' ByteLevel
+    uses): printable bytes as themselves, the others from U+0100 on."""
+    shown = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
+    others = [b for b in range(256) if b not in shown]
+    return {**{chr(b): b for b in shown}, **{chr(256 + i): b for i, b in enumerate(others)}}
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192) -> Tokenizer:
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
