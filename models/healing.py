@@ -71,6 +71,11 @@ class TokenBytes:
         shorter = [self._by_bytes[left[:k]] for k in range(1, len(left)) if left[:k] in self._by_bytes]
         return np.concatenate([self._order[lo:hi], np.array(shorter, dtype=np.int64)])
 
+    def may_write(self, left: bytes, token: int) -> bool:
+        """Whether ``token`` is one of ``candidates(left)``, without building them (an exit's token, checked)."""
+        piece = self.pieces[token]
+        return bool(piece) and (piece.startswith(left) or (len(piece) < len(left) and left.startswith(piece)))
+
     def take_back(self, ids: list[int], count: int) -> tuple[list[int], str]:
         """(``ids`` without their last ``count`` tokens, the text those wrote). Fewer are taken where the last ones'
         bytes are no whole UTF-8 text (a character cut between tokens) or hold a special token; none when none can."""

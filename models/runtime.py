@@ -694,12 +694,14 @@ class EarlyExitRuntime:
         Nothing is taken back for a tokenizer that is not byte-level or where it would cut a character."""
         info = self.tokenizer
         prefix, suffix = to_lf(prefix), to_lf(suffix)  # the text the model trained on has no CR
-        prefix_ids, heal = info.encode(prefix), ""
+        whole = info.encode(prefix)
+        prefix_ids, heal = whole, ""
         if heal_tokens > 0 and self.token_bytes is not None:
-            prefix_ids, heal = self.token_bytes.take_back(prefix_ids, heal_tokens)
+            prefix_ids, heal = self.token_bytes.take_back(whole, heal_tokens)
         budget = min(self.context_tokens, self.max_len - 2)  # generate keeps max_len - 2
+        # the suggestion also writes the tokens taken back (take_back may take fewer than asked)
         ids = build_prompt(info, prefix_ids, info.encode(suffix)[:SUFFIX_TOKENS], budget,
-                           reserve=reserve + (heal_tokens if heal else 0))
+                           reserve=reserve + len(whole) - len(prefix_ids))
         return Prompt(ids, heal)
 
     @functools.cached_property
@@ -884,7 +886,7 @@ class EarlyExitRuntime:
                 if leaves and res is not None and res.heal_left:
                     # the next token must write text given back (token healing): the exit's token is the last layer's
                     # choice among the candidates only where it is one (the controller judged the unrestricted top)
-                    leaves = logp is not None and int(logp.argmax()) in self.token_bytes.candidates(res.heal_left)
+                    leaves = logp is not None and self.token_bytes.may_write(res.heal_left, int(logp.argmax()))
                 if leaves:
                     self._fill_kv(i, x, pos, at)
                     return x, i, logp

@@ -26,6 +26,7 @@ def test_candidates_are_the_tokens_that_start_with_the_text_or_start_it(rt):
         want = {i for i, p in enumerate(table.pieces) if p and (p.startswith(left) or left.startswith(p) and p != left)}
         assert got == want, left
         assert rt.tokenizer.eos_id not in got and rt.tokenizer.fim_middle_id not in got  # special tokens write nothing
+        assert {i for i in range(len(table.pieces)) if table.may_write(left, i)} == got  # one rule, checked per token
 
 
 def test_healed_log_probabilities_are_renormalised_over_the_candidates():
@@ -50,6 +51,11 @@ def test_take_back_gives_the_text_of_the_last_tokens_and_never_cuts_a_character(
     for n in range(1, 5):
         kept, heal = table.take_back(accented, n)
         assert info.decode(kept) + heal == "x = 'caf\u00e9"
+    # the same with a table made by hand, where the é is surely written by two tokens
+    hand = TokenBytes([b"", b"caf", b"\xc3", b"\xa9", b"x"])
+    assert hand.take_back([1, 2, 3], 1) == ([1, 2, 3], "")  # half a character alone: nothing taken back
+    assert hand.take_back([1, 2, 3], 2) == ([1], "\u00e9") and hand.take_back([1, 2, 3], 3) == ([], "caf\u00e9")
+    assert hand.take_back([4, 0, 4], 2) == ([4, 0], "x")  # a special token is not given back
     special = [info.fim_middle_id, *info.encode("ab")]
     assert table.take_back(special, 3)[1] == info.decode(special[1:])  # special tokens are not given back
 

@@ -136,13 +136,16 @@ class SuggestionScorer:
                     h = rt.forward([], 0, i, i, hidden=h)
                     if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
                         sel = h[first:first + n]
-                        features = rt.exit_features(i, sel)[:2] if rt.controller.reads_head(i) else None
+                        features, exit_logp = None, None
+                        if rt.controller.reads_head(i):
+                            top, margin, exit_logp = rt.exit_features(i, sel)
+                            features = (top, margin)
                         ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold,
                                                   self.exit_rule) & ~decided
-                        for t in np.flatnonzero(ok):  # a token writing text given back: only where the exit's is
-                            if heal_left[t]:           # one of the candidates (EarlyExitRuntime._dynamic_pass)
-                                top = int(rt.head(i, sel[t:t + 1])[0].argmax())
-                                ok[t] = top in rt.token_bytes.candidates(heal_left[t])
+                        for t in np.flatnonzero(ok):  # a token writing text given back leaves only where the
+                            if heal_left[t]:           # exit's token may write it (EarlyExitRuntime._dynamic_pass)
+                                ok[t] = exit_logp is not None and rt.token_bytes.may_write(
+                                    heal_left[t], int(exit_logp[t].argmax()))
                         exit_layer[ok] = i
                         decided |= ok
                 sel = h[first:first + n]
