@@ -214,3 +214,31 @@ def test_three_programmers_are_all_judged(tmp_path, capsys):
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["programmers_judged"] == 3 and report["at_thresholds"]["requests"] == 90
+
+
+def test_samples_of_simulated_sessions_are_counted_and_noted(tmp_path, capsys):
+    """Simulated programmers accept only text the file goes on with; their rows made the gate worse on real
+    programmers (docs/acceptance.md), so training says how many of its samples are theirs."""
+    from telemetry import SessionStarted, open_store
+    from telemetry.reader import SIMULATE_CLIENT
+
+    db = _telemetry_db(tmp_path / "a.sqlite3", n=60)
+    with open_store(db) as store:
+        store.record(SessionStarted("s1", SIMULATE_CLIENT, "0", "0"))
+        store.record(SessionStarted("s0", "Visual Studio Code", "1.90", "0"))
+    data, _ = from_telemetry([db])
+    assert data.sources[0]["samples"] == 60 and data.sources[0]["synthetic"] == 30  # session s1: every odd row
+    assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2",
+                 "--limit", "20"]) == 0
+    captured = capsys.readouterr()
+    source = json.loads(captured.out)["sources"][0]
+    assert source["used"] == 20 and 0 < source["synthetic"] < 20
+    assert f"({source['synthetic']} of them from `tact simulate` or `tact demo` sessions)" in captured.err
+    assert f"note: {source['synthetic']} samples come from simulated or demo sessions" in captured.err
+
+
+def test_a_database_of_real_sessions_has_no_simulation_note(tmp_path, capsys):
+    db = _telemetry_db(tmp_path / "a.sqlite3", n=60)
+    assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["sources"][0]["synthetic"] == 0 and "simulated or demo" not in captured.err

@@ -22,6 +22,8 @@ def describe_source(s: dict) -> str:
     rows = s.get("rows", s.get("samples", 0) + sum(skipped.values()))
     unit = "rows" if s.get("kind") == "cups" else "shown suggestions"
     used = f", {s['used']} used (--limit)" if "used" in s else ""
+    if s.get("synthetic"):
+        used += f" ({s['synthetic']} of them from `tact simulate` or `tact demo` sessions)"
     return (f"{s.get('kind')} {s.get('path')}: {rows} {unit} read, {s.get('samples', 0)} usable samples{used}, "
             f"{sum(skipped.values())} skipped{f' ({reasons})' if reasons else ''}")
 
@@ -72,6 +74,11 @@ def load_data(args):
         _log(f"scores: {scorer.hits} cached, {scorer.misses} computed")
     for s in sources:
         _log(describe_source(s))
+    synthetic = sum(s.get("synthetic", 0) for s in sources)
+    if synthetic:
+        _log(f"note: {synthetic} samples come from simulated or demo sessions, whose programmer accepts only text the "
+             "file goes on with; added to the CUPS programmers' rows they made both stages rank those programmers "
+             "worse (docs/acceptance.md)")
     programmers = len(set(data.groups.tolist()))
     if len(data) == 0 or programmers < 2 or len(set(data.y.tolist())) < 2:
         hint = ""

@@ -98,8 +98,8 @@ def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int
 
 
 _DECISIONS_SQL = """
-SELECT d.session_id, d.suggestion_id, d.details, s.outcome
-FROM decisions d LEFT JOIN suggestions s ON s.id = d.suggestion_id
+SELECT d.session_id, d.suggestion_id, d.details, s.outcome, ses.client_name
+FROM decisions d LEFT JOIN suggestions s ON s.id = d.suggestion_id LEFT JOIN sessions ses ON ses.id = d.session_id
 WHERE d.stage = 2 AND d.decision = 'show'
 ORDER BY d.ts, d.id
 """
@@ -127,7 +127,7 @@ def _vector(raw, n: int) -> np.ndarray | None:
 
 def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int = 0) -> tuple[AcceptanceData, list[str]]:
     """Samples of Tact telemetry databases; returns (data, refusals: one message per unusable database)."""
-    from telemetry.reader import open_readonly
+    from telemetry.reader import SYNTHETIC_CLIENTS, open_readonly
     from telemetry.schema import TelemetrySchemaError
 
     d2 = len(features.SUGGESTION_FEATURES)
@@ -141,9 +141,9 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
             refusals.append(str(exc))
             continue
         skipped: Counter = Counter()
-        rows, groups, labels = [], [], []
+        rows, groups, labels, synthetic = [], [], [], []
         try:
-            for session_id, _sid, details, outcome in conn.execute(_DECISIONS_SQL):
+            for session_id, _sid, details, outcome, client_name in conn.execute(_DECISIONS_SQL):
                 try:
                     d = json.loads(details) if isinstance(details, str) else None
                 except ValueError:
@@ -163,6 +163,7 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                     continue
                 rows.append(x)
                 labels.append(OUTCOME_LABELS[outcome])
+                synthetic.append(client_name in SYNTHETIC_CLIENTS)
                 # one database alone: its sessions are the groups; several: each database is one programmer (every
                 # user's default file has the same name, so the position in the list tells them apart)
                 groups.append(f"{path.name}:{session_id}" if len(paths) == 1 else f"{number}:{path.name}")
@@ -173,9 +174,12 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
         part = AcceptanceData(X2[:, :d1].copy(), X2, np.array(labels, dtype=int), np.array(groups, dtype=object),
                               np.full((n, len(MEASUREMENT_KEYS)), math.nan),
                               [{"kind": "telemetry", "path": str(path), "samples": n,
-                                "accepted": int(sum(labels)), "skipped": dict(skipped)}])
+                                "accepted": int(sum(labels)), "synthetic": int(sum(synthetic)),
+                                "skipped": dict(skipped)}])
         if limit is not None:  # N samples per source, said as for CUPS files
-            part = part.subset(limit_indices(n, limit, seed))
+            idx = limit_indices(n, limit, seed)
+            part = part.subset(idx)
             part.sources[0]["used"] = len(part)
+            part.sources[0]["synthetic"] = int(np.asarray(synthetic, dtype=bool)[idx].sum()) if n else 0
         parts.append(part)
     return AcceptanceData.concat(parts), refusals
