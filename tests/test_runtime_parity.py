@@ -247,6 +247,34 @@ def test_speculative_equals_full_with_layer_drafting(rt, draft_layers, draft_tok
         assert spec.drafted > 0 or len(full.token_ids) <= 1
 
 
+@pytest.mark.parametrize("model", ["tiny", "shipped"])
+def test_single_line_drafts_end_before_a_line_break_and_stay_lossless(rt, shipped, model, monkeypatch):
+    """A single-line suggestion ends at its first line break, so a draft token holding one, and any after it, could
+    only be rejected or cut: drafts stop before it and the whole model writes the break itself. Prompt lookup on
+    repeated lines drafted past the line's end before."""
+    runtime = rt if model == "tiny" else shipped
+    verified, verify = [], runtime._verify
+
+    def recording(base, h_all, draft, source, opts, res):
+        verified.append((list(draft), res.heal_left != b""))
+        return verify(base, h_all, draft, source, opts, res)
+
+    monkeypatch.setattr(runtime, "_verify", recording)
+    ids = runtime.tokenizer.encode(REPEAT.rsplit("\n", 1)[0] + "\nvalue = items[index] +")  # " 1" left on the line
+    full = generate(runtime, ids, policy="full", max_new_tokens=24)
+    drafted = {}
+    for cut in (True, False):
+        del verified[:]
+        spec = generate(runtime, ids, policy="speculative", max_new_tokens=24, drafts_end_at_line_break=cut)
+        assert (spec.token_ids, spec.stop_reason) == (full.token_ids, full.stop_reason)
+        breaks = [t for draft, _ in verified for t in draft if "\n" in runtime.tokenizer.decode([t])]
+        assert (not breaks) if cut else breaks  # the repeated lines' copies ran past the line end
+        drafted[cut] = spec.drafted
+    assert drafted[True] < drafted[False]
+    lines = generate(runtime, ids, policy="speculative", max_new_tokens=24, single_line=False)
+    assert lines.token_ids == generate(runtime, ids, policy="full", max_new_tokens=24, single_line=False).token_ids
+
+
 def test_speculative_equals_full_with_stop_and_single_line(rt):
     for ids in prompts(rt):
         for stop, inside in ((0.5, True), (0.9, True), (0.5, False), (0.9, False)):
