@@ -346,6 +346,8 @@ def _policy_summary(name: str, runs: list[DecodeResult], full: list[DecodeResult
         drafted = sum(r.drafted for r in runs)
         acc = sum(r.draft_accepted for r in runs)
         out.update(drafted=drafted, draft_accepted=acc, draft_acceptance=_r(_ratio(acc, drafted)))
+        steps = sum(r.verify_steps for r in runs)
+        out.update(verify_steps=steps, undrafted_share=_r(_ratio(sum(r.undrafted_steps for r in runs), steps)))
         for source in ("lookup", "ngram", "head"):  # the drafts that ran no layer, by where they came from
             d = sum(getattr(r, f"{source}_drafted") for r in runs)
             a = sum(getattr(r, f"{source}_accepted") for r in runs)
@@ -794,7 +796,9 @@ def format_report(r: dict) -> str:
                  f"({_f(sp['draft_acceptance'], '{:.1%}')}; prompt lookup {sp['lookup_accepted']}/{sp['lookup_drafted']}, "
                  f"n-gram table {sp['ngram_accepted']}/{sp['ngram_drafted']}"
                  + (f", draft head {sp['head_accepted']}/{sp['head_drafted']}" if sp.get("head_drafted") else "") + "); "
-                 "layer passes per token: "
+                 + (f"{_f(sp.get('undrafted_share'), '{:.1%}')} of its {sp['verify_steps']} passes had nothing drafted; "
+                    if sp.get("verify_steps") else "")
+                 + "layer passes per token: "
                  + ", ".join(f"{n} {_f(p['layer_passes_per_token'], '{:.2f}')}" for n, p in r["policies"].items()))
     acc = r["exit_accuracy"]
     lines += ["", f"next-token top-1 accuracy per exit ({acc['windows']} windows, {acc['tokens']} tokens, teacher forcing):",

@@ -212,6 +212,10 @@ class DecodeResult:
     ngram_accepted: int = 0
     head_drafted: int = 0  # of `drafted`, the tokens drafted by the trained draft head (models.draft_head)
     head_accepted: int = 0
+    # speculative: passes of the whole model that chose tokens (the prompt's pass included), and those with nothing
+    # drafted in them, where a better drafter would have to come from
+    verify_steps: int = 0
+    undrafted_steps: int = 0
     prefill_ms: float = 0.0  # the prompt's pass (speculative: with the draft verified in it, and its tokens emitted)
     decode_ms: float = 0.0  # the steps after it
     # token healing (models.healing): the text before the cursor the prompt left out, which the first tokens write
@@ -995,7 +999,9 @@ class EarlyExitRuntime:
             if healed:
                 draft, source = [*healed, *draft], "lookup"
             draft = draft[:self.max_len - 1 - c.length]  # what still fits in the cache after the prompt
+        res.verify_steps += 1
         if not draft:
+            res.undrafted_steps += 1
             return SpeculativeStart(self.prefill(prompt_ids, common)[0], None)  # it truncates the ids to the prefix
         new = prompt_ids[common:]
         h = self.forward([*new, *draft], common)[len(new) - 1:]  # (1 + len(draft), D) from the last prompt token on
@@ -1018,6 +1024,8 @@ class EarlyExitRuntime:
             self.cache.ids.append(pending.token)
             draft, source = self._cheap_draft(opts, pending.state)
             draft = draft[:room] if res.heal_left else self._within_line(draft[:room], opts)
+            res.verify_steps += 1
+            res.undrafted_steps += not draft and k <= 0
             if draft:
                 h_all = self.forward([pending.token, *draft], start)
                 res.layer_passes += L * (len(draft) + 1)

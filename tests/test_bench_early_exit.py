@@ -75,6 +75,9 @@ def test_bench_smoke(tiny_lm_dir, tiny_corpus_dir):
         assert POLICY_KEYS <= set(p), name
         assert p["samples"] == 3
     assert {"drafted", "draft_accepted", "draft_acceptance"} <= set(r["policies"]["speculative"])
+    spec = r["policies"]["speculative"]
+    assert spec["verify_steps"] >= 3 and 0 <= spec["undrafted_share"] <= 1  # a pass for each sample at least
+    assert "passes had nothing drafted" in format_report(r)
     full, spec = r["policies"]["full"], r["policies"]["speculative"]
     assert full["layers_per_token"] == 4.0 and full["identical_to_full"] == 1.0
     assert spec["identical_count"] == 3  # lossless

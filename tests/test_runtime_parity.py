@@ -275,6 +275,17 @@ def test_single_line_drafts_end_before_a_line_break_and_stay_lossless(rt, shippe
     assert lines.token_ids == generate(runtime, ids, policy="full", max_new_tokens=24, single_line=False).token_ids
 
 
+def test_speculative_counts_its_passes_and_those_with_nothing_drafted(shipped):
+    rt = shipped  # its drafts of the repeated line are accepted (the tiny model's are not)
+    ids = rt.tokenizer.encode(REPEAT)
+    plain = generate(rt, ids, policy="speculative", max_new_tokens=12, single_line=False, lookup_ngram=0,
+                     ngram_drafts=False)
+    assert plain.drafted == 0 and plain.undrafted_steps == plain.verify_steps == len(plain.token_ids)  # one a token
+    copied = generate(rt, ids, policy="speculative", max_new_tokens=12, single_line=False)
+    assert copied.token_ids == plain.token_ids and copied.draft_accepted > 0
+    assert copied.undrafted_steps < copied.verify_steps < len(copied.token_ids)  # drafts let a pass emit several
+
+
 def test_speculative_equals_full_with_stop_and_single_line(rt):
     for ids in prompts(rt):
         for stop, inside in ((0.5, True), (0.9, True), (0.5, False), (0.9, False)):
