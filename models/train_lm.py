@@ -238,6 +238,11 @@ def load_texts(corpus_dir: Path, split: str, limit_chars: int | None = None) -> 
 
 
 @torch.no_grad()
+def _exit_top2(model: EarlyExitLM, layer: int, h: torch.Tensor):
+    """The two best log-probabilities of exit ``layer`` on states h (N, D), and their tokens: (N, 2) each."""
+    return torch.log_softmax(model.exit_logits(layer, h).float(), -1).topk(2, dim=-1)
+
+
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
                    epochs: int = 8, only: str | None = None, exit_stride: int = EXIT_STRIDE) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit
@@ -273,15 +278,13 @@ def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, ba
             for layer in range(L):
                 feats[layer].append(hidden[layer][:, :-1][valid].clone())
             continue
-        def top2_of(layer: int, h: torch.Tensor):
-            return torch.log_softmax(model.exit_logits(layer, h).float(), -1).topk(2, dim=-1)
-
-        # the last layer's prediction made as every exit's is: an argmax of the raw logits broke near-ties otherwise
-        # than topk of the log-probabilities, and the last exit agreed with itself on 0.9998 of a tiny model's tokens
-        final_pred = top2_of(L - 1, hidden[-1][:, :-1][valid]).indices[:, 0].cpu().numpy()
+        # the last layer's prediction is made as every exit's (an argmax of its raw logits broke near-ties otherwise
+        # than topk of the log-probabilities: a tiny model's last exit agreed with itself on 0.9998 of tokens), once
+        last_top2 = _exit_top2(model, L - 1, hidden[L - 1][:, :-1][valid])
+        final_pred = last_top2.indices[:, 0].cpu().numpy()
         for layer in range(L):
             h = hidden[layer][:, :-1][valid]
-            top2 = top2_of(layer, h)
+            top2 = last_top2 if layer == L - 1 else _exit_top2(model, layer, h)
             pred = top2.indices[:, 0].cpu().numpy()
             top_logprobs[layer].append(top2.values[:, 0].cpu().numpy())
             margins[layer].append((top2.values[:, 0] - top2.values[:, 1]).cpu().numpy())
