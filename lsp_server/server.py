@@ -30,6 +30,7 @@ from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.gate import AcceptanceGate, parse_prior
 from lsp_server.services.ledger import SuggestionLedger
+from lsp_server.services.memory import HeapTrimmer
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.pipeline import CompletionPipeline
@@ -103,6 +104,10 @@ def _shape(value) -> str:
 class TactProtocol(LanguageServerProtocol):
     """Text and notebook sync go straight to our handlers; pygls keeps no second copy of the text."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._notification_ids: list[str] = []  # notifications whose futures pygls keeps: see _execute_handler
+
     def structure_message(self, data):
         """A message whose params do not fit the method's types is dropped with one line in the log, and a request
         gets an error response with its id and that line (JSON-RPC: Invalid params, -32602); a response that does not
@@ -138,6 +143,25 @@ class TactProtocol(LanguageServerProtocol):
             else:
                 log.warning("notification %r dropped: %s", method, reason)
             return MALFORMED
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls keeps the future of every notification handled by a generator, coroutine or thread handler (every
+        didOpen, didChange and didClose among them) under a made-up id, and only a response ever takes one out: one
+        per keystroke, about 1.3 kB each, for as long as the server runs. The finished ones are taken out here, on
+        the event loop's thread, where pygls' shutdown also walks them (a future's own done-callback may run on a
+        worker thread, or inside that walk, as shutdown cancels it)."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if callback != self._check_handler_result:
+            return
+        if msg_id in self._request_futures:
+            self._notification_ids.append(msg_id)
+        futures, still = self._request_futures, []
+        for key in self._notification_ids:
+            if (future := futures.get(key)) is not None and not future.done():
+                still.append(key)
+            else:
+                futures.pop(key, None)
+        self._notification_ids = still
 
     def handle_message(self, message):
         """A request after shutdown gets Invalid Request (LSP: it should error), not silence; so do a request whose
@@ -219,7 +243,8 @@ class TactServer(LanguageServer):
         self.documents = DocumentStore.from_settings(self.settings)
         self.notebooks = NotebookStore()  # which documents are a notebook's cells, in order
         self.completions = CompletionService()
-        self.scheduler = InferenceScheduler()
+        self.heap_trimmer = HeapTrimmer()  # freed native heap back to the system, every few seconds of requests
+        self.scheduler = InferenceScheduler(after_job=self.heap_trimmer.after_request)
         self.ledger = SuggestionLedger()
         self.recorder = SessionRecorder()
         self.gate = AcceptanceGate(will_start=True)  # loaded at `initialized`; learns from every accept and reject

@@ -9,12 +9,14 @@ jobs meanwhile.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("tact.scheduler")
 
 
 class Cancelled(Exception):
@@ -71,7 +73,10 @@ class Deferred:
 
 
 class InferenceScheduler:
-    def __init__(self) -> None:
+    def __init__(self, after_job: Callable[[], Any] | None = None) -> None:
+        """``after_job``: called on the worker when a job has ended and its future is resolved (housekeeping such as
+        giving freed heap back, out of the request's own time)."""
+        self._after_job = after_job
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tact-inference")
         self._latest: dict[str, CancelToken] = {}
         self._deferred: set[CancelToken] = set()  # jobs waiting out a Deferred, keyed or not: shutdown cancels them
@@ -135,12 +140,21 @@ class InferenceScheduler:
         except BaseException as exc:
             self._forget(key, token)
             future.set_exception(exc)
+            self._ended()
             return
         if isinstance(result, Deferred):
             self._defer(key, token, result, future)
         else:
             self._forget(key, token)
             future.set_result(result)
+            self._ended()
+
+    def _ended(self) -> None:
+        if self._after_job is not None:
+            try:
+                self._after_job()
+            except Exception:  # housekeeping never fails a job (its future is resolved already)
+                log.warning("after-job hook failed", exc_info=True)
 
     def _defer(self, key: str | None, token: CancelToken, deferred: Deferred, future: Future) -> None:
         """Go on with ``deferred.rest`` on the worker when its time comes, or at once where the token is cancelled."""
