@@ -91,6 +91,7 @@ class Settings:
     draft_layers: int = 0  # speculative: layers that draft where lookup and the n-gram table have none; 0: none
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     ngram_drafts: bool = True  # speculative: draft from the model's n-gram table where prompt lookup has little
+    previous_drafts: bool = True  # speculative: draft from the previous suggestion, which typing on through it gets again
     context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this
     context_suffix_chars: int = 256
     acceptance_gate: bool = True  # CDHF: skip generation / hide suggestions predicted to be rejected

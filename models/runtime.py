@@ -151,6 +151,13 @@ class DecodeOptions:
     # without one: trained on a CPU it drafted too poorly to pay (docs/code-model.md)
     draft_head: bool = True
     head_tokens: int = 2
+    # speculative: draft first from the tokens the cache held past this prompt's shared start before the request: the
+    # previous suggestion, which a user typing on through it gets again (decoding is deterministic), up to
+    # previous_tokens at a time. Off by default: where one prompt is decoded again and again (the benchmarks decode
+    # each sample by every policy in turn), it would draft from another policy's answer; the server turns it on
+    # (`tact.previousDrafts`)
+    previous_drafts: bool = False
+    previous_tokens: int = 16
     lookup_tokens: int = 4  # completions: longer copies were mostly rejected and cost their verification (8: 1.46x, 4: 1.52x)
     single_line: bool = True  # end after the first token that contains a newline
     # speculative, single-line: a draft ends before its first token that holds a line break. That token would end the
@@ -212,6 +219,8 @@ class DecodeResult:
     ngram_accepted: int = 0
     head_drafted: int = 0  # of `drafted`, the tokens drafted by the trained draft head (models.draft_head)
     head_accepted: int = 0
+    previous_drafted: int = 0  # of `drafted`, the tokens drafted from the previous suggestion (``previous_drafts``)
+    previous_accepted: int = 0
     # speculative: passes of the whole model that chose tokens (the prompt's pass included), and those with nothing
     # drafted in them, where a better drafter would have to come from
     verify_steps: int = 0
@@ -381,6 +390,8 @@ class EarlyExitRuntime:
         # one decode at a time per runtime (the cache is shared); reentrant: a caller that holds it to run forward()
         # itself (models.acceptance.scoring) resets the cache inside it
         self.lock = threading.RLock()
+        self._previous: list[int] = []  # speculative: the cache's ids before this request (``_previous_draft``)
+        self._previous_from = 0  # how many of them the request's prompt shares
         self.weights = "fp32"  # what decoding steps read (WEIGHTS): fp32 until use_weights loads the 8-bit graphs
         self.int8_layer_sessions: list[ort.InferenceSession] = []
         self._int8_bindings: list[ort.IOBinding] = []
@@ -929,6 +940,9 @@ class EarlyExitRuntime:
         second row adds 15-20% to a step here)."""
         if opts.lookup_range is not None:  # a rewrite: copying its window is the prior, even on one token
             return self._lookup_draft(opts), "lookup"
+        previous = self._previous_draft(opts)
+        if previous:
+            return previous, "previous"
         lookup = self._lookup_draft(opts, shortest=2)
         if lookup:
             return lookup, "lookup"
@@ -939,6 +953,28 @@ class EarlyExitRuntime:
         if state is not None and self.draft_head is not None and opts.draft_head and opts.head_tokens > 0:
             return self.draft_head.draft(state, self.cache.ids[-1], opts.head_tokens), "head"
         return [], "none"
+
+    def _previous_draft(self, opts: DecodeOptions) -> list[int]:
+        """What followed the cache's trailing n-gram (3 or 2 tokens) in the ids the cache held before this request
+        (``_previous``), where that continuation lies past the new prompt's shared start: the rest of the previous
+        suggestion, when the user typed on through it. The most recent match wins, as in prompt lookup."""
+        old, ids = self._previous, self.cache.ids
+        if not old or not opts.previous_drafts:
+            return []
+        arr = np.asarray(old)
+        for n in range(opts.lookup_ngram, 1, -1):
+            lo = max(0, self._previous_from - n)  # matches whose next token is at or past the shared start
+            hi = len(old) - n  # starts whose n-gram is followed by a token
+            if len(ids) < n or hi <= lo:
+                continue
+            match = arr[lo:hi] == ids[-n]  # (hi - lo,)
+            for k in range(1, n):
+                match &= arr[lo + k:hi + k] == ids[k - n]
+            found = np.flatnonzero(match)
+            if found.size:
+                start = lo + int(found[-1]) + n
+                return old[start:start + opts.previous_tokens]
+        return []
 
     def _within_line(self, draft: list[int], opts: DecodeOptions) -> list[int]:
         """``draft`` up to its first token that holds a line break, where that token ends the suggestion (single-line,
@@ -985,6 +1021,8 @@ class EarlyExitRuntime:
         c = self.cache
         common = self.cached_prefix(prompt_ids)
         res.cached_tokens = common
+        # the ids past the shared start are about to go: kept as drafts (the previous suggestion, as a rule)
+        self._previous, self._previous_from = (list(c.ids), common) if opts.previous_drafts and c.length > common else ([], 0)
         draft, source = [], "none"
         if opts.draft_in_prompt_pass:
             c.truncate(common)
@@ -1100,6 +1138,9 @@ class EarlyExitRuntime:
         elif source == "head":
             res.head_drafted += len(draft)
             res.head_accepted += accepted
+        elif source == "previous":
+            res.previous_drafted += len(draft)
+            res.previous_accepted += accepted
         self.cache.truncate(base + 1 + accepted)
         self.cache.exact = self.cache.length
         return None if done else Pending(token, h_all[j])

@@ -132,6 +132,18 @@ def test_the_ngram_drafts_setting_reaches_the_decoder():
         assert not problems and CompletionService().decode_options(s).ngram_drafts is value
 
 
+def test_the_previous_drafts_setting_reaches_the_decoder_on_by_default_for_serving_only():
+    """On in the server; off where nothing sets it (a benchmark decodes one prompt by each policy in turn, and
+    would draft from another policy's answer)."""
+    from lsp_server.services.completion import CompletionService
+    from models.runtime import DecodeOptions
+
+    assert CompletionService().decode_options(Settings()).previous_drafts is True
+    assert DecodeOptions().previous_drafts is False
+    s, problems = Settings.from_camel({"previousDrafts": False})
+    assert not problems and CompletionService().decode_options(s).previous_drafts is False
+
+
 def test_the_loop_stop_setting_reaches_the_decoder_and_one_copy_is_refused():
     from lsp_server.services.completion import CompletionService
 

@@ -897,3 +897,31 @@ def test_a_suggestion_that_copies_a_replacement_character_shows_it_under_both_lo
         assert res.text.startswith(REPLACEMENT) and res.text == shipped.tokenizer.decode(res.token_ids)
     assert (out["full"].token_ids, out["full"].stop_reason) == (out["speculative"].token_ids,
                                                                 out["speculative"].stop_reason)
+
+
+def test_previous_drafts_make_typing_through_a_suggestion_cheaper_and_change_nothing(shipped):
+    """The user types on through a suggestion: the next request drafts the rest of it from the cache's ids before
+    the request, and its output is `full`'s; a request that typed something else is `full`'s too."""
+    rt = shipped
+    info = rt.tokenizer
+    kw = dict(max_new_tokens=16, single_line=False)
+    for code in (CODE[:120], "import os\nimport sys\n\n\ndef main(argv):\n    parser = argparse."):
+        ids = info.encode(code)
+        first = generate(rt, ids, policy="speculative", previous_drafts=True, **kw)
+        assert len(first.token_ids) >= 6, first.text
+        other = next(t for t in info.encode(" zebra") if t != first.token_ids[0])
+        for typed in ([*first.token_ids[:1]], [*first.token_ids[:3]], [other]):
+            prompt = [*ids, *typed]
+            want = generate(rt, prompt, policy="full", **kw)
+            steps = {}
+            for on in (False, True):
+                generate(rt, ids, policy="speculative", previous_drafts=True, **kw)  # the suggestion before, cached
+                got = rt.generate(prompt, DecodeOptions(policy="speculative", previous_drafts=on, **kw))
+                assert (got.token_ids, got.stop_reason) == (want.token_ids, want.stop_reason)
+                steps[on] = got.verify_steps
+                if not on:
+                    assert got.previous_drafted == 0
+                elif typed != [other]:
+                    assert got.previous_accepted >= min(4, len(want.token_ids) - 1), (got.previous_drafted, got.previous_accepted)
+            if typed != [other]:
+                assert steps[True] < steps[False]

@@ -199,6 +199,7 @@ class CompletionService:
             draft_layers=settings.draft_layers,
             draft_tokens=settings.draft_tokens,
             ngram_drafts=settings.ngram_drafts,
+            previous_drafts=settings.previous_drafts,
             single_line=not settings.multiline,
         )
 
