@@ -304,6 +304,18 @@ class KVCache:
         self.v[layer][0, :, start:start + T] = v.transpose(1, 0, 2)
 
 
+def latest_match(arr: np.ndarray, tail: list[int], lo: int, hi: int) -> int | None:
+    """The latest start s in [lo, hi) with arr[s:s + len(tail)] == tail, or None (prompt lookup's search)."""
+    n = len(tail)
+    if hi <= lo or n == 0:
+        return None
+    match = arr[lo:hi] == tail[0]  # (hi - lo,) starts whose n-gram equals the tail
+    for k in range(1, n):
+        match &= arr[lo + k:hi + k] == tail[k]
+    found = np.flatnonzero(match)
+    return lo + int(found[-1]) if found.size else None
+
+
 _shared_pool: bool | None = None  # whether the process's one onnxruntime thread pool exists; None: not tried yet
 _shared_pool_lock = threading.Lock()
 
@@ -964,17 +976,10 @@ class EarlyExitRuntime:
             return []
         arr = np.asarray(old)
         for n in range(opts.lookup_ngram, 1, -1):
-            lo = max(0, self._previous_from - n)  # matches whose next token is at or past the shared start
-            hi = len(old) - n  # starts whose n-gram is followed by a token
-            if len(ids) < n or hi <= lo:
-                continue
-            match = arr[lo:hi] == ids[-n]  # (hi - lo,)
-            for k in range(1, n):
-                match &= arr[lo + k:hi + k] == ids[k - n]
-            found = np.flatnonzero(match)
-            if found.size:
-                start = lo + int(found[-1]) + n
-                return old[start:start + opts.previous_tokens]
+            # matches whose next token is at or past the shared start, and exists
+            start = latest_match(arr, ids[-n:], max(0, self._previous_from - n), len(old) - n) if len(ids) >= n else None
+            if start is not None:
+                return old[start + n:start + n + opts.previous_tokens]
         return []
 
     def _within_line(self, draft: list[int], opts: DecodeOptions) -> list[int]:
@@ -997,17 +1002,10 @@ class EarlyExitRuntime:
         lo, hi = opts.lookup_range or (0, len(ids))
         hi = min(hi, len(ids))
         arr = np.asarray(ids)
-        top = opts.lookup_ngram  # 0: no lookup
-        for n in range(top, shortest - 1, -1):
-            latest = min(len(ids) - n - 1, hi - n - 1)  # a match must be followed by a token before hi
-            if len(ids) <= n or latest < lo:
-                continue
-            match = arr[lo:latest + 1] == arr[-n]  # (latest - lo + 1,) starts whose n-gram equals the tail
-            for k in range(1, n):
-                match &= arr[lo + k:latest + 1 + k] == arr[k - n]
-            found = np.flatnonzero(match)
-            if found.size:
-                start = lo + int(found[-1])
+        for n in range(opts.lookup_ngram, shortest - 1, -1):  # lookup_ngram 0: no lookup
+            # a match must be followed by a token before hi, and lie before the tail itself
+            start = latest_match(arr, ids[-n:], lo, min(len(ids) - n, hi - n)) if len(ids) > n else None
+            if start is not None:
                 return ids[start + n:min(start + n + opts.lookup_tokens, hi)]
         return []
 
