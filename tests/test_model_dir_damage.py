@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import lsp_server.services.completion as completion
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.positions import LineIndex, Position
@@ -248,3 +250,31 @@ def test_a_queued_load_is_in_the_status_before_the_loader_thread_reaches_it(mode
     assert not first.result(60).ready and again.result(60).reason == first.result().reason
     assert service.degraded and str(missing) in service.status.reason  # the last queued load's outcome, said
     assert service.start_loading(str(model)).result(60).ready and service.status.ready and not service.degraded
+
+
+def test_a_request_during_a_model_swap_waits_for_the_new_model(tiny_lm_dir, tmp_path, monkeypatch):
+    """Settings naming another model directory unload the first before the second loads (so that both never sit in
+    memory): a request that found the model ready, then reached the model while the swap ran, got no suggestion and
+    the reason "degraded: None"."""
+    other = tmp_path / "other"
+    shutil.copytree(tiny_lm_dir, other)
+    service = CompletionService()
+    assert service.load(str(tiny_lm_dir)).ready
+    release = threading.Event()
+
+    class SlowRuntime(EarlyExitRuntime):
+        def __init__(self, *args, **kwargs):
+            release.wait(10)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(completion, "EarlyExitRuntime", SlowRuntime)
+    loading = service.start_loading(str(other))
+    for _ in range(500):  # the loader has let go of the first model
+        if service.runtime is None:
+            break
+        threading.Event().wait(0.01)
+    assert service.runtime is None and not service.degraded
+    threading.Timer(0.2, release.set).start()
+    suggestion = complete(service, "full")
+    assert suggestion.result is not None, suggestion.skipped_reason
+    assert loading.result(10).ready and service.status.model_dir == str(other)

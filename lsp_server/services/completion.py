@@ -233,6 +233,8 @@ class CompletionService:
         t0 = time.perf_counter()
         runtime = self.runtime
         policy = settings.decoding_policy
+        if runtime is None and not self.degraded and self.wait_loaded(timeout=30):
+            runtime = self.runtime  # a load began after the caller's wait (settings naming another model): its model
         if runtime is None:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
         opts = self.decode_options(settings)
