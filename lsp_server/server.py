@@ -147,7 +147,7 @@ class TactProtocol(LanguageServerProtocol):
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
         """pygls keeps the future of every notification handled by a generator, coroutine or thread handler (every
         didOpen, didChange and didClose among them) under a made-up id, and only a response ever takes one out: one
-        per keystroke, about 1.3 kB each, for as long as the server runs. The finished ones are taken out here, on
+        per keystroke, about 1.4 kB each, for as long as the server runs. The finished ones are taken out here, on
         the event loop's thread, where pygls' shutdown also walks them (a future's own done-callback may run on a
         worker thread, or inside that walk, as shutdown cancels it)."""
         super()._execute_handler(msg_id, handler, callback, args, kwargs)

@@ -945,12 +945,12 @@ class EarlyExitRuntime:
         return draft[0] if draft else None
 
     def _cheap_draft(self, opts: DecodeOptions, state: np.ndarray | None = None) -> tuple[list[int], str]:
-        """Speculative's draft that runs no layer, and where it came from ("lookup", "ngram" or "head"; empty:
-        none). Prompt lookup when at least the last two tokens matched earlier, else the corpus's n-gram table
-        (``opts.ngram_drafts``), else the trained draft head from ``state`` (D,), the final state that chose the
-        last token in the cache (``opts.draft_head``; None: no head draft). Lookup on the last token alone is not
-        tried: accepted about 7% of the time on calibration code, its drafts cost their verification rows (a
-        second row adds 15-20% to a step here)."""
+        """Speculative's draft that runs no layer, and where it came from ("previous", "lookup", "ngram" or "head";
+        empty: none). The previous suggestion's rest first (``_previous_draft``), then prompt lookup when at least
+        the last two tokens matched earlier, else the corpus's n-gram table (``opts.ngram_drafts``), else the trained
+        draft head from ``state`` (D,), the final state that chose the last token in the cache (``opts.draft_head``;
+        None: no head draft). Lookup on the last token alone is not tried: accepted about 7% of the time on
+        calibration code, its drafts cost their verification rows (a second row adds 15-20% to a step here)."""
         if opts.lookup_range is not None:  # a rewrite: copying its window is the prior, even on one token
             return self._lookup_draft(opts), "lookup"
         previous = self._previous_draft(opts)

@@ -243,6 +243,7 @@ def _exit_top2(model: EarlyExitLM, layer: int, h: torch.Tensor):
     return torch.log_softmax(model.exit_logits(layer, h).float(), -1).topk(2, dim=-1)
 
 
+@torch.no_grad()
 def fit_controller(model: EarlyExitLM, sampler: ExampleSampler, batches: int, batch_size: int, pad_id: int, log,
                    epochs: int = 8, only: str | None = None, exit_stride: int = EXIT_STRIDE) -> dict:
     """Fit each layer's 3-way Stop&Exit classifier on data the LM never trained on, then its stop and exit

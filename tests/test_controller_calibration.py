@@ -446,3 +446,26 @@ def test_an_exit_refit_records_the_harm_calibration_it_refits(tmp_path, tiny_lm_
     for layer, cal in stats["harm_calibration"].items():
         assert np.allclose(cal, after["harm_calibration"][int(layer)], atol=1e-4)
     assert "harm_calibration_command" in record and "command" in record
+
+
+def test_the_controller_fit_runs_the_model_without_gradients(tiny_lm_dir, tmp_path, monkeypatch):
+    """The calibration pass keeps every layer's states of every batch: with gradients on, each kept the whole
+    forward graph of its batch (only the classifiers train, inside enable_grad)."""
+    import torch
+
+    from models.architecture import EarlyExitLM
+    from models.train_lm import train_controller
+    from tests.conftest import write_calib_corpus
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, d)
+    seen = []
+    forward = EarlyExitLM.forward
+
+    def recording(self, *args, **kwargs):
+        seen.append(torch.is_grad_enabled())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(EarlyExitLM, "forward", recording)
+    train_controller(d, write_calib_corpus(tmp_path / "corpus"), batches=2, batch_size=2, log=lambda m: None)
+    assert seen and not any(seen)

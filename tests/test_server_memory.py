@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
 import threading
@@ -65,7 +66,7 @@ def test_heap_trimmer_that_fails_stops_trying_and_serving_goes_on():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                     reason="malloc_trim is glibc's; elsewhere HeapTrimmer does nothing (the tests above)")
-def test_glibc_trim_is_found_on_linux_and_gives_memory_back():
+def test_glibc_trim_is_found_on_glibc_linux_and_runs():
     trim = glibc_malloc_trim()
     assert trim is not None
     assert trim(0) in (0, 1)  # 1: memory was released, 0: none was
@@ -97,14 +98,42 @@ def test_scheduler_calls_its_hook_after_each_job_that_ends():
         scheduler.shutdown()
 
 
-def test_scheduler_hook_that_raises_fails_no_job():
+def test_scheduler_hook_that_raises_is_logged_and_fails_no_job(caplog):
     def hook():
         raise RuntimeError("housekeeping broke")
 
     scheduler = InferenceScheduler(after_job=hook)
     try:
-        first, _ = scheduler.submit("a", lambda token: "one")
-        second, _ = scheduler.submit("b", lambda token: "two")
-        assert (first.result(5), second.result(5)) == ("one", "two")
+        with caplog.at_level(logging.WARNING, logger="tact.scheduler"):
+            first, _ = scheduler.submit("a", lambda token: "one")
+            second, _ = scheduler.submit("b", lambda token: "two")
+            assert (first.result(5), second.result(5)) == ("one", "two")
+            for _ in range(100):  # the hook runs after each future resolves
+                if len([r for r in caplog.records if "after-job hook failed" in r.getMessage()]) == 2:
+                    break
+                time.sleep(0.01)
+        assert len([r for r in caplog.records if "after-job hook failed" in r.getMessage()]) == 2
+    finally:
+        scheduler.shutdown()
+
+
+def test_scheduler_hook_never_runs_on_the_thread_that_cancels_a_deferred_job():
+    """A newer keystroke cancels a debounced job on the event loop's thread, and its rest ends there: a trim of the
+    heap there would hold up the loop."""
+    threads = []
+    scheduler = InferenceScheduler(after_job=lambda: threads.append(threading.current_thread().name))
+    try:
+        waiting, _ = scheduler.submit("doc", lambda token: Deferred(30, lambda t: t.check()))
+        time.sleep(0.1)  # the worker has run the job's first step: it waits out its Deferred
+        newer, _ = scheduler.submit("doc", lambda token: "newer")  # cancels the first here, on this thread
+        with pytest.raises(Exception):
+            waiting.result(5)
+        assert newer.result(5) == "newer"
+        for _ in range(100):
+            if threads:
+                break
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert threads and all(name.startswith("tact-inference") for name in threads), threads
     finally:
         scheduler.shutdown()

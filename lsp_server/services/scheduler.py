@@ -74,8 +74,9 @@ class Deferred:
 
 class InferenceScheduler:
     def __init__(self, after_job: Callable[[], Any] | None = None) -> None:
-        """``after_job``: called on the worker when a job has ended and its future is resolved (housekeeping such as
-        giving freed heap back, out of the request's own time)."""
+        """``after_job``: called on the worker when a job has ended there and its future is resolved (housekeeping
+        such as giving freed heap back, out of the request's own time); never on a thread that cancelled a deferred
+        job, such as the event loop's."""
         self._after_job = after_job
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tact-inference")
         self._latest: dict[str, CancelToken] = {}
@@ -106,6 +107,8 @@ class InferenceScheduler:
                 self._forget(key, token)
                 return
             self._step(key, token, step, future)
+            if future.done():  # the job ended here (not deferred): housekeeping, on the worker only
+                self._ended()
 
         def dropped(queued: Future) -> None:  # shutdown cancelled it before it ran
             if queued.cancelled():
@@ -140,14 +143,12 @@ class InferenceScheduler:
         except BaseException as exc:
             self._forget(key, token)
             future.set_exception(exc)
-            self._ended()
             return
         if isinstance(result, Deferred):
             self._defer(key, token, result, future)
         else:
             self._forget(key, token)
             future.set_result(result)
-            self._ended()
 
     def _ended(self) -> None:
         if self._after_job is not None:
