@@ -147,8 +147,9 @@ def lowest_below(scores: np.ndarray, y: np.ndarray, lost_cap: float = LOST_CAP) 
 def score_limits(s1: np.ndarray, s2: np.ndarray, y: np.ndarray) -> dict:
     """What the out-of-fold scores allow at best, each stage alone with a threshold chosen on every row (optimistic:
     no threshold chosen this way is known in advance): the largest share of model calls stage 1 could skip, and of
-    rejected suggestions stage 2 could hide, losing at most ``LOST_CAP`` of the accepted ones. No threshold on these
-    scores does more at that loss, the policy's included; the targets ask 20% and 25%."""
+    rejected suggestions stage 2 could hide, losing at most ``LOST_CAP`` of the accepted ones: no threshold on one
+    stage's scores does more at that loss (the cascade, hiding by either stage, could add a little to the second);
+    the targets ask 20% and 25%."""
     return {"lost_cap": LOST_CAP, "stage1_most_skipped": _r(lowest_below(s1, y)[0]),
             "stage2_most_rejected_hidden": _r(lowest_below(s2, y)[1])}
 
