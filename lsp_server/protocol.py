@@ -24,6 +24,10 @@ REPLAY_CLOCK = "tact/replayClock"  # {ts}: replay only: "now" for the acceptance
 # initializationOptions key, beside the settings: replay only: the acceptance gate's per-user prior the recording
 # started from, {accepted, rejected, lastOutcome, lastOutcomeAt} (what telemetry.reader.decided_outcomes counts)
 ACCEPTANCE_PRIOR = "acceptancePrior"
+# initializationOptions key, beside the settings: simulation only: true makes the time tact/replayClock pins the
+# session's time, for the gate's features and for the times telemetry records, so a simulated session is recorded
+# on the simulated programmer's timeline (a replay of it then pins the times the simulation's gate read)
+CLIENT_CLOCK = "clientClock"
 
 
 class RejectReason(str, Enum):

@@ -25,7 +25,7 @@ from pygls.protocol.language_server import lsp_method
 import lsp_server
 from lsp_server.config import Settings
 from lsp_server.features.notebook_sync import NOTEBOOK_SYNC
-from lsp_server.protocol import ACCEPTANCE_PRIOR
+from lsp_server.protocol import ACCEPTANCE_PRIOR, CLIENT_CLOCK
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.gate import AcceptanceGate, parse_prior
@@ -208,7 +208,8 @@ class TactProtocol(LanguageServerProtocol):
         must support, so offering only it makes pygls choose and advertise it.
 
         A replay also passes, beside the settings, the acceptance prior its recording started from
-        (``acceptancePrior``): the gate starts from it instead of the replay's new database.
+        (``acceptancePrior``): the gate starts from it instead of the replay's new database. A simulation passes
+        ``clientClock``: the time it pins (tact/replayClock) is also the time recorded.
         """
         general = params.capabilities.general
         if general is not None and general.position_encodings:
@@ -217,6 +218,9 @@ class TactProtocol(LanguageServerProtocol):
         options = params.initialization_options
         if isinstance(options, dict) and ACCEPTANCE_PRIOR in options and getattr(server, "gate", None) is not None:
             server.gate.prior = parse_prior(options[ACCEPTANCE_PRIOR])
+        if isinstance(options, dict) and options.get(CLIENT_CLOCK) is True and getattr(server, "gate", None) is not None:
+            server.recorder.clock = lambda: server.gate.clock()  # what tact/replayClock pins, recorded too
+            server.documents.records_by_clock = True
         result = yield from super().lsp_initialize(params)
         if getattr(server, "settings", None) is not None and server.settings.next_edit:
             # Custom capability: clients (the VS Code extension) offer next edits only when present.

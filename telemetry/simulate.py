@@ -37,6 +37,8 @@ ACCEPT_NEXT_EDIT_COMMAND = "tact.acceptNextEdit"
 # The initializationOptions key, beside the settings, of the prior a replay's acceptance gate starts from
 # (lsp_server/protocol.py, as the names above).
 ACCEPTANCE_PRIOR = "acceptancePrior"
+# The initializationOptions key of a simulation: the time it pins (REPLAY_CLOCK) is the session's, recorded too.
+CLIENT_CLOCK = "clientClock"
 
 
 class NoModelError(RuntimeError):
@@ -228,12 +230,20 @@ _NEIGHBOURS = "qwertyuiopasdfghjklzxcvbnm"
 
 class Programmer:
     """Types files into a server session. ``speed`` scales the simulated clock: 1 is real time, 10 ten times
-    faster, 0 as fast as possible (no sleeping; every request is awaited, so a run is reproducible)."""
+    faster, 0 as fast as possible (no sleeping; every request is awaited).
+
+    ``pin_clock``: before each keystroke the server is told the simulated time (tact/replayClock), so its acceptance
+    gate reads the programmer's pace, not the run's, and a run at speed 0 is reproducible: the gate's timing features
+    read the wall clock before, and two runs with one seed went apart at a gate decision. The server must be asked to
+    record that time too (``clientClock``, as `run_simulation` does), or a replay of the session pins other times."""
 
     def __init__(self, client: LspClient, *, style: TypingStyle | None = None, seed: int = 0, speed: float = 0.0,
                  limit: int | None = None, max_seconds: float | None = None,
-                 on_event: Callable[[dict], None] | None = None) -> None:
+                 on_event: Callable[[dict], None] | None = None, pin_clock: bool = False) -> None:
         self.client = client
+        self.pin_clock = pin_clock
+        self._t0 = time.time()  # the simulated timeline starts at the wall clock's now
+        self._pinned: float | None = None
         self.max_seconds = max_seconds
         self.style = style or TypingStyle()
         self.rng = random.Random(seed)
@@ -258,7 +268,18 @@ class Programmer:
         (sl, sc), (el, ec) = self._position(start), self._position(end)
         self._doc.splice(start, end, text)
         self._version += 1
+        self._pin()
         self.client.did_change(self._uri, self._version, [change_at(sl, sc, text, el, ec)])
+
+    def _pin(self) -> None:
+        """Tell the server the simulated time, where it moved since last told (``pin_clock``). Every message after a
+        keystroke (its request, the suggestion's outcome) comes at that keystroke's time or after a wait that ends in
+        another keystroke, so pinning at each keystroke and at the document's opening and closing covers them."""
+        if self.pin_clock:
+            ts = self._t0 + self.stats.simulated_s
+            if ts != self._pinned:
+                self.client.notify(REPLAY_CLOCK, {"ts": ts})
+                self._pinned = ts
 
     # -- time ------------------------------------------------------------------------------------
     def _lognormal(self, median: float, sigma: float = 0.5) -> float:
@@ -454,9 +475,11 @@ class Programmer:
         self._uri, self._doc, self._version = uri, SplitText(text[:start]), 1
         self._words = [m.span() for m in _WORD.finditer(text)]
         self._word_ends = [end for _, end in self._words]
+        self._pin()
         self.client.did_open(uri, text[:start], 1, language_id)
         self.stats.files += 1
         self._type(start, text[start:])
+        self._pin()
         self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         self.stats.wall_s += time.perf_counter() - t0
         return self._doc.text()
@@ -480,10 +503,10 @@ def run_simulation(files: list[Path], database: Path, *, model: str | None = Non
     if speed <= 0:
         settings = {**ACCELERATED_DEFAULTS, **settings}
     with LspClient(server_command(python or sys.executable, model, str(database))) as client:
-        client.initialize(settings, client_name=SIMULATE_CLIENT)
+        client.initialize({"tact": settings, CLIENT_CLOCK: True}, client_name=SIMULATE_CLIENT)
         status = require_ready(wait_ready(client))
         programmer = Programmer(client, style=style, seed=seed, speed=speed, limit=limit, max_seconds=max_seconds,
-                                on_event=on_event)
+                                on_event=on_event, pin_clock=True)
         typed_ok = 0
         for n, path in enumerate(files):
             if programmer._out_of_keys:

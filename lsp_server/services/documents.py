@@ -435,7 +435,8 @@ class DocumentStore:
 
     ``clock`` is what "now" is for grouping keystrokes into edits: the wall clock, except that the server
     makes it the acceptance gate's, which a replay pins to the time each change was recorded (an accelerated
-    replay sends keystrokes typed seconds apart within milliseconds, and they became one edit).
+    replay sends keystrokes typed seconds apart within milliseconds, and they became one edit). Edits are
+    recorded at wall-clock times, or at ``clock``'s with ``records_by_clock`` (a simulation's timeline).
     """
 
     def __init__(self, *, coalesce_s: float = 1.0, max_edits: int = 256, max_chars: int = 200_000) -> None:
@@ -445,6 +446,7 @@ class DocumentStore:
         self._docs: dict[str, Document] = {}
         self._lock = threading.RLock()
         self.clock = time.time
+        self.records_by_clock = False  # a simulation's session: edits are recorded at ``clock``'s times too
 
     @classmethod
     def from_settings(cls, settings) -> "DocumentStore":
@@ -495,7 +497,8 @@ class DocumentStore:
         """
         at = now
         if now is None:
-            now, at = time.time(), self.clock()
+            at = self.clock()
+            now = at if self.records_by_clock else time.time()
         with self._lock:
             doc = self._docs.get(uri)
             if doc is None:

@@ -85,6 +85,9 @@ class SessionRecorder:
         # events stay out of it (requested in a document it does not hold, or in the store recorded into before).
         self.requested_here: OrderedDict[str, None] = OrderedDict()
         self.kept_out: set[str] = set()
+        # The time events are recorded at: None, the wall clock (each event's own); a simulation's pinned clock
+        # (``clientClock``), so its session is recorded on the simulated programmer's timeline.
+        self.clock: Callable[[], float] | None = None
 
     def switch(self, store):
         """Record into ``store`` from now on; returns the store recorded into before (the caller closes it). Events
@@ -136,6 +139,8 @@ class SessionRecorder:
     def _record(self, event) -> None:
         if isinstance(event, SuggestionEvent) and not self._belongs(event):
             return
+        if self.clock is not None and not isinstance(event, EditEvent):  # an edit carries its keystrokes' times
+            event = dataclasses.replace(event, ts=self.clock())
         self.recorded = True
         try:
             self.store.record(event)
