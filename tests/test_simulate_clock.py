@@ -84,3 +84,27 @@ def test_a_recorder_with_a_clock_records_its_time_and_an_edit_its_keystrokes_tim
     wall.change("file:///b.py", 2, [(Range(start, start), "y")])
     (record,) = wall.flush("file:///b.py")
     assert record.ts_end > 1e9  # the wall clock (unix seconds), not the pinned 5.0
+
+
+def test_a_replay_of_a_simulated_session_reads_the_times_its_gate_read(tiny_lm_dir, tmp_path):
+    """The simulation recorded the times its gate read, and the replay pins them again: every gate decision comes
+    out with the same score."""
+    from telemetry.replay import ReplayOptions, replay
+
+    _simulate(tiny_lm_dir, tmp_path, "recorded")
+    (result,) = replay(tmp_path / "recorded.sqlite3", tmp_path / "replayed.sqlite3",
+                       options=ReplayOptions(model=str(tiny_lm_dir)))
+    assert result.complete
+
+    def scores(db, source: bool) -> dict:
+        conn = open_readonly(db)
+        try:
+            query = ("SELECT r.source_suggestion_id, d.stage, d.decision, d.score FROM decisions d"
+                     " JOIN replay_suggestions r ON r.suggestion_id = d.suggestion_id") if source else \
+                "SELECT suggestion_id, stage, decision, score FROM decisions"
+            return {(sid, stage): (decision, score) for sid, stage, decision, score in conn.execute(query)}
+        finally:
+            conn.close()
+
+    recorded, replayed = scores(tmp_path / "recorded.sqlite3", False), scores(tmp_path / "replayed.sqlite3", True)
+    assert len(recorded) > 20 and replayed == recorded
