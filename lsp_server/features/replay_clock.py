@@ -3,7 +3,8 @@
 The gate's features include typing speed and the time since the last outcome. A replay sends the session
 faster than it was recorded (or at another pace), so it says, before each request and outcome, what time it
 was in the recording; the features then see the recorded timeline, and two replays give the same decisions.
-Editors never send it; a live session keeps the wall clock.
+A simulation sends the simulated programmer's time the same way, and with the ``clientClock`` initialization option
+that time is also the one telemetry records. Editors never send it; a live session keeps the wall clock.
 """
 
 from __future__ import annotations
