@@ -20,7 +20,8 @@ DID_REJECT_NEXT_EDIT = "tact/didRejectNextEdit"  # {id, reason}
 # `only: ["refactor"]` or `["refactor.rewrite"]` lets it through, and this exact kind asks for it alone)
 NEXT_EDIT_ACTION_KIND = "refactor.rewrite.tact.nextEdit"
 STATUS = "tact/status"  # -> {model, policy, degraded, reason, ...}
-REPLAY_CLOCK = "tact/replayClock"  # {ts}: replay and simulation only: "now" for the acceptance gate's timing features is ts (unix s)
+# {ts}: replay and simulation only: "now" for the acceptance gate's timing features is ts (unix s)
+REPLAY_CLOCK = "tact/replayClock"
 # initializationOptions key, beside the settings: replay only: the acceptance gate's per-user prior the recording
 # started from, {accepted, rejected, lastOutcome, lastOutcomeAt} (what telemetry.reader.decided_outcomes counts)
 ACCEPTANCE_PRIOR = "acceptancePrior"
