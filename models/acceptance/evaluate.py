@@ -125,7 +125,7 @@ def evaluate(data: AcceptanceData, lam: float, floor: float, kind1: str = "auto"
     return report
 
 
-LOST_CAP = 0.05  # the targets' share of would-be-accepted suggestions a threshold may lose
+LOST_CAP = TARGETS["max_share_accepted_lost"]  # what the hiding (and, as much, the skipping) target may lose of accepts
 
 
 def lowest_below(scores: np.ndarray, y: np.ndarray, lost_cap: float = LOST_CAP) -> tuple[float, float]:
@@ -134,13 +134,10 @@ def lowest_below(scores: np.ndarray, y: np.ndarray, lost_cap: float = LOST_CAP) 
     order = np.argsort(scores, kind="stable")
     ranked, labels = scores[order], y[order]
     accepted, rejected = max(int(y.sum()), 1), max(int(len(y) - y.sum()), 1)
-    lost = np.cumsum(labels)  # accepted rows among the first k + 1
-    best = 0
-    for k in range(1, len(ranked) + 1):
-        if lost[k - 1] / accepted > lost_cap:
-            break
-        if k == len(ranked) or ranked[k] > ranked[k - 1]:
-            best = k
+    lost = np.cumsum(labels)  # (n,) accepted rows among the first k + 1; rising, so those within the cap are a prefix
+    split = np.append(ranked[1:] > ranked[:-1], True)  # (n,) a threshold can fall after row k
+    fits = np.flatnonzero((lost <= lost_cap * accepted) & split)
+    best = int(fits[-1]) + 1 if fits.size else 0  # rows below the highest threshold that fits
     return best / max(len(y), 1), (best - int(lost[best - 1] if best else 0)) / rejected
 
 
