@@ -56,6 +56,7 @@ _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
 # rejected by the server (a newer suggestion, its document closed) or by time, not by the programmer
 _UNDECIDED_REJECTS = ("superseded", "ignored", "documentClosed")
+_SERVER_REJECTS = ("superseded", "documentClosed")  # rejections the server makes itself (the ledger)
 
 REPLAY_TABLES = """
 CREATE TABLE IF NOT EXISTS replay_runs (
@@ -241,6 +242,11 @@ def _decide(req: Request, text: str, oracle: Oracle, lead: str = "") -> tuple[st
     """(basis, outcome, accepted_length, chars_saved) for a suggestion the new server made. ``lead``: the rest of
     a selected completion entry the suggestion continues, which the oracle reads before it (not saved by it)."""
     logged = req.logged or {}
+    if logged.get("text") == text and logged.get("outcome") == "rejected" and not programmer_decided(logged):
+        # Shown and typed through: the server ended it (a newer suggestion, its document's close) or the programmer
+        # typed it to its end. The replay sends the same keystrokes, which end it so again; an oracle's verdict sent
+        # before the next request gave that request's gate an outcome the recorded one had not seen.
+        return "logged", "rejected", None, 0
     if logged.get("text") == text and programmer_decided(logged):
         outcome = logged["outcome"]
         if outcome == "accepted":
@@ -551,6 +557,8 @@ def turned_down(outcome: str, basis: str, logged: dict | None) -> str | None:
     had dismissed the rest, or turned nothing down."""
     if basis == "logged":
         reason = (logged or {}).get("reject_reason")
+        if reason in _SERVER_REJECTS:
+            return None  # the server ends it again, as it did
         return reason if outcome == "partially_accepted" else reason or "typedOver"
     return "typedOver"
 

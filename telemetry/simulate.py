@@ -228,6 +228,16 @@ _WORD = re.compile(r"\w{%d,}" % _WORD_MIN)  # a word worth revisiting
 _NEIGHBOURS = "qwertyuiopasdfghjklzxcvbnm"
 
 
+@dataclass
+class _ShownSuggestion:
+    """A suggestion on screen and not resolved: shown at offset ``anchor``, its first ``consumed`` characters typed."""
+
+    id: str
+    text: str
+    anchor: int
+    consumed: int = 0
+
+
 class Programmer:
     """Types files into a server session. ``speed`` scales the simulated clock: 1 is real time, 10 ten times
     faster, 0 as fast as possible (no sleeping; every request is awaited).
@@ -258,6 +268,7 @@ class Programmer:
         self._version = 0
         self._words: list[tuple[int, int]] = []  # the spans of the file's words (see ``_revisit``)
         self._word_ends: list[int] = []
+        self._shown: _ShownSuggestion | None = None  # the suggestion on screen, left unresolved (see ``_follow``)
         self._started = time.perf_counter()
 
     # -- the document, as the editor holds it -----------------------------------------------------
@@ -270,6 +281,29 @@ class Programmer:
         self._version += 1
         self._pin()
         self.client.did_change(self._uri, self._version, [change_at(sl, sc, text, el, ec)])
+        self._follow(start, end, text)
+
+    def _follow(self, start: int, end: int, text: str) -> None:
+        """A keystroke reached the suggestion on screen: typed through it, or the end of it, as the editor tells.
+
+        As the VS Code extension infers it: a keystroke that types the suggestion's next characters follows it (and
+        one that types its last character leaves it ignored, typed by hand), one that disagrees at its cursor rejects
+        it (typedOver), one elsewhere moves the cursor off it (cursorMoved). The rejection is sent at that keystroke's
+        time: sent when the suggestion was shown, it gave the gate's "time since the last outcome" a reaction no
+        editor reports."""
+        shown = self._shown
+        if shown is None:
+            return
+        cursor = shown.anchor + shown.consumed
+        if start == end == cursor and text and shown.text.startswith(text, shown.consumed):
+            shown.consumed += len(text)
+            if shown.consumed < len(shown.text):
+                return
+            reason = "ignored"
+        else:
+            reason = "typedOver" if start <= cursor <= end else "cursorMoved"
+        self._shown = None
+        self.client.notify(DID_REJECT, {"id": shown.id, "reason": reason})
 
     def _pin(self) -> None:
         """Tell the server the simulated time, where it moved since last told (``pin_clock``). Every message after a
@@ -355,6 +389,7 @@ class Programmer:
             self._wait(pause, t0)
             return 0
         self.stats.suggestions += 1
+        self._shown = None  # the server rejected the one on screen (superseded) when it issued this one
         self.client.notify(DID_SHOW, {"id": sid})
         line_end = plan.find("\n", at)
         event: dict[str, Any] = {"line": line, "character": character, "suggestion": suggestion, "id": sid,
@@ -386,7 +421,8 @@ class Programmer:
             else:
                 self.stats.rejected += 1
                 event["outcome"] = "rejected"
-            self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
+            # the rest stays on screen until a keystroke types through it or ends it (``_follow``)
+            self._shown = _ShownSuggestion(sid, suggestion, cursor, len(accepted) if typed else 0)
         self.stats.chars_accepted += typed
         if self.on_event:
             self.on_event(event)
@@ -480,7 +516,8 @@ class Programmer:
         self.stats.files += 1
         self._type(start, text[start:])
         self._pin()
-        self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})  # the server ends what is shown
+        self._shown = None
         self.stats.wall_s += time.perf_counter() - t0
         return self._doc.text()
 

@@ -25,7 +25,7 @@ from telemetry import (
 from telemetry.oracle import Oracle
 from telemetry.reader import list_sessions, open_readonly
 from telemetry.reconstruct import APPROXIMATE, EXACT, INFERRED, Request, build_script
-from telemetry.replay import ReplayOptions, _decide, replay
+from telemetry.replay import ReplayOptions, _decide, replay, turned_down
 from telemetry.text import position_at
 
 
@@ -77,10 +77,15 @@ def test_logged_outcome_is_reused_only_for_the_same_suggestion_decided_by_the_pr
     rejected = {"text": "open(path) as f:", "outcome": "rejected", "reject_reason": "dismissed"}
     assert _decide(_request(rejected), "open(path) as f:", oracle)[:2] == ("logged", "rejected")
     assert _decide(_request(rejected), "open(path)", oracle)[:2] == ("oracle", "accepted")  # another text
-    superseded = {**rejected, "reject_reason": "superseded"}  # the server rejected it, not the programmer
-    assert _decide(_request(superseded), "open(path) as f:", oracle)[:2] == ("oracle", "accepted")
-    closed = {**rejected, "reject_reason": "documentClosed"}  # so did its document's close
-    assert _decide(_request(closed), "open(path) as f:", oracle)[:2] == ("oracle", "accepted")
+    # Shown and typed through: the server ended it (a newer suggestion, its document's close) or the programmer typed
+    # it to its end. The same keystrokes end it so again: the logged outcome, though the oracle would accept it, and
+    # the server's own rejections are not sent (they came after the next request's gate decision).
+    for reason in ("superseded", "documentClosed", "ignored"):
+        ended = {**rejected, "reject_reason": reason}
+        assert _decide(_request(ended), "open(path) as f:", oracle)[:2] == ("logged", "rejected"), reason
+        assert _decide(_request(ended), "open(path)", oracle)[:2] == ("oracle", "accepted")  # another text
+        assert turned_down("rejected", "logged", ended) == (None if reason != "ignored" else "ignored")
+    assert turned_down("rejected", "logged", rejected) == "dismissed"
     accepted = {"text": "xyz", "outcome": "accepted", "accepted_length": 3}
     assert _decide(_request(accepted), "xyz", oracle) == ("logged", "accepted", 3, 3)
     partial = {"text": "open(path) junk", "outcome": "partially_accepted", "accepted_length": 5}

@@ -108,3 +108,61 @@ def test_a_replay_of_a_simulated_session_reads_the_times_its_gate_read(tiny_lm_d
 
     recorded, replayed = scores(tmp_path / "recorded.sqlite3", False), scores(tmp_path / "replayed.sqlite3", True)
     assert len(recorded) > 20 and replayed == recorded
+
+
+def test_a_simulated_rejection_comes_at_the_keystroke_that_ends_the_suggestion(tiny_lm_dir, tmp_path):
+    """As the editor reports it: a suggestion stays on screen until a keystroke types over it (or types it to its end,
+    or a newer one replaces it). The simulation sent every rejection at the moment the suggestion was shown, so the
+    gate's "time since the last outcome" read a reaction of zero seconds that no editor reports."""
+    figures, _, _, _ = _simulate(tiny_lm_dir, tmp_path, "outcomes")
+    conn = open_readonly(tmp_path / "outcomes.sqlite3")
+    try:
+        rows = conn.execute("SELECT shown_at, outcome_at, reject_reason FROM suggestions"
+                            " WHERE outcome = 'rejected' AND shown_at IS NOT NULL").fetchall()
+    finally:
+        conn.close()
+    reasons = {reason for _, _, reason in rows}
+    assert figures["rejected"] > 5 and "typedOver" in reasons, (figures, reasons)
+    assert reasons <= {"typedOver", "cursorMoved", "ignored", "superseded", "documentClosed"}
+    assert all(outcome_at > shown_at for shown_at, outcome_at, _ in rows), rows  # after a keystroke's pause
+
+
+def test_a_client_clock_that_runs_back_is_not_recorded(tiny_lm_dir, tmp_path):
+    """A clientClock session's pins are the recorded times: one before what was already recorded is refused (the
+    clock stays), or a request came before its document's opening and replay dropped it."""
+    import time
+
+    from telemetry.lsp_client import LspClient, change_at
+    from telemetry.reader import session_timeline
+    from telemetry.simulate import CLIENT_CLOCK, REPLAY_CLOCK, wait_ready
+    from tests.lsp_support import server_command
+
+    db, uri, now = tmp_path / "clock.sqlite3", "file:///t/a.py", time.time()
+    client = LspClient(server_command(tiny_lm_dir, db))
+    try:
+        client.initialize({"tact": SETTINGS, CLIENT_CLOCK: True})
+        wait_ready(client)
+        client.notify(REPLAY_CLOCK, {"ts": now + 100})
+        client.did_open(uri, "x = 1\n")
+        client.notify(REPLAY_CLOCK, {"ts": now + 101})
+        client.did_change(uri, 2, [change_at(1, 0, "a")])
+        client.notify(REPLAY_CLOCK, {"ts": now + 50})  # back by 51 s: refused
+        client.did_change(uri, 3, [change_at(1, 1, "b")])
+        client.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri},
+                       "position": {"line": 1, "character": 2}, "context": {"triggerKind": 2}})
+        client.notify(REPLAY_CLOCK, {"ts": now + 160})
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    finally:
+        client.shutdown()
+    conn = open_readonly(db)
+    try:
+        (session_id,) = conn.execute("SELECT id FROM sessions").fetchone()
+        timeline = session_timeline(conn, session_id)
+    finally:
+        conn.close()
+    kinds = [item["type"] for item in timeline]
+    assert kinds.index("document_opened") < kinds.index("suggestion_requested"), kinds
+    assert [item["seq"] for item in timeline] == sorted(item["seq"] for item in timeline)  # time order is write order
+    requested = next(item for item in timeline if item["type"] == "suggestion_requested")
+    assert requested["ts"] == now + 101  # the clock stayed at the last time it was given
+    assert timeline[-1]["ts"] == now + 160

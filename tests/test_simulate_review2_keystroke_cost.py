@@ -18,10 +18,10 @@ from telemetry.lsp_client import LspClient, LspError, change_at
 from telemetry.simulate import (
     ACCEPT_COMMAND,
     DID_PARTIALLY_ACCEPT,
-    DID_REJECT,
     DID_SHOW,
     _NEIGHBOURS,
     _WORD_CHUNK,
+    _ShownSuggestion,
     Programmer,
     SimulationStats,
     TypingStyle,
@@ -95,7 +95,11 @@ class ScriptedServer:
 
 class FormerProgrammer:
     """``telemetry.simulate.Programmer`` as it was when it held the document as a str (copied verbatim below this
-    docstring): the reference whose messages, events, figures and random draws the current one must repeat."""
+    docstring): the reference whose messages, events, figures and random draws the current one must repeat. Since
+    then a rejection is sent at the keystroke that ends the suggestion, not when it is shown: the reference does so
+    with the current one's ``_follow``."""
+
+    _follow = Programmer._follow
 
     def __init__(self, client: LspClient, *, style: TypingStyle | None = None, seed: int = 0, speed: float = 0.0,
                  limit: int | None = None, max_seconds: float | None = None,
@@ -111,6 +115,7 @@ class FormerProgrammer:
         self._uri = ""
         self._doc = ""
         self._version = 0
+        self._shown = None
         self._started = time.perf_counter()
 
     # -- the document, as the editor holds it -----------------------------------------------------
@@ -122,6 +127,7 @@ class FormerProgrammer:
         self._doc = self._doc[:start] + text + self._doc[end:]
         self._version += 1
         self.client.did_change(self._uri, self._version, [change_at(sl, sc, text, el, ec)])
+        self._follow(start, end, text)
 
     # -- time ------------------------------------------------------------------------------------
     def _lognormal(self, median: float, sigma: float = 0.5) -> float:
@@ -197,6 +203,7 @@ class FormerProgrammer:
             self._wait(pause, t0)
             return 0
         self.stats.suggestions += 1
+        self._shown = None
         self.client.notify(DID_SHOW, {"id": sid})
         event: dict[str, Any] = {"line": line, "character": character, "suggestion": suggestion, "id": sid,
                                  "expected": remaining.split("\n", 1)[0]}
@@ -227,7 +234,7 @@ class FormerProgrammer:
             else:
                 self.stats.rejected += 1
                 event["outcome"] = "rejected"
-            self.client.notify(DID_REJECT, {"id": sid, "reason": "typedOver"})
+            self._shown = _ShownSuggestion(sid, suggestion, cursor, len(accepted) if typed else 0)
         self.stats.chars_accepted += typed
         if self.on_event:
             self.on_event(event)
@@ -312,6 +319,7 @@ class FormerProgrammer:
         self.stats.files += 1
         self._type(start, text[start:])
         self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        self._shown = None
         self.stats.wall_s += time.perf_counter() - t0
         return self._doc
 

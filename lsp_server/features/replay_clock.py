@@ -27,4 +27,10 @@ def register(server) -> None:
         if pinned is None:
             log.warning("%s needs a finite ts (unix seconds), got %s", REPLAY_CLOCK, reprlib.repr(ts))
             return
+        if not ls.recorder.accepts_pin(pinned):
+            if ls.recorder.refused_pins == 1:  # once a session: a client whose clock runs back sends many
+                log.warning("%s: %s is before the session's latest recorded time %s; the clock stays, and "
+                            "stays for every such time (a recorded timeline only goes on)", REPLAY_CLOCK, pinned,
+                            ls.recorder.latest_ts)
+            return
         ls.gate.clock = lambda: pinned

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import uuid
 from collections import OrderedDict
 from typing import Any, Callable, Sequence, TypeVar
@@ -88,6 +89,19 @@ class SessionRecorder:
         # The time events are recorded at: None, the wall clock (each event's own); a simulation's pinned clock
         # (``clientClock``), so its session is recorded on the simulated programmer's timeline.
         self.clock: Callable[[], float] | None = None
+        self.latest_ts = -math.inf  # with ``clock``: the latest time recorded or pinned (``accepts_pin``)
+        self.refused_pins = 0
+
+    def accepts_pin(self, ts: float) -> bool:
+        """Whether the time a client pins may be recorded: with ``clock``, the recorded timeline only goes on (a pin
+        before what was already recorded put a request before its document's opening, and replay dropped it)."""
+        if self.clock is None:
+            return True
+        if ts < self.latest_ts:
+            self.refused_pins += 1
+            return False
+        self.latest_ts = ts
+        return True
 
     def switch(self, store):
         """Record into ``store`` from now on; returns the store recorded into before (the caller closes it). Events
@@ -139,8 +153,10 @@ class SessionRecorder:
     def _record(self, event) -> None:
         if isinstance(event, SuggestionEvent) and not self._belongs(event):
             return
-        if self.clock is not None and not isinstance(event, EditEvent):  # an edit carries its keystrokes' times
-            event = dataclasses.replace(event, ts=self.clock())
+        if self.clock is not None:
+            if not isinstance(event, EditEvent):  # an edit carries its keystrokes' times
+                event = dataclasses.replace(event, ts=self.clock())
+            self.latest_ts = max(self.latest_ts, event.ts)
         self.recorded = True
         try:
             self.store.record(event)
