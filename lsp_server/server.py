@@ -396,6 +396,24 @@ def _quiet_when_cancelled(loop, context: dict) -> None:
         loop.default_exception_handler(context)
 
 
+class YieldingReader:
+    """A stream whose every read first lets the event loop run, as stdio's reads (in an executor) do. Over TCP pygls
+    handles the messages of one read without yielding, so a didChange that came with a completion request was applied
+    before the request's handler started, and the request was answered for text it was not made for."""
+
+    def __init__(self, reader) -> None:
+        self._reader = reader
+
+    async def readline(self) -> bytes:
+        import asyncio
+
+        await asyncio.sleep(0)
+        return await self._reader.readline()
+
+    async def readexactly(self, n: int) -> bytes:
+        return await self._reader.readexactly(n)
+
+
 def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
     """pygls's ``start_tcp`` but for two things: one line on stderr once the address is bound (nothing said the
     server was up), and the client's ``exit`` ends serving with its status (0 after shutdown, else 1) where pygls's
@@ -413,7 +431,7 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
         nonlocal status
         server.protocol.set_writer(writer)
         try:
-            await run_async(stop_event=stop, reader=reader, protocol=server.protocol,
+            await run_async(stop_event=stop, reader=YieldingReader(reader), protocol=server.protocol,
                             logger=logging.getLogger("pygls.server"), error_handler=server.report_server_error)
         except SystemExit as exc:  # the client's exit notification (pygls's lsp_exit)
             status = exc.code if isinstance(exc.code, int) else 1

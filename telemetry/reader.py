@@ -227,8 +227,10 @@ def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] 
     with _one_snapshot(conn):  # the latest outcome is one of those counted
         counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome",
                                    params).fetchall())
+        # a damaged row's time (text in the REAL column, which SQLite keeps and sorts above every number) is no time
         last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
-                            "ORDER BY outcome_at DESC LIMIT 1", params).fetchone()
+                            "AND typeof(outcome_at) IN ('real', 'integer') ORDER BY outcome_at DESC LIMIT 1",
+                            params).fetchone()
     return {"accepted": counts.get("accepted", 0) + counts.get("partially_accepted", 0),
             "rejected": counts.get("rejected", 0),
             "last_outcome": last[0] if last else None, "last_outcome_at": last[1] if last else None}

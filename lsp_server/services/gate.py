@@ -235,9 +235,10 @@ class AcceptanceGate:
             h = self.history
             h.accepted += seen["accepted"]
             h.rejected += seen["rejected"]
-            if h.last_outcome_ts is None and seen["last_outcome"] is not None:
+            at = finite_float(seen["last_outcome_at"])  # a time that is no number failed every later request
+            if h.last_outcome_ts is None and seen["last_outcome"] is not None and at is not None:
                 h.last_outcome = 1 if seen["last_outcome"] in ACCEPTED_OUTCOMES else 0
-                h.last_outcome_ts = seen["last_outcome_at"]
+                h.last_outcome_ts = at
 
     @property
     def active(self) -> bool:

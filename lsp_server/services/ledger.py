@@ -59,10 +59,11 @@ class SuggestionLedger:
                 superseded = older
             self._items[item.id] = item
             self._open_by_uri[(item.kind, item.uri)] = item.id
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
         if superseded:
             self._tell(superseded, "rejected")
+        with self._lock:  # after the listeners, which look the superseded one up (its kind): it may be the oldest
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
         return superseded
 
     def close_document(self, uri: str) -> list[str]:

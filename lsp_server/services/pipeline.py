@@ -16,6 +16,7 @@ import weakref
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService, Suggestion
@@ -29,6 +30,7 @@ from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
 
 log = logging.getLogger("tact.pipeline")
+T = TypeVar("T")
 
 MAX_SELECTED_CHARS = 1000  # a selected completion item longer than this is not one a suggestion continues
 
@@ -99,7 +101,7 @@ class CompletionPipeline:
         self.ledger = ledger
         self.recorder = recorder
         self.gate = gate if gate is not None else AcceptanceGate()  # without a model: off
-        self.counts: Counter[str] = Counter()  # this session: requested, skipped, generated, hidden, issued
+        self.counts: Counter[str] = Counter()  # this session: requested, skipped, generated, hidden, issued, gate_failed
         # per open document: the trigger of the classic completion request that opened the editor's list
         self._list_triggers: weakref.WeakKeyDictionary[Document, str] = weakref.WeakKeyDictionary()
 
@@ -156,10 +158,14 @@ class CompletionPipeline:
         entry = {"selected_completion": selected.summary()} if selected is not None else {}
         earlier = self._cells_above(uri, doc.language_id, settings)
 
+        def outdated() -> bool:
+            """The document changed, closed or was reopened since the request: its text is not the editor's."""
+            return doc.version != version or self.documents.get(uri) is not doc
+
         def job(token: CancelToken) -> Suggestion | None:
             self.counts["requested"] += 1
             current, index = doc.indexed_snapshot()
-            if token.cancelled or current != version:  # superseded or outdated while queued: no model call
+            if token.cancelled or current != version or outdated():  # superseded or outdated while queued: no model
                 recorder.requested(suggestion_id, "completion", uri, version, position.line, position.character,
                                    trigger, entry, pending_edit)
                 raise Cancelled(token.reason if token.cancelled else "stale")
@@ -181,10 +187,13 @@ class CompletionPipeline:
                 return None
             if settings.acceptance_gate:
                 self.gate.wait_started(timeout=30)  # as for the code model: the session's first requests are gated too
+                token.check()  # superseded while the gate started: no decision to log
             gate = self.gate if settings.acceptance_gate and self.gate.active else None
             first = None
             if gate is not None:
-                first = gate.before(ctx, settings, trigger, uri, now=now)
+                first = self._gate_decision(1, lambda: gate.before(ctx, settings, trigger, uri, now=now))
+                gate = gate if first is not None else None
+            if first is not None:
                 recorder.gated(suggestion_id, 1, first.decision, first.score, first.threshold, first.model_version,
                                first.details())
                 if not first.generate:
@@ -202,11 +211,13 @@ class CompletionPipeline:
         def generate(token: CancelToken, ctx: CompletionContext, gate: AcceptanceGate | None,
                      first: GateDecision | None, now: float) -> Suggestion | None:
             """The model call and stage 2, at the request's time ``now`` (after stage 1 and its debounce)."""
-            if gate is not None and doc.version != version:
+            if outdated():
                 raise Cancelled("stale")
             if not self.service.wait_loaded(timeout=30):
                 recorder.failed(suggestion_id, "model still loading")
                 return None
+            if outdated():  # changed or closed during the debounce or the model's load: no model call
+                raise Cancelled("stale")
             suggestion = self.service.complete(ctx, settings, token)
             if suggestion.result is None:
                 recorder.cancelled(suggestion_id, suggestion.skipped_reason or "skipped")
@@ -216,14 +227,19 @@ class CompletionPipeline:
             recorder.generated(suggestion_id, suggestion.text, self.service.status.name, suggestion.policy,
                                suggestion.latency_ms, len(r.token_ids), r.layers_per_token, r.stop_reason,
                                suggestion.details)
-            if doc.version != version:
+            if outdated():
                 raise Cancelled("stale")
+            if token.cancelled:  # superseded: not hidden either
+                raise Cancelled(token.reason)
+            second = None
             if gate is not None and suggestion.text:
                 logprobs, stop_probs, layers = suggestion.shown_scores()
-                second = gate.after(ctx, suggestion.text, settings, logprobs=logprobs, stop_probs=stop_probs,
-                                    layers=layers if suggestion.policy == "dynamic" else None,
-                                    n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first,
-                                    trigger=trigger, uri=uri, now=now)
+                second = self._gate_decision(2, lambda: gate.after(
+                    ctx, suggestion.text, settings, logprobs=logprobs, stop_probs=stop_probs,
+                    layers=layers if suggestion.policy == "dynamic" else None,
+                    n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first, trigger=trigger, uri=uri,
+                    now=now))
+            if second is not None:
                 recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold,
                                second.model_version, second.details())
                 if not second.show:
@@ -237,6 +253,19 @@ class CompletionPipeline:
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
         return PendingRequest(suggestion_id, future, token, doc, version, times, selected, keys)
+
+    def _gate_decision(self, stage: int, decide: Callable[[], T]) -> T | None:
+        """A stage's decision, or None when deciding failed: the request then goes on ungated (generated and shown),
+        as without a gate. A failure (a damaged prior read from telemetry, say) failed every request, invoked ones
+        too; it is logged once a session, with its traceback."""
+        try:
+            return decide()
+        except Exception:
+            self.counts["gate_failed"] += 1
+            if self.counts["gate_failed"] == 1:
+                log.warning("acceptance gate: stage %d failed; this request and any other that fails so go on "
+                            "ungated", stage, exc_info=True)
+            return None
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
         """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it
