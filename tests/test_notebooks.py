@@ -203,12 +203,12 @@ def test_a_rename_is_carried_to_the_first_use_in_a_cell_below():
     below = cells_below(store, docs, docs.get(cell(0)))
     assert [c.uri for c in below] == [cell(2)] and below[0].version == 1
     rename = EditRecord(cell(0), 2, Position(0, 0), Position(0, 6), "values", "items", 0.0, 0.0, 5)
-    found = replacement_in_other_cells([rename], below)
+    found = replacement_in_other_cells([rename], below, docs.get(cell(0)).index)
     assert found is not None and found[0].uri == cell(2) and found[1:] == (12, 18, "items")
     for removed, inserted in (("values", "values"), ("values = [", "items = ["), ("", "items"), ("values", "")):
         other = EditRecord(cell(0), 2, Position(0, 0), Position(0, 6), removed, inserted, 0.0, 0.0, 1)
-        assert replacement_in_other_cells([other], below) is None  # no identifier renamed
-    assert replacement_in_other_cells([rename], []) is None
+        assert replacement_in_other_cells([other], below, docs.get(cell(0)).index) is None  # no identifier renamed
+    assert replacement_in_other_cells([rename], [], docs.get(cell(0)).index) is None
     assert cells_below(store, docs, docs.get(cell(2))) == []  # the last cell has none below
     assert cells_below(NotebookStore(), docs, docs.get(cell(0))) == []  # not in a notebook
 
@@ -223,12 +223,12 @@ def test_an_edit_for_a_cell_that_changed_after_the_request_is_not_issued():
     service = _cells_service()
     top = docs.get(cell(0))
     rename = EditRecord(cell(0), 2, Position(0, 0), Position(0, 6), "values", "items", 0.0, 0.0, 5)
-    result = service._in_other_cells([rename], cells_below(store, docs, top))
+    result = service._in_other_cells([rename], cells_below(store, docs, top), top.index)
     assert result.cell.uri == cell(2) and (result.start.character, result.end.character) == (12, 18)
     pending = PendingRequest("s1", None, None, top, 2)
     docs.change(cell(2), 2, [(None, "# moved\ntotal = sum(values)\n")], now=0.0)
     assert service.issue(pending, top, 2, result, docs) is False
-    fresh = service._in_other_cells([rename], cells_below(store, docs, top))
+    fresh = service._in_other_cells([rename], cells_below(store, docs, top), top.index)
     assert service.issue(PendingRequest("s2", None, None, top, 2), top, 2, fresh, docs) is True
     assert service.ledger.get("s2").uri == cell(2) and service.ledger.get("s2").version == 2
 

@@ -27,7 +27,7 @@ from lsp_server.services.pipeline import PendingRequest
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
-from models.next_edit.baseline import _pattern, common_ends, widen_to_identifiers
+from models.next_edit.baseline import _WORDS, _pattern, _word_run_start, common_ends, widen_to_identifiers
 from telemetry.text import line_breaks, line_starts
 
 if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
@@ -63,16 +63,24 @@ def cells_below(notebooks, documents, doc: Document) -> list[OtherCell]:
     return out
 
 
-def replacement_in_other_cells(records: list[EditRecord], cells: list[OtherCell]) -> tuple[OtherCell, int, int, str] | None:
+def replacement_in_other_cells(records: list[EditRecord], cells: list[OtherCell],
+                               index: LineIndex) -> tuple[OtherCell, int, int, str] | None:
     """The last edit's identifier replacement made again in the first cell below that still has the old name as a
     whole word: (cell, start offset, end offset, new name); None when the last edit is no such replacement or no
-    cell below has the name. A rename in one cell is then carried to its uses in the cells below, one at a time."""
+    cell below has the name. A rename in one cell is then carried to its uses in the cells below, one at a time.
+    ``index``: the edited cell's text now. The names are the whole identifiers the edit changed, read around it there:
+    `total_count` renamed by retyping `count` as `sum` renamed another variable `count` in the cell below."""
     last = records[-1] if records else None
     if last is None:
         return None
     old, new = last.removed_text, last.inserted_text
     if not (old.isidentifier() and new.isidentifier()) or old == new:
         return None
+    text, at = index.text, index.offset_at(last.start)
+    if text[at:at + len(new)] != new:
+        return None  # typed on since: the text there is no longer the edit's
+    head, tail = text[_word_run_start(text, at):at], _WORDS.match(text, at + len(new)).group(0)
+    old, new = head + old + tail, head + new + tail
     name = _pattern(old)  # as a whole word, as the baseline finds its next occurrence in a document
     for cell in cells:
         if (m := name.search(cell.index.text)) is not None:
@@ -616,20 +624,26 @@ class NextEditService:
         start, end, new_text = trimmed
         return NextEditResult(start, end, new_text, (time.perf_counter() - t0) * 1000, found)
 
-    def _in_other_cells(self, records: list[EditRecord], cells: list[OtherCell]) -> NextEditResult | None:
-        """The last identifier replacement made again in a cell below (``replacement_in_other_cells``), answered as
-        the heuristic (repeat the last replacement at its next occurrence) answers in a document."""
+    def _in_other_cells(self, records: list[EditRecord], cells: list[OtherCell],
+                        index: LineIndex) -> NextEditResult | None:
+        """The last identifier replacement made again in a cell below (``replacement_in_other_cells``; ``index``:
+        the edited cell's text now), answered as the heuristic (repeat the last replacement at its next occurrence)
+        answers in a document."""
         from models.next_edit.examples import Edit
         from models.next_edit.model import NextEditAnswer
 
         t0 = time.perf_counter()
-        found = replacement_in_other_cells(records, cells)
+        found = replacement_in_other_cells(records, cells, index)
         if found is None:
             return None
         cell, a, b, new = found
         start, end = cell.index.position_at(a), cell.index.position_at(b)
-        line = cell.index.line_text(start.line)
-        edit = Edit(start.line, start.line + 1, line, line[:start.character] + new + line[end.character:])
+        # the line edit as every other is logged: the whole line with its break, cut at str offsets (the positions'
+        # columns count UTF-16 units, which cut a line holding a character beyond the BMP in the wrong place)
+        text = cell.index.text
+        first = cell.index.line_bounds(start.line)[0]
+        last = cell.index.line_bounds(start.line + 1)[0] if start.line + 1 < cell.index.line_count else len(text)
+        edit = Edit(start.line, start.line + 1, text[first:last], text[first:a] + new + text[b:last])
         return NextEditResult(start, end, new, (time.perf_counter() - t0) * 1000,
                               NextEditAnswer(edit, 1.0, "heuristic"), cell)
 
@@ -663,8 +677,14 @@ class NextEditService:
                                   settings.next_edit_ranker_path, settings.next_edit_ranker_threshold, index)
             if token.cancelled:
                 raise Cancelled(token.reason)
-            if result is None and other_cells:
-                result = self._in_other_cells(records, other_cells)
+            hidden_here = None
+            if other_cells and (result is None or not result.answer.shown):
+                # nothing to show in this cell (a candidate the ranker found too unlikely included): the rename
+                # goes on in the cells below; the hidden answer's confidence is logged with it
+                below = self._in_other_cells(records, other_cells, index)
+                if below is not None:
+                    hidden_here = None if result is None else result.answer.confidence
+                    result = below
             if result is None:
                 no_model = self.model is None and settings.next_edit_predictor == "model"
                 recorder.cancelled(suggestion_id, "no_model" if no_model else "no_edit")
@@ -679,7 +699,8 @@ class NextEditService:
                                        "line_edit": [e.start_line, e.end_line, e.original, e.updated],
                                        "confidence": round(answer.confidence, 4),
                                        **({"uri": result.cell.uri, "version": result.cell.version}
-                                          if result.cell is not None else {})})
+                                          if result.cell is not None else {}),
+                                       **({"hidden_in_cell": round(hidden_here, 4)} if hidden_here is not None else {})})
             if not answer.shown:
                 self.counts["hidden"] += 1
                 gate = "next_edit_ranker" if answer.predictor == "ranker" else "next_edit_confidence"

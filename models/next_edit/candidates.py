@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
@@ -164,8 +165,12 @@ class _Collector:
         if last is not None:
             end = last.start_line + len(lines_of(last.updated))
             if end <= len(lines) and "".join(lines[last.start_line:end]) == last.updated:
-                self.undo = Edit(last.start_line, end, last.updated, last.original)
-                self.undo_growth = len(written(lines, self.undo)) - len(self.undo.original)
+                undo = Edit(last.start_line, end, last.updated, last.original)
+                self.undo_growth = len(written(lines, undo)) - len(undo.original)
+                # the lines it changes alone (the same text left): a last edit sent as one change over the whole
+                # file (a formatter's, Neovim's `:%s`) made every comparison read the file, seconds a request
+                start, stop, updated = edit_key(undo)
+                self.undo = Edit(start, stop, "".join(lines[start:stop]), updated)
 
     def add(self, edit: Edit, generator: str, age: int, source: str, **extra) -> tuple | None:
         """Add ``edit``; its key, or None when it is dropped (it changes nothing or undoes the last edit)."""
@@ -193,10 +198,39 @@ class _Collector:
             return False
         lo, hi = min(edit.start_line, u.start_line), max(edit.end_line, u.end_line)
 
-        def span(e: Edit) -> str:
-            return "".join(self.lines[lo:e.start_line]) + written(self.lines, e) + "".join(self.lines[e.end_line:hi])
+        def span(e: Edit) -> Iterator[str]:
+            yield from _line_chunks(self.lines, lo, e.start_line)
+            yield written(self.lines, e)
+            yield from _line_chunks(self.lines, e.end_line, hi)
 
-        return span(edit) == span(u)
+        return _same_text(span(edit), span(u))
+
+
+def _line_chunks(lines: list[str] | TextLines, start: int, stop: int) -> Iterator[str]:
+    """Lines ``start`` to ``stop`` end to end, in pieces of doubling size: read only as far as a comparison goes."""
+    step = 1
+    while start < stop:
+        end = min(stop, start + step)
+        yield "".join(lines[start:end])
+        start, step = end, step * 2
+
+
+def _same_text(one: Iterator[str], other: Iterator[str]) -> bool:
+    """Whether two texts given in pieces are one, read until they first differ: a candidate compared with a last
+    edit over the whole file (a formatter's, Neovim's `:%s`) joined every line between them, seconds a request."""
+    a: str | None = ""
+    b: str | None = ""
+    while True:
+        if a == "":
+            a = next(one, None)
+        if b == "":
+            b = next(other, None)
+        if a is None or b is None:
+            return (a or "") == (b or "") == "" and not any(one) and not any(other)
+        n = min(len(a), len(b))
+        if a[:n] != b[:n]:
+            return False
+        a, b = a[n:], b[n:]
 
 
 def generate(history: list[Edit], current: str, original: str | None = None,
