@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -128,15 +129,19 @@ def _json(value: Any) -> str:
 def _well_formed(text: str) -> str:
     """``text`` as SQLite can store it. A lone surrogate (half of a UTF-16 pair: an editor's buffer, and the JSON it
     sends, can hold one) has no UTF-8 encoding, so binding it raised and lost the whole event; for an opened document,
-    every later edit of it with it. Each becomes U+FFFD, one UTF-16 unit as well, so positions and lengths still hold
-    (two halves that meet make their character, as they do in the editor)."""
+    every later edit of it with it. Each becomes U+FFFD, one UTF-16 unit as well, so positions and lengths still hold.
+    Each half alone, even next to its other half: halves sent in two messages were two U+FFFD in the opened text and
+    the edit but one character in the snapshot at close, and a replay of the edits missed the snapshot."""
     if text.isascii():
         return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return _SURROGATE.sub("\ufffd", text)
     return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _storable(event: Event) -> Event:
