@@ -233,7 +233,7 @@ export class InlineSuggestions implements vscode.Disposable {
         id,
         uri: document.uri.toString(),
         run,
-        tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position), eol),
+        tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position), eol, document.offsetAt(item.range?.end ?? position)),
         reported: false,
         partialSent: entryUnits,
       };

@@ -58,11 +58,19 @@ export type Verdict =
  * preserveCurrentCompletion); after typing, the fetch's answer replaces it. */
 export type ChangeSource = "typing" | "partialAccept" | "undo" | "redo";
 
+/** PartialAcceptTriggerKind.Suggest: the completion widget's entry was accepted, which accepts none of the suggestion
+ * (VS Code's acceptedLength then counts the entry's text, and a fuzzy or replace-mode entry made it look like part of
+ * the suggestion). */
+export const PARTIAL_ACCEPT_SUGGEST = 3;
+
 /** The length to report for the proposed API's partial accept. VS Code calls the handler twice per accept: with a
  * bare number (deprecated: for a suggest-widget item accepted into the suggestion, only that item's own length),
  * then with PartialAcceptInfo, whose acceptedLength is always how much of the suggestion is accepted (from its range's
  * start, read with "\n" breaks). */
 export function partialAcceptLength(info: unknown): number | undefined {
+  if (typeof info === "object" && info !== null && (info as { kind?: unknown }).kind === PARTIAL_ACCEPT_SUGGEST) {
+    return undefined;
+  }
   const length = typeof info === "object" && info !== null ? (info as { acceptedLength?: unknown }).acceptedLength : undefined;
   return typeof length === "number" && Number.isInteger(length) && length >= 0 ? length : undefined;
 }
@@ -138,6 +146,9 @@ export class SuggestionTracker {
   private readonly text: string;
   /** Closers the editor auto-inserted right after the cursor while the suggestion was typed (innermost first). */
   private closers = "";
+  /** Characters after the closers that the item's range covers (a completion entry in replace mode over a word's
+   * rest): accepting the entry replaces them, which follows the suggestion. */
+  private overwrite: number;
 
   constructor(
     readonly id: string,
@@ -149,9 +160,12 @@ export class SuggestionTracker {
     cursor: number,
     /** The document's line break ("\r\n" for VS Code's EndOfLine.CRLF). */
     private readonly eol: string = "\n",
+    /** Where the item's range ends, when past the cursor: the text up to it is the item's to replace. */
+    rangeEnd: number = cursor,
   ) {
     this.text = withLineBreaks(insertText, eol);
     this.consumed = Math.max(0, Math.min(cursor - anchor, this.text.length));
+    this.overwrite = Math.max(0, rangeEnd - cursor);
   }
 
   /** The cursor offset at which the suggestion is still being followed. */
@@ -202,6 +216,7 @@ export class SuggestionTracker {
       return this.reject("typedOver");
     }
     this.closers = next.closers;
+    this.overwrite = next.overwrite;
     if (next.consumed === this.consumed) {
       return { kind: "unchanged" };
     }
@@ -235,13 +250,18 @@ export class SuggestionTracker {
    * over it (a one-character replacement) is typed like any character, so one the suggestion does not continue
    * with is typedOver. An undo may also take back characters typed through: the suggestion still fits while the text
    * left before the cursor is its start. */
-  private followedTo(change: Change, source: ChangeSource): { consumed: number; closers: string } | undefined {
+  private followedTo(
+    change: Change,
+    source: ChangeSource,
+  ): { consumed: number; closers: string; overwrite: number } | undefined {
     const start = change.offset - this.anchor;
     const end = start + change.length;
-    if (start < 0 || end < this.consumed || end > this.consumed + this.closers.length) {
+    if (start < 0 || end < this.consumed || end > this.consumed + this.closers.length + this.overwrite) {
       return undefined;
     }
     const after = this.closers.slice(end - this.consumed); // closers the change leaves after it
+    // the text of the item's range it replaced (a completion entry accepted in replace mode)
+    const overwrite = this.overwrite - Math.max(0, end - this.consumed - this.closers.length);
     let typed = this.text.slice(0, start) + change.text;
     let closers = after;
     // an insertion at the cursor by typing (a partial accept leaves the cursor after all it inserts)
@@ -254,7 +274,7 @@ export class SuggestionTracker {
     if ((typed.length < this.consumed && source !== "undo") || !this.text.startsWith(typed)) {
       return undefined; // going back over the suggestion (other than by undo), or text it does not have
     }
-    return { consumed: typed.length, closers };
+    return { consumed: typed.length, closers, overwrite };
   }
 
   /** The closer an insertion at the cursor left after the cursor, if it is the editor auto-closing a pair:

@@ -315,6 +315,24 @@ test("a partial accept's length is PartialAcceptInfo's acceptedLength, never the
   assert.equal(partialAcceptLength({ kind: 2, acceptedLength: 5 }), 5);
   assert.equal(partialAcceptLength({ kind: 0 }), undefined);
   assert.equal(partialAcceptLength(null), undefined);
+  // the completion widget's entry accepted (PartialAcceptTriggerKind.Suggest): none of the suggestion, though VS Code
+  // counts the entry's text (a fuzzy match: "jn" typed, entry "join", 5)
+  assert.equal(partialAcceptLength({ kind: 3, acceptedLength: 5 }), undefined);
+});
+
+test("an entry accepted in replace mode over the rest of a word follows the suggestion whose range covers it", () => {
+  // "s.jo|text": the widget's entry "join" replaces [2, 8), and so does the server's item "join(parts)"; the
+  // acceptance replaced text past the cursor, and the suggestion was reported typed over, then accepted by Tab
+  const t = new SuggestionTracker("s1", "join(parts)", 2, 4, "\n", 8);
+  assert.deepEqual(t.onChange({ offset: 2, length: 6, text: "join" }), { kind: "typedThrough" });
+  assert.deepEqual(t.onChange({ offset: 6, length: 0, text: "(" }), { kind: "typedThrough" });
+  // without the range past the cursor, a change there disagrees as before
+  const plain = new SuggestionTracker("s2", "join(parts)", 2, 4);
+  assert.deepEqual(plain.onChange({ offset: 2, length: 6, text: "join" }), { kind: "rejected", reason: "typedOver" });
+  // the covered text is the item's once: after it is replaced, a change past the cursor disagrees again
+  const once = new SuggestionTracker("s3", "join(parts)", 2, 4, "\n", 8);
+  once.onChange({ offset: 2, length: 6, text: "join" });
+  assert.deepEqual(once.onChange({ offset: 6, length: 2, text: "(p" }), { kind: "rejected", reason: "typedOver" });
 });
 
 test("over the completion widget's entry, VS Code shows only an item that extends it, the text both repeat taken off", () => {
