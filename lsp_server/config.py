@@ -55,7 +55,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "next_edit_threshold": (0, 1),
     "next_edit_ranker_threshold": (None, 1),
     "edit_coalesce_ms": (0, 60000),
-    "telemetry_retention_days": (0, None),
+    "telemetry_retention_days": (0, 36_500),  # days a float holds (a huge count killed the writer)
 }
 
 
@@ -150,6 +150,9 @@ class Settings:
             value = getattr(settings, name)
             if (value.upper() if name == "log_level" else value) not in choices:
                 refuse(name, f"{reprlib.repr(value)} is not one of {choices}")
+        for name in PATH_SETTINGS:
+            if not expands(getattr(settings, name)):
+                refuse(name, f"{reprlib.repr(getattr(settings, name))}: its ~ names no user with a home directory")
         if settings.stop_repeats != 0 and settings.stop_repeats < 2:
             refuse("stop_repeats", f"{settings.stop_repeats} is neither 0 (never) nor at least 2")
         settings.log_level = settings.log_level.upper()  # Python's level names; "info" was always taken as INFO
@@ -160,8 +163,32 @@ class Settings:
 
     def database_path(self) -> Path:
         if self.telemetry_database:
-            return Path(self.telemetry_database).expanduser()
+            return expand_user(self.telemetry_database)
         return default_data_dir() / "telemetry.sqlite3"
+
+
+# Settings that name a file or directory; a leading ~ is the user's home (``expand_user``).
+PATH_SETTINGS = ("model_path", "acceptance_model_path", "next_edit_model_path", "next_edit_ranker_path",
+                 "telemetry_database")
+
+
+def expands(path: str) -> bool:
+    """Whether ``path``'s leading ``~`` or ``~user`` (if any) names a home directory."""
+    try:
+        Path(path).expanduser()
+    except RuntimeError:
+        return False
+    return True
+
+
+def expand_user(path: str) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded, or as written where it cannot be (an unknown user, no home):
+    `Path.expanduser` raised there, and the handler reading the setting stopped half done (at initialize, the client
+    got an error and no server). Used as written, the path is told missing by whatever opens it."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
 
 
 def to_camel(name: str) -> str:

@@ -13,6 +13,20 @@ from lsp_server.services.recorder import HeldStore
 log = logging.getLogger("tact")
 
 
+async def follow_gate(ls) -> None:
+    """Load the acceptance model the settings name now, one change after another, each reading the settings as
+    they are when its turn comes: two changes loaded at once on the executor's threads finished in either
+    order, and a slow older load left the gate on a model the settings no longer named."""
+    if getattr(ls, "gate_follows", None) is None:
+        ls.gate_follows = asyncio.Lock()
+    async with ls.gate_follows:
+        loaded = await asyncio.get_running_loop().run_in_executor(None, ls.gate.follow, ls.settings)
+    if loaded is False:
+        ls.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Warning,
+            message=f"Tact: acceptance gate off, every suggestion is shown ({ls.gate.reason})"))
+
+
 def register(server) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls, params: types.InitializeParams) -> None:
@@ -43,6 +57,7 @@ def register(server) -> None:
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
         status = await load
         await gate
+        await follow_gate(ls)  # acceptanceModelPath changed while the gate started: start() read it before
         if not ls.shutting_down:  # a session ended before its model loaded has said its start at shutdown
             session_started(ls, status)
         report_degraded(ls)
@@ -58,10 +73,7 @@ def register(server) -> None:
             session_started(ls, ls.completions.status)
         ls.recorder.settings_changed(ls.settings.to_camel())
         await load_model(ls)
-        if await asyncio.get_running_loop().run_in_executor(None, ls.gate.follow, ls.settings) is False:
-            ls.window_show_message(types.ShowMessageParams(
-                type=types.MessageType.Warning,
-                message=f"Tact: acceptance gate off, every suggestion is shown ({ls.gate.reason})"))
+        await follow_gate(ls)
         report_degraded(ls)
 
     @server.feature(types.SHUTDOWN)

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsp_server.config import Settings
+from lsp_server.config import Settings, expand_user
 from lsp_server.services.context import CompletionContext, build_context
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
@@ -97,7 +97,7 @@ class CompletionService:
 
     @staticmethod
     def resolve(model_path: str) -> Path:
-        return Path(model_path).expanduser() if model_path else default_model_dir()
+        return expand_user(model_path) if model_path else default_model_dir()
 
     def start_loading(self, model_path: str = "", threads: int = 2, weights: str = "fp32") -> Future:
         """Load in the background, on the loader thread (at process start, overlapping the server's own imports);

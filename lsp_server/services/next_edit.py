@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from lsp_server.config import Settings
+from lsp_server.config import Settings, expand_user
 from lsp_server.services.documents import Document, EditRecord
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.pipeline import PendingRequest
@@ -496,7 +496,7 @@ def _load_ranker(wanted: str) -> tuple:
     from models.next_edit.ranker import RankerError, load_ranker
 
     try:
-        return load_ranker(Path(wanted).expanduser() if wanted else None), None
+        return load_ranker(expand_user(wanted) if wanted else None), None
     except RankerError as exc:
         return None, str(exc)
 
@@ -505,7 +505,7 @@ def _load_model(wanted: str) -> tuple:
     from models.model_dir import ModelDirError
     from models.next_edit.model import DEFAULT_MODEL_DIR, NextEditModel
 
-    path = Path(wanted).expanduser() if wanted else DEFAULT_MODEL_DIR
+    path = expand_user(wanted) if wanted else DEFAULT_MODEL_DIR
     if not (path / "graphs.json").exists():
         return None, f"no next-edit model at {path} (train it with `tact train next-edit`)"
     try:
