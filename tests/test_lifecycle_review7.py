@@ -18,7 +18,7 @@ def test_a_path_whose_tilde_names_no_user_is_refused_and_the_rest_is_taken():
     """`Path.expanduser` raised on it, before the model's load (which turns failures into a degraded status) and
     before telemetry opened: at initialize the client got an error and no server, later the handler stopped half done
     (the settings applied, no model loaded, no message, every later change failing the same way)."""
-    base = Settings.from_camel({"telemetryDatabase": "/tmp/kept.sqlite3"})[0]
+    base = Settings.from_camel({"telemetryDatabase": "kept.sqlite3"})[0]
     for key in ("modelPath", "telemetryDatabase", "acceptanceModelPath", "nextEditModelPath", "nextEditRankerPath"):
         settings, problems = Settings.from_camel({key: f"{NO_USER}/x", "maxNewTokens": 7}, base=base)
         assert getattr(settings, _snake(key)) == getattr(base, _snake(key))
