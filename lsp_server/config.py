@@ -151,7 +151,7 @@ class Settings:
             if (value.upper() if name == "log_level" else value) not in choices:
                 refuse(name, f"{reprlib.repr(value)} is not one of {choices}")
         for name in PATH_SETTINGS:
-            if not expands(getattr(settings, name)):
+            if expanded(getattr(settings, name)) is None:
                 refuse(name, f"{reprlib.repr(getattr(settings, name))}: its ~ names no user with a home directory")
         if settings.stop_repeats != 0 and settings.stop_repeats < 2:
             refuse("stop_repeats", f"{settings.stop_repeats} is neither 0 (never) nor at least 2")
@@ -172,23 +172,20 @@ PATH_SETTINGS = ("model_path", "acceptance_model_path", "next_edit_model_path", 
                  "telemetry_database")
 
 
-def expands(path: str) -> bool:
-    """Whether ``path``'s leading ``~`` or ``~user`` (if any) names a home directory."""
-    try:
-        Path(path).expanduser()
-    except RuntimeError:
-        return False
-    return True
-
-
-def expand_user(path: str) -> Path:
-    """``path`` with a leading ``~`` or ``~user`` expanded, or as written where it cannot be (an unknown user, no home):
-    `Path.expanduser` raised there, and the handler reading the setting stopped half done (at initialize, the client
-    got an error and no server). Used as written, the path is told missing by whatever opens it."""
+def expanded(path: str) -> Path | None:
+    """``path`` with a leading ``~`` or ``~user`` expanded; None where its ``~`` names no home directory (an unknown
+    user): `Path.expanduser` raised there, and the handler reading the setting stopped half done (at initialize, the
+    client got an error and no server)."""
     try:
         return Path(path).expanduser()
     except RuntimeError:
-        return Path(path)
+        return None
+
+
+def expand_user(path: str) -> Path:
+    """``expanded``, or the path as written where it cannot be (a `--model` given on the command line, which no
+    settings check refuses): whatever opens it then says it is missing."""
+    return expanded(path) or Path(path)
 
 
 def to_camel(name: str) -> str:

@@ -7,6 +7,7 @@ raising inside pygls.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -390,8 +391,6 @@ def serve(args, completions: CompletionService | None = None) -> int:
 
 def _quiet_when_cancelled(loop, context: dict) -> None:
     """An asyncio exception handler that leaves out the cancellations of a server shutting down."""
-    import asyncio
-
     if not isinstance(context.get("exception"), asyncio.CancelledError):
         loop.default_exception_handler(context)
 
@@ -405,8 +404,6 @@ class YieldingReader:
         self._reader = reader
 
     async def readline(self) -> bytes:
-        import asyncio
-
         await asyncio.sleep(0)
         return await self._reader.readline()
 
@@ -419,7 +416,6 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
     server was up), and the client's ``exit`` ends serving with its status (0 after shutdown, else 1) where pygls's
     ``sys.exit`` escaped the connection's task and asyncio logged it with a traceback on every normal exit. One client,
     as in pygls: when it disconnects the server stops listening and returns."""
-    import asyncio
     import threading
 
     from pygls.io_ import run_async

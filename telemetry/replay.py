@@ -242,12 +242,11 @@ def _decide(req: Request, text: str, oracle: Oracle, lead: str = "") -> tuple[st
     """(basis, outcome, accepted_length, chars_saved) for a suggestion the new server made. ``lead``: the rest of
     a selected completion entry the suggestion continues, which the oracle reads before it (not saved by it)."""
     logged = req.logged or {}
-    if logged.get("text") == text and logged.get("outcome") == "rejected" and not programmer_decided(logged):
-        # Shown and typed through: the server ended it (a newer suggestion, its document's close) or the programmer
-        # typed it to its end. The replay sends the same keystrokes, which end it so again; an oracle's verdict sent
-        # before the next request gave that request's gate an outcome the recorded one had not seen.
-        return "logged", "rejected", None, 0
-    if logged.get("text") == text and programmer_decided(logged):
+    # A rejection the programmer did not decide counts too for the same text: shown and typed through, it was ended by
+    # the server (a newer suggestion, its document's close) or typed to its end. The replay sends the same keystrokes,
+    # which end it so again; an oracle's verdict sent before the next request gave that request's gate an outcome the
+    # recorded one had not seen.
+    if logged.get("text") == text and (programmer_decided(logged) or logged.get("outcome") == "rejected"):
         outcome = logged["outcome"]
         if outcome == "accepted":
             length = logged.get("accepted_length") or utf16_len(text)

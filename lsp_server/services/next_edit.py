@@ -27,7 +27,7 @@ from lsp_server.services.pipeline import PendingRequest
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
-from models.next_edit.baseline import _WORDS, _pattern, _word_run_start, common_ends, widen_to_identifiers
+from models.next_edit.baseline import _pattern, common_ends, widen_to_identifiers
 from telemetry.text import line_breaks, line_starts
 
 if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
@@ -79,8 +79,12 @@ def replacement_in_other_cells(records: list[EditRecord], cells: list[OtherCell]
     text, at = index.text, index.offset_at(last.start)
     if text[at:at + len(new)] != new:
         return None  # typed on since: the text there is no longer the edit's
-    head, tail = text[_word_run_start(text, at):at], _WORDS.match(text, at + len(new)).group(0)
-    old, new = head + old + tail, head + new + tail
+    # widened as the baseline widens a replacement, on the edit's line before and after it
+    lo, hi = index.offset_at(Position(last.start.line, 0)), index.offset_at(Position(last.start.line + 1, 0))
+    after = text[lo:hi]
+    before = text[lo:at] + old + text[at + len(new):hi]
+    p, s = widen_to_identifiers(before, after, at - lo, hi - at - len(new))
+    old, new = before[p:len(before) - s], after[p:len(after) - s]
     name = _pattern(old)  # as a whole word, as the baseline finds its next occurrence in a document
     for cell in cells:
         if (m := name.search(cell.index.text)) is not None:
@@ -641,8 +645,7 @@ class NextEditService:
         # the line edit as every other is logged: the whole line with its break, cut at str offsets (the positions'
         # columns count UTF-16 units, which cut a line holding a character beyond the BMP in the wrong place)
         text = cell.index.text
-        first = cell.index.line_bounds(start.line)[0]
-        last = cell.index.line_bounds(start.line + 1)[0] if start.line + 1 < cell.index.line_count else len(text)
+        first, last = cell.index.offset_at(Position(start.line, 0)), cell.index.offset_at(Position(start.line + 1, 0))
         edit = Edit(start.line, start.line + 1, text[first:last], text[first:a] + new + text[b:last])
         return NextEditResult(start, end, new, (time.perf_counter() - t0) * 1000,
                               NextEditAnswer(edit, 1.0, "heuristic"), cell)
