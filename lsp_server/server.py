@@ -37,6 +37,7 @@ from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.pipeline import CompletionPipeline
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
+from telemetry.store import json_finite
 
 log = logging.getLogger("tact")
 
@@ -193,6 +194,14 @@ class TactProtocol(LanguageServerProtocol):
             self._send_response(msg_id, error=JsonRpcInvalidRequest("the server is shutting down").to_response_error())
             return
         super().handle_message(message)
+
+    def _send_data(self, data):
+        """Strict JSON on the wire: a NaN or an infinity is written as null, as JavaScript's JSON.stringify writes it and
+        telemetry stores it. Python writes ``Infinity``, which JSON.parse refuses, so a client lost the whole message
+        (``tact/status`` with a ``stopThreshold`` of 1e400, a number the settings keep)."""
+        if hasattr(data, "__attrs_attrs__"):  # what pygls' own serializer does with it, done before the walk
+            data = self._converter.unstructure(data)
+        super()._send_data(json_finite(data))
 
     def _answer_with_null_id(self, error: JsonRpcException) -> None:
         """JSON-RPC's answer where a request's id cannot be told: ``"id": null`` (pygls' response types leave a None id

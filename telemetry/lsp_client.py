@@ -42,6 +42,11 @@ def _put_once(q: queue.Queue, message: dict) -> None:
         pass
 
 
+def _refuse_constant(name: str):
+    """What JSON.parse does with ``NaN`` or ``Infinity``, which Python's reader takes: refuse the message."""
+    raise ValueError(f"{name} is not JSON")
+
+
 class LspClient:
     def __init__(self, command: list[str], env: dict | None = None, stderr=None):
         self.started = time.perf_counter()
@@ -108,9 +113,9 @@ class LspClient:
                 self._fail_pending()
                 return
             try:
-                message = json.loads(body)
+                message = json.loads(body, parse_constant=_refuse_constant)
             except ValueError:
-                continue  # not JSON: skipped; the next message may be whole
+                continue  # not JSON (NaN and Infinity are not, as a strict editor reads it): skipped
             if not isinstance(message, dict):
                 continue
             if "id" in message and "method" not in message:

@@ -122,7 +122,7 @@ def _json(value: Any) -> str:
     try:
         text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(value), default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(json_finite(value), default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return _well_formed(text)
 
 
@@ -154,14 +154,15 @@ def _storable(event: Event) -> Event:
     return replace(event, **changes) if changes else event
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity inside dicts, lists and tuples replaced by None."""
+def json_finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity inside dicts, lists and tuples replaced by None, as JavaScript's
+    JSON.stringify writes them: Python writes ``NaN`` and ``Infinity``, which strict JSON parsers refuse."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_finite(v) for v in value]
     return value
 
 

@@ -646,3 +646,18 @@ def test_the_client_fails_pending_requests_when_the_server_dies_mid_message():
         client.request("tact/status", timeout=120)
     assert time.perf_counter() - t0 < 60  # at once (a Python start), not the request's timeout
     client.proc.wait(timeout=10)
+
+
+def test_an_infinite_setting_is_written_as_null_and_the_answer_reaches_a_strict_client(tmp_path):
+    """A ``stopThreshold`` of 1e400 (Python's JSON, and so a client sending ``Infinity``, reads it as infinity; the
+    settings keep it) was written back as ``Infinity`` in ``tact/status``, which JSON.parse refuses: a strict client
+    (as the test client is now) lost the whole answer and waited."""
+    client, _ = start(tmp_path, {"stopThreshold": float("inf"), "acceptanceGate": False})
+    try:
+        status = client.request("tact/status", timeout=10)
+        assert status["settings"]["stopThreshold"] is None
+        assert status["settings"]["maxNewTokens"] > 0  # the rest of the answer as it was
+        client.did_open(URI, SAMPLE)
+        assert isinstance(client.inline_completion(URI, 3, 4, invoked=True), list)
+    finally:
+        client.shutdown()

@@ -160,7 +160,7 @@ def cells_above(cells: list[tuple[str, str] | None], cell: int, language_id: str
 
 def _end_before_breaks(text: str, chunk: int = 4096) -> int:
     """Where ``text`` ends once its trailing line breaks are left out, read from the end a chunk at a time: a
-    character at a time cost 69 ms a request below a cell of a million blank lines, and stripping the whole text
+    character at a time cost 68.6 ms a request below a cell of a million blank lines, and stripping the whole text
     copied every cell of every request."""
     end = len(text)
     while end:
