@@ -135,7 +135,7 @@ def _device(name: str) -> str:
     return name
 
 
-def _output_dir(text: str) -> Path:
+def output_dir(text: str) -> Path:
     """An argparse type for a directory a command writes into: refused at parse time when it, or a folder above it,
     is a file, or cannot be written in, rather than when the results are saved after the work."""
     import os
@@ -165,13 +165,13 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="build corpora and train models (needs the [train] extra)")
     tsub = p.add_subparsers(dest="target", required=True)
     c = tsub.add_parser("corpus", help="build the training corpus from local code")
-    c.add_argument("--out", type=_output_dir, default=REPO_ROOT / "data" / "corpus")
+    c.add_argument("--out", type=output_dir, default=REPO_ROOT / "data" / "corpus")
     c.add_argument("--dir", type=_code_dir, action="append", default=[], help="extra directories of code")
     c.add_argument("--max-mb", type=positive_float, default=80.0)
     c.add_argument("--seed", type=seed, default=0)
     lm = tsub.add_parser("lm", help="train the early-exit code model and export it for serving")
     lm.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
-    lm.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "default")
+    lm.add_argument("--out", type=output_dir, default=REPO_ROOT / "models" / "default")
     lm.add_argument("--size", type=_model_size, default="small",
                     help="tiny, small (CPU default), medium, base or large (accelerator)")
     lm.add_argument("--minutes", type=positive_float, default=60.0,
@@ -234,11 +234,11 @@ def _add_train(sub) -> None:
                       help="keep the controller and both calibrations; fit only the learned KV fill of the open exits")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
-    ac.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "acceptance" / "default")
+    ac.add_argument("--out", type=output_dir, default=REPO_ROOT / "models" / "acceptance" / "default")
     ne = tsub.add_parser("next-edit-data", help="next-edit examples: real changes between releases, synthetic chains")
     ne.add_argument("--real", action="store_true", help="only the real changes (pip downloads of sdists)")
     ne.add_argument("--synthetic", action="store_true", help="only the synthetic chains from the corpus")
-    ne.add_argument("--out", type=_output_dir, default=REPO_ROOT / "data" / "next_edit")
+    ne.add_argument("--out", type=output_dir, default=REPO_ROOT / "data" / "next_edit")
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=positive_int, help="synthetic: at most N corpus files per split")
     ne.add_argument("--telemetry", action="append", metavar="DB",
@@ -248,7 +248,7 @@ def _add_train(sub) -> None:
     nr = tsub.add_parser("next-edit-ranker", help="fit the edit ranker (picks the next edit among the history's "
                          "generalisations) on real and synthetic next-edit examples")
     nr.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
-    nr.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "next_edit" / "ranker")
+    nr.add_argument("--out", type=output_dir, default=REPO_ROOT / "models" / "next_edit" / "ranker")
     nr.add_argument("--synthetic-sample", type=non_negative_int, default=3000,
                     help="synthetic chains drawn at random (seeded)")
     nr.add_argument("--limit", type=positive_int, help="a quick run on N real (and at most N synthetic) examples")
@@ -256,13 +256,13 @@ def _add_train(sub) -> None:
     nm = tsub.add_parser("next-edit", help="fine-tune the code model into the next-edit model and export it")
     nm.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
     nm.add_argument("--init", type=Path, default=REPO_ROOT / "models" / "default", help="code model to start from")
-    nm.add_argument("--out", type=_output_dir, default=REPO_ROOT / "models" / "next_edit" / "default")
+    nm.add_argument("--out", type=output_dir, default=REPO_ROOT / "models" / "next_edit" / "default")
     nm.add_argument("--minutes", type=positive_float, default=25.0, help="wall-clock budget for the whole job")
     nm.add_argument("--lr", type=positive_float, default=1e-3)
     nm.add_argument("--batch-tokens", type=positive_int, default=4096, help="tokens per step (more on an accelerator)")
-    nm.add_argument("--edit-weight", type=_bounded_float(0, None), default=1.0,
+    nm.add_argument("--edit-weight", type=bounded_float(0, None), default=1.0,
                     help="loss weight of the rewrite tokens on the lines that change (the copied ones weigh 1)")
-    nm.add_argument("--real-share", type=_bounded_float(0, 1), default=0.35,
+    nm.add_argument("--real-share", type=bounded_float(0, 1), default=0.35,
                     help="share of real release changes in each batch, 0 to 1")
     nm.add_argument("--prompt-format", type=_prompt_format, default="rewrite",
                     help="rewrite the window around the cursor, or write only the next edit as one more history block")
@@ -283,7 +283,7 @@ def _export_trained(args) -> None:
         print(f"not exported (--no-export): run `tact export {args.out}` where onnx is installed", file=sys.stderr)
 
 
-def _bounded_float(low: float | None, high: float | None):
+def bounded_float(low: float | None, high: float | None):
     """An argparse type: a number in [low, high] (None: open at that end)."""
     def parse(text: str) -> float:
         try:
@@ -302,7 +302,7 @@ def _setting_range(name: str):
     """An argparse type for a flag that stands for the setting ``name``: its range (lsp_server.config.BOUNDS)."""
     from lsp_server.config import BOUNDS
 
-    return _bounded_float(*BOUNDS[name])
+    return bounded_float(*BOUNDS[name])
 
 
 def _acceptance_args(p) -> None:
@@ -353,7 +353,7 @@ def _add_eval(sub) -> None:
                     help="confidence below which the model's prediction counts as none, 0 to 1 (default: the "
                          "server's)")
     ne.add_argument("--ranker", type=Path, help="edit ranker directory (default: the shipped one)")
-    ne.add_argument("--copy-margin", type=_bounded_float(0, None), default=None,
+    ne.add_argument("--copy-margin", type=bounded_float(0, None), default=None,
                     help="decoding: keep a copied window token within this log-probability of the best "
                          "(default: the model's recorded choice; 0 is greedy)")
 

@@ -20,23 +20,26 @@ class CommandInputError(ValueError):
 
 
 def add_parsers(sub) -> None:
-    from lsp_server.cli import database_path, non_negative_int, positive_float, positive_int, seed, text_file
+    from lsp_server.cli import (bounded_float, database_path, non_negative_int, output_dir, positive_float,
+                                positive_int, seed, text_file)
 
     r = sub.add_parser("replay", help="re-run logged sessions against a real server with other settings")
     r.add_argument("database", type=Path, help="telemetry database to replay")
-    r.add_argument("--session", help="replay only this session (an id or its first characters; default: all)")
+    r.add_argument("--session", type=session_id, help="replay only this session (an id or its first characters; "
+                   "default: all)")
     r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting (camelCase name, e.g. decodingPolicy=dynamic); repeatable")
     r.add_argument("-o", "--output", type=Path, help="new database for the results (default: next to DATABASE)")
     r.add_argument("--model", help="model directory (default: the recorded one if it exists, else the shipped one)")
     pace = r.add_mutually_exclusive_group()
     pace.add_argument("--real-time", action="store_true", help="keep the recorded timing (default: accelerated)")
-    pace.add_argument("--speed", type=float, default=0.0, help="N times faster than recorded (0: accelerated)")
-    r.add_argument("--oracle-similarity", type=float, default=None,
+    pace.add_argument("--speed", type=bounded_float(0, None), default=0.0,
+                      help="N times faster than recorded (0: accelerated)")
+    r.add_argument("--oracle-similarity", type=bounded_float(0, 1), default=None,
                    help="edit similarity of first lines at which the oracle accepts (default 0.8)")
     r.add_argument("--oracle-match", choices=("prefix", "exact"), default="prefix",
                    help="the oracle accepts a suggestion whose first line is a prefix of (or equals) what was typed")
-    r.add_argument("--oracle-min-chars", type=int, default=2,
+    r.add_argument("--oracle-min-chars", type=positive_int, default=2,
                    help="shortest first line (spaces aside) the oracle can accept (default 2)")
     r.add_argument("--limit", type=positive_int, help="replay at most N suggestion requests")
     r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -51,7 +54,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--seed", type=seed, default=0)
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--real-time", action="store_true", help="type at human speed in real time")
-    pace.add_argument("--speed", type=float, default=0.0,
+    pace.add_argument("--speed", type=bounded_float(0, None), default=0.0,
                       help="N times faster than a person (default 0: as fast as the server answers)")
     s.add_argument("--start-line", type=non_negative_int, default=0,
                    help="open each file with its lines before this one (0-based) present; each file must be longer")
@@ -62,10 +65,27 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("report", help="an HTML page with plots of a telemetry database (or two, side by side)")
     p.add_argument("database", type=Path)
     p.add_argument("--against", type=Path, help="a second database (e.g. a replay) to compare with")
-    p.add_argument("-o", "--output", type=Path, required=True, help="directory for index.html and the plots")
-    p.add_argument("--session", help="only this session of DATABASE (an id or its first characters)")
+    p.add_argument("-o", "--output", type=output_dir, required=True, help="directory for index.html and the plots")
+    p.add_argument("--session", type=session_id, help="only this session of DATABASE (an id or its first characters)")
     p.add_argument("--limit", type=positive_int, help="only the last N sessions of each database")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def session_id(text: str) -> str:
+    """An argparse type: a session id or its first characters; an empty one started every id, so took them all."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a session: its id or its first characters")
+    return text
+
+
+def strict_json(figures: dict) -> str:
+    """``figures`` as one line of JSON that strict readers take (JSON.parse, jq): a NaN or infinity, which Python
+    writes as ``NaN`` and ``Infinity``, is written as null, as telemetry stores it."""
+    from telemetry.store import json_finite
+
+    return json.dumps(json_finite(figures), allow_nan=False)
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -103,11 +123,7 @@ def parse_settings(pairs: list[str]) -> dict:
 
 
 def _pace(args) -> float:
-    if args.real_time:
-        return 1.0
-    if args.speed < 0:
-        raise CommandInputError("--speed must be 0 (accelerated) or more")
-    return args.speed
+    return 1.0 if args.real_time else args.speed
 
 
 def _default_output(database: Path) -> Path:
@@ -138,7 +154,7 @@ def _replay(args) -> int:
     figures = {"source": str(args.database), "output": str(output), "overrides": options.overrides,
                "sessions": [r.as_dict() for r in results]}
     if args.json:
-        print(json.dumps(figures))
+        print(strict_json(figures))
         return 0
     for r in results:
         mode = "accelerated" if options.speed == 0 else f"{options.speed:g}x"
@@ -186,7 +202,7 @@ def _simulate(args) -> int:
                              seed=args.seed, speed=_pace(args), limit=args.limit, start_line=args.start_line,
                              max_seconds=args.minutes * 60 if args.minutes else None)
     if args.json:
-        print(json.dumps(figures))
+        print(strict_json(figures))
         return 0
     f = figures
     print(f"simulated session {f['session_id']} in {database}")
@@ -224,7 +240,7 @@ def _report(args) -> int:
 
     result = report(args.database, args.output, args.against, args.session, args.limit)
     if args.json:
-        print(json.dumps(result))
+        print(strict_json(result))
         return 0
     for s in result["summaries"]:
         print(f"{s['label']}: {s['sessions']} session{'s' * (s['sessions'] != 1)}, {s['requests']} requests, "

@@ -8,6 +8,7 @@ JSON columns come back decoded.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -21,9 +22,12 @@ _JSON_COLUMNS = frozenset({"settings", "models", "context", "payload", "cells"})
 # What the other columns hold, by name (a name means the same in every table). SQLite keeps whatever a row was given,
 # so a damaged file can hold text where a position belongs: refused by name, not failing later as a TypeError.
 _INTEGER_COLUMNS = frozenset({"seq", "version", "line", "character", "start_line", "start_character", "end_line",
-                              "end_character", "keystrokes", "tokens", "accepted_length", "stage"})
+                              "end_character", "keystrokes", "tokens", "accepted_length", "stage", "chars_saved",
+                              "would_accept", "requests", "replayed", "complete", "source_complete"})
+# Numbers, finite: SQLite keeps an infinity (a NaN becomes NULL), and one time of infinity failed a report's plot.
 _NUMBER_COLUMNS = frozenset({"ts", "ts_start", "started_at", "ended_at", "requested_at", "generated_at", "shown_at",
-                             "outcome_at", "latency_ms", "layers_per_token", "score", "threshold"})
+                             "outcome_at", "latency_ms", "layers_per_token", "score", "threshold", "source_ts",
+                             "source_started_at"})
 _TEXT_COLUMNS = frozenset({"session_id", "suggestion_id", "uri", "text", "removed_text", "inserted_text", "kind",
                            "type", "outcome", "language_id", "notebook_uri", "notebook_type", "trigger", "end_reason",
                            "client_name", "client_version", "server_version", "workspace", "model", "policy",
@@ -34,9 +38,11 @@ _DOCUMENT_EVENT_TYPES = {"open": "document_opened", "snapshot": "document_snapsh
 def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open a telemetry database for reading, after checking it is one this code understands."""
     file = Path(path)
+    if file.is_dir():
+        raise TelemetrySchemaError(f"{file} is a directory, not a telemetry database: name the database file in it")
     if not file.is_file():
         raise TelemetrySchemaError(f"no telemetry database at {file}")
-    conn = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = connect_readonly(file)
     try:
         version = read_schema_version(conn, str(file))
         if version is None:
@@ -55,6 +61,32 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
+def connect_readonly(file: Path) -> sqlite3.Connection:
+    """A read-only connection to ``file``. A WAL database needs a -shm file beside it, which a reader creates where it
+    is missing: in a directory this user cannot write (an archive, another user's) that failed with "attempt to write a
+    readonly database", though nothing would be written. Where no -shm exists, no server has the file open; with no
+    write-ahead log to read either, the file is then opened immutable (no locks, no -shm). With a log, the error says
+    what to do."""
+    uri = file.resolve().as_uri()
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        shm, wal = (file.with_name(file.name + suffix) for suffix in ("-shm", "-wal"))
+        if shm.exists() or not ("readonly" in str(exc) or "unable to open" in str(exc)):
+            raise
+        if wal.exists() and wal.stat().st_size > 0:
+            raise TelemetrySchemaError(
+                f"{file}: cannot be read here ({exc}): its write-ahead log ({wal.name}) holds changes, and reading them "
+                f"needs a {shm.name} file beside it that this user cannot create; copy the database with its "
+                f"{wal.name} to a directory you can write, and read the copy") from None
+    except sqlite3.DatabaseError:
+        return conn  # not SQLite, or damaged: read_schema_version says which
+    return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
+
+
 def open_upgraded(path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str | None]:
     """Like ``open_readonly``, but a database of an older schema is copied to a temporary file and
     upgraded there (the original is never modified). Returns the connection and a note saying so, or None."""
@@ -63,7 +95,7 @@ def open_upgraded(path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str
     except TelemetrySchemaError:
         file = Path(path)
         try:
-            probe = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+            probe = connect_readonly(file)
             try:
                 version = read_schema_version(probe, str(file))
             finally:
@@ -83,7 +115,7 @@ def open_upgraded(path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str
     folder = tempfile.mkdtemp(prefix="tact-upgraded-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     copy = Path(folder) / file.name
-    src = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+    src = connect_readonly(file)
     dst = sqlite3.connect(copy)
     try:
         src.backup(dst)
@@ -118,7 +150,8 @@ def checked(column: str, value: Any) -> Any:
     if column in _INTEGER_COLUMNS:
         wanted, fits = "an integer", isinstance(value, int) and not isinstance(value, bool)
     elif column in _NUMBER_COLUMNS:
-        wanted, fits = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+        wanted = "a finite number"
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     elif column in _TEXT_COLUMNS:
         wanted, fits = "text", isinstance(value, str)
     else:
@@ -175,6 +208,9 @@ def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str
         for row in _dicts(conn.execute("SELECT * FROM settings_changes WHERE session_id = ?", [session_id])):
             items.append({"type": "settings_changed", **row})
         for row in _dicts(conn.execute("SELECT * FROM documents WHERE session_id = ?", [session_id])):
+            if row["kind"] not in _DOCUMENT_EVENT_TYPES:
+                raise DamagedRowError(f"a documents row's kind column holds {row['kind']!r}, not one of "
+                                      f"{', '.join(_DOCUMENT_EVENT_TYPES)}")
             items.append({"type": _DOCUMENT_EVENT_TYPES[row["kind"]], **row})
         for row in _dicts(conn.execute("SELECT * FROM edits WHERE session_id = ?", [session_id])):
             items.append({"type": "edit", **row})
@@ -182,6 +218,8 @@ def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str
             items.append({"type": "notebook_changed", **row})
         for row in _dicts(conn.execute("SELECT * FROM suggestion_events WHERE session_id = ?", [session_id])):
             payload = row.pop("payload")
+            if payload is None:  # every event is written with an object
+                raise DamagedRowError("a suggestion_events row's payload column holds null, not a JSON object")
             items.append({"type": row.pop("type"), **row, **payload})
     items.sort(key=lambda item: (item["ts"], item["seq"]))
     for item in items:

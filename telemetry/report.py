@@ -22,6 +22,7 @@ import html
 import math
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,11 +237,15 @@ def recorded_sessions(conn: sqlite3.Connection | None) -> dict[str, str]:
 def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None,
           paired: tuple[set[str], str] | None = None) -> None:
     try:
-        columns = ("id", "started_at", "ended_at", "end_reason", "client_name", "settings", "models")
+        columns = ("id", "started_at", "ended_at", "end_reason", "client_name")
         rows = conn.execute(f"SELECT {', '.join(columns)} FROM sessions ORDER BY started_at, id").fetchall()
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"{data.path}: its sessions cannot be read ({exc}); the file is damaged") from None
-    sessions = [dict(zip(columns, row)) for row in _checked_rows(rows, columns, data, "session")]
+    # a session's id is checked as the text every other table names it by (SQLite's TEXT key takes NULL and blobs)
+    sessions = [dict(zip(columns, row)) for row in _checked_rows(rows, ("session_id", *columns[1:]), data, "session")]
+    if nameless := sum(s["id"] is None for s in sessions):
+        data.partial.append(f"session rows damaged, left out: {nameless} (a row's id column holds null)")
+        sessions = [s for s in sessions if s["id"] is not None]
     if session is not None:
         named = set(sessions_named([s["id"] for s in sessions], session))
         if not named:
@@ -269,29 +274,52 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
     replay_rows: dict[str, dict[str, Any]] = {}
     if data.is_replay:
         try:
-            for sid, complete, source_complete, replayed, requests in conn.execute(
-                    "SELECT session_id, complete, source_complete, replayed, requests FROM replay_runs"):
+            run_columns = "session_id, complete, source_complete, replayed, requests"
+            try:
+                runs = conn.execute(f"SELECT {run_columns}, source_started_at FROM replay_runs").fetchall()
+            except sqlite3.OperationalError:  # a replay written before the recorded session's start was kept
+                runs = [(*run, None) for run in conn.execute(f"SELECT {run_columns} FROM replay_runs")]
+            runs = _checked_rows(runs, ("session_id", "complete", "source_complete", "replayed", "requests",
+                                        "source_started_at"), data, "replay run")
+            data.source_starts = {sid: started for sid, *_, started in runs if started is not None}
+            for sid, complete, source_complete, replayed, requests, _ in runs:
                 if sid not in {s["id"] for s in sessions}:
                     continue
                 if not complete:
                     data.partial.append(f"replay {sid[:12]} stopped after {replayed} of {requests} requests")
                 if not source_complete:
                     data.partial.append(f"replay {sid[:12]} replays a session that never ended")
-            for row in conn.execute("SELECT suggestion_id, source_ts, chars_saved, would_accept FROM replay_suggestions"
-                                    " WHERE suggestion_id IS NOT NULL"):
-                replay_rows[row[0]] = {"source_ts": row[1], "chars_saved": row[2], "would_accept": row[3]}
+            columns = ("suggestion_id", "source_ts", "chars_saved", "would_accept")
+            rows = conn.execute(f"SELECT {', '.join(columns)} FROM replay_suggestions WHERE suggestion_id IS NOT NULL")
+            for sid, source_ts, chars_saved, would_accept in _checked_rows(rows.fetchall(), columns, data,
+                                                                          "replayed suggestion"):
+                replay_rows[sid] = {"source_ts": source_ts, "chars_saved": chars_saved, "would_accept": would_accept}
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"the replay tables cannot be read ({exc})")
-        try:
-            data.source_starts = dict(conn.execute("SELECT session_id, source_started_at FROM replay_runs"
-                                                   " WHERE source_started_at IS NOT NULL").fetchall())
-        except sqlite3.DatabaseError:
-            pass  # a replay written before the recorded session's start was kept: drawn from its first request
+    _count_unreported(conn, data, sessions, whole=session is None)
     _read_suggestions(conn, data, sessions, replay_rows)
     _read_decisions(conn, data, sessions)
     _read_next_edits(conn, data, sessions)
     if "notebooks" in tables:  # an older schema's upgraded copy has it; a damaged file may not
         _read_notebooks(conn, data, sessions)
+
+
+def _count_unreported(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]], whole: bool) -> None:
+    """Say the suggestion rows no figure can take: those of the sessions reported whose kind is neither completion nor
+    next edit, and (for the whole database) those whose session row is missing. Both were left out unsaid."""
+    ids = [s["id"] for s in sessions]
+    marks = ",".join("?" * len(ids))
+    try:
+        odd = conn.execute(f"SELECT COUNT(*) FROM suggestions WHERE session_id IN ({marks}) AND COALESCE(kind, "
+                           "'completion') NOT IN ('completion', 'next_edit')", ids).fetchone()[0] if ids else 0
+        orphans = conn.execute("SELECT COUNT(*) FROM suggestions WHERE session_id IS NULL OR session_id NOT IN "
+                               "(SELECT id FROM sessions WHERE id IS NOT NULL)").fetchone()[0] if whole else 0
+    except sqlite3.DatabaseError:
+        return  # the suggestions' own read says what fails
+    if odd:
+        data.partial.append(f"suggestion rows of a kind neither completion nor next_edit, left out: {odd}")
+    if orphans:
+        data.partial.append(f"suggestion rows whose session row is missing, left out: {orphans}")
 
 
 _SYNTHETIC_NAMES = {DEMO_CLIENT: "tact demo", SIMULATE_CLIENT: "tact simulate"}
@@ -344,8 +372,8 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                    for sid, payload in _checked_rows(generated, ("suggestion_id", "payload"), data,
                                                      f"session {s['id'][:12]}: generated event")
                    if isinstance(details := (payload or {}).get("details"), dict)}
-        rows = _checked_rows(rows, ("id", "requested_at", "text", "outcome", "shown_at", "latency_ms", "layers_per_token",
-                                    "accepted_length", "generated_at", "outcome_at", "uri", "context"),
+        rows = _checked_rows(rows, ("suggestion_id", "requested_at", "text", "outcome", "shown_at", "latency_ms",
+                                    "layers_per_token", "accepted_length", "generated_at", "outcome_at", "uri", "context"),
                              data, f"session {s['id'][:12]}: suggestion")
         start = None
         last = 0.0
@@ -404,17 +432,36 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                                 "left out")
 
 
+# Columns only one figure reads (a request's context: the notebook cells above it): damage there is read as unknown
+# and said, not the row left out of every figure.
+_UNKNOWN_IF_DAMAGED = frozenset({"context"})
+
+
 def _checked_rows(rows: list[tuple], columns: tuple[str, ...], data: Dataset, what: str) -> list[tuple]:
     """``rows`` of ``columns`` with every value as ``reader.checked`` reads it (JSON decoded); a damaged row is left
     out and the rows left out are said in ``data.partial``, where they failed deep in the plots before."""
-    kept, damaged, why = [], 0, ""
+    kept, damaged, why, unknown = [], 0, "", 0
     for row in rows:
+        values, unread = [], 0
         try:
-            kept.append(tuple(checked(name, value) for name, value in zip(columns, row, strict=True)))
+            for name, value in zip(columns, row, strict=True):
+                try:
+                    values.append(checked(name, value))
+                except DamagedRowError:
+                    if name not in _UNKNOWN_IF_DAMAGED:
+                        raise
+                    values.append(None)
+                    unread = 1
         except DamagedRowError as exc:
             damaged, why = damaged + 1, str(exc)
+            continue
+        unknown += unread
+        kept.append(tuple(values))
     if damaged:
         data.partial.append(f"{what} rows damaged, left out: {damaged} (e.g. {why})")
+    if unknown:
+        data.partial.append(f"{what} rows whose {' or '.join(sorted(_UNKNOWN_IF_DAMAGED & set(columns)))} is "
+                            f"damaged, read as unknown: {unknown}")
     return kept
 
 
@@ -424,17 +471,20 @@ def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
         return
     marks = ",".join("?" * len(ids))
     try:
-        stage1 = conn.execute(f"SELECT decision, COUNT(*) FROM decisions WHERE stage = 1 AND session_id IN ({marks})"
-                              " GROUP BY decision", ids).fetchall()
+        stage1 = conn.execute(f"SELECT suggestion_id, decision FROM decisions WHERE stage = 1 AND session_id IN ({marks})",
+                              ids).fetchall()
         stage2 = conn.execute(f"SELECT suggestion_id, score, threshold FROM decisions WHERE stage = 2 AND session_id"
                               f" IN ({marks}) ORDER BY ts", ids).fetchall()
     except sqlite3.DatabaseError as exc:
         data.partial.append(f"gate decisions cannot be read ({exc})")
         return
-    data.stage1 = {d: n for d, n in stage1}
+    # Decisions for the requests reported alone: a share of calls saved over the rows kept counted every skip too,
+    # and went past 100% where damaged rows were left out. Next edits log stage-2 rows, with their own threshold.
+    completions = {r["id"] for r in data.rows}
+    data.stage1 = dict(Counter(d for sid, d in _checked_rows(stage1, ("suggestion_id", "decision"), data,
+                                                             "stage-1 gate decision") if sid in completions))
     stage2 = _checked_rows(stage2, ("suggestion_id", "score", "threshold"), data, "stage-2 gate decision")
     scores = {sid: score for sid, score, _ in stage2 if score is not None}
-    completions = {r["id"] for r in data.rows}  # next edits log stage-2 rows too, with their own threshold
     thresholds = [t for sid, _, t in stage2 if t is not None and sid in completions]
     data.threshold = thresholds[-1] if thresholds else None
     for r in data.rows:

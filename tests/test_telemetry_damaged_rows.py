@@ -48,7 +48,7 @@ def script_of(db: Path, sid: str):
     ("edits", "start_line", "x", "a row's start_line column holds text, not an integer"),
     ("edits", "inserted_text", b"\x01", "a row's inserted_text column holds a blob, not text"),  # (5 is stored '5')
     ("suggestion_events", "payload", "5", "a row's payload column holds an integer, not a JSON object"),
-    ("documents", "ts", b"\x00", "a row's ts column holds a blob, not a number"),
+    ("documents", "ts", b"\x00", "a row's ts column holds a blob, not a finite number"),
 ])
 def test_the_replay_script_refuses_a_damaged_row_by_its_column(source, tmp_path, table, column, value, said):
     db, sid = source
