@@ -234,7 +234,9 @@ def _add_train(sub) -> None:
                       help="keep the controller and both calibrations; fit only the learned KV fill of the open exits")
     ac = tsub.add_parser("acceptance", help="train the CDHF acceptance model (stage 1 and stage 2)")
     _acceptance_args(ac)
-    ac.add_argument("--out", type=output_dir, default=REPO_ROOT / "models" / "acceptance" / "default")
+    ac.add_argument("--out", type=output_dir, default=None,
+                    help="directory for the model (default: the shipped one; a run with --limit or --no-score must "
+                         "name another)")
     ne = tsub.add_parser("next-edit-data", help="next-edit examples: real changes between releases, synthetic chains")
     ne.add_argument("--real", action="store_true", help="only the real changes (pip downloads of sdists)")
     ne.add_argument("--synthetic", action="store_true", help="only the synthetic chains from the corpus")

@@ -263,9 +263,13 @@ class AcceptanceGate:
         t = self._thresholds.get(key)
         if t is None:
             c = model.calibration
-            t = choose_thresholds(c.stage1, c.stage2, c.label, settings.acceptance_lambda, settings.acceptance_precision_floor)
-            if settings.acceptance_skip_uncertainty >= 0:
-                t = Thresholds(settings.acceptance_skip_uncertainty, t.hide, t.objective)
+            skip = settings.acceptance_skip_uncertainty if settings.acceptance_skip_uncertainty >= 0 else None
+            t = choose_thresholds(c.stage1, c.stage2, c.label, settings.acceptance_lambda,
+                                  settings.acceptance_precision_floor, skip=skip)
+            if not math.isfinite(t.objective):  # the rule's own choice always has a feasible pair (hide nothing)
+                log.warning("tact.acceptanceSkipUncertainty %s alone hides accepted suggestions beyond the precision "
+                            "floor %s on the acceptance model's calibration; stage 2 hides nothing more",
+                            skip, settings.acceptance_precision_floor)
             self._thresholds[key] = t
         return t
 

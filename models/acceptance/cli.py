@@ -38,6 +38,14 @@ def load_data(args):
     """(data, scoring model identity or None) from the --cups and --telemetry sources; exits 2 when unusable."""
     from models.acceptance.dataset import AcceptanceData, from_cups, from_telemetry
 
+    given: dict[tuple[int, int], str] = {}
+    for path in [*(args.cups or []), *(args.telemetry or [])]:  # one file twice is one programmer on both sides
+        if Path(path).is_file():
+            st = Path(path).stat()
+            if (st.st_dev, st.st_ino) in given:
+                raise _fail(args, f"{path} is {given[st.st_dev, st.st_ino]} given again: each source once (the same "
+                                  "rows on both sides of a leave-programmer-out split score near-perfectly)")
+            given[st.st_dev, st.st_ino] = str(path)
     for path in args.cups or []:  # before the code model loads for scoring
         if not Path(path).is_file():
             what = "is a directory, not a CUPS file" if Path(path).is_dir() else "does not exist"
@@ -58,10 +66,13 @@ def load_data(args):
             raise _fail(args, f"cannot score suggestions: {exc.advised(FLAG_ADVICE)}") from exc
         _log(f"scoring suggestions with {scorer.identity} as the {scorer.policy} policy serves them")
     parts = []
-    for path in args.cups or []:
-        parts.append(from_cups(path, scorer, limit=args.limit, seed=args.seed, log=_log))
+    cups = args.cups or []
+    for number, path in enumerate(cups):  # several files: their user ids apart (two studies number users from 1)
+        prefix = f"cups{number}:{Path(path).name}" if len(cups) > 1 else None
+        parts.append(from_cups(path, scorer, limit=args.limit, seed=args.seed, log=_log, group_prefix=prefix))
     if args.telemetry:
-        data, refusals = from_telemetry(args.telemetry, limit=args.limit, seed=args.seed)
+        data, refusals = from_telemetry(args.telemetry, limit=args.limit, seed=args.seed,
+                                        alone=not cups and len(args.telemetry) == 1)
         for msg in refusals:
             _log(f"refused: {msg}")
         parts.append(data)
@@ -80,13 +91,15 @@ def load_data(args):
              "file goes on with; added to the CUPS programmers' rows they made both stages rank those programmers "
              "worse (docs/acceptance.md)")
     programmers = len(set(data.groups.tolist()))
-    if len(data) == 0 or programmers < 2 or len(set(data.y.tolist())) < 2:
+    # a trained model evaluated as it is leaves no one out: one programmer's sessions are enough
+    needed = 1 if getattr(args, "acceptance_model", None) else 2
+    if len(data) == 0 or programmers < needed or len(set(data.y.tolist())) < 2:
         hint = ""
         if any(s.get("kind") == "cups" and not s.get("samples") for s in sources):
             hint = ("; a CUPS row is a JSON object with user, time, event (Shown, then Accepted or Rejected), prompt "
                     "and suggestion")
-        raise _fail(args, f"not enough data: need accepted and rejected suggestions from at least two programmers, "
-                          f"got {len(data)} samples ({int(data.y.sum())} accepted) from {programmers} programmer"
+        raise _fail(args, f"not enough data: need accepted and rejected suggestions from at least {needed} "
+                          f"programmer{'s' * (needed != 1)}, got {len(data)} samples ({int(data.y.sum())} accepted) from {programmers} programmer"
                           f"{'s' * (programmers != 1)}; " + "; ".join(describe_source(s) for s in sources) + hint)
     return data, f"{scorer.identity} ({scorer.policy})" if scorer is not None else None
 
@@ -95,8 +108,14 @@ def main_cli(args) -> int:
     if not args.cups and not args.telemetry:
         args.cups = [args.default_cups]
     if args.command == "train":
+        from models.acceptance.model import DEFAULT_DIR
         from models.acceptance.train import train_acceptance
 
+        if args.out is None:
+            if args.limit is not None or args.no_score:
+                raise _fail(args, f"a run with {'--limit' if args.limit is not None else '--no-score'} would replace "
+                                  f"the shipped model in {DEFAULT_DIR}: name a directory with --out DIR")
+            args.out = DEFAULT_DIR
         data, scoring = load_data(args)
         model = train_acceptance(data, args.kind, args.kind, seed=args.seed, scoring_model=scoring, log=_log)
         path = model.save(args.out)
@@ -115,6 +134,11 @@ def main_cli(args) -> int:
         except AcceptanceModelError as exc:
             _log(str(exc))
             return 2
+        trained_on = model.info.get("scoring_model")
+        if trained_on != scoring:  # its suggestion features would read as unknown, or as another model scores them
+            _log(f"note: {args.acceptance_model} was trained on suggestions scored by {trained_on or 'no model'}, "
+                 f"these are scored by {scoring or 'no model (--no-score)'}: stage 2 sees other features than it "
+                 "learned")
         report = evaluate_model(model, data, args.lam, args.precision_floor)
     else:
         report = evaluate(data, args.lam, args.precision_floor, args.kind, args.kind, inner_folds=args.inner_folds,

@@ -173,7 +173,7 @@ def load_cups(path: str | Path, group_prefix: str | None = None) -> CupsLoad:
             out.rows += 1
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested past Python's limit (no ValueError)
                 out.skipped["not JSON"] += 1
                 continue
             problem = _row_problem(row)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,11 @@ def limit_indices(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(n, size=max(0, limit), replace=False))
 
 
-def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int = 0, log=None) -> AcceptanceData:
-    """Samples of one CUPS-format file. Without a scorer the model-based suggestion features are NaN."""
-    load = load_cups(path)
+def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int = 0, log=None,
+              group_prefix: str | None = None) -> AcceptanceData:
+    """Samples of one CUPS-format file. Without a scorer the model-based suggestion features are NaN.
+    ``group_prefix``: what tells its programmers from another file's (default: the file's name)."""
+    load = load_cups(path, group_prefix)
     keep = limit_indices(len(load.samples), limit, seed)
     samples = [load.samples[i] for i in keep]
     X1, X2 = [], []
@@ -125,14 +128,22 @@ def _vector(raw, n: int) -> np.ndarray | None:
     return out
 
 
-def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int = 0) -> tuple[AcceptanceData, list[str]]:
-    """Samples of Tact telemetry databases; returns (data, refusals: one message per unusable database)."""
+def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int = 0,
+                   alone: bool = False) -> tuple[AcceptanceData, list[str]]:
+    """Samples of Tact telemetry databases; returns (data, refusals: one message per unusable database).
+
+    Programmers, for leaving one out: a database's user is one (every user's default file has the same name, so
+    the position in the list tells them apart), and each simulated or demo session one of its own. ``alone`` (one
+    database is all the data): its user's sessions stand in for programmers, as there is no one else to leave out.
+    A decision read from an earlier database (a copy, a backup) is read once: as two programmers, the same rows on
+    both sides of a split scored noise near an AUC of 1."""
     from telemetry.reader import SYNTHETIC_CLIENTS, open_readonly
     from telemetry.schema import TelemetrySchemaError
 
     d2 = len(features.SUGGESTION_FEATURES)
     d1 = len(features.CONTEXT_FEATURES)
     parts, refusals = [], []
+    seen: set[tuple[str, str]] = set()  # (session, suggestion) of every decision read
     for number, path in enumerate(paths):
         path = Path(path)
         try:
@@ -143,10 +154,20 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
         skipped: Counter = Counter()
         rows, groups, labels, synthetic = [], [], [], []
         try:
-            for session_id, _sid, details, outcome, client_name in conn.execute(_DECISIONS_SQL):
+            decisions = conn.execute(_DECISIONS_SQL).fetchall()
+        except sqlite3.DatabaseError as exc:  # damaged past reading: this database refused, the others read
+            conn.close()
+            refusals.append(f"{path}: its decisions cannot be read ({exc})")
+            continue
+        try:
+            for session_id, suggestion_id, details, outcome, client_name in decisions:
+                if (session_id, suggestion_id) in seen:
+                    skipped["read from an earlier database"] += 1
+                    continue
+                seen.add((session_id, suggestion_id))
                 try:
                     d = json.loads(details) if isinstance(details, str) else None
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
                     d = None
                 if not isinstance(d, dict):
                     skipped["malformed details"] += 1
@@ -164,9 +185,8 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                 rows.append(x)
                 labels.append(OUTCOME_LABELS[outcome])
                 synthetic.append(client_name in SYNTHETIC_CLIENTS)
-                # one database alone: its sessions are the groups; several: each database is one programmer (every
-                # user's default file has the same name, so the position in the list tells them apart)
-                groups.append(f"{path.name}:{session_id}" if len(paths) == 1 else f"{number}:{path.name}")
+                own = alone or client_name in SYNTHETIC_CLIENTS  # a session that is a programmer of its own
+                groups.append(f"{number}:{path.name}:{session_id}" if own else f"{number}:{path.name}")
         finally:
             conn.close()
         n = len(rows)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from models.acceptance.features import CONTEXT_FEATURES, FEATURE_VERSION, SUGGESTION_FEATURES
+from models.model_dir import write_atomically
 
 MODEL_FILE = "acceptance.json"
 FORMAT = 1
@@ -32,6 +33,24 @@ class AcceptanceModelError(Exception):
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+def _numbers(value: Any, name: str, integers: bool = False) -> np.ndarray:
+    """A JSON list of numbers as a 1-D array (int64 for ``integers``); ValueError for anything else. A cast took
+    numbers written as text, truncated fractional node indices, and raised OverflowError on integers no int64 holds."""
+    array = np.asarray(value)
+    wanted = "iu" if integers else "iuf"
+    if array.ndim != 1 or (array.size and array.dtype.kind not in wanted):
+        raise ValueError(f"{name} is not a list of {'integers' if integers else 'numbers'}")
+    return array.astype(np.int64 if integers else np.float64)
+
+
+def _number(value: Any, name: str, integer: bool = False) -> float:
+    """A JSON number (an integer for ``integer``) as a float; ValueError for text, a bool or an infinity."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
+            or not math.isfinite(float(value)):
+        raise ValueError(f"{name} is not a finite {'integer' if integer else 'number'}")
+    return float(value)
 
 
 @dataclass
@@ -84,17 +103,18 @@ class StageModel:
         p = dict(d["params"])
         if kind == "logistic":
             for k in ("mean", "scale", "coef"):
-                p[k] = np.asarray(p[k], dtype=np.float64)
-            p["intercept"] = float(p["intercept"])
+                p[k] = _numbers(p[k], k)
+            p["intercept"] = _number(p["intercept"], "intercept")
         elif kind == "trees":
             for k in ("feature", "left", "right", "roots"):
-                p[k] = np.asarray(p[k], dtype=np.int64)
+                p[k] = _numbers(p[k], k, integers=True)
             for k in ("threshold", "value"):
-                p[k] = np.asarray(p[k], dtype=np.float64)
-            p["init"], p["learning_rate"], p["max_depth"] = float(p["init"]), float(p["learning_rate"]), int(p["max_depth"])
+                p[k] = _numbers(p[k], k)
+            p["init"], p["learning_rate"] = _number(p["init"], "init"), _number(p["learning_rate"], "learning_rate")
+            p["max_depth"] = int(_number(p["max_depth"], "max_depth", integer=True))
         else:
             raise AcceptanceModelError(f"unknown stage model kind {kind!r}")
-        stage = cls(kind, list(d["feature_names"]), np.asarray(d["fill"], dtype=np.float64), p)
+        stage = cls(kind, list(d["feature_names"]), _numbers(d["fill"], "fill"), p)
         stage._check()
         return stage
 
@@ -154,7 +174,10 @@ class Calibration:
         label = np.asarray(d["label"])
         if label.dtype.kind not in "biuf" or not np.isin(label, (0, 1)).all():  # before the cast: int() made 0.5 a 0, "1" a 1
             raise ValueError("calibration labels must be 0 or 1")
-        c = cls(np.asarray(d["stage1"], float), np.asarray(d["stage2"], float), label.astype(int))
+        c = cls(_numbers(d["stage1"], "calibration stage1"), _numbers(d["stage2"], "calibration stage2"),
+                label.astype(int))
+        if not len(c.label):  # no threshold could be chosen: the gate said it was on, and never skipped nor hid
+            raise ValueError("the calibration holds no samples")
         if not (c.stage1.ndim == c.stage2.ndim == c.label.ndim == 1 and len(c.stage1) == len(c.stage2) == len(c.label)):
             raise ValueError("calibration arrays are not three lists of one length")
         if not (np.isfinite(c.stage1).all() and np.isfinite(c.stage2).all()):
@@ -183,7 +206,9 @@ class AcceptanceModel:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / MODEL_FILE
-        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")))
+        text = json.dumps(self.to_dict(), separators=(",", ":"))
+        # whole or not at all: a server starting meanwhile read half a file and turned its gate off
+        write_atomically(path, lambda tmp: tmp.write_text(text))
         return path
 
 
@@ -199,22 +224,23 @@ def load_model(model_dir: str | Path | None = None) -> AcceptanceModel:
         if not isinstance(d, dict):
             raise AcceptanceModelError(f"{path} is not a valid acceptance model (a JSON {type(d).__name__}, not an "
                                        "object); retrain it with `tact train acceptance`")
-        if d.get("format") != FORMAT:
+        if type(d.get("format")) is not int or d["format"] != FORMAT:  # true == 1 in Python
             raise AcceptanceModelError(f"{path}: format {d.get('format')!r}, expected {FORMAT}; retrain it")
         if d.get("feature_version") != FEATURE_VERSION:
             raise AcceptanceModelError(f"{path} was trained on feature version {d.get('feature_version')}, this "
                                        f"Tact computes version {FEATURE_VERSION}; retrain it with `tact train acceptance`")
         model = AcceptanceModel(str(d["version"]), StageModel.from_dict(d["stage1"]), StageModel.from_dict(d["stage2"]),
                                 Calibration.from_dict(d["calibration"]), d.get("info") or {})
+        for stage, want in ((model.stage1, CONTEXT_FEATURES), (model.stage2, SUGGESTION_FEATURES)):
+            if tuple(stage.feature_names) != tuple(want) or len(stage.fill) != len(want):
+                raise AcceptanceModelError(f"{path}: its features differ from the ones this Tact computes; retrain it")
+        if not all(np.isfinite(stage.fill).all() for stage in (model.stage1, model.stage2)):
+            raise AcceptanceModelError(f"{path}: non-finite fill values")
     except AcceptanceModelError:
         raise
     except OSError as exc:
         raise AcceptanceModelError(f"cannot read the acceptance model {path}: {exc}") from exc
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    # RecursionError: JSON nested past Python's limit; OverflowError: a number no float or int64 holds
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
         raise AcceptanceModelError(f"{path} is not a valid acceptance model ({type(exc).__name__}: {exc})") from exc
-    for stage, want in ((model.stage1, CONTEXT_FEATURES), (model.stage2, SUGGESTION_FEATURES)):
-        if tuple(stage.feature_names) != tuple(want) or len(stage.fill) != len(want):
-            raise AcceptanceModelError(f"{path}: its features differ from the ones this Tact computes; retrain it")
-    if not all(math.isfinite(v) for v in (*model.stage1.fill, *model.stage2.fill)):
-        raise AcceptanceModelError(f"{path}: non-finite fill values")
     return model

@@ -42,18 +42,20 @@ def _candidates(scores: np.ndarray, max_quantile: float) -> np.ndarray:
 
 
 def choose_thresholds(s1: np.ndarray | None, s2: np.ndarray, y: np.ndarray, lam: float, precision_floor: float,
-                      max_quantile: float = 0.9, min_hidden: int = MIN_HIDDEN) -> Thresholds:
+                      max_quantile: float = 0.9, min_hidden: int = MIN_HIDDEN, skip: float | None = None) -> Thresholds:
     """The (skip, hide) pair the CDHF rule picks on labelled scores (y = 1 accepted); ``s1`` None: stage 2 alone
-    (stage 1 never skips; constant scores would still offer "skip everything", which wins at a low floor)."""
+    (stage 1 never skips; constant scores would still offer "skip everything", which wins at a low floor). ``skip``
+    given: stage 1's threshold is that, and the hide threshold is chosen under the floor with it (one chosen beside
+    another skip threshold broke the floor). Where that skip alone breaks it, the objective is infinite."""
     s2, y = np.asarray(s2, float), np.asarray(y, int)
     n = len(y)
     if n == 0:
-        return Thresholds(NEVER, NEVER, 1.0)
+        return Thresholds(NEVER if skip is None else skip, NEVER, 1.0)
     if s1 is None:
         s1, c1 = np.zeros(n), np.array([NEVER])
     else:
         s1 = np.asarray(s1, float)
-        c1 = _candidates(s1, max_quantile)
+        c1 = _candidates(s1, max_quantile) if skip is None else np.array([skip])
     c2 = _candidates(s2, max_quantile)
     hide2 = s2[None, :] < c2[:, None]  # (K2, n)
     rejected = y == 0
