@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import signal
 import sys
+import threading
 from typing import Union
 
 from cattrs import transform_error
@@ -281,6 +284,16 @@ class TactServer(LanguageServer):
         if item is None or item.kind == "completion":
             self.gate.record_outcome(suggestion_id, outcome)
 
+    def shutdown(self) -> None:
+        """pygls' shutdown, but its thread pool is not waited on: a read of stdin blocks one of its threads until the
+        client writes or leaves, so after Ctrl-C the wait never ended."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._thread_pool:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        if self._server:
+            self._server.close()
+
     def report_server_error(self, error: Exception, source) -> None:
         """Log instead of pygls' default pop-up: a malformed message is not the user's problem."""
         log.warning("server error (%s): %s", getattr(source, "__name__", source), error)
@@ -394,8 +407,36 @@ def serve(args, completions: CompletionService | None = None) -> int:
             return 2
         except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client
             return 130
+    interrupted = _on_interrupt()
     server.start_io()
-    return 0
+    if not interrupted.is_set():
+        return 0
+    # Ctrl-C on stdio: pygls took the interrupt and stopped reading, but a worker thread still waits in stdin's read,
+    # which nothing can end and the interpreter's exit would join (a second Ctrl-C then aborted it, holding stdin's
+    # lock). The session's end is recorded and the telemetry flushed; then the process ends without that join.
+    if not server.shutting_down:
+        from lsp_server.features.lifecycle import end_session
+
+        end_session(server, "interrupted")
+    print("tact serve: interrupted", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(130)
+
+
+def _on_interrupt() -> threading.Event:
+    """Ctrl-C's handler for a stdio server: the first sets the event returned and interrupts as usual, a second
+    while the session ends ends the process at once."""
+    interrupted = threading.Event()
+
+    def handler(signum, frame) -> None:
+        if interrupted.is_set():
+            os._exit(130)
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+    return interrupted
 
 
 def _quiet_when_cancelled(loop, context: dict) -> None:

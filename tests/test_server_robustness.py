@@ -661,3 +661,23 @@ def test_an_infinite_setting_is_written_as_null_and_the_answer_reaches_a_strict_
         assert isinstance(client.inline_completion(URI, 3, 4, invoked=True), list)
     finally:
         client.shutdown()
+
+
+def test_ctrl_c_ends_a_stdio_server_with_its_session_recorded(tmp_path):
+    """Run by hand in a terminal, Ctrl-C was taken by pygls, whose shutdown then waited on the thread blocked reading
+    stdin: the server ran on; a second Ctrl-C aborted the interpreter (a fatal error, holding stdin's lock)."""
+    import signal
+
+    db = tmp_path / "telemetry.sqlite3"
+    log_file = tmp_path / "stderr.txt"
+    with open(log_file, "wb") as stderr:
+        client = LspClient(server_command(model_under_test(), db), stderr=stderr)
+    client.initialize({"stopThreshold": 1.01, "acceptanceGate": False})
+    client.did_open(URI, SAMPLE)
+    assert isinstance(client.inline_completion(URI, 3, 4, invoked=True), list)
+    client.proc.send_signal(signal.SIGINT)
+    assert client.proc.wait(timeout=30) == 130
+    said = log_file.read_text()
+    assert "tact serve: interrupted" in said and "Traceback" not in said and "Fatal" not in said
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("interrupted",)]

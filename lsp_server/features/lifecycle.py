@@ -78,15 +78,21 @@ def register(server) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls, params=None) -> None:
-        ls.shutting_down = True
-        ls.close_recorded_documents()
-        if ls.recorder.recorded and not ls.recorder.started:
-            # its start waits for the model and the gate: a session shut down before they loaded would be left without
-            # its client, settings and models (its requests, edits and end logged all the same)
-            session_started(ls, ls.completions.status)
-        ls.recorder.session_ended("shutdown")
-        ls.scheduler.shutdown()
-        ls.recorder.close()
+        end_session(ls, "shutdown")
+
+
+def end_session(ls, reason: str) -> None:
+    """Record the session's end (``shutdown``, or ``interrupted``: Ctrl-C on a server started by hand), stop the
+    inference worker and close the telemetry store."""
+    ls.shutting_down = True
+    ls.close_recorded_documents()
+    if ls.recorder.recorded and not ls.recorder.started:
+        # its start waits for the model and the gate: a session shut down before they loaded would be left without
+        # its client, settings and models (its requests, edits and end logged all the same)
+        session_started(ls, ls.completions.status)
+    ls.recorder.session_ended(reason)
+    ls.scheduler.shutdown()
+    ls.recorder.close()
 
 
 def load_model(ls) -> asyncio.Future:
