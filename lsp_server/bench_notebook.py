@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import json
 import keyword
 import re
 import sys
@@ -324,5 +323,7 @@ def main_cli(args) -> int:
     """Entry point for `tact bench notebook`: argparse values, --corpus resolved by the caller."""
     result = run_bench(args.model, source=args.source, corpus=args.corpus, limit=args.limit, seed=args.seed,
                        threads=args.threads, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(json.dumps(result, indent=1) if args.json else format_report(result))
+    from telemetry.store import strict_json
+
+    print(strict_json(result, indent=1) if args.json else format_report(result))
     return 0

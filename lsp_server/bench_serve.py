@@ -57,7 +57,8 @@ def typed_files(source: Path | None, corpus: Path | None, seed: int) -> tuple[li
     files: list[tuple[str, str]] = []
     if source is not None:
         if not source.is_dir():
-            raise _bench_input_error(f"source directory {source} does not exist")
+            raise _bench_input_error(f"source directory {source} " + ("is a file: name a directory of code"
+                                                                        if source.exists() else "does not exist"))
         for p in sorted(source.rglob("*.py")):
             try:
                 files.append((p.name, p.read_text(encoding="utf-8")))
@@ -303,6 +304,15 @@ def _served(model: str | None, policy: str, gate: bool, variant: tuple[str, dict
     return run, begun
 
 
+# Settings each server of the bench runs with whatever --set says, and what to do instead.
+BENCH_OWN_SETTINGS = {
+    "decodingPolicy": "choose the policy with --policy",
+    "multiline": "the bench times single-line suggestions",
+    "acceptanceGate": "turn the gate off with --no-gate",
+    "telemetryDatabase": "each server records into a database of its own (--keep-telemetry keeps them)",
+}
+
+
 def serve_variants(weights: str | Sequence[str], settings: dict | None = None,
                    compare: tuple[str, Sequence] | None = None,
                    layouts: str | Sequence[str] = "file") -> list[tuple[str, dict, str]]:
@@ -313,6 +323,12 @@ def serve_variants(weights: str | Sequence[str], settings: dict | None = None,
     layouts = [layouts] if isinstance(layouts, str) else list(layouts)
     if not layouts or any(layout not in LAYOUTS for layout in layouts):
         raise ValueError(f"layout is one of {', '.join(LAYOUTS)} or several, not {', '.join(layouts) or 'none'}")
+    for key in {*(settings or {}), *([compare[0]] if compare else [])}:
+        # the bench sets these itself (its servers were started with its own value, then refused as not the user's)
+        advice = BENCH_OWN_SETTINGS.get(key) or ("the notebook layout reads what its servers record"
+                                                 if key == "telemetry" and "notebook" in layouts else None)
+        if advice:
+            raise ValueError(f"{key} is not a setting --set or --compare can give here: {advice}")
     base = {"decodeWeights": choices[0], **(settings or {})}
     if len(layouts) > 1:
         if len(choices) > 1 or compare is not None:

@@ -65,6 +65,8 @@ def positive_float(text: str) -> float:
 def text_file(text: str) -> Path:
     """An argparse type for a source file to type: refused before a server starts, not halfway through."""
     path = Path(text)
+    if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO blocks, a device reads without end
+        raise argparse.ArgumentTypeError(f"{path} is no regular file (a device or a pipe): name a source file")
     try:
         path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -81,6 +83,12 @@ def database_path(text: str) -> Path:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a directory: name a database file in it, e.g. "
                                          f"{path / 'telemetry.sqlite3'}")
+    for parent in path.parents:  # the first that exists must be a directory the folders and file can be made in
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{parent} is a file, so no database can be made under it: name a "
+                                                 "database file in a directory")
+            break
     if path.is_file() and path.stat().st_size:
         try:
             with open(path, "rb") as f:
@@ -326,7 +334,7 @@ def _acceptance_args(p) -> None:
                    help="least share of hidden suggestions that were really rejected, 0 to 1 (default: settings)")
     p.add_argument("--limit", type=positive_int, help="a quick run on N samples per source")
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads for scoring (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="onnxruntime threads for scoring (default 2)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -388,16 +396,16 @@ def _add_bench(sub) -> None:
                     help="corpus split to sample (default heldout; calib: where thresholds are chosen)")
     ee.add_argument("--limit", type=positive_int, default=200, help="number of samples (default 200)")
     ee.add_argument("--seed", type=seed, default=0)
-    ee.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    ee.add_argument("--threads", type=positive_int, default=2, help="onnxruntime intra-op threads (default 2)")
     ee.add_argument("--json", action="store_true", help="print every figure as one JSON object")
-    ee.add_argument("--stop-threshold", type=float,
+    ee.add_argument("--stop-threshold", type=_setting_range("stop_threshold"),
                     help="controller P(stop) that ends a suggestion before a token (default: settings)")
     ee.add_argument("--stop-inside", action=argparse.BooleanOptionalAction, default=None,
                     help="Stop may also cut a suggestion after its first token (default: settings)")
-    ee.add_argument("--stop-inside-threshold", type=float,
+    ee.add_argument("--stop-inside-threshold", type=_setting_range("stop_inside_threshold"),
                     help="controller P(stop) that cuts a suggestion after its first token (default: settings)")
-    ee.add_argument("--exit-threshold", type=float, help="controller P(exit) for the dynamic policy (default: settings)")
-    ee.add_argument("--exit-lookup-threshold", type=float,
+    ee.add_argument("--exit-threshold", type=_setting_range("exit_threshold"), help="controller P(exit) for the dynamic policy (default: settings)")
+    ee.add_argument("--exit-lookup-threshold", type=_setting_range("exit_lookup_threshold"),
                     help="dynamic: the exit score (--exit-rule) enough where the exit's token is prompt lookup's guess; negative: lookup "
                          "not consulted (default: settings)")
     ee.add_argument("--exit-lookup-veto", action=argparse.BooleanOptionalAction, default=None,
@@ -422,20 +430,20 @@ def _add_bench(sub) -> None:
     ee.add_argument("--exit-sweep-rules", type=_choice_list(EXIT_RULES), metavar="R,R",
                     help="sweep the plain thresholds under each of these exit rules (e.g. agreement,harm), so one run "
                          "compares them (default: the configured rule)")
-    ee.add_argument("--exit-pick-margin", type=float, metavar="M",
+    ee.add_argument("--exit-pick-margin", type=bounded_float(0, 1), metavar="M",
                     help="the exit sweep's pick: the most layers skipped within the 1%% ROUGE-L loss target less M "
                          "(default 0.005: held-out code has lost more than calibration code at earlier picks)")
     ee.add_argument("--int8", action="store_true",
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
-    ee.add_argument("--draft-layers", type=int, help="layers that draft for the speculative policy (default: settings)")
-    ee.add_argument("--draft-tokens", type=int, help="tokens drafted per verification (default: settings)")
+    ee.add_argument("--draft-layers", type=non_negative_int, help="layers that draft for the speculative policy (default: settings)")
+    ee.add_argument("--draft-tokens", type=int_range(1, 256), help="tokens drafted per verification (default: settings)")
     ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction,
                     help="speculative drafts from the model's n-gram table where prompt lookup has little, when the "
                          "model directory has one (default: settings)")
     ee.add_argument("--draft-head", action=argparse.BooleanOptionalAction,
                     help="speculative drafts from the model directory's trained draft head where prompt lookup and the "
                          "n-gram table have none, when it has one (default on)")
-    ee.add_argument("--head-tokens", type=int, help="tokens the draft head drafts, chained (default 2)")
+    ee.add_argument("--head-tokens", type=positive_int, help="tokens the draft head drafts, chained (default 2)")
     ee.add_argument("--exit-head-weights", choices=DECODE_WEIGHTS,
                     help="the weights an early exit's head reads in a decoding step (dynamic's exit decisions, layer "
                          "drafts; the last layer's head stays fp32; default int8)")
@@ -572,7 +580,7 @@ def _add_bench_notebook(bsub) -> None:
                                                "(default: data/corpus where `tact train corpus` built it)")
     p.add_argument("--limit", type=positive_int, default=200, help="number of samples (default 200)")
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="onnxruntime intra-op threads (default 2)")
     p.add_argument("--json", action="store_true", help="print every figure as one JSON object")
 
 
@@ -644,6 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+# `tact serve --model DIR` names the model for good: the editor's tact.modelPath cannot replace it.
+SERVE_FLAG_ADVICE = ("restart `tact serve` with --model naming a model directory (it wins over tact.modelPath), or "
+                     "train one with `tact train lm`")
+
+
 def _model_advice(args) -> str:
     """How to name another model directory on this command line (the server's advice names its setting)."""
     from models.model_dir import FLAG_ADVICE
@@ -665,6 +678,8 @@ def _run(args) -> int:
         from lsp_server.services.completion import CompletionService
 
         completions = CompletionService()
+        if args.model:
+            completions.advice = SERVE_FLAG_ADVICE
         completions.start_loading(args.model or "")
         from lsp_server.server import serve
 
@@ -683,11 +698,10 @@ def _run(args) -> int:
         return run_demo(args.model, args.database, args.policy or DEFAULTS.decoding_policy, args.file, args.start_line,
                         args.lines)
     if args.command == "bench" and args.target == "serve":
-        import json
-
         from lsp_server.bench_serve import print_report, run_bench, serve_variants
         from lsp_server.config import DEFAULTS
         from lsp_server.telemetry_cli import parse_settings
+        from telemetry.store import strict_json
 
         try:
             settings = parse_settings(args.settings)
@@ -707,13 +721,12 @@ def _run(args) -> int:
                         args.corpus or _default_corpus(), args.seed, gate=not args.no_gate, typing_cps=args.typing_cps,
                         weights=args.weights, settings=settings, compare=compare, keep_telemetry=args.keep_telemetry,
                         layouts=args.layouts)
-        print(json.dumps(fig)) if args.json else print_report(fig)
+        print(strict_json(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":
-        import json
-
         from lsp_server.bench_replay import print_table, run_bench
         from lsp_server.telemetry_cli import parse_settings
+        from telemetry.store import strict_json
 
         try:
             overrides = parse_settings(args.settings)
@@ -726,7 +739,7 @@ def _run(args) -> int:
         fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
                         corpus=args.corpus or _default_corpus(), seed=args.seed, limit=args.limit, model=args.model,
                         overrides=overrides)
-        print(json.dumps(fig)) if args.json else print_table(fig)
+        print(strict_json(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":
         from models.corpus import build_corpus

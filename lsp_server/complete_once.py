@@ -16,6 +16,7 @@ from lsp_server.services.notebooks import cells_above
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.scheduler import CancelToken
 from models.model_dir import FLAG_ADVICE, ModelDirError, check_model_dir
+from telemetry.text import utf16_len
 
 _LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d*))?$")
 _NOTEBOOK_LOCATION = re.compile(r"^(?P<file>.+?\.(?i:ipynb)):(?P<cell>\d+):(?P<line>\d+)(?::(?P<col>\d*))?$")
@@ -26,6 +27,13 @@ def parse_location(spec: str) -> tuple[Path, int, int | None]:
     """FILE:LINE[:COL], 1-based like compiler messages; without COL (``FILE:LINE`` or ``FILE:LINE:``), the end of
     the line."""
     m = _LOCATION.match(spec)
+    if not m or not Path(m["file"]).exists():
+        # the file is what comes before a colon: where a shorter part of the spec is a file, what follows it is no
+        # LINE[:COL] (s.py:-1:1 blamed a file "s.py:-1" for not existing)
+        for i in (i for i, c in enumerate(spec) if c == ":"):
+            if Path(spec[:i]).is_file() and (not m or len(spec[:i]) < len(m["file"])):
+                raise ValueError(f"{spec!r}: after the file {spec[:i]} comes {spec[i + 1:]!r}, but LINE and COL are "
+                                 "whole numbers from 1 (FILE:LINE:COL, FILE:LINE or FILE:LINE:)")
     if not m:
         raise ValueError(f"expected FILE:LINE:COL, FILE:LINE or FILE:LINE: (1-based), got {spec!r}")
     return Path(m["file"]), int(m["line"]), int(m["col"]) if m["col"] else None
@@ -35,6 +43,8 @@ def read_source(path: Path) -> str:
     """The file's text as an editor holds it: a UTF-8 byte order mark at its start is no character of the document
     (editors hide it and LSP clients leave it out, so columns do not count it, and the model is not shown it).
     Raises ValueError naming the file and what is wrong."""
+    if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO blocks, a device reads without end
+        raise ValueError(f"{path} is no regular file (a device or a pipe), not a source file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -138,7 +148,8 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
               f"{len(lines[line - 1]) + 1}, not {col} ({source.form}:LINE alone means the end of the line)",
               file=sys.stderr)
         return 2
-    character = len(lines[line - 1]) if col is None else col - 1
+    # COL counts characters; a position counts UTF-16 code units, two for a character past U+FFFF (an emoji)
+    character = utf16_len(lines[line - 1] if col is None else lines[line - 1][:col - 1])
     service = CompletionService()
     try:  # checked here too, so that a directory that is none gets the command's advice, not the settings'
         check_model_dir(service.resolve(model or settings.model_path))

@@ -27,8 +27,9 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     total_lines = line_count(text)
     first = start_line if start_line is not None else max(1, total_lines // 3)
     if first >= total_lines:  # nothing left to type
-        print(f"tact demo: error: {path} has {total_lines} lines: --start-line (0-based) must be less",
-              file=sys.stderr)
+        said = "--start-line (0-based) must be less" if start_line is not None else \
+            "the demo types from its second line on, so it needs at least 2"
+        print(f"tact demo: error: {path} has {total_lines} line{'s' * (total_lines != 1)}: {said}", file=sys.stderr)
         return 2
     print(f"Tact demo: typing {lines} lines of {path.name} from line {first + 1}, policy {policy}", file=out)
     t0 = time.perf_counter()
@@ -37,6 +38,9 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
         client.initialize({"decodingPolicy": policy}, client_name=DEMO_CLIENT)
         status = require_ready(wait_ready(client, timeout=60.0))
         print(f"server up, model {status['model']} ({status['modelDir']}), loaded in {status['loadMs']:.0f} ms", file=out)
+        off = status.get("telemetryReason") if not status.get("database") else None
+        if off:  # the server records nothing (the database cannot be opened): nothing to read back or point to
+            print(f"telemetry off: {off}", file=out)
         print(f"{'where':>8}  {'ms':>6}  outcome   suggestion", file=out)
 
         def show(e) -> None:
@@ -47,7 +51,7 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
                            request_every=1, on_event=show)
         session = status["sessionId"]
         demo_next_edit(client, text, out)
-        demo_notebook(client, text, db, out)
+        demo_notebook(client, text, None if off else db, out)
     elapsed = time.perf_counter() - t0
     events = result.events
     shown = [e for e in events if e.text]
@@ -57,6 +61,9 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
           f"{sum(len(e.text) for e in accepted)} characters saved, in {elapsed:.1f} s", file=out)
     if lat:
         print(f"latency p50 {lat[len(lat) // 2]:.1f} ms, p95 {lat[min(len(lat) - 1, int(len(lat) * 0.95))]:.1f} ms", file=out)
+    if off:
+        print(f"\ntelemetry: not recorded ({off})", file=out)
+        return 0
     print_decisions(db, session, out)
     print(f"\ntelemetry: {db} (session {session}); open it with any SQLite tool, e.g.\n"
           f"  sqlite3 {db} \"select outcome, count(*) from suggestions group by outcome\"", file=out)
@@ -124,9 +131,10 @@ def demo_next_edit(client: LspClient, text: str, out, steps: int = 4) -> None:
 _CALLABLE = re.compile(r"^def (\w+)\(", re.MULTILINE)
 
 
-def demo_notebook(client: LspClient, text: str, db: Path, out) -> None:
+def demo_notebook(client: LspClient, text: str, db: Path | None, out) -> None:
     """Open the file as a notebook of its top-level parts, add a cell below them and type the start of a call of
-    a function a cell above defines: the suggestion reads the cells above (in a file of its own it could not)."""
+    a function a cell above defines: the suggestion reads the cells above (in a file of its own it could not).
+    ``db``: the telemetry database that says how much of them the prompt held (None: nothing is recorded)."""
     from lsp_server.bench_serve import notebook_cells
 
     cells = notebook_cells(text)
@@ -148,8 +156,8 @@ def demo_notebook(client: LspClient, text: str, db: Path, out) -> None:
     else:
         sid = items[0]["command"]["arguments"][0]
         client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [sid]})
-        earlier = _logged_earlier_cells_chars(db, sid)
-        print(f"  -> {items[0]['insertText']!r}   (the prompt held {earlier} characters of the cells above)", file=out)
+        held = f"   (the prompt held {_logged_earlier_cells_chars(db, sid)} characters of the cells above)" if db else ""
+        print(f"  -> {items[0]['insertText']!r}{held}", file=out)
     client.did_close_notebook(uri, cell_uris)
 
 

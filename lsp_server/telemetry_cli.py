@@ -7,7 +7,6 @@ ends with one clear line on stderr and exit status 2, never a traceback (`lsp_se
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -80,14 +79,6 @@ def session_id(text: str) -> str:
     return text
 
 
-def strict_json(figures: dict) -> str:
-    """``figures`` as one line of JSON that strict readers take (JSON.parse, jq): a NaN or infinity, which Python
-    writes as ``NaN`` and ``Infinity``, is written as null, as telemetry stores it."""
-    from telemetry.store import json_finite
-
-    return json.dumps(json_finite(figures), allow_nan=False)
-
-
 def parse_settings(pairs: list[str]) -> dict:
     """``KEY=VALUE`` pairs to camelCase settings, each value read as its setting's type and validated."""
     from lsp_server.config import Settings
@@ -139,6 +130,7 @@ def _default_output(database: Path) -> Path:
 def _replay(args) -> int:
     from telemetry.oracle import Oracle
     from telemetry.replay import ReplayOptions, replay
+    from telemetry.store import strict_json
 
     oracle = Oracle(match=args.oracle_match, min_chars=args.oracle_min_chars, **({} if args.oracle_similarity is None else
                                                 {"similarity": args.oracle_similarity}))
@@ -183,6 +175,7 @@ def _replay(args) -> int:
 def _simulate(args) -> int:
     from lsp_server.config import default_data_dir
     from telemetry.simulate import run_simulation
+    from telemetry.store import strict_json
     from telemetry.text import line_count
 
     from models.model_dir import check_served_model
@@ -237,6 +230,7 @@ def _print_places(places: dict) -> None:
 
 def _report(args) -> int:
     from telemetry.report import SESSIONS_SHOWN, report
+    from telemetry.store import strict_json
 
     result = report(args.database, args.output, args.against, args.session, args.limit)
     if args.json:

@@ -89,7 +89,8 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
     if source is not None:
         source = Path(source)
         if not source.is_dir():
-            raise BenchInputError(f"source directory {source} does not exist")
+            raise BenchInputError(f"source directory {source} " + ("is a file: name a directory of code"
+                                                                     if source.exists() else "does not exist"))
         records: Iterable[dict] = iter_directory(source)
         where = str(source)
     else:
@@ -102,7 +103,13 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
                                   "or pass --source DIR")
         records = iter_split(corpus, split)
         where = str(path)
-    texts = [(r.get("path", "?"), r["text"]) for r in records if r.get("text")]
+    try:
+        texts = [(r.get("path", "?"), r["text"]) for r in records if r.get("text")]
+        if any(not isinstance(t, str) for _, t in texts):  # a number: a traceback deep in the sampling
+            raise TypeError("a row's text is not a string")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # cut short, not UTF-8, rows of another shape
+        raise BenchInputError(f"{where} is not a corpus split (JSON lines with path and text): {exc}; build it again "
+                              "with `tact train corpus`") from None
     if not texts:
         raise BenchInputError(f"{where} holds no code files")
     return texts
@@ -868,8 +875,6 @@ def format_report(r: dict) -> str:
 
 def main_cli(args) -> int:
     """Entry point for `tact bench early-exit`: argparse values, every option filled in by the caller."""
-    import json
-
     result = run_bench(args.model, corpus=args.corpus, source=args.source, split=args.split, limit=args.limit,
                        seed=args.seed,
                        threads=args.threads, stop_threshold=args.stop_threshold,
@@ -886,5 +891,10 @@ def main_cli(args) -> int:
                        draft_head=args.draft_head, head_tokens=args.head_tokens,
                        exit_head_weights=args.exit_head_weights, heal_tokens=args.token_healing,
                        log=lambda msg: print(msg, file=sys.stderr, flush=True))  # bad input: main() says it
-    print(json.dumps(result, indent=1) if args.json else format_report(result))
+    if args.json:  # an infinite setting (a stop threshold of inf turns Stop off) is written as null
+        from telemetry.store import strict_json
+
+        print(strict_json(result, indent=1))
+    else:
+        print(format_report(result))
     return 0

@@ -15,7 +15,6 @@ which decoding steps read when the runtime is asked for ``weights="int8"``. Thei
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

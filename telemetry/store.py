@@ -154,6 +154,12 @@ def _storable(event: Event) -> Event:
     return replace(event, **changes) if changes else event
 
 
+def strict_json(figures: Any, indent: int | None = None) -> str:
+    """``figures`` as JSON that strict readers take (JSON.parse, jq): every `--json` of a command prints this. A NaN or
+    infinity, which Python writes as ``NaN`` and ``Infinity``, is written as null."""
+    return json.dumps(json_finite(figures), indent=indent, allow_nan=False)
+
+
 def json_finite(value: Any) -> Any:
     """``value`` with every NaN or infinity inside dicts, lists and tuples replaced by None, as JavaScript's
     JSON.stringify writes them: Python writes ``NaN`` and ``Infinity``, which strict JSON parsers refuse."""

@@ -178,7 +178,7 @@ def test_bad_values_are_usage_errors(bad_inputs, capsys, args, says):
     (["eval", "next-edit", "--pair", "nodir", "nodir2", "--limit", "1", "--json"],
      "tact eval next-edit: error: no such directory: nodir, nodir2"),
     (["bench", "serve", "--source", "nodir", "--limit", "2"], "tact bench serve: error: source directory nodir"),
-    (["bench", "serve", "--source", "a.py", "--limit", "2"], "tact bench serve: error: source directory a.py does not"),
+    (["bench", "serve", "--source", "a.py", "--limit", "2"], "tact bench serve: error: source directory a.py is a file"),
     (["bench", "serve", "--source", "d", "--limit", "2"], "tact bench serve: error: d holds no Python files"),
     (["bench", "replay", "--source", "nodir", "--limit", "2"], "tact bench replay: error: source directory nodir"),
 ])

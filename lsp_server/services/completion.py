@@ -20,7 +20,7 @@ from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
 from lsp_server.services.scheduler import Cancelled, CancelToken
 from models.healing import Prompt
-from models.model_dir import ModelDirError, default_model_dir, fingerprint
+from models.model_dir import SETTING_ADVICE, ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
 log = logging.getLogger("tact.completion")
@@ -94,6 +94,9 @@ class CompletionService:
         self._queue_lock = threading.Lock()  # short: guards _queued and the status a queued load is given
         self._queued = 0  # loads start_loading submitted that have not finished
         self._result = self.status  # the last finished load's status (the status, unless a later one is queued)
+        # How a degraded status says to name another model: the editor's setting, unless the command line named the
+        # directory (`tact serve --model` wins over the setting, so advising the setting could not work).
+        self.advice = SETTING_ADVICE
 
     @staticmethod
     def resolve(model_path: str) -> Path:
@@ -148,7 +151,7 @@ class CompletionService:
                                      context_tokens=self.runtime.context_tokens, weights=weights)
             except ModelDirError as exc:
                 self.runtime = None
-                status = ModelStatus(model_dir=str(path), reason=str(exc), weights=weights)
+                status = ModelStatus(model_dir=str(path), reason=str(exc.advised(self.advice)), weights=weights)
             except Exception as exc:  # a corrupt file can fail in any library; stay up regardless
                 self.runtime = None
                 status = ModelStatus(model_dir=str(path), reason=f"model {path} could not be loaded: {exc}", weights=weights)
@@ -173,7 +176,8 @@ class CompletionService:
         with self._load_lock:
             if self.runtime is runtime:
                 self.runtime = None
-                self._finished(ModelStatus(model_dir=self._result.model_dir, reason=str(exc), weights=self._result.weights))
+                self._finished(ModelStatus(model_dir=self._result.model_dir, reason=str(exc.advised(self.advice)),
+                                           weights=self._result.weights))
         log.warning("model failed while serving: %s", exc)
 
     @property

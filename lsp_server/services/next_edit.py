@@ -17,7 +17,6 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from lsp_server.config import Settings, expand_user

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -105,6 +104,8 @@ def load_data(args):
 
 
 def main_cli(args) -> int:
+    from telemetry.store import strict_json
+
     if not args.cups and not args.telemetry:
         args.cups = [args.default_cups]
     if args.command == "train":
@@ -121,7 +122,7 @@ def main_cli(args) -> int:
         path = model.save(args.out)
         out = {"model": str(path), "version": model.version, **{k: model.info[k] for k in
                                                                    ("samples", "accepted", "programmers", "kinds", "lopo_auc", "scoring_model")}}
-        print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+        print(strict_json(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
         return 0
     from models.acceptance.evaluate import evaluate, evaluate_model, format_report
 
@@ -144,5 +145,5 @@ def main_cli(args) -> int:
         report = evaluate(data, args.lam, args.precision_floor, args.kind, args.kind, inner_folds=args.inner_folds,
                           seed=args.seed, log=_log)
     report["scoring_model"] = scoring
-    print(json.dumps(report) if args.json else format_report(report))
+    print(strict_json(report) if args.json else format_report(report))
     return 0
