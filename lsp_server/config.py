@@ -92,7 +92,8 @@ class Settings:
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     ngram_drafts: bool = True  # speculative: draft from the model's n-gram table where prompt lookup has little
     previous_drafts: bool = True  # speculative: draft from the previous suggestion, which typing on through it gets again
-    context_prefix_chars: int = 1024  # the window starts on a fixed grid, so it spans this to twice this
+    # the window starts on a grid at most 1024 wide, kept while typing: it spans this to twice this (this plus 1024)
+    context_prefix_chars: int = 1024
     context_suffix_chars: int = 256
     acceptance_gate: bool = True  # CDHF: skip generation / hide suggestions predicted to be rejected
     acceptance_lambda: float = 0.5  # weight of saved model calls vs hidden suggestions when choosing thresholds

@@ -825,8 +825,12 @@ class EarlyExitRuntime:
         res.logprobs.append(float(logp))
         res.layers.append(layers)
         res.stop_probs.append(float(p_stop))
-        if opts.stop_repeats and (loop := repeat_start(res.token_ids, opts.stop_repeats)) is not None:
-            keep = loop[0] + loop[1]  # the text before the loop and one copy of its unit
+        # A loop is sought in the suggestion's own tokens: those that only write the text given back (token healing)
+        # are what the user typed, usually the very unit that repeats, and counting them kept a first copy that lay
+        # partly in that text (`x = [0, 0, 0` got nothing, a string of '-' + '-' a dangling ` +`).
+        h = res.heal_tokens
+        if opts.stop_repeats and (loop := repeat_start(res.token_ids[h:], opts.stop_repeats)) is not None:
+            keep = h + loop[0] + loop[1]  # the text before the loop and one copy of its unit
             del res.token_ids[keep:], res.logprobs[keep:], res.layers[keep:], res.stop_probs[keep:]
             res.stop_reason = "repeat"
             return True

@@ -285,3 +285,14 @@ def test_cursor_facts_in_a_huge_document_broken_by_lone_carriage_returns_parse_f
     assert cursor_facts(text.replace("\n", "\r"), len(text)) == cursor_facts(text, len(text))
     f = cursor_facts(text, len(text))
     assert not f.in_string and f.block_depth == 3
+
+
+@pytest.mark.parametrize("prefix_chars", [0, 1, 100, 700])
+def test_a_window_setting_under_the_grid_bounds_the_prefix(prefix_chars):
+    """The window started on a grid of 1024 whatever the setting: 0 still gave the model up to 1023 characters."""
+    text = "".join(f"value_{i} = compute({i})\n" for i in range(300))
+    for offset in range(len(text) - 3000, len(text), 97):
+        start = prefix_window_start(text, offset, prefix_chars)
+        assert offset - start <= 2 * prefix_chars
+        if prefix_chars == 0:
+            assert start == offset

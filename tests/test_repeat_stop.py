@@ -90,3 +90,31 @@ def test_one_copy_is_refused_by_the_decoder_and_the_bench_command():
     with pytest.raises(SystemExit) as exit_:
         main(["bench", "early-exit", "--stop-repeats", "1"])
     assert exit_.value.code == 2
+
+
+def test_with_token_healing_a_loop_is_sought_in_the_suggestions_own_tokens():
+    """The tokens that write the text given back are what the user typed, usually the unit that repeats: counted, the
+    copy kept lay partly in that text (`x = [0, 0, 0` got nothing, a dangling ` +` after a string of '-' + '-').
+    The shipped model, which goes on with such loops as the random test model does not."""
+    from tests.lsp_support import model_under_test
+
+    rt = EarlyExitRuntime(model_under_test(), threads=1)
+    copies = DecodeOptions().stop_repeats
+    fired = changed = 0
+    for policy in POLICIES:
+        for text in ["s = '-' + '-' + '-' + '-'", "x = [0, 0, 0, 0, 0, 0", "d = {'k': 1, 'k': 1", "y = y + y + y + y"]:
+            prompt = rt.completion_prompt(text, "", reserve=40, heal_tokens=2)
+            assert prompt.heal  # the tokens taken back
+            rt.reset()
+            free = rt.generate(prompt.ids, DecodeOptions(policy=policy, max_new_tokens=40, single_line=False,
+                                                         stop_repeats=0), heal=prompt.heal)
+            rt.reset()
+            ruled = rt.generate(prompt.ids, DecodeOptions(policy=policy, max_new_tokens=40, single_line=False),
+                                heal=prompt.heal)
+            h = free.heal_tokens
+            own, loops = _cut_offline(free.token_ids[h:], copies)
+            assert ruled.token_ids == free.token_ids[:h] + own
+            assert (ruled.stop_reason == "repeat") == loops
+            fired += loops
+            changed += _cut_offline(free.token_ids, copies)[0] != ruled.token_ids  # where counting them cut elsewhere
+    assert fired > 0 and changed > 0

@@ -99,7 +99,9 @@ def prefix_window_start(text: str, offset: int, prefix_chars: int, grid: int = P
     ``floor((offset - prefix_chars) / grid) * grid``, within ``MAX_SNAP`` chars of it; that grid
     point itself when there is none (a long line, or one very long line the cursor is on).
     Depends only on text before the cursor and on the grid cell, so appending at the cursor
-    leaves it unchanged until a grid crossing."""
+    leaves it unchanged until a grid crossing. The grid is at most ``prefix_chars`` wide, so the window spans
+    ``prefix_chars`` to twice that (up to ``prefix_chars + grid``): a setting of 0 to 1023 still gave up to 1023."""
+    grid = max(1, min(grid, prefix_chars))
     lo = offset - prefix_chars
     if lo <= 0:
         return 0
