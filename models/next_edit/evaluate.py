@@ -184,6 +184,39 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
     return sets
 
 
+def _served(predictor: str, example: Example, ranker=None):
+    """The answer of the baseline (``heuristic``) or the edit ranker (``ranker``) as the server asks it
+    (`model.predict_with`): on the LF view of a document holding CRs (a CR is a line's end, not text), its edit
+    written back with the document's line breaks, never one undoing the last edit."""
+    from models.next_edit.model import predict_with
+
+    return predict_with(predictor, None, example.history, example.current, example.cursor_line, example.path,
+                        ranker=ranker)
+
+
+class ServedBaseline:
+    """The baseline as served (`_served`): its edits are all shown."""
+
+    name = "baseline"
+
+    def predict(self, example: Example) -> Edit | None:
+        found = _served("heuristic", example)
+        return found.edit if found is not None else None
+
+
+class ServedRanker:
+    """The edit ranker as served (`_served`), with its scores: `evaluate` applies its threshold and sweeps it."""
+
+    name = "ranker"
+
+    def __init__(self, ranker):
+        self.ranker, self.threshold = ranker, ranker.threshold
+
+    def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
+        found = _served("ranker", example, self.ranker)
+        return (found.edit, found.confidence) if found is not None else (None, 0.0)
+
+
 def load_ranker_predictor(ranker_dir: Path | None = None):
     """The edit ranker at ``ranker_dir`` (RankerError when it is missing or corrupt), else the shipped one
     (None while there is none)."""
@@ -199,7 +232,6 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
              ranker_dir: Path | None = None, with_model: bool = True, bottom_up: bool = False) -> dict:
     """``with_model`` False: the baseline and the ranker alone; ``bottom_up``: also the sets replayed bottom to top
     (`datasets`)."""
-    from models.next_edit.baseline import BaselinePredictor
     from models.next_edit.model import AutoPredictor
 
     model = load_model_predictor(model_dir, threshold, copy_margin) if with_model else None
@@ -209,8 +241,9 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
                      "ranker": ranker.version if ranker is not None else NO_MODEL,
                      "ranker_threshold": ranker.threshold if ranker is not None else None, "sets": {}, "files": {}}
     for name, exs in datasets(data_dir, pair, limit, bottom_up, results["files"]).items():
-        row = {"baseline": evaluate(exs, BaselinePredictor())}
-        row["ranker"] = evaluate(exs, ranker) if ranker is not None else None
+        # the baseline and the ranker as the server asks them: a document's CRs are line breaks, not text
+        row = {"baseline": evaluate(exs, ServedBaseline())}
+        row["ranker"] = evaluate(exs, ServedRanker(ranker)) if ranker is not None else None
         row["model"] = evaluate(exs, model) if model is not None else None
         if model is not None:
             row["auto"] = evaluate(exs, AutoPredictor(model, threshold, ranker))

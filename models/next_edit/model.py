@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from models.next_edit.baseline import BaselinePredictor
-from models.next_edit.examples import Edit, Example, TextLines
+from models.next_edit.examples import Edit, Example, TextLines, line_ending
 from models.model_dir import ModelDirError
-from models.next_edit.prompt import (MAX_LINE_CHARS, PROMPT_FORMATS, Window, in_document, lf_edits, lf_lines,
-                                     lf_view, undoes_last_edit, window_around)
+from models.next_edit.prompt import (HISTORY_EDITS, LINES_AFTER, LINES_BEFORE, MAX_LINE_CHARS, PROMPT_FORMATS, Window,
+                                     in_document, lf_edits, lf_lines, lf_view, undoes_last_edit, window_around)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 MAX_PROMPT_TOKENS = 640
 MAX_REWRITE_TOKENS = 384
+WINDOW_TOKEN_ROOM = 32  # a window's answer may run this many tokens past the window's own
 
 
 @dataclass
@@ -73,18 +74,44 @@ class NextEditModel:
     def version(self) -> str:
         return self.runtime.name
 
+    def _fitted(self, history: list[Edit], current: str, line: int, path: str):
+        """(prompt, window, token ids, the window's token indices) of the prompt that fits the token budgets
+        (``MAX_PROMPT_TOKENS`` in all, a window's answer within ``MAX_REWRITE_TOKENS``), or None when none does or
+        the window holds a line over ``MAX_LINE_CHARS`` characters (minified or generated text: nothing sensible to
+        rewrite). A prompt that fits is the one training builds; one that does not first gets a narrower window
+        while the window alone is too long (lines below the cursor go first, then those above), then drops the
+        oldest history edits (the newest is kept), then narrows the window further. The character budgets of the
+        prompt (`models.next_edit.prompt`) are no token budget: a line of CJK text is several tokens a character."""
+        history = history[-HISTORY_EDITS:]
+        narrower = [(LINES_BEFORE, after) for after in range(LINES_AFTER, -1, -1)]
+        narrower += [(before, 0) for before in range(LINES_BEFORE - 1, -1, -1)]
+        w, drop = 0, 0
+        while True:
+            before, after = narrower[w]
+            prompt, window, (window_at, window_end) = self.format.prompt(history[drop:], current, line, path,
+                                                                         before=before, after=after)
+            if (w, drop) == (0, 0) and any(len(ln) - len(line_ending(ln)) > MAX_LINE_CHARS for ln in window.lines):
+                return None  # minified or generated text: nothing sensible to rewrite (line breaks not counted)
+            enc = self.info.encoding(prompt)
+            # the window's tokens: drafts are copied from there, never from the history or the output so far
+            span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < window_end]
+            window_fits = len(span) + WINDOW_TOKEN_ROOM <= MAX_REWRITE_TOKENS
+            if window_fits and len(enc.ids) <= MAX_PROMPT_TOKENS:
+                return prompt, window, enc.ids, span
+            if window_fits and drop < len(history) - 1:
+                drop += 1
+            elif w + 1 < len(narrower):
+                w += 1
+            else:
+                return None
+
     def _ask(self, history: list[Edit], current: str, line: int, path: str,
              should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
-        prompt, window, (window_at, window_end) = self.format.prompt(history, current, line, path)
-        if any(len(ln) > MAX_LINE_CHARS for ln in window.lines):
-            return None  # minified or generated text: nothing sensible to rewrite
-        enc = self.info.encoding(prompt)
-        ids = enc.ids
-        # the window's tokens: drafts are copied from there, never from the history or the output so far
-        span = [i for i, (a, _b) in enumerate(enc.offsets) if window_at <= a < window_end]
-        window_tokens = len(span)
-        if len(ids) > MAX_PROMPT_TOKENS or window_tokens + 32 > MAX_REWRITE_TOKENS:
+        fitted = self._fitted(history, current, line, path)
+        if fitted is None:
             return None
+        _prompt, window, ids, span = fitted
+        window_tokens = len(span)
         opts = DecodeOptions(policy="speculative", max_new_tokens=min(MAX_REWRITE_TOKENS, window_tokens + 64),
                              single_line=False, stop_threshold=1.01, lookup_ngram=2, lookup_tokens=24,
                              copy_margin=self.copy_margin, stop_repeats=0,  # a window may hold equal lines

@@ -78,34 +78,56 @@ class Window:
         return "".join(self.lines)
 
 
+def clamped_line(lines: list[str], cursor_line: int) -> int:
+    """``cursor_line`` as a line of ``lines``: the cursor on the empty line after a final line break (or past the
+    end) stands on the last line, where the window shows its marker."""
+    return max(0, min(cursor_line, max(0, len(lines) - 1)))
+
+
 def window_around(text: str, cursor_line: int, before: int = LINES_BEFORE, after: int = LINES_AFTER) -> Window:
-    lines = lines_of(text)
-    cursor_line = max(0, min(cursor_line, max(0, len(lines) - 1)))
-    start = max(0, cursor_line - before)
-    end = min(len(lines), cursor_line + after + 1)
-    return Window(start, end, tuple(lines[start:end]))
+    return _window_at(text, cursor_line, before, after)[0]
 
 
-def _block(text: str) -> str:
+ELISION = "...\n"  # stands for the lines of a history edit's side left out of the prompt
+
+
+def _block(text: str, keep: int = MAX_BLOCK_LINES) -> str:
+    """One side of a history edit as the prompt shows it: LF lines, each cut at ``MAX_LINE_CHARS``; a side of more
+    than ``keep`` lines shows its first and last lines around an `ELISION` line."""
     lines = lines_of(to_lf(text))
-    if len(lines) > MAX_BLOCK_LINES:
-        half = MAX_BLOCK_LINES // 2
-        lines = lines[:half] + ["...\n"] + lines[-half:]
+    if len(lines) > keep:
+        head, tail = (keep + 1) // 2, keep // 2
+        lines = lines[:head] + [ELISION] + (lines[len(lines) - tail:] if tail else [])
     out = "".join(ln[:MAX_LINE_CHARS] + ("\n" if ln.endswith("\n") and len(ln) > MAX_LINE_CHARS else "") for ln in lines)
     return out if not out or out.endswith("\n") else out + "\n"
 
 
+def _history_block(e: Edit, name: str, budget: int) -> str | None:
+    """The original/updated block of edit ``e`` within ``budget`` characters: each side shows fewer lines (its
+    first and last ones around an `ELISION` line) until it fits, never cut mid-line; None when one line of each
+    side does not fit."""
+    for keep in range(MAX_BLOCK_LINES - 1, 0, -1):
+        block = f"{EDIT_MARK} {name}\n{ORIGINAL_MARK}{_block(e.original, keep)}{UPDATED_MARK}{_block(e.updated, keep)}"
+        if len(block) <= budget:
+            return block
+    return None
+
+
 def history_text(history: list[Edit], path: str = "", budget: int = HISTORY_CHARS) -> str:
     """The last edits as original/updated blocks, oldest first, within ``budget`` characters
-    (older edits are dropped first)."""
+    (older edits are dropped first; the newest, when over the budget alone, shows fewer lines of each side)."""
     name = path.rsplit("/", 1)[-1]
     blocks: list[str] = []
     used = 0
     for e in reversed(history[-HISTORY_EDITS:]):
         block = f"{EDIT_MARK} {name}\n{ORIGINAL_MARK}{_block(e.original)}{UPDATED_MARK}{_block(e.updated)}"
-        if used + len(block) > budget and blocks:
-            break
-        blocks.append(block[:budget] if not blocks else block)
+        if used + len(block) > budget:
+            if blocks:
+                break
+            block = _history_block(e, name, budget)
+            if block is None:
+                break
+        blocks.append(block)
         used += len(block)
     return "".join(reversed(blocks))
 
@@ -125,10 +147,23 @@ def window_text(window: Window, cursor_line: int) -> str:
 Span = tuple[int, int]  # [start, end) characters of the window's text in a prompt (drafts copy from there)
 
 
-def build_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window, Span]:
-    """(prompt text, the window it asks to rewrite, where the window's text lies in the prompt)."""
-    window = window_around(current, cursor_line)
-    head, body = history_text(history, path) + WINDOW_MARK, window_text(window, cursor_line)
+def _window_at(current: str, cursor_line: int, before: int = LINES_BEFORE,
+               after: int = LINES_AFTER) -> tuple[Window, str]:
+    """(the window around the cursor, its text with the cursor marker), the cursor clamped to the text's lines once
+    for both (past the last line, the marker ends the last line)."""
+    lines = lines_of(current)
+    line = clamped_line(lines, cursor_line)
+    start, end = max(0, line - before), min(len(lines), line + after + 1)
+    window = Window(start, end, tuple(lines[start:end]))
+    return window, window_text(window, line)
+
+
+def build_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "", *,
+                 before: int = LINES_BEFORE, after: int = LINES_AFTER) -> tuple[str, Window, Span]:
+    """(prompt text, the window it asks to rewrite, where the window's text lies in the prompt). ``before`` and
+    ``after``: the window's lines above and below the cursor line (serving narrows a window too long in tokens)."""
+    window, body = _window_at(current, cursor_line, before, after)
+    head = history_text(history, path) + WINDOW_MARK
     return head + body + REWRITE_MARK, window, (len(head), len(head) + len(body))
 
 
@@ -158,10 +193,29 @@ def window_lines(window: Window) -> list[str]:
     return [ln[:len(ln) - len(line_ending(ln))] + "\n" for ln in window.lines]
 
 
-def edit_from_rewrite(window: Window, rewrite: str, current: str) -> Edit | None:
+def _copied_marks_dropped(text: str, own: int, near: int = 0) -> str:
+    """``text`` (an answer, or one side of a ``next_block`` answer, LF) without the cursor markers the model copied
+    from its prompt, which writes one at the end of the cursor line: of the markers past the ``own`` ones (those
+    of the document's lines the text stands for, which stay), the ones ending a line, nearest line ``near`` first.
+    A marker the document holds is text like any other."""
+    extra = text.count(CURSOR_MARK) - own
+    if extra <= 0:
+        return text
+    lines = lines_of(text)
+    ends = [i for i, ln in enumerate(lines) if ln[:len(ln) - len(line_ending(ln))].endswith(CURSOR_MARK)]
+    for i in sorted(ends, key=lambda k: (abs(k - near), k))[:extra]:
+        eol = line_ending(lines[i])
+        lines[i] = lines[i][:len(lines[i]) - len(eol) - len(CURSOR_MARK)] + eol
+    return "".join(lines)
+
+
+def edit_from_rewrite(window: Window, rewrite: str, current: str, cursor_line: int | None = None) -> Edit | None:
     """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
-    kept). None when the rewrite changes nothing."""
-    new = lines_of(_with_newline(to_lf(rewrite.replace(CURSOR_MARK, ""))))
+    kept). None when the rewrite changes nothing. A cursor marker the model copied (at a line's end, nearest
+    ``cursor_line``) is dropped; the window's own stay."""
+    near = (cursor_line if cursor_line is not None else window.start) - window.start
+    rewrite = _copied_marks_dropped(to_lf(rewrite), window.text.count(CURSOR_MARK), near)
+    new = lines_of(_with_newline(rewrite))
     return _block_edit(current, window.start, window_lines(window), new)
 
 
@@ -330,12 +384,12 @@ def _cut(parts: tuple[tuple[str, int, int], ...], i: int, j: int) -> str:
     return "".join(s[a:b] for s, a, b in runs_between(parts, i, j))
 
 
-def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "") -> tuple[str, Window, Span]:
+def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "", *,
+                            before: int = LINES_BEFORE, after: int = LINES_AFTER) -> tuple[str, Window, Span]:
     """(prompt text, its window, where the window's text lies in it) of the ``next_block`` format: the window,
-    the history, then the header of the next edit's block."""
-    window = window_around(current, cursor_line)
+    the history, then the header of the next edit's block (``before``, ``after``: as `build_prompt`'s)."""
+    window, body = _window_at(current, cursor_line, before, after)
     name = path.rsplit("/", 1)[-1]
-    body = window_text(window, cursor_line)
     text = WINDOW_MARK + body + history_text(history, path) + f"{EDIT_MARK} {name}\n"
     return text, window, (len(WINDOW_MARK), len(WINDOW_MARK) + len(body))
 
@@ -371,14 +425,19 @@ def edit_from_next_block(window: Window, output: str, current: str, cursor_line:
     """The edit a ``next_block`` output names: its original block found among the window's lines (the
     occurrence nearest the cursor), trimmed to the lines that change. None for an empty output, one that
     is not an original/updated block, names lines the window does not hold, or changes nothing."""
-    output = to_lf(output.replace(CURSOR_MARK, ""))
+    output = to_lf(output)
     if not output.startswith(ORIGINAL_MARK) or UPDATED_MARK not in output:
         return None
     original, updated = output[len(ORIGINAL_MARK):].split(UPDATED_MARK, 1)
+    lines = window_lines(window)
+    at = _occurrences(lines, lines_of(original))
+    if not at:  # the original block as the prompt showed it, with the cursor marker copied: without the marker
+        original = _copied_marks_dropped(original, 0)
+        at = _occurrences(lines, lines_of(original))
+        if not at:
+            return None
+    updated = _copied_marks_dropped(updated, original.count(CURSOR_MARK))  # the document's own markers stay
     old_block, new_block = lines_of(original), lines_of(_with_newline(updated))
-    at = _occurrences(window_lines(window), old_block)
-    if not at:
-        return None
     near = (cursor_line if cursor_line is not None else window.start) - window.start
     i = min(at, key=lambda k: abs(k - near))
     return _block_edit(current, window.start + i, old_block, new_block)
@@ -405,8 +464,7 @@ class PromptFormat:
 
 
 PROMPT_FORMATS = {
-    "rewrite": PromptFormat("rewrite", build_prompt, target_text, rewrite_edit_chars,
-                            lambda window, output, current, _cursor=None: edit_from_rewrite(window, output, current)),
+    "rewrite": PromptFormat("rewrite", build_prompt, target_text, rewrite_edit_chars, edit_from_rewrite),
     "next_block": PromptFormat("next_block", build_next_block_prompt, next_block_target, next_block_edit_chars,
                                edit_from_next_block),
 }

@@ -206,15 +206,29 @@ def _read(path: Path) -> str | None:
     return read_text(path, MAX_FILE_BYTES)
 
 
+SKIPPED_DIRS = {"__pycache__", ".git", ".venv", "venv", "node_modules"}  # at any depth
+SKIPPED_TOP_DIRS = {"build", "dist"}  # a tree's build output; deeper down, a package's own code (the `build` package)
+
+
+def _linked(root: Path, rel: Path) -> bool:
+    """Whether ``root / rel`` or a directory on the way to it inside ``root`` is a symbolic link."""
+    path = root
+    for part in rel.parts:
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
+
+
 def paired_files(before: Path, after: Path) -> Iterator[tuple[str, str, str]]:
-    """(relative path, old text, new text) for .py files present in both trees whose text differs."""
-    skip = {"__pycache__", ".git", ".venv", "venv", "node_modules", "build", "dist"}
+    """(relative path, old text, new text) for .py files present in both trees whose text differs. Symbolic links
+    are not followed (a link to a file pairs it twice; one out of the tree pairs code that is not the tree's)."""
     for old in sorted(before.rglob("*.py")):
         rel = old.relative_to(before)
-        if any(part in skip for part in rel.parts):
+        if any(part in SKIPPED_DIRS for part in rel.parts) or rel.parts[0] in SKIPPED_TOP_DIRS:
             continue
         new = after / rel
-        if not new.is_file():
+        if _linked(before, rel) or _linked(after, rel) or not new.is_file():
             continue
         a, b = _read(old), _read(new)
         if a is None or b is None or a == b:
