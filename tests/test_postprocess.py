@@ -242,7 +242,9 @@ def test_single_line_drops_closers_the_rest_of_the_line_starts_with(src, raw, ex
 def test_single_line_keeps_closers_when_the_rest_of_the_line_does_not_start_with_them():
     assert single("print(bar(|) + 1\n", "x)") == "x)"  # bar( and print( are open, the suffix closes one
     assert single("f(|, z)\n", "a)") == "a)"  # the suffix starts with `,`, not with a closer
-    assert single('x = "a|" + b\n', 'c",') == 'c",'  # the suffix is `" +`, not `",`
+    # the suffix is `" +`, not `",`: nothing dropped from the end, but the suggestion ends before the quote the
+    # rest of the line closes the string with (kept, it read `x = "ac"," + b`)
+    assert single('x = "a|" + b\n', 'c",') == 'c'
 
 
 # --- multi-line constructs -------------------------------------------------------------------
@@ -439,3 +441,27 @@ def test_a_multi_line_suggestion_the_rest_of_the_line_cannot_follow_is_cut_to_it
 )
 def test_a_multi_line_suggestion_the_rest_of_the_line_follows_is_kept(src, raw, expected):
     assert multi(src, raw) == expected
+
+
+@pytest.mark.parametrize(
+    "src, raw, expected",
+    [
+        ("def _put(self|)\n", ", item):", ", item"),  # accepted, it read `def _put(self, item):)`
+        ("if ismethod(f|)\n", "unc):", "unc"),
+        ("errmsg = '%s: |'\n", "%s' % (msg, pos)", "%s"),  # the string the editor closed, not closed twice
+        ('x = "|"\n', 'hello" + y', "hello"),
+        ("x = f(|)\n", "a) + g(b)", "a"),
+        ("registry[val|]\n", "] = value", ""),  # nothing of it goes before the `]`
+        ("print(bar(|)\n", "x), y", "x), y"),  # its `)` closes bar(: the line still needs it
+        ("f(|)\n", "(a) + b", "(a) + b"),  # its own pair
+    ],
+)
+def test_a_single_line_suggestion_ends_before_a_closer_the_editor_already_closed(src, raw, expected):
+    """Editors close a bracket or quote as it is typed: 41% of suggestions at such cursors (42 of 103 in standard
+    library files, the shipped model) doubled the closer when accepted, the model having gone on past it."""
+    assert single(src, raw) == expected
+
+
+def test_a_rest_of_the_line_that_is_only_a_colon_is_no_closing_of_brackets():
+    """`if chunk is None|:` and a multi-line suggestion `:\\n    chunk = f(s)`: the `:` went after its body."""
+    assert multi("def g(s):\n    if chunk is None|:\n", ":\n        chunk = f(s)") == ""

@@ -56,8 +56,9 @@ _FIRST_LINE = re.compile(r"[^\n\r]*")
 # a `,`, `;` or `:` (`"bo|",` with suggestion `b",`).
 _SUFFIX_CLOSERS = re.compile(r"[\s)\]}\"'`]*[,;:]?")
 
-# A rest of the cursor line that only closes brackets: a multi-line suggestion may end before it.
-_CLOSERS_ONLY = re.compile(r"[\s)\]}]*[,;:]?")
+# A rest of the cursor line that only closes brackets: a multi-line suggestion may end before it. At least one bracket:
+# a lone `:` (`if x is None|:`) put after a suggested body read `chunk = f(s):`.
+_CLOSERS_ONLY = re.compile(r"[\s)\]}]*[)\]}][\s)\]}]*[,;:]?")
 
 # What may follow the cursor with no space before it: a suggestion's trailing spaces go before anything else.
 _NO_SPACE_BEFORE = frozenset(" \t)]},;:.")
@@ -255,6 +256,34 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
         if sum(1 for c in tail if c in _CLOSE) > excess:
             continue
         return body[:-k]
+    return s
+
+
+def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
+    """A one-line ``s`` cut before its first closer/quote that closes what the cursor line left open, where the rest
+    of the line starts with that closer already (the editor closed the bracket or quote when it was typed) and ``s``
+    goes on past it: inserted at the cursor, it doubled the closer (``def put(self|)`` with ``, item):`` left
+    ``def put(self, item):)``; a quoted ``'%s: |'`` with ``%s' % x`` broke the string). The end the model wrote past
+    the closer goes with it. A closer the line still needs (``print(bar(|)`` with ``x), y``) is kept, as
+    `_drop_duplicate_closers` keeps one."""
+    closers = "".join(_SUFFIX_CLOSERS.match(ctx.line_suffix).group().split())
+    if not closers or closers[0] not in _CLOSE + _QUOTES or "\n" in s:
+        return s
+    marks = _outer_marks(s)
+    still_open = None  # read from the whole cursor line only when a closer could go
+    closed = 0  # the outer closers of ``s`` so far
+    for i, c in enumerate(s):
+        if not marks[i]:
+            continue
+        if c in _CLOSE:
+            closed += 1
+            if c == closers[0]:
+                if still_open is None:
+                    still_open = len(_open_stack(ctx.line_prefix)) - _unmatched_closers(ctx.line_suffix)
+                if closed > still_open:
+                    return s[:i]
+        elif c == closers[0]:  # an unpaired quote: it ends the string the rest of the line closes
+            return s[:i]
     return s
 
 
@@ -469,6 +498,8 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
     space = _trailing_space(s, ctx)
     s = s.rstrip()
     trimmed = _drop_duplicate_closers(s, ctx).rstrip()
+    if trimmed == s:
+        trimmed = _cut_before_duplicate_closer(s, ctx).rstrip()
     return (trimmed + space if trimmed == s else trimmed), False
 
 
