@@ -8,6 +8,7 @@ raising inside pygls.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -255,6 +256,7 @@ class TactServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
                          notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = Settings()
+        self.initial_settings = Settings()  # what initializationOptions gave: the base of later sections
         self.model_path_override = model_path  # CLI flags win over editor settings
         self.database_override = database
         self.documents = DocumentStore.from_settings(self.settings)
@@ -299,7 +301,13 @@ class TactServer(LanguageServer):
         log.warning("server error (%s): %s", getattr(source, "__name__", source), error)
 
     def apply_settings(self, values: dict | None, origin: str) -> list[str]:
-        settings, problems = Settings.from_camel(values, base=self.settings)
+        """Settings from ``origin``. initializationOptions go over the defaults; a section pushed
+        (didChangeConfiguration) or pulled (workspace/configuration) later is the whole section, over what
+        initialize gave: laid over the current settings, a key the user removed kept its old value."""
+        initial = origin == "initializationOptions"
+        settings, problems = Settings.from_camel(values, base=None if initial else self.initial_settings)
+        if initial:
+            self.initial_settings = dataclasses.replace(settings)
         if self.model_path_override:
             settings.model_path = self.model_path_override
         if self.database_override:
@@ -399,24 +407,32 @@ def serve(args, completions: CompletionService | None = None) -> int:
     server = create_server(model_path=args.model, database=args.database)
     if completions is not None:
         server.completions = server.pipeline.service = completions
+    from lsp_server.features.lifecycle import end_session
+
     if args.tcp:
         try:
-            return serve_tcp(server, args.host, args.tcp)
+            status = serve_tcp(server, args.host, args.tcp)
         except OSError as exc:  # an unknown host, an address not ours, a port in use or reserved
             print(f"tact serve: error: cannot listen on {args.host}:{args.tcp}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client
             return 130
+        if not server.shutting_down:  # the client left without shutdown
+            end_session(server, "client left")
+        return status
     interrupted = _on_interrupt()
     server.start_io()
     if not interrupted.is_set():
-        return 0
+        if server.shutting_down:
+            return 0
+        # The client left without shutdown (its exit notification alone, or its end of the pipe closed: an editor
+        # that crashed or was killed): the session's end and its documents' last text were never recorded.
+        end_session(server, "client left")
+        return 1 if getattr(server, "exit_received", False) else 0  # LSP: exit without shutdown is status 1
     # Ctrl-C on stdio: pygls took the interrupt and stopped reading, but a worker thread still waits in stdin's read,
     # which nothing can end and the interpreter's exit would join (a second Ctrl-C then aborted it, holding stdin's
     # lock). The session's end is recorded and the telemetry flushed; then the process ends without that join.
     if not server.shutting_down:
-        from lsp_server.features.lifecycle import end_session
-
         end_session(server, "interrupted")
     print("tact serve: interrupted", file=sys.stderr, flush=True)
     logging.shutdown()

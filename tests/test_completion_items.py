@@ -183,3 +183,13 @@ def test_stage_2_sees_the_scores_of_the_shown_tokens_only():
         assert len(logprobs) <= len(s.result.logprobs)
         seen += len(s.result.logprobs) - len(logprobs)
     assert seen > 0  # some generated tokens were not shown (line breaks at least), so the slicing was exercised
+
+
+def test_a_multi_line_items_label_is_text_it_writes_and_says_it_goes_on_apart(monkeypatch):
+    """The label ended in " …": Neovim inserts a snippet item's label as the word when it completes without the menu
+    (its default completeopt), and the "…" stayed in the buffer."""
+    item = _classic_item(monkeypatch, "    for value in |\n", "values:\n        total += value")
+    assert item.label == "values:" and "…" not in item.label
+    assert item.label_details is not None and item.label_details.detail == " …"
+    single = _classic_item(monkeypatch, "x = |\n", "compute(1)")
+    assert single.label == "compute(1)" and single.label_details is None

@@ -681,3 +681,25 @@ def test_ctrl_c_ends_a_stdio_server_with_its_session_recorded(tmp_path):
     assert "tact serve: interrupted" in said and "Traceback" not in said and "Fatal" not in said
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("interrupted",)]
+
+
+@pytest.mark.parametrize("how", ["exit", "close"])
+def test_a_client_that_leaves_without_shutdown_ends_the_session_in_telemetry(tmp_path, how):
+    """An editor that crashed or was killed (its pipe closed), or sent exit without shutdown: the session never ended
+    in telemetry, its last edit and its documents' closing text lost; and exit without shutdown gave status 0, where
+    LSP says 1."""
+    db = tmp_path / "telemetry.sqlite3"
+    client = LspClient(server_command(model_under_test(), db))
+    client.initialize({"stopThreshold": 1.01, "acceptanceGate": False})
+    client.did_open(URI, SAMPLE)
+    client.did_change(URI, 2, [change_at(0, 0, "# typed\n")])
+    assert alive(client)
+    if how == "exit":
+        client.notify("exit")
+    else:
+        client.proc.stdin.close()
+    assert client.proc.wait(timeout=30) == (1 if how == "exit" else 0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("client left",)]
+        assert conn.execute("SELECT COUNT(*) FROM edits").fetchone() == (1,)
+        assert conn.execute("SELECT kind FROM documents ORDER BY ts, id").fetchall() == [("open",), ("snapshot",)]

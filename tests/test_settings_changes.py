@@ -84,3 +84,18 @@ def test_an_acceptance_model_path_sent_by_did_change_configuration_is_loaded_or_
         assert gate["active"] and gate["version"] == shipped
     finally:
         client.shutdown()
+
+
+def test_a_key_left_out_of_a_later_section_goes_back_to_what_initialize_gave(tmp_path):
+    """A pushed section is the whole section: laid over the current settings, a key the user removed (back to its
+    default) kept the value it had, for the rest of the session."""
+    client = LspClient(server_command(tmp_path / "no-model", tmp_path / "t.sqlite3"))
+    client.initialize({"maxNewTokens": 20})
+    try:
+        client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {"maxNewTokens": 8, "multiline": True}}})
+        assert status_settings(client, {"maxNewTokens": 8, "multiline": True})["multiline"] is True
+        client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {}}})
+        settings = status_settings(client, {"maxNewTokens": 20, "multiline": False})
+        assert (settings["maxNewTokens"], settings["multiline"]) == (20, False)
+    finally:
+        client.shutdown()

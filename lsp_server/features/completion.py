@@ -73,7 +73,10 @@ def register(server) -> None:
         cursor = types.Position(line=ctx.position.line, character=ctx.position.character)
         start = types.Position(line=cursor.line, character=cursor.character - utf16_len(word))
         new_text = word + suggestion.text
-        label = first_line(new_text) + (" …" if "\n" in new_text else "")
+        # The label is text the suggestion writes: a client may insert it as the word (Neovim does for a snippet item
+        # completed without the menu), so a multi-line suggestion says it goes on in labelDetails, not with a "…".
+        label = first_line(new_text)
+        more = types.CompletionItemLabelDetails(detail=" …") if "\n" in new_text else None
         # Clients that insert only the first word of a plain-text item (Neovim's native completion
         # does) expand a snippet whole; clients without snippet support get plain text.
         snippet = supports_snippets(ls)
@@ -84,6 +87,7 @@ def register(server) -> None:
         edit_text = relative_indent(new_text, _INDENT.match(ctx.line_prefix).group(0)) if relative else new_text
         item = types.CompletionItem(
             label=label,
+            label_details=more,
             kind=types.CompletionItemKind.Text,
             detail="Tact",
             filter_text=new_text,

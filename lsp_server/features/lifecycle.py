@@ -80,6 +80,10 @@ def register(server) -> None:
     def shutdown(ls, params=None) -> None:
         end_session(ls, "shutdown")
 
+    @server.feature(types.EXIT)
+    def exit_(ls, params=None) -> None:
+        ls.exit_received = True  # without shutdown, the process's status is 1 (`serve`)
+
 
 def end_session(ls, reason: str) -> None:
     """Record the session's end (``shutdown``, or ``interrupted``: Ctrl-C on a server started by hand), stop the
