@@ -75,7 +75,9 @@ def _classic_item(monkeypatch, text, suggestion, *, snippet=True, modes=None):
     params = types.CompletionParams(text_document=types.TextDocumentIdentifier(uri="file:///a.py"),
                                     position=types.Position(ctx.position.line, ctx.position.character))
     pipeline = SimpleNamespace(list_trigger=lambda uri, invoked, retrigger: "automatic")
-    ls = SimpleNamespace(client_capabilities=caps, pipeline=pipeline)
+    from lsp_server.services.ledger import SuggestionLedger
+
+    ls = SimpleNamespace(client_capabilities=caps, pipeline=pipeline, ledger=SuggestionLedger())
     result = asyncio.run(handlers[types.TEXT_DOCUMENT_COMPLETION](ls, params))
     return result.items[0]
 

@@ -20,6 +20,9 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
         return False
     if issued_as_another_kind(ls, suggestion_id, command, kind):
         return False
+    known = ls.ledger.get(suggestion_id)
+    if known is not None and known.outcome == "accepted":  # the edit that wrote it said so already (and told the gate)
+        return True
     item = ls.ledger.resolve(suggestion_id, "accepted")
     # UTF-16 units, as the editor counts a partial acceptance's length
     ls.recorder.accepted(suggestion_id, utf16_len(item.text) if item else None, partial=False)

@@ -99,4 +99,7 @@ def register(server) -> None:
             command=accept_command(types, suggestion_id),
             data={"id": suggestion_id},
         )
+        issued = ls.ledger.get(suggestion_id)
+        if issued is not None:  # an edit that writes this accepts it, for clients that never run the command
+            issued.writes = (start.line, start.character, new_text)
         return types.CompletionList(is_incomplete=True, items=[item])

@@ -28,6 +28,9 @@ class IssuedSuggestion:
     # UTF-16 units of the selected completion entry the editor's item carries before the suggestion's own text
     # (SelectedCompletion): a partial accept's length counts them, the suggestion does not hold them
     selected_units: int = 0
+    # What a classic completion item's edit writes: (line, character, text) from the start of its range. A client
+    # that never runs the item's command (Emacs's eglot) is known to have accepted it by an edit that writes it.
+    writes: tuple[int, int, str] | None = None
 
 
 class SuggestionLedger:
@@ -82,6 +85,12 @@ class SuggestionLedger:
 
     def get(self, suggestion_id: str) -> IssuedSuggestion | None:
         return self._items.get(suggestion_id)
+
+    def open_item(self, kind: str, uri: str) -> IssuedSuggestion | None:
+        """The newest suggestion of ``kind`` in ``uri`` that nothing has resolved yet, if any."""
+        with self._lock:
+            item = self._items.get(self._open_by_uri.get((kind, uri), ""))
+            return item if item is not None and item.outcome is None else None
 
     def resolve(self, suggestion_id: str, outcome: str) -> IssuedSuggestion | None:
         with self._lock:

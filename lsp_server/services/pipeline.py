@@ -28,6 +28,7 @@ from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.positions import LineIndex, Position, utf16_len
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
+from models.fim import to_lf
 
 log = logging.getLogger("tact.pipeline")
 T = TypeVar("T")
@@ -266,6 +267,25 @@ class CompletionPipeline:
                 log.warning("acceptance gate: stage %d failed; this request and any other that fails so go on "
                             "ungated", stage, exc_info=True)
             return None
+
+    def written_suggestion(self, uri: str, inserted_chars: int) -> str | None:
+        """The id of the open classic completion of ``uri`` that the change just applied wrote whole, if any: one
+        message that inserted at least all the item's edit writes (the word before the cursor and the suggestion;
+        typing by hand inserts a character at a time) and left that text at its range's start. Emacs's eglot never
+        runs an item's command, so its accepts were taken for rejections (superseded by the next request) and taught
+        the gate so. An item that writes one character cannot be told from typing it, and is left to the command."""
+        item = self.ledger.open_item("completion", uri)
+        if item is None or item.writes is None:
+            return None
+        line, character, text = item.writes
+        if len(text) < 2 or inserted_chars < len(text):
+            return None
+        doc = self.documents.get(uri)
+        if doc is None:
+            return None
+        start = doc.offset_at(Position(line, character))
+        written = to_lf(doc.text[start:start + len(text) + text.count("\n")])  # a CRLF document's CRs are no text
+        return item.id if written.startswith(text) else None
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
         """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it

@@ -77,3 +77,8 @@ def test_emacs_eglot_completion_from_the_model(tmp_path, record_property):
     assert replay_edits(EDITOR_SAMPLE, edits) == result["after"], edits
     sessions = wait_for_rows(run.db, "select end_reason from sessions where end_reason is not null")
     assert sessions == [("shutdown",)], sessions
+    # eglot never runs the item's command: the edit that wrote the suggestion is its acceptance (it was logged
+    # superseded, a rejection the gate learnt, when the next request came)
+    assert len(new_text) >= 2, new_text  # an item writing one character cannot be told from typing it
+    outcome = wait_for_rows(run.db, "select outcome from suggestions where id = ? and outcome is not null", (capf_id,))
+    assert outcome == [("accepted",)], f"{outcome}\n{why}"

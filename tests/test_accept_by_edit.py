@@ -1,0 +1,76 @@
+"""A classic completion accepted by a client that never runs the item's command (Emacs's eglot): the edit that writes
+the item is its acceptance. Before, the next request superseded it, logged rejected, and the gate learnt a rejection."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from telemetry.lsp_client import LspClient, change_at
+from tests.lsp_support import model_under_test, server_command, wait_for_rows
+
+URI = "file:///project/accept.py"
+TEXT = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.\n"
+LINE, CHARACTER = 5, len("        return f.")
+
+
+def _start(tmp_path):
+    db = tmp_path / "telemetry.sqlite3"
+    client = LspClient(server_command(model_under_test(), db))
+    client.initialize({"stopThreshold": 1.01, "acceptanceGate": False})
+    client.did_open(URI, TEXT)
+    return client, db
+
+
+def _item(client) -> dict:
+    answer = client.request("textDocument/completion", {
+        "textDocument": {"uri": URI}, "position": {"line": LINE, "character": CHARACTER},
+        "context": {"triggerKind": 1}}, timeout=120)
+    items = answer["items"]
+    assert items and len(items[0]["command"]["arguments"][0]) > 0
+    return items[0]
+
+
+def _outcomes(db):
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT outcome FROM suggestions WHERE kind = 'completion' ORDER BY requested_at").fetchall()
+
+
+def test_an_edit_that_writes_the_item_accepts_it_once(tmp_path):
+    client, db = _start(tmp_path)
+    try:
+        item = _item(client)
+        edit = item["textEdit"]
+        suggestion = edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
+        assert len(suggestion) >= 2, suggestion
+        client.did_change(URI, 2, [{"range": edit["range"], "text": edit["newText"]}])  # as eglot applies it
+        status = client.request("tact/status")
+        assert (status["acceptanceGate"]["userAccepted"], status["acceptanceGate"]["userRejected"]) == (1, 0)
+        # a client that runs the command too (Neovim, VS Code) does so after the edit: counted once
+        client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion",
+                                                   "arguments": item["command"]["arguments"]})
+        client.request("textDocument/completion", {
+            "textDocument": {"uri": URI}, "position": {"line": LINE, "character": CHARACTER + len(suggestion)},
+            "context": {"triggerKind": 1}}, timeout=120)
+        status = client.request("tact/status")
+        assert status["acceptanceGate"]["userAccepted"] == 1
+    finally:
+        client.shutdown()
+    assert _outcomes(db)[0] == ("accepted",)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM suggestion_events WHERE type = 'suggestion_accepted'").fetchone() == (1,)
+
+
+def test_typing_the_suggestion_by_hand_is_no_acceptance(tmp_path):
+    client, db = _start(tmp_path)
+    try:
+        item = _item(client)
+        edit = item["textEdit"]
+        suggestion = edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
+        for k, ch in enumerate(suggestion):  # a character at a time, as a programmer types
+            client.did_change(URI, 2 + k, [change_at(LINE, CHARACTER + k, ch)])
+        status = client.request("tact/status")
+        assert status["acceptanceGate"]["userAccepted"] == 0
+    finally:
+        client.shutdown()
+    wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
+    assert _outcomes(db)[0] != ("accepted",)
