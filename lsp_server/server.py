@@ -21,7 +21,8 @@ from typing import Union
 from cattrs import transform_error
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest,
+                              JsonRpcServerNotInitialized)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage, LanguageServerProtocol,
                             default_converter)
@@ -113,6 +114,7 @@ class TactProtocol(LanguageServerProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._notification_ids: list[str] = []  # notifications whose futures pygls keeps: see _execute_handler
+        self._initialize_received = False
 
     def structure_message(self, data):
         """A message whose params do not fit the method's types is dropped with one line in the log, and a request
@@ -197,6 +199,14 @@ class TactProtocol(LanguageServerProtocol):
         if self._shutdown and method is not None and method != types.EXIT and msg_id is not None:
             self._send_response(msg_id, error=JsonRpcInvalidRequest("the server is shutting down").to_response_error())
             return
+        if not self._initialize_received and method not in (None, types.INITIALIZE, types.EXIT):
+            # LSP: before initialize a request gets ServerNotInitialized and a notification is dropped; one waited
+            # 30 s for pygls's client capabilities and failed with an AttributeError
+            if msg_id is not None:
+                log.warning("request %r before initialize answered ServerNotInitialized", method)
+                self._send_response(msg_id, error=JsonRpcServerNotInitialized(
+                    "the server is not initialized: send initialize first").to_response_error())
+            return
         super().handle_message(message)
 
     def _send_data(self, data):
@@ -225,6 +235,7 @@ class TactProtocol(LanguageServerProtocol):
         (``acceptancePrior``): the gate starts from it instead of the replay's new database. A simulation passes
         ``clientClock``: the time it pins (tact/replayClock) is also the time recorded.
         """
+        self._initialize_received = True
         general = params.capabilities.general
         if general is not None and general.position_encodings:
             general.position_encodings = [types.PositionEncodingKind.Utf16]

@@ -149,6 +149,7 @@ def test_over_tcp_a_request_is_served_for_the_version_it_was_made_for():
     from lsp_server.server import YieldingReader, create_server
 
     server = create_server()
+    server.protocol._initialize_received = True  # as after initialize, which these messages come after
     seen = []
 
     def request(uri, position, trigger, settings, selected=None):

@@ -24,6 +24,7 @@ def _send(protocol, message: dict) -> None:
 def test_text_sync_notifications_leave_no_future_behind(tmp_path):
     """pygls 2.1 kept every notification's future (one per didChange) for as long as the server ran."""
     server = create_server(model_path=str(tmp_path / "no-model"), database=str(tmp_path / "t.sqlite3"))
+    server.protocol._initialize_received = True  # as after initialize, which these messages come after
     protocol = server.protocol
     uri = "file:///soak.py"
     _send(protocol, {"method": "textDocument/didOpen",

@@ -703,3 +703,20 @@ def test_a_client_that_leaves_without_shutdown_ends_the_session_in_telemetry(tmp
         assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("client left",)]
         assert conn.execute("SELECT COUNT(*) FROM edits").fetchone() == (1,)
         assert conn.execute("SELECT kind FROM documents ORDER BY ts, id").fetchall() == [("open",), ("snapshot",)]
+
+
+def test_a_request_before_initialize_is_answered_server_not_initialized(tmp_path):
+    """LSP: before initialize a request gets ServerNotInitialized (-32002). One waited 30 s for pygls's client
+    capabilities, then failed with an AttributeError."""
+    client = LspClient(server_command(model_under_test(), tmp_path / "t.sqlite3"))
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(LspError) as err:
+            client.request("textDocument/inlineCompletion", {"textDocument": {"uri": URI}, "position": {
+                "line": 0, "character": 0}, "context": {"triggerKind": 1}}, timeout=20)
+        assert err.value.error["code"] == -32002 and time.perf_counter() - t0 < 10
+        client.initialize({"stopThreshold": 1.01})
+        client.did_open(URI, SAMPLE)
+        assert alive(client)
+    finally:
+        client.shutdown()
