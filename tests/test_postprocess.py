@@ -101,7 +101,8 @@ def test_a_suggestion_that_retypes_the_rest_of_the_line_leaves_it_out(src, raw, 
 
 def test_an_end_like_the_rest_of_the_line_that_is_not_a_retyping_is_kept():
     assert single("print(|b)\n", "f(b)") == "f(b)"  # its `)` closes the suggestion's own `(`
-    assert single("y = |x\n", "max") == "max"  # cut, `ma` would run into `x`
+    # not cut to `ma`, and not shown either: it runs into `x` (`y = maxx`)
+    assert single("y = |x\n", "max") == ""
     assert single("print(bar(|)\n", "x)") == "x)"  # closers alone: the bracket count decides, as before
 
 
@@ -465,3 +466,17 @@ def test_a_single_line_suggestion_ends_before_a_closer_the_editor_already_closed
 def test_a_rest_of_the_line_that_is_only_a_colon_is_no_closing_of_brackets():
     """`if chunk is None|:` and a multi-line suggestion `:\\n    chunk = f(s)`: the `:` went after its body."""
     assert multi("def g(s):\n    if chunk is None|:\n", ":\n        chunk = f(s)") == ""
+
+
+@pytest.mark.parametrize("src, raw", [("imp|ort os\n", "ort re"), ("end = chunk.e|nd()\n", "nd"),
+                                      ("    next|char = s[end]\n", "char = scan_once"),
+                                      ("# A fr|actional power\n", "action is a power of 2")])
+def test_a_suggestion_glued_to_the_word_after_the_cursor_is_not_shown(src, raw):
+    """With the cursor inside a word, a suggestion ending in a word character ran into the rest of it."""
+    assert single(src, raw) == ""
+
+
+def test_a_suggestion_before_a_word_that_ends_apart_from_it_is_kept():
+    assert single("return |value\n", "not ") == "not "
+    assert single("print(|x)\n", "a, ") == "a, "
+    assert single("x = |\n", "compute(1)") == "compute(1)"
