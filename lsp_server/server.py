@@ -199,6 +199,11 @@ class TactProtocol(LanguageServerProtocol):
         if self._shutdown and method is not None and method != types.EXIT and msg_id is not None:
             self._send_response(msg_id, error=JsonRpcInvalidRequest("the server is shutting down").to_response_error())
             return
+        if method == types.INITIALIZE and self._initialize_received and msg_id is not None:
+            # LSP: initialize is sent once; a second one re-ran the settings and the telemetry's choice of store
+            log.warning("a second initialize (id %r) answered Invalid Request", msg_id)
+            self._send_response(msg_id, error=JsonRpcInvalidRequest("initialize was sent already").to_response_error())
+            return
         if not self._initialize_received and method not in (None, types.INITIALIZE, types.EXIT):
             # LSP: before initialize a request gets ServerNotInitialized and a notification is dropped; one waited
             # 30 s for pygls's client capabilities and failed with an AttributeError

@@ -720,3 +720,14 @@ def test_a_request_before_initialize_is_answered_server_not_initialized(tmp_path
         assert alive(client)
     finally:
         client.shutdown()
+
+
+def test_a_second_initialize_is_refused_and_the_session_goes_on(tmp_path):
+    client, _ = start(tmp_path)
+    try:
+        with pytest.raises(LspError) as err:
+            client.request("initialize", {"processId": None, "capabilities": {}}, timeout=10)
+        assert err.value.error["code"] == -32600
+        assert alive(client)
+    finally:
+        client.shutdown()

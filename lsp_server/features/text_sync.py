@@ -13,6 +13,7 @@ from lsprotocol import types
 from lsp_server.features.commands import record_accepted
 from lsp_server.protocol import RejectReason
 from lsp_server.services.documents import DocumentError
+from lsp_server.services.pipeline import written_suggestion
 from lsp_server.services.positions import Range
 
 log = logging.getLogger("tact.documents")
@@ -61,7 +62,7 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
     for adjusted in result.adjusted:
         log.warning("didChange for %s version %s: %s", uri, version, adjusted)
     ls.recorder.edits(result.finalized)
-    written = ls.pipeline.written_suggestion(uri, sum(len(text) for _, text in changes))
+    written = written_suggestion(ls.ledger, ls.documents, uri, sum(len(text) for _, text in changes))
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")
 

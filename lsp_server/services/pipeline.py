@@ -91,6 +91,27 @@ class PendingRequest:
         self.future.add_done_callback(dropped)
 
 
+def written_suggestion(ledger: SuggestionLedger, documents: DocumentStore, uri: str,
+                       inserted_chars: int) -> str | None:
+    """The id of the open classic completion of ``uri`` that the change just applied wrote whole, if any: one
+    message that inserted at least all the item's edit writes (the word before the cursor and the suggestion;
+    typing by hand inserts a character at a time) and left that text at its range's start. Emacs's eglot never
+    runs an item's command, so its accepts were taken for rejections (superseded by the next request) and taught
+    the gate so. An item that writes one character cannot be told from typing it, and is left to the command."""
+    item = ledger.open_item("completion", uri)
+    if item is None or item.writes is None:
+        return None
+    line, character, text = item.writes
+    if len(text) < 2 or inserted_chars < len(text):
+        return None
+    doc = documents.get(uri)
+    if doc is None:
+        return None
+    start = doc.offset_at(Position(line, character))
+    written = to_lf(doc.text[start:start + len(text) + text.count("\n")])  # a CRLF document's CRs are no text
+    return item.id if written.startswith(text) else None
+
+
 class CompletionPipeline:
     def __init__(self, documents: DocumentStore, service: CompletionService, scheduler: InferenceScheduler,
                  ledger: SuggestionLedger, recorder: SessionRecorder, gate: AcceptanceGate | None = None,
@@ -267,25 +288,6 @@ class CompletionPipeline:
                 log.warning("acceptance gate: stage %d failed; this request and any other that fails so go on "
                             "ungated", stage, exc_info=True)
             return None
-
-    def written_suggestion(self, uri: str, inserted_chars: int) -> str | None:
-        """The id of the open classic completion of ``uri`` that the change just applied wrote whole, if any: one
-        message that inserted at least all the item's edit writes (the word before the cursor and the suggestion;
-        typing by hand inserts a character at a time) and left that text at its range's start. Emacs's eglot never
-        runs an item's command, so its accepts were taken for rejections (superseded by the next request) and taught
-        the gate so. An item that writes one character cannot be told from typing it, and is left to the command."""
-        item = self.ledger.open_item("completion", uri)
-        if item is None or item.writes is None:
-            return None
-        line, character, text = item.writes
-        if len(text) < 2 or inserted_chars < len(text):
-            return None
-        doc = self.documents.get(uri)
-        if doc is None:
-            return None
-        start = doc.offset_at(Position(line, character))
-        written = to_lf(doc.text[start:start + len(text) + text.count("\n")])  # a CRLF document's CRs are no text
-        return item.id if written.startswith(text) else None
 
     def issue(self, pending: PendingRequest, suggestion: Suggestion, uri: str) -> bool:
         """On the event loop, as the answer goes out: register the suggestion (rejecting the unresolved one it
