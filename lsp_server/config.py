@@ -92,7 +92,7 @@ class Settings:
     draft_tokens: int = 4  # speculative policy: tokens drafted per verification
     ngram_drafts: bool = True  # speculative: draft from the model's n-gram table where prompt lookup has little
     previous_drafts: bool = True  # speculative: draft from the previous suggestion, which typing on through it gets again
-    # the window starts on a grid at most 1024 wide, kept while typing: it spans this to twice this (this plus 1024)
+    # the window starts on a grid of min(this, 1024), kept while typing: it spans this to this plus that grid
     context_prefix_chars: int = 1024
     context_suffix_chars: int = 256
     acceptance_gate: bool = True  # CDHF: skip generation / hide suggestions predicted to be rejected

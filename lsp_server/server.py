@@ -218,9 +218,13 @@ class TactProtocol(LanguageServerProtocol):
         """Strict JSON on the wire: a NaN or an infinity is written as null, as JavaScript's JSON.stringify writes it and
         telemetry stores it. Python writes ``Infinity``, which JSON.parse refuses, so a client lost the whole message
         (``tact/status`` with a ``stopThreshold`` of 1e400, a number the settings keep)."""
-        if hasattr(data, "__attrs_attrs__"):  # what pygls' own serializer does with it, done before the walk
-            data = self._converter.unstructure(data)
-        super()._send_data(json_finite(data))
+        try:
+            if hasattr(data, "__attrs_attrs__"):  # what pygls' own serializer does with it, done before the walk
+                data = self._converter.unstructure(data)
+            data = json_finite(data)
+        except Exception:  # pygls' own serialization then fails on it, and says so as it always did
+            log.warning("a message could not be prepared as strict JSON", exc_info=True)
+        super()._send_data(data)
 
     def _answer_with_null_id(self, error: JsonRpcException) -> None:
         """JSON-RPC's answer where a request's id cannot be told: ``"id": null`` (pygls' response types leave a None id
@@ -436,14 +440,19 @@ def serve(args, completions: CompletionService | None = None) -> int:
         if not server.shutting_down:  # the client left without shutdown
             end_session(server, "client left")
         return status
-    interrupted = _on_interrupt()
+    interrupted, previous = _on_interrupt()
     server.start_io()
     if not interrupted.is_set():
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if server.shutting_down:
             return 0
         # The client left without shutdown (its exit notification alone, or its end of the pipe closed: an editor
         # that crashed or was killed): the session's end and its documents' last text were never recorded.
-        end_session(server, "client left")
+        try:
+            end_session(server, "client left")
+        except Exception:  # the process ends all the same
+            log.warning("recording the end of the session failed", exc_info=True)
         return 1 if getattr(server, "exit_received", False) else 0  # LSP: exit without shutdown is status 1
     # Ctrl-C on stdio: pygls took the interrupt and stopped reading, but a worker thread still waits in stdin's read,
     # which nothing can end and the interpreter's exit would join (a second Ctrl-C then aborted it, holding stdin's
@@ -455,9 +464,10 @@ def serve(args, completions: CompletionService | None = None) -> int:
     os._exit(130)
 
 
-def _on_interrupt() -> threading.Event:
+def _on_interrupt():
     """Ctrl-C's handler for a stdio server: the first sets the event returned and interrupts as usual, a second
-    while the session ends ends the process at once."""
+    while the session ends ends the process at once. Returns the event and the handler it replaced (None off the
+    main thread, where none is installed)."""
     interrupted = threading.Event()
 
     def handler(signum, frame) -> None:
@@ -466,9 +476,9 @@ def _on_interrupt() -> threading.Event:
         interrupted.set()
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-    return interrupted
+    if threading.current_thread() is not threading.main_thread():
+        return interrupted, None
+    return interrupted, signal.signal(signal.SIGINT, handler)
 
 
 def _quiet_when_cancelled(loop, context: dict) -> None:

@@ -74,3 +74,21 @@ def test_typing_the_suggestion_by_hand_is_no_acceptance(tmp_path):
         client.shutdown()
     wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
     assert _outcomes(db)[0] != ("accepted",)
+
+
+def test_a_whole_text_change_is_no_acceptance(tmp_path):
+    """A client that sends the whole text at each keystroke (no range) inserts it all every time: typing the
+    suggestion by hand read as its acceptance at the last character."""
+    client, db = _start(tmp_path)
+    try:
+        item = _item(client)
+        edit = item["textEdit"]
+        suggestion = edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
+        lines = TEXT.split("\n")
+        for k in range(1, len(suggestion) + 1):
+            typed = lines[:LINE] + [lines[LINE] + suggestion[:k]] + lines[LINE + 1:]
+            client.did_change(URI, 1 + k, [{"text": "\n".join(typed)}])
+        status = client.request("tact/status")
+        assert status["acceptanceGate"]["userAccepted"] == 0
+    finally:
+        client.shutdown()

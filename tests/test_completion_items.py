@@ -193,5 +193,6 @@ def test_a_multi_line_items_label_is_text_it_writes_and_says_it_goes_on_apart(mo
     item = _classic_item(monkeypatch, "    for value in |\n", "values:\n        total += value")
     assert item.label == "values:" and "…" not in item.label
     assert item.label_details is not None and item.label_details.detail == " …"
+    assert item.detail == "Tact …"  # for clients without label details
     single = _classic_item(monkeypatch, "x = |\n", "compute(1)")
     assert single.label == "compute(1)" and single.label_details is None

@@ -294,3 +294,12 @@ def test_symbolic_links_are_not_followed(tmp_path):
     (before / "pkg" / "c.py").symlink_to(outside / "o.py")
     (after / "pkg" / "c.py").symlink_to(outside / "n.py")
     assert [rel for rel, _, _ in paired_files(before, after)] == ["pkg/a.py"]
+
+
+def test_a_marker_the_model_copied_inside_a_line_is_dropped_too():
+    """Only markers ending a line were dropped: `foo(<|cursor|>x)` was offered as an edit writing the marker."""
+    from models.next_edit.prompt import CURSOR_MARK, _copied_marks_dropped
+
+    assert _copied_marks_dropped(f"a\nfoo({CURSOR_MARK}x)\n", 0, 1) == "a\nfoo(x)\n"
+    # the document's own marker (one) stays; the copied one goes, nearest the cursor line first
+    assert _copied_marks_dropped(f'M = "{CURSOR_MARK}"\nfoo({CURSOR_MARK}x)\n', 1, 1) == f'M = "{CURSOR_MARK}"\nfoo(x)\n'

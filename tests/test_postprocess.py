@@ -480,3 +480,9 @@ def test_a_suggestion_before_a_word_that_ends_apart_from_it_is_kept():
     assert single("return |value\n", "not ") == "not "
     assert single("print(|x)\n", "a, ") == "a, "
     assert single("x = |\n", "compute(1)") == "compute(1)"
+
+
+@pytest.mark.parametrize("src, raw", [("s = '|'\n", "it\\'s fine"), ('print("|")\n', 'tab\\there \\"x\\" done')])
+def test_an_escaped_quote_in_a_suggestion_ends_no_string(src, raw):
+    """Cut before an escaped quote, the suggestion ended in a backslash that escaped the editor's closing quote."""
+    assert single(src, raw) == raw

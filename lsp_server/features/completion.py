@@ -89,7 +89,7 @@ def register(server) -> None:
             label=label,
             label_details=more,
             kind=types.CompletionItemKind.Text,
-            detail="Tact",
+            detail="Tact …" if more else "Tact",  # for clients without labelDetails
             filter_text=new_text,
             sort_text="0",
             text_edit=types.TextEdit(range=types.Range(start=start, end=cursor),
@@ -101,5 +101,5 @@ def register(server) -> None:
         )
         issued = ls.ledger.get(suggestion_id)
         if issued is not None:  # an edit that writes this accepts it, for clients that never run the command
-            issued.writes = (start.line, start.character, new_text)
+            issued.item_edit = (start.line, start.character, new_text)
         return types.CompletionList(is_incomplete=True, items=[item])

@@ -86,8 +86,8 @@ def register(server) -> None:
 
 
 def end_session(ls, reason: str) -> None:
-    """Record the session's end (``shutdown``, or ``interrupted``: Ctrl-C on a server started by hand), stop the
-    inference worker and close the telemetry store."""
+    """Record the session's end (``shutdown``; ``client left``: exit without shutdown, or the client's pipe closed;
+    ``interrupted``: Ctrl-C on a server started by hand), stop the inference worker and close the telemetry store."""
     ls.shutting_down = True
     ls.close_recorded_documents()
     if ls.recorder.recorded and not ls.recorder.started:

@@ -100,7 +100,8 @@ def prefix_window_start(text: str, offset: int, prefix_chars: int, grid: int = P
     point itself when there is none (a long line, or one very long line the cursor is on).
     Depends only on text before the cursor and on the grid cell, so appending at the cursor
     leaves it unchanged until a grid crossing. The grid is at most ``prefix_chars`` wide, so the window spans
-    ``prefix_chars`` to twice that (up to ``prefix_chars + grid``): a setting of 0 to 1023 still gave up to 1023."""
+    ``prefix_chars`` to twice that (up to ``prefix_chars + grid``): with the grid fixed, a setting of 0 to 1023 gave up
+    to 1023."""
     grid = max(1, min(grid, prefix_chars))
     lo = offset - prefix_chars
     if lo <= 0:

@@ -267,8 +267,8 @@ class AcceptanceGate:
             t = choose_thresholds(c.stage1, c.stage2, c.label, settings.acceptance_lambda,
                                   settings.acceptance_precision_floor, skip=skip)
             if not math.isfinite(t.objective):  # the rule's own choice always has a feasible pair (hide nothing)
-                log.warning("tact.acceptanceSkipUncertainty %s alone hides accepted suggestions beyond the precision "
-                            "floor %s on the acceptance model's calibration; stage 2 hides nothing more",
+                log.warning("tact.acceptanceSkipUncertainty %s: no hide threshold keeps the precision floor %s beside "
+                            "it on the acceptance model's calibration; stage 2 hides nothing more",
                             skip, settings.acceptance_precision_floor)
             self._thresholds[key] = t
         return t

@@ -30,7 +30,7 @@ class IssuedSuggestion:
     selected_units: int = 0
     # What a classic completion item's edit writes: (line, character, text) from the start of its range. A client
     # that never runs the item's command (Emacs's eglot) is known to have accepted it by an edit that writes it.
-    writes: tuple[int, int, str] | None = None
+    item_edit: tuple[int, int, str] | None = None
 
 
 class SuggestionLedger:

@@ -99,9 +99,9 @@ def written_suggestion(ledger: SuggestionLedger, documents: DocumentStore, uri: 
     runs an item's command, so its accepts were taken for rejections (superseded by the next request) and taught
     the gate so. An item that writes one character cannot be told from typing it, and is left to the command."""
     item = ledger.open_item("completion", uri)
-    if item is None or item.writes is None:
+    if item is None or item.item_edit is None:
         return None
-    line, character, text = item.writes
+    line, character, text = item.item_edit
     if len(text) < 2 or inserted_chars < len(text):
         return None
     doc = documents.get(uri)

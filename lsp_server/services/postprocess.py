@@ -282,9 +282,16 @@ def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
                     still_open = len(_open_stack(ctx.line_prefix)) - _unmatched_closers(ctx.line_suffix)
                 if closed > still_open:
                     return s[:i]
-        elif c == closers[0]:  # an unpaired quote: it ends the string the rest of the line closes
+        elif c == closers[0] and not _escaped(s, i):  # an unpaired quote: it ends the string the line closes
             return s[:i]
     return s
+
+
+def _escaped(s: str, i: int) -> bool:
+    """Whether ``s[i]`` follows an odd run of backslashes: an escaped quote (`it\\'s`) ends no string, and cut
+    before it the suggestion ended in a backslash that escaped the editor's closing quote."""
+    run = len(s[:i]) - len(s[:i].rstrip("\\"))
+    return run % 2 == 1
 
 
 def _drop_retyped_rest(s: str, ctx: CompletionContext) -> str | None:

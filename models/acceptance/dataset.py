@@ -162,7 +162,7 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
         try:
             for session_id, suggestion_id, details, outcome, client_name in decisions:
                 if (session_id, suggestion_id) in seen:
-                    skipped["read from an earlier database"] += 1
+                    skipped["read already (a copy of a database, or a row twice)"] += 1
                     continue
                 seen.add((session_id, suggestion_id))
                 try:

@@ -46,7 +46,8 @@ def choose_thresholds(s1: np.ndarray | None, s2: np.ndarray, y: np.ndarray, lam:
     """The (skip, hide) pair the CDHF rule picks on labelled scores (y = 1 accepted); ``s1`` None: stage 2 alone
     (stage 1 never skips; constant scores would still offer "skip everything", which wins at a low floor). ``skip``
     given: stage 1's threshold is that, and the hide threshold is chosen under the floor with it (one chosen beside
-    another skip threshold broke the floor). Where that skip alone breaks it, the objective is infinite."""
+    another skip threshold broke the floor). Where no hide threshold keeps the floor beside that skip (measured on at
+    least ``min_hidden`` hidden samples), the objective is infinite and nothing more is hidden."""
     s2, y = np.asarray(s2, float), np.asarray(y, int)
     n = len(y)
     if n == 0:

@@ -331,5 +331,7 @@ def main_cli(args) -> int:
                          "places or more; unchanged, binary, non-UTF-8 and files over 300 kB are left out)")
         print(f"tact eval next-edit: error: no examples in {', '.join(empty)}", file=sys.stderr)
         return 1
-    print(json.dumps(results) if args.json else format_table(results))
+    from telemetry.store import strict_json
+
+    print(strict_json(results) if args.json else format_table(results))
     return 0

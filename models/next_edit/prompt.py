@@ -206,6 +206,12 @@ def _copied_marks_dropped(text: str, own: int, near: int = 0) -> str:
     for i in sorted(ends, key=lambda k: (abs(k - near), k))[:extra]:
         eol = line_ending(lines[i])
         lines[i] = lines[i][:len(lines[i]) - len(eol) - len(CURSOR_MARK)] + eol
+        extra -= 1
+    # markers still past the own ones stand inside a line (`foo(<|cursor|>x)`): the model's too, nearest line first
+    for i in sorted(range(len(lines)), key=lambda k: (abs(k - near), k)):
+        while extra > 0 and CURSOR_MARK in lines[i]:
+            lines[i] = lines[i].replace(CURSOR_MARK, "", 1)
+            extra -= 1
     return "".join(lines)
 
 
