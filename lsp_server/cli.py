@@ -652,11 +652,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-# `tact serve --model DIR` names the model for good: the editor's tact.modelPath cannot replace it.
-SERVE_FLAG_ADVICE = ("restart `tact serve` with --model naming a model directory (it wins over tact.modelPath), or "
-                     "train one with `tact train lm`")
-
-
 def _model_advice(args) -> str:
     """How to name another model directory on this command line (the server's advice names its setting)."""
     from models.model_dir import FLAG_ADVICE
@@ -679,6 +674,8 @@ def _run(args) -> int:
 
         completions = CompletionService()
         if args.model:
+            from models.model_dir import SERVE_FLAG_ADVICE
+
             completions.advice = SERVE_FLAG_ADVICE
         completions.start_loading(args.model or "")
         from lsp_server.server import serve

@@ -299,6 +299,7 @@ class TactServer(LanguageServer):
         self.degraded_reported = ""  # the degraded reason last told the user; "" while there is a model
         self.telemetry_opened: tuple[bool, str] | None = None  # (enabled, database) the recorder's store is for
         self.shutting_down = False  # `shutdown` came: the session's end is recorded, its start no longer
+        self.exit_received = False  # `exit` came (without shutdown first, the process's status is 1)
 
     def _completion_outcome(self, suggestion_id: str, outcome: str) -> None:
         """The acceptance gate learns from completions only (next edits are another kind of suggestion)."""
@@ -453,7 +454,7 @@ def serve(args, completions: CompletionService | None = None) -> int:
             end_session(server, "client left")
         except Exception:  # the process ends all the same
             log.warning("recording the end of the session failed", exc_info=True)
-        return 1 if getattr(server, "exit_received", False) else 0  # LSP: exit without shutdown is status 1
+        return 1 if server.exit_received else 0  # LSP: exit without shutdown is status 1
     # Ctrl-C on stdio: pygls took the interrupt and stopped reading, but a worker thread still waits in stdin's read,
     # which nothing can end and the interpreter's exit would join (a second Ctrl-C then aborted it, holding stdin's
     # lock). The session's end is recorded and the telemetry flushed; then the process ends without that join.

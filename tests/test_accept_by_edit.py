@@ -21,13 +21,18 @@ def _start(tmp_path):
     return client, db
 
 
-def _item(client) -> dict:
-    answer = client.request("textDocument/completion", {
-        "textDocument": {"uri": URI}, "position": {"line": LINE, "character": CHARACTER},
-        "context": {"triggerKind": 1}}, timeout=120)
-    items = answer["items"]
+def _complete(client, character: int = CHARACTER) -> list[dict]:
+    return client.request("textDocument/completion", {
+        "textDocument": {"uri": URI}, "position": {"line": LINE, "character": character},
+        "context": {"triggerKind": 1}}, timeout=120)["items"]
+
+
+def _item(client) -> tuple[dict, str]:
+    """The classic item at the cursor, and the suggestion it writes after the word before the cursor."""
+    items = _complete(client)
     assert items and len(items[0]["command"]["arguments"][0]) > 0
-    return items[0]
+    edit = items[0]["textEdit"]
+    return items[0], edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
 
 
 def _outcomes(db):
@@ -38,19 +43,16 @@ def _outcomes(db):
 def test_an_edit_that_writes_the_item_accepts_it_once(tmp_path):
     client, db = _start(tmp_path)
     try:
-        item = _item(client)
-        edit = item["textEdit"]
-        suggestion = edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
+        item, suggestion = _item(client)
         assert len(suggestion) >= 2, suggestion
+        edit = item["textEdit"]
         client.did_change(URI, 2, [{"range": edit["range"], "text": edit["newText"]}])  # as eglot applies it
         status = client.request("tact/status")
         assert (status["acceptanceGate"]["userAccepted"], status["acceptanceGate"]["userRejected"]) == (1, 0)
         # a client that runs the command too (Neovim, VS Code) does so after the edit: counted once
         client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion",
                                                    "arguments": item["command"]["arguments"]})
-        client.request("textDocument/completion", {
-            "textDocument": {"uri": URI}, "position": {"line": LINE, "character": CHARACTER + len(suggestion)},
-            "context": {"triggerKind": 1}}, timeout=120)
+        _complete(client, CHARACTER + len(suggestion))
         status = client.request("tact/status")
         assert status["acceptanceGate"]["userAccepted"] == 1
     finally:
@@ -63,9 +65,7 @@ def test_an_edit_that_writes_the_item_accepts_it_once(tmp_path):
 def test_typing_the_suggestion_by_hand_is_no_acceptance(tmp_path):
     client, db = _start(tmp_path)
     try:
-        item = _item(client)
-        edit = item["textEdit"]
-        suggestion = edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
+        _, suggestion = _item(client)
         for k, ch in enumerate(suggestion):  # a character at a time, as a programmer types
             client.did_change(URI, 2 + k, [change_at(LINE, CHARACTER + k, ch)])
         status = client.request("tact/status")
@@ -81,9 +81,7 @@ def test_a_whole_text_change_is_no_acceptance(tmp_path):
     suggestion by hand read as its acceptance at the last character."""
     client, db = _start(tmp_path)
     try:
-        item = _item(client)
-        edit = item["textEdit"]
-        suggestion = edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
+        _, suggestion = _item(client)
         lines = TEXT.split("\n")
         for k in range(1, len(suggestion) + 1):
             typed = lines[:LINE] + [lines[LINE] + suggestion[:k]] + lines[LINE + 1:]

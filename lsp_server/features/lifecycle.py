@@ -82,7 +82,7 @@ def register(server) -> None:
 
     @server.feature(types.EXIT)
     def exit_(ls, params=None) -> None:
-        ls.exit_received = True  # without shutdown, the process's status is 1 (`serve`)
+        ls.exit_received = True  # read by `serve` as the process ends
 
 
 def end_session(ls, reason: str) -> None:

@@ -229,6 +229,19 @@ def _outer_marks(s: str) -> list[bool]:
     return marks
 
 
+def _closers_after(ctx: CompletionContext) -> str:
+    """The closing brackets/quotes the rest of the cursor line starts with (a `,`, `;` or `:` after them, spaces
+    left out), or '' when it starts with none."""
+    closers = "".join(_SUFFIX_CLOSERS.match(ctx.line_suffix).group().split())
+    return closers if closers and closers[0] in _CLOSE + _QUOTES else ""
+
+
+def _still_open(ctx: CompletionContext) -> int:
+    """Brackets the cursor line opens before the cursor that the rest of the line does not close: a suggestion's
+    own closers for them are needed. Reads the whole line: called only where a closer could go."""
+    return len(_open_stack(ctx.line_prefix)) - _unmatched_closers(ctx.line_suffix)
+
+
 def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
     """When the rest of the cursor line starts with closing brackets/quotes (and a `,`, `;` or
     `:` after them) that ``s`` ends with, drop that end of ``s`` (suffix ``)``, suggestion ``foo)``
@@ -236,8 +249,8 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
     the cursor line leaves open, so ``print(bar(`` + ``x)`` keeps its ``)`` when the suffix has one
     ``)``; brackets opened on earlier lines do not count (inside a multi-line call, ``float(`` +
     ``x)`` before ``)`` still drops its ``)``)."""
-    closers = "".join(_SUFFIX_CLOSERS.match(ctx.line_suffix).group().split())
-    if not closers or closers[0] not in _CLOSE + _QUOTES:
+    closers = _closers_after(ctx)
+    if not closers:
         return s
     body = s.rstrip()
     if not body:
@@ -251,8 +264,7 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
         if not all(marks[len(body) - k + i] for i, c in enumerate(tail) if c in _CLOSE + _QUOTES):
             continue
         if excess is None:
-            outer_brackets = sum(1 for i, c in enumerate(body) if marks[i] and c in _CLOSE)
-            excess = outer_brackets + _unmatched_closers(ctx.line_suffix) - len(_open_stack(ctx.line_prefix))
+            excess = sum(1 for i, c in enumerate(body) if marks[i] and c in _CLOSE) - _still_open(ctx)
         if sum(1 for c in tail if c in _CLOSE) > excess:
             continue
         return body[:-k]
@@ -266,8 +278,8 @@ def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
     ``def put(self, item):)``; a quoted ``'%s: |'`` with ``%s' % x`` broke the string). The end the model wrote past
     the closer goes with it. A closer the line still needs (``print(bar(|)`` with ``x), y``) is kept, as
     `_drop_duplicate_closers` keeps one."""
-    closers = "".join(_SUFFIX_CLOSERS.match(ctx.line_suffix).group().split())
-    if not closers or closers[0] not in _CLOSE + _QUOTES or "\n" in s:
+    closers = _closers_after(ctx)
+    if not closers or "\n" in s:
         return s
     marks = _outer_marks(s)
     still_open = None  # read from the whole cursor line only when a closer could go
@@ -279,7 +291,7 @@ def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
             closed += 1
             if c == closers[0]:
                 if still_open is None:
-                    still_open = len(_open_stack(ctx.line_prefix)) - _unmatched_closers(ctx.line_suffix)
+                    still_open = _still_open(ctx)
                 if closed > still_open:
                     return s[:i]
         elif c == closers[0] and not _escaped(s, i):  # an unpaired quote: it ends the string the line closes
@@ -290,8 +302,7 @@ def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
 def _escaped(s: str, i: int) -> bool:
     """Whether ``s[i]`` follows an odd run of backslashes: an escaped quote (`it\\'s`) ends no string, and cut
     before it the suggestion ended in a backslash that escaped the editor's closing quote."""
-    run = len(s[:i]) - len(s[:i].rstrip("\\"))
-    return run % 2 == 1
+    return (i - len(s[:i].rstrip("\\"))) % 2 == 1
 
 
 def _drop_retyped_rest(s: str, ctx: CompletionContext) -> str | None:
