@@ -300,6 +300,7 @@ class TactServer(LanguageServer):
         self.telemetry_opened: tuple[bool, str] | None = None  # (enabled, database) the recorder's store is for
         self.shutting_down = False  # `shutdown` came: the session's end is recorded, its start no longer
         self.exit_received = False  # `exit` came (without shutdown first, the process's status is 1)
+        self.gate_follows = asyncio.Lock()  # acceptance-model changes load one after another (lifecycle.follow_gate)
 
     def _completion_outcome(self, suggestion_id: str, outcome: str) -> None:
         """The acceptance gate learns from completions only (next edits are another kind of suggestion)."""

@@ -17,8 +17,6 @@ async def follow_gate(ls) -> None:
     """Load the acceptance model the settings name now, one change after another, each reading the settings as
     they are when its turn comes: two changes loaded at once on the executor's threads finished in either
     order, and a slow older load left the gate on a model the settings no longer named."""
-    if getattr(ls, "gate_follows", None) is None:
-        ls.gate_follows = asyncio.Lock()
     async with ls.gate_follows:
         loaded = await asyncio.get_running_loop().run_in_executor(None, ls.gate.follow, ls.settings)
     if loaded is False:
