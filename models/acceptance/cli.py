@@ -98,7 +98,8 @@ def load_data(args):
             hint = ("; a CUPS row is a JSON object with user, time, event (Shown, then Accepted or Rejected), prompt "
                     "and suggestion")
         raise _fail(args, f"not enough data: need accepted and rejected suggestions from at least {needed} "
-                          f"programmer{'s' * (needed != 1)}, got {len(data)} samples ({int(data.y.sum())} accepted) from {programmers} programmer"
+                          f"programmer{'s' * (needed != 1)}, got {len(data)} samples ({int(data.y.sum())} accepted) "
+                          f"from {programmers} programmer"
                           f"{'s' * (programmers != 1)}; " + "; ".join(describe_source(s) for s in sources) + hint)
     return data, f"{scorer.identity} ({scorer.policy})" if scorer is not None else None
 

@@ -153,18 +153,13 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
             continue
         skipped: Counter = Counter()
         rows, groups, labels, synthetic = [], [], [], []
+        read: set[tuple[str, str]] = set()  # this database's, joined to ``seen`` once it is read whole
         try:
-            decisions = conn.execute(_DECISIONS_SQL).fetchall()
-        except sqlite3.DatabaseError as exc:  # damaged past reading: this database refused, the others read
-            conn.close()
-            refusals.append(f"{path}: its decisions cannot be read ({exc})")
-            continue
-        try:
-            for session_id, suggestion_id, details, outcome, client_name in decisions:
-                if (session_id, suggestion_id) in seen:
+            for session_id, suggestion_id, details, outcome, client_name in conn.execute(_DECISIONS_SQL):
+                if (session_id, suggestion_id) in seen or (session_id, suggestion_id) in read:
                     skipped["read already (a copy of a database, or a row twice)"] += 1
                     continue
-                seen.add((session_id, suggestion_id))
+                read.add((session_id, suggestion_id))
                 try:
                     d = json.loads(details) if isinstance(details, str) else None
                 except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
@@ -187,8 +182,12 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                 synthetic.append(client_name in SYNTHETIC_CLIENTS)
                 own = alone or client_name in SYNTHETIC_CLIENTS  # a session that is a programmer of its own
                 groups.append(f"{number}:{path.name}:{session_id}" if own else f"{number}:{path.name}")
+        except sqlite3.DatabaseError as exc:  # damaged past reading: this database refused, the others read
+            refusals.append(f"{path}: its decisions cannot be read ({exc})")
+            continue
         finally:
             conn.close()
+        seen |= read
         n = len(rows)
         X2 = np.array(rows).reshape(n, d2)
         part = AcceptanceData(X2[:, :d1].copy(), X2, np.array(labels, dtype=int), np.array(groups, dtype=object),
