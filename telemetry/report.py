@@ -274,13 +274,12 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
     replay_rows: dict[str, dict[str, Any]] = {}
     if data.is_replay:
         try:
-            run_columns = "session_id, complete, source_complete, replayed, requests"
+            run_columns = ("session_id", "complete", "source_complete", "replayed", "requests")
             try:
-                runs = conn.execute(f"SELECT {run_columns}, source_started_at FROM replay_runs").fetchall()
+                runs = conn.execute(f"SELECT {', '.join(run_columns)}, source_started_at FROM replay_runs").fetchall()
             except sqlite3.OperationalError:  # a replay written before the recorded session's start was kept
-                runs = [(*run, None) for run in conn.execute(f"SELECT {run_columns} FROM replay_runs")]
-            runs = _checked_rows(runs, ("session_id", "complete", "source_complete", "replayed", "requests",
-                                        "source_started_at"), data, "replay run")
+                runs = [(*run, None) for run in conn.execute(f"SELECT {', '.join(run_columns)} FROM replay_runs")]
+            runs = _checked_rows(runs, (*run_columns, "source_started_at"), data, "replay run")
             data.source_starts = {sid: started for sid, *_, started in runs if started is not None}
             for sid, complete, source_complete, replayed, requests, _ in runs:
                 if sid not in {s["id"] for s in sessions}:
