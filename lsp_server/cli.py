@@ -404,7 +404,8 @@ def _add_bench(sub) -> None:
                     help="Stop may also cut a suggestion after its first token (default: settings)")
     ee.add_argument("--stop-inside-threshold", type=_setting_range("stop_inside_threshold"),
                     help="controller P(stop) that cuts a suggestion after its first token (default: settings)")
-    ee.add_argument("--exit-threshold", type=_setting_range("exit_threshold"), help="controller P(exit) for the dynamic policy (default: settings)")
+    ee.add_argument("--exit-threshold", type=_setting_range("exit_threshold"),
+                    help="controller P(exit) for the dynamic policy (default: settings)")
     ee.add_argument("--exit-lookup-threshold", type=_setting_range("exit_lookup_threshold"),
                     help="dynamic: the exit score (--exit-rule) enough where the exit's token is prompt lookup's guess; negative: lookup "
                          "not consulted (default: settings)")
@@ -435,8 +436,10 @@ def _add_bench(sub) -> None:
                          "(default 0.005: held-out code has lost more than calibration code at earlier picks)")
     ee.add_argument("--int8", action="store_true",
                     help="also decode every policy with 8-bit weights, interleaved, and compare them with fp32 `full`")
-    ee.add_argument("--draft-layers", type=non_negative_int, help="layers that draft for the speculative policy (default: settings)")
-    ee.add_argument("--draft-tokens", type=int_range(1, 256), help="tokens drafted per verification (default: settings)")
+    ee.add_argument("--draft-layers", type=non_negative_int,
+                    help="layers that draft for the speculative policy (default: settings)")
+    ee.add_argument("--draft-tokens", type=int_range(1, 256),
+                    help="tokens drafted per verification (default: settings)")
     ee.add_argument("--ngram-drafts", action=argparse.BooleanOptionalAction,
                     help="speculative drafts from the model's n-gram table where prompt lookup has little, when the "
                          "model directory has one (default: settings)")
