@@ -30,6 +30,7 @@ from pygls.protocol.language_server import lsp_method
 
 import lsp_server
 from lsp_server.config import Settings
+from lsp_server.features.lifecycle import end_session
 from lsp_server.features.notebook_sync import NOTEBOOK_SYNC
 from lsp_server.protocol import ACCEPTANCE_PRIOR, CLIENT_CLOCK
 from lsp_server.services.completion import CompletionService
@@ -429,8 +430,6 @@ def serve(args, completions: CompletionService | None = None) -> int:
     server = create_server(model_path=args.model, database=args.database)
     if completions is not None:
         server.completions = server.pipeline.service = completions
-    from lsp_server.features.lifecycle import end_session
-
     if args.tcp:
         try:
             status = serve_tcp(server, args.host, args.tcp)
@@ -439,23 +438,16 @@ def serve(args, completions: CompletionService | None = None) -> int:
             return 2
         except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client
             return 130
-        if not server.shutting_down:  # the client left without shutdown
-            end_session(server, "client left")
+        _end_if_left(server)
         return status
     interrupted, previous = _on_interrupt()
     server.start_io()
     if not interrupted.is_set():
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        if server.shutting_down:
-            return 0
-        # The client left without shutdown (its exit notification alone, or its end of the pipe closed: an editor
-        # that crashed or was killed): the session's end and its documents' last text were never recorded.
-        try:
-            end_session(server, "client left")
-        except Exception:  # the process ends all the same
-            log.warning("recording the end of the session failed", exc_info=True)
-        return 1 if server.exit_received else 0  # LSP: exit without shutdown is status 1
+        status = 1 if server.exit_received and not server.shutting_down else 0  # LSP: exit without shutdown is 1
+        _end_if_left(server)
+        return status
     # Ctrl-C on stdio: pygls took the interrupt and stopped reading, but a worker thread still waits in stdin's read,
     # which nothing can end and the interpreter's exit would join (a second Ctrl-C then aborted it, holding stdin's
     # lock). The session's end is recorded and the telemetry flushed; then the process ends without that join.
@@ -464,6 +456,18 @@ def serve(args, completions: CompletionService | None = None) -> int:
     print("tact serve: interrupted", file=sys.stderr, flush=True)
     logging.shutdown()
     os._exit(130)
+
+
+def _end_if_left(server: "TactServer") -> None:
+    """The session's end, where the client left without shutdown (its exit notification alone, or its end of the
+    connection closed: an editor that crashed or was killed): else its end and its documents' last text were never
+    recorded. The process ends all the same if recording fails."""
+    if server.shutting_down:
+        return
+    try:
+        end_session(server, "client left")
+    except Exception:
+        log.warning("recording the end of the session failed", exc_info=True)
 
 
 def _on_interrupt():
