@@ -309,8 +309,10 @@ def _drop_retyped_rest(s: str, ctx: CompletionContext) -> str | None:
     """``s`` without its end when that end re-types the whole rest of the cursor line (``print(|b)`` with
     suggestion ``a, b)`` -> ``a, ``), else None. Inserted at the cursor, the suggestion is followed by that text, so
     it appeared twice (``print(a, b)b)``). What is left keeps its trailing spaces: the rest of the line follows them.
-    Not a re-typing: an end that closes a bracket the suggestion opened (``f(b)``), or one that would glue a word to
-    the text after it (``max`` before ``x``). A rest made only of closers is `_drop_duplicate_closers`' to judge."""
+    Not a re-typing: an end that closes a bracket the suggestion opened (``print(|b)`` with ``f(b)``) where the rest's
+    closer is the line's own, or one that would glue a word to the text after it (``max`` before ``x``). Where the rest
+    closes one bracket more than the line opens, the suggestion's opener is the one missing: ``sorted|.items())`` with
+    ``(d.items())`` keeps ``(d``. A rest made only of closers is `_drop_duplicate_closers`' to judge."""
     rest = ctx.line_suffix.rstrip()
     if not rest.strip() or (rest.lstrip()[0] in _CLOSE + _QUOTES and _SUFFIX_CLOSERS.fullmatch(rest)):
         return None
@@ -318,9 +320,21 @@ def _drop_retyped_rest(s: str, ctx: CompletionContext) -> str | None:
     if len(body) <= len(rest) or not body.endswith(rest):
         return None
     kept = body[: -len(rest)]
-    if _open_stack(kept) or (_WORD.match(kept[-1:]) and _WORD.match(rest)):
+    if _WORD.match(kept[-1:]) and _WORD.match(rest):
+        return None
+    if _open_stack(kept) and _bracket_change(kept, ctx) >= 0:
         return None
     return kept
+
+
+def _bracket_change(inserted: str, ctx: CompletionContext) -> int:
+    """How many more brackets the cursor line leaves open or closing nothing with ``inserted`` at the cursor than
+    without it: below 0 where it mends the line, above 0 where it breaks it."""
+    def unbalanced(line: str) -> int:
+        return len(_open_stack(line)) + _unmatched_closers(line)
+
+    before, after = ctx.line_prefix, ctx.line_suffix
+    return unbalanced(before + inserted + after) - unbalanced(before + after)
 
 
 def _trailing_space(s: str, ctx: CompletionContext) -> str:
@@ -554,6 +568,11 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     if "\n" in s and not retyped and not _rest_follows(s, ctx):
         s, _ = _end_before_rest(first_line(text), ctx)
     if not s.strip() or _repeats_neighbours(s, ctx):
+        return ""
+    rest = ctx.line_suffix.strip()
+    if rest and not _SUFFIX_CLOSERS.fullmatch(rest) and _bracket_change(s, ctx) > 0:
+        # before other code on its line (`[1|0, 1],` with `, 0],`), it left a bracket open or closing nothing that
+        # the line had not: 63 of 326 such suggestions in held-out files, none of them the text taken out there
         return ""
     if _WORD.match(s[-1:]) and _WORD.match(ctx.line_suffix[:1]):
         # glued to the word after the cursor (the cursor inside a word: `imp|ort os` with `ort re` read `import reort
