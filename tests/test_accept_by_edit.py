@@ -90,3 +90,25 @@ def test_a_whole_text_change_is_no_acceptance(tmp_path):
         assert status["acceptanceGate"]["userAccepted"] == 0
     finally:
         client.shutdown()
+
+
+def test_an_edit_after_an_item_typed_by_hand_is_no_acceptance(tmp_path):
+    """Typed out a character at a time, the item read as accepted at the next change inserting as much anywhere:
+    Enter with its indent at the end of the line, or a paste on the line below. Only changes inside the item's edit
+    count."""
+    client, db = _start(tmp_path)
+    try:
+        _, suggestion = _item(client)
+        version = 2
+        for k, ch in enumerate(suggestion):
+            client.did_change(URI, version, [change_at(LINE, CHARACTER + k, ch)])
+            version += 1
+        end = CHARACTER + len(suggestion)
+        client.did_change(URI, version, [change_at(LINE, end, "\n" + " " * max(8, len(suggestion)))])
+        client.did_change(URI, version + 1, [change_at(LINE + 2, 0, "print(read_lines('x'))  # " + suggestion + "\n")])
+        status = client.request("tact/status")
+        assert status["acceptanceGate"]["userAccepted"] == 0
+    finally:
+        client.shutdown()
+    wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
+    assert _outcomes(db)[0] != ("accepted",)

@@ -62,9 +62,7 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
     for adjusted in result.adjusted:
         log.warning("didChange for %s version %s: %s", uri, version, adjusted)
     ls.recorder.edits(result.finalized)
-    # a change of the whole text (no range) inserts it all: whether it wrote the suggestion cannot be told
-    inserted = sum(len(text) for _, text in changes) if all(rng is not None for rng, _ in changes) else 0
-    written = written_suggestion(ls.ledger, ls.documents, uri, inserted)
+    written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")
 

@@ -25,7 +25,7 @@ from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.gate import AcceptanceGate, GateDecision
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.notebooks import NotebookStore
-from lsp_server.services.positions import LineIndex, Position, utf16_len
+from lsp_server.services.positions import LineIndex, Position, Range, utf16_len
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
 from models.fim import to_lf
@@ -92,23 +92,32 @@ class PendingRequest:
 
 
 def written_suggestion(ledger: SuggestionLedger, documents: DocumentStore, uri: str,
-                       inserted_chars: int) -> str | None:
-    """The id of the open classic completion of ``uri`` that the change just applied wrote whole, if any: one
-    message that inserted at least all the item's edit writes (the word before the cursor and the suggestion;
-    typing by hand inserts a character at a time) and left that text at its range's start. Emacs's eglot never
-    runs an item's command, so its accepts were taken for rejections (superseded by the next request) and taught
-    the gate so. An item that writes one character cannot be told from typing it, and is left to the command."""
+                       changes: list[tuple[Range | None, str]]) -> str | None:
+    """The id of the open classic completion of ``uri`` that the change just applied (``changes``, as the message
+    gave them) wrote whole, if any: one message whose changes starting inside the item's edit inserted at least all
+    it writes (the word before the cursor and the suggestion; typing by hand inserts a character at a time) and left
+    that text at its range's start. Emacs's eglot never runs an item's command, so its accepts were taken for
+    rejections (superseded by the next request) and taught the gate so. Changes elsewhere do not count: an item typed
+    out by hand read as accepted at the next Enter with its indent, or a paste below it. A change of the whole text
+    (no range) inserts it all, which cannot tell; an item that writes one character cannot be told from typing it:
+    both are left to the command."""
     item = ledger.open_item("completion", uri)
-    if item is None or item.item_edit is None:
+    if item is None or item.item_edit is None or any(rng is None for rng, _ in changes):
         return None
     line, character, text = item.item_edit
-    if len(text) < 2 or inserted_chars < len(text):
+    if len(text) < 2:
+        return None
+    start = Position(line, character)
+    last = text.rsplit("\n", 1)[-1]
+    end = Position(line + text.count("\n"), (character if "\n" not in text else 0) + utf16_len(last))
+    inserted = sum(len(new) for rng, new in changes if start <= rng.start < end)
+    if inserted < len(text):
         return None
     doc = documents.get(uri)
     if doc is None:
         return None
-    start = doc.offset_at(Position(line, character))
-    written = to_lf(doc.text[start:start + len(text) + text.count("\n")])  # a CRLF document's CRs are no text
+    offset = doc.offset_at(start)
+    written = to_lf(doc.text[offset:offset + len(text) + text.count("\n")])  # a CRLF document's CRs are no text
     return item.id if written.startswith(text) else None
 
 
