@@ -89,3 +89,34 @@ def test_a_huge_malformed_message_is_logged_briefly(server, server_log):
     text = server_log.read_text()
     assert "without a suggestion id" in text and "acceptedLength must be" in text and "needs a finite ts" in text
     assert len(text) < 20_000, len(text)
+
+
+def test_a_suggestion_that_ended_keeps_its_first_outcome(server):
+    """A rejection for a suggestion that had ended (superseded by a newer one, accepted) was recorded again: a second
+    `suggestion_rejected` overwrote the stored reason and time, and after an accept the ledger's entry turned to
+    rejected, so the next accept command logged a second acceptance."""
+    client, db = server
+    uri = "file:///project/outcomes.py"
+    text = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.\n"
+    client.did_open(uri, text)
+
+    def issued() -> str:
+        items = client.inline_completion(uri, 5, len("        return f."), invoked=True, timeout=120)
+        assert items, "the model suggested nothing here"
+        return items[0]["command"]["arguments"][0]
+
+    first = issued()
+    second = issued()  # supersedes the first: the server rejects it
+    client.notify("tact/didRejectCompletion", {"id": first, "reason": "typedOver"})
+    assert client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [second]})
+    client.notify("tact/didRejectCompletion", {"id": second, "reason": "dismissed"})  # a late, stray end
+    assert client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [second]})
+    client.shutdown()
+    wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
+    with sqlite3.connect(db) as conn:
+        events = conn.execute("SELECT suggestion_id, type, payload FROM suggestion_events WHERE type IN "
+                              "('suggestion_rejected', 'suggestion_accepted') ORDER BY id").fetchall()
+        outcomes = dict(conn.execute("SELECT id, outcome FROM suggestions WHERE id IN (?, ?)", (first, second)))
+    assert [(sid, kind) for sid, kind, _ in events] == [(first, "suggestion_rejected"), (second, "suggestion_accepted")]
+    assert '"superseded"' in events[0][2]
+    assert outcomes == {first: "rejected", second: "accepted"}

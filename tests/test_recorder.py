@@ -116,3 +116,19 @@ def test_a_database_deleted_while_recording_is_told_in_the_status_reason(tmp_pat
         assert path.exists() and "deleted" in (recorder.telemetry_reason or ""), recorder.telemetry_reason
     finally:
         recorder.close()
+
+
+def test_what_is_kept_out_of_the_store_stays_bounded():
+    """Each request in a document the store never saw opened was remembered for good: after telemetry moved (off, or
+    to another database) with a document open, the set grew by one id a request for the rest of the session. The
+    newest stay out still."""
+    from lsp_server.services.recorder import MAX_TRACKED_SUGGESTIONS
+
+    store = ListStore()
+    recorder = SessionRecorder(store)
+    for n in range(3 * MAX_TRACKED_SUGGESTIONS):
+        recorder.requested(f"s{n}", "completion", URI, 1, 0, 5, "automatic", {})
+    assert len(recorder.kept_out) <= 2 * MAX_TRACKED_SUGGESTIONS
+    newest = f"s{3 * MAX_TRACKED_SUGGESTIONS - 1}"
+    recorder.shown(newest)
+    assert not store.events

@@ -296,6 +296,32 @@ def test_result_for_an_outdated_version_is_dropped(tmp_path):
         client.shutdown()
 
 
+@pytest.mark.parametrize("edit", ["change", "close"])
+def test_a_change_or_close_stops_the_generation_under_way(tmp_path, edit):
+    """A generation for text that changed or closed ran to its last token on the one worker, other documents'
+    requests waiting behind it, and was then dropped as stale."""
+    client, db = start(tmp_path, LONG, delay_ms=50)
+    try:
+        client.did_open(URI, SAMPLE)
+        client.did_open(URI + ".other.py", SAMPLE)
+        _, q = client.inline_completion_async(URI, 11, 4, invoked=True)
+        wait_for_rows(db, "select 1 from suggestion_events where type = 'suggestion_requested'")
+        time.sleep(0.3)  # generation under way (50 ms a token, up to 64 tokens)
+        if edit == "change":
+            client.did_change(URI, 2, [change_at(0, 0, "#")])
+        else:
+            client.notify("textDocument/didClose", {"textDocument": {"uri": URI}})
+        assert client.result(q, timeout=20)["items"] == []
+        assert isinstance(client.inline_completion(URI + ".other.py", 11, 4, invoked=True), list)
+        client.shutdown()
+        rows = wait_for_rows(db, "select payload from suggestion_events where type = 'suggestion_cancelled'")
+        assert json.loads(rows[0][0])["reason"] == "stale"
+        generated = wait_for_rows(db, "select count(*) from suggestion_events where type = 'suggestion_generated'")
+        assert generated[0][0] <= 1  # the other document's, not the stopped one's
+    finally:
+        client.shutdown()
+
+
 def test_burst_of_keystrokes_answers_only_what_is_wanted(tmp_path):
     client, db = start(tmp_path, LONG, delay_ms=10)
     try:

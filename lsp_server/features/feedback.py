@@ -62,6 +62,12 @@ def record_rejected(ls, params, method: str, kind: str) -> None:
     if reason is None:
         log.warning("%s: unknown reason %s, recorded as %r", method, reprlib.repr(raw), RejectReason.DISMISSED.value)
         reason = RejectReason.DISMISSED
+    known = ls.ledger.get(sid)
+    if known is not None and known.outcome is not None:
+        # it ended already (superseded by a newer one, closed with its document, or accepted): a second outcome
+        # overwrote the stored reason and time, and after an accept turned the ledger's entry to rejected
+        log.debug("%s for %s, which ended %s already: not recorded again", method, sid, known.outcome)
+        return
     ls.ledger.resolve(sid, "rejected")
     ls.recorder.rejected(sid, reason.value)
 

@@ -13,6 +13,7 @@ from lsprotocol import types
 from lsp_server.features.commands import record_accepted
 from lsp_server.protocol import RejectReason
 from lsp_server.services.documents import DocumentError
+from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import written_suggestion
 from lsp_server.services.positions import Range
 
@@ -62,15 +63,24 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
     for adjusted in result.adjusted:
         log.warning("didChange for %s version %s: %s", uri, version, adjusted)
     ls.recorder.edits(result.finalized)
+    stop_jobs(ls, uri)
     written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")
+
+
+def stop_jobs(ls, uri: str) -> None:
+    """Cancel ``uri``'s completion and next-edit jobs: its text changed or closed, so their answers would be dropped
+    as stale, and a running one held the one worker to its last token while other documents' requests waited."""
+    ls.scheduler.cancel(uri, "stale")
+    ls.scheduler.cancel(NextEditService.job_key(uri), "stale")
 
 
 def close(ls, uri: str) -> None:
     """Forget ``uri``, its pending edit and its text recorded first (a reopen dropped the edit still being typed)."""
     doc = ls.documents.get(uri)
     ls.recorder.edits(ls.documents.close(uri))
+    stop_jobs(ls, uri)
     if doc is not None:  # the text replay must arrive at
         ls.recorder.document_snapshot(uri, *doc.snapshot())
     for suggestion_id in ls.ledger.close_document(uri):

@@ -713,9 +713,14 @@ class NextEditService:
                 raise Cancelled("stale")
             return result
 
-        future, token = self.scheduler.submit(f"next_edit:{uri}",
+        future, token = self.scheduler.submit(self.job_key(uri),
                                               recorder.logged_job(suggestion_id, job, "next-edit prediction"))
         return PendingRequest(suggestion_id, future, token, doc, version)
+
+    @staticmethod
+    def job_key(uri: str) -> str:
+        """The scheduler's key of ``uri``'s next-edit jobs: a newer one supersedes the older, not a completion's."""
+        return f"next_edit:{uri}"
 
     def issue(self, pending: PendingRequest, doc: Document | None, version: int, result: NextEditResult,
               documents=None) -> bool:

@@ -217,8 +217,9 @@ class CompletionPipeline:
                 recorder.cancelled(suggestion_id, "binary")
                 return None
             if settings.acceptance_gate:
-                self.gate.wait_started(timeout=30)  # as for the code model: the session's first requests are gated too
-                token.check()  # superseded while the gate started: no decision to log
+                # as for the code model: the session's first requests are gated too; one superseded meanwhile ends
+                # there, with no decision to log
+                token.wait(self.gate.wait_started, timeout=30)
             gate = self.gate if settings.acceptance_gate and self.gate.active else None
             first = None
             if gate is not None:
@@ -244,7 +245,7 @@ class CompletionPipeline:
             """The model call and stage 2, at the request's time ``now`` (after stage 1 and its debounce)."""
             if outdated():
                 raise Cancelled("stale")
-            if not self.service.wait_loaded(timeout=30):
+            if not token.wait(self.service.wait_loaded, timeout=30):
                 recorder.failed(suggestion_id, "model still loading")
                 return None
             if outdated():  # changed or closed during the debounce or the model's load: no model call

@@ -85,7 +85,7 @@ class SessionRecorder:
         # A suggestion's events go where its request went: ids requested in this store (the newest), and ids whose
         # events stay out of it (requested in a document it does not hold, or in the store recorded into before).
         self.requested_here: OrderedDict[str, None] = OrderedDict()
-        self.kept_out: set[str] = set()
+        self.kept_out: OrderedDict[str, None] = OrderedDict()  # the newest, as many as a ledger holds and more
         # The time events are recorded at: None, the wall clock (each event's own); a simulation's pinned clock
         # (``clientClock``), so its session is recorded on the simulated programmer's timeline.
         self.clock: Callable[[], float] | None = None
@@ -114,7 +114,7 @@ class SessionRecorder:
             return old
         self.store, self.recorded, self.started = store, False, False
         self.documents = set()
-        self.kept_out |= set(self.requested_here)
+        self._keep_out(*self.requested_here)
         self.requested_here = OrderedDict()
         return old
 
@@ -122,13 +122,23 @@ class SessionRecorder:
         """Whether a suggestion event goes to this store (see ``requested_here``)."""
         if isinstance(event, SuggestionRequested):
             if event.uri not in self.documents:
-                self.kept_out.add(event.suggestion_id)
+                self._keep_out(event.suggestion_id)
                 return False
             self.requested_here[event.suggestion_id] = None
             while len(self.requested_here) > MAX_TRACKED_SUGGESTIONS:
                 self.requested_here.popitem(last=False)
             return True
         return event.suggestion_id not in self.kept_out
+
+    def _keep_out(self, *suggestion_ids: str) -> None:
+        """Keep these suggestions' events out of the store, forgetting the oldest kept out beyond twice what the ledger
+        holds: a set grew by a request for the rest of a session once telemetry had moved (off, or another database)
+        while a document stayed open."""
+        for suggestion_id in suggestion_ids:
+            self.kept_out[suggestion_id] = None
+            self.kept_out.move_to_end(suggestion_id)
+        while len(self.kept_out) > 2 * MAX_TRACKED_SUGGESTIONS:
+            self.kept_out.popitem(last=False)
 
     @classmethod
     def open(cls, path, enabled: bool = True, retention_days: float = 0) -> "SessionRecorder":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -59,6 +60,19 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled(self.reason)
+
+    def wait(self, ready: Callable[[float], bool], timeout: float, step: float = 0.05) -> bool:
+        """Call ``ready(step)``, a wait of at most ``step`` seconds for something (a model's load), until it gives
+        True or ``timeout`` seconds pass; raises Cancelled once the token is: a request superseded while it waited
+        held the one worker to the wait's end, then was logged failed."""
+        end = time.monotonic() + timeout
+        while True:
+            self.check()
+            if ready(max(0.0, min(step, end - time.monotonic()))):
+                return True
+            if time.monotonic() >= end:
+                self.check()
+                return False
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,14 @@ class InferenceScheduler:
         timer.daemon = True
         timer.start()
         token.on_cancel(cancelled)
+
+    def cancel(self, key: str, reason: str) -> None:
+        """Cancel the newest job with ``key``, queued, waiting or running (its document changed or closed: its answer
+        would be dropped, and the one worker would finish it before any other document's request)."""
+        with self._lock:
+            token = self._latest.get(key)
+        if token is not None:
+            token.cancel(reason)  # outside the lock, as in `submit`
 
     def _forget(self, key: str | None, token: CancelToken) -> None:
         """The job ended: a newer one with its key is no longer to cancel it."""
