@@ -51,9 +51,9 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
             raise newer_schema_error(str(file), version)
         if version < SCHEMA_VERSION:
             raise TelemetrySchemaError(
-                f"{file} has telemetry schema version {version}, older than {SCHEMA_VERSION}; open it once "
-                "with the telemetry store (e.g. start the server with it, or telemetry.open_store(path)) "
-                "to migrate it, then read it again"
+                f"{file} has telemetry schema version {version}, older than {SCHEMA_VERSION}; `tact report` and "
+                "`tact replay` read it from an upgraded copy, and telemetry.open_store(path) migrates it in place "
+                "(a server started with it would also remove sessions past its retention)"
             )
     except BaseException:
         conn.close()

@@ -691,11 +691,16 @@ def _merge(sequences: list[list[Step]]) -> list[Step]:
 
 
 def _fix_versions(steps: list[Step]) -> None:
-    """Versions sent to the server must grow; logged ones do, except where edits were lost."""
+    """Versions sent to the server must grow; logged ones do, except where edits were lost. A request's logged version
+    counts too: the replay brings the server to it first (an empty change, `Replayer._catch_up`), so a later change
+    numbered at or below it was dropped as stale, and every later request saw the wrong text (a keystroke typed and
+    deleted between two requests, then an edit undone)."""
     last: dict[str, int] = {}
     for step in steps:
         if step.kind == "open":
             last[step.uri] = step.version or 0
+        elif step.kind == "request" and step.request is not None and step.uri in last:
+            last[step.uri] = max(last[step.uri], step.request.version)
         elif step.kind == "change":
             prev = last.get(step.uri, 0)
             if step.version is None or step.version <= prev:

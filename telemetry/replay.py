@@ -43,7 +43,7 @@ from typing import Any, Callable
 from .lsp_client import (LspClient, LspError, change_at, inline_completion_params, next_edit_params,
                          text_document_item)
 from .oracle import Oracle, accepted_chars
-from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, sessions_named
+from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_upgraded, sessions_named
 from .reconstruct import NotebookCells, Request, Script, Step, apply_range, build_script, next_text_after
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
@@ -703,11 +703,15 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
     if output.resolve() == source.resolve():
         raise ReplayError("the output must be a new database, not the one replayed")
     try:
-        conn = open_readonly(source)
+        # an older schema is read from an upgraded copy, as `tact report` reads it: the advice to open it with a
+        # server first also applied that server's retention, which removed the old sessions to replay
+        conn, note = open_upgraded(source)
     except TelemetrySchemaError as exc:
         raise ReplayError(str(exc)) from None
     except sqlite3.Error as exc:
         raise ReplayError(f"{source}: cannot open ({exc})") from None
+    if note and progress:
+        progress(note)
     results = []
     try:
         try:

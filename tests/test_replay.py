@@ -576,6 +576,28 @@ def test_bad_databases_give_a_clear_error(bad_databases, kind, command, tmp_path
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_database_of_the_older_schema_is_replayed_from_an_upgraded_copy(simulated_session, tiny_lm_dir, tmp_path):
+    """`tact replay` refused it, and its advice (start a server with it) also applied that server's retention, which
+    removed the old sessions. `tact report` read it from an upgraded copy; so does replay now, and the file is left
+    as it was."""
+    import shutil
+
+    older = tmp_path / "older.sqlite3"
+    shutil.copy(simulated_session["database"], older)
+    with sqlite3.connect(older) as conn:  # schema 1 had no notebooks
+        conn.execute("DROP TABLE notebooks")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+    notes = []
+    (result,) = replay(older, tmp_path / "out.sqlite3", options=ReplayOptions(model=str(tiny_lm_dir)),
+                       progress=notes.append)
+    assert result.complete and result.replayed == simulated_session["figures"]["requests"]
+    assert any("schema version 1" in note for note in notes)
+    with sqlite3.connect(older) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    conn.close()
+
+
 def test_bad_database_from_the_real_command_line(bad_databases, tmp_path):
     path, message = bad_databases["corrupt"]
     proc = subprocess.run([sys.executable, "-m", "lsp_server.cli", "replay", str(path), "-o", str(tmp_path / "o")],
