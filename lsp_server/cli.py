@@ -6,6 +6,7 @@ Subcommands import what they need when they run, so `tact serve` never loads tra
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -293,13 +294,15 @@ def _export_trained(args) -> None:
         print(f"not exported (--no-export): run `tact export {args.out}` where onnx is installed", file=sys.stderr)
 
 
-def bounded_float(low: float | None, high: float | None):
-    """An argparse type: a number in [low, high] (None: open at that end)."""
+def bounded_float(low: float | None, high: float | None, finite: bool = False):
+    """An argparse type: a number in [low, high] (None: open at that end); with ``finite``, not an infinity."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if finite and value in (math.inf, -math.inf):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value != value or (low is not None and value < low) or (high is not None and value > high):
             bounds = f"lie in {low:g} to {high:g}" if low is not None and high is not None else \
                 (f"be {low:g} or more" if low is not None else f"be {high:g} or less")
@@ -599,7 +602,8 @@ def _add_bench_replay(bsub) -> None:
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
     p.add_argument("--corpus", type=Path, help=CORPUS_HELP)
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--limit", type=positive_int, help="record at most N keystrokes (a quick run)")
+    p.add_argument("--limit", type=positive_int,
+                   help="a quick run: record at most N keystrokes; with --database, replay at most N requests")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -728,6 +732,10 @@ def _run(args) -> int:
         from lsp_server.telemetry_cli import parse_settings
         from telemetry.store import strict_json
 
+        if args.session is not None and args.database is None:  # it was run on the simulated session instead
+            print("tact bench replay: error: --session names a session of --database; without it the bench records "
+                  "and replays one session of its own", file=sys.stderr)
+            return 2
         try:
             overrides = parse_settings(args.settings)
         except ValueError as exc:

@@ -32,7 +32,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--model", help="model directory (default: the recorded one if it exists, else the shipped one)")
     pace = r.add_mutually_exclusive_group()
     pace.add_argument("--real-time", action="store_true", help="keep the recorded timing (default: accelerated)")
-    pace.add_argument("--speed", type=bounded_float(0, None), default=0.0,
+    pace.add_argument("--speed", type=bounded_float(0, None, finite=True), default=0.0,
                       help="N times faster than recorded (0: accelerated)")
     r.add_argument("--oracle-similarity", type=bounded_float(0, 1), default=None,
                    help="edit similarity of first lines at which the oracle accepts (default 0.8)")
@@ -53,7 +53,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--seed", type=seed, default=0)
     pace = s.add_mutually_exclusive_group()
     pace.add_argument("--real-time", action="store_true", help="type at human speed in real time")
-    pace.add_argument("--speed", type=bounded_float(0, None), default=0.0,
+    pace.add_argument("--speed", type=bounded_float(0, None, finite=True), default=0.0,
                       help="N times faster than a person (default 0: as fast as the server answers)")
     s.add_argument("--start-line", type=non_negative_int, default=0,
                    help="open each file with its lines before this one (0-based) present; each file must be longer")
@@ -188,10 +188,14 @@ def _simulate(args) -> int:
                  if (n := line_count(f.read_text(encoding="utf-8"))) <= args.start_line]
         if short:
             raise CommandInputError(f"{'; '.join(short)}: --start-line (0-based) must be less")
+    settings = parse_settings(args.settings)
+    for key in ("telemetry", "telemetryDatabase"):  # the session went elsewhere, or nowhere, and was said recorded
+        if key in settings:
+            raise CommandInputError(f"--set {key} is not for simulate: the session is recorded in --database")
     check_served_model(args.model)
     database = args.database or default_data_dir() / "simulated.sqlite3"
     database.parent.mkdir(parents=True, exist_ok=True)
-    figures = run_simulation(list(args.files), database, model=args.model, settings=parse_settings(args.settings),
+    figures = run_simulation(list(args.files), database, model=args.model, settings=settings,
                              seed=args.seed, speed=_pace(args), limit=args.limit, start_line=args.start_line,
                              max_seconds=args.minutes * 60 if args.minutes else None)
     if args.json:
