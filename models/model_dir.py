@@ -54,9 +54,12 @@ RESTORE = "restore it from where the model came from (re-download or re-train it
 # takes it from the editor's settings; a command takes it from its --model flag (`ModelDirError.advised`).
 SETTING_ADVICE = "set tact.modelPath to a model directory or train one with `tact train lm`"
 FLAG_ADVICE = "pass --model DIR with a model directory, or train one with `tact train lm`"
-# `tact serve --model DIR` names the model for good: the editor's tact.modelPath cannot replace it.
-SERVE_FLAG_ADVICE = ("restart `tact serve` with --model naming a model directory (it wins over tact.modelPath), or "
-                     "train one with `tact train lm`")
+# `tact serve --model DIR` names the model for good: the editor's tact.modelPath cannot replace it. The VS Code
+# extension starts the server with its tact.modelPath as --model (so that it loads while the editor starts), and its
+# users fix the setting: the advice names both.
+SERVE_FLAG_ADVICE = ("set tact.modelPath to a model directory where the editor passes it as --model (VS Code does), "
+                     "else restart `tact serve` with --model naming one (it wins over tact.modelPath); or train one "
+                     "with `tact train lm`")
 SAFETENSORS_FIX = "re-export or re-download the model"
 
 

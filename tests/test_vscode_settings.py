@@ -74,3 +74,12 @@ def test_number_ranges_match_the_server(contributed):
         assert (schema.get("minimum"), schema.get("maximum")) == BOUNDS.get(f.name, (None, None)), (
             f"{SECTION}.{to_camel(f.name)}: package.json range [{schema.get('minimum')}, {schema.get('maximum')}], "
             f"server {BOUNDS.get(f.name)}")
+
+
+def test_the_next_edit_keys_leave_the_editors_own_uses_of_tab_and_escape_alone():
+    """Tab with lines selected (to indent them) applied the next edit instead; Escape with several cursors, the find
+    widget or parameter hints open dismissed it instead of doing what it does there."""
+    package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
+    bindings = {b["command"]: set(b["when"].split(" && ")) for b in package["contributes"]["keybindings"]}
+    assert {"!editorHasSelection", "!editorHasMultipleSelections"} <= bindings["tact.applyNextEdit"]
+    assert {"!findWidgetVisible", "!parameterHintsVisible", "!editorHasMultipleSelections"} <= bindings["tact.dismissNextEdit"]

@@ -20,7 +20,7 @@ import { showReport } from "./report";
 import { buildReport } from "./reportBuilder";
 import { checkPython, ServerControl, serverExecutable, START_TIMEOUT_MS, startServer, StartTimeoutError, stopServer } from "./server";
 import { SELECTOR } from "./selector";
-import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
+import { needsRestart, pythonPath, restartValues, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
 /** Features the extension provides itself (inline completion with the suggestion lifecycle) or leaves out
@@ -162,7 +162,16 @@ class TactExtension implements vscode.Disposable {
     const modelPath = typeof settings.modelPath === "string" ? settings.modelPath : "";
     const executable = serverExecutable(python, modelPath, cwd);
     this.log(`starting Tact ${check.version}: ${executable.command} ${(executable.args ?? []).join(" ")}`);
+    const startedWith = restartValues();
     const middleware: Middleware = {
+      workspace: {
+        didChangeConfiguration: async (sections, next) => {
+          if (restartValues() !== startedWith) {
+            return; // this server is about to be replaced by one started with the new values (onConfiguration)
+          }
+          return next(sections);
+        },
+      },
       executeCommand: async (command, args, next) => {
         if (command === COMMAND_ACCEPT_SUGGESTION && !this.inline.accepted(args[0])) {
           return undefined; // ghost text of the server before a restart or a crash: this one never issued it

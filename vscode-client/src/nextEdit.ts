@@ -8,7 +8,7 @@
 // answers tact/nextEdit with MethodNotFound turns the feature off for the rest of the session.
 import * as vscode from "vscode";
 import type { ServerRun } from "./issuer";
-import { hintText, hoverMarkdown, outOfViewHintText } from "./nextEditHint";
+import { hintText, hoverMarkdown, offScreenHintText, outOfViewHintText } from "./nextEditHint";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { ErrorCodes, ExecuteCommandRequest, ResponseError } from "vscode-languageclient/node";
 import {
@@ -231,12 +231,19 @@ export class NextEdits implements vscode.Disposable {
     const removedText = editor.document.getText(range);
     const hoverMessage = new vscode.MarkdownString(hoverMarkdown(edit.newText));
     editor.setDecorations(this.removed, removedText ? [{ range, hoverMessage }] : []);
-    editor.setDecorations(this.inserted, [
+    const hints: vscode.DecorationOptions[] = [
       {
         range: new vscode.Range(range.end, range.end),
         renderOptions: { after: { contentText: hintText(edit.newText, removedText !== "") } },
       },
-    ]);
+    ];
+    if (!requested && !editor.visibleRanges.some((visible) => visible.contains(range.start))) {
+      // off screen: said at the cursor too, or Tab applied an edit never seen
+      const at = editor.document.lineAt(editor.selection.active.line).range.end;
+      const offScreen = offScreenHintText(edit.newText, removedText !== "", range.start.line + 1);
+      hints.push({ range: new vscode.Range(at, at), renderOptions: { after: { contentText: offScreen } } });
+    }
+    editor.setDecorations(this.inserted, hints);
     void vscode.commands.executeCommand("setContext", VISIBLE_CONTEXT_KEY, true);
     this.notify(this.shown, DID_SHOW_NEXT_EDIT, { id: edit.id });
   }

@@ -17,6 +17,12 @@ export function outOfViewHintText(newText: string, replaces: boolean, cell: numb
   return `${replaces ? "→ " : "+ "}${previewOf(newText)} ${where}   Tab to apply there · Esc to dismiss`;
 }
 
+/** The hint for an edit in the same document but off screen, shown at the cursor too: what it does, on which line
+ * (1-based), the keys (Tab goes there and applies it). Without it, Tab applied an edit the user never saw. */
+export function offScreenHintText(newText: string, replaces: boolean, line: number): string {
+  return `${replaces ? "→ " : "+ "}${previewOf(newText)} at line ${line}   Tab to apply there · Esc to dismiss`;
+}
+
 /** The new text's first line (shortened), and how many lines follow it. An inserted line comes with its line
  * break at one end ("x = 1\n", "\nx = 1", or "x = 1\n    " with the indentation of the line after it): blank
  * lines at the ends are no lines of their own, or the hint would show nothing ("\nx = 1") or a line too many. */

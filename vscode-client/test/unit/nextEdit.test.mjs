@@ -58,6 +58,7 @@ function stubEditor(document, edits = []) {
   return {
     document,
     selection: { active: 0 },
+    visibleRanges: [{ contains: () => true }], // the whole document on screen
     decorated: [],
     setDecorations(type, ranges) {
       this.decorated.push(ranges);
@@ -153,6 +154,23 @@ test("a next edit the editor refuses to apply just before a restart is rejected 
   await applying;
   await stopping;
   assert.deepEqual(s.sent.at(-1), { method: "tact/didRejectNextEdit", id: "e1", reason: "ignored" });
+});
+
+test("a next edit off screen is said at the cursor too, with its line, or Tab applied an edit never seen", async () => {
+  const at = (offset, line) => Object.assign(new Number(offset), { line }); // an offset that knows its line
+  const answer = { edits: [{ id: "e1", range: { start: at(8, 1), end: at(11, 1) }, newText: "new" }] };
+  const s = setup({ answer });
+  s.editor.visibleRanges = [{ contains: () => false }];
+  s.editor.document.lineAt = () => ({ range: { end: 7 } });
+  s.nextEdits.requestSoon("file:///a.py");
+  await wait(80);
+  const hints = s.editor.decorated.at(-1).map((d) => d.renderOptions.after.contentText);
+  assert.deepEqual(hints, ["→ new   Tab to apply · Esc to dismiss", "→ new at line 2   Tab to apply there · Esc to dismiss"]);
+
+  const onScreen = setup();
+  onScreen.nextEdits.requestSoon("file:///a.py");
+  await wait(80);
+  assert.equal(onScreen.editor.decorated.at(-1).length, 1);
 });
 
 const CELL = "vscode-notebook-cell:/nb.ipynb#W1sZmlsZQ%3D%3D";

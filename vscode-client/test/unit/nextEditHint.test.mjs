@@ -2,7 +2,7 @@
 // among them the text the server sends for an inserted line, and new text the hover's markdown must not garble.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hintText, hoverMarkdown, outOfViewHintText, previewOf } from "../../out/unit/nextEditHint.mjs";
+import { hintText, hoverMarkdown, offScreenHintText, outOfViewHintText, previewOf } from "../../out/unit/nextEditHint.mjs";
 
 test("the hint says replace or insert, the new text and the keys", () => {
   assert.equal(hintText("tokens", true), "→ tokens   Tab to apply · Esc to dismiss");
@@ -13,6 +13,11 @@ test("the hint says replace or insert, the new text and the keys", () => {
 test("an edit in a cell out of view names the cell (1-based) and where Tab goes", () => {
   assert.equal(outOfViewHintText("items", true, 40), "→ items in cell 40   Tab to apply there · Esc to dismiss");
   assert.equal(outOfViewHintText("", true, undefined), "→ (delete) in another cell   Tab to apply there · Esc to dismiss");
+});
+
+test("an edit off screen in the same document names its line (1-based) and where Tab goes", () => {
+  assert.equal(offScreenHintText("total", true, 120), "→ total at line 120   Tab to apply there · Esc to dismiss");
+  assert.equal(offScreenHintText("x = 1\n", false, 7), "+ x = 1 at line 7   Tab to apply there · Esc to dismiss");
 });
 
 test("a long first line is shortened without splitting a character made of two UTF-16 units", () => {
