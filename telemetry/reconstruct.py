@@ -105,6 +105,7 @@ class Step:
     request: Request | None = None
     settings: dict[str, Any] | None = None
     continued: bool = False  # change: a piece of one rebuilt change whose next piece follows (see _pieces)
+    edit_end: bool = False  # change: the last of a logged edit's changes (requests in its typing split it in several)
     notebook: NotebookCells | None = None  # notebook: its cells after it (``uri`` and ``version`` are the notebook's)
 
     def apply(self, text: str) -> str:
@@ -252,6 +253,12 @@ class _Doc:
                                inserted=inserted, continued=continued))
         self.text.splice(start, end, inserted)
         self.sent_version = version if version is not None and version > self.sent_version else self.sent_version + 1
+
+    def mark_edit_end(self) -> None:
+        """The logged edit just typed ends with the last change sent (this one's, or a request's that typed it whole)."""
+        last = next((step for step in reversed(self.steps) if step.kind == "change"), None)
+        if last is not None:
+            last.edit_end = True
 
     def undo_pending(self) -> bool:
         """Take the unfinished edit back out of the text, where it was typed, at the last request's time. It was never
@@ -492,6 +499,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         if snap is not None and snap.get("text") is not None and snap["text"] != doc.after_edits.text():
             issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced")
             doc.change_to(snap["text"], snap["ts"], doc.version, (doc.tip,))
+            doc.mark_edit_end()
             doc.resync(snap["text"])
             doc.pending = None
             doc.resynced = True
@@ -532,6 +540,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
                     doc.pending = None
                 emit_request(r, fidelity)
             doc.type_to(new, e["ts"], e.get("version") or doc.version + 1, (doc.tip, a), e)
+            doc.mark_edit_end()
             doc.pending = None
             doc.settle(new)
             applied[_identity(e)] = e.get("version")
@@ -543,6 +552,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
     last_snap = doc.snapshots[-1] if doc.snapshots else None
     if last_snap is not None and last_snap.get("text") is not None and doc.text.text() != last_snap["text"]:
         doc.change_to(last_snap["text"], last_snap["ts"], last_snap.get("version") or doc.version + 1, (doc.tip,))
+        doc.mark_edit_end()
     if doc.close_item is not None:
         doc.steps.append(Step(doc.close_item["ts"], "close", doc.uri))
 
@@ -578,18 +588,23 @@ def _references(doc_steps: list[Step], opened_text: str) -> None:
 
 
 def next_text_after(steps: list[Step], start: int, uri: str, text: str | SplitText) -> str | None:
-    """``uri``'s text once its first change from ``steps[start]`` on is applied (every piece of that one rebuilt
-    change), ``text`` being its text before ``steps[start]``; None when it is closed or never changed again. One rule
-    for the requested document and for another cell a next edit was predicted in."""
+    """``uri``'s text once the logged edit its first change from ``steps[start]`` on belongs to is applied (all its
+    changes, also past requests made while it was typed: applied up to the first of those, a 6-keystroke edit was
+    judged by what 2 had typed), ``text`` being its text before ``steps[start]``; None when it is closed or never
+    changed again. One rule for the requested document and for another cell a next edit was predicted in."""
     j = next((j for j in range(start, len(steps))
               if steps[j].uri == uri and steps[j].kind in ("change", "close")), None)
     if j is None or steps[j].kind != "change":
         return None
     after = text if isinstance(text, str) else text.text()
     for later in steps[j:]:
-        if later.uri == uri and later.kind == "change":
+        if later.uri != uri:
+            continue
+        if later.kind == "close":
+            break
+        if later.kind == "change":
             after = later.apply(after)
-            if not later.continued:
+            if later.edit_end:
                 break
     return after
 

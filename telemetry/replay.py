@@ -132,6 +132,9 @@ class ReplayOutcome:
     round_trip_ms: float | None
     would_accept: bool | None = None  # the outcome's verdict, or the oracle's on a suggestion the server hid
     edit_uri: str | None = None  # a next edit in another document than the one asked about (a cell below): that one
+    # what of the completion entry the request named (LSP's selectedCompletionInfo) was not typed yet: the oracle reads
+    # it before the suggestion, shown or hidden alike
+    entry_rest: str = ""
 
     @property
     def kind(self) -> str:
@@ -437,7 +440,8 @@ class _Driver:
         sid = (((item or {}).get("command") or {}).get("arguments") or [None])[0]
         text = (item or {}).get("insertText") or ""
         if not (item and isinstance(sid, str) and isinstance(text, str) and text):
-            self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
+            self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt,
+                                               entry_rest=self._entry_rest(req, sel) if sel is not None else ""))
             return
         lead, entry_units = "", 0
         if sel is not None and text.startswith(sel["text"]):  # the item carries the entry before the suggestion
@@ -660,7 +664,8 @@ def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcom
                 o.suggestion_id = sid
                 if outcome == "hidden" and text:
                     o.text, o.basis, o.outcome = text, "hidden", "hidden"
-                    o.would_accept = oracle.accepts(text, o.request.reference)
+                    # as a shown one is judged (`_decide`): the entry's untyped rest, then the suggestion
+                    o.would_accept = oracle.accepts(o.entry_rest + text, o.request.reference)
                 break
 
 

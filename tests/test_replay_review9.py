@@ -81,3 +81,73 @@ def test_a_change_after_a_request_is_numbered_above_the_version_the_request_brou
                 server.change(request.uri, request.version, [], step.ts)
             got[request.suggestion_id] = server.get(request.uri).text
     assert got == seen
+
+
+def test_a_hidden_suggestion_over_a_selected_entry_is_judged_as_a_shown_one(tmp_path):
+    """A shown suggestion is judged with the untyped rest of the completion entry before it; one the server hid was
+    judged alone, so the same text got opposite verdicts."""
+    import sqlite3
+
+    from telemetry.oracle import Oracle
+    from telemetry.reconstruct import Request
+    from telemetry.replay import ReplayOutcome, _decide, _label_unanswered
+
+    selected = {"start_line": 0, "start_character": 4, "end_line": 0, "end_character": 6, "text": "items"}
+    request = Request("r1", URI, 3, 0, 6, "automatic", 100.0, offset=6, reference="ems()", selected=selected)
+    oracle = Oracle()
+    assert _decide(request, "()", oracle, lead="ems")[1] == "accepted"
+    out = tmp_path / "out.sqlite3"
+    with sqlite3.connect(out) as conn:
+        conn.execute("CREATE TABLE suggestions (id TEXT, session_id TEXT, kind TEXT, uri TEXT, line INT, "
+                     "character INT, text TEXT, outcome TEXT, requested_at REAL)")
+        conn.execute("INSERT INTO suggestions VALUES ('n1', 'S', 'completion', ?, 0, 6, '()', 'hidden', 1.0)", [URI])
+    conn.close()
+    hidden = ReplayOutcome(request, None, "", "none", None, None, 0, 5.0, entry_rest="ems")
+    _label_unanswered(out, "S", [hidden], oracle)
+    assert (hidden.basis, hidden.would_accept) == ("hidden", True)
+
+
+def test_a_next_edit_is_judged_against_the_whole_next_edit_also_when_a_completion_came_in_its_typing(tmp_path):
+    """The next edit's target was the text after the first rebuilt change from the request on; an inline completion
+    asked for while that edit was typed split it, and a prediction of the whole edit was judged wrong."""
+    text = "def f(values):\n    return len()\n"
+    db = tmp_path / "s.sqlite3"
+    store, docs, t = TelemetryStore(db), DocumentStore(coalesce_s=1.0), 100.0
+    store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=t))
+    docs.open(URI, "python", 1, text)
+    store.record(DocumentOpened("s", URI, 1, "python", text, ts=t))
+
+    def log(finished):
+        for r in finished:
+            store.record(EditEvent("s", r.uri, r.version, r.start.line, r.start.character, r.end.line,
+                                   r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes,
+                                   ts=r.ts_end))
+
+    def request(sid, kind, cursor):
+        nonlocal t
+        t += 0.01
+        doc = docs.get(URI)
+        store.record(SuggestionRequested("s", sid, kind, URI, doc.version, *position_at(doc.text, cursor),
+                                         pending_edit=pending_edit_dict(doc.history.pending), ts=t))
+
+    cursor = text.index("len(") + 4
+    request("ne1", "next_edit", cursor)
+    for n, ch in enumerate("values"):
+        t += 0.15
+        doc = docs.get(URI)
+        at = position_at(doc.text, cursor)
+        log(docs.change(URI, doc.version + 1, [(Range.of(*at, *at), ch)], t).finalized)
+        cursor += 1
+        if n == 1:
+            request("c1", "completion", cursor)  # the editor asks at a pause in the typing
+    t += 2
+    doc = docs.get(URI)
+    log(docs.close(URI))
+    store.record(DocumentSnapshot("s", URI, *doc.snapshot(), ts=t))
+    store.record(DocumentClosed("s", URI, ts=t))
+    store.close()
+    conn = open_readonly(db)
+    script = build_script(conn, "s")
+    conn.close()
+    (next_edit,) = [r for r in script.requests if r.kind == "next_edit"]
+    assert next_edit.next_text == "def f(values):\n    return len(values)\n"
