@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lsp_server.config import Settings, expand_user
 from lsp_server.services.context import CompletionContext, build_context
+from lsp_server.services.indentation import tab_view
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
 from lsp_server.services.scheduler import Cancelled, CancelToken
@@ -216,8 +217,10 @@ class CompletionService:
         """The prompt a completion decodes from: a notebook's cells above, the prefix window, the suffix, its last
         tokens taken back for the suggestion to write again (token healing). Its own method so that `tact bench
         notebook` measures the prompt serving builds, not a copy of it."""
-        return runtime.completion_prompt(ctx.earlier_cells + ctx.prefix, ctx.suffix, reserve=settings.max_new_tokens,
-                                         heal_tokens=settings.token_healing)
+        view = tab_view(ctx)
+        seen = view.context if view is not None else ctx  # a tab-indented document is read with spaces
+        return runtime.completion_prompt(seen.earlier_cells + seen.prefix, seen.suffix,
+                                         reserve=settings.max_new_tokens, heal_tokens=settings.token_healing)
 
     @staticmethod
     def _cancel_check(token: CancelToken):
@@ -251,7 +254,10 @@ class CompletionService:
             raise
         if result.stop_reason == "cancelled":
             raise Cancelled(token.reason or "cancelled")
-        text = trim_suggestion(result.text, ctx, multiline=settings.multiline)
+        view = tab_view(ctx)
+        written = view.back if view is not None else (lambda text: text)  # its indentation as the document's
+        raw = written(result.text)
+        text = trim_suggestion(raw, ctx, multiline=settings.multiline)
         latency = (time.perf_counter() - t0) * 1000
         details = {
             "prompt_tokens": result.prompt_tokens, "cached_tokens": result.cached_tokens,
@@ -260,8 +266,8 @@ class CompletionService:
             "mean_logprob": round(sum(result.logprobs) / len(result.logprobs), 4) if result.logprobs else None,
             "min_logprob": round(min(result.logprobs), 4) if result.logprobs else None,
             "max_stop_prob": round(max(result.stop_probs), 4) if result.stop_probs else None,
-            "raw_chars": len(result.text), "trimmed": text != result.text,
+            "raw_chars": len(raw), "trimmed": text != raw, **({"tab_indented": True} if view is not None else {}),
         }
-        return Suggestion(text, result.text, ctx, result, policy, latency, details=details,
-                          shown_tokens=shown_token_count(lambda ids: runtime.suggestion_text(ids, result.heal),
+        return Suggestion(text, raw, ctx, result, policy, latency, details=details,
+                          shown_tokens=shown_token_count(lambda ids: written(runtime.suggestion_text(ids, result.heal)),
                                                        result.token_ids, text))

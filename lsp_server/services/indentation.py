@@ -1,0 +1,62 @@
+"""Tab-indented documents shown to the code model as space-indented ones, and its suggestions turned back.
+
+The model learnt from code indented with spaces (the corpus has next to no tabs): in a tab-indented file it wrote
+fewer suggestions and about half as many right ones (end-of-line cursors in held-out files made tab-indented, a
+throwaway script: 16 of 200 exact against 29 for the same cursors indented with spaces). The prompt therefore
+reads each leading tab as ``TAB_WIDTH`` spaces, and the suggestion's indentation goes back to tabs before it is
+trimmed and shown. Only indentation changes: a tab after other text on its line is left as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from lsp_server.services.context import CompletionContext
+
+TAB_WIDTH = 4
+_TAB_INDENT = re.compile(r"^\t+", re.M)
+_SPACE_INDENT = re.compile(r"^ +(?=\S)", re.M)
+_SPACE_GROUPS = re.compile(r"^(?: {%d})+" % TAB_WIDTH, re.M)
+
+
+def tab_indented(text: str) -> bool:
+    """Whether more of ``text``'s indented lines start with a tab than with spaces."""
+    tabs = len(_TAB_INDENT.findall(text))
+    return tabs > 0 and tabs > len(_SPACE_INDENT.findall(text))
+
+
+def _spaces(text: str, at_line_start: bool) -> str:
+    """``text`` with the tabs that start its lines as spaces; its first line's too when ``at_line_start``."""
+    if at_line_start:
+        return _TAB_INDENT.sub(lambda m: " " * (TAB_WIDTH * len(m.group())), text)
+    first, sep, rest = text.partition("\n")
+    return first + sep + _TAB_INDENT.sub(lambda m: " " * (TAB_WIDTH * len(m.group())), rest) if sep else text
+
+
+@dataclass(frozen=True)
+class TabView:
+    """A tab-indented context as the model reads it (``context``), and the way back for what it writes."""
+
+    context: CompletionContext  # the prefix, suffix and cells above with their leading tabs as spaces
+    # whether the cursor stands in its line's indentation: the suggestion's first line then goes on with it
+    in_indent: bool
+
+    def back(self, written: str) -> str:
+        """``written`` (the model's text after the cursor) with its indentation as tabs: every run of ``TAB_WIDTH``
+        spaces that starts a line after the first, and the first line's own when the cursor is in the indentation."""
+        if self.in_indent:
+            return _SPACE_GROUPS.sub(lambda m: "\t" * (len(m.group()) // TAB_WIDTH), written)
+        first, sep, rest = written.partition("\n")
+        return first + sep + _SPACE_GROUPS.sub(lambda m: "\t" * (len(m.group()) // TAB_WIDTH), rest) if sep else written
+
+
+def tab_view(ctx: CompletionContext) -> TabView | None:
+    """The view of a tab-indented ``ctx``, or None for one indented with spaces (or not at all)."""
+    if not tab_indented(ctx.earlier_cells + ctx.prefix + ctx.suffix):
+        return None
+    # The prefix window starts at a line's start; the cells above end with a line break; the suffix starts on the
+    # cursor line, after the cursor.
+    seen = replace(ctx, prefix=_spaces(ctx.prefix, True), suffix=_spaces(ctx.suffix, False),
+                   earlier_cells=_spaces(ctx.earlier_cells, True))
+    return TabView(seen, in_indent=not ctx.line_prefix.strip(" \t"))
