@@ -548,13 +548,15 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
     last_top = scope_of(top, last_row) if last is not None else None
     facts = functools.cache(_line_facts)  # this request's lines only
     last_tokens = facts(last_line)[0]
+    # the lines the last edit wrote: counted once, not per candidate (a whole-file change was split 400 times)
+    last_end = last.start_line + len(lines_of(last.updated)) if last is not None else None
     for c, rank in zip(ranked, group_rank):
         e = c.edit
         line = lines_of(e.original)[0] if e.original else (current_lines[e.start_line] if e.start_line < n_lines else "")
         tokens, indent, first_token = facts(line)
         source_tokens, source_indent, source_first_token = facts(c.source)
         distance = e.start_line - cursor_line
-        near_last = last is not None and last.start_line - 1 <= e.start_line <= last.start_line + len(lines_of(last.updated))
+        near_last = last is not None and last.start_line - 1 <= e.start_line <= last_end
         c.features = [float(c.generator == g) for g in GENERATORS] + [
             float(c.age), float(c.context[0]), float(c.context[1]), math.log1p(abs(distance)), float(distance > 0),
             float(distance == 0), float(rank), math.log1p(groups[(c.generator, c.age)]), float(c.key == baseline_key),

@@ -24,7 +24,8 @@ from models.next_edit.baseline import BaselinePredictor
 from models.next_edit.examples import Edit, Example, TextLines, line_ending
 from models.model_dir import ModelDirError
 from models.next_edit.prompt import (HISTORY_EDITS, LINES_AFTER, LINES_BEFORE, MAX_LINE_CHARS, PROMPT_FORMATS, Window,
-                                     in_document, lf_edits, lf_lines, lf_view, undoes_last_edit, window_around)
+                                     in_document, lf_edits, lf_lines, lf_view, undoes_last_edit, window_around,
+                                     without_undone)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 if TYPE_CHECKING:
@@ -188,14 +189,15 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     instead of splitting it (a request on a large file then reads the lines near the edits, not all of them; in a
     document with CRs the lines of its LF view are read through them, `prompt.LFLines`, not converted whole)."""
     ranked: NextEditAnswer | None = None
+    kept = without_undone(history)  # what the predictors learn from; the undo check reads the edits as made
     if predictor in ("heuristic", "ranker", "auto"):
         # the LF view: a CR would be matched as text, not as a line's end
         if lines is None:
-            lf_history, lf_current = lf_view(history, current)
+            lf_history, lf_current = lf_view(kept, current)
             lf_table = None
         else:  # its lines read through ``lines``, the text neither scanned nor converted whole: the predictors
             # read it through them only (for a document with CRs their `TextLines.text` is the document)
-            lf_history, lf_current, lf_table = lf_edits(history, lines.text_has_cr), current, lf_lines(lines)
+            lf_history, lf_current, lf_table = lf_edits(kept, lines.text_has_cr), current, lf_lines(lines)
         if ranker is not None and predictor != "heuristic":
             found = ranker.rank(lf_history, lf_current, cursor_line, lines=lf_table)
             edit = in_document(current, found.edit, lines) if found is not None else None
@@ -209,7 +211,9 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
             return ranked
     if model is None or (should_cancel is not None and should_cancel()):
         return ranked
-    pred = model.predict_edit(history, current, cursor_line, path, should_cancel)
+    pred = model.predict_edit(kept, current, cursor_line, path, should_cancel)
+    if pred is not None and len(kept) < len(history) and undoes_last_edit(history, current, pred.edit, lines):
+        pred = None  # it checked against the last edit kept; the last one made was an undo
     modelled = NextEditAnswer(pred.edit, pred.confidence, "model", threshold, pred.tokens) if pred is not None else None
     if modelled is not None and (modelled.shown or ranked is None):
         return modelled

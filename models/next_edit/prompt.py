@@ -340,6 +340,21 @@ def text_before(current: str, last: Edit) -> str:
     return "".join(lines[:last.start_line]) + last.original + "".join(lines[last.start_line + n_updated:])
 
 
+def without_undone(history: list[Edit]) -> list[Edit]:
+    """``history`` without the edits taken back (an edit, then one that restores the same lines as they were: an
+    undo, or the change typed back by hand), both of the pair: what the programmer meant to keep. An undone rename
+    was otherwise carried on as a pattern (`width` to `w` undone, the ranker offered `w` on the next use, 0.887)."""
+    kept: list[Edit] = []
+    for edit in history:
+        before = kept[-1] if kept else None
+        if (before is not None and edit.start_line == before.start_line and edit.original == before.updated
+                and edit.updated == before.original):
+            kept.pop()
+        else:
+            kept.append(edit)
+    return kept
+
+
 def undoes_last_edit(history: list[Edit], current: str, edit: Edit, lines: TextLines | None = None) -> bool:
     """Whether ``edit`` (applied to ``current``) takes the text back to before the last history edit. ``lines``:
     ``current``'s lines; with them the two texts are compared where they can differ, between the first and the
