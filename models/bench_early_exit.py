@@ -385,6 +385,24 @@ def rouge_loss_interval(full_rouge: np.ndarray, other_rouge: np.ndarray, seed: i
     return bootstrap_interval(stat, len(full_rouge), seed)
 
 
+def hidden_by_stop(runs: list[DecodeResult]) -> int:
+    """The runs Stop ended before the suggestion's first token: none past what token healing gave back (such a run
+    has tokens, yet shows nothing; counted by its tokens alone, 6 hidden of 20 read as 0)."""
+    return sum(1 for r in runs if r.stop_reason == "stop" and r.suggestion_tokens == 0)
+
+
+def skipped_share_interval(runs: list[DecodeResult], n_layers: int, seed: int = 0) -> list[float] | None:
+    """95% interval of the share of layers skipped, token-weighted as the figure is (paired bootstrap over samples).
+    At 2,000 samples about +-0.65 points: a draw at 40.25% does not settle the 40% target by itself."""
+    depth = np.array([float(sum(r.layers)) for r in runs])
+    tokens = np.array([float(len(r.layers)) for r in runs])
+
+    def stat(idx: np.ndarray) -> float | None:
+        n = tokens[idx].sum()
+        return 1.0 - depth[idx].sum() / (n * n_layers) if n > 0 else None
+    return bootstrap_interval(stat, len(runs), seed)
+
+
 def stop_intervals(shown: np.ndarray, accepted: np.ndarray, shown_stop: np.ndarray, accepted_stop: np.ndarray,
                    seed: int = 0) -> dict:
     """95% intervals of Stop's relative change of the acceptance rate (paired bootstrap) and of the share of
@@ -530,8 +548,9 @@ def _targets(policies: dict, stop: dict) -> dict:
                and spec["identical_count"] == spec["samples"])
     loss = rouge_loss(full["_exact"]["rouge_l"], dyn["_exact"]["rouge_l"])
     dyn_ok = meets_dynamic_target(dyn["_exact"]["layers_skipped_share"], loss)
-    dyn_settled = ((dyn["_exact"]["layers_skipped_share"] or 0) < DYN_SKIP_TARGET
-                   or settled((dyn.get("rouge_l_relative_loss_ci"), "<=", DYN_ROUGE_LOSS_TARGET)))
+    # both figures have an interval: a skipped share a few tenths of a point over 40% left the verdict to the loss's
+    dyn_settled = settled((dyn.get("layers_skipped_share_ci"), ">=", DYN_SKIP_TARGET),
+                          (dyn.get("rouge_l_relative_loss_ci"), "<=", DYN_ROUGE_LOSS_TARGET))
     stop_settled = settled((stop.get("relative_change_ci"), ">=", STOP_GAIN_TARGET),
                            (stop.get("removed_share_ci"), "<=", STOP_LOSS_TARGET))
     return {
@@ -540,7 +559,8 @@ def _targets(policies: dict, stop: dict) -> dict:
                         "speedup": spec["speedup_median"], "speedup_total": spec["speedup_total"],
                         "identical": spec["identical_to_full"], "pass": bool(spec_ok)},
         "dynamic": {"target": f">= {DYN_SKIP_TARGET:.0%} of layers skipped at <= {DYN_ROUGE_LOSS_TARGET:.0%} relative ROUGE-L loss",
-                    "layers_skipped_share": dyn["layers_skipped_share"], "rouge_l_relative_loss": _r(loss),
+                    "layers_skipped_share": dyn["layers_skipped_share"],
+                    "layers_skipped_share_ci": dyn.get("layers_skipped_share_ci"), "rouge_l_relative_loss": _r(loss),
                     "rouge_l_relative_loss_ci": dyn.get("rouge_l_relative_loss_ci"), "pass": bool(dyn_ok),
                     "settled": bool(dyn_settled)},
         "stop": {"target": f"acceptance of shown suggestions >= +{STOP_GAIN_TARGET:.0%} relative, "
@@ -673,7 +693,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
             "cuts_at_first_token_threshold": same,
             "without_stop": _public(without), "with_stop": _public(with_stop),
             **stop_effect(without, with_stop), **intervals, "replay_mismatches": replay_mismatch,
-            "stopped_before_first_token": sum(1 for r in stopped if r.stop_reason == "stop" and not r.token_ids),
+            "stopped_before_first_token": hidden_by_stop(stopped),
             "sweep": sweep, "thresholds_meeting_target": meeting,
             "recommended_threshold": best["threshold"] if best else None,
             "controller_trained": runtime.controller.trained}
@@ -691,6 +711,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     per_sample_rouge = {p: np.array([rouge_l(suggestion(r), t) for r, t in zip(runs[p], targets, strict=True)]) for p in ("full", "dynamic")}
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)
+    policies["dynamic"]["layers_skipped_share_ci"] = skipped_share_interval(runs["dynamic"], L, seed)
     windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
     accuracy = exit_accuracy(runtime, texts, windows, seed)
     return {
@@ -762,7 +783,15 @@ def _policy_row(label: str, p: dict) -> str:
             f"{_f(p.get('last_prompt_token_ms_median'), '{:.2f}'):>11} "
             f"{_f(p['speedup_total'], '{:.2f}x') + '/' + _f(p['speedup_median'], '{:.2f}x'):>15} "
             f"{_f(p['exact_match'], '{:.3f}'):>6} {_f(p['edit_similarity'], '{:.3f}'):>6} {_f(p['rouge_l'], '{:.3f}'):>7} "
-            f"{_f(p['identical_to_full'], '{:.1%}'):>9}")
+            f"{_identical(p):>9}")
+
+
+def _identical(p: dict) -> str:
+    """How many samples came out as `full`'s, as a count where one differs: 1,999 of 2,000 printed as "100.0%"."""
+    count, n = p.get("identical_count"), p.get("samples")
+    if count is None or n is None or count == n:
+        return _f(p["identical_to_full"], "{:.1%}")
+    return f"{count}/{n}"
 
 
 def format_report(r: dict) -> str:
@@ -860,8 +889,9 @@ def format_report(r: dict) -> str:
     note = lambda target: "" if target.get("settled", True) else unsettled  # noqa: E731
     lines += ["", "targets:",
               f"  [{mark(ts['pass'])}] speculative {ts['target']}: {_f(ts['speedup'], '{:.2f}x')} "
-              f"(total {_f(ts.get('speedup_total'), '{:.2f}x')}), {_f(ts['identical'], '{:.1%}')} identical",
-              f"  [{mark(td['pass'])}] dynamic {td['target']}: {_f(td['layers_skipped_share'], '{:.1%}')} skipped, "
+              f"(total {_f(ts.get('speedup_total'), '{:.2f}x')}), {_identical(r['policies']['speculative'])} identical",
+              f"  [{mark(td['pass'])}] dynamic {td['target']}: {_f(td['layers_skipped_share'], '{:.1%}')}"
+              f"{_ci(td.get('layers_skipped_share_ci'), '{:.1%}')} skipped, "
               f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}{_ci(td.get('rouge_l_relative_loss_ci'), '{:+.1%}')}"
               f"{note(td)}",
               f"  [{mark(tp['pass'])}] Stop {tp['target']}: {_f(tp['relative_change'], '{:+.1%}')}"

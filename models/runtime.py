@@ -193,8 +193,10 @@ class DecodeOptions:
         return math.inf if self.exit_lookup_veto else self.exit_threshold
 
     def stop_threshold_at(self, emitted: int) -> float:
-        """The Stop threshold before the token at index ``emitted`` of the suggestion (> 1: no Stop there)."""
-        if emitted == 0:
+        """The Stop threshold before the token at index ``emitted`` of the suggestion (> 1: no Stop there). A
+        ``stop_threshold`` above 1 turns Stop off everywhere, as the setting says: the cuts inside a suggestion went
+        on at ``stop_inside_threshold`` (24 of 100 held-out suggestions cut with Stop "off")."""
+        if emitted == 0 or self.stop_threshold > 1:
             return self.stop_threshold
         if not self.stop_inside:
             return math.inf
@@ -918,7 +920,7 @@ class EarlyExitRuntime:
             if res is not None:
                 res.layer_passes += 1
             if opts.min_exit_layer <= i < L - 1 and self.controller.trained:
-                leaves, logp = self._exits(i, x, opts, guess)
+                leaves, logp = self._exits(i, x, opts, guess, res.suggestion_tokens if res is not None else 0)
                 if leaves and res is not None and res.heal_left:
                     # the next token must write text given back (token healing): the exit's token is the last layer's
                     # choice among the candidates only where it is one (the controller judged the unrestricted top)
@@ -928,17 +930,21 @@ class EarlyExitRuntime:
                     return x, i, logp
         return x, L - 1, None
 
-    def _exits(self, layer: int, x: np.ndarray, opts: DecodeOptions,
-               guess: int | None = None) -> tuple[bool, np.ndarray | None]:
+    def _exits(self, layer: int, x: np.ndarray, opts: DecodeOptions, guess: int | None = None,
+               emitted: int = 0) -> tuple[bool, np.ndarray | None]:
         """The dynamic policy's decision after `layer` for x (1, D) (``Controller.leaves``) given prompt
-        lookup's guess for the token: (leave here, that exit's log-probabilities (V,) when the decision
-        computed them)."""
+        lookup's guess for the token, the suggestion's token at index ``emitted``: (leave here, that exit's
+        log-probabilities (V,) when the decision computed them)."""
         features, logp, threshold = None, None, opts.exit_threshold
         if self.controller.reads_head(layer) or (guess is not None and self.controller.may_exit(layer)):
             top, margin, logp = self.exit_features(layer, x, opts.exit_head_weights)
             features = (top[0], margin[0])
             threshold = opts.exit_threshold_for(int(logp[0].argmax()), guess)
-        leaves = bool(self.controller.leaves(layer, x[0], features, threshold, opts.stop_threshold, opts.exit_rule))
+        # the Stop threshold in force at this token: a token Stop would end after this exit is left to the deeper
+        # layers (the first token's threshold held every token back, where Stop inside asks for more: the served
+        # dynamic skipped fewer layers than the bench measured)
+        leaves = bool(self.controller.leaves(layer, x[0], features, threshold, opts.stop_threshold_at(emitted),
+                                             opts.exit_rule))
         return leaves, (logp[0] if logp is not None else None)
 
     def _lookup_guess(self, opts: DecodeOptions) -> int | None:

@@ -75,3 +75,44 @@ def test_the_speculative_verdict_reads_the_median_sample():
     assert policies["speculative"]["speedup_total"] > 2.5 and policies["speculative"]["speedup_median"] == 1.0
     t = _targets(policies, STOP)["speculative"]
     assert t["pass"] is False and t["speedup"] == 1.0 and t["speedup_total"] > 2.5
+
+
+def test_the_dynamic_verdict_is_settled_only_where_the_skipped_share_interval_is_too():
+    """The skipped share had no interval: a draw a few tenths of a point over 40% with a tight loss interval printed
+    "PASS, settled", though the share's own interval straddled the target."""
+    full = _runs(99)
+    dynamic = _runs(99, layers=3)
+    policies = {name: _policy_summary(name, runs, full, ["x"] * N, 5)
+                for name, runs in (("full", full), ("dynamic", dynamic), ("speculative", full))}
+    policies["dynamic"]["rouge_l_relative_loss_ci"] = [-0.001, 0.001]
+    policies["dynamic"]["layers_skipped_share_ci"] = [0.395, 0.405]  # 40% skipped, give or take
+    assert _targets(policies, STOP)["dynamic"]["settled"] is False
+    policies["dynamic"]["layers_skipped_share_ci"] = [0.401, 0.41]
+    assert _targets(policies, STOP)["dynamic"]["settled"] is True
+
+
+def test_the_skipped_share_interval_is_token_weighted_around_the_figure():
+    from models.bench_early_exit import skipped_share_interval
+
+    runs = [DecodeResult(token_ids=[1] * k, layers=[2 if i % 2 else 4] * k) for i, k in enumerate([1, 3] * 200)]
+    lo, hi = skipped_share_interval(runs, 4)
+    point = 1 - sum(sum(r.layers) for r in runs) / (4 * sum(len(r.layers) for r in runs))
+    assert lo < point < hi and hi - lo < 0.1
+
+
+def test_a_suggestion_stop_hid_after_the_healed_tokens_counts_as_not_shown():
+    """With token healing the first tokens only write text given back; Stop after them shows nothing, but the count
+    read the tokens alone (6 hidden of 20 counted 0)."""
+    from models.bench_early_exit import hidden_by_stop
+
+    healed = DecodeResult(token_ids=[5], text="", stop_reason="stop", heal="ab", heal_tokens=1)
+    cut = DecodeResult(token_ids=[5, 6], text="x", stop_reason="stop", heal="ab", heal_tokens=1)
+    plain = DecodeResult(token_ids=[], text="", stop_reason="stop")
+    assert hidden_by_stop([healed, cut, plain]) == 2
+
+
+def test_one_sample_of_thousands_that_differs_is_printed_as_a_count():
+    from models.bench_early_exit import _identical
+
+    assert _identical({"identical_to_full": round(1999 / 2000, 4), "identical_count": 1999, "samples": 2000}) == "1999/2000"
+    assert _identical({"identical_to_full": 1.0, "identical_count": 2000, "samples": 2000}) == "100.0%"

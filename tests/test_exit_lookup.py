@@ -87,3 +87,26 @@ def test_the_veto_holds_back_exits_that_disagree(default_rt):
             guess = lookup_guess(ids + vetoed.token_ids[:j])
             assert guess is None or vetoed.token_ids[j] == guess
     assert np.mean(vetoed.layers[1:]) > np.mean(free.layers[1:])
+
+
+def test_an_exit_is_held_back_only_where_stop_would_end_the_suggestion_there(tiny_lm_dir):
+    """The exit rule held a token back wherever P(stop) reached the first token's Stop threshold, also inside a
+    suggestion, where Stop cuts only at the inside threshold: the served dynamic skipped fewer layers than the bench
+    (which runs without Stop) measured. It now reads the threshold in force at the token."""
+    rt = EarlyExitRuntime(tiny_lm_dir, threads=1)
+    ids = rt.tokenizer.encode("def wrap(text, width=70):\n    return text")
+    rt.reset()
+    rt.prefill(ids)
+    layer = 1
+    x = rt.forward([ids[-1]], len(ids) - 1, 0, layer)
+    c = rt.controller
+    p_stop = float(c.stop_probs(layer, x[0], rt.exit_features(layer, x)[0][0]) if c.exit_reads_head
+                   else c.probs(layer, x[0])[2])  # as `Controller.leaves` reads it
+    assert p_stop > 0
+    below, above = p_stop / 2, 1.5  # a threshold P(stop) reaches, and one it does not
+    served = DecodeOptions(policy="dynamic", exit_threshold=0.0, stop_threshold=below, stop_inside=True,
+                           stop_inside_threshold=above)
+    assert not rt._exits(layer, x, served, emitted=0)[0]  # Stop would hide the suggestion here: the deeper layers decide
+    assert rt._exits(layer, x, served, emitted=3)[0]  # inside, Stop would not cut: it leaves
+    no_cuts = DecodeOptions(policy="dynamic", exit_threshold=0.0, stop_threshold=below, stop_inside=False)
+    assert rt._exits(layer, x, no_cuts, emitted=3)[0]

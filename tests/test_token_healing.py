@@ -151,6 +151,17 @@ def test_stop_counts_a_suggestions_tokens_from_the_first_that_writes_past_the_he
 
     res = DecodeResult(token_ids=[5, 6, 7], stop_probs=[0.5, 0.95, 0.99], heal="ab", heal_tokens=1)
     assert res.suggestion_tokens == 2
-    assert truncate_at_stop(res, 1.01, inside=True, inside_threshold=0.9) == [5, 6]
+    assert truncate_at_stop(res, 0.99, inside=True, inside_threshold=0.9) == [5, 6]
     plain = DecodeResult(token_ids=[5, 6, 7], stop_probs=[0.5, 0.95, 0.99])
-    assert truncate_at_stop(plain, 1.01, inside=True, inside_threshold=0.9) == [5]
+    assert truncate_at_stop(plain, 0.99, inside=True, inside_threshold=0.9) == [5]
+
+
+def test_a_stop_threshold_above_1_turns_every_stop_off():
+    """The setting says so (`tact.stopThreshold` > 1: Stop off); the cuts inside a suggestion went on at
+    `tact.stopInsideThreshold`."""
+    from models.bench_early_exit import truncate_at_stop
+
+    res = DecodeResult(token_ids=[5, 6, 7], stop_probs=[0.5, 0.95, 0.99])
+    assert truncate_at_stop(res, 1.01, inside=True, inside_threshold=0.9) == [5, 6, 7]
+    opts = DecodeOptions(stop_threshold=1.01, stop_inside=True, stop_inside_threshold=0.9)
+    assert all(opts.stop_threshold_at(n) > 1 for n in range(4))
