@@ -83,3 +83,24 @@ def test_a_tab_indented_document_gets_the_suggestion_of_the_same_document_indent
     assert with_tabs.text == _tabs(with_spaces.text)
     assert with_tabs.shown_tokens == with_spaces.shown_tokens
     assert with_tabs.details.get("tab_indented") is True
+
+
+@pytest.mark.parametrize("cell, to_tabs", [
+    ("def f(x):\n    y = x * 2\n    ", False),  # spaces in a cell under tab-indented cells: spaces
+    ("def f(x):\n\ty = x * 2\n\t", True),
+    ("x = 1\n", True),  # nothing indented in the cell: the cells above decide
+])
+def test_a_notebook_cells_own_indentation_decides_how_its_suggestion_is_indented(cell, to_tabs):
+    """The cells above were counted with the cell: a cell indented with spaces under cells indented with tabs got
+    its suggestions with tabs, which Python refuses (TabError). Cells above indented with tabs are still read with
+    spaces."""
+    from lsp_server.services.notebooks import cells_above
+
+    above = "def a():\n\tx = 1\n\ty = 2\n\treturn x + y\n"
+    earlier = cells_above([("python", above), ("python", cell)], 1, "python", 4096)
+    ctx = build_context(cell, position_at(cell, len(cell)), language_id="python").with_earlier_cells(earlier)
+    view = tab_view(ctx)
+    assert view is not None and view.to_tabs is to_tabs
+    assert "\t" not in view.context.earlier_cells
+    written = "z = 1\n    return z"
+    assert view.back(written) == (_tabs(written) if to_tabs else written)

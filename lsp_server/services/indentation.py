@@ -41,22 +41,37 @@ class TabView:
     context: CompletionContext  # the prefix, suffix and cells above with their leading tabs as spaces
     # whether the cursor stands in its line's indentation: the suggestion's first line then goes on with it
     in_indent: bool
+    # whether the suggestion goes back to tabs: the document's (a notebook cell's) own indentation is tabs; a cell
+    # indented with spaces below cells indented with tabs got tabs, and a TabError
+    to_tabs: bool = True
 
     def back(self, written: str) -> str:
         """``written`` (the model's text after the cursor) with its indentation as tabs: every run of ``TAB_WIDTH``
         spaces that starts a line after the first, and the first line's own when the cursor is in the indentation."""
+        if not self.to_tabs:
+            return written
         if self.in_indent:
             return _SPACE_GROUPS.sub(lambda m: "\t" * (len(m.group()) // TAB_WIDTH), written)
         first, sep, rest = written.partition("\n")
         return first + sep + _SPACE_GROUPS.sub(lambda m: "\t" * (len(m.group()) // TAB_WIDTH), rest) if sep else written
 
 
+def _indented(text: str) -> bool:
+    return _TAB_INDENT.search(text) is not None or _SPACE_INDENT.search(text) is not None
+
+
 def tab_view(ctx: CompletionContext) -> TabView | None:
-    """The view of a tab-indented ``ctx``, or None for one indented with spaces (or not at all)."""
-    if not tab_indented(ctx.earlier_cells + ctx.prefix + ctx.suffix):
+    """The view of a ``ctx`` with tab-indented text, or None where none is (or nothing is indented). The document's
+    own text (a notebook cell's) decides how the suggestion is indented, the cells above only where it has no
+    indented line; cells above indented with tabs are read with spaces whatever the cell's own indentation."""
+    own = ctx.prefix + ctx.suffix
+    own_tabs = tab_indented(own) if _indented(own) else tab_indented(ctx.earlier_cells)
+    earlier_tabs = bool(ctx.earlier_cells) and tab_indented(ctx.earlier_cells)
+    if not own_tabs and not earlier_tabs:
         return None
     # The prefix window starts at a line's start; the cells above end with a line break; the suffix starts on the
     # cursor line, after the cursor.
-    seen = replace(ctx, prefix=_spaces(ctx.prefix, True), suffix=_spaces(ctx.suffix, False),
-                   earlier_cells=_spaces(ctx.earlier_cells, True))
-    return TabView(seen, in_indent=not ctx.line_prefix.strip(" \t"))
+    seen = replace(ctx, earlier_cells=_spaces(ctx.earlier_cells, True) if earlier_tabs else ctx.earlier_cells)
+    if own_tabs:
+        seen = replace(seen, prefix=_spaces(ctx.prefix, True), suffix=_spaces(ctx.suffix, False))
+    return TabView(seen, in_indent=not ctx.line_prefix.strip(" \t"), to_tabs=own_tabs)
