@@ -385,6 +385,24 @@ def rouge_loss_interval(full_rouge: np.ndarray, other_rouge: np.ndarray, seed: i
     return bootstrap_interval(stat, len(full_rouge), seed)
 
 
+def served_dynamic(full_stopped: list[DecodeResult], dynamic_stopped: list[DecodeResult], targets: list[str], L: int,
+                   seed: int = 0) -> dict:
+    """``dynamic`` against ``full``, both with Stop on as served. The policy table runs without Stop, so that the
+    policies write comparable text; served, an exit is held back where Stop would end the suggestion at that token
+    (`Controller.leaves`), and Stop hides or cuts suggestions in both."""
+    rouge_full = np.array([rouge_l(suggestion(r), t) for r, t in zip(full_stopped, targets, strict=True)])
+    rouge_dyn = np.array([rouge_l(suggestion(r), t) for r, t in zip(dynamic_stopped, targets, strict=True)])
+    layers = [x for r in dynamic_stopped for x in r.layers]
+    skipped = 1.0 - _mean(layers) / L if layers else None
+    loss = rouge_loss(float(rouge_full.mean()), float(rouge_dyn.mean())) if len(targets) else None
+    return {"layers_skipped_share": _r(skipped), "layers_skipped_share_ci": skipped_share_interval(dynamic_stopped, L, seed),
+            "rouge_l_full": _r(float(rouge_full.mean())) if len(targets) else None,
+            "rouge_l": _r(float(rouge_dyn.mean())) if len(targets) else None, "rouge_l_relative_loss": _r(loss),
+            "rouge_l_relative_loss_ci": rouge_loss_interval(rouge_full, rouge_dyn, seed),
+            "identical_to_full": _r(_mean([float(d.token_ids == f.token_ids)
+                                           for d, f in zip(dynamic_stopped, full_stopped, strict=True)]))}
+
+
 def hidden_by_stop(runs: list[DecodeResult]) -> int:
     """The runs Stop ended before the suggestion's first token: none past what token healing gave back (such a run
     has tokens, yet shows nothing; counted by its tokens alone, 6 hidden of 20 read as 0)."""
@@ -610,14 +628,16 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     runs: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     runs8: dict[str, list[DecodeResult]] = {p: [] for p in POLICIES}
     stopped: list[DecodeResult] = []
+    stopped_dynamic: list[DecodeResult] = []  # dynamic with Stop on, as served: its exits read the Stop thresholds
     sweep_settings = exit_settings(configured, exit_sweep_thresholds, exit_sweep_rules) if with_exit_sweep else []
     sweep_runs: dict[ExitSetting, list[DecodeResult]] = {e: [] for e in sweep_settings}
     no_stop = dict(stop_threshold=NO_STOP, **base)
     decoders = [(runtime, DecodeOptions(policy=p, **no_stop), runs[p]) for p in POLICIES]
     if runtime8 is not None:
         decoders += [(runtime8, DecodeOptions(policy=p, **no_stop), runs8[p]) for p in POLICIES]
-    decoders.append((runtime, DecodeOptions(policy="full", stop_threshold=stop_threshold, stop_inside=stop_inside,
-                                            stop_inside_threshold=cut_threshold, **base), stopped))
+    served_stop = dict(stop_threshold=stop_threshold, stop_inside=stop_inside, stop_inside_threshold=cut_threshold)
+    decoders.append((runtime, DecodeOptions(policy="full", **served_stop, **base), stopped))
+    decoders.append((runtime, DecodeOptions(policy="dynamic", **served_stop, **base), stopped_dynamic))
     decoders += [(runtime, DecodeOptions(policy="dynamic", **{**no_stop, **e.options()}), sweep_runs[e])
                  for e in sweep_settings]
     for rt in {id(rt): rt for rt, _, _ in decoders}.values():
@@ -712,6 +732,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
     policies["dynamic"]["rouge_l_relative_loss_ci"] = rouge_loss_interval(per_sample_rouge["full"],
                                                                           per_sample_rouge["dynamic"], seed)
     policies["dynamic"]["layers_skipped_share_ci"] = skipped_share_interval(runs["dynamic"], L, seed)
+    dynamic_as_served = served_dynamic(stopped, stopped_dynamic, targets, L, seed)
     windows = accuracy_windows if accuracy_windows is not None else max(2, min(40, limit // 5))
     accuracy = exit_accuracy(runtime, texts, windows, seed)
     return {
@@ -734,6 +755,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
                    "ms_mean": _r(_mean(prompt_ms), 2)},
         "policies": {p: _public(v) for p, v in policies.items()},
+        "dynamic_as_served": dynamic_as_served,
         "int8_policies": {p: _public(v) for p, v in int8_policies.items()} if int8_policies is not None else None,
         "exit_accuracy": accuracy,
         "stop": stop,
@@ -894,6 +916,10 @@ def format_report(r: dict) -> str:
               f"{_ci(td.get('layers_skipped_share_ci'), '{:.1%}')} skipped, "
               f"ROUGE-L loss {_f(td['rouge_l_relative_loss'], '{:+.1%}')}{_ci(td.get('rouge_l_relative_loss_ci'), '{:+.1%}')}"
               f"{note(td)}",
+              *([f"      as served (Stop on in both): {_f(ds['layers_skipped_share'], '{:.1%}')}"
+                 f"{_ci(ds.get('layers_skipped_share_ci'), '{:.1%}')} skipped, ROUGE-L loss "
+                 f"{_f(ds['rouge_l_relative_loss'], '{:+.1%}')}{_ci(ds.get('rouge_l_relative_loss_ci'), '{:+.1%}')}"]
+                if (ds := r.get("dynamic_as_served")) else []),
               f"  [{mark(tp['pass'])}] Stop {tp['target']}: {_f(tp['relative_change'], '{:+.1%}')}"
               f"{_ci(tp.get('relative_change_ci'), '{:+.1%}')}, "
               f"{_f(tp['removed_share'], '{:.1%}')}{_ci(tp.get('removed_share_ci'), '{:.1%}')} removed at {tp['threshold']}"

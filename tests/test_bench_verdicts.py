@@ -116,3 +116,14 @@ def test_one_sample_of_thousands_that_differs_is_printed_as_a_count():
 
     assert _identical({"identical_to_full": round(1999 / 2000, 4), "identical_count": 1999, "samples": 2000}) == "1999/2000"
     assert _identical({"identical_to_full": 1.0, "identical_count": 2000, "samples": 2000}) == "100.0%"
+
+
+def test_dynamic_as_served_is_compared_with_full_as_served():
+    """The policy table runs without Stop; served, Stop holds exits back and hides or cuts suggestions in both."""
+    from models.bench_early_exit import served_dynamic
+
+    full = [DecodeResult(token_ids=[7], text="x", layers=[4]), DecodeResult(token_ids=[], text="", layers=[])]
+    dynamic = [DecodeResult(token_ids=[7], text="x", layers=[2]), DecodeResult(token_ids=[], text="", layers=[])]
+    served = served_dynamic(full, dynamic, ["x", "y"], 4)
+    assert served["layers_skipped_share"] == 0.5 and served["rouge_l_relative_loss"] == 0.0
+    assert served["identical_to_full"] == 1.0
