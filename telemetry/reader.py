@@ -220,7 +220,8 @@ def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str
             payload = row.pop("payload")
             if payload is None:  # every event is written with an object
                 raise DamagedRowError("a suggestion_events row's payload column holds null, not a JSON object")
-            items.append({"type": row.pop("type"), **row, **payload})
+            # the row's own columns win: a damaged payload's "ts" or "seq" replaced them, and sorting raised TypeError
+            items.append({"type": row.pop("type"), **payload, **row})
     items.sort(key=lambda item: (item["ts"], item["seq"]))
     for item in items:
         del item["id"]  # per-table row ids mean nothing once merged

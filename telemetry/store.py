@@ -540,9 +540,11 @@ class TelemetryStore:
         # away and back) starts here again: it keeps its first start, and the end its move away logged no longer
         # holds (it said a session still running, or one that later died, had ended before its last events).
         self._db.execute(
-            "UPDATE sessions SET started_at = ?, client_name = ?, client_version = ?, server_version = ?,"
-            " workspace = ?, settings = ?, models = ? WHERE id = ? AND server_version IS NULL",
-            [e.ts, e.client_name, e.client_version, e.server_version, e.workspace,
+            # the earliest of the start and the first event: the start is logged once the model has loaded, after the
+            # documents opened and edited meanwhile, which then came before their session's start
+            "UPDATE sessions SET started_at = MIN(COALESCE(started_at, ?), ?), client_name = ?, client_version = ?,"
+            " server_version = ?, workspace = ?, settings = ?, models = ? WHERE id = ? AND server_version IS NULL",
+            [e.ts, e.ts, e.client_name, e.client_version, e.server_version, e.workspace,
              _json(e.settings), _json(e.models), e.session_id],
         )
         self._db.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = ?", [e.session_id])
@@ -659,19 +661,32 @@ class TelemetryStore:
 
 
 def prune_sessions(conn: sqlite3.Connection, older_than_s: float, now: float | None = None) -> tuple[int, int]:
-    """Delete every session last active (its end, else its start) more than ``older_than_s`` seconds before ``now``,
-    with all its rows in every table that has a ``session_id``; (sessions, rows) removed.
+    """Delete every session last active (its end; else its start and its latest row) more than ``older_than_s``
+    seconds before ``now``, with all its rows in every table that has a ``session_id``; (sessions, rows) removed.
 
     Whole sessions go, so each one kept still replays and trains as it was recorded. One transaction a session, so a
     long clean-up does not hold the write lock from another server writing the same file. Freed pages are reused by
     later rows; the file itself shrinks only with a VACUUM."""
     cutoff = (time.time() if now is None else now) - older_than_s
-    old = [sid for (sid,) in conn.execute("SELECT id FROM sessions WHERE COALESCE(ended_at, started_at) < ?", [cutoff])]
+    old = conn.execute("SELECT id, ended_at IS NULL FROM sessions WHERE COALESCE(ended_at, started_at) < ?",
+                       [cutoff]).fetchall()
     if not old:  # the usual start: nothing more to read
         return 0, 0
-    tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != "
-                                               "'sessions' ORDER BY name")
-              if any(col[1] == "session_id" for col in conn.execute(f'PRAGMA table_info("{name}")'))]
+    columns = {name: {col[1] for col in conn.execute(f'PRAGMA table_info("{name}")')}
+               for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != "
+                                           "'sessions' ORDER BY name")}
+    tables = [name for name, cols in columns.items() if "session_id" in cols]
+
+    def active_since_cutoff(sid: str) -> bool:
+        """A session with no end may still be running (another editor window's) or have ended unrecorded a minute
+        ago: its start said nothing of that, and a long one was deleted while its server went on writing."""
+        return any(conn.execute(f'SELECT 1 FROM "{table}" WHERE session_id = ? AND ts >= ? LIMIT 1',
+                                [sid, cutoff]).fetchone() is not None
+                   for table in tables if "ts" in columns[table])
+
+    old = [sid for sid, unended in old if not (unended and active_since_cutoff(sid))]
+    if not old:
+        return 0, 0
     rows = 0
     for sid in old:
         conn.execute("BEGIN IMMEDIATE")

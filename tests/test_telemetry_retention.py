@@ -72,6 +72,22 @@ def test_sessions_last_active_before_the_retention_are_removed_whole_and_the_res
         assert build_script(conn, "lately") == kept_script
 
 
+def test_a_session_with_no_end_that_wrote_lately_is_kept(tmp_path):
+    """A session with no end counted as last active at its start: a second editor window opening the database
+    deleted a first window's long session while it was still recording (its later rows then had no document)."""
+    db = tmp_path / "t.sqlite3"
+    now = time.time()
+    with TelemetryStore(db) as store:
+        write_session(store, "running-for-days", now - 100 * DAY, None)
+        store.record(EditEvent("running-for-days", CELL1, 3, 1, 0, 1, 0, "", "z\n", now - 60, ts=now - 60))
+        write_session(store, "crashed-long-ago", now - 120 * DAY, None)
+    with TelemetryStore(db, retention_days=90):
+        pass
+    assert all(n > 0 for t, n in counts(db, "running-for-days").items()
+               if t not in ("suggestion_events", "suggestions", "decisions")), counts(db, "running-for-days")
+    assert set(counts(db, "crashed-long-ago").values()) == {0}
+
+
 def test_no_retention_keeps_every_session_and_the_count_is_returned(tmp_path):
     db = tmp_path / "t.sqlite3"
     old = write_synthetic_db(db, seed=2, requests=10)
