@@ -196,6 +196,7 @@ class TelemetryStore:
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file open
         self._connect()
         self.reason: str | None = None  # what went wrong with the file while recording, or None
+        self._failing = False  # the last batch was lost (``reason`` says why until one is written)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -478,7 +479,8 @@ class TelemetryStore:
     def _write_batch_into(self, batch: list[Event]) -> tuple[int, int]:
         assert self._db is not None
         while True:
-            written = skipped = 0
+            written = skipped = failed = 0
+            last_failure: BaseException | None = None
             try:
                 with self._db.atomic():
                     for event in batch:
@@ -493,13 +495,26 @@ class TelemetryStore:
                             if not self._db.conn.in_transaction or _locked(exc):
                                 raise  # SQLite rolled the whole transaction back (e.g. disk full), or a lock
                             self._warn(f"dropped a {event_type(event)} event", exc)
+                            failed, last_failure = failed + 1, exc
             except Exception as exc:
                 if _locked(exc):
                     self._warn("the database is locked by another writer, waiting for it", exc)
                     continue
                 self._warn(f"lost a batch of {len(batch)} events", exc)
+                self._writes_fail(exc)
                 return 0, 0
+            if failed and not written:  # every event of the batch failed alone (a read-only file)
+                self._writes_fail(last_failure)
+            elif written and self._failing:  # writing again
+                self._failing = False
+                self.reason = None
             return written, skipped
+
+    def _writes_fail(self, exc: BaseException | None) -> None:
+        """Say in the status (tact/status, the extension's tooltip) that events are being lost: a read-only file or
+        a full disk lost every event while the status said all was well (a rate-limited log line alone said it)."""
+        self._failing = True
+        self.reason = f"writes to {self.path} fail ({type(exc).__name__}: {exc}); events are lost meanwhile"
 
     def _warn(self, what: str, exc: BaseException) -> None:
         """Log a write failure at most once per interval; never includes event contents."""

@@ -43,3 +43,23 @@ def test_a_payload_that_names_a_column_does_not_replace_it(tmp_path):
     finally:
         conn.close()
     assert [item["ts"] for item in timeline] == [101.0, 102.0]
+
+
+def test_a_database_that_stops_taking_writes_says_so_in_the_reason_until_it_takes_them_again(tmp_path):
+    """Every event was lost (a read-only file, a full disk) while `reason` stayed None: the status said all was well."""
+    from telemetry import open_store
+
+    store = open_store(tmp_path / "t.sqlite3")
+    try:
+        store.flush()
+        store._db.execute("PRAGMA query_only = ON")  # as a file made read-only under the server (root ignores modes)
+        store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=100.0))
+        store.record(DocumentOpened("s", "file:///a.py", 1, "python", "x = 1\n", ts=101.0))
+        assert store.flush()
+        assert store.reason is not None and "readonly" in store.reason
+        store._db.execute("PRAGMA query_only = OFF")
+        store.record(DocumentOpened("s", "file:///b.py", 1, "python", "y = 1\n", ts=102.0))
+        assert store.flush()
+        assert store.reason is None
+    finally:
+        store.close()
