@@ -238,9 +238,19 @@ class _Doc:
             pieces = _pieces(self.text, start, end, inserted, self.tip if continuing else None, most) or [
                 (start, end, inserted)]
             start, inserted = change[0], change[2]
-        for i, (a, b, piece) in enumerate(pieces, 1):
-            last = i == len(pieces)
-            at = ts if last else min(ts, max(self.requested_at or since, since + i * (ts - since) / len(pieces)))
+        # Keystrokes that changed nothing overall (typed, then deleted) left versions but no text to send: as many
+        # changes that change nothing go first, at their share of the time, so that the pieces keep the mean gap
+        # (the replaying server keeps an edit open on them, as on the keystrokes they stand for).
+        fillers = 0
+        if continuing and version is not None:
+            fillers = max(0, min(keystrokes, version - self.sent_version) - len(pieces))
+        keys = fillers + len(pieces)
+        for i in range(1, fillers + 1):
+            at = min(ts, max(self.requested_at or since, since + i * (ts - since) / keys))
+            self.add_change(self.tip, self.tip, "", at, None, continued=True)
+        for i, (a, b, piece) in enumerate(pieces, fillers + 1):
+            last = i == keys
+            at = ts if last else min(ts, max(self.requested_at or since, since + i * (ts - since) / keys))
             self.add_change(a, b, piece, at, version if last else None, continued=not last)
         self._reached(new_text)  # the pieces make the change to it
         self.tip = start + len(inserted)
@@ -551,7 +561,14 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         emit_at_applied_version(r)
     last_snap = doc.snapshots[-1] if doc.snapshots else None
     if last_snap is not None and last_snap.get("text") is not None and doc.text.text() != last_snap["text"]:
-        doc.change_to(last_snap["text"], last_snap["ts"], last_snap.get("version") or doc.version + 1, (doc.tip,))
+        version = last_snap.get("version") or doc.version + 1
+        if doc.pending is not None and doc.requested_at is not None:
+            # The last request's unfinished edit was never logged: the keystrokes after it (the versions between)
+            # undid it within the coalescing window, so they go on with it, or the replaying server logged both.
+            doc.change_to(last_snap["text"], last_snap["ts"], version, (doc.tip,), max(1, version - doc.sent_version),
+                          doc.requested_at, tip=doc.tip)
+        else:
+            doc.change_to(last_snap["text"], last_snap["ts"], version, (doc.tip,))
         doc.mark_edit_end()
     if doc.close_item is not None:
         doc.steps.append(Step(doc.close_item["ts"], "close", doc.uri))

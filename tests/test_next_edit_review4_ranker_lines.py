@@ -21,7 +21,7 @@ from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Cand
                                          _top_level, edit_key, enclosing_scopes, featurized, generate)
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
-from models.next_edit.prompt import lf_view
+from models.next_edit.prompt import lf_view, without_undone
 from models.next_edit.ranker import load_ranker
 from tests.next_edit_support import big_edited_document, rows_read, splits_recorded
 from tests.test_next_edit_review3_lines import (URI, _breaks, _plain, _random_history, _random_text, _service,
@@ -507,7 +507,7 @@ def test_a_ranker_answer_with_the_lines_is_the_former_one():
         if want is not None:
             assert (got.edit, got.confidence) == (want.edit, want.confidence), (case, current, history)
             answered += 1
-            lf_history, lf_current = lf_view(history, current)
+            lf_history, lf_current = lf_view(without_undone(history), current)  # the edits not taken back
             former = reference_featurized(lf_history, lf_current, cursor)
             scores = ranker.trees.predict(np.array([c.features for c in former], dtype=np.float64))
             assert want.confidence == float(scores.max())

@@ -19,7 +19,7 @@ from models.next_edit import examples as examples_module, prompt as prompt_modul
 from models.next_edit.baseline import BaselinePredictor, replacement
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
-from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view
+from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view, without_undone
 from models.next_edit.ranker import load_ranker
 from tests.next_edit_support import big_edited_document, rows_read
 from tests.test_next_edit_review3_lines import (URI, _BREAKS, _breaks, _plain, _random_history, _random_text,
@@ -46,8 +46,9 @@ def reference_in_document(current: str, edit: Edit | None) -> Edit | None:
 
 def reference_answer(predictor: str, history: list[Edit], current: str, cursor_line: int, ranker=None):
     """`predict_with`'s (edit, score) for ``heuristic`` or ``ranker`` as the former code gave it: the whole text
-    converted to LF, split and searched whole."""
-    lf_history, lf_current = reference_lf_view(history, current)
+    converted to LF, split and searched whole; from the edits not taken back (`without_undone`), as predictors read
+    them since."""
+    lf_history, lf_current = reference_lf_view(without_undone(history), current)
     if ranker is not None and predictor != "heuristic":
         if not lf_history:
             return None

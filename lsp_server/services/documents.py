@@ -337,15 +337,18 @@ class EditHistory:
         """Record one applied change; returns the edits this push finalized (oldest first).
 
         ``now`` is the keystroke time in seconds (default ``time.time()``), ``at`` its time by the grouping clock
-        (default ``now``). A change that changes nothing (an empty edit) is ignored and does not break the
-        pending edit.
+        (default ``now``). A change that changes nothing (an empty edit) is no edit and does not break the pending
+        edit; within the window it keeps it open, as a keystroke does.
         """
         now = time.time() if now is None else now
         at = now if at is None else at
         finalized: list[EditRecord] = []
-        if applied.removed_text == applied.inserted_text:
-            return finalized
         p = self._pending
+        if applied.removed_text == applied.inserted_text:
+            if p is not None and at - p.last_at <= self.coalesce_s:
+                p.last_at = at  # still typing: the edit stays open (a replay sends such changes for keystrokes that
+                # cancelled out, which kept the recording's edit open)
+            return finalized
         if applied.full_replacement:
             # Not a keystroke: ends the pending edit and is finalized on its own at once.
             finalized.extend(self._finalize())

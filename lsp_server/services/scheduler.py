@@ -68,10 +68,11 @@ class CancelToken:
         end = time.monotonic() + timeout
         while True:
             self.check()
-            if ready(max(0.0, min(step, end - time.monotonic()))):
+            ready_now = ready(max(0.0, min(step, end - time.monotonic())))
+            self.check()  # cancelled during the last step: it ends here whatever the wait found
+            if ready_now:
                 return True
             if time.monotonic() >= end:
-                self.check()
                 return False
 
 
