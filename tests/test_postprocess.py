@@ -531,3 +531,23 @@ def test_a_suggestion_that_breaks_the_brackets_of_the_code_after_it_is_not_shown
 )
 def test_a_suggestion_that_keeps_the_brackets_of_the_code_after_it_is_shown(src, raw, expected):
     assert single(src, raw) == expected
+
+
+@pytest.mark.parametrize("src, raw", [
+    ("while |self._qsize() >= self.maxsize:\n", "True:"),  # as the shipped model wrote there
+    ("    def __getitem__|, resType):\n", "(self, item):"),
+    ("        if self|is None:\n", ".closed:"),
+])
+def test_a_statements_colon_before_other_code_on_its_line_is_not_shown(src, raw):
+    """The model wrote the line's end in front of the end the line has: 22 such suggestions at cursors before other
+    code in held-out files, none of them the text taken out there."""
+    assert single(src, raw) == ""
+
+
+@pytest.mark.parametrize("src, raw, expected", [
+    ("d = {|2: 3}\n", "1: 2, ", "1: 2, "),  # a colon inside brackets is no statement's
+    ("if x|\n", " > 0:", " > 0:"),  # the end of the line
+    ("f = lambda x|: x\n", ", y", ", y"),
+])
+def test_a_colon_that_ends_no_statement_before_code_is_kept(src, raw, expected):
+    assert single(src, raw) == expected

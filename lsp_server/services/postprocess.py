@@ -570,10 +570,15 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     if not s.strip() or _repeats_neighbours(s, ctx):
         return ""
     rest = ctx.line_suffix.strip()
-    if rest and not _SUFFIX_CLOSERS.fullmatch(rest) and _bracket_change(s, ctx) > 0:
-        # before other code on its line (`[1|0, 1],` with `, 0],`), it left a bracket open or closing nothing that
-        # the line had not: 63 of 326 such suggestions in held-out files, none of them the text taken out there
-        return ""
+    if rest and not _SUFFIX_CLOSERS.fullmatch(rest):
+        if _bracket_change(s, ctx) > 0:
+            # before other code on its line (`[1|0, 1],` with `, 0],`), it left a bracket open or closing nothing that
+            # the line had not: 63 of 326 such suggestions in held-out files, none of them the text taken out there
+            return ""
+        if ctx.language_id == "python" and s.rstrip().endswith(":") and not _open_stack(ctx.line_prefix + s):
+            # a statement's colon before other code (`while |self._qsize()` with `True:`): the model wrote the line's
+            # end in front of the end it has (22 such suggestions in the same survey, none the text taken out)
+            return ""
     if _WORD.match(s[-1:]) and _WORD.match(ctx.line_suffix[:1]):
         # glued to the word after the cursor (the cursor inside a word: `imp|ort os` with `ort re` read `import reort
         # os`): no end of it reads right there (17 of 366 one-line suggestions in standard-library files)
