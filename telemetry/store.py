@@ -505,16 +505,17 @@ class TelemetryStore:
                 return 0, 0
             if failed and not written:  # every event of the batch failed alone (a read-only file)
                 self._writes_fail(last_failure)
-            elif written and self._failing:  # writing again
-                self._failing = False
-                self.reason = None
+            elif written and self._failing:  # writing again: the failure's reason goes, another one stays (a
+                self._failing = False       # database made again while recording)
+                if self.reason is not None and self.reason.startswith(_FAILING):
+                    self.reason = None
             return written, skipped
 
     def _writes_fail(self, exc: BaseException | None) -> None:
         """Say in the status (tact/status, the extension's tooltip) that events are being lost: a read-only file or
         a full disk lost every event while the status said all was well (a rate-limited log line alone said it)."""
         self._failing = True
-        self.reason = f"writes to {self.path} fail ({type(exc).__name__}: {exc}); events are lost meanwhile"
+        self.reason = f"{_FAILING} {self.path} fail ({type(exc).__name__}: {exc}); events are lost meanwhile"
 
     def _warn(self, what: str, exc: BaseException) -> None:
         """Log a write failure at most once per interval; never includes event contents."""
@@ -714,6 +715,9 @@ def prune_sessions(conn: sqlite3.Connection, older_than_s: float, now: float | N
             conn.execute("ROLLBACK")
             raise
     return len(old), rows
+
+
+_FAILING = "writes to"  # how the reason for failing writes starts (``TelemetryStore._writes_fail``)
 
 
 class NullStore:

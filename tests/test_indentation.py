@@ -27,11 +27,14 @@ def _ctx(text: str):
     return build_context(text, position_at(text, len(text)), language_id="python")
 
 
-def test_a_document_is_tab_indented_when_more_of_its_indented_lines_start_with_a_tab():
+def test_a_document_is_tab_indented_when_all_its_indented_lines_start_with_a_tab():
     assert tab_indented(_tabs(SPACES))
     assert not tab_indented(SPACES)
     assert not tab_indented("x = 1\ny = 2\n")
     assert not tab_indented("def f():\n\treturn 1\n\ndef g():\n    return 2\n\ndef h():\n    return 3\n")
+    # GNU-style C: levels of 4, tabs worth 8; a tab read as 4 collapsed the levels
+    assert not tab_indented("int f(void)\n{\n    if (x)\n\t{\n\t  y();\n\t}\n    return 0;\n}\n")
+    assert tab_indented("def f():\n\tif x:\n\t\ty = (1,\n\t\t     2)\n")  # alignment after the tabs is no indent
 
 
 def test_the_model_reads_a_tab_indented_context_as_the_same_one_indented_with_spaces():
@@ -104,3 +107,12 @@ def test_a_notebook_cells_own_indentation_decides_how_its_suggestion_is_indented
     assert "\t" not in view.context.earlier_cells
     written = "z = 1\n    return z"
     assert view.back(written) == (_tabs(written) if to_tabs else written)
+
+
+def test_with_the_cursor_in_the_indentation_the_rest_of_its_line_is_read_with_spaces_too():
+    """The suffix's first line kept its tab: the model read `    \treturn 1`."""
+    text = "def f():\n\tx = 1\n\t\treturn 1\n"
+    cursor = text.index("\treturn")  # after the line's first tab
+    view = tab_view(build_context(text, position_at(text, cursor), language_id="python"))
+    assert view.in_indent
+    assert view.context.prefix.endswith("\n    ") and view.context.suffix.startswith("    return 1\n")

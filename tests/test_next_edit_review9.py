@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from models.next_edit.examples import Edit, apply_all
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import without_undone
@@ -22,14 +20,13 @@ def test_an_edit_and_the_one_that_takes_it_back_both_leave_the_history():
     assert without_undone([other, RENAME, UNDO, Edit(3, 4, "x = 2\n", "x = 1\n")]) == []
 
 
-@pytest.mark.parametrize("predictor", ["ranker", "heuristic"])
-def test_a_rename_taken_back_is_not_offered_at_the_next_use(predictor):
+def test_a_rename_taken_back_is_not_offered_at_the_next_use():
     """`width` renamed `w`, then Ctrl+Z (a separate edit, more than a second later): the ranker offered `w` at
     `check(width)` (0.887, over its threshold), though only an edit restoring what the last one changed was refused."""
     history = [RENAME, UNDO]
     current = apply_all(SHAPES, history)
     assert current == SHAPES
-    found = predict_with(predictor, None, history, current, 0, ranker=load_ranker())
+    found = predict_with("ranker", None, history, current, 0, ranker=load_ranker())
     assert found is None or "w)" not in found.edit.updated
 
 

@@ -551,3 +551,22 @@ def test_a_statements_colon_before_other_code_on_its_line_is_not_shown(src, raw)
 ])
 def test_a_colon_that_ends_no_statement_before_code_is_kept(src, raw, expected):
     assert single(src, raw) == expected
+
+
+@pytest.mark.parametrize("src, raw, expected", [
+    ("if x|  # the usual case\n", " > 0:", " > 0:"),  # a comment after the cursor is no code
+    ("def f(x)|  # type: ignore\n", ":", ":"),
+    ("x = 1  # |see below\n", "note: ", "note: "),  # in a comment
+    ('label = "Total|  {n}"\n', ":", ":"),  # in a string
+    ("|return x\n", "if not ok: ", "if not ok: "),  # a one-line if: the colon is not glued to the code
+    ("# Don't forget (the |thing) ok\n", "isn't ", "isn't "),  # prose in a comment
+])
+def test_the_rules_for_a_suggestion_before_code_read_only_code(src, raw, expected):
+    """The colon and bracket rules hid correct headers before a trailing comment, and prose with an apostrophe."""
+    assert single(src, raw) == expected
+
+
+def test_the_rules_for_a_suggestion_before_code_are_pythons():
+    text = "// call foo(x) here\n"
+    ctx = build_context(text, position_at(text, text.index("x)")), language_id="javascript")
+    assert trim_suggestion("isn't ", ctx, multiline=False) == "isn't "

@@ -63,3 +63,24 @@ def test_a_database_that_stops_taking_writes_says_so_in_the_reason_until_it_take
         assert store.reason is None
     finally:
         store.close()
+
+
+def test_writes_working_again_leave_another_reason_alone(tmp_path):
+    """The failure's reason goes once writes succeed; the one saying the database was made again stays."""
+    from telemetry import open_store
+
+    store = open_store(tmp_path / "t.sqlite3")
+    try:
+        store.flush()
+        store.reason = "the database was deleted or moved away while recording; recording into a new one there"
+        store._db.execute("PRAGMA query_only = ON")
+        store.record(DocumentOpened("s", "file:///a.py", 1, "python", "x = 1\n", ts=101.0))
+        store.flush()
+        assert store.reason.startswith("writes to")
+        store._db.execute("PRAGMA query_only = OFF")
+        store.reason = "the database was deleted or moved away while recording; recording into a new one there"
+        store.record(DocumentOpened("s", "file:///b.py", 1, "python", "y = 1\n", ts=102.0))
+        store.flush()
+        assert store.reason is not None and store.reason.startswith("the database was deleted")
+    finally:
+        store.close()

@@ -21,9 +21,10 @@ _SPACE_GROUPS = re.compile(r"^(?: {%d})+" % TAB_WIDTH, re.M)
 
 
 def tab_indented(text: str) -> bool:
-    """Whether more of ``text``'s indented lines start with a tab than with spaces."""
-    tabs = len(_TAB_INDENT.findall(text))
-    return tabs > 0 and tabs > len(_SPACE_INDENT.findall(text))
+    """Whether ``text``'s indented lines all start with a tab. Where some start with spaces the tab's width is not
+    known (GNU-style C indents by 4 with 8-column tabs): read as 4, the levels collapsed, and the document's own
+    4-space lines came back as tabs."""
+    return _TAB_INDENT.search(text) is not None and _SPACE_INDENT.search(text) is None
 
 
 def _spaces(text: str, at_line_start: bool) -> str:
@@ -71,7 +72,8 @@ def tab_view(ctx: CompletionContext) -> TabView | None:
         return None
     # The prefix window starts at a line's start; the cells above end with a line break; the suffix starts on the
     # cursor line, after the cursor.
+    in_indent = not ctx.line_prefix.strip(" \t")
     seen = replace(ctx, earlier_cells=_spaces(ctx.earlier_cells, True) if earlier_tabs else ctx.earlier_cells)
-    if own_tabs:
-        seen = replace(seen, prefix=_spaces(ctx.prefix, True), suffix=_spaces(ctx.suffix, False))
-    return TabView(seen, in_indent=not ctx.line_prefix.strip(" \t"), to_tabs=own_tabs)
+    if own_tabs:  # the suffix's first line is indentation too where the cursor stands in it
+        seen = replace(seen, prefix=_spaces(ctx.prefix, True), suffix=_spaces(ctx.suffix, in_indent))
+    return TabView(seen, in_indent=in_indent, to_tabs=own_tabs)

@@ -544,6 +544,16 @@ def _rest_follows(s: str, ctx: CompletionContext) -> bool:
     return not rest or (_CLOSERS_ONLY.fullmatch(rest) is not None and not any(_outer_marks(s)))
 
 
+def _before_code(ctx: CompletionContext) -> bool:
+    """Whether the cursor is in Python code with more code after it on its line (a comment after it is none, nor are
+    closers alone): the rules for a suggestion that goes in front of code read brackets and colons as Python's, and
+    prose (an apostrophe in a comment, a string or another language) is not."""
+    if ctx.language_id != "python" or ctx.facts.in_string or ctx.facts.in_comment:
+        return False
+    rest = ctx.line_suffix[:_code_scan(ctx.line_suffix, stop_at_comment=True)[1]].strip()
+    return bool(rest) and not _SUFFIX_CLOSERS.fullmatch(rest)
+
+
 def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str:
     """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show."""
     if not raw or not raw.strip():
@@ -569,15 +579,14 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
         s, _ = _end_before_rest(first_line(text), ctx)
     if not s.strip() or _repeats_neighbours(s, ctx):
         return ""
-    rest = ctx.line_suffix.strip()
-    if rest and not _SUFFIX_CLOSERS.fullmatch(rest):
+    if _before_code(ctx):
         if _bracket_change(s, ctx) > 0:
             # before other code on its line (`[1|0, 1],` with `, 0],`), it left a bracket open or closing nothing that
             # the line had not: 63 of 326 such suggestions in held-out files, none of them the text taken out there
             return ""
-        if ctx.language_id == "python" and s.rstrip().endswith(":") and not _open_stack(ctx.line_prefix + s):
-            # a statement's colon before other code (`while |self._qsize()` with `True:`): the model wrote the line's
-            # end in front of the end it has (22 such suggestions in the same survey, none the text taken out)
+        if s.endswith(":") and not _open_stack(ctx.line_prefix + s):
+            # a statement's colon glued to other code (`while |self._qsize()` with `True:`): the model wrote the
+            # line's end in front of the end it has (22 such suggestions in the same survey, none the text taken out)
             return ""
     if _WORD.match(s[-1:]) and _WORD.match(ctx.line_suffix[:1]):
         # glued to the word after the cursor (the cursor inside a word: `imp|ort os` with `ort re` read `import reort
