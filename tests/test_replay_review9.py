@@ -1,93 +1,70 @@
-"""Replay, a ninth look: versions of the rebuilt changes against the versions requests bring the server to."""
+"""Replay, a ninth look: the versions, the edits and the targets a replay rebuilds from a recording."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from lsp_server.services.documents import DocumentError, DocumentStore
 from lsp_server.services.positions import Range
-from lsp_server.services.recorder import pending_edit_dict
-from telemetry import (DocumentClosed, DocumentOpened, DocumentSnapshot, EditEvent, SessionStarted,
-                       SuggestionRequested, TelemetryStore)
-from telemetry.reader import open_readonly
-from telemetry.reconstruct import build_script
-from telemetry.text import position_at
+from tests.test_replay import _Editor, script_of
 
 URI = "file:///project/a.py"
 
 
-def _record(db) -> dict[str, str]:
-    """A session: `y` typed (request), `z` typed and deleted (request), `y` deleted (request: the edit still being
-    typed now changes nothing), `w` typed (request). Returns each request's text as the server had it."""
-    store, docs, t = TelemetryStore(db), DocumentStore(coalesce_s=1.0), 100.0
-    store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=t))
-    docs.open(URI, "python", 1, "x = 1\n")
-    store.record(DocumentOpened("s", URI, 1, "python", "x = 1\n", ts=t))
-    seen = {}
+def _served(script) -> tuple[dict[str, str], list[str]]:
+    """Drive a server's document store with ``script`` as the replay does, its clock pinned to the recording's: the
+    text each request sees, and the edits the server logs. A change it drops as stale fails the test."""
+    server, seen, edits = DocumentStore(coalesce_s=1.0), {}, []
+    for step in script.steps:
+        if step.kind == "open":
+            server.open(step.uri, "python", step.version, step.text)
+        elif step.kind == "change":
+            try:
+                finished = server.change(step.uri, step.version, [(Range.of(*step.start, *step.end), step.inserted)],
+                                         step.ts).finalized
+            except DocumentError as exc:
+                raise AssertionError(f"the server drops the replayed change: {exc}") from None
+            edits += [r.inserted_text for r in finished]
+        elif step.kind == "request":
+            request = step.request
+            if request.version > server.get(request.uri).version:  # the replay's catch-up: an empty change
+                server.change(request.uri, request.version, [], step.ts)
+            seen[request.suggestion_id] = server.get(request.uri).text
+        elif step.kind == "close":
+            edits += [r.inserted_text for r in server.close(step.uri)]
+    return seen, edits
 
-    def log(finished):
-        for r in finished:
-            store.record(EditEvent("s", r.uri, r.version, r.start.line, r.start.character, r.end.line,
-                                   r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes,
-                                   ts=r.ts_end))
 
-    def key(a, b, inserted):
-        nonlocal t
-        t += 0.1
-        doc = docs.get(URI)
-        log(docs.change(URI, doc.version + 1, [(Range.of(*position_at(doc.text, a), *position_at(doc.text, b)),
-                                                 inserted)], t).finalized)
-
-    def request(sid, cursor):
-        nonlocal t
-        t += 0.01
-        doc = docs.get(URI)
-        seen[sid] = doc.text
-        store.record(SuggestionRequested("s", sid, "completion", URI, doc.version, *position_at(doc.text, cursor),
-                                         pending_edit=pending_edit_dict(doc.history.pending), ts=t))
-
-    key(6, 6, "y"); request("r1", 7)
-    key(7, 7, "z"); key(7, 8, ""); request("r2", 7)
-    key(6, 7, ""); request("r3", 6)
-    key(6, 6, "w"); request("r4", 7)
-    t += 0.1
-    doc = docs.get(URI)
-    log(docs.close(URI))
-    store.record(DocumentSnapshot("s", URI, *doc.snapshot(), ts=t))
-    store.record(DocumentClosed("s", URI, ts=t))
-    store.close()
-    return seen
+def _logged_edits(db) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        rows = [text for (text,) in conn.execute("SELECT inserted_text FROM edits ORDER BY ts")]
+    conn.close()
+    return rows
 
 
 def test_a_change_after_a_request_is_numbered_above_the_version_the_request_brought_the_server_to(tmp_path):
     """The replay brings the server to a request's logged version first (an empty change). A later rebuilt change
     numbered at or below it was dropped by the server as stale, every later request saw the wrong text, and the
-    replay still said all was exact."""
-    seen = _record(tmp_path / "s.sqlite3")
-    conn = open_readonly(tmp_path / "s.sqlite3")
-    script = build_script(conn, "s")
-    conn.close()
-    server = DocumentStore()
-    got = {}
-    for step in script.steps:  # as the replay drives a server
-        if step.kind == "open":
-            server.open(step.uri, "python", step.version, step.text)
-        elif step.kind == "change":
-            try:
-                server.change(step.uri, step.version, [(Range.of(*step.start, *step.end), step.inserted)], step.ts)
-            except DocumentError as exc:
-                raise AssertionError(f"the server drops the replayed change: {exc}") from None
-        elif step.kind == "request":
-            request = step.request
-            if request.version > server.get(request.uri).version:
-                server.change(request.uri, request.version, [], step.ts)
-            got[request.suggestion_id] = server.get(request.uri).text
-    assert got == seen
+    replay still said all was exact. Here: `y` typed, `z` typed and deleted, `y` deleted (the edit still being typed
+    then changes nothing), `w` typed, a request after each."""
+    editor = _Editor(tmp_path / "s.sqlite3", "x = 1\n", URI)
+    editor.change((6, 6, "y"))
+    editor.request("r1", 7)
+    editor.change((7, 7, "z"))
+    editor.change((7, 8, ""))
+    editor.request("r2", 7)
+    editor.change((6, 7, ""))
+    editor.request("r3", 6)
+    editor.change((6, 6, "w"))
+    editor.request("r4", 7)
+    editor.close()
+    seen, _ = _served(script_of(editor.db))
+    assert seen == editor.seen
 
 
 def test_a_hidden_suggestion_over_a_selected_entry_is_judged_as_a_shown_one(tmp_path):
     """A shown suggestion is judged with the untyped rest of the completion entry before it; one the server hid was
     judged alone, so the same text got opposite verdicts."""
-    import sqlite3
-
     from telemetry.oracle import Oracle
     from telemetry.reconstruct import Request
     from telemetry.replay import ReplayOutcome, _decide, _label_unanswered
@@ -111,45 +88,16 @@ def test_a_next_edit_is_judged_against_the_whole_next_edit_also_when_a_completio
     """The next edit's target was the text after the first rebuilt change from the request on; an inline completion
     asked for while that edit was typed split it, and a prediction of the whole edit was judged wrong."""
     text = "def f(values):\n    return len()\n"
-    db = tmp_path / "s.sqlite3"
-    store, docs, t = TelemetryStore(db), DocumentStore(coalesce_s=1.0), 100.0
-    store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=t))
-    docs.open(URI, "python", 1, text)
-    store.record(DocumentOpened("s", URI, 1, "python", text, ts=t))
-
-    def log(finished):
-        for r in finished:
-            store.record(EditEvent("s", r.uri, r.version, r.start.line, r.start.character, r.end.line,
-                                   r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes,
-                                   ts=r.ts_end))
-
-    def request(sid, kind, cursor):
-        nonlocal t
-        t += 0.01
-        doc = docs.get(URI)
-        store.record(SuggestionRequested("s", sid, kind, URI, doc.version, *position_at(doc.text, cursor),
-                                         pending_edit=pending_edit_dict(doc.history.pending), ts=t))
-
+    editor = _Editor(tmp_path / "s.sqlite3", text, URI)
     cursor = text.index("len(") + 4
-    request("ne1", "next_edit", cursor)
+    editor.request("ne1", cursor, kind="next_edit")
     for n, ch in enumerate("values"):
-        t += 0.15
-        doc = docs.get(URI)
-        at = position_at(doc.text, cursor)
-        log(docs.change(URI, doc.version + 1, [(Range.of(*at, *at), ch)], t).finalized)
+        editor.change((cursor, cursor, ch), pause=0.15)
         cursor += 1
         if n == 1:
-            request("c1", "completion", cursor)  # the editor asks at a pause in the typing
-    t += 2
-    doc = docs.get(URI)
-    log(docs.close(URI))
-    store.record(DocumentSnapshot("s", URI, *doc.snapshot(), ts=t))
-    store.record(DocumentClosed("s", URI, ts=t))
-    store.close()
-    conn = open_readonly(db)
-    script = build_script(conn, "s")
-    conn.close()
-    (next_edit,) = [r for r in script.requests if r.kind == "next_edit"]
+            editor.request("c1", cursor)  # the editor asks at a pause in the typing
+    editor.close()
+    (next_edit,) = [r for r in script_of(editor.db).requests if r.kind == "next_edit"]
     assert next_edit.next_text == "def f(values):\n    return len(values)\n"
 
 
@@ -157,59 +105,18 @@ def test_keystrokes_that_cancelled_out_keep_the_replayed_edit_whole(tmp_path):
     """`x` typed and backspaced inside one coalesced edit (`abc`) left versions but no text to send: the replaying
     server saw a gap longer than the window and logged two edits (55 of 300 random sessions' edit streams differed,
     a throwaway script; 8 now)."""
-    db = tmp_path / "s.sqlite3"
-    store, docs, t = TelemetryStore(db), DocumentStore(coalesce_s=1.0), 100.0
-    store.record(SessionStarted("s", "c", "1", "0.1.0", {}, {}, ts=t))
-    docs.open(URI, "python", 1, "")
-    store.record(DocumentOpened("s", URI, 1, "python", "", ts=t))
-    recorded = []
-
-    def log(finished):
-        for r in finished:
-            recorded.append(r.inserted_text)
-            store.record(EditEvent("s", r.uri, r.version, r.start.line, r.start.character, r.end.line,
-                                   r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes,
-                                   ts=r.ts_end))
-
-    def key(dt, a, b, inserted):
-        nonlocal t
-        t += dt
-        doc = docs.get(URI)
-        log(docs.change(URI, doc.version + 1, [(Range.of(*position_at(doc.text, a), *position_at(doc.text, b)),
-                                                 inserted)], t).finalized)
-
-    def request(sid, cursor):
-        nonlocal t
-        t += 0.01
-        doc = docs.get(URI)
-        store.record(SuggestionRequested("s", sid, "completion", URI, doc.version, *position_at(doc.text, cursor),
-                                         pending_edit=pending_edit_dict(doc.history.pending), ts=t))
-
-    key(0.1, 0, 0, "a"); key(0.1, 1, 1, "b"); request("r1", 2)
-    key(0.8, 2, 2, "x"); key(0.8, 2, 3, ""); request("r2", 2)  # typed and backspaced: the text as at r1
-    key(0.8, 2, 2, "c")  # 2.4 s after `b`, each keystroke under a second apart
-    t += 0.1
-    doc = docs.get(URI)
-    log(docs.close(URI))
-    store.record(DocumentSnapshot("s", URI, *doc.snapshot(), ts=t))
-    store.record(DocumentClosed("s", URI, ts=t))
-    store.close()
-    assert recorded == ["abc"]
-    conn = open_readonly(db)
-    script = build_script(conn, "s")
-    conn.close()
-    server, replayed = DocumentStore(coalesce_s=1.0), []
-    for step in script.steps:  # as the replay drives a server, its clock pinned to the recording's
-        if step.kind == "open":
-            server.open(step.uri, "python", step.version, step.text)
-        elif step.kind == "change":
-            replayed += [r.inserted_text for r in server.change(
-                step.uri, step.version, [(Range.of(*step.start, *step.end), step.inserted)], step.ts).finalized]
-        elif step.kind == "request" and step.request.version > server.get(step.uri).version:
-            server.change(step.uri, step.request.version, [], step.ts)
-        elif step.kind == "close":
-            replayed += [r.inserted_text for r in server.close(step.uri)]
-    assert replayed == recorded
+    editor = _Editor(tmp_path / "s.sqlite3", "", URI)
+    editor.change((0, 0, "a"))
+    editor.change((1, 1, "b"))
+    editor.request("r1", 2)
+    editor.change((2, 2, "x"), pause=0.8)
+    editor.change((2, 3, ""), pause=0.8)
+    editor.request("r2", 2)  # typed and backspaced: the text as at r1
+    editor.change((2, 2, "c"), pause=0.8)  # 2.4 s after `b`, each keystroke under a second apart
+    editor.close()
+    assert _logged_edits(editor.db) == ["abc"]
+    _, edits = _served(script_of(editor.db))
+    assert edits == ["abc"]
 
 
 def test_a_change_that_changes_nothing_keeps_the_edit_open():
