@@ -196,7 +196,7 @@ class TelemetryStore:
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file open
         self._connect()
         self.reason: str | None = None  # what went wrong with the file while recording, or None
-        self._failing = False  # the last batch was lost (``reason`` says why until one is written)
+        self._failing: str | None = None  # the reason failing writes gave (``reason`` until a batch is written)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -505,17 +505,17 @@ class TelemetryStore:
                 return 0, 0
             if failed and not written:  # every event of the batch failed alone (a read-only file)
                 self._writes_fail(last_failure)
-            elif written and self._failing:  # writing again: the failure's reason goes, another one stays (a
-                self._failing = False       # database made again while recording)
-                if self.reason is not None and self.reason.startswith(_FAILING):
+            elif written and self._failing is not None:  # writing again: the failure's reason goes, another one
+                if self.reason == self._failing:            # stays (a database made again while recording)
                     self.reason = None
+                self._failing = None
             return written, skipped
 
     def _writes_fail(self, exc: BaseException | None) -> None:
         """Say in the status (tact/status, the extension's tooltip) that events are being lost: a read-only file or
         a full disk lost every event while the status said all was well (a rate-limited log line alone said it)."""
-        self._failing = True
-        self.reason = f"{_FAILING} {self.path} fail ({type(exc).__name__}: {exc}); events are lost meanwhile"
+        self.reason = self._failing = (f"writes to {self.path} fail ({type(exc).__name__}: {exc}); events are lost "
+                                       "meanwhile")
 
     def _warn(self, what: str, exc: BaseException) -> None:
         """Log a write failure at most once per interval; never includes event contents."""
@@ -715,9 +715,6 @@ def prune_sessions(conn: sqlite3.Connection, older_than_s: float, now: float | N
             conn.execute("ROLLBACK")
             raise
     return len(old), rows
-
-
-_FAILING = "writes to"  # how the reason for failing writes starts (``TelemetryStore._writes_fail``)
 
 
 class NullStore:

@@ -35,6 +35,19 @@ def _item(client) -> tuple[dict, str]:
     return items[0], edit["newText"][CHARACTER - edit["range"]["start"]["character"]:]
 
 
+def _type_by_hand(client, suggestion: str) -> int:
+    """Type ``suggestion`` at the cursor a character at a time, as a programmer types; the next version to send."""
+    for k, ch in enumerate(suggestion):
+        client.did_change(URI, 2 + k, [change_at(LINE, CHARACTER + k, ch)])
+    return 2 + len(suggestion)
+
+
+def _ended_unaccepted(db) -> None:
+    """Once the session ended: the first suggestion's outcome is not an acceptance."""
+    wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
+    assert _outcomes(db)[0] != ("accepted",)
+
+
 def _outcomes(db):
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT outcome FROM suggestions WHERE kind = 'completion' ORDER BY requested_at").fetchall()
@@ -66,14 +79,11 @@ def test_typing_the_suggestion_by_hand_is_no_acceptance(tmp_path):
     client, db = _start(tmp_path)
     try:
         _, suggestion = _item(client)
-        for k, ch in enumerate(suggestion):  # a character at a time, as a programmer types
-            client.did_change(URI, 2 + k, [change_at(LINE, CHARACTER + k, ch)])
-        status = client.request("tact/status")
-        assert status["acceptanceGate"]["userAccepted"] == 0
+        _type_by_hand(client, suggestion)
+        assert client.request("tact/status")["acceptanceGate"]["userAccepted"] == 0
     finally:
         client.shutdown()
-    wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
-    assert _outcomes(db)[0] != ("accepted",)
+    _ended_unaccepted(db)
 
 
 def test_a_whole_text_change_is_no_acceptance(tmp_path):
@@ -99,16 +109,11 @@ def test_an_edit_after_an_item_typed_by_hand_is_no_acceptance(tmp_path):
     client, db = _start(tmp_path)
     try:
         _, suggestion = _item(client)
-        version = 2
-        for k, ch in enumerate(suggestion):
-            client.did_change(URI, version, [change_at(LINE, CHARACTER + k, ch)])
-            version += 1
+        version = _type_by_hand(client, suggestion)
         end = CHARACTER + len(suggestion)
         client.did_change(URI, version, [change_at(LINE, end, "\n" + " " * max(8, len(suggestion)))])
         client.did_change(URI, version + 1, [change_at(LINE + 2, 0, "print(read_lines('x'))  # " + suggestion + "\n")])
-        status = client.request("tact/status")
-        assert status["acceptanceGate"]["userAccepted"] == 0
+        assert client.request("tact/status")["acceptanceGate"]["userAccepted"] == 0
     finally:
         client.shutdown()
-    wait_for_rows(db, "SELECT 1 FROM sessions WHERE ended_at IS NOT NULL")
-    assert _outcomes(db)[0] != ("accepted",)
+    _ended_unaccepted(db)

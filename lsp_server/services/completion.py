@@ -218,7 +218,11 @@ class CompletionService:
         tokens taken back for the suggestion to write again (token healing). Its own method so that `tact bench
         notebook` measures the prompt serving builds, not a copy of it."""
         view = tab_view(ctx)
-        seen = view.context if view is not None else ctx  # a tab-indented document is read with spaces
+        return CompletionService._prompt_of(runtime, view.context if view is not None else ctx, settings)
+
+    @staticmethod
+    def _prompt_of(runtime: EarlyExitRuntime, seen: CompletionContext, settings: Settings) -> Prompt:
+        """`prompt` of the context as the model reads it (a tab-indented document's with spaces)."""
         return runtime.completion_prompt(seen.earlier_cells + seen.prefix, seen.suffix,
                                          reserve=settings.max_new_tokens, heal_tokens=settings.token_healing)
 
@@ -245,7 +249,8 @@ class CompletionService:
         if runtime is None:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
         opts = self.decode_options(settings)
-        prompt = self.prompt(runtime, ctx, settings)
+        view = tab_view(ctx)  # once a request: the prompt reads its context, the suggestion goes back through it
+        prompt = self._prompt_of(runtime, view.context if view is not None else ctx, settings)
         token.check()
         try:
             result = runtime.generate(prompt.ids, opts, should_cancel=self._cancel_check(token), heal=prompt.heal)
@@ -254,7 +259,6 @@ class CompletionService:
             raise
         if result.stop_reason == "cancelled":
             raise Cancelled(token.reason or "cancelled")
-        view = tab_view(ctx)
         written = view.back if view is not None else (lambda text: text)  # its indentation as the document's
         raw = written(result.text)
         text = trim_suggestion(raw, ctx, multiline=settings.multiline)

@@ -25,7 +25,7 @@ from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.gate import AcceptanceGate, GateDecision
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.notebooks import NotebookStore
-from lsp_server.services.positions import LineIndex, Position, Range, utf16_len
+from lsp_server.services.positions import LineIndex, Position, Range, advance, utf16_len
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import Cancelled, CancelToken, Deferred, InferenceScheduler
 from models.fim import to_lf
@@ -108,8 +108,7 @@ def written_suggestion(ledger: SuggestionLedger, documents: DocumentStore, uri: 
     if len(text) < 2:
         return None
     start = Position(line, character)
-    last = text.rsplit("\n", 1)[-1]
-    end = Position(line + text.count("\n"), (character if "\n" not in text else 0) + utf16_len(last))
+    end = advance(start, text)
     inserted = sum(len(new) for rng, new in changes if start <= rng.start < end)
     if inserted < len(text):
         return None
