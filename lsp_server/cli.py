@@ -331,10 +331,6 @@ def _acceptance_args(p) -> None:
                         "feature, so only then is it scored (default: settings)")
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "data" / "acceptance", help="where suggestion scores are cached")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "trees"), help="classifier of both stages")
-    p.add_argument("--lambda", dest="lam", type=_setting_range("acceptance_lambda"), default=None,
-                   help="weight of saved model calls against hidden suggestions, 0 to 1 (default: settings)")
-    p.add_argument("--precision-floor", type=_setting_range("acceptance_precision_floor"), default=None,
-                   help="least share of hidden suggestions that were really rejected, 0 to 1 (default: settings)")
     p.add_argument("--limit", type=positive_int, help="a quick run on N samples per source")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--threads", type=positive_int, default=2, help="onnxruntime threads for scoring (default 2)")
@@ -346,6 +342,11 @@ def _add_eval(sub) -> None:
     esub = p.add_subparsers(dest="target", required=True)
     ac = esub.add_parser("acceptance", help="the CDHF acceptance model: AUC, hidden, lost, precision, calls skipped")
     _acceptance_args(ac)
+    # the thresholds' rule: only eval chooses thresholds (the server chooses its own from the settings)
+    ac.add_argument("--lambda", dest="lam", type=_setting_range("acceptance_lambda"), default=None,
+                    help="weight of saved model calls against hidden suggestions, 0 to 1 (default: settings)")
+    ac.add_argument("--precision-floor", type=_setting_range("acceptance_precision_floor"), default=None,
+                    help="least share of hidden suggestions that were really rejected, 0 to 1 (default: settings)")
     ac.add_argument("--acceptance-model", type=Path, help="evaluate this trained model as it is (its thresholds from "
                     "its own calibration) instead of leave-programmer-out retraining")
     ac.add_argument("--inner-folds", type=int_range(2), default=5,
@@ -375,8 +376,10 @@ def _acceptance(args) -> int:
     from lsp_server.config import DEFAULTS
     from models.acceptance.cli import main_cli
 
-    args.lam = DEFAULTS.acceptance_lambda if args.lam is None else args.lam
-    args.precision_floor = DEFAULTS.acceptance_precision_floor if args.precision_floor is None else args.precision_floor
+    if args.command == "eval":
+        args.lam = DEFAULTS.acceptance_lambda if args.lam is None else args.lam
+        args.precision_floor = DEFAULTS.acceptance_precision_floor if args.precision_floor is None else \
+            args.precision_floor
     args.exit_threshold, args.stop_threshold = DEFAULTS.exit_threshold, DEFAULTS.stop_threshold
     args.exit_rule = DEFAULTS.exit_rule
     args.token_healing = DEFAULTS.token_healing

@@ -51,6 +51,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "context_suffix_chars": (0, 65536),
     "acceptance_lambda": (0, 1),
     "acceptance_precision_floor": (0, 1),
+    "acceptance_skip_uncertainty": (None, 1),  # a P(accept): above 1 every automatic request was skipped
     "acceptance_debounce_max_ms": (0, 2000),
     "next_edit_threshold": (0, 1),
     "next_edit_ranker_threshold": (None, 1),

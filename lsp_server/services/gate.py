@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsp_server.config import Settings, finite_float
+from lsp_server.config import Settings, expand_user, finite_float
 from lsp_server.protocol import ACCEPTANCE_PRIOR
 from lsp_server.services.context import CompletionContext
 from models.acceptance import features
@@ -155,8 +155,8 @@ class AcceptanceGate:
     def load(self, path: str | Path | None = None) -> bool:
         """Load the acceptance model (default: the shipped one); on failure the gate is off, said once."""
         self.model_path = str(path or "")
-        try:
-            self.model = load_model(path or None)
+        try:  # a leading ~ is the user's home, as in every path setting: unexpanded, the gate stayed off
+            self.model = load_model(expand_user(str(path)) if path else None)
             self.reason = ""
             self._thresholds.clear()
             return True

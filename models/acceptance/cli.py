@@ -127,8 +127,8 @@ def main_cli(args) -> int:
         return 0
     from models.acceptance.evaluate import evaluate, evaluate_model, format_report
 
-    data, scoring = load_data(args)
-    if args.acceptance_model:
+    model = None
+    if args.acceptance_model:  # before the data: a wrong path said at once, not after minutes of scoring
         from models.acceptance.model import AcceptanceModelError, load_model
 
         try:
@@ -136,6 +136,8 @@ def main_cli(args) -> int:
         except AcceptanceModelError as exc:
             _log(str(exc))
             return 2
+    data, scoring = load_data(args)
+    if model is not None:
         trained_on = model.info.get("scoring_model")
         if trained_on != scoring:  # its suggestion features would read as unknown, or as another model scores them
             _log(f"note: {args.acceptance_model} was trained on suggestions scored by {trained_on or 'no model'}, "

@@ -100,8 +100,15 @@ def _row_problem(row) -> str | None:
 
 
 def _number(v) -> float:
-    """A logged measurement as a float; NaN when it is missing or not a finite number."""
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else math.nan
+    """A logged measurement as a float; NaN when it is missing or not a finite number (JSON's integers have no bound:
+    one of 400 digits ended the whole run with an OverflowError)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return math.nan
+    try:
+        f = float(v)
+    except OverflowError:
+        return math.nan
+    return f if math.isfinite(f) else math.nan
 
 
 def _measurements(row: dict) -> dict | None:

@@ -230,7 +230,7 @@ def load_model(model_dir: str | Path | None = None) -> AcceptanceModel:
             raise AcceptanceModelError(f"{path} was trained on feature version {d.get('feature_version')}, this "
                                        f"Tact computes version {FEATURE_VERSION}; retrain it with `tact train acceptance`")
         model = AcceptanceModel(str(d["version"]), StageModel.from_dict(d["stage1"]), StageModel.from_dict(d["stage2"]),
-                                Calibration.from_dict(d["calibration"]), d.get("info") or {})
+                                Calibration.from_dict(d["calibration"]), d["info"] if isinstance(d.get("info"), dict) else {})
         for stage, want in ((model.stage1, CONTEXT_FEATURES), (model.stage2, SUGGESTION_FEATURES)):
             if tuple(stage.feature_names) != tuple(want) or len(stage.fill) != len(want):
                 raise AcceptanceModelError(f"{path}: its features differ from the ones this Tact computes; retrain it")
