@@ -22,7 +22,8 @@ INPUT_ERRORS = (("models.model_dir", "ModelDirError"), ("models.train_lm", "Trai
                 ("telemetry.replay", "ReplayError"), ("telemetry.schema", "TelemetrySchemaError"),
                 ("telemetry.simulate", "NoModelError"), ("sqlite3", "Error"),
                 ("lsp_server.telemetry_cli", "CommandInputError"), ("telemetry.report", "ReportError"),
-                ("telemetry.lsp_client", "LspError"), ("builtins", "OSError"))  # a file or folder named that fails
+                ("telemetry.lsp_client", "LspError"), ("models.corpus", "CorpusError"),
+                ("builtins", "OSError"))  # a file or folder named that fails
 
 
 def is_input_error(exc: BaseException) -> bool:
@@ -857,7 +858,7 @@ EXPORT_ADVICE = "name a model directory to export, e.g. one `tact train lm --no-
 def _export(args) -> int:
     """`tact export`: everything it needs is checked before anything is written (a ModelDirError, which main()
     prints), and what it wrote is said."""
-    from models.model_dir import (GRAPHS_INDEX, RESTORE, ModelDirError, check_model_dir, read_safetensors_index,
+    from models.model_dir import (GRAPHS_INDEX, ModelDirError, check_model_dir, read_safetensors_index,
                                   store_half)
 
     model_dir = args.model_dir
@@ -866,12 +867,9 @@ def _export(args) -> int:
             read_safetensors_index(model_dir / "model.safetensors")
         if args.graphs:
             check_model_dir(model_dir, need_onnx=False)
-            from models.tokenizer import TokenizerInfo, load_tokenizer
+            from models.tokenizer import load_model_tokenizer
 
-            try:  # the graphs do not read it, but a model that cannot load it serves nothing
-                TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
-            except Exception as exc:  # tokenizers raises its own exception types
-                raise ModelDirError(f"{model_dir / 'tokenizer.json'} cannot be loaded ({exc})", RESTORE) from None
+            load_model_tokenizer(model_dir)  # the graphs do not read it, but a model that cannot load it serves nothing
     except ModelDirError as exc:
         raise exc.advised(EXPORT_ADVICE) from None
     change = store_half(model_dir) if args.half else None

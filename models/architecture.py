@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from models.exits import (CONTROLLER_HIDDEN, CONTROLLER_OUTPUTS, EXIT_CALIBRATION, EXIT_CALIBRATION_IDENTITY,
                           HARM_CALIBRATION, KV_FILL_MAPS, STOP_CALIBRATION)
+from models.model_dir import rms_norm_eps
 
 
 @dataclass
@@ -60,6 +61,7 @@ class ModelConfig:
         values = {k: v for k, v in d.items() if k in known and v is not None}
         if "rope_theta" not in values and isinstance(d.get("rope_parameters"), dict):
             values["rope_theta"] = d["rope_parameters"].get("rope_theta", 10000.0)
+        values.setdefault("rms_norm_eps", rms_norm_eps(d))  # the serving default, not this class's
         if isinstance(values.get("eos_token_id"), list):
             values["eos_token_id"] = values["eos_token_id"][0]
         return cls(**values)
@@ -248,7 +250,7 @@ def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
 
     from safetensors.torch import load_file
 
-    from models.model_dir import EXIT_HEADS
+    from models.model_dir import EXIT_HEADS, RESTORE, ModelDirError, read_safetensors_index
 
     model_dir = Path(model_dir)
     cfg = ModelConfig.from_hf(json.loads((model_dir / "config.json").read_text()))
@@ -257,15 +259,21 @@ def load_torch_model(model_dir, *, strict_exits: bool = False) -> EarlyExitLM:
     state.pop("lm_head.weight", None)
     exits = model_dir / EXIT_HEADS
     if exits.exists():
+        read_safetensors_index(exits)  # a damaged file: ModelDirError naming it, not safetensors' own words
         extra = load_file(str(exits))
         model.kv_fill_maps = {k: v.float() for k, v in extra.items() if k.startswith(KV_FILL_MAPS + ".")}
         state.update({k: v for k, v in extra.items() if k.startswith("exit_norms.") or
                       k in model.state_dict() and model.state_dict()[k].shape == v.shape})
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that differ from config.json's sizes
+        raise ModelDirError(f"{model_dir / 'config.json'} does not match {model_dir / 'model.safetensors'} "
+                            f"({str(exc).splitlines()[-1].strip()})", RESTORE) from None
     # Older directories have no stop, exit or harm calibration: P(stop) and P(exit) are then the controller's own
     # estimates, and the harm rule takes their product.
     missing = [k for k in missing if k not in (STOP_CALIBRATION, EXIT_CALIBRATION, HARM_CALIBRATION)]
     missing = [k for k in missing if not k.startswith(("exit_norms.", "controller."))] if not strict_exits else missing
     if missing or unexpected:
-        raise ValueError(f"{model_dir}: missing {missing}, unexpected {unexpected}")
+        raise ModelDirError(f"{model_dir / 'model.safetensors'} does not hold the weights {model_dir / 'config.json'} "
+                            f"describes (missing {missing[:3]}, unexpected {unexpected[:3]})", RESTORE)
     return model.eval()

@@ -19,18 +19,28 @@ from pathlib import Path
 from typing import Iterator
 
 from models.fim import to_lf
+from models.model_dir import write_atomically
 
 from models.progress import progress
 
 SPLITS = ("train", "calib", "heldout")
+MANIFEST = "manifest.json"
 MAX_FILE_BYTES = 200_000
 MAX_LINE_CHARS = 400  # files with longer lines are mostly generated data, not code
 VENDOR_DIR = "_vendor"  # where packages keep copies of other packages (pip/_vendor/rich)
 VENV_DIRS = {".venv", "venv"}  # virtual environments, unless a package of that name (the standard library's venv)
+# Build outputs and test environments: copies of a project's own packages (build/lib/pkg beside src/pkg) under
+# another first directory, so on both sides of the split by package; left out unless a package of that name (build).
+BUILD_DIRS = {"build", "dist", ".tox", ".nox", ".eggs"}
+SRC_DIR = "src"  # the src layout: src/pkg is pkg
 
 
 class NoCodeError(FileNotFoundError):
     """A directory named for the corpus adds no Python file to it (an OSError: the CLI prints it as one line)."""
+
+
+class CorpusError(ValueError):
+    """A corpus file that `tact train corpus` did not write so (damaged, cut short); the CLI prints it as one line."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
     whole = own_package(root)
 
     def kept(dirpath: str, d: str) -> bool:
-        if d in VENV_DIRS:
+        if d in VENV_DIRS or d in BUILD_DIRS:
             return os.path.isfile(os.path.join(dirpath, d, "__init__.py"))
         return d not in skip_dirs and not d.endswith(".dist-info")
 
@@ -116,6 +126,8 @@ def iter_sources(label: str, root: Path) -> Iterator[SourceFile]:
             path = Path(dirpath) / name
             rel = path.relative_to(root)
             top = rel.parts[0]
+            if top == SRC_DIR and len(rel.parts) > 2 and not (root / top / "__init__.py").is_file():
+                top = rel.parts[1]  # src layout: the package is the one under src, as it is once installed
             package = whole or (top[:-3] if top.endswith(".py") else top)
             yield SourceFile(f"{label}:{package}", path)
 
@@ -175,6 +187,9 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
     rng = random.Random(seed)
     rng.shuffle(files)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the manifest goes first and comes back last: an interrupted build over an older corpus left that build's
+    # manifest beside the splits' fragments, and training read them as a whole corpus
+    (out_dir / MANIFEST).unlink(missing_ok=True)
     seen: set[str] = set()
     budget = int(max_mb * 1_000_000)
     counts = {s: {"files": 0, "chars": 0, "packages": set()} for s in SPLITS}
@@ -215,14 +230,39 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
         "seconds": round(time.time() - started, 1),
         "splits": {s: {"files": c["files"], "chars": c["chars"], "packages": sorted(c["packages"])} for s, c in counts.items()},
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_atomically(out_dir / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    return manifest
+
+
+def read_manifest(corpus_dir: Path) -> dict:
+    """A corpus's manifest.json, or CorpusError naming the fix when it is not one `tact train corpus` writes."""
+    path = Path(corpus_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CorpusError(f"{path} is not a corpus manifest ({exc}): {_rebuild(corpus_dir)}") from None
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict) or not all(isinstance(splits.get(s), dict) for s in SPLITS):
+        raise CorpusError(f"{path} names no {', '.join(SPLITS)} splits: {_rebuild(corpus_dir)}")
     return manifest
 
 
 def iter_split(corpus_dir: Path, split: str) -> Iterator[dict]:
-    with open(corpus_dir / f"{split}.jsonl", encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
+    """The records of a split; CorpusError at a line that is none (a file cut short), naming the line."""
+    path = Path(corpus_dir) / f"{split}.jsonl"
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise CorpusError(f"{path}:{number} is not a corpus record ({exc}): {_rebuild(corpus_dir)}") from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CorpusError(f"{path}:{number} is not a corpus record (no text): {_rebuild(corpus_dir)}")
+            yield record
+
+
+def _rebuild(corpus_dir: Path) -> str:
+    return f"rebuild it with `tact train corpus --out {corpus_dir}`"
 
 
 def iter_directory(source: Path) -> Iterator[dict]:

@@ -102,7 +102,7 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
 
     from models.architecture import load_torch_model
     from models.model_dir import check_model_dir, trained_context
-    from models.tokenizer import TokenizerInfo, load_tokenizer
+    from models.tokenizer import load_model_tokenizer
     from models.train_lm import (ExampleSampler, autocast, batch_stream, check_corpus, check_device, load_texts,
                                  loader_workers)
 
@@ -117,7 +117,7 @@ def train_draft_head(model_dir: Path, corpus_dir: Path, *, minutes: float = 10.0
     model = load_torch_model(model_dir).to(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
+    info = load_model_tokenizer(model_dir)
     record = read_record(model_dir)
     window = trained_context(model.cfg.to_hf(), record)
     sampler = ExampleSampler(load_texts(corpus_dir, "train"), info, window, seed)

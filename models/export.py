@@ -22,8 +22,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
-from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, check_model_dir, header_digest,
-                              read_safetensors_index, write_atomically, write_json_object, write_widened_weights)
+from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, ModelDirError,
+                              check_model_dir, header_digest, read_safetensors_index, rms_norm_eps, write_atomically,
+                              write_json_object, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
 OPSET = 17
@@ -50,8 +51,8 @@ class WeightRefs:
         maps = {n: e for n, e in read_safetensors_index(exits).items() if n.startswith(KV_FILL_MAPS + ".")} if exits.is_file() else {}
         for n, e in maps.items():
             if e.dtype != "F32":
-                raise ValueError(f"{exits}: {n} is {e.dtype}, the kv_fill graphs read fp32; refit the maps with "
-                                 "`tact train controller --kv-fill-only`")
+                raise ModelDirError(f"{exits}: {n} is {e.dtype}, the kv_fill graphs read fp32",
+                                    "refit the maps with `tact train controller --kv-fill-only`")
             self.index[n] = (EXIT_HEADS, e.shape, e.offset, e.length)
         self.int8 = int8_layout(src)  # name -> ((N, K), blocks offset, scales offset) in INT8_WEIGHTS
         self.read_from: set[str] = set()
@@ -177,7 +178,7 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int, int8: bool = False) ->
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads") or H
     hd = cfg.get("head_dim") or D // H
-    eps = cfg.get("rms_norm_eps", 1e-6)
+    eps = rms_norm_eps(cfg)
     p = f"model.layers.{i}"
     b = GraphBuilder(w, int8)
     xn = b.rms_norm("hidden", b.weight(f"{p}.input_layernorm.weight"), eps)
@@ -223,7 +224,7 @@ def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads") or H
     hd = cfg.get("head_dim") or D // H
-    eps = cfg.get("rms_norm_eps", 1e-6)
+    eps = rms_norm_eps(cfg)
     later = range(exit_layer + 1, cfg["num_hidden_layers"])
     n = len(later)
     b = GraphBuilder(w)
@@ -272,7 +273,7 @@ def exit_head_graph(w: WeightRefs, cfg: dict, int8: bool = False) -> onnx.ModelP
     """(hidden (T,D), norm_weight (D)) -> logits (T,V): any exit's norm, then the shared LM head."""
     D, V = cfg["hidden_size"], cfg["vocab_size"]
     b = GraphBuilder(w, int8)
-    xn = b.rms_norm("hidden", "norm_weight", cfg.get("rms_norm_eps", 1e-6))
+    xn = b.rms_norm("hidden", "norm_weight", rms_norm_eps(cfg))
     head = "lm_head.weight" if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False) else "model.embed_tokens.weight"
     logits = b.matmul_t(xn, head)
     b.nodes.append(helper.make_node("Identity", [logits], ["logits"]))

@@ -30,6 +30,7 @@ CONFIG_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads")  # co
 # controller only, under the dynamic policy; max_position_embeddings, read by attention at the first decode).
 OPTIONAL_CONFIG_SIZES = ("num_key_value_heads", "head_dim", "max_position_embeddings")  # positive integers
 OPTIONAL_CONFIG_SCALES = ("rms_norm_eps", "rope_theta")  # positive finite numbers
+DEFAULT_RMS_NORM_EPS = 1e-6  # a config.json without one (or with null) normalises with this, as transformers' Llama
 # The fewest positions a model can serve in: a prompt is at least 8 tokens (models.fim.build_prompt), and the KV cache
 # holds the prompt, the suggestion and two more.
 MIN_POSITIONS = 16
@@ -523,3 +524,9 @@ def _graphs_read_weights_in_place(model_dir: Path) -> bool:
         return read_json_object(index, RESTORE).get("weights") != WIDENED_WEIGHTS
     except ModelDirError:
         return True
+
+
+def rms_norm_eps(cfg: dict) -> float:
+    """The norms' epsilon of a config.json: absent or null is the default, in export, runtime and training alike
+    (export read a null as NaN: graphs that suggested nothing)."""
+    return cfg.get("rms_norm_eps") or DEFAULT_RMS_NORM_EPS

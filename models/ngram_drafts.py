@@ -42,6 +42,23 @@ _HASH_MULT = 1000003
 _MASK = (1 << 64) - 1
 
 
+def window_warmup(window: int) -> int:
+    """The context a window repeats from the one before: MODEL_WARMUP, half the window at most. At a trained
+    context of 64 or less the whole warmup left windows that never moved on, and their list grew until memory ran
+    out."""
+    return min(MODEL_WARMUP, window // 2)
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """Where the windows of at most ``window`` tokens over a document of ``length`` start; each repeats
+    ``window_warmup`` tokens of the one before, the last ends with the document."""
+    starts, start, warm = [0], 0, window_warmup(window)
+    while start + window < length:
+        start = min(start + window - warm, length - window)
+        starts.append(start)
+    return starts
+
+
 def context_hash(tokens: Iterable[int]) -> int:
     """The table key of a context (its token ids in order); equals ``_window_hashes`` at the same tokens."""
     h = 0
@@ -143,6 +160,7 @@ def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: in
     model = load_torch_model(model_dir).to(device).eval()
     window = trained_context(model.cfg.to_hf(), read_record(model_dir))
     last = model.cfg.num_hidden_layers - 1
+    warm = window_warmup(window)
     read, conts, pending, read_tokens = [], [], [], 0
     for doc in documents:
         if read_tokens >= tokens:
@@ -152,12 +170,7 @@ def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: in
         read.append(doc)
         conts.append(np.full(len(doc), -1, np.int64))
         read_tokens += len(doc)
-        start = 0
-        while True:  # windows (document, start) of at most `window` tokens
-            pending.append((len(read) - 1, start))
-            if start + window >= len(doc):
-                break
-            start = min(start + window - MODEL_WARMUP, len(doc) - window)
+        pending += [(len(read) - 1, start) for start in window_starts(len(doc), window)]
 
     @torch.no_grad()
     def run(batch):
@@ -169,7 +182,7 @@ def model_continuations(model_dir: Path, documents: list[np.ndarray], tokens: in
             h = model(torch.from_numpy(rows).to(device))[-1]  # (B, window, D)
             greedy = model.exit_logits(last, h).argmax(-1).cpu().numpy()  # (B, window)
         for r, (d, s) in enumerate(batch):
-            lo = 0 if s == 0 else MODEL_WARMUP
+            lo = 0 if s == 0 else warm
             n = min(window, len(read[d]) - s)
             conts[d][s + lo:s + n] = greedy[r, lo:n]
 
@@ -267,7 +280,7 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     seeded random order; 0: none), then the text's continuations for the contexts those leave out. Records what went
     in under ``ngram_drafts`` in tact.json."""
     from models.progress import progress
-    from models.tokenizer import TokenizerInfo, load_tokenizer
+    from models.tokenizer import load_model_tokenizer
     from models.train_lm import check_corpus, check_device, load_texts  # torch: for the model's continuations anyway
 
     started = time.time()
@@ -276,9 +289,8 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
     check_corpus(corpus_dir, "train.jsonl")  # there, and not empty
     if model_tokens > 0:
         check_device(device)
-    tokenizer_path = model_dir / "tokenizer.json"
-    tok = load_tokenizer(tokenizer_path)
-    info = TokenizerInfo(tok)  # encodes text as training and serving do (special-token spellings stay text)
+    info = load_model_tokenizer(model_dir)  # encodes text as training and serving do (special-token spellings stay text)
+    tok = info.tok
     texts = [t for t in load_texts(corpus_dir, "train") if t]  # what the model trained on (no vendored copies)
     documents: list[np.ndarray] = []
     batch = 1000
@@ -303,7 +315,7 @@ def write_ngram_drafts(model_dir: Path, corpus_dir: Path, *, model_tokens: int =
         tables = merge_tables(own, tables)
     drafts = NgramDrafts(tables)
     path = model_dir / NGRAM_DRAFTS
-    drafts.save(path, tokenizer_path)
+    drafts.save(path, model_dir / "tokenizer.json")
     stats.update({"entries": {str(n): len(k) for n, (k, _) in drafts.tables.items()}, "bytes": path.stat().st_size,
                   "minutes": round((time.time() - started) / 60, 2)})
     record_entry(model_dir, "ngram_drafts", stats)

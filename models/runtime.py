@@ -38,10 +38,10 @@ from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
 from models.healing import Prompt, TokenBytes, healed_logp
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
-                              trained_context)
+                              rms_norm_eps, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
-from models.tokenizer import TokenizerInfo, load_tokenizer
+from models.tokenizer import load_model_tokenizer
 
 POLICIES = ("full", "dynamic", "speculative")
 # The inputs of each kind of graph `tact export` writes (models.export). A graph of another kind listed in its place
@@ -354,13 +354,10 @@ class EarlyExitRuntime:
         self.n_heads = cfg["num_attention_heads"]
         self.n_kv = cfg.get("num_key_value_heads") or self.n_heads
         self.head_dim = cfg.get("head_dim") or self.hidden_size // self.n_heads
-        self.eps = cfg.get("rms_norm_eps") or 1e-6  # absent or null (check_model_dir refuses any other non-number)
+        self.eps = rms_norm_eps(cfg)  # check_model_dir refuses any non-number but null
         self.rope_theta = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta") or 10000.0
         self.max_len = int(cfg.get("max_position_embeddings") or 1024)
-        try:
-            self.tokenizer = TokenizerInfo(load_tokenizer(self.model_dir / "tokenizer.json"))
-        except Exception as exc:  # tokenizers raises its own exception types
-            raise ModelDirError(f"{self.model_dir / 'tokenizer.json'} cannot be loaded ({exc}); {RESTORE}") from exc
+        self.tokenizer = load_model_tokenizer(self.model_dir)
         base = load_tensors(self.model_dir / "model.safetensors", ["model.embed_tokens.weight", "model.norm.weight"])
         self.embed = base["model.embed_tokens.weight"]  # (V, D)
         self.vocab_size = self.embed.shape[0]

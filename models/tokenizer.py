@@ -52,6 +52,18 @@ def load_tokenizer(path: Path) -> Tokenizer:
     return Tokenizer.from_file(str(path))
 
 
+def load_model_tokenizer(model_dir: Path) -> "TokenizerInfo":
+    """A model directory's tokenizer, or ModelDirError naming the file and the fix (tokenizers raises its own types:
+    a damaged file ended training commands with a traceback)."""
+    from models.model_dir import RESTORE, ModelDirError
+
+    path = Path(model_dir) / "tokenizer.json"
+    try:
+        return TokenizerInfo(load_tokenizer(path))
+    except Exception as exc:
+        raise ModelDirError(f"{path} cannot be loaded ({exc})", RESTORE) from None
+
+
 class TokenizerInfo:
     """Special token ids of a loaded tokenizer; FIM is unavailable when the tokens are missing. Text is encoded
     here, in training and serving alike, so that both see the same ids."""

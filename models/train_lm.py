@@ -10,7 +10,6 @@ any machine; `--size` picks the model size (bigger ones for an accelerator).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import multiprocessing
 import os
@@ -23,14 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from models.architecture import EarlyExitLM, ModelConfig, load_torch_model
-from models.corpus import iter_split, vendored_package
+from models.corpus import iter_split, read_manifest, vendored_package
 from models.draft_head import DRAFT_HEAD
 from models.exits import EXIT_CALIBRATION_IDENTITY, EXIT_STRIDE, NEVER_EXITS, controller_labels, kv_fill_map_names, open_exits
 from models.fim import SUFFIX_TOKENS, build_prompt
 from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, check_model_dir, command_line, portable_path, read_record,
                               trained_context, write_atomically, write_json_object, write_record)
 from models.ngram_drafts import write_ngram_drafts
-from models.tokenizer import TokenizerInfo, load_tokenizer, train_tokenizer
+from models.tokenizer import PAD, TokenizerInfo, load_model_tokenizer, train_tokenizer
 
 SIZES = {
     # name: (hidden, layers, heads, intermediate)
@@ -40,6 +39,15 @@ SIZES = {
     "base": (512, 12, 8, 1408),
     "large": (768, 16, 12, 2048),
 }
+
+
+def size_of(cfg: ModelConfig) -> str:
+    """The SIZES name of a model's shape, or "custom" (a resumed directory without tact.json: --size's default,
+    "small", was recorded for a model of another shape)."""
+    shape = (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size)
+    return next((name for name, s in SIZES.items() if s == shape), "custom")
+
+
 SEQ_LEN = 512  # training window (tokens); `tact train lm --seq-len` for longer prompts at serve time
 CONTROLLER_BATCH = 8  # calibration sequences per forward when fitting the controller (its features stay in memory)
 
@@ -85,6 +93,9 @@ class ExampleSampler:
     """Draws training sequences from corpus files: half plain continuation, half SPM fill-in-the-middle."""
 
     def __init__(self, texts: list[str], info: TokenizerInfo, seq_len: int, seed: int, fim_rate: float = 0.5):
+        if info.pad_id is None:  # batches are padded with it: a plain Llama tokenizer failed at the first batch
+            raise TrainingInputError(f"the tokenizer has no {PAD} token to pad batches with: train on a model "
+                                     "directory `tact train lm` wrote")
         self.texts = texts
         weights = np.array([len(t) for t in texts], dtype=np.float64)
         self.cum = np.cumsum(weights / weights.sum())
@@ -444,10 +455,13 @@ def train_controller(model_dir: Path, corpus_dir: Path, *, batches: int = 24, ba
     them again: the kv_fill graphs read the learned KV fill maps where they sit in exit_heads.safetensors."""
     from safetensors.torch import save_file
 
+    if exit_stride is not None and only not in (None, "exit"):  # the other refits read the stored exit calibration
+        raise TrainingInputError(f"--exit-stride applies to a whole fit or --exit-only, not --{only.replace('_', '-')}-only")
     check_model_dir(model_dir, need_onnx=False)
     check_corpus(corpus_dir, "calib.jsonl")
+    torch.manual_seed(seed)  # the heads' fresh start and the batches' order: two runs of one seed fit alike
     model = load_torch_model(model_dir)
-    info = TokenizerInfo(load_tokenizer(model_dir / "tokenizer.json"))
+    info = load_model_tokenizer(model_dir)
     record = read_record(model_dir)
     window = trained_context(model.cfg.to_hf(), record)  # the controller sees what serving will
     calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, window, seed)
@@ -517,14 +531,15 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     torch.manual_seed(seed)  # again below for a continued run, once its steps are known
     if threads:
         torch.set_num_threads(threads)
-    manifest = json.loads((corpus_dir / "manifest.json").read_text())
+    manifest = read_manifest(corpus_dir)
     texts = load_texts(corpus_dir, "train")
+    calib_texts = load_texts(corpus_dir, "calib")  # read now: a damaged split found after the steps lost them all
     vendored = manifest["splits"]["train"].get("files", len(texts)) - len(texts)
     log(f"corpus: {len(texts)} training files, {sum(map(len, texts)) / 1e6:.1f}M chars"
         + (f" ({vendored} vendored copies left out)" if vendored > 0 else ""))
     tok_path = (resume or out) / "tokenizer.json"
     if tok_path.exists():
-        tok = load_tokenizer(tok_path)
+        tok = load_model_tokenizer(resume or out).tok
     else:
         rng = random.Random(seed)
         sample = rng.sample(texts, k=len(texts))
@@ -543,7 +558,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         model = load_torch_model(resume)
         resumed = read_record(resume)
         previous = resumed.get("training", {})
-        size = resumed.get("size", size)  # the model's own size, whatever --size says
+        size = resumed.get("size") or size_of(model.cfg)  # the model's own size, whatever --size says
         seq_len = seq_len or trained_context(model.cfg.to_hf(), resumed)
         log(f"resuming from {resume} ({previous.get('steps', '?')} steps, {previous.get('tokens', 0) / 1e6:.2f}M tokens)")
     else:
@@ -603,7 +618,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
     train_seconds = time.time() - train_start
     final_losses = [round(x, 4) for x in mean_losses(losses, 100)]
     log(f"trained {step} steps, {tokens / 1e6:.2f}M tokens in {train_seconds / 60:.1f} min; final CE per exit {final_losses}")
-    calib = ExampleSampler(load_texts(corpus_dir, "calib"), info, seq_len, seed + 1)
+    calib = ExampleSampler(calib_texts, info, seq_len, seed + 1)
     controller_stats = fit_controller(model, calib, controller_batches, CONTROLLER_BATCH, info.pad_id, log)
     model = model.cpu()
     earlier_runs = previous.get("earlier_runs", []) + ([{
@@ -614,7 +629,7 @@ def train_lm(corpus_dir: Path, out: Path, *, size: str = "small", minutes: float
         "size": size,
         "parameters": model.num_parameters(),
         "data": {"corpus": portable_path(corpus_dir), "train_files": len(texts), "train_chars": sum(map(len, texts)),
-                 "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"]["packages"])},
+                 "split_rule": manifest.get("split_rule"), "heldout_packages": len(manifest["splits"]["heldout"].get("packages", []))},
         "hyperparameters": {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "layer_dropout": layer_dropout,
                             "exit_sample": exit_sample, "exit_weight": exit_weight, "fim_rate": 0.5, "seed": seed,
                             "stream_seed": stream_seed,
