@@ -77,7 +77,8 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
         rtts = [o.round_trip_ms for r in res_list for o in r.outcomes if o.round_trip_ms is not None]
         per_run.append({
             "wall_s": round(wall, 2), "replayed": requests, "requests": sum(r.requests for r in res_list),
-            "complete": all(r.complete for r in res_list),
+            "complete": all(r.complete for r in res_list) and not any(r.sessions_not_replayed for r in res_list),
+            "sessions_not_replayed": sum(r.sessions_not_replayed for r in res_list),
             "suggestions": sum(r.suggestions for r in res_list), "accepted": sum(r.accepted for r in res_list),
             "chars_saved": sum(r.chars_saved for r in res_list),
             "mean_round_trip_ms": round(sum(rtts) / len(rtts), 2) if rtts else None,
@@ -109,7 +110,8 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
     judged = minutes_recorded is not None and minutes_recorded >= JUDGED_MINUTES  # then scaled is not None
     figures["target"]["judged_from_minutes"] = JUDGED_MINUTES
     # replays of a given recording cut by --limit: a quick run on part of it, which the 10-minute target cannot judge
-    cut = given and limit is not None and any(r["replayed"] < r["requests"] for r in per_run)
+    cut = given and limit is not None and any(r["replayed"] < r["requests"] or r["sessions_not_replayed"]
+                                              for r in per_run)
     figures["target"]["cut_by_limit"] = cut
     figures["target"]["pass"] = (None if cut else False if not repeated else None if not judged
                                  else scaled < TARGET_S)

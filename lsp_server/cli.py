@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -78,6 +79,16 @@ def text_file(text: str) -> Path:
     return path
 
 
+def existing_database(text: str) -> Path:
+    """An argparse type for a telemetry database to read: a file that exists. A misspelt one was refused on stderr
+    and the run went on without it, its figures said as if from every source."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no telemetry database at {path}: it "
+                                         f"{'is a directory' if path.is_dir() else 'does not exist'}")
+    return path
+
+
 def database_path(text: str) -> Path:
     """An argparse type for a telemetry database to record into: a new file or an SQLite one. The server opens any
     other path without telemetry, so a run would record nothing and still succeed."""
@@ -122,9 +133,25 @@ def _prompt_format(name: str) -> str:
     return name
 
 
+# What the train extra brings (pyproject.toml): a command that needs one of them says so where it is not installed.
+TRAIN_EXTRA_MODULES = ("torch", "transformers", "onnx", "sklearn", "matplotlib", "tqdm")
+TRAIN_EXTRA_ADVICE = "install the train extra: pip install 'tact-lsp[train]' (scripts/setup does)"
+
+
+def _missing_extra(exc: BaseException) -> str | None:
+    """The train extra's module whose absence ``exc`` is, if it is one."""
+    name = (getattr(exc, "name", None) or "").partition(".")[0]
+    return name if isinstance(exc, ModuleNotFoundError) and name in TRAIN_EXTRA_MODULES else None
+
+
 def _model_size(name: str) -> str:
     """--size: a name of models.train_lm.SIZES (imported, with torch, only when the flag is read)."""
-    from models.train_lm import SIZES
+    try:
+        from models.train_lm import SIZES
+    except ModuleNotFoundError as exc:
+        if _missing_extra(exc) is None:
+            raise
+        raise argparse.ArgumentTypeError(f"training needs {exc.name}: {TRAIN_EXTRA_ADVICE}") from None
 
     if name not in SIZES:
         raise argparse.ArgumentTypeError(f"unknown size {name!r} (known: {', '.join(SIZES)})")
@@ -253,7 +280,7 @@ def _add_train(sub) -> None:
     ne.add_argument("--out", type=output_dir, default=REPO_ROOT / "data" / "next_edit")
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=positive_int, help="synthetic: at most N corpus files per split")
-    ne.add_argument("--telemetry", action="append", metavar="DB",
+    ne.add_argument("--telemetry", action="append", metavar="DB", type=existing_database,
                     help="only: the edits of a Tact telemetry database as examples, in the order they were made "
                          "(telemetry_train.jsonl; repeatable)")
     ne.add_argument("--seed", type=seed, default=0)
@@ -323,7 +350,8 @@ def _acceptance_args(p) -> None:
     """Shared by `tact train acceptance` and `tact eval acceptance`."""
     p.add_argument("--cups", action="append", help="a CUPS-format JSON-lines file (repeatable; default: the CUPS "
                    "study data next to the repository, unless --telemetry is given)")
-    p.add_argument("--telemetry", action="append", help="a Tact telemetry database, real or simulated (repeatable)")
+    p.add_argument("--telemetry", action="append", type=existing_database,
+                   help="a Tact telemetry database, real or simulated (repeatable)")
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default",
                    help="code model that scores the CUPS suggestions (default models/default)")
     p.add_argument("--no-score", action="store_true", help="do not score suggestions (model-based features left out)")
@@ -598,14 +626,15 @@ def _add_bench_replay(bsub) -> None:
     p = bsub.add_parser("replay", help="accelerated replay time of a recorded session, and whether two replays agree")
     p.add_argument("--database", type=Path, help="replay this recording (default: simulate one on held-out files)")
     p.add_argument("--session", help="with --database: only this session")
-    p.add_argument("--minutes", type=positive_float, default=10.0,
+    # the recording's flags default to None: with --database, which records nothing, they are refused
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help="simulated typing time to record (default 10)")
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting the replays override (camelCase name); repeatable")
     p.add_argument("--source", type=Path, help="type files from this directory instead of the held-out corpus")
     p.add_argument("--corpus", type=Path, help=CORPUS_HELP)
-    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--seed", type=seed, default=None, help="the simulated programmer's (default 0)")
     p.add_argument("--limit", type=positive_int,
                    help="a quick run: record at most N keystrokes; with --database, replay at most N requests")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -654,13 +683,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C in a long run: its own line, not a traceback
         print(f"tact {command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if not _stdout_gone():  # a pipe of the command's own (a server that died): said as any failure is
+            print(f"tact {command}: error: {exc}", file=sys.stderr)
+            return 2
+        # the reader of our output left (`| head`): nothing more to say, to it or anyone
+        sys.stdout = open(os.devnull, "w")  # the interpreter's own flush at exit would fail again
+        return 141
     except Exception as exc:
+        if (module := _missing_extra(exc)) is not None:  # a serving-only install: one line, not a traceback
+            print(f"tact {command}: error: needs {module}: {TRAIN_EXTRA_ADVICE}", file=sys.stderr)
+            return 2
         if not is_input_error(exc):
             raise
         if getattr(exc, "chosen", False):  # a ModelDirError about the directory named: the command's flag names another
             exc = exc.advised(_model_advice(args))
         print(f"tact {command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (poll says POLLERR on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or no file descriptor (a test's capture)
+        return False
 
 
 def _model_advice(args) -> str:
@@ -732,13 +783,18 @@ def _run(args) -> int:
         print(strict_json(fig)) if args.json else print_report(fig)
         return 0
     if args.command == "bench" and args.target == "replay":
-        from lsp_server.bench_replay import print_table, run_bench
+        from lsp_server.bench_replay import TARGET_MINUTES, print_table, run_bench
         from lsp_server.telemetry_cli import parse_settings
         from telemetry.store import strict_json
 
         if args.session is not None and args.database is None:  # it was run on the simulated session instead
             print("tact bench replay: error: --session names a session of --database; without it the bench records "
                   "and replays one session of its own", file=sys.stderr)
+            return 2
+        recording = [f"--{name}" for name in ("minutes", "source", "corpus", "seed") if getattr(args, name) is not None]
+        if args.database is not None and recording:  # they shape a recording, and --database gives one
+            print(f"tact bench replay: error: {', '.join(recording)} shape{'s' * (len(recording) == 1)} the session "
+                  "the bench records; with --database it replays that recording instead", file=sys.stderr)
             return 2
         try:
             overrides = parse_settings(args.settings)
@@ -748,9 +804,9 @@ def _run(args) -> int:
         from models.model_dir import check_served_model
 
         check_served_model(args.model)  # a missing, empty, foreign or outdated database, no such session: main
-        fig = run_bench(database=args.database, session=args.session, minutes=args.minutes, source=args.source,
-                        corpus=args.corpus or _default_corpus(), seed=args.seed, limit=args.limit, model=args.model,
-                        overrides=overrides)
+        fig = run_bench(database=args.database, session=args.session, minutes=args.minutes or TARGET_MINUTES,
+                        source=args.source, corpus=args.corpus or _default_corpus(), seed=args.seed or 0,
+                        limit=args.limit, model=args.model, overrides=overrides)
         print(strict_json(fig)) if args.json else print_table(fig)
         return 0
     if args.command == "train" and args.target == "corpus":
@@ -824,7 +880,7 @@ def _run(args) -> int:
                                   seed=args.seed)
         except ValueError as exc:
             print(f"tact train next-edit-ranker: error: {exc}", file=sys.stderr)
-            return 1
+            return 2
         print(f"edit ranker {ranker.version}: {args.out} (threshold {ranker.threshold})")
         return 0
     if args.command == "train" and args.target == "next-edit":

@@ -35,7 +35,8 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
     t0 = time.perf_counter()
     db.parent.mkdir(parents=True, exist_ok=True)
     with LspClient(server_command(sys.executable, model, str(db))) as client:
-        client.initialize({"decodingPolicy": policy}, client_name=DEMO_CLIENT)
+        # retention off: the demo's server removed old sessions from a database `--database` named
+        client.initialize({"decodingPolicy": policy, "telemetryRetentionDays": 0}, client_name=DEMO_CLIENT)
         status = require_ready(wait_ready(client, timeout=60.0))
         print(f"server up, model {status['model']} ({status['modelDir']}), loaded in {status['loadMs']:.0f} ms", file=out)
         off = status.get("telemetryReason") if not status.get("database") else None

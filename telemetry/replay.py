@@ -163,6 +163,9 @@ class ReplayResult:
     next_edits: dict[str, int] = field(default_factory=dict)  # requests, predicted, accepted (completions are above)
     notes: list[str] = field(default_factory=list)
     outcomes: list[ReplayOutcome] = field(default_factory=list, repr=False)
+    # on the last session replayed: the sessions after it that --limit left out (a replay cut at a session's end
+    # looked whole)
+    sessions_not_replayed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -604,6 +607,9 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
             new_session = status.get("sessionId")
             if status.get("degraded"):
                 raise ReplayError(f"the server has no model: {status.get('reason')}")
+            if not status.get("database"):  # it would replay the whole session and then fail to save it
+                raise ReplayError(f"cannot write the results to {output}: "
+                                  f"{status.get('telemetryReason') or 'telemetry is off'} (choose another -o)")
             driver.run()
         except (BrokenPipeError, ConnectionError, LspError, queue.Empty) as exc:
             driver.script.issues.append(f"the server stopped answering ({type(exc).__name__}: {exc}); replay is partial")
@@ -727,11 +733,20 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
         if named:
             _check_model(named)
         created = [d for d in (output.parent, *output.parent.parents) if not d.exists()]
-        output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReplayError(f"cannot make {output.parent} for the results ({exc.strerror}); choose another -o") from None
+        if not os.access(output.parent, os.W_OK | os.X_OK):  # said after a whole session was replayed
+            raise ReplayError(f"cannot write the results in {output.parent}; choose another -o")
         try:
             left = options.limit
-            for sid in ids:
+            for n, sid in enumerate(ids):
                 if left is not None and left <= 0:
+                    if results:
+                        results[-1].sessions_not_replayed = len(ids) - n
+                        results[-1].notes.append(f"--limit {options.limit} reached: {len(ids) - n} more session"
+                                                 f"{'s' * (len(ids) - n != 1)} of the recording not replayed")
                     break
                 res = replay_session(source, conn, sid, output, options, left, progress)
                 results.append(res)

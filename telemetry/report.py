@@ -868,7 +868,8 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
                      f"<figcaption>{html.escape(text)}</figcaption></figure>")
     parts.append("</body></html>")
     page = out / "index.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
+    # a file name that is not UTF-8 reaches Python as lone surrogates, which UTF-8 cannot write: shown as "?"
+    page.write_text("\n".join(parts), encoding="utf-8", errors="replace")
     return page
 
 

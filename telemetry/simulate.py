@@ -539,9 +539,13 @@ def run_simulation(files: list[Path], database: Path, *, model: str | None = Non
     settings = dict(settings or {})
     if speed <= 0:
         settings = {**ACCELERATED_DEFAULTS, **settings}
+    # retention off unless set: the simulation's server removed old sessions from the database it was given
+    settings.setdefault("telemetryRetentionDays", 0)
     with LspClient(server_command(python or sys.executable, model, str(database))) as client:
         client.initialize({"tact": settings, CLIENT_CLOCK: True}, client_name=SIMULATE_CLIENT)
         status = require_ready(wait_ready(client))
+        if not status.get("database"):  # the server runs on without telemetry: the run would be said recorded
+            raise NoModelError(f"cannot record into {database}: {status.get('telemetryReason') or 'telemetry is off'}")
         programmer = Programmer(client, style=style, seed=seed, speed=speed, limit=limit, max_seconds=max_seconds,
                                 on_event=on_event, pin_clock=True)
         typed_ok = 0

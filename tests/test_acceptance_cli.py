@@ -103,18 +103,23 @@ def _telemetry_db(path, n=40, seed=0):
     return path
 
 
-def test_telemetry_databases_are_a_source_and_old_schemas_are_refused(tmp_path):
+def test_telemetry_databases_are_a_source_older_schemas_read_upgraded_and_newer_refused(tmp_path):
+    """An older schema is read from an upgraded copy, as `tact report` reads it (it was refused, and the run went on
+    without it); the original is left as it was."""
     db = _telemetry_db(tmp_path / "a.sqlite3")
-    old = tmp_path / "old.sqlite3"
-    with sqlite3.connect(old) as conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
-    data, refusals = from_telemetry([db, old])
+    old, newer = tmp_path / "old.sqlite3", tmp_path / "newer.sqlite3"
+    for path, version in ((old, "0"), (newer, "999")):
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
+    data, refusals = from_telemetry([db, old, newer])
     assert len(data) == 40 and data.X2.shape == (40, len(features.SUGGESTION_FEATURES))
     assert np.isnan(data.X2[:, 3]).all()  # logged as null: unknown
     np.testing.assert_array_equal(data.X1, data.X2[:, :len(features.CONTEXT_FEATURES)])
     assert data.sources[0]["skipped"] == {"other feature version": 1, "outcome unknown": 1}
-    assert len(refusals) == 1 and "older than" in refusals[0] and "migrate" in refusals[0]
+    assert len(refusals) == 1 and "newer.sqlite3" in refusals[0]
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchall() == [("0",)]
 
 
 def test_limit_on_a_telemetry_database_says_how_many_were_used(tmp_path, capsys):

@@ -117,7 +117,7 @@ def test_a_simulated_session_is_scaled_by_its_own_length_and_judged_when_long_en
     walls = iter([2.0, 3.0])
     monkeypatch.setattr(bench_replay, "replay", lambda *a, **k: [SimpleNamespace(
         wall_s=next(walls), replayed=3, requests=3, complete=True, suggestions=1, accepted=0, chars_saved=0,
-        outcomes=[], recorded_s=0.5, decisions=lambda: ["shown", "skipped", "shown"])])
+        outcomes=[], recorded_s=0.5, sessions_not_replayed=0, decisions=lambda: ["shown", "skipped", "shown"])])
     fig = run_bench(limit=5)
     assert fig["target"]["seconds_per_10_minutes"] == pytest.approx(3.0 * 600 / simulated_s, abs=0.005)  # rounded to 0.01 s
     assert fig["target"]["pass"] == (3.0 * 600 / simulated_s < 60 if simulated_s >= 300 else None)
@@ -139,7 +139,7 @@ def test_replays_that_differ_miss_at_any_length(monkeypatch):
     decided = iter([["shown", "skipped"], ["shown", "shown"]])
     monkeypatch.setattr(bench_replay, "replay", lambda *a, **k: [SimpleNamespace(
         wall_s=1.0, replayed=2, requests=2, complete=True, suggestions=1, accepted=0, chars_saved=0, outcomes=[],
-        recorded_s=0.5, decisions=lambda d=next(decided): d)])
+        recorded_s=0.5, sessions_not_replayed=0, decisions=lambda d=next(decided): d)])
     fig = run_bench(limit=40)
     assert fig["differing_requests"] == 1 and fig["target"]["pass"] is False
     out = io.StringIO()

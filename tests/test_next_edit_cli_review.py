@@ -26,14 +26,14 @@ def test_a_pair_without_a_changed_file_in_both_is_an_error_not_a_table_of_zeros(
     """Files only renamed (or nothing changed): no example at all, which was reported as 0.000 everywhere, exit 0."""
     b = _write(tmp_path / "before", {"pkg/old_name.py": RENAMES, "pkg/same.py": "x = 1\n"})
     a = _write(tmp_path / "after", {"pkg/new_name.py": RENAMES.replace("size", "n"), "pkg/same.py": "x = 1\n"})
-    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--no-model", "--json"]) == 1
+    assert main(["eval", "next-edit", "--pair", str(b), str(a), "--no-model", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "no examples" in captured.err and ".py file" in captured.err
 
 
 def test_an_empty_heldout_file_is_an_error_not_a_table_of_zeros(tmp_path, capsys):
     (tmp_path / "real_heldout.jsonl").write_text("")
-    assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model", "--json"]) == 1
+    assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "no examples" in captured.err
 

@@ -124,7 +124,7 @@ def test_cli_data_rows_that_are_no_examples_are_skipped_and_counted(tmp_path, ca
                                            (bytes(range(256)) * 4, "not UTF-8 text")])
 def test_cli_data_without_a_usable_example_is_one_error_naming_the_file(tmp_path, capsys, content, says):
     (tmp_path / "real_heldout.jsonl").write_bytes(content)
-    assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model"]) == 1
+    assert main(["eval", "next-edit", "--data", str(tmp_path), "--no-model"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "Traceback" not in captured.err
     assert says in captured.err and str(tmp_path / "real_heldout.jsonl") in captured.err

@@ -154,14 +154,14 @@ def test_inserted_lines_are_not_offered_again_right_beside_themselves():
 def test_the_commands_say_what_is_wrong_instead_of_failing(tmp_path, capsys):
     from lsp_server.cli import main
 
-    assert main(["train", "next-edit-ranker", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 1
+    assert main(["train", "next-edit-ranker", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
     assert "tact train next-edit-data" in capsys.readouterr().err
     write_jsonl(tmp_path / "data" / "x_heldout.jsonl", [_rename_chain("width", "p", "heldout")])
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / RANKER_FILE).write_text("{bad")
     for ranker, says in ((tmp_path / "missing", "no edit ranker"), (tmp_path / "bad", "not a valid edit ranker")):
         code = main(["eval", "next-edit", "--data", str(tmp_path / "data"), "--ranker", str(ranker), "--no-model"])
-        assert code == 1 and says in capsys.readouterr().err
+        assert code == 2 and says in capsys.readouterr().err
     assert main(["eval", "next-edit", "--data", str(tmp_path / "data"), "--no-model", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["ranker"].startswith("ranker-") and figures["sets"]["x_heldout"]["ranker"]["examples"] == 1

@@ -137,7 +137,7 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
     database is all the data): its user's sessions stand in for programmers, as there is no one else to leave out.
     A decision read from an earlier database (a copy, a backup) is read once: as two programmers, the same rows on
     both sides of a split scored noise near an AUC of 1."""
-    from telemetry.reader import SYNTHETIC_CLIENTS, open_readonly
+    from telemetry.reader import SYNTHETIC_CLIENTS, open_upgraded
     from telemetry.schema import TelemetrySchemaError
 
     d2 = len(features.SUGGESTION_FEATURES)
@@ -146,8 +146,8 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
     seen: set[tuple[str, str]] = set()  # (session, suggestion) of every decision read
     for number, path in enumerate(paths):
         path = Path(path)
-        try:
-            conn = open_readonly(path)
+        try:  # an older schema from an upgraded copy, as `tact report` and `tact replay` read it
+            conn, _ = open_upgraded(path)
         except TelemetrySchemaError as exc:
             refusals.append(str(exc))
             continue

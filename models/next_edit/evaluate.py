@@ -307,7 +307,7 @@ def main_cli(args) -> int:
                            with_model=not args.no_model, bottom_up=args.bottom_up)
     except RankerError as exc:
         print(f"tact eval next-edit: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     except ValueError as exc:  # --bottom-up without the release sources
         print(f"tact eval next-edit: error: {exc}", file=sys.stderr)
         return 2
@@ -318,19 +318,19 @@ def main_cli(args) -> int:
                   f"no next-edit examples: {reasons}", file=sys.stderr)
     if not results["sets"]:
         print("tact eval next-edit: error: no examples found", file=sys.stderr)
-        return 1
+        return 2
     bad = [f["path"] for f in results["files"].values() if f["skipped"]]
     if bad and not any(row["baseline"]["examples"] for row in results["sets"].values()):
         print(f"tact eval next-edit: error: no usable examples in {', '.join(bad)}: write next-edit examples with "
               "`tact train next-edit-data`", file=sys.stderr)
-        return 1
+        return 2
     if not any(row["baseline"]["examples"] for row in results["sets"].values()):
         empty = [f"{f['path']} (no rows)" for f in results["files"].values()]
         if args.pair:
             empty.append(f"--pair {args.pair[0]} {args.pair[1]} (no .py file at one path in both that changed in two "
                          "places or more; unchanged, binary, non-UTF-8 and files over 300 kB are left out)")
         print(f"tact eval next-edit: error: no examples in {', '.join(empty)}", file=sys.stderr)
-        return 1
+        return 2
     from telemetry.store import strict_json
 
     print(strict_json(results) if args.json else format_table(results))

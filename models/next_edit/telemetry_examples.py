@@ -115,13 +115,13 @@ def _document_streams(conn, session_id: str, skipped: Counter):
 
 def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
     """Examples from every session of every database (an unreadable database is refused, not fatal)."""
-    from telemetry.reader import list_sessions, open_readonly
+    from telemetry.reader import list_sessions, open_upgraded
     from telemetry.schema import TelemetrySchemaError
 
     result = TelemetryExamples()
     for path in paths:
         try:
-            conn = open_readonly(Path(path))
+            conn, _ = open_upgraded(Path(path))  # an older schema from an upgraded copy
         except (TelemetrySchemaError, OSError, sqlite3.DatabaseError) as exc:
             result.refusals.append(f"{path}: {exc}")
             continue
