@@ -318,4 +318,7 @@ def _block_rows_found(lines: TextLines, spans: tuple[tuple[int, int], ...], bloc
 
 
 def _undoes(pred: Edit, last: Edit) -> bool:
-    return pred.original == last.updated and pred.updated == last.original
+    """``pred`` takes ``last`` back: the same lines, where ``last`` left them (where it is known). The same swap
+    elsewhere (`True` to `False` in one class, then `False` to `True` in the next) is no undo: it was never offered."""
+    return (pred.original == last.updated and pred.updated == last.original
+            and (last.start_line < 0 or pred.start_line == last.start_line))

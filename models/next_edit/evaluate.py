@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from models.next_edit.examples import Edit, Example, apply_all, apply_edit
+from models.next_edit.examples import Edit, Example, apply_all, apply_edit, lines_of
 
 NO_MODEL = "no model yet"
 
@@ -38,16 +38,22 @@ def score(example: Example, pred: Edit | None) -> dict:
     except ValueError:
         after = None
     exact = after is not None and after == apply_edit(example.current, t)
+    no_op = pred.updated == pred.original or after == example.current
     (ps, pe), (ts, te) = _span(pred), _span(t)
-    position = exact or pred.start_line == t.start_line or (ps < te and ts < pe)
+    # a no-op changes nothing, so it is at no place and writes nothing: it took both for a blank target (a deletion)
+    position = exact or (not no_op and (pred.start_line == t.start_line or (ps < te and ts < pe)))
     first = next((ln.strip() for ln in t.updated.splitlines() if ln.strip()), "")
     pred_lines = {ln.strip() for ln in pred.updated.splitlines()}
-    partial = exact or (bool(first) and first in pred_lines) or (not first and not pred.updated.strip() and position)
-    no_op = pred.updated == pred.original or after == example.current
+    # a blank target's part: the same kind of edit, as many lines taken out (a deletion is no blank line put in)
+    same_kind = len(lines_of(pred.original)) == len(lines_of(t.original)) and \
+        len(lines_of(pred.updated)) == len(lines_of(t.updated))
+    partial = exact or (bool(first) and first in pred_lines) or \
+        (not first and not pred.updated.strip() and position and same_kind)
     reversal = False
     if example.history:
         last = example.history[-1]
-        reversal = pred.original == last.updated and pred.updated == last.original
+        reversal = (pred.original == last.updated and pred.updated == last.original
+                    and (last.start_line < 0 or pred.start_line == last.start_line))
         if not reversal and after is not None:
             reversal = after == apply_all(example.original, example.history[:-1])
     return {"predicted": 1, "exact": int(exact), "position": int(position), "partial": int(partial),
@@ -130,7 +136,9 @@ def _row_example(line: bytes) -> tuple[Example | None, str | None]:
     except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # OverflowError: a line number of 1e400
         return None, "malformed fields"
     try:
-        apply_all(ex.original, ex.history)
+        # its history must make its current text: reversal is judged against the text before the last edit
+        if apply_all(ex.original, ex.history) != ex.current:
+            return None, "history not making its current text"
         apply_edit(ex.current, ex.target)
     except ValueError:
         return None, "edits not matching its text"
@@ -178,6 +186,9 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
         if bottom_up:
             sets["real_heldout_bottom_up"] = list(islice(bottom_up_examples(Path(data_dir), "heldout"), limit))
     if pair is not None:
+        if "pair" in sets:  # a pair.jsonl in --data: a set of that name was replaced by --pair's, its count kept
+            raise ValueError(f"{Path(data_dir) / 'pair.jsonl'} and --pair would both be the set \"pair\": move that "
+                             "file or evaluate it on its own")
         sets["pair"] = list(islice(pairs_from_dirs(Path(pair[0]), Path(pair[1])), limit))
         if bottom_up:
             sets["pair_bottom_up"] = list(islice(pairs_from_dirs(Path(pair[0]), Path(pair[1]), bottom_up=True), limit))

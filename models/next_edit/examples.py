@@ -29,9 +29,16 @@ class Edit:
 
     @classmethod
     def from_json(cls, v) -> "Edit":
-        if isinstance(v, dict):
-            return cls(v["start_line"], v["end_line"], v["original"], v["updated"])
-        return cls(int(v[0]), int(v[1]), v[2], v[3])
+        if isinstance(v, dict):  # "1" as a line number failed deep in scoring
+            return cls(_line_number(v["start_line"]), _line_number(v["end_line"]), v["original"], v["updated"])
+        return cls(_line_number(v[0]), _line_number(v[1]), v[2], v[3])
+
+
+def _line_number(v) -> int:
+    """A logged line number: a whole number, or one written as text; TypeError for anything else (1.5 was line 1)."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise TypeError(f"a line number, not {type(v).__name__}")
+    return int(v)
 
 
 @dataclass

@@ -362,7 +362,8 @@ def undoes_last_edit(history: list[Edit], current: str, edit: Edit, lines: TextL
     if not history:
         return False
     last = history[-1]
-    if edit.original == last.updated and edit.updated == last.original:
+    if edit.original == last.updated and edit.updated == last.original and \
+            (last.start_line < 0 or edit.start_line == last.start_line):  # the same swap elsewhere is none
         return True
     if lines is None or last.start_line < 0:
         try:

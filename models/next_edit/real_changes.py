@@ -206,7 +206,10 @@ def _read(path: Path) -> str | None:
     return read_text(path, MAX_FILE_BYTES)
 
 
-SKIPPED_DIRS = {"__pycache__", ".git", ".venv", "venv", "node_modules"}  # at any depth
+# at any depth: caches, virtual environments and test environments (.tox/py311/lib/.../site-packages holds
+# installed libraries, paired as if the project's own changes)
+SKIPPED_DIRS = {"__pycache__", ".git", ".venv", "venv", "node_modules", ".tox", ".nox", ".eggs", "site-packages",
+                "dist-packages"}
 SKIPPED_TOP_DIRS = {"build", "dist"}  # a tree's build output; deeper down, a package's own code (the `build` package)
 
 

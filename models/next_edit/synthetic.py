@@ -123,8 +123,12 @@ def add_param_chains(text: str, tree: Any, rng: random.Random) -> list[list[Line
         if name_node is None or params is None:
             continue
         name = _text(name_node)
+        has_default = any(c.type in ("default_parameter", "typed_default_parameter") for c in params.named_children)
+        # a positional argument cannot follow a keyword one: without a default the new one goes in bare, so a call
+        # passing keywords is no site (`scale(value=1, factor=2, verbose)` was a target)
         sites = [a for a in calls.get(name, []) if a.start_point[0] != fn.start_point[0]
-                 and a.start_point[0] == a.end_point[0] and "*" not in _text(a)]
+                 and a.start_point[0] == a.end_point[0] and "*" not in _text(a)
+                 and (has_default or not any(c.type == "keyword_argument" for c in a.named_children))]
         ptext = _text(params)
         if not sites or "*" in ptext or "/" in ptext:
             continue
@@ -132,7 +136,6 @@ def add_param_chains(text: str, tree: Any, rng: random.Random) -> list[list[Line
                     if not re.search(rf"\b{p}\b", text)), None)
         if new is None:
             continue
-        has_default = any(c.type in ("default_parameter", "typed_default_parameter") for c in params.named_children)
         first = _insert_into_parens(params, f"{new}=None" if has_default else new)
         if first is None:
             continue
@@ -219,6 +222,8 @@ def examples_from_code(text: str, *, path: str = "<string>", package: str = "", 
 
     if not text.endswith("\n"):
         text += "\n"
+    if len(lines_of(text)) != text.count("\n"):  # a form feed or U+2028 ends a line for `lines_of`, not for
+        return []  # tree-sitter: every row after it was one off, the edits written on the wrong lines
     tree = syntax.parse(text)
     if tree.root_node.has_error:
         return []
