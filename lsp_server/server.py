@@ -21,7 +21,7 @@ from typing import Union
 from cattrs import transform_error
 
 from lsprotocol import types
-from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest,
+from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcParseError,
                               JsonRpcServerNotInitialized)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage, LanguageServerProtocol,
@@ -116,6 +116,7 @@ class TactProtocol(LanguageServerProtocol):
         super().__init__(*args, **kwargs)
         self._notification_ids: list[str] = []  # notifications whose futures pygls keeps: see _execute_handler
         self._initialize_received = False
+        self.output_lost = False  # the client's end of our output closed: nothing more is sent
 
     def structure_message(self, data):
         """A message whose params do not fit the method's types is dropped with one line in the log, and a request
@@ -219,13 +220,30 @@ class TactProtocol(LanguageServerProtocol):
         """Strict JSON on the wire: a NaN or an infinity is written as null, as JavaScript's JSON.stringify writes it and
         telemetry stores it. Python writes ``Infinity``, which JSON.parse refuses, so a client lost the whole message
         (``tact/status`` with a ``stopThreshold`` of 1e400, a number the settings keep)."""
+        if self.output_lost:
+            return
         try:
             if hasattr(data, "__attrs_attrs__"):  # what pygls' own serializer does with it, done before the walk
                 data = self._converter.unstructure(data)
             data = json_finite(data)
         except Exception:  # pygls' own serialization then fails on it, and says so as it always did
             log.warning("a message could not be prepared as strict JSON", exc_info=True)
-        super()._send_data(data)
+        try:
+            super()._send_data(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client stopped reading (its end of our output closed) but may keep writing: every later answer
+            # failed with tracebacks while the model went on computing them. Nothing more is sent, and the message
+            # loop ends with the next message it reads (or when the client's end of our input closes).
+            self.output_lost = True
+            log.warning("the client stopped reading the server's output: the session ends")
+            if (stop := getattr(self._server, "_stop_event", None)) is not None:
+                stop.set()
+
+    def answer_parse_error(self, reason: str) -> None:
+        """A message body that is no JSON (``lsp_server.transport``): JSON-RPC's Parse error, id null, and one line in
+        the log; pygls logged a traceback and answered nothing."""
+        log.warning("a message that is no JSON was answered Parse error: %s", reason)
+        self._answer_with_null_id(JsonRpcParseError(f"Parse error: {reason}"))
 
     def _answer_with_null_id(self, error: JsonRpcException) -> None:
         """JSON-RPC's answer where a request's id cannot be told: ``"id": null`` (pygls' response types leave a None id
@@ -287,7 +305,8 @@ class TactServer(LanguageServer):
         self.scheduler = InferenceScheduler(after_job=self.heap_trimmer.after_request)
         self.ledger = SuggestionLedger()
         self.recorder = SessionRecorder()
-        self.gate = AcceptanceGate(will_start=True)  # loaded at `initialized`; learns from every accept and reject
+        # loaded at `initialized` (due from then); learns from every accept and reject
+        self.gate = AcceptanceGate(will_start=True, start_due=False)
         # One "now" for the server's decisions: the gate's clock, which a replay pins (tact/replayClock) to its
         # recording; keystrokes are grouped into edits by it too, so the next-edit history is the recorded one.
         self.documents.clock = lambda: self.gate.clock()
@@ -360,7 +379,9 @@ class TactServer(LanguageServer):
         old = self.recorder.switch(SessionRecorder.open(self.settings.database_path(), self.settings.telemetry,
                                                         self.settings.telemetry_retention_days).store)
         self.telemetry_opened = wanted
-        old.close()
+        # off the event loop: a close waits up to 5 s for a writer held by another's lock, and every request waited
+        # with it; not a daemon, so the process's exit still lets it write the old store's last events
+        threading.Thread(target=old.close, name="tact-telemetry-close").start()
         if self.settings.telemetry and (why := self.recorder.telemetry_reason):  # wanted, but the database is unusable
             self.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Warning,
@@ -414,10 +435,11 @@ def configure_logging(log_file: str | None) -> None:
 
 def _said_in_one_line(record: logging.LogRecord) -> bool:
     """Leave out pygls' tracebacks for what ``report_server_error`` already says in one line: a message body that is
-    not JSON (or not UTF-8), and an error pygls raised to answer a request (an unknown command). Any other failure
-    keeps its traceback."""
+    not JSON (or not UTF-8), and an error pygls raised to answer a request (an unknown command); and for a client that
+    stopped reading, which ``TactProtocol._send_data`` says once. Any other failure keeps its traceback."""
     error = record.exc_info[1] if record.exc_info else None
-    return not isinstance(error, (json.JSONDecodeError, UnicodeDecodeError, JsonRpcException))
+    return not isinstance(error, (json.JSONDecodeError, UnicodeDecodeError, JsonRpcException, BrokenPipeError,
+                                  ConnectionResetError))
 
 
 def serve(args, completions: CompletionService | None = None) -> int:
@@ -441,7 +463,7 @@ def serve(args, completions: CompletionService | None = None) -> int:
         _end_if_left(server)
         return status
     interrupted, previous = _on_interrupt()
-    server.start_io()
+    serve_stdio(server)
     if not interrupted.is_set():
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -456,6 +478,36 @@ def serve(args, completions: CompletionService | None = None) -> int:
     print("tact serve: interrupted", file=sys.stderr, flush=True)
     logging.shutdown()
     os._exit(130)
+
+
+def serve_stdio(server: "TactServer") -> None:
+    """pygls's ``start_io`` (asynchronous) with the messages read by ``lsp_server.transport``: one message framed
+    wrong no longer leaves every later one unread."""
+    from pygls.io_ import StdinAsyncReader, StdoutWriter
+
+    from lsp_server.transport import run_messages
+
+    server._stop_event = stop = threading.Event()
+    reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+    server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+
+    async def messages() -> None:
+        try:
+            await run_messages(stop.is_set, reader, server.protocol, server.protocol.answer_parse_error,
+                               server.report_server_error, JsonRpcException)
+        finally:
+            # The client is gone: handlers still running (initialized awaits the gate's start) are cancelled as
+            # asyncio.run ends, and asyncio logged each CancelledError with a traceback.
+            asyncio.get_running_loop().set_exception_handler(_quiet_when_cancelled)
+
+    try:
+        asyncio.run(messages())
+    except BrokenPipeError:
+        log.warning("the connection to the client is lost: the server stops")
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C (serve() says so), the client's exit notification
+        pass
+    finally:
+        server.shutdown()
 
 
 def _end_if_left(server: "TactServer") -> None:
@@ -516,7 +568,7 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
     as in pygls: when it disconnects the server stops listening and returns."""
     import threading
 
-    from pygls.io_ import run_async
+    from lsp_server.transport import run_messages
 
     status = 0
     server._stop_event = stop = threading.Event()  # what pygls's shutdown() sets to end the message loop
@@ -525,8 +577,8 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
         nonlocal status
         server.protocol.set_writer(writer)
         try:
-            await run_async(stop_event=stop, reader=YieldingReader(reader), protocol=server.protocol,
-                            logger=logging.getLogger("pygls.server"), error_handler=server.report_server_error)
+            await run_messages(stop.is_set, YieldingReader(reader), server.protocol,
+                               server.protocol.answer_parse_error, server.report_server_error, JsonRpcException)
         except SystemExit as exc:  # the client's exit notification (pygls's lsp_exit)
             status = exc.code if isinstance(exc.code, int) else 1
         except asyncio.CancelledError:  # Ctrl-C with a client connected: asyncio logged a cancelled task's traceback

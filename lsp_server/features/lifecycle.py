@@ -46,6 +46,7 @@ def register(server) -> None:
         if getattr(ls, "edit_timer", None) is not None:  # a second one started a second timer and session start
             log.warning("a second `initialized` notification is ignored")
             return
+        ls.gate.start_due = True  # requests wait for the gate from here (the settings are pulled first)
         # first: what the user types while the settings come and the model loads is finalized on time too
         ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
         await pull_configuration(ls)

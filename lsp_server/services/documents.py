@@ -150,6 +150,44 @@ def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineInde
     return new_index, AppliedEdit(s, e, start_pos, end_pos, removed, new_text, adjusted=adjusted)
 
 
+# Changes in one message from which they are applied in one pass where they can be: each rebuilt the whole text, so
+# a replace-all of thousands of places in a large file (one didChange) held the event loop for tens of seconds.
+BATCH_CHANGES = 32
+
+
+def _apply_descending(index: LineIndex, changes: list[tuple[Range | None, str]]
+                      ) -> tuple[LineIndex, list[AppliedEdit]] | None:
+    """``changes`` applied in one pass where each lies before the one before it (VS Code's order for one edit at many
+    places), so that every range reads the same in the text as it is and as the earlier changes left it: what
+    applying them one by one gives, text and AppliedEdits alike. None where they are not so (the caller applies them
+    one by one), or a range needs clamping or turning round (``_apply`` says so)."""
+    text = index.text
+    found: list[tuple[int, int, Range, str]] = []
+    bound = len(text)
+    for rng, new_text in changes:
+        if rng is None:
+            return None
+        try:
+            s, e = index.offset_at(rng.start, clamp=False), index.offset_at(rng.end, clamp=False)
+        except PositionError:
+            return None
+        if e < s or e > bound:
+            return None
+        found.append((s, e, rng, new_text))
+        bound = s
+    pieces: list[str] = []
+    cursor = len(text)
+    applied: list[AppliedEdit] = []
+    for s, e, rng, new_text in found:
+        pieces += [text[e:cursor], new_text]
+        cursor = s
+        start_pos = rng.start if rng.start.character == 0 else index.position_at(s)
+        end_pos = index.position_at(e) if e != s else start_pos
+        applied.append(AppliedEdit(s, e, start_pos, end_pos, text[s:e], new_text))
+    pieces.append(text[:cursor])
+    return LineIndex("".join(reversed(pieces))), applied
+
+
 _BINARY_SAMPLE = 8192
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
 
@@ -511,10 +549,15 @@ class DocumentStore:
                     f"change for {uri!r} has version {version}, not newer than the current {doc.version}"
                 )
             index = doc.index
-            applied: list[AppliedEdit] = []
-            for rng, new_text in changes:
-                index, a = _apply(index, rng, new_text)
-                applied.append(a)
+            changes = list(changes)
+            batched = _apply_descending(index, changes) if len(changes) >= BATCH_CHANGES else None
+            if batched is not None:
+                index, applied = batched
+            else:
+                applied: list[AppliedEdit] = []
+                for rng, new_text in changes:
+                    index, a = _apply(index, rng, new_text)
+                    applied.append(a)
             doc._commit(version, index)
             finalized: list[EditRecord] = []
             for a in applied:

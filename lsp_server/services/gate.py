@@ -130,9 +130,10 @@ class UserHistory:
 
 
 class AcceptanceGate:
-    def __init__(self, model: AcceptanceModel | None = None, *, will_start: bool = False) -> None:
+    def __init__(self, model: AcceptanceModel | None = None, *, will_start: bool = False,
+                 start_due: bool | None = None) -> None:
         """``will_start``: start() will run (the server's gate, started at `initialized`); until it has, requests
-        wait for it (``wait_started``)."""
+        wait for it (``wait_started``) once it is due (``start_due``, by default from the outset)."""
         self.model = model
         self.reason = "" if model is not None else "not loaded"
         self.history = UserHistory()
@@ -145,6 +146,9 @@ class AcceptanceGate:
         self._started = threading.Event()  # start() has run: the history seeded, the model loaded (or failed to)
         if not will_start:
             self._started.set()  # nothing to wait for
+        # start() is on its way: the server's gate from `initialized`, which a client may never send (each request
+        # then waited 30 s for a start that never came, one after another on the one worker)
+        self.start_due = will_start if start_due is None else start_due
         self.model_path: str | None = None  # what load() was last asked for ("": the shipped model)
 
     def _now(self, at: float | None) -> float:
@@ -194,8 +198,9 @@ class AcceptanceGate:
 
     def wait_started(self, timeout: float) -> bool:
         """Wait until start() has run (at most ``timeout`` seconds): the code model is often ready first, and a
-        request it answered meanwhile went ungated, its decisions unlogged (the session's first requests)."""
-        return self._started.wait(timeout)
+        request it answered meanwhile went ungated, its decisions unlogged (the session's first requests). True at
+        once where no start is due: there is nothing to wait for."""
+        return not self.start_due or self._started.wait(timeout)
 
     def follow(self, settings: Settings) -> bool | None:
         """Load the model the settings name now, when it is not the one loaded: a client that changes
