@@ -730,9 +730,11 @@ class EarlyExitRuntime:
         if heal_tokens > 0 and self.token_bytes is not None:
             prefix_ids, heal = self.token_bytes.take_back(whole, heal_tokens)
         budget = min(self.context_tokens, self.max_len - 2)  # generate keeps max_len - 2
-        # the suggestion also writes the tokens taken back (take_back may take fewer than asked)
-        ids = build_prompt(info, prefix_ids, info.encode(suffix)[:SUFFIX_TOKENS], budget,
-                           reserve=reserve + len(whole) - len(prefix_ids))
+        # the suggestion also writes the text taken back (take_back may take fewer tokens than asked), in as many
+        # tokens as it has bytes at most: healing lets any shorter start of it be written, and reserving only the
+        # tokens taken back let a suggestion of a prompt at its budget run past the trained context
+        rewrite = max(len(whole) - len(prefix_ids), len(heal.encode("utf-8", "surrogatepass")))
+        ids = build_prompt(info, prefix_ids, info.encode(suffix)[:SUFFIX_TOKENS], budget, reserve=reserve + rewrite)
         return Prompt(ids, heal)
 
     @functools.cached_property
