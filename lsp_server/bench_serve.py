@@ -34,6 +34,10 @@ from telemetry.reader import open_readonly
 from telemetry.text import line_starts
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
+# The fewest requests on which the latency and memory targets are judged: a p95 of two requests was said PASS, and a
+# short run's peak RSS is below a long session's. The cold start is one measurement whatever the run's length.
+MIN_JUDGED_REQUESTS = 100
+RATIO_RESAMPLES = 1000  # bootstrap resamples of each server's latencies for a compared ratio's interval
 LAYOUTS = ("file", "notebook")  # how the typed files are opened: as documents, or as notebooks of their cells
 _DEFINITIONS = {"function_definition", "class_definition", "decorated_definition"}
 _IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
@@ -207,6 +211,20 @@ class NotebookTyping:
                                              timeout, selected)
 
 
+def failed_requests(db: Path) -> int:
+    """Completion requests the server logged failed (its model raised while serving them); 0 where it recorded
+    nothing."""
+    if not db.exists():
+        return 0
+    conn = open_readonly(db)
+    try:
+        (n,) = conn.execute("SELECT COUNT(*) FROM suggestions WHERE kind = 'completion' AND outcome = 'failed'"
+                            ).fetchone()
+    finally:
+        conn.close()
+    return n
+
+
 def earlier_cells_chars(db: Path) -> list[int]:
     """Each completion request made in a notebook cell, as the server logged it: the characters of earlier cells its
     prompt held (0: none)."""
@@ -233,6 +251,9 @@ class ServedRun:
     accepted: int = 0
     peak_rss_mb: float | None = None
     earlier_cells_chars: list[int] = field(default_factory=list)  # in the notebook layout, as the server logged them
+    # Requests the server logged failed (its model raised), answered at once with nothing: fast answers that are none
+    failed: int = 0
+    lost_model: str | None = None  # the server's reason where it had no model by the run's end (degraded meanwhile)
 
 
 def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict], db: Path) -> ServedRun:
@@ -297,9 +318,13 @@ def _served(model: str | None, policy: str, gate: bool, variant: tuple[str, dict
     run = _start(model, policy, gate, variant, db)  # shuts its server down itself if it fails
     try:
         begun = _type(run, plan, limit, lines_per_file, key_gap_s)
+        end = run.client.request("tact/status")
+        if isinstance(end, dict) and end.get("degraded"):  # it answered every later request at once, with nothing
+            run.lost_model = end.get("reason") or "no model"
     finally:
         run.client.shutdown()
-    if run.layout == "notebook":  # read once the server has written all and gone
+    run.failed = failed_requests(db)  # read once the server has written all and gone
+    if run.layout == "notebook":
         run.earlier_cells_chars = earlier_cells_chars(db)
     return run, begun
 
@@ -410,11 +435,34 @@ def _run_variants(variants: list[tuple[str, dict, str]], folder: Path, model: st
     for n in reversed(range(len(variants))):
         run, _ = served(variants[n], rest, limit - first_half)
         halves[n].append(run)
-    figures = [_figures(_merged(parts), policy, gate, typing_cps) for parts in halves]
+    merged = [_merged(parts) for parts in halves]
+    figures = [_figures(run, policy, gate, typing_cps) for run in merged]
     first = figures[0]
     keys = ("p50_ms", "p95_ms", "mean_ms", "cold_start_s", "peak_rss_mb")
-    ratios = [{"variant": f["variant"], **{k: _ratio(f[k], first[k]) for k in keys}} for f in figures[1:]]
+    # each latency ratio with its 95% interval (each server's requests resampled): two identical servers have
+    # differed by a fifth and more on a short run, which a ratio to three decimals alone did not say
+    ratios = [{"variant": f["variant"], **{k: _ratio(f[k], first[k]) for k in keys},
+               **{f"{k}_interval": ratio_interval(run.latencies, merged[0].latencies, q)
+                  for k, q in (("p50_ms", 0.5), ("p95_ms", 0.95))}}
+              for f, run in zip(figures[1:], merged[1:])]
     return {"runs": figures, "ratios_to": first["variant"], "ratios": ratios, "order": "A B ... B A, half each"}
+
+
+def ratio_interval(latencies: list[float], base: list[float], q: float, seed: int = 0) -> list[float] | None:
+    """95% percentile interval of the ratio of the ``q`` quantiles of ``latencies`` and ``base``, each resampled with
+    replacement on its own (the servers' requests are not paired: each types as far as its answers take it)."""
+    import numpy as np
+
+    if len(latencies) < 2 or len(base) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(latencies), np.asarray(base)
+    ratios = [np.quantile(rng.choice(a, len(a)), q) / bq for _ in range(RATIO_RESAMPLES)
+              if (bq := np.quantile(rng.choice(b, len(b)), q)) > 0]
+    if not ratios:
+        return None
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    return [round(float(lo), 3), round(float(hi), 3)]
 
 
 def _merged(parts: list[ServedRun]) -> ServedRun:
@@ -425,7 +473,8 @@ def _merged(parts: list[ServedRun]) -> ServedRun:
                      status=a.status, latencies=a.latencies + b.latencies,
                      shown_latencies=a.shown_latencies + b.shown_latencies, shown=a.shown + b.shown,
                      accepted=a.accepted + b.accepted, peak_rss_mb=max(rss) if rss else None,
-                     earlier_cells_chars=a.earlier_cells_chars + b.earlier_cells_chars)
+                     earlier_cells_chars=a.earlier_cells_chars + b.earlier_cells_chars,
+                     failed=a.failed + b.failed, lost_model=a.lost_model or b.lost_model)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -457,7 +506,16 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
         "suggestions_accepted": run.accepted,
         "hardware": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
     }
-    figures["targets"] = {k: {"target": v, "pass": figures[k] is not None and figures[k] <= v} for k, v in TARGETS.items()}
+    figures["failed_requests"] = run.failed
+    figures["lost_model"] = run.lost_model
+    # What keeps the latency and memory targets from being judged: a run where requests failed (answered at once
+    # with nothing) or the model was lost timed no real answer there, and a short one says too little
+    unjudged = (f"{run.failed} requests failed" if run.failed else
+                f"the server lost its model ({run.lost_model})" if run.lost_model else
+                f"{len(lat)} requests, fewer than {MIN_JUDGED_REQUESTS}" if len(lat) < MIN_JUDGED_REQUESTS else None)
+    figures["not_judged"] = unjudged
+    figures["targets"] = {k: {"target": v, "pass": None if unjudged and k != "cold_start_s" else
+                              figures[k] is not None and figures[k] <= v} for k, v in TARGETS.items()}
     if run.layout == "notebook":  # whether the prompts held cells above at all, and how much
         chars = run.earlier_cells_chars
         held = [c for c in chars if c]
@@ -485,7 +543,10 @@ def print_table(fig: dict, out=sys.stdout) -> None:
     print(f"{'metric':<13} {'value':>10} {'target':>9}  result", file=out)
     for label, value, key in rows:
         t = fig["targets"][key]
-        print(f"{label:<13} {value:>10} {t['target']:>9}  {'PASS' if t['pass'] else 'MISS'}", file=out)
+        verdict = "not judged" if t["pass"] is None else "PASS" if t["pass"] else "MISS"
+        print(f"{label:<13} {value:>10} {t['target']:>9}  {verdict}", file=out)
+    if fig.get("not_judged"):
+        print(f"latency and memory not judged: {fig['not_judged']}", file=out)
     print(f"mean latency {figure('mean_ms', '{:.1f} ms')}; {fig['suggestions_shown']} suggestions shown, "
           f"{fig['suggestions_accepted']} accepted", file=out)
     if fig.get("shown_p50_ms") is not None:
@@ -508,8 +569,14 @@ def print_report(result: dict, out=sys.stdout) -> None:
         base = result["ratios_to"]
         labels = {"p50_ms": "p50", "p95_ms": "p95", "mean_ms": "mean", "cold_start_s": "cold start", "peak_rss_mb": "peak RSS"}
         for r in result["ratios"]:
-            parts = [f"{labels[k]} {'-' if r[k] is None else f'{r[k]:.3f}x'}" for k in labels]
+            def shown(k: str) -> str:
+                if r[k] is None:
+                    return f"{labels[k]} -"
+                interval = r.get(f"{k}_interval")
+                return f"{labels[k]} {r[k]:.3f}x" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+
+            parts = [shown(k) for k in labels]
             print(f"{r['variant']} against {base} (the same keystrokes, one server at a time, A B ... B A): "
-                  f"{', '.join(parts)}", file=out)
+                  f"{', '.join(parts)} (latency ratios with their 95% intervals)", file=out)
     if result.get("telemetry_dir"):
         print(f"the servers' telemetry databases (kept): {result['telemetry_dir']}", file=out)

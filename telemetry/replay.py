@@ -292,6 +292,9 @@ class _Driver:
         self.progress = progress
         self.outcomes: list[ReplayOutcome] = []
         self.limited = False
+        # Requests answered with an error, or (accelerated) with no answer in time: their outcome reads "none", like
+        # an answer with nothing, and a server failing every request made a complete, identical, fast replay.
+        self.unanswered = 0
         self.versions: dict[str, int] = {}  # uri -> the version the server has
         self.texts: dict[str, SplitText] = {}  # uri -> the text the server has, changed in place change by change
         self.later: list[tuple[float, int, Callable[[], None]]] = []  # outcomes due after a later step (_decided)
@@ -489,8 +492,11 @@ class _Driver:
             result = LspClient.result(q, timeout)
         except queue.Empty:
             self.client.cancel(msg_id)
+            if deadline is None:  # at its own pace a late answer is the editor's to drop; accelerated, none came
+                self.unanswered += 1
         except LspError:
             result = None
+            self.unanswered += 1
         return result, (time.perf_counter() - t0) * 1000
 
     def _next_edit(self, req: Request, deadline: float | None, next_ts: float) -> None:
@@ -618,11 +624,18 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
             client.shutdown()
     wall = time.perf_counter() - wall0
     outcomes = driver.outcomes
+    failed = 0
     if new_session:
         try:
             _label_unanswered(output, new_session, outcomes, options.oracle)
+            failed = _failed_requests(output, new_session)
         except sqlite3.Error as exc:
             driver.script.issues.append(f"could not read the new session back ({exc})")
+    if failed or driver.unanswered:
+        said = [f"{failed} failed in the server (its model raised)"] if failed else []
+        said += [f"{driver.unanswered} answered with an error or not in time"] if driver.unanswered else []
+        driver.script.issues.append(f"requests not answered as the server should: {', '.join(said)}; replay is "
+                                    "partial")
     completions = [o for o in outcomes if o.kind == "completion"]
     shown = [o for o in completions if o.basis in ("logged", "oracle")]
     by_basis: dict[str, int] = {}
@@ -636,12 +649,24 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         suggestions=len(shown), accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
         rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
         chars_saved=sum(o.chars_saved for o in outcomes), wall_s=round(wall, 3), recorded_s=round(script.duration_s, 3),
-        source_complete=script.complete, complete=not driver.limited and len(outcomes) == len(script.requests),
+        source_complete=script.complete,
+        complete=not driver.limited and len(outcomes) == len(script.requests) and not failed and not driver.unanswered,
         fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings,
         next_edits=next_edit_counts, notes=notes, outcomes=outcomes)
     if new_session:
         _write_results(output, source, result, options, started, script.session.get("started_at"))
     return result
+
+
+def _failed_requests(output: Path, session_id: str) -> int:
+    """The new session's requests the server logged failed."""
+    conn = sqlite3.connect(output.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    try:
+        (n,) = conn.execute("SELECT COUNT(*) FROM suggestions WHERE session_id = ? AND outcome = 'failed'",
+                            [session_id]).fetchone()
+    finally:
+        conn.close()
+    return n
 
 
 def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcome], oracle: Oracle) -> None:
