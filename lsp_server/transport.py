@@ -24,6 +24,9 @@ _CONTENT_LENGTH = re.compile(rb"content-length\s*:", re.I)
 # A body found short is completed from the lines after it up to this much more: a body is one line of compact JSON
 # in every client, pretty-printed JSON holds its line breaks.
 _MAX_COMPLETION_BYTES = 1 << 20
+# The longest body read: VS Code syncs no file over 50 MB to its extensions. A length past it (10**12, a header from
+# another protocol) would be read, or allocated, whole; its message is skipped, its bytes dropped as no header.
+MAX_BODY_BYTES = 256 << 20
 
 
 class ByteReader(Protocol):
@@ -117,9 +120,9 @@ class MessageReader:
                 name, value = header.group(1).lower(), header.group(2)
                 if name != b"content-length":
                     continue  # Content-Type, or another header: nothing to read in it
-                if not value.isdigit():
-                    self._say_once("length", "a Content-Length that is no number (%r): its message is skipped",
-                                   value[:40])
+                if not value.isdigit() or int(value) > MAX_BODY_BYTES:
+                    self._say_once("length", "a Content-Length that is no number or over %d bytes (%r): its message "
+                                             "is skipped", MAX_BODY_BYTES, value[:40])
                     length = None
                     continue
                 length = int(value)
