@@ -555,7 +555,10 @@ class YieldingReader:
 
     async def readline(self) -> bytes:
         await asyncio.sleep(0)
-        return await self._reader.readline()
+        try:
+            return await self._reader.readline()
+        except ValueError:  # a line past the stream's limit, which asyncio dropped: junk, read on past it
+            return b"\x00"
 
     async def readexactly(self, n: int) -> bytes:
         return await self._reader.readexactly(n)
@@ -568,7 +571,7 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
     as in pygls: when it disconnects the server stops listening and returns."""
     import threading
 
-    from lsp_server.transport import run_messages
+    from lsp_server.transport import MAX_BODY_BYTES, run_messages
 
     status = 0
     server._stop_event = stop = threading.Event()  # what pygls's shutdown() sets to end the message loop
@@ -590,7 +593,8 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
             server.shutdown()  # closes the listener too: serve_forever below ends
 
     async def listen() -> None:
-        server._server = listener = await asyncio.start_server(connection, host, port)
+        # lines as long as a body may be: asyncio's 64 KB ended the session at a long line that is no header
+        server._server = listener = await asyncio.start_server(connection, host, port, limit=MAX_BODY_BYTES)
         print(f"tact serve: listening on {host}:{port} (one client: the server exits when it disconnects)",
               file=sys.stderr, flush=True)
         async with listener:

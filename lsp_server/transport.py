@@ -12,6 +12,7 @@ body that is no JSON at all is answered with JSON-RPC's Parse error (id null) in
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import logging
 import re
@@ -39,28 +40,38 @@ class ParseFailure(Exception):
     """A body that is no JSON message (what the JSON reader said); answered Parse error."""
 
 
+_CUT_CHARACTER = "not UTF-8 (unexpected end of data"  # how _decode says the text ends inside a character
+
+
 class PushbackReader:
     """A reader that can take back bytes read ahead, to be read again first."""
 
     def __init__(self, reader: ByteReader) -> None:
         self._reader = reader
         self._ahead = b""
+        self._at = 0  # where the bytes read ahead not yet read again start: reads move it, copying nothing behind
 
     def push_back(self, data: bytes) -> None:
-        self._ahead = data + self._ahead
+        self._ahead = data + self._ahead[self._at:]
+        self._at = 0
+
+    def _take(self, end: int) -> bytes:
+        taken = self._ahead[self._at:end]
+        self._at = end
+        if self._at >= len(self._ahead):
+            self._ahead, self._at = b"", 0
+        return taken
 
     async def readline(self) -> bytes:
-        if self._ahead:
-            cut = self._ahead.find(b"\n")
+        if self._at < len(self._ahead):
+            cut = self._ahead.find(b"\n", self._at)
             if cut >= 0:
-                line, self._ahead = self._ahead[:cut + 1], self._ahead[cut + 1:]
-                return line
-            line, self._ahead = self._ahead, b""
-            return line + await self._reader.readline()
+                return self._take(cut + 1)
+            return self._take(len(self._ahead)) + await self._reader.readline()
         return await self._reader.readline()
 
     async def readexactly(self, n: int) -> bytes:
-        taken, self._ahead = self._ahead[:n], self._ahead[n:]
+        taken = self._take(min(len(self._ahead), self._at + n)) if self._at < len(self._ahead) else b""
         if len(taken) == n:
             return taken
         try:
@@ -70,9 +81,21 @@ class PushbackReader:
         return taken + rest
 
 
-def _looks_cut_short(exc: json.JSONDecodeError) -> bool:
-    """Whether the JSON reader failed because the text ended early (a length counted short), not on bad text."""
-    return exc.pos >= len(exc.doc) or exc.msg.startswith("Unterminated string")
+_NEXT_HEADERS = re.compile(rb"content-(?:length|type)\s*:", re.I)  # where a next message's headers begin
+_CUT_SLACK = 8  # characters from the end within which a JSON error may be the text ending early (`tru`, `\u00`)
+
+
+def _looks_cut_short(exc: Exception) -> bool:
+    """Whether the text ended early (a length counted short) rather than being bad: the JSON reader failed at its
+    end, or the UTF-8 decoder did inside a character's bytes."""
+    if isinstance(exc, ParseFailure):
+        return str(exc).startswith(_CUT_CHARACTER)
+    return isinstance(exc, json.JSONDecodeError) and (exc.pos >= len(exc.doc) - _CUT_SLACK
+                                                       or exc.msg.startswith("Unterminated string"))
+
+
+def _utf16_units(text: str) -> int:
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
 
 def _decode(body: bytes, hook: Callable[[dict], Any]) -> Any:
@@ -120,7 +143,7 @@ class MessageReader:
                 name, value = header.group(1).lower(), header.group(2)
                 if name != b"content-length":
                     continue  # Content-Type, or another header: nothing to read in it
-                if not value.isdigit() or int(value) > MAX_BODY_BYTES:
+                if not value.isdigit() or len(value) > 12 or int(value) > MAX_BODY_BYTES:  # 4,301 digits: int raised
                     self._say_once("length", "a Content-Length that is no number or over %d bytes (%r): its message "
                                              "is skipped", MAX_BODY_BYTES, value[:40])
                     length = None
@@ -145,30 +168,79 @@ class MessageReader:
         try:
             return _decode(body, self._hook), None
         except ParseFailure as exc:
-            return None, str(exc)
+            failure: Exception = exc
         except json.JSONDecodeError as exc:
             if exc.msg.startswith("Extra data"):  # counted long: what it took of the next header goes back
-                end = len(exc.doc[:exc.pos].encode("utf-8"))
-                self._stream.push_back(body[end:])
-                self._say_once("long", "a message %d bytes shorter than its Content-Length: read, and the next "
-                                       "header with it", length - end)
-                try:
-                    return _decode(body[:end], self._hook), None
-                except (ParseFailure, json.JSONDecodeError) as again:
-                    return None, str(again)
-            if _looks_cut_short(exc):
-                return await self._complete(body, exc)
-            return None, f"not JSON ({exc})"
+                message, end = self._split(body)
+                if message is not None:
+                    self._stream.push_back(body[end:])
+                    self._say_once("long", "a message %d bytes shorter than its Content-Length: read, and the next "
+                                           "header with it", length - end)
+                    return message, None
+            failure = exc
+        message = await self._counted_in_units(body, length)
+        if message is not None:
+            return message, None
+        if _looks_cut_short(failure):
+            return await self._complete(body, failure)
+        return None, str(failure) if isinstance(failure, ParseFailure) else f"not JSON ({failure})"
 
-    async def _complete(self, body: bytes, first: json.JSONDecodeError) -> tuple[Any, str | None]:
-        """A body that ends early (its length counted characters, not UTF-8 bytes): completed from the line(s) after
-        it, up to the next Content-Length, which goes back to be read as the next message's header."""
+    def _split(self, data: bytes) -> tuple[Any, int]:
+        """(the JSON message ``data`` starts with, the byte it ends at), or (None, 0); bytes after it (another
+        message's header, part of its body) may be anything."""
+        text = data.decode("utf-8", "surrogateescape")
+        start = len(text) - len(text.lstrip())
+        try:
+            message, end = json.JSONDecoder(object_hook=self._hook).raw_decode(text, start)
+        except (ValueError, RecursionError):
+            return None, 0
+        if any("\udc80" <= c <= "\udcff" for c in text[:end]):  # bytes that are no UTF-8 inside it
+            return None, 0
+        return message, len(text[:end].encode("utf-8", "surrogateescape"))
+
+    async def _counted_in_units(self, body: bytes, length: int) -> Any:
+        """The message whose length counted its UTF-16 units (a JavaScript string's length), not its bytes, or None.
+        Its body is then short by as many bytes as its text has units more than bytes: exactly that many are read,
+        never past the message (a unit is a byte at least), so a client waiting for this answer is not waited for in
+        turn. A body short by some bytes only (with text of more bytes than units) is read past its end: the bytes
+        after the message go back to be read as the next."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            units = _utf16_units(decoder.decode(body))
+        except UnicodeDecodeError:
+            return None
+        grown = body
+        while units < length:
+            wanted = length - units
+            more = await self._stream.readexactly(wanted)
+            grown += more
+            try:
+                units += _utf16_units(decoder.decode(more))
+            except UnicodeDecodeError:
+                break
+            if len(more) < wanted:  # the stream ended
+                break
+        if len(grown) == len(body):
+            return None
+        message, end = self._split(grown)
+        if message is None:  # no message either way: what was read past the body goes back
+            self._stream.push_back(grown[len(body):])
+            return None
+        self._stream.push_back(grown[end:])
+        self._say_once("short", "a message %d bytes longer than its Content-Length (a length in characters, not "
+                                "UTF-8 bytes?): read whole", end - length)
+        return message
+
+    async def _complete(self, body: bytes, first: Exception) -> tuple[Any, str | None]:
+        """A body that ends early and is no length in units: completed from the line(s) after it, up to the next
+        message's headers, which go back to be read. This waits for the client's next line: a client that sends
+        nothing more until this is answered is not answered."""
         extra = b""
         while len(extra) <= _MAX_COMPLETION_BYTES:
             line = await self._stream.readline()
             if not line:
                 break
-            found = _CONTENT_LENGTH.search(line)
+            found = _NEXT_HEADERS.search(line)
             if found is not None:
                 self._stream.push_back(line[found.start():])
                 extra += line[:found.start()]
@@ -177,7 +249,7 @@ class MessageReader:
         try:
             message = _decode(body + extra, self._hook)
         except (ParseFailure, json.JSONDecodeError):  # what it read after the body is dropped with it
-            return None, f"not JSON ({first})"
+            return None, str(first) if isinstance(first, ParseFailure) else f"not JSON ({first})"
         self._say_once("short", "a message %d bytes longer than its Content-Length (a length in characters, not "
                                 "UTF-8 bytes?): read whole", len(extra))
         return message, None

@@ -101,3 +101,72 @@ def test_a_length_that_is_no_number_or_past_any_body_skips_its_message_only(leng
 
 def test_the_stream_ending_inside_a_body_ends_reading():
     assert read_all(framed(message(0)) + framed(message(1))[:-5]) == ([0], [])
+
+
+class WaitingReader(BytesReader):
+    """``data``, then a client that sends nothing more until it is answered: a read past the data waits for good."""
+
+    async def readline(self) -> bytes:
+        if not self._data:
+            await asyncio.Event().wait()
+        return await super().readline()
+
+    async def readexactly(self, n: int) -> bytes:
+        if len(self._data) < n:
+            await asyncio.Event().wait()
+        return await super().readexactly(n)
+
+
+def first_message(data: bytes):
+    async def run():
+        return await asyncio.wait_for(MessageReader(WaitingReader(data), lambda d: d).next(), timeout=2)
+
+    return asyncio.run(run())
+
+
+def test_a_last_message_counted_in_characters_is_read_without_waiting_for_another():
+    """Its missing bytes were looked for in the next line, which a client waiting for the answer (an initialize
+    whose root is `Café`) never sent: neither side went on."""
+    body = message(1, "Café naïve 😀 中文")
+    utf16_units = len(body.decode().encode("utf-16-le")) // 2  # a JavaScript string's length
+    message_, problem = first_message(framed(body, utf16_units))
+    assert problem is None and message_["id"] == 1
+
+
+@pytest.mark.parametrize("text", ["aé", "x" * 30 + "é", "中" * 40])
+def test_a_length_in_characters_cutting_a_character_in_two_is_read(text):
+    """The cut fell inside a character's bytes: "not UTF-8", and the message was lost."""
+    body = message(1, text)
+    assert read_all(framed(body, len(body.decode())) + framed(message(2))) == ([1, 2], [])
+
+
+@pytest.mark.parametrize("tail", [b', "ok": true}', b', "ok": null}', b', "n": 12345}', b', "s": "\\u00e9"}'])
+def test_a_body_cut_inside_a_literal_number_or_escape_is_completed(tail):
+    """Cut inside `true` or a `\\u00e9` escape, the JSON error was not at the text's end: a Parse error."""
+    body = message(1)[:-1] + tail
+    data = framed(body, len(body) - 3) + framed(message(2))
+    assert read_all(data) == ([1, 2], [])
+
+
+def test_a_short_body_before_a_message_whose_first_header_is_content_type():
+    body = message(1, "café")
+    nxt = b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n" + framed(message(2))
+    assert read_all(framed(body, len(body.decode())) + nxt) == ([1, 2], [])
+
+
+def test_a_length_of_thousands_of_digits_skips_its_message():
+    """int() of 4,301 digits raised: the reader, and the server with it, ended."""
+    data = b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n{}" + framed(message(1))
+    assert read_all(data)[0] == [1]
+
+
+def test_bytes_read_ahead_are_read_again_in_linear_time():
+    """A length far too long took in thousands of messages after it, given back and read again each a copy of the
+    rest: 5.2 s for 80,000."""
+    import time
+
+    rest = b"".join(framed(message(i)) for i in range(2, 40_002))
+    data = framed(message(1), len(message(1)) + len(rest) - 20) + rest
+    t0 = time.perf_counter()
+    ids, _ = read_all(data)
+    assert time.perf_counter() - t0 < 3.0 and ids[0] == 1 and len(ids) >= 39_990
