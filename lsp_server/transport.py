@@ -4,9 +4,10 @@ pygls's loop knew one header spelling, ``Content-Length: N`` with CRLF, and neve
 message framed wrong (a length counted in characters rather than UTF-8 bytes, a byte off either way, a header in
 lower case, as header names may be) it read every later header glued to the body before it, and the server, still
 running, answered nothing more for the rest of the session. Here header names are read case-insensitively and LF
-line ends taken; a body a few bytes short is completed from the line that follows it, one too long gives back what
-it took of the next header, and a line that is no header is dropped up to the next ``Content-Length`` in it. A
-body that is no JSON at all is answered with JSON-RPC's Parse error (id null) in one line of the log.
+line ends taken; a body whose length counted its UTF-16 units (a JavaScript string's length) is completed by exactly
+the bytes that leaves out, one short otherwise from the line that follows it, one too long gives back what it took of
+the next header, and a line that is no header is dropped up to the next ``Content-Length`` in it. A body that is no
+JSON at all is answered with JSON-RPC's Parse error (id null) in one line of the log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import logging
 import re
 from typing import Any, Awaitable, Callable, Protocol
+
+from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.transport")
 
@@ -92,10 +95,6 @@ def _looks_cut_short(exc: Exception) -> bool:
         return str(exc).startswith(_CUT_CHARACTER)
     return isinstance(exc, json.JSONDecodeError) and (exc.pos >= len(exc.doc) - _CUT_SLACK
                                                        or exc.msg.startswith("Unterminated string"))
-
-
-def _utf16_units(text: str) -> int:
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
 
 def _decode(body: bytes, hook: Callable[[dict], Any]) -> Any:
@@ -206,7 +205,7 @@ class MessageReader:
         after the message go back to be read as the next."""
         decoder = codecs.getincrementaldecoder("utf-8")()
         try:
-            units = _utf16_units(decoder.decode(body))
+            units = utf16_len(decoder.decode(body))
         except UnicodeDecodeError:
             return None
         grown = body
@@ -215,7 +214,7 @@ class MessageReader:
             more = await self._stream.readexactly(wanted)
             grown += more
             try:
-                units += _utf16_units(decoder.decode(more))
+                units += utf16_len(decoder.decode(more))
             except UnicodeDecodeError:
                 break
             if len(more) < wanted:  # the stream ended
