@@ -499,6 +499,9 @@ class TelemetryStore:
             except Exception as exc:
                 if _locked(exc):
                     self._warn("the database is locked by another writer, waiting for it", exc)
+                    if self.reason is None or self.reason == self._failing:  # said in the status until it writes
+                        self.reason = self._failing = (f"{self.path} is locked by another writer: waiting for it "
+                                                       "(new events wait in the queue, and are lost when it is full)")
                     continue
                 self._warn(f"lost a batch of {len(batch)} events", exc)
                 self._writes_fail(exc)

@@ -625,3 +625,26 @@ def test_a_deleted_database_that_cannot_be_made_again_fails_its_events_until_it_
         assert store.stats.reopened == 1 and "cannot" not in (store.reason or "cannot")
     assert query(db_path, "SELECT kind, version, text FROM documents") == [("open", 2, "ab\n")]
     assert query(db_path, "SELECT inserted_text FROM edits") == [("c",)]
+
+
+def test_a_lock_waited_for_is_said_in_the_reason_until_the_writes_go_through(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another writer held the database, `tact/status` said all was well: events queued, and were lost once
+    the queue was full."""
+    import telemetry.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    with TelemetryStore(db_path) as store:
+        store.record(SessionStarted(SID, "test", "1", "0.1.0", {}, {}))
+        assert store.flush() and store.reason is None
+        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO meta (key, value) VALUES ('held', 'x')")
+        store.record(EditEvent(SID, URI, 2, 0, 0, 0, 0, "", "2", ts_start=0.0))
+        assert not store.flush(timeout=1.0)
+        assert store.reason is not None and "locked by another writer" in store.reason
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert store.flush(timeout=10)
+        assert store.reason is None and store.stats.written == 2
