@@ -30,7 +30,7 @@ from typing import Sequence
 from telemetry.report import percentile
 from telemetry.simulate import TypingStyle, require_ready, server_command, type_file
 from telemetry.lsp_client import LspClient, text_document_item
-from telemetry.reader import open_readonly
+from telemetry.reader import open_readonly, outcome_counts
 from telemetry.text import line_starts
 
 TARGETS = {"cold_start_s": 1.5, "p50_ms": 50.0, "p95_ms": 150.0, "peak_rss_mb": 300.0}
@@ -212,17 +212,14 @@ class NotebookTyping:
 
 
 def failed_requests(db: Path) -> int:
-    """Completion requests the server logged failed (its model raised while serving them); 0 where it recorded
-    nothing."""
+    """Requests the server logged failed (its model raised while serving them); 0 where it recorded nothing."""
     if not db.exists():
         return 0
     conn = open_readonly(db)
     try:
-        (n,) = conn.execute("SELECT COUNT(*) FROM suggestions WHERE kind = 'completion' AND outcome = 'failed'"
-                            ).fetchone()
+        return outcome_counts(conn).get("failed", 0)
     finally:
         conn.close()
-    return n
 
 
 def earlier_cells_chars(db: Path) -> list[int]:

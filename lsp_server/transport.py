@@ -40,10 +40,12 @@ class ByteReader(Protocol):
 
 
 class ParseFailure(Exception):
-    """A body that is no JSON message (what the JSON reader said); answered Parse error."""
+    """A body that is no JSON message (what the JSON reader said); answered Parse error. ``cut``: its text ends
+    inside a character's bytes, as a body cut short does."""
 
-
-_CUT_CHARACTER = "not UTF-8 (unexpected end of data"  # how _decode says the text ends inside a character
+    def __init__(self, reason: str, cut: bool = False) -> None:
+        super().__init__(reason)
+        self.cut = cut
 
 
 class PushbackReader:
@@ -92,7 +94,7 @@ def _looks_cut_short(exc: Exception) -> bool:
     """Whether the text ended early (a length counted short) rather than being bad: the JSON reader failed at its
     end, or the UTF-8 decoder did inside a character's bytes."""
     if isinstance(exc, ParseFailure):
-        return str(exc).startswith(_CUT_CHARACTER)
+        return exc.cut
     return isinstance(exc, json.JSONDecodeError) and (exc.pos >= len(exc.doc) - _CUT_SLACK
                                                        or exc.msg.startswith("Unterminated string"))
 
@@ -102,7 +104,8 @@ def _decode(body: bytes, hook: Callable[[dict], Any]) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ParseFailure(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise ParseFailure(f"not UTF-8 ({exc.reason} at byte {exc.start})",
+                           cut=exc.reason == "unexpected end of data") from None
     try:
         return json.loads(text, object_hook=hook)
     except json.JSONDecodeError:

@@ -43,7 +43,8 @@ from typing import Any, Callable
 from .lsp_client import (LspClient, LspError, change_at, inline_completion_params, next_edit_params,
                          text_document_item)
 from .oracle import Oracle, accepted_chars
-from .reader import SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_upgraded, sessions_named
+from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, open_upgraded, outcome_counts,
+                     sessions_named)
 from .reconstruct import NotebookCells, Request, Script, Step, apply_range, build_script, next_text_after
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
@@ -660,13 +661,11 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
 
 def _failed_requests(output: Path, session_id: str) -> int:
     """The new session's requests the server logged failed."""
-    conn = sqlite3.connect(output.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = open_readonly(output)
     try:
-        (n,) = conn.execute("SELECT COUNT(*) FROM suggestions WHERE session_id = ? AND outcome = 'failed'",
-                            [session_id]).fetchone()
+        return outcome_counts(conn, session_id).get("failed", 0)
     finally:
         conn.close()
-    return n
 
 
 def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcome], oracle: Oracle) -> None:

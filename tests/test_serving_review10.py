@@ -89,7 +89,6 @@ def test_many_changes_in_one_message_apply_as_one_by_one():
     for trial in range(30):
         lines = [f"value_{i} = compute({i})  # é😀\n" for i in range(rng_.randint(5, 80))]
         text = "".join(lines)
-        index = LineIndex(text)
         places = sorted({(rng_.randrange(len(lines)), rng_.randrange(0, 12)) for _ in range(BATCH_CHANGES + 10)},
                         reverse=True)
         changes = []
@@ -108,7 +107,6 @@ def test_many_changes_in_one_message_apply_as_one_by_one():
             expected += one_by_one.change("file:///b.py", one_by_one.get("file:///b.py").version + 1, [change],
                                           now=0.0).applied
         assert result.applied == expected, trial
-        assert index.text == text  # the index it started from is left as it was
 
 
 def test_a_server_whose_output_the_client_stopped_reading_ends(tmp_path):

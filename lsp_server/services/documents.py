@@ -142,12 +142,16 @@ def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineInde
     if e < s:
         s, e = e, s
         adjusted = f"range {rng} ends before it starts: turned round" if adjusted is None else adjusted + ", turned round"
-    removed = text[s:e]
     new_index = index.replaced(s, e, new_text, text[:s] + new_text + text[e:])
-    # Positions as sent may point inside a surrogate pair or outside the text; report the normalised ones.
+    return new_index, _applied(index, rng, s, e, new_text, adjusted)
+
+
+def _applied(index: LineIndex, rng: Range, s: int, e: int, new_text: str, adjusted: str | None = None) -> AppliedEdit:
+    """What a change of ``index``'s text between offsets ``s`` and ``e`` did. Positions as sent may point inside a
+    surrogate pair or outside the text; the normalised ones are reported."""
     start_pos = rng.start if rng.start.character == 0 and adjusted is None else index.position_at(s)
     end_pos = index.position_at(e) if e != s else start_pos
-    return new_index, AppliedEdit(s, e, start_pos, end_pos, removed, new_text, adjusted=adjusted)
+    return AppliedEdit(s, e, start_pos, end_pos, index.text[s:e], new_text, adjusted=adjusted)
 
 
 # Changes in one message from which they are applied in one pass where they can be: each rebuilt the whole text, so
@@ -181,9 +185,7 @@ def _apply_descending(index: LineIndex, changes: list[tuple[Range | None, str]]
     for s, e, rng, new_text in found:
         pieces += [text[e:cursor], new_text]
         cursor = s
-        start_pos = rng.start if rng.start.character == 0 else index.position_at(s)
-        end_pos = index.position_at(e) if e != s else start_pos
-        applied.append(AppliedEdit(s, e, start_pos, end_pos, text[s:e], new_text))
+        applied.append(_applied(index, rng, s, e, new_text))
     pieces.append(text[:cursor])
     return LineIndex("".join(reversed(pieces))), applied
 
