@@ -2,7 +2,9 @@
 
 The reference is the module with the functions that scanned the cursor line token by token put back as they were
 (``FORMER_FUNCTIONS``); seeded random lines and suggestions (every quote kind, escapes, brackets, comments, tabs, CR
-and CRLF, non-ASCII and surrogates) are shaped by both, single-line and multi-line."""
+and CRLF, non-ASCII and surrogates) are shaped by both, single-line and multi-line. Which closers a suggestion keeps
+is judged since by the document's brackets (`_bracket_errors`), so the former `_drop_duplicate_closers` is not among
+them: both modules judge by the one rule, each with its own bracket reading."""
 
 from __future__ import annotations
 
@@ -42,6 +44,29 @@ def _open_stack(text: str) -> list[str]:
     return stack
 
 
+def _is_header(line: str) -> bool:
+    code = line
+    for start, tok in _tokens(line):
+        if tok.startswith("#"):
+            code = line[:start]
+            break
+    return code.rstrip().endswith(":")
+
+
+def _open_triple(prefix: str) -> str:
+    start, tok = -1, ""
+    for start, tok in _tokens(prefix):
+        pass
+    if not tok or start + len(tok) < len(prefix):
+        return ""
+    quotes = tok[:3]
+    return quotes if quotes in ('"""', "\'\'\'") and (len(tok) < 6 or not tok.endswith(quotes)) else ""
+'''
+
+
+# The former token loop that judged a suggestion's closers by the cursor line alone (`test_postprocess_review2_line_cost`
+# shows its Python work grew with the line).
+FORMER_CLOSER_LOOP = r'''
 def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
     closers = "".join(_SUFFIX_CLOSERS.match(ctx.line_suffix).group().split())
     if not closers or closers[0] not in _CLOSE + _QUOTES:
@@ -64,39 +89,21 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
             continue
         return body[:-k]
     return s
-
-
-def _is_header(line: str) -> bool:
-    code = line
-    for start, tok in _tokens(line):
-        if tok.startswith("#"):
-            code = line[:start]
-            break
-    return code.rstrip().endswith(":")
-
-
-def _open_triple(prefix: str) -> str:
-    start, tok = -1, ""
-    for start, tok in _tokens(prefix):
-        pass
-    if not tok or start + len(tok) < len(prefix):
-        return ""
-    quotes = tok[:3]
-    return quotes if quotes in ('"""', "\'\'\'") and (len(tok) < 6 or not tok.endswith(quotes)) else ""
 '''
 
 
-def _former_module():
-    """A second copy of the module with ``FORMER_FUNCTIONS`` in place of the new ones (its own globals, so the
-    unchanged functions call the former helpers)."""
-    spec = importlib.util.spec_from_file_location("lsp_server.services._postprocess_former", Path(current.__file__))
+def _former_module(functions: str, name: str):
+    """A second copy of the module with ``functions`` in place of the new ones (its own globals, so the unchanged
+    functions call the former helpers)."""
+    spec = importlib.util.spec_from_file_location(f"lsp_server.services._postprocess_{name}", Path(current.__file__))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    exec(compile(FORMER_FUNCTIONS, "former_postprocess", "exec"), module.__dict__)
+    exec(compile(functions, f"{name}_postprocess", "exec"), module.__dict__)
     return module
 
 
-former = _former_module()
+former = _former_module(FORMER_FUNCTIONS, "former")
+former_token_loop = _former_module(FORMER_FUNCTIONS + FORMER_CLOSER_LOOP, "former_token_loop")
 
 # Pieces of Python (and JavaScript) lines: every string kind, escapes, brackets, comments, headers' colons.
 _PIECES = [

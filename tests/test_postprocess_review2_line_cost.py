@@ -14,7 +14,7 @@ import pytest
 from lsp_server.services import postprocess
 from lsp_server.services.context import build_context
 from lsp_server.services.positions import position_at
-from tests.test_postprocess_review2_differential import former
+from tests.test_postprocess_review2_differential import former_token_loop
 
 # Minified-looking lines: escaped quotes, brackets, strings of every kind, comments, tabs, non-ASCII.
 _UNITS = {
@@ -78,6 +78,6 @@ def test_python_work_does_not_grow_with_the_cursor_line(unit, place):
 @pytest.mark.parametrize("unit", ["escaped quotes", "brackets"])
 def test_the_former_token_loop_grew_with_the_line(unit):
     """What the test above tells apart: the former code's Python work grew about tenfold with the line."""
-    short = _python_lines(former.trim_suggestion, _UNITS[unit], "middle, single-line", 2_000)
-    long = _python_lines(former.trim_suggestion, _UNITS[unit], "middle, single-line", 20_000)
+    short = _python_lines(former_token_loop.trim_suggestion, _UNITS[unit], "middle, single-line", 2_000)
+    long = _python_lines(former_token_loop.trim_suggestion, _UNITS[unit], "middle, single-line", 20_000)
     assert long > 5 * short, (short, long)

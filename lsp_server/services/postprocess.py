@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from functools import lru_cache
 
@@ -66,6 +66,11 @@ _WORD = re.compile(r"\w")
 
 # A line that only closes brackets (`)`, `},`, `]):`), and the closers a line starts with.
 _CLOSING_LINE = re.compile(r"[)\]}]+[,;:]?")
+# The closers a line ends with (a `,`, `;` or `:` after them).
+_TRAILING_CLOSERS = re.compile(r"[)\]}]+[,;:]?$")
+
+# How far past the cursor `_bracket_errors` reads the document for the closers of brackets opened before it.
+_FOLLOWING_CHARS = 4000
 _LEADING_CLOSERS = re.compile(r"\s*([)\]}]+)")
 
 # What no suggestion may carry: control characters other than tab and line breaks (a form feed too: Python allows
@@ -236,19 +241,36 @@ def _closers_after(ctx: CompletionContext) -> str:
     return closers if closers and closers[0] in _CLOSE + _QUOTES else ""
 
 
-def _still_open(ctx: CompletionContext) -> int:
-    """Brackets the cursor line opens before the cursor that the rest of the line does not close: a suggestion's
-    own closers for them are needed. Reads the whole line: called only where a closer could go."""
-    return len(_open_stack(ctx.line_prefix)) - _unmatched_closers(ctx.line_suffix)
+def _bracket_errors(inserted: str, ctx: CompletionContext) -> int:
+    """Closers with no opener of their kind to close, with ``inserted`` at the cursor: from the brackets left open
+    before the cursor line through `_FOLLOWING_CHARS` after the cursor. Compared between two ends of a suggestion,
+    it says which closers of it the document already has: a count of brackets on the cursor line alone ignored their
+    kinds (an open ``(`` taken as needing the suggestion's ``]``) and the lines below (``choices=["fast", |],`` whose
+    ``(`` a later line closes kept ``"slow"],`` and read ``],],``)."""
+    earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+    brackets = "".join(_open_stack(earlier)) + _code_scan(ctx.line_prefix + inserted + ctx.suffix[:_FOLLOWING_CHARS])[0]
+    closers = sum(map(brackets.count, _CLOSE))
+    return closers - (len(brackets) - closers - len(_unclosed(brackets)))  # closers less those that closed an opener
+
+
+def _fewest_errors(s: str, cuts: Iterable[int], ctx: CompletionContext) -> str:
+    """``s`` cut at the one of ``cuts`` that leaves the fewest `_bracket_errors` (the latest of equals: the most of
+    what the model wrote), where that is fewer than ``s`` whole leaves; else ``s``."""
+    best, best_errors = s, _bracket_errors(s, ctx)
+    for i in sorted(set(cuts), reverse=True):
+        errors = _bracket_errors(s[:i], ctx)
+        if errors < best_errors:
+            best, best_errors = s[:i], errors
+    return best
 
 
 def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
     """When the rest of the cursor line starts with closing brackets/quotes (and a `,`, `;` or
     `:` after them) that ``s`` ends with, drop that end of ``s`` (suffix ``)``, suggestion ``foo)``
-    -> ``foo``; suffix ``",``, suggestion ``b",`` -> ``b``). Brackets are dropped only beyond what
-    the cursor line leaves open, so ``print(bar(`` + ``x)`` keeps its ``)`` when the suffix has one
-    ``)``; brackets opened on earlier lines do not count (inside a multi-line call, ``float(`` +
-    ``x)`` before ``)`` still drops its ``)``)."""
+    -> ``foo``; suffix ``",``, suggestion ``b",`` -> ``b``). Brackets are dropped only where the document
+    then has fewer closers closing nothing (`_bracket_errors`), so ``print(bar(`` + ``x)`` keeps its ``)``
+    when the suffix has one ``)`` and nothing below closes the other; inside a multi-line call, ``float(`` +
+    ``x)`` before ``)`` still drops its ``)``."""
     closers = _closers_after(ctx)
     if not closers:
         return s
@@ -256,19 +278,20 @@ def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
     if not body:
         return s
     marks = _outer_marks(body)
-    excess = None  # read from the whole cursor line only when an end of ``s`` could go
+    bracket_cuts = []  # ends whose closers need the document's brackets to judge (`_fewest_errors`)
     for k in range(min(len(closers), len(body)), 0, -1):
         tail = closers[:k]
         if not body.endswith(tail):
             continue
         if not all(marks[len(body) - k + i] for i, c in enumerate(tail) if c in _CLOSE + _QUOTES):
             continue
-        if excess is None:
-            excess = sum(1 for i, c in enumerate(body) if marks[i] and c in _CLOSE) - _still_open(ctx)
-        if sum(1 for c in tail if c in _CLOSE) > excess:
-            continue
-        return body[:-k]
-    return s
+        if not any(c in _CLOSE for c in tail):
+            return body[:-k]
+        bracket_cuts.append(len(body) - k)
+    if not bracket_cuts:
+        return s
+    kept = _fewest_errors(body, bracket_cuts, ctx)
+    return s if kept is body else kept
 
 
 def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
@@ -282,21 +305,29 @@ def _cut_before_duplicate_closer(s: str, ctx: CompletionContext) -> str:
     if not closers or "\n" in s:
         return s
     marks = _outer_marks(s)
-    still_open = None  # read from the whole cursor line only when a closer could go
-    closed = 0  # the outer closers of ``s`` so far
+    cuts = []  # before an outer closer like the rest's first: `_fewest_errors` picks the one the document has
     for i, c in enumerate(s):
         if not marks[i]:
             continue
         if c in _CLOSE:
-            closed += 1
             if c == closers[0]:
-                if still_open is None:
-                    still_open = _still_open(ctx)
-                if closed > still_open:
-                    return s[:i]
+                cuts.append(i)
         elif c == closers[0] and not _escaped(s, i):  # an unpaired quote: it ends the string the line closes
-            return s[:i]
-    return s
+            return s[:i] if not cuts else _fewest_errors(s[:i], cuts, ctx)
+    return _fewest_errors(s, cuts, ctx) if cuts else s
+
+
+def _drop_closers_closed_below(s: str, ctx: CompletionContext) -> str:
+    """A one-line ``s`` at the end of its line without the closers it ends with that the lines below close already
+    (``x = foo(|`` above a line ``)``: the suggestion ``x)`` left that ``)`` closing nothing)."""
+    if "\n" in s or ctx.line_suffix.strip():
+        return s
+    lead = _TRAILING_CLOSERS.search(s)
+    if lead is None:
+        return s
+    marks = _outer_marks(s)
+    cuts = [i for i in range(lead.start(), lead.end()) if s[i] in _CLOSE and marks[i]]
+    return _fewest_errors(s, cuts, ctx) if cuts else s
 
 
 def _escaped(s: str, i: int) -> bool:
@@ -462,6 +493,24 @@ def _drop_closing_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     return kept[:-1]
 
 
+def _cut_before_next_line(kept: list[str], ctx: CompletionContext) -> list[str]:
+    """``kept`` up to (not including) its first line after the first that the document has next below the cursor
+    line (lines of closers aside: `_drop_closing_line` judges those): from there the suggestion typed again what
+    follows it (``self.x = x|`` above ``self.y = y`` suggested ``self.y = y`` once more)."""
+    if len(kept) < 2 or ctx.line_suffix.strip():
+        return kept
+    following = next((line.strip() for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    if not following or _CLOSING_LINE.fullmatch(following):
+        return kept
+    for i in range(1, len(kept)):
+        if kept[i].strip() == following:
+            kept = kept[:i]
+            while kept and not kept[-1].strip():
+                kept.pop()
+            return kept
+    return kept
+
+
 def _syntax_tail(prefix: str) -> str:
     """The end of the prefix, from an unindented line if one is near, for cheap parsing."""
     if len(prefix) <= _TS_PREFIX_CHARS:
@@ -522,8 +571,12 @@ def _retypes_line_above(line: str, above: str) -> bool:
 
 
 def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
-    """(``s`` to go before the rest of the cursor line, whether its end re-typed that rest): without that end when it
-    does, else stripped, without the closers the rest already has, keeping the spaces before the rest."""
+    """(``s`` to go before the rest of the cursor line, whether its end re-typed that rest): cut where it closes the
+    string the rest closes, or without the end that re-types the rest, else stripped, without the closers the rest
+    or the lines below already have, keeping the spaces before the rest."""
+    in_string = _cut_at_string_end(s, ctx)
+    if in_string is not None:
+        return in_string, in_string != s
     retyped = _drop_retyped_rest(s, ctx)
     if retyped is not None:
         return retyped, True
@@ -532,7 +585,34 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
     trimmed = _drop_duplicate_closers(s, ctx).rstrip()
     if trimmed == s:
         trimmed = _cut_before_duplicate_closer(s, ctx).rstrip()
+    if trimmed == s:
+        trimmed = _drop_closers_closed_below(s, ctx).rstrip()
     return (trimmed + space if trimmed == s else trimmed), False
+
+
+def _string_closer(ctx: CompletionContext) -> str:
+    """The quotes that end the string the cursor is in, where the rest of the cursor line starts with them (the
+    editor closed the string as it was opened), else ''."""
+    if not ctx.facts.in_string or not ctx.line_suffix or ctx.line_suffix[0] not in _QUOTES:
+        return ""
+    closer = _open_triple(ctx.prefix) or ctx.line_suffix[0]  # in a one-line string: the quote the rest starts with
+    return closer if ctx.line_suffix.startswith(closer) else ""
+
+
+def _cut_at_string_end(s: str, ctx: CompletionContext) -> str | None:
+    """Inside a string the rest of the cursor line closes: ``s`` before its first unescaped closing quotes, spaces
+    and all (its text), or ``s`` as it is when it does not close the string; None elsewhere. Read as code, the
+    suggestion's closing ``\"\"\"`` opened a string and was kept (a docstring closed twice), an escaped quote
+    (``don\\'t'``) was taken for the closer, and the spaces before a dropped quote (``"Name|"`` with ``: "``) were
+    stripped from the string's text."""
+    closer = _string_closer(ctx)
+    if not closer:
+        return None
+    end = len(s) if len(closer) == 3 else len(first_line(s))  # a one-line string ends on its line
+    i = s.find(closer)
+    while 0 <= i < end and _escaped(s, i):
+        i = s.find(closer, i + 1)
+    return s[:i] if 0 <= i < end else s
 
 
 def _rest_follows(s: str, ctx: CompletionContext) -> bool:
@@ -567,7 +647,7 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
     if (bad := _UNWRITABLE.search(text)) is not None:
         text = text[:bad.start()]
     if multiline:
-        kept = _rule_cut(text.split("\n"), ctx)
+        kept = _cut_before_next_line(_rule_cut(text.split("\n"), ctx), ctx)
         kept = _drop_closing_line(_tree_cut(kept, ctx), ctx)
         s = "\n".join([line.rstrip() for line in kept[:-1]] + kept[-1:])  # the last line's end: see below
     else:
