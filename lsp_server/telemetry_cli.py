@@ -136,6 +136,8 @@ def _replay(args) -> int:
                                                 {"similarity": args.oracle_similarity}))
     options = ReplayOptions(model=args.model, overrides=parse_settings(args.settings), speed=_pace(args),
                             limit=args.limit, oracle=oracle)
+    if args.database.is_dir():  # its default output's name is made from the file's: '.' has none
+        raise CommandInputError(f"{args.database} is a directory, not a telemetry database")
     output = args.output or _default_output(args.database)
 
     def progress(msg: str) -> None:
@@ -161,7 +163,7 @@ def _replay(args) -> int:
         if r.next_edits:
             ne = r.next_edits
             print(f"  {ne['requests']} next-edit requests: {ne['predicted']} edits predicted, {ne['accepted']} accepted "
-                  "(logged decision, or the programmer's next edit matched)")
+                  f"(logged decision, or the programmer's next edit matched); {ne['chars_saved']} characters saved")
         if not r.source_complete:
             print("  the recorded session never ended (crash?): replayed what was logged")
         for issue in r.issues:

@@ -121,6 +121,10 @@ class Script:
     final_texts: dict[str, str] = field(default_factory=dict)  # uri -> text once every logged edit is applied
     verified: dict[str, bool] = field(default_factory=dict)  # uri -> the edits rebuilt every close snapshot of it
     issues: list[str] = field(default_factory=list)
+    requests_left_out: int = 0  # logged requests on documents with no logged open: not in ``requests``, not replayed
+    # the kinds (completion, next_edit) whose suggestions the recording's client reported shown (VS Code does; a client
+    # that does not leaves every shown_at empty): of those, a suggestion never shown was dropped before display
+    reports_shows: frozenset[str] = frozenset()
 
     @property
     def complete(self) -> bool:
@@ -642,6 +646,7 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
                 session[key] = None
     script = Script(session)
     logged = {s["id"]: s for s in suggestions(conn, session_id)}
+    script.reports_shows = frozenset(s.get("kind") or "completion" for s in logged.values() if s.get("shown_at") is not None)
     docs: list[_Doc] = []
     current: dict[str, _Doc] = {}
     orphans = 0
@@ -680,6 +685,7 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
             doc = current.get(uri)
             if doc is None or doc.close_item is not None:
                 orphans += 1
+                script.requests_left_out += kind == "suggestion_requested"
                 continue
             if kind == "document_snapshot":
                 doc.snapshots.append(item)

@@ -54,6 +54,8 @@ from .text import SplitText, utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
 _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
+# Recorded settings naming a model a replay's server loads (the code model is `_model_for`'s).
+_MODEL_SETTINGS = ("acceptanceModelPath", "nextEditModelPath", "nextEditRankerPath")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
 # rejected by the server (a newer suggestion, its document closed) or by time, not by the programmer
 _UNDECIDED_REJECTS = ("superseded", "ignored", "documentClosed")
@@ -126,7 +128,7 @@ class ReplayOutcome:
     request: Request
     suggestion_id: str | None
     text: str
-    basis: str  # logged | oracle | none (no suggestion)
+    basis: str  # logged | oracle | unshown (the recording's editor dropped it unseen) | hidden | none (no suggestion)
     outcome: str | None
     accepted_length: int | None
     chars_saved: int
@@ -222,6 +224,28 @@ def _settings(recorded: dict[str, Any] | None, overrides: dict[str, Any]) -> dic
     values = {k: v for k, v in (recorded or {}).items() if k not in _NOT_REPLAYED}
     values.update({k: v for k, v in overrides.items() if k not in _NOT_REPLAYED})
     return values
+
+
+def _missing_model_settings(settings: dict[str, Any], overrides: dict[str, Any]) -> list[str]:
+    """Take out of ``settings`` the recorded model paths (`_MODEL_SETTINGS`) that are not on this machine, so that the
+    replay's server loads its shipped one, and say so; refuse an override naming none. Passed on, a missing
+    acceptance model turned the gate off for the whole replay, which said nothing of it."""
+    notes = []
+    for key in _MODEL_SETTINGS:
+        value = settings.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        try:
+            here = Path(value).expanduser().exists()
+        except RuntimeError:  # an unknown user's ~
+            here = False
+        if here:
+            continue
+        if key in overrides:
+            raise ReplayError(f"--set {key}={value}: no such file or directory")
+        del settings[key]
+        notes.append(f"the recorded {key} {value} is not here: the shipped one is used (--set {key}=PATH to choose)")
+    return notes
 
 
 def acceptance_prior(conn: sqlite3.Connection, started_at: float) -> dict[str, Any]:
@@ -453,6 +477,9 @@ class _Driver:
         lead, entry_units = "", 0
         if sel is not None and text.startswith(sel["text"]):  # the item carries the entry before the suggestion
             text, lead, entry_units = text[len(sel["text"]):], self._entry_rest(req, sel), utf16_len(sel["text"])
+        if self._dropped_unshown(req):
+            self.outcomes.append(ReplayOutcome(req, sid, text, "unshown", None, None, 0, rtt))
+            return
         basis, outcome, length, saved = _decide(req, text, self.options.oracle, lead)
         self.client.notify(DID_SHOW, {"id": sid})
         logged_at = (req.logged or {}).get("outcome_at") if basis == "logged" else None
@@ -474,6 +501,15 @@ class _Driver:
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
                                            outcome in ("accepted", "partially_accepted")))
 
+
+    def _dropped_unshown(self, req: Request) -> bool:
+        """Whether the recording's editor dropped its answer to ``req`` before showing it (a client that reports what
+        it shows reported others, not this one, and it was rejected unseen: the programmer typed on). The replay's
+        answer is not shown there either, and no one decides on it: shown and judged, a same-settings replay of a VS
+        Code session counted 16 suggestions shown where the recording had 6."""
+        logged = req.logged or {}
+        return (req.kind in self.script.reports_shows and bool(logged.get("text"))
+                and logged.get("shown_at") is None and logged.get("outcome") == "rejected")
 
     def _entry_rest(self, req: Request, sel: dict[str, Any]) -> str:
         """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed
@@ -519,6 +555,10 @@ class _Driver:
                  if where is not None and isinstance(new_text, str) and text is not None else None)
         if not (isinstance(sid, str) and after is not None):
             self.outcomes.append(ReplayOutcome(req, None, "", "none", None, None, 0, rtt))
+            return
+        if self._dropped_unshown(req):
+            self.outcomes.append(ReplayOutcome(req, sid, new_text, "unshown", None, None, 0, rtt, None,
+                                               uri if uri != req.uri else None))
             return
         logged = req.logged or {}
         next_text = req.next_text if uri == req.uri else self._next_text(uri)
@@ -593,6 +633,10 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     _check_model(model)
     overrides, notes = effective_overrides(options)
     settings = _settings(script.session.get("settings"), overrides)
+    notes += _missing_model_settings(settings, overrides)
+    recorded_model = ((script.session.get("models") or {}).get("completion") or {}).get("modelDir")
+    if model is None and recorded_model and not _named_model(options):
+        notes.append(f"the recorded model {recorded_model} is not here: the shipped one is used (--model DIR to choose)")
     try:
         started_at = script.session.get("started_at")
         if started_at is None:
@@ -644,14 +688,21 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         by_basis[o.basis] = by_basis.get(o.basis, 0) + 1
     next_edits = [o for o in outcomes if o.kind == "next_edit"]
     next_edit_counts = {"requests": len(next_edits), "predicted": sum(o.suggestion_id is not None for o in next_edits),
-                        "accepted": sum(o.outcome == "accepted" for o in next_edits)} if next_edits else {}
+                        "accepted": sum(o.outcome == "accepted" for o in next_edits),
+                        "chars_saved": sum(o.chars_saved for o in next_edits)} if next_edits else {}
+    if script.requests_left_out:
+        script.issues.append(f"{script.requests_left_out} requests not replayed (their documents have no logged open: "
+                             "a clock set back while recording orders them before it); replay is partial")
     result = ReplayResult(
-        source_session_id=session_id, session_id=new_session, requests=len(script.requests), replayed=len(outcomes),
-        suggestions=len(shown), accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
+        source_session_id=session_id, session_id=new_session, requests=len(script.requests) + script.requests_left_out,
+        replayed=len(outcomes), suggestions=len(shown),
+        accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
         rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
-        chars_saved=sum(o.chars_saved for o in outcomes), wall_s=round(wall, 3), recorded_s=round(script.duration_s, 3),
-        source_complete=script.complete,
-        complete=not driver.limited and len(outcomes) == len(script.requests) and not failed and not driver.unanswered,
+        # completions' characters, as `tact report` counts them; a next edit's are in ``next_edits``
+        chars_saved=sum(o.chars_saved for o in completions), wall_s=round(wall, 3),
+        recorded_s=round(script.duration_s, 3), source_complete=script.complete,
+        complete=(not driver.limited and len(outcomes) == len(script.requests) and not script.requests_left_out
+                  and not failed and not driver.unanswered),
         fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings,
         next_edits=next_edit_counts, notes=notes, outcomes=outcomes)
     if new_session:
@@ -776,7 +827,8 @@ def replay(source: Path, output: Path, session: str | None = None, options: Repl
                 results.append(res)
                 if left is not None:
                     left -= res.replayed
-        except Exception:  # a failed replay leaves nothing behind: the output is new, and only this run wrote it
+        except BaseException:  # a failed or interrupted replay leaves nothing behind: the output is new, and only
+            # this run wrote it (kept after Ctrl-C, it read as a finished recording and blocked the same -o)
             _remove_database(output)
             for d in created:
                 try:

@@ -19,6 +19,7 @@ either is a replay are compared session for session, through the recorded sessio
 from __future__ import annotations
 
 import html
+import json
 import math
 import sqlite3
 import time
@@ -234,6 +235,24 @@ def recorded_sessions(conn: sqlite3.Connection | None) -> dict[str, str]:
         return {}
 
 
+def _partial_issues(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Per replayed session, the issues its replay said made it partial (``replay_runs.issues``, a JSON list)."""
+    out: dict[str, list[str]] = {}
+    try:
+        rows = conn.execute("SELECT session_id, issues FROM replay_runs").fetchall()
+    except sqlite3.Error:
+        return out
+    for sid, issues in rows:
+        try:
+            listed = json.loads(issues) if isinstance(issues, str) else []
+        except ValueError:
+            continue
+        if isinstance(sid, str) and isinstance(listed, list):
+            out[sid] = [i.removesuffix("; replay is partial") for i in listed
+                        if isinstance(i, str) and i.endswith("replay is partial")]
+    return out
+
+
 def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: int | None,
           paired: tuple[set[str], str] | None = None) -> None:
     try:
@@ -281,11 +300,14 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
                 runs = [(*run, None) for run in conn.execute(f"SELECT {', '.join(run_columns)} FROM replay_runs")]
             runs = _checked_rows(runs, (*run_columns, "source_started_at"), data, "replay run")
             data.source_starts = {sid: started for sid, *_, started in runs if started is not None}
+            said = _partial_issues(conn)
             for sid, complete, source_complete, replayed, requests, _ in runs:
                 if sid not in {s["id"] for s in sessions}:
                     continue
                 if not complete:
-                    data.partial.append(f"replay {sid[:12]} stopped after {replayed} of {requests} requests")
+                    # why, as the replay said it (requests that failed in the server are no stop)
+                    why = "; ".join(said.get(sid, ())) or f"stopped after {replayed} of {requests} requests"
+                    data.partial.append(f"replay {sid[:12]}: {why}")
                 if not source_complete:
                     data.partial.append(f"replay {sid[:12]} replays a session that never ended")
             columns = ("suggestion_id", "source_ts", "chars_saved", "would_accept")
