@@ -114,3 +114,36 @@ def test_the_closing_quote_the_rest_has_ends_a_one_line_string_only_on_its_line(
     assert ctx.facts.in_string
     # the suggestion's first line has no closing quote: nothing is cut from its next line's quote
     assert single('s = "|"\n', 'abc\n"x"') == "abc"
+
+
+@pytest.mark.parametrize("src, raw, expected", [
+    ("# vrtl[version, release, technology_l|]\nx = 1\n", "evel]", "evel"),  # prose in a comment: its own brackets
+    ("#   ye >= len(str(93*p/|))\n", "/65))", "/65"),
+    ('x = "see foo(bar|)"\n', ", baz)", ", baz"),  # and in a string
+])
+def test_closers_in_a_comment_or_a_string_are_matched_as_written(src, raw, expected):
+    assert single(src, raw) == expected
+
+
+# The prefix window starts inside the first docstring: read from there, every later string is read inside out.
+_DOCSTRINGS = ('def a():\n    """Open (a file (or two.\n\n    More words here.\n    """\n\n\n'
+               'def b():\n    """Close."""\n\n\n')
+
+
+def _inside_the_first_docstring(src: str):
+    """A context whose prefix window starts at the first docstring's last line of text."""
+    from dataclasses import replace
+
+    ctx = ctx_at(src)
+    start = src.index("    More words")
+    return replace(ctx, prefix=ctx.prefix[start:], prefix_start=start)
+
+
+def test_a_window_starting_inside_a_docstring_does_not_turn_strings_inside_out():
+    from lsp_server.services.postprocess import trim_suggestion
+
+    ctx = _inside_the_first_docstring(_DOCSTRINGS + "def c():\n    \'\'\'Change to a direct|\'\'\'\n    pass\n")
+    assert ctx.facts.in_string
+    assert trim_suggestion("ory.\'\'\'", ctx, multiline=False) == "ory."
+    ctx = _inside_the_first_docstring(_DOCSTRINGS + "def c():\n    x = glob_to_re(|)\n    return x\n")
+    assert trim_suggestion("prefix)", ctx, multiline=False) == "prefix"

@@ -71,6 +71,8 @@ _TRAILING_CLOSERS = re.compile(r"[)\]}]+[,;:]?$")
 
 # How far past the cursor `_bracket_errors` reads the document for the closers of brackets opened before it.
 _FOLLOWING_CHARS = 4000
+# How much of the cursor line before the cursor `_string_closer` reads token by token for the quote of its string.
+_LINE_CHARS = 2000
 _LEADING_CLOSERS = re.compile(r"\s*([)\]}]+)")
 
 # What no suggestion may carry: control characters other than tab and line breaks (a form feed too: Python allows
@@ -243,12 +245,26 @@ def _closers_after(ctx: CompletionContext) -> str:
 
 def _bracket_errors(inserted: str, ctx: CompletionContext) -> int:
     """Closers with no opener of their kind to close, with ``inserted`` at the cursor: from the brackets left open
-    before the cursor line through `_FOLLOWING_CHARS` after the cursor. Compared between two ends of a suggestion,
+    before the cursor line through `_FOLLOWING_CHARS` after the cursor (in a comment or a string, the cursor line's
+    comment or string alone). Compared between two ends of a suggestion,
     it says which closers of it the document already has: a count of brackets on the cursor line alone ignored their
     kinds (an open ``(`` taken as needing the suggestion's ``]``) and the lines below (``choices=["fast", |],`` whose
     ``(`` a later line closes kept ``"slow"],`` and read ``],],``)."""
-    earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
-    brackets = "".join(_open_stack(earlier)) + _code_scan(ctx.line_prefix + inserted + ctx.suffix[:_FOLLOWING_CHARS])[0]
+    facts = ctx.facts
+    if facts.in_comment or facts.in_string:  # prose: its brackets match as written, on the cursor line's comment
+        if facts.in_comment:  # from its `#`
+            start, end = _code_scan(ctx.line_prefix, stop_at_comment=True)[1], len(ctx.line_suffix)
+        else:  # or in its string, from the last quote before the cursor to the first after it
+            start = max(ctx.line_prefix.rfind(q) for q in _QUOTES) + 1
+            end = min((i for i in map(ctx.line_suffix.find, _QUOTES) if i >= 0), default=len(ctx.line_suffix))
+        brackets = _only_brackets(ctx.line_prefix[start:] + inserted + ctx.line_suffix[:end])
+    else:
+        earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+        if inside := _open_triple(earlier):
+            # read as ending inside a string, though the cursor line is code: the prefix window starts inside one,
+            # whose text was read as code and the code after it as a string (a docstring's parentheses left open)
+            earlier = inside + earlier
+        brackets = "".join(_open_stack(earlier)) + _code_scan(ctx.line_prefix + inserted + ctx.suffix[:_FOLLOWING_CHARS])[0]
     closers = sum(map(brackets.count, _CLOSE))
     return closers - (len(brackets) - closers - len(_unclosed(brackets)))  # closers less those that closed an opener
 
@@ -593,10 +609,16 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
 def _string_closer(ctx: CompletionContext) -> str:
     """The quotes that end the string the cursor is in, where the rest of the cursor line starts with them (the
     editor closed the string as it was opened), else ''."""
-    if not ctx.facts.in_string or not ctx.line_suffix or ctx.line_suffix[0] not in _QUOTES:
+    rest = ctx.line_suffix
+    if not ctx.facts.in_string or not rest or rest[0] not in _QUOTES:
         return ""
-    closer = _open_triple(ctx.prefix) or ctx.line_suffix[0]  # in a one-line string: the quote the rest starts with
-    return closer if ctx.line_suffix.startswith(closer) else ""
+    if rest.startswith(rest[0] * 3) and rest[0] != "`":
+        return rest[:3]
+    # A one-line string: the cursor line's first quote that starts no string closed on it opened it (what follows is
+    # the string's text). Read from the prefix window, whose start may lie inside a string, `_open_triple` took every
+    # later string inside out.
+    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if tok in _QUOTES]
+    return rest[0] if lone and lone[0] == rest[0] else ""
 
 
 def _cut_at_string_end(s: str, ctx: CompletionContext) -> str | None:
