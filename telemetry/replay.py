@@ -504,12 +504,12 @@ class _Driver:
 
     def _dropped_unshown(self, req: Request) -> bool:
         """Whether the recording's editor dropped its answer to ``req`` before showing it (a client that reports what
-        it shows reported others, not this one, and it was rejected unseen: the programmer typed on). The replay's
+        it shows reported others, not this one, and it ended unseen: the programmer typed on). The replay's
         answer is not shown there either, and no one decides on it: shown and judged, a same-settings replay of a VS
         Code session counted 16 suggestions shown where the recording had 6."""
         logged = req.logged or {}
         return (req.kind in self.script.reports_shows and bool(logged.get("text"))
-                and logged.get("shown_at") is None and logged.get("outcome") == "rejected")
+                and logged.get("shown_at") is None and logged.get("outcome") in ("rejected", "cancelled"))
 
     def _entry_rest(self, req: Request, sel: dict[str, Any]) -> str:
         """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed

@@ -49,8 +49,10 @@ def issued_as_another_kind(ls, suggestion_id: str, method: str, kind: str) -> bo
 def record_shown(ls, params, method: str, kind: str) -> None:
     """A suggestion of ``kind`` (completion or next edit) was shown: ``{id}``."""
     if (sid := suggestion_id_of(params, method)) is not None and not issued_as_another_kind(ls, sid, method, kind):
-        ls.ledger.mark_shown(sid)
+        replaced = ls.ledger.mark_shown(sid)
         ls.recorder.shown(sid)
+        if replaced is not None:  # the shown one this one took the place of on screen
+            ls.recorder.rejected(replaced, "superseded")
 
 
 def record_rejected(ls, params, method: str, kind: str) -> None:

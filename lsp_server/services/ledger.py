@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 log = logging.getLogger("tact.ledger")
 
@@ -33,13 +33,25 @@ class IssuedSuggestion:
     item_edit: tuple[int, int, str] | None = None
 
 
+class Ended(NamedTuple):
+    """A suggestion a newer one ended: ``outcome`` rejected (its reason: superseded), or cancelled where the client
+    reports what it shows and never showed it (no one turned it down)."""
+
+    id: str
+    outcome: str
+
+
 class SuggestionLedger:
     def __init__(self, capacity: int = 2000) -> None:
         self._items: OrderedDict[str, IssuedSuggestion] = OrderedDict()
         self._open_by_uri: dict[tuple[str, str], str] = {}  # (kind, uri) -> newest unresolved id
+        # (kind, uri) -> the shown one a newer answer left open: the editor may show it still (VS Code keeps a
+        # suggestion it partly accepted on screen while it asks for the next); a newer one shown ends it
+        self._on_screen: dict[tuple[str, str], str] = {}
         self._capacity = capacity
         self._lock = threading.Lock()
         self.listeners: list[Callable[[str, str], None]] = []  # called with (suggestion id, outcome)
+        self.reports_shows = False  # the client has said it showed a suggestion (VS Code does; most editors never)
 
     def _tell(self, suggestion_id: str, outcome: str) -> None:
         for listener in self.listeners:
@@ -52,33 +64,41 @@ class SuggestionLedger:
     def new_id() -> str:
         return uuid.uuid4().hex[:16]
 
-    def issue(self, item: IssuedSuggestion) -> str | None:
-        """Register a suggestion returned to the editor; returns the id of the unresolved one it supersedes."""
+    def issue(self, item: IssuedSuggestion) -> Ended | None:
+        """Register a suggestion returned to the editor; returns the unresolved one it ends, if any. Where the client
+        reports what it shows, one it never showed is cancelled, not rejected (the user never saw it: counted as a
+        rejection, it taught the acceptance gate seven of one session's eight), and one it showed stays open (see
+        ``_on_screen``): rejected by the newer one, it was ended while the user went on accepting it word by word."""
+        key = (item.kind, item.uri)
         with self._lock:
-            older = self._open_by_uri.get((item.kind, item.uri))
-            superseded = None
+            older = self._open_by_uri.get(key)
+            ended = None
             if older is not None and older in self._items and self._items[older].outcome is None:
-                self._items[older].outcome = "rejected"
-                superseded = older
+                if self.reports_shows and self._items[older].shown:
+                    self._on_screen[key] = older
+                else:
+                    ended = Ended(older, "cancelled" if self.reports_shows else "rejected")
+                    self._items[older].outcome = ended.outcome
             self._items[item.id] = item
-            self._open_by_uri[(item.kind, item.uri)] = item.id
-        if superseded:
-            self._tell(superseded, "rejected")
+            self._open_by_uri[key] = item.id
+        if ended:
+            self._tell(*ended)
         with self._lock:  # after the listeners, which look the superseded one up (its kind): it may be the oldest
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
-        return superseded
+        return ended
 
     def close_document(self, uri: str) -> list[str]:
         """The document closed: its suggestions still open (one per kind) are rejected, as a newer one rejects them;
         returns their ids. No client ends a suggestion whose document went away, so they stayed open for good."""
         with self._lock:
             closed = []
-            for key in [k for k in self._open_by_uri if k[1] == uri]:
-                sid = self._open_by_uri.pop(key)
-                if sid in self._items and self._items[sid].outcome is None:
-                    self._items[sid].outcome = "rejected"
-                    closed.append(sid)
+            for table in (self._on_screen, self._open_by_uri):
+                for key in [k for k in table if k[1] == uri]:
+                    sid = table.pop(key)
+                    if sid in self._items and self._items[sid].outcome is None:
+                        self._items[sid].outcome = "rejected"
+                        closed.append(sid)
         for sid in closed:
             self._tell(sid, "rejected")
         return closed
@@ -101,8 +121,23 @@ class SuggestionLedger:
             self._tell(suggestion_id, outcome)
         return item
 
-    def mark_shown(self, suggestion_id: str) -> IssuedSuggestion | None:
-        item = self._items.get(suggestion_id)
-        if item is not None:
+    def mark_shown(self, suggestion_id: str) -> str | None:
+        """The editor showed ``suggestion_id``; returns the id of the shown one it replaces on screen (left open by
+        `issue`), now rejected as superseded."""
+        with self._lock:
+            self.reports_shows = True
+            item = self._items.get(suggestion_id)
+            if item is None:
+                return None
             item.shown = True
-        return item
+            key = (item.kind, item.uri)
+            replaced = self._on_screen.get(key)
+            if replaced is None or replaced == suggestion_id:
+                return None
+            del self._on_screen[key]
+            old = self._items.get(replaced)
+            if old is None or old.outcome is not None:
+                return None
+            old.outcome = "rejected"
+        self._tell(replaced, "rejected")
+        return replaced

@@ -740,7 +740,7 @@ class NextEditService:
         superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", uri, at,
                                                         result.new_text))
         if superseded:
-            self.recorder.rejected(superseded, "superseded")
+            self.recorder.superseded(superseded)
         if uri != doc.uri and (asking := self.ledger.open_item("next_edit", doc.uri)) is not None:
             # answered in another cell: the edit still open in the asking cell is replaced too, as in a document
             # (it stayed open, and was ended "documentClosed" at the cell's close)

@@ -315,7 +315,7 @@ class CompletionPipeline:
             pending.suggestion_id, "completion", uri, pending.version, suggestion.text,
             selected_units=utf16_len(pending.selected.text) if pending.selected is not None else 0))
         if superseded:
-            self.recorder.rejected(superseded, "superseded")
+            self.recorder.superseded(superseded)
         if suggestion.text:
             self.gate.shown(uri, suggestion.context, suggestion.text, now=pending.times.get("requested"),
                             key=pending.keys.get("shown"))

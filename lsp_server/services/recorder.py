@@ -14,6 +14,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Sequence, TypeVar
 
 from lsp_server.services.documents import EditRecord
+from lsp_server.services.ledger import Ended
 from lsp_server.services.scheduler import Cancelled, CancelToken
 from telemetry import (
     DocumentClosed,
@@ -234,6 +235,13 @@ class SessionRecorder:
 
     def rejected(self, suggestion_id: str, reason: str) -> None:
         self._record(SuggestionRejected(self.session_id, suggestion_id, reason))
+
+    def superseded(self, ended: Ended) -> None:
+        """A newer suggestion ended ``ended`` (`SuggestionLedger.issue`): rejected, or cancelled unseen."""
+        if ended.outcome == "cancelled":
+            self.cancelled(ended.id, "superseded")
+        else:
+            self.rejected(ended.id, "superseded")
 
     def cancelled(self, suggestion_id: str, reason: str) -> None:
         self._record(SuggestionCancelled(self.session_id, suggestion_id, reason))

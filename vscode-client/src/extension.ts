@@ -2,6 +2,7 @@
 // interpreter, restarts it when a setting that needs a new process changes, logs to the "Tact" output
 // channel, and adds ghost-text suggestions, next edits and a status bar item on top of the language client.
 import * as path from "node:path";
+import * as readline from "node:readline";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -18,9 +19,12 @@ import { NextEdits } from "./nextEdit";
 import { COMMAND_ACCEPT_SUGGESTION, STATUS, type ServerStatus } from "./protocol";
 import { showReport } from "./report";
 import { buildReport } from "./reportBuilder";
-import { checkPython, ServerControl, serverExecutable, START_TIMEOUT_MS, startServer, StartTimeoutError, stopServer } from "./server";
+import {
+  checkPython, ServerControl, serverExecutable, serverLogLine, type ServerLogLevel, START_TIMEOUT_MS, startServer,
+  StartTimeoutError, stopServer,
+} from "./server";
 import { SELECTOR } from "./selector";
-import { needsRestart, pythonPath, restartValues, SECTION, serverSettings, workspaceDir } from "./settings";
+import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
 import { StatusBar } from "./statusBar";
 
 /** Features the extension provides itself (inline completion with the suggestion lifecycle) or leaves out
@@ -99,6 +103,11 @@ class TactExtension implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private statusTimer: ReturnType<typeof setInterval> | undefined;
   private refreshQueued = false;
+  // A setting the server reads only at start changed: the settings pushed until the new server starts are its. A
+  // push to the server being replaced (the language client sends one beside the restart; this extension's listener
+  // runs first, registered before any client's) made it apply them first: its session ended in another telemetry
+  // database, or it began loading another model as it stopped.
+  private restartPending = false;
   private lastStatus: ServerStatus | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -162,12 +171,15 @@ class TactExtension implements vscode.Disposable {
     const modelPath = typeof settings.modelPath === "string" ? settings.modelPath : "";
     const executable = serverExecutable(python, modelPath, cwd);
     this.log(`starting Tact ${check.version}: ${executable.command} ${(executable.args ?? []).join(" ")}`);
-    const startedWith = restartValues();
+    this.restartPending = false; // this server starts with the settings as they are now
     const middleware: Middleware = {
       workspace: {
         didChangeConfiguration: async (sections, next) => {
-          if (restartValues() !== startedWith) {
-            return; // this server is about to be replaced by one started with the new values (onConfiguration)
+          // This server is about to be replaced by one started with the new values (onConfiguration). Told by the
+          // values read at start differing from today's instead, a value the window stopped seeing (a remote window
+          // loses machine-overridable user settings) with no change event dropped every later push for good.
+          if (this.restartPending) {
+            return;
           }
           return next(sections);
         },
@@ -184,6 +196,7 @@ class TactExtension implements vscode.Disposable {
       initializationOptions: { [SECTION]: settings },
       synchronize: { configurationSection: SECTION },
       outputChannel: this.output,
+      stdioOptions: { stdout: (input, channel) => logLines(input, channel, "info"), stderr: (input, channel) => logLines(input, channel, "info") },
       middleware,
       errorHandler: abandonedErrorHandler(() => client),
       initializationFailedHandler: (error: unknown) => {
@@ -219,6 +232,8 @@ class TactExtension implements vscode.Disposable {
       if (e.newState === State.Stopped) {
         this.statusBar.setState("stopped", "the server stopped; see the Tact output");
       } else if (e.newState === State.Running) {
+        // another server process: the counts start again with its session, as its own (hidden, status) do
+        this.inline.resetCounters();
         this.statusBar.setState("running");
         this.nextEdits.reset();
         if (runCount++ > 0) {
@@ -303,6 +318,7 @@ class TactExtension implements vscode.Disposable {
 
   private onConfiguration(e: vscode.ConfigurationChangeEvent): void {
     if (needsRestart(e)) {
+      this.restartPending = true;
       void this.restart("settings changed");
     } else if (e.affectsConfiguration(SECTION)) {
       // the language client sends workspace/didChangeConfiguration itself
@@ -418,4 +434,14 @@ export function activate(context: vscode.ExtensionContext): void {
 export async function deactivate(): Promise<void> {
   await extension?.dispose();
   extension = undefined;
+}
+
+/** The server's output, a line at a time, logged at the level each line names (`serverLogLine`). */
+function logLines(input: NodeJS.ReadableStream, channel: vscode.LogOutputChannel, start: ServerLogLevel): void {
+  let level = start;
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false, historySize: 0 }).on("line", (line: string) => {
+    const logged = serverLogLine(line, level);
+    level = logged.level;
+    channel[logged.level](logged.text);
+  });
 }

@@ -59,6 +59,11 @@ const ACCEPT_WAIT_MS = 1000;
 
 export class InlineSuggestions implements vscode.Disposable {
   readonly counters: SessionCounters = { shown: 0, accepted: 0, rejected: 0, latenciesMs: [] };
+
+  /** A new server session: the status bar's counts are its own, beside the server's (hidden) of the same session. */
+  resetCounters(): void {
+    Object.assign(this.counters, { shown: 0, accepted: 0, rejected: 0, latenciesMs: [] });
+  }
   /** Whether VS Code delivers the proposed lifecycle events (set when the provider is registered). */
   proposedApi = false;
   private readonly disposables: vscode.Disposable[] = [];

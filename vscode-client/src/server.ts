@@ -211,3 +211,18 @@ export class ServerControl {
     return next;
   }
 }
+
+/** A server log line's channel level: the Python logging level it names. */
+export type ServerLogLevel = "trace" | "debug" | "info" | "warn" | "error";
+
+const RECORD = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) (.*)$/;
+const LEVELS: Record<string, ServerLogLevel> = { DEBUG: "debug", INFO: "info", WARNING: "warn", ERROR: "error", CRITICAL: "error" };
+
+/** One line of the server's stderr as the output channel logs it: at the level its record names (`time LEVEL name:
+ * message`, the server's format), without the time and level the channel adds itself; a line that starts no record
+ * (a traceback's) at the level of the record before it. Logged with `error` whatever they said, every warning and
+ * info line was tagged [error], and the channel's own level could not tell them apart. */
+export function serverLogLine(line: string, previous: ServerLogLevel): { level: ServerLogLevel; text: string } {
+  const record = RECORD.exec(line);
+  return record ? { level: LEVELS[record[1]], text: record[2] } : { level: previous, text: line };
+}

@@ -18,8 +18,6 @@ export const RESTART_KEYS = [
   "telemetry",
   "telemetryDatabase",
   "telemetryRetentionDays", // old sessions are removed when the server opens the database
-  "acceptanceModelPath",
-  "editCoalesceMs",
   "nextEdit", // the server advertises next edit (experimental.tact.nextEdit) only when it initializes
 ];
 
@@ -67,14 +65,6 @@ export function pythonPath(): string {
 
 function ownPythonPath(): string {
   return pathSetting(vscode.workspace.getConfiguration(SECTION).get<unknown>("pythonPath"));
-}
-
-/** The values of the settings a restart applies, as one string: a server started with other values is about to be
- * replaced, and a settings push to it (the language client sends one beside the restart) made it apply them first:
- * its session ended in another telemetry database, or it began loading another model as it stopped. */
-export function restartValues(): string {
-  const config = vscode.workspace.getConfiguration(SECTION);
-  return JSON.stringify([...RESTART_KEYS.map((key) => config.get<unknown>(key) ?? null), pythonPath()]);
 }
 
 export function needsRestart(event: vscode.ConfigurationChangeEvent): boolean {

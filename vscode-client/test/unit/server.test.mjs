@@ -2,7 +2,7 @@
 // and stops (src/server.ts, compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkPython, resolveInterpreter, ServerControl, startServer, stopServer } from "../../out/unit/server.mjs";
+import { checkPython, resolveInterpreter, serverLogLine, ServerControl, startServer, stopServer } from "../../out/unit/server.mjs";
 
 test("${workspaceFolder} is the first workspace folder", () => {
   assert.equal(resolveInterpreter("${workspaceFolder}/.venv/bin/python", "/work/project", "/home/u"), "/work/project/.venv/bin/python");
@@ -317,4 +317,15 @@ test("a Python that fails without a word is reported with its error, not an empt
   const check = await checkPython("false");
   assert.equal(check.ok, false);
   assert.match(check.problem, /^"false" cannot import Tact: \S/);
+});
+
+test("a server log line goes to the output channel at the level it names", () => {
+  assert.deepEqual(serverLogLine("2026-12-06 14:24:09,123 WARNING tact: Tact is running without a model", "info"),
+    { level: "warn", text: "tact: Tact is running without a model" });
+  assert.deepEqual(serverLogLine("2026-12-06 14:24:09,123 INFO tact: serving", "error"), { level: "info", text: "tact: serving" });
+  assert.deepEqual(serverLogLine("2026-12-06 14:24:09,123 DEBUG tact.ledger: x", "info").level, "debug");
+  assert.deepEqual(serverLogLine("2026-12-06 14:24:09,123 CRITICAL tact: y", "info").level, "error");
+  // a traceback's lines keep the level of the record they belong to
+  assert.deepEqual(serverLogLine("Traceback (most recent call last):", "error"), { level: "error", text: "Traceback (most recent call last):" });
+  assert.deepEqual(serverLogLine("  File \"x.py\", line 1", "warn").level, "warn");
 });
