@@ -102,9 +102,7 @@ def names_from_above(ns: NotebookSample) -> bool:
 def prompt_cut(runtime: EarlyExitRuntime, ctx: CompletionContext, prompt: Prompt) -> bool:
     """Whether the prompt's token budget cut the start of the cells above off ``prompt`` (``build_prompt`` keeps
     the end of the text before the cursor; token healing leaves its last tokens out, to be written again)."""
-    info, ids = runtime.tokenizer, prompt.ids
-    kept = ids[ids.index(info.fim_middle_id) + 1:] if info.has_fim and info.fim_middle_id in ids else ids
-    return len(info.decode(kept) + prompt.heal) < len(to_lf(ctx.earlier_cells + ctx.prefix))
+    return len(runtime.prompt_prefix_text(prompt)) < len(to_lf(ctx.earlier_cells + ctx.prefix))
 
 
 def _arm_summary(runs: list[DecodeResult], prompts: list[int], targets: list[str], opts: DecodeOptions,

@@ -223,12 +223,14 @@ def failed_requests(db: Path) -> int:
 
 
 def earlier_cells_chars(db: Path) -> list[int]:
-    """Each completion request made in a notebook cell, as the server logged it: the characters of earlier cells its
-    prompt held (0: none)."""
+    """Each completion generated in a notebook cell, as the server logged it: the characters of earlier cells its
+    prompt held after the token budget's cut (0: none; the request's context logs what it was given)."""
     conn = open_readonly(db)
     try:
-        rows = conn.execute("SELECT json_extract(context, '$.earlier_cells_chars') FROM suggestions WHERE kind = "
-                            "'completion' AND uri LIKE 'vscode-notebook-cell:%' ORDER BY requested_at").fetchall()
+        rows = conn.execute(
+            "SELECT json_extract(e.payload, '$.details.earlier_cells_kept_chars') FROM suggestions s JOIN"
+            " suggestion_events e ON e.suggestion_id = s.id AND e.type = 'suggestion_generated' WHERE s.kind ="
+            " 'completion' AND s.uri LIKE 'vscode-notebook-cell:%' ORDER BY s.requested_at").fetchall()
     finally:
         conn.close()
     return [chars or 0 for (chars,) in rows]

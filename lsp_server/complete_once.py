@@ -136,7 +136,8 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
         print(f"tact complete: {exc}", file=sys.stderr)
         return 2
     text, line, col, where = source.text, source.line, source.col, source.name
-    lines = [ln.removesuffix("\r") for ln in text.split("\n")]  # a CRLF's CR is no column either
+    index = LineIndex(text)  # lines as the server counts them: a CRLF, a CR alone (a cell's source keeps them) or a LF
+    lines = [index.line_text(n) for n in range(index.line_count)]
     if line == 0:
         print(f"tact complete: LINE is 1-based: the first line of {where} is 1, not 0", file=sys.stderr)
         return 2
@@ -162,7 +163,6 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
         print(f"tact complete: no model: {status.reason}", file=sys.stderr)
         return 1
     load_ms = (time.perf_counter() - t0) * 1000
-    index = LineIndex(text)
     ctx = service.context(index, source.language_id, Position(line - 1, character), settings).with_earlier_cells(
         source.earlier_cells)
     s = service.complete(ctx, settings, CancelToken())
@@ -180,7 +180,9 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
         print(f"healing:    the prompt left out {r.heal!r}, which the first tokens wrote again "
               f"(tact.tokenHealing {settings.token_healing})", file=out)
     if ctx.earlier_cells:
-        print(f"notebook:   the prompt held {len(ctx.earlier_cells)} characters of the code cells above", file=out)
+        kept = s.details.get("earlier_cells_kept_chars", 0)
+        print(f"notebook:   the prompt held {kept} of the {len(ctx.earlier_cells)} characters of the code cells above"
+              + (" (its token budget cut the rest)" if kept < len(ctx.earlier_cells) else ""), file=out)
     if s.raw != s.text:
         print(f"raw model output before trimming: {s.raw!r}", file=out)
     return 0

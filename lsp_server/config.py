@@ -195,6 +195,10 @@ def to_camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+# Every setting's name as clients send it (camelCase, without the `tact.` section).
+SETTING_NAMES = frozenset(Settings().to_camel())
+
+
 def _number(value: Any) -> float | None:
     """A JSON number as a float, or None: not a number, a bool, or an integer too large for a float (JSON allows any
     length; float(), math.isnan() and math.isfinite() raise OverflowError on one)."""

@@ -163,17 +163,20 @@ def demo_notebook(client: LspClient, text: str, db: Path | None, out) -> None:
 
 
 def _logged_earlier_cells_chars(db: Path, suggestion_id: str, timeout: float = 10.0) -> int | str:
-    """How much of the cells above a suggestion's prompt held, as its request was logged ("?" if not yet)."""
+    """How much of the cells above a suggestion's prompt held, as its generation was logged ("?" if not yet): the
+    request's context logs what it was given, of which the prompt's token budget may keep less."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:  # closed each pass
-                row = conn.execute("select context from suggestions where id = ?", (suggestion_id,)).fetchone()
-            context = checked("context", row[0]) if row else None  # decoded as every telemetry reader decodes it
+                row = conn.execute("select payload from suggestion_events where suggestion_id = ? and type ="
+                                   " 'suggestion_generated'", (suggestion_id,)).fetchone()
+            payload = checked("payload", row[0]) if row else None  # decoded as every telemetry reader decodes it
         except sqlite3.Error:  # not written yet, or damaged (reader.DamagedRowError)
-            context = None
-        if context:
-            return context.get("earlier_cells_chars", 0)
+            payload = None
+        if isinstance(payload, dict):
+            details = payload.get("details")
+            return details.get("earlier_cells_kept_chars", 0) if isinstance(details, dict) else 0
         time.sleep(0.05)
     return "?"
 

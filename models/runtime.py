@@ -737,6 +737,13 @@ class EarlyExitRuntime:
         ids = build_prompt(info, prefix_ids, info.encode(suffix)[:SUFFIX_TOKENS], budget, reserve=reserve + rewrite)
         return Prompt(ids, heal)
 
+    def prompt_prefix_text(self, prompt: Prompt) -> str:
+        """The text before the cursor ``prompt`` holds (after the budget's cut), with the text token healing took
+        back from it: what of the prefix, a notebook's cells above included, the model reads."""
+        info, ids = self.tokenizer, prompt.ids
+        kept = ids[ids.index(info.fim_middle_id) + 1:] if info.has_fim and info.fim_middle_id in ids else ids
+        return info.decode(kept) + prompt.heal
+
     @functools.cached_property
     def token_bytes(self) -> TokenBytes | None:
         """The bytes each token writes, for token healing (None: the tokenizer is not byte-level). Built on first

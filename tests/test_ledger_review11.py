@@ -44,6 +44,32 @@ def test_with_shows_reported_an_unseen_one_is_cancelled_and_a_shown_one_stays_op
     assert ledger.mark_shown("c") is None  # nothing left on screen to replace
 
 
+def test_shows_are_reported_per_kind_and_only_by_the_client():
+    """A next edit the server records shown for a code action, or the client's show of a next edit, says nothing of
+    whether it reports the completions it shows: taken so, every completion typed through was logged cancelled, and
+    the gate learned no rejection."""
+    ledger = SuggestionLedger()
+    ledger.issue(IssuedSuggestion("n1", "next_edit", URI, 1, "x"))
+    ledger.mark_shown("n1", reported=False)
+    _issue(ledger, "a")
+    assert _issue(ledger, "b") == Ended("a", "rejected")
+    ledger.mark_shown("n1")  # the client reports next edits' shows
+    assert _issue(ledger, "c") == Ended("b", "rejected")  # not completions'
+    assert ledger.issue(IssuedSuggestion("n2", "next_edit", URI, 2, "y")) is None  # n1 was shown: still on screen
+
+
+def test_a_next_edit_answered_in_another_cell_ends_the_asking_cell_s_by_the_same_rule():
+    ledger = SuggestionLedger()
+    ledger.issue(IssuedSuggestion("n0", "next_edit", "cell:2", 1, "x"))
+    ledger.mark_shown("n0")
+    ledger.issue(IssuedSuggestion("n1", "next_edit", URI, 1, "x"))
+    assert ledger.supersede("next_edit", URI) == Ended("n1", "cancelled")  # never shown
+    ledger.issue(IssuedSuggestion("n2", "next_edit", URI, 2, "x"))
+    ledger.mark_shown("n2")
+    assert ledger.supersede("next_edit", URI) is None and ledger.get("n2").outcome is None  # on screen: stays open
+    assert ledger.supersede("next_edit", URI) is None
+
+
 def test_a_document_closed_ends_the_one_on_screen_too():
     ledger = SuggestionLedger()
     _issue(ledger, "a")

@@ -38,7 +38,7 @@ def register(server) -> None:
         an accept takes it from the unshown ones: one superseded (rejected) may still be listed by the editor, and
         applying it later shows it all the same."""
         if outcome in ("accepted", "partially_accepted") and unshown.take(suggestion_id):
-            record_shown(server, {"id": suggestion_id}, COMMAND_ACCEPT_NEXT_EDIT, "next_edit")
+            record_shown(server, {"id": suggestion_id}, COMMAND_ACCEPT_NEXT_EDIT, "next_edit", reported=False)
 
     server.ledger.listeners.append(shown_when_applied)
 
@@ -74,7 +74,7 @@ def register(server) -> None:
         old_text = index.text[index.offset_at(result.start):index.offset_at(result.end)]
         sid = pending.suggestion_id
         if asked:
-            record_shown(ls, {"id": sid}, types.TEXT_DOCUMENT_CODE_ACTION, "next_edit")
+            record_shown(ls, {"id": sid}, types.TEXT_DOCUMENT_CODE_ACTION, "next_edit", reported=False)
         else:
             unshown.add(sid)
         return [next_edit_action(sid, uri, version, result.start, result.end, old_text, result.new_text,

@@ -46,10 +46,11 @@ def issued_as_another_kind(ls, suggestion_id: str, method: str, kind: str) -> bo
     return True
 
 
-def record_shown(ls, params, method: str, kind: str) -> None:
-    """A suggestion of ``kind`` (completion or next edit) was shown: ``{id}``."""
+def record_shown(ls, params, method: str, kind: str, reported: bool = True) -> None:
+    """A suggestion of ``kind`` (completion or next edit) was shown: ``{id}``; ``reported`` by the client, else
+    recorded by the server for it (a code action)."""
     if (sid := suggestion_id_of(params, method)) is not None and not issued_as_another_kind(ls, sid, method, kind):
-        replaced = ls.ledger.mark_shown(sid)
+        replaced = ls.ledger.mark_shown(sid, reported)
         ls.recorder.shown(sid)
         if replaced is not None:  # the shown one this one took the place of on screen
             ls.recorder.rejected(replaced, "superseded")

@@ -7,7 +7,7 @@ import logging
 
 from lsprotocol import types
 
-from lsp_server.config import SECTION
+from lsp_server.config import SECTION, SETTING_NAMES
 from lsp_server.services.recorder import HeldStore
 
 log = logging.getLogger("tact")
@@ -20,9 +20,13 @@ async def follow_gate(ls) -> None:
     async with ls.gate_follows:
         loaded = await asyncio.get_running_loop().run_in_executor(None, ls.gate.follow, ls.settings)
     if loaded is False:
-        ls.window_show_message(types.ShowMessageParams(
-            type=types.MessageType.Warning,
-            message=f"Tact: acceptance gate off, every suggestion is shown ({ls.gate.reason})"))
+        warn_gate_off(ls)
+
+
+def warn_gate_off(ls) -> None:
+    """Tell the user the acceptance model did not load, so every suggestion is shown."""
+    ls.window_show_message(types.ShowMessageParams(
+        type=types.MessageType.Warning, message=f"Tact: acceptance gate off, every suggestion is shown ({ls.gate.reason})"))
 
 
 def register(server) -> None:
@@ -55,7 +59,8 @@ def register(server) -> None:
         load = load_model(ls)
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
         status = await load
-        await gate
+        if await gate is False and ls.settings.acceptance_gate:
+            warn_gate_off(ls)  # as a later change of the path says it: in the log alone, no one saw it
         await follow_gate(ls)  # acceptanceModelPath changed while the gate started: start() read it before
         if not ls.shutting_down:  # a session ended before its model loaded has said its start at shutdown
             session_started(ls, status)
@@ -63,7 +68,10 @@ def register(server) -> None:
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
-        values = params.settings.get(SECTION) if isinstance(params.settings, dict) else None
+        settings = params.settings
+        values = settings.get(SECTION) if isinstance(settings, dict) else None
+        if not isinstance(values, dict) and isinstance(settings, dict) and not settings.keys().isdisjoint(SETTING_NAMES):
+            values = settings  # the flat form `initialize` takes too: Helix sends its `config` as it is, both times
         if isinstance(values, dict):
             ls.apply_settings(values, "didChangeConfiguration")
         else:

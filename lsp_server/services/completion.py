@@ -20,6 +20,7 @@ from lsp_server.services.indentation import tab_view
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.postprocess import trim_suggestion
 from lsp_server.services.scheduler import Cancelled, CancelToken
+from models.fim import to_lf
 from models.healing import Prompt
 from models.model_dir import SETTING_ADVICE, ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
@@ -250,7 +251,8 @@ class CompletionService:
             return Suggestion("", "", ctx, None, policy, 0.0, skipped_reason=f"degraded: {self.status.reason}")
         opts = self.decode_options(settings)
         view = tab_view(ctx)  # once a request: the prompt reads its context, the suggestion goes back through it
-        prompt = self._prompt_of(runtime, view.context if view is not None else ctx, settings)
+        seen = view.context if view is not None else ctx
+        prompt = self._prompt_of(runtime, seen, settings)
         token.check()
         try:
             result = runtime.generate(prompt.ids, opts, should_cancel=self._cancel_check(token), heal=prompt.heal)
@@ -272,6 +274,9 @@ class CompletionService:
             "max_stop_prob": round(max(result.stop_probs), 4) if result.stop_probs else None,
             "raw_chars": len(raw), "trimmed": text != raw, **({"tab_indented": True} if view is not None else {}),
         }
+        if seen.earlier_cells:  # what of the cells above the prompt's budget kept (its start is cut first)
+            kept = len(runtime.prompt_prefix_text(prompt)) - len(to_lf(seen.prefix))
+            details["earlier_cells_kept_chars"] = max(0, min(len(to_lf(seen.earlier_cells)), kept))
         return Suggestion(text, raw, ctx, result, policy, latency, details=details,
                           shown_tokens=shown_token_count(lambda ids: written(runtime.suggestion_text(ids, result.heal)),
                                                        result.token_ids, text))

@@ -51,7 +51,9 @@ class SuggestionLedger:
         self._capacity = capacity
         self._lock = threading.Lock()
         self.listeners: list[Callable[[str, str], None]] = []  # called with (suggestion id, outcome)
-        self.reports_shows = False  # the client has said it showed a suggestion (VS Code does; most editors never)
+        # the kinds the client has said it showed a suggestion of (VS Code does; most editors never do, and a show the
+        # server records for them, a code action the user asked for, says nothing of what they report)
+        self.reports_shows: set[str] = set()
 
     def _tell(self, suggestion_id: str, outcome: str) -> None:
         for listener in self.listeners:
@@ -71,14 +73,7 @@ class SuggestionLedger:
         ``_on_screen``): rejected by the newer one, it was ended while the user went on accepting it word by word."""
         key = (item.kind, item.uri)
         with self._lock:
-            older = self._open_by_uri.get(key)
-            ended = None
-            if older is not None and older in self._items and self._items[older].outcome is None:
-                if self.reports_shows and self._items[older].shown:
-                    self._on_screen[key] = older
-                else:
-                    ended = Ended(older, "cancelled" if self.reports_shows else "rejected")
-                    self._items[older].outcome = ended.outcome
+            ended = self._supersede(key)
             self._items[item.id] = item
             self._open_by_uri[key] = item.id
         if ended:
@@ -86,6 +81,28 @@ class SuggestionLedger:
         with self._lock:  # after the listeners, which look the superseded one up (its kind): it may be the oldest
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
+        return ended
+
+    def supersede(self, kind: str, uri: str) -> Ended | None:
+        """End the open suggestion of ``kind`` in ``uri`` as a newer one elsewhere replaced it (a next edit answered
+        in another cell of the notebook), by `issue`'s rule; returns it, if it ended."""
+        with self._lock:
+            ended = self._supersede((kind, uri))
+        if ended:
+            self._tell(*ended)
+        return ended
+
+    def _supersede(self, key: tuple[str, str]) -> Ended | None:
+        """(Under the lock.) The rule of `issue` for the open suggestion at ``key``, which is open no longer."""
+        older = self._open_by_uri.pop(key, None)
+        if older is None or older not in self._items or self._items[older].outcome is not None:
+            return None
+        reported = key[0] in self.reports_shows
+        if reported and self._items[older].shown:
+            self._on_screen[key] = older
+            return None
+        ended = Ended(older, "cancelled" if reported else "rejected")
+        self._items[older].outcome = ended.outcome
         return ended
 
     def close_document(self, uri: str) -> list[str]:
@@ -121,14 +138,16 @@ class SuggestionLedger:
             self._tell(suggestion_id, outcome)
         return item
 
-    def mark_shown(self, suggestion_id: str) -> str | None:
-        """The editor showed ``suggestion_id``; returns the id of the shown one it replaces on screen (left open by
-        `issue`), now rejected as superseded."""
+    def mark_shown(self, suggestion_id: str, reported: bool = True) -> str | None:
+        """``suggestion_id`` was shown: ``reported`` by the client, or recorded by the server itself (a code action
+        the user asked for); returns the id of the shown one it replaces on screen (left open by `issue`), now
+        rejected as superseded."""
         with self._lock:
-            self.reports_shows = True
             item = self._items.get(suggestion_id)
             if item is None:
                 return None
+            if reported:
+                self.reports_shows.add(item.kind)
             item.shown = True
             key = (item.kind, item.uri)
             replaced = self._on_screen.get(key)

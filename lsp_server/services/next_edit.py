@@ -741,9 +741,8 @@ class NextEditService:
                                                         result.new_text))
         if superseded:
             self.recorder.superseded(superseded)
-        if uri != doc.uri and (asking := self.ledger.open_item("next_edit", doc.uri)) is not None:
+        if uri != doc.uri and (asking := self.ledger.supersede("next_edit", doc.uri)) is not None:
             # answered in another cell: the edit still open in the asking cell is replaced too, as in a document
             # (it stayed open, and was ended "documentClosed" at the cell's close)
-            self.ledger.resolve(asking.id, "rejected")
-            self.recorder.rejected(asking.id, "superseded")
+            self.recorder.superseded(asking)
         return True
