@@ -17,8 +17,9 @@ from lsp_server.services.positions import LineIndex, Position
 from models.next_edit import candidates as candidates_module
 from models.next_edit.baseline import _pattern, common_ends, replacement
 from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Candidate, _changed_line_pairs,
-                                         _Collector, _EditedLines, _indent, _line_facts, _lines_before, _similarity,
-                                         _top_level, edit_key, enclosing_scopes, featurized, generate)
+                                         _Collector, _done_there, _EditedLines, _indent, _line_facts, _lines_before,
+                                         _similarity, _substitute, _top_level, edit_key, enclosing_scopes, featurized,
+                                         generate)
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import lf_view, without_undone
@@ -81,15 +82,18 @@ def reference_generate(history: list[Edit], current: str, original: str | None =
         rep = replacement(h)
         if rep is not None and "\n" not in rep[0]:
             pattern = _pattern(rep[0])
+            within = rep[1].find(rep[0])  # since: an occurrence that has the change already is not one to change
             for row in rows:
                 line = lines[row]
                 if len(line) > candidates_module.MAX_LINE_CHARS or rep[0] not in line:
                     continue
-                found = list(pattern.finditer(line))
+                matches = list(pattern.finditer(line))
+                found = [m for m in matches if not _done_there(line, m.start(), rep[1], within)]
                 if not found:
                     continue
-                out.add(Edit(row, row + 1, line, pattern.sub(lambda _m, new=rep[1]: new, line)), "substitute_all", age, source,
-                        occurrences=len(found))
+                substituted = (_substitute(line, found, rep[1]) if len(found) < len(matches) else
+                               pattern.sub(lambda _m, new=rep[1]: new, line))
+                out.add(Edit(row, row + 1, line, substituted), "substitute_all", age, source, occurrences=len(found))
                 if len(found) > 1:
                     for m in found:
                         out.add(Edit(row, row + 1, line, line[:m.start()] + rep[1] + line[m.end():]), "substitute_one",

@@ -171,7 +171,7 @@ def line_history(text: str, records: list[EditRecord], index: LineIndex | None =
             if apply_edit(before, edit) != after:
                 edit = None  # a CR and an LF joined into one break, or a break (form feed) only Python counts
                 break
-            edit = Edit(first, first + end_before - line, edit.original, edit.updated)
+            edit = _without_unchanged_lines(Edit(first, first + end_before - line, edit.original, edit.updated))
             lines = _split_lsp(undone)
             if not at_end:
                 lines.pop()  # the empty line after the window's last line break
@@ -207,9 +207,25 @@ def _undo_whole(after: str, records: list) -> list:
         edit = Edit(first, end_before, "".join(b_lines[first:end_before]), "".join(a_lines[first:end_after]))
         if apply_edit(before, edit) != after:
             break  # a CR and an LF joined into one break, or a break (form feed) only Python counts: lines disagree
-        edits.append(edit)
+        edits.append(_without_unchanged_lines(edit))
         after = before
     return edits
+
+
+def _without_unchanged_lines(edit):
+    """``edit`` without the whole lines it leaves as they were at either end, as the ranker and the model learned
+    edits (release diffs, telemetry's `line_edit`): a line typed above another came as both lines, and the ranker
+    offered to type it once more beside itself (`@cache` above a `def`, `import re` after Enter); a line deleted came
+    as two lines turned into one, which no candidate repeats. An edit that changes no line is left as it is."""
+    from models.next_edit.baseline import common_ends
+    from models.next_edit.examples import Edit, lines_of
+
+    original, updated = lines_of(edit.original), lines_of(edit.updated)
+    head, tail = common_ends(original, updated)
+    if head + tail == 0 or (head == len(original) and head == len(updated)):
+        return edit
+    return Edit(edit.start_line + head, edit.end_line - tail, "".join(original[head:len(original) - tail]),
+                "".join(updated[head:len(updated) - tail]))
 
 
 _PY_ONLY_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # lines Python's splitlines ends and LSP does not

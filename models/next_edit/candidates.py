@@ -177,7 +177,7 @@ class _Collector:
         key = edit_key(edit)
         if key[0] == key[1] and not key[2]:
             return None  # changes nothing
-        if self.last is not None and (_undoes(edit, self.last) or self._restores(edit)):
+        if self.last is not None and (_undoes(edit, self.last) or self._restores(edit) or self._again(edit)):
             return None
         seen = self.found.get(key)
         if seen is not None:
@@ -185,6 +185,20 @@ class _Collector:
             return key
         self.found[key] = Candidate(edit, key, generator, age, source, **extra)
         return key
+
+    def _again(self, edit: Edit) -> bool:
+        """Whether ``edit`` writes the last edit's text once more right beside it on the one line it wrote (the same
+        characters put in place of the same ones, where they start or end): `from os import path, sep` offered
+        `, sep` again, `x  # noqa` another `  # noqa`. The same change elsewhere on the line (the second use of a
+        name renamed once) is another edit."""
+        last = self.last
+        if edit.start_line != last.start_line or edit.end_line - edit.start_line != 1 or \
+                len(lines_of(last.updated)) != 1 or len(lines_of(last.original)) > 1:
+            return False
+        at, removed, inserted = _change(edit.original, edit.updated)
+        last_at, last_removed, last_inserted = _change(last.original, last.updated)
+        return bool(inserted) and (removed, inserted) == (last_removed, last_inserted) and \
+            at in (last_at, last_at + len(last_inserted))
 
     def _restores(self, edit: Edit) -> bool:
         """Whether ``edit`` leaves the text the last edit changed, though its blocks are not the last edit's swapped
@@ -267,14 +281,18 @@ def generate(history: list[Edit], current: str, original: str | None = None,
         rep = replacement(h)
         if rep is not None and "\n" not in rep[0]:
             pattern = _pattern(rep[0])
+            within = rep[1].find(rep[0])  # where the old text lies in the new one (an insertion beside it), if it does
             for row, line in zip(rows, searched):
                 if len(line) > MAX_LINE_CHARS or rep[0] not in line:
                     continue
-                found = list(pattern.finditer(line))
+                matches = list(pattern.finditer(line))
+                found = [m for m in matches if not _done_there(line, m.start(), rep[1], within)]
                 if not found:
                     continue
-                out.add(Edit(row, row + 1, line, pattern.sub(lambda _m, new=rep[1]: new, line)), "substitute_all", age, source,
-                        occurrences=len(found))
+                # an occurrence that has the change already stays as it is
+                substituted = (_substitute(line, found, rep[1]) if len(found) < len(matches) else
+                               pattern.sub(lambda _m, new=rep[1]: new, line))
+                out.add(Edit(row, row + 1, line, substituted), "substitute_all", age, source, occurrences=len(found))
                 if len(found) > 1:
                     for m in found:
                         out.add(Edit(row, row + 1, line, line[:m.start()] + rep[1] + line[m.end():]), "substitute_one",
@@ -306,6 +324,28 @@ def generate(history: list[Edit], current: str, original: str | None = None,
                 out.add(Edit(row, row, "", h.updated), "insert", age, source)
     context.settle()
     return list(out.found.values())
+
+
+def _change(before: str, after: str) -> tuple[int, str, str]:
+    """Where ``after`` differs from ``before`` and how: (offset, removed, inserted), the common ends left out."""
+    head, tail = common_ends(before, after)
+    return head, before[head:len(before) - tail], after[head:len(after) - tail]
+
+
+def _done_there(line: str, at: int, new: str, within: int) -> bool:
+    """Whether the old text at ``at`` of ``line`` already stands inside the ``new`` text it becomes (``within``: its
+    place there, -1 when it has none): an insertion generalised as `path` -> `path, sep` found its own line, which
+    still holds `path`, and offered `path, sep, sep`."""
+    return within >= 0 and at >= within and line.startswith(new, at - within)
+
+
+def _substitute(line: str, found: list, new: str) -> str:
+    """``line`` with the matches ``found`` (in order) replaced by ``new``."""
+    out, last = [], 0
+    for m in found:
+        out += [line[last:m.start()], new]
+        last = m.end()
+    return "".join(out) + line[last:]
 
 
 def _texts_before(history: list[Edit], current: str, original: str | None, recent: int) -> list[str | None]:
