@@ -452,21 +452,24 @@ def serve(args, completions: CompletionService | None = None) -> int:
     server = create_server(model_path=args.model, database=args.database)
     if completions is not None:
         server.completions = server.pipeline.service = completions
+    interrupted, previous = _on_interrupt()
     if args.tcp:
         try:
             status = serve_tcp(server, args.host, args.tcp)
         except OSError as exc:  # an unknown host, an address not ours, a port in use or reserved
             print(f"tact serve: error: cannot listen on {args.host}:{args.tcp}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client
+        except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client; or SIGTERM
+            if not server.shutting_down:  # its session's end and the edit being typed, as on stdio
+                end_session(server, "interrupted")
             return 130
+        finally:
+            _restore(previous)
         _end_if_left(server)
         return status
-    interrupted, previous = _on_interrupt()
     serve_stdio(server)
     if not interrupted.is_set():
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        _restore(previous)
         status = 1 if server.exit_received and not server.shutting_down else 0  # LSP: exit without shutdown is 1
         _end_if_left(server)
         return status
@@ -522,10 +525,15 @@ def _end_if_left(server: "TactServer") -> None:
         log.warning("recording the end of the session failed", exc_info=True)
 
 
+# Signals that stop a server as Ctrl-C does, its session's end recorded: a process manager's or an editor's SIGTERM,
+# a closed terminal's SIGHUP (left to their default, they ended it with no end recorded and the edit being typed lost).
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def _on_interrupt():
-    """Ctrl-C's handler for a stdio server: the first sets the event returned and interrupts as usual, a second
-    while the session ends ends the process at once. Returns the event and the handler it replaced (None off the
-    main thread, where none is installed)."""
+    """The handler of Ctrl-C and the other stop signals: the first sets the event returned and interrupts as Ctrl-C
+    does, a second while the session ends ends the process at once. Returns the event and the handlers it replaced
+    (none off the main thread, where none is installed)."""
     interrupted = threading.Event()
 
     def handler(signum, frame) -> None:
@@ -535,8 +543,13 @@ def _on_interrupt():
         raise KeyboardInterrupt
 
     if threading.current_thread() is not threading.main_thread():
-        return interrupted, None
-    return interrupted, signal.signal(signal.SIGINT, handler)
+        return interrupted, {}
+    return interrupted, {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _quiet_when_cancelled(loop, context: dict) -> None:

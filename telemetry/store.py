@@ -13,6 +13,7 @@ what it needs to make sense on its own (see ``_reopen``); ``reason`` says it hap
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -77,6 +78,7 @@ _OUTCOME_RANK: dict[str | None, int] = {
     "accepted": 4,
 }
 _GATE_OUTCOMES = {(1, "skip"): "skipped", (2, "hide"): "hidden"}
+_WRITE_ORDER = itertools.count(1)  # `seq`, for every store of the process (next() on a count is atomic in CPython)
 _PAYLOAD_EXCLUDED = frozenset({"session_id", "suggestion_id", "ts"})
 
 
@@ -208,7 +210,6 @@ class TelemetryStore:
         self._failed = 0
         self._reopened = 0
         # Writer-thread state.
-        self._seq = 0
         self._remade = False  # whether the file open was made again mid-session
         self._lost = ""  # with no file open: how the last one was lost
         # What a database made again mid-session is given first (see _reopen).
@@ -532,9 +533,10 @@ class TelemetryStore:
         self._suppressed_warnings = 0
 
     def _next_seq(self) -> int:
-        """Write order; breaks ``ts`` ties when a session's events are merged for replay."""
-        self._seq += 1
-        return self._seq
+        """Write order; breaks ``ts`` ties when a session's events are merged for replay. One count for the process:
+        a session that recorded into a database, then another, then the first again, restarted it at 1 in each, and
+        its rows in the first repeated the numbers they had (A, B, A: 1, 3, 1, 4, 5)."""
+        return next(_WRITE_ORDER)
 
     def _write_event(self, event: Event) -> None:
         event = _storable(event)

@@ -43,10 +43,13 @@ def test_a_notebook_change_is_stored_and_read_back_in_the_timeline(tmp_path: Pat
         store.record(DocumentOpened(SID, CELL2, 1, "python", "os.", ts=1.0))
         store.record(NotebookChanged(SID, NOTEBOOK, "jupyter-notebook", 3, "open", (CELL1, CELL2), ts=1.0))
         store.record(NotebookChanged(SID, NOTEBOOK, "jupyter-notebook", 4, "close", (), ts=2.0))
-    columns = "seq, session_id, ts, notebook_uri, notebook_type, version, kind, cells"
+    columns = "session_id, ts, notebook_uri, notebook_type, version, kind, cells"
     assert _rows(db, f"SELECT {columns} FROM notebooks") == [
-        (3, SID, 1.0, NOTEBOOK, "jupyter-notebook", 3, "open", f'["{CELL1}","{CELL2}"]'),
-        (4, SID, 2.0, NOTEBOOK, "jupyter-notebook", 4, "close", "[]")]
+        (SID, 1.0, NOTEBOOK, "jupyter-notebook", 3, "open", f'["{CELL1}","{CELL2}"]'),
+        (SID, 2.0, NOTEBOOK, "jupyter-notebook", 4, "close", "[]")]
+    # the write order, counted for the whole process: the third and fourth events written
+    opened_seq = _rows(db, "SELECT MIN(seq) FROM documents")[0][0]
+    assert [seq - opened_seq for (seq,) in _rows(db, "SELECT seq FROM notebooks ORDER BY id")] == [2, 3]
     conn = open_readonly(db)
     try:
         timeline = session_timeline(conn, SID)

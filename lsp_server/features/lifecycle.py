@@ -101,8 +101,9 @@ def end_session(ls, reason: str) -> None:
         # its start waits for the model and the gate: a session shut down before they loaded would be left without
         # its client, settings and models (its requests, edits and end logged all the same)
         session_started(ls, ls.completions.status)
-    ls.recorder.session_ended(reason)
     ls.scheduler.shutdown()
+    ls.recorder.end_unended("sessionEnded")  # a request still running, a suggestion still on screen
+    ls.recorder.session_ended(reason)
     ls.recorder.close()
 
 

@@ -32,6 +32,9 @@ async def suggest(ls, uri: str, line: int, character: int, trigger: str,
         return None
     if suggestion is None and ls.completions.degraded:  # the model failed while serving (a damaged graph): say why
         report_degraded(ls)
+    if suggestion is not None and suggestion.result is not None and not suggestion.text:
+        ls.recorder.cancelled(pending.suggestion_id, "empty")  # nothing to show: its life ends here
+        return None
     if suggestion is None or not suggestion.text or not ls.pipeline.issue(pending, suggestion, uri):
         return None
     return pending, suggestion

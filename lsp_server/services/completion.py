@@ -57,6 +57,9 @@ class Suggestion:
     skipped_reason: str = ""  # why no generation happened (binary file, degraded, ...)
     details: dict = field(default_factory=dict)
     shown_tokens: int | None = None  # of result.token_ids, the first ones whose text is ``text`` (None: all)
+    # the model that generated it, and its layers: the service may hold another by the time it is logged and gated
+    model: str = ""
+    n_layers: int = 0
 
     def shown_scores(self) -> tuple[list[float], list[float], list[int]]:
         """(log-probabilities, P(stop), layers) of the shown text's tokens alone: the acceptance model learnt from
@@ -277,6 +280,6 @@ class CompletionService:
         if seen.earlier_cells:  # what of the cells above the prompt's budget kept (its start is cut first)
             kept = len(runtime.prompt_prefix_text(prompt)) - len(to_lf(seen.prefix))
             details["earlier_cells_kept_chars"] = max(0, min(len(to_lf(seen.earlier_cells)), kept))
-        return Suggestion(text, raw, ctx, result, policy, latency, details=details,
-                          shown_tokens=shown_token_count(lambda ids: written(runtime.suggestion_text(ids, result.heal)),
+        return Suggestion(text, raw, ctx, result, policy, latency, details=details, model=runtime.name,
+                          n_layers=runtime.n_layers, shown_tokens=shown_token_count(lambda ids: written(runtime.suggestion_text(ids, result.heal)),
                                                        result.token_ids, text))

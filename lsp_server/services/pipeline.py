@@ -255,9 +255,9 @@ class CompletionPipeline:
                 return None
             r = suggestion.result
             self.counts["generated"] += 1
-            recorder.generated(suggestion_id, suggestion.text, self.service.status.name, suggestion.policy,
-                               suggestion.latency_ms, len(r.token_ids), r.layers_per_token, r.stop_reason,
-                               suggestion.details)
+            recorder.generated(suggestion_id, suggestion.text, suggestion.model or self.service.status.name,
+                               suggestion.policy, suggestion.latency_ms, len(r.token_ids), r.layers_per_token,
+                               r.stop_reason, suggestion.details)
             if outdated():
                 raise Cancelled("stale")
             if token.cancelled:  # superseded: not hidden either
@@ -268,8 +268,8 @@ class CompletionPipeline:
                 second = self._gate_decision(2, lambda: gate.after(
                     ctx, suggestion.text, settings, logprobs=logprobs, stop_probs=stop_probs,
                     layers=layers if suggestion.policy == "dynamic" else None,
-                    n_layers=getattr(self.service.runtime, "n_layers", 0), stage1=first, trigger=trigger, uri=uri,
-                    now=now))
+                    n_layers=suggestion.n_layers or getattr(self.service.runtime, "n_layers", 0), stage1=first,
+                    trigger=trigger, uri=uri, now=now))
             if second is not None:
                 recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold,
                                second.model_version, second.details())

@@ -87,6 +87,9 @@ class SessionRecorder:
         # events stay out of it (requested in a document it does not hold, or in the store recorded into before).
         self.requested_here: OrderedDict[str, None] = OrderedDict()
         self.kept_out: OrderedDict[str, None] = OrderedDict()  # the newest, as many as a ledger holds and more
+        # Suggestions requested in this store whose life has not ended there (no outcome but a partial accept yet, nor
+        # a generation with nothing to show): `end_unended` ends them before the store closes or is left.
+        self.unended: OrderedDict[str, None] = OrderedDict()
         # The time events are recorded at: None, the wall clock (each event's own); a simulation's pinned clock
         # (``clientClock``), so its session is recorded on the simulated programmer's timeline.
         self.clock: Callable[[], float] | None = None
@@ -113,11 +116,20 @@ class SessionRecorder:
             for event in old.events:
                 self.store.record(event)
             return old
+        self.end_unended("telemetryMoved")  # the rest of their events stay out of the new store
         self.store, self.recorded, self.started = store, False, False
         self.documents = set()
         self._keep_out(*self.requested_here)
         self.requested_here = OrderedDict()
         return old
+
+    def end_unended(self, reason: str) -> None:
+        """Log cancelled (``reason``) every suggestion of this store still without an outcome: the store closes (the
+        session ends: ``sessionEnded``), or is left for another (``telemetryMoved``). A request still generating, or a
+        suggestion on screen, ended without one there, and its row said for good that none was known yet."""
+        for suggestion_id in list(self.unended):
+            self.cancelled(suggestion_id, reason)
+        self.unended.clear()
 
     def _belongs(self, event) -> bool:
         """Whether a suggestion event goes to this store (see ``requested_here``)."""
@@ -130,6 +142,19 @@ class SessionRecorder:
                 self.requested_here.popitem(last=False)
             return True
         return event.suggestion_id not in self.kept_out
+
+    def _follow(self, event) -> None:
+        """Keep ``unended`` up to date with a suggestion event this store gets."""
+        sid = event.suggestion_id
+        if isinstance(event, SuggestionRequested):
+            self.unended[sid] = None
+            while len(self.unended) > MAX_TRACKED_SUGGESTIONS:
+                self.unended.popitem(last=False)
+        elif (isinstance(event, (SuggestionRejected, SuggestionCancelled, SuggestionFailed))
+              or (isinstance(event, SuggestionAccepted) and not event.partial)
+              or (isinstance(event, SuggestionGated) and event.decision in ("skip", "hide"))
+              or (isinstance(event, SuggestionGenerated) and not event.text)):
+            self.unended.pop(sid, None)
 
     def _keep_out(self, *suggestion_ids: str) -> None:
         """Keep these suggestions' events out of the store, forgetting the oldest kept out beyond twice what the ledger
@@ -162,8 +187,10 @@ class SessionRecorder:
         return dataclasses.asdict(self.store.stats)
 
     def _record(self, event) -> None:
-        if isinstance(event, SuggestionEvent) and not self._belongs(event):
-            return
+        if isinstance(event, SuggestionEvent):
+            if not self._belongs(event):
+                return
+            self._follow(event)
         if self.clock is not None:
             if not isinstance(event, EditEvent):  # an edit carries its keystrokes' times
                 event = dataclasses.replace(event, ts=self.clock())
