@@ -312,6 +312,16 @@ def _add_train(sub) -> None:
                     help="skip the ONNX export (a training machine without onnx): run `tact export DIR` later")
 
 
+def _can_export(args) -> None:
+    """Before a training run that ends by exporting: onnx must be importable, or the run trained for its minutes,
+    saved over its --out, and only then failed (a training machine has no onnx: pass --no-export there)."""
+    import importlib.util
+
+    if args.export and importlib.util.find_spec("onnx") is None:
+        raise ModuleNotFoundError("onnx is needed to export the model after training (or pass --no-export and run "
+                                  "`tact export DIR` where onnx is installed)", name="onnx")
+
+
 def _export_trained(args) -> None:
     """The ONNX graphs for serving, after `tact train lm` or `tact train next-edit` (unless --no-export)."""
     if args.export:
@@ -827,6 +837,7 @@ def _run(args) -> int:
     if args.command == "train" and args.target == "lm":
         from models.train_lm import train_lm
 
+        _can_export(args)
         train_lm(args.corpus, args.out, size=args.size, minutes=args.minutes, batch_size=args.batch_size,
                  lr=args.lr, seed=args.seed, threads=args.threads, device=args.device, resume=args.resume,
                  seq_len=args.seq_len, ngram_model_tokens=args.ngram_model_tokens,
@@ -888,6 +899,7 @@ def _run(args) -> int:
         from models.train_lm import check_device
 
         check_device(args.device)
+        _can_export(args)
         train_next_edit(args.data, args.init, args.out, minutes=args.minutes, lr=args.lr, real_share=args.real_share,
                         batch_tokens=args.batch_tokens, edit_weight=args.edit_weight,
                         prompt_format=args.prompt_format, seed=args.seed, threads=args.threads, device=args.device,

@@ -215,3 +215,19 @@ def test_half_precision_kv_fill_maps_are_the_model_directorys_error(tiny_lm_dir,
     save_file(tensors, str(d / "exit_heads.safetensors"))
     with pytest.raises(ModelDirError, match="kv-fill-only"):
         export_model_dir(d)
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "lm", "--corpus", "nodata", "--minutes", "0.01"],
+    ["train", "next-edit", "--data", "nodata", "--init", "nomodel", "--minutes", "0.01"],
+])
+def test_a_run_that_would_export_without_onnx_is_refused_before_it_trains(command, tmp_path, monkeypatch, capsys):
+    """On a training machine (no onnx) the run trained for its minutes, saved over its --out, and only then failed."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    out = tmp_path / "out"
+    assert main([*command, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "needs onnx" in err and "nodata" not in err and not out.exists()
