@@ -27,6 +27,13 @@ def parses(src: str, suggestion: str) -> bool:
     return True
 
 
+def assert_shaped(shape, src: str, raw: str, expected: str) -> None:
+    """``raw`` shaped at ``src``'s cursor is ``expected``, and the file with it inserted parses."""
+    out = shape(src, raw)
+    assert out == expected
+    assert parses(src, out)
+
+
 @pytest.mark.parametrize("shape", [single, multi])
 @pytest.mark.parametrize("src, raw, expected", [
     ('def f(x):\n    """|"""\n    return x\n', 'Return x plus one."""', "Return x plus one."),
@@ -35,9 +42,7 @@ def parses(src: str, suggestion: str) -> bool:
     ('def f(x):\n    """|"""\n    return x\n', 'Return x plus one."""\n    return x + 1', "Return x plus one."),
 ])
 def test_a_docstring_is_not_closed_twice(shape, src, raw, expected):
-    out = shape(src, raw)
-    assert out == expected
-    assert parses(src, out)
+    assert_shaped(shape, src, raw, expected)
 
 
 @pytest.mark.parametrize("src, raw, expected", [
@@ -56,9 +61,7 @@ def test_the_spaces_before_a_dropped_quote_stay_in_the_string(src, raw, expected
     ("s = '|'\n", "it\\'s here' + x", "it\\'s here"),
 ])
 def test_an_escaped_quote_is_not_the_closer(src, raw, expected):
-    out = single(src, raw)
-    assert out == expected
-    assert parses(src, out)
+    assert_shaped(single, src, raw, expected)
 
 
 @pytest.mark.parametrize("src, raw, expected", [
@@ -71,9 +74,7 @@ def test_an_escaped_quote_is_not_the_closer(src, raw, expected):
     ("def f():\n    x = foo(|\n    )\n", "x)", "x"),  # the line below closes the call
 ])
 def test_closers_the_lines_below_have_are_dropped(src, raw, expected):
-    out = single(src, raw)
-    assert out == expected
-    assert parses(src, out)
+    assert_shaped(single, src, raw, expected)
 
 
 @pytest.mark.parametrize("src, raw", [
@@ -82,9 +83,7 @@ def test_closers_the_lines_below_have_are_dropped(src, raw, expected):
     ("def f():\n    x = foo(|\n    y = 2\n", "x)"),  # nothing below closes the call
 ])
 def test_closers_the_document_needs_are_kept(src, raw):
-    out = single(src, raw)
-    assert out == raw
-    assert parses(src, out)
+    assert_shaped(single, src, raw, raw)
 
 
 def test_a_closer_inside_a_multi_line_call_is_judged_with_the_call_it_is_in():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from functools import lru_cache
 
@@ -243,13 +243,14 @@ def _closers_after(ctx: CompletionContext) -> str:
     return closers if closers and closers[0] in _CLOSE + _QUOTES else ""
 
 
-def _bracket_errors(inserted: str, ctx: CompletionContext) -> int:
-    """Closers with no opener of their kind to close, with ``inserted`` at the cursor: from the brackets left open
-    before the cursor line through `_FOLLOWING_CHARS` after the cursor (in a comment or a string, the cursor line's
-    comment or string alone). Compared between two ends of a suggestion,
-    it says which closers of it the document already has: a count of brackets on the cursor line alone ignored their
-    kinds (an open ``(`` taken as needing the suggestion's ``]``) and the lines below (``choices=["fast", |],`` whose
-    ``(`` a later line closes kept ``"slow"],`` and read ``],],``)."""
+def _bracket_errors(ctx: CompletionContext) -> Callable[[str], int]:
+    """How many closers have no opener of their kind to close with a given text inserted at the cursor: from the
+    brackets left open before the cursor line through `_FOLLOWING_CHARS` after the cursor (in a comment or a string,
+    the cursor line's comment or string alone). What does not depend on the text is read once, for all the ends of a
+    suggestion compared. Compared between two ends, the count says which closers of it the document already has: a
+    count of brackets on the cursor line alone ignored their kinds (an open ``(`` taken as needing the suggestion's
+    ``]``) and the lines below (``choices=["fast", |],`` whose ``(`` a later line closes kept ``"slow"],`` and read
+    ``],],``)."""
     facts = ctx.facts
     if facts.in_comment or facts.in_string:  # prose: its brackets match as written, on the cursor line's comment
         if facts.in_comment:  # from its `#`
@@ -257,26 +258,37 @@ def _bracket_errors(inserted: str, ctx: CompletionContext) -> int:
         else:  # or in its string, from the last quote before the cursor to the first after it
             start = max(ctx.line_prefix.rfind(q) for q in _QUOTES) + 1
             end = min((i for i in map(ctx.line_suffix.find, _QUOTES) if i >= 0), default=len(ctx.line_suffix))
-        brackets = _only_brackets(ctx.line_prefix[start:] + inserted + ctx.line_suffix[:end])
+        before, after = ctx.line_prefix[start:], ctx.line_suffix[:end]
+
+        def brackets(inserted: str) -> str:
+            return _only_brackets(before + inserted + after)
     else:
         earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
         if inside := _open_triple(earlier):
             # read as ending inside a string, though the cursor line is code: the prefix window starts inside one,
             # whose text was read as code and the code after it as a string (a docstring's parentheses left open)
             earlier = inside + earlier
-        brackets = "".join(_open_stack(earlier)) + _code_scan(ctx.line_prefix + inserted + ctx.suffix[:_FOLLOWING_CHARS])[0]
-    closers = sum(map(brackets.count, _CLOSE))
-    return closers - (len(brackets) - closers - len(_unclosed(brackets)))  # closers less those that closed an opener
+        still_open, following = "".join(_open_stack(earlier)), ctx.suffix[:_FOLLOWING_CHARS]
+
+        def brackets(inserted: str) -> str:
+            return still_open + _code_scan(ctx.line_prefix + inserted + following)[0]
+
+    def errors(inserted: str) -> int:
+        found = brackets(inserted)
+        closers = sum(map(found.count, _CLOSE))
+        return closers - (len(found) - closers - len(_unclosed(found)))  # closers less those that closed an opener
+
+    return errors
 
 
 def _fewest_errors(s: str, cuts: Iterable[int], ctx: CompletionContext) -> str:
     """``s`` cut at the one of ``cuts`` that leaves the fewest `_bracket_errors` (the latest of equals: the most of
     what the model wrote), where that is fewer than ``s`` whole leaves; else ``s``."""
-    best, best_errors = s, _bracket_errors(s, ctx)
+    errors = _bracket_errors(ctx)
+    best, best_errors = s, errors(s)
     for i in sorted(set(cuts), reverse=True):
-        errors = _bracket_errors(s[:i], ctx)
-        if errors < best_errors:
-            best, best_errors = s[:i], errors
+        if (cut := errors(s[:i])) < best_errors:
+            best, best_errors = s[:i], cut
     return best
 
 
