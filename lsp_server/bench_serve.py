@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from models.corpus import iter_directory
 from telemetry.report import percentile
 from telemetry.simulate import TypingStyle, require_ready, server_command, type_file
 from telemetry.lsp_client import LspClient, text_document_item
@@ -63,11 +64,9 @@ def typed_files(source: Path | None, corpus: Path | None, seed: int) -> tuple[li
         if not source.is_dir():
             raise _bench_input_error(f"source directory {source} " + ("is a file: name a directory of code"
                                                                         if source.exists() else "does not exist"))
-        for p in sorted(source.rglob("*.py")):
-            try:
-                files.append((p.name, p.read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError):
-                continue
+        # the files `tact bench early-exit --source` reads: virtual environments, vendored copies and build output
+        # left out, binary and oversized files skipped
+        files = [(Path(r["path"]).name, r["text"]) for r in iter_directory(source)]
         kind, path = "source", source
     elif corpus is not None:
         path, kind = corpus / "heldout.jsonl", "held-out corpus"

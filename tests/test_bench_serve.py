@@ -173,6 +173,14 @@ def test_the_files_typed_are_said_and_recorded(tiny_corpus_dir, tmp_path):
     (tmp_path / "mod.py").write_text(SOURCE)
     assert typed_files(tmp_path, tiny_corpus_dir, 0)[1] == {"kind": "source", "path": str(tmp_path), "files": 1,
                                                            "chars": len(SOURCE)}
+    # a project's virtual environment, vendored copies and binary files are not the project's code (as for
+    # `tact bench early-exit --source`): the packages installed there were typed as the project's files
+    for where in [".venv/lib/python3.11/site-packages/dep", "venv/lib/dep", "pkg/_vendor/dep"]:
+        (tmp_path / where).mkdir(parents=True)
+        (tmp_path / where / "dep.py").write_text(SOURCE)
+    (tmp_path / "blob.py").write_bytes(b"\x00\xff\n" * 100)
+    files, data = typed_files(tmp_path, None, 0)
+    assert [name for name, _ in files] == ["mod.py"] and data["chars"] == len(SOURCE)
 
 
 def test_without_a_corpus_the_report_and_the_json_say_the_demo_sample(tiny_lm_dir, tmp_path, monkeypatch, capsys):

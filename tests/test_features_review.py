@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.lsp_client import LspClient, change_at
+from telemetry.lsp_client import LspClient, LspError, change_at
 from tests.lsp_support import model_under_test, server_command, wait_for_rows
 
 HUGE = 10 ** 400  # a JSON integer literal Python reads as an int no float or SQLite integer holds
@@ -82,7 +82,9 @@ def test_a_huge_malformed_message_is_logged_briefly(server, server_log):
     client.notify("tact/didShowCompletion", {"junk": blob})
     client.notify("tact/didPartiallyAcceptCompletion", {"id": "s", "acceptedLength": blob})
     client.notify("tact/replayClock", {"ts": blob})
-    client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [[blob]]})
+    with pytest.raises(LspError) as refused:  # Invalid params, its message brief too
+        client.request("workspace/executeCommand", {"command": "tact.acceptSuggestion", "arguments": [[blob]]})
+    assert refused.value.error["code"] == -32602 and len(refused.value.error["message"]) < 500
     client.request("tact/nextEdit", {"junk": blob})
     assert client.request("tact/status")["sessionId"]
     client.shutdown()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+from pygls.exceptions import JsonRpcInvalidParams
+
 from lsp_server.features import commands, feedback, next_edit
 from lsp_server.protocol import (COMMAND_ACCEPT_NEXT_EDIT, COMMAND_ACCEPT_SUGGESTION, DID_PARTIALLY_ACCEPT_COMPLETION,
                                  DID_REJECT_COMPLETION, DID_REJECT_NEXT_EDIT, DID_SHOW_COMPLETION, DID_SHOW_NEXT_EDIT)
@@ -60,7 +63,10 @@ def test_feedback_for_an_id_the_server_does_not_hold_is_still_logged():
     handlers[DID_REJECT_NEXT_EDIT](ls, {"id": "gone2", "reason": "dismissed"})
     assert _feedback(store) == [("SuggestionAccepted", "gone"), ("SuggestionRejected", "gone2")]
     assert heard == []  # nothing to resolve
-    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls) is False and handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, 5) is False
+    for bad in [(), (5,), ("",)]:  # no id: the client's mistake, answered Invalid params, nothing logged
+        with pytest.raises(JsonRpcInvalidParams):
+            handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, *bad)
+    assert len(_feedback(store)) == 2
 
 
 def test_a_next_edits_id_sent_as_a_completions_is_ignored():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 
-from telemetry.lsp_client import LspClient, change_at
+
+from telemetry.lsp_client import LspClient, LspError, change_at
 from telemetry.reader import open_readonly
 from telemetry.reconstruct import build_script
 from tests.lsp_support import model_under_test, server_command, wait_for_rows
@@ -113,7 +115,9 @@ def test_bad_next_edit_requests_get_empty_answers_and_the_server_stays_up(tmp_pa
         assert client.next_edit(URI, 1, 10_000, 10_000) == []  # past the end, and nothing edited yet
         client.notify("tact/didRejectNextEdit", {"id": 5, "reason": "nonsense"})
         client.notify("tact/didShowNextEdit", {})
-        assert client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": []}) is False
+        with pytest.raises(LspError) as refused:
+            client.request("workspace/executeCommand", {"command": "tact.acceptNextEdit", "arguments": []})
+        assert refused.value.error["code"] == -32602 and "suggestion's id" in refused.value.error["message"]
         assert isinstance(client.request("tact/status"), dict)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import reprlib
 
+from pygls.exceptions import JsonRpcInvalidParams
+
 from lsp_server.features.feedback import issued_as_another_kind
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 from telemetry.text import utf16_len
@@ -13,11 +15,15 @@ log = logging.getLogger("tact.feedback")
 
 
 def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
-    """The editor applied a suggestion of ``kind`` (completion or next edit); ``args`` is ``[id]``."""
+    """The editor applied a suggestion of ``kind`` (completion or next edit); ``args`` is ``[id]``.
+
+    Arguments without an id are the client's mistake: answered Invalid params (-32602), as LSP asks, so that the
+    client's log says it, not ``false``, which reads like an id of another kind."""
     suggestion_id = args[0] if args and isinstance(args[0], str) and args[0] else None  # as feedback: '' is no id
     if suggestion_id is None:
         log.warning("%s needs a suggestion id, got %s", command, reprlib.repr(args))
-        return False
+        raise JsonRpcInvalidParams(f"{command} takes one argument, the suggestion's id (a non-empty string); "
+                                   f"got {reprlib.repr(list(args))}")
     if issued_as_another_kind(ls, suggestion_id, command, kind):
         return False
     known = ls.ledger.get(suggestion_id)
