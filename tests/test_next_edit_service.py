@@ -32,7 +32,7 @@ class FakeModel:
         self.edit, self.confidence = edit, confidence
         self.calls: list[tuple] = []
 
-    def predict_edit(self, history, current, cursor_line, path="", should_cancel=None):
+    def predict_edit(self, history, current, cursor_line, path="", should_cancel=None, lines=None):
         self.calls.append((history, current, cursor_line))
         if self.edit is None:
             return None

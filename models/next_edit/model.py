@@ -75,7 +75,7 @@ class NextEditModel:
     def version(self) -> str:
         return self.runtime.name
 
-    def _fitted(self, history: list[Edit], current: str, line: int, path: str):
+    def _fitted(self, history: list[Edit], current: str, line: int, path: str, lines: TextLines | None = None):
         """(prompt, window, token ids, the window's token indices) of the prompt that fits the token budgets
         (``MAX_PROMPT_TOKENS`` in all, a window's answer within ``MAX_REWRITE_TOKENS``), or None when none does or
         the window holds a line over ``MAX_LINE_CHARS`` characters (minified or generated text: nothing sensible to
@@ -90,7 +90,7 @@ class NextEditModel:
         while True:
             before, after = narrower[w]
             prompt, window, (window_at, window_end) = self.format.prompt(history[drop:], current, line, path,
-                                                                         before=before, after=after)
+                                                                         before=before, after=after, lines=lines)
             if (w, drop) == (0, 0) and any(len(ln) - len(line_ending(ln)) > MAX_LINE_CHARS for ln in window.lines):
                 return None  # minified or generated text: nothing sensible to rewrite (line breaks not counted)
             enc = self.info.encoding(prompt)
@@ -107,8 +107,8 @@ class NextEditModel:
                 return None
 
     def _ask(self, history: list[Edit], current: str, line: int, path: str,
-             should_cancel: Callable[[], bool] | None) -> NextEditPrediction | None:
-        fitted = self._fitted(history, current, line, path)
+             should_cancel: Callable[[], bool] | None, lines: TextLines | None = None) -> NextEditPrediction | None:
+        fitted = self._fitted(history, current, line, path, lines)
         if fitted is None:
             return None
         _prompt, window, ids, span = fitted
@@ -120,29 +120,33 @@ class NextEditModel:
         res = self.runtime.generate(ids, opts, should_cancel)
         if res.stop_reason != "eos" or not res.logprobs:
             return None  # cut short (cancelled, out of room): not a whole answer
-        edit = self.format.edit(window, res.text, current, line)
+        edit = self.format.edit(window, res.text, current, line, lines=lines)
         if edit is None:
             return None
         return NextEditPrediction(edit, math.exp(min(res.logprobs)), window, len(res.token_ids),
                                   res.prefill_ms + res.decode_ms, res.drafted, res.draft_accepted)
 
     def predict_edit(self, history: list[Edit], current: str, cursor_line: int, path: str = "",
-                     should_cancel: Callable[[], bool] | None = None) -> NextEditPrediction | None:
-        lines = [cursor_line]
-        guess = self.baseline.predict_next(history, current)
+                     should_cancel: Callable[[], bool] | None = None,
+                     lines: TextLines | None = None) -> NextEditPrediction | None:
+        """The most confident edit of the windows around the cursor and around the baseline's guess. ``lines``:
+        ``current``'s lines (the document's, not an LF view), read instead of splitting it: the server reads them
+        from its line index, so a request on a 200,000-line file reads the windows, not every line."""
+        rows = [cursor_line]
+        guess = self.baseline.predict_next(history, current, lines)
         if guess is not None and self.max_windows > 1:
-            lines.append(guess.start_line)
+            rows.append(guess.start_line)
         best: NextEditPrediction | None = None
         seen: list[Window] = []
         with self.lock:
-            for line in lines:
+            for line in rows:
                 if any(w.start <= line < w.end for w in seen):
                     continue
-                seen.append(window_around(current, line))
-                pred = self._ask(history, current, line, path, should_cancel)
+                seen.append(window_around(current, line, lines=lines))
+                pred = self._ask(history, current, line, path, should_cancel, lines)
                 if should_cancel is not None and should_cancel():
                     return None
-                if pred is None or undoes_last_edit(history, current, pred.edit):
+                if pred is None or undoes_last_edit(history, current, pred.edit, lines):
                     continue
                 if best is None or pred.confidence > best.confidence:
                     best = pred
@@ -211,7 +215,7 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
             return ranked
     if model is None or (should_cancel is not None and should_cancel()):
         return ranked
-    pred = model.predict_edit(kept, current, cursor_line, path, should_cancel)
+    pred = model.predict_edit(kept, current, cursor_line, path, should_cancel, lines)
     if pred is not None and len(kept) < len(history) and undoes_last_edit(history, current, pred.edit, lines):
         pred = None  # it checked against the last edit kept; the last one made was an undo
     modelled = NextEditAnswer(pred.edit, pred.confidence, "model", threshold, pred.tokens) if pred is not None else None

@@ -84,8 +84,9 @@ def clamped_line(lines: list[str], cursor_line: int) -> int:
     return max(0, min(cursor_line, max(0, len(lines) - 1)))
 
 
-def window_around(text: str, cursor_line: int, before: int = LINES_BEFORE, after: int = LINES_AFTER) -> Window:
-    return _window_at(text, cursor_line, before, after)[0]
+def window_around(text: str, cursor_line: int, before: int = LINES_BEFORE, after: int = LINES_AFTER,
+                  lines: TextLines | None = None) -> Window:
+    return _window_at(text, cursor_line, before, after, lines)[0]
 
 
 ELISION = "...\n"  # stands for the lines of a history edit's side left out of the prompt
@@ -148,10 +149,11 @@ Span = tuple[int, int]  # [start, end) characters of the window's text in a prom
 
 
 def _window_at(current: str, cursor_line: int, before: int = LINES_BEFORE,
-               after: int = LINES_AFTER) -> tuple[Window, str]:
+               after: int = LINES_AFTER, lines: TextLines | None = None) -> tuple[Window, str]:
     """(the window around the cursor, its text with the cursor marker), the cursor clamped to the text's lines once
-    for both (past the last line, the marker ends the last line)."""
-    lines = lines_of(current)
+    for both (past the last line, the marker ends the last line). ``lines``: ``current``'s lines, read instead of
+    splitting it."""
+    lines = lines_of(current) if lines is None else lines
     line = clamped_line(lines, cursor_line)
     start, end = max(0, line - before), min(len(lines), line + after + 1)
     window = Window(start, end, tuple(lines[start:end]))
@@ -159,10 +161,12 @@ def _window_at(current: str, cursor_line: int, before: int = LINES_BEFORE,
 
 
 def build_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "", *,
-                 before: int = LINES_BEFORE, after: int = LINES_AFTER) -> tuple[str, Window, Span]:
+                 before: int = LINES_BEFORE, after: int = LINES_AFTER,
+                 lines: TextLines | None = None) -> tuple[str, Window, Span]:
     """(prompt text, the window it asks to rewrite, where the window's text lies in the prompt). ``before`` and
-    ``after``: the window's lines above and below the cursor line (serving narrows a window too long in tokens)."""
-    window, body = _window_at(current, cursor_line, before, after)
+    ``after``: the window's lines above and below the cursor line (serving narrows a window too long in tokens);
+    ``lines``: ``current``'s lines, read instead of splitting it."""
+    window, body = _window_at(current, cursor_line, before, after, lines)
     head = history_text(history, path) + WINDOW_MARK
     return head + body + REWRITE_MARK, window, (len(head), len(head) + len(body))
 
@@ -215,14 +219,16 @@ def _copied_marks_dropped(text: str, own: int, near: int = 0) -> str:
     return "".join(lines)
 
 
-def edit_from_rewrite(window: Window, rewrite: str, current: str, cursor_line: int | None = None) -> Edit | None:
+def edit_from_rewrite(window: Window, rewrite: str, current: str, cursor_line: int | None = None,
+                      lines: TextLines | None = None) -> Edit | None:
     """The edit a rewrite makes: the changed block of window lines (common leading and trailing lines
     kept). None when the rewrite changes nothing. A cursor marker the model copied (at a line's end, nearest
-    ``cursor_line``) is dropped; the window's own stay."""
+    ``cursor_line``) is dropped; the window's own stay. ``lines``: ``current``'s lines, read instead of splitting
+    it."""
     near = (cursor_line if cursor_line is not None else window.start) - window.start
     rewrite = _copied_marks_dropped(to_lf(rewrite), window.text.count(CURSOR_MARK), near)
     new = lines_of(_with_newline(rewrite))
-    return _block_edit(current, window.start, window_lines(window), new)
+    return _block_edit(current, window.start, window_lines(window), new, lines)
 
 
 def _block_edit(current: str, row: int, old: list[str], new: list[str], lines: TextLines | None = None) -> Edit | None:
@@ -407,10 +413,11 @@ def _cut(parts: tuple[tuple[str, int, int], ...], i: int, j: int) -> str:
 
 
 def build_next_block_prompt(history: list[Edit], current: str, cursor_line: int, path: str = "", *,
-                            before: int = LINES_BEFORE, after: int = LINES_AFTER) -> tuple[str, Window, Span]:
+                            before: int = LINES_BEFORE, after: int = LINES_AFTER,
+                            lines: TextLines | None = None) -> tuple[str, Window, Span]:
     """(prompt text, its window, where the window's text lies in it) of the ``next_block`` format: the window,
-    the history, then the header of the next edit's block (``before``, ``after``: as `build_prompt`'s)."""
-    window, body = _window_at(current, cursor_line, before, after)
+    the history, then the header of the next edit's block (``before``, ``after``, ``lines``: as `build_prompt`'s)."""
+    window, body = _window_at(current, cursor_line, before, after, lines)
     name = path.rsplit("/", 1)[-1]
     text = WINDOW_MARK + body + history_text(history, path) + f"{EDIT_MARK} {name}\n"
     return text, window, (len(WINDOW_MARK), len(WINDOW_MARK) + len(body))
@@ -443,7 +450,8 @@ def next_block_target(window: Window, current: str, target: Edit) -> str | None:
     return f"{ORIGINAL_MARK}{''.join(old[lo:hi])}{UPDATED_MARK}{''.join(updated)}"
 
 
-def edit_from_next_block(window: Window, output: str, current: str, cursor_line: int | None = None) -> Edit | None:
+def edit_from_next_block(window: Window, output: str, current: str, cursor_line: int | None = None,
+                         lines: TextLines | None = None) -> Edit | None:
     """The edit a ``next_block`` output names: its original block found among the window's lines (the
     occurrence nearest the cursor), trimmed to the lines that change. None for an empty output, one that
     is not an original/updated block, names lines the window does not hold, or changes nothing."""
@@ -451,18 +459,18 @@ def edit_from_next_block(window: Window, output: str, current: str, cursor_line:
     if not output.startswith(ORIGINAL_MARK) or UPDATED_MARK not in output:
         return None
     original, updated = output[len(ORIGINAL_MARK):].split(UPDATED_MARK, 1)
-    lines = window_lines(window)
-    at = _occurrences(lines, lines_of(original))
+    shown = window_lines(window)
+    at = _occurrences(shown, lines_of(original))
     if not at:  # the original block as the prompt showed it, with the cursor marker copied: without the marker
         original = _copied_marks_dropped(original, 0)
-        at = _occurrences(lines, lines_of(original))
+        at = _occurrences(shown, lines_of(original))
         if not at:
             return None
     updated = _copied_marks_dropped(updated, original.count(CURSOR_MARK))  # the document's own markers stay
     old_block, new_block = lines_of(original), lines_of(_with_newline(updated))
     near = (cursor_line if cursor_line is not None else window.start) - window.start
     i = min(at, key=lambda k: abs(k - near))
-    return _block_edit(current, window.start + i, old_block, new_block)
+    return _block_edit(current, window.start + i, old_block, new_block, lines)
 
 
 def next_block_edit_chars(_window: Window, output: str) -> tuple[int, int]:
@@ -476,7 +484,8 @@ class PromptFormat:
     window, the window's character span in text)``, ``target(window, current, edit) -> output text | None`` and
     ``edit_chars(window, output) ->
     (lo, hi)``, the characters of the output that make the edit (training), ``edit(window, output, current,
-    cursor_line) -> Edit | None`` (serving)."""
+    cursor_line) -> Edit | None`` (serving). ``prompt`` and ``edit`` take ``lines=``: ``current``'s lines, which
+    serving reads from the document's line index instead of splitting a large file at every request."""
 
     name: str
     prompt: Callable[..., tuple[str, Window, Span]]
