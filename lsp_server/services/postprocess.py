@@ -8,6 +8,7 @@ drop closing brackets/quotes the editor already has after the cursor, leave out 
 when the suggestion ends by re-typing it, keep the spaces that separate the suggestion from the text after
 the cursor, and return ``''`` for suggestions that are empty or just repeat neighbouring text. A multi-line
 suggestion that the rest of the cursor line cannot follow (inserted, it goes after the last line) is cut to its first.
+Brackets in comments and strings are skipped, comments read as the document's language writes them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import replace
 from functools import lru_cache
 
@@ -29,16 +31,36 @@ _CLOSE = ")]}"
 _MATCH = {")": "(", "]": "[", "}": "{"}
 _QUOTES = "\"'`"
 
-# Tokens that matter for bracket balance: comments and strings are skipped (a triple-quoted
-# string the text never closes runs to its end).
+# What starts a comment (`/*` one that `*/` ends, any other one that runs to the line's end), by language id where `#`
+# starts none: `#include`, a `#private` field, `#[derive(...)]` and a `#fff` colour are code there, and read as
+# comments they hid the brackets after them (`this.#items.push(|)` kept the suggestion's `)`). Any other id, one not
+# known included, keeps `#` line comments, as Python, shells, Ruby, Perl, R, YAML, TOML and Makefiles write them.
+_HASH_COMMENTS = ("#",)
+_COMMENTS_BY_LANGUAGE = {
+    **dict.fromkeys(
+        ["c", "cpp", "objective-c", "objective-cpp", "cuda-cpp", "csharp", "java", "javascript", "javascriptreact",
+         "typescript", "typescriptreact", "go", "rust", "swift", "kotlin", "scala", "dart", "groovy", "jsonc", "scss",
+         "less", "proto", "zig", "d", "solidity", "glsl", "hlsl"],
+        ("//", "/*"),
+    ),
+    "css": ("/*",),
+    **dict.fromkeys(["lua", "haskell"], ("--",)),
+    "sql": ("--", "/*"),
+}
+# The comment openers `_tokens` and `_code_scan` read, set by `trim_suggestion` to its document's for the suggestion it
+# shapes: the rules hand the scanners text alone, from every place they read code. A context variable, so each thread
+# and task shaping a suggestion reads its own.
+_comment_openers: ContextVar[tuple[str, ...]] = ContextVar("comment_openers", default=_HASH_COMMENTS)
+
+# Tokens that matter for bracket balance with `#` comments (as `_tokens` gives them): comments and strings are skipped
+# (a triple-quoted string the text never closes runs to its end).
 _BRACKET_TOKENS = re.compile(
     r"#[^\n]*"
     r'|"""[\s\S]*?(?:"""|\Z)' r"|'''[\s\S]*?(?:'''|\Z)"
     r'|"(?:[^"\\\n]|\\.)*"' r"|'(?:[^'\\\n]|\\.)*'" r"|`(?:[^`\\\n]|\\.)*`"
     r"|[()\[\]{}]|[\"'`]"
 )
-# For `_tokens`: where a token may start, and a single-line string's body after its opening quote.
-_TOKEN_START = re.compile(r"[#\"'`()\[\]{}]")
+# For `_tokens`: a single-line string's body after its opening quote.
 _STRING_BODY = {q: re.compile(r"(?:[^%s\\\n]|\\.)*" % q) for q in _QUOTES}
 
 # Pairs and closers that leave a bracket stack as it was (`_unclosed`): an opener and its closer next to it, closers
@@ -131,13 +153,20 @@ def _unmatched_closers(text: str) -> int:
 
 
 @lru_cache(maxsize=None)
-def _code_patterns(dead: str, stop_at_comment: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
+def _code_patterns(
+    dead: str, stop_at_comment: bool, comments: tuple[str, ...]
+) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """For `_code_scan`: a pattern that runs over the tokens `_tokens` gives while no Python step is needed, and one
     matching the strings and comments among them. ``dead``: quotes whose strings fail on this line (each is then a
     lone quote, as `_tokens` gives it, and no triple quote of it starts here), taken as plain text up to the line's
-    end; the run then stops at that end and at a triple-quoted string going past it. With ``stop_at_comment`` the run
-    stops at a comment's ``#``."""
-    skip = [] if stop_at_comment else [r"#[^\n]*"]
+    end; the run then stops at that end and at a triple-quoted string or block comment going past it. With
+    ``stop_at_comment`` the run stops at a comment's opener."""
+    skip = []
+    for opener in () if stop_at_comment else comments:
+        if opener == "/*":  # a block comment, closed (on the run's line with quotes dead)
+            skip.append(r"/\*" + (r"[^\n]*?" if dead else r"[\s\S]*?") + r"\*/")
+        else:
+            skip.append(re.escape(opener) + r"[^\n]*")
     for q in "\"'":
         if q not in dead:  # a triple-quoted string, closed (on the run's line with quotes dead)
             skip.append(q * 3 + (r"[^\n]*?" if dead else r"[\s\S]*?") + q * 3)
@@ -145,8 +174,15 @@ def _code_patterns(dead: str, stop_at_comment: bool) -> tuple[re.Pattern[str], r
         if q not in dead:  # a string closed on its line, not the start of a triple-quoted one
             skip.append(q + ("" if q == "`" else f"(?!{q}{q})") + r"[^{0}\\\n]*(?:\\.[^{0}\\\n]*)*".format(q) + q)
     live = "".join(q for q in _QUOTES if q not in dead)
-    plain = r"[^#%s]+" % re.escape(live + ("\n" if dead else ""))  # text and brackets: no token but a bracket starts
-    return re.compile(r"(?:%s)*" % "|".join([plain, *skip])), re.compile("|".join(skip) or r"(?!)")
+    # text and brackets: no token but a bracket starts there (an opener's first character where the rest of it does not
+    # follow)
+    firsts = "".join(dict.fromkeys(opener[0] for opener in comments))
+    plain = [r"[^%s]+" % re.escape(firsts + live + ("\n" if dead else ""))]
+    for first in firsts:
+        rests = [opener[1:] for opener in comments if opener[0] == first]
+        if "" not in rests:
+            plain.append(re.escape(first) + "(?!%s)" % "|".join(map(re.escape, rests)))
+    return re.compile(r"(?:%s)*" % "|".join([*plain, *skip])), re.compile("|".join(skip) or r"(?!)")
 
 
 def _only_brackets(text: str) -> str:
@@ -156,24 +192,32 @@ def _only_brackets(text: str) -> str:
 
 def _code_scan(text: str, *, lone_quote_ends_line: bool = False, stop_at_comment: bool = False) -> tuple[str, int, str]:
     """``(brackets, stop, open_triple)`` for the tokens of ``text`` as `_tokens` gives them: the bracket tokens in
-    order, where the scan stopped (the first comment's ``#`` with ``stop_at_comment``, else ``len(text)``), and the
+    order, where the scan stopped (the first comment's opener with ``stop_at_comment``, else ``len(text)``), and the
     quotes of a triple-quoted string the text ends inside ('' if none). With ``lone_quote_ends_line`` a quote that
     starts no string skips the rest of its line, as `_open_stack` reads it. Regexes take the runs between lone quotes,
     line ends after them and multi-line triple-quoted strings, so a long line costs C time, not a Python step a token
     (a minified file's one line of hundreds of thousands of characters)."""
     pieces: list[str] = []
     pos, n, dead = 0, len(text), ""
+    comments = _comment_openers.get()
     while True:
-        run, strings = _code_patterns(dead, stop_at_comment)
+        run, strings = _code_patterns(dead, stop_at_comment, comments)
         end = run.match(text, pos).end()
         if end > pos:
             pieces.append(_only_brackets(strings.sub("", text[pos:end])))
         if end == n:
             return "".join(pieces), n, ""
         c = text[end]
-        if c == "#":
-            return "".join(pieces), end, ""
-        if c == "\n":  # the end of the line on which `dead`'s strings failed
+        if text.startswith(comments, end):
+            if stop_at_comment:
+                return "".join(pieces), end, ""
+            close = text.find("*/", end + 2)  # a block comment the run did not take: it ends past the line, or never
+            if close < 0:
+                return "".join(pieces), n, ""
+            if dead and text.find("\n", end, close) >= 0:
+                dead = ""
+            pos = close + 2
+        elif c == "\n":  # the end of the line on which `dead`'s strings failed
             pos, dead = end + 1, ""
         elif c != "`" and text.startswith(c * 3, end):
             close = text.find(c * 3, end + 3)
@@ -190,18 +234,30 @@ def _code_scan(text: str, *, lone_quote_ends_line: bool = False, stop_at_comment
             pos, dead = end + 1, dead + c
 
 
+@lru_cache(maxsize=None)
+def _token_start(comments: tuple[str, ...]) -> re.Pattern[str]:
+    """For `_tokens`: where a token may start (a comment's opener, a quote or a bracket)."""
+    return re.compile("|".join([*map(re.escape, comments), r"[\"'`()\[\]{}]"]))
+
+
 def _tokens(text: str) -> Iterator[tuple[int, str]]:
-    """``(start, token)`` for each match of ``_BRACKET_TOKENS`` in ``text``, as ``finditer`` gives them, in linear time.
-    The regex tries every quote as a string's start, each try running to the line's end: on a line of thousands of
-    escaped quotes and no plain one that was quadratic (seconds for 20,000 chars). A quote inside a string that failed
-    is escaped there, and a string started after it fails at the same place: it is not tried again."""
+    """``(start, token)`` for each match of ``_BRACKET_TOKENS`` in ``text``, as ``finditer`` gives them, in linear time
+    (with the comments `_comment_openers` start in place of `#` ones). The regex tries every quote as a string's start,
+    each try running to the line's end: on a line of thousands of escaped quotes and no plain one that was quadratic
+    (seconds for 20,000 chars). A quote inside a string that failed is escaped there, and a string started after it
+    fails at the same place: it is not tried again."""
     failed = dict.fromkeys(_QUOTES, -1)  # per quote: a string it starts before this index fails
     pos, n = 0, len(text)
-    while (m := _TOKEN_START.search(text, pos)) is not None:
+    comments = _comment_openers.get()
+    start = _token_start(comments)
+    while (m := start.search(text, pos)) is not None:
         i = m.start()
         c = text[i]
         end = i + 1
-        if c == "#":
+        if m.group() == "/*":
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+        elif m.group() in comments:
             end = text.find("\n", i)
             end = n if end < 0 else end
         elif c in _QUOTES:
@@ -264,14 +320,17 @@ def _bracket_errors(ctx: CompletionContext) -> Callable[[str], int]:
             return _only_brackets(before + inserted + after)
     else:
         earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
-        if inside := _open_triple(earlier):
-            # read as ending inside a string, though the cursor line is code: the prefix window starts inside one,
-            # whose text was read as code and the code after it as a string (a docstring's parentheses left open)
+        opening = _line_opening(ctx)
+        if not opening and (inside := _open_triple(earlier)):
+            # read as ending inside a string, though the cursor line is code and closes none: the prefix window starts
+            # inside one, whose text was read as code and the code after it as a string (a docstring's parentheses
+            # left open)
             earlier = inside + earlier
         still_open, following = "".join(_open_stack(earlier)), ctx.suffix[:_FOLLOWING_CHARS]
+        line = opening + ctx.line_prefix
 
         def brackets(inserted: str) -> str:
-            return still_open + _code_scan(ctx.line_prefix + inserted + following)[0]
+            return still_open + _code_scan(line + inserted + following)[0]
 
     def errors(inserted: str) -> int:
         found = brackets(inserted)
@@ -279,6 +338,16 @@ def _bracket_errors(ctx: CompletionContext) -> Callable[[str], int]:
         return closers - (len(found) - closers - len(_unclosed(found)))  # closers less those that closed an opener
 
     return errors
+
+
+def _line_opening(ctx: CompletionContext) -> str:
+    """The quotes of a triple-quoted string opened above the cursor line that the line closes before the cursor
+    (``WHERE id = %s\"\"\", (|)`` below ``cur.execute(\"\"\"``), or ''. The rules that read the cursor line from its
+    start put them first: read alone, the line's closing quotes opened a string that hid the brackets after them (the
+    suggestion's ``)`` was kept before the editor's, ``(user_id,)))``)."""
+    earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+    inside = _open_triple(earlier)
+    return inside if inside and not ctx.facts.in_string and not _open_triple(ctx.prefix) else ""
 
 
 def _fewest_errors(s: str, cuts: Iterable[int], ctx: CompletionContext) -> str:
@@ -392,16 +461,19 @@ def _bracket_change(inserted: str, ctx: CompletionContext) -> int:
     def unbalanced(line: str) -> int:
         return len(_open_stack(line)) + _unmatched_closers(line)
 
-    before, after = ctx.line_prefix, ctx.line_suffix
+    before, after = _line_opening(ctx) + ctx.line_prefix, ctx.line_suffix
     return unbalanced(before + inserted + after) - unbalanced(before + after)
 
 
-def _trailing_space(s: str, ctx: CompletionContext) -> str:
+def _trailing_space(s: str, ctx: CompletionContext, *, before_closers: bool = False) -> str:
     """The spaces ``s`` ends with, when they separate it from text after the cursor (``return |value`` with
-    suggestion ``not `` stays ``not ``, where stripped it gave ``return notvalue``); '' otherwise."""
+    suggestion ``not `` stays ``not ``, where stripped it gave ``return notvalue``); '' otherwise. With
+    ``before_closers`` (``s`` ends where the closers the rest of the line starts with were dropped from it), when the
+    rest has no spaces of its own before them: the model wrote these before its copy of the closer, and stripped, the
+    file lost them (``compute( data, |)`` with ``axis=0 )`` read ``compute( data, axis=0)``)."""
     after = ctx.line_suffix[:1]
     last = s[s.rfind("\n") + 1 :]
-    if not after or after in _NO_SPACE_BEFORE or not last.strip():
+    if not after or after in (" \t" if before_closers else _NO_SPACE_BEFORE) or not last.strip():
         return ""
     return last[len(last.rstrip(" \t")) :]
 
@@ -420,7 +492,8 @@ def _is_header(line: str) -> bool:
     comment read as the line's end, a header was not one, and the suggestion ran on past its body."""
     if ":" not in line:
         return False
-    code = line[: _code_scan(line, stop_at_comment=True)[1]] if "#" in line else line
+    has_comment = any(opener in line for opener in _comment_openers.get())
+    code = line[: _code_scan(line, stop_at_comment=True)[1]] if has_comment else line
     return code.rstrip().endswith(":")
 
 
@@ -610,10 +683,12 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
         return retyped, True
     space = _trailing_space(s, ctx)
     s = s.rstrip()
-    trimmed = _drop_duplicate_closers(s, ctx).rstrip()
+    trimmed = _drop_duplicate_closers(s, ctx)
     if trimmed == s:
-        trimmed = _cut_before_duplicate_closer(s, ctx).rstrip()
-    if trimmed == s:
+        trimmed = _cut_before_duplicate_closer(s, ctx)
+    if trimmed != s:
+        trimmed = trimmed.rstrip() + _trailing_space(trimmed, ctx, before_closers=True)
+    else:
         trimmed = _drop_closers_closed_below(s, ctx).rstrip()
     return (trimmed + space if trimmed == s else trimmed), False
 
@@ -669,7 +744,17 @@ def _before_code(ctx: CompletionContext) -> bool:
 
 
 def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str:
-    """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show."""
+    """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show, reading comments as
+    ``ctx``'s language writes them."""
+    reading = _comment_openers.set(_COMMENTS_BY_LANGUAGE.get((ctx.language_id or "").lower(), _HASH_COMMENTS))
+    try:
+        return _trim(raw, ctx, multiline)
+    finally:
+        _comment_openers.reset(reading)
+
+
+def _trim(raw: str, ctx: CompletionContext, multiline: bool) -> str:
+    """`trim_suggestion`'s rules, with the document's comments set for the scanners."""
     if not raw or not raw.strip():
         return ""
     text = to_lf(raw)
@@ -698,7 +783,7 @@ def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str
             # before other code on its line (`[1|0, 1],` with `, 0],`), it left a bracket open or closing nothing that
             # the line had not: 63 of 326 such suggestions in held-out files, none of them the text taken out there
             return ""
-        if s.endswith(":") and not _open_stack(ctx.line_prefix + s):
+        if s.endswith(":") and not _open_stack(_line_opening(ctx) + ctx.line_prefix + s):
             # a statement's colon glued to other code (`while |self._qsize()` with `True:`): the model wrote the
             # line's end in front of the end it has (22 such suggestions in the same survey, none the text taken out)
             return ""
