@@ -6,6 +6,7 @@ import * as readline from "node:readline";
 import * as vscode from "vscode";
 import {
   CloseAction,
+  DidChangeConfigurationNotification,
   LanguageClient,
   State,
   type ErrorHandler,
@@ -24,7 +25,9 @@ import {
   StartTimeoutError, stopServer,
 } from "./server";
 import { SELECTOR } from "./selector";
-import { needsRestart, pythonPath, SECTION, serverSettings, workspaceDir } from "./settings";
+import {
+  needsRestart, pythonPath, rememberedInUse, rememberSettings, SECTION, serverSettings, withRemembered, workspaceDir,
+} from "./settings";
 import { StatusBar } from "./statusBar";
 
 /** Features the extension provides itself (inline completion with the suggestion lifecycle) or leaves out
@@ -121,6 +124,7 @@ class TactExtension implements vscode.Disposable {
   }
 
   activate(): void {
+    rememberSettings(this.context.extension.packageJSON);
     this.inline.register();
     this.nextEdits.register();
     this.disposables.push(
@@ -181,7 +185,24 @@ class TactExtension implements vscode.Disposable {
           if (this.restartPending) {
             return;
           }
-          return next(sections);
+          const remembered = rememberedInUse();
+          if (Object.keys(remembered).length === 0) {
+            return next(sections);
+          }
+          // a machine-overridable setting the window stopped seeing reads its default: the push the client would
+          // send carried that default (another telemetry database, the shipped models); this one has the value
+          // remembered instead, as the server was started with
+          await client.sendNotification(DidChangeConfigurationNotification.type, {
+            settings: { [SECTION]: serverSettings(this.context.extension.packageJSON) },
+          });
+        },
+        configuration: async (params, token, next) => {
+          // the settings the server pulls at `initialized` (and after a push without them), over initializationOptions:
+          // with the remembered values used instead of defaults read without a change event, as those options were
+          const result = await next(params, token);
+          return Array.isArray(result)
+            ? result.map((values, i) => (params.items[i]?.section === SECTION ? withRemembered(values) : values))
+            : result;
         },
       },
       executeCommand: async (command, args, next) => {
@@ -317,6 +338,8 @@ class TactExtension implements vscode.Disposable {
   }
 
   private onConfiguration(e: vscode.ConfigurationChangeEvent): void {
+    // first: the restart below and the client's push (its listener runs after this one) read what the event tells of
+    rememberSettings(this.context.extension.packageJSON, e);
     if (needsRestart(e)) {
       this.restartPending = true;
       void this.restart("settings changed");

@@ -93,6 +93,7 @@ export class InlineSuggestions implements vscode.Disposable {
     );
     this.disposables.push(
       vscode.workspace.onDidChangeTextDocument((e) => this.onDocumentChange(e)),
+      vscode.workspace.onDidCloseTextDocument((document) => this.onDocumentClose(document)),
       vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
       vscode.window.onDidChangeActiveTextEditor(() => this.endActive("cursorMoved")),
       vscode.commands.registerCommand("tact.dismissSuggestion", () => this.dismiss()),
@@ -262,7 +263,9 @@ export class InlineSuggestions implements vscode.Disposable {
   /** Follows what VS Code does with an answer: it drops a cancelled or outdated one; otherwise the answer's
    * visible item (its first, or over the completion widget's entry the first that extends the entry) replaces the
    * ghost text on screen, and an answer with none removes it; onScreen is that item when it is followed. With the
-   * proposed API, VS Code reports both (shown, superseded) itself and the tracker only follows the cursor. */
+   * proposed API, VS Code reports both (shown, superseded) itself and the tracker only follows the cursor. The ghost
+   * text followed is the active editor's: an answer for another document (an editor without focus, whose ghost text
+   * `editor.inlineSuggest.keepOnBlur` keeps) replaces nothing there and is not followed. */
   private answered(
     document: vscode.TextDocument,
     version: number,
@@ -273,6 +276,9 @@ export class InlineSuggestions implements vscode.Disposable {
   ): void {
     if (token.isCancellationRequested || document.version !== version) {
       return;
+    }
+    if (vscode.window.activeTextEditor?.document.uri.toString() !== document.uri.toString()) {
+      return; // for an editor without focus: the suggestion on screen in the active editor stays
     }
     const first = out.length > 0 ? this.byItem.get(out[0]) : undefined;
     // The fetch a partial accept, an undo or a redo causes: VS Code keeps showing the suggestion while it fits
@@ -341,7 +347,7 @@ export class InlineSuggestions implements vscode.Disposable {
   }
 
   private shown(tracked: Tracked | undefined): void {
-    if (!tracked || tracked.tracker.shown) {
+    if (!tracked || tracked.tracker.shown || tracked.reported) {
       return;
     }
     if (!this.issuing(tracked)) {
@@ -433,6 +439,41 @@ export class InlineSuggestions implements vscode.Disposable {
     }
   }
 
+  /** A document closed: the server rejects the suggestions still open in it ("documentClosed"), so the extension
+   * sends none of their events from now on (VS Code's end of lifetime for them, a restart's endAll) and forgets them;
+   * one shown counts as rejected here, as there. */
+  private onDocumentClose(document: vscode.TextDocument): void {
+    const uri = document.uri.toString();
+    for (const [tracked, timer] of this.completing) {
+      if (tracked.uri === uri) {
+        clearTimeout(timer);
+        this.completing.delete(tracked);
+      }
+    }
+    let ended = false;
+    for (const tracked of [...this.byId.values()]) {
+      if (tracked.uri !== uri) {
+        continue;
+      }
+      this.forget(tracked);
+      if (tracked.reported || tracked.tracker.accepted) {
+        continue;
+      }
+      tracked.reported = true; // the server's outcome
+      if (tracked.tracker.shown) {
+        tracked.tracker.reject("documentClosed");
+        this.counters.rejected += 1;
+        ended = true;
+      }
+    }
+    if (this.active?.uri === uri) {
+      this.active = undefined;
+    }
+    if (ended) {
+      this.events.onActivity();
+    }
+  }
+
   private onSelection(e: vscode.TextEditorSelectionChangeEvent): void {
     const tracked = this.active;
     // the ghost text is in the active editor: another editor of the document (a split) moves its cursor when
@@ -489,7 +530,7 @@ interface Tracked {
   /** The server run that issued it: its events go to that one only. */
   run: ServerRun<LanguageClient>;
   tracker: SuggestionTracker;
-  /** Its outcome (accepted or rejected) was sent. */
+  /** Its outcome is known to the server: accepted or rejected was sent, or its document closed (the server ends it). */
   reported: boolean;
   /** The largest partial accept length sent, in units of insertText; at first the completion widget entry's units
    * the item starts with (accepting only the entry, VS Code reports its length: none of the suggestion). */

@@ -17,7 +17,7 @@ const stubs = {
       executeCommand: (name, ...args) => h.execute(name, ...args),
     };
     const listen = (name) => (fn) => { h.listeners[name] = fn; return { dispose() {} }; };
-    export const workspace = { onDidChangeTextDocument: listen("change") };
+    export const workspace = { onDidChangeTextDocument: listen("change"), onDidCloseTextDocument: listen("close") };
     export const window = {
       onDidChangeTextEditorSelection: listen("selection"),
       onDidChangeActiveTextEditor: listen("editor"),
@@ -73,14 +73,15 @@ function setup({ proposed = true, text = "" } = {}) {
     inline,
     access,
     run,
-    /** Asks the provider at ``offset``; the server answers ``items`` ({id, text, start}). */
-    async fetch(offset, items, context = {}) {
+    /** Asks the provider at ``offset`` of ``doc`` (the active editor's document unless said); the server answers
+     * ``items`` ({id, text, start}). */
+    async fetch(offset, items, context = {}, doc = document) {
       answer = items.map(({ id, text, start }) => ({
         insertText: text,
         range: start === undefined ? undefined : { start, end: offset },
         command: { command: "tact.acceptSuggestion", arguments: [id] },
       }));
-      return h.provider.provideInlineCompletionItems(document, offset, { triggerKind: 1, ...context }, token);
+      return h.provider.provideInlineCompletionItems(doc, offset, { triggerKind: 1, ...context }, token);
     },
     change(offset, length, text, reason) {
       document.version += 1;
@@ -282,4 +283,44 @@ test("an answer that arrives after suggestions were turned off is not shown", as
   };
   assert.equal(await s.fetch(3, [{ id: "s1", text: "al = 0" }]), undefined);
   assert.deepEqual(sentMethods(s), []);
+});
+
+test("without the proposed API, an answer for an editor without focus does not supersede the suggestion on screen in the active editor", async () => {
+  const s = setup({ proposed: false, text: "tot" });
+  await s.fetch(3, [{ id: "s1", text: "al = 0" }]); // on screen in the active editor
+  // another file's editor, without focus: its ghost text stays there with editor.inlineSuggest.keepOnBlur
+  const other = offsetDocument("pri", "file:///b.py");
+  await s.fetch(3, [{ id: "s2", text: "nt(x)" }], {}, other);
+  assert.deepEqual(sentMethods(s), [["tact/didShowCompletion", { id: "s1" }]]);
+  s.change(3, 0, "al"); // typing on through s1 is still followed, and Escape ends it
+  await s.h.commands.get("tact.dismissSuggestion")();
+  assert.deepEqual(sentMethods(s), [
+    ["tact/didShowCompletion", { id: "s1" }],
+    ["tact/didRejectCompletion", { id: "s1", reason: "dismissed" }],
+  ]);
+});
+
+test("a suggestion whose document closes gets no outcome from the extension (the server ends it) and counts as rejected", async () => {
+  // without the proposed API: shown, then its document closes; a restart's endAll later sends nothing for it
+  const s = setup({ proposed: false, text: "tot" });
+  await s.fetch(3, [{ id: "s1", text: "al = 0" }]);
+  s.h.listeners.close?.(s.document);
+  s.inline.endAll("ignored");
+  assert.deepEqual(sentMethods(s), [["tact/didShowCompletion", { id: "s1" }]]);
+  assert.equal(s.inline.counters.rejected, 1);
+  // one typed to its end by hand, its document closed before Tab's accept could come: not settled as ignored
+  const t = setup({ proposed: false, text: "tot" });
+  await t.fetch(3, [{ id: "s2", text: "al" }]);
+  t.change(3, 0, "al");
+  t.h.listeners.close?.(t.document);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // past the wait for the accept command
+  assert.deepEqual(sentMethods(t), [["tact/didShowCompletion", { id: "s2" }]]);
+  // with the proposed API: VS Code ends the item's lifetime after the close
+  const p = setup({ proposed: true, text: "tot" });
+  const [item] = await p.fetch(3, [{ id: "s3", text: "al = 0" }]);
+  p.h.provider.handleDidShowCompletionItem(item);
+  p.h.listeners.close?.(p.document);
+  p.h.provider.handleEndOfLifetime(item, { kind: 2 }); // Ignored
+  assert.deepEqual(sentMethods(p), [["tact/didShowCompletion", { id: "s3" }]]);
+  assert.equal(p.inline.counters.rejected, 1);
 });
