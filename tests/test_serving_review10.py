@@ -160,3 +160,62 @@ def test_moving_telemetry_does_not_hold_the_event_loop_while_the_old_store_close
     assert time.monotonic() - t0 < 1.5
     assert closed.wait(10)  # and the old store is closed all the same
     server.recorder.close()
+
+
+def _top_down(rng_: random.Random, text: str, count: int) -> list:
+    """``count`` changes at places of ``text`` in document order, each given in the text the ones before it left
+    (Helix's order for an edit at many cursors): insertions, deletions, replacements, some touching the one before,
+    some writing line breaks, a few a CR (applied one by one)."""
+    # (an offset inside a CRLF is no position)
+    places = sorted({k for _ in range(2 * count) if text[(k := rng_.randrange(len(text) + 1)) - 1:k + 1] != "\r\n"})
+    spans = []
+    last = 0
+    for a, b in zip(places[::2], places[1::2]):
+        a = max(a, last)
+        b = min(b, a + rng_.choice([0, 0, 1, 3, 12]))
+        b -= text[b - 1:b + 1] == "\r\n"
+        spans.append((a, b))
+        last = b
+    changes, current, shift = [], text, 0
+    for a, b in spans:
+        index = LineIndex(current)
+        new = rng_.choice(["", "v", "name_2", "x😀", "é\n    ", "\n", "line\nline", "a\r\nb" if rng_.random() < 0.05 else "w"])
+        lo, hi = a + shift, b + shift
+        changes.append((Range(index.position_at(lo), index.position_at(hi)), new))
+        current = current[:lo] + new + current[hi:]
+        shift += len(new) - (b - a)
+    return changes
+
+
+def test_many_changes_in_document_order_apply_as_one_by_one(monkeypatch):
+    """Helix sends an edit at many cursors as one didChange whose changes run top down, each in the text the ones
+    before it left: each rebuilt the whole text (a change at thousands of places in a large file held the event loop
+    for seconds). They are applied in one pass, with the same text and AppliedEdits as one by one."""
+    from lsp_server.services import documents
+
+    rng_ = random.Random(5)
+    batched = 0
+    for trial in range(120):
+        pieces = [rng_.choice(["value = compute(x)", "é😀", " ", "\n", "\r\n", "\t", "# note", "\r"])
+                  for _ in range(rng_.randint(20, 200))]
+        text = "".join(pieces)
+        changes = _top_down(rng_, text, BATCH_CHANGES + rng_.randint(0, 30))
+        if len(changes) < BATCH_CHANGES:
+            continue
+        one_by_one = DocumentStore()
+        one_by_one.open("file:///b.py", "python", 1, text)
+        expected = []
+        for change in changes:
+            expected += one_by_one.change("file:///b.py", one_by_one.get("file:///b.py").version + 1, [change],
+                                          now=0.0).applied
+        calls = []
+        real_apply = documents._apply
+        monkeypatch.setattr(documents, "_apply", lambda *a: calls.append(1) or real_apply(*a))
+        store = DocumentStore()
+        store.open("file:///a.py", "python", 1, text)
+        result = store.change("file:///a.py", 2, changes, now=0.0)
+        monkeypatch.setattr(documents, "_apply", real_apply)
+        assert store.get("file:///a.py").text == one_by_one.get("file:///b.py").text, trial
+        assert result.applied == expected, trial
+        batched += not calls
+    assert batched > 50, batched  # most in one pass (a CR written or met sends the others one by one)

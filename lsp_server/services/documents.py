@@ -190,6 +190,64 @@ def _apply_descending(index: LineIndex, changes: list[tuple[Range | None, str]]
     return LineIndex("".join(reversed(pieces))), applied
 
 
+def _apply_ascending(index: LineIndex, changes: list[tuple[Range | None, str]]
+                     ) -> tuple[LineIndex, list[AppliedEdit]] | None:
+    """``changes`` applied in one pass where each starts at or after the end of the text the one before it wrote
+    (Helix's order for an edit at many cursors: each range in the text the earlier changes left), giving what
+    applying them one by one gives, text and AppliedEdits alike. Past the last change, the text as it is and the text
+    the changes left are the same, so a position there maps back by line and column arithmetic, without the text
+    the changes left being built. None where the changes are not so (the caller applies them one by one), a range
+    needs clamping or turning round, a change writes a CR, or a CR before a change meets an LF it writes or leaves
+    after it (they join into one line break, which the arithmetic would not see)."""
+    text = index.text
+    found: list[tuple[int, int, str]] = []
+    applied: list[AppliedEdit] = []
+    written_end = Position(0, 0)  # where the last change's text ends, in the text the changes left so far
+    original_end = Position(0, 0)  # the same place in the text as it is
+    last_end, shift = 0, 0  # offset where the last change ended in ``text``; the changes' growth so far
+    char_before_last_end = ""  # the character before last_end in the text the changes left
+
+    def back(p: Position) -> Position:  # a position at or after written_end, in ``text``
+        if p.line == written_end.line:
+            return Position(original_end.line, original_end.character + p.character - written_end.character)
+        return Position(p.line - written_end.line + original_end.line, p.character)
+
+    def forward(p: Position) -> Position:  # the inverse: a position at or after original_end, as the changes left it
+        if p.line == original_end.line:
+            return Position(written_end.line, written_end.character + p.character - original_end.character)
+        return Position(p.line - original_end.line + written_end.line, p.character)
+
+    for rng, new_text in changes:
+        if rng is None or "\r" in new_text:
+            return None
+        start, end = (rng.start.line, rng.start.character), (rng.end.line, rng.end.character)
+        if start < (written_end.line, written_end.character) or end < start:
+            return None
+        try:
+            s, e = index.offset_at(back(rng.start), clamp=False), index.offset_at(back(rng.end), clamp=False)
+        except PositionError:
+            return None
+        if e < s or s < last_end:
+            return None
+        before = text[s - 1:s] if s > last_end or not found else char_before_last_end
+        if before == "\r" and (new_text or text[e:e + 1])[:1] == "\n":
+            return None  # the CR before it and an LF after it join into one line break
+        char_before_last_end = new_text[-1] if new_text else before
+        start_pos = forward(index.position_at(s))
+        end_pos = forward(index.position_at(e)) if e != s else start_pos
+        applied.append(AppliedEdit(s + shift, e + shift, start_pos, end_pos, text[s:e], new_text))
+        found.append((s, e, new_text))
+        written_end, original_end = advance(start_pos, new_text), index.position_at(e)
+        last_end, shift = e, shift + len(new_text) - (e - s)
+    pieces: list[str] = []
+    cursor = 0
+    for s, e, new_text in found:
+        pieces += [text[cursor:s], new_text]
+        cursor = e
+    pieces.append(text[cursor:])
+    return LineIndex("".join(pieces)), applied
+
+
 _BINARY_SAMPLE = 8192
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
 
@@ -552,7 +610,9 @@ class DocumentStore:
                 )
             index = doc.index
             changes = list(changes)
-            batched = _apply_descending(index, changes) if len(changes) >= BATCH_CHANGES else None
+            batched = None
+            if len(changes) >= BATCH_CHANGES:  # VS Code's order (bottom up), else Helix's (top down)
+                batched = _apply_descending(index, changes) or _apply_ascending(index, changes)
             if batched is not None:
                 index, applied = batched
             else:
