@@ -375,6 +375,12 @@ class TactServer(LanguageServer):
         carried = sorted(self.recorder.documents) if was_recording and self.settings.telemetry else []
         if self.telemetry_opened is not None:
             self.close_recorded_documents()
+            if self.recorder.recorded and not self.recorder.started:
+                # its start waits for the model and the gate: the database left before they loaded kept a session
+                # row without client, settings or models (as a shutdown then would, `lifecycle.shutdown`)
+                from lsp_server.features.lifecycle import session_started
+
+                session_started(self, self.completions.status)
             self.recorder.session_ended("telemetry settings changed")
         old = self.recorder.switch(SessionRecorder.open(self.settings.database_path(), self.settings.telemetry,
                                                         self.settings.telemetry_retention_days).store)

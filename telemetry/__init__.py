@@ -6,6 +6,7 @@ store returned by ``open_store()``; replay tools and reports read the file back 
 """
 
 from .events import (
+    ANCHOR_EVENT_TYPES,
     EVENT_TYPES,
     DocumentClosed,
     DocumentOpened,
@@ -33,6 +34,7 @@ from .schema import SCHEMA_VERSION, TelemetrySchemaError, migrate
 from .store import NullStore, TelemetryStats, TelemetryStore, open_store, prune_sessions
 
 __all__ = [
+    "ANCHOR_EVENT_TYPES",
     "EVENT_TYPES",
     "SCHEMA_VERSION",
     "DocumentClosed",

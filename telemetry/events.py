@@ -204,6 +204,15 @@ EVENT_TYPES: dict[type[Event], str] = {
 }
 
 
+# The events later rows need to make sense: a session, its settings, a document's text, a notebook's cells. One per
+# document or notebook the editor opens or closes (or per settings change), never per keystroke, so a store keeps
+# them when its queue is full: a notebook of more than a queue's worth of cells lost its own row and its last cells'
+# openings at open, and the session's end at shutdown behind the cells' snapshots.
+ANCHOR_EVENT_TYPES: frozenset[type[Event]] = frozenset({
+    SessionStarted, SessionEnded, SettingsChanged, DocumentOpened, DocumentClosed, DocumentSnapshot, NotebookChanged,
+})
+
+
 def event_type(event: object) -> str:
     """The snake-case name stored in the database; ``TypeError`` for anything that is not a recordable event."""
     try:

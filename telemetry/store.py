@@ -1,5 +1,9 @@
 """The write side: a SQLite store fed through a bounded queue by one writer thread.
 
+The bound is on the stream events (edits, suggestion events: many per keystroke); the anchors every later row needs
+(``ANCHOR_EVENT_TYPES``: a session's start and end, a document's opening, snapshot and close, a notebook's cells)
+are queued past it, as many as the editor opens and closes documents.
+
 ``record()`` runs on LSP handlers, so it only does a non-blocking ``put_nowait`` and
 never raises; everything that can be slow or fail (serialization, SQLite, the disk)
 happens on the writer thread, which owns the connection. A bad event or a failed
@@ -32,6 +36,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .events import (
+    ANCHOR_EVENT_TYPES,
     EVENT_TYPES,
     DocumentClosed,
     DocumentOpened,
@@ -54,7 +59,7 @@ from .events import (
     event_type,
 )
 from .schema import migrate
-from .text import SplitText, utf16_len
+from .text import ChunkedText, utf16_len
 
 log = logging.getLogger("tact.telemetry")
 
@@ -95,27 +100,32 @@ class TelemetryStats:
 @dataclass
 class _OpenDocument:
     """An open document as the events so far left it, for a database made again mid-session. Its edits are held and
-    applied only when the text is needed (or MAX_HELD_EDITS wait), all at once on the text split into lines: one
-    pass over the text a batch, where finding each edit's place anew cost a pass per edit."""
+    applied MAX_HELD_EDITS at a time (or when the text is needed) to its text held in chunks (``ChunkedText``): a
+    batch costs the chunks its edits reach. Split into lines whole at each batch, a 50 MB file of short lines took
+    half a gigabyte and seconds of the writer, and a shutdown meanwhile lost the session's end."""
 
     version: int
     language_id: str
-    text: str
+    text: str | ChunkedText
     ts: float  # its latest open, edit or snapshot: any later edit of it is stamped no earlier
     edits: list[EditEvent] = field(default_factory=list)
 
-    def current(self) -> str:
+    def apply_held(self) -> None:
         if not self.edits:
-            return self.text
-        split = SplitText(self.text)
+            return
+        if isinstance(self.text, str):
+            self.text = ChunkedText(self.text)
         for e in self.edits:
             try:
-                split.replace(e.start_line, e.start_character, e.end_line, e.end_character, e.inserted_text)
+                self.text.replace(e.start_line, e.start_character, e.end_line, e.end_character, e.inserted_text)
             except Exception:  # a malformed edit (its write failed too) leaves the text as it was
                 continue
-        self.text = split.text()
+        self.text.settle()
         self.edits = []
-        return self.text
+
+    def current(self) -> str:
+        self.apply_held()
+        return self.text if isinstance(self.text, str) else self.text.text()
 
 
 def _json(value: Any) -> str:
@@ -199,7 +209,8 @@ class TelemetryStore:
         self._connect()
         self.reason: str | None = None  # what went wrong with the file while recording, or None
         self._failing: str | None = None  # the reason failing writes gave (``reason`` until a batch is written)
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size  # stream events waiting past this are dropped (see ``record``)
+        self._queue: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
         self._closed = False
@@ -243,16 +254,16 @@ class TelemetryStore:
     # -- caller side -------------------------------------------------------------------
 
     def record(self, event: object) -> bool:
-        """Queue ``event`` without blocking; False (and a counted drop) if it cannot be taken."""
+        """Queue ``event`` without blocking; False (and a counted drop) if it cannot be taken: the store is closed, or
+        ``queue_size`` events wait and it is a stream event. An anchor (``ANCHOR_EVENT_TYPES``) is taken all the same:
+        dropped, it lost every later row of its document, and a notebook opens with one per cell."""
         with self._lock:
-            if self._closed or type(event) not in EVENT_TYPES:
+            kind = type(event)
+            if (self._closed or kind not in EVENT_TYPES
+                    or (kind not in ANCHOR_EVENT_TYPES and self._queue.qsize() >= self.queue_size)):
                 self._dropped += 1
                 return False
-            try:
-                self._queue.put_nowait(event)
-            except queue.Full:
-                self._dropped += 1
-                return False
+            self._queue.put_nowait(event)
             self._enqueued += 1
             return True
 
@@ -272,7 +283,7 @@ class TelemetryStore:
             # The daemon writer is stuck (e.g. a lock held elsewhere); don't hang shutdown on it.
             log.warning("telemetry writer did not finish within %.1fs; unwritten events are lost", timeout)
             return
-        self._queue.put_nowait(_STOP)  # the queue is drained and closed to record(), so there is room
+        self._queue.put_nowait(_STOP)  # the queue is drained and closed to record()
         self._thread.join(timeout)
         stats = self.stats
         if stats.dropped or stats.failed:
@@ -447,7 +458,7 @@ class TelemetryStore:
                 doc.ts = max(doc.ts, event.ts)
                 doc.edits.append(event)
                 if len(doc.edits) >= MAX_HELD_EDITS:
-                    doc.current()
+                    doc.apply_held()
 
     def _kept_out(self, event: Event) -> bool:
         """In a database made again, a suggestion's later events when its request went into the old one: alone they

@@ -303,6 +303,223 @@ class SplitText:
         return "".join(chain.from_iterable(self._blocks))
 
 
+def _break_count(text: str) -> int:
+    """``line_breaks`` of ``text`` counted with ``str.count``: no object per break."""
+    lf = text.count("\n")
+    cr = text.count("\r")
+    return lf + cr - text.count("\r\n") if cr else lf
+
+
+def _cut(text: str, size: int) -> list[str]:
+    """``text`` cut into pieces of about ``size`` characters, never between the CR and the LF of a break."""
+    pieces, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if text[end - 1] == "\r" and text[end:end + 1] == "\n":
+            end += 1
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+class _PrefixSums:
+    """The sums of a list's prefixes, kept as its values change one at a time (a Fenwick tree): a change and a lookup
+    cost the log of the list's length, where summing it again cost all of it."""
+
+    def __init__(self, values: list[int]) -> None:
+        tree = [0, *values]
+        for i in range(1, len(tree)):
+            if (up := i + (i & -i)) < len(tree):
+                tree[up] += tree[i]
+        self._tree = tree
+        self.total = sum(values)
+
+    def add(self, index: int, delta: int) -> None:
+        self.total += delta
+        i = index + 1
+        while i < len(self._tree):
+            self._tree[i] += delta
+            i += i & -i
+
+    def before(self, index: int) -> int:
+        """The sum of the values before ``index``."""
+        total, i = 0, index
+        while i > 0:
+            total += self._tree[i]
+            i &= i - 1
+        return total
+
+    def reach(self, target: int) -> int:
+        """The most leading values whose sum is at most ``target`` (the values are never negative)."""
+        pos, step = 0, 1 << (len(self._tree) - 1).bit_length()
+        while step:
+            if pos + step < len(self._tree) and self._tree[pos + step] <= target:
+                pos += step
+                target -= self._tree[pos]
+            step >>= 1
+        return pos
+
+
+class ChunkedText:
+    """A text held as chunks of about ``CHUNK`` characters, each with its line breaks counted, for a text that many
+    changes reach over a long time (an open document, while the store keeps it). ``SplitText`` holds a str and an int
+    for every line: a file of short lines took about ten times its size. Here a change splits into lines only the
+    chunks it reaches, at most ``SPLIT_CHUNKS`` at a time, and finds them through running sums of the chunks' lengths
+    and breaks: it costs a chunk or two and the log of their number, and the text is held about once. The result is
+    the one ``offset_at`` gives change by change, as ``SplitText``'s."""
+
+    CHUNK = 1 << 14  # characters a chunk is cut to; one grown past twice as many is cut again
+    SPLIT_CHUNKS = 16  # chunks held split into lines at once; past that, all are joined again (``settle``)
+
+    def __init__(self, text: str = "") -> None:
+        self._chunks: list[str | SplitText] = _cut(text, self.CHUNK)
+        self._lengths = [len(chunk) for chunk in self._chunks]
+        self._breaks = [_break_count(chunk) for chunk in self._chunks]
+        self._split = 0  # chunks held as a SplitText
+        self._index()
+
+    def _index(self) -> None:
+        """The running sums again, after chunks came or went."""
+        self._offsets, self._break_sums = _PrefixSums(self._lengths), _PrefixSums(self._breaks)
+
+    def __len__(self) -> int:
+        return self._offsets.total
+
+    @property
+    def line_total(self) -> int:
+        """The lines ``line_starts`` finds: one more than the breaks (the last may be empty)."""
+        return self._break_sums.total + 1
+
+    def text(self) -> str:
+        return "".join(chunk if isinstance(chunk, str) else chunk.text() for chunk in self._chunks)
+
+    def settle(self) -> None:
+        """Join the chunks split into lines again: they hold an object per line."""
+        if self._split:
+            self._chunks = [chunk if isinstance(chunk, str) else chunk.text() for chunk in self._chunks]
+            self._split = 0
+
+    def _split_chunk(self, k: int) -> SplitText:
+        chunk = self._chunks[k]
+        if isinstance(chunk, SplitText):
+            return chunk
+        if self._split >= self.SPLIT_CHUNKS:
+            self.settle()
+        split = self._chunks[k] = SplitText(chunk)
+        self._split += 1
+        return split
+
+    def _chunk_at(self, offset: int) -> int:
+        """The chunk holding a str offset in range (the last chunk for the text's end)."""
+        return min(self._offsets.reach(offset), len(self._chunks) - 1)
+
+    def offset_at(self, line: int, character: int) -> int:
+        """``offset_at`` on the text: the str index of an LSP position, clamped alike."""
+        if line < 0 or not self._chunks:
+            return 0
+        if line >= self.line_total:
+            return len(self)
+        begin = 0
+        if line > 0:
+            k = self._break_sums.reach(line - 1)  # the chunk holding the break before the line
+            before = self._break_sums.before(k)
+            begin = self._offsets.before(k) + self._split_chunk(k).offset_at(line - before, 0)
+        return begin + chars_in_units(self._line_head(begin, character), character)
+
+    def _line_head(self, begin: int, limit: int) -> str:
+        """The line starting at ``begin``, break excluded, up to ``limit`` characters: a line can run on over chunks."""
+        parts, got = [], 0
+        k = self._chunk_at(begin)
+        local = begin - self._offsets.before(k)
+        while k < len(self._chunks) and got < limit:
+            chunk = self._chunks[k]
+            rest = (chunk.line_suffix(local) if isinstance(chunk, SplitText)
+                    else chunk[local:_line_end(chunk, local)])
+            parts.append(rest[:limit - got])
+            got += len(parts[-1])
+            if local + len(rest) < len(chunk):  # a break ends it in this chunk
+                break
+            k, local = k + 1, 0
+        return "".join(parts)
+
+    def replace(self, start_line: int, start_character: int, end_line: int, end_character: int,
+                inserted: str) -> None:
+        """``SplitText.replace``: the range of LSP positions, clamped as ``offset_at`` clamps them, by ``inserted``."""
+        self.splice(self.offset_at(start_line, start_character), self.offset_at(end_line, end_character), inserted)
+
+    def splice(self, start: int, end: int, inserted: str) -> None:
+        """``text[:start] + inserted + text[end:]``, for str offsets ``start <= end`` (clamped into the text)."""
+        if not isinstance(inserted, str):
+            raise TypeError("inserted text must be a str")
+        start = max(0, min(start, len(self)))
+        end = max(start, min(end, len(self)))
+        if not self._chunks:
+            self._put(0, 0, _cut(inserted, self.CHUNK))
+            return
+        i = self._chunk_at(start)
+        j = max(i, self._chunk_at(end - 1)) if end > start else i  # the chunk the end is in or at the end of
+        a, b = start - self._offsets.before(i), end - self._offsets.before(j)
+        if i == j:
+            split = self._split_chunk(i)
+            split.splice(a, b, inserted)
+            self._put(i, i + 1, [split] if len(split) <= 2 * self.CHUNK else _cut(split.text(), self.CHUNK))
+        else:
+            first, last = self._chunks[i], self._chunks[j]
+            self._put(i, j + 1, _cut(first[0:a] + inserted + last[b:len(last)], self.CHUNK))
+
+    def _put(self, lo: int, hi: int, pieces: list[str | SplitText]) -> None:
+        """Chunks ``lo`` to ``hi`` replaced by ``pieces`` (empty ones left out), the breaks at both seams kept whole."""
+        pieces = [piece for piece in pieces if len(piece)]
+        self._split += (sum(isinstance(piece, SplitText) for piece in pieces)
+                        - sum(isinstance(chunk, SplitText) for chunk in self._chunks[lo:hi]))
+        if len(pieces) == hi - lo:  # as many chunks as before: the sums change in place
+            self._chunks[lo:hi] = pieces
+            for k in range(lo, hi):
+                self._recount(k)
+        else:
+            self._chunks[lo:hi] = pieces
+            self._lengths[lo:hi] = [len(piece) for piece in pieces]
+            self._breaks[lo:hi] = [self._count(piece) for piece in pieces]
+            self._index()
+        if pieces:
+            self._mend(lo + len(pieces) - 1)
+        self._mend(lo - 1)
+
+    def _count(self, chunk: str | SplitText) -> int:
+        return chunk.line_total - 1 if isinstance(chunk, SplitText) else _break_count(chunk)
+
+    def _recount(self, k: int) -> None:
+        """The length and breaks of chunk ``k`` as it is now, in the sums."""
+        length, breaks = len(self._chunks[k]), self._count(self._chunks[k])
+        self._offsets.add(k, length - self._lengths[k])
+        self._break_sums.add(k, breaks - self._breaks[k])
+        self._lengths[k], self._breaks[k] = length, breaks
+
+    def _mend(self, k: int) -> None:
+        """A CR at the end of chunk ``k`` and an LF at the start of the next make one break: the LF joins chunk ``k``,
+        so that each chunk's lines are the text's."""
+        if not (0 <= k < len(self._chunks) - 1):
+            return
+        left, right = self._chunks[k], self._chunks[k + 1]
+        if left[len(left) - 1:len(left)] != "\r" or right[0:1] != "\n":
+            return
+        if isinstance(left, SplitText):
+            left.splice(len(left), len(left), "\n")
+        else:
+            self._chunks[k] = left + "\n"
+        if isinstance(right, SplitText):
+            right.splice(0, 1, "")
+        else:
+            self._chunks[k + 1] = right = right[1:]
+        self._recount(k)
+        if len(right):
+            self._recount(k + 1)
+        else:
+            del self._chunks[k + 1], self._lengths[k + 1], self._breaks[k + 1]
+            self._split -= isinstance(right, SplitText)
+            self._index()
+
+
 class EditedText:
     """``base`` (a str or a ``SplitText``) with ``base[start:end]`` replaced by ``inserted``, read through slices
     without copying ``base``: replay compares and diffs versions of one document that differ in a few places."""

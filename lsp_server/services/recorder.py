@@ -17,6 +17,7 @@ from lsp_server.services.documents import EditRecord
 from lsp_server.services.ledger import Ended
 from lsp_server.services.scheduler import Cancelled, CancelToken
 from telemetry import (
+    ANCHOR_EVENT_TYPES,
     DocumentClosed,
     DocumentOpened,
     DocumentSnapshot,
@@ -57,7 +58,8 @@ class HeldStore:
         self._dropped = 0
 
     def record(self, event) -> bool:
-        if len(self.events) >= self.limit:
+        """As the store's queue: past ``limit`` only the anchors are held (a notebook opens with one per cell)."""
+        if len(self.events) >= self.limit and type(event) not in ANCHOR_EVENT_TYPES:
             self._dropped += 1
             return False
         self.events.append(event)
