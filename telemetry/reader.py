@@ -28,6 +28,9 @@ _INTEGER_COLUMNS = frozenset({"seq", "version", "line", "character", "start_line
 _NUMBER_COLUMNS = frozenset({"ts", "ts_start", "started_at", "ended_at", "requested_at", "generated_at", "shown_at",
                              "outcome_at", "latency_ms", "layers_per_token", "score", "threshold", "source_ts",
                              "source_started_at"})
+# Of those, the ones no row holds below zero: a latency of -1.7e308 passed, and the latency plot's bins (its range over
+# the float limit) failed the whole report.
+_NON_NEGATIVE_COLUMNS = frozenset({"latency_ms", "layers_per_token"})
 _TEXT_COLUMNS = frozenset({"session_id", "suggestion_id", "uri", "text", "removed_text", "inserted_text", "kind",
                            "type", "outcome", "language_id", "notebook_uri", "notebook_type", "trigger", "end_reason",
                            "client_name", "client_version", "server_version", "workspace", "model", "policy",
@@ -150,8 +153,9 @@ def checked(column: str, value: Any) -> Any:
     if column in _INTEGER_COLUMNS:
         wanted, fits = "an integer", isinstance(value, int) and not isinstance(value, bool)
     elif column in _NUMBER_COLUMNS:
-        wanted = "a finite number"
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        wanted = "a finite number" + (" of at least 0" if column in _NON_NEGATIVE_COLUMNS else "")
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+            (value >= 0 or column not in _NON_NEGATIVE_COLUMNS)
     elif column in _TEXT_COLUMNS:
         wanted, fits = "text", isinstance(value, str)
     else:

@@ -60,6 +60,23 @@ def test_an_infinite_time_is_damage_counted_not_a_crash(tmp_path, statement):
         assert s["requests"] == REQUESTS - 1
 
 
+@pytest.mark.parametrize("statement", [
+    "UPDATE suggestions SET latency_ms = -1.7e308 WHERE rowid = 1",
+    "UPDATE suggestions SET latency_ms = 1.7e308 WHERE rowid = 1",
+    "UPDATE suggestions SET requested_at = -1.7e308 WHERE rowid = 1",
+    "UPDATE sessions SET started_at = 1.7e308",
+])
+def test_numbers_near_the_float_limit_draw_or_are_damage(tmp_path, statement):
+    """A latency of -1.7e308 put the latency plot's range past the float limit: matplotlib failed (a singular
+    matrix) and there was no report. A latency below zero is damage, counted; the other finite extremes draw."""
+    path, _ = _db(tmp_path)
+    _sql(path, statement)
+    s = _strict(_summary(path, tmp_path / "out"))
+    assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "latency.png").is_file()
+    negative = "latency_ms = -" in statement
+    assert negative == any("not a finite number of at least 0" in r for r in s["partial_reasons"])
+
+
 def test_damaged_replay_tables_are_counted_and_the_json_stays_json(tmp_path):
     """The replay tables were read without the checks: text in chars_saved or source_ts raised a TypeError, an
     infinite chars_saved came out as `Infinity` under --json."""
