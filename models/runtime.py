@@ -53,6 +53,9 @@ GRAPH_INPUTS = {
 }
 # A loop is a unit of at most REPEAT_MAX_PERIOD tokens repeated DecodeOptions.stop_repeats times in a row over at
 # least REPEAT_MIN_TOKENS tokens ("$name/$name/$name/...", "x, x, x, x, "): it ends the suggestion.
+# Tokens of a healing prompt's room set aside for the text token healing takes back (`completion_prompt`): the bytes
+# of two tokens taken back are at most this in nearly all code, so the prefix's cut does not follow them.
+HEAL_ALLOWANCE = 24
 REPEAT_MIN_TOKENS = 8
 REPEAT_MAX_PERIOD = 12
 WEIGHTS = ("fp32", "int8")  # what decoding steps read: fp32, or the 8-bit graphs of models.quantize
@@ -725,16 +728,23 @@ class EarlyExitRuntime:
         Nothing is taken back for a tokenizer that is not byte-level or where it would cut a character."""
         info = self.tokenizer
         prefix, suffix = to_lf(prefix), to_lf(suffix)  # the text the model trained on has no CR
-        whole = info.encode(prefix)
-        prefix_ids, heal = whole, ""
-        if heal_tokens > 0 and self.token_bytes is not None:
-            prefix_ids, heal = self.token_bytes.take_back(whole, heal_tokens)
+        whole, suffix_ids = info.encode(prefix), info.encode(suffix)[:SUFFIX_TOKENS]
         budget = min(self.context_tokens, self.max_len - 2)  # generate keeps max_len - 2
-        # the suggestion also writes the text taken back (take_back may take fewer tokens than asked), in as many
+        if heal_tokens <= 0 or self.token_bytes is None:
+            return Prompt(build_prompt(info, whole, suffix_ids, budget, reserve=reserve), "")
+        # The suggestion also writes the text taken back (take_back may take fewer tokens than asked), in as many
         # tokens as it has bytes at most: healing lets any shorter start of it be written, and reserving only the
-        # tokens taken back let a suggestion of a prompt at its budget run past the trained context
-        rewrite = max(len(whole) - len(prefix_ids), len(heal.encode("utf-8", "surrogatepass")))
-        ids = build_prompt(info, prefix_ids, info.encode(suffix)[:SUFFIX_TOKENS], budget, reserve=reserve + rewrite)
+        # tokens taken back let a suggestion of a prompt at its budget run past the trained context. The prefix is
+        # cut first against a fixed allowance for it: a reserve of the bytes taken back moved the room with every
+        # keystroke, and with it the prompt's start across a grid step (`keep_prefix`), so the KV cache was lost and
+        # the prompt lost 128 tokens on one keystroke and got them back on the next (63 of 2,153 keystrokes typing
+        # standard-library lines, against 8 without healing).
+        first = build_prompt(info, whole, suffix_ids, budget, reserve=reserve + HEAL_ALLOWANCE)
+        kept = first[first.index(info.fim_middle_id) + 1:] if info.has_fim else first  # the prefix it kept
+        prefix_ids, heal = self.token_bytes.take_back(kept, heal_tokens)
+        rewrite = max(len(kept) - len(prefix_ids), len(heal.encode("utf-8", "surrogatepass")))
+        # cut again only where the text taken back needs more than the allowance (the room is then smaller)
+        ids = build_prompt(info, prefix_ids, suffix_ids, budget, reserve=reserve + max(rewrite, HEAL_ALLOWANCE))
         return Prompt(ids, heal)
 
     def prompt_prefix_text(self, prompt: Prompt) -> str:

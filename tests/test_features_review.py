@@ -56,7 +56,9 @@ def test_an_accepted_length_past_uinteger_is_refused_and_telemetry_keeps_writing
 def test_an_accept_command_with_an_empty_id_is_refused(server, command):
     """feedback refuses an empty id; the commands recorded an acceptance of suggestion '' in telemetry."""
     client, db = server
-    assert client.request("workspace/executeCommand", {"command": command, "arguments": [""]}, timeout=10) is False
+    with pytest.raises(LspError) as refused:  # Invalid params: the client's mistake
+        client.request("workspace/executeCommand", {"command": command, "arguments": [""]}, timeout=10)
+    assert refused.value.error["code"] == -32602
     assert client.request("workspace/executeCommand", {"command": command, "arguments": ["unheld"]}, timeout=10) is True
     assert wait_for_rows(db, "SELECT outcome FROM suggestions WHERE id = 'unheld'") == [("accepted",)]
     with sqlite3.connect(db) as conn:
