@@ -197,16 +197,39 @@ def write_widened_weights(model_dir: Path, out_dir: Path | None = None) -> dict[
 
 def write_derived(src: Path, out: Path, chunks: Iterable[bytes]) -> None:
     """Write ``out``, a file derived from ``src``, from ``chunks`` through a temporary file per process (two servers
-    starting at once each write their own), so that a reader never sees half of it; dated no older than ``src``,
-    even one dated ahead, so that freshness checks by date hold."""
+    starting at once each write their own), so that a reader never sees half of it; then the stamp of the ``src`` it
+    was made from beside it (`derived_is_current`)."""
+    stamp = source_stamp(src)  # before reading it: a src replaced meanwhile leaves a stamp that is not its own
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
-        mtime = max(os.stat(tmp).st_mtime, src.stat().st_mtime)
-        os.utime(tmp, (mtime, mtime))
 
     write_atomically(out, write)
+    write_atomically(_stamp_path(out), lambda tmp: tmp.write_text(stamp))
+
+
+def source_stamp(src: Path) -> str:
+    """What tells one version of the file ``src`` from another: its size, inode, and modification and change times.
+    A derived file was taken as current where it was no older than its source: a model copied in with its dates
+    kept (`cp -p`, `rsync -a`, `tar x`, `unzip`) is older than the files derived from the one it replaced, and the
+    graphs read the previous model's weights beside the new model's embeddings, without a word. The change time is
+    the system's own: any write or copy moves it."""
+    st = src.stat()
+    return f"{st.st_size} {st.st_ino} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def _stamp_path(out: Path) -> Path:
+    return out.with_name(out.name + ".source")
+
+
+def derived_is_current(src: Path, out: Path, size: int) -> bool:
+    """Whether ``out`` (``size`` bytes when whole) was derived from ``src`` as it is now (`source_stamp`)."""
+    try:
+        return out.stat().st_size == size and _stamp_path(out).read_text(encoding="utf-8") == source_stamp(src)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def write_atomically(path: Path, write) -> None:
@@ -223,8 +246,7 @@ def write_atomically(path: Path, write) -> None:
 
 
 def _widened_is_fresh(src: Path, out: Path) -> bool:
-    want = sum(length for _, _, length in widened_layout(src).values())
-    return out.is_file() and out.stat().st_size == want and out.stat().st_mtime >= src.stat().st_mtime
+    return derived_is_current(src, out, sum(length for _, _, length in widened_layout(src).values()))
 
 
 def cache_root() -> Path:
@@ -242,7 +264,8 @@ def graphs_dir(model_dir: Path, index: dict, int8: bool = False) -> Path:
     """The directory to load model_dir's ONNX graphs (``index``: its graphs.json) from. The weight files the graphs
     read that are derived from model.safetensors (WIDENED_WEIGHTS when the graphs read an fp32 copy; with ``int8``,
     the 8-bit weights of models.quantize) are (re)written if missing, of the wrong size or older than
-    model.safetensors: beside the weights, or, where the model directory is read-only, in a cache directory that
+    the model.safetensors there now (`derived_is_current`): beside the weights, or, where the model directory is
+    read-only, in a cache directory that
     gets the graphs too. Raises ModelDirError when neither can be written."""
     from models.quantize import INT8_WEIGHTS, int8_is_fresh, write_int8_weights
 
@@ -286,14 +309,17 @@ def graphs_dir(model_dir: Path, index: dict, int8: bool = False) -> Path:
 
 def _place_beside(src: Path, out: Path) -> None:
     """``src`` at ``out`` (onnxruntime reads external data only below the graph's directory, symbolic links
-    resolved): a hard link where the file system allows one, else a copy; left alone when already current."""
-    if out.is_file() and out.stat().st_size == src.stat().st_size and out.stat().st_mtime >= src.stat().st_mtime:
+    resolved): a hard link where the file system allows one, else a copy with the stamp of what it copied; left
+    alone when it is ``src`` (the same file, or a copy of it as it is now)."""
+    if out.is_file() and (os.path.samefile(src, out) or derived_is_current(src, out, src.stat().st_size)):
         return
     out.unlink(missing_ok=True)
     try:
         os.link(src, out)
     except OSError:
+        stamp = source_stamp(src)
         shutil.copy2(src, out)
+        write_atomically(_stamp_path(out), lambda tmp: tmp.write_text(stamp))
 
 
 def check_served_model(model: str | Path | None) -> None:

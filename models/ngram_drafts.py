@@ -249,8 +249,9 @@ class NgramDrafts:
         rows, when given)."""
         fix = f"rebuild it with `tact train ngram-drafts --model {path.parent}` or delete it"
         try:
-            meta = json.loads(safetensors_header(path)[8:]).get("__metadata__") or {}
-            if meta.get("tokenizer") != tokenizer_digest(tokenizer_path):
+            header = json.loads(safetensors_header(path)[8:])
+            meta = (header.get("__metadata__") if isinstance(header, dict) else None) or {}
+            if not isinstance(meta, dict) or meta.get("tokenizer") != tokenizer_digest(tokenizer_path):
                 raise ModelDirError(f"{path} was built for another tokenizer than {tokenizer_path}; {fix}")
             arrays = load_tensors(path)
             tables = {}

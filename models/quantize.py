@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.model_dir import load_tensors, read_safetensors_index, write_derived
+from models.model_dir import derived_is_current, load_tensors, read_safetensors_index, write_derived
 
 INT8_WEIGHTS = "onnx_weights.int8.bin"
 BITS = 8
@@ -96,4 +96,4 @@ def write_int8_weights(model_dir: Path, out_dir: Path | None = None) -> dict:
 
 
 def int8_is_fresh(src: Path, out: Path) -> bool:
-    return out.is_file() and out.stat().st_size == int8_size(src) and out.stat().st_mtime >= src.stat().st_mtime
+    return derived_is_current(src, out, int8_size(src))

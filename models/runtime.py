@@ -435,7 +435,7 @@ class EarlyExitRuntime:
         opts.enable_cpu_mem_arena = False  # 17 sessions each keeping an arena cost ~200 MB of RSS
 
         self._graphs, self._session_options = where, opts
-        self.layer_sessions = [self._layer_session(n) for n in index["decoder_layers"]]
+        self.layer_sessions = [self._layer_session(n, layer=i) for i, n in enumerate(index["decoder_layers"])]
         # Only the dynamic policy fills KV from an exit: its graphs load on first use (~50 MB of RSS
         # that the default policy never needs).
         self._kv_fill_graphs = {int(k): n for k, n in index["kv_fill"].items()}
@@ -456,7 +456,7 @@ class EarlyExitRuntime:
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
         # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
         self._head_graph = index["exit_head"]
-        self.head_session = None if int8 else self._session(self._head_graph, "exit head")
+        self.head_session = None if int8 else self._session(self._head_graph, "exit head", graph="exit_head")
 
     def _read_index(self) -> dict:
         """graphs.json, checked for what loading reads: graphs for this KV cache layout, a decoder graph per layer of
@@ -487,10 +487,11 @@ class EarlyExitRuntime:
             raise ModelDirError(f"{path}: its 8-bit graphs are not one per layer and a head; {fix}")
         return index
 
-    def _layer_session(self, name: str, where: Path | None = None) -> ort.InferenceSession:
-        """A decoder layer's graph, checked against config.json: a graph exported for other KV heads or head size
-        (config.json edited, or another model's graphs) loaded fine and failed every decode."""
-        session = self._session(name, "decoder layer", where)
+    def _layer_session(self, name: str, where: Path | None = None, *, layer: int,
+                       int8: bool = False) -> ort.InferenceSession:
+        """Decoder layer ``layer``'s graph, checked against config.json: a graph exported for other KV heads or head
+        size (config.json edited, or another model's graphs) loaded fine and failed every decode."""
+        session = self._session(name, "decoder layer", where, graph=f"decoder_layer_{layer}" + (".int8" if int8 else ""))
         inputs = {i.name: i.shape for i in session.get_inputs()}
         want = {"hidden": ["T", self.embed.shape[1]], "past_k": [1, self.n_kv, "S", self.head_dim]}
         path = (where or self._graphs) / name
@@ -506,7 +507,7 @@ class EarlyExitRuntime:
 
     def _fp32_head(self) -> ort.InferenceSession:
         if self.head_session is None:
-            self.head_session = self._session(self._head_graph, "exit head")
+            self.head_session = self._session(self._head_graph, "exit head", graph="exit_head")
         return self.head_session
 
     def use_weights(self, weights: str) -> None:
@@ -524,8 +525,9 @@ class EarlyExitRuntime:
                                         f"existed); re-run `tact export {self.model_dir}`, or use fp32 weights")
                 # made ready at load when asked for then; else derives the 8-bit weights now if absent
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
-                layers = [self._layer_session(n, where) for n in int8["decoder_layers"]]  # all or nothing: a failure
-                head = self._session(int8["exit_head"], "exit head", where)  # leaves the runtime as it was
+                layers = [self._layer_session(n, where, layer=i, int8=True)  # all or nothing: a failure
+                          for i, n in enumerate(int8["decoder_layers"])]
+                head = self._session(int8["exit_head"], "exit head", where, graph="exit_head")  # leaves the runtime as it was
                 self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
                 self.int8_layer_sessions, self.int8_head_session = layers, head
             elif weights == "fp32":
@@ -536,9 +538,12 @@ class EarlyExitRuntime:
                 self.cache.truncate(0)  # (an fp32 decode after int8 steps was no longer the fresh fp32 one)
             self.weights = weights
 
-    def _session(self, name: str, kind: str, where: Path | None = None) -> ort.InferenceSession:
+    def _session(self, name: str, kind: str, where: Path | None = None, graph: str | None = None
+                 ) -> ort.InferenceSession:
         """The graph ``name`` (under ``where``, else where the graphs load from), checked to take the inputs of its
-        ``kind`` (GRAPH_INPUTS)."""
+        ``kind`` (GRAPH_INPUTS) and to be the graph ``graph`` (the name `tact export` gives it: a file copied over
+        another of its kind, one layer's over the next, passed the first check and decoded other text, or failed
+        every dynamic request with a bare ValueError while the server said it was ready)."""
         where = where or self._graphs
         try:
             session = ort.InferenceSession(str(where / name), sess_options=self._session_options,
@@ -551,6 +556,9 @@ class EarlyExitRuntime:
             what = f"no {missing[0]} input" if missing else f"inputs {', '.join(inputs)}"
             raise ModelDirError(f"{where / name} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} graph ({what}); "
                                 f"re-run `tact export {self.model_dir}`")
+        if graph is not None and (found := session.get_modelmeta().graph_name) != graph:
+            raise ModelDirError(f"{where / name} holds the graph {found!r}, where {graph!r} belongs (a file copied over "
+                                f"another?); re-run `tact export {self.model_dir}`")
         return session
 
     def load_dynamic_graphs(self) -> None:
@@ -562,7 +570,8 @@ class EarlyExitRuntime:
 
     def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
         if exit_layer not in self.kv_fill_sessions:
-            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer], "kv_fill")
+            self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer], "kv_fill",
+                                                              graph=f"kv_fill_{exit_layer}")
         return self.kv_fill_sessions[exit_layer]
 
     def _newline_table(self) -> np.ndarray:
@@ -669,7 +678,7 @@ class EarlyExitRuntime:
                 self._int8_exit_head = False
             else:
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
-                self._int8_exit_head = self._session(int8["exit_head"], "exit head", where)
+                self._int8_exit_head = self._session(int8["exit_head"], "exit head", where, graph="exit_head")
         return self._int8_exit_head or None
 
     def exit_features(self, layer: int, h: np.ndarray, exit_weights: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

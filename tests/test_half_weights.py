@@ -75,8 +75,31 @@ def test_the_fp32_copy_is_rebuilt_when_missing_or_stale(half_dir):
     stat = copy.stat()
     os.utime(half / "model.safetensors", (stat.st_mtime + 10, stat.st_mtime + 10))  # weights replaced after it
     graphs_dir(half, _index(half))
-    assert copy.stat().st_mtime >= (half / "model.safetensors").stat().st_mtime
+    assert copy.stat().st_mtime_ns != stat.st_mtime_ns  # made again
     assert _logits_and_tokens(half)[1] == want
+
+
+def test_weights_copied_in_with_their_older_dates_are_not_served_the_copy_of_the_ones_they_replaced(half_dir, tmp_path):
+    """A model of the same shape copied over the weights with its dates kept (`cp -p`, `rsync -a`, `tar x`) is older
+    than the fp32 copy of the weights it replaced: the copy was taken as current, and the graphs read the old model's
+    layers beside the new model's embeddings (another suggestion, no error)."""
+    from safetensors.numpy import save_file
+
+    _, half = half_dir
+    _logits_and_tokens(half)  # the fp32 copy of these weights, made
+    other = tmp_path / "other.safetensors"  # another model of the same shape, fp16 as `tact export --half` stores it
+    tensors = load_tensors(half / "model.safetensors")
+    save_file({k: (v * 0.5).astype(v.dtype) if "layers." in k else v for k, v in tensors.items()}, str(other),
+              metadata={"format": "pt"})
+    old = (half / WIDENED_WEIGHTS).stat().st_mtime - 3600
+    os.utime(other, (old, old))
+    shutil.copy2(other, half / "model.safetensors")  # dates kept
+    assert (half / "model.safetensors").stat().st_mtime < (half / WIDENED_WEIGHTS).stat().st_mtime
+    fresh = tmp_path / "fresh"  # the same model, its fp32 copy made from scratch
+    shutil.copytree(half, fresh)
+    (fresh / WIDENED_WEIGHTS).unlink()
+    served, expected = _logits_and_tokens(half), _logits_and_tokens(fresh)
+    assert np.allclose(served[0], expected[0], atol=1e-6) and served[1] == expected[1]
 
 
 def test_a_read_only_model_directory_gets_its_copy_in_the_cache(half_dir, tmp_path, monkeypatch):

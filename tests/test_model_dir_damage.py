@@ -157,6 +157,45 @@ def test_a_graph_of_another_kind_in_place_is_refused_at_load(model, target, sour
     assert status.reason == f"{model / target} is not {kind}; re-run `tact export {model}`"
 
 
+@pytest.mark.parametrize("target, source", [
+    ("decoder_layer_2.onnx", "decoder_layer_1.onnx"),
+    ("decoder_layer_1.int8.onnx", "decoder_layer_0.int8.onnx"),
+])
+def test_a_layers_graph_copied_over_anothers_is_refused_at_load(model, target, source):
+    """A graph of the right kind in the wrong place passed the load checks: one layer's graph over the next decoded
+    other text under every policy, without a word."""
+    (model / target).write_bytes((model / source).read_bytes())
+    status = CompletionService().load(str(model))
+    if ".int8" in target:  # the 8-bit graphs load when a request asks for 8-bit weights
+        assert status.ready
+        with pytest.raises(ModelDirError) as raised:
+            EarlyExitRuntime(model, weights="int8")
+        reason = str(raised.value)
+    else:
+        assert not status.ready
+        reason = status.reason
+    assert reason == (f"{model / target} holds the graph {source.removesuffix('.onnx')!r}, where "
+                      f"{target.removesuffix('.onnx')!r} belongs (a file copied over another?); re-run "
+                      f"`tact export {model}`")
+
+
+def test_a_kv_fill_graph_copied_over_another_degrades_the_server_saying_why(model):
+    """The kv_fill graphs load on first use: one copied over another failed every dynamic request with a bare
+    ValueError (`zip() argument 2 is longer than argument 1`) while the server stayed ready."""
+    index = json.loads((model / "graphs.json").read_text())
+    names = sorted(index["kv_fill"].items(), key=lambda kv: int(kv[0]))
+    service = CompletionService()
+    assert service.load(str(model)).ready
+    originals = {name: (model / name).read_bytes() for _, name in names}
+    for (_, name), (_, other) in zip(names, names[1:] + names[:1]):  # each exit's graph is another exit's
+        (model / name).write_bytes(originals[other])
+    with pytest.raises(ModelDirError, match=r"holds the graph 'kv_fill_\d+', where 'kv_fill_\d+' belongs"):
+        for _ in range(4):  # until a token leaves early
+            service.runtime.reset()
+            complete(service, "dynamic")
+    assert service.degraded and not service.status.ready
+
+
 def test_a_missing_8_bit_exit_head_is_refused_at_load(model):
     """It is loaded on first use by the dynamic policy (fp32 weights too): the model loaded, then each dynamic
     request failed."""

@@ -228,3 +228,19 @@ def test_a_corrupt_table_in_a_model_directory_names_the_fix(tiny_lm_dir, tmp_pat
     (copy / NGRAM_DRAFTS).write_bytes(b"\x00" * 40)
     with pytest.raises(ModelDirError, match=f"{NGRAM_DRAFTS}.*tact train ngram-drafts"):
         EarlyExitRuntime(copy, threads=1)
+
+
+@pytest.mark.parametrize("header", [["x"], {"__metadata__": ["x"]}, {"__metadata__": "x"}])
+def test_a_table_whose_header_is_json_of_another_shape_names_the_fix(tiny_lm_dir, tmp_path, header):
+    """A header of valid JSON that is no object, or whose metadata is none, raised AttributeError ('list' object has
+    no attribute 'get'): the degraded server's reason named neither the file nor the fix."""
+    import json
+    import struct
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_lm_dir, copy)
+    body = json.dumps(header).encode()
+    body += b" " * (-len(body) % 8)
+    (copy / NGRAM_DRAFTS).write_bytes(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(ModelDirError, match=f"{copy / NGRAM_DRAFTS}.*tact train ngram-drafts"):
+        EarlyExitRuntime(copy, threads=1)
