@@ -53,8 +53,9 @@ GRAPH_INPUTS = {
 }
 # A loop is a unit of at most REPEAT_MAX_PERIOD tokens repeated DecodeOptions.stop_repeats times in a row over at
 # least REPEAT_MIN_TOKENS tokens ("$name/$name/$name/...", "x, x, x, x, "): it ends the suggestion.
-# Tokens of a healing prompt's room set aside for the text token healing takes back (`completion_prompt`): the bytes
-# of two tokens taken back are at most this in nearly all code, so the prefix's cut does not follow them.
+# Tokens of a healing prompt's room set aside for the text token healing takes back (`completion_prompt`; at most a
+# 16th of the prompt's budget): the bytes of two tokens taken back are at most this in nearly all code, so the
+# prefix's cut does not follow them.
 HEAL_ALLOWANCE = 24
 REPEAT_MIN_TOKENS = 8
 REPEAT_MAX_PERIOD = 12
@@ -748,12 +749,13 @@ class EarlyExitRuntime:
         # keystroke, and with it the prompt's start across a grid step (`keep_prefix`), so the KV cache was lost and
         # the prompt lost 128 tokens on one keystroke and got them back on the next (63 of 2,153 keystrokes typing
         # standard-library lines, against 8 without healing).
-        first = build_prompt(info, whole, suffix_ids, budget, reserve=reserve + HEAL_ALLOWANCE)
+        allowance = min(HEAL_ALLOWANCE, budget // 16)  # a small context's room is not given over to it
+        first = build_prompt(info, whole, suffix_ids, budget, reserve=reserve + allowance)
         kept = first[first.index(info.fim_middle_id) + 1:] if info.has_fim else first  # the prefix it kept
         prefix_ids, heal = self.token_bytes.take_back(kept, heal_tokens)
         rewrite = max(len(kept) - len(prefix_ids), len(heal.encode("utf-8", "surrogatepass")))
         # cut again only where the text taken back needs more than the allowance (the room is then smaller)
-        ids = build_prompt(info, prefix_ids, suffix_ids, budget, reserve=reserve + max(rewrite, HEAL_ALLOWANCE))
+        ids = build_prompt(info, prefix_ids, suffix_ids, budget, reserve=reserve + max(rewrite, allowance))
         return Prompt(ids, heal)
 
     def prompt_prefix_text(self, prompt: Prompt) -> str:
