@@ -154,7 +154,7 @@ def test_a_skip_threshold_set_by_hand_keeps_the_precision_floor_or_says_it_canno
     model = load_model()
     c = model.calibration
     gate = AcceptanceGate(model)
-    for skip in (0.125, 0.13):  # the floor can be kept beside these
+    for skip in (0.08, 0.11):  # the floor can be kept beside these (on the shipped calibration)
         t = gate.thresholds(dataclasses.replace(Settings(), acceptance_skip_uncertainty=skip))
         assert t.skip == skip and np.isfinite(t.objective)
         assert outcomes(c.stage1, c.stage2, c.label, t)["hiding_precision"] >= 0.9

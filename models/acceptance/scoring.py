@@ -32,8 +32,9 @@ from models.exits import log_softmax
 from models.healing import HEAL_TOKENS, healed_logp
 from models.model_dir import read_record, write_atomically
 
-# 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens); 4: token healing
-SCORING_VERSION = 4
+# 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens); 4: token healing;
+# 5: a healed prompt's prefix cut against a fixed allowance (models.runtime.HEAL_ALLOWANCE)
+SCORING_VERSION = 5
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
 _SCORE_KEYS = frozenset({"logprobs", "stop_probs", "layers", "n_layers"})  # what a cached score holds
