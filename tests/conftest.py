@@ -136,3 +136,23 @@ def refusing_to_write_beside(write):
             raise PermissionError(13, "Permission denied", str(model_dir))
         return write(model_dir, out_dir)
     return wrapped
+
+
+@pytest.fixture
+def stalled_writer(monkeypatch: pytest.MonkeyPatch):
+    """Makes the telemetry writer block inside its next batch write until ``release`` is set: (entered, release)."""
+    import threading
+
+    from telemetry.store import TelemetryStore as StoreClass
+
+    entered, release = threading.Event(), threading.Event()
+    original = StoreClass._write_batch
+
+    def slow_write_batch(self, batch):
+        entered.set()
+        release.wait(10)
+        return original(self, batch)
+
+    monkeypatch.setattr(StoreClass, "_write_batch", slow_write_batch)
+    yield entered, release
+    release.set()

@@ -83,6 +83,16 @@ def _sequential(text: str, changes) -> str:
     return text
 
 
+def _one_by_one(text: str, changes) -> tuple[str, list]:
+    """The text and AppliedEdits of ``changes`` sent one message each."""
+    store = DocumentStore()
+    store.open("file:///b.py", "python", 1, text)
+    applied = []
+    for change in changes:
+        applied += store.change("file:///b.py", store.get("file:///b.py").version + 1, [change], now=0.0).applied
+    return store.get("file:///b.py").text, applied
+
+
 def test_many_changes_in_one_message_apply_as_one_by_one():
     """A replace-all in one didChange (VS Code sends the places bottom up) rebuilt the whole text once per place."""
     rng_ = random.Random(3)
@@ -100,13 +110,7 @@ def test_many_changes_in_one_message_apply_as_one_by_one():
         store.open("file:///a.py", "python", 1, text)
         result = store.change("file:///a.py", 2, changes, now=0.0)
         assert store.get("file:///a.py").text == _sequential(text, changes)
-        one_by_one = DocumentStore()
-        one_by_one.open("file:///b.py", "python", 1, text)
-        expected = []
-        for change in changes:
-            expected += one_by_one.change("file:///b.py", one_by_one.get("file:///b.py").version + 1, [change],
-                                          now=0.0).applied
-        assert result.applied == expected, trial
+        assert result.applied == _one_by_one(text, changes)[1], trial
 
 
 def test_a_server_whose_output_the_client_stopped_reading_ends(tmp_path):
@@ -202,12 +206,7 @@ def test_many_changes_in_document_order_apply_as_one_by_one(monkeypatch):
         changes = _top_down(rng_, text, BATCH_CHANGES + rng_.randint(0, 30))
         if len(changes) < BATCH_CHANGES:
             continue
-        one_by_one = DocumentStore()
-        one_by_one.open("file:///b.py", "python", 1, text)
-        expected = []
-        for change in changes:
-            expected += one_by_one.change("file:///b.py", one_by_one.get("file:///b.py").version + 1, [change],
-                                          now=0.0).applied
+        expected_text, expected = _one_by_one(text, changes)
         calls = []
         real_apply = documents._apply
         monkeypatch.setattr(documents, "_apply", lambda *a: calls.append(1) or real_apply(*a))
@@ -215,7 +214,7 @@ def test_many_changes_in_document_order_apply_as_one_by_one(monkeypatch):
         store.open("file:///a.py", "python", 1, text)
         result = store.change("file:///a.py", 2, changes, now=0.0)
         monkeypatch.setattr(documents, "_apply", real_apply)
-        assert store.get("file:///a.py").text == one_by_one.get("file:///b.py").text, trial
+        assert store.get("file:///a.py").text == expected_text, trial
         assert result.applied == expected, trial
         batched += not calls
     assert batched > 50, batched  # most in one pass (a CR written or met sends the others one by one)

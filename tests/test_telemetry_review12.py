@@ -4,9 +4,7 @@ file, and a session whose recording moved before its start was recorded."""
 from __future__ import annotations
 
 import random
-import sqlite3
 import sys
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -28,37 +26,15 @@ from telemetry.simulate import server_command, wait_ready
 from telemetry.store import MAX_HELD_EDITS, _OpenDocument
 from telemetry.text import SplitText, line_starts, offset_at, position_at
 from tests.telemetry_fakes import JUPYTER, NOTEBOOK
+from tests.test_telemetry_review2_store import _one_by_one
+from tests.test_telemetry_store import query as _rows
 
 SID = "session-1"
 URI = "file:///w/a.py"
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def _cell(n: int) -> str:
     return f"vscode-notebook-cell:/w/nb.ipynb#C{n}"
-
-
-@pytest.fixture
-def stalled_writer(monkeypatch: pytest.MonkeyPatch):
-    """The writer blocks inside its next batch until ``release`` is set: what it is sent meanwhile waits queued."""
-    entered, release = threading.Event(), threading.Event()
-    original = TelemetryStore._write_batch
-
-    def slow_write_batch(self, batch):
-        entered.set()
-        release.wait(10)
-        return original(self, batch)
-
-    monkeypatch.setattr(TelemetryStore, "_write_batch", slow_write_batch)
-    yield entered, release
-    release.set()
 
 
 # -- a notebook of more cells than the queue holds -----------------------------------------------------------------
@@ -124,14 +100,8 @@ def test_a_server_opening_a_notebook_of_12000_cells_records_every_cell_the_noteb
 PIECES = ["a", "bc", "", "\n", "\r", "\r\n", "x\ry", "\n\n", "é", "😀", "z\r\n  w", "\ud800", "\r\r", "\n\r"]
 
 
-def _one_by_one(text: str, change: tuple[int, int, int, int, str]) -> str:
-    sl, sc, el, ec, inserted = change
-    starts = line_starts(text)
-    a, b = offset_at(text, sl, sc, starts), offset_at(text, el, ec, starts)
-    return text[:a] + inserted + text[max(a, b):]
-
-
 def _random_change(rng: random.Random, text: str) -> tuple[int, int, int, int, str]:
+    """As `test_telemetry_review2_store`'s, with wider spans and inserts of many pieces (chunks are crossed)."""
     lines = len(line_starts(text))
     if rng.random() < 0.15:  # positions past the text, before it, past a line's end, an end before the start
         return (rng.randint(-2, lines + 2), rng.randint(-1, 90), rng.randint(-2, lines + 2), rng.randint(0, 90),

@@ -79,22 +79,6 @@ def requested(suggestion_id: str, ts: float, kind: str = "completion") -> Sugges
     )
 
 
-@pytest.fixture
-def stalled_writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Makes the writer block inside its next batch write until ``release`` is set."""
-    entered, release = threading.Event(), threading.Event()
-    original = StoreClass._write_batch
-
-    def slow_write_batch(self: TelemetryStore, batch: list[Event]) -> int:
-        entered.set()
-        release.wait(10)
-        return original(self, batch)
-
-    monkeypatch.setattr(StoreClass, "_write_batch", slow_write_batch)
-    yield entered, release
-    release.set()
-
-
 def test_full_lifecycle_updates_summary_row_and_logs_events_in_order(store: TelemetryStore, db_path: Path) -> None:
     t = 1_700_000_000.0
     store.record(requested("s1", t))
