@@ -71,7 +71,7 @@ def load_data(args):
         parts.append(from_cups(path, scorer, limit=args.limit, seed=args.seed, log=_log, group_prefix=prefix))
     if args.telemetry:
         data, refusals = from_telemetry(args.telemetry, limit=args.limit, seed=args.seed,
-                                        alone=not cups and len(args.telemetry) == 1)
+                                        alone=not cups and len(args.telemetry) == 1, policy=args.policy)
         for msg in refusals:
             _log(f"refused: {msg}")
         parts.append(data)

@@ -28,6 +28,7 @@ from models.acceptance import features
 from models.acceptance.cups import MEASUREMENT_KEYS, load_cups
 
 OUTCOME_LABELS = {"accepted": 1, "partially_accepted": 1, "rejected": 0}
+_LAYERS_FRACTION = features.SUGGESTION_FEATURES.index("layers_fraction")
 
 
 @dataclass
@@ -101,7 +102,7 @@ def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int
 
 
 _DECISIONS_SQL = """
-SELECT d.session_id, d.suggestion_id, d.details, s.outcome, ses.client_name
+SELECT d.session_id, d.suggestion_id, d.details, s.outcome, s.reject_reason, ses.client_name
 FROM decisions d LEFT JOIN suggestions s ON s.id = d.suggestion_id LEFT JOIN sessions ses ON ses.id = d.session_id
 WHERE d.stage = 2 AND d.decision = 'show'
 ORDER BY d.ts, d.id
@@ -128,15 +129,28 @@ def _vector(raw, n: int) -> np.ndarray | None:
     return out
 
 
+# Sessions that run another session's keystrokes and outcomes again (`tact replay`) or a bench's: their rows are
+# not a programmer's of their own. Read beside the session they replay, under new ids, they put one programmer's
+# rows on both sides of a leave-programmer-out split (stage-2 AUC 0.55 -> 0.91 with a replay of three simulated
+# sessions added).
+REPLAYED_CLIENTS = ("tact-replay", "tact-bench")
+
+
 def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int = 0,
-                   alone: bool = False) -> tuple[AcceptanceData, list[str]]:
+                   alone: bool = False, policy: str | None = None) -> tuple[AcceptanceData, list[str]]:
     """Samples of Tact telemetry databases; returns (data, refusals: one message per unusable database).
 
     Programmers, for leaving one out: a database's user is one (every user's default file has the same name, so
     the position in the list tells them apart), and each simulated or demo session one of its own. ``alone`` (one
     database is all the data): its user's sessions stand in for programmers, as there is no one else to leave out.
     A decision read from an earlier database (a copy, a backup) is read once: as two programmers, the same rows on
-    both sides of a split scored noise near an AUC of 1."""
+    both sides of a split scored noise near an AUC of 1.
+
+    Replays' and benches' sessions (``REPLAYED_CLIENTS``) are left out, and so is a suggestion ended by the next
+    one before any outcome (`superseded`): the CUPS loader has no label for it either. ``policy``: the decoding
+    policy the model will be served under; the layers-used feature is unknown unless it is `dynamic`, as the
+    scorer leaves it for CUPS rows (rows of a dynamic session taught a speculative model a feature serving never
+    gives it)."""
     from telemetry.reader import SYNTHETIC_CLIENTS, open_upgraded
     from telemetry.schema import TelemetrySchemaError
 
@@ -155,7 +169,10 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
         rows, groups, labels, synthetic = [], [], [], []
         read: set[tuple[str, str]] = set()  # this database's, joined to ``seen`` once it is read whole
         try:
-            for session_id, suggestion_id, details, outcome, client_name in conn.execute(_DECISIONS_SQL):
+            for session_id, suggestion_id, details, outcome, reject_reason, client_name in conn.execute(_DECISIONS_SQL):
+                if client_name in REPLAYED_CLIENTS:
+                    skipped["a replay's or a bench's session"] += 1
+                    continue
                 if (session_id, suggestion_id) in seen or (session_id, suggestion_id) in read:
                     skipped["read already (a copy of a database, or a row twice)"] += 1
                     continue
@@ -177,6 +194,11 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                 if outcome not in OUTCOME_LABELS:
                     skipped[f"outcome {outcome or 'unknown'}"] += 1
                     continue
+                if outcome == "rejected" and reject_reason == "superseded":
+                    skipped["superseded before any outcome"] += 1
+                    continue
+                if policy is not None and policy != "dynamic":
+                    x[_LAYERS_FRACTION] = math.nan
                 rows.append(x)
                 labels.append(OUTCOME_LABELS[outcome])
                 synthetic.append(client_name in SYNTHETIC_CLIENTS)
