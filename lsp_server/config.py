@@ -53,6 +53,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "acceptance_precision_floor": (0, 1),
     "acceptance_skip_uncertainty": (None, 1),  # a P(accept): above 1 every automatic request was skipped
     "acceptance_debounce_max_ms": (0, 2000),
+    "acceptance_explore_share": (0, 1),
     "next_edit_threshold": (0, 1),
     "next_edit_ranker_threshold": (None, 1),
     "edit_coalesce_ms": (0, 60000),
@@ -101,6 +102,9 @@ class Settings:
     acceptance_precision_floor: float = 0.9  # hidden suggestions that were really rejected, at least this share
     acceptance_skip_uncertainty: float = -1.0  # skip generation when stage-1 P(accept) is below this; < 0: by the rule
     acceptance_debounce_max_ms: int = 100  # wait before generating for a likely rejection (0: never wait)
+    # share of the automatic requests the gate would skip or hide that it lets through, logged as explored: without
+    # them a model retrained on gated sessions never sees an outcome where the gate said no
+    acceptance_explore_share: float = 0.05
     acceptance_model_path: str = ""  # empty: the acceptance model shipped with the package
     next_edit: bool = True  # predict the next edit from the edit history (tact/nextEdit)
     next_edit_predictor: str = "ranker"  # ranker | heuristic | model | auto (the ranker, else the model when confident)

@@ -3,6 +3,7 @@ them, and the layers-used feature as the served policy gives it. Each test faile
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -71,3 +72,58 @@ def test_the_layers_used_are_unknown_unless_the_model_is_served_dynamic(tmp_path
         assert len(data) == 40
         column = data.X2[:, LAYERS]
         assert (column == 0.6).all() if known else np.isnan(column).all(), policy
+
+
+# -- exploring where the gate says no ---------------------------------------------------------------------------------
+
+def test_a_share_of_what_the_gate_would_skip_or_hide_goes_through_logged_as_explored():
+    """A model retrained on gated sessions saw no outcome where the gate said no: it found nothing worth hiding, and
+    the next one retrained hid again. A share of those requests is generated and shown anyway (drawn from the text,
+    so that a replay explores the same ones), stage 2 following stage 1's draw, each logged with its share."""
+    from lsp_server.config import Settings
+    from lsp_server.services.context import build_context
+    from lsp_server.services.gate import AcceptanceGate, explored
+    from lsp_server.services.positions import Position
+    from tests.test_acceptance_gate import _model
+
+    texts = [f"import os\n\ndef f{i}(x):\n    return x + {i}" for i in range(4000)]
+    contexts = [build_context(t, Position(3, len(t.rsplit("\n", 1)[1])), with_facts=False) for t in texts]
+    draws = [explored(c, 1, 0.05) for c in contexts]
+    assert 0.04 < sum(draws) / len(draws) < 0.06
+    assert draws == [explored(c, 1, 0.05) for c in contexts]  # the same requests again
+    assert not any(explored(c, 1, 0.0) for c in contexts) and all(explored(c, 2, 1.0, "x") for c in contexts)
+
+    gate = AcceptanceGate(_model(0.01, 0.01))  # P(accept) 0.01 at both stages: skip, and hide
+    settings = dataclasses.replace(Settings(), acceptance_skip_uncertainty=0.2)
+    let_through = next(c for c, d in zip(contexts, draws) if d)
+    first = gate.before(let_through, settings)
+    assert (first.decision, first.forced, first.details()["explore_share"]) == ("generate", "explore", 0.05)
+    second = gate.after(let_through, "x + 1", settings, stage1=first)
+    assert (second.decision, second.forced, second.details()["explore_share"]) == ("show", "explore", 0.05)
+    kept_out = next(c for c, d in zip(contexts, draws) if not d)
+    assert gate.before(kept_out, settings).decision == "skip"
+    off = dataclasses.replace(settings, acceptance_explore_share=0.0)
+    assert gate.before(let_through, off).decision == "skip" and gate.after(let_through, "x + 1", off).decision == "hide"
+
+
+def test_an_explored_row_weighs_as_the_requests_it_stands_for(tmp_path, capsys):
+    """An explored suggestion stands for 1/share of the requests the gate would have skipped or hidden: read once, the
+    gate's no-region weighed a twentieth of what it is."""
+    from lsp_server.cli import main
+
+    db = _telemetry_db(tmp_path / "a.sqlite3", n=40)
+    with sqlite3.connect(db) as conn:
+        rowids = [r for (r,) in conn.execute("SELECT d.rowid FROM decisions d JOIN suggestions s ON s.id = "
+                                             "d.suggestion_id WHERE d.stage = 2 AND s.outcome IS NOT NULL "
+                                             "ORDER BY d.rowid LIMIT 3")]
+        for rowid in rowids:
+            (details,) = conn.execute("SELECT details FROM decisions WHERE rowid = ?", (rowid,)).fetchone()
+            d = json.loads(details)
+            d.update(forced="explore", explore_share=0.05)
+            conn.execute("UPDATE decisions SET details = ? WHERE rowid = ?", (json.dumps(d), rowid))
+    data, _ = from_telemetry([db])
+    assert len(data) == 40 + 3 * 19
+    assert data.sources[0]["explored"] == 3 and data.sources[0]["explored_extra"] == 57
+    assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "42 shown suggestions read, 97 usable samples" in err and "3 explored suggestions" in err

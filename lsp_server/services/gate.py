@@ -23,6 +23,7 @@ one warning. numpy only: no torch, no scikit-learn.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import reprlib
@@ -60,6 +61,7 @@ class GateDecision:
     inputs: features.ContextInputs | None = field(default=None, repr=False)  # stage 1: for stage 2 to reuse
     compute_ms: float = 0.0
     model_version: str | None = None  # the model that decided: logged with it, though the settings switch it meanwhile
+    explore_share: float = 0.0  # forced "explore": the share of such decisions let through (training weighs by it)
 
     @property
     def generate(self) -> bool:
@@ -77,10 +79,26 @@ class GateDecision:
             out["debounce_ms"] = self.debounce_ms
         if self.forced:
             out["forced"] = self.forced
+        if self.forced == "explore":
+            out["explore_share"] = self.explore_share
         if self.vector is not None:
             out["features"] = [_round(float(v), 5) for v in self.vector]
         return out
 
+
+
+def explored(ctx: CompletionContext, stage: int, share: float, text: str = "") -> bool:
+    """Whether a request the gate would skip (stage 1) or a suggestion it would hide (stage 2) goes through anyway,
+    for ``share`` of them: its outcome is what training on telemetry learns where the gate says no (a model retrained
+    on gated sessions alone saw no outcome there, found nothing worth hiding, and the next one hid again). Drawn from
+    a hash of the text before the cursor and the suggestion, not at random, so that a replay of the session explores
+    the same requests."""
+    if share <= 0:
+        return False
+    before = ctx.prefix[-256:]
+    digest = hashlib.blake2b(f"{stage}\0{ctx.offset}\0{before}\0{text}".encode("utf-8", "surrogatepass"),
+                             digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2 ** 64 < share
 
 
 def _round(x: float | None, digits: int = 6) -> float | None:
@@ -311,12 +329,13 @@ class AcceptanceGate:
         p = float(model.stage1.predict(x))
         t = self.thresholds(settings, model)
         skip = p < t.skip
-        forced = "invoked" if trigger == "invoked" and skip else ""
+        forced = "invoked" if trigger == "invoked" and skip else \
+            "explore" if skip and explored(ctx, 1, settings.acceptance_explore_share) else ""
         decision = "skip" if skip and not forced else "generate"
         delay = 0 if decision == "skip" or trigger == "invoked" else \
             debounce_ms(p, t.skip, model.base_rate, settings.acceptance_debounce_max_ms)
         return GateDecision(1, decision, p, None if t.skip == NEVER else t.skip, p, delay, forced, x, inputs,
-                            (time.perf_counter() - t0) * 1000, model.version)
+                            (time.perf_counter() - t0) * 1000, model.version, settings.acceptance_explore_share)
 
     # -- stage 2 -----------------------------------------------------------------------------
     def after(self, ctx: CompletionContext, text: str, settings: Settings, *, logprobs=(), stop_probs=(),
@@ -336,10 +355,15 @@ class AcceptanceGate:
         p = float(model.stage2.predict(x))
         t = self.thresholds(settings, model)
         hide = p < t.hide
-        forced = "invoked" if trigger == "invoked" and hide else ""
+        if trigger == "invoked" and hide:
+            forced = "invoked"
+        elif stage1 is not None and stage1.forced == "explore":
+            forced = "explore"  # explored as a whole: its outcome is what stage 1's exploring is for
+        else:
+            forced = "explore" if hide and explored(ctx, 2, settings.acceptance_explore_share, text) else ""
         decision = "hide" if hide and not forced else "show"
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
-                            (time.perf_counter() - t0) * 1000, model.version)
+                            (time.perf_counter() - t0) * 1000, model.version, settings.acceptance_explore_share)
 
     # -- learning from outcomes --------------------------------------------------------------
     @staticmethod

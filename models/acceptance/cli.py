@@ -18,11 +18,14 @@ def describe_source(s: dict) -> str:
         return f"{s.get('kind')} {s.get('path')}: no usable samples"
     skipped = s.get("skipped") or {}
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
-    rows = s.get("rows", s.get("samples", 0) + sum(skipped.values()))
+    rows = s.get("rows", s.get("samples", 0) - s.get("explored_extra", 0) + sum(skipped.values()))
     unit = "rows" if s.get("kind") == "cups" else "shown suggestions"
     used = f", {s['used']} used (--limit)" if "used" in s else ""
     if s.get("synthetic"):
         used += f" ({s['synthetic']} of them from `tact simulate` or `tact demo` sessions)"
+    if s.get("explored"):
+        used += (f" ({s['explored']} explored suggestions the gate would have skipped or hidden, each read as the "
+                 "requests it stands for)")
     return (f"{s.get('kind')} {s.get('path')}: {rows} {unit} read, {s.get('samples', 0)} usable samples{used}, "
             f"{sum(skipped.values())} skipped{f' ({reasons})' if reasons else ''}")
 

@@ -29,6 +29,10 @@ from models.acceptance.cups import MEASUREMENT_KEYS, load_cups
 
 OUTCOME_LABELS = {"accepted": 1, "partially_accepted": 1, "rejected": 0}
 _LAYERS_FRACTION = features.SUGGESTION_FEATURES.index("layers_fraction")
+# An explored row (a suggestion the gate would have skipped or hidden, let through for a share of such requests:
+# `lsp_server.services.gate.explored`) stands for 1/share of them: it is read that many times (at most this many),
+# so that the few outcomes where the gate says no weigh what the requests they stand for would.
+MAX_EXPLORED_COPIES = 100
 
 
 @dataclass
@@ -136,6 +140,16 @@ def _vector(raw, n: int) -> np.ndarray | None:
 REPLAYED_CLIENTS = ("tact-replay", "tact-bench")
 
 
+def explored_copies(details: dict) -> int:
+    """How many times a logged decision's row is read: 1, or for an explored one (``forced`` "explore") the inverse of
+    the share of such requests let through, at most MAX_EXPLORED_COPIES."""
+    share = details.get("explore_share")
+    if details.get("forced") != "explore" or not isinstance(share, (int, float)) or isinstance(share, bool) \
+            or not 0 < share <= 1 or not math.isfinite(share):
+        return 1
+    return max(1, min(MAX_EXPLORED_COPIES, round(1 / share)))
+
+
 def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int = 0,
                    alone: bool = False, policy: str | None = None) -> tuple[AcceptanceData, list[str]]:
     """Samples of Tact telemetry databases; returns (data, refusals: one message per unusable database).
@@ -167,6 +181,7 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
             continue
         skipped: Counter = Counter()
         rows, groups, labels, synthetic = [], [], [], []
+        explored = extra = 0  # decisions read more than once (``explored_copies``), and the copies beyond one
         read: set[tuple[str, str]] = set()  # this database's, joined to ``seen`` once it is read whole
         try:
             for session_id, suggestion_id, details, outcome, reject_reason, client_name in conn.execute(_DECISIONS_SQL):
@@ -199,11 +214,15 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                     continue
                 if policy is not None and policy != "dynamic":
                     x[_LAYERS_FRACTION] = math.nan
-                rows.append(x)
-                labels.append(OUTCOME_LABELS[outcome])
-                synthetic.append(client_name in SYNTHETIC_CLIENTS)
+                copies = explored_copies(d)
+                explored += copies > 1
+                extra += copies - 1
                 own = alone or client_name in SYNTHETIC_CLIENTS  # a session that is a programmer of its own
-                groups.append(f"{number}:{path.name}:{session_id}" if own else f"{number}:{path.name}")
+                for _ in range(copies):
+                    rows.append(x)
+                    labels.append(OUTCOME_LABELS[outcome])
+                    synthetic.append(client_name in SYNTHETIC_CLIENTS)
+                    groups.append(f"{number}:{path.name}:{session_id}" if own else f"{number}:{path.name}")
         except sqlite3.DatabaseError as exc:  # damaged past reading: this database refused, the others read
             refusals.append(f"{path}: its decisions cannot be read ({exc})")
             continue
@@ -216,7 +235,7 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                               np.full((n, len(MEASUREMENT_KEYS)), math.nan),
                               [{"kind": "telemetry", "path": str(path), "samples": n,
                                 "accepted": int(sum(labels)), "synthetic": int(sum(synthetic)),
-                                "skipped": dict(skipped)}])
+                                "skipped": dict(skipped), **({"explored": explored, "explored_extra": extra} if explored else {})}])
         if limit is not None:  # N samples per source, said as for CUPS files
             idx = limit_indices(n, limit, seed)
             part = part.subset(idx)
