@@ -62,6 +62,8 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:  # NaN too
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    if not math.isfinite(value):  # `--lr inf` trained a model of NaNs and saved it, exit 0
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -222,7 +224,7 @@ def _add_train(sub) -> None:
     lm.add_argument("--loader-workers", type=non_negative_int, default=None, metavar="N",
                     help=LOADER_WORKERS_HELP)
     lm.add_argument("--resume", type=Path, help="continue training the model in this directory (its size and tokenizer)")
-    lm.add_argument("--seq-len", type=int, default=None,
+    lm.add_argument("--seq-len", type=int_range(16, 8192), default=None,
                     help="training window in tokens, which is also the prompt budget when serving (default: the "
                          "resumed model's, else 512; a new model gets room for twice this many positions)")
     lm.add_argument("--ngram-model-tokens", type=non_negative_int, default=1_000_000,
@@ -277,7 +279,8 @@ def _add_train(sub) -> None:
     ne = tsub.add_parser("next-edit-data", help="next-edit examples: real changes between releases, synthetic chains")
     ne.add_argument("--real", action="store_true", help="only the real changes (pip downloads of sdists)")
     ne.add_argument("--synthetic", action="store_true", help="only the synthetic chains from the corpus")
-    ne.add_argument("--out", type=output_dir, default=REPO_ROOT / "data" / "next_edit")
+    ne.add_argument("--out", type=output_dir, default=None,
+                    help="directory for the examples (default: data/next_edit; a run with --limit must name another)")
     ne.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")
     ne.add_argument("--limit", type=positive_int, help="synthetic: at most N corpus files per split")
     ne.add_argument("--telemetry", action="append", metavar="DB", type=existing_database,
@@ -287,7 +290,8 @@ def _add_train(sub) -> None:
     nr = tsub.add_parser("next-edit-ranker", help="fit the edit ranker (picks the next edit among the history's "
                          "generalisations) on real and synthetic next-edit examples")
     nr.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "next_edit")
-    nr.add_argument("--out", type=output_dir, default=REPO_ROOT / "models" / "next_edit" / "ranker")
+    nr.add_argument("--out", type=output_dir, default=None,
+                    help="directory for the ranker (default: the shipped one; a run with --limit must name another)")
     nr.add_argument("--synthetic-sample", type=non_negative_int, default=3000,
                     help="synthetic chains drawn at random (seeded)")
     nr.add_argument("--limit", type=positive_int, help="a quick run on N real (and at most N synthetic) examples")
@@ -368,7 +372,8 @@ def _acceptance_args(p) -> None:
     p.add_argument("--policy", choices=DECODING_POLICIES, default=None,
                    help="decoding policy the served suggestions will come from: only `dynamic` gives the layers-used "
                         "feature, so only then is it scored (default: settings)")
-    p.add_argument("--cache", type=Path, default=REPO_ROOT / "data" / "acceptance", help="where suggestion scores are cached")
+    p.add_argument("--cache", type=output_dir, default=REPO_ROOT / "data" / "acceptance",
+                   help="where suggestion scores are cached")
     p.add_argument("--kind", default="auto", choices=("auto", "logistic", "trees"), help="classifier of both stages")
     p.add_argument("--limit", type=positive_int, help="a quick run on N samples per source")
     p.add_argument("--seed", type=seed, default=0)
@@ -391,7 +396,9 @@ def _add_eval(sub) -> None:
     ac.add_argument("--inner-folds", type=int_range(2), default=5,
                     help="group folds that choose each programmer's thresholds (2 or more)")
     ne = esub.add_parser("next-edit", help="next-edit prediction: exact, position, partial, no-op, reversal, p50")
-    ne.add_argument("--data", type=Path, help="a directory of next-edit examples (its *_heldout.jsonl files)")
+    ne.add_argument("--data", type=Path, help="a directory of next-edit examples (its *_heldout.jsonl files; default: "
+                                              "data/next_edit, as `tact train next-edit-data` writes it, unless "
+                                              "--pair is given)")
     ne.add_argument("--pair", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
                     help="the changes between two versions of a project laid side by side")
     ne.add_argument("--limit", type=positive_int, help="a quick run on N examples per set")
@@ -665,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                           "markdown cells too (not the In [N] execution count)")
     one.add_argument("--model", help="model directory (default: the shipped model)")
     one.add_argument("--policy", choices=DECODING_POLICIES, help="decoding policy (default: the server default)")
-    one.add_argument("--multiline", action="store_true")
+    one.add_argument("--multiline", action="store_true",
+                     help="a suggestion of several lines where the code allows (tact.multiline; default: one line)")
     demo = sub.add_parser("demo", help="type a sample file into a real server and print each suggestion")
     demo.add_argument("--model", help="model directory (default: the shipped model)")
     demo.add_argument("--database", type=database_path, help="telemetry database (default: demo.sqlite3 in the user "
@@ -879,6 +887,15 @@ def _run(args) -> int:
         if "kv_fill" in stats:
             print(f"KV fill, share explained on unseen tokens: {stats['kv_fill']['explained']}")
         return 0
+    if args.command == "train" and args.target in ("next-edit-data", "next-edit-ranker"):
+        shipped = REPO_ROOT / ("data" if args.target == "next-edit-data" else "models") / "next_edit"
+        if args.out is None and args.limit is not None:  # a quick run replaced the full data or the shipped ranker
+            print(f"tact train {args.target}: error: a run with --limit would replace "
+                  f"{shipped if args.target == 'next-edit-data' else shipped / 'ranker'}; name a directory with "
+                  "--out DIR", file=sys.stderr)
+            return 2
+        if args.out is None:
+            args.out = shipped if args.target == "next-edit-data" else shipped / "ranker"
     if args.command == "train" and args.target == "next-edit-data":
         from models.next_edit.data import main_cli as next_edit_data
 
@@ -909,6 +926,9 @@ def _run(args) -> int:
         return 0
     if args.command == "eval" and args.target == "next-edit":
         from models.next_edit.evaluate import main_cli as next_edit_eval
+
+        if args.data is None and args.pair is None:  # where the training commands read and write it
+            args.data = REPO_ROOT / "data" / "next_edit"
 
         return next_edit_eval(args)
     if args.command in ("train", "eval") and args.target == "acceptance":

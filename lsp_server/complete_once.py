@@ -155,13 +155,13 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     try:  # checked here too, so that a directory that is none gets the command's advice, not the settings'
         check_model_dir(service.resolve(model or settings.model_path))
     except ModelDirError as exc:
-        print(f"tact complete: no model: {exc.advised(FLAG_ADVICE)}", file=sys.stderr)
-        return 1
+        print(f"tact complete: error: no model: {exc.advised(FLAG_ADVICE)}", file=sys.stderr)
+        return 2  # as every other command's bad input
     t0 = time.perf_counter()
     status = service.load(model or settings.model_path, weights=settings.decode_weights)
     if not status.ready:
-        print(f"tact complete: no model: {status.reason}", file=sys.stderr)
-        return 1
+        print(f"tact complete: error: no model: {status.reason}", file=sys.stderr)
+        return 2
     load_ms = (time.perf_counter() - t0) * 1000
     ctx = service.context(index, source.language_id, Position(line - 1, character), settings).with_earlier_cells(
         source.earlier_cells)

@@ -61,6 +61,17 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
 }
 
 
+def database_dir_made(database: Path) -> str | None:
+    """Make the folder of a telemetry database a command records into; why it cannot be made, with the fix, or None.
+    A read-only home said only "[Errno 30] Read-only file system: '/home/u/.local'"."""
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        return None
+    except OSError as exc:
+        return (f"cannot make {database.parent} for the telemetry database ({exc.strerror or exc}): pass --database "
+                "FILE or set TACT_DATA_DIR to a directory you can write")
+
+
 def default_data_dir() -> Path:
     """Where the telemetry database lives unless a setting says otherwise."""
     override = os.environ.get("TACT_DATA_DIR")

@@ -9,7 +9,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from lsp_server.config import default_data_dir
+from lsp_server.config import database_dir_made, default_data_dir
 from telemetry.simulate import require_ready, sample_file, server_command, type_file, wait_ready
 from telemetry.lsp_client import LspClient, change_at, text_document_item
 from telemetry.reader import DEMO_CLIENT, checked
@@ -33,7 +33,9 @@ def run_demo(model: str | None, database: str | None, policy: str, file: Path | 
         return 2
     print(f"Tact demo: typing {lines} lines of {path.name} from line {first + 1}, policy {policy}", file=out)
     t0 = time.perf_counter()
-    db.parent.mkdir(parents=True, exist_ok=True)
+    if why := database_dir_made(db):
+        print(f"tact demo: error: {why}", file=sys.stderr)
+        return 2
     with LspClient(server_command(sys.executable, model, str(db))) as client:
         # retention off: the demo's server removed old sessions from a database `--database` named
         client.initialize({"decodingPolicy": policy, "telemetryRetentionDays": 0}, client_name=DEMO_CLIENT)

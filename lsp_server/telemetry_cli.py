@@ -175,7 +175,7 @@ def _replay(args) -> int:
 
 
 def _simulate(args) -> int:
-    from lsp_server.config import default_data_dir
+    from lsp_server.config import database_dir_made, default_data_dir
     from telemetry.simulate import run_simulation
     from telemetry.store import strict_json
     from telemetry.text import line_count
@@ -196,7 +196,8 @@ def _simulate(args) -> int:
             raise CommandInputError(f"--set {key} is not for simulate: the session is recorded in --database")
     check_served_model(args.model)
     database = args.database or default_data_dir() / "simulated.sqlite3"
-    database.parent.mkdir(parents=True, exist_ok=True)
+    if why := database_dir_made(database):
+        raise CommandInputError(why)
     figures = run_simulation(list(args.files), database, model=args.model, settings=settings,
                              seed=args.seed, speed=_pace(args), limit=args.limit, start_line=args.start_line,
                              max_seconds=args.minutes * 60 if args.minutes else None)

@@ -78,7 +78,7 @@ def test_complete_prints_one_suggestion_and_refuses_bad_locations_clearly(tmp_pa
     broken = tmp_path / "no-model"
     broken.mkdir()
     none = tact("complete", f"{src}:5:12", "--model", str(broken))
-    assert none.returncode == 1 and "no model" in none.stderr and str(broken) in none.stderr
+    assert none.returncode == 2 and "error: no model" in none.stderr and str(broken) in none.stderr
 
 
 def test_version_is_the_one_the_package_and_the_server_report(capsys, tmp_path):

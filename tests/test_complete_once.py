@@ -42,8 +42,8 @@ def test_files_and_lines_that_are_not_there_are_said_plainly(tmp_path, monkeypat
 def test_a_model_directory_that_is_none_gets_the_commands_advice(tmp_path, capsys):
     (tmp_path / "f.py").write_text("x = 1\n")
     code, _, err = run(["complete", f"{tmp_path / 'f.py'}:1:", "--model", str(tmp_path / "no-model")], capsys)
-    assert code == 1
-    assert err.strip() == (f"tact complete: no model: model directory {tmp_path / 'no-model'} does not exist; pass "
+    assert code == 2  # as every other command's bad input (it was 1)
+    assert err.strip() == (f"tact complete: error: no model: model directory {tmp_path / 'no-model'} does not exist; pass "
                            "--model DIR with a model directory, or train one with `tact train lm`")
 
 

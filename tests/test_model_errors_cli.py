@@ -125,7 +125,7 @@ def test_complete_with_a_damaged_model_says_which_file_and_the_fix_in_one_line(t
     (model / file).write_text(json.dumps(value))
     source = tmp_path / "f.py"
     source.write_text("x = 1\n")
-    assert main(["complete", f"{source}:1:", "--model", str(model)]) == 1
+    assert main(["complete", f"{source}:1:", "--model", str(model)]) == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == [f"tact complete: no model: {model / file} {says}; restore it from where the model came "
+    assert err.splitlines() == [f"tact complete: error: no model: {model / file} {says}; restore it from where the model came "
                                 "from (re-download or re-train it)"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lsp_server.cli import main
-from models.next_edit.evaluate import NO_MODEL, evaluate, score
+from models.next_edit.evaluate import NO_MODEL, NOT_RUN, evaluate, score
 from models.next_edit.examples import Edit, Example, write_jsonl
 from models.next_edit.real_changes import examples_from_texts
 
@@ -64,7 +64,7 @@ def test_cli_pair_json_and_limit(tmp_path, capsys):
     a = _write(tmp_path / "after", {"pkg/m.py": after, "pkg/same.py": "x = 1\n"})
     assert main(["eval", "next-edit", "--pair", str(b), str(a), "--json", "--no-model"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["model"] == NO_MODEL and out["sets"]["pair"]["model"] is None
+    assert out["model"] == NOT_RUN and out["sets"]["pair"]["model"] is None  # a model is shipped: not "no model yet"
     base = out["sets"]["pair"]["baseline"]
     assert base["examples"] == 5 and base["exact"] > 0.5 and base["reversal"] == 0
     assert main(["eval", "next-edit", "--pair", str(b), str(a), "--limit", "2", "--json"]) == 0  # the shipped model
@@ -98,7 +98,7 @@ def test_cli_data_dir_table(tmp_path, capsys):
     write_jsonl(tmp_path / "real_train.jsonl", exs)
     assert main(["eval", "next-edit", "--data", str(tmp_path), "--limit", "5", "--no-model"]) == 0
     text = capsys.readouterr().out
-    assert "real_heldout" in text and "real_train" not in text and NO_MODEL in text
+    assert "real_heldout" in text and "real_train" not in text and NOT_RUN in text and NO_MODEL not in text
 
 
 def test_cli_data_rows_that_are_no_examples_are_skipped_and_counted(tmp_path, capsys):

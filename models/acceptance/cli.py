@@ -137,7 +137,7 @@ def main_cli(args) -> int:
         try:
             model = load_model(args.acceptance_model)
         except AcceptanceModelError as exc:
-            _log(str(exc))
+            _log(f"tact eval acceptance: error: {exc}")
             return 2
     data, scoring = load_data(args)
     if model is not None:

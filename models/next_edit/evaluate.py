@@ -23,6 +23,7 @@ from typing import Iterable
 from models.next_edit.examples import Edit, Example, apply_all, apply_edit, lines_of
 
 NO_MODEL = "no model yet"
+NOT_RUN = "not run (--no-model)"
 
 
 def _span(e: Edit) -> tuple[int, int]:
@@ -247,7 +248,8 @@ def run_eval(data_dir: Path | None = None, pair: tuple[Path, Path] | None = None
 
     model = load_model_predictor(model_dir, threshold, copy_margin) if with_model else None
     ranker = load_ranker_predictor(ranker_dir)
-    results: dict = {"model": model.version if model is not None else NO_MODEL, "threshold": threshold,
+    results: dict = {"model": model.version if model is not None else NO_MODEL if with_model else NOT_RUN,
+                     "threshold": threshold,
                      "copy_margin": model.copy_margin if model is not None else None,
                      "ranker": ranker.version if ranker is not None else NO_MODEL,
                      "ranker_threshold": ranker.threshold if ranker is not None else None, "sets": {}, "files": {}}
@@ -278,7 +280,8 @@ def format_table(results: dict) -> str:
                 continue
             m = row[pred_name]
             if m is None:
-                lines.append(f"{name:<{width}} {pred_name:<10} {NO_MODEL}")
+                said = results["model"] if pred_name == "model" and results["model"] == NOT_RUN else NO_MODEL
+                lines.append(f"{name:<{width}} {pred_name:<10} {said}")
                 continue
             cells = [f"{m[c]:>9d}" if c == "examples" else (f"{m[c]:>9.2f}" if c == "p50_ms" else f"{m[c]:>9.3f}")
                      for c in cols]
@@ -328,7 +331,9 @@ def main_cli(args) -> int:
             print(f"tact eval next-edit: {f['path']}: skipped {sum(f['skipped'].values())} of {f['rows']} rows, "
                   f"no next-edit examples: {reasons}", file=sys.stderr)
     if not results["sets"]:
-        print("tact eval next-edit: error: no examples found", file=sys.stderr)
+        where = " and ".join(str(d) for d in ([args.data] if args.data else []) + list(args.pair or []))
+        print(f"tact eval next-edit: error: no next-edit examples in {where} (*_heldout.jsonl, or Python files that "
+              "differ for --pair): write them with `tact train next-edit-data --out DIR`", file=sys.stderr)
         return 2
     bad = [f["path"] for f in results["files"].values() if f["skipped"]]
     if bad and not any(row["baseline"]["examples"] for row in results["sets"].values()):

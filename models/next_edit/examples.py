@@ -178,12 +178,21 @@ def apply_all(text: str, edits: Iterable[Edit]) -> str:
 
 
 def write_jsonl(path: Path, examples: Iterable[Example]) -> int:
+    """Write ``examples`` as JSON lines to ``path`` through a temporary file: Ctrl-C midway left the earlier, whole
+    file cut short at the lines written so far, and the ranker and the evaluation read it as whole."""
+    from models.model_dir import write_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for ex in examples:
-            f.write(json.dumps(ex.to_json()) + "\n")
-            n += 1
+
+    def write(tmp: Path) -> None:
+        nonlocal n
+        with open(tmp, "w", encoding="utf-8") as f:
+            for ex in examples:
+                f.write(json.dumps(ex.to_json()) + "\n")
+                n += 1
+
+    write_atomically(path, write)
     return n
 
 
