@@ -271,6 +271,11 @@ def _start(model: str | None, policy: str, gate: bool, variant: tuple[str, dict]
         wrong = {k: running.get(k) for k, v in variant[1].items() if running.get(k) != v}
         if wrong:  # refused or unknown there: the comparison would not be one
             raise RuntimeError(f"the server runs with {wrong}, not the bench's {variant[1]}")
+        gate_status = run.status.get("acceptanceGate") or {}
+        if gate and not gate_status.get("active"):  # latency judged "with the gate" of a server that has none
+            why = gate_status.get("reason") or "no reason given"
+            raise _bench_input_error(f"the acceptance gate is off in the server ({why}); pass --no-gate, or a working "
+                                     "acceptanceModelPath")
     except BaseException:
         client.shutdown()
         raise

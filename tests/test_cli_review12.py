@@ -110,3 +110,19 @@ def test_eval_acceptance_refuses_a_cache_that_is_a_file_before_scoring(tmp_path,
     cache = tmp_path / "scores"
     cache.write_text("")
     assert "is a file, not a directory" in _refused(["eval", "acceptance", "--cache", str(cache)], capsys)
+
+
+def test_a_bench_with_the_gate_on_refuses_a_server_whose_gate_is_off(tmp_path, capsys):
+    """`bench serve --set acceptanceModelPath=/nowhere` said "acceptance gate on" and judged latency with a gate the
+    server did not have (its status: active false, no acceptance model)."""
+    from lsp_server.bench_serve import run_bench
+    from models.bench_early_exit import BenchInputError
+    from tests.lsp_support import model_under_test
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "m.py").write_text("".join(f"def f{i}(a, b):\n    return a + b * {i}\n" for i in range(20)))
+    with pytest.raises(BenchInputError, match=r"the acceptance gate is off in the server \(no acceptance model at "
+                                              r".*nowhere.*\); pass --no-gate"):
+        run_bench(str(model_under_test()), "speculative", 2, source, None, gate=True, typing_cps=0,
+                  settings={"acceptanceModelPath": str(tmp_path / "nowhere")})
