@@ -444,8 +444,9 @@ def _add_bench(sub) -> None:
     ee.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory")
     ee.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus", help="corpus (its heldout split)")
     ee.add_argument("--source", type=Path, help="any directory of code instead of the held-out split")
-    ee.add_argument("--split", choices=("heldout", "calib"), default="heldout",
-                    help="corpus split to sample (default heldout; calib: where thresholds are chosen)")
+    ee.add_argument("--split", choices=("heldout", "calib"), default=None,
+                    help="corpus split to sample (default heldout; calib: where thresholds are chosen; not with "
+                         "--source)")
     ee.add_argument("--limit", type=positive_int, default=200, help="number of samples (default 200)")
     ee.add_argument("--seed", type=seed, default=0)
     ee.add_argument("--threads", type=positive_int, default=2, help="onnxruntime intra-op threads (default 2)")
@@ -505,7 +506,7 @@ def _add_bench(sub) -> None:
     ee.add_argument("--stop-repeats", type=_stop_repeats,
                     help="a suggestion repeating a unit this many times in a row ends after one copy; 0: loops run to "
                          "the token limit, as before this rule (default: settings)")
-    ee.add_argument("--token-healing", type=non_negative_int, metavar="N",
+    ee.add_argument("--token-healing", type=_setting_range("token_healing"), metavar="N",
                     help="tokens before the cursor the suggestion writes again (token healing); 0: none, as before it "
                          "(default: settings)")
 
@@ -536,6 +537,19 @@ def _bench(args) -> int:
         from lsp_server.config import DEFAULTS
         from models.bench_early_exit import EXIT_PICK_MARGIN, main_cli
         from models.runtime import DecodeOptions
+
+        ignored = [flag for flag, given in (("--exit-sweep-thresholds", args.exit_sweep_thresholds),
+                                            ("--exit-sweep-rules", args.exit_sweep_rules),
+                                            ("--exit-pick-margin", args.exit_pick_margin)) if given is not None]
+        if ignored and not args.exit_sweep:  # taken and ignored: the run said nothing of them
+            print(f"tact bench early-exit: error: {', '.join(ignored)} shape{'s' * (len(ignored) == 1)} the exit "
+                  "sweep, which --no-exit-sweep leaves out", file=sys.stderr)
+            return 2
+        if args.source is not None and args.split is not None:
+            print("tact bench early-exit: error: --split chooses a split of --corpus; --source samples the whole "
+                  "directory instead", file=sys.stderr)
+            return 2
+        args.split = args.split or "heldout"
 
         for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "exit_rule",
                      "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts",

@@ -126,3 +126,19 @@ def test_a_bench_with_the_gate_on_refuses_a_server_whose_gate_is_off(tmp_path, c
                                               r".*nowhere.*\); pass --no-gate"):
         run_bench(str(model_under_test()), "speculative", 2, source, None, gate=True, typing_cps=0,
                   settings={"acceptanceModelPath": str(tmp_path / "nowhere")})
+
+
+def test_bench_early_exit_refuses_flags_it_would_ignore(tmp_path, capsys):
+    """The sweep's flags beside --no-exit-sweep and --split beside --source ran, ignored, without a word; a token
+    healing of 100 ran and was reported, though the server takes 0 to 16."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for argv, says in [
+        (["--no-exit-sweep", "--exit-sweep-thresholds", "0.9"], "--exit-sweep-thresholds shapes the exit sweep"),
+        (["--no-exit-sweep", "--exit-sweep-rules", "agreement", "--exit-pick-margin", "0.5"],
+         "--exit-sweep-rules, --exit-pick-margin shape the exit sweep"),
+        (["--source", str(source), "--split", "calib"], "--split chooses a split of --corpus"),
+    ]:
+        assert main(["bench", "early-exit", "--limit", "1", *argv]) == 2
+        assert says in capsys.readouterr().err
+    assert "--token-healing" in _refused(["bench", "early-exit", "--token-healing", "100"], capsys)
