@@ -386,3 +386,11 @@ def test_after_loading_the_dynamic_graphs_a_dynamic_decode_loads_nothing(tiny_lm
     prompt = rt.tokenizer.encode("def area(width, height):\n    return width")
     r = rt.generate(prompt, DecodeOptions(policy="dynamic", exit_threshold=0.0, max_new_tokens=6))  # 8-bit exit heads
     assert r.token_ids and min(r.layers) < rt.n_layers  # tokens did leave early, through the kv_fill graphs
+
+
+def test_the_draft_layers_reported_are_the_ones_decoding_takes(tiny_lm_dir, tiny_corpus_dir):
+    """`--draft-layers 100` ran with the model's layers less one (decoding clamps it) and the report said 100."""
+    r = run_bench(tiny_lm_dir, corpus=tiny_corpus_dir, limit=1, seed=0, threads=1, accuracy_windows=1,
+                  with_exit_sweep=False, draft_layers=100)
+    assert r["settings"]["draft_layers"] == EarlyExitRuntime(tiny_lm_dir, threads=1).n_layers - 1
+    assert "draft 3 layers" in format_report(r)
