@@ -463,7 +463,8 @@ def _add_bench(sub) -> None:
                     help="dynamic: the exit score (--exit-rule) enough where the exit's token is prompt lookup's guess; negative: lookup "
                          "not consulted (default: settings)")
     ee.add_argument("--exit-lookup-veto", action=argparse.BooleanOptionalAction, default=None,
-                    help="dynamic: an exit whose token differs from the guess never leaves early (default: settings)")
+                    help="dynamic: an exit whose token differs from the guess never leaves early (with "
+                         "--exit-lookup-threshold; default: settings)")
     ee.add_argument("--exit-last-prompt-token", action="store_true",
                     help="dynamic: the prompt's last token, run alone after the shared prompt pass, may leave early "
                          "too (off in serving: docs/code-model.md)")
@@ -550,6 +551,7 @@ def _bench(args) -> int:
                   "directory instead", file=sys.stderr)
             return 2
         args.split = args.split or "heldout"
+        veto_asked = args.exit_lookup_veto is True
 
         for name in ("stop_threshold", "stop_inside", "stop_inside_threshold", "exit_threshold", "exit_rule",
                      "exit_lookup_threshold", "exit_lookup_veto", "draft_layers", "draft_tokens", "stop_repeats", "ngram_drafts",
@@ -563,6 +565,10 @@ def _bench(args) -> int:
             args.exit_pick_margin = EXIT_PICK_MARGIN
         if args.exit_lookup_threshold < 0:
             args.exit_lookup_threshold = None
+        if veto_asked and args.exit_lookup_threshold is None:  # it ran, changing nothing
+            print("tact bench early-exit: error: --exit-lookup-veto vetoes by prompt lookup's guess, which only "
+                  "--exit-lookup-threshold (0 or more) consults", file=sys.stderr)
+            return 2
         return main_cli(args)
     if args.target == "notebook":
         from lsp_server.bench_notebook import main_cli as notebook_cli

@@ -142,3 +142,9 @@ def test_bench_early_exit_refuses_flags_it_would_ignore(tmp_path, capsys):
         assert main(["bench", "early-exit", "--limit", "1", *argv]) == 2
         assert says in capsys.readouterr().err
     assert "--token-healing" in _refused(["bench", "early-exit", "--token-healing", "100"], capsys)
+
+
+def test_a_lookup_veto_without_lookup_is_refused(capsys):
+    """`--exit-lookup-veto` ran and changed nothing where prompt lookup is not consulted."""
+    assert main(["bench", "early-exit", "--limit", "1", "--exit-lookup-veto"]) == 2
+    assert "--exit-lookup-veto vetoes by prompt lookup's guess" in capsys.readouterr().err
