@@ -119,7 +119,7 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
     p.add_argument("--tcp", type=_port, metavar="PORT",
                    help="listen on TCP instead of stdio; one client: the server exits when it disconnects")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind with --tcp (default 127.0.0.1)")
+    p.add_argument("--host", default=None, help="address to bind with --tcp (default 127.0.0.1)")
     p.add_argument("--log-file", help="log to this file instead of stderr")
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--database", help="telemetry database (default: the user data directory)")
@@ -769,6 +769,12 @@ def _run(args) -> int:
     if args.command in telemetry_cli.COMMANDS:
         return telemetry_cli.run(args)
     if args.command == "serve":
+        if args.tcp is None and args.host is not None or args.tcp is not None and args.stdio:
+            # taken and ignored: the server listened on stdio, or on TCP though the editor spoke on stdio
+            print("tact serve: error: " + ("--host is the address of --tcp" if args.tcp is None else
+                                           "--stdio and --tcp: choose one"), file=sys.stderr)
+            return 2
+        args.host = args.host or "127.0.0.1"
         # Start loading the model before importing pygls and lsprotocol: the two overlap.
         from lsp_server.services.completion import CompletionService
 

@@ -148,3 +148,13 @@ def test_a_lookup_veto_without_lookup_is_refused(capsys):
     """`--exit-lookup-veto` ran and changed nothing where prompt lookup is not consulted."""
     assert main(["bench", "early-exit", "--limit", "1", "--exit-lookup-veto"]) == 2
     assert "--exit-lookup-veto vetoes by prompt lookup's guess" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["serve", "--host", "0.0.0.0"], "--host is the address of --tcp"),
+    (["serve", "--stdio", "--tcp", "8765"], "--stdio and --tcp: choose one"),
+])
+def test_serve_refuses_transport_flags_it_would_ignore(argv, says, capsys):
+    """`--host` without `--tcp` served on stdio, and `--stdio --tcp` listened on TCP while the editor spoke on stdio."""
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"tact serve: error: {says}"
