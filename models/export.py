@@ -22,8 +22,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
-from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS, ModelDirError,
-                              check_model_dir, header_digest, read_safetensors_index, rms_norm_eps, write_atomically,
+from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS,
+                              ModelDirError, check_model_dir, kv_fill_graph_name, layer_graph_name, header_digest, read_safetensors_index, rms_norm_eps, write_atomically,
                               write_json_object, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
@@ -200,7 +200,7 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int, int8: bool = False) ->
     vi = helper.make_tensor_value_info
     cache = [1, Hkv, "S", hd]
     model = b.model(
-        f"decoder_layer_{i}" + (".int8" if int8 else ""),
+        layer_graph_name(i, int8),
         [vi("hidden", FLOAT, ["T", D]), vi("past_k", FLOAT, cache), vi("past_v", FLOAT, cache),
          vi("seqlens_k", TensorProto.INT32, [1]), vi("total_len", TensorProto.INT32, []),
          vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])],
@@ -265,7 +265,7 @@ def kv_fill_graph(w: WeightRefs, cfg: dict, exit_layer: int) -> onnx.ModelProto:
     b.nodes.append(helper.make_node("Identity", [k], ["keys"]))
     b.nodes.append(helper.make_node("Identity", [v], ["values"]))
     vi = helper.make_tensor_value_info
-    return b.model(f"kv_fill_{exit_layer}", [vi("hidden", FLOAT, ["T", D]), vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])],
+    return b.model(kv_fill_graph_name(exit_layer), [vi("hidden", FLOAT, ["T", D]), vi("cos", FLOAT, ["T", hd]), vi("sin", FLOAT, ["T", hd])],
                    [vi("keys", FLOAT, ["T", n, Hkv, hd]), vi("values", FLOAT, ["T", n, Hkv, hd])])
 
 
@@ -278,7 +278,7 @@ def exit_head_graph(w: WeightRefs, cfg: dict, int8: bool = False) -> onnx.ModelP
     logits = b.matmul_t(xn, head)
     b.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     vi = helper.make_tensor_value_info
-    return b.model("exit_head", [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
+    return b.model(EXIT_HEAD_GRAPH, [vi("hidden", FLOAT, ["T", D]), vi("norm_weight", FLOAT, [D])], [vi("logits", FLOAT, ["T", V])])
 
 
 def _save(graph: onnx.ModelProto, path: Path) -> None:

@@ -38,6 +38,17 @@ GRAPHS_INDEX = "graphs.json"
 # What the decoder graphs expect of the runtime's KV cache (``models.runtime.KVCache``); graphs.json records it,
 # and a runtime refuses graphs written for another layout (re-export them).
 KV_CACHE_LAYOUT = "shared-buffer-bnsh"
+EXIT_HEAD_GRAPH = "exit_head"  # the exit head's graph name, fp32 and 8-bit alike (its files differ)
+
+
+def layer_graph_name(layer: int, int8: bool = False) -> str:
+    """The graph name `tact export` gives decoder layer ``layer`` (the runtime checks a loaded file holds it)."""
+    return f"decoder_layer_{layer}" + (".int8" if int8 else "")
+
+
+def kv_fill_graph_name(exit_layer: int) -> str:
+    """The graph name `tact export` gives exit ``exit_layer``'s KV fill."""
+    return f"kv_fill_{exit_layer}"
 # fp32 copy of a half-precision model.safetensors that the ONNX graphs read (onnxruntime needs fp32 weights
 # here). Derived, so it is not shipped: written by `tact export`, and again at load when missing or stale.
 WIDENED_WEIGHTS = "onnx_weights.bin"
@@ -207,7 +218,7 @@ def write_derived(src: Path, out: Path, chunks: Iterable[bytes]) -> None:
                 f.write(chunk)
 
     write_atomically(out, write)
-    write_atomically(_stamp_path(out), lambda tmp: tmp.write_text(stamp))
+    _write_stamp(out, stamp)
 
 
 def source_stamp(src: Path) -> str:
@@ -222,6 +233,11 @@ def source_stamp(src: Path) -> str:
 
 def _stamp_path(out: Path) -> Path:
     return out.with_name(out.name + ".source")
+
+
+def _write_stamp(out: Path, stamp: str) -> None:
+    """Beside ``out``, the `source_stamp` of the file it was made from (taken before that file was read)."""
+    write_atomically(_stamp_path(out), lambda tmp: tmp.write_text(stamp, encoding="utf-8"))
 
 
 def derived_is_current(src: Path, out: Path, size: int) -> bool:
@@ -319,7 +335,7 @@ def _place_beside(src: Path, out: Path) -> None:
     except OSError:
         stamp = source_stamp(src)
         shutil.copy2(src, out)
-        write_atomically(_stamp_path(out), lambda tmp: tmp.write_text(stamp))
+        _write_stamp(out, stamp)
 
 
 def check_served_model(model: str | Path | None) -> None:

@@ -36,7 +36,8 @@ from models.draft_head import DRAFT_HEAD, DraftHead
 from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, exit_heads_problem, log_softmax, top_and_margin
 from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
 from models.healing import Prompt, TokenBytes, healed_logp
-from models.model_dir import (EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError, check_model_dir,
+from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError,
+                              check_model_dir, kv_fill_graph_name, layer_graph_name,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
                               rms_norm_eps, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
@@ -51,12 +52,12 @@ GRAPH_INPUTS = {
     "exit head": ("hidden", "norm_weight"),
     "kv_fill": ("hidden", "cos", "sin"),
 }
-# A loop is a unit of at most REPEAT_MAX_PERIOD tokens repeated DecodeOptions.stop_repeats times in a row over at
-# least REPEAT_MIN_TOKENS tokens ("$name/$name/$name/...", "x, x, x, x, "): it ends the suggestion.
 # Tokens of a healing prompt's room set aside for the text token healing takes back (`completion_prompt`; at most a
 # 16th of the prompt's budget): the bytes of two tokens taken back are at most this in nearly all code, so the
 # prefix's cut does not follow them.
 HEAL_ALLOWANCE = 24
+# A loop is a unit of at most REPEAT_MAX_PERIOD tokens repeated DecodeOptions.stop_repeats times in a row over at
+# least REPEAT_MIN_TOKENS tokens ("$name/$name/$name/...", "x, x, x, x, "): it ends the suggestion.
 REPEAT_MIN_TOKENS = 8
 REPEAT_MAX_PERIOD = 12
 WEIGHTS = ("fp32", "int8")  # what decoding steps read: fp32, or the 8-bit graphs of models.quantize
@@ -457,7 +458,7 @@ class EarlyExitRuntime:
         self.kv_fill_sessions: dict[int, ort.InferenceSession] = {}
         # With 8-bit steps the fp32 head only serves many rows at once (never while serving): loaded on first use.
         self._head_graph = index["exit_head"]
-        self.head_session = None if int8 else self._session(self._head_graph, "exit head", graph="exit_head")
+        self.head_session = None if int8 else self._session(self._head_graph, "exit head", graph=EXIT_HEAD_GRAPH)
 
     def _read_index(self) -> dict:
         """graphs.json, checked for what loading reads: graphs for this KV cache layout, a decoder graph per layer of
@@ -492,7 +493,7 @@ class EarlyExitRuntime:
                        int8: bool = False) -> ort.InferenceSession:
         """Decoder layer ``layer``'s graph, checked against config.json: a graph exported for other KV heads or head
         size (config.json edited, or another model's graphs) loaded fine and failed every decode."""
-        session = self._session(name, "decoder layer", where, graph=f"decoder_layer_{layer}" + (".int8" if int8 else ""))
+        session = self._session(name, "decoder layer", where, graph=layer_graph_name(layer, int8))
         inputs = {i.name: i.shape for i in session.get_inputs()}
         want = {"hidden": ["T", self.embed.shape[1]], "past_k": [1, self.n_kv, "S", self.head_dim]}
         path = (where or self._graphs) / name
@@ -508,7 +509,7 @@ class EarlyExitRuntime:
 
     def _fp32_head(self) -> ort.InferenceSession:
         if self.head_session is None:
-            self.head_session = self._session(self._head_graph, "exit head", graph="exit_head")
+            self.head_session = self._session(self._head_graph, "exit head", graph=EXIT_HEAD_GRAPH)
         return self.head_session
 
     def use_weights(self, weights: str) -> None:
@@ -528,7 +529,7 @@ class EarlyExitRuntime:
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
                 layers = [self._layer_session(n, where, layer=i, int8=True)  # all or nothing: a failure
                           for i, n in enumerate(int8["decoder_layers"])]
-                head = self._session(int8["exit_head"], "exit head", where, graph="exit_head")  # leaves the runtime as it was
+                head = self._session(int8["exit_head"], "exit head", where, graph=EXIT_HEAD_GRAPH)  # leaves the runtime as it was
                 self._int8_bindings = [self._bind_cache(i, s) for i, s in enumerate(layers)]
                 self.int8_layer_sessions, self.int8_head_session = layers, head
             elif weights == "fp32":
@@ -572,7 +573,7 @@ class EarlyExitRuntime:
     def _kv_fill(self, exit_layer: int) -> ort.InferenceSession:
         if exit_layer not in self.kv_fill_sessions:
             self.kv_fill_sessions[exit_layer] = self._session(self._kv_fill_graphs[exit_layer], "kv_fill",
-                                                              graph=f"kv_fill_{exit_layer}")
+                                                              graph=kv_fill_graph_name(exit_layer))
         return self.kv_fill_sessions[exit_layer]
 
     def _newline_table(self) -> np.ndarray:
@@ -679,7 +680,7 @@ class EarlyExitRuntime:
                 self._int8_exit_head = False
             else:
                 where = self._int8_graphs or graphs_dir(self.model_dir, self._index, int8=True)
-                self._int8_exit_head = self._session(int8["exit_head"], "exit head", where, graph="exit_head")
+                self._int8_exit_head = self._session(int8["exit_head"], "exit head", where, graph=EXIT_HEAD_GRAPH)
         return self._int8_exit_head or None
 
     def exit_features(self, layer: int, h: np.ndarray, exit_weights: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -751,19 +752,22 @@ class EarlyExitRuntime:
         # standard-library lines, against 8 without healing).
         allowance = min(HEAL_ALLOWANCE, budget // 16)  # a small context's room is not given over to it
         first = build_prompt(info, whole, suffix_ids, budget, reserve=reserve + allowance)
-        kept = first[first.index(info.fim_middle_id) + 1:] if info.has_fim else first  # the prefix it kept
+        kept = self._prefix_ids(first)
         prefix_ids, heal = self.token_bytes.take_back(kept, heal_tokens)
         rewrite = max(len(kept) - len(prefix_ids), len(heal.encode("utf-8", "surrogatepass")))
         # cut again only where the text taken back needs more than the allowance (the room is then smaller)
         ids = build_prompt(info, prefix_ids, suffix_ids, budget, reserve=reserve + max(rewrite, allowance))
         return Prompt(ids, heal)
 
+    def _prefix_ids(self, ids: list[int]) -> list[int]:
+        """The prefix tokens of a prompt ``build_prompt`` made: after its ``<|fim_middle|>``, or all of a plain one."""
+        info = self.tokenizer
+        return ids[ids.index(info.fim_middle_id) + 1:] if info.has_fim and info.fim_middle_id in ids else ids
+
     def prompt_prefix_text(self, prompt: Prompt) -> str:
         """The text before the cursor ``prompt`` holds (after the budget's cut), with the text token healing took
         back from it: what of the prefix, a notebook's cells above included, the model reads."""
-        info, ids = self.tokenizer, prompt.ids
-        kept = ids[ids.index(info.fim_middle_id) + 1:] if info.has_fim and info.fim_middle_id in ids else ids
-        return info.decode(kept) + prompt.heal
+        return self.tokenizer.decode(self._prefix_ids(prompt.ids)) + prompt.heal
 
     @functools.cached_property
     def token_bytes(self) -> TokenBytes | None:

@@ -24,8 +24,8 @@ def _refused(argv: list[str], capsys) -> str:
     (["train", "lm", "--lr", "inf"], "must be a finite number, got inf"),
     (["train", "lm", "--minutes", "1e999"], "must be a finite number"),
     (["train", "next-edit", "--lr", "Infinity"], "must be a finite number"),
-    (["train", "lm", "--seq-len", "100000"], "--seq-len"),
-    (["train", "lm", "--seq-len", "4"], "--seq-len"),
+    (["train", "lm", "--seq-len", "100000"], "argument --seq-len: must lie in 16 to 8192, got 100000"),
+    (["train", "lm", "--seq-len", "4"], "argument --seq-len: must lie in 16 to 8192, got 4"),
 ])
 def test_values_no_training_can_use_are_refused_before_it_starts(argv, says, capsys):
     """`--lr inf` trained a model of NaNs and saved it (over the shipped one without --out), exit 0; `--seq-len
@@ -112,7 +112,7 @@ def test_eval_acceptance_refuses_a_cache_that_is_a_file_before_scoring(tmp_path,
     assert "is a file, not a directory" in _refused(["eval", "acceptance", "--cache", str(cache)], capsys)
 
 
-def test_a_bench_with_the_gate_on_refuses_a_server_whose_gate_is_off(tmp_path, capsys):
+def test_a_bench_with_the_gate_on_refuses_a_server_whose_gate_is_off(tmp_path):
     """`bench serve --set acceptanceModelPath=/nowhere` said "acceptance gate on" and judged latency with a gate the
     server did not have (its status: active false, no acceptance model)."""
     from lsp_server.bench_serve import run_bench
@@ -141,7 +141,8 @@ def test_bench_early_exit_refuses_flags_it_would_ignore(tmp_path, capsys):
     ]:
         assert main(["bench", "early-exit", "--limit", "1", *argv]) == 2
         assert says in capsys.readouterr().err
-    assert "--token-healing" in _refused(["bench", "early-exit", "--token-healing", "100"], capsys)
+    assert "argument --token-healing: must lie in 0 to 16, got 100" in _refused(
+        ["bench", "early-exit", "--token-healing", "100"], capsys)
 
 
 def test_a_lookup_veto_without_lookup_is_refused(capsys):

@@ -13,17 +13,11 @@ import pytest
 
 from lsp_server.services.postprocess import trim_suggestion
 from tests.test_postprocess import ctx_at, multi, single
-from tests.test_postprocess_review11 import assert_shaped
+from tests.test_postprocess_review11 import applied, assert_shaped
 
 
 def shaped(src: str, raw: str, language_id: str, *, multiline: bool = False) -> str:
     return trim_suggestion(raw, ctx_at(src, language_id), multiline=multiline)
-
-
-def applied(src: str, suggestion: str) -> str:
-    i = src.index("|")
-    text = src.replace("|", "", 1)
-    return text[:i] + suggestion + text[i:]
 
 
 @pytest.mark.parametrize("language_id, src, raw, expected", [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import sys
 import time
 
@@ -15,16 +14,9 @@ import pytest
 from telemetry import DocumentOpened, SessionStarted, TelemetryStore
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.simulate import server_command, wait_ready
+from tests.test_telemetry_store import query as _rows
 
 URI = "file:///w/a.py"
-
-
-def _rows(db, sql: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def _cancel_reasons(db) -> dict[str, str]:

@@ -200,7 +200,7 @@ def _apply_ascending(index: LineIndex, changes: list[tuple[Range | None, str]]
     needs clamping or turning round, a change writes a CR, or a CR before a change meets an LF it writes or leaves
     after it (they join into one line break, which the arithmetic would not see)."""
     text = index.text
-    found: list[tuple[int, int, str]] = []
+    pieces: list[str] = []  # the text the changes leave, up to ``last_end``
     applied: list[AppliedEdit] = []
     written_end = Position(0, 0)  # where the last change's text ends, in the text the changes left so far
     original_end = Position(0, 0)  # the same place in the text as it is
@@ -229,22 +229,17 @@ def _apply_ascending(index: LineIndex, changes: list[tuple[Range | None, str]]
             return None
         if e < s or s < last_end:
             return None
-        before = text[s - 1:s] if s > last_end or not found else char_before_last_end
+        before = text[s - 1:s] if s > last_end or not applied else char_before_last_end
         if before == "\r" and (new_text or text[e:e + 1])[:1] == "\n":
             return None  # the CR before it and an LF after it join into one line break
         char_before_last_end = new_text[-1] if new_text else before
         start_pos = forward(index.position_at(s))
         end_pos = forward(index.position_at(e)) if e != s else start_pos
         applied.append(AppliedEdit(s + shift, e + shift, start_pos, end_pos, text[s:e], new_text))
-        found.append((s, e, new_text))
+        pieces += [text[last_end:s], new_text]
         written_end, original_end = advance(start_pos, new_text), index.position_at(e)
         last_end, shift = e, shift + len(new_text) - (e - s)
-    pieces: list[str] = []
-    cursor = 0
-    for s, e, new_text in found:
-        pieces += [text[cursor:s], new_text]
-        cursor = e
-    pieces.append(text[cursor:])
+    pieces.append(text[last_end:])
     return LineIndex("".join(pieces)), applied
 
 

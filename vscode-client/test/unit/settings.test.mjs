@@ -42,7 +42,7 @@ function setup(user) {
 const changed = (...names) => ({ affectsConfiguration: (section) => names.some((n) => n === section || n.startsWith(section + ".")) });
 
 test("the remembered settings are package.json's machine-overridable ones and the Python extension's interpreter", () => {
-  const names = settings.rememberedSettingNames?.(packageJSON) ?? [];
+  const names = settings.rememberedSettingNames(packageJSON);
   for (const name of ["tact.pythonPath", "tact.modelPath", "tact.telemetryDatabase", "tact.telemetryRetentionDays", "python.defaultInterpreterPath"]) {
     assert.ok(names.includes(name), name);
   }
@@ -56,14 +56,14 @@ test("a machine-overridable setting the window stops seeing without a change eve
     "tact.telemetryRetentionDays": 0,
     "tact.maxNewTokens": 32,
   });
-  settings.rememberSettings?.(packageJSON); // activation
+  settings.rememberSettings(packageJSON); // activation
   // a remote window, after a change in the Settings editor: machine-overridable user settings read as their defaults,
   // with no change event for them (the event tells of the setting changed)
   delete user["tact.pythonPath"];
   delete user["tact.telemetryDatabase"];
   delete user["tact.telemetryRetentionDays"];
   user["tact.maxNewTokens"] = 40;
-  settings.rememberSettings?.(packageJSON, changed("tact.maxNewTokens"));
+  settings.rememberSettings(packageJSON, changed("tact.maxNewTokens"));
   assert.equal(settings.pythonPath(), "/opt/tact/.venv/bin/python"); // not python3
   const initializationOptions = settings.serverSettings(packageJSON);
   assert.equal(initializationOptions.telemetryDatabase, "/data/tact.sqlite3");
@@ -71,8 +71,8 @@ test("a machine-overridable setting the window stops seeing without a change eve
   assert.equal(initializationOptions.maxNewTokens, 40);
   assert.equal(initializationOptions.pythonPath, undefined); // the extension's own
   // what the server pulls at `initialized` (workspace/configuration) and a push carry the same values
-  assert.deepEqual(settings.rememberedInUse?.(), { telemetryDatabase: "/data/tact.sqlite3", telemetryRetentionDays: 0 });
-  assert.deepEqual(settings.withRemembered?.({ telemetryDatabase: "", telemetryRetentionDays: 90, maxNewTokens: 40 }), {
+  assert.deepEqual(settings.rememberedInUse(), { telemetryDatabase: "/data/tact.sqlite3", telemetryRetentionDays: 0 });
+  assert.deepEqual(settings.withRemembered({ telemetryDatabase: "", telemetryRetentionDays: 90, maxNewTokens: 40 }), {
     telemetryDatabase: "/data/tact.sqlite3",
     telemetryRetentionDays: 0,
     maxNewTokens: 40,
@@ -81,20 +81,20 @@ test("a machine-overridable setting the window stops seeing without a change eve
 
 test("a change the window tells of is taken as it reads: a setting reset to its default is the default from then on", () => {
   const user = setup({ "tact.pythonPath": "/opt/tact/.venv/bin/python", "tact.modelPath": "/models/tact" });
-  settings.rememberSettings?.(packageJSON);
+  settings.rememberSettings(packageJSON);
   delete user["tact.pythonPath"];
   delete user["tact.modelPath"];
-  settings.rememberSettings?.(packageJSON, changed("tact.pythonPath", "tact.modelPath"));
+  settings.rememberSettings(packageJSON, changed("tact.pythonPath", "tact.modelPath"));
   assert.equal(settings.pythonPath(), "python3");
   assert.equal(settings.serverSettings(packageJSON).modelPath, "");
-  assert.deepEqual(settings.rememberedInUse?.() ?? {}, {});
+  assert.deepEqual(settings.rememberedInUse(), {});
   const values = { modelPath: "" };
-  assert.equal(settings.withRemembered?.(values) ?? values, values);
+  assert.equal(settings.withRemembered(values), values);
 });
 
 test("python.defaultInterpreterPath, which an empty tact.pythonPath falls back to, is remembered too", () => {
   const user = setup({ "python.defaultInterpreterPath": "/usr/local/bin/python3.12" });
-  settings.rememberSettings?.(packageJSON);
+  settings.rememberSettings(packageJSON);
   delete user["python.defaultInterpreterPath"];
   assert.equal(settings.pythonPath(), "/usr/local/bin/python3.12");
 });
