@@ -118,7 +118,8 @@ def _run(folder: Path, *, database: Path | None, session: str | None, minutes: f
     return figures
 
 
-def print_table(fig: dict, out=sys.stdout) -> None:
+def print_table(fig: dict, out=None) -> None:
+    out = out or sys.stdout  # the stdout of the call, not of the import (a test's capture)
     rec = fig["recorded"]
     if rec.get("session_id"):
         typed = describe_data(rec["data"]) if rec.get("data") else "held-out files"

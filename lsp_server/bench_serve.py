@@ -367,8 +367,13 @@ def serve_variants(weights: str | Sequence[str], settings: dict | None = None,
         return ([(w, {**base, "decodeWeights": w}, layout) for w in choices] if len(choices) > 1
                 else [(base["decodeWeights"], base, layout)])
     key, values = compare
-    if len(values) < 2 or len(choices) > 1:
-        raise ValueError("compare takes a setting and two values or more (KEY=V1,V2), and one weights")
+    if len(values) < 2:
+        raise ValueError(f"--compare {key} gives {len(values)} value: compare two or more, e.g. "
+                         f"--compare {key}={','.join(v if isinstance(v, str) else json.dumps(v) for v in values)},OTHER (--set {key}=V gives every "
+                         "server one value)")
+    if len(choices) > 1:
+        raise ValueError(f"--compare {key} and --weights {','.join(choices)} are two comparisons: one a run (--set "
+                         "decodeWeights=W runs the compared servers on other weights)")
     return [(f"{key}={json.dumps(v)}", {**base, key: v}, layout) for v in values]
 
 
@@ -528,7 +533,8 @@ def _figures(run: ServedRun, policy: str, gate: bool, typing_cps: float) -> dict
     return figures
 
 
-def print_table(fig: dict, out=sys.stdout) -> None:
+def print_table(fig: dict, out=None) -> None:
+    out = out or sys.stdout  # the stdout of the call, not of the import (a test's capture)
     typing = describe_data(fig["data"]) if fig.get("data") else "real files"
     if fig.get("layout") == "notebook":
         typing += " as notebook cells"
@@ -561,8 +567,9 @@ def print_table(fig: dict, out=sys.stdout) -> None:
               f"({cells['share']:.0%}), {mean} characters on average", file=out)
 
 
-def print_report(result: dict, out=sys.stdout) -> None:
+def print_report(result: dict, out=None) -> None:
     """One server's table, or each server's and then their ratios to the first."""
+    out = out or sys.stdout  # the stdout of the call, not of the import (a test's capture)
     if "runs" not in result:
         print_table(result, out)
     else:

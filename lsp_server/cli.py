@@ -72,6 +72,10 @@ def text_file(text: str) -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO blocks, a device reads without end
         raise argparse.ArgumentTypeError(f"{path} is no regular file (a device or a pipe): name a source file")
+    if path.suffix.lower() == ".ipynb":  # its JSON was typed as Python, and the session recorded
+        raise argparse.ArgumentTypeError(f"{path} is a notebook, and this types a source file: `tact complete "
+                                         f"{path}:CELL:LINE` completes a cell, `tact bench serve --layout notebook` "
+                                         "types files as cells")
     try:
         path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -122,7 +126,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--host", default=None, help="address to bind with --tcp (default 127.0.0.1)")
     p.add_argument("--log-file", help="log to this file instead of stderr")
     p.add_argument("--model", help="model directory (default: the shipped model)")
-    p.add_argument("--database", help="telemetry database (default: the user data directory)")
+    p.add_argument("--database", type=database_path,
+                   help="telemetry database, over the tact.telemetryDatabase setting (default: that setting, else "
+                        "telemetry.sqlite3 in the user data directory)")
     p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the default")
 
 

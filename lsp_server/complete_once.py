@@ -128,24 +128,25 @@ def read_location(spec: str, prefix_chars: int) -> Source:
                   int(m["col"]) if m["col"] else None, earlier)
 
 
-def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=sys.stdout) -> int:
+def complete_once(spec: str, model: str | None, policy: str | None, multiline: bool, out=None) -> int:
+    out = out or sys.stdout  # the stdout of the call, not of the import (a test's capture)
     settings = Settings(decoding_policy=policy or DEFAULTS.decoding_policy, multiline=multiline)
     try:
         source = read_location(spec, settings.context_prefix_chars)
     except ValueError as exc:
-        print(f"tact complete: {exc}", file=sys.stderr)
+        print(f"tact complete: error: {exc}", file=sys.stderr)
         return 2
     text, line, col, where = source.text, source.line, source.col, source.name
     index = LineIndex(text)  # lines as the server counts them: a CRLF, a CR alone (a cell's source keeps them) or a LF
     lines = [index.line_text(n) for n in range(index.line_count)]
     if line == 0:
-        print(f"tact complete: LINE is 1-based: the first line of {where} is 1, not 0", file=sys.stderr)
+        print(f"tact complete: error: LINE is 1-based: the first line of {where} is 1, not 0", file=sys.stderr)
         return 2
     if not 1 <= line <= len(lines):
-        print(f"tact complete: {where} has {len(lines)} lines, not {line}", file=sys.stderr)
+        print(f"tact complete: error: {where} has {len(lines)} lines, not {line}", file=sys.stderr)
         return 2
     if col is not None and not 1 <= col <= len(lines[line - 1]) + 1:
-        print(f"tact complete: line {line} of {where} has {len(lines[line - 1])} characters, so COL lies in 1 to "
+        print(f"tact complete: error: line {line} of {where} has {len(lines[line - 1])} characters, so COL lies in 1 to "
               f"{len(lines[line - 1]) + 1}, not {col} ({source.form}:LINE alone means the end of the line)",
               file=sys.stderr)
         return 2
@@ -173,8 +174,15 @@ def complete_once(spec: str, model: str | None, policy: str | None, multiline: b
     depth = f"{r.layers_per_token:.2f} layers/token" if r.layers_per_token is not None else "no tokens"
     print(f"decisions:  policy {s.policy}, {depth} of {service.runtime.n_layers} layers, "
           f"stop reason {r.stop_reason}, drafted {r.drafted} accepted {r.draft_accepted}", file=out)
-    if r.stop_probs:
-        print(f"controller: max P(stop) {max(r.stop_probs):.3f} (threshold {settings.stop_threshold}), "
+    opts = service.decode_options(settings)
+    if r.stop_fired:  # what held the next token back, not the largest P(stop) of the tokens that passed
+        p_stop, threshold = r.stop_fired
+        print(f"controller: Stop held back token {len(r.token_ids) + 1}: P(stop) {p_stop:.3f} reached its "
+              f"threshold {threshold:g}", file=out)
+    if r.stop_probs:  # a token's threshold: the first one's is tact.stopThreshold, later ones' may differ
+        at = max(range(len(r.stop_probs)), key=r.stop_probs.__getitem__)
+        print(f"controller: P(stop) of the tokens written at most {r.stop_probs[at]:.3f} (token {at + 1}, under its "
+              f"threshold {opts.stop_threshold_at(max(0, at - r.heal_tokens)):g}); "
               f"mean log-prob {sum(r.logprobs) / len(r.logprobs):.3f}", file=out)
     if r.heal:
         print(f"healing:    the prompt left out {r.heal!r}, which the first tokens wrote again "

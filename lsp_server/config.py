@@ -10,6 +10,7 @@ the server down.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import reprlib
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 SECTION = "tact"
+# Keys of the `tact` section that are the VS Code extension's own (package.json): a client sending the whole section
+# sends them too, and they are no typo
+CLIENT_ONLY_SETTINGS = ("pythonPath", "trace")
 DECODING_POLICIES = ("full", "dynamic", "speculative")
 DecodingPolicy = Literal["full", "dynamic", "speculative"]
 NEXT_EDIT_PREDICTORS = ("auto", "model", "ranker", "heuristic")
@@ -143,7 +147,11 @@ class Settings:
         by_camel = {to_camel(f.name): f for f in fields(cls)}
         for key, value in values.items():
             f = by_camel.get(key)
-            if f is None:
+            if f is None:  # a misspelt key did nothing, and said nothing (editors other than VS Code take them by hand)
+                if key not in CLIENT_ONLY_SETTINGS:
+                    near = difflib.get_close_matches(str(key), by_camel, n=1)
+                    problems.append(f"{SECTION}.{reprlib.repr(key).strip(chr(39))}: no such setting, ignored"
+                                    + (f" (did you mean {SECTION}.{near[0]}?)" if near else ""))
                 continue
             default = getattr(cls(), f.name)
             coerced = _coerce(value, type(default))

@@ -17,7 +17,8 @@ from telemetry.text import advance, line_count, offset_at
 
 
 def run_demo(model: str | None, database: str | None, policy: str, file: Path | None, start_line: int | None,
-             lines: int, out=sys.stdout) -> int:
+             lines: int, out=None) -> int:
+    out = out or sys.stdout  # the stdout of the call, not of the import (a test's capture)
     # Apart from the user's real sessions, as `tact simulate` keeps its own: the acceptance gate seeds each user's
     # prior from the telemetry database, and the demo's suggestions are no one's decisions.
     db = Path(database) if database else default_data_dir() / "demo.sqlite3"

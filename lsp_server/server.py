@@ -391,7 +391,9 @@ class TactServer(LanguageServer):
         if self.settings.telemetry and (why := self.recorder.telemetry_reason):  # wanted, but the database is unusable
             self.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Warning,
-                message=f"Tact: telemetry is not recorded ({why}); set tact.telemetryDatabase to a file Tact can write"))
+                message=f"Tact: telemetry is not recorded ({why}); "
+                        + ("pass --database a file Tact can write" if self.database_override  # it wins over the setting
+                           else "set tact.telemetryDatabase to a file Tact can write")))
         if carried:
             # The documents the old database held: the new one gets them as they are now, or their later edits
             # would have nothing to apply to there. (Documents opened while telemetry was off stay out of both.)
@@ -455,7 +457,7 @@ def serve(args, completions: CompletionService | None = None) -> int:
     except OSError as exc:
         print(f"tact serve: error: cannot write the log file {args.log_file}: {exc.strerror}", file=sys.stderr)
         return 2
-    server = create_server(model_path=args.model, database=args.database)
+    server = create_server(model_path=args.model, database=args.database and str(args.database))
     if completions is not None:
         server.completions = server.pipeline.service = completions
     interrupted, previous = _on_interrupt()
@@ -473,6 +475,9 @@ def serve(args, completions: CompletionService | None = None) -> int:
             _restore(previous)
         _end_if_left(server)
         return status
+    if sys.stdin.isatty():  # run by hand: a server waiting for its client would look hung
+        print("tact serve: waiting for an LSP client on stdin (an editor starts this command; by hand try "
+              "`tact demo` or `tact complete FILE:LINE`); Ctrl-C ends it", file=sys.stderr, flush=True)
     serve_stdio(server)
     if not interrupted.is_set():
         _restore(previous)

@@ -158,7 +158,8 @@ def _replay(args) -> int:
         print(f"session {r.source_session_id[:12]} -> {r.session_id[:12] if r.session_id else '?'} ({state}, {mode})")
         print(f"  replayed {r.replayed} of {r.requests} requests in {r.wall_s:.1f} s "
               f"(recorded session: {r.recorded_s / 60:.1f} min); text rebuilt: {fid or 'no requests'}")
-        print(f"  {r.suggestions} suggestions, {r.accepted} accepted, {r.rejected} rejected "
+        partly = f" ({r.partially_accepted} of them in part)" if r.partially_accepted else ""
+        print(f"  {r.suggestions} suggestions, {r.accepted} accepted{partly}, {r.rejected} rejected "
               f"(outcome from: {basis or 'none'}); {r.chars_saved} characters saved")
         if r.next_edits:
             ne = r.next_edits
@@ -208,8 +209,8 @@ def _simulate(args) -> int:
     print(f"simulated session {f['session_id']} in {database}")
     print(f"  {f['files']} files ({f['files_complete']} typed to the end), {f['keystrokes']} keystrokes, "
           f"{f['simulated_s'] / 60:.1f} simulated minutes in {f['total_wall_s']:.1f} s")
-    print(f"  {f['requests']} requests, {f['suggestions']} suggestions: {f['accepted']} accepted, "
-          f"{f['partially_accepted']} partly accepted, {f['rejected']} rejected, {f['late']} too late")
+    print(f"  {f['requests']} requests, {f['suggestions']} suggestions: {f['accepted']} accepted "
+          f"({f['partially_accepted']} of them in part), {f['rejected']} rejected, {f['late']} too late")
     print(f"  {f['chars_accepted']} of {f['chars_typed'] + f['chars_accepted']} characters came from suggestions; "
           f"{f['typos']} typos fixed, {f['revisits']} revisits")
     return 0

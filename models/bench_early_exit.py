@@ -110,8 +110,9 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # cut short, not UTF-8, rows of another shape
         raise BenchInputError(f"{where} is not a corpus split (JSON lines with path and text): {exc}; build it again "
                               "with `tact train corpus`") from None
-    if not texts:
-        raise BenchInputError(f"{where} holds no code files")
+    if not texts:  # the corpus reads Python alone (`models.corpus.iter_sources`)
+        raise BenchInputError(f"{where} holds no Python files (.py, UTF-8, not empty)" if source is not None
+                              else f"{where} holds no files: build the corpus again with `tact train corpus`")
     return texts
 
 

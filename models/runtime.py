@@ -216,6 +216,9 @@ class DecodeResult:
     logprobs: list[float] = field(default_factory=list)  # of each emitted token
     stop_probs: list[float] = field(default_factory=list)  # controller P(stop) before each emitted token
     stop_reason: str = "max_tokens"  # eos | newline | stop | repeat | max_tokens | cancelled | context
+    # Stop: the controller's P(stop) before the token it held back and the threshold it reached there (the first
+    # token's differs from later ones': ``DecodeOptions.stop_threshold_at``); None when Stop did not end it
+    stop_fired: tuple[float, float] | None = None
     prompt_tokens: int = 0  # the prompt's tokens the model read (``generate`` cuts one too long: ``fit_prompt``)
     cached_tokens: int = 0
     layer_passes: int = 0  # token-layer evaluations while generating (verification included)
@@ -888,8 +891,8 @@ class EarlyExitRuntime:
             logp = healed_logp(logp, self.token_bytes.candidates(res.heal_left))
         token = int(logp.argmax())
         p_stop = float(self.controller.stop_probs(layer, h[0], logp[token]))
-        if p_stop >= opts.stop_threshold_at(res.suggestion_tokens):
-            res.stop_reason = "stop"
+        if p_stop >= (threshold := opts.stop_threshold_at(res.suggestion_tokens)):
+            res.stop_reason, res.stop_fired = "stop", (p_stop, threshold)
             return None
         return token, float(logp[token]), p_stop
 
@@ -1153,8 +1156,8 @@ class EarlyExitRuntime:
             if res.heal_left:  # text given back still to write (token healing): only its tokens, as _choose
                 logp = healed_logp(logp, self.token_bytes.candidates(res.heal_left))
                 p_stop = self.controller.stop_probs(L - 1, h_all[j], logp.max())
-            if p_stop >= opts.stop_threshold_at(res.suggestion_tokens):
-                res.stop_reason = "stop"
+            if p_stop >= (threshold := opts.stop_threshold_at(res.suggestion_tokens)):
+                res.stop_reason, res.stop_fired = "stop", (float(p_stop), threshold)
                 self.cache.truncate(base + j + 1)
                 self.cache.exact = self.cache.length
                 return None

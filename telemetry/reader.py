@@ -199,6 +199,17 @@ def sessions_named(ids: list[str], wanted: str) -> list[str]:
     return [i for i in ids if i == wanted] or [i for i in ids if i.startswith(wanted)]
 
 
+def no_session_named(ids: list[str], wanted: str, source=None) -> str:
+    """Why ``--session wanted`` named none of ``ids``, with the ids to choose from (or where to see them)."""
+    where = source or "the database"
+    if not ids:
+        return f"no session {wanted!r} in {where}: it holds no sessions"
+    listed = f": {', '.join(ids)}" if len(ids) <= 5 else ""
+    return (f"no session {wanted!r} in {where}, which holds {len(ids)} session{'s' * (len(ids) != 1)}{listed} "
+            f"(`tact report {source or 'DATABASE'} -o DIR` lists them with their start times; --session takes an id or "
+            "its first characters)")
+
+
 def session_timeline(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
     """Settings changes, document events, edits, notebook changes and suggestion events of one session, in replay
     order.

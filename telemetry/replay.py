@@ -44,7 +44,7 @@ from .lsp_client import (LspClient, LspError, change_at, inline_completion_param
                          text_document_item)
 from .oracle import Oracle, accepted_chars
 from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, open_upgraded, outcome_counts,
-                     sessions_named)
+                     no_session_named, sessions_named)
 from .reconstruct import NotebookCells, Request, Script, Step, apply_range, build_script, next_text_after
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
@@ -163,6 +163,8 @@ class ReplayResult:
     issues: list[str]
     model: str | None
     settings: dict[str, Any]
+    # of ``accepted``, those accepted in part (a word or a line of them), as `tact simulate` and `tact report` say
+    partially_accepted: int = 0
     next_edits: dict[str, int] = field(default_factory=dict)  # requests, predicted, accepted (completions are above)
     notes: list[str] = field(default_factory=list)
     outcomes: list[ReplayOutcome] = field(default_factory=list, repr=False)
@@ -190,13 +192,7 @@ def resolve_sessions(conn: sqlite3.Connection, wanted: str | None, source: Path 
         return ids
     matches = sessions_named(ids, wanted)
     if not matches:
-        where = source or "the database"
-        if not ids:
-            raise ReplayError(f"no session {wanted!r} in {where}: it holds no sessions")
-        listed = f": {', '.join(ids)}" if len(ids) <= 5 else ""
-        raise ReplayError(f"no session {wanted!r} in {where}, which holds {len(ids)} session{'s' * (len(ids) != 1)}"
-                          f"{listed} (`tact report {source or 'DATABASE'} -o DIR` lists them with their start times; "
-                          "--session takes an id or its first characters)")
+        raise ReplayError(no_session_named(ids, wanted, source))
     if len(matches) > 1:
         raise ReplayError(f"session {wanted!r} is ambiguous: it starts {len(matches)} session ids")
     return matches
@@ -697,6 +693,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         source_session_id=session_id, session_id=new_session, requests=len(script.requests) + script.requests_left_out,
         replayed=len(outcomes), suggestions=len(shown),
         accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
+        partially_accepted=sum(o.outcome == "partially_accepted" for o in shown),
         rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
         # completions' characters, as `tact report` counts them; a next edit's are in ``next_edits``
         chars_saved=sum(o.chars_saved for o in completions), wall_s=round(wall, 3),

@@ -30,7 +30,7 @@ from typing import Any
 
 from .oracle import accepted_chars
 from .reader import (DEMO_CLIENT, SIMULATE_CLIENT, SYNTHETIC_CLIENTS, DamagedRowError, checked, open_upgraded,
-                     sessions_named)
+                     no_session_named, sessions_named)
 from .schema import TelemetrySchemaError
 
 ACCEPTED = ("accepted", "partially_accepted")
@@ -268,7 +268,7 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
     if session is not None:
         named = set(sessions_named([s["id"] for s in sessions], session))
         if not named:
-            raise ReportError(f"{data.path}: no session {session!r}")
+            raise ReportError(no_session_named([s["id"] for s in sessions], session, data.path))
         if len(named) > 1:
             raise ReportError(f"{data.path}: session {session!r} is ambiguous: it starts {len(named)} session ids")
         sessions = [s for s in sessions if s["id"] in named]

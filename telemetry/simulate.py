@@ -206,8 +206,8 @@ class SimulationStats:
     keystrokes: int = 0
     requests: int = 0
     suggestions: int = 0  # requests answered with a suggestion in time
-    accepted: int = 0
-    partially_accepted: int = 0
+    accepted: int = 0  # whole or in part, as `tact replay` and `tact report` count them
+    partially_accepted: int = 0  # of ``accepted``, those accepted in part (word by word)
     rejected: int = 0
     late: int = 0  # answered after the programmer had moved on (cancelled)
     chars_typed: int = 0
@@ -416,6 +416,7 @@ class Programmer:
                 self._replace(cursor, cursor, accepted)  # accept word by word
                 self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": utf16_len(accepted)})
                 typed = len(accepted)
+                self.stats.accepted += 1
                 self.stats.partially_accepted += 1
                 event["outcome"] = "partially_accepted"
             else:

@@ -26,10 +26,10 @@ def test_a_trailing_colon_means_the_end_of_the_line():
 
 
 @pytest.mark.parametrize("spec, says", [
-    ("missing.py:1:1", "tact complete: missing.py does not exist"),
-    (".:1:1", "tact complete: . is a directory, not a file"),
-    ("f.py:0:0", "tact complete: LINE is 1-based: the first line of f.py is 1, not 0"),
-    ("f.py:0", "tact complete: LINE is 1-based: the first line of f.py is 1, not 0"),
+    ("missing.py:1:1", "tact complete: error: missing.py does not exist"),
+    (".:1:1", "tact complete: error: . is a directory, not a file"),
+    ("f.py:0:0", "tact complete: error: LINE is 1-based: the first line of f.py is 1, not 0"),
+    ("f.py:0", "tact complete: error: LINE is 1-based: the first line of f.py is 1, not 0"),
 ])
 def test_files_and_lines_that_are_not_there_are_said_plainly(tmp_path, monkeypatch, capsys, spec, says):
     monkeypatch.chdir(tmp_path)

@@ -17,7 +17,8 @@ def test_wrong_types_keep_defaults_and_are_reported():
     assert settings.max_new_tokens == DEFAULTS.max_new_tokens
     assert settings.multiline == DEFAULTS.multiline
     assert settings.stop_threshold == 0.5
-    assert len(problems) == 2 and any("maxNewTokens" in p for p in problems)
+    assert len(problems) == 3 and any("maxNewTokens" in p for p in problems)
+    assert "tact.unknownKey: no such setting, ignored" in problems  # said, not silently dropped
 
 
 def test_numbers_out_of_range_keep_the_value_they_would_replace_and_are_reported():

@@ -229,6 +229,7 @@ class FormerProgrammer:
                 self._replace(cursor, cursor, accepted)  # accept word by word
                 self.client.notify(DID_PARTIALLY_ACCEPT, {"id": sid, "acceptedLength": utf16_len(accepted)})
                 typed = len(accepted)
+                self.stats.accepted += 1  # whole or in part, as the programmer now counts
                 self.stats.partially_accepted += 1
                 event["outcome"] = "partially_accepted"
             else:

@@ -292,6 +292,8 @@ def format_table(results: dict) -> str:
             if sweep:
                 lines.append(f"{name}: {pred_name} exact / predicted by confidence threshold: "
                              + ", ".join(f"{t}: {v['exact']:.3f}/{v['predicted']:.3f}" for t, v in sweep.items()))
+    lines.append("baseline: the `heuristic` predictor (tact.nextEditPredictor), which repeats the last replacement at "
+                 "its next occurrence")
     return "\n".join(lines)
 
 
