@@ -135,14 +135,14 @@ class NextEditModel:
         rows = [cursor_line]
         guess = self.baseline.predict_next(history, current, lines)
         if guess is not None and self.max_windows > 1:
-            rows.append(guess.start_line)
+            # a guess inside the cursor's window is asked about with it; the guess's own window decides nothing (it
+            # was built for each request, as was the cursor's where no guess was made)
+            cursor_window = window_around(current, cursor_line, lines=lines)
+            if not cursor_window.start <= guess.start_line < cursor_window.end:
+                rows.append(guess.start_line)
         best: NextEditPrediction | None = None
-        seen: list[Window] = []
         with self.lock:
             for line in rows:
-                if any(w.start <= line < w.end for w in seen):
-                    continue
-                seen.append(window_around(current, line, lines=lines))
                 pred = self._ask(history, current, line, path, should_cancel, lines)
                 if should_cancel is not None and should_cancel():
                     return None
