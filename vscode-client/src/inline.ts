@@ -95,7 +95,9 @@ export class InlineSuggestions implements vscode.Disposable {
       vscode.workspace.onDidChangeTextDocument((e) => this.onDocumentChange(e)),
       vscode.workspace.onDidCloseTextDocument((document) => this.onDocumentClose(document)),
       vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
-      vscode.window.onDidChangeActiveTextEditor(() => this.endActive("cursorMoved")),
+      // another editor taking focus ends the ghost text without a decision, as VS Code's own end of lifetime says it
+      // with the proposed API (the blur stops it): "ignored", not a rejection the acceptance model would learn from
+      vscode.window.onDidChangeActiveTextEditor(() => this.endActive("ignored")),
       vscode.commands.registerCommand("tact.dismissSuggestion", () => this.dismiss()),
       vscode.commands.registerCommand("tact.acceptNextWordOfSuggestion", () => this.acceptNextWord()),
     );

@@ -16,6 +16,9 @@ export interface RunClient {
 /** Only recent suggestions can still be on screen to accept. */
 const MAX_ISSUED = 1000;
 
+/** How long a stop waits for the events and accepts handed to the client (IssuerNotifications.flush). */
+export const FLUSH_LIMIT_MS = 2000;
+
 /** One start of the server process by its client. */
 export class ServerRun<C extends RunClient = RunClient> {
   private readonly ids = new Set<string>();
@@ -123,8 +126,14 @@ export class IssuerNotifications {
   }
 
   /** Resolves once the notifications already handed to the client are written (a server drops what arrives
-   * after its shutdown request). */
-  async flush(): Promise<void> {
-    await Promise.allSettled([...this.sending]);
+   * after its shutdown request), or after ``limitMs``: an accept request resolves on its answer, and a hung server
+   * (the usual reason for Restart Server) never answers, so a stop waited for it without end. */
+  async flush(limitMs = FLUSH_LIMIT_MS): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, limitMs);
+    });
+    await Promise.race([Promise.allSettled([...this.sending]), limit]);
+    clearTimeout(timer);
   }
 }

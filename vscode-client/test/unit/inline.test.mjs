@@ -324,3 +324,17 @@ test("a suggestion whose document closes gets no outcome from the extension (the
   assert.deepEqual(sentMethods(p), [["tact/didShowCompletion", { id: "s3" }]]);
   assert.equal(p.inline.counters.rejected, 1);
 });
+
+test("another editor taking focus ends the ghost text as ignored in both lifecycle modes, not as a rejection", async () => {
+  const inferred = setup({ proposed: false, text: "tot" });
+  await inferred.fetch(3, [{ id: "s1", text: "al = 0" }]);
+  inferred.h.listeners.editor();
+  const proposed = setup({ proposed: true, text: "tot" });
+  const [item] = await proposed.fetch(3, [{ id: "s1", text: "al = 0" }]);
+  proposed.h.provider.handleDidShowCompletionItem(item);
+  proposed.h.listeners.editor();
+  proposed.h.provider.handleEndOfLifetime(item, { kind: 2 }); // VS Code's blur stops it, with no detail
+  const reasons = (s) => sentMethods(s).filter(([method]) => method === "tact/didRejectCompletion").map(([, p]) => p.reason);
+  assert.deepEqual(reasons(inferred), ["ignored"]);
+  assert.deepEqual(reasons(proposed), ["ignored"]);
+});

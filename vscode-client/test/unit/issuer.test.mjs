@@ -132,3 +132,17 @@ test("closeRun waits for the outcomes still being decided and for the requests h
   await closing;
   assert.deepEqual(client.processes[0], [{ method: "workspace/executeCommand", command: "tact.acceptNextEdit", arguments: ["e1"] }]);
 });
+
+test("a stop waits a bounded time for an accept a hung server never answers", async () => {
+  // Tab on a next edit, then Restart Server because the server hangs: the accept request is never answered
+  const client = { isRunning: () => true, sendNotification: async () => {}, sendRequest: () => new Promise(() => {}) };
+  const runs = new ServerRuns();
+  runs.changed(client, true);
+  const notifications = new IssuerNotifications(() => runs.current(), () => {});
+  notifications.request(runs.current(), "workspace/executeCommand", { command: "tact.acceptNextEdit", arguments: ["e1"] });
+  const outcome = await Promise.race([
+    notifications.flush(50).then(() => "flushed"),
+    new Promise((resolve) => setTimeout(() => resolve("waiting"), 2000)),
+  ]);
+  assert.equal(outcome, "flushed");
+});

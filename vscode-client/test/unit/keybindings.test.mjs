@@ -58,3 +58,13 @@ test("Escape closes the completion widget first when it is open over the ghost t
   assert.equal(commandFor("escape", ghost), "tact.dismissSuggestion");
   assert.equal(commandFor("escape", { ...ghost, suggestWidgetVisible: true }), undefined); // VS Code hides the widget
 });
+
+test("with a screen reader, Tab indents: the next edit's hint is a decoration a screen reader never reads", () => {
+  // as Ctrl+Right above: the key is left to VS Code under accessibilityModeEnabled (the command stays in the palette)
+  assert.equal(commandFor("tab", { ...NEXT_EDIT_SHOWN, accessibilityModeEnabled: true }), undefined);
+});
+
+test("Escape with a selection, or with the problem (F8) widget open, is VS Code's, not a dismissal of the next edit", () => {
+  assert.equal(commandFor("escape", { ...NEXT_EDIT_SHOWN, editorHasSelection: true }), undefined); // cancelSelection
+  assert.equal(commandFor("escape", { ...NEXT_EDIT_SHOWN, markersNavigationVisible: true }), undefined); // closeMarkersNavigation
+});
