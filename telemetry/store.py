@@ -2,7 +2,9 @@
 
 The bound is on the stream events (edits, suggestion events: many per keystroke); the anchors every later row needs
 (``ANCHOR_EVENT_TYPES``: a session's start and end, a document's opening, snapshot and close, a notebook's cells)
-are queued past it, as many as the editor opens and closes documents.
+are queued past it, as many as the editor opens and closes documents. Those that carry text (``TEXT_ANCHOR_TYPES``)
+have a bound of their own, which only a writer held up for long reaches (another process holding the database's
+lock): past it the session's recording stops (see ``record``), and ``reason`` says so.
 
 ``record()`` runs on LSP handlers, so it only does a non-blocking ``put_nowait`` and
 never raises; everything that can be slow or fail (serialization, SQLite, the disk)
@@ -67,6 +69,14 @@ BATCH_SIZE = 256  # events per transaction: amortizes the commit without holding
 BUSY_TIMEOUT_S = 5.0  # SQLite's wait for a lock another writer holds, before the writer tries the batch again
 WARNING_INTERVAL_S = 60.0
 MAX_HELD_EDITS = 1000  # edits kept per open document before they are applied to its text (see _OpenDocument)
+# Anchors that carry text (a document's, or a notebook's cell list) waiting to be written: past either bound the
+# recording stops (``TelemetryStore.record``). Far above what an editor opens in a burst (a notebook of 30,000 cells
+# is 30,001); reached when another process holds the database's lock while the user works on.
+MAX_WAITING_TEXT_ANCHORS = 100_000
+MAX_WAITING_TEXT_CHARS = 1 << 26  # 67M characters: 64 MiB of ASCII, up to 4 times that in other scripts
+# The anchors that bound covers; the others (a session's start and end, a settings change, a document's close) are a
+# few hundred bytes each, one per session or settings change, and a close follows an opening that was queued.
+TEXT_ANCHOR_TYPES: frozenset[type[Event]] = frozenset({DocumentOpened, DocumentSnapshot, NotebookChanged})
 _STOP = object()
 
 # A later outcome replaces the stored one only if it ranks at least as high, so a
@@ -95,6 +105,7 @@ class TelemetryStats:
     dropped: int = 0
     failed: int = 0
     reopened: int = 0  # times the database was made again at its path after it was deleted or replaced
+    not_recorded: int = 0  # of ``dropped``: the events after the recording stopped (text anchors past their bound)
 
 
 @dataclass
@@ -190,6 +201,14 @@ def _locked(exc: BaseException) -> bool:
                                                            or "database table is locked" in str(exc))
 
 
+def _text_chars(event: Event) -> int:
+    """The characters a text anchor holds (``TEXT_ANCHOR_TYPES``): the queue's own bound on them counts these."""
+    if isinstance(event, NotebookChanged):
+        return sum(len(cell) for cell in event.cells if isinstance(cell, str))
+    text = getattr(event, "text", None)
+    return len(text) if isinstance(text, str) else 0
+
+
 def _payload(event: SuggestionEvent) -> str:
     return _json({f.name: getattr(event, f.name) for f in fields(event) if f.name not in _PAYLOAD_EXCLUDED})
 
@@ -197,9 +216,11 @@ def _payload(event: SuggestionEvent) -> str:
 class TelemetryStore:
     """Append-only telemetry database at ``path``; see the module docstring for the threading model."""
 
-    def __init__(self, path: str | os.PathLike[str], *, queue_size: int = 10_000, retention_days: float = 0) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1 (the queue has to be bounded)")
+    def __init__(self, path: str | os.PathLike[str], *, queue_size: int = 10_000, retention_days: float = 0,
+                 text_anchor_limit: int = MAX_WAITING_TEXT_ANCHORS,
+                 text_chars_limit: int = MAX_WAITING_TEXT_CHARS) -> None:
+        if queue_size < 1 or text_anchor_limit < 1 or text_chars_limit < 1:
+            raise ValueError("queue_size and the text anchors' limits must be at least 1 (the queue has to be bounded)")
         self.path = Path(path)
         self.retention_days = retention_days  # > 0: the writer first removes sessions last active before that
         # Opened here so that schema errors reach the caller; from the moment the thread
@@ -207,9 +228,11 @@ class TelemetryStore:
         self._db: Database | None = None
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file open
         self._connect()
-        self.reason: str | None = None  # what went wrong with the file while recording, or None
-        self._failing: str | None = None  # the reason failing writes gave (``reason`` until a batch is written)
+        self._reason: str | None = None  # what went wrong with the file while recording, or None (see ``reason``)
+        self._failing: str | None = None  # the reason failing writes gave (``_reason`` until a batch is written)
         self.queue_size = queue_size  # stream events waiting past this are dropped (see ``record``)
+        self.text_anchor_limit = text_anchor_limit  # text anchors waiting past these are not queued (see ``record``)
+        self.text_chars_limit = text_chars_limit
         self._queue: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -220,6 +243,12 @@ class TelemetryStore:
         self._dropped = 0
         self._failed = 0
         self._reopened = 0
+        # The bound on text anchors (caller side, under ``_lock``): how many wait and their characters; once past it,
+        # the events not recorded since (``stopped``: the recording stopped there)
+        self._text_waiting = 0
+        self._text_chars = 0
+        self._not_recorded = 0
+        self._stopped = False
         # Writer-thread state.
         self._remade = False  # whether the file open was made again mid-session
         self._lost = ""  # with no file open: how the last one was lost
@@ -256,16 +285,55 @@ class TelemetryStore:
     def record(self, event: object) -> bool:
         """Queue ``event`` without blocking; False (and a counted drop) if it cannot be taken: the store is closed, or
         ``queue_size`` events wait and it is a stream event. An anchor (``ANCHOR_EVENT_TYPES``) is taken all the same:
-        dropped, it lost every later row of its document, and a notebook opens with one per cell."""
+        dropped, it lost every later row of its document, and a notebook opens with one per cell.
+
+        Text anchors (``TEXT_ANCHOR_TYPES``) have a bound of their own (``text_anchor_limit`` waiting, or
+        ``text_chars_limit`` characters of their text), or a writer held by another process's lock grew without end
+        as the user went on opening files. Past it the recording stops: every later event is dropped but the
+        sessions' ends, so that what was written is a whole beginning of the session, which replays as recorded
+        (an opening dropped alone would leave its document's later edits applying to text the database lacks);
+        ``reason`` says so for as long as the store is open."""
         with self._lock:
             kind = type(event)
-            if (self._closed or kind not in EVENT_TYPES
-                    or (kind not in ANCHOR_EVENT_TYPES and self._queue.qsize() >= self.queue_size)):
+            if self._closed or kind not in EVENT_TYPES or (self._stopped and kind is not SessionEnded):
+                self._dropped += 1
+                self._not_recorded += self._stopped
+                return False
+            if kind not in ANCHOR_EVENT_TYPES and self._queue.qsize() >= self.queue_size:
                 self._dropped += 1
                 return False
+            if kind in TEXT_ANCHOR_TYPES:
+                size = _text_chars(event)
+                if self._text_waiting and (self._text_waiting >= self.text_anchor_limit
+                                           or self._text_chars + size > self.text_chars_limit):
+                    self._stopped = True  # (a document larger than the bound still opens when nothing waits)
+                    self._dropped += 1
+                    self._not_recorded += 1
+                    log.warning("telemetry: %s is held up (another writer holding its lock): %d documents or %d "
+                                "characters of text wait; this session's recording stops", self.path,
+                                self._text_waiting, self._text_chars)
+                    return False
+                self._text_waiting += 1
+                self._text_chars += size
             self._queue.put_nowait(event)
             self._enqueued += 1
             return True
+
+    @property
+    def reason(self) -> str | None:
+        """What went wrong with the file while recording, then whether the recording stopped (the session's recording
+        is partial for good); None while all is well."""
+        with self._lock:
+            stopped, dropped = self._stopped, self._not_recorded
+        lost = (f"{self.path} was held up (another writer holding its lock) while more than {self.text_anchor_limit} "
+                f"documents or {self.text_chars_limit} characters of text waited: this session's recording stopped "
+                f"there ({dropped} events not recorded); the server records again in its next session"
+                ) if stopped else None
+        return "; ".join(r for r in (self._reason, lost) if r) or None
+
+    @reason.setter
+    def reason(self, value: str | None) -> None:
+        self._reason = value  # the file's part: the stop's part is said as long as the store is open
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every event recorded before this call is written (or failed); False on timeout."""
@@ -293,7 +361,7 @@ class TelemetryStore:
     def stats(self) -> TelemetryStats:
         with self._lock:
             return TelemetryStats(written=self._written, dropped=self._dropped, failed=self._failed,
-                                  reopened=self._reopened)
+                                  reopened=self._reopened, not_recorded=self._not_recorded)
 
     def __enter__(self) -> TelemetryStore:
         return self
@@ -320,7 +388,10 @@ class TelemetryStore:
                 if stopping:
                     batch.pop()
                 written, skipped = self._write_batch(batch) if batch else (0, 0)
+                texts = [_text_chars(e) for e in batch if type(e) in TEXT_ANCHOR_TYPES]
                 with self._progress:
+                    self._text_waiting -= len(texts)
+                    self._text_chars -= sum(texts)
                     self._written += written
                     self._dropped += skipped
                     self._failed += len(batch) - written - skipped
@@ -405,12 +476,12 @@ class TelemetryStore:
                 self._db.close()
                 self._db = None
             self._lost = how
-            self.reason = f"the database {self.path} {how} while recording and cannot be made again: {exc}"
+            self._reason = f"the database {self.path} {how} while recording and cannot be made again: {exc}"
             self._warn("the database cannot be made again", exc)
             return False
         self._remade = True
-        self.reason = f"the database {self.path} {how} while recording; recording into a new one there"
-        log.warning("telemetry: %s", self.reason)
+        self._reason = f"the database {self.path} {how} while recording; recording into a new one there"
+        log.warning("telemetry: %s", self._reason)
         with self._lock:
             self._reopened += 1
         return True
@@ -511,9 +582,9 @@ class TelemetryStore:
             except Exception as exc:
                 if _locked(exc):
                     self._warn("the database is locked by another writer, waiting for it", exc)
-                    if self.reason is None or self.reason == self._failing:  # said in the status until it writes
-                        self.reason = self._failing = (f"{self.path} is locked by another writer: waiting for it "
-                                                       "(new events wait in the queue, and are lost when it is full)")
+                    if self._reason is None or self._reason == self._failing:  # said in the status until it writes
+                        self._reason = self._failing = (f"{self.path} is locked by another writer: waiting for it "
+                                                        "(new events wait in the queue, and are lost when it is full)")
                     continue
                 self._warn(f"lost a batch of {len(batch)} events", exc)
                 self._writes_fail(exc)
@@ -521,16 +592,16 @@ class TelemetryStore:
             if failed and not written:  # every event of the batch failed alone (a read-only file)
                 self._writes_fail(last_failure)
             elif written and self._failing is not None:  # writing again: the failure's reason goes, another one
-                if self.reason == self._failing:            # stays (a database made again while recording)
-                    self.reason = None
+                if self._reason == self._failing:           # stays (a database made again while recording)
+                    self._reason = None
                 self._failing = None
             return written, skipped
 
     def _writes_fail(self, exc: BaseException | None) -> None:
         """Say in the status (tact/status, the extension's tooltip) that events are being lost: a read-only file or
         a full disk lost every event while the status said all was well (a rate-limited log line alone said it)."""
-        self.reason = self._failing = (f"writes to {self.path} fail ({type(exc).__name__}: {exc}); events are lost "
-                                       "meanwhile")
+        self._reason = self._failing = (f"writes to {self.path} fail ({type(exc).__name__}: {exc}); events are lost "
+                                        "meanwhile")
 
     def _warn(self, what: str, exc: BaseException) -> None:
         """Log a write failure at most once per interval; never includes event contents."""

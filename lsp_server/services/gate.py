@@ -346,12 +346,7 @@ class AcceptanceGate:
         if model is None:
             return GateDecision(2, "show", forced="gate off")
         t0 = time.perf_counter()
-        reuse = stage1 is not None and stage1.inputs is not None
-        inputs = stage1.inputs if reuse else self.context_inputs(ctx, uri, now)
-        with self._lock:
-            times_shown = self.history.shown.times_shown(text)
-        sug = features.SuggestionInputs(text, logprobs, stop_probs, layers, n_layers, times_shown)
-        x = features.suggestion_features(inputs, sug, stage1.vector if reuse else None)
+        x = self._stage2_vector(ctx, text, logprobs, stop_probs, layers, n_layers, stage1, uri, now)
         p = float(model.stage2.predict(x))
         t = self.thresholds(settings, model)
         hide = p < t.hide
@@ -364,6 +359,26 @@ class AcceptanceGate:
         decision = "hide" if hide and not forced else "show"
         return GateDecision(2, decision, p, None if t.hide == NEVER else t.hide, p, 0, forced, x, None,
                             (time.perf_counter() - t0) * 1000, model.version, settings.acceptance_explore_share)
+
+    def _stage2_vector(self, ctx: CompletionContext, text: str, logprobs, stop_probs, layers, n_layers: int,
+                       stage1: GateDecision | None, uri: str | None, now: float | None) -> np.ndarray:
+        """Stage 2's features: the context's (stage 1's, where it computed them) then the suggestion's."""
+        reuse = stage1 is not None and stage1.inputs is not None
+        inputs = stage1.inputs if reuse else self.context_inputs(ctx, uri, now)
+        with self._lock:
+            times_shown = self.history.shown.times_shown(text)
+        sug = features.SuggestionInputs(text, logprobs, stop_probs, layers, n_layers, times_shown)
+        return features.suggestion_features(inputs, sug, stage1.vector if reuse else None)
+
+    def ungated(self, ctx: CompletionContext, text: str, *, logprobs=(), stop_probs=(), layers=None,
+                n_layers: int = 0, uri: str | None = None, now: float | None = None) -> GateDecision:
+        """Stage 2's features for a suggestion shown with the gate off (the setting, or no model loaded), as a
+        ``show`` decision forced "gate off" with no score: the features come from the document, the suggestion and
+        the user's history, not from the model, and such a session's outcomes are the only ones no gate censored,
+        which training (the logged stage-2 ``show`` rows) could otherwise not learn from."""
+        t0 = time.perf_counter()
+        x = self._stage2_vector(ctx, text, logprobs, stop_probs, layers, n_layers, None, uri, now)
+        return GateDecision(2, "show", forced="gate off", vector=x, compute_ms=(time.perf_counter() - t0) * 1000)
 
     # -- learning from outcomes --------------------------------------------------------------
     @staticmethod

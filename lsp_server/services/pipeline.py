@@ -5,7 +5,8 @@ executor. Results computed for a document version that is no longer current are 
 
 With the acceptance gate on, stage 1 decides before the model is called whether to call it (and
 how long to wait first, so a newer keystroke can supersede the request), and stage 2 decides
-whether the suggestion is shown; both decisions are logged.
+whether the suggestion is shown; both decisions are logged. With it off, a suggestion that goes out
+logs stage 2's features all the same (``AcceptanceGate.ungated``): its outcome is a sample to train on.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class PendingRequest:
     selected: SelectedCompletion | None = None  # the completion entry the suggestion continues, where it fits
     # "shown": the gate's key of the text before the cursor (AcceptanceGate.shown_key), computed by the job
     keys: dict[str, int] = field(default_factory=dict)
+    # with the gate off, "features": the details of stage 2's ungated row (features for training), computed by the
+    # job and logged as the answer goes out (`CompletionPipeline.issue`): one that never reaches the user has no outcome
+    ungated: dict[str, dict] = field(default_factory=dict)
 
     def abandon(self, recorder: SessionRecorder, reason: str) -> None:
         """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
@@ -181,6 +185,7 @@ class CompletionPipeline:
         recorder = self.recorder
         times: dict[str, float] = {}
         keys: dict[str, int] = {}
+        ungated: dict[str, dict] = {}
         if selected is not None and not selected.fits(index, position):  # this version's text, the job's too
             log.info("a selected completion entry that does not fit the request is left out: %s",
                      reprlib.repr(selected))
@@ -220,6 +225,9 @@ class CompletionPipeline:
                 # there, with no decision to log
                 token.wait(self.gate.wait_started, timeout=30)
             gate = self.gate if settings.acceptance_gate and self.gate.active else None
+            # off by the settings or for want of a model, not for a failure (a failed stage goes on without features);
+            # once started: features read before the user's prior was seeded would teach wrong counts
+            off = gate is None and self.gate.started
             first = None
             if gate is not None:
                 first = self._gate_decision(1, lambda: gate.before(ctx, settings, trigger, uri, now=now))
@@ -233,15 +241,16 @@ class CompletionPipeline:
                 if first.debounce_ms:  # wait off the worker: other jobs (other documents, next edits) run meanwhile
                     def debounced(token: CancelToken) -> Suggestion | None:
                         token.check()  # a newer keystroke came: no model call
-                        return generate(token, ctx, gate, first, now)
+                        return generate(token, ctx, gate, first, now, off)
 
                     rest = recorder.logged_job(suggestion_id, debounced, "completion")
                     return Deferred(first.debounce_ms / 1000, rest)
-            return generate(token, ctx, gate, first, now)
+            return generate(token, ctx, gate, first, now, off)
 
         def generate(token: CancelToken, ctx: CompletionContext, gate: AcceptanceGate | None,
-                     first: GateDecision | None, now: float) -> Suggestion | None:
-            """The model call and stage 2, at the request's time ``now`` (after stage 1 and its debounce)."""
+                     first: GateDecision | None, now: float, off: bool) -> Suggestion | None:
+            """The model call and stage 2, at the request's time ``now`` (after stage 1 and its debounce); ``off``:
+            the gate is off, and stage 2's features are computed for the log alone."""
             if outdated():
                 raise Cancelled("stale")
             if not token.wait(self.service.wait_loaded, timeout=30):
@@ -263,13 +272,18 @@ class CompletionPipeline:
             if token.cancelled:  # superseded: not hidden either
                 raise Cancelled(token.reason)
             second = None
-            if gate is not None and suggestion.text:
+            if (gate is not None or off) and suggestion.text:
                 logprobs, stop_probs, layers = suggestion.shown_scores()
-                second = self._gate_decision(2, lambda: gate.after(
-                    ctx, suggestion.text, settings, logprobs=logprobs, stop_probs=stop_probs,
-                    layers=layers if suggestion.policy == "dynamic" else None,
-                    n_layers=suggestion.n_layers or getattr(self.service.runtime, "n_layers", 0), stage1=first,
-                    trigger=trigger, uri=uri, now=now))
+                scores = dict(logprobs=logprobs, stop_probs=stop_probs,
+                              layers=layers if suggestion.policy == "dynamic" else None,
+                              n_layers=suggestion.n_layers or getattr(self.service.runtime, "n_layers", 0), uri=uri,
+                              now=now)
+                if gate is not None:
+                    second = self._gate_decision(2, lambda: gate.after(ctx, suggestion.text, settings, stage1=first,
+                                                                       trigger=trigger, **scores))
+                elif (unscored := self._gate_decision(2, lambda: self.gate.ungated(ctx, suggestion.text,
+                                                                                    **scores))) is not None:
+                    ungated["features"] = unscored.details()
             if second is not None:
                 recorder.gated(suggestion_id, 2, second.decision, second.score, second.threshold,
                                second.model_version, second.details())
@@ -283,7 +297,7 @@ class CompletionPipeline:
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
-        return PendingRequest(suggestion_id, future, token, doc, version, times, selected, keys)
+        return PendingRequest(suggestion_id, future, token, doc, version, times, selected, keys, ungated)
 
     def _gate_decision(self, stage: int, decide: Callable[[], T]) -> T | None:
         """A stage's decision, or None when deciding failed: the request then goes on ungated (generated and shown),
@@ -311,6 +325,8 @@ class CompletionPipeline:
             self.recorder.cancelled(pending.suggestion_id, "stale")
             return False
         self.counts["issued"] += 1
+        if (details := pending.ungated.get("features")) is not None:
+            self.recorder.gated(pending.suggestion_id, 2, "show", None, None, None, details)
         superseded = self.ledger.issue(IssuedSuggestion(
             pending.suggestion_id, "completion", uri, pending.version, suggestion.text,
             selected_units=utf16_len(pending.selected.text) if pending.selected is not None else 0))
