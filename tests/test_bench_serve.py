@@ -120,7 +120,7 @@ def test_the_command_refuses_a_comparison_it_cannot_run(capsys):
     from lsp_server.cli import main
 
     assert main(["bench", "serve", "--compare", "stopRepeats=3"]) == 2  # one value compares nothing
-    assert "two values" in capsys.readouterr().err
+    assert "--compare stopRepeats gives 1 value: compare two or more" in capsys.readouterr().err
     assert main(["bench", "serve", "--compare", "noSuchSetting=1,2"]) == 2
     assert "unknown setting" in capsys.readouterr().err
 
@@ -140,8 +140,9 @@ def test_the_variants_a_run_starts():
     assert [label for label, _, _ in serve_variants(["fp32", "int8"])] == ["fp32", "int8"]
     assert serve_variants("fp32", {"maxNewTokens": 8}, ("stopRepeats", [3, 0]))[1] == (
         "stopRepeats=0", {"decodeWeights": "fp32", "maxNewTokens": 8, "stopRepeats": 0}, "file")
-    for weights, compare in ((["fp32", "int8"], ("stopRepeats", [3, 0])), ("fp32", ("stopRepeats", [3]))):
-        with pytest.raises(ValueError, match="two values"):
+    for weights, compare, says in ((["fp32", "int8"], ("stopRepeats", [3, 0]), "are two comparisons"),
+                                   ("fp32", ("stopRepeats", [3]), "gives 1 value")):
+        with pytest.raises(ValueError, match=says):
             serve_variants(weights, None, compare)
 
 
