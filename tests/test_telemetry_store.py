@@ -428,7 +428,7 @@ def test_text_holding_a_lone_surrogate_is_stored_with_its_utf16_positions_intact
 def test_two_surrogate_halves_that_meet_are_stored_each_alone(db_path: Path) -> None:
     """Halves of one pair held as two code points (sent in two messages, or an edit typed between them) are each
     stored as U+FFFD, as each was in the edit that brought it: stored as their character, the text at close was not
-    what the logged edits rebuild (tests/test_sync_review7.py). Two UTF-16 units either way."""
+    what the logged edits rebuild (tests/test_sync_surrogates_and_cell_breaks.py). Two UTF-16 units either way."""
     with TelemetryStore(db_path) as store:
         store.record(DocumentOpened(SID, URI, 1, "python", "a\ud83d\ude00b", ts=1.0))
         assert store.flush() and store.stats.written == 1

@@ -6,7 +6,7 @@ import io
 
 from lsp_server import bench_serve
 from lsp_server.services.recorder import SessionRecorder
-from tests.test_bench_serve_review import _NoServer
+from tests.test_bench_serve_runs_and_verdicts import _NoServer
 
 
 def _run(**kw) -> bench_serve.ServedRun:

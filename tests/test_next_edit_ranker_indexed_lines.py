@@ -25,7 +25,7 @@ from models.next_edit.model import predict_with
 from models.next_edit.prompt import lf_view, without_undone
 from models.next_edit.ranker import load_ranker
 from tests.next_edit_support import big_edited_document, rows_read, splits_recorded
-from tests.test_next_edit_review3_lines import (URI, _breaks, _plain, _random_history, _random_text, _service,
+from tests.test_next_edit_indexed_lines import (URI, _breaks, _plain, _random_history, _random_text, _service,
                                                 reference_predict_next)
 
 

@@ -26,7 +26,7 @@ from telemetry.simulate import server_command, wait_ready
 from telemetry.store import MAX_HELD_EDITS, _OpenDocument
 from telemetry.text import SplitText, line_starts, offset_at, position_at
 from tests.telemetry_fakes import JUPYTER, NOTEBOOK
-from tests.test_telemetry_review2_store import _one_by_one
+from tests.test_telemetry_store_held_edits import _one_by_one
 from tests.test_telemetry_store import query as _rows
 
 SID = "session-1"
@@ -101,7 +101,7 @@ PIECES = ["a", "bc", "", "\n", "\r", "\r\n", "x\ry", "\n\n", "é", "😀", "z\r\
 
 
 def _random_change(rng: random.Random, text: str) -> tuple[int, int, int, int, str]:
-    """As `test_telemetry_review2_store`'s, with wider spans and inserts of many pieces (chunks are crossed)."""
+    """As `test_telemetry_store_held_edits`'s, with wider spans and inserts of many pieces (chunks are crossed)."""
     lines = len(line_starts(text))
     if rng.random() < 0.15:  # positions past the text, before it, past a line's end, an end before the start
         return (rng.randint(-2, lines + 2), rng.randint(-1, 90), rng.randint(-2, lines + 2), rng.randint(0, 90),

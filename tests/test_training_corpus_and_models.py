@@ -12,7 +12,7 @@ from lsp_server.cli import main
 from models.corpus import CorpusError, build_corpus, iter_split, read_manifest, split_of
 from models.model_dir import ModelDirError
 from models.ngram_drafts import window_starts
-from tests.test_corpus_review import sides_by_name, write_package
+from tests.test_corpus_build import sides_by_name, write_package
 
 
 def test_windows_move_on_at_a_trained_context_of_64_or_less():

@@ -13,7 +13,7 @@ import pytest
 
 from lsp_server.services.postprocess import trim_suggestion
 from tests.test_postprocess import ctx_at, multi, single
-from tests.test_postprocess_review11 import applied, assert_shaped
+from tests.test_postprocess_closers import applied, assert_shaped
 
 
 def shaped(src: str, raw: str, language_id: str, *, multiline: bool = False) -> str:

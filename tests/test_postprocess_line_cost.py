@@ -14,7 +14,7 @@ import pytest
 from lsp_server.services import postprocess
 from lsp_server.services.context import build_context
 from lsp_server.services.positions import position_at
-from tests.test_postprocess_review2_differential import former_token_loop
+from tests.test_postprocess_differential import former_token_loop
 
 # Minified-looking lines: escaped quotes, brackets, strings of every kind, comments, tabs, non-ASCII.
 _UNITS = {

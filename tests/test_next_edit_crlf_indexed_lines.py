@@ -22,10 +22,10 @@ from models.next_edit.model import predict_with
 from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view, without_undone
 from models.next_edit.ranker import load_ranker
 from tests.next_edit_support import big_edited_document, rows_read
-from tests.test_next_edit_review3_lines import (URI, _BREAKS, _breaks, _plain, _random_history, _random_text,
+from tests.test_next_edit_indexed_lines import (URI, _BREAKS, _breaks, _plain, _random_history, _random_text,
                                                 _service, assert_reads_as, edited_answers_agree,
                                                 reference_predict_next, reference_undoes_last_edit)
-from tests.test_next_edit_review4_ranker_lines import (_claimed_history, _repeating_text, reference_featurized)
+from tests.test_next_edit_ranker_indexed_lines import (_claimed_history, _repeating_text, reference_featurized)
 
 
 # The former implementations, as they were.

@@ -64,7 +64,7 @@ def _open_triple(prefix: str) -> str:
 '''
 
 
-# The former token loop that judged a suggestion's closers by the cursor line alone (`test_postprocess_review2_line_cost`
+# The former token loop that judged a suggestion's closers by the cursor line alone (`test_postprocess_line_cost`
 # shows its Python work grew with the line).
 FORMER_CLOSER_LOOP = r'''
 def _drop_duplicate_closers(s: str, ctx: CompletionContext) -> str:
