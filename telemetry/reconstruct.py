@@ -31,7 +31,7 @@ import heapq
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .reader import session_timeline, suggestions
 from .text import EditedText, SplitText, advance, diff, same_text
@@ -138,10 +138,15 @@ class Script:
         return max(0.0, self.steps[-1].ts - self.steps[0].ts)
 
     def fidelity_counts(self) -> dict[str, int]:
-        counts = {EXACT: 0, INFERRED: 0, APPROXIMATE: 0}
-        for r in self.requests:
-            counts[r.fidelity] += 1
-        return counts
+        return fidelity_counts(self.requests)
+
+
+def fidelity_counts(requests: Iterable[Request]) -> dict[str, int]:
+    """How exactly the document text was rebuilt at each of ``requests``, counted."""
+    counts = {EXACT: 0, INFERRED: 0, APPROXIMATE: 0}
+    for r in requests:
+        counts[r.fidelity] += 1
+    return counts
 
 
 class _Doc:
@@ -447,11 +452,25 @@ def _by_version(edits: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return groups
 
 
+def _in_version_order(edits: list[dict[str, Any]], uri: str, issues: list[str]) -> list[dict[str, Any]]:
+    """A document's edits in the order of the versions they reached (within one version, as logged). They come in
+    the timeline's order, by time: a wall clock set back while recording put later edits first, and applied so they
+    rebuilt another text, still called exact. Edits logged without versions (older recordings) stay as they are."""
+    if any(e.get("version") is None for e in edits):
+        return edits
+    ordered = sorted(edits, key=lambda e: e["version"])
+    if ordered != edits:
+        issues.append(f"{uri}: edits logged out of their versions' order (the clock went back while recording); "
+                      "applied in version order")
+    return ordered
+
+
 def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str, Any]], issues: list[str]) -> None:
     reqs = sorted(doc.requests, key=lambda r: (r["version"] if r.get("version") is not None else -1, r["ts"], r["seq"]))
     snaps = {s["version"]: s for s in doc.snapshots if s.get("version") is not None}
     applied: dict[tuple, int | None] = {}  # _identity of each logged edit applied so far -> its version
     ri = 0
+    unchecked: list[Request] = []  # emitted since the last snapshot the rebuilt text was checked against
 
     def emit_request(r: dict[str, Any], fidelity: str) -> None:
         offset = doc.text.offset_at(r["line"], r["character"])
@@ -462,6 +481,7 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
         doc.requested_at = r["ts"]
         doc.steps.append(Step(r["ts"], "request", doc.uri, doc.version, request=req))
         requests_out.append(req)
+        unchecked.append(req)
 
     def unapplied_pending(r: dict[str, Any]) -> dict[str, Any] | None:
         """The request's pending edit, or None when the rebuilt text has it already: no keystroke joined it after
@@ -510,16 +530,23 @@ def _process(doc: _Doc, requests_out: list[Request], logged: dict[str, dict[str,
 
     def checkpoint() -> None:
         snap = snaps.get(doc.version)
-        if snap is not None and snap.get("text") is not None and snap["text"] != doc.after_edits.text():
-            issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced")
+        if snap is None or snap.get("text") is None:
+            return
+        if snap["text"] != doc.after_edits.text():
+            # the requests since the last check were at a text that went wrong somewhere before here
+            for req in unchecked:
+                req.fidelity = APPROXIMATE
+            issues.append(f"{doc.uri}: rebuilt text differs from the snapshot at version {doc.version}; resynced"
+                          + (f", and the {len(unchecked)} requests before it counted approximate" if unchecked else ""))
             doc.change_to(snap["text"], snap["ts"], doc.version, (doc.tip,))
             doc.mark_edit_end()
             doc.resync(snap["text"])
             doc.pending = None
             doc.resynced = True
+        unchecked.clear()
 
     checkpoint()
-    for group in _by_version(doc.edits):
+    for group in _by_version(_in_version_order(doc.edits, doc.uri, issues)):
         while ri < len(reqs) and (reqs[ri].get("version") or 0) <= doc.version:
             emit_at_applied_version(reqs[ri])
             ri += 1

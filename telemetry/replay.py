@@ -45,7 +45,8 @@ from .lsp_client import (LspClient, LspError, change_at, inline_completion_param
 from .oracle import Oracle, accepted_chars
 from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, open_upgraded, outcome_counts,
                      no_session_named, sessions_named)
-from .reconstruct import NotebookCells, Request, Script, Step, apply_range, build_script, next_text_after
+from .reconstruct import (NotebookCells, Request, Script, Step, apply_range, build_script, fidelity_counts,
+                          next_text_after)
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
@@ -372,6 +373,9 @@ class _Driver:
             elif step.kind == "settings":
                 values = dict(settings0)
                 values.update(_settings(step.settings, overrides))
+                # as at the start (`replay_session`): a recorded model path not here is the shipped model's, or a
+                # settings change put it back and turned the replay's gate off
+                _missing_model_settings(values, overrides)
                 self.client.notify("workspace/didChangeConfiguration", {"settings": {"tact": values}})
             elif step.kind == "request":
                 if self.budget is not None and len(self.outcomes) >= self.budget:
@@ -700,8 +704,9 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         recorded_s=round(script.duration_s, 3), source_complete=script.complete,
         complete=(not driver.limited and len(outcomes) == len(script.requests) and not script.requests_left_out
                   and not failed and not driver.unanswered),
-        fidelity=script.fidelity_counts(), issues=list(script.issues), model=model, settings=settings,
-        next_edits=next_edit_counts, notes=notes, outcomes=outcomes)
+        # of the requests replayed (a --limit replays fewer than the script holds)
+        fidelity=fidelity_counts(o.request for o in outcomes), issues=list(script.issues), model=model,
+        settings=settings, next_edits=next_edit_counts, notes=notes, outcomes=outcomes)
     if new_session:
         _write_results(output, source, result, options, started, script.session.get("started_at"))
     return result

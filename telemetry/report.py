@@ -350,13 +350,22 @@ def _without_synthetic(sessions: list[dict[str, Any]], data: Dataset) -> list[di
     """The user's sessions, where the database mixes them with the demo's or the simulator's (the demo recorded into
     the user's database once): the acceptance gate's prior counts the user's alone, and so do the figures. A
     database of those alone (the simulator's own) is reported whole."""
+    synthetic = _synthetic(sessions)
+    if synthetic:
+        data.notes.append(_left_out_note(synthetic))
+    return [s for s in sessions if s not in synthetic]
+
+
+def _synthetic(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The demo's and the simulator's among ``sessions``; none where they are all there is."""
     synthetic = [s for s in sessions if s["client_name"] in SYNTHETIC_CLIENTS]
-    if not synthetic or len(synthetic) == len(sessions):
-        return sessions
+    return synthetic if len(synthetic) < len(sessions) else []
+
+
+def _left_out_note(synthetic: list[dict[str, Any]]) -> str:
     by = " and ".join(sorted({_SYNTHETIC_NAMES[s["client_name"]] for s in synthetic}))
-    data.notes.append(f"left out {len(synthetic)} session{'s' * (len(synthetic) != 1)} recorded by {by}, as the "
-                      "acceptance gate's prior leaves them out (--session reports one)")
-    return [s for s in sessions if s["client_name"] not in SYNTHETIC_CLIENTS]
+    return (f"left out {len(synthetic)} session{'s' * (len(synthetic) != 1)} recorded by {by}, as the acceptance "
+            "gate's prior leaves them out (--session reports one)")
 
 
 def _number(value: Any) -> float | None:
@@ -913,12 +922,21 @@ def _paired(database: Path, against: Path, labels: tuple[str, str], session: str
                     load(against, labels[1], None, limit, opened=opened[1])]
         what = tuple("the replays of the sessions compared" if r else "the sessions the other database replays"
                      for r in replays)
-        theirs = set(keys[1].values())
+        # the recording's demo and simulator sessions are left out of both sides, as its report alone leaves them
+        # out (a replay's sessions are all the replay's client, whatever they replay)
+        synthetic = [] if session is not None else [
+            s for o, r in zip(opened, replays) if o is not None and not r
+            for s in _synthetic([{"id": sid, "client_name": client}
+                                 for sid, client in o[0].execute("SELECT id, client_name FROM sessions")])]
+        left_out = {s["id"] for s in synthetic}
+        theirs = set(keys[1].values()) - left_out
         first = load(database, labels[0], session, limit,
                      ({sid for sid, key in keys[0].items() if key in theirs}, what[0]), opened[0])
         compared = {keys[0].get(s["id"], s["id"]) for s in first.sessions}
         pairs = {sid for sid, key in keys[1].items() if key in compared}
         second = load(against, labels[1], None, limit, (pairs, what[1]), opened[1])
+        if synthetic:  # said of the recording, whose sessions they are
+            (second if replays[0] else first).notes.append(_left_out_note(synthetic))
         if first.sessions and second.sessions and not pairs:
             verbs = tuple("replays" if r else "holds" for r in replays)
             second.notes.append(f"{verbs[1]} none of the sessions {labels[0]} {verbs[0]}: its figures are of other "

@@ -531,6 +531,7 @@ def test_replay_at_a_recorded_pace(simulated_session, tiny_lm_dir, tmp_path):
     (res,) = replay(simulated_session["database"], tmp_path / "paced.sqlite3",
                     options=ReplayOptions(model=str(tiny_lm_dir), speed=5.0, limit=12))
     assert res.replayed == 12 and not res.complete
+    assert sum(res.fidelity.values()) == 12  # of the requests replayed, not of the whole recording
     assert not res.notes  # paced, the replay imposes nothing (the gate's debounce stays as recorded)
     assert res.wall_s >= (res.outcomes[-1].request.ts - res.outcomes[0].request.ts) / 5.0
     conn = open_readonly(tmp_path / "paced.sqlite3")

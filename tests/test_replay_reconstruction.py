@@ -126,3 +126,53 @@ def test_a_change_that_changes_nothing_keeps_the_edit_open():
     store.change(URI, 3, [(Range.of(0, 1, 0, 1), "")], 100.8)  # a keystroke that changed nothing
     assert store.change(URI, 4, [(Range.of(0, 1, 0, 1), "b")], 101.6).finalized == []  # 1.6 s after `a`: one edit
     assert [r.inserted_text for r in store.close(URI)] == ["ab"]
+
+
+def _clock_went_back(path, *, snapshot: str) -> None:
+    """Three edits of one document; the wall clock went back 3 s between the second and the third version, so the
+    timeline (ordered by time) holds v3 first. A snapshot at v4 says what the text was."""
+    from telemetry import DocumentOpened, DocumentSnapshot, EditEvent, SessionStarted, SuggestionRequested, TelemetryStore
+
+    uri = "file:///w/a.py"
+    with TelemetryStore(path) as store:
+        store.record(SessionStarted("s", "vscode", "1", "0.1.0", {}, {}, ts=1.0))
+        store.record(DocumentOpened("s", uri, 1, "python", "abc\n", ts=2.0))
+        store.record(EditEvent("s", uri, 2, 0, 3, 0, 3, "", "1", ts_start=10.0, ts=10.0))
+        store.record(EditEvent("s", uri, 3, 0, 4, 0, 4, "", "2", ts_start=8.0, ts=8.0))  # after the clock went back
+        store.record(SuggestionRequested("s", "r1", "completion", uri, 3, 0, 5, ts=8.5))
+        store.record(EditEvent("s", uri, 4, 0, 5, 0, 5, "", "3", ts_start=9.0, ts=9.0))
+        store.record(DocumentSnapshot("s", uri, 4, snapshot, ts=9.5))
+
+
+def _script(path):
+    from telemetry.reader import open_readonly
+    from telemetry.reconstruct import build_script
+
+    conn = open_readonly(path)
+    try:
+        return build_script(conn, "s")
+    finally:
+        conn.close()
+
+
+def test_edits_logged_out_of_order_by_a_clock_set_back_are_applied_in_version_order(tmp_path):
+    """Applied by time, v3 came before v2 and did not fit: the text rebuilt was another, still called exact."""
+    db = tmp_path / "s.sqlite3"
+    _clock_went_back(db, snapshot="abc123\n")
+    script = _script(db)
+    assert script.final_texts == {"file:///w/a.py": "abc123\n"} and script.verified["file:///w/a.py"]
+    (request,) = script.requests
+    assert request.fidelity == "exact" and request.offset == 5  # after "abc12"
+    assert any("out of their versions' order" in issue for issue in script.issues)
+
+
+def test_requests_before_a_snapshot_the_rebuilt_text_misses_are_counted_approximate(tmp_path):
+    """The snapshot resyncs the text, but the requests since the last check were at a text gone wrong: they were
+    counted exact, and the replay complete."""
+    db = tmp_path / "s.sqlite3"
+    _clock_went_back(db, snapshot="abc12 and more\n")
+    script = _script(db)
+    (request,) = script.requests
+    assert request.fidelity == "approximate"
+    assert any("differs from the snapshot at version 4" in issue and "1 requests before it counted approximate"
+               in issue for issue in script.issues)

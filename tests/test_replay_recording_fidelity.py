@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main
-from telemetry import DocumentOpened, SessionStarted, SuggestionRequested, TelemetryStore
+from telemetry import DocumentOpened, SessionStarted, SettingsChanged, SuggestionRequested, TelemetryStore
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.reader import open_readonly
 from telemetry.reconstruct import build_script
@@ -118,8 +118,11 @@ def test_requests_left_out_of_the_script_are_counted_and_make_the_replay_partial
 def test_a_recorded_acceptance_model_not_here_is_said_and_the_shipped_one_used(tiny_lm_dir, tmp_path):
     db = tmp_path / "s.sqlite3"
     _clock_set_back(db)
+    gone = {"acceptanceModelPath": str(tmp_path / "gone")}
+    with TelemetryStore(db) as store:  # a settings change sends the whole section again, the path with it
+        store.record(SettingsChanged("s", {**gone, "editCoalesceMs": 900}, ts=130.5))
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE sessions SET settings = ?", [json.dumps({"acceptanceModelPath": str(tmp_path / "gone")})])
+        conn.execute("UPDATE sessions SET settings = ?", [json.dumps(gone)])
     conn.close()
     (res,) = replay(db, tmp_path / "out.sqlite3", options=ReplayOptions(model=str(tiny_lm_dir)))
     assert "acceptanceModelPath" not in res.settings
@@ -127,9 +130,12 @@ def test_a_recorded_acceptance_model_not_here_is_said_and_the_shipped_one_used(t
     conn = open_readonly(tmp_path / "out.sqlite3")
     try:
         (models,) = conn.execute("SELECT models FROM sessions WHERE id = ?", [res.session_id]).fetchone()
+        changes = [json.loads(row[0]) for row in conn.execute("SELECT settings FROM settings_changes")]
     finally:
         conn.close()
     assert json.loads(models)["acceptance"]["active"]
+    # the change was replayed without the path (it turned the replay's gate off from there on)
+    assert [c["editCoalesceMs"] for c in changes] == [900] and changes[0]["acceptanceModelPath"] == "", changes
     with pytest.raises(ReplayError, match="no such file"):
         replay(db, tmp_path / "out2.sqlite3", options=ReplayOptions(
             model=str(tiny_lm_dir), overrides={"acceptanceModelPath": str(tmp_path / "gone")}))
@@ -160,3 +166,26 @@ def test_a_directory_to_replay_is_one_clear_line(tmp_path, capsys, monkeypatch):
     assert main(["replay", "."]) == 2
     err = capsys.readouterr().err
     assert "is a directory" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("recording_first", [True, False])
+def test_a_paired_report_leaves_the_recording_s_simulated_sessions_out_of_both_sides(tiny_lm_dir, tmp_path,
+                                                                                   recording_first):
+    """`tact report DB` leaves the simulator's sessions out; beside its replay they were counted on both sides, so
+    the same recording had two acceptance rates."""
+    from telemetry_fakes import write_synthetic_db
+
+    db = tmp_path / "mixed.sqlite3"
+    write_synthetic_db(db, seed=1, requests=4, session_id="user-1")
+    write_synthetic_db(db, seed=2, requests=4, session_id="sim-1")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE sessions SET client_name = 'tact-simulate' WHERE id = 'sim-1'")
+    conn.close()
+    replayed = tmp_path / "mixed.replay.sqlite3"
+    assert len(replay(db, replayed, options=ReplayOptions(model=str(tiny_lm_dir)))) == 2
+    pair = (db, replayed) if recording_first else (replayed, db)
+    summaries = report(pair[0], tmp_path / "report", against=pair[1])["summaries"]
+    alone = report(db, tmp_path / "alone")["summaries"][0]
+    assert [s["sessions"] for s in summaries] == [1, 1]
+    recorded = summaries[0 if recording_first else 1]
+    assert (recorded["requests"], recorded["shown"]) == (alone["requests"], alone["shown"])
