@@ -28,18 +28,24 @@ def _bare_model(max_windows: int = 2) -> tuple[NextEditModel, list[int]]:
     return model, asked
 
 
+@pytest.fixture
+def built_windows(monkeypatch) -> list[int]:
+    """The rows `predict_edit` builds a window around, in order."""
+    built: list[int] = []
+
+    def counted(text, line, *args, **kwargs):
+        built.append(line)
+        return window_around(text, line, *args, **kwargs)
+
+    monkeypatch.setattr(model_module, "window_around", counted)
+    return built
+
+
 @pytest.mark.parametrize("gap,rows,built", [
     (40, [0, 41], 1),  # the guess far below: both asked; only the cursor's window decides (the guess's was built too)
     (2, [0], 1),  # the guess inside the cursor's window: asked with it
 ])
-def test_the_model_builds_only_the_window_that_decides_which_rows_to_ask(monkeypatch, gap, rows, built):
-    built_windows: list[int] = []
-
-    def counted(text, line, *args, **kwargs):
-        built_windows.append(line)
-        return window_around(text, line, *args, **kwargs)
-
-    monkeypatch.setattr(model_module, "window_around", counted)
+def test_the_model_builds_only_the_window_that_decides_which_rows_to_ask(built_windows, gap, rows, built):
     model, asked = _bare_model()
     current = "def area(w):\n" + "    pass\n" * gap + "print(width)\n"
     history = [Edit(0, 1, "def area(width):\n", "def area(w):\n")]
@@ -54,14 +60,7 @@ RENAMED = "def area(w):\n" + "    pass\n" * 40 + "print(width)\n"
     (2, [Edit(0, 1, "x = 1\n", "x = 2\n")], "x = 2\n" + RENAMED),  # nothing to repeat: the baseline guesses nothing
     (1, [Edit(0, 1, "def area(width):\n", "def area(w):\n")], RENAMED),  # one window: the guess is never asked about
 ])
-def test_a_request_with_one_row_to_ask_builds_no_window_to_decide(monkeypatch, max_windows, history, current):
-    built_windows: list[int] = []
-
-    def counted(text, line, *args, **kwargs):
-        built_windows.append(line)
-        return window_around(text, line, *args, **kwargs)
-
-    monkeypatch.setattr(model_module, "window_around", counted)
+def test_a_request_with_one_row_to_ask_builds_no_window_to_decide(built_windows, max_windows, history, current):
     model, asked = _bare_model(max_windows)
     model.predict_edit(history, current, 0)
     assert asked == [0] and not built_windows, built_windows
