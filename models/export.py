@@ -6,7 +6,8 @@ graphs hold no weights of their own: their initializers point into `model.safete
 external data, so the model ships once. Half-precision checkpoints get an fp32 `onnx_weights.bin`, which
 is not shipped: the runtime writes it again when it is missing. ``models.model_dir.store_half`` (`tact export --half`) first
 stores the weights in fp16: half the size on disk, and nothing changes for weights already fp16-rounded.
-Works for any Llama-style directory (GQA and Qwen2 biases included). Needs the `onnx` package.
+Works for any Llama-style directory (GQA, Qwen2 biases and Mistral/Qwen2 sliding windows included). Needs the
+`onnx` package.
 
 Each decoder layer and the exit head also get an 8-bit twin (`*.int8.onnx`, listed under ``int8`` in graphs.json):
 the same graph with its weight products as onnxruntime's MatMulNBits on the 8-bit blocks of ``models.quantize``,
@@ -23,8 +24,8 @@ from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
 from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS,
-                              ModelDirError, check_model_dir, kv_fill_graph_name, layer_graph_name, header_digest, read_safetensors_index, rms_norm_eps, write_atomically,
-                              write_json_object, write_widened_weights)
+                              ModelDirError, check_model_dir, kv_fill_graph_name, layer_graph_name, header_digest, read_safetensors_index, rms_norm_eps, sliding_window,
+                              write_atomically, write_json_object, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
 OPSET = 17
@@ -187,9 +188,11 @@ def decoder_layer_graph(w: WeightRefs, cfg: dict, i: int, int8: bool = False) ->
     # (1, T, heads*hd), the packed layout GroupQueryAttention takes
     q3, k3, v3 = (b.op("Reshape", [x, b.const([1, -1, n * hd])]) for x, n in ((q, H), (k_new, Hkv), (v_new, Hkv)))
     ctx = b.name("attention")
+    window = sliding_window(cfg, i)  # GroupQueryAttention's local_window_size: the keys a query reads, its own included
     b.nodes.append(helper.make_node(
         "GroupQueryAttention", [q3, k3, v3, "past_k", "past_v", "seqlens_k", "total_len"], [ctx, "present_k", "present_v"],
-        domain=CONTRIB_DOMAIN, num_heads=H, kv_num_heads=Hkv, scale=float(1.0 / np.sqrt(hd))))  # ctx (1, T, H*hd)
+        domain=CONTRIB_DOMAIN, num_heads=H, kv_num_heads=Hkv, scale=float(1.0 / np.sqrt(hd)),
+        **({} if window is None else {"local_window_size": window})))  # ctx (1, T, H*hd)
     ctx = b.op("Reshape", [ctx, b.const([-1, H * hd])])  # (T, H*hd)
     x = b.op("Add", ["hidden", b.linear(ctx, f"{p}.self_attn.o_proj")])
     xn2 = b.rms_norm(x, b.weight(f"{p}.post_attention_layernorm.weight"), eps)
@@ -297,6 +300,8 @@ def export_model_dir(model_dir: Path) -> dict:
     L = cfg["num_hidden_layers"]
     index = {"opset": OPSET, "kv_cache": KV_CACHE_LAYOUT, "weights": w.location, "decoder_layers": [], "kv_fill": {},
              "exit_head": "exit_head.onnx"}
+    if any(sliding_window(cfg, i) for i in range(L)):  # the runtime refuses graphs exported without them
+        index["sliding_windows"] = [sliding_window(cfg, i) for i in range(L)]
     for i in range(L):
         name = f"decoder_layer_{i}.onnx"
         _save(decoder_layer_graph(w, cfg, i), model_dir / name)

@@ -54,6 +54,28 @@ def kv_fill_graph_name(exit_layer: int) -> str:
 WIDENED_WEIGHTS = "onnx_weights.bin"
 EXIT_HEADS = "exit_heads.safetensors"  # exit norms, Stop&Exit controller, learned KV fill maps (models.exits)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral")
+
+
+def sliding_window(cfg: dict, layer: int) -> int | None:
+    """How many keys (its own included) decoder layer ``layer`` attends to where config.json gives it sliding-window
+    attention, as transformers reads it; None: every earlier key. Mistral: every layer, when ``sliding_window`` is set
+    (4096 where absent, transformers' default). Qwen2: only with ``use_sliding_window``, the layers ``layer_types``
+    marks "sliding_attention" (without it, those from ``max_window_layers`` on). Llama: none. Where the window was
+    ignored, a token past it attended to keys the model never reads together (Mistral 7B v0.1 past 4,096 tokens):
+    other logits, without a word."""
+    arch = cfg.get("model_type")
+    if arch == "qwen2" and cfg.get("use_sliding_window"):
+        types = cfg.get("layer_types")
+        if isinstance(types, list) and len(types) == cfg["num_hidden_layers"]:
+            slides = types[layer] == "sliding_attention"
+        else:
+            slides = layer >= cfg.get("max_window_layers", 28)
+    else:
+        slides = arch == "mistral"
+    window = cfg.get("sliding_window", 4096) if slides else None
+    return window if isinstance(window, int) and not isinstance(window, bool) and window > 0 else None
+
+
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64, "U16": np.uint16}
 _ITEMSIZE = {k: np.dtype(t).itemsize if t is not None else 2 for k, t in _DTYPES.items()}  # bytes (BF16: 2)
 

@@ -39,7 +39,7 @@ from models.healing import Prompt, TokenBytes, healed_logp
 from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError,
                               check_model_dir, kv_fill_graph_name, layer_graph_name,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
-                              rms_norm_eps, trained_context)
+                              rms_norm_eps, sliding_window, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
 from models.tokenizer import load_model_tokenizer
@@ -484,6 +484,10 @@ class EarlyExitRuntime:
         if not all(k.isdigit() and int(k) < self.n_layers - 1 for k in fill):
             raise ModelDirError(f"{path}: kv_fill lists exits {sorted(fill)}, past the {self.n_layers - 1} exits of "
                                 f"{self.n_layers} layers; {fix}")
+        windows = [sliding_window(self.config, i) for i in range(self.n_layers)]
+        if any(windows) and index.get("sliding_windows") != windows:  # exported before windows were read: full attention
+            raise ModelDirError(f"{path}: the graphs were exported without the sliding-window attention config.json "
+                                f"gives ({windows}), and past the window their logits would be another model's; {fix}")
         int8 = index.get("int8")
         if int8 and not (isinstance(int8, dict) and isinstance(int8.get("exit_head"), str)
                          and isinstance(int8.get("decoder_layers"), list)
