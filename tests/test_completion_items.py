@@ -196,3 +196,12 @@ def test_a_multi_line_items_label_is_text_it_writes_and_says_it_goes_on_apart(mo
     assert item.detail == "Tact …"  # for clients without label details
     single = _classic_item(monkeypatch, "x = |\n", "compute(1)")
     assert single.label == "compute(1)" and single.label_details is None
+
+
+def test_a_suggestion_that_starts_with_a_line_break_gets_its_first_written_line_as_label(monkeypatch):
+    """After `def main():` the first line is empty: the label was "", which VS Code drops as invalid and other clients
+    show as a blank row."""
+    item = _classic_item(monkeypatch, "def main():|\n", "\n    parser = make_parser()")
+    assert item.label == "parser = make_parser()"
+    assert item.label_details is not None and item.label_details.detail == " …"
+    assert item.text_edit.new_text == "\n    parser = make_parser()"

@@ -75,7 +75,11 @@ def register(server) -> None:
         new_text = word + suggestion.text
         # The label is text the suggestion writes: a client may insert it as the word (Neovim does for a snippet item
         # completed without the menu), so a multi-line suggestion says it goes on in labelDetails, not with a "…".
+        # One that starts with a line break (after `def main():`) would have an empty first line: an empty label,
+        # which VS Code drops and other clients show as a blank row; its first written line stands in.
         label = first_line(new_text)
+        if not label.strip():
+            label = next((line.strip() for line in new_text.splitlines() if line.strip()), "…")
         more = types.CompletionItemLabelDetails(detail=" …") if "\n" in new_text else None
         # Clients that insert only the first word of a plain-text item (Neovim's native completion
         # does) expand a snippet whole; clients without snippet support get plain text.
