@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from lsprotocol import types
 
@@ -11,6 +12,7 @@ from lsp_server.config import SECTION, SETTING_NAMES
 from lsp_server.services.recorder import HeldStore
 
 log = logging.getLogger("tact")
+PARENT_CHECK_S = 3.0  # how often the client's process (initialize's processId) is looked for, as vscode-languageserver
 
 
 async def follow_gate(ls) -> None:
@@ -53,6 +55,12 @@ def register(server) -> None:
         ls.gate.start_due = True  # requests wait for the gate from here (the settings are pulled first)
         # first: what the user types while the settings come and the model loads is finalized on time too
         ls.edit_timer = asyncio.ensure_future(expire_edits(ls))
+        pid = getattr(ls, "process_id", None)
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            if process_alive(pid):
+                ls.parent_watch = asyncio.ensure_future(watch_parent(ls, pid))
+            else:  # another PID namespace (a server in a container, its editor outside): nothing to watch
+                log.info("the client's process %d is not visible here: the server does not watch it", pid)
         await pull_configuration(ls)
         ls.open_telemetry()  # workspace/configuration may have turned telemetry off or moved its database
         loop = asyncio.get_running_loop()
@@ -149,6 +157,31 @@ def report_degraded(ls) -> None:
     log.warning("Tact is running without a model: %s", reason)
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning,
                                                    message=f"Tact: no completions ({reason})"))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (another user's counts: it is there)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
+
+
+async def watch_parent(ls, pid: int) -> None:
+    """LSP: a server whose client process is gone exits. An editor killed while something else held the pipes open
+    (a wrapper, another child) left the server running with its model loaded, and its session never ended."""
+    while not ls.shutting_down:
+        await asyncio.sleep(PARENT_CHECK_S)
+        if not ls.shutting_down and not process_alive(pid):
+            log.warning("the client's process %d is gone: the server stops", pid)
+            try:
+                end_session(ls, "client left")
+            finally:
+                logging.shutdown()
+                os._exit(1)  # as a lost pipe: stdin's reader thread may wait for ever, and the exit would join it
 
 
 async def expire_edits(ls) -> None:
