@@ -150,7 +150,8 @@ class Settings:
             if f is None:  # a misspelt key did nothing, and said nothing (editors other than VS Code take them by hand)
                 if key not in CLIENT_ONLY_SETTINGS:
                     near = difflib.get_close_matches(str(key), by_camel, n=1)
-                    problems.append(f"{SECTION}.{reprlib.repr(key).strip(chr(39))}: no such setting, ignored"
+                    name = str(key) if len(str(key)) <= 60 else f"{str(key)[:57]}..."  # a JSON key, of any length
+                    problems.append(f"{SECTION}.{name}: no such setting, ignored"
                                     + (f" (did you mean {SECTION}.{near[0]}?)" if near else ""))
                 continue
             default = getattr(cls(), f.name)

@@ -297,7 +297,8 @@ class TelemetryStore:
             kind = type(event)
             if self._closed or kind not in EVENT_TYPES or (self._stopped and kind is not SessionEnded):
                 self._dropped += 1
-                self._not_recorded += self._stopped
+                if self._stopped:
+                    self._not_recorded += 1
                 return False
             if kind not in ANCHOR_EVENT_TYPES and self._queue.qsize() >= self.queue_size:
                 self._dropped += 1

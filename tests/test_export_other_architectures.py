@@ -26,6 +26,7 @@ from models.export import export_model_dir  # noqa: E402
 from models.runtime import DecodeOptions, EarlyExitRuntime  # noqa: E402
 from models.tokenizer import TokenizerInfo, train_tokenizer  # noqa: E402
 from tests.conftest import TINY_LM_MAX_LEN, _stdlib_texts  # noqa: E402
+from tests.test_runtime_parity import _filled_and_layer_kv  # noqa: E402
 
 TOL = 1e-4
 WINDOW = 16  # the sliding models' window: shorter than every prompt below
@@ -180,20 +181,10 @@ def test_qwen2_kv_fill_writes_the_biased_keys_and_values_each_skipped_layer_woul
     rt, _ = models["qwen2"]
     ids = prompt_ids(rt)[1]
     for exit_layer in range(rt.n_layers - 1):
-        rt.reset()
-        rt.prefill(ids[:-2])
-        pos = rt.cache.length
-        at = rt._positions(pos, 2)
-        h = rt.forward(ids[-2:], pos, 0, exit_layer)  # (2, D) leaving after exit_layer
-        rt._fill_kv(exit_layer, h, pos, at)
-        later = range(exit_layer + 1, rt.n_layers)
-        filled = [(rt.cache.k[j][0, :, pos:pos + 2].copy(), rt.cache.v[j][0, :, pos:pos + 2].copy()) for j in later]
-        for j in later:
-            rt._layer(j, h, at)  # the layer's own K/V of the exiting state, in place
-        for j, (fk, fv) in zip(later, filled):
-            np.testing.assert_allclose(fk, rt.cache.k[j][0, :, pos:pos + 2], atol=1e-5)
-            np.testing.assert_allclose(fv, rt.cache.v[j][0, :, pos:pos + 2], atol=1e-5)
-    rt.reset()
+        filled, own = _filled_and_layer_kv(rt, exit_layer, ids)
+        for (fk, fv), (k, v) in zip(filled, own):
+            np.testing.assert_allclose(fk, k, atol=1e-5)
+            np.testing.assert_allclose(fv, v, atol=1e-5)
 
 
 def test_graphs_exported_without_the_window_are_refused_with_the_fix(models, tmp_path):
