@@ -23,8 +23,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
-from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, WIDENED_WEIGHTS,
-                              ModelDirError, check_model_dir, kv_fill_graph_name, layer_graph_name, header_digest, read_safetensors_index, rms_norm_eps, sliding_window,
+from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, EXPORTED_FROM, GRAPHS_INDEX, KV_CACHE_LAYOUT,
+                              WIDENED_WEIGHTS, ModelDirError, export_source_digests, check_model_dir, kv_fill_graph_name, layer_graph_name, header_digest, read_safetensors_index, rms_norm_eps, sliding_window,
                               write_atomically, write_json_object, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
@@ -300,6 +300,7 @@ def export_model_dir(model_dir: Path) -> dict:
     L = cfg["num_hidden_layers"]
     index = {"opset": OPSET, "kv_cache": KV_CACHE_LAYOUT, "weights": w.location, "decoder_layers": [], "kv_fill": {},
              "exit_head": "exit_head.onnx"}
+    index[EXPORTED_FROM] = export_source_digests(model_dir)  # the runtime refuses graphs whose sources changed since
     if any(sliding_window(cfg, i) for i in range(L)):  # the runtime refuses graphs exported without them
         index["sliding_windows"] = [sliding_window(cfg, i) for i in range(L)]
     for i in range(L):

@@ -451,6 +451,43 @@ def safetensors_header(path: Path) -> bytes:
         return raw + fh.read(min(n, 100_000_000))
 
 
+# The files `tact export` builds the graphs from. Their content digests go into graphs.json ("exported_from") and
+# the runtime refuses graphs whose sources changed since: flipped bytes in the weights decoded as another model, and
+# an edited config.json (rope_theta, the norms' epsilon) went on decoding with the values the graphs were built with.
+EXPORT_SOURCES = ("config.json", "model.safetensors", EXIT_HEADS)
+EXPORTED_FROM = "exported_from"
+
+
+def content_digest(path: Path) -> str:
+    """A short hash of a file's content (16 hex digits of sha256; 23 MB take about 15 ms). A JSON file's is of its
+    parsed value, so that the line endings or spacing a checkout or an editor gives it do not count."""
+    import hashlib
+
+    path = Path(path)
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        try:
+            data = json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
+        except ValueError:
+            pass  # the bytes, then: a damaged file differs from the one exported
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def export_source_digests(model_dir: Path) -> dict[str, str]:
+    """``content_digest`` of each of EXPORT_SOURCES that model_dir holds: what graphs.json records at export."""
+    return {name: content_digest(model_dir / name) for name in EXPORT_SOURCES if (model_dir / name).is_file()}
+
+
+def changed_since_export(model_dir: Path, index: dict) -> list[str]:
+    """The EXPORT_SOURCES that differ from what ``index`` (graphs.json) recorded at export: changed, removed or
+    added since. An index from before digests were recorded names none."""
+    recorded = index.get(EXPORTED_FROM)
+    if not isinstance(recorded, dict):
+        return []
+    now = export_source_digests(Path(model_dir))
+    return [name for name in EXPORT_SOURCES if recorded.get(name) != now.get(name)]
+
+
 def header_digest(path: Path) -> str:
     """A short hash of a safetensors file's header and size: two files with the same digest hold the same tensors
     at the same offsets, which is what ONNX graphs that read them in place depend on."""
@@ -575,6 +612,12 @@ def store_half(model_dir: Path) -> float:
             (model_dir / GRAPHS_INDEX).unlink()
 
     write_atomically(src, write)
+    index_path = model_dir / GRAPHS_INDEX
+    if index_path.is_file():  # graphs that read a widened copy: the same values, so their record follows the bytes
+        index = read_json_object(index_path, RESTORE)
+        if isinstance(index.get(EXPORTED_FROM), dict):
+            index[EXPORTED_FROM][src.name] = content_digest(src)
+            write_json_object(index_path, index)
     return change
 
 

@@ -37,7 +37,7 @@ from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, exit_heads_proble
 from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
 from models.healing import Prompt, TokenBytes, healed_logp
 from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError,
-                              check_model_dir, kv_fill_graph_name, layer_graph_name,
+                              changed_since_export, check_model_dir, kv_fill_graph_name, layer_graph_name,
                               graphs_dir, header_digest, load_tensors, read_json_object, read_record,
                               rms_norm_eps, sliding_window, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
@@ -406,6 +406,7 @@ class EarlyExitRuntime:
             size = 2 * self.n_layers * self.n_kv * self.max_len * self.head_dim * 4 / 2 ** 30
             raise ModelDirError(f"{self.model_dir / 'config.json'} has max_position_embeddings {self.max_len}: its KV "
                                 f"cache ({size:.1f} GiB) does not fit in memory; {RESTORE}") from None
+        self._check_unchanged_since_export()
         self._bindings = [self._bind_cache(i, s) for i, s in enumerate(self.layer_sessions)]
         # one decode at a time per runtime (the cache is shared); reentrant: a caller that holds it to run forward()
         # itself (models.acceptance.scoring) resets the cache inside it
@@ -495,6 +496,23 @@ class EarlyExitRuntime:
                          and len(int8["decoder_layers"]) == self.n_layers):
             raise ModelDirError(f"{path}: its 8-bit graphs are not one per layer and a head; {fix}")
         return index
+
+    def _check_unchanged_since_export(self) -> None:
+        """The files the graphs were built from, as `tact export` recorded them (checked last: a file of another
+        shape is named best by the checks before). Flipped bytes in the weights decoded as another model, and an
+        edited config.json decoded with values the graphs no longer agree with, both in silence."""
+        path, fix = self.model_dir / GRAPHS_INDEX, f"re-run `tact export {self.model_dir}`"
+        changed = changed_since_export(self.model_dir, self._index)
+        if "config.json" in changed:
+            raise ModelDirError(f"{self.model_dir / 'config.json'} has changed since `tact export` (the graphs and "
+                                f"weights were made with the values it held then, and with its values now, rope_theta "
+                                f"or a norm's epsilon, they would decode as another model); restore the config.json "
+                                f"the model was trained with, or {fix}")
+        if changed:
+            names = " and ".join(str(self.model_dir / name) for name in changed)
+            raise ModelDirError(f"{names} {'is' if len(changed) == 1 else 'are'} not what `tact export` built the "
+                                f"graphs from (the content differs from the digest {path} recorded): damaged, or "
+                                f"replaced since; {RESTORE}, or {fix} if it was replaced on purpose")
 
     def _layer_session(self, name: str, where: Path | None = None, *, layer: int,
                        int8: bool = False) -> ort.InferenceSession:

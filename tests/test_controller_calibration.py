@@ -126,6 +126,7 @@ def test_a_model_directory_without_a_calibration_still_loads(tmp_path, tiny_lm_d
 
     from models.architecture import load_torch_model
     from models.exits import EXIT_CALIBRATION_IDENTITY
+    from models.export import export_model_dir
     from models.runtime import EarlyExitRuntime
 
     old = tmp_path / "old"
@@ -133,6 +134,7 @@ def test_a_model_directory_without_a_calibration_still_loads(tmp_path, tiny_lm_d
     heads = load_file(str(old / "exit_heads.safetensors"))
     heads.pop(name)
     save_file(heads, str(old / "exit_heads.safetensors"))
+    export_model_dir(old)  # as it was exported then
     model = load_torch_model(old, strict_exits=True)
     identity = [1.0, 0.0, 0.0] if name == "stop_calibration" else list(EXIT_CALIBRATION_IDENTITY)
     assert all(row == identity for row in getattr(model, name).tolist())  # the controller's own estimate

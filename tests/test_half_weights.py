@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import models.model_dir as model_dir_module
-from models.model_dir import WIDENED_WEIGHTS, ModelDirError, graphs_dir, load_tensors, read_safetensors_index
+from models.model_dir import (WIDENED_WEIGHTS, ModelDirError, content_digest, graphs_dir, load_tensors,
+                              read_safetensors_index)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 PROMPT = "def wrap(text, width=70):\n    lines = []\n    for word in text.split():\n"
@@ -94,6 +95,9 @@ def test_weights_copied_in_with_their_older_dates_are_not_served_the_copy_of_the
     old = (half / WIDENED_WEIGHTS).stat().st_mtime - 3600
     os.utime(other, (old, old))
     shutil.copy2(other, half / "model.safetensors")  # dates kept
+    index = json.loads((half / "graphs.json").read_text())  # with the graphs.json its export wrote (same shape: same graphs)
+    index["exported_from"]["model.safetensors"] = content_digest(other)
+    (half / "graphs.json").write_text(json.dumps(index))
     assert (half / "model.safetensors").stat().st_mtime < (half / WIDENED_WEIGHTS).stat().st_mtime
     fresh = tmp_path / "fresh"  # the same model, its fp32 copy made from scratch
     shutil.copytree(half, fresh)

@@ -16,6 +16,7 @@ from lsp_server.config import Settings
 from lsp_server.services.completion import CompletionService
 from lsp_server.services.positions import LineIndex, Position
 from lsp_server.services.scheduler import CancelToken
+from models.export import export_model_dir
 from models.model_dir import EXIT_HEADS, RESTORE, ModelDirError, header_digest, load_tensors
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
@@ -67,6 +68,7 @@ def test_a_config_entry_of_the_wrong_type_or_range_is_refused_naming_the_file_an
 def test_config_entries_left_null_take_their_defaults_and_every_policy_decodes(model):
     """A null rms_norm_eps loaded and failed every dynamic request; a null max_position_embeddings failed loading."""
     edit_json(model / "config.json", lambda c: c.update(rms_norm_eps=None, max_position_embeddings=None))
+    export_model_dir(model)  # as the model would be exported with it (export read a null epsilon as NaN)
     service = CompletionService()
     assert service.load(str(model)).ready, service.status.reason
     for policy in ("full", "dynamic", "speculative"):
@@ -234,6 +236,7 @@ def test_a_graph_damaged_where_it_loads_on_first_use_degrades_the_server_saying_
 def test_a_model_with_a_16_position_context_serves_every_policy(model):
     """The floor MIN_POSITIONS is enough: a prompt of 8 tokens and a suggestion fit."""
     edit_json(model / "config.json", lambda c: c.update(max_position_embeddings=16))
+    export_model_dir(model)
     runtime = EarlyExitRuntime(model)
     prompt = runtime.fim_prompt(TEXT * 20, TEXT * 20, reserve=8)
     for policy in ("full", "dynamic", "speculative"):
