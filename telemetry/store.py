@@ -29,7 +29,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import TracebackType
@@ -209,6 +209,35 @@ def _text_chars(event: Event) -> int:
     return len(text) if isinstance(text, str) else 0
 
 
+class WaitingTextBound:
+    """How many text anchors (``TEXT_ANCHOR_TYPES``) wait, and their characters, against the bound on both: the
+    store's queue while its writer is held up, or the events held while the editor's settings come. Its owner's lock
+    guards it."""
+
+    def __init__(self, anchors: int = MAX_WAITING_TEXT_ANCHORS, chars: int = MAX_WAITING_TEXT_CHARS) -> None:
+        if anchors < 1 or chars < 1:
+            raise ValueError("the text anchors' limits must be at least 1 (what waits has to be bounded)")
+        self.anchors_limit, self.chars_limit = anchors, chars
+        self.waiting = 0
+        self.chars = 0
+
+    def admit(self, event: Event) -> bool:
+        """Count ``event`` (a text anchor) in; False, counting nothing, past either bound. A document larger than the
+        bound still goes when nothing waits."""
+        size = _text_chars(event)
+        if self.waiting and (self.waiting >= self.anchors_limit or self.chars + size > self.chars_limit):
+            return False
+        self.waiting += 1
+        self.chars += size
+        return True
+
+    def release(self, events: Iterable[object]) -> None:
+        """Count out the text anchors among ``events``, written (or failed) now."""
+        texts = [_text_chars(e) for e in events if type(e) in TEXT_ANCHOR_TYPES]
+        self.waiting -= len(texts)
+        self.chars -= sum(texts)
+
+
 def _payload(event: SuggestionEvent) -> str:
     return _json({f.name: getattr(event, f.name) for f in fields(event) if f.name not in _PAYLOAD_EXCLUDED})
 
@@ -219,8 +248,10 @@ class TelemetryStore:
     def __init__(self, path: str | os.PathLike[str], *, queue_size: int = 10_000, retention_days: float = 0,
                  text_anchor_limit: int = MAX_WAITING_TEXT_ANCHORS,
                  text_chars_limit: int = MAX_WAITING_TEXT_CHARS) -> None:
-        if queue_size < 1 or text_anchor_limit < 1 or text_chars_limit < 1:
-            raise ValueError("queue_size and the text anchors' limits must be at least 1 (the queue has to be bounded)")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1 (the queue has to be bounded)")
+        # text anchors waiting past these are not queued (see ``record``); the caller side's, under ``_lock``
+        self._text = WaitingTextBound(text_anchor_limit, text_chars_limit)
         self.path = Path(path)
         self.retention_days = retention_days  # > 0: the writer first removes sessions last active before that
         # Opened here so that schema errors reach the caller; from the moment the thread
@@ -231,8 +262,6 @@ class TelemetryStore:
         self._reason: str | None = None  # what went wrong with the file while recording, or None (see ``reason``)
         self._failing: str | None = None  # the reason failing writes gave (``_reason`` until a batch is written)
         self.queue_size = queue_size  # stream events waiting past this are dropped (see ``record``)
-        self.text_anchor_limit = text_anchor_limit  # text anchors waiting past these are not queued (see ``record``)
-        self.text_chars_limit = text_chars_limit
         self._queue: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -243,10 +272,7 @@ class TelemetryStore:
         self._dropped = 0
         self._failed = 0
         self._reopened = 0
-        # The bound on text anchors (caller side, under ``_lock``): how many wait and their characters; once past it,
-        # the events not recorded since (``stopped``: the recording stopped there)
-        self._text_waiting = 0
-        self._text_chars = 0
+        # Once past the bound on text anchors, the events not recorded since (``stopped``: the recording stopped there)
         self._not_recorded = 0
         self._stopped = False
         # Writer-thread state.
@@ -303,19 +329,14 @@ class TelemetryStore:
             if kind not in ANCHOR_EVENT_TYPES and self._queue.qsize() >= self.queue_size:
                 self._dropped += 1
                 return False
-            if kind in TEXT_ANCHOR_TYPES:
-                size = _text_chars(event)
-                if self._text_waiting and (self._text_waiting >= self.text_anchor_limit
-                                           or self._text_chars + size > self.text_chars_limit):
-                    self._stopped = True  # (a document larger than the bound still opens when nothing waits)
-                    self._dropped += 1
-                    self._not_recorded += 1
-                    log.warning("telemetry: %s is held up (another writer holding its lock): %d documents or %d "
-                                "characters of text wait; this session's recording stops", self.path,
-                                self._text_waiting, self._text_chars)
-                    return False
-                self._text_waiting += 1
-                self._text_chars += size
+            if kind in TEXT_ANCHOR_TYPES and not self._text.admit(event):
+                self._stopped = True
+                self._dropped += 1
+                self._not_recorded += 1
+                log.warning("telemetry: %s is held up (another writer holding its lock): %d documents or %d "
+                            "characters of text wait; this session's recording stops", self.path,
+                            self._text.waiting, self._text.chars)
+                return False
             self._queue.put_nowait(event)
             self._enqueued += 1
             return True
@@ -326,8 +347,8 @@ class TelemetryStore:
         is partial for good); None while all is well."""
         with self._lock:
             stopped, dropped = self._stopped, self._not_recorded
-        lost = (f"{self.path} was held up (another writer holding its lock) while more than {self.text_anchor_limit} "
-                f"documents or {self.text_chars_limit} characters of text waited: this session's recording stopped "
+        lost = (f"{self.path} was held up (another writer holding its lock) while more than {self._text.anchors_limit} "
+                f"documents or {self._text.chars_limit} characters of text waited: this session's recording stopped "
                 f"there ({dropped} events not recorded); the server records again in its next session"
                 ) if stopped else None
         return "; ".join(r for r in (self._reason, lost) if r) or None
@@ -389,10 +410,8 @@ class TelemetryStore:
                 if stopping:
                     batch.pop()
                 written, skipped = self._write_batch(batch) if batch else (0, 0)
-                texts = [_text_chars(e) for e in batch if type(e) in TEXT_ANCHOR_TYPES]
                 with self._progress:
-                    self._text_waiting -= len(texts)
-                    self._text_chars -= sum(texts)
+                    self._text.release(batch)
                     self._written += written
                     self._dropped += skipped
                     self._failed += len(batch) - written - skipped

@@ -134,3 +134,40 @@ def test_what_is_kept_out_of_the_store_stays_bounded():
     newest = f"s{3 * MAX_TRACKED_SUGGESTIONS - 1}"
     recorder.shown(newest)
     assert not store.events
+
+
+def test_openings_held_for_the_settings_are_bounded_and_past_the_bound_the_recording_stops():
+    """An editor that never says `initialized` while documents open: the held openings, with their whole text, grew
+    without a bound. Past it nothing more is held but the session's end, the status says why, and should the settings
+    come after all, no document held or dropped gets later events (the held ones missed edits since the stop)."""
+    from lsp_server.services.recorder import HeldStore
+    from telemetry.store import WaitingTextBound
+
+    held = HeldStore(text=WaitingTextBound(anchors=3, chars=10**6))
+    recorder = SessionRecorder(held)
+    for n in range(5):
+        recorder.document_opened(f"file:///project/m{n}.py", 1, "python", "x = 1\n")
+    assert [type(e).__name__ for e in held.events] == ["DocumentOpened"] * 3
+    recorder.requested("s1", "completion", "file:///project/m0.py", 1, 0, 5, "invoked", {})  # after the stop
+    assert len(held.events) == 3 and recorder.stats["not_recorded"] == 3
+    assert held.reason is not None and "more than 3 documents" in held.reason and "3 events not recorded" in held.reason
+    assert recorder.telemetry_reason == held.reason
+    target = ListStore()
+    recorder.switch(target)
+    recorder.requested("s2", "completion", "file:///project/m0.py", 1, 0, 5, "invoked", {})
+    recorder.document_opened("file:///project/later.py", 1, "python", "y = 2\n")  # opened after: recorded whole
+    recorder.requested("s3", "completion", "file:///project/later.py", 1, 0, 5, "invoked", {})
+    assert _kinds(target) == [("DocumentOpened", None)] * 4 + [("SuggestionRequested", "s3")]
+
+
+def test_the_characters_held_for_the_settings_are_bounded_too():
+    from lsp_server.services.recorder import HeldStore
+    from telemetry.store import WaitingTextBound
+
+    held = HeldStore(text=WaitingTextBound(anchors=100, chars=50))
+    recorder = SessionRecorder(held)
+    recorder.document_opened("file:///project/big.py", 1, "python", "x" * 200)  # alone, larger than the bound: held
+    recorder.document_opened("file:///project/small.py", 1, "python", "y = 1\n")
+    assert [e.uri for e in held.events] == ["file:///project/big.py"] and held.stopped
+    recorder.session_ended("shutdown")
+    assert type(held.events[-1]).__name__ == "SessionEnded"

@@ -39,6 +39,7 @@ from telemetry import (
     TelemetryStats,
     open_store,
 )
+from telemetry.store import TEXT_ANCHOR_TYPES, WaitingTextBound
 
 log = logging.getLogger("tact.telemetry")
 T = TypeVar("T")
@@ -50,20 +51,40 @@ class HeldStore:
     they go to the database those settings name, or nowhere if they turn telemetry off. Recording them under the
     initialize settings wrote the code of documents opened meanwhile where the user had said no."""
 
-    reason = None
-
-    def __init__(self, limit: int = 10_000) -> None:
+    def __init__(self, limit: int = 10_000, text: WaitingTextBound | None = None) -> None:
         self.events: list = []
         self.limit = limit
+        self._text = text or WaitingTextBound()
         self._dropped = 0
+        self._not_recorded = 0  # once past the text anchors' bound: every event since (the recording stopped there)
 
     def record(self, event) -> bool:
-        """As the store's queue: past ``limit`` only the anchors are held (a notebook opens with one per cell)."""
-        if len(self.events) >= self.limit and type(event) not in ANCHOR_EVENT_TYPES:
+        """As the store's queue: past ``limit`` only the anchors are held (a notebook opens with one per cell), and
+        past the text anchors' bound (an editor that never says `initialized` while documents open) the recording
+        stops, so that what is held stays a whole beginning of the session (`TelemetryStore.record`)."""
+        kind = type(event)
+        if ((self.stopped and kind is not SessionEnded)
+                or (not self.stopped and kind in TEXT_ANCHOR_TYPES and not self._text.admit(event))):
+            self._dropped += 1
+            self._not_recorded += 1
+            return False
+        if len(self.events) >= self.limit and kind not in ANCHOR_EVENT_TYPES:
             self._dropped += 1
             return False
         self.events.append(event)
         return True
+
+    @property
+    def stopped(self) -> bool:
+        return self._not_recorded > 0
+
+    @property
+    def reason(self) -> str | None:
+        if not self.stopped:
+            return None
+        return (f"more than {self._text.anchors_limit} documents or {self._text.chars_limit} characters of text were "
+                f"opened before the editor's settings came: this session's recording stopped there "
+                f"({self._not_recorded} events not recorded); the server records again in its next session")
 
     def flush(self, timeout: float = 5.0) -> bool:
         return True
@@ -73,7 +94,7 @@ class HeldStore:
 
     @property
     def stats(self) -> TelemetryStats:
-        return TelemetryStats(dropped=self._dropped)
+        return TelemetryStats(dropped=self._dropped, not_recorded=self._not_recorded)
 
 
 class SessionRecorder:
@@ -117,6 +138,8 @@ class SessionRecorder:
             self.store = store
             for event in old.events:
                 self.store.record(event)
+            if old.stopped:  # the documents held missed edits since the stop, the others their opening: all stay out
+                self.documents = set()
             return old
         self.end_unended("telemetryMoved")  # the rest of their events stay out of the new store
         self.store, self.recorded, self.started = store, False, False
