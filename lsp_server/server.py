@@ -192,7 +192,7 @@ class TactProtocol(LanguageServerProtocol):
                         method, type(msg_id).__name__)
             self._answer_with_null_id(JsonRpcInvalidRequest("the id must be a number or a string"))
             return
-        if method is not None and not isinstance(method, str):
+        if (method is not None or hasattr(message, "method")) and not isinstance(method, str):  # a number, null
             log.warning("message (id %r) with a method that is no string (%s) answered Invalid Request", msg_id,
                         type(method).__name__)
             if msg_id is not None:
@@ -374,7 +374,7 @@ class TactServer(LanguageServer):
         was_recording = self.telemetry_opened is not None and self.telemetry_opened[0]
         carried = sorted(self.recorder.documents) if was_recording and self.settings.telemetry else []
         if self.telemetry_opened is not None:
-            self.close_recorded_documents()
+            self.close_recorded_documents(close=True)
             if self.recorder.recorded and not self.recorder.started:
                 # its start waits for the model and the gate: the database left before they loaded kept a session
                 # row without client, settings or models (as a shutdown then would, `lifecycle.shutdown`)
@@ -408,13 +408,21 @@ class TactServer(LanguageServer):
                                                    cells)
         return True
 
-    def close_recorded_documents(self) -> None:
+    def close_recorded_documents(self, close: bool = False) -> None:
         """Finalize every pending edit and snapshot each open document, so a replay of the database recorded so
-        far arrives at the text each document has now (before shutdown, or before recording moves elsewhere)."""
+        far arrives at the text each document has now (before shutdown, or before recording moves elsewhere).
+        ``close``: the recording leaves the store while the session goes on, so each document is closed there too;
+        should the recording come back (telemetry off and on again), a document opened again read as opened twice.
+        Their notebooks are closed after them, as a notebook's close does."""
+        notebooks = [nb for nb in self.notebooks.all() if not self.recorder.documents.isdisjoint(nb.cells)] if close else []
         for uri in self.documents.uris():
             self.recorder.edits(self.documents.flush(uri))
             if (doc := self.documents.get(uri)) is not None:
                 self.recorder.document_snapshot(uri, *doc.snapshot())  # only where the store holds its opening
+                if close:
+                    self.recorder.document_closed(uri)
+        for nb in notebooks:
+            self.recorder.notebook_changed(nb.uri, nb.notebook_type, nb.version, "close", ())
 
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
@@ -438,6 +446,7 @@ def configure_logging(log_file: str | None) -> None:
     logging.getLogger("pygls").setLevel(logging.WARNING)
     for name in ("pygls.server", "pygls.protocol.json_rpc"):
         logging.getLogger(name).addFilter(_said_in_one_line)
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_a_late_cancel)
     logging.getLogger("tact").setLevel(logging.WARNING)
 
 
@@ -448,6 +457,13 @@ def _said_in_one_line(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     return not isinstance(error, (json.JSONDecodeError, UnicodeDecodeError, JsonRpcException, BrokenPipeError,
                                   ConnectionResetError))
+
+
+def _not_a_late_cancel(record: logging.LogRecord) -> bool:
+    """Leave out pygls' warning for a $/cancelRequest of a request already answered (or never sent): LSP expects it
+    (the answer and the cancel cross on the wire; VS Code cancels each inline request a keystroke supersedes), and it
+    was a log line a keystroke, 680 KB for 6,000 cancels."""
+    return not (isinstance(record.msg, str) and record.msg.startswith("Cancel notification for unknown message id"))
 
 
 def serve(args, completions: CompletionService | None = None) -> int:

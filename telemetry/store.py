@@ -552,12 +552,16 @@ class TelemetryStore:
                     doc.apply_held()
 
     def _kept_out(self, event: Event) -> bool:
-        """In a database made again, a suggestion's later events when its request went into the old one: alone they
-        made a suggestion with an outcome and nothing asked for."""
-        if not self._remade or not isinstance(event, SuggestionEvent) or isinstance(event, SuggestionRequested):
+        """A suggestion's events where its row is another session's (feedback for an id an earlier session issued:
+        they rewrote that session's outcome after its end); and in a database made again, a suggestion's later events
+        when its request went into the old one: alone they made a suggestion with an outcome and nothing asked for."""
+        if not isinstance(event, SuggestionEvent):
             return False
         assert self._db is not None
-        return self._db.execute("SELECT 1 FROM suggestions WHERE id = ?", [event.suggestion_id]).fetchone() is None
+        row = self._db.execute("SELECT session_id FROM suggestions WHERE id = ?", [event.suggestion_id]).fetchone()
+        if row is not None:
+            return row[0] != event.session_id
+        return self._remade and not isinstance(event, SuggestionRequested)
 
     def _write_batch(self, batch: list[Event]) -> tuple[int, int]:
         """Write ``batch`` in one transaction; returns how many events landed and how many were kept out on purpose

@@ -39,11 +39,12 @@ def test_a_partial_acceptance_longer_than_the_suggestion_counts_no_more_than_the
     ledger.issue(IssuedSuggestion("s1", "completion", "file:///a.py", 1, "x = '🎉'"))  # 8 UTF-16 units
     server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store))
     partial = handlers[DID_PARTIALLY_ACCEPT_COMPLETION]
-    for sid, length in (("s1", 3), ("s1", 500), ("unknown", 500)):  # an unknown suggestion's length is not checked
+    evicted = ledger.new_id()  # issued, no longer held: its length is not checked
+    for sid, length in (("s1", 3), ("s1", 500), (evicted, 500)):
         partial(server, {"id": sid, "acceptedLength": length})
     accepted = [e for e in store.events if type(e).__name__ == "SuggestionAccepted"]
     assert [(e.suggestion_id, e.accepted_length, e.partial) for e in accepted] == [
-        ("s1", 3, True), ("s1", 8, True), ("unknown", 500, True)]
+        ("s1", 3, True), ("s1", 8, True), (evicted, 500, True)]
 
 
 def _classic_item(monkeypatch, text, suggestion, *, snippet=True, modes=None):

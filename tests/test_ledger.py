@@ -29,3 +29,14 @@ def test_closing_a_document_rejects_what_is_still_open_in_it_and_nothing_else():
     told = len(heard)
     _issue(ledger, "again", "completion", "file:///a.py")  # reopened: a new suggestion supersedes nothing
     assert len(heard) == told and ledger.get("again").outcome is None
+
+
+def test_a_ledger_tells_the_ids_it_issued_from_another_ledgers_even_once_evicted():
+    ledger, other = SuggestionLedger(capacity=2), SuggestionLedger()
+    ids = [ledger.new_id() for _ in range(3)]
+    for sid in ids:
+        ledger.issue(IssuedSuggestion(sid, "completion", "file:///a.py", 1, "x"))
+    assert ledger.get(ids[0]) is None  # evicted
+    assert all(ledger.issued_here(sid) for sid in ids) and len(set(ids)) == 3
+    assert not ledger.issued_here(other.new_id()) and not ledger.issued_here("made-up") and not ledger.issued_here("")
+    assert not ledger.issued_here(ids[0] + "0")  # the prefix alone is not enough

@@ -57,12 +57,19 @@ def test_a_completions_id_sent_as_a_next_edits_is_ignored():
 
 
 def test_feedback_for_an_id_the_server_does_not_hold_is_still_logged():
-    """The ledger is bounded (and a server restarted holds none): an unknown id is logged, as for completions."""
+    """The ledger is bounded: an id it issued and no longer holds is logged, as for completions. One it never issued
+    (an earlier server's, still on screen when this one started) is not."""
     handlers, ls, store, heard = _server()
-    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, "gone") is True
-    handlers[DID_REJECT_NEXT_EDIT](ls, {"id": "gone2", "reason": "dismissed"})
-    assert _feedback(store) == [("SuggestionAccepted", "gone"), ("SuggestionRejected", "gone2")]
+    gone, gone2 = ls.ledger.new_id(), ls.ledger.new_id()  # issued, then evicted: the ledger holds neither
+    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, gone) is True
+    handlers[DID_REJECT_NEXT_EDIT](ls, {"id": gone2, "reason": "dismissed"})
+    assert _feedback(store) == [("SuggestionAccepted", gone), ("SuggestionRejected", gone2)]
     assert heard == []  # nothing to resolve
+    earlier = SuggestionLedger().new_id()
+    assert handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, earlier) is False
+    handlers[DID_REJECT_NEXT_EDIT](ls, {"id": earlier, "reason": "dismissed"})
+    handlers[DID_SHOW_NEXT_EDIT](ls, {"id": "never-issued"})
+    assert len(_feedback(store)) == 2 and heard == []
     for bad in [(), (5,), ("",)]:  # no id: the client's mistake, answered Invalid params, nothing logged
         with pytest.raises(JsonRpcInvalidParams):
             handlers[COMMAND_ACCEPT_NEXT_EDIT](ls, *bad)

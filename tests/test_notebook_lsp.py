@@ -4,6 +4,7 @@ cells above it, cells open, change, move and close with their notebook, and bad 
 from __future__ import annotations
 
 import json
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -203,6 +204,22 @@ def test_a_notebook_is_carried_when_the_telemetry_database_moves(tmp_path):
         assert [(r[0], json.loads(r[1])) for r in rows][:1] == [("open", [a, b])], db
         opened = wait_for_rows(db, "select uri from documents where kind = 'open' and uri in (?, ?)", (a, b), want=2)
         assert len(opened) == 2, db
+    # the first database, left while the session went on, has the notebook and its cells closed after their snapshots
+    wait_for_rows(second, "select 1 from sessions where ended_at is not null")
+    with sqlite3.connect(first) as conn:
+        assert [k for (k,) in conn.execute("select kind from notebooks where notebook_uri = ? order by seq", (nb,))] == [
+            "open", "close"]
+        assert sorted(conn.execute("select uri from documents where kind = 'close'")) == [(a,), (b,)]
+    from telemetry.reader import list_sessions, open_readonly
+    from telemetry.reconstruct import build_script
+
+    for db in (first, second):
+        conn = open_readonly(db)
+        try:
+            (session,) = list_sessions(conn)
+            assert build_script(conn, session["id"]).issues == [], db
+        finally:
+            conn.close()
 
 
 async def _next_edit(client: LanguageClient, uri: str, version: int, line: int, character: int, **extra) -> list:

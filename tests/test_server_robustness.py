@@ -122,11 +122,14 @@ def test_json_that_is_no_json_rpc_message_or_has_a_bad_id_is_answered_invalid_re
     bodies = [b"[]", b"null", b"5", b'{"id": 7, "method": "tact/status"}',
               json.dumps({"jsonrpc": "2.0", "id": [1], "method": "tact/status"}).encode(),
               json.dumps({"jsonrpc": "2.0", "id": 4, "method": 5}).encode(),
+              json.dumps({"jsonrpc": "2.0", "id": 77, "method": None}).encode(),  # was an internal error, a traceback
+              json.dumps({"jsonrpc": "2.0", "method": None}).encode(),  # a notification: logged and dropped
               json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tact/status"}).encode()]
     messages = raw_exchange(tmp_path, bodies)
     invalid = [m for m in messages if m.get("id") is None and "error" in m]
     assert len(invalid) == 5 and all(m["error"]["code"] == -32600 for m in invalid), messages
     assert [m["error"]["code"] for m in messages if m.get("id") == 4] == [-32600]  # the method 5
+    assert [m["error"]["code"] for m in messages if m.get("id") == 77] == [-32600]  # the method null
     assert [m["id"] for m in messages if "result" in m] == [1, 3, 2]  # initialize, the good request, shutdown
 
 
@@ -595,6 +598,32 @@ def test_moving_the_telemetry_database_mid_session_leaves_both_replayable(tmp_pa
         with sqlite3.connect(unused) as conn:  # before the move), never one made only of an end
             rows = conn.execute("select client_name, end_reason from sessions").fetchall()
         assert rows in ([], [("tact-client", "telemetry settings changed")]), rows
+
+
+def test_telemetry_turned_off_and_on_again_leaves_the_database_replayable(tmp_path):
+    """Turned off, recording left its documents open in the database: a document closed while it was off and opened
+    again once it was back on read as opened twice without a close, and the session did not replay."""
+    db = tmp_path / "t.sqlite3"
+    uri = "file:///project/toggled.py"
+    client = LspClient(server_command(model_under_test(), None))
+    client.initialize({"telemetryDatabase": str(db), "stopThreshold": 1.01})
+    try:
+        settle(client, {"telemetryDatabase": str(db)})
+        client.did_open(uri, "a = 1\n")
+        client.did_change(uri, 2, [change_at(0, 0, "# one\n")])
+        settle(client, {"telemetryDatabase": str(db), "telemetry": False})
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        settle(client, {"telemetryDatabase": str(db), "telemetry": True})
+        client.did_open(uri, "b = 2\n")
+        client.did_change(uri, 2, [change_at(0, 0, "# two\n")])
+    finally:
+        client.shutdown()
+    wait_for_rows(db, "select 1 from sessions where ended_at is not null")
+    with sqlite3.connect(db) as conn:
+        kinds = [k for (k,) in conn.execute("select kind from documents where uri = ? order by seq", (uri,))]
+    assert kinds[:3] == ["open", "snapshot", "close"] and kinds[3] == "open", kinds
+    _, script = replayed(db)
+    assert script.issues == [] and script.verified == {uri: True} and script.final_texts == {uri: "# two\nb = 2\n"}
 
 
 def test_a_request_after_shutdown_gets_an_error_not_silence(tmp_path):

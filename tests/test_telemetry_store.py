@@ -632,3 +632,20 @@ def test_a_lock_waited_for_is_said_in_the_reason_until_the_writes_go_through(
         holder.close()
         assert store.flush(timeout=10)
         assert store.reason is None and store.stats.written == 2
+
+
+def test_a_suggestions_events_from_another_session_leave_its_row_and_events_as_they_were(db_path: Path) -> None:
+    """An outcome filed under a later session for an earlier session's suggestion rewrote that session's row after
+    its end (the server drops such feedback; the store keeps out what still comes)."""
+    with TelemetryStore(db_path) as store:
+        store.record(SessionStarted(SID, "test", "1", "0.1.0", {}, {}, ts=0.0))
+        store.record(SuggestionRequested(SID, "s1", "completion", URI, 1, 0, 0, ts=1.0))
+        store.record(SuggestionRejected(SID, "s1", "dismissed", ts=2.0))
+        store.record(SessionEnded(SID, "shutdown", ts=3.0))
+        store.record(SuggestionShown("later", "s1", ts=4.0))
+        store.record(SuggestionAccepted("later", "s1", accepted_length=2, ts=5.0))
+        assert store.flush()
+        assert store.stats.failed == 0
+    assert query(db_path, "SELECT session_id, outcome, reject_reason, accepted_length, shown_at FROM suggestions") == [
+        (SID, "rejected", "dismissed", None, None)]
+    assert query(db_path, "SELECT DISTINCT session_id FROM suggestion_events") == [(SID,)]

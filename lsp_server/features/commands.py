@@ -7,7 +7,7 @@ import reprlib
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.features.feedback import issued_as_another_kind
+from lsp_server.features.feedback import feedback_ignored
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 from telemetry.text import utf16_len
 
@@ -24,7 +24,7 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
         log.warning("%s needs a suggestion id, got %s", command, reprlib.repr(args))
         raise JsonRpcInvalidParams(f"{command} takes one argument, the suggestion's id (a non-empty string); "
                                    f"got {reprlib.repr(list(args))}")
-    if issued_as_another_kind(ls, suggestion_id, command, kind):
+    if feedback_ignored(ls, suggestion_id, command, kind):
         return False
     known = ls.ledger.get(suggestion_id)
     if known is not None and known.outcome == "accepted":  # the edit that wrote it said so already (and told the gate)

@@ -34,11 +34,16 @@ def suggestion_id_of(params, method: str) -> str | None:
     return value
 
 
-def issued_as_another_kind(ls, suggestion_id: str, method: str, kind: str) -> bool:
-    """Whether ``suggestion_id`` is one the server issued as another kind than the method's ``kind`` (a completion's
-    id sent as a next edit's, or the reverse): its feedback is dropped, with a warning, since it would resolve the
-    other suggestion (and teach the acceptance gate a completion outcome the user never gave). An unknown id is
-    still logged (the ledger is bounded)."""
+def feedback_ignored(ls, suggestion_id: str, method: str, kind: str) -> bool:
+    """Whether feedback for ``suggestion_id`` is dropped, with a warning: an id this server never issued (an earlier
+    session's suggestion still on screen when the server restarted: its outcome rewrote that session's row and taught
+    the gate an outcome of no suggestion of its own), or one it issued as another kind than the method's ``kind`` (a
+    completion's id sent as a next edit's, or the reverse: it would resolve the other suggestion). An id the server
+    issued and its ledger no longer holds is still logged (the ledger is bounded)."""
+    if not ls.ledger.issued_here(suggestion_id):
+        log.warning("%s for %s, an id this server did not issue (an earlier session's?): ignored", method,
+                    reprlib.repr(suggestion_id))
+        return True
     item = ls.ledger.get(suggestion_id)
     if item is None or item.kind == kind:
         return False
@@ -49,7 +54,7 @@ def issued_as_another_kind(ls, suggestion_id: str, method: str, kind: str) -> bo
 def record_shown(ls, params, method: str, kind: str, reported: bool = True) -> None:
     """A suggestion of ``kind`` (completion or next edit) was shown: ``{id}``; ``reported`` by the client, else
     recorded by the server for it (a code action)."""
-    if (sid := suggestion_id_of(params, method)) is not None and not issued_as_another_kind(ls, sid, method, kind):
+    if (sid := suggestion_id_of(params, method)) is not None and not feedback_ignored(ls, sid, method, kind):
         replaced = ls.ledger.mark_shown(sid, reported)
         ls.recorder.shown(sid)
         if replaced is not None:  # the shown one this one took the place of on screen
@@ -58,7 +63,7 @@ def record_shown(ls, params, method: str, kind: str, reported: bool = True) -> N
 
 def record_rejected(ls, params, method: str, kind: str) -> None:
     """A suggestion of ``kind`` (completion or next edit) ended without being accepted: ``{id, reason}``."""
-    if (sid := suggestion_id_of(params, method)) is None or issued_as_another_kind(ls, sid, method, kind):
+    if (sid := suggestion_id_of(params, method)) is None or feedback_ignored(ls, sid, method, kind):
         return
     raw = field(params, "reason")
     reason = RejectReason.parse(raw) if isinstance(raw, str) else None
@@ -83,12 +88,14 @@ def register(server) -> None:
     @server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)
     def did_partially_accept(ls, params) -> None:
         sid = suggestion_id_of(params, DID_PARTIALLY_ACCEPT_COMPLETION)
-        if sid is None or issued_as_another_kind(ls, sid, DID_PARTIALLY_ACCEPT_COMPLETION, "completion"):
+        if sid is None:
             return
         length = field(params, "acceptedLength")
         if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= UINTEGER_MAX:
             # past LSP's uinteger SQLite cannot store it: for an id the ledger lacks (nothing clamps) the write failed
             log.warning("%s: acceptedLength must be a uinteger, got %s", DID_PARTIALLY_ACCEPT_COMPLETION, reprlib.repr(length))
+            return
+        if feedback_ignored(ls, sid, DID_PARTIALLY_ACCEPT_COMPLETION, "completion"):
             return
         item = ls.ledger.get(sid)
         if item is not None and item.selected_units:

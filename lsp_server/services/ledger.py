@@ -7,6 +7,7 @@ Listeners (e.g. the acceptance gate) hear every outcome of a known suggestion: `
 from __future__ import annotations
 
 import logging
+import itertools
 import threading
 import uuid
 from collections import OrderedDict
@@ -54,6 +55,10 @@ class SuggestionLedger:
         # the kinds the client has said it showed a suggestion of (VS Code does; most editors never do, and a show the
         # server records for them, a code action the user asked for, says nothing of what they report)
         self.reports_shows: set[str] = set()
+        # Ids are this ledger's prefix and a count: feedback for an id of another server (an earlier session's
+        # suggestion still on screen when the server restarted) is told from one this ledger evicted (`issued_here`).
+        self._id_prefix = uuid.uuid4().hex[:8]
+        self._issued = itertools.count()
 
     def _tell(self, suggestion_id: str, outcome: str) -> None:
         for listener in self.listeners:
@@ -62,9 +67,15 @@ class SuggestionLedger:
             except Exception:  # a listener must never break feedback handling
                 log.warning("outcome listener failed", exc_info=True)
 
-    @staticmethod
-    def new_id() -> str:
-        return uuid.uuid4().hex[:16]
+    def new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._issued):08x}"
+
+    def issued_here(self, suggestion_id: str) -> bool:
+        """Whether this ledger issued ``suggestion_id``: it holds it, or the id has its prefix (one it evicted)."""
+        with self._lock:
+            if suggestion_id in self._items:
+                return True
+        return suggestion_id.startswith(self._id_prefix) and len(suggestion_id) == len(self._id_prefix) + 8
 
     def issue(self, item: IssuedSuggestion) -> Ended | None:
         """Register a suggestion returned to the editor; returns the unresolved one it ends, if any. Where the client
