@@ -26,10 +26,14 @@ def _synthetic(code: str, kinds: tuple[str, ...]) -> list[Example]:
 @pytest.mark.parametrize("breaker", ["\x0c", "\u2028", "\x0b", "\x85"])
 def test_a_line_break_tree_sitter_does_not_count_leaves_no_garbled_chain(breaker):
     """A form feed ended a line for the splitting and not for tree-sitter: every row after it was one off, the
-    renames written into the wrong lines (`def g(alphalpha2ta):`) or the build stopped."""
+    renames written into the wrong lines (`def g(alphalpha2ta):`) or the build stopped. Such a file gives no chains;
+    the same file without the break gives sound ones."""
     code = (f"def f(width, height):\n    return width * height\n{breaker}\n"
             "def g(alpha, beta):\n    total = alpha + beta\n    return total * alpha\n")
-    for ex in _synthetic(code, ("rename", "add_param", "sibling")):
+    assert _synthetic(code, ("rename", "add_param", "sibling")) == []
+    plain = _synthetic(code.replace(breaker, ""), ("rename", "add_param", "sibling"))
+    assert plain
+    for ex in plain:
         assert apply_all(ex.original, ex.history) == ex.current
         apply_edit(ex.current, ex.target)
 

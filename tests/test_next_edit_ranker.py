@@ -217,6 +217,7 @@ def test_random_histories_give_candidates_that_apply_and_never_undo(seed):
     rng = random.Random(seed)
     ranker = load_ranker()
     base = SHAPES + "def use(w):\n    return area(w, w)  # noqa\n\n\nx = 1\nprint(x)\n"
+    candidates = ranked = 0
     for _ in range(60):
         original = base if rng.random() < 0.8 else base.rstrip("\n")  # with and without a final newline
         history, current = _random_history(rng, original, rng.randrange(1, 6))
@@ -224,11 +225,15 @@ def test_random_histories_give_candidates_that_apply_and_never_undo(seed):
             continue
         for with_original in (original, None):
             for c in generate(history, current, with_original, rng.randrange(0, 20)):
+                candidates += 1
                 after = apply_edit(current, c.edit)  # raises if the candidate does not fit the text
                 assert after != current
                 assert not (c.edit.original == history[-1].updated and c.edit.updated == history[-1].original)
         found = ranker.rank(history, current, rng.randrange(0, 20))
-        assert found is None or 0.0 <= found.score <= 1.0
+        if found is not None:
+            ranked += 1
+            assert 0.0 <= found.score <= 1.0
+    assert candidates >= 100 and ranked >= 20, (candidates, ranked)  # the checks above ran (164-222 and 35-39 seen)
 
 
 def test_a_telemetry_database_becomes_examples_in_the_order_the_edits_were_made(tmp_path, capsys):

@@ -208,15 +208,18 @@ def _typed_in(lines: list[str], eols: list[str], change: tuple[Range, str]):
 
 @pytest.mark.parametrize("predictor", ["ranker", "heuristic"])
 @pytest.mark.parametrize("eols", ["CRLF " * 6, "CR " * 6, "LF LF CRLF LF CRLF CRLF", "CRLF CRLF LF CR LF LF"])
-@pytest.mark.parametrize("lines,change", [
+@pytest.mark.parametrize("lines,change,predicts", [
     # a comment typed at a line's end: nothing like it elsewhere
     (["import os", "x = compute(1)", "z = 3", "def f():", "    return 2", "y = 1"],
-     (Range(Position(1, 14), Position(1, 14)), "  # done")),
+     (Range(Position(1, 14), Position(1, 14)), "  # done"), ()),
     # a line commented out: the same line again further down
     (["def f(a):", "    print(a)", "    return a", "def g(a):", "    print(a)", "    return a"],
-     (Range(Position(1, 4), Position(1, 4)), "# ")),
+     (Range(Position(1, 4), Position(1, 4)), "# "), ("ranker",)),
+    # a parameter renamed: its uses below
+    (["def f(width):", "    check(width)", "    return width * 2", "def g():", "    pass", "y = 1"],
+     (Range(Position(0, 6), Position(0, 11)), "w"), ("ranker", "heuristic")),
 ])
-def test_line_breaks_change_how_a_next_edit_is_written_not_which_it_is(predictor, eols, lines, change):
+def test_line_breaks_change_how_a_next_edit_is_written_not_which_it_is(predictor, eols, lines, change, predicts):
     """The ranker and the baseline read the document's CRs (the model reads LF): in CRLF and CR documents text
     typed at a line's end was suggested at the end of the next line, whatever it held (its CR was taken for
     punctuation to anchor on), and in documents mixing line breaks a line ending in another break than the edited
@@ -227,6 +230,7 @@ def test_line_breaks_change_how_a_next_edit_is_written_not_which_it_is(predictor
     doc = _typed_in(lines, eols, change)
     want, found = (service.predict(d.text, d.history.recent(), Position(1, 0), URI, predictor=predictor,
                                    ranker_threshold=0.0) for d in (lf, doc))
+    assert (want is not None) == (predictor in predicts)  # what the LF document gives: the cases compare edits
     assert (found is None) == (want is None)
     if found is not None:
         assert (found.start, found.end, to_lf(found.new_text)) == (want.start, want.end, want.new_text)

@@ -668,13 +668,15 @@ def test_stdout_carries_only_the_protocol(tmp_path):
     body = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
     msgs.append(b"Content-Length: %d\r\n\r\n" % len(body) + body)
     out = subprocess.run(server_command(model_under_test(), db), input=b"".join(msgs), capture_output=True, timeout=60)
-    data = out.stdout
+    data, frames = out.stdout, []
     while data:
         assert data.startswith(b"Content-Length: "), data[:80]
         header, rest = data.split(b"\r\n\r\n", 1)
         n = int(header.split(b"\r\n")[0].split(b":")[1])
-        json.loads(rest[:n])
+        frames.append(json.loads(rest[:n]))
         data = rest[n:]
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert [m["id"] for m in frames if "result" in m] == [1, 2]  # initialize and shutdown answered, nothing else
 
 
 _DIES_MID_MESSAGE = r"""
