@@ -109,26 +109,24 @@ def test_random_damage_is_refused_clearly_or_left_out_by_every_reader(source, tm
     damaged rows out) or refuses it with DamagedRowError (a sqlite3.DatabaseError); no other exception."""
     db, _ = source
     rng = random.Random(seed)
-    conn = sqlite3.connect(db)
-    tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta'")]
-    updates = []
-    for _ in range(rng.randint(2, 8)):
-        table = rng.choice(tables)
-        columns = [c[1] for c in conn.execute(f'PRAGMA table_info("{table}")') if not c[3]]  # nullable: any value fits
-        columns += [c[1] for c in conn.execute(f'PRAGMA table_info("{table}")') if c[3]]
-        if conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]:
-            updates.append((table, rng.choice(columns), rng.choice(JUNK)))
-    conn.close()
     damaged = tmp_path / "d.sqlite3"
     src, dst = sqlite3.connect(db), sqlite3.connect(damaged)
     src.backup(dst)
     src.close()
-    rows = {t: [r for (r,) in dst.execute(f'SELECT rowid FROM "{t}"')] for t in tables}
-    for table, column, value in updates:
+    tables = [t for (t,) in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta'")]
+    rows = {t: [r for (r,) in dst.execute(f'SELECT rowid FROM "{t}"')] for t in tables if t != "sqlite_sequence"}
+    want, applied = rng.randint(2, 8), 0
+    for _ in range(100):  # until that many cells took their damage (SQLite refuses some: NULL into NOT NULL, CHECK)
+        table = rng.choice([t for t in rows if rows[t]])
+        column = rng.choice([c[1] for c in dst.execute(f'PRAGMA table_info("{table}")')])
         try:
-            dst.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', [value, rng.choice(rows[table])])
-        except sqlite3.IntegrityError:  # NULL into a NOT NULL column: SQLite itself refuses it
-            pass
+            applied += dst.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?',
+                                   [rng.choice(JUNK), rng.choice(rows[table])]).rowcount  # 0: a rowid damaged before
+        except sqlite3.IntegrityError:
+            continue
+        if applied == want:
+            break
+    assert applied == want  # the readers below meet that much damage
     dst.commit()
     dst.close()
 
