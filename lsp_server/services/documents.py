@@ -12,6 +12,7 @@ keystrokes that continue one another within a time window into one human-sized
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -245,6 +246,10 @@ def _apply_ascending(index: LineIndex, changes: list[tuple[Range | None, str]]
 
 _BINARY_SAMPLE = 8192
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+# What no text holds much of: the control characters other than those, C1 controls and U+FFFD (bytes that were not
+# UTF-8). One regex scan: a generator over the sample took 0.28 ms a request on large files, the text new each keystroke.
+_BINARY_CHARS = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x20) if chr(c) not in _TEXT_CONTROLS)
+                           + "\x7f-\x9f\ufffd]")
 
 
 class Document:
@@ -330,8 +335,7 @@ def _looks_binary(text: str) -> bool:
     sample = text[:_BINARY_SAMPLE]
     if not sample:
         return False
-    bad = sum(1 for ch in sample if (ch < " " and ch not in _TEXT_CONTROLS) or ch == "\ufffd" or "\x7f" <= ch < "\xa0")
-    return bad > 0.3 * len(sample)
+    return len(_BINARY_CHARS.findall(sample)) > 0.3 * len(sample)
 
 
 class _Pending:
