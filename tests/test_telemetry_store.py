@@ -649,3 +649,36 @@ def test_a_suggestions_events_from_another_session_leave_its_row_and_events_as_t
     assert query(db_path, "SELECT session_id, outcome, reject_reason, accepted_length, shown_at FROM suggestions") == [
         (SID, "rejected", "dismissed", None, None)]
     assert query(db_path, "SELECT DISTINCT session_id FROM suggestion_events") == [(SID,)]
+
+
+def test_a_burst_of_events_is_one_transaction_and_a_flush_does_not_wait_for_the_gathering(db_path: Path, monkeypatch) -> None:
+    """Each event written at once was a commit of its own while the model ran on the other core (917 for 200
+    requests). The writer gathers what comes within WRITE_GATHER_S; `flush` and `close` do not wait it out."""
+    import telemetry.store as store_module
+
+    monkeypatch.setattr(store_module, "WRITE_GATHER_S", 5.0)  # far longer than any wait below
+    batches: list[int] = []
+    write_batch = StoreClass._write_batch
+
+    def counted(self, batch):
+        batches.append(len(batch))
+        return write_batch(self, batch)
+
+    monkeypatch.setattr(StoreClass, "_write_batch", counted)
+    store = TelemetryStore(db_path)
+    try:
+        store.record(SessionStarted(SID, "test", "1", "0.1.0", {}, {}, ts=0.0))
+        for n in range(20):  # a request's events, as they come while the model runs
+            store.record(SuggestionRequested(SID, f"s{n}", "completion", URI, 1, 0, 0, ts=1.0 + n))
+            time.sleep(0.005)
+        started = time.monotonic()
+        assert store.flush(timeout=4.0)
+        assert time.monotonic() - started < 2.5  # not the 5 s the writer would have gathered for
+        assert batches == [21]
+        assert query(db_path, "SELECT COUNT(*) FROM suggestions") == [(20,)]
+        store.record(SuggestionShown(SID, "s0", ts=30.0))
+    finally:
+        started = time.monotonic()
+        store.close()
+    assert time.monotonic() - started < 2.5 and batches == [21, 1]
+    assert query(db_path, "SELECT shown_at FROM suggestions WHERE id = 's0'") == [(30.0,)]
