@@ -192,21 +192,30 @@ def _window(text: str, offset: int) -> tuple[str, int]:
 # backslash keeps the next quote), so the scanner ignores them.
 _LEX = re.compile(r"""(?P<comment>\#[^\r\n]*)|(?P<string>\"\"\"|'\'\'|"|')|[^#"']+""")
 _TRIPLE_END = {'"""': re.compile(r'(?:[^\\]|\\[\s\S])*?"""'), "'''": re.compile(r"(?:[^\\]|\\[\s\S])*?'''")}
-_SINGLE_END = {'"': re.compile(r'(?:[^\\"\r\n]|\\[\s\S])*("|(?=[\r\n])|$)'), "'": re.compile(r"(?:[^\\'\r\n]|\\[\s\S])*('|(?=[\r\n])|$)")}
+# (a backslash that ends the text escapes nothing: the string runs to the end, unclosed)
+_SINGLE_END = {'"': re.compile(r'(?:[^\\"\r\n]|\\[\s\S]|\\$)*("|(?=[\r\n])|$)'),
+               "'": re.compile(r"(?:[^\\'\r\n]|\\[\s\S]|\\$)*('|(?=[\r\n])|$)")}
 
 
 def _lex_state(text: str, start: int, end: int) -> tuple[bool, bool]:
     """(in_string, in_comment) at ``end`` scanning ``text`` lexically from ``start``, which
     must be outside any string or comment."""
-    pos = start
+    return _lex_scan(text, start, end)[0]
+
+
+def _lex_scan(text: str, start: int, end: int) -> tuple[tuple[bool, bool], int]:
+    """``_lex_state`` and the last place the scan stood outside any string or comment, a token's start (``start``
+    when none): a later scan of a text the same up to just past it may start there (``_lexed_from``)."""
+    pos = last = start
     while pos < end:
+        last = pos
         m = _LEX.match(text, pos)
         if m is None:  # pragma: no cover - the last alternative matches any char
             pos += 1
             continue
         if m.group("comment") is not None:
             if m.end() >= end:
-                return False, True
+                return (False, True), last
             pos = m.end()
             continue
         quote = m.group("string")
@@ -216,17 +225,17 @@ def _lex_state(text: str, start: int, end: int) -> tuple[bool, bool]:
                 close = _TRIPLE_END[quote].match(text, body)
                 stop = close.end() if close else len(text)
                 if close is None or stop > end:
-                    return end >= body, False
+                    return (end >= body, False), last
             else:
                 close = _SINGLE_END[quote].match(text, body)
                 stop = close.end()
                 closed = close.group(1) not in ("", None)
                 if stop > end or (stop == end and not closed):
-                    return end >= body, False
+                    return (end >= body, False), last
             pos = stop
             continue
         pos = m.end()
-    return False, False
+    return (False, False), last
 
 
 # --- cursor facts -------------------------------------------------------------------------
@@ -297,6 +306,16 @@ def cursor_facts(text: str, offset: int, language_id: str = "python") -> CursorF
         return NEUTRAL_FACTS
 
 
+def _lexed_from(window: str, end: int) -> int:
+    """Where a lexical scan of ``window`` up to ``end`` may start: the place outside any string or comment where
+    this thread's last scan stood last (``_lex_scan``), if the window is the same up to two characters past it and
+    it lies before ``end`` (a scan from the start would pass it, nothing ending on the way); else 0."""
+    seen, at = getattr(_local, "lexed", ("", 0))
+    if 0 < at < end and len(seen) >= at + 2 and window.startswith(seen[:at + 2]):
+        return at
+    return 0
+
+
 def _cursor_facts(text: str, offset: int) -> CursorFacts:
     window, off = _window(text, offset)
     window = _lone_cr_as_lf(window)
@@ -318,8 +337,10 @@ def _cursor_facts(text: str, offset: int) -> CursorFacts:
             break
     if root.has_error and not in_string and not in_comment:
         # Unterminated strings show up as ERROR nodes: fall back to a lexical scan from the
-        # window start (a line start outside strings, or a top-level line for big files).
-        in_string, in_comment = _lex_state(window, 0, off)
+        # window start (a line start outside strings, or a top-level line for big files), or from where this
+        # thread's last scan stood outside strings and comments in a window the same so far.
+        (in_string, in_comment), at = _lex_scan(window, _lexed_from(window, off), off)
+        _local.lexed = (window, at)
 
     parent = node.parent
     return CursorFacts(

@@ -38,6 +38,8 @@ def ctx_at(src: str, **kw):
         's = """abc\nde|f\n',  # unterminated triple-quoted string
         'x = f"a|{b}"\n',
         'x = "|"\n',
+        "x = 'abc\\|",  # a backslash last in the document: the scan failed, and the facts were neutral
+        'x = "abc\\|',
     ],
 )
 def test_in_string(src):
