@@ -171,3 +171,58 @@ def test_the_characters_held_for_the_settings_are_bounded_too():
     assert [e.uri for e in held.events] == ["file:///project/big.py"] and held.stopped
     recorder.session_ended("shutdown")
     assert type(held.events[-1]).__name__ == "SessionEnded"
+
+
+def test_moving_the_recording_while_the_worker_records_leaves_every_suggestion_whole_in_one_database(tmp_path):
+    """The inference worker records a suggestion's events while the event loop moves the recording (a settings
+    change): an event judged by the old store's ids went into the new database (a row with no request), and a request
+    that came as the old store's open suggestions were ended stayed open there for good (4 such rows and 2 open ones
+    in 40 moves, with threads switching every 10 microseconds)."""
+    import sqlite3
+    import sys
+    import threading
+    import time
+
+    from telemetry.store import TelemetryStore
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    recorder = SessionRecorder(TelemetryStore(tmp_path / "s0.sqlite3"))
+    recorder.document_opened(URI, 1, "python", "x = 1\n")
+    stop, made = threading.Event(), []
+
+    def worker() -> None:
+        while not stop.is_set():
+            sid = f"s{len(made):07d}"
+            made.append(sid)
+            recorder.requested(sid, "completion", URI, 1, 0, 0, "automatic", {})
+            recorder.generated(sid, "abc", "m", "full", 1.0, 3, None, "eos", {})
+            recorder.gated(sid, 2, "show", None, None, None, {})
+            recorder.cancelled(sid, "stale")
+            if len(made) % 20 == 0:  # a worker's pace, not a flood: a full queue drops events of its own accord
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    old_stores = []
+    try:
+        for n in range(1, 41):
+            time.sleep(0.01)
+            old_stores.append(recorder.switch(TelemetryStore(tmp_path / f"s{n}.sqlite3")))
+            recorder.document_opened(URI, 1, "python", "x = 1\n")  # carried into the new database, as the server does
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+        for store in old_stores:
+            store.close()
+        recorder.close()
+    assert sum(store.stats.dropped for store in [*old_stores, recorder.store]) == 0
+    orphans = open_ones = rows = 0
+    for n in range(41):
+        with sqlite3.connect(tmp_path / f"s{n}.sqlite3") as conn:
+            rows += conn.execute("SELECT COUNT(*) FROM suggestions").fetchone()[0]
+            orphans += conn.execute("SELECT COUNT(*) FROM suggestions WHERE requested_at IS NULL").fetchone()[0]
+            open_ones += conn.execute("SELECT COUNT(*) FROM suggestions WHERE outcome IS NULL").fetchone()[0]
+    assert len(made) > 1000 and rows > 1000  # the worker recorded throughout
+    assert (orphans, open_ones) == (0, 0)

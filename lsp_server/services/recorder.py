@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import uuid
 from collections import OrderedDict
 from typing import Any, Callable, Sequence, TypeVar
@@ -118,6 +119,11 @@ class SessionRecorder:
         self.clock: Callable[[], float] | None = None
         self.latest_ts = -math.inf  # with ``clock``: the latest time recorded or pinned (``accepts_pin``)
         self.refused_pins = 0
+        # The inference worker records while the event loop moves the recording (`switch`): a suggestion's event
+        # judged by the old store's ids went into the new one (a row with no request), and a request that came as the
+        # old store's open suggestions were ended stayed open there for good. Reentrant: `switch` ends them by
+        # recording.
+        self._lock = threading.RLock()
 
     def accepts_pin(self, ts: float) -> bool:
         """Whether the time a client pins may be recorded: with ``clock``, the recorded timeline only goes on (a pin
@@ -133,6 +139,10 @@ class SessionRecorder:
     def switch(self, store):
         """Record into ``store`` from now on; returns the store recorded into before (the caller closes it). Events
         held while the settings were coming go into ``store`` first, unless it records nothing."""
+        with self._lock:
+            return self._switch(store)
+
+    def _switch(self, store):
         old = self.store
         if isinstance(old, HeldStore) and not isinstance(store, NullStore):
             self.store = store
@@ -152,9 +162,10 @@ class SessionRecorder:
         """Log cancelled (``reason``) every suggestion of this store still without an outcome: the store closes (the
         session ends: ``sessionEnded``), or is left for another (``telemetryMoved``). A request still generating, or a
         suggestion on screen, ended without one there, and its row said for good that none was known yet."""
-        for suggestion_id in list(self.unended):
-            self.cancelled(suggestion_id, reason)
-        self.unended.clear()
+        with self._lock:
+            for suggestion_id in list(self.unended):
+                self.cancelled(suggestion_id, reason)
+            self.unended.clear()
 
     def _belongs(self, event) -> bool:
         """Whether a suggestion event goes to this store (see ``requested_here``)."""
@@ -212,6 +223,10 @@ class SessionRecorder:
         return dataclasses.asdict(self.store.stats)
 
     def _record(self, event) -> None:
+        with self._lock:
+            self._record_held(event)
+
+    def _record_held(self, event) -> None:
         if isinstance(event, SuggestionEvent):
             if not self._belongs(event):
                 return
@@ -240,13 +255,15 @@ class SessionRecorder:
         self._record(SettingsChanged(self.session_id, settings))
 
     def document_opened(self, uri: str, version: int, language_id: str, text: str) -> None:
-        self.documents.add(uri)
-        self._record(DocumentOpened(self.session_id, uri, version, language_id, text))
+        with self._lock:
+            self.documents.add(uri)
+            self._record(DocumentOpened(self.session_id, uri, version, language_id, text))
 
     def document_closed(self, uri: str) -> None:
-        if uri in self.documents:
-            self.documents.discard(uri)
-            self._record(DocumentClosed(self.session_id, uri))
+        with self._lock:
+            if uri in self.documents:
+                self.documents.discard(uri)
+                self._record(DocumentClosed(self.session_id, uri))
 
     def notebook_changed(self, notebook_uri: str, notebook_type: str, version: int, kind: str,
                          cells: Sequence[str]) -> None:
@@ -254,6 +271,10 @@ class SessionRecorder:
         self._record(NotebookChanged(self.session_id, notebook_uri, notebook_type, version, kind, tuple(cells)))
 
     def edits(self, records: list[EditRecord]) -> None:
+        with self._lock:
+            self._edits(records)
+
+    def _edits(self, records: list[EditRecord]) -> None:
         for r in records:
             if r.uri not in self.documents:
                 continue
@@ -266,9 +287,9 @@ class SessionRecorder:
                                          pending_edit_dict(pending_edit)))
 
     def document_snapshot(self, uri: str, version: int, text: str) -> None:
-        if uri not in self.documents:
-            return
-        self._record(DocumentSnapshot(self.session_id, uri, version, text))
+        with self._lock:
+            if uri in self.documents:
+                self._record(DocumentSnapshot(self.session_id, uri, version, text))
 
     def gated(self, suggestion_id: str, stage: int, decision: str, score: float | None, threshold: float | None,
               model_version: str | None, details: dict | None = None) -> None:
