@@ -6,8 +6,8 @@ Listeners (e.g. the acceptance gate) hear every outcome of a known suggestion: `
 
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
 import threading
 import uuid
 from collections import OrderedDict
