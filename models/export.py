@@ -24,8 +24,9 @@ from onnx import TensorProto, helper
 
 from models.exits import KV_FILL_MAPS, kv_fill_map_names
 from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, EXPORTED_FROM, GRAPHS_INDEX, KV_CACHE_LAYOUT,
-                              WIDENED_WEIGHTS, ModelDirError, export_source_digests, check_model_dir, kv_fill_graph_name, layer_graph_name, header_digest, read_safetensors_index, rms_norm_eps, sliding_window,
-                              write_atomically, write_json_object, write_widened_weights)
+                              WIDENED_WEIGHTS, ModelDirError, check_model_dir, export_source_digests, header_digest,
+                              kv_fill_graph_name, layer_graph_name, read_safetensors_index, rms_norm_eps,
+                              sliding_window, write_atomically, write_json_object, write_widened_weights)
 from models.quantize import BITS, BLOCK, INT8_WEIGHTS, int8_layout, write_int8_weights
 
 OPSET = 17

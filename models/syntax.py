@@ -197,15 +197,10 @@ _SINGLE_END = {'"': re.compile(r'(?:[^\\"\r\n]|\\[\s\S]|\\$)*("|(?=[\r\n])|$)'),
                "'": re.compile(r"(?:[^\\'\r\n]|\\[\s\S]|\\$)*('|(?=[\r\n])|$)")}
 
 
-def _lex_state(text: str, start: int, end: int) -> tuple[bool, bool]:
-    """(in_string, in_comment) at ``end`` scanning ``text`` lexically from ``start``, which
-    must be outside any string or comment."""
-    return _lex_scan(text, start, end)[0]
-
-
 def _lex_scan(text: str, start: int, end: int) -> tuple[tuple[bool, bool], int]:
-    """``_lex_state`` and the last place the scan stood outside any string or comment, a token's start (``start``
-    when none): a later scan of a text the same up to just past it may start there (``_lexed_from``)."""
+    """(in_string, in_comment) at ``end`` scanning ``text`` lexically from ``start``, which must be outside any string
+    or comment; and the last place the scan stood outside any string or comment, a token's start (``start`` when
+    none): a later scan of a text the same up to just past it may start there (``_lexed_from``)."""
     pos = last = start
     while pos < end:
         last = pos

@@ -97,5 +97,5 @@ def test_a_scan_from_the_last_scans_place_says_what_a_scan_from_the_start_says(s
         end = rng.randint(0, len(new))
         start = syntax._lexed_from(new, end)
         resumed += start > 0
-        assert syntax._lex_scan(new, start, end)[0] == syntax._lex_state(new, 0, end), (old, at, new, end)
+        assert syntax._lex_scan(new, start, end)[0] == syntax._lex_scan(new, 0, end)[0], (old, at, new, end)
     assert resumed > 300, resumed
