@@ -199,8 +199,11 @@ def test_a_server_switched_to_int8_by_its_settings_costs_no_more_than_the_8bit_g
     """The server loads the model at process start, before initialize names the weights. It used to load it all
     again, on another thread, for int8: the first copy's freed memory stayed out of the second's reach (~55 MB
     more; two copies alive at once cost ~70 MB). Now it switches the weights in place. What the 8-bit graphs cost
-    varies with the machine (a server's int8 peak was 7-10 MB above fp32 on one, 30 MB on another), so the server's
-    extra memory is compared with a bare runtime's on the same machine."""
+    varies with the machine, and so does how much of the switch a server's threads leave in reach: its int8 peak
+    was 0-2 MB above fp32 on one machine (a bare runtime's 1-6 MB below), 7-10 MB and 30 MB on others, 23 MB on
+    one where a bare runtime's was 2 MB below. So the server's extra memory is compared with a bare runtime's on
+    the same machine, with room for those 25 MB and short of a second copy (the whole model loaded again for int8,
+    the fp32 copy still held: 81 MB here)."""
     from lsp_server.bench_serve import peak_rss_mb
     from telemetry.lsp_client import LspClient
     from tests.lsp_support import model_under_test, server_command
@@ -219,7 +222,7 @@ def test_a_server_switched_to_int8_by_its_settings_costs_no_more_than_the_8bit_g
         finally:
             client.shutdown()
     bare = {weights: _runtime_peak_mb(model, weights) for weights in ("fp32", "int8")}
-    assert peaks["int8"] - peaks["fp32"] < bare["int8"] - bare["fp32"] + 20, (peaks, bare)
+    assert peaks["int8"] - peaks["fp32"] < bare["int8"] - bare["fp32"] + 40, (peaks, bare)
 
 
 def test_a_changed_decode_weights_setting_switches_the_running_server(tmp_path):
