@@ -10,3 +10,16 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
+
+# What `tact serve` imports, by module name (pyproject's dependencies): an editor's check of an interpreter asks
+# missing_modules(), which finds them without importing them (a second's imports before every start).
+SERVE_MODULES = ("pygls", "lsprotocol", "onnxruntime", "tokenizers", "numpy", "tree_sitter", "tree_sitter_python",
+                 "sqlite_utils", "platformdirs", "safetensors")
+
+
+def missing_modules() -> list[str]:
+    """The modules of SERVE_MODULES this interpreter cannot import: `import lsp_server` works from a checkout
+    alone, without them, and the server then fails at its start."""
+    from importlib.util import find_spec
+
+    return [name for name in SERVE_MODULES if find_spec(name) is None]

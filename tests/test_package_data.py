@@ -32,3 +32,16 @@ def test_every_tracked_data_file_under_a_package_is_package_data():
         if not any(fnmatch.fnmatch(rest, pattern) for pattern in patterns.get(package, [])):
             missing.append(path)
     assert not missing, f"tracked data files the wheel would leave out (add them to package-data): {missing}"
+
+
+def test_the_modules_an_editor_checks_for_are_the_serving_dependencies():
+    """An editor's check of an interpreter (lsp_server.missing_modules) looks for each dependency pyproject names
+    and no other: one left out passed an interpreter the server then failed to start in."""
+    import lsp_server
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    listed = text.split("\ndependencies = [", 1)[1].split("]", 1)[0]
+    names = [re.match(r"[A-Za-z0-9_.-]+", req).group(0) for req in re.findall(r'"([^"]+)"', listed)]
+    assert "onnxruntime" in names
+    assert sorted(lsp_server.SERVE_MODULES) == sorted(n.replace("-", "_").lower() for n in names)
+    assert lsp_server.missing_modules() == []  # this environment serves

@@ -9,7 +9,12 @@ export interface PythonCheck {
   problem?: string; // why not, for the user
 }
 
-const PROBE = "import sys, lsp_server; sys.stdout.write(lsp_server.__version__)";
+// lsp_server imports from a checkout alone: the modules the server needs are looked for too (without importing them)
+const PROBE =
+  "import sys, lsp_server; missing = lsp_server.missing_modules(); " +
+  "sys.exit('Tact needs modules this Python lacks: ' + ', '.join(missing)) if missing else sys.stdout.write(lsp_server.__version__)";
+const LACKING = /needs modules this Python lacks: (.*)/;
+const INSTALL = "install it there: `{python} -m pip install -e <your Tact checkout>`, or use the .venv/bin/python that Tact's scripts/setup makes";
 
 /** An interpreter setting as the command to run: `~` and `${workspaceFolder}` expanded, and a relative path
  * (one with a directory part) resolved against the workspace folder, as the Python extension reads
@@ -33,7 +38,8 @@ export function lastErrorLine(stderr: string, error: unknown): string {
   return stderr.trim().split("\n").pop() || String(error);
 }
 
-/** Whether `python` can run the server: it exists and imports lsp_server (from cwd, as the server will). */
+/** Whether `python` can run the server: it exists, imports lsp_server (from cwd, as the server will) and has the
+ * modules the server imports. */
 export function checkPython(python: string, cwd?: string, timeoutMs = 30000): Promise<PythonCheck> {
   return new Promise((resolve) => {
     execFile(python, ["-c", PROBE], { cwd, timeout: timeoutMs, env: process.env }, (error, stdout, stderr) => {
@@ -45,9 +51,12 @@ export function checkPython(python: string, cwd?: string, timeoutMs = 30000): Pr
       if (code === "ENOENT" || code === "EACCES") {
         resolve({ ok: false, problem: `the Python interpreter "${python}" was not found (${code})` });
       } else if (/No module named '?lsp_server/.test(stderr)) {
+        resolve({ ok: false, problem: `Tact is not installed in "${python}" (${INSTALL.replace("{python}", python)})` });
+      } else if (LACKING.test(stderr)) {
+        const missing = (LACKING.exec(stderr) as RegExpExecArray)[1].trim();
         resolve({
           ok: false,
-          problem: `Tact is not installed in "${python}" (install it there: \`${python} -m pip install -e <your Tact checkout>\`, or use the .venv/bin/python that Tact's scripts/setup makes)`,
+          problem: `Tact's dependencies are not installed in "${python}" (no ${missing}; ${INSTALL.replace("{python}", python)})`,
         });
       } else if (error.killed) {
         resolve({ ok: false, problem: `"${python}" did not answer within ${Math.round(timeoutMs / 1000)} s` });

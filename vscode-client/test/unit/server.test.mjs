@@ -2,6 +2,10 @@
 // and stops (src/server.ts, compiled to out/unit by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { checkPython, resolveInterpreter, serverLogLine, ServerControl, startServer, stopServer } from "../../out/unit/server.mjs";
 
 test("${workspaceFolder} is the first workspace folder", () => {
@@ -317,6 +321,27 @@ test("a Python that fails without a word is reported with its error, not an empt
   const check = await checkPython("false");
   assert.equal(check.ok, false);
   assert.match(check.problem, /^"false" cannot import Tact: \S/);
+});
+
+const CHECKOUT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+test("an interpreter that imports lsp_server from a checkout but lacks the server's modules is told so, not started", async () => {
+  // the checkout's own lsp_server/__init__.py, with one module no interpreter has among those the server needs
+  const dir = mkdtempSync(path.join(tmpdir(), "tact-probe-"));
+  mkdirSync(path.join(dir, "lsp_server"));
+  const init = readFileSync(path.join(CHECKOUT, "lsp_server", "__init__.py"), "utf8");
+  assert.match(init, /SERVE_MODULES = \(/);
+  writeFileSync(path.join(dir, "lsp_server", "__init__.py"), init.replace("SERVE_MODULES = (", 'SERVE_MODULES = ("tact_module_not_installed", '));
+  const check = await checkPython("python3", dir);
+  assert.equal(check.ok, false);
+  assert.match(check.problem, /^Tact's dependencies are not installed in "python3" \(no tact_module_not_installed(, |;)/);
+  assert.match(check.problem, /python3 -m pip install -e <your Tact checkout>/);
+});
+
+test("the checkout's own environment passes the check, with Tact's version", async () => {
+  const check = await checkPython(path.join(CHECKOUT, ".venv", "bin", "python"), CHECKOUT);
+  assert.equal(check.ok, true, check.problem);
+  assert.match(check.version, /^\d+\.\d+\.\d+/);
 });
 
 test("a server log line goes to the output channel at the level it names", () => {
