@@ -42,7 +42,7 @@ from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACH
                               rms_norm_eps, sliding_window, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
-from models.tokenizer import load_model_tokenizer
+from models.tokenizer import load_model_tokenizer, without_surrogates
 
 POLICIES = ("full", "dynamic", "speculative")
 # The inputs of each kind of graph `tact export` writes (models.export). A graph of another kind listed in its place
@@ -837,6 +837,7 @@ class EarlyExitRuntime:
         prompt_ids = self.fit_prompt(prompt_ids or [self.tokenizer.eos_id])
         res = DecodeResult(prompt_tokens=len(prompt_ids))  # what the model read
         if heal and self.token_bytes is not None:
+            heal = without_surrogates(heal)  # as the prompt's text is read: a lone surrogate has no UTF-8 bytes
             res.heal, res.heal_left = heal, heal.encode("utf-8")
         with self.lock:
             t0 = time.perf_counter()

@@ -22,6 +22,14 @@ SPECIAL_TOKENS = [EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, PAD]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (JSON-RPC delivers "\\ud800" as one) made U+FFFD, one character for one:
+    what the tokenizer reads, as `tokenizers` refuses strings that are not valid Unicode."""
+    if not text.isascii() and _SURROGATE.search(text):
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def byte_level_chars() -> dict[str, int]:
     """The byte each character of a byte-level BPE token stands for (the GPT-2 table `tokenizers`' ByteLevel
     uses): printable bytes as themselves, the others from U+0100 on."""
@@ -87,12 +95,9 @@ class TokenizerInfo:
         return self.encoding(text).ids
 
     def encoding(self, text: str) -> Encoding:
-        """The tokenizer's encoding of ``text`` (ids, and character offsets into ``text``). A lone surrogate (JSON-RPC
-        delivers "\\ud800" as one) becomes U+FFFD, one character for one, so offsets still index ``text``:
-        `tokenizers` refuses strings that are not valid Unicode."""
-        if not text.isascii() and _SURROGATE.search(text):
-            text = _SURROGATE.sub("\ufffd", text)
-        return self.tok.encode(text, add_special_tokens=False)
+        """The tokenizer's encoding of ``text`` (ids, and character offsets into ``text``: ``without_surrogates``
+        keeps its length)."""
+        return self.tok.encode(without_surrogates(text), add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)

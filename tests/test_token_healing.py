@@ -82,6 +82,18 @@ def test_the_healed_prompt_leaves_the_text_out_and_the_suggestion_writes_it_firs
             assert res.layers[0] == rt.n_layers
 
 
+def test_text_given_back_with_a_lone_surrogate_is_written_as_the_tokenizer_reads_it(rt):
+    """Every other text the runtime takes reads a lone surrogate as U+FFFD; the text to write again raised
+    UnicodeEncodeError under every policy."""
+    ids = rt.tokenizer.encode("import os\n\ndef main():\n    ")
+    for policy in ("full", "speculative", "dynamic"):
+        rt.reset()
+        res = rt.generate(ids, DecodeOptions(policy=policy, max_new_tokens=6, single_line=False), heal="x\udcff")
+        assert res.heal == "x\ufffd", policy
+        written = rt.tokenizer.decode(res.token_ids)
+        assert written.startswith(res.heal[:len(written)]) or written.startswith(res.heal), (policy, written)
+
+
 def test_speculative_stays_identical_to_full_with_healing(rt, tiny_corpus_dir):
     from models.bench_early_exit import load_texts, make_samples, sample_prompt
 
