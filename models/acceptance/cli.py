@@ -111,6 +111,9 @@ def main_cli(args) -> int:
     from telemetry.store import strict_json
 
     if not args.cups and not args.telemetry:
+        if args.command != "train" and getattr(args, "acceptance_model", None):
+            raise _fail(args, f"name the data to judge {args.acceptance_model} on (--cups FILE or --telemetry DB): "
+                              "the default CUPS file is what the shipped model was trained on")
         args.cups = [args.default_cups]
     if args.command == "train":
         from models.acceptance.model import DEFAULT_DIR
@@ -128,7 +131,7 @@ def main_cli(args) -> int:
                                                                    ("samples", "accepted", "programmers", "kinds", "lopo_auc", "scoring_model")}}
         print(strict_json(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
         return 0
-    from models.acceptance.evaluate import evaluate, evaluate_model, format_report
+    from models.acceptance.evaluate import TrainedOnAll, evaluate, evaluate_model, format_report
 
     model = None
     if args.acceptance_model:  # before the data: a wrong path said at once, not after minutes of scoring
@@ -146,7 +149,11 @@ def main_cli(args) -> int:
             _log(f"note: {args.acceptance_model} was trained on suggestions scored by {trained_on or 'no model'}, "
                  f"these are scored by {scoring or 'no model (--no-score)'}: stage 2 sees other features than it "
                  "learned")
-        report = evaluate_model(model, data, args.lam, args.precision_floor)
+        try:
+            report = evaluate_model(model, data, args.lam, args.precision_floor)
+        except TrainedOnAll as exc:
+            raise _fail(args, f"{exc}: judge {args.acceptance_model} on programmers it never saw, or leave out "
+                              "--acceptance-model for the leave-programmer-out evaluation") from exc
     else:
         report = evaluate(data, args.lam, args.precision_floor, args.kind, args.kind, inner_folds=args.inner_folds,
                           seed=args.seed, log=_log)

@@ -15,6 +15,7 @@ sessions, when only one database is given).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sqlite3
@@ -46,6 +47,11 @@ class AcceptanceData:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def context_fingerprints(self) -> list[str]:
+        """A digest of each row's context features (12 hex): what a trained model records of its rows, so that an
+        evaluation can tell programmers it was trained on (stage 1's features need no code model to score them)."""
+        return [hashlib.sha1(np.ascontiguousarray(row, dtype=np.float64).tobytes()).hexdigest()[:12] for row in self.X1]
 
     def subset(self, idx) -> "AcceptanceData":
         return AcceptanceData(self.X1[idx], self.X2[idx], self.y[idx], self.groups[idx], self.measurements[idx], self.sources)

@@ -153,6 +153,7 @@ def train_acceptance(data: AcceptanceData, kind1: str = "auto", kind2: str = "au
         "sources": [{k: v for k, v in s.items() if k != "path"} | {"file": Path(s["path"]).name} for s in data.sources],
         "scoring_model": scoring_model, "kinds": {"stage1": k1, "stage2": k2},
         "lopo_auc": {"stage1": auc1, "stage2": auc2}, "seed": seed,
+        "context_fingerprints": sorted(set(data.context_fingerprints())),  # models.acceptance.evaluate.trained_on
     }
     body = json.dumps([stage1.to_dict(), stage2.to_dict()], sort_keys=True).encode()
     version = f"cdhf-{info['trained_at'][:10]}-{k1[0]}{k2[0]}-{hashlib.sha1(body).hexdigest()[:8]}"
