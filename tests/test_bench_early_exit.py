@@ -285,6 +285,30 @@ def test_bootstrap_intervals_are_paired_and_contain_the_estimate():
     assert ci["relative_change_ci"][0] > 0.3 and ci["removed_share_ci"] == same["removed_share_ci"]
 
 
+def test_intervals_draw_whole_files_where_the_samples_name_them():
+    """Lines of one file are alike: drawn one by one, they gave intervals narrower than the data allow."""
+    import numpy as np
+
+    from models.bench_early_exit import rouge_loss_interval, stop_intervals
+
+    rng = np.random.default_rng(1)
+    files = np.repeat(np.arange(12), 40)  # 12 files of 40 samples, each file's loss its own
+    full = rng.uniform(0.3, 0.7, len(files))
+    other = full * (1 - rng.normal(0.01, 0.03, 12)[files])
+    lo, hi = rouge_loss_interval(full, other)
+    clo, chi = rouge_loss_interval(full, other, clusters=files)
+    estimate = (full.mean() - other.mean()) / full.mean()
+    assert clo < estimate < chi and chi - clo > 2 * (hi - lo)
+    assert rouge_loss_interval(full, full * 0.9, clusters=files) == [0.1, 0.1]  # still paired
+    shown = np.ones(len(files), dtype=bool)
+    accepted = rng.random(len(files)) < 0.5
+    removed = accepted & np.isin(files, [0, 1])  # Stop removed the accepted ones of two files, nothing elsewhere
+    drawn = stop_intervals(shown, accepted, shown & ~removed, accepted & ~removed, clusters=files)
+    alone = stop_intervals(shown, accepted, shown & ~removed, accepted & ~removed)
+    assert drawn["removed_share_ci"][0] <= alone["removed_share_ci"][0]
+    assert drawn["removed_share_ci"][1] > alone["removed_share_ci"][1]
+
+
 def test_wilson_interval_of_a_proportion():
     from models.bench_early_exit import wilson_interval
 
