@@ -4,6 +4,7 @@ failed on the code before."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,15 @@ def test_eval_next_edit_reads_the_data_the_training_commands_write_and_says_what
     err = capsys.readouterr().err.strip()
     assert err == (f"tact eval next-edit: error: no next-edit examples in {empty} (*_heldout.jsonl, or Python files "
                    "that differ for --pair): write them with `tact train next-edit-data --out DIR`")
+    train_only = tmp_path / "train_only"  # a build that stopped before its held-out files: nothing judged on them
+    train_only.mkdir()
+    (train_only / "real_train.jsonl").write_text((data / "synthetic_heldout.jsonl").read_text())
+    assert main(["eval", "next-edit", "--data", str(train_only), "--no-model"]) == 2
+    err = capsys.readouterr().err
+    assert "no next-edit examples in" in err and "holds training examples only (*_train.jsonl)" in err
+    (train_only / "mine.jsonl").write_text((data / "synthetic_heldout.jsonl").read_text())  # a set of the user's own
+    assert main(["eval", "next-edit", "--data", str(train_only), "--no-model", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["sets"]) == {"mine"}
 
 
 def test_eval_acceptance_refuses_a_cache_that_is_a_file_before_scoring(tmp_path, capsys):

@@ -169,7 +169,8 @@ def read_examples(path: Path, limit: int | None = None) -> tuple[list[Example], 
 
 def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int | None,
              bottom_up: bool = False, sources: dict | None = None) -> dict[str, list[Example]]:
-    """Held-out files of data_dir (``*_heldout.jsonl``, else every ``*.jsonl``) and/or a --pair; ``bottom_up``: also
+    """Held-out files of data_dir (``*_heldout.jsonl``, else every ``*.jsonl`` but the ``*_train.jsonl`` the ranker and
+    the model learn from, which evaluated what they were trained on) and/or a --pair; ``bottom_up``: also
     the held-out release pairs (from data_dir/src) and the --pair with their hunks replayed bottom to top.
     ``sources``, when given, gets each file's rows and rows skipped (`read_examples`) by set name."""
     from itertools import islice
@@ -178,7 +179,8 @@ def datasets(data_dir: Path | None, pair: tuple[Path, Path] | None, limit: int |
 
     sets: dict[str, list[Example]] = {}
     if data_dir is not None:
-        files = sorted(Path(data_dir).glob("*_heldout.jsonl")) or sorted(Path(data_dir).glob("*.jsonl"))
+        files = sorted(Path(data_dir).glob("*_heldout.jsonl")) or sorted(
+            f for f in Path(data_dir).glob("*.jsonl") if not f.name.endswith("_train.jsonl"))
         for f in files:
             sets[f.stem], rows, skipped = read_examples(f, limit)
             if sources is not None:
@@ -336,6 +338,9 @@ def main_cli(args) -> int:
         where = " and ".join(str(d) for d in ([args.data] if args.data else []) + list(args.pair or []))
         print(f"tact eval next-edit: error: no next-edit examples in {where} (*_heldout.jsonl, or Python files that "
               "differ for --pair): write them with `tact train next-edit-data --out DIR`", file=sys.stderr)
+        if args.data and list(Path(args.data).glob("*_train.jsonl")):
+            print(f"tact eval next-edit: {args.data} holds training examples only (*_train.jsonl), which are not "
+                  "evaluated: what the ranker and the model learn from", file=sys.stderr)
         return 2
     bad = [f["path"] for f in results["files"].values() if f["skipped"]]
     if bad and not any(row["baseline"]["examples"] for row in results["sets"].values()):
