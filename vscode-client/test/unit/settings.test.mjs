@@ -41,6 +41,14 @@ function setup(user) {
 /** A change event for the settings named (full names). */
 const changed = (...names) => ({ affectsConfiguration: (section) => names.some((n) => n === section || n.startsWith(section + ".")) });
 
+test("a workspace's settings may name the interpreter the extension runs: it is not run in untrusted workspaces", () => {
+  // the default for an extension with a main entry, declared (with its reason) so that no later change relaxes it
+  const trust = packageJSON.capabilities?.untrustedWorkspaces;
+  assert.equal(trust?.supported, false);
+  assert.equal(packageJSON.contributes.configuration.properties["tact.pythonPath"].scope, "machine-overridable");
+  assert.match(trust.description, /tact\.pythonPath/);
+});
+
 test("the remembered settings are package.json's machine-overridable ones and the Python extension's interpreter", () => {
   const names = settings.rememberedSettingNames(packageJSON);
   for (const name of ["tact.pythonPath", "tact.modelPath", "tact.telemetryDatabase", "tact.telemetryRetentionDays", "python.defaultInterpreterPath"]) {
