@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shlex
 import shutil
 import struct
@@ -273,9 +274,12 @@ def derived_is_current(src: Path, out: Path, size: int) -> bool:
 def write_atomically(path: Path, write) -> None:
     """Write the file ``path`` by ``write(tmp)`` into a temporary file beside it (one per process: two servers
     starting at once each write their own), then put that in its place: a failure or an interruption midway leaves
-    the old file whole (or none), never half of one, and a read-only file is replaced like any other."""
+    the old file whole (or none), never half of one, and a read-only file is replaced like any other. The temporary
+    file is made anew under a name no one can guess: named ``<name>.<pid>.tmp``, a model directory shipped with a
+    link of that name had its target overwritten with the derived weights."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666))
     try:
         write(tmp)
         tmp.replace(path)
@@ -285,6 +289,13 @@ def write_atomically(path: Path, write) -> None:
 
 def _widened_is_fresh(src: Path, out: Path) -> bool:
     return derived_is_current(src, out, sum(length for _, _, length in widened_layout(src).values()))
+
+
+def is_bare_file_name(name: object) -> bool:
+    """Whether ``name`` names a file in a directory itself, no path: what graphs.json may list. A listed
+    "../../.bashrc" was read from outside the model directory and written outside the cache (`graphs_dir`)."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and not (len(name) > 1 and name[1] == ":"))
 
 
 def cache_root() -> Path:
@@ -331,6 +342,8 @@ def graphs_dir(model_dir: Path, index: dict, int8: bool = False) -> Path:
             if int8 and index.get("int8"):
                 graphs += [*index["int8"]["decoder_layers"], index["int8"]["exit_head"]]
             for name in graphs:  # small files: copied each time, so a re-export is never shadowed
+                if not (model_dir / name).is_file():  # a device or pipe read without end
+                    raise OSError(f"{model_dir / name} is not a file")
                 (cache / name).write_bytes((model_dir / name).read_bytes())
             if index.get("weights") == src.name:  # fp32 weights read in place: the graphs here need them here too
                 _place_beside(src, cache / src.name)

@@ -38,7 +38,7 @@ from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
 from models.healing import Prompt, TokenBytes, healed_logp
 from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError,
                               changed_since_export, check_model_dir, kv_fill_graph_name, layer_graph_name,
-                              graphs_dir, header_digest, load_tensors, read_json_object, read_record,
+                              graphs_dir, header_digest, is_bare_file_name, load_tensors, read_json_object, read_record,
                               rms_norm_eps, sliding_window, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
@@ -495,6 +495,11 @@ class EarlyExitRuntime:
                          and all(isinstance(n, str) for n in int8["decoder_layers"])
                          and len(int8["decoder_layers"]) == self.n_layers):
             raise ModelDirError(f"{path}: its 8-bit graphs are not one per layer and a head; {fix}")
+        listed = [*layers, *fill.values(), head, *((int8["decoder_layers"] + [int8["exit_head"]]) if int8 else [])]
+        if "weights" in index:
+            listed.append(index["weights"])
+        if bad := [n for n in listed if not is_bare_file_name(n)]:  # read (and copied to the cache) as listed
+            raise ModelDirError(f"{path} lists {bad[0]!r} among its files: not a file name in {self.model_dir}; {fix}")
         return index
 
     def _check_unchanged_since_export(self) -> None:

@@ -320,3 +320,39 @@ def test_a_request_during_a_model_swap_waits_for_the_new_model(tiny_lm_dir, tmp_
     suggestion = complete(service, "full")
     assert suggestion.result is not None, suggestion.skipped_reason
     assert loading.result(10).ready and service.status.model_dir == str(other)
+
+
+@pytest.mark.parametrize("name", ["../outside.onnx", "/etc/passwd", "sub/decoder_layer_0.onnx", ".."])
+def test_a_graphs_index_naming_a_path_is_refused_before_anything_is_read_or_copied(model, name):
+    """graphs.json's names were read as paths: where the model directory could not take its derived weights, every
+    listed file was copied into the cache by its name, so "../../.bashrc" was read from outside the model directory
+    and written outside the cache."""
+    index_path = model / "graphs.json"
+    index = json.loads(index_path.read_text())
+    index["decoder_layers"][1] = name
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(ModelDirError) as err:
+        EarlyExitRuntime(model, threads=1)
+    assert str(index_path) in str(err.value) and repr(name) in str(err.value) and "tact export" in str(err.value)
+
+
+def test_a_derived_file_is_written_through_a_new_temporary_file_never_a_link_left_in_the_directory(tmp_path,
+                                                                                                     monkeypatch):
+    """The temporary file was `<name>.<pid>.tmp`, opened as it was found: a model directory shipped with a link of
+    that name had the link's target overwritten with the derived weights."""
+    import os
+
+    import models.model_dir as model_dir
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    monkeypatch.setattr(model_dir.secrets, "token_hex", lambda n: "guessed")
+    out = tmp_path / "onnx_weights.bin"
+    (tmp_path / f"onnx_weights.bin.{os.getpid()}.guessed.tmp").symlink_to(victim)
+    with pytest.raises(OSError):
+        model_dir.write_atomically(out, lambda tmp: tmp.write_bytes(b"weights"))
+    assert victim.read_text() == "keep me" and not out.exists()
+    monkeypatch.undo()
+    model_dir.write_atomically(out, lambda tmp: tmp.write_bytes(b"weights"))  # a fresh name each time
+    assert out.read_bytes() == b"weights" and victim.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == ["onnx_weights.bin." f"{os.getpid()}.guessed.tmp"]
