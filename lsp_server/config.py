@@ -69,7 +69,7 @@ def database_dir_made(database: Path) -> str | None:
     """Make the folder of a telemetry database a command records into; why it cannot be made, with the fix, or None.
     A read-only home said only "[Errno 30] Read-only file system: '/home/u/.local'"."""
     try:
-        database.parent.mkdir(parents=True, exist_ok=True)
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the user's alone (telemetry holds code)
         return None
     except OSError as exc:
         return (f"cannot make {database.parent} for the telemetry database ({exc.strerror or exc}): pass --database "

@@ -460,8 +460,16 @@ class TelemetryStore:
                         "(tact.telemetryRetentionDays)", sessions, rows, self.retention_days, self.path)
 
     def _connect(self) -> None:
-        """Open (creating if need be) the database at ``path`` and note which file it is."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open (creating if need be) the database at ``path`` and note which file it is. One made here is the user's
+        alone, as its folder when made here (it holds the text of every document opened: made by SQLite, it and its
+        -wal and -shm were readable by every user of the machine); SQLite gives those two the database's mode."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # an existing database (or a file of another kind, which the checks below refuse)
+        except OSError:
+            pass  # not a place for a file (a directory's name, a device): sqlite3 says why below
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         try:
             db = Database(conn, execute_plugins=False)

@@ -682,3 +682,36 @@ def test_a_burst_of_events_is_one_transaction_and_a_flush_does_not_wait_for_the_
         store.close()
     assert time.monotonic() - started < 2.5 and batches == [21, 1]
     assert query(db_path, "SELECT shown_at FROM suggestions WHERE id = 's0'") == [(30.0,)]
+
+
+def test_a_database_made_here_is_the_users_alone_whatever_the_umask(db_path: Path) -> None:
+    """It holds the text of every document opened; made by SQLite under the usual umask 022, the database, its -wal
+    and -shm and their folder were readable by every user of the machine."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with TelemetryStore(db_path) as s:
+            s.record(DocumentOpened(SID, URI, "python", 1, "API_KEY = 'secret'\n"))
+            s.flush()
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in db_path.parent.iterdir()}
+            folder = stat.S_IMODE(db_path.parent.stat().st_mode)
+    finally:
+        os.umask(old)
+    assert {"telemetry.sqlite3", "telemetry.sqlite3-wal", "telemetry.sqlite3-shm"} <= set(modes)
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+    assert folder == 0o700
+
+
+def test_an_existing_database_keeps_its_mode(db_path: Path) -> None:
+    """Only a database made here is made private: one the user made shared stays as they made it."""
+    import os
+    import stat
+
+    db_path.parent.mkdir(parents=True)
+    sqlite3.connect(db_path).close()
+    os.chmod(db_path, 0o640)
+    with TelemetryStore(db_path) as s:
+        s.record(SessionStarted(SID, "test", "0", {}))
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o640
