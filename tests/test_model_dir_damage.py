@@ -356,3 +356,34 @@ def test_a_derived_file_is_written_through_a_new_temporary_file_never_a_link_lef
     model_dir.write_atomically(out, lambda tmp: tmp.write_bytes(b"weights"))  # a fresh name each time
     assert out.read_bytes() == b"weights" and victim.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == ["onnx_weights.bin." f"{os.getpid()}.guessed.tmp"]
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "link"])
+def test_the_onnxruntime_required_reads_no_weights_outside_a_graphs_directory(tmp_path, where):
+    """A graph's external data may name any file. onnxruntime 1.23, which pyproject allowed, loaded a graph whose
+    weights were /etc/passwd, ../secret or a link out of the model directory, and its output was that file's bytes;
+    from 1.24.4 (now the minimum) it refuses them."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"SECRET OUTSIDE THE MODEL")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "link.bin").symlink_to(secret)
+    location = {"absolute": str(secret), "parent": "../secret.bin", "link": "link.bin"}[where]
+    weights = TensorProto(name="w", data_type=TensorProto.UINT8, dims=[8], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", "0"), ("length", "8")):
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [8])], initializer=[weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = model_dir / "graph.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert onnx.load(str(path), load_external_data=False).graph.initializer[0].external_data[0].value == location
+    with pytest.raises(Exception) as refused:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert "SECRET" not in str(refused.value)
