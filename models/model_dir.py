@@ -126,6 +126,8 @@ class TensorEntry:
 
 def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
     """Tensor locations from a safetensors header, validated against the file size."""
+    if path.exists() and not path.is_file():  # a pipe or a device: opened, it was read without end
+        raise ModelDirError(f"{path} is not a file", SAFETENSORS_FIX)
     try:
         with open(path, "rb") as f:
             raw = f.read(8)
@@ -553,6 +555,8 @@ def read_record(model_dir: Path) -> dict:
 def read_json_object(path: Path, fix: str) -> dict:
     """A model directory's JSON file that must hold an object (config.json, tact.json, graphs.json); anything
     else is a ModelDirError naming the file and ``fix``."""
+    if path.exists() and not path.is_file():  # a pipe (tact.json, read where it exists) held the loader for good
+        raise ModelDirError(f"{path} is not a file; {fix}")
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

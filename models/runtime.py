@@ -577,6 +577,8 @@ class EarlyExitRuntime:
         another of its kind, one layer's over the next, passed the first check and decoded other text, or failed
         every dynamic request with a bare ValueError while the server said it was ready)."""
         where = where or self._graphs
+        if not (where / name).is_file():  # missing, or a pipe or device, which onnxruntime would read without end
+            raise ModelDirError(f"{where / name} is missing or not a file; re-run `tact export {self.model_dir}`")
         try:
             session = ort.InferenceSession(str(where / name), sess_options=self._session_options,
                                            providers=["CPUExecutionProvider"])

@@ -387,3 +387,30 @@ def test_the_onnxruntime_required_reads_no_weights_outside_a_graphs_directory(tm
     with pytest.raises(Exception) as refused:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert "SECRET" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["tact.json", EXIT_HEADS, "decoder_layer_0.onnx"])
+def test_a_pipe_in_place_of_a_model_file_is_refused_not_read_without_end(model, name):
+    """tact.json and the exit heads were read where they existed, and graphs wherever graphs.json listed them: a pipe
+    there held the loader thread for good, every completion then waited out its timeout, and the process outlived
+    its exit."""
+    import os
+
+    (model / name).unlink(missing_ok=True)
+    os.mkfifo(model / name)
+    outcome: list = []
+
+    def load() -> None:
+        try:
+            EarlyExitRuntime(model, threads=1)
+            outcome.append("loaded")
+        except ModelDirError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    if thread.is_alive():  # unblock the reader so that the test process can end
+        with open(model / name, "wb"):
+            pass
+    assert outcome and str(model / name) in outcome[0] and "not a file" in outcome[0], outcome
