@@ -127,7 +127,8 @@ class TensorEntry:
 def read_safetensors_index(path: Path) -> dict[str, TensorEntry]:
     """Tensor locations from a safetensors header, validated against the file size."""
     if path.exists() and not path.is_file():  # a pipe or a device: opened, it was read without end
-        raise ModelDirError(f"{path} is not a file", SAFETENSORS_FIX)
+        raise ModelDirError(f"{path}: cannot read safetensors (not a file)",
+                            f"make it a readable file, or {SAFETENSORS_FIX}")
     try:
         with open(path, "rb") as f:
             raw = f.read(8)
