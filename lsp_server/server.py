@@ -439,7 +439,7 @@ def create_server(*, model_path: str | None = None, database: str | None = None)
 def configure_logging(log_file: str | None) -> None:
     """stderr or a file, never stdout (stdout carries the protocol). pygls logs message bodies at INFO."""
     handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -448,6 +448,18 @@ def configure_logging(log_file: str | None) -> None:
         logging.getLogger(name).addFilter(_said_in_one_line)
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_a_late_cancel)
     logging.getLogger("tact").setLevel(logging.WARNING)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
+
+
+class OneLineFormatter(logging.Formatter):
+    """Each record's message on its own line, its control characters escaped: a client's text in it (a document URI
+    holding a line break) forged whole log lines, a level and a time included. A traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _CONTROL.sub(lambda m: repr(m.group())[1:-1], record.message)
+        return super().formatMessage(record)
 
 
 def _said_in_one_line(record: logging.LogRecord) -> bool:

@@ -98,6 +98,31 @@ def test_a_request_that_does_not_fit_is_told_which_field_in_one_log_line(tmp_pat
     assert any("Expecting property name" in line for line in lines), log_text  # the body that is not JSON, in one line
 
 
+def test_a_clients_text_in_a_log_line_cannot_start_another_line(tmp_path):
+    """URIs were logged as sent: one holding a line break and a record's start forged a whole log line (its level and
+    time included), which an editor's output channel shows as the server's own."""
+    import re
+
+    log_file = tmp_path / "server.log"
+    with open(log_file, "wb") as stderr:
+        client = LspClient(server_command(model_under_test(), tmp_path / "t.sqlite3"), stderr=stderr)
+    forged = "file:///w/a.py\n2026-12-07 10:00:00,000 CRITICAL tact: forged\x1b[2J"
+    try:
+        client.initialize({"stopThreshold": 1.01})
+        client.did_open(forged, "x = 1\n")
+        client.did_open(forged, "x = 2\n")  # open already: logged with its URI
+        client.notify("textDocument/didChange", {"textDocument": {"uri": forged + "\r\nCRITICAL", "version": 2},
+                                                 "contentChanges": [{"text": "y"}]})
+        assert alive(client)
+    finally:
+        client.shutdown()
+    lines = log_file.read_text().splitlines()
+    assert any("which is open already" in line and "\\n2026-12-07" in line for line in lines), lines
+    record = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+    assert all(record.match(line) for line in lines), lines  # every line a record's start: none forged
+    assert not any("CRITICAL" in line.split(" ", 3)[2] for line in lines) and "\x1b" not in "".join(lines)
+
+
 def raw_exchange(tmp_path: Path, bodies: list[bytes]) -> list[dict]:
     """Send ``bodies`` framed after initialize, then shutdown and exit; every message the server wrote back."""
     frame = lambda body: b"Content-Length: %d\r\n\r\n" % len(body) + body  # noqa: E731
