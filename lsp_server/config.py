@@ -65,6 +65,11 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
 }
 
 
+# Keys that name no setting, each said in the log with the setting it resembles; those past this are counted in one
+# line (each resemblance is a search over every setting's name, on the event loop, and each said is a log line)
+MAX_UNKNOWN_SAID = 20
+
+
 def database_dir_made(database: Path) -> str | None:
     """Make the folder of a telemetry database a command records into; why it cannot be made, with the fix, or None.
     A read-only home said only "[Errno 30] Read-only file system: '/home/u/.local'"."""
@@ -145,10 +150,14 @@ class Settings:
         if not isinstance(values, dict):
             return settings, [f"settings must be an object, got {type(values).__name__}"]
         by_camel = {to_camel(f.name): f for f in fields(cls)}
+        unknown = 0
         for key, value in values.items():
             f = by_camel.get(key)
             if f is None:  # a misspelt key did nothing, and said nothing (editors other than VS Code take them by hand)
                 if key not in CLIENT_ONLY_SETTINGS:
+                    unknown += 1
+                    if unknown > MAX_UNKNOWN_SAID:  # counted below: 200,000 of them held the server 17.6 s
+                        continue
                     near = difflib.get_close_matches(str(key), by_camel, n=1)
                     name = str(key) if len(str(key)) <= 60 else f"{str(key)[:57]}..."  # a JSON key, of any length
                     problems.append(f"{SECTION}.{name}: no such setting, ignored"
@@ -160,6 +169,8 @@ class Settings:
                 problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {reprlib.repr(value)}")
                 continue
             setattr(settings, f.name, coerced)
+        if unknown > MAX_UNKNOWN_SAID:
+            problems.append(f"{unknown - MAX_UNKNOWN_SAID} more keys that name no setting, ignored")
         kept = base if base is not None else cls()  # what a refused value leaves in place
 
         def refuse(name: str, problem: str) -> None:
