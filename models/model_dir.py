@@ -176,7 +176,7 @@ def _tensor_entry(name: str, meta, base: int) -> TensorEntry | None:
         return None
     begin, end = offsets
     itemsize = _ITEMSIZE.get(meta["dtype"])
-    if itemsize is not None and int(np.prod(shape, dtype=np.int64)) * itemsize != end - begin:
+    if itemsize is not None and math.prod(shape) * itemsize != end - begin:  # exact: numpy's int64 wrapped to 0
         return None
     return TensorEntry(name, meta["dtype"], tuple(shape), base + begin, end - begin)
 

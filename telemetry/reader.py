@@ -146,6 +146,8 @@ def checked(column: str, value: Any) -> Any:
             decoded = json.loads(value) if isinstance(value, str) else value
         except ValueError as exc:
             raise DamagedRowError(f"a row's {column} column holds damaged JSON ({exc})") from None
+        except RecursionError:  # nested past Python's limit: no row Tact writes
+            raise DamagedRowError(f"a row's {column} column holds JSON nested too deep to read") from None
         if decoded is not None and not isinstance(decoded, list if column == "cells" else dict):  # null: unknown
             raise DamagedRowError(f"a row's {column} column holds {_kind(decoded)}, not a JSON "
                                   f"{'list' if column == 'cells' else 'object'}")

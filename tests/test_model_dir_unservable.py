@@ -100,3 +100,13 @@ def test_the_models_own_exit_heads_still_load_and_decode(model):
         tokens[policy] = runtime.generate(ids, DecodeOptions(policy=policy, max_new_tokens=4, stop_threshold=1.01)).token_ids
         assert 1 <= len(tokens[policy]) <= 4, policy
     assert tokens["speculative"] == tokens["full"]  # lossless with the heads read from the file
+
+
+def test_a_tensor_shape_whose_size_overflows_64_bits_is_a_corrupt_header(tmp_path):
+    """The size check multiplied the shape in numpy's int64, which wrapped [2**62, 4] to 0 bytes: the header passed
+    and loading failed later with a bare ValueError."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2**62, 4], "data_offsets": [0, 0]}}).encode()
+    path = tmp_path / "big.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(ModelDirError, match="corrupt safetensors header"):
+        load_tensors(path)

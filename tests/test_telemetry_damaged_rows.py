@@ -158,3 +158,9 @@ def test_plots_that_fail_to_save_leave_no_figure_open(source, tmp_path):
     with pytest.raises(OSError):
         report.write_plots([data], tmp_path / "missing" / "plots")
     assert plt.get_fignums() == []
+
+
+def test_json_nested_past_pythons_limit_is_a_damaged_row_not_a_crash():
+    """A payload nested 200,000 deep ended `tact report` with a RecursionError traceback."""
+    with pytest.raises(DamagedRowError, match="payload column holds JSON nested too deep"):
+        checked("payload", "[" * 200_000 + "]" * 200_000)
