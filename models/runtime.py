@@ -37,8 +37,8 @@ from models.exits import EXIT_RULES, KV_FILL_MAPS, Controller, exit_heads_proble
 from models.fim import SUFFIX_TOKENS, build_prompt, to_lf
 from models.healing import Prompt, TokenBytes, healed_logp
 from models.model_dir import (EXIT_HEAD_GRAPH, EXIT_HEADS, GRAPHS_INDEX, KV_CACHE_LAYOUT, RESTORE, ModelDirError,
-                              changed_since_export, check_model_dir, kv_fill_graph_name, layer_graph_name,
-                              graphs_dir, header_digest, is_bare_file_name, load_tensors, read_json_object, read_record,
+                              changed_since_export, check_model_dir, graphs_dir, header_digest, is_bare_file_name,
+                              kv_fill_graph_name, layer_graph_name, load_tensors, read_json_object, read_record,
                               rms_norm_eps, sliding_window, trained_context)
 from models.ngram_drafts import NGRAM_DRAFTS, NgramDrafts
 from models.quantize import MAX_INT8_ROWS
