@@ -244,6 +244,7 @@ export class InlineSuggestions implements vscode.Disposable {
         tracker: new SuggestionTracker(id, text, anchor, document.offsetAt(position), eol, document.offsetAt(item.range?.end ?? position)),
         reported: false,
         partialSent: entryUnits,
+        overEntry: Boolean(entryEdit),
       };
       this.byItem.set(item, tracked);
       this.byId.set(id, tracked);
@@ -424,13 +425,22 @@ export class InlineSuggestions implements vscode.Disposable {
     if (!tracked || e.document.uri.toString() !== tracked.uri || e.contentChanges.length === 0) {
       return;
     }
+    const [first] = e.contentChanges;
     const source: ChangeSource = this.partialAcceptPending
       ? "partialAccept"
       : e.reason === vscode.TextDocumentChangeReason.Undo
         ? "undo"
         : e.reason === vscode.TextDocumentChangeReason.Redo
           ? "redo"
-          : "typing";
+          : // VS Code's own accept-word or accept-line (its hover toolbar): taken for typing, the suggestion VS Code
+            // kept on screen was rejected as superseded and the next answer reported shown. Over the completion
+            // widget's entry, accepting the entry writes the same way, so there it stays typing.
+            !this.proposedApi &&
+              !tracked.overEntry &&
+              e.contentChanges.length === 1 &&
+              tracked.tracker.acceptsPartly({ offset: first.rangeOffset, length: first.rangeLength, text: first.text })
+            ? "partialAccept"
+            : "typing";
     this.partialAcceptPending = false;
     for (const change of e.contentChanges) {
       const verdict = tracked.tracker.onChange({ offset: change.rangeOffset, length: change.rangeLength, text: change.text }, source);
@@ -537,6 +547,8 @@ interface Tracked {
   /** The largest partial accept length sent, in units of insertText; at first the completion widget entry's units
    * the item starts with (accepting only the entry, VS Code reports its length: none of the suggestion). */
   partialSent: number;
+  /** Answered while the completion widget was open (its entry selected). */
+  overEntry: boolean;
 }
 
 function suggestionId(item: vscode.InlineCompletionItem): string | undefined {

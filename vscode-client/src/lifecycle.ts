@@ -180,6 +180,27 @@ export class SuggestionTracker {
     return verdict;
   }
 
+  /** Whether ``change`` writes two or more characters of the suggestion in one piece, short of its end, at the cursor
+   * (or over the text typed through, which VS Code's item range has grown over): what VS Code's own accept-word and
+   * accept-line do (its hover toolbar, its commands) when the extension's next-word command did not run. Typing comes
+   * a character at a time, and a pair the editor closes is typing. */
+  acceptsPartly(change: Change): boolean {
+    if (this.resolved) {
+      return false;
+    }
+    const start = change.offset - this.anchor;
+    const atCursor = start === this.consumed && change.length === 0;
+    const overTyped = start === 0 && change.length === this.consumed;
+    if (!atCursor && !overTyped) {
+      return false;
+    }
+    const typed = this.text.slice(0, start) + change.text;
+    if (typed.length - this.consumed < 2 || typed.length >= this.text.length || !this.text.startsWith(typed)) {
+      return false;
+    }
+    return !(change.text.length === 2 && AUTO_CLOSED[change.text[0]] === change.text[1]);
+  }
+
   /** Whether the answer of a fetch made right after the last change takes this suggestion's place on screen (first:
    * its first item). After a partial accept, an undo or a redo, VS Code puts the suggestion it shows before the
    * answer's items while the suggestion still fits (InlineCompletionsSource.fetch, canBeReused), unless the answer

@@ -292,7 +292,8 @@ test("without the proposed API, an answer for an editor without focus does not s
   const other = offsetDocument("pri", "file:///b.py");
   await s.fetch(3, [{ id: "s2", text: "nt(x)" }], {}, other);
   assert.deepEqual(sentMethods(s), [["tact/didShowCompletion", { id: "s1" }]]);
-  s.change(3, 0, "al"); // typing on through s1 is still followed, and Escape ends it
+  s.change(3, 0, "a"); // typing on through s1 (a character a change) is still followed, and Escape ends it
+  s.change(4, 0, "l");
   await s.h.commands.get("tact.dismissSuggestion")();
   assert.deepEqual(sentMethods(s), [
     ["tact/didShowCompletion", { id: "s1" }],
@@ -337,4 +338,31 @@ test("another editor taking focus ends the ghost text as ignored in both lifecyc
   const reasons = (s) => sentMethods(s).filter(([method]) => method === "tact/didRejectCompletion").map(([, p]) => p.reason);
   assert.deepEqual(reasons(inferred), ["ignored"]);
   assert.deepEqual(reasons(proposed), ["ignored"]);
+});
+
+test("without the proposed API, a word accepted through VS Code's own Accept Word (hover toolbar, palette) is a partial accept, and the suggestion VS Code keeps on screen is neither rejected before its accept nor replaced by one never shown", async () => {
+  const s = setup({ proposed: false, text: "tot" });
+  await s.fetch(3, [{ id: "s1", text: "al = sum(values)" }]); // s1 on screen
+  // the toolbar's "Accept Word" runs editor.action.inlineSuggest.acceptNextWord itself: VS Code inserts "al" in one
+  // change; the extension's tact.acceptNextWordOfSuggestion did not run
+  s.change(3, 0, "al");
+  // VS Code's next fetch keeps s1 on screen (a partial accept's fetch, however it was invoked); the server answers anew
+  await s.fetch(5, [{ id: "s2", text: " = sum(values)" }]);
+  s.change(3, 2, "al = sum(values)"); // Tab on s1: its grown range gets its whole text, then its command runs
+  assert.equal(s.inline.accepted("s1"), true);
+  const sent = sentMethods(s);
+  assert.deepEqual(sent.filter(([m, p]) => m === "tact/didRejectCompletion" && p.id === "s1"), [], "s1 rejected, then accepted");
+  assert.deepEqual(sent.filter(([m, p]) => m === "tact/didShowCompletion" && p.id === "s2"), [], "s2 reported shown, never on screen");
+  assert.deepEqual(sent.filter(([m]) => m === "tact/didPartiallyAcceptCompletion").map(([, p]) => p), [{ id: "s1", acceptedLength: 2 }]);
+});
+
+test("without the proposed API, typing a character at a time and a pair the editor closes stay typing, not partial accepts", async () => {
+  const s = setup({ proposed: false, text: "print" });
+  await s.fetch(5, [{ id: "s1", text: "(total, 1)" }]);
+  s.change(5, 0, "()"); // the opener typed, its closer auto-inserted after the cursor
+  s.change(6, 0, "t");
+  s.change(7, 0, "o");
+  assert.deepEqual(sentMethods(s), [["tact/didShowCompletion", { id: "s1" }]]); // followed, nothing else said
+  s.change(8, 0, "tal"); // three characters at once: VS Code's own accept (or a paste of the suggestion's text)
+  assert.deepEqual(sentMethods(s).slice(1), [["tact/didPartiallyAcceptCompletion", { id: "s1", acceptedLength: 6 }]]);
 });
