@@ -466,10 +466,8 @@ class TelemetryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass  # an existing database (or a file of another kind, which the checks below refuse)
-        except OSError:
-            pass  # not a place for a file (a directory's name, a device): sqlite3 says why below
+        except OSError:  # one there already (a database, or a file the checks below refuse), or no place for a file
+            pass  # (a directory's name, a device): sqlite3 says why below
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         try:
             db = Database(conn, execute_plugins=False)

@@ -305,8 +305,7 @@ def test_intervals_draw_whole_files_where_the_samples_name_them():
     removed = accepted & np.isin(files, [0, 1])  # Stop removed the accepted ones of two files, nothing elsewhere
     drawn = stop_intervals(shown, accepted, shown & ~removed, accepted & ~removed, clusters=files)
     alone = stop_intervals(shown, accepted, shown & ~removed, accepted & ~removed)
-    assert drawn["removed_share_ci"][0] <= alone["removed_share_ci"][0]
-    assert drawn["removed_share_ci"][1] > alone["removed_share_ci"][1]
+    assert drawn["removed_share_ci"][1] > alone["removed_share_ci"][1]  # wider than Wilson's on draws by line
 
 
 def test_wilson_interval_of_a_proportion():

@@ -140,23 +140,20 @@ class SessionRecorder:
         """Record into ``store`` from now on; returns the store recorded into before (the caller closes it). Events
         held while the settings were coming go into ``store`` first, unless it records nothing."""
         with self._lock:
-            return self._switch(store)
-
-    def _switch(self, store):
-        old = self.store
-        if isinstance(old, HeldStore) and not isinstance(store, NullStore):
-            self.store = store
-            for event in old.events:
-                self.store.record(event)
-            if old.stopped:  # the documents held missed edits since the stop, the others their opening: all stay out
-                self.documents = set()
+            old = self.store
+            if isinstance(old, HeldStore) and not isinstance(store, NullStore):
+                self.store = store
+                for event in old.events:
+                    self.store.record(event)
+                if old.stopped:  # each document missed edits since the stop, or its opening: all stay out
+                    self.documents = set()
+                return old
+            self.end_unended("telemetryMoved")  # the rest of their events stay out of the new store
+            self.store, self.recorded, self.started = store, False, False
+            self.documents = set()
+            self._keep_out(*self.requested_here)
+            self.requested_here = OrderedDict()
             return old
-        self.end_unended("telemetryMoved")  # the rest of their events stay out of the new store
-        self.store, self.recorded, self.started = store, False, False
-        self.documents = set()
-        self._keep_out(*self.requested_here)
-        self.requested_here = OrderedDict()
-        return old
 
     def end_unended(self, reason: str) -> None:
         """Log cancelled (``reason``) every suggestion of this store still without an outcome: the store closes (the
@@ -224,22 +221,19 @@ class SessionRecorder:
 
     def _record(self, event) -> None:
         with self._lock:
-            self._record_held(event)
-
-    def _record_held(self, event) -> None:
-        if isinstance(event, SuggestionEvent):
-            if not self._belongs(event):
-                return
-            self._follow(event)
-        if self.clock is not None:
-            if not isinstance(event, EditEvent):  # an edit carries its keystrokes' times
-                event = dataclasses.replace(event, ts=self.clock())
-            self.latest_ts = max(self.latest_ts, event.ts)
-        self.recorded = True
-        try:
-            self.store.record(event)
-        except Exception:  # the store promises not to raise; be sure anyway
-            log.warning("telemetry event dropped", exc_info=True)
+            if isinstance(event, SuggestionEvent):
+                if not self._belongs(event):
+                    return
+                self._follow(event)
+            if self.clock is not None:
+                if not isinstance(event, EditEvent):  # an edit carries its keystrokes' times
+                    event = dataclasses.replace(event, ts=self.clock())
+                self.latest_ts = max(self.latest_ts, event.ts)
+            self.recorded = True
+            try:
+                self.store.record(event)
+            except Exception:  # the store promises not to raise; be sure anyway
+                log.warning("telemetry event dropped", exc_info=True)
 
     def session_started(self, client_name: str, client_version: str, server_version: str, settings: dict,
                         models: dict, workspace: str | None) -> None:
@@ -272,14 +266,12 @@ class SessionRecorder:
 
     def edits(self, records: list[EditRecord]) -> None:
         with self._lock:
-            self._edits(records)
-
-    def _edits(self, records: list[EditRecord]) -> None:
-        for r in records:
-            if r.uri not in self.documents:
-                continue
-            self._record(EditEvent(self.session_id, r.uri, r.version, r.start.line, r.start.character, r.end.line,
-                                   r.end.character, r.removed_text, r.inserted_text, r.ts_start, r.keystrokes, ts=r.ts_end))
+            for r in records:
+                if r.uri not in self.documents:
+                    continue
+                self._record(EditEvent(self.session_id, r.uri, r.version, r.start.line, r.start.character,
+                                       r.end.line, r.end.character, r.removed_text, r.inserted_text, r.ts_start,
+                                       r.keystrokes, ts=r.ts_end))
 
     def requested(self, suggestion_id: str, kind: str, uri: str, version: int, line: int, character: int,
                   trigger: str, context: dict[str, Any], pending_edit: EditRecord | None = None) -> None:

@@ -241,12 +241,14 @@ def format_report(r: dict) -> str:
     if "model_version" in r:
         head += f"; model {r['model_version']} as shipped"
     lines.append(head)
-    if "model_version" in r:
-        left = r.get("left_out_as_trained_on")
-        lines.append("  the model records no rows to tell the programmers it was trained on: some here may be"
-                     if left is None else
-                     f"  left out: {left['samples']} suggestions of {left['programmers']} programmers the model was "
-                     "trained on" if left["samples"] else "  none of these programmers trained the model")
+    left = r.get("left_out_as_trained_on")
+    if "model_version" in r and left is None:
+        lines.append("  the model records no rows to tell the programmers it was trained on: some here may be")
+    elif left and left["samples"]:
+        lines.append(f"  left out: {left['samples']} suggestions of {left['programmers']} programmers the model was "
+                     "trained on")
+    elif left:
+        lines.append("  none of these programmers trained the model")
     for s in r.get("sources", []):
         lines.append(f"  source {describe_source(s)}")
     if r.get("scoring_model"):

@@ -425,22 +425,7 @@ export class InlineSuggestions implements vscode.Disposable {
     if (!tracked || e.document.uri.toString() !== tracked.uri || e.contentChanges.length === 0) {
       return;
     }
-    const [first] = e.contentChanges;
-    const source: ChangeSource = this.partialAcceptPending
-      ? "partialAccept"
-      : e.reason === vscode.TextDocumentChangeReason.Undo
-        ? "undo"
-        : e.reason === vscode.TextDocumentChangeReason.Redo
-          ? "redo"
-          : // VS Code's own accept-word or accept-line (its hover toolbar): taken for typing, the suggestion VS Code
-            // kept on screen was rejected as superseded and the next answer reported shown. Over the completion
-            // widget's entry, accepting the entry writes the same way, so there it stays typing.
-            !this.proposedApi &&
-              !tracked.overEntry &&
-              e.contentChanges.length === 1 &&
-              tracked.tracker.acceptsPartly({ offset: first.rangeOffset, length: first.rangeLength, text: first.text })
-            ? "partialAccept"
-            : "typing";
+    const source = this.changeSource(e, tracked);
     this.partialAcceptPending = false;
     for (const change of e.contentChanges) {
       const verdict = tracked.tracker.onChange({ offset: change.rangeOffset, length: change.rangeLength, text: change.text }, source);
@@ -449,6 +434,27 @@ export class InlineSuggestions implements vscode.Disposable {
       }
       this.apply(tracked, verdict);
     }
+  }
+
+  /** What made a change to the suggestion's document. VS Code's own accept-word or accept-line (its hover toolbar)
+   * runs without the extension's next-word command: taken for typing, the suggestion VS Code kept on screen was
+   * rejected as superseded and the next answer reported shown. Over the completion widget's entry, accepting the
+   * entry writes the same way, so there it stays typing. */
+  private changeSource(e: vscode.TextDocumentChangeEvent, tracked: Tracked): ChangeSource {
+    if (this.partialAcceptPending) {
+      return "partialAccept";
+    }
+    if (e.reason === vscode.TextDocumentChangeReason.Undo) {
+      return "undo";
+    }
+    if (e.reason === vscode.TextDocumentChangeReason.Redo) {
+      return "redo";
+    }
+    const [change] = e.contentChanges;
+    const inferred = !this.proposedApi && !tracked.overEntry && e.contentChanges.length === 1;
+    return inferred && tracked.tracker.acceptsPartly({ offset: change.rangeOffset, length: change.rangeLength, text: change.text })
+      ? "partialAccept"
+      : "typing";
   }
 
   /** A document closed: the server rejects the suggestions still open in it ("documentClosed"), so the extension

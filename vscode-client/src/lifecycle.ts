@@ -185,7 +185,7 @@ export class SuggestionTracker {
    * accept-line do (its hover toolbar, its commands) when the extension's next-word command did not run. Typing comes
    * a character at a time, and a pair the editor closes is typing. */
   acceptsPartly(change: Change): boolean {
-    if (this.resolved) {
+    if (this.resolved || change.text.length < 2) {
       return false;
     }
     const start = change.offset - this.anchor;
@@ -198,7 +198,7 @@ export class SuggestionTracker {
     if (typed.length - this.consumed < 2 || typed.length >= this.text.length || !this.text.startsWith(typed)) {
       return false;
     }
-    return !(change.text.length === 2 && AUTO_CLOSED[change.text[0]] === change.text[1]);
+    return this.autoClosed(change.text) === undefined;
   }
 
   /** Whether the answer of a fetch made right after the last change takes this suggestion's place on screen (first:

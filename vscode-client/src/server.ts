@@ -14,7 +14,8 @@ const PROBE =
   "import sys, lsp_server; missing = lsp_server.missing_modules(); " +
   "sys.exit('Tact needs modules this Python lacks: ' + ', '.join(missing)) if missing else sys.stdout.write(lsp_server.__version__)";
 const LACKING = /needs modules this Python lacks: (.*)/;
-const INSTALL = "install it there: `{python} -m pip install -e <your Tact checkout>`, or use the .venv/bin/python that Tact's scripts/setup makes";
+const install = (python: string) =>
+  `install it there: \`${python} -m pip install -e <your Tact checkout>\`, or use the .venv/bin/python that Tact's scripts/setup makes`;
 
 /** An interpreter setting as the command to run: `~` and `${workspaceFolder}` expanded, and a relative path
  * (one with a directory part) resolved against the workspace folder, as the Python extension reads
@@ -51,12 +52,12 @@ export function checkPython(python: string, cwd?: string, timeoutMs = 30000): Pr
       if (code === "ENOENT" || code === "EACCES") {
         resolve({ ok: false, problem: `the Python interpreter "${python}" was not found (${code})` });
       } else if (/No module named '?lsp_server/.test(stderr)) {
-        resolve({ ok: false, problem: `Tact is not installed in "${python}" (${INSTALL.replace("{python}", python)})` });
+        resolve({ ok: false, problem: `Tact is not installed in "${python}" (${install(python)})` });
       } else if (LACKING.test(stderr)) {
         const missing = (LACKING.exec(stderr) as RegExpExecArray)[1].trim();
         resolve({
           ok: false,
-          problem: `Tact's dependencies are not installed in "${python}" (no ${missing}; ${INSTALL.replace("{python}", python)})`,
+          problem: `Tact's dependencies are not installed in "${python}" (no ${missing}; ${install(python)})`,
         });
       } else if (error.killed) {
         resolve({ ok: false, problem: `"${python}" did not answer within ${Math.round(timeoutMs / 1000)} s` });
