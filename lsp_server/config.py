@@ -73,8 +73,10 @@ MAX_UNKNOWN_SAID = 20
 def database_dir_made(database: Path) -> str | None:
     """Make the folder of a telemetry database a command records into; why it cannot be made, with the fix, or None.
     A read-only home said only "[Errno 30] Read-only file system: '/home/u/.local'"."""
+    from telemetry.store import make_database_folder  # sqlite_utils, which settings alone do not need
+
     try:
-        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the user's alone (telemetry holds code)
+        make_database_folder(database)
         return None
     except OSError as exc:
         return (f"cannot make {database.parent} for the telemetry database ({exc.strerror or exc}): pass --database "

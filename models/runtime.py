@@ -390,7 +390,11 @@ class EarlyExitRuntime:
         self.record = read_record(self.model_dir)
         # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
         self.context_tokens = trained_context(cfg, self.record)
-        self._inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
+        inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
+        # RoPE's cos and sin (max_len, hd) for every position the cache can hold, made once: each pass slices them
+        freqs = np.arange(self.max_len, dtype=np.float64)[:, None] * inv_freq[None, :]
+        emb = np.concatenate([freqs, freqs], axis=-1)
+        self._cos, self._sin = np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
         self._load_sessions(threads, int8=weights == "int8")
         # said after the graphs' checks: an edited config.json is named best by graphs.json's. Another model's file,
         # read as no controller, decoded silently; one of another width failed every decode that read it
@@ -642,10 +646,7 @@ class EarlyExitRuntime:
     # -- building blocks -----------------------------------------------------------------------
     def _positions(self, start: int, count: int) -> Positions:
         """The position inputs of tokens at start..start+count-1, shared by every layer they pass."""
-        pos = np.arange(start, start + count, dtype=np.float64)
-        freqs = pos[:, None] * self._inv_freq[None, :]
-        emb = np.concatenate([freqs, freqs], axis=-1)
-        return Positions(np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32),
+        return Positions(self._cos[start:start + count], self._sin[start:start + count],
                          np.array([start + count - 1], np.int32), np.array(start + count, np.int32))
 
     def _reads_int8(self, rows: int) -> bool:

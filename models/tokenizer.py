@@ -24,7 +24,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def without_surrogates(text: str) -> str:
     """``text`` with each lone surrogate (JSON-RPC delivers "\\ud800" as one) made U+FFFD, one character for one:
-    what the tokenizer reads, as `tokenizers` refuses strings that are not valid Unicode."""
+    what the tokenizer reads, as `tokenizers` refuses strings that are not valid Unicode, and what telemetry can store
+    (a lone surrogate has no UTF-8 encoding). ``text`` itself where it holds none."""
     if not text.isascii() and _SURROGATE.search(text):
         return _SURROGATE.sub("\ufffd", text)
     return text

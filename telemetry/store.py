@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -36,6 +35,8 @@ from types import TracebackType
 from typing import Any
 
 from sqlite_utils import Database
+
+from models.tokenizer import without_surrogates
 
 from .events import (
     ANCHOR_EVENT_TYPES,
@@ -152,33 +153,27 @@ def _json(value: Any) -> str:
         text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
         text = json.dumps(json_finite(value), default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return _well_formed(text)
+    return without_surrogates(text)
 
 
-def _well_formed(text: str) -> str:
-    """``text`` as SQLite can store it. A lone surrogate (half of a UTF-16 pair: an editor's buffer, and the JSON it
-    sends, can hold one) has no UTF-8 encoding, so binding it raised and lost the whole event; for an opened document,
-    every later edit of it with it. Each becomes U+FFFD, one UTF-16 unit as well, so positions and lengths still hold.
-    Each half alone, even next to its other half: halves sent in two messages were two U+FFFD in the opened text and
-    the edit but one character in the snapshot at close, and a replay of the edits missed the snapshot."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+def make_database_folder(database: Path) -> None:
+    """Make the folder of a telemetry database where there is none, the user's alone (telemetry holds code)."""
+    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def _storable(event: Event) -> Event:
-    """``event`` with every text field well formed (see ``_well_formed``); the event itself when they all are."""
+    """``event`` with every text field as SQLite can store it; the event itself when they all are. A lone surrogate (half
+    of a UTF-16 pair: an editor's buffer, and the JSON it sends, can hold one) has no UTF-8 encoding, so binding it
+    raised and lost the whole event; for an opened document, every later edit of it with it. Each becomes U+FFFD
+    (``without_surrogates``), one UTF-16 unit as well, so positions and lengths still hold. Each half alone, even next
+    to its other half: halves sent in two messages were two U+FFFD in the opened text and the edit but one character
+    in the snapshot at close, and a replay of the edits missed the snapshot."""
     changes: dict[str, str] = {}
     for f in fields(event):
         value = getattr(event, f.name)
-        if isinstance(value, str) and (fixed := _well_formed(value)) is not value:
+        if isinstance(value, str) and (fixed := without_surrogates(value)) is not value:
             changes[f.name] = fixed
     return replace(event, **changes) if changes else event
 
@@ -463,7 +458,7 @@ class TelemetryStore:
         """Open (creating if need be) the database at ``path`` and note which file it is. One made here is the user's
         alone, as its folder when made here (it holds the text of every document opened: made by SQLite, it and its
         -wal and -shm were readable by every user of the machine); SQLite gives those two the database's mode."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_database_folder(self.path)
         try:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError:  # one there already (a database, or a file the checks below refuse), or no place for a file
