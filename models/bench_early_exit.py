@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from models.corpus import iter_directory, iter_split
+from models.corpus import CorpusError, iter_directory, iter_split, read_manifest
 from models.healing import HEAL_TOKENS, Prompt
 from models.metrics import (chars_saved, edit_similarity, exact_match, first_line, goes_on_to_type, is_accepted,
                             matches_exactly, rouge_l)
@@ -67,6 +67,7 @@ EXIT_PICK_MARGIN = 0.005
 STOP_GAIN_TARGET = 0.10
 STOP_LOSS_TARGET = 0.10
 BOOTSTRAP_RESAMPLES = 1000  # for the 95% intervals of the ROUGE-L loss and of Stop's effect
+CORPUS_DIR = Path("data/corpus")  # the corpus read when none is named (`tact train corpus` writes it there)
 
 
 class BenchInputError(ValueError):
@@ -96,7 +97,7 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
     else:
         if split not in SPLITS:
             raise BenchInputError(f"unknown split {split!r}; one of {SPLITS}")
-        corpus = Path(corpus) if corpus is not None else Path("data/corpus")
+        corpus = Path(corpus) if corpus is not None else CORPUS_DIR
         path = corpus / f"{split}.jsonl"
         if not path.is_file():
             raise BenchInputError(f"{path} does not exist; build the corpus with `tact train corpus` "
@@ -117,13 +118,26 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
 
 
 def texts_identity(texts: list[tuple[str, str]]) -> dict:
-    """How many files and characters the samples are drawn from, and a digest of them: two runs with the same
-    digest, seed and limit decode the same samples (the held-out split is whichever held-out packages were
-    installed where the corpus was built)."""
+    """How many files and characters the samples are drawn from, and a digest of their texts in order: two runs with
+    the same digest, seed and limit decode the same samples, wherever the files lay (the held-out split is whichever
+    held-out packages were installed where the corpus was built: ``split_versions``)."""
     h = hashlib.sha256()
-    for path, text in texts:
-        h.update(path.encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass") + b"\0")
+    for _, text in texts:
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
     return {"files": len(texts), "chars": sum(len(t) for _, t in texts), "digest": h.hexdigest()[:16]}
+
+
+def split_versions(corpus: Path, split: str) -> dict[str, str] | None:
+    """The version of each package in a corpus split, as its manifest recorded them (``models.corpus.
+    package_versions``); None for a manifest written before it recorded them, or none at all."""
+    try:
+        manifest = read_manifest(corpus)
+    except (OSError, CorpusError):
+        return None
+    versions, packages = manifest.get("versions"), manifest["splits"][split].get("packages")
+    if not isinstance(versions, dict) or not isinstance(packages, list):
+        return None
+    return {p: str(versions.get(p, "?")) for p in packages if isinstance(p, str)}
 
 
 def _eligible_lines(text: str) -> list[tuple[int, int, int]]:
@@ -774,7 +788,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "draft_head": draft_head and runtime.draft_head is not None, "head_tokens": head_tokens,
                      "exit_head_weights": exit_head_weights, "token_healing": heal_tokens},
         "samples": len(samples),
-        "data": texts_identity(texts),
+        "data": {**texts_identity(texts), "versions": None if source else split_versions(Path(corpus or CORPUS_DIR), split)},
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
                    "ms_mean": _r(_mean(prompt_ms), 2)},
         "policies": {p: _public(v) for p, v in policies.items()},
@@ -848,6 +862,8 @@ def format_report(r: dict) -> str:
         f"samples: {r['samples']} from {where}, seed {st['seed']}, <= {st['max_new_tokens']} new tokens, single line",
         f"data: {r['data']['files']} files, {r['data']['chars']:,} characters, digest {r['data']['digest']}; "
         f"model fingerprint {m['fingerprint']} (compare runs only where both match)",
+        *([f"packages: {', '.join(f'{p} ({v})' for p, v in r['data']['versions'].items())}"]
+          if r["data"].get("versions") else []),
         f"hardware: {hw['cpu_count']} cores ({hw['machine']}, {hw['system']}), onnxruntime {hw['onnxruntime']}, "
         f"{hw['threads']} threads, python {hw['python']}",
         f"settings: exit threshold {_exit_label(st)}, draft {st['draft_layers']} layers x {st['draft_tokens']} tokens"

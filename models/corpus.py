@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import importlib.metadata
 import os
+import platform
 import random
 import stat
 import sysconfig
@@ -229,9 +231,34 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
         "skipped": skipped,
         "seconds": round(time.time() - started, 1),
         "splits": {s: {"files": c["files"], "chars": c["chars"], "packages": sorted(c["packages"])} for s, c in counts.items()},
+        "versions": package_versions(set().union(*(c["packages"] for c in counts.values()))),
     }
     write_atomically(out_dir / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
     return manifest
+
+
+def package_versions(packages: Iterator[str] | list[str] | set[str]) -> dict[str, str]:
+    """What each corpus package is, by its label: the standard library's ``Python 3.11.2``, an installed package's
+    distribution and version (``site:attr`` -> ``attrs 25.3.0``), ``?`` where no installed distribution names it
+    (a named directory). A split by package holds whichever versions were installed where it was built: with these,
+    another machine can install the same ones and draw the same held-out samples."""
+    owners = importlib.metadata.packages_distributions()  # top-level import name -> distributions that install it
+    python = f"Python {platform.python_version()}"
+    versions = {}
+    for package in sorted(set(packages)):
+        label, name = package.split(":", 1) if ":" in package else ("", package)
+        if label == "stdlib":
+            versions[package] = python
+            continue
+        dists = owners.get(name, [])
+        found = []
+        for dist in dists:
+            try:
+                found.append(f"{dist} {importlib.metadata.version(dist)}")
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        versions[package] = ", ".join(sorted(set(found))) if label == "site" and found else "?"
+    return versions
 
 
 def read_manifest(corpus_dir: Path) -> dict:

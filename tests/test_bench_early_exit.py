@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
 from models.bench_early_exit import (EXIT_LOOKUP_SWEEP, EXIT_PICK_MARGIN, EXIT_SWEEP, BenchInputError, format_report,
                                      load_texts, pick_exit_setting, prompt_pass, sample_prompt,
-                                     make_samples, run_bench, texts_identity, truncate_at_stop)
+                                     make_samples, run_bench, split_versions, texts_identity,
+                                     truncate_at_stop)
 from models.model_dir import fingerprint
 from models.runtime import POLICIES, DecodeOptions, DecodeResult, EarlyExitRuntime
 
@@ -190,6 +192,25 @@ def test_the_data_digest_tells_sample_pools_apart():
     assert texts_identity(pool) == texts_identity(list(pool))
     assert texts_identity(pool)["digest"] != texts_identity([("a.py", "x = 1\n"), ("b.py", "y = 3\n")])["digest"]
     assert texts_identity(pool)["digest"] != texts_identity(pool[:1])["digest"]
+    # the same files laid elsewhere (another checkout, another machine's site-packages) are the same samples
+    moved = [(f"/elsewhere/{path}", text) for path, text in pool]
+    assert texts_identity(moved) == texts_identity(pool)
+
+
+def test_the_report_names_the_versions_of_the_packages_it_samples(tiny_corpus_dir, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus_dir, corpus)
+    (corpus / "train.jsonl").write_text("")
+    splits = {s: {"files": 0, "chars": 0, "packages": []} for s in ("train", "calib", "heldout")}
+    splits["heldout"]["packages"] = ["stdlib:heldout0", "site:pygments"]
+    manifest = {"splits": splits, "versions": {"stdlib:heldout0": "Python 3.11.7", "site:pygments": "Pygments 2.21.0",
+                                               "site:other": "other 1.0"}}
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    assert split_versions(corpus, "heldout") == {"stdlib:heldout0": "Python 3.11.7", "site:pygments": "Pygments 2.21.0"}
+    del manifest["versions"]  # a corpus built before they were recorded
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    assert split_versions(corpus, "heldout") is None
+    assert split_versions(tmp_path / "nowhere", "heldout") is None
 
 
 def test_bad_inputs(tiny_lm_dir, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from collections import defaultdict
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main
-from models.corpus import SPLITS, build_corpus, iter_sources, iter_split, read_text, split_of, strip_label
+from models.corpus import (SPLITS, build_corpus, iter_sources, iter_split, package_versions, read_text, split_of,
+                           strip_label)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,3 +171,18 @@ def test_a_directory_named_by_a_relative_path_is_the_same_root_as_by_its_full_pa
     assert here["splits"] == by_path["splits"]
     assert [r["path"] for r in iter_split(tmp_path / "here", "train")] == \
         [r["path"] for r in iter_split(tmp_path / "by_path", "train")]
+
+
+def test_the_manifest_names_each_packages_version(tmp_path, monkeypatch):
+    """The split holds whichever versions were installed where it was built: the manifest says which, so that another
+    machine can draw the same held-out samples."""
+    site = tmp_path / "site"
+    write_package(site, "pygments", "installed")
+    write_package(site, "no_such_distribution_here", "1.0")
+    monkeypatch.setattr("models.corpus.default_roots", lambda: [("stdlib", tmp_path / "nothing"), ("site", site)])
+    manifest = build_corpus(tmp_path / "corpus", max_mb=1)
+    import pygments
+    assert manifest["versions"] == {"site:pygments": f"Pygments {pygments.__version__}",
+                                    "site:no_such_distribution_here": "?"}
+    assert package_versions(["stdlib:dbm", "user:mine"]) == {"stdlib:dbm": f"Python {platform.python_version()}",
+                                                             "user:mine": "?"}
