@@ -314,6 +314,15 @@ class KVCache:
         self.v[layer][0, :, start:start + T] = v.transpose(1, 0, 2)
 
 
+def rope_tables(positions: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """RoPE's cos and sin (positions, hd) float32 for positions 0..positions-1, made once per runtime: each pass
+    slices its rows (``EarlyExitRuntime._positions``) rather than computing them again."""
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))  # (hd/2,)
+    freqs = np.arange(positions, dtype=np.float64)[:, None] * inv_freq[None, :]  # (positions, hd/2)
+    emb = np.concatenate([freqs, freqs], axis=-1)  # (positions, hd)
+    return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+
+
 def latest_match(arr: np.ndarray, tail: list[int], lo: int, hi: int) -> int | None:
     """The latest start s in [lo, hi) with arr[s:s + len(tail)] == tail, or None (prompt lookup's search)."""
     n = len(tail)
@@ -390,11 +399,6 @@ class EarlyExitRuntime:
         self.record = read_record(self.model_dir)
         # Prompts are built to fit this (the KV cache holds max_len): past the trained length quality falls.
         self.context_tokens = trained_context(cfg, self.record)
-        inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_dim, 2, dtype=np.float64) / self.head_dim))
-        # RoPE's cos and sin (max_len, hd) for every position the cache can hold, made once: each pass slices them
-        freqs = np.arange(self.max_len, dtype=np.float64)[:, None] * inv_freq[None, :]
-        emb = np.concatenate([freqs, freqs], axis=-1)
-        self._cos, self._sin = np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
         self._load_sessions(threads, int8=weights == "int8")
         # said after the graphs' checks: an edited config.json is named best by graphs.json's. Another model's file,
         # read as no controller, decoded silently; one of another width failed every decode that read it
@@ -406,6 +410,8 @@ class EarlyExitRuntime:
         self._newline = self._newline_table()
         try:
             self.cache = KVCache(self.n_layers, self.max_len, self.n_kv, self.head_dim)
+            # layers x KV heads times smaller than the cache: made where its size is checked
+            self._cos, self._sin = rope_tables(self.max_len, self.head_dim, self.rope_theta)
         except MemoryError:
             size = 2 * self.n_layers * self.n_kv * self.max_len * self.head_dim * 4 / 2 ** 30
             raise ModelDirError(f"{self.model_dir / 'config.json'} has max_position_embeddings {self.max_len}: its KV "

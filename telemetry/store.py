@@ -164,9 +164,9 @@ def make_database_folder(database: Path) -> None:
 
 
 def _storable(event: Event) -> Event:
-    """``event`` with every text field as SQLite can store it; the event itself when they all are. A lone surrogate (half
-    of a UTF-16 pair: an editor's buffer, and the JSON it sends, can hold one) has no UTF-8 encoding, so binding it
-    raised and lost the whole event; for an opened document, every later edit of it with it. Each becomes U+FFFD
+    """``event`` with every text field as SQLite can store it; the event itself when they all are. A lone surrogate
+    (half of a UTF-16 pair: an editor's buffer, and the JSON it sends, can hold one) has no UTF-8 encoding, so binding
+    it raised and lost the whole event; for an opened document, every later edit of it with it. Each becomes U+FFFD
     (``without_surrogates``), one UTF-16 unit as well, so positions and lengths still hold. Each half alone, even next
     to its other half: halves sent in two messages were two U+FFFD in the opened text and the edit but one character
     in the snapshot at close, and a replay of the edits missed the snapshot."""
