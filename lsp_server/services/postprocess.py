@@ -538,13 +538,21 @@ def _scan_lines(lines: list[str], opening: str = "") -> tuple[list[int], list[bo
 
 
 def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
-    """Whole lines up to the end of the block / bracketed construct the suggestion is in."""
+    """Whole lines up to the end of the block / bracketed construct the suggestion is in. A suggestion that ends
+    inside a bracket or a triple-quoted string it opened (the token limit cut it there, or the model stopped), or on
+    a block header whose body did not come, ends at its last line that does neither, else at its first line, as a
+    single-line one would: a construct left open is no sensible end."""
     block = _block_indent(lines, ctx)
     outer = len(_open_stack(ctx.prefix))  # brackets the cursor is already inside
     depth = outer
     spanned = False
     opener_indent = 0  # indentation of the line that opened the construct the suggestion spans
-    deltas, in_string = _scan_lines(lines, _open_triple(ctx.prefix) if ctx.facts.in_string else "")
+    opening = _open_triple(ctx.prefix) if ctx.facts.in_string else ""
+    deltas, in_string = _scan_lines(lines, opening)
+    # whether each line ends inside a triple-quoted string the suggestion opened (inside the cursor's own string, as
+    # in a docstring being written, a line may end anywhere)
+    open_after = [False] * len(lines) if opening else [*in_string[1:], bool(_open_triple("\n".join(lines)))]
+    ends: list[int] = []  # line counts at which the suggestion may end: outside what it opened, not on a header
     kept: list[str] = []
     for i, line in enumerate(lines):
         stripped = line.strip()
@@ -558,6 +566,8 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
         if depth == outer and deltas[i] > 0:
             opener_indent = _indent_width(ctx.line_prefix + line if i == 0 else line)
         depth += deltas[i]
+        if depth <= outer and not open_after[i] and stripped and (i == 0 or not _is_header(stripped)):
+            ends.append(len(kept))
         if depth > outer:
             spanned = True
         elif depth < outer:
@@ -568,6 +578,7 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
             # ... on a block header (`def f(\n    a,\n) -> T:`): its body is part of the block
             spanned = False
             block = _body_indent(lines[i + 1 :], opener_indent)
+    kept = kept[:ends[-1] if ends else 1]
     while kept and not kept[-1].strip():
         kept.pop()
     return kept
