@@ -212,7 +212,9 @@ def _add_train(sub) -> None:
     c = tsub.add_parser("corpus", help="build the training corpus from local code")
     c.add_argument("--out", type=output_dir, default=REPO_ROOT / "data" / "corpus")
     c.add_argument("--dir", type=_code_dir, action="append", default=[], help="extra directories of code")
-    c.add_argument("--max-mb", type=positive_float, default=80.0)
+    c.add_argument("--max-mb", type=positive_float, default=80.0,
+                   help="millions of characters the training split keeps (the held-out and calibration splits are "
+                        "kept whole, up to 16 each)")
     c.add_argument("--seed", type=seed, default=0)
     lm = tsub.add_parser("lm", help="train the early-exit code model and export it for serving")
     lm.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "corpus")

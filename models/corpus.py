@@ -35,6 +35,10 @@ VENV_DIRS = {".venv", "venv"}  # virtual environments, unless a package of that 
 # another first directory, so on both sides of the split by package; left out unless a package of that name (build).
 BUILD_DIRS = {"build", "dist", ".tox", ".nox", ".eggs"}
 SRC_DIR = "src"  # the src layout: src/pkg is pkg
+# Characters (in millions) the held-out and the calibration split each keep, in their fixed order: the whole of them
+# as a rule (about 5% of the packages each; on one machine 4.7M and 7.3M), bounded for a machine where a very large
+# package falls to one of them.
+MEASURED_SPLIT_MAX_MB = 16.0
 
 
 class NoCodeError(FileNotFoundError):
@@ -186,20 +190,27 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
     first_found: dict[str, str] = {}
     for f in files:
         first_found.setdefault(strip_label(f.package), f.package)
-    rng = random.Random(seed)
-    rng.shuffle(files)
+    split = {id(f): split_of(first_found[strip_label(f.package)], heldout_percent, calib_percent) for f in files}
+    # The held-out and calibration splits first, each in a fixed order (by package and path) and whole up to its own
+    # budget; then the training split, shuffled by the seed, up to max_mb. With one budget over every file in the
+    # shuffle's order, which held-out files stayed depended on every package installed: on one machine 149 of 381
+    # held-out files (5 of 14 packages) and 287 of 911 calibration files were kept, so the benchmarks' files followed
+    # what else was installed. Read first, a file that is also in the training split stays on the held-out side.
+    measured = sorted((f for f in files if split[id(f)] != "train"), key=lambda f: (f.package, str(f.path)))
+    train = [f for f in files if split[id(f)] == "train"]
+    random.Random(seed).shuffle(train)
     out_dir.mkdir(parents=True, exist_ok=True)
     # the manifest goes first and comes back last: an interrupted build over an older corpus left that build's
     # manifest beside the splits' fragments, and training read them as a whole corpus
     (out_dir / MANIFEST).unlink(missing_ok=True)
     seen: set[str] = set()
-    budget = int(max_mb * 1_000_000)
+    budgets = {"train": int(max_mb * 1_000_000), "calib": int(MEASURED_SPLIT_MAX_MB * 1_000_000),
+               "heldout": int(MEASURED_SPLIT_MAX_MB * 1_000_000)}
     counts = {s: {"files": 0, "chars": 0, "packages": set()} for s in SPLITS}
     skipped = {"unreadable_or_generated": 0, "duplicate": 0, "over_budget": 0}
-    total = 0
     handles = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}
     try:
-        for src in progress(files, "corpus", total=len(files)):
+        for src in progress(measured + train, "corpus", total=len(files)):
             text = read_code(src.path)
             if text is None:
                 skipped["unreadable_or_generated"] += 1
@@ -208,14 +219,13 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
             if digest in seen:
                 skipped["duplicate"] += 1
                 continue
-            if total + len(text) > budget:
+            side = split[id(src)]
+            c = counts[side]
+            if c["chars"] + len(text) > budgets[side]:
                 skipped["over_budget"] += 1
                 continue
             seen.add(digest)
-            total += len(text)
-            split = split_of(first_found[strip_label(src.package)], heldout_percent, calib_percent)
-            handles[split].write(json.dumps({"package": src.package, "path": str(src.path), "text": text}) + "\n")
-            c = counts[split]
+            handles[side].write(json.dumps({"package": src.package, "path": str(src.path), "text": text}) + "\n")
             c["files"] += 1
             c["chars"] += len(text)
             c["packages"].add(src.package)
@@ -224,7 +234,8 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
             h.close()
     manifest = {
         "seed": seed,
-        "max_mb": max_mb,
+        "max_mb": max_mb,  # the training split's; the held-out and calibration splits each MEASURED_SPLIT_MAX_MB
+        "measured_split_max_mb": MEASURED_SPLIT_MAX_MB,
         "roots": [{"label": label, "path": str(root)} for label, root in roots],
         "split_rule": f"sha1(package) % 100: <{heldout_percent} heldout, <{heldout_percent + calib_percent} calib, "
                       "else train (a package name under several roots: the first root's package)",

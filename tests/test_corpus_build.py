@@ -186,3 +186,24 @@ def test_the_manifest_names_each_packages_version(tmp_path, monkeypatch):
                                     "site:no_such_distribution_here": "?"}
     assert package_versions(["stdlib:dbm", "user:mine"]) == {"stdlib:dbm": f"Python {platform.python_version()}",
                                                              "user:mine": "?"}
+
+
+def test_the_held_out_split_keeps_its_files_whatever_else_is_installed(tmp_path, monkeypatch):
+    """One budget over every file in the shuffle's order kept a share of the held-out files that depended on every
+    other package installed (on one machine 149 of 381): the benchmarks' files followed the machine. The held-out and
+    calibration splits are read first, whole, in a fixed order; the budget bounds the training split."""
+    site = tmp_path / "site"
+    monkeypatch.setattr("models.corpus.default_roots", lambda: [("site", site)])
+    held = next(n for n in (f"pkg{i}" for i in range(500)) if split_of(f"site:{n}") == "heldout")
+    write_package(site, held, held)
+    training = [n for n in (f"lib{i}" for i in range(500)) if split_of(f"site:{n}") == "train"]
+    for name in training[:20]:
+        write_package(site, name, name)
+    first = build_corpus(tmp_path / "first", max_mb=0.002)
+    kept = [r["path"] for r in iter_split(tmp_path / "first", "heldout")]
+    assert first["skipped"]["over_budget"] > 0 and first["splits"]["train"]["chars"] <= 2000
+    assert len(kept) == 9 and kept == sorted(kept)  # the package's __init__ and its 8 modules
+    for name in training[20:40]:  # more installed: another shuffle of the training files
+        write_package(site, name, name)
+    build_corpus(tmp_path / "second", max_mb=0.002)
+    assert [r["path"] for r in iter_split(tmp_path / "second", "heldout")] == kept
