@@ -538,21 +538,13 @@ def _scan_lines(lines: list[str], opening: str = "") -> tuple[list[int], list[bo
 
 
 def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
-    """Whole lines up to the end of the block / bracketed construct the suggestion is in. A suggestion that ends
-    inside a bracket or a triple-quoted string it opened (the token limit cut it there, or the model stopped), or on
-    a block header whose body did not come, ends at its last line that does neither, else at its first line, as a
-    single-line one would: a construct left open is no sensible end."""
+    """Whole lines up to the end of the block / bracketed construct the suggestion is in."""
     block = _block_indent(lines, ctx)
     outer = len(_open_stack(ctx.prefix))  # brackets the cursor is already inside
     depth = outer
     spanned = False
     opener_indent = 0  # indentation of the line that opened the construct the suggestion spans
-    opening = _open_triple(ctx.prefix) if ctx.facts.in_string else ""
-    deltas, in_string = _scan_lines(lines, opening)
-    # whether each line ends inside a triple-quoted string the suggestion opened (inside the cursor's own string, as
-    # in a docstring being written, a line may end anywhere)
-    open_after = [False] * len(lines) if opening else [*in_string[1:], bool(_open_triple("\n".join(lines)))]
-    ends: list[int] = []  # line counts at which the suggestion may end: outside what it opened, not on a header
+    deltas, in_string = _scan_lines(lines, _open_triple(ctx.prefix) if ctx.facts.in_string else "")
     kept: list[str] = []
     for i, line in enumerate(lines):
         stripped = line.strip()
@@ -566,8 +558,6 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
         if depth == outer and deltas[i] > 0:
             opener_indent = _indent_width(ctx.line_prefix + line if i == 0 else line)
         depth += deltas[i]
-        if depth <= outer and not open_after[i] and stripped and (i == 0 or not _is_header(stripped)):
-            ends.append(len(kept))
         if depth > outer:
             spanned = True
         elif depth < outer:
@@ -578,10 +568,48 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
             # ... on a block header (`def f(\n    a,\n) -> T:`): its body is part of the block
             spanned = False
             block = _body_indent(lines[i + 1 :], opener_indent)
-    kept = kept[:ends[-1] if ends else 1]
     while kept and not kept[-1].strip():
         kept.pop()
     return kept
+
+
+def _balanced_end(kept: list[str], ctx: CompletionContext) -> list[str]:
+    """``kept`` (Python, two lines or more) ending at its last line outside every bracket and triple-quoted string it
+    opened, and not on a decorator or on a block header whose body neither it nor the document below has; failing
+    that, at its last line outside them; failing that, at its first line, as a single-line suggestion shows it. The
+    token limit or Stop cut suggestions inside a call (`y = g(\\n    a,`), after `if y:` or inside a docstring they
+    opened, and tree-sitter's check let them through wherever the text before already held an error (a function whose
+    body is being written). Inside a comment, or a string whose start the prefix window does not hold, they are left
+    as they are: the scan cannot tell the suggestion's code from its prose there."""
+    facts = ctx.facts
+    if len(kept) < 2 or not is_python(ctx.language_id) or facts.in_comment:
+        return kept
+    prefix = ctx.prefix
+    inside = _open_triple(prefix)
+    if facts.in_string != bool(inside):
+        if facts.in_string:
+            return kept
+        prefix = inside + prefix  # the window starts inside a string: its text read as code, the code after as a string
+    opening = inside if facts.in_string else ""
+    deltas, in_string = _scan_lines(kept, opening)
+    # each line ends inside a triple-quoted string the suggestion opened (inside the cursor's own: anywhere)
+    open_after = [False] * len(kept) if opening else [*in_string[1:], bool(_open_triple("\n".join(kept)))]
+    following = next((line for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    body_below = _indent_width(following) if following and not ctx.line_suffix.strip() else -1
+    outer = depth = len(_open_stack(prefix))
+    whole: list[int] = []  # line counts after which nothing the suggestion opened is open
+    ends: list[int] = []  # of those, where it may end
+    for i, line in enumerate(kept):
+        depth += deltas[i]
+        stripped = line.strip()
+        if not stripped or depth > outer or open_after[i]:
+            continue
+        whole.append(i + 1)
+        waits = stripped.startswith("@") or (i > 0 and _is_header(stripped) and body_below <= _indent_width(line))
+        if depth < outer or not waits:  # a line closing the cursor's own bracket ends its statement
+            ends.append(i + 1)
+    first = next(i for i, line in enumerate(kept) if line.strip()) + 1
+    return kept[:ends[-1] if ends else whole[-1] if whole else first]
 
 
 def _drop_closing_line(kept: list[str], ctx: CompletionContext) -> list[str]:
@@ -778,7 +806,8 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool) -> str:
         text = text[:bad.start()]
     if multiline:
         kept = _cut_before_next_line(_rule_cut(text.split("\n"), ctx), ctx)
-        kept = _drop_closing_line(_tree_cut(kept, ctx), ctx)
+        kept = _drop_closing_line(_balanced_end(_tree_cut(kept, ctx), ctx), ctx)  # after the tree's cut, which may
+        # end on a header whose body had an error
         s = "\n".join([line.rstrip() for line in kept[:-1]] + kept[-1:])  # the last line's end: see below
     else:
         s = first_line(text)
