@@ -8,8 +8,8 @@ written as JSON lines with a manifest of what went in.
 from __future__ import annotations
 
 import hashlib
-import json
 import importlib.metadata
+import json
 import os
 import platform
 import random
@@ -18,7 +18,7 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from models.fim import to_lf
 from models.model_dir import write_atomically
@@ -248,7 +248,7 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
     return manifest
 
 
-def package_versions(packages: Iterator[str] | list[str] | set[str]) -> dict[str, str]:
+def package_versions(packages: Iterable[str]) -> dict[str, str]:
     """What each corpus package is, by its label: the standard library's ``Python 3.11.2``, an installed package's
     distribution and version (``site:attr`` -> ``attrs 25.3.0``), ``?`` where no installed distribution names it
     (a named directory). A split by package holds whichever versions were installed where it was built: with these,
