@@ -274,8 +274,9 @@ def test_multiline_still_stops_when_a_multi_line_expression_closes():
     # on a block header whose body did not come
     ("def f(x):\n    |\n", "y = 1\n    if y:", "y = 1"),
     ("def f(x):\n    |\n", "y = 1\n    for i in range(3):\n\n", "y = 1"),
-    # inside a triple-quoted string it opened
+    # inside a triple-quoted string it opened, also after the cursor's own docstring closed
     ("def f(x):\n    |\n", 'y = 1\n    s = """abc\n    def', "y = 1"),
+    ('def f(x):\n    """|\n', 'Doc.\n    """\n    s = """abc\n    def', 'Doc.\n    """'),
 ])
 def test_multiline_never_ends_inside_what_it_opened_or_on_a_header_without_its_body(src, raw, expected):
     """Such ends were shown when the token limit cut a suggestion (24 of 107 multi-line suggestions in a survey)."""

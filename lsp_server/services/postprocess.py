@@ -591,9 +591,16 @@ def _balanced_end(kept: list[str], ctx: CompletionContext) -> list[str]:
             return kept
         prefix = inside + prefix  # the window starts inside a string: its text read as code, the code after as a string
     opening = inside if facts.in_string else ""
-    deltas, in_string = _scan_lines(kept, opening)
-    # each line ends inside a triple-quoted string the suggestion opened (inside the cursor's own: anywhere)
-    open_after = [False] * len(kept) if opening else [*in_string[1:], bool(_open_triple("\n".join(kept)))]
+    deltas, _ = _scan_lines(kept, opening)
+    # whether each line ends inside a triple-quoted string the suggestion opened: read with the cursor's own string
+    # (a docstring being written, where a line may end anywhere) blanked out up to its closing quotes
+    joined = "\n".join(kept)
+    close = joined.find(opening) + len(opening) if opening else 0
+    if close < len(opening):  # the cursor's string runs on to the end
+        open_after = [False] * len(kept)
+    else:
+        code = re.sub(r"[^\n]", " ", joined[:close]) + joined[close:]
+        open_after = [*_scan_lines(code.split("\n"))[1][1:], bool(_open_triple(code))]
     following = next((line for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
     body_below = _indent_width(following) if following and not ctx.line_suffix.strip() else -1
     outer = depth = len(_open_stack(prefix))
