@@ -85,6 +85,11 @@ class Sample:
 
 
 # -- samples -----------------------------------------------------------------------------------
+def corpus_dir(corpus: Path | None) -> Path:
+    """The corpus a run reads: the one named, else ``CORPUS_DIR``."""
+    return Path(corpus) if corpus is not None else CORPUS_DIR
+
+
 def load_texts(corpus: Path | None = None, source: Path | None = None, split: str = "heldout") -> list[tuple[str, str]]:
     """(path, text) of a split of `corpus` (held-out by default), or of every code file under `source`."""
     if source is not None:
@@ -97,7 +102,7 @@ def load_texts(corpus: Path | None = None, source: Path | None = None, split: st
     else:
         if split not in SPLITS:
             raise BenchInputError(f"unknown split {split!r}; one of {SPLITS}")
-        corpus = Path(corpus) if corpus is not None else CORPUS_DIR
+        corpus = corpus_dir(corpus)
         path = corpus / f"{split}.jsonl"
         if not path.is_file():
             raise BenchInputError(f"{path} does not exist; build the corpus with `tact train corpus` "
@@ -789,7 +794,7 @@ def run_bench(model_dir: Path, *, corpus: Path | None = None, source: Path | Non
                      "exit_head_weights": exit_head_weights, "token_healing": heal_tokens},
         "samples": len(samples),
         "data": {**texts_identity(texts),
-                 "versions": None if source else split_versions(Path(corpus or CORPUS_DIR), split)},
+                 "versions": None if source else split_versions(corpus_dir(corpus), split)},
         "prompt": {"tokens_median": _median(prompt_tokens), "ms_median": _r(_median(prompt_ms), 2),
                    "ms_mean": _r(_mean(prompt_ms), 2)},
         "policies": {p: _public(v) for p, v in policies.items()},

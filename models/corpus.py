@@ -190,27 +190,26 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
     first_found: dict[str, str] = {}
     for f in files:
         first_found.setdefault(strip_label(f.package), f.package)
-    split = {id(f): split_of(first_found[strip_label(f.package)], heldout_percent, calib_percent) for f in files}
+    sides = [(f, split_of(first_found[strip_label(f.package)], heldout_percent, calib_percent)) for f in files]
     # The held-out and calibration splits first, each in a fixed order (by package and path) and whole up to its own
     # budget; then the training split, shuffled by the seed, up to max_mb. With one budget over every file in the
     # shuffle's order, which held-out files stayed depended on every package installed: on one machine 149 of 381
     # held-out files (5 of 14 packages) and 287 of 911 calibration files were kept, so the benchmarks' files followed
     # what else was installed. Read first, a file that is also in the training split stays on the held-out side.
-    measured = sorted((f for f in files if split[id(f)] != "train"), key=lambda f: (f.package, str(f.path)))
-    train = [f for f in files if split[id(f)] == "train"]
+    measured = sorted(((f, side) for f, side in sides if side != "train"), key=lambda p: (p[0].package, str(p[0].path)))
+    train = [(f, side) for f, side in sides if side == "train"]
     random.Random(seed).shuffle(train)
     out_dir.mkdir(parents=True, exist_ok=True)
     # the manifest goes first and comes back last: an interrupted build over an older corpus left that build's
     # manifest beside the splits' fragments, and training read them as a whole corpus
     (out_dir / MANIFEST).unlink(missing_ok=True)
     seen: set[str] = set()
-    budgets = {"train": int(max_mb * 1_000_000), "calib": int(MEASURED_SPLIT_MAX_MB * 1_000_000),
-               "heldout": int(MEASURED_SPLIT_MAX_MB * 1_000_000)}
+    budgets = {s: int((max_mb if s == "train" else MEASURED_SPLIT_MAX_MB) * 1_000_000) for s in SPLITS}
     counts = {s: {"files": 0, "chars": 0, "packages": set()} for s in SPLITS}
     skipped = {"unreadable_or_generated": 0, "duplicate": 0, "over_budget": 0}
     handles = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}
     try:
-        for src in progress(measured + train, "corpus", total=len(files)):
+        for src, side in progress(measured + train, "corpus", total=len(files)):
             text = read_code(src.path)
             if text is None:
                 skipped["unreadable_or_generated"] += 1
@@ -219,7 +218,6 @@ def build_corpus(out_dir: Path, extra_dirs: list[Path] | None = None, *, max_mb:
             if digest in seen:
                 skipped["duplicate"] += 1
                 continue
-            side = split[id(src)]
             c = counts[side]
             if c["chars"] + len(text) > budgets[side]:
                 skipped["over_budget"] += 1
@@ -257,18 +255,17 @@ def package_versions(packages: Iterable[str]) -> dict[str, str]:
     python = f"Python {platform.python_version()}"
     versions = {}
     for package in sorted(set(packages)):
-        label, name = package.split(":", 1) if ":" in package else ("", package)
+        label = package.split(":", 1)[0]
         if label == "stdlib":
             versions[package] = python
             continue
-        dists = owners.get(name, [])
         found = []
-        for dist in dists:
+        for dist in owners.get(strip_label(package), []) if label == "site" else []:
             try:
                 found.append(f"{dist} {importlib.metadata.version(dist)}")
             except importlib.metadata.PackageNotFoundError:
                 continue
-        versions[package] = ", ".join(sorted(set(found))) if label == "site" and found else "?"
+        versions[package] = ", ".join(sorted(set(found))) or "?"
     return versions
 
 

@@ -156,8 +156,6 @@ def _json(value: Any) -> str:
     return without_surrogates(text)
 
 
-
-
 def make_database_folder(database: Path) -> None:
     """Make the folder of a telemetry database where there is none, the user's alone (telemetry holds code)."""
     database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -197,7 +197,7 @@ def test_the_data_digest_tells_sample_pools_apart():
     assert texts_identity(moved) == texts_identity(pool)
 
 
-def test_the_report_names_the_versions_of_the_packages_it_samples(tiny_corpus_dir, tmp_path):
+def test_the_versions_of_the_sampled_packages_come_from_the_corpus_manifest(tiny_corpus_dir, tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus_dir, corpus)
     (corpus / "train.jsonl").write_text("")

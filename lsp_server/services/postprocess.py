@@ -573,6 +573,11 @@ def _rule_cut(lines: list[str], ctx: CompletionContext) -> list[str]:
     return kept
 
 
+def _line_below(ctx: CompletionContext) -> str:
+    """The first non-blank line the document has below the cursor line, as it is ('' where none is in the window)."""
+    return next((line for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+
+
 def _balanced_end(kept: list[str], ctx: CompletionContext) -> list[str]:
     """``kept`` (Python, two lines or more) ending at its last line outside every bracket and triple-quoted string it
     opened, and not on a decorator or on a block header whose body neither it nor the document below has; failing
@@ -584,36 +589,31 @@ def _balanced_end(kept: list[str], ctx: CompletionContext) -> list[str]:
     facts = ctx.facts
     if len(kept) < 2 or not is_python(ctx.language_id) or facts.in_comment:
         return kept
-    prefix = ctx.prefix
-    inside = _open_triple(prefix)
-    if facts.in_string != bool(inside):
-        if facts.in_string:
-            return kept
-        prefix = inside + prefix  # the window starts inside a string: its text read as code, the code after as a string
-    opening = inside if facts.in_string else ""
-    deltas, _ = _scan_lines(kept, opening)
-    # whether each line ends inside a triple-quoted string the suggestion opened: read with the cursor's own string
-    # (a docstring being written, where a line may end anywhere) blanked out up to its closing quotes
-    joined = "\n".join(kept)
-    close = joined.find(opening) + len(opening) if opening else 0
-    if close < len(opening):  # the cursor's string runs on to the end
-        open_after = [False] * len(kept)
-    else:
-        code = re.sub(r"[^\n]", " ", joined[:close]) + joined[close:]
-        open_after = [*_scan_lines(code.split("\n"))[1][1:], bool(_open_triple(code))]
-    following = next((line for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    inside = _open_triple(ctx.prefix) if facts.in_string else ""
+    if facts.in_string and not inside:  # the window starts inside a string, which the scan reads inverted
+        return kept
+    # read as code, with the cursor's own string (a docstring being written, where a line may end anywhere) blanked
+    # out up to its closing quotes, or to the end
+    code = "\n".join(kept)
+    if facts.in_string:
+        close = code.find(inside)
+        close = len(code) if close < 0 else close + len(inside)
+        code = re.sub(r"[^\n]", " ", code[:close]) + code[close:]
+    deltas, in_string = _scan_lines(code.split("\n"))
+    open_after = [*in_string[1:], bool(_open_triple(code))]  # each line ends inside a string the suggestion opened
+    following = _line_below(ctx)
     body_below = _indent_width(following) if following and not ctx.line_suffix.strip() else -1
-    outer = depth = len(_open_stack(prefix))
+    depth = 0  # brackets the suggestion opened and left open so far (below 0: it closed ones opened before it)
     whole: list[int] = []  # line counts after which nothing the suggestion opened is open
     ends: list[int] = []  # of those, where it may end
     for i, line in enumerate(kept):
         depth += deltas[i]
         stripped = line.strip()
-        if not stripped or depth > outer or open_after[i]:
+        if not stripped or depth > 0 or open_after[i]:
             continue
         whole.append(i + 1)
         waits = stripped.startswith("@") or (i > 0 and _is_header(stripped) and body_below <= _indent_width(line))
-        if depth < outer or not waits:  # a line closing the cursor's own bracket ends its statement
+        if depth < 0 or not waits:  # a line closing the cursor's own bracket ends its statement
             ends.append(i + 1)
     first = next(i for i, line in enumerate(kept) if line.strip()) + 1
     return kept[:ends[-1] if ends else whole[-1] if whole else first]
@@ -629,7 +629,7 @@ def _drop_closing_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     if lead is None or ctx.line_suffix.strip():
         return kept
     closing = (ctx.line_prefix if len(kept) == 1 else "") + last
-    following = next((line.rstrip() for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    following = _line_below(ctx).rstrip()
     if following != closing and not (_CLOSING_LINE.fullmatch(last.strip()) and following.startswith(closing)):
         return kept
     text = "\n".join(kept)
@@ -646,7 +646,7 @@ def _cut_before_next_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     follows it (``self.x = x|`` above ``self.y = y`` suggested ``self.y = y`` once more)."""
     if len(kept) < 2 or ctx.line_suffix.strip():
         return kept
-    following = next((line.strip() for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    following = _line_below(ctx).strip()
     if not following or _CLOSING_LINE.fullmatch(following):
         return kept
     for i in range(1, len(kept)):
@@ -813,8 +813,8 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool) -> str:
         text = text[:bad.start()]
     if multiline:
         kept = _cut_before_next_line(_rule_cut(text.split("\n"), ctx), ctx)
-        kept = _drop_closing_line(_balanced_end(_tree_cut(kept, ctx), ctx), ctx)  # after the tree's cut, which may
-        # end on a header whose body had an error
+        # the balance rule after the tree's cut, which may end on a header whose body had an error
+        kept = _drop_closing_line(_balanced_end(_tree_cut(kept, ctx), ctx), ctx)
         s = "\n".join([line.rstrip() for line in kept[:-1]] + kept[-1:])  # the last line's end: see below
     else:
         s = first_line(text)
