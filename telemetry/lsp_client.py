@@ -190,9 +190,11 @@ class LspClient:
                 self.notifications.put(m)
 
     def initialize(self, options: dict | None = None, client_name: str = "tact-client", inline: bool = True,
-                   configuration: bool = False, root_uri: str | None = None) -> dict:
+                   configuration: bool = False, root_uri: str | None = None, workspace: dict | None = None) -> dict:
+        """``workspace``: more workspace client capabilities (``didChangeConfiguration``, ...)."""
         caps: dict = {"textDocument": {"completion": {}, "synchronization": {}}, "window": {"showMessage": {}},
-                      "workspace": {"configuration": configuration}, "notebookDocument": {"synchronization": {}}}
+                      "workspace": {"configuration": configuration, **(workspace or {})},
+                      "notebookDocument": {"synchronization": {}}}
         if inline:
             caps["textDocument"]["inlineCompletion"] = {}
         result = self.request("initialize", {"processId": None, "rootUri": root_uri, "capabilities": caps,

@@ -99,3 +99,37 @@ def test_a_key_left_out_of_a_later_section_goes_back_to_what_initialize_gave(tmp
         assert (settings["maxNewTokens"], settings["multiline"]) == (20, False)
     finally:
         client.shutdown()
+
+
+def test_a_client_that_registers_dynamically_is_asked_for_the_sections_changes(tmp_path):
+    """vscode-languageclient pushes workspace/didChangeConfiguration only for sections a server registers: the
+    server never registered, so such a client other than Tact's own extension kept the settings of the start. A
+    client that cannot register is not asked."""
+    for dynamic in (True, False):
+        client = LspClient(server_command(tmp_path / "no-model", tmp_path / f"{dynamic}.sqlite3"))
+        client.initialize({}, workspace={"didChangeConfiguration": {"dynamicRegistration": dynamic}})
+        try:
+            status_settings(client, {})  # `initialized` has run: a registration is sent before the model loads
+        finally:
+            client.shutdown()
+        registrations = [r for m in client.server_requests if m["method"] == "client/registerCapability"
+                         for r in m["params"]["registrations"]]
+        expected = [{"id": "tact-configuration", "method": "workspace/didChangeConfiguration",
+                     "registerOptions": {"section": "tact"}}] if dynamic else []
+        assert registrations == expected
+
+
+def test_a_push_that_changes_nothing_records_no_settings_change(tmp_path):
+    """A registration starts with a push of the section as it is, and a client that also synchronizes the section
+    itself pushes each change twice: only a push that changes a value is a settings change in telemetry."""
+    db = tmp_path / "t.sqlite3"
+    client = LspClient(server_command(tmp_path / "no-model", db))
+    client.initialize({"maxNewTokens": 20})
+    try:
+        for pushed in ({"maxNewTokens": 20}, {"maxNewTokens": 8}, {"maxNewTokens": 8}, {"maxNewTokens": 8}):
+            client.notify("workspace/didChangeConfiguration", {"settings": {"tact": pushed}})
+        status_settings(client, {"maxNewTokens": 8})
+    finally:
+        client.shutdown()
+    rows = wait_for_rows(db, "SELECT json_extract(settings, '$.maxNewTokens') FROM settings_changes")
+    assert [r[0] for r in rows] == [8]

@@ -12,6 +12,7 @@ from lsp_server.config import SECTION, SETTING_NAMES
 from lsp_server.services.recorder import HeldStore
 
 log = logging.getLogger("tact")
+CONFIGURATION_REGISTRATION_ID = "tact-configuration"
 PARENT_CHECK_S = 3.0  # how often the client's process (initialize's processId) is looked for, as vscode-languageserver
 
 
@@ -62,6 +63,7 @@ def register(server) -> None:
             else:  # another PID namespace (a server in a container, its editor outside): nothing to watch
                 log.info("the client's process %d is not visible here: the server does not watch it", pid)
         await pull_configuration(ls)
+        register_configuration_changes(ls)
         ls.open_telemetry()  # workspace/configuration may have turned telemetry off or moved its database
         loop = asyncio.get_running_loop()
         load = load_model(ls)
@@ -77,6 +79,7 @@ def register(server) -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
         settings = params.settings
+        before = ls.settings.to_camel()
         values = settings.get(SECTION) if isinstance(settings, dict) else None
         if not isinstance(values, dict) and isinstance(settings, dict) and not settings.keys().isdisjoint(SETTING_NAMES):
             values = settings  # the flat form `initialize` takes too: Helix sends its `config` as it is, both times
@@ -86,7 +89,10 @@ def register(server) -> None:
             await pull_configuration(ls)
         if ls.open_telemetry() and ls.recorder.database:  # another database: the session starts there too
             session_started(ls, ls.completions.status)
-        ls.recorder.settings_changed(ls.settings.to_camel())
+        if (after := ls.settings.to_camel()) != before:
+            # a push that changes nothing (the one a registration starts with, a client that also synchronizes the
+            # section itself) is no change to record
+            ls.recorder.settings_changed(after)
         await load_model(ls)
         await follow_gate(ls)
         report_degraded(ls)
@@ -134,6 +140,25 @@ async def pull_configuration(ls) -> None:
         return
     if result and isinstance(result[0], dict):
         ls.apply_settings(result[0], "workspace/configuration")
+
+
+def register_configuration_changes(ls) -> None:
+    """Ask a client that registers dynamically to push changes of the ``tact`` section: vscode-languageclient sends
+    workspace/didChangeConfiguration only for sections a server registers (or its own extension synchronizes), so
+    other clients built on it kept the settings of the start. Not waited for: a client that never answers
+    delays nothing."""
+    caps = ls.client_capabilities.workspace
+    changes = caps.did_change_configuration if caps else None
+    if not (changes and changes.dynamic_registration):
+        return
+    registration = types.Registration(id=CONFIGURATION_REGISTRATION_ID, method=types.WORKSPACE_DID_CHANGE_CONFIGURATION,
+                                      register_options=types.DidChangeConfigurationRegistrationOptions(section=SECTION))
+
+    def answered(future) -> None:
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            log.warning("client/registerCapability for settings changes failed: %s", exc)
+
+    ls.client_register_capability(types.RegistrationParams(registrations=[registration])).add_done_callback(answered)
 
 
 def session_started(ls, status) -> None:

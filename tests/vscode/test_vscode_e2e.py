@@ -49,6 +49,7 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
             if proposed_api:  # next edit does not depend on the proposed API: once is enough
                 config["nextEdit"] = {"line": EDITOR_SAMPLE.split("\n").index(RENAMED_LINE) + 1,
                                       "replacement": RENAMED_TO, "timeoutMs": 20000}
+                config["toggle"] = True
             run, result, why = server.run_script(E2E, config, E2E_TIMEOUT_S, record_property)
             assert run.returncode == 0 and "error" not in result, f"the browser script failed\n{why}"
             check_session(db, result, why, server.user_data, proposed_api)
@@ -103,6 +104,10 @@ def check_session(db: Path, result: dict, why: str, user_data: Path, proposed_ap
                                     "AND outcome = 'accepted'")
         assert applied and applied[-1][1] is not None, (
             f"no shown and accepted next edit in telemetry: {query(db, 'SELECT kind, outcome, text FROM suggestions')}\n{why}")
+        # suggestions turned off while the server runs: the language client pushes the section the server registered
+        pushed = wait_for_rows(db, "SELECT settings FROM settings_changes WHERE json_extract(settings, '$.enable') = 0")
+        changes = query(db, "SELECT settings FROM settings_changes")
+        assert pushed, f"the changed setting never reached the server: {changes}\n{why}"
 
 
 def test_extension_unit_tests():

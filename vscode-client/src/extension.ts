@@ -215,7 +215,6 @@ class TactExtension implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: SELECTOR as LanguageClientOptions["documentSelector"],
       initializationOptions: { [SECTION]: settings },
-      synchronize: { configurationSection: SECTION },
       outputChannel: this.output,
       stdioOptions: { stdout: (input, channel) => logLines(input, channel, "info"), stderr: (input, channel) => logLines(input, channel, "info") },
       middleware,
@@ -344,7 +343,7 @@ class TactExtension implements vscode.Disposable {
       this.restartPending = true;
       void this.restart("settings changed");
     } else if (e.affectsConfiguration(SECTION)) {
-      // the language client sends workspace/didChangeConfiguration itself
+      // the language client sends workspace/didChangeConfiguration itself, for the section the server registers
       if (e.affectsConfiguration(`${SECTION}.enable`) && !this.enabled()) {
         // turned off: what is on screen goes, or Tab would still apply it (the run goes on: it is not closed)
         this.inline.endAll("ignored");

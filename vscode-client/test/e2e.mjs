@@ -3,7 +3,8 @@
 // suggestion with Escape. Screenshots go to config.screenshots; a JSON result to config.out.
 //
 // Then, with config.nextEdit, rename a word and wait for the predicted next edit: its decoration appears
-// elsewhere in the file and Tab applies it.
+// elsewhere in the file and Tab applies it. Last, with config.toggle, turn suggestions off from the command
+// palette.
 //
 // Usage: node e2e.mjs CONFIG.json, where CONFIG has what e2eSession.mjs reads and: file (name to open with Ctrl+P),
 // line (1-based line to type at, cursor at its end), typed (text to type there), second (text to type on a new line
@@ -99,5 +100,18 @@ await session.run(async (page) => {
       shots: { shown: "05-next-edit.png", applied: "06-next-edit-applied.png" },
     });
     await page.waitForTimeout(1000);
+  }
+
+  if (config.toggle) {
+    // 4. suggestions turned off from the command palette, as a user does: the extension updates tact.enable, and the
+    // language client pushes the section the server registered (the test reads the server's record of it)
+    await page.keyboard.press("F1");
+    await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+    await page.keyboard.type("Tact: Turn Suggestions On or Off", { delay: 20 });
+    await page.waitForSelector(".quick-input-list .monaco-list-row", { state: "visible" });
+    await page.keyboard.press("Enter");
+    session.step("toggled");
+    await page.waitForTimeout(2000);
+    result.statusAfterToggle = await session.status(page);
   }
 });
