@@ -82,7 +82,12 @@ class GateDecision:
         if self.forced == "explore":
             out["explore_share"] = self.explore_share
         if self.vector is not None:
-            out["features"] = [_round(float(v), 5) for v in self.vector]
+            # unrounded, as scored: rounded to 5 decimals, a logged row scored again could fall on the other side of a
+            # tree's split (1 of 794 logged stage-1 rows did), and training on telemetry learned values serving never
+            # scored; rounding the served vector instead would part it from the unrounded features CUPS training
+            # computes with the same function. JSON writes a float's shortest exact form (whole numbers stay short):
+            # a replayed session's rows grew from 353 to 434 characters at stage 1, from 451 to 610 at stage 2
+            out["features"] = [_round(float(v), None) for v in self.vector]
         return out
 
 
@@ -101,8 +106,9 @@ def explored(ctx: CompletionContext, stage: int, share: float, text: str = "") -
     return int.from_bytes(digest, "big") / 2 ** 64 < share
 
 
-def _round(x: float | None, digits: int = 6) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+def _round(x: float | None, digits: int | None = 6) -> float | None:
+    """``x`` to ``digits`` decimals (None: as it is); None where it is no finite number."""
+    return None if x is None or not math.isfinite(x) else float(x) if digits is None else round(float(x), digits)
 
 
 def _text_before(ctx: CompletionContext):
