@@ -22,6 +22,38 @@ _LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d*))?$")
 _NOTEBOOK_LOCATION = re.compile(r"^(?P<file>.+?\.(?i:ipynb)):(?P<cell>\d+):(?P<line>\d+)(?::(?P<col>\d*))?$")
 BOM = "\ufeff"
 
+# LSP language identifiers (as editors send them in `textDocument/didOpen`) by file suffix, lowercased: the shaping
+# rules know languages by these. A suffix (`js`, `rs`, `pyi`, `PY`) named none they know: `#` read as a comment's start
+# hid the brackets after it (`this.#items.push(|)` kept the suggestion's `)`), and a `.pyi` stub was no Python.
+_LANGUAGE_BY_SUFFIX = {
+    **dict.fromkeys(["py", "pyi", "pyw"], "python"),
+    **dict.fromkeys(["js", "mjs", "cjs"], "javascript"),
+    "jsx": "javascriptreact",
+    **dict.fromkeys(["ts", "mts", "cts"], "typescript"),
+    "tsx": "typescriptreact",
+    **dict.fromkeys(["c", "h"], "c"),
+    **dict.fromkeys(["cc", "cpp", "cxx", "c++", "hh", "hpp", "hxx", "h++", "ino"], "cpp"),
+    "m": "objective-c", "mm": "objective-cpp", "cu": "cuda-cpp", "cuh": "cuda-cpp", "cs": "csharp",
+    "java": "java", "go": "go", "rs": "rust", "swift": "swift", "kt": "kotlin", "kts": "kotlin",
+    "scala": "scala", "sc": "scala", "dart": "dart", "groovy": "groovy", "gradle": "groovy", "jsonc": "jsonc",
+    "json": "json", "css": "css", "scss": "scss", "sass": "sass", "less": "less", "proto": "proto", "zig": "zig",
+    "d": "d", "sol": "solidity", "glsl": "glsl", "vert": "glsl", "frag": "glsl", "hlsl": "hlsl",
+    "lua": "lua", "hs": "haskell", "sql": "sql", "rb": "ruby", "php": "php", "pl": "perl", "pm": "perl",
+    "r": "r", **dict.fromkeys(["sh", "bash", "zsh", "ksh"], "shellscript"), "ps1": "powershell",
+    "bat": "bat", "cmd": "bat", "yaml": "yaml", "yml": "yaml", "toml": "toml", "ini": "ini",
+    "html": "html", "htm": "html", "xml": "xml", "md": "markdown", "tex": "latex", "vb": "vb", "fs": "fsharp",
+    "ex": "elixir", "exs": "elixir", "erl": "erlang", "clj": "clojure", "coffee": "coffeescript",
+    "mk": "makefile", "dockerfile": "dockerfile",
+}
+# Files named for their language alone.
+_LANGUAGE_BY_NAME = {"makefile": "makefile", "gnumakefile": "makefile", "dockerfile": "dockerfile"}
+
+
+def language_of(path: Path) -> str:
+    """The LSP language identifier of ``path`` by its suffix (any case) or name; else its suffix, lowercased."""
+    suffix = path.suffix.lstrip(".").lower()
+    return _LANGUAGE_BY_SUFFIX.get(suffix) or _LANGUAGE_BY_NAME.get(path.name.lower(), suffix)
+
 
 def parse_location(spec: str) -> tuple[Path, int, int | None]:
     """FILE:LINE[:COL], 1-based like compiler messages; without COL (``FILE:LINE`` or ``FILE:LINE:``), the end of
@@ -113,8 +145,7 @@ def read_location(spec: str, prefix_chars: int) -> Source:
         path, line, col = parse_location(spec)
         if path.suffix.lower() == ".ipynb":
             raise ValueError(f"a notebook's location is NOTEBOOK.ipynb:CELL:LINE[:COL] (1-based), got {spec!r}")
-        return Source(str(path), "FILE", read_source(path),
-                      "python" if path.suffix == ".py" else path.suffix.lstrip("."), line, col)
+        return Source(str(path), "FILE", read_source(path), language_of(path), line, col)
     path, number = Path(m["file"]), int(m["cell"])
     cells = read_notebook(path)
     if not 1 <= number <= len(cells):

@@ -148,3 +148,17 @@ def test_a_file_that_is_no_notebook_is_refused(tmp_path, capsys, content, messag
     nb.write_text(content)
     code, _, err = run(["complete", f"{nb}:1:1"], capsys)
     assert code == 2 and message in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("name,language", [
+    ("stack.js", "javascript"), ("stack.mjs", "javascript"), ("view.jsx", "javascriptreact"),
+    ("stack.ts", "typescript"), ("view.tsx", "typescriptreact"), ("m.rs", "rust"), ("m.c", "c"), ("m.hpp", "cpp"),
+    ("M.java", "java"), ("m.go", "go"), ("m.cs", "csharp"), ("m.hs", "haskell"), ("m.sh", "shellscript"),
+    ("stub.pyi", "python"), ("gui.pyw", "python"), ("tool.PY", "python"), ("M.JS", "javascript"),
+    ("Makefile", "makefile"), ("notes.weird", "weird"),
+])
+def test_a_files_language_is_its_lsp_language_identifier(tmp_path, name, language):
+    from lsp_server.complete_once import read_location
+
+    (tmp_path / name).write_text("x = 1\n")
+    assert read_location(f"{tmp_path / name}:1:1", 1024).language_id == language

@@ -619,3 +619,48 @@ def test_the_rules_for_a_suggestion_before_code_are_pythons():
     text = "// call foo(x) here\n"
     ctx = build_context(text, position_at(text, text.index("x)")), language_id="javascript")
     assert trim_suggestion("isn't ", ctx, multiline=False) == "isn't "
+
+
+# --- comments and strings in languages without tree-sitter facts -----------------------------
+
+
+@pytest.mark.parametrize("src,raw,language_id,expected", [
+    ("int main(void) {\n    // See Note [static members for windows N|]\n    return 0;\n}\n", "VCC]", "c", "VCC"),
+    ("function f() {\n  // calls render(items|)\n  return 0;\n}\n", ", rows)", "javascript", ", rows"),
+    ("fn main() {\n    // (note: in general, stmts[pct|])\n}\n", "r] != stmt)", "rust", "r"),
+    ("int x = f(a /* (see g(|)) */, b);\n", "y))", "c", "y"),
+    # a line of a block comment opened above
+    ("class A {\n    /**\n     * {@inheri|}\n     */\n    int hashCode() { return 1; }\n", "tDoc}", "java", "tDoc"),
+])
+def test_in_a_comment_of_another_language_a_closer_the_editor_inserted_is_not_kept(src, raw, language_id, expected):
+    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=False) == expected
+
+
+@pytest.mark.parametrize("src,raw,language_id,expected", [
+    ('const s = "a|";\n', 'say \\"hi\\"";', "javascript", 'say \\"hi\\"'),
+    ("const s = 'Don|';\n", "'t do it';", "javascript", ""),
+    ('const url = "http://exa|";\n', 'mple.com";', "javascript", "mple.com"),
+    ('String s = "OSX a|";\n', 'pp bundle: [" + b + "]";', "java", "pp bundle: ["),
+    # the cursor after a backslash: the suggestion's first quote is escaped
+    ('sb.append("\\|");\n', '"");', "java", '"'),
+])
+def test_in_a_string_of_another_language_the_suggestion_ends_where_the_string_does(src, raw, language_id, expected):
+    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=False) == expected
+
+
+@pytest.mark.parametrize("src,raw,language_id,expected", [
+    ('sb.append("\\" as|)\n', ' alias)");', "java", ' alias)"'),  # the editor's quote typed over: no string closes
+    ("fn f<'a>(x: &'a str, y: &'a str|) {}\n", ", z: u8) {", "rust", ", z: u8"),  # lifetimes open no string
+    ("main = print (foldl' (+) 0 (map f |))\n", "xs))", "haskell", "xs"),  # nor do primes
+])
+def test_a_quote_that_opens_no_string_the_line_closes_leaves_the_cursor_in_code(src, raw, language_id, expected):
+    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=False) == expected
+
+
+@pytest.mark.parametrize("src,raw,language_id,expected", [
+    ("def f(v, w):\n    return Ok(I32(v.as_u32(|)))\n", ") & w.as_u32()))", "python", ""),
+    ("fn f() {\n    Ok(I32(v.as_u32(|)))\n}\n", ") & w.as_u32()))", "rust", ""),
+    ("rgb = int(str(co|))\n", "lor), 16)", "python", "lor"),
+])
+def test_the_cut_before_a_closer_wins_where_dropping_the_end_leaves_one_too_many(src, raw, language_id, expected):
+    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=False) == expected

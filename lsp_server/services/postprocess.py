@@ -8,7 +8,8 @@ drop closing brackets/quotes the editor already has after the cursor, leave out 
 when the suggestion ends by re-typing it, keep the spaces that separate the suggestion from the text after
 the cursor, and return ``''`` for suggestions that are empty or just repeat neighbouring text. A multi-line
 suggestion that the rest of the cursor line cannot follow (inserted, it goes after the last line) is cut to its first.
-Brackets in comments and strings are skipped, comments read as the document's language writes them.
+Brackets in comments and strings are skipped, comments read as the document's language writes them; outside Python
+(no tree-sitter facts) whether the cursor is in a comment or a string is read from its line.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ _COMMENTS_BY_LANGUAGE = {
     **dict.fromkeys(["lua", "haskell"], ("--",)),
     "sql": ("--", "/*"),
 }
+# Languages whose `'` opens no string the cursor line may leave open: a Rust lifetime or label (`&'a str`), a prime
+# (`foldl'`, `xs'`), a Lisp quote, an apostrophe in prose. Read as a string's start, it put the cursor in a string.
+_APOSTROPHE_OPENS_NO_STRING = frozenset(
+    ["rust", "haskell", "ocaml", "fsharp", "elm", "purescript", "clojure", "scheme", "lisp", "racket", "plaintext",
+     "markdown", "latex", "tex", "restructuredtext"]
+)
 # The comment openers `_tokens` and `_code_scan` read, set by `trim_suggestion` to its document's for the suggestion it
 # shapes: the rules hand the scanners text alone, from every place they read code. A context variable, so each thread
 # and task shaping a suggestion reads its own.
@@ -729,14 +736,49 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
         return retyped, True
     space = _trailing_space(s, ctx)
     s = s.rstrip()
-    trimmed = _drop_duplicate_closers(s, ctx)
-    if trimmed == s:
-        trimmed = _cut_before_duplicate_closer(s, ctx)
+    trimmed, cut = _drop_duplicate_closers(s, ctx), _cut_before_duplicate_closer(s, ctx)
+    # the cut, where dropping the end still leaves closers closing nothing that it does not (`as_u32(|)))` with
+    # `) & w.as_u32()))` kept one `)` too many)
+    if trimmed == s or (cut != s and cut != trimmed and (errors := _bracket_errors(ctx))(cut) < errors(trimmed)):
+        trimmed = cut
     if trimmed != s:
         trimmed = trimmed.rstrip() + _trailing_space(trimmed, ctx, before_closers=True)
     else:
         trimmed = _drop_closers_closed_below(s, ctx).rstrip()
     return (trimmed + space if trimmed == s else trimmed), False
+
+
+def _lone_quote(tok: str, ctx: CompletionContext) -> bool:
+    """Whether ``tok`` (from `_tokens`) is a quote opening a string its line does not close, in ``ctx``'s language."""
+    return tok in _QUOTES and not (tok == "'" and (ctx.language_id or "").lower() in _APOSTROPHE_OPENS_NO_STRING)
+
+
+def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
+    """``ctx`` with its cursor in a comment or a string as its line before it reads, where tree-sitter gives no facts
+    (Python alone has them): with neutral ones, a closer the editor had inserted there was kept (`// Note [... N|]`
+    with `VCC]` read `NVCC]]`). A comment's opener or a quote its line closes only after the cursor, whichever comes
+    first; a string the line never closes is code's (`append("\\" as|)`, the editor's quote typed over); a line of a
+    block comment opened above starts with `*`. A line longer than `_LINE_CHARS` keeps its facts."""
+    facts = ctx.facts
+    if is_python(ctx.language_id) or facts.in_comment or facts.in_string or len(ctx.line_prefix) > _LINE_CHARS:
+        return ctx
+    line = ctx.line_prefix.lstrip()
+    if "/*" in _comment_openers.get() and line.startswith("*") and "*/" not in line:
+        earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+        if earlier.rfind("/*") > earlier.rfind("*/"):
+            return replace(ctx, facts=replace(facts, in_comment=True))
+    for _, tok in _tokens(ctx.line_prefix):
+        if tok[0] in _OPEN + _CLOSE:
+            continue
+        if tok[0] in _QUOTES:
+            triple = len(tok) >= 3 and tok[0] != "`" and tok.startswith(tok[0] * 3)
+            if _lone_quote(tok, ctx):
+                return replace(ctx, facts=replace(facts, in_string=True)) if tok in ctx.line_suffix else ctx
+            if triple and (len(tok) < 6 or not tok.endswith(tok[0] * 3)):
+                return replace(ctx, facts=replace(facts, in_string=True))
+        elif not (tok.startswith("/*") and tok.endswith("*/") and len(tok) >= 4):  # a comment, not closed before
+            return replace(ctx, facts=replace(facts, in_comment=True))
+    return ctx
 
 
 def _string_closer(ctx: CompletionContext) -> str:
@@ -750,7 +792,7 @@ def _string_closer(ctx: CompletionContext) -> str:
     # A one-line string: the cursor line's first quote that starts no string closed on it opened it (what follows is
     # the string's text). Read from the prefix window, whose start may lie inside a string, `_open_triple` took every
     # later string inside out.
-    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if tok in _QUOTES]
+    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if _lone_quote(tok, ctx)]
     return rest[0] if lone and lone[0] == rest[0] else ""
 
 
@@ -764,8 +806,10 @@ def _cut_at_string_end(s: str, ctx: CompletionContext) -> str | None:
     if not closer:
         return None
     end = len(s) if len(closer) == 3 else len(first_line(s))  # a one-line string ends on its line
+    # with the backslashes the cursor follows: `"\\|"` with `"");` starts with an escaped quote
+    lead = len(ctx.line_prefix) - len(ctx.line_prefix.rstrip("\\"))
     i = s.find(closer)
-    while 0 <= i < end and _escaped(s, i):
+    while 0 <= i < end and _escaped("\\" * lead + s, lead + i):
         i = s.find(closer, i + 1)
     return s[:i] if 0 <= i < end else s
 
@@ -809,6 +853,7 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool) -> str:
         # breaks) the next line went unseen (a closing line the document has was suggested again) and a comment ran
         # to the end of the prefix, hiding its brackets.
         ctx = replace(ctx, prefix=to_lf(ctx.prefix), suffix=to_lf(ctx.suffix))
+    ctx = _with_line_facts(ctx)
     if (bad := _UNWRITABLE.search(text)) is not None:
         text = text[:bad.start()]
     if multiline:
