@@ -12,8 +12,11 @@ from pygls.exceptions import JsonRpcInvalidParams
 from lsp_server.features import commands, feedback, next_edit
 from lsp_server.protocol import (COMMAND_ACCEPT_NEXT_EDIT, COMMAND_ACCEPT_SUGGESTION, DID_PARTIALLY_ACCEPT_COMPLETION,
                                  DID_REJECT_COMPLETION, DID_REJECT_NEXT_EDIT, DID_SHOW_COMPLETION, DID_SHOW_NEXT_EDIT)
+from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.recorder import SessionRecorder
+from lsp_server.services.scheduler import InferenceScheduler
 from tests.telemetry_fakes import ListStore
 
 URI = "file:///project/shapes.py"
@@ -31,7 +34,10 @@ def _server():
     ledger.issue(IssuedSuggestion("n1", "next_edit", URI, 2, "w"))
     heard: list[tuple[str, str]] = []
     ledger.listeners.append(lambda sid, outcome: heard.append((sid, outcome)))
-    return handlers, SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store)), store, heard
+    recorder = SessionRecorder(store)
+    next_edits = NextEditService(InferenceScheduler(), ledger, recorder)
+    return handlers, SimpleNamespace(ledger=ledger, recorder=recorder, documents=DocumentStore(),
+                                     next_edits=next_edits), store, heard
 
 
 def _feedback(store) -> list[tuple[str, str]]:

@@ -13,7 +13,8 @@ from lsp_server.services.next_edit import _PY_ONLY_BREAKS, NextEditService, _Ind
 from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
-from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, replacement
+from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, done_there, first_on_each_line,
+                                      punctuation_insertion, replacement)
 from models.next_edit.examples import Edit, apply_edit, lines_of, splice, written
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import in_document, lf_view, undoes_last_edit
@@ -77,6 +78,7 @@ def reference_predict_next(history: list[Edit], current: str) -> Edit | None:
         return None
     pattern = _pattern(old)
     multi = len(lines_of(last.original)) > 1
+    within, once = new.find(old), punctuation_insertion(old, new)
     for row in order:
         line = lines[row]
         if not pattern.search(line):
@@ -85,7 +87,11 @@ def reference_predict_next(history: list[Edit], current: str) -> Edit | None:
         while multi and end < len(lines) and pattern.search(lines[end]) and not edited_lo <= end < edited_hi:
             end += 1
         block = "".join(lines[row:end])
-        new_line = pattern.sub(lambda _m: new, block)
+        # since: an occurrence that has the change already is left; text beside punctuation alone goes in once a line
+        found = [m for m in pattern.finditer(block) if not done_there(block, m.start(), new, within)]
+        if not found:
+            continue
+        new_line = _substitute(block, first_on_each_line(block, found) if once else found, new)
         cand = Edit(row, end, block, new_line)
         if new_line != line and not _undoes(cand, last):
             return cand

@@ -15,11 +15,10 @@ import pytest
 from lsp_server.services.next_edit import _IndexedLines
 from lsp_server.services.positions import LineIndex, Position
 from models.next_edit import candidates as candidates_module
-from models.next_edit.baseline import _pattern, common_ends, replacement
+from models.next_edit.baseline import _pattern, _substitute, common_ends, done_there, punctuation_insertion, replacement
 from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Candidate, _changed_line_pairs,
-                                         _Collector, _done_there, _EditedLines, _indent, _line_facts, _lines_before,
-                                         _similarity, _substitute, _top_level, edit_key, enclosing_scopes, featurized,
-                                         generate)
+                                         _Collector, _EditedLines, _indent, _line_facts, _lines_before, _similarity,
+                                         _top_level, edit_key, enclosing_scopes, featurized, generate)
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import lf_view, without_undone
@@ -88,12 +87,14 @@ def reference_generate(history: list[Edit], current: str, original: str | None =
                 if len(line) > candidates_module.MAX_LINE_CHARS or rep[0] not in line:
                     continue
                 matches = list(pattern.finditer(line))
-                found = [m for m in matches if not _done_there(line, m.start(), rep[1], within)]
+                found = [m for m in matches if not done_there(line, m.start(), rep[1], within)]
                 if not found:
                     continue
-                substituted = (_substitute(line, found, rep[1]) if len(found) < len(matches) else
-                               pattern.sub(lambda _m, new=rep[1]: new, line))
-                out.add(Edit(row, row + 1, line, substituted), "substitute_all", age, source, occurrences=len(found))
+                if not (punctuation_insertion(*rep) and len(found) > 1):  # since: beside punctuation alone, once
+                    substituted = (_substitute(line, found, rep[1]) if len(found) < len(matches) else
+                                   pattern.sub(lambda _m, new=rep[1]: new, line))
+                    out.add(Edit(row, row + 1, line, substituted), "substitute_all", age, source,
+                            occurrences=len(found))
                 if len(found) > 1:
                     for m in found:
                         out.add(Edit(row, row + 1, line, line[:m.start()] + rep[1] + line[m.end():]), "substitute_one",

@@ -27,6 +27,10 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     if feedback_ignored(ls, suggestion_id, command, kind):
         return False
     known = ls.ledger.get(suggestion_id)
+    if known is not None and known.kind == "next_edit":
+        # the edit it applied is an edit of its own: typed on (or undone with Ctrl+Z) within the grouping window, it
+        # was one edit with what came after, and an undo left no edit at all, so the edit undone was offered again
+        ls.recorder.edits(ls.documents.flush(known.uri))
     if known is not None and known.outcome == "accepted":  # the edit that wrote it said so already (and told the gate)
         return True
     item = ls.ledger.resolve(suggestion_id, "accepted")

@@ -78,6 +78,8 @@ def record_rejected(ls, params, method: str, kind: str) -> None:
         return
     ls.ledger.resolve(sid, "rejected")
     ls.recorder.rejected(sid, reason.value)
+    if kind == "next_edit" and raw == RejectReason.DISMISSED.value:  # Escape: not offered again as it is
+        ls.next_edits.dismissed(sid)
 
 
 def register(server) -> None:

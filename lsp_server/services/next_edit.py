@@ -15,8 +15,8 @@ import re
 import threading
 import time
 from bisect import bisect_left
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from lsp_server.config import Settings, expand_user
@@ -37,6 +37,7 @@ log = logging.getLogger("tact.next_edit")
 _BREAK = re.compile(r"\r\n|\r|\n")  # LSP's line breaks
 
 HISTORY_RECORDS = 8  # records walked back; the prompt keeps the last few within its own budget
+DISMISSED_KEPT = 256  # next edits the user dismissed (and issued ones that may be), remembered most recent first
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,23 @@ class NextEditResult:
     latency_ms: float
     answer: NextEditAnswer
     cell: OtherCell | None = None
+
+
+def retyped_as_one(records: list[EditRecord]) -> list[EditRecord]:
+    """``records`` with a deletion and the text typed where it was, one after the other, as one replacement: a
+    name selected and deleted, then its new name typed after a pause longer than the grouping window, was two
+    edits, and the older one, generalised alone, offered to delete the old name at each of its uses."""
+    out: list[EditRecord] = []
+    for rec in records:
+        prev = out[-1] if out else None
+        if (prev is not None and not prev.inserted_text and prev.removed_text and not rec.removed_text
+                and rec.inserted_text and rec.start == prev.start and rec.uri == prev.uri
+                and not (prev.full_replacement or rec.full_replacement)):
+            out[-1] = replace(prev, version=rec.version, inserted_text=rec.inserted_text, ts_end=rec.ts_end,
+                              keystrokes=prev.keystrokes + rec.keystrokes)
+        else:
+            out.append(rec)
+    return out
 
 
 def line_history(text: str, records: list[EditRecord], index: LineIndex | None = None, plain: bool = False):
@@ -547,6 +565,10 @@ class NextEditService:
         self._ranker = _LoadedOnce("edit ranker", "the edit ranker is off, the baseline answers: %s")
         self._lock = threading.Lock()
         self._facts: tuple[str, int | None, bool] | None = None  # `_text_facts`: the text last predicted for
+        # (uri, lines before, lines after) of each issued edit by id, and of those the user dismissed: an edit
+        # dismissed with Escape came back at the next keystroke elsewhere, as long as its lines stayed as they were
+        self._issued_edits: OrderedDict[str, tuple] = OrderedDict()
+        self._dismissed: OrderedDict[tuple, None] = OrderedDict()
 
     def ensure_ranker(self, ranker_path: str = ""):
         """The edit ranker (loaded once per path); None, with ``ranker_reason`` saying why, when it is
@@ -624,7 +646,7 @@ class NextEditService:
         if lsp_lines is None:
             return None  # line breaks other than \n / \r\n / \r (form feeds, U+2028): lines would disagree
         cursor_line = min(position.line, lsp_lines - 1)  # past the end: the last line (LSP clamps a column so too)
-        history = line_history(text, records, index, plain=text[-1] not in _PY_ONLY_BREAKS)
+        history = line_history(text, retyped_as_one(records), index, plain=text[-1] not in _PY_ONLY_BREAKS)
         lines = _IndexedLines(index, has_cr) if index is not None else None
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
@@ -719,9 +741,11 @@ class NextEditService:
                                        **({"uri": result.cell.uri, "version": result.cell.version}
                                           if result.cell is not None else {}),
                                        **({"hidden_in_cell": round(hidden_here, 4)} if hidden_here is not None else {})})
-            if not answer.shown:
+            dismissed = self._edit_key(result, uri) in self._dismissed
+            if not answer.shown or dismissed:
                 self.counts["hidden"] += 1
-                gate = "next_edit_ranker" if answer.predictor == "ranker" else "next_edit_confidence"
+                gate = "next_edit_dismissed" if dismissed else \
+                    "next_edit_ranker" if answer.predictor == "ranker" else "next_edit_confidence"
                 recorder.gated(suggestion_id, 2, "hide", answer.confidence, answer.threshold,
                                self.answered_by(answer.predictor), {"gate": gate})
                 return None
@@ -732,6 +756,21 @@ class NextEditService:
         future, token = self.scheduler.submit(self.job_key(uri),
                                               recorder.logged_job(suggestion_id, job, "next-edit prediction"))
         return PendingRequest(suggestion_id, future, token, doc, version)
+
+    def dismissed(self, suggestion_id: str) -> None:
+        """The user dismissed the edit ``suggestion_id`` (Escape): not offered again while its lines read as they
+        did (another edit of the same lines to the same text, in the same document, included)."""
+        key = self._issued_edits.pop(suggestion_id, None)
+        if key is not None:
+            self._dismissed[key] = None
+            self._dismissed.move_to_end(key)
+            while len(self._dismissed) > DISMISSED_KEPT:
+                self._dismissed.popitem(last=False)
+
+    @staticmethod
+    def _edit_key(result: NextEditResult, uri: str) -> tuple:
+        edit = result.answer.edit
+        return (result.cell.uri if result.cell is not None else uri, edit.original, edit.updated)
 
     @staticmethod
     def job_key(uri: str) -> str:
@@ -752,6 +791,9 @@ class NextEditService:
             self.recorder.cancelled(pending.suggestion_id, "stale")
             return False
         self.counts["issued"] += 1
+        self._issued_edits[pending.suggestion_id] = self._edit_key(result, doc.uri)
+        while len(self._issued_edits) > DISMISSED_KEPT:
+            self._issued_edits.popitem(last=False)
         uri, at = (cell.uri, cell.version) if cell is not None else (doc.uri, version)
         superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", uri, at,
                                                         result.new_text))

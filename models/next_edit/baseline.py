@@ -204,7 +204,10 @@ def replacement(last: Edit) -> tuple[str, str] | None:
             q -= 1
         if anchor and anchor != "\n" and not _is_word(anchor):
             gap = rest[:len(rest) - len(rest.lstrip(" \t"))]
-            old, new = old + gap + anchor, new + gap + anchor
+            # the punctuation before it too, where there is some: `f` put before a quote was anchored on the quote
+            # alone and put before every quote of the next line (`log(f"middlef")`)
+            left = a[p - 1] if p > 0 and not _is_word(a[p - 1]) and not a[p - 1].isspace() else ""
+            old, new = left + old + gap + anchor, left + new + gap + anchor
         elif q < p:
             old, new = a[q:p] + old, a[q:p] + new
         else:
@@ -212,6 +215,26 @@ def replacement(last: Edit) -> tuple[str, str] | None:
     if old == new:
         return None
     return old, new
+
+
+def punctuation_insertion(old: str, new: str) -> bool:
+    """Whether (old, new) puts text beside punctuation alone (`)` -> `, y)`): a line holding that punctuation several
+    times takes it once, as the edit did, not at each (`print(len(items, y), y)`)."""
+    p, s = common_ends(old, new)
+    return p + s >= len(old) and not any(map(_is_word, old))
+
+
+def first_on_each_line(text: str, found: list) -> list:
+    """Of the matches ``found`` in ``text`` (in order), the first on each of its lines."""
+    return [m for m, before in zip(found, [None] + found) if before is None or "\n" in text[before.start():m.start()]]
+
+
+def done_there(line: str, at: int, new: str, within: int) -> bool:
+    """Whether the old text at ``at`` of ``line`` already stands inside the ``new`` text it becomes (``within``: its
+    place there, -1 when it has none): an insertion generalised as `path` -> `path, sep` found its own line, which
+    still holds `path`, and offered `path, sep, sep`; a keyword argument added to every call offered it again at the
+    calls that had it."""
+    return within >= 0 and at >= within and line.startswith(new, at - within)
 
 
 class BaselinePredictor:
@@ -254,6 +277,8 @@ class BaselinePredictor:
 
         order = _rows(spans) if lines is None else _rows_found(lines, spans, find)
         multi = len(lines_of(last.original)) > 1  # the last edit spanned lines: so may the next
+        within = new.find(old)
+        once = punctuation_insertion(old, new)
         for row in order:
             line = rows[row]
             if not pattern.search(line):
@@ -262,7 +287,12 @@ class BaselinePredictor:
             while multi and end < len(rows) and pattern.search(rows[end]) and not edited_lo <= end < edited_hi:
                 end += 1
             block = "".join(rows[row:end])
-            new_line = pattern.sub(lambda _m: new, block)
+            found = [m for m in pattern.finditer(block) if not done_there(block, m.start(), new, within)]
+            if once:
+                found = first_on_each_line(block, found)
+            if not found:
+                continue
+            new_line = _substitute(block, found, new)
             cand = Edit(row, end, block, new_line)
             if new_line != line and not _undoes(cand, last):
                 return cand
@@ -276,6 +306,15 @@ class BaselinePredictor:
                 if not _undoes(cand, last):
                     return cand
         return None
+
+
+def _substitute(line: str, found: list, new: str) -> str:
+    """``line`` with the matches ``found`` (in order) replaced by ``new``."""
+    out, last = [], 0
+    for m in found:
+        out += [line[last:m.start()], new]
+        last = m.end()
+    return "".join(out) + line[last:]
 
 
 def _rows(spans: tuple[tuple[int, int], ...]) -> Iterator[int]:

@@ -30,7 +30,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from models.next_edit.baseline import BaselinePredictor, _pattern, _undoes, common_ends, replacement
+from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, common_ends, done_there,
+                                      punctuation_insertion, replacement)
 from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, runs_between, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
@@ -179,6 +180,8 @@ class _Collector:
             return None  # changes nothing
         if self.last is not None and (_undoes(edit, self.last) or self._restores(edit) or self._again(edit)):
             return None
+        if _stutters(edit):
+            return None
         seen = self.found.get(key)
         if seen is not None:
             seen.ways += 1
@@ -218,6 +221,22 @@ class _Collector:
             yield from _line_chunks(self.lines, e.end_line, hi)
 
         return _same_text(span(edit), span(u))
+
+
+def _stutters(edit: Edit) -> bool:
+    """Whether ``edit`` puts text on one line right beside a copy of itself: once every call had `, color='r'`, the
+    calls that had it were offered it again, and accepted in turn wrote `color='r', color='r'`. Only text with a word
+    and some punctuation counts: a `0` put beside a `0` (`100` -> `1000`) or an indentation deepened is an edit."""
+    if edit.end_line - edit.start_line != 1 or len(lines_of(edit.updated)) != 1:
+        return False
+    at, removed, inserted = _change(edit.original, edit.updated)
+    if removed or not _STUTTER.search(inserted) or not re.search(r"\w", inserted):
+        return False
+    line = edit.original
+    return line.startswith(inserted, at) or (at >= len(inserted) and line.startswith(inserted, at - len(inserted)))
+
+
+_STUTTER = re.compile(r"[^\w\s]")  # punctuation: text holding some (and a word) repeated beside itself stutters
 
 
 def _line_chunks(lines: list[str] | TextLines, start: int, stop: int) -> Iterator[str]:
@@ -282,17 +301,21 @@ def generate(history: list[Edit], current: str, original: str | None = None,
         if rep is not None and "\n" not in rep[0]:
             pattern = _pattern(rep[0])
             within = rep[1].find(rep[0])  # where the old text lies in the new one (an insertion beside it), if it does
+            once = punctuation_insertion(*rep)
             for row, line in zip(rows, searched):
                 if len(line) > MAX_LINE_CHARS or rep[0] not in line:
                     continue
                 matches = list(pattern.finditer(line))
-                found = [m for m in matches if not _done_there(line, m.start(), rep[1], within)]
+                found = [m for m in matches if not done_there(line, m.start(), rep[1], within)]
                 if not found:
                     continue
-                # an occurrence that has the change already stays as it is
-                substituted = (_substitute(line, found, rep[1]) if len(found) < len(matches) else
-                               pattern.sub(lambda _m, new=rep[1]: new, line))
-                out.add(Edit(row, row + 1, line, substituted), "substitute_all", age, source, occurrences=len(found))
+                # an occurrence that has the change already stays as it is; text put beside punctuation alone goes in
+                # at one occurrence (substitute_one), not at every quote or bracket of the line
+                if not (once and len(found) > 1):
+                    substituted = (_substitute(line, found, rep[1]) if len(found) < len(matches) else
+                                   pattern.sub(lambda _m, new=rep[1]: new, line))
+                    out.add(Edit(row, row + 1, line, substituted), "substitute_all", age, source,
+                            occurrences=len(found))
                 if len(found) > 1:
                     for m in found:
                         out.add(Edit(row, row + 1, line, line[:m.start()] + rep[1] + line[m.end():]), "substitute_one",
@@ -330,22 +353,6 @@ def _change(before: str, after: str) -> tuple[int, str, str]:
     """Where ``after`` differs from ``before`` and how: (offset, removed, inserted), the common ends left out."""
     head, tail = common_ends(before, after)
     return head, before[head:len(before) - tail], after[head:len(after) - tail]
-
-
-def _done_there(line: str, at: int, new: str, within: int) -> bool:
-    """Whether the old text at ``at`` of ``line`` already stands inside the ``new`` text it becomes (``within``: its
-    place there, -1 when it has none): an insertion generalised as `path` -> `path, sep` found its own line, which
-    still holds `path`, and offered `path, sep, sep`."""
-    return within >= 0 and at >= within and line.startswith(new, at - within)
-
-
-def _substitute(line: str, found: list, new: str) -> str:
-    """``line`` with the matches ``found`` (in order) replaced by ``new``."""
-    out, last = [], 0
-    for m in found:
-        out += [line[last:m.start()], new]
-        last = m.end()
-    return "".join(out) + line[last:]
 
 
 def _texts_before(history: list[Edit], current: str, original: str | None, recent: int) -> list[str | None]:
