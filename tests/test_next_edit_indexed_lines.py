@@ -13,7 +13,7 @@ from lsp_server.services.next_edit import _PY_ONLY_BREAKS, NextEditService, _Ind
 from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
-from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, done_there, first_on_each_line,
+from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, done_there, last_on_each_line,
                                       punctuation_insertion, replacement)
 from models.next_edit.examples import Edit, apply_edit, lines_of, splice, written
 from models.next_edit.model import predict_with
@@ -91,7 +91,7 @@ def reference_predict_next(history: list[Edit], current: str) -> Edit | None:
         found = [m for m in pattern.finditer(block) if not done_there(block, m.start(), new, within)]
         if not found:
             continue
-        new_line = _substitute(block, first_on_each_line(block, found) if once else found, new)
+        new_line = _substitute(block, last_on_each_line(block, found) if once else found, new)
         cand = Edit(row, end, block, new_line)
         if new_line != line and not _undoes(cand, last):
             return cand

@@ -10,8 +10,7 @@ from models.next_edit.examples import Edit, apply_all, apply_edit, make_edit
 from models.next_edit.model import predict_with
 from models.next_edit.ranker import load_ranker
 
-# (text, the user's edit of line 0, line 1 as the repeated edit leaves it; for the last, either nothing is offered
-# there or the argument goes in after the outer call's argument, as the ranker's `context` candidate puts it)
+# (text, the user's edit of line 0, line 1 as the repeated edit leaves it)
 PREFIXES = [
     ('log("start")\nlog("middle")\n', 'log(f"start")\n', 'log(f"middle")\n'),
     ("re.compile('a+')\nre.compile('b+')\n", "re.compile(r'a+')\n", "re.compile(r'b+')\n"),
@@ -20,6 +19,8 @@ PREFIXES = [
      "requests.get(url(b), timeout=5)\n"),
     ('print("starting")\nprint(len(items))\n', 'print("starting", file=sys.stderr)\n',
      'print(len(items), file=sys.stderr)\n'),
+    ('print("hi")\nprint(x)\n', 'print("hi", end="")\n', 'print(x, end="")\n'),
+    ("foo(x[0])\nbar(a)\n", "foo(x[0], b)\n", "bar(a, b)\n"),
 ]
 
 
@@ -37,18 +38,23 @@ def test_a_prefix_or_an_argument_goes_in_once_not_before_every_quote_or_bracket(
                         ("ranker", getattr(predict_with("ranker", None, history, current, 0, ranker=load_ranker()),
                                            "edit", None))):
         after = apply_edit(current, found).splitlines(keepends=True)[1] if found is not None else None
-        assert after in (line1, None), (name, after)
-        if "stderr" not in line1:  # the quote before `starting` has no like on line 1: no substitution fits there
-            assert after == line1, (name, after)
-    # every substitution offered on line 1 leaves it as the edit would
-    for cand in generate(history, current):
-        if cand.edit.start_line == 1 and cand.generator.startswith("substitute"):
-            assert cand.edit.updated == line1, cand
+        assert after == line1, (name, after)  # a call's last argument goes to the line's outermost call
+    # the substitutions offered on line 1 put the text in once each, the one the edit would make among them
+    offered = {c.edit.updated for c in generate(history, current)
+               if c.edit.start_line == 1 and c.generator.startswith("substitute")}
+    if "stderr" not in line1:
+        assert line1 in offered, offered
+    added = len(line0) - len(text.splitlines(keepends=True)[0])  # characters the edit put in
+    assert all(len(line) - len(text.splitlines(keepends=True)[1]) == added for line in offered), offered
 
 
-def test_the_anchor_takes_the_punctuation_before_the_insertion_where_there_is_some():
+def test_a_strings_prefix_is_anchored_on_the_punctuation_on_both_sides_of_it():
+    """Only a prefix glued to a quote: an argument after a string (`, end=""`) keeps the closer alone as its anchor,
+    or it would go only into calls whose last argument is a string too."""
     assert replacement(Edit(0, 1, 'log("start")\n', 'log(f"start")\n')) == ('("', '(f"')
-    assert replacement(Edit(0, 1, "f(x)\n", "f(x, y)\n")) == (")", ", y)")  # a word before: as before
+    assert replacement(Edit(0, 1, 'print("hi")\n', 'print("hi", end="")\n')) == (")", ', end="")')
+    assert replacement(Edit(0, 1, "f(x)\n", "f(x, y)\n")) == (")", ", y)")
+    assert replacement(Edit(0, 1, "foo()\n", "foo(ctx)\n")) == (")", "ctx)")
 
 
 @pytest.mark.parametrize("predictor", ["ranker", "heuristic"])
@@ -78,3 +84,15 @@ def test_a_digit_put_beside_the_same_digit_is_still_an_edit():
     history = [make_edit(text, 0, 1, "wait(1000)\n")]
     current = apply_all(text, history)
     assert any(c.edit.start_line == 1 and c.edit.updated == "wait(1000)\n" for c in generate(history, current))
+
+
+def test_a_chain_lengthened_by_a_copy_of_its_last_link_is_still_offered():
+    """Only a list item put beside itself stutters: `.parent` after `.parent` (`Path(__file__).parent.parent`) was
+    offered before the stutter rule and is again."""
+    text = "ROOT = Path(__file__).parent\nDATA = Path(__file__).parent / 'data'\n"
+    history = [make_edit(text, 0, 1, "ROOT = Path(__file__).parent.parent\n")]
+    current = apply_all(text, history)
+    want = "DATA = Path(__file__).parent.parent / 'data'\n"
+    assert any(c.edit.start_line == 1 and c.edit.updated == want for c in generate(history, current))
+    found = predict_with("ranker", None, history, current, 0, ranker=load_ranker())
+    assert found is not None and apply_edit(current, found.edit).splitlines(keepends=True)[1] == want

@@ -83,3 +83,36 @@ def test_a_dismissed_next_edit_is_not_offered_again_while_its_line_stays_as_it_w
         assert [(e["range"], e["newText"]) for e in again] == [(ignored["range"], ignored["newText"])]
     finally:
         client.shutdown()
+
+
+def test_a_dismissed_edit_leaves_the_same_change_at_another_use_offered(tmp_path):
+    """Dismissing `check(w)` in one function is no answer about the same change in another one."""
+    text = ("def area(width, height):\n    check(width)\n    return width * height\n\n\n"
+            "def perimeter(width, height):\n    check(width)\n    return 2 * (width + height)\n")
+    client = _client(tmp_path, text)
+    try:
+        client.did_change(URI, 2, [change_at(0, 9, "w", 0, 14)])
+        [first] = _edits(client, 2, 0, 10)
+        assert first["range"]["start"]["line"] == 1
+        client.notify("tact/didShowNextEdit", {"id": first["id"]})
+        client.notify("tact/didRejectNextEdit", {"id": first["id"], "reason": "dismissed"})
+        client.did_change(URI, 3, [change_at(5, 14, "w", 5, 19)])  # the same rename in perimeter()
+        again = _edits(client, 3, 5, 15)
+        assert [(e["range"]["start"]["line"], e["newText"]) for e in again] == [(6, "w")]
+    finally:
+        client.shutdown()
+
+
+def test_a_line_deleted_and_another_typed_in_its_place_stay_two_edits(tmp_path):
+    """Only a name deleted and the text typed where it was are one replacement: a whole line deleted and, seconds
+    later, another line typed there offered to turn another function's line into the new one."""
+    text = ("def f(x):\n    debug(x)\n    return x\n\n\ndef g(x):\n    debug(x)\n    return x\n")
+    client = _client(tmp_path, text, editCoalesceMs=100)
+    try:
+        client.did_change(URI, 2, [change_at(1, 0, "", 2, 0)])  # `    debug(x)` deleted
+        time.sleep(0.5)
+        client.did_change(URI, 3, [change_at(1, 0, "    y = x\n")])
+        edits = _edits(client, 3, 1, 9)
+        assert not any(e["newText"].strip() == "y = x" for e in edits), edits
+    finally:
+        client.shutdown()

@@ -106,15 +106,22 @@ class NextEditResult:
     cell: OtherCell | None = None
 
 
+RETYPED_WITHIN_S = 10.0  # `retyped_as_one`: the longest pause between a name deleted and the one typed in its place
+_NAME = re.compile(r"\w+")
+
+
 def retyped_as_one(records: list[EditRecord]) -> list[EditRecord]:
-    """``records`` with a deletion and the text typed where it was, one after the other, as one replacement: a
-    name selected and deleted, then its new name typed after a pause longer than the grouping window, was two
-    edits, and the older one, generalised alone, offered to delete the old name at each of its uses."""
+    """``records`` with a name deleted and the text typed where it was soon after (no line break in either), one after
+    the other, as one replacement: a name selected and deleted, then its new name typed after a pause longer than the
+    grouping window, was two edits, and the older one, generalised alone, offered to delete the old name at each of
+    its uses. A line deleted and another typed in its place are two edits."""
     out: list[EditRecord] = []
     for rec in records:
         prev = out[-1] if out else None
-        if (prev is not None and not prev.inserted_text and prev.removed_text and not rec.removed_text
-                and rec.inserted_text and rec.start == prev.start and rec.uri == prev.uri
+        if (prev is not None and not prev.inserted_text and _NAME.fullmatch(prev.removed_text)
+                and not rec.removed_text and rec.inserted_text and "\n" not in rec.inserted_text
+                and "\r" not in rec.inserted_text and rec.start == prev.start and rec.uri == prev.uri
+                and rec.ts_start - prev.ts_end <= RETYPED_WITHIN_S
                 and not (prev.full_replacement or rec.full_replacement)):
             out[-1] = replace(prev, version=rec.version, inserted_text=rec.inserted_text, ts_end=rec.ts_end,
                               keystrokes=prev.keystrokes + rec.keystrokes)
@@ -769,8 +776,10 @@ class NextEditService:
 
     @staticmethod
     def _edit_key(result: NextEditResult, uri: str) -> tuple:
+        """The edit's document, place and lines: the same change at another use is another edit."""
         edit = result.answer.edit
-        return (result.cell.uri if result.cell is not None else uri, edit.original, edit.updated)
+        return (result.cell.uri if result.cell is not None else uri, edit.start_line, edit.end_line, edit.original,
+                edit.updated)
 
     @staticmethod
     def job_key(uri: str) -> str:

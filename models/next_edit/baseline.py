@@ -204,9 +204,11 @@ def replacement(last: Edit) -> tuple[str, str] | None:
             q -= 1
         if anchor and anchor != "\n" and not _is_word(anchor):
             gap = rest[:len(rest) - len(rest.lstrip(" \t"))]
-            # the punctuation before it too, where there is some: `f` put before a quote was anchored on the quote
-            # alone and put before every quote of the next line (`log(f"middlef")`)
-            left = a[p - 1] if p > 0 and not _is_word(a[p - 1]) and not a[p - 1].isspace() else ""
+            # a string's prefix (`f`, `r`, `b` glued to its quote) takes the punctuation before the quote too: on the
+            # quote alone it went before every quote of the next line (`log(f"middlef")`); other text (`, end=""`
+            # before a call's `)`) follows whatever comes before it, so it keeps the right anchor alone
+            glued = not gap and anchor in "\"'`" and bool(new) and all(map(_is_word, new))
+            left = a[p - 1] if glued and p > 0 and not _is_word(a[p - 1]) and not a[p - 1].isspace() else ""
             old, new = left + old + gap + anchor, left + new + gap + anchor
         elif q < p:
             old, new = a[q:p] + old, a[q:p] + new
@@ -224,9 +226,10 @@ def punctuation_insertion(old: str, new: str) -> bool:
     return p + s >= len(old) and not any(map(_is_word, old))
 
 
-def first_on_each_line(text: str, found: list) -> list:
-    """Of the matches ``found`` in ``text`` (in order), the first on each of its lines."""
-    return [m for m, before in zip(found, [None] + found) if before is None or "\n" in text[before.start():m.start()]]
+def last_on_each_line(text: str, found: list) -> list:
+    """Of the matches ``found`` in ``text`` (in order), the last on each of its lines: text put before a closer goes to
+    the outermost call of a line (`print(len(items), end="")`), as a statement's last argument is most often added."""
+    return [m for m, after in zip(found, found[1:] + [None]) if after is None or "\n" in text[m.start():after.start()]]
 
 
 def done_there(line: str, at: int, new: str, within: int) -> bool:
@@ -289,7 +292,7 @@ class BaselinePredictor:
             block = "".join(rows[row:end])
             found = [m for m in pattern.finditer(block) if not done_there(block, m.start(), new, within)]
             if once:
-                found = first_on_each_line(block, found)
+                found = last_on_each_line(block, found)
             if not found:
                 continue
             new_line = _substitute(block, found, new)

@@ -224,19 +224,21 @@ class _Collector:
 
 
 def _stutters(edit: Edit) -> bool:
-    """Whether ``edit`` puts text on one line right beside a copy of itself: once every call had `, color='r'`, the
-    calls that had it were offered it again, and accepted in turn wrote `color='r', color='r'`. Only text with a word
-    and some punctuation counts: a `0` put beside a `0` (`100` -> `1000`) or an indentation deepened is an edit."""
+    """Whether ``edit`` puts a list item on one line right beside a copy of itself: once every call had `, color='r'`,
+    the calls that had it were offered it again, and accepted in turn wrote `color='r', color='r'`. Only an item (text
+    with a word, starting or ending with a separator) counts: `.parent` put after `.parent`, a `0` beside a `0`
+    (`100` -> `1000`) or an indentation deepened is an edit."""
     if edit.end_line - edit.start_line != 1 or len(lines_of(edit.updated)) != 1:
         return False
     at, removed, inserted = _change(edit.original, edit.updated)
-    if removed or not _STUTTER.search(inserted) or not re.search(r"\w", inserted):
+    item = inserted.strip()
+    if removed or not item or not (item[0] in _SEPARATORS or item[-1] in _SEPARATORS) or not re.search(r"\w", item):
         return False
     line = edit.original
     return line.startswith(inserted, at) or (at >= len(inserted) and line.startswith(inserted, at - len(inserted)))
 
 
-_STUTTER = re.compile(r"[^\w\s]")  # punctuation: text holding some (and a word) repeated beside itself stutters
+_SEPARATORS = ",;"  # what a list item starts or ends with
 
 
 def _line_chunks(lines: list[str] | TextLines, start: int, stop: int) -> Iterator[str]:
