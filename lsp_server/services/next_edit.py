@@ -572,8 +572,8 @@ class NextEditService:
         self._ranker = _LoadedOnce("edit ranker", "the edit ranker is off, the baseline answers: %s")
         self._lock = threading.Lock()
         self._facts: tuple[str, int | None, bool] | None = None  # `_text_facts`: the text last predicted for
-        # (uri, lines before, lines after) of each issued edit by id, and of those the user dismissed: an edit
-        # dismissed with Escape came back at the next keystroke elsewhere, as long as its lines stayed as they were
+        # `_edit_key` of each issued edit by id, and of those the user dismissed: an edit dismissed with Escape came
+        # back at the next keystroke elsewhere
         self._issued_edits: OrderedDict[str, tuple] = OrderedDict()
         self._dismissed: OrderedDict[tuple, None] = OrderedDict()
 
@@ -765,8 +765,8 @@ class NextEditService:
         return PendingRequest(suggestion_id, future, token, doc, version)
 
     def dismissed(self, suggestion_id: str) -> None:
-        """The user dismissed the edit ``suggestion_id`` (Escape): not offered again while its lines read as they
-        did (another edit of the same lines to the same text, in the same document, included)."""
+        """The user dismissed the edit ``suggestion_id`` (Escape): not offered again while its lines, at its place,
+        read as they did (whichever request finds it again)."""
         key = self._issued_edits.pop(suggestion_id, None)
         if key is not None:
             self._dismissed[key] = None
