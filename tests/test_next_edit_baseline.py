@@ -205,3 +205,26 @@ def test_widening_reads_a_long_identifier_in_slices_not_character_by_character()
     _CountingStr.reads = 0
     assert widen_to_identifiers(a, b, p, s) == (7, 2)  # the whole string between the quotes
     assert _CountingStr.reads < 500
+
+
+@pytest.mark.parametrize("predictor", ["heuristic", "ranker"])
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_a_line_deleted_again_is_offered_on_a_last_line_without_a_line_break(predictor, eol):
+    """The line was compared with its break: a `breakpoint()` deleted in one function was offered at its copy in
+    another, but not where that copy was the file's last line and the file ended without a line break."""
+    from models.next_edit.model import predict_with
+    from models.next_edit.ranker import load_ranker
+
+    for end in (eol, ""):
+        text = eol.join(["def f(a):", "    breakpoint()", "    return a", "", "def g(b):", "    return b",
+                         "    breakpoint()"]) + end
+        lf = text.replace("\r\n", "\n")
+        history = [make_edit(lf, 1, 2, "")]
+        current = apply_all(lf, history)
+        if eol != "\n":  # the document's own line breaks, as the server reads them
+            current = current.replace("\n", eol)
+            history = [Edit(1, 2, "    breakpoint()\n", "")]
+        found = predict_with(predictor, None, history, current, 1, ranker=load_ranker())
+        assert found is not None, (predictor, end)
+        after = apply_edit(current, found.edit)
+        assert "breakpoint" not in after and after.rstrip().endswith("return b"), (predictor, end, after)

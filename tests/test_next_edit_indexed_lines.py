@@ -14,7 +14,7 @@ from lsp_server.services.positions import LineIndex, Position, Range
 from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.scheduler import InferenceScheduler
 from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, done_there, last_on_each_line,
-                                      punctuation_insertion, replacement)
+                                      punctuation_insertion, replacement, unterminated_end)
 from models.next_edit.examples import Edit, apply_edit, lines_of, splice, written
 from models.next_edit.model import predict_with
 from models.next_edit.prompt import in_document, lf_view, undoes_last_edit
@@ -70,11 +70,16 @@ def reference_predict_next(history: list[Edit], current: str) -> Edit | None:
     order = list(range(edited_hi, len(lines))) + list(range(0, min(edited_lo, len(lines))))
     if "\n" in old:
         n = len(lines_of(old))
-        for row in order:
+        at_end = unterminated_end(lines, old)  # since: the text's last lines without their final line break
+        for row in order + ([len(lines) - n] if at_end is not None else []):
             if "".join(lines[row:row + n]) == old:
                 cand = Edit(row, row + n, old, new)
-                if not _undoes(cand, last):
-                    return cand
+            elif at_end is not None and row == len(lines) - n:
+                cand = Edit(row, row + n, at_end, new[:-1] if new.endswith("\n") else new)
+            else:
+                continue
+            if not _undoes(cand, last):
+                return cand
         return None
     pattern = _pattern(old)
     multi = len(lines_of(last.original)) > 1

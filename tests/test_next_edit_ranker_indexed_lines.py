@@ -15,7 +15,8 @@ import pytest
 from lsp_server.services.next_edit import _IndexedLines
 from lsp_server.services.positions import LineIndex, Position
 from models.next_edit import candidates as candidates_module
-from models.next_edit.baseline import _pattern, _substitute, common_ends, done_there, punctuation_insertion, replacement
+from models.next_edit.baseline import (_pattern, _substitute, common_ends, done_there, punctuation_insertion, replacement,
+                                      unterminated_end)
 from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Candidate, _changed_line_pairs,
                                          _Collector, _EditedLines, _indent, _line_facts, _lines_before, _similarity,
                                          _top_level, edit_key, enclosing_scopes, featurized, generate)
@@ -112,6 +113,10 @@ def reference_generate(history: list[Edit], current: str, original: str | None =
             for row in range(lo, min(hi, n - k + 1)):
                 if lines[row] == h_lines[0] and "".join(lines[row:row + k]) == h.original:
                     out.add(Edit(row, row + k, h.original, h.updated), "repeat" if h.updated else "delete", age, source)
+            # since: the text's last lines without their final line break
+            if lo <= n - k < hi and (at_end := unterminated_end(lines, h.original)) is not None:
+                out.add(Edit(n - k, n, at_end, h.updated[:-1] if h.updated.endswith("\n") else h.updated),
+                        "repeat" if h.updated else "delete", age, source)
         elif h.updated and texts_before[i] is not None:
             before = lines_of(texts_before[i])
             above = before[h.start_line - 1].strip() if 0 < h.start_line <= len(before) else ""

@@ -9,6 +9,7 @@ nor one that changes nothing, and returns None when nothing applies.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -271,6 +272,8 @@ class BaselinePredictor:
                 order = _rows_found(lines, spans, lambda at: lines.text.find(old, at))
             else:  # the block's breaks may be CRLF or CR in the text searched: its longest line is searched instead
                 order = _block_rows_found(lines, spans, old)
+            if unterminated_end(rows, old) is not None:  # the text's last lines, found by no search for the block
+                order = itertools.chain(order, [len(rows) - len(lines_of(old))])
             return self._block(rows, order, old, new, last)
         pattern = _pattern(old)
 
@@ -303,12 +306,27 @@ class BaselinePredictor:
 
     def _block(self, lines: list[str] | TextLines, order: Iterable[int], old: str, new: str, last: Edit) -> Edit | None:
         n = len(lines_of(old))
+        at_end = unterminated_end(lines, old)
         for row in order:
             if "".join(lines[row:row + n]) == old:
                 cand = Edit(row, row + n, old, new)
-                if not _undoes(cand, last):
-                    return cand
+            elif at_end is not None and row == len(lines) - n:
+                cand = Edit(row, row + n, at_end, new[:-1] if new.endswith("\n") else new)
+            else:
+                continue
+            if not _undoes(cand, last):
+                return cand
         return None
+
+
+def unterminated_end(lines: list[str] | TextLines, block: str) -> str | None:
+    """The text's last lines where they are ``block`` but for its final line break, which the text's last line
+    lacks (a line deleted again there was never offered), else None."""
+    n = len(lines_of(block))
+    if not block.endswith("\n") or not 0 < n <= len(lines) or lines[len(lines) - 1].endswith(("\n", "\r")):
+        return None
+    tail = "".join(lines[len(lines) - n:])
+    return tail if tail + "\n" == block else None
 
 
 def _substitute(line: str, found: list, new: str) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, common_ends, done_there,
-                                      punctuation_insertion, replacement)
+                                      punctuation_insertion, replacement, unterminated_end)
 from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, runs_between, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
@@ -335,6 +335,9 @@ def generate(history: list[Edit], current: str, original: str | None = None,
             for row, line in zip(range(lo, min(hi, n - k + 1)), searched):
                 if line == h_lines[0] and "".join(table[row:row + k]) == h.original:
                     out.add(Edit(row, row + k, h.original, h.updated), "repeat" if h.updated else "delete", age, source)
+            if lo <= n - k < hi and (at_end := unterminated_end(table, h.original)) is not None:
+                out.add(Edit(n - k, n, at_end, h.updated[:-1] if h.updated.endswith("\n") else h.updated),
+                        "repeat" if h.updated else "delete", age, source)
         elif h.updated and (before := lines_before(i)) is not None:
             above = before[h.start_line - 1].strip() if 0 < h.start_line <= len(before) else ""
             below = before[h.start_line].strip() if h.start_line < len(before) else ""
