@@ -15,8 +15,8 @@ import pytest
 from lsp_server.services.next_edit import _IndexedLines
 from lsp_server.services.positions import LineIndex, Position
 from models.next_edit import candidates as candidates_module
-from models.next_edit.baseline import (_pattern, _substitute, common_ends, done_there, punctuation_insertion, replacement,
-                                      unterminated_end)
+from models.next_edit.baseline import (_pattern, _substitute, common_ends, done_there, punctuation_insertion,
+                                      replacement, unterminated_end)
 from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Candidate, _changed_line_pairs,
                                          _Collector, _EditedLines, _indent, _line_facts, _lines_before, _similarity,
                                          _top_level, edit_key, enclosing_scopes, featurized, generate)
