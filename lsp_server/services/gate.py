@@ -87,7 +87,7 @@ class GateDecision:
             # scored; rounding the served vector instead would part it from the unrounded features CUPS training
             # computes with the same function. JSON writes a float's shortest exact form (whole numbers stay short):
             # a replayed session's rows grew from 353 to 434 characters at stage 1, from 451 to 610 at stage 2
-            out["features"] = [_round(float(v), None) for v in self.vector]
+            out["features"] = [float(v) if math.isfinite(v) else None for v in self.vector]
         return out
 
 
@@ -106,9 +106,8 @@ def explored(ctx: CompletionContext, stage: int, share: float, text: str = "") -
     return int.from_bytes(digest, "big") / 2 ** 64 < share
 
 
-def _round(x: float | None, digits: int | None = 6) -> float | None:
-    """``x`` to ``digits`` decimals (None: as it is); None where it is no finite number."""
-    return None if x is None or not math.isfinite(x) else float(x) if digits is None else round(float(x), digits)
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 
 def _text_before(ctx: CompletionContext):

@@ -106,6 +106,14 @@ class NextEditResult:
     cell: OtherCell | None = None
 
 
+def _remember(kept: OrderedDict, key, value) -> None:
+    """``kept[key] = value`` as its newest entry, the oldest left out past ``DISMISSED_KEPT``."""
+    kept[key] = value
+    kept.move_to_end(key)
+    while len(kept) > DISMISSED_KEPT:
+        kept.popitem(last=False)
+
+
 RETYPED_WITHIN_S = 10.0  # `retyped_as_one`: the longest pause between a name deleted and the one typed in its place
 _NAME = re.compile(r"\w+")
 
@@ -769,10 +777,7 @@ class NextEditService:
         read as they did (whichever request finds it again)."""
         key = self._issued_edits.pop(suggestion_id, None)
         if key is not None:
-            self._dismissed[key] = None
-            self._dismissed.move_to_end(key)
-            while len(self._dismissed) > DISMISSED_KEPT:
-                self._dismissed.popitem(last=False)
+            _remember(self._dismissed, key, None)
 
     @staticmethod
     def _edit_key(result: NextEditResult, uri: str) -> tuple:
@@ -800,9 +805,7 @@ class NextEditService:
             self.recorder.cancelled(pending.suggestion_id, "stale")
             return False
         self.counts["issued"] += 1
-        self._issued_edits[pending.suggestion_id] = self._edit_key(result, doc.uri)
-        while len(self._issued_edits) > DISMISSED_KEPT:
-            self._issued_edits.popitem(last=False)
+        _remember(self._issued_edits, pending.suggestion_id, self._edit_key(result, doc.uri))
         uri, at = (cell.uri, cell.version) if cell is not None else (doc.uri, version)
         superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", uri, at,
                                                         result.new_text))

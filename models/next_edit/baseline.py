@@ -272,9 +272,10 @@ class BaselinePredictor:
                 order = _rows_found(lines, spans, lambda at: lines.text.find(old, at))
             else:  # the block's breaks may be CRLF or CR in the text searched: its longest line is searched instead
                 order = _block_rows_found(lines, spans, old)
-            if unterminated_end(rows, old) is not None:  # the text's last lines, found by no search for the block
+            at_end = unterminated_end(rows, old)
+            if at_end is not None:  # the text's last lines, found by no search for the block
                 order = itertools.chain(order, [len(rows) - len(lines_of(old))])
-            return self._block(rows, order, old, new, last)
+            return self._block(rows, order, old, new, last, at_end)
         pattern = _pattern(old)
 
         def find(at: int) -> int:
@@ -304,9 +305,10 @@ class BaselinePredictor:
                 return cand
         return None
 
-    def _block(self, lines: list[str] | TextLines, order: Iterable[int], old: str, new: str, last: Edit) -> Edit | None:
+    def _block(self, lines: list[str] | TextLines, order: Iterable[int], old: str, new: str, last: Edit,
+               at_end: str | None) -> Edit | None:
+        """The first row of ``order`` where the block ``old`` stands (``at_end``: `unterminated_end` of it)."""
         n = len(lines_of(old))
-        at_end = unterminated_end(lines, old)
         for row in order:
             if "".join(lines[row:row + n]) == old:
                 cand = Edit(row, row + n, old, new)
