@@ -27,6 +27,7 @@ from lsp_server.services.recorder import SessionRecorder
 from lsp_server.services.positions import LineIndex, Position, PositionError
 from lsp_server.services.scheduler import Cancelled, CancelToken, InferenceScheduler
 from models.next_edit.baseline import _pattern, common_ends, widen_to_identifiers
+from models.next_edit.examples import retyped_in_place
 from telemetry.text import line_breaks, line_starts
 
 if TYPE_CHECKING:  # the model module loads onnxruntime: imported on the first prediction
@@ -114,23 +115,15 @@ def _remember(kept: OrderedDict, key, value) -> None:
         kept.popitem(last=False)
 
 
-RETYPED_WITHIN_S = 10.0  # `retyped_as_one`: the longest pause between a name deleted and the one typed in its place
-_NAME = re.compile(r"\w+")
-
-
 def retyped_as_one(records: list[EditRecord]) -> list[EditRecord]:
-    """``records`` with a name deleted and the text typed where it was soon after (no line break in either), one after
-    the other, as one replacement: a name selected and deleted, then its new name typed after a pause longer than the
-    grouping window, was two edits, and the older one, generalised alone, offered to delete the old name at each of
-    its uses. A line deleted and another typed in its place are two edits."""
+    """``records`` with a name deleted and the text typed where it was soon after, one after the other, as one
+    replacement (`retyped_in_place`)."""
     out: list[EditRecord] = []
     for rec in records:
         prev = out[-1] if out else None
-        if (prev is not None and not prev.inserted_text and _NAME.fullmatch(prev.removed_text)
-                and not rec.removed_text and rec.inserted_text and "\n" not in rec.inserted_text
-                and "\r" not in rec.inserted_text and rec.start == prev.start and rec.uri == prev.uri
-                and rec.ts_start - prev.ts_end <= RETYPED_WITHIN_S
-                and not (prev.full_replacement or rec.full_replacement)):
+        if (prev is not None and not prev.inserted_text and not rec.removed_text and rec.start == prev.start
+                and rec.uri == prev.uri and not (prev.full_replacement or rec.full_replacement)
+                and retyped_in_place(prev.removed_text, rec.inserted_text, rec.ts_start - prev.ts_end)):
             out[-1] = replace(prev, version=rec.version, inserted_text=rec.inserted_text, ts_end=rec.ts_end,
                               keystrokes=prev.keystrokes + rec.keystrokes)
         else:

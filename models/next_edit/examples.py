@@ -12,6 +12,7 @@ Each history edit applies to the text left by the previous one (the first to ``o
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
@@ -73,6 +74,20 @@ class Example:
                    history=[Edit.from_json(e) for e in d["history"]], current=d["current"],
                    target=Edit.from_json(d["target"]), source=d.get("source", "real"),
                    split=d.get("split", "train"), meta=d.get("meta", {}))
+
+
+RETYPED_WITHIN_S = 10.0  # `retyped_in_place`: the longest pause between a name deleted and the text typed in its place
+_NAME = re.compile(r"\w+")
+
+
+def retyped_in_place(deleted: str, typed: str, pause_s: float) -> bool:
+    """Whether an edit that deleted ``deleted`` (and inserted nothing) and the next one, which typed ``typed`` at the
+    same place (removing nothing) after ``pause_s`` seconds, are one replacement for next-edit prediction: a name
+    selected and deleted, then its new name typed after a pause longer than the grouping window, is a rename, though
+    it arrives as two edits (the older, generalised alone, would delete the name at its other uses). A line deleted
+    and another typed in its place stay two edits. Serving and the examples built from telemetry both ask this."""
+    return (bool(_NAME.fullmatch(deleted)) and bool(typed) and "\n" not in typed and "\r" not in typed
+            and pause_s <= RETYPED_WITHIN_S)
 
 
 def lines_of(text: str) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.next_edit.baseline import common_ends
-from models.next_edit.examples import Edit, Example, apply_edit, lines_of
+from models.next_edit.examples import Edit, Example, apply_edit, lines_of, retyped_in_place
 from models.next_edit.real_changes import MAX_HISTORY  # as many edits as a release-change example keeps
 
 
@@ -75,8 +75,11 @@ def _document_streams(conn, session_id: str, skipped: Counter):
 
     open_docs: dict[str, tuple[list[Edit], list[str]]] = {}  # uri -> (line edits, texts: at open, after each edit)
     lost: set[str] = set()  # documents whose text is unknown until they are opened again
+    last_edit: dict[str, dict] = {}  # uri -> the logged edit whose line edit ends that document's edits so far
     for item in session_timeline(conn, session_id):
         kind, uri = item["type"], item.get("uri")
+        if kind in ("document_opened", "document_closed", "edit"):
+            prev = last_edit.pop(uri, None)  # what a retype may join: the document's edit just before it
         if kind in ("document_opened", "document_closed") and uri in open_docs:
             edits, texts = open_docs.pop(uri)
             yield uri, edits, texts
@@ -106,11 +109,29 @@ def _document_streams(conn, session_id: str, skipped: Counter):
                 lost.add(uri)
                 yield uri, edits, texts
                 continue
+            if prev is not None and _retyped(prev, item):
+                edits.pop()  # the name's deletion and the text typed in its place: one replacement, as served
+                texts.pop()
+                edit = line_edit(texts[-1], after)
+                if edit is not None:
+                    edits.append(edit)
+                    texts.append(after)
+                continue
             if edit is not None:
                 edits.append(edit)
                 texts.append(after)
+                last_edit[uri] = item
     for uri, (edits, texts) in open_docs.items():
         yield uri, edits, texts
+
+
+def _retyped(deleted: dict, typed: dict) -> bool:
+    """Whether two logged edits, one after the other, are a name deleted and text typed in its place
+    (`retyped_in_place`: serving reads them as one replacement)."""
+    same_place = (typed["start_line"], typed["start_character"]) == (deleted["start_line"], deleted["start_character"])
+    pause = (typed["ts_start"] if typed.get("ts_start") is not None else typed["ts"]) - deleted["ts"]
+    return (same_place and not deleted["inserted_text"] and not typed["removed_text"]
+            and retyped_in_place(deleted["removed_text"], typed["inserted_text"], pause))
 
 
 def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
