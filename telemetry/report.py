@@ -82,7 +82,11 @@ class Dataset:
         shown = [r for r in self.rows if r["shown"]]
         accepted = [r for r in shown if r["outcome"] in ACCEPTED]
         lat = _finite_latencies(self.rows)
-        layers = [v for r in self.rows if (v := r["layers"]) is not None and math.isfinite(v)]
+        # layers over tokens, as `tact bench early-exit` pools them: a mean over suggestions gave a one-token
+        # suggestion (all its layers, from the prompt's pass) the weight of a long one
+        layers = [(v, t if t is not None and t > 0 else 1) for r in self.rows
+                  if (v := r["layers"]) is not None and math.isfinite(v) for t in [r.get("tokens")]]
+        tokens = sum(t for _, t in layers)
         requests = len(self.rows)
         return {
             "label": self.label,
@@ -97,7 +101,7 @@ class Dataset:
             "acceptance_rate": round(len(accepted) / len(shown), 4) if shown else None,
             "latency_p50_ms": round(percentile(lat, 0.5), 1) if lat else None,
             "latency_p95_ms": round(percentile(lat, 0.95), 1) if lat else None,
-            "layers_per_token": round(sum(layers) / len(layers), 3) if layers else None,
+            "layers_per_token": round(sum(v * t for v, t in layers) / tokens, 3) if layers else None,
             "stage1_skipped": self.stage1.get("skip", 0),
             "calls_saved_rate": round(self.stage1.get("skip", 0) / requests, 4) if requests else None,
             "chars_saved": sum(r["chars_saved"] for r in self.rows),
@@ -388,7 +392,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             rows = conn.execute(
                 "SELECT id, requested_at, text, outcome, shown_at, latency_ms,"
                 # no tokens, no depth: servers before logged 0.0 for a suggestion Stop ended before its first token
-                " CASE WHEN tokens = 0 THEN NULL ELSE layers_per_token END, accepted_length,"
+                " CASE WHEN tokens = 0 THEN NULL ELSE layers_per_token END, tokens, accepted_length,"
                 " generated_at, outcome_at, uri, context FROM suggestions"
                 " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()
@@ -403,7 +407,8 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                                                      f"session {s['id'][:12]}: generated event")
                    if isinstance(details := (payload or {}).get("details"), dict)}
         rows = _checked_rows(rows, ("suggestion_id", "requested_at", "text", "outcome", "shown_at", "latency_ms",
-                                    "layers_per_token", "accepted_length", "generated_at", "outcome_at", "uri", "context"),
+                                    "layers_per_token", "tokens", "accepted_length", "generated_at", "outcome_at", "uri",
+                                    "context"),
                              data, f"session {s['id'][:12]}: suggestion")
         start = None
         last = 0.0
@@ -412,7 +417,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         # A client that reports what it shows (VS Code) makes shown_at the record; one that does not leaves only the
         # outcome, and a suggestion the server superseded counts as shown and rejected.
         reports_shows = any(row[4] is not None for row in rows)
-        for (sid, requested_at, text, outcome, shown_at, latency, layers, accepted_length, generated_at,
+        for (sid, requested_at, text, outcome, shown_at, latency, layers, tokens, accepted_length, generated_at,
              outcome_at, uri, context) in rows:
             replayed = replay_rows.get(sid)
             if replayed is not None and replayed.get("source_ts") is not None:
@@ -451,7 +456,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             data.rows.append({
                 "id": sid, "minute": minute, "outcome": outcome, "shown": shown, "label": label,
                 "generated": generated_at is not None,
-                "latency_ms": latency, "layers": layers, "chars_saved": saved,
+                "latency_ms": latency, "layers": layers, "tokens": tokens, "chars_saved": saved,
                 "logprob": logprob.get(sid), "score": None,
                 "uri": uri, "earlier_cells_chars": _earlier_cells_chars(context),
             })

@@ -434,3 +434,18 @@ def test_a_replay_in_an_older_schema_is_paired_with_its_recording_as_the_report_
     a, b = result["summaries"]
     assert any(f"schema version {older}" in n for n in a["notes"]) and any(f"schema version {older}" in n for n in b["notes"])
     assert [s["id"] for s in a["session_list"]] == ["desk-2"] and a["requests"] == b["requests"] == 30
+
+
+def test_layers_per_token_are_the_layers_of_every_token_over_the_tokens_as_the_bench_pools_them(tmp_path, capsys):
+    """A mean over suggestions gave a one-token suggestion (its token from the prompt's pass, every layer) the weight
+    of a long one: 10 and 1 tokens at 6 and 12 layers read 9.0 layers a token where the tokens ran 6.55."""
+    db = _direct_db(tmp_path / "mixed.sqlite3", [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "rejected"),
+                                                 ("c", "completion", None, None)], [])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE suggestions SET tokens = 10, layers_per_token = 6 WHERE id = 'a'")
+        conn.execute("UPDATE suggestions SET tokens = 1, layers_per_token = 12 WHERE id = 'b'")
+        conn.execute("UPDATE suggestions SET text = '', tokens = 0, layers_per_token = 0.0 WHERE id = 'c'")
+    conn.close()
+    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert summary["layers_per_token"] == round((10 * 6 + 12) / 11, 3)
