@@ -43,8 +43,8 @@ from typing import Any, Callable
 from .lsp_client import (LspClient, LspError, change_at, inline_completion_params, next_edit_params,
                          text_document_item)
 from .oracle import Oracle, accepted_chars
-from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, open_upgraded, outcome_counts,
-                     no_session_named, sessions_named)
+from .reader import (SYNTHETIC_CLIENTS, checked, decided_outcomes, list_sessions, open_readonly, open_upgraded,
+                     outcome_counts, no_session_named, sessions_named)
 from .reconstruct import (NotebookCells, Request, Script, Step, apply_range, build_script, fidelity_counts,
                           next_text_after)
 from .schema import TelemetrySchemaError
@@ -61,6 +61,9 @@ _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
 # rejected by the server (a newer suggestion, its document closed) or by time, not by the programmer
 _UNDECIDED_REJECTS = ("superseded", "ignored", "documentClosed")
 _SERVER_REJECTS = ("superseded", "documentClosed")  # rejections the server makes itself (the ledger)
+# cancel reasons of a request whose answer never reached the editor: it cancelled the request ($/cancelRequest), or
+# its document changed before the answer left
+_NEVER_ANSWERED = ("client", "stale")
 
 REPLAY_TABLES = """
 CREATE TABLE IF NOT EXISTS replay_runs (
@@ -506,10 +509,17 @@ class _Driver:
         """Whether the recording's editor dropped its answer to ``req`` before showing it (a client that reports what
         it shows reported others, not this one, and it ended unseen: the programmer typed on). The replay's
         answer is not shown there either, and no one decides on it: shown and judged, a same-settings replay of a VS
-        Code session counted 16 suggestions shown where the recording had 6."""
+        Code session counted 16 suggestions shown where the recording had 6.
+
+        So too, for every client, a request whose answer never reached the editor: logged cancelled `client` or
+        `stale` (``_NEVER_ANSWERED``). Answered and judged, a same-settings replay of a Neovim session that cancels
+        on typing showed 104 suggestions where the recording had 49. As above, at any settings and speed: the
+        programmer typed on before the answer, so the editor would have dropped a faster one too."""
         logged = req.logged or {}
-        return (req.kind in self.script.reports_shows and bool(logged.get("text"))
-                and logged.get("shown_at") is None and logged.get("outcome") in ("rejected", "cancelled"))
+        if logged.get("shown_at") is not None or logged.get("outcome") not in ("rejected", "cancelled"):
+            return False
+        return ((req.kind in self.script.reports_shows and bool(logged.get("text")))
+                or logged.get("cancel_reason") in _NEVER_ANSWERED)
 
     def _entry_rest(self, req: Request, sel: dict[str, Any]) -> str:
         """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed
@@ -604,6 +614,17 @@ class _Driver:
         return next_text_after(steps, bisect.bisect_right(at, self.at), uri, self.texts[uri])
 
 
+def _add_cancel_reasons(conn: sqlite3.Connection, session_id: str, script: Script) -> None:
+    """Give each logged suggestion that ended cancelled its ``cancel_reason``: the reason of its last
+    `suggestion_cancelled` event, which its summary row lacks (see ``_Driver._dropped_unshown``)."""
+    rows = conn.execute("SELECT suggestion_id, payload FROM suggestion_events WHERE session_id = ?"
+                        " AND type = 'suggestion_cancelled' ORDER BY ts, seq", [session_id])
+    reasons = {sid: (checked("payload", payload) or {}).get("reason") for sid, payload in rows}
+    for req in script.requests:
+        if req.logged is not None and req.logged.get("outcome") == "cancelled":
+            req.logged["cancel_reason"] = reasons.get(req.suggestion_id)
+
+
 def turned_down(outcome: str, basis: str, logged: dict | None) -> str | None:
     """The reject reason a replay sends for a completion not accepted whole (None: no reject). A decision replayed
     from the log sends the logged reason: after a partial accept every replay said `typedOver`, though the programmer
@@ -621,6 +642,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     """Replay one session into ``output`` (the server creates or appends to it); see the module docstring."""
     try:
         script = build_script(conn, session_id)
+        _add_cancel_reasons(conn, session_id, script)
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
