@@ -25,6 +25,10 @@ from models.healing import Prompt
 from models.model_dir import SETTING_ADVICE, ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
+# Stop reasons of a text the model ended itself (its end-of-text token, the line's end in single-line mode); any other
+# (the token limit, Stop, a loop cut, the context's end) may stop its last line anywhere
+_ENDED_BY_THE_MODEL = frozenset({"eos", "newline"})
+
 log = logging.getLogger("tact.completion")
 
 
@@ -266,7 +270,8 @@ class CompletionService:
             raise Cancelled(token.reason or "cancelled")
         written = view.back if view is not None else (lambda text: text)  # its indentation as the document's
         raw = written(result.text)
-        text = trim_suggestion(raw, ctx, multiline=settings.multiline)
+        text = trim_suggestion(raw, ctx, multiline=settings.multiline,
+                               cut_short=result.stop_reason not in _ENDED_BY_THE_MODEL)
         latency = (time.perf_counter() - t0) * 1000
         details = {
             "prompt_tokens": result.prompt_tokens, "cached_tokens": result.cached_tokens,

@@ -18,7 +18,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .context import CompletionContext
@@ -48,16 +48,46 @@ _COMMENTS_BY_LANGUAGE = {
     **dict.fromkeys(["lua", "haskell"], ("--",)),
     "sql": ("--", "/*"),
 }
-# Languages whose `'` opens no string the cursor line may leave open: a Rust lifetime or label (`&'a str`), a prime
-# (`foldl'`, `xs'`), a Lisp quote, an apostrophe in prose. Read as a string's start, it put the cursor in a string.
+# Languages whose `'` opens no string but a one-character literal (`'x'`, `'\n'`): a Rust lifetime or label
+# (`&'a str`), a prime (`foldl'`, `xs'`), a Lisp quote, an apostrophe in prose. Read as a string's start, it put the
+# cursor in a string, and two of them on a line hid the brackets between (`impl<'a> Iter<'a> {`).
 _APOSTROPHE_OPENS_NO_STRING = frozenset(
     ["rust", "haskell", "ocaml", "fsharp", "elm", "purescript", "clojure", "scheme", "lisp", "racket", "plaintext",
      "markdown", "latex", "tex", "restructuredtext"]
 )
-# The comment openers `_tokens` and `_code_scan` read, set by `trim_suggestion` to its document's for the suggestion it
-# shapes: the rules hand the scanners text alone, from every place they read code. A context variable, so each thread
-# and task shaping a suggestion reads its own.
-_comment_openers: ContextVar[tuple[str, ...]] = ContextVar("comment_openers", default=_HASH_COMMENTS)
+_CHAR_LITERAL_BODY = r"(?:\\u\{[0-9a-fA-F]{1,6}\}|\\x[0-9a-fA-F]{2}|\\[0-9]{1,3}|\\.|[^'\\\n])'"
+_CHAR_LITERAL = re.compile("'" + _CHAR_LITERAL_BODY)
+# Shells, where `#` starts a comment only at a word's start: `$#`, `${#items[@]}` and `${path##*/}` are code.
+_HASH_AT_WORD_START = frozenset(["shellscript", "sh", "bash", "zsh", "ksh", "fish"])
+_WORD_BREAKS = r"\s;&|()<>"
+_WORD_START_HASH = rf"(?<![^{_WORD_BREAKS}])#"  # a `#` at the text's start or after a space or an operator
+_WORD_HASH = rf"(?<=[^{_WORD_BREAKS}])#"  # any other
+_WORD_BREAK = re.compile(rf"[{_WORD_BREAKS}]")
+
+
+@dataclass(frozen=True)
+class _Lexis:
+    """How the document's language starts comments and strings, as far as the bracket scanners need it."""
+
+    comments: tuple[str, ...] = _HASH_COMMENTS  # what starts a comment (`/*` one that `*/` ends)
+    hash_at_word_start: bool = False  # `#` starts a comment only at a word's start (shells)
+    apostrophe_literals: bool = False  # `'` opens only a one-character literal; any other `'` is text
+
+    @classmethod
+    def of(cls, language_id: str | None) -> "_Lexis":
+        lang = (language_id or "").lower()
+        return cls(_COMMENTS_BY_LANGUAGE.get(lang, _HASH_COMMENTS), lang in _HASH_AT_WORD_START,
+                   lang in _APOSTROPHE_OPENS_NO_STRING)
+
+    def opener_pattern(self, opener: str) -> str:
+        """A regex matching ``opener`` where it starts a comment."""
+        return _WORD_START_HASH if opener == "#" and self.hash_at_word_start else re.escape(opener)
+
+
+# The lexis `_tokens` and `_code_scan` read, set by `trim_suggestion` to its document's for the suggestion it shapes:
+# the rules hand the scanners text alone, from every place they read code. A context variable, so each thread and task
+# shaping a suggestion reads its own.
+_lexis: ContextVar[_Lexis] = ContextVar("lexis", default=_Lexis())
 
 # Tokens that matter for bracket balance with `#` comments (as `_tokens` gives them): comments and strings are skipped
 # (a triple-quoted string the text never closes runs to its end).
@@ -160,35 +190,41 @@ def _unmatched_closers(text: str) -> int:
 
 
 @lru_cache(maxsize=None)
-def _code_patterns(
-    dead: str, stop_at_comment: bool, comments: tuple[str, ...]
-) -> tuple[re.Pattern[str], re.Pattern[str]]:
+def _code_patterns(dead: str, stop_at_comment: bool, lexis: _Lexis) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """For `_code_scan`: a pattern that runs over the tokens `_tokens` gives while no Python step is needed, and one
     matching the strings and comments among them. ``dead``: quotes whose strings fail on this line (each is then a
     lone quote, as `_tokens` gives it, and no triple quote of it starts here), taken as plain text up to the line's
     end; the run then stops at that end and at a triple-quoted string or block comment going past it. With
     ``stop_at_comment`` the run stops at a comment's opener."""
+    comments = lexis.comments
     skip = []
     for opener in () if stop_at_comment else comments:
         if opener == "/*":  # a block comment, closed (on the run's line with quotes dead)
             skip.append(r"/\*" + (r"[^\n]*?" if dead else r"[\s\S]*?") + r"\*/")
         else:
-            skip.append(re.escape(opener) + r"[^\n]*")
+            skip.append(lexis.opener_pattern(opener) + r"[^\n]*")
     for q in "\"'":
-        if q not in dead:  # a triple-quoted string, closed (on the run's line with quotes dead)
+        if q not in dead and not (q == "'" and lexis.apostrophe_literals):
+            # a triple-quoted string, closed (on the run's line with quotes dead)
             skip.append(q * 3 + (r"[^\n]*?" if dead else r"[\s\S]*?") + q * 3)
     for q in _QUOTES:
-        if q not in dead:  # a string closed on its line, not the start of a triple-quoted one
+        if q == "'" and lexis.apostrophe_literals:
+            skip.append(_CHAR_LITERAL.pattern)
+        elif q not in dead:  # a string closed on its line, not the start of a triple-quoted one
             skip.append(q + ("" if q == "`" else f"(?!{q}{q})") + r"[^{0}\\\n]*(?:\\.[^{0}\\\n]*)*".format(q) + q)
     live = "".join(q for q in _QUOTES if q not in dead)
     # text and brackets: no token but a bracket starts there (an opener's first character where the rest of it does not
-    # follow)
+    # follow; a `'` that starts no literal, a `#` inside a word where only a word's first one starts a comment)
     firsts = "".join(dict.fromkeys(opener[0] for opener in comments))
     plain = [r"[^%s]+" % re.escape(firsts + live + ("\n" if dead else ""))]
     for first in firsts:
         rests = [opener[1:] for opener in comments if opener[0] == first]
         if "" not in rests:
             plain.append(re.escape(first) + "(?!%s)" % "|".join(map(re.escape, rests)))
+    if lexis.apostrophe_literals:
+        plain.append("'(?!%s)" % _CHAR_LITERAL_BODY)
+    if lexis.hash_at_word_start and "#" in comments:
+        plain.append(_WORD_HASH)
     return re.compile(r"(?:%s)*" % "|".join([*plain, *skip])), re.compile("|".join(skip) or r"(?!)")
 
 
@@ -206,12 +242,15 @@ def _code_scan(text: str, *, lone_quote_ends_line: bool = False, stop_at_comment
     (a minified file's one line of hundreds of thousands of characters)."""
     pieces: list[str] = []
     pos, n, dead = 0, len(text), ""
-    comments = _comment_openers.get()
+    lexis = _lexis.get()
+    comments = lexis.comments
     while True:
-        run, strings = _code_patterns(dead, stop_at_comment, comments)
+        run, strings = _code_patterns(dead, stop_at_comment, lexis)
         end = run.match(text, pos).end()
         if end > pos:
-            pieces.append(_only_brackets(strings.sub("", text[pos:end])))
+            # a word-start `#` looks behind the run's first character: a character standing for the one before it
+            lead = "" if not lexis.hash_at_word_start else " " if not pos or _WORD_BREAK.match(text, pos - 1) else "x"
+            pieces.append(_only_brackets(strings.sub("", lead + text[pos:end])))
         if end == n:
             return "".join(pieces), n, ""
         c = text[end]
@@ -242,26 +281,33 @@ def _code_scan(text: str, *, lone_quote_ends_line: bool = False, stop_at_comment
 
 
 @lru_cache(maxsize=None)
-def _token_start(comments: tuple[str, ...]) -> re.Pattern[str]:
+def _token_start(lexis: _Lexis) -> re.Pattern[str]:
     """For `_tokens`: where a token may start (a comment's opener, a quote or a bracket)."""
-    return re.compile("|".join([*map(re.escape, comments), r"[\"'`()\[\]{}]"]))
+    return re.compile("|".join([*map(lexis.opener_pattern, lexis.comments), r"[\"'`()\[\]{}]"]))
 
 
 def _tokens(text: str) -> Iterator[tuple[int, str]]:
     """``(start, token)`` for each match of ``_BRACKET_TOKENS`` in ``text``, as ``finditer`` gives them, in linear time
-    (with the comments `_comment_openers` start in place of `#` ones). The regex tries every quote as a string's start,
+    (with the comments and strings of `_lexis` in place of Python's). The regex tries every quote as a string's start,
     each try running to the line's end: on a line of thousands of escaped quotes and no plain one that was quadratic
     (seconds for 20,000 chars). A quote inside a string that failed is escaped there, and a string started after it
     fails at the same place: it is not tried again."""
     failed = dict.fromkeys(_QUOTES, -1)  # per quote: a string it starts before this index fails
     pos, n = 0, len(text)
-    comments = _comment_openers.get()
-    start = _token_start(comments)
+    lexis = _lexis.get()
+    comments = lexis.comments
+    start = _token_start(lexis)
     while (m := start.search(text, pos)) is not None:
         i = m.start()
         c = text[i]
         end = i + 1
-        if m.group() == "/*":
+        if c == "'" and lexis.apostrophe_literals:
+            literal = _CHAR_LITERAL.match(text, i)
+            if literal is None:  # a lifetime, a prime: text
+                pos = end
+                continue
+            end = literal.end()
+        elif m.group() == "/*":
             end = text.find("*/", i + 2)
             end = n if end < 0 else end + 2
         elif m.group() in comments:
@@ -499,7 +545,7 @@ def _is_header(line: str) -> bool:
     comment read as the line's end, a header was not one, and the suggestion ran on past its body."""
     if ":" not in line:
         return False
-    has_comment = any(opener in line for opener in _comment_openers.get())
+    has_comment = any(opener in line for opener in _lexis.get().comments)
     code = line[: _code_scan(line, stop_at_comment=True)[1]] if has_comment else line
     return code.rstrip().endswith(":")
 
@@ -647,17 +693,43 @@ def _drop_closing_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     return kept[:-1]
 
 
+def _without_unfinished_line(lines: list[str], ctx: CompletionContext) -> list[str]:
+    """``lines`` (two or more, of a text the model did not end) without the last, which may stop anywhere (`self.real`,
+    `name = co`, `from .`), unless the rest cannot end without it: where it closes a bracket or a triple-quoted string
+    the lines before it opened (a docstring's closing quotes), it stays; where it is the only body line of a header
+    right above it, the header goes with it, if whole lines come before them, else both stay (a header with no body
+    is no text to accept)."""
+    last = len(lines) - 1
+    if not lines[last].strip():
+        return lines[:last]
+    before, whole = "\n".join(lines[:last]), "\n".join(lines)
+    if (len(_open_stack(ctx.line_prefix + whole)) < len(_open_stack(ctx.line_prefix + before))
+            or _code_scan(before)[2] and not _code_scan(whole)[2]):
+        return lines
+    above = next((i for i in range(last - 1, -1, -1) if lines[i].strip()), None)
+    header = ctx.line_prefix + lines[0] if above == 0 else lines[above] if above is not None else ""
+    if _is_header(header) and _indent_width(lines[last]) > _indent_width(header):
+        return lines[:above] if above and any(line.strip() for line in lines[:above]) else lines
+    return lines[:last]
+
+
 def _cut_before_next_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     """``kept`` up to (not including) its first line after the first that the document has next below the cursor
-    line (lines of closers aside: `_drop_closing_line` judges those): from there the suggestion typed again what
-    follows it (``self.x = x|`` above ``self.y = y`` suggested ``self.y = y`` once more)."""
+    line, at the same indentation (lines of closers aside: `_drop_closing_line` judges those): from there the
+    suggestion typed again what follows it (``self.x = x|`` above ``self.y = y`` suggested ``self.y = y`` once more).
+    A body's ``return None`` above the document's own, less indented, is no copy: cut there, its header was left
+    without a body. Where the first line already makes the cursor line a copy of the line below, that line alone is
+    kept, and the single-line rules hide it (``se|`` above ``self.b = b`` and ``self.c = c`` offered both again)."""
     if len(kept) < 2 or ctx.line_suffix.strip():
         return kept
-    following = _line_below(ctx).strip()
+    below = _line_below(ctx)
+    following = below.strip()
     if not following or _CLOSING_LINE.fullmatch(following):
         return kept
+    if (ctx.line_prefix + kept[0]).strip() == following:
+        return kept[:1]
     for i in range(1, len(kept)):
-        if kept[i].strip() == following:
+        if kept[i].strip() == following and _indent_width(kept[i]) == _indent_width(below):
             kept = kept[:i]
             while kept and not kept[-1].strip():
                 kept.pop()
@@ -748,11 +820,6 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
     return (trimmed + space if trimmed == s else trimmed), False
 
 
-def _lone_quote(tok: str, ctx: CompletionContext) -> bool:
-    """Whether ``tok`` (from `_tokens`) is a quote opening a string its line does not close, in ``ctx``'s language."""
-    return tok in _QUOTES and not (tok == "'" and (ctx.language_id or "").lower() in _APOSTROPHE_OPENS_NO_STRING)
-
-
 def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
     """``ctx`` with its cursor in a comment or a string as its line before it reads, where tree-sitter gives no facts
     (Python alone has them): with neutral ones, a closer the editor had inserted there was kept (`// Note [... N|]`
@@ -763,7 +830,7 @@ def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
     if is_python(ctx.language_id) or facts.in_comment or facts.in_string or len(ctx.line_prefix) > _LINE_CHARS:
         return ctx
     line = ctx.line_prefix.lstrip()
-    if "/*" in _comment_openers.get() and line.startswith("*") and "*/" not in line:
+    if "/*" in _lexis.get().comments and line.startswith("*") and "*/" not in line:
         earlier = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
         if earlier.rfind("/*") > earlier.rfind("*/"):
             return replace(ctx, facts=replace(facts, in_comment=True))
@@ -772,7 +839,7 @@ def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
             continue
         if tok[0] in _QUOTES:
             triple = len(tok) >= 3 and tok[0] != "`" and tok.startswith(tok[0] * 3)
-            if _lone_quote(tok, ctx):
+            if tok in _QUOTES:  # a string its line does not close
                 return replace(ctx, facts=replace(facts, in_string=True)) if tok in ctx.line_suffix else ctx
             if triple and (len(tok) < 6 or not tok.endswith(tok[0] * 3)):
                 return replace(ctx, facts=replace(facts, in_string=True))
@@ -792,7 +859,7 @@ def _string_closer(ctx: CompletionContext) -> str:
     # A one-line string: the cursor line's first quote that starts no string closed on it opened it (what follows is
     # the string's text). Read from the prefix window, whose start may lie inside a string, `_open_triple` took every
     # later string inside out.
-    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if _lone_quote(tok, ctx)]
+    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if tok in _QUOTES]
     return rest[0] if lone and lone[0] == rest[0] else ""
 
 
@@ -833,17 +900,18 @@ def _before_code(ctx: CompletionContext) -> bool:
     return bool(rest) and not _SUFFIX_CLOSERS.fullmatch(rest)
 
 
-def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool) -> str:
+def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool, cut_short: bool = False) -> str:
     """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show, reading comments as
-    ``ctx``'s language writes them."""
-    reading = _comment_openers.set(_COMMENTS_BY_LANGUAGE.get((ctx.language_id or "").lower(), _HASH_COMMENTS))
+    ``ctx``'s language writes them. ``cut_short``: the model did not end ``raw`` itself (the token limit, Stop or a
+    loop cut ended it), so its last line may stop anywhere: a multi-line suggestion leaves that line out."""
+    reading = _lexis.set(_Lexis.of(ctx.language_id))
     try:
-        return _trim(raw, ctx, multiline)
+        return _trim(raw, ctx, multiline, cut_short)
     finally:
-        _comment_openers.reset(reading)
+        _lexis.reset(reading)
 
 
-def _trim(raw: str, ctx: CompletionContext, multiline: bool) -> str:
+def _trim(raw: str, ctx: CompletionContext, multiline: bool, cut_short: bool = False) -> str:
     """`trim_suggestion`'s rules, with the document's comments set for the scanners."""
     if not raw or not raw.strip():
         return ""
@@ -857,7 +925,11 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool) -> str:
     if (bad := _UNWRITABLE.search(text)) is not None:
         text = text[:bad.start()]
     if multiline:
-        kept = _cut_before_next_line(_rule_cut(text.split("\n"), ctx), ctx)
+        lines = text.split("\n")
+        if cut_short and len(lines) > 1:
+            # shown whole lines end the suggestion, and a half-written copy of the line below is no line of its own
+            lines = _without_unfinished_line(lines, ctx)
+        kept = _cut_before_next_line(_rule_cut(lines, ctx), ctx)
         # the balance rule after the tree's cut, which may end on a header whose body had an error
         kept = _drop_closing_line(_balanced_end(_tree_cut(kept, ctx), ctx), ctx)
         s = "\n".join([line.rstrip() for line in kept[:-1]] + kept[-1:])  # the last line's end: see below
