@@ -43,7 +43,9 @@ class AcceptanceData:
     y: np.ndarray  # 1 accepted
     groups: np.ndarray  # programmer of each row (str)
     measurements: np.ndarray  # (n, len(MEASUREMENT_KEYS)); NaN where the source has none
-    sources: list[dict] = field(default_factory=list)  # per source: path, kind, counts, skipped
+    # per source: path, kind, counts, skipped. `samples` (and `rows`, `skipped`, `explored`) count what was read;
+    # `accepted` and `synthetic` count the samples kept, which with --limit are the `used` ones
+    sources: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -103,8 +105,9 @@ def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int
     meas = np.array([[s.measurements.get(key, math.nan) if s.measurements else math.nan for key in MEASUREMENT_KEYS]
                      for s in samples], dtype=float).reshape(len(samples), len(MEASUREMENT_KEYS))
     summary = {"kind": "cups", "path": str(path), **load.summary()}
-    if limit is not None:
+    if limit is not None:  # accepted of the samples used, as for telemetry
         summary["used"] = len(samples)
+        summary["accepted"] = sum(s.label for s in samples)
     return AcceptanceData(
         np.array(X1).reshape(len(samples), len(features.CONTEXT_FEATURES)),
         np.array(X2).reshape(len(samples), len(features.SUGGESTION_FEATURES)),
@@ -170,7 +173,8 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
     one before any outcome (`superseded`): the CUPS loader has no label for it either. ``policy``: the decoding
     policy the model will be served under; the layers-used feature is unknown unless it is `dynamic`, as the
     scorer leaves it for CUPS rows (rows of a dynamic session taught a speculative model a feature serving never
-    gives it)."""
+    gives it). ``limit``: at most that many samples of each database, drawn with ``seed``; its source says how many
+    it kept (`used`), and its `accepted` and `synthetic` count those, beside the `samples` read."""
     from telemetry.reader import SYNTHETIC_CLIENTS, open_upgraded
     from telemetry.schema import TelemetrySchemaError
 
@@ -242,10 +246,11 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                               [{"kind": "telemetry", "path": str(path), "samples": n,
                                 "accepted": int(sum(labels)), "synthetic": int(sum(synthetic)),
                                 "skipped": dict(skipped), **({"explored": explored, "explored_extra": extra} if explored else {})}])
-        if limit is not None:  # N samples per source, said as for CUPS files
+        if limit is not None:  # N samples per source, said as for CUPS files; accepted and synthetic of those
             idx = limit_indices(n, limit, seed)
             part = part.subset(idx)
             part.sources[0]["used"] = len(part)
+            part.sources[0]["accepted"] = int(part.y.sum())
             part.sources[0]["synthetic"] = int(np.asarray(synthetic, dtype=bool)[idx].sum()) if n else 0
         parts.append(part)
     return AcceptanceData.concat(parts), refusals

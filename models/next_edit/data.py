@@ -15,6 +15,15 @@ def main_cli(args) -> int:
     telemetry = args.telemetry or []
     both = not args.real and not args.synthetic and not telemetry
     out = Path(args.out)
+    # --limit and --seed shape the synthetic chains alone (the real changes and telemetry take neither): taken and
+    # ignored, a run with them said nothing of it. --seed 0 is the default, which no run can tell from none given.
+    ignored = [flag for flag, given in (("--limit", args.limit is not None), ("--seed", args.seed != 0)) if given]
+    if ignored and not (args.synthetic or both):
+        built = " and ".join(what for what, on in (("the real changes", args.real), ("telemetry", telemetry)) if on)
+        print(f"tact train next-edit-data: error: {' and '.join(ignored)} shape{'s' * (len(ignored) == 1)} the "
+              f"synthetic chains, which this run does not build ({built} only); add --synthetic, or leave "
+              f"{'it' if len(ignored) == 1 else 'them'} out", file=sys.stderr)
+        return 2
     # Bad input is refused before the downloads and before anything is written (an earlier file stays as it was)
     if args.synthetic or both:
         from models.train_lm import check_corpus  # TrainingInputError, which `tact` prints as one line

@@ -42,11 +42,16 @@ def continues(last: Edit, target: Edit) -> bool:
     return last.start_line <= target.start_line <= end
 
 
+CONTINUED = "edit that only continues the one before it: typing on, which completion covers"
+
+
 def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit], split: str = "train",
-                         meta: dict | None = None, texts: list[str] | None = None) -> list[Example]:
+                         meta: dict | None = None, texts: list[str] | None = None,
+                         skipped: Counter | None = None) -> list[Example]:
     """Examples from one document's line edits (each applying to the text the one before it left). ``texts``: the
     text before each edit and after the last (``opened`` first) where the caller already built them, so the edits
-    are not applied a second time; else they are rebuilt here."""
+    are not applied a second time; else they are rebuilt here. ``skipped``: where the targets left out (``CONTINUED``)
+    are counted."""
     if texts is None:
         texts = [opened]
         for e in edits:
@@ -57,6 +62,8 @@ def examples_from_stream(path: str, package: str, opened: str, edits: list[Edit]
     for k in range(1, len(edits)):
         target = edits[k]
         if continues(edits[k - 1], target):
+            if skipped is not None:
+                skipped[CONTINUED] += 1
             continue
         first = max(0, k - MAX_HISTORY)
         out.append(Example(path=path, package=package, original=texts[first], history=edits[first:k],
@@ -153,15 +160,17 @@ def from_telemetry(paths: list[str | Path]) -> TelemetryExamples:
                 result.refusals.append(f"{path}: {exc}")
                 continue
             for session in sessions:
-                found = []
+                found, skipped = [], Counter()  # counted only for a session that is kept
                 try:
-                    for uri, edits, texts in _document_streams(conn, session["id"], result.skipped):
+                    for uri, edits, texts in _document_streams(conn, session["id"], skipped):
                         found += examples_from_stream(uri, session["id"], texts[0], edits,
-                                                      meta={"database": Path(path).name}, texts=texts)
+                                                      meta={"database": Path(path).name}, texts=texts,
+                                                      skipped=skipped)
                 except sqlite3.DatabaseError:  # a damaged row: the session is left out, the others kept
                     result.skipped["session with a damaged row"] += 1
                     continue
                 result.examples += found
+                result.skipped.update(skipped)
         finally:
             conn.close()
     return result
