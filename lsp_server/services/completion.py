@@ -25,9 +25,10 @@ from models.healing import Prompt
 from models.model_dir import SETTING_ADVICE, ModelDirError, default_model_dir, fingerprint
 from models.runtime import DecodeOptions, DecodeResult, EarlyExitRuntime
 
-# Stop reasons of a text the model ended itself (its end-of-text token, the line's end in single-line mode); any other
-# (the token limit, Stop, a loop cut, the context's end) may stop its last line anywhere
-_ENDED_BY_THE_MODEL = frozenset({"eos", "newline"})
+# Stop reasons of a text cut by a budget, not by the model: its last line may stop anywhere (`self.real`). Stop ends
+# the text before a token the model would likely get wrong, which is where the suggestion should end, and a loop cut
+# ends it where the copies begin, most often a line's end.
+_CUT_BY_A_BUDGET = frozenset({"max_tokens", "context"})
 
 log = logging.getLogger("tact.completion")
 
@@ -271,7 +272,7 @@ class CompletionService:
         written = view.back if view is not None else (lambda text: text)  # its indentation as the document's
         raw = written(result.text)
         text = trim_suggestion(raw, ctx, multiline=settings.multiline,
-                               cut_short=result.stop_reason not in _ENDED_BY_THE_MODEL)
+                               cut_short=result.stop_reason in _CUT_BY_A_BUDGET)
         latency = (time.perf_counter() - t0) * 1000
         details = {
             "prompt_tokens": result.prompt_tokens, "cached_tokens": result.cached_tokens,

@@ -715,11 +715,12 @@ def _without_unfinished_line(lines: list[str], ctx: CompletionContext) -> list[s
 
 def _cut_before_next_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     """``kept`` up to (not including) its first line after the first that the document has next below the cursor
-    line, at the same indentation (lines of closers aside: `_drop_closing_line` judges those): from there the
-    suggestion typed again what follows it (``self.x = x|`` above ``self.y = y`` suggested ``self.y = y`` once more).
-    A body's ``return None`` above the document's own, less indented, is no copy: cut there, its header was left
-    without a body. Where the first line already makes the cursor line a copy of the line below, that line alone is
-    kept, and the single-line rules hide it (``se|`` above ``self.b = b`` and ``self.c = c`` offered both again)."""
+    line, at the same indentation, or its last line where it starts that line again (lines of closers aside:
+    `_drop_closing_line` judges those): from there the suggestion typed again what follows it (``self.x = x|`` above
+    ``self.y = y`` suggested ``self.y = y`` once more). A body's ``return None`` above the document's own, less
+    indented, is no copy: cut there, its header was left without a body. Where the first line already makes the
+    cursor line a copy of the line below, that line alone is kept, and the single-line rules hide it (``se|`` above
+    ``self.b = b`` and ``self.c = c`` offered both again)."""
     if len(kept) < 2 or ctx.line_suffix.strip():
         return kept
     below = _line_below(ctx)
@@ -729,7 +730,10 @@ def _cut_before_next_line(kept: list[str], ctx: CompletionContext) -> list[str]:
     if (ctx.line_prefix + kept[0]).strip() == following:
         return kept[:1]
     for i in range(1, len(kept)):
-        if kept[i].strip() == following and _indent_width(kept[i]) == _indent_width(below):
+        line = kept[i].strip()
+        # the line below, or a last line that starts writing it again (`write("<value><` above `write("<value><struct>")`)
+        copies = line == following or (i == len(kept) - 1 and line and following.startswith(line))
+        if copies and _indent_width(kept[i]) == _indent_width(below):
             kept = kept[:i]
             while kept and not kept[-1].strip():
                 kept.pop()
@@ -902,8 +906,8 @@ def _before_code(ctx: CompletionContext) -> bool:
 
 def trim_suggestion(raw: str, ctx: CompletionContext, *, multiline: bool, cut_short: bool = False) -> str:
     """Trim ``raw`` (the model's continuation at ``ctx``'s cursor) to the suggestion to show, reading comments as
-    ``ctx``'s language writes them. ``cut_short``: the model did not end ``raw`` itself (the token limit, Stop or a
-    loop cut ended it), so its last line may stop anywhere: a multi-line suggestion leaves that line out."""
+    ``ctx``'s language writes them. ``cut_short``: a budget ended ``raw`` (the token limit, the context's end), not
+    the model, so its last line may stop anywhere: a multi-line suggestion leaves that line out."""
     reading = _lexis.set(_Lexis.of(ctx.language_id))
     try:
         return _trim(raw, ctx, multiline, cut_short)
@@ -926,8 +930,7 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool, cut_short: bool = F
         text = text[:bad.start()]
     if multiline:
         lines = text.split("\n")
-        if cut_short and len(lines) > 1:
-            # shown whole lines end the suggestion, and a half-written copy of the line below is no line of its own
+        if cut_short and len(lines) > 1:  # shown whole lines end the suggestion
             lines = _without_unfinished_line(lines, ctx)
         kept = _cut_before_next_line(_rule_cut(lines, ctx), ctx)
         # the balance rule after the tree's cut, which may end on a header whose body had an error
