@@ -271,8 +271,9 @@ def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] 
     ``exclude_clients``), and the latest such outcome: ``{accepted, rejected, last_outcome, last_outcome_at}`` (next
     edits not counted). With ``before``, what the database held then: sessions started before it, outcomes decided
     before it (a replay's acceptance prior is the one its recording started from)."""
+    # a suggestion ended `ignored` (focus moved away, the user typed it out by hand) is no one's rejection
     decided = ("outcome IN ('accepted', 'partially_accepted', 'rejected') "
-               "AND COALESCE(kind, 'completion') = 'completion'")
+               "AND COALESCE(kind, 'completion') = 'completion' AND COALESCE(reject_reason, '') != 'ignored'")
     params: list[Any] = list(exclude_clients)
     if exclude_clients:
         decided += (" AND session_id NOT IN (SELECT id FROM sessions WHERE client_name IN "

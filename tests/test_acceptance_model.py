@@ -252,6 +252,14 @@ def test_debounce_is_longest_for_a_likely_rejection():
     assert debounce_ms(0.01, NEVER, 0.35, 0) == 0
 
 
+def test_a_skip_threshold_above_the_base_rate_still_makes_a_likely_rejection_wait():
+    """At or above the base rate the linear part has no width: every request waited nothing, an explored one (scored
+    below the threshold) included, and the maximum wait setting did nothing."""
+    assert debounce_ms(0.1, 0.5, 0.338, 1000) == 1000
+    assert debounce_ms(0.5, 0.5, 0.338, 1000) == 1000
+    assert debounce_ms(0.6, 0.5, 0.338, 1000) == 0
+
+
 @pytest.mark.parametrize("kind", ["logistic", "trees"])
 def test_numpy_inference_equals_sklearn(kind):
     pytest.importorskip("sklearn")

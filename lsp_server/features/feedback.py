@@ -14,6 +14,7 @@ from lsp_server.protocol import (
     STATUS,
     RejectReason,
 )
+from lsp_server.services.ledger import UNDECIDED
 from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
@@ -76,7 +77,9 @@ def record_rejected(ls, params, method: str, kind: str) -> None:
         # overwrote the stored reason and time, and after an accept turned the ledger's entry to rejected
         log.debug("%s for %s, which ended %s already: not recorded again", method, sid, known.outcome)
         return
-    ls.ledger.resolve(sid, "rejected")
+    # a suggestion that ended without a decision (`ignored`: focus moved away, the extension stopped, the user typed
+    # it out by hand) is recorded with its reason, but is no rejection the acceptance gate counts
+    ls.ledger.resolve(sid, UNDECIDED if reason is RejectReason.IGNORED else "rejected")
     ls.recorder.rejected(sid, reason.value)
     if kind == "next_edit" and raw == RejectReason.DISMISSED.value:  # Escape: not offered again as it is
         ls.next_edits.dismissed(sid)

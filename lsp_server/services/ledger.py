@@ -16,6 +16,10 @@ from typing import Callable, NamedTuple
 
 log = logging.getLogger("tact.ledger")
 
+# The outcome of a suggestion that ended without the user deciding (rejected `ignored`: focus moved away, the
+# extension stopped, the user typed it out by hand): ended, and no rejection the acceptance gate counts.
+UNDECIDED = "undecided"
+
 
 @dataclass
 class IssuedSuggestion:
@@ -25,7 +29,7 @@ class IssuedSuggestion:
     version: int
     text: str
     shown: bool = False
-    outcome: str | None = None  # accepted | partially_accepted | rejected
+    outcome: str | None = None  # accepted | partially_accepted | rejected | UNDECIDED
     # UTF-16 units of the selected completion entry the editor's item carries before the suggestion's own text
     # (SelectedCompletion): a partial accept's length counts them, the suggestion does not hold them
     selected_units: int = 0

@@ -222,6 +222,9 @@ def from_telemetry(paths: list[str | Path], limit: int | None = None, seed: int 
                 if outcome == "rejected" and reject_reason == "superseded":
                     skipped["superseded before any outcome"] += 1
                     continue
+                if outcome == "rejected" and reject_reason == "ignored":  # focus moved, typed out by hand
+                    skipped["ended without a decision (ignored)"] += 1
+                    continue
                 if policy is not None and policy != "dynamic":
                     x[_LAYERS_FRACTION] = math.nan
                 copies = explored_copies(d)

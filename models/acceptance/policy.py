@@ -109,11 +109,12 @@ def outcomes(s1: np.ndarray, s2: np.ndarray, y: np.ndarray, t: Thresholds) -> di
 def debounce_ms(score: float, skip_threshold: float, base_rate: float, max_ms: float) -> int:
     """The wait before calling the model: the full ``max_ms`` at the skip threshold, nothing at or
     above the base acceptance rate, linear in between (a likely rejection waits to see whether the
-    user keeps typing)."""
+    user keeps typing). A skip threshold at or above the base rate leaves no between: a score at or below it (an
+    explored request, one the threshold would skip) waits the full time, any other none."""
     if max_ms <= 0:
         return 0
     low = skip_threshold if skip_threshold != NEVER else 0.0
     if base_rate <= low:
-        return 0
+        return int(round(max_ms)) if score <= low else 0
     frac = (base_rate - score) / (base_rate - low)
     return int(round(max_ms * min(1.0, max(0.0, frac))))
