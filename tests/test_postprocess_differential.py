@@ -118,7 +118,7 @@ _PIECES = [
 _BREAKS = ["\n", "\r\n", "\r"]
 # A language without tree-sitter facts whose comments and strings are Python's, as the former scanners read every
 # language (plaintext's apostrophes open no strings now).
-_OTHER_LANGUAGE = "r"
+_OTHER_LANGUAGE = "ruby"
 
 
 def _line(rng: random.Random, pieces: int) -> str:

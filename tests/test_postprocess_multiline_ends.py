@@ -107,19 +107,3 @@ def test_the_default_model_cut_at_its_token_limit_ends_multi_line_suggestions_on
             assert last + "\n" in s.raw, (s.raw, s.text)  # a whole line of the raw text, not its cut end
             cut += 1
     assert cut > 0  # a multi-line suggestion cut at the token limit was shaped
-
-
-@pytest.mark.parametrize("language_id, src, raw, expected", [
-    # the token limit cut a call open: the suggestion ends at its last line outside the brackets it opened
-    ("javascript", "function load(url) {|\n}\n", "\n  const res = await fetch(url);\n  const data = parse(res,\n    opts,",
-     "\n  const res = await fetch(url);"),
-    ("c", "int main(void) {|\n}\n", "\n    int n = 0;\n    for (int i = 0; i < 10; i++) {\n        n += i;",
-     "\n    int n = 0;"),
-    ("rust", "fn main() {|\n}\n", "\n    let v: Vec<&'static str> = vec![\n        \"a\",",
-     "\n    let v: Vec<&'static str> = vec!["),  # no whole line outside: its first, as single-line mode shows it
-    # a line closing the block the cursor is in ends it, and Python's decorator and header rules are Python's
-    ("javascript", "function f() {\n  if (ok) {|\n", "\n    run();\n  }\n  done();", "\n    run();\n  }"),
-    ("ruby", "class Point\n  def initialize(x)|\nend\n", "\n    @x = x\n    @y = 0", "\n    @x = x\n    @y = 0"),
-])
-def test_outside_python_a_multi_line_suggestion_ends_outside_the_brackets_it_opened(language_id, src, raw, expected):
-    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=True) == expected

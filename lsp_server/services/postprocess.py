@@ -63,14 +63,6 @@ _WORD_BREAKS = r"\s;&|()<>"
 _WORD_START_HASH = rf"(?<![^{_WORD_BREAKS}])#"  # a `#` at the text's start or after a space or an operator
 _WORD_HASH = rf"(?<=[^{_WORD_BREAKS}])#"  # any other
 _WORD_BREAK = re.compile(rf"[{_WORD_BREAKS}]")
-# Languages whose backquoted strings may span lines (template literals, Go's raw strings): read one line at a time, a
-# multi-line one turned its lines inside out (`x := \`` / `foo (` / `\`` left a `(` open).
-_BACKTICK_SPANS_LINES = frozenset(["javascript", "javascriptreact", "typescript", "typescriptreact", "go"])
-_SPANNING_BACKTICK = re.compile(r"`(?:[^`\\]|\\[\s\S])*(`)?")  # its closing quote the group, or none: to the end
-# Languages where a backslash before a bracket outside strings escapes it: regular expression literals (`/\(/g`), a
-# shell's `\(`.
-_ESCAPED_BRACKETS = frozenset(["javascript", "javascriptreact", "typescript", "typescriptreact", "ruby", "perl",
-                               *_HASH_AT_WORD_START])
 
 
 @dataclass(frozen=True)
@@ -80,14 +72,12 @@ class _Lexis:
     comments: tuple[str, ...] = _HASH_COMMENTS  # what starts a comment (`/*` one that `*/` ends)
     hash_at_word_start: bool = False  # `#` starts a comment only at a word's start (shells)
     apostrophe_literals: bool = False  # `'` opens only a one-character literal; any other `'` is text
-    backtick_spans_lines: bool = False  # a backquoted string may span lines
-    escaped_brackets: bool = False  # a backslash before a bracket makes it text
 
     @classmethod
     def of(cls, language_id: str | None) -> "_Lexis":
         lang = (language_id or "").lower()
         return cls(_COMMENTS_BY_LANGUAGE.get(lang, _HASH_COMMENTS), lang in _HASH_AT_WORD_START,
-                   lang in _APOSTROPHE_OPENS_NO_STRING, lang in _BACKTICK_SPANS_LINES, lang in _ESCAPED_BRACKETS)
+                   lang in _APOSTROPHE_OPENS_NO_STRING)
 
     def opener_pattern(self, opener: str) -> str:
         """A regex matching ``opener`` where it starts a comment."""
@@ -220,8 +210,6 @@ def _code_patterns(dead: str, stop_at_comment: bool, lexis: _Lexis) -> tuple[re.
     for q in _QUOTES:
         if q == "'" and lexis.apostrophe_literals:
             skip.append(_CHAR_LITERAL.pattern)
-        elif q == "`" and lexis.backtick_spans_lines:  # closed (on the run's line with quotes dead)
-            skip.append(r"`(?:[^`\\\n]|\\.)*`" if dead else r"`(?:[^`\\]|\\[\s\S])*`")
         elif q not in dead:  # a string closed on its line, not the start of a triple-quoted one
             skip.append(q + ("" if q == "`" else f"(?!{q}{q})") + r"[^{0}\\\n]*(?:\\.[^{0}\\\n]*)*".format(q) + q)
     live = "".join(q for q in _QUOTES if q not in dead)
@@ -237,8 +225,6 @@ def _code_patterns(dead: str, stop_at_comment: bool, lexis: _Lexis) -> tuple[re.
         plain.append("'(?!%s)" % _CHAR_LITERAL_BODY)
     if lexis.hash_at_word_start and "#" in comments:
         plain.append(_WORD_HASH)
-    if lexis.escaped_brackets:
-        skip.append(r"\\[()\[\]{}]")
     return re.compile(r"(?:%s)*" % "|".join([*plain, *skip])), re.compile("|".join(skip) or r"(?!)")
 
 
@@ -279,14 +265,6 @@ def _code_scan(text: str, *, lone_quote_ends_line: bool = False, stop_at_comment
             pos = close + 2
         elif c == "\n":  # the end of the line on which `dead`'s strings failed
             pos, dead = end + 1, ""
-        elif c == "`" and lexis.backtick_spans_lines:  # one going past the run's line, or never closed
-            string = _SPANNING_BACKTICK.match(text, end)
-            if string.group(1) is None:
-                return "".join(pieces), n, "`"
-            close = string.end()
-            if dead and text.find("\n", end, close) >= 0:
-                dead = ""
-            pos = close
         elif c != "`" and text.startswith(c * 3, end):
             close = text.find(c * 3, end + 3)
             if close < 0:
@@ -335,11 +313,6 @@ def _tokens(text: str) -> Iterator[tuple[int, str]]:
         elif m.group() in comments:
             end = text.find("\n", i)
             end = n if end < 0 else end
-        elif c in _OPEN + _CLOSE and lexis.escaped_brackets and i and text[i - 1] == "\\":
-            pos = end  # escaped: text
-            continue
-        elif c == "`" and lexis.backtick_spans_lines:
-            end = _SPANNING_BACKTICK.match(text, i).end()
         elif c in _QUOTES:
             if c != "`" and text.startswith(c * 3, i):
                 end = text.find(c * 3, i + 3)
@@ -667,9 +640,8 @@ def _balanced_end(kept: list[str], ctx: CompletionContext) -> list[str]:
     body is being written). Inside a comment, or a string whose start the prefix window does not hold, they are left
     as they are: the scan cannot tell the suggestion's code from its prose there."""
     facts = ctx.facts
-    if len(kept) < 2 or facts.in_comment:
+    if len(kept) < 2 or not is_python(ctx.language_id) or facts.in_comment:
         return kept
-    python = is_python(ctx.language_id)
     inside = _open_triple(ctx.prefix) if facts.in_string else ""
     if facts.in_string and not inside:  # the window starts inside a string, which the scan reads inverted
         return kept
@@ -693,9 +665,7 @@ def _balanced_end(kept: list[str], ctx: CompletionContext) -> list[str]:
         if not stripped or depth > 0 or open_after[i]:
             continue
         whole.append(i + 1)
-        # Python's decorators and headers wait for what they decorate or head (elsewhere `@x = 1` and `case 1:` end)
-        waits = python and (stripped.startswith("@")
-                            or (i > 0 and _is_header(stripped) and body_below <= _indent_width(line)))
+        waits = stripped.startswith("@") or (i > 0 and _is_header(stripped) and body_below <= _indent_width(line))
         if depth < 0 or not waits:  # a line closing the cursor's own bracket ends its statement
             ends.append(i + 1)
     first = next(i for i, line in enumerate(kept) if line.strip()) + 1
@@ -854,12 +824,6 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
     return (trimmed + space if trimmed == s else trimmed), False
 
 
-def _open_template(tok: str) -> bool:
-    """Whether ``tok`` (from `_tokens`) is a backquoted string that may span lines, not closed in the text scanned."""
-    string = _SPANNING_BACKTICK.fullmatch(tok) if tok[0] == "`" and _lexis.get().backtick_spans_lines else None
-    return string is not None and string[1] is None
-
-
 def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
     """``ctx`` with its cursor in a comment or a string as its line before it reads, where tree-sitter gives no facts
     (Python alone has them): with neutral ones, a closer the editor had inserted there was kept (`// Note [... N|]`
@@ -879,8 +843,8 @@ def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
             continue
         if tok[0] in _QUOTES:
             triple = len(tok) >= 3 and tok[0] != "`" and tok.startswith(tok[0] * 3)
-            if tok in _QUOTES or _open_template(tok):  # a string its line does not close
-                return replace(ctx, facts=replace(facts, in_string=True)) if tok[0] in ctx.line_suffix else ctx
+            if tok in _QUOTES:  # a string its line does not close
+                return replace(ctx, facts=replace(facts, in_string=True)) if tok in ctx.line_suffix else ctx
             if triple and (len(tok) < 6 or not tok.endswith(tok[0] * 3)):
                 return replace(ctx, facts=replace(facts, in_string=True))
         elif not (tok.startswith("/*") and tok.endswith("*/") and len(tok) >= 4):  # a comment, not closed before
@@ -899,7 +863,7 @@ def _string_closer(ctx: CompletionContext) -> str:
     # A one-line string: the cursor line's first quote that starts no string closed on it opened it (what follows is
     # the string's text). Read from the prefix window, whose start may lie inside a string, `_open_triple` took every
     # later string inside out.
-    lone = [tok[0] for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if tok in _QUOTES or _open_template(tok)]
+    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if tok in _QUOTES]
     return rest[0] if lone and lone[0] == rest[0] else ""
 
 
@@ -912,8 +876,7 @@ def _cut_at_string_end(s: str, ctx: CompletionContext) -> str | None:
     closer = _string_closer(ctx)
     if not closer:
         return None
-    spans = len(closer) == 3 or closer == "`" and _lexis.get().backtick_spans_lines
-    end = len(s) if spans else len(first_line(s))  # a one-line string ends on its line
+    end = len(s) if len(closer) == 3 else len(first_line(s))  # a one-line string ends on its line
     # with the backslashes the cursor follows: `"\\|"` with `"");` starts with an escaped quote
     lead = len(ctx.line_prefix) - len(ctx.line_prefix.rstrip("\\"))
     i = s.find(closer)
