@@ -467,9 +467,9 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                                 "left out")
 
 
-# Columns only one figure reads (a request's context: the notebook cells above it): damage there is read as unknown
-# and said, not the row left out of every figure.
-_UNKNOWN_IF_DAMAGED = frozenset({"context"})
+# Columns only one figure reads (a request's context: the notebook cells above it; its tokens: the layers a token
+# weighs): damage there is read as unknown and said, not the row left out of every figure.
+_UNKNOWN_IF_DAMAGED = frozenset({"context", "tokens"})
 
 
 def _checked_rows(rows: list[tuple], columns: tuple[str, ...], data: Dataset, what: str) -> list[tuple]:

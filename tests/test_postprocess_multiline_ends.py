@@ -47,7 +47,8 @@ def test_a_last_line_the_rest_cannot_end_without_stays(src, raw):
 
 def test_a_last_line_that_starts_writing_the_line_below_again_is_left_out():
     # the model began to copy the line below (a loop cut ended it), whatever ended the text
-    src = '    def dump_struct(self, value, write):\n        self.memo[i] = None|\n        write("<value><struct>\\n")\n'
+    src = ('    def dump_struct(self, value, write):\n        self.memo[i] = None|\n'
+           '        write("<value><struct>\\n")\n')
     assert multi(src, '\n        write("<value><') == ""
     assert multi(src, '\n        del self.memo[i]\n        write("<value><') == "\n        del self.memo[i]"
 
@@ -60,7 +61,8 @@ def test_a_suggestion_cut_short_on_its_first_line_keeps_it():
 @pytest.mark.parametrize("src, raw", [
     ("class P:\n    def __init__(self, a, b, c):\n        self.a = a\n        se|\n        self.b = b\n"
      "        self.c = c\n\n    def f(self):\n        pass\n", "lf.b = b\n        self.c = c\n\n    def f(self):"),
-    ("def f(xs):\n    for x in xs:\n        total +|\n        total += x\n    return total\n", "= x\n    return total\n"),
+    ("def f(xs):\n    for x in xs:\n        total +|\n        total += x\n    return total\n",
+     "= x\n    return total\n"),
 ])
 def test_a_first_line_that_copies_the_line_below_is_not_offered_with_the_lines_after_it(src, raw):
     assert single(src, raw) == ""
@@ -68,9 +70,11 @@ def test_a_first_line_that_copies_the_line_below_is_not_offered_with_the_lines_a
 
 
 @pytest.mark.parametrize("src, raw, expected", [
-    ("def get(d, k):\n    v = d.get(k)|\n    return None\n", "\n    if v is None:\n        return None\n    return v.value\n",
+    ("def get(d, k):\n    v = d.get(k)|\n    return None\n",
+     "\n    if v is None:\n        return None\n    return v.value\n",
      "\n    if v is None:\n        return None\n    return v.value"),
-    ("def f(a):\n    x = g(a)|\n    raise ValueError(a)\n", "\n    if not x:\n        raise ValueError(a)\n    return x\n",
+    ("def f(a):\n    x = g(a)|\n    raise ValueError(a)\n",
+     "\n    if not x:\n        raise ValueError(a)\n    return x\n",
      "\n    if not x:\n        raise ValueError(a)\n    return x"),
 ])
 def test_a_body_line_like_the_next_line_at_another_depth_is_no_copy_of_it(src, raw, expected):
@@ -107,3 +111,34 @@ def test_the_default_model_cut_at_its_token_limit_ends_multi_line_suggestions_on
             assert last + "\n" in s.raw, (s.raw, s.text)  # a whole line of the raw text, not its cut end
             cut += 1
     assert cut > 0  # a multi-line suggestion cut at the token limit was shaped
+
+
+@pytest.mark.parametrize("language_id, src, raw, expected", [
+    # an empty first line, or one that makes the cursor line equal the line below at another depth, is no copy
+    ("rust", "/// Summary.\n///|\n///\n/// More.\nfn f() {}\n", "\n/// Details that go here.\n/// And more.\n",
+     "\n/// Details that go here.\n/// And more."),
+    ("shellscript", "f() {\n\tcase $1 in\n\t\t-*)\n\t\t\tCOMPREPLY=(a)\n\t\t\treturn 0|\n\treturn 0\n}\n",
+     "\n\t\t\t;;\n\tesac\n", "\n\t\t\t;;"),
+    ("python", "def f(self, f):\n    try:\n        pass\n    except:\n        if|\n    if self._locked:\n        g()\n",
+     " self._locked:\n            _unlock_file(f)\n        raise\n", " self._locked:\n            _unlock_file(f)"),
+    # a finished last line (a line break after it) that the line below starts with is the model's line
+    ("python", "class A:\n    def __gt__(self, other):\n        i|\n            return self._when > other._when or "
+     "self.eq(other)\n        return NotImplemented\n",
+     "f isinstance(other, TimerHandle):\n            return self._when > other._when\n        return NotImplemented\n",
+     "f isinstance(other, TimerHandle):\n            return self._when > other._when"),
+    ("rust", "/// Returns a pointer to the kernel dispatch |\n/// # Examples\nfn f() {}\n", "packet.\n///\n",
+     "packet.\n///"),
+])
+def test_what_only_looks_like_a_copy_of_the_line_below_stays(language_id, src, raw, expected):
+    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=True) == expected
+
+
+@pytest.mark.parametrize("language_id, src, raw, expected", [
+    # a quote in prose or in a language where `'` opens no string may still close the quoted text the cursor is in
+    ("markdown", "```js\nswitch (x) {\n  case 'test:pla|':\n    break;\n}\n```\n", "n':\n    break;", "n"),
+    ("restructuredtext", ".. code:: python\n\n   x = f('|')\n", "abc')\n", "abc"),
+    ("rust", "fn f() {\n    let c = '|';\n}\n", "x';\n", "x"),
+    ("plaintext", "He said 'hel|'\n", "lo'\n", "lo"),
+])
+def test_a_quote_closing_the_quoted_text_the_cursor_is_in_is_dropped(language_id, src, raw, expected):
+    assert trim_suggestion(raw, ctx_at(src, language_id), multiline=False) == expected

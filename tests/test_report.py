@@ -439,8 +439,8 @@ def test_a_replay_in_an_older_schema_is_paired_with_its_recording_as_the_report_
 def test_layers_per_token_are_the_layers_of_every_token_over_the_tokens_as_the_bench_pools_them(tmp_path, capsys):
     """A mean over suggestions gave a one-token suggestion (its token from the prompt's pass, every layer) the weight
     of a long one: 10 and 1 tokens at 6 and 12 layers read 9.0 layers a token where the tokens ran 6.55."""
-    db = _direct_db(tmp_path / "mixed.sqlite3", [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "rejected"),
-                                                 ("c", "completion", None, None)], [])
+    rows = [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "rejected"), ("c", "completion", None, None)]
+    db = _direct_db(tmp_path / "mixed.sqlite3", rows, [])
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE suggestions SET tokens = 10, layers_per_token = 6 WHERE id = 'a'")
         conn.execute("UPDATE suggestions SET tokens = 1, layers_per_token = 12 WHERE id = 'b'")
@@ -449,3 +449,19 @@ def test_layers_per_token_are_the_layers_of_every_token_over_the_tokens_as_the_b
     assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)["summaries"]
     assert summary["layers_per_token"] == round((10 * 6 + 12) / 11, 3)
+
+
+def test_a_damaged_token_count_is_read_as_unknown_and_keeps_its_suggestion(tmp_path, capsys):
+    """Read for the layers a token weighs, a damaged `tokens` value (text, 2.5) left its whole suggestion out of every
+    figure: 3 requests read 2, and the acceptance 0.667 read 0.5."""
+    rows = [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "accepted"), ("c", "completion", 2.5, "rejected")]
+    db = _direct_db(tmp_path / "tok.sqlite3", rows, [])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE suggestions SET tokens = 4, layers_per_token = 6 WHERE id IN ('a', 'c')")
+        conn.execute("UPDATE suggestions SET tokens = 'many', layers_per_token = 12 WHERE id = 'b'")
+    conn.close()
+    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert (summary["requests"], summary["accepted"], summary["acceptance_rate"]) == (3, 2, round(2 / 3, 4))
+    assert summary["layers_per_token"] == round((4 * 6 + 4 * 6 + 12) / 9, 3)  # the unknown count weighs one token
+    assert any("tokens" in reason for reason in summary["partial_reasons"])

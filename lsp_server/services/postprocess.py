@@ -48,15 +48,14 @@ _COMMENTS_BY_LANGUAGE = {
     **dict.fromkeys(["lua", "haskell"], ("--",)),
     "sql": ("--", "/*"),
 }
-# Languages whose `'` opens no string but a one-character literal (`'x'`, `'\n'`): a Rust lifetime or label
-# (`&'a str`), a prime (`foldl'`, `xs'`), a Lisp quote, an apostrophe in prose. Read as a string's start, it put the
-# cursor in a string, and two of them on a line hid the brackets between (`impl<'a> Iter<'a> {`).
+# Languages whose `'` opens no string the cursor line may leave open: a Rust lifetime or label (`&'a str`), a prime
+# (`foldl'`, `xs'`), a Lisp quote, an apostrophe in prose. Read as a string's start, it put the cursor in a string.
+# (The scanners still read a `'` as they do in Python: read as a one-character literal alone, a suggestion's quote
+# closing a quoted word in prose, or a Rust character literal the cursor is in, was kept twice.)
 _APOSTROPHE_OPENS_NO_STRING = frozenset(
     ["rust", "haskell", "ocaml", "fsharp", "elm", "purescript", "clojure", "scheme", "lisp", "racket", "plaintext",
      "markdown", "latex", "tex", "restructuredtext"]
 )
-_CHAR_LITERAL_BODY = r"(?:\\u\{[0-9a-fA-F]{1,6}\}|\\x[0-9a-fA-F]{2}|\\[0-9]{1,3}|\\.|[^'\\\n])'"
-_CHAR_LITERAL = re.compile("'" + _CHAR_LITERAL_BODY)
 # Shells, where `#` starts a comment only at a word's start: `$#`, `${#items[@]}` and `${path##*/}` are code.
 _HASH_AT_WORD_START = frozenset(["shellscript", "sh", "bash", "zsh", "ksh", "fish"])
 _WORD_BREAKS = r"\s;&|()<>"
@@ -67,17 +66,15 @@ _WORD_BREAK = re.compile(rf"[{_WORD_BREAKS}]")
 
 @dataclass(frozen=True)
 class _Lexis:
-    """How the document's language starts comments and strings, as far as the bracket scanners need it."""
+    """How the document's language starts comments, as far as the bracket scanners need it."""
 
     comments: tuple[str, ...] = _HASH_COMMENTS  # what starts a comment (`/*` one that `*/` ends)
     hash_at_word_start: bool = False  # `#` starts a comment only at a word's start (shells)
-    apostrophe_literals: bool = False  # `'` opens only a one-character literal; any other `'` is text
 
     @classmethod
     def of(cls, language_id: str | None) -> "_Lexis":
         lang = (language_id or "").lower()
-        return cls(_COMMENTS_BY_LANGUAGE.get(lang, _HASH_COMMENTS), lang in _HASH_AT_WORD_START,
-                   lang in _APOSTROPHE_OPENS_NO_STRING)
+        return cls(_COMMENTS_BY_LANGUAGE.get(lang, _HASH_COMMENTS), lang in _HASH_AT_WORD_START)
 
     def opener_pattern(self, opener: str) -> str:
         """A regex matching ``opener`` where it starts a comment."""
@@ -204,25 +201,20 @@ def _code_patterns(dead: str, stop_at_comment: bool, lexis: _Lexis) -> tuple[re.
         else:
             skip.append(lexis.opener_pattern(opener) + r"[^\n]*")
     for q in "\"'":
-        if q not in dead and not (q == "'" and lexis.apostrophe_literals):
-            # a triple-quoted string, closed (on the run's line with quotes dead)
+        if q not in dead:  # a triple-quoted string, closed (on the run's line with quotes dead)
             skip.append(q * 3 + (r"[^\n]*?" if dead else r"[\s\S]*?") + q * 3)
     for q in _QUOTES:
-        if q == "'" and lexis.apostrophe_literals:
-            skip.append(_CHAR_LITERAL.pattern)
-        elif q not in dead:  # a string closed on its line, not the start of a triple-quoted one
+        if q not in dead:  # a string closed on its line, not the start of a triple-quoted one
             skip.append(q + ("" if q == "`" else f"(?!{q}{q})") + r"[^{0}\\\n]*(?:\\.[^{0}\\\n]*)*".format(q) + q)
     live = "".join(q for q in _QUOTES if q not in dead)
     # text and brackets: no token but a bracket starts there (an opener's first character where the rest of it does not
-    # follow; a `'` that starts no literal, a `#` inside a word where only a word's first one starts a comment)
+    # follow; a `#` inside a word where only a word's first one starts a comment)
     firsts = "".join(dict.fromkeys(opener[0] for opener in comments))
     plain = [r"[^%s]+" % re.escape(firsts + live + ("\n" if dead else ""))]
     for first in firsts:
         rests = [opener[1:] for opener in comments if opener[0] == first]
         if "" not in rests:
             plain.append(re.escape(first) + "(?!%s)" % "|".join(map(re.escape, rests)))
-    if lexis.apostrophe_literals:
-        plain.append("'(?!%s)" % _CHAR_LITERAL_BODY)
     if lexis.hash_at_word_start and "#" in comments:
         plain.append(_WORD_HASH)
     return re.compile(r"(?:%s)*" % "|".join([*plain, *skip])), re.compile("|".join(skip) or r"(?!)")
@@ -288,7 +280,7 @@ def _token_start(lexis: _Lexis) -> re.Pattern[str]:
 
 def _tokens(text: str) -> Iterator[tuple[int, str]]:
     """``(start, token)`` for each match of ``_BRACKET_TOKENS`` in ``text``, as ``finditer`` gives them, in linear time
-    (with the comments and strings of `_lexis` in place of Python's). The regex tries every quote as a string's start,
+    (with the comments of `_lexis` in place of Python's). The regex tries every quote as a string's start,
     each try running to the line's end: on a line of thousands of escaped quotes and no plain one that was quadratic
     (seconds for 20,000 chars). A quote inside a string that failed is escaped there, and a string started after it
     fails at the same place: it is not tried again."""
@@ -301,13 +293,7 @@ def _tokens(text: str) -> Iterator[tuple[int, str]]:
         i = m.start()
         c = text[i]
         end = i + 1
-        if c == "'" and lexis.apostrophe_literals:
-            literal = _CHAR_LITERAL.match(text, i)
-            if literal is None:  # a lifetime, a prime: text
-                pos = end
-                continue
-            end = literal.end()
-        elif m.group() == "/*":
+        if m.group() == "/*":
             end = text.find("*/", i + 2)
             end = n if end < 0 else end + 2
         elif m.group() in comments:
@@ -713,26 +699,28 @@ def _without_unfinished_line(lines: list[str], ctx: CompletionContext) -> list[s
     return lines[:last]
 
 
-def _cut_before_next_line(kept: list[str], ctx: CompletionContext) -> list[str]:
+def _cut_before_next_line(kept: list[str], ctx: CompletionContext, unfinished: bool = False) -> list[str]:
     """``kept`` up to (not including) its first line after the first that the document has next below the cursor
-    line, at the same indentation, or its last line where it starts that line again (lines of closers aside:
-    `_drop_closing_line` judges those): from there the suggestion typed again what follows it (``self.x = x|`` above
-    ``self.y = y`` suggested ``self.y = y`` once more). A body's ``return None`` above the document's own, less
-    indented, is no copy: cut there, its header was left without a body. Where the first line already makes the
-    cursor line a copy of the line below, that line alone is kept, and the single-line rules hide it (``se|`` above
-    ``self.b = b`` and ``self.c = c`` offered both again)."""
+    line, at the same indentation, or its last line where it starts that line again and is ``unfinished`` (lines of
+    closers aside: `_drop_closing_line` judges those): from there the suggestion typed again what follows it
+    (``self.x = x|`` above ``self.y = y`` suggested ``self.y = y`` once more). A body's ``return None`` above the
+    document's own, less indented, is no copy: cut there, its header was left without a body. Where the first line
+    writes something that makes the cursor line a copy of the line below, at its indentation, that line alone is kept,
+    and the single-line rules hide it (``se|`` above ``self.b = b`` and ``self.c = c`` offered both again)."""
     if len(kept) < 2 or ctx.line_suffix.strip():
         return kept
     below = _line_below(ctx)
     following = below.strip()
     if not following or _CLOSING_LINE.fullmatch(following):
         return kept
-    if (ctx.line_prefix + kept[0]).strip() == following:
+    cursor_line = ctx.line_prefix + kept[0]
+    if kept[0].strip() and cursor_line.strip() == following and _indent_width(cursor_line) == _indent_width(below):
         return kept[:1]
     for i in range(1, len(kept)):
         line = kept[i].strip()
-        # the line below, or a last line that starts writing it again (`write("<value><` above `write("<value><struct>")`)
-        copies = line == following or (i == len(kept) - 1 and line and following.startswith(line))
+        # the line below, or an unfinished last line that starts writing it again (`write("<value><` above
+        # `write("<value><struct>")`)
+        copies = line == following or (unfinished and i == len(kept) - 1 and line and following.startswith(line))
         if copies and _indent_width(kept[i]) == _indent_width(below):
             kept = kept[:i]
             while kept and not kept[-1].strip():
@@ -824,6 +812,11 @@ def _end_before_rest(s: str, ctx: CompletionContext) -> tuple[str, bool]:
     return (trimmed + space if trimmed == s else trimmed), False
 
 
+def _lone_quote(tok: str, ctx: CompletionContext) -> bool:
+    """Whether ``tok`` (from `_tokens`) is a quote opening a string its line does not close, in ``ctx``'s language."""
+    return tok in _QUOTES and not (tok == "'" and (ctx.language_id or "").lower() in _APOSTROPHE_OPENS_NO_STRING)
+
+
 def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
     """``ctx`` with its cursor in a comment or a string as its line before it reads, where tree-sitter gives no facts
     (Python alone has them): with neutral ones, a closer the editor had inserted there was kept (`// Note [... N|]`
@@ -843,7 +836,7 @@ def _with_line_facts(ctx: CompletionContext) -> CompletionContext:
             continue
         if tok[0] in _QUOTES:
             triple = len(tok) >= 3 and tok[0] != "`" and tok.startswith(tok[0] * 3)
-            if tok in _QUOTES:  # a string its line does not close
+            if _lone_quote(tok, ctx):
                 return replace(ctx, facts=replace(facts, in_string=True)) if tok in ctx.line_suffix else ctx
             if triple and (len(tok) < 6 or not tok.endswith(tok[0] * 3)):
                 return replace(ctx, facts=replace(facts, in_string=True))
@@ -863,7 +856,7 @@ def _string_closer(ctx: CompletionContext) -> str:
     # A one-line string: the cursor line's first quote that starts no string closed on it opened it (what follows is
     # the string's text). Read from the prefix window, whose start may lie inside a string, `_open_triple` took every
     # later string inside out.
-    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if tok in _QUOTES]
+    lone = [tok for _, tok in _tokens(ctx.line_prefix[-_LINE_CHARS:]) if _lone_quote(tok, ctx)]
     return rest[0] if lone and lone[0] == rest[0] else ""
 
 
@@ -932,7 +925,10 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool, cut_short: bool = F
         lines = text.split("\n")
         if cut_short and len(lines) > 1:  # shown whole lines end the suggestion
             lines = _without_unfinished_line(lines, ctx)
-        kept = _cut_before_next_line(_rule_cut(lines, ctx), ctx)
+        kept = _rule_cut(lines, ctx)
+        # the last line as the model left it, unfinished: no line break after it (Stop or a loop cut ended it there)
+        unfinished = len(kept) == len(lines) and not text.endswith("\n")
+        kept = _cut_before_next_line(kept, ctx, unfinished)
         # the balance rule after the tree's cut, which may end on a header whose body had an error
         kept = _drop_closing_line(_balanced_end(_tree_cut(kept, ctx), ctx), ctx)
         s = "\n".join([line.rstrip() for line in kept[:-1]] + kept[-1:])  # the last line's end: see below
