@@ -407,8 +407,8 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                                                      f"session {s['id'][:12]}: generated event")
                    if isinstance(details := (payload or {}).get("details"), dict)}
         rows = _checked_rows(rows, ("suggestion_id", "requested_at", "text", "outcome", "shown_at", "latency_ms",
-                                    "layers_per_token", "tokens", "accepted_length", "generated_at", "outcome_at", "uri",
-                                    "context"),
+                                    "layers_per_token", "tokens", "accepted_length", "generated_at", "outcome_at",
+                                    "uri", "context"),
                              data, f"session {s['id'][:12]}: suggestion")
         start = None
         last = 0.0

@@ -454,7 +454,8 @@ def test_layers_per_token_are_the_layers_of_every_token_over_the_tokens_as_the_b
 def test_a_damaged_token_count_is_read_as_unknown_and_keeps_its_suggestion(tmp_path, capsys):
     """Read for the layers a token weighs, a damaged `tokens` value (text, 2.5) left its whole suggestion out of every
     figure: 3 requests read 2, and the acceptance 0.667 read 0.5."""
-    rows = [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "accepted"), ("c", "completion", 2.5, "rejected")]
+    rows = [("a", "completion", 0.5, "accepted"), ("b", "completion", 1.5, "accepted"),
+            ("c", "completion", 2.5, "rejected")]
     db = _direct_db(tmp_path / "tok.sqlite3", rows, [])
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE suggestions SET tokens = 4, layers_per_token = 6 WHERE id IN ('a', 'c')")
