@@ -475,9 +475,9 @@ _UNKNOWN_IF_DAMAGED = frozenset({"context", "tokens"})
 def _checked_rows(rows: list[tuple], columns: tuple[str, ...], data: Dataset, what: str) -> list[tuple]:
     """``rows`` of ``columns`` with every value as ``reader.checked`` reads it (JSON decoded); a damaged row is left
     out and the rows left out are said in ``data.partial``, where they failed deep in the plots before."""
-    kept, damaged, why, unknown = [], 0, "", 0
+    kept, damaged, why, unknown = [], 0, "", Counter()  # unknown: rows read with a column unknown, per column
     for row in rows:
-        values, unread = [], 0
+        values, unread = [], []
         try:
             for name, value in zip(columns, row, strict=True):
                 try:
@@ -486,17 +486,16 @@ def _checked_rows(rows: list[tuple], columns: tuple[str, ...], data: Dataset, wh
                     if name not in _UNKNOWN_IF_DAMAGED:
                         raise
                     values.append(None)
-                    unread = 1
+                    unread.append(name)
         except DamagedRowError as exc:
             damaged, why = damaged + 1, str(exc)
             continue
-        unknown += unread
+        unknown.update(unread)
         kept.append(tuple(values))
     if damaged:
         data.partial.append(f"{what} rows damaged, left out: {damaged} (e.g. {why})")
-    if unknown:
-        data.partial.append(f"{what} rows whose {' or '.join(sorted(_UNKNOWN_IF_DAMAGED & set(columns)))} is "
-                            f"damaged, read as unknown: {unknown}")
+    for name in sorted(unknown):
+        data.partial.append(f"{what} rows whose {name} is damaged, read as unknown: {unknown[name]}")
     return kept
 
 

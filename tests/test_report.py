@@ -465,4 +465,4 @@ def test_a_damaged_token_count_is_read_as_unknown_and_keeps_its_suggestion(tmp_p
     (summary,) = json.loads(capsys.readouterr().out)["summaries"]
     assert (summary["requests"], summary["accepted"], summary["acceptance_rate"]) == (3, 2, round(2 / 3, 4))
     assert summary["layers_per_token"] == round((4 * 6 + 4 * 6 + 12) / 9, 3)  # the unknown count weighs one token
-    assert any("tokens" in reason for reason in summary["partial_reasons"])
+    assert any("whose tokens is damaged, read as unknown: 1" in reason for reason in summary["partial_reasons"])
