@@ -216,34 +216,25 @@ def _simulate(args) -> int:
     return 0
 
 
-def _percent(rate: float | None) -> str:
-    return f"{100 * rate:.1f}%" if rate is not None else "n/a"
-
-
-def _share(part: int, whole: int) -> str:
-    """``part`` of ``whole`` as a percentage, from the counts: the report's rates are rounded to 4 decimals already,
-    and rounding one again to a tenth of a percent could go the wrong way (16 of 49, 32.653%, said 32.6%)."""
-    return f"{100 * part / whole:.1f}%" if whole else "n/a"
-
-
 def _print_places(places: dict) -> None:
     """Files against notebook cells, a line for completions and one for next edits: do notebooks fare worse?"""
-    from telemetry.report import PLACE_KINDS
+    from telemetry.report import PLACE_KINDS, share
 
     for kind, name in PLACE_KINDS:
         said = []
         for place, where in (("files", "files"), ("notebook_cells", "notebook cells")):
             f = places[kind][place]
             latency = f"{f['latency_p50_ms']} ms" if f["latency_p50_ms"] is not None else "n/a"
-            said.append(f"{where} {f['requests']} requests, {f['shown']} shown, {_share(f['accepted'], f['shown'])} "
+            said.append(f"{where} {f['requests']} requests, {f['shown']} shown, {share(f['accepted'], f['shown'])} "
                         f"accepted, p50 {latency}")
-        earlier = places[kind]["notebook_cells"]["earlier_cells_rate"]
-        held = f", {_percent(earlier)} with earlier cells in the prompt" if earlier is not None else ""
+        cells = places[kind]["notebook_cells"]
+        held = (f", {share(cells['earlier_cells'], cells['requests'])} with earlier cells in the prompt"
+                if cells["requests"] else "")
         print(f"  {name}: {'; '.join(said)}{held}")
 
 
 def _report(args) -> int:
-    from telemetry.report import SESSIONS_SHOWN, report
+    from telemetry.report import SESSIONS_SHOWN, report, share
     from telemetry.store import strict_json
 
     result = report(args.database, args.output, args.against, args.session, args.limit)
@@ -252,7 +243,7 @@ def _report(args) -> int:
         return 0
     for s in result["summaries"]:
         print(f"{s['label']}: {s['sessions']} session{'s' * (s['sessions'] != 1)}, {s['requests']} requests, "
-              f"{s['shown']} shown, {_share(s['accepted'], s['shown'])} accepted, {s['chars_saved']} characters saved")
+              f"{s['shown']} shown, {share(s['accepted'], s['shown'])} accepted, {s['chars_saved']} characters saved")
         if "files_vs_notebook_cells" in s:
             _print_places(s["files_vs_notebook_cells"])
         listed = s["session_list"]

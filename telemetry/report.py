@@ -130,10 +130,10 @@ class Dataset:
             cells, files = [], []
             for r in rows:
                 (cells if self.is_cell(r["uri"]) else files).append(r)
+            earlier = sum(bool(r["earlier_cells_chars"]) for r in cells)
             figures[kind] = {"files": _place_figures(files), "notebook_cells": {
-                **_place_figures(cells),
-                "earlier_cells_rate": round(sum(bool(r["earlier_cells_chars"]) for r in cells) / len(cells), 4)
-                if cells else None}}
+                **_place_figures(cells), "earlier_cells": earlier,
+                "earlier_cells_rate": round(earlier / len(cells), 4) if cells else None}}
         return figures
 
     def session_list(self) -> list[dict[str, Any]]:
@@ -799,29 +799,40 @@ def write_plots(sets: list[Dataset], out: Path) -> list[str]:
 
 # -- page ----------------------------------------------------------------------------------------------
 
+# a rate's cell names its counts (part, whole): said from the rounded rate it was rounded twice
 _ROWS = (
     ("sessions", "sessions", "{}"), ("requests", "suggestion requests", "{}"), ("generated", "model calls", "{}"),
     ("shown", "suggestions shown", "{}"), ("accepted", "accepted (whole or part)", "{}"),
-    ("acceptance_rate", "acceptance rate", "pct"), ("hidden", "hidden by stage 2", "{}"),
-    ("stage1_skipped", "calls skipped by stage 1", "{}"), ("calls_saved_rate", "share of calls saved", "pct"),
+    ("acceptance_rate", "acceptance rate", ("accepted", "shown")), ("hidden", "hidden by stage 2", "{}"),
+    ("stage1_skipped", "calls skipped by stage 1", "{}"),
+    ("calls_saved_rate", "share of calls saved", ("stage1_skipped", "requests")),
     ("latency_p50_ms", "latency p50 (ms)", "{}"), ("latency_p95_ms", "latency p95 (ms)", "{}"),
     ("layers_per_token", "layers per token", "{}"), ("chars_saved", "characters saved", "{}"),
 )
 
 
-def _cell(value: Any, fmt: str) -> str:
-    if value is None:
+def share(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a percentage, from the counts: the report's rates are rounded to 4 decimals already,
+    and rounding one again to a tenth of a percent could go the wrong way (16 of 49, 32.653%, said 32.6%)."""
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _cell(figures: dict[str, Any], key: str, fmt: str | tuple[str, str]) -> str:
+    """One figure of a table; a rate (``fmt`` its counts' keys) is said from its counts."""
+    if key not in figures:
+        return ""
+    if figures[key] is None:
         return "&ndash;"
-    if fmt == "pct":
-        return f"{100 * value:.1f}%"
-    return html.escape(fmt.format(value))
+    if isinstance(fmt, tuple):
+        return share(figures[fmt[0]], figures[fmt[1]])
+    return html.escape(fmt.format(figures[key]))
 
 
 PLACE_KINDS = (("completion", "completions"), ("next_edit", "next edits"))
 _PLACE_ROWS = (
     ("requests", "requests", "{}"), ("shown", "shown", "{}"), ("accepted", "accepted (whole or part)", "{}"),
-    ("acceptance_rate", "acceptance rate", "pct"), ("latency_p50_ms", "latency p50 (ms)", "{}"),
-    ("earlier_cells_rate", "prompt held earlier cells", "pct"),
+    ("acceptance_rate", "acceptance rate", ("accepted", "shown")), ("latency_p50_ms", "latency p50 (ms)", "{}"),
+    ("earlier_cells_rate", "prompt held earlier cells", ("earlier_cells", "requests")),
 )
 
 
@@ -842,7 +853,7 @@ def _places_html(sets: list[Dataset], summaries: list[dict[str, Any]]) -> list[s
         parts.append(f"<tr><th>{heading}</th>" + "<td></td><td></td>" * len(sets) + "</tr>")
         for key, name, fmt in _PLACE_ROWS:
             parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(
-                f"<td>{_cell(figures[key], fmt) if key in figures else ''}</td>"
+                f"<td>{_cell(figures, key, fmt)}</td>"
                 for p in places for figures in (p[kind]["files"], p[kind]["notebook_cells"])) + "</tr>")
     parts.append("</table>")
     return parts
@@ -861,8 +872,8 @@ def _sessions_html(sets: list[Dataset]) -> list[str]:
                      "(--session takes it, or its first characters)</th><th>started</th><th>client</th>"
                      "<th>requests</th></tr>")
         for s in listed[-SESSIONS_SHOWN:]:
-            parts.append(f"<tr><td><code>{html.escape(s['id'])}</code></td><td>{_cell(s['started'], '{}')}"
-                         f"{'' if s['ended'] else ' (no end)'}</td><td>{_cell(s['client'], '{}')}</td>"
+            parts.append(f"<tr><td><code>{html.escape(s['id'])}</code></td><td>{_cell(s, 'started', '{}')}"
+                         f"{'' if s['ended'] else ' (no end)'}</td><td>{_cell(s, 'client', '{}')}</td>"
                          f"<td>{s['requests']}</td></tr>")
         parts.append("</table>")
         if len(listed) > SESSIONS_SHOWN:
@@ -889,7 +900,7 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
     parts.append("<table><tr><th></th>" + "".join(
         f"<th>{html.escape(d.label)}<br><small>{html.escape(Path(d.path).name)}</small></th>" for d in sets) + "</tr>")
     for key, name, fmt in _ROWS:
-        parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(s[key], fmt)}</td>" for s in summaries)
+        parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(s, key, fmt)}</td>" for s in summaries)
                      + "</tr>")
     parts.append("</table>")
     parts.extend(_places_html(sets, summaries))

@@ -136,8 +136,9 @@ def test_a_cups_sources_accepted_count_is_of_the_samples_it_used(tmp_path):
     assert part.sources[0]["accepted"] == int(part.y.sum()) and whole.sources[0]["accepted"] == int(whole.y.sum())
 
 
-def _shown_db(path, uri: str, accepted: int, rejected: int):
-    """One session of completions at ``uri``, every one shown: ``accepted`` of them accepted, the rest rejected."""
+def _shown_db(path, uri: str, accepted: int, rejected: int, earlier_cells: int = 0):
+    """One session of completions at ``uri``, every one shown: ``accepted`` of them accepted, the rest rejected; the
+    first ``earlier_cells`` prompts held earlier notebook cells."""
     from telemetry import (SessionEnded, SessionStarted, SuggestionAccepted, SuggestionGated, SuggestionGenerated,
                            SuggestionRejected, SuggestionRequested, SuggestionShown, TelemetryStore)
 
@@ -145,7 +146,8 @@ def _shown_db(path, uri: str, accepted: int, rejected: int):
         store.record(SessionStarted("s", "vscode", "1", "0.1.0", ts=0.0))
         for n in range(accepted + rejected):
             sid, ts = f"x{n}", 1.0 + n
-            store.record(SuggestionRequested("s", sid, "completion", uri, 1, 0, 0, context={"prefix_chars": 10}, ts=ts))
+            context = {"prefix_chars": 10, "earlier_cells_chars": 40 if n < earlier_cells else 0}
+            store.record(SuggestionRequested("s", sid, "completion", uri, 1, 0, 0, context=context, ts=ts))
             store.record(SuggestionGated("s", sid, 1, "generate", 0.5, 0.05, ts=ts))
             store.record(SuggestionGenerated("s", sid, "xyz", "m", "full", 10.0, 1, ts=ts + 0.1))
             store.record(SuggestionGated("s", sid, 2, "show", 0.5, 0.3, ts=ts + 0.1))
@@ -168,3 +170,16 @@ def test_the_acceptance_rate_is_rounded_once_from_the_counts(tmp_path, capsys, u
     assert lines and all("32.7% accepted" in line and "32.6%" not in line for line in lines), out
     if uri.startswith("vscode-notebook-cell"):  # the line of files against notebook cells too
         assert any("notebook cells 49 requests, 49 shown, 32.7% accepted" in line for line in lines), out
+
+
+def test_the_pages_rates_are_rounded_once_from_the_counts(tmp_path):
+    """The page said its rates from the rounded ones too: 16 of 49 accepted as 32.6%, and 16 of 49 prompts holding
+    earlier cells as 32.6%."""
+    db = _shown_db(tmp_path / "r.sqlite3", "vscode-notebook-cell:///w/nb.ipynb#cell-1", accepted=16, rejected=33,
+                   earlier_cells=16)
+    assert main(["report", str(db), "-o", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "<td>acceptance rate</td><td>32.7%</td>" in page
+    assert "<td>acceptance rate</td><td>&ndash;</td><td>32.7%</td>" in page  # files (none), then the cells
+    assert "<td>prompt held earlier cells</td><td></td><td>32.7%</td>" in page  # files have no such row
+    assert "32.6%" not in page
