@@ -692,6 +692,12 @@ def build_script(conn: sqlite3.Connection, session_id: str) -> Script:
                 # a next edit in another cell: the document it edits (the row's ``uri`` is the requested one)
                 row["edit_uri"] = details["uri"]
             continue
+        if kind == "suggestion_cancelled":
+            row = logged.get(item.get("suggestion_id"))
+            if row is not None and row.get("outcome") == "cancelled":
+                # the reason of its last cancel, which the summary row lacks (see replay's ``_dropped_unshown``)
+                row["cancel_reason"] = item.get("reason")
+            continue
         if kind == "settings_changed":
             settings_steps.append(Step(item["ts"], "settings", settings=item.get("settings") or {}))
         elif kind == "notebook_changed":

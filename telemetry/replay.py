@@ -43,7 +43,7 @@ from typing import Any, Callable
 from .lsp_client import (LspClient, LspError, change_at, inline_completion_params, next_edit_params,
                          text_document_item)
 from .oracle import Oracle, accepted_chars
-from .reader import (SYNTHETIC_CLIENTS, checked, decided_outcomes, list_sessions, open_readonly, open_upgraded,
+from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_readonly, open_upgraded,
                      outcome_counts, no_session_named, sessions_named)
 from .reconstruct import (NotebookCells, Request, Script, Step, apply_range, build_script, fidelity_counts,
                           next_text_after)
@@ -614,17 +614,6 @@ class _Driver:
         return next_text_after(steps, bisect.bisect_right(at, self.at), uri, self.texts[uri])
 
 
-def _add_cancel_reasons(conn: sqlite3.Connection, session_id: str, script: Script) -> None:
-    """Give each logged suggestion that ended cancelled its ``cancel_reason``: the reason of its last
-    `suggestion_cancelled` event, which its summary row lacks (see ``_Driver._dropped_unshown``)."""
-    rows = conn.execute("SELECT suggestion_id, payload FROM suggestion_events WHERE session_id = ?"
-                        " AND type = 'suggestion_cancelled' ORDER BY ts, seq", [session_id])
-    reasons = {sid: (checked("payload", payload) or {}).get("reason") for sid, payload in rows}
-    for req in script.requests:
-        if req.logged is not None and req.logged.get("outcome") == "cancelled":
-            req.logged["cancel_reason"] = reasons.get(req.suggestion_id)
-
-
 def turned_down(outcome: str, basis: str, logged: dict | None) -> str | None:
     """The reject reason a replay sends for a completion not accepted whole (None: no reject). A decision replayed
     from the log sends the logged reason: after a partial accept every replay said `typedOver`, though the programmer
@@ -642,7 +631,6 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     """Replay one session into ``output`` (the server creates or appends to it); see the module docstring."""
     try:
         script = build_script(conn, session_id)
-        _add_cancel_reasons(conn, session_id, script)
     except sqlite3.DatabaseError as exc:
         raise ReplayError(f"{source}: cannot read session {session_id}: {exc}") from exc
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:

@@ -88,12 +88,9 @@ class _Answering(WireClient):
 def _driven(db: Path, options: ReplayOptions | None = None, edits: list[dict] | None = None):
     """Replay the session of ``db`` against ``_Answering``: the outcomes by the recorded suggestion's id, and what
     was sent."""
-    from telemetry.replay import _add_cancel_reasons
-
     conn = open_readonly(db)
     try:
         script = build_script(conn, "s")
-        _add_cancel_reasons(conn, "s", script)
     finally:
         conn.close()
     client = _Answering(edits)
