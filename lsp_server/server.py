@@ -497,7 +497,7 @@ def serve(args, completions: CompletionService | None = None) -> int:
             return 2
         except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a server waiting for its client; or SIGTERM
             if not server.shutting_down:  # its session's end and the edit being typed, as on stdio
-                end_session(server, "interrupted")
+                end_session(server, interrupted.reason)
             return 130
         finally:
             _restore(previous)
@@ -516,8 +516,8 @@ def serve(args, completions: CompletionService | None = None) -> int:
     # which nothing can end and the interpreter's exit would join (a second Ctrl-C then aborted it, holding stdin's
     # lock). The session's end is recorded and the telemetry flushed; then the process ends without that join.
     if not server.shutting_down:
-        end_session(server, "interrupted")
-    print("tact serve: interrupted", file=sys.stderr, flush=True)
+        end_session(server, interrupted.reason)
+    print(f"tact serve: {interrupted.reason}", file=sys.stderr, flush=True)
     logging.shutdown()
     os._exit(130)
 
@@ -569,15 +569,24 @@ def _end_if_left(server: "TactServer") -> None:
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+class _Interrupt(threading.Event):
+    """Set by the first stop signal; ``reason`` is the session's end reason it gives: ``interrupted`` for Ctrl-C (a
+    server run by hand), ``terminated`` for SIGTERM and SIGHUP (an editor or a process manager that stops its server
+    so, as Emacs does as it exits: read as a Ctrl-C, such sessions said someone had interrupted them by hand)."""
+
+    reason = "interrupted"
+
+
 def _on_interrupt():
     """The handler of Ctrl-C and the other stop signals: the first sets the event returned and interrupts as Ctrl-C
     does, a second while the session ends ends the process at once. Returns the event and the handlers it replaced
     (none off the main thread, where none is installed)."""
-    interrupted = threading.Event()
+    interrupted = _Interrupt()
 
     def handler(signum, frame) -> None:
         if interrupted.is_set():
             os._exit(130)
+        interrupted.reason = "interrupted" if signum == signal.SIGINT else "terminated"
         interrupted.set()
         raise KeyboardInterrupt
 

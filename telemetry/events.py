@@ -174,9 +174,14 @@ class SuggestionRejected(SuggestionEvent):
 
 @dataclass(frozen=True, slots=True)
 class SuggestionCancelled(SuggestionEvent):
-    """Superseded, cancelled by the client, or stale before any answer was given."""
+    """Superseded, cancelled by the client, or stale before any answer was given; or typed along (``TYPED_ALONG``)."""
 
     reason: str
+
+
+# The cancel reason of a completion whose first characters the user typed before a newer one replaced it (a client
+# that asks again at each keystroke, as Neovim does): no rejection, and no suggestion shown on its own.
+TYPED_ALONG = "typedAlong"
 
 
 @dataclass(frozen=True, slots=True)

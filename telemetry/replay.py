@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .events import TYPED_ALONG
 from .lsp_client import (LspClient, LspError, change_at, inline_completion_params, next_edit_params,
                          text_document_item)
 from .oracle import Oracle, accepted_chars
@@ -480,7 +481,7 @@ class _Driver:
         lead, entry_units = "", 0
         if sel is not None and text.startswith(sel["text"]):  # the item carries the entry before the suggestion
             text, lead, entry_units = text[len(sel["text"]):], self._entry_rest(req, sel), utf16_len(sel["text"])
-        if self._dropped_unshown(req):
+        if self._dropped_unshown(req, text):
             self.outcomes.append(ReplayOutcome(req, sid, text, "unshown", None, None, 0, rtt))
             return
         basis, outcome, length, saved = _decide(req, text, self.options.oracle, lead)
@@ -505,7 +506,7 @@ class _Driver:
                                            outcome in ("accepted", "partially_accepted")))
 
 
-    def _dropped_unshown(self, req: Request) -> bool:
+    def _dropped_unshown(self, req: Request, text: str | None = None) -> bool:
         """Whether the recording's editor dropped its answer to ``req`` before showing it (a client that reports what
         it shows reported others, not this one, and it ended unseen: the programmer typed on). The replay's
         answer is not shown there either, and no one decides on it: shown and judged, a same-settings replay of a VS
@@ -514,12 +515,17 @@ class _Driver:
         So too, for every client, a request whose answer never reached the editor: logged cancelled `client` or
         `stale` (``_NEVER_ANSWERED``). Answered and judged, a same-settings replay of a Neovim session that cancels
         on typing showed 104 suggestions where the recording had 49. As above, at any settings and speed: the
-        programmer typed on before the answer, so the editor would have dropped a faster one too."""
+        programmer typed on before the answer, so the editor would have dropped a faster one too.
+
+        And a completion of the recorded ``text`` that the programmer typed along (cancelled ``TYPED_ALONG``): the
+        next request's answer carries their decision. Judged on its own, typing two characters of a suggestion and
+        accepting the rest replayed as three suggestions shown and accepted where the recording had one."""
         logged = req.logged or {}
         if logged.get("shown_at") is not None or logged.get("outcome") not in ("rejected", "cancelled"):
             return False
         return ((req.kind in self.script.reports_shows and bool(logged.get("text")))
-                or logged.get("cancel_reason") in _NEVER_ANSWERED)
+                or logged.get("cancel_reason") in _NEVER_ANSWERED
+                or (logged.get("cancel_reason") == TYPED_ALONG and text is not None and logged.get("text") == text))
 
     def _entry_rest(self, req: Request, sel: dict[str, Any]) -> str:
         """What of a selected completion entry is not typed yet at the cursor: all of it, unless the text typed

@@ -134,7 +134,7 @@ def test_a_superseded_next_edit_that_was_the_oldest_is_not_counted_as_a_completi
         ledger.issue(IssuedSuggestion("ne1", "next_edit", "file:///a.py", 1, "x"))  # the oldest, unresolved
         for n in range(2):
             ledger.issue(IssuedSuggestion(f"c{n}", "completion", f"file:///b{n}.py", 1, "y"))
-        assert ledger.issue(IssuedSuggestion("ne2", "next_edit", "file:///a.py", 2, "z")) == ("ne1", "rejected")
+        assert ledger.issue(IssuedSuggestion("ne2", "next_edit", "file:///a.py", 2, "z")).outcome == "rejected"
         assert (server.gate.history.accepted, server.gate.history.rejected) == (0, 0)
         assert ledger.get("ne1") is None and len(ledger._items) == 3  # evicted after the listeners heard
     finally:

@@ -68,6 +68,7 @@ def register(server) -> None:
         loop = asyncio.get_running_loop()
         load = load_model(ls)
         gate = loop.run_in_executor(None, ls.gate.start, ls.settings, ls.recorder.database)
+        preload_next_edits(ls)
         status = await load
         if await gate is False and ls.settings.acceptance_gate:
             warn_gate_off(ls)  # as a later change of the path says it: in the log alone, no one saw it
@@ -94,6 +95,7 @@ def register(server) -> None:
             # section itself) is no change to record
             ls.recorder.settings_changed(after)
         await load_model(ls)
+        preload_next_edits(ls)
         await follow_gate(ls)
         report_degraded(ls)
 
@@ -108,7 +110,8 @@ def register(server) -> None:
 
 def end_session(ls, reason: str) -> None:
     """Record the session's end (``shutdown``; ``client left``: exit without shutdown, or the client's pipe closed;
-    ``interrupted``: Ctrl-C on a server started by hand), stop the inference worker and close the telemetry store."""
+    ``interrupted``: Ctrl-C on a server started by hand; ``terminated``: SIGTERM or SIGHUP), stop the inference
+    worker and close the telemetry store."""
     ls.shutting_down = True
     ls.close_recorded_documents()
     if ls.recorder.recorded and not ls.recorder.started:
@@ -125,6 +128,12 @@ def load_model(ls) -> asyncio.Future:
     """The model and weights the settings name, on the completion service's loader thread: nothing to do when they
     are the ones loaded, and other weights of the loaded model switch in place. Resolves to its ModelStatus."""
     return asyncio.wrap_future(ls.completions.start_loading(ls.settings.model_path, weights=ls.settings.decode_weights))
+
+
+def preload_next_edits(ls) -> asyncio.Future:
+    """The edit ranker the settings name (`NextEditService.preload`) loaded on an executor thread, not waited for: the
+    first next edit of a session loaded it and took 100-330 ms."""
+    return asyncio.get_running_loop().run_in_executor(None, ls.next_edits.preload, ls.settings)
 
 
 async def pull_configuration(ls) -> None:

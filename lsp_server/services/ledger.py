@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
+from telemetry.events import TYPED_ALONG
+
 log = logging.getLogger("tact.ledger")
 
 # The outcome of a suggestion that ended without the user deciding (rejected `ignored`: focus moved away, the
@@ -36,14 +38,19 @@ class IssuedSuggestion:
     # What a classic completion item's edit writes: (line, character, text) from the start of its range. A client
     # that never runs the item's command (Emacs's eglot) is known to have accepted it by an edit that writes it.
     item_edit: tuple[int, int, str] | None = None
+    # Where a completion's text starts in the document, (line, UTF-16 character), where it is known (not after a
+    # selected entry, which the document does not hold): the user typing its first characters is told by it.
+    start: tuple[int, int] | None = None
 
 
 class Ended(NamedTuple):
     """A suggestion a newer one ended: ``outcome`` rejected (its reason: superseded), or cancelled where the client
-    reports what it shows and never showed it (no one turned it down)."""
+    reports what it shows and never showed it (no one turned it down), or where the user typed its first characters
+    before the newer one came (``TYPED_ALONG``: they went on with it, and the newer one carries their decision)."""
 
     id: str
     outcome: str
+    reason: str = "superseded"
 
 
 class SuggestionLedger:
@@ -81,18 +88,21 @@ class SuggestionLedger:
                 return True
         return suggestion_id.startswith(self._id_prefix) and len(suggestion_id) == len(self._id_prefix) + 8
 
-    def issue(self, item: IssuedSuggestion) -> Ended | None:
+    def issue(self, item: IssuedSuggestion, typed_along: bool = False) -> Ended | None:
         """Register a suggestion returned to the editor; returns the unresolved one it ends, if any. Where the client
         reports what it shows, one it never showed is cancelled, not rejected (the user never saw it: counted as a
         rejection, it taught the acceptance gate seven of one session's eight), and one it showed stays open (see
-        ``_on_screen``): rejected by the newer one, it was ended while the user went on accepting it word by word."""
+        ``_on_screen``): rejected by the newer one, it was ended while the user went on accepting it word by word.
+        Where it does not, one the user went on typing (``typed_along``: the text typed since it is its start) is
+        cancelled ``TYPED_ALONG``: Neovim asks again at each keystroke, and typing two characters of a suggestion
+        before accepting the rest read as two rejections and one accept."""
         key = (item.kind, item.uri)
         with self._lock:
-            ended = self._supersede(key)
+            ended = self._supersede(key, typed_along)
             self._items[item.id] = item
             self._open_by_uri[key] = item.id
         if ended:
-            self._tell(*ended)
+            self._tell(ended.id, ended.outcome)
         with self._lock:  # after the listeners, which look the superseded one up (its kind): it may be the oldest
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
@@ -104,10 +114,10 @@ class SuggestionLedger:
         with self._lock:
             ended = self._supersede((kind, uri))
         if ended:
-            self._tell(*ended)
+            self._tell(ended.id, ended.outcome)
         return ended
 
-    def _supersede(self, key: tuple[str, str]) -> Ended | None:
+    def _supersede(self, key: tuple[str, str], typed_along: bool = False) -> Ended | None:
         """(Under the lock.) The rule of `issue` for the open suggestion at ``key``, which is open no longer."""
         older = self._open_by_uri.pop(key, None)
         if older is None or older not in self._items or self._items[older].outcome is not None:
@@ -116,7 +126,10 @@ class SuggestionLedger:
         if reported and self._items[older].shown:
             self._on_screen[key] = older
             return None
-        ended = Ended(older, "cancelled" if reported else "rejected")
+        if typed_along and not reported:
+            ended = Ended(older, "cancelled", TYPED_ALONG)
+        else:
+            ended = Ended(older, "cancelled" if reported else "rejected")
         self._items[older].outcome = ended.outcome
         return ended
 

@@ -124,6 +124,17 @@ def written_suggestion(ledger: SuggestionLedger, documents: DocumentStore, uri: 
     return item.id if written.startswith(text) else None
 
 
+def typed_along(ledger: SuggestionLedger, doc: Document, uri: str, start: Position | None) -> bool:
+    """Whether the user typed the first characters of the open completion of ``uri`` before the request whose text
+    starts at ``start``: the document's text from where the open one starts to ``start`` is its start (see
+    ``SuggestionLedger.issue``). An edit before it moves its start, and then this reads no."""
+    item = ledger.open_item("completion", uri)
+    if item is None or item.start is None or start is None:
+        return False
+    begin, end = doc.offset_at(Position(*item.start)), doc.offset_at(start)
+    return end > begin and to_lf(item.text).startswith(to_lf(doc.text[begin:end]))
+
+
 class CompletionPipeline:
     def __init__(self, documents: DocumentStore, service: CompletionService, scheduler: InferenceScheduler,
                  ledger: SuggestionLedger, recorder: SessionRecorder, gate: AcceptanceGate | None = None,
@@ -327,9 +338,13 @@ class CompletionPipeline:
         self.counts["issued"] += 1
         if (details := pending.ungated.get("features")) is not None:
             self.recorder.gated(pending.suggestion_id, 2, "show", None, None, None, details)
+        # after a selected entry the text starts where the document has none of it yet: no start to type along from
+        start = suggestion.context.position if pending.selected is None else None
         superseded = self.ledger.issue(IssuedSuggestion(
             pending.suggestion_id, "completion", uri, pending.version, suggestion.text,
-            selected_units=utf16_len(pending.selected.text) if pending.selected is not None else 0))
+            selected_units=utf16_len(pending.selected.text) if pending.selected is not None else 0,
+            start=(start.line, start.character) if start is not None else None),
+            typed_along=typed_along(self.ledger, doc, uri, start))
         if superseded:
             self.recorder.superseded(superseded)
         if suggestion.text:

@@ -302,11 +302,12 @@ class SessionRecorder:
         self._record(SuggestionRejected(self.session_id, suggestion_id, reason))
 
     def superseded(self, ended: Ended) -> None:
-        """A newer suggestion ended ``ended`` (`SuggestionLedger.issue`): rejected, or cancelled unseen."""
+        """A newer suggestion ended ``ended`` (`SuggestionLedger.issue`): rejected, or cancelled (unseen, typed
+        along)."""
         if ended.outcome == "cancelled":
-            self.cancelled(ended.id, "superseded")
+            self.cancelled(ended.id, ended.reason)
         else:
-            self.rejected(ended.id, "superseded")
+            self.rejected(ended.id, ended.reason)
 
     def cancelled(self, suggestion_id: str, reason: str) -> None:
         self._record(SuggestionCancelled(self.session_id, suggestion_id, reason))
