@@ -272,7 +272,8 @@ class CompletionService:
         written = view.back if view is not None else (lambda text: text)  # its indentation as the document's
         raw = written(result.text)
         text = trim_suggestion(raw, ctx, multiline=settings.multiline,
-                               cut_short=result.stop_reason in _CUT_BY_A_BUDGET)
+                               cut_short=result.stop_reason in _CUT_BY_A_BUDGET,
+                               loop_cut=result.stop_reason == "repeat")
         latency = (time.perf_counter() - t0) * 1000
         details = {
             "prompt_tokens": result.prompt_tokens, "cached_tokens": result.cached_tokens,
