@@ -10,6 +10,7 @@ from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.positions import LineIndex, Position, Range
 from models.next_edit import baseline, candidates, examples, prompt
+from models.next_edit.ranker import SYNTAX_CHECKED
 
 
 def answers_agree(service: NextEditService, uri: str, index: LineIndex, records: list, position: Position,
@@ -27,6 +28,16 @@ def answers_agree(service: NextEditService, uri: str, index: LineIndex, records:
                 (want.start, want.end, want.new_text, want.answer.edit, want.answer.confidence), (case, index.text)
             found += 1
     return found
+
+
+def ranker_choice(found: list, scores, lines: list[str]) -> tuple | None:
+    """(edit, score) the ranker answers with among candidates ``found`` scored ``scores`` on a Python text of
+    ``lines`` (`EditRanker.rank`): of the ``SYNTAX_CHECKED`` best, the first that leaves the code around it parsing
+    as before; None when each breaks it."""
+    for k in sorted(range(len(found)), key=lambda i: -scores[i])[:SYNTAX_CHECKED]:
+        if not candidates.breaks_code(found[k].edit, lines):
+            return found[k].edit, float(scores[k])
+    return None
 
 
 def rows_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -19,9 +19,9 @@ from models.next_edit import examples as examples_module, prompt as prompt_modul
 from models.next_edit.baseline import BaselinePredictor, replacement
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
-from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view, without_undone
+from models.next_edit.prompt import LFLines, _block_edit, _with_newline, lf_lines, lf_view, taken_back, without_undone
 from models.next_edit.ranker import load_ranker
-from tests.next_edit_support import big_edited_document, rows_read
+from tests.next_edit_support import big_edited_document, ranker_choice, rows_read
 from tests.test_next_edit_indexed_lines import (URI, _BREAKS, _breaks, _plain, _random_history, _random_text,
                                                 _service, assert_reads_as, edited_answers_agree,
                                                 reference_predict_next, reference_undoes_last_edit)
@@ -52,12 +52,15 @@ def reference_answer(predictor: str, history: list[Edit], current: str, cursor_l
     if ranker is not None and predictor != "heuristic":
         if not lf_history:
             return None
-        found = reference_featurized(lf_history, lf_current, cursor_line)
+        refused = reference_lf_view(taken_back(history), current)[0]
+        found = reference_featurized(lf_history, lf_current, cursor_line, refused=refused)
         if not found:
             return None
         scores = ranker.trees.predict(np.array([c.features for c in found], dtype=np.float64))
-        best = int(np.argmax(scores))
-        edit, score = reference_in_document(current, found[best].edit), float(scores[best])
+        chosen = ranker_choice(found, scores, lines_of(lf_current))
+        if chosen is None:
+            return None
+        edit, score = reference_in_document(current, chosen[0]), chosen[1]
     else:
         edit, score = reference_in_document(current, reference_predict_next(lf_history, lf_current)), 1.0
     if edit is None or reference_undoes_last_edit(history, current, edit):

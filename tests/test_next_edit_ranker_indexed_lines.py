@@ -22,9 +22,9 @@ from models.next_edit.candidates import (_SCOPE, CONTEXT_CHARS, GENERATORS, Cand
                                          _top_level, edit_key, enclosing_scopes, featurized, generate)
 from models.next_edit.examples import Edit, apply_all, apply_edit, lines_of
 from models.next_edit.model import predict_with
-from models.next_edit.prompt import lf_view, without_undone
+from models.next_edit.prompt import lf_view, taken_back, without_undone
 from models.next_edit.ranker import load_ranker
-from tests.next_edit_support import big_edited_document, rows_read, splits_recorded
+from tests.next_edit_support import big_edited_document, ranker_choice, rows_read, splits_recorded
 from tests.test_next_edit_indexed_lines import (URI, _breaks, _plain, _random_history, _random_text, _service,
                                                 reference_predict_next)
 
@@ -62,7 +62,7 @@ def reference_enclosing_scopes(lines: list[str], first: int = 0, end: int | None
 
 
 def reference_generate(history: list[Edit], current: str, original: str | None = None,
-             cursor_line: int | None = None) -> list[Candidate]:
+             cursor_line: int | None = None, refused: list[Edit] | tuple = ()) -> list[Candidate]:
     """Every candidate for the text ``current`` left by ``history`` (each edit applying to the text the
     one before it left; ``original``, the text before the first, lets insertions find their neighbours
     exactly, else they are found by undoing the later edits), within ``candidates_module.SEARCH_LINES`` of ``cursor_line``
@@ -72,7 +72,8 @@ def reference_generate(history: list[Edit], current: str, original: str | None =
     lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - candidates_module.SEARCH_LINES), min(n, cursor_line + candidates_module.SEARCH_LINES))
     rows = range(lo, hi)
     recent = history[-candidates_module.MAX_HISTORY:]
-    out = _Collector(history[-1] if history else None, lines)
+    # what is kept follows the module's rules
+    out = _Collector(history[-1] if history else None, lines, recent, refused)
     context = ReferenceContextSearch(out, lines, rows)
     texts_before = reference_texts_before(history, current, original, len(recent))
     for i, h in enumerate(recent):
@@ -321,10 +322,12 @@ def reference_featurize(candidates: list[Candidate], history: list[Edit], curren
     return ranked
 
 
-def reference_featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None) -> list[Candidate]:
+def reference_featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None,
+                         refused: list[Edit] | tuple = ()) -> list[Candidate]:
     """The candidates the ranker scores, with their features: one path for training and serving."""
     baseline = reference_predict_next(history, current)
-    return reference_featurize(reference_generate(history, current, original, cursor_line), history, current, cursor_line, baseline)
+    return reference_featurize(reference_generate(history, current, original, cursor_line, refused), history, current,
+                               cursor_line, baseline)
 
 
 def _repeating_text(rng: random.Random, breaks: list[str]) -> str:
@@ -518,9 +521,10 @@ def test_a_ranker_answer_with_the_lines_is_the_former_one():
             assert (got.edit, got.confidence) == (want.edit, want.confidence), (case, current, history)
             answered += 1
             lf_history, lf_current = lf_view(without_undone(history), current)  # the edits not taken back
-            former = reference_featurized(lf_history, lf_current, cursor)
+            refused = lf_view(taken_back(history), current)[0]
+            former = reference_featurized(lf_history, lf_current, cursor, refused=refused)
             scores = ranker.trees.predict(np.array([c.features for c in former], dtype=np.float64))
-            assert want.confidence == float(scores.max())
+            assert want.confidence == ranker_choice(former, scores, lines_of(lf_current))[1]
     assert answered > 600, answered
 
 

@@ -10,6 +10,7 @@ edit that would undo the last one (the model checks that too).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import threading
@@ -584,6 +585,23 @@ class NextEditService:
         with self._lock:
             return self._ranker.get(ranker_path or "", _load_ranker)
 
+    def preload(self, settings: Settings) -> None:
+        """Load ahead what the first request would load, when the settings answer with the ranker: the prediction
+        modules, the edit ranker they name and the Python grammar its syntax check reads (the first request of a
+        session took 100-330 ms, loading the ranker). Run off the event loop, once the server is initialized and
+        after a settings change; a request meanwhile waits for the load. The next-edit model stays loaded on first use
+        (onnxruntime sessions, only for ``model`` and ``auto``). Never raises."""
+        if not settings.next_edit or settings.next_edit_predictor not in ("ranker", "auto"):
+            return
+        try:
+            from models import syntax
+
+            importlib.import_module("models.next_edit.model")  # predict_with and the modules it reads
+            self.ensure_ranker(settings.next_edit_ranker_path)
+            syntax.available()
+        except Exception:
+            log.warning("the next-edit predictor failed to load ahead", exc_info=True)
+
     def ensure_model(self, model_path: str = ""):
         """The next-edit model (loaded once per path); None, with ``reason`` saying why."""
         with self._lock:
@@ -639,7 +657,8 @@ class NextEditService:
     def predict(self, text: str, records: list[EditRecord], position: Position, uri: str = "",
                 model_path: str = "", should_cancel: Callable[[], bool] | None = None,
                 predictor: str = "auto", threshold: float = 0.0, ranker_path: str = "",
-                ranker_threshold: float = -1.0, index: LineIndex | None = None) -> NextEditResult | None:
+                ranker_threshold: float = -1.0, index: LineIndex | None = None,
+                language_id: str = "") -> NextEditResult | None:
         """A prediction for ``text`` (one version of a document, its edit ``records`` read with it).
 
         ``predictor``: ``ranker`` (the edit ranker's best candidate), ``heuristic`` (the repeat-the-last-
@@ -647,7 +666,9 @@ class NextEditService:
         shown, else the model's); see `models.next_edit.model.predict_with`. The result may be one to hide
         (``shown`` false: below ``threshold`` for the model, ``ranker_threshold`` or the ranker's own for it).
         ``index``: the document's line index of ``text``, read instead of scanning the text for its lines (a request
-        near the end of a 200,000-line file counted the line breaks before it and built a second index of it)."""
+        near the end of a 200,000-line file counted the line breaks before it and built a second index of it).
+        ``language_id``: the document's (the ranker checks that its edit leaves Python parsing, other code's brackets
+        balanced). The latency counts the prediction, not a load of the ranker or the model."""
         if index is not None and index.text != text:  # the same object as a rule: compared at no cost then
             raise ValueError("the line index given is not of the text predicted for")
         lsp_lines, has_cr = self._text_facts(text, index)
@@ -658,13 +679,13 @@ class NextEditService:
         lines = _IndexedLines(index, has_cr) if index is not None else None
         if not history:
             return None  # nothing was edited yet: there is no chain to continue
-        t0 = time.perf_counter()
         from models.next_edit.model import predict_with
 
         model = self.ensure_model(model_path) if predictor in ("model", "auto") else None
         ranker = self.ensure_ranker(ranker_path) if predictor in ("ranker", "auto") else None
+        t0 = time.perf_counter()  # after the loads: the first request of a session logged the ranker's load as latency
         found = predict_with(predictor, model, history, text, cursor_line, uri, threshold, should_cancel, ranker,
-                             ranker_threshold, lines)
+                             ranker_threshold, lines, language_id)
         if found is None:
             return None
         trimmed = trimmed_range(text, found.edit, index, lines)
@@ -722,7 +743,8 @@ class NextEditService:
                 raise Cancelled(token.reason if token.cancelled else "stale")
             result = self.predict(text, records, position, uri, settings.next_edit_model_path, lambda: token.cancelled,
                                   settings.next_edit_predictor, settings.next_edit_threshold,
-                                  settings.next_edit_ranker_path, settings.next_edit_ranker_threshold, index)
+                                  settings.next_edit_ranker_path, settings.next_edit_ranker_threshold, index,
+                                  doc.language_id)
             if token.cancelled:
                 raise Cancelled(token.reason)
             hidden_here = None

@@ -18,18 +18,22 @@ Generators (``GENERATORS``):
 - ``insert``: inserted lines inserted again next to a line equal to one beside the first insertion (not
   right beside an identical block: that would stutter).
 
-Candidates that change nothing or undo the last edit are dropped; two candidates leaving the same text
-are one (the first generator in ``GENERATORS`` order, the most recent edit, keeps it).
+Candidates that change nothing, undo the last edit, write a history edit's text again beside it or make a change
+the programmer took back are dropped; two candidates leaving the same text are one (the first generator in
+``GENERATORS`` order, the most recent edit, keeps it). `breaks_code` tells the ranker which of its best candidates
+would leave the code around them failing to parse.
 """
 
 from __future__ import annotations
 
 import functools
+import keyword
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from models import syntax
 from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, common_ends, done_there,
                                       punctuation_insertion, replacement, unterminated_end)
 from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, runs_between, written
@@ -41,6 +45,8 @@ SEARCH_LINES = 1500  # lines searched on each side of the cursor (a long file co
 
 GENERATORS = ("substitute_all", "substitute_one", "block", "context", "repeat", "delete", "insert")
 CONTEXT_CHARS = (3, 1)  # nearest characters that must surround a one-line change's old text
+SYNTAX_LINES = 25  # lines parsed on each side of a candidate at most (`breaks_code`), to the statements around it
+PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _FIRST_TOKEN = re.compile(r"\s*(\w+|\S)")
@@ -158,10 +164,15 @@ def edit_key(edit: Edit) -> tuple:
 class _Collector:
     """Candidates by key: the first way to a text keeps it, later ones count in its ``ways``."""
 
-    def __init__(self, last: Edit | None, lines: list[str] | TextLines) -> None:
+    def __init__(self, last: Edit | None, lines: list[str] | TextLines, recent: list[Edit] | None = None,
+                 refused: list[Edit] | tuple = ()) -> None:
+        """``recent``: the history edits generalised, oldest first (``last`` alone when None); ``refused``: edits
+        the programmer took back (`prompt.taken_back`), whose change is offered nowhere again."""
         self.last = last
         self.lines = lines
         self.found: dict[tuple, Candidate] = {}
+        self.written = _written_rows(recent if recent is not None else [last] if last is not None else [])
+        self.refused = {rep for e in refused if (rep := replacement(e)) is not None}
         self.undo: Edit | None = None  # the last edit undone, as an edit of ``lines``, when it fits them
         if last is not None:
             end = last.start_line + len(lines_of(last.updated))
@@ -178,9 +189,9 @@ class _Collector:
         key = edit_key(edit)
         if key[0] == key[1] and not key[2]:
             return None  # changes nothing
-        if self.last is not None and (_undoes(edit, self.last) or self._restores(edit) or self._again(edit)):
+        if self.last is not None and (_undoes(edit, self.last) or self._restores(edit)):
             return None
-        if _stutters(edit):
+        if self._again(edit) or _stutters(edit) or (self.refused and replacement(edit) in self.refused):
             return None
         seen = self.found.get(key)
         if seen is not None:
@@ -190,18 +201,19 @@ class _Collector:
         return key
 
     def _again(self, edit: Edit) -> bool:
-        """Whether ``edit`` writes the last edit's text once more right beside it on the one line it wrote (the same
-        characters put in place of the same ones, where they start or end): `from os import path, sep` offered
-        `, sep` again, `x  # noqa` another `  # noqa`. The same change elsewhere on the line (the second use of a
-        name renamed once) is another edit."""
-        last = self.last
-        if edit.start_line != last.start_line or edit.end_line - edit.start_line != 1 or \
-                len(lines_of(last.updated)) != 1 or len(lines_of(last.original)) > 1:
+        """Whether ``edit`` writes a history edit's text once more right beside it on the one line it wrote (the same
+        characters put in place of the same ones, where they start or end, the line still holding them): `from os
+        import path, sep` offered `, sep` again, `x  # noqa` another `  # noqa`. Any recent edit, not the last alone:
+        `s` typed after `item` in a signature and the uses renamed after it, `items` -> `itemss` was offered there,
+        its anchor being the rest of the line. The same change elsewhere on the line (the second use of a name renamed
+        once) is another edit."""
+        if edit.end_line - edit.start_line != 1 or edit.start_line not in self.written:
             return False
         at, removed, inserted = _change(edit.original, edit.updated)
-        last_at, last_removed, last_inserted = _change(last.original, last.updated)
-        return bool(inserted) and (removed, inserted) == (last_removed, last_inserted) and \
-            at in (last_at, last_at + len(last_inserted))
+        return bool(inserted) and any((removed, inserted) == (was_removed, was_inserted)
+                                      and at in (was_at, was_at + len(was_inserted))
+                                      and edit.original.startswith(was_inserted, was_at)
+                                      for was_at, was_removed, was_inserted in self.written[edit.start_line])
 
     def _restores(self, edit: Edit) -> bool:
         """Whether ``edit`` leaves the text the last edit changed, though its blocks are not the last edit's swapped
@@ -221,6 +233,27 @@ class _Collector:
             yield from _line_chunks(self.lines, e.end_line, hi)
 
         return _same_text(span(edit), span(u))
+
+
+def _written_rows(recent: list[Edit]) -> dict[int, list[tuple[int, str, str]]]:
+    """For each row of the current text still holding the one line a recent edit wrote (its row followed through the
+    later edits' added and removed lines; a later edit of that line alone keeps it): (offset, removed, inserted) of
+    that edit's change (`_change`)."""
+    out: dict[int, list[tuple[int, str, str]]] = {}
+    sizes = [len(lines_of(h.updated)) for h in recent]  # each edit split once (a formatter's spans the file)
+    for i, h in enumerate(recent):
+        if sizes[i] != 1 or len(lines_of(h.original)) > 1:
+            continue
+        row: int | None = h.start_line
+        for later, size in zip(recent[i + 1:], sizes[i + 1:]):
+            if later.end_line <= row:
+                row += size - (later.end_line - later.start_line)
+            elif later.start_line <= row < later.end_line and not (later.end_line - later.start_line == size == 1):
+                row = None  # rewritten with other lines
+                break
+        if row is not None and row >= 0:
+            out.setdefault(row, []).append(_change(h.original, h.updated))
+    return out
 
 
 def _stutters(edit: Edit) -> bool:
@@ -269,14 +302,15 @@ def _same_text(one: Iterator[str], other: Iterator[str]) -> bool:
 
 
 def generate(history: list[Edit], current: str, original: str | None = None,
-             cursor_line: int | None = None, lines: TextLines | None = None) -> list[Candidate]:
+             cursor_line: int | None = None, lines: TextLines | None = None,
+             refused: list[Edit] | tuple = ()) -> list[Candidate]:
     """Every candidate for the text ``current`` left by ``history`` (each edit applying to the text the
     one before it left; ``original``, the text before the first, lets insertions find their neighbours
     exactly, else they are found by undoing the later edits), within ``SEARCH_LINES`` of ``cursor_line``
     when it is given. ``lines``: ``current``'s lines, read instead of splitting it (``current`` is then read
     through them only): the rows searched are read once as one slice, and without ``original`` the texts before
     the edits are rebuilt as line tables (`_lines_before`), so a request costs its window and its edits, not the
-    file's length."""
+    file's length. ``refused``: edits taken back (`prompt.taken_back`), whose change no candidate makes."""
     table = lines_of(current) if lines is None else lines
     n = len(table)
     lo, hi = (0, n) if cursor_line is None else (max(0, cursor_line - SEARCH_LINES), min(n, cursor_line + SEARCH_LINES))
@@ -285,7 +319,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
     near = table[edge:max(edge, min(n, hi + 1))]  # the rows searched and one on each side (insertions read them)
     searched = near[lo - edge:lo - edge + len(rows)]  # lines[row] for row in rows
     recent = history[-MAX_HISTORY:]
-    out = _Collector(history[-1] if history else None, table)
+    out = _Collector(history[-1] if history else None, table, recent, refused)
     context = _ContextSearch(out, list(zip(rows, searched)))
     if lines is None or original is not None:
         texts_before = _texts_before(history, current, original, len(recent))
@@ -623,9 +657,103 @@ def featurize(candidates: list[Candidate], history: list[Edit], current: str, cu
 
 
 def featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None,
-               lines: TextLines | None = None) -> list[Candidate]:
+               lines: TextLines | None = None, refused: list[Edit] | tuple = ()) -> list[Candidate]:
     """The candidates the ranker scores, with their features: one path for training and serving (``lines``:
-    ``current``'s lines, which a request reads from the document's line index instead of splitting the text)."""
+    ``current``'s lines, which a request reads from the document's line index instead of splitting the text;
+    ``refused``: `generate`'s)."""
     baseline = BaselinePredictor().predict_next(history, current, lines)
-    return featurize(generate(history, current, original, cursor_line, lines), history, current, cursor_line,
+    return featurize(generate(history, current, original, cursor_line, lines, refused), history, current, cursor_line,
                      baseline, lines)
+
+
+_STATEMENT_GOES_ON = re.compile(r"[)\]}]|(?:else|elif|except|finally)\b")  # a top-level line that ends no statement
+_STRING = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\\n]|\\.)*`""")
+_BRACKET_PAIRS = {")": "(", "]": "[", "}": "{"}
+_COMMENT_OPENER = re.compile(r"//|#(?=\s|$)")  # a line comment's start in most languages (not `#include`, `#x`)
+
+
+def is_python(path: str = "", language_id: str = "") -> bool:
+    """Whether a document is Python code: its language id when there is one, else its path (none: Python)."""
+    if language_id:
+        return syntax.is_python(language_id)
+    return not path or path.lower().endswith(PYTHON_SUFFIXES)
+
+
+def breaks_code(edit: Edit, lines: list[str] | TextLines, python: bool = True) -> bool:
+    """Whether ``edit`` (of the text whose lines are ``lines``) makes the code around it fail to parse where it parsed
+    before: a change repeated where only part of it fits (`os.environ["PORT")` after `[` -> `.get(` and `]` -> `)`),
+    an argument added to every call going on into the `def` (`width=1, 2`), a trailing comment put mid-line
+    (`def f(width  # done, height):`, and `total = width  # done * height`, which parses, the comment having
+    swallowed code). Python is parsed with tree-sitter, from the top-level statement above the edit to the one after
+    it (at most ``SYNTAX_LINES`` each side); other languages, or no grammar, compare the brackets of the edited lines
+    and look for a comment opener put before code."""
+    at, removed, inserted = _change(edit.original, edit.updated)
+    if not python or not syntax.available():
+        return (_bracket_trouble(edit.updated) > _bracket_trouble(edit.original)
+                or (_between_code(edit.updated, at, at + len(inserted))
+                    and _COMMENT_OPENER.search(_STRING.sub("", inserted)) is not None))
+    if removed.isidentifier() and inserted.isidentifier() and not keyword.iskeyword(inserted):
+        return False  # a name for a name
+    n = len(lines)
+    s, e = min(edit.start_line, n), min(edit.end_line, n)
+    above = lines[max(s - SYNTAX_LINES, 0):min(s + 1, n)]
+    lo = max(s - SYNTAX_LINES, 0) + _statement_start(above)
+    below = lines[e:min(e + SYNTAX_LINES, n)]
+    hi = e + next((k for k, line in enumerate(below) if _starts_statement(line)), len(below))
+    head, tail = "".join(lines[lo:s]), "".join(lines[e:hi])
+    after = head + edit.updated + tail
+    tree = syntax.parse(after)
+    if not tree.root_node.has_error and not _comment_swallows(tree, after, len(head) + at, inserted):
+        return False  # the usual answer, read from one parse
+    return not syntax.parse(head + edit.original + tail).root_node.has_error  # it parsed before: the edit is to blame
+
+
+def _between_code(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` has something other than blanks both before it and after it on its lines: a
+    comment put there ends code and swallows more (put before a line's whole code, it comments the line out)."""
+    line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
+    return bool(text[line_start:start].strip()) and bool(text[end:len(text) if line_end < 0 else line_end].strip())
+
+
+def _comment_swallows(tree, text: str, start: int, inserted: str) -> bool:
+    """Whether a comment starting in ``inserted`` (put at ``start`` of ``text``, parsed as ``tree``) runs on over
+    code that was already on the line, after code."""
+    if "#" not in inserted or not _between_code(text, start, start + len(inserted)):
+        return False
+    root = tree.root_node
+    for k, ch in enumerate(inserted):
+        if ch == "#":
+            b = len(text[:start + k].encode("utf-8", "surrogatepass"))
+            node = root.descendant_for_byte_range(b, b + 1)
+            if node is not None and node.type == "comment" and node.start_byte == b:
+                return True
+    return False
+
+
+def _starts_statement(line: str) -> bool:
+    return _top_level(line) and not _STATEMENT_GOES_ON.match(line)
+
+
+def _statement_start(above: list[str]) -> int:
+    """Where in ``above`` (the lines above an edit's and its first) to start parsing: the last line starting a
+    top-level statement, else the first of the least indented code lines (most likely a statement's start)."""
+    for k in range(len(above) - 1, -1, -1):
+        if _starts_statement(above[k]):
+            return k
+    code = [(_indent(line), k) for k, line in enumerate(above) if line.strip() and not line.lstrip().startswith("#")]
+    return min(code)[1] if code else 0
+
+
+def _bracket_trouble(text: str) -> int:
+    """Brackets of ``text`` (its strings left out) that close nothing, close another kind or stay open."""
+    stack: list[str] = []
+    trouble = 0
+    for ch in _STRING.sub("", text):
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _BRACKET_PAIRS:
+            if stack and stack[-1] == _BRACKET_PAIRS[ch]:
+                stack.pop()
+            else:
+                trouble += 1
+    return trouble + len(stack)

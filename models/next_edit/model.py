@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from models.next_edit.baseline import BaselinePredictor
+from models.next_edit.candidates import is_python
 from models.next_edit.examples import Edit, Example, TextLines, line_ending
 from models.model_dir import ModelDirError
 from models.next_edit.prompt import (HISTORY_EDITS, LINES_AFTER, LINES_BEFORE, MAX_LINE_CHARS, PROMPT_FORMATS, Window,
-                                     in_document, lf_edits, lf_lines, lf_view, undoes_last_edit, window_around,
-                                     without_undone)
+                                     in_document, lf_edits, lf_lines, lf_view, taken_back, undoes_last_edit,
+                                     window_around, without_undone)
 from models.runtime import DecodeOptions, EarlyExitRuntime
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
                  path: str = "", threshold: float = 0.0,
                  should_cancel: Callable[[], bool] | None = None,
                  ranker: "EditRanker | None" = None, ranker_threshold: float | None = None,
-                 lines: TextLines | None = None) -> NextEditAnswer | None:
+                 lines: TextLines | None = None, language_id: str = "") -> NextEditAnswer | None:
     """The answer of ``heuristic`` (the baseline; always shown), ``ranker`` (the edit ranker's best candidate,
     shown when its score reaches ``ranker_threshold``, by default the ranker's own; the baseline answers when no
     ranker is loaded), ``model`` (the model's edit, shown when its confidence reaches ``threshold``) or ``auto``
@@ -191,7 +192,8 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
     returned (``shown`` false) so it can be logged as hidden; ``auto`` returns a hidden one only when neither is
     shown, the ranker's first. No edit that undoes the last one is returned. ``lines``: ``current``'s lines, read
     instead of splitting it (a request on a large file then reads the lines near the edits, not all of them; in a
-    document with CRs the lines of its LF view are read through them, `prompt.LFLines`, not converted whole)."""
+    document with CRs the lines of its LF view are read through them, `prompt.LFLines`, not converted whole).
+    ``language_id``: the document's (else ``path`` tells whether it is Python), for the ranker's syntax check."""
     ranked: NextEditAnswer | None = None
     kept = without_undone(history)  # what the predictors learn from; the undo check reads the edits as made
     if predictor in ("heuristic", "ranker", "auto"):
@@ -203,7 +205,10 @@ def predict_with(predictor: str, model: "NextEditModel | None", history: list[Ed
             # read it through them only (for a document with CRs their `TextLines.text` is the document)
             lf_history, lf_current, lf_table = lf_edits(kept, lines.text_has_cr), current, lf_lines(lines)
         if ranker is not None and predictor != "heuristic":
-            found = ranker.rank(lf_history, lf_current, cursor_line, lines=lf_table)
+            back = taken_back(history)
+            refused = lf_edits(back, lines.text_has_cr if lines is not None else "\r" in current) if back else ()
+            found = ranker.rank(lf_history, lf_current, cursor_line, lines=lf_table, refused=refused,
+                                python=is_python(path, language_id))
             edit = in_document(current, found.edit, lines) if found is not None else None
             if edit is not None and not undoes_last_edit(history, current, edit, lines):
                 ranked = NextEditAnswer(edit, found.score, "ranker", ranker.threshold_for(ranker_threshold))

@@ -350,15 +350,29 @@ def without_undone(history: list[Edit]) -> list[Edit]:
     """``history`` without the edits taken back (an edit, then one that restores the same lines as they were: an
     undo, or the change typed back by hand), both of the pair: what the programmer meant to keep. An undone rename
     was otherwise carried on as a pattern (`width` to `w` undone, the ranker offered `w` on the next use, 0.887)."""
+    return _undone_split(history)[0]
+
+
+def taken_back(history: list[Edit]) -> list[Edit]:
+    """The edits of ``history`` taken back (the first of each pair `without_undone` leaves out) and not made again
+    since: a "no" to their change. An accepted next edit undone with Ctrl+Z left the edit it repeated in the history,
+    and the same change was offered at once at the next use."""
+    return _undone_split(history)[1]
+
+
+def _undone_split(history: list[Edit]) -> tuple[list[Edit], list[Edit]]:
     kept: list[Edit] = []
+    back: list[Edit] = []
     for edit in history:
         before = kept[-1] if kept else None
         if (before is not None and edit.start_line == before.start_line and edit.original == before.updated
                 and edit.updated == before.original):
-            kept.pop()
+            back.append(kept.pop())
         else:
             kept.append(edit)
-    return kept
+            if edit in back:  # made again: redone
+                back.remove(edit)
+    return kept, back
 
 
 def undoes_last_edit(history: list[Edit], current: str, edit: Edit, lines: TextLines | None = None) -> bool:

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from models.acceptance.model import AcceptanceModelError, StageModel
-from models.next_edit.candidates import FEATURE_NAMES, featurized
-from models.next_edit.examples import Edit, Example, TextLines
+from models.next_edit.candidates import FEATURE_NAMES, breaks_code, featurized, is_python
+from models.next_edit.examples import Edit, Example, TextLines, lines_of
 
 RANKER_FILE = "ranker.json"
+SYNTAX_CHECKED = 3  # best candidates checked for breaking the code around them (`breaks_code`), best first
 FORMAT = 1
 DEFAULT_RANKER_DIR = Path(__file__).resolve().parent / "ranker"
 
@@ -47,17 +48,24 @@ class EditRanker:
     name = "ranker"
 
     def rank(self, history: list[Edit], current: str, cursor_line: int, original: str | None = None,
-             lines: TextLines | None = None) -> RankedEdit | None:
+             lines: TextLines | None = None, refused: list[Edit] | tuple = (),
+             python: bool = True) -> RankedEdit | None:
         """The best candidate and its score (whatever the score), or None when there is no candidate. ``lines``:
-        ``current``'s lines, read instead of splitting it (`featurized`)."""
+        ``current``'s lines, read instead of splitting it (`featurized`); ``refused``: edits taken back, whose change
+        is offered nowhere (`prompt.taken_back`). Of the ``SYNTAX_CHECKED`` best, the first that leaves the code
+        around it parsing as it did (``python``: the text is Python, else its brackets are compared) is the answer;
+        None when each of them breaks it."""
         if not history:
             return None
-        candidates = featurized(history, current, cursor_line, original, lines)
+        candidates = featurized(history, current, cursor_line, original, lines, refused)
         if not candidates:
             return None
         scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))
-        best = int(np.argmax(scores))
-        return RankedEdit(candidates[best].edit, float(scores[best]))
+        table = lines_of(current) if lines is None else lines
+        for k in np.argsort(-scores, kind="stable")[:SYNTAX_CHECKED]:
+            if not breaks_code(candidates[k].edit, table, python):
+                return RankedEdit(candidates[k].edit, float(scores[k]))
+        return None
 
     def threshold_for(self, override: float | None = None) -> float:
         """The score an edit needs to be shown: ``override`` (a setting) unless None or negative, else the
@@ -66,7 +74,8 @@ class EditRanker:
 
     def predict_scored(self, example: Example) -> tuple[Edit | None, float]:
         """The evaluation interface (`models.next_edit.evaluate`, which applies ``threshold``)."""
-        found = self.rank(example.history, example.current, example.cursor_line, example.original)
+        found = self.rank(example.history, example.current, example.cursor_line, example.original,
+                          python=is_python(example.path))
         return (found.edit, found.score) if found is not None else (None, 0.0)
 
     def to_dict(self) -> dict:
