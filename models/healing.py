@@ -40,6 +40,7 @@ class TokenBytes:
         self._order = np.array(sorted((i for i, p in enumerate(pieces) if p), key=pieces.__getitem__), dtype=np.int64)
         self._sorted = [pieces[i] for i in self._order]
         self._by_bytes = {p: i for i, p in enumerate(pieces) if p}
+        self._longest = max(map(len, pieces), default=0)
 
     @classmethod
     def of_tokenizer(cls, tok, vocab_size: int) -> "TokenBytes | None":
@@ -70,6 +71,12 @@ class TokenBytes:
                 end = mid
         shorter = [self._by_bytes[left[:k]] for k in range(1, len(left)) if left[:k] in self._by_bytes]
         return np.concatenate([self._order[lo:hi], np.array(shorter, dtype=np.int64)])
+
+    def starts_of(self, data: bytes) -> list[int]:
+        """Token ids whose bytes are a start of ``data``: the tokens that may come next while ``data`` is to be
+        written exactly."""
+        found = (self._by_bytes.get(data[:k]) for k in range(1, min(len(data), self._longest) + 1))
+        return [t for t in found if t is not None]
 
     def may_write(self, left: bytes, token: int) -> bool:
         """Whether ``token`` is one of ``candidates(left)``, without building them (an exit's token, checked)."""

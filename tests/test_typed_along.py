@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 from lsp_server.cli import main
 from telemetry.lsp_client import LspClient, change_at
@@ -96,3 +97,58 @@ def test_a_replay_shows_a_suggestion_typed_along_once(tmp_path, capsys):
     (session,) = json.loads(capsys.readouterr().out)["sessions"]
     assert (session["suggestions"], session["accepted"], session["rejected"]) == (1, 1, 0)
     assert session["by_basis"] == {"unshown": 1, "logged": 1}
+
+
+def _then_nothing(tmp_path, typed: str) -> list[tuple]:
+    """Ask, type ``typed`` (or the suggestion's first character), ask again where Stop hides every suggestion:
+    the first suggestion's row once the session ended."""
+    client, db = _start(tmp_path)
+    try:
+        first, _ = _suggestion(client, CHARACTER)
+        client.did_change(URI, 2, [change_at(LINE, CHARACTER, typed or first[0])])
+        client.notify("workspace/didChangeConfiguration", {"settings": {"tact": {
+            "stopThreshold": 0.0, "acceptanceGate": False}}})
+        deadline = time.time() + 10
+        while client.request("tact/status")["settings"]["stopThreshold"] != 0.0 and time.time() < deadline:
+            time.sleep(0.05)
+        items = client.request("textDocument/completion", {
+            "textDocument": {"uri": URI}, "position": {"line": LINE, "character": CHARACTER + 1},
+            "context": {"triggerKind": 1}}, timeout=120)["items"]
+        assert items == []
+    finally:
+        client.shutdown()
+    return _rows(db)
+
+
+def test_a_suggestion_typed_over_ends_rejected_when_the_next_request_answers_nothing(tmp_path):
+    """Neovim's menu closes when the next answer is empty: left open, the suggestion typed over ended cancelled with
+    the session (`sessionEnded`) and was not counted shown, where one ended by a newer suggestion counted a
+    rejection."""
+    assert _then_nothing(tmp_path, "Z")[0] == ("rejected", "superseded", None)
+
+
+def test_a_suggestion_typed_along_with_nothing_after_it_ends_undecided(tmp_path):
+    """With nothing newer to carry the decision (the menu closed, the user typed on by hand), cancelling it
+    `typedAlong` left a suggestion the user saw out of every count: it ends as VS Code ends one typed out by hand,
+    rejected `ignored` (shown, not accepted, no rejection the gate counts)."""
+    assert _then_nothing(tmp_path, "")[0] == ("rejected", "ignored", None)
+
+
+def test_how_much_of_the_open_suggestion_was_typed_is_read_from_the_document():
+    """All of it typed is no typing along (VS Code's `ignored`: typed out by hand), and a cursor moved over text that
+    was there already is no typing at all."""
+    from lsp_server.services.documents import DocumentStore
+    from lsp_server.services.ledger import TYPED_PART, TYPED_WHOLE, IssuedSuggestion, SuggestionLedger
+    from lsp_server.services.pipeline import typed_along
+    from lsp_server.services.positions import Position, Range
+
+    store, ledger = DocumentStore(), SuggestionLedger()
+    doc = store.open(URI, "python", 1, "x = f(a, b)\n")
+    ledger.issue(IssuedSuggestion("s1", "completion", URI, 1, "a, b)", start=(0, 6)))
+    assert typed_along(ledger, doc, URI, Position(0, 8)) == ""  # the cursor moved right over "a,"
+    store.change(URI, 2, [(Range(Position(0, 6), Position(0, 11)), "")])  # "x = f(": then "a, b)" typed
+    for n, ch in enumerate("a, b)"):
+        store.change(URI, 3 + n, [(Range(Position(0, 6 + n), Position(0, 6 + n)), ch)])
+    assert typed_along(ledger, doc, URI, Position(0, 8)) == TYPED_PART
+    assert typed_along(ledger, doc, URI, Position(0, 11)) == TYPED_WHOLE
+    assert typed_along(ledger, doc, URI, Position(0, 5)) == ""  # before its start

@@ -34,8 +34,10 @@ async def suggest(ls, uri: str, line: int, character: int, trigger: str,
         report_degraded(ls)
     if suggestion is not None and suggestion.result is not None and not suggestion.text:
         ls.recorder.cancelled(pending.suggestion_id, "empty")  # nothing to show: its life ends here
+    if suggestion is None or not suggestion.text:
+        ls.pipeline.answered_nothing(pending, uri)
         return None
-    if suggestion is None or not suggestion.text or not ls.pipeline.issue(pending, suggestion, uri):
+    if not ls.pipeline.issue(pending, suggestion, uri):
         return None
     return pending, suggestion
 

@@ -21,6 +21,8 @@ log = logging.getLogger("tact.ledger")
 # The outcome of a suggestion that ended without the user deciding (rejected `ignored`: focus moved away, the
 # extension stopped, the user typed it out by hand): ended, and no rejection the acceptance gate counts.
 UNDECIDED = "undecided"
+# How much of the open suggestion the user typed since it was issued (`SuggestionLedger.issue`): a start of it, all.
+TYPED_PART, TYPED_WHOLE = "part", "whole"
 
 
 @dataclass
@@ -46,7 +48,8 @@ class IssuedSuggestion:
 class Ended(NamedTuple):
     """A suggestion a newer one ended: ``outcome`` rejected (its reason: superseded), or cancelled where the client
     reports what it shows and never showed it (no one turned it down), or where the user typed its first characters
-    before the newer one came (``TYPED_ALONG``: they went on with it, and the newer one carries their decision)."""
+    before the newer one came (``TYPED_ALONG``: they went on with it, and the newer one carries their decision), or
+    ``UNDECIDED`` (rejected ``ignored``) where the user typed it out by hand or nothing newer carries it on."""
 
     id: str
     outcome: str
@@ -88,17 +91,18 @@ class SuggestionLedger:
                 return True
         return suggestion_id.startswith(self._id_prefix) and len(suggestion_id) == len(self._id_prefix) + 8
 
-    def issue(self, item: IssuedSuggestion, typed_along: bool = False) -> Ended | None:
+    def issue(self, item: IssuedSuggestion, typed: str = "") -> Ended | None:
         """Register a suggestion returned to the editor; returns the unresolved one it ends, if any. Where the client
         reports what it shows, one it never showed is cancelled, not rejected (the user never saw it: counted as a
         rejection, it taught the acceptance gate seven of one session's eight), and one it showed stays open (see
         ``_on_screen``): rejected by the newer one, it was ended while the user went on accepting it word by word.
-        Where it does not, one the user went on typing (``typed_along``: the text typed since it is its start) is
-        cancelled ``TYPED_ALONG``: Neovim asks again at each keystroke, and typing two characters of a suggestion
-        before accepting the rest read as two rejections and one accept."""
+        Where it does not, one the user went on typing (``typed``: ``TYPED_PART``, the text typed since it is its
+        start) is cancelled ``TYPED_ALONG``: Neovim asks again at each keystroke, and typing two characters of a
+        suggestion before accepting the rest read as two rejections and one accept. One typed out whole
+        (``TYPED_WHOLE``) ends ``UNDECIDED``, as VS Code ends it (``ignored``)."""
         key = (item.kind, item.uri)
         with self._lock:
-            ended = self._supersede(key, typed_along)
+            ended = self._supersede(key, typed)
             self._items[item.id] = item
             self._open_by_uri[key] = item.id
         if ended:
@@ -108,16 +112,18 @@ class SuggestionLedger:
                 self._items.popitem(last=False)
         return ended
 
-    def supersede(self, kind: str, uri: str) -> Ended | None:
+    def supersede(self, kind: str, uri: str, typed: str = "", carried: bool = True) -> Ended | None:
         """End the open suggestion of ``kind`` in ``uri`` as a newer one elsewhere replaced it (a next edit answered
-        in another cell of the notebook), by `issue`'s rule; returns it, if it ended."""
+        in another cell of the notebook), by `issue`'s rule, or as a newer request answered with nothing (not
+        ``carried``: one typed along ends ``UNDECIDED``, no newer one carrying the decision); returns it, if it
+        ended."""
         with self._lock:
-            ended = self._supersede((kind, uri))
+            ended = self._supersede((kind, uri), typed, carried)
         if ended:
             self._tell(ended.id, ended.outcome)
         return ended
 
-    def _supersede(self, key: tuple[str, str], typed_along: bool = False) -> Ended | None:
+    def _supersede(self, key: tuple[str, str], typed: str = "", carried: bool = True) -> Ended | None:
         """(Under the lock.) The rule of `issue` for the open suggestion at ``key``, which is open no longer."""
         older = self._open_by_uri.pop(key, None)
         if older is None or older not in self._items or self._items[older].outcome is not None:
@@ -126,8 +132,9 @@ class SuggestionLedger:
         if reported and self._items[older].shown:
             self._on_screen[key] = older
             return None
-        if typed_along and not reported:
-            ended = Ended(older, "cancelled", TYPED_ALONG)
+        if typed and not reported:
+            carried_on = carried and typed == TYPED_PART
+            ended = Ended(older, "cancelled", TYPED_ALONG) if carried_on else Ended(older, UNDECIDED, "ignored")
         else:
             ended = Ended(older, "cancelled" if reported else "rejected")
         self._items[older].outcome = ended.outcome

@@ -24,7 +24,7 @@ from lsp_server.services.completion import CompletionService, Suggestion
 from lsp_server.services.context import CompletionContext
 from lsp_server.services.documents import Document, DocumentStore
 from lsp_server.services.gate import AcceptanceGate, GateDecision
-from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+from lsp_server.services.ledger import TYPED_PART, TYPED_WHOLE, IssuedSuggestion, SuggestionLedger
 from lsp_server.services.notebooks import NotebookStore
 from lsp_server.services.positions import LineIndex, Position, Range, advance, utf16_len
 from lsp_server.services.recorder import SessionRecorder
@@ -82,6 +82,7 @@ class PendingRequest:
     # with the gate off, "features": the details of stage 2's ungated row (features for training), computed by the
     # job and logged as the answer goes out (`CompletionPipeline.issue`): one that never reaches the user has no outcome
     ungated: dict[str, dict] = field(default_factory=dict)
+    position: Position | None = None  # the cursor the request was made at
 
     def abandon(self, recorder: SessionRecorder, reason: str) -> None:
         """The editor will not get this suggestion (it cancelled the request): stop the job, and if the job
@@ -124,15 +125,19 @@ def written_suggestion(ledger: SuggestionLedger, documents: DocumentStore, uri: 
     return item.id if written.startswith(text) else None
 
 
-def typed_along(ledger: SuggestionLedger, doc: Document, uri: str, start: Position | None) -> bool:
-    """Whether the user typed the first characters of the open completion of ``uri`` before the request whose text
-    starts at ``start``: the document's text from where the open one starts to ``start`` is its start (see
-    ``SuggestionLedger.issue``). An edit before it moves its start, and then this reads no."""
+def typed_along(ledger: SuggestionLedger, doc: Document, uri: str, start: Position | None) -> str:
+    """How much of the open completion of ``uri`` the user typed before the request whose text starts at ``start``:
+    ``TYPED_PART`` where the document's text from where the open one starts to ``start`` is a start of it, and the
+    document changed since (the cursor moved over text that was there reads no), ``TYPED_WHOLE`` where it is all of
+    it, else '' (see ``SuggestionLedger.issue``). An edit before it moves its start, and then this reads no."""
     item = ledger.open_item("completion", uri)
-    if item is None or item.start is None or start is None:
-        return False
+    if item is None or item.start is None or start is None or doc.version <= item.version:
+        return ""
     begin, end = doc.offset_at(Position(*item.start)), doc.offset_at(start)
-    return end > begin and to_lf(item.text).startswith(to_lf(doc.text[begin:end]))
+    typed, text = to_lf(doc.text[begin:end]), to_lf(item.text)
+    if end <= begin or not text.startswith(typed):
+        return ""
+    return TYPED_WHOLE if typed == text else TYPED_PART
 
 
 class CompletionPipeline:
@@ -308,7 +313,24 @@ class CompletionPipeline:
             return suggestion
 
         future, token = self.scheduler.submit(uri, recorder.logged_job(suggestion_id, job, "completion"))
-        return PendingRequest(suggestion_id, future, token, doc, version, times, selected, keys, ungated)
+        return PendingRequest(suggestion_id, future, token, doc, version, times, selected, keys, ungated, position)
+
+    def answered_nothing(self, pending: PendingRequest, uri: str) -> None:
+        """On the event loop, as a request's answer goes out with nothing to show (empty, hidden, skipped): for a
+        client that reports no shows, the open completion of ``uri`` ends: rejected where the user typed something
+        else, ``UNDECIDED`` (rejected ``ignored``) where they typed along it (nothing newer carries their decision: the
+        user typed on by hand). The editor's list is replaced all the same; Neovim's menu closes. Left open, a
+        suggestion typed over or dismissed with nothing after it ended cancelled with the session, and was not counted
+        shown, where the same one ended by a newer suggestion counted a rejection. Where the document changed since
+        the request, its next request ends it."""
+        doc = pending.document
+        if (doc is None or self.documents.get(uri) is not doc or doc.version != pending.version
+                or "completion" in self.ledger.reports_shows):
+            return
+        ended = self.ledger.supersede("completion", uri, typed_along(self.ledger, doc, uri, pending.position),
+                                      carried=False)
+        if ended:
+            self.recorder.superseded(ended)
 
     def _gate_decision(self, stage: int, decide: Callable[[], T]) -> T | None:
         """A stage's decision, or None when deciding failed: the request then goes on ungated (generated and shown),
@@ -344,7 +366,7 @@ class CompletionPipeline:
             pending.suggestion_id, "completion", uri, pending.version, suggestion.text,
             selected_units=utf16_len(pending.selected.text) if pending.selected is not None else 0,
             start=(start.line, start.character) if start is not None else None),
-            typed_along=typed_along(self.ledger, doc, uri, start))
+            typed=typed_along(self.ledger, doc, uri, start))
         if superseded:
             self.recorder.superseded(superseded)
         if suggestion.text:

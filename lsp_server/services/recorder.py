@@ -302,8 +302,8 @@ class SessionRecorder:
         self._record(SuggestionRejected(self.session_id, suggestion_id, reason))
 
     def superseded(self, ended: Ended) -> None:
-        """A newer suggestion ended ``ended`` (`SuggestionLedger.issue`): rejected, or cancelled (unseen, typed
-        along)."""
+        """A newer suggestion ended ``ended`` (`SuggestionLedger.issue`): rejected (``ignored`` where no one decided),
+        or cancelled (unseen, typed along)."""
         if ended.outcome == "cancelled":
             self.cancelled(ended.id, ended.reason)
         else:

@@ -33,9 +33,11 @@ from models.healing import HEAL_TOKENS, healed_logp
 from models.model_dir import read_record, write_atomically
 
 # 2: stop_probs are the calibrated P(stop); 3: prompts fit the trained context (context_tokens); 4: token healing;
-# 5: a healed prompt's prefix cut against a fixed allowance (models.runtime.HEAL_ALLOWANCE)
-SCORING_VERSION = 5
+# 5: a healed prompt's prefix cut against a fixed allowance (models.runtime.HEAL_ALLOWANCE); 6: the token path
+# greedy decoding takes to write the text, and serving's room for what it generates
+SCORING_VERSION = 6
 MAX_SUGGESTION_TOKENS = 128  # longer suggestions are scored on their first tokens
+MAX_PATH_ROUNDS = 8  # passes that move the scored tokens onto decoding's path; past them the rest stays the tokenizer's
 _MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "exit_heads.safetensors")
 _SCORE_KEYS = frozenset({"logprobs", "stop_probs", "layers", "n_layers"})  # what a cached score holds
 
@@ -65,7 +67,8 @@ class SuggestionScorer:
 
     def __init__(self, model_dir: str | Path, cache_dir: str | Path | None, *, threads: int = 2,
                  exit_threshold: float | None = None, stop_threshold: float = 0.8, min_exit_layer: int = 1,
-                 policy: str = "speculative", exit_rule: str | None = None, heal_tokens: int = HEAL_TOKENS) -> None:
+                 policy: str = "speculative", exit_rule: str | None = None, heal_tokens: int = HEAL_TOKENS,
+                 reserve: int | None = None) -> None:
         from models.runtime import DecodeOptions, EarlyExitRuntime
 
         self.model_dir = Path(model_dir)
@@ -77,6 +80,8 @@ class SuggestionScorer:
         self.min_exit_layer = min_exit_layer
         self.policy = policy
         self.heal_tokens = heal_tokens
+        # the room serving keeps for what it generates (tact.maxNewTokens), which places the prompt's window
+        self.reserve = DecodeOptions.max_new_tokens if reserve is None else reserve
         self.cache_path = Path(cache_dir) / f"scores-{self.identity}.json" if cache_dir else None
         self.cache: dict[str, dict] = {}
         if self.cache_path and self.cache_path.exists():
@@ -93,7 +98,7 @@ class SuggestionScorer:
     def _key(self, prefix: str, suffix: str, text: str) -> str:
         rule = "" if self.exit_rule == "agreement" else f"/{self.exit_rule}"  # the keys of earlier caches stay valid
         raw = "\0".join([str(SCORING_VERSION), f"{self.exit_threshold}/{self.stop_threshold}/{self.min_exit_layer}{rule}"
-                         f"/{self.heal_tokens}", prefix, suffix, text])
+                         f"/{self.heal_tokens}/{self.reserve}", prefix, suffix, text])
         return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
     def score(self, prefix: str, suffix: str, text: str) -> dict:
@@ -118,43 +123,25 @@ class SuggestionScorer:
         scored = len(info.encode(text)[:MAX_SUGGESTION_TOKENS])
         if not scored:
             return {"logprobs": [], "stop_probs": [], "layers": [], "n_layers": L}
-        # as serving builds it; the text taken back is written again before the suggestion, in one encoding with it
-        prompt = rt.completion_prompt(prefix, suffix, reserve=scored + 1, heal_tokens=self.heal_tokens)
+        # as serving builds it, with room for what it may generate (a longer logged suggestion keeps room for itself:
+        # a reserve of the suggestion's length started the window elsewhere than serving's for 51 of 100 requests);
+        # the text taken back is written again before the suggestion
+        prompt = rt.completion_prompt(prefix, suffix, reserve=max(scored, self.reserve),
+                                      heal_tokens=self.heal_tokens)
         target = info.encode(prompt.heal + text)[:MAX_SUGGESTION_TOKENS]
-        heal_left = self._heal_left(prompt.heal, target)  # per target token: the text taken back still to write
-        ids = prompt.ids + target
-        first = len(prompt.ids) - 1  # the state at position first + t predicts target[t]
-        n = len(target)
         with rt.lock:
             rt.reset()
             try:
-                h = rt.embed[ids]
-                exit_layer = np.full(n, L - 1)
-                exit_layer[0] = L - 1  # the first token comes from the prefill, at full depth
-                decided = np.zeros(n, dtype=bool)
-                decided[0] = True
-                for i in range(L):
-                    h = rt.forward([], 0, i, i, hidden=h)
-                    if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
-                        sel = h[first:first + n]
-                        features, exit_logp = None, None
-                        if rt.controller.reads_head(i):
-                            top, margin, exit_logp = rt.exit_features(i, sel)
-                            features = (top, margin)
-                        ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold,
-                                                  self.exit_rule) & ~decided
-                        for t in np.flatnonzero(ok):  # a token writing text given back leaves only where the
-                            if heal_left[t]:           # exit's token may write it (EarlyExitRuntime._dynamic_pass)
-                                ok[t] = exit_logp is not None and rt.token_bytes.may_write(
-                                    heal_left[t], int(exit_logp[t].argmax()))
-                        exit_layer[ok] = i
-                        decided |= ok
-                sel = h[first:first + n]
-                logp = log_softmax(rt.head(L - 1, sel))
-                for t, left in enumerate(heal_left):
-                    if left:
-                        logp[t] = healed_logp(logp[t], rt.token_bytes.candidates(left))
-                stop = rt.controller.stop_probs(L - 1, sel, logp.max(axis=-1))
+                # each round settles a later token on decoding's path (the ones before it and their scores stay)
+                written = (prompt.heal + text).encode("utf-8", "surrogatepass")
+                for _ in range(MAX_PATH_ROUNDS):
+                    exit_layer, logp, stop = self._pass(prompt.ids, target, prompt.heal)
+                    path = self._decoding_path(written, target, logp)[:MAX_SUGGESTION_TOKENS]
+                    if path == target:
+                        break
+                    target = path
+                else:
+                    exit_layer, logp, stop = self._pass(prompt.ids, target, prompt.heal)
             finally:
                 rt.reset()
         return {
@@ -163,6 +150,68 @@ class SuggestionScorer:
             "layers": [int(x) + 1 for x in exit_layer],
             "n_layers": L,
         }
+
+    def _pass(self, prompt_ids: list[int], target: list[int], heal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One teacher-forced pass of ``target`` after the prompt through every layer: per target token (n), the
+        layer the dynamic policy would leave after (n,), the final layer's log-probabilities (n, V) (those writing
+        text taken back among the tokens that could write it) and P(stop) before it (n,)."""
+        rt = self.runtime
+        L = rt.n_layers
+        heal_left = self._heal_left(heal, target)  # per target token: the text taken back still to write
+        ids = prompt_ids + target
+        first = len(prompt_ids) - 1  # the state at position first + t predicts target[t]
+        n = len(target)
+        h = rt.embed[ids]
+        exit_layer = np.full(n, L - 1)
+        exit_layer[0] = L - 1  # the first token comes from the prefill, at full depth
+        decided = np.zeros(n, dtype=bool)
+        decided[0] = True
+        for i in range(L):
+            h = rt.forward([], 0, i, i, hidden=h)
+            if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
+                sel = h[first:first + n]
+                features, exit_logp = None, None
+                if rt.controller.reads_head(i):
+                    top, margin, exit_logp = rt.exit_features(i, sel)
+                    features = (top, margin)
+                ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold,
+                                          self.exit_rule) & ~decided
+                for t in np.flatnonzero(ok):  # a token writing text given back leaves only where the
+                    if heal_left[t]:           # exit's token may write it (EarlyExitRuntime._dynamic_pass)
+                        ok[t] = exit_logp is not None and rt.token_bytes.may_write(
+                            heal_left[t], int(exit_logp[t].argmax()))
+                exit_layer[ok] = i
+                decided |= ok
+        sel = h[first:first + n]
+        logp = log_softmax(rt.head(L - 1, sel))
+        for t, left in enumerate(heal_left):
+            if left:
+                logp[t] = healed_logp(logp[t], rt.token_bytes.candidates(left))
+        return exit_layer, logp, rt.controller.stop_probs(L - 1, sel, logp.max(axis=-1))
+
+    def _decoding_path(self, written: bytes, target: list[int], logp: np.ndarray) -> list[int]:
+        """``target`` (tokens writing ``written``) with its first token that greedy decoding would not choose to
+        write it replaced by the one it would (the likeliest token whose bytes start what is left to write; with the
+        text taken back, among those that may write it), and the rest encoded after it; ``target`` itself where
+        every token is that one. Decoding's path may be one the tokenizer never takes (`' b','l','o','ck'` for
+        `' block'`, `'valid','ationError'` for `'validationError'`): scored along the tokenizer's, 19 of 89 served
+        suggestions read other log-probabilities than serving logged for them, one by 11 nats."""
+        pieces = self.runtime.token_bytes
+        done = 0
+        for t, token in enumerate(target):
+            rest = written[done:]
+            allowed = pieces.starts_of(rest)
+            if not allowed:
+                return target
+            choice = max(allowed, key=lambda c: logp[t, c])
+            if choice != token and logp[t, choice] > logp[t, token]:
+                try:
+                    tail = rest[len(pieces.pieces[choice]):].decode("utf-8", "surrogatepass")
+                except UnicodeDecodeError:  # the choice ends inside a character: no text to encode after it
+                    return target
+                return target[:t] + [int(choice)] + (self.runtime.tokenizer.encode(tail) if tail else [])
+            done += len(pieces.pieces[token])
+        return target
 
     def _heal_left(self, heal: str, target: list[int]) -> list[bytes]:
         """For each of ``target``'s tokens, the bytes of ``heal`` not yet written before it."""
