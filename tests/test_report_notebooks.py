@@ -86,12 +86,12 @@ def test_the_figures_of_files_and_of_notebook_cells_are_each_their_own(tmp_path,
     assert places["completion"] == {
         "files": {"requests": 4, "shown": 2, "accepted": 1, "acceptance_rate": 0.5, "latency_p50_ms": 20.0},
         "notebook_cells": {"requests": 3, "shown": 3, "accepted": 2, "acceptance_rate": 0.6667,
-                           "latency_p50_ms": 200.0, "earlier_cells_rate": 0.6667},
+                           "latency_p50_ms": 200.0, "earlier_cells": 2, "earlier_cells_rate": 0.6667},
     }
     assert places["next_edit"] == {
         "files": {"requests": 1, "shown": 1, "accepted": 1, "acceptance_rate": 1.0, "latency_p50_ms": 5.0},
         "notebook_cells": {"requests": 2, "shown": 1, "accepted": 0, "acceptance_rate": 0.0, "latency_p50_ms": 8.0,
-                           "earlier_cells_rate": 0.0},
+                           "earlier_cells": 0, "earlier_cells_rate": 0.0},
     }
 
 
@@ -127,7 +127,8 @@ def test_a_comparison_with_a_database_without_notebooks_breaks_both_down(tmp_pat
     other = b["files_vs_notebook_cells"]
     assert other["notebooks"] == 0 and other["completion"]["files"]["requests"] == b["requests"] == 20
     assert other["completion"]["notebook_cells"] == {"requests": 0, "shown": 0, "accepted": 0, "acceptance_rate": None,
-                                                     "latency_p50_ms": None, "earlier_cells_rate": None}
+                                                     "latency_p50_ms": None, "earlier_cells": 0,
+                                                     "earlier_cells_rate": None}
     page = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
     assert page.count("<th colspan='2'>") == 2
 

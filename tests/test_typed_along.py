@@ -10,20 +10,10 @@ import sqlite3
 import time
 
 from lsp_server.cli import main
-from telemetry.lsp_client import LspClient, change_at
-from tests.lsp_support import model_under_test, server_command, wait_for_rows
-
-URI = "file:///project/along.py"
-TEXT = "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.\n"
-LINE, CHARACTER = 5, len("        return f.")
-
-
-def _start(tmp_path):
-    db = tmp_path / "telemetry.sqlite3"
-    client = LspClient(server_command(model_under_test(), db))
-    client.initialize({"stopThreshold": 1.01, "acceptanceGate": False})
-    client.did_open(URI, TEXT)
-    return client, db
+from telemetry.lsp_client import change_at
+from tests.lsp_support import wait_for_rows
+# a classic completion in a client that runs no item command and reports no shows, as the accept-by-edit tests start it
+from tests.test_accept_by_edit import CHARACTER, LINE, URI, _start
 
 
 def _suggestion(client, character: int) -> tuple[str, list]:
