@@ -132,16 +132,18 @@ class SuggestionScorer:
         with rt.lock:
             rt.reset()
             try:
-                # each round settles a later token on decoding's path (the ones before it and their scores stay)
+                # each round settles a later token on decoding's path (the ones before it and their scores stay,
+                # and only the tokens from the changed one on run again, after the keys and values the cache holds)
                 written = (prompt.heal + text).encode("utf-8", "surrogatepass")
+                scored = self._pass(prompt.ids, target, prompt.heal)
                 for _ in range(MAX_PATH_ROUNDS):
-                    exit_layer, logp, stop = self._pass(prompt.ids, target, prompt.heal)
-                    path = self._decoding_path(written, target, logp)[:MAX_SUGGESTION_TOKENS]
+                    path = self._decoding_path(written, target, scored[1])[:MAX_SUGGESTION_TOKENS]
                     if path == target:
                         break
+                    changed = next(t for t, (a, b) in enumerate(zip(path, target)) if a != b)
+                    scored = self._pass(prompt.ids, path, prompt.heal, (changed, *scored))
                     target = path
-                else:
-                    exit_layer, logp, stop = self._pass(prompt.ids, target, prompt.heal)
+                exit_layer, logp, stop = scored
             finally:
                 rt.reset()
         return {
@@ -151,25 +153,34 @@ class SuggestionScorer:
             "n_layers": L,
         }
 
-    def _pass(self, prompt_ids: list[int], target: list[int], heal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One teacher-forced pass of ``target`` after the prompt through every layer: per target token (n), the
-        layer the dynamic policy would leave after (n,), the final layer's log-probabilities (n, V) (those writing
-        text taken back among the tokens that could write it) and P(stop) before it (n,)."""
+    def _pass(self, prompt_ids: list[int], target: list[int], heal: str,
+              settled: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A teacher-forced pass of ``target`` after the prompt through every layer: per target token (n), the layer
+        the dynamic policy would leave after (n,), the final layer's log-probabilities (n, V) (those writing text
+        taken back among the tokens that could write it) and P(stop) before it (n,). ``settled``: (t, and those three
+        of the pass just run) where that pass's target agrees with ``target`` before its token t: the cache holds its
+        keys and values, so only ``target[t:]`` runs (the states that predict ``target[t + 1:]``), and the scores up
+        to t stay. Each round of `_decoding_path` ran the whole prompt again: scoring took four times as long."""
         rt = self.runtime
         L = rt.n_layers
         heal_left = self._heal_left(heal, target)  # per target token: the text taken back still to write
-        ids = prompt_ids + target
         first = len(prompt_ids) - 1  # the state at position first + t predicts target[t]
         n = len(target)
+        lo = 0 if settled is None else settled[0] + 1  # the first target token scored here
+        if lo >= n:
+            return tuple(kept[:n] for kept in settled[1:])
+        # the positions run: the whole prompt and target, or target[lo - 1:n - 1] after the cache's settled ones
+        start, ids = (0, prompt_ids + target) if settled is None else (first + lo, target[lo - 1:n - 1])
+        rows = slice(first + lo - start, first + n - start)  # the states that predict target[lo:]
         h = rt.embed[ids]
-        exit_layer = np.full(n, L - 1)
-        exit_layer[0] = L - 1  # the first token comes from the prefill, at full depth
-        decided = np.zeros(n, dtype=bool)
-        decided[0] = True
+        exit_layer = np.full(n - lo, L - 1)  # the first token comes from the prefill, at full depth
+        decided = np.zeros(n - lo, dtype=bool)
+        decided[0] = lo == 0
         for i in range(L):
-            h = rt.forward([], 0, i, i, hidden=h)
+            h = rt.forward([], start, i, i, hidden=h)
             if i < L - 1 and i >= self.min_exit_layer and rt.controller.trained:
-                sel = h[first:first + n]
+                sel = h[rows]
                 features, exit_logp = None, None
                 if rt.controller.reads_head(i):
                     top, margin, exit_logp = rt.exit_features(i, sel)
@@ -177,17 +188,20 @@ class SuggestionScorer:
                 ok = rt.controller.leaves(i, sel, features, self.exit_threshold, self.stop_threshold,
                                           self.exit_rule) & ~decided
                 for t in np.flatnonzero(ok):  # a token writing text given back leaves only where the
-                    if heal_left[t]:           # exit's token may write it (EarlyExitRuntime._dynamic_pass)
+                    if heal_left[lo + t]:      # exit's token may write it (EarlyExitRuntime._dynamic_pass)
                         ok[t] = exit_logp is not None and rt.token_bytes.may_write(
-                            heal_left[t], int(exit_logp[t].argmax()))
+                            heal_left[lo + t], int(exit_logp[t].argmax()))
                 exit_layer[ok] = i
                 decided |= ok
-        sel = h[first:first + n]
+        sel = h[rows]
         logp = log_softmax(rt.head(L - 1, sel))
-        for t, left in enumerate(heal_left):
+        for t, left in enumerate(heal_left[lo:]):
             if left:
                 logp[t] = healed_logp(logp[t], rt.token_bytes.candidates(left))
-        return exit_layer, logp, rt.controller.stop_probs(L - 1, sel, logp.max(axis=-1))
+        stop = rt.controller.stop_probs(L - 1, sel, logp.max(axis=-1))
+        if settled is None:
+            return exit_layer, logp, stop
+        return tuple(np.concatenate([kept[:lo], new]) for kept, new in zip(settled[1:], (exit_layer, logp, stop)))
 
     def _decoding_path(self, written: bytes, target: list[int], logp: np.ndarray) -> list[int]:
         """``target`` (tokens writing ``written``) with its first token that greedy decoding would not choose to

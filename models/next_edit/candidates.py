@@ -705,7 +705,7 @@ def breaks_code(edit: Edit, lines: list[str] | TextLines, python: bool = True) -
     tree = syntax.parse(after)
     if not tree.root_node.has_error and not _comment_swallows(tree, after, len(head) + at, inserted):
         return False  # the usual answer, read from one parse
-    return not syntax.parse(head + edit.original + tail).root_node.has_error  # it parsed before: the edit is to blame
+    return not syntax.has_error(head + edit.original + tail)  # it parsed before: the edit is to blame
 
 
 def _between_code(text: str, start: int, end: int) -> bool:
