@@ -130,6 +130,13 @@ def _direct_db(path, suggestions, decisions):
     return path
 
 
+def _only_summary(db, tmp_path, capsys) -> dict:
+    """`tact report --json` of ``db``: the figures of its one database."""
+    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    return summary
+
+
 def test_a_suggestion_superseded_before_it_was_shown_is_not_counted_shown_when_the_client_reports_shows(tmp_path):
     """VS Code reports what it shows; the server supersedes answers it never displayed. Those counted as shown and
     rejected, lowering the acceptance rate. A client that reports no shows keeps the outcome rule."""
@@ -413,8 +420,7 @@ def test_a_suggestion_without_tokens_has_no_layers_per_token_even_as_older_serve
         conn.execute("UPDATE suggestions SET tokens = 3, layers_per_token = 12 WHERE id IN ('a', 'b')")
         conn.execute("UPDATE suggestions SET text = '', tokens = 0, layers_per_token = 0.0 WHERE id = 'c'")
     conn.close()
-    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
-    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    summary = _only_summary(db, tmp_path, capsys)
     assert summary["layers_per_token"] == 12.0
 
 
@@ -446,8 +452,7 @@ def test_layers_per_token_are_the_layers_of_every_token_over_the_tokens_as_the_b
         conn.execute("UPDATE suggestions SET tokens = 1, layers_per_token = 12 WHERE id = 'b'")
         conn.execute("UPDATE suggestions SET text = '', tokens = 0, layers_per_token = 0.0 WHERE id = 'c'")
     conn.close()
-    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
-    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    summary = _only_summary(db, tmp_path, capsys)
     assert summary["layers_per_token"] == round((10 * 6 + 12) / 11, 3)
 
 
@@ -461,8 +466,7 @@ def test_a_damaged_token_count_is_read_as_unknown_and_keeps_its_suggestion(tmp_p
         conn.execute("UPDATE suggestions SET tokens = 4, layers_per_token = 6 WHERE id IN ('a', 'c')")
         conn.execute("UPDATE suggestions SET tokens = 'many', layers_per_token = 12 WHERE id = 'b'")
     conn.close()
-    assert main(["report", str(db), "-o", str(tmp_path / "r"), "--json"]) == 0
-    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    summary = _only_summary(db, tmp_path, capsys)
     assert (summary["requests"], summary["accepted"], summary["acceptance_rate"]) == (3, 2, round(2 / 3, 4))
     assert summary["layers_per_token"] == round((4 * 6 + 4 * 6 + 12) / 9, 3)  # the unknown count weighs one token
     assert any("whose tokens is damaged, read as unknown: 1" in reason for reason in summary["partial_reasons"])
