@@ -208,8 +208,9 @@ class SuggestionScorer:
         write it replaced by the one it would (the likeliest token whose bytes start what is left to write; with the
         text taken back, among those that may write it), and the rest encoded after it; ``target`` itself where
         every token is that one. Decoding's path may be one the tokenizer never takes (`' b','l','o','ck'` for
-        `' block'`, `'valid','ationError'` for `'validationError'`): scored along the tokenizer's, 19 of 89 served
-        suggestions read other log-probabilities than serving logged for them, one by 11 nats."""
+        `' block'`, `'valid','ationError'` for `'validationError'`): at 150 held-out cursors 12 of 78 suggestions
+        shown were written so, and scored along the tokenizer's each read other log-probabilities than serving
+        logged."""
         pieces = self.runtime.token_bytes
         done = 0
         for t, token in enumerate(target):
