@@ -37,6 +37,7 @@ from lsp_server.services.completion import CompletionService
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.gate import AcceptanceGate, parse_prior
 from lsp_server.services.ledger import SuggestionLedger
+from lsp_server.services.undo_watch import UndoWatch
 from lsp_server.services.memory import HeapTrimmer
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.notebooks import NotebookStore
@@ -310,6 +311,7 @@ class TactServer(LanguageServer):
         # One "now" for the server's decisions: the gate's clock, which a replay pins (tact/replayClock) to its
         # recording; keystrokes are grouped into edits by it too, so the next-edit history is the recorded one.
         self.documents.clock = lambda: self.gate.clock()
+        self.undo_watch = UndoWatch(clock=lambda: self.gate.clock())  # accepts taken back soon after, by the same clock
         self.ledger.listeners.append(self._completion_outcome)
         self.pipeline = CompletionPipeline(self.documents, self.completions, self.scheduler, self.ledger, self.recorder,
                                            self.gate, self.notebooks)

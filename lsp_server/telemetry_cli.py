@@ -243,7 +243,8 @@ def _report(args) -> int:
         return 0
     for s in result["summaries"]:
         print(f"{s['label']}: {s['sessions']} session{'s' * (s['sessions'] != 1)}, {s['requests']} requests, "
-              f"{s['shown']} shown, {share(s['accepted'], s['shown'])} accepted, {s['chars_saved']} characters saved")
+              f"{s['shown']} shown, {share(s['accepted'], s['shown'])} accepted, {s['chars_saved']} characters saved"
+              + (f" ({s['undone']} accepted and taken back, counted rejected)" if s.get("undone") else ""))
         if "files_vs_notebook_cells" in s:
             _print_places(s["files_vs_notebook_cells"])
         listed = s["session_list"]

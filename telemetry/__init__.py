@@ -27,6 +27,7 @@ from .events import (
     SuggestionRejected,
     SuggestionRequested,
     SuggestionShown,
+    SuggestionUndone,
     event_type,
 )
 from .reader import list_sessions, open_readonly, outcome_counts, session_timeline, suggestions
@@ -57,6 +58,7 @@ __all__ = [
     "SuggestionRejected",
     "SuggestionRequested",
     "SuggestionShown",
+    "SuggestionUndone",
     "TelemetrySchemaError",
     "TelemetryStats",
     "TelemetryStore",

@@ -168,6 +168,12 @@ class SuggestionAccepted(SuggestionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class SuggestionUndone(SuggestionEvent):
+    """An accepted suggestion the user took back soon after (undid the accept, or deleted its text whole): it stays
+    accepted in its history, and counts as no acceptance and no characters saved (``suggestions.undone_at``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SuggestionRejected(SuggestionEvent):
     reason: str
 
@@ -203,6 +209,7 @@ EVENT_TYPES: dict[type[Event], str] = {
     SuggestionGenerated: "suggestion_generated",
     SuggestionShown: "suggestion_shown",
     SuggestionAccepted: "suggestion_accepted",
+    SuggestionUndone: "suggestion_undone",
     SuggestionRejected: "suggestion_rejected",
     SuggestionCancelled: "suggestion_cancelled",
     SuggestionFailed: "suggestion_failed",

@@ -281,11 +281,14 @@ def decided_outcomes(conn: sqlite3.Connection, exclude_clients: tuple[str, ...] 
     if before is not None:
         decided += " AND outcome_at < ? AND session_id IN (SELECT id FROM sessions WHERE started_at < ?)"
         params += [before, before]
+    # an accept taken back soon after (`undone_at`) is no acceptance: the user said no to it, as the server's gate
+    # counted it while it ran
+    outcome = "CASE WHEN undone_at IS NOT NULL THEN 'rejected' ELSE outcome END"
     with _one_snapshot(conn):  # the latest outcome is one of those counted
-        counts = dict(conn.execute(f"SELECT outcome, COUNT(*) FROM suggestions WHERE {decided} GROUP BY outcome",
+        counts = dict(conn.execute(f"SELECT {outcome}, COUNT(*) FROM suggestions WHERE {decided} GROUP BY 1",
                                    params).fetchall())
         # a damaged row's time (text in the REAL column, which SQLite keeps and sorts above every number) is no time
-        last = conn.execute(f"SELECT outcome, outcome_at FROM suggestions WHERE {decided} "
+        last = conn.execute(f"SELECT {outcome}, outcome_at FROM suggestions WHERE {decided} "
                             "AND typeof(outcome_at) IN ('real', 'integer') ORDER BY outcome_at DESC LIMIT 1",
                             params).fetchone()
     return {"accepted": counts.get("accepted", 0) + counts.get("partially_accepted", 0),

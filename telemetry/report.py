@@ -97,6 +97,7 @@ class Dataset:
             "generated": sum(r["generated"] for r in self.rows),
             "shown": len(shown),
             "accepted": len(accepted),
+            "undone": sum(r["undone"] for r in shown),  # accepts taken back soon after: counted rejected
             "hidden": sum(r["outcome"] == "hidden" for r in self.rows),
             "acceptance_rate": round(len(accepted) / len(shown), 4) if shown else None,
             "latency_p50_ms": round(percentile(lat, 0.5), 1) if lat else None,
@@ -393,7 +394,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "SELECT id, requested_at, text, outcome, shown_at, latency_ms,"
                 # no tokens, no depth: servers before logged 0.0 for a suggestion Stop ended before its first token
                 " CASE WHEN tokens = 0 THEN NULL ELSE layers_per_token END, tokens, accepted_length,"
-                " generated_at, outcome_at, uri, context FROM suggestions"
+                " generated_at, outcome_at, uri, context, undone_at IS NOT NULL FROM suggestions"
                 " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()
             generated = conn.execute(
@@ -408,7 +409,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                    if isinstance(details := (payload or {}).get("details"), dict)}
         rows = _checked_rows(rows, ("suggestion_id", "requested_at", "text", "outcome", "shown_at", "latency_ms",
                                     "layers_per_token", "tokens", "accepted_length", "generated_at", "outcome_at",
-                                    "uri", "context"),
+                                    "uri", "context", "undone"),
                              data, f"session {s['id'][:12]}: suggestion")
         start = None
         last = 0.0
@@ -418,7 +419,10 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         # outcome, and a suggestion the server superseded counts as shown and rejected.
         reports_shows = any(row[4] is not None for row in rows)
         for (sid, requested_at, text, outcome, shown_at, latency, layers, tokens, accepted_length, generated_at,
-             outcome_at, uri, context) in rows:
+             outcome_at, uri, context, undone) in rows:
+            undone = bool(undone) and outcome in ACCEPTED
+            if undone:  # accepted, then taken back soon after: no acceptance, nothing saved
+                outcome = "rejected"
             replayed = replay_rows.get(sid)
             if replayed is not None and replayed.get("source_ts") is not None:
                 ts = replayed["source_ts"]  # a replay is drawn on the recorded session's clock
@@ -439,7 +443,9 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             minute = offset + (ts - start) / 60.0 if ts is not None else last
             last = max(last, minute)
             shown = shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED)
-            if replayed is not None:
+            if undone:
+                saved = 0
+            elif replayed is not None:
                 saved = replayed["chars_saved"] or 0
             elif outcome in ACCEPTED and text:  # characters, as a replay counts them, not the UTF-16 of the length
                 saved = accepted_chars(text, accepted_length if outcome == "accepted" else accepted_length or 0)
@@ -454,7 +460,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             else:
                 label = None
             data.rows.append({
-                "id": sid, "minute": minute, "outcome": outcome, "shown": shown, "label": label,
+                "id": sid, "minute": minute, "outcome": outcome, "shown": shown, "label": label, "undone": undone,
                 "generated": generated_at is not None,
                 "latency_ms": latency, "layers": layers, "tokens": tokens, "chars_saved": saved,
                 "logprob": logprob.get(sid), "score": None,
@@ -803,6 +809,7 @@ def write_plots(sets: list[Dataset], out: Path) -> list[str]:
 _ROWS = (
     ("sessions", "sessions", "{}"), ("requests", "suggestion requests", "{}"), ("generated", "model calls", "{}"),
     ("shown", "suggestions shown", "{}"), ("accepted", "accepted (whole or part)", "{}"),
+    ("undone", "accepts taken back (not counted accepted)", "{}"),
     ("acceptance_rate", "acceptance rate", ("accepted", "shown")), ("hidden", "hidden by stage 2", "{}"),
     ("stage1_skipped", "calls skipped by stage 1", "{}"),
     ("calls_saved_rate", "share of calls saved", ("stage1_skipped", "requests")),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class TelemetrySchemaError(Exception):
@@ -149,6 +149,11 @@ CREATE INDEX idx_notebooks_uri ON notebooks (notebook_uri, ts);
 """
 
 
+# Version 3: accepts taken back. An accepted suggestion the user undid or deleted soon after keeps its outcome and its
+# events, and ``undone_at`` says when it was taken back: counts of acceptance and characters saved leave it out.
+_V3 = "ALTER TABLE suggestions ADD COLUMN undone_at REAL"
+
+
 def _migrate_0_to_1(db: Database) -> None:
     db.executescript(_V1)
 
@@ -157,7 +162,11 @@ def _migrate_1_to_2(db: Database) -> None:
     db.executescript(_V2)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_migrate_0_to_1, _migrate_1_to_2]
+def _migrate_2_to_3(db: Database) -> None:
+    db.execute(_V3)  # one statement, in the migration's transaction (executescript commits it first)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
 
 

@@ -59,6 +59,7 @@ from .events import (
     SuggestionRejected,
     SuggestionRequested,
     SuggestionShown,
+    SuggestionUndone,
     event_type,
 )
 from .schema import migrate
@@ -299,6 +300,7 @@ class TelemetryStore:
             SuggestionShown: self._write_shown,
             SuggestionAccepted: self._write_accepted,
             SuggestionRejected: self._write_rejected,
+            SuggestionUndone: self._write_undone,
             SuggestionCancelled: lambda e: self._set_outcome(e, "cancelled"),
             SuggestionFailed: lambda e: self._set_outcome(e, "failed"),
         }
@@ -778,6 +780,9 @@ class TelemetryStore:
     def _write_accepted(self, e: SuggestionAccepted) -> None:
         if self._set_outcome(e, "partially_accepted" if e.partial else "accepted"):  # a rejection before it is over
             self._db.execute("UPDATE suggestions SET reject_reason = NULL WHERE id = ?", [e.suggestion_id])
+        # accepted again after it was taken back (the editor offered it again after the undo)
+        self._db.execute("UPDATE suggestions SET undone_at = NULL WHERE id = ? AND undone_at <= ?",
+                         [e.suggestion_id, e.ts])
         length = e.accepted_length
         if length is None and not e.partial:
             # A whole accept with no length (an id the server's ledger no longer held) took all of the text: after a
@@ -790,6 +795,11 @@ class TelemetryStore:
                 "UPDATE suggestions SET accepted_length = MAX(COALESCE(accepted_length, 0), ?) WHERE id = ?",
                 [length, e.suggestion_id],
             )
+
+    def _write_undone(self, e: SuggestionUndone) -> None:
+        # taken back after an accept: the outcome stays (its history), the counts of acceptance read ``undone_at``
+        self._db.execute("UPDATE suggestions SET undone_at = COALESCE(undone_at, ?) WHERE id = ?"
+                         " AND outcome IN ('accepted', 'partially_accepted')", [e.ts, e.suggestion_id])
 
     def _write_rejected(self, e: SuggestionRejected) -> None:
         # How the suggestion, or the rest of a partially accepted one, was turned down; never on an accepted one (a

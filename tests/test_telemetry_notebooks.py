@@ -73,15 +73,15 @@ def test_the_recorder_records_a_notebook_change_as_its_other_events(tmp_path: Pa
         (recorder.session_id, NOTEBOOK, 2, "change", f'["{CELL1}"]')]
 
 
-def test_a_version_1_database_is_migrated_to_version_2_keeping_its_rows(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 2
+def test_a_version_1_database_is_migrated_to_the_current_version_keeping_its_rows(tmp_path: Path) -> None:
+    assert SCHEMA_VERSION >= 2
     db = tmp_path / "v1.sqlite3"
     write_version_1_db(db)
     with TelemetryStore(db) as store:
         store.record(SessionStarted("new", "vscode", "1", "0.1.0", ts=5.0))
         store.record(NotebookChanged("new", NOTEBOOK, "jupyter-notebook", 1, "open", (), ts=5.5))
         store.record(SessionEnded("new", "shutdown", ts=6.0))
-    assert _rows(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert _rows(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert _rows(db, "SELECT id, client_name FROM sessions ORDER BY started_at") == [("old", "vscode"),
                                                                                      ("new", "vscode")]
     assert _rows(db, "SELECT session_id, uri, text FROM documents") == [("old", "file:///a.py", "x = 1\n")]

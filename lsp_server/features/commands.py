@@ -9,6 +9,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server.features.feedback import feedback_ignored
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
+from lsp_server.services.undo_watch import watch_accept
 from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
@@ -36,7 +37,16 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     item = ls.ledger.resolve(suggestion_id, "accepted")
     # UTF-16 units, as the editor counts a partial acceptance's length
     ls.recorder.accepted(suggestion_id, utf16_len(item.text) if item else None, partial=False)
+    if item is not None and item.kind == "completion":
+        watch_accept(ls.undo_watch, ls.documents, item)
     return True
+
+
+def record_undone(ls, suggestion_id: str) -> None:
+    """An accepted completion was taken back (`UndoWatch`): logged, and the gate counts it a rejection."""
+    log.info("suggestion %s: its accept was taken back", suggestion_id)
+    ls.ledger.undo(suggestion_id)
+    ls.recorder.undone(suggestion_id)
 
 
 def register(server) -> None:

@@ -15,6 +15,7 @@ from lsp_server.protocol import (
     RejectReason,
 )
 from lsp_server.services.ledger import UNDECIDED
+from lsp_server.services.undo_watch import watch_accept
 from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
@@ -116,6 +117,8 @@ def register(server) -> None:
                         DID_PARTIALLY_ACCEPT_COMPLETION, length, sid, full, full)
             length = full
         ls.recorder.accepted(sid, length, partial=True)
+        if item is not None:
+            watch_accept(ls.undo_watch, ls.documents, item, length)
 
     @server.feature(DID_REJECT_COMPLETION)
     def did_reject(ls, params) -> None:

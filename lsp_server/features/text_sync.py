@@ -10,12 +10,13 @@ import reprlib
 
 from lsprotocol import types
 
-from lsp_server.features.commands import record_accepted
+from lsp_server.features.commands import record_accepted, record_undone
 from lsp_server.protocol import RejectReason
 from lsp_server.services.documents import DocumentError
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import written_suggestion
 from lsp_server.services.positions import Range
+from lsp_server.services.undo_watch import Change
 
 log = logging.getLogger("tact.documents")
 
@@ -64,6 +65,9 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
         log.warning("didChange for %s version %s: %s", uri, version, adjusted)
     ls.recorder.edits(result.finalized)
     stop_jobs(ls, uri)
+    applied = [Change(a.start_offset, a.removed_text, a.inserted_text) for a in result.applied]
+    for suggestion_id in ls.undo_watch.changed(uri, result.document.text, applied):
+        record_undone(ls, suggestion_id)
     written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")
@@ -81,6 +85,7 @@ def close(ls, uri: str) -> None:
     doc = ls.documents.get(uri)
     ls.recorder.edits(ls.documents.close(uri))
     stop_jobs(ls, uri)
+    ls.undo_watch.forget(uri)
     if doc is not None:  # the text replay must arrive at
         ls.recorder.document_snapshot(uri, *doc.snapshot())
     for suggestion_id in ls.ledger.close_document(uri):

@@ -38,6 +38,7 @@ import numpy as np
 from lsp_server.config import Settings, expand_user, finite_float
 from lsp_server.protocol import ACCEPTANCE_PRIOR
 from lsp_server.services.context import CompletionContext
+from lsp_server.services.ledger import UNDONE
 from models.acceptance import features
 from models.acceptance.model import AcceptanceModel, AcceptanceModelError, load_model
 from models.acceptance.policy import NEVER, Thresholds, choose_thresholds, debounce_ms
@@ -404,7 +405,11 @@ class AcceptanceGate:
     def record_outcome(self, suggestion_id: str, outcome: str, ts: float | None = None) -> None:
         """An issued suggestion was accepted (fully or partly) or rejected. Each id counts once, except that an
         acceptance replaces a rejection counted before (a superseded suggestion the user then accepted), as the
-        telemetry store ranks them, so that the running rate and the database agree."""
+        telemetry store ranks them, so that the running rate and the database agree. An accept taken back
+        (``UNDONE``) counts as a rejection instead, as the database's counts read it (``undone_at``)."""
+        if outcome == UNDONE:
+            self._count_undone(suggestion_id, ts)
+            return
         if outcome not in ACCEPTED_OUTCOMES and outcome != "rejected":
             return
         accepted = outcome in ACCEPTED_OUTCOMES
@@ -421,4 +426,17 @@ class AcceptanceGate:
             h.accepted += accepted
             h.rejected += not accepted
             h.last_outcome = int(accepted)
+            h.last_outcome_ts = self._now(ts)
+
+    def _count_undone(self, suggestion_id: str, ts: float | None) -> None:
+        """The acceptance counted for ``suggestion_id`` becomes a rejection (once; an id no longer remembered, or never
+        counted accepted, is left as it is)."""
+        with self._lock:
+            if not self._counted.get(suggestion_id):
+                return
+            h = self.history
+            self._counted[suggestion_id] = False
+            h.accepted -= 1
+            h.rejected += 1
+            h.last_outcome = 0
             h.last_outcome_ts = self._now(ts)

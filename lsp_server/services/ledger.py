@@ -21,6 +21,9 @@ log = logging.getLogger("tact.ledger")
 # The outcome of a suggestion that ended without the user deciding (rejected `ignored`: focus moved away, the
 # extension stopped, the user typed it out by hand): ended, and no rejection the acceptance gate counts.
 UNDECIDED = "undecided"
+# The outcome the listeners hear of an accepted suggestion the user took back soon after (undid the accept, or deleted
+# its text whole: `UndoWatch`): no acceptance for the gate's running rate, a rejection in its place.
+UNDONE = "undone"
 # How much of the open suggestion the user typed since it was issued (`SuggestionLedger.issue`): a start of it, all.
 TYPED_PART, TYPED_WHOLE = "part", "whole"
 
@@ -33,7 +36,7 @@ class IssuedSuggestion:
     version: int
     text: str
     shown: bool = False
-    outcome: str | None = None  # accepted | partially_accepted | rejected | UNDECIDED
+    outcome: str | None = None  # accepted | rejected | UNDECIDED | UNDONE (a partial accept leaves it open)
     # UTF-16 units of the selected completion entry the editor's item carries before the suggestion's own text
     # (SelectedCompletion): a partial accept's length counts them, the suggestion does not hold them
     selected_units: int = 0
@@ -171,6 +174,15 @@ class SuggestionLedger:
                 item.outcome = outcome
         if item is not None:
             self._tell(suggestion_id, outcome)
+        return item
+
+    def undo(self, suggestion_id: str) -> IssuedSuggestion | None:
+        """An accept of ``suggestion_id`` (whole or partial) was taken back: it ends ``UNDONE``, listeners told."""
+        with self._lock:
+            item = self._items.get(suggestion_id)
+            if item is not None:
+                item.outcome = UNDONE
+        self._tell(suggestion_id, UNDONE)
         return item
 
     def mark_shown(self, suggestion_id: str, reported: bool = True) -> str | None:

@@ -37,6 +37,7 @@ from telemetry import (
     SuggestionRejected,
     SuggestionRequested,
     SuggestionShown,
+    SuggestionUndone,
     TelemetryStats,
     open_store,
 )
@@ -297,6 +298,9 @@ class SessionRecorder:
 
     def accepted(self, suggestion_id: str, accepted_length: int | None, partial: bool) -> None:
         self._record(SuggestionAccepted(self.session_id, suggestion_id, accepted_length, partial))
+
+    def undone(self, suggestion_id: str) -> None:
+        self._record(SuggestionUndone(self.session_id, suggestion_id))
 
     def rejected(self, suggestion_id: str, reason: str) -> None:
         self._record(SuggestionRejected(self.session_id, suggestion_id, reason))

@@ -114,8 +114,10 @@ def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int
         np.array([s.label for s in samples], dtype=int), np.array([s.group for s in samples], dtype=object), meas, [summary])
 
 
+# an accept taken back soon after (``undone_at``) is the user's no: labelled rejected
 _DECISIONS_SQL = """
-SELECT d.session_id, d.suggestion_id, d.details, s.outcome, s.reject_reason, ses.client_name
+SELECT d.session_id, d.suggestion_id, d.details,
+       CASE WHEN s.undone_at IS NOT NULL THEN 'rejected' ELSE s.outcome END, s.reject_reason, ses.client_name
 FROM decisions d LEFT JOIN suggestions s ON s.id = d.suggestion_id LEFT JOIN sessions ses ON ses.id = d.session_id
 WHERE d.stage = 2 AND d.decision = 'show'
 ORDER BY d.ts, d.id
