@@ -85,6 +85,30 @@ def test_backspacing_the_end_of_an_accept_or_editing_around_it_is_no_undo():
     assert watch.watched(URI) == ["s1"]
 
 
+def test_neovims_undo_of_the_whole_insert_takes_it_back():
+    """In Neovim typing `pr`, accepting `int(x)` with <C-y>, typing on and leaving insert mode is one undo block:
+    `u` removes all of it."""
+    watch = UndoWatch()
+    begin = BEFORE.index("pr\n") + 2
+    after = _accepted(watch, BEFORE, begin, begin, "int(x)", begin, "int(x)")
+    on, changes = _apply(after, begin + 6, begin + 6, "  # here")
+    assert watch.changed(URI, on, changes) == []
+    undone, changes = _apply(on, begin - 2, begin + len("int(x)  # here"), "")
+    assert watch.changed(URI, undone, changes) == ["s1"]
+
+
+def test_its_line_deleted_takes_it_back_and_a_block_missing_part_of_it_does_not():
+    begin = BEFORE.index("pr\n") + 2
+    line = BEFORE.index("    pr\n")
+    for start, end, told in ((line, begin + len("int(x)\n"), ["s1"]),  # `dd`: the line and its break
+                             (line, begin + 3, []),  # up to the middle of it
+                             (begin + 1, begin + len("int(x)\n"), [])):  # from the middle of it
+        watch = UndoWatch()
+        after = _accepted(watch, BEFORE, begin, begin, "int(x)", begin, "int(x)")
+        text, changes = _apply(after, start, end, "")
+        assert watch.changed(URI, text, changes) == told, (start, end)
+
+
 def test_an_accept_is_watched_for_the_window_only():
     clock = Clock()
     watch = UndoWatch(window_s=60, clock=clock)

@@ -4,10 +4,10 @@ Without this an accept undone at once counted accepted with all its characters s
 rate learnt it as a yes. What the editor sends for an undo differs (VS Code one change, Neovim its smallest diff of the
 lines, Emacs one change per undo record), so the test is on the text, not the change: after an accept the watch keeps
 the document's text as the accept left it, and a later text is the accept taken back when it is that text with the
-accept's own change reversed (an undo; the user may have typed more and undone that first), or with the accepted text
-removed whole (selected and deleted, or undone together with what was typed of it by hand). Edits elsewhere in between
-make neither true: an accept kept and edited around is not undone, nor one of which only the last characters were
-deleted.
+accept's own change reversed (an undo; the user may have typed more and undone that first), or with a block removed
+that holds all of the accepted text (selected and deleted, its line deleted, or Neovim's undo of the insert that typed
+a word and accepted the rest). Edits elsewhere in between make neither true: an accept kept and edited around is not
+undone, nor one of which only the last characters were deleted.
 
 The watch knows the accept's own change as the last one-change message of the document before the accept was recorded
 (an editor inserts the suggestion and then runs its command; eglot's accept is told by the inserting edit itself).
@@ -118,13 +118,29 @@ class UndoWatch:
 
 
 def _taken_back(w: _Watch, text: str) -> bool:
-    """Whether ``text`` is ``w``'s accept reversed, or its text removed whole; lengths first, so that a keystroke
-    costs no comparison of the whole text."""
+    """Whether ``text`` is ``w``'s accept reversed, or ``w.after`` with a block removed that holds all the accepted
+    text (the accepted text selected and deleted, its line deleted, or Neovim's undo of the whole insert that typed a
+    word and accepted the rest). Lengths first, so that a keystroke costs no comparison of the whole text."""
     if w.undo is not None and len(text) == len(w.undo) and text == w.undo:
         return True
-    removed = w.end - w.begin
-    return (len(text) == len(w.after) - removed and text.startswith(w.after[:w.begin])
-            and text.endswith(w.after[w.end:]))
+    after = w.after
+    if len(text) > len(after) - (w.end - w.begin):  # it did not lose as much as the accepted text
+        return False
+    a = min(_common_prefix(text, after), w.begin)  # the block removed starts here, at the latest
+    rest = len(text) - a
+    return len(after) - rest >= w.end and after.endswith(text[a:])
+
+
+def _common_prefix(x: str, y: str) -> int:
+    """How many first characters ``x`` and ``y`` share (slices compared by halves: C speed, not a loop in Python)."""
+    lo, hi = 0, min(len(x), len(y))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if x.startswith(y[lo:mid], lo):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def watch_accept(watch: UndoWatch, documents, item, units: int | None = None) -> bool:

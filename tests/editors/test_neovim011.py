@@ -77,3 +77,22 @@ def test_neovim011_accepts_a_completion(tmp_path, record_property, text):
     assert replayed == "\n".join(after) + "\n", (replayed[-200:], edits)
     sessions = wait_for_rows(run.db, "select client_name, end_reason from sessions where end_reason is not null")
     assert sessions == [("Neovim", "shutdown")], sessions
+
+
+def test_neovim011_undo_after_an_accept_takes_it_back(tmp_path, record_property):
+    """`u` after accepting with <C-y> removes the typed word and the item (one undo block): the accept is taken back,
+    kept in the suggestion's history and counted no acceptance."""
+    editor = nvim011()
+    run = prepare(tmp_path, EDITOR_SAMPLE)
+    result = run_editor(run, [editor.binary, "--headless", "--clean", "-i", "NONE",
+                              "-u", str(SCRIPTS / "nvim011.lua"), str(run.file)], {"typed": TYPED, "undo": True},
+                        record_property)
+    why = run.describe()
+    assert result["after"] == result["before"], why  # the undo left the buffer as it was opened
+    assert_server_clean(run, result)
+    suggestion_id = result["menu"][0]["user_data"]["nvim"]["lsp"]["completion_item"]["command"]["arguments"][0]
+    rows = wait_for_rows(run.db, "select outcome, undone_at is not null from suggestions where id = ? "
+                                 "and outcome is not null", (suggestion_id,))
+    assert rows == [("accepted", 1)], f"{rows}\n{why}"
+    assert query(run.db, "select type from suggestion_events where suggestion_id = ? order by seq desc limit 1",
+                 (suggestion_id,)) == [("suggestion_undone",)], why

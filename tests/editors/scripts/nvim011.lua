@@ -2,8 +2,8 @@
 -- vim.lsp.config/enable start the Tact server for the Python buffer; on LspAttach native LSP completion
 -- is enabled. Then keys are fed: `G A` + cfg.typed (didChange edits), <Cmd>lua vim.lsp.completion.get()<CR>,
 -- and <C-y> once the menu shows, which inserts the item's textEdit and sends its command as
--- workspace/executeCommand. Then the server is stopped cleanly and the buffer is written as JSON.
--- Config (nvim011_common.lua): typed.
+-- workspace/executeCommand. With cfg.undo, then `u` in normal mode. Then the server is stopped cleanly and the
+-- buffer is written as JSON. Config (nvim011_common.lua): typed, undo.
 local h = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "nvim011_common.lua"))
 local cfg, note, finish, wait_for = h.cfg, h.note, h.finish, h.wait_for
 
@@ -55,7 +55,9 @@ vim.api.nvim_create_autocmd("LspAttach", {
           -- the CompleteDone handler applies the textEdit and sends the command
           wait_for(function() return executed end, 5000, "workspace/executeCommand to complete", function()
             feed("<Esc>")
-            vim.schedule(function()
+            if cfg.undo then feed("u") end  -- the whole insert (the typed word and the item) is one undo block
+            -- Neovim sends a change some 150 ms after it (debounced): the undo's reaches the server before the stop
+            vim.defer_fn(function()
               finish({
                 uri = vim.uri_from_bufnr(bufnr),
                 offset_encoding = vim.lsp.get_client_by_id(client_id).offset_encoding,
@@ -67,7 +69,7 @@ vim.api.nvim_create_autocmd("LspAttach", {
                 after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true),
                 mode = vim.api.nvim_get_mode().mode,
               })
-            end)
+            end, cfg.undo and 1000 or 0)
           end)
         end)
       end)
