@@ -82,3 +82,21 @@ def test_emacs_eglot_completion_from_the_model(tmp_path, record_property):
     assert len(new_text) >= 2, new_text  # an item writing one character cannot be told from typing it
     outcome = wait_for_rows(run.db, "select outcome from suggestions where id = ? and outcome is not null", (capf_id,))
     assert outcome == [("accepted",)], f"{outcome}\n{why}"
+
+
+def test_emacs_eglot_undo_after_an_accept_takes_it_back(tmp_path, record_property):
+    """The item completion-at-point wrote (its acceptance: eglot runs no command), then undone: taken back, kept in
+    the suggestion's history and counted no acceptance."""
+    editor = emacs()
+    run = prepare(tmp_path)
+    result = run_editor(run, [editor.binary, "-Q", "--batch", "-l", str(SCRIPTS / "eglot.el")],
+                        {"typed": TYPED, "undo": True}, record_property)
+    why = run.describe()
+    assert result["capf_returned"] is True, why
+    assert result["after"] == EDITOR_SAMPLE[:-1] + TYPED + "\n", why  # the item's insertion undone, the typing kept
+    assert_server_clean(run, result)
+    requested = wait_for_rows(run.db, "select suggestion_id from suggestion_events "
+                                      "where type = 'suggestion_requested' order by ts, seq", want=2)
+    rows = wait_for_rows(run.db, "select outcome, undone_at is not null from suggestions where id = ? "
+                                 "and outcome is not null", (requested[1][0],))
+    assert rows == [("accepted", 1)], f"{rows}\n{why}"

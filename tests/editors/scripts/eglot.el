@@ -5,7 +5,8 @@
 ;; `jsonrpc-request', then runs `completion-at-point' (the UI path: eglot's capf inserts the item),
 ;; shuts the server down (`eglot-shutdown': shutdown request, exit notification, then eglot kills the
 ;; process, "status 9") and writes everything as JSON to cfg.out.
-;; Config (eglot_common.el): typed.
+;; With cfg.undo, the item's insertion is then undone (`undo-more', as `undo' does) before the shutdown.
+;; Config (eglot_common.el): typed, undo.
 
 (load (expand-file-name "eglot_common.el" (file-name-directory load-file-name)) nil t t)
 
@@ -29,12 +30,20 @@
                                            :context (list :triggerKind 1))
                                      :timeout (/ (plist-get tact-cfg :timeout_ms) 1000))))
           (tact-note "raw completion answered")
+          (undo-boundary)
           (let ((capf-result (completion-at-point)))
             (tact-note "completion-at-point returned %S" capf-result)
             (let ((capf-line (tact-current-line))
                   (uri (plist-get (eglot--TextDocumentIdentifier) :uri))
                   (after (buffer-substring-no-properties (point-min) (point-max))))
               (eglot--signal-textDocument/didChange)
+              (when (plist-get tact-cfg :undo)
+                ;; undo the changes since the boundary: the item's insertion (Emacs's `undo' in a command loop)
+                (let ((pending-undo-list (if (car buffer-undo-list) buffer-undo-list (cdr buffer-undo-list))))
+                  (undo-more 1))
+                (setq after (buffer-substring-no-properties (point-min) (point-max)))
+                (eglot--signal-textDocument/didChange)
+                (jsonrpc-request server :tact/status nil))  ; answered after the change: the server has it
               (eglot-shutdown server)
               (tact-write (list :uri uri :before before :typed_line typed-line :position position
                                 :raw raw :capf_returned (if capf-result t :json-false)
