@@ -27,6 +27,7 @@ SECOND = "return tot"  # typed on a new line after the accepted suggestion
 WIDGET_TYPED = "for value in val"  # typed on a new line before Ctrl+Space opens the widget (the file's words)
 # Next edit: the first word of this line of the sample is renamed; the model should then rename its use.
 RENAMED_LINE, RENAMED_TO, EXPECTED_NEXT = "    words = text.split()", "tokens", "    return len(tokens)"
+UNDO_TYPED = "for value in val"  # typed on a new line; its suggestion accepted with Tab, then undone with Ctrl+Z
 E2E_TIMEOUT_S = 150
 
 
@@ -50,6 +51,7 @@ def test_ghost_text_accept_and_escape_in_code_server(tmp_path: Path, record_prop
                 config["nextEdit"] = {"line": EDITOR_SAMPLE.split("\n").index(RENAMED_LINE) + 1,
                                       "replacement": RENAMED_TO, "timeoutMs": 20000}
                 config["toggle"] = True
+                config["undo"] = {"typed": UNDO_TYPED}
             run, result, why = server.run_script(E2E, config, E2E_TIMEOUT_S, record_property)
             assert run.returncode == 0 and "error" not in result, f"the browser script failed\n{why}"
             check_session(db, result, why, server.user_data, proposed_api)
@@ -61,7 +63,7 @@ def check_session(db: Path, result: dict, why: str, user_data: Path, proposed_ap
     """What the browser script did is in the editor and in the telemetry database."""
     # ghost text appeared, and Tab put the accepted suggestion into the editor
     accepted = wait_for_rows(db, "SELECT id, text, shown_at FROM suggestions WHERE outcome = 'accepted' "
-                                 "AND kind = 'completion'")
+                                 "AND kind = 'completion' AND undone_at IS NULL")
     assert accepted, f"no accepted suggestion in the telemetry database\n{why}"
     _, text, shown_at = accepted[-1]
     assert text and shown_at is not None, f"accepted suggestion {accepted[-1]} was never shown\n{why}"
@@ -104,6 +106,12 @@ def check_session(db: Path, result: dict, why: str, user_data: Path, proposed_ap
                                     "AND outcome = 'accepted'")
         assert applied and applied[-1][1] is not None, (
             f"no shown and accepted next edit in telemetry: {query(db, 'SELECT kind, outcome, text FROM suggestions')}\n{why}")
+        # a suggestion accepted with Tab, then Ctrl+Z: the line reads as typed again, and the accept is taken back
+        assert result["linesAfterUndoAccept"] != result["linesBeforeUndoAccept"], why
+        assert result["linesAfterUndo"] == result["linesBeforeUndoAccept"], why
+        undone = wait_for_rows(db, "SELECT outcome FROM suggestions WHERE undone_at IS NOT NULL")
+        assert undone == [("accepted",)], (
+            f"no accept taken back: {query(db, 'SELECT outcome, undone_at, text FROM suggestions')}\n{why}")
         # suggestions turned off while the server runs: the language client pushes the section the server registered
         pushed = wait_for_rows(db, "SELECT settings FROM settings_changes WHERE json_extract(settings, '$.enable') = 0")
         changes = query(db, "SELECT settings FROM settings_changes")

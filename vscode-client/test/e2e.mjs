@@ -2,6 +2,7 @@
 // open a Python file, type until ghost text appears, accept it with Tab; type again and dismiss the next
 // suggestion with Escape. Screenshots go to config.screenshots; a JSON result to config.out.
 //
+// With config.undo {typed}, type that on a new line, accept the suggestion with Tab and undo it with Ctrl+Z.
 // Then, with config.nextEdit, rename a word and wait for the predicted next edit: its decoration appears
 // elsewhere in the file and Tab applies it. Last, with config.toggle, turn suggestions off from the command
 // palette.
@@ -82,6 +83,27 @@ await session.run(async (page) => {
       await session.waitGhostGone(page);
     }
     await page.waitForTimeout(1000);
+  }
+
+  if (config.undo) {
+    // 2c. a new line, a suggestion accepted with Tab, then Ctrl+Z: the accept taken back
+    await page.keyboard.press("End");
+    await page.keyboard.press("Enter");
+    result.ghostUndo = await session.typeUntilGhost(page, config.undo.typed, "suggestion to undo");
+    result.linesBeforeUndoAccept = await editorLines(page);
+    await page.keyboard.press("Tab");
+    await session.waitGhostGone(page);
+    await page.waitForTimeout(500);
+    result.linesAfterUndoAccept = await editorLines(page);
+    await page.keyboard.press("Control+Z");
+    await page.waitForTimeout(1000);
+    result.linesAfterUndo = await editorLines(page);
+    await session.shot(page, "04c-accept-undone.png");
+    session.step("undone");
+    if (await ghostText(page)) { // VS Code may offer it again: dismissed, not left for the next step
+      await page.keyboard.press("Escape");
+      await session.waitGhostGone(page);
+    }
   }
 
   if (config.nextEdit) {
