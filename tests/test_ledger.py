@@ -21,7 +21,7 @@ def test_closing_a_document_rejects_what_is_still_open_in_it_and_nothing_else():
     _issue(ledger, "edit", "next_edit", "file:///a.py")
     _issue(ledger, "open", "completion", "file:///a.py")  # after the accepted one: the document's open completion
     heard.clear()
-    assert sorted(ledger.close_document("file:///a.py")) == ["edit", "open"]
+    assert sorted(e.id for e in ledger.close_document("file:///a.py")) == ["edit", "open"]
     assert sorted(heard) == [("edit", "rejected"), ("open", "rejected")]
     assert ledger.get("open").outcome == "rejected" and ledger.get("done").outcome == "accepted"
     assert ledger.get("other").outcome is None

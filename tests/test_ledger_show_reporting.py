@@ -40,7 +40,7 @@ def test_with_shows_reported_an_unseen_one_is_cancelled_and_a_shown_one_stays_op
     assert ledger.resolve("a", "partially_accepted") is not None  # the user goes on accepting a
     assert ledger.mark_shown("c") == "a"  # c took a's place on screen
     assert ledger.get("a").outcome == "rejected" and told[-1] == ("a", "rejected")
-    assert ledger.close_document(URI) == ["c"]
+    assert [e.id for e in ledger.close_document(URI)] == ["c"]
     assert ledger.mark_shown("c") is None  # nothing left on screen to replace
 
 
@@ -75,7 +75,7 @@ def test_a_document_closed_ends_the_one_on_screen_too():
     _issue(ledger, "a")
     ledger.mark_shown("a")
     _issue(ledger, "b")
-    assert sorted(ledger.close_document(URI)) == ["a", "b"]
+    assert sorted(e.id for e in ledger.close_document(URI)) == ["a", "b"]
     assert _issue(ledger, "c", "file:///other.py") is None
 
 

@@ -7,6 +7,7 @@ these tests are about the protocol, not about which edit the ranker picks."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -140,9 +141,11 @@ def test_an_automatic_request_is_not_logged_shown_until_the_editor_applies_it(tm
         [first] = code_actions(client, triggerKind=2)  # a lightbulb: nobody looked
         [second] = code_actions(client, 0, 12, triggerKind=2)  # the cursor moved: the editor asks again
         first_id, second_id = first["command"]["arguments"][0], second["command"]["arguments"][0]
-        # the first was never applied: it ends as another unresolved next edit does, superseded, and never shown
-        assert next_edit_rows(db, 1, "outcome = 'rejected'") == [(first_id, "rejected", "superseded", 0)]
+        # the first was never applied: superseded unseen, it is cancelled, no one's rejection (it was logged rejected,
+        # and the next edits' acceptance rate counted every lightbulb the cursor passed)
+        assert next_edit_rows(db, 1, "outcome = 'cancelled'") == [(first_id, "cancelled", None, 0)]
         assert "suggestion_shown" not in events(db, first_id)
+        assert events(db, first_id)[-1] == "suggestion_cancelled"
         apply(client, RENAMED, 3, second)  # the user opened the lightbulb and picked it
         assert next_edit_rows(db, 1, "outcome = 'accepted'") == [(second_id, "accepted", None, 1)]
         assert events(db, second_id)[-2:] == ["suggestion_shown", "suggestion_accepted"]
@@ -158,7 +161,7 @@ def test_an_automatic_action_applied_after_it_was_superseded_is_logged_shown_bef
         [first] = code_actions(client, triggerKind=2)
         code_actions(client, 0, 12, triggerKind=2)  # supersedes the first
         first_id = first["command"]["arguments"][0]
-        assert next_edit_rows(db, 1, "outcome = 'rejected'") == [(first_id, "rejected", "superseded", 0)]
+        assert next_edit_rows(db, 1, "outcome = 'cancelled'") == [(first_id, "cancelled", None, 0)]
         apply(client, RENAMED, 3, first)  # the user picks the one still listed
         assert next_edit_rows(db, 1, "outcome = 'accepted'") == [(first_id, "accepted", None, 1)]
         assert events(db, first_id)[-2:] == ["suggestion_shown", "suggestion_accepted"]
@@ -254,3 +257,16 @@ def test_kind_filter_follows_lsp_prefix_rules():
     assert kind_requested(None) and kind_requested([""]) and kind_requested(["refactor"])
     assert kind_requested(["refactor.rewrite"]) and kind_requested([NEXT_EDIT_ACTION_KIND])
     assert not kind_requested([]) and not kind_requested(["refactor.re"]) and not kind_requested(["quickfix"])
+
+
+def test_an_automatic_action_never_applied_is_cancelled_when_its_document_closes(tmp_path):
+    client, db, _ = start(tmp_path)
+    with client:
+        renamed(client)
+        [action] = code_actions(client, triggerKind=2)
+        sid = action["command"]["arguments"][0]
+        client.notify("textDocument/didClose", {"textDocument": {"uri": URI}})
+        assert next_edit_rows(db, 1, "outcome IS NOT NULL") == [(sid, "cancelled", None, 0)]
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT json_extract(payload, '$.reason') FROM suggestion_events WHERE suggestion_id = ?"
+                                " AND type = 'suggestion_cancelled'", [sid]).fetchall() == [("documentClosed",)]

@@ -77,5 +77,6 @@ def register(server) -> None:
             record_shown(ls, {"id": sid}, types.TEXT_DOCUMENT_CODE_ACTION, "next_edit", reported=False)
         else:
             unshown.add(sid)
+            ls.ledger.list_only(sid)  # superseded or closed unapplied: cancelled, not rejected
         return [next_edit_action(sid, uri, version, result.start, result.end, old_text, result.new_text,
                                  document_changes)]

@@ -88,6 +88,6 @@ def close(ls, uri: str) -> None:
     ls.undo_watch.forget(uri)
     if doc is not None:  # the text replay must arrive at
         ls.recorder.document_snapshot(uri, *doc.snapshot())
-    for suggestion_id in ls.ledger.close_document(uri):
-        ls.recorder.rejected(suggestion_id, RejectReason.DOCUMENT_CLOSED.value)
+    for ended in ls.ledger.close_document(uri, RejectReason.DOCUMENT_CLOSED.value):
+        ls.recorder.superseded(ended)  # rejected, or cancelled where it was only listed
     ls.recorder.document_closed(uri)

@@ -46,6 +46,9 @@ class IssuedSuggestion:
     # Where a completion's text starts in the document, (line, UTF-16 character), where it is known (not after a
     # selected entry, which the document does not hold): the user typing its first characters is told by it.
     start: tuple[int, int] | None = None
+    # Listed where the user has not looked (an automatic code action's edit, behind a lightbulb): shown only once
+    # applied. Superseded or closed before that, it is cancelled, no one's rejection.
+    listed_only: bool = False
 
 
 class Ended(NamedTuple):
@@ -135,7 +138,9 @@ class SuggestionLedger:
         if reported and self._items[older].shown:
             self._on_screen[key] = older
             return None
-        if typed and not reported:
+        if self._items[older].listed_only and not self._items[older].shown:
+            ended = Ended(older, "cancelled")
+        elif typed and not reported:
             carried_on = carried and typed == TYPED_PART
             ended = Ended(older, "cancelled", TYPED_ALONG) if carried_on else Ended(older, UNDECIDED, "ignored")
         else:
@@ -143,20 +148,28 @@ class SuggestionLedger:
         self._items[older].outcome = ended.outcome
         return ended
 
-    def close_document(self, uri: str) -> list[str]:
-        """The document closed: its suggestions still open (one per kind) are rejected, as a newer one rejects them;
-        returns their ids. No client ends a suggestion whose document went away, so they stayed open for good."""
+    def close_document(self, uri: str, reason: str = "documentClosed") -> list[Ended]:
+        """The document closed: its suggestions still open (one per kind) are rejected, as a newer one rejects them
+        (one only listed, never shown, is cancelled); returns them, with ``reason``. No client ends a suggestion whose
+        document went away, so they stayed open for good."""
         with self._lock:
             closed = []
             for table in (self._on_screen, self._open_by_uri):
                 for key in [k for k in table if k[1] == uri]:
                     sid = table.pop(key)
-                    if sid in self._items and self._items[sid].outcome is None:
-                        self._items[sid].outcome = "rejected"
-                        closed.append(sid)
-        for sid in closed:
-            self._tell(sid, "rejected")
+                    item = self._items.get(sid)
+                    if item is not None and item.outcome is None:
+                        item.outcome = "cancelled" if item.listed_only and not item.shown else "rejected"
+                        closed.append(Ended(sid, item.outcome, reason))
+        for ended in closed:
+            self._tell(ended.id, ended.outcome)
         return closed
+
+    def list_only(self, suggestion_id: str) -> None:
+        """``suggestion_id`` is listed where the user has not looked (see ``IssuedSuggestion.listed_only``)."""
+        with self._lock:
+            if (item := self._items.get(suggestion_id)) is not None:
+                item.listed_only = True
 
     def get(self, suggestion_id: str) -> IssuedSuggestion | None:
         return self._items.get(suggestion_id)
