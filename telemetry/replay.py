@@ -485,7 +485,7 @@ class _Driver:
             self.outcomes.append(ReplayOutcome(req, sid, text, "unshown", None, None, 0, rtt))
             return
         basis, outcome, length, saved = _decide(req, text, self.options.oracle, lead)
-        self.client.notify(DID_SHOW, {"id": sid})
+        self._shown(DID_SHOW, req.kind, sid)
         logged_at = (req.logged or {}).get("outcome_at") if basis == "logged" else None
 
         def send() -> None:
@@ -505,6 +505,14 @@ class _Driver:
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
                                            outcome in ("accepted", "partially_accepted")))
 
+
+    def _shown(self, method: str, kind: str, sid: str) -> None:
+        """Report the answer shown where the recording's client reported shows of its ``kind`` (VS Code): a client
+        that does not (Neovim, Emacs) has the server end a suggestion by its rules for such clients (one typed over
+        before an answer with nothing to show is rejected `superseded`), and a replay that reported every answer shown
+        left that suggestion open and on screen to the session's end."""
+        if kind in self.script.reports_shows:
+            self.client.notify(method, {"id": sid})
 
     def _dropped_unshown(self, req: Request, text: str | None = None) -> bool:
         """Whether the recording's editor dropped its answer to ``req`` before showing it (a client that reports what
@@ -583,7 +591,7 @@ class _Driver:
             basis, accepted = "logged", logged["outcome"] != "rejected"  # the edit the programmer decided on
         else:
             basis, accepted = "oracle", next_text is not None and after == next_text
-        self.client.notify(DID_SHOW_NEXT_EDIT, {"id": sid})
+        self._shown(DID_SHOW_NEXT_EDIT, req.kind, sid)
         logged_at = logged.get("outcome_at") if basis == "logged" else None
 
         def send() -> None:

@@ -142,3 +142,18 @@ def test_how_much_of_the_open_suggestion_was_typed_is_read_from_the_document():
     assert typed_along(ledger, doc, URI, Position(0, 8)) == TYPED_PART
     assert typed_along(ledger, doc, URI, Position(0, 11)) == TYPED_WHOLE
     assert typed_along(ledger, doc, URI, Position(0, 5)) == ""  # before its start
+
+
+def test_a_same_settings_replay_ends_a_suggestion_typed_over_as_its_recording_did(tmp_path, capsys):
+    """The replay's client reported every answer shown, so the server took it for a client that reports shows and
+    left the suggestion typed over open to the session's end (cancelled, counted shown) where the recording of a
+    client that reports none had it rejected `superseded` by the empty answer after it."""
+    recorded = _then_nothing(tmp_path, "Z")
+    assert recorded[0] == ("rejected", "superseded", None)
+    out = tmp_path / "replay.sqlite3"
+    capsys.readouterr()
+    assert main(["replay", str(tmp_path / "telemetry.sqlite3"), "-o", str(out), "--json"]) == 0
+    with sqlite3.connect(out) as conn:
+        replayed = conn.execute("SELECT outcome, reject_reason, shown_at FROM suggestions WHERE kind = 'completion'"
+                                " ORDER BY requested_at").fetchall()
+    assert replayed[0] == ("rejected", "superseded", None), replayed
