@@ -59,6 +59,7 @@ _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
 # Recorded settings naming a model a replay's server loads (the code model is `_model_for`'s).
 _MODEL_SETTINGS = ("acceptanceModelPath", "nextEditModelPath", "nextEditRankerPath")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
+_ACCEPTED = ("accepted", "partially_accepted")
 # rejected by the server (a newer suggestion, its document closed) or by time, not by the programmer
 _UNDECIDED_REJECTS = ("superseded", "ignored", "documentClosed")
 _SERVER_REJECTS = ("superseded", "documentClosed")  # rejections the server makes itself (the ledger)
@@ -280,6 +281,10 @@ def _decide(req: Request, text: str, oracle: Oracle, lead: str = "") -> tuple[st
     # recorded one had not seen.
     if logged.get("text") == text and (programmer_decided(logged) or logged.get("outcome") == "rejected"):
         outcome = logged["outcome"]
+        if outcome in _ACCEPTED and logged.get("undone_at") is not None:
+            # accepted, then taken back: the replay accepts it too, and the recorded edits take it back again
+            length = logged.get("accepted_length") or (utf16_len(text) if outcome == "accepted" else 0)
+            return "logged", outcome, length, 0
         if outcome == "accepted":
             length = logged.get("accepted_length") or utf16_len(text)
             return "logged", outcome, length, len(text)
@@ -502,8 +507,9 @@ class _Driver:
                     self.client.notify(DID_REJECT, {"id": sid, "reason": reason})
 
         self._decided(max(req.ts, logged_at or next_ts), next_ts, send)  # when the programmer decided
+        taken_back = basis == "logged" and (req.logged or {}).get("undone_at") is not None
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
-                                           outcome in ("accepted", "partially_accepted")))
+                                           outcome in _ACCEPTED and not taken_back))
 
 
     def _shown(self, method: str, kind: str, sid: str) -> None:
@@ -720,9 +726,11 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     result = ReplayResult(
         source_session_id=session_id, session_id=new_session, requests=len(script.requests) + script.requests_left_out,
         replayed=len(outcomes), suggestions=len(shown),
-        accepted=sum(o.outcome in ("accepted", "partially_accepted") for o in shown),
-        partially_accepted=sum(o.outcome == "partially_accepted" for o in shown),
-        rejected=sum(o.outcome == "rejected" for o in shown), by_basis=by_basis,
+        # an accept taken back (its verdict no) counts rejected, as `tact report` reads it
+        accepted=sum(o.outcome in _ACCEPTED and o.would_accept for o in shown),
+        partially_accepted=sum(o.outcome == "partially_accepted" and o.would_accept for o in shown),
+        rejected=sum(o.outcome == "rejected" or (o.outcome in _ACCEPTED and not o.would_accept) for o in shown),
+        by_basis=by_basis,
         # completions' characters, as `tact report` counts them; a next edit's are in ``next_edits``
         chars_saved=sum(o.chars_saved for o in completions), wall_s=round(wall, 3),
         recorded_s=round(script.duration_s, 3), source_complete=script.complete,

@@ -247,3 +247,19 @@ def test_a_version_2_database_gains_the_column_and_keeps_its_rows(tmp_path):
     assert migrate(db) == SCHEMA_VERSION == 3
     assert db.execute("SELECT id, outcome, undone_at FROM suggestions").fetchall() == [("a", "accepted", None)]
     db.conn.close()
+
+
+def test_a_same_settings_replay_takes_the_accept_back_as_recorded(tiny_lm_dir, tmp_path, capsys):
+    """The accept's insertion and its undo, typed within the grouping window, were one edit that changed nothing and
+    was dropped: the replay accepted the suggestion and counted its characters saved."""
+    db = tmp_path / "vs.sqlite3"
+    _vscode_session(tiny_lm_dir, db, undo=True)
+    with sqlite3.connect(db) as conn:
+        assert len(conn.execute("SELECT 1 FROM edits").fetchall()) == 2  # the accept's insertion, its undo
+    out = tmp_path / "replay.sqlite3"
+    capsys.readouterr()
+    assert main(["replay", str(db), "-o", str(out), "--model", str(tiny_lm_dir), "--json"]) == 0
+    (session,) = json.loads(capsys.readouterr().out)["sessions"]
+    assert (session["suggestions"], session["accepted"], session["rejected"], session["chars_saved"]) == (1, 0, 1, 0)
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("SELECT outcome, undone_at IS NOT NULL FROM suggestions").fetchall() == [("accepted", 1)]

@@ -12,12 +12,15 @@ def test_a_full_acceptance_logs_its_length_in_utf16_units_as_a_partial_one_does(
 
     from lsp_server.features.commands import record_accepted
     from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+    from lsp_server.services.documents import DocumentStore
     from lsp_server.services.recorder import SessionRecorder
+    from lsp_server.services.undo_watch import UndoWatch
     from tests.telemetry_fakes import ListStore
 
     store, ledger = ListStore(), SuggestionLedger()
     ledger.issue(IssuedSuggestion("s1", "completion", "file:///a.py", 1, "print('🎉 done')"))
-    server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store))
+    server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store), undo_watch=UndoWatch(),
+                             documents=DocumentStore())  # the document not open: no accept to watch
     assert record_accepted(server, ("s1",), "tact.acceptSuggestion", "completion")
     accepted = [e for e in store.events if type(e).__name__ == "SuggestionAccepted"]
     assert [(e.accepted_length, e.partial) for e in accepted] == [(16, False)]  # 15 code points, the emoji is 2 units
@@ -30,14 +33,17 @@ def test_a_partial_acceptance_longer_than_the_suggestion_counts_no_more_than_the
     from lsp_server.features import feedback
     from lsp_server.protocol import DID_PARTIALLY_ACCEPT_COMPLETION
     from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
+    from lsp_server.services.documents import DocumentStore
     from lsp_server.services.recorder import SessionRecorder
+    from lsp_server.services.undo_watch import UndoWatch
     from tests.telemetry_fakes import ListStore
 
     handlers = {}
     feedback.register(SimpleNamespace(feature=lambda name, options=None: lambda fn: handlers.setdefault(name, fn)))
     store, ledger = ListStore(), SuggestionLedger()
     ledger.issue(IssuedSuggestion("s1", "completion", "file:///a.py", 1, "x = '🎉'"))  # 8 UTF-16 units
-    server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store))
+    server = SimpleNamespace(ledger=ledger, recorder=SessionRecorder(store), undo_watch=UndoWatch(),
+                             documents=DocumentStore())  # the document not open: no accept to watch
     partial = handlers[DID_PARTIALLY_ACCEPT_COMPLETION]
     evicted = ledger.new_id()  # issued, no longer held: its length is not checked
     for sid, length in (("s1", 3), ("s1", 500), (evicted, 500)):

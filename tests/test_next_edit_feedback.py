@@ -16,6 +16,7 @@ from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import IssuedSuggestion, SuggestionLedger
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.recorder import SessionRecorder
+from lsp_server.services.undo_watch import UndoWatch
 from lsp_server.services.scheduler import InferenceScheduler
 from tests.telemetry_fakes import ListStore
 
@@ -37,7 +38,7 @@ def _server():
     recorder = SessionRecorder(store)
     next_edits = NextEditService(InferenceScheduler(), ledger, recorder)
     return handlers, SimpleNamespace(ledger=ledger, recorder=recorder, documents=DocumentStore(),
-                                     next_edits=next_edits), store, heard
+                                     next_edits=next_edits, undo_watch=UndoWatch()), store, heard
 
 
 def _feedback(store) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from lsp_server.features import text_sync
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.scheduler import InferenceScheduler
+from lsp_server.services.undo_watch import UndoWatch
 from lsp_server.services.notebooks import NotebookStore, _end_before_breaks
 from lsp_server.services.recorder import SessionRecorder
 from telemetry import TelemetryStore
@@ -27,7 +28,8 @@ def test_halves_of_a_character_sent_apart_are_recorded_as_their_edits_replay(tmp
     store = TelemetryStore(path)
     recorder = SessionRecorder(store)
     recorder.session_started("client", "1", "0", {}, {}, None)
-    server = SimpleNamespace(documents=DocumentStore(), recorder=recorder, ledger=SuggestionLedger(), scheduler=InferenceScheduler())
+    server = SimpleNamespace(documents=DocumentStore(), recorder=recorder, ledger=SuggestionLedger(), scheduler=InferenceScheduler(),
+                         undo_watch=UndoWatch())
     uri = "file:///a.py"
     handlers[T.TEXT_DOCUMENT_DID_OPEN](server, T.DidOpenTextDocumentParams(
         T.TextDocumentItem(uri=uri, language_id="python", version=1, text="x = '\ud83d'\n")))  # a lone high half

@@ -10,6 +10,7 @@ from lsp_server.features import text_sync
 from lsp_server.services.documents import DocumentStore
 from lsp_server.services.ledger import SuggestionLedger
 from lsp_server.services.scheduler import InferenceScheduler
+from lsp_server.services.undo_watch import UndoWatch
 from lsp_server.services.recorder import SessionRecorder
 from tests.telemetry_fakes import ListStore
 
@@ -31,7 +32,8 @@ def test_a_second_did_open_keeps_what_was_typed_before_it():
     edit stream went from the first text to the second with the keystrokes between them missing."""
     handlers = _handlers()
     store = ListStore()
-    ls = SimpleNamespace(documents=DocumentStore(), recorder=SessionRecorder(store), ledger=SuggestionLedger(), scheduler=InferenceScheduler())
+    ls = SimpleNamespace(documents=DocumentStore(), recorder=SessionRecorder(store), ledger=SuggestionLedger(), scheduler=InferenceScheduler(),
+                         undo_watch=UndoWatch())
     handlers[types.TEXT_DOCUMENT_DID_OPEN](ls, _open(1, "x\n"))
     insert = types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 1), types.Position(0, 1)), text="yz")
     handlers[types.TEXT_DOCUMENT_DID_CHANGE](ls, types.DidChangeTextDocumentParams(

@@ -37,8 +37,11 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     item = ls.ledger.resolve(suggestion_id, "accepted")
     # UTF-16 units, as the editor counts a partial acceptance's length
     ls.recorder.accepted(suggestion_id, utf16_len(item.text) if item else None, partial=False)
-    if item is not None and item.kind == "completion":
-        watch_accept(ls.undo_watch, ls.documents, item)
+    if item is not None and item.kind == "completion" and watch_accept(ls.undo_watch, ls.documents, item):
+        # the text it wrote is an edit of its own, as a next edit's is: undone within the grouping window, the two
+        # were one edit that changed nothing, and a replay never saw the accept taken back. Only where the document
+        # holds it: a replay's oracle accepts suggestions the recorded edits never wrote, and split them otherwise.
+        ls.recorder.edits(ls.documents.flush(item.uri))
     return True
 
 
