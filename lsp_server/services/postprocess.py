@@ -8,6 +8,8 @@ drop closing brackets/quotes the editor already has after the cursor, leave out 
 when the suggestion ends by re-typing it, keep the spaces that separate the suggestion from the text after
 the cursor, and return ``''`` for suggestions that are empty or just repeat neighbouring text. A multi-line
 suggestion that the rest of the cursor line cannot follow (inserted, it goes after the last line) is cut to its first.
+A single line goes without a comment that would take in the code after the cursor, a quote it ends by opening, and an
+end that types the start of the rest of the line again.
 Brackets in comments and strings are skipped, comments read as the document's language writes them; outside Python
 (no tree-sitter facts) whether the cursor is in a comment or a string is read from its line.
 """
@@ -121,6 +123,8 @@ _NO_SPACE_BEFORE = frozenset(" \t)]},;:.")
 _WORD = re.compile(r"\w")
 # A text's end inside a word, a whole number aside (a loop cut of ``[0, 0, 0`` ends on one: ``, 0``).
 _IN_WORD_END = re.compile(r"(?<![\w.])\d+$|(\w$)")
+# A string's prefix letters (`f`, `rb`) at a text's end: they go with the opening quote after them.
+_STRING_PREFIX = re.compile(r"(?<![\w.])[rRbBuUfF]{1,2}$")
 
 # A line that only closes brackets (`)`, `},`, `]):`), and the closers a line starts with.
 _CLOSING_LINE = re.compile(r"[)\]}]+[,;:]?")
@@ -912,6 +916,78 @@ def _rest_follows(s: str, ctx: CompletionContext) -> bool:
     return not rest or (_CLOSERS_ONLY.fullmatch(rest) is not None and not any(_outer_marks(s)))
 
 
+def _before_comment(s: str, ctx: CompletionContext) -> str:
+    """A one-line ``s`` cut before a comment it writes where code follows the cursor on its line (the editor's
+    closers): inserted, the comment took that code in (`print(x|)` with `  # show it` read `print(x  # show it)`;
+    `def_op(|)` with `'UNPACK_SEQUENCE', 92)  # Number of tuple items` kept its `)`, the closers rule reading only a
+    suggestion's end). Left as it is where the lines below close what the comment hides (a call going on below
+    its line), where ``s`` types the rest of the line again (the repeat rules judge it), and after a quote that
+    opens no string closed in ``s`` (the `#` may be that string's text)."""
+    facts = ctx.facts
+    if "\n" in s or facts.in_string or facts.in_comment:
+        return s
+    rest = ctx.line_suffix
+    code_end = _code_scan(rest, stop_at_comment=True)[1]
+    if not rest[:code_end].strip() or (code_end < len(rest) and s.rstrip().endswith(rest.strip())):
+        return s
+    comments, stop = _lexis.get().comments, -1
+    for i, tok in _tokens(s):
+        if _lone_quote(tok, ctx):
+            return s
+        if tok.startswith(comments) and not (tok.startswith("/*") and tok.endswith("*/") and len(tok) >= 4):
+            stop = i
+            break
+    if stop < 0:
+        return s
+    cut = s[:stop].rstrip()
+    errors = _bracket_errors(ctx)
+    return s if errors(s) < errors(_end_before_rest(cut, ctx)[0]) else cut
+
+
+def _without_open_quote(s: str, ctx: CompletionContext) -> str:
+    """A one-line ``s`` without a quote it ends by opening (and the string's prefix letters), where nothing but
+    closers follows the cursor on its line: the model stopped before the string's text (`print(` with `"hello", "`),
+    and inserted, the quote took in the editor's closers. A suggestion that is only a quote stays (as often the
+    start of the line's string as not). Before other code the rules that judge a mid-line insertion need the quote:
+    without it, text that broke the line (and was hidden) read as whole code."""
+    if "\n" in s or ctx.facts.in_string or ctx.facts.in_comment:
+        return s
+    rest = ctx.line_suffix
+    rest = rest[:_code_scan(rest, stop_at_comment=True)[1]].strip()
+    if rest and not _SUFFIX_CLOSERS.fullmatch(rest):
+        return s
+    body = s.rstrip()
+    line = (_line_opening(ctx) + ctx.line_prefix)[-_LINE_CHARS:]
+    last = None
+    for last in _tokens(line + body):
+        pass
+    if last is None:
+        return s
+    i, tok = last[0] - len(line), last[1]
+    if i != len(body) - 1 or not _lone_quote(tok, ctx) or _escaped(body, i):
+        return s
+    cut = _STRING_PREFIX.sub("", body[:i])
+    return cut if cut.strip() else s
+
+
+def _without_overlap(s: str, ctx: CompletionContext) -> str:
+    """A one-line ``s`` without an end that types the start of the rest of the cursor line again (two characters or
+    more, not closers alone, which the closers rules judge; not the whole rest, which `_drop_retyped_rest` and
+    `_repeats_neighbours` judge): inserted, that start read twice (`foo(a|, b, c)` with `, z, b` read
+    `foo(a, z, b, b, c)`; `se|lf.lastcmd = None` with `lf.` read `selflf.lastcmd`). ``''`` where nothing is left;
+    ``s`` where the cut would leave the line's brackets worse."""
+    rest = ctx.line_suffix
+    if "\n" in s or not rest.strip() or s.rstrip().endswith(rest.strip()):
+        return s
+    k = next((k for k in range(min(len(s), len(rest.rstrip()) - 1), 1, -1) if s.endswith(rest[:k])), 0)
+    if not k or _SUFFIX_CLOSERS.fullmatch(rest[:k]):
+        return s
+    cut = s[:-k]
+    if _bracket_change(cut, ctx) > _bracket_change(s, ctx):
+        return s
+    return cut.rstrip() + _trailing_space(cut, ctx) if cut.strip() else ""
+
+
 def _before_code(ctx: CompletionContext) -> bool:
     """Whether the cursor is in Python code with more code after it on its line (a comment after it is none, nor are
     closers alone): the rules for a suggestion that goes in front of code read brackets and colons as Python's, and
@@ -967,9 +1043,12 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool, cut_short: bool = F
             # `ck_output(vcvarsall, v`): of 88 loop-cut suggestions shown at 700 held-out cursors, the 47 that ended so
             # were all wrong, and cut back to before that word, one began right
             return ""
+        s = _without_open_quote(_before_comment(s, ctx), ctx)
     if not s.strip():
         return ""
     s, retyped = _end_before_rest(s, ctx)
+    if not multiline and not retyped:
+        s = _without_overlap(s, ctx)
     if "\n" in s and not retyped and not _rest_follows(s, ctx):
         s, _ = _end_before_rest(first_line(text), ctx)
     if not s.strip() or _repeats_neighbours(s, ctx):
