@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from contextlib import contextmanager
 
 from lsp_server.cli import main
 from lsp_server.services.undo_watch import Change, UndoWatch
@@ -130,14 +131,21 @@ def test_an_accept_a_word_at_a_time_is_taken_back_only_when_all_of_it_is():
     assert watch.changed(URI, BEFORE, [Change(begin, "int(", "")]) == ["s1"]
 
 
-def _vscode_session(tiny_lm_dir, db, *, undo: bool):
-    """VS Code's flow: a suggestion shown and accepted (the editor writes it, then runs its command), then undone
-    (the editor writes back what it replaced) or kept; returns (the gate's counts, the suggestion's id, its text)."""
+@contextmanager
+def _vscode(tiny_lm_dir, db, text: str):
+    """The real server on the tiny model, started by a client named as VS Code, with ``text`` open at ``URI``."""
     with LspClient(server_command(sys.executable, str(tiny_lm_dir), str(db))) as client:
         client.initialize({**ACCELERATED_DEFAULTS, "acceptanceGate": False, "stopThreshold": 1.01, "maxNewTokens": 8},
                           client_name="vscode")
         require_ready(wait_ready(client))
-        client.did_open(URI, BEFORE, 1, "python")
+        client.did_open(URI, text, 1, "python")
+        yield client
+
+
+def _vscode_session(tiny_lm_dir, db, *, undo: bool):
+    """VS Code's flow: a suggestion shown and accepted (the editor writes it, then runs its command), then undone
+    (the editor writes back what it replaced) or kept; returns (the gate's counts, the suggestion's id, its text)."""
+    with _vscode(tiny_lm_dir, db, BEFORE) as client:
         items = client.inline_completion(URI, 4, 6)
         assert items and items[0]["insertText"], items
         item = items[0]
@@ -187,11 +195,7 @@ def test_an_accept_kept_still_counts(tiny_lm_dir, tmp_path, capsys):
 
 def test_a_partial_accept_undone_is_taken_back(tiny_lm_dir, tmp_path):
     db = tmp_path / "vs.sqlite3"
-    with LspClient(server_command(sys.executable, str(tiny_lm_dir), str(db))) as client:
-        client.initialize({**ACCELERATED_DEFAULTS, "acceptanceGate": False, "stopThreshold": 1.01, "maxNewTokens": 8},
-                          client_name="vscode")
-        require_ready(wait_ready(client))
-        client.did_open(URI, "import os\n\n\ndef main():\n    ", 1, "python")
+    with _vscode(tiny_lm_dir, db, "import os\n\n\ndef main():\n    ") as client:
         items = client.inline_completion(URI, 4, 4)
         assert items and len(items[0]["insertText"]) >= 2
         sid, text = items[0]["command"]["arguments"][0], items[0]["insertText"]
