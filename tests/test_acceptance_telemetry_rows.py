@@ -127,3 +127,15 @@ def test_an_explored_row_weighs_as_the_requests_it_stands_for(tmp_path, capsys):
     assert main(["eval", "acceptance", "--telemetry", str(db), "--kind", "logistic", "--json", "--inner-folds", "2"]) == 0
     err = capsys.readouterr().err
     assert "42 shown suggestions read, 97 usable samples" in err and "3 explored suggestions" in err
+
+
+def test_an_accept_taken_back_is_labelled_rejected(tmp_path):
+    """An accept the user undid at once (`undone_at`) is their no: it trained as an acceptance."""
+    db = _telemetry_db(tmp_path / "a.sqlite3", n=60)
+    before, _ = from_telemetry([db])
+    with sqlite3.connect(db) as conn:
+        undone = conn.execute("UPDATE suggestions SET undone_at = 1e9 WHERE outcome = 'accepted' "
+                              "AND rowid % 2 = 0").rowcount
+    assert undone > 0
+    after, _ = from_telemetry([db])
+    assert len(after) == len(before) and int(after.y.sum()) == int(before.y.sum()) - undone
