@@ -22,6 +22,9 @@ NEXT_EDIT_ACTION_KIND = "refactor.rewrite.tact.nextEdit"
 STATUS = "tact/status"  # -> {model, policy, degraded, reason, ...}
 # {ts}: replay and simulation only: "now" for the acceptance gate's timing features is ts (unix s)
 REPLAY_CLOCK = "tact/replayClock"
+# {id}: replay only: the recording's accept of this completion was taken back (its undo may be no edit the recording
+# kept: undone within the grouping window, the accept's text and its removal were one edit that changed nothing)
+REPLAY_UNDONE = "tact/replayUndone"
 # initializationOptions key, beside the settings: replay only: the acceptance gate's per-user prior the recording
 # started from, {accepted, rejected, lastOutcome, lastOutcomeAt} (what telemetry.reader.decided_outcomes counts)
 ACCEPTANCE_PRIOR = "acceptancePrior"

@@ -429,11 +429,11 @@ class TactServer(LanguageServer):
 
 def create_server(*, model_path: str | None = None, database: str | None = None) -> TactServer:
     from lsp_server.features import (code_action, commands, completion, feedback, inline_completion, lifecycle, next_edit,
-                                     notebook_sync, replay_clock, text_sync)
+                                     notebook_sync, replay_session, text_sync)
 
     server = TactServer(model_path=model_path, database=database)
     for feature in (lifecycle, text_sync, notebook_sync, inline_completion, completion, commands, feedback, next_edit, code_action,
-                    replay_clock):
+                    replay_session):
         feature.register(server)
     return server
 

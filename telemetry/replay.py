@@ -51,7 +51,7 @@ from .reconstruct import (NotebookCells, Request, Script, Step, apply_range, bui
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
-                       REPLAY_CLOCK, server_command, wait_ready)
+                       REPLAY_CLOCK, REPLAY_UNDONE, server_command, wait_ready)
 from .text import SplitText, utf16_len
 
 # Settings a replay never takes from the recording: the model comes from --model, the database is the output.
@@ -507,7 +507,10 @@ class _Driver:
                     self.client.notify(DID_REJECT, {"id": sid, "reason": reason})
 
         self._decided(max(req.ts, logged_at or next_ts), next_ts, send)  # when the programmer decided
-        taken_back = basis == "logged" and (req.logged or {}).get("undone_at") is not None
+        taken_back = basis == "logged" and isinstance(undone_at := (req.logged or {}).get("undone_at"), (int, float))
+        if taken_back:  # and when they took it back: the server marks it, unless the replayed edits showed it so
+            self._decided(max(req.ts, logged_at or next_ts, undone_at), next_ts,
+                          lambda: self.client.notify(REPLAY_UNDONE, {"id": sid}))
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
                                            outcome in _ACCEPTED and not taken_back))
 

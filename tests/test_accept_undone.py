@@ -9,7 +9,8 @@ import sys
 from contextlib import contextmanager
 
 from lsp_server.cli import main
-from lsp_server.services.undo_watch import Change, UndoWatch
+from lsp_server.services.ledger import UNDONE
+from lsp_server.services.undo_watch import ACCEPTED_AGAIN, Change, UndoWatch
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.reader import decided_outcomes, open_readonly
 from telemetry.schema import SCHEMA_VERSION
@@ -31,104 +32,119 @@ class Clock:
         return self.now
 
 
-def _apply(text: str, start: int, end: int, new: str) -> tuple[str, list[Change]]:
-    return text[:start] + new + text[end:], [Change(start, text[start:end], new)]
+def _change(watch: UndoWatch, text: str, start: int, end: int, new: str) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with [start, end) replaced by ``new``, as one didChange: (the new text, what the watch tells)."""
+    return text[:start] + new + text[end:], watch.changed(URI, [Change(start, text[start:end], new)])
 
 
-def _accepted(watch: UndoWatch, text: str, start: int, end: int, new: str, begin: int, accepted: str) -> str:
-    """The editor writes ``new`` over [start, end) and the accept of ``accepted`` at ``begin`` is recorded."""
-    after, changes = _apply(text, start, end, new)
-    assert watch.changed(URI, after, changes) == []
+def _accepted(watch: UndoWatch, start: int, end: int, new: str, begin: int, accepted: str,
+              text: str = BEFORE) -> str:
+    """The editor writes ``new`` over [start, end) of ``text`` and the accept of ``accepted`` at ``begin`` is
+    recorded; the text after it."""
+    after, told = _change(watch, text, start, end, new)
+    assert told == []
     assert watch.accepted(URI, "s1", after, begin, accepted)
     return after
 
 
-def test_an_undo_of_the_accept_takes_it_back():
+AT = BEFORE.index("pr\n") + 2  # the suggestion starts after "pr", typed before it came
+UNDONE_ = [("s1", UNDONE)]
+
+
+def test_an_undo_of_the_accept_takes_it_back_and_a_redo_accepts_it_again():
     watch = UndoWatch()
-    at = BEFORE.index("pr\n") + 2  # the suggestion starts after "pr", typed before it came
-    _accepted(watch, BEFORE, at, at, "int(os.getcwd())", at, "int(os.getcwd())")
-    assert watch.changed(URI, BEFORE, [Change(at, "int(os.getcwd())", "")]) == ["s1"]
-    assert watch.watched(URI) == []
+    after = _accepted(watch, AT, AT, "int(os.getcwd())", AT, "int(os.getcwd())")
+    text, told = _change(watch, after, AT, AT + len("int(os.getcwd())"), "")
+    assert told == UNDONE_ and text == BEFORE
+    assert _change(watch, text, AT, AT, "int(os.getcwd())")[1] == [("s1", ACCEPTED_AGAIN)]  # Ctrl+Shift+Z
 
 
 def test_an_accept_over_what_was_typed_of_it_is_taken_back_by_its_own_undo():
-    """VS Code writes the whole item over the typed part ("pr" -> "print(...)"); its undo leaves "pr"."""
+    """VS Code writes the whole item over the typed part ("pr" -> "print(...)"); its undo writes "pr" back."""
     watch = UndoWatch()
-    begin = BEFORE.index("pr\n")
-    after = _accepted(watch, BEFORE, begin, begin + 2, "print(os.getcwd())", begin, "print(os.getcwd())")
-    assert "print(os.getcwd())" in after
-    assert watch.changed(URI, BEFORE, [Change(begin, "print(os.getcwd())", "pr")]) == ["s1"]
+    begin = AT - 2
+    after = _accepted(watch, begin, AT, "print(os.getcwd())", begin, "print(os.getcwd())")
+    assert _change(watch, after, begin, begin + len("print(os.getcwd())"), "pr") == (BEFORE, UNDONE_)
 
 
-def test_the_accepted_text_deleted_whole_is_taken_back():
+def test_the_accepted_text_deleted_or_cut_is_taken_back_and_pasted_is_accepted_again():
     watch = UndoWatch()
-    begin = BEFORE.index("pr\n") + 2
-    after = _accepted(watch, BEFORE, begin, begin, "int(x)", begin, "int(x)")
-    typed, changes = _apply(after, begin + len("int(x)"), begin + len("int(x)"), "  # y")  # typed on after it
-    assert watch.changed(URI, typed, changes) == []
-    undone, changes = _apply(typed, begin + len("int(x)"), begin + len("int(x)  # y"), "")  # that undone first
-    assert watch.changed(URI, undone, changes) == []
-    deleted, changes = _apply(undone, begin, begin + len("int(x)"), "")  # then the accepted text selected, deleted
-    assert watch.changed(URI, deleted, changes) == ["s1"]
+    after = _accepted(watch, AT, AT, "int(x)", AT, "int(x)")
+    typed, told = _change(watch, after, AT + 6, AT + 6, "  # y")  # typed on after it
+    assert told == []
+    text, told = _change(watch, typed, AT - 6, AT + 6, "")  # the line's text cut: `    print(x)` gone
+    assert told == UNDONE_
+    assert _change(watch, text, 0, 0, "    print(x)\n")[1] == [("s1", ACCEPTED_AGAIN)]  # pasted above
 
 
-def test_backspacing_the_end_of_an_accept_or_editing_around_it_is_no_undo():
+def test_backspacing_the_end_of_an_accept_or_editing_around_it_is_no_undo_but_deleting_all_of_it_is():
     watch = UndoWatch()
-    begin = BEFORE.index("pr\n") + 2
-    after = _accepted(watch, BEFORE, begin, begin, "int(os.getcwd())", begin, "int(os.getcwd())")
-    end = begin + len("int(os.getcwd())")
-    text = after
+    text = _accepted(watch, AT, AT, "int(os.getcwd())", AT, "int(os.getcwd())")
+    end = AT + len("int(os.getcwd())")
     for k in range(1, 4):  # three characters of its end, one at a time
-        text, changes = _apply(text, end - k, end - k + 1, "")
-        assert watch.changed(URI, text, changes) == []
-    text, changes = _apply(text, 0, 0, "# top\n")  # an edit above, then the rest of it deleted: not its undo
-    assert watch.changed(URI, text, changes) == []
-    assert watch.watched(URI) == ["s1"]
+        text, told = _change(watch, text, end - k, end - k + 1, "")
+        assert told == []
+    text, told = _change(watch, text, 0, 0, "# top\n")  # an edit above it
+    assert told == []
+    begin, left = AT + len("# top\n"), len("int(os.getcwd")
+    for k in range(left - 1):  # the rest backspaced, one at a time
+        text, told = _change(watch, text, begin + left - 1 - k, begin + left - k, "")
+        assert told == []
+    assert _change(watch, text, begin, begin + 1, "")[1] == UNDONE_  # its last character
 
 
 def test_neovims_undo_of_the_whole_insert_takes_it_back():
     """In Neovim typing `pr`, accepting `int(x)` with <C-y>, typing on and leaving insert mode is one undo block:
     `u` removes all of it."""
     watch = UndoWatch()
-    begin = BEFORE.index("pr\n") + 2
-    after = _accepted(watch, BEFORE, begin, begin, "int(x)", begin, "int(x)")
-    on, changes = _apply(after, begin + 6, begin + 6, "  # here")
-    assert watch.changed(URI, on, changes) == []
-    undone, changes = _apply(on, begin - 2, begin + len("int(x)  # here"), "")
-    assert watch.changed(URI, undone, changes) == ["s1"]
+    after = _accepted(watch, AT, AT, "int(x)", AT, "int(x)")
+    on, told = _change(watch, after, AT + 6, AT + 6, "  # here")
+    assert told == []
+    assert _change(watch, on, AT - 2, AT + len("int(x)  # here"), "")[1] == UNDONE_
 
 
-def test_its_line_deleted_takes_it_back_and_a_block_missing_part_of_it_does_not():
-    begin = BEFORE.index("pr\n") + 2
+def test_its_line_deleted_takes_it_back_and_a_block_that_leaves_some_of_it_or_the_same_text_elsewhere_does_not():
+    """A block deleted below that ends with the same text leaves a document equal to one without the accepted text:
+    read from the texts, it was taken back."""
     line = BEFORE.index("    pr\n")
-    for start, end, told in ((line, begin + len("int(x)\n"), ["s1"]),  # `dd`: the line and its break
-                             (line, begin + 3, []),  # up to the middle of it
-                             (begin + 1, begin + len("int(x)\n"), [])):  # from the middle of it
+    text = BEFORE + "\n\ndef other():\n    print(x)\n"
+    for start, end, told in ((line, AT + len("int(x)\n"), UNDONE_),  # `dd`: the line and its break
+                             (line, AT + 3, []),  # up to the middle of it
+                             (AT + 1, AT + len("int(x)\n"), []),  # from the middle of it
+                             (len(BEFORE) + 6, len(text) + 6, [])):  # the function below, which ends the same way
         watch = UndoWatch()
-        after = _accepted(watch, BEFORE, begin, begin, "int(x)", begin, "int(x)")
-        text, changes = _apply(after, start, end, "")
-        assert watch.changed(URI, text, changes) == told, (start, end)
+        after = _accepted(watch, AT, AT, "int(x)", AT, "int(x)", text)
+        assert _change(watch, after, start, end, "")[1] == told, (start, end)
+
+
+def test_a_line_rewritten_with_the_accepted_text_in_it_keeps_it():
+    watch = UndoWatch()
+    after = _accepted(watch, AT, AT, "int(x)", AT, "int(x)")
+    line = BEFORE.index("    pr\n")
+    text, told = _change(watch, after, line, AT + 6, "        print(x)")  # re-indented in one change
+    assert told == []
+    assert _change(watch, text, AT + 4 - 2, AT + 4 + 6, "")[1] == UNDONE_  # where it went, then deleted
 
 
 def test_an_accept_is_watched_for_the_window_only():
     clock = Clock()
     watch = UndoWatch(window_s=60, clock=clock)
-    begin = BEFORE.index("pr\n") + 2
-    _accepted(watch, BEFORE, begin, begin, "int(x)", begin, "int(x)")
+    after = _accepted(watch, AT, AT, "int(x)", AT, "int(x)")
     clock.now = 61
-    assert watch.changed(URI, BEFORE, [Change(begin, "int(x)", "")]) == []
+    assert _change(watch, after, AT, AT + 6, "")[1] == []
     assert watch.watched(URI) == []
 
 
 def test_an_accept_a_word_at_a_time_is_taken_back_only_when_all_of_it_is():
     watch = UndoWatch()
-    begin = BEFORE.index("pr\n") + 2
-    first = _accepted(watch, BEFORE, begin, begin, "int(", begin, "int(")
-    second, changes = _apply(first, begin + 4, begin + 4, "os")
-    assert watch.changed(URI, second, changes) == []
-    assert watch.accepted(URI, "s1", second, begin, "int(os")
-    assert watch.changed(URI, first, [Change(begin + 4, "os", "")]) == []  # the last word undone: the first kept
-    assert watch.changed(URI, BEFORE, [Change(begin, "int(", "")]) == ["s1"]
+    first = _accepted(watch, AT, AT, "int(", AT, "int(")
+    second, told = _change(watch, first, AT + 4, AT + 4, "os")
+    assert told == []
+    assert watch.accepted(URI, "s1", second, AT, "int(os", units=6)
+    text, told = _change(watch, second, AT + 4, AT + 6, "")  # the last word undone: the first kept
+    assert told == [] and text == first
+    assert _change(watch, text, AT, AT + 4, "")[1] == UNDONE_
+    assert watch.units(URI, "s1") == 6
 
 
 @contextmanager
@@ -254,12 +270,13 @@ def test_a_version_2_database_gains_the_column_and_keeps_its_rows(tmp_path):
 
 
 def test_a_same_settings_replay_takes_the_accept_back_as_recorded(tiny_lm_dir, tmp_path, capsys):
-    """The accept's insertion and its undo, typed within the grouping window, were one edit that changed nothing and
-    was dropped: the replay accepted the suggestion and counted its characters saved."""
+    """The accept's insertion and its undo, typed within the grouping window, are one edit that changes nothing, not
+    recorded: the replay accepted the suggestion and counted its characters saved. It now says the recording took it
+    back (tact/replayUndone)."""
     db = tmp_path / "vs.sqlite3"
     _vscode_session(tiny_lm_dir, db, undo=True)
     with sqlite3.connect(db) as conn:
-        assert len(conn.execute("SELECT 1 FROM edits").fetchall()) == 2  # the accept's insertion, its undo
+        assert conn.execute("SELECT 1 FROM edits").fetchall() == []  # no edit shows the accept or its undo
     out = tmp_path / "replay.sqlite3"
     capsys.readouterr()
     assert main(["replay", str(db), "-o", str(out), "--model", str(tiny_lm_dir), "--json"]) == 0

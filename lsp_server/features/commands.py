@@ -9,6 +9,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server.features.feedback import feedback_ignored
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
+from lsp_server.services.ledger import UNDONE
 from lsp_server.services.undo_watch import watch_accept
 from telemetry.text import utf16_len
 
@@ -37,19 +38,29 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     item = ls.ledger.resolve(suggestion_id, "accepted")
     # UTF-16 units, as the editor counts a partial acceptance's length
     ls.recorder.accepted(suggestion_id, utf16_len(item.text) if item else None, partial=False)
-    if item is not None and item.kind == "completion" and watch_accept(ls.undo_watch, ls.documents, item):
-        # the text it wrote is an edit of its own, as a next edit's is: undone within the grouping window, the two
-        # were one edit that changed nothing, and a replay never saw the accept taken back. Only where the document
-        # holds it: a replay's oracle accepts suggestions the recorded edits never wrote, and split them otherwise.
-        ls.recorder.edits(ls.documents.flush(item.uri))
+    if item is not None and item.kind == "completion":
+        watch_accept(ls.undo_watch, ls.documents, item)
     return True
 
 
 def record_undone(ls, suggestion_id: str) -> None:
-    """An accepted completion was taken back (`UndoWatch`): logged, and the gate counts it a rejection."""
+    """An accepted completion was taken back (`UndoWatch`, or a replay saying its recording's was): logged, and the
+    gate counts it a rejection. Once: one taken back already is left as it is."""
+    item = ls.ledger.get(suggestion_id)
+    if item is not None and item.outcome == UNDONE:
+        return
     log.info("suggestion %s: its accept was taken back", suggestion_id)
     ls.ledger.undo(suggestion_id)
     ls.recorder.undone(suggestion_id)
+
+
+def record_accepted_again(ls, suggestion_id: str, units: int | None) -> None:
+    """An accept taken back was written again (`UndoWatch`: a redo, the cut text pasted): accepted as it was, all of
+    it or ``units`` UTF-16 units of it; the store clears ``undone_at`` and the gate counts an acceptance again."""
+    log.info("suggestion %s: its accept was written again", suggestion_id)
+    item = ls.ledger.accepted_again(suggestion_id, "accepted" if units is None else "partially_accepted")
+    length = units if units is not None else (utf16_len(item.text) if item is not None else None)
+    ls.recorder.accepted(suggestion_id, length, partial=units is not None)
 
 
 def register(server) -> None:

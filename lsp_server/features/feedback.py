@@ -117,8 +117,8 @@ def register(server) -> None:
                         DID_PARTIALLY_ACCEPT_COMPLETION, length, sid, full, full)
             length = full
         ls.recorder.accepted(sid, length, partial=True)
-        if item is not None and watch_accept(ls.undo_watch, ls.documents, item, length):
-            ls.recorder.edits(ls.documents.flush(item.uri))  # an edit of its own, as a whole accept's (commands.py)
+        if item is not None:
+            watch_accept(ls.undo_watch, ls.documents, item, length)
 
     @server.feature(DID_REJECT_COMPLETION)
     def did_reject(ls, params) -> None:

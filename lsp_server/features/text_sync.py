@@ -10,9 +10,10 @@ import reprlib
 
 from lsprotocol import types
 
-from lsp_server.features.commands import record_accepted, record_undone
+from lsp_server.features.commands import record_accepted, record_accepted_again, record_undone
 from lsp_server.protocol import RejectReason
 from lsp_server.services.documents import DocumentError
+from lsp_server.services.ledger import UNDONE
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import written_suggestion
 from lsp_server.services.positions import Range
@@ -66,8 +67,11 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
     ls.recorder.edits(result.finalized)
     stop_jobs(ls, uri)
     applied = [Change(a.start_offset, a.removed_text, a.inserted_text) for a in result.applied]
-    for suggestion_id in ls.undo_watch.changed(uri, result.document.text, applied):
-        record_undone(ls, suggestion_id)
+    for suggestion_id, what in ls.undo_watch.changed(uri, applied):
+        if what == UNDONE:
+            record_undone(ls, suggestion_id)
+        else:
+            record_accepted_again(ls, suggestion_id, ls.undo_watch.units(uri, suggestion_id))
     written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")

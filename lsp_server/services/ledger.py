@@ -198,6 +198,16 @@ class SuggestionLedger:
         self._tell(suggestion_id, UNDONE)
         return item
 
+    def accepted_again(self, suggestion_id: str, outcome: str) -> IssuedSuggestion | None:
+        """An accept taken back was written again (a redo, the cut text pasted): ``outcome`` (accepted, or
+        partially_accepted, which leaves it open as a partial accept does), listeners told."""
+        with self._lock:
+            item = self._items.get(suggestion_id)
+            if item is not None:
+                item.outcome = outcome if outcome == "accepted" else None
+        self._tell(suggestion_id, outcome)
+        return item
+
     def mark_shown(self, suggestion_id: str, reported: bool = True) -> str | None:
         """``suggestion_id`` was shown: ``reported`` by the client, or recorded by the server itself (a code action
         the user asked for); returns the id of the shown one it replaces on screen (left open by `issue`), now

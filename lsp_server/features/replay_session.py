@@ -1,4 +1,6 @@
-"""tact/replayClock: a replay client pins the clock of the acceptance gate's timing features to its recording.
+"""What only a replay (or a simulation) sends. tact/replayClock: the client pins the clock of the acceptance gate's
+timing features to its recording. tact/replayUndone: an accept its recording took back is taken back here too (the
+undo may be no recorded edit).
 
 The gate's features include typing speed and the time since the last outcome. A replay sends the session
 faster than it was recorded (or at another pace), so it says, before each request and outcome, what time it
@@ -13,8 +15,9 @@ import logging
 import reprlib
 
 from lsp_server.config import finite_float
-from lsp_server.features.feedback import field
-from lsp_server.protocol import REPLAY_CLOCK
+from lsp_server.features.commands import record_undone
+from lsp_server.features.feedback import feedback_ignored, field, suggestion_id_of
+from lsp_server.protocol import REPLAY_CLOCK, REPLAY_UNDONE
 
 log = logging.getLogger("tact.feedback")
 
@@ -34,3 +37,17 @@ def register(server) -> None:
                             ls.recorder.latest_ts)
             return
         ls.gate.clock = lambda: pinned
+
+    @server.feature(REPLAY_UNDONE)
+    def replay_undone(ls, params) -> None:
+        """The accept of ``{id}`` was taken back in the recording: where this server has not seen it so itself, it is
+        now (an accept's text and its undo within the edit grouping window were one recorded edit that changed
+        nothing). Only an accepted completion of this server's."""
+        sid = suggestion_id_of(params, REPLAY_UNDONE)
+        if sid is None or feedback_ignored(ls, sid, REPLAY_UNDONE, "completion"):
+            return
+        item = ls.ledger.get(sid)
+        if item is None or item.outcome not in ("accepted", None):
+            log.warning("%s for %s, which is not accepted: ignored", REPLAY_UNDONE, sid)
+            return
+        record_undone(ls, sid)
