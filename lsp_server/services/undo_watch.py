@@ -102,14 +102,16 @@ class UndoWatch:
                 return []
             now = self.clock()
             watches[:] = [w for w in watches if now <= w.until]
-            told: dict[str, str] = {}
+            was = [w.undone for w in watches]
             for change in changes:
                 for w in watches:
-                    if (what := w.follow(change)) is not None:
-                        told[w.suggestion_id] = what if told.get(w.suggestion_id) in (None, what) else ""
+                    w.follow(change)
             if not watches:
                 del self._watches[uri]
-            return [(sid, what) for sid, what in told.items() if what]  # undone and written again at once: neither
+            # what one message did, from its first change to its last (Emacs's undo of an eglot item removes the
+            # item, writes the text it replaced back and removes that again, in one message)
+            return [(w.suggestion_id, UNDONE if w.undone else ACCEPTED_AGAIN)
+                    for w, undone in zip(watches, was) if w.undone != undone]
 
     def accepted(self, uri: str, suggestion_id: str, text: str, begin: int, accepted: str,
                  units: int | None = None) -> bool:
