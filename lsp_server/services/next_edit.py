@@ -561,7 +561,7 @@ def _load_model(wanted: str) -> tuple:
 
 
 class NextEditService:
-    """Loads the next-edit model on first use (on the inference thread) and predicts with it; each
+    """Loads the next-edit model and the edit ranker ahead (`preload`, else on first use) and predicts with them; each
     request is logged as a suggestion of kind ``next_edit`` (requested, generated, hidden below the
     confidence threshold, then shown / accepted / rejected through the ledger like completions)."""
 
@@ -586,19 +586,24 @@ class NextEditService:
             return self._ranker.get(ranker_path or "", _load_ranker)
 
     def preload(self, settings: Settings) -> None:
-        """Load ahead what the first request would load, when the settings answer with the ranker: the prediction
-        modules, the edit ranker they name and the Python grammar its syntax check reads (the first request of a
-        session took 100-330 ms, loading the ranker). Run off the event loop, once the server is initialized and
-        after a settings change; a request meanwhile waits for the load. The next-edit model stays loaded on first use
-        (onnxruntime sessions, only for ``model`` and ``auto``). Never raises."""
-        if not settings.next_edit or settings.next_edit_predictor not in ("ranker", "auto"):
+        """Load ahead what the first request would load for the settings' predictor: the prediction modules, the edit
+        ranker they name and the Python grammar its syntax check reads (``ranker``, ``auto``), the next-edit model
+        (``model``, ``auto``: its onnxruntime sessions; the first request of a session waited for them). Run off the
+        event loop, once the server is initialized and after a settings change; a request meanwhile waits for the
+        load (the service's lock). Never raises."""
+        predictor = settings.next_edit_predictor
+        ranker, model = predictor in ("ranker", "auto"), predictor in ("model", "auto")
+        if not settings.next_edit or not (ranker or model):
             return
         try:
             from models import syntax
 
             importlib.import_module("models.next_edit.model")  # predict_with and the modules it reads
-            self.ensure_ranker(settings.next_edit_ranker_path)
-            syntax.available()
+            if ranker:
+                self.ensure_ranker(settings.next_edit_ranker_path)
+                syntax.available()
+            if model:
+                self.ensure_model(settings.next_edit_model_path)
         except Exception:
             log.warning("the next-edit predictor failed to load ahead", exc_info=True)
 

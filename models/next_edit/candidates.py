@@ -21,7 +21,8 @@ Generators (``GENERATORS``):
 Candidates that change nothing, undo the last edit, write a history edit's text again beside it or make a change
 the programmer took back are dropped; two candidates leaving the same text are one (the first generator in
 ``GENERATORS`` order, the most recent edit, keeps it). `breaks_code` tells the ranker which of its best candidates
-would leave the code around them failing to parse.
+would leave the code around them failing to parse, ``misplaced`` which put an argument into another function's
+call than the history did (`mark_misplaced_arguments`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ import functools
 import keyword
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from models import syntax
-from models.next_edit.baseline import (BaselinePredictor, _pattern, _substitute, _undoes, common_ends, done_there,
-                                      punctuation_insertion, replacement, unterminated_end)
+from models.next_edit.baseline import (BaselinePredictor, _is_word, _pattern, _substitute, _undoes, common_ends,
+                                      done_there, punctuation_insertion, replacement, unterminated_end)
 from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, runs_between, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
@@ -45,6 +47,7 @@ SEARCH_LINES = 1500  # lines searched on each side of the cursor (a long file co
 
 GENERATORS = ("substitute_all", "substitute_one", "block", "context", "repeat", "delete", "insert")
 CONTEXT_CHARS = (3, 1)  # nearest characters that must surround a one-line change's old text
+CALL_LINES = 10  # lines above a candidate's searched for the call whose arguments it adds to (`argument_site`)
 SYNTAX_LINES = 25  # lines parsed on each side of a candidate at most (`breaks_code`), to the statements around it
 PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
 
@@ -63,6 +66,7 @@ class Candidate:
     context: tuple[int, int] = (0, 0)  # characters matched left / right of the old text (context generator)
     ways: int = 1  # how many generalisations gave the same text
     features: list[float] = field(default_factory=list)
+    misplaced: bool = False  # an argument put where the history's does not go (`mark_misplaced_arguments`)
 
 
 FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
@@ -385,6 +389,7 @@ def generate(history: list[Edit], current: str, original: str | None = None,
                     continue  # the same lines again right beside themselves: a stutter, not an edit
                 out.add(Edit(row, row, "", h.updated), "insert", age, source)
     context.settle()
+    mark_misplaced_arguments(out.found, recent, table)
     return list(out.found.values())
 
 
@@ -414,6 +419,177 @@ def _texts_before(history: list[Edit], current: str, original: str | None, recen
                 text = None
         out.append(text)
     return out[::-1]
+
+
+_BRACKET = re.compile(r"[][(){}]")
+_DEFINING = ("def", "function", "fn", "func", "fun", "sub")  # a definition's keyword before its name
+_NO_CALL = frozenset({"if", "elif", "while", "for", "switch", "return", "and", "or", "not", "in", "is", "with",
+                      "assert", "yield", "await", "catch", "except", "lambda", "else", "match", "case", "function",
+                      "fn", "func"})
+
+
+def argument_site(edit: Edit, lines: list[str] | TextLines | None = None) -> tuple[str, tuple[str, str, bool]] | None:
+    """(the argument, (name, what it is called on, whether a definition)) of an edit that puts one argument into the
+    parentheses of a call or a definition: text with a word put in on one line as a list item (`, width` before `)`
+    or `,`, `ctx, ` after `(`, anything into `()`); the name is "" in brackets that are no call's (a tuple, a
+    condition, a list) and in a string; None for any other edit. ``lines``: the text's, where a call opened up to
+    ``CALL_LINES`` lines above the edit's line is found (the name is "" where none is; without them, None where no
+    call opens on its line)."""
+    if edit.end_line - edit.start_line != 1 or "\n" in edit.updated[:-1]:
+        return None
+    at, removed, inserted = _change(edit.original, edit.updated)
+    return None if removed else _site(edit.original, at, inserted, edit.start_line, lines)
+
+
+def _site(line: str, at: int, inserted: str, row: int, lines: list[str] | TextLines | None):
+    """`argument_site` of ``inserted`` put at ``at`` of ``line``, row ``row`` of ``lines``."""
+    item = inserted.strip()
+    if not item or not any(map(_is_word, item)):
+        return None
+    before, after = line[:at].rstrip()[-1:], line[at:].lstrip()[:1]
+    if not ((item[0] == "," and after and after in ",)" and before != "(")
+            or (item[-1] == "," and before and before in "(,") or (before == "(" and after == ")")):
+        return None  # `, width` put into `()` is no item either: `(, width)`
+    blank = _blank_strings(line)
+    if 0 < at < len(blank) and blank[at - 1] == blank[at] == "\0":
+        return inserted, ("", "", False)  # inside a string
+    depth = 0
+    first = row
+    while True:
+        for k in reversed([m.start() for m in _BRACKET.finditer(blank, 0, at)]):
+            if blank[k] in ")]}":
+                depth += 1
+            elif depth:
+                depth -= 1
+            else:
+                called = _called(blank, k) if blank[k] == "(" else None
+                if called is None:
+                    return inserted, ("", "", False)  # a list, a tuple, a condition's parentheses: no function's
+                name, qualifier, start = called
+                head = blank[:start].rstrip()
+                defined = not qualifier and head.endswith(_DEFINING) and head.rsplit(None, 1)[-1] in _DEFINING
+                return inserted, (name, qualifier, defined)
+        row -= 1
+        if lines is None or row < max(first - CALL_LINES, 0) or row >= len(lines):
+            return (inserted, ("", "", False)) if lines is not None else None  # in no bracket near
+        blank = _blank_strings(lines[row])
+        at = len(blank)
+
+
+def _blank_strings(line: str) -> str:
+    """``line`` with its one-line strings' characters NULs: their brackets and commas are no code."""
+    if '"' not in line and "'" not in line and "`" not in line:
+        return line
+    return _STRING.sub(lambda m: "\0" * len(m.group()), line)
+
+
+def _name_start(text: str, end: int) -> int:
+    """Where the name ending at ``end`` of ``text`` starts (``end`` when none does)."""
+    k = end
+    while k and (_is_word(text[k - 1]) or text[k - 1] == "$"):
+        k -= 1
+    return k
+
+
+def _called(text: str, k: int) -> tuple[str, str, int] | None:
+    """(name, what it is called on, where that starts) of the call whose `(` is at ``k`` of ``text``: `obj.name(`,
+    `mod::name(`, `f().name(` (called on "."), a Rust macro `name!(`; None where no name is called."""
+    end = len(text[:k].rstrip())
+    if end and text[end - 1] == "!":
+        end = len(text[:end - 1].rstrip())
+    start = _name_start(text, end)
+    name = text[start:end]
+    if not name or name[0].isdigit() or name in _NO_CALL:
+        return None
+    q = start
+    while True:
+        rest = text[:q].rstrip()
+        sep = next((sep for sep in (".", "::", "->") if rest.endswith(sep)), None)
+        if sep is None:
+            break
+        left = rest[:len(rest) - len(sep)].rstrip()
+        part = _name_start(left, len(left))
+        if part == len(left):
+            q = len(rest) - len(sep)  # called on a call's result or an index
+            break
+        q = part
+    return name, re.sub(r"\s+", "", text[q:start]), q
+
+
+def mark_misplaced_arguments(found: dict[tuple, Candidate], recent: list[Edit], lines: list[str] | TextLines) -> None:
+    """Mark ``misplaced`` the candidates of ``found`` that put an argument the history put into calls of one function
+    into another function's parentheses (the ranker passes over them): `, width` added to `def draw(...)` and to one
+    `draw(...)` call went on to `log(a, width)`, to `print(sum(total), width)` on a line the user had edited otherwise,
+    Go's `, 2` to `fmt.Println(a, 2)`. Another function's call takes it only where the history put it into one call
+    alone (or into calls of several functions: a parameter passed on), no call or definition of those functions is a
+    candidate for it, and the call is on the same object or module (`requests.get` -> `requests.post`, `foo(x)` ->
+    `bar(a)`); another definition only where the history put it into a definition (a parameter added to sibling
+    functions); a tuple, a condition, a string or the end of a name (`()` -> `(ctx)`, anchored on the `)`, gave
+    `f(selfctx)`) never. Between a definition and a call only a name goes: `width=1` put into `def draw` was offered
+    at `draw(b, "blue", width=1)`, Go's `width int` at `draw(a, "red", 2, width int)`."""
+    sites: dict[str, list[tuple[str, str, bool]]] = {}
+    for h in recent:
+        if (site := argument_site(h)) is not None:
+            sites.setdefault(site[0], []).append(site[1])
+    if not sites:
+        return
+    names = {arg: {name for name, _, _ in where} for arg, where in sites.items()}
+    sizes = {len(arg) for arg in sites}
+    putting = []  # the candidates that put one of the arguments in: (candidate, offset, argument)
+    for c in found.values():
+        e = c.edit
+        if e.end_line - e.start_line != 1 or len(e.updated) - len(e.original) not in sizes or "\n" in e.updated[:-1]:
+            continue
+        at, removed, inserted = _change(e.original, e.updated)
+        if not removed and inserted in sites:
+            putting.append((c, at, inserted))
+    if not putting:
+        return
+    # the rows holding one of the names, where a call of one of those functions may open: a candidate with none of
+    # them within CALL_LINES above it is in another function's call (its site is read only where that matters)
+    every = set().union(*names.values())
+    read: set[int] = set()
+    for c, _, _ in putting:
+        read.update(range(max(c.edit.start_line - CALL_LINES, 0), min(c.edit.start_line + 1, len(lines))))
+    holding = sorted(row for row in read if any(name in lines[row] for name in every))
+    near, far = [], []
+    for item in putting:
+        row = item[0].edit.start_line
+        k = bisect_right(holding, row)
+        (near if k and holding[k - 1] >= row - CALL_LINES else far).append(item)
+    own = set()  # arguments their functions' places take
+    sited = []
+    for c, at, inserted in near:
+        site = _site(c.edit.original, at, inserted, c.edit.start_line, lines)
+        if _misplaced_item(site, sites):
+            c.misplaced = True
+        elif site[1][0] in names[inserted]:
+            own.add(inserted)
+        else:
+            sited.append((c, site))
+    for c, at, inserted in far:
+        where = sites[inserted]
+        if inserted in own or (len(where) > 1 and len(names[inserted]) == 1):
+            c.misplaced = True
+            continue
+        site = _site(c.edit.original, at, inserted, c.edit.start_line, lines)
+        if _misplaced_item(site, sites):
+            c.misplaced = True
+        else:
+            sited.append((c, site))
+    for c, (arg, (name, qualifier, is_def)) in sited:
+        where = sites[arg]
+        c.misplaced = (len(where) > 1 and len(names[arg]) == 1) or arg in own or not name \
+            or (qualifier, is_def) not in {(q, d) for _, q, d in where}
+
+
+def _misplaced_item(site, sites: dict[str, list[tuple[str, str, bool]]]) -> bool:
+    """Whether ``site`` (`argument_site`) is no list item (`()` -> `(ctx)`, anchored on the `)`, gave `f(selfctx)`),
+    or a parameter's default or type put into a call, a value into a definition: only a name is both."""
+    if site is None:
+        return True
+    arg, (_, _, is_def) = site
+    return is_def not in {d for _, _, d in sites[arg]} and not arg.strip(" \t,").isidentifier()
 
 
 _ENDS_LINE = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # a line `str.splitlines` splits after these
@@ -686,10 +862,12 @@ def breaks_code(edit: Edit, lines: list[str] | TextLines, python: bool = True) -
     (`def f(width  # done, height):`, and `total = width  # done * height`, which parses, the comment having
     swallowed code). Python is parsed with tree-sitter, from the top-level statement above the edit to the one after
     it (at most ``SYNTAX_LINES`` each side); other languages, or no grammar, compare the brackets of the edited lines
-    and look for a comment opener put before code."""
+    and their lists with an empty first item (`func main(, width int)`), and look for a comment opener put before
+    code."""
     at, removed, inserted = _change(edit.original, edit.updated)
     if not python or not syntax.available():
         return (_bracket_trouble(edit.updated) > _bracket_trouble(edit.original)
+                or _empty_first_items(edit.updated) > _empty_first_items(edit.original)
                 or (_between_code(edit.updated, at, at + len(inserted))
                     and _COMMENT_OPENER.search(_STRING.sub("", inserted)) is not None))
     if removed.isidentifier() and inserted.isidentifier() and not keyword.iskeyword(inserted):
@@ -742,6 +920,15 @@ def _statement_start(above: list[str]) -> int:
             return k
     code = [(_indent(line), k) for k, line in enumerate(above) if line.strip() and not line.lstrip().startswith("#")]
     return min(code)[1] if code else 0
+
+
+_EMPTY_FIRST_ITEM = re.compile(r"\(\s*,")
+
+
+def _empty_first_items(text: str) -> int:
+    """Parentheses of ``text`` (strings read as items) whose first item is empty, `(, width int)`: an argument put after
+    the last one went into parentheses holding none (Go's `func main()`), an error in every language."""
+    return len(_EMPTY_FIRST_ITEM.findall(_STRING.sub("s", text)))  # a string is an item
 
 
 def _bracket_trouble(text: str) -> int:

@@ -52,9 +52,10 @@ class EditRanker:
              python: bool = True) -> RankedEdit | None:
         """The best candidate and its score (whatever the score), or None when there is no candidate. ``lines``:
         ``current``'s lines, read instead of splitting it (`featurized`); ``refused``: edits taken back, whose change
-        is offered nowhere (`prompt.taken_back`). Of the ``SYNTAX_CHECKED`` best, the first that leaves the code
-        around it parsing as it did (``python``: the text is Python, else its brackets are compared) is the answer;
-        None when each of them breaks it."""
+        is offered nowhere (`prompt.taken_back`). Of the ``SYNTAX_CHECKED`` best that put no argument where the
+        history's does not go (``misplaced``: scored with the others, as in training, so that the rest keep their
+        features), the first that leaves the code around it parsing as it did (``python``: the text is Python, else
+        its brackets are compared) is the answer; None when each of them breaks it."""
         if not history:
             return None
         candidates = featurized(history, current, cursor_line, original, lines, refused)
@@ -62,7 +63,8 @@ class EditRanker:
             return None
         scores = self.trees.predict(np.array([c.features for c in candidates], dtype=np.float64))
         table = lines_of(current) if lines is None else lines
-        for k in np.argsort(-scores, kind="stable")[:SYNTAX_CHECKED]:
+        best = [k for k in np.argsort(-scores, kind="stable") if not candidates[k].misplaced]
+        for k in best[:SYNTAX_CHECKED]:
             if not breaks_code(candidates[k].edit, table, python):
                 return RankedEdit(candidates[k].edit, float(scores[k]))
         return None
