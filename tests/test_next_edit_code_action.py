@@ -268,5 +268,6 @@ def test_an_automatic_action_never_applied_is_cancelled_when_its_document_closes
         client.notify("textDocument/didClose", {"textDocument": {"uri": URI}})
         assert next_edit_rows(db, 1, "outcome IS NOT NULL") == [(sid, "cancelled", None, 0)]
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT json_extract(payload, '$.reason') FROM suggestion_events WHERE suggestion_id = ?"
-                                " AND type = 'suggestion_cancelled'", [sid]).fetchall() == [("documentClosed",)]
+            assert conn.execute("SELECT json_extract(payload, '$.reason') FROM suggestion_events"
+                                " WHERE suggestion_id = ? AND type = 'suggestion_cancelled'",
+                                [sid]).fetchall() == [("documentClosed",)]

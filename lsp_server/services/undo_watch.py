@@ -60,7 +60,8 @@ class _Watch:
                 return None
             self.begin, self.end, self.undone = start + at, start + at + len(self.accepted), False
             return ACCEPTED_AGAIN
-        if removed_end <= self.begin and (start < self.begin or not change.removed):  # before it (or typed at its start)
+        # before it (or typed at its start)
+        if removed_end <= self.begin and (start < self.begin or not change.removed):
             self.begin += delta
             self.end += delta
         elif start >= self.end:  # after it
