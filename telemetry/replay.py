@@ -48,6 +48,7 @@ from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_re
                      outcome_counts, no_session_named, sessions_named)
 from .reconstruct import (NotebookCells, Request, Script, Step, apply_range, build_script, fidelity_counts,
                           next_text_after)
+from .report import ACCEPTED
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
@@ -59,7 +60,6 @@ _NOT_REPLAYED = ("modelPath", "telemetryDatabase", "telemetry")
 # Recorded settings naming a model a replay's server loads (the code model is `_model_for`'s).
 _MODEL_SETTINGS = ("acceptanceModelPath", "nextEditModelPath", "nextEditRankerPath")
 _DECISIVE_OUTCOMES = ("accepted", "partially_accepted", "rejected")
-_ACCEPTED = ("accepted", "partially_accepted")
 # rejected by the server (a newer suggestion, its document closed) or by time, not by the programmer
 _UNDECIDED_REJECTS = ("superseded", "ignored", "documentClosed")
 _SERVER_REJECTS = ("superseded", "documentClosed")  # rejections the server makes itself (the ledger)
@@ -281,20 +281,21 @@ def _decide(req: Request, text: str, oracle: Oracle, lead: str = "") -> tuple[st
     # recorded one had not seen.
     if logged.get("text") == text and (programmer_decided(logged) or logged.get("outcome") == "rejected"):
         outcome = logged["outcome"]
-        if outcome in _ACCEPTED and logged.get("undone_at") is not None:
-            # accepted, then taken back: the replay accepts it too, and the recorded edits take it back again
-            length = logged.get("accepted_length") or (utf16_len(text) if outcome == "accepted" else 0)
-            return "logged", outcome, length, 0
-        if outcome == "accepted":
-            length = logged.get("accepted_length") or utf16_len(text)
-            return "logged", outcome, length, len(text)
-        if outcome == "partially_accepted":
-            length = logged.get("accepted_length") or 0
-            return "logged", outcome, length, accepted_chars(text, length)
-        return "logged", outcome, None, 0
+        if outcome not in ACCEPTED:
+            return "logged", outcome, None, 0
+        whole = outcome == "accepted"
+        length = logged.get("accepted_length") or (utf16_len(text) if whole else 0)
+        # accepted, then taken back: the replay accepts it too, and says it was taken back (`_Driver._request`)
+        saved = 0 if taken_back(logged) else len(text) if whole else accepted_chars(text, length)
+        return "logged", outcome, length, saved
     if oracle.accepts(lead + text, req.reference):
         return "oracle", "accepted", utf16_len(text), max(0, oracle.chars_saved(lead + text, req.reference) - len(lead))
     return "oracle", "rejected", None, 0
+
+
+def taken_back(logged: dict[str, Any]) -> bool:
+    """The logged suggestion's accept was taken back (`undone_at`): no acceptance, nothing saved."""
+    return logged.get("outcome") in ACCEPTED and isinstance(logged.get("undone_at"), (int, float))
 
 
 def programmer_decided(logged: dict[str, Any]) -> bool:
@@ -507,12 +508,12 @@ class _Driver:
                     self.client.notify(DID_REJECT, {"id": sid, "reason": reason})
 
         self._decided(max(req.ts, logged_at or next_ts), next_ts, send)  # when the programmer decided
-        taken_back = basis == "logged" and isinstance(undone_at := (req.logged or {}).get("undone_at"), (int, float))
-        if taken_back:  # and when they took it back: the server marks it, unless the replayed edits showed it so
-            self._decided(max(req.ts, logged_at or next_ts, undone_at), next_ts,
+        undone = basis == "logged" and taken_back(req.logged)
+        if undone:  # and when they took it back: the server marks it, unless the replayed edits showed it so
+            self._decided(max(req.ts, logged_at or next_ts, req.logged["undone_at"]), next_ts,
                           lambda: self.client.notify(REPLAY_UNDONE, {"id": sid}))
         self.outcomes.append(ReplayOutcome(req, sid, text, basis, outcome, length, saved, rtt,
-                                           outcome in _ACCEPTED and not taken_back))
+                                           outcome in ACCEPTED and not undone))
 
 
     def _shown(self, method: str, kind: str, sid: str) -> None:
@@ -730,9 +731,9 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
         source_session_id=session_id, session_id=new_session, requests=len(script.requests) + script.requests_left_out,
         replayed=len(outcomes), suggestions=len(shown),
         # an accept taken back (its verdict no) counts rejected, as `tact report` reads it
-        accepted=sum(o.outcome in _ACCEPTED and o.would_accept for o in shown),
+        accepted=sum(o.outcome in ACCEPTED and o.would_accept for o in shown),
         partially_accepted=sum(o.outcome == "partially_accepted" and o.would_accept for o in shown),
-        rejected=sum(o.outcome == "rejected" or (o.outcome in _ACCEPTED and not o.would_accept) for o in shown),
+        rejected=sum(o.outcome == "rejected" or (o.outcome in ACCEPTED and not o.would_accept) for o in shown),
         by_basis=by_basis,
         # completions' characters, as `tact report` counts them; a next edit's are in ``next_edits``
         chars_saved=sum(o.chars_saved for o in completions), wall_s=round(wall, 3),

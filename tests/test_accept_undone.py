@@ -10,7 +10,9 @@ from contextlib import contextmanager
 
 from lsp_server.cli import main
 from lsp_server.services.ledger import UNDONE
-from lsp_server.services.undo_watch import ACCEPTED_AGAIN, Change, UndoWatch
+from lsp_server.services.documents import AppliedEdit
+from lsp_server.services.positions import Position
+from lsp_server.services.undo_watch import ACCEPTED_AGAIN, UndoWatch
 from telemetry.lsp_client import LspClient, change_at
 from telemetry.reader import decided_outcomes, open_readonly
 from telemetry.schema import SCHEMA_VERSION
@@ -32,9 +34,16 @@ class Clock:
         return self.now
 
 
+def _edit(text: str, start: int, end: int, new: str) -> AppliedEdit:
+    """[start, end) of ``text`` replaced by ``new``, as the document store applies it (positions unread here)."""
+    return AppliedEdit(start, end, Position(0, 0), Position(0, 0), text[start:end], new)
+
+
 def _change(watch: UndoWatch, text: str, start: int, end: int, new: str) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` with [start, end) replaced by ``new``, as one didChange: (the new text, what the watch tells)."""
-    return text[:start] + new + text[end:], watch.changed(URI, [Change(start, text[start:end], new)])
+    """``text`` with [start, end) replaced by ``new``, as one didChange: (the new text, what the watch tells of
+    which suggestions)."""
+    told = watch.changed(URI, [_edit(text, start, end, new)])
+    return text[:start] + new + text[end:], [(sid, what) for sid, what, _ in told]
 
 
 def _accepted(watch: UndoWatch, start: int, end: int, new: str, begin: int, accepted: str,
@@ -143,8 +152,7 @@ def test_an_accept_a_word_at_a_time_is_taken_back_only_when_all_of_it_is():
     assert watch.accepted(URI, "s1", second, AT, "int(os", units=6)
     text, told = _change(watch, second, AT + 4, AT + 6, "")  # the last word undone: the first kept
     assert told == [] and text == first
-    assert _change(watch, text, AT, AT + 4, "")[1] == UNDONE_
-    assert watch.units(URI, "s1") == 6
+    assert watch.changed(URI, [_edit(text, AT, AT + 4, "")]) == [("s1", UNDONE, 6)]  # its accepted length told
 
 
 @contextmanager

@@ -50,7 +50,7 @@ def record_undone(ls, suggestion_id: str) -> None:
     if item is not None and item.outcome == UNDONE:
         return
     log.info("suggestion %s: its accept was taken back", suggestion_id)
-    ls.ledger.undo(suggestion_id)
+    ls.ledger.resolve(suggestion_id, UNDONE)
     ls.recorder.undone(suggestion_id)
 
 
@@ -58,7 +58,7 @@ def record_accepted_again(ls, suggestion_id: str, units: int | None) -> None:
     """An accept taken back was written again (`UndoWatch`: a redo, the cut text pasted): accepted as it was, all of
     it or ``units`` UTF-16 units of it; the store clears ``undone_at`` and the gate counts an acceptance again."""
     log.info("suggestion %s: its accept was written again", suggestion_id)
-    item = ls.ledger.accepted_again(suggestion_id, "accepted" if units is None else "partially_accepted")
+    item = ls.ledger.resolve(suggestion_id, "accepted" if units is None else "partially_accepted")
     length = units if units is not None else (utf16_len(item.text) if item is not None else None)
     ls.recorder.accepted(suggestion_id, length, partial=units is not None)
 

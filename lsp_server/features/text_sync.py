@@ -17,7 +17,6 @@ from lsp_server.services.ledger import UNDONE
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import written_suggestion
 from lsp_server.services.positions import Range
-from lsp_server.services.undo_watch import Change
 
 log = logging.getLogger("tact.documents")
 
@@ -66,12 +65,11 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
         log.warning("didChange for %s version %s: %s", uri, version, adjusted)
     ls.recorder.edits(result.finalized)
     stop_jobs(ls, uri)
-    applied = [Change(a.start_offset, a.removed_text, a.inserted_text) for a in result.applied]
-    for suggestion_id, what in ls.undo_watch.changed(uri, applied):
+    for suggestion_id, what, units in ls.undo_watch.changed(uri, result.applied):
         if what == UNDONE:
             record_undone(ls, suggestion_id)
         else:
-            record_accepted_again(ls, suggestion_id, ls.undo_watch.units(uri, suggestion_id))
+            record_accepted_again(ls, suggestion_id, units)
     written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")

@@ -181,31 +181,16 @@ class SuggestionLedger:
             return item if item is not None and item.outcome is None else None
 
     def resolve(self, suggestion_id: str, outcome: str) -> IssuedSuggestion | None:
+        """``suggestion_id`` ended ``outcome`` (``UNDONE`` too: its accept taken back), listeners told. A partial
+        accept leaves it open, and reopens one taken back (a redo of the words accepted)."""
         with self._lock:
             item = self._items.get(suggestion_id)
             if item is not None and outcome != "partially_accepted":
                 item.outcome = outcome
+            elif item is not None and item.outcome == UNDONE:
+                item.outcome = None
         if item is not None:
             self._tell(suggestion_id, outcome)
-        return item
-
-    def undo(self, suggestion_id: str) -> IssuedSuggestion | None:
-        """An accept of ``suggestion_id`` (whole or partial) was taken back: it ends ``UNDONE``, listeners told."""
-        with self._lock:
-            item = self._items.get(suggestion_id)
-            if item is not None:
-                item.outcome = UNDONE
-        self._tell(suggestion_id, UNDONE)
-        return item
-
-    def accepted_again(self, suggestion_id: str, outcome: str) -> IssuedSuggestion | None:
-        """An accept taken back was written again (a redo, the cut text pasted): ``outcome`` (accepted, or
-        partially_accepted, which leaves it open as a partial accept does), listeners told."""
-        with self._lock:
-            item = self._items.get(suggestion_id)
-            if item is not None:
-                item.outcome = outcome if outcome == "accepted" else None
-        self._tell(suggestion_id, outcome)
         return item
 
     def mark_shown(self, suggestion_id: str, reported: bool = True) -> str | None:

@@ -2,7 +2,7 @@
 
 Without this an accept undone at once counted accepted with all its characters saved, and the acceptance gate's running
 rate learnt a yes from it. After an accept the watch follows where the accepted text is through the document's changes
-(each change as applied: where it starts, what it removed, what it inserted). The accept is taken back when one change
+(each change as the document store applied it, ``AppliedEdit``). The accept is taken back when one change
 removes all of what is left of it without writing it again (VS Code's undo, which writes back what was typed of it;
 Neovim's ``u``, which removes the whole insert; the text selected and deleted, or cut), or when its last characters
 are deleted one by one. A change that writes the accepted text again whole while it is taken back (a redo, the cut
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from lsp_server.services.documents import AppliedEdit
 from lsp_server.services.ledger import UNDONE
 from lsp_server.services.positions import Position
 from telemetry.text import chars_in_units
@@ -31,15 +32,6 @@ MAX_WATCHED_PER_DOCUMENT = 4
 ACCEPTED_AGAIN = "acceptedAgain"
 
 
-@dataclass(frozen=True)
-class Change:
-    """One change as applied: ``removed`` replaced by ``inserted`` at ``start``, an offset in the text before it."""
-
-    start: int
-    removed: str
-    inserted: str
-
-
 @dataclass
 class _Watch:
     suggestion_id: str
@@ -50,24 +42,24 @@ class _Watch:
     until: float
     undone: bool = False
 
-    def follow(self, change: Change) -> str | None:
+    def follow(self, change: AppliedEdit) -> str | None:
         """Move the span through ``change``; ``UNDONE`` or ``ACCEPTED_AGAIN`` where it says so, else None."""
-        start, removed_end = change.start, change.start + len(change.removed)
-        delta = len(change.inserted) - len(change.removed)
+        start, removed_end, inserted = change.start_offset, change.end_offset, change.inserted_text
+        delta = len(inserted) - len(change.removed_text)
         if self.undone:
-            at = change.inserted.find(self.accepted)
+            at = inserted.find(self.accepted)
             if at < 0:
                 return None
             self.begin, self.end, self.undone = start + at, start + at + len(self.accepted), False
             return ACCEPTED_AGAIN
         # before it (or typed at its start)
-        if removed_end <= self.begin and (start < self.begin or not change.removed):
+        if removed_end <= self.begin and (start < self.begin or not change.removed_text):
             self.begin += delta
             self.end += delta
         elif start >= self.end:  # after it
             return None
         elif start <= self.begin and removed_end >= self.end:  # all of what is left of it, replaced
-            at = change.inserted.find(self.accepted)
+            at = inserted.find(self.accepted)
             if at >= 0:  # written again in the same change (a line re-indented, a block re-pasted): kept
                 self.begin, self.end = start + at, start + at + len(self.accepted)
                 return None
@@ -76,7 +68,7 @@ class _Watch:
         elif self.begin <= start and removed_end <= self.end:  # inside it
             self.end += delta
         elif start < self.begin:  # its start removed
-            self.begin, self.end = start + len(change.inserted), self.end + delta
+            self.begin, self.end = start + len(inserted), self.end + delta
         else:  # its end removed
             self.end = start
         if self.end <= self.begin:  # its last characters deleted
@@ -94,9 +86,9 @@ class UndoWatch:
         self._watches: dict[str, list[_Watch]] = {}
         self._lock = threading.Lock()
 
-    def changed(self, uri: str, changes: list[Change]) -> list[tuple[str, str]]:
-        """``uri`` changed by one message's ``changes``, in the order applied: ``(id, UNDONE | ACCEPTED_AGAIN)`` for
-        each watched accept they take back or write again."""
+    def changed(self, uri: str, changes: list[AppliedEdit]) -> list[tuple[str, str, int | None]]:
+        """``uri`` changed by one message's ``changes``, in the order applied: ``(id, UNDONE | ACCEPTED_AGAIN, the
+        accept's UTF-16 length, None for a whole one)`` for each watched accept they take back or write again."""
         with self._lock:
             watches = self._watches.get(uri)
             if not watches:
@@ -111,7 +103,7 @@ class UndoWatch:
                 del self._watches[uri]
             # what one message did, from its first change to its last (Emacs's undo of an eglot item removes the
             # item, writes the text it replaced back and removes that again, in one message)
-            return [(w.suggestion_id, UNDONE if w.undone else ACCEPTED_AGAIN)
+            return [(w.suggestion_id, UNDONE if w.undone else ACCEPTED_AGAIN, w.units)
                     for w, undone in zip(watches, was) if w.undone != undone]
 
     def accepted(self, uri: str, suggestion_id: str, text: str, begin: int, accepted: str,
@@ -127,11 +119,6 @@ class UndoWatch:
                                   self.clock() + self.window_s))
             self._watches[uri] = watches[-MAX_WATCHED_PER_DOCUMENT:]
         return True
-
-    def units(self, uri: str, suggestion_id: str) -> int | None:
-        """The accepted length the watch of ``suggestion_id`` holds (None: a whole accept, or none watched)."""
-        with self._lock:
-            return next((w.units for w in self._watches.get(uri, []) if w.suggestion_id == suggestion_id), None)
 
     def forget(self, uri: str) -> None:
         """``uri`` closed: nothing of it is watched."""
