@@ -244,7 +244,9 @@ def _report(args) -> int:
     for s in result["summaries"]:
         print(f"{s['label']}: {s['sessions']} session{'s' * (s['sessions'] != 1)}, {s['requests']} requests, "
               f"{s['shown']} shown, {share(s['accepted'], s['shown'])} accepted, {s['chars_saved']} characters saved"
-              + (f" ({s['undone']} accepted and taken back, counted rejected)" if s.get("undone") else ""))
+              + (f" ({s['undone']} accepted and taken back, counted rejected)" if s.get("undone") else "")
+              + (f"; {share(s['kept_chars'], s['accepted_chars_followed'])} of the accepted characters kept"
+                 if s.get("accepted_chars_followed") else ""))
         if "files_vs_notebook_cells" in s:
             _print_places(s["files_vs_notebook_cells"])
         listed = s["session_list"]

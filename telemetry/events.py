@@ -174,6 +174,17 @@ class SuggestionUndone(SuggestionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class SuggestionKept(SuggestionEvent):
+    """What of an accepted suggestion was still in the document when the server stopped following it (a minute after
+    the accept, its document closed, or the session's end), not taken back: ``kept_length`` of the
+    ``accepted_length`` accepted (UTF-16 units). Characters saved count what was kept (``suggestions.kept_length``):
+    an accept half deleted saved half."""
+
+    kept_length: int
+    accepted_length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SuggestionRejected(SuggestionEvent):
     reason: str
 
@@ -210,6 +221,7 @@ EVENT_TYPES: dict[type[Event], str] = {
     SuggestionShown: "suggestion_shown",
     SuggestionAccepted: "suggestion_accepted",
     SuggestionUndone: "suggestion_undone",
+    SuggestionKept: "suggestion_kept",
     SuggestionRejected: "suggestion_rejected",
     SuggestionCancelled: "suggestion_cancelled",
     SuggestionFailed: "suggestion_failed",

@@ -22,8 +22,8 @@ _JSON_COLUMNS = frozenset({"settings", "models", "context", "payload", "cells"})
 # What the other columns hold, by name (a name means the same in every table). SQLite keeps whatever a row was given,
 # so a damaged file can hold text where a position belongs: refused by name, not failing later as a TypeError.
 _INTEGER_COLUMNS = frozenset({"seq", "version", "line", "character", "start_line", "start_character", "end_line",
-                              "end_character", "keystrokes", "tokens", "accepted_length", "stage", "chars_saved",
-                              "would_accept", "requests", "replayed", "complete", "source_complete"})
+                              "end_character", "keystrokes", "tokens", "accepted_length", "kept_length", "stage",
+                              "chars_saved", "would_accept", "requests", "replayed", "complete", "source_complete"})
 # Numbers, finite: SQLite keeps an infinity (a NaN becomes NULL), and one time of infinity failed a report's plot.
 _NUMBER_COLUMNS = frozenset({"ts", "ts_start", "started_at", "ended_at", "requested_at", "generated_at", "shown_at",
                              "outcome_at", "latency_ms", "layers_per_token", "score", "threshold", "source_ts",

@@ -48,7 +48,7 @@ from .reader import (SYNTHETIC_CLIENTS, decided_outcomes, list_sessions, open_re
                      outcome_counts, no_session_named, sessions_named)
 from .reconstruct import (NotebookCells, Request, Script, Step, apply_range, build_script, fidelity_counts,
                           next_text_after)
-from .report import ACCEPTED
+from .report import ACCEPTED, saved_chars
 from .schema import TelemetrySchemaError
 from .simulate import (ACCELERATED_DEFAULTS, ACCEPT_COMMAND, ACCEPT_NEXT_EDIT_COMMAND, ACCEPTANCE_PRIOR,
                        DID_PARTIALLY_ACCEPT, DID_REJECT, DID_REJECT_NEXT_EDIT, DID_SHOW, DID_SHOW_NEXT_EDIT, NEXT_EDIT,
@@ -707,6 +707,7 @@ def replay_session(source: Path, conn: sqlite3.Connection, session_id: str, outp
     if new_session:
         try:
             _label_unanswered(output, new_session, outcomes, options.oracle)
+            _count_kept(output, new_session, outcomes)
             failed = _failed_requests(output, new_session)
         except sqlite3.Error as exc:
             driver.script.issues.append(f"could not read the new session back ({exc})")
@@ -786,6 +787,21 @@ def _label_unanswered(output: Path, session_id: str, outcomes: list[ReplayOutcom
                     # as a shown one is judged (`_decide`): the entry's untyped rest, then the suggestion
                     o.would_accept = oracle.accepts(o.entry_rest + text, o.request.reference)
                 break
+
+
+def _count_kept(output: Path, session_id: str, outcomes: list[ReplayOutcome]) -> None:
+    """Characters saved by each accept as the replaying server measured them: where it followed the accept to its
+    watch's end (``kept_length``), what the replayed edits left of it, as `tact report` counts a recording's."""
+    conn = sqlite3.connect(output.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    try:
+        kept = dict(conn.execute("SELECT id, kept_length FROM suggestions WHERE session_id = ? AND kept_length IS NOT"
+                                 " NULL AND undone_at IS NULL", [session_id]).fetchall())
+    finally:
+        conn.close()
+    for o in outcomes:
+        length = kept.get(o.suggestion_id)
+        if o.kind == "completion" and o.outcome in ACCEPTED and o.would_accept and isinstance(length, int):
+            o.chars_saved = min(o.chars_saved, saved_chars(o.text, o.outcome, o.accepted_length, length)[1])
 
 
 def _write_results(output: Path, source: Path, result: ReplayResult, options: ReplayOptions, started: float,

@@ -49,7 +49,8 @@ PLOTS = (
      "starts at the threshold in force; a replay also judges the suggestions the gate hid (with its oracle)."),
     ("stage1_calls.png", "Model calls saved by stage 1",
      "Requests by what happened to them: the model ran, the stage-1 gate skipped the call, or nothing ran."),
-    ("chars_saved.png", "Characters saved", "Cumulative characters the accepted suggestions typed for the programmer."),
+    ("chars_saved.png", "Characters saved", "Cumulative characters the accepted suggestions typed for the programmer "
+     "and the programmer kept (of an accept edited afterwards, what survived it)."),
 )
 
 
@@ -88,6 +89,8 @@ class Dataset:
                   if (v := r["layers"]) is not None and math.isfinite(v) for t in [r.get("tokens")]]
         tokens = sum(t for _, t in layers)
         requests = len(self.rows)
+        followed = [r for r in self.rows if r["kept_chars"] is not None]
+        accepted_followed = sum(r["accepted_chars"] for r in followed)
         return {
             "label": self.label,
             "database": self.path,
@@ -106,6 +109,11 @@ class Dataset:
             "stage1_skipped": self.stage1.get("skip", 0),
             "calls_saved_rate": round(self.stage1.get("skip", 0) / requests, 4) if requests else None,
             "chars_saved": sum(r["chars_saved"] for r in self.rows),
+            # what survived of the accepts the server followed to their watch's end (the others have no figure)
+            "kept_chars": sum(r["kept_chars"] for r in followed),
+            "accepted_chars_followed": accepted_followed,
+            "kept_rate": round(sum(r["kept_chars"] for r in followed) / accepted_followed, 4) if accepted_followed
+            else None,
             "partial": bool(self.partial),
             "partial_reasons": self.partial,
             "notes": self.notes,
@@ -394,7 +402,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "SELECT id, requested_at, text, outcome, shown_at, latency_ms,"
                 # no tokens, no depth: servers before logged 0.0 for a suggestion Stop ended before its first token
                 " CASE WHEN tokens = 0 THEN NULL ELSE layers_per_token END, tokens, accepted_length,"
-                " generated_at, outcome_at, uri, context, undone_at IS NOT NULL FROM suggestions"
+                " generated_at, outcome_at, uri, context, undone_at IS NOT NULL, kept_length FROM suggestions"
                 " WHERE session_id = ? AND COALESCE(kind, 'completion') = 'completion' ORDER BY requested_at, id",
                 [s["id"]]).fetchall()
             generated = conn.execute(
@@ -409,7 +417,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                    if isinstance(details := (payload or {}).get("details"), dict)}
         rows = _checked_rows(rows, ("suggestion_id", "requested_at", "text", "outcome", "shown_at", "latency_ms",
                                     "layers_per_token", "tokens", "accepted_length", "generated_at", "outcome_at",
-                                    "uri", "context", "undone"),
+                                    "uri", "context", "undone", "kept_length"),
                              data, f"session {s['id'][:12]}: suggestion")
         start = None
         last = 0.0
@@ -419,7 +427,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         # outcome, and a suggestion the server superseded counts as shown and rejected.
         reports_shows = any(row[4] is not None for row in rows)
         for (sid, requested_at, text, outcome, shown_at, latency, layers, tokens, accepted_length, generated_at,
-             outcome_at, uri, context, undone) in rows:
+             outcome_at, uri, context, undone, kept_length) in rows:
             undone = bool(undone) and outcome in ACCEPTED
             if undone:  # accepted, then taken back soon after: no acceptance, nothing saved
                 outcome = "rejected"
@@ -443,16 +451,13 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             minute = offset + (ts - start) / 60.0 if ts is not None else last
             last = max(last, minute)
             shown = shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED)
+            accepted, kept = saved_chars(text, outcome, accepted_length, None if undone else kept_length)
             if undone:
                 saved = 0
-            elif replayed is not None:
+            elif replayed is not None:  # the replay counted what its server measured kept (`telemetry.replay`)
                 saved = replayed["chars_saved"] or 0
-            elif outcome in ACCEPTED and text:  # characters, as a replay counts them, not the UTF-16 of the length
-                saved = accepted_chars(text, accepted_length if outcome == "accepted" else accepted_length or 0)
-            elif outcome in ACCEPTED:
-                saved = accepted_length or 0
             else:
-                saved = 0
+                saved = accepted if kept is None else kept
             if shown and outcome in DECIDED:
                 label = outcome in ACCEPTED
             elif replayed is not None and replayed.get("would_accept") is not None:
@@ -463,6 +468,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
                 "id": sid, "minute": minute, "outcome": outcome, "shown": shown, "label": label, "undone": undone,
                 "generated": generated_at is not None,
                 "latency_ms": latency, "layers": layers, "tokens": tokens, "chars_saved": saved,
+                "accepted_chars": accepted, "kept_chars": kept,
                 "logprob": logprob.get(sid), "score": None,
                 "uri": uri, "earlier_cells_chars": _earlier_cells_chars(context),
             })
@@ -471,6 +477,22 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         if unplaced:
             data.partial.append(f"session {s['id'][:12]}: {unplaced} suggestion(s) with no time to place them by, "
                                 "left out")
+
+
+def saved_chars(text: str | None, outcome: str | None, accepted_length: int | None,
+                kept_length: int | None) -> tuple[int, int | None]:
+    """(characters accepted, characters of them kept or None where unknown) of a suggestion: characters, as a replay
+    counts them, from the UTF-16 lengths the database holds. What was kept (``kept_length``) is what an accept saved;
+    an accept never followed to its end (an older database, its text moved before the accept was told) saved all it
+    wrote. The kept units are read as the accepted text's first ones: exact but for characters beyond UTF-16's
+    first plane, which the kept runs may hold fewer of."""
+    if outcome not in ACCEPTED:
+        return 0, None
+    if not text:  # its generation not logged: the lengths as they are
+        return accepted_length or 0, kept_length if kept_length is None else min(kept_length, accepted_length or 0)
+    units = accepted_length if outcome == "accepted" else accepted_length or 0
+    accepted = accepted_chars(text, units)
+    return accepted, None if kept_length is None else min(accepted, accepted_chars(text, kept_length))
 
 
 # Columns only one figure reads (a request's context: the notebook cells above it; its tokens: the layers a token
@@ -541,18 +563,20 @@ def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dic
     """Next edits, for files against notebook cells alone: shown as completions count it (see _read_suggestions)."""
     for s in sessions:
         try:
-            rows = conn.execute("SELECT uri, shown_at, outcome, latency_ms, context FROM suggestions"
-                                " WHERE session_id = ? AND kind = 'next_edit'", [s["id"]]).fetchall()
+            rows = conn.execute("SELECT uri, shown_at, outcome, latency_ms, context, undone_at IS NOT NULL"
+                                " FROM suggestions WHERE session_id = ? AND kind = 'next_edit'", [s["id"]]).fetchall()
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"session {s['id'][:12]}: its next edits cannot be read ({exc})")
             continue
-        rows = _checked_rows(rows, ("uri", "shown_at", "outcome", "latency_ms", "context"), data,
+        rows = _checked_rows(rows, ("uri", "shown_at", "outcome", "latency_ms", "context", "undone"), data,
                              f"session {s['id'][:12]}: next edit")
         reports_shows = any(row[1] is not None for row in rows)
         data.next_edits.extend({
             "uri": uri, "shown": shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED),
-            "outcome": outcome, "latency_ms": latency, "earlier_cells_chars": _earlier_cells_chars(context),
-        } for uri, shown_at, outcome, latency, context in rows)
+            # accepted, then taken back soon after (its undo): no acceptance, as for completions
+            "outcome": "rejected" if undone and outcome in ACCEPTED else outcome,
+            "latency_ms": latency, "earlier_cells_chars": _earlier_cells_chars(context),
+        } for uri, shown_at, outcome, latency, context, undone in rows)
 
 
 def _read_notebooks(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
@@ -815,6 +839,7 @@ _ROWS = (
     ("calls_saved_rate", "share of calls saved", ("stage1_skipped", "requests")),
     ("latency_p50_ms", "latency p50 (ms)", "{}"), ("latency_p95_ms", "latency p95 (ms)", "{}"),
     ("layers_per_token", "layers per token", "{}"), ("chars_saved", "characters saved", "{}"),
+    ("kept_rate", "share of accepted characters kept", ("kept_chars", "accepted_chars_followed")),
 )
 
 
@@ -981,7 +1006,10 @@ def report(database: Path, out: Path, against: Path | None = None, session: str 
             labels = ("A", "B")
         sets = _paired(Path(database), Path(against), labels, session, limit)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a bare `[Errno 1] Operation not permitted` named no fix
+        raise ReportError(f"cannot make {out} for the report ({exc.strerror}); choose another --output") from None
     plots = write_plots(sets, out)
     summaries = [d.summary() for d in sets]
     if any(d.has_notebooks() for d in sets):  # beside a notebook database, the other's are all files: said so

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class TelemetrySchemaError(Exception):
@@ -154,6 +154,11 @@ CREATE INDEX idx_notebooks_uri ON notebooks (notebook_uri, ts);
 _V3 = "ALTER TABLE suggestions ADD COLUMN undone_at REAL"
 
 
+# Version 4: what accepts kept. ``kept_length`` is how much of an accepted suggestion was still in the document when the
+# server stopped following it (UTF-16 units, as ``accepted_length``): characters saved count it where it is known.
+_V4 = "ALTER TABLE suggestions ADD COLUMN kept_length INTEGER"
+
+
 def _migrate_0_to_1(db: Database) -> None:
     db.executescript(_V1)
 
@@ -166,7 +171,11 @@ def _migrate_2_to_3(db: Database) -> None:
     db.execute(_V3)  # one statement, in the migration's transaction (executescript commits it first)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
+def _migrate_3_to_4(db: Database) -> None:
+    db.execute(_V4)  # as ``_migrate_2_to_3``: one statement, in the migration's transaction
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3, _migrate_3_to_4]
 assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
 
 

@@ -56,6 +56,7 @@ from .events import (
     SuggestionFailed,
     SuggestionGated,
     SuggestionGenerated,
+    SuggestionKept,
     SuggestionRejected,
     SuggestionRequested,
     SuggestionShown,
@@ -301,6 +302,7 @@ class TelemetryStore:
             SuggestionAccepted: self._write_accepted,
             SuggestionRejected: self._write_rejected,
             SuggestionUndone: self._write_undone,
+            SuggestionKept: self._write_kept,
             SuggestionCancelled: lambda e: self._set_outcome(e, "cancelled"),
             SuggestionFailed: lambda e: self._set_outcome(e, "failed"),
         }
@@ -780,9 +782,11 @@ class TelemetryStore:
     def _write_accepted(self, e: SuggestionAccepted) -> None:
         if self._set_outcome(e, "partially_accepted" if e.partial else "accepted"):  # a rejection before it is over
             self._db.execute("UPDATE suggestions SET reject_reason = NULL WHERE id = ?", [e.suggestion_id])
-        # accepted again after it was taken back (the editor offered it again after the undo)
+        # accepted again after it was taken back (the editor offered it again after the undo); what was kept of an
+        # accept before is no figure of this one (its own comes when its watch ends)
         self._db.execute("UPDATE suggestions SET undone_at = NULL WHERE id = ? AND undone_at <= ?",
                          [e.suggestion_id, e.ts])
+        self._db.execute("UPDATE suggestions SET kept_length = NULL WHERE id = ?", [e.suggestion_id])
         length = e.accepted_length
         if length is None and not e.partial:
             # A whole accept with no length (an id the server's ledger no longer held) took all of the text: after a
@@ -800,6 +804,11 @@ class TelemetryStore:
         # taken back after an accept: the outcome stays (its history), the counts of acceptance read ``undone_at``
         self._db.execute("UPDATE suggestions SET undone_at = COALESCE(undone_at, ?) WHERE id = ?"
                          " AND outcome IN ('accepted', 'partially_accepted')", [e.ts, e.suggestion_id])
+
+    def _write_kept(self, e: SuggestionKept) -> None:
+        # what survived of an accept: characters saved count it; an accept taken back has none (it saved nothing)
+        self._db.execute("UPDATE suggestions SET kept_length = ? WHERE id = ? AND undone_at IS NULL"
+                         " AND outcome IN ('accepted', 'partially_accepted')", [e.kept_length, e.suggestion_id])
 
     def _write_rejected(self, e: SuggestionRejected) -> None:
         # How the suggestion, or the rest of a partially accepted one, was turned down; never on an accepted one (a

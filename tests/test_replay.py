@@ -585,9 +585,10 @@ def test_a_database_of_the_older_schema_is_replayed_from_an_upgraded_copy(simula
 
     older = tmp_path / "older.sqlite3"
     shutil.copy(simulated_session["database"], older)
-    with sqlite3.connect(older) as conn:  # schema 1 had no notebooks, and no accepts taken back
+    with sqlite3.connect(older) as conn:  # schema 1 had no notebooks, no accepts taken back or kept
         conn.execute("DROP TABLE notebooks")
         conn.execute("ALTER TABLE suggestions DROP COLUMN undone_at")
+        conn.execute("ALTER TABLE suggestions DROP COLUMN kept_length")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.close()
     notes = []

@@ -62,6 +62,17 @@ def test_report_names_the_sessions_a_wrong_session_id_could_have_meant(tmp_path,
     assert f"no session 'zz' in {db}, which holds 2 sessions: desk-1, desk-2" in line  # as `tact replay` says it
 
 
+def test_report_names_the_output_it_cannot_make_and_the_fix(tmp_path, capsys):
+    """A directory the system refuses said only `[Errno 2] No such file or directory: '/proc/...'`."""
+    from telemetry_fakes import write_synthetic_db
+
+    db = tmp_path / "one.sqlite3"
+    write_synthetic_db(db, seed=1, requests=5)
+    assert main(["report", str(db), "-o", "/proc/tact-report"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "cannot make /proc/tact-report for the report (" in line and line.endswith("choose another --output")
+
+
 def test_one_compared_value_and_two_comparisons_are_said_apart():
     from lsp_server.bench_serve import serve_variants
 

@@ -10,7 +10,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from lsp_server.features.feedback import feedback_ignored
 from lsp_server.protocol import COMMAND_ACCEPT_SUGGESTION
 from lsp_server.services.ledger import UNDONE
-from lsp_server.services.undo_watch import watch_accept
+from lsp_server.services.undo_watch import Kept, watch_accept
 from telemetry.text import utf16_len
 
 log = logging.getLogger("tact.feedback")
@@ -38,14 +38,14 @@ def record_accepted(ls, args: tuple, command: str, kind: str) -> bool:
     item = ls.ledger.resolve(suggestion_id, "accepted")
     # UTF-16 units, as the editor counts a partial acceptance's length
     ls.recorder.accepted(suggestion_id, utf16_len(item.text) if item else None, partial=False)
-    if item is not None and item.kind == "completion":
+    if item is not None:
         watch_accept(ls.undo_watch, ls.documents, item)
     return True
 
 
 def record_undone(ls, suggestion_id: str) -> None:
-    """An accepted completion was taken back (`UndoWatch`, or a replay saying its recording's was): logged, and the
-    gate counts it a rejection. Once: one taken back already is left as it is."""
+    """An accepted suggestion was taken back (`UndoWatch`, or a replay saying its recording's was): logged, and the
+    gate counts it a rejection (a completion's). Once: one taken back already is left as it is."""
     item = ls.ledger.get(suggestion_id)
     if item is not None and item.outcome == UNDONE:
         return
@@ -61,6 +61,17 @@ def record_accepted_again(ls, suggestion_id: str, units: int | None) -> None:
     item = ls.ledger.resolve(suggestion_id, "accepted" if units is None else "partially_accepted")
     length = units if units is not None else (utf16_len(item.text) if item is not None else None)
     ls.recorder.accepted(suggestion_id, length, partial=units is not None)
+
+
+def record_kept(ls, ended: list[Kept]) -> None:
+    """What survived of accepts whose watch ended (`UndoWatch.ended`): logged, so that characters saved count what the
+    user kept of them, not all they wrote. None for one the ledger says was taken back since (a replay's
+    `tact/replayUndone`, which the watch does not see): it saved nothing."""
+    for kept in ended:
+        item = ls.ledger.get(kept.suggestion_id)
+        if item is not None and item.outcome == UNDONE:
+            continue
+        ls.recorder.kept(kept.suggestion_id, kept.kept, kept.accepted)
 
 
 def register(server) -> None:

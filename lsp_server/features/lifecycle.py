@@ -9,6 +9,7 @@ import os
 from lsprotocol import types
 
 from lsp_server.config import SECTION, SETTING_NAMES
+from lsp_server.features.commands import record_kept
 from lsp_server.services.recorder import HeldStore
 
 log = logging.getLogger("tact")
@@ -119,6 +120,7 @@ def end_session(ls, reason: str) -> None:
         # its client, settings and models (its requests, edits and end logged all the same)
         session_started(ls, ls.completions.status)
     ls.scheduler.shutdown()
+    record_kept(ls, ls.undo_watch.end())  # the accepts still watched: what is left of them now
     ls.recorder.end_unended("sessionEnded")  # a request still running, a suggestion still on screen
     ls.recorder.session_ended(reason)
     ls.recorder.close()

@@ -10,7 +10,7 @@ import reprlib
 
 from lsprotocol import types
 
-from lsp_server.features.commands import record_accepted, record_accepted_again, record_undone
+from lsp_server.features.commands import record_accepted, record_accepted_again, record_kept, record_undone
 from lsp_server.protocol import RejectReason
 from lsp_server.services.documents import DocumentError
 from lsp_server.services.ledger import UNDONE
@@ -70,6 +70,7 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
             record_undone(ls, suggestion_id)
         else:
             record_accepted_again(ls, suggestion_id, units)
+    record_kept(ls, ls.undo_watch.ended())  # the accepts whose window this change found passed
     written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:
         record_accepted(ls, (written,), "an edit that wrote it", "completion")
@@ -87,7 +88,7 @@ def close(ls, uri: str) -> None:
     doc = ls.documents.get(uri)
     ls.recorder.edits(ls.documents.close(uri))
     stop_jobs(ls, uri)
-    ls.undo_watch.forget(uri)
+    record_kept(ls, ls.undo_watch.forget(uri))
     if doc is not None:  # the text replay must arrive at
         ls.recorder.document_snapshot(uri, *doc.snapshot())
     for ended in ls.ledger.close_document(uri, RejectReason.DOCUMENT_CLOSED.value):

@@ -43,9 +43,13 @@ class IssuedSuggestion:
     # What a classic completion item's edit writes: (line, character, text) from the start of its range. A client
     # that never runs the item's command (Emacs's eglot) is known to have accepted it by an edit that writes it.
     item_edit: tuple[int, int, str] | None = None
-    # Where a completion's text starts in the document, (line, UTF-16 character), where it is known (not after a
-    # selected entry, which the document does not hold): the user typing its first characters is told by it.
+    # Where a completion's text (a next edit's new text) starts in the document, (line, UTF-16 character), where it
+    # is known (not after a selected entry, which the document does not hold): the user typing its first characters
+    # is told by it, and an accept is watched from it (`UndoWatch`).
     start: tuple[int, int] | None = None
+    # What a next edit's range held when it was issued: the undo of its accept writes this back (where it holds the
+    # new text, as a rename to a shorter name does, the new text written again is no sign the accept stayed).
+    replaced: str | None = None
     # Listed where the user has not looked (an automatic code action's edit, behind a lightbulb): shown only once
     # applied. Superseded or closed before that, it is cancelled, no one's rejection.
     listed_only: bool = False

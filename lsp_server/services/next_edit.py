@@ -827,8 +827,11 @@ class NextEditService:
         self.counts["issued"] += 1
         _remember(self._issued_edits, pending.suggestion_id, self._edit_key(result, doc.uri))
         uri, at = (cell.uri, cell.version) if cell is not None else (doc.uri, version)
-        superseded = self.ledger.issue(IssuedSuggestion(pending.suggestion_id, "next_edit", uri, at,
-                                                        result.new_text))
+        index = cell.index if cell is not None else doc.indexed_snapshot()[1]
+        replaced = index.text[index.offset_at(result.start):index.offset_at(result.end)]
+        superseded = self.ledger.issue(IssuedSuggestion(
+            pending.suggestion_id, "next_edit", uri, at, result.new_text,
+            start=(result.start.line, result.start.character), replaced=replaced))
         if superseded:
             self.recorder.superseded(superseded)
         if uri != doc.uri and (asking := self.ledger.supersede("next_edit", doc.uri)) is not None:

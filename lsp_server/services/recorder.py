@@ -41,6 +41,7 @@ from telemetry import (
     TelemetryStats,
     open_store,
 )
+from telemetry.events import SuggestionKept
 from telemetry.store import TEXT_ANCHOR_TYPES, WaitingTextBound
 
 log = logging.getLogger("tact.telemetry")
@@ -301,6 +302,9 @@ class SessionRecorder:
 
     def undone(self, suggestion_id: str) -> None:
         self._record(SuggestionUndone(self.session_id, suggestion_id))
+
+    def kept(self, suggestion_id: str, kept_length: int, accepted_length: int | None) -> None:
+        self._record(SuggestionKept(self.session_id, suggestion_id, kept_length, accepted_length))
 
     def rejected(self, suggestion_id: str, reason: str) -> None:
         self._record(SuggestionRejected(self.session_id, suggestion_id, reason))

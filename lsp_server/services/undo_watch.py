@@ -9,20 +9,27 @@ are deleted one by one. A change that writes the accepted text again whole while
 pasted) makes it accepted again. Deleting some of it, editing inside it or around it is neither. Texts are never
 compared whole: the cost is the changes' own, and what a watch holds is the accepted text.
 
-The text sync adapter calls ``changed`` for every didChange; the accept feedback calls ``watch_accept``. Pygls-free.
+An accept not taken back is kept, and how much of it is measured as well: a watch holds where each run of the
+accepted text still is (``_Watch.pieces``), moved through the same changes. Characters of it deleted or written over
+are lost, text typed inside it is not counted, so what an accept saved is what survived it, not all it wrote. When a
+watch ends (its window passed, seen at the document's next change; its document closed; the server's end; a newer
+accept pushed it out) its figures wait in ``ended`` as a ``Kept``; one taken back has none (it saved nothing).
+
+The text sync adapter calls ``changed`` for every didChange and ``forget`` at a close, the server's end calls
+``end``; the accept feedback calls ``watch_accept``. Pygls-free.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 from lsp_server.services.documents import AppliedEdit
 from lsp_server.services.ledger import UNDONE
 from lsp_server.services.positions import Position
-from telemetry.text import chars_in_units
+from telemetry.text import chars_in_units, utf16_len
 
 # How long an accept stays watched: an undo comes within seconds; the bound keeps the watches few and short-lived.
 UNDO_WINDOW_S = 60.0
@@ -30,6 +37,15 @@ UNDO_WINDOW_S = 60.0
 MAX_WATCHED_PER_DOCUMENT = 4
 # What ``changed`` tells of a watched accept: taken back (the ledger's outcome ``UNDONE``), or written again.
 ACCEPTED_AGAIN = "acceptedAgain"
+
+
+class Kept(NamedTuple):
+    """What survived of an accept when its watch ended, in UTF-16 units as accepted lengths are counted (a CRLF
+    document's line break counts one, as in the suggestion's text)."""
+
+    suggestion_id: str
+    kept: int  # units of the accepted text still in the document
+    accepted: int  # units accepted
 
 
 @dataclass
@@ -41,17 +57,57 @@ class _Watch:
     units: int | None  # a partial accept's UTF-16 length (None: the whole suggestion)
     until: float
     undone: bool = False
+    crlf: bool = False  # ``accepted`` holds the suggestion's line breaks as the document's "\r\n"
+    # a next edit's: what its range held before it (its undo writes that back, which may hold ``accepted``: `width`
+    # renamed `w`); None for a completion, whose undo removes it
+    replaced: str | None = None
+    # the runs of ``accepted`` still in the document, in order, each (where it starts there, where it starts in
+    # ``accepted``, its length): what ``begin``..``end`` holds less what was typed inside it
+    pieces: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._whole_at(self.begin)
+
+    def _whole_at(self, begin: int) -> None:
+        """All of the accepted text is at ``begin`` (its accept, or written again whole)."""
+        self.begin, self.end, self.pieces = begin, begin + len(self.accepted), [(begin, 0, len(self.accepted))]
+
+    def units_of(self, start: int, length: int) -> int:
+        """UTF-16 units of ``accepted[start:start + length]``, a document's "\r\n" counted as the "\n" accepted."""
+        units = utf16_len(self.accepted[start:start + length])
+        if self.crlf:
+            units -= self.accepted.count("\r\n", start, start + length + 1)
+        return units
+
+    def kept(self) -> Kept:
+        return Kept(self.suggestion_id, sum(self.units_of(at, n) for _, at, n in self.pieces),
+                    self.units_of(0, len(self.accepted)))
 
     def follow(self, change: AppliedEdit) -> str | None:
         """Move the span through ``change``; ``UNDONE`` or ``ACCEPTED_AGAIN`` where it says so, else None."""
         start, removed_end, inserted = change.start_offset, change.end_offset, change.inserted_text
         delta = len(inserted) - len(change.removed_text)
+        if self.replaced is not None:  # a next edit: its undo and redo swap what it replaced and its text in place
+            if self._swaps(change, self.replaced if self.undone else self.accepted,
+                           self.accepted if self.undone else self.replaced):
+                self.undone = not self.undone
+                if not self.undone:
+                    self._whole_at(self.begin)
+                    return ACCEPTED_AGAIN
+                self.end = self.begin + len(self.replaced)
+                return UNDONE
+            if self.undone:  # what it replaced is back: followed as it moves, written over it is a redo
+                if removed_end <= self.begin and (start < self.begin or not change.removed_text):
+                    self.begin, self.end = self.begin + delta, self.end + delta
+                return None
         if self.undone:
             at = inserted.find(self.accepted)
             if at < 0:
                 return None
-            self.begin, self.end, self.undone = start + at, start + at + len(self.accepted), False
+            self._whole_at(start + at)
+            self.undone = False
             return ACCEPTED_AGAIN
+        self._follow_pieces(change)
         # before it (or typed at its start)
         if removed_end <= self.begin and (start < self.begin or not change.removed_text):
             self.begin += delta
@@ -61,7 +117,7 @@ class _Watch:
         elif start <= self.begin and removed_end >= self.end:  # all of what is left of it, replaced
             at = inserted.find(self.accepted)
             if at >= 0:  # written again in the same change (a line re-indented, a block re-pasted): kept
-                self.begin, self.end = start + at, start + at + len(self.accepted)
+                self._whole_at(start + at)
                 return None
             self.undone = True
             return UNDONE
@@ -76,24 +132,87 @@ class _Watch:
             return UNDONE
         return None
 
+    def _swaps(self, change: AppliedEdit, old: str, new: str) -> bool:
+        """Whether ``change`` writes ``new`` over the ``old`` that ``begin``..``end`` holds and leaves what it
+        replaced around it as it was: an undo as VS Code sends it (the range alone) or as Neovim does (whole lines)."""
+        start, removed = change.start_offset, change.removed_text
+        lead, trail = self.begin - start, change.end_offset - self.end
+        if lead < 0 or trail < 0 or self.end - self.begin != len(old) or removed[lead:len(removed) - trail] != old:
+            return False
+        return change.inserted_text == removed[:lead] + new + removed[len(removed) - trail:]
+
+    def _follow_pieces(self, change: AppliedEdit) -> None:
+        """Move the runs of accepted text through ``change``: what it removes of them is lost, what it inserts is not
+        theirs. The ends it leaves as they were are not counted changed (an editor that sends a whole line for a
+        word rewritten in it): only ``removed`` between them is replaced."""
+        if not self.pieces:
+            return
+        removed, inserted = change.removed_text, change.inserted_text
+        same = min(len(removed), len(inserted))
+        head = tail = 0
+        if same:  # compared no further than the runs reach: past them the ends change nothing
+            reach = self.pieces[-1][0] + self.pieces[-1][2] - change.start_offset
+            head = _same_for(removed, inserted, min(same, max(0, reach)))
+            reach = change.end_offset - self.pieces[0][0]
+            tail = _same_for(removed[::-1], inserted[::-1], min(same - head, max(0, reach)))
+        start, end = change.start_offset + head, change.end_offset - tail
+        delta = len(inserted) - len(removed)
+        if start == end and not delta:  # nothing changed
+            return
+        pieces = []
+        for at, offset, length in self.pieces:
+            if at + length <= start:  # before the change
+                pieces.append((at, offset, length))
+            elif at >= end:  # after it (or typed at its start)
+                pieces.append((at + delta, offset, length))
+            else:  # what of it is outside the change stays
+                if at < start:
+                    pieces.append((at, offset, start - at))
+                if end < at + length:
+                    pieces.append((end + delta, offset + end - at, at + length - end))
+        self.pieces = pieces
+
+
+def _same_for(a: str, b: str, limit: int) -> int:
+    """How many of the first ``limit`` characters of ``a`` and ``b`` are the same before they differ: compared a block
+    at a time (a whole text sent again for a keystroke costs a copy of it, not a loop over it)."""
+    n, step = 0, 64
+    while n < limit:
+        k = min(step, limit - n)
+        if a[n:n + k] != b[n:n + k]:
+            lo, hi = n, n + k  # the same up to lo; they differ before hi
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if a[lo:mid] == b[lo:mid]:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        n, step = n + k, step * 2
+    return limit
+
 
 class UndoWatch:
-    """Per document, the accepts of the last ``UNDO_WINDOW_S`` seconds."""
+    """Per document, the accepts of the last ``UNDO_WINDOW_S`` seconds; ``ended``: what was kept of those no longer
+    watched."""
 
     def __init__(self, window_s: float = UNDO_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
         self.clock = clock
         self._watches: dict[str, list[_Watch]] = {}
+        self._ended: list[Kept] = []
         self._lock = threading.Lock()
 
     def changed(self, uri: str, changes: list[AppliedEdit]) -> list[tuple[str, str, int | None]]:
         """``uri`` changed by one message's ``changes``, in the order applied: ``(id, UNDONE | ACCEPTED_AGAIN, the
-        accept's UTF-16 length, None for a whole one)`` for each watched accept they take back or write again."""
+        accept's UTF-16 length, None for a whole one)`` for each watched accept they take back or write again. The
+        watches whose window passed end first (``ended``): what they kept is what the document held before it."""
         with self._lock:
             watches = self._watches.get(uri)
             if not watches:
                 return []
             now = self.clock()
+            self._end([w for w in watches if now > w.until])
             watches[:] = [w for w in watches if now <= w.until]
             was = [w.undone for w in watches]
             for change in changes:
@@ -107,23 +226,45 @@ class UndoWatch:
                     for w, undone in zip(watches, was) if w.undone != undone]
 
     def accepted(self, uri: str, suggestion_id: str, text: str, begin: int, accepted: str,
-                 units: int | None = None) -> bool:
+                 units: int | None = None, crlf: bool = False, replaced: str | None = None) -> bool:
         """Watch the accept of ``suggestion_id``, whose ``accepted`` text the document ``text`` holds at ``begin`` (an
-        offset; ``units``: a partial accept's length); whether it does (a text moved or changed since is not watched).
-        A later accept of the same suggestion (the next word of it) replaces its watch."""
+        offset; ``units``: a partial accept's length; ``crlf``: its line breaks are the document's "\r\n", the
+        suggestion's "\n"; ``replaced``: what a next edit's range held before it); whether it does (a text moved or changed since is not watched). A later accept of the
+        same suggestion (the next word of it) replaces its watch; the oldest beyond ``MAX_WATCHED_PER_DOCUMENT``
+        ends."""
         if not accepted or not text.startswith(accepted, begin):
             return False
         with self._lock:
             watches = [w for w in self._watches.get(uri, []) if w.suggestion_id != suggestion_id]
             watches.append(_Watch(suggestion_id, accepted, begin, begin + len(accepted), units,
-                                  self.clock() + self.window_s))
+                                  self.clock() + self.window_s, crlf=crlf, replaced=replaced))
+            self._end(watches[:-MAX_WATCHED_PER_DOCUMENT])
             self._watches[uri] = watches[-MAX_WATCHED_PER_DOCUMENT:]
         return True
 
-    def forget(self, uri: str) -> None:
-        """``uri`` closed: nothing of it is watched."""
+    def forget(self, uri: str) -> list[Kept]:
+        """``uri`` closed: nothing of it is watched; returns ``ended``, its watches' figures with them."""
         with self._lock:
-            self._watches.pop(uri, None)
+            self._end(self._watches.pop(uri, []))
+        return self.ended()
+
+    def end(self) -> list[Kept]:
+        """The server ends: nothing is watched; returns ``ended``, every watch's figures with them."""
+        with self._lock:
+            for watches in self._watches.values():
+                self._end(watches)
+            self._watches.clear()
+        return self.ended()
+
+    def ended(self) -> list[Kept]:
+        """What was kept of the accepts whose watch ended since the last call, in the order they ended; those taken
+        back are not among them."""
+        with self._lock:
+            ended, self._ended = self._ended, []
+        return ended
+
+    def _end(self, watches: list[_Watch]) -> None:
+        self._ended.extend(w.kept() for w in watches if not w.undone)
 
     def watched(self, uri: str) -> list[str]:
         """The ids watched in ``uri`` (for tests and status)."""
@@ -142,6 +283,8 @@ def watch_accept(watch: UndoWatch, documents, item, units: int | None = None) ->
     text = index.text
     begin = index.offset_at(Position(*item.start))
     accepted = item.text if units is None else item.text[:chars_in_units(item.text, units)]
-    if "\r\n" in text and not text.startswith(accepted, begin):  # a CRLF document holds its line breaks so
+    crlf = "\r\n" in text and "\n" in accepted and not text.startswith(accepted, begin)
+    if crlf:  # a CRLF document holds its line breaks so
         accepted = accepted.replace("\n", "\r\n")
-    return watch.accepted(item.uri, item.id, text, begin, accepted, units)
+    # what a next edit replaced was read from the document, line breaks and all
+    return watch.accepted(item.uri, item.id, text, begin, accepted, units, crlf, item.replaced)

@@ -114,7 +114,9 @@ def from_cups(path: str | Path, scorer=None, limit: int | None = None, seed: int
         np.array([s.label for s in samples], dtype=int), np.array([s.group for s in samples], dtype=object), meas, [summary])
 
 
-# an accept taken back soon after (``undone_at``) is the user's no: labelled rejected
+# an accept taken back soon after (``undone_at``) is the user's no: labelled rejected. An accept kept but edited
+# afterwards (``kept_length`` below ``accepted_length``) stays accepted: the gate decides whether to show a suggestion,
+# and the user took it; how much survived is a measure of what it saved, not a no.
 _DECISIONS_SQL = """
 SELECT d.session_id, d.suggestion_id, d.details,
        CASE WHEN s.undone_at IS NOT NULL THEN 'rejected' ELSE s.outcome END, s.reject_reason, ses.client_name
