@@ -80,7 +80,8 @@ def test_single_line_keeps_closers_the_prefix_still_needs():
 
 def test_repeating_the_rest_of_the_line_gives_nothing():
     assert single("x = |compute(1)\n", "compute(1)") == ""
-    assert single("x = |compute(1)\n", "compute(2)") == "compute(2)"
+    assert single("x = |compute(1)\n", "compute(2) + ") == "compute(2) + "
+    assert single("x = |compute(1)\n", "compute(2)") == ""  # glued to the rest: `compute(2)compute(1)`
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,9 @@ def test_a_suggestion_that_retypes_the_rest_of_the_line_leaves_it_out(src, raw, 
 
 
 def test_an_end_like_the_rest_of_the_line_that_is_not_a_retyping_is_kept():
-    assert single("print(|b)\n", "f(b)") == "f(b)"  # its `)` closes the suggestion's own `(`
+    # not cut to `f(` (its `)` closes the suggestion's own `(`), and not shown either: glued to `b` (`print(f(b)b)`)
+    assert single("print(|b)\n", "f(b)") == ""
+    assert single("print(|b)\n", "f(b), ") == "f(b), "
     # not cut to `ma`, and not shown either: it runs into `x` (`y = maxx`)
     assert single("y = |x\n", "max") == ""
     assert single("print(bar(|)\n", "x)") == "x)"  # closers alone: the bracket count decides, as before

@@ -33,6 +33,8 @@ _OPEN = "([{"
 _CLOSE = ")]}"
 _MATCH = {")": "(", "]": "[", "}": "{"}
 _QUOTES = "\"'`"
+# Languages whose casts put a `)` right before a word (`(int)x`).
+_CAST_LANGUAGES = frozenset({"c", "cpp", "objective-c", "objective-cpp", "csharp", "java"})
 
 # What starts a comment (`/*` one that `*/` ends, any other one that runs to the line's end), by language id where `#`
 # starts none: `#include`, a `#private` field, `#[derive(...)]` and a `#fff` colour are code there, and read as
@@ -1062,8 +1064,39 @@ def _trim(raw: str, ctx: CompletionContext, multiline: bool, cut_short: bool = F
             # a statement's colon glued to other code (`while |self._qsize()` with `True:`): the model wrote the
             # line's end in front of the end it has (22 such suggestions in the same survey, none the text taken out)
             return ""
-    if _WORD.match(s[-1:]) and _WORD.match(ctx.line_suffix[:1]):
-        # glued to the word after the cursor (the cursor inside a word: `imp|ort os` with `ort re` read `import reort
-        # os`): no end of it reads right there (17 of 366 one-line suggestions in standard-library files)
+    if _WORD.match(ctx.line_suffix[:1]) and _glued_to_word(s, ctx):
         return ""
     return s
+
+
+def _glued_to_word(s: str, ctx: CompletionContext) -> bool:
+    """Whether ``s``, inserted before the word the rest of the cursor line starts with, ends glued to it: with a word
+    character (the cursor inside a word: `imp|ort os` with `ort re` read `import reort os`; 17 of 366 one-line
+    suggestions in standard-library files), a closing bracket (`params).|fetchone()` with `.fetchall()` read
+    `.fetchall()fetchone()`) or a string's closing quote (`x = 'h|ello` with `'` read `x = 'h'ello`). In held-out
+    Python files a bracket closes right before a word in 50 places and a string's quote in 7, where a word follows a
+    sign 251,835 times; an opening quote before a word is a string's start and stays. A `)` before a word is a cast in
+    the C family's languages, and a backtick in Python no string (`` `link`_ `` in reStructuredText): both stay. Any
+    end at a cursor inside a word (`el|if` with `f column == "`) is not judged so: the user may be typing in front of
+    the next word (`de|foo(x)` with `f `), as 443 of the 955 files' own texts kept at 6,000 held-out cursors before a
+    word were."""
+    last = s[-1:]
+    language = (ctx.language_id or "").lower()
+    if _WORD.match(last):
+        return True
+    if last in _CLOSE:
+        casts = last == ")" and language in _CAST_LANGUAGES
+        return not (casts or ctx.facts.in_string or ctx.facts.in_comment)
+    if last not in _QUOTES or (last == "`" and language == "python") or ctx.facts.in_comment:
+        return False
+    line = (_line_opening(ctx) + ctx.line_prefix)[-_LINE_CHARS:] + s
+    end = None
+    for end in _tokens(line):
+        pass
+    if end is None or end[0] + len(end[1]) != len(line):
+        return False
+    # the suggestion's last quote closes a string there (a lone quote opens one, whose text follows; an apostrophe in
+    # a docstring's text is no string's end: `We|re` with `'`)
+    tok, quote = end[1], end[1][0]
+    closes = tok.endswith(quote * 3) and len(tok) >= 6 if tok.startswith(quote * 3) else len(tok) > 1
+    return quote in _QUOTES and tok.endswith(quote) and closes
