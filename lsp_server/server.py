@@ -631,16 +631,25 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
     """pygls's ``start_tcp`` but for two things: one line on stderr once the address is bound (nothing said the
     server was up), and the client's ``exit`` ends serving with its status (0 after shutdown, else 1) where pygls's
     ``sys.exit`` escaped the connection's task and asyncio logged it with a traceback on every normal exit. One client,
-    as in pygls: when it disconnects the server stops listening and returns."""
+    as in pygls: when it disconnects the server stops listening and returns. A second connection while the client
+    is served is closed at once: it took over the session's answers (set_writer), and its leaving ended the server
+    under the first client. A connection the client drops (an editor killed) ends serving as its leaving does."""
     import threading
 
     from lsp_server.transport import MAX_BODY_BYTES, run_messages
 
     status = 0
+    served = False
     server._stop_event = stop = threading.Event()  # what pygls's shutdown() sets to end the message loop
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal status
+        nonlocal status, served
+        if served:
+            log.warning("tact serve: a second connection (from %s) closed: the server serves one client",
+                        writer.get_extra_info("peername"))
+            writer.close()
+            return
+        served = True
         server.protocol.set_writer(writer)
         try:
             await run_messages(stop.is_set, YieldingReader(reader), server.protocol,
@@ -649,6 +658,8 @@ def serve_tcp(server: LanguageServer, host: str, port: int) -> int:
             status = exc.code if isinstance(exc.code, int) else 1
         except asyncio.CancelledError:  # Ctrl-C with a client connected: asyncio logged a cancelled task's traceback
             pass
+        except ConnectionError as exc:  # reset by the client (its process killed): it left, as at the end of input
+            log.info("tact serve: the client's connection was lost (%s)", exc)
         finally:
             # The client is gone: handlers still running (initialized awaits the gate's start) are cancelled as
             # asyncio.run ends, and pygls's callbacks on them logged each CancelledError with a traceback.
