@@ -59,6 +59,21 @@ def test_a_damaged_database_is_refused_by_name_and_the_others_are_read(tmp_path)
     assert len(refusals) == 1 and "bad.sqlite3" in refusals[0]
 
 
+def test_a_refused_database_is_listed_with_why_in_the_reports_sources(tmp_path, capsys):
+    """The run went on without it, as it should, but its JSON listed only the databases read: the figures did not say
+    that a source given was left out."""
+    good = _cups_file(tmp_path / "c.jsonl")
+    bad = tmp_path / "notdb.sqlite3"
+    bad.write_bytes(b"not a database at all" * 100)
+    assert main(["eval", "acceptance", "--cups", str(good), "--no-score", "--telemetry", str(bad), "--kind",
+                 "logistic", "--json", "--inner-folds", "2"]) == 0
+    captured = capsys.readouterr()
+    sources = {s["path"]: s for s in json.loads(captured.out)["sources"]}
+    assert set(sources) == {str(good), str(bad)} and sources[str(good)]["samples"] > 0
+    assert sources[str(bad)]["samples"] == 0 and "notdb.sqlite3" in sources[str(bad)]["refused"]
+    assert f"telemetry {bad}: refused (" in captured.err
+
+
 def test_a_row_nested_past_pythons_limit_is_skipped_and_counted(tmp_path, capsys):
     cups = _cups_file(tmp_path / "c.jsonl")
     with open(cups, "a") as f:

@@ -14,6 +14,8 @@ def _log(msg: str) -> None:
 
 def describe_source(s: dict) -> str:
     """One source's rows: read, usable, used (with --limit) and skipped, by reason."""
+    if s.get("refused"):
+        return f"{s.get('kind')} {s.get('path')}: refused ({s['refused']})"
     if s.get("skipped") is None and not s.get("samples"):
         return f"{s.get('kind')} {s.get('path')}: no usable samples"
     skipped = s.get("skipped") or {}
@@ -72,17 +74,21 @@ def load_data(args):
     for number, path in enumerate(cups):  # several files: their user ids apart (two studies number users from 1)
         prefix = f"cups{number}:{Path(path).name}" if len(cups) > 1 else None
         parts.append(from_cups(path, scorer, limit=args.limit, seed=args.seed, log=_log, group_prefix=prefix))
+    refusals: list[str] = []
     if args.telemetry:
         data, refusals = from_telemetry(args.telemetry, limit=args.limit, seed=args.seed,
                                         alone=not cups and len(args.telemetry) == 1, policy=args.policy)
         for msg in refusals:
             _log(f"refused: {msg}")
         parts.append(data)
-    # every source, those that gave no samples too (concat keeps only the sources of parts with samples)
+    # every source, those that gave no samples too (concat keeps only the sources of parts with samples), and those
+    # refused with why: the figures say what they were computed over (a refused database was left out unsaid)
     sources = [s for p in parts for s in p.sources]
-    sources += [{"kind": "telemetry", "path": str(t), "samples": 0} for t in args.telemetry or []
-                if str(t) not in {s["path"] for s in sources}]
+    sources += [{"kind": "telemetry", "path": str(t), "samples": 0,
+                 **({"refused": why[0]} if (why := [m for m in refusals if m.startswith(str(t))]) else {})}
+                for t in args.telemetry or [] if str(t) not in {s["path"] for s in sources}]
     data = AcceptanceData.concat(parts)
+    data.sources = sources
     if scorer is not None:
         _log(f"scores: {scorer.hits} cached, {scorer.misses} computed")
     for s in sources:
