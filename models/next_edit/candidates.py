@@ -523,14 +523,20 @@ def mark_misplaced_arguments(found: dict[tuple, Candidate], recent: list[Edit], 
     Go's `, 2` to `fmt.Println(a, 2)`. Another function's call takes it only where the history put it into one call
     alone (or into calls of several functions: a parameter passed on), no call or definition of those functions is a
     candidate for it, and the call is on the same object or module (`requests.get` -> `requests.post`, `foo(x)` ->
-    `bar(a)`); another definition only where the history put it into a definition (a parameter added to sibling
-    functions); a tuple, a condition, a string or the end of a name (`()` -> `(ctx)`, anchored on the `)`, gave
+    `bar(a)`); another definition only where the history put it into definitions of two names or more (a parameter
+    threaded through sibling functions one by one) or into one with the same parameters (`pairwise(src)` given `end`,
+    then `pairwise_iter(src)`): `stacklevel=3` added to `warn_if_markup_looks_like_xml(cls, markup)` went on to
+    `feed(self, markup)` and every other method of the file (an overload or override of the same name is no other
+    definition); a tuple, a condition, a string or the end of a name (`()` -> `(ctx)`, anchored on the `)`, gave
     `f(selfctx)`) never. Between a definition and a call only a name goes: `width=1` put into `def draw` was offered
     at `draw(b, "blue", width=1)`, Go's `width int` at `draw(a, "red", 2, width int)`."""
     sites: dict[str, list[tuple[str, str, bool]]] = {}
+    signatures: dict[str, set[str]] = {}  # the parameters of the definitions the history put each argument into
     for h in recent:
         if (site := argument_site(h)) is not None:
             sites.setdefault(site[0], []).append(site[1])
+            if site[1][2]:
+                signatures.setdefault(site[0], set()).add(_parameters(h.original, _change(h.original, h.updated)[0]))
     if not sites:
         return
     names = {arg: {name for name, _, _ in where} for arg, where in sites.items()}
@@ -580,7 +586,35 @@ def mark_misplaced_arguments(found: dict[tuple, Candidate], recent: list[Edit], 
     for c, (arg, (name, qualifier, is_def)) in sited:
         where = sites[arg]
         c.misplaced = (len(where) > 1 and len(names[arg]) == 1) or arg in own or not name \
-            or (qualifier, is_def) not in {(q, d) for _, q, d in where}
+            or (qualifier, is_def) not in {(q, d) for _, q, d in where} \
+            or (is_def and len({n for n, _, d in where if d}) < 2
+                and _parameters(c.edit.original, _change(c.edit.original, c.edit.updated)[0])
+                not in signatures.get(arg, ()))
+
+
+def _parameters(line: str, at: int) -> str:
+    """The text between the brackets around offset ``at`` of ``line`` (the line's ends where they are on other lines),
+    blanks left out: a definition's parameters before one is added, to tell a sibling of the same signature."""
+    blank = _blank_strings(line)
+    depth, start = 0, 0
+    for k in range(at - 1, -1, -1):
+        if blank[k] in ")]}":
+            depth += 1
+        elif blank[k] in "([{":
+            if not depth:
+                start = k + 1
+                break
+            depth -= 1
+    depth, end = 0, len(line)
+    for k in range(at, len(line)):
+        if blank[k] in "([{":
+            depth += 1
+        elif blank[k] in ")]}":
+            if not depth:
+                end = k
+                break
+            depth -= 1
+    return "".join(line[start:end].split())
 
 
 def _misplaced_item(site, sites: dict[str, list[tuple[str, str, bool]]]) -> bool:

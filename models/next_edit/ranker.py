@@ -53,7 +53,7 @@ class EditRanker:
         """The best candidate and its score (whatever the score), or None when there is no candidate. ``lines``:
         ``current``'s lines, read instead of splitting it (`featurized`); ``refused``: edits taken back, whose change
         is offered nowhere (`prompt.taken_back`). Of the ``SYNTAX_CHECKED`` best that put no argument where the
-        history's does not go (``misplaced``: scored with the others, as in training, so that the rest keep their
+        history's does not go (``misplaced``: generated with the others, as in training, so that the rest keep their
         features), the first that leaves the code around it parsing as it did (``python``: the text is Python, else
         its brackets are compared) is the answer; None when each of them breaks it."""
         if not history:

@@ -73,13 +73,18 @@ def fold_of(package: str) -> int:
 
 
 def candidate_rows(examples: list[Example]):
-    """(features (n, d), labels (n,), example index (n,)): every candidate of every example."""
+    """(features (n, d), labels (n,), example index (n,)): every candidate of every example the ranker may answer
+    with. A ``misplaced`` one (an argument put where the history's does not go) is left out: serving scores it with
+    the others (its features count in theirs, so they are computed with it) but never answers it, so it is neither a
+    right edit to learn nor a rival to rank below, and the out-of-fold threshold is chosen among what is served."""
     X, y, index = [], [], []
     for k, ex in enumerate(examples):
         if not ex.history:
             continue
         target = apply_edit(ex.current, ex.target)
         for c in featurized(ex.history, ex.current, ex.cursor_line, ex.original):
+            if c.misplaced:
+                continue
             X.append(c.features)
             y.append(int(apply_edit(ex.current, c.edit) == target))
             index.append(k)
