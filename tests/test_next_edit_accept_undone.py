@@ -47,6 +47,19 @@ def test_an_undo_sent_as_whole_lines_is_taken_back_and_typing_the_new_name_elsew
     assert watch.changed(URI, [_edit(moved, at + 1, at + 6, "w")]) == [("n1", ACCEPTED_AGAIN, None)]  # redo
 
 
+def test_an_undo_sent_as_the_least_that_changed_is_taken_back_and_typing_after_it_is_not():
+    """Neovim sends what changed and no more: `w` back to `width` is `idth` written after the `w`."""
+    watch = UndoWatch()
+    at = TEXT.index("width *")
+    after = TEXT[:at] + "w" + TEXT[at + 5:]
+    assert watch.accepted(URI, "n1", after, at, "w", replaced="width")
+    assert watch.changed(URI, [_edit(after, at + 1, at + 1, "i")]) == []  # typed on after it
+    typed = after[:at + 1] + "i" + after[at + 1:]
+    assert watch.changed(URI, [_edit(typed, at + 1, at + 2, "")]) == []  # and deleted again
+    assert watch.changed(URI, [_edit(after, at + 1, at + 1, "idth")]) == [("n1", UNDONE, None)]
+    assert watch.changed(URI, [_edit(TEXT, at + 1, at + 5, "")]) == [("n1", ACCEPTED_AGAIN, None)]  # redo
+
+
 def test_a_line_rewritten_around_a_short_accept_still_keeps_it():
     """Only the replaced text written back is an undo: a rewrite of the line that keeps the accepted text is not."""
     watch = UndoWatch()

@@ -133,13 +133,17 @@ class _Watch:
         return None
 
     def _swaps(self, change: AppliedEdit, old: str, new: str) -> bool:
-        """Whether ``change`` writes ``new`` over the ``old`` that ``begin``..``end`` holds and leaves what it
-        replaced around it as it was: an undo as VS Code sends it (the range alone) or as Neovim does (whole lines)."""
-        start, removed = change.start_offset, change.removed_text
-        lead, trail = self.begin - start, change.end_offset - self.end
-        if lead < 0 or trail < 0 or self.end - self.begin != len(old) or removed[lead:len(removed) - trail] != old:
+        """Whether ``change`` turns the ``old`` that ``begin``..``end`` holds into ``new``, leaving what it touched
+        around it as it was: an undo as VS Code sends it (the range), as Neovim does (the least that changed: `w`
+        back to `width` is `idth` written after it) or as whole lines."""
+        start, stop, removed = change.start_offset, change.end_offset, change.removed_text
+        if self.end - self.begin != len(old) or stop < self.begin or start > self.end:
             return False
-        return change.inserted_text == removed[:lead] + new + removed[len(removed) - trail:]
+        lead = removed[:max(0, self.begin - start)]  # what the change removed before it, and after it
+        trail = removed[len(removed) - (stop - self.end):] if stop > self.end else ""
+        head = old[:max(0, start - self.begin)]  # what of it the change left before it, and after it
+        tail = old[stop - self.begin:] if stop < self.end else ""
+        return head + change.inserted_text + tail == lead + new + trail
 
     def _follow_pieces(self, change: AppliedEdit) -> None:
         """Move the runs of accepted text through ``change``: what it removes of them is lost, what it inserts is not

@@ -57,3 +57,24 @@ def test_neovim011_applies_the_next_edit_code_action(tmp_path, record_property, 
     edits = wait_for_rows(run.db, "select start_line, start_character, end_line, end_character, inserted_text "
                                   "from edits where uri = ? order by ts, seq", (result["uri"],), want=2)
     assert replay_edits(text, edits) == "\n".join(result["after"]) + "\n", edits
+
+
+def test_neovim011_undo_of_the_next_edit_action_takes_it_back(tmp_path, record_property):
+    """`u` after the action: Neovim sends the changed line whole, and its old text (`width`) holds the new one (`w`),
+    which read as the accept written again; the edit is taken back now."""
+    editor = nvim011()
+    record_property("editor", f"nvim {'.'.join(map(str, editor.version))} ({editor.binary})")
+    run = prepare(tmp_path, ASCII)
+    config = {"init_options": OPTIONS, "kind": NEXT_EDIT_ACTION_KIND, "apply": True, "undo": True,
+              "rename": {"line": 0, "start_col": 9, "end_col": 14, "text": "w"},
+              "cursor": {"line": 1, "col": 4}}
+    result = run_editor(run, [editor.binary, "--headless", "--clean", "-i", "NONE",
+                              "-u", str(SCRIPTS / "nvim011_next_edit_action.lua"), str(run.file)], config, record_property)
+    why = run.describe()
+    renamed = ASCII.replace("width", "w", 1)
+    assert result["applied"] == ASCII.replace("width", "w", 2).splitlines(), why
+    assert result["after"] == renamed.splitlines(), why  # the action undone, the rename kept
+    assert_server_clean(run, result)
+    rows = wait_for_rows(run.db, "select outcome, undone_at is not null from suggestions where kind = 'next_edit' "
+                                 "and undone_at is not null")
+    assert rows == [("accepted", 1)], f"{rows}\n{why}"

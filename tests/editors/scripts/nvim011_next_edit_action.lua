@@ -5,11 +5,13 @@
 -- in for the menu: it records the entries offered and picks the first; with apply (a key bound to the action, as
 -- the README shows) Neovim takes the only action without a menu. Either way Neovim applies the action's edit and
 -- runs its command (workspace/executeCommand).
--- Then the server is stopped cleanly and the buffer is written as JSON.
--- Config (nvim011_common.lua): kind, apply, rename {line, start_col, end_col, text} (byte columns),
+-- With cfg.undo, then `u` in normal mode (the action's edit is one undo block). Then the server is stopped cleanly
+-- and the buffer is written as JSON.
+-- Config (nvim011_common.lua): kind, apply, undo, rename {line, start_col, end_col, text} (byte columns),
 -- cursor {line, col} (0-based line, byte column).
 local h = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "nvim011_common.lua"))
 local cfg, note, finish, wait_for = h.cfg, h.note, h.finish, h.wait_for
+local function feed(keys) vim.api.nvim_feedkeys(vim.keycode(keys), "nt", false) end
 
 -- the code action menu: record what it offers, take the first entry
 local offered = nil
@@ -52,16 +54,20 @@ vim.api.nvim_create_autocmd("LspAttach", {
       vim.api.nvim_win_set_cursor(0, {cfg.cursor.line + 1, cfg.cursor.col})
       vim.lsp.buf.code_action({context = {only = {cfg.kind}}, apply = cfg.apply})
       wait_for(function() return executed end, cfg.timeout_ms, "workspace/executeCommand to complete", function()
-        vim.schedule(function()
+        local applied = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true)
+        if cfg.undo then feed("u") end
+        -- Neovim sends a change some 150 ms after it (debounced): the undo's reaches the server before the stop
+        vim.defer_fn(function()
           finish({
             uri = vim.uri_from_bufnr(bufnr),
             offset_encoding = vim.lsp.get_client_by_id(client_id).offset_encoding,
             before = before,
             renamed = renamed,
             offered = offered,
+            applied = applied,
             after = vim.api.nvim_buf_get_lines(bufnr, 0, -1, true),
           })
-        end)
+        end, cfg.undo and 1000 or 0)
       end)
     end)
   end,
