@@ -96,6 +96,31 @@ class TokenBytes:
                 continue
         return ids, ""
 
+    def readable_tokens(self, ids: list[int]) -> int:
+        """How many of ``ids``, from the first, write valid UTF-8 that ends on a character boundary: the text of a
+        suggestion is the UTF-8 of its bytes, ended before the first bytes that are none. Decoded with replacement,
+        bytes the model got wrong showed, and what followed them too: C2 B8 97 80 E2 96 81 read U+00B8, two U+FFFD,
+        U+2581. A continuation byte straight after a whole character of several bytes says that character's lead
+        byte told too few (there C2, where the model went on with B8 97 as after E4 in E4 B8 96): that character goes
+        too, or U+00B8 stayed. A character its last tokens leave cut goes. A U+FFFD whose three bytes the tokens
+        wrote is a character (a file read with replacement characters holds them): it stays."""
+        data = b"".join(self.pieces[t] for t in ids)
+        try:
+            data.decode("utf-8")
+            cut = len(data)
+        except UnicodeDecodeError as exc:
+            cut = exc.start  # the first byte of the bytes that are no character
+            if data[cut] & 0xC0 == 0x80 and cut and data[cut - 1] >= 0x80:  # (a whole character's last byte before)
+                cut -= len(data[:cut].decode("utf-8")[-1].encode("utf-8"))
+        keep, end = 0, 0
+        for count, token in enumerate(ids, 1):
+            end += len(self.pieces[token])
+            if end > cut:
+                break
+            if end == cut or data[end] & 0xC0 != 0x80:  # the tokens so far end between characters
+                keep = count
+        return keep
+
     def written(self, left: bytes, token: int) -> tuple[bytes, bytes]:
         """After ``token`` while ``left`` was still to be written: (what is still left, the bytes it wrote past it)."""
         piece = self.pieces[token]

@@ -211,7 +211,7 @@ class DecodeOptions:
 @dataclass
 class DecodeResult:
     token_ids: list[int] = field(default_factory=list)
-    text: str = ""
+    text: str = ""  # what token_ids write after the cursor (``suggestion_text``): it may end before their last bytes
     layers: list[int] = field(default_factory=list)  # layers each emitted token went through
     logprobs: list[float] = field(default_factory=list)  # of each emitted token
     stop_probs: list[float] = field(default_factory=list)  # controller P(stop) before each emitted token
@@ -815,8 +815,13 @@ class EarlyExitRuntime:
         return TokenBytes.of_tokenizer(self.tokenizer.tok, self.vocab_size)
 
     def suggestion_text(self, token_ids: list[int], heal: str = "") -> str:
-        """The text ``token_ids`` add after the cursor: decoded, without the ``heal`` text they first write again
-        ("" while they have not written all of it)."""
+        """The text ``token_ids`` add after the cursor: the UTF-8 of their bytes, ended before the first bytes that
+        are none (``TokenBytes.readable_tokens``: a character cut, bytes the model got wrong), without the ``heal``
+        text they first write again ("" while they have not written all of it). Decoded with replacement, a token
+        limit inside a character showed U+FFFD, and stray bytes the characters they happen to spell and all after
+        them (C2 B8 97 80 E2 96 81, the lead byte of E4 B8 96 got wrong, read U+00B8, two U+FFFD, U+2581)."""
+        if self.token_bytes is not None:
+            token_ids = token_ids[:self.token_bytes.readable_tokens(token_ids)]
         text = self.tokenizer.decode(token_ids)
         return text[len(heal):] if text.startswith(heal) else ""
 
@@ -880,8 +885,9 @@ class EarlyExitRuntime:
         while res.token_ids and self._ends_mid_character(res.token_ids, res.text):
             del res.token_ids[-1], res.logprobs[-1], res.layers[-1], res.stop_probs[-1]
             res.text = self.tokenizer.decode(res.token_ids)
-        if res.heal:
-            res.text = self.suggestion_text(res.token_ids, res.heal)
+        # The text also ends before bytes that are no UTF-8 (the model's, not a cut): the tokens stay the decode's
+        # record (what every policy chose, the same where they agreed), so the text may end before their last ones.
+        res.text = self.suggestion_text(res.token_ids, res.heal)
         return res
 
     def _emit(self, res: DecodeResult, opts: DecodeOptions, token: int, logp: float, layers: int, p_stop: float) -> bool:
