@@ -82,13 +82,13 @@ def load_data(args):
             _log(f"refused: {msg}")
         parts.append(data)
     # every source, those that gave no samples too (concat keeps only the sources of parts with samples), and those
-    # refused with why: the figures say what they were computed over (a refused database was left out unsaid)
+    # refused with why, which the figures' sources list too (a refused database was left out unsaid)
     sources = [s for p in parts for s in p.sources]
-    sources += [{"kind": "telemetry", "path": str(t), "samples": 0,
+    sources += [{"kind": "telemetry", "path": str(t), "samples": 0, "accepted": 0,
                  **({"refused": why[0]} if (why := [m for m in refusals if m.startswith(str(t))]) else {})}
                 for t in args.telemetry or [] if str(t) not in {s["path"] for s in sources}]
     data = AcceptanceData.concat(parts)
-    data.sources = sources
+    data.sources += [s for s in sources if "refused" in s]
     if scorer is not None:
         _log(f"scores: {scorer.hits} cached, {scorer.misses} computed")
     for s in sources:
