@@ -428,9 +428,8 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         reports_shows = any(row[4] is not None for row in rows)
         for (sid, requested_at, text, outcome, shown_at, latency, layers, tokens, accepted_length, generated_at,
              outcome_at, uri, context, undone, kept_length) in rows:
-            undone = bool(undone) and outcome in ACCEPTED
-            if undone:  # accepted, then taken back soon after: no acceptance, nothing saved
-                outcome = "rejected"
+            undone = bool(undone) and outcome in ACCEPTED  # nothing saved
+            outcome = _decided_outcome(outcome, undone)
             replayed = replay_rows.get(sid)
             if replayed is not None and replayed.get("source_ts") is not None:
                 ts = replayed["source_ts"]  # a replay is drawn on the recorded session's clock
@@ -559,6 +558,12 @@ def _read_decisions(conn: sqlite3.Connection, data: Dataset, sessions: list[dict
         data.score_source = "proxy: mean token log-probability (no acceptance-model scores were logged)"
 
 
+def _decided_outcome(outcome: str | None, undone) -> str | None:
+    """``outcome`` as the report counts it: an accept taken back soon after (``undone``: its undo) is no acceptance,
+    a rejection, as the gate and training read it."""
+    return "rejected" if undone and outcome in ACCEPTED else outcome
+
+
 def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
     """Next edits, for files against notebook cells alone: shown as completions count it (see _read_suggestions)."""
     for s in sessions:
@@ -573,8 +578,7 @@ def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dic
         reports_shows = any(row[1] is not None for row in rows)
         data.next_edits.extend({
             "uri": uri, "shown": shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED),
-            # accepted, then taken back soon after (its undo): no acceptance, as for completions
-            "outcome": "rejected" if undone and outcome in ACCEPTED else outcome,
+            "outcome": _decided_outcome(outcome, undone),
             "latency_ms": latency, "earlier_cells_chars": _earlier_cells_chars(context),
         } for uri, shown_at, outcome, latency, context, undone in rows)
 

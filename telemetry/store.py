@@ -784,9 +784,8 @@ class TelemetryStore:
             self._db.execute("UPDATE suggestions SET reject_reason = NULL WHERE id = ?", [e.suggestion_id])
         # accepted again after it was taken back (the editor offered it again after the undo); what was kept of an
         # accept before is no figure of this one (its own comes when its watch ends)
-        self._db.execute("UPDATE suggestions SET undone_at = NULL WHERE id = ? AND undone_at <= ?",
-                         [e.suggestion_id, e.ts])
-        self._db.execute("UPDATE suggestions SET kept_length = NULL WHERE id = ?", [e.suggestion_id])
+        self._db.execute("UPDATE suggestions SET kept_length = NULL, undone_at = CASE WHEN undone_at <= ? THEN NULL"
+                         " ELSE undone_at END WHERE id = ?", [e.ts, e.suggestion_id])
         length = e.accepted_length
         if length is None and not e.partial:
             # A whole accept with no length (an id the server's ledger no longer held) took all of the text: after a

@@ -22,23 +22,26 @@ def _edit(text: str, start: int, end: int, new: str) -> AppliedEdit:
     return AppliedEdit(start, end, Position(0, 0), Position(0, 0), text[start:end], new)
 
 
-def test_a_rename_to_a_shorter_name_undone_is_taken_back_though_the_old_name_holds_the_new():
-    """`width` -> `w` accepted; the undo writes `width` back, which holds `w`: read as the accept written again."""
+def _renamed() -> tuple[UndoWatch, int, str]:
+    """A watch of the next edit that renamed the second `width` of ``TEXT`` `w`: (it, where, the text after it)."""
     watch = UndoWatch()
     at = TEXT.index("width *")
     after = TEXT[:at] + "w" + TEXT[at + 5:]
     assert watch.accepted(URI, "n1", after, at, "w", replaced="width")
+    return watch, at, after
+
+
+def test_a_rename_to_a_shorter_name_undone_is_taken_back_though_the_old_name_holds_the_new():
+    """`width` -> `w` accepted; the undo writes `width` back, which holds `w`: read as the accept written again."""
+    watch, at, after = _renamed()
     assert watch.changed(URI, [_edit(after, at, at + 1, "width")]) == [("n1", UNDONE, None)]
     assert watch.changed(URI, [_edit(TEXT, at, at + 5, "w")]) == [("n1", ACCEPTED_AGAIN, None)]  # redo
 
 
 def test_an_undo_sent_as_whole_lines_is_taken_back_and_typing_the_new_name_elsewhere_is_no_redo():
-    """Neovim's `u` sends the changed lines whole; a `w` typed elsewhere after the undo writes nothing again."""
-    watch = UndoWatch()
-    at = TEXT.index("width *")
+    """An editor that sends the changed lines whole; a `w` typed elsewhere after the undo writes nothing again."""
+    watch, at, after = _renamed()
     line = TEXT.index("    return")
-    after = TEXT[:at] + "w" + TEXT[at + 5:]
-    assert watch.accepted(URI, "n1", after, at, "w", replaced="width")
     end = after.index("\n", line) + 1
     assert watch.changed(URI, [_edit(after, line, end, TEXT[line:TEXT.index("\n", line) + 1])]) == \
         [("n1", UNDONE, None)]
@@ -49,10 +52,7 @@ def test_an_undo_sent_as_whole_lines_is_taken_back_and_typing_the_new_name_elsew
 
 def test_an_undo_sent_as_the_least_that_changed_is_taken_back_and_typing_after_it_is_not():
     """Neovim sends what changed and no more: `w` back to `width` is `idth` written after the `w`."""
-    watch = UndoWatch()
-    at = TEXT.index("width *")
-    after = TEXT[:at] + "w" + TEXT[at + 5:]
-    assert watch.accepted(URI, "n1", after, at, "w", replaced="width")
+    watch, at, after = _renamed()
     assert watch.changed(URI, [_edit(after, at + 1, at + 1, "i")]) == []  # typed on after it
     typed = after[:at + 1] + "i" + after[at + 1:]
     assert watch.changed(URI, [_edit(typed, at + 1, at + 2, "")]) == []  # and deleted again
@@ -62,10 +62,7 @@ def test_an_undo_sent_as_the_least_that_changed_is_taken_back_and_typing_after_i
 
 def test_a_line_rewritten_around_a_short_accept_still_keeps_it():
     """Only the replaced text written back is an undo: a rewrite of the line that keeps the accepted text is not."""
-    watch = UndoWatch()
-    at = TEXT.index("width *")
-    after = TEXT[:at] + "w" + TEXT[at + 5:]
-    assert watch.accepted(URI, "n1", after, at, "w", replaced="width")
+    watch, at, after = _renamed()
     assert watch.changed(URI, [_edit(after, at, at + 1, "w2")]) == []
 
 

@@ -858,14 +858,9 @@ REPLACEMENT = "\ufffd"  # what an editor shows for bytes of a file that are not 
 
 def scripted_text(rt, monkeypatch, script: list[int]) -> str:
     """The text ``generate`` returns where the model writes ``script`` and then reaches the token limit."""
-    def decode(h, opts, res, should_cancel):
-        for token in script:
-            if rt._emit(res, opts, token, 0.0, rt.n_layers, 0.0):
-                return
+    from tests.test_suggestion_utf8 import scripted
 
-    monkeypatch.setattr(rt, "_decode_full", decode)
-    rt.reset()
-    res = rt.generate(rt.tokenizer.encode("name = '"), DecodeOptions(max_new_tokens=len(script), stop_repeats=0))
+    res = scripted(rt, monkeypatch, script)
     assert res.text == rt.tokenizer.decode(res.token_ids)
     assert len(res.token_ids) == len(res.logprobs) == len(res.layers) == len(res.stop_probs)
     return res.text

@@ -94,7 +94,6 @@ def test_the_server_exits_when_its_client_disconnects(tmp_path):
     assert proc.returncode == 0 and "Traceback" not in err, err
 
 
-
 def test_a_second_connection_is_closed_and_the_client_keeps_its_session(tmp_path):
     """A second connection took over the client's answers (its status request was answered on the other socket),
     and the second one's leaving stopped the server under the first."""

@@ -45,8 +45,9 @@ def written(rt, ids: list[int]) -> bytes:
     return b"".join(rt.token_bytes.pieces[t] for t in ids)
 
 
-def scripted(rt, monkeypatch, script: list[int]):
-    """What ``generate`` returns where the model writes ``script`` and then reaches the token limit."""
+def scripted(rt, monkeypatch, script: list[int], **options):
+    """What ``generate`` returns where the model writes ``script`` and then reaches the token limit (``options``: more
+    of the ``DecodeOptions``)."""
     def decode(h, opts, res, should_cancel):
         for token in script:
             if rt._emit(res, opts, token, 0.0, rt.n_layers, 0.0):
@@ -55,7 +56,7 @@ def scripted(rt, monkeypatch, script: list[int]):
     monkeypatch.setattr(rt, "_decode_full", decode)
     rt.reset()
     return rt.generate(rt.tokenizer.encode("name = '"), DecodeOptions(max_new_tokens=len(script), stop_repeats=0,
-                                                                      single_line=False))
+                                                                      **options))
 
 
 def readable(data: bytes) -> str:
@@ -81,7 +82,7 @@ def readable(data: bytes) -> str:
     ("ok\ufffd!".encode(), "ok\ufffd!"),  # a U+FFFD written whole is a character (copied from a file)
 ])
 def test_the_text_is_the_utf8_of_the_bytes_up_to_the_first_that_are_none(shipped, monkeypatch, data, text):
-    res = scripted(shipped, monkeypatch, byte_tokens(shipped, data))
+    res = scripted(shipped, monkeypatch, byte_tokens(shipped, data), single_line=False)
     assert res.text == text
     assert len(res.token_ids) == len(res.logprobs) == len(res.layers) == len(res.stop_probs)
 
@@ -98,8 +99,8 @@ def test_a_character_split_over_tokens_appears_once_its_bytes_are_all_there(ship
     seen = [rt.suggestion_text(ids[:k]) for k in range(len(ids) + 1)]
     assert seen == [readable(written(rt, ids[:k])) for k in range(len(ids) + 1)]
     assert seen[-1] == "世界" and all(t in ("", "世", "世界") for t in seen)
-    assert scripted(rt, monkeypatch, ids).text == "世界"
-    assert scripted(rt, monkeypatch, ids[:-1]).text == "世"
+    assert scripted(rt, monkeypatch, ids, single_line=False).text == "世界"
+    assert scripted(rt, monkeypatch, ids[:-1], single_line=False).text == "世"
 
 
 # -- the shipped model on documents of other scripts --------------------------------------------------------

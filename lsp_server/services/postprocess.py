@@ -946,6 +946,16 @@ def _before_comment(s: str, ctx: CompletionContext) -> str:
     return s if errors(s) < errors(_end_before_rest(cut, ctx)[0]) else cut
 
 
+def _last_token(s: str, ctx: CompletionContext) -> tuple[int, str] | None:
+    """The last token (`_tokens`) of the cursor line's text with ``s`` after it, read from where the line opens: where
+    it starts in ``s`` (negative: before it) and the token; None where there is none."""
+    line = (_line_opening(ctx) + ctx.line_prefix)[-_LINE_CHARS:]
+    last = None
+    for last in _tokens(line + s):
+        pass
+    return None if last is None else (last[0] - len(line), last[1])
+
+
 def _without_open_quote(s: str, ctx: CompletionContext) -> str:
     """A one-line ``s`` without a quote it ends by opening (and the string's prefix letters), where nothing but
     closers follows the cursor on its line: the model stopped before the string's text (`print(` with `"hello", "`),
@@ -959,13 +969,10 @@ def _without_open_quote(s: str, ctx: CompletionContext) -> str:
     if rest and not _SUFFIX_CLOSERS.fullmatch(rest):
         return s
     body = s.rstrip()
-    line = (_line_opening(ctx) + ctx.line_prefix)[-_LINE_CHARS:]
-    last = None
-    for last in _tokens(line + body):
-        pass
+    last = _last_token(body, ctx)
     if last is None:
         return s
-    i, tok = last[0] - len(line), last[1]
+    i, tok = last
     if i != len(body) - 1 or not _lone_quote(tok, ctx) or _escaped(body, i):
         return s
     cut = _STRING_PREFIX.sub("", body[:i])
@@ -1089,14 +1096,11 @@ def _glued_to_word(s: str, ctx: CompletionContext) -> bool:
         return not (casts or ctx.facts.in_string or ctx.facts.in_comment)
     if last not in _QUOTES or (last == "`" and language == "python") or ctx.facts.in_comment:
         return False
-    line = (_line_opening(ctx) + ctx.line_prefix)[-_LINE_CHARS:] + s
-    end = None
-    for end in _tokens(line):
-        pass
-    if end is None or end[0] + len(end[1]) != len(line):
+    last = _last_token(s, ctx)
+    if last is None or last[0] + len(last[1]) != len(s):
         return False
     # the suggestion's last quote closes a string there (a lone quote opens one, whose text follows; an apostrophe in
     # a docstring's text is no string's end: `We|re` with `'`)
-    tok, quote = end[1], end[1][0]
+    tok, quote = last[1], last[1][0]
     closes = tok.endswith(quote * 3) and len(tok) >= 6 if tok.startswith(quote * 3) else len(tok) > 1
     return quote in _QUOTES and tok.endswith(quote) and closes

@@ -233,9 +233,9 @@ class UndoWatch:
                  units: int | None = None, crlf: bool = False, replaced: str | None = None) -> bool:
         """Watch the accept of ``suggestion_id``, whose ``accepted`` text the document ``text`` holds at ``begin`` (an
         offset; ``units``: a partial accept's length; ``crlf``: its line breaks are the document's "\r\n", the
-        suggestion's "\n"; ``replaced``: what a next edit's range held before it); whether it does (a text moved or changed since is not watched). A later accept of the
-        same suggestion (the next word of it) replaces its watch; the oldest beyond ``MAX_WATCHED_PER_DOCUMENT``
-        ends."""
+        suggestion's "\n"; ``replaced``: what a next edit's range held before it); whether it does (a text moved or
+        changed since is not watched). A later accept of the same suggestion (the next word of it) replaces its
+        watch; the oldest beyond ``MAX_WATCHED_PER_DOCUMENT`` ends."""
         if not accepted or not text.startswith(accepted, begin):
             return False
         with self._lock:

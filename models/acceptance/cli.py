@@ -81,14 +81,19 @@ def load_data(args):
         for msg in refusals:
             _log(f"refused: {msg}")
         parts.append(data)
-    # every source, those that gave no samples too (concat keeps only the sources of parts with samples), and those
-    # refused with why, which the figures' sources list too (a refused database was left out unsaid)
+    # every source, those that gave no samples too (concat keeps only the sources of parts with samples); a refused
+    # one is in the figures' sources as well, with why (it was left out of them unsaid)
     sources = [s for p in parts for s in p.sources]
-    sources += [{"kind": "telemetry", "path": str(t), "samples": 0, "accepted": 0,
-                 **({"refused": why[0]} if (why := [m for m in refusals if m.startswith(str(t))]) else {})}
-                for t in args.telemetry or [] if str(t) not in {s["path"] for s in sources}]
+    read = {s["path"] for s in sources}
+    unread = [{"kind": "telemetry", "path": str(t), "samples": 0} for t in args.telemetry or [] if str(t) not in read]
+    refused = []
+    for s in unread:
+        if (why := next((m for m in refusals if m.startswith(s["path"])), None)) is not None:
+            s.update(accepted=0, refused=why)
+            refused.append(s)
+    sources += unread
     data = AcceptanceData.concat(parts)
-    data.sources += [s for s in sources if "refused" in s]
+    data.sources += refused
     if scorer is not None:
         _log(f"scores: {scorer.hits} cached, {scorer.misses} computed")
     for s in sources:
