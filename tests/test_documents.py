@@ -85,14 +85,15 @@ def test_unknown_uri_raises():
         store.change("file:///nope.py", 2, [(None, "x")])
 
 
-def test_full_replacement():
+def test_whole_text_change_is_the_span_it_changed():
     store = DocumentStore()
     d = store.open(URI, "python", 1, "old\ntext")
     res = store.change(URI, 2, [(None, "brand new")], now=5.0)
     assert d.text == "brand new"
     assert d.line_count == 1
-    (rec,) = res.finalized
-    assert rec.full_replacement and rec.removed_text == "old\ntext" and rec.inserted_text == "brand new"
+    assert res.finalized == []  # an edit like any other: it stays open for the next keystroke
+    rec = d.history.pending
+    assert rec.removed_text == "old\ntext" and rec.inserted_text == "brand new"
     assert rec.start == Position(0, 0) and rec.end == Position(1, 4)
 
 

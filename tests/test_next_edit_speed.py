@@ -36,10 +36,10 @@ def _random_text(rng: random.Random, size: int, odd: float) -> str:
     return "".join(out)
 
 
-def _record(before: str, start: int, end: int, inserted: str, full: bool = False) -> EditRecord:
+def _record(before: str, start: int, end: int, inserted: str) -> EditRecord:
     index = LineIndex(before)
     return EditRecord("file:///t.py", 1, index.position_at(start), index.position_at(end), before[start:end], inserted,
-                      0.0, 0.0, 1, full)
+                      0.0, 0.0, 1)
 
 
 def _random_case(rng: random.Random):
@@ -62,7 +62,7 @@ def _random_case(rng: random.Random):
             inserted = rng.choice(["\n", "\r", "\r\n", "\r\n\r\n", "x\r", "\ny"])
         if a == b and not inserted:
             inserted = "q"
-        rec = _record(text, a, b, inserted, full=rng.random() < 0.02)
+        rec = _record(text, a, b, inserted)
         records.append(rec)
         text = text[:a] + inserted + text[b:]
     # Spoil some: inserted text that no longer matches, positions past the end, arbitrary positions.
@@ -108,7 +108,7 @@ def test_line_history_matches_on_crlf_joins_and_form_feeds():
         ("", [_record("abc", 0, 3, "")]),
         ("abc", [_record("", 0, 0, "abc")]),
         ("a\r", [_record("a\r\n", 2, 3, "")]),
-        ("a\nb", [_record("a\nb", 0, 3, "a\nb", full=True)]),
+        ("a\nb", [_record("a\nb", 0, 3, "a\nb")]),
         # a plain text whose newest record removed a form feed: undone, it comes back above the older record's line
         ("a\nb\nc\ne\n", [_record("a\x0c\nb\nc\nd\n", 7, 8, "e"), _record("a\x0c\nb\nc\ne\n", 1, 2, "")]),
     ]

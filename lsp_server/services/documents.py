@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from models.next_edit.baseline import common_ends
 from telemetry.text import line_breaks
 
 from .positions import LineIndex, Position, PositionError, Range, advance
@@ -61,7 +62,6 @@ class AppliedEdit:
     end: Position
     removed_text: str
     inserted_text: str
-    full_replacement: bool = False
     adjusted: str | None = None  # how a range outside the document was brought into it (None: it fitted)
 
 
@@ -83,7 +83,6 @@ class EditRecord:
     ts_start: float
     ts_end: float
     keystrokes: int
-    full_replacement: bool = False
 
     @property
     def inserted_end(self) -> Position:
@@ -108,7 +107,6 @@ class EditRecord:
             "inserted_lines": line_breaks(self.inserted_text),
             "duration_s": round(self.ts_end - self.ts_start, 3),
             "keystrokes": self.keystrokes,
-            "full_replacement": self.full_replacement,
         }
 
 
@@ -131,9 +129,7 @@ def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineInde
     longer has. ``adjusted`` says what was done, for a warning."""
     text = index.text
     if rng is None:
-        new_index = LineIndex(new_text)
-        end_pos = index.position_at(len(text))
-        return new_index, AppliedEdit(0, len(text), Position(0, 0), end_pos, text, new_text, True)
+        return _whole_text_applied(index, new_text)
     try:  # each position is found once on a keystroke's path; only one outside the text is found again
         s, e = index.offset_at(rng.start, clamp=False), index.offset_at(rng.end, clamp=False)
         adjusted = None
@@ -145,6 +141,24 @@ def _apply(index: LineIndex, rng: Range | None, new_text: str) -> tuple[LineInde
         adjusted = f"range {rng} ends before it starts: turned round" if adjusted is None else adjusted + ", turned round"
     new_index = index.replaced(s, e, new_text, text[:s] + new_text + text[e:])
     return new_index, _applied(index, rng, s, e, new_text, adjusted)
+
+
+def _whole_text_applied(index: LineIndex, new_text: str) -> tuple[LineIndex, AppliedEdit]:
+    """A change with no range (the whole text sent: Vim's ALE does so at every keystroke) as the range that changed:
+    taken as the replacement of the whole document, it broke the edit being typed at each keystroke, stored the file
+    twice in the edit stream per keystroke and left next edits no history. Where the text changed is the span between
+    the longest common start and end (in a run of one character, typing there reads as typing at its end); a span
+    end between a CR and its LF moves out of the pair, where no LSP position is."""
+    text = index.text
+    head, tail = common_ends(text, new_text)
+    s, e = head, len(text) - tail
+    if 0 < s < len(text) and text[s - 1] == "\r" and text[s] == "\n":
+        s -= 1  # the CR is in both texts' common start
+    if 0 < e < len(text) and text[e - 1] == "\r" and text[e] == "\n":
+        e += 1  # the LF is in both texts' common end
+    inserted = new_text[s:len(new_text) - (len(text) - e)]
+    applied = AppliedEdit(s, e, index.position_at(s), index.position_at(e), text[s:e], inserted)
+    return index.replaced(s, e, inserted, new_text), applied
 
 
 def _applied(index: LineIndex, rng: Range, s: int, e: int, new_text: str, adjusted: str | None = None) -> AppliedEdit:
@@ -341,7 +355,7 @@ def _looks_binary(text: str) -> bool:
 class _Pending:
     """The edit being built; offsets are in the *current* document."""
 
-    __slots__ = ("version", "start", "start_offset", "removed", "inserted", "ts_start", "ts_end", "keystrokes", "full",
+    __slots__ = ("version", "start", "start_offset", "removed", "inserted", "ts_start", "ts_end", "keystrokes",
                  "last_at")
 
     def __init__(self, version: int, applied: AppliedEdit, now: float, at: float) -> None:
@@ -353,7 +367,6 @@ class _Pending:
         self.ts_start = now
         self.ts_end = now
         self.keystrokes = 1
-        self.full = applied.full_replacement
         self.last_at = at  # the latest keystroke by the grouping clock (``now`` but in a replay)
 
     @property
@@ -397,7 +410,6 @@ class _Pending:
             ts_start=self.ts_start,
             ts_end=self.ts_end,
             keystrokes=self.keystrokes,
-            full_replacement=self.full,
         )
 
     @property
@@ -411,8 +423,9 @@ class EditHistory:
     Keystrokes continue the pending edit when they arrive within ``coalesce_s`` of its last
     keystroke and touch its tip: typing where the previous insertion ended (newlines
     included), backspacing from there (also past its start, into older text), forward-delete
-    from there, and typing after backspacing. Anything else, a pause longer than
-    ``coalesce_s``, or a full-document replacement finalizes the pending edit. Time here is the grouping clock
+    from there, and typing after backspacing. Anything else or a pause longer than
+    ``coalesce_s`` finalizes the pending edit (a change sent as the whole text counts by the span it changed). Time
+    here is the grouping clock
     (``at``), which is the logged time (``now``) except in a replay, where it is the recording's.
 
     Finalized edits that changed nothing (typed then backspaced away) are dropped.
@@ -445,12 +458,6 @@ class EditHistory:
             if p is not None and at - p.last_at <= self.coalesce_s:
                 p.last_at = at  # still typing: the edit stays open (a replay sends such changes for keystrokes that
                 # cancelled out, which kept the recording's edit open)
-            return finalized
-        if applied.full_replacement:
-            # Not a keystroke: ends the pending edit and is finalized on its own at once.
-            finalized.extend(self._finalize())
-            self._pending = _Pending(version, applied, now, at)
-            finalized.extend(self._finalize())
             return finalized
         if p is not None and at - p.last_at <= self.coalesce_s and p.absorb(version, applied, now, at, applied.start):
             return finalized

@@ -2,10 +2,10 @@
 
 The document's coalesced edit history (`DocumentStore`) is turned into the line-based edits the
 model was trained on by undoing the records one by one from the current text (each record knows
-what it removed and inserted); history that no longer fits the text (a full replacement, evicted
-records) ends the walk. The model's line edit is trimmed to the characters that change, so the
-editor gets a small range. Nothing comes back for an outdated version, a binary document, or an
-edit that would undo the last one (the model checks that too).
+what it removed and inserted); history that no longer fits the text ends the walk. The model's line
+edit is trimmed to the characters that change, so the editor gets a small range. Nothing comes back
+for an outdated version, a binary document, or an edit that would undo the last one (the model
+checks that too).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def retyped_as_one(records: list[EditRecord]) -> list[EditRecord]:
     for rec in records:
         prev = out[-1] if out else None
         if (prev is not None and not prev.inserted_text and not rec.removed_text and rec.start == prev.start
-                and rec.uri == prev.uri and not (prev.full_replacement or rec.full_replacement)
+                and rec.uri == prev.uri
                 and retyped_in_place(prev.removed_text, rec.inserted_text, rec.ts_start - prev.ts_end)):
             out[-1] = replace(prev, version=rec.version, inserted_text=rec.inserted_text, ts_end=rec.ts_end,
                               keystrokes=prev.keystrokes + rec.keystrokes)
@@ -151,8 +151,6 @@ def line_history(text: str, records: list[EditRecord], index: LineIndex | None =
     edits: list = []
     doc = _Lines(text, index)
     for done, rec in enumerate(pending):
-        if rec.full_replacement:
-            break
         first, char = rec.start.line, rec.start.character
         if first < 0 or char < 0:
             break  # no such position
@@ -218,8 +216,6 @@ def _undo_whole(after: str, records: list) -> list:
 
     edits = []
     for rec in records:
-        if rec.full_replacement:
-            break
         try:
             start = LineIndex(after).offset_at(rec.start, clamp=False)
         except PositionError:
