@@ -33,8 +33,9 @@ def answers_agree(service: NextEditService, uri: str, index: LineIndex, records:
 def ranker_choice(found: list, scores, lines: list[str]) -> tuple | None:
     """(edit, score) the ranker answers with among candidates ``found`` scored ``scores`` on a Python text of
     ``lines`` (`EditRanker.rank`): of the ``SYNTAX_CHECKED`` best, the first that leaves the code around it parsing
-    as before; None when each breaks it."""
-    for k in sorted(range(len(found)), key=lambda i: -scores[i])[:SYNTAX_CHECKED]:
+    as before; None when each breaks it. A ``misplaced`` candidate is scored, never the answer."""
+    ranked = [i for i in sorted(range(len(found)), key=lambda i: -scores[i]) if not found[i].misplaced]
+    for k in ranked[:SYNTAX_CHECKED]:
         if not candidates.breaks_code(found[k].edit, lines):
             return found[k].edit, float(scores[k])
     return None

@@ -45,12 +45,13 @@ def _notebook(top: str, below: str) -> tuple[NotebookStore, DocumentStore]:
     return notebooks, docs
 
 
-def _carried(notebooks: NotebookStore, docs: DocumentStore, at: Position, top_before: str):
+def _carried(notebooks: NotebookStore, docs: DocumentStore, at: Position, top_before: str,
+             settings: Settings | None = None):
     service, store, recorder = _service()
     recorder.document_opened(cell(0), 1, "python", top_before)
     top = docs.get(cell(0))
     try:
-        result = service.request(top, top.version, at, Settings(),
+        result = service.request(top, top.version, at, settings or Settings(),
                                  other_cells=cells_below(notebooks, docs, top)).future.result(timeout=30)
     finally:
         service.scheduler.shutdown()
@@ -83,14 +84,20 @@ def test_an_edit_carried_to_a_cell_below_logs_its_line_as_every_line_edit_is():
 
 def test_a_hidden_answer_in_the_cell_does_not_stop_the_rename_in_the_cells_below():
     """Any candidate the ranker found in the cell, even one it hid, ended the request there: a cell that merely held
-    another name starting with the old one (`values_count`) never had the rename carried below."""
-    top = "values = [1, 2]\nx = values_count + 1\n"
-    notebooks, docs = _notebook(top, "total = sum(values)\n")
-    docs.change(cell(0), 2, [(_range(0, 0, 0, 6), "items")], now=1.0)
-    result, store = _carried(notebooks, docs, Position(0, 5), top)
-    assert result is not None and result.cell.uri == cell(1) and result.new_text == "items"
-    (generated,) = [e for e in store.events if isinstance(e, SuggestionGenerated)]
-    assert 0 <= generated.details["hidden_in_cell"] < 0.5  # the hidden answer's confidence, logged with it
+    another name starting with the old one (`values_count`) never had the rename carried below. That one is no answer
+    now (a rename inside a longer name); an attribute of the same name (`f.values`, about 0.81) is one, hidden under
+    a threshold of 0.95."""
+    for top, threshold, hidden in (("values = [1, 2]\nx = values_count + 1\n", None, False),
+                                   ("values = [1, 2]\nx = f.values + 1\n", 0.95, True)):
+        notebooks, docs = _notebook(top, "total = sum(values)\n")
+        docs.change(cell(0), 2, [(_range(0, 0, 0, 6), "items")], now=1.0)
+        settings = Settings() if threshold is None else Settings(next_edit_ranker_threshold=threshold)
+        result, store = _carried(notebooks, docs, Position(0, 5), top, settings)
+        assert result is not None and result.cell.uri == cell(1) and result.new_text == "items", top
+        (generated,) = [e for e in store.events if isinstance(e, SuggestionGenerated)]
+        # the hidden answer's confidence, logged with it
+        assert ("hidden_in_cell" in generated.details) == hidden, top
+        assert not hidden or 0 <= generated.details["hidden_in_cell"] < threshold
 
 
 def test_a_last_edit_over_the_whole_file_costs_the_ranker_no_more_than_a_narrow_one():

@@ -324,10 +324,15 @@ def reference_featurize(candidates: list[Candidate], history: list[Edit], curren
 
 def reference_featurized(history: list[Edit], current: str, cursor_line: int, original: str | None = None,
                          refused: list[Edit] | tuple = ()) -> list[Candidate]:
-    """The candidates the ranker scores, with their features: one path for training and serving."""
+    """The candidates the ranker scores, with their features: one path for training and serving. Those today's rules
+    mark ``misplaced`` (scored, never the answer) are marked so here too: the reference is the former generation."""
     baseline = reference_predict_next(history, current)
-    return reference_featurize(reference_generate(history, current, original, cursor_line, refused), history, current,
-                               cursor_line, baseline)
+    found = reference_featurize(reference_generate(history, current, original, cursor_line, refused), history, current,
+                                cursor_line, baseline)
+    misplaced = {c.key for c in generate(history, current, original, cursor_line, refused=refused) if c.misplaced}
+    for c in found:
+        c.misplaced = c.key in misplaced
+    return found
 
 
 def _repeating_text(rng: random.Random, breaks: list[str]) -> str:
@@ -525,7 +530,7 @@ def test_a_ranker_answer_with_the_lines_is_the_former_one():
             former = reference_featurized(lf_history, lf_current, cursor, refused=refused)
             scores = ranker.trees.predict(np.array([c.features for c in former], dtype=np.float64))
             assert want.confidence == ranker_choice(former, scores, lines_of(lf_current))[1]
-    assert answered > 600, answered
+    assert answered > 550, answered
 
 
 # The whole-text work is gone: every split and every text rebuilt is recorded.

@@ -22,7 +22,7 @@ Candidates that change nothing, undo the last edit, write a history edit's text 
 the programmer took back are dropped; two candidates leaving the same text are one (the first generator in
 ``GENERATORS`` order, the most recent edit, keeps it). `breaks_code` tells the ranker which of its best candidates
 would leave the code around them failing to parse, ``misplaced`` which put an argument into another function's
-call than the history did (`mark_misplaced_arguments`).
+call than the history did (`mark_misplaced_arguments`) or a renamed name's change inside a longer name.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 from models import syntax
 from models.next_edit.baseline import (BaselinePredictor, _is_word, _pattern, _substitute, _undoes, common_ends,
-                                      done_there, punctuation_insertion, replacement, unterminated_end)
+                                      done_there, punctuation_insertion, replacement, unterminated_end,
+                                      widen_to_identifiers)
 from models.next_edit.examples import Edit, TextLines, apply_all, apply_edit, lines_of, runs_between, written
 
 MAX_HISTORY = 8  # history edits generalised, most recent last
@@ -66,7 +67,9 @@ class Candidate:
     context: tuple[int, int] = (0, 0)  # characters matched left / right of the old text (context generator)
     ways: int = 1  # how many generalisations gave the same text
     features: list[float] = field(default_factory=list)
-    misplaced: bool = False  # an argument put where the history's does not go (`mark_misplaced_arguments`)
+    # its change put where the history's does not go: an argument (`mark_misplaced_arguments`), a rename inside a
+    # longer name (`_inside_longer_name`)
+    misplaced: bool = False
 
 
 FEATURE_NAMES = [f"generator_{g}" for g in GENERATORS] + [
@@ -585,7 +588,7 @@ def mark_misplaced_arguments(found: dict[tuple, Candidate], recent: list[Edit], 
             sited.append((c, site))
     for c, (arg, (name, qualifier, is_def)) in sited:
         where = sites[arg]
-        c.misplaced = (len(where) > 1 and len(names[arg]) == 1) or arg in own or not name \
+        c.misplaced = c.misplaced or (len(where) > 1 and len(names[arg]) == 1) or arg in own or not name \
             or (qualifier, is_def) not in {(q, d) for _, q, d in where} \
             or (is_def and len({n for n, _, d in where if d}) < 2
                 and _parameters(c.edit.original, _change(c.edit.original, c.edit.updated)[0])
@@ -702,6 +705,17 @@ class _EditedLines:
         runs.extend(runs_between(self.runs, t, self.size))
         return _EditedLines(runs)
 
+
+def _inside_longer_name(line: str, at: int, name: str) -> bool:
+    """Whether ``line`` holds ``name`` at ``at`` as part of a longer name: a rename of `width` made at `bandwidth`
+    (the same characters around the change) wrote `bandwide`. Another name there (`get_y` for a change made in
+    `get_x`) is a match of the change's context like any other."""
+    if not name or at < 0 or not line.startswith(name, at):
+        return False
+    return ((_is_word(name[0]) and at > 0 and _is_word(line[at - 1]))
+            or (_is_word(name[-1]) and at + len(name) < len(line) and _is_word(line[at + len(name)])))
+
+
 class _ContextSearch:
     """The ``context`` generator over one request's rows. A history edit that changed many lines (an argument
     added to every call in a block, a block reindented, a file reformatted) gave one search of every row per line
@@ -756,14 +770,16 @@ class _ContextSearch:
         p, s = common_ends(old_line, new_line)
         old, new = old_line[p:len(old_line) - s], new_line[p:len(new_line) - s]
         left, right = old_line[:p], old_line[len(old_line) - s:]
+        wp, ws = widen_to_identifiers(old_line, new_line, p, s)
+        name = (old_line[wp:len(old_line) - ws], p - wp)  # the whole names the change touched, where it starts in them
         if right.strip():  # a context of blanks alone says nothing
-            self._search(("right", old, new, right), old_line, age)
+            self._search(("right", old, new, right, name), old_line, age)
         if left.strip():
-            self._search(("left", old, new, left), old_line, age)
+            self._search(("left", old, new, left, name), old_line, age)
         for chars in CONTEXT_CHARS:
             lc, rc = left[-chars:], right[:chars]
             if (lc + old).strip():
-                self._search(("near", old, new, lc, rc), old_line, age)
+                self._search(("near", old, new, lc, rc, name), old_line, age)
 
     def _search(self, search: tuple, old_line: str, age: int) -> None:
         done = self.done.get(search)
@@ -773,12 +789,16 @@ class _ContextSearch:
         added: list[tuple] = []
         self.done[search] = (added, [0])
         kind, old, new = search[:3]
+        name, name_at = search[-1]
 
         def add(row: int, line: str, k: int, context: tuple[int, int]) -> None:
+            known = len(self.out.found)
             key = self.out.add(Edit(row, row + 1, line, line[:k] + new + line[k + len(old):]), "context", age,
                                old_line, context=context)
             if key is not None:
                 added.append(key)
+                if len(self.out.found) > known and _inside_longer_name(line, k - name_at, name):
+                    self.out.found[key].misplaced = True  # scored with the others, as in training, never offered
 
         if kind == "right":
             whole_right = search[3]
