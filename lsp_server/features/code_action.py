@@ -47,7 +47,7 @@ def register(server) -> None:
     async def code_action(ls, params: types.CodeActionParams) -> list:
         settings, context = ls.settings, params.context
         only = None if context.only is None else [getattr(kind, "value", kind) for kind in context.only]
-        if not (settings.next_edit and settings.next_edit_code_actions) or not kind_requested(only):
+        if not (settings.enable and settings.next_edit and settings.next_edit_code_actions) or not kind_requested(only):
             return []
         literals, document_changes = client_support(ls)
         if not literals:

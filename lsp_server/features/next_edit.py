@@ -67,6 +67,8 @@ def register(server) -> None:
         if doc is None:
             log.warning("%s for a document that is not open: %s", NEXT_EDIT, uri)
             return NO_EDITS
+        if not ls.settings.enable:  # tact.enable off: no suggestion of any kind, none generated or logged
+            return NO_EDITS
         # otherCells: the client can show an edit in another notebook cell than the one asked about
         other = cells_below(ls.notebooks, ls.documents, doc) if field(params, "otherCells") is True else None
         pending = ls.next_edits.request(doc, version, position, ls.settings, other_cells=other)
