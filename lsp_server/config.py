@@ -143,9 +143,13 @@ class Settings:
     log_level: str = "WARNING"
 
     @classmethod
-    def from_camel(cls, values: dict[str, Any] | None, base: "Settings | None" = None) -> tuple["Settings", list[str]]:
-        """Build settings from a camelCase dict over ``base``; returns (settings, problems)."""
+    def from_camel(cls, values: dict[str, Any] | None, base: "Settings | None" = None,
+                   kept: "Settings | None" = None) -> tuple["Settings", list[str]]:
+        """Build settings from a camelCase dict over ``base``; returns (settings, problems). A refused value leaves
+        ``kept``'s in place (default ``base``'s), and its problem says which: a push over initialize's settings keeps
+        the value in use, where a typo in one key undid what the previous push had set."""
         settings = dataclasses.replace(base) if base is not None else cls()
+        kept = kept if kept is not None else base if base is not None else cls()
         problems: list[str] = []
         if not values:
             return settings, problems
@@ -168,15 +172,16 @@ class Settings:
             default = getattr(cls(), f.name)
             coerced = _coerce(value, type(default))
             if coerced is None:
-                problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {reprlib.repr(value)}")
+                setattr(settings, f.name, getattr(kept, f.name))
+                problems.append(f"{SECTION}.{key}: expected {type(default).__name__}, got {reprlib.repr(value)}; "
+                                f"{getattr(kept, f.name)!r} stays in effect")
                 continue
             setattr(settings, f.name, coerced)
         if unknown > MAX_UNKNOWN_SAID:
             problems.append(f"{unknown - MAX_UNKNOWN_SAID} more keys that name no setting, ignored")
-        kept = base if base is not None else cls()  # what a refused value leaves in place
 
         def refuse(name: str, problem: str) -> None:
-            problems.append(f"{SECTION}.{to_camel(name)}: {problem}")
+            problems.append(f"{SECTION}.{to_camel(name)}: {problem}; {getattr(kept, name)!r} stays in effect")
             setattr(settings, name, getattr(kept, name))
 
         for name, (low, high) in BOUNDS.items():

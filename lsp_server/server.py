@@ -347,9 +347,12 @@ class TactServer(LanguageServer):
     def apply_settings(self, values: dict | None, origin: str) -> list[str]:
         """Settings from ``origin``. initializationOptions go over the defaults; a section pushed
         (didChangeConfiguration) or pulled (workspace/configuration) later is the whole section, over what
-        initialize gave: laid over the current settings, a key the user removed kept its old value."""
+        initialize gave: laid over the current settings, a key the user removed kept its old value. A value refused
+        there keeps the one in use, as README says: over initialize's alone, a typo in one key undid the value the
+        previous push had set."""
         initial = origin == "initializationOptions"
-        settings, problems = Settings.from_camel(values, base=None if initial else self.initial_settings)
+        settings, problems = Settings.from_camel(values, base=None if initial else self.initial_settings,
+                                                 kept=None if initial else self.settings)
         if initial:
             self.initial_settings = dataclasses.replace(settings)
         if self.model_path_override:
@@ -373,8 +376,8 @@ class TactServer(LanguageServer):
         wanted = (self.settings.telemetry, str(self.settings.database_path()) if self.settings.telemetry else "")
         if wanted == self.telemetry_opened:
             return False
-        was_recording = self.telemetry_opened is not None and self.telemetry_opened[0]
-        carried = sorted(self.recorder.documents) if was_recording and self.settings.telemetry else []
+        # every document open now, where recording starts or moves (the first store gets the openings themselves)
+        carried = sorted(self.documents.uris()) if self.telemetry_opened is not None and self.settings.telemetry else []
         if self.telemetry_opened is not None:
             self.close_recorded_documents(close=True)
             if self.recorder.recorded and not self.recorder.started:
@@ -397,8 +400,11 @@ class TactServer(LanguageServer):
                         + ("pass --database a file Tact can write" if self.database_override  # it wins over the setting
                            else "set tact.telemetryDatabase to a file Tact can write")))
         if carried:
-            # The documents the old database held: the new one gets them as they are now, or their later edits
-            # would have nothing to apply to there. (Documents opened while telemetry was off stay out of both.)
+            # The documents open now: the new database gets them as they are now, as a didOpen would record them, or
+            # their later edits, suggestions and accepts would have nothing to apply to there and were left out of it
+            # for the rest of the session. That holds for those opened while telemetry was off too: turning it on is
+            # the user's consent to record what they edit from then on, and their pending edits were finalized into
+            # the old store above, so their text here starts where the edits recorded next apply.
             for uri in carried:
                 if (doc := self.documents.get(uri)) is not None:
                     version, text = doc.snapshot()

@@ -32,8 +32,24 @@ def test_numbers_out_of_range_keep_the_value_they_would_replace_and_are_reported
     assert settings.exit_threshold == 0.5
     assert sorted(p.split(":")[0] for p in problems) == ["tact.acceptanceLambda", "tact.contextPrefixChars",
                                                          "tact.draftTokens", "tact.editCoalesceMs", "tact.maxNewTokens"]
-    assert "tact.contextPrefixChars: -5, but it must be between 0 and 65536" in problems
-    assert "tact.maxNewTokens: 1000, but it must be between 1 and 256" in problems
+    assert "tact.contextPrefixChars: -5, but it must be between 0 and 65536; 600 stays in effect" in problems
+    assert f"tact.maxNewTokens: 1000, but it must be between 1 and 256; {DEFAULTS.max_new_tokens} stays in effect" \
+        in problems
+
+
+def test_a_refused_value_keeps_the_value_in_use_not_the_one_it_is_laid_over():
+    """A pushed section is laid over initialize's settings; a value refused in it went back to initialize's, undoing
+    what the previous push had set (`tact.decodingPolicy` "FULL" after a push of "dynamic" gave "speculative")."""
+    initial, _ = Settings.from_camel({"maxNewTokens": 30})
+    in_use, _ = Settings.from_camel({"decodingPolicy": "dynamic", "maxNewTokens": 20}, initial)
+    settings, problems = Settings.from_camel({"decodingPolicy": "FULL", "maxNewTokens": -5, "contextPrefixChars": "x",
+                                              "exitThreshold": 0.5}, initial, kept=in_use)
+    assert (settings.decoding_policy, settings.max_new_tokens, settings.exit_threshold) == ("dynamic", 20, 0.5)
+    assert settings.context_prefix_chars == in_use.context_prefix_chars
+    assert "tact.maxNewTokens: -5, but it must be between 1 and 256; 20 stays in effect" in problems
+    assert any(p.startswith("tact.decodingPolicy: 'FULL'") and p.endswith("'dynamic' stays in effect")
+               for p in problems)
+    assert any(p.startswith("tact.contextPrefixChars: expected int") for p in problems)
 
 
 def test_unknown_policy_is_refused():
@@ -166,7 +182,8 @@ def test_an_unknown_log_level_is_refused_and_the_levels_are_the_extensions():
 
     settings, problems = Settings.from_camel({"logLevel": "LOUD"})
     assert settings.log_level == DEFAULTS.log_level == "WARNING"
-    assert problems == ["tact.logLevel: 'LOUD' is not one of ('DEBUG', 'INFO', 'WARNING', 'ERROR')"]
+    assert problems == ["tact.logLevel: 'LOUD' is not one of ('DEBUG', 'INFO', 'WARNING', 'ERROR'); 'WARNING' stays in "
+                        "effect"]
     assert Settings.from_camel({"logLevel": "info"}) == (Settings(log_level="INFO"), [])  # as the server always took it
     package = json.loads((Path(__file__).resolve().parent.parent / "vscode-client" / "package.json").read_text())
     assert tuple(package["contributes"]["configuration"]["properties"]["tact.logLevel"]["enum"]) == LOG_LEVELS

@@ -485,8 +485,9 @@ def test_a_session_shut_down_before_its_model_loaded_still_records_its_start(tmp
 
 def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_nothing(tmp_path):
     """The store opened at initialize kept recording the user's code when workspace/configuration, or a later
-    didChangeConfiguration, turned telemetry off; and a document opened while it was off had its edits and its
-    text (snapshotted at the next move or at shutdown) recorded once it was back on."""
+    didChangeConfiguration, turned telemetry off. Turned on again, it records the documents open then from their
+    text at that moment (their edits, suggestions and accepts had nothing to apply to there and were left out for
+    the rest of the session); what is opened while it is off stays out."""
     db = tmp_path / "telemetry.sqlite3"
     log_file = tmp_path / "server.log"
     client = LspClient(server_command(model_under_test(), db) + ["--log-file", str(log_file)])
@@ -497,28 +498,35 @@ def test_telemetry_turned_off_by_workspace_configuration_or_mid_session_records_
         while client.request("tact/status")["settings"]["telemetry"] and time.time() < deadline:
             time.sleep(0.1)
         client.did_open("file:///project/secret.py", "password = 'hunter2'\n")
+        client.did_change("file:///project/secret.py", 2, [change_at(0, 0, "# ")])  # typed while off: not recorded
         assert client.request("tact/status")["database"] is None
         client.configuration = {"tact": {"telemetry": True}}
         settle(client, {"telemetry": True})
         assert client.request("tact/status")["database"] == str(db)
         client.did_open("file:///project/kept.py", "x = 1\n")
-        # typed while telemetry is on, in a document opened while it was off: no text to replay it on
-        client.did_change("file:///project/secret.py", 2, [change_at(0, 0, "db_")])
+        # typed while telemetry is on, in a document opened while it was off: recorded on its text as it was then
+        client.did_change("file:///project/secret.py", 3, [change_at(0, 0, "db_")])
         client.did_change("file:///project/kept.py", 2, [change_at(0, 0, "#")])
         # both edits expired; if not, the server's status and log say why (this once failed under load)
         assert wait_for_rows(db, "select 1 from edits where uri = 'file:///project/kept.py'"), \
             (client.request("tact/status"), log_file.read_text()[-4000:])
+        assert wait_for_rows(db, "select 1 from edits where uri = 'file:///project/secret.py'")
         settle(client, {"telemetry": False})
         client.did_open("file:///project/later.py", "token = 'abc'\n")
+        client.did_change("file:///project/kept.py", 3, [change_at(0, 0, "#")])  # typed while off again
         assert client.request("tact/status")["database"] is None
     finally:
         client.shutdown()
     rows = wait_for_rows(db, "select uri from documents where uri = 'file:///project/kept.py'")
     assert rows
     uris = {r[0] for r in wait_for_rows(db, "select uri from documents")}
-    assert not uris & {"file:///project/secret.py", "file:///project/later.py"}
+    assert "file:///project/later.py" not in uris and "file:///project/secret.py" in uris
     with sqlite3.connect(db) as conn:
-        assert conn.execute("select count(*) from edits where uri != 'file:///project/kept.py'").fetchone() == (0,)
+        opened = conn.execute("select text from documents where uri = 'file:///project/secret.py' and text is not null"
+                              " order by id").fetchall()
+        edits = conn.execute("select uri, inserted_text from edits order by id").fetchall()
+    assert opened[0] == ("# password = 'hunter2'\n",)  # its text when telemetry came on: the edit before is not in
+    assert sorted(edits) == [("file:///project/kept.py", "#"), ("file:///project/secret.py", "db_")]
 
 
 def replayed(db: Path):

@@ -107,7 +107,7 @@ class SessionRecorder:
         self.recorded = False  # whether this session has sent the store any event
         self.started = False  # whether it has sent the store its start
         # Documents whose opening the store holds: the others' edits, snapshots and closes have no text to apply
-        # to there, and were opened while telemetry was off (or before the store moved) and so stay out of it.
+        # to there, and stay out of it (the server gives a new store every document open at that moment).
         self.documents: set[str] = set()
         # A suggestion's events go where its request went: ids requested in this store (the newest), and ids whose
         # events stay out of it (requested in a document it does not hold, or in the store recorded into before).
