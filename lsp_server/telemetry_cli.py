@@ -216,6 +216,19 @@ def _simulate(args) -> int:
     return 0
 
 
+def _print_next_edits(ne: dict) -> None:
+    """Next edits' own figures, for every database (zeros where it holds none): the completions' line is theirs alone,
+    and a database of next edits alone read as empty."""
+    from telemetry.report import share
+
+    back = f" ({ne['undone']} accepted and taken back)" if ne["undone"] else ""
+    kept = (f"; {share(ne['kept_chars'], ne['accepted_chars_followed'])} of the accepted characters kept"
+            if ne["accepted_chars_followed"] else "")
+    print(f"  next edits: {ne['requests']} requests, {ne['generated']} predicted, {ne['shown']} shown, "
+          f"{ne['accepted']} accepted, {ne['rejected']} rejected{back}, {share(ne['accepted'], ne['shown'])} of shown "
+          f"accepted, {ne['chars_saved']} characters saved{kept}")
+
+
 def _print_places(places: dict) -> None:
     """Files against notebook cells, a line for completions and one for next edits: do notebooks fare worse?"""
     from telemetry.report import PLACE_KINDS, share
@@ -247,6 +260,7 @@ def _report(args) -> int:
               + (f" ({s['undone']} accepted and taken back, counted rejected)" if s.get("undone") else "")
               + (f"; {share(s['kept_chars'], s['accepted_chars_followed'])} of the accepted characters kept"
                  if s.get("accepted_chars_followed") else ""))
+        _print_next_edits(s["next_edits"])
         if "files_vs_notebook_cells" in s:
             _print_places(s["files_vs_notebook_cells"])
         listed = s["session_list"]

@@ -3,8 +3,9 @@
 Plots (PNG, matplotlib, written next to ``index.html``): acceptance rate over time, generation latency,
 layers used per token, the acceptance model's trade-off (share of rejects hidden against share of
 accepts lost as its threshold moves, the threshold in force marked), model calls saved by stage 1,
-and characters saved. Where a database holds notebooks, a table sets the suggestions made in notebook cells beside
-those made in files, completions and next edits each.
+and characters saved. Next edits have figures of their own beside completions' (every database: zeros where it holds
+none). Where a database holds notebooks, a table sets the suggestions made in notebook cells beside those made in
+files, completions and next edits each.
 
 Whatever can be read is reported. A session that never ended (the server crashed or is still running),
 a replay that stopped early, or a table that could not be read make the report *partial*: the page
@@ -74,46 +75,30 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     session_requests: dict[str, int] = field(default_factory=dict)  # session id -> its rows
     source_starts: dict[str, float] = field(default_factory=dict)  # replay session id -> the recorded session's start
-    next_edits: list[dict[str, Any]] = field(default_factory=list)  # one per next edit: where, shown, outcome, latency
+    next_edits: list[dict[str, Any]] = field(default_factory=list)  # one per next edit, its keys as in ``rows``
     notebook_cells: set[str] = field(default_factory=set)  # the cell URIs the notebooks table lists
     notebooks: int = 0  # notebooks the sessions opened
 
     # -- figures ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        shown = [r for r in self.rows if r["shown"]]
-        accepted = [r for r in shown if r["outcome"] in ACCEPTED]
-        lat = _finite_latencies(self.rows)
+        figures = _outcome_figures(self.rows)
         # layers over tokens, as `tact bench early-exit` pools them: a mean over suggestions gave a one-token
         # suggestion (all its layers, from the prompt's pass) the weight of a long one
         layers = [(v, t if t is not None and t > 0 else 1) for r in self.rows
                   if (v := r["layers"]) is not None and math.isfinite(v) for t in [r.get("tokens")]]
         tokens = sum(t for _, t in layers)
-        requests = len(self.rows)
-        followed = [r for r in self.rows if r["kept_chars"] is not None]
-        accepted_followed = sum(r["accepted_chars"] for r in followed)
+        requests = figures["requests"]
+        figures.pop("rejected")  # completions' keys stay as they were: their rejections are shown less accepted
         return {
             "label": self.label,
             "database": self.path,
             "sessions": len(self.sessions),
             "replay": self.is_replay,
-            "requests": requests,
-            "generated": sum(r["generated"] for r in self.rows),
-            "shown": len(shown),
-            "accepted": len(accepted),
-            "undone": sum(r["undone"] for r in shown),  # accepts taken back soon after: counted rejected
-            "hidden": sum(r["outcome"] == "hidden" for r in self.rows),
-            "acceptance_rate": round(len(accepted) / len(shown), 4) if shown else None,
-            "latency_p50_ms": round(percentile(lat, 0.5), 1) if lat else None,
-            "latency_p95_ms": round(percentile(lat, 0.95), 1) if lat else None,
+            **figures,
             "layers_per_token": round(sum(v * t for v, t in layers) / tokens, 3) if layers else None,
             "stage1_skipped": self.stage1.get("skip", 0),
             "calls_saved_rate": round(self.stage1.get("skip", 0) / requests, 4) if requests else None,
-            "chars_saved": sum(r["chars_saved"] for r in self.rows),
-            # what survived of the accepts the server followed to their watch's end (the others have no figure)
-            "kept_chars": sum(r["kept_chars"] for r in followed),
-            "accepted_chars_followed": accepted_followed,
-            "kept_rate": round(sum(r["kept_chars"] for r in followed) / accepted_followed, 4) if accepted_followed
-            else None,
+            "next_edits": _outcome_figures(self.next_edits),
             "partial": bool(self.partial),
             "partial_reasons": self.partial,
             "notes": self.notes,
@@ -156,6 +141,34 @@ class Dataset:
 def _finite_latencies(rows: list[dict[str, Any]]) -> list[float]:
     """Finite latencies only, as the plots draw them: SQLite keeps an infinite REAL, and JSON has no Infinity."""
     return sorted(v for r in rows if (v := r["latency_ms"]) is not None and math.isfinite(v))
+
+
+def _outcome_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What became of some suggestions (``Dataset.rows``, or ``Dataset.next_edits``) and what they saved: one function,
+    so completions and next edits are counted by the same rules under the same names."""
+    shown = [r for r in rows if r["shown"]]
+    accepted = sum(r["outcome"] in ACCEPTED for r in shown)
+    lat = _finite_latencies(rows)
+    # what survived of the accepts the server followed to their watch's end (the others have no figure)
+    followed = [r for r in rows if r["kept_chars"] is not None]
+    accepted_followed = sum(r["accepted_chars"] for r in followed)
+    kept = sum(r["kept_chars"] for r in followed)
+    return {
+        "requests": len(rows),
+        "generated": sum(r["generated"] for r in rows),
+        "shown": len(shown),
+        "accepted": accepted,
+        "rejected": sum(r["outcome"] == "rejected" for r in shown),  # the accepts taken back among them
+        "undone": sum(r["undone"] for r in shown),  # accepts taken back soon after: counted rejected
+        "hidden": sum(r["outcome"] == "hidden" for r in rows),
+        "acceptance_rate": round(accepted / len(shown), 4) if shown else None,
+        "latency_p50_ms": round(percentile(lat, 0.5), 1) if lat else None,
+        "latency_p95_ms": round(percentile(lat, 0.95), 1) if lat else None,
+        "chars_saved": sum(r["chars_saved"] for r in rows),
+        "kept_chars": kept,
+        "accepted_chars_followed": accepted_followed,
+        "kept_rate": round(kept / accepted_followed, 4) if accepted_followed else None,
+    }
 
 
 def _place_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -333,7 +346,7 @@ def _read(conn: sqlite3.Connection, data: Dataset, session: str | None, limit: i
     _count_unreported(conn, data, sessions, whole=session is None)
     _read_suggestions(conn, data, sessions, replay_rows)
     _read_decisions(conn, data, sessions)
-    _read_next_edits(conn, data, sessions)
+    _read_next_edits(conn, data, sessions, replay_rows)
     if "notebooks" in tables:  # an older schema's upgraded copy has it; a damaged file may not
         _read_notebooks(conn, data, sessions)
 
@@ -450,13 +463,7 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
             minute = offset + (ts - start) / 60.0 if ts is not None else last
             last = max(last, minute)
             shown = shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED)
-            accepted, kept = saved_chars(text, outcome, accepted_length, None if undone else kept_length)
-            if undone:
-                saved = 0
-            elif replayed is not None:  # the replay counted what its server measured kept (`telemetry.replay`)
-                saved = replayed["chars_saved"] or 0
-            else:
-                saved = accepted if kept is None else kept
+            saved, accepted, kept = _saved(text, outcome, accepted_length, kept_length, undone, replayed)
             if shown and outcome in DECIDED:
                 label = outcome in ACCEPTED
             elif replayed is not None and replayed.get("would_accept") is not None:
@@ -476,6 +483,18 @@ def _read_suggestions(conn: sqlite3.Connection, data: Dataset, sessions: list[di
         if unplaced:
             data.partial.append(f"session {s['id'][:12]}: {unplaced} suggestion(s) with no time to place them by, "
                                 "left out")
+
+
+def _saved(text: str | None, outcome: str | None, accepted_length: int | None, kept_length: int | None,
+           undone: bool, replayed: dict[str, Any] | None) -> tuple[int, int, int | None]:
+    """(characters saved, accepted, kept or None) of a completion or a next edit, ``outcome`` as decided
+    (``_decided_outcome``): an accept taken back saved nothing; a replay's, what its server measured kept."""
+    accepted, kept = saved_chars(text, outcome, accepted_length, None if undone else kept_length)
+    if undone:
+        return 0, accepted, kept
+    if replayed is not None:  # the replay counted what its server measured kept (`telemetry.replay`)
+        return replayed["chars_saved"] or 0, accepted, kept
+    return (accepted if kept is None else kept), accepted, kept
 
 
 def saved_chars(text: str | None, outcome: str | None, accepted_length: int | None,
@@ -564,23 +583,34 @@ def _decided_outcome(outcome: str | None, undone) -> str | None:
     return "rejected" if undone and outcome in ACCEPTED else outcome
 
 
-def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
-    """Next edits, for files against notebook cells alone: shown as completions count it (see _read_suggestions)."""
+def _read_next_edits(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]],
+                     replay_rows: dict[str, dict[str, Any]]) -> None:
+    """Next edits, for their own figures and files against notebook cells: shown, decided and characters saved as
+    completions count them (see _read_suggestions), so the two read alike."""
+    columns = ("suggestion_id", "uri", "text", "shown_at", "outcome", "latency_ms", "accepted_length", "kept_length",
+               "generated_at", "context", "undone")
     for s in sessions:
         try:
-            rows = conn.execute("SELECT uri, shown_at, outcome, latency_ms, context, undone_at IS NOT NULL"
-                                " FROM suggestions WHERE session_id = ? AND kind = 'next_edit'", [s["id"]]).fetchall()
+            rows = conn.execute("SELECT id, uri, text, shown_at, outcome, latency_ms, accepted_length, kept_length,"
+                                " generated_at, context, undone_at IS NOT NULL FROM suggestions"
+                                " WHERE session_id = ? AND kind = 'next_edit' ORDER BY requested_at, id",
+                                [s["id"]]).fetchall()
         except sqlite3.DatabaseError as exc:
             data.partial.append(f"session {s['id'][:12]}: its next edits cannot be read ({exc})")
             continue
-        rows = _checked_rows(rows, ("uri", "shown_at", "outcome", "latency_ms", "context", "undone"), data,
-                             f"session {s['id'][:12]}: next edit")
-        reports_shows = any(row[1] is not None for row in rows)
-        data.next_edits.extend({
-            "uri": uri, "shown": shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED),
-            "outcome": _decided_outcome(outcome, undone),
-            "latency_ms": latency, "earlier_cells_chars": _earlier_cells_chars(context),
-        } for uri, shown_at, outcome, latency, context, undone in rows)
+        rows = _checked_rows(rows, columns, data, f"session {s['id'][:12]}: next edit")
+        reports_shows = any(row[3] is not None for row in rows)
+        for (sid, uri, text, shown_at, outcome, latency, accepted_length, kept_length, generated_at, context,
+             undone) in rows:
+            undone = bool(undone) and outcome in ACCEPTED
+            outcome = _decided_outcome(outcome, undone)
+            saved, accepted, kept = _saved(text, outcome, accepted_length, kept_length, undone, replay_rows.get(sid))
+            data.next_edits.append({
+                "uri": uri, "shown": shown_at is not None or outcome in (ACCEPTED if reports_shows else DECIDED),
+                "outcome": outcome, "undone": undone, "generated": generated_at is not None,
+                "latency_ms": latency, "chars_saved": saved, "accepted_chars": accepted, "kept_chars": kept,
+                "earlier_cells_chars": _earlier_cells_chars(context),
+            })
 
 
 def _read_notebooks(conn: sqlite3.Connection, data: Dataset, sessions: list[dict[str, Any]]) -> None:
@@ -845,6 +875,15 @@ _ROWS = (
     ("layers_per_token", "layers per token", "{}"), ("chars_saved", "characters saved", "{}"),
     ("kept_rate", "share of accepted characters kept", ("kept_chars", "accepted_chars_followed")),
 )
+# next edits' rows, from a summary's ``next_edits``: each names them, as the rows above are completions'
+_NEXT_EDIT_ROWS = (
+    ("requests", "next-edit requests", "{}"), ("generated", "next edits predicted", "{}"),
+    ("shown", "next edits shown", "{}"), ("accepted", "next edits accepted", "{}"),
+    ("rejected", "next edits rejected", "{}"), ("undone", "next-edit accepts taken back (counted rejected)", "{}"),
+    ("acceptance_rate", "next-edit acceptance rate", ("accepted", "shown")), ("hidden", "next edits hidden", "{}"),
+    ("latency_p50_ms", "next-edit latency p50 (ms)", "{}"), ("chars_saved", "characters saved by next edits", "{}"),
+    ("kept_rate", "share of next edits' accepted characters kept", ("kept_chars", "accepted_chars_followed")),
+)
 
 
 def share(part: int, whole: int) -> str:
@@ -938,6 +977,10 @@ def write_html(sets: list[Dataset], summaries: list[dict[str, Any]], plots: list
     for key, name, fmt in _ROWS:
         parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(s, key, fmt)}</td>" for s in summaries)
                      + "</tr>")
+    parts.append("<tr><th>next edits</th>" + "<td></td>" * len(summaries) + "</tr>")
+    for key, name, fmt in _NEXT_EDIT_ROWS:
+        parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(
+            f"<td>{_cell(s['next_edits'], key, fmt)}</td>" for s in summaries) + "</tr>")
     parts.append("</table>")
     parts.extend(_places_html(sets, summaries))
     parts.extend(_sessions_html(sets))
