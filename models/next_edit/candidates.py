@@ -22,7 +22,8 @@ Candidates that change nothing, undo the last edit, write a history edit's text 
 the programmer took back are dropped; two candidates leaving the same text are one (the first generator in
 ``GENERATORS`` order, the most recent edit, keeps it). `breaks_code` tells the ranker which of its best candidates
 would leave the code around them failing to parse, ``misplaced`` which put an argument into another function's
-call than the history did (`mark_misplaced_arguments`) or a renamed name's change inside a longer name.
+call than the history did (`mark_misplaced_arguments`) or a renamed name's change inside a longer name, or insert
+lines of blanks alone.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class Candidate:
     context: tuple[int, int] = (0, 0)  # characters matched left / right of the old text (context generator)
     ways: int = 1  # how many generalisations gave the same text
     features: list[float] = field(default_factory=list)
-    # its change put where the history's does not go: an argument (`mark_misplaced_arguments`), a rename inside a
-    # longer name (`_inside_longer_name`)
+    # never the answer: its change put where the history's does not go (an argument, `mark_misplaced_arguments`; a
+    # rename inside a longer name, `_inside_longer_name`), or lines of blanks alone inserted
     misplaced: bool = False
 
 
@@ -205,6 +206,10 @@ class _Collector:
             seen.ways += 1
             return key
         self.found[key] = Candidate(edit, key, generator, age, source, **extra)
+        if not edit.original and not edit.updated.strip() and edit.updated.strip("\r\n"):
+            # lines of blanks alone (Neovim's `o` sends its new line's indent as an edit of its own): scored with the
+            # others, as in training, never the answer
+            self.found[key].misplaced = True
         return key
 
     def _again(self, edit: Edit) -> bool:
