@@ -17,6 +17,7 @@ from lsp_server.services.ledger import UNDONE
 from lsp_server.services.next_edit import NextEditService
 from lsp_server.services.pipeline import written_suggestion
 from lsp_server.services.positions import Range
+from lsp_server.services.undo_watch import watch_accept
 
 log = logging.getLogger("tact.documents")
 
@@ -65,11 +66,13 @@ def change_document(ls, uri: str, version: int, content_changes) -> None:
         log.warning("didChange for %s version %s: %s", uri, version, adjusted)
     ls.recorder.edits(result.finalized)
     stop_jobs(ls, uri)
-    for suggestion_id, what, units in ls.undo_watch.changed(uri, result.applied):
+    for suggestion_id, what, units in ls.undo_watch.changed(uri, result.applied, result.document.text):
         if what == UNDONE:
             record_undone(ls, suggestion_id)
         else:
             record_accepted_again(ls, suggestion_id, units)
+    for item, units, until in ls.undo_watch.awaited(uri):  # next edits accepted before the change that applied them
+        watch_accept(ls.undo_watch, ls.documents, item, units, until)
     record_kept(ls, ls.undo_watch.ended())  # the accepts whose window this change found passed
     written = written_suggestion(ls.ledger, ls.documents, uri, changes)
     if written is not None:

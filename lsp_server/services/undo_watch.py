@@ -37,6 +37,9 @@ UNDO_WINDOW_S = 60.0
 MAX_WATCHED_PER_DOCUMENT = 4
 # What ``changed`` tells of a watched accept: taken back (the ledger's outcome ``UNDONE``), or written again.
 ACCEPTED_AGAIN = "acceptedAgain"
+# How long a next edit's accept heard before the change that applies it waits for that change: eglot sends the
+# command at once and the didChange with its next flush (about 0.5 s later), so such accepts were never watched.
+AWAIT_S = 5.0
 
 
 class Kept(NamedTuple):
@@ -132,6 +135,17 @@ class _Watch:
             return UNDONE
         return None
 
+    def swapped_in(self, text: str, lo: int, hi: int) -> None:
+        """A next edit's undo or redo made of several changes (``_swaps`` reads one), read from the document ``text``
+        after them: ``lo``..``hi``, its span and the changes that touched it, holds what it replaced, or its text."""
+        if self.replaced is None or self.replaced == self.accepted:
+            return
+        if not self.undone and text[lo:hi] == self.replaced:
+            self.undone, self.begin, self.end = True, lo, lo + len(self.replaced)
+        elif self.undone and text[lo:hi] == self.accepted:
+            self.undone = False
+            self._whole_at(lo)
+
     def _swaps(self, change: AppliedEdit, old: str, new: str) -> bool:
         """Whether ``change`` turns the ``old`` that ``begin``..``end`` holds into ``new``, leaving what it touched
         around it as it was: an undo as VS Code sends it (the range), as Neovim does (the least that changed: `w`
@@ -205,12 +219,17 @@ class UndoWatch:
         self.clock = clock
         self._watches: dict[str, list[_Watch]] = {}
         self._ended: list[Kept] = []
+        # per document, accepts whose text it does not hold yet: (the item, its partial length, until when)
+        self._awaiting: dict[str, list[tuple[object, int | None, float]]] = {}
         self._lock = threading.Lock()
 
-    def changed(self, uri: str, changes: list[AppliedEdit]) -> list[tuple[str, str, int | None]]:
+    def changed(self, uri: str, changes: list[AppliedEdit],
+                text: str | None = None) -> list[tuple[str, str, int | None]]:
         """``uri`` changed by one message's ``changes``, in the order applied: ``(id, UNDONE | ACCEPTED_AGAIN, the
         accept's UTF-16 length, None for a whole one)`` for each watched accept they take back or write again. The
-        watches whose window passed end first (``ended``): what they kept is what the document held before it."""
+        watches whose window passed end first (``ended``): what they kept is what the document held before it.
+        ``text``: the document after the message, where a next edit's undo or redo in several changes is read
+        (eglot's `replace-buffer-contents` sends `size` back to `width` as `s` -> `w` and `ze` -> `dth`)."""
         with self._lock:
             watches = self._watches.get(uri)
             if not watches:
@@ -219,9 +238,22 @@ class UndoWatch:
             self._end([w for w in watches if now > w.until])
             watches[:] = [w for w in watches if now <= w.until]
             was = [w.undone for w in watches]
+            # each watch's span and the changes touching it, together: an insertion at either end counts in
+            regions = [[w.begin, w.end, False] for w in watches]
             for change in changes:
-                for w in watches:
+                start, stop = change.start_offset, change.end_offset
+                delta = len(change.inserted_text) - len(change.removed_text)
+                for w, region in zip(watches, regions):
+                    lo, hi, _ = region
+                    if stop < lo or (stop == lo and start < lo):  # before it
+                        region[0], region[1] = lo + delta, hi + delta
+                    elif start <= hi:
+                        region[:] = [min(lo, start), max(hi, stop) + delta, True]
                     w.follow(change)
+            if text is not None:
+                for w, undone, (lo, hi, touched) in zip(watches, was, regions):
+                    if touched and w.undone == undone:
+                        w.swapped_in(text, lo, hi)
             if not watches:
                 del self._watches[uri]
             # what one message did, from its first change to its last (Emacs's undo of an eglot item removes the
@@ -246,10 +278,28 @@ class UndoWatch:
             self._watches[uri] = watches[-MAX_WATCHED_PER_DOCUMENT:]
         return True
 
+    def await_text(self, uri: str, item, units: int | None, until: float | None = None) -> None:
+        """Wait for the change that writes ``item``'s accepted text (``awaited``), until ``until`` (default
+        ``AWAIT_S`` from now); the newest ``MAX_WATCHED_PER_DOCUMENT`` wait."""
+        with self._lock:
+            waiting = [w for w in self._awaiting.get(uri, []) if w[0].id != item.id]
+            waiting.append((item, units, self.clock() + AWAIT_S if until is None else until))
+            self._awaiting[uri] = waiting[-MAX_WATCHED_PER_DOCUMENT:]
+
+    def awaited(self, uri: str) -> list[tuple[object, int | None, float]]:
+        """``uri`` changed: the accepts waiting for their text there whose time has not passed, (item, units, until)
+        each, no longer waiting (`watch_accept` again watches each, or has it wait on)."""
+        with self._lock:
+            if uri not in self._awaiting:
+                return []
+            now = self.clock()
+            return [w for w in self._awaiting.pop(uri) if now <= w[2]]
+
     def forget(self, uri: str) -> list[Kept]:
         """``uri`` closed: nothing of it is watched; returns ``ended``, its watches' figures with them."""
         with self._lock:
             self._end(self._watches.pop(uri, []))
+            self._awaiting.pop(uri, None)
         return self.ended()
 
     def end(self) -> list[Kept]:
@@ -258,6 +308,7 @@ class UndoWatch:
             for watches in self._watches.values():
                 self._end(watches)
             self._watches.clear()
+            self._awaiting.clear()
         return self.ended()
 
     def ended(self) -> list[Kept]:
@@ -276,10 +327,12 @@ class UndoWatch:
             return [w.suggestion_id for w in self._watches.get(uri, [])]
 
 
-def watch_accept(watch: UndoWatch, documents, item, units: int | None = None) -> bool:
+def watch_accept(watch: UndoWatch, documents, item, units: int | None = None, until: float | None = None) -> bool:
     """Watch the accept of ``item`` (an ``IssuedSuggestion`` whose text starts at ``item.start``): all of its text, or
     its first ``units`` UTF-16 units (a partial accept); ``documents``: the open documents. Whether it is watched: not
-    where its start is unknown (after a selected completion entry), or the document no longer holds the text there."""
+    where its start is unknown (after a selected completion entry), or the document no longer holds the text there.
+    A next edit whose range still holds what it replaces (the accept heard before the change that applies it) waits
+    for that change (`UndoWatch.await_text`, until ``until``)."""
     doc = documents.get(item.uri)
     if doc is None or item.start is None:
         return False
@@ -291,4 +344,13 @@ def watch_accept(watch: UndoWatch, documents, item, units: int | None = None) ->
     if crlf:  # a CRLF document holds its line breaks so
         accepted = accepted.replace("\n", "\r\n")
     # what a next edit replaced was read from the document, line breaks and all
-    return watch.accepted(item.uri, item.id, text, begin, accepted, units, crlf, item.replaced)
+    replaced = item.replaced
+    if replaced and replaced != accepted and text.startswith(replaced, begin):
+        # not applied yet (`width` still there for `w`, which it starts with: watched, it was taken for applied)
+        watch.await_text(item.uri, item, units, until)
+        return False
+    if watch.accepted(item.uri, item.id, text, begin, accepted, units, crlf, replaced):
+        return True
+    if replaced == "":  # an insertion not written yet
+        watch.await_text(item.uri, item, units, until)
+    return False
